@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig: PCI driver registration.
+ *
+ * The driver binds only through driver_override, exactly like vfio-pci:
+ *   echo vfio-mig > /sys/bus/pci/devices/BDF/driver_override
+ *   echo BDF > /sys/bus/pci/drivers_probe
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <linux/pci.h>
+
+#include "vfio_mig.h"
+
+#ifndef VFIO_MIG_VERSION
+#define VFIO_MIG_VERSION "0.0.0"
+#endif
+
+static bool enable_sriov;
+module_param(enable_sriov, bool, 0644);
+MODULE_PARM_DESC(enable_sriov,
+		 "Allow a PF bound to vfio-mig to create VFs through sriov_numvfs (default: off)");
+
+static int vmig_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct vmig_device *mdev;
+	int ret;
+
+	mdev = vfio_alloc_device(vmig_device, core.vdev, &pdev->dev,
+				 &vmig_vfio_ops);
+	if (IS_ERR(mdev))
+		return PTR_ERR(mdev);
+
+	dev_set_drvdata(&pdev->dev, &mdev->core);
+	ret = vfio_pci_core_register_device(&mdev->core);
+	if (ret) {
+		vfio_put_device(&mdev->core.vdev);
+		return ret;
+	}
+	pci_info(pdev, "bound to vfio-mig\n");
+	return 0;
+}
+
+static void vmig_remove(struct pci_dev *pdev)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
+
+	vfio_pci_core_unregister_device(core);
+	vfio_put_device(&core->vdev);
+}
+
+static int vmig_sriov_configure(struct pci_dev *pdev, int nr_virtfn)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
+
+	if (!enable_sriov)
+		return -ENOENT;
+	return vfio_pci_core_sriov_configure(core, nr_virtfn);
+}
+
+static const struct pci_device_id vmig_pci_table[] = {
+	{ PCI_DRIVER_OVERRIDE_DEVICE_VFIO(PCI_ANY_ID, PCI_ANY_ID) },
+	{}
+};
+MODULE_DEVICE_TABLE(pci, vmig_pci_table);
+
+static struct pci_driver vmig_pci_driver = {
+	.name			= "vfio-mig",
+	.id_table		= vmig_pci_table,
+	.probe			= vmig_probe,
+	.remove			= vmig_remove,
+	.sriov_configure	= vmig_sriov_configure,
+	.err_handler		= &vfio_pci_core_err_handlers,
+	.driver_managed_dma	= true,
+};
+
+module_pci_driver(vmig_pci_driver);
+
+MODULE_LICENSE("GPL");
+MODULE_AUTHOR("vfio-mig developers");
+MODULE_DESCRIPTION("VFIO PCI variant driver: live migration of passthrough devices without vendor support");
+MODULE_VERSION(VFIO_MIG_VERSION);

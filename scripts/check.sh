@@ -1,0 +1,91 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# make check: every suite, summed up in one closing line.
+#
+# Each step writes build/results/STEP.tap ('ok - ...' / 'not ok - ...');
+# the last line is 'N passed, N failed[, N skipped]' over all of them.
+# VMIG_KERNELS (space-separated releases) narrows the kernels; by default
+# both supported ones (scripts/kernels.sh list).
+set -uo pipefail
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+cd "$TOP"
+B=$TOP/build
+R=$B/results
+rm -rf "$R"
+mkdir -p "$R"
+KERNELS=${VMIG_KERNELS:-$(scripts/kernels.sh list)}
+KSRC=$(scripts/ksrc.sh)
+export KSFT_INC=$B/ksft
+mkdir -p "$KSFT_INC"
+cp "$KSRC"/tools/testing/selftests/kselftest*.h "$KSFT_INC/"
+t0=$(date +%s)
+
+step() { printf '\n==> %s\n' "$*"; }
+# tapline FILE ok|notok TEXT
+tapline() {
+	if [ "$2" = ok ]; then echo "ok - $3"; else echo "not ok - $3"; fi >> "$R/$1.tap"
+}
+
+step "kernel modules (warning-free), for: $KERNELS"
+for k in $KERNELS; do
+	if scripts/build-kmods.sh "$k" "$B/kmod/$k"; then
+		tapline build ok "modules build warning-free for $k"
+	else
+		tapline build notok "modules build warning-free for $k"
+	fi
+done
+
+step "migctl"
+if make -s -C tools/migctl > "$B/migctl-build.log" 2>&1; then
+	tapline build ok "migctl builds warning-free"
+else
+	cat "$B/migctl-build.log"
+	tapline build notok "migctl builds warning-free"
+fi
+
+step "checkpatch --strict and sparse"
+scripts/lint.sh "$R/lint.tap"
+
+step "DKMS add/build/install"
+scripts/dkms-check.sh "$R/dkms.tap" $KERNELS
+
+step "user-space unit tests (ASan/UBSan)"
+for d in selftests/unit/*/ tools/migctl/tests/; do
+	[ -f "$d/Makefile" ] || continue
+	name=$(basename "$d")
+	[ "$name" = tests ] && name=migctl
+	make -s -C "$d" run KSFT_INC="$KSFT_INC" > "$B/unit-$name.log" 2>&1
+	rc=$?
+	grep -E '^(not )?ok ' "$B/unit-$name.log" | sed 's/^/  /' | tail -n 40
+	python3 scripts/tap.py log "unit $name" "$B/unit-$name.log" $rc \
+		"$R/unit-$name.tap"
+done
+
+step "VM selftests"
+if make -s -C selftests vm OUT="$B/tests" KSFT_INC="$KSFT_INC" \
+	> "$B/tests-build.log" 2>&1; then
+	tapline build ok "VM selftests build"
+else
+	cat "$B/tests-build.log"
+	tapline build notok "VM selftests build"
+fi
+for k in $KERNELS; do
+	out=$B/vm/$k
+	step "VM on $k"
+	if ! scripts/kernels.sh fetch "$k" ||
+	   ! selftests/vm/mkinitramfs.sh "$k" "$B/kmod/$k" "$B/tests" \
+		"$B/vm/initramfs-$k.cpio.gz" "$TOP/tools/migctl/migctl"; then
+		tapline "vm-$k" notok "$k: test bed image built"
+		continue
+	fi
+	selftests/vm/run.sh "$k" "$B/vm/initramfs-$k.cpio.gz" "$out" test
+	python3 scripts/tap.py vm "$k" "$out"
+	cp "$out/results.tap" "$R/vm-$k.tap"
+	echo "$k: VM wall time $(cat "$out/wall_seconds") s (console log: $out/console.log)"
+done
+
+step "results"
+grep -h '^not ok' "$R"/*.tap
+echo "make check took $(( $(date +%s) - t0 )) s"
+python3 scripts/tap.py summary "$R"/*.tap

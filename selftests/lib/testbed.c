@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Test bed discovery and module handling shared by the VM selftests. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "edu.h"
+#include "testbed.h"
+
+int tb_devices(struct tb_devs *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->nr_edu = vmm_find(EDU_VENDOR, EDU_DEVICE, false, t->edu, 2);
+	if (t->nr_edu < 0)
+		return t->nr_edu;
+	t->nr_vf = vmm_find(TB_NVME_VENDOR, TB_NVME_DEVICE, true, t->vf, 1);
+	if (t->nr_vf < 0)
+		return t->nr_vf;
+	return 0;
+}
+
+int tb_module_load(const char *name)
+{
+	struct utsname u;
+	char path[512];
+	int fd, ret = 0;
+
+	uname(&u);
+	snprintf(path, sizeof(path), "/lib/modules/%s/extra/%s.ko", u.release,
+		 name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (syscall(SYS_finit_module, fd, "", 0))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int tb_module_unload(const char *name)
+{
+	return syscall(SYS_delete_module, name, O_NONBLOCK) ? -errno : 0;
+}
+
+bool tb_module_loaded(const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "/sys/module/%s/initstate", name);
+	return access(path, F_OK) == 0;
+}
+
+int tb_module_refcnt(const char *name)
+{
+	char path[256], buf[32];
+	int ret;
+
+	snprintf(path, sizeof(path), "/sys/module/%s/refcnt", name);
+	ret = vmm_sysfs_read(path, buf, sizeof(buf));
+	return ret ? ret : atoi(buf);
+}

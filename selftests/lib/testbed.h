@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* What the VM test bed provides: its devices and the project's modules. */
+#ifndef VMIG_TESTBED_H
+#define VMIG_TESTBED_H
+
+#include "vmm.h"
+
+#define TB_NVME_VENDOR	0x1b36
+#define TB_NVME_DEVICE	0x0010
+#define TB_DRIVER	"vfio-mig"
+
+struct tb_devs {
+	char edu[2][32];
+	int nr_edu;
+	char vf[1][32];
+	int nr_vf;
+};
+
+/* Discover the test bed's two edus and its NVMe VF; returns 0 or -errno. */
+int tb_devices(struct tb_devs *t);
+/* Load (finit_module) or unload (delete_module) one of our modules. */
+int tb_module_load(const char *name);
+int tb_module_unload(const char *name);
+bool tb_module_loaded(const char *name);
+/* Module reference count from /sys/module/NAME/refcnt, or -errno. */
+int tb_module_refcnt(const char *name);
+
+#endif

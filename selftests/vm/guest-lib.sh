@@ -1,0 +1,49 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Test bed set-up inside the guest: modules, and one NVMe VF provisioned
+# through the PF with nvme-cli (QEMU's SR-IOV NVMe, see shared TESTBED).
+
+# The PCI function with vendor:device $1:$2 that is (vf=1) or is not a VF.
+find_pci() {
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat "$d/vendor")" = "0x$1" ] || continue
+		[ "$(cat "$d/device")" = "0x$2" ] || continue
+		if [ -e "$d/physfn" ]; then isvf=1; else isvf=0; fi
+		[ "$isvf" = "$3" ] && basename "$d"
+	done
+}
+
+wait_for() {
+	i=0
+	while ! eval "$1"; do
+		i=$((i + 1))
+		[ $i -gt 200 ] && return 1
+		sleep 0.1
+	done
+}
+
+provision_vf() {
+	pf=$(find_pci 1b36 0010 0 | head -n 1)
+	[ -n "$pf" ] || { echo "no NVMe PF"; return 1; }
+	wait_for '[ -c /dev/nvme0 ] && grep -q live /sys/class/nvme/nvme0/state' ||
+		{ echo "nvme0 never came up"; return 1; }
+	echo 0 > "/sys/bus/pci/devices/$pf/sriov_drivers_autoprobe"
+	nvme virt-mgmt /dev/nvme0 -c 0 -r 1 -a 1 -n 0 >/dev/null &&
+	nvme virt-mgmt /dev/nvme0 -c 0 -r 0 -a 1 -n 0 >/dev/null &&
+	echo 1 > "/sys/bus/pci/devices/$pf/reset" &&
+	wait_for 'grep -q live /sys/class/nvme/nvme0/state' &&
+	echo 1 > "/sys/bus/pci/devices/$pf/sriov_numvfs" &&
+	nvme virt-mgmt /dev/nvme0 -c 1 -r 1 -a 8 -n 1 >/dev/null &&
+	nvme virt-mgmt /dev/nvme0 -c 1 -r 0 -a 8 -n 2 >/dev/null &&
+	nvme virt-mgmt /dev/nvme0 -c 1 -r 0 -a 9 -n 0 >/dev/null ||
+		{ echo "VF provisioning failed"; return 1; }
+	echo "provisioned NVMe VF $(find_pci 1b36 0010 1) on PF $pf"
+}
+
+testbed_setup() {
+	for m in vfio_iommu_type1 vfio_pci nvme dirty_track vfio_mig \
+		 sriov_shadow; do
+		modprobe "$m" || { echo "modprobe $m failed"; return 1; }
+	done
+	provision_vf
+}

@@ -1,0 +1,77 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Build the guest's busybox initramfs for one kernel.
+#
+#   mkinitramfs.sh KVER KODIR TESTDIR OUT.cpio.gz [EXTRA_BIN...]
+#
+# KODIR holds our modules built for KVER; TESTDIR holds SUITE/*_test
+# binaries; EXTRA_BIN are host programs copied with their libraries
+# (migctl). Guest kernel modules come from Debian's image of KVER,
+# unpacked by scripts/kernels.sh fetch.
+set -euo pipefail
+
+KVER=$1 KODIR=$2 TESTDIR=$3
+mkdir -p "$(dirname "$4")"
+OUT=$(cd "$(dirname "$4")" && pwd)/$(basename "$4")
+shift 4
+HERE=$(cd "$(dirname "$0")" && pwd)
+CACHE=${VMIG_CACHE:-${HOME:-/root}/.cache/vfio-mig}
+IMG=$CACHE/kernels/$KVER/root
+# Kernel modules the guest loads, with everything they depend on.
+GUEST_MODULES=(vfio_pci vfio_iommu_type1 nvme veth virtio_net)
+
+[ -f "$CACHE/kernels/$KVER/.complete" ] || {
+	echo "mkinitramfs: no guest kernel $KVER (scripts/kernels.sh fetch)" >&2
+	exit 1
+}
+
+ROOT=$(mktemp -d)
+trap 'rm -rf "$ROOT"' EXIT
+mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,root}
+mkdir -p "$ROOT/lib/modules/$KVER/extra"
+
+cp /bin/busybox "$ROOT/bin/busybox"
+ln -s busybox "$ROOT/bin/sh"
+install -m 0755 "$HERE/init" "$ROOT/init"
+install -m 0755 "$HERE/guest-lib.sh" "$ROOT/bin/guest-lib.sh"
+[ -f "$HERE/demo-guest.sh" ] && install -m 0755 "$HERE/demo-guest.sh" "$ROOT/bin/"
+
+# Distribution modules: decompress so busybox modprobe can load them.
+MODS=$(for m in "${GUEST_MODULES[@]}"; do
+	modprobe -d "$IMG" -S "$KVER" --show-depends "$m"
+done | awk '$1 == "insmod" { print $2 }' | sort -u)
+for src in $MODS; do
+	rel=${src#"$IMG"/lib/modules/"$KVER"/}
+	dst=$ROOT/lib/modules/$KVER/${rel%.xz}
+	mkdir -p "$(dirname "$dst")"
+	case "$src" in
+	*.xz) xz -dc "$src" > "$dst" ;;
+	*) cp "$src" "$dst" ;;
+	esac
+done
+for f in modules.builtin modules.builtin.modinfo modules.order; do
+	[ -f "$IMG/lib/modules/$KVER/$f" ] &&
+		cp "$IMG/lib/modules/$KVER/$f" "$ROOT/lib/modules/$KVER/"
+done
+cp "$KODIR"/*.ko "$ROOT/lib/modules/$KVER/extra/"
+depmod -b "$ROOT" "$KVER"
+
+# Host programs with their shared libraries.
+copy_bin() {
+	local bin=$1 lib
+	install -D -m 0755 "$bin" "$ROOT/usr/sbin/$(basename "$bin")"
+	for lib in $(ldd "$bin" 2>/dev/null | grep -o '/[^ ]*'); do
+		[ -e "$ROOT$lib" ] || install -D -m 0755 "$lib" "$ROOT$lib"
+	done
+}
+copy_bin "$(command -v nvme)"
+for b in "$@"; do
+	copy_bin "$b"
+done
+
+mkdir -p "$ROOT/tests"
+cp -r "$TESTDIR"/. "$ROOT/tests/"
+
+(cd "$ROOT" && find . -print0 | cpio --null -o -H newc --quiet) |
+	gzip -1 > "$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
