@@ -2,7 +2,7 @@
 /*
  * sriov-shadow: the shadow adapter that absorbs a guest driver's register
  * accesses while the real VF is stopped, drained and replaced during
- * switchover (see Documentation/design.rst).
+ * switchover (see ../shared/DESIGN.md, "Shadow adapter").
  *
  * The adapter registers with vfio_mig through its registration API; that
  * API arrives with the switchover work. Until then this module only

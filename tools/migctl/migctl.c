@@ -388,7 +388,7 @@ int migctl_main(int argc, char **argv)
 	const char *cmd;
 	int c, ret;
 
-	optind = 1;
+	optind = 0;	/* full getopt re-initialisation (glibc) */
 	memset(&js, 0, sizeof(js));
 	while ((c = getopt_long(argc, argv, "+jpVh", opts, NULL)) != -1) {
 		switch (c) {

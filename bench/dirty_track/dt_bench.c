@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Dirty-log benchmark: the real dirty_track core (mm/dirty-track/dt_core.c,
+ * built in user space through the unit-test shims) against a flat bitmap
+ * baseline (atomic set_bit per mark; each report scans every word, takes
+ * non-zero words with xchg and emits runs through the same kind of sink).
+ *
+ * Workloads (4 KiB pages, uniform random page choice from a fixed seed):
+ *   scattered: each dirty page chosen independently (worst case for any
+ *	       summary structure: no two dirty pages share a word);
+ *   clustered: dirty pages come in runs of 16 pages (64 KiB DMA buffers).
+ * 100% dirty marks the whole log with 1 GiB dt_mark() calls (baseline: word
+ * fills).  Times are the best of several runs.  Output: "key: value" lines.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
+#include <time.h>
+#include <linux/dirty_track.h>
+#include "dt_internal.h"
+
+#define GiB (1ULL << 30)
+#define TiB (1ULL << 40)
+#define BASELINE_CAP (1ULL << 30)	/* skip flat bitmaps above 1 GiB */
+#define IOVA_BASE (1ULL << 44)
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static uint64_t rs = 0x853c49e6748fea9bULL;
+static uint64_t rnd(void)
+{
+	rs ^= rs >> 12;
+	rs ^= rs << 25;
+	rs ^= rs >> 27;
+	return rs * 2685821657736338717ULL;
+}
+
+/* ---- sink shared by both: counts pages and runs ---- */
+struct cnt {
+	uint64_t pages, runs;
+};
+
+static void cnt_sink(void *priv, uint64_t iova, uint64_t len)
+{
+	struct cnt *c = priv;
+
+	c->pages += len >> 12;
+	c->runs++;
+}
+
+/* ---- flat baseline ---- */
+struct flat {
+	uint64_t *w;
+	uint64_t nwords;
+	uint64_t base;
+};
+
+static inline void flat_mark(struct flat *f, uint64_t iova)
+{
+	uint64_t p = (iova - f->base) >> 12;
+
+	__atomic_fetch_or(&f->w[p / 64], 1ULL << (p % 64), __ATOMIC_SEQ_CST);
+}
+
+static void flat_fill(struct flat *f)
+{
+	for (uint64_t i = 0; i < f->nwords; i++)
+		__atomic_fetch_or(&f->w[i], ~0ULL, __ATOMIC_SEQ_CST);
+}
+
+static void flat_report(struct flat *f, dt_sink_fn sink, void *priv)
+{
+	uint64_t rstart = 0, rend = 0, i;
+
+	for (i = 0; i < f->nwords; i++) {
+		uint64_t v;
+
+		if (!__atomic_load_n(&f->w[i], __ATOMIC_RELAXED))
+			continue;
+		v = __atomic_exchange_n(&f->w[i], 0, __ATOMIC_SEQ_CST);
+		while (v) {
+			unsigned int lo = __builtin_ctzll(v);
+			uint64_t x = v >> lo;
+			unsigned int len = ~x ? __builtin_ctzll(~x) : 64;
+			uint64_t g = i * 64 + lo;
+
+			if (g == rend && rend > rstart) {
+				rend += len;
+			} else {
+				if (rend > rstart)
+					sink(priv, f->base + (rstart << 12), (rend - rstart) << 12);
+				rstart = g;
+				rend = g + len;
+			}
+			if (lo + len >= 64)
+				break;
+			v &= ~((~0ULL) >> (63 - (lo + len - 1)));
+		}
+	}
+	if (rend > rstart)
+		sink(priv, f->base + (rstart << 12), (rend - rstart) << 12);
+}
+
+/* ---- workload ---- */
+static uint64_t *gen(uint64_t npages, double frac, int cluster, uint64_t *n)
+{
+	uint64_t want = (uint64_t)(npages * frac), k = 0, *v;
+
+	*n = 0;
+	if (!want)
+		return NULL;
+	v = malloc(sizeof(*v) * (want + cluster));
+	while (k < want) {
+		uint64_t p = rnd() % npages;
+
+		for (int j = 0; j < cluster && k < want; j++)
+			v[k++] = IOVA_BASE + (((p + j) % npages) << 12);
+	}
+	*n = k;
+	return v;
+}
+
+static void ours_apply(struct dt_log *log, uint64_t bytes, uint64_t *iovas,
+		       uint64_t n, int full)
+{
+	if (full) {
+		for (uint64_t a = 0; a < bytes; a += GiB)
+			dt_mark(log, IOVA_BASE + a, GiB, 0);
+		return;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		dt_mark(log, iovas[i], 1, 0);
+}
+
+static void flat_apply(struct flat *f, uint64_t *iovas, uint64_t n, int full)
+{
+	if (full) {
+		flat_fill(f);
+		return;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		flat_mark(f, iovas[i]);
+}
+
+struct row {
+	double ours_s, flat_s;		/* report times */
+	uint64_t pages_ours, pages_flat;
+	uint64_t bytes_ours;
+	int flat_skipped;
+};
+
+static struct row run(uint64_t bytes, double frac, int cluster, int reps)
+{
+	struct dt_range r = { IOVA_BASE, bytes };
+	uint64_t npages = bytes >> 12, n;
+	int full = frac >= 1.0;
+	uint64_t *iovas = full ? NULL : gen(npages, frac, cluster, &n);
+	struct row row = { 1e9, 1e9 };
+	struct dt_log *log = dt_log_create(&r, 1, 0);
+	struct dt_stats st;
+	struct flat f = { 0 };
+
+	if (full)
+		n = 0;
+	for (int i = 0; i < reps; i++) {
+		struct cnt c = { 0 };
+		double t;
+
+		ours_apply(log, bytes, iovas, n, full);
+		if (i == 0) {
+			dt_log_get_stats(log, &st);
+			row.bytes_ours = st.bitmap_bytes;
+		}
+		t = now();
+		dt_read_and_clear(log, IOVA_BASE, bytes, cnt_sink, &c, NULL);
+		t = now() - t;
+		if (t < row.ours_s)
+			row.ours_s = t;
+		row.pages_ours = c.pages;
+	}
+	dt_log_destroy(log);
+
+	f.nwords = npages / 64;
+	f.base = IOVA_BASE;
+	row.flat_skipped = f.nwords * 8 > BASELINE_CAP;
+	if (!row.flat_skipped) {
+		f.w = aligned_alloc(4096, f.nwords * 8);
+		memset(f.w, 0, f.nwords * 8);
+		for (int i = 0; i < reps; i++) {
+			struct cnt c = { 0 };
+			double t;
+
+			flat_apply(&f, iovas, n, full);
+			t = now();
+			flat_report(&f, cnt_sink, &c);
+			t = now() - t;
+			if (t < row.flat_s)
+				row.flat_s = t;
+			row.pages_flat = c.pages;
+		}
+		free(f.w);
+	}
+	free(iovas);
+	return row;
+}
+
+static double mark_cost(int ours, uint64_t bytes)
+{
+	uint64_t npages = bytes >> 12, n = 1 << 22, i;
+	uint64_t *iovas = malloc(n * 8);
+	struct dt_range r = { IOVA_BASE, bytes };
+	double best = 1e9;
+
+	for (i = 0; i < n; i++)
+		iovas[i] = IOVA_BASE + ((rnd() % npages) << 12);
+	if (ours) {
+		struct dt_log *log = dt_log_create(&r, 1, 0);
+
+		dt_prealloc(log, IOVA_BASE, bytes, GFP_KERNEL);	/* steady state */
+		for (int rep = 0; rep < 3; rep++) {
+			double t = now();
+
+			for (i = 0; i < n; i++)
+				dt_mark(log, iovas[i], 1, 0);
+			t = now() - t;
+			best = t < best ? t : best;
+			dt_read_and_clear(log, 0, UINT64_MAX, cnt_sink, &(struct cnt){0}, NULL);
+		}
+		dt_log_destroy(log);
+	} else {
+		struct flat f = { .nwords = npages / 64, .base = IOVA_BASE };
+
+		f.w = calloc(f.nwords, 8);
+		for (int rep = 0; rep < 3; rep++) {
+			double t = now();
+
+			for (i = 0; i < n; i++)
+				flat_mark(&f, iovas[i]);
+			t = now() - t;
+			best = t < best ? t : best;
+			memset(f.w, 0, f.nwords * 8);
+		}
+		free(f.w);
+	}
+	free(iovas);
+	return best * 1e9 / n;
+}
+
+static const char *pct_name(double frac)
+{
+	return frac == 0 ? "0pct" : frac < 0.001 ? "0.01pct" : frac < 0.5 ? "1pct" : "100pct";
+}
+
+int main(void)
+{
+	static const struct { uint64_t bytes; const char *name; } sizes[] = {
+		{ GiB, "1GiB" }, { 64 * GiB, "64GiB" }, { TiB, "1TiB" },
+		{ 16 * TiB, "16TiB" }, { 64 * TiB, "64TiB" },
+	};
+	static const double fracs[] = { 0, 0.0001, 0.01, 1.0 };
+	double t0 = now(), mo, mf;
+	struct row h, hc;
+
+	printf("workload: 4KiB pages; scattered=independent random pages, clustered=16-page runs\n");
+	printf("baseline: flat bitmap, atomic set_bit, full scan + xchg of non-zero words per report\n");
+	printf("baseline_memory_cap_bytes: %llu\n", BASELINE_CAP);
+
+	h = run(TiB, 0.0001, 1, 5);
+	hc = run(TiB, 0.0001, 16, 5);
+	printf("report_speedup_1TiB_0.01pct: %.1f\n", h.flat_s / h.ours_s);
+	printf("report_speedup_1TiB_0.01pct_clustered: %.1f\n", hc.flat_s / hc.ours_s);
+	h = run(TiB, 1.0, 1, 3);
+	printf("report_ratio_1TiB_100pct: %.2f\n", h.ours_s / h.flat_s);
+	/* random single-page marks, log preallocated (steady state) */
+	{
+		static const struct { uint64_t b; const char *n; } ms[] = {
+			{ GiB, "1GiB" }, { 64 * GiB, "64GiB" }, { TiB, "1TiB" },
+		};
+		double r64 = 0;
+
+		for (unsigned int i = 0; i < 3; i++) {
+			mo = mark_cost(1, ms[i].b);
+			mf = mark_cost(0, ms[i].b);
+			printf("mark_ns_%s: ours=%.1f baseline=%.1f ratio=%.2f\n",
+			       ms[i].n, mo, mf, mo / mf);
+			if (ms[i].b == 64 * GiB)
+				r64 = mo / mf;
+		}
+		printf("mark_ratio: %.2f\n", r64);
+	}
+	h = run(TiB, 0.0001, 1, 1);
+	hc = run(TiB, 0.0001, 16, 1);
+	printf("bytes_per_TiB_0.01pct: %llu\n", (unsigned long long)h.bytes_ours);
+	printf("bytes_per_TiB_0.01pct_clustered: %llu\n", (unsigned long long)hc.bytes_ours);
+	printf("bytes_per_TiB_baseline: %llu\n", (unsigned long long)(TiB >> 12) / 8);
+
+	printf("# table (scattered): size dirty ours_report_us baseline_report_us speedup ours_bytes baseline_bytes pages\n");
+	for (unsigned int s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		for (unsigned int d = 0; d < 4; d++) {
+			int big = sizes[s].bytes >= 16 * TiB;
+			/* >= 16 TiB at 1%: 16-page runs, to bound the marking time */
+			int cl = big && fracs[d] > 0.001 && fracs[d] < 1 ? 16 : 1;
+			struct row r = run(sizes[s].bytes, fracs[d], cl, big ? 1 : 3);
+			char key[64];
+
+			snprintf(key, sizeof(key), "%s_%s%s", sizes[s].name, pct_name(fracs[d]),
+				 cl > 1 ? "_clustered" : "");
+			if (r.flat_skipped)
+				printf("table_%s: ours_us=%.1f baseline=skipped(flat %llu bytes > cap) ours_bytes=%llu pages=%llu\n",
+				       key, r.ours_s * 1e6,
+				       (unsigned long long)(sizes[s].bytes >> 15),
+				       (unsigned long long)r.bytes_ours,
+				       (unsigned long long)r.pages_ours);
+			else
+				printf("table_%s: ours_us=%.1f baseline_us=%.1f speedup=%.2f ours_bytes=%llu baseline_bytes=%llu pages=%llu%s\n",
+				       key, r.ours_s * 1e6, r.flat_s * 1e6,
+				       r.flat_s / r.ours_s,
+				       (unsigned long long)r.bytes_ours,
+				       (unsigned long long)(sizes[s].bytes >> 15),
+				       (unsigned long long)r.pages_ours,
+				       r.pages_ours == r.pages_flat ? "" : " MISMATCH");
+			fflush(stdout);
+		}
+	}
+	printf("bench_seconds: %.1f\n", now() - t0);
+	return 0;
+}

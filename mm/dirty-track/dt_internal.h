@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * dirty_track internals shared by the core (dt_core.c, also built in user
+ * space by selftests/unit/dirty_track and bench/dirty_track through shims)
+ * and the kernel-only parts (dt_module.c).
+ */
+#ifndef _DT_INTERNAL_H
+#define _DT_INTERNAL_H
+
+#include <linux/bits.h>
+#include <linux/types.h>
+#include <linux/mutex.h>
+#include <linux/percpu.h>
+#include <linux/atomic.h>
+#include <linux/dirty_track.h>
+
+/*
+ * Geometry.  Page bits live in 512-byte leaf blocks of 4096 pages; 32 blocks
+ * form a chunk of 2^17 pages (512 MiB at 4 KiB).  Every level above the leaf
+ * is a summary with one bit per child:
+ *
+ *   log->top      bit c   -> dir[c].bsum or alldirty bit c may be non-zero
+ *   dir[c].bsum   bit b   -> chunk->ent[b].wsum may be non-zero
+ *   ent[b].wsum   bit w   -> ent[b].blk->bits[w] may be non-zero
+ *   blk->bits     bit p   -> page p is dirty
+ *
+ * A summary bit may be set while its child is clean (a superset), never the
+ * reverse once a dt_mark() call has returned.
+ */
+#define DT_BLOCK_SHIFT		12
+#define DT_BLOCK_PAGES		BIT(DT_BLOCK_SHIFT)
+#define DT_BLOCK_WORDS		(DT_BLOCK_PAGES / BITS_PER_LONG)
+#define DT_CHUNK_BLOCKS_SHIFT	5
+#define DT_CHUNK_BLOCKS		BIT(DT_CHUNK_BLOCKS_SHIFT)
+#define DT_CHUNK_SHIFT		(DT_BLOCK_SHIFT + DT_CHUNK_BLOCKS_SHIFT)
+#define DT_CHUNK_PAGES		BIT_ULL(DT_CHUNK_SHIFT)
+/* Slack for the per-range chunk alignment: at most one chunk per range. */
+#define DT_MAX_CHUNKS		((DT_MAX_PAGES >> DT_CHUNK_SHIFT) + DT_MAX_RANGES)
+
+/**
+ * struct dt_block - leaf bitmap, one bit per page
+ * @bits: page bits; set by markers with atomic RMW, cleared by the reporter
+ *	with xchg()/cmpxchg()
+ */
+struct dt_block {
+	unsigned long bits[DT_BLOCK_WORDS];
+};
+
+/**
+ * struct dt_chunk - lazily allocated header of one chunk
+ * @ent: per block: @ent.blk is published once with cmpxchg() and stays
+ *	until dt_log_destroy(); @ent.wsum has bit w set when @ent.blk->bits[w]
+ *	may be non-zero
+ */
+struct dt_chunk {
+	struct {
+		struct dt_block *blk;
+		unsigned long wsum;
+	} ent[DT_CHUNK_BLOCKS];
+};
+
+/**
+ * struct dt_dirent - directory entry, one per chunk, allocated at create time
+ * @chunk: the chunk header, published once with cmpxchg(), freed only by
+ *	dt_log_destroy()
+ * @bsum: bit b set when @chunk->ent[b].wsum may be non-zero
+ */
+struct dt_dirent {
+	struct dt_chunk *chunk;
+	unsigned long bsum;
+};
+
+/**
+ * struct dt_irange - a logged range after page rounding and merging
+ * @start: first byte, page aligned
+ * @last: last byte (inclusive), one below a page boundary
+ * @npages: pages in the range
+ * @base: global page index of @start; a multiple of DT_CHUNK_PAGES, so a
+ *	chunk never spans two ranges
+ */
+struct dt_irange {
+	u64 start;
+	u64 last;
+	u64 npages;
+	u64 base;
+};
+
+/* Per-CPU counters, updated with this_cpu_add() (IRQ safe). */
+struct dt_pcpu_stats {
+	u64 marks_fast;		/* single-page marks done by the fast path */
+	u64 marks;
+	u64 marked_pages;
+	u64 newly_dirty;
+	u64 oor_marks;
+	u64 oor_bytes;
+	u64 fallback_marks;
+};
+
+/**
+ * struct dt_log - a dirty log
+ * @shift: log2 of the page size
+ * @nr_ranges: entries in @ranges
+ * @nchunks: entries in @dir, bits in @top and @alldirty
+ * @logged_bytes: sum of the rounded range lengths
+ * @dir: chunk directory; see &struct dt_dirent for its rules
+ * @top: summary bit per chunk, see the geometry comment above
+ * @alldirty: bit c set when chunk c must be reported whole (atomic-context
+ *	fallback); set by markers, cleared by the reporter
+ * @all_mapped: all-mapped feeder attached; read with READ_ONCE() by the
+ *	reporter, written under @report_lock
+ * @pcpu: per-CPU statistics
+ * @bitmap_bytes: bytes allocated for bitmaps and directories
+ * @chunks_alloc: chunk headers allocated
+ * @blocks_alloc: leaf blocks allocated
+ * @last_oor_iova: latest out-of-range byte, WRITE_ONCE() by markers
+ * @report_lock: serialises reporters, feeder attach/detach and everything
+ *	below it
+ * @reports: report calls
+ * @reported_pages: pages delivered to sinks
+ * @cleared_pages: page bits cleared by reporters
+ * @fallback_reported: chunks reported whole because of @alldirty
+ * @oor_seen: out-of-range marks already returned in a &struct dt_report
+ * @iommu_domain: IOMMU domain of the iommu-hw feeder, or NULL
+ * @ranges: the logged ranges, sorted by @start, disjoint
+ *
+ * Lifetime: markers need no lock, but must hold an RCU read-side critical
+ * section (rcu_read_lock(), or preemption or IRQs disabled) from fetching the
+ * log pointer to returning from dt_mark(); the owner unpublishes the pointer
+ * and then calls dt_log_destroy(), which waits for a grace period first.
+ */
+struct dt_log {
+	unsigned int shift;
+	u32 nr_ranges;
+	u64 nchunks;
+	u64 logged_bytes;
+	struct dt_dirent *dir;
+	unsigned long *top;
+	unsigned long *alldirty;
+	bool all_mapped;
+	struct dt_pcpu_stats __percpu *pcpu;
+	atomic64_t bitmap_bytes;
+	atomic64_t chunks_alloc;
+	atomic64_t blocks_alloc;
+	u64 last_oor_iova;
+	struct mutex report_lock;	/* see above */
+	u64 reports;
+	u64 reported_pages;
+	u64 cleared_pages;
+	u64 fallback_reported;
+	u64 oor_seen;
+	void *iommu_domain;
+	struct dt_irange ranges[];
+};
+
+void dt_log_set_all_mapped(struct dt_log *log, bool on);
+
+#endif /* _DT_INTERNAL_H */

@@ -1,0 +1,39 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# What 'make demo' shows inside the test bed guest.
+. /bin/guest-lib.sh
+
+title() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+title "The test bed: $(uname -r), QEMU q35 + vIOMMU, two edu devices, SR-IOV NVMe"
+for d in /sys/bus/pci/devices/*; do
+	drv=$(basename "$(readlink "$d/driver" 2>/dev/null)" 2>/dev/null)
+	printf '  %s  %s:%s  %-12s %s\n' "$(basename "$d")" \
+		"$(cut -c3- "$d/vendor")" "$(cut -c3- "$d/device")" \
+		"${drv:-(no driver)}" \
+		"$([ -e "$d/physfn" ] && echo "VF of $(basename "$(readlink "$d/physfn")")")"
+done | grep -E '1234:11e8|1b36:0010'
+
+title "Modules"
+lsmod | grep -E '^(vfio_mig|dirty_track|sriov_shadow|vfio_pci_core) '
+run modinfo -F description vfio_mig
+run modinfo -F parm vfio_mig
+
+EDUS=$(find_pci 1234 11e8 0)
+VF=$(find_pci 1b36 0010 1)
+title "Bind both edus and the NVMe VF to vfio-mig"
+for b in $EDUS $VF; do
+	run migctl bind "$b"
+done
+run migctl dev show
+run migctl -j -p dev show "$VF"
+
+EDU=$(echo "$EDUS" | head -n 1)
+title "A VMM (the test VMM) drives edu $EDU through vfio-mig: DMA round trip"
+run /tests/tools/edu_dma "$EDU" --irq
+
+title "Give the VF back"
+run migctl unbind "$VF"
+echo
+echo "demo finished: devices bound to vfio-mig, one DMA through it."
