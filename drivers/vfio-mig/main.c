@@ -22,6 +22,21 @@ module_param(enable_sriov, bool, 0644);
 MODULE_PARM_DESC(enable_sriov,
 		 "Allow a PF bound to vfio-mig to create VFs through sriov_numvfs (default: off)");
 
+LIST_HEAD(vmig_devices);
+/* Protects vmig_devices; see vfio_mig.h for the rules. */
+DEFINE_MUTEX(vmig_devices_lock);
+
+struct vmig_device *vmig_find_locked(const char *name)
+{
+	struct vmig_device *mdev;
+
+	lockdep_assert_held(&vmig_devices_lock);
+	list_for_each_entry(mdev, &vmig_devices, node)
+		if (!strcmp(pci_name(mdev->core.pdev), name))
+			return mdev;
+	return NULL;
+}
+
 static int vmig_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct vmig_device *mdev;
@@ -38,6 +53,9 @@ static int vmig_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		vfio_put_device(&mdev->core.vdev);
 		return ret;
 	}
+	mutex_lock(&vmig_devices_lock);
+	list_add_tail(&mdev->node, &vmig_devices);
+	mutex_unlock(&vmig_devices_lock);
 	pci_info(pdev, "bound to vfio-mig\n");
 	return 0;
 }
@@ -45,7 +63,11 @@ static int vmig_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 static void vmig_remove(struct pci_dev *pdev)
 {
 	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
+	struct vmig_device *mdev = to_vmig(&core->vdev);
 
+	mutex_lock(&vmig_devices_lock);
+	list_del(&mdev->node);
+	mutex_unlock(&vmig_devices_lock);
 	vfio_pci_core_unregister_device(core);
 	vfio_put_device(&core->vdev);
 }
