@@ -258,8 +258,15 @@ static const char *pct_name(double frac)
 	return frac == 0 ? "0pct" : frac < 0.001 ? "0.01pct" : frac < 0.5 ? "1pct" : "100pct";
 }
 
-int main(void)
+/*
+ * With an argument, run one part only (for development): "report" (the
+ * 1 TiB headline reports), "mark" [GiB] (mark costs), "bytes" or "table";
+ * "sparse" and "hot" repeat one case for profiling.
+ */
+int main(int argc, char **argv)
 {
+	const char *only = argc > 1 ? argv[1] : NULL;
+#define PART(name) (!only || !strcmp(only, name))
 	static const struct { uint64_t bytes; const char *name; } sizes[] = {
 		{ GiB, "1GiB" }, { 64 * GiB, "64GiB" }, { TiB, "1TiB" },
 		{ 16 * TiB, "16TiB" }, { 64 * TiB, "64TiB" },
@@ -272,20 +279,39 @@ int main(void)
 	printf("baseline: flat bitmap, atomic set_bit, full scan + xchg of non-zero words per report\n");
 	printf("baseline_memory_cap_bytes: %llu\n", BASELINE_CAP);
 
-	h = run(TiB, 0.0001, 1, 5);
-	hc = run(TiB, 0.0001, 16, 5);
-	printf("report_speedup_1TiB_0.01pct: %.1f\n", h.flat_s / h.ours_s);
-	printf("report_speedup_1TiB_0.01pct_clustered: %.1f\n", hc.flat_s / hc.ours_s);
-	h = run(TiB, 1.0, 1, 3);
-	printf("report_ratio_1TiB_100pct: %.2f\n", h.ours_s / h.flat_s);
+	if (only && !strcmp(only, "hot")) {	/* profiling aid */
+		h = run(GiB, 0.01, 1, 2000);
+		printf("hot_1GiB_1pct: ours_us=%.1f baseline_us=%.1f\n",
+		       h.ours_s * 1e6, h.flat_s * 1e6);
+	}
+	if (only && !strcmp(only, "sparse")) {	/* profiling aid */
+		for (int i = 0; i < 5; i++) {
+			h = run(TiB, 0.0001, 1, 5);
+			printf("report_speedup_1TiB_0.01pct: %.1f (ours_us=%.1f baseline_us=%.1f)\n",
+			       h.flat_s / h.ours_s, h.ours_s * 1e6, h.flat_s * 1e6);
+		}
+	}
+	if (PART("report")) {
+		h = run(TiB, 0.0001, 1, 5);
+		hc = run(TiB, 0.0001, 16, 5);
+		printf("report_speedup_1TiB_0.01pct: %.1f (ours_us=%.1f baseline_us=%.1f)\n",
+		       h.flat_s / h.ours_s, h.ours_s * 1e6, h.flat_s * 1e6);
+		printf("report_speedup_1TiB_0.01pct_clustered: %.1f\n", hc.flat_s / hc.ours_s);
+		h = run(TiB, 1.0, 1, 3);
+		printf("report_ratio_1TiB_100pct: %.2f (ours_us=%.1f baseline_us=%.1f)\n",
+		       h.ours_s / h.flat_s, h.ours_s * 1e6, h.flat_s * 1e6);
+	}
 	/* random single-page marks, log preallocated (steady state) */
-	{
+	if (PART("mark")) {
 		static const struct { uint64_t b; const char *n; } ms[] = {
 			{ GiB, "1GiB" }, { 64 * GiB, "64GiB" }, { TiB, "1TiB" },
 		};
 		double r64 = 0;
 
 		for (unsigned int i = 0; i < 3; i++) {
+			if (only && !strcmp(only, "mark") && argc > 2 &&
+			    ms[i].b != strtoull(argv[2], NULL, 0) << 30)
+				continue;
 			mo = mark_cost(1, ms[i].b);
 			mf = mark_cost(0, ms[i].b);
 			printf("mark_ns_%s: ours=%.1f baseline=%.1f ratio=%.2f\n",
@@ -295,11 +321,15 @@ int main(void)
 		}
 		printf("mark_ratio: %.2f\n", r64);
 	}
-	h = run(TiB, 0.0001, 1, 1);
-	hc = run(TiB, 0.0001, 16, 1);
-	printf("bytes_per_TiB_0.01pct: %llu\n", (unsigned long long)h.bytes_ours);
-	printf("bytes_per_TiB_0.01pct_clustered: %llu\n", (unsigned long long)hc.bytes_ours);
-	printf("bytes_per_TiB_baseline: %llu\n", (unsigned long long)(TiB >> 12) / 8);
+	if (PART("bytes")) {
+		h = run(TiB, 0.0001, 1, 1);
+		hc = run(TiB, 0.0001, 16, 1);
+		printf("bytes_per_TiB_0.01pct: %llu\n", (unsigned long long)h.bytes_ours);
+		printf("bytes_per_TiB_0.01pct_clustered: %llu\n", (unsigned long long)hc.bytes_ours);
+		printf("bytes_per_TiB_baseline: %llu\n", (unsigned long long)(TiB >> 12) / 8);
+	}
+	if (!PART("table"))
+		return 0;
 
 	printf("# table (scattered): size dirty ours_report_us baseline_report_us speedup ours_bytes baseline_bytes pages\n");
 	for (unsigned int s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {

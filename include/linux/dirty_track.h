@@ -63,8 +63,8 @@ enum dt_mark_flags {
  * @reports: dt_read_and_clear() and dt_read_and_clear_user() calls
  * @reported_pages: pages delivered to sinks so far
  * @bitmap_bytes: bytes allocated for the log's bitmaps and directories
- * @chunks: chunk headers allocated (each covers 2^17 pages)
- * @blocks: leaf blocks allocated (each holds 4096 page bits, 512 bytes)
+ * @chunks: chunk headers allocated (each covers 2^18 pages, 2 KiB)
+ * @blocks: leaf blocks allocated (each holds 1024 page bits, 128 bytes)
  * @oor_marks: dt_mark() calls that hit at least one byte outside the logged
  *	ranges (those bytes are not logged; the event is counted and reported)
  * @oor_bytes: bytes passed to dt_mark() that fell outside the logged ranges

@@ -6,17 +6,17 @@
  * bench/dirty_track) against thin shims of the kernel headers it includes;
  * keep it to the kernel APIs those shims provide.
  *
- * Memory ordering.  A marker sets bits bottom-up: the page bit, then the word
- * summary, then the block summary, then the chunk bit, each with a fully
- * ordered atomic RMW (or a plain test that finds the bit already set).  The
- * reporter clears top-down with xchg()/cmpxchg(), so a summary bit is always
- * cleared before the bits it summarises.  If a marker's test of a summary bit
- * reads it as set before the reporter clears it, the marker's page bit was set
- * before that clear, and the reporter's later xchg() of the page word sees it
- * (store-buffering with full barriers on both sides); if it reads it clear,
- * the marker sets it and the next report finds the page.  The marker always
- * walks every level, so when dt_mark() returns each of its pages is either
- * reachable from the top or already taken by a running report.
+ * Memory ordering.  A marker sets bits bottom-up: the page bit, then the line
+ * summary bit, then the chunk's top bit, each with a fully ordered atomic RMW
+ * (or a plain test that finds the bit already set, followed by smp_rmb()).
+ * The reporter clears top-down with xchg()/cmpxchg(), so a summary bit is
+ * always cleared before the bits it summarises.  If a marker's test of a
+ * summary bit reads it as set before the reporter clears it, the marker's page
+ * bit was set before that clear, and the reporter's later read of the page
+ * word sees it (store-buffering with full barriers on both sides); if it reads
+ * it clear, the marker sets it and the next report finds the page.  The marker
+ * always walks every level, so when dt_mark() returns each of its pages is
+ * either reachable from the top or already taken by a running report.
  */
 
 #include <linux/atomic.h>
@@ -65,6 +65,8 @@ static inline unsigned long dt_word_set(unsigned long *w, unsigned long mask)
 			return 0;
 		return mask;
 	}
+	if (mask == ~0UL)
+		return ~xchg(w, ~0UL);
 	while (!try_cmpxchg(w, &old, old | mask))
 		;
 	return mask & ~old;
@@ -93,6 +95,29 @@ static inline unsigned long dt_word_take(unsigned long *w, unsigned long clear,
 	return old & want;
 }
 
+/* Set bit @n of bitmap @map (test first); fully ordered as dt_word_set(). */
+static __always_inline void dt_set_bit(unsigned long *map, u64 n)
+{
+	unsigned long *w = &map[n / BITS_PER_LONG];
+
+	if (READ_ONCE(*w) & BIT(n % BITS_PER_LONG))
+		smp_rmb();	/* order the test before the next level's test */
+	else
+		test_and_set_bit(n % BITS_PER_LONG, w);
+}
+
+/* Set bits @a..@z (inclusive) of bitmap @map. */
+static void dt_set_bits(unsigned long *map, u64 a, u64 z)
+{
+	u64 w;
+
+	for (w = a / BITS_PER_LONG; w <= z / BITS_PER_LONG; w++)
+		dt_word_set(&map[w],
+			    dt_mask(w == a / BITS_PER_LONG ? a % BITS_PER_LONG : 0,
+				    w == z / BITS_PER_LONG ? z % BITS_PER_LONG :
+				    BITS_PER_LONG - 1));
+}
+
 static void dt_account(struct dt_log *log, s64 bytes)
 {
 	atomic64_add(bytes, &log->bitmap_bytes);
@@ -119,7 +144,7 @@ static int dt_cmp_range(const void *a, const void *b)
  *
  * Each range is widened to whole pages; ranges that then share a page are
  * merged.  Ranges whose bytes overlap are rejected.  Only the directory and
- * summaries are allocated here (about 16 bytes per 2^17 logged pages);
+ * summaries are allocated here (about 72 bytes per 2^18 logged pages);
  * bitmaps are allocated as pages are first marked, or by dt_prealloc().
  *
  * Context: process context, may sleep.
@@ -203,14 +228,18 @@ struct dt_log *dt_log_create(const struct dt_range *ranges, u32 nr_ranges,
 
 	ret = -ENOMEM;
 	log->dir = kvcalloc(nchunks, sizeof(*log->dir), GFP_KERNEL);
+	log->lsum = kvcalloc(nchunks * DT_CHUNK_SUM_WORDS, sizeof(long),
+			     GFP_KERNEL);
 	log->top = kvcalloc(BITS_TO_LONGS(nchunks), sizeof(long), GFP_KERNEL);
 	log->alldirty = kvcalloc(BITS_TO_LONGS(nchunks), sizeof(long),
 				 GFP_KERNEL);
 	log->pcpu = alloc_percpu(struct dt_pcpu_stats);
-	if (!log->dir || !log->top || !log->alldirty || !log->pcpu)
+	if (!log->dir || !log->lsum || !log->top || !log->alldirty ||
+	    !log->pcpu)
 		goto out_free_log;
 	mutex_init(&log->report_lock);
-	dt_account(log, nchunks * sizeof(*log->dir) +
+	dt_account(log, nchunks * (sizeof(*log->dir) +
+				   DT_CHUNK_SUM_WORDS * sizeof(long)) +
 		   2 * BITS_TO_LONGS(nchunks) * sizeof(long));
 	kfree(sorted);
 	return log;
@@ -219,6 +248,7 @@ out_free_log:
 	free_percpu(log->pcpu);
 	kvfree(log->alldirty);
 	kvfree(log->top);
+	kvfree(log->lsum);
 	kvfree(log->dir);
 	kfree(log);
 out_free_sorted:
@@ -248,17 +278,18 @@ void dt_log_destroy(struct dt_log *log)
 		return;
 	synchronize_rcu();
 	for (c = 0; c < log->nchunks; c++) {
-		struct dt_chunk *chunk = log->dir[c].chunk;
+		struct dt_chunk *chunk = log->dir[c];
 
 		if (!chunk)
 			continue;
 		for (b = 0; b < DT_CHUNK_BLOCKS; b++)
-			kfree(chunk->ent[b].blk);
+			kfree(chunk->blk[b]);
 		kfree(chunk);
 	}
 	free_percpu(log->pcpu);
 	kvfree(log->alldirty);
 	kvfree(log->top);
+	kvfree(log->lsum);
 	kvfree(log->dir);
 	mutex_destroy(&log->report_lock);
 	kfree(log);
@@ -282,7 +313,7 @@ EXPORT_SYMBOL_GPL(dt_log_page_size);
 
 static struct dt_chunk *dt_get_chunk(struct dt_log *log, u64 c, gfp_t gfp)
 {
-	struct dt_chunk *chunk = READ_ONCE(log->dir[c].chunk), *old;
+	struct dt_chunk *chunk = READ_ONCE(log->dir[c]), *old;
 
 	if (chunk || !gfp)
 		return chunk;
@@ -290,7 +321,7 @@ static struct dt_chunk *dt_get_chunk(struct dt_log *log, u64 c, gfp_t gfp)
 	if (!chunk)
 		return NULL;
 	/* Fully ordered: the zeroed contents are visible before the pointer. */
-	old = cmpxchg(&log->dir[c].chunk, NULL, chunk);
+	old = cmpxchg(&log->dir[c], NULL, chunk);
 	if (old) {
 		kfree(chunk);
 		return old;
@@ -304,14 +335,14 @@ static struct dt_block *dt_get_block(struct dt_log *log,
 				     struct dt_chunk *chunk, unsigned int b,
 				     gfp_t gfp)
 {
-	struct dt_block *blk = READ_ONCE(chunk->ent[b].blk), *old;
+	struct dt_block *blk = READ_ONCE(chunk->blk[b]), *old;
 
 	if (blk || !gfp)
 		return blk;
 	blk = kzalloc(sizeof(*blk), gfp);
 	if (!blk)
 		return NULL;
-	old = cmpxchg(&chunk->ent[b].blk, NULL, blk);
+	old = cmpxchg(&chunk->blk[b], NULL, blk);
 	if (old) {
 		kfree(blk);
 		return old;
@@ -340,18 +371,12 @@ static u32 dt_find_range(const struct dt_log *log, u64 iova)
 	return lo;
 }
 
-static inline void dt_set_top(struct dt_log *log, u64 c)
-{
-	dt_word_set(&log->top[c / BITS_PER_LONG], BIT(c % BITS_PER_LONG));
-}
-
 /* Record pages [g, g + n) (global indices inside one chunk) as dirty. */
 static bool dt_mark_chunk(struct dt_log *log, u64 g, u64 n, gfp_t gfp,
 			  u64 *newly)
 {
-	u64 c = g >> DT_CHUNK_SHIFT;
+	u64 c = g >> DT_CHUNK_SHIFT, g0 = g;
 	struct dt_chunk *chunk = dt_get_chunk(log, c, gfp);
-	unsigned long bmask = 0;
 
 	if (!chunk)
 		goto fallback;
@@ -360,7 +385,6 @@ static bool dt_mark_chunk(struct dt_log *log, u64 g, u64 n, gfp_t gfp,
 		unsigned int off = g & (DT_BLOCK_PAGES - 1);
 		unsigned int cnt = min_t(u64, n, DT_BLOCK_PAGES - off);
 		struct dt_block *blk = dt_get_block(log, chunk, b, gfp);
-		unsigned long wmask = 0;
 		unsigned int w, lo, hi;
 
 		if (!blk)
@@ -372,23 +396,21 @@ static bool dt_mark_chunk(struct dt_log *log, u64 g, u64 n, gfp_t gfp,
 			     (off + cnt - 1) % BITS_PER_LONG : BITS_PER_LONG - 1;
 			*newly += hweight_long(dt_word_set(&blk->bits[w],
 							   dt_mask(lo, hi)));
-			wmask |= BIT(w);
 		}
-		dt_word_set(&chunk->ent[b].wsum, wmask);
-		bmask |= BIT(b);
 		g += cnt;
 		n -= cnt;
 	}
-	dt_word_set(&log->dir[c].bsum, bmask);
-	dt_set_top(log, c);
+	dt_set_bits(log->lsum, g0 >> DT_LINE_SHIFT, (g - 1) >> DT_LINE_SHIFT);
+	dt_set_bit(log->top, c);
 	return true;
 
 fallback:
 	/* Publish what was marked so far, then the whole-chunk bit. */
-	if (bmask)
-		dt_word_set(&log->dir[c].bsum, bmask);
-	dt_word_set(&log->alldirty[c / BITS_PER_LONG], BIT(c % BITS_PER_LONG));
-	dt_set_top(log, c);
+	if (g > g0)
+		dt_set_bits(log->lsum, g0 >> DT_LINE_SHIFT,
+			    (g - 1) >> DT_LINE_SHIFT);
+	dt_set_bit(log->alldirty, c);
+	dt_set_bit(log->top, c);
 	return false;
 }
 
@@ -480,74 +502,64 @@ static void dt_mark_fn(struct dt_log *log, u64 g, u64 n, void *arg)
  */
 static __always_inline bool dt_mark_one(struct dt_log *log, u64 iova)
 {
-	const struct dt_irange *r;
+	const struct dt_irange *r = &log->ranges[0];
+	/*
+	 * Loaded up front: the CPU can fetch these while the page bit's
+	 * cache line is still on its way; the summary words themselves are
+	 * read only after the page bit is set.
+	 */
+	unsigned long *lsum = log->lsum, *top = log->top;
+	struct dt_pcpu_stats __percpu *pcpu = log->pcpu;
 	struct dt_chunk *chunk;
 	struct dt_block *blk;
-	unsigned long *w, m;
-	unsigned int b, wi;
-	u64 g, c;
+	unsigned long *w;
+	u32 i;
+	u64 g;
 
-	r = &log->ranges[log->nr_ranges == 1 ? 0 : dt_find_range(log, iova)];
-	if (r == &log->ranges[log->nr_ranges] || iova < r->start ||
-	    iova > r->last)
-		return false;
+	if (unlikely(iova - r->start > r->last - r->start)) {
+		if (log->nr_ranges == 1)
+			return false;
+		/* Several ranges: try the last one hit, then search. */
+		r = &log->ranges[READ_ONCE(log->hint)];
+		if (iova - r->start > r->last - r->start) {
+			i = dt_find_range(log, iova);
+			if (i >= log->nr_ranges)
+				return false;
+			r = &log->ranges[i];
+			if (iova < r->start)
+				return false;
+			WRITE_ONCE(log->hint, i);
+		}
+	}
 	g = r->base + ((iova - r->start) >> log->shift);
-	c = g >> DT_CHUNK_SHIFT;
-	chunk = READ_ONCE(log->dir[c].chunk);
-	if (!chunk)
+	chunk = READ_ONCE(log->dir[g >> DT_CHUNK_SHIFT]);
+	if (unlikely(!chunk))
 		return false;
-	b = (g >> DT_BLOCK_SHIFT) & (DT_CHUNK_BLOCKS - 1);
-	blk = READ_ONCE(chunk->ent[b].blk);
-	if (!blk)
+	blk = READ_ONCE(chunk->blk[(g >> DT_BLOCK_SHIFT) &
+				   (DT_CHUNK_BLOCKS - 1)]);
+	if (unlikely(!blk))
 		return false;
-	wi = (g & (DT_BLOCK_PAGES - 1)) / BITS_PER_LONG;
-	w = &blk->bits[wi];
-	m = BIT(g % BITS_PER_LONG);
-	if (!(READ_ONCE(*w) & m)) {
+	w = &blk->bits[(g / BITS_PER_LONG) & (DT_BLOCK_WORDS - 1)];
+	if (!(READ_ONCE(*w) & BIT(g % BITS_PER_LONG))) {
 		if (!test_and_set_bit(g % BITS_PER_LONG, w))
-			this_cpu_inc(log->pcpu->newly_dirty);
+			this_cpu_inc(pcpu->newly_dirty);
 	} else {
 		smp_rmb();	/* order the test before the summary tests */
 	}
-	dt_word_set(&chunk->ent[b].wsum, BIT(wi));
-	dt_word_set(&log->dir[c].bsum, BIT(b));
-	dt_set_top(log, c);
-	this_cpu_inc(log->pcpu->marks_fast);
+	dt_set_bit(lsum, g >> DT_LINE_SHIFT);
+	dt_set_bit(top, g >> DT_CHUNK_SHIFT);
+	this_cpu_inc(pcpu->marks_fast);
 	return true;
 }
 
-/**
- * dt_mark() - record that a device wrote [@iova, @iova + @length)
- * @log: the log
- * @iova: first byte written
- * @length: bytes written; 0 is a no-op
- * @flags: %DT_MARK_ATOMIC or 0
- *
- * Every page touched by the range is marked dirty.  Lock free; never sleeps.
- * Without %DT_MARK_ATOMIC, and outside hard IRQ, NMI and IRQs-disabled
- * context, a missing bitmap block is allocated with GFP_NOWAIT; in atomic
- * context, or if that fails, the chunk is marked "all dirty" instead (see
- * &enum dt_mark_flags).  Bytes outside the logged ranges are not logged but
- * counted (&dt_stats.oor_marks, &dt_stats.oor_bytes) and returned by the next
- * report.  A mark that returns before a report starts is delivered by that
- * report or an earlier one.
- *
- * Context: any, including hard IRQ; the caller holds an RCU read-side
- * critical section covering its access to @log (see dt_log_destroy()).
- * Return: 0, or -ERANGE if some bytes were outside the logged ranges.
- */
-int dt_mark(struct dt_log *log, u64 iova, u64 length, unsigned int flags)
+/* dt_mark() for several pages, missing blocks and out-of-range bytes. */
+static noinline int dt_mark_slow(struct dt_log *log, u64 iova, u64 length,
+				 unsigned int flags)
 {
 	struct dt_mark_arg m = { };
 	u64 end, oor, first_oor = 0, wrap = 0;
 
 	if (!length)
-		return 0;
-	/* One page, block present: no allocation, no range walk. */
-	if (likely(length <= (1ULL << log->shift) &&
-		   !((iova ^ (iova + (length - 1))) >> log->shift) &&
-		   iova + (length - 1) >= iova) &&
-	    dt_mark_one(log, iova))
 		return 0;
 	if (!dt_atomic_context(flags))
 		m.gfp = GFP_NOWAIT | __GFP_NOWARN;
@@ -575,6 +587,39 @@ int dt_mark(struct dt_log *log, u64 iova, u64 length, unsigned int flags)
 	}
 	return 0;
 }
+
+/**
+ * dt_mark() - record that a device wrote [@iova, @iova + @length)
+ * @log: the log
+ * @iova: first byte written
+ * @length: bytes written; 0 is a no-op
+ * @flags: %DT_MARK_ATOMIC or 0
+ *
+ * Every page touched by the range is marked dirty.  Lock free; never sleeps.
+ * Without %DT_MARK_ATOMIC, and outside hard IRQ, NMI and IRQs-disabled
+ * context, a missing bitmap block is allocated with GFP_NOWAIT; in atomic
+ * context, or if that fails, the chunk is marked "all dirty" instead (see
+ * &enum dt_mark_flags).  Bytes outside the logged ranges are not logged but
+ * counted (&dt_stats.oor_marks, &dt_stats.oor_bytes) and returned by the next
+ * report.  A mark that returns before a report starts is delivered by that
+ * report or an earlier one.
+ *
+ * Context: any, including hard IRQ; the caller holds an RCU read-side
+ * critical section covering its access to @log (see dt_log_destroy()).
+ * Return: 0, or -ERANGE if some bytes were outside the logged ranges.
+ */
+int dt_mark(struct dt_log *log, u64 iova, u64 length, unsigned int flags)
+{
+	/*
+	 * One page, block present: no allocation, no range walk.  (A length
+	 * that wraps past 2^64 never stays inside one page.)
+	 */
+	if (likely(length - 1 < (1ULL << log->shift) &&
+		   !((iova ^ (iova + (length - 1))) >> log->shift)) &&
+	    dt_mark_one(log, iova))
+		return 0;
+	return dt_mark_slow(log, iova, length, flags);
+}
 EXPORT_SYMBOL_GPL(dt_mark);
 
 struct dt_prealloc_arg {
@@ -600,38 +645,46 @@ static void dt_prealloc_fn(struct dt_log *log, u64 g, u64 n, void *arg)
 }
 
 /**
- * dt_prealloc() - allocate the bitmap blocks covering a range ahead of time
+ * dt_prealloc() - allocate the bitmap blocks of the logged pages of a window
  * @log: the log
- * @iova: first byte
- * @length: bytes; 0 is a no-op
+ * @iova: first byte of the window
+ * @length: bytes in the window; 0 is a no-op
  * @gfp: allocation flags, e.g. GFP_KERNEL
  *
- * Marks of the range in atomic context then never need the "all dirty"
- * fallback.  Costs 512 bytes per 4096 pages (plus 512 bytes per 2^17 pages).
+ * Allocates the blocks of every logged page in the window, so that marks of
+ * those pages in atomic context never need the "all dirty" fallback.  Like a
+ * report window, the window may extend beyond the logged ranges (e.g. 0 to
+ * U64_MAX for the whole log); unlogged bytes need no memory and are skipped.
+ * Costs 128 bytes per 1024 pages plus a 2 KiB header per 2^18 pages.
  *
  * Context: process context if @gfp may sleep; the log must stay alive.
- * Return: 0, -ENOMEM, or -ERANGE if part of the range is not logged (the
- * logged part is still allocated).
+ * Return: 0, or -ENOMEM (blocks allocated before the failure are kept).
  */
 int dt_prealloc(struct dt_log *log, u64 iova, u64 length, gfp_t gfp)
 {
 	struct dt_prealloc_arg p = { .gfp = gfp };
-	u64 end, first_oor, oor;
+	u64 end, first_oor;
 
 	if (!length)
 		return 0;
 	end = iova + (length - 1);
 	if (end < iova)
 		end = U64_MAX;
-	oor = dt_walk(log, iova, end, dt_prealloc_fn, &p, &first_oor);
-	if (p.ret)
-		return p.ret;
-	return oor ? -ERANGE : 0;
+	dt_walk(log, iova, end, dt_prealloc_fn, &p, &first_oor);
+	return p.ret;
 }
 EXPORT_SYMBOL_GPL(dt_prealloc);
 
 /* ------------------------------------------------------------------ */
 /* reporting                                                           */
+
+/*
+ * Lines found in the summaries go through a software pipeline (see
+ * dt_queue()): DT_AHEAD lines after one is queued its block pointer is
+ * loaded and its page words prefetched, DT_AHEAD lines later it is taken.
+ */
+#define DT_AHEAD	16
+#define DT_RING		64	/* > 2 * DT_AHEAD, a power of two */
 
 struct dt_emit {
 	struct dt_log *log;
@@ -642,18 +695,19 @@ struct dt_emit {
 	u64 start;		/* pending run [start, end) of global pages */
 	u64 end;
 	u64 cleared;
+	u64 ga, gz;		/* window of the current span, global pages */
+	unsigned int head, mid, tail;	/* queued, resolved, taken lines */
+	struct {
+		u64 g;			/* first page of the line */
+		struct dt_block **slot;	/* its block pointer */
+		unsigned long *w;	/* its first page word */
+	} q[DT_RING];
 };
 
-static void dt_emit_flush(struct dt_emit *em)
+static void dt_emit_flush_big(struct dt_emit *em, u64 iova, u64 n)
 {
 	unsigned int shift = em->log->shift;
-	u64 n = em->end - em->start;
-	u64 iova;
 
-	if (!n)
-		return;
-	iova = em->r->start + ((em->start - em->r->base) << shift);
-	em->rep->pages += n;
 	while (n) {
 		/* A run can reach 2^64 bytes; deliver it in halves then. */
 		u64 k = min(n, 1ULL << (63 - shift));
@@ -664,11 +718,31 @@ static void dt_emit_flush(struct dt_emit *em)
 		iova += k << shift;
 		n -= k;
 	}
+}
+
+/* Deliver the pending run. */
+static void dt_emit_flush(struct dt_emit *em)
+{
+	unsigned int shift = em->log->shift;
+	u64 n = em->end - em->start;
+	u64 iova;
+
+	if (!n)
+		return;
+	iova = em->r->start + ((em->start - em->r->base) << shift);
+	em->rep->pages += n;
 	em->start = em->end;
+	if (unlikely(n > (1ULL << (63 - shift)))) {
+		dt_emit_flush_big(em, iova, n);
+		return;
+	}
+	if (em->sink)
+		em->sink(em->priv, iova, n << shift);
+	em->rep->runs++;
 }
 
 /* Add global pages [g, g + n); calls arrive in ascending order of @g. */
-static inline void dt_emit(struct dt_emit *em, u64 g, u64 n)
+static __always_inline void dt_emit(struct dt_emit *em, u64 g, u64 n)
 {
 	if (g <= em->end && em->end > em->start) {
 		em->end = max(em->end, g + n);
@@ -693,77 +767,107 @@ static void dt_emit_word(struct dt_emit *em, u64 g0, unsigned long v)
 	}
 }
 
-#define DT_BATCH	16
-
-/* Take and emit the page bits of one block for global pages [ga, gz]. */
-static void dt_report_block(struct dt_emit *em, struct dt_chunk *chunk,
-			    u64 gblk, unsigned int b, u64 ga, u64 gz)
+/* Take and emit the page words of a line that lies inside the window. */
+static __always_inline void dt_take_line(struct dt_emit *em, u64 g,
+					 unsigned long *w)
 {
-	unsigned int wa = ga > gblk ? (ga - gblk) / BITS_PER_LONG : 0;
-	unsigned int wz = gz < gblk + DT_BLOCK_PAGES - 1 ?
-			  (gz - gblk) / BITS_PER_LONG : DT_BLOCK_WORDS - 1;
-	unsigned long full = dt_mask(wa, wz), wsum;
-	struct dt_block *blk;
-	unsigned int idx[DT_BATCH];
-	unsigned int n, i, w;
+	unsigned int i;
 
-	/* Words only partly inside the window stay summarised. */
-	if (ga > gblk + wa * BITS_PER_LONG)
-		full &= ~BIT(wa);
-	if (gz < gblk + wz * BITS_PER_LONG + BITS_PER_LONG - 1)
-		full &= ~BIT(wz);
-	wsum = dt_word_take(&chunk->ent[b].wsum, full, dt_mask(wa, wz));
-	blk = READ_ONCE(chunk->ent[b].blk);
-	if (!wsum || !blk)
-		return;
+	for (i = 0; i < DT_LINE_WORDS; i++) {
+		unsigned long v = READ_ONCE(w[i]);
 
-	if (hweight_long(wsum) > DT_BATCH) {
-		/* Dense: walk in order, the hardware prefetcher keeps up. */
-		while (wsum) {
-			unsigned long v, m;
-			u64 gw;
-
-			w = __ffs(wsum);
-			wsum &= wsum - 1;
-			gw = gblk + (u64)w * BITS_PER_LONG;
-			m = ~0UL;
-			if (gw < ga || gw + BITS_PER_LONG - 1 > gz)
-				m = dt_mask(ga > gw ? ga - gw : 0,
-					    gz < gw + BITS_PER_LONG - 1 ?
-					    gz - gw : BITS_PER_LONG - 1);
-			v = dt_word_take(&blk->bits[w], m, m);
-			if (!v)
-				continue;
+		if (!v)
+			continue;
+		v = xchg(&w[i], 0UL);
+		if (v == ~0UL) {
+			em->cleared += BITS_PER_LONG;
+			dt_emit(em, g + i * BITS_PER_LONG, BITS_PER_LONG);
+		} else if (is_power_of_2(v)) {
+			em->cleared++;
+			dt_emit(em, g + i * BITS_PER_LONG + __ffs(v), 1);
+		} else {
 			em->cleared += hweight_long(v);
-			if (v == ~0UL)
-				dt_emit(em, gw, BITS_PER_LONG);
-			else
-				dt_emit_word(em, gw, v);
-		}
-		return;
-	}
-	while (wsum) {
-		/* Sparse: prefetch a batch of words, then take them. */
-		for (n = 0; wsum && n < DT_BATCH; n++) {
-			w = __ffs(wsum);
-			wsum &= wsum - 1;
-			idx[n] = w;
-			prefetchw(&blk->bits[w]);
-		}
-		for (i = 0; i < n; i++) {
-			u64 gw = gblk + (u64)idx[i] * BITS_PER_LONG;
-			unsigned int lo = ga > gw ? ga - gw : 0;
-			unsigned int hi = gz < gw + BITS_PER_LONG - 1 ?
-					  gz - gw : BITS_PER_LONG - 1;
-			unsigned long m = dt_mask(lo, hi);
-			unsigned long v = dt_word_take(&blk->bits[idx[i]], m, m);
-
-			if (!v)
-				continue;
-			em->cleared += hweight_long(v);
-			dt_emit_word(em, gw, v);
+			dt_emit_word(em, g + i * BITS_PER_LONG, v);
 		}
 	}
+}
+
+/* Take and emit the page bits of a line for pages [ga, gz] only. */
+static void dt_take_line_part(struct dt_emit *em, u64 g, unsigned long *w)
+{
+	unsigned int i;
+
+	for (i = 0; i < DT_LINE_WORDS; i++) {
+		u64 gw = g + i * BITS_PER_LONG;
+		unsigned long m, v;
+
+		if (gw + BITS_PER_LONG - 1 < em->ga || gw > em->gz)
+			continue;
+		m = dt_mask(em->ga > gw ? em->ga - gw : 0,
+			    em->gz < gw + BITS_PER_LONG - 1 ?
+			    em->gz - gw : BITS_PER_LONG - 1);
+		v = dt_word_take(&w[i], m, m);
+		if (!v)
+			continue;
+		em->cleared += hweight_long(v);
+		dt_emit_word(em, gw, v);
+	}
+}
+
+/* Load the block pointer of the oldest unresolved line, prefetch its words. */
+static __always_inline void dt_resolve(struct dt_emit *em)
+{
+	unsigned int i = em->mid++ % DT_RING;
+	struct dt_block *blk = READ_ONCE(*em->q[i].slot);
+	unsigned long *w = NULL;
+
+	if (blk) {
+		w = &blk->bits[(em->q[i].g / BITS_PER_LONG) &
+			       (DT_BLOCK_WORDS - DT_LINE_WORDS)];
+		prefetchw(w);
+	}
+	em->q[i].w = w;
+}
+
+/* Take the oldest resolved line; lines are taken in ascending order. */
+static __always_inline void dt_take(struct dt_emit *em)
+{
+	unsigned int i = em->tail++ % DT_RING;
+	u64 g = em->q[i].g;
+
+	if (!em->q[i].w)
+		return;
+	if (likely(g >= em->ga && g + DT_LINE_PAGES - 1 <= em->gz))
+		dt_take_line(em, g, em->q[i].w);
+	else
+		dt_take_line_part(em, g, em->q[i].w);
+}
+
+/*
+ * Queue line @g, whose block pointer is *@slot and whose summary bit is
+ * already cleared (or, for a line partly outside the window, only read).
+ */
+static __always_inline void dt_queue(struct dt_emit *em, u64 g,
+				     struct dt_block **slot)
+{
+	unsigned int i = em->head++ % DT_RING;
+
+	prefetch(slot);
+	em->q[i].g = g;
+	em->q[i].slot = slot;
+	if (em->head - em->mid > DT_AHEAD)
+		dt_resolve(em);
+	if (em->mid - em->tail > DT_AHEAD)
+		dt_take(em);
+}
+
+/* Take every queued line. */
+static void dt_drain(struct dt_emit *em)
+{
+	while (em->mid != em->head)
+		dt_resolve(em);
+	while (em->tail != em->mid)
+		dt_take(em);
 }
 
 /*
@@ -795,8 +899,9 @@ static void dt_report_chunk(struct dt_emit *em, u64 c, u64 ga, u64 gz)
 	u64 gc = c << DT_CHUNK_SHIFT;
 	u64 gend = gc + DT_CHUNK_PAGES - 1;
 	u64 rend = min(gend, em->r->base + em->r->npages - 1);
-	unsigned int ba, bz, b;
-	unsigned long full, bsum, bit = BIT(c % BITS_PER_LONG);
+	unsigned long *lsum = &log->lsum[c * DT_CHUNK_SUM_WORDS];
+	unsigned long bit = BIT(c % BITS_PER_LONG);
+	unsigned int la, lz, sw;
 	struct dt_chunk *chunk;
 	bool whole = ga <= gc && gz >= gend;
 
@@ -805,28 +910,41 @@ static void dt_report_chunk(struct dt_emit *em, u64 c, u64 ga, u64 gz)
 
 	if (dt_word_take(&log->alldirty[c / BITS_PER_LONG], whole ? bit : 0,
 			 bit)) {
+		dt_drain(em);	/* keep the runs in ascending order */
 		em->rep->fallback_chunks++;
 		if (!whole && dt_split_alldirty(log, c, ga, min(gz, rend), rend))
 			dt_word_take(&log->alldirty[c / BITS_PER_LONG], bit, bit);
 		dt_emit(em, ga, min(gz, rend) - ga + 1);
 	}
 
-	ba = (ga - gc) >> DT_BLOCK_SHIFT;
-	bz = (gz - gc) >> DT_BLOCK_SHIFT;
-	full = dt_mask(ba, bz);
-	if (ga > gc + ((u64)ba << DT_BLOCK_SHIFT))
-		full &= ~BIT(ba);
-	if (gz < gc + ((u64)bz << DT_BLOCK_SHIFT) + DT_BLOCK_PAGES - 1)
-		full &= ~BIT(bz);
-	bsum = dt_word_take(&log->dir[c].bsum, full, dt_mask(ba, bz));
-	chunk = READ_ONCE(log->dir[c].chunk);
-	if (!bsum || !chunk)
+	chunk = READ_ONCE(log->dir[c]);
+	if (!chunk)
 		return;
-	while (bsum) {
-		b = __ffs(bsum);
-		bsum &= bsum - 1;
-		dt_report_block(em, chunk, gc + ((u64)b << DT_BLOCK_SHIFT), b,
-				ga, gz);
+	la = (ga - gc) >> DT_LINE_SHIFT;
+	lz = (gz - gc) >> DT_LINE_SHIFT;
+	for (sw = la / BITS_PER_LONG; sw <= lz / BITS_PER_LONG; sw++) {
+		unsigned int lo = sw == la / BITS_PER_LONG ? la % BITS_PER_LONG : 0;
+		unsigned int hi = sw == lz / BITS_PER_LONG ?
+				  lz % BITS_PER_LONG : BITS_PER_LONG - 1;
+		unsigned long want = dt_mask(lo, hi), full = want, sum;
+		u64 g0 = gc + ((u64)sw * BITS_PER_LONG << DT_LINE_SHIFT);
+
+		/* Lines only partly inside the window stay summarised. */
+		if (sw == la / BITS_PER_LONG &&
+		    ga > g0 + ((u64)lo << DT_LINE_SHIFT))
+			full &= ~BIT(lo);
+		if (sw == lz / BITS_PER_LONG &&
+		    gz < g0 + ((u64)(hi + 1) << DT_LINE_SHIFT) - 1)
+			full &= ~BIT(hi);
+		sum = dt_word_take(&lsum[sw], full, want);
+		while (sum) {
+			unsigned int l = sw * BITS_PER_LONG + __ffs(sum);
+			struct dt_block **slot;
+
+			sum &= sum - 1;
+			slot = &chunk->blk[l >> (DT_BLOCK_SHIFT - DT_LINE_SHIFT)];
+			dt_queue(em, gc + ((u64)l << DT_LINE_SHIFT), slot);
+		}
 	}
 }
 
@@ -840,6 +958,8 @@ static void dt_report_span(struct dt_emit *em, u64 ga, u64 gz)
 	/* Pages past the range's end are never set: cover the whole chunk. */
 	if (gz == r->base + r->npages - 1)
 		gz = (c1 << DT_CHUNK_SHIFT) + DT_CHUNK_PAGES - 1;
+	em->ga = ga;
+	em->gz = gz;
 
 	if (READ_ONCE(log->all_mapped))
 		dt_emit(em, ga, min(gz, r->base + r->npages - 1) - ga + 1);
@@ -865,6 +985,7 @@ static void dt_report_span(struct dt_emit *em, u64 ga, u64 gz)
 		c = cw + BITS_PER_LONG;
 		cond_resched();
 	}
+	dt_drain(em);
 }
 
 static void dt_report_locked(struct dt_log *log, u64 iova, u64 end,

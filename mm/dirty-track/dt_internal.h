@@ -15,25 +15,39 @@
 #include <linux/dirty_track.h>
 
 /*
- * Geometry.  Page bits live in 512-byte leaf blocks of 4096 pages; 32 blocks
- * form a chunk of 2^17 pages (512 MiB at 4 KiB).  Every level above the leaf
- * is a summary with one bit per child:
+ * Geometry, in pages of the log's page size:
  *
- *   log->top      bit c   -> dir[c].bsum or alldirty bit c may be non-zero
- *   dir[c].bsum   bit b   -> chunk->ent[b].wsum may be non-zero
- *   ent[b].wsum   bit w   -> ent[b].blk->bits[w] may be non-zero
- *   blk->bits     bit p   -> page p is dirty
+ *   word   64 pages      one unsigned long of page bits
+ *   line   512 pages     8 words, one cache line of page bits; the unit of
+ *                        the line summary
+ *   block  1024 pages    2 lines, 128 bytes; the unit of lazy allocation
+ *   chunk  2^18 pages    256 blocks; a lazily allocated header of 256 block
+ *                        pointers (2 KiB), one pointer per chunk in log->dir
+ *
+ * Two summary levels sit above the page bits, both allocated at create time:
+ *
+ *   log->top    bit c   -> log->lsum[c * 8 .. c * 8 + 7] or alldirty bit c
+ *                          may be non-zero
+ *   log->lsum   bit l   -> line l (global line index, page >> 9) may hold a
+ *                          set page bit
+ *   block bits  bit p   -> page p is dirty
  *
  * A summary bit may be set while its child is clean (a superset), never the
- * reverse once a dt_mark() call has returned.
+ * reverse once a dt_mark() call has returned.  A mark whose block exists
+ * costs one range check, two pointer loads, one test (and, when the page was
+ * clean, one atomic test-and-set) of the page bit and two summary tests.
  */
-#define DT_BLOCK_SHIFT		12
+#define DT_LINE_SHIFT		9
+#define DT_LINE_PAGES		BIT(DT_LINE_SHIFT)
+#define DT_LINE_WORDS		(DT_LINE_PAGES / BITS_PER_LONG)
+#define DT_BLOCK_SHIFT		10
 #define DT_BLOCK_PAGES		BIT(DT_BLOCK_SHIFT)
 #define DT_BLOCK_WORDS		(DT_BLOCK_PAGES / BITS_PER_LONG)
-#define DT_CHUNK_BLOCKS_SHIFT	5
-#define DT_CHUNK_BLOCKS		BIT(DT_CHUNK_BLOCKS_SHIFT)
-#define DT_CHUNK_SHIFT		(DT_BLOCK_SHIFT + DT_CHUNK_BLOCKS_SHIFT)
+#define DT_CHUNK_SHIFT		18
 #define DT_CHUNK_PAGES		BIT_ULL(DT_CHUNK_SHIFT)
+#define DT_CHUNK_BLOCKS		BIT(DT_CHUNK_SHIFT - DT_BLOCK_SHIFT)
+#define DT_CHUNK_LINES		BIT(DT_CHUNK_SHIFT - DT_LINE_SHIFT)
+#define DT_CHUNK_SUM_WORDS	(DT_CHUNK_LINES / BITS_PER_LONG)
 /* Slack for the per-range chunk alignment: at most one chunk per range. */
 #define DT_MAX_CHUNKS		((DT_MAX_PAGES >> DT_CHUNK_SHIFT) + DT_MAX_RANGES)
 
@@ -48,26 +62,11 @@ struct dt_block {
 
 /**
  * struct dt_chunk - lazily allocated header of one chunk
- * @ent: per block: @ent.blk is published once with cmpxchg() and stays
- *	until dt_log_destroy(); @ent.wsum has bit w set when @ent.blk->bits[w]
- *	may be non-zero
+ * @blk: block pointers, each published once with cmpxchg() and kept until
+ *	dt_log_destroy()
  */
 struct dt_chunk {
-	struct {
-		struct dt_block *blk;
-		unsigned long wsum;
-	} ent[DT_CHUNK_BLOCKS];
-};
-
-/**
- * struct dt_dirent - directory entry, one per chunk, allocated at create time
- * @chunk: the chunk header, published once with cmpxchg(), freed only by
- *	dt_log_destroy()
- * @bsum: bit b set when @chunk->ent[b].wsum may be non-zero
- */
-struct dt_dirent {
-	struct dt_chunk *chunk;
-	unsigned long bsum;
+	struct dt_block *blk[DT_CHUNK_BLOCKS];
 };
 
 /**
@@ -101,8 +100,11 @@ struct dt_pcpu_stats {
  * @shift: log2 of the page size
  * @nr_ranges: entries in @ranges
  * @nchunks: entries in @dir, bits in @top and @alldirty
+ * @hint: index of the range the last multi-range fast-path mark hit
  * @logged_bytes: sum of the rounded range lengths
- * @dir: chunk directory; see &struct dt_dirent for its rules
+ * @dir: chunk directory: a header pointer per chunk, published once with
+ *	cmpxchg() and kept until dt_log_destroy()
+ * @lsum: line summary, DT_CHUNK_SUM_WORDS words per chunk
  * @top: summary bit per chunk, see the geometry comment above
  * @alldirty: bit c set when chunk c must be reported whole (atomic-context
  *	fallback); set by markers, cleared by the reporter
@@ -132,8 +134,10 @@ struct dt_log {
 	unsigned int shift;
 	u32 nr_ranges;
 	u64 nchunks;
+	u32 hint;
 	u64 logged_bytes;
-	struct dt_dirent *dir;
+	struct dt_chunk **dir;
+	unsigned long *lsum;
 	unsigned long *top;
 	unsigned long *alldirty;
 	bool all_mapped;

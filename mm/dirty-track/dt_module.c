@@ -13,19 +13,9 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/dirty_track.h>
+#include <vfio-mig/compat.h>
 
 #include "dt_internal.h"
-
-/*
- * Kernel feature test (the only one in this module): struct iommu_dirty_ops,
- * iommu_domain.dirty_ops and IOMMU_CAP_DIRTY_TRACKING appeared in 6.7
- * together with the IOMMU_DIRTY_NO_CLEAR flag of read_and_clear_dirty().
- */
-#ifdef IOMMU_DIRTY_NO_CLEAR
-#define DT_HAVE_IOMMU_DIRTY_OPS	1
-#else
-#define DT_HAVE_IOMMU_DIRTY_OPS	0
-#endif
 
 #ifndef VFIO_MIG_VERSION
 #define VFIO_MIG_VERSION	"0.1.0"
@@ -99,7 +89,7 @@ const char *dt_feeder_name(enum dt_feeder_kind kind)
 }
 EXPORT_SYMBOL_GPL(dt_feeder_name);
 
-#if DT_HAVE_IOMMU_DIRTY_OPS
+#if VMIG_HAVE_IOMMU_DIRTY_OPS
 static int dt_iommu_hw_domain(struct device *dev, struct iommu_domain **out,
 			      const char **reason)
 {
@@ -140,7 +130,7 @@ static int dt_iommu_hw_domain(struct device *dev, struct iommu_domain **out,
 
 static int dt_iommu_hw_set(struct iommu_domain *domain, bool on)
 {
-#if DT_HAVE_IOMMU_DIRTY_OPS
+#if VMIG_HAVE_IOMMU_DIRTY_OPS
 	return domain->dirty_ops->set_dirty_tracking(domain, on);
 #else
 	return -EOPNOTSUPP;
@@ -285,7 +275,7 @@ int dt_feeder_iommu_hw_read_and_clear(struct dt_log *log, u64 iova,
 	int ret = -EOPNOTSUPP;
 
 	mutex_lock(&log->report_lock);
-#if DT_HAVE_IOMMU_DIRTY_OPS
+#if VMIG_HAVE_IOMMU_DIRTY_OPS
 	if (log->iommu_domain) {
 		struct iommu_domain *domain = log->iommu_domain;
 		struct iommu_iotlb_gather gather;
@@ -310,7 +300,7 @@ static int __init dirty_track_init(void)
 	dt_feeder_probe(DT_FEEDER_IOMMU_HW, NULL, &reason);
 	pr_info("loaded, version %s, feeders: mediated, all-mapped, iommu-hw%s\n",
 		VFIO_MIG_VERSION,
-		DT_HAVE_IOMMU_DIRTY_OPS ? "" : " (unavailable on this kernel)");
+		VMIG_HAVE_IOMMU_DIRTY_OPS ? "" : " (unavailable on this kernel)");
 	return 0;
 }
 

@@ -235,7 +235,7 @@ static int run_one(struct __test_metadata *_metadata, int nthreads, int marks,
 	if (IS_ERR(c.log))
 		return -1;
 	if (prealloc)
-		dt_prealloc(c.log, 0, U64_MAX, GFP_KERNEL);
+		EXPECT_EQ(0, dt_prealloc(c.log, 0, U64_MAX, GFP_KERNEL));
 	pthread_create(&rep, NULL, reporter, &c);
 	for (i = 0; i < nthreads; i++) {
 		ta[i].c = &c;

@@ -19,40 +19,54 @@ int dt_shim_cpu_slow(void)
 #ifdef DT_SHIM_ARENA
 #include <sys/mman.h>
 
-#define ARENA_SLAB	(64UL << 20)
-#define ARENA_OBJ	512
-#define ARENA_MAX	(64UL << 30)	/* address space reserved */
+/*
+ * Power-of-two objects of 64 bytes to 4 KiB (blocks, chunk headers) come
+ * from per-size regions of one reservation, handed out in allocation order
+ * like a slab, with a free list per size.
+ */
+#define ARENA_MIN_SHIFT	6
+#define ARENA_CLASSES	7
+#define ARENA_REGION	(32UL << 30)	/* address space per size */
 
 static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *arena_base, *arena_next, *arena_end;
-static void *arena_free_list;
+static char *arena_base;
+static struct {
+	char *next;
+	void *free_list;
+} arena[ARENA_CLASSES];
 
-/* Objects of exactly 512 bytes (blocks and chunk headers) come from here. */
 void *dt_shim_arena_alloc(size_t n)
 {
+	unsigned int k;
 	void *p = NULL;
 
-	if (n != ARENA_OBJ)
+	for (k = 0; k < ARENA_CLASSES; k++)
+		if (n == 1UL << (ARENA_MIN_SHIFT + k))
+			break;
+	if (k == ARENA_CLASSES)
 		return NULL;
 	pthread_mutex_lock(&arena_lock);
 	if (!arena_base) {
-		arena_base = mmap(NULL, ARENA_MAX, PROT_READ | PROT_WRITE,
+		unsigned int i;
+
+		arena_base = mmap(NULL, ARENA_REGION * ARENA_CLASSES,
+				  PROT_READ | PROT_WRITE,
 				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (arena_base == MAP_FAILED) {
 			arena_base = NULL;
 			goto out;
 		}
-		madvise(arena_base, ARENA_MAX, MADV_HUGEPAGE);
-		arena_next = arena_base;
-		arena_end = arena_base + ARENA_MAX;
+		madvise(arena_base, ARENA_REGION * ARENA_CLASSES, MADV_HUGEPAGE);
+		for (i = 0; i < ARENA_CLASSES; i++)
+			arena[i].next = arena_base + i * ARENA_REGION;
 	}
-	if (arena_free_list) {
-		p = arena_free_list;
-		arena_free_list = *(void **)p;
-		memset(p, 0, ARENA_OBJ);
-	} else if (arena_next < arena_end) {
-		p = arena_next;
-		arena_next += ARENA_OBJ;
+	if (arena[k].free_list) {
+		p = arena[k].free_list;
+		arena[k].free_list = *(void **)p;
+		memset(p, 0, n);
+	} else if (arena[k].next + n <= arena_base + (k + 1) * ARENA_REGION) {
+		p = arena[k].next;
+		arena[k].next += n;
 	}
 out:
 	pthread_mutex_unlock(&arena_lock);
@@ -61,11 +75,15 @@ out:
 
 bool dt_shim_arena_free(const void *p)
 {
-	if (!arena_base || (const char *)p < arena_base || (const char *)p >= arena_end)
+	unsigned long k;
+
+	if (!arena_base || (const char *)p < arena_base ||
+	    (const char *)p >= arena_base + ARENA_REGION * ARENA_CLASSES)
 		return false;
+	k = ((const char *)p - arena_base) / ARENA_REGION;
 	pthread_mutex_lock(&arena_lock);
-	*(void **)p = arena_free_list;
-	arena_free_list = (void *)p;
+	*(void **)p = arena[k].free_list;
+	arena[k].free_list = (void *)p;
 	pthread_mutex_unlock(&arena_lock);
 	return true;
 }

@@ -27,6 +27,10 @@ typedef unsigned int gfp_t;
 #define __percpu
 #define __init
 #define __exit
+#define noinline		__attribute__((__noinline__))
+#ifndef __always_inline
+#define __always_inline		inline __attribute__((__always_inline__))
+#endif
 
 #define PAGE_SIZE		4096UL
 #define BITS_PER_LONG		64
@@ -87,6 +91,7 @@ static inline bool test_and_set_bit(unsigned long nr, unsigned long *addr)
 
 	return __atomic_fetch_or(&addr[nr / 64], m, __ATOMIC_SEQ_CST) & m;
 }
+#define prefetch(p)	__builtin_prefetch((p), 0)
 #define prefetchw(p)	__builtin_prefetch((p), 1)
 
 /* ---- context, RCU, scheduling ---- */
