@@ -31,4 +31,14 @@
 #define VMIG_HAVE_PRECOPY	0
 #endif
 
+/*
+ * IOMMU dirty tracking: struct iommu_dirty_ops, iommu_domain.dirty_ops and
+ * IOMMU_CAP_DIRTY_TRACKING (added in 6.7).
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+#define VMIG_HAVE_IOMMU_DIRTY_OPS	1
+#else
+#define VMIG_HAVE_IOMMU_DIRTY_OPS	0
+#endif
+
 #endif /* _VFIO_MIG_COMPAT_H */
