@@ -4,7 +4,7 @@
 # against a baseline measured in the same run.
 #  - host benchmarks: bench/*/Makefile, target 'run';
 #  - guest benchmarks: selftests/vm-tests/*/*_bench, run in one boot of the
-#    test bed per kernel (VMIG_KERNELS, default: the newest supported).
+#    test bed per kernel (VMIG_KERNELS, default: both supported ones).
 set -uo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +23,7 @@ mkdir -p "$B/ksft"
 cp "$KSRC"/tools/testing/selftests/kselftest*.h "$B/ksft/"
 make -s -C tools/migctl || exit 1
 make -s -C selftests vm OUT="$B/tests" KSFT_INC="$B/ksft" > /dev/null || exit 1
-for k in ${VMIG_KERNELS:-$(scripts/kernels.sh default)}; do
+for k in ${VMIG_KERNELS:-$(scripts/kernels.sh list)}; do
 	echo "== bench in the test bed guest ($k)"
 	scripts/build-kmods.sh "$k" "$B/kmod/$k" &&
 	scripts/kernels.sh fetch "$k" &&

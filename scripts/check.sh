@@ -44,6 +44,11 @@ else
 	tapline build notok "migctl builds warning-free"
 fi
 
+step "netlink: uAPI header and kernel policies against the YNL spec"
+scripts/ynl.sh check > "$R/ynl.tap" 2>&1 || true
+grep -v '^ok' "$R/ynl.tap" || true
+grep -q '^\(not \)\?ok' "$R/ynl.tap" || echo "not ok - scripts/ynl.sh check ran" >> "$R/ynl.tap"
+
 step "checkpatch --strict and sparse"
 scripts/lint.sh "$R/lint.tap"
 

@@ -11,6 +11,7 @@
 #include <linux/module.h>
 #include <linux/pci.h>
 
+#include "netlink.h"
 #include "vfio_mig.h"
 
 #ifndef VFIO_MIG_VERSION
@@ -53,10 +54,13 @@ static int vmig_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		vfio_put_device(&mdev->core.vdev);
 		return ret;
 	}
+	vmig_debugfs_add(mdev);
 	mutex_lock(&vmig_devices_lock);
 	list_add_tail(&mdev->node, &vmig_devices);
+	vmig_nl_notify(mdev, VFIO_MIG_CMD_DEV_BIND_NTF);
 	mutex_unlock(&vmig_devices_lock);
-	pci_info(pdev, "bound to vfio-mig\n");
+	pci_info(pdev, "bound to vfio-mig (profile %s, trap mode %s)\n",
+		 mdev->profile->name, vmig_trap_mode_name(mdev->trap_mode));
 	return 0;
 }
 
@@ -66,9 +70,14 @@ static void vmig_remove(struct pci_dev *pdev)
 	struct vmig_device *mdev = to_vmig(&core->vdev);
 
 	mutex_lock(&vmig_devices_lock);
+	vmig_nl_notify(mdev, VFIO_MIG_CMD_DEV_UNBIND_NTF);
 	list_del(&mdev->node);
 	mutex_unlock(&vmig_devices_lock);
+	vmig_debugfs_remove(mdev);
 	vfio_pci_core_unregister_device(core);
+	/* No VMM any more: stop a dirty log netlink left running. */
+	vmig_dirty_stop(mdev, false);
+	vmig_nl_dev_exit(mdev);
 	vfio_put_device(&core->vdev);
 }
 
@@ -95,9 +104,33 @@ static struct pci_driver vmig_pci_driver = {
 	.sriov_configure	= vmig_sriov_configure,
 	.err_handler		= &vfio_pci_core_err_handlers,
 	.driver_managed_dma	= true,
+	.dev_groups		= vmig_dev_groups,
 };
 
-module_pci_driver(vmig_pci_driver);
+static int __init vmig_init(void)
+{
+	int ret;
+
+	ret = vmig_nl_init();
+	if (ret)
+		return ret;
+	vmig_debugfs_init();
+	ret = pci_register_driver(&vmig_pci_driver);
+	if (ret) {
+		vmig_debugfs_exit();
+		vmig_nl_exit();
+	}
+	return ret;
+}
+module_init(vmig_init);
+
+static void __exit vmig_exit(void)
+{
+	pci_unregister_driver(&vmig_pci_driver);
+	vmig_debugfs_exit();
+	vmig_nl_exit();
+}
+module_exit(vmig_exit);
 
 MODULE_LICENSE("GPL");
 MODULE_AUTHOR("vfio-mig developers");

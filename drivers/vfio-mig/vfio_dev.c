@@ -2,12 +2,50 @@
 /*
  * vfio-mig: the vfio_device_ops a VMM talks to.
  *
- * Until a trap mode or the migration uAPI is in use, every operation is
- * vfio_pci_core's own, so a VMM sees exactly what vfio-pci would give it.
+ * In trap mode none every operation is vfio_pci_core's own, so a VMM sees
+ * exactly what vfio-pci would give it; trap.c wraps read, write, mmap and
+ * ioctl for the other modes.
  */
+#include <linux/percpu.h>
 #include <vfio-mig/compat.h>
 
+#include "netlink.h"
 #include "vfio_mig.h"
+
+static int vmig_init_dev(struct vfio_device *vdev)
+{
+	struct vmig_device *mdev = to_vmig(vdev);
+	int ret;
+
+	mdev->trapped_reads = alloc_percpu(u64);
+	if (!mdev->trapped_reads)
+		return -ENOMEM;
+	ret = vmig_regstate_init(&mdev->rs);
+	if (!ret)
+		ret = vfio_pci_core_init_dev(vdev);
+	if (ret) {
+		vmig_regstate_destroy(&mdev->rs);
+		free_percpu(mdev->trapped_reads);
+		return ret;
+	}
+	mdev->trap_mode = vmig_default_trap_mode();
+	mdev->profile = vmig_profile_for(mdev->core.pdev);
+	vmig_dirty_init(&mdev->dirty);
+	vmig_nl_dev_init(mdev);
+	if (VMIG_HAVE_IOVA_BITMAP)
+		vdev->log_ops = &vmig_log_ops;
+	return 0;
+}
+
+static void vmig_release_dev(struct vfio_device *vdev)
+{
+	struct vmig_device *mdev = to_vmig(vdev);
+
+	vmig_regstate_destroy(&mdev->rs);
+	free_percpu(mdev->trapped_reads);
+	/* on 6.1 this also frees the device */
+	vfio_pci_core_release_dev(vdev);
+}
 
 static int vmig_open_device(struct vfio_device *vdev)
 {
@@ -18,6 +56,8 @@ static int vmig_open_device(struct vfio_device *vdev)
 	if (ret)
 		return ret;
 
+	vmig_regstate_open(&mdev->rs);
+	vmig_bars_map(mdev);
 	vfio_pci_core_finish_enable(&mdev->core);
 	mdev->open = true;
 	return 0;
@@ -28,20 +68,23 @@ static void vmig_close_device(struct vfio_device *vdev)
 	struct vmig_device *mdev = to_vmig(vdev);
 
 	mdev->open = false;
+	/* A dirty log the VMM started ends with its use of the device. */
+	vmig_dirty_stop(mdev, true);
+	vmig_bars_unmap(mdev);
 	vfio_pci_core_close_device(vdev);
 }
 
 const struct vfio_device_ops vmig_vfio_ops = {
 	.name		= "vfio-mig",
-	.init		= vfio_pci_core_init_dev,
-	.release	= vfio_pci_core_release_dev,
+	.init		= vmig_init_dev,
+	.release	= vmig_release_dev,
 	.open_device	= vmig_open_device,
 	.close_device	= vmig_close_device,
-	.ioctl		= vfio_pci_core_ioctl,
+	.ioctl		= vmig_ioctl,
 	.device_feature	= vfio_pci_core_ioctl_feature,
-	.read		= vfio_pci_core_read,
-	.write		= vfio_pci_core_write,
-	.mmap		= vfio_pci_core_mmap,
+	.read		= vmig_read,
+	.write		= vmig_write,
+	.mmap		= vmig_mmap,
 	.request	= vfio_pci_core_request,
 	.match		= vfio_pci_core_match,
 #if VMIG_HAVE_IOMMUFD_OPS

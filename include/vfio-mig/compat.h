@@ -41,4 +41,32 @@
 #define VMIG_HAVE_IOMMU_DIRTY_OPS	0
 #endif
 
+/*
+ * iova_bitmap, which VFIO's DMA_LOGGING_REPORT fills: part of vfio up to
+ * 6.6; from 6.7 it is built only with CONFIG_IOMMUFD_DRIVER (off in
+ * Debian's 6.12, where it is a stub answering -EOPNOTSUPP). Without it
+ * vfio-mig offers no VFIO DMA logging; netlink's dirty log still works.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 7, 0) || \
+	IS_ENABLED(CONFIG_IOMMUFD_DRIVER)
+#define VMIG_HAVE_IOVA_BITMAP	1
+#else
+#define VMIG_HAVE_IOVA_BITMAP	0
+#endif
+
+/*
+ * The parsed attributes of a genetlink dump request: 6.2 moved them from
+ * genl_dumpit_info into its embedded genl_info.
+ */
+#include <net/genetlink.h>
+
+static inline struct nlattr **vmig_genl_dump_attrs(struct netlink_callback *cb)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
+	return genl_dumpit_info(cb)->info.attrs;
+#else
+	return genl_dumpit_info(cb)->attrs;
+#endif
+}
+
 #endif /* _VFIO_MIG_COMPAT_H */

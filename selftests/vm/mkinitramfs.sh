@@ -26,6 +26,7 @@ GUEST_MODULES=(vfio_pci vfio_iommu_type1 nvme veth virtio_net)
 }
 
 ROOT=$(mktemp -d)
+chmod 0755 "$ROOT"
 trap 'rm -rf "$ROOT"' EXIT
 mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,root}
 mkdir -p "$ROOT/lib/modules/$KVER/extra"

@@ -2,8 +2,8 @@
 /*
  * migctl: operator CLI for vfio-mig.
  *
- * Commands that need only sysfs live here; the netlink commands (device
- * counters, trap mode, logs) arrive with the vfio_mig netlink family.
+ * Argument parsing, help, and the sysfs commands (bind, unbind) live here;
+ * the netlink commands in cmd_nl.c.
  * Exit codes follow iproute2: 0 success, 1 the operation failed, 2 usage.
  */
 #define _GNU_SOURCE
@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "migctl.h"
 
 #ifndef MIGCTL_VERSION
 #define MIGCTL_VERSION "0.0.0"
@@ -33,7 +33,7 @@
 
 static struct json_out js;
 
-static int fail(const char *fmt, ...)
+int migctl_fail(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -45,7 +45,7 @@ static int fail(const char *fmt, ...)
 	return 1;
 }
 
-static int usage_err(const char *fmt, ...)
+int migctl_usage_err(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -97,15 +97,6 @@ static int sysfs_write(const char *path, const char *val)
 	return ret;
 }
 
-static void attr(const char *bdf, const char *name, char *buf, size_t len)
-{
-	char path[PATH_MAX];
-
-	snprintf(path, sizeof(path), PCI_DEVS "/%s/%s", bdf, name);
-	if (sysfs_read(path, buf, len))
-		buf[0] = 0;
-}
-
 static void link_name(const char *bdf, const char *name, char *buf,
 		      size_t len)
 {
@@ -127,18 +118,18 @@ static int check_dev(const char *bdf)
 	char path[PATH_MAX];
 
 	if (!migctl_valid_bdf(bdf))
-		return usage_err("'%s' is not a PCI address (DDDD:BB:DD.F)",
+		return migctl_usage_err("'%s' is not a PCI address (DDDD:BB:DD.F)",
 				 bdf);
 	snprintf(path, sizeof(path), PCI_DEVS "/%s", bdf);
 	if (access(path, F_OK))
-		return fail("%s: no such PCI device", bdf);
+		return migctl_fail("%s: no such PCI device", bdf);
 	return 0;
 }
 
 static int driver_loaded(void)
 {
 	if (access("/sys/bus/pci/drivers/" DRIVER, F_OK))
-		return fail("the vfio_mig module is not loaded (modprobe vfio_mig)");
+		return migctl_fail("the vfio_mig module is not loaded (modprobe vfio_mig)");
 	return 0;
 }
 
@@ -190,22 +181,22 @@ static int cmd_bind(const char *bdf)
 		prev_path(bdf, path, sizeof(path));
 		f = fopen(path, "w");
 		if (!f)
-			return fail("%s: cannot record the current driver in %s: %s",
+			return migctl_fail("%s: cannot record the current driver in %s: %s",
 				    bdf, path, strerror(errno));
 		fprintf(f, "%s\n", drv);
 		fclose(f);
 		ret = unbind_current(bdf);
 		if (ret)
-			return fail("%s: unbinding %s: %s", bdf, drv,
+			return migctl_fail("%s: unbinding %s: %s", bdf, drv,
 				    strerror(-ret));
 		ret = probe_with(bdf, DRIVER);
 		if (ret)
-			return fail("%s: setting driver_override: %s", bdf,
+			return migctl_fail("%s: setting driver_override: %s", bdf,
 				    strerror(-ret));
 	}
 	link_name(bdf, "driver", path, sizeof(path));
 	if (strcmp(path, DRIVER))
-		return fail("%s: vfio-mig did not bind (see dmesg)", bdf);
+		return migctl_fail("%s: vfio-mig did not bind (see dmesg)", bdf);
 	json_begin_object(&js, NULL);
 	json_str(&js, "dev", bdf);
 	json_str(&js, "driver", DRIVER);
@@ -228,16 +219,16 @@ static int cmd_unbind(const char *bdf)
 		return ret;
 	link_name(bdf, "driver", drv, sizeof(drv));
 	if (strcmp(drv, DRIVER))
-		return fail("%s: not bound to %s (driver: %s)", bdf, DRIVER,
+		return migctl_fail("%s: not bound to %s (driver: %s)", bdf, DRIVER,
 			    drv[0] ? drv : "none");
 	prev_path(bdf, path, sizeof(path));
 	sysfs_read(path, prev, sizeof(prev));
 	ret = unbind_current(bdf);
 	if (ret)
-		return fail("%s: unbind: %s", bdf, strerror(-ret));
+		return migctl_fail("%s: unbind: %s", bdf, strerror(-ret));
 	ret = probe_with(bdf, prev);
 	if (ret)
-		return fail("%s: setting driver_override: %s", bdf,
+		return migctl_fail("%s: setting driver_override: %s", bdf,
 			    strerror(-ret));
 	/* Bound (or not) now: the override must not outlive us. */
 	snprintf(path, sizeof(path), PCI_DEVS "/%s/driver_override", bdf);
@@ -253,71 +244,7 @@ static int cmd_unbind(const char *bdf)
 		printf("%s: unbound from %s, now %s\n", bdf, DRIVER,
 		       drv[0] ? drv : "without a driver");
 	if (prev[0] && strcmp(prev, drv))
-		return fail("%s: could not give it back to %s", bdf, prev);
-	return 0;
-}
-
-static void show_one(const char *bdf)
-{
-	char v[16], d[16], sv[16], sd[16], group[16], drv[64], phys[32];
-
-	attr(bdf, "vendor", v, sizeof(v));
-	attr(bdf, "device", d, sizeof(d));
-	attr(bdf, "subsystem_vendor", sv, sizeof(sv));
-	attr(bdf, "subsystem_device", sd, sizeof(sd));
-	link_name(bdf, "iommu_group", group, sizeof(group));
-	link_name(bdf, "driver", drv, sizeof(drv));
-	link_name(bdf, "physfn", phys, sizeof(phys));
-	if (js.enabled) {
-		json_begin_object(&js, NULL);
-		json_str(&js, "dev", bdf);
-		json_str(&js, "vendor", v);
-		json_str(&js, "device", d);
-		json_str(&js, "subsystem_vendor", sv);
-		json_str(&js, "subsystem_device", sd);
-		json_str(&js, "iommu_group", group);
-		json_str(&js, "driver", drv);
-		json_str(&js, "physfn", phys);
-		json_end_object(&js);
-		return;
-	}
-	printf("%s: %s:%s subsystem %s:%s iommu_group %s driver %s%s%s\n",
-	       bdf, v + 2, d + 2, sv + 2, sd + 2, group[0] ? group : "none",
-	       drv, phys[0] ? " vf-of " : "", phys);
-}
-
-static int cmd_dev_show(const char *bdf)
-{
-	struct dirent **names;
-	char drv[64];
-	int n, i, ret;
-
-	if (bdf) {
-		ret = check_dev(bdf);
-		if (ret)
-			return ret;
-		link_name(bdf, "driver", drv, sizeof(drv));
-		if (strcmp(drv, DRIVER))
-			return fail("%s: not bound to %s", bdf, DRIVER);
-		json_begin_array(&js, NULL);
-		show_one(bdf);
-		json_end_array(&js);
-		return 0;
-	}
-	ret = driver_loaded();
-	if (ret)
-		return ret;
-	n = scandir("/sys/bus/pci/drivers/" DRIVER, &names, NULL, alphasort);
-	if (n < 0)
-		return fail("reading the vfio-mig driver: %s", strerror(errno));
-	json_begin_array(&js, NULL);
-	for (i = 0; i < n; i++) {
-		if (migctl_valid_bdf(names[i]->d_name))
-			show_one(names[i]->d_name);
-		free(names[i]);
-	}
-	free(names);
-	json_end_array(&js);
+		return migctl_fail("%s: could not give it back to %s", bdf, prev);
 	return 0;
 }
 
@@ -325,11 +252,16 @@ static const char *const usage_text =
 "Usage: migctl [OPTIONS] COMMAND [ARGS]\n"
 "\n"
 "Commands:\n"
-"  dev show [BDF]   devices bound to vfio-mig (or one of them)\n"
-"  bind BDF         bind a PCI device to vfio-mig (driver_override),\n"
-"                   remembering its current driver\n"
-"  unbind BDF       unbind it from vfio-mig and give it back to the\n"
-"                   driver it had before 'migctl bind'\n"
+"  dev show [BDF]                  devices bound to vfio-mig, with counters\n"
+"  dev set BDF trap none|sparse|all | profile NAME | dirty-page-size N\n"
+"                                  change settings (device not open)\n"
+"  bind BDF                        bind a PCI device to vfio-mig\n"
+"  unbind BDF                      give it back to its previous driver\n"
+"  log BDF [--since SEQ]           the trapped register write log\n"
+"  dirty [show] BDF [--iova A --length L] [--clear]\n"
+"  dirty start BDF IOVA:LEN... [--page-size N]\n"
+"  dirty stop BDF                  the DMA dirty log\n"
+"  monitor                         print events until interrupted\n"
 "\n"
 "Options:\n"
 "  -j, --json       JSON output\n"
@@ -341,15 +273,33 @@ static const char *const usage_text =
 
 static const char *const cmd_help[][2] = {
 	{ "dev", "Usage: migctl [-j [-p]] dev show [BDF]\n"
-		 "List the PCI devices bound to vfio-mig: address, vendor,\n"
-		 "device, subsystem ids, IOMMU group, driver, parent PF.\n" },
+		 "       migctl dev set BDF [trap none|sparse|all] [profile NAME]\n"
+		 "                          [dirty-page-size BYTES]\n"
+		 "show: identity, profile, trap mode, whether a VMM has the device\n"
+		 "open, and its counters (trapped accesses, register log, dirty log).\n"
+		 "set: change settings; refused (EBUSY) while a VMM has the device\n"
+		 "open, or for dirty-page-size while a dirty log runs. Needs\n"
+		 "CAP_NET_ADMIN.\n" },
 	{ "bind", "Usage: migctl [-j [-p]] bind BDF\n"
 		  "Unbind BDF from its driver and bind it to vfio-mig through\n"
 		  "driver_override; the previous driver is recorded in\n"
-		  STATE_DIR "/BDF.driver for 'migctl unbind'.\n" },
+		  STATE_DIR "/BDF.driver for 'migctl unbind'. Needs root.\n" },
 	{ "unbind", "Usage: migctl [-j [-p]] unbind BDF\n"
 		    "Unbind BDF from vfio-mig and probe it with the driver it\n"
 		    "had before 'migctl bind' (or none), clearing the override.\n" },
+	{ "log", "Usage: migctl [-j [-p]] log BDF [--since SEQ]\n"
+		 "The trapped BAR writes still in the device's log, from sequence\n"
+		 "number SEQ on: seq, time, BAR, offset, width, value. Needs\n"
+		 "CAP_NET_ADMIN (guest data).\n" },
+	{ "dirty", "Usage: migctl [-j [-p]] dirty [show] BDF [--iova A --length L] [--clear]\n"
+		   "       migctl dirty start BDF IOVA:LEN [IOVA:LEN]... [--page-size N]\n"
+		   "       migctl dirty stop BDF\n"
+		   "show: the dirty pages of the running DMA dirty log as IOVA runs\n"
+		   "(the whole log, or one range); --clear clears what it reports.\n"
+		   "start/stop: a dirty log over IOVA ranges. Needs CAP_NET_ADMIN.\n" },
+	{ "monitor", "Usage: migctl [-j] monitor\n"
+		     "Print vfio-mig events (bind, unbind, change, log-overflow)\n"
+		     "until interrupted; with -j one JSON object per line.\n" },
 };
 
 static int help_for(const char *cmd)
@@ -362,7 +312,7 @@ static int help_for(const char *cmd)
 			return 0;
 		}
 	}
-	return usage_err("unknown command '%s'", cmd);
+	return migctl_usage_err("unknown command '%s'", cmd);
 }
 
 static bool wants_help(int argc, char **argv)
@@ -405,13 +355,13 @@ int migctl_main(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return 0;
 		default:
-			return usage_err("bad option");
+			return migctl_usage_err("bad option");
 		}
 	}
 	js.pretty = pretty;
 	js.out = stdout;
 	if (optind >= argc)
-		return usage_err("no command given");
+		return migctl_usage_err("no command given");
 	cmd = argv[optind];
 	argc -= optind;
 	argv += optind;
@@ -419,19 +369,38 @@ int migctl_main(int argc, char **argv)
 		return help_for(cmd);
 
 	if (!strcmp(cmd, "dev")) {
-		if (argc < 2 || strcmp(argv[1], "show"))
-			return usage_err("dev: expected 'show'");
-		if (argc > 3)
-			return usage_err("dev show: too many arguments");
-		ret = cmd_dev_show(argc == 3 ? argv[2] : NULL);
+		if (argc >= 2 && !strcmp(argv[1], "show")) {
+			if (argc > 3)
+				return migctl_usage_err("dev show: too many arguments");
+			ret = migctl_dev_show(&js, argc == 3 ? argv[2] : NULL);
+		} else if (argc >= 2 && !strcmp(argv[1], "set")) {
+			if (argc < 3)
+				return migctl_usage_err("dev set: expected a BDF");
+			ret = migctl_dev_set(argc - 2, argv + 2);
+		} else {
+			return migctl_usage_err("dev: expected 'show' or 'set'");
+		}
 	} else if (!strcmp(cmd, "bind") || !strcmp(cmd, "unbind")) {
 		if (argc != 2)
-			return usage_err("%s: expected one BDF", cmd);
+			return migctl_usage_err("%s: expected one BDF", cmd);
 		if (geteuid() != 0)
-			return fail("%s: needs root (it writes sysfs)", cmd);
+			return migctl_fail("%s: needs root (it writes sysfs)", cmd);
 		ret = cmd[0] == 'b' ? cmd_bind(argv[1]) : cmd_unbind(argv[1]);
+	} else if (!strcmp(cmd, "log")) {
+		uint64_t since = 0;
+
+		if (argc != 2 && !(argc == 4 && !strcmp(argv[2], "--since") &&
+				   !migctl_parse_u64(argv[3], &since)))
+			return migctl_usage_err("log: expected BDF [--since SEQ]");
+		ret = migctl_log(&js, argv[1], since);
+	} else if (!strcmp(cmd, "dirty")) {
+		ret = migctl_dirty(&js, argc - 1, argv + 1);
+	} else if (!strcmp(cmd, "monitor")) {
+		if (argc != 1)
+			return migctl_usage_err("monitor: no arguments");
+		ret = migctl_monitor(&js);
 	} else {
-		return usage_err("unknown command '%s'", cmd);
+		return migctl_usage_err("unknown command '%s'", cmd);
 	}
 	json_flush(&js);
 	return ret;

@@ -6,10 +6,8 @@
 #include <string.h>
 
 #include "kselftest_harness.h"
-#include "../json.h"
 
-bool migctl_valid_bdf(const char *s);
-int migctl_main(int argc, char **argv);
+#include "../migctl.h"
 
 TEST(bdf_accepts_sysfs_names)
 {
@@ -114,6 +112,13 @@ TEST(exit_codes_for_usage_errors)
 	EXPECT_EQ(2, run("migctl", "dev", "list", NULL));
 	EXPECT_EQ(2, run("migctl", "bind", NULL, NULL));
 	EXPECT_EQ(2, run("migctl", "dev", "show", "not-a-bdf"));
+	EXPECT_EQ(2, run("migctl", "dev", "set", "0000:00:03.0"));
+	EXPECT_EQ(2, run("migctl", "dev", "set", "bad"));
+	EXPECT_EQ(2, run("migctl", "log", "0000:00:03.0", "--since"));
+	EXPECT_EQ(2, run("migctl", "log", "nope", NULL));
+	EXPECT_EQ(2, run("migctl", "dirty", NULL, NULL));
+	EXPECT_EQ(2, run("migctl", "dirty", "stop", "x"));
+	EXPECT_EQ(2, run("migctl", "monitor", "extra", NULL));
 }
 
 TEST(help_per_command)
@@ -124,6 +129,9 @@ TEST(help_per_command)
 	EXPECT_EQ(0, run("migctl", "--help", NULL, NULL));
 	EXPECT_EQ(0, run("migctl", "bind", "--help", NULL));
 	EXPECT_EQ(0, run("migctl", "dev", "show", "--help"));
+	EXPECT_EQ(0, run("migctl", "log", "--help", NULL));
+	EXPECT_EQ(0, run("migctl", "dirty", "--help", NULL));
+	EXPECT_EQ(0, run("migctl", "monitor", "--help", NULL));
 	EXPECT_EQ(2, run("migctl", "nope", "--help", NULL));
 	fclose(stdout);
 	stdout = saved;

@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig: a device's DMA dirty log, on top of dirty_track.
+ *
+ * One log per device at a time, started by netlink (dirty-start) or by a
+ * VMM through VFIO DMA logging. The device profile's DMA decoder feeds it
+ * (mediated feeder); a profile without a decoder gets the all-mapped feeder,
+ * which reports every logged page dirty on every report: always correct,
+ * never converging.
+ */
+#include <linux/dirty_track.h>
+#include <linux/rcupdate.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+
+#include "vfio_mig.h"
+
+void vmig_dirty_init(struct vmig_dirty *d)
+{
+	mutex_init(&d->lock);
+	RCU_INIT_POINTER(d->log, NULL);
+	d->page_size = PAGE_SIZE;
+}
+
+bool vmig_dirty_running(struct vmig_device *mdev)
+{
+	return !!rcu_access_pointer(mdev->dirty.log);
+}
+
+int vmig_dirty_set_page_size(struct vmig_device *mdev, u64 page_size)
+{
+	struct vmig_dirty *d = &mdev->dirty;
+	int ret = 0;
+
+	if (page_size < SZ_4K || !is_power_of_2(page_size))
+		return -EINVAL;
+	mutex_lock(&d->lock);
+	if (rcu_access_pointer(d->log))
+		ret = -EBUSY;
+	else
+		d->page_size = page_size;
+	mutex_unlock(&d->lock);
+	return ret;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct dt_range *x = a, *y = b;
+
+	return x->iova < y->iova ? -1 : x->iova > y->iova;
+}
+
+int vmig_dirty_start(struct vmig_device *mdev, const struct dt_range *ranges,
+		     u32 nr_ranges, u64 page_size, bool vfio, const char **why)
+{
+	struct vmig_dirty *d = &mdev->dirty;
+	enum dt_feeder_kind feeder;
+	struct dt_log *log;
+	int ret;
+
+	mutex_lock(&d->lock);
+	if (rcu_access_pointer(d->log)) {
+		*why = "a dirty log is already running on this device";
+		ret = -EBUSY;
+		goto out;
+	}
+	log = dt_log_create(ranges, nr_ranges, page_size ?: d->page_size);
+	if (IS_ERR(log)) {
+		*why = "overlapping or too many IOVA ranges, or a bad page size";
+		ret = PTR_ERR(log);
+		goto out;
+	}
+	d->ranges = kmemdup(ranges, nr_ranges * sizeof(*ranges), GFP_KERNEL);
+	if (!d->ranges) {
+		dt_log_destroy(log);
+		ret = -ENOMEM;
+		goto out;
+	}
+	sort(d->ranges, nr_ranges, sizeof(*ranges), cmp_range, NULL);
+	d->nr_ranges = nr_ranges;
+	feeder = mdev->profile && mdev->profile->dma_decode ?
+		 DT_FEEDER_MEDIATED : DT_FEEDER_ALL_MAPPED;
+	ret = dt_log_attach_feeder(log, feeder, &mdev->core.pdev->dev, why);
+	if (ret) {
+		dt_log_destroy(log);
+		kfree(d->ranges);
+		d->ranges = NULL;
+		d->nr_ranges = 0;
+		goto out;
+	}
+	d->feeder = feeder;
+	d->vfio_owned = vfio;
+	d->last_report_pages = 0;
+	rcu_assign_pointer(d->log, log);
+out:
+	mutex_unlock(&d->lock);
+	return ret;
+}
+
+int vmig_dirty_stop(struct vmig_device *mdev, bool vfio_only)
+{
+	struct vmig_dirty *d = &mdev->dirty;
+	struct dt_log *log;
+
+	mutex_lock(&d->lock);
+	if (vfio_only && !d->vfio_owned) {
+		mutex_unlock(&d->lock);
+		return -ENOENT;
+	}
+	d->vfio_owned = false;
+	log = rcu_dereference_protected(d->log, lockdep_is_held(&d->lock));
+	RCU_INIT_POINTER(d->log, NULL);
+	kfree(d->ranges);
+	d->ranges = NULL;
+	d->nr_ranges = 0;
+	mutex_unlock(&d->lock);
+	if (!log)
+		return -ENOENT;
+	/* dt_log_destroy() waits for markers still inside rcu_read_lock(). */
+	dt_log_destroy(log);
+	return 0;
+}
+
+void vmig_dirty_mark(struct vmig_device *mdev, u64 iova, u64 len)
+{
+	struct dt_log *log;
+
+	rcu_read_lock();
+	log = rcu_dereference(mdev->dirty.log);
+	if (log)
+		dt_mark(log, iova, len, 0);
+	rcu_read_unlock();
+}
+
+struct peek {
+	dt_sink_fn sink;
+	void *priv;
+	struct dt_log *log;
+};
+
+static void peek_sink(void *priv, u64 iova, u64 len)
+{
+	struct peek *p = priv;
+
+	p->sink(p->priv, iova, len);
+	/* Put the bits back: a read without clear loses no mark. */
+	dt_mark(p->log, iova, len, 0);
+}
+
+int vmig_dirty_range(struct vmig_device *mdev, u32 idx, struct dt_range *r)
+{
+	struct vmig_dirty *d = &mdev->dirty;
+	int ret = -ENOENT;
+
+	mutex_lock(&d->lock);
+	if (idx < d->nr_ranges) {
+		*r = d->ranges[idx];
+		ret = 0;
+	}
+	mutex_unlock(&d->lock);
+	return ret;
+}
+
+int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size)
+{
+	struct vmig_dirty *d = &mdev->dirty;
+	struct dt_log *log;
+	int ret = -ENOENT;
+
+	mutex_lock(&d->lock);
+	log = rcu_dereference_protected(d->log, lockdep_is_held(&d->lock));
+	if (log) {
+		*page_size = dt_log_page_size(log);
+		ret = 0;
+	}
+	mutex_unlock(&d->lock);
+	return ret;
+}
+
+int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
+		      u64 page_size, dt_sink_fn sink, void *priv)
+{
+	struct vmig_dirty *d = &mdev->dirty;
+	struct dt_report rep = {};
+	struct peek p = { sink, priv };
+	struct dt_log *log;
+	int ret;
+
+	mutex_lock(&d->lock);
+	log = rcu_dereference_protected(d->log, lockdep_is_held(&d->lock));
+	if (!log) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (dt_log_page_size(log) != page_size) {
+		ret = -EAGAIN;
+		goto out;
+	}
+	p.log = log;
+	ret = dt_read_and_clear(log, iova, len, clear ? sink : peek_sink,
+				clear ? priv : &p, &rep);
+	if (!ret)
+		d->last_report_pages = rep.pages;
+out:
+	mutex_unlock(&d->lock);
+	return ret;
+}
+
+void vmig_dirty_stats(struct vmig_device *mdev, struct vmig_dirty_stats *s)
+{
+	struct vmig_dirty *d = &mdev->dirty;
+	struct dt_stats st;
+	struct dt_log *log;
+
+	memset(s, 0, sizeof(*s));
+	mutex_lock(&d->lock);
+	s->page_size = d->page_size;
+	s->last_report_pages = d->last_report_pages;
+	log = rcu_dereference_protected(d->log, lockdep_is_held(&d->lock));
+	if (log) {
+		dt_log_get_stats(log, &st);
+		s->running = true;
+		s->marks = st.marks;
+		s->pages_dirty = st.pages_dirty;
+		s->reports = st.reports;
+		s->oor_marks = st.oor_marks;
+	}
+	mutex_unlock(&d->lock);
+}

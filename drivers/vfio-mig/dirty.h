@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* vfio-mig: a device's DMA dirty log (dirty.c). */
+#ifndef _VFIO_MIG_DIRTY_H
+#define _VFIO_MIG_DIRTY_H
+
+#include <linux/dirty_track.h>
+#include <linux/mutex.h>
+#include <linux/rcupdate.h>
+
+struct vmig_device;
+
+/**
+ * struct vmig_dirty - the dirty log of one device
+ * @lock: serialises start, stop, reports and @page_size changes.
+ * @log: the running log or NULL. Published with rcu_assign_pointer() under
+ *	@lock; markers (any context, no lock) use rcu_read_lock() and
+ *	rcu_dereference(); stop unpublishes it under @lock and then
+ *	dt_log_destroy() waits for an RCU grace period before freeing.
+ * @ranges: copy of the IOVA ranges @log covers, sorted (under @lock).
+ * @nr_ranges: entries in @ranges.
+ * @feeder: what feeds @log (mediated by the profile, or all-mapped).
+ * @vfio_owned: @log was started by the VMM through VFIO DMA logging and
+ *	stops when the VMM closes the device (under @lock).
+ * @page_size: page size of the next log started without one (under @lock).
+ * @last_report_pages: dirty pages the last report returned (under @lock).
+ */
+struct vmig_dirty {
+	struct mutex lock;	/* see above */
+	struct dt_log __rcu *log;
+	struct dt_range *ranges;
+	u32 nr_ranges;
+	enum dt_feeder_kind feeder;
+	bool vfio_owned;
+	u64 page_size;
+	u64 last_report_pages;
+};
+
+struct vmig_dirty_stats {
+	bool running;
+	u64 page_size;
+	u64 marks;
+	u64 pages_dirty;
+	u64 reports;
+	u64 oor_marks;
+	u64 last_report_pages;
+};
+
+void vmig_dirty_init(struct vmig_dirty *d);
+bool vmig_dirty_running(struct vmig_device *mdev);
+int vmig_dirty_set_page_size(struct vmig_device *mdev, u64 page_size);
+/* @vfio: started through VFIO DMA logging (stopped at close). */
+int vmig_dirty_start(struct vmig_device *mdev, const struct dt_range *ranges,
+		     u32 nr_ranges, u64 page_size, bool vfio, const char **why);
+/*
+ * Stop the running log (only one VFIO started, if @vfio_only); -ENOENT
+ * when there is none.
+ */
+int vmig_dirty_stop(struct vmig_device *mdev, bool vfio_only);
+/* Any context: marks [iova, iova + len) if a log runs. */
+void vmig_dirty_mark(struct vmig_device *mdev, u64 iova, u64 len);
+/* Logged range @idx of the running log; -ENOENT past the last or none. */
+int vmig_dirty_range(struct vmig_device *mdev, u32 idx, struct dt_range *r);
+/* Page size of the running log; -ENOENT when none runs. */
+int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size);
+/*
+ * Report the dirty runs of [iova, iova + len) to @sink (in order), and
+ * clear them if @clear. -EAGAIN if the running log's page size is not
+ * @page_size (it was restarted), -ENOENT if none runs. Sleeping context.
+ */
+int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
+		      u64 page_size, dt_sink_fn sink, void *priv);
+void vmig_dirty_stats(struct vmig_device *mdev, struct vmig_dirty_stats *s);
+
+/* VFIO DMA logging (dma_log.c) */
+extern const struct vfio_log_ops vmig_log_ops;
+
+#endif /* _VFIO_MIG_DIRTY_H */

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig: VFIO device DMA logging (DMA_LOGGING_START/STOP/REPORT) on top
+ * of the device's dirty log (dirty.c), for VMMs that speak VFIO migration.
+ *
+ * A log the VMM starts is the device's one dirty log: netlink sees it too,
+ * and a VMM cannot start one while netlink's runs (-EBUSY). The VMM's log is
+ * stopped when it closes the device (vmig_dirty_stop(mdev, true) in
+ * close_device).
+ */
+#include <linux/interval_tree.h>
+#include <linux/iova_bitmap.h>
+#include <linux/slab.h>
+#include <linux/vfio.h>
+
+#include "vfio_mig.h"
+
+static int vmig_log_start(struct vfio_device *vdev,
+			  struct rb_root_cached *ranges, u32 nnodes,
+			  u64 *page_size)
+{
+	struct vmig_device *mdev = to_vmig(vdev);
+	struct interval_tree_node *node;
+	struct dt_range *r;
+	const char *why = NULL;
+	u32 n = 0;
+	int ret;
+
+	if (nnodes > DT_MAX_RANGES)
+		return -E2BIG;
+	r = kcalloc(nnodes, sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return -ENOMEM;
+	for (node = interval_tree_iter_first(ranges, 0, ULONG_MAX);
+	     node && n < nnodes;
+	     node = interval_tree_iter_next(node, 0, ULONG_MAX), n++) {
+		r[n].iova = node->start;
+		r[n].length = node->last - node->start + 1;
+	}
+	ret = vmig_dirty_start(mdev, r, n, *page_size, true, &why);
+	kfree(r);
+	if (ret && why)
+		pci_dbg(mdev->core.pdev, "DMA logging: %s\n", why);
+	return ret;
+}
+
+static int vmig_log_stop(struct vfio_device *vdev)
+{
+	/* Stopping a log that is not running is not an error (vfio rule). */
+	vmig_dirty_stop(to_vmig(vdev), false);
+	return 0;
+}
+
+struct window {
+	struct iova_bitmap *dirty;
+	u64 first, last;	/* the bytes VFIO asked about */
+};
+
+/*
+ * Runs are whole log pages and may stick out of the window; iova_bitmap
+ * only maps the window, so clip.
+ */
+static void bitmap_sink(void *priv, u64 iova, u64 len)
+{
+	struct window *w = priv;
+	u64 last = iova + len - 1;
+
+	iova = max(iova, w->first);
+	last = min(last, w->last);
+	if (iova <= last)
+		iova_bitmap_set(w->dirty, iova, last - iova + 1);
+}
+
+static int vmig_log_read_and_clear(struct vfio_device *vdev,
+				   unsigned long iova, unsigned long length,
+				   struct iova_bitmap *dirty)
+{
+	struct window w = { dirty, iova, iova + length - 1 };
+	struct vmig_device *mdev = to_vmig(vdev);
+	u64 ps;
+	int ret;
+
+	if (!length)
+		return 0;
+	ret = vmig_dirty_page_size(mdev, &ps);
+	if (ret)
+		return -EINVAL;
+	return vmig_dirty_report(mdev, iova, length, true, ps, bitmap_sink,
+				 &w);
+}
+
+const struct vfio_log_ops vmig_log_ops = {
+	.log_start		= vmig_log_start,
+	.log_stop		= vmig_log_stop,
+	.log_read_and_clear	= vmig_log_read_and_clear,
+};

@@ -1,0 +1,642 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig: handlers of the vfio_mig genetlink family.
+ *
+ * Every handler finds its device under vmig_devices_lock, which keeps the
+ * device bound while the handler runs (see vfio_mig.h). Dumps resume from
+ * the state they keep in cb->ctx and retake the lock for every message.
+ */
+#include <linux/iommu.h>
+#include <linux/slab.h>
+#include <net/genetlink.h>
+#include <uapi/linux/vfio_mig.h>
+
+#include <vfio-mig/compat.h>
+
+#include "netlink.h"
+#include "vfio_mig.h"
+
+static_assert((int)VMIG_TRAP_NONE == (int)VFIO_MIG_TRAP_MODE_NONE);
+static_assert((int)VMIG_TRAP_SPARSE == (int)VFIO_MIG_TRAP_MODE_SPARSE);
+static_assert((int)VMIG_TRAP_ALL == (int)VFIO_MIG_TRAP_MODE_ALL);
+
+/* The most bitmap bytes one dirty-get message carries (262144 pages). */
+#define VMIG_NL_BITMAP_MAX	SZ_32K
+
+static int put_counters(struct sk_buff *skb, struct vmig_device *mdev)
+{
+	struct vmig_dirty_stats ds;
+	struct vmig_counters c;
+	struct nlattr *nest;
+
+	vmig_get_counters(mdev, &c);
+	vmig_dirty_stats(mdev, &ds);
+	nest = nla_nest_start(skb, VFIO_MIG_A_DEV_COUNTERS);
+	if (!nest)
+		return -EMSGSIZE;
+	if (nla_put_u64_64bit(skb, VFIO_MIG_A_COUNTERS_TRAPPED_READS,
+			      c.trapped_reads, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_COUNTERS_TRAPPED_WRITES,
+			      c.trapped_writes, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_COUNTERS_LOG_ENTRIES,
+			      c.log_entries, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_COUNTERS_LOG_OVERFLOWS,
+			      c.log_overflows, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_COUNTERS_LOG_NEXT_SEQ,
+			      c.log_next_seq, 0) ||
+	    nla_put_u8(skb, VFIO_MIG_A_COUNTERS_LOG_LOSSY, c.log_lossy) ||
+	    nla_put_u8(skb, VFIO_MIG_A_COUNTERS_DIRTY_LOGGING, ds.running) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_COUNTERS_DIRTY_MARKS,
+			      ds.marks, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_COUNTERS_DIRTY_PAGES,
+			      ds.pages_dirty, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_COUNTERS_DIRTY_REPORTS,
+			      ds.reports, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_COUNTERS_DIRTY_OOR_MARKS,
+			      ds.oor_marks, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_COUNTERS_DIRTY_LAST_REPORT_PAGES,
+			      ds.last_report_pages, 0)) {
+		nla_nest_cancel(skb, nest);
+		return -EMSGSIZE;
+	}
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+static int fill_dev(struct sk_buff *skb, struct vmig_device *mdev, u32 portid,
+		    u32 seq, int flags, u8 cmd)
+{
+	struct pci_dev *pdev = mdev->core.pdev;
+	struct iommu_group *group;
+	void *hdr;
+	int gid = -1;
+
+	hdr = genlmsg_put(skb, portid, seq, &vfio_mig_nl_family, flags, cmd);
+	if (!hdr)
+		return -EMSGSIZE;
+	group = iommu_group_get(&pdev->dev);
+	if (group) {
+		gid = iommu_group_id(group);
+		iommu_group_put(group);
+	}
+	if (nla_put_string(skb, VFIO_MIG_A_DEV_BDF, pci_name(pdev)) ||
+	    nla_put_u16(skb, VFIO_MIG_A_DEV_VENDOR, pdev->vendor) ||
+	    nla_put_u16(skb, VFIO_MIG_A_DEV_DEVICE, pdev->device) ||
+	    nla_put_u16(skb, VFIO_MIG_A_DEV_SUBSYSTEM_VENDOR,
+			pdev->subsystem_vendor) ||
+	    nla_put_u16(skb, VFIO_MIG_A_DEV_SUBSYSTEM_DEVICE,
+			pdev->subsystem_device) ||
+	    nla_put_u8(skb, VFIO_MIG_A_DEV_REVISION, pdev->revision) ||
+	    (gid >= 0 && nla_put_u32(skb, VFIO_MIG_A_DEV_IOMMU_GROUP, gid)) ||
+	    nla_put_string(skb, VFIO_MIG_A_DEV_PROFILE,
+			   vmig_profile_name(mdev)) ||
+	    nla_put_u32(skb, VFIO_MIG_A_DEV_TRAP_MODE,
+			READ_ONCE(mdev->trap_mode)) ||
+	    nla_put_u8(skb, VFIO_MIG_A_DEV_OPEN, READ_ONCE(mdev->open)) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE,
+			      READ_ONCE(mdev->dirty.page_size), 0) ||
+	    put_counters(skb, mdev)) {
+		genlmsg_cancel(skb, hdr);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+/* The device named by attribute @type, under vmig_devices_lock. */
+static struct vmig_device *find_dev(struct nlattr **attrs, int type,
+				    struct netlink_ext_ack *extack)
+{
+	struct vmig_device *mdev;
+
+	if (!attrs[type]) {
+		NL_SET_ERR_MSG(extack, "missing device address (bdf)");
+		return ERR_PTR(-EINVAL);
+	}
+	mdev = vmig_find_locked(nla_data(attrs[type]));
+	if (!mdev) {
+		NL_SET_ERR_MSG_ATTR(extack, attrs[type],
+				    "no such device bound to vfio-mig");
+		return ERR_PTR(-ENODEV);
+	}
+	return mdev;
+}
+
+int vfio_mig_nl_dev_get_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct vmig_device *mdev;
+	struct sk_buff *msg;
+	int ret;
+
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	mutex_lock(&vmig_devices_lock);
+	mdev = find_dev(info->attrs, VFIO_MIG_A_DEV_BDF, info->extack);
+	if (IS_ERR(mdev))
+		ret = PTR_ERR(mdev);
+	else
+		ret = fill_dev(msg, mdev, info->snd_portid, info->snd_seq, 0,
+			       VFIO_MIG_CMD_DEV_GET);
+	mutex_unlock(&vmig_devices_lock);
+	if (ret) {
+		nlmsg_free(msg);
+		return ret;
+	}
+	return genlmsg_reply(msg, info);
+}
+
+int vfio_mig_nl_dev_get_dumpit(struct sk_buff *skb,
+			       struct netlink_callback *cb)
+{
+	unsigned long *done = (unsigned long *)cb->ctx;
+	struct vmig_device *mdev;
+	unsigned long idx = 0;
+	int ret = 0;
+
+	mutex_lock(&vmig_devices_lock);
+	list_for_each_entry(mdev, &vmig_devices, node) {
+		if (idx++ < *done)
+			continue;
+		ret = fill_dev(skb, mdev, NETLINK_CB(cb->skb).portid,
+			       cb->nlh->nlmsg_seq, NLM_F_MULTI,
+			       VFIO_MIG_CMD_DEV_GET);
+		if (ret)
+			break;
+		(*done)++;
+	}
+	mutex_unlock(&vmig_devices_lock);
+	/* A full skb ends this round; the dump goes on from *done. */
+	return ret == -EMSGSIZE && skb->len ? skb->len : ret ?: skb->len;
+}
+
+int vfio_mig_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr **a = info->attrs;
+	struct vmig_device *mdev;
+	int ret = 0;
+
+	if (!a[VFIO_MIG_A_DEV_TRAP_MODE] && !a[VFIO_MIG_A_DEV_PROFILE] &&
+	    !a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]) {
+		NL_SET_ERR_MSG(info->extack,
+			       "nothing to set: give trap-mode, profile or dirty-page-size");
+		return -EINVAL;
+	}
+	if (a[VFIO_MIG_A_DEV_PROFILE] &&
+	    !vmig_profile_find(nla_data(a[VFIO_MIG_A_DEV_PROFILE]))) {
+		NL_SET_ERR_MSG_ATTR(info->extack, a[VFIO_MIG_A_DEV_PROFILE],
+				    "unknown profile");
+		return -ENOENT;
+	}
+	if (a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]) {
+		u64 ps = nla_get_u64(a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]);
+
+		if (ps < SZ_4K || !is_power_of_2(ps)) {
+			NL_SET_ERR_MSG_ATTR(info->extack,
+					    a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE],
+					    "dirty page size must be a power of two >= 4096");
+			return -EINVAL;
+		}
+	}
+
+	mutex_lock(&vmig_devices_lock);
+	mdev = find_dev(a, VFIO_MIG_A_DEV_BDF, info->extack);
+	if (IS_ERR(mdev)) {
+		ret = PTR_ERR(mdev);
+		goto out;
+	}
+	if (READ_ONCE(mdev->open)) {
+		NL_SET_ERR_MSG(info->extack,
+			       "a VMM has the device open: settings change only while it is closed");
+		ret = -EBUSY;
+		goto out;
+	}
+	if (a[VFIO_MIG_A_DEV_PROFILE]) {
+		ret = vmig_set_profile(mdev,
+				       nla_data(a[VFIO_MIG_A_DEV_PROFILE]));
+		if (ret == -EBUSY)
+			NL_SET_ERR_MSG_ATTR(info->extack,
+					    a[VFIO_MIG_A_DEV_PROFILE],
+					    "a VMM has the device open");
+		else if (ret)
+			NL_SET_ERR_MSG_ATTR(info->extack,
+					    a[VFIO_MIG_A_DEV_PROFILE],
+					    "the profile does not fit this device");
+		if (ret)
+			goto out;
+	}
+	if (a[VFIO_MIG_A_DEV_TRAP_MODE]) {
+		ret = vmig_set_trap_mode(mdev,
+					 nla_get_u32(a[VFIO_MIG_A_DEV_TRAP_MODE]));
+		if (ret == -EBUSY)
+			NL_SET_ERR_MSG_ATTR(info->extack,
+					    a[VFIO_MIG_A_DEV_TRAP_MODE],
+					    "a VMM has the device open");
+		else if (ret)
+			NL_SET_ERR_MSG_ATTR(info->extack,
+					    a[VFIO_MIG_A_DEV_TRAP_MODE],
+					    "this trap mode is not available for the device");
+		if (ret)
+			goto out;
+	}
+	if (a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]) {
+		u64 ps = nla_get_u64(a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]);
+
+		ret = vmig_dirty_set_page_size(mdev, ps);
+		if (ret) {
+			NL_SET_ERR_MSG_ATTR(info->extack,
+					    a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE],
+					    "a dirty log is running: stop it first");
+			goto out;
+		}
+	}
+	vmig_nl_notify(mdev, VFIO_MIG_CMD_DEV_CHANGE_NTF);
+out:
+	mutex_unlock(&vmig_devices_lock);
+	return ret;
+}
+
+/* reglog-get dump state, in cb->ctx */
+struct reglog_ctx {
+	u64 next_seq;
+	bool started;
+};
+
+#define REGLOG_BATCH	32
+
+static int put_entry(struct sk_buff *skb, struct netlink_callback *cb,
+		     const struct vmig_log_entry *e)
+{
+	void *hdr;
+
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			  &vfio_mig_nl_family, NLM_F_MULTI,
+			  VFIO_MIG_CMD_REGLOG_GET);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (nla_put_u64_64bit(skb, VFIO_MIG_A_REGLOG_SEQ, e->seq, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_REGLOG_TS_NS, e->ts_ns, 0) ||
+	    nla_put_u8(skb, VFIO_MIG_A_REGLOG_BAR, e->bar) ||
+	    nla_put_u32(skb, VFIO_MIG_A_REGLOG_OFFSET, e->offset) ||
+	    nla_put_u8(skb, VFIO_MIG_A_REGLOG_WIDTH, e->width) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_REGLOG_VALUE, e->value, 0)) {
+		genlmsg_cancel(skb, hdr);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+int vfio_mig_nl_reglog_get_dumpit(struct sk_buff *skb,
+				  struct netlink_callback *cb)
+{
+	struct reglog_ctx *ctx = (struct reglog_ctx *)cb->ctx;
+	struct nlattr **a = vmig_genl_dump_attrs(cb);
+	struct vmig_log_entry *batch;
+	struct vmig_device *mdev;
+	int n, i, ret = 0;
+	u64 next;
+
+	BUILD_BUG_ON(sizeof(*ctx) > sizeof(cb->ctx));
+	if (!ctx->started) {
+		ctx->next_seq = a[VFIO_MIG_A_REGLOG_SINCE] ?
+				nla_get_u64(a[VFIO_MIG_A_REGLOG_SINCE]) : 0;
+		ctx->started = true;
+	}
+	batch = kmalloc_array(REGLOG_BATCH, sizeof(*batch), GFP_KERNEL);
+	if (!batch)
+		return -ENOMEM;
+	mutex_lock(&vmig_devices_lock);
+	mdev = find_dev(a, VFIO_MIG_A_REGLOG_BDF, cb->extack);
+	if (IS_ERR(mdev)) {
+		ret = PTR_ERR(mdev);
+		goto out;
+	}
+	for (;;) {
+		n = vmig_log_read(mdev, ctx->next_seq, batch, REGLOG_BATCH,
+				  &next);
+		if (n <= 0) {
+			ret = n;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			ret = put_entry(skb, cb, &batch[i]);
+			if (ret)
+				goto out;
+			ctx->next_seq = batch[i].seq + 1;
+		}
+		/* Entries still arriving: stop at what this call saw. */
+		if (n < REGLOG_BATCH)
+			break;
+	}
+out:
+	mutex_unlock(&vmig_devices_lock);
+	kfree(batch);
+	if (ret == -EMSGSIZE && skb->len)
+		return skb->len;
+	return ret ?: skb->len;
+}
+
+int vfio_mig_nl_dirty_start_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr *tb[VFIO_MIG_A_DIRTY_RANGE_MAX + 1];
+	struct nlattr **a = info->attrs;
+	struct vmig_device *mdev;
+	struct dt_range *ranges;
+	const char *why = NULL;
+	struct nlattr *nla;
+	u32 n = 0, max = DT_MAX_RANGES;
+	u64 ps = 0;
+	int rem, ret;
+
+	if (a[VFIO_MIG_A_DIRTY_PAGE_SIZE]) {
+		ps = nla_get_u64(a[VFIO_MIG_A_DIRTY_PAGE_SIZE]);
+		if (ps < SZ_4K || !is_power_of_2(ps)) {
+			NL_SET_ERR_MSG_ATTR(info->extack,
+					    a[VFIO_MIG_A_DIRTY_PAGE_SIZE],
+					    "page size must be a power of two >= 4096");
+			return -EINVAL;
+		}
+	}
+	ranges = kcalloc(max, sizeof(*ranges), GFP_KERNEL);
+	if (!ranges)
+		return -ENOMEM;
+	nlmsg_for_each_attr(nla, info->nlhdr, GENL_HDRLEN, rem) {
+		if (nla_type(nla) != VFIO_MIG_A_DIRTY_RANGE)
+			continue;
+		if (n == max) {
+			NL_SET_ERR_MSG_ATTR(info->extack, nla,
+					    "too many ranges");
+			ret = -E2BIG;
+			goto free;
+		}
+		ret = nla_parse_nested(tb, VFIO_MIG_A_DIRTY_RANGE_MAX, nla,
+				       vfio_mig_dirty_range_nl_policy,
+				       info->extack);
+		if (ret)
+			goto free;
+		if (!tb[VFIO_MIG_A_DIRTY_RANGE_IOVA] ||
+		    !tb[VFIO_MIG_A_DIRTY_RANGE_LENGTH]) {
+			NL_SET_ERR_MSG_ATTR(info->extack, nla,
+					    "a range needs iova and length");
+			ret = -EINVAL;
+			goto free;
+		}
+		ranges[n].iova = nla_get_u64(tb[VFIO_MIG_A_DIRTY_RANGE_IOVA]);
+		ranges[n].length = nla_get_u64(tb[VFIO_MIG_A_DIRTY_RANGE_LENGTH]);
+		n++;
+	}
+	if (!n) {
+		NL_SET_ERR_MSG(info->extack, "no IOVA range given");
+		ret = -EINVAL;
+		goto free;
+	}
+	mutex_lock(&vmig_devices_lock);
+	mdev = find_dev(a, VFIO_MIG_A_DIRTY_BDF, info->extack);
+	if (IS_ERR(mdev)) {
+		ret = PTR_ERR(mdev);
+	} else {
+		ret = vmig_dirty_start(mdev, ranges, n, ps, false, &why);
+		/* @why is a string literal of dirty.c: it outlives the reply. */
+		if (ret && why && info->extack)
+			info->extack->_msg = why;
+	}
+	mutex_unlock(&vmig_devices_lock);
+free:
+	kfree(ranges);
+	return ret;
+}
+
+int vfio_mig_nl_dirty_stop_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct vmig_device *mdev;
+	int ret;
+
+	mutex_lock(&vmig_devices_lock);
+	mdev = find_dev(info->attrs, VFIO_MIG_A_DIRTY_BDF, info->extack);
+	if (IS_ERR(mdev)) {
+		ret = PTR_ERR(mdev);
+	} else {
+		ret = vmig_dirty_stop(mdev, false);
+		if (ret == -ENOENT)
+			NL_SET_ERR_MSG(info->extack,
+				       "no dirty log is running on this device");
+	}
+	mutex_unlock(&vmig_devices_lock);
+	return ret;
+}
+
+/* dirty-get dump state, in cb->ctx */
+struct dirty_ctx {
+	u64 pos;	/* next IOVA to report */
+	u64 end;	/* last IOVA of the current range */
+	u32 range;	/* index of the logged range (whole-log reports) */
+	bool whole_log;	/* no iova/length given: every logged range */
+	bool started;
+	bool done;
+};
+
+/* Move to the next logged range of a whole-log report; false at the end. */
+static bool next_range(struct vmig_device *mdev, struct dirty_ctx *ctx)
+{
+	struct dt_range r;
+
+	do {
+		if (vmig_dirty_range(mdev, ctx->range++, &r))
+			return false;
+	} while (!r.length);
+	ctx->pos = r.iova;
+	ctx->end = r.iova + r.length - 1;
+	return true;
+}
+
+struct bitmap_sink {
+	u64 start;	/* IOVA of bit 0 */
+	u64 page_shift;
+	u64 nbits;
+	unsigned long *bits;
+};
+
+/* Runs are whole pages of the log; clip them to the message's window. */
+static void bitmap_sink(void *priv, u64 iova, u64 len)
+{
+	struct bitmap_sink *b = priv;
+	u64 first, last;
+
+	if (iova + len - 1 < b->start)
+		return;
+	first = (max(iova, b->start) - b->start) >> b->page_shift;
+	last = (iova + len - 1 - b->start) >> b->page_shift;
+	if (first >= b->nbits)
+		return;
+	last = min(last, b->nbits - 1);
+	bitmap_set(b->bits, first, last - first + 1);
+}
+
+int vfio_mig_nl_dirty_get_dumpit(struct sk_buff *skb,
+				 struct netlink_callback *cb)
+{
+	struct dirty_ctx *ctx = (struct dirty_ctx *)cb->ctx;
+	struct nlattr **a = vmig_genl_dump_attrs(cb);
+	struct bitmap_sink bs = {};
+	struct vmig_device *mdev;
+	u64 ps, len, room, cover, bytes;
+	struct nlattr *bm;
+	void *hdr;
+	int ret;
+
+	BUILD_BUG_ON(sizeof(*ctx) > sizeof(cb->ctx));
+	if (ctx->done)
+		return 0;
+	if (!ctx->started && !a[VFIO_MIG_A_DIRTY_IOVA] &&
+	    !a[VFIO_MIG_A_DIRTY_LENGTH]) {
+		ctx->whole_log = true;
+	} else if (!ctx->started) {
+		if (!a[VFIO_MIG_A_DIRTY_IOVA] || !a[VFIO_MIG_A_DIRTY_LENGTH]) {
+			NL_SET_ERR_MSG(cb->extack,
+				       "give both iova and length, or neither (the whole log)");
+			return -EINVAL;
+		}
+		ctx->pos = nla_get_u64(a[VFIO_MIG_A_DIRTY_IOVA]);
+		len = nla_get_u64(a[VFIO_MIG_A_DIRTY_LENGTH]);
+		if (!len || ctx->pos + len - 1 < ctx->pos) {
+			NL_SET_ERR_MSG(cb->extack,
+				       "empty or wrapping IOVA range");
+			return -EINVAL;
+		}
+		ctx->end = ctx->pos + len - 1;
+		ctx->started = true;
+	}
+
+	/* One message per call, with as much bitmap as the skb has room for. */
+	room = skb_tailroom(skb);
+	if (room < NLMSG_HDRLEN + GENL_HDRLEN + 128 + sizeof(u64))
+		return skb->len;
+	room -= NLMSG_HDRLEN + GENL_HDRLEN + 128;
+	room = min_t(u64, rounddown(room, sizeof(u64)), VMIG_NL_BITMAP_MAX);
+
+	mutex_lock(&vmig_devices_lock);
+	mdev = find_dev(a, VFIO_MIG_A_DIRTY_BDF, cb->extack);
+	if (IS_ERR(mdev)) {
+		ret = PTR_ERR(mdev);
+		goto unlock;
+	}
+	ret = vmig_dirty_page_size(mdev, &ps);
+	if (ret)
+		goto unlock;
+	if (ctx->whole_log && !ctx->started) {
+		ctx->started = true;
+		if (!next_range(mdev, ctx)) {
+			ctx->done = true;
+			goto unlock;
+		}
+	}
+	bs.page_shift = ilog2(ps);
+	bs.start = ctx->pos & ~(ps - 1);
+	/* IOVA the bitmap can cover, saturating at the top of the space. */
+	if (check_shl_overflow(room * BITS_PER_BYTE, bs.page_shift, &cover))
+		cover = U64_MAX;
+	len = min_t(u64, ctx->end - bs.start, cover - 1) + 1;
+	bs.nbits = DIV_ROUND_UP_ULL(len, ps);
+	if (!bs.nbits)		/* len rounded to a 2^64 page count */
+		bs.nbits = 1;
+	bytes = round_up(DIV_ROUND_UP_ULL(bs.nbits, BITS_PER_BYTE),
+			 sizeof(u64));
+
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			  &vfio_mig_nl_family, NLM_F_MULTI,
+			  VFIO_MIG_CMD_DIRTY_GET);
+	if (!hdr) {
+		ret = -EMSGSIZE;
+		goto unlock;
+	}
+	if (nla_put_u64_64bit(skb, VFIO_MIG_A_DIRTY_IOVA, bs.start, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_DIRTY_LENGTH, len, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_DIRTY_PAGE_SIZE, ps, 0)) {
+		ret = -EMSGSIZE;
+		goto cancel;
+	}
+	bm = nla_reserve_64bit(skb, VFIO_MIG_A_DIRTY_BITMAP, bytes, 0);
+	if (!bm) {
+		ret = -EMSGSIZE;
+		goto cancel;
+	}
+	memset(nla_data(bm), 0, bytes);
+	bs.bits = nla_data(bm);
+	ret = vmig_dirty_report(mdev, bs.start, len,
+				!!a[VFIO_MIG_A_DIRTY_CLEAR], ps,
+				bitmap_sink, &bs);
+	if (ret)
+		goto cancel;
+	genlmsg_end(skb, hdr);
+	if (bs.start + (len - 1) < ctx->end)
+		ctx->pos = bs.start + len;
+	else if (!ctx->whole_log || !next_range(mdev, ctx))
+		ctx->done = true;
+	mutex_unlock(&vmig_devices_lock);
+	return skb->len;
+cancel:
+	genlmsg_cancel(skb, hdr);
+unlock:
+	mutex_unlock(&vmig_devices_lock);
+	if (ret == -EMSGSIZE && skb->len)
+		return skb->len;
+	if (ret == -ENOENT)
+		NL_SET_ERR_MSG(cb->extack,
+			       "no dirty log is running on this device");
+	if (ret == -EAGAIN)
+		NL_SET_ERR_MSG(cb->extack,
+			       "the dirty log was restarted during the dump");
+	return ret;
+}
+
+void vmig_nl_notify(struct vmig_device *mdev, u8 cmd)
+{
+	struct sk_buff *msg;
+
+	if (!genl_has_listeners(&vfio_mig_nl_family, &init_net,
+				VFIO_MIG_NLGRP_EVENTS))
+		return;
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return;
+	if (fill_dev(msg, mdev, 0, 0, 0, cmd)) {
+		nlmsg_free(msg);
+		return;
+	}
+	genlmsg_multicast(&vfio_mig_nl_family, msg, 0, VFIO_MIG_NLGRP_EVENTS,
+			  GFP_KERNEL);
+}
+
+static void overflow_work(struct work_struct *work)
+{
+	struct vmig_device *mdev = container_of(work, struct vmig_device,
+						overflow_work);
+
+	vmig_nl_notify(mdev, VFIO_MIG_CMD_LOG_OVERFLOW_NTF);
+}
+
+void vmig_nl_dev_init(struct vmig_device *mdev)
+{
+	INIT_WORK(&mdev->overflow_work, overflow_work);
+}
+
+void vmig_nl_dev_exit(struct vmig_device *mdev)
+{
+	cancel_work_sync(&mdev->overflow_work);
+}
+
+void vmig_nl_notify_overflow(struct vmig_device *mdev)
+{
+	schedule_work(&mdev->overflow_work);
+}
+
+int vmig_nl_init(void)
+{
+	return genl_register_family(&vfio_mig_nl_family);
+}
+
+void vmig_nl_exit(void)
+{
+	genl_unregister_family(&vfio_mig_nl_family);
+}

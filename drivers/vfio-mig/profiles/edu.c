@@ -1,0 +1,605 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig profile "edu": QEMU's educational device (1234:11e8).
+ *
+ * Every register the device has can be read back, so the profile restores
+ * from values captured by reading (which also covers trap mode none) and
+ * uses the shadow file only for what reads cannot give (the factorial's
+ * operand). Its restore order on the target:
+ *
+ *  1. wait until the target is idle (no DMA, no factorial running);
+ *     silence its interrupts (INTx disabled, MSI disabled in the physical
+ *     config space; restored at step 8);
+ *  2. the 4 KiB device buffer, by a DMA from a borrowed guest page;
+ *  3. the DMA command register's direction and interrupt bits, which the
+ *     device only takes together with the start bit: by a 1-byte transfer
+ *     with those bits, when they differ from what step 2 left;
+ *  4. the factorial result, by re-running the computation on the operand
+ *     that gives it (the shadow's last operand if it does, else the
+ *     smallest n with n! mod 2^32 equal to the result), with the
+ *     factorial interrupt disabled;
+ *  5. liveness (the device stores the complement of what is written);
+ *  6. DMA source, destination and count, without starting a transfer;
+ *  7. the status register's interrupt-enable bit; then every interrupt
+ *     status bit is acknowledged;
+ *  8. interrupts back on, then the captured interrupt status is raised
+ *     (a pending interrupt is state: the target's VMM receives it).
+ *
+ * The buffer is reached only by DMA. Under VFIO the device translates
+ * through the VMM's IOMMU domain, so no kernel DMA mapping reaches it;
+ * instead the profile borrows one page of the VMM's IOVA space, named by
+ * vmig_set_dma_scratch(): it saves the page's contents with vfio_dma_rw(),
+ * lets the device transfer through it, and writes the saved contents back.
+ * The guarantee: guest memory is unchanged once save or restore returns,
+ * provided nothing else (a running vCPU, another device) touches that page
+ * meanwhile, i.e. the VM is stopped or the VMM reserved the page.
+ * The buffer's last byte is beyond the device's DMA reach (QEMU 7.2 stops
+ * the VM on a transfer that touches it), so no one can have written it: it
+ * is always zero and is not moved.
+ */
+#include <linux/delay.h>
+#include <linux/jiffies.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+#include <linux/vfio.h>
+
+#include "../vfio_mig.h"
+
+#define EDU_ID			0x00
+#define EDU_LIVENESS		0x04
+#define EDU_FACTORIAL		0x08
+#define EDU_STATUS		0x20
+#define EDU_IRQ_STATUS		0x24
+#define EDU_IRQ_RAISE		0x60
+#define EDU_IRQ_ACK		0x64
+#define EDU_DMA_SRC		0x80
+#define EDU_DMA_DST		0x88
+#define EDU_DMA_COUNT		0x90
+#define EDU_DMA_CMD		0x98
+
+#define EDU_STATUS_COMPUTING	0x01
+#define EDU_STATUS_IRQFACT	0x80
+#define EDU_CMD_RUN		0x1
+#define EDU_CMD_TO_RAM		0x2
+#define EDU_CMD_IRQ		0x4
+#define EDU_IRQ_DMA		0x100
+
+#define EDU_BUF_ADDR		0x40000
+#define EDU_BUF_SIZE		4096
+#define EDU_BUF_DMA		(EDU_BUF_SIZE - 1)
+#define EDU_DMA_MASK		((1ULL << 28) - 1)
+#define EDU_FACT_MAX		34	/* n! mod 2^32 is 0 from here on */
+
+/* devstate items in report errors (bar VMIG_BAR_DEVSTATE) */
+#define EDU_ITEM_IDLE		1
+#define EDU_ITEM_BUFFER		2
+#define EDU_ITEM_DMA_CMD	3
+
+static const struct pci_device_id edu_ids[] = {
+	{ PCI_DEVICE(0x1234, 0x11e8) },
+	{}
+};
+
+#define REG(n, o, w, c, f, ord) \
+	{ .name = n, .offset = o, .bar = 0, .width = w, .class = c, \
+	  .flags = f, .order = ord }
+#define CAP	VMIG_REGF_CAPTURE
+
+static const struct vmig_reg_desc edu_regs[] = {
+	REG("id", EDU_ID, 4, VMIG_REG_RO, CAP, 0),
+	REG("liveness", EDU_LIVENESS, 4, VMIG_REG_STATE, CAP, 3),
+	REG("factorial", EDU_FACTORIAL, 4, VMIG_REG_TRIGGER, CAP, 1),
+	REG("status", EDU_STATUS, 4, VMIG_REG_STATE, CAP, 2),
+	REG("irq_status", EDU_IRQ_STATUS, 4, VMIG_REG_RO, CAP, 0),
+	REG("irq_raise", EDU_IRQ_RAISE, 4, VMIG_REG_TRIGGER, 0, 5),
+	REG("irq_ack", EDU_IRQ_ACK, 4, VMIG_REG_TRIGGER, 0, 5),
+	REG("dma_src", EDU_DMA_SRC, 8, VMIG_REG_STATE, CAP, 4),
+	REG("dma_dst", EDU_DMA_DST, 8, VMIG_REG_STATE, CAP, 4),
+	REG("dma_count", EDU_DMA_COUNT, 8, VMIG_REG_STATE, CAP, 4),
+	REG("dma_cmd", EDU_DMA_CMD, 8, VMIG_REG_TRIGGER, CAP, 4),
+};
+
+/* Sparse mode traps the register page; the rest of the 1 MiB BAR is empty. */
+static const struct vmig_trap_range edu_trap[] = {
+	{ .bar = 0, .offset = 0, .size = PAGE_SIZE },
+};
+
+#define EDU_STATE_VERSION	1
+#define EDU_STATE_BUF		0x1	/* @buf holds the device buffer */
+
+struct edu_state {
+	__le32 version;
+	__le32 flags;
+	u8 buf[EDU_BUF_SIZE];
+};
+
+static int rd(struct vmig_device *mdev, u32 off, u8 width, u64 *v)
+{
+	return vmig_bar_read(mdev, 0, off, width, v);
+}
+
+static int wr(struct vmig_device *mdev, u32 off, u8 width, u64 v)
+{
+	return vmig_bar_write(mdev, 0, off, width, v);
+}
+
+/* Poll until @bit of register @off is clear. */
+static int wait_clear(struct vmig_device *mdev, u32 off, u8 width, u64 bit,
+		      unsigned int ms)
+{
+	unsigned long end = jiffies + msecs_to_jiffies(ms);
+	u64 v;
+	int ret;
+
+	for (;;) {
+		ret = rd(mdev, off, width, &v);
+		if (ret)
+			return ret;
+		if (!(v & bit))
+			return 0;
+		if (time_after(jiffies, end))
+			return -ETIMEDOUT;
+		usleep_range(2000, 4000);
+	}
+}
+
+static int wait_idle(struct vmig_device *mdev)
+{
+	int ret = wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, 3000);
+
+	return ret ? ret : wait_clear(mdev, EDU_STATUS, 4,
+				      EDU_STATUS_COMPUTING, 1000);
+}
+
+/* One transfer; @cmd holds the direction and interrupt bits. */
+static int run_dma(struct vmig_device *mdev, u64 cmd, u64 src, u64 dst,
+		   u64 count)
+{
+	int ret;
+
+	ret = wr(mdev, EDU_DMA_SRC, 8, src);
+	if (!ret)
+		ret = wr(mdev, EDU_DMA_DST, 8, dst);
+	if (!ret)
+		ret = wr(mdev, EDU_DMA_COUNT, 8, count);
+	if (!ret)
+		ret = wr(mdev, EDU_DMA_CMD, 8, cmd | EDU_CMD_RUN);
+	if (!ret)
+		ret = wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, 3000);
+	return ret;
+}
+
+/* Physical config space around the profile's own DMA: see step 1. */
+struct edu_quiet {
+	u16 cmd;
+	u16 msi_flags;
+};
+
+static void quiet(struct vmig_device *mdev, struct edu_quiet *q)
+{
+	struct pci_dev *pdev = mdev->core.pdev;
+
+	spin_lock_irq(&mdev->core.irqlock);
+	pci_read_config_word(pdev, PCI_COMMAND, &q->cmd);
+	pci_write_config_word(pdev, PCI_COMMAND,
+			      q->cmd | PCI_COMMAND_INTX_DISABLE |
+			      PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	spin_unlock_irq(&mdev->core.irqlock);
+	q->msi_flags = 0;
+	if (pdev->msi_cap) {
+		pci_read_config_word(pdev, pdev->msi_cap + PCI_MSI_FLAGS,
+				     &q->msi_flags);
+		if (q->msi_flags & PCI_MSI_FLAGS_ENABLE)
+			pci_write_config_word(pdev,
+					      pdev->msi_cap + PCI_MSI_FLAGS,
+					      q->msi_flags &
+					      ~PCI_MSI_FLAGS_ENABLE);
+	}
+}
+
+static void unquiet(struct vmig_device *mdev, const struct edu_quiet *q)
+{
+	struct pci_dev *pdev = mdev->core.pdev;
+
+	if (q->msi_flags & PCI_MSI_FLAGS_ENABLE)
+		pci_write_config_word(pdev, pdev->msi_cap + PCI_MSI_FLAGS,
+				      q->msi_flags);
+	spin_lock_irq(&mdev->core.irqlock);
+	pci_write_config_word(pdev, PCI_COMMAND, q->cmd);
+	spin_unlock_irq(&mdev->core.irqlock);
+}
+
+static int guest_rw(struct vmig_device *mdev, u64 iova, void *data,
+		    size_t len, bool write)
+{
+	return vfio_dma_rw(&mdev->core.vdev, iova, data, len, write);
+}
+
+/*
+ * Give the DMA command register the direction and interrupt bits @want by
+ * a 1-byte transfer between buffer byte 0 (whose value is @buf0) and the
+ * scratch page, whose byte is saved and put back.
+ */
+static int fix_cmd(struct vmig_device *mdev, u64 scratch, u64 want, u8 buf0)
+{
+	u64 cur;
+	u8 saved;
+	int ret, ret2;
+
+	ret = rd(mdev, EDU_DMA_CMD, 8, &cur);
+	if (ret || (cur & (EDU_CMD_TO_RAM | EDU_CMD_IRQ)) == want)
+		return ret;
+	ret = guest_rw(mdev, scratch, &saved, 1, false);
+	if (ret)
+		return ret;
+	if (want & EDU_CMD_TO_RAM) {
+		ret = run_dma(mdev, want, EDU_BUF_ADDR, scratch, 1);
+	} else {
+		ret = guest_rw(mdev, scratch, &buf0, 1, true);
+		if (!ret)
+			ret = run_dma(mdev, want, scratch, EDU_BUF_ADDR, 1);
+	}
+	ret2 = guest_rw(mdev, scratch, &saved, 1, true);
+	return ret ? ret : ret2;
+}
+
+/* Move the buffer between the device and @st through the scratch page. */
+static int move_buffer(struct vmig_device *mdev, u64 scratch,
+		       struct edu_state *st, bool to_ram)
+{
+	void *saved = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	int ret, ret2;
+
+	if (!saved)
+		return -ENOMEM;
+	ret = guest_rw(mdev, scratch, saved, PAGE_SIZE, false);
+	if (ret)
+		goto out;
+	if (to_ram) {
+		ret = run_dma(mdev, EDU_CMD_TO_RAM, EDU_BUF_ADDR, scratch,
+			      EDU_BUF_DMA);
+		if (!ret)
+			ret = guest_rw(mdev, scratch, st->buf, EDU_BUF_DMA,
+				       false);
+		st->buf[EDU_BUF_DMA] = 0;
+	} else {
+		ret = guest_rw(mdev, scratch, st->buf, EDU_BUF_DMA, true);
+		if (!ret)
+			ret = run_dma(mdev, 0, scratch, EDU_BUF_ADDR,
+				      EDU_BUF_DMA);
+	}
+	ret2 = guest_rw(mdev, scratch, saved, PAGE_SIZE, true);
+	if (!ret)
+		ret = ret2;
+out:
+	kfree(saved);
+	return ret;
+}
+
+static bool scratch_ok(u64 scratch)
+{
+	return scratch && IS_ALIGNED(scratch, PAGE_SIZE) &&
+	       scratch + PAGE_SIZE - 1 <= EDU_DMA_MASK;
+}
+
+struct dma_regs {
+	u64 src, dst, count, cmd;
+};
+
+static int read_dma_regs(struct vmig_device *mdev, struct dma_regs *d)
+{
+	int ret;
+
+	ret = rd(mdev, EDU_DMA_SRC, 8, &d->src);
+	if (!ret)
+		ret = rd(mdev, EDU_DMA_DST, 8, &d->dst);
+	if (!ret)
+		ret = rd(mdev, EDU_DMA_COUNT, 8, &d->count);
+	if (!ret)
+		ret = rd(mdev, EDU_DMA_CMD, 8, &d->cmd);
+	return ret;
+}
+
+static int write_dma_addrs(struct vmig_device *mdev, const struct dma_regs *d)
+{
+	int ret;
+
+	ret = wr(mdev, EDU_DMA_SRC, 8, d->src);
+	if (!ret)
+		ret = wr(mdev, EDU_DMA_DST, 8, d->dst);
+	if (!ret)
+		ret = wr(mdev, EDU_DMA_COUNT, 8, d->count);
+	return ret;
+}
+
+/*
+ * Save, on the source, with the device stopped: the buffer through the
+ * scratch page, then the source's DMA registers and interrupt status as
+ * they were before.
+ */
+static int edu_save_work(void *arg)
+{
+	struct vmig_profile_ctx *ctx = arg;
+	struct vmig_device *mdev = ctx->mdev;
+	u64 scratch = mdev->dma_scratch, irq;
+	struct edu_quiet q;
+	struct edu_state *st;
+	struct dma_regs d;
+	int ret;
+
+	ret = wait_idle(mdev);
+	if (!ret)
+		ret = read_dma_regs(mdev, &d);
+	if (!ret)
+		ret = rd(mdev, EDU_IRQ_STATUS, 4, &irq);
+	if (ret)
+		return ret;
+	st = kzalloc(sizeof(*st), GFP_KERNEL);
+	if (!st)
+		return -ENOMEM;
+	st->version = cpu_to_le32(EDU_STATE_VERSION);
+	if (scratch_ok(scratch)) {
+		quiet(mdev, &q);
+		ret = move_buffer(mdev, scratch, st, true);
+		if (!ret)
+			st->flags = cpu_to_le32(EDU_STATE_BUF);
+		ret = fix_cmd(mdev, scratch,
+			      d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ),
+			      st->buf[0]);
+		if (!ret)
+			ret = write_dma_addrs(mdev, &d);
+		if (!ret && !(irq & EDU_IRQ_DMA))
+			ret = wr(mdev, EDU_IRQ_ACK, 4, EDU_IRQ_DMA);
+		unquiet(mdev, &q);
+	}
+	ctx->snap->devstate = (u8 *)st;
+	ctx->snap->devstate_len = sizeof(*st);
+	ctx->snap->flags |= VMIG_SNAPF_DEVSTATE;
+	return ret;
+}
+
+static int edu_save(struct vmig_profile_ctx *ctx)
+{
+	if (!(ctx->flags & VMIG_SNAP_DEVSTATE))
+		return 0;
+	return vmig_run_in_worker(edu_save_work, ctx);
+}
+
+static u32 fact32(u32 n)
+{
+	u32 r = 1;
+
+	if (n >= EDU_FACT_MAX)
+		return 0;
+	while (n > 1)
+		r *= n--;
+	return r;
+}
+
+/* The operand whose factorial the device shows: see step 4. */
+static int fact_operand(const struct vmig_snapshot *s, u32 result,
+			bool computing, u32 *n)
+{
+	const struct vmig_reg_value *hint;
+	u32 i;
+
+	if (computing) {	/* the register still holds the operand */
+		*n = result;
+		return 0;
+	}
+	hint = vmig_snap_shadow(s, 0, EDU_FACTORIAL, 4);
+	if (hint && hint->value <= EDU_FACT_MAX &&
+	    fact32(hint->value) == result) {
+		*n = hint->value;
+		return 0;
+	}
+	for (i = 0; i <= EDU_FACT_MAX; i++) {
+		if (fact32(i) == result) {
+			*n = i;
+			return 0;
+		}
+	}
+	return -ERANGE;
+}
+
+struct edu_caps {
+	u64 live, fact, status, irq;
+	struct dma_regs d;
+};
+
+static int captured(struct vmig_profile_ctx *ctx, u32 off, u8 width, u64 *v)
+{
+	const struct vmig_reg_value *r = vmig_snap_read(ctx->src, 0, off,
+							 width);
+
+	if (!r) {
+		vmig_report_error(ctx->report, 0, off, width, -ENODATA);
+		return -ENODATA;
+	}
+	*v = r->value;
+	return 0;
+}
+
+/* Write @val, read back and compare with @expect; report a mismatch. */
+static void restore_reg(struct vmig_profile_ctx *ctx, u32 off, u8 width,
+			u64 val, u64 expect)
+{
+	struct vmig_device *mdev = ctx->mdev;
+	u64 back;
+	int ret;
+
+	ret = wr(mdev, off, width, val);
+	if (!ret)
+		ret = rd(mdev, off, width, &back);
+	if (!ret && back != expect)
+		ret = -EIO;
+	if (ret)
+		vmig_report_error(ctx->report, 0, off, width, ret);
+	else
+		ctx->report->applied++;
+}
+
+static void restore_buffer_and_cmd(struct vmig_profile_ctx *ctx,
+				   const struct edu_caps *c)
+{
+	const struct vmig_snapshot *s = ctx->src;
+	struct edu_state *st = (struct edu_state *)s->devstate;
+	struct vmig_device *mdev = ctx->mdev;
+	u64 scratch = mdev->dma_scratch;
+	int ret;
+
+	if (!st || s->devstate_len != sizeof(*st) ||
+	    le32_to_cpu(st->version) != EDU_STATE_VERSION ||
+	    !(le32_to_cpu(st->flags) & EDU_STATE_BUF)) {
+		vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
+				  EDU_ITEM_BUFFER, 0, -ENODATA);
+		st = NULL;
+	} else if (!scratch_ok(scratch)) {
+		vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
+				  EDU_ITEM_BUFFER, 0, -ENXIO);
+		st = NULL;
+	} else {
+		ret = move_buffer(mdev, scratch, st, false);
+		if (ret) {
+			vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
+					  EDU_ITEM_BUFFER, 0, ret);
+			st = NULL;
+		} else {
+			ctx->report->applied++;
+		}
+	}
+
+	if (c->d.cmd & EDU_CMD_RUN) {	/* a transfer was in flight */
+		ret = -EINPROGRESS;
+	} else if (!st) {
+		ret = -ENODATA;
+	} else {
+		ret = fix_cmd(mdev, scratch,
+			      c->d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ),
+			      st->buf[0]);
+	}
+	if (ret)
+		vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
+				  EDU_ITEM_DMA_CMD, 0, ret);
+}
+
+static int edu_restore_work(void *arg)
+{
+	struct vmig_profile_ctx *ctx = arg;
+	struct vmig_device *mdev = ctx->mdev;
+	struct edu_quiet q;
+	struct edu_caps c;
+	u32 n;
+	int ret;
+
+	if (captured(ctx, EDU_LIVENESS, 4, &c.live) ||
+	    captured(ctx, EDU_FACTORIAL, 4, &c.fact) ||
+	    captured(ctx, EDU_STATUS, 4, &c.status) ||
+	    captured(ctx, EDU_IRQ_STATUS, 4, &c.irq) ||
+	    captured(ctx, EDU_DMA_SRC, 8, &c.d.src) ||
+	    captured(ctx, EDU_DMA_DST, 8, &c.d.dst) ||
+	    captured(ctx, EDU_DMA_COUNT, 8, &c.d.count) ||
+	    captured(ctx, EDU_DMA_CMD, 8, &c.d.cmd))
+		return -ENODATA;
+
+	ret = wait_idle(mdev);
+	if (ret) {
+		vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
+				  EDU_ITEM_IDLE, 0, ret);
+		return ret;
+	}
+	quiet(mdev, &q);
+	restore_buffer_and_cmd(ctx, &c);
+
+	/*
+	 * The device's factorial thread clears the computing bit and only
+	 * then looks at the interrupt-enable bit, possibly after our poll saw
+	 * it clear: keep the bit off while recomputing and set it last.
+	 */
+	ret = wr(mdev, EDU_STATUS, 4, 0);
+	if (!ret)
+		ret = fact_operand(ctx->src, c.fact,
+				   c.status & EDU_STATUS_COMPUTING, &n);
+	if (!ret)
+		ret = wr(mdev, EDU_FACTORIAL, 4, n);
+	if (!ret)
+		ret = wait_clear(mdev, EDU_STATUS, 4, EDU_STATUS_COMPUTING,
+				 1000);
+	if (!ret && !(c.status & EDU_STATUS_COMPUTING)) {
+		u64 back;
+
+		ret = rd(mdev, EDU_FACTORIAL, 4, &back);
+		if (!ret && back != c.fact)
+			ret = -EIO;
+	}
+	if (ret)
+		vmig_report_error(ctx->report, 0, EDU_FACTORIAL, 4, ret);
+	else
+		ctx->report->applied++;
+
+	restore_reg(ctx, EDU_LIVENESS, 4, ~c.live & 0xffffffff, c.live);
+	restore_reg(ctx, EDU_DMA_SRC, 8, c.d.src, c.d.src);
+	restore_reg(ctx, EDU_DMA_DST, 8, c.d.dst, c.d.dst);
+	restore_reg(ctx, EDU_DMA_COUNT, 8, c.d.count, c.d.count);
+	usleep_range(1000, 2000);
+	restore_reg(ctx, EDU_STATUS, 4, c.status & EDU_STATUS_IRQFACT,
+		    c.status & EDU_STATUS_IRQFACT);
+	ret = wr(mdev, EDU_IRQ_ACK, 4, 0xffffffff);
+	unquiet(mdev, &q);
+
+	if (!ret && c.irq)
+		ret = wr(mdev, EDU_IRQ_RAISE, 4, c.irq);
+	if (ret)
+		vmig_report_error(ctx->report, 0, EDU_IRQ_STATUS, 4, ret);
+	else
+		ctx->report->applied++;
+	return 0;
+}
+
+static int edu_restore(struct vmig_profile_ctx *ctx)
+{
+	return vmig_run_in_worker(edu_restore_work, ctx);
+}
+
+/*
+ * For dirty tracking: a write of the command register with the start and
+ * to-RAM bits makes the device write [dst, dst + count) of guest IOVA,
+ * with the addresses last written through the trap (caller holds
+ * mdev->rs.lock, as the trap path does).
+ */
+static bool edu_dma_decode(struct vmig_device *mdev,
+			   const struct vmig_log_entry *e,
+			   struct vmig_dma_range *r)
+{
+	const struct vmig_shadow_slot *dst, *cnt;
+
+	if (e->bar || e->offset != EDU_DMA_CMD ||
+	    (e->value & (EDU_CMD_RUN | EDU_CMD_TO_RAM)) !=
+	    (EDU_CMD_RUN | EDU_CMD_TO_RAM))
+		return false;
+	dst = vmig_shadow_lookup(mdev->rs.slots, mdev->rs.nr_slots, 0,
+				 EDU_DMA_DST, 4);
+	cnt = vmig_shadow_lookup(mdev->rs.slots, mdev->rs.nr_slots, 0,
+				 EDU_DMA_COUNT, 4);
+	if (!dst || !cnt)
+		return false;
+	r->iova = dst->value & EDU_DMA_MASK;
+	r->len = cnt->value;
+	r->to_ram = true;
+	return true;
+}
+
+const struct vmig_profile vmig_profile_edu = {
+	.name = "edu",
+	.version = 1,
+	.ids = edu_ids,
+	.regs = edu_regs,
+	.nr_regs = ARRAY_SIZE(edu_regs),
+	.default_class = VMIG_REG_VOLATILE,
+	.trap = edu_trap,
+	.nr_trap = ARRAY_SIZE(edu_trap),
+	.tolerate = VMIG_ID_REVISION,
+	.save = edu_save,
+	.restore = edu_restore,
+	.dma_decode = edu_dma_decode,
+};

@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig: the replay engine, which brings a second device (the target,
+ * bound to vfio-mig and open by its VMM) to a snapshot's register state.
+ *
+ * It refuses a target whose identity differs from the source's beyond the
+ * profile's allow-list, or whose profile differs. It then lets the profile
+ * restore in its own order, or replays the shadow file and the compacted
+ * log tail in (profile order, sequence) order: registers of class state
+ * get their last value; triggers only if the profile says so; read-only
+ * and volatile registers never. With a lossy log, only the shadow file is
+ * replayed and the report says so. Every failing register is reported.
+ * The source device is never touched: replay works from the snapshot.
+ */
+#include <linux/slab.h>
+#include <linux/sort.h>
+
+#include "vfio_mig.h"
+
+void vmig_report_error(struct vmig_replay_report *r, u8 bar, u32 offset,
+		       u8 width, int err)
+{
+	if (r->nr_errors < VMIG_REPLAY_MAX_ERRORS) {
+		struct vmig_replay_error *e = &r->errors[r->nr_errors];
+
+		e->bar = bar;
+		e->offset = offset;
+		e->width = width;
+		e->err = err;
+	}
+	r->nr_errors++;
+}
+
+int vmig_set_dma_scratch(struct vmig_device *mdev, u64 iova)
+{
+	if (!IS_ALIGNED(iova, PAGE_SIZE))
+		return -EINVAL;
+	mutex_lock(vmig_dev_set_lock(mdev));
+	mdev->dma_scratch = iova;
+	mutex_unlock(vmig_dev_set_lock(mdev));
+	return 0;
+}
+
+/*
+ * Identity check. The allow-list: a profile may tolerate a different
+ * revision (VMIG_ID_REVISION) or subsystem ids (VMIG_ID_SUBSYSTEM) when
+ * its register interface does not depend on them; vendor, device, class
+ * and BAR sizes must always match.
+ */
+static int check_identity(const struct vmig_profile *p,
+			  const struct vmig_identity *s,
+			  const struct vmig_identity *t,
+			  struct vmig_replay_report *rep)
+{
+	int i;
+
+	if (s->vendor != t->vendor || s->device != t->device) {
+		snprintf(rep->msg, sizeof(rep->msg),
+			 "identity mismatch: source %04x:%04x, target %04x:%04x",
+			 s->vendor, s->device, t->vendor, t->device);
+		return -EINVAL;
+	}
+	if (s->class != t->class) {
+		snprintf(rep->msg, sizeof(rep->msg),
+			 "identity mismatch: class %06x, target %06x",
+			 s->class, t->class);
+		return -EINVAL;
+	}
+	for (i = 0; i < PCI_STD_NUM_BARS; i++) {
+		if (s->bar_len[i] != t->bar_len[i]) {
+			snprintf(rep->msg, sizeof(rep->msg),
+				 "identity mismatch: BAR%d size %#llx, target %#llx",
+				 i, s->bar_len[i], t->bar_len[i]);
+			return -EINVAL;
+		}
+	}
+	if (s->revision != t->revision) {
+		if (!(p->tolerate & VMIG_ID_REVISION)) {
+			snprintf(rep->msg, sizeof(rep->msg),
+				 "identity mismatch: revision %#x, target %#x (profile %s does not allow it)",
+				 s->revision, t->revision, p->name);
+			return -EINVAL;
+		}
+		rep->id_tolerated = true;
+	}
+	if (s->subvendor != t->subvendor || s->subdevice != t->subdevice) {
+		if (!(p->tolerate & VMIG_ID_SUBSYSTEM)) {
+			snprintf(rep->msg, sizeof(rep->msg),
+				 "identity mismatch: subsystem %04x:%04x, target %04x:%04x (profile %s does not allow it)",
+				 s->subvendor, s->subdevice, t->subvendor,
+				 t->subdevice, p->name);
+			return -EINVAL;
+		}
+		rep->id_tolerated = true;
+	}
+	return 0;
+}
+
+struct step {
+	u64 seq;
+	u64 value;
+	u32 offset;
+	u8 bar;
+	u8 width;
+	u8 order;
+	u8 verify;
+};
+
+static int cmp_step(const void *a, const void *b)
+{
+	const struct step *x = a, *y = b;
+
+	if (x->order != y->order)
+		return x->order < y->order ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Should @e be replayed onto @dst? Fills @st if so. */
+static bool plan_one(struct vmig_device *dst, const struct vmig_profile *p,
+		     const struct vmig_log_entry *e, struct step *st)
+{
+	const struct vmig_reg_desc *r = vmig_profile_reg(p, e->bar, e->offset,
+							 e->width);
+	u8 class = r ? r->class : p->default_class;
+
+	if (vmig_bar_excluded(dst, e->bar, e->offset, e->width))
+		return false;
+	if (class == VMIG_REG_TRIGGER &&
+	    !(p->replay_trigger && p->replay_trigger(dst, e)))
+		return false;
+	if (class != VMIG_REG_STATE && class != VMIG_REG_TRIGGER)
+		return false;
+	st->seq = e->seq;
+	st->value = e->value;
+	st->offset = e->offset;
+	st->bar = e->bar;
+	st->width = e->width;
+	st->order = r ? r->order : 0;
+	st->verify = r && (r->flags & VMIG_REGF_VERIFY);
+	return true;
+}
+
+static int replay_registers(struct vmig_device *dst,
+			    const struct vmig_profile *p,
+			    const struct vmig_snapshot *s,
+			    struct vmig_replay_report *rep)
+{
+	bool use_tail = !rep->shadow_only;
+	struct vmig_log_entry e = {};
+	struct step *plan;
+	u32 i, n = 0;
+
+	plan = kvcalloc((size_t)s->nr_shadow + s->nr_tail + 1, sizeof(*plan),
+			GFP_KERNEL);
+	if (!plan)
+		return -ENOMEM;
+	/* the shadow up to the tail's window, then the tail */
+	for (i = 0; i < s->nr_shadow; i++) {
+		if (use_tail && s->shadow[i].seq >= s->since_seq)
+			continue;
+		e.seq = s->shadow[i].seq;
+		e.value = s->shadow[i].value;
+		e.offset = s->shadow[i].offset;
+		e.bar = s->shadow[i].bar;
+		e.width = s->shadow[i].width;
+		if (plan_one(dst, p, &e, &plan[n]))
+			n++;
+		else
+			rep->skipped++;
+	}
+	for (i = 0; use_tail && i < s->nr_tail; i++) {
+		if (plan_one(dst, p, &s->tail[i], &plan[n]))
+			n++;
+		else
+			rep->skipped++;
+	}
+	sort(plan, n, sizeof(*plan), cmp_step, NULL);
+
+	for (i = 0; i < n; i++) {
+		const struct step *st = &plan[i];
+		u64 back;
+		int ret;
+
+		ret = vmig_bar_write(dst, st->bar, st->offset, st->width,
+				     st->value);
+		if (!ret && st->verify) {
+			ret = vmig_bar_read(dst, st->bar, st->offset,
+					    st->width, &back);
+			if (!ret && back != st->value)
+				ret = -EIO;
+		}
+		if (ret)
+			vmig_report_error(rep, st->bar, st->offset, st->width,
+					  ret);
+		else
+			rep->applied++;
+	}
+	kvfree(plan);
+	return 0;
+}
+
+int vmig_snapshot_replay(struct vmig_device *dst,
+			 const struct vmig_snapshot *snap,
+			 struct vmig_replay_report *rep)
+{
+	struct vmig_identity id;
+	const struct vmig_profile *p;
+	int ret;
+
+	memset(rep, 0, sizeof(*rep));
+	mutex_lock(vmig_dev_set_lock(dst));
+	p = dst->profile;
+	if (!dst->open) {
+		snprintf(rep->msg, sizeof(rep->msg),
+			 "target %s is not open by a VMM",
+			 pci_name(dst->core.pdev));
+		ret = -ENODEV;
+		goto out;
+	}
+	if (strcmp(snap->profile, p->name)) {
+		snprintf(rep->msg, sizeof(rep->msg),
+			 "profile mismatch: snapshot %s, target %s",
+			 snap->profile, p->name);
+		ret = -EINVAL;
+		goto out;
+	}
+	vmig_identity_of(dst->core.pdev, &id);
+	ret = check_identity(p, &snap->id, &id, rep);
+	if (ret)
+		goto out;
+	rep->shadow_only = snap->flags & VMIG_SNAPF_LOG_LOSSY;
+	rep->shadow_incomplete = snap->flags & VMIG_SNAPF_SHADOW_INCOMPLETE;
+	if (rep->shadow_only)
+		snprintf(rep->msg, sizeof(rep->msg),
+			 "log lossy (%llu overflows): replayed the shadow register file alone",
+			 snap->log_overflows);
+	if (p->restore) {
+		struct vmig_profile_ctx ctx = {
+			.mdev = dst, .src = snap, .report = rep,
+		};
+
+		ret = p->restore(&ctx);
+	} else {
+		ret = replay_registers(dst, p, snap, rep);
+	}
+out:
+	mutex_unlock(vmig_dev_set_lock(dst));
+	return ret;
+}

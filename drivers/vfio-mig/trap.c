@@ -1,0 +1,568 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig: BAR trapping.
+ *
+ * In trap modes sparse and all, BAR accesses through the device fd go
+ * through vfio_pci_core's own read/write path and every completed write is
+ * recorded (log.c, shadow.c). Mode all hides the BAR mmap; mode sparse
+ * carves the profile's trapped pages out of it with the sparse-mmap
+ * capability and refuses to mmap them (and refuses ioeventfds on them,
+ * which would bypass the log). Mode none is vfio-pci.
+ *
+ * The mode is chosen while no VMM has the device open: the hot paths read
+ * it without a lock because it cannot change while they run.
+ */
+#include <linux/io.h>
+#include <linux/moduleparam.h>
+#include <linux/pci.h>
+#include <linux/percpu.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "netlink.h"
+#include "vfio_mig.h"
+
+static const char * const trap_mode_names[] = {
+	[VMIG_TRAP_NONE] = "none",
+	[VMIG_TRAP_SPARSE] = "sparse",
+	[VMIG_TRAP_ALL] = "all",
+};
+
+const char *vmig_trap_mode_name(enum vmig_trap_mode mode)
+{
+	if (mode > VMIG_TRAP_ALL)
+		return "?";
+	return trap_mode_names[mode];
+}
+
+int vmig_trap_mode_parse(const char *s)
+{
+	int i = sysfs_match_string(trap_mode_names, s);
+
+	return i < 0 ? -EINVAL : i;
+}
+
+static int default_trap_mode = VMIG_TRAP_NONE;
+
+static int trap_mode_param_set(const char *val, const struct kernel_param *kp)
+{
+	int mode = vmig_trap_mode_parse(val);
+
+	if (mode < 0)
+		return mode;
+	WRITE_ONCE(default_trap_mode, mode);
+	return 0;
+}
+
+static int trap_mode_param_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%s\n",
+			  vmig_trap_mode_name(READ_ONCE(default_trap_mode)));
+}
+
+static const struct kernel_param_ops trap_mode_param_ops = {
+	.set = trap_mode_param_set,
+	.get = trap_mode_param_get,
+};
+
+module_param_cb(trap_mode, &trap_mode_param_ops, NULL, 0644);
+MODULE_PARM_DESC(trap_mode,
+		 "Trap mode of newly bound devices: none, sparse or all (default: none)");
+
+enum vmig_trap_mode vmig_default_trap_mode(void)
+{
+	return READ_ONCE(default_trap_mode);
+}
+
+int vmig_set_trap_mode(struct vmig_device *mdev, enum vmig_trap_mode mode)
+{
+	int ret = 0;
+
+	if (mode > VMIG_TRAP_ALL)
+		return -EINVAL;
+	mutex_lock(vmig_dev_set_lock(mdev));
+	if (mdev->open)
+		ret = -EBUSY;
+	else
+		WRITE_ONCE(mdev->trap_mode, mode);
+	mutex_unlock(vmig_dev_set_lock(mdev));
+	return ret;
+}
+
+static bool is_bar(unsigned int index)
+{
+	return index <= VFIO_PCI_BAR5_REGION_INDEX;
+}
+
+/*
+ * vfio-pci splits every access into naturally aligned pieces of at most 4
+ * bytes for the device: 6.1 has no 8-byte path and 6.12's goes through
+ * iowrite64_lo_hi() on x86 (two 4-byte writes, low half first). It drops
+ * writes to the MSI-X table. The log records the pieces the device saw.
+ */
+static unsigned int piece(u64 off, size_t left)
+{
+	if (left >= 4 && !(off % 4))
+		return 4;
+	if (left >= 2 && !(off % 2))
+		return 2;
+	return 1;
+}
+
+static u64 piece_value(const u8 *p, unsigned int width)
+{
+	u64 v64;
+	u32 v32;
+	u16 v16;
+
+	switch (width) {
+	case 8:
+		memcpy(&v64, p, 8);
+		return v64;
+	case 4:
+		memcpy(&v32, p, 4);
+		return v32;
+	case 2:
+		memcpy(&v16, p, 2);
+		return v16;
+	default:
+		return *p;
+	}
+}
+
+/* Record @done bytes written at @off of @bar, from @kbuf or else @ubuf. */
+static void record_pieces(struct vmig_device *mdev, u8 bar, u64 off,
+			  const u8 *kbuf, const char __user *ubuf, size_t done)
+{
+	struct vfio_pci_core_device *core = &mdev->core;
+	u64 xs = U64_MAX, xe = U64_MAX;
+	size_t pos = 0;
+
+	if (bar == core->msix_bar) {
+		xs = core->msix_offset;
+		xe = xs + core->msix_size;
+	}
+	while (pos < done) {
+		u64 at = off + pos;
+		size_t fill = done - pos;
+		unsigned int w;
+		u8 tmp[8];
+
+		if (at >= xs && at < xe) {	/* dropped by vfio-pci */
+			pos += min_t(u64, fill, xe - at);
+			continue;
+		}
+		if (at < xs)
+			fill = min_t(u64, fill, xs - at);
+		w = piece(at, fill);
+		if (!kbuf && copy_from_user(tmp, ubuf + pos, w))
+			return;
+		if (vmig_record_write(&mdev->rs, bar, at, w,
+				      piece_value(kbuf ? kbuf + pos : tmp, w)))
+			vmig_nl_notify_overflow(mdev);
+		pos += w;
+	}
+}
+
+ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
+		  loff_t *ppos)
+{
+	struct vmig_device *mdev = to_vmig(vdev);
+
+	/* Counted before the read, so that the call is a tail call. */
+	if (is_bar(VFIO_PCI_OFFSET_TO_INDEX(*ppos)) &&
+	    READ_ONCE(mdev->trap_mode) != VMIG_TRAP_NONE)
+		this_cpu_inc(*mdev->trapped_reads);
+	return vfio_pci_core_read(vdev, buf, count, ppos);
+}
+
+ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
+		   size_t count, loff_t *ppos)
+{
+	struct vmig_device *mdev = to_vmig(vdev);
+	unsigned int index = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
+	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
+	u8 val[8];
+	ssize_t ret;
+
+	if (!is_bar(index) || READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
+		return vfio_pci_core_write(vdev, buf, count, ppos);
+	/* The common case, one aligned 32-bit register: keep it short. */
+	if (count == 4 && IS_ALIGNED(off, 4)) {
+		u32 v;
+
+		if (!user_access_begin(buf, 4))
+			return -EFAULT;
+		unsafe_get_user(v, (const u32 __user *)buf, efault);
+		user_access_end();
+		ret = vfio_pci_core_write(vdev, buf, count, ppos);
+		if (ret == 4 && !vmig_bar_excluded(mdev, index, off, 4) &&
+		    vmig_record_write(&mdev->rs, index, off, 4, v))
+			vmig_nl_notify_overflow(mdev);
+		return ret;
+	}
+	/* Otherwise take the value of a small write before it happens. */
+	if (count <= sizeof(val) && copy_from_user(val, buf, count))
+		return -EFAULT;
+	ret = vfio_pci_core_write(vdev, buf, count, ppos);
+	if (ret > 0)
+		record_pieces(mdev, index, off, count <= sizeof(val) ? val : NULL,
+			      buf, ret);
+	return ret;
+efault:
+	user_access_end();
+	return -EFAULT;
+}
+
+int vmig_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
+{
+	struct vmig_device *mdev = to_vmig(vdev);
+	unsigned int index = vma->vm_pgoff >>
+			     (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT);
+	enum vmig_trap_mode mode = READ_ONCE(mdev->trap_mode);
+	u64 start;
+
+	if (is_bar(index) && mode != VMIG_TRAP_NONE) {
+		if (mode == VMIG_TRAP_ALL || vma->vm_end < vma->vm_start)
+			return -EINVAL;
+		start = (u64)(vma->vm_pgoff &
+			      ((1UL << (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT)) - 1))
+			<< PAGE_SHIFT;
+		if (vmig_profile_traps(mdev, index, start,
+				       vma->vm_end - vma->vm_start))
+			return -EINVAL;
+	}
+	return vfio_pci_core_mmap(vdev, vma);
+}
+
+/* The parts of BAR @index (of @len bytes) that sparse mode leaves mmapped. */
+static int sparse_areas(struct vmig_device *mdev, unsigned int index, u64 len,
+			struct vfio_region_sparse_mmap_area *areas,
+			unsigned int max)
+{
+	const struct vmig_profile *p = mdev->profile;
+	unsigned int i, n = 0;
+	u64 cur = 0;
+
+	for (i = 0; i < p->nr_trap; i++) {
+		const struct vmig_trap_range *t = &p->trap[i];
+		u64 ts = ALIGN_DOWN((u64)t->offset, PAGE_SIZE);
+		u64 te = ALIGN((u64)t->offset + t->size, PAGE_SIZE);
+
+		if (t->bar != index || ts >= len)
+			continue;
+		if (ts > cur) {
+			if (n == max)
+				return -E2BIG;
+			areas[n].offset = cur;
+			areas[n++].size = ts - cur;
+		}
+		cur = max(cur, te);
+	}
+	if (cur < len) {
+		if (n == max)
+			return -E2BIG;
+		areas[n].offset = cur;
+		areas[n++].size = len - cur;
+	}
+	return n;
+}
+
+#define MAX_SPARSE_AREAS	16
+
+static int add_sparse_caps(struct vmig_device *mdev, unsigned int index,
+			   u64 len, struct vfio_info_cap *caps, bool *mmap)
+{
+	struct vfio_region_info_cap_sparse_mmap *sparse;
+	struct vfio_info_cap_header msix = {
+		.id = VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
+		.version = 1,
+	};
+	size_t size = struct_size(sparse, areas, MAX_SPARSE_AREAS);
+	int n, ret;
+
+	*mmap = false;
+	if (!mdev->profile->nr_trap || !mdev->core.bar_mmap_supported[index])
+		return 0;
+	sparse = kzalloc(size, GFP_KERNEL);
+	if (!sparse)
+		return -ENOMEM;
+	n = sparse_areas(mdev, index, len, sparse->areas, MAX_SPARSE_AREAS);
+	ret = n;
+	if (n <= 0)
+		goto out;
+	sparse->header.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP;
+	sparse->header.version = 1;
+	sparse->nr_areas = n;
+	ret = vfio_info_add_capability(caps, &sparse->header,
+				       struct_size(sparse, areas, n));
+	if (!ret && index == mdev->core.msix_bar)
+		ret = vfio_info_add_capability(caps, &msix, sizeof(msix));
+	*mmap = !ret;
+out:
+	kfree(sparse);
+	return ret < 0 ? ret : 0;
+}
+
+/* VFIO_DEVICE_GET_REGION_INFO of a BAR in a trap mode. */
+static int bar_region_info(struct vmig_device *mdev,
+			   struct vfio_region_info __user *arg,
+			   struct vfio_region_info *info)
+{
+	unsigned long minsz = offsetofend(struct vfio_region_info, offset);
+	struct vfio_info_cap caps = { .buf = NULL, .size = 0 };
+	struct pci_dev *pdev = mdev->core.pdev;
+	bool mmap = false;
+	int ret = 0;
+
+	info->offset = VFIO_PCI_INDEX_TO_OFFSET(info->index);
+	info->size = pci_resource_len(pdev, info->index);
+	info->flags = 0;
+	if (info->size) {
+		info->flags = VFIO_REGION_INFO_FLAG_READ |
+			      VFIO_REGION_INFO_FLAG_WRITE;
+		if (mdev->trap_mode == VMIG_TRAP_SPARSE)
+			ret = add_sparse_caps(mdev, info->index, info->size,
+					      &caps, &mmap);
+		if (ret)
+			return ret;
+		if (mmap)
+			info->flags |= VFIO_REGION_INFO_FLAG_MMAP;
+	}
+	if (caps.size) {
+		info->flags |= VFIO_REGION_INFO_FLAG_CAPS;
+		if (info->argsz < sizeof(*info) + caps.size) {
+			info->argsz = sizeof(*info) + caps.size;
+			info->cap_offset = 0;
+		} else {
+			vfio_info_cap_shift(&caps, sizeof(*info));
+			if (copy_to_user(arg + 1, caps.buf, caps.size))
+				ret = -EFAULT;
+			info->cap_offset = sizeof(*info);
+		}
+		kfree(caps.buf);
+	}
+	if (!ret && copy_to_user(arg, info, minsz))
+		ret = -EFAULT;
+	return ret;
+}
+
+/* A positive return: not ours, let vfio_pci_core handle the ioctl. */
+static int trap_ioctl(struct vmig_device *mdev, unsigned int cmd,
+		      void __user *uarg)
+{
+	if (cmd == VFIO_DEVICE_GET_REGION_INFO) {
+		unsigned long minsz = offsetofend(struct vfio_region_info,
+						  offset);
+		struct vfio_region_info info;
+
+		if (copy_from_user(&info, uarg, minsz))
+			return -EFAULT;
+		if (info.argsz < minsz || !is_bar(info.index))
+			return 1;
+		return bar_region_info(mdev, uarg, &info);
+	}
+	if (cmd == VFIO_DEVICE_IOEVENTFD) {
+		unsigned long minsz = offsetofend(struct vfio_device_ioeventfd,
+						  fd);
+		struct vfio_device_ioeventfd ev;
+		unsigned int index;
+		u64 off;
+
+		if (copy_from_user(&ev, uarg, minsz))
+			return -EFAULT;
+		index = VFIO_PCI_OFFSET_TO_INDEX(ev.offset);
+		off = ev.offset & VFIO_PCI_OFFSET_MASK;
+		/* An ioeventfd writes the BAR behind the log's back. */
+		if (ev.fd >= 0 && is_bar(index) &&
+		    (mdev->trap_mode == VMIG_TRAP_ALL ||
+		     vmig_profile_traps(mdev, index, off, 8)))
+			return -EINVAL;
+	}
+	return 1;
+}
+
+long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
+		unsigned long arg)
+{
+	struct vmig_device *mdev = to_vmig(vdev);
+	long ret;
+
+	if (READ_ONCE(mdev->trap_mode) != VMIG_TRAP_NONE) {
+		ret = trap_ioctl(mdev, cmd, (void __user *)arg);
+		if (ret <= 0)
+			return ret;
+	}
+	ret = vfio_pci_core_ioctl(vdev, cmd, arg);
+	if (!ret && cmd == VFIO_DEVICE_RESET)
+		vmig_record_reset(&mdev->rs);
+	return ret;
+}
+
+/* ---- in-kernel BAR access ---- */
+
+void vmig_bars_map(struct vmig_device *mdev)
+{
+	struct pci_dev *pdev = mdev->core.pdev;
+	int i;
+
+	for (i = 0; i < PCI_STD_NUM_BARS; i++)
+		if (pci_resource_len(pdev, i) &&
+		    (pci_resource_flags(pdev, i) & (IORESOURCE_MEM | IORESOURCE_IO)))
+			mdev->bar_va[i] = pci_iomap(pdev, i, 0);
+}
+
+void vmig_bars_unmap(struct vmig_device *mdev)
+{
+	int i;
+
+	for (i = 0; i < PCI_STD_NUM_BARS; i++) {
+		if (mdev->bar_va[i])
+			pci_iounmap(mdev->core.pdev, mdev->bar_va[i]);
+		mdev->bar_va[i] = NULL;
+	}
+}
+
+static int bar_access(struct vmig_device *mdev, u8 bar, u32 off, u8 width,
+		      u64 *val, bool write)
+{
+	struct vfio_pci_core_device *core = &mdev->core;
+	struct pci_dev *pdev = core->pdev;
+	void __iomem *io;
+	int ret = 0;
+	bool mem;
+	u16 cmd;
+
+	if (bar >= PCI_STD_NUM_BARS || !mdev->bar_va[bar])
+		return -ENODEV;
+	mem = pci_resource_flags(pdev, bar) & IORESOURCE_MEM;
+	if ((u64)off + width > pci_resource_len(pdev, bar) ||
+	    !IS_ALIGNED(off, width))
+		return -ERANGE;
+	if (vmig_bar_excluded(mdev, bar, off, width))
+		return -EPERM;
+	io = mdev->bar_va[bar] + off;
+
+	down_read(&core->memory_lock);
+	pci_read_config_word(pdev, PCI_COMMAND, &cmd);
+	if (pdev->current_state != PCI_D0 ||
+	    !(cmd & (mem ? PCI_COMMAND_MEMORY : PCI_COMMAND_IO))) {
+		ret = -EIO;
+		goto out;
+	}
+	switch (width) {
+	case 1:
+		if (write)
+			iowrite8(*val, io);
+		else
+			*val = ioread8(io);
+		break;
+	case 2:
+		if (write)
+			iowrite16(*val, io);
+		else
+			*val = ioread16(io);
+		break;
+	case 4:
+		if (write)
+			iowrite32(*val, io);
+		else
+			*val = ioread32(io);
+		break;
+#ifdef readq
+	case 8:
+		if (!mem)
+			ret = -EINVAL;
+		else if (write)
+			writeq(*val, io);
+		else
+			*val = readq(io);
+		break;
+#endif
+	default:
+		ret = -EINVAL;
+	}
+out:
+	up_read(&core->memory_lock);
+	return ret;
+}
+
+int vmig_bar_read(struct vmig_device *mdev, u8 bar, u32 off, u8 width,
+		  u64 *val)
+{
+	return bar_access(mdev, bar, off, width, val, false);
+}
+
+int vmig_bar_write(struct vmig_device *mdev, u8 bar, u32 off, u8 width,
+		   u64 val)
+{
+	return bar_access(mdev, bar, off, width, &val, true);
+}
+
+/* ---- sysfs: /sys/bus/pci/devices/BDF/vfio_mig/{trap_mode,profile} ---- */
+
+static struct vmig_device *dev_to_vmig(struct device *dev)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(dev);
+
+	return to_vmig(&core->vdev);
+}
+
+static ssize_t trap_mode_show(struct device *dev,
+			      struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%s\n",
+			  vmig_trap_mode_name(READ_ONCE(dev_to_vmig(dev)->trap_mode)));
+}
+
+static ssize_t trap_mode_store(struct device *dev,
+			       struct device_attribute *attr, const char *buf,
+			       size_t count)
+{
+	int mode = vmig_trap_mode_parse(buf);
+	int ret;
+
+	if (mode < 0)
+		return mode;
+	ret = vmig_set_trap_mode(dev_to_vmig(dev), mode);
+	return ret ? ret : count;
+}
+static DEVICE_ATTR_RW(trap_mode);
+
+static ssize_t profile_show(struct device *dev, struct device_attribute *attr,
+			    char *buf)
+{
+	return sysfs_emit(buf, "%s\n", vmig_profile_name(dev_to_vmig(dev)));
+}
+
+static ssize_t profile_store(struct device *dev, struct device_attribute *attr,
+			     const char *buf, size_t count)
+{
+	char name[VMIG_PROFILE_NAME_MAX];
+	int ret;
+
+	if (count >= sizeof(name))
+		return -EINVAL;
+	memcpy(name, buf, count);
+	name[count] = 0;
+	name[strcspn(name, "\n")] = 0;
+	ret = vmig_set_profile(dev_to_vmig(dev), name);
+	return ret ? ret : count;
+}
+static DEVICE_ATTR_RW(profile);
+
+static struct attribute *vmig_attrs[] = {
+	&dev_attr_trap_mode.attr,
+	&dev_attr_profile.attr,
+	NULL,
+};
+
+static const struct attribute_group vmig_attr_group = {
+	.name = "vfio_mig",
+	.attrs = vmig_attrs,
+};
+
+const struct attribute_group *vmig_dev_groups[] = {
+	&vmig_attr_group,
+	NULL,
+};

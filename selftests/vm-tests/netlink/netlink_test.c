@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The vfio_mig netlink family through migctl, against the test bed's real
+ * devices: JSON checked against sysfs and device state, settings refused
+ * while open, the register log, the dirty log, events, and unprivileged
+ * callers.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "cmd.h"
+#include "edu.h"
+#include "testbed.h"
+
+#define MIGCTL		"migctl"
+#define NOBODY		65534
+
+static char *devs[3];
+
+static int setup(struct __test_metadata *_metadata, struct tb_devs *t)
+{
+	int i;
+
+	ASSERT_EQ(0, tb_devices(t));
+	ASSERT_EQ(2, t->nr_edu);
+	ASSERT_EQ(1, t->nr_vf);
+	devs[0] = t->edu[0];
+	devs[1] = t->edu[1];
+	devs[2] = t->vf[0];
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, vmm_bind(devs[i], TB_DRIVER));
+	return 0;
+}
+
+static void sysfs_hex(const char *bdf, const char *attr, char *out)
+{
+	char path[256], buf[32];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
+	buf[0] = 0;
+	vmm_sysfs_read(path, buf, sizeof(buf));
+	/* sysfs says 0x1234; migctl says 1234 */
+	memcpy(out, buf[0] == '0' && buf[1] == 'x' ? buf + 2 : buf, 4);
+	out[4] = 0;
+}
+
+static void dev_attr(const char *bdf, const char *attr, char *out, size_t len)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio_mig/%s",
+		 bdf, attr);
+	out[0] = 0;
+	vmm_sysfs_read(path, out, len);
+}
+
+TEST(dev_show_matches_sysfs)
+{
+	static struct cmd_result r;
+	char obj[4096], v[64], want[64];
+	struct tb_devs t;
+	uint64_t n;
+	bool b;
+	int i;
+
+	setup(_metadata, &t);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "dev", "show"));
+	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, json_object_with(r.out, "dev", devs[i], obj,
+					      sizeof(obj))) TH_LOG("%s", devs[i]);
+		static const char *const ids[][2] = {
+			{ "vendor", "vendor" }, { "device", "device" },
+			{ "subsystem_vendor", "subsystem_vendor" },
+			{ "subsystem_device", "subsystem_device" },
+		};
+		for (unsigned int k = 0; k < 4; k++) {
+			ASSERT_EQ(0, json_get_str(obj, ids[k][0], v, sizeof(v)));
+			sysfs_hex(devs[i], ids[k][1], want);
+			EXPECT_STREQ(want, v) TH_LOG("%s %s", devs[i], ids[k][0]);
+		}
+		ASSERT_EQ(0, json_get_u64(obj, "iommu_group", &n));
+		EXPECT_EQ(vmm_iommu_group(devs[i]), (int)n);
+		ASSERT_EQ(0, json_get_str(obj, "profile", v, sizeof(v)));
+		dev_attr(devs[i], "profile", want, sizeof(want));
+		EXPECT_STREQ(want, v);
+		EXPECT_STREQ(i < 2 ? "edu" : "generic", v);
+		ASSERT_EQ(0, json_get_str(obj, "trap_mode", v, sizeof(v)));
+		dev_attr(devs[i], "trap_mode", want, sizeof(want));
+		EXPECT_STREQ(want, v);
+		ASSERT_EQ(0, json_get_bool(obj, "open", &b));
+		EXPECT_FALSE(b);
+		ASSERT_EQ(0, json_get_u64(obj, "dirty_page_size", &n));
+		EXPECT_EQ(4096, n);
+	}
+	/* One device by address; and one that is not bound. */
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "dev", "show", devs[2]));
+	EXPECT_EQ(0, r.status);
+	EXPECT_EQ(1, json_count(r.out, "dev", devs[2]));
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "show", "0000:00:1f.7"));
+	EXPECT_EQ(1, r.status);
+	EXPECT_NE(NULL, strstr(r.err, "no such device bound to vfio-mig"))
+		TH_LOG("%s", r.err);
+}
+
+TEST(dev_set_refused_while_open)
+{
+	static struct cmd_result r;
+	char obj[4096], v[32];
+	struct tb_devs t;
+	struct vmm_dev d;
+	bool open;
+
+	setup(_metadata, &t);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[0], "trap", "all"));
+	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
+	dev_attr(devs[0], "trap_mode", v, sizeof(v));
+	EXPECT_STREQ("all", v);
+
+	ASSERT_EQ(0, vmm_open(&d, devs[0]));
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "dev", "show", devs[0]));
+	ASSERT_EQ(0, json_object_with(r.out, "dev", devs[0], obj, sizeof(obj)));
+	ASSERT_EQ(0, json_get_bool(obj, "open", &open));
+	EXPECT_TRUE(open);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[0], "trap", "none"));
+	EXPECT_EQ(1, r.status);
+	EXPECT_NE(NULL, strstr(r.err, "Device or resource busy")) TH_LOG("%s", r.err);
+	EXPECT_NE(NULL, strstr(r.err, "open")) TH_LOG("%s", r.err);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[0], "dirty-page-size",
+			 "8192"));
+	EXPECT_EQ(1, r.status);
+	vmm_close(&d);
+
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[0], "trap", "none",
+			 "dirty-page-size", "8192"));
+	EXPECT_EQ(0, r.status) TH_LOG("%s", r.err);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "dev", "show", devs[0]));
+	ASSERT_EQ(0, json_object_with(r.out, "dev", devs[0], obj, sizeof(obj)));
+	ASSERT_EQ(0, json_get_str(obj, "trap_mode", v, sizeof(v)));
+	EXPECT_STREQ("none", v);
+	/* Bad values: extack names the cause; nothing changes. */
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[0], "profile", "nope"));
+	EXPECT_EQ(1, r.status);
+	EXPECT_NE(NULL, strstr(r.err, "unknown profile")) TH_LOG("%s", r.err);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[0], "dirty-page-size",
+			 "5000"));
+	EXPECT_EQ(1, r.status);
+	EXPECT_NE(NULL, strstr(r.err, "power of two")) TH_LOG("%s", r.err);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[0], "dirty-page-size",
+			 "4096"));
+	EXPECT_EQ(0, r.status);
+}
+
+static int count(const char *s, const char *pat)
+{
+	int n = 0;
+
+	while ((s = strstr(s, pat))) {
+		n++;
+		s += strlen(pat);
+	}
+	return n;
+}
+
+TEST(register_log)
+{
+	static struct cmd_result r;
+	struct tb_devs t;
+	struct vmm_dev d;
+	struct edu e;
+	uint64_t next, n;
+	char since[32];
+	int i;
+
+	setup(_metadata, &t);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[1], "trap", "all"));
+	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
+	ASSERT_EQ(0, vmm_open(&d, devs[1]));
+	ASSERT_EQ(0, edu_probe(&e, &d, false));
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "dev", "show", devs[1]));
+	ASSERT_EQ(0, json_get_u64(r.out, "log_next_seq", &next));
+	for (i = 0; i < 5; i++)
+		edu_liveness(&e, 0x1000 + i);
+	snprintf(since, sizeof(since), "%llu", (unsigned long long)next);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "log", devs[1], "--since", since));
+	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
+	for (i = 0; i < 5; i++) {
+		char val[32];
+
+		snprintf(val, sizeof(val), "\"value\":%d", 0x1000 + i);
+		EXPECT_NE(NULL, strstr(r.out, val)) TH_LOG("%s", val);
+	}
+	/* Our five writes: liveness, offset 4, width 4. */
+	EXPECT_EQ(5, count(r.out, "\"offset\":4,\"width\":4,"));
+	snprintf(since, sizeof(since), "%llu", (unsigned long long)next + 4);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "log", devs[1], "--since", since));
+	EXPECT_EQ(NULL, strstr(r.out, "\"value\":4096,"));
+	EXPECT_NE(NULL, strstr(r.out, "\"value\":4100"));
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "dev", "show", devs[1]));
+	ASSERT_EQ(0, json_get_u64(r.out, "trapped_writes", &n));
+	EXPECT_GE(n, 5);
+	vmm_close(&d);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[1], "trap", "none"));
+}
+
+TEST(dirty_log_on_the_vf)
+{
+	static struct cmd_result r;
+	struct tb_devs t;
+	uint64_t n;
+
+	/* The VF's generic profile has no DMA decoder: all-mapped feeder. */
+	setup(_metadata, &t);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dirty", "stop", devs[2]));
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dirty", "show", devs[2]));
+	EXPECT_EQ(1, r.status);
+	EXPECT_NE(NULL, strstr(r.err, "no dirty log")) TH_LOG("%s", r.err);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dirty", "start", devs[2],
+			 "0x100000:0x100000", "0x400000:0x2000"));
+	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dirty", "start", devs[2], "0:0x1000"));
+	EXPECT_EQ(1, r.status);
+	EXPECT_NE(NULL, strstr(r.err, "already running")) TH_LOG("%s", r.err);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "dirty", devs[2]));
+	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
+	ASSERT_EQ(0, json_get_u64(r.out, "dirty_pages", &n));
+	EXPECT_EQ(256 + 2, n) TH_LOG("%s", r.out);
+	/* One range, and --clear: all-mapped reports everything again. */
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "dirty", devs[2], "--iova",
+			 "0x180000", "--length", "0x10000", "--clear"));
+	ASSERT_EQ(0, json_get_u64(r.out, "dirty_pages", &n));
+	EXPECT_EQ(16, n) TH_LOG("%s", r.out);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "dev", "show", devs[2]));
+	ASSERT_EQ(0, json_get_u64(r.out, "dirty_reports", &n));
+	EXPECT_GE(n, 2);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dirty", "stop", devs[2]));
+	EXPECT_EQ(0, r.status);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dirty", "stop", devs[2]));
+	EXPECT_EQ(1, r.status);
+	/* Overlapping ranges are refused. */
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dirty", "start", devs[2],
+			 "0x100000:0x2000", "0x101000:0x2000"));
+	EXPECT_EQ(1, r.status);
+}
+
+TEST(monitor_sees_events)
+{
+	static struct cmd_result r;
+	char buf[8192] = "";
+	struct tb_devs t;
+	int p[2], st;
+	size_t used = 0;
+	ssize_t n;
+	pid_t pid;
+
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		dup2(p[1], 1);
+		close(p[0]);
+		execlp(MIGCTL, MIGCTL, "-j", "monitor", NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	usleep(500000);
+	setup(_metadata, &t);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "unbind", devs[0]));
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "bind", devs[0]));
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[0], "trap", "sparse"));
+	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[0], "trap", "none"));
+	usleep(500000);
+	kill(pid, SIGINT);
+	while ((n = read(p[0], buf + used, sizeof(buf) - 1 - used)) > 0)
+		used += n;
+	buf[used] = 0;
+	waitpid(pid, &st, 0);
+	EXPECT_TRUE(WIFEXITED(st) && !WEXITSTATUS(st));
+	EXPECT_NE(NULL, strstr(buf, "\"event\":\"unbind\"")) TH_LOG("%s", buf);
+	EXPECT_NE(NULL, strstr(buf, "\"event\":\"bind\"")) TH_LOG("%s", buf);
+	EXPECT_NE(NULL, strstr(buf, "\"trap_mode\":\"sparse\"")) TH_LOG("%s", buf);
+	EXPECT_GE(json_count(buf, "dev", devs[0]), 4) TH_LOG("%s", buf);
+	close(p[0]);
+}
+
+TEST(unprivileged_gets_eperm_and_can_read)
+{
+	/* "@" stands for the device address. */
+	static const char *const mutating[][6] = {
+		{ "dev", "set", "@", "trap", "all" },
+		{ "dirty", "start", "@", "0x100000:0x1000" },
+		{ "dirty", "stop", "@" },
+		{ "dirty", "show", "@" },
+		{ "log", "@" },
+	};
+	static struct cmd_result r;
+	struct tb_devs t;
+	unsigned int i, k;
+	char *argv[8];
+
+	setup(_metadata, &t);
+	for (i = 0; i < sizeof(mutating) / sizeof(mutating[0]); i++) {
+		memset(argv, 0, sizeof(argv));
+		argv[0] = MIGCTL;
+		for (k = 0; k < 6 && mutating[i][k]; k++)
+			argv[k + 1] = strcmp(mutating[i][k], "@") ?
+				      (char *)mutating[i][k] : devs[0];
+		ASSERT_EQ(0, cmd_run(&r, NOBODY, argv));
+		EXPECT_EQ(1, r.status) TH_LOG("%s %s", argv[1], argv[2]);
+		EXPECT_NE(NULL, strstr(r.err, "Operation not permitted"))
+			TH_LOG("%s %s: %s", argv[1], argv[2], r.err);
+	}
+	ASSERT_EQ(0, cmd_run(&r, NOBODY, (char *const[]){ MIGCTL, "bind",
+							  devs[0], NULL }));
+	EXPECT_EQ(1, r.status);
+	ASSERT_EQ(0, cmd_run(&r, NOBODY, (char *const[]){ MIGCTL, "-j", "dev",
+							  "show", NULL }));
+	EXPECT_EQ(0, r.status) TH_LOG("%s", r.err);
+	EXPECT_EQ(1, json_count(r.out, "dev", devs[0]));
+	EXPECT_EQ(1, json_count(r.out, "dev", devs[2]));
+}
+
+TEST_HARNESS_MAIN

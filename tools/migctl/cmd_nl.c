@@ -1,0 +1,568 @@
+// SPDX-License-Identifier: GPL-2.0
+/* migctl commands over the vfio_mig netlink family: dev, log, dirty, monitor. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migctl.h"
+#include "nl.h"
+
+static const char *const trap_names[] = { "none", "sparse", "all" };
+
+static const char *trap_name(uint32_t m)
+{
+	return m < 3 ? trap_names[m] : "?";
+}
+
+static int parse_trap(const char *s)
+{
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (!strcmp(s, trap_names[i]))
+			return i;
+	return -1;
+}
+
+int migctl_parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+
+	if (!*s || *s == '-')
+		return -1;
+	errno = 0;
+	*v = strtoull(s, &end, 0);
+	return errno || *end ? -1 : 0;
+}
+
+/* ---- dev show / dev set ---- */
+
+static uint64_t get_u64(struct nlattr **tb, int i)
+{
+	return tb[i] ? nla_get_u64(tb[i]) : 0;
+}
+
+static int show_dev(struct nl_msg *msg, void *arg)
+{
+	struct nlattr *tb[VFIO_MIG_A_DEV_MAX + 1];
+	struct nlattr *c[VFIO_MIG_A_COUNTERS_MAX + 1] = {};
+	struct json_out *js = arg;
+	char bdf[32];
+
+	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_DEV_MAX, NULL) ||
+	    !tb[VFIO_MIG_A_DEV_BDF])
+		return NL_SKIP;
+	snprintf(bdf, sizeof(bdf), "%s", nla_get_string(tb[VFIO_MIG_A_DEV_BDF]));
+	if (tb[VFIO_MIG_A_DEV_COUNTERS])
+		nla_parse_nested(c, VFIO_MIG_A_COUNTERS_MAX,
+				 tb[VFIO_MIG_A_DEV_COUNTERS], NULL);
+	if (js->enabled) {
+		char id[8];
+
+		json_begin_object(js, NULL);
+		json_str(js, "dev", bdf);
+#define HEX16(key, attr) do { \
+		snprintf(id, sizeof(id), "%04x", \
+			 tb[attr] ? nla_get_u16(tb[attr]) : 0); \
+		json_str(js, key, id); } while (0)
+		HEX16("vendor", VFIO_MIG_A_DEV_VENDOR);
+		HEX16("device", VFIO_MIG_A_DEV_DEVICE);
+		HEX16("subsystem_vendor", VFIO_MIG_A_DEV_SUBSYSTEM_VENDOR);
+		HEX16("subsystem_device", VFIO_MIG_A_DEV_SUBSYSTEM_DEVICE);
+#undef HEX16
+		json_u64(js, "revision", tb[VFIO_MIG_A_DEV_REVISION] ?
+			 nla_get_u8(tb[VFIO_MIG_A_DEV_REVISION]) : 0);
+		if (tb[VFIO_MIG_A_DEV_IOMMU_GROUP])
+			json_u64(js, "iommu_group",
+				 nla_get_u32(tb[VFIO_MIG_A_DEV_IOMMU_GROUP]));
+		json_str(js, "profile", tb[VFIO_MIG_A_DEV_PROFILE] ?
+			 nla_get_string(tb[VFIO_MIG_A_DEV_PROFILE]) : "");
+		json_str(js, "trap_mode",
+			 trap_name(nla_get_u32(tb[VFIO_MIG_A_DEV_TRAP_MODE])));
+		json_bool(js, "open", tb[VFIO_MIG_A_DEV_OPEN] &&
+			  nla_get_u8(tb[VFIO_MIG_A_DEV_OPEN]));
+		json_u64(js, "dirty_page_size",
+			 get_u64(tb, VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE));
+		json_begin_object(js, "counters");
+		json_u64(js, "trapped_reads",
+			 get_u64(c, VFIO_MIG_A_COUNTERS_TRAPPED_READS));
+		json_u64(js, "trapped_writes",
+			 get_u64(c, VFIO_MIG_A_COUNTERS_TRAPPED_WRITES));
+		json_u64(js, "log_entries",
+			 get_u64(c, VFIO_MIG_A_COUNTERS_LOG_ENTRIES));
+		json_u64(js, "log_overflows",
+			 get_u64(c, VFIO_MIG_A_COUNTERS_LOG_OVERFLOWS));
+		json_u64(js, "log_next_seq",
+			 get_u64(c, VFIO_MIG_A_COUNTERS_LOG_NEXT_SEQ));
+		json_bool(js, "log_lossy", c[VFIO_MIG_A_COUNTERS_LOG_LOSSY] &&
+			  nla_get_u8(c[VFIO_MIG_A_COUNTERS_LOG_LOSSY]));
+		json_bool(js, "dirty_logging",
+			  c[VFIO_MIG_A_COUNTERS_DIRTY_LOGGING] &&
+			  nla_get_u8(c[VFIO_MIG_A_COUNTERS_DIRTY_LOGGING]));
+		json_u64(js, "dirty_marks",
+			 get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_MARKS));
+		json_u64(js, "dirty_pages",
+			 get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_PAGES));
+		json_u64(js, "dirty_reports",
+			 get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_REPORTS));
+		json_u64(js, "dirty_oor_marks",
+			 get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_OOR_MARKS));
+		json_u64(js, "dirty_last_report_pages",
+			 get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_LAST_REPORT_PAGES));
+		json_end_object(js);
+		json_end_object(js);
+		return NL_OK;
+	}
+	printf("%s: %04x:%04x subsystem %04x:%04x rev 0x%02x",
+	       bdf, nla_get_u16(tb[VFIO_MIG_A_DEV_VENDOR]),
+	       nla_get_u16(tb[VFIO_MIG_A_DEV_DEVICE]),
+	       nla_get_u16(tb[VFIO_MIG_A_DEV_SUBSYSTEM_VENDOR]),
+	       nla_get_u16(tb[VFIO_MIG_A_DEV_SUBSYSTEM_DEVICE]),
+	       nla_get_u8(tb[VFIO_MIG_A_DEV_REVISION]));
+	if (tb[VFIO_MIG_A_DEV_IOMMU_GROUP])
+		printf(" iommu_group %u",
+		       nla_get_u32(tb[VFIO_MIG_A_DEV_IOMMU_GROUP]));
+	printf("\n  profile %s trap %s open %s dirty_page_size %" PRIu64 "\n",
+	       nla_get_string(tb[VFIO_MIG_A_DEV_PROFILE]),
+	       trap_name(nla_get_u32(tb[VFIO_MIG_A_DEV_TRAP_MODE])),
+	       nla_get_u8(tb[VFIO_MIG_A_DEV_OPEN]) ? "yes" : "no",
+	       get_u64(tb, VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE));
+	printf("  trapped reads %" PRIu64 " writes %" PRIu64
+	       "  log entries %" PRIu64 " overflows %" PRIu64
+	       " next_seq %" PRIu64 "%s\n",
+	       get_u64(c, VFIO_MIG_A_COUNTERS_TRAPPED_READS),
+	       get_u64(c, VFIO_MIG_A_COUNTERS_TRAPPED_WRITES),
+	       get_u64(c, VFIO_MIG_A_COUNTERS_LOG_ENTRIES),
+	       get_u64(c, VFIO_MIG_A_COUNTERS_LOG_OVERFLOWS),
+	       get_u64(c, VFIO_MIG_A_COUNTERS_LOG_NEXT_SEQ),
+	       c[VFIO_MIG_A_COUNTERS_LOG_LOSSY] &&
+	       nla_get_u8(c[VFIO_MIG_A_COUNTERS_LOG_LOSSY]) ? " lossy" : "");
+	printf("  dirty logging %s marks %" PRIu64 " pages %" PRIu64
+	       " reports %" PRIu64 " out-of-range %" PRIu64
+	       " last_report %" PRIu64 "\n",
+	       c[VFIO_MIG_A_COUNTERS_DIRTY_LOGGING] &&
+	       nla_get_u8(c[VFIO_MIG_A_COUNTERS_DIRTY_LOGGING]) ? "on" : "off",
+	       get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_MARKS),
+	       get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_PAGES),
+	       get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_REPORTS),
+	       get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_OOR_MARKS),
+	       get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_LAST_REPORT_PAGES));
+	return NL_OK;
+}
+
+int migctl_dev_show(struct json_out *js, const char *bdf)
+{
+	struct migctl_nl nl;
+	struct nl_msg *msg;
+	int ret;
+
+	if (bdf && !migctl_valid_bdf(bdf))
+		return migctl_usage_err("'%s' is not a PCI address (DDDD:BB:DD.F)",
+					bdf);
+	if (migctl_nl_open(&nl))
+		return 1;
+	msg = migctl_nl_msg(&nl, VFIO_MIG_CMD_DEV_GET, !bdf);
+	if (msg && bdf)
+		nla_put_string(msg, VFIO_MIG_A_DEV_BDF, bdf);
+	json_begin_array(js, NULL);
+	ret = migctl_nl_run(&nl, msg, show_dev, js);
+	json_end_array(js);
+	if (ret)
+		ret = migctl_nl_fail(&nl, bdf ? bdf : "dev show", ret);
+	migctl_nl_close(&nl);
+	return ret;
+}
+
+int migctl_dev_set(int argc, char **argv)
+{
+	const char *bdf = argv[0];
+	struct migctl_nl nl;
+	struct nl_msg *msg;
+	int i, ret, trap;
+	uint64_t v;
+
+	if (!migctl_valid_bdf(bdf))
+		return migctl_usage_err("'%s' is not a PCI address (DDDD:BB:DD.F)",
+					bdf);
+	if (argc < 3 || !(argc % 2))
+		return migctl_usage_err("dev set: expected BDF KEY VALUE [KEY VALUE]...");
+	if (migctl_nl_open(&nl))
+		return 1;
+	msg = migctl_nl_msg(&nl, VFIO_MIG_CMD_DEV_SET, false);
+	if (!msg)
+		return 1;
+	nla_put_string(msg, VFIO_MIG_A_DEV_BDF, bdf);
+	for (i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "trap")) {
+			trap = parse_trap(argv[i + 1]);
+			if (trap < 0)
+				goto bad;
+			nla_put_u32(msg, VFIO_MIG_A_DEV_TRAP_MODE, trap);
+		} else if (!strcmp(argv[i], "profile")) {
+			nla_put_string(msg, VFIO_MIG_A_DEV_PROFILE, argv[i + 1]);
+		} else if (!strcmp(argv[i], "dirty-page-size")) {
+			if (migctl_parse_u64(argv[i + 1], &v))
+				goto bad;
+			nla_put_u64(msg, VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE, v);
+		} else {
+			nlmsg_free(msg);
+			migctl_nl_close(&nl);
+			return migctl_usage_err("dev set: unknown setting '%s' (trap, profile, dirty-page-size)",
+						argv[i]);
+		}
+	}
+	ret = migctl_nl_run(&nl, msg, NULL, NULL);
+	if (ret)
+		ret = migctl_nl_fail(&nl, bdf, ret);
+	migctl_nl_close(&nl);
+	return ret;
+bad:
+	nlmsg_free(msg);
+	migctl_nl_close(&nl);
+	return migctl_usage_err("dev set: bad value '%s' for %s", argv[i + 1],
+				argv[i]);
+}
+
+/* ---- log ---- */
+
+static int show_entry(struct nl_msg *msg, void *arg)
+{
+	struct nlattr *tb[VFIO_MIG_A_REGLOG_MAX + 1];
+	struct json_out *js = arg;
+	uint64_t seq, ts, val;
+	unsigned int bar, width;
+	uint32_t off;
+
+	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_REGLOG_MAX, NULL) ||
+	    !tb[VFIO_MIG_A_REGLOG_SEQ])
+		return NL_SKIP;
+	seq = nla_get_u64(tb[VFIO_MIG_A_REGLOG_SEQ]);
+	ts = get_u64(tb, VFIO_MIG_A_REGLOG_TS_NS);
+	val = get_u64(tb, VFIO_MIG_A_REGLOG_VALUE);
+	bar = tb[VFIO_MIG_A_REGLOG_BAR] ? nla_get_u8(tb[VFIO_MIG_A_REGLOG_BAR]) : 0;
+	width = tb[VFIO_MIG_A_REGLOG_WIDTH] ?
+		nla_get_u8(tb[VFIO_MIG_A_REGLOG_WIDTH]) : 0;
+	off = tb[VFIO_MIG_A_REGLOG_OFFSET] ?
+	      nla_get_u32(tb[VFIO_MIG_A_REGLOG_OFFSET]) : 0;
+	if (js->enabled) {
+		json_begin_object(js, NULL);
+		json_u64(js, "seq", seq);
+		json_u64(js, "ts_ns", ts);
+		json_u64(js, "bar", bar);
+		json_u64(js, "offset", off);
+		json_u64(js, "width", width);
+		json_u64(js, "value", val);
+		json_end_object(js);
+	} else {
+		printf("%8" PRIu64 " %14.6f  bar%u+0x%05x w%u = 0x%0*" PRIx64 "\n",
+		       seq, ts / 1e9, bar, off, width, (int)width * 2, val);
+	}
+	return NL_OK;
+}
+
+int migctl_log(struct json_out *js, const char *bdf, uint64_t since)
+{
+	struct migctl_nl nl;
+	struct nl_msg *msg;
+	int ret;
+
+	if (!migctl_valid_bdf(bdf))
+		return migctl_usage_err("'%s' is not a PCI address (DDDD:BB:DD.F)",
+					bdf);
+	if (migctl_nl_open(&nl))
+		return 1;
+	msg = migctl_nl_msg(&nl, VFIO_MIG_CMD_REGLOG_GET, true);
+	if (msg) {
+		nla_put_string(msg, VFIO_MIG_A_REGLOG_BDF, bdf);
+		nla_put_u64(msg, VFIO_MIG_A_REGLOG_SINCE, since);
+	}
+	json_begin_array(js, NULL);
+	ret = migctl_nl_run(&nl, msg, show_entry, js);
+	json_end_array(js);
+	if (ret)
+		ret = migctl_nl_fail(&nl, bdf, ret);
+	migctl_nl_close(&nl);
+	return ret;
+}
+
+/* ---- dirty ---- */
+
+struct dirty_acc {
+	struct json_out *js;
+	uint64_t page_size;
+	uint64_t pages;
+	uint64_t run_start, run_len;	/* current run of dirty pages */
+	bool in_run;
+};
+
+static void flush_run(struct dirty_acc *d)
+{
+	if (!d->in_run)
+		return;
+	if (d->js->enabled) {
+		json_begin_object(d->js, NULL);
+		json_u64(d->js, "iova", d->run_start);
+		json_u64(d->js, "length", d->run_len);
+		json_end_object(d->js);
+	} else {
+		printf("  0x%016" PRIx64 "-0x%016" PRIx64 " (%" PRIu64 " pages)\n",
+		       d->run_start, d->run_start + d->run_len - 1,
+		       d->run_len / d->page_size);
+	}
+	d->in_run = false;
+}
+
+static int take_bitmap(struct nl_msg *msg, void *arg)
+{
+	struct nlattr *tb[VFIO_MIG_A_DIRTY_MAX + 1];
+	struct dirty_acc *d = arg;
+	const uint64_t *w;
+	uint64_t iova, len, ps, i, nbits, addr;
+
+	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_DIRTY_MAX, NULL) ||
+	    !tb[VFIO_MIG_A_DIRTY_BITMAP] || !tb[VFIO_MIG_A_DIRTY_PAGE_SIZE])
+		return NL_SKIP;
+	iova = get_u64(tb, VFIO_MIG_A_DIRTY_IOVA);
+	len = get_u64(tb, VFIO_MIG_A_DIRTY_LENGTH);
+	ps = nla_get_u64(tb[VFIO_MIG_A_DIRTY_PAGE_SIZE]);
+	if (!ps)
+		return NL_SKIP;
+	d->page_size = ps;
+	w = nla_data(tb[VFIO_MIG_A_DIRTY_BITMAP]);
+	nbits = (uint64_t)nla_len(tb[VFIO_MIG_A_DIRTY_BITMAP]) * 8;
+	if (nbits > (len + ps - 1) / ps)
+		nbits = (len + ps - 1) / ps;
+	for (i = 0; i < nbits; i++) {
+		if (!(i % 64) && !w[i / 64]) {
+			i += 63;
+			continue;
+		}
+		if (!(w[i / 64] & (1ull << (i % 64))))
+			continue;
+		addr = iova + i * ps;
+		d->pages++;
+		if (d->in_run && d->run_start + d->run_len == addr) {
+			d->run_len += ps;
+			continue;
+		}
+		flush_run(d);
+		d->run_start = addr;
+		d->run_len = ps;
+		d->in_run = true;
+	}
+	return NL_OK;
+}
+
+int migctl_dirty(struct json_out *js, int argc, char **argv)
+{
+	struct dirty_acc acc = { .js = js };
+	const char *sub = "show", *bdf;
+	uint64_t iova = 0, len = 0, ps = 0, a, b;
+	bool clear = false, have_range = false;
+	struct nlattr *nest;
+	struct migctl_nl nl;
+	struct nl_msg *msg;
+	int i, ret, nr = 0;
+
+	if (argc && (!strcmp(argv[0], "show") || !strcmp(argv[0], "start") ||
+		     !strcmp(argv[0], "stop"))) {
+		sub = argv[0];
+		argc--;
+		argv++;
+	}
+	if (argc < 1)
+		return migctl_usage_err("dirty: expected a BDF");
+	bdf = argv[0];
+	if (!migctl_valid_bdf(bdf))
+		return migctl_usage_err("'%s' is not a PCI address (DDDD:BB:DD.F)",
+					bdf);
+	if (migctl_nl_open(&nl))
+		return 1;
+	if (!strcmp(sub, "stop")) {
+		if (argc != 1)
+			goto usage;
+		msg = migctl_nl_msg(&nl, VFIO_MIG_CMD_DIRTY_STOP, false);
+		if (msg)
+			nla_put_string(msg, VFIO_MIG_A_DIRTY_BDF, bdf);
+		ret = migctl_nl_run(&nl, msg, NULL, NULL);
+		goto done;
+	}
+	if (!strcmp(sub, "start")) {
+		msg = migctl_nl_msg(&nl, VFIO_MIG_CMD_DIRTY_START, false);
+		if (!msg)
+			goto usage;
+		nla_put_string(msg, VFIO_MIG_A_DIRTY_BDF, bdf);
+		for (i = 1; i < argc; i++) {
+			char *colon;
+
+			if (!strcmp(argv[i], "--page-size") && i + 1 < argc &&
+			    !migctl_parse_u64(argv[++i], &ps)) {
+				nla_put_u64(msg, VFIO_MIG_A_DIRTY_PAGE_SIZE, ps);
+				continue;
+			}
+			colon = strchr(argv[i], ':');
+			if (!colon)
+				goto bad_start;
+			*colon = 0;
+			if (migctl_parse_u64(argv[i], &a) ||
+			    migctl_parse_u64(colon + 1, &b))
+				goto bad_start;
+			nest = nla_nest_start(msg, VFIO_MIG_A_DIRTY_RANGE);
+			nla_put_u64(msg, VFIO_MIG_A_DIRTY_RANGE_IOVA, a);
+			nla_put_u64(msg, VFIO_MIG_A_DIRTY_RANGE_LENGTH, b);
+			nla_nest_end(msg, nest);
+			nr++;
+		}
+		if (!nr)
+			goto bad_start;
+		ret = migctl_nl_run(&nl, msg, NULL, NULL);
+		goto done;
+bad_start:
+		nlmsg_free(msg);
+		goto usage;
+	}
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--clear")) {
+			clear = true;
+		} else if (!strcmp(argv[i], "--iova") && i + 1 < argc &&
+			   !migctl_parse_u64(argv[i + 1], &iova)) {
+			have_range = true;
+			i++;
+		} else if (!strcmp(argv[i], "--length") && i + 1 < argc &&
+			   !migctl_parse_u64(argv[i + 1], &len)) {
+			have_range = true;
+			i++;
+		} else {
+			goto usage;
+		}
+	}
+	if (have_range && !len)
+		goto usage;
+	msg = migctl_nl_msg(&nl, VFIO_MIG_CMD_DIRTY_GET, true);
+	if (msg) {
+		nla_put_string(msg, VFIO_MIG_A_DIRTY_BDF, bdf);
+		if (have_range) {
+			nla_put_u64(msg, VFIO_MIG_A_DIRTY_IOVA, iova);
+			nla_put_u64(msg, VFIO_MIG_A_DIRTY_LENGTH, len);
+		}
+		if (clear)
+			nla_put_flag(msg, VFIO_MIG_A_DIRTY_CLEAR);
+	}
+	json_begin_object(js, NULL);
+	json_str(js, "dev", bdf);
+	json_begin_array(js, "dirty");
+	ret = migctl_nl_run(&nl, msg, take_bitmap, &acc);
+	flush_run(&acc);
+	json_end_array(js);
+	json_u64(js, "page_size", acc.page_size);
+	json_u64(js, "dirty_pages", acc.pages);
+	json_end_object(js);
+	if (!ret && !js->enabled)
+		printf("%s: %" PRIu64 " dirty pages of %" PRIu64 " bytes%s\n",
+		       bdf, acc.pages, acc.page_size,
+		       clear ? " (cleared)" : "");
+done:
+	if (ret)
+		ret = migctl_nl_fail(&nl, bdf, ret);
+	migctl_nl_close(&nl);
+	return ret;
+usage:
+	migctl_nl_close(&nl);
+	return migctl_usage_err("dirty: see 'migctl dirty --help'");
+}
+
+/* ---- monitor ---- */
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int show_event(struct nl_msg *msg, void *arg)
+{
+	struct nlattr *tb[VFIO_MIG_A_DEV_MAX + 1];
+	struct genlmsghdr *g = nlmsg_data(nlmsg_hdr(msg));
+	struct json_out *js = arg;
+	const char *what;
+
+	switch (g->cmd) {
+	case VFIO_MIG_CMD_DEV_BIND_NTF:
+		what = "bind";
+		break;
+	case VFIO_MIG_CMD_DEV_UNBIND_NTF:
+		what = "unbind";
+		break;
+	case VFIO_MIG_CMD_DEV_CHANGE_NTF:
+		what = "change";
+		break;
+	case VFIO_MIG_CMD_LOG_OVERFLOW_NTF:
+		what = "log-overflow";
+		break;
+	default:
+		return NL_SKIP;
+	}
+	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_DEV_MAX, NULL) ||
+	    !tb[VFIO_MIG_A_DEV_BDF])
+		return NL_SKIP;
+	if (js->enabled) {
+		json_begin_object(js, NULL);
+		json_str(js, "event", what);
+		json_str(js, "dev", nla_get_string(tb[VFIO_MIG_A_DEV_BDF]));
+		if (tb[VFIO_MIG_A_DEV_TRAP_MODE])
+			json_str(js, "trap_mode",
+				 trap_name(nla_get_u32(tb[VFIO_MIG_A_DEV_TRAP_MODE])));
+		if (tb[VFIO_MIG_A_DEV_PROFILE])
+			json_str(js, "profile",
+				 nla_get_string(tb[VFIO_MIG_A_DEV_PROFILE]));
+		json_end_object(js);
+	} else {
+		printf("%s %s", what, nla_get_string(tb[VFIO_MIG_A_DEV_BDF]));
+		if (tb[VFIO_MIG_A_DEV_TRAP_MODE])
+			printf(" trap %s",
+			       trap_name(nla_get_u32(tb[VFIO_MIG_A_DEV_TRAP_MODE])));
+		if (tb[VFIO_MIG_A_DEV_PROFILE])
+			printf(" profile %s",
+			       nla_get_string(tb[VFIO_MIG_A_DEV_PROFILE]));
+		printf("\n");
+	}
+	fflush(stdout);
+	return NL_OK;
+}
+
+int migctl_monitor(struct json_out *js)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct migctl_nl nl;
+	struct pollfd p;
+	int ret;
+
+	if (migctl_nl_open(&nl))
+		return 1;
+	ret = migctl_nl_subscribe(&nl);
+	if (ret) {
+		migctl_nl_close(&nl);
+		return migctl_nl_fail(&nl, "monitor", ret);
+	}
+	nl_socket_modify_cb(nl.sk, NL_CB_VALID, NL_CB_CUSTOM, show_event, js);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	/* One JSON object per line, so a reader can follow the stream. */
+	js->pretty = false;
+	p.fd = nl_socket_get_fd(nl.sk);
+	p.events = POLLIN;
+	while (!stop) {
+		ret = poll(&p, 1, 500);
+		if (ret > 0)
+			nl_recvmsgs_default(nl.sk);
+	}
+	migctl_nl_close(&nl);
+	return 0;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* migctl: shared declarations of the command files. */
+#ifndef MIGCTL_H
+#define MIGCTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "json.h"
+
+bool migctl_valid_bdf(const char *s);
+int migctl_parse_u64(const char *s, uint64_t *v);
+/* Print an error and return exit code 2 (usage) or 1 (failure). */
+int migctl_usage_err(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+int migctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* netlink commands (cmd_nl.c) */
+int migctl_dev_show(struct json_out *js, const char *bdf);
+int migctl_dev_set(int argc, char **argv);
+int migctl_log(struct json_out *js, const char *bdf, uint64_t since);
+int migctl_dirty(struct json_out *js, int argc, char **argv);
+int migctl_monitor(struct json_out *js);
+
+int migctl_main(int argc, char **argv);
+
+#endif
