@@ -3,10 +3,11 @@
  * vfio-mig: a device's DMA dirty log, on top of dirty_track.
  *
  * One log per device at a time, started by netlink (dirty-start) or by a
- * VMM through VFIO DMA logging. The device profile's DMA decoder feeds it
- * (mediated feeder); a profile without a decoder gets the all-mapped feeder,
- * which reports every logged page dirty on every report: always correct,
- * never converging.
+ * VMM through VFIO DMA logging. It is meant to be fed by the device
+ * profile's DMA decoder (mediated feeder, through vmig_dirty_mark()); until
+ * the decoders are wired to the trap path every log uses the all-mapped
+ * feeder, which reports every logged page dirty on every report: always
+ * correct, never converging.
  */
 #include <linux/dirty_track.h>
 #include <linux/rcupdate.h>
@@ -78,8 +79,12 @@ int vmig_dirty_start(struct vmig_device *mdev, const struct dt_range *ranges,
 	}
 	sort(d->ranges, nr_ranges, sizeof(*ranges), cmp_range, NULL);
 	d->nr_ranges = nr_ranges;
-	feeder = mdev->profile && mdev->profile->dma_decode ?
-		 DT_FEEDER_MEDIATED : DT_FEEDER_ALL_MAPPED;
+	/*
+	 * The profiles' DMA decoders (edu's) are not wired to the trap path
+	 * yet, so nothing would feed a mediated log: every device gets the
+	 * all-mapped feeder, which is always correct.
+	 */
+	feeder = DT_FEEDER_ALL_MAPPED;
 	ret = dt_log_attach_feeder(log, feeder, &mdev->core.pdev->dev, why);
 	if (ret) {
 		dt_log_destroy(log);
@@ -197,8 +202,14 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 		goto out;
 	}
 	p.log = log;
-	ret = dt_read_and_clear(log, iova, len, clear ? sink : peek_sink,
-				clear ? priv : &p, &rep);
+	/*
+	 * A read without clear puts the bits back; an all-mapped log has no
+	 * bits to put back (it reports every page every time).
+	 */
+	if (clear || d->feeder == DT_FEEDER_ALL_MAPPED)
+		ret = dt_read_and_clear(log, iova, len, sink, priv, &rep);
+	else
+		ret = dt_read_and_clear(log, iova, len, peek_sink, &p, &rep);
 	if (!ret)
 		d->last_report_pages = rep.pages;
 out:

@@ -28,6 +28,10 @@ static int vmig_log_start(struct vfio_device *vdev,
 
 	if (nnodes > DT_MAX_RANGES)
 		return -E2BIG;
+	/* The device may log at a coarser page than asked: tell the VMM. */
+	if (*page_size > SZ_1G)
+		return -EINVAL;
+	*page_size = max_t(u64, SZ_4K, roundup_pow_of_two(*page_size));
 	r = kcalloc(nnodes, sizeof(*r), GFP_KERNEL);
 	if (!r)
 		return -ENOMEM;
@@ -46,8 +50,11 @@ static int vmig_log_start(struct vfio_device *vdev,
 
 static int vmig_log_stop(struct vfio_device *vdev)
 {
-	/* Stopping a log that is not running is not an error (vfio rule). */
-	vmig_dirty_stop(to_vmig(vdev), false);
+	/*
+	 * Only the log VFIO started; stopping one that is not running is not
+	 * an error (vfio rule).
+	 */
+	vmig_dirty_stop(to_vmig(vdev), true);
 	return 0;
 }
 

@@ -228,7 +228,8 @@ static int copy_regstate(struct vmig_device *mdev,
 		goto out;
 	}
 	k = vmig_log_read(mdev, snap->since_seq, snap->tail, n, &next);
-	if (k != n || snap->tail[0].seq != snap->since_seq) {
+	if (k != n || snap->tail[0].seq != snap->since_seq ||
+	    snap->tail[n - 1].seq != snap->cut_seq - 1) {
 		/* the ring wrapped while we copied */
 		snap->flags |= VMIG_SNAPF_LOG_LOSSY;
 		k = 0;
@@ -606,6 +607,8 @@ struct vmig_snapshot *vmig_snapshot_parse(const void *buf, size_t len,
 		u32 rlen;
 		u16 type;
 
+		/* Each record's parser sets ret; every failure below is -EINVAL. */
+		ret = -EINVAL;
 		*why = "truncated record";
 		if (len - pos < sizeof(*r))
 			goto fail;
@@ -657,6 +660,7 @@ struct vmig_snapshot *vmig_snapshot_parse(const void *buf, size_t len,
 	*why = "trailing bytes after the last record";
 	if (pos != len)
 		goto fail;
+	ret = -EINVAL;
 	*why = "identity, profile or meta record missing";
 	if (!(seen & BIT(REC_IDENTITY)) || !(seen & BIT(REC_PROFILE)) ||
 	    !(seen & BIT(REC_META)))
@@ -667,5 +671,7 @@ struct vmig_snapshot *vmig_snapshot_parse(const void *buf, size_t len,
 	return s;
 fail:
 	vmig_snapshot_free(s);
+	if (WARN_ON_ONCE(!ret))
+		ret = -EINVAL;
 	return ERR_PTR(ret);
 }

@@ -33,6 +33,18 @@ EDU=$(echo "$EDUS" | head -n 1)
 title "A VMM (the test VMM) drives edu $EDU through vfio-mig: DMA round trip"
 run /tests/tools/edu_dma "$EDU" --irq
 
+title "Trap every BAR access of $EDU, drive it again, read its register log"
+run migctl dev set "$EDU" trap all
+/tests/tools/edu_dma "$EDU" > /dev/null && echo "  (edu_dma ran again, now through the trapped path)"
+run migctl log "$EDU"
+run migctl dev show "$EDU"
+run migctl dev set "$EDU" trap none
+
+title "A DMA dirty log on the VF (generic profile: all-mapped feeder)"
+run migctl dirty start "$VF" 0x100000:0x10000
+run migctl dirty "$VF"
+run migctl dirty stop "$VF"
+
 title "Give the VF back"
 run migctl unbind "$VF"
 echo

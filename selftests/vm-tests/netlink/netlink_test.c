@@ -292,6 +292,58 @@ TEST(monitor_sees_events)
 	close(p[0]);
 }
 
+TEST(log_overflow_event)
+{
+	static const char *param = "/sys/module/vfio_mig/parameters/log_entries";
+	static struct cmd_result r;
+	char buf[8192] = "", saved[32] = "";
+	struct tb_devs t;
+	struct vmm_dev d;
+	struct edu e;
+	size_t used = 0;
+	int p[2], st, i;
+	uint64_t n;
+	ssize_t got;
+	pid_t pid;
+
+	setup(_metadata, &t);
+	ASSERT_EQ(0, vmm_sysfs_read(param, saved, sizeof(saved)));
+	ASSERT_EQ(0, vmm_sysfs_write(param, "64"));
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[1], "trap", "all"));
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		dup2(p[1], 1);
+		close(p[0]);
+		execlp(MIGCTL, MIGCTL, "-j", "monitor", NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	usleep(500000);
+	/* The ring (64 entries, sized at open) overflows on the 65th write. */
+	ASSERT_EQ(0, vmm_open(&d, devs[1]));
+	ASSERT_EQ(0, edu_probe(&e, &d, false));
+	for (i = 0; i < 100; i++)
+		edu_liveness(&e, i);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "dev", "show", devs[1]));
+	ASSERT_EQ(0, json_get_u64(r.out, "log_overflows", &n));
+	EXPECT_GE(n, 30) TH_LOG("%s", r.out);
+	vmm_close(&d);
+	usleep(500000);
+	kill(pid, SIGINT);
+	while ((got = read(p[0], buf + used, sizeof(buf) - 1 - used)) > 0)
+		used += got;
+	buf[used] = 0;
+	waitpid(pid, &st, 0);
+	close(p[0]);
+	/* One event per overflow episode, not one per lost entry. */
+	EXPECT_EQ(1, json_count(buf, "event", "log-overflow")) TH_LOG("%s", buf);
+	EXPECT_EQ(1, json_count(buf, "dev", devs[1])) TH_LOG("%s", buf);
+	vmm_sysfs_write(param, saved);
+	CMD(&r, MIGCTL, "dev", "set", devs[1], "trap", "none");
+}
+
 TEST(unprivileged_gets_eperm_and_can_read)
 {
 	/* "@" stands for the device address. */
