@@ -251,19 +251,15 @@ TEST(dirty_log_on_the_vf)
 	EXPECT_EQ(1, r.status);
 }
 
-TEST(monitor_sees_events)
+/* `migctl -j monitor` in the background, its stdout on *fd. */
+static pid_t start_monitor(int *fd)
 {
-	static struct cmd_result r;
-	char buf[8192] = "";
-	struct tb_devs t;
-	int p[2], st;
-	size_t used = 0;
-	ssize_t n;
+	int p[2];
 	pid_t pid;
 
-	ASSERT_EQ(0, pipe(p));
+	if (pipe(p))
+		return -1;
 	pid = fork();
-	ASSERT_GE(pid, 0);
 	if (!pid) {
 		dup2(p[1], 1);
 		close(p[0]);
@@ -271,56 +267,69 @@ TEST(monitor_sees_events)
 		_exit(127);
 	}
 	close(p[1]);
-	usleep(500000);
+	*fd = p[0];
+	usleep(500000);		/* let it join the group */
+	return pid;
+}
+
+/* Stop it (SIGINT) and collect what it printed; its exit status. */
+static int stop_monitor(pid_t pid, int fd, char *buf, size_t len)
+{
+	size_t used = 0;
+	ssize_t n;
+	int st;
+
+	usleep(500000);		/* let the last events arrive */
+	kill(pid, SIGINT);
+	while ((n = read(fd, buf + used, len - 1 - used)) > 0)
+		used += n;
+	buf[used] = 0;
+	close(fd);
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+TEST(monitor_sees_events)
+{
+	static struct cmd_result r;
+	char buf[8192];
+	struct tb_devs t;
+	pid_t pid;
+	int fd;
+
+	pid = start_monitor(&fd);
+	ASSERT_GT(pid, 0);
 	setup(_metadata, &t);
 	ASSERT_EQ(0, CMD(&r, MIGCTL, "unbind", devs[0]));
 	ASSERT_EQ(0, CMD(&r, MIGCTL, "bind", devs[0]));
 	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[0], "trap", "sparse"));
 	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
 	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[0], "trap", "none"));
-	usleep(500000);
-	kill(pid, SIGINT);
-	while ((n = read(p[0], buf + used, sizeof(buf) - 1 - used)) > 0)
-		used += n;
-	buf[used] = 0;
-	waitpid(pid, &st, 0);
-	EXPECT_TRUE(WIFEXITED(st) && !WEXITSTATUS(st));
+	EXPECT_EQ(0, stop_monitor(pid, fd, buf, sizeof(buf)));
 	EXPECT_NE(NULL, strstr(buf, "\"event\":\"unbind\"")) TH_LOG("%s", buf);
 	EXPECT_NE(NULL, strstr(buf, "\"event\":\"bind\"")) TH_LOG("%s", buf);
 	EXPECT_NE(NULL, strstr(buf, "\"trap_mode\":\"sparse\"")) TH_LOG("%s", buf);
 	EXPECT_GE(json_count(buf, "dev", devs[0]), 4) TH_LOG("%s", buf);
-	close(p[0]);
 }
 
 TEST(log_overflow_event)
 {
 	static const char *param = "/sys/module/vfio_mig/parameters/log_entries";
 	static struct cmd_result r;
-	char buf[8192] = "", saved[32] = "";
+	char buf[8192], saved[32] = "";
 	struct tb_devs t;
 	struct vmm_dev d;
 	struct edu e;
-	size_t used = 0;
-	int p[2], st, i;
 	uint64_t n;
-	ssize_t got;
 	pid_t pid;
+	int fd, i;
 
 	setup(_metadata, &t);
 	ASSERT_EQ(0, vmm_sysfs_read(param, saved, sizeof(saved)));
 	ASSERT_EQ(0, vmm_sysfs_write(param, "64"));
 	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[1], "trap", "all"));
-	ASSERT_EQ(0, pipe(p));
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (!pid) {
-		dup2(p[1], 1);
-		close(p[0]);
-		execlp(MIGCTL, MIGCTL, "-j", "monitor", NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	usleep(500000);
+	pid = start_monitor(&fd);
+	ASSERT_GT(pid, 0);
 	/* The ring (64 entries, sized at open) overflows on the 65th write. */
 	ASSERT_EQ(0, vmm_open(&d, devs[1]));
 	ASSERT_EQ(0, edu_probe(&e, &d, false));
@@ -330,13 +339,7 @@ TEST(log_overflow_event)
 	ASSERT_EQ(0, json_get_u64(r.out, "log_overflows", &n));
 	EXPECT_GE(n, 30) TH_LOG("%s", r.out);
 	vmm_close(&d);
-	usleep(500000);
-	kill(pid, SIGINT);
-	while ((got = read(p[0], buf + used, sizeof(buf) - 1 - used)) > 0)
-		used += got;
-	buf[used] = 0;
-	waitpid(pid, &st, 0);
-	close(p[0]);
+	stop_monitor(pid, fd, buf, sizeof(buf));
 	/* One event per overflow episode, not one per lost entry. */
 	EXPECT_EQ(1, json_count(buf, "event", "log-overflow")) TH_LOG("%s", buf);
 	EXPECT_EQ(1, json_count(buf, "dev", devs[1])) TH_LOG("%s", buf);
