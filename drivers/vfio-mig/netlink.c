@@ -170,6 +170,19 @@ int vfio_mig_nl_dev_get_dumpit(struct sk_buff *skb,
 	return ret == -EMSGSIZE && skb->len ? skb->len : ret ?: skb->len;
 }
 
+/*
+ * Name the cause of a setter's failure: -EBUSY means a VMM opened the
+ * device since the check above; @other (a string literal) anything else.
+ */
+static void set_err(struct netlink_ext_ack *extack, const struct nlattr *attr,
+		    int ret, const char *other)
+{
+	NL_SET_BAD_ATTR(extack, attr);
+	if (extack)
+		extack->_msg = ret == -EBUSY ? "a VMM has the device open" :
+					       other;
+}
+
 int vfio_mig_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **a = info->attrs;
@@ -214,30 +227,20 @@ int vfio_mig_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 	if (a[VFIO_MIG_A_DEV_PROFILE]) {
 		ret = vmig_set_profile(mdev,
 				       nla_data(a[VFIO_MIG_A_DEV_PROFILE]));
-		if (ret == -EBUSY)
-			NL_SET_ERR_MSG_ATTR(info->extack,
-					    a[VFIO_MIG_A_DEV_PROFILE],
-					    "a VMM has the device open");
-		else if (ret)
-			NL_SET_ERR_MSG_ATTR(info->extack,
-					    a[VFIO_MIG_A_DEV_PROFILE],
-					    "the profile does not fit this device");
-		if (ret)
+		if (ret) {
+			set_err(info->extack, a[VFIO_MIG_A_DEV_PROFILE], ret,
+				"the profile does not fit this device");
 			goto out;
+		}
 	}
 	if (a[VFIO_MIG_A_DEV_TRAP_MODE]) {
 		ret = vmig_set_trap_mode(mdev,
 					 nla_get_u32(a[VFIO_MIG_A_DEV_TRAP_MODE]));
-		if (ret == -EBUSY)
-			NL_SET_ERR_MSG_ATTR(info->extack,
-					    a[VFIO_MIG_A_DEV_TRAP_MODE],
-					    "a VMM has the device open");
-		else if (ret)
-			NL_SET_ERR_MSG_ATTR(info->extack,
-					    a[VFIO_MIG_A_DEV_TRAP_MODE],
-					    "this trap mode is not available for the device");
-		if (ret)
+		if (ret) {
+			set_err(info->extack, a[VFIO_MIG_A_DEV_TRAP_MODE], ret,
+				"this trap mode is not available for the device");
 			goto out;
+		}
 	}
 	if (a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]) {
 		u64 ps = nla_get_u64(a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]);

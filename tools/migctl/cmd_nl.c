@@ -47,11 +47,33 @@ static uint64_t get_u64(struct nlattr **tb, int i)
 	return tb[i] ? nla_get_u64(tb[i]) : 0;
 }
 
+/* The counters nest, in the order and with the JSON names migctl uses. */
+static const struct counter {
+	const char *name;
+	int attr;
+	bool flag;		/* a u8 shown as true/false */
+} counters[] = {
+	{ "trapped_reads", VFIO_MIG_A_COUNTERS_TRAPPED_READS, false },
+	{ "trapped_writes", VFIO_MIG_A_COUNTERS_TRAPPED_WRITES, false },
+	{ "log_entries", VFIO_MIG_A_COUNTERS_LOG_ENTRIES, false },
+	{ "log_overflows", VFIO_MIG_A_COUNTERS_LOG_OVERFLOWS, false },
+	{ "log_next_seq", VFIO_MIG_A_COUNTERS_LOG_NEXT_SEQ, false },
+	{ "log_lossy", VFIO_MIG_A_COUNTERS_LOG_LOSSY, true },
+	{ "dirty_logging", VFIO_MIG_A_COUNTERS_DIRTY_LOGGING, true },
+	{ "dirty_marks", VFIO_MIG_A_COUNTERS_DIRTY_MARKS, false },
+	{ "dirty_pages", VFIO_MIG_A_COUNTERS_DIRTY_PAGES, false },
+	{ "dirty_reports", VFIO_MIG_A_COUNTERS_DIRTY_REPORTS, false },
+	{ "dirty_oor_marks", VFIO_MIG_A_COUNTERS_DIRTY_OOR_MARKS, false },
+	{ "dirty_last_report_pages",
+	  VFIO_MIG_A_COUNTERS_DIRTY_LAST_REPORT_PAGES, false },
+};
+
 static int show_dev(struct nl_msg *msg, void *arg)
 {
 	struct nlattr *tb[VFIO_MIG_A_DEV_MAX + 1];
 	struct nlattr *c[VFIO_MIG_A_COUNTERS_MAX + 1] = {};
 	struct json_out *js = arg;
+	unsigned int i;
 	char bdf[32];
 
 	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_DEV_MAX, NULL) ||
@@ -89,31 +111,15 @@ static int show_dev(struct nl_msg *msg, void *arg)
 		json_u64(js, "dirty_page_size",
 			 get_u64(tb, VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE));
 		json_begin_object(js, "counters");
-		json_u64(js, "trapped_reads",
-			 get_u64(c, VFIO_MIG_A_COUNTERS_TRAPPED_READS));
-		json_u64(js, "trapped_writes",
-			 get_u64(c, VFIO_MIG_A_COUNTERS_TRAPPED_WRITES));
-		json_u64(js, "log_entries",
-			 get_u64(c, VFIO_MIG_A_COUNTERS_LOG_ENTRIES));
-		json_u64(js, "log_overflows",
-			 get_u64(c, VFIO_MIG_A_COUNTERS_LOG_OVERFLOWS));
-		json_u64(js, "log_next_seq",
-			 get_u64(c, VFIO_MIG_A_COUNTERS_LOG_NEXT_SEQ));
-		json_bool(js, "log_lossy", c[VFIO_MIG_A_COUNTERS_LOG_LOSSY] &&
-			  nla_get_u8(c[VFIO_MIG_A_COUNTERS_LOG_LOSSY]));
-		json_bool(js, "dirty_logging",
-			  c[VFIO_MIG_A_COUNTERS_DIRTY_LOGGING] &&
-			  nla_get_u8(c[VFIO_MIG_A_COUNTERS_DIRTY_LOGGING]));
-		json_u64(js, "dirty_marks",
-			 get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_MARKS));
-		json_u64(js, "dirty_pages",
-			 get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_PAGES));
-		json_u64(js, "dirty_reports",
-			 get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_REPORTS));
-		json_u64(js, "dirty_oor_marks",
-			 get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_OOR_MARKS));
-		json_u64(js, "dirty_last_report_pages",
-			 get_u64(c, VFIO_MIG_A_COUNTERS_DIRTY_LAST_REPORT_PAGES));
+		for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+			const struct counter *k = &counters[i];
+
+			if (k->flag)
+				json_bool(js, k->name, c[k->attr] &&
+					  nla_get_u8(c[k->attr]));
+			else
+				json_u64(js, k->name, get_u64(c, k->attr));
+		}
 		json_end_object(js);
 		json_end_object(js);
 		return NL_OK;
