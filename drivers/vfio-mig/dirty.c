@@ -3,11 +3,12 @@
  * vfio-mig: a device's DMA dirty log, on top of dirty_track.
  *
  * One log per device at a time, started by netlink (dirty-start) or by a
- * VMM through VFIO DMA logging. It is meant to be fed by the device
- * profile's DMA decoder (mediated feeder, through vmig_dirty_mark()); until
- * the decoders are wired to the trap path every log uses the all-mapped
- * feeder, which reports every logged page dirty on every report: always
- * correct, never converging.
+ * VMM through VFIO DMA logging. A device whose profile decodes its DMA
+ * engine (edu), in a trap mode that sees the engine's registers, gets the
+ * mediated feeder: lm_dma.c marks exactly the guest ranges the device is
+ * told to write. Any other device gets the all-mapped feeder, which
+ * reports every logged page dirty on every report: always correct, never
+ * converging.
  */
 #include <linux/dirty_track.h>
 #include <linux/rcupdate.h>
@@ -79,12 +80,10 @@ int vmig_dirty_start(struct vmig_device *mdev, const struct dt_range *ranges,
 	}
 	sort(d->ranges, nr_ranges, sizeof(*ranges), cmp_range, NULL);
 	d->nr_ranges = nr_ranges;
-	/*
-	 * The profiles' DMA decoders (edu's) are not wired to the trap path
-	 * yet, so nothing would feed a mediated log: every device gets the
-	 * all-mapped feeder, which is always correct.
-	 */
-	feeder = DT_FEEDER_ALL_MAPPED;
+	/* trap mode and profile stay put while the log runs (trap.c) */
+	feeder = mdev->profile->doorbell && mdev->profile->dma_decode &&
+		 READ_ONCE(mdev->trap_mode) != VMIG_TRAP_NONE ?
+		 DT_FEEDER_MEDIATED : DT_FEEDER_ALL_MAPPED;
 	ret = dt_log_attach_feeder(log, feeder, &mdev->core.pdev->dev, why);
 	if (ret) {
 		dt_log_destroy(log);
@@ -188,6 +187,8 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 	struct vmig_dirty *d = &mdev->dirty;
 	struct dt_report rep = {};
 	struct peek p = { sink, priv };
+	struct vmig_dma_range busy;
+	bool again = false;
 	struct dt_log *log;
 	int ret;
 
@@ -202,6 +203,9 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 		goto out;
 	}
 	p.log = log;
+	/* a transfer still running may write after this report: see below */
+	if (clear && d->feeder == DT_FEEDER_MEDIATED)
+		again = vmig_dma_inflight(mdev, &busy);
 	/*
 	 * A read without clear puts the bits back; an all-mapped log has no
 	 * bits to put back (it reports every page every time).
@@ -212,6 +216,8 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 		ret = dt_read_and_clear(log, iova, len, peek_sink, &p, &rep);
 	if (!ret)
 		d->last_report_pages = rep.pages;
+	if (again)
+		dt_mark(log, busy.iova, busy.len, 0);
 out:
 	mutex_unlock(&d->lock);
 	return ret;

@@ -102,7 +102,7 @@ static struct pci_driver vmig_pci_driver = {
 	.probe			= vmig_probe,
 	.remove			= vmig_remove,
 	.sriov_configure	= vmig_sriov_configure,
-	.err_handler		= &vfio_pci_core_err_handlers,
+	.err_handler		= &vmig_err_handlers,
 	.driver_managed_dma	= true,
 	.dev_groups		= vmig_dev_groups,
 };

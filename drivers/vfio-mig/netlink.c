@@ -19,6 +19,10 @@
 static_assert((int)VMIG_TRAP_NONE == (int)VFIO_MIG_TRAP_MODE_NONE);
 static_assert((int)VMIG_TRAP_SPARSE == (int)VFIO_MIG_TRAP_MODE_SPARSE);
 static_assert((int)VMIG_TRAP_ALL == (int)VFIO_MIG_TRAP_MODE_ALL);
+static_assert((int)VFIO_DEVICE_STATE_RUNNING_P2P ==
+	      (int)VFIO_MIG_MIG_STATE_RUNNING_P2P);
+static_assert((int)VMIG_STATE_PRE_COPY_P2P ==
+	      (int)VFIO_MIG_MIG_STATE_PRE_COPY_P2P);
 
 /* The most bitmap bytes one dirty-get message carries (262144 pages). */
 #define VMIG_NL_BITMAP_MAX	SZ_32K
@@ -95,7 +99,9 @@ static int fill_dev(struct sk_buff *skb, struct vmig_device *mdev, u32 portid,
 	    nla_put_u8(skb, VFIO_MIG_A_DEV_OPEN, READ_ONCE(mdev->open)) ||
 	    nla_put_u64_64bit(skb, VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE,
 			      READ_ONCE(mdev->dirty.page_size), 0) ||
-	    put_counters(skb, mdev)) {
+	    put_counters(skb, mdev) ||
+	    nla_put_u32(skb, VFIO_MIG_A_DEV_MIG_STATE,
+			READ_ONCE(mdev->mig.state))) {
 		genlmsg_cancel(skb, hdr);
 		return -EMSGSIZE;
 	}
@@ -171,16 +177,65 @@ int vfio_mig_nl_dev_get_dumpit(struct sk_buff *skb,
 }
 
 /*
- * Name the cause of a setter's failure: -EBUSY means a VMM opened the
- * device since the check above; @other (a string literal) anything else.
+ * Every setting or none: whatever can fail is checked first, under the
+ * dev_set lock that open_device takes, and the page size (which a
+ * concurrent dirty-start can refuse) is set before the rest.
  */
-static void set_err(struct netlink_ext_ack *extack, const struct nlattr *attr,
-		    int ret, const char *other)
+static int dev_set_locked(struct vmig_device *mdev, struct nlattr **a,
+			  struct netlink_ext_ack *extack)
 {
-	NL_SET_BAD_ATTR(extack, attr);
-	if (extack)
-		extack->_msg = ret == -EBUSY ? "a VMM has the device open" :
-					       other;
+	const struct vmig_profile *p = NULL;
+	int ret = 0;
+
+	mutex_lock(vmig_dev_set_lock(mdev));
+	if (mdev->open) {
+		NL_SET_ERR_MSG(extack,
+			       "a VMM has the device open: settings change only while it is closed");
+		ret = -EBUSY;
+		goto out;
+	}
+	if ((a[VFIO_MIG_A_DEV_PROFILE] || a[VFIO_MIG_A_DEV_TRAP_MODE]) &&
+	    vmig_dirty_running(mdev)) {
+		NL_SET_ERR_MSG(extack,
+			       "a dirty log is running: stop it before changing the profile or trap mode");
+		ret = -EBUSY;
+		goto out;
+	}
+	if (a[VFIO_MIG_A_DEV_PROFILE]) {
+		p = vmig_profile_find(nla_data(a[VFIO_MIG_A_DEV_PROFILE]));
+		if (!vmig_profile_fits(p, mdev->core.pdev)) {
+			NL_SET_ERR_MSG_ATTR(extack, a[VFIO_MIG_A_DEV_PROFILE],
+					    "the profile does not fit this device");
+			ret = -EINVAL;
+			goto out;
+		}
+	}
+	if (a[VFIO_MIG_A_DEV_TRAP_MODE] &&
+	    nla_get_u32(a[VFIO_MIG_A_DEV_TRAP_MODE]) > VMIG_TRAP_ALL) {
+		NL_SET_ERR_MSG_ATTR(extack, a[VFIO_MIG_A_DEV_TRAP_MODE],
+				    "unknown trap mode");
+		ret = -EINVAL;
+		goto out;
+	}
+	if (a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]) {
+		u64 ps = nla_get_u64(a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]);
+
+		ret = vmig_dirty_set_page_size(mdev, ps);
+		if (ret) {
+			NL_SET_ERR_MSG_ATTR(extack,
+					    a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE],
+					    "a dirty log is running: stop it first");
+			goto out;
+		}
+	}
+	if (p)
+		WRITE_ONCE(mdev->profile, p);
+	if (a[VFIO_MIG_A_DEV_TRAP_MODE])
+		WRITE_ONCE(mdev->trap_mode,
+			   nla_get_u32(a[VFIO_MIG_A_DEV_TRAP_MODE]));
+out:
+	mutex_unlock(vmig_dev_set_lock(mdev));
+	return ret;
 }
 
 int vfio_mig_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
@@ -218,41 +273,9 @@ int vfio_mig_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 		ret = PTR_ERR(mdev);
 		goto out;
 	}
-	if (READ_ONCE(mdev->open)) {
-		NL_SET_ERR_MSG(info->extack,
-			       "a VMM has the device open: settings change only while it is closed");
-		ret = -EBUSY;
+	ret = dev_set_locked(mdev, a, info->extack);
+	if (ret)
 		goto out;
-	}
-	if (a[VFIO_MIG_A_DEV_PROFILE]) {
-		ret = vmig_set_profile(mdev,
-				       nla_data(a[VFIO_MIG_A_DEV_PROFILE]));
-		if (ret) {
-			set_err(info->extack, a[VFIO_MIG_A_DEV_PROFILE], ret,
-				"the profile does not fit this device");
-			goto out;
-		}
-	}
-	if (a[VFIO_MIG_A_DEV_TRAP_MODE]) {
-		ret = vmig_set_trap_mode(mdev,
-					 nla_get_u32(a[VFIO_MIG_A_DEV_TRAP_MODE]));
-		if (ret) {
-			set_err(info->extack, a[VFIO_MIG_A_DEV_TRAP_MODE], ret,
-				"this trap mode is not available for the device");
-			goto out;
-		}
-	}
-	if (a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]) {
-		u64 ps = nla_get_u64(a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]);
-
-		ret = vmig_dirty_set_page_size(mdev, ps);
-		if (ret) {
-			NL_SET_ERR_MSG_ATTR(info->extack,
-					    a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE],
-					    "a dirty log is running: stop it first");
-			goto out;
-		}
-	}
 	vmig_nl_notify(mdev, VFIO_MIG_CMD_DEV_CHANGE_NTF);
 out:
 	mutex_unlock(&vmig_devices_lock);

@@ -15,7 +15,7 @@ static const struct vmig_profile * const vmig_profiles[] = {
 	&vmig_profile_generic,	/* last: matches anything */
 };
 
-static bool profile_fits(const struct vmig_profile *p, struct pci_dev *pdev)
+bool vmig_profile_fits(const struct vmig_profile *p, struct pci_dev *pdev)
 {
 	return !p->ids || pci_match_id(p->ids, pdev);
 }
@@ -25,7 +25,7 @@ const struct vmig_profile *vmig_profile_for(struct pci_dev *pdev)
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(vmig_profiles); i++)
-		if (profile_fits(vmig_profiles[i], pdev))
+		if (vmig_profile_fits(vmig_profiles[i], pdev))
 			return vmig_profiles[i];
 	return &vmig_profile_generic;
 }
@@ -47,10 +47,10 @@ int vmig_set_profile(struct vmig_device *mdev, const char *name)
 
 	if (!p)
 		return -ENOENT;
-	if (!profile_fits(p, mdev->core.pdev))
+	if (!vmig_profile_fits(p, mdev->core.pdev))
 		return -EINVAL;
 	mutex_lock(vmig_dev_set_lock(mdev));
-	if (mdev->open)
+	if (mdev->open || vmig_dirty_running(mdev))
 		ret = -EBUSY;
 	else
 		WRITE_ONCE(mdev->profile, p);

@@ -96,6 +96,23 @@ static int check_identity(const struct vmig_profile *p,
 	return 0;
 }
 
+int vmig_check_compat(struct vmig_device *dst,
+		      const struct vmig_identity *src_id,
+		      const char *src_profile, struct vmig_replay_report *rep)
+{
+	const struct vmig_profile *p = dst->profile;
+	struct vmig_identity id;
+
+	if (strcmp(src_profile, p->name)) {
+		snprintf(rep->msg, sizeof(rep->msg),
+			 "profile mismatch: source %s, target %s",
+			 src_profile, p->name);
+		return -EINVAL;
+	}
+	vmig_identity_of(dst->core.pdev, &id);
+	return check_identity(p, src_id, &id, rep);
+}
+
 struct step {
 	u64 seq;
 	u64 value;
@@ -199,35 +216,17 @@ static int replay_registers(struct vmig_device *dst,
 	return 0;
 }
 
-int vmig_snapshot_replay(struct vmig_device *dst,
-			 const struct vmig_snapshot *snap,
-			 struct vmig_replay_report *rep)
+int __vmig_snapshot_replay(struct vmig_device *dst,
+			   const struct vmig_snapshot *snap,
+			   struct vmig_replay_report *rep, u64 scratch)
 {
-	struct vmig_identity id;
-	const struct vmig_profile *p;
+	const struct vmig_profile *p = dst->profile;
 	int ret;
 
 	memset(rep, 0, sizeof(*rep));
-	mutex_lock(vmig_dev_set_lock(dst));
-	p = dst->profile;
-	if (!dst->open) {
-		snprintf(rep->msg, sizeof(rep->msg),
-			 "target %s is not open by a VMM",
-			 pci_name(dst->core.pdev));
-		ret = -ENODEV;
-		goto out;
-	}
-	if (strcmp(snap->profile, p->name)) {
-		snprintf(rep->msg, sizeof(rep->msg),
-			 "profile mismatch: snapshot %s, target %s",
-			 snap->profile, p->name);
-		ret = -EINVAL;
-		goto out;
-	}
-	vmig_identity_of(dst->core.pdev, &id);
-	ret = check_identity(p, &snap->id, &id, rep);
+	ret = vmig_check_compat(dst, &snap->id, snap->profile, rep);
 	if (ret)
-		goto out;
+		return ret;
 	rep->shadow_only = snap->flags & VMIG_SNAPF_LOG_LOSSY;
 	rep->shadow_incomplete = snap->flags & VMIG_SNAPF_SHADOW_INCOMPLETE;
 	if (rep->shadow_only)
@@ -237,13 +236,30 @@ int vmig_snapshot_replay(struct vmig_device *dst,
 	if (p->restore) {
 		struct vmig_profile_ctx ctx = {
 			.mdev = dst, .src = snap, .report = rep,
+			.scratch = scratch,
 		};
 
-		ret = p->restore(&ctx);
-	} else {
-		ret = replay_registers(dst, p, snap, rep);
+		return p->restore(&ctx);
 	}
-out:
+	return replay_registers(dst, p, snap, rep);
+}
+
+int vmig_snapshot_replay(struct vmig_device *dst,
+			 const struct vmig_snapshot *snap,
+			 struct vmig_replay_report *rep)
+{
+	int ret;
+
+	mutex_lock(vmig_dev_set_lock(dst));
+	if (dst->open) {
+		ret = __vmig_snapshot_replay(dst, snap, rep, dst->dma_scratch);
+	} else {
+		memset(rep, 0, sizeof(*rep));
+		snprintf(rep->msg, sizeof(rep->msg),
+			 "target %s is not open by a VMM",
+			 pci_name(dst->core.pdev));
+		ret = -ENODEV;
+	}
 	mutex_unlock(vmig_dev_set_lock(dst));
 	return ret;
 }

@@ -175,10 +175,13 @@ static u32 compact_tail(const struct vmig_profile *p,
 	return out;
 }
 
-/* The shadow file and the log tail, as one consistent cut. */
+/*
+ * The shadow file and the log tail from @since (or from the last reset of
+ * the log if @since is older), as one consistent cut.
+ */
 static int copy_regstate(struct vmig_device *mdev,
 			 const struct vmig_profile *p,
-			 struct vmig_snapshot *snap)
+			 struct vmig_snapshot *snap, u64 since)
 {
 	struct vmig_regstate *rs = &mdev->rs;
 	u32 nr_slots = rs->nr_slots;	/* changes only at open: we hold it */
@@ -192,10 +195,11 @@ static int copy_regstate(struct vmig_device *mdev,
 		return -ENOMEM;
 	vmig_rs_lock(rs);
 	memcpy(slots, rs->slots, nr_slots * sizeof(*slots));
-	snap->since_seq = rs->base_seq;
+	snap->since_seq = clamp(since, rs->base_seq, rs->next_seq);
 	snap->cut_seq = rs->next_seq;
 	snap->log_overflows = rs->overflows;
-	if (rs->overflows)
+	/* lossy: entries of the window were overwritten before being read */
+	if (rs->overflows && __vmig_log_oldest(rs) > snap->since_seq)
 		snap->flags |= VMIG_SNAPF_LOG_LOSSY;
 	if (rs->shadow_overflows)
 		snap->flags |= VMIG_SNAPF_SHADOW_INCOMPLETE;
@@ -266,40 +270,48 @@ static int capture_reads(struct vmig_device *mdev,
 	return 0;
 }
 
-struct vmig_snapshot *vmig_snapshot_take(struct vmig_device *mdev,
-					 unsigned int flags)
+struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
+					   unsigned int flags, u64 since,
+					   u64 scratch)
 {
-	const struct vmig_profile *p;
+	const struct vmig_profile *p = mdev->profile;
 	struct vmig_snapshot *snap;
 	int ret;
 
 	snap = kzalloc(sizeof(*snap), GFP_KERNEL);
 	if (!snap)
 		return ERR_PTR(-ENOMEM);
-	mutex_lock(vmig_dev_set_lock(mdev));
-	if (!mdev->open) {
-		ret = -ENODEV;
-		goto out;
-	}
-	p = mdev->profile;
 	vmig_identity_of(mdev->core.pdev, &snap->id);
 	strscpy(snap->profile, p->name, sizeof(snap->profile));
-	ret = copy_regstate(mdev, p, snap);
+	ret = copy_regstate(mdev, p, snap, since);
 	if (!ret && p->save) {
 		struct vmig_profile_ctx ctx = {
 			.mdev = mdev, .snap = snap, .flags = flags,
+			.scratch = scratch,
 		};
 
 		ret = p->save(&ctx);
 	}
 	if (!ret)
 		ret = capture_reads(mdev, p, snap);
-out:
-	mutex_unlock(vmig_dev_set_lock(mdev));
 	if (ret) {
 		vmig_snapshot_free(snap);
 		return ERR_PTR(ret);
 	}
+	return snap;
+}
+
+struct vmig_snapshot *vmig_snapshot_take(struct vmig_device *mdev,
+					 unsigned int flags)
+{
+	struct vmig_snapshot *snap;
+
+	mutex_lock(vmig_dev_set_lock(mdev));
+	if (mdev->open)
+		snap = __vmig_snapshot_take(mdev, flags, 0, mdev->dma_scratch);
+	else
+		snap = ERR_PTR(-ENODEV);
+	mutex_unlock(vmig_dev_set_lock(mdev));
 	return snap;
 }
 

@@ -81,7 +81,8 @@ int vmig_set_trap_mode(struct vmig_device *mdev, enum vmig_trap_mode mode)
 	if (mode > VMIG_TRAP_ALL)
 		return -EINVAL;
 	mutex_lock(vmig_dev_set_lock(mdev));
-	if (mdev->open)
+	/* a running dirty log's feeder was chosen for the current mode */
+	if (mdev->open || vmig_dirty_running(mdev))
 		ret = -EBUSY;
 	else
 		WRITE_ONCE(mdev->trap_mode, mode);
@@ -176,17 +177,15 @@ ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
 	return vfio_pci_core_read(vdev, buf, count, ppos);
 }
 
-ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
-		   size_t count, loff_t *ppos)
+ssize_t vmig_trapped_write(struct vmig_device *mdev, const char __user *buf,
+			   size_t count, loff_t *ppos)
 {
-	struct vmig_device *mdev = to_vmig(vdev);
+	struct vfio_device *vdev = &mdev->core.vdev;
 	unsigned int index = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
 	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
 	u8 val[8];
 	ssize_t ret;
 
-	if (!is_bar(index) || READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
-		return vfio_pci_core_write(vdev, buf, count, ppos);
 	/* The common case, one aligned 32-bit register: keep it short. */
 	if (count == 4 && IS_ALIGNED(off, 4)) {
 		u32 v;
@@ -212,6 +211,21 @@ ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
 efault:
 	user_access_end();
 	return -EFAULT;
+}
+
+ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
+		   size_t count, loff_t *ppos)
+{
+	struct vmig_device *mdev = to_vmig(vdev);
+	unsigned int index = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
+
+	if (!is_bar(index) || READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
+		return vfio_pci_core_write(vdev, buf, count, ppos);
+	/* The DMA engine's registers: held in P2P, fed to the dirty log. */
+	if (unlikely(vmig_doorbell_hit(mdev->profile->doorbell, index,
+				       *ppos & VFIO_PCI_OFFSET_MASK, count)))
+		return vmig_doorbell_write(mdev, buf, count, ppos);
+	return vmig_trapped_write(mdev, buf, count, ppos);
 }
 
 int vmig_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)

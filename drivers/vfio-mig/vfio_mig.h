@@ -17,6 +17,7 @@
 #include <linux/workqueue.h>
 
 #include "dirty.h"
+#include "lm.h"
 /* after the above: on 6.12 it relies on them for cpu_relax() */
 #include <linux/bit_spinlock.h>
 
@@ -52,6 +53,9 @@ ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
 		  loff_t *ppos);
 ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
 		   size_t count, loff_t *ppos);
+/* A BAR write in a trap mode: done, then recorded. */
+ssize_t vmig_trapped_write(struct vmig_device *mdev, const char __user *buf,
+			   size_t count, loff_t *ppos);
 int vmig_mmap(struct vfio_device *vdev, struct vm_area_struct *vma);
 long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		unsigned long arg);
@@ -356,13 +360,6 @@ struct vmig_trap_range {
 #define VMIG_ID_REVISION	0x1
 #define VMIG_ID_SUBSYSTEM	0x2
 
-/* A DMA the device was just told to perform, as a DMA decoder sees it. */
-struct vmig_dma_range {
-	u64 iova;
-	u64 len;
-	bool to_ram;
-};
-
 /* Context of a profile's save or restore callback. */
 struct vmig_profile_ctx {
 	struct vmig_device *mdev;
@@ -370,6 +367,7 @@ struct vmig_profile_ctx {
 	const struct vmig_snapshot *src;	/* restore: being applied */
 	struct vmig_replay_report *report;	/* restore */
 	unsigned int flags;			/* VMIG_SNAP_* */
+	u64 scratch;	/* guest IOVA the profile may borrow, 0: none */
 };
 
 /**
@@ -392,8 +390,16 @@ struct vmig_profile_ctx {
  *	(@order, seq) order. Same context as @save.
  * @replay_trigger: may a logged write to a TRIGGER register be replayed?
  *	NULL: never.
- * @dma_decode: for the dirty tracking issue: does this trapped write start
- *	a DMA, and into which IOVA range? (returns true and fills @r)
+ * @doorbell: the DMA engine's registers, or NULL: writes there go through
+ *	vmig_doorbell_write() (lm_dma.c), which holds transfers in the P2P
+ *	states and feeds the mediated dirty log
+ * @dma_decode: the device is told to start a transfer with command @cmd:
+ *	does it write guest memory, and which range? (fills @r). Reads the
+ *	device's address registers; sleeping context, device open.
+ * @dma_wait: wait up to @ms for the transfer in flight to end (0: idle)
+ * @devstate_size: size of the device state blob @save produces
+ * @scratch_limit: highest guest IOVA the device reaches by DMA, for the
+ *	page @save and @restore may borrow; 0: they borrow none
  * @shadow_ops: for the shadow adapter issue: its behaviour for this
  *	device; NULL until that issue defines it.
  */
@@ -411,9 +417,12 @@ struct vmig_profile {
 	int (*restore)(struct vmig_profile_ctx *ctx);
 	bool (*replay_trigger)(struct vmig_device *mdev,
 			       const struct vmig_log_entry *e);
-	bool (*dma_decode)(struct vmig_device *mdev,
-			   const struct vmig_log_entry *e,
+	const struct vmig_doorbell *doorbell;
+	bool (*dma_decode)(struct vmig_device *mdev, u32 cmd,
 			   struct vmig_dma_range *r);
+	int (*dma_wait)(struct vmig_device *mdev, unsigned int ms);
+	u32 devstate_size;
+	u64 scratch_limit;
 	const void *shadow_ops;
 };
 
@@ -424,6 +433,7 @@ extern const struct vmig_profile vmig_profile_edu;
 
 const struct vmig_profile *vmig_profile_for(struct pci_dev *pdev);
 const struct vmig_profile *vmig_profile_find(const char *name);
+bool vmig_profile_fits(const struct vmig_profile *p, struct pci_dev *pdev);
 /* -EBUSY while open, -ENOENT unknown, -EINVAL not for this device. */
 int vmig_set_profile(struct vmig_device *mdev, const char *name);
 const char *vmig_profile_name(struct vmig_device *mdev);
@@ -558,6 +568,15 @@ void vmig_identity_of(struct pci_dev *pdev, struct vmig_identity *id);
 /* The device must be open (a VMM holds it); ERR_PTR on failure. */
 struct vmig_snapshot *vmig_snapshot_take(struct vmig_device *mdev,
 					 unsigned int flags);
+/*
+ * The same for a caller that keeps the device open itself (the migration
+ * arcs, under the migration state mutex): no dev_set->lock. The log tail
+ * starts at @since (clamped to the retained log); the profile may borrow
+ * guest page @scratch (0: none).
+ */
+struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
+					   unsigned int flags, u64 since,
+					   u64 scratch);
 void vmig_snapshot_free(struct vmig_snapshot *snap);
 /* A versioned TLV byte stream (Documentation/register-sync.rst). */
 void *vmig_snapshot_serialise(const struct vmig_snapshot *snap, size_t *len);
@@ -572,6 +591,15 @@ struct vmig_snapshot *vmig_snapshot_parse(const void *buf, size_t len,
 int vmig_snapshot_replay(struct vmig_device *dst,
 			 const struct vmig_snapshot *snap,
 			 struct vmig_replay_report *report);
+/* The same without dev_set->lock (see __vmig_snapshot_take()). */
+int __vmig_snapshot_replay(struct vmig_device *dst,
+			   const struct vmig_snapshot *snap,
+			   struct vmig_replay_report *report, u64 scratch);
+/* Profile and identity check alone; the reason goes to report->msg. */
+int vmig_check_compat(struct vmig_device *dst,
+		      const struct vmig_identity *src_id,
+		      const char *src_profile,
+		      struct vmig_replay_report *report);
 void vmig_report_error(struct vmig_replay_report *r, u8 bar, u32 offset,
 		       u8 width, int err);
 /* The value a snapshot captured by reading, or NULL. */
@@ -629,6 +657,7 @@ struct vmig_dbg {
  * @dbg: debugfs test interface, under @dbg.lock.
  * @dirty: the DMA dirty log (dirty.h has its locking rules).
  * @overflow_work: sends the log-overflow event from process context.
+ * @mig: VFIO migration state (lm.h has its locking rules).
  */
 struct vmig_device {
 	struct vfio_pci_core_device core;
@@ -643,6 +672,7 @@ struct vmig_device {
 	struct vmig_dbg dbg;
 	struct vmig_dirty dirty;
 	struct work_struct overflow_work;
+	struct vmig_mig mig;
 };
 
 /*

@@ -24,11 +24,41 @@
 #define VMIG_HAVE_IOMMUFD_OPS	0
 #endif
 
-/* PRE_COPY, MIG_DATA_SIZE and VFIO_MIG_GET_PRECOPY_INFO (added in 6.2). */
+/*
+ * PRE_COPY, PRE_COPY_P2P and VFIO_MIG_GET_PRECOPY_INFO (added in 6.2).
+ * Without them the state numbers are still named, so that code can compare
+ * with them: the core never enters those states when the device does not
+ * advertise VFIO_MIGRATION_PRE_COPY.
+ */
 #ifdef VFIO_MIG_GET_PRECOPY_INFO
-#define VMIG_HAVE_PRECOPY	1
+#define VMIG_HAVE_PRECOPY		1
+#define VMIG_MIGRATION_PRE_COPY		VFIO_MIGRATION_PRE_COPY
+#define VMIG_STATE_PRE_COPY		VFIO_DEVICE_STATE_PRE_COPY
+#define VMIG_STATE_PRE_COPY_P2P		VFIO_DEVICE_STATE_PRE_COPY_P2P
+#define VMIG_GET_PRECOPY_INFO		VFIO_MIG_GET_PRECOPY_INFO
+#define vmig_precopy_info		vfio_precopy_info
 #else
-#define VMIG_HAVE_PRECOPY	0
+#define VMIG_HAVE_PRECOPY		0
+#define VMIG_MIGRATION_PRE_COPY		0
+#define VMIG_STATE_PRE_COPY		6
+#define VMIG_STATE_PRE_COPY_P2P		7
+#define VMIG_GET_PRECOPY_INFO		_IO(VFIO_TYPE, VFIO_BASE + 21)
+struct vmig_precopy_info {
+	__u32 argsz;
+	__u32 flags;
+	__aligned_u64 initial_bytes;
+	__aligned_u64 dirty_bytes;
+};
+#endif
+
+/*
+ * vfio_migration_ops.migration_get_data_size, behind
+ * VFIO_DEVICE_FEATURE_MIG_DATA_SIZE (added in 6.3).
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#define VMIG_MIG_OPS_DATA_SIZE(fn)	.migration_get_data_size = (fn),
+#else
+#define VMIG_MIG_OPS_DATA_SIZE(fn)
 #endif
 
 /*

@@ -321,7 +321,7 @@ static int edu_save_work(void *arg)
 {
 	struct vmig_profile_ctx *ctx = arg;
 	struct vmig_device *mdev = ctx->mdev;
-	u64 scratch = mdev->dma_scratch, irq;
+	u64 scratch = ctx->scratch, irq;
 	struct edu_quiet q;
 	struct edu_state *st;
 	struct dma_regs d;
@@ -445,7 +445,7 @@ static void restore_buffer_and_cmd(struct vmig_profile_ctx *ctx,
 	const struct vmig_snapshot *s = ctx->src;
 	struct edu_state *st = (struct edu_state *)s->devstate;
 	struct vmig_device *mdev = ctx->mdev;
-	u64 scratch = mdev->dma_scratch;
+	u64 scratch = ctx->scratch;
 	int ret;
 
 	if (!st || s->devstate_len != sizeof(*st) ||
@@ -562,32 +562,47 @@ static int edu_restore(struct vmig_profile_ctx *ctx)
 }
 
 /*
- * For dirty tracking: a write of the command register with the start and
- * to-RAM bits makes the device write [dst, dst + count) of guest IOVA,
- * with the addresses last written through the trap (caller holds
- * mdev->rs.lock, as the trap path does).
+ * For dirty tracking: command @cmd with the start and to-RAM bits makes the
+ * device write [dst, dst + count) of guest IOVA, from the address
+ * registers as the device holds them now.
  */
-static bool edu_dma_decode(struct vmig_device *mdev,
-			   const struct vmig_log_entry *e,
+static bool edu_dma_decode(struct vmig_device *mdev, u32 cmd,
 			   struct vmig_dma_range *r)
 {
-	const struct vmig_shadow_slot *dst, *cnt;
+	u64 dst, cnt;
 
-	if (e->bar || e->offset != EDU_DMA_CMD ||
-	    (e->value & (EDU_CMD_RUN | EDU_CMD_TO_RAM)) !=
+	if ((cmd & (EDU_CMD_RUN | EDU_CMD_TO_RAM)) !=
 	    (EDU_CMD_RUN | EDU_CMD_TO_RAM))
 		return false;
-	dst = vmig_shadow_lookup(mdev->rs.slots, mdev->rs.nr_slots, 0,
-				 EDU_DMA_DST, 4);
-	cnt = vmig_shadow_lookup(mdev->rs.slots, mdev->rs.nr_slots, 0,
-				 EDU_DMA_COUNT, 4);
-	if (!dst || !cnt)
+	if (rd(mdev, EDU_DMA_DST, 8, &dst) || rd(mdev, EDU_DMA_COUNT, 8, &cnt))
 		return false;
-	r->iova = dst->value & EDU_DMA_MASK;
-	r->len = cnt->value;
+	r->iova = dst & EDU_DMA_MASK;
+	r->len = cnt;
 	r->to_ram = true;
 	return true;
 }
+
+static int edu_dma_wait(struct vmig_device *mdev, unsigned int ms)
+{
+	u64 cmd;
+	int ret;
+
+	if (ms)
+		return wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, ms);
+	ret = rd(mdev, EDU_DMA_CMD, 8, &cmd);
+	if (ret)
+		return ret;
+	return cmd & EDU_CMD_RUN ? -ETIMEDOUT : 0;
+}
+
+/* The DMA engine: source, destination, count and command registers. */
+static const struct vmig_doorbell edu_doorbell = {
+	.bar = 0,
+	.start = EDU_DMA_SRC,
+	.end = EDU_DMA_CMD + 8,
+	.cmd = EDU_DMA_CMD,
+	.run = EDU_CMD_RUN,
+};
 
 const struct vmig_profile vmig_profile_edu = {
 	.name = "edu",
@@ -601,5 +616,9 @@ const struct vmig_profile vmig_profile_edu = {
 	.tolerate = VMIG_ID_REVISION,
 	.save = edu_save,
 	.restore = edu_restore,
+	.doorbell = &edu_doorbell,
 	.dma_decode = edu_dma_decode,
+	.dma_wait = edu_dma_wait,
+	.devstate_size = sizeof(struct edu_state),
+	.scratch_limit = EDU_DMA_MASK,
 };

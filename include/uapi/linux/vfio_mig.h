@@ -23,6 +23,22 @@ enum vfio_mig_trap_mode {
 	VFIO_MIG_TRAP_MODE_ALL,
 };
 
+/**
+ * enum vfio_mig_mig_state - VFIO migration state of the device (enum
+ *   vfio_device_mig_state, same values); pre-copy states exist on kernels 6.2
+ *   and later.
+ */
+enum vfio_mig_mig_state {
+	VFIO_MIG_MIG_STATE_ERROR,
+	VFIO_MIG_MIG_STATE_STOP,
+	VFIO_MIG_MIG_STATE_RUNNING,
+	VFIO_MIG_MIG_STATE_STOP_COPY,
+	VFIO_MIG_MIG_STATE_RESUMING,
+	VFIO_MIG_MIG_STATE_RUNNING_P2P,
+	VFIO_MIG_MIG_STATE_PRE_COPY,
+	VFIO_MIG_MIG_STATE_PRE_COPY_P2P,
+};
+
 enum {
 	VFIO_MIG_A_DEV_BDF = 1,
 	VFIO_MIG_A_DEV_VENDOR,
@@ -36,6 +52,7 @@ enum {
 	VFIO_MIG_A_DEV_OPEN,
 	VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE,
 	VFIO_MIG_A_DEV_COUNTERS,
+	VFIO_MIG_A_DEV_MIG_STATE,
 
 	__VFIO_MIG_A_DEV_MAX,
 	VFIO_MIG_A_DEV_MAX = (__VFIO_MIG_A_DEV_MAX - 1)
@@ -105,6 +122,7 @@ enum {
 	VFIO_MIG_CMD_DEV_UNBIND_NTF,
 	VFIO_MIG_CMD_DEV_CHANGE_NTF,
 	VFIO_MIG_CMD_LOG_OVERFLOW_NTF,
+	VFIO_MIG_CMD_MIG_STATE_NTF,
 
 	__VFIO_MIG_CMD_MAX,
 	VFIO_MIG_CMD_MAX = (__VFIO_MIG_CMD_MAX - 1)

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig: the VFIO migration state machine (uAPI v2).
+ *
+ * States: RUNNING, STOP, STOP_COPY, RESUMING and RUNNING_P2P; PRE_COPY and
+ * PRE_COPY_P2P where the kernel has them (6.2 and later). The core's
+ * vfio_mig_get_next_state() breaks every request into single arcs, which
+ * step() performs one at a time under mig.state_mutex:
+ *
+ *   RUNNING -> RUNNING_P2P, PRE_COPY -> PRE_COPY_P2P
+ *	DMA is held and the transfer in flight waited for (lm_dma.c)
+ *   RUNNING_P2P -> RUNNING, PRE_COPY_P2P -> PRE_COPY
+ *	held DMA starts are issued, DMA released
+ *   RUNNING_P2P <-> STOP
+ *	nothing: DMA is already held, and the VMM has stopped the vCPUs
+ *   RUNNING -> PRE_COPY, RUNNING_P2P -> PRE_COPY_P2P
+ *	a saving data fd; its initial bytes: the stream header and the
+ *	write log so far
+ *   PRE_COPY* -> RUNNING*
+ *	the saving fd is dropped
+ *   STOP -> STOP_COPY, PRE_COPY_P2P -> STOP_COPY
+ *	the profile saves the stopped device and the rest of the stream is
+ *	queued on the saving fd (a new one from STOP)
+ *   STOP_COPY -> STOP
+ *	the saving fd is dropped
+ *   STOP -> RESUMING
+ *	a resuming data fd, which checks the stream as it arrives
+ *   RESUMING -> STOP
+ *	the stream must be complete; it is applied to the device; held DMA
+ *	starts it carries wait for RUNNING. On failure the device stays in
+ *	RESUMING and the VMM resets it (or closes it) to abort.
+ *
+ * A device reset (VFIO_DEVICE_RESET, FLR) and close_device return the
+ * device to RUNNING with its data fds dropped and nothing held. A reset can
+ * arrive with locks held that an arc may also need (mm, through
+ * vfio_dma_rw), so it only records itself if state_mutex is busy and the
+ * holder applies it when unlocking: the deferred reset of mlx5-vfio-pci.
+ */
+#include <linux/file.h>
+#include <vfio-mig/compat.h>
+
+#include "netlink.h"
+#include "vfio_mig.h"
+
+static const char * const state_names[] = {
+	[VFIO_DEVICE_STATE_ERROR] = "error",
+	[VFIO_DEVICE_STATE_STOP] = "stop",
+	[VFIO_DEVICE_STATE_RUNNING] = "running",
+	[VFIO_DEVICE_STATE_STOP_COPY] = "stop-copy",
+	[VFIO_DEVICE_STATE_RESUMING] = "resuming",
+	[VFIO_DEVICE_STATE_RUNNING_P2P] = "running-p2p",
+	[VMIG_STATE_PRE_COPY] = "pre-copy",
+	[VMIG_STATE_PRE_COPY_P2P] = "pre-copy-p2p",
+};
+
+const char *vmig_mig_state_name(enum vfio_device_mig_state state)
+{
+	if ((unsigned int)state >= ARRAY_SIZE(state_names))
+		return "?";
+	return state_names[state];
+}
+
+void vmig_mig_init(struct vmig_device *mdev)
+{
+	struct vmig_mig *m = &mdev->mig;
+
+	mutex_init(&m->state_mutex);
+	spin_lock_init(&m->reset_lock);
+	mutex_init(&m->dma.lock);
+	m->state = VFIO_DEVICE_STATE_RUNNING;
+	mdev->core.vdev.migration_flags = VFIO_MIGRATION_STOP_COPY |
+					  VFIO_MIGRATION_P2P |
+					  VMIG_MIGRATION_PRE_COPY;
+	mdev->core.vdev.mig_ops = &vmig_mig_ops;
+}
+
+/*
+ * Back to RUNNING, nothing held, no data fd; under state_mutex. Returns
+ * whether the state changed.
+ */
+static bool reset_locked(struct vmig_device *mdev)
+{
+	struct vmig_mig *m = &mdev->mig;
+	struct vmig_dma_hold *h = &m->dma;
+
+	if (m->saving)
+		vmig_migf_put(m->saving);
+	if (m->resuming)
+		vmig_migf_put(m->resuming);
+	m->saving = NULL;
+	m->resuming = NULL;
+	mutex_lock(&h->lock);
+	h->held = false;
+	h->nr = 0;
+	h->inflight_valid = false;
+	mutex_unlock(&h->lock);
+	if (m->state == VFIO_DEVICE_STATE_RUNNING)
+		return false;
+	m->state = VFIO_DEVICE_STATE_RUNNING;
+	return true;
+}
+
+static void state_unlock(struct vmig_device *mdev)
+{
+	struct vmig_mig *m = &mdev->mig;
+
+again:
+	spin_lock(&m->reset_lock);
+	if (m->deferred_reset) {
+		m->deferred_reset = false;
+		spin_unlock(&m->reset_lock);
+		if (reset_locked(mdev))
+			vmig_nl_notify(mdev, VFIO_MIG_CMD_MIG_STATE_NTF);
+		goto again;
+	}
+	mutex_unlock(&m->state_mutex);
+	spin_unlock(&m->reset_lock);
+}
+
+void vmig_mig_close(struct vmig_device *mdev)
+{
+	mutex_lock(&mdev->mig.state_mutex);
+	if (reset_locked(mdev))
+		vmig_nl_notify(mdev, VFIO_MIG_CMD_MIG_STATE_NTF);
+	state_unlock(mdev);
+}
+
+static void vmig_reset_done(struct pci_dev *pdev)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
+	struct vmig_mig *m;
+
+	if (!core)
+		return;
+	m = &to_vmig(&core->vdev)->mig;
+	spin_lock(&m->reset_lock);
+	m->deferred_reset = true;
+	if (!mutex_trylock(&m->state_mutex)) {
+		spin_unlock(&m->reset_lock);
+		return;
+	}
+	spin_unlock(&m->reset_lock);
+	state_unlock(to_vmig(&core->vdev));
+}
+
+const struct pci_error_handlers vmig_err_handlers = {
+	.reset_done = vmig_reset_done,
+	.error_detected = vfio_pci_core_aer_err_detected,
+};
+
+static struct file *new_fd(struct vmig_migf *migf, struct vmig_migf **slot)
+{
+	if (IS_ERR(migf))
+		return ERR_CAST(migf);
+	/* the device keeps a reference until the session ends */
+	get_file(migf->filp);
+	*slot = migf;
+	return migf->filp;
+}
+
+static void drop_fd(struct vmig_migf **slot)
+{
+	vmig_migf_put(*slot);
+	*slot = NULL;
+}
+
+static bool arc(enum vfio_device_mig_state cur, enum vfio_device_mig_state next,
+		enum vfio_device_mig_state from, enum vfio_device_mig_state to)
+{
+	return cur == from && next == to;
+}
+
+static struct file *step(struct vmig_device *mdev,
+			 enum vfio_device_mig_state next)
+{
+	enum vfio_device_mig_state cur = mdev->mig.state;
+	struct vmig_mig *m = &mdev->mig;
+	struct vmig_migf *migf;
+	int ret;
+
+	if (arc(cur, next, VFIO_DEVICE_STATE_RUNNING,
+		VFIO_DEVICE_STATE_RUNNING_P2P) ||
+	    arc(cur, next, VMIG_STATE_PRE_COPY, VMIG_STATE_PRE_COPY_P2P)) {
+		ret = vmig_dma_hold(mdev);
+		return ret ? ERR_PTR(ret) : NULL;
+	}
+	if (arc(cur, next, VFIO_DEVICE_STATE_RUNNING_P2P,
+		VFIO_DEVICE_STATE_RUNNING) ||
+	    arc(cur, next, VMIG_STATE_PRE_COPY_P2P, VMIG_STATE_PRE_COPY)) {
+		vmig_dma_release(mdev, true);
+		return NULL;
+	}
+	if (arc(cur, next, VFIO_DEVICE_STATE_RUNNING_P2P,
+		VFIO_DEVICE_STATE_STOP) ||
+	    arc(cur, next, VFIO_DEVICE_STATE_STOP,
+		VFIO_DEVICE_STATE_RUNNING_P2P))
+		return NULL;
+	if (arc(cur, next, VFIO_DEVICE_STATE_RUNNING, VMIG_STATE_PRE_COPY) ||
+	    arc(cur, next, VFIO_DEVICE_STATE_RUNNING_P2P,
+		VMIG_STATE_PRE_COPY_P2P))
+		return new_fd(vmig_migf_save_open(mdev, true), &m->saving);
+	if (arc(cur, next, VMIG_STATE_PRE_COPY, VFIO_DEVICE_STATE_RUNNING) ||
+	    arc(cur, next, VMIG_STATE_PRE_COPY_P2P,
+		VFIO_DEVICE_STATE_RUNNING_P2P) ||
+	    arc(cur, next, VFIO_DEVICE_STATE_STOP_COPY,
+		VFIO_DEVICE_STATE_STOP)) {
+		drop_fd(&m->saving);
+		return NULL;
+	}
+	if (arc(cur, next, VMIG_STATE_PRE_COPY_P2P,
+		VFIO_DEVICE_STATE_STOP_COPY)) {
+		ret = vmig_migf_save_final(m->saving);
+		return ret ? ERR_PTR(ret) : NULL;
+	}
+	if (arc(cur, next, VFIO_DEVICE_STATE_STOP,
+		VFIO_DEVICE_STATE_STOP_COPY)) {
+		migf = vmig_migf_save_open(mdev, false);
+		if (IS_ERR(migf))
+			return ERR_CAST(migf);
+		ret = vmig_migf_save_final(migf);
+		if (ret) {
+			vmig_migf_put(migf);	/* the only reference */
+			return ERR_PTR(ret);
+		}
+		return new_fd(migf, &m->saving);
+	}
+	if (arc(cur, next, VFIO_DEVICE_STATE_STOP,
+		VFIO_DEVICE_STATE_RESUMING))
+		return new_fd(vmig_migf_resume_open(mdev), &m->resuming);
+	if (arc(cur, next, VFIO_DEVICE_STATE_RESUMING,
+		VFIO_DEVICE_STATE_STOP)) {
+		ret = vmig_migf_load(m->resuming);
+		if (ret)
+			return ERR_PTR(ret);
+		drop_fd(&m->resuming);
+		return NULL;
+	}
+	/* vfio_mig_get_next_state() only gives the arcs above */
+	WARN_ON_ONCE(1);
+	return ERR_PTR(-EINVAL);
+}
+
+static struct file *vmig_set_state(struct vfio_device *vdev,
+				   enum vfio_device_mig_state new_state)
+{
+	struct vmig_device *mdev = to_vmig(vdev);
+	enum vfio_device_mig_state next, old;
+	struct vmig_mig *m = &mdev->mig;
+	struct file *res = NULL;
+	int ret;
+
+	mutex_lock(&m->state_mutex);
+	old = m->state;
+	while (new_state != m->state) {
+		ret = vfio_mig_get_next_state(vdev, m->state, new_state, &next);
+		if (ret) {
+			res = ERR_PTR(ret);
+			break;
+		}
+		res = step(mdev, next);
+		if (IS_ERR(res))
+			break;
+		m->state = next;
+		if (WARN_ON(res && new_state != next)) {
+			fput(res);
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
+	}
+	if (m->state != old)
+		vmig_nl_notify(mdev, VFIO_MIG_CMD_MIG_STATE_NTF);
+	state_unlock(mdev);
+	return res;
+}
+
+static int vmig_get_state(struct vfio_device *vdev,
+			  enum vfio_device_mig_state *state)
+{
+	struct vmig_device *mdev = to_vmig(vdev);
+
+	mutex_lock(&mdev->mig.state_mutex);
+	*state = mdev->mig.state;
+	state_unlock(mdev);
+	return 0;
+}
+
+static int __maybe_unused vmig_get_data_size(struct vfio_device *vdev,
+					     unsigned long *len)
+{
+	struct vmig_device *mdev = to_vmig(vdev);
+
+	mutex_lock(&mdev->mig.state_mutex);
+	*len = vmig_migf_stop_copy_estimate(mdev, mdev->mig.saving);
+	state_unlock(mdev);
+	return 0;
+}
+
+const struct vfio_migration_ops vmig_mig_ops = {
+	.migration_set_state = vmig_set_state,
+	.migration_get_state = vmig_get_state,
+	VMIG_MIG_OPS_DATA_SIZE(vmig_get_data_size)
+};

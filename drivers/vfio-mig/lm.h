@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vfio-mig: VFIO migration (lm.c), its data fds (migf.c), the migration
+ * stream (stream.c) and the DMA quiescing of the P2P states (lm_dma.c).
+ */
+#ifndef _VFIO_MIG_LM_H
+#define _VFIO_MIG_LM_H
+
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/vfio.h>
+#include <linux/wait.h>
+
+struct file;
+struct vmig_device;
+struct vmig_snapshot;
+
+/* A DMA the device was just told to perform, as a DMA decoder sees it. */
+struct vmig_dma_range {
+	u64 iova;
+	u64 len;
+	bool to_ram;
+};
+
+/**
+ * struct vmig_doorbell - the registers of a device's DMA engine
+ * @bar: BAR holding them
+ * @start: first byte of the engine's register block
+ * @end: end of the block; while a held transfer is pending, writes to the
+ *	block are dropped, as the device ignores them while it transfers
+ * @cmd: offset of the command register (the low 32 bits of it)
+ * @run: bits of a command write that start a transfer
+ */
+struct vmig_doorbell {
+	u8 bar;
+	u32 start;
+	u32 end;
+	u32 cmd;
+	u32 run;
+};
+
+/* A DMA start command held back in a P2P state, issued on return to RUNNING. */
+struct vmig_held_write {
+	u64 value;
+	u32 offset;
+	u8 bar;
+	u8 width;
+};
+
+#define VMIG_MAX_HELD		4
+
+/**
+ * struct vmig_dma_hold - the device's DMA engine as the trap path sees it
+ * @lock: serialises writes to the profile's doorbell registers with the
+ *	P2P arcs and with dirty reports; protects the fields below. Taken
+ *	in process context only (the trap write path, arcs, reports); lock
+ *	order: vmig_mig.state_mutex, vmig_dirty.lock, then @lock.
+ * @held: DMA starts are held (P2P states, STOP, STOP_COPY, RESUMING)
+ * @writes: held start commands, in order
+ * @nr: entries in @writes
+ * @inflight: the guest range of the last transfer started, valid while
+ *	@inflight_valid: a report re-marks it until the transfer is seen to
+ *	have ended, so that bytes landing after a report are not lost
+ * @inflight_valid: see @inflight
+ */
+struct vmig_dma_hold {
+	struct mutex lock;	/* see above */
+	bool held;
+	struct vmig_held_write writes[VMIG_MAX_HELD];
+	u32 nr;
+	struct vmig_dma_range inflight;
+	bool inflight_valid;
+};
+
+/**
+ * struct vmig_mig - migration state of a device
+ * @state_mutex: serialises the state machine; protects @state, @saving,
+ *	@resuming and @scratch. Held across every arc, including the
+ *	profile's save and restore. Never taken under the device's
+ *	dev_set->lock by an arc, and close_device takes it under that lock;
+ *	so arcs use the unlocked snapshot and replay variants.
+ * @state: the VFIO device state
+ * @saving: data fd of the saving group (PRE_COPY*, STOP_COPY), or NULL
+ * @resuming: data fd of RESUMING, or NULL
+ * @reset_lock: protects @deferred_reset
+ * @deferred_reset: a device reset arrived while @state_mutex was held by
+ *	someone else; the holder applies it when unlocking (see
+ *	vmig_state_unlock(), the pattern of mlx5-vfio-pci)
+ * @scratch: guest IOVA the profile borrowed in the last save (0: none)
+ * @dma: the DMA engine's hold state
+ */
+struct vmig_mig {
+	struct mutex state_mutex;	/* see above */
+	enum vfio_device_mig_state state;
+	struct vmig_migf *saving;
+	struct vmig_migf *resuming;
+	spinlock_t reset_lock;		/* see above */
+	bool deferred_reset;
+	u64 scratch;
+	struct vmig_dma_hold dma;
+};
+
+/* A queued piece of a saving stream. */
+struct vmig_chunk {
+	struct list_head node;
+	size_t len;
+	size_t pos;
+	u8 data[];
+};
+
+struct vmig_stream_rx;
+
+/**
+ * struct vmig_migf - a migration data fd
+ * @filp: its file
+ * @mdev: the device; valid only while !@disabled, under @lock
+ * @lock: protects every field below
+ * @disabled: the device dropped the fd (arc out of the session, close,
+ *	reset): read and write fail with -ENODEV
+ * @saving: a saving fd (else resuming)
+ * @chunks: saving: queued bytes, oldest first
+ * @queued: saving: bytes in @chunks not yet read
+ * @initial: saving: of @queued, bytes of the initial PRE_COPY data
+ * @precopy: saving: the device is in a PRE_COPY state
+ * @final: saving: the complete state is queued; EOF after @chunks
+ * @hdr_sent: saving: the stream header is queued
+ * @sent_seq: saving: write log entries below this are queued
+ * @log_lost: saving: entries were overwritten before being queued
+ * @bytes: bytes read or written so far
+ * @poll_wait: readers waiting for data
+ * @rx: resuming: the stream parser
+ */
+struct vmig_migf {
+	struct file *filp;
+	struct vmig_device *mdev;
+	struct mutex lock;	/* see above */
+	bool disabled;
+	bool saving;
+	struct list_head chunks;
+	size_t queued;
+	size_t initial;
+	bool precopy;
+	bool final;
+	bool hdr_sent;
+	u64 sent_seq;
+	bool log_lost;
+	u64 bytes;
+	wait_queue_head_t poll_wait;
+	struct vmig_stream_rx *rx;
+};
+
+/* lm.c */
+void vmig_mig_init(struct vmig_device *mdev);
+/* close_device and reset: back to RUNNING, fds dropped, holds released. */
+void vmig_mig_close(struct vmig_device *mdev);
+extern const struct vfio_migration_ops vmig_mig_ops;
+extern const struct pci_error_handlers vmig_err_handlers;
+const char *vmig_mig_state_name(enum vfio_device_mig_state state);
+
+/* lm_dma.c */
+/* The trap path's write to the profile's doorbell block. */
+ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
+			    size_t count, loff_t *ppos);
+/* Does [off, off + count) of BAR @bar touch the doorbell block? */
+static inline bool vmig_doorbell_hit(const struct vmig_doorbell *db, u8 bar,
+				     u64 off, size_t count)
+{
+	return db && bar == db->bar && off < db->end &&
+	       off + count > db->start;
+}
+
+int vmig_dma_hold(struct vmig_device *mdev);
+void vmig_dma_release(struct vmig_device *mdev, bool issue);
+/* Held writes, for the stream (copy out) and after a restore (install). */
+u32 vmig_dma_held_get(struct vmig_device *mdev, struct vmig_held_write *w);
+void vmig_dma_held_set(struct vmig_device *mdev,
+		       const struct vmig_held_write *w, u32 nr);
+/*
+ * Around a dirty report: the range of a transfer still running, to mark
+ * again after the read-and-clear (false: none).
+ */
+bool vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r);
+
+/* migf.c */
+struct vmig_migf *vmig_migf_save_open(struct vmig_device *mdev, bool precopy);
+struct vmig_migf *vmig_migf_resume_open(struct vmig_device *mdev);
+/* Queue the rest of the state (device stopped); the stream then ends. */
+int vmig_migf_save_final(struct vmig_migf *migf);
+void vmig_migf_set_precopy(struct vmig_migf *migf, bool precopy);
+/* RESUMING -> STOP: check the stream is complete and apply it. */
+int vmig_migf_load(struct vmig_migf *migf);
+/* Drop the fd from the device (and the reference the device held). */
+void vmig_migf_put(struct vmig_migf *migf);
+/* Estimate of the bytes STOP_COPY will produce from now. */
+unsigned long vmig_migf_stop_copy_estimate(struct vmig_device *mdev,
+					   struct vmig_migf *saving);
+
+#endif /* _VFIO_MIG_LM_H */

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig: the device's DMA engine seen from the trap path.
+ *
+ * A profile that names its DMA engine's registers (vmig_profile.doorbell)
+ * gets every trapped write to them here. This is where
+ *  - the P2P states quiesce DMA: a start command written while DMA is held
+ *    (RUNNING_P2P, PRE_COPY_P2P, STOP, STOP_COPY, RESUMING) does not reach
+ *    the device; it is kept and issued when the device returns to RUNNING
+ *    (or carried in the migration stream and issued by the target). While
+ *    one is kept, further writes to the engine's registers are dropped, as
+ *    the device ignores them while it transfers. Entering a P2P state
+ *    waits for the transfer in flight;
+ *  - the mediated dirty log is fed: before a start command reaches the
+ *    device, the profile decodes the guest range it will write and the
+ *    range is marked dirty; until the transfer is seen to have ended, each
+ *    dirty report marks it again after clearing it.
+ *
+ * The guarantee holds for writes that trap: trap mode sparse (when the
+ * profile's trapped pages cover the engine) or all. In trap mode none the
+ * driver sees no write: entering a P2P state still waits for the transfer
+ * in flight but cannot hold new ones.
+ */
+#include <linux/uaccess.h>
+
+#include "netlink.h"
+#include "vfio_mig.h"
+
+#define VMIG_DMA_WAIT_MS	3000
+
+/* Start a transfer on the device: mark its range, then write the command. */
+static int issue(struct vmig_device *mdev, const struct vmig_held_write *w)
+{
+	const struct vmig_profile *p = mdev->profile;
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	struct vmig_dma_range r;
+
+	if (p->dma_decode && p->dma_decode(mdev, w->value, &r) && r.to_ram) {
+		vmig_dirty_mark(mdev, r.iova, r.len);
+		h->inflight = r;
+		h->inflight_valid = true;
+	}
+	return vmig_bar_write(mdev, w->bar, w->offset, w->width, w->value);
+}
+
+ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
+			    size_t count, loff_t *ppos)
+{
+	const struct vmig_profile *p = mdev->profile;
+	const struct vmig_doorbell *db = p->doorbell;
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
+	struct vmig_dma_range r;
+	bool start = false;
+	__le32 raw;
+	u32 cmd = 0;
+	ssize_t ret;
+
+	if (off == db->cmd && (count == 4 || count == 8)) {
+		if (copy_from_user(&raw, buf, sizeof(raw)))
+			return -EFAULT;
+		cmd = le32_to_cpu(raw);
+		start = cmd & db->run;
+	}
+	mutex_lock(&h->lock);
+	if (h->held && (start || h->nr)) {
+		if (start && !h->nr) {
+			h->writes[0].value = cmd;
+			h->writes[0].offset = db->cmd;
+			h->writes[0].bar = db->bar;
+			h->writes[0].width = 4;
+			h->nr = 1;
+			if (vmig_record_write(&mdev->rs, db->bar, db->cmd, 4,
+					      cmd))
+				vmig_nl_notify_overflow(mdev);
+		}
+		*ppos += count;
+		ret = count;
+	} else {
+		if (start && p->dma_decode && p->dma_decode(mdev, cmd, &r) &&
+		    r.to_ram) {
+			vmig_dirty_mark(mdev, r.iova, r.len);
+			h->inflight = r;
+			h->inflight_valid = true;
+		}
+		ret = vmig_trapped_write(mdev, buf, count, ppos);
+	}
+	mutex_unlock(&h->lock);
+	return ret;
+}
+
+int vmig_dma_hold(struct vmig_device *mdev)
+{
+	const struct vmig_profile *p = mdev->profile;
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	int ret = 0;
+
+	mutex_lock(&h->lock);
+	h->held = true;
+	mutex_unlock(&h->lock);
+	/* No new start reaches the device now: wait for the one in flight. */
+	if (p->dma_wait)
+		ret = p->dma_wait(mdev, VMIG_DMA_WAIT_MS);
+	if (ret) {
+		pci_warn(mdev->core.pdev,
+			 "DMA did not quiesce within %u ms (%d)\n",
+			 VMIG_DMA_WAIT_MS, ret);
+		vmig_dma_release(mdev, true);
+	}
+	return ret;
+}
+
+void vmig_dma_release(struct vmig_device *mdev, bool do_issue)
+{
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	u32 i;
+	int ret;
+
+	mutex_lock(&h->lock);
+	for (i = 0; do_issue && i < h->nr; i++) {
+		ret = issue(mdev, &h->writes[i]);
+		if (ret)
+			pci_warn(mdev->core.pdev,
+				 "held DMA start at BAR%u %#x not issued: %d\n",
+				 h->writes[i].bar, h->writes[i].offset, ret);
+	}
+	h->nr = 0;
+	h->held = false;
+	mutex_unlock(&h->lock);
+}
+
+u32 vmig_dma_held_get(struct vmig_device *mdev, struct vmig_held_write *w)
+{
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	u32 nr;
+
+	mutex_lock(&h->lock);
+	nr = h->nr;
+	memcpy(w, h->writes, nr * sizeof(*w));
+	mutex_unlock(&h->lock);
+	return nr;
+}
+
+void vmig_dma_held_set(struct vmig_device *mdev,
+		       const struct vmig_held_write *w, u32 nr)
+{
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+
+	mutex_lock(&h->lock);
+	nr = min_t(u32, nr, VMIG_MAX_HELD);
+	memcpy(h->writes, w, nr * sizeof(*w));
+	h->nr = nr;
+	h->held = true;
+	mutex_unlock(&h->lock);
+}
+
+bool vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r)
+{
+	const struct vmig_profile *p = mdev->profile;
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	bool busy = false;
+
+	mutex_lock(&h->lock);
+	if (h->inflight_valid) {
+		/* unreadable (closed, reset): nothing more lands */
+		busy = p->dma_wait && p->dma_wait(mdev, 0) == -ETIMEDOUT;
+		if (busy)
+			*r = h->inflight;
+		else
+			h->inflight_valid = false;
+	}
+	mutex_unlock(&h->lock);
+	return busy;
+}

@@ -1,0 +1,487 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig: the migration data fds.
+ *
+ * A saving fd holds a queue of stream pieces (stream.c). In PRE_COPY it
+ * starts with the initial bytes (the header and the write log so far);
+ * each time the queue runs dry, a read or VFIO_MIG_GET_PRECOPY_INFO adds
+ * what the log gained since, as one record; with nothing new, read()
+ * answers ENOMSG (the temporary end of stream of the uAPI). The arc into
+ * STOP_COPY queues the rest, after which read() ends with 0.
+ *
+ * A resuming fd feeds its bytes to the stream parser, which rejects a bad
+ * stream at the first wrong byte it can know is wrong; RESUMING -> STOP
+ * applies it.
+ *
+ * The device holds a reference to its current fd; vmig_migf_put() drops
+ * it when the session ends and disables the fd, so that the fd never
+ * reaches a device that is gone: read and write then fail with ENODEV.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vfio.h>
+#include <uapi/linux/vfio_mig_stream.h>
+#include <vfio-mig/compat.h>
+
+#include "stream.h"
+#include "vfio_mig.h"
+
+static void free_chunks(struct vmig_migf *migf)
+{
+	struct vmig_chunk *c, *tmp;
+
+	list_for_each_entry_safe(c, tmp, &migf->chunks, node) {
+		list_del(&c->node);
+		kvfree(c);
+	}
+	migf->queued = 0;
+	migf->initial = 0;
+}
+
+static void queue(struct vmig_migf *migf, struct vmig_chunk *c)
+{
+	list_add_tail(&c->node, &migf->chunks);
+	migf->queued += c->len;
+}
+
+static void disable(struct vmig_migf *migf)
+{
+	mutex_lock(&migf->lock);
+	migf->disabled = true;
+	migf->mdev = NULL;
+	free_chunks(migf);
+	vmig_stream_rx_free(migf->rx);
+	migf->rx = NULL;
+	mutex_unlock(&migf->lock);
+	wake_up_interruptible(&migf->poll_wait);
+}
+
+void vmig_migf_put(struct vmig_migf *migf)
+{
+	disable(migf);
+	fput(migf->filp);
+}
+
+static int vmig_migf_release(struct inode *inode, struct file *filp)
+{
+	struct vmig_migf *migf = filp->private_data;
+
+	disable(migf);
+	mutex_destroy(&migf->lock);
+	kfree(migf);
+	return 0;
+}
+
+/* PRE_COPY: when the queue is dry, queue what the write log gained. */
+static int refill(struct vmig_migf *migf)
+{
+	struct vmig_chunk *c;
+
+	if (migf->queued || !migf->precopy || migf->log_lost)
+		return 0;
+	c = vmig_stream_log_record(migf->mdev, &migf->sent_seq,
+				   &migf->log_lost);
+	if (IS_ERR(c))
+		return PTR_ERR(c);
+	if (c)
+		queue(migf, c);
+	return 0;
+}
+
+static ssize_t save_read(struct file *filp, char __user *buf, size_t len,
+			 loff_t *pos)
+{
+	struct vmig_migf *migf = filp->private_data;
+	ssize_t done = 0;
+	int ret;
+
+	if (pos)
+		return -ESPIPE;
+	mutex_lock(&migf->lock);
+	if (migf->disabled) {
+		done = -ENODEV;
+		goto out;
+	}
+	ret = refill(migf);
+	if (ret) {
+		done = ret;
+		goto out;
+	}
+	while (len && !list_empty(&migf->chunks)) {
+		struct vmig_chunk *c = list_first_entry(&migf->chunks,
+							struct vmig_chunk,
+							node);
+		size_t n = min(len, c->len - c->pos);
+
+		if (copy_to_user(buf + done, c->data + c->pos, n)) {
+			done = done ?: -EFAULT;
+			goto out;
+		}
+		c->pos += n;
+		done += n;
+		len -= n;
+		migf->queued -= n;
+		migf->initial -= min(migf->initial, n);
+		migf->bytes += n;
+		if (c->pos == c->len) {
+			list_del(&c->node);
+			kvfree(c);
+		}
+	}
+	/* nothing now, more may come: the PRE_COPY end of stream */
+	if (!done && !migf->final)
+		done = -ENOMSG;
+out:
+	mutex_unlock(&migf->lock);
+	return done;
+}
+
+static __poll_t save_poll(struct file *filp, struct poll_table_struct *wait)
+{
+	struct vmig_migf *migf = filp->private_data;
+	__poll_t mask = 0;
+
+	poll_wait(filp, &migf->poll_wait, wait);
+	mutex_lock(&migf->lock);
+	if (migf->disabled)
+		mask = EPOLLIN | EPOLLRDNORM | EPOLLRDHUP;
+	else if (migf->queued || migf->final)
+		mask = EPOLLIN | EPOLLRDNORM;
+	mutex_unlock(&migf->lock);
+	return mask;
+}
+
+static long save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	unsigned long minsz = offsetofend(struct vmig_precopy_info, dirty_bytes);
+	struct vmig_migf *migf = filp->private_data;
+	struct vmig_precopy_info info;
+	int ret;
+
+	if (cmd != VMIG_GET_PRECOPY_INFO)
+		return -ENOTTY;
+	if (copy_from_user(&info, (void __user *)arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+	mutex_lock(&migf->lock);
+	if (migf->disabled) {
+		ret = -ENODEV;
+	} else if (!migf->precopy) {
+		ret = -EINVAL;	/* valid only in the PRE_COPY states */
+	} else {
+		ret = refill(migf);
+		info.initial_bytes = migf->initial;
+		info.dirty_bytes = migf->queued - migf->initial;
+	}
+	mutex_unlock(&migf->lock);
+	if (ret)
+		return ret;
+	info.flags = 0;
+	return copy_to_user((void __user *)arg, &info, minsz) ? -EFAULT : 0;
+}
+
+static const struct file_operations save_fops = {
+	.owner = THIS_MODULE,
+	.read = save_read,
+	.poll = save_poll,
+	.unlocked_ioctl = save_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.release = vmig_migf_release,
+};
+
+static ssize_t resume_write(struct file *filp, const char __user *buf,
+			    size_t len, loff_t *pos)
+{
+	struct vmig_migf *migf = filp->private_data;
+	ssize_t ret;
+
+	if (pos)
+		return -ESPIPE;
+	mutex_lock(&migf->lock);
+	if (migf->disabled) {
+		ret = -ENODEV;
+	} else {
+		ret = vmig_stream_rx_write(migf->rx, migf->mdev, buf, len);
+		if (ret > 0)
+			migf->bytes += ret;
+	}
+	mutex_unlock(&migf->lock);
+	return ret;
+}
+
+static const struct file_operations resume_fops = {
+	.owner = THIS_MODULE,
+	.write = resume_write,
+	.release = vmig_migf_release,
+};
+
+static struct vmig_migf *migf_open(struct vmig_device *mdev,
+				   const struct file_operations *fops,
+				   int flags)
+{
+	struct vmig_migf *migf;
+	struct file *filp;
+
+	migf = kzalloc(sizeof(*migf), GFP_KERNEL_ACCOUNT);
+	if (!migf)
+		return ERR_PTR(-ENOMEM);
+	mutex_init(&migf->lock);
+	INIT_LIST_HEAD(&migf->chunks);
+	init_waitqueue_head(&migf->poll_wait);
+	migf->mdev = mdev;
+	filp = anon_inode_getfile("vfio_mig", fops, migf, flags);
+	if (IS_ERR(filp)) {
+		mutex_destroy(&migf->lock);
+		kfree(migf);
+		return ERR_CAST(filp);
+	}
+	stream_open(filp->f_inode, filp);
+	migf->filp = filp;
+	return migf;
+}
+
+static u64 log_base(struct vmig_device *mdev)
+{
+	u64 base;
+
+	vmig_rs_lock(&mdev->rs);
+	base = mdev->rs.base_seq;
+	vmig_rs_unlock(&mdev->rs);
+	return base;
+}
+
+struct vmig_migf *vmig_migf_save_open(struct vmig_device *mdev, bool precopy)
+{
+	struct vmig_migf *migf = migf_open(mdev, &save_fops, O_RDONLY);
+	struct vmig_chunk *c;
+
+	if (IS_ERR(migf))
+		return migf;
+	migf->saving = true;
+	migf->sent_seq = log_base(mdev);
+	if (!precopy)
+		return migf;
+	/* the initial bytes: the header, then the write log so far */
+	c = vmig_stream_header(mdev, VMIG_STREAM_F_PRECOPY);
+	if (!c) {
+		fput(migf->filp);
+		return ERR_PTR(-ENOMEM);
+	}
+	queue(migf, c);
+	migf->hdr_sent = true;
+	migf->precopy = true;
+	c = vmig_stream_log_record(mdev, &migf->sent_seq, &migf->log_lost);
+	if (IS_ERR(c)) {
+		fput(migf->filp);
+		return ERR_CAST(c);
+	}
+	if (c)
+		queue(migf, c);
+	migf->initial = migf->queued;
+	return migf;
+}
+
+struct vmig_migf *vmig_migf_resume_open(struct vmig_device *mdev)
+{
+	struct vmig_migf *migf = migf_open(mdev, &resume_fops, O_WRONLY);
+
+	if (IS_ERR(migf))
+		return migf;
+	migf->rx = vmig_stream_rx_alloc();
+	if (!migf->rx) {
+		fput(migf->filp);
+		return ERR_PTR(-ENOMEM);
+	}
+	return migf;
+}
+
+/* A guest page the profile may borrow: see Documentation/migration.rst. */
+static bool scratch_mapped(struct vmig_device *mdev, u64 iova)
+{
+	u8 b;
+
+	return iova && !vfio_dma_rw(&mdev->core.vdev, iova, &b, 1, false);
+}
+
+static u64 pick_scratch(struct vmig_device *mdev, u64 hint)
+{
+	u64 limit = mdev->profile->scratch_limit, iova;
+	static const u64 probe[] = { SZ_1M, PAGE_SIZE };
+	struct dt_range r;
+	u32 i;
+
+	if (!limit)
+		return 0;
+	iova = READ_ONCE(mdev->dma_scratch);
+	if (iova)
+		return iova;
+	if (hint && hint + PAGE_SIZE - 1 <= limit && scratch_mapped(mdev, hint))
+		return hint;
+	for (i = 0; !vmig_dirty_range(mdev, i, &r); i++) {
+		iova = max_t(u64, PAGE_ALIGN(r.iova), PAGE_SIZE);
+		if (iova + PAGE_SIZE <= r.iova + r.length &&
+		    iova + PAGE_SIZE - 1 <= limit)
+			return iova;
+	}
+	for (i = 0; i < ARRAY_SIZE(probe); i++)
+		if (scratch_mapped(mdev, probe[i]))
+			return probe[i];
+	return 0;
+}
+
+static void free_list(struct list_head *l)
+{
+	struct vmig_chunk *c, *tmp;
+
+	list_for_each_entry_safe(c, tmp, l, node) {
+		list_del(&c->node);
+		kvfree(c);
+	}
+}
+
+static int add(struct list_head *l, struct vmig_chunk *c)
+{
+	if (IS_ERR_OR_NULL(c))
+		return c ? PTR_ERR(c) : -ENOMEM;
+	list_add_tail(&c->node, l);
+	return 0;
+}
+
+/* The stopped device's state, as the pieces that end the stream. */
+static int build_final(struct vmig_migf *migf, struct list_head *l)
+{
+	struct vmig_device *mdev = migf->mdev;
+	struct vmig_held_write held[VMIG_MAX_HELD];
+	u64 scratch = pick_scratch(mdev, 0);
+	struct vmig_snapshot *snap;
+	u32 nr, ds_len;
+	void *blob;
+	size_t len;
+	u8 *ds;
+	int ret = 0;
+
+	snap = __vmig_snapshot_take(mdev, VMIG_SNAP_DEVSTATE, migf->sent_seq,
+				    scratch);
+	if (IS_ERR(snap))
+		return PTR_ERR(snap);
+	mdev->mig.scratch = scratch;
+	/* the profile's blob goes in its own record, after the registers */
+	ds = snap->devstate;
+	ds_len = snap->devstate_len;
+	snap->devstate = NULL;
+	snap->devstate_len = 0;
+	snap->flags &= ~VMIG_SNAPF_DEVSTATE;
+	if (!migf->hdr_sent)
+		ret = add(l, vmig_stream_header(mdev, 0));
+	if (!ret) {
+		blob = vmig_snapshot_serialise(snap, &len);
+		if (IS_ERR(blob)) {
+			ret = PTR_ERR(blob);
+		} else {
+			ret = add(l, vmig_stream_record(VMIG_REC_REG_STATE,
+							blob, len));
+			kvfree(blob);
+		}
+	}
+	if (!ret && ds)
+		ret = add(l, vmig_stream_profile_record(scratch, ds, ds_len));
+	nr = vmig_dma_held_get(mdev, held);
+	if (!ret && nr)
+		ret = add(l, vmig_stream_held_record(held, nr));
+	if (!ret)
+		ret = add(l, vmig_stream_record(VMIG_REC_END, NULL, 0));
+	kvfree(ds);
+	vmig_snapshot_free(snap);
+	return ret;
+}
+
+int vmig_migf_save_final(struct vmig_migf *migf)
+{
+	struct vmig_chunk *c, *tmp;
+	LIST_HEAD(l);
+	int ret;
+
+	mutex_lock(&migf->lock);
+	ret = migf->disabled ? -ENODEV : build_final(migf, &l);
+	if (ret) {
+		free_list(&l);
+	} else {
+		list_for_each_entry_safe(c, tmp, &l, node) {
+			list_del(&c->node);
+			queue(migf, c);
+		}
+		migf->precopy = false;
+		migf->initial = 0;
+		migf->final = true;
+	}
+	mutex_unlock(&migf->lock);
+	wake_up_interruptible(&migf->poll_wait);
+	return ret;
+}
+
+int vmig_migf_load(struct vmig_migf *migf)
+{
+	struct vmig_stream_result res = {};
+	struct vmig_replay_report *rep;
+	struct vmig_device *mdev;
+	u64 scratch;
+	int ret;
+
+	mutex_lock(&migf->lock);
+	mdev = migf->mdev;
+	ret = migf->disabled ? -ENODEV :
+			       vmig_stream_rx_finish(migf->rx, mdev, &res);
+	mutex_unlock(&migf->lock);
+	if (ret)
+		return ret;
+	rep = kzalloc(sizeof(*rep), GFP_KERNEL);
+	if (!rep) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	scratch = pick_scratch(mdev, res.scratch);
+	ret = __vmig_snapshot_replay(mdev, res.snap, rep, scratch);
+	if (!ret && rep->nr_errors)
+		ret = -EIO;
+	if (ret) {
+		const struct vmig_replay_error *e = &rep->errors[0];
+
+		pci_warn(mdev->core.pdev,
+			 "migration state not applied (%d): %s%s%u register errors, first BAR %u offset %#x: %d\n",
+			 ret, rep->msg, rep->msg[0] ? "; " : "",
+			 rep->nr_errors, e->bar, e->offset, e->err);
+	} else {
+		mdev->mig.scratch = scratch;
+		vmig_dma_held_set(mdev, res.held, res.nr_held);
+	}
+out:
+	kfree(rep);
+	vmig_snapshot_free(res.snap);
+	return ret;
+}
+
+unsigned long vmig_migf_stop_copy_estimate(struct vmig_device *mdev,
+					   struct vmig_migf *saving)
+{
+	const struct vmig_profile *p = mdev->profile;
+	struct vmig_counters c;
+	u64 since = log_base(mdev);
+	bool hdr = true;
+
+	if (saving) {
+		mutex_lock(&saving->lock);
+		since = max(since, saving->sent_seq);
+		hdr = !saving->hdr_sent;
+		mutex_unlock(&saving->lock);
+	}
+	vmig_get_counters(mdev, &c);
+	/* a snapshot: about 256 bytes of framing, 32 per register, 48 per entry */
+	return vmig_stream_fixed_bytes(hdr) + 256 +
+	       (c.shadow_entries + p->nr_regs) * 32 +
+	       (c.log_next_seq - min(since, c.log_next_seq)) * 48 +
+	       p->devstate_size + 8;
+}

@@ -1,0 +1,681 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig: the migration stream, version 1 (Documentation/migration.rst,
+ * include/uapi/linux/vfio_mig_stream.h): building its pieces on the source
+ * and parsing it, as it arrives, on the target.
+ *
+ * The parser trusts nothing: the header is checked (magic, version, crc,
+ * features, then the source's identity and profile against this device)
+ * as soon as its last byte arrives, and every record header before its
+ * payload is allocated; every length is bounded per record type, every
+ * payload checked against its crc before use. The first error sticks:
+ * every later write and the RESUMING -> STOP arc fail with it.
+ */
+#include <linux/crc32.h>
+#include <linux/overflow.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <uapi/linux/vfio_mig_stream.h>
+
+#include "vfio_mig.h"
+#include "stream.h"
+
+#define HDR_MAX		4096
+#define REC_LOG_MAX	(sizeof(struct vmig_stream_log) + \
+			 VMIG_LOG_MAX * sizeof(struct vmig_stream_log_entry))
+
+static u32 vmig_crc(const void *p, size_t len)
+{
+	return ~crc32_le(~0U, p, len);
+}
+
+/* ---- source side ---- */
+
+static struct vmig_chunk *chunk_alloc(size_t len)
+{
+	struct vmig_chunk *c = kvmalloc(struct_size(c, data, len), GFP_KERNEL);
+
+	if (c) {
+		c->len = len;
+		c->pos = 0;
+	}
+	return c;
+}
+
+struct vmig_chunk *vmig_stream_header(struct vmig_device *mdev, u32 features)
+{
+	struct pci_dev *pdev = mdev->core.pdev;
+	struct vmig_stream_hdr *h;
+	struct vmig_identity id;
+	struct vmig_chunk *c;
+	int i;
+
+	c = chunk_alloc(sizeof(*h));
+	if (!c)
+		return NULL;
+	h = (struct vmig_stream_hdr *)c->data;
+	memset(h, 0, sizeof(*h));
+	vmig_identity_of(pdev, &id);
+	memcpy(h->magic, VMIG_STREAM_MAGIC, sizeof(h->magic));
+	h->major = cpu_to_le16(VMIG_STREAM_MAJOR);
+	h->minor = cpu_to_le16(VMIG_STREAM_MINOR);
+	h->hdr_len = cpu_to_le32(sizeof(*h));
+	h->features = cpu_to_le32(features);
+	h->vendor = cpu_to_le16(id.vendor);
+	h->device = cpu_to_le16(id.device);
+	h->subvendor = cpu_to_le16(id.subvendor);
+	h->subdevice = cpu_to_le16(id.subdevice);
+	h->class = cpu_to_le32(id.class);
+	h->revision = id.revision;
+	h->trap_mode = mdev->trap_mode;
+	for (i = 0; i < PCI_STD_NUM_BARS; i++)
+		h->bar_len[i] = cpu_to_le64(id.bar_len[i]);
+	strscpy_pad(h->profile, mdev->profile->name, sizeof(h->profile));
+	h->profile_version = cpu_to_le32(mdev->profile->version);
+	h->crc = cpu_to_le32(vmig_crc(h, sizeof(*h) - sizeof(h->crc)));
+	return c;
+}
+
+/* A record of @len payload bytes; fill the payload, then seal it. */
+static struct vmig_chunk *rec_alloc(u32 type, size_t len, void **payload)
+{
+	struct vmig_stream_rec *r;
+	struct vmig_chunk *c;
+
+	c = chunk_alloc(sizeof(*r) + len);
+	if (!c)
+		return NULL;
+	r = (struct vmig_stream_rec *)c->data;
+	r->type = cpu_to_le32(type);
+	r->len = cpu_to_le32(len);
+	r->reserved = 0;
+	*payload = r + 1;
+	return c;
+}
+
+static void rec_seal(struct vmig_chunk *c)
+{
+	struct vmig_stream_rec *r = (struct vmig_stream_rec *)c->data;
+
+	r->crc = cpu_to_le32(vmig_crc(r + 1, le32_to_cpu(r->len)));
+}
+
+struct vmig_chunk *vmig_stream_record(u32 type, const void *data, size_t len)
+{
+	struct vmig_chunk *c;
+	void *p;
+
+	c = rec_alloc(type, len, &p);
+	if (c) {
+		if (len)
+			memcpy(p, data, len);
+		rec_seal(c);
+	}
+	return c;
+}
+
+#define LOG_BATCH	256
+
+struct vmig_chunk *vmig_stream_log_record(struct vmig_device *mdev, u64 *from,
+					  bool *lost)
+{
+	struct vmig_stream_log_entry *out;
+	struct vmig_stream_log *l;
+	struct vmig_log_entry *e;
+	struct vmig_counters cnt;
+	struct vmig_chunk *c;
+	u64 next, want, seq;
+	u32 n = 0;
+	int k, i;
+
+	vmig_get_counters(mdev, &cnt);
+	want = min_t(u64, cnt.log_next_seq - *from, VMIG_LOG_MAX);
+	if (!want)
+		return NULL;
+	e = kmalloc_array(LOG_BATCH, sizeof(*e), GFP_KERNEL);
+	c = rec_alloc(VMIG_REC_REG_LOG, sizeof(*l) + want * sizeof(*out),
+		      (void **)&l);
+	if (!e || !c)
+		goto nomem;
+	out = (struct vmig_stream_log_entry *)(l + 1);
+	seq = *from;
+	while (n < want) {
+		k = vmig_log_read(mdev, seq, e, min_t(u64, LOG_BATCH, want - n),
+				  &next);
+		if (k <= 0 || e[0].seq != seq) {
+			/* overwritten before we got here (or a reset) */
+			*lost = true;
+			break;
+		}
+		for (i = 0; i < k; i++, n++) {
+			out[n].value = cpu_to_le64(e[i].value);
+			out[n].offset = cpu_to_le32(e[i].offset);
+			out[n].bar = e[i].bar;
+			out[n].width = e[i].width;
+			out[n].reserved = 0;
+		}
+		seq += k;
+	}
+	kfree(e);
+	if (!n) {
+		kvfree(c);
+		return NULL;
+	}
+	l->first_seq = cpu_to_le64(*from);
+	l->count = cpu_to_le32(n);
+	l->reserved = 0;
+	((struct vmig_stream_rec *)c->data)->len =
+		cpu_to_le32(sizeof(*l) + n * sizeof(*out));
+	c->len = sizeof(struct vmig_stream_rec) + sizeof(*l) + n * sizeof(*out);
+	rec_seal(c);
+	*from = seq;
+	return c;
+nomem:
+	kfree(e);
+	kvfree(c);
+	return ERR_PTR(-ENOMEM);
+}
+
+size_t vmig_stream_log_bytes(u64 entries)
+{
+	return sizeof(struct vmig_stream_rec) + sizeof(struct vmig_stream_log) +
+	       entries * sizeof(struct vmig_stream_log_entry);
+}
+
+size_t vmig_stream_fixed_bytes(bool with_hdr)
+{
+	/* REG_STATE, PROFILE_STATE, HELD_WRITES and END record headers */
+	return (with_hdr ? sizeof(struct vmig_stream_hdr) : 0) +
+	       4 * sizeof(struct vmig_stream_rec);
+}
+
+struct vmig_chunk *vmig_stream_profile_record(u64 scratch, const void *blob,
+					      u32 len)
+{
+	struct vmig_stream_profile *ps;
+	struct vmig_chunk *c;
+
+	c = rec_alloc(VMIG_REC_PROFILE_STATE, sizeof(*ps) + len, (void **)&ps);
+	if (!c)
+		return NULL;
+	ps->scratch = cpu_to_le64(scratch);
+	memcpy(ps + 1, blob, len);
+	rec_seal(c);
+	return c;
+}
+
+struct vmig_chunk *vmig_stream_held_record(const struct vmig_held_write *w,
+					   u32 nr)
+{
+	struct vmig_stream_held *h;
+	struct vmig_chunk *c;
+	u32 i;
+
+	c = rec_alloc(VMIG_REC_HELD_WRITES, nr * sizeof(*h), (void **)&h);
+	if (!c)
+		return NULL;
+	for (i = 0; i < nr; i++) {
+		h[i].value = cpu_to_le64(w[i].value);
+		h[i].offset = cpu_to_le32(w[i].offset);
+		h[i].bar = w[i].bar;
+		h[i].width = w[i].width;
+		h[i].reserved = 0;
+	}
+	rec_seal(c);
+	return c;
+}
+
+/* ---- target side ---- */
+
+/* Record types in the order a stream may carry them. */
+#define SEEN(t)		(1U << (t))
+
+/**
+ * struct vmig_stream_rx - a stream being received
+ * @hdr: the header's bytes
+ * @hdr_len: its declared length, once known
+ * @have: bytes of the current unit (header, record header or payload)
+ * @hdr_done: the header has been checked
+ * @rec: the current record's header
+ * @payload: the current record's payload, being received
+ * @seen: SEEN() of each record type received
+ * @ended: END received
+ * @err: the first error; sticks
+ * @scratch: the source's borrowed page
+ * @log: REG_LOG entries received, @nr_log of them from @log_first
+ * @nr_log: count
+ * @log_first: sequence number of @log[0]
+ * @log_gap: REG_LOG records were not contiguous or too many
+ * @snap: the REG_STATE snapshot
+ * @devstate: the PROFILE_STATE blob, @devstate_len bytes
+ * @devstate_len: its length
+ * @held: held writes
+ * @nr_held: count
+ */
+struct vmig_stream_rx {
+	u8 hdr[HDR_MAX];
+	u32 hdr_len;
+	u32 have;
+	bool hdr_done;
+	struct vmig_stream_rec rec;
+	u8 *payload;
+	u32 seen;
+	bool ended;
+	int err;
+	u64 scratch;
+	struct vmig_log_entry *log;
+	u32 nr_log;
+	u64 log_first;
+	bool log_gap;
+	struct vmig_snapshot *snap;
+	u8 *devstate;
+	u32 devstate_len;
+	struct vmig_held_write held[VMIG_MAX_HELD];
+	u32 nr_held;
+};
+
+struct vmig_stream_rx *vmig_stream_rx_alloc(void)
+{
+	return kvzalloc(sizeof(struct vmig_stream_rx), GFP_KERNEL);
+}
+
+void vmig_stream_rx_free(struct vmig_stream_rx *rx)
+{
+	if (!rx)
+		return;
+	kvfree(rx->payload);
+	kvfree(rx->log);
+	kvfree(rx->devstate);
+	if (rx->snap)
+		vmig_snapshot_free(rx->snap);
+	kvfree(rx);
+}
+
+static int reject(struct vmig_stream_rx *rx, struct vmig_device *mdev,
+		  int err, const char *why)
+{
+	dev_warn_ratelimited(&mdev->core.pdev->dev,
+			     "migration stream rejected: %s\n", why);
+	rx->err = err;
+	return err;
+}
+
+static int check_header(struct vmig_stream_rx *rx, struct vmig_device *mdev)
+{
+	const struct vmig_stream_hdr *h = (const void *)rx->hdr;
+	struct vmig_replay_report *rep;
+	char profile[sizeof(h->profile) + 1];
+	struct vmig_identity id = {};
+	u32 features;
+	__le32 crc;
+	int i, ret;
+
+	memcpy(&crc, rx->hdr + rx->hdr_len - sizeof(crc), sizeof(crc));
+	if (le32_to_cpu(crc) != vmig_crc(rx->hdr, rx->hdr_len - sizeof(crc)))
+		return reject(rx, mdev, -EINVAL, "header checksum mismatch");
+	features = le32_to_cpu(h->features);
+	if (features & ~VMIG_STREAM_F_ALL)
+		return reject(rx, mdev, -EPROTONOSUPPORT,
+			      "unknown stream feature flags");
+	memcpy(profile, h->profile, sizeof(h->profile));
+	profile[sizeof(h->profile)] = 0;
+	id.vendor = le16_to_cpu(h->vendor);
+	id.device = le16_to_cpu(h->device);
+	id.subvendor = le16_to_cpu(h->subvendor);
+	id.subdevice = le16_to_cpu(h->subdevice);
+	id.class = le32_to_cpu(h->class);
+	id.revision = h->revision;
+	for (i = 0; i < PCI_STD_NUM_BARS; i++)
+		id.bar_len[i] = le64_to_cpu(h->bar_len[i]);
+	rep = kzalloc(sizeof(*rep), GFP_KERNEL);
+	if (!rep)
+		return -ENOMEM;
+	ret = vmig_check_compat(mdev, &id, profile, rep);
+	if (ret)
+		ret = reject(rx, mdev, -ENXIO, rep->msg);
+	else if (le32_to_cpu(h->profile_version) != mdev->profile->version)
+		ret = reject(rx, mdev, -EPROTONOSUPPORT,
+			     "profile state version differs");
+	kfree(rep);
+	if (ret)
+		return ret;
+	rx->hdr_done = true;
+	rx->have = 0;
+	return 0;
+}
+
+/* The first 16 bytes name the version and the header's length. */
+static int check_prefix(struct vmig_stream_rx *rx, struct vmig_device *mdev)
+{
+	const struct vmig_stream_hdr *h = (const void *)rx->hdr;
+
+	if (memcmp(h->magic, VMIG_STREAM_MAGIC, sizeof(h->magic)))
+		return reject(rx, mdev, -EINVAL,
+			      "not a vfio-mig stream (bad magic)");
+	if (le16_to_cpu(h->major) != VMIG_STREAM_MAJOR)
+		return reject(rx, mdev, -EPROTONOSUPPORT,
+			      "unsupported stream major version");
+	rx->hdr_len = le32_to_cpu(h->hdr_len);
+	if (rx->hdr_len < sizeof(*h) || rx->hdr_len > HDR_MAX)
+		return reject(rx, mdev, -EINVAL, "bad header length");
+	return 0;
+}
+
+static u32 max_len(u32 type)
+{
+	switch (type) {
+	case VMIG_REC_REG_LOG:
+		return REC_LOG_MAX;
+	case VMIG_REC_REG_STATE:
+		return VMIG_SNAP_MAX_BYTES;
+	case VMIG_REC_PROFILE_STATE:
+		return sizeof(struct vmig_stream_profile) +
+		       VMIG_SNAP_MAX_DEVSTATE;
+	case VMIG_REC_HELD_WRITES:
+		return VMIG_MAX_HELD * sizeof(struct vmig_stream_held);
+	default:
+		return 0;
+	}
+}
+
+/* A record header arrived: is this record allowed here? */
+static int check_rec(struct vmig_stream_rx *rx, struct vmig_device *mdev)
+{
+	u32 type = le32_to_cpu(rx->rec.type), len = le32_to_cpu(rx->rec.len);
+
+	if (rx->ended)
+		return reject(rx, mdev, -EINVAL, "bytes after the end record");
+	if (rx->rec.reserved)
+		return reject(rx, mdev, -EINVAL, "reserved record field set");
+	if (type == VMIG_REC_END) {
+		if (len)
+			return reject(rx, mdev, -EINVAL, "end record has a payload");
+		if (!(rx->seen & SEEN(VMIG_REC_REG_STATE)))
+			return reject(rx, mdev, -EINVAL,
+				      "stream ends without the register state");
+		return 0;
+	}
+	if (type < VMIG_REC_REG_LOG || type > VMIG_REC_HELD_WRITES)
+		return reject(rx, mdev, -EINVAL, "unknown record type");
+	if (len > max_len(type))
+		return reject(rx, mdev, -EINVAL, "record too long for its type");
+	if (type != VMIG_REC_REG_LOG && rx->seen & SEEN(type))
+		return reject(rx, mdev, -EINVAL, "record repeated");
+	if (type == VMIG_REC_REG_LOG && rx->seen & ~SEEN(VMIG_REC_REG_LOG))
+		return reject(rx, mdev, -EINVAL,
+			      "write log record after the register state");
+	if (type != VMIG_REC_REG_STATE && type != VMIG_REC_REG_LOG &&
+	    !(rx->seen & SEEN(VMIG_REC_REG_STATE)))
+		return reject(rx, mdev, -EINVAL,
+			      "record before the register state");
+	return 0;
+}
+
+static int take_log(struct vmig_stream_rx *rx, struct vmig_device *mdev,
+		    const u8 *p, u32 len)
+{
+	const struct vmig_stream_log *l = (const void *)p;
+	const struct vmig_stream_log_entry *e = (const void *)(l + 1);
+	u64 first;
+	u32 n, i;
+
+	if (len < sizeof(*l))
+		return reject(rx, mdev, -EINVAL, "short write log record");
+	n = le32_to_cpu(l->count);
+	first = le64_to_cpu(l->first_seq);
+	if (l->reserved || len != sizeof(*l) + (u64)n * sizeof(*e) || !n ||
+	    first > U64_MAX - n)
+		return reject(rx, mdev, -EINVAL, "bad write log record");
+	if (rx->log_gap)
+		return 0;
+	if (rx->nr_log && first != rx->log_first + rx->nr_log) {
+		rx->log_gap = true;	/* replay falls back to the shadow */
+		return 0;
+	}
+	if (!rx->log) {
+		rx->log = kvmalloc_array(VMIG_LOG_MAX, sizeof(*rx->log),
+					 GFP_KERNEL);
+		if (!rx->log)
+			return -ENOMEM;
+		rx->log_first = first;
+	}
+	if (n > VMIG_LOG_MAX - rx->nr_log) {
+		rx->log_gap = true;
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		struct vmig_log_entry *o = &rx->log[rx->nr_log + i];
+
+		o->seq = first + i;
+		o->ts_ns = 0;
+		o->value = le64_to_cpu(e[i].value);
+		o->offset = le32_to_cpu(e[i].offset);
+		o->bar = e[i].bar;
+		o->width = e[i].width;
+		if (e[i].reserved || (o->bar >= PCI_STD_NUM_BARS &&
+				      o->bar != VMIG_LOG_BAR_RESET))
+			return reject(rx, mdev, -EINVAL,
+				      "bad write log entry");
+	}
+	rx->nr_log += n;
+	return 0;
+}
+
+static int take_held(struct vmig_stream_rx *rx, struct vmig_device *mdev,
+		     const u8 *p, u32 len)
+{
+	const struct vmig_stream_held *h = (const void *)p;
+	const struct vmig_doorbell *db = mdev->profile->doorbell;
+	u32 i, n = len / sizeof(*h);
+
+	if (len % sizeof(*h) || (n && !db))
+		return reject(rx, mdev, -EINVAL, "bad held writes record");
+	for (i = 0; i < n; i++) {
+		struct vmig_held_write *w = &rx->held[i];
+
+		w->value = le64_to_cpu(h[i].value);
+		w->offset = le32_to_cpu(h[i].offset);
+		w->bar = h[i].bar;
+		w->width = h[i].width;
+		/* only what the trap path itself would have held */
+		if (h[i].reserved || w->bar != db->bar ||
+		    w->offset != db->cmd || w->width != 4 ||
+		    !(w->value & db->run) || w->value > U32_MAX)
+			return reject(rx, mdev, -EINVAL, "bad held write");
+	}
+	rx->nr_held = n;
+	return 0;
+}
+
+static int take_profile(struct vmig_stream_rx *rx, struct vmig_device *mdev,
+			const u8 *p, u32 len)
+{
+	const struct vmig_stream_profile *ps = (const void *)p;
+
+	if (len < sizeof(*ps))
+		return reject(rx, mdev, -EINVAL, "short profile state record");
+	rx->scratch = le64_to_cpu(ps->scratch);
+	if (!IS_ALIGNED(rx->scratch, PAGE_SIZE))
+		return reject(rx, mdev, -EINVAL, "unaligned scratch page");
+	rx->devstate_len = len - sizeof(*ps);
+	rx->devstate = kvmalloc(rx->devstate_len + 1, GFP_KERNEL);
+	if (!rx->devstate)
+		return -ENOMEM;
+	memcpy(rx->devstate, ps + 1, rx->devstate_len);
+	return 0;
+}
+
+static int take_payload(struct vmig_stream_rx *rx, struct vmig_device *mdev)
+{
+	u32 type = le32_to_cpu(rx->rec.type), len = le32_to_cpu(rx->rec.len);
+	const char *why = NULL;
+	int ret = 0;
+
+	if (le32_to_cpu(rx->rec.crc) != vmig_crc(rx->payload, len))
+		return reject(rx, mdev, -EINVAL, "record checksum mismatch");
+	switch (type) {
+	case VMIG_REC_REG_LOG:
+		ret = take_log(rx, mdev, rx->payload, len);
+		break;
+	case VMIG_REC_REG_STATE:
+		rx->snap = vmig_snapshot_parse(rx->payload, len, &why);
+		if (IS_ERR(rx->snap)) {
+			ret = PTR_ERR(rx->snap);
+			rx->snap = NULL;
+			if (ret != -ENOMEM)
+				ret = reject(rx, mdev, -EINVAL,
+					     why ?: "bad register state");
+		} else if (rx->snap->flags & VMIG_SNAPF_DEVSTATE) {
+			ret = reject(rx, mdev, -EINVAL,
+				     "device state inside the register state");
+		}
+		break;
+	case VMIG_REC_PROFILE_STATE:
+		ret = take_profile(rx, mdev, rx->payload, len);
+		break;
+	case VMIG_REC_HELD_WRITES:
+		ret = take_held(rx, mdev, rx->payload, len);
+		break;
+	}
+	if (!ret)
+		rx->seen |= SEEN(type);
+	return ret;
+}
+
+/* Copy up to what the current unit still needs; returns bytes taken. */
+static ssize_t fill(u8 *dst, u32 *have, u32 need, const char __user *buf,
+		    size_t len)
+{
+	size_t n = min_t(size_t, need - *have, len);
+
+	if (copy_from_user(dst + *have, buf, n))
+		return -EFAULT;
+	*have += n;
+	return n;
+}
+
+ssize_t vmig_stream_rx_write(struct vmig_stream_rx *rx,
+			     struct vmig_device *mdev, const char __user *buf,
+			     size_t len)
+{
+	size_t done = 0;
+	ssize_t n;
+	u32 need;
+	int ret;
+
+	if (rx->err)
+		return rx->err;
+	while (done < len) {
+		if (!rx->hdr_done) {
+			need = rx->have < 16 ? 16 : rx->hdr_len;
+			n = fill(rx->hdr, &rx->have, need, buf + done,
+				 len - done);
+			if (n < 0)
+				return n;
+			done += n;
+			if (rx->have < need)
+				break;
+			ret = need == 16 ? check_prefix(rx, mdev) :
+					   check_header(rx, mdev);
+			if (ret)
+				return ret;
+			continue;
+		}
+		if (!rx->payload) {
+			need = sizeof(rx->rec);
+			n = fill((u8 *)&rx->rec, &rx->have, need, buf + done,
+				 len - done);
+			if (n < 0)
+				return n;
+			done += n;
+			if (rx->have < need)
+				break;
+			ret = check_rec(rx, mdev);
+			if (ret)
+				return ret;
+			rx->have = 0;
+			if (le32_to_cpu(rx->rec.type) == VMIG_REC_END) {
+				rx->ended = true;
+				continue;
+			}
+			/* bounded by max_len(); +1: a zero-length payload */
+			rx->payload = kvmalloc(le32_to_cpu(rx->rec.len) + 1,
+					       GFP_KERNEL);
+			if (!rx->payload)
+				return -ENOMEM;
+		}
+		need = le32_to_cpu(rx->rec.len);
+		n = fill(rx->payload, &rx->have, need, buf + done, len - done);
+		if (n < 0)
+			return n;
+		done += n;
+		if (rx->have < need)
+			break;
+		ret = take_payload(rx, mdev);
+		kvfree(rx->payload);
+		rx->payload = NULL;
+		rx->have = 0;
+		if (ret)
+			return ret;
+	}
+	return done;
+}
+
+/* Put the REG_LOG entries in front of the snapshot's tail. */
+static int merge_log(struct vmig_stream_rx *rx)
+{
+	struct vmig_snapshot *s = rx->snap;
+	struct vmig_log_entry *t;
+
+	if (!rx->nr_log && !rx->log_gap)
+		return 0;
+	if (s->flags & VMIG_SNAPF_LOG_LOSSY)
+		return 0;
+	if (rx->log_gap || rx->log_first + rx->nr_log != s->since_seq) {
+		s->flags |= VMIG_SNAPF_LOG_LOSSY;
+		return 0;
+	}
+	t = kvmalloc_array(rx->nr_log + s->nr_tail, sizeof(*t), GFP_KERNEL);
+	if (!t)
+		return -ENOMEM;
+	memcpy(t, rx->log, rx->nr_log * sizeof(*t));
+	if (s->nr_tail)
+		memcpy(t + rx->nr_log, s->tail, s->nr_tail * sizeof(*t));
+	kvfree(s->tail);
+	s->tail = t;
+	s->nr_tail += rx->nr_log;
+	s->since_seq = rx->log_first;
+	return 0;
+}
+
+int vmig_stream_rx_finish(struct vmig_stream_rx *rx, struct vmig_device *mdev,
+			  struct vmig_stream_result *res)
+{
+	int ret;
+
+	if (rx->err)
+		return rx->err;
+	if (!rx->ended) {
+		rx->err = reject(rx, mdev, -EINVAL,
+				 rx->hdr_done ? "stream incomplete (no end record)" :
+						"stream incomplete (no header)");
+		return rx->err;
+	}
+	ret = merge_log(rx);
+	if (ret)
+		return ret;
+	if (rx->devstate) {
+		rx->snap->devstate = rx->devstate;
+		rx->snap->devstate_len = rx->devstate_len;
+		rx->snap->flags |= VMIG_SNAPF_DEVSTATE;
+		rx->devstate = NULL;
+	}
+	res->snap = rx->snap;
+	rx->snap = NULL;
+	/* handed over: applying it twice is not a thing */
+	rx->err = -EINVAL;
+	res->scratch = rx->scratch;
+	memcpy(res->held, rx->held, sizeof(res->held));
+	res->nr_held = rx->nr_held;
+	return 0;
+}

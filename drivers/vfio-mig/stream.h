@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* vfio-mig: the migration stream, version 1 (stream.c). */
+#ifndef _VFIO_MIG_STREAM_H
+#define _VFIO_MIG_STREAM_H
+
+#include "lm.h"
+
+/* Source side: each returns a chunk holding one complete piece. */
+struct vmig_chunk *vmig_stream_header(struct vmig_device *mdev, u32 features);
+struct vmig_chunk *vmig_stream_record(u32 type, const void *data, size_t len);
+/*
+ * The write log from *@from to now as one REG_LOG record, advancing *@from;
+ * NULL when there is nothing new. Sets *@lost if entries were overwritten
+ * before being read.
+ */
+struct vmig_chunk *vmig_stream_log_record(struct vmig_device *mdev, u64 *from,
+					  bool *lost);
+struct vmig_chunk *vmig_stream_profile_record(u64 scratch, const void *blob,
+					      u32 len);
+struct vmig_chunk *vmig_stream_held_record(const struct vmig_held_write *w,
+					   u32 nr);
+/* Sizes, for estimates. */
+size_t vmig_stream_log_bytes(u64 entries);
+size_t vmig_stream_fixed_bytes(bool with_hdr);
+
+/* Target side. */
+struct vmig_stream_rx;
+
+/* What a complete stream carries, once checked. */
+struct vmig_stream_result {
+	struct vmig_snapshot *snap;
+	u64 scratch;
+	struct vmig_held_write held[VMIG_MAX_HELD];
+	u32 nr_held;
+};
+
+struct vmig_stream_rx *vmig_stream_rx_alloc(void);
+void vmig_stream_rx_free(struct vmig_stream_rx *rx);
+/* Bytes consumed (all of them) or the stream's first error, which sticks. */
+ssize_t vmig_stream_rx_write(struct vmig_stream_rx *rx,
+			     struct vmig_device *mdev, const char __user *buf,
+			     size_t len);
+/* The stream is complete: hand over what it carries (res->snap is ours). */
+int vmig_stream_rx_finish(struct vmig_stream_rx *rx, struct vmig_device *mdev,
+			  struct vmig_stream_result *res);
+
+#endif /* _VFIO_MIG_STREAM_H */

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * The migration stream of vfio-mig, version 1: the bytes a VMM reads from
+ * the migration data fd of the source device and writes, unchanged, to the
+ * data fd of the target device (Documentation/migration.rst).
+ *
+ * VMMs treat the stream as opaque; this header is for tools and tests.
+ * Everything is little-endian. A stream is one header followed by records;
+ * the last record is VMIG_REC_END.
+ */
+#ifndef _UAPI_LINUX_VFIO_MIG_STREAM_H
+#define _UAPI_LINUX_VFIO_MIG_STREAM_H
+
+#include <linux/types.h>
+
+#define VMIG_STREAM_MAGIC	"VMIGSTRM"
+#define VMIG_STREAM_MAJOR	1
+#define VMIG_STREAM_MINOR	0
+
+/* Features a stream uses; a target refuses bits it does not know. */
+#define VMIG_STREAM_F_PRECOPY	(1U << 0)	/* REG_LOG records precede the state */
+#define VMIG_STREAM_F_ALL	VMIG_STREAM_F_PRECOPY
+
+/**
+ * struct vmig_stream_hdr - the first bytes of a stream
+ * @magic: VMIG_STREAM_MAGIC, no terminating zero
+ * @major: VMIG_STREAM_MAJOR; a target refuses any other
+ * @minor: compatible additions; a target accepts any
+ * @hdr_len: bytes in the header, crc included (>= sizeof, <= 4096); a
+ *	newer minor may append fields, which an older target skips
+ * @features: VMIG_STREAM_F_*
+ * @reserved0: zero
+ * @vendor: PCI identity of the source device...
+ * @device: ...
+ * @subvendor: ...
+ * @subdevice: ...
+ * @class: class code (24 bits)
+ * @revision: revision id
+ * @trap_mode: the source's trap mode (0 none, 1 sparse, 2 all)
+ * @reserved1: zero
+ * @bar_len: length of each standard BAR (0: absent)
+ * @profile: name of the source's device profile, zero padded
+ * @profile_version: version of that profile's state
+ * @reserved2: zero
+ * @reserved3: zero
+ * @crc: CRC-32 (as zlib's crc32()) of the @hdr_len - 4 bytes before it;
+ *	the last 4 bytes of the header whatever its length
+ */
+struct vmig_stream_hdr {
+	__u8 magic[8];
+	__le16 major;
+	__le16 minor;
+	__le32 hdr_len;
+	__le32 features;
+	__le32 reserved0;
+	__le16 vendor;
+	__le16 device;
+	__le16 subvendor;
+	__le16 subdevice;
+	__le32 class;
+	__u8 revision;
+	__u8 trap_mode;
+	__u8 reserved1[2];
+	__le64 bar_len[6];
+	char profile[32];
+	__le32 profile_version;
+	__le32 reserved2;
+	__le32 reserved3[3];
+	__le32 crc;
+};
+
+/* Record types */
+enum vmig_stream_rec_type {
+	/*
+	 * Write log entries, pre-copy: struct vmig_stream_log then entries.
+	 * Consecutive REG_LOG records and the REG_STATE tail must be
+	 * contiguous in sequence numbers, else the target replays the shadow
+	 * register file alone.
+	 */
+	VMIG_REC_REG_LOG = 1,
+	/* The register state: a snapshot in Documentation/register-sync.rst form. */
+	VMIG_REC_REG_STATE = 2,
+	/*
+	 * The profile's device state: struct vmig_stream_profile, then the
+	 * profile's blob (edu: its 4 KiB buffer).
+	 */
+	VMIG_REC_PROFILE_STATE = 3,
+	/* DMA start commands held in a P2P state: struct vmig_stream_held[]. */
+	VMIG_REC_HELD_WRITES = 4,
+	/* End of stream, no payload. */
+	VMIG_REC_END = 0x7fffffff,
+};
+
+/**
+ * struct vmig_stream_rec - record header
+ * @type: enum vmig_stream_rec_type
+ * @len: payload bytes that follow (bounded per type)
+ * @crc: CRC-32 of the payload
+ * @reserved: zero
+ */
+struct vmig_stream_rec {
+	__le32 type;
+	__le32 len;
+	__le32 crc;
+	__le32 reserved;
+};
+
+/*
+ * PROFILE_STATE payload header. @scratch: guest IOVA of the page the
+ * source's profile borrowed to reach device memory by DMA (0: none); the
+ * target borrows the same page if its VMM mapped it.
+ */
+struct vmig_stream_profile {
+	__le64 scratch;
+};
+
+/* REG_LOG payload: @count entries with sequence numbers @first_seq... */
+struct vmig_stream_log {
+	__le64 first_seq;
+	__le32 count;
+	__le32 reserved;
+};
+
+struct vmig_stream_log_entry {
+	__le64 value;
+	__le32 offset;
+	__u8 bar;
+	__u8 width;
+	__le16 reserved;
+};
+
+struct vmig_stream_held {
+	__le64 value;
+	__le32 offset;
+	__u8 bar;
+	__u8 width;
+	__le16 reserved;
+};
+
+#endif /* _UAPI_LINUX_VFIO_MIG_STREAM_H */
