@@ -19,6 +19,23 @@ static const char *trap_name(uint32_t m)
 	return m < 3 ? trap_names[m] : "?";
 }
 
+static const char *const mig_state_names[] = {
+	"error", "stop", "running", "stop-copy", "resuming", "running-p2p",
+	"pre-copy", "pre-copy-p2p",
+};
+
+/* The VFIO migration state; a kernel without the attribute: running. */
+static const char *mig_state_name(struct nlattr **tb)
+{
+	uint32_t s;
+
+	if (!tb[VFIO_MIG_A_DEV_MIG_STATE])
+		return "running";
+	s = nla_get_u32(tb[VFIO_MIG_A_DEV_MIG_STATE]);
+	return s < sizeof(mig_state_names) / sizeof(mig_state_names[0]) ?
+	       mig_state_names[s] : "?";
+}
+
 static int parse_trap(const char *s)
 {
 	int i;
@@ -108,6 +125,7 @@ static int show_dev(struct nl_msg *msg, void *arg)
 			 trap_name(nla_get_u32(tb[VFIO_MIG_A_DEV_TRAP_MODE])));
 		json_bool(js, "open", tb[VFIO_MIG_A_DEV_OPEN] &&
 			  nla_get_u8(tb[VFIO_MIG_A_DEV_OPEN]));
+		json_str(js, "mig_state", mig_state_name(tb));
 		json_u64(js, "dirty_page_size",
 			 get_u64(tb, VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE));
 		json_begin_object(js, "counters");
@@ -133,10 +151,12 @@ static int show_dev(struct nl_msg *msg, void *arg)
 	if (tb[VFIO_MIG_A_DEV_IOMMU_GROUP])
 		printf(" iommu_group %u",
 		       nla_get_u32(tb[VFIO_MIG_A_DEV_IOMMU_GROUP]));
-	printf("\n  profile %s trap %s open %s dirty_page_size %" PRIu64 "\n",
+	printf("\n  profile %s trap %s open %s mig_state %s dirty_page_size %"
+	       PRIu64 "\n",
 	       nla_get_string(tb[VFIO_MIG_A_DEV_PROFILE]),
 	       trap_name(nla_get_u32(tb[VFIO_MIG_A_DEV_TRAP_MODE])),
 	       nla_get_u8(tb[VFIO_MIG_A_DEV_OPEN]) ? "yes" : "no",
+	       mig_state_name(tb),
 	       get_u64(tb, VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE));
 	printf("  trapped reads %" PRIu64 " writes %" PRIu64
 	       "  log entries %" PRIu64 " overflows %" PRIu64
@@ -512,6 +532,9 @@ static int show_event(struct nl_msg *msg, void *arg)
 	case VFIO_MIG_CMD_LOG_OVERFLOW_NTF:
 		what = "log-overflow";
 		break;
+	case VFIO_MIG_CMD_MIG_STATE_NTF:
+		what = "mig-state";
+		break;
 	default:
 		return NL_SKIP;
 	}
@@ -528,6 +551,7 @@ static int show_event(struct nl_msg *msg, void *arg)
 		if (tb[VFIO_MIG_A_DEV_PROFILE])
 			json_str(js, "profile",
 				 nla_get_string(tb[VFIO_MIG_A_DEV_PROFILE]));
+		json_str(js, "mig_state", mig_state_name(tb));
 		json_end_object(js);
 	} else {
 		printf("%s %s", what, nla_get_string(tb[VFIO_MIG_A_DEV_BDF]));
@@ -537,7 +561,7 @@ static int show_event(struct nl_msg *msg, void *arg)
 		if (tb[VFIO_MIG_A_DEV_PROFILE])
 			printf(" profile %s",
 			       nla_get_string(tb[VFIO_MIG_A_DEV_PROFILE]));
-		printf("\n");
+		printf(" mig_state %s\n", mig_state_name(tb));
 	}
 	fflush(stdout);
 	return NL_OK;

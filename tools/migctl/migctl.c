@@ -298,7 +298,8 @@ static const char *const cmd_help[][2] = {
 		   "(the whole log, or one range); --clear clears what it reports.\n"
 		   "start/stop: a dirty log over IOVA ranges. Needs CAP_NET_ADMIN.\n" },
 	{ "monitor", "Usage: migctl [-j] monitor\n"
-		     "Print vfio-mig events (bind, unbind, change, log-overflow)\n"
+		     "Print vfio-mig events (bind, unbind, change, log-overflow,\n"
+		     "mig-state)\n"
 		     "until interrupted; with -j one JSON object per line.\n" },
 };
 
