@@ -29,6 +29,21 @@ bool vmig_dirty_running(struct vmig_device *mdev)
 	return !!rcu_access_pointer(mdev->dirty.log);
 }
 
+int vmig_dirty_freeze(struct vmig_device *mdev)
+{
+	mutex_lock(&mdev->dirty.lock);
+	if (rcu_access_pointer(mdev->dirty.log)) {
+		mutex_unlock(&mdev->dirty.lock);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+void vmig_dirty_thaw(struct vmig_device *mdev)
+{
+	mutex_unlock(&mdev->dirty.lock);
+}
+
 int vmig_dirty_set_page_size(struct vmig_device *mdev, u64 page_size)
 {
 	struct vmig_dirty *d = &mdev->dirty;
@@ -188,7 +203,7 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 	struct dt_report rep = {};
 	struct peek p = { sink, priv };
 	struct vmig_dma_range busy;
-	bool again = false;
+	bool again = false, mediated;
 	struct dt_log *log;
 	int ret;
 
@@ -203,9 +218,16 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 		goto out;
 	}
 	p.log = log;
-	/* a transfer still running may write after this report: see below */
-	if (clear && d->feeder == DT_FEEDER_MEDIATED)
-		again = vmig_dma_inflight(mdev, &busy);
+	/*
+	 * A transfer still running may write after this report: mark its
+	 * range again once cleared. The DMA hold lock keeps a new transfer
+	 * from starting (and being marked) between the check and the clear.
+	 */
+	mediated = clear && d->feeder == DT_FEEDER_MEDIATED;
+	if (mediated) {
+		mutex_lock(&mdev->mig.dma.lock);
+		again = __vmig_dma_inflight(mdev, &busy);
+	}
 	/*
 	 * A read without clear puts the bits back; an all-mapped log has no
 	 * bits to put back (it reports every page every time).
@@ -218,6 +240,8 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 		d->last_report_pages = rep.pages;
 	if (again)
 		dt_mark(log, busy.iova, busy.len, 0);
+	if (mediated)
+		mutex_unlock(&mdev->mig.dma.lock);
 out:
 	mutex_unlock(&d->lock);
 	return ret;

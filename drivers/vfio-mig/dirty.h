@@ -48,6 +48,13 @@ struct vmig_dirty_stats {
 void vmig_dirty_init(struct vmig_dirty *d);
 bool vmig_dirty_running(struct vmig_device *mdev);
 int vmig_dirty_set_page_size(struct vmig_device *mdev, u64 page_size);
+/*
+ * What a log's feeder depends on (trap mode, profile) and @page_size change
+ * only between these: vmig_dirty_freeze() takes @lock, or fails with
+ * -EBUSY while a log runs; vmig_dirty_thaw() drops it.
+ */
+int vmig_dirty_freeze(struct vmig_device *mdev);
+void vmig_dirty_thaw(struct vmig_device *mdev);
 /* @vfio: started through VFIO DMA logging (stopped at close). */
 int vmig_dirty_start(struct vmig_device *mdev, const struct dt_range *ranges,
 		     u32 nr_ranges, u64 page_size, bool vfio, const char **why);

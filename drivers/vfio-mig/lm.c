@@ -30,11 +30,14 @@
  *	starts it carries wait for RUNNING. On failure the device stays in
  *	RESUMING and the VMM resets it (or closes it) to abort.
  *
- * A device reset (VFIO_DEVICE_RESET, FLR) and close_device return the
- * device to RUNNING with its data fds dropped and nothing held. A reset can
- * arrive with locks held that an arc may also need (mm, through
- * vfio_dma_rw), so it only records itself if state_mutex is busy and the
- * holder applies it when unlocking: the deferred reset of mlx5-vfio-pci.
+ * A device reset (VFIO_DEVICE_RESET, hot reset, AER) and close_device
+ * return the device to RUNNING with its data fds dropped and nothing held.
+ * A reset arrives with the core's memory_lock held, which the trap path
+ * takes under the DMA hold lock, and an arc may hold state_mutex while it
+ * waits for memory_lock; so reset_done only marks the reset, and it is
+ * applied by a work item or by whoever takes state_mutex first (the
+ * deferred reset of mlx5-vfio-pci, without its trylock). VFIO_DEVICE_RESET
+ * waits for the work, so the VMM sees RUNNING when the ioctl returns.
  */
 #include <linux/file.h>
 #include <vfio-mig/compat.h>
@@ -58,20 +61,6 @@ const char *vmig_mig_state_name(enum vfio_device_mig_state state)
 	if ((unsigned int)state >= ARRAY_SIZE(state_names))
 		return "?";
 	return state_names[state];
-}
-
-void vmig_mig_init(struct vmig_device *mdev)
-{
-	struct vmig_mig *m = &mdev->mig;
-
-	mutex_init(&m->state_mutex);
-	spin_lock_init(&m->reset_lock);
-	mutex_init(&m->dma.lock);
-	m->state = VFIO_DEVICE_STATE_RUNNING;
-	mdev->core.vdev.migration_flags = VFIO_MIGRATION_STOP_COPY |
-					  VFIO_MIGRATION_P2P |
-					  VMIG_MIGRATION_PRE_COPY;
-	mdev->core.vdev.mig_ops = &vmig_mig_ops;
 }
 
 /*
@@ -100,6 +89,27 @@ static bool reset_locked(struct vmig_device *mdev)
 	return true;
 }
 
+/* A reset arrived: apply it now that state_mutex is ours. */
+static void apply_reset(struct vmig_device *mdev)
+{
+	struct vmig_mig *m = &mdev->mig;
+	bool pending;
+
+	spin_lock(&m->reset_lock);
+	pending = m->deferred_reset;
+	m->deferred_reset = false;
+	spin_unlock(&m->reset_lock);
+	if (pending && reset_locked(mdev))
+		vmig_nl_notify(mdev, VFIO_MIG_CMD_MIG_STATE_NTF);
+}
+
+static void state_lock(struct vmig_device *mdev)
+{
+	mutex_lock(&mdev->mig.state_mutex);
+	apply_reset(mdev);
+}
+
+/* A reset that arrives until the mutex is free is applied by its holder. */
 static void state_unlock(struct vmig_device *mdev)
 {
 	struct vmig_mig *m = &mdev->mig;
@@ -107,10 +117,8 @@ static void state_unlock(struct vmig_device *mdev)
 again:
 	spin_lock(&m->reset_lock);
 	if (m->deferred_reset) {
-		m->deferred_reset = false;
 		spin_unlock(&m->reset_lock);
-		if (reset_locked(mdev))
-			vmig_nl_notify(mdev, VFIO_MIG_CMD_MIG_STATE_NTF);
+		apply_reset(mdev);
 		goto again;
 	}
 	mutex_unlock(&m->state_mutex);
@@ -119,12 +127,52 @@ again:
 
 void vmig_mig_close(struct vmig_device *mdev)
 {
-	mutex_lock(&mdev->mig.state_mutex);
+	state_lock(mdev);
 	if (reset_locked(mdev))
 		vmig_nl_notify(mdev, VFIO_MIG_CMD_MIG_STATE_NTF);
 	state_unlock(mdev);
 }
 
+static void reset_work(struct work_struct *work)
+{
+	struct vmig_device *mdev = container_of(work, struct vmig_device,
+						mig.reset_work);
+
+	state_lock(mdev);
+	state_unlock(mdev);
+}
+
+void vmig_mig_init(struct vmig_device *mdev)
+{
+	struct vmig_mig *m = &mdev->mig;
+
+	mutex_init(&m->state_mutex);
+	spin_lock_init(&m->reset_lock);
+	mutex_init(&m->dma.lock);
+	INIT_WORK(&m->reset_work, reset_work);
+	m->state = VFIO_DEVICE_STATE_RUNNING;
+	mdev->core.vdev.migration_flags = VFIO_MIGRATION_STOP_COPY |
+					  VFIO_MIGRATION_P2P |
+					  VMIG_MIGRATION_PRE_COPY;
+	mdev->core.vdev.mig_ops = &vmig_mig_ops;
+}
+
+void vmig_mig_reset_sync(struct vmig_device *mdev)
+{
+	flush_work(&mdev->mig.reset_work);
+}
+
+void vmig_mig_exit(struct vmig_device *mdev)
+{
+	cancel_work_sync(&mdev->mig.reset_work);
+}
+
+/*
+ * The PCI core reset the function (VFIO_DEVICE_RESET, a hot reset, AER).
+ * The caller may hold the core's memory_lock, which the trap path takes
+ * under our DMA hold lock: take no sleeping lock here. Mark the reset and
+ * let a work item (or whoever holds state_mutex first) apply it.
+ */
 static void vmig_reset_done(struct pci_dev *pdev)
 {
 	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
@@ -135,12 +183,8 @@ static void vmig_reset_done(struct pci_dev *pdev)
 	m = &to_vmig(&core->vdev)->mig;
 	spin_lock(&m->reset_lock);
 	m->deferred_reset = true;
-	if (!mutex_trylock(&m->state_mutex)) {
-		spin_unlock(&m->reset_lock);
-		return;
-	}
 	spin_unlock(&m->reset_lock);
-	state_unlock(to_vmig(&core->vdev));
+	schedule_work(&m->reset_work);
 }
 
 const struct pci_error_handlers vmig_err_handlers = {
@@ -249,7 +293,7 @@ static struct file *vmig_set_state(struct vfio_device *vdev,
 	struct file *res = NULL;
 	int ret;
 
-	mutex_lock(&m->state_mutex);
+	state_lock(mdev);
 	old = m->state;
 	while (new_state != m->state) {
 		ret = vfio_mig_get_next_state(vdev, m->state, new_state, &next);
@@ -278,7 +322,7 @@ static int vmig_get_state(struct vfio_device *vdev,
 {
 	struct vmig_device *mdev = to_vmig(vdev);
 
-	mutex_lock(&mdev->mig.state_mutex);
+	state_lock(mdev);
 	*state = mdev->mig.state;
 	state_unlock(mdev);
 	return 0;
@@ -289,7 +333,7 @@ static int __maybe_unused vmig_get_data_size(struct vfio_device *vdev,
 {
 	struct vmig_device *mdev = to_vmig(vdev);
 
-	mutex_lock(&mdev->mig.state_mutex);
+	state_lock(mdev);
 	*len = vmig_migf_stop_copy_estimate(mdev, mdev->mig.saving);
 	state_unlock(mdev);
 	return 0;

@@ -12,6 +12,7 @@
 #include <linux/types.h>
 #include <linux/vfio.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 
 struct file;
 struct vmig_device;
@@ -56,7 +57,9 @@ struct vmig_held_write {
  * @lock: serialises writes to the profile's doorbell registers with the
  *	P2P arcs and with dirty reports; protects the fields below. Taken
  *	in process context only (the trap write path, arcs, reports); lock
- *	order: vmig_mig.state_mutex, vmig_dirty.lock, then @lock.
+ *	order: vmig_mig.state_mutex, vmig_migf.lock, vmig_dirty.lock, then
+ *	@lock; the core's memory_lock (BAR access) nests inside it, so a
+ *	reset (which holds memory_lock) never takes it (lm.c).
  * @held: DMA starts are held (P2P states, STOP, STOP_COPY, RESUMING)
  * @writes: held start commands, in order
  * @nr: entries in @writes
@@ -85,9 +88,10 @@ struct vmig_dma_hold {
  * @saving: data fd of the saving group (PRE_COPY*, STOP_COPY), or NULL
  * @resuming: data fd of RESUMING, or NULL
  * @reset_lock: protects @deferred_reset
- * @deferred_reset: a device reset arrived while @state_mutex was held by
- *	someone else; the holder applies it when unlocking (see
- *	vmig_state_unlock(), the pattern of mlx5-vfio-pci)
+ * @deferred_reset: a device reset arrived and is not applied yet; applied
+ *	under @state_mutex by @reset_work or by whoever takes the mutex
+ *	first (see lm.c)
+ * @reset_work: applies @deferred_reset
  * @scratch: guest IOVA the profile borrowed in the last save (0: none)
  * @dma: the DMA engine's hold state
  */
@@ -98,6 +102,7 @@ struct vmig_mig {
 	struct vmig_migf *resuming;
 	spinlock_t reset_lock;		/* see above */
 	bool deferred_reset;
+	struct work_struct reset_work;
 	u64 scratch;
 	struct vmig_dma_hold dma;
 };
@@ -115,8 +120,10 @@ struct vmig_stream_rx;
 /**
  * struct vmig_migf - a migration data fd
  * @filp: its file
- * @mdev: the device; valid only while !@disabled, under @lock
- * @lock: protects every field below
+ * @mdev: the device; valid while !@disabled under @lock, or while the
+ *	device's state_mutex is held (only an arc disables the fd)
+ * @lock: protects every field below. Lock order: state_mutex, @lock,
+ *	the dirty log's lock, the DMA hold lock
  * @disabled: the device dropped the fd (arc out of the session, close,
  *	reset): read and write fail with -ENODEV
  * @saving: a saving fd (else resuming)
@@ -130,6 +137,7 @@ struct vmig_stream_rx;
  * @log_lost: saving: entries were overwritten before being queued
  * @bytes: bytes read or written so far
  * @poll_wait: readers waiting for data
+ * @poll_work: saving: wakes PRE_COPY pollers when the log grows
  * @rx: resuming: the stream parser
  */
 struct vmig_migf {
@@ -148,13 +156,18 @@ struct vmig_migf {
 	bool log_lost;
 	u64 bytes;
 	wait_queue_head_t poll_wait;
+	struct delayed_work poll_work;
 	struct vmig_stream_rx *rx;
 };
 
 /* lm.c */
 void vmig_mig_init(struct vmig_device *mdev);
-/* close_device and reset: back to RUNNING, fds dropped, holds released. */
+/* close_device: back to RUNNING, fds dropped, holds released. */
 void vmig_mig_close(struct vmig_device *mdev);
+/* After VFIO_DEVICE_RESET: wait until the reset is applied. */
+void vmig_mig_reset_sync(struct vmig_device *mdev);
+/* remove: no reset work may run any more. */
+void vmig_mig_exit(struct vmig_device *mdev);
 extern const struct vfio_migration_ops vmig_mig_ops;
 extern const struct pci_error_handlers vmig_err_handlers;
 const char *vmig_mig_state_name(enum vfio_device_mig_state state);
@@ -178,17 +191,17 @@ u32 vmig_dma_held_get(struct vmig_device *mdev, struct vmig_held_write *w);
 void vmig_dma_held_set(struct vmig_device *mdev,
 		       const struct vmig_held_write *w, u32 nr);
 /*
- * Around a dirty report: the range of a transfer still running, to mark
- * again after the read-and-clear (false: none).
+ * Around a dirty report, under mig.dma.lock held across the report: the
+ * range of a transfer still running, to mark again after the read-and-clear
+ * (false: none).
  */
-bool vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r);
+bool __vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r);
 
 /* migf.c */
 struct vmig_migf *vmig_migf_save_open(struct vmig_device *mdev, bool precopy);
 struct vmig_migf *vmig_migf_resume_open(struct vmig_device *mdev);
 /* Queue the rest of the state (device stopped); the stream then ends. */
 int vmig_migf_save_final(struct vmig_migf *migf);
-void vmig_migf_set_precopy(struct vmig_migf *migf, bool precopy);
 /* RESUMING -> STOP: check the stream is complete and apply it. */
 int vmig_migf_load(struct vmig_migf *migf);
 /* Drop the fd from the device (and the reference the device held). */

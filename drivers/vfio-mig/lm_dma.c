@@ -43,50 +43,93 @@ static int issue(struct vmig_device *mdev, const struct vmig_held_write *w)
 	return vmig_bar_write(mdev, w->bar, w->offset, w->width, w->value);
 }
 
-ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
-			    size_t count, loff_t *ppos)
+static bool in_engine(const struct vmig_doorbell *db, u8 bar, u64 at)
+{
+	return bar == db->bar && at >= db->start && at < db->end;
+}
+
+/*
+ * One piece of a write, as vfio-pci would issue it. Under h->lock. Returns
+ * 0 when the piece was written (or dropped, as the device would drop it).
+ */
+static int doorbell_piece(struct vmig_device *mdev, u8 bar, u64 at, u8 w,
+			  u64 v)
 {
 	const struct vmig_profile *p = mdev->profile;
 	const struct vmig_doorbell *db = p->doorbell;
 	struct vmig_dma_hold *h = &mdev->mig.dma;
-	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
-	struct vmig_dma_range r;
-	bool start = false;
-	__le32 raw;
-	u32 cmd = 0;
-	ssize_t ret;
+	struct vmig_held_write hw = {
+		.value = v, .offset = at, .bar = bar, .width = w,
+	};
+	bool start;
+	int ret;
 
-	if (off == db->cmd && (count == 4 || count == 8)) {
-		if (copy_from_user(&raw, buf, sizeof(raw)))
-			return -EFAULT;
-		cmd = le32_to_cpu(raw);
-		start = cmd & db->run;
+	if (in_engine(db, bar, at)) {
+		/* the device ignores its engine while it transfers */
+		if (h->held && h->nr)
+			return 0;
+		start = at == db->cmd && w == 4 && (v & db->run);
+		if (start && h->held) {
+			h->writes[h->nr++] = hw;
+			goto record;
+		}
+		if (start) {
+			ret = issue(mdev, &hw);
+			if (ret)
+				return ret;
+			goto record;
+		}
 	}
+	ret = vmig_bar_write(mdev, bar, at, w, v);
+	if (ret == -EPERM)	/* the MSI-X table: vfio-pci drops it too */
+		return 0;
+	if (ret)
+		return ret;
+record:
+	if (vmig_record_write(&mdev->rs, bar, at, w, v))
+		vmig_nl_notify_overflow(mdev);
+	return 0;
+}
+
+#define DOORBELL_CHUNK	64
+
+/*
+ * A trapped write that touches the profile's DMA engine. The user's bytes
+ * are copied once and the pieces written from that copy, so that what is
+ * decoded, held, logged and written is one value.
+ */
+ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
+			    size_t count, loff_t *ppos)
+{
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	u8 bar = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
+	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
+	u8 kbuf[DOORBELL_CHUNK];
+	size_t done = 0, pos, n;
+	int ret = 0;
+	u8 w;
+
 	mutex_lock(&h->lock);
-	if (h->held && (start || h->nr)) {
-		if (start && !h->nr) {
-			h->writes[0].value = cmd;
-			h->writes[0].offset = db->cmd;
-			h->writes[0].bar = db->bar;
-			h->writes[0].width = 4;
-			h->nr = 1;
-			if (vmig_record_write(&mdev->rs, db->bar, db->cmd, 4,
-					      cmd))
-				vmig_nl_notify_overflow(mdev);
+	while (done < count && !ret) {
+		n = min_t(size_t, count - done, sizeof(kbuf));
+		if (copy_from_user(kbuf, buf + done, n)) {
+			ret = -EFAULT;
+			break;
 		}
-		*ppos += count;
-		ret = count;
-	} else {
-		if (start && p->dma_decode && p->dma_decode(mdev, cmd, &r) &&
-		    r.to_ram) {
-			vmig_dirty_mark(mdev, r.iova, r.len);
-			h->inflight = r;
-			h->inflight_valid = true;
+		for (pos = 0; pos < n; pos += w) {
+			w = vmig_piece_width(off + done + pos, n - pos);
+			ret = doorbell_piece(mdev, bar, off + done + pos, w,
+					     vmig_piece_value(kbuf + pos, w));
+			if (ret)
+				break;
 		}
-		ret = vmig_trapped_write(mdev, buf, count, ppos);
+		done += pos;
 	}
 	mutex_unlock(&h->lock);
-	return ret;
+	if (!done)
+		return ret;
+	*ppos += done;
+	return done;
 }
 
 int vmig_dma_hold(struct vmig_device *mdev)
@@ -154,21 +197,23 @@ void vmig_dma_held_set(struct vmig_device *mdev,
 	mutex_unlock(&h->lock);
 }
 
-bool vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r)
+bool __vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r)
 {
 	const struct vmig_profile *p = mdev->profile;
 	struct vmig_dma_hold *h = &mdev->mig.dma;
-	bool busy = false;
 
-	mutex_lock(&h->lock);
-	if (h->inflight_valid) {
-		/* unreadable (closed, reset): nothing more lands */
-		busy = p->dma_wait && p->dma_wait(mdev, 0) == -ETIMEDOUT;
-		if (busy)
-			*r = h->inflight;
-		else
-			h->inflight_valid = false;
+	lockdep_assert_held(&h->lock);
+	if (!h->inflight_valid)
+		return false;
+	/*
+	 * Only a read that shows the engine idle ends the transfer: an
+	 * unreadable device (memory decoding off, low power) may still write.
+	 * Close and reset clear it.
+	 */
+	if (p->dma_wait && !p->dma_wait(mdev, 0)) {
+		h->inflight_valid = false;
+		return false;
 	}
-	mutex_unlock(&h->lock);
-	return busy;
+	*r = h->inflight;
+	return true;
 }

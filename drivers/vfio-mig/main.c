@@ -51,6 +51,7 @@ static int vmig_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	dev_set_drvdata(&pdev->dev, &mdev->core);
 	ret = vfio_pci_core_register_device(&mdev->core);
 	if (ret) {
+		vmig_mig_exit(mdev);
 		vfio_put_device(&mdev->core.vdev);
 		return ret;
 	}
@@ -75,6 +76,7 @@ static void vmig_remove(struct pci_dev *pdev)
 	mutex_unlock(&vmig_devices_lock);
 	vmig_debugfs_remove(mdev);
 	vfio_pci_core_unregister_device(core);
+	vmig_mig_exit(mdev);
 	/* No VMM any more: stop a dirty log netlink left running. */
 	vmig_dirty_stop(mdev, false);
 	vmig_nl_dev_exit(mdev);

@@ -6,8 +6,9 @@
  * starts with the initial bytes (the header and the write log so far);
  * each time the queue runs dry, a read or VFIO_MIG_GET_PRECOPY_INFO adds
  * what the log gained since, as one record; with nothing new, read()
- * answers ENOMSG (the temporary end of stream of the uAPI). The arc into
- * STOP_COPY queues the rest, after which read() ends with 0.
+ * answers ENOMSG (the temporary end of stream of the uAPI) and poll()
+ * waits for the log to grow. The arc into STOP_COPY queues the rest,
+ * after which read() ends with 0.
  *
  * A resuming fd feeds its bytes to the stream parser, which rejects a bad
  * stream at the first wrong byte it can know is wrong; RESUMING -> STOP
@@ -70,6 +71,7 @@ static int vmig_migf_release(struct inode *inode, struct file *filp)
 	struct vmig_migf *migf = filp->private_data;
 
 	disable(migf);
+	cancel_delayed_work_sync(&migf->poll_work);
 	mutex_destroy(&migf->lock);
 	kfree(migf);
 	return 0;
@@ -139,6 +141,43 @@ out:
 	return done;
 }
 
+/* PRE_COPY: has the write log grown since the last record? */
+static bool log_grew(struct vmig_migf *migf)
+{
+	struct vmig_counters c;
+
+	if (!migf->precopy || migf->log_lost)
+		return false;
+	vmig_get_counters(migf->mdev, &c);
+	return c.log_next_seq > migf->sent_seq;
+}
+
+/*
+ * The trap path does not wake pre-copy pollers (a wake-up per register
+ * write would cost every write); while someone polls an empty PRE_COPY fd,
+ * this looks for new log entries every VMIG_POLL_MS.
+ */
+#define VMIG_POLL_MS	50
+
+static void poll_work(struct work_struct *work)
+{
+	struct vmig_migf *migf = container_of(to_delayed_work(work),
+					      struct vmig_migf, poll_work);
+	bool wake = false, again = false;
+
+	mutex_lock(&migf->lock);
+	if (!migf->disabled) {
+		wake = migf->queued || migf->final || log_grew(migf);
+		again = !wake && wq_has_sleeper(&migf->poll_wait);
+	}
+	mutex_unlock(&migf->lock);
+	if (wake)
+		wake_up_interruptible(&migf->poll_wait);
+	else if (again)
+		schedule_delayed_work(&migf->poll_work,
+				      msecs_to_jiffies(VMIG_POLL_MS));
+}
+
 static __poll_t save_poll(struct file *filp, struct poll_table_struct *wait)
 {
 	struct vmig_migf *migf = filp->private_data;
@@ -148,8 +187,11 @@ static __poll_t save_poll(struct file *filp, struct poll_table_struct *wait)
 	mutex_lock(&migf->lock);
 	if (migf->disabled)
 		mask = EPOLLIN | EPOLLRDNORM | EPOLLRDHUP;
-	else if (migf->queued || migf->final)
+	else if (migf->queued || migf->final || log_grew(migf))
 		mask = EPOLLIN | EPOLLRDNORM;
+	else if (migf->precopy)
+		schedule_delayed_work(&migf->poll_work,
+				      msecs_to_jiffies(VMIG_POLL_MS));
 	mutex_unlock(&migf->lock);
 	return mask;
 }
@@ -232,6 +274,7 @@ static struct vmig_migf *migf_open(struct vmig_device *mdev,
 	mutex_init(&migf->lock);
 	INIT_LIST_HEAD(&migf->chunks);
 	init_waitqueue_head(&migf->poll_wait);
+	INIT_DELAYED_WORK(&migf->poll_work, poll_work);
 	migf->mdev = mdev;
 	filp = anon_inode_getfile("vfio_mig", fops, migf, flags);
 	if (IS_ERR(filp)) {
@@ -364,8 +407,8 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 	u8 *ds;
 	int ret = 0;
 
-	snap = __vmig_snapshot_take(mdev, VMIG_SNAP_DEVSTATE, migf->sent_seq,
-				    scratch);
+	snap = __vmig_snapshot_take(mdev, VMIG_SNAP_DEVSTATE | VMIG_SNAP_COMPLETE,
+				    migf->sent_seq, scratch);
 	if (IS_ERR(snap))
 		return PTR_ERR(snap);
 	mdev->mig.scratch = scratch;
@@ -431,30 +474,32 @@ int vmig_migf_load(struct vmig_migf *migf)
 	u64 scratch;
 	int ret;
 
+	/* before the stream is handed over: a failure here can be retried */
+	rep = kzalloc(sizeof(*rep), GFP_KERNEL);
+	if (!rep)
+		return -ENOMEM;
 	mutex_lock(&migf->lock);
+	/* valid after unlocking too: the caller holds state_mutex */
 	mdev = migf->mdev;
 	ret = migf->disabled ? -ENODEV :
 			       vmig_stream_rx_finish(migf->rx, mdev, &res);
 	mutex_unlock(&migf->lock);
 	if (ret)
-		return ret;
-	rep = kzalloc(sizeof(*rep), GFP_KERNEL);
-	if (!rep) {
-		ret = -ENOMEM;
 		goto out;
-	}
 	scratch = pick_scratch(mdev, res.scratch);
 	ret = __vmig_snapshot_replay(mdev, res.snap, rep, scratch);
 	if (!ret && rep->nr_errors)
 		ret = -EIO;
-	if (ret) {
-		const struct vmig_replay_error *e = &rep->errors[0];
-
+	if (ret && rep->nr_errors)
 		pci_warn(mdev->core.pdev,
-			 "migration state not applied (%d): %s%s%u register errors, first BAR %u offset %#x: %d\n",
-			 ret, rep->msg, rep->msg[0] ? "; " : "",
-			 rep->nr_errors, e->bar, e->offset, e->err);
-	} else {
+			 "migration state not applied: %s%s%u register errors, the first at BAR %u offset %#x: %d\n",
+			 rep->msg, rep->msg[0] ? "; " : "", rep->nr_errors,
+			 rep->errors[0].bar, rep->errors[0].offset,
+			 rep->errors[0].err);
+	else if (ret)
+		pci_warn(mdev->core.pdev, "migration state not applied (%d)%s%s\n",
+			 ret, rep->msg[0] ? ": " : "", rep->msg);
+	if (!ret) {
 		mdev->mig.scratch = scratch;
 		vmig_dma_held_set(mdev, res.held, res.nr_held);
 	}

@@ -178,8 +178,8 @@ int vfio_mig_nl_dev_get_dumpit(struct sk_buff *skb,
 
 /*
  * Every setting or none: whatever can fail is checked first, under the
- * dev_set lock that open_device takes, and the page size (which a
- * concurrent dirty-start can refuse) is set before the rest.
+ * dev_set lock that open_device takes and the dirty log's lock that
+ * dirty-start takes.
  */
 static int dev_set_locked(struct vmig_device *mdev, struct nlattr **a,
 			  struct netlink_ext_ack *extack)
@@ -191,13 +191,6 @@ static int dev_set_locked(struct vmig_device *mdev, struct nlattr **a,
 	if (mdev->open) {
 		NL_SET_ERR_MSG(extack,
 			       "a VMM has the device open: settings change only while it is closed");
-		ret = -EBUSY;
-		goto out;
-	}
-	if ((a[VFIO_MIG_A_DEV_PROFILE] || a[VFIO_MIG_A_DEV_TRAP_MODE]) &&
-	    vmig_dirty_running(mdev)) {
-		NL_SET_ERR_MSG(extack,
-			       "a dirty log is running: stop it before changing the profile or trap mode");
 		ret = -EBUSY;
 		goto out;
 	}
@@ -217,22 +210,22 @@ static int dev_set_locked(struct vmig_device *mdev, struct nlattr **a,
 		ret = -EINVAL;
 		goto out;
 	}
-	if (a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]) {
-		u64 ps = nla_get_u64(a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]);
-
-		ret = vmig_dirty_set_page_size(mdev, ps);
-		if (ret) {
-			NL_SET_ERR_MSG_ATTR(extack,
-					    a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE],
-					    "a dirty log is running: stop it first");
-			goto out;
-		}
+	/* a running log's feeder depends on all three */
+	ret = vmig_dirty_freeze(mdev);
+	if (ret) {
+		NL_SET_ERR_MSG(extack,
+			       "a dirty log is running: stop it before changing the profile, trap mode or dirty page size");
+		goto out;
 	}
+	if (a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE])
+		mdev->dirty.page_size =
+			nla_get_u64(a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]);
 	if (p)
 		WRITE_ONCE(mdev->profile, p);
 	if (a[VFIO_MIG_A_DEV_TRAP_MODE])
 		WRITE_ONCE(mdev->trap_mode,
 			   nla_get_u32(a[VFIO_MIG_A_DEV_TRAP_MODE]));
+	vmig_dirty_thaw(mdev);
 out:
 	mutex_unlock(vmig_dev_set_lock(mdev));
 	return ret;

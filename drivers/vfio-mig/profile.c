@@ -50,10 +50,15 @@ int vmig_set_profile(struct vmig_device *mdev, const char *name)
 	if (!vmig_profile_fits(p, mdev->core.pdev))
 		return -EINVAL;
 	mutex_lock(vmig_dev_set_lock(mdev));
-	if (mdev->open || vmig_dirty_running(mdev))
+	if (mdev->open) {
 		ret = -EBUSY;
-	else
-		WRITE_ONCE(mdev->profile, p);
+	} else {
+		ret = vmig_dirty_freeze(mdev);
+		if (!ret) {
+			WRITE_ONCE(mdev->profile, p);
+			vmig_dirty_thaw(mdev);
+		}
+	}
 	mutex_unlock(vmig_dev_set_lock(mdev));
 	return ret;
 }

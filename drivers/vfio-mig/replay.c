@@ -251,6 +251,7 @@ int vmig_snapshot_replay(struct vmig_device *dst,
 	int ret;
 
 	mutex_lock(vmig_dev_set_lock(dst));
+	mutex_lock(&dst->mig.state_mutex);
 	if (dst->open) {
 		ret = __vmig_snapshot_replay(dst, snap, rep, dst->dma_scratch);
 	} else {
@@ -260,6 +261,7 @@ int vmig_snapshot_replay(struct vmig_device *dst,
 			 pci_name(dst->core.pdev));
 		ret = -ENODEV;
 	}
+	mutex_unlock(&dst->mig.state_mutex);
 	mutex_unlock(vmig_dev_set_lock(dst));
 	return ret;
 }

@@ -307,10 +307,13 @@ struct vmig_snapshot *vmig_snapshot_take(struct vmig_device *mdev,
 	struct vmig_snapshot *snap;
 
 	mutex_lock(vmig_dev_set_lock(mdev));
+	/* not while a migration arc drives the device (the order of close) */
+	mutex_lock(&mdev->mig.state_mutex);
 	if (mdev->open)
 		snap = __vmig_snapshot_take(mdev, flags, 0, mdev->dma_scratch);
 	else
 		snap = ERR_PTR(-ENODEV);
+	mutex_unlock(&mdev->mig.state_mutex);
 	mutex_unlock(vmig_dev_set_lock(mdev));
 	return snap;
 }
@@ -440,7 +443,7 @@ static bool width_ok(u8 w)
 }
 
 /* A register of the source device: valid BAR, width and offset. */
-static bool reg_ok(const struct vmig_snapshot *s, u8 bar, u32 off, u8 w)
+bool vmig_snap_reg_ok(const struct vmig_snapshot *s, u8 bar, u32 off, u8 w)
 {
 	return bar < PCI_STD_NUM_BARS && width_ok(w) && IS_ALIGNED(off, w) &&
 	       (u64)off + w <= s->id.bar_len[bar];
@@ -562,15 +565,15 @@ static const char *check_snapshot(const struct vmig_snapshot *s)
 	for (i = 0; i < s->nr_shadow; i++) {
 		const struct vmig_reg_value *v = &s->shadow[i];
 
-		if (!reg_ok(s, v->bar, v->offset, v->width))
+		if (!vmig_snap_reg_ok(s, v->bar, v->offset, v->width))
 			return "shadow entry outside the device's BARs";
 		if (v->seq >= s->cut_seq || (i && v->seq <= prev))
 			return "shadow entries out of order";
 		prev = v->seq;
 	}
 	for (i = 0; i < s->nr_reads; i++)
-		if (!reg_ok(s, s->reads[i].bar, s->reads[i].offset,
-			    s->reads[i].width))
+		if (!vmig_snap_reg_ok(s, s->reads[i].bar,
+				      s->reads[i].offset, s->reads[i].width))
 			return "captured read outside the device's BARs";
 	for (i = 0; i < s->nr_tail; i++) {
 		const struct vmig_log_entry *e = &s->tail[i];
@@ -578,7 +581,7 @@ static const char *check_snapshot(const struct vmig_snapshot *s)
 		if (e->seq < s->since_seq || e->seq >= s->cut_seq ||
 		    (i && e->seq <= s->tail[i - 1].seq))
 			return "log tail out of order";
-		if (!reg_ok(s, e->bar, e->offset, e->width))
+		if (!vmig_snap_reg_ok(s, e->bar, e->offset, e->width))
 			return "log entry outside the device's BARs";
 	}
 	if (!(s->flags & VMIG_SNAPF_DEVSTATE) != !s->devstate)

@@ -12,6 +12,7 @@
  * every later write and the RESUMING -> STOP arc fail with it.
  */
 #include <linux/crc32.h>
+#include <linux/ctype.h>
 #include <linux/overflow.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -33,7 +34,8 @@ static u32 vmig_crc(const void *p, size_t len)
 
 static struct vmig_chunk *chunk_alloc(size_t len)
 {
-	struct vmig_chunk *c = kvmalloc(struct_size(c, data, len), GFP_KERNEL);
+	struct vmig_chunk *c = kvmalloc(struct_size(c, data, len),
+					 GFP_KERNEL_ACCOUNT);
 
 	if (c) {
 		c->len = len;
@@ -244,6 +246,7 @@ struct vmig_chunk *vmig_stream_held_record(const struct vmig_held_write *w,
  * @scratch: the source's borrowed page
  * @log: REG_LOG entries received, @nr_log of them from @log_first
  * @nr_log: count
+ * @log_cap: entries @log has room for
  * @log_first: sequence number of @log[0]
  * @log_gap: REG_LOG records were not contiguous or too many
  * @snap: the REG_STATE snapshot
@@ -265,6 +268,7 @@ struct vmig_stream_rx {
 	u64 scratch;
 	struct vmig_log_entry *log;
 	u32 nr_log;
+	u32 log_cap;
 	u64 log_first;
 	bool log_gap;
 	struct vmig_snapshot *snap;
@@ -276,7 +280,7 @@ struct vmig_stream_rx {
 
 struct vmig_stream_rx *vmig_stream_rx_alloc(void)
 {
-	return kvzalloc(sizeof(struct vmig_stream_rx), GFP_KERNEL);
+	return kvzalloc(sizeof(struct vmig_stream_rx), GFP_KERNEL_ACCOUNT);
 }
 
 void vmig_stream_rx_free(struct vmig_stream_rx *rx)
@@ -317,8 +321,18 @@ static int check_header(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 	if (features & ~VMIG_STREAM_F_ALL)
 		return reject(rx, mdev, -EPROTONOSUPPORT,
 			      "unknown stream feature flags");
+	if (h->reserved0 || h->reserved1[0] || h->reserved1[1] ||
+	    h->reserved2 || memchr_inv(h->reserved3, 0, sizeof(h->reserved3)))
+		return reject(rx, mdev, -EINVAL, "reserved header field set");
 	memcpy(profile, h->profile, sizeof(h->profile));
 	profile[sizeof(h->profile)] = 0;
+	/* it goes into the kernel log: letters, digits, '-' and '_' only */
+	for (i = 0; profile[i]; i++)
+		if (!isalnum(profile[i]) && profile[i] != '-' &&
+		    profile[i] != '_')
+			return reject(rx, mdev, -EINVAL, "bad profile name");
+	if (!i || memchr_inv(h->profile + i, 0, sizeof(h->profile) - i))
+		return reject(rx, mdev, -EINVAL, "bad profile name");
 	id.vendor = le16_to_cpu(h->vendor);
 	id.device = le16_to_cpu(h->device);
 	id.subvendor = le16_to_cpu(h->subvendor);
@@ -388,8 +402,8 @@ static int check_rec(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 	if (rx->rec.reserved)
 		return reject(rx, mdev, -EINVAL, "reserved record field set");
 	if (type == VMIG_REC_END) {
-		if (len)
-			return reject(rx, mdev, -EINVAL, "end record has a payload");
+		if (len || rx->rec.crc)
+			return reject(rx, mdev, -EINVAL, "bad end record");
 		if (!(rx->seen & SEEN(VMIG_REC_REG_STATE)))
 			return reject(rx, mdev, -EINVAL,
 				      "stream ends without the register state");
@@ -416,8 +430,9 @@ static int take_log(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 {
 	const struct vmig_stream_log *l = (const void *)p;
 	const struct vmig_stream_log_entry *e = (const void *)(l + 1);
+	struct vmig_log_entry *grown;
+	u32 n, i, cap;
 	u64 first;
-	u32 n, i;
 
 	if (len < sizeof(*l))
 		return reject(rx, mdev, -EINVAL, "short write log record");
@@ -426,22 +441,35 @@ static int take_log(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	if (l->reserved || len != sizeof(*l) + (u64)n * sizeof(*e) || !n ||
 	    first > U64_MAX - n)
 		return reject(rx, mdev, -EINVAL, "bad write log record");
+	for (i = 0; i < n; i++)
+		if (e[i].reserved || (e[i].bar >= PCI_STD_NUM_BARS &&
+				      e[i].bar != VMIG_LOG_BAR_RESET))
+			return reject(rx, mdev, -EINVAL,
+				      "bad write log entry");
 	if (rx->log_gap)
 		return 0;
 	if (rx->nr_log && first != rx->log_first + rx->nr_log) {
 		rx->log_gap = true;	/* replay falls back to the shadow */
 		return 0;
 	}
-	if (!rx->log) {
-		rx->log = kvmalloc_array(VMIG_LOG_MAX, sizeof(*rx->log),
-					 GFP_KERNEL);
-		if (!rx->log)
-			return -ENOMEM;
-		rx->log_first = first;
-	}
 	if (n > VMIG_LOG_MAX - rx->nr_log) {
 		rx->log_gap = true;
 		return 0;
+	}
+	if (!rx->nr_log)
+		rx->log_first = first;
+	if (rx->nr_log + n > rx->log_cap) {
+		cap = min_t(u32, VMIG_LOG_MAX,
+			    max(rx->nr_log + n, 2 * rx->log_cap));
+		grown = kvmalloc_array(cap, sizeof(*grown),
+				       GFP_KERNEL_ACCOUNT);
+		if (!grown)
+			return -ENOMEM;
+		if (rx->nr_log)
+			memcpy(grown, rx->log, rx->nr_log * sizeof(*grown));
+		kvfree(rx->log);
+		rx->log = grown;
+		rx->log_cap = cap;
 	}
 	for (i = 0; i < n; i++) {
 		struct vmig_log_entry *o = &rx->log[rx->nr_log + i];
@@ -452,10 +480,6 @@ static int take_log(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 		o->offset = le32_to_cpu(e[i].offset);
 		o->bar = e[i].bar;
 		o->width = e[i].width;
-		if (e[i].reserved || (o->bar >= PCI_STD_NUM_BARS &&
-				      o->bar != VMIG_LOG_BAR_RESET))
-			return reject(rx, mdev, -EINVAL,
-				      "bad write log entry");
 	}
 	rx->nr_log += n;
 	return 0;
@@ -498,7 +522,7 @@ static int take_profile(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	if (!IS_ALIGNED(rx->scratch, PAGE_SIZE))
 		return reject(rx, mdev, -EINVAL, "unaligned scratch page");
 	rx->devstate_len = len - sizeof(*ps);
-	rx->devstate = kvmalloc(rx->devstate_len + 1, GFP_KERNEL);
+	rx->devstate = kvmalloc(rx->devstate_len + 1, GFP_KERNEL_ACCOUNT);
 	if (!rx->devstate)
 		return -ENOMEM;
 	memcpy(rx->devstate, ps + 1, rx->devstate_len);
@@ -554,9 +578,8 @@ static ssize_t fill(u8 *dst, u32 *have, u32 need, const char __user *buf,
 	return n;
 }
 
-ssize_t vmig_stream_rx_write(struct vmig_stream_rx *rx,
-			     struct vmig_device *mdev, const char __user *buf,
-			     size_t len)
+static ssize_t rx_write(struct vmig_stream_rx *rx, struct vmig_device *mdev,
+			const char __user *buf, size_t len)
 {
 	size_t done = 0;
 	ssize_t n;
@@ -600,7 +623,7 @@ ssize_t vmig_stream_rx_write(struct vmig_stream_rx *rx,
 			}
 			/* bounded by max_len(); +1: a zero-length payload */
 			rx->payload = kvmalloc(le32_to_cpu(rx->rec.len) + 1,
-					       GFP_KERNEL);
+					       GFP_KERNEL_ACCOUNT);
 			if (!rx->payload)
 				return -ENOMEM;
 		}
@@ -621,11 +644,31 @@ ssize_t vmig_stream_rx_write(struct vmig_stream_rx *rx,
 	return done;
 }
 
-/* Put the REG_LOG entries in front of the snapshot's tail. */
-static int merge_log(struct vmig_stream_rx *rx)
+ssize_t vmig_stream_rx_write(struct vmig_stream_rx *rx,
+			     struct vmig_device *mdev, const char __user *buf,
+			     size_t len)
+{
+	ssize_t ret;
+
+	if (rx->err)
+		return rx->err;
+	ret = rx_write(rx, mdev, buf, len);
+	/* the parser may have moved on: no retry can resume it */
+	if (ret < 0)
+		rx->err = ret;
+	return ret;
+}
+
+/*
+ * Put the REG_LOG entries in front of the snapshot's tail: what follows
+ * the last device reset they hold (which wiped what came before), each
+ * entry a register of the source device.
+ */
+static int merge_log(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 {
 	struct vmig_snapshot *s = rx->snap;
 	struct vmig_log_entry *t;
+	u32 i, from = 0, n;
 
 	if (!rx->nr_log && !rx->log_gap)
 		return 0;
@@ -635,16 +678,26 @@ static int merge_log(struct vmig_stream_rx *rx)
 		s->flags |= VMIG_SNAPF_LOG_LOSSY;
 		return 0;
 	}
-	t = kvmalloc_array(rx->nr_log + s->nr_tail, sizeof(*t), GFP_KERNEL);
+	for (i = 0; i < rx->nr_log; i++) {
+		const struct vmig_log_entry *e = &rx->log[i];
+
+		if (e->bar == VMIG_LOG_BAR_RESET)
+			from = i + 1;
+		else if (!vmig_snap_reg_ok(s, e->bar, e->offset, e->width))
+			return reject(rx, mdev, -EINVAL,
+				      "write log entry outside the device's BARs");
+	}
+	n = rx->nr_log - from;
+	t = kvmalloc_array(n + s->nr_tail + 1, sizeof(*t), GFP_KERNEL_ACCOUNT);
 	if (!t)
 		return -ENOMEM;
-	memcpy(t, rx->log, rx->nr_log * sizeof(*t));
+	memcpy(t, rx->log + from, n * sizeof(*t));
 	if (s->nr_tail)
-		memcpy(t + rx->nr_log, s->tail, s->nr_tail * sizeof(*t));
+		memcpy(t + n, s->tail, s->nr_tail * sizeof(*t));
 	kvfree(s->tail);
 	s->tail = t;
-	s->nr_tail += rx->nr_log;
-	s->since_seq = rx->log_first;
+	s->nr_tail += n;
+	s->since_seq = rx->log_first + from;
 	return 0;
 }
 
@@ -655,13 +708,13 @@ int vmig_stream_rx_finish(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 
 	if (rx->err)
 		return rx->err;
-	if (!rx->ended) {
-		rx->err = reject(rx, mdev, -EINVAL,
-				 rx->hdr_done ? "stream incomplete (no end record)" :
-						"stream incomplete (no header)");
-		return rx->err;
-	}
-	ret = merge_log(rx);
+	if (!rx->ended)
+		return reject(rx, mdev, -EINVAL,
+			      rx->hdr_done ? "stream incomplete (no end record)" :
+					     "stream incomplete (no header)");
+	if (rx->have)
+		return reject(rx, mdev, -EINVAL, "bytes after the end record");
+	ret = merge_log(rx, mdev);
 	if (ret)
 		return ret;
 	if (rx->devstate) {

@@ -82,10 +82,15 @@ int vmig_set_trap_mode(struct vmig_device *mdev, enum vmig_trap_mode mode)
 		return -EINVAL;
 	mutex_lock(vmig_dev_set_lock(mdev));
 	/* a running dirty log's feeder was chosen for the current mode */
-	if (mdev->open || vmig_dirty_running(mdev))
+	if (mdev->open) {
 		ret = -EBUSY;
-	else
-		WRITE_ONCE(mdev->trap_mode, mode);
+	} else {
+		ret = vmig_dirty_freeze(mdev);
+		if (!ret) {
+			WRITE_ONCE(mdev->trap_mode, mode);
+			vmig_dirty_thaw(mdev);
+		}
+	}
 	mutex_unlock(vmig_dev_set_lock(mdev));
 	return ret;
 }
@@ -93,42 +98,6 @@ int vmig_set_trap_mode(struct vmig_device *mdev, enum vmig_trap_mode mode)
 static bool is_bar(unsigned int index)
 {
 	return index <= VFIO_PCI_BAR5_REGION_INDEX;
-}
-
-/*
- * vfio-pci splits every access into naturally aligned pieces of at most 4
- * bytes for the device: 6.1 has no 8-byte path and 6.12's goes through
- * iowrite64_lo_hi() on x86 (two 4-byte writes, low half first). It drops
- * writes to the MSI-X table. The log records the pieces the device saw.
- */
-static unsigned int piece(u64 off, size_t left)
-{
-	if (left >= 4 && !(off % 4))
-		return 4;
-	if (left >= 2 && !(off % 2))
-		return 2;
-	return 1;
-}
-
-static u64 piece_value(const u8 *p, unsigned int width)
-{
-	u64 v64;
-	u32 v32;
-	u16 v16;
-
-	switch (width) {
-	case 8:
-		memcpy(&v64, p, 8);
-		return v64;
-	case 4:
-		memcpy(&v32, p, 4);
-		return v32;
-	case 2:
-		memcpy(&v16, p, 2);
-		return v16;
-	default:
-		return *p;
-	}
 }
 
 /* Record @done bytes written at @off of @bar, from @kbuf or else @ubuf. */
@@ -155,11 +124,11 @@ static void record_pieces(struct vmig_device *mdev, u8 bar, u64 off,
 		}
 		if (at < xs)
 			fill = min_t(u64, fill, xs - at);
-		w = piece(at, fill);
+		w = vmig_piece_width(at, fill);
 		if (!kbuf && copy_from_user(tmp, ubuf + pos, w))
 			return;
 		if (vmig_record_write(&mdev->rs, bar, at, w,
-				      piece_value(kbuf ? kbuf + pos : tmp, w)))
+				      vmig_piece_value(kbuf ? kbuf + pos : tmp, w)))
 			vmig_nl_notify_overflow(mdev);
 		pos += w;
 	}
@@ -177,8 +146,8 @@ ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
 	return vfio_pci_core_read(vdev, buf, count, ppos);
 }
 
-ssize_t vmig_trapped_write(struct vmig_device *mdev, const char __user *buf,
-			   size_t count, loff_t *ppos)
+static ssize_t trapped_write(struct vmig_device *mdev, const char __user *buf,
+			     size_t count, loff_t *ppos)
 {
 	struct vfio_device *vdev = &mdev->core.vdev;
 	unsigned int index = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
@@ -225,7 +194,7 @@ ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
 	if (unlikely(vmig_doorbell_hit(mdev->profile->doorbell, index,
 				       *ppos & VFIO_PCI_OFFSET_MASK, count)))
 		return vmig_doorbell_write(mdev, buf, count, ppos);
-	return vmig_trapped_write(mdev, buf, count, ppos);
+	return trapped_write(mdev, buf, count, ppos);
 }
 
 int vmig_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
@@ -408,8 +377,10 @@ long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 			return ret;
 	}
 	ret = vfio_pci_core_ioctl(vdev, cmd, arg);
-	if (!ret && cmd == VFIO_DEVICE_RESET)
+	if (!ret && cmd == VFIO_DEVICE_RESET) {
 		vmig_record_reset(&mdev->rs);
+		vmig_mig_reset_sync(mdev);
+	}
 	return ret;
 }
 

@@ -53,13 +53,35 @@ ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
 		  loff_t *ppos);
 ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
 		   size_t count, loff_t *ppos);
-/* A BAR write in a trap mode: done, then recorded. */
-ssize_t vmig_trapped_write(struct vmig_device *mdev, const char __user *buf,
-			   size_t count, loff_t *ppos);
 int vmig_mmap(struct vfio_device *vdev, struct vm_area_struct *vma);
 long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		unsigned long arg);
 extern const struct attribute_group *vmig_dev_groups[];
+
+/*
+ * vfio-pci splits every access into naturally aligned pieces of at most 4
+ * bytes for the device: 6.1 has no 8-byte path and 6.12's goes through
+ * iowrite64_lo_hi() on x86 (two 4-byte writes, low half first). It drops
+ * writes to the MSI-X table. The log records the pieces the device saw,
+ * and the paths that write BARs themselves split writes the same way.
+ */
+static inline unsigned int vmig_piece_width(u64 off, size_t left)
+{
+	if (left >= 4 && !(off % 4))
+		return 4;
+	if (left >= 2 && !(off % 2))
+		return 2;
+	return 1;
+}
+
+/* The little-endian value of a piece of @width bytes at @p. */
+static inline u64 vmig_piece_value(const u8 *p, unsigned int width)
+{
+	u64 v = 0;
+
+	memcpy(&v, p, width);
+	return le64_to_cpu((__force __le64)v);
+}
 
 /* ---- write log and shadow register file (log.c, shadow.c) ---- */
 
@@ -479,9 +501,12 @@ struct vmig_reg_value {
 
 /*
  * vmig_snapshot_take() flags. VMIG_SNAP_DEVSTATE: also the profile's
- * device state; the device must be quiescent (stopped).
+ * device state; the device must be quiescent (stopped). VMIG_SNAP_COMPLETE:
+ * fail rather than leave out device state the profile cannot reach (a
+ * migration; the debugfs test interface takes what it can).
  */
 #define VMIG_SNAP_DEVSTATE	0x1
+#define VMIG_SNAP_COMPLETE	0x2
 
 /* vmig_snapshot.flags */
 #define VMIG_SNAPF_LOG_LOSSY		0x1	/* the tail is incomplete */
@@ -602,6 +627,8 @@ int vmig_check_compat(struct vmig_device *dst,
 		      struct vmig_replay_report *report);
 void vmig_report_error(struct vmig_replay_report *r, u8 bar, u32 offset,
 		       u8 width, int err);
+/* Is (@bar, @off, @w) a register of the snapshot's source device? */
+bool vmig_snap_reg_ok(const struct vmig_snapshot *s, u8 bar, u32 off, u8 w);
 /* The value a snapshot captured by reading, or NULL. */
 const struct vmig_reg_value *vmig_snap_read(const struct vmig_snapshot *s,
 					    u8 bar, u32 offset, u8 width);

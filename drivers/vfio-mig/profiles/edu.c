@@ -327,6 +327,11 @@ static int edu_save_work(void *arg)
 	struct dma_regs d;
 	int ret;
 
+	if (!scratch_ok(scratch) && ctx->flags & VMIG_SNAP_COMPLETE) {
+		pci_warn(mdev->core.pdev,
+			 "edu: no guest page to borrow (needs a DMA-logged range or IOVA 1 MiB mapped, type1 container): the buffer cannot be saved\n");
+		return -ENXIO;
+	}
 	ret = wait_idle(mdev);
 	if (!ret)
 		ret = read_dma_regs(mdev, &d);
