@@ -11,7 +11,7 @@ PKGS=(
 	linux-source-6.1 linux-source-6.12
 	libnl-3-dev libnl-genl-3-dev
 	dkms sparse kmod
-	qemu-system-x86 busybox-static nvme-cli cpio xz-utils
+	qemu-system-x86 busybox-static nvme-cli iproute2 cpio xz-utils
 	python3 python3-yaml
 )
 

@@ -1,7 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # Test bed set-up inside the guest: modules, and one NVMe VF provisioned
-# through the PF with nvme-cli (QEMU's SR-IOV NVMe, see shared TESTBED).
+# through the PF with nvme-cli (QEMU's SR-IOV NVMe, see shared TESTBED);
+# the network of a guest pair (run-pair.sh) and, from netns.sh, the two
+# "hosts" in one guest (hosts_up / hosts_down).
+
+[ -f /bin/netns.sh ] && . /bin/netns.sh
 
 # The PCI function with vendor:device $1:$2 that is (vf=1) or is not a VF.
 find_pci() {
@@ -46,4 +50,23 @@ testbed_setup() {
 		modprobe "$m" || { echo "modprobe $m failed"; return 1; }
 	done
 	provision_vf
+}
+
+# A guest of a pair (run-pair.sh, vmig.host=a|b): eth0 (virtio-net) is the
+# link to the other guest, 10.98.0.1/24 on a and 10.98.0.2/24 on b.
+host_net_setup() {
+	case "$1" in
+	a) addr=10.98.0.1 ;;
+	b) addr=10.98.0.2 ;;
+	*) echo "vmig.host=$1: expected a or b"; return 1 ;;
+	esac
+	# virtio_pci is built into 6.12 and a module in 6.1.
+	modprobe virtio_pci 2>/dev/null || [ -d /sys/module/virtio_pci ] ||
+		{ echo "modprobe virtio_pci failed"; return 1; }
+	modprobe virtio_net || { echo "modprobe virtio_net failed"; return 1; }
+	wait_for '[ -e /sys/class/net/eth0 ]' || { echo "no eth0"; return 1; }
+	ip=${IPROUTE2:-ip}
+	$ip link set lo up && $ip addr add "$addr/24" dev eth0 &&
+		$ip link set eth0 up || { echo "eth0 set-up failed"; return 1; }
+	echo "host $1: eth0 $addr/24"
 }

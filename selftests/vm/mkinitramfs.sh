@@ -6,7 +6,8 @@
 #
 # KODIR holds our modules built for KVER; TESTDIR holds SUITE/*_test
 # binaries; EXTRA_BIN are host programs copied with their libraries
-# (migctl). Guest kernel modules come from Debian's image of KVER,
+# (migctl); nvme-cli and iproute2's ip (for netns.sh: busybox's ip has no
+# netns) always are. Guest kernel modules come from Debian's image of KVER,
 # unpacked by scripts/kernels.sh fetch.
 set -euo pipefail
 
@@ -18,7 +19,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${VMIG_CACHE:-${HOME:-/root}/.cache/vfio-mig}
 IMG=$CACHE/kernels/$KVER/root
 # Kernel modules the guest loads, with everything they depend on.
-GUEST_MODULES=(vfio_pci vfio_iommu_type1 nvme veth virtio_net)
+GUEST_MODULES=(vfio_pci vfio_iommu_type1 nvme veth virtio_pci virtio_net)
 
 [ -f "$CACHE/kernels/$KVER/.complete" ] || {
 	echo "mkinitramfs: no guest kernel $KVER (scripts/kernels.sh fetch)" >&2
@@ -35,6 +36,7 @@ cp /bin/busybox "$ROOT/bin/busybox"
 ln -s busybox "$ROOT/bin/sh"
 install -m 0755 "$HERE/init" "$ROOT/init"
 install -m 0755 "$HERE/guest-lib.sh" "$ROOT/bin/guest-lib.sh"
+install -m 0755 "$HERE/netns.sh" "$ROOT/bin/netns.sh"
 [ -f "$HERE/demo-guest.sh" ] && install -m 0755 "$HERE/demo-guest.sh" "$ROOT/bin/"
 
 # Distribution modules: decompress so busybox modprobe can load them.
@@ -66,6 +68,13 @@ copy_bin() {
 	done
 }
 copy_bin "$(command -v nvme)"
+# iproute2's ip goes to /usr/sbin (netns.sh runs it by that path).
+IPROUTE=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v ip) &&
+	"$IPROUTE" -V 2>/dev/null | grep iproute2 > /dev/null || {
+	echo "mkinitramfs: no iproute2 ip (scripts/deps.sh installs it)" >&2
+	exit 1
+}
+copy_bin "$IPROUTE"
 for b in "$@"; do
 	copy_bin "$b"
 done
