@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* User-space driver for QEMU's edu device, on top of the test VMM. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "edu.h"
@@ -85,12 +88,11 @@ int edu_factorial(struct edu *e, uint32_t n, uint32_t *result, int timeout_ms)
 	return 0;
 }
 
-int edu_dma(struct edu *e, bool to_ram, uint64_t iova, uint32_t buf_off,
-	    uint32_t count, bool irq, int timeout_ms)
+int edu_dma_start(struct edu *e, bool to_ram, uint64_t iova, uint32_t buf_off,
+		  uint32_t count, bool irq)
 {
 	uint64_t dev = EDU_BUF_ADDR + buf_off;
 	uint32_t cmd = EDU_DMA_START;
-	int ret;
 
 	if (!count || count > EDU_DMA_MAX ||
 	    buf_off + count >= EDU_BUF_SIZE || iova + count > EDU_DMA_MASK)
@@ -103,9 +105,24 @@ int edu_dma(struct edu *e, bool to_ram, uint64_t iova, uint32_t buf_off,
 	edu_wr64(e, EDU_REG_DMA_DST, to_ram ? iova : dev);
 	edu_wr64(e, EDU_REG_DMA_COUNT, count);
 	edu_wr64(e, EDU_REG_DMA_CMD, cmd);
+	return 0;
+}
+
+int edu_dma_wait(struct edu *e, int timeout_ms)
+{
+	return wait_clear(e, EDU_REG_DMA_CMD, EDU_DMA_START, timeout_ms);
+}
+
+int edu_dma(struct edu *e, bool to_ram, uint64_t iova, uint32_t buf_off,
+	    uint32_t count, bool irq, int timeout_ms)
+{
+	int ret;
+
+	ret = edu_dma_start(e, to_ram, iova, buf_off, count, irq);
+	if (ret)
+		return ret;
 	if (!irq)
-		return wait_clear(e, EDU_REG_DMA_CMD, EDU_DMA_START,
-				  timeout_ms);
+		return edu_dma_wait(e, timeout_ms);
 	ret = vmm_irq_wait(e->dev, timeout_ms);
 	if (ret < 0)
 		return ret;
@@ -113,5 +130,166 @@ int edu_dma(struct edu *e, bool to_ram, uint64_t iova, uint32_t buf_off,
 		return -EIO;
 	edu_wr(e, EDU_REG_IRQ_ACK, EDU_IRQ_DMA);
 	vmm_irq_unmask(e->dev);
-	return wait_clear(e, EDU_REG_DMA_CMD, EDU_DMA_START, timeout_ms);
+	return edu_dma_wait(e, timeout_ms);
+}
+
+void edu_regs_read(struct edu *e, struct edu_regs *r)
+{
+	r->liveness = edu_rd(e, EDU_REG_LIVENESS);
+	r->factorial = edu_rd(e, EDU_REG_FACTORIAL);
+	r->status = edu_rd(e, EDU_REG_STATUS);
+	r->irq_status = edu_rd(e, EDU_REG_IRQ_STATUS);
+	r->dma_src = vmm_read64(e->dev, 0, EDU_REG_DMA_SRC);
+	r->dma_dst = vmm_read64(e->dev, 0, EDU_REG_DMA_DST);
+	r->dma_count = vmm_read64(e->dev, 0, EDU_REG_DMA_COUNT);
+	r->dma_cmd = vmm_read64(e->dev, 0, EDU_REG_DMA_CMD);
+}
+
+/* ---- a seeded random workload with a model of the device ---- */
+
+uint64_t edu_wl_rand(struct edu_wl *w)
+{
+	/* xorshift64* */
+	w->rng ^= w->rng >> 12;
+	w->rng ^= w->rng << 25;
+	w->rng ^= w->rng >> 27;
+	return w->rng * 0x2545f4914f6cdd1dull;
+}
+
+void edu_wl_bytes(struct edu_wl *w, uint8_t *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = 1 + edu_wl_rand(w) % 255;
+}
+
+void edu_wl_init(struct edu_wl *w, struct edu *e, struct vmm_ram *ram,
+		 uint64_t seed)
+{
+	memset(w, 0, sizeof(*w));
+	w->e = e;
+	w->ram = ram;
+	w->rng = seed ? seed : 1;
+}
+
+static void wl_fail(struct edu_wl *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!w->errors++) {
+		va_start(ap, fmt);
+		vsnprintf(w->why, sizeof(w->why), fmt, ap);
+		va_end(ap);
+	}
+}
+
+static uint8_t *wl_host(struct edu_wl *w, uint64_t iova)
+{
+	return (uint8_t *)w->ram->host + (iova - w->ram->iova);
+}
+
+static void wl_write_ram(struct edu_wl *w, uint64_t iova, const void *src,
+			 size_t len)
+{
+	if (w->vcpu_write)
+		w->vcpu_write(w->priv, iova, src, len);
+	else
+		memcpy(wl_host(w, iova), src, len);
+}
+
+/* A random transfer: buffer offset, length, guest RAM address. */
+static void wl_pick(struct edu_wl *w, uint32_t *off, uint32_t *len,
+		    uint64_t *iova)
+{
+	*len = 1 + edu_wl_rand(w) % EDU_DMA_MAX;
+	/* Never the buffer's last byte: off + len <= EDU_BUF_SIZE - 1. */
+	*off = edu_wl_rand(w) % (EDU_BUF_SIZE - *len);
+	*iova = w->ram->iova + edu_wl_rand(w) % (w->ram->size - *len + 1);
+}
+
+int edu_wl_to_device(struct edu_wl *w, uint64_t iova, uint32_t off,
+		     uint32_t len)
+{
+	uint8_t data[EDU_DMA_MAX];
+	int ret;
+
+	if (len > EDU_DMA_MAX)
+		return -EINVAL;
+	edu_wl_bytes(w, data, len);
+	wl_write_ram(w, iova, data, len);
+	ret = edu_dma(w->e, false, iova, off, len, false, 5000);
+	if (ret)
+		return ret;
+	memcpy(w->buf + off, data, len);
+	w->dmas_in++;
+	return 0;
+}
+
+int edu_wl_to_ram(struct edu_wl *w, uint64_t iova, uint32_t off, uint32_t len)
+{
+	int ret;
+
+	ret = edu_dma(w->e, true, iova, off, len, false, 5000);
+	if (ret)
+		return ret;
+	w->dmas_out++;
+	w->checks++;
+	if (memcmp(wl_host(w, iova), w->buf + off, len))
+		wl_fail(w, "DMA of %u bytes from buffer offset %u to %#llx: RAM differs from the model",
+			len, off, (unsigned long long)iova);
+	return 0;
+}
+
+int edu_wl_fill(struct edu_wl *w)
+{
+	int ret;
+
+	ret = edu_wl_to_device(w, w->ram->iova, 0, EDU_DMA_MAX);
+	if (!ret)
+		ret = edu_wl_to_device(w, w->ram->iova + EDU_DMA_MAX,
+				       EDU_DMA_MAX,
+				       EDU_BUF_SIZE - 1 - EDU_DMA_MAX);
+	return ret;
+}
+
+static int wl_liveness(struct edu_wl *w)
+{
+	uint32_t v = edu_wl_rand(w), got = edu_liveness(w->e, v);
+
+	w->checks++;
+	if (got != ~v)
+		wl_fail(w, "liveness %#x read back %#x", v, got);
+	return 0;
+}
+
+static int wl_factorial(struct edu_wl *w)
+{
+	uint32_t n = edu_wl_rand(w) % 13, got;
+	int ret;
+
+	ret = edu_factorial(w->e, n, &got, 5000);
+	if (ret)
+		return ret;
+	w->checks++;
+	if (got != edu_factorial_ref(n))
+		wl_fail(w, "factorial(%u) = %u, want %u", n, got,
+			edu_factorial_ref(n));
+	return 0;
+}
+
+int edu_wl_step(struct edu_wl *w)
+{
+	unsigned int kind = edu_wl_rand(w) % 100;
+	uint64_t iova;
+	uint32_t off, len;
+
+	wl_pick(w, &off, &len, &iova);
+	if (kind < 35)
+		return edu_wl_to_device(w, iova, off, len);
+	if (kind < 70)
+		return edu_wl_to_ram(w, iova, off, len);
+	if (kind < 85)
+		return wl_liveness(w);
+	return wl_factorial(w);
 }

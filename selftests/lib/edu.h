@@ -7,6 +7,7 @@
 #define VMIG_TEST_EDU_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmm.h"
@@ -67,5 +68,53 @@ int edu_dma(struct edu *e, bool to_ram, uint64_t iova, uint32_t buf_off,
 	    uint32_t count, bool irq, int timeout_ms);
 /* Reference factorial as the device computes it (32-bit wrap). */
 uint32_t edu_factorial_ref(uint32_t n);
+/* The first half of edu_dma(): program and start, do not wait. */
+int edu_dma_start(struct edu *e, bool to_ram, uint64_t iova, uint32_t buf_off,
+		  uint32_t count, bool irq);
+/* Poll until the DMA command's start bit clears. */
+int edu_dma_wait(struct edu *e, int timeout_ms);
+
+/* The registers that hold state, read through the device fd. */
+struct edu_regs {
+	uint32_t liveness, factorial, status, irq_status;
+	uint64_t dma_src, dma_dst, dma_count, dma_cmd;
+};
+void edu_regs_read(struct edu *e, struct edu_regs *r);
+
+/*
+ * A seeded random workload on one edu, with a model of its buffer:
+ * DMAs both ways between random guest RAM and random buffer ranges
+ * (never the buffer's last byte), liveness and factorial. Results the
+ * device gives are checked against the model; a mismatch is counted in
+ * @errors (the first one described in @why), a device error returned.
+ * The random bytes it writes are never 0. The vCPU's writes to guest RAM
+ * go through @vcpu_write when set (a VMM records them for migration).
+ * After a migration, point @e and @ram at the target and go on.
+ */
+struct edu_wl {
+	struct edu *e;
+	struct vmm_ram *ram;
+	uint64_t rng;
+	uint8_t buf[EDU_BUF_SIZE];	/* what the device buffer holds */
+	void (*vcpu_write)(void *priv, uint64_t iova, const void *src,
+			   size_t len);
+	void *priv;
+	unsigned long dmas_in, dmas_out, checks, errors;
+	char why[256];
+};
+
+void edu_wl_init(struct edu_wl *w, struct edu *e, struct vmm_ram *ram,
+		 uint64_t seed);
+uint64_t edu_wl_rand(struct edu_wl *w);
+void edu_wl_bytes(struct edu_wl *w, uint8_t *p, size_t len);
+/* Load the whole buffer (but its last byte) with known bytes. */
+int edu_wl_fill(struct edu_wl *w);
+/* One random operation. */
+int edu_wl_step(struct edu_wl *w);
+/* The two DMA operations on given ranges, model kept. */
+int edu_wl_to_device(struct edu_wl *w, uint64_t iova, uint32_t off,
+		     uint32_t len);
+int edu_wl_to_ram(struct edu_wl *w, uint64_t iova, uint32_t off,
+		  uint32_t len);
 
 #endif

@@ -179,11 +179,31 @@ int vmm_iommu_group(const char *bdf)
 	return atoi(basename(link));
 }
 
+/* The device fd from the group, with the device and region info. */
+static int get_device_fd(struct vmm_dev *d)
+{
+	unsigned int i;
+
+	d->fd = ioctl(d->group, VFIO_GROUP_GET_DEVICE_FD, d->bdf);
+	if (d->fd < 0)
+		return -1;
+	d->info.argsz = sizeof(d->info);
+	if (ioctl(d->fd, VFIO_DEVICE_GET_INFO, &d->info))
+		return -1;
+	for (i = 0; i < d->info.num_regions && i < VMM_MAX_REGIONS; i++) {
+		d->regions[i].argsz = sizeof(d->regions[i]);
+		d->regions[i].index = i;
+		/* Regions a device lacks (VGA, ROM) answer EINVAL: size 0. */
+		if (ioctl(d->fd, VFIO_DEVICE_GET_REGION_INFO, &d->regions[i]))
+			d->regions[i].size = 0;
+	}
+	return 0;
+}
+
 int vmm_open(struct vmm_dev *d, const char *bdf)
 {
 	struct vfio_group_status gs = { .argsz = sizeof(gs) };
 	char path[64];
-	unsigned int i;
 	int ret;
 
 	memset(d, 0, sizeof(*d));
@@ -214,24 +234,52 @@ int vmm_open(struct vmm_dev *d, const char *bdf)
 		goto fail;
 	if (ioctl(d->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU))
 		goto fail;
-	d->fd = ioctl(d->group, VFIO_GROUP_GET_DEVICE_FD, bdf);
-	if (d->fd < 0)
+	if (get_device_fd(d))
 		goto fail;
-	d->info.argsz = sizeof(d->info);
-	if (ioctl(d->fd, VFIO_DEVICE_GET_INFO, &d->info))
-		goto fail;
-	for (i = 0; i < d->info.num_regions && i < VMM_MAX_REGIONS; i++) {
-		d->regions[i].argsz = sizeof(d->regions[i]);
-		d->regions[i].index = i;
-		/* Regions a device lacks (VGA, ROM) answer EINVAL: size 0. */
-		if (ioctl(d->fd, VFIO_DEVICE_GET_REGION_INFO, &d->regions[i]))
-			d->regions[i].size = 0;
-	}
 	return 0;
 fail:
 	ret = -errno;
 	vmm_close(d);
 	return ret;
+}
+
+int vmm_fd_close(struct vmm_dev *d)
+{
+	int i, ret = 0;
+
+	if (d->irq_fd >= 0)
+		vmm_irq_disable(d);
+	for (i = 0; i < VFIO_PCI_ROM_REGION_INDEX; i++) {
+		if (d->bar_map[i])
+			munmap(d->bar_map[i], d->regions[i].size);
+		d->bar_map[i] = NULL;
+	}
+	if (d->fd >= 0 && close(d->fd))
+		ret = -errno;
+	d->fd = -1;
+	return ret;
+}
+
+int vmm_fd_open(struct vmm_dev *d)
+{
+	if (d->group < 0 || d->fd >= 0)
+		return -EINVAL;
+	if (get_device_fd(d)) {
+		int ret = -errno;
+
+		if (d->fd >= 0)
+			close(d->fd);
+		d->fd = -1;
+		return ret;
+	}
+	return 0;
+}
+
+int vmm_reopen(struct vmm_dev *d)
+{
+	int ret = vmm_fd_close(d);
+
+	return vmm_fd_open(d) ?: ret;
 }
 
 void vmm_close(struct vmm_dev *d)

@@ -50,6 +50,15 @@ int vmm_iommu_group(const char *bdf);
 /* device lifecycle */
 int vmm_open(struct vmm_dev *d, const char *bdf);
 void vmm_close(struct vmm_dev *d);
+/*
+ * The device fd alone, keeping container, group and DMA mappings:
+ * vmm_fd_close() drops it (and the IRQ and BAR mmaps that hang on it),
+ * vmm_fd_open() gets it again from the group (GET_DEVICE_FD: the device
+ * is opened anew, as after a VMM restart), vmm_reopen() does both.
+ */
+int vmm_fd_close(struct vmm_dev *d);
+int vmm_fd_open(struct vmm_dev *d);
+int vmm_reopen(struct vmm_dev *d);
 
 /* guest RAM and DMA mappings */
 int vmm_ram_alloc(struct vmm_ram *ram, size_t size, uint64_t iova);

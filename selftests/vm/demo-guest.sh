@@ -45,7 +45,19 @@ run migctl dirty start "$VF" 0x100000:0x10000
 run migctl dirty "$VF"
 run migctl dirty stop "$VF"
 
+EDU2=$(echo "$EDUS" | tail -n 1)
+title "Live migration: a guest's edu $EDU moves to edu $EDU2 while its workload runs"
+echo "The test VMM runs a random workload on $EDU (DMAs both ways, register"
+echo "activity, vCPU writes to RAM) and migrates it through the VFIO migration"
+echo "uAPI alone: RAM in rounds from the dirty log, device state in pre-copy"
+echo "(where the kernel has it) and stop-copy, then checks the target."
+run /tests/tools/edu_migrate "$EDU" "$EDU2" || {
+	echo "migration failed"
+	exit 1
+}
+run migctl dev show "$EDU2"
+
 title "Give the VF back"
 run migctl unbind "$VF"
 echo
-echo "demo finished: devices bound to vfio-mig, one DMA through it."
+echo "demo finished: devices bound to vfio-mig, a DMA through it, and a live migration with its data intact."

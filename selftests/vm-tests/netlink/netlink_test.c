@@ -18,6 +18,7 @@
 #include "kselftest_harness.h"
 #include "cmd.h"
 #include "edu.h"
+#include "mig.h"
 #include "testbed.h"
 
 #define MIGCTL		"migctl"
@@ -345,6 +346,74 @@ TEST(log_overflow_event)
 	EXPECT_EQ(1, json_count(buf, "dev", devs[1])) TH_LOG("%s", buf);
 	vmm_sysfs_write(param, saved);
 	CMD(&r, MIGCTL, "dev", "set", devs[1], "trap", "none");
+}
+
+/* dev show's migration state of @bdf into @state. */
+static int mig_state_of(char *bdf, char *state, size_t len)
+{
+	static struct cmd_result r;
+
+	if (CMD(&r, MIGCTL, "-j", "dev", "show", bdf) || r.status)
+		return -1;
+	return json_get_str(r.out, "mig_state", state, len);
+}
+
+TEST(mig_state_attribute_and_event)
+{
+	char buf[8192], st[32];
+	struct tb_devs t;
+	struct vmm_dev d;
+	pid_t pid;
+	int fd;
+
+	setup(_metadata, &t);
+	ASSERT_EQ(0, mig_state_of(devs[1], st, sizeof(st)));
+	EXPECT_STREQ("running", st);
+	pid = start_monitor(&fd);
+	ASSERT_GT(pid, 0);
+	ASSERT_EQ(0, vmm_open(&d, devs[1]));
+	ASSERT_EQ(0, mig_set_state(&d, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_state_of(devs[1], st, sizeof(st)));
+	EXPECT_STREQ("stop", st);
+	/* closing the device fd returns it to running */
+	vmm_close(&d);
+	ASSERT_EQ(0, mig_state_of(devs[1], st, sizeof(st)));
+	EXPECT_STREQ("running", st);
+	stop_monitor(pid, fd, buf, sizeof(buf));
+	EXPECT_EQ(2, json_count(buf, "event", "mig-state")) TH_LOG("%s", buf);
+	EXPECT_EQ(1, json_count(buf, "mig_state", "stop")) TH_LOG("%s", buf);
+}
+
+/* dev set applies every setting or none. */
+TEST(dev_set_is_all_or_nothing)
+{
+	static struct cmd_result r;
+	char trap[16], prof[32];
+	struct tb_devs t;
+
+	setup(_metadata, &t);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[1], "trap", "none",
+			 "profile", "edu"));
+	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
+	/* a running dirty log freezes trap mode, profile and page size */
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dirty", "start", devs[1],
+			 "0x100000:0x10000"));
+	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[1], "profile",
+			 "generic", "trap", "all"));
+	EXPECT_EQ(1, r.status);
+	EXPECT_NE(NULL, strstr(r.err, "dirty log is running")) TH_LOG("%s", r.err);
+	dev_attr(devs[1], "trap_mode", trap, sizeof(trap));
+	dev_attr(devs[1], "profile", prof, sizeof(prof));
+	EXPECT_STREQ("none", trap);
+	EXPECT_STREQ("edu", prof);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dirty", "stop", devs[1]));
+	/* an unknown trap mode: the valid profile is not applied either */
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[1], "profile",
+			 "generic", "trap", "bogus"));
+	EXPECT_NE(0, r.status);
+	dev_attr(devs[1], "profile", prof, sizeof(prof));
+	EXPECT_STREQ("edu", prof);
 }
 
 TEST(unprivileged_gets_eperm_and_can_read)

@@ -1,0 +1,690 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The migration stream as hostile input. A real stream is taken from edu
+ * A (STOP_COPY) and checked against the documented format; unchanged it
+ * must resume edu B. Then MIG_STREAM_ITERS (default 10000) mutations of
+ * it (truncations, bit flips, wrong record lengths, wrong magic, wrong
+ * major version, unknown feature bits, trailing bytes) are written to B in
+ * RESUMING, in random chunk sizes: each must be refused, by write() or by
+ * RESUMING -> STOP. A refused B is recovered by getting its device fd
+ * again, and must work at the end.
+ *
+ * MIG_SEED=<n> repeats a run's mutations (the test prints its seed).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/vfio_mig_stream.h>
+
+#include "kselftest_harness.h"
+#include "edu.h"
+#include "mig.h"
+#include "regsync.h"
+#include "testbed.h"
+
+#define RAM_IOVA	0x100000ull
+#define RAM_SIZE	(1u << 20)
+#define PEEK_IOVA	(RAM_IOVA + 0x80000)
+#define HDR_MIN		sizeof(struct vmig_stream_hdr)
+#define REC_HDR		sizeof(struct vmig_stream_rec)
+#define MAX_RECS	64
+
+/* CRC-32 as zlib's crc32(0, p, len): reflected 0xedb88320. */
+static uint32_t crc32_of(const void *p, size_t len)
+{
+	static uint32_t table[256];
+	const uint8_t *b = p;
+	uint32_t crc = ~0u;
+	size_t i;
+
+	if (!table[1]) {
+		for (i = 0; i < 256; i++) {
+			uint32_t c = i;
+
+			for (int k = 0; k < 8; k++)
+				c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+			table[i] = c;
+		}
+	}
+	for (i = 0; i < len; i++)
+		crc = table[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+	p[2] = v >> 16;
+	p[3] = v >> 24;
+}
+
+/* Where the records of a well-formed stream start. */
+struct layout {
+	uint32_t hdr_len;
+	int nr;
+	size_t off[MAX_RECS];
+};
+
+/* Parse @s; returns NULL or what is wrong with it. */
+static const char *parse(const uint8_t *s, size_t len, struct layout *l)
+{
+	size_t pos;
+
+	if (len < HDR_MIN)
+		return "shorter than a header";
+	if (memcmp(s, VMIG_STREAM_MAGIC, 8))
+		return "bad magic";
+	if ((s[8] | s[9] << 8) != VMIG_STREAM_MAJOR)
+		return "bad major version";
+	l->hdr_len = get32(s + 12);
+	if (l->hdr_len < HDR_MIN || l->hdr_len > len)
+		return "bad header length";
+	if (get32(s + 16) & ~VMIG_STREAM_F_ALL)
+		return "unknown feature bits";
+	if (crc32_of(s, l->hdr_len - 4) != get32(s + l->hdr_len - 4))
+		return "bad header CRC";
+	l->nr = 0;
+	for (pos = l->hdr_len; pos + REC_HDR <= len && l->nr < MAX_RECS;) {
+		uint32_t type = get32(s + pos), rlen = get32(s + pos + 4);
+
+		if (rlen > len - pos - REC_HDR)
+			return "record longer than the stream";
+		if (crc32_of(s + pos + REC_HDR, rlen) != get32(s + pos + 8))
+			return "bad record CRC";
+		if (get32(s + pos + 12))
+			return "record reserved field not zero";
+		l->off[l->nr++] = pos;
+		pos += REC_HDR + rlen;
+		if (type == VMIG_REC_END)
+			return rlen ? "END with a payload" :
+			       pos != len ? "bytes after END" : NULL;
+		if (type < VMIG_REC_REG_LOG || type > VMIG_REC_HELD_WRITES)
+			return "unknown record type";
+	}
+	return "no END record";
+}
+
+FIXTURE(stream) {
+	struct tb_devs t;
+	struct mig_side a, b;
+	struct edu ea, eb;
+	struct mig_dirty log;
+	struct edu_wl wl;
+	struct mig_buf s;
+	struct layout l;
+	uint64_t seed, rng;
+	int fd_b;
+};
+
+static uint64_t rnd(FIXTURE_DATA(stream) *self)
+{
+	self->rng ^= self->rng >> 12;
+	self->rng ^= self->rng << 25;
+	self->rng ^= self->rng >> 27;
+	return self->rng * 0x2545f4914f6cdd1dull;
+}
+
+FIXTURE_SETUP(stream)
+{
+	const char *env = getenv("MIG_SEED");
+	uint64_t flags;
+	int fd, i, ret;
+
+	self->fd_b = -1;
+	self->log.nl.fd = -1;
+	ASSERT_EQ(0, tb_devices(&self->t));
+	ASSERT_EQ(2, self->t.nr_edu);
+	mig_dirty_kill(self->t.edu[0]);
+	mig_dirty_kill(self->t.edu[1]);
+	ASSERT_EQ(0, mig_side_open(&self->a, self->t.edu[0], "sparse",
+				   RAM_IOVA, RAM_SIZE));
+	ASSERT_EQ(0, mig_side_open(&self->b, self->t.edu[1], "sparse",
+				   RAM_IOVA, RAM_SIZE));
+	ASSERT_EQ(0, edu_probe(&self->ea, &self->a.d, false));
+	ASSERT_EQ(0, edu_probe(&self->eb, &self->b.d, false));
+	ret = mig_features(&self->a.d, &flags);
+	ASSERT_EQ(0, ret) TH_LOG("VFIO_DEVICE_FEATURE_MIGRATION: %s",
+				 strerror(-ret));
+	self->seed = env ? strtoull(env, NULL, 0) : vmm_now_us() ^ getpid();
+	self->rng = self->seed | 1;
+	TH_LOG("seed %#llx (MIG_SEED=%#llx repeats this run)",
+	       (unsigned long long)self->seed,
+	       (unsigned long long)self->seed);
+
+	/* A with some state, then its stream */
+	edu_wl_init(&self->wl, &self->ea, &self->a.ram, self->seed);
+	ASSERT_EQ(0, edu_wl_fill(&self->wl));
+	for (i = 0; i < 6; i++)
+		ASSERT_EQ(0, edu_wl_step(&self->wl));
+	ASSERT_EQ(0, mig_dirty_start(&self->log, &self->a.d, RAM_IOVA,
+				     RAM_SIZE, false))
+		TH_LOG("%s", self->log.err);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
+				   &fd));
+	ASSERT_LT(0, mig_read_stop_copy(fd, &self->s));
+	close(fd);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	ASSERT_EQ(0, mig_dirty_stop(&self->log));
+}
+
+FIXTURE_TEARDOWN(stream)
+{
+	if (self->fd_b >= 0)
+		close(self->fd_b);
+	mig_dirty_stop(&self->log);
+	mig_buf_free(&self->s);
+	mig_side_close(&self->a);
+	mig_side_close(&self->b);
+	rs_set_trap_mode(self->t.edu[0], "none");
+	rs_set_trap_mode(self->t.edu[1], "none");
+}
+
+/* Write @p to B in random chunk sizes; 0 or write()'s -errno. */
+static int write_random_chunks(FIXTURE_DATA(stream) *self, const uint8_t *p,
+			       size_t len)
+{
+	static const size_t max[] = { 16, 512, 4096, 1 << 20 };
+
+	while (len) {
+		size_t chunk = 1 + rnd(self) % max[rnd(self) % 4];
+		int ret;
+
+		if (chunk > len)
+			chunk = len;
+		ret = mig_write_stream(self->fd_b, p, chunk, chunk);
+		if (ret)
+			return ret;
+		p += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+enum verdict { AT_WRITE, AT_STOP, ACCEPTED, BROKEN };
+
+/*
+ * One stream into B: RUNNING -> RESUMING, the bytes, RESUMING -> STOP.
+ * *@err gets the errno of the refusal. On ACCEPTED B is left in STOP.
+ */
+static enum verdict resume(FIXTURE_DATA(stream) *self, const uint8_t *p,
+			   size_t len, int *err)
+{
+	enum verdict v = ACCEPTED;
+	int ret;
+
+	ret = mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RESUMING,
+			    &self->fd_b);
+	if (ret) {
+		*err = -ret;
+		return BROKEN;
+	}
+	ret = write_random_chunks(self, p, len);
+	if (ret) {
+		v = AT_WRITE;
+	} else {
+		ret = mig_set_state(&self->b.d, VFIO_DEVICE_STATE_STOP, NULL);
+		if (ret)
+			v = AT_STOP;
+	}
+	*err = -ret;
+	close(self->fd_b);
+	self->fd_b = -1;
+	return v;
+}
+
+/*
+ * Back to RUNNING after a refusal: a new device fd, if need be, with bus
+ * mastering (a VMM restores config space before the device state).
+ */
+static int recover(FIXTURE_DATA(stream) *self, int *reopens)
+{
+	uint32_t st;
+	int ret;
+
+	if (!mig_get_state(&self->b.d, &st) &&
+	    st != VFIO_DEVICE_STATE_RESUMING && st != VFIO_DEVICE_STATE_ERROR)
+		return mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				     NULL);
+	(*reopens)++;
+	ret = vmm_reopen(&self->b.d);
+	return ret ?: vmm_enable_bus_master(&self->b.d);
+}
+
+static void check_b_has_a_state(struct __test_metadata *_metadata,
+				FIXTURE_DATA(stream) *self)
+{
+	static uint8_t buf[EDU_BUF_SIZE];
+	struct edu_regs ra, rb;
+
+	ASSERT_EQ(0, edu_probe(&self->eb, &self->b.d, false));
+	edu_regs_read(&self->ea, &ra);
+	edu_regs_read(&self->eb, &rb);
+	EXPECT_EQ(ra.liveness, rb.liveness);
+	EXPECT_EQ(ra.factorial, rb.factorial);
+	EXPECT_EQ(ra.dma_src, rb.dma_src);
+	EXPECT_EQ(ra.dma_dst, rb.dma_dst);
+	EXPECT_EQ(ra.dma_count, rb.dma_count);
+	ASSERT_EQ(0, rs_edu_read_buffer(&self->eb, PEEK_IOVA,
+					mig_host(&self->b, PEEK_IOVA), buf));
+	EXPECT_EQ(0, memcmp(buf, self->wl.buf, EDU_BUF_SIZE - 1))
+		TH_LOG("B's buffer differs from A's");
+	/* and a DMA round trip: RAM -> buffer -> RAM */
+	edu_wl_init(&self->wl, &self->eb, &self->b.ram, self->seed);
+	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x1000, 10, 1500));
+	ASSERT_EQ(0, edu_wl_to_ram(&self->wl, PEEK_IOVA, 10, 1500));
+	EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
+}
+
+TEST_F(stream, source_stream_is_well_formed)
+{
+	const uint8_t *s = self->s.data;
+	const char *why = parse(s, self->s.len, &self->l);
+	int i;
+
+	ASSERT_EQ(NULL, why) TH_LOG("A's stream (%zu bytes): %s", self->s.len,
+				    why);
+	TH_LOG("%zu bytes: header %u, features %#x, %d records",
+	       self->s.len, self->l.hdr_len, get32(s + 16), self->l.nr);
+	for (i = 0; i < self->l.nr; i++)
+		TH_LOG("  record type %#x, %u bytes", get32(s + self->l.off[i]),
+		       get32(s + self->l.off[i] + 4));
+	EXPECT_EQ(VMIG_REC_END, get32(s + self->l.off[self->l.nr - 1]));
+}
+
+TEST_F_TIMEOUT(stream, unmutated_stream_accepted, 60)
+{
+	int err = 0;
+
+	ASSERT_EQ(ACCEPTED, resume(self, self->s.data, self->s.len, &err))
+		TH_LOG("refused: %s", strerror(err));
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	check_b_has_a_state(_metadata, self);
+}
+
+/* ---- mutations ---- */
+
+enum kind { TRUNCATE, BIT_FLIP, RECORD_LENGTH, MAGIC, MAJOR, FEATURES,
+	    TRAILING, NR_KINDS };
+
+static const char *const kind_names[NR_KINDS] = {
+	"truncation", "bit flips", "record length", "magic", "major version",
+	"unknown feature bits", "trailing bytes",
+};
+
+/* Which part of the stream byte @off is in, for messages. */
+static void where(FIXTURE_DATA(stream) *self, size_t off, char *buf,
+		  size_t len)
+{
+	static const char *const field[] = { "type", "len", "crc",
+					     "reserved" };
+	const uint8_t *s = self->s.data;
+	int i;
+
+	if (off < self->l.hdr_len) {
+		snprintf(buf, len, "header byte %zu", off);
+		return;
+	}
+	for (i = self->l.nr - 1; i > 0 && self->l.off[i] > off; i--)
+		;
+	off -= self->l.off[i];
+	if (off < REC_HDR)
+		snprintf(buf, len, "record %d (type %#x) %s byte %zu", i,
+			 get32(s + self->l.off[i]), field[off / 4], off % 4);
+	else
+		snprintf(buf, len, "record %d (type %#x) payload byte %zu", i,
+			 get32(s + self->l.off[i]), off - REC_HDR);
+}
+
+static void fix_hdr_crc(uint8_t *m, uint32_t hdr_len)
+{
+	put32(m + hdr_len - 4, crc32_of(m, hdr_len - 4));
+}
+
+/* Mutate self->s into @m; returns the new length; @what says how. */
+static size_t mutate(FIXTURE_DATA(stream) *self, enum kind k, uint8_t *m,
+		     char *what, size_t wlen)
+{
+	size_t len = self->s.len, pos;
+	uint32_t v, old;
+	int i, n;
+
+	memcpy(m, self->s.data, len);
+	switch (k) {
+	case TRUNCATE:
+		pos = rnd(self) % len;
+		snprintf(what, wlen, "cut at %zu of %zu", pos, len);
+		return pos;
+	case BIT_FLIP:
+		n = 1 + rnd(self) % 3;
+		snprintf(what, wlen, "of %zu bytes:", len);
+		for (i = 0; i < n; i++) {
+			size_t bit = rnd(self) % (len * 8);
+			char at[64];
+
+			m[bit / 8] ^= 1 << (bit % 8);
+			where(self, bit / 8, at, sizeof(at));
+			snprintf(what + strlen(what), wlen - strlen(what),
+				 " bit %zu of %s;", bit % 8, at);
+		}
+		/* two flips of one bit cancel: make sure something changed */
+		if (!memcmp(m, self->s.data, len))
+			m[len - 1] ^= 0x80;
+		return len;
+	case RECORD_LENGTH: {
+		static const uint32_t odd[] = { 0, 1, 0xffffffff, 0x80000000,
+						0x7fffffff };
+
+		pos = self->l.off[rnd(self) % self->l.nr];
+		old = get32(m + pos + 4);
+		do {
+			switch (rnd(self) % 4) {
+			case 0:
+				v = old + 1 + rnd(self) % 64;
+				break;
+			case 1:
+				v = old - 1 - rnd(self) % 64;
+				break;
+			case 2:
+				v = odd[rnd(self) % 5];
+				break;
+			default:
+				v = rnd(self);
+			}
+		} while (v == old);
+		put32(m + pos + 4, v);
+		where(self, pos, what, wlen);
+		snprintf(what + strlen(what), wlen - strlen(what),
+			 ": length %u -> %u", old, v);
+		return len;
+	}
+	case MAGIC:
+		i = rnd(self) % 8;
+		m[i] ^= 1 + rnd(self) % 255;
+		if (rnd(self) % 2)
+			fix_hdr_crc(m, self->l.hdr_len);
+		snprintf(what, wlen, "magic byte %d", i);
+		return len;
+	case MAJOR:
+		do {
+			v = rnd(self) % 4 ? rnd(self) % 4 : rnd(self) & 0xffff;
+		} while (v == VMIG_STREAM_MAJOR);
+		m[8] = v;
+		m[9] = v >> 8;
+		fix_hdr_crc(m, self->l.hdr_len);
+		snprintf(what, wlen, "major %u", v);
+		return len;
+	case FEATURES:
+		do {
+			v = 1u << (rnd(self) % 32);
+		} while (v & VMIG_STREAM_F_ALL);
+		put32(m + 16, get32(m + 16) | v);
+		fix_hdr_crc(m, self->l.hdr_len);
+		snprintf(what, wlen, "feature bit %#x", v);
+		return len;
+	case TRAILING:
+	default:
+		n = 1 + rnd(self) % 64;
+		if (rnd(self) % 4 == 0) {
+			/* a second, well-formed END record */
+			memset(m + len, 0, REC_HDR);
+			put32(m + len, VMIG_REC_END);
+			put32(m + len + 8, crc32_of(m, 0));
+			n = REC_HDR;
+		} else {
+			for (i = 0; i < n; i++)
+				m[len + i] = rnd(self);
+		}
+		snprintf(what, wlen, "%d bytes after END", n);
+		return len + n;
+	}
+}
+
+#ifndef STREAM_ITERS
+#define STREAM_ITERS	10000
+#endif
+
+static unsigned long iterations(void)
+{
+	const char *env = getenv("MIG_STREAM_ITERS");
+
+	return env ? strtoul(env, NULL, 0) : STREAM_ITERS;
+}
+
+TEST_F_TIMEOUT(stream, mutations_refused, 590)
+{
+	unsigned long iters = iterations(), i, accepted = 0;
+	unsigned long by_kind[NR_KINDS][BROKEN + 1] = {}, by_errno[256] = {};
+	int reopens = 0, err, ret;
+	uint64_t t0 = vmm_now_us();
+	char what[160];
+	uint8_t *m;
+
+	ASSERT_EQ(NULL, parse(self->s.data, self->s.len, &self->l));
+	m = malloc(self->s.len + 64);
+	ASSERT_NE(NULL, m);
+	for (i = 0; i < iters; i++) {
+		enum kind k = rnd(self) % NR_KINDS;
+		size_t len = mutate(self, k, m, what, sizeof(what));
+		enum verdict v = resume(self, m, len, &err);
+
+		by_kind[k][v]++;
+		ASSERT_NE(BROKEN, v) TH_LOG("iteration %lu: B refused RESUMING: %s",
+					    i, strerror(err));
+		if (v != ACCEPTED)
+			by_errno[err > 0 && err < 256 ? err : 0]++;
+		/* the first few of each kind */
+		if (v == ACCEPTED && by_kind[k][ACCEPTED] <= 3)
+			TH_LOG("iteration %lu: %s stream accepted (%s)", i,
+			       kind_names[k], what);
+		accepted += v == ACCEPTED;
+		ret = recover(self, &reopens);
+		ASSERT_EQ(0, ret) TH_LOG("iteration %lu: recovering B: %s", i,
+					 strerror(-ret));
+	}
+	free(m);
+	TH_LOG("%lu mutated streams in %.1f s, %d device fd reopens",
+	       iters, (vmm_now_us() - t0) / 1e6, reopens);
+	for (i = 0; i < NR_KINDS; i++)
+		TH_LOG("  %-22s refused at write %5lu, at STOP %5lu, accepted %lu",
+		       kind_names[i], by_kind[i][AT_WRITE], by_kind[i][AT_STOP],
+		       by_kind[i][ACCEPTED]);
+	for (i = 0; i < 256; i++)
+		if (by_errno[i])
+			TH_LOG("  refused with %s: %lu",
+			       i ? strerror(i) : "a bad errno", by_errno[i]);
+	EXPECT_EQ(0, accepted);
+
+	/* B still takes the real stream and works */
+	ASSERT_EQ(ACCEPTED, resume(self, self->s.data, self->s.len, &err))
+		TH_LOG("the unmutated stream refused at the end: %s",
+		       strerror(err));
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	check_b_has_a_state(_metadata, self);
+}
+
+/* ---- targeted mutations, each case once ---- */
+
+struct tally {
+	unsigned long cases, accepted;
+	int reopens;
+};
+
+/* One case: must be refused. */
+static void expect_refused(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(stream) *self, struct tally *t,
+			   const uint8_t *m, size_t len, const char *what)
+{
+	enum verdict v;
+	int err, ret;
+
+	v = resume(self, m, len, &err);
+	ASSERT_NE(BROKEN, v) TH_LOG("B refused RESUMING: %s", strerror(err));
+	t->cases++;
+	if (v == ACCEPTED && t->accepted++ < 40)
+		TH_LOG("accepted: %s", what);
+	ret = recover(self, &t->reopens);
+	ASSERT_EQ(0, ret) TH_LOG("recovering B: %s", strerror(-ret));
+}
+
+/* Record @i of the stream, header and payload. */
+static const uint8_t *rec_at(FIXTURE_DATA(stream) *self, int i,
+			     size_t *len)
+{
+	const uint8_t *p = self->s.data + self->l.off[i];
+
+	*len = REC_HDR + get32(p + 4);
+	return p;
+}
+
+/* The stream with its records in the order @order (indexes, -1 ends). */
+static size_t reorder(FIXTURE_DATA(stream) *self, const int *order,
+		      uint8_t *m)
+{
+	size_t len = self->l.hdr_len, n;
+	const uint8_t *r;
+
+	memcpy(m, self->s.data, len);
+	for (; *order >= 0; order++) {
+		r = rec_at(self, *order, &n);
+		memcpy(m + len, r, n);
+		len += n;
+	}
+	return len;
+}
+
+TEST_F_TIMEOUT(stream, targeted_mutations_refused, 300)
+{
+	static const uint32_t odd_types[] = { 0, 5, 0x7ffffffe, 0x80000000 };
+	size_t len = self->s.len, end, at, n, cuts[9];
+	int nr, i, j, order[MAX_RECS * 2];
+	struct tally t = {};
+	char what[128], pos[64];
+	uint8_t *m;
+
+	ASSERT_EQ(NULL, parse(self->s.data, len, &self->l));
+	nr = self->l.nr;
+	end = self->l.off[nr - 1];
+	m = malloc(2 * len + 64);
+	ASSERT_NE(NULL, m);
+
+	/* cut at every unit boundary, and inside the END record */
+	cuts[0] = 0;
+	cuts[1] = 8;
+	cuts[2] = 16;
+	cuts[3] = self->l.hdr_len - 4;
+	cuts[4] = self->l.hdr_len;
+	for (i = 5; i < 9; i++)
+		cuts[i] = end + 4 * (i - 4) - (i == 8);
+	for (i = 0; i < 9; i++) {
+		snprintf(what, sizeof(what), "cut at %zu of %zu", cuts[i], len);
+		expect_refused(_metadata, self, &t, self->s.data, cuts[i], what);
+	}
+	for (i = 0; i < nr; i++) {
+		for (at = self->l.off[i];
+		     at <= self->l.off[i] + REC_HDR && at < len; at += REC_HDR) {
+			snprintf(what, sizeof(what), "cut at %zu of %zu", at, len);
+			expect_refused(_metadata, self, &t, self->s.data, at,
+				       what);
+		}
+	}
+
+	/* every bit of every record header */
+	for (i = 0; i < nr; i++) {
+		for (at = self->l.off[i]; at < self->l.off[i] + REC_HDR; at++) {
+			for (j = 0; j < 8; j++) {
+				memcpy(m, self->s.data, len);
+				m[at] ^= 1 << j;
+				where(self, at, pos, sizeof(pos));
+				snprintf(what, sizeof(what), "bit %d of %s", j,
+					 pos);
+				expect_refused(_metadata, self, &t, m, len,
+					       what);
+			}
+		}
+	}
+
+	/* 1 to 17 bytes after END; a second END */
+	for (n = 1; n <= REC_HDR + 1; n++) {
+		memcpy(m, self->s.data, len);
+		memset(m + len, 0, n);
+		snprintf(what, sizeof(what), "%zu zero bytes after END", n);
+		expect_refused(_metadata, self, &t, m, len + n, what);
+	}
+	memcpy(m, self->s.data, len);
+	memcpy(m + len, self->s.data + end, REC_HDR);
+	expect_refused(_metadata, self, &t, m, len + REC_HDR,
+		       "a second END record");
+
+	/* a well-formed record of an unknown type before END */
+	for (i = 0; i < 4; i++) {
+		memcpy(m, self->s.data, end);
+		memset(m + end, 0, REC_HDR);
+		put32(m + end, odd_types[i]);
+		memcpy(m + end + REC_HDR, self->s.data + end, REC_HDR);
+		snprintf(what, sizeof(what), "a record of type %#x before END",
+			 odd_types[i]);
+		expect_refused(_metadata, self, &t, m, end + 2 * REC_HDR, what);
+	}
+
+	/* records out of order, repeated, missing (CRCs all valid) */
+	for (i = 0; i + 1 < nr - 1; i++) {
+		for (j = 0; j < nr; j++)
+			order[j] = j;
+		order[i] = i + 1;
+		order[i + 1] = i;
+		order[nr] = -1;
+		snprintf(what, sizeof(what), "records %d and %d swapped", i,
+			 i + 1);
+		expect_refused(_metadata, self, &t, m, reorder(self, order, m),
+			       what);
+	}
+	for (i = 0; i < nr - 1; i++) {
+		uint32_t type = get32(self->s.data + self->l.off[i]);
+
+		for (j = 0; j <= nr; j++)
+			order[j] = j < nr ? j : -1;
+		/* the record again, just before END */
+		order[nr - 1] = i;
+		order[nr] = nr - 1;
+		order[nr + 1] = -1;
+		snprintf(what, sizeof(what), "record %d (type %#x) twice", i,
+			 type);
+		if (type != VMIG_REC_REG_LOG)
+			expect_refused(_metadata, self, &t, m,
+				       reorder(self, order, m), what);
+		for (j = 0, n = 0; j < nr; j++)
+			if (j != i)
+				order[n++] = j;
+		order[n] = -1;
+		snprintf(what, sizeof(what), "record %d (type %#x) left out", i,
+			 type);
+		if (type == VMIG_REC_REG_STATE ||
+		    type == VMIG_REC_PROFILE_STATE)
+			expect_refused(_metadata, self, &t, m,
+				       reorder(self, order, m), what);
+	}
+	free(m);
+	TH_LOG("%lu targeted mutations, %lu accepted, %d device fd reopens",
+	       t.cases, t.accepted, t.reopens);
+	EXPECT_EQ(0, t.accepted);
+
+	ASSERT_EQ(ACCEPTED, resume(self, self->s.data, self->s.len, &i))
+		TH_LOG("the unmutated stream refused at the end: %s",
+		       strerror(i));
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	check_b_has_a_state(_metadata, self);
+}
+
+TEST_HARNESS_MAIN
