@@ -589,10 +589,7 @@ void mig_side_close(struct mig_side *s)
 {
 	if (!s->open)
 		return;
-	if (s->ram.mapped)
-		vmm_dma_unmap(&s->d, &s->ram);
-	if (s->ram.host)
-		vmm_ram_free(&s->ram);
+	vmm_ram_release(&s->d, &s->ram);
 	vmm_close(&s->d);
 	s->open = false;
 }

@@ -241,10 +241,7 @@ void rs_side_close(struct rs_side *s)
 {
 	if (!s->is_open)
 		return;
-	if (s->ram.mapped)
-		vmm_dma_unmap(&s->d, &s->ram);
-	if (s->ram.host)
-		vmm_ram_free(&s->ram);
+	vmm_ram_release(&s->d, &s->ram);
 	vmm_close(&s->d);
 	s->is_open = false;
 	rs_set_trap_mode(s->bdf, "none");

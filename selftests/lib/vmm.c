@@ -354,6 +354,15 @@ int vmm_dma_unmap(struct vmm_dev *d, struct vmm_ram *ram)
 	return 0;
 }
 
+/* Unmap @ram from @d's IOMMU if mapped, free it if allocated. */
+void vmm_ram_release(struct vmm_dev *d, struct vmm_ram *ram)
+{
+	if (ram->mapped)
+		vmm_dma_unmap(d, ram);
+	if (ram->host)
+		vmm_ram_free(ram);
+}
+
 void vmm_ram_free(struct vmm_ram *ram)
 {
 	if (ram->host)

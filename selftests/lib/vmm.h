@@ -65,6 +65,7 @@ int vmm_ram_alloc(struct vmm_ram *ram, size_t size, uint64_t iova);
 int vmm_dma_map(struct vmm_dev *d, struct vmm_ram *ram);
 int vmm_dma_unmap(struct vmm_dev *d, struct vmm_ram *ram);
 void vmm_ram_free(struct vmm_ram *ram);
+void vmm_ram_release(struct vmm_dev *d, struct vmm_ram *ram);
 
 /* BAR and config access through the device fd (the trapped path) */
 int vmm_region_read(struct vmm_dev *d, int index, uint64_t off, void *buf,
