@@ -43,23 +43,17 @@ const struct vmig_profile *vmig_profile_find(const char *name)
 int vmig_set_profile(struct vmig_device *mdev, const char *name)
 {
 	const struct vmig_profile *p = vmig_profile_find(name);
-	int ret = 0;
+	int ret;
 
 	if (!p)
 		return -ENOENT;
 	if (!vmig_profile_fits(p, mdev->core.pdev))
 		return -EINVAL;
-	mutex_lock(vmig_dev_set_lock(mdev));
-	if (mdev->open) {
-		ret = -EBUSY;
-	} else {
-		ret = vmig_dirty_freeze(mdev);
-		if (!ret) {
-			WRITE_ONCE(mdev->profile, p);
-			vmig_dirty_thaw(mdev);
-		}
+	ret = vmig_settings_lock(mdev);
+	if (!ret) {
+		WRITE_ONCE(mdev->profile, p);
+		vmig_settings_unlock(mdev);
 	}
-	mutex_unlock(vmig_dev_set_lock(mdev));
 	return ret;
 }
 

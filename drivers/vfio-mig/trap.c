@@ -74,24 +74,36 @@ enum vmig_trap_mode vmig_default_trap_mode(void)
 	return READ_ONCE(default_trap_mode);
 }
 
+int vmig_settings_lock(struct vmig_device *mdev)
+{
+	int ret = -EBUSY;
+
+	mutex_lock(vmig_dev_set_lock(mdev));
+	/* a running dirty log's feeder was chosen for the current settings */
+	if (!mdev->open)
+		ret = vmig_dirty_freeze(mdev);
+	if (ret)
+		mutex_unlock(vmig_dev_set_lock(mdev));
+	return ret;
+}
+
+void vmig_settings_unlock(struct vmig_device *mdev)
+{
+	vmig_dirty_thaw(mdev);
+	mutex_unlock(vmig_dev_set_lock(mdev));
+}
+
 int vmig_set_trap_mode(struct vmig_device *mdev, enum vmig_trap_mode mode)
 {
-	int ret = 0;
+	int ret;
 
 	if (mode > VMIG_TRAP_ALL)
 		return -EINVAL;
-	mutex_lock(vmig_dev_set_lock(mdev));
-	/* a running dirty log's feeder was chosen for the current mode */
-	if (mdev->open) {
-		ret = -EBUSY;
-	} else {
-		ret = vmig_dirty_freeze(mdev);
-		if (!ret) {
-			WRITE_ONCE(mdev->trap_mode, mode);
-			vmig_dirty_thaw(mdev);
-		}
+	ret = vmig_settings_lock(mdev);
+	if (!ret) {
+		WRITE_ONCE(mdev->trap_mode, mode);
+		vmig_settings_unlock(mdev);
 	}
-	mutex_unlock(vmig_dev_set_lock(mdev));
 	return ret;
 }
 

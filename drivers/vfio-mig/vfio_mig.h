@@ -45,8 +45,14 @@ enum vmig_trap_mode {
 const char *vmig_trap_mode_name(enum vmig_trap_mode mode);
 /* "none", "sparse" or "all" (a trailing newline is allowed); or -EINVAL. */
 int vmig_trap_mode_parse(const char *s);
-/* -EBUSY while a VMM has the device open. */
+/* -EBUSY while a VMM has the device open or a dirty log runs. */
 int vmig_set_trap_mode(struct vmig_device *mdev, enum vmig_trap_mode mode);
+/*
+ * Around a change of trap mode or profile: holds dev_set->lock and the
+ * dirty log's lock, or fails with -EBUSY (open, or a dirty log running).
+ */
+int vmig_settings_lock(struct vmig_device *mdev);
+void vmig_settings_unlock(struct vmig_device *mdev);
 enum vmig_trap_mode vmig_default_trap_mode(void);
 
 ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
@@ -456,7 +462,7 @@ extern const struct vmig_profile vmig_profile_edu;
 const struct vmig_profile *vmig_profile_for(struct pci_dev *pdev);
 const struct vmig_profile *vmig_profile_find(const char *name);
 bool vmig_profile_fits(const struct vmig_profile *p, struct pci_dev *pdev);
-/* -EBUSY while open, -ENOENT unknown, -EINVAL not for this device. */
+/* -EBUSY while open or logging, -ENOENT unknown, -EINVAL not for it. */
 int vmig_set_profile(struct vmig_device *mdev, const char *name);
 const char *vmig_profile_name(struct vmig_device *mdev);
 const struct vmig_reg_desc *vmig_profile_reg(const struct vmig_profile *p,
