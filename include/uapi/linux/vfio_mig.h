@@ -39,6 +39,33 @@ enum vfio_mig_mig_state {
 	VFIO_MIG_MIG_STATE_PRE_COPY_P2P,
 };
 
+/**
+ * enum vfio_mig_mig_phase - A step of a live migration between hosts,
+ *   announced by the migration controller to the device's VMM
+ *   (Documentation/live-migration.rst).
+ * @VFIO_MIG_MIG_PHASE_BEGIN: Source. Start the dirty log over your RAM; track
+ *   vCPU writes.
+ * @VFIO_MIG_MIG_PHASE_PAUSE: Source. Stop the vCPUs; dirty-mark every page
+ *   they wrote.
+ * @VFIO_MIG_MIG_PHASE_ABORT: Both. Not migrated: the source resumes its vCPUs,
+ *   the target discards what it received. Also sent by the kernel when a
+ *   controller goes away before its commit point.
+ * @VFIO_MIG_MIG_PHASE_COMMIT: Source. The VM runs on the target now; never run
+ *   it here.
+ * @VFIO_MIG_MIG_PHASE_PREPARE: Target. Ack when the device is open and RAM
+ *   mapped, vCPUs idle.
+ * @VFIO_MIG_MIG_PHASE_START: Target. The device runs with the source's state;
+ *   start vCPUs.
+ */
+enum vfio_mig_mig_phase {
+	VFIO_MIG_MIG_PHASE_BEGIN = 1,
+	VFIO_MIG_MIG_PHASE_PAUSE,
+	VFIO_MIG_MIG_PHASE_ABORT,
+	VFIO_MIG_MIG_PHASE_COMMIT,
+	VFIO_MIG_MIG_PHASE_PREPARE,
+	VFIO_MIG_MIG_PHASE_START,
+};
+
 enum {
 	VFIO_MIG_A_DEV_BDF = 1,
 	VFIO_MIG_A_DEV_VENDOR,
@@ -112,6 +139,16 @@ enum {
 };
 
 enum {
+	VFIO_MIG_A_MIG_BDF = 1,
+	VFIO_MIG_A_MIG_PHASE,
+	VFIO_MIG_A_MIG_SEQ,
+	VFIO_MIG_A_MIG_RESULT,
+
+	__VFIO_MIG_A_MIG_MAX,
+	VFIO_MIG_A_MIG_MAX = (__VFIO_MIG_A_MIG_MAX - 1)
+};
+
+enum {
 	VFIO_MIG_CMD_DEV_GET = 1,
 	VFIO_MIG_CMD_DEV_SET,
 	VFIO_MIG_CMD_REGLOG_GET,
@@ -123,11 +160,17 @@ enum {
 	VFIO_MIG_CMD_DEV_CHANGE_NTF,
 	VFIO_MIG_CMD_LOG_OVERFLOW_NTF,
 	VFIO_MIG_CMD_MIG_STATE_NTF,
+	VFIO_MIG_CMD_MIG_PHASE,
+	VFIO_MIG_CMD_MIG_ACK,
+	VFIO_MIG_CMD_MIG_PHASE_NTF,
+	VFIO_MIG_CMD_MIG_ACK_NTF,
+	VFIO_MIG_CMD_DIRTY_MARK,
 
 	__VFIO_MIG_CMD_MAX,
 	VFIO_MIG_CMD_MAX = (__VFIO_MIG_CMD_MAX - 1)
 };
 
 #define VFIO_MIG_MCGRP_EVENTS	"events"
+#define VFIO_MIG_MCGRP_MIG	"mig"
 
 #endif /* _UAPI_LINUX_VFIO_MIG_H */

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * vfio-mig: the migration control device, /dev/vfio-mig.
+ *
+ * A migration controller (migctl) that is not the VMM drives the VFIO
+ * migration of a device the VMM has open, and moves guest pages by IOVA
+ * through the device's own IOMMU mapping, as vfio_dma_rw() does for
+ * mediated drivers. See Documentation/live-migration.rst.
+ *
+ * Opening the device needs CAP_SYS_ADMIN: an attached fd reads and writes
+ * the VM's memory. Each ioctl takes a structure that starts with argsz
+ * (the size the caller filled) and flags; unknown flags are refused with
+ * EINVAL.
+ */
+#ifndef _UAPI_LINUX_VFIO_MIG_CTL_H
+#define _UAPI_LINUX_VFIO_MIG_CTL_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define VFIO_MIG_CTL_DEVICE	"/dev/vfio-mig"
+#define VFIO_MIG_CTL_TYPE	0xB7
+
+/**
+ * VFIO_MIG_CTL_ATTACH - bind this fd to one vfio-mig device
+ *
+ * The device must be open by a VMM (its VFIO device fd). One fd controls a
+ * device at a time. The attachment ends when this fd is closed or when the
+ * VMM closes the device; after the latter every ioctl fails with ENODEV.
+ *
+ * Errors: ENODEV no vfio-mig device at @bdf; ENOTCONN the device is not
+ * open; EBUSY another fd controls it; EALREADY this fd is attached.
+ */
+struct vfio_mig_ctl_attach {
+	__u32 argsz;
+	__u32 flags;
+	char bdf[16];		/* "DDDD:BB:DD.F", NUL-terminated */
+};
+
+#define VFIO_MIG_CTL_ATTACH	_IO(VFIO_MIG_CTL_TYPE, 0)
+
+/**
+ * VFIO_MIG_CTL_STATE - get or set the device's VFIO migration state
+ *
+ * With VFIO_MIG_CTL_STATE_SET, moves the device to @device_state (enum
+ * vfio_device_mig_state) exactly as VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE
+ * does on the VMM's device fd, one arc at a time, and returns the new
+ * state's data fd (O_CLOEXEC) in @data_fd, or -1. Without the flag,
+ * returns the current state in @device_state and -1 in @data_fd.
+ *
+ * Errors: as the VFIO feature (EINVAL for an illegal arc, the state
+ * unchanged); EPERM after a VFIO_MIG_CTL_COMMIT_STOPPED commit for any
+ * state but STOP.
+ */
+struct vfio_mig_ctl_state {
+	__u32 argsz;
+	__u32 flags;
+#define VFIO_MIG_CTL_STATE_SET		(1 << 0)
+	__u32 device_state;
+	__s32 data_fd;
+};
+
+#define VFIO_MIG_CTL_STATE	_IO(VFIO_MIG_CTL_TYPE, 1)
+
+/**
+ * VFIO_MIG_CTL_PAGES - read or write guest pages by IOVA
+ *
+ * @count pages of @page_size bytes (4096 only), at the page-aligned IOVAs
+ * of the array @iovas (__u64[@count]), are read into, or with
+ * VFIO_MIG_CTL_PAGES_WRITE written from, the buffer @data
+ * (@count * @page_size bytes), through the device's IOMMU mapping.
+ * At most VFIO_MIG_CTL_PAGES_MAX pages per call.
+ *
+ * On an error the pages before the failing one were done and @count says
+ * how many. Errors: EINVAL misaligned IOVA or bad size; E2BIG too many
+ * pages; EFAULT an IOVA not mapped for the device, or a bad user pointer.
+ */
+struct vfio_mig_ctl_pages {
+	__u32 argsz;
+	__u32 flags;
+#define VFIO_MIG_CTL_PAGES_WRITE	(1 << 0)
+	__u32 count;
+	__u32 page_size;
+	__aligned_u64 iovas;
+	__aligned_u64 data;
+};
+
+#define VFIO_MIG_CTL_PAGES_MAX	256
+#define VFIO_MIG_CTL_PAGES	_IO(VFIO_MIG_CTL_TYPE, 2)
+
+/**
+ * VFIO_MIG_CTL_COMMIT - this side passed the migration's commit point
+ *
+ * Until it is called, closing this fd rolls the device back: to RUNNING
+ * from any state the controller left it in (a partly written RESUMING
+ * stream is dropped unapplied), and the VMM gets the "abort" phase if a
+ * phase was announced (Documentation/live-migration.rst).
+ *
+ * After it, closing this fd leaves the device as it is. With
+ * VFIO_MIG_CTL_COMMIT_STOPPED (the source) the device must be in STOP and
+ * stays there until the VMM closes it: no arc out of STOP is taken, from
+ * this fd or from the VMM's.
+ *
+ * Errors: EINVAL STOPPED given and the device is not in STOP.
+ */
+struct vfio_mig_ctl_commit {
+	__u32 argsz;
+	__u32 flags;
+#define VFIO_MIG_CTL_COMMIT_STOPPED	(1 << 0)
+};
+
+#define VFIO_MIG_CTL_COMMIT	_IO(VFIO_MIG_CTL_TYPE, 3)
+
+#endif /* _UAPI_LINUX_VFIO_MIG_CTL_H */
