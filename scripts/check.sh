@@ -90,6 +90,21 @@ for k in $KERNELS; do
 	echo "$k: VM wall time $(cat "$out/wall_seconds") s (console log: $out/console.log)"
 done
 
+# Two guests joined by a network: the pair suite (a live migration between
+# two kernels' instances), on the newest kernel checked above.
+PK=$(for k in $KERNELS; do echo "$k"; done | tail -n 1)
+if [ -f "$B/vm/initramfs-$PK.cpio.gz" ]; then
+	out=$B/vm/pair-$PK
+	step "VM pair on $PK"
+	VMIG_SUITES=pair selftests/vm/run-pair.sh "$PK" \
+		"$B/vm/initramfs-$PK.cpio.gz" "$out" test
+	for h in a b; do
+		python3 scripts/tap.py vm "$PK $h" "$out/$h"
+		cp "$out/$h/results.tap" "$R/vm-pair-$h-$PK.tap"
+	done
+	echo "pair on $PK: wall time $(cat "$out/wall_seconds") s (logs: $out/a, $out/b)"
+fi
+
 step "results"
 grep -h '^not ok' "$R"/*.tap
 echo "make check took $(( $(date +%s) - t0 )) s"

@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Two guests on one network (selftests/vm/run-pair.sh): guest a
+ * (vmig.host=a, eth0 10.98.0.1/24) serves, guest b (10.98.0.2/24) is the
+ * client: a TCP echo with a known pattern, then tcp_bench from b to a (its
+ * figure is logged on b), then a live migration between the two kernels:
+ * migctl moves guest a's edu, with the test VMM's guest running on it, to
+ * guest b's edu. Both guests run this same binary, each its own
+ * side; the waits are long, as the guests boot and reach this test at
+ * different times. Skipped outside a pair (no vmig.host=).
+ */
+#define _GNU_SOURCE
+#include <ifaddrs.h>
+#include <inttypes.h>
+#include <net/if.h>
+
+#include "kselftest_harness.h"
+#include "cmd.h"
+#include "../hosts/hosts.h"
+#include "testbed.h"
+
+#define A_IP		"10.98.0.1"
+#define B_IP		"10.98.0.2"
+#define ECHO_PORT	5201
+#define BENCH_PORT	"5202"
+#define WAIT_S		300
+#define BENCH_S		"3"
+#define SERVER_LOG	"/tmp/pair_test-server.log"
+#define SYNC_PORT	5203
+#define LM_PORT		"4797"
+#define VMM_LOG		"/tmp/pair_test-vmm.log"
+#define VMM_REPORT	"/tmp/pair_test-vmm.json"
+#define LISTEN_LOG	"/tmp/pair_test-listen.log"
+#define MIGCTL		"/usr/sbin/migctl"
+
+static struct cmd_result res;
+
+/* 'a' or 'b' from vmig.host= on the kernel command line, 0 if none. */
+static char pair_host(void)
+{
+	char line[4096], *p;
+	FILE *f = fopen("/proc/cmdline", "r");
+
+	if (!f)
+		return 0;
+	p = fgets(line, sizeof(line), f);
+	fclose(f);
+	for (p = p ? strtok(line, " \n") : NULL; p; p = strtok(NULL, " \n"))
+		if (!strncmp(p, "vmig.host=", 10) &&
+		    (p[10] == 'a' || p[10] == 'b') && !p[11])
+			return p[10];
+	return 0;
+}
+
+FIXTURE(pair) {
+	char host;
+};
+
+FIXTURE_SETUP(pair)
+{
+	self->host = pair_host();
+	if (!self->host)
+		SKIP(return,
+		     "not a guest of a pair (no vmig.host=; selftests/vm/run-pair.sh)");
+}
+
+FIXTURE_TEARDOWN(pair)
+{
+}
+
+TEST_F(pair, eth0_configured)
+{
+	const char *want = self->host == 'a' ? A_IP : B_IP;
+	char ip[INET_ADDRSTRLEN];
+	struct ifaddrs *ifa, *i;
+	bool found = false, up = false;
+
+	ASSERT_EQ(0, getifaddrs(&ifa));
+	for (i = ifa; i; i = i->ifa_next) {
+		if (strcmp(i->ifa_name, "eth0"))
+			continue;
+		up |= (i->ifa_flags & (IFF_UP | IFF_RUNNING)) ==
+		      (IFF_UP | IFF_RUNNING);
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		inet_ntop(AF_INET,
+			  &((struct sockaddr_in *)i->ifa_addr)->sin_addr, ip,
+			  sizeof(ip));
+		found |= !strcmp(ip, want);
+	}
+	freeifaddrs(ifa);
+	EXPECT_TRUE(found) TH_LOG("eth0 has no %s", want);
+	EXPECT_TRUE(up) TH_LOG("eth0 is not up and running");
+}
+
+/* b connects (retrying until a listens), sends the pattern, a echoes it. */
+TEST_F_TIMEOUT(pair, tcp_echo_b_to_a, WAIT_S + 60)
+{
+	double deadline = mono_s() + WAIT_S;
+	char peer[INET_ADDRSTRLEN] = "";
+	int fd, ret;
+
+	if (self->host == 'a') {
+		fd = tcp_listen_on(A_IP, ECHO_PORT);
+		ASSERT_LE(0, fd) TH_LOG("listen: %s", strerror(-fd));
+		ret = echo_serve(fd, 0x5a, WAIT_S, peer);
+		close(fd);
+		EXPECT_EQ(0, ret) TH_LOG("echo server: %s", strerror(-ret));
+		EXPECT_STREQ(B_IP, peer);
+		return;
+	}
+	for (;;) {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ASSERT_LE(0, fd);
+		ret = tcp_connect_fd(fd, A_IP, ECHO_PORT);
+		if (!ret || mono_s() > deadline)
+			break;
+		close(fd);
+		usleep(200000);
+	}
+	ASSERT_EQ(0, ret) TH_LOG("connect to %s:%d: %s", A_IP, ECHO_PORT,
+				 strerror(-ret));
+	ret = echo_client(fd, 0x5a);
+	close(fd);
+	EXPECT_EQ(0, ret) TH_LOG("echo: %s", strerror(-ret));
+}
+
+/* tcp_bench server on a, client on b; b logs the throughput. */
+TEST_F_TIMEOUT(pair, tcp_bench_b_to_a, WAIT_S + 60)
+{
+	char *bench = tcp_bench_path();
+	double deadline = mono_s() + WAIT_S, mib;
+	int status;
+	pid_t srv;
+
+	ASSERT_EQ(0, access(bench, X_OK)) TH_LOG("%s: %s", bench,
+						 strerror(errno));
+	if (self->host == 'a') {
+		srv = spawn_logged((char *[]){ bench, "server", BENCH_PORT,
+					       NULL }, SERVER_LOG);
+		ASSERT_LT(0, srv);
+		status = wait_or_kill(srv, WAIT_S);
+		EXPECT_EQ(0, status) TH_LOG("server: %s",
+					    read_log(SERVER_LOG, res.out,
+						     sizeof(res.out)));
+		unlink(SERVER_LOG);
+		return;
+	}
+	/* The client retries for 60 s itself; a may be later than that. */
+	do {
+		ASSERT_EQ(0, CMD(&res, bench, "client", A_IP, BENCH_PORT,
+				 BENCH_S));
+	} while (res.status && strstr(res.err, "connect") &&
+		 mono_s() < deadline);
+	EXPECT_EQ(0, res.status) TH_LOG("client: %s%s", res.out, res.err);
+	mib = tcp_mib_per_s(res.out);
+	EXPECT_LT(0, mib) TH_LOG("client printed: %s", res.out);
+	TH_LOG("tcp_mib_per_s across the guests (b -> a): %.1f", mib);
+}
+
+/* /tests/tools/NAME, next to tcp_bench. */
+static char *tool(const char *name)
+{
+	static char path[PATH_MAX];
+	char *t = tcp_bench_path();
+
+	snprintf(path, sizeof(path), "%.*s/%s", (int)(strrchr(t, '/') - t), t,
+		 name);
+	return path;
+}
+
+/* Wait for a line equal to @line in the file @log while @pid runs. */
+static bool wait_line(pid_t pid, const char *log, const char *line,
+		      int timeout_s)
+{
+	double end = mono_s() + timeout_s;
+	char buf[16384], *p;
+	int status;
+
+	while (mono_s() < end) {
+		read_log(log, buf, sizeof(buf));
+		for (p = strtok(buf, "\n"); p; p = strtok(NULL, "\n"))
+			if (strstr(p, line))
+				return true;
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return false;
+		usleep(100000);
+	}
+	return false;
+}
+
+static int report_digest(uint64_t *d)
+{
+	static char buf[8192];
+
+	read_log(VMM_REPORT, buf, sizeof(buf));
+	return json_get_u64(buf, "ram_digest", d);
+}
+
+/* One line (up to a newline) from @fd. */
+static int read_line(int fd, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	while (n + 1 < len) {
+		ssize_t r = read(fd, buf + n, 1);
+
+		if (r <= 0)
+			return r ? -errno : -EPIPE;
+		if (buf[n] == '\n')
+			break;
+		n++;
+	}
+	buf[n] = 0;
+	return 0;
+}
+
+/*
+ * a's edu, under the test VMM's running guest, moves to b's edu: b runs
+ * the target VMM and 'migctl listen', then tells a (on SYNC_PORT) it is
+ * ready; a runs the source VMM and 'migctl migrate' and sends b the RAM
+ * digest its VMM took at the switchover, which b compares with its own.
+ */
+TEST_F_TIMEOUT(pair, live_migration_a_to_b, WAIT_S + 240)
+{
+	struct pollfd p = { .events = POLLIN };
+	char line[128], buf[16384];
+	uint64_t mine, theirs;
+	struct tb_devs t;
+	pid_t vmm, ls;
+	int lfd, fd = -1, ret, status;
+	double deadline = mono_s() + WAIT_S;
+
+	ASSERT_EQ(0, tb_devices(&t));
+	ASSERT_LE(1, t.nr_edu);
+	ASSERT_EQ(0, vmm_bind(t.edu[0], TB_DRIVER));
+	unlink(VMM_REPORT);
+	if (self->host == 'b') {
+		vmm = spawn_logged((char *[]){ tool("vmm_host"), "target",
+					       t.edu[0], "--report", VMM_REPORT,
+					       "--run-ms", "2000", NULL },
+				   VMM_LOG);
+		ASSERT_LT(0, vmm);
+		ASSERT_TRUE(wait_line(vmm, VMM_LOG, "ready", 60))
+			TH_LOG("target VMM: %s", read_log(VMM_LOG, buf, sizeof(buf)));
+		ls = spawn_logged((char *[]){ MIGCTL, "-j", "listen", "--address",
+					      B_IP, "--port", LM_PORT, "--once",
+					      NULL }, LISTEN_LOG);
+		ASSERT_LT(0, ls);
+		ASSERT_TRUE(wait_line(ls, LISTEN_LOG, "\"listening\"", 30))
+			TH_LOG("migctl listen: %s",
+			       read_log(LISTEN_LOG, buf, sizeof(buf)));
+		lfd = tcp_listen_on(B_IP, SYNC_PORT);
+		ASSERT_LE(0, lfd);
+		p.fd = lfd;
+		ASSERT_EQ(1, poll(&p, 1, WAIT_S * 1000)) TH_LOG("a never came");
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		close(lfd);
+		ASSERT_LE(0, fd);
+		io_timeouts(fd);
+		ASSERT_EQ(0, io_all(fd, "ready\n", 6, 1));
+		/* a migrates now; it answers when its migctl is done */
+		ret = -EAGAIN;
+		for (int i = 0; i < 8 && ret; i++)
+			ret = read_line(fd, line, sizeof(line));
+		close(fd);
+		status = wait_or_kill(ls, 60);
+		EXPECT_EQ(0, status) TH_LOG("migctl listen: %s",
+					    read_log(LISTEN_LOG, buf, sizeof(buf)));
+		status = wait_or_kill(vmm, 60);
+		EXPECT_EQ(0, status) TH_LOG("target VMM: %s",
+					    read_log(VMM_LOG, buf, sizeof(buf)));
+		ASSERT_EQ(0, ret) TH_LOG("no word from a: %s", strerror(-ret));
+		ASSERT_EQ(1, sscanf(line, "digest %" SCNu64, &theirs))
+			TH_LOG("a says: %s", line);
+		ASSERT_EQ(0, report_digest(&mine))
+			TH_LOG("target report: %s", read_log(VMM_REPORT, buf, sizeof(buf)));
+		EXPECT_EQ(theirs, mine) TH_LOG("b's RAM is not a's at the switchover");
+		TH_LOG("guest a's RAM arrived intact (digest %" PRIu64 ")", mine);
+		return;
+	}
+	vmm = spawn_logged((char *[]){ tool("vmm_host"), "source", t.edu[0],
+				       "--seed", "0xa11ce", "--report",
+				       VMM_REPORT, NULL }, VMM_LOG);
+	ASSERT_LT(0, vmm);
+	ASSERT_TRUE(wait_line(vmm, VMM_LOG, "ready", 60))
+		TH_LOG("source VMM: %s", read_log(VMM_LOG, buf, sizeof(buf)));
+	for (ret = -1; ret && mono_s() < deadline;) {
+		if (fd >= 0)
+			close(fd);
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ASSERT_LE(0, fd);
+		ret = tcp_connect_fd(fd, B_IP, SYNC_PORT);
+		if (ret)
+			usleep(200000);
+	}
+	ASSERT_EQ(0, ret) TH_LOG("b is not ready: %s", strerror(-ret));
+	io_timeouts(fd);
+	ASSERT_EQ(0, read_line(fd, line, sizeof(line)));
+	ASSERT_STREQ("ready", line);
+	ASSERT_EQ(0, CMD(&res, MIGCTL, "-j", "migrate", t.edu[0], "--to",
+			 B_IP ":" LM_PORT, "--target-dev", t.edu[0]));
+	status = wait_or_kill(vmm, 60);
+	if (!res.status && !status && !report_digest(&mine))
+		snprintf(line, sizeof(line), "digest %" PRIu64 "\n", mine);
+	else
+		snprintf(line, sizeof(line), "failed\n");
+	io_all(fd, line, strlen(line), 1);
+	close(fd);
+	EXPECT_EQ(0, res.status) TH_LOG("migctl migrate: %s%s", res.out, res.err);
+	EXPECT_EQ(0, status) TH_LOG("source VMM: %s",
+				    read_log(VMM_LOG, buf, sizeof(buf)));
+	TH_LOG("migctl: %s", res.out);
+}
+
+TEST_HARNESS_MAIN
