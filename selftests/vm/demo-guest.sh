@@ -46,18 +46,56 @@ run migctl dirty "$VF"
 run migctl dirty stop "$VF"
 
 EDU2=$(echo "$EDUS" | tail -n 1)
-title "Live migration: a guest's edu $EDU moves to edu $EDU2 while its workload runs"
-echo "The test VMM runs a random workload on $EDU (DMAs both ways, register"
-echo "activity, vCPU writes to RAM) and migrates it through the VFIO migration"
-echo "uAPI alone: RAM in rounds from the dirty log, device state in pre-copy"
-echo "(where the kernel has it) and stop-copy, then checks the target."
-run /tests/tools/edu_migrate "$EDU" "$EDU2" || {
-	echo "migration failed"
+title "Two hosts in this guest: namespaces hosta (10.99.0.1) and hostb (10.99.0.2) on a veth"
+hosts_up || { echo "could not set up the two hosts"; exit 1; }
+echo "host A: a VMM (the test VMM) runs a guest on edu $EDU: DMAs both ways,"
+echo "        register activity, a vCPU writing RAM pages; its state lives in its RAM"
+echo "host B: a VMM holds edu $EDU2 with empty RAM, vCPUs idle"
+/tests/tools/vmm_host target "$EDU2" --run-ms 3000 --report /tmp/demo-b.json \
+	> /tmp/demo-b.log 2>&1 &
+VB=$!
+/tests/tools/vmm_host source "$EDU" --seed 0xd3e0 --report /tmp/demo-a.json \
+	> /tmp/demo-a.log 2>&1 &
+VA=$!
+for f in /tmp/demo-a.log /tmp/demo-b.log; do
+	i=0
+	until grep -qx ready "$f"; do
+		i=$((i + 1))
+		[ $i -gt 600 ] && { echo "a VMM did not start:"; cat "$f"; exit 1; }
+		sleep 0.1
+	done
+done
+sleep 3	# let the guest run and dirty its RAM for a while
+title "Live migration: host A's VM moves to host B with migctl, while it runs"
+printf '$ ip netns exec hostb migctl listen --once &\n'
+ip netns exec hostb migctl listen --once 2>&1 | sed 's/^/  [host B] /' &
+LS=$!
+sleep 0.5
+run ip netns exec hosta migctl migrate "$EDU" --to 10.99.0.2 \
+	--target-dev "$EDU2" --downtime-ms 300 || {
+	echo "migration failed"; cat /tmp/demo-a.log /tmp/demo-b.log
 	exit 1
 }
+wait $LS
+wait $VA; ra=$?
+wait $VB; rb=$?
+title "After the switchover"
+echo "host A's VMM (it stopped at the commit point, never to run the device again):"
+tail -n 2 /tmp/demo-a.log | sed 's/^/  /'
+echo "host B's VMM (the guest continued there, its results checked):"
+tail -n 4 /tmp/demo-b.log | sed 's/^/  /'
+da=$(sed -n 's/.*"ram_digest": *\([0-9]*\).*/\1/p' /tmp/demo-a.json)
+db=$(sed -n 's/.*"ram_digest": *\([0-9]*\).*/\1/p' /tmp/demo-b.json)
+if [ "$ra" = 0 ] && [ "$rb" = 0 ] && [ -n "$da" ] && [ "$da" = "$db" ]; then
+	echo "check: target RAM equals source RAM at the switchover (digest $da); the workload's data on B is intact"
+else
+	echo "check FAILED: VMM exit codes $ra/$rb, RAM digests ${da:-none}/${db:-none}"
+	exit 1
+fi
+hosts_down
 run migctl dev show "$EDU2"
 
 title "Give the VF back"
 run migctl unbind "$VF"
 echo
-echo "demo finished: devices bound to vfio-mig, a DMA through it, and a live migration with its data intact."
+echo "demo finished: devices bound to vfio-mig, a DMA through it, and a live migration between two hosts with its data intact."
