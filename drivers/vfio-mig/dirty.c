@@ -151,6 +151,60 @@ void vmig_dirty_mark(struct vmig_device *mdev, u64 iova, u64 len)
 	rcu_read_unlock();
 }
 
+/* Is [iova, last] inside the logged ranges (sorted, not overlapping)? */
+static bool logged(const struct vmig_dirty *d, u64 iova, u64 last)
+{
+	u32 i;
+
+	for (i = 0; i < d->nr_ranges; i++) {
+		const struct dt_range *r = &d->ranges[i];
+		u64 r_last = r->iova + r->length - 1;
+
+		if (iova < r->iova || iova > r_last)
+			continue;
+		if (last <= r_last)
+			return true;
+		/* goes on in the next range, if that one starts right here */
+		iova = r_last + 1;
+	}
+	return false;
+}
+
+int vmig_dirty_mark_ranges(struct vmig_device *mdev,
+			   const struct dt_range *ranges, u32 nr_ranges,
+			   u32 *bad)
+{
+	struct vmig_dirty *d = &mdev->dirty;
+	struct dt_log *log;
+	int ret = 0;
+	u32 i;
+
+	mutex_lock(&d->lock);
+	log = rcu_dereference_protected(d->log, lockdep_is_held(&d->lock));
+	if (!log) {
+		ret = -ENOENT;
+		goto out;
+	}
+	for (i = 0; i < nr_ranges; i++) {
+		const struct dt_range *r = &ranges[i];
+
+		if (!r->length || r->iova + (r->length - 1) < r->iova)
+			ret = -EINVAL;
+		else if (!logged(d, r->iova, r->iova + (r->length - 1)))
+			ret = -ERANGE;
+		if (ret) {
+			*bad = i;
+			goto out;
+		}
+	}
+	/* the log stays while @lock is held: stop unpublishes it under it */
+	for (i = 0; i < nr_ranges; i++)
+		dt_mark(log, ranges[i].iova, ranges[i].length, 0);
+out:
+	mutex_unlock(&d->lock);
+	return ret;
+}
+
 struct peek {
 	dt_sink_fn sink;
 	void *priv;

@@ -65,6 +65,15 @@ int vmig_dirty_start(struct vmig_device *mdev, const struct dt_range *ranges,
 int vmig_dirty_stop(struct vmig_device *mdev, bool vfio_only);
 /* Any context: marks [iova, iova + len) if a log runs. */
 void vmig_dirty_mark(struct vmig_device *mdev, u64 iova, u64 len);
+/*
+ * Mark each of @ranges (the VMM's own writes, netlink dirty-mark), all or
+ * none: -ENOENT when no log runs, -EINVAL for an empty or wrapping range,
+ * -ERANGE for one not inside the logged ranges; *@bad is the index of
+ * the range refused. Sleeping context.
+ */
+int vmig_dirty_mark_ranges(struct vmig_device *mdev,
+			   const struct dt_range *ranges, u32 nr_ranges,
+			   u32 *bad);
 /* Logged range @idx of the running log; -ENOENT past the last or none. */
 int vmig_dirty_range(struct vmig_device *mdev, u32 idx, struct dt_range *r);
 /* Page size of the running log; -ENOENT when none runs. */

@@ -30,6 +30,13 @@
  *	starts it carries wait for RUNNING. On failure the device stays in
  *	RESUMING and the VMM resets it (or closes it) to abort.
  *
+ * The same arcs serve the VMM's VFIO feature and a controller's
+ * /dev/vfio-mig (ctl.c), through vmig_mig_set_state(). A controller that
+ * goes away before its commit point rolls the device back
+ * (vmig_mig_rollback()): RESUMING first drops its fd unapplied and goes to
+ * STOP, then legal arcs lead to RUNNING. After a controller's
+ * COMMIT_STOPPED no arc leaves STOP until close_device.
+ *
  * A device reset (VFIO_DEVICE_RESET, hot reset, AER) and close_device
  * return the device to RUNNING with its data fds dropped and nothing held.
  * A reset arrives with the core's memory_lock held, which the trap path
@@ -128,6 +135,7 @@ again:
 void vmig_mig_close(struct vmig_device *mdev)
 {
 	state_lock(mdev);
+	mdev->mig.stay_stopped = false;
 	if (reset_locked(mdev))
 		vmig_nl_notify(mdev, VFIO_MIG_CMD_MIG_STATE_NTF);
 	state_unlock(mdev);
@@ -284,47 +292,123 @@ static struct file *step(struct vmig_device *mdev,
 	return ERR_PTR(-EINVAL);
 }
 
-static struct file *vmig_set_state(struct vfio_device *vdev,
-				   enum vfio_device_mig_state new_state)
+/* Under state_mutex; the caller sends the state event. */
+static struct file *set_state_locked(struct vmig_device *mdev,
+				     enum vfio_device_mig_state new_state)
 {
-	struct vmig_device *mdev = to_vmig(vdev);
-	enum vfio_device_mig_state next, old;
+	struct vfio_device *vdev = &mdev->core.vdev;
+	enum vfio_device_mig_state next;
 	struct vmig_mig *m = &mdev->mig;
 	struct file *res = NULL;
 	int ret;
 
-	state_lock(mdev);
-	old = m->state;
+	if (m->stay_stopped && new_state != VFIO_DEVICE_STATE_STOP)
+		return ERR_PTR(-EPERM);
 	while (new_state != m->state) {
 		ret = vfio_mig_get_next_state(vdev, m->state, new_state, &next);
-		if (ret) {
-			res = ERR_PTR(ret);
-			break;
-		}
+		if (ret)
+			return ERR_PTR(ret);
 		res = step(mdev, next);
 		if (IS_ERR(res))
-			break;
+			return res;
 		m->state = next;
 		if (WARN_ON(res && new_state != next)) {
 			fput(res);
-			res = ERR_PTR(-EINVAL);
-			break;
+			return ERR_PTR(-EINVAL);
 		}
 	}
+	return res;
+}
+
+struct file *vmig_mig_set_state(struct vmig_device *mdev,
+				enum vfio_device_mig_state new_state)
+{
+	struct vmig_mig *m = &mdev->mig;
+	enum vfio_device_mig_state old;
+	struct file *res;
+
+	state_lock(mdev);
+	old = m->state;
+	res = set_state_locked(mdev, new_state);
 	if (m->state != old)
 		vmig_nl_notify(mdev, VFIO_MIG_CMD_MIG_STATE_NTF);
 	state_unlock(mdev);
 	return res;
 }
 
+enum vfio_device_mig_state vmig_mig_get_state(struct vmig_device *mdev)
+{
+	enum vfio_device_mig_state state;
+
+	state_lock(mdev);
+	state = mdev->mig.state;
+	state_unlock(mdev);
+	return state;
+}
+
+void vmig_mig_rollback(struct vmig_device *mdev)
+{
+	struct vmig_mig *m = &mdev->mig;
+	enum vfio_device_mig_state old;
+	struct file *res;
+
+	state_lock(mdev);
+	old = m->state;
+	/*
+	 * The stream is applied only on RESUMING -> STOP (vmig_migf_load()):
+	 * until then the device is as STOP left it, and dropping the fd
+	 * aborts the resume. Its writer then gets ENODEV.
+	 */
+	if (m->state == VFIO_DEVICE_STATE_RESUMING) {
+		drop_fd(&m->resuming);
+		m->state = VFIO_DEVICE_STATE_STOP;
+	}
+	if (m->state != VFIO_DEVICE_STATE_ERROR) {
+		res = set_state_locked(mdev, VFIO_DEVICE_STATE_RUNNING);
+		if (IS_ERR(res))
+			pci_warn(mdev->core.pdev,
+				 "migration rollback stopped in state %s: %ld\n",
+				 vmig_mig_state_name(m->state), PTR_ERR(res));
+	}
+	if (m->state != old)
+		vmig_nl_notify(mdev, VFIO_MIG_CMD_MIG_STATE_NTF);
+	state_unlock(mdev);
+}
+
+int vmig_mig_commit_stopped(struct vmig_device *mdev)
+{
+	struct vmig_mig *m = &mdev->mig;
+	int ret = 0;
+
+	state_lock(mdev);
+	if (m->state == VFIO_DEVICE_STATE_STOP)
+		m->stay_stopped = true;
+	else
+		ret = -EINVAL;
+	state_unlock(mdev);
+	return ret;
+}
+
+bool vmig_mig_stay_stopped(struct vmig_device *mdev)
+{
+	bool ret;
+
+	state_lock(mdev);
+	ret = mdev->mig.stay_stopped;
+	state_unlock(mdev);
+	return ret;
+}
+
+static struct file *vmig_set_state(struct vfio_device *vdev,
+				   enum vfio_device_mig_state new_state)
+{
+	return vmig_mig_set_state(to_vmig(vdev), new_state);
+}
+
 static int vmig_get_state(struct vfio_device *vdev,
 			  enum vfio_device_mig_state *state)
 {
-	struct vmig_device *mdev = to_vmig(vdev);
-
-	state_lock(mdev);
-	*state = mdev->mig.state;
-	state_unlock(mdev);
+	*state = vmig_mig_get_state(to_vmig(vdev));
 	return 0;
 }
 

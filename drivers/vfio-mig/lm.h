@@ -80,7 +80,7 @@ struct vmig_dma_hold {
 /**
  * struct vmig_mig - migration state of a device
  * @state_mutex: serialises the state machine; protects @state, @saving,
- *	@resuming and @scratch. Held across every arc, including the
+ *	@resuming, @scratch and @stay_stopped. Held across every arc, including the
  *	profile's save and restore. Never taken under the device's
  *	dev_set->lock by an arc, and close_device takes it under that lock;
  *	so arcs use the unlocked snapshot and replay variants.
@@ -93,6 +93,9 @@ struct vmig_dma_hold {
  *	first (see lm.c)
  * @reset_work: applies @deferred_reset
  * @scratch: guest IOVA the profile borrowed in the last save (0: none)
+ * @stay_stopped: a controller committed the source in STOP
+ *	(VFIO_MIG_CTL_COMMIT_STOPPED): no arc leaves STOP, from either fd,
+ *	and VFIO_DEVICE_RESET is refused, until close_device clears it
  * @dma: the DMA engine's hold state
  */
 struct vmig_mig {
@@ -104,6 +107,7 @@ struct vmig_mig {
 	bool deferred_reset;
 	struct work_struct reset_work;
 	u64 scratch;
+	bool stay_stopped;
 	struct vmig_dma_hold dma;
 };
 
@@ -168,6 +172,25 @@ void vmig_mig_close(struct vmig_device *mdev);
 void vmig_mig_reset_sync(struct vmig_device *mdev);
 /* remove: no reset work may run any more. */
 void vmig_mig_exit(struct vmig_device *mdev);
+/*
+ * Move to @new_state one arc at a time, as VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE
+ * does (the VFIO op and /dev/vfio-mig both end here): the new state's data
+ * fd (a reference for the caller), NULL, or an ERR_PTR. -EPERM for any
+ * state but STOP after vmig_mig_commit_stopped(). Takes state_mutex, never
+ * dev_set->lock.
+ */
+struct file *vmig_mig_set_state(struct vmig_device *mdev,
+				enum vfio_device_mig_state new_state);
+enum vfio_device_mig_state vmig_mig_get_state(struct vmig_device *mdev);
+/*
+ * A controller went away before its commit point: back to RUNNING along
+ * legal arcs; a RESUMING stream is dropped unapplied first. ERROR stays.
+ */
+void vmig_mig_rollback(struct vmig_device *mdev);
+/* The device must be in STOP (else -EINVAL); it stays there until close. */
+int vmig_mig_commit_stopped(struct vmig_device *mdev);
+/* Is the device committed in STOP? (under state_mutex) */
+bool vmig_mig_stay_stopped(struct vmig_device *mdev);
 extern const struct vfio_migration_ops vmig_mig_ops;
 extern const struct pci_error_handlers vmig_err_handlers;
 const char *vmig_mig_state_name(enum vfio_device_mig_state state);

@@ -116,10 +116,16 @@ static int __init vmig_init(void)
 	ret = vmig_nl_init();
 	if (ret)
 		return ret;
+	ret = vmig_ctl_init();
+	if (ret) {
+		vmig_nl_exit();
+		return ret;
+	}
 	vmig_debugfs_init();
 	ret = pci_register_driver(&vmig_pci_driver);
 	if (ret) {
 		vmig_debugfs_exit();
+		vmig_ctl_exit();
 		vmig_nl_exit();
 	}
 	return ret;
@@ -130,6 +136,7 @@ static void __exit vmig_exit(void)
 {
 	pci_unregister_driver(&vmig_pci_driver);
 	vmig_debugfs_exit();
+	vmig_ctl_exit();
 	vmig_nl_exit();
 }
 module_exit(vmig_exit);

@@ -342,12 +342,29 @@ struct vmig_migf *vmig_migf_resume_open(struct vmig_device *mdev)
 	return migf;
 }
 
-/* A guest page the profile may borrow: see Documentation/migration.rst. */
-static bool scratch_mapped(struct vmig_device *mdev, u64 iova)
+struct scratch_probe {
+	struct vmig_device *mdev;
+	u64 iova;
+};
+
+static int scratch_probe_fn(void *arg)
 {
+	struct scratch_probe *p = arg;
 	u8 b;
 
-	return iova && !vfio_dma_rw(&mdev->core.vdev, iova, &b, 1, false);
+	return vfio_dma_rw(&p->mdev->core.vdev, p->iova, &b, 1, false);
+}
+
+/*
+ * A guest page the profile may borrow: see Documentation/migration.rst.
+ * Probed from a worker: the caller may be a controller (/dev/vfio-mig),
+ * whose mm is not the one that mapped the IOVA.
+ */
+static bool scratch_mapped(struct vmig_device *mdev, u64 iova)
+{
+	struct scratch_probe p = { .mdev = mdev, .iova = iova };
+
+	return iova && !vmig_run_in_worker(scratch_probe_fn, &p);
 }
 
 static u64 pick_scratch(struct vmig_device *mdev, u64 hint)

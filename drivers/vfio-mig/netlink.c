@@ -109,9 +109,8 @@ static int fill_dev(struct sk_buff *skb, struct vmig_device *mdev, u32 portid,
 	return 0;
 }
 
-/* The device named by attribute @type, under vmig_devices_lock. */
-static struct vmig_device *find_dev(struct nlattr **attrs, int type,
-				    struct netlink_ext_ack *extack)
+struct vmig_device *vmig_nl_find_dev(struct nlattr **attrs, int type,
+				     struct netlink_ext_ack *extack)
 {
 	struct vmig_device *mdev;
 
@@ -138,7 +137,8 @@ int vfio_mig_nl_dev_get_doit(struct sk_buff *skb, struct genl_info *info)
 	if (!msg)
 		return -ENOMEM;
 	mutex_lock(&vmig_devices_lock);
-	mdev = find_dev(info->attrs, VFIO_MIG_A_DEV_BDF, info->extack);
+	mdev = vmig_nl_find_dev(info->attrs, VFIO_MIG_A_DEV_BDF,
+				info->extack);
 	if (IS_ERR(mdev))
 		ret = PTR_ERR(mdev);
 	else
@@ -261,7 +261,7 @@ int vfio_mig_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 	}
 
 	mutex_lock(&vmig_devices_lock);
-	mdev = find_dev(a, VFIO_MIG_A_DEV_BDF, info->extack);
+	mdev = vmig_nl_find_dev(a, VFIO_MIG_A_DEV_BDF, info->extack);
 	if (IS_ERR(mdev)) {
 		ret = PTR_ERR(mdev);
 		goto out;
@@ -326,7 +326,7 @@ int vfio_mig_nl_reglog_get_dumpit(struct sk_buff *skb,
 	if (!batch)
 		return -ENOMEM;
 	mutex_lock(&vmig_devices_lock);
-	mdev = find_dev(a, VFIO_MIG_A_REGLOG_BDF, cb->extack);
+	mdev = vmig_nl_find_dev(a, VFIO_MIG_A_REGLOG_BDF, cb->extack);
 	if (IS_ERR(mdev)) {
 		ret = PTR_ERR(mdev);
 		goto out;
@@ -356,27 +356,15 @@ out:
 	return ret ?: skb->len;
 }
 
-int vfio_mig_nl_dirty_start_doit(struct sk_buff *skb, struct genl_info *info)
+int vmig_nl_get_ranges(struct genl_info *info, struct dt_range **out,
+		       u32 *nr)
 {
 	struct nlattr *tb[VFIO_MIG_A_DIRTY_RANGE_MAX + 1];
-	struct nlattr **a = info->attrs;
-	struct vmig_device *mdev;
 	struct dt_range *ranges;
-	const char *why = NULL;
 	struct nlattr *nla;
 	u32 n = 0, max = DT_MAX_RANGES;
-	u64 ps = 0;
 	int rem, ret;
 
-	if (a[VFIO_MIG_A_DIRTY_PAGE_SIZE]) {
-		ps = nla_get_u64(a[VFIO_MIG_A_DIRTY_PAGE_SIZE]);
-		if (ps < SZ_4K || !is_power_of_2(ps)) {
-			NL_SET_ERR_MSG_ATTR(info->extack,
-					    a[VFIO_MIG_A_DIRTY_PAGE_SIZE],
-					    "page size must be a power of two >= 4096");
-			return -EINVAL;
-		}
-	}
 	ranges = kcalloc(max, sizeof(*ranges), GFP_KERNEL);
 	if (!ranges)
 		return -ENOMEM;
@@ -410,8 +398,49 @@ int vfio_mig_nl_dirty_start_doit(struct sk_buff *skb, struct genl_info *info)
 		ret = -EINVAL;
 		goto free;
 	}
+	*out = ranges;
+	*nr = n;
+	return 0;
+free:
+	kfree(ranges);
+	return ret;
+}
+
+struct nlattr *vmig_nl_range_attr(struct genl_info *info, u32 idx)
+{
+	struct nlattr *nla;
+	int rem;
+
+	nlmsg_for_each_attr(nla, info->nlhdr, GENL_HDRLEN, rem)
+		if (nla_type(nla) == VFIO_MIG_A_DIRTY_RANGE && !idx--)
+			return nla;
+	return NULL;
+}
+
+int vfio_mig_nl_dirty_start_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr **a = info->attrs;
+	struct vmig_device *mdev;
+	struct dt_range *ranges;
+	const char *why = NULL;
+	u64 ps = 0;
+	u32 n;
+	int ret;
+
+	if (a[VFIO_MIG_A_DIRTY_PAGE_SIZE]) {
+		ps = nla_get_u64(a[VFIO_MIG_A_DIRTY_PAGE_SIZE]);
+		if (ps < SZ_4K || !is_power_of_2(ps)) {
+			NL_SET_ERR_MSG_ATTR(info->extack,
+					    a[VFIO_MIG_A_DIRTY_PAGE_SIZE],
+					    "page size must be a power of two >= 4096");
+			return -EINVAL;
+		}
+	}
+	ret = vmig_nl_get_ranges(info, &ranges, &n);
+	if (ret)
+		return ret;
 	mutex_lock(&vmig_devices_lock);
-	mdev = find_dev(a, VFIO_MIG_A_DIRTY_BDF, info->extack);
+	mdev = vmig_nl_find_dev(a, VFIO_MIG_A_DIRTY_BDF, info->extack);
 	if (IS_ERR(mdev)) {
 		ret = PTR_ERR(mdev);
 	} else {
@@ -421,7 +450,6 @@ int vfio_mig_nl_dirty_start_doit(struct sk_buff *skb, struct genl_info *info)
 			info->extack->_msg = why;
 	}
 	mutex_unlock(&vmig_devices_lock);
-free:
 	kfree(ranges);
 	return ret;
 }
@@ -432,7 +460,8 @@ int vfio_mig_nl_dirty_stop_doit(struct sk_buff *skb, struct genl_info *info)
 	int ret;
 
 	mutex_lock(&vmig_devices_lock);
-	mdev = find_dev(info->attrs, VFIO_MIG_A_DIRTY_BDF, info->extack);
+	mdev = vmig_nl_find_dev(info->attrs, VFIO_MIG_A_DIRTY_BDF,
+				info->extack);
 	if (IS_ERR(mdev)) {
 		ret = PTR_ERR(mdev);
 	} else {
@@ -535,7 +564,7 @@ int vfio_mig_nl_dirty_get_dumpit(struct sk_buff *skb,
 	room = min_t(u64, rounddown(room, sizeof(u64)), VMIG_NL_BITMAP_MAX);
 
 	mutex_lock(&vmig_devices_lock);
-	mdev = find_dev(a, VFIO_MIG_A_DIRTY_BDF, cb->extack);
+	mdev = vmig_nl_find_dev(a, VFIO_MIG_A_DIRTY_BDF, cb->extack);
 	if (IS_ERR(mdev)) {
 		ret = PTR_ERR(mdev);
 		goto unlock;
@@ -609,13 +638,16 @@ unlock:
 	return ret;
 }
 
+void vmig_nl_multicast(struct sk_buff *msg, unsigned int group)
+{
+	/* every namespace: a "host" of the test bed may be one */
+	vmig_genlmsg_multicast_allns(&vfio_mig_nl_family, msg, 0, group);
+}
+
 void vmig_nl_notify(struct vmig_device *mdev, u8 cmd)
 {
 	struct sk_buff *msg;
 
-	if (!genl_has_listeners(&vfio_mig_nl_family, &init_net,
-				VFIO_MIG_NLGRP_EVENTS))
-		return;
 	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!msg)
 		return;
@@ -623,8 +655,7 @@ void vmig_nl_notify(struct vmig_device *mdev, u8 cmd)
 		nlmsg_free(msg);
 		return;
 	}
-	genlmsg_multicast(&vfio_mig_nl_family, msg, 0, VFIO_MIG_NLGRP_EVENTS,
-			  GFP_KERNEL);
+	vmig_nl_multicast(msg, VFIO_MIG_NLGRP_EVENTS);
 }
 
 static void overflow_work(struct work_struct *work)

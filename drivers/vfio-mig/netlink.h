@@ -6,10 +6,12 @@
 #include <net/genetlink.h>
 #include <uapi/linux/vfio_mig.h>
 
+struct dt_range;
 struct vmig_device;
 
 enum {
 	VFIO_MIG_NLGRP_EVENTS,
+	VFIO_MIG_NLGRP_MIG,
 };
 
 extern struct genl_family vfio_mig_nl_family;
@@ -25,6 +27,20 @@ int vfio_mig_nl_dirty_start_doit(struct sk_buff *skb, struct genl_info *info);
 int vfio_mig_nl_dirty_stop_doit(struct sk_buff *skb, struct genl_info *info);
 int vfio_mig_nl_dirty_get_dumpit(struct sk_buff *skb,
 				 struct netlink_callback *cb);
+int vfio_mig_nl_mig_phase_doit(struct sk_buff *skb, struct genl_info *info);
+int vfio_mig_nl_mig_ack_doit(struct sk_buff *skb, struct genl_info *info);
+int vfio_mig_nl_dirty_mark_doit(struct sk_buff *skb, struct genl_info *info);
+
+/* The device named by attribute @type; under vmig_devices_lock. */
+struct vmig_device *vmig_nl_find_dev(struct nlattr **attrs, int type,
+				     struct netlink_ext_ack *extack);
+/* The range attributes of a dirty request (kfree() *@out); extack set. */
+int vmig_nl_get_ranges(struct genl_info *info, struct dt_range **out,
+		       u32 *nr);
+/* The @idx-th range attribute of the request, for an extack. */
+struct nlattr *vmig_nl_range_attr(struct genl_info *info, u32 idx);
+/* Send @msg to @group's listeners in every network namespace. */
+void vmig_nl_multicast(struct sk_buff *msg, unsigned int group);
 
 int vmig_nl_init(void);
 void vmig_nl_exit(void);

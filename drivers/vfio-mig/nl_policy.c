@@ -6,6 +6,11 @@
  * compares every policy and operation here with the kernel's ynl-gen
  * output for that spec (scripts/ynl.sh check). Plain genl_ops rather than
  * ynl-gen's split ops, which 6.1 does not have.
+ *
+ * The family answers in every network namespace and its events reach
+ * listeners in all of them (vmig_nl_multicast()): the devices are the
+ * host's, and a "host" of the test bed may be a namespace. Mutating
+ * operations need CAP_NET_ADMIN in the initial user namespace.
  */
 #include <net/genetlink.h>
 #include <net/netlink.h>
@@ -51,6 +56,23 @@ static const struct nla_policy vfio_mig_dirty_get_nl_policy[VFIO_MIG_A_DIRTY_CLE
 	[VFIO_MIG_A_DIRTY_CLEAR] = { .type = NLA_FLAG, },
 };
 
+static const struct nla_policy vfio_mig_mig_phase_nl_policy[VFIO_MIG_A_MIG_PHASE + 1] = {
+	[VFIO_MIG_A_MIG_BDF] = { .type = NLA_NUL_STRING, .len = 31, },
+	[VFIO_MIG_A_MIG_PHASE] = NLA_POLICY_RANGE(NLA_U32, 1, 6),
+};
+
+static const struct nla_policy vfio_mig_mig_ack_nl_policy[VFIO_MIG_A_MIG_RESULT + 1] = {
+	[VFIO_MIG_A_MIG_BDF] = { .type = NLA_NUL_STRING, .len = 31, },
+	[VFIO_MIG_A_MIG_PHASE] = NLA_POLICY_RANGE(NLA_U32, 1, 6),
+	[VFIO_MIG_A_MIG_SEQ] = { .type = NLA_U32, },
+	[VFIO_MIG_A_MIG_RESULT] = NLA_POLICY_MAX(NLA_U32, 4095),
+};
+
+static const struct nla_policy vfio_mig_dirty_mark_nl_policy[VFIO_MIG_A_DIRTY_RANGE + 1] = {
+	[VFIO_MIG_A_DIRTY_BDF] = { .type = NLA_NUL_STRING, .len = 31, },
+	[VFIO_MIG_A_DIRTY_RANGE] = NLA_POLICY_NESTED(vfio_mig_dirty_range_nl_policy),
+};
+
 static const struct genl_ops vfio_mig_nl_ops[] = {
 	{
 		.cmd		= VFIO_MIG_CMD_DEV_GET,
@@ -94,16 +116,39 @@ static const struct genl_ops vfio_mig_nl_ops[] = {
 		.maxattr	= VFIO_MIG_A_DIRTY_CLEAR,
 		.flags		= GENL_ADMIN_PERM,
 	},
+	{
+		.cmd		= VFIO_MIG_CMD_MIG_PHASE,
+		.doit		= vfio_mig_nl_mig_phase_doit,
+		.policy		= vfio_mig_mig_phase_nl_policy,
+		.maxattr	= VFIO_MIG_A_MIG_PHASE,
+		.flags		= GENL_ADMIN_PERM,
+	},
+	{
+		.cmd		= VFIO_MIG_CMD_MIG_ACK,
+		.doit		= vfio_mig_nl_mig_ack_doit,
+		.policy		= vfio_mig_mig_ack_nl_policy,
+		.maxattr	= VFIO_MIG_A_MIG_RESULT,
+		.flags		= GENL_ADMIN_PERM,
+	},
+	{
+		.cmd		= VFIO_MIG_CMD_DIRTY_MARK,
+		.doit		= vfio_mig_nl_dirty_mark_doit,
+		.policy		= vfio_mig_dirty_mark_nl_policy,
+		.maxattr	= VFIO_MIG_A_DIRTY_RANGE,
+		.flags		= GENL_ADMIN_PERM,
+	},
 };
 
 static const struct genl_multicast_group vfio_mig_nl_mcgrps[] = {
 	[VFIO_MIG_NLGRP_EVENTS] = { .name = VFIO_MIG_MCGRP_EVENTS, },
+	[VFIO_MIG_NLGRP_MIG] = { .name = VFIO_MIG_MCGRP_MIG, },
 };
 
 struct genl_family vfio_mig_nl_family __ro_after_init = {
 	.name		= VFIO_MIG_FAMILY_NAME,
 	.version	= VFIO_MIG_FAMILY_VERSION,
-	.netnsok	= false,
+	/* every namespace: the test bed's "hosts" are namespaces */
+	.netnsok	= true,
 	.parallel_ops	= true,
 	.module		= THIS_MODULE,
 	.ops		= vfio_mig_nl_ops,

@@ -383,6 +383,10 @@ long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 	struct vmig_device *mdev = to_vmig(vdev);
 	long ret;
 
+	/* A source committed in STOP never runs again, a reset would run it. */
+	if ((cmd == VFIO_DEVICE_RESET || cmd == VFIO_DEVICE_PCI_HOT_RESET) &&
+	    vmig_mig_stay_stopped(mdev))
+		return -EPERM;
 	if (READ_ONCE(mdev->trap_mode) != VMIG_TRAP_NONE) {
 		ret = trap_ioctl(mdev, cmd, (void __user *)arg);
 		if (ret <= 0)

@@ -32,6 +32,7 @@ static int vmig_init_dev(struct vfio_device *vdev)
 	mdev->profile = vmig_profile_for(mdev->core.pdev);
 	vmig_dirty_init(&mdev->dirty);
 	vmig_mig_init(mdev);
+	vmig_ctl_dev_init(mdev);
 	vmig_nl_dev_init(mdev);
 	if (VMIG_HAVE_IOVA_BITMAP)
 		vdev->log_ops = &vmig_log_ops;
@@ -69,6 +70,8 @@ static void vmig_close_device(struct vfio_device *vdev)
 	struct vmig_device *mdev = to_vmig(vdev);
 
 	mdev->open = false;
+	/* A controller's ioctls in flight end; later ones get ENODEV. */
+	vmig_ctl_detach(mdev);
 	/* Back to RUNNING, data fds dropped, before the BARs go. */
 	vmig_mig_close(mdev);
 	/* A dirty log the VMM started ends with its use of the device. */

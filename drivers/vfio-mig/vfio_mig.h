@@ -16,6 +16,7 @@
 #include <linux/vfio_pci_core.h>
 #include <linux/workqueue.h>
 
+#include "ctl.h"
 #include "dirty.h"
 #include "lm.h"
 /* after the above: on 6.12 it relies on them for cpu_relax() */
@@ -691,6 +692,8 @@ struct vmig_dbg {
  * @dirty: the DMA dirty log (dirty.h has its locking rules).
  * @overflow_work: sends the log-overflow event from process context.
  * @mig: VFIO migration state (lm.h has its locking rules).
+ * @ctl: the attached /dev/vfio-mig fd and the pending migration phase
+ *	(ctl.h has their locking rules).
  */
 struct vmig_device {
 	struct vfio_pci_core_device core;
@@ -706,6 +709,7 @@ struct vmig_device {
 	struct vmig_dirty dirty;
 	struct work_struct overflow_work;
 	struct vmig_mig mig;
+	struct vmig_ctl_dev ctl;
 };
 
 /*

@@ -228,6 +228,17 @@ int genl_do(struct genl *g, struct genl_msg *m)
 	return ret ?: recv_until_done(g, NULL, NULL);
 }
 
+int genl_do_reply(struct genl *g, struct genl_msg *m, genl_cb cb,
+		  void *priv)
+{
+	int ret;
+
+	g->err[0] = 0;
+	m->hdr.nlmsg_flags |= NLM_F_ACK;
+	ret = send_msg(g, m);
+	return ret ?: recv_until_done(g, cb, priv);
+}
+
 int genl_dump(struct genl *g, struct genl_msg *m, genl_cb cb, void *priv)
 {
 	int ret;

@@ -57,6 +57,12 @@ int genl_do(struct genl *g, struct genl_msg *m);
  */
 typedef int (*genl_cb)(const struct nlmsghdr *h, void *priv);
 int genl_dump(struct genl *g, struct genl_msg *m, genl_cb cb, void *priv);
+/*
+ * A "do" with a reply: @cb sees the reply before the ack comes. Returns 0
+ * or -errno (the ack's, else @cb's non-zero return).
+ */
+int genl_do_reply(struct genl *g, struct genl_msg *m, genl_cb cb,
+		  void *priv);
 
 /*
  * The attributes of a genetlink message (after the genl header) or of a

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vfio-mig: the migration control device /dev/vfio-mig (ctl.c) and the
+ * migration phases relayed over netlink (nl_mig.c).
+ */
+#ifndef _VFIO_MIG_CTL_H
+#define _VFIO_MIG_CTL_H
+
+#include <linux/mutex.h>
+#include <linux/rwsem.h>
+#include <linux/types.h>
+
+struct vmig_device;
+
+/**
+ * struct vmig_ctl - one open /dev/vfio-mig
+ * @attach_lock: serialises VFIO_MIG_CTL_ATTACH on this fd; taken before
+ *	vmig_devices_lock and the device's ctl.rwsem
+ * @mdev: the device, set once by ATTACH (under @attach_lock and the
+ *	device's ctl.rwsem held for write), with a reference on its
+ *	vfio_device that release drops; read without a lock through
+ *	smp_load_acquire(). The attachment is alive while the device's
+ *	ctl.ctl points here (under its ctl.rwsem).
+ * @committed: VFIO_MIG_CTL_COMMIT was called; written with the device's
+ *	ctl.rwsem held for write, read with it held
+ * @last_phase: the last phase announced while this fd was attached (0:
+ *	none); written under the device's ctl.rwsem (held for read) and
+ *	ctl.phase_lock, read under either ctl.phase_lock or ctl.rwsem held
+ *	for write (release)
+ * @bdf: the device's address, for the events sent after it is gone
+ */
+struct vmig_ctl {
+	struct mutex attach_lock;	/* see above */
+	struct vmig_device *mdev;
+	bool committed;
+	u32 last_phase;
+	char bdf[16];
+};
+
+/**
+ * struct vmig_ctl_dev - a device's side of /dev/vfio-mig and of the phases
+ * @rwsem: protects @ctl. Every control ioctl holds it for read for as
+ *	long as it uses the device, and so does the mig-phase handler;
+ *	ATTACH, COMMIT, the release of a control fd (its rollback included)
+ *	and close_device hold it for write. close_device detaches the fd
+ *	(@ctl = NULL: its ioctls then fail with ENODEV) once the ioctls in
+ *	flight are done. close_device runs under the vfio dev_set->lock, so
+ *	nothing may take that lock with @rwsem held. Lock order:
+ *	vmig_devices_lock, dev_set->lock, @rwsem, then either mig.state_mutex
+ *	(and the locks under it, lm.h) or @phase_lock.
+ * @ctl: the attached control fd, or NULL
+ * @phase_lock: protects the fields below; the phase events are sent
+ *	under it, so that they leave in @seq order
+ * @phase: the pending phase (enum vfio_mig_mig_phase), 0: none
+ * @seq: the pending phase's number
+ * @next_seq: the number the next phase gets (per device, from 1, never
+ *	reused while the device is bound)
+ */
+struct vmig_ctl_dev {
+	struct rw_semaphore rwsem;	/* see above */
+	struct vmig_ctl *ctl;
+	struct mutex phase_lock;	/* see above */
+	u32 phase;
+	u32 seq;
+	u32 next_seq;
+};
+
+/* ctl.c */
+int vmig_ctl_init(void);
+void vmig_ctl_exit(void);
+void vmig_ctl_dev_init(struct vmig_device *mdev);
+/* close_device: end the attachment, after the ioctls in flight. */
+void vmig_ctl_detach(struct vmig_device *mdev);
+
+/* nl_mig.c */
+/*
+ * Announce @phase for the device at @bdf: it becomes the pending phase,
+ * with a new seq (returned), and mig-phase-ntf is sent. The caller holds
+ * mdev->ctl.rwsem; @ctl (the attached fd, or NULL) records it.
+ */
+u32 vmig_phase_announce(struct vmig_device *mdev, struct vmig_ctl *ctl,
+			const char *bdf, u32 phase);
+
+#endif /* _VFIO_MIG_CTL_H */

@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig: the live migration operations of the vfio_mig genetlink family
+ * (Documentation/live-migration.rst): the phases the controller announces
+ * to the device's VMM (mig-phase), the VMM's acknowledgments (mig-ack),
+ * their events on the "mig" group, and the VMM's own dirty pages
+ * (dirty-mark).
+ *
+ * A device has at most one pending phase, numbered per device (ctl.h has
+ * the lock rules). An announcement needs a control fd attached to the
+ * device; an acknowledgment does not, so that the VMM can acknowledge
+ * the "abort" the kernel announces when that fd goes away.
+ */
+#include <linux/slab.h>
+#include <net/genetlink.h>
+#include <uapi/linux/vfio_mig.h>
+
+#include "netlink.h"
+#include "vfio_mig.h"
+
+/* {bdf, phase, seq[, result]}: @result < 0 leaves it out. */
+static int fill_mig(struct sk_buff *skb, u32 portid, u32 nlseq, u8 cmd,
+		    const char *bdf, u32 phase, u32 seq, int result)
+{
+	void *hdr;
+
+	hdr = genlmsg_put(skb, portid, nlseq, &vfio_mig_nl_family, 0, cmd);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (nla_put_string(skb, VFIO_MIG_A_MIG_BDF, bdf) ||
+	    nla_put_u32(skb, VFIO_MIG_A_MIG_PHASE, phase) ||
+	    nla_put_u32(skb, VFIO_MIG_A_MIG_SEQ, seq) ||
+	    (result >= 0 && nla_put_u32(skb, VFIO_MIG_A_MIG_RESULT, result))) {
+		genlmsg_cancel(skb, hdr);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+/* Under ctl.phase_lock: events leave in seq order. */
+static void mig_event(u8 cmd, const char *bdf, u32 phase, u32 seq,
+		      int result)
+{
+	struct sk_buff *msg;
+
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return;
+	if (fill_mig(msg, 0, 0, cmd, bdf, phase, seq, result)) {
+		nlmsg_free(msg);
+		return;
+	}
+	vmig_nl_multicast(msg, VFIO_MIG_NLGRP_MIG);
+}
+
+u32 vmig_phase_announce(struct vmig_device *mdev, struct vmig_ctl *ctl,
+			const char *bdf, u32 phase)
+{
+	struct vmig_ctl_dev *cd = &mdev->ctl;
+	u32 seq;
+
+	lockdep_assert_held(&cd->rwsem);
+	mutex_lock(&cd->phase_lock);
+	seq = ++cd->next_seq;
+	cd->phase = phase;
+	cd->seq = seq;
+	if (ctl)
+		ctl->last_phase = phase;
+	mig_event(VFIO_MIG_CMD_MIG_PHASE_NTF, bdf, phase, seq, -1);
+	mutex_unlock(&cd->phase_lock);
+	return seq;
+}
+
+int vfio_mig_nl_mig_phase_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr **a = info->attrs;
+	struct vmig_device *mdev;
+	char bdf[16] = "";
+	struct sk_buff *msg;
+	u32 phase, seq = 0;
+	int ret = 0;
+
+	if (GENL_REQ_ATTR_CHECK(info, VFIO_MIG_A_MIG_BDF) ||
+	    GENL_REQ_ATTR_CHECK(info, VFIO_MIG_A_MIG_PHASE))
+		return -EINVAL;
+	phase = nla_get_u32(a[VFIO_MIG_A_MIG_PHASE]);
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+
+	mutex_lock(&vmig_devices_lock);
+	mdev = vmig_nl_find_dev(a, VFIO_MIG_A_MIG_BDF, info->extack);
+	if (IS_ERR(mdev)) {
+		ret = PTR_ERR(mdev);
+		goto unlock;
+	}
+	strscpy(bdf, pci_name(mdev->core.pdev), sizeof(bdf));
+	down_read(&mdev->ctl.rwsem);
+	if (mdev->ctl.ctl) {
+		seq = vmig_phase_announce(mdev, mdev->ctl.ctl, bdf, phase);
+	} else {
+		NL_SET_ERR_MSG(info->extack,
+			       "no migration controller is attached to this device (/dev/vfio-mig)");
+		ret = -ENOTCONN;
+	}
+	up_read(&mdev->ctl.rwsem);
+unlock:
+	mutex_unlock(&vmig_devices_lock);
+	if (!ret)
+		ret = fill_mig(msg, info->snd_portid, info->snd_seq,
+			       VFIO_MIG_CMD_MIG_PHASE, bdf, phase, seq, -1);
+	if (ret) {
+		nlmsg_free(msg);
+		return ret;
+	}
+	return genlmsg_reply(msg, info);
+}
+
+int vfio_mig_nl_mig_ack_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr **a = info->attrs;
+	struct vmig_device *mdev;
+	struct vmig_ctl_dev *cd;
+	u32 phase, seq, result;
+	int ret = 0;
+
+	if (GENL_REQ_ATTR_CHECK(info, VFIO_MIG_A_MIG_BDF) ||
+	    GENL_REQ_ATTR_CHECK(info, VFIO_MIG_A_MIG_PHASE) ||
+	    GENL_REQ_ATTR_CHECK(info, VFIO_MIG_A_MIG_SEQ))
+		return -EINVAL;
+	phase = nla_get_u32(a[VFIO_MIG_A_MIG_PHASE]);
+	seq = nla_get_u32(a[VFIO_MIG_A_MIG_SEQ]);
+	result = a[VFIO_MIG_A_MIG_RESULT] ?
+		 nla_get_u32(a[VFIO_MIG_A_MIG_RESULT]) : 0;
+
+	mutex_lock(&vmig_devices_lock);
+	mdev = vmig_nl_find_dev(a, VFIO_MIG_A_MIG_BDF, info->extack);
+	if (IS_ERR(mdev)) {
+		ret = PTR_ERR(mdev);
+		goto unlock;
+	}
+	cd = &mdev->ctl;
+	mutex_lock(&cd->phase_lock);
+	if (!cd->phase) {
+		NL_SET_ERR_MSG(info->extack,
+			       "no migration phase is pending on this device");
+		ret = -ESTALE;
+	} else if (cd->phase != phase || cd->seq != seq) {
+		NL_SET_ERR_MSG(info->extack,
+			       "phase and seq are not those of the device's pending phase");
+		ret = -ESTALE;
+	} else {
+		cd->phase = 0;
+		mig_event(VFIO_MIG_CMD_MIG_ACK_NTF, pci_name(mdev->core.pdev),
+			  phase, seq, result);
+	}
+	mutex_unlock(&cd->phase_lock);
+unlock:
+	mutex_unlock(&vmig_devices_lock);
+	return ret;
+}
+
+int vfio_mig_nl_dirty_mark_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct vmig_device *mdev;
+	struct dt_range *ranges;
+	u32 n, bad = 0;
+	int ret;
+
+	if (GENL_REQ_ATTR_CHECK(info, VFIO_MIG_A_DIRTY_BDF))
+		return -EINVAL;
+	ret = vmig_nl_get_ranges(info, &ranges, &n);
+	if (ret)
+		return ret;
+	mutex_lock(&vmig_devices_lock);
+	mdev = vmig_nl_find_dev(info->attrs, VFIO_MIG_A_DIRTY_BDF,
+				info->extack);
+	if (IS_ERR(mdev))
+		ret = PTR_ERR(mdev);
+	else
+		ret = vmig_dirty_mark_ranges(mdev, ranges, n, &bad);
+	mutex_unlock(&vmig_devices_lock);
+	kfree(ranges);
+
+	if (ret == -ENOENT)
+		NL_SET_ERR_MSG(info->extack,
+			       "no dirty log is running on this device");
+	else if (ret == -EINVAL)
+		NL_SET_ERR_MSG_ATTR(info->extack, vmig_nl_range_attr(info, bad),
+				    "empty or wrapping IOVA range");
+	else if (ret == -ERANGE)
+		NL_SET_ERR_MSG_ATTR(info->extack, vmig_nl_range_attr(info, bad),
+				    "range outside the IOVA ranges the dirty log covers");
+	return ret;
+}

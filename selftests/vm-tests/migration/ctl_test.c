@@ -1,0 +1,1301 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The migration control device /dev/vfio-mig and the migration phases
+ * (Documentation/live-migration.rst), with the test VMM holding edu A (and
+ * edu B as a target) and this test in the role of migctl:
+ *
+ *  - open_unprivileged: no CAP_SYS_ADMIN, no fd;
+ *  - attach_errors: unknown BDF, device not open, a second controller,
+ *    a second ATTACH, bad flags, ioctls before ATTACH;
+ *  - pages_*: reads equal the VMM's RAM, writes change it; misaligned,
+ *    too many, unmapped IOVAs and bad sizes refused with the uAPI's errnos;
+ *  - state_*: the state set through the control fd is the VMM's; illegal
+ *    states refused; a STOP_COPY data fd from it resumes edu B;
+ *  - vmm_close_*: the VMM closes the device: every ioctl fails with ENODEV;
+ *  - rollback_*: a control fd closed before its commit point leaves the
+ *    device RUNNING (RESUMING dropped unapplied) and the VMM gets "abort";
+ *  - commit_*: COMMIT keeps the state; COMMIT_STOPPED keeps STOP against
+ *    both fds (and resets) until the VMM closes the device;
+ *  - phase_*: mig-phase / mig-ack relay, seq, ESTALE, the events;
+ *  - dirty_mark: marks exactly the given pages, refuses ranges outside;
+ *  - netns_events: events and operations work from another netns;
+ *  - vmm_close_races_ioctls: the VMM closes the device while PAGES and
+ *    STATE run on other threads: they finish, then get ENODEV;
+ *  - unbind_after_vmm_close: the device goes while a dead control fd still
+ *    holds it; its release still announces "abort".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/vfio_mig.h>
+#include <linux/vfio_mig_ctl.h>
+
+#include "kselftest_harness.h"
+#include "edu.h"
+#include "genl.h"
+#include "mig.h"
+#include "regsync.h"
+#include "testbed.h"
+
+#define RAM_IOVA	0x100000ull
+#define RAM_SIZE	(1u << 20)
+#define RAM_PAGES	(RAM_SIZE / MIG_PAGE)
+#define PEEK_IOVA	(RAM_IOVA + RAM_SIZE - 0x2000)
+#define EV_TIMEOUT_MS	10000
+
+#ifndef SOL_NETLINK
+#define SOL_NETLINK	270
+#endif
+
+/* ---- the control device ---- */
+
+static int ctl_open(void)
+{
+	return open(VFIO_MIG_CTL_DEVICE, O_RDWR | O_CLOEXEC);
+}
+
+static int ctl_attach(int fd, const char *bdf)
+{
+	struct vfio_mig_ctl_attach a = { .argsz = sizeof(a) };
+
+	snprintf(a.bdf, sizeof(a.bdf), "%s", bdf);
+	return ioctl(fd, VFIO_MIG_CTL_ATTACH, &a) ? -errno : 0;
+}
+
+/* Attach a new control fd to @bdf; the fd, or -errno. */
+static int ctl_new(const char *bdf)
+{
+	int fd = ctl_open(), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = ctl_attach(fd, bdf);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static int ctl_set(int fd, uint32_t state, int *data_fd)
+{
+	struct vfio_mig_ctl_state s = {
+		.argsz = sizeof(s),
+		.flags = VFIO_MIG_CTL_STATE_SET,
+		.device_state = state,
+		.data_fd = -2,
+	};
+
+	if (ioctl(fd, VFIO_MIG_CTL_STATE, &s))
+		return -errno;
+	if (data_fd)
+		*data_fd = s.data_fd;
+	else if (s.data_fd >= 0)
+		close(s.data_fd);
+	return 0;
+}
+
+static int ctl_get(int fd, uint32_t *state)
+{
+	struct vfio_mig_ctl_state s = { .argsz = sizeof(s), .data_fd = -2 };
+
+	if (ioctl(fd, VFIO_MIG_CTL_STATE, &s))
+		return -errno;
+	*state = s.device_state;
+	return s.data_fd == -1 ? 0 : -EPROTO;
+}
+
+static int ctl_pages(int fd, bool write, const uint64_t *iovas, uint32_t n,
+		     void *data, uint32_t *count)
+{
+	struct vfio_mig_ctl_pages p = {
+		.argsz = sizeof(p),
+		.flags = write ? VFIO_MIG_CTL_PAGES_WRITE : 0,
+		.count = n,
+		.page_size = 4096,
+		.iovas = (uintptr_t)iovas,
+		.data = (uintptr_t)data,
+	};
+	int ret = ioctl(fd, VFIO_MIG_CTL_PAGES, &p) ? -errno : 0;
+
+	if (count)
+		*count = p.count;
+	return ret;
+}
+
+static int ctl_commit(int fd, uint32_t flags)
+{
+	struct vfio_mig_ctl_commit c = { .argsz = sizeof(c), .flags = flags };
+
+	return ioctl(fd, VFIO_MIG_CTL_COMMIT, &c) ? -errno : 0;
+}
+
+/* ---- netlink: phases, acks, their events ---- */
+
+struct ev {
+	uint8_t cmd;
+	char bdf[32];
+	uint32_t phase, seq, result, state;
+	bool has_result;
+};
+
+struct grp_find {
+	const char *name;
+	uint32_t id;
+};
+
+static int grp_cb(const struct nlmsghdr *h, void *priv)
+{
+	const struct nlattr *tb[CTRL_ATTR_MAX + 1], *grps[65];
+	struct grp_find *f = priv;
+	int i;
+
+	genl_parse(h, tb, CTRL_ATTR_MAX);
+	if (!tb[CTRL_ATTR_MCAST_GROUPS])
+		return 0;
+	genl_parse_nest(tb[CTRL_ATTR_MCAST_GROUPS], grps, 64);
+	for (i = 0; i <= 64; i++) {
+		const struct nlattr *g[CTRL_ATTR_MCAST_GRP_MAX + 1];
+
+		if (!grps[i])
+			continue;
+		genl_parse_nest(grps[i], g, CTRL_ATTR_MCAST_GRP_MAX);
+		if (g[CTRL_ATTR_MCAST_GRP_NAME] && g[CTRL_ATTR_MCAST_GRP_ID] &&
+		    !strcmp(genl_data(g[CTRL_ATTR_MCAST_GRP_NAME]), f->name))
+			f->id = genl_get_u64(g[CTRL_ATTR_MCAST_GRP_ID]) &
+				0xffffffff;
+	}
+	return 0;
+}
+
+/* A vfio_mig socket that listens to multicast group @group. */
+static int ev_open(struct genl *g, const char *group)
+{
+	struct grp_find f = { .name = group };
+	struct genl ctrl;
+	struct genl_msg *m;
+	int ret;
+
+	ret = genl_open(g, VFIO_MIG_FAMILY_NAME);
+	if (ret)
+		return ret;
+	m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	ctrl = *g;
+	ctrl.family = GENL_ID_CTRL;
+	genl_msg_init(m, &ctrl, CTRL_CMD_GETFAMILY, 1, 0);
+	genl_put_str(m, CTRL_ATTR_FAMILY_NAME, VFIO_MIG_FAMILY_NAME);
+	ret = genl_do_reply(&ctrl, m, grp_cb, &f);
+	g->seq = ctrl.seq;
+	free(m);
+	if (!ret && !f.id)
+		ret = -ENOENT;
+	if (!ret && setsockopt(g->fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP,
+			       &f.id, sizeof(f.id)))
+		ret = -errno;
+	return ret;
+}
+
+static void ev_parse(const struct nlmsghdr *h, struct ev *e)
+{
+	const struct genlmsghdr *gh = NLMSG_DATA(h);
+	const struct nlattr *tb[32];
+
+	memset(e, 0, sizeof(*e));
+	e->cmd = gh->cmd;
+	genl_parse(h, tb, 31);
+	/* the mig set and the dev set both have bdf = 1 */
+	if (tb[VFIO_MIG_A_MIG_BDF])
+		snprintf(e->bdf, sizeof(e->bdf), "%.*s",
+			 (int)genl_len(tb[VFIO_MIG_A_MIG_BDF]),
+			 (const char *)genl_data(tb[VFIO_MIG_A_MIG_BDF]));
+	if (e->cmd == VFIO_MIG_CMD_MIG_STATE_NTF) {
+		if (tb[VFIO_MIG_A_DEV_MIG_STATE])
+			e->state = genl_get_u64(tb[VFIO_MIG_A_DEV_MIG_STATE]);
+		return;
+	}
+	if (tb[VFIO_MIG_A_MIG_PHASE])
+		e->phase = genl_get_u64(tb[VFIO_MIG_A_MIG_PHASE]);
+	if (tb[VFIO_MIG_A_MIG_SEQ])
+		e->seq = genl_get_u64(tb[VFIO_MIG_A_MIG_SEQ]);
+	if (tb[VFIO_MIG_A_MIG_RESULT]) {
+		e->result = genl_get_u64(tb[VFIO_MIG_A_MIG_RESULT]);
+		e->has_result = true;
+	}
+}
+
+/*
+ * The next event @cmd about @bdf within @ms (others are skipped): 0,
+ * -ETIMEDOUT or -errno.
+ */
+static int ev_wait(struct genl *g, uint8_t cmd, const char *bdf,
+		   struct ev *out, int ms)
+{
+	uint64_t end = vmm_now_us() + (uint64_t)ms * 1000;
+
+	for (;;) {
+		struct pollfd p = { .fd = g->fd, .events = POLLIN };
+		int64_t left = (int64_t)(end - vmm_now_us()) / 1000;
+		struct nlmsghdr *h;
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			return -ETIMEDOUT;
+		n = recv(g->fd, g->rx, 64 << 10, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (h = (struct nlmsghdr *)g->rx; NLMSG_OK(h, n);
+		     h = NLMSG_NEXT(h, n)) {
+			struct ev e;
+
+			if (h->nlmsg_type != g->family)
+				continue;
+			ev_parse(h, &e);
+			if (e.cmd == cmd && !strcmp(e.bdf, bdf)) {
+				*out = e;
+				return 0;
+			}
+		}
+	}
+}
+
+struct phase_reply {
+	struct ev e;
+	bool seen;
+};
+
+static int phase_cb(const struct nlmsghdr *h, void *priv)
+{
+	struct phase_reply *r = priv;
+
+	ev_parse(h, &r->e);
+	r->seen = true;
+	return 0;
+}
+
+/* mig-phase: 0 and the reply, or -errno. */
+static int nl_phase(struct genl *g, const char *bdf, uint32_t phase,
+		    struct ev *reply)
+{
+	struct phase_reply r = {};
+	struct genl_msg *m = malloc(sizeof(*m));
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	genl_msg_init(m, g, VFIO_MIG_CMD_MIG_PHASE, 1, 0);
+	genl_put_str(m, VFIO_MIG_A_MIG_BDF, bdf);
+	genl_put(m, VFIO_MIG_A_MIG_PHASE, &phase, sizeof(phase));
+	ret = genl_do_reply(g, m, phase_cb, &r);
+	free(m);
+	if (!ret && !r.seen)
+		ret = -EPROTO;
+	if (!ret && reply)
+		*reply = r.e;
+	return ret;
+}
+
+static int nl_ack(struct genl *g, const char *bdf, uint32_t phase,
+		  uint32_t seq, uint32_t result)
+{
+	struct genl_msg *m = malloc(sizeof(*m));
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	genl_msg_init(m, g, VFIO_MIG_CMD_MIG_ACK, 1, 0);
+	genl_put_str(m, VFIO_MIG_A_MIG_BDF, bdf);
+	genl_put(m, VFIO_MIG_A_MIG_PHASE, &phase, sizeof(phase));
+	genl_put(m, VFIO_MIG_A_MIG_SEQ, &seq, sizeof(seq));
+	genl_put(m, VFIO_MIG_A_MIG_RESULT, &result, sizeof(result));
+	ret = genl_do(g, m);
+	free(m);
+	return ret;
+}
+
+/* dirty-mark of @n (iova, length) pairs. */
+static int nl_mark(struct genl *g, const char *bdf, const uint64_t *r,
+		   int n)
+{
+	struct genl_msg *m = malloc(sizeof(*m));
+	struct nlattr *nest;
+	int i, ret;
+
+	if (!m)
+		return -ENOMEM;
+	genl_msg_init(m, g, VFIO_MIG_CMD_DIRTY_MARK, 1, 0);
+	genl_put_str(m, VFIO_MIG_A_DIRTY_BDF, bdf);
+	for (i = 0; i < n; i++) {
+		nest = genl_nest_start(m, VFIO_MIG_A_DIRTY_RANGE);
+		genl_put_u64(m, VFIO_MIG_A_DIRTY_RANGE_IOVA, r[2 * i]);
+		genl_put_u64(m, VFIO_MIG_A_DIRTY_RANGE_LENGTH, r[2 * i + 1]);
+		genl_nest_end(m, nest);
+	}
+	ret = genl_do(g, m);
+	free(m);
+	return ret;
+}
+
+/* ---- the fixture: A open with its RAM, B bound ---- */
+
+FIXTURE(ctl) {
+	struct tb_devs t;
+	struct mig_side a, b;
+	struct edu ea, eb;
+	uint64_t flags;
+	struct genl nl;		/* requests */
+	struct genl mev;	/* the "mig" group */
+	struct mig_dirty log;
+	int ctl, data_fd;
+	const char *bdf;
+};
+
+FIXTURE_SETUP(ctl)
+{
+	int ret;
+
+	self->ctl = self->data_fd = -1;
+	self->nl.fd = self->mev.fd = self->log.nl.fd = -1;
+	ASSERT_EQ(0, tb_devices(&self->t));
+	ASSERT_EQ(2, self->t.nr_edu);
+	self->bdf = self->t.edu[0];
+	mig_dirty_kill(self->t.edu[0]);
+	mig_dirty_kill(self->t.edu[1]);
+	ASSERT_EQ(0, mig_side_open(&self->a, self->t.edu[0], "sparse",
+				   RAM_IOVA, RAM_SIZE));
+	ASSERT_EQ(0, edu_probe(&self->ea, &self->a.d, false));
+	ASSERT_EQ(0, vmm_bind(self->t.edu[1], TB_DRIVER));
+	ASSERT_EQ(0, mig_features(&self->a.d, &self->flags));
+	ret = genl_open(&self->nl, VFIO_MIG_FAMILY_NAME);
+	ASSERT_EQ(0, ret) TH_LOG("genl_open: %s", strerror(-ret));
+	ret = ev_open(&self->mev, VFIO_MIG_MCGRP_MIG);
+	ASSERT_EQ(0, ret) TH_LOG("mig group: %s", strerror(-ret));
+}
+
+FIXTURE_TEARDOWN(ctl)
+{
+	if (self->data_fd >= 0)
+		close(self->data_fd);
+	if (self->ctl >= 0)
+		close(self->ctl);
+	mig_dirty_stop(&self->log);
+	genl_close(&self->nl);
+	genl_close(&self->mev);
+	mig_side_close(&self->a);
+	mig_side_close(&self->b);
+	mig_dirty_kill(self->t.edu[0]);
+	rs_set_trap_mode(self->t.edu[0], "none");
+	rs_set_trap_mode(self->t.edu[1], "none");
+}
+
+static int state_of(struct mig_side *s)
+{
+	uint32_t st;
+
+	return mig_get_state(&s->d, &st) ? -1 : (int)st;
+}
+
+/* What a forked child must not keep: the device (and its close). */
+static void child_drop_fds(FIXTURE_DATA(ctl) *self)
+{
+	int fds[] = { self->a.d.fd, self->a.d.group, self->a.d.container,
+		      self->a.d.irq_fd, self->a.ram.memfd, self->b.d.fd,
+		      self->b.d.group, self->b.d.container, self->ctl,
+		      self->data_fd, self->mev.fd, self->nl.fd };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* Wait for @pid up to @ms; its exit status, or -1 (killed then). */
+static int child_wait(pid_t pid, int ms)
+{
+	int status, i;
+
+	for (i = 0; i < ms / 10; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+/* ---- the tests ---- */
+
+TEST_F(ctl, open_unprivileged)
+{
+	struct stat st;
+	pid_t pid;
+
+	ASSERT_EQ(0, stat(VFIO_MIG_CTL_DEVICE, &st));
+	EXPECT_TRUE(S_ISCHR(st.st_mode));
+	EXPECT_EQ(0600, st.st_mode & 07777);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct __user_cap_header_struct h = {
+			.version = _LINUX_CAPABILITY_VERSION_3,
+		};
+		struct __user_cap_data_struct d[2];
+		int fd;
+
+		child_drop_fds(self);
+		/* root without CAP_SYS_ADMIN: the device refuses */
+		if (syscall(SYS_capget, &h, d))
+			_exit(10);
+		d[0].effective &= ~(1u << CAP_SYS_ADMIN);
+		d[0].permitted &= ~(1u << CAP_SYS_ADMIN);
+		d[0].inheritable &= ~(1u << CAP_SYS_ADMIN);
+		if (syscall(SYS_capset, &h, d))
+			_exit(11);
+		fd = ctl_open();
+		if (fd >= 0)
+			_exit(1);
+		if (errno != EPERM)
+			_exit(2);
+		/* nobody: not even the file's mode lets it in */
+		if (setresgid(65534, 65534, 65534) ||
+		    setresuid(65534, 65534, 65534))
+			_exit(12);
+		fd = ctl_open();
+		if (fd >= 0)
+			_exit(3);
+		_exit(errno == EACCES || errno == EPERM ? 0 : 4);
+	}
+	EXPECT_EQ(0, child_wait(pid, 10000))
+		TH_LOG("1/3: opened without privilege, 2/4: wrong errno");
+	/* and root opens it */
+	self->ctl = ctl_open();
+	ASSERT_LE(0, self->ctl);
+}
+
+TEST_F(ctl, attach_errors)
+{
+	struct vfio_mig_ctl_attach at = { .argsz = sizeof(at), .flags = 1 };
+	uint32_t st;
+	int fd2;
+
+	self->ctl = ctl_open();
+	ASSERT_LE(0, self->ctl);
+	/* nothing but ATTACH before ATTACH */
+	EXPECT_EQ(-ENOTCONN, ctl_get(self->ctl, &st));
+	EXPECT_EQ(-ENOTCONN, ctl_commit(self->ctl, 0));
+	EXPECT_EQ(-ENODEV, ctl_attach(self->ctl, "0000:7f:1f.7"));
+	EXPECT_EQ(-ENODEV, ctl_attach(self->ctl, "nonsense"));
+	/* B is bound to vfio-mig but no VMM has it open */
+	EXPECT_EQ(-ENOTCONN, ctl_attach(self->ctl, self->t.edu[1]));
+	snprintf(at.bdf, sizeof(at.bdf), "%s", self->bdf);
+	EXPECT_EQ(-1, ioctl(self->ctl, VFIO_MIG_CTL_ATTACH, &at));
+	EXPECT_EQ(EINVAL, errno);
+	at.flags = 0;
+	at.argsz = 4;
+	EXPECT_EQ(-1, ioctl(self->ctl, VFIO_MIG_CTL_ATTACH, &at));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(self->ctl, _IO(VFIO_MIG_CTL_TYPE, 99), &at));
+	EXPECT_EQ(ENOTTY, errno);
+
+	ASSERT_EQ(0, ctl_attach(self->ctl, self->bdf));
+	EXPECT_EQ(-EALREADY, ctl_attach(self->ctl, self->bdf));
+	EXPECT_EQ(0, ctl_get(self->ctl, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+
+	fd2 = ctl_open();
+	ASSERT_LE(0, fd2);
+	EXPECT_EQ(-EBUSY, ctl_attach(fd2, self->bdf));
+	/* the first one goes: the device is free again */
+	close(self->ctl);
+	self->ctl = -1;
+	EXPECT_EQ(0, ctl_attach(fd2, self->bdf));
+	close(fd2);
+}
+
+/* Page @i of the pattern @seed. */
+static void pattern(uint8_t *p, uint64_t i, uint8_t seed)
+{
+	unsigned int j;
+
+	for (j = 0; j < MIG_PAGE; j++)
+		p[j] = (uint8_t)(i * 7 + j * 13 + seed);
+}
+
+TEST_F(ctl, pages_rw)
+{
+	static uint8_t data[VFIO_MIG_CTL_PAGES_MAX * MIG_PAGE];
+	uint64_t iovas[VFIO_MIG_CTL_PAGES_MAX];
+	uint8_t want[MIG_PAGE];
+	uint32_t i, count;
+	int ret;
+
+	for (i = 0; i < RAM_PAGES; i++)
+		pattern(mig_host(&self->a, RAM_IOVA + i * MIG_PAGE), i, 1);
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+
+	/* a few pages, out of order */
+	iovas[0] = RAM_IOVA + 5 * MIG_PAGE;
+	iovas[1] = RAM_IOVA;
+	iovas[2] = RAM_IOVA + (RAM_PAGES - 1) * MIG_PAGE;
+	ret = ctl_pages(self->ctl, false, iovas, 3, data, &count);
+	ASSERT_EQ(0, ret) TH_LOG("read: %s", strerror(-ret));
+	EXPECT_EQ(3, count);
+	for (i = 0; i < 3; i++)
+		EXPECT_EQ(0, memcmp(data + i * MIG_PAGE,
+				    mig_host(&self->a, iovas[i]), MIG_PAGE))
+			TH_LOG("page %u read differs", i);
+
+	/* the most per call: all of RAM */
+	for (i = 0; i < VFIO_MIG_CTL_PAGES_MAX; i++)
+		iovas[i] = RAM_IOVA + i * MIG_PAGE;
+	memset(data, 0, sizeof(data));
+	ASSERT_EQ(0, ctl_pages(self->ctl, false, iovas,
+			       VFIO_MIG_CTL_PAGES_MAX, data, NULL));
+	EXPECT_EQ(0, memcmp(data, self->a.ram.host, RAM_SIZE));
+
+	/* writes land in the VMM's RAM */
+	iovas[0] = RAM_IOVA + 7 * MIG_PAGE;
+	iovas[1] = RAM_IOVA + 200 * MIG_PAGE;
+	pattern(data, 7, 99);
+	pattern(data + MIG_PAGE, 200, 99);
+	ASSERT_EQ(0, ctl_pages(self->ctl, true, iovas, 2, data, &count));
+	EXPECT_EQ(2, count);
+	pattern(want, 7, 99);
+	EXPECT_EQ(0, memcmp(want, mig_host(&self->a, iovas[0]), MIG_PAGE));
+	pattern(want, 200, 99);
+	EXPECT_EQ(0, memcmp(want, mig_host(&self->a, iovas[1]), MIG_PAGE));
+	pattern(want, 8, 1);	/* and nothing else */
+	EXPECT_EQ(0, memcmp(want, mig_host(&self->a, RAM_IOVA + 8 * MIG_PAGE),
+			    MIG_PAGE));
+
+	/* misaligned: nothing moves */
+	iovas[0] = RAM_IOVA + 3 * MIG_PAGE;
+	iovas[1] = RAM_IOVA + 4 * MIG_PAGE + 512;
+	pattern(data, 0, 55);
+	EXPECT_EQ(-EINVAL, ctl_pages(self->ctl, true, iovas, 2, data, &count));
+	EXPECT_EQ(0, count);
+	pattern(want, 3, 1);
+	EXPECT_EQ(0, memcmp(want, mig_host(&self->a, RAM_IOVA + 3 * MIG_PAGE),
+			    MIG_PAGE));
+	/* too many, or another page size */
+	EXPECT_EQ(-E2BIG, ctl_pages(self->ctl, false, iovas,
+				    VFIO_MIG_CTL_PAGES_MAX + 1, data, NULL));
+	{
+		struct vfio_mig_ctl_pages p = {
+			.argsz = sizeof(p), .count = 1, .page_size = 8192,
+			.iovas = (uintptr_t)iovas, .data = (uintptr_t)data,
+		};
+
+		EXPECT_EQ(-1, ioctl(self->ctl, VFIO_MIG_CTL_PAGES, &p));
+		EXPECT_EQ(EINVAL, errno);
+		p.page_size = 4096;
+		p.flags = 2;
+		EXPECT_EQ(-1, ioctl(self->ctl, VFIO_MIG_CTL_PAGES, &p));
+		EXPECT_EQ(EINVAL, errno);
+		p.flags = 0;
+		p.data = 8;	/* a bad user pointer */
+		iovas[0] = RAM_IOVA;
+		EXPECT_EQ(-1, ioctl(self->ctl, VFIO_MIG_CTL_PAGES, &p));
+		EXPECT_EQ(EFAULT, errno);
+	}
+
+	/* an IOVA the device has no mapping for: the pages before are done */
+	iovas[0] = RAM_IOVA + 10 * MIG_PAGE;
+	iovas[1] = RAM_IOVA + 11 * MIG_PAGE;
+	iovas[2] = RAM_IOVA + RAM_SIZE + 16 * MIG_PAGE;
+	iovas[3] = RAM_IOVA + 12 * MIG_PAGE;
+	memset(data, 0, 4 * MIG_PAGE);
+	ret = ctl_pages(self->ctl, false, iovas, 4, data, &count);
+	EXPECT_EQ(-EFAULT, ret) TH_LOG("unmapped read: %s", strerror(-ret));
+	EXPECT_EQ(2, count);
+	EXPECT_EQ(0, memcmp(data, mig_host(&self->a, iovas[0]), 2 * MIG_PAGE));
+	pattern(data + 3 * MIG_PAGE, 12, 77);
+	ret = ctl_pages(self->ctl, true, iovas + 2, 2, data + 2 * MIG_PAGE,
+			&count);
+	EXPECT_EQ(-EFAULT, ret);
+	EXPECT_EQ(0, count);
+	pattern(want, 12, 1);
+	EXPECT_EQ(0, memcmp(want, mig_host(&self->a, iovas[3]), MIG_PAGE));
+}
+
+TEST_F(ctl, state_set_get)
+{
+	uint32_t st;
+
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	ASSERT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_STOP,
+			     &self->data_fd));
+	EXPECT_EQ(-1, self->data_fd);
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP, state_of(&self->a));
+	ASSERT_EQ(0, ctl_get(self->ctl, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP, st);
+	/* as the VFIO feature: no way to ERROR or beyond the last state */
+	EXPECT_EQ(-EINVAL, ctl_set(self->ctl, VFIO_DEVICE_STATE_ERROR, NULL));
+	EXPECT_EQ(-EINVAL, ctl_set(self->ctl, 100, NULL));
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP, state_of(&self->a));
+	/* the VMM's changes show through the control fd */
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING_P2P,
+				   NULL));
+	ASSERT_EQ(0, ctl_get(self->ctl, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING_P2P, st);
+	ASSERT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_RUNNING, NULL));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(&self->a));
+	EXPECT_EQ(0x12345678u, ~edu_liveness(&self->ea, 0x12345678));
+}
+
+/* Bring edu @e to a state worth migrating; its registers after. */
+static void make_state(struct __test_metadata *_metadata, struct edu *e,
+		       struct mig_side *s, uint64_t seed, struct edu_regs *r)
+{
+	struct edu_wl w;
+	uint32_t f;
+
+	edu_wl_init(&w, e, &s->ram, seed);
+	ASSERT_EQ(0, edu_wl_fill(&w));
+	edu_liveness(e, (uint32_t)seed);
+	ASSERT_EQ(0, edu_factorial(e, 7, &f, 5000));
+	edu_regs_read(e, r);
+}
+
+TEST_F(ctl, state_stop_copy_resumes_b)
+{
+	static uint8_t bufa[EDU_BUF_SIZE], bufb[EDU_BUF_SIZE];
+	struct mig_buf stream = {};
+	struct edu_regs ra, rb;
+	int fd_b = -1, ret;
+	ssize_t n;
+
+	ASSERT_EQ(0, mig_side_open(&self->b, self->t.edu[1], "sparse",
+				   RAM_IOVA, RAM_SIZE));
+	ASSERT_EQ(0, edu_probe(&self->eb, &self->b.d, false));
+	make_state(_metadata, &self->ea, &self->a, 0x5eed, &ra);
+
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	ret = ctl_set(self->ctl, VFIO_DEVICE_STATE_STOP_COPY, &self->data_fd);
+	ASSERT_EQ(0, ret) TH_LOG("STOP_COPY: %s", strerror(-ret));
+	ASSERT_LE(0, self->data_fd);
+	EXPECT_EQ(FD_CLOEXEC, fcntl(self->data_fd, F_GETFD) & FD_CLOEXEC);
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP_COPY, state_of(&self->a));
+	n = mig_read_stop_copy(self->data_fd, &stream);
+	ASSERT_LT(0, n) TH_LOG("stream: %s", strerror(-n));
+	TH_LOG("STOP_COPY stream through the control fd: %zd bytes", n);
+	ASSERT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_STOP, NULL));
+	close(self->data_fd);
+	self->data_fd = -1;
+
+	/* B resumes it, through the VMM's own fd */
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RESUMING,
+				   &fd_b));
+	ASSERT_EQ(0, mig_write_stream(fd_b, stream.data, stream.len, 4096));
+	ret = mig_set_state(&self->b.d, VFIO_DEVICE_STATE_STOP, NULL);
+	EXPECT_EQ(0, ret) TH_LOG("B: RESUMING -> STOP: %s", strerror(-ret));
+	close(fd_b);
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	edu_regs_read(&self->eb, &rb);
+	EXPECT_EQ(ra.liveness, rb.liveness);
+	EXPECT_EQ(ra.factorial, rb.factorial);
+	EXPECT_EQ(ra.dma_src, rb.dma_src);
+	EXPECT_EQ(ra.dma_dst, rb.dma_dst);
+	EXPECT_EQ(ra.dma_count, rb.dma_count);
+
+	ASSERT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, rs_edu_read_buffer(&self->ea, PEEK_IOVA,
+					mig_host(&self->a, PEEK_IOVA), bufa));
+	ASSERT_EQ(0, rs_edu_read_buffer(&self->eb, PEEK_IOVA,
+					mig_host(&self->b, PEEK_IOVA), bufb));
+	EXPECT_EQ(0, memcmp(bufa, bufb, EDU_BUF_SIZE - 1))
+		TH_LOG("B's buffer differs from A's");
+	mig_buf_free(&stream);
+}
+
+TEST_F(ctl, vmm_close_ends_attachment)
+{
+	uint64_t iova = RAM_IOVA;
+	uint8_t page[MIG_PAGE];
+	uint32_t st;
+	int fd2;
+
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	ASSERT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_STOP_COPY,
+			     &self->data_fd));
+	/* the VMM goes, mid-session */
+	ASSERT_EQ(0, vmm_fd_close(&self->a.d));
+	EXPECT_EQ(-ENODEV, ctl_get(self->ctl, &st));
+	EXPECT_EQ(-ENODEV, ctl_set(self->ctl, VFIO_DEVICE_STATE_STOP, NULL));
+	EXPECT_EQ(-ENODEV, ctl_pages(self->ctl, false, &iova, 1, page, NULL));
+	EXPECT_EQ(-ENODEV, ctl_commit(self->ctl, 0));
+	EXPECT_EQ(-ENODEV, ctl_attach(self->ctl, self->bdf));
+	EXPECT_EQ(-1, read(self->data_fd, page, sizeof(page)));
+	EXPECT_EQ(ENODEV, errno);
+
+	/* a new VMM session: RUNNING, and a new controller may attach */
+	ASSERT_EQ(0, vmm_fd_open(&self->a.d));
+	ASSERT_EQ(0, edu_probe(&self->ea, &self->a.d, false));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(&self->a));
+	EXPECT_EQ(-ENODEV, ctl_get(self->ctl, &st));
+	fd2 = ctl_new(self->bdf);
+	ASSERT_LE(0, fd2);
+	EXPECT_EQ(0, ctl_pages(fd2, false, &iova, 1, page, NULL));
+	close(self->ctl);	/* the dead fd goes: fd2 keeps the device */
+	self->ctl = fd2;
+	EXPECT_EQ(0, ctl_get(self->ctl, &st));
+}
+
+TEST_F(ctl, rollback_from_each_state)
+{
+	uint32_t states[] = {
+		VFIO_DEVICE_STATE_RUNNING_P2P, VFIO_DEVICE_STATE_STOP,
+		VFIO_DEVICE_STATE_STOP_COPY, VFIO_DEVICE_STATE_PRE_COPY,
+		VFIO_DEVICE_STATE_PRE_COPY_P2P,
+	};
+	unsigned int i;
+	int fd, ret;
+
+	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+		if (states[i] >= VFIO_DEVICE_STATE_PRE_COPY &&
+		    !(self->flags & VFIO_MIGRATION_PRE_COPY))
+			continue;
+		fd = ctl_new(self->bdf);
+		ASSERT_LE(0, fd);
+		ret = ctl_set(fd, states[i], NULL);
+		ASSERT_EQ(0, ret) TH_LOG("to %s: %s",
+					 mig_state_name(states[i]),
+					 strerror(-ret));
+		EXPECT_EQ((int)states[i], state_of(&self->a));
+		close(fd);
+		EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(&self->a))
+			TH_LOG("after a controller left %s",
+			       mig_state_name(states[i]));
+	}
+	EXPECT_EQ(0xabcdu, ~edu_liveness(&self->ea, 0xabcd));
+}
+
+TEST_F(ctl, rollback_stop_copy_aborts)
+{
+	static uint8_t buf[EDU_BUF_SIZE];
+	struct ev begin, ev;
+	uint8_t byte;
+
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_BEGIN,
+			      &begin)) TH_LOG("%s", self->nl.err);
+	ASSERT_EQ(0, ev_wait(&self->mev, VFIO_MIG_CMD_MIG_PHASE_NTF, self->bdf,
+			     &ev, EV_TIMEOUT_MS));
+	EXPECT_EQ(begin.seq, ev.seq);
+	ASSERT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_STOP_COPY,
+			     &self->data_fd));
+	ASSERT_LE(0, self->data_fd);
+
+	/* migctl dies */
+	close(self->ctl);
+	self->ctl = -1;
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(&self->a));
+	ASSERT_EQ(0, ev_wait(&self->mev, VFIO_MIG_CMD_MIG_PHASE_NTF, self->bdf,
+			     &ev, EV_TIMEOUT_MS));
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_ABORT, ev.phase);
+	EXPECT_LT(begin.seq, ev.seq);
+	/* the VMM acks the kernel's abort (no controller attached now) */
+	EXPECT_EQ(0, nl_ack(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_ABORT,
+			    ev.seq, 0)) TH_LOG("%s", self->nl.err);
+	/* the dropped stream is gone, the device works */
+	EXPECT_EQ(-1, read(self->data_fd, &byte, 1));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(0x4321u, ~edu_liveness(&self->ea, 0x4321));
+	EXPECT_EQ(0, rs_edu_read_buffer(&self->ea, PEEK_IOVA,
+					mig_host(&self->a, PEEK_IOVA), buf));
+}
+
+TEST_F(ctl, rollback_resuming_unapplied)
+{
+	struct mig_buf stream = {};
+	struct edu_regs ra, rb, rb2;
+	int fd_a = -1, fd_b = -1;
+	uint32_t st;
+
+	ASSERT_EQ(0, mig_side_open(&self->b, self->t.edu[1], "sparse",
+				   RAM_IOVA, RAM_SIZE));
+	ASSERT_EQ(0, edu_probe(&self->eb, &self->b.d, false));
+	make_state(_metadata, &self->ea, &self->a, 0xa, &ra);
+	edu_liveness(&self->eb, 0xb0b0);
+	edu_regs_read(&self->eb, &rb);
+	ASSERT_NE(ra.liveness, rb.liveness);
+
+	/* A's stream, through the VMM */
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
+				   &fd_a));
+	ASSERT_LT(0, mig_read_stop_copy(fd_a, &stream));
+	close(fd_a);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+
+	/* half of it to B through a controller, which then dies */
+	self->ctl = ctl_new(self->t.edu[1]);
+	ASSERT_LE(0, self->ctl);
+	ASSERT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_RESUMING, &fd_b));
+	ASSERT_LE(0, fd_b);
+	ASSERT_EQ(0, ctl_get(self->ctl, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RESUMING, st);
+	ASSERT_EQ(0, mig_write_stream(fd_b, stream.data, stream.len / 2,
+				      4096));
+	close(self->ctl);
+	self->ctl = -1;
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(&self->b));
+	EXPECT_EQ(-1, write(fd_b, stream.data + stream.len / 2, 1));
+	EXPECT_EQ(ENODEV, errno);
+	close(fd_b);
+	edu_regs_read(&self->eb, &rb2);
+	EXPECT_EQ(rb.liveness, rb2.liveness) TH_LOG("A's state reached B");
+	EXPECT_EQ(0x77u, ~edu_liveness(&self->eb, 0x77));
+	mig_buf_free(&stream);
+}
+
+TEST_F(ctl, commit_keeps_state)
+{
+	struct ev ph, ev;
+
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_PREPARE,
+			      &ph));
+	ASSERT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_STOP, NULL));
+	EXPECT_EQ(-EINVAL, ctl_commit(self->ctl, 1u << 5));
+	ASSERT_EQ(0, ctl_commit(self->ctl, 0));
+	close(self->ctl);
+	self->ctl = -1;
+	/* no rollback, no abort */
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP, state_of(&self->a));
+	ASSERT_EQ(0, ev_wait(&self->mev, VFIO_MIG_CMD_MIG_PHASE_NTF, self->bdf,
+			     &ev, EV_TIMEOUT_MS));
+	EXPECT_EQ(ph.seq, ev.seq);
+	EXPECT_EQ(-ETIMEDOUT, ev_wait(&self->mev, VFIO_MIG_CMD_MIG_PHASE_NTF,
+				      self->bdf, &ev, 1000))
+		TH_LOG("phase %u seq %u after a commit", ev.phase, ev.seq);
+	/* a plain commit binds nobody: the VMM runs it again */
+	EXPECT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+}
+
+TEST_F(ctl, commit_stopped_blocks_running)
+{
+	int ret;
+
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	/* only in STOP */
+	EXPECT_EQ(-EINVAL, ctl_commit(self->ctl, VFIO_MIG_CTL_COMMIT_STOPPED));
+	ASSERT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, ctl_commit(self->ctl, VFIO_MIG_CTL_COMMIT_STOPPED));
+
+	EXPECT_EQ(-EPERM, ctl_set(self->ctl, VFIO_DEVICE_STATE_RUNNING, NULL));
+	EXPECT_EQ(-EPERM, ctl_set(self->ctl, VFIO_DEVICE_STATE_STOP_COPY,
+				  NULL));
+	EXPECT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_STOP, NULL));
+	ret = mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING, NULL);
+	EXPECT_EQ(-EPERM, ret) TH_LOG("VMM to RUNNING: %s", strerror(-ret));
+	ret = mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING_P2P, NULL);
+	EXPECT_EQ(-EPERM, ret);
+	EXPECT_EQ(-1, ioctl(self->a.d.fd, VFIO_DEVICE_RESET));
+	EXPECT_EQ(EPERM, errno);
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP, state_of(&self->a));
+
+	/* the controller goes: still STOP */
+	close(self->ctl);
+	self->ctl = -1;
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP, state_of(&self->a));
+	EXPECT_EQ(-EPERM, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+					NULL));
+
+	/* until the VMM closes the device */
+	ASSERT_EQ(0, vmm_reopen(&self->a.d));
+	ASSERT_EQ(0, edu_probe(&self->ea, &self->a.d, false));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(&self->a));
+	EXPECT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP, NULL));
+	EXPECT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	EXPECT_EQ(0x99u, ~edu_liveness(&self->ea, 0x99));
+}
+
+TEST_F(ctl, phase_ack_relay)
+{
+	struct ev r1, r2, ev;
+
+	/* no controller, no phase */
+	EXPECT_EQ(-ENOTCONN, nl_phase(&self->nl, self->bdf,
+				      VFIO_MIG_MIG_PHASE_BEGIN, NULL));
+	EXPECT_NE(0, self->nl.err[0]);
+	EXPECT_EQ(-ENODEV, nl_phase(&self->nl, "0000:7f:1f.7",
+				    VFIO_MIG_MIG_PHASE_BEGIN, NULL));
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	/* the policy: phases are 1..6 */
+	EXPECT_EQ(-ERANGE, nl_phase(&self->nl, self->bdf, 0, NULL));
+	EXPECT_EQ(-ERANGE, nl_phase(&self->nl, self->bdf, 7, NULL));
+
+	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_BEGIN,
+			      &r1)) TH_LOG("%s", self->nl.err);
+	EXPECT_STREQ(self->bdf, r1.bdf);
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_BEGIN, r1.phase);
+	EXPECT_NE(0, r1.seq);
+	ASSERT_EQ(0, ev_wait(&self->mev, VFIO_MIG_CMD_MIG_PHASE_NTF, self->bdf,
+			     &ev, EV_TIMEOUT_MS));
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_BEGIN, ev.phase);
+	EXPECT_EQ(r1.seq, ev.seq);
+
+	/* wrong seq, wrong phase: ESTALE with a reason */
+	EXPECT_EQ(-ESTALE, nl_ack(&self->nl, self->bdf,
+				  VFIO_MIG_MIG_PHASE_BEGIN, r1.seq + 1, 0));
+	EXPECT_NE(0, self->nl.err[0]);
+	EXPECT_EQ(-ESTALE, nl_ack(&self->nl, self->bdf,
+				  VFIO_MIG_MIG_PHASE_PAUSE, r1.seq, 0));
+	EXPECT_EQ(-ERANGE, nl_ack(&self->nl, self->bdf,
+				  VFIO_MIG_MIG_PHASE_BEGIN, r1.seq, 4096));
+	ASSERT_EQ(0, nl_ack(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_BEGIN,
+			    r1.seq, 0)) TH_LOG("%s", self->nl.err);
+	ASSERT_EQ(0, ev_wait(&self->mev, VFIO_MIG_CMD_MIG_ACK_NTF, self->bdf,
+			     &ev, EV_TIMEOUT_MS));
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_BEGIN, ev.phase);
+	EXPECT_EQ(r1.seq, ev.seq);
+	EXPECT_TRUE(ev.has_result);
+	EXPECT_EQ(0, ev.result);
+	/* acked: nothing pending */
+	EXPECT_EQ(-ESTALE, nl_ack(&self->nl, self->bdf,
+				  VFIO_MIG_MIG_PHASE_BEGIN, r1.seq, 0));
+
+	/* a new phase replaces a pending one */
+	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_PAUSE,
+			      &r1));
+	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_PAUSE,
+			      &r2));
+	EXPECT_LT(r1.seq, r2.seq);
+	EXPECT_EQ(-ESTALE, nl_ack(&self->nl, self->bdf,
+				  VFIO_MIG_MIG_PHASE_PAUSE, r1.seq, 0));
+	ASSERT_EQ(0, nl_ack(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_PAUSE,
+			    r2.seq, ENOMEM));
+	ASSERT_EQ(0, ev_wait(&self->mev, VFIO_MIG_CMD_MIG_ACK_NTF, self->bdf,
+			     &ev, EV_TIMEOUT_MS));
+	EXPECT_EQ(r2.seq, ev.seq);
+	EXPECT_EQ(ENOMEM, ev.result);
+
+	/* the controller leaves after "pause": the kernel says abort */
+	close(self->ctl);
+	self->ctl = -1;
+	do {
+		ASSERT_EQ(0, ev_wait(&self->mev, VFIO_MIG_CMD_MIG_PHASE_NTF,
+				     self->bdf, &ev, EV_TIMEOUT_MS));
+	} while (ev.seq <= r2.seq);
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_ABORT, ev.phase);
+	EXPECT_EQ(r2.seq + 1, ev.seq);
+	EXPECT_EQ(-ENOTCONN, nl_phase(&self->nl, self->bdf,
+				      VFIO_MIG_MIG_PHASE_BEGIN, NULL));
+}
+
+/* Bits of the dirty report, as page numbers from RAM_IOVA; count. */
+static int dirty_pages(struct mig_dirty *l, int *pages, int max)
+{
+	uint64_t bits[RAM_PAGES / 64] = {};
+	int i, n = 0, ret;
+
+	ret = mig_dirty_report(l, bits);
+	if (ret)
+		return ret;
+	for (i = 0; i < (int)RAM_PAGES; i++)
+		if (mig_test_bit(bits, i) && n < max)
+			pages[n++] = i;
+	return n;
+}
+
+TEST_F(ctl, dirty_mark)
+{
+	uint64_t r[6];
+	int pages[16], n, ret;
+
+	/* no log: refused as dirty-get refuses it */
+	r[0] = RAM_IOVA;
+	r[1] = MIG_PAGE;
+	EXPECT_EQ(-ENOENT, nl_mark(&self->nl, self->bdf, r, 1));
+	EXPECT_NE(0, self->nl.err[0]);
+	ret = mig_dirty_start(&self->log, &self->a.d, RAM_IOVA, RAM_SIZE,
+			      true);
+	ASSERT_EQ(0, ret) TH_LOG("dirty log: %s", self->log.err);
+	n = dirty_pages(&self->log, pages, 16);	/* empty it */
+	ASSERT_LE(0, n);
+
+	r[0] = RAM_IOVA + 3 * MIG_PAGE;
+	r[1] = MIG_PAGE;
+	r[2] = RAM_IOVA + 10 * MIG_PAGE + 100;	/* pages 10 and 11 */
+	r[3] = MIG_PAGE;
+	r[4] = RAM_IOVA + RAM_SIZE - 1;		/* the last byte */
+	r[5] = 1;
+	ret = nl_mark(&self->nl, self->bdf, r, 3);
+	ASSERT_EQ(0, ret) TH_LOG("dirty-mark: %s", self->nl.err);
+	n = dirty_pages(&self->log, pages, 16);
+	ASSERT_EQ(4, n);
+	EXPECT_EQ(3, pages[0]);
+	EXPECT_EQ(10, pages[1]);
+	EXPECT_EQ(11, pages[2]);
+	EXPECT_EQ((int)RAM_PAGES - 1, pages[3]);
+	EXPECT_EQ(0, dirty_pages(&self->log, pages, 16));
+
+	/* all or nothing: one range outside the log refuses the request */
+	r[0] = RAM_IOVA + 20 * MIG_PAGE;
+	r[1] = MIG_PAGE;
+	r[2] = RAM_IOVA + RAM_SIZE - MIG_PAGE;	/* runs past the end */
+	r[3] = 2 * MIG_PAGE;
+	EXPECT_EQ(-ERANGE, nl_mark(&self->nl, self->bdf, r, 2));
+	EXPECT_NE(0, self->nl.err[0]);
+	r[2] = RAM_IOVA - MIG_PAGE;
+	r[3] = MIG_PAGE;
+	EXPECT_EQ(-ERANGE, nl_mark(&self->nl, self->bdf, r, 2));
+	r[2] = RAM_IOVA;
+	r[3] = 0;
+	EXPECT_EQ(-EINVAL, nl_mark(&self->nl, self->bdf, r, 2));
+	EXPECT_EQ(-EINVAL, nl_mark(&self->nl, self->bdf, r, 0));
+	EXPECT_EQ(0, dirty_pages(&self->log, pages, 16));
+
+	ASSERT_EQ(0, mig_dirty_stop(&self->log));
+	r[0] = RAM_IOVA;
+	r[1] = MIG_PAGE;
+	EXPECT_EQ(-ENOENT, nl_mark(&self->nl, self->bdf, r, 1));
+}
+
+TEST_F(ctl, netns_events)
+{
+	struct ev ph, ev;
+	int pfd[2], ret;
+	char c = 0;
+	pid_t pid;
+
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	ASSERT_EQ(0, pipe(pfd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct genl g, st;
+
+		child_drop_fds(self);
+		close(pfd[0]);
+		if (unshare(CLONE_NEWNET))
+			_exit(10);
+		/* the family, both groups, from the new namespace */
+		if (ev_open(&g, VFIO_MIG_MCGRP_MIG))
+			_exit(11);
+		if (ev_open(&st, VFIO_MIG_MCGRP_EVENTS))
+			_exit(12);
+		if (write(pfd[1], "r", 1) != 1)
+			_exit(13);
+		if (ev_wait(&g, VFIO_MIG_CMD_MIG_PHASE_NTF, self->bdf, &ev,
+			    EV_TIMEOUT_MS))
+			_exit(2);
+		/* the VMM acks from here */
+		if (nl_ack(&g, self->bdf, ev.phase, ev.seq, 0))
+			_exit(3);
+		if (ev_wait(&st, VFIO_MIG_CMD_MIG_STATE_NTF, self->bdf, &ev,
+			    EV_TIMEOUT_MS))
+			_exit(4);
+		_exit(ev.state == VFIO_DEVICE_STATE_STOP ? 0 : 5);
+	}
+	close(pfd[1]);
+	ASSERT_EQ(1, read(pfd[0], &c, 1)) TH_LOG("the child did not start");
+	close(pfd[0]);
+	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_BEGIN,
+			      &ph));
+	ret = ev_wait(&self->mev, VFIO_MIG_CMD_MIG_ACK_NTF, self->bdf, &ev,
+		      EV_TIMEOUT_MS);
+	EXPECT_EQ(0, ret) TH_LOG("no ack from the other namespace");
+	EXPECT_EQ(ph.seq, ev.seq);
+	ASSERT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_STOP, NULL));
+	EXPECT_EQ(0, child_wait(pid, 3 * EV_TIMEOUT_MS))
+		TH_LOG("10-13: set-up, 2: no phase event, 3: ack failed, 4/5: no state event");
+	ASSERT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_RUNNING, NULL));
+}
+
+struct racer {
+	int fd;
+	bool state;		/* toggle STOP/RUNNING, else read pages */
+	unsigned long calls;
+	int last;
+};
+
+static void *race_main(void *arg)
+{
+	uint8_t *data = malloc(64 * MIG_PAGE);
+	uint64_t iovas[64];
+	struct racer *r = arg;
+	int i;
+
+	if (!data) {
+		r->last = -ENOMEM;
+		return NULL;
+	}
+	for (i = 0; i < 64; i++)
+		iovas[i] = RAM_IOVA + i * MIG_PAGE;
+	for (;;) {
+		if (r->state)
+			r->last = ctl_set(r->fd, r->calls & 1 ?
+					  VFIO_DEVICE_STATE_RUNNING :
+					  VFIO_DEVICE_STATE_STOP, NULL);
+		else
+			r->last = ctl_pages(r->fd, false, iovas, 64, data,
+					    NULL);
+		if (r->last)
+			break;
+		r->calls++;
+	}
+	free(data);
+	return NULL;
+}
+
+TEST_F(ctl, vmm_close_races_ioctls)
+{
+	struct racer pages = { .state = false }, state = { .state = true };
+	pthread_t tp, ts;
+
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	pages.fd = state.fd = self->ctl;
+	ASSERT_EQ(0, pthread_create(&tp, NULL, race_main, &pages));
+	ASSERT_EQ(0, pthread_create(&ts, NULL, race_main, &state));
+	usleep(300 * 1000);
+	ASSERT_EQ(0, vmm_fd_close(&self->a.d));
+	pthread_join(tp, NULL);
+	pthread_join(ts, NULL);
+	TH_LOG("%lu PAGES and %lu STATE calls before the close",
+	       pages.calls, state.calls);
+	EXPECT_LT(0, pages.calls);
+	EXPECT_LT(0, state.calls);
+	EXPECT_EQ(-ENODEV, pages.last);
+	EXPECT_EQ(-ENODEV, state.last);
+
+	ASSERT_EQ(0, vmm_fd_open(&self->a.d));
+	ASSERT_EQ(0, edu_probe(&self->ea, &self->a.d, false));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(&self->a));
+	EXPECT_EQ(0x31u, ~edu_liveness(&self->ea, 0x31));
+}
+
+TEST_F(ctl, unbind_after_vmm_close)
+{
+	struct ev begin, ev;
+	uint32_t st;
+	int ret;
+
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_BEGIN,
+			      &begin));
+	ASSERT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_STOP, NULL));
+	/* the VMM goes, then the device leaves vfio-mig */
+	mig_side_close(&self->a);
+	ret = vmm_unbind(self->bdf);
+	ASSERT_EQ(0, ret) TH_LOG("unbind: %s", strerror(-ret));
+	EXPECT_EQ(-ENODEV, ctl_get(self->ctl, &st));
+	EXPECT_EQ(-ENODEV, ctl_attach(self->ctl, self->bdf));
+	/* the fd's release: no device to roll back, the VMM is told */
+	close(self->ctl);
+	self->ctl = -1;
+	do {
+		ASSERT_EQ(0, ev_wait(&self->mev, VFIO_MIG_CMD_MIG_PHASE_NTF,
+				     self->bdf, &ev, EV_TIMEOUT_MS));
+	} while (ev.seq == begin.seq);
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_ABORT, ev.phase);
+	/* bound again, the device works */
+	ASSERT_EQ(0, vmm_bind(self->bdf, TB_DRIVER));
+	ASSERT_EQ(0, mig_side_open(&self->a, self->bdf, "sparse", RAM_IOVA,
+				   RAM_SIZE));
+	ASSERT_EQ(0, edu_probe(&self->ea, &self->a.d, false));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(&self->a));
+	self->ctl = ctl_new(self->bdf);
+	EXPECT_LE(0, self->ctl);
+}
+
+/*
+ * migctl is not the VMM: from a process without the VMM's mm, PAGES
+ * moves the VMM's RAM and a stream written through the control fd
+ * resumes B (its profile borrows a guest page of B's VMM to restore).
+ */
+TEST_F(ctl, foreign_process_resumes_b)
+{
+	struct mig_buf stream = {};
+	struct edu_regs ra, rb;
+	int fd_a = -1, status;
+	pid_t pid;
+
+	ASSERT_EQ(0, mig_side_open(&self->b, self->t.edu[1], "none",
+				   RAM_IOVA, RAM_SIZE));
+	ASSERT_EQ(0, edu_probe(&self->eb, &self->b.d, false));
+	make_state(_metadata, &self->ea, &self->a, 0xf0, &ra);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
+				   &fd_a));
+	ASSERT_LT(0, mig_read_stop_copy(fd_a, &stream));
+	close(fd_a);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	pattern(mig_host(&self->b, RAM_IOVA + 9 * MIG_PAGE), 9, 3);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		uint64_t iova = RAM_IOVA + 9 * MIG_PAGE;
+		uint8_t page[MIG_PAGE], want[MIG_PAGE];
+		int fd, dfd = -1, ret;
+
+		child_drop_fds(self);
+		fd = ctl_new(self->t.edu[1]);
+		if (fd < 0)
+			_exit(10);
+		if (ctl_pages(fd, false, &iova, 1, page, NULL))
+			_exit(11);
+		pattern(want, 9, 3);
+		if (memcmp(page, want, MIG_PAGE))
+			_exit(12);
+		if (ctl_set(fd, VFIO_DEVICE_STATE_RESUMING, &dfd) || dfd < 0)
+			_exit(13);
+		if (mig_write_stream(dfd, stream.data, stream.len, 4096))
+			_exit(14);
+		ret = ctl_set(fd, VFIO_DEVICE_STATE_STOP, NULL);
+		if (ret)
+			_exit(ret == -EIO ? 15 : 16);
+		close(dfd);
+		if (ctl_set(fd, VFIO_DEVICE_STATE_RUNNING, NULL))
+			_exit(17);
+		if (ctl_commit(fd, 0))
+			_exit(18);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status))
+		TH_LOG("10: attach, 11/12: PAGES, 13/14: RESUMING, 15: EIO on RESUMING -> STOP, 16: other error, 17/18: RUNNING, commit");
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(&self->b));
+	edu_regs_read(&self->eb, &rb);
+	EXPECT_EQ(ra.liveness, rb.liveness);
+	EXPECT_EQ(ra.factorial, rb.factorial);
+	mig_buf_free(&stream);
+}
+
+TEST_HARNESS_MAIN
