@@ -130,6 +130,14 @@ void json_bool(struct json_out *j, const char *key, bool val)
 	fputs(val ? "true" : "false", j->out);
 }
 
+void json_raw(struct json_out *j, const char *key, const char *val)
+{
+	if (!j->enabled)
+		return;
+	member(j, key);
+	fputs(val, j->out);
+}
+
 void json_flush(struct json_out *j)
 {
 	if (j->enabled)

@@ -24,6 +24,8 @@ void json_end_array(struct json_out *j);
 void json_str(struct json_out *j, const char *key, const char *val);
 void json_u64(struct json_out *j, const char *key, uint64_t val);
 void json_bool(struct json_out *j, const char *key, bool val);
+/* A value written as given (a number already formatted). */
+void json_raw(struct json_out *j, const char *key, const char *val);
 /* Ends the document with a newline once everything is closed. */
 void json_flush(struct json_out *j);
 

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lm.h"
 #include "migctl.h"
 
 #ifndef MIGCTL_VERSION
@@ -262,6 +263,12 @@ static const char *const usage_text =
 "  dirty start BDF IOVA:LEN... [--page-size N]\n"
 "  dirty stop BDF                  the DMA dirty log\n"
 "  monitor                         print events until interrupted\n"
+"  migrate BDF --to HOST[:PORT] --target-dev BDF [--downtime-ms N]\n"
+"          [--max-rounds N] [--bandwidth RATE] [--on-max-rounds abort|switchover]\n"
+"          [--timeout-ms N] [--vmm-timeout-ms N]\n"
+"                                  live-migrate BDF's VM state to a target host\n"
+"  listen [--port P] [--address A] [--once] [--timeout-ms N] [--vmm-timeout-ms N]\n"
+"                                  receive live migrations (the target host)\n"
 "\n"
 "Options:\n"
 "  -j, --json       JSON output\n"
@@ -269,7 +276,9 @@ static const char *const usage_text =
 "  -V, --version    print the version\n"
 "  -h, --help       this text; 'migctl COMMAND --help' for one command\n"
 "\n"
-"Exit status: 0 success, 1 the operation failed, 2 usage error.\n";
+"Exit status: 0 success, 1 the operation failed, 2 usage error;\n"
+"migrate and listen: 1 failed and rolled back, 3 committed but unconfirmed,\n"
+"4 failed and the rollback did not complete.\n";
 
 static const char *const cmd_help[][2] = {
 	{ "dev", "Usage: migctl [-j [-p]] dev show [BDF]\n"
@@ -297,6 +306,29 @@ static const char *const cmd_help[][2] = {
 		   "show: the dirty pages of the running DMA dirty log as IOVA runs\n"
 		   "(the whole log, or one range); --clear clears what it reports.\n"
 		   "start/stop: a dirty log over IOVA ranges. Needs CAP_NET_ADMIN.\n" },
+	{ "migrate", "Usage: migctl [-j] migrate BDF --to HOST[:PORT] --target-dev BDF\n"
+		     "               [--downtime-ms N] [--max-rounds N] [--bandwidth RATE]\n"
+		     "               [--on-max-rounds abort|switchover]\n"
+		     "               [--timeout-ms N] [--vmm-timeout-ms N]\n"
+		     "Live-migrate the VM state of BDF (bound to vfio-mig, open by a VMM\n"
+		     "that answers the mig phases) to device --target-dev on the host\n"
+		     "where 'migctl listen' runs (port 4797 by default): the device's\n"
+		     "DMA-dirty guest pages in rounds while the VM runs, then the\n"
+		     "switchover with the VM paused. Defaults: --downtime-ms 300,\n"
+		     "--max-rounds 30, --on-max-rounds abort, unlimited bandwidth\n"
+		     "(RATE in bytes/s, suffix K, M or G), --timeout-ms 10000 for the\n"
+		     "peer, --vmm-timeout-ms 10000 for VMM acks. Any failure before the\n"
+		     "commit point rolls back: the device runs here, the VM resumes.\n"
+		     "Exit: 0 migrated, 1 failed and rolled back, 2 usage, 3 committed\n"
+		     "but not confirmed by the target, 4 rollback incomplete.\n"
+		     "With -j: one JSON event per line (see migctl(8)).\n" },
+	{ "listen", "Usage: migctl [-j] listen [--port P] [--address A] [--once]\n"
+		    "               [--timeout-ms N] [--vmm-timeout-ms N]\n"
+		    "Receive live migrations from 'migctl migrate' (port 4797, all\n"
+		    "IPv4 addresses by default), one after another until SIGINT or\n"
+		    "SIGTERM; with --once exit after one with its status (0 the VM runs\n"
+		    "here, 1 failed and released, 3 running but unconfirmed, 4 release\n"
+		    "incomplete). The target device is named by the source.\n" },
 	{ "monitor", "Usage: migctl [-j] monitor\n"
 		     "Print vfio-mig events (bind, unbind, change, log-overflow,\n"
 		     "mig-state)\n"
@@ -396,6 +428,10 @@ int migctl_main(int argc, char **argv)
 		ret = migctl_log(&js, argv[1], since);
 	} else if (!strcmp(cmd, "dirty")) {
 		ret = migctl_dirty(&js, argc - 1, argv + 1);
+	} else if (!strcmp(cmd, "migrate")) {
+		ret = migctl_migrate(&js, argc, argv);
+	} else if (!strcmp(cmd, "listen")) {
+		ret = migctl_listen(&js, argc, argv);
 	} else if (!strcmp(cmd, "monitor")) {
 		if (argc != 1)
 			return migctl_usage_err("monitor: no arguments");

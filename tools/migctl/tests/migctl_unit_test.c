@@ -121,6 +121,66 @@ TEST(exit_codes_for_usage_errors)
 	EXPECT_EQ(2, run("migctl", "monitor", "extra", NULL));
 }
 
+static int runv(const char *const *args)
+{
+	FILE *saved = stderr;
+	char *argv[16];
+	int argc = 0, ret;
+
+	/* getopt permutes argv: a writable copy, as main() gets */
+	while (args[argc] && argc < 15) {
+		argv[argc] = (char *)args[argc];
+		argc++;
+	}
+	argv[argc] = NULL;
+	stderr = fopen("/dev/null", "w");
+	ret = migctl_main(argc, argv);
+	fclose(stderr);
+	stderr = saved;
+	return ret;
+}
+
+TEST(migrate_listen_usage_errors)
+{
+	static const char *const bad[][12] = {
+		{ "migctl", "migrate", NULL },
+		{ "migctl", "migrate", "0000:00:03.0", NULL },
+		{ "migctl", "migrate", "0000:00:03.0", "--to", "h", NULL },
+		{ "migctl", "migrate", "0000:00:03.0", "--target-dev",
+		  "0000:00:05.0", NULL },
+		{ "migctl", "migrate", "bad", "--to", "h", "--target-dev",
+		  "0000:00:05.0", NULL },
+		{ "migctl", "migrate", "0000:00:03.0", "--to", "h",
+		  "--target-dev", "nope", NULL },
+		{ "migctl", "migrate", "0000:00:03.0", "--to", "h:99999",
+		  "--target-dev", "0000:00:05.0", NULL },
+		{ "migctl", "migrate", "0000:00:03.0", "--to", "h:",
+		  "--target-dev", "0000:00:05.0", NULL },
+		{ "migctl", "migrate", "0000:00:03.0", "--to", "h",
+		  "--target-dev", "0000:00:05.0", "--bandwidth", "fast", NULL },
+		{ "migctl", "migrate", "0000:00:03.0", "--to", "h",
+		  "--target-dev", "0000:00:05.0", "--max-rounds", "0", NULL },
+		{ "migctl", "migrate", "0000:00:03.0", "--to", "h",
+		  "--target-dev", "0000:00:05.0", "--on-max-rounds", "maybe",
+		  NULL },
+		{ "migctl", "migrate", "0000:00:03.0", "--to", "h",
+		  "--target-dev", "0000:00:05.0", "--timeout-ms", "5", NULL },
+		{ "migctl", "migrate", "0000:00:03.0", "--to", "h",
+		  "--target-dev", "0000:00:05.0", "--frobnicate", NULL },
+		{ "migctl", "migrate", "0000:00:03.0", "0000:00:04.0", "--to",
+		  "h", "--target-dev", "0000:00:05.0", NULL },
+		{ "migctl", "listen", "extra", NULL },
+		{ "migctl", "listen", "--port", "0", NULL },
+		{ "migctl", "listen", "--port", "65536", NULL },
+		{ "migctl", "listen", "--address", "not-an-ip", NULL },
+		{ "migctl", "listen", "--once", "--bogus", NULL },
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		EXPECT_EQ(2, runv(bad[i])) TH_LOG("case %u", i);
+}
+
 TEST(help_per_command)
 {
 	FILE *saved = stdout;
@@ -132,6 +192,8 @@ TEST(help_per_command)
 	EXPECT_EQ(0, run("migctl", "log", "--help", NULL));
 	EXPECT_EQ(0, run("migctl", "dirty", "--help", NULL));
 	EXPECT_EQ(0, run("migctl", "monitor", "--help", NULL));
+	EXPECT_EQ(0, run("migctl", "migrate", "--help", NULL));
+	EXPECT_EQ(0, run("migctl", "listen", "--help", NULL));
 	EXPECT_EQ(2, run("migctl", "nope", "--help", NULL));
 	fclose(stdout);
 	stdout = saved;

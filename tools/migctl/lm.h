@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * migctl live migration between hosts: `migctl migrate` (source, lm_src.c)
+ * and `migctl listen` (target, lm_dst.c). The kernel is reached only
+ * through struct lm_dev (lm_kernel.c: /dev/vfio-mig and the vfio_mig
+ * netlink family), so the protocol runs against a fake in the unit tests.
+ * Documentation/live-migration.rst describes the whole.
+ */
+#ifndef MIGCTL_LM_H
+#define MIGCTL_LM_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "json.h"
+#include "wire.h"
+
+/* Exit codes of migrate and listen (besides 2, usage). */
+#define LM_EXIT_OK		0
+#define LM_EXIT_FAILED		1	/* rolled back */
+#define LM_EXIT_UNCONFIRMED	3	/* committed, outcome not confirmed */
+#define LM_EXIT_ROLLBACK_FAILED	4	/* failed, rollback incomplete */
+
+/* VFIO migration states (enum vfio_device_mig_state). */
+enum {
+	LM_ST_ERROR, LM_ST_STOP, LM_ST_RUNNING, LM_ST_STOP_COPY, LM_ST_RESUMING,
+	LM_ST_RUNNING_P2P, LM_ST_PRE_COPY, LM_ST_PRE_COPY_P2P,
+};
+const char *lm_state_name(uint32_t s);
+const char *lm_phase_name(uint32_t phase);
+
+/* ---- the kernel, behind an interface ---- */
+
+struct lm_dev;
+
+/* One dirty-get reply: a bitmap of @len bytes of IOVA from @iova. */
+typedef void (*lm_dirty_fn)(void *arg, uint64_t iova, uint64_t len,
+			    uint64_t page_size, const uint64_t *bits,
+			    size_t nbits);
+
+struct lm_dev_ops {
+	/* Identity of @bdf (netlink dev-get, sysfs); @open: a VMM has it. */
+	int (*ident)(struct lm_dev *d, const char *bdf, struct mig_ident *id,
+		     bool *open);
+	int (*attach)(struct lm_dev *d, const char *bdf);
+	/* STATE_SET; a data fd the arc opens replaces the one held. */
+	int (*set_state)(struct lm_dev *d, uint32_t state);
+	int (*get_state)(struct lm_dev *d, uint32_t *state);
+	/* The held data fd: bytes read, 0 at the end, -ENOMSG/-EAGAIN: none now. */
+	ssize_t (*stream_read)(struct lm_dev *d, void *buf, size_t len);
+	int (*stream_write)(struct lm_dev *d, const void *buf, size_t len);
+	/* VFIO_MIG_CTL_PAGES, @count <= WIRE_BATCH. */
+	int (*pages)(struct lm_dev *d, bool write, const uint64_t *iovas,
+		     uint32_t count, void *buf);
+	int (*commit)(struct lm_dev *d, bool stopped);
+	/* Announce @phase and wait for the VMM's ack: its result in *@result. */
+	int (*phase)(struct lm_dev *d, uint32_t phase, int timeout_ms,
+		     uint32_t *result);
+	/* Whole-log dirty-get, optionally clearing. */
+	int (*dirty)(struct lm_dev *d, bool clear, lm_dirty_fn fn, void *arg);
+	/* Close the control fd (uncommitted: the kernel rolls back). */
+	void (*detach)(struct lm_dev *d);
+	/*
+	 * Close the control fd uncommitted: the kernel rolls the device back
+	 * to RUNNING and announces abort itself; wait for the VMM's ack of
+	 * that abort. (The target's way out of RESUMING, which has no arc
+	 * back to RUNNING.)
+	 */
+	int (*release)(struct lm_dev *d, int timeout_ms, uint32_t *result);
+};
+
+struct lm_dev {
+	const struct lm_dev_ops *ops;
+	void *priv;
+	volatile sig_atomic_t *stop;
+	char err[384];			/* why the last op failed */
+};
+
+/* The real one: /dev/vfio-mig and netlink. 0 or exit code 1 (printed). */
+int lm_kernel_open(struct lm_dev *d, volatile sig_atomic_t *stop);
+void lm_kernel_close(struct lm_dev *d);
+/* This machine's identity fields that are not the device's. */
+void lm_local_ident(struct mig_ident *id);
+
+/* ---- compatibility (compat.c) ---- */
+
+/*
+ * Compare the source's and the target's identity. Returns 0 when they
+ * may migrate (tolerated differences listed in @notes), else fills @r
+ * with the first mismatch (field, both values, reason) and returns 1.
+ */
+int lm_compat_check(const struct mig_ident *src, const struct mig_ident *dst,
+		    struct wire_refuse *r, char *notes, size_t notes_len);
+
+/* ---- convergence (conv.c) ---- */
+
+struct lm_conv {
+	uint64_t bw;			/* bytes/s measured (0: unknown) */
+	uint64_t bw_limit;		/* --bandwidth (0: none) */
+	uint64_t overhead_ms;		/* fixed switchover cost measured */
+	uint64_t state_bytes;		/* device state estimate */
+	uint64_t downtime_ms;		/* --downtime-ms */
+	uint32_t max_rounds;		/* --max-rounds */
+	bool force;			/* --on-max-rounds switchover */
+};
+
+enum lm_decision {
+	LM_CONTINUE,			/* another round */
+	LM_SWITCH,			/* converged */
+	LM_SWITCH_FORCED,		/* max rounds, switch over anyway */
+	LM_GIVE_UP,			/* max rounds, abort */
+};
+
+/* Fold one round's streaming: @bytes in @us microseconds. */
+void lm_conv_measure(struct lm_conv *c, uint64_t bytes, uint64_t us);
+/* Downtime estimate (ms) with @pending dirty pages left. */
+uint64_t lm_conv_estimate(const struct lm_conv *c, uint64_t pending);
+/* After @rounds rounds, with @pending pages pending. */
+enum lm_decision lm_conv_decide(const struct lm_conv *c, uint32_t rounds,
+				uint64_t pending, uint64_t *est_ms);
+
+/* ---- options, output ---- */
+
+struct lm_opts {
+	const char *dev, *target_dev;	/* migrate */
+	const char *host;		/* migrate --to */
+	uint16_t port;
+	const char *address;		/* listen --address */
+	bool once;
+	uint32_t downtime_ms, max_rounds;
+	uint64_t bandwidth;		/* bytes/s, 0: unlimited */
+	bool force_switchover;
+	uint32_t timeout_ms, vmm_timeout_ms;
+};
+
+struct lm_out {
+	struct json_out *js;		/* enabled: one event per line */
+	const char *role;		/* "source" / "target" */
+	FILE *text;			/* progress lines (stdout) */
+};
+
+/* Begin an event object ("event", "role"); end with lm_ev_end(). */
+void lm_ev_begin(struct lm_out *o, const char *event);
+void lm_ev_end(struct lm_out *o);
+void lm_ev_double(struct lm_out *o, const char *key, double v);
+
+/* Statistics of one migration (the summary). */
+struct lm_stats {
+	uint32_t rounds;
+	uint64_t pages_sent, zero_pages, unchanged_pages, pages_seen;
+	uint64_t page_bytes, page_us;	/* PAGES frames, time streaming them */
+	uint64_t stream_bytes;
+	uint64_t t_start_us, t_pause_us, t_end_us;
+};
+
+/* The source: migrate over connected @fd. Returns an LM_EXIT_* code. */
+int lm_source_run(const struct lm_opts *o, struct lm_dev *d, int fd,
+		  struct lm_out *out, volatile sig_atomic_t *stop);
+/* The target: one migration on accepted @fd. Returns an LM_EXIT_* code. */
+int lm_target_run(const struct lm_opts *o, struct lm_dev *d, int fd,
+		  struct lm_out *out, volatile sig_atomic_t *stop);
+
+/* CLI (lm_cmd.c) */
+int migctl_migrate(struct json_out *js, int argc, char **argv);
+int migctl_listen(struct json_out *js, int argc, char **argv);
+/* "20M" -> bytes/s; 0 or -1. */
+int lm_parse_rate(const char *s, uint64_t *v);
+
+uint64_t lm_now_us(void);
+
+#endif

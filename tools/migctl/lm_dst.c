@@ -1,0 +1,755 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `migctl listen`, the target side of one live migration: check HELLO
+ * against --target-dev, prepare the device and the VMM, write the pages
+ * and the device stream as they come, load the state, and run the device
+ * on COMMIT. Before COMMIT any failure releases everything: the abort
+ * phase to the VMM, and the control fd closed uncommitted (the kernel
+ * rolls the device back). Documentation/live-migration.rst.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/vfio_mig.h>
+
+#include "lm.h"
+#include "migctl.h"
+
+struct dst {
+	const struct lm_opts *o;
+	struct lm_dev *d;
+	struct wire_conn c;
+	struct lm_out *out;
+	volatile sig_atomic_t *stop;
+	struct wire_hello hello;
+	struct mig_ident me;
+	struct wire_range r[WIRE_RANGES_MAX];
+	uint32_t nr;
+	bool attached, announced, committed, peer_aborted, refused;
+	int recv_timeout;
+	/* statistics */
+	uint32_t rounds;
+	uint64_t pages, zero_pages, stream_bytes, round_pages, round_bytes;
+	uint64_t t_start, t_round, t_switch, t_end;
+	uint64_t t_write, t_recv;	/* page writes, waiting for frames (us) */
+	uint64_t t_load, t_run;	/* RESUMING -> STOP, RUNNING + start ack */
+	char err[512];
+	const char *stage;
+};
+
+static void failf(struct dst *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void failf(struct dst *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (t->err[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(t->err, sizeof(t->err), fmt, ap);
+	va_end(ap);
+}
+
+static int refuse(struct dst *t, const char *field, const char *src,
+		  const char *dst, const char *reason)
+{
+	struct wire_refuse r = {};
+	uint8_t p[WIRE_REFUSE_LEN];
+
+	snprintf(r.field, sizeof(r.field), "%s", field);
+	snprintf(r.source, sizeof(r.source), "%s", src);
+	snprintf(r.target, sizeof(r.target), "%s", dst);
+	snprintf(r.reason, sizeof(r.reason), "%s", reason);
+	lm_ev_begin(t->out, "refused");
+	json_str(t->out->js, "field", r.field);
+	json_str(t->out->js, "source", r.source);
+	json_str(t->out->js, "target", r.target);
+	json_str(t->out->js, "reason", r.reason);
+	lm_ev_end(t->out);
+	failf(t, "refused the migration: %s: %s (source %s, target %s)",
+	      r.field, r.reason, r.source, r.target);
+	t->refused = true;
+	wire_send(&t->c, WIRE_REFUSE, p, wire_enc_refuse(p, &r));
+	return -ECONNREFUSED;
+}
+
+static int phase(struct dst *t, uint32_t ph, uint32_t *result)
+{
+	uint64_t t0 = lm_now_us();
+	int ret;
+
+	*result = 0;
+	ret = t->d->ops->phase(t->d, ph, t->o->vmm_timeout_ms, result);
+	if (ret) {
+		failf(t, "%s", t->d->err);
+		return ret;
+	}
+	t->announced = true;
+	lm_ev_begin(t->out, "phase");
+	json_str(t->out->js, "phase", lm_phase_name(ph));
+	json_u64(t->out->js, "result", *result);
+	json_u64(t->out->js, "ms", (lm_now_us() - t0) / 1000);
+	lm_ev_end(t->out);
+	return 0;
+}
+
+static int handshake(struct dst *t)
+{
+	uint8_t p[WIRE_ACCEPT_LEN];
+	struct wire_refuse r;
+	struct wire_msg m;
+	const char *tdev;
+	char notes[256];
+	uint32_t result;
+	bool open;
+	int ret;
+
+	t->stage = "handshake";
+	ret = wire_recv(&t->c, &m, 0);
+	if (ret) {
+		failf(t, "waiting for HELLO: %s", t->c.err);
+		return ret;
+	}
+	if (m.h.type != WIRE_HELLO ||
+	    wire_dec_hello(m.p, m.h.length, &t->hello)) {
+		failf(t, "protocol error: the first frame is %s, not a valid HELLO",
+		      wire_type_name(m.h.type));
+		return -EPROTO;
+	}
+	tdev = t->hello.target_bdf;
+	/* the source's waits on us include its VMM's acks */
+	t->recv_timeout = t->o->timeout_ms + t->hello.vmm_timeout_ms;
+	t->c.timeout_ms = t->o->timeout_ms;
+	if (!migctl_valid_bdf(tdev))
+		return refuse(t, "target_dev", tdev, "-",
+			      "not a PCI address (DDDD:BB:DD.F)");
+	ret = t->d->ops->ident(t->d, tdev, &t->me, &open);
+	if (ret)
+		return refuse(t, "target_dev", tdev, "-", t->d->err);
+	if (!open)
+		return refuse(t, "target_dev", tdev, "not open",
+			      "no VMM has the target device open");
+	if (lm_compat_check(&t->hello.src, &t->me, &r, notes, sizeof(notes)))
+		return refuse(t, r.field, r.source, r.target, r.reason);
+	ret = t->d->ops->attach(t->d, tdev);
+	if (ret)
+		return refuse(t, "target_dev", tdev, "-", t->d->err);
+	t->attached = true;
+	ret = phase(t, VFIO_MIG_MIG_PHASE_PREPARE, &result);
+	if (ret)
+		return refuse(t, "vmm", "-", "-", t->d->err);
+	if (result) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "the target VMM refused prepare: %s",
+			 strerror(result));
+		return refuse(t, "vmm", "-", "-", why);
+	}
+	ret = t->d->ops->set_state(t->d, LM_ST_STOP);
+	if (!ret)
+		ret = t->d->ops->set_state(t->d, LM_ST_RESUMING);
+	if (ret)
+		return refuse(t, "target_dev", "-", "-", t->d->err);
+	ret = wire_send(&t->c, WIRE_ACCEPT, p, wire_enc_accept(p, &t->me));
+	if (ret) {
+		failf(t, "sending ACCEPT: %s", t->c.err);
+		return ret;
+	}
+	lm_ev_begin(t->out, "accepted");
+	json_str(t->out->js, "dev", t->hello.src.bdf);
+	json_str(t->out->js, "target_dev", tdev);
+	json_str(t->out->js, "peer_kernel", t->hello.src.kernel);
+	json_str(t->out->js, "tolerated", notes);
+	lm_ev_end(t->out);
+	if (!t->out->js->enabled)
+		fprintf(t->out->text, "accepted %s from the source as %s%s%s\n",
+			t->hello.src.bdf, tdev, notes[0] ? ", tolerated: " : "",
+			notes);
+	return 0;
+}
+
+static int abort_peer(struct dst *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Fail, and tell the source why. */
+static int abort_peer(struct dst *t, const char *fmt, ...)
+{
+	struct wire_abort a = { .code = EIO };
+	uint8_t p[WIRE_ABORT_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a.reason, sizeof(a.reason), fmt, ap);
+	va_end(ap);
+	failf(t, "%s", a.reason);
+	if (!t->c.broken) {
+		wire_send(&t->c, WIRE_ABORT, p, wire_enc_abort(p, &a));
+		t->peer_aborted = true;	/* told */
+	}
+	return -ECONNABORTED;
+}
+
+static int take_ranges(struct dst *t, struct wire_msg *m)
+{
+	uint64_t iova[2];
+	static uint8_t buf[2 * WIRE_PAGE];
+	uint32_t i;
+	int ret;
+
+	t->stage = "ranges";
+	if (m->h.type != WIRE_RANGES ||
+	    wire_dec_ranges(m->p, m->h.length, t->r, &t->nr))
+		return abort_peer(t, "target: protocol error: expected valid RANGES, got %s",
+				  wire_type_name(m->h.type));
+	/*
+	 * Each range mapped for the device and writable: its first and last
+	 * page read and written back unchanged (the VMM's vCPUs are idle
+	 * since it acked prepare).
+	 */
+	for (i = 0; i < t->nr; i++) {
+		iova[0] = t->r[i].iova;
+		iova[1] = t->r[i].iova + t->r[i].length - WIRE_PAGE;
+		ret = t->d->ops->pages(t->d, false, iova, 2, buf);
+		if (!ret)
+			ret = t->d->ops->pages(t->d, true, iova, 2, buf);
+		if (ret)
+			return abort_peer(t, "target: RAM range 0x%" PRIx64
+					  "+0x%" PRIx64 " is not mapped writable: %s",
+					  t->r[i].iova, t->r[i].length,
+					  t->d->err);
+	}
+	lm_ev_begin(t->out, "ranges");
+	json_u64(t->out->js, "count", t->nr);
+	lm_ev_end(t->out);
+	ret = wire_send(&t->c, WIRE_RANGES_OK, NULL, 0);
+	if (ret)
+		failf(t, "sending RANGES_OK: %s", t->c.err);
+	return ret;
+}
+
+static bool in_ranges(struct dst *t, uint64_t iova)
+{
+	uint32_t i;
+
+	for (i = 0; i < t->nr; i++)
+		if (iova >= t->r[i].iova && iova - t->r[i].iova < t->r[i].length)
+			return true;
+	return false;
+}
+
+/* Write one PAGES frame's pages. 0, or -errno with @err set. */
+static int write_pages(struct dst *t, const uint8_t *payload, uint32_t length,
+		       char *err, size_t errlen)
+{
+	static const uint8_t zeros[WIRE_BATCH * WIRE_PAGE];
+	uint64_t data[WIRE_BATCH], zero[WIRE_BATCH], dsc, t0 = lm_now_us();
+	struct wire_pages v;
+	uint32_t i, nd = 0, nz = 0;
+	int ret;
+
+	wire_pages_view(payload, &v);
+	for (i = 0; i < v.count; i++) {
+		dsc = wire_get64(v.desc + 8 * i);
+		if (!in_ranges(t, dsc & ~(uint64_t)WIRE_PG_KIND_MASK)) {
+			snprintf(err, errlen, "target: page 0x%" PRIx64
+				 " outside the announced RAM ranges",
+				 dsc & ~(uint64_t)WIRE_PG_KIND_MASK);
+			return -EPROTO;
+		}
+		if ((dsc & WIRE_PG_KIND_MASK) == WIRE_PG_ZERO)
+			zero[nz++] = dsc & ~(uint64_t)WIRE_PG_KIND_MASK;
+		else
+			data[nd++] = dsc;
+	}
+	ret = nd ? t->d->ops->pages(t->d, true, data, nd, (void *)v.data) : 0;
+	if (!ret && nz)
+		ret = t->d->ops->pages(t->d, true, zero, nz, (void *)zeros);
+	if (ret) {
+		snprintf(err, errlen, "target: %.300s", t->d->err);
+		return ret;
+	}
+	t->t_write += lm_now_us() - t0;
+	t->pages += nd;
+	t->zero_pages += nz;
+	t->round_pages += nd + nz;
+	t->round_bytes += length + WIRE_HDR_LEN;
+	return 0;
+}
+
+/*
+ * The writer thread: PAGES payloads are written through the kernel while
+ * the main thread receives the next frames. The connection's receive
+ * buffer is swapped with a free one of the pool, so nothing is copied.
+ */
+#define LM_WSLOTS	3
+
+struct wq {
+	struct dst *t;
+	uint8_t *pool[LM_WSLOTS + 1];	/* free buffers */
+	int nfree;
+	uint8_t *q[LM_WSLOTS + 1];	/* queued payloads, FIFO */
+	uint32_t qlen[LM_WSLOTS + 1];
+	int head, count;
+	bool busy, quit;
+	int err;
+	char msg[400];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t th;
+	bool running;
+};
+
+static void *writer(void *arg)
+{
+	struct wq *w = arg;
+	uint8_t *buf;
+	uint32_t len;
+	char msg[400] = "";
+	int ret;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->count && !w->quit)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (!w->count)
+			break;
+		buf = w->q[w->head];
+		len = w->qlen[w->head];
+		w->head = (w->head + 1) % (LM_WSLOTS + 1);
+		w->count--;
+		w->busy = true;
+		ret = w->err;		/* after an error, only drain */
+		pthread_mutex_unlock(&w->lock);
+		ret = ret ? 0 : write_pages(w->t, buf, len, msg, sizeof(msg));
+		pthread_mutex_lock(&w->lock);
+		if (ret && !w->err) {
+			w->err = ret;
+			snprintf(w->msg, sizeof(w->msg), "%s", msg);
+		}
+		w->pool[w->nfree++] = buf;
+		w->busy = false;
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/* Queue the frame just received (its payload is c->rx). */
+static int queue_pages(struct dst *t, struct wq *w, struct wire_msg *m)
+{
+	int ret;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->nfree && !w->err)
+		pthread_cond_wait(&w->cond, &w->lock);
+	ret = w->err;
+	if (!ret) {
+		int tail = (w->head + w->count) % (LM_WSLOTS + 1);
+
+		w->q[tail] = t->c.rx;
+		w->qlen[tail] = m->h.length;
+		w->count++;
+		t->c.rx = w->pool[--w->nfree];
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return ret ? abort_peer(t, "%s", w->msg) : 0;
+}
+
+/* Wait until everything queued is written. */
+static int drain(struct dst *t, struct wq *w)
+{
+	int ret;
+
+	pthread_mutex_lock(&w->lock);
+	while ((w->count || w->busy) && !w->err)
+		pthread_cond_wait(&w->cond, &w->lock);
+	ret = w->err;
+	pthread_mutex_unlock(&w->lock);
+	return ret ? abort_peer(t, "%s", w->msg) : 0;
+}
+
+static int wq_start(struct wq *w, struct dst *t)
+{
+	int i;
+
+	memset(w, 0, sizeof(*w));
+	w->t = t;
+	for (i = 0; i < LM_WSLOTS; i++) {
+		w->pool[i] = malloc(WIRE_MAX_PAYLOAD);
+		if (!w->pool[i])
+			goto fail;
+		w->nfree++;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	if (pthread_create(&w->th, NULL, writer, w)) {
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->cond);
+		goto fail;
+	}
+	w->running = true;
+	return 0;
+fail:
+	while (w->nfree)
+		free(w->pool[--w->nfree]);
+	return -ENOMEM;
+}
+
+static void wq_stop(struct wq *w)
+{
+	if (!w->running)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->quit = true;
+	w->err = w->err ? w->err : -ECANCELED;	/* nothing more is written */
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->th, NULL);
+	/* queued payloads that were not written go back to the pool */
+	while (w->count) {
+		w->pool[w->nfree++] = w->q[w->head];
+		w->head = (w->head + 1) % (LM_WSLOTS + 1);
+		w->count--;
+	}
+	while (w->nfree)
+		free(w->pool[--w->nfree]);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	w->running = false;
+}
+
+static int write_stream(struct dst *t, struct wire_msg *m)
+{
+	int ret;
+
+	ret = t->d->ops->stream_write(t->d, m->p + 8, m->h.length - 8);
+	if (ret)
+		return abort_peer(t, "target: %s", t->d->err);
+	t->stream_bytes += m->h.length - 8;
+	return 0;
+}
+
+static void round_event(struct dst *t, uint64_t round, bool final)
+{
+	lm_ev_begin(t->out, final ? "final" : "round");
+	json_u64(t->out->js, "round", round);
+	json_u64(t->out->js, "pages", t->round_pages);
+	json_u64(t->out->js, "bytes", t->round_bytes);
+	json_u64(t->out->js, "ms", (lm_now_us() - t->t_round) / 1000);
+	lm_ev_end(t->out);
+	if (!t->out->js->enabled)
+		fprintf(t->out->text, "%s %" PRIu64 ": %" PRIu64
+			" pages written, %.1f MiB\n", final ? "final" : "round",
+			round, t->round_pages,
+			(double)t->round_bytes / (1 << 20));
+	fflush(t->out->text);
+	t->round_pages = t->round_bytes = 0;
+	t->t_round = lm_now_us();
+}
+
+static int receive_frames(struct dst *t, struct wq *w);
+
+/* Rounds up to FINAL; then load the state and say READY. */
+static int receive(struct dst *t)
+{
+	struct wq *w = calloc(1, sizeof(*w));
+	int ret;
+
+	if (!w || wq_start(w, t)) {
+		free(w);
+		failf(t, "out of memory for the page writer");
+		return -ENOMEM;
+	}
+	ret = receive_frames(t, w);
+	wq_stop(w);
+	free(w);
+	return ret;
+}
+
+static int receive_frames(struct dst *t, struct wq *w)
+{
+	struct wire_abort a;
+	struct wire_msg m;
+	uint64_t v[3];
+	uint8_t p[32];
+	int ret;
+
+	ret = wire_recv(&t->c, &m, t->recv_timeout);
+	if (ret) {
+		failf(t, "waiting for RANGES: %s", t->c.err);
+		return ret;
+	}
+	ret = take_ranges(t, &m);
+	if (ret)
+		return ret;
+	t->stage = "rounds";
+	t->t_round = lm_now_us();
+	for (;;) {
+		uint64_t t0 = lm_now_us();
+
+		ret = wire_recv(&t->c, &m, t->recv_timeout);
+		t->t_recv += lm_now_us() - t0;
+		if (ret) {
+			failf(t, "receiving: %s", t->c.err);
+			return ret;
+		}
+		if (t->stop && *t->stop) {
+			failf(t, "interrupted by a signal");
+			return -EINTR;
+		}
+		switch (m.h.type) {
+		case WIRE_PAGES:
+			ret = queue_pages(t, w, &m);
+			break;
+		case WIRE_STREAM:
+			ret = write_stream(t, &m);
+			break;
+		case WIRE_ROUND_END:
+			if (wire_dec_u64s(m.p, m.h.length, v, 3))
+				return abort_peer(t, "target: malformed ROUND_END");
+			ret = drain(t, w);
+			if (ret)
+				return ret;
+			t->rounds = v[0];
+			round_event(t, v[0], false);
+			wire_put64(p, v[0]);
+			ret = wire_send(&t->c, WIRE_ROUND_ACK, p, 8);
+			if (ret)
+				failf(t, "sending ROUND_ACK: %s", t->c.err);
+			break;
+		case WIRE_SWITCHOVER:
+			t->stage = "switchover";
+			t->t_switch = lm_now_us();
+			break;
+		case WIRE_FINAL:
+			if (wire_dec_u64s(m.p, m.h.length, v, 3))
+				return abort_peer(t, "target: malformed FINAL");
+			ret = drain(t, w);
+			if (ret)
+				return ret;
+			round_event(t, v[0], true);
+			if (v[1] != t->stream_bytes || v[2] != t->pages + t->zero_pages)
+				return abort_peer(t, "target: totals differ: stream %"
+						  PRIu64 "/%" PRIu64 " bytes, pages %"
+						  PRIu64 "/%" PRIu64 " (source/target)",
+						  v[1], t->stream_bytes, v[2],
+						  t->pages + t->zero_pages);
+			/* load: the kernel checks and applies the stream */
+			t->t_load = lm_now_us();
+			ret = t->d->ops->set_state(t->d, LM_ST_STOP);
+			t->t_load = lm_now_us() - t->t_load;
+			if (ret)
+				return abort_peer(t, "target: loading the device state failed: %s",
+						  t->d->err);
+			ret = wire_send(&t->c, WIRE_READY, NULL, 0);
+			if (ret)
+				failf(t, "sending READY: %s", t->c.err);
+			return ret;
+		case WIRE_ABORT:
+			t->peer_aborted = true;
+			failf(t, "the source aborted: %s",
+			      wire_dec_abort(m.p, m.h.length, &a) ? "?" : a.reason);
+			return -ECONNABORTED;
+		default:
+			return abort_peer(t, "target: protocol error: unexpected %s",
+					  wire_type_name(m.h.type));
+		}
+		if (ret)
+			return ret;
+	}
+}
+
+/* READY sent: COMMIT, or nothing (roll back). Returns an exit code or -errno. */
+static int await_commit(struct dst *t)
+{
+	struct wire_abort a;
+	struct wire_msg m;
+	uint32_t result;
+	uint8_t p[8];
+	int ret, code = LM_EXIT_OK;
+
+	t->stage = "commit";
+	ret = wire_recv(&t->c, &m, t->o->timeout_ms);
+	if (ret) {
+		failf(t, "waiting for COMMIT: %s", t->c.err);
+		return ret;
+	}
+	if (m.h.type == WIRE_ABORT) {
+		t->peer_aborted = true;
+		failf(t, "the source aborted: %s",
+		      wire_dec_abort(m.p, m.h.length, &a) ? "?" : a.reason);
+		return -ECONNABORTED;
+	}
+	if (m.h.type != WIRE_COMMIT)
+		return abort_peer(t, "target: protocol error: %s instead of COMMIT",
+				  wire_type_name(m.h.type));
+	/*
+	 * The source has committed: from here on the VM runs here, whatever
+	 * happens to the link. No rollback.
+	 */
+	t->committed = true;
+	t->d->stop = NULL;
+	t->c.stop = NULL;
+	t->t_run = lm_now_us();
+	ret = t->d->ops->set_state(t->d, LM_ST_RUNNING);
+	if (ret) {
+		failf(t, "COMMIT received but the device does not run: %s",
+		      t->d->err);
+		code = LM_EXIT_UNCONFIRMED;
+	}
+	ret = phase(t, VFIO_MIG_MIG_PHASE_START, &result);
+	if (ret || result) {
+		if (!ret)
+			failf(t, "the target VMM failed to start: %s",
+			      strerror(result));
+		code = LM_EXIT_UNCONFIRMED;
+	}
+	t->t_end = lm_now_us();
+	t->t_run = t->t_end - t->t_run;
+	ret = t->d->ops->commit(t->d, false);
+	if (ret) {
+		failf(t, "%s", t->d->err);
+		code = LM_EXIT_UNCONFIRMED;
+	}
+	wire_put64(p, code);
+	if (wire_send(&t->c, WIRE_DONE, p, 8))
+		fprintf(stderr, "migctl: listen: warning: DONE not sent (%s); the VM runs here\n",
+			t->c.err);
+	return code;
+}
+
+static int release(struct dst *t)
+{
+	uint32_t result;
+	char left[256] = "";
+	int ret;
+
+	t->d->stop = NULL;
+	t->c.stop = NULL;
+	if (!t->peer_aborted && !t->refused && !t->c.broken) {
+		struct wire_abort a = { .code = EIO };
+		uint8_t p[WIRE_ABORT_LEN];
+
+		snprintf(a.reason, sizeof(a.reason), "target: %.190s", t->err);
+		t->c.timeout_ms = 1000;
+		wire_send(&t->c, WIRE_ABORT, p, wire_enc_abort(p, &a));
+	}
+	if (t->announced) {
+		/*
+		 * Close the control fd uncommitted: the kernel rolls the device
+		 * back to RUNNING (there is no arc out of RESUMING but to STOP)
+		 * and announces abort to the VMM; wait for the VMM's ack.
+		 */
+		ret = t->d->ops->release(t->d, t->o->vmm_timeout_ms, &result);
+		if (ret)
+			snprintf(left, sizeof(left), "%.250s", t->d->err);
+		else if (result)
+			snprintf(left, sizeof(left), "the target VMM answered abort with %s",
+				 strerror(result));
+	}
+	/* not announced: closing is all there is to it */
+	t->d->ops->detach(t->d);
+	if (t->attached) {
+		lm_ev_begin(t->out, "rollback");
+		json_bool(t->out->js, "ok", !left[0]);
+		json_str(t->out->js, "message", left);
+		lm_ev_end(t->out);
+	}
+	if (left[0]) {
+		fprintf(stderr, "migctl: listen: release incomplete: %s\n", left);
+		return LM_EXIT_ROLLBACK_FAILED;
+	}
+	return LM_EXIT_FAILED;
+}
+
+static void summary(struct dst *t, const char *result, int code)
+{
+	uint64_t end = t->t_end ? t->t_end : lm_now_us();
+
+	lm_ev_begin(t->out, "summary");
+	json_str(t->out->js, "result", result);
+	json_str(t->out->js, "dev", t->hello.src.bdf);
+	json_str(t->out->js, "target_dev", t->hello.target_bdf);
+	json_u64(t->out->js, "rounds", t->rounds);
+	json_u64(t->out->js, "total_ms", (end - t->t_start) / 1000);
+	json_u64(t->out->js, "downtime_ms",
+		 t->t_switch && t->t_end ? (t->t_end - t->t_switch) / 1000 : 0);
+	json_u64(t->out->js, "bytes", t->c.rx_bytes);
+	json_u64(t->out->js, "pages_written", t->pages);
+	json_u64(t->out->js, "zero_pages", t->zero_pages);
+	json_u64(t->out->js, "stream_bytes", t->stream_bytes);
+	json_u64(t->out->js, "write_ms", t->t_write / 1000);
+	json_u64(t->out->js, "recv_ms", t->t_recv / 1000);
+	json_u64(t->out->js, "load_ms", t->t_load / 1000);
+	json_u64(t->out->js, "start_ms", t->t_run / 1000);
+	if (t->err[0])
+		json_str(t->out->js, "error", t->err);
+	json_u64(t->out->js, "exit", code);
+	lm_ev_end(t->out);
+	if (!t->out->js->enabled && code != LM_EXIT_FAILED &&
+	    code != LM_EXIT_ROLLBACK_FAILED)
+		fprintf(t->out->text, "%s %s as %s: %u rounds, %" PRIu64
+			" pages, %" PRIu64 " zero, %.1f MiB received\n",
+			code ? "running (unconfirmed)" : "migrated",
+			t->hello.src.bdf, t->hello.target_bdf, t->rounds,
+			t->pages, t->zero_pages,
+			(double)t->c.rx_bytes / (1 << 20));
+	fflush(t->out->text);
+}
+
+int lm_target_run(const struct lm_opts *o, struct lm_dev *d, int fd,
+		  struct lm_out *out, volatile sig_atomic_t *stop)
+{
+	struct dst *t = calloc(1, sizeof(*t));
+	int code, ret;
+
+	if (!t) {
+		close(fd);
+		return migctl_fail("out of memory");
+	}
+	t->o = o;
+	t->d = d;
+	t->out = out;
+	t->stop = stop;
+	t->t_start = lm_now_us();
+	t->recv_timeout = o->timeout_ms;
+	if (wire_conn_init(&t->c, fd, o->timeout_ms, stop)) {
+		close(fd);
+		free(t);
+		return migctl_fail("out of memory");
+	}
+	ret = handshake(t);
+	if (!ret)
+		ret = receive(t);
+	if (!ret)
+		ret = await_commit(t);
+	if (ret < 0) {
+		lm_ev_begin(out, "error");
+		json_str(out->js, "stage", t->stage);
+		json_str(out->js, "message", t->err);
+		lm_ev_end(out);
+		fprintf(stderr, "migctl: listen: %s failed: %s\n", t->stage,
+			t->err);
+		code = release(t);
+		summary(t, code == LM_EXIT_FAILED ? "failed" : "rollback-failed",
+			code);
+	} else {
+		code = ret;
+		if (code)
+			fprintf(stderr, "migctl: listen: %s\n", t->err);
+		d->ops->detach(d);
+		summary(t, code ? "committed-unconfirmed" : "migrated", code);
+	}
+	wire_conn_free(&t->c);
+	free(t);
+	return code;
+}

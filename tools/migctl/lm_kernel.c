@@ -1,0 +1,625 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * struct lm_dev on the real kernel: the control device /dev/vfio-mig
+ * (include/uapi/linux/vfio_mig_ctl.h) for states, data fds, pages and the
+ * commit; the vfio_mig netlink family for identity, phases and acks
+ * (multicast group "mig") and the dirty log; sysfs for the class code and
+ * the BAR layout.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <netlink/genl/ctrl.h>
+
+#include <linux/vfio_mig_ctl.h>
+#include <linux/vfio_mig_stream.h>
+
+#include "lm.h"
+#include "migctl.h"
+#include "nl.h"
+
+#ifndef MIGCTL_VERSION
+#define MIGCTL_VERSION "0.0.0"
+#endif
+
+struct kdev {
+	int ctl;			/* /dev/vfio-mig, -1 until attached */
+	int data;			/* the current data fd, or -1 */
+	char bdf[WIRE_STR];
+	struct migctl_nl nl;		/* requests */
+	struct nl_sock *ev;		/* the "mig" multicast group */
+	/* the ack being waited for */
+	uint32_t want_phase, want_seq, got_result;
+	bool got;
+	bool want_ntf;			/* the seq comes from a phase-ntf */
+};
+
+#define ERRF(d, ...) snprintf((d)->err, sizeof((d)->err), __VA_ARGS__)
+
+static struct kdev *K(struct lm_dev *d)
+{
+	return d->priv;
+}
+
+void lm_local_ident(struct mig_ident *id)
+{
+	struct utsname u;
+	unsigned int maj = 0, min = 0;
+
+	id->proto_major = WIRE_MAJOR;
+	id->proto_minor = WIRE_MINOR;
+	id->stream_major = VMIG_STREAM_MAJOR;
+	id->stream_minor = VMIG_STREAM_MINOR;
+	id->page_size = WIRE_PAGE;
+	snprintf(id->version, sizeof(id->version), "%s", MIGCTL_VERSION);
+	if (!uname(&u)) {
+		snprintf(id->kernel, sizeof(id->kernel), "%.63s", u.release);
+		sscanf(u.release, "%u.%u", &maj, &min);
+	}
+	/* PRE_COPY came with 6.2 */
+	id->precopy = maj > 6 || (maj == 6 && min >= 2);
+}
+
+/* ---- identity ---- */
+
+struct ident_arg {
+	struct mig_ident *id;
+	bool *open;
+	bool found;
+};
+
+static int take_dev(struct nl_msg *msg, void *arg)
+{
+	struct nlattr *tb[VFIO_MIG_A_DEV_MAX + 1];
+	struct ident_arg *a = arg;
+	struct mig_ident *id = a->id;
+
+	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_DEV_MAX, NULL) ||
+	    !tb[VFIO_MIG_A_DEV_BDF])
+		return NL_SKIP;
+	a->found = true;
+	if (tb[VFIO_MIG_A_DEV_VENDOR])
+		id->vendor = nla_get_u16(tb[VFIO_MIG_A_DEV_VENDOR]);
+	if (tb[VFIO_MIG_A_DEV_DEVICE])
+		id->device = nla_get_u16(tb[VFIO_MIG_A_DEV_DEVICE]);
+	if (tb[VFIO_MIG_A_DEV_SUBSYSTEM_VENDOR])
+		id->subvendor = nla_get_u16(tb[VFIO_MIG_A_DEV_SUBSYSTEM_VENDOR]);
+	if (tb[VFIO_MIG_A_DEV_SUBSYSTEM_DEVICE])
+		id->subdevice = nla_get_u16(tb[VFIO_MIG_A_DEV_SUBSYSTEM_DEVICE]);
+	if (tb[VFIO_MIG_A_DEV_REVISION])
+		id->revision = nla_get_u8(tb[VFIO_MIG_A_DEV_REVISION]);
+	if (tb[VFIO_MIG_A_DEV_TRAP_MODE])
+		id->trap_mode = nla_get_u32(tb[VFIO_MIG_A_DEV_TRAP_MODE]);
+	if (tb[VFIO_MIG_A_DEV_PROFILE])
+		snprintf(id->profile, sizeof(id->profile), "%s",
+			 nla_get_string(tb[VFIO_MIG_A_DEV_PROFILE]));
+	*a->open = tb[VFIO_MIG_A_DEV_OPEN] && nla_get_u8(tb[VFIO_MIG_A_DEV_OPEN]);
+	return NL_OK;
+}
+
+/* Class code and the six BARs from sysfs. */
+static int sysfs_ident(struct lm_dev *d, const char *bdf, struct mig_ident *id)
+{
+	char path[128], line[256];
+	unsigned long long start, end, flags;
+	FILE *f;
+	int i;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/class", bdf);
+	f = fopen(path, "r");
+	if (!f || !fgets(line, sizeof(line), f)) {
+		ERRF(d, "%s: cannot read %s: %s", bdf, path, strerror(errno));
+		if (f)
+			fclose(f);
+		return -ENODEV;
+	}
+	fclose(f);
+	id->class_code = strtoul(line, NULL, 16) & 0xffffff;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource", bdf);
+	f = fopen(path, "r");
+	if (!f) {
+		ERRF(d, "%s: cannot read %s: %s", bdf, path, strerror(errno));
+		return -ENODEV;
+	}
+	for (i = 0; i < 6 && fgets(line, sizeof(line), f); i++) {
+		if (sscanf(line, "%llx %llx %llx", &start, &end, &flags) != 3)
+			break;
+		id->bar_size[i] = end > start || start ? end - start + 1 : 0;
+		id->bar_flags[i] = 0;
+		if (!id->bar_size[i])
+			continue;
+		if (flags & 0x100)			/* IORESOURCE_IO */
+			id->bar_flags[i] |= MIG_BAR_IO;
+		if (flags & 0x00100000)			/* IORESOURCE_MEM_64 */
+			id->bar_flags[i] |= MIG_BAR_MEM64;
+		if (flags & 0x2000)			/* IORESOURCE_PREFETCH */
+			id->bar_flags[i] |= MIG_BAR_PREFETCH;
+	}
+	fclose(f);
+	if (i < 6) {
+		ERRF(d, "%s: %s has an unexpected format", bdf, path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int k_ident(struct lm_dev *d, const char *bdf, struct mig_ident *id,
+		   bool *open)
+{
+	struct kdev *k = K(d);
+	struct ident_arg a = { .id = id, .open = open };
+	struct nl_msg *msg;
+	int ret;
+
+	memset(id, 0, sizeof(*id));
+	*open = false;
+	lm_local_ident(id);
+	snprintf(id->bdf, sizeof(id->bdf), "%s", bdf);
+	msg = migctl_nl_msg(&k->nl, VFIO_MIG_CMD_DEV_GET, false);
+	if (msg)
+		nla_put_string(msg, VFIO_MIG_A_DEV_BDF, bdf);
+	ret = migctl_nl_run(&k->nl, msg, take_dev, &a);
+	if (ret == -ENODEV || (!ret && !a.found)) {
+		ERRF(d, "%s is not bound to vfio-mig (migctl bind %s)", bdf, bdf);
+		return -ENODEV;
+	}
+	if (ret) {
+		ERRF(d, "%s: dev-get: %s%s%s", bdf, strerror(-ret),
+		     k->nl.extack[0] ? ": " : "", k->nl.extack);
+		return ret;
+	}
+	return sysfs_ident(d, bdf, id);
+}
+
+/* ---- the control device ---- */
+
+static int k_attach(struct lm_dev *d, const char *bdf)
+{
+	struct kdev *k = K(d);
+	struct vfio_mig_ctl_attach a = { .argsz = sizeof(a) };
+
+	k->ctl = open(VFIO_MIG_CTL_DEVICE, O_RDWR | O_CLOEXEC);
+	if (k->ctl < 0) {
+		int e = errno;
+
+		ERRF(d, "cannot open %s: %s%s", VFIO_MIG_CTL_DEVICE, strerror(e),
+		     e == ENOENT ? " (vfio_mig too old or not loaded?)" :
+		     e == EACCES || e == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
+		return -e;
+	}
+	snprintf(a.bdf, sizeof(a.bdf), "%s", bdf);
+	if (ioctl(k->ctl, VFIO_MIG_CTL_ATTACH, &a)) {
+		int e = errno;
+
+		ERRF(d, "%s: attach: %s%s", bdf, strerror(e),
+		     e == ENOTCONN ? " (no VMM has the device open)" :
+		     e == EBUSY ? " (another migration controls it)" :
+		     e == ENODEV ? " (not bound to vfio-mig)" : "");
+		close(k->ctl);
+		k->ctl = -1;
+		return -e;
+	}
+	snprintf(k->bdf, sizeof(k->bdf), "%s", bdf);
+	return 0;
+}
+
+static int k_set_state(struct lm_dev *d, uint32_t state)
+{
+	struct kdev *k = K(d);
+	struct vfio_mig_ctl_state s = {
+		.argsz = sizeof(s), .flags = VFIO_MIG_CTL_STATE_SET,
+		.device_state = state, .data_fd = -1,
+	};
+	uint32_t cur = 0;
+
+	if (ioctl(k->ctl, VFIO_MIG_CTL_STATE, &s)) {
+		int e = errno;
+
+		d->ops->get_state(d, &cur);
+		ERRF(d, "%s: state %s -> %s: %s", k->bdf, lm_state_name(cur),
+		     lm_state_name(state), strerror(e));
+		return -e;
+	}
+	if (s.data_fd >= 0) {
+		if (k->data >= 0)
+			close(k->data);
+		k->data = s.data_fd;
+		fcntl(k->data, F_SETFL, fcntl(k->data, F_GETFL) | O_NONBLOCK);
+	}
+	return 0;
+}
+
+static int k_get_state(struct lm_dev *d, uint32_t *state)
+{
+	struct kdev *k = K(d);
+	struct vfio_mig_ctl_state s = { .argsz = sizeof(s), .data_fd = -1 };
+
+	if (ioctl(k->ctl, VFIO_MIG_CTL_STATE, &s))
+		return -errno;
+	*state = s.device_state;
+	return 0;
+}
+
+static ssize_t k_stream_read(struct lm_dev *d, void *buf, size_t len)
+{
+	struct kdev *k = K(d);
+	ssize_t n;
+
+	if (k->data < 0) {
+		ERRF(d, "%s: no data fd", k->bdf);
+		return -EBADF;
+	}
+	do {
+		n = read(k->data, buf, len);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno != ENOMSG && errno != EAGAIN)
+			ERRF(d, "%s: reading the migration data fd: %s", k->bdf,
+			     strerror(errno));
+		return -errno;
+	}
+	return n;
+}
+
+static int k_stream_write(struct lm_dev *d, const void *buf, size_t len)
+{
+	struct kdev *k = K(d);
+	const char *p = buf;
+	struct pollfd pf;
+	ssize_t n;
+
+	if (k->data < 0) {
+		ERRF(d, "%s: no data fd", k->bdf);
+		return -EBADF;
+	}
+	while (len) {
+		n = write(k->data, p, len);
+		if (n < 0 && errno == EAGAIN) {
+			pf.fd = k->data;
+			pf.events = POLLOUT;
+			poll(&pf, 1, 100);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+
+			ERRF(d, "%s: the kernel refused the migration stream: %s%s",
+			     k->bdf, strerror(e),
+			     e == ENXIO ? " (the stream is from a device this one cannot take; the kernel log names the field)" :
+			     e == EPROTONOSUPPORT ? " (stream major version, feature bits or profile state version; see the kernel log)" :
+			     e == EINVAL ? " (malformed stream; see the kernel log)" : "");
+			return -e;
+		}
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int k_pages(struct lm_dev *d, bool write, const uint64_t *iovas,
+		   uint32_t count, void *buf)
+{
+	struct kdev *k = K(d);
+	struct vfio_mig_ctl_pages p = {
+		.argsz = sizeof(p),
+		.flags = write ? VFIO_MIG_CTL_PAGES_WRITE : 0,
+		.count = count, .page_size = WIRE_PAGE,
+		.iovas = (uintptr_t)iovas, .data = (uintptr_t)buf,
+	};
+
+	if (ioctl(k->ctl, VFIO_MIG_CTL_PAGES, &p)) {
+		int e = errno;
+		uint64_t bad = p.count < count ? iovas[p.count] : iovas[0];
+
+		ERRF(d, "%s: %s guest page at IOVA 0x%" PRIx64 ": %s%s", k->bdf,
+		     write ? "writing" : "reading", bad, strerror(e),
+		     e == EFAULT ? " (not mapped for the device)" : "");
+		return -e;
+	}
+	return 0;
+}
+
+static int k_commit(struct lm_dev *d, bool stopped)
+{
+	struct kdev *k = K(d);
+	struct vfio_mig_ctl_commit c = {
+		.argsz = sizeof(c),
+		.flags = stopped ? VFIO_MIG_CTL_COMMIT_STOPPED : 0,
+	};
+
+	if (ioctl(k->ctl, VFIO_MIG_CTL_COMMIT, &c)) {
+		int e = errno;
+
+		ERRF(d, "%s: commit: %s", k->bdf, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static void k_detach(struct lm_dev *d)
+{
+	struct kdev *k = K(d);
+
+	if (k->data >= 0)
+		close(k->data);
+	if (k->ctl >= 0)
+		close(k->ctl);
+	k->data = k->ctl = -1;
+}
+
+/* ---- phases and acks ---- */
+
+static int take_phase_reply(struct nl_msg *msg, void *arg)
+{
+	struct nlattr *tb[VFIO_MIG_A_MIG_MAX + 1];
+	struct kdev *k = arg;
+
+	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_MIG_MAX, NULL) ||
+	    !tb[VFIO_MIG_A_MIG_SEQ])
+		return NL_SKIP;
+	k->want_seq = nla_get_u32(tb[VFIO_MIG_A_MIG_SEQ]);
+	k->got = true;		/* reply seen */
+	return NL_OK;
+}
+
+static int take_ack(struct nl_msg *msg, void *arg)
+{
+	struct genlmsghdr *g = nlmsg_data(nlmsg_hdr(msg));
+	struct nlattr *tb[VFIO_MIG_A_MIG_MAX + 1];
+	struct kdev *k = arg;
+
+	if (g->cmd != VFIO_MIG_CMD_MIG_ACK_NTF &&
+	    g->cmd != VFIO_MIG_CMD_MIG_PHASE_NTF)
+		return NL_SKIP;
+	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_MIG_MAX, NULL) ||
+	    !tb[VFIO_MIG_A_MIG_BDF] || !tb[VFIO_MIG_A_MIG_PHASE] ||
+	    !tb[VFIO_MIG_A_MIG_SEQ])
+		return NL_SKIP;
+	if (g->cmd == VFIO_MIG_CMD_MIG_PHASE_NTF) {
+		/* the kernel's own announcement (release): learn its seq */
+		if (k->want_ntf &&
+		    !strcmp(nla_get_string(tb[VFIO_MIG_A_MIG_BDF]), k->bdf) &&
+		    nla_get_u32(tb[VFIO_MIG_A_MIG_PHASE]) == k->want_phase) {
+			k->want_seq = nla_get_u32(tb[VFIO_MIG_A_MIG_SEQ]);
+			k->want_ntf = false;
+		}
+		return NL_OK;
+	}
+	if (k->want_ntf)
+		return NL_SKIP;
+	if (strcmp(nla_get_string(tb[VFIO_MIG_A_MIG_BDF]), k->bdf) ||
+	    nla_get_u32(tb[VFIO_MIG_A_MIG_PHASE]) != k->want_phase ||
+	    nla_get_u32(tb[VFIO_MIG_A_MIG_SEQ]) != k->want_seq)
+		return NL_SKIP;
+	k->got_result = tb[VFIO_MIG_A_MIG_RESULT] ?
+			nla_get_u32(tb[VFIO_MIG_A_MIG_RESULT]) : 0;
+	k->got = true;
+	return NL_OK;
+}
+
+static int wait_ack(struct lm_dev *d, uint32_t phase, int timeout_ms,
+		    uint32_t *result);
+
+static int k_phase(struct lm_dev *d, uint32_t phase, int timeout_ms,
+		   uint32_t *result)
+{
+	struct kdev *k = K(d);
+	struct nl_msg *msg;
+	int ret;
+
+	msg = migctl_nl_msg(&k->nl, VFIO_MIG_CMD_MIG_PHASE, false);
+	if (msg) {
+		nla_put_string(msg, VFIO_MIG_A_MIG_BDF, k->bdf);
+		nla_put_u32(msg, VFIO_MIG_A_MIG_PHASE, phase);
+	}
+	k->got = false;
+	k->want_ntf = false;
+	k->want_phase = phase;
+	ret = migctl_nl_run(&k->nl, msg, take_phase_reply, k);
+	if (ret) {
+		ERRF(d, "%s: announcing phase %s: %s%s%s", k->bdf,
+		     lm_phase_name(phase), strerror(-ret),
+		     k->nl.extack[0] ? ": " : "", k->nl.extack);
+		return ret;
+	}
+	if (!k->got) {
+		ERRF(d, "%s: announcing phase %s: the kernel's reply has no seq",
+		     k->bdf, lm_phase_name(phase));
+		return -EPROTO;
+	}
+	k->got = false;
+	return wait_ack(d, phase, timeout_ms, result);
+}
+
+/* Wait for the ack of k->want_phase / k->want_seq. */
+static int wait_ack(struct lm_dev *d, uint32_t phase, int timeout_ms,
+		    uint32_t *result)
+{
+	struct kdev *k = K(d);
+	struct timespec t0, t;
+	struct pollfd p;
+	int ret, left;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	p.fd = nl_socket_get_fd(k->ev);
+	p.events = POLLIN;
+	while (!k->got) {
+		if (d->stop && *d->stop) {
+			ERRF(d, "%s: interrupted waiting for the VMM's %s ack",
+			     k->bdf, lm_phase_name(phase));
+			return -EINTR;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 +
+				     (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0) {
+			if (k->want_ntf)
+				ERRF(d, "%s: no %s announced by the kernel within %d ms",
+				     k->bdf, lm_phase_name(phase), timeout_ms);
+			else
+				ERRF(d, "%s: the VMM did not acknowledge phase %s (seq %u) within %d ms",
+				     k->bdf, lm_phase_name(phase), k->want_seq,
+				     timeout_ms);
+			return -ETIMEDOUT;
+		}
+		if (left > 200)
+			left = 200;
+		ret = poll(&p, 1, left);
+		if (ret > 0) {
+			ret = nl_recvmsgs_default(k->ev);
+			if (ret < 0 && ret != -NLE_AGAIN && ret != -NLE_NOMEM) {
+				ERRF(d, "%s: reading netlink events: %s", k->bdf,
+				     nl_geterror(ret));
+				return -EIO;
+			}
+		}
+	}
+	*result = k->got_result;
+	return 0;
+}
+
+static int k_release(struct lm_dev *d, int timeout_ms, uint32_t *result)
+{
+	struct kdev *k = K(d);
+
+	k->got = false;
+	k->want_ntf = true;
+	k->want_phase = VFIO_MIG_MIG_PHASE_ABORT;
+	k_detach(d);
+	return wait_ack(d, VFIO_MIG_MIG_PHASE_ABORT, timeout_ms, result);
+}
+
+/* ---- the dirty log ---- */
+
+struct dirty_arg {
+	lm_dirty_fn fn;
+	void *arg;
+};
+
+static int take_dirty(struct nl_msg *msg, void *arg)
+{
+	struct nlattr *tb[VFIO_MIG_A_DIRTY_MAX + 1];
+	struct dirty_arg *a = arg;
+	uint64_t iova, len, ps;
+	size_t nbits;
+
+	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_DIRTY_MAX, NULL) ||
+	    !tb[VFIO_MIG_A_DIRTY_BITMAP] || !tb[VFIO_MIG_A_DIRTY_PAGE_SIZE] ||
+	    !tb[VFIO_MIG_A_DIRTY_IOVA] || !tb[VFIO_MIG_A_DIRTY_LENGTH])
+		return NL_SKIP;
+	iova = nla_get_u64(tb[VFIO_MIG_A_DIRTY_IOVA]);
+	len = nla_get_u64(tb[VFIO_MIG_A_DIRTY_LENGTH]);
+	ps = nla_get_u64(tb[VFIO_MIG_A_DIRTY_PAGE_SIZE]);
+	if (!ps || (ps & (ps - 1)))
+		return NL_SKIP;
+	nbits = (size_t)nla_len(tb[VFIO_MIG_A_DIRTY_BITMAP]) / 8 * 64;
+	if (nbits > (len + ps - 1) / ps)
+		nbits = (len + ps - 1) / ps;
+	a->fn(a->arg, iova, len, ps, nla_data(tb[VFIO_MIG_A_DIRTY_BITMAP]),
+	      nbits);
+	return NL_OK;
+}
+
+static int k_dirty(struct lm_dev *d, bool clear, lm_dirty_fn fn, void *arg)
+{
+	struct kdev *k = K(d);
+	struct dirty_arg a = { .fn = fn, .arg = arg };
+	struct nl_msg *msg;
+	int ret;
+
+	msg = migctl_nl_msg(&k->nl, VFIO_MIG_CMD_DIRTY_GET, true);
+	if (msg) {
+		nla_put_string(msg, VFIO_MIG_A_DIRTY_BDF, k->bdf);
+		if (clear)
+			nla_put_flag(msg, VFIO_MIG_A_DIRTY_CLEAR);
+	}
+	ret = migctl_nl_run(&k->nl, msg, take_dirty, &a);
+	if (ret)
+		ERRF(d, "%s: dirty-get: %s%s%s%s", k->bdf, strerror(-ret),
+		     k->nl.extack[0] ? ": " : "", k->nl.extack,
+		     ret == -ENOENT || ret == -ENODATA ?
+		     " (no dirty log running: did the VMM start it?)" : "");
+	return ret;
+}
+
+static const struct lm_dev_ops kernel_ops = {
+	.ident = k_ident,
+	.attach = k_attach,
+	.set_state = k_set_state,
+	.get_state = k_get_state,
+	.stream_read = k_stream_read,
+	.stream_write = k_stream_write,
+	.pages = k_pages,
+	.commit = k_commit,
+	.phase = k_phase,
+	.dirty = k_dirty,
+	.detach = k_detach,
+	.release = k_release,
+};
+
+int lm_kernel_open(struct lm_dev *d, volatile sig_atomic_t *stop)
+{
+	struct kdev *k = calloc(1, sizeof(*k));
+	int grp;
+
+	memset(d, 0, sizeof(*d));
+	if (!k)
+		return migctl_fail("out of memory");
+	k->ctl = k->data = -1;
+	d->ops = &kernel_ops;
+	d->priv = k;
+	d->stop = stop;
+	if (migctl_nl_open(&k->nl)) {
+		free(k);
+		d->priv = NULL;
+		return 1;
+	}
+	k->ev = nl_socket_alloc();
+	if (!k->ev || genl_connect(k->ev)) {
+		lm_kernel_close(d);
+		return migctl_fail("cannot open a generic netlink socket for events");
+	}
+	grp = genl_ctrl_resolve_grp(k->nl.sk, VFIO_MIG_FAMILY_NAME,
+				    VFIO_MIG_MCGRP_MIG);
+	if (grp < 0) {
+		lm_kernel_close(d);
+		return migctl_fail("the vfio_mig family has no '%s' multicast group: the loaded vfio_mig module predates live migration",
+				   VFIO_MIG_MCGRP_MIG);
+	}
+	nl_socket_disable_seq_check(k->ev);
+	nl_socket_set_nonblocking(k->ev);
+	nl_socket_set_buffer_size(k->ev, 1 << 20, 0);
+	if (nl_socket_add_membership(k->ev, grp)) {
+		lm_kernel_close(d);
+		return migctl_fail("cannot join the vfio_mig '%s' multicast group",
+				   VFIO_MIG_MCGRP_MIG);
+	}
+	nl_socket_modify_cb(k->ev, NL_CB_VALID, NL_CB_CUSTOM, take_ack, k);
+	return 0;
+}
+
+void lm_kernel_close(struct lm_dev *d)
+{
+	struct kdev *k = d->priv;
+
+	if (!k)
+		return;
+	k_detach(d);
+	if (k->ev)
+		nl_socket_free(k->ev);
+	migctl_nl_close(&k->nl);
+	free(k);
+	d->priv = NULL;
+}

@@ -1,0 +1,1168 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `migctl migrate`, the source side of a live migration: handshake, RAM
+ * ranges, pre-copy rounds from the DMA dirty log, convergence, switchover
+ * and the commit point, rollback on any failure before it.
+ * Documentation/live-migration.rst.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/vfio_mig.h>
+
+#include "hash.h"
+#include "lm.h"
+#include "migctl.h"
+
+struct src {
+	const struct lm_opts *o;
+	struct lm_dev *d;
+	struct wire_conn c;
+	struct lm_out *out;
+	volatile sig_atomic_t *stop;
+	struct mig_ident me, peer;
+	struct wire_range r[WIRE_RANGES_MAX];
+	uint32_t nr;
+	uint64_t base[WIRE_RANGES_MAX + 1];	/* first page index of each range */
+	uint64_t npages;
+	uint64_t *pending;			/* bitmap of pages to send */
+	uint64_t *held;				/* hash of what the target holds, 0: unknown */
+	uint8_t *buf;				/* device stream bytes */
+	uint64_t *list;				/* a round's page indices */
+	struct pipe *pipe;
+	bool precopy, attached, announced, committed, peer_aborted;
+	uint32_t round;
+	struct lm_stats st;
+	struct lm_conv conv;
+	uint64_t rtt_us, last_clear_us, vmm_ack_us;
+	/* this round */
+	uint64_t r_pages, r_sent, r_zero, r_unch, r_bytes, r_stream, r_us;
+	/* --bandwidth */
+	uint64_t rl_t0, rl_bytes;
+	/* where the time goes (us): page reads, hashing, sends, acks, dirty-get */
+	uint64_t t_read, t_hash, t_send, t_ack, t_dirty;
+	/* the switchover's steps (us): pause ack, device stop, transfer, load, commit */
+	uint64_t sw_pause, sw_stop, sw_xfer, sw_load, sw_commit;
+	char err[512];
+	const char *stage;
+	int exit_code;
+};
+
+static void failf(struct src *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void failf(struct src *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->err[0])
+		return;		/* the first cause is the one to name */
+	va_start(ap, fmt);
+	vsnprintf(s->err, sizeof(s->err), fmt, ap);
+	va_end(ap);
+}
+
+static bool stopped(struct src *s)
+{
+	if (s->stop && *s->stop) {
+		failf(s, "interrupted by a signal");
+		return true;
+	}
+	return false;
+}
+
+/* ---- pages and ranges ---- */
+
+static int64_t page_index(struct src *s, uint64_t iova)
+{
+	uint32_t lo = 0, hi = s->nr;
+
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+
+		if (iova < s->r[mid].iova)
+			hi = mid;
+		else if (iova >= s->r[mid].iova + s->r[mid].length)
+			lo = mid + 1;
+		else
+			return s->base[mid] + (iova - s->r[mid].iova) / WIRE_PAGE;
+	}
+	return -1;
+}
+
+static uint64_t index_iova(struct src *s, uint64_t idx)
+{
+	uint32_t lo = 0, hi = s->nr;
+
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+
+		if (idx >= s->base[mid])
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return s->r[lo].iova + (idx - s->base[lo]) * WIRE_PAGE;
+}
+
+static void mark(struct src *s, uint64_t iova, uint64_t len)
+{
+	uint64_t a = iova & ~(uint64_t)(WIRE_PAGE - 1), end = iova + len;
+	int64_t i;
+
+	for (; a < end; a += WIRE_PAGE) {
+		i = page_index(s, a);
+		if (i >= 0)
+			s->pending[i / 64] |= 1ull << (i % 64);
+	}
+}
+
+static void on_dirty(void *arg, uint64_t iova, uint64_t len, uint64_t ps,
+		     const uint64_t *bits, size_t nbits)
+{
+	struct src *s = arg;
+	size_t i;
+
+	(void)len;
+	for (i = 0; i < nbits; i++) {
+		if (!(i % 64) && !bits[i / 64]) {
+			i += 63;
+			continue;
+		}
+		if (bits[i / 64] >> (i % 64) & 1)
+			mark(s, iova + i * ps, ps);
+	}
+}
+
+struct range_acc {
+	struct wire_range r[WIRE_RANGES_MAX * 4];
+	uint32_t n;
+	bool overflow;
+};
+
+static void on_range(void *arg, uint64_t iova, uint64_t len, uint64_t ps,
+		     const uint64_t *bits, size_t nbits)
+{
+	struct range_acc *a = arg;
+
+	(void)ps;
+	(void)bits;
+	(void)nbits;
+	if (a->n && a->r[a->n - 1].iova + a->r[a->n - 1].length == iova) {
+		a->r[a->n - 1].length += len;
+		return;
+	}
+	if (a->n == sizeof(a->r) / sizeof(a->r[0])) {
+		a->overflow = true;
+		return;
+	}
+	a->r[a->n].iova = iova;
+	a->r[a->n++].length = len;
+}
+
+static int cmp_range(const void *x, const void *y)
+{
+	const struct wire_range *a = x, *b = y;
+
+	return a->iova < b->iova ? -1 : a->iova > b->iova;
+}
+
+static uint64_t pending_count(struct src *s)
+{
+	uint64_t n = 0, w;
+
+	for (w = 0; w < (s->npages + 63) / 64; w++)
+		n += __builtin_popcountll(s->pending[w]);
+	return n;
+}
+
+/* The guest RAM: the ranges the dirty log covers (whole-log dirty-get). */
+static int take_ranges(struct src *s)
+{
+	struct range_acc *a = calloc(1, sizeof(*a));
+	uint64_t end;
+	uint32_t i;
+	int ret;
+
+	if (!a) {
+		failf(s, "out of memory");
+		return -ENOMEM;
+	}
+	ret = s->d->ops->dirty(s->d, false, on_range, a);
+	if (ret) {
+		failf(s, "reading the RAM ranges from the dirty log: %s", s->d->err);
+		goto out;
+	}
+	qsort(a->r, a->n, sizeof(a->r[0]), cmp_range);
+	s->nr = 0;
+	for (i = 0; i < a->n; i++) {
+		uint64_t lo = a->r[i].iova & ~(uint64_t)(WIRE_PAGE - 1);
+		uint64_t hi = (a->r[i].iova + a->r[i].length + WIRE_PAGE - 1) &
+			      ~(uint64_t)(WIRE_PAGE - 1);
+
+		if (s->nr && lo <= s->r[s->nr - 1].iova + s->r[s->nr - 1].length) {
+			end = s->r[s->nr - 1].iova + s->r[s->nr - 1].length;
+			if (hi > end)
+				s->r[s->nr - 1].length = hi - s->r[s->nr - 1].iova;
+			continue;
+		}
+		if (s->nr == WIRE_RANGES_MAX || a->overflow) {
+			failf(s, "the dirty log covers more than %u RAM ranges",
+			      WIRE_RANGES_MAX);
+			ret = -E2BIG;
+			goto out;
+		}
+		s->r[s->nr].iova = lo;
+		s->r[s->nr++].length = hi - lo;
+	}
+	if (!s->nr) {
+		failf(s, "the dirty log of %s covers no RAM: the VMM started none",
+		      s->o->dev);
+		ret = -ENODATA;
+		goto out;
+	}
+	s->npages = 0;
+	for (i = 0; i < s->nr; i++) {
+		s->base[i] = s->npages;
+		s->npages += s->r[i].length / WIRE_PAGE;
+	}
+	s->base[s->nr] = s->npages;
+	s->pending = calloc((s->npages + 63) / 64, 8);
+	s->held = calloc(s->npages, 8);
+	s->list = calloc(s->npages, 8);
+	if (!s->pending || !s->held || !s->list) {
+		failf(s, "out of memory for %" PRIu64 " pages", s->npages);
+		ret = -ENOMEM;
+	}
+out:
+	free(a);
+	return ret;
+}
+
+/* ---- sending ---- */
+
+static int send_failed(struct src *s, const char *what)
+{
+	failf(s, "%s: %s", what, s->c.err);
+	return -EIO;
+}
+
+static void rate_limit(struct src *s, uint64_t bytes)
+{
+	uint64_t due, now;
+
+	if (!s->o->bandwidth)
+		return;
+	s->rl_bytes += bytes;
+	due = s->rl_t0 + s->rl_bytes * 1000000 / s->o->bandwidth;
+	now = lm_now_us();
+	if (due > now)
+		usleep(due - now);
+}
+
+/*
+ * The page pipeline of a round: a reader thread reads batches of 256
+ * pages through the kernel, hashes and classifies them into one of
+ * LM_SLOTS frame buffers; the main thread sends the frames in order. The
+ * kernel's page copies thus overlap the network, and on the target the
+ * writes (lm_dst.c does the same the other way).
+ */
+#define LM_SLOTS	3
+
+struct slot {
+	uint8_t *buf;			/* WIRE_BATCH pages */
+	uint8_t meta[WIRE_PAGE];
+	struct iovec iov[WIRE_BATCH + 1];
+	uint32_t niov, nd;
+	uint64_t len, sum;
+	bool ready;
+};
+
+struct pipe {
+	struct src *s;
+	struct slot slot[LM_SLOTS];
+	const uint64_t *list;		/* page indices, in order */
+	uint64_t n;			/* of them */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool quit;			/* the sender gave up */
+	int err;			/* the reader's error */
+	uint64_t done;			/* batches the reader produced */
+};
+
+/* Read, hash and classify one batch into @sl. 0 or -errno. */
+static int fill_slot(struct src *s, struct slot *sl, const uint64_t *idx,
+		     uint32_t n)
+{
+	static const uint8_t zero[WIRE_PAGE];
+	uint64_t iovas[WIRE_BATCH], desc[WIRE_BATCH], h[WIRE_BATCH];
+	uint64_t zh = mh_zero_page_hash(), t0 = lm_now_us(), t1, sum;
+	uint32_t i, nd = 0, ndata = 0;
+	int ret;
+
+	for (i = 0; i < n; i++)
+		iovas[i] = index_iova(s, idx[i]);
+	ret = s->d->ops->pages(s->d, false, iovas, n, sl->buf);
+	if (ret)
+		return ret;
+	t1 = lm_now_us();
+	s->t_read += t1 - t0;
+	sl->niov = 1;
+	for (i = 0; i < n; i++) {
+		uint8_t *pg = sl->buf + (size_t)i * WIRE_PAGE;
+		uint64_t hv = mh_hash64(pg, WIRE_PAGE, MH_SEED_PAGE), hk;
+		bool is_zero = hv == zh && !memcmp(pg, zero, WIRE_PAGE);
+
+		hk = hv ? hv : 1;	/* 0 means "unknown" in held[] */
+		if (s->held[idx[i]] == hk) {
+			s->r_unch++;
+			continue;
+		}
+		s->held[idx[i]] = hk;
+		if (is_zero) {
+			desc[nd++] = iovas[i] | WIRE_PG_ZERO;
+			s->r_zero++;
+			continue;
+		}
+		desc[nd++] = iovas[i] | WIRE_PG_DATA;
+		h[ndata++] = hv;
+		sl->iov[sl->niov].iov_base = pg;
+		sl->iov[sl->niov++].iov_len = WIRE_PAGE;
+	}
+	s->r_sent += ndata;
+	sl->nd = nd;
+	if (nd) {
+		wire_pages_meta(sl->meta, s->round, desc, nd);
+		sl->iov[0].iov_base = sl->meta;
+		sl->iov[0].iov_len = WIRE_PAGE;
+		sl->len = WIRE_PAGE + (uint64_t)ndata * WIRE_PAGE;
+		sum = wire_sum_begin(sl->len);
+		sum = wire_sum_add(sum, mh_hash64(sl->meta, WIRE_PAGE,
+						  MH_SEED_PAGE));
+		for (i = 0; i < ndata; i++)
+			sum = wire_sum_add(sum, h[i]);
+		sl->sum = sum;
+	}
+	s->t_hash += lm_now_us() - t1;
+	return 0;
+}
+
+static void *reader(void *arg)
+{
+	struct pipe *p = arg;
+	uint64_t b, nb = (p->n + WIRE_BATCH - 1) / WIRE_BATCH;
+	int ret = 0;
+
+	for (b = 0; b < nb && !ret; b++) {
+		struct slot *sl = &p->slot[b % LM_SLOTS];
+		uint64_t first = b * WIRE_BATCH;
+		uint32_t n = p->n - first < WIRE_BATCH ? p->n - first : WIRE_BATCH;
+
+		bool quit;
+
+		pthread_mutex_lock(&p->lock);
+		while (sl->ready && !p->quit)
+			pthread_cond_wait(&p->cond, &p->lock);
+		quit = p->quit;
+		pthread_mutex_unlock(&p->lock);
+		if (quit)
+			break;
+		ret = fill_slot(p->s, sl, p->list + first, n);
+		pthread_mutex_lock(&p->lock);
+		if (ret)
+			p->err = ret;
+		else
+			sl->ready = true;
+		p->done = b + 1;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
+	return NULL;
+}
+
+/* Send every pending page, clearing the bitmap. */
+static int send_pending(struct src *s)
+{
+	struct pipe *p = s->pipe;
+	uint64_t w, bits, b, nb, n = 0;
+	pthread_t th;
+	int ret = 0;
+
+	for (w = 0; w < (s->npages + 63) / 64; w++) {
+		bits = s->pending[w];
+		s->pending[w] = 0;
+		while (bits) {
+			s->list[n++] = w * 64 + __builtin_ctzll(bits);
+			bits &= bits - 1;
+		}
+	}
+	s->r_pages += n;
+	if (!n)
+		return 0;
+	p->s = s;
+	p->list = s->list;
+	p->n = n;
+	p->quit = false;
+	p->err = 0;
+	p->done = 0;
+	for (b = 0; b < LM_SLOTS; b++)
+		p->slot[b].ready = false;
+	if (pthread_create(&th, NULL, reader, p)) {
+		failf(s, "cannot start the page reader thread");
+		return -ENOMEM;
+	}
+	nb = (n + WIRE_BATCH - 1) / WIRE_BATCH;
+	for (b = 0; b < nb; b++) {
+		struct slot *sl = &p->slot[b % LM_SLOTS];
+
+		pthread_mutex_lock(&p->lock);
+		while (!sl->ready && !p->err)
+			pthread_cond_wait(&p->cond, &p->lock);
+		ret = sl->ready ? 0 : p->err;
+		pthread_mutex_unlock(&p->lock);
+		if (ret) {
+			failf(s, "%s", s->d->err);
+			break;
+		}
+		if (sl->nd) {
+			uint64_t t0 = lm_now_us();
+
+			ret = wire_sendv(&s->c, WIRE_PAGES, sl->iov, sl->niov,
+					 sl->sum);
+			s->t_send += lm_now_us() - t0;
+			if (ret) {
+				send_failed(s, "sending pages");
+				break;
+			}
+			s->r_bytes += sl->len + WIRE_HDR_LEN;
+			rate_limit(s, sl->len + WIRE_HDR_LEN);
+		}
+		pthread_mutex_lock(&p->lock);
+		sl->ready = false;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		if (stopped(s)) {
+			ret = -EINTR;
+			break;
+		}
+	}
+	pthread_mutex_lock(&p->lock);
+	p->quit = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(th, NULL);
+	return ret;
+}
+
+/* Forward what the data fd has now (@final: to its end). */
+static int forward_stream(struct src *s, bool final)
+{
+	uint8_t *b = s->buf;	/* between batches, free */
+	uint64_t t0 = lm_now_us();
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		wire_put32(b, final ? WIRE_STREAM_STOPCOPY : WIRE_STREAM_PRECOPY);
+		wire_put32(b + 4, 0);
+		n = s->d->ops->stream_read(s->d, b + 8, WIRE_STREAM_MAX);
+		if (n == -ENOMSG || n == -EAGAIN) {
+			if (!final)
+				return 0;	/* the temporary end of pre-copy */
+			if (lm_now_us() - t0 > (uint64_t)s->o->timeout_ms * 1000) {
+				failf(s, "the device's stop-copy data did not end within %u ms",
+				      s->o->timeout_ms);
+				return -ETIMEDOUT;
+			}
+			usleep(1000);
+			continue;
+		}
+		if (n < 0) {
+			failf(s, "%s", s->d->err);
+			return n;
+		}
+		if (!n)
+			return 0;
+		ret = wire_send(&s->c, WIRE_STREAM, b, n + 8);
+		if (ret)
+			return send_failed(s, "sending device state");
+		s->r_stream += n;
+		s->st.stream_bytes += n;
+	}
+}
+
+/* ---- the peer ---- */
+
+/* Wait for @type; an ABORT or anything else fails with the reason. */
+static int expect(struct src *s, uint16_t type, int timeout_ms,
+		  struct wire_msg *m)
+{
+	struct wire_abort a;
+	int ret;
+
+	ret = wire_recv(&s->c, m, timeout_ms);
+	if (ret) {
+		failf(s, "waiting for %s from the target: %s",
+		      wire_type_name(type), s->c.err);
+		return ret;
+	}
+	if (m->h.type == type)
+		return 0;
+	if (m->h.type == WIRE_ABORT && !wire_dec_abort(m->p, m->h.length, &a)) {
+		s->peer_aborted = true;
+		failf(s, "the target aborted: %s", a.reason);
+		return -ECONNABORTED;
+	}
+	failf(s, "protocol error: got %s from the target, expected %s",
+	      wire_type_name(m->h.type), wire_type_name(type));
+	return -EPROTO;
+}
+
+/* After a failed send, the target may have said why (ABORT) before closing. */
+static void peek_abort(struct src *s)
+{
+	struct wire_abort a;
+	struct wire_msg m;
+	char saved[sizeof(s->err)];
+
+	if (!wire_readable(&s->c))
+		return;
+	s->c.broken = false;
+	if (wire_recv(&s->c, &m, 200) || m.h.type != WIRE_ABORT ||
+	    wire_dec_abort(m.p, m.h.length, &a))
+		return;
+	s->peer_aborted = true;
+	snprintf(saved, sizeof(saved), "%s", s->err);
+	snprintf(s->err, sizeof(s->err), "the target aborted: %.200s (%.280s)",
+		 a.reason, saved);
+}
+
+static int phase(struct src *s, uint32_t ph)
+{
+	uint64_t t0 = lm_now_us();
+	uint32_t result = 0;
+	int ret;
+
+	ret = s->d->ops->phase(s->d, ph, s->o->vmm_timeout_ms, &result);
+	if (!ret)
+		s->announced = true;
+	if (ret) {
+		failf(s, "%s", s->d->err);
+		return ret;
+	}
+	lm_ev_begin(s->out, "phase");
+	json_str(s->out->js, "phase", lm_phase_name(ph));
+	json_u64(s->out->js, "result", result);
+	json_u64(s->out->js, "ms", (lm_now_us() - t0) / 1000);
+	lm_ev_end(s->out);
+	if (ph == VFIO_MIG_MIG_PHASE_BEGIN)
+		s->vmm_ack_us = lm_now_us() - t0;
+	if (result) {
+		failf(s, "the source VMM refused phase %s: %s",
+		      lm_phase_name(ph), strerror(result));
+		return -(int)result;
+	}
+	return 0;
+}
+
+static int set_state(struct src *s, uint32_t st)
+{
+	int ret = s->d->ops->set_state(s->d, st);
+
+	if (ret)
+		failf(s, "%s", s->d->err);
+	return ret;
+}
+
+/* ---- stages ---- */
+
+static int handshake(struct src *s)
+{
+	uint8_t p[WIRE_HELLO_LEN];
+	struct wire_hello h = {};
+	struct wire_refuse r;
+	struct wire_msg m;
+	bool open;
+	int ret;
+
+	s->stage = "handshake";
+	ret = s->d->ops->ident(s->d, s->o->dev, &s->me, &open);
+	if (ret) {
+		failf(s, "%s", s->d->err);
+		return ret;
+	}
+	if (!open) {
+		failf(s, "%s: no VMM has the device open", s->o->dev);
+		return -ENOTCONN;
+	}
+	ret = s->d->ops->attach(s->d, s->o->dev);
+	if (ret) {
+		failf(s, "%s", s->d->err);
+		return ret;
+	}
+	s->attached = true;
+	h.src = s->me;
+	snprintf(h.target_bdf, sizeof(h.target_bdf), "%s", s->o->target_dev);
+	h.timeout_ms = s->o->timeout_ms;
+	h.vmm_timeout_ms = s->o->vmm_timeout_ms;
+	ret = wire_send(&s->c, WIRE_HELLO, p, wire_enc_hello(p, &h));
+	if (ret)
+		return send_failed(s, "sending HELLO");
+	/* the target attaches and waits for its VMM's prepare ack */
+	ret = wire_recv(&s->c, &m, s->o->timeout_ms + s->o->vmm_timeout_ms);
+	if (ret) {
+		failf(s, "waiting for the target's answer to HELLO: %s", s->c.err);
+		return ret;
+	}
+	if (m.h.type == WIRE_REFUSE) {
+		if (wire_dec_refuse(m.p, m.h.length, &r)) {
+			failf(s, "the target refused with a malformed REFUSE");
+			return -EPROTO;
+		}
+		lm_ev_begin(s->out, "refused");
+		json_str(s->out->js, "field", r.field);
+		json_str(s->out->js, "source", r.source);
+		json_str(s->out->js, "target", r.target);
+		json_str(s->out->js, "reason", r.reason);
+		lm_ev_end(s->out);
+		s->peer_aborted = true;
+		failf(s, "the target refused: %s: %s (source %s, target %s)",
+		      r.field, r.reason, r.source, r.target);
+		return -ECONNREFUSED;
+	}
+	if (m.h.type == WIRE_ABORT) {
+		struct wire_abort a;
+
+		s->peer_aborted = true;
+		failf(s, "the target aborted: %s",
+		      wire_dec_abort(m.p, m.h.length, &a) ? "?" : a.reason);
+		return -ECONNABORTED;
+	}
+	if (m.h.type != WIRE_ACCEPT || wire_dec_accept(m.p, m.h.length, &s->peer)) {
+		failf(s, "protocol error: got %s in answer to HELLO",
+		      wire_type_name(m.h.type));
+		return -EPROTO;
+	}
+	/* the target checked; the source checks too (both name the same field) */
+	{
+		char notes[256];
+
+		if (lm_compat_check(&s->me, &s->peer, &r, notes, sizeof(notes))) {
+			failf(s, "incompatible target: %s: %s (source %s, target %s)",
+			      r.field, r.reason, r.source, r.target);
+			return -EPROTO;
+		}
+		lm_ev_begin(s->out, "accepted");
+		json_str(s->out->js, "dev", s->o->dev);
+		json_str(s->out->js, "target_dev", s->o->target_dev);
+		json_str(s->out->js, "peer_kernel", s->peer.kernel);
+		json_str(s->out->js, "tolerated", notes);
+		lm_ev_end(s->out);
+		if (!s->out->js->enabled)
+			fprintf(s->out->text, "accepted by the target (%s)%s%s\n",
+				s->peer.kernel, notes[0] ? ", tolerated: " : "",
+				notes);
+	}
+	return 0;
+}
+
+static int send_ranges(struct src *s)
+{
+	uint8_t p[8 + 16 * WIRE_RANGES_MAX];
+	struct wire_msg m;
+	int ret;
+
+	s->stage = "ranges";
+	ret = phase(s, VFIO_MIG_MIG_PHASE_BEGIN);
+	if (ret)
+		return ret;
+	ret = take_ranges(s);
+	if (ret)
+		return ret;
+	lm_ev_begin(s->out, "ranges");
+	json_u64(s->out->js, "count", s->nr);
+	json_u64(s->out->js, "bytes", s->npages * WIRE_PAGE);
+	lm_ev_end(s->out);
+	ret = wire_send(&s->c, WIRE_RANGES, p, wire_enc_ranges(p, s->r, s->nr));
+	if (ret)
+		return send_failed(s, "sending RAM ranges");
+	return expect(s, WIRE_RANGES_OK, 0, &m);
+}
+
+static void round_event(struct src *s, uint64_t pending, uint64_t est,
+			uint64_t dirty_rate, bool final)
+{
+	double mibs = s->r_us ? (double)s->r_bytes / (1 << 20) /
+				(s->r_us / 1e6) : 0;
+
+	/* the switchover's transfer is "final", not a pre-copy round */
+	lm_ev_begin(s->out, final ? "final" : "round");
+	json_u64(s->out->js, "round", s->round);
+	json_u64(s->out->js, "pages", s->r_pages);
+	json_u64(s->out->js, "pages_sent", s->r_sent);
+	json_u64(s->out->js, "zero_pages", s->r_zero);
+	json_u64(s->out->js, "unchanged_pages", s->r_unch);
+	json_u64(s->out->js, "bytes", s->r_bytes);
+	json_u64(s->out->js, "stream_bytes", s->r_stream);
+	json_u64(s->out->js, "ms", s->r_us / 1000);
+	lm_ev_double(s->out, "mib_per_s", mibs);
+	json_u64(s->out->js, "dirty_pages_per_s", dirty_rate);
+	json_u64(s->out->js, "pending_pages", pending);
+	json_u64(s->out->js, "est_downtime_ms", est == UINT64_MAX ? 0 : est);
+	lm_ev_end(s->out);
+	if (!s->out->js->enabled)
+		fprintf(s->out->text,
+			"%s %u: %" PRIu64 " pages (%" PRIu64 " sent, %" PRIu64
+			" zero, %" PRIu64 " unchanged) %.1f MiB in %" PRIu64
+			" ms, %.1f MiB/s, dirty %" PRIu64
+			" pages/s, est. downtime %" PRIu64 " ms\n",
+			final ? "final" : "round", s->round, s->r_pages,
+			s->r_sent, s->r_zero, s->r_unch,
+			(double)s->r_bytes / (1 << 20), s->r_us / 1000, mibs,
+			dirty_rate, est == UINT64_MAX ? 0 : est);
+	fflush(s->out->text);
+}
+
+/* One round: pre-copy bytes, the pending pages, ROUND_END, ROUND_ACK. */
+static int do_round(struct src *s)
+{
+	uint8_t p[32];
+	uint64_t v[3], t0, t_end;
+	struct wire_msg m;
+	int ret;
+
+	s->round++;
+	s->r_pages = s->r_sent = s->r_zero = s->r_unch = 0;
+	s->r_bytes = s->r_stream = 0;
+	t0 = s->rl_t0 = lm_now_us();
+	s->rl_bytes = 0;
+	if (s->precopy) {
+		ret = forward_stream(s, false);
+		if (ret)
+			return ret;
+	}
+	ret = send_pending(s);
+	if (ret)
+		return ret;
+	v[0] = s->round;
+	v[1] = s->r_sent + s->r_zero;
+	v[2] = s->r_stream;
+	ret = wire_send(&s->c, WIRE_ROUND_END, p, wire_enc_u64s(p, v, 3));
+	if (ret)
+		return send_failed(s, "sending ROUND_END");
+	t_end = lm_now_us();
+	ret = expect(s, WIRE_ROUND_ACK, 0, &m);
+	if (ret)
+		return ret;
+	s->t_ack += lm_now_us() - t_end;
+	s->r_us = lm_now_us() - t0;
+	if (!s->rtt_us || lm_now_us() - t_end < s->rtt_us)
+		s->rtt_us = lm_now_us() - t_end;
+	lm_conv_measure(&s->conv, s->r_bytes, s->r_us);
+	s->st.rounds = s->round;
+	s->st.pages_seen += s->r_pages;
+	s->st.pages_sent += s->r_sent;
+	s->st.zero_pages += s->r_zero;
+	s->st.unchanged_pages += s->r_unch;
+	s->st.page_bytes += s->r_bytes;
+	s->st.page_us += s->r_us;
+	return 0;
+}
+
+static int dirty_clear(struct src *s)
+{
+	uint64_t t0 = lm_now_us();
+	int ret = s->d->ops->dirty(s->d, true, on_dirty, s);
+
+	s->t_dirty += lm_now_us() - t0;
+	if (ret)
+		failf(s, "%s", s->d->err);
+	s->last_clear_us = lm_now_us();
+	return ret;
+}
+
+static int rounds(struct src *s)
+{
+	enum lm_decision dec;
+	uint64_t pending, est, since, rate;
+	int ret;
+
+	s->stage = "rounds";
+	/* 6.2+: PRE_COPY streams the register log while the device runs */
+	if (s->me.precopy && s->peer.precopy) {
+		ret = s->d->ops->set_state(s->d, LM_ST_PRE_COPY);
+		if (!ret)
+			s->precopy = true;
+		else if (ret != -EINVAL && ret != -ENOTTY) {
+			failf(s, "%s", s->d->err);
+			return ret;
+		}
+	}
+	/* round 1: everything (the log cleared first: later writes show up) */
+	ret = dirty_clear(s);
+	if (ret)
+		return ret;
+	memset(s->pending, 0xff, (s->npages + 63) / 64 * 8);
+	if (s->npages % 64)
+		s->pending[s->npages / 64] = (1ull << (s->npages % 64)) - 1;
+	s->conv.overhead_ms = 0;
+	for (;;) {
+		ret = do_round(s);
+		if (ret)
+			return ret;
+		since = lm_now_us() - s->last_clear_us;
+		ret = dirty_clear(s);
+		if (ret)
+			return ret;
+		pending = pending_count(s);
+		rate = since ? pending * 1000000 / since : 0;
+		/* the fixed cost: two VMM acks (pause, start) and 3 round trips */
+		s->conv.overhead_ms = (2 * s->vmm_ack_us + 3 * s->rtt_us) / 1000;
+		dec = lm_conv_decide(&s->conv, s->round, pending, &est);
+		round_event(s, pending, est, rate, false);
+		if (stopped(s))
+			return -EINTR;
+		if (dec == LM_CONTINUE)
+			continue;
+		lm_ev_begin(s->out, "switchover");
+		json_str(s->out->js, "reason",
+			 dec == LM_SWITCH ? "converged" : "max-rounds");
+		json_u64(s->out->js, "est_downtime_ms", est);
+		json_u64(s->out->js, "pending_pages", pending);
+		json_bool(s->out->js, "forced", dec == LM_SWITCH_FORCED);
+		lm_ev_end(s->out);
+		if (dec == LM_GIVE_UP) {
+			failf(s, "did not converge in %u rounds: estimated downtime %" PRIu64
+			      " ms > --downtime-ms %u (%" PRIu64
+			      " pages dirty); use --on-max-rounds switchover to switch over anyway",
+			      s->round, est, s->o->downtime_ms, pending);
+			return -ETIMEDOUT;
+		}
+		if (!s->out->js->enabled)
+			fprintf(s->out->text,
+				"switchover (%s): est. downtime %" PRIu64
+				" ms, %" PRIu64 " pages pending\n",
+				dec == LM_SWITCH ? "converged" :
+				"max-rounds reached, forced", est, pending);
+		return 0;
+	}
+}
+
+static int switchover(struct src *s)
+{
+	uint64_t v[3], t0;
+	uint8_t p[32];
+	struct wire_msg m;
+	int ret;
+
+	s->stage = "switchover";
+	s->st.t_pause_us = lm_now_us();
+	ret = phase(s, VFIO_MIG_MIG_PHASE_PAUSE);
+	if (ret)
+		return ret;
+	t0 = lm_now_us();
+	s->sw_pause = t0 - s->st.t_pause_us;
+	ret = wire_send(&s->c, WIRE_SWITCHOVER, NULL, 0);
+	if (ret)
+		return send_failed(s, "sending SWITCHOVER");
+	/* quiesce: no new DMA, none in flight */
+	ret = set_state(s, s->precopy ? LM_ST_PRE_COPY_P2P : LM_ST_RUNNING_P2P);
+	if (ret)
+		return ret;
+	if (!s->precopy) {
+		ret = set_state(s, LM_ST_STOP);
+		if (ret)
+			return ret;
+	}
+	ret = set_state(s, LM_ST_STOP_COPY);
+	if (ret)
+		return ret;
+	s->sw_stop = lm_now_us() - t0;
+	/* the final pages: the VMM's marks and the device's last writes */
+	s->round++;
+	s->r_pages = s->r_sent = s->r_zero = s->r_unch = 0;
+	s->r_bytes = s->r_stream = 0;
+	ret = dirty_clear(s);
+	if (ret)
+		return ret;
+	t0 = s->rl_t0 = lm_now_us();
+	s->rl_bytes = 0;
+	ret = send_pending(s);
+	if (ret)
+		return ret;
+	s->r_us = lm_now_us() - t0;
+	s->st.pages_seen += s->r_pages;
+	s->st.pages_sent += s->r_sent;
+	s->st.zero_pages += s->r_zero;
+	s->st.unchanged_pages += s->r_unch;
+	s->st.page_bytes += s->r_bytes;
+	s->st.page_us += s->r_us;
+	ret = forward_stream(s, true);
+	if (ret)
+		return ret;
+	round_event(s, 0, 0, 0, true);
+	v[0] = s->round;
+	v[1] = s->st.stream_bytes;
+	v[2] = s->st.pages_sent + s->st.zero_pages;
+	ret = wire_send(&s->c, WIRE_FINAL, p, wire_enc_u64s(p, v, 3));
+	if (ret)
+		return send_failed(s, "sending FINAL");
+	t0 = lm_now_us();
+	s->sw_xfer = t0 - s->st.t_pause_us - s->sw_pause - s->sw_stop;
+	/* the target loads the state (RESUMING -> STOP) */
+	ret = expect(s, WIRE_READY, s->o->timeout_ms, &m);
+	s->sw_load = lm_now_us() - t0;
+	return ret;
+}
+
+/* The commit point and after. Returns the exit code. */
+static int commit(struct src *s)
+{
+	struct wire_msg m;
+	uint64_t t0;
+	int ret;
+
+	s->stage = "commit";
+	ret = set_state(s, LM_ST_STOP);
+	if (ret)
+		return -1;
+	ret = s->d->ops->commit(s->d, true);
+	if (ret) {
+		failf(s, "%s", s->d->err);
+		return -1;
+	}
+	s->committed = true;
+	t0 = lm_now_us();
+	ret = wire_send(&s->c, WIRE_COMMIT, NULL, 0);
+	if (!ret)
+		ret = expect(s, WIRE_DONE, s->o->timeout_ms + s->o->vmm_timeout_ms,
+			     &m);
+	else
+		failf(s, "sending COMMIT: %s", s->c.err);
+	s->st.t_end_us = lm_now_us();
+	s->sw_commit = s->st.t_end_us - t0;
+	/* whatever the target said: the VM must not run here again */
+	{
+		char saved[sizeof(s->err)];
+
+		snprintf(saved, sizeof(saved), "%s", s->err);
+		s->err[0] = 0;
+		if (phase(s, VFIO_MIG_MIG_PHASE_COMMIT))
+			fprintf(stderr, "migctl: warning: %s\n", s->err);
+		snprintf(s->err, sizeof(s->err), "%s", saved);
+	}
+	if (ret) {
+		char why[sizeof(s->err)];
+
+		snprintf(why, sizeof(why), "%s", s->err);
+		snprintf(s->err, sizeof(s->err),
+			 "committed but unconfirmed: the target did not confirm (%.380s); the device stays stopped here, check the target",
+			 why);
+		return LM_EXIT_UNCONFIRMED;
+	}
+	return LM_EXIT_OK;
+}
+
+/* Before the commit point: back to RUNNING, the VM resumed. */
+static int rollback(struct src *s)
+{
+	struct wire_abort a = { .code = EIO };
+	uint8_t p[WIRE_ABORT_LEN];
+	uint32_t result = 0, st;
+	char left[256] = "";
+	int ret;
+
+	/* no signal may cut the rollback short */
+	s->d->stop = NULL;
+	s->c.stop = NULL;
+	if (!s->c.broken && !s->peer_aborted) {
+		snprintf(a.reason, sizeof(a.reason), "source: %.190s", s->err);
+		s->c.timeout_ms = 1000;
+		wire_send(&s->c, WIRE_ABORT, p, wire_enc_abort(p, &a));
+	}
+	if (!s->attached)
+		return LM_EXIT_FAILED;
+	ret = s->d->ops->set_state(s->d, LM_ST_RUNNING);
+	if (ret && s->announced) {
+		/* no arc back: the kernel's rollback (closing the fd) it is */
+		ret = s->d->ops->release(s->d, s->o->vmm_timeout_ms, &result);
+		if (ret || result)
+			snprintf(left, sizeof(left), "%.250s",
+				 ret ? s->d->err : "the source VMM failed to resume");
+	} else if (ret) {
+		s->d->ops->detach(s->d);	/* the kernel rolls back */
+	} else if (s->announced) {
+		ret = s->d->ops->phase(s->d, VFIO_MIG_MIG_PHASE_ABORT,
+				       s->o->vmm_timeout_ms, &result);
+		if (ret || result)
+			snprintf(left, sizeof(left), "%.250s",
+				 ret ? s->d->err : "the source VMM failed to resume");
+	}
+	if (!s->d->ops->get_state(s->d, &st) && st != LM_ST_RUNNING &&
+	    !left[0])
+		snprintf(left, sizeof(left), "the device is in %s",
+			 lm_state_name(st));
+	lm_ev_begin(s->out, "rollback");
+	json_bool(s->out->js, "ok", !left[0]);
+	json_str(s->out->js, "message", left);
+	lm_ev_end(s->out);
+	if (left[0]) {
+		fprintf(stderr, "migctl: rollback incomplete: %s\n", left);
+		return LM_EXIT_ROLLBACK_FAILED;
+	}
+	if (!s->out->js->enabled)
+		fprintf(s->out->text,
+			"rolled back: %s is running on the source, the VM resumed\n",
+			s->o->dev);
+	return LM_EXIT_FAILED;
+}
+
+static void summary(struct src *s, const char *result, int code)
+{
+	uint64_t total = (s->st.t_end_us ? s->st.t_end_us : lm_now_us()) -
+			 s->st.t_start_us;
+	uint64_t down = s->st.t_pause_us && s->st.t_end_us ?
+			s->st.t_end_us - s->st.t_pause_us : 0;
+	double mibs = s->st.page_us ? (double)s->st.page_bytes / (1 << 20) /
+				      (s->st.page_us / 1e6) : 0;
+
+	lm_ev_begin(s->out, "summary");
+	json_str(s->out->js, "result", result);
+	json_str(s->out->js, "dev", s->o->dev);
+	json_str(s->out->js, "target_dev", s->o->target_dev);
+	json_u64(s->out->js, "rounds", s->st.rounds);
+	json_u64(s->out->js, "total_ms", total / 1000);
+	json_u64(s->out->js, "downtime_ms", down / 1000);
+	json_u64(s->out->js, "bytes", s->c.tx_bytes);
+	json_u64(s->out->js, "page_bytes", s->st.page_bytes);
+	json_u64(s->out->js, "pages", s->st.pages_seen);
+	json_u64(s->out->js, "pages_sent", s->st.pages_sent);
+	json_u64(s->out->js, "zero_pages", s->st.zero_pages);
+	json_u64(s->out->js, "unchanged_pages", s->st.unchanged_pages);
+	json_u64(s->out->js, "stream_bytes", s->st.stream_bytes);
+	lm_ev_double(s->out, "page_stream_mib_per_s", mibs);
+	json_bool(s->out->js, "precopy", s->precopy);
+	json_u64(s->out->js, "read_ms", s->t_read / 1000);
+	json_u64(s->out->js, "hash_ms", s->t_hash / 1000);
+	json_u64(s->out->js, "send_ms", s->t_send / 1000);
+	json_u64(s->out->js, "ack_wait_ms", s->t_ack / 1000);
+	json_u64(s->out->js, "dirty_get_ms", s->t_dirty / 1000);
+	json_u64(s->out->js, "pause_ms", s->sw_pause / 1000);
+	json_u64(s->out->js, "stop_copy_ms", s->sw_stop / 1000);
+	json_u64(s->out->js, "final_transfer_ms", s->sw_xfer / 1000);
+	json_u64(s->out->js, "target_load_ms", s->sw_load / 1000);
+	json_u64(s->out->js, "commit_ms", s->sw_commit / 1000);
+	if (s->err[0])
+		json_str(s->out->js, "error", s->err);
+	json_u64(s->out->js, "exit", code);
+	lm_ev_end(s->out);
+	if (!s->out->js->enabled && (code == LM_EXIT_OK ||
+				     code == LM_EXIT_UNCONFIRMED))
+		fprintf(s->out->text,
+			"%s %s -> %s:%u %s: %u rounds, %" PRIu64
+			" ms, downtime %" PRIu64 " ms, %.1f MiB, page stream %.1f MiB/s\n",
+			code ? "committed (unconfirmed)" : "migrated", s->o->dev,
+			s->o->host, s->o->port, s->o->target_dev, s->st.rounds,
+			total / 1000, down / 1000,
+			(double)s->c.tx_bytes / (1 << 20), mibs);
+	fflush(s->out->text);
+}
+
+static void free_src(struct src *s)
+{
+	int i;
+
+	for (i = 0; s->pipe && i < LM_SLOTS; i++)
+		free(s->pipe->slot[i].buf);
+	free(s->pipe);
+	free(s->pending);
+	free(s->held);
+	free(s->list);
+	free(s->buf);
+	free(s);
+}
+
+int lm_source_run(const struct lm_opts *o, struct lm_dev *d, int fd,
+		  struct lm_out *out, volatile sig_atomic_t *stop)
+{
+	struct src *s = calloc(1, sizeof(*s));
+	int code, ret, i;
+
+	if (!s) {
+		close(fd);
+		return migctl_fail("out of memory");
+	}
+	s->o = o;
+	s->d = d;
+	s->out = out;
+	s->stop = stop;
+	s->st.t_start_us = lm_now_us();
+	s->conv.bw_limit = o->bandwidth;
+	s->conv.downtime_ms = o->downtime_ms;
+	s->conv.max_rounds = o->max_rounds;
+	s->conv.force = o->force_switchover;
+	s->conv.state_bytes = 64 << 10;
+	s->buf = malloc(WIRE_STREAM_MAX + 8);
+	s->pipe = calloc(1, sizeof(*s->pipe));
+	for (i = 0; s->pipe && i < LM_SLOTS; i++)
+		s->pipe->slot[i].buf = malloc((size_t)WIRE_BATCH * WIRE_PAGE);
+	if (!s->buf || !s->pipe || !s->pipe->slot[LM_SLOTS - 1].buf ||
+	    wire_conn_init(&s->c, fd, o->timeout_ms, stop)) {
+		close(fd);
+		free_src(s);
+		return migctl_fail("out of memory");
+	}
+	pthread_mutex_init(&s->pipe->lock, NULL);
+	pthread_cond_init(&s->pipe->cond, NULL);
+	ret = handshake(s);
+	if (!ret)
+		ret = send_ranges(s);
+	if (!ret)
+		ret = rounds(s);
+	if (!ret)
+		ret = switchover(s);
+	if (ret) {
+		stopped(s);
+		if (s->c.broken)
+			peek_abort(s);
+		lm_ev_begin(out, "error");
+		json_str(out->js, "stage", s->stage);
+		json_str(out->js, "message", s->err);
+		lm_ev_end(out);
+		fprintf(stderr, "migctl: migrate %s: %s failed: %s\n", o->dev,
+			s->stage, s->err);
+		code = rollback(s);
+		summary(s, code == LM_EXIT_FAILED ? "failed" : "rollback-failed",
+			code);
+	} else {
+		code = commit(s);
+		if (code < 0) {
+			/* STOP or the commit ioctl failed: still before the point */
+			fprintf(stderr, "migctl: migrate %s: commit failed: %s\n",
+				o->dev, s->err);
+			code = rollback(s);
+			summary(s, code == LM_EXIT_FAILED ? "failed" :
+				"rollback-failed", code);
+		} else {
+			if (code == LM_EXIT_UNCONFIRMED)
+				fprintf(stderr, "migctl: migrate %s: %s\n",
+					o->dev, s->err);
+			summary(s, code ? "committed-unconfirmed" : "migrated",
+				code);
+		}
+	}
+	d->ops->detach(d);
+	wire_conn_free(&s->c);
+	pthread_mutex_destroy(&s->pipe->lock);
+	pthread_cond_destroy(&s->pipe->cond);
+	free_src(s);
+	return code;
+}

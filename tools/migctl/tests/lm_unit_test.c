@@ -1,0 +1,1167 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Unit tests of migctl's live migration: the hash, the frame parser
+ * against hostile input, the compatibility check, the convergence
+ * estimator, and whole migrations source <-> target over a socketpair
+ * with the kernel replaced by a fake (struct lm_dev): success on a
+ * "6.12" (pre-copy) and a "6.1" device, refusal, a target that fails to
+ * load, no convergence (abort and forced), a peer that goes away, a
+ * signal, and the link dying after COMMIT.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+#include "../hash.h"
+#include "../lm.h"
+#include "../migctl.h"
+#include "../wire.h"
+
+#include <linux/vfio_mig.h>
+
+/* ---- the hash ---- */
+
+TEST(hash_known_properties)
+{
+	static uint8_t a[8192], b[8192];
+	uint64_t h, seen[64];
+	int i, j;
+
+	for (i = 0; i < (int)sizeof(a); i++)
+		a[i] = i * 7 + 3;
+	memcpy(b, a, sizeof(a));
+	/* deterministic, length and seed matter */
+	EXPECT_EQ(mh_hash64(a, 4096, 1), mh_hash64(b, 4096, 1));
+	EXPECT_NE(mh_hash64(a, 4096, 1), mh_hash64(a, 4096, 2));
+	EXPECT_NE(mh_hash64(a, 4095, 1), mh_hash64(a, 4096, 1));
+	EXPECT_NE(mh_hash64(a, 0, 1), mh_hash64(a, 1, 1));
+	/* every single-bit flip in a page changes the hash */
+	h = mh_hash64(a, 4096, MH_SEED_PAGE);
+	for (i = 0; i < 4096 * 8; i += 97) {
+		b[i / 8] ^= 1 << (i % 8);
+		EXPECT_NE(h, mh_hash64(b, 4096, MH_SEED_PAGE));
+		b[i / 8] ^= 1 << (i % 8);
+	}
+	/* tails of every length and unaligned starts are hashed */
+	for (i = 0; i < 64; i++) {
+		seen[i] = mh_hash64(a + 1, i, 0);
+		for (j = 0; j < i; j++)
+			EXPECT_NE(seen[i], seen[j]);
+	}
+	/* swapped words differ (lanes are not simply xor-ed) */
+	memcpy(b, a, 64);
+	memcpy(b, a + 32, 32);
+	memcpy(b + 32, a, 32);
+	EXPECT_NE(mh_hash64(a, 64, 0), mh_hash64(b, 64, 0));
+	{
+		static const uint8_t z[4096];
+
+		EXPECT_EQ(mh_zero_page_hash(), mh_hash64(z, 4096, MH_SEED_PAGE));
+	}
+}
+
+TEST(hash_distribution)
+{
+	/* 4096 pages differing in one counter: no collision, bits balanced */
+	static uint64_t hs[4096];
+	uint8_t page[4096] = { 0 };
+	unsigned int i, j, ones = 0;
+
+	for (i = 0; i < 4096; i++) {
+		memcpy(page + 100, &i, sizeof(i));
+		hs[i] = mh_hash64(page, sizeof(page), MH_SEED_PAGE);
+		for (j = 0; j < i; j++)
+			ASSERT_NE(hs[i], hs[j]);
+		ones += __builtin_popcountll(hs[i]);
+	}
+	/* 4096 * 64 bits: half set, within 1% */
+	EXPECT_LT(ones > 131072 ? ones - 131072 : 131072 - ones, 2622u);
+}
+
+/* ---- frames ---- */
+
+static size_t frame(uint8_t *out, uint16_t type, const void *p, uint32_t len,
+		    uint32_t seq)
+{
+	if (len)
+		memmove(out + WIRE_HDR_LEN, p, len);
+	wire_hdr_encode(out, type, len, seq, wire_sum(out + WIRE_HDR_LEN, len));
+	return WIRE_HDR_LEN + len;
+}
+
+static int parse(const uint8_t *b, size_t len)
+{
+	char err[256];
+
+	return wire_parse_buffer(b, len, err, sizeof(err));
+}
+
+TEST(frame_roundtrip_and_truncation)
+{
+	uint8_t buf[4096], p[WIRE_HELLO_LEN];
+	struct wire_hello h = {}, h2;
+	size_t n = 0, i;
+
+	snprintf(h.src.bdf, sizeof(h.src.bdf), "0000:00:03.0");
+	snprintf(h.src.profile, sizeof(h.src.profile), "edu");
+	snprintf(h.target_bdf, sizeof(h.target_bdf), "0000:00:05.0");
+	h.src.vendor = 0x1234;
+	h.src.bar_size[0] = 1 << 20;
+	h.timeout_ms = 777;
+	n += frame(buf, WIRE_HELLO, p, wire_enc_hello(p, &h), 0);
+	n += frame(buf + n, WIRE_SWITCHOVER, NULL, 0, 1);
+	EXPECT_EQ(2, parse(buf, n));
+	ASSERT_EQ(0, wire_dec_hello(buf + WIRE_HDR_LEN, WIRE_HELLO_LEN, &h2));
+	EXPECT_STREQ("0000:00:05.0", h2.target_bdf);
+	EXPECT_STREQ("edu", h2.src.profile);
+	EXPECT_EQ(0x1234, h2.src.vendor);
+	EXPECT_EQ(1u << 20, h2.src.bar_size[0]);
+	EXPECT_EQ(777u, h2.timeout_ms);
+	/* every truncation is an error, never a crash or a read past the end */
+	for (i = 1; i < n; i++) {
+		uint8_t *copy = malloc(i);
+
+		memcpy(copy, buf, i);
+		if (i != n - WIRE_HDR_LEN)	/* the first frame alone is whole */
+			EXPECT_EQ(-EPROTO, parse(copy, i)) TH_LOG("len %zu", i);
+		free(copy);
+	}
+}
+
+TEST(frame_header_rejections)
+{
+	uint8_t f[WIRE_HDR_LEN + 8] = { 0 }, g[sizeof(f)];
+	struct wire_hdr h;
+	char err[256];
+	unsigned int i;
+
+	frame(f, WIRE_COMMIT, NULL, 0, 0);
+	EXPECT_EQ(0, wire_hdr_decode(f, 0, &h, err, sizeof(err)));
+	/* wrong sequence */
+	EXPECT_EQ(-EPROTO, wire_hdr_decode(f, 1, &h, err, sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "sequence"));
+	/* bad magic */
+	memcpy(g, f, sizeof(f));
+	g[0] ^= 1;
+	EXPECT_EQ(-EPROTO, wire_hdr_decode(g, 0, &h, err, sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "magic"));
+	/* another major */
+	memcpy(g, f, sizeof(f));
+	g[4] = 2;
+	EXPECT_EQ(-EPROTONOSUPPORT, wire_hdr_decode(g, 0, &h, err, sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "major"));
+	/* any other header bit flipped: the header checksum */
+	for (i = 5 * 8; i < 24 * 8; i++) {
+		memcpy(g, f, sizeof(f));
+		g[i / 8] ^= 1 << (i % 8);
+		EXPECT_EQ(-EPROTO, wire_hdr_decode(g, 0, &h, err, sizeof(err)));
+	}
+	/* unknown mandatory type; oversize lengths, with a valid checksum */
+	wire_hdr_encode(g, 99, 0, 0, wire_sum(NULL, 0));
+	EXPECT_EQ(-EPROTO, wire_hdr_decode(g, 0, &h, err, sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "unknown frame type"));
+	wire_hdr_encode(g, WIRE_PAGES, WIRE_MAX_PAYLOAD + 1, 0, 0);
+	EXPECT_EQ(-EMSGSIZE, wire_hdr_decode(g, 0, &h, err, sizeof(err)));
+	wire_hdr_encode(g, WIRE_HELLO, 0xffffffffu, 0, 0);
+	EXPECT_EQ(-EMSGSIZE, wire_hdr_decode(g, 0, &h, err, sizeof(err)));
+	wire_hdr_encode(g, WIRE_COMMIT, 257, 0, 0);
+	EXPECT_EQ(-EMSGSIZE, wire_hdr_decode(g, 0, &h, err, sizeof(err)));
+	/* unknown optional types are accepted (bounded) and skipped */
+	wire_hdr_encode(g, WIRE_T_OPTIONAL | 77, 10, 0, 0);
+	EXPECT_EQ(0, wire_hdr_decode(g, 0, &h, err, sizeof(err)));
+	wire_hdr_encode(g, WIRE_T_OPTIONAL | 77, 1 << 20, 0, 0);
+	EXPECT_EQ(-EMSGSIZE, wire_hdr_decode(g, 0, &h, err, sizeof(err)));
+}
+
+TEST(frame_payload_rejections)
+{
+	static uint8_t buf[WIRE_HDR_LEN + WIRE_MAX_PAYLOAD];
+	uint8_t *p = buf + WIRE_HDR_LEN;
+	uint64_t desc[3];
+	struct wire_hdr h;
+	char err[256];
+	size_t n;
+
+	/* payload checksum */
+	memset(p, 0x5a, 100);
+	n = frame(buf, WIRE_STREAM, p, 100, 0);
+	EXPECT_EQ(1, parse(buf, n));
+	p[50] ^= 0x80;
+	EXPECT_EQ(-EPROTO, parse(buf, n));
+	/* STREAM shorter than its kind field */
+	n = frame(buf, WIRE_STREAM, p, 4, 0);
+	EXPECT_EQ(-EPROTO, parse(buf, n));
+	/* PAGES: descriptors, kinds, counts and length must agree */
+	desc[0] = 0x100000 | WIRE_PG_DATA;
+	desc[1] = 0x101000 | WIRE_PG_ZERO;
+	desc[2] = 0x102000 | WIRE_PG_DATA;
+	wire_pages_meta(p, 1, desc, 3);
+	memset(p + WIRE_PAGE, 1, 2 * WIRE_PAGE);
+	n = frame(buf, WIRE_PAGES, p, 3 * WIRE_PAGE, 0);
+	EXPECT_EQ(1, parse(buf, n));
+	n = frame(buf, WIRE_PAGES, p, 2 * WIRE_PAGE, 0);	/* a page short */
+	EXPECT_EQ(-EPROTO, parse(buf, n));
+	n = frame(buf, WIRE_PAGES, p, 100, 0);			/* no block */
+	EXPECT_EQ(-EPROTO, parse(buf, n));
+	desc[1] = 0x101000 | 7;					/* bad kind */
+	wire_pages_meta(p, 1, desc, 3);
+	n = frame(buf, WIRE_PAGES, p, 3 * WIRE_PAGE, 0);
+	EXPECT_EQ(-EPROTO, parse(buf, n));
+	wire_pages_meta(p, 1, desc, 0);
+	wire_put32(p + 4, 100000);				/* count */
+	n = frame(buf, WIRE_PAGES, p, WIRE_PAGE, 0);
+	EXPECT_EQ(-EPROTO, parse(buf, n));
+	wire_pages_meta(p, 1, desc, 0);
+	p[WIRE_PAGE - 1] = 1;					/* padding */
+	n = frame(buf, WIRE_PAGES, p, WIRE_PAGE, 0);
+	EXPECT_EQ(-EPROTO, parse(buf, n));
+	/* RANGES: count against length; decoder: alignment, order */
+	{
+		struct wire_range r[2] = { { 0x200000, 0x1000 }, { 0x100000, 0x1000 } };
+		struct wire_range out[WIRE_RANGES_MAX];
+		uint32_t cnt;
+
+		n = wire_enc_ranges(p, r, 2);
+		EXPECT_EQ(-EPROTO, wire_dec_ranges(p, n, out, &cnt));	/* unsorted */
+		r[1].iova = 0x300000;
+		n = wire_enc_ranges(p, r, 2);
+		EXPECT_EQ(0, wire_dec_ranges(p, n, out, &cnt));
+		EXPECT_EQ(2u, cnt);
+		r[1].length = 0x1001;
+		n = wire_enc_ranges(p, r, 2);
+		EXPECT_EQ(-EPROTO, wire_dec_ranges(p, n, out, &cnt));
+		wire_put32(p, 0xffffffff);
+		EXPECT_EQ(-EPROTO, wire_dec_ranges(p, n, out, &cnt));
+		h.type = WIRE_RANGES;
+		h.length = 8 + 16;
+		h.sum = wire_sum(p, h.length);
+		EXPECT_EQ(-EPROTO, wire_payload_check(&h, p, err, sizeof(err)));
+	}
+	/* strings: unterminated or non-printable are refused */
+	{
+		struct wire_refuse r = {}, r2;
+		uint8_t q[WIRE_REFUSE_LEN];
+
+		snprintf(r.field, sizeof(r.field), "device");
+		wire_enc_refuse(q, &r);
+		EXPECT_EQ(0, wire_dec_refuse(q, sizeof(q), &r2));
+		EXPECT_STREQ("device", r2.field);
+		memset(q, 'A', 32);
+		EXPECT_EQ(-EPROTO, wire_dec_refuse(q, sizeof(q), &r2));
+		wire_enc_refuse(q, &r);
+		q[2] = 0x1b;
+		EXPECT_EQ(-EPROTO, wire_dec_refuse(q, sizeof(q), &r2));
+		EXPECT_EQ(-EPROTO, wire_dec_refuse(q, 10, &r2));
+	}
+}
+
+TEST(frame_random_garbage)
+{
+	static uint8_t buf[65536];
+	unsigned int seed = 1, i, j;
+	char err[256];
+
+	/* random bytes, and valid frames with random corruption: no crash */
+	for (i = 0; i < 2000; i++) {
+		size_t len = rand_r(&seed) % sizeof(buf);
+
+		for (j = 0; j < len; j++)
+			buf[j] = rand_r(&seed);
+		if (i % 2) {
+			size_t n = frame(buf, WIRE_STREAM, buf + 64, 8 + len % 4096, 0);
+
+			buf[rand_r(&seed) % n] ^= 1 << (rand_r(&seed) % 8);
+			len = n;
+		}
+		EXPECT_GT(0, wire_parse_buffer(buf, len, err, sizeof(err)));
+	}
+}
+
+/* ---- compatibility ---- */
+
+static void edu_ident(struct mig_ident *id, const char *bdf)
+{
+	memset(id, 0, sizeof(*id));
+	lm_local_ident(id);
+	snprintf(id->bdf, sizeof(id->bdf), "%s", bdf);
+	id->vendor = 0x1234;
+	id->device = 0x11e8;
+	id->subvendor = 0x1af4;
+	id->subdevice = 0x1100;
+	id->class_code = 0x00ff00;
+	id->revision = 0x10;
+	id->trap_mode = 1;
+	id->bar_size[0] = 1 << 20;
+	snprintf(id->profile, sizeof(id->profile), "edu");
+}
+
+TEST(compat_each_mismatch_named)
+{
+	struct mig_ident s, t;
+	struct wire_refuse r;
+	char notes[256];
+	int i;
+
+	edu_ident(&s, "0000:00:03.0");
+	edu_ident(&t, "0000:00:05.0");
+	EXPECT_EQ(0, lm_compat_check(&s, &t, &r, notes, sizeof(notes)));
+	EXPECT_STREQ("", notes);
+#define MISMATCH(fld, stmt, sv, tv) do {				\
+	edu_ident(&t, "0000:00:05.0");					\
+	stmt;								\
+	EXPECT_EQ(1, lm_compat_check(&s, &t, &r, notes, sizeof(notes)));	\
+	EXPECT_STREQ(fld, r.field);					\
+	EXPECT_STREQ(sv, r.source);					\
+	EXPECT_STREQ(tv, r.target);					\
+	EXPECT_NE(0, strlen(r.reason));					\
+	} while (0)
+	MISMATCH("proto_major", t.proto_major = 2, "1", "2");
+	MISMATCH("stream_major", t.stream_major = 9, "1", "9");
+	MISMATCH("page_size", t.page_size = 65536, "4096", "65536");
+	MISMATCH("vendor", t.vendor = 0x8086, "1234", "8086");
+	MISMATCH("device", t.device = 0x11e9, "11e8", "11e9");
+	MISMATCH("class", t.class_code = 0x020000, "00ff00", "020000");
+	MISMATCH("bar0", t.bar_size[0] = 2 << 20, "mem 0x100000", "mem 0x200000");
+	MISMATCH("bar0", t.bar_flags[0] = MIG_BAR_MEM64, "mem 0x100000",
+		 "mem64 0x100000");
+	MISMATCH("bar2", t.bar_size[2] = 4096, "absent", "mem 0x1000");
+	MISMATCH("profile", snprintf(t.profile, sizeof(t.profile), "generic"),
+		 "edu", "generic");
+	/* the first mismatch is named, not a later one */
+	edu_ident(&t, "0000:00:05.0");
+	t.device = 1;
+	snprintf(t.profile, sizeof(t.profile), "generic");
+	EXPECT_EQ(1, lm_compat_check(&s, &t, &r, notes, sizeof(notes)));
+	EXPECT_STREQ("device", r.field);
+	/* the allow-list: tolerated, and listed */
+	edu_ident(&t, "0000:00:05.0");
+	t.revision = 0x11;
+	t.subvendor = 0x1b36;
+	t.trap_mode = 2;
+	t.proto_minor = 5;
+	snprintf(t.kernel, sizeof(t.kernel), "6.1.0-56-amd64-other");
+	EXPECT_EQ(0, lm_compat_check(&s, &t, &r, notes, sizeof(notes)));
+	EXPECT_NE(NULL, strstr(notes, "revision 0x10/0x11"));
+	EXPECT_NE(NULL, strstr(notes, "subsystem_vendor 1af4/1b36"));
+	EXPECT_NE(NULL, strstr(notes, "trap_mode"));
+	EXPECT_NE(NULL, strstr(notes, "proto_minor"));
+	EXPECT_NE(NULL, strstr(notes, "kernel"));
+	for (i = 0; i < 6; i++)
+		EXPECT_EQ(s.bar_size[i], t.bar_size[i]);
+}
+
+/* ---- convergence ---- */
+
+TEST(convergence_estimator)
+{
+	struct lm_conv c = { .downtime_ms = 300, .max_rounds = 5,
+			     .state_bytes = 0 };
+	uint64_t est;
+
+	/* nothing measured: never "converged" */
+	EXPECT_EQ(UINT64_MAX, lm_conv_estimate(&c, 10));
+	EXPECT_EQ(LM_CONTINUE, lm_conv_decide(&c, 1, 10, &est));
+	/* 100 MiB/s measured: 2560 pages = 10 MiB = 100 ms */
+	lm_conv_measure(&c, 100 << 20, 1000000);
+	EXPECT_EQ(100u << 20, c.bw);
+	EXPECT_EQ(100u, lm_conv_estimate(&c, 2560));
+	c.overhead_ms = 50;
+	EXPECT_EQ(150u, lm_conv_estimate(&c, 2560));
+	EXPECT_EQ(LM_SWITCH, lm_conv_decide(&c, 1, 2560, &est));
+	EXPECT_EQ(150u, est);
+	/* 10000 pages = 390 ms + 50: no; at max rounds: abort or forced */
+	EXPECT_EQ(LM_CONTINUE, lm_conv_decide(&c, 2, 10000, &est));
+	EXPECT_EQ(LM_GIVE_UP, lm_conv_decide(&c, 5, 10000, &est));
+	c.force = true;
+	EXPECT_EQ(LM_SWITCH_FORCED, lm_conv_decide(&c, 5, 10000, &est));
+	EXPECT_EQ(441u, est);	/* 390.625 ms rounded up, + 50 */
+	/* the state bytes count */
+	c.overhead_ms = 0;
+	c.state_bytes = 10 << 20;
+	EXPECT_EQ(100u, lm_conv_estimate(&c, 0));
+	/* --bandwidth caps the measured rate */
+	c.bw_limit = 10 << 20;
+	EXPECT_EQ(1000u, lm_conv_estimate(&c, 0));
+	/* a tiny round does not replace a measurement; later ones weigh 3/4 */
+	c.bw_limit = 0;
+	lm_conv_measure(&c, 4096, 1000000);
+	EXPECT_EQ(100u << 20, c.bw);
+	lm_conv_measure(&c, 20 << 20, 1000000);
+	EXPECT_EQ((100u << 20) / 4 + 3 * (20u << 20) / 4, c.bw);
+	/* zero pending at round 1 fits at once */
+	c.state_bytes = 0;
+	EXPECT_EQ(LM_SWITCH, lm_conv_decide(&c, 1, 0, &est));
+}
+
+TEST(rates_parse)
+{
+	uint64_t v;
+
+	EXPECT_EQ(0, lm_parse_rate("20M", &v));
+	EXPECT_EQ(20u << 20, v);
+	EXPECT_EQ(0, lm_parse_rate("512k", &v));
+	EXPECT_EQ(512u << 10, v);
+	EXPECT_EQ(0, lm_parse_rate("1G", &v));
+	EXPECT_EQ(0, lm_parse_rate("1000", &v));
+	EXPECT_EQ(1000u, v);
+	EXPECT_EQ(-1, lm_parse_rate("0", &v));
+	EXPECT_EQ(-1, lm_parse_rate("-5M", &v));
+	EXPECT_EQ(-1, lm_parse_rate("5X", &v));
+	EXPECT_EQ(-1, lm_parse_rate("5MB", &v));
+	EXPECT_EQ(-1, lm_parse_rate("", &v));
+}
+
+/* ---- whole migrations against a fake kernel ---- */
+
+#define FAKE_IOVA	0x100000ull
+#define FAKE_PAGES	1024u		/* 4 MiB of "guest RAM" */
+#define FAKE_STREAM	6000u
+
+struct fake {
+	struct mig_ident id;
+	bool open, attached, precopy_ok, target;
+	uint8_t *ram;
+	uint32_t state;
+	/* source: the device stream, pre-copy part first */
+	uint8_t stream[FAKE_STREAM];
+	size_t pos, precopy_len;
+	/* target */
+	uint8_t rx[FAKE_STREAM * 2];
+	size_t rx_len;
+	const struct fake *src;
+	bool fail_load;
+	/* phases announced, and what the VMM answers */
+	uint32_t phases[32];
+	int nphases;
+	uint32_t refuse_phase, refuse_result;
+	bool committed, committed_stopped, detached;
+	/* source guest: pages written per dirty report (clear) */
+	uint64_t dirty_bits[FAKE_PAGES / 64];
+	int clears;
+	unsigned int dirty_start, dirty_step;	/* pages per round: start - k*step */
+	bool dirty_constant;
+	/* faults */
+	int cut_fd;			/* close this socket at phase start */
+	uint64_t bad_iova;		/* page writes there fail (EFAULT) */
+	int ack_delay_phase;
+};
+
+static struct fake *F(struct lm_dev *d)
+{
+	return d->priv;
+}
+
+static int f_ident(struct lm_dev *d, const char *bdf, struct mig_ident *id,
+		   bool *open)
+{
+	struct fake *f = F(d);
+
+	if (strcmp(bdf, f->id.bdf)) {
+		snprintf(d->err, sizeof(d->err), "%s is not bound to vfio-mig", bdf);
+		return -ENODEV;
+	}
+	*id = f->id;
+	*open = f->open;
+	return 0;
+}
+
+static int f_attach(struct lm_dev *d, const char *bdf)
+{
+	(void)bdf;
+	F(d)->attached = true;
+	return 0;
+}
+
+static int f_set_state(struct lm_dev *d, uint32_t st)
+{
+	struct fake *f = F(d);
+
+	if ((st == LM_ST_PRE_COPY || st == LM_ST_PRE_COPY_P2P) && !f->precopy_ok) {
+		snprintf(d->err, sizeof(d->err), "no pre-copy");
+		return -EINVAL;
+	}
+	if (f->committed_stopped && st != LM_ST_STOP) {
+		snprintf(d->err, sizeof(d->err), "committed stopped");
+		return -EPERM;
+	}
+	if (f->state == LM_ST_RESUMING && st == LM_ST_STOP) {
+		if (f->fail_load || f->rx_len != sizeof(f->src->stream) ||
+		    memcmp(f->rx, f->src->stream, f->rx_len)) {
+			snprintf(d->err, sizeof(d->err),
+				 "state resuming -> stop: Invalid argument");
+			return -EINVAL;
+		}
+	}
+	if (st == LM_ST_STOP_COPY && f->state != LM_ST_PRE_COPY_P2P)
+		f->pos = 0;		/* a new fd: the whole stream */
+	if (st == LM_ST_PRE_COPY)
+		f->pos = 0;
+	f->state = st;
+	return 0;
+}
+
+static int f_get_state(struct lm_dev *d, uint32_t *st)
+{
+	*st = F(d)->state;
+	return 0;
+}
+
+static ssize_t f_stream_read(struct lm_dev *d, void *buf, size_t len)
+{
+	struct fake *f = F(d);
+	size_t end = f->state == LM_ST_PRE_COPY ? f->precopy_len :
+		     f->state == LM_ST_STOP_COPY ? sizeof(f->stream) : 0;
+
+	if (f->pos >= end)
+		return f->state == LM_ST_PRE_COPY ? -ENOMSG : 0;
+	if (len > end - f->pos)
+		len = end - f->pos;
+	if (len > 1000)
+		len = 1000;	/* several reads, several frames */
+	memcpy(buf, f->stream + f->pos, len);
+	f->pos += len;
+	return len;
+}
+
+static int f_stream_write(struct lm_dev *d, const void *buf, size_t len)
+{
+	struct fake *f = F(d);
+
+	if (f->state != LM_ST_RESUMING || f->rx_len + len > sizeof(f->rx)) {
+		snprintf(d->err, sizeof(d->err), "stream refused");
+		return -EINVAL;
+	}
+	memcpy(f->rx + f->rx_len, buf, len);
+	f->rx_len += len;
+	return 0;
+}
+
+static int f_pages(struct lm_dev *d, bool write, const uint64_t *iovas,
+		   uint32_t count, void *buf)
+{
+	struct fake *f = F(d);
+	uint32_t i;
+
+	if (count > WIRE_BATCH)
+		return -E2BIG;
+	for (i = 0; i < count; i++) {
+		uint64_t a = iovas[i];
+
+		if (a % WIRE_PAGE || a < FAKE_IOVA ||
+		    a >= FAKE_IOVA + FAKE_PAGES * WIRE_PAGE ||
+		    (write && a == f->bad_iova)) {
+			snprintf(d->err, sizeof(d->err), "IOVA 0x%llx not mapped",
+				 (unsigned long long)a);
+			return -EFAULT;
+		}
+		if (write)
+			memcpy(f->ram + (a - FAKE_IOVA),
+			       (uint8_t *)buf + i * WIRE_PAGE, WIRE_PAGE);
+		else
+			memcpy((uint8_t *)buf + i * WIRE_PAGE,
+			       f->ram + (a - FAKE_IOVA), WIRE_PAGE);
+	}
+	return 0;
+}
+
+static int f_commit(struct lm_dev *d, bool stopped)
+{
+	struct fake *f = F(d);
+
+	if (stopped && f->state != LM_ST_STOP)
+		return -EINVAL;
+	f->committed = true;
+	f->committed_stopped = stopped;
+	return 0;
+}
+
+static int f_phase(struct lm_dev *d, uint32_t ph, int timeout_ms,
+		   uint32_t *result)
+{
+	struct fake *f = F(d);
+
+	(void)timeout_ms;
+	if (f->nphases < 32)
+		f->phases[f->nphases++] = ph;
+	*result = ph == f->refuse_phase ? f->refuse_result : 0;
+	if (ph == VFIO_MIG_MIG_PHASE_START && f->cut_fd >= 0)
+		shutdown(f->cut_fd, SHUT_RDWR);
+	if (ph == VFIO_MIG_MIG_PHASE_PAUSE && f->ack_delay_phase) {
+		snprintf(d->err, sizeof(d->err),
+			 "the VMM did not acknowledge phase pause within %d ms",
+			 timeout_ms);
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+/* The "guest": some pages written since the last clearing report. */
+static void guest_writes(struct fake *f)
+{
+	unsigned int n, i, pg;
+
+	f->clears++;
+	if (f->dirty_constant)
+		n = f->dirty_start;
+	else
+		n = f->dirty_start > f->clears * f->dirty_step ?
+		    f->dirty_start - f->clears * f->dirty_step : 0;
+	for (i = 0; i < n; i++) {
+		pg = (i * 37 + f->clears * 11) % FAKE_PAGES;
+		/* a zero page stays zero half the time */
+		if (pg % 4 == 0)
+			memset(f->ram + pg * WIRE_PAGE, 0, WIRE_PAGE);
+		else
+			f->ram[pg * WIRE_PAGE + f->clears % WIRE_PAGE] += 1;
+		f->dirty_bits[pg / 64] |= 1ull << (pg % 64);
+	}
+}
+
+static int f_dirty(struct lm_dev *d, bool clear, lm_dirty_fn fn, void *arg)
+{
+	struct fake *f = F(d);
+	uint64_t bits[FAKE_PAGES / 64];
+
+	if (clear)
+		guest_writes(f);
+	memcpy(bits, f->dirty_bits, sizeof(bits));
+	if (clear)
+		memset(f->dirty_bits, 0, sizeof(f->dirty_bits));
+	/* two replies, as the kernel splits a range */
+	fn(arg, FAKE_IOVA, FAKE_PAGES / 2 * WIRE_PAGE, WIRE_PAGE, bits,
+	   FAKE_PAGES / 2);
+	fn(arg, FAKE_IOVA + FAKE_PAGES / 2 * WIRE_PAGE,
+	   FAKE_PAGES / 2 * WIRE_PAGE, WIRE_PAGE, bits + FAKE_PAGES / 128,
+	   FAKE_PAGES / 2);
+	return 0;
+}
+
+static void f_detach(struct lm_dev *d)
+{
+	struct fake *f = F(d);
+
+	f->detached = true;
+	/* the kernel's rollback of an uncommitted fd */
+	if (f->attached && !f->committed)
+		f->state = LM_ST_RUNNING;
+}
+
+static int f_release(struct lm_dev *d, int timeout_ms, uint32_t *result)
+{
+	struct fake *f = F(d);
+
+	(void)timeout_ms;
+	f_detach(d);
+	/* the kernel announces abort, the VMM acks */
+	if (f->nphases < 32)
+		f->phases[f->nphases++] = VFIO_MIG_MIG_PHASE_ABORT;
+	*result = 0;
+	return 0;
+}
+
+static const struct lm_dev_ops fake_ops = {
+	.ident = f_ident, .attach = f_attach, .set_state = f_set_state,
+	.get_state = f_get_state, .stream_read = f_stream_read,
+	.stream_write = f_stream_write, .pages = f_pages, .commit = f_commit,
+	.phase = f_phase, .dirty = f_dirty, .detach = f_detach,
+	.release = f_release,
+};
+
+struct side {
+	struct fake f;
+	struct lm_dev d;
+	struct json_out js;
+	struct lm_out out;
+	char *log;
+	size_t log_len;
+	struct lm_opts o;
+	int fd, code;
+	volatile sig_atomic_t stop;
+};
+
+static void side_init(struct side *s, const char *bdf, bool target)
+{
+	unsigned int i;
+
+	memset(s, 0, sizeof(*s));
+	edu_ident(&s->f.id, bdf);
+	s->f.open = true;
+	s->f.precopy_ok = true;
+	s->f.target = target;
+	s->f.state = LM_ST_RUNNING;
+	s->f.cut_fd = -1;
+	s->f.ram = malloc(FAKE_PAGES * WIRE_PAGE);
+	for (i = 0; i < FAKE_PAGES * WIRE_PAGE; i++)
+		s->f.ram[i] = target ? 0xaa : (i / WIRE_PAGE % 3 ? i * 13 : 0);
+	for (i = 0; i < FAKE_STREAM; i++)
+		s->f.stream[i] = i * 31 + 7;
+	s->f.precopy_len = 2500;
+	s->d.ops = &fake_ops;
+	s->d.priv = &s->f;
+	s->d.stop = &s->stop;
+	s->js.enabled = true;
+	s->js.out = open_memstream(&s->log, &s->log_len);
+	s->out.js = &s->js;
+	s->out.role = target ? "target" : "source";
+	s->out.text = s->js.out;
+	s->o.dev = "0000:00:03.0";
+	s->o.target_dev = "0000:00:05.0";
+	s->o.host = "peer";
+	s->o.port = WIRE_PORT;
+	s->o.downtime_ms = 100000;	/* converge at once unless a test says */
+	s->o.max_rounds = 10;
+	s->o.timeout_ms = 3000;
+	s->o.vmm_timeout_ms = 1000;
+}
+
+static void side_free(struct side *s)
+{
+	fflush(s->js.out);
+	/* LM_SHOW=1: print both sides' events */
+	if (getenv("LM_SHOW") && s->log)
+		printf("%s", s->log);
+	fclose(s->js.out);
+	free(s->log);
+	free(s->f.ram);
+}
+
+static void *target_thread(void *arg)
+{
+	struct side *t = arg;
+
+	t->code = lm_target_run(&t->o, &t->d, t->fd, &t->out, &t->stop);
+	fflush(t->js.out);
+	return NULL;
+}
+
+/* kselftest's ASSERT needs _metadata; a plain check for the helper */
+#define ASSERT_EQ_RAW(a, b) do { if ((a) != (b)) abort(); } while (0)
+
+/* Run a migration; returns with both codes set. */
+static void migrate(struct side *s, struct side *t)
+{
+	pthread_t th;
+	int sv[2];
+	FILE *saved = stderr;
+
+	ASSERT_EQ_RAW(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	s->fd = sv[0];
+	t->fd = sv[1];
+	t->f.src = &s->f;
+	if (t->f.cut_fd == -2)
+		t->f.cut_fd = sv[1];
+	stderr = fopen("/dev/null", "w");
+	pthread_create(&th, NULL, target_thread, t);
+	s->code = lm_source_run(&s->o, &s->d, s->fd, &s->out, &s->stop);
+	fflush(s->js.out);
+	pthread_join(th, NULL);
+	fclose(stderr);
+	stderr = saved;
+}
+
+static bool has(struct side *s, const char *needle)
+{
+	fflush(s->js.out);
+	return s->log && strstr(s->log, needle);
+}
+
+static int count(struct side *s, const char *needle)
+{
+	const char *p;
+	int n = 0;
+
+	fflush(s->js.out);
+	for (p = s->log; p && (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+static bool phases_are(struct fake *f, const uint32_t *want, int n)
+{
+	return f->nphases == n && !memcmp(f->phases, want, n * sizeof(*want));
+}
+
+TEST(migrate_precopy_ok)
+{
+	static struct side s, t;
+	static const uint32_t sp[] = { VFIO_MIG_MIG_PHASE_BEGIN,
+				       VFIO_MIG_MIG_PHASE_PAUSE,
+				       VFIO_MIG_MIG_PHASE_COMMIT };
+	static const uint32_t tp[] = { VFIO_MIG_MIG_PHASE_PREPARE,
+				       VFIO_MIG_MIG_PHASE_START };
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.f.dirty_start = 300;
+	s.f.dirty_step = 100;
+	s.o.downtime_ms = 1;	/* rounds until nothing is dirty */
+	migrate(&s, &t);
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	EXPECT_EQ(sizeof(s.f.stream), t.f.rx_len);
+	EXPECT_TRUE(phases_are(&s.f, sp, 3));
+	EXPECT_TRUE(phases_are(&t.f, tp, 2));
+	EXPECT_EQ(LM_ST_STOP, s.f.state);
+	EXPECT_TRUE(s.f.committed_stopped);
+	EXPECT_EQ(LM_ST_RUNNING, t.f.state);
+	EXPECT_TRUE(t.f.committed && !t.f.committed_stopped);
+	EXPECT_TRUE(has(&s, "\"event\":\"summary\",\"role\":\"source\",\"result\":\"migrated\""));
+	EXPECT_TRUE(has(&t, "\"event\":\"summary\",\"role\":\"target\",\"result\":\"migrated\""));
+	EXPECT_TRUE(has(&s, "\"precopy\":true"));
+	/* the summary counts the pre-copy rounds, one "round" event each */
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "\"rounds\":%d,",
+			 count(&s, "\"event\":\"round\""));
+		EXPECT_TRUE(has(&s, want));
+		EXPECT_EQ(1, count(&s, "\"event\":\"final\""));
+		EXPECT_EQ(1, count(&t, "\"event\":\"final\""));
+	}
+	EXPECT_TRUE(has(&s, "\"page_stream_mib_per_s\":"));
+	EXPECT_TRUE(has(&s, "\"reason\":\"converged\""));
+	side_free(&s);
+	side_free(&t);
+}
+
+TEST(migrate_no_precopy_and_unchanged_pages)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.f.precopy_ok = false;		/* a 6.1 kernel */
+	s.f.dirty_start = 200;		/* the same pages, written again */
+	s.f.dirty_constant = true;
+	s.o.downtime_ms = 100000;
+	migrate(&s, &t);
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	EXPECT_EQ(sizeof(s.f.stream), t.f.rx_len);
+	EXPECT_TRUE(has(&s, "\"precopy\":false"));
+	/* a third of the RAM is zero: sent as records, not pages */
+	EXPECT_TRUE(has(&s, "\"zero_pages\":"));
+	EXPECT_FALSE(has(&s, "\"round\":1,\"pages\":1024,\"pages_sent\":1024"));
+	side_free(&s);
+	side_free(&t);
+}
+
+TEST(migrate_bandwidth_paces_pages)
+{
+	static struct side s, t;
+	uint64_t t0;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.o.bandwidth = 8 << 20;	/* ~2.8 MiB of round 1: >= 340 ms */
+	t0 = lm_now_us();
+	migrate(&s, &t);
+	t0 = lm_now_us() - t0;
+	EXPECT_EQ(0, s.code);
+	EXPECT_EQ(0, t.code);
+	EXPECT_GT(t0, 300000u);
+	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	side_free(&s);
+	side_free(&t);
+}
+
+TEST(migrate_refused_names_field_on_both_sides)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	t.f.id.device = 0x11e9;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(has(&s, "\"event\":\"refused\",\"role\":\"source\",\"field\":\"device\",\"source\":\"11e8\",\"target\":\"11e9\""));
+	EXPECT_TRUE(has(&t, "\"event\":\"refused\",\"role\":\"target\",\"field\":\"device\",\"source\":\"11e8\",\"target\":\"11e9\""));
+	/* nothing announced to either VMM; both devices running */
+	EXPECT_EQ(0, s.f.nphases);
+	EXPECT_EQ(0, t.f.nphases);
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_EQ(LM_ST_RUNNING, t.f.state);
+	side_free(&s);
+	side_free(&t);
+}
+
+TEST(migrate_target_dev_not_open)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	t.f.open = false;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_TRUE(has(&s, "\"field\":\"target_dev\""));
+	EXPECT_TRUE(has(&s, "no VMM has the target device open"));
+	side_free(&s);
+	side_free(&t);
+}
+
+TEST(migrate_target_vmm_refuses_prepare)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	t.f.refuse_phase = VFIO_MIG_MIG_PHASE_PREPARE;
+	t.f.refuse_result = ENOMEM;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(has(&s, "\"field\":\"vmm\""));
+	EXPECT_TRUE(has(&s, "refused prepare"));
+	/* the target told its VMM abort, and detached (kernel rollback) */
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_ABORT, t.f.phases[t.f.nphases - 1]);
+	EXPECT_TRUE(t.f.detached);
+	side_free(&s);
+	side_free(&t);
+}
+
+TEST(migrate_load_fails_rolls_back)
+{
+	static struct side s, t;
+	static const uint32_t sp[] = { VFIO_MIG_MIG_PHASE_BEGIN,
+				       VFIO_MIG_MIG_PHASE_PAUSE,
+				       VFIO_MIG_MIG_PHASE_ABORT };
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	t.f.fail_load = true;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(phases_are(&s.f, sp, 3));
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_FALSE(s.f.committed);
+	EXPECT_FALSE(t.f.committed);
+	EXPECT_EQ(LM_ST_RUNNING, t.f.state);	/* the kernel's rollback on close */
+	EXPECT_TRUE(has(&s, "the target aborted: target: loading the device state failed"));
+	EXPECT_TRUE(has(&s, "\"event\":\"rollback\",\"role\":\"source\",\"ok\":true"));
+	side_free(&s);
+	side_free(&t);
+}
+
+TEST(migrate_target_page_write_fails)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	t.f.bad_iova = FAKE_IOVA + 700 * WIRE_PAGE;	/* a data page */
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(has(&s, "the target aborted: target: IOVA 0x3bc000 not mapped"));
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_EQ(LM_ST_RUNNING, t.f.state);
+	EXPECT_FALSE(t.f.committed);
+	side_free(&s);
+	side_free(&t);
+}
+
+TEST(migrate_target_range_not_writable)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	t.f.bad_iova = FAKE_IOVA;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(has(&s, "RAM range 0x100000+0x400000 is not mapped writable"));
+	EXPECT_TRUE(has(&t, "\"stage\":\"ranges\""));
+	/* nothing was sent: the source rolled back after begin */
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_ABORT, s.f.phases[s.f.nphases - 1]);
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	side_free(&s);
+	side_free(&t);
+}
+
+TEST(migrate_no_convergence_aborts_by_default)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.f.dirty_start = 800;
+	s.f.dirty_constant = true;
+	s.o.downtime_ms = 1;
+	s.o.max_rounds = 3;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(has(&s, "did not converge in 3 rounds"));
+	EXPECT_TRUE(has(&s, "\"reason\":\"max-rounds\""));
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_ABORT, s.f.phases[s.f.nphases - 1]);
+	EXPECT_TRUE(has(&t, "the source aborted"));
+	side_free(&s);
+	side_free(&t);
+}
+
+TEST(migrate_no_convergence_forced_switchover)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.f.dirty_start = 800;
+	s.f.dirty_constant = true;
+	s.o.downtime_ms = 1;
+	s.o.max_rounds = 2;
+	s.o.force_switchover = true;
+	migrate(&s, &t);
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code);
+	EXPECT_TRUE(has(&s, "\"forced\":true"));
+	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	side_free(&s);
+	side_free(&t);
+}
+
+TEST(migrate_source_vmm_pause_timeout_rolls_back)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.f.ack_delay_phase = 1;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(has(&s, "did not acknowledge phase pause"));
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_ABORT, s.f.phases[s.f.nphases - 1]);
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_ABORT, t.f.phases[t.f.nphases - 1]);
+	side_free(&s);
+	side_free(&t);
+}
+
+TEST(migrate_signal_rolls_back)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.stop = 1;		/* Ctrl-C before anything moved */
+	s.f.dirty_start = 10;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(has(&s, "interrupted by a signal"));
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_FALSE(t.f.committed);
+	side_free(&s);
+	side_free(&t);
+}
+
+TEST(migrate_link_dies_after_commit)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	t.f.cut_fd = -2;	/* the target's socket dies before DONE */
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_UNCONFIRMED, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	/* the source never runs the device again; the target runs it */
+	EXPECT_TRUE(s.f.committed_stopped);
+	EXPECT_EQ(LM_ST_STOP, s.f.state);
+	EXPECT_EQ(LM_ST_RUNNING, t.f.state);
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_COMMIT, s.f.phases[s.f.nphases - 1]);
+	EXPECT_TRUE(has(&s, "\"result\":\"committed-unconfirmed\""));
+	side_free(&s);
+	side_free(&t);
+}
+
+static void *garbage_peer(void *arg)
+{
+	int fd = *(int *)arg;
+	char junk[64];
+
+	memset(junk, 'G', sizeof(junk));
+	if (write(fd, junk, sizeof(junk)) < 0)
+		return NULL;
+	usleep(100000);
+	close(fd);
+	return NULL;
+}
+
+static void *silent_peer(void *arg)
+{
+	int fd = *(int *)arg;
+	char buf[4096];
+
+	/* reads the HELLO, says nothing, closes late */
+	if (read(fd, buf, sizeof(buf)) < 0)
+		return NULL;
+	usleep(2500000);
+	close(fd);
+	return NULL;
+}
+
+TEST(migrate_silent_peer_times_out)
+{
+	static struct side s;
+	pthread_t th;
+	int sv[2];
+	FILE *saved = stderr;
+	uint64_t t0;
+
+	side_init(&s, "0000:00:03.0", false);
+	s.o.timeout_ms = 300;
+	s.o.vmm_timeout_ms = 300;
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	pthread_create(&th, NULL, silent_peer, &sv[1]);
+	stderr = fopen("/dev/null", "w");
+	t0 = lm_now_us();
+	s.code = lm_source_run(&s.o, &s.d, sv[0], &s.out, &s.stop);
+	t0 = lm_now_us() - t0;
+	fclose(stderr);
+	stderr = saved;
+	pthread_join(th, NULL);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_TRUE(has(&s, "the peer sent nothing for 600 ms"));
+	EXPECT_LT(t0, 2000000u);	/* gave up on time, not at the close */
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	side_free(&s);
+}
+
+TEST(migrate_garbage_peer)
+{
+	static struct side s;
+	pthread_t th;
+	int sv[2];
+	FILE *saved = stderr;
+
+	side_init(&s, "0000:00:03.0", false);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	pthread_create(&th, NULL, garbage_peer, &sv[1]);
+	stderr = fopen("/dev/null", "w");
+	s.code = lm_source_run(&s.o, &s.d, sv[0], &s.out, &s.stop);
+	fclose(stderr);
+	stderr = saved;
+	pthread_join(th, NULL);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_TRUE(has(&s, "bad frame magic"));
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	side_free(&s);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,780 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The migctl wire protocol (wire.h; Documentation/live-migration.rst). */
+#define _GNU_SOURCE
+#include <endian.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hash.h"
+#include "wire.h"
+
+static const char *const type_names[WIRE_TYPE_NR] = {
+	[WIRE_HELLO] = "HELLO", [WIRE_ACCEPT] = "ACCEPT",
+	[WIRE_REFUSE] = "REFUSE", [WIRE_RANGES] = "RANGES",
+	[WIRE_RANGES_OK] = "RANGES_OK", [WIRE_PAGES] = "PAGES",
+	[WIRE_STREAM] = "STREAM", [WIRE_ROUND_END] = "ROUND_END",
+	[WIRE_ROUND_ACK] = "ROUND_ACK", [WIRE_SWITCHOVER] = "SWITCHOVER",
+	[WIRE_FINAL] = "FINAL", [WIRE_READY] = "READY",
+	[WIRE_COMMIT] = "COMMIT", [WIRE_DONE] = "DONE", [WIRE_ABORT] = "ABORT",
+};
+
+const char *wire_type_name(unsigned int type)
+{
+	if (type < WIRE_TYPE_NR && type_names[type])
+		return type_names[type];
+	return "unknown";
+}
+
+void wire_put16(uint8_t *p, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(p, &v, 2);
+}
+
+void wire_put32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+void wire_put64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+uint16_t wire_get16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return le16toh(v);
+}
+
+uint32_t wire_get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+uint64_t wire_get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+/* ---- checksums and headers ---- */
+
+uint64_t wire_sum_begin(uint32_t length)
+{
+	return mh_mix(MH_SEED_FRAME ^ length);
+}
+
+uint64_t wire_sum_add(uint64_t sum, uint64_t block_hash)
+{
+	return mh_mix((sum ^ block_hash) + 0x9e3779b97f4a7c15ull);
+}
+
+uint64_t wire_sum(const void *p, size_t len)
+{
+	const uint8_t *s = p;
+	uint64_t sum = wire_sum_begin(len);
+	size_t off, n;
+
+	for (off = 0; off < len; off += n) {
+		n = len - off < WIRE_PAGE ? len - off : WIRE_PAGE;
+		sum = wire_sum_add(sum, mh_hash64(s + off, n, MH_SEED_PAGE));
+	}
+	return sum;
+}
+
+void wire_hdr_encode(uint8_t out[WIRE_HDR_LEN], uint16_t type, uint32_t len,
+		     uint32_t seq, uint64_t sum)
+{
+	wire_put32(out, WIRE_MAGIC);
+	out[4] = WIRE_MAJOR;
+	out[5] = WIRE_MINOR;
+	wire_put16(out + 6, type);
+	wire_put32(out + 8, len);
+	wire_put32(out + 12, seq);
+	wire_put64(out + 16, sum);
+	wire_put64(out + 24, mh_hash64(out, 24, MH_SEED_FRAME));
+}
+
+uint32_t wire_max_len(unsigned int type)
+{
+	switch (type & ~WIRE_T_OPTIONAL) {
+	case WIRE_HELLO:
+	case WIRE_ACCEPT:
+	case WIRE_REFUSE:
+	case WIRE_ABORT:
+		return 4096;	/* room for a newer minor's fields */
+	case WIRE_RANGES:
+		return 8 + WIRE_RANGES_MAX * 16;
+	case WIRE_PAGES:
+		return WIRE_MAX_PAYLOAD;
+	case WIRE_STREAM:
+		return 8 + WIRE_STREAM_MAX;
+	case WIRE_RANGES_OK:
+	case WIRE_ROUND_END:
+	case WIRE_ROUND_ACK:
+	case WIRE_SWITCHOVER:
+	case WIRE_FINAL:
+	case WIRE_READY:
+	case WIRE_COMMIT:
+	case WIRE_DONE:
+		return 256;
+	}
+	/* unknown optional types: skipped, but bounded all the same */
+	return type & WIRE_T_OPTIONAL ? 65536 : 0;
+}
+
+#define ERR(...) do { if (err) snprintf(err, errlen, __VA_ARGS__); } while (0)
+
+int wire_hdr_decode(const uint8_t in[WIRE_HDR_LEN], uint32_t expect_seq,
+		    struct wire_hdr *out, char *err, size_t errlen)
+{
+	uint32_t max;
+
+	if (wire_get32(in) != WIRE_MAGIC) {
+		ERR("bad frame magic 0x%08x (not a migctl peer?)",
+		    wire_get32(in));
+		return -EPROTO;
+	}
+	out->major = in[4];
+	out->minor = in[5];
+	if (out->major != WIRE_MAJOR) {
+		ERR("wire protocol major version %u, this migctl speaks %u",
+		    out->major, WIRE_MAJOR);
+		return -EPROTONOSUPPORT;
+	}
+	if (wire_get64(in + 24) != mh_hash64(in, 24, MH_SEED_FRAME)) {
+		ERR("frame header checksum mismatch (corrupted stream)");
+		return -EPROTO;
+	}
+	out->type = wire_get16(in + 6);
+	out->length = wire_get32(in + 8);
+	out->seq = wire_get32(in + 12);
+	out->sum = wire_get64(in + 16);
+	max = wire_max_len(out->type);
+	if (!max) {
+		ERR("unknown frame type %u", out->type);
+		return -EPROTO;
+	}
+	if (out->length > max) {
+		ERR("%s frame of %u bytes, more than its bound %u",
+		    wire_type_name(out->type), out->length, max);
+		return -EMSGSIZE;
+	}
+	if (out->seq != expect_seq) {
+		ERR("frame sequence %u, expected %u (lost or reordered frames)",
+		    out->seq, expect_seq);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int check_pages(const struct wire_hdr *h, const uint8_t *p,
+		       char *err, size_t errlen)
+{
+	uint32_t count, ndata = 0, i;
+	uint64_t d;
+
+	if (h->length < WIRE_PAGE) {
+		ERR("PAGES frame of %u bytes, shorter than its descriptor block",
+		    h->length);
+		return -EPROTO;
+	}
+	count = wire_get32(p + 4);
+	if (count > WIRE_BATCH || wire_get32(p + 12)) {
+		ERR("PAGES frame: bad page count %u or reserved field", count);
+		return -EPROTO;
+	}
+	for (i = 0; i < count; i++) {
+		d = wire_get64(p + WIRE_PAGES_META + 8 * i);
+		switch (d & WIRE_PG_KIND_MASK) {
+		case WIRE_PG_DATA:
+			ndata++;
+			break;
+		case WIRE_PG_ZERO:
+			break;
+		default:
+			ERR("PAGES frame: page %u has unknown kind %u", i,
+			    (unsigned int)(d & WIRE_PG_KIND_MASK));
+			return -EPROTO;
+		}
+	}
+	for (i = WIRE_PAGES_META + 8 * count; i < WIRE_PAGE; i++) {
+		if (p[i]) {
+			ERR("PAGES frame: descriptor block padding not zero");
+			return -EPROTO;
+		}
+	}
+	if (ndata != wire_get32(p + 8) ||
+	    h->length != WIRE_PAGE + (uint64_t)ndata * WIRE_PAGE) {
+		ERR("PAGES frame: %u data pages described, %u announced, %u bytes",
+		    ndata, wire_get32(p + 8), h->length);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int wire_payload_check(const struct wire_hdr *h, const uint8_t *p,
+		       char *err, size_t errlen)
+{
+	uint32_t min = 0;
+
+	if (wire_sum(p, h->length) != h->sum) {
+		ERR("%s frame payload checksum mismatch (corrupted stream)",
+		    wire_type_name(h->type));
+		return -EPROTO;
+	}
+	switch (h->type) {
+	case WIRE_HELLO:
+		min = WIRE_HELLO_LEN;
+		break;
+	case WIRE_ACCEPT:
+		min = WIRE_ACCEPT_LEN;
+		break;
+	case WIRE_REFUSE:
+		min = WIRE_REFUSE_LEN;
+		break;
+	case WIRE_ABORT:
+		min = WIRE_ABORT_LEN;
+		break;
+	case WIRE_RANGES:
+		if (h->length < 8 || h->length != 8 + 16ull * wire_get32(p)) {
+			ERR("RANGES frame: length %u does not match its count",
+			    h->length);
+			return -EPROTO;
+		}
+		break;
+	case WIRE_PAGES:
+		return check_pages(h, p, err, errlen);
+	case WIRE_STREAM:
+		min = 8;
+		break;
+	}
+	if (h->length < min) {
+		ERR("%s frame of %u bytes, shorter than %u",
+		    wire_type_name(h->type), h->length, min);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* ---- message bodies ---- */
+
+static void put_str(uint8_t *p, const char *s, size_t n)
+{
+	size_t l = strnlen(s, n - 1);
+
+	memset(p, 0, n);
+	memcpy(p, s, l);
+}
+
+/* A NUL-terminated printable string in @n bytes, zero padded. */
+static int get_str(const uint8_t *p, size_t n, char *out)
+{
+	size_t l = strnlen((const char *)p, n), i;
+
+	if (l == n)
+		return -EPROTO;
+	for (i = 0; i < l; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			return -EPROTO;
+	for (i = l; i < n; i++)
+		if (p[i])
+			return -EPROTO;
+	memcpy(out, p, l + 1);
+	return 0;
+}
+
+static void enc_ident(uint8_t *p, const struct mig_ident *id)
+{
+	int i;
+
+	memset(p, 0, WIRE_IDENT_LEN);
+	wire_put16(p, id->proto_major);
+	wire_put16(p + 2, id->proto_minor);
+	put_str(p + 4, id->bdf, WIRE_STR);
+	wire_put16(p + 20, id->vendor);
+	wire_put16(p + 22, id->device);
+	wire_put16(p + 24, id->subvendor);
+	wire_put16(p + 26, id->subdevice);
+	wire_put32(p + 28, id->class_code);
+	p[32] = id->revision;
+	p[33] = id->trap_mode;
+	p[34] = id->precopy;
+	for (i = 0; i < 6; i++) {
+		wire_put64(p + 36 + 8 * i, id->bar_size[i]);
+		wire_put32(p + 84 + 4 * i, id->bar_flags[i]);
+	}
+	put_str(p + 108, id->profile, WIRE_PROFILE);
+	wire_put16(p + 140, id->stream_major);
+	wire_put16(p + 142, id->stream_minor);
+	wire_put32(p + 144, id->page_size);
+	put_str(p + 148, id->kernel, WIRE_KERNEL);
+	put_str(p + 212, id->version, WIRE_STR);
+}
+
+static int dec_ident(const uint8_t *p, struct mig_ident *id)
+{
+	int i;
+
+	memset(id, 0, sizeof(*id));
+	id->proto_major = wire_get16(p);
+	id->proto_minor = wire_get16(p + 2);
+	id->vendor = wire_get16(p + 20);
+	id->device = wire_get16(p + 22);
+	id->subvendor = wire_get16(p + 24);
+	id->subdevice = wire_get16(p + 26);
+	id->class_code = wire_get32(p + 28);
+	id->revision = p[32];
+	id->trap_mode = p[33];
+	if (p[34] > 1 || p[35])
+		return -EPROTO;
+	id->precopy = p[34];
+	for (i = 0; i < 6; i++) {
+		id->bar_size[i] = wire_get64(p + 36 + 8 * i);
+		id->bar_flags[i] = wire_get32(p + 84 + 4 * i);
+	}
+	id->stream_major = wire_get16(p + 140);
+	id->stream_minor = wire_get16(p + 142);
+	id->page_size = wire_get32(p + 144);
+	if (get_str(p + 4, WIRE_STR, id->bdf) ||
+	    get_str(p + 108, WIRE_PROFILE, id->profile) ||
+	    get_str(p + 148, WIRE_KERNEL, id->kernel) ||
+	    get_str(p + 212, WIRE_STR, id->version))
+		return -EPROTO;
+	return 0;
+}
+
+size_t wire_enc_hello(uint8_t *p, const struct wire_hello *h)
+{
+	enc_ident(p, &h->src);
+	put_str(p + WIRE_IDENT_LEN, h->target_bdf, WIRE_STR);
+	wire_put32(p + WIRE_IDENT_LEN + WIRE_STR, h->timeout_ms);
+	wire_put32(p + WIRE_IDENT_LEN + WIRE_STR + 4, h->vmm_timeout_ms);
+	return WIRE_HELLO_LEN;
+}
+
+int wire_dec_hello(const uint8_t *p, size_t len, struct wire_hello *h)
+{
+	memset(h, 0, sizeof(*h));
+	if (len < WIRE_HELLO_LEN || dec_ident(p, &h->src) ||
+	    get_str(p + WIRE_IDENT_LEN, WIRE_STR, h->target_bdf))
+		return -EPROTO;
+	h->timeout_ms = wire_get32(p + WIRE_IDENT_LEN + WIRE_STR);
+	h->vmm_timeout_ms = wire_get32(p + WIRE_IDENT_LEN + WIRE_STR + 4);
+	return 0;
+}
+
+size_t wire_enc_accept(uint8_t *p, const struct mig_ident *id)
+{
+	enc_ident(p, id);
+	return WIRE_ACCEPT_LEN;
+}
+
+int wire_dec_accept(const uint8_t *p, size_t len, struct mig_ident *id)
+{
+	if (len < WIRE_ACCEPT_LEN)
+		return -EPROTO;
+	return dec_ident(p, id);
+}
+
+size_t wire_enc_refuse(uint8_t *p, const struct wire_refuse *r)
+{
+	put_str(p, r->field, 32);
+	put_str(p + 32, r->source, 64);
+	put_str(p + 96, r->target, 64);
+	put_str(p + 160, r->reason, 160);
+	return WIRE_REFUSE_LEN;
+}
+
+int wire_dec_refuse(const uint8_t *p, size_t len, struct wire_refuse *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (len < WIRE_REFUSE_LEN || get_str(p, 32, r->field) ||
+	    get_str(p + 32, 64, r->source) || get_str(p + 96, 64, r->target) ||
+	    get_str(p + 160, 160, r->reason))
+		return -EPROTO;
+	return 0;
+}
+
+size_t wire_enc_abort(uint8_t *p, const struct wire_abort *a)
+{
+	wire_put32(p, a->code);
+	put_str(p + 4, a->reason, 200);
+	return WIRE_ABORT_LEN;
+}
+
+int wire_dec_abort(const uint8_t *p, size_t len, struct wire_abort *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (len < WIRE_ABORT_LEN || get_str(p + 4, 200, a->reason))
+		return -EPROTO;
+	a->code = wire_get32(p);
+	return 0;
+}
+
+size_t wire_enc_ranges(uint8_t *p, const struct wire_range *r, uint32_t n)
+{
+	uint32_t i;
+
+	wire_put32(p, n);
+	wire_put32(p + 4, 0);
+	for (i = 0; i < n; i++) {
+		wire_put64(p + 8 + 16 * i, r[i].iova);
+		wire_put64(p + 16 + 16 * i, r[i].length);
+	}
+	return 8 + 16 * n;
+}
+
+int wire_dec_ranges(const uint8_t *p, size_t len, struct wire_range *r,
+		    uint32_t *n)
+{
+	uint32_t i, count;
+
+	if (len < 8)
+		return -EPROTO;
+	count = wire_get32(p);
+	if (count > WIRE_RANGES_MAX || len != 8 + 16ull * count || wire_get32(p + 4))
+		return -EPROTO;
+	for (i = 0; i < count; i++) {
+		r[i].iova = wire_get64(p + 8 + 16 * i);
+		r[i].length = wire_get64(p + 16 + 16 * i);
+		if (!r[i].length || r[i].iova % WIRE_PAGE ||
+		    r[i].length % WIRE_PAGE ||
+		    r[i].iova + r[i].length < r[i].iova)
+			return -EPROTO;
+		/* sorted, not overlapping */
+		if (i && r[i].iova < r[i - 1].iova + r[i - 1].length)
+			return -EPROTO;
+	}
+	*n = count;
+	return 0;
+}
+
+size_t wire_enc_u64s(uint8_t *p, const uint64_t *v, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		wire_put64(p + 8 * i, v[i]);
+	return 8 * n;
+}
+
+int wire_dec_u64s(const uint8_t *p, size_t len, uint64_t *v, unsigned int n)
+{
+	unsigned int i;
+
+	if (len < 8ull * n)
+		return -EPROTO;
+	for (i = 0; i < n; i++)
+		v[i] = wire_get64(p + 8 * i);
+	return 0;
+}
+
+void wire_pages_meta(uint8_t *block, uint32_t round, const uint64_t *desc,
+		     uint32_t count)
+{
+	uint32_t i, ndata = 0;
+
+	memset(block, 0, WIRE_PAGE);
+	for (i = 0; i < count; i++) {
+		wire_put64(block + WIRE_PAGES_META + 8 * i, desc[i]);
+		if ((desc[i] & WIRE_PG_KIND_MASK) == WIRE_PG_DATA)
+			ndata++;
+	}
+	wire_put32(block, round);
+	wire_put32(block + 4, count);
+	wire_put32(block + 8, ndata);
+}
+
+void wire_pages_view(const uint8_t *p, struct wire_pages *v)
+{
+	v->round = wire_get32(p);
+	v->count = wire_get32(p + 4);
+	v->ndata = wire_get32(p + 8);
+	v->desc = p + WIRE_PAGES_META;
+	v->data = p + WIRE_PAGE;
+}
+
+/* ---- a connection ---- */
+
+int wire_conn_init(struct wire_conn *c, int fd, int timeout_ms,
+		   volatile sig_atomic_t *stop)
+{
+	int sz = 4 << 20, zero = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->timeout_ms = timeout_ms;
+	c->stop = stop;
+	c->rx = malloc(WIRE_MAX_PAYLOAD);
+	if (!c->rx)
+		return -ENOMEM;
+	/* Bulk: big buffers, Nagle on (frames go out in large writes). */
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &zero, sizeof(zero));
+	return 0;
+}
+
+void wire_conn_free(struct wire_conn *c)
+{
+	free(c->rx);
+	c->rx = NULL;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Wait for @events until @deadline (ms, 0: none; @tmo: its length). 0 or -errno. */
+static int wait_fd(struct wire_conn *c, short events, long long deadline,
+		   int tmo)
+{
+	struct pollfd p = { .fd = c->fd, .events = events };
+	int left, ret;
+
+	for (;;) {
+		if (c->stop && *c->stop) {
+			snprintf(c->err, sizeof(c->err), "interrupted by a signal");
+			return -EINTR;
+		}
+		left = 200;
+		if (deadline) {
+			long long l = deadline - now_ms();
+
+			if (l <= 0) {
+				snprintf(c->err, sizeof(c->err), events & POLLOUT ?
+					 "the peer took no data for %d ms (timeout: link or peer gone?)" :
+					 "the peer sent nothing for %d ms (timeout: link or peer gone?)",
+					 tmo);
+				return -ETIMEDOUT;
+			}
+			if (l < left)
+				left = l;
+		}
+		ret = poll(&p, 1, left);
+		if (ret > 0)
+			return 0;
+		if (ret < 0 && errno != EINTR) {
+			snprintf(c->err, sizeof(c->err), "poll: %s",
+				 strerror(errno));
+			return -errno;
+		}
+	}
+}
+
+static int sock_err(struct wire_conn *c, const char *what, int e)
+{
+	c->broken = true;
+	if (e == EPIPE || e == ECONNRESET)
+		snprintf(c->err, sizeof(c->err),
+			 "%s: connection reset by the peer", what);
+	else
+		snprintf(c->err, sizeof(c->err), "%s: %s", what, strerror(e));
+	return -e;
+}
+
+int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,
+	       int niov, uint64_t sum)
+{
+	struct iovec v[WIRE_BATCH + 4];
+	uint8_t hdr[WIRE_HDR_LEN];
+	long long deadline;
+	size_t len = 0, total;
+	struct msghdr mh = {};
+	int i, n = 0, ret;
+	ssize_t w;
+
+	if (c->broken)
+		return -EPIPE;
+	if (niov > (int)WIRE_BATCH + 3)
+		return -E2BIG;
+	for (i = 0; i < niov; i++)
+		len += iov[i].iov_len;
+	wire_hdr_encode(hdr, type, len, c->tx_seq, sum);
+	v[n].iov_base = hdr;
+	v[n++].iov_len = sizeof(hdr);
+	for (i = 0; i < niov; i++)
+		if (iov[i].iov_len)
+			v[n++] = iov[i];
+	total = len + sizeof(hdr);
+	mh.msg_iov = v;
+	mh.msg_iovlen = n;
+	deadline = c->timeout_ms > 0 ? now_ms() + c->timeout_ms : 0;
+	while (total) {
+		w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				return sock_err(c, "send", errno);
+			ret = wait_fd(c, POLLOUT, deadline, c->timeout_ms);
+			if (ret) {
+				c->broken = true;
+				return ret;
+			}
+			continue;
+		}
+		/* progress: the timeout counts from the last progress */
+		if (w > 0 && c->timeout_ms > 0)
+			deadline = now_ms() + c->timeout_ms;
+		total -= w;
+		c->tx_bytes += w;
+		while (w > 0 && mh.msg_iovlen) {
+			if ((size_t)w >= mh.msg_iov->iov_len) {
+				w -= mh.msg_iov->iov_len;
+				mh.msg_iov++;
+				mh.msg_iovlen--;
+			} else {
+				mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + w;
+				mh.msg_iov->iov_len -= w;
+				w = 0;
+			}
+		}
+	}
+	c->tx_seq++;
+	return 0;
+}
+
+int wire_send(struct wire_conn *c, uint16_t type, const void *p, size_t len)
+{
+	struct iovec v = { .iov_base = (void *)p, .iov_len = len };
+
+	return wire_sendv(c, type, &v, len ? 1 : 0, wire_sum(p, len));
+}
+
+static int read_full(struct wire_conn *c, uint8_t *p, size_t len,
+		     int timeout_ms, bool frame_start)
+{
+	long long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+	size_t got = 0;
+	ssize_t r;
+	int ret;
+
+	while (got < len) {
+		r = recv(c->fd, p + got, len - got, MSG_DONTWAIT);
+		if (r > 0) {
+			got += r;
+			c->rx_bytes += r;
+			if (timeout_ms > 0)
+				deadline = now_ms() + timeout_ms;
+			continue;
+		}
+		if (!r) {
+			c->broken = true;
+			snprintf(c->err, sizeof(c->err), "%s",
+				 frame_start && !got ?
+				 "the peer closed the connection" :
+				 "the peer closed the connection in the middle of a frame");
+			return -ECONNRESET;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return sock_err(c, "receive", errno);
+		ret = wait_fd(c, POLLIN, deadline, timeout_ms);
+		if (ret) {
+			if (ret != -EINTR)
+				c->broken = true;
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
+{
+	uint8_t hdr[WIRE_HDR_LEN];
+	int ret;
+
+	if (c->broken)
+		return -EPIPE;
+	if (timeout_ms <= 0)
+		timeout_ms = c->timeout_ms;
+	for (;;) {
+		ret = read_full(c, hdr, sizeof(hdr), timeout_ms, true);
+		if (ret)
+			return ret;
+		ret = wire_hdr_decode(hdr, c->rx_seq, &m->h, c->err,
+				      sizeof(c->err));
+		if (ret) {
+			c->broken = true;
+			return ret;
+		}
+		ret = read_full(c, c->rx, m->h.length, timeout_ms, false);
+		if (ret)
+			return ret;
+		c->rx_seq++;
+		ret = wire_payload_check(&m->h, c->rx, c->err, sizeof(c->err));
+		if (ret) {
+			c->broken = true;
+			return ret;
+		}
+		m->p = c->rx;
+		if (m->h.type < WIRE_TYPE_NR)
+			return 0;
+		/* an optional type of a newer minor: skipped */
+	}
+}
+
+bool wire_readable(struct wire_conn *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0;
+}
+
+int wire_parse_buffer(const uint8_t *buf, size_t len, char *err,
+		      size_t errlen)
+{
+	struct wire_hdr h;
+	size_t off = 0;
+	int frames = 0, ret;
+
+	while (off < len) {
+		if (len - off < WIRE_HDR_LEN) {
+			ERR("truncated frame header (%zu bytes)", len - off);
+			return -EPROTO;
+		}
+		ret = wire_hdr_decode(buf + off, frames, &h, err, errlen);
+		if (ret)
+			return ret;
+		off += WIRE_HDR_LEN;
+		if (len - off < h.length) {
+			ERR("truncated %s payload: %zu of %u bytes",
+			    wire_type_name(h.type), len - off, h.length);
+			return -EPROTO;
+		}
+		ret = wire_payload_check(&h, buf + off, err, errlen);
+		if (ret)
+			return ret;
+		off += h.length;
+		frames++;
+	}
+	return frames;
+}

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The migctl wire protocol, version 1.0: framed, checksummed messages
+ * between `migctl migrate` (source) and `migctl listen` (target) over TCP.
+ * Documentation/live-migration.rst, "Wire protocol", is the reference.
+ *
+ * Frame header, 32 bytes, little-endian:
+ *   0  u32 magic       WIRE_MAGIC ("VMGW")
+ *   4  u8  major       WIRE_MAJOR; any other is refused
+ *   5  u8  minor       the sender's minor; any is accepted
+ *   6  u16 type        enum wire_type (bit 15: optional, skip if unknown)
+ *   8  u32 length      payload bytes, <= the type's bound
+ *  12  u32 seq         frames sent before this one on this connection
+ *  16  u64 sum         payload checksum (wire_sum)
+ *  24  u64 hdr_sum     mh_hash64 of bytes 0..23, MH_SEED_FRAME
+ */
+#ifndef MIGCTL_WIRE_H
+#define MIGCTL_WIRE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define WIRE_MAGIC	0x57474d56u	/* "VMGW" in memory order */
+#define WIRE_MAJOR	1
+#define WIRE_MINOR	0
+#define WIRE_HDR_LEN	32
+#define WIRE_PORT	4797
+
+#define WIRE_PAGE	4096u
+#define WIRE_BATCH	256u		/* pages in one PAGES frame (VFIO_MIG_CTL_PAGES_MAX) */
+#define WIRE_STREAM_MAX	(1u << 20)	/* device stream bytes in one STREAM frame */
+#define WIRE_RANGES_MAX	256u
+/* The largest payload of any type: a PAGES frame full of data pages. */
+#define WIRE_MAX_PAYLOAD (WIRE_PAGE + WIRE_BATCH * WIRE_PAGE)
+
+enum wire_type {
+	WIRE_HELLO = 1,		/* src: protocol, source identity, target BDF */
+	WIRE_ACCEPT,		/* dst: target identity; the migration goes on */
+	WIRE_REFUSE,		/* dst: the first mismatch, both values */
+	WIRE_RANGES,		/* src: guest RAM IOVA ranges */
+	WIRE_RANGES_OK,		/* dst: all of them are mapped for the device */
+	WIRE_PAGES,		/* src: up to 256 pages (data or zero) */
+	WIRE_STREAM,		/* src: device migration stream bytes */
+	WIRE_ROUND_END,		/* src: the round's last frame */
+	WIRE_ROUND_ACK,		/* dst: the round is written */
+	WIRE_SWITCHOVER,	/* src: vCPUs paused, device stopping */
+	WIRE_FINAL,		/* src: all data sent (totals to check) */
+	WIRE_READY,		/* dst: stream loaded (RESUMING -> STOP ok) */
+	WIRE_COMMIT,		/* src: passed the commit point; run it */
+	WIRE_DONE,		/* dst: running and committed */
+	WIRE_ABORT,		/* either: giving up before the commit, why */
+	WIRE_TYPE_NR,
+};
+#define WIRE_T_OPTIONAL	0x8000
+
+const char *wire_type_name(unsigned int type);
+
+/* PAGES descriptors: the page's IOVA, kind in the low 12 bits. */
+#define WIRE_PG_DATA	0
+#define WIRE_PG_ZERO	1
+#define WIRE_PG_KIND_MASK (WIRE_PAGE - 1)
+
+/* STREAM kinds */
+#define WIRE_STREAM_PRECOPY	0
+#define WIRE_STREAM_STOPCOPY	1
+
+/* A decoded frame header. */
+struct wire_hdr {
+	uint8_t major, minor;
+	uint16_t type;
+	uint32_t length;
+	uint32_t seq;
+	uint64_t sum;
+};
+
+/* Little-endian field access. */
+void wire_put16(uint8_t *p, uint16_t v);
+void wire_put32(uint8_t *p, uint32_t v);
+void wire_put64(uint8_t *p, uint64_t v);
+uint16_t wire_get16(const uint8_t *p);
+uint32_t wire_get32(const uint8_t *p);
+uint64_t wire_get64(const uint8_t *p);
+
+/*
+ * The payload checksum: mh_hash64 of each 4096-byte block of the payload
+ * (the last one may be shorter) with MH_SEED_PAGE, folded in order. A page
+ * hash computed for the content check is thus reused for the checksum.
+ */
+uint64_t wire_sum_begin(uint32_t length);
+uint64_t wire_sum_add(uint64_t sum, uint64_t block_hash);
+uint64_t wire_sum(const void *p, size_t len);
+
+void wire_hdr_encode(uint8_t out[WIRE_HDR_LEN], uint16_t type, uint32_t len,
+		     uint32_t seq, uint64_t sum);
+/*
+ * Check a received header: magic, major, header checksum, type, length
+ * bound, sequence. 0, or -EPROTO (malformed; @err says what),
+ * -EPROTONOSUPPORT (another major), -EMSGSIZE (length over the bound).
+ * An unknown optional type is accepted with out->type as received.
+ */
+int wire_hdr_decode(const uint8_t in[WIRE_HDR_LEN], uint32_t expect_seq,
+		    struct wire_hdr *out, char *err, size_t errlen);
+/* The bound on a type's payload length (0 for unknown types). */
+uint32_t wire_max_len(unsigned int type);
+/*
+ * Check a payload against its checksum and its type's layout (PAGES: the
+ * descriptor block; fixed messages: minimum sizes). 0 or -EPROTO.
+ */
+int wire_payload_check(const struct wire_hdr *h, const uint8_t *p,
+		       char *err, size_t errlen);
+
+/* ---- message bodies ---- */
+
+#define WIRE_STR	16
+#define WIRE_KERNEL	64
+#define WIRE_PROFILE	32
+
+/* What each side says about itself and its device (HELLO, ACCEPT). */
+struct mig_ident {
+	uint16_t proto_major, proto_minor;
+	char bdf[WIRE_STR];
+	uint16_t vendor, device, subvendor, subdevice;
+	uint32_t class_code;
+	uint8_t revision, trap_mode;
+	uint64_t bar_size[6];
+	uint32_t bar_flags[6];		/* MIG_BAR_* */
+	char profile[WIRE_PROFILE];
+	uint16_t stream_major, stream_minor;
+	uint32_t page_size;
+	bool precopy;			/* the kernel has PRE_COPY */
+	char kernel[WIRE_KERNEL];	/* uname release */
+	char version[WIRE_STR];		/* migctl version */
+};
+#define MIG_BAR_IO	(1u << 0)
+#define MIG_BAR_MEM64	(1u << 1)
+#define MIG_BAR_PREFETCH (1u << 2)
+
+struct wire_hello {
+	struct mig_ident src;
+	char target_bdf[WIRE_STR];
+	uint32_t timeout_ms, vmm_timeout_ms;
+};
+
+/* Size of an encoded ident, HELLO and ACCEPT in 1.0 (a newer minor may append). */
+#define WIRE_IDENT_LEN	240
+#define WIRE_HELLO_LEN	(WIRE_IDENT_LEN + WIRE_STR + 8)
+#define WIRE_ACCEPT_LEN	WIRE_IDENT_LEN
+
+struct wire_refuse {
+	char field[32];
+	char source[64];
+	char target[64];
+	char reason[160];
+};
+#define WIRE_REFUSE_LEN	(32 + 64 + 64 + 160)
+
+struct wire_abort {
+	uint32_t code;			/* errno-like, 0 if none */
+	char reason[200];
+};
+#define WIRE_ABORT_LEN	(4 + 200)
+
+struct wire_range {
+	uint64_t iova, length;
+};
+
+/* Encoders return the payload length; buffers must hold the *_LEN bytes. */
+size_t wire_enc_hello(uint8_t *p, const struct wire_hello *h);
+int wire_dec_hello(const uint8_t *p, size_t len, struct wire_hello *h);
+size_t wire_enc_accept(uint8_t *p, const struct mig_ident *id);
+int wire_dec_accept(const uint8_t *p, size_t len, struct mig_ident *id);
+size_t wire_enc_refuse(uint8_t *p, const struct wire_refuse *r);
+int wire_dec_refuse(const uint8_t *p, size_t len, struct wire_refuse *r);
+size_t wire_enc_abort(uint8_t *p, const struct wire_abort *a);
+int wire_dec_abort(const uint8_t *p, size_t len, struct wire_abort *a);
+/* RANGES: u32 count, u32 0, count x (u64 iova, u64 length). */
+size_t wire_enc_ranges(uint8_t *p, const struct wire_range *r, uint32_t n);
+int wire_dec_ranges(const uint8_t *p, size_t len, struct wire_range *r,
+		    uint32_t *n);
+/* Fixed small messages: a list of u64 (ROUND_END, ROUND_ACK, FINAL, DONE...). */
+size_t wire_enc_u64s(uint8_t *p, const uint64_t *v, unsigned int n);
+int wire_dec_u64s(const uint8_t *p, size_t len, uint64_t *v, unsigned int n);
+
+/*
+ * PAGES payload: a 4096-byte descriptor block (u32 round, u32 count,
+ * u32 ndata, u32 0, count u64 descriptors, zeros), then ndata pages of
+ * data in descriptor order. wire_pages_meta() fills the block.
+ */
+#define WIRE_PAGES_META	16
+void wire_pages_meta(uint8_t *block, uint32_t round, const uint64_t *desc,
+		     uint32_t count);
+struct wire_pages {
+	uint32_t round, count, ndata;
+	const uint8_t *desc;		/* count little-endian u64 */
+	const uint8_t *data;		/* ndata pages */
+};
+/* After wire_payload_check(): the decoded view. */
+void wire_pages_view(const uint8_t *p, struct wire_pages *v);
+
+/* ---- a connection ---- */
+
+struct wire_conn {
+	int fd;
+	uint32_t tx_seq, rx_seq;
+	int timeout_ms;			/* every wait; 0: none */
+	uint64_t tx_bytes, rx_bytes;
+	uint8_t *rx;			/* WIRE_MAX_PAYLOAD bytes */
+	volatile sig_atomic_t *stop;	/* set by a signal: give up waiting */
+	char err[256];			/* why the last call failed */
+	bool broken;			/* the stream is unusable (error seen) */
+};
+
+struct wire_msg {
+	struct wire_hdr h;
+	const uint8_t *p;		/* into conn->rx */
+};
+
+int wire_conn_init(struct wire_conn *c, int fd, int timeout_ms,
+		   volatile sig_atomic_t *stop);
+void wire_conn_free(struct wire_conn *c);
+/* Send one frame; payload from @iov. @sum: the payload checksum. 0 or -errno. */
+int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,
+	       int niov, uint64_t sum);
+int wire_send(struct wire_conn *c, uint16_t type, const void *p, size_t len);
+/*
+ * Receive one frame within @timeout_ms (<= 0: the connection's), skipping
+ * unknown optional types. 0, or -ETIMEDOUT, -ECONNRESET (peer closed),
+ * -EINTR (stop set), -EPROTO/-EPROTONOSUPPORT/-EMSGSIZE (bad frame), or
+ * another -errno from the socket; c->err says what.
+ */
+int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms);
+/* Is a frame (or EOF) waiting? Does not block. */
+bool wire_readable(struct wire_conn *c);
+
+/* Parse frames from a memory buffer (tests, fuzzing): the frames found. */
+int wire_parse_buffer(const uint8_t *buf, size_t len, char *err,
+		      size_t errlen);
+
+#endif
