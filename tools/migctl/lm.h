@@ -75,6 +75,7 @@ struct lm_dev {
 	const struct lm_dev_ops *ops;
 	void *priv;
 	volatile sig_atomic_t *stop;
+	uint32_t seq;			/* the kernel's seq of the last phase */
 	char err[384];			/* why the last op failed */
 };
 

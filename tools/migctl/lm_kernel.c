@@ -440,6 +440,7 @@ static int k_phase(struct lm_dev *d, uint32_t phase, int timeout_ms,
 		return -EPROTO;
 	}
 	k->got = false;
+	d->seq = k->want_seq;
 	return wait_ack(d, phase, timeout_ms, result);
 }
 

@@ -589,6 +589,7 @@ static int f_phase(struct lm_dev *d, uint32_t ph, int timeout_ms,
 	struct fake *f = F(d);
 
 	(void)timeout_ms;
+	d->seq++;
 	if (f->nphases < 32)
 		f->phases[f->nphases++] = ph;
 	*result = ph == f->refuse_phase ? f->refuse_result : 0;
