@@ -68,29 +68,41 @@ FIXTURE_TEARDOWN(pair)
 {
 }
 
-TEST_F(pair, eth0_configured)
+/*
+ * eth0 has its address and is up; it is running (carrier) once the other
+ * guest's QEMU has joined the socket netdev, which may take the other
+ * guest's boot: wait for that.
+ */
+TEST_F_TIMEOUT(pair, eth0_configured, WAIT_S + 30)
 {
 	const char *want = self->host == 'a' ? A_IP : B_IP;
+	double deadline = mono_s() + WAIT_S;
 	char ip[INET_ADDRSTRLEN];
 	struct ifaddrs *ifa, *i;
-	bool found = false, up = false;
+	bool found, up;
 
-	ASSERT_EQ(0, getifaddrs(&ifa));
-	for (i = ifa; i; i = i->ifa_next) {
-		if (strcmp(i->ifa_name, "eth0"))
-			continue;
-		up |= (i->ifa_flags & (IFF_UP | IFF_RUNNING)) ==
-		      (IFF_UP | IFF_RUNNING);
-		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
-			continue;
-		inet_ntop(AF_INET,
-			  &((struct sockaddr_in *)i->ifa_addr)->sin_addr, ip,
-			  sizeof(ip));
-		found |= !strcmp(ip, want);
-	}
-	freeifaddrs(ifa);
+	do {
+		found = up = false;
+		ASSERT_EQ(0, getifaddrs(&ifa));
+		for (i = ifa; i; i = i->ifa_next) {
+			if (strcmp(i->ifa_name, "eth0"))
+				continue;
+			up |= (i->ifa_flags & (IFF_UP | IFF_RUNNING)) ==
+			      (IFF_UP | IFF_RUNNING);
+			if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+				continue;
+			inet_ntop(AF_INET,
+				  &((struct sockaddr_in *)i->ifa_addr)->sin_addr,
+				  ip, sizeof(ip));
+			found |= !strcmp(ip, want);
+		}
+		freeifaddrs(ifa);
+		if (found && up)
+			break;
+		usleep(200000);
+	} while (mono_s() < deadline);
 	EXPECT_TRUE(found) TH_LOG("eth0 has no %s", want);
-	EXPECT_TRUE(up) TH_LOG("eth0 is not up and running");
+	EXPECT_TRUE(up) TH_LOG("eth0 is not up and running (no carrier)");
 }
 
 /* b connects (retrying until a listens), sends the pattern, a echoes it. */
