@@ -90,19 +90,21 @@ for k in $KERNELS; do
 	echo "$k: VM wall time $(cat "$out/wall_seconds") s (console log: $out/console.log)"
 done
 
-# Two guests joined by a network: the pair suite (a live migration between
-# two kernels' instances), on the newest kernel checked above.
-PK=$(for k in $KERNELS; do echo "$k"; done | tail -n 1)
-if [ -f "$B/vm/initramfs-$PK.cpio.gz" ]; then
-	out=$B/vm/pair-$PK
-	step "VM pair on $PK"
-	VMIG_SUITES=pair selftests/vm/run-pair.sh "$PK" \
-		"$B/vm/initramfs-$PK.cpio.gz" "$out" test
-	for h in a b; do
-		python3 scripts/tap.py vm "$PK $h" "$out/$h"
-		cp "$out/$h/results.tap" "$R/vm-pair-$h-$PK.tap"
-	done
-	echo "pair on $PK: wall time $(cat "$out/wall_seconds") s (logs: $out/a, $out/b)"
+# Two guests joined by a network: the pair suite, a live migration between
+# two kernel instances: guest a (the source) on the oldest kernel checked
+# above, guest b (the target) on the newest.
+PA=$(for k in $KERNELS; do echo "$k"; done | head -n 1)
+PB=$(for k in $KERNELS; do echo "$k"; done | tail -n 1)
+if [ -f "$B/vm/initramfs-$PA.cpio.gz" ] && [ -f "$B/vm/initramfs-$PB.cpio.gz" ]; then
+	out=$B/vm/pair
+	step "VM pair: a on $PA, b on $PB"
+	VMIG_SUITES=pair selftests/vm/run-pair.sh "$PA,$PB" \
+		"$B/vm/initramfs-$PA.cpio.gz,$B/vm/initramfs-$PB.cpio.gz" "$out" test
+	python3 scripts/tap.py vm "$PA a" "$out/a"
+	python3 scripts/tap.py vm "$PB b" "$out/b"
+	cp "$out/a/results.tap" "$R/vm-pair-a.tap"
+	cp "$out/b/results.tap" "$R/vm-pair-b.tap"
+	echo "pair: wall time $(cat "$out/wall_seconds") s (logs: $out/a, $out/b)"
 fi
 
 step "results"

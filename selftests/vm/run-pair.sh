@@ -3,7 +3,9 @@
 # Boot two test bed guests, "host a" and "host b", joined by a network.
 #
 #   run-pair.sh KVER INITRD OUTDIR [test]
+#   run-pair.sh KVER_A,KVER_B INITRD_A,INITRD_B OUTDIR [test]
 #
+# The second form boots guest a and guest b on different kernels.
 # (MODE test only, so far: each guest runs its tests, TAP on its ttyS1.)
 # Each guest is run.sh's machine (machine.sh) plus a virtio-net NIC; the
 # two NICs are joined by QEMU's socket netdev over loopback (a listens on a
@@ -100,7 +102,12 @@ boot() {
 		"$d/timeout.pid" "$d/qemu.pid"
 	: > "$d/guest.log"
 	[ "$h" = a ] && mac=52:54:00:98:00:01 || mac=52:54:00:98:00:02
-	vm_machine "$KVER" "$INITRD" "$d" "$MODE" "vmig.host=$h" \
+	local k=${KVER%%,*} i=${INITRD%%,*}
+	if [ "$h" = b ]; then
+		k=${KVER##*,}
+		i=${INITRD##*,}
+	fi
+	vm_machine "$k" "$i" "$d" "$MODE" "vmig.host=$h" \
 		${SUITES:+"vmig.suites=$SUITES"}
 	QEMU+=(-serial "file:$d/guest.log" -pidfile "$d/qemu.pid"
 	       -netdev "socket,id=n0,$netdev"
