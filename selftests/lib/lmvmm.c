@@ -1,0 +1,777 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The VMM's side of a live migration between hosts; see lmvmm.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+#include <linux/vfio_mig.h>
+
+#include "lmvmm.h"
+
+#ifndef SOL_NETLINK
+#define SOL_NETLINK	270
+#endif
+
+#define LM_RX_SIZE	(64 << 10)
+/* Ranges per dirty-mark message (the family takes at most 256). */
+#define LM_MARK_RANGES	128
+
+/* ---- netlink ---- */
+
+const char *lm_phase_name(uint32_t phase)
+{
+	switch (phase) {
+	case VFIO_MIG_MIG_PHASE_BEGIN:
+		return "begin";
+	case VFIO_MIG_MIG_PHASE_PAUSE:
+		return "pause";
+	case VFIO_MIG_MIG_PHASE_ABORT:
+		return "abort";
+	case VFIO_MIG_MIG_PHASE_COMMIT:
+		return "commit";
+	case VFIO_MIG_MIG_PHASE_PREPARE:
+		return "prepare";
+	case VFIO_MIG_MIG_PHASE_START:
+		return "start";
+	default:
+		return "(unknown)";
+	}
+}
+
+struct grp_find {
+	const char *family, *group;
+	uint32_t id;
+	bool found;
+};
+
+static int grp_cb(const struct nlmsghdr *h, void *priv)
+{
+	const struct nlattr *tb[CTRL_ATTR_MAX + 1], *grps[65];
+	struct grp_find *f = priv;
+	int i;
+
+	genl_parse(h, tb, CTRL_ATTR_MAX);
+	if (!tb[CTRL_ATTR_FAMILY_NAME] || !tb[CTRL_ATTR_MCAST_GROUPS] ||
+	    strncmp(genl_data(tb[CTRL_ATTR_FAMILY_NAME]), f->family,
+		    genl_len(tb[CTRL_ATTR_FAMILY_NAME])))
+		return 0;
+	genl_parse_nest(tb[CTRL_ATTR_MCAST_GROUPS], grps, 64);
+	for (i = 0; i <= 64; i++) {
+		const struct nlattr *g[CTRL_ATTR_MCAST_GRP_MAX + 1];
+
+		if (!grps[i])
+			continue;
+		genl_parse_nest(grps[i], g, CTRL_ATTR_MCAST_GRP_MAX);
+		if (!g[CTRL_ATTR_MCAST_GRP_NAME] || !g[CTRL_ATTR_MCAST_GRP_ID])
+			continue;
+		if (strncmp(genl_data(g[CTRL_ATTR_MCAST_GRP_NAME]), f->group,
+			    genl_len(g[CTRL_ATTR_MCAST_GRP_NAME])))
+			continue;
+		memcpy(&f->id, genl_data(g[CTRL_ATTR_MCAST_GRP_ID]),
+		       sizeof(f->id));
+		f->found = true;
+	}
+	return 0;
+}
+
+/* The id of multicast group @group of @family, through the controller. */
+static int mcast_group(struct genl *g, const char *family, const char *group,
+		       uint32_t *id)
+{
+	struct grp_find f = { .family = family, .group = group };
+	struct genl ctrl = *g;
+	struct genl_msg *m = malloc(sizeof(*m));
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	ctrl.family = GENL_ID_CTRL;
+	genl_msg_init(m, &ctrl, CTRL_CMD_GETFAMILY, 1, 0);
+	ret = genl_dump(&ctrl, m, grp_cb, &f);
+	g->seq = ctrl.seq;
+	free(m);
+	if (ret)
+		return ret;
+	if (!f.found)
+		return -ENOENT;
+	*id = f.id;
+	return 0;
+}
+
+int lm_nl_open(struct lm_nl *n)
+{
+	int ret, rcvbuf = 1 << 20;
+
+	memset(n, 0, sizeof(*n));
+	n->ev.fd = n->req.fd = -1;
+	ret = genl_open(&n->ev, VFIO_MIG_FAMILY_NAME);
+	if (ret) {
+		snprintf(n->err, sizeof(n->err), "netlink family %s: %s",
+			 VFIO_MIG_FAMILY_NAME, strerror(-ret));
+		return ret;
+	}
+	ret = genl_open(&n->req, VFIO_MIG_FAMILY_NAME);
+	if (ret) {
+		snprintf(n->err, sizeof(n->err), "netlink family %s: %s",
+			 VFIO_MIG_FAMILY_NAME, strerror(-ret));
+		goto fail;
+	}
+	ret = mcast_group(&n->ev, VFIO_MIG_FAMILY_NAME, VFIO_MIG_MCGRP_MIG,
+			  &n->mcgrp);
+	if (ret) {
+		snprintf(n->err, sizeof(n->err),
+			 "multicast group \"%s\" of %s: %s", VFIO_MIG_MCGRP_MIG,
+			 VFIO_MIG_FAMILY_NAME, strerror(-ret));
+		goto fail;
+	}
+	setsockopt(n->ev.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (setsockopt(n->ev.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP,
+		       &n->mcgrp, sizeof(n->mcgrp))) {
+		ret = -errno;
+		snprintf(n->err, sizeof(n->err),
+			 "joining multicast group %u: %s", n->mcgrp,
+			 strerror(errno));
+		goto fail;
+	}
+	return 0;
+fail:
+	lm_nl_close(n);
+	return ret;
+}
+
+void lm_nl_close(struct lm_nl *n)
+{
+	genl_close(&n->ev);
+	genl_close(&n->req);
+}
+
+/* Parse one message of the event socket's buffer; 1 if it is a mig event. */
+static int parse_event(struct lm_nl *n, const struct nlmsghdr *h,
+		       struct lm_event *e)
+{
+	const struct nlattr *tb[VFIO_MIG_A_MIG_MAX + 1];
+	const struct genlmsghdr *gh = NLMSG_DATA(h);
+
+	if (h->nlmsg_type != n->ev.family ||
+	    h->nlmsg_len < NLMSG_HDRLEN + GENL_HDRLEN)
+		return 0;
+	if (gh->cmd != VFIO_MIG_CMD_MIG_PHASE_NTF &&
+	    gh->cmd != VFIO_MIG_CMD_MIG_ACK_NTF)
+		return 0;
+	memset(e, 0, sizeof(*e));
+	e->cmd = gh->cmd;
+	genl_parse(h, tb, VFIO_MIG_A_MIG_MAX);
+	if (tb[VFIO_MIG_A_MIG_BDF])
+		snprintf(e->bdf, sizeof(e->bdf), "%.*s",
+			 (int)genl_len(tb[VFIO_MIG_A_MIG_BDF]),
+			 (const char *)genl_data(tb[VFIO_MIG_A_MIG_BDF]));
+	if (tb[VFIO_MIG_A_MIG_PHASE])
+		e->phase = genl_get_u64(tb[VFIO_MIG_A_MIG_PHASE]);
+	if (tb[VFIO_MIG_A_MIG_SEQ])
+		e->seq = genl_get_u64(tb[VFIO_MIG_A_MIG_SEQ]);
+	if (tb[VFIO_MIG_A_MIG_RESULT]) {
+		e->result = genl_get_u64(tb[VFIO_MIG_A_MIG_RESULT]);
+		e->has_result = true;
+	}
+	return 1;
+}
+
+int lm_nl_next(struct lm_nl *n, struct lm_event *e, int timeout_ms)
+{
+	for (;;) {
+		struct pollfd p = { .fd = n->ev.fd, .events = POLLIN };
+		ssize_t len;
+		int ret;
+
+		while (n->rx_off < n->rx_len) {
+			struct nlmsghdr *h = (struct nlmsghdr *)(n->ev.rx +
+								 n->rx_off);
+			int rem = n->rx_len - n->rx_off;
+
+			if (!NLMSG_OK(h, rem)) {
+				n->rx_off = n->rx_len;
+				break;
+			}
+			n->rx_off += NLMSG_ALIGN(h->nlmsg_len);
+			if (parse_event(n, h, e))
+				return 1;
+		}
+		ret = poll(&p, 1, timeout_ms);
+		if (ret < 0)
+			return errno == EINTR ? 0 : -errno;
+		if (!ret)
+			return 0;
+		len = recv(n->ev.fd, n->ev.rx, LM_RX_SIZE, MSG_DONTWAIT);
+		if (len < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			if (errno == ENOBUFS) {
+				n->overruns++;
+				return -ENOBUFS;
+			}
+			return -errno;
+		}
+		n->rx_len = len;
+		n->rx_off = 0;
+		timeout_ms = 0;
+	}
+}
+
+static void put_u32(struct genl_msg *m, uint16_t type, uint32_t v)
+{
+	genl_put(m, type, &v, sizeof(v));
+}
+
+int lm_ack(struct lm_nl *n, const char *bdf, uint32_t phase, uint32_t seq,
+	   uint32_t result)
+{
+	struct genl_msg *m = malloc(sizeof(*m));
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	genl_msg_init(m, &n->req, VFIO_MIG_CMD_MIG_ACK,
+		      VFIO_MIG_FAMILY_VERSION, 0);
+	genl_put_str(m, VFIO_MIG_A_MIG_BDF, bdf);
+	put_u32(m, VFIO_MIG_A_MIG_PHASE, phase);
+	put_u32(m, VFIO_MIG_A_MIG_SEQ, seq);
+	put_u32(m, VFIO_MIG_A_MIG_RESULT, result);
+	ret = genl_do(&n->req, m);
+	free(m);
+	if (ret)
+		snprintf(n->err, sizeof(n->err), "mig-ack %s seq %u: %s (%s)",
+			 lm_phase_name(phase), seq, strerror(-ret), n->req.err);
+	return ret;
+}
+
+int lm_announce(struct lm_nl *n, const char *bdf, uint32_t phase)
+{
+	struct genl_msg *m = malloc(sizeof(*m));
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	genl_msg_init(m, &n->req, VFIO_MIG_CMD_MIG_PHASE,
+		      VFIO_MIG_FAMILY_VERSION, 0);
+	genl_put_str(m, VFIO_MIG_A_MIG_BDF, bdf);
+	put_u32(m, VFIO_MIG_A_MIG_PHASE, phase);
+	ret = genl_do(&n->req, m);
+	free(m);
+	if (ret)
+		snprintf(n->err, sizeof(n->err), "mig-phase %s: %s (%s)",
+			 lm_phase_name(phase), strerror(-ret), n->req.err);
+	return ret;
+}
+
+static int send_marks(struct lm_nl *n, struct genl_msg *m)
+{
+	int ret = genl_do(&n->req, m);
+
+	if (ret)
+		snprintf(n->err, sizeof(n->err), "dirty-mark: %s (%s)",
+			 strerror(-ret), n->req.err);
+	return ret;
+}
+
+int lm_dirty_mark(struct lm_nl *n, const char *bdf, uint64_t iova,
+		  const uint64_t *bits, size_t pages, size_t *ranges,
+		  size_t *marked)
+{
+	struct genl_msg *m = malloc(sizeof(*m));
+	size_t i = 0, nr = 0, r = 0, pg = 0;
+	int ret = 0;
+
+	if (ranges)
+		*ranges = 0;
+	if (marked)
+		*marked = 0;
+	if (!m)
+		return -ENOMEM;
+	while (i < pages) {
+		size_t start;
+		struct nlattr *nest;
+
+		if (!mig_test_bit(bits, i)) {
+			i++;
+			continue;
+		}
+		for (start = i; i < pages && mig_test_bit(bits, i); i++)
+			;
+		if (!nr) {
+			genl_msg_init(m, &n->req, VFIO_MIG_CMD_DIRTY_MARK,
+				      VFIO_MIG_FAMILY_VERSION, 0);
+			genl_put_str(m, VFIO_MIG_A_DIRTY_BDF, bdf);
+		}
+		nest = genl_nest_start(m, VFIO_MIG_A_DIRTY_RANGE);
+		genl_put_u64(m, VFIO_MIG_A_DIRTY_RANGE_IOVA,
+			     iova + start * MIG_PAGE);
+		genl_put_u64(m, VFIO_MIG_A_DIRTY_RANGE_LENGTH,
+			     (i - start) * MIG_PAGE);
+		genl_nest_end(m, nest);
+		nr++;
+		pg += i - start;
+		if (nr == LM_MARK_RANGES) {
+			ret = send_marks(n, m);
+			if (ret)
+				goto out;
+			r += nr;
+			if (marked)
+				*marked = pg;
+			nr = 0;
+		}
+	}
+	if (nr) {
+		ret = send_marks(n, m);
+		if (!ret)
+			r += nr;
+	}
+	if (!ret && marked)
+		*marked = pg;
+out:
+	if (ranges)
+		*ranges = r;
+	free(m);
+	return ret;
+}
+
+/* ---- the guest ---- */
+
+static uint64_t mix64(uint64_t x)
+{
+	/* splitmix64's finaliser */
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* Word @k of page @i written in generation @gen (never 0). */
+static uint64_t page_word(uint32_t i, uint32_t gen, uint32_t k)
+{
+	return mix64(((uint64_t)i << 44) ^ ((uint64_t)gen << 12) ^ k) | 1;
+}
+
+static uint64_t gpa(struct lm_guest *g, uint64_t off)
+{
+	return g->ram->iova + off;
+}
+
+static uint8_t *ghost(struct lm_guest *g, uint64_t off)
+{
+	return (uint8_t *)g->ram->host + off;
+}
+
+static uint64_t page_off(uint32_t i)
+{
+	return LM_RESERVED + (uint64_t)i * MIG_PAGE;
+}
+
+static void gwrite(struct lm_guest *g, uint64_t off, const void *src,
+		   size_t len)
+{
+	mig_vcpu_write(&g->cpu, g->ram, gpa(g, off), src, len);
+}
+
+static void wl_vcpu_write(void *priv, uint64_t iova, const void *src,
+			  size_t len)
+{
+	struct lm_guest *g = priv;
+
+	mig_vcpu_write(&g->cpu, g->ram, iova, src, len);
+}
+
+static void gfail(struct lm_guest *g, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void gfail(struct lm_guest *g, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (g->why[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(g->why, sizeof(g->why), fmt, ap);
+	va_end(ap);
+}
+
+/* The edu vCPU's state, from the workload, written to guest RAM. */
+static void save_dstate(struct lm_guest *g)
+{
+	g->ds.rng = g->wl.rng;
+	g->ds.dmas_in = g->wl.dmas_in;
+	g->ds.dmas_out = g->wl.dmas_out;
+	g->ds.checks = g->wl.checks;
+	g->ds.errors = g->wl.errors;
+	memcpy(g->ds.buf, g->wl.buf, sizeof(g->ds.buf));
+	edu_regs_read(g->e, &g->ds.regs);
+	g->ds.regs_valid = 1;
+	gwrite(g, LM_DSTATE_OFF, &g->ds, sizeof(g->ds));
+}
+
+static int edu_step(struct lm_vcpu *v)
+{
+	struct lm_guest *g = v->g;
+	unsigned long errors = g->wl.errors;
+	int ret;
+
+	ret = edu_wl_step(&g->wl);
+	if (ret) {
+		gfail(g, "edu vCPU: device error after %llu steps: %s",
+		      (unsigned long long)g->ds.steps, strerror(-ret));
+		return ret;
+	}
+	if (g->wl.errors != errors)
+		gfail(g, "edu vCPU: wrong result at step %llu: %s",
+		      (unsigned long long)g->ds.steps, g->wl.why);
+	g->ds.steps++;
+	save_dstate(g);
+	return 0;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dull;
+}
+
+static int mem_step(struct lm_vcpu *v)
+{
+	struct lm_guest *g = v->g;
+	uint64_t page[MIG_PAGE / 8];
+	uint32_t i = xorshift(&g->ms.rng) % g->npages, k, gen;
+
+	gen = ++g->ms.gen[i];
+	for (k = 0; k < MIG_PAGE / 8; k++)
+		page[k] = page_word(i, gen, k);
+	gwrite(g, page_off(i), page, sizeof(page));
+	g->ms.writes++;
+	gwrite(g, LM_MSTATE_OFF, &g->ms, sizeof(g->ms));
+	if (g->page_rate)
+		usleep(1000000 / g->page_rate);
+	return 0;
+}
+
+static int layout(struct lm_guest *g, struct vmm_ram *ram, struct edu *e,
+		  uint32_t npages)
+{
+	uint64_t wl_off;
+
+	g->ram = ram;
+	g->e = e;
+	if (!npages || npages > LM_MAX_PAGES)
+		return -EINVAL;
+	g->npages = npages;
+	wl_off = page_off(npages);
+	if (ram->size < wl_off + 2 * EDU_DMA_MAX)
+		return -ENOSPC;
+	g->wlram.memfd = -1;
+	g->wlram.host = ghost(g, wl_off);
+	g->wlram.iova = gpa(g, wl_off);
+	g->wlram.size = ram->size - wl_off;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	return mig_cpu_log_init(&g->cpu, ram);
+}
+
+int lm_guest_boot(struct lm_guest *g, struct vmm_ram *ram, struct edu *e,
+		  uint64_t seed, unsigned int page_rate, bool fill)
+{
+	uint64_t avail;
+	int ret;
+
+	memset(g, 0, sizeof(*g));
+	if (ram->size <= LM_RESERVED)
+		return -ENOSPC;
+	avail = (ram->size - LM_RESERVED) / MIG_PAGE / 4;
+	ret = layout(g, ram, e, avail > LM_MAX_PAGES ? LM_MAX_PAGES : avail);
+	if (ret)
+		return ret;
+	g->page_rate = page_rate;
+	edu_wl_init(&g->wl, e, &g->wlram, seed);
+	g->wl.vcpu_write = wl_vcpu_write;
+	g->wl.priv = g;
+	g->ds.magic = LM_DMAGIC;
+	g->ds.seed = seed;
+	g->ms.magic = LM_MMAGIC;
+	g->ms.rng = mix64(seed) | 1;
+	g->ms.npages = g->npages;
+	gwrite(g, LM_MSTATE_OFF, &g->ms, sizeof(g->ms));
+	if (fill) {
+		uint64_t *p = g->wlram.host, i;
+
+		for (i = 0; i < g->wlram.size / 8; i++)
+			p[i] = mix64(seed ^ (i * 0x9e3779b97f4a7c15ull));
+		mig_cpu_mark(&g->cpu, g->wlram.iova, g->wlram.size);
+	}
+	ret = edu_wl_fill(&g->wl);
+	if (ret) {
+		gfail(g, "loading the edu buffer: %s", strerror(-ret));
+		return ret;
+	}
+	save_dstate(g);
+	return 0;
+}
+
+int lm_guest_adopt(struct lm_guest *g, struct vmm_ram *ram, struct edu *e,
+		   unsigned int page_rate)
+{
+	struct lm_dstate ds;
+	struct lm_mstate ms;
+	int ret;
+
+	memset(g, 0, sizeof(*g));
+	memcpy(&ds, (uint8_t *)ram->host + LM_DSTATE_OFF, sizeof(ds));
+	memcpy(&ms, (uint8_t *)ram->host + LM_MSTATE_OFF, sizeof(ms));
+	if (ds.magic != LM_DMAGIC || ms.magic != LM_MMAGIC) {
+		snprintf(g->why, sizeof(g->why),
+			 "no guest state in RAM (magic %#llx/%#llx): RAM was not migrated",
+			 (unsigned long long)ds.magic,
+			 (unsigned long long)ms.magic);
+		return -EBADMSG;
+	}
+	ret = layout(g, ram, e, ms.npages);
+	if (ret) {
+		snprintf(g->why, sizeof(g->why),
+			 "guest state names %u pages: does not fit %zu bytes of RAM",
+			 ms.npages, ram->size);
+		return ret;
+	}
+	g->page_rate = page_rate;
+	g->ds = ds;
+	g->ms = ms;
+	edu_wl_init(&g->wl, e, &g->wlram, ds.seed);
+	g->wl.vcpu_write = wl_vcpu_write;
+	g->wl.priv = g;
+	g->wl.rng = ds.rng;
+	g->wl.dmas_in = ds.dmas_in;
+	g->wl.dmas_out = ds.dmas_out;
+	g->wl.checks = ds.checks;
+	g->wl.errors = ds.errors;
+	memcpy(g->wl.buf, ds.buf, sizeof(g->wl.buf));
+	return 0;
+}
+
+void lm_guest_free(struct lm_guest *g)
+{
+	lm_guest_stop(g);
+	mig_cpu_log_free(&g->cpu);
+}
+
+static void *vcpu_main(void *arg)
+{
+	struct lm_vcpu *v = arg;
+	struct lm_guest *g = v->g;
+	int ret;
+
+	for (;;) {
+		pthread_mutex_lock(&g->lock);
+		if (g->pause_req && !g->quit) {
+			g->parked++;
+			pthread_cond_broadcast(&g->cond);
+			while (g->pause_req && !g->quit)
+				pthread_cond_wait(&g->cond, &g->lock);
+			g->parked--;
+		}
+		if (g->quit) {
+			pthread_mutex_unlock(&g->lock);
+			break;
+		}
+		pthread_mutex_unlock(&g->lock);
+		ret = v->step(v);
+		if (ret) {
+			v->err = ret;
+			break;
+		}
+		v->steps++;
+	}
+	pthread_mutex_lock(&g->lock);
+	g->running--;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
+}
+
+int lm_guest_start(struct lm_guest *g)
+{
+	int i, ret;
+
+	g->vcpu[0].step = edu_step;
+	g->vcpu[1].step = mem_step;
+	for (i = 0; i < 2; i++) {
+		struct lm_vcpu *v = &g->vcpu[i];
+
+		if ((i == 0 && g->mem_only) || (i == 1 && g->edu_only) ||
+		    (i == 1 && !g->page_rate))
+			continue;
+		v->g = g;
+		pthread_mutex_lock(&g->lock);
+		g->running++;
+		pthread_mutex_unlock(&g->lock);
+		ret = pthread_create(&v->tid, NULL, vcpu_main, v);
+		if (ret) {
+			pthread_mutex_lock(&g->lock);
+			g->running--;
+			pthread_mutex_unlock(&g->lock);
+			return -ret;
+		}
+		v->started = true;
+	}
+	return 0;
+}
+
+void lm_guest_pause(struct lm_guest *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->pause_req = true;
+	while (g->parked < g->running)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void lm_guest_resume(struct lm_guest *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->pause_req = false;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void lm_guest_stop(struct lm_guest *g)
+{
+	int i;
+
+	if (!g->ram)
+		return;
+	pthread_mutex_lock(&g->lock);
+	g->quit = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	for (i = 0; i < 2; i++) {
+		if (!g->vcpu[i].started)
+			continue;
+		pthread_join(g->vcpu[i].tid, NULL);
+		g->vcpu[i].started = false;
+	}
+}
+
+int lm_guest_error(struct lm_guest *g)
+{
+	return g->vcpu[0].err ?: g->vcpu[1].err;
+}
+
+bool lm_guest_check_pages(struct lm_guest *g)
+{
+	uint32_t i, k;
+
+	for (i = 0; i < g->npages; i++) {
+		const uint64_t *p = (const uint64_t *)ghost(g, page_off(i));
+		uint32_t gen = g->ms.gen[i], old;
+
+		for (k = 0; k < MIG_PAGE / 8; k++) {
+			uint64_t want = gen ? page_word(i, gen, k) : 0;
+
+			if (p[k] == want)
+				continue;
+			/* a stale page holds an older generation */
+			for (old = gen ? gen - 1 : 0; old && gen - old <= 4096; old--)
+				if (p[0] == page_word(i, old, 0))
+					break;
+			if (old && gen - old <= 4096)
+				gfail(g, "RAM page %u (IOVA %#llx) holds generation %u of the vCPU's writes, the guest wrote generation %u: a vCPU write was lost",
+				      i, (unsigned long long)gpa(g, page_off(i)),
+				      old, gen);
+			else
+				gfail(g, "RAM page %u (IOVA %#llx) generation %u: word %u is %#llx, want %#llx",
+				      i, (unsigned long long)gpa(g, page_off(i)),
+				      gen, k, (unsigned long long)p[k],
+				      (unsigned long long)want);
+			return false;
+		}
+	}
+	return true;
+}
+
+bool lm_guest_check_model(struct lm_guest *g)
+{
+	if (!g->wl.errors)
+		return true;
+	gfail(g, "workload: %lu wrong results: %s", g->wl.errors, g->wl.why);
+	return false;
+}
+
+bool lm_guest_check_regs(struct lm_guest *g, struct edu_regs *now)
+{
+	const struct edu_regs *w = &g->ds.regs;
+
+	edu_regs_read(g->e, now);
+	if (!g->ds.regs_valid)
+		return true;
+	if (now->liveness == w->liveness && now->factorial == w->factorial &&
+	    now->status == w->status && now->irq_status == w->irq_status &&
+	    now->dma_src == w->dma_src && now->dma_dst == w->dma_dst &&
+	    now->dma_count == w->dma_count && now->dma_cmd == w->dma_cmd)
+		return true;
+	gfail(g, "edu registers are not the guest's: liveness %#x/%#x factorial %#x/%#x status %#x/%#x irq %#x/%#x dma src %#llx/%#llx dst %#llx/%#llx count %llu/%llu cmd %#llx/%#llx (device/guest)",
+	      now->liveness, w->liveness, now->factorial, w->factorial,
+	      now->status, w->status, now->irq_status, w->irq_status,
+	      (unsigned long long)now->dma_src, (unsigned long long)w->dma_src,
+	      (unsigned long long)now->dma_dst, (unsigned long long)w->dma_dst,
+	      (unsigned long long)now->dma_count,
+	      (unsigned long long)w->dma_count,
+	      (unsigned long long)now->dma_cmd, (unsigned long long)w->dma_cmd);
+	return false;
+}
+
+bool lm_guest_check_buffer(struct lm_guest *g)
+{
+	static const uint8_t zero[MIG_PAGE];
+	uint8_t *scratch = ghost(g, LM_SCRATCH_OFF);
+	uint32_t off, n, i;
+	int ret = 0;
+
+	gwrite(g, LM_SCRATCH_OFF, zero, sizeof(zero));
+	for (off = 0; off < EDU_BUF_SIZE - 1 && !ret; off += n) {
+		n = EDU_BUF_SIZE - 1 - off;
+		if (n > EDU_DMA_MAX)
+			n = EDU_DMA_MAX;
+		ret = edu_dma(g->e, true, gpa(g, LM_SCRATCH_OFF) + off, off, n,
+			      false, 5000);
+	}
+	/* the guest's view of its registers moves with those DMAs */
+	save_dstate(g);
+	if (ret) {
+		gfail(g, "reading the edu buffer out by DMA: %s",
+		      strerror(-ret));
+		return false;
+	}
+	for (i = 0; i < EDU_BUF_SIZE - 1; i++) {
+		if (scratch[i] == g->wl.buf[i])
+			continue;
+		gfail(g, "edu buffer byte %u is %#x, the guest's model says %#x",
+		      i, scratch[i], g->wl.buf[i]);
+		return false;
+	}
+	return true;
+}
+
+uint64_t lm_ram_digest(const struct vmm_ram *ram)
+{
+	const uint64_t *p = ram->host;
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t i;
+
+	for (i = 0; i < ram->size / 8; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}

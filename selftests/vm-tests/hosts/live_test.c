@@ -1,0 +1,1258 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Live migration between two hosts in one guest (Documentation/
+ * live-migration.rst): hosta and hostb are network namespaces joined by a
+ * veth pair (selftests/vm/netns.sh); the two VMMs are vmm_host
+ * (selftests/tools) in the guest's own namespace, the source on edu
+ * 0000:00:03.0 and the target on edu 0000:00:05.0; migctl runs in the
+ * namespaces: `migctl -j listen --once` in hostb, `migctl -j migrate` in
+ * hosta.
+ *
+ *  - migrate_under_load: the migration succeeds while the guest runs;
+ *    the target's RAM digest equals the source's at the switchover, the
+ *    device registers are the same, the guest goes on on the target with
+ *    its results checked (its state came in its RAM), rounds are
+ *    reported as JSON events;
+ *  - failures before the commit point: the target migctl killed (-9),
+ *    the link dropped, the source migctl interrupted (SIGINT) or killed
+ *    (-9: the kernel rolls back), at several points (round 1, a later
+ *    round, the switchover: the source VMM holds its pause ack to make
+ *    that window), and a target that refuses (a device with another
+ *    profile, a device no VMM has open). Each time the source migctl
+ *    exits 1 (unless killed), the source VMM got abort (if a phase was
+ *    announced) and its guest runs on with the device usable and nothing
+ *    lost (its own checks: the device buffer by DMA, every RAM page it
+ *    wrote, every result), and the target VMM saw abort or nothing; some
+ *    cases then migrate again with the same VMMs, successfully;
+ *  - the kernel's side with a controller of the test's own: abort
+ *    announced when the controller's fd closes before a commit, ESTALE
+ *    and ENOTCONN.
+ *
+ * Each process's output is kept in /tmp/live/ and shown when a case fails.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <sys/ioctl.h>
+#include <linux/vfio_mig.h>
+#include <linux/vfio_mig_ctl.h>
+
+#include "kselftest_harness.h"
+#include "cmd.h"
+#include "hosts.h"
+#include "lmvmm.h"
+#include "mig.h"
+#include "vmm.h"
+
+#define SRC_BDF		"0000:00:03.0"
+#define DST_BDF		"0000:00:05.0"
+#define DST_IP		"10.99.0.2"
+#define NETNS_SH	"/bin/netns.sh"
+#define IP		"/usr/sbin/ip"
+#define LOGDIR		"/tmp/live"
+#define SVMM_LOG	LOGDIR "/source-vmm.log"
+#define TVMM_LOG	LOGDIR "/target-vmm.log"
+#define SVMM_REP	LOGDIR "/source-vmm.json"
+#define TVMM_REP	LOGDIR "/target-vmm.json"
+#define SRC_LOG		LOGDIR "/migrate.log"
+#define DST_LOG		LOGDIR "/listen.log"
+#define RAM_MIB		"8"
+#define TARGET_RUN_MS	"1500"
+#define BIG		(256 << 10)
+
+static struct cmd_result res;
+static char buf[BIG], buf2[BIG];
+
+/* ---- processes ---- */
+
+struct proc {
+	const char *name;
+	const char *log;
+	pid_t pid;
+	int status;		/* exit code, or 128 + signal, once done */
+	bool done;
+};
+
+/*
+ * Start argv with stdout and stderr to @log, stdin from /dev/null, and
+ * none of this test's other fds (the harness's pipes stay ours).
+ */
+static int proc_start(struct proc *p, const char *name, const char *log,
+		      char *const argv[])
+{
+	/* the log is new before anyone looks into it */
+	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	memset(p, 0, sizeof(*p));
+	p->name = name;
+	p->log = log;
+	if (fd < 0)
+		return -errno;
+	p->pid = fork();
+	if (p->pid < 0) {
+		close(fd);
+		return -errno;
+	}
+	if (!p->pid) {
+		int null = open("/dev/null", O_RDONLY), i;
+
+		if (null < 0)
+			_exit(126);
+		dup2(null, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		for (i = 3; i < 1024; i++)
+			close(i);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(fd);
+	return 0;
+}
+
+static bool proc_poll(struct proc *p)
+{
+	int st;
+
+	if (p->done || p->pid <= 0)
+		return true;
+	if (waitpid(p->pid, &st, WNOHANG) != p->pid)
+		return false;
+	p->done = true;
+	p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return true;
+}
+
+/* Wait up to @ms for @p to end; true if it did. */
+static bool proc_wait(struct proc *p, int ms)
+{
+	uint64_t end = vmm_now_us() + ms * 1000ull;
+
+	while (!proc_poll(p)) {
+		if (vmm_now_us() > end)
+			return false;
+		usleep(20000);
+	}
+	return true;
+}
+
+static void proc_signal(struct proc *p, int sig)
+{
+	if (p->pid > 0 && !proc_poll(p))
+		kill(p->pid, sig);
+}
+
+static void proc_reap(struct proc *p)
+{
+	if (p->pid <= 0 || p->done)
+		return;
+	kill(p->pid, SIGKILL);
+	proc_wait(p, 5000);
+}
+
+/* ---- logs and JSON events ---- */
+
+static char *slurp(const char *path, char *out, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t n = 0;
+	ssize_t r;
+
+	out[0] = 0;
+	if (fd < 0)
+		return out;
+	while (n + 1 < len && (r = read(fd, out + n, len - 1 - n)) > 0)
+		n += r;
+	out[n] = 0;
+	close(fd);
+	return out;
+}
+
+/* The last @max bytes of @path, for a failure message. */
+static const char *tail_of(const char *path, size_t max)
+{
+	static char t[8192];
+	size_t n;
+
+	slurp(path, buf2, sizeof(buf2));
+	n = strlen(buf2);
+	if (max > sizeof(t) - 1)
+		max = sizeof(t) - 1;
+	n = n > max ? n - max : 0;
+	memcpy(t, buf2 + n, strlen(buf2 + n) + 1);
+	return t;
+}
+
+static bool line_starts(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+	const char *p = text;
+
+	for (;;) {
+		if (!strncmp(p, line, n))
+			return true;
+		p = strchr(p, '\n');
+		if (!p++)
+			return false;
+	}
+}
+
+/*
+ * Walk the JSON event lines of @text: each line that is an object whose
+ * "event" is @event (and "role" @role when not NULL) is copied to @obj;
+ * returns how many there were (@obj holds the last one).
+ */
+static int events_of(const char *text, const char *event, const char *role,
+		     char *obj, size_t len)
+{
+	const char *p = text;
+	char line[4096], v[64];
+	int n = 0;
+
+	while (*p) {
+		const char *e = strchr(p, '\n');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+
+		if (l < sizeof(line) && *p == '{') {
+			memcpy(line, p, l);
+			line[l] = 0;
+			if (!json_get_str(line, "event", v, sizeof(v)) &&
+			    !strcmp(v, event) &&
+			    (!role || (!json_get_str(line, "role", v,
+						     sizeof(v)) &&
+					!strcmp(v, role)))) {
+				n++;
+				if (obj)
+					snprintf(obj, len, "%s", line);
+			}
+		}
+		p += l;
+		if (*p)
+			p++;
+	}
+	return n;
+}
+
+/* A "phase" event of @role for @phase in @text, copied to @obj. */
+static bool phase_event(const char *text, const char *role,
+			const char *phase, char *obj, size_t len)
+{
+	const char *p = text;
+	char line[4096], v[64];
+
+	while (*p) {
+		const char *e = strchr(p, '\n');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+
+		if (l < sizeof(line) && *p == '{') {
+			memcpy(line, p, l);
+			line[l] = 0;
+			if (!json_get_str(line, "event", v, sizeof(v)) &&
+			    !strcmp(v, "phase") &&
+			    !json_get_str(line, "role", v, sizeof(v)) &&
+			    !strcmp(v, role) &&
+			    !json_get_str(line, "phase", v, sizeof(v)) &&
+			    !strcmp(v, phase)) {
+				if (obj)
+					snprintf(obj, len, "%s", line);
+				return true;
+			}
+		}
+		p += l;
+		if (*p)
+			p++;
+	}
+	return false;
+}
+
+/* ---- the fixture ---- */
+
+FIXTURE(live) {
+	struct proc svmm, tvmm, src, dst;
+	unsigned short port;
+	char port_s[8], to[32];
+	char vmm_host[PATH_MAX];
+	char migctl[PATH_MAX];
+	char seed[32];
+	bool logs_shown;
+};
+
+static void set_profile(const char *bdf, const char *profile)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path),
+		 "/sys/bus/pci/devices/%s/vfio_mig/profile", bdf);
+	vmm_sysfs_write(path, profile);
+}
+
+static void set_trap(const char *bdf, const char *mode)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path),
+		 "/sys/bus/pci/devices/%s/vfio_mig/trap_mode", bdf);
+	vmm_sysfs_write(path, mode);
+}
+
+static const char *profile_of(const char *bdf)
+{
+	static char p[64];
+	char path[128];
+
+	snprintf(path, sizeof(path),
+		 "/sys/bus/pci/devices/%s/vfio_mig/profile", bdf);
+	if (vmm_sysfs_read(path, p, sizeof(p)))
+		snprintf(p, sizeof(p), "(unreadable)");
+	return p;
+}
+
+FIXTURE_SETUP(live)
+{
+	char self_exe[PATH_MAX];
+	const char *env = getenv("MIGCTL");
+	ssize_t n;
+	int ret;
+
+	mkdir(LOGDIR, 0755);
+	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+	ASSERT_LT(0, n);
+	self_exe[n] = 0;
+	snprintf(self->vmm_host, sizeof(self->vmm_host),
+		 "%s/tools/vmm_host", dirname(dirname(self_exe)));
+	ASSERT_EQ(0, access(self->vmm_host, X_OK))
+		TH_LOG("%s: %s", self->vmm_host, strerror(errno));
+	snprintf(self->migctl, sizeof(self->migctl), "%s",
+		 env ? env : "/usr/sbin/migctl");
+	ASSERT_EQ(0, access(self->migctl, X_OK))
+		TH_LOG("%s: %s", self->migctl, strerror(errno));
+	ASSERT_EQ(0, access(IP, X_OK)) TH_LOG("%s: %s", IP, strerror(errno));
+
+	ASSERT_EQ(0, CMD(&res, NETNS_SH, "up"));
+	ASSERT_EQ(0, res.status) TH_LOG("netns.sh up: %s%s", res.out, res.err);
+	ret = vmm_bind(SRC_BDF, "vfio-mig");
+	ASSERT_EQ(0, ret) TH_LOG("binding %s: %s", SRC_BDF, strerror(-ret));
+	ret = vmm_bind(DST_BDF, "vfio-mig");
+	ASSERT_EQ(0, ret) TH_LOG("binding %s: %s", DST_BDF, strerror(-ret));
+	/* what an earlier test may have left */
+	mig_dirty_kill(SRC_BDF);
+	mig_dirty_kill(DST_BDF);
+	set_profile(SRC_BDF, "edu");
+	set_profile(DST_BDF, "edu");
+	ASSERT_STREQ("edu", profile_of(SRC_BDF));
+	ASSERT_STREQ("edu", profile_of(DST_BDF));
+	/* a port of its own: a killed listener's may linger */
+	self->port = 4800 + getpid() % 1000;
+	snprintf(self->port_s, sizeof(self->port_s), "%u", self->port);
+	snprintf(self->to, sizeof(self->to), DST_IP ":%u", self->port);
+	snprintf(self->seed, sizeof(self->seed), "%#llx",
+		 (unsigned long long)(vmm_now_us() ^ getpid()));
+	TH_LOG("guest seed %s (vmm_host source --seed), port %u", self->seed,
+	       self->port);
+	unlink(SVMM_REP);
+	unlink(TVMM_REP);
+}
+
+FIXTURE_TEARDOWN(live)
+{
+	proc_reap(&self->src);
+	proc_reap(&self->dst);
+	proc_reap(&self->svmm);
+	proc_reap(&self->tvmm);
+	EXPECT_EQ(0, CMD(&res, NETNS_SH, "down"));
+	mig_dirty_kill(SRC_BDF);
+	mig_dirty_kill(DST_BDF);
+	set_profile(SRC_BDF, "edu");
+	set_profile(DST_BDF, "edu");
+	set_trap(SRC_BDF, "none");
+	set_trap(DST_BDF, "none");
+}
+
+static void show_logs(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(live) *self)
+{
+	struct proc *ps[] = { &self->src, &self->dst, &self->svmm,
+			      &self->tvmm };
+	unsigned int i;
+
+	/* once a case: the first failure's context is the useful one */
+	if (self->logs_shown)
+		return;
+	self->logs_shown = true;
+	for (i = 0; i < 4; i++)
+		if (ps[i]->pid > 0)
+			TH_LOG("---- %s (%s), last lines:\n%s", ps[i]->name,
+			       ps[i]->log, tail_of(ps[i]->log, 2500));
+}
+
+/* Wait up to @ms for a line starting with @line in @p's log. */
+static bool wait_line(struct proc *p, const char *line, int ms)
+{
+	uint64_t end = vmm_now_us() + ms * 1000ull;
+
+	for (;;) {
+		if (line_starts(slurp(p->log, buf, sizeof(buf)), line))
+			return true;
+		if (proc_poll(p) || vmm_now_us() > end)
+			return line_starts(slurp(p->log, buf, sizeof(buf)),
+					   line);
+		usleep(10000);
+	}
+}
+
+/* Wait up to @ms for @text in @p's log. */
+static bool wait_text(struct proc *p, const char *text, int ms)
+{
+	uint64_t end = vmm_now_us() + ms * 1000ull;
+
+	for (;;) {
+		if (strstr(slurp(p->log, buf, sizeof(buf)), text))
+			return true;
+		if (proc_poll(p) || vmm_now_us() > end)
+			return strstr(slurp(p->log, buf, sizeof(buf)), text);
+		usleep(10000);
+	}
+}
+
+static void start_source_vmm(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(live) *self, const char *const extra[])
+{
+	char *argv[24] = { self->vmm_host, "source", SRC_BDF, "--ram-mib",
+			   RAM_MIB, "--seed", self->seed, "--report",
+			   SVMM_REP };
+	int n = 9;
+
+	while (extra && *extra && n < 22)
+		argv[n++] = (char *)*extra++;
+	ASSERT_EQ(0, proc_start(&self->svmm, "source VMM", SVMM_LOG, argv));
+	ASSERT_TRUE(wait_line(&self->svmm, "ready", 30000)) {
+		show_logs(_metadata, self);
+		TH_LOG("the source VMM did not get ready");
+	}
+}
+
+static void start_target_vmm(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(live) *self)
+{
+	char *argv[] = { self->vmm_host, "target", DST_BDF, "--ram-mib",
+			 RAM_MIB, "--run-ms", TARGET_RUN_MS, "--report",
+			 TVMM_REP, NULL };
+
+	ASSERT_EQ(0, proc_start(&self->tvmm, "target VMM", TVMM_LOG, argv));
+	ASSERT_TRUE(wait_line(&self->tvmm, "ready", 30000)) {
+		show_logs(_metadata, self);
+		TH_LOG("the target VMM did not get ready");
+	}
+}
+
+/* `ip netns exec hostb migctl -j listen --port P --once [extra...]` */
+static void start_listen(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(live) *self, const char *const extra[])
+{
+	char *argv[24] = { IP, "netns", "exec", "hostb", self->migctl, "-j",
+			   "listen", "--port", self->port_s, "--once" };
+	int n = 10;
+
+	while (extra && *extra && n < 22)
+		argv[n++] = (char *)*extra++;
+	ASSERT_EQ(0, proc_start(&self->dst, "migctl listen (hostb)", DST_LOG,
+				argv));
+	ASSERT_TRUE(wait_text(&self->dst, "\"listening\"", 15000)) {
+		show_logs(_metadata, self);
+		TH_LOG("migctl listen printed no \"listening\" event");
+	}
+}
+
+/* `ip netns exec hosta migctl -j migrate SRC --to B:P --target-dev DST ...` */
+static void start_migrate(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(live) *self, const char *const extra[])
+{
+	char *argv[32] = { IP, "netns", "exec", "hosta", self->migctl, "-j",
+			   "migrate", SRC_BDF, "--to", self->to,
+			   "--target-dev", DST_BDF };
+	int n = 12;
+
+	while (extra && *extra && n < 30)
+		argv[n++] = (char *)*extra++;
+	ASSERT_EQ(0, proc_start(&self->src, "migctl migrate (hosta)", SRC_LOG,
+				argv));
+}
+
+/* The value of @key in the report @path (decimal), or ~0. */
+static uint64_t rep_u64(const char *path, const char *key)
+{
+	uint64_t v = ~0ull;
+
+	slurp(path, buf, sizeof(buf));
+	json_get_u64(buf, key, &v);
+	return v;
+}
+
+static const char *rep_str(const char *path, const char *key)
+{
+	static char v[8][512];
+	static int i;
+
+	i = (i + 1) % 8;
+	slurp(path, buf, sizeof(buf));
+	if (json_get_str(buf, key, v[i], sizeof(v[i])))
+		snprintf(v[i], sizeof(v[i]), "(no %s)", key);
+	return v[i];
+}
+
+/* The text of @key's value in the report @path (a number, say). */
+static const char *rep_raw(const char *path, const char *key)
+{
+	static char v[8][64];
+	static int i;
+	char pat[80];
+	const char *p;
+	size_t n;
+
+	i = (i + 1) % 8;
+	snprintf(v[i], sizeof(v[i]), "?");
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	p = strstr(slurp(path, buf, sizeof(buf)), pat);
+	if (!p)
+		return v[i];
+	p += strlen(pat);
+	n = strcspn(p, ",\n}");
+	if (n >= sizeof(v[i]))
+		n = sizeof(v[i]) - 1;
+	memcpy(v[i], p, n);
+	v[i][n] = 0;
+	return v[i];
+}
+
+static int rep_bool(const char *path, const char *key)
+{
+	bool b;
+
+	slurp(path, buf, sizeof(buf));
+	return json_get_bool(buf, key, &b) ? -1 : b;
+}
+
+/* ---- a migration that works ---- */
+
+/* A failed check with a message, outside the EXPECT macros (loops). */
+#define ADD_FAILURE_MSG(_metadata, fmt, ...) do {			\
+		TH_LOG(fmt, ##__VA_ARGS__);				\
+		(_metadata)->exit_code = KSFT_FAIL;			\
+	} while (0)
+
+/* The seq of the last @phase in a VMM report's "phases" ("begin/7:0 ..."). */
+static long vmm_phase_seq(const char *phases, const char *phase)
+{
+	char pat[32];
+	const char *p = phases, *hit = NULL;
+
+	snprintf(pat, sizeof(pat), "%s/", phase);
+	while ((p = strstr(p, pat))) {
+		if (p == phases || p[-1] == ' ')
+			hit = p;
+		p += strlen(pat);
+	}
+	return hit ? strtol(hit + strlen(pat), NULL, 10) : -1;
+}
+
+/*
+ * Each phase migctl reports (its "phase" events of @role in @log) is the
+ * one the VMM acked: same seq, the kernel's number for it.
+ */
+static void check_phase_seqs(struct __test_metadata *_metadata,
+			     const char *log, const char *role,
+			     const char *report, const char *const phases[])
+{
+	char obj[4096], vmm[1024];
+	uint64_t seq;
+	int i;
+
+	snprintf(vmm, sizeof(vmm), "%s", rep_str(report, "phases"));
+	slurp(log, buf, sizeof(buf));
+	for (i = 0; phases[i]; i++) {
+		if (!phase_event(buf, role, phases[i], obj, sizeof(obj))) {
+			ADD_FAILURE_MSG(_metadata, "no %s phase event from the %s migctl",
+					phases[i], role);
+			continue;
+		}
+		if (json_get_u64(obj, "seq", &seq)) {
+			ADD_FAILURE_MSG(_metadata, "the %s migctl's phase event has no \"seq\": %s",
+					role, obj);
+			continue;
+		}
+		EXPECT_EQ(vmm_phase_seq(vmm, phases[i]), (long)seq)
+			TH_LOG("%s: migctl says seq %llu, the %s VMM acked %s",
+			       phases[i], (unsigned long long)seq, role, vmm);
+	}
+}
+
+static void check_migrated(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(live) *self, unsigned int aborts,
+			   bool check_seqs)
+{
+	static const char *const regs[] = {
+		"reg_liveness", "reg_factorial", "reg_status",
+		"reg_irq_status", "reg_dma_src", "reg_dma_dst",
+		"reg_dma_count", "reg_dma_cmd",
+	};
+	char sum[4096], ev[4096];
+	uint64_t rounds = 0, total = 0, down = 0, nrounds, sdig, tdig;
+	unsigned int i;
+
+	ASSERT_TRUE(proc_wait(&self->src, 90000)) {
+		show_logs(_metadata, self);
+		TH_LOG("migctl migrate did not finish in 90 s");
+	}
+	ASSERT_TRUE(proc_wait(&self->dst, 20000)) {
+		show_logs(_metadata, self);
+		TH_LOG("migctl listen --once did not finish");
+	}
+	EXPECT_EQ(0, self->src.status) {
+		show_logs(_metadata, self);
+		TH_LOG("migctl migrate exited %d, want 0 (migrated)",
+		       self->src.status);
+	}
+	EXPECT_EQ(0, self->dst.status)
+		TH_LOG("migctl listen --once exited %d, want 0",
+		       self->dst.status);
+	/* the source VMM committed and left; the target ran the guest */
+	ASSERT_TRUE(proc_wait(&self->svmm, 20000)) {
+		show_logs(_metadata, self);
+		TH_LOG("the source VMM is still running after the migration");
+	}
+	ASSERT_TRUE(proc_wait(&self->tvmm, 30000)) {
+		show_logs(_metadata, self);
+		TH_LOG("the target VMM did not finish its run");
+	}
+	if (self->svmm.status || self->tvmm.status ||
+	    self->src.status || self->dst.status)
+		show_logs(_metadata, self);
+	EXPECT_EQ(0, self->svmm.status)
+		TH_LOG("source VMM: %s", rep_str(SVMM_REP, "why"));
+	EXPECT_EQ(0, self->tvmm.status)
+		TH_LOG("target VMM: %s", rep_str(TVMM_REP, "why"));
+	EXPECT_STREQ("committed", rep_str(SVMM_REP, "result"));
+	EXPECT_STREQ("started", rep_str(TVMM_REP, "result"));
+	EXPECT_EQ(aborts, rep_u64(SVMM_REP, "aborts"))
+		TH_LOG("source VMM phases: %s", rep_str(SVMM_REP, "phases"));
+	EXPECT_GE(aborts, rep_u64(TVMM_REP, "aborts"))
+		TH_LOG("target VMM phases: %s", rep_str(TVMM_REP, "phases"));
+	if (aborts) {
+		EXPECT_LT(0, rep_u64(SVMM_REP, "steps_after_abort"))
+			TH_LOG("the source's guest did not run after the abort");
+	}
+
+	/* RAM: the target's at start is the source's at the switchover */
+	sdig = rep_u64(SVMM_REP, "ram_digest");
+	tdig = rep_u64(TVMM_REP, "ram_digest");
+	ASSERT_NE(~0ull, sdig) TH_LOG("no RAM digest in the source's report");
+	ASSERT_NE(~0ull, tdig) TH_LOG("no RAM digest in the target's report");
+	EXPECT_EQ(sdig, tdig)
+		TH_LOG("target RAM digest %llu != source RAM digest %llu at the switchover (target: %s)",
+		       (unsigned long long)tdig, (unsigned long long)sdig,
+		       rep_str(TVMM_REP, "why"));
+	/* the device: registers as the source left them at the pause */
+	for (i = 0; i < ARRAY_SIZE(regs); i++) {
+		uint64_t a = rep_u64(SVMM_REP, regs[i]);
+		uint64_t b = rep_u64(TVMM_REP, regs[i]);
+
+		EXPECT_NE(~0ull, a) TH_LOG("%s missing", regs[i]);
+		EXPECT_EQ(a, b) TH_LOG("%s: source %#llx, target %#llx",
+				       regs[i], (unsigned long long)a,
+				       (unsigned long long)b);
+	}
+	/* the guest's own checks on the target, and its progress there */
+	EXPECT_EQ(1, rep_bool(TVMM_REP, "regs_ok"))
+		TH_LOG("%s", rep_str(TVMM_REP, "why"));
+	EXPECT_EQ(1, rep_bool(TVMM_REP, "buffer_ok"))
+		TH_LOG("%s", rep_str(TVMM_REP, "why"));
+	EXPECT_EQ(1, rep_bool(TVMM_REP, "pages_ok"))
+		TH_LOG("%s", rep_str(TVMM_REP, "why"));
+	EXPECT_EQ(1, rep_bool(TVMM_REP, "model_ok"))
+		TH_LOG("%s", rep_str(TVMM_REP, "why"));
+	EXPECT_EQ(rep_u64(SVMM_REP, "seed"), rep_u64(TVMM_REP, "seed"));
+	EXPECT_EQ(rep_u64(SVMM_REP, "steps"),
+		  rep_u64(TVMM_REP, "steps_before"))
+		TH_LOG("the target's guest did not start where the source's stopped");
+	EXPECT_LT(rep_u64(TVMM_REP, "steps_before"),
+		  rep_u64(TVMM_REP, "steps"))
+		TH_LOG("the guest made no progress on the target");
+	EXPECT_EQ(0, rep_u64(TVMM_REP, "errors"));
+
+	/* what migctl said */
+	slurp(SRC_LOG, buf, sizeof(buf));
+	ASSERT_EQ(1, events_of(buf, "summary", "source", sum, sizeof(sum)))
+		TH_LOG("migctl migrate: want one summary event:\n%s", buf);
+	EXPECT_EQ(0, json_get_str(sum, "result", ev, sizeof(ev)));
+	EXPECT_STREQ("migrated", ev);
+	EXPECT_EQ(0, json_get_u64(sum, "rounds", &rounds));
+	EXPECT_EQ(0, json_get_u64(sum, "total_ms", &total));
+	EXPECT_EQ(0, json_get_u64(sum, "downtime_ms", &down));
+	EXPECT_LE(1, rounds);
+	nrounds = events_of(buf, "round", "source", ev, sizeof(ev));
+	EXPECT_LE(1, nrounds) TH_LOG("no round events:\n%s", buf);
+	EXPECT_EQ(rounds, nrounds)
+		TH_LOG("summary says %llu rounds, %llu round events",
+		       (unsigned long long)rounds,
+		       (unsigned long long)nrounds);
+	EXPECT_EQ(1, events_of(buf, "final", "source", NULL, 0))
+		TH_LOG("want one \"final\" event (the switchover transfer)");
+	EXPECT_TRUE(phase_event(buf, "source", "begin", NULL, 0));
+	EXPECT_TRUE(phase_event(buf, "source", "pause", NULL, 0));
+	EXPECT_TRUE(phase_event(buf, "source", "commit", NULL, 0));
+	EXPECT_FALSE(phase_event(buf, "source", "abort", NULL, 0));
+	EXPECT_LT(0, down);
+	EXPECT_LE(down, total);
+	if (check_seqs) {
+		check_phase_seqs(_metadata, SRC_LOG, "source", SVMM_REP,
+				 (const char *const[]){ "begin", "pause",
+							"commit", NULL });
+		check_phase_seqs(_metadata, DST_LOG, "target", TVMM_REP,
+				 (const char *const[]){ "prepare", "start",
+							NULL });
+	}
+	TH_LOG("migrated: %llu rounds, total %llu ms, downtime %llu ms; source VMM: pause %s ms, %s pages dirty-marked; guest %s edu steps on the source, %s on the target",
+	       (unsigned long long)rounds, (unsigned long long)total,
+	       (unsigned long long)down, rep_raw(SVMM_REP, "pause_ms"),
+	       rep_raw(SVMM_REP, "mark_pages"), rep_raw(SVMM_REP, "steps"),
+	       rep_raw(TVMM_REP, "steps"));
+	TH_LOG("summary: %s", sum);
+}
+
+TEST_F_TIMEOUT(live, migrate_under_load, 150)
+{
+	/* RAM full of data: pages move as data, not as zero records */
+	start_source_vmm(_metadata, self, (const char *const[]){ "--fill",
+								 NULL });
+	start_target_vmm(_metadata, self);
+	start_listen(_metadata, self, NULL);
+	/* the guest runs a while before it moves */
+	usleep(500000);
+	start_migrate(_metadata, self, NULL);
+	check_migrated(_metadata, self, 0, true);
+}
+
+/* ---- failures before the commit point ---- */
+
+enum inject { KILL_TARGET, LINK_DOWN, SIGINT_SOURCE, KILL_SOURCE };
+enum point { AT_ROUND1, AT_LATER_ROUND, AT_SWITCHOVER };
+
+static const char *const inject_name[] = {
+	"kill -9 of the target migctl", "link down", "SIGINT to the source migctl",
+	"kill -9 of the source migctl",
+};
+static const char *const point_name[] = {
+	"round 1", "a later round", "the switchover",
+};
+
+/* Wait until the migration reaches @at; false if it ended first. */
+static bool reach(struct __test_metadata *_metadata,
+		  FIXTURE_DATA(live) *self, enum point at)
+{
+	uint64_t end = vmm_now_us() + 60000000ull;
+	char ev[4096];
+
+	while (vmm_now_us() < end) {
+		uint64_t round = 0;
+
+		slurp(SRC_LOG, buf, sizeof(buf));
+		switch (at) {
+		case AT_ROUND1:
+			if (phase_event(buf, "source", "begin", NULL, 0))
+				return true;
+			break;
+		case AT_LATER_ROUND:
+			if (events_of(buf, "round", "source", ev, sizeof(ev)) &&
+			    !json_get_u64(ev, "round", &round) && round >= 2)
+				return true;
+			break;
+		case AT_SWITCHOVER:
+			/* the source VMM holds its pause ack (--ack-delay) */
+			if (strstr(slurp(SVMM_LOG, buf2, sizeof(buf2)),
+				   ": phase pause seq"))
+				return true;
+			break;
+		}
+		if (proc_poll(&self->src))
+			break;
+		usleep(5000);
+	}
+	show_logs(_metadata, self);
+	TH_LOG("the migration never reached %s (migctl migrate %s)",
+	       point_name[at], self->src.done ? "ended" : "still runs");
+	return false;
+}
+
+static void link_set(char *state)
+{
+	CMD(&res, IP, "-n", "hostb", "link", "set", "veth-b", state);
+}
+
+/*
+ * The source migctl failed before the commit point: exit 1, a failed
+ * summary, a rollback that worked when phases had been announced.
+ */
+static void check_source_failed(struct __test_metadata *_metadata,
+				FIXTURE_DATA(live) *self, bool announced)
+{
+	char sum[4096], ev[4096];
+	bool ok = false;
+	uint64_t code = ~0ull;
+
+	ASSERT_TRUE(proc_wait(&self->src, 45000)) {
+		show_logs(_metadata, self);
+		TH_LOG("migctl migrate did not give up within 45 s");
+	}
+	EXPECT_EQ(1, self->src.status) {
+		show_logs(_metadata, self);
+		TH_LOG("migctl migrate exited %d, want 1 (failed, rolled back)",
+		       self->src.status);
+	}
+	slurp(SRC_LOG, buf, sizeof(buf));
+	EXPECT_EQ(1, events_of(buf, "summary", "source", sum, sizeof(sum)))
+		TH_LOG("want one summary event:\n%s", buf);
+	EXPECT_EQ(0, json_get_str(sum, "result", ev, sizeof(ev)));
+	EXPECT_STREQ("failed", ev) TH_LOG("summary: %s", sum);
+	EXPECT_EQ(0, json_get_u64(sum, "exit", &code));
+	EXPECT_EQ(1, code);
+	EXPECT_FALSE(phase_event(buf, "source", "commit", NULL, 0))
+		TH_LOG("a commit was announced:\n%s", buf);
+	if (announced) {
+		EXPECT_LE(1, events_of(buf, "rollback", "source", ev,
+				       sizeof(ev)))
+			TH_LOG("no rollback event:\n%s", buf);
+		EXPECT_EQ(0, json_get_bool(ev, "ok", &ok));
+		EXPECT_TRUE(ok) TH_LOG("rollback: %s", ev);
+	}
+}
+
+/*
+ * The source VMM's guest runs on after an abort (or after nothing) and
+ * its checks hold; the target VMM saw an abort or nothing, never start.
+ * Both VMMs are stopped (SIGTERM) here.
+ */
+static void check_vmms_after_failure(struct __test_metadata *_metadata,
+				     FIXTURE_DATA(live) *self, bool announced)
+{
+	const char *ph;
+
+	EXPECT_FALSE(proc_poll(&self->svmm)) {
+		show_logs(_metadata, self);
+		TH_LOG("the source VMM exited (%d) after a failed migration",
+		       self->svmm.status);
+	}
+	if (announced) {
+		EXPECT_TRUE(wait_text(&self->svmm, ": phase abort seq",
+				      10000)) {
+			show_logs(_metadata, self);
+			TH_LOG("the source VMM got no abort");
+		}
+	}
+	/* the guest goes on a while on the source, then is checked */
+	usleep(1500000);
+	proc_signal(&self->svmm, SIGTERM);
+	ASSERT_TRUE(proc_wait(&self->svmm, 20000))
+		TH_LOG("the source VMM did not stop on SIGTERM");
+	EXPECT_EQ(0, self->svmm.status) {
+		show_logs(_metadata, self);
+		TH_LOG("source VMM: %s", rep_str(SVMM_REP, "why"));
+	}
+	ph = rep_str(SVMM_REP, "phases");
+	EXPECT_EQ(1, rep_bool(SVMM_REP, "ok"))
+		TH_LOG("source VMM: %s", rep_str(SVMM_REP, "why"));
+	EXPECT_EQ(1, rep_bool(SVMM_REP, "buffer_ok"))
+		TH_LOG("source VMM: %s", rep_str(SVMM_REP, "why"));
+	EXPECT_EQ(1, rep_bool(SVMM_REP, "pages_ok"))
+		TH_LOG("source VMM: %s", rep_str(SVMM_REP, "why"));
+	EXPECT_EQ(1, rep_bool(SVMM_REP, "model_ok"))
+		TH_LOG("source VMM: %s", rep_str(SVMM_REP, "why"));
+	EXPECT_EQ(0, rep_u64(SVMM_REP, "errors"));
+	EXPECT_EQ(0, rep_u64(SVMM_REP, "commits")) TH_LOG("phases: %s", ph);
+	if (announced) {
+		EXPECT_STREQ("aborted", rep_str(SVMM_REP, "result"))
+			TH_LOG("phases: %s", ph);
+		EXPECT_LE(1, rep_u64(SVMM_REP, "aborts"))
+			TH_LOG("phases: %s", ph);
+		EXPECT_STREQ("RUNNING",
+			     rep_str(SVMM_REP, "state_after_abort"));
+		EXPECT_LT(0, rep_u64(SVMM_REP, "steps_after_abort"))
+			TH_LOG("the guest made no edu step after the abort");
+	} else {
+		EXPECT_EQ(0, rep_u64(SVMM_REP, "begins"))
+			TH_LOG("phases: %s", ph);
+	}
+	TH_LOG("source VMM after the failure: phases %s; %s edu steps (%s after the abort), %s results checked",
+	       ph, rep_raw(SVMM_REP, "steps"),
+	       rep_raw(SVMM_REP, "steps_after_abort"),
+	       rep_raw(SVMM_REP, "checks"));
+
+	if (self->tvmm.pid <= 0)
+		return;
+	EXPECT_FALSE(proc_poll(&self->tvmm)) {
+		show_logs(_metadata, self);
+		TH_LOG("the target VMM exited (%d)", self->tvmm.status);
+	}
+	if (announced && self->dst.pid > 0)
+		/* the target migctl gone, its prepare is taken back */
+		wait_text(&self->tvmm, ": phase abort seq", 10000);
+	proc_signal(&self->tvmm, SIGTERM);
+	ASSERT_TRUE(proc_wait(&self->tvmm, 20000));
+	EXPECT_EQ(0, self->tvmm.status)
+		TH_LOG("target VMM: %s", rep_str(TVMM_REP, "why"));
+	ph = rep_str(TVMM_REP, "phases");
+	EXPECT_EQ(0, rep_u64(TVMM_REP, "starts")) TH_LOG("phases: %s", ph);
+	/* a prepared target was told to abort */
+	if (rep_u64(TVMM_REP, "prepares") &&
+	    rep_u64(TVMM_REP, "prepares") != ~0ull) {
+		EXPECT_LE(1, rep_u64(TVMM_REP, "aborts"))
+			TH_LOG("the target VMM was prepared and never aborted: %s",
+			       ph);
+	}
+	TH_LOG("target VMM: phases %s", ph);
+}
+
+static void fail_migration(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(live) *self, enum inject what,
+			   enum point at, bool retry)
+{
+	const char *lextra[4] = { NULL }, *mextra[16] = { NULL };
+	const char *sextra[8] = { NULL };
+	char ev[4096], why[1024];
+	int nl = 0, nm = 0, ns = 0, rounds;
+	bool switchover;
+
+	TH_LOG("%s during %s%s", inject_name[what], point_name[at],
+	       retry ? ", then a migration that works" : "");
+	if (at == AT_SWITCHOVER) {
+		/* the window: the source VMM holds its pause ack 3 s */
+		sextra[ns++] = "--ack-delay";
+		sextra[ns++] = "pause:3000";
+	} else {
+		/*
+		 * Rounds that never converge: migctl switches over when a
+		 * round leaves no dirty page, so the guest dirties a page a
+		 * millisecond and the VMM reports them every 5 ms.
+		 */
+		sextra[ns++] = "--page-rate";
+		sextra[ns++] = "1000";
+		sextra[ns++] = "--mark-ms";
+		sextra[ns++] = "5";
+	}
+	start_source_vmm(_metadata, self, sextra);
+	start_target_vmm(_metadata, self);
+	if (what == LINK_DOWN) {
+		lextra[nl++] = "--timeout-ms";
+		lextra[nl++] = "1500";
+		mextra[nm++] = "--timeout-ms";
+		mextra[nm++] = "1500";
+		/* the target waits that long more (> the 3 s pause hold) */
+		mextra[nm++] = "--vmm-timeout-ms";
+		mextra[nm++] = "5000";
+	}
+	if (at != AT_SWITCHOVER) {
+		/*
+		 * Rounds until the failure: never converged (a page pending
+		 * at 2 MiB/s is 2 ms of downtime), no max-rounds; round 1
+		 * (1-2 MiB of non-zero pages) lasts a while.
+		 */
+		mextra[nm++] = "--downtime-ms";
+		mextra[nm++] = "1";
+		mextra[nm++] = "--max-rounds";
+		mextra[nm++] = "1000";
+		mextra[nm++] = "--bandwidth";
+		mextra[nm++] = "2M";
+	}
+	start_listen(_metadata, self, lextra);
+	start_migrate(_metadata, self, mextra);
+	ASSERT_TRUE(reach(_metadata, self, at));
+
+	switch (what) {
+	case KILL_TARGET:
+		proc_signal(&self->dst, SIGKILL);
+		break;
+	case LINK_DOWN:
+		link_set("down");
+		break;
+	case SIGINT_SOURCE:
+		proc_signal(&self->src, SIGINT);
+		break;
+	case KILL_SOURCE:
+		proc_signal(&self->src, SIGKILL);
+		break;
+	}
+	/* where the migration was when it broke */
+	slurp(SRC_LOG, buf, sizeof(buf));
+	rounds = events_of(buf, "round", "source", NULL, 0);
+	switchover = events_of(buf, "switchover", "source", NULL, 0) > 0;
+	TH_LOG("injected after %d round events of the source migctl%s",
+	       rounds, switchover ? ", at the switchover" : "");
+	switch (at) {
+	case AT_ROUND1:
+		EXPECT_EQ(0, rounds) TH_LOG("round 1 was over");
+		break;
+	case AT_LATER_ROUND:
+		EXPECT_LE(2, rounds);
+		EXPECT_FALSE(switchover) TH_LOG("the rounds were over");
+		break;
+	case AT_SWITCHOVER:
+		EXPECT_TRUE(switchover);
+		break;
+	}
+	if (what == KILL_SOURCE) {
+		ASSERT_TRUE(proc_wait(&self->src, 10000));
+		EXPECT_EQ(128 + SIGKILL, self->src.status);
+	} else {
+		check_source_failed(_metadata, self, true);
+	}
+	slurp(SRC_LOG, buf, sizeof(buf));
+	if (events_of(buf, "summary", "source", ev, sizeof(ev)) &&
+	    !json_get_str(ev, "error", why, sizeof(why)))
+		TH_LOG("source migctl: %s", why);
+	ASSERT_TRUE(proc_wait(&self->dst, 20000)) {
+		show_logs(_metadata, self);
+		TH_LOG("migctl listen did not end");
+	}
+	if (what == KILL_TARGET) {
+		EXPECT_EQ(128 + SIGKILL, self->dst.status);
+	} else {
+		EXPECT_EQ(1, self->dst.status)
+			TH_LOG("migctl listen --once exited %d, want 1",
+			       self->dst.status);
+	}
+	slurp(DST_LOG, buf, sizeof(buf));
+	if (events_of(buf, "summary", "target", ev, sizeof(ev)) &&
+	    !json_get_str(ev, "error", why, sizeof(why)))
+		TH_LOG("target migctl: %s", why);
+	if (what == LINK_DOWN)
+		link_set("up");
+
+	if (retry) {
+		/* the same VMMs, a second attempt */
+		ASSERT_TRUE(wait_text(&self->svmm, ": phase abort seq", 10000)) {
+			show_logs(_metadata, self);
+			TH_LOG("the source VMM got no abort");
+		}
+		if (!strstr(slurp(TVMM_LOG, buf, sizeof(buf)),
+			    "phase prepare")) {
+			TH_LOG("(the target VMM was not prepared)");
+		} else {
+			ASSERT_TRUE(wait_text(&self->tvmm, ": phase abort seq",
+					      10000)) {
+				show_logs(_metadata, self);
+				TH_LOG("the target VMM got no abort");
+			}
+		}
+		usleep(1000000);
+		start_listen(_metadata, self, NULL);
+		start_migrate(_metadata, self, NULL);
+		check_migrated(_metadata, self, 1, false);
+		return;
+	}
+	check_vmms_after_failure(_metadata, self, true);
+}
+
+TEST_F_TIMEOUT(live, kill_target_migctl_round1_then_migrate, 150)
+{
+	fail_migration(_metadata, self, KILL_TARGET, AT_ROUND1, true);
+}
+
+TEST_F_TIMEOUT(live, kill_target_migctl_later_round, 120)
+{
+	fail_migration(_metadata, self, KILL_TARGET, AT_LATER_ROUND, false);
+}
+
+TEST_F_TIMEOUT(live, kill_target_migctl_switchover, 120)
+{
+	fail_migration(_metadata, self, KILL_TARGET, AT_SWITCHOVER, false);
+}
+
+TEST_F_TIMEOUT(live, link_down_later_round, 120)
+{
+	fail_migration(_metadata, self, LINK_DOWN, AT_LATER_ROUND, false);
+}
+
+TEST_F_TIMEOUT(live, link_down_switchover, 120)
+{
+	fail_migration(_metadata, self, LINK_DOWN, AT_SWITCHOVER, false);
+}
+
+/* the kernel rolls the source back when its controller dies */
+TEST_F_TIMEOUT(live, kill_source_migctl_later_round, 120)
+{
+	fail_migration(_metadata, self, KILL_SOURCE, AT_LATER_ROUND, false);
+}
+
+TEST_F_TIMEOUT(live, sigint_source_migctl_then_migrate, 150)
+{
+	fail_migration(_metadata, self, SIGINT_SOURCE, AT_LATER_ROUND, true);
+}
+
+/* ---- a target that refuses ---- */
+
+/* Any "refused" event naming @field, on either side. */
+static bool refused_on(const char *field, char *obj, size_t len)
+{
+	const char *logs[] = { SRC_LOG, DST_LOG };
+	char v[64];
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		slurp(logs[i], buf, sizeof(buf));
+		if (events_of(buf, "refused", NULL, obj, len) &&
+		    !json_get_str(obj, "field", v, sizeof(v)) &&
+		    !strcmp(v, field))
+			return true;
+	}
+	return false;
+}
+
+/* The target edu has another profile: the handshake refuses it. */
+TEST_F_TIMEOUT(live, refuse_target_profile, 90)
+{
+	char ev[4096] = "";
+
+	set_profile(DST_BDF, "generic");
+	ASSERT_STREQ("generic", profile_of(DST_BDF))
+		TH_LOG("cannot give %s the generic profile", DST_BDF);
+	start_source_vmm(_metadata, self, NULL);
+	start_target_vmm(_metadata, self);
+	start_listen(_metadata, self, NULL);
+	start_migrate(_metadata, self, NULL);
+	check_source_failed(_metadata, self, false);
+	EXPECT_TRUE(refused_on("profile", ev, sizeof(ev))) {
+		show_logs(_metadata, self);
+		TH_LOG("no \"refused\" event for the profile");
+	}
+	TH_LOG("refused: %s", ev);
+	ASSERT_TRUE(proc_wait(&self->dst, 20000));
+	EXPECT_EQ(1, self->dst.status);
+	check_vmms_after_failure(_metadata, self, false);
+}
+
+/* No VMM has the target device open: the target refuses. */
+TEST_F_TIMEOUT(live, refuse_target_not_open, 90)
+{
+	start_source_vmm(_metadata, self, NULL);
+	start_listen(_metadata, self, NULL);
+	start_migrate(_metadata, self, NULL);
+	check_source_failed(_metadata, self, false);
+	slurp(SRC_LOG, buf, sizeof(buf));
+	EXPECT_LE(1, events_of(buf, "refused", NULL, NULL, 0) +
+		  events_of(buf, "error", NULL, NULL, 0))
+		TH_LOG("the source migctl named no cause:\n%s", buf);
+	ASSERT_TRUE(proc_wait(&self->dst, 20000));
+	EXPECT_EQ(1, self->dst.status);
+	check_vmms_after_failure(_metadata, self, false);
+}
+
+/* ---- the VMM's side of the protocol, with a controller of our own ---- */
+
+/* A VMM report's "phases" ("begin/7:0 pause/8:0") without the seqs. */
+static const char *phase_names(const char *phases)
+{
+	static char out[1024];
+	size_t n = 0;
+	const char *p;
+
+	for (p = phases; *p && n + 1 < sizeof(out); p++) {
+		if (*p == '/') {
+			while (p[1] >= '0' && p[1] <= '9')
+				p++;
+			continue;
+		}
+		out[n++] = *p;
+	}
+	out[n] = 0;
+	return out;
+}
+
+/* Wait up to @ms for a mig event of @cmd for @bdf and @phase. */
+static bool wait_mig_event(struct lm_nl *n, uint8_t cmd, const char *bdf,
+			   uint32_t phase, struct lm_event *e, int ms)
+{
+	uint64_t end = vmm_now_us() + ms * 1000ull;
+
+	while (vmm_now_us() < end) {
+		int ret = lm_nl_next(n, e, 100);
+
+		if (ret > 0 && e->cmd == cmd && !strcmp(e->bdf, bdf) &&
+		    e->phase == phase)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A controller attached through /dev/vfio-mig announces begin and pause
+ * (the VMM starts its dirty log, marks, stops its vCPUs, acks each), then
+ * goes away before a commit: the kernel announces abort, the VMM resumes
+ * its guest, nothing is lost. Acks that do not match the pending phase are
+ * ESTALE, announcements without a controller ENOTCONN.
+ */
+TEST_F_TIMEOUT(live, kernel_abort_when_controller_goes, 90)
+{
+	struct vfio_mig_ctl_attach at = { .argsz = sizeof(at) };
+	struct lm_event e;
+	struct lm_nl n;
+	int fd, ret;
+
+	start_source_vmm(_metadata, self, NULL);
+	ret = lm_nl_open(&n);
+	ASSERT_EQ(0, ret) TH_LOG("%s", n.err);
+	ret = lm_announce(&n, SRC_BDF, VFIO_MIG_MIG_PHASE_BEGIN);
+	EXPECT_EQ(-ENOTCONN, ret) TH_LOG("announce without a controller: %s",
+					 n.err);
+	fd = open(VFIO_MIG_CTL_DEVICE, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd) TH_LOG("%s: %s", VFIO_MIG_CTL_DEVICE, strerror(errno));
+	snprintf(at.bdf, sizeof(at.bdf), "%s", SRC_BDF);
+	ASSERT_EQ(0, ioctl(fd, VFIO_MIG_CTL_ATTACH, &at))
+		TH_LOG("VFIO_MIG_CTL_ATTACH %s: %s", SRC_BDF, strerror(errno));
+
+	ret = lm_announce(&n, SRC_BDF, VFIO_MIG_MIG_PHASE_BEGIN);
+	ASSERT_EQ(0, ret) TH_LOG("%s", n.err);
+	ASSERT_TRUE(wait_mig_event(&n, VFIO_MIG_CMD_MIG_ACK_NTF, SRC_BDF,
+				   VFIO_MIG_MIG_PHASE_BEGIN, &e, 10000)) {
+		show_logs(_metadata, self);
+		TH_LOG("the source VMM did not ack begin");
+	}
+	EXPECT_EQ(0, e.result) TH_LOG("begin acked with %s",
+				      strerror(e.result));
+	/* a second ack of the same phase: nothing is pending any more */
+	EXPECT_EQ(-ESTALE, lm_ack(&n, SRC_BDF, e.phase, e.seq, 0));
+	/* the guest runs with its dirty log a while */
+	usleep(800000);
+	ret = lm_announce(&n, SRC_BDF, VFIO_MIG_MIG_PHASE_PAUSE);
+	ASSERT_EQ(0, ret) TH_LOG("%s", n.err);
+	ASSERT_TRUE(wait_mig_event(&n, VFIO_MIG_CMD_MIG_ACK_NTF, SRC_BDF,
+				   VFIO_MIG_MIG_PHASE_PAUSE, &e, 10000)) {
+		show_logs(_metadata, self);
+		TH_LOG("the source VMM did not ack pause");
+	}
+	EXPECT_EQ(0, e.result);
+	/* the controller goes away before any commit */
+	close(fd);
+	ASSERT_TRUE(wait_mig_event(&n, VFIO_MIG_CMD_MIG_PHASE_NTF, SRC_BDF,
+				   VFIO_MIG_MIG_PHASE_ABORT, &e, 10000))
+		TH_LOG("the kernel announced no abort when the controller's fd closed");
+	ASSERT_TRUE(wait_mig_event(&n, VFIO_MIG_CMD_MIG_ACK_NTF, SRC_BDF,
+				   VFIO_MIG_MIG_PHASE_ABORT, &e, 10000)) {
+		show_logs(_metadata, self);
+		TH_LOG("the source VMM did not ack abort");
+	}
+	EXPECT_EQ(0, e.result);
+	ret = lm_announce(&n, SRC_BDF, VFIO_MIG_MIG_PHASE_BEGIN);
+	EXPECT_EQ(-ENOTCONN, ret) TH_LOG("announce after the controller left: %s",
+					 n.err);
+	lm_nl_close(&n);
+	check_vmms_after_failure(_metadata, self, true);
+	EXPECT_LT(0, rep_u64(SVMM_REP, "mark_pages"))
+		TH_LOG("the VMM dirty-marked no page while its guest ran");
+	EXPECT_EQ(0, rep_u64(SVMM_REP, "mark_errors"));
+	EXPECT_STREQ("begin:0 pause:0 abort:0",
+		     phase_names(rep_str(SVMM_REP, "phases")));
+}
+
+TEST_HARNESS_MAIN
