@@ -22,7 +22,9 @@
 #include <linux/capability.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/highmem.h>
 #include <linux/miscdevice.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -32,6 +34,51 @@
 #include "vfio_mig.h"
 
 #define CTL_PAGE_SIZE	SZ_4K
+
+/**
+ * struct ctl_file - an open /dev/vfio-mig: its &struct vmig_ctl and what
+ *	VFIO_MIG_CTL_PAGES keeps from one call to the next
+ * @c: the control fd (ctl.h)
+ * @pages_lock: serialises the VFIO_MIG_CTL_PAGES calls on this fd and
+ *	protects @iovas, @pages and @bounce. Taken with the device's
+ *	ctl.rwsem held for read (the order: ctl.rwsem, then @pages_lock);
+ *	nothing is taken under it but the allocations and page pinning of
+ *	the call and the IOMMU type1 locks of vfio_dma_rw() (in a worker
+ *	that the call waits for)
+ * @iovas: a call's IOVAs, VFIO_MIG_CTL_PAGES_MAX of them; allocated by
+ *	the first call, freed at release
+ * @pages: the caller's buffer pages a call pinned, VFIO_MIG_CTL_PAGES_MAX
+ *	of them; allocated with @iovas
+ * @bounce: VFIO_MIG_CTL_PAGES_MAX pages of kernel memory, for the calls
+ *	that cannot copy straight between the guest and the caller's pages;
+ *	allocated by the first call that needs it (in the ioctl or in its
+ *	worker, which runs while the ioctl waits with @pages_lock held),
+ *	freed at release
+ *
+ * One allocation of each per fd, of a fixed size: nothing is allocated
+ * per call.
+ */
+struct ctl_file {
+	struct vmig_ctl c;
+	struct mutex pages_lock;	/* see above */
+	u64 *iovas;
+	struct page **pages;
+	u8 *bounce;
+};
+
+static struct ctl_file *ctl_file(struct vmig_ctl *c)
+{
+	return container_of(c, struct ctl_file, c);
+}
+
+static void ctl_file_free(struct ctl_file *cf)
+{
+	mutex_destroy(&cf->pages_lock);
+	kvfree(cf->bounce);
+	kfree(cf->pages);
+	kfree(cf->iovas);
+	kfree(cf);
+}
 
 void vmig_ctl_dev_init(struct vmig_device *mdev)
 {
@@ -48,16 +95,17 @@ void vmig_ctl_detach(struct vmig_device *mdev)
 
 static int ctl_open(struct inode *inode, struct file *filp)
 {
-	struct vmig_ctl *c;
+	struct ctl_file *cf;
 
 	/* an attached fd reads and writes the VM's memory */
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-	c = kzalloc(sizeof(*c), GFP_KERNEL);
-	if (!c)
+	cf = kzalloc(sizeof(*cf), GFP_KERNEL);
+	if (!cf)
 		return -ENOMEM;
-	mutex_init(&c->attach_lock);
-	filp->private_data = c;
+	mutex_init(&cf->c.attach_lock);
+	mutex_init(&cf->pages_lock);
+	filp->private_data = &cf->c;
 	return nonseekable_open(inode, filp);
 }
 
@@ -88,7 +136,7 @@ static int ctl_release(struct inode *inode, struct file *filp)
 		vfio_put_device(&mdev->core.vdev);
 	}
 	mutex_destroy(&c->attach_lock);
-	kfree(c);
+	ctl_file_free(ctl_file(c));
 	return 0;
 }
 
@@ -198,48 +246,128 @@ static long ctl_state(struct vmig_device *mdev, void __user *uarg)
 /**
  * struct ctl_pages - one VFIO_MIG_CTL_PAGES call, as its worker sees it
  * @mdev: the device (attached: the VMM keeps it open meanwhile)
+ * @cf: the fd, its @pages_lock held by the call
  * @iovas: page-aligned IOVAs, @count of them
- * @buf: bounce buffer, @count pages
+ * @pages: the caller's buffer, @count pinned pages (one per IOVA), or NULL:
+ *	then @bounce holds the data, copied from and to the caller's buffer
+ *	in the ioctl's context (a buffer that is not page aligned, or that
+ *	could not be pinned)
+ * @bounce: @cf's bounce buffer, or NULL while it has none
  * @count: pages to move
  * @done: pages moved so far
  * @write: into guest memory (else out of it)
  */
 struct ctl_pages {
 	struct vmig_device *mdev;
+	struct ctl_file *cf;
 	const u64 *iovas;
-	u8 *buf;
+	struct page **pages;
+	u8 *bounce;
 	u32 count;
 	u32 done;
 	bool write;
 };
 
-/* How many pages from @p->done on are contiguous in IOVA. */
-static u32 ctl_pages_run(const struct ctl_pages *p)
+/*
+ * Each vfio_dma_rw() borrows the VMM's mm: a run of IOVAs whose pinned
+ * pages are this scattered (fewer pages per piece contiguous in memory on
+ * average) goes through the bounce buffer in one call instead.
+ */
+#define CTL_DIRECT_MIN	16
+
+/* How many pages from @i on are contiguous in IOVA. */
+static u32 ctl_pages_run(const struct ctl_pages *p, u32 i)
 {
-	u64 first = p->iovas[p->done];
+	u64 first = p->iovas[i];
 	u32 n = 1;
 
-	while (p->done + n < p->count &&
-	       p->iovas[p->done + n] == first + (u64)n * CTL_PAGE_SIZE)
+	while (i + n < p->count &&
+	       p->iovas[i + n] == first + (u64)n * CTL_PAGE_SIZE)
 		n++;
 	return n;
 }
 
-static int ctl_pages_one(struct ctl_pages *p, u32 i, u32 n)
+/* How many of the @n pinned pages from @i on are contiguous in memory. */
+static u32 ctl_pages_contig(const struct ctl_pages *p, u32 i, u32 n)
 {
-	int ret = vfio_dma_rw(&p->mdev->core.vdev, p->iovas[i],
-			      p->buf + (size_t)i * CTL_PAGE_SIZE,
+	u8 *first = page_address(p->pages[i]);
+	u32 k = 1;
+
+	while (k < n &&
+	       page_address(p->pages[i + k]) == first + (size_t)k * PAGE_SIZE)
+		k++;
+	return k;
+}
+
+/* One vfio_dma_rw() of @n pages from IOVA @p->iovas[@i], to or from @buf. */
+static int ctl_dma_rw(struct ctl_pages *p, u32 i, u32 n, void *buf)
+{
+	int ret = vfio_dma_rw(&p->mdev->core.vdev, p->iovas[i], buf,
 			      (size_t)n * CTL_PAGE_SIZE, p->write);
 
 	/* type1 says EINVAL for an IOVA it has no mapping for */
 	return ret == -EINVAL ? -EFAULT : ret;
 }
 
+/* Straight between the guest and the @n pinned pages from @i on. */
+static int ctl_pages_direct(struct ctl_pages *p, u32 i, u32 n)
+{
+	u32 k, m;
+	int ret;
+
+	for (k = 0; k < n; k += m) {
+		m = ctl_pages_contig(p, i + k, n - k);
+		ret = ctl_dma_rw(p, i + k, m, page_address(p->pages[i + k]));
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Through the bounce buffer, to or from the @n pinned pages from @i on. */
+static int ctl_pages_bounced(struct ctl_pages *p, u32 i, u32 n)
+{
+	u8 *buf = p->bounce + (size_t)i * CTL_PAGE_SIZE;
+	u32 k;
+	int ret;
+
+	for (k = 0; p->write && k < n; k++)
+		memcpy(buf + (size_t)k * CTL_PAGE_SIZE,
+		       page_address(p->pages[i + k]), CTL_PAGE_SIZE);
+	ret = ctl_dma_rw(p, i, n, buf);
+	for (k = 0; !ret && !p->write && k < n; k++)
+		memcpy(page_address(p->pages[i + k]),
+		       buf + (size_t)k * CTL_PAGE_SIZE, CTL_PAGE_SIZE);
+	return ret;
+}
+
+/* Pages @i to @i + @n - 1, contiguous in IOVA. */
+static int ctl_pages_span(struct ctl_pages *p, u32 i, u32 n)
+{
+	u32 k, pieces = 0;
+
+	if (!p->pages)
+		return ctl_dma_rw(p, i, n, p->bounce + (size_t)i * CTL_PAGE_SIZE);
+	for (k = 0; k < n; k += ctl_pages_contig(p, i + k, n - k))
+		pieces++;
+	if (pieces == 1 || n / pieces >= CTL_DIRECT_MIN)
+		return ctl_pages_direct(p, i, n);
+	if (!p->bounce) {
+		/* the fd's first scattered run; without one: direct it is */
+		p->cf->bounce = kvmalloc(VFIO_MIG_CTL_PAGES_MAX * CTL_PAGE_SIZE,
+					 GFP_KERNEL);
+		p->bounce = p->cf->bounce;
+		if (!p->bounce)
+			return ctl_pages_direct(p, i, n);
+	}
+	return ctl_pages_bounced(p, i, n);
+}
+
 /*
  * In a kernel worker: vfio_dma_rw() borrows the mm that mapped the IOVA
  * (the VMM's), which only a thread without an mm of its own may do. Each
- * run of contiguous IOVAs is one call (one borrowing of the mm); a run
- * that fails is redone page by page, so that @done is exact.
+ * run of contiguous IOVAs is done at once; a run that fails is redone page
+ * by page, so that @done is exact.
  */
 static int ctl_pages_rw(void *arg)
 {
@@ -248,13 +376,13 @@ static int ctl_pages_rw(void *arg)
 	int ret;
 
 	while (p->done < p->count) {
-		n = ctl_pages_run(p);
-		if (!ctl_pages_one(p, p->done, n)) {
+		n = ctl_pages_run(p, p->done);
+		if (!ctl_pages_span(p, p->done, n)) {
 			p->done += n;
 			continue;
 		}
 		for (; n; n--, p->done++) {
-			ret = ctl_pages_one(p, p->done, 1);
+			ret = ctl_pages_span(p, p->done, 1);
 			if (ret)
 				return ret;
 		}
@@ -262,18 +390,101 @@ static int ctl_pages_rw(void *arg)
 	return 0;
 }
 
+/*
+ * Pin the caller's buffer, one page per guest page, so that the worker
+ * copies straight between the guest's pages and the caller's through the
+ * direct map: a page-aligned buffer of ordinary memory only. 0 or -errno
+ * (then the call goes through the bounce buffer).
+ */
+static int ctl_pin(struct ctl_pages *p, unsigned long data)
+{
+	struct page **pages = p->cf->pages;
+	int ret;
+
+	if (IS_ENABLED(CONFIG_HIGHMEM) || PAGE_SIZE != CTL_PAGE_SIZE ||
+	    !PAGE_ALIGNED(data))
+		return -EINVAL;
+	/* reading guest pages writes the caller's */
+	ret = pin_user_pages_fast(data, p->count, p->write ? 0 : FOLL_WRITE,
+				  pages);
+	if (ret == p->count) {
+		p->pages = pages;
+		return 0;
+	}
+	if (ret > 0)
+		unpin_user_pages(pages, ret);
+	return ret < 0 ? ret : -EFAULT;
+}
+
+/* Under ctl.rwsem held for read, attached, and @cf->pages_lock. */
+static long ctl_pages_locked(struct ctl_file *cf, struct vmig_device *mdev,
+			     struct vfio_mig_ctl_pages *pg, u32 *done)
+{
+	struct ctl_pages p = {
+		.mdev = mdev, .cf = cf, .count = pg->count,
+		.write = pg->flags & VFIO_MIG_CTL_PAGES_WRITE,
+	};
+	void __user *data = u64_to_user_ptr(pg->data);
+	size_t len = (size_t)pg->count * CTL_PAGE_SIZE;	/* at most 1 MiB */
+	long ret;
+	u32 i;
+
+	if (!cf->iovas) {
+		cf->iovas = kmalloc_array(VFIO_MIG_CTL_PAGES_MAX,
+					  sizeof(*cf->iovas), GFP_KERNEL);
+		cf->pages = kmalloc_array(VFIO_MIG_CTL_PAGES_MAX,
+					  sizeof(*cf->pages), GFP_KERNEL);
+		if (!cf->iovas || !cf->pages) {
+			kfree(cf->iovas);
+			kfree(cf->pages);
+			cf->iovas = NULL;
+			cf->pages = NULL;
+			return -ENOMEM;
+		}
+	}
+	if (copy_from_user(cf->iovas, u64_to_user_ptr(pg->iovas),
+			   pg->count * sizeof(*cf->iovas)))
+		return -EFAULT;
+	/* nothing is moved if any IOVA is misaligned */
+	for (i = 0; i < pg->count; i++)
+		if (!IS_ALIGNED(cf->iovas[i], CTL_PAGE_SIZE))
+			return -EINVAL;
+	p.iovas = cf->iovas;
+	p.bounce = cf->bounce;
+
+	if (ctl_pin(&p, pg->data)) {
+		if (!cf->bounce)
+			cf->bounce = kvmalloc(VFIO_MIG_CTL_PAGES_MAX *
+					      CTL_PAGE_SIZE, GFP_KERNEL);
+		p.bounce = cf->bounce;
+		if (!p.bounce)
+			return -ENOMEM;
+		if (p.write && copy_from_user(p.bounce, data, len))
+			return -EFAULT;
+	}
+	ret = vmig_run_in_worker(ctl_pages_rw, &p);
+	*done = p.done;
+	if (p.pages) {
+		for (i = 0; !p.write && i < p.done; i++)
+			flush_dcache_page(p.pages[i]);
+		unpin_user_pages_dirty_lock(p.pages, p.count, !p.write);
+	} else if (!p.write &&
+		   copy_to_user(data, p.bounce, (size_t)p.done * CTL_PAGE_SIZE)) {
+		*done = 0;
+		ret = -EFAULT;
+	}
+	return ret;
+}
+
 /* Under ctl.rwsem held for read, attached. */
-static long ctl_pages(struct vmig_device *mdev, void __user *uarg)
+static long ctl_pages(struct ctl_file *cf, struct vmig_device *mdev,
+		      void __user *uarg)
 {
 	unsigned long minsz = offsetofend(struct vfio_mig_ctl_pages, data);
 	struct vfio_mig_ctl_pages __user *up = uarg;
 	struct vfio_mig_ctl_pages pg;
-	struct ctl_pages p = { .mdev = mdev };
-	void __user *data;
-	u64 *iovas;
-	size_t len;
+	u32 done = 0;
 	long ret;
-	u32 i;
 
 	if (copy_from_user(&pg, uarg, minsz))
 		return -EFAULT;
@@ -285,43 +496,10 @@ static long ctl_pages(struct vmig_device *mdev, void __user *uarg)
 	if (!pg.count)
 		return 0;
 
-	iovas = memdup_user(u64_to_user_ptr(pg.iovas),
-			    pg.count * sizeof(*iovas));
-	if (IS_ERR(iovas))
-		return PTR_ERR(iovas);
-	/* nothing is moved if any IOVA is misaligned */
-	for (i = 0; i < pg.count; i++) {
-		if (!IS_ALIGNED(iovas[i], CTL_PAGE_SIZE)) {
-			ret = -EINVAL;
-			goto out_count;
-		}
-	}
-	len = (size_t)pg.count * CTL_PAGE_SIZE;	/* at most 1 MiB */
-	p.buf = kvmalloc(len, GFP_KERNEL);
-	if (!p.buf) {
-		ret = -ENOMEM;
-		goto out_count;
-	}
-	p.iovas = iovas;
-	p.count = pg.count;
-	p.write = pg.flags & VFIO_MIG_CTL_PAGES_WRITE;
-	data = u64_to_user_ptr(pg.data);
-
-	if (p.write && copy_from_user(p.buf, data, len)) {
-		ret = -EFAULT;
-		goto out_free;
-	}
-	ret = vmig_run_in_worker(ctl_pages_rw, &p);
-	if (!p.write &&
-	    copy_to_user(data, p.buf, (size_t)p.done * CTL_PAGE_SIZE)) {
-		p.done = 0;
-		ret = -EFAULT;
-	}
-out_free:
-	kvfree(p.buf);
-out_count:
-	kfree(iovas);
-	if (ret && put_user(p.done, &up->count))
+	mutex_lock(&cf->pages_lock);
+	ret = ctl_pages_locked(cf, mdev, &pg, &done);
+	mutex_unlock(&cf->pages_lock);
+	if (ret && put_user(done, &up->count))
 		ret = -EFAULT;
 	return ret;
 }
@@ -379,7 +557,7 @@ static long ctl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	else if (cmd == VFIO_MIG_CTL_STATE)
 		ret = ctl_state(mdev, uarg);
 	else
-		ret = ctl_pages(mdev, uarg);
+		ret = ctl_pages(ctl_file(c), mdev, uarg);
 	up_read(&mdev->ctl.rwsem);
 	return ret;
 }

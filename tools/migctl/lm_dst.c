@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <linux/vfio_mig.h>
@@ -40,6 +41,7 @@ struct dst {
 	uint64_t t_start, t_round, t_switch, t_end;
 	uint64_t t_write, t_recv;	/* page writes, waiting for frames (us) */
 	uint64_t t_load, t_run;	/* RESUMING -> STOP, RUNNING + start ack */
+	uint8_t *zeros;		/* WIRE_BATCH zero pages, the zero records' source */
 	char err[512];
 	const char *stage;
 };
@@ -95,6 +97,7 @@ static int phase(struct dst *t, uint32_t ph, uint32_t *result)
 	t->announced = true;
 	lm_ev_begin(t->out, "phase");
 	json_str(t->out->js, "phase", lm_phase_name(ph));
+	json_u64(t->out->js, "seq", t->d->seq);
 	json_u64(t->out->js, "result", *result);
 	json_u64(t->out->js, "ms", (lm_now_us() - t0) / 1000);
 	lm_ev_end(t->out);
@@ -249,7 +252,6 @@ static bool in_ranges(struct dst *t, uint64_t iova)
 static int write_pages(struct dst *t, const uint8_t *payload, uint32_t length,
 		       char *err, size_t errlen)
 {
-	static const uint8_t zeros[WIRE_BATCH * WIRE_PAGE];
 	uint64_t data[WIRE_BATCH], zero[WIRE_BATCH], dsc, t0 = lm_now_us();
 	struct wire_pages v;
 	uint32_t i, nd = 0, nz = 0;
@@ -271,7 +273,7 @@ static int write_pages(struct dst *t, const uint8_t *payload, uint32_t length,
 	}
 	ret = nd ? t->d->ops->pages(t->d, true, data, nd, (void *)v.data) : 0;
 	if (!ret && nz)
-		ret = t->d->ops->pages(t->d, true, zero, nz, (void *)zeros);
+		ret = t->d->ops->pages(t->d, true, zero, nz, t->zeros);
 	if (ret) {
 		snprintf(err, errlen, "target: %.300s", t->d->err);
 		return ret;
@@ -290,6 +292,22 @@ static int write_pages(struct dst *t, const uint8_t *payload, uint32_t length,
  * buffer is swapped with a free one of the pool, so nothing is copied.
  */
 #define LM_WSLOTS	3
+#define HUGE_ALIGN	(2u << 20)
+
+/*
+ * Frame buffers in huge pages where the kernel has them: the page writes
+ * through /dev/vfio-mig then copy straight from the payload, one copy per
+ * run of pages contiguous in memory (free() it).
+ */
+static void *huge_alloc(size_t len)
+{
+	size_t sz = (len + HUGE_ALIGN - 1) & ~(size_t)(HUGE_ALIGN - 1);
+	void *p = aligned_alloc(HUGE_ALIGN, sz);
+
+	if (p)
+		madvise(p, sz, MADV_HUGEPAGE);
+	return p;
+}
 
 struct wq {
 	struct dst *t;
@@ -383,8 +401,14 @@ static int wq_start(struct wq *w, struct dst *t)
 
 	memset(w, 0, sizeof(*w));
 	w->t = t;
+	if (!t->zeros) {
+		t->zeros = huge_alloc((size_t)WIRE_BATCH * WIRE_PAGE);
+		if (!t->zeros)
+			return -ENOMEM;
+		memset(t->zeros, 0, (size_t)WIRE_BATCH * WIRE_PAGE);
+	}
 	for (i = 0; i < LM_WSLOTS; i++) {
-		w->pool[i] = malloc(WIRE_MAX_PAYLOAD);
+		w->pool[i] = huge_alloc(WIRE_MAX_PAYLOAD);
 		if (!w->pool[i])
 			goto fail;
 		w->nfree++;
@@ -750,6 +774,7 @@ int lm_target_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 		summary(t, code ? "committed-unconfirmed" : "migrated", code);
 	}
 	wire_conn_free(&t->c);
+	free(t->zeros);
 	free(t);
 	return code;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -276,6 +277,23 @@ static void rate_limit(struct src *s, uint64_t bytes)
  * writes (lm_dst.c does the same the other way).
  */
 #define LM_SLOTS	3
+#define SLOT_BYTES	((size_t)WIRE_BATCH * WIRE_PAGE)
+#define HUGE_ALIGN	(2u << 20)
+
+/*
+ * The slots' buffers, in huge pages where the kernel has them: the page
+ * reads through /dev/vfio-mig then copy straight into them, one copy per
+ * run of pages contiguous in memory (free() it).
+ */
+static void *huge_alloc(size_t len)
+{
+	size_t sz = (len + HUGE_ALIGN - 1) & ~(size_t)(HUGE_ALIGN - 1);
+	void *p = aligned_alloc(HUGE_ALIGN, sz);
+
+	if (p)
+		madvise(p, sz, MADV_HUGEPAGE);
+	return p;
+}
 
 struct slot {
 	uint8_t *buf;			/* WIRE_BATCH pages */
@@ -288,6 +306,7 @@ struct slot {
 
 struct pipe {
 	struct src *s;
+	uint8_t *mem;			/* the slots' buffers */
 	struct slot slot[LM_SLOTS];
 	const uint64_t *list;		/* page indices, in order */
 	uint64_t n;			/* of them */
@@ -560,6 +579,7 @@ static int phase(struct src *s, uint32_t ph)
 	}
 	lm_ev_begin(s->out, "phase");
 	json_str(s->out->js, "phase", lm_phase_name(ph));
+	json_u64(s->out->js, "seq", s->d->seq);
 	json_u64(s->out->js, "result", result);
 	json_u64(s->out->js, "ms", (lm_now_us() - t0) / 1000);
 	lm_ev_end(s->out);
@@ -1078,10 +1098,8 @@ static void summary(struct src *s, const char *result, int code)
 
 static void free_src(struct src *s)
 {
-	int i;
-
-	for (i = 0; s->pipe && i < LM_SLOTS; i++)
-		free(s->pipe->slot[i].buf);
+	if (s->pipe)
+		free(s->pipe->mem);
 	free(s->pipe);
 	free(s->pending);
 	free(s->held);
@@ -1112,9 +1130,11 @@ int lm_source_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 	s->conv.state_bytes = 64 << 10;
 	s->buf = malloc(WIRE_STREAM_MAX + 8);
 	s->pipe = calloc(1, sizeof(*s->pipe));
-	for (i = 0; s->pipe && i < LM_SLOTS; i++)
-		s->pipe->slot[i].buf = malloc((size_t)WIRE_BATCH * WIRE_PAGE);
-	if (!s->buf || !s->pipe || !s->pipe->slot[LM_SLOTS - 1].buf ||
+	if (s->pipe)
+		s->pipe->mem = huge_alloc((size_t)LM_SLOTS * SLOT_BYTES);
+	for (i = 0; s->pipe && s->pipe->mem && i < LM_SLOTS; i++)
+		s->pipe->slot[i].buf = s->pipe->mem + (size_t)i * SLOT_BYTES;
+	if (!s->buf || !s->pipe || !s->pipe->mem ||
 	    wire_conn_init(&s->c, fd, o->timeout_ms, stop)) {
 		close(fd);
 		free_src(s);

@@ -69,7 +69,9 @@ struct vfio_mig_ctl_state {
  * of the array @iovas (__u64[@count]), are read into, or with
  * VFIO_MIG_CTL_PAGES_WRITE written from, the buffer @data
  * (@count * @page_size bytes), through the device's IOMMU mapping.
- * At most VFIO_MIG_CTL_PAGES_MAX pages per call.
+ * At most VFIO_MIG_CTL_PAGES_MAX pages per call. Any @data works; a
+ * page-aligned one (best: in huge pages) is copied straight to or from the
+ * guest's pages, without a bounce through the kernel.
  *
  * On an error the pages before the failing one were done and @count says
  * how many. Errors: EINVAL misaligned IOVA or bad size; E2BIG too many

@@ -3,24 +3,41 @@
  * live_bench: a live migration between hosts, measured against raw TCP in
  * the same run (make bench, in the test bed guest).
  *
- * Baseline: selftests/tools/tcp_bench, one connection over loopback for
- * BASE_S seconds. Then migctl moves edu A (the test VMM vmm_host running
- * its guest: a fixed, seeded workload of DMAs and vCPU page writes over
- * RAM_MIB MiB) to edu B over the same loopback, with default convergence
- * settings. Prints, from migctl's JSON summary:
+ * Each of RUNS runs, in one boot:
+ *  1. tcp_idle: selftests/tools/tcp_bench, one connection over loopback for
+ *     BASE_S seconds, nothing else running;
+ *  2. the VMMs start as for the migration: edu A's source vmm_host runs its
+ *     guest (a seeded workload of DMAs and vCPU page writes over RAM_MIB
+ *     MiB, the RAM it does not otherwise use filled with pseudo-random
+ *     bytes at boot, --fill: page streaming then moves data pages, not
+ *     zero-page records), edu B's target vmm_host idles;
+ *  3. tcp: tcp_bench again, with those VMMs running (their vCPU threads
+ *     share the guest's CPUs with everything else, as during the
+ *     migration);
+ *  4. migctl moves edu A to edu B over the same loopback, with default
+ *     convergence settings.
  *
- *   tcp_loopback_mib_per_s: N
+ * Printed (medians over the runs; each ratio is taken within its run, then
+ * the median of the runs' ratios, as the host's load varies between runs):
+ *
+ *   tcp_idle_mib_per_s: N      (1.)
+ *   tcp_loopback_mib_per_s: N  (3., with the VMMs running)
  *   rounds: N
  *   total_ms: N
  *   downtime_ms: N
- *   page_stream_mib_per_s: N
- *   page_stream_ratio: N     (page streaming / raw loopback TCP; target >= 0.8)
+ *   page_stream_mib_per_s: N   (migctl's summary)
+ *   page_stream_ratio: N       (page streaming / tcp with the VMMs running;
+ *                               target >= 0.8)
+ *   page_stream_ratio_idle: N  (page streaming / tcp_idle)
  *
- * The migration repeats RUNS times and the median by page_stream_mib_per_s
- * is reported, as one TCG run varies with the host's load.
+ * and, for each run, a '# run' line with its figures and where migctl's
+ * time went.
  */
 #define _GNU_SOURCE
+#include <net/if.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
 
 #include "cmd.h"
 #include "hosts.h"
@@ -30,15 +47,16 @@
 #define BENCH_PORT	"5311"
 #define LM_PORT		"5312"
 #define RAM_MIB		"64"
-#define RUNS		3
+#define RUNS		5
 #define WAIT_READY_S	60
 #define LOG_A		"/tmp/live_bench-a.log"
 #define LOG_B		"/tmp/live_bench-b.log"
 #define LOG_L		"/tmp/live_bench-listen.log"
+#define LOG_T		"/tmp/live_bench-tcp.log"
 
 struct run {
-	uint64_t rounds, total_ms, downtime_ms;
-	double stream;
+	double rounds, total_ms, downtime_ms, stream;
+	double tcp, tcp_idle, ratio, ratio_idle;
 };
 
 static struct cmd_result res;
@@ -84,26 +102,76 @@ static double json_f(const char *obj, const char *key)
 	return p ? strtod(p + strlen(pat), NULL) : -1;
 }
 
+/* The loopback up (the guest's init leaves it down): 0 or -errno. */
+static int lo_up(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr)) {
+		ret = -errno;
+	} else if (!(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr))
+			ret = -errno;
+	}
+	close(fd);
+	return ret;
+}
+
+/* Raw loopback TCP for BASE_S seconds: MiB/s, or a negative value. */
+static double tcp_measure(void)
+{
+	double mibs;
+	pid_t srv;
+
+	srv = spawn_logged((char *[]){ tcp_bench_path(), "server", BENCH_PORT,
+				       NULL }, LOG_T);
+	if (srv < 0)
+		return -1;
+	if (CMD(&res, tcp_bench_path(), "client", "127.0.0.1", BENCH_PORT,
+		BASE_S) || res.status) {
+		fprintf(stderr, "live_bench: tcp_bench failed: %s%s\n", res.out,
+			res.err);
+		wait_or_kill(srv, 1);
+		return -1;
+	}
+	wait_or_kill(srv, 10);
+	mibs = tcp_mib_per_s(res.out);
+	if (mibs <= 0)
+		fprintf(stderr, "live_bench: tcp_bench printed: %s\n", res.out);
+	return mibs;
+}
+
 static int one_run(const char *a, const char *b, unsigned int seed,
 		   struct run *r)
 {
 	char seedarg[32], obj[4096], buf[8192];
-	pid_t va, vb, ls;
+	pid_t va = -1, vb = -1, ls;
 	int ret = -1;
 
+	r->tcp_idle = tcp_measure();
+	if (r->tcp_idle <= 0)
+		return -1;
 	snprintf(seedarg, sizeof(seedarg), "%u", seed);
 	vb = spawn_logged((char *[]){ tool("vmm_host"), "target", (char *)b,
 				      "--ram-mib", RAM_MIB, "--run-ms", "500",
 				      NULL }, LOG_B);
 	va = spawn_logged((char *[]){ tool("vmm_host"), "source", (char *)a,
 				      "--ram-mib", RAM_MIB, "--seed", seedarg,
-				      NULL }, LOG_A);
+				      "--fill", NULL }, LOG_A);
 	if (va < 0 || vb < 0 || wait_ready(va, LOG_A) || wait_ready(vb, LOG_B)) {
 		fprintf(stderr, "live_bench: the VMMs did not start:\n%s\n",
 			read_log(LOG_A, buf, sizeof(buf)));
 		fprintf(stderr, "%s\n", read_log(LOG_B, buf, sizeof(buf)));
 		goto out;
 	}
+	/* the baseline under the migration's conditions: the VMMs running */
+	r->tcp = tcp_measure();
+	if (r->tcp <= 0)
+		goto out;
 	ls = spawn_logged((char *[]){ migctl, "-j", "listen", "--address",
 				      "127.0.0.1", "--port", LM_PORT, "--once",
 				      NULL }, LOG_L);
@@ -116,20 +184,34 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 		wait_or_kill(ls, 5);
 		goto out;
 	}
-	wait_or_kill(ls, 30);
+	if (wait_or_kill(ls, 30))
+		fprintf(stderr, "live_bench: migctl listen: %s\n",
+			read_log(LOG_L, buf, sizeof(buf)));
 	if (res.status ||
 	    json_object_with(res.out, "event", "summary", obj, sizeof(obj))) {
 		fprintf(stderr, "live_bench: migctl migrate exited %d:\n%s%s\n",
 			res.status, res.out, res.err);
 		goto out;
 	}
-	if (json_get_u64(obj, "rounds", &r->rounds) ||
-	    json_get_u64(obj, "total_ms", &r->total_ms) ||
-	    json_get_u64(obj, "downtime_ms", &r->downtime_ms) ||
-	    (r->stream = json_f(obj, "page_stream_mib_per_s")) <= 0) {
+	r->rounds = json_f(obj, "rounds");
+	r->total_ms = json_f(obj, "total_ms");
+	r->downtime_ms = json_f(obj, "downtime_ms");
+	r->stream = json_f(obj, "page_stream_mib_per_s");
+	if (r->rounds < 0 || r->total_ms < 0 || r->downtime_ms < 0 ||
+	    r->stream <= 0) {
 		fprintf(stderr, "live_bench: summary lacks a figure: %s\n", obj);
 		goto out;
 	}
+	r->ratio = r->stream / r->tcp;
+	r->ratio_idle = r->stream / r->tcp_idle;
+	printf("# run: page_stream %.1f MiB/s, tcp %.1f (idle %.1f), ratio %.3f (idle %.3f); rounds %.0f, total %.0f ms, downtime %.0f ms; pages_sent %.0f, zero %.0f, unchanged %.0f; read %.0f ms, hash %.0f ms, send %.0f ms, ack_wait %.0f ms\n",
+	       r->stream, r->tcp, r->tcp_idle, r->ratio, r->ratio_idle,
+	       r->rounds, r->total_ms, r->downtime_ms,
+	       json_f(obj, "pages_sent"), json_f(obj, "zero_pages"),
+	       json_f(obj, "unchanged_pages"), json_f(obj, "read_ms"),
+	       json_f(obj, "hash_ms"), json_f(obj, "send_ms"),
+	       json_f(obj, "ack_wait_ms"));
+	fflush(stdout);
 	ret = 0;
 out:
 	if (va > 0 && wait_or_kill(va, 20))
@@ -143,21 +225,34 @@ out:
 	return ret;
 }
 
-static int by_stream(const void *x, const void *y)
+static int by_double(const void *x, const void *y)
 {
-	const struct run *a = x, *b = y;
+	double a = *(const double *)x, b = *(const double *)y;
 
-	return (a->stream > b->stream) - (a->stream < b->stream);
+	return (a > b) - (a < b);
 }
+
+/* The median of field @off of @n runs. */
+static double median(const struct run *runs, int n, size_t off)
+{
+	double v[RUNS];
+	int i;
+
+	for (i = 0; i < n; i++)
+		v[i] = *(const double *)((const char *)&runs[i] + off);
+	qsort(v, n, sizeof(v[0]), by_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#define MEDIAN(field) median(runs, n, offsetof(struct run, field))
 
 int main(void)
 {
 	struct run runs[RUNS];
 	struct tb_devs t;
-	double tcp;
-	pid_t srv;
 	int i, n = 0;
 
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!access("/usr/sbin/migctl", X_OK))
 		strcpy(migctl, "/usr/sbin/migctl");
 	if (tb_devices(&t) || t.nr_edu < 2 ||
@@ -165,36 +260,27 @@ int main(void)
 		printf("live_bench: needs two edus bound to vfio-mig\n");
 		return 1;
 	}
-
-	srv = spawn_logged((char *[]){ tcp_bench_path(), "server", BENCH_PORT,
-				       NULL }, "/tmp/live_bench-tcp.log");
-	if (srv < 0 || CMD(&res, tcp_bench_path(), "client", "127.0.0.1",
-			   BENCH_PORT, BASE_S) || res.status) {
-		printf("live_bench: tcp_bench failed: %s%s\n", res.out, res.err);
+	i = lo_up();
+	if (i) {
+		printf("live_bench: cannot bring the loopback up: %s\n",
+		       strerror(-i));
 		return 1;
 	}
-	wait_or_kill(srv, 10);
-	tcp = tcp_mib_per_s(res.out);
-	if (tcp <= 0) {
-		printf("live_bench: tcp_bench printed: %s\n", res.out);
-		return 1;
-	}
-	printf("tcp_loopback_mib_per_s: %.1f\n", tcp);
 
 	for (i = 0; i < RUNS; i++)
 		if (!one_run(t.edu[0], t.edu[1], 0x5eed + i, &runs[n]))
 			n++;
 	if (n < RUNS) {
-		printf("live_bench: %d of %d migrations failed\n", RUNS - n,
-		       RUNS);
+		printf("live_bench: %d of %d runs failed\n", RUNS - n, RUNS);
 		return 1;
 	}
-	qsort(runs, n, sizeof(runs[0]), by_stream);
-	i = n / 2;
-	printf("rounds: %llu\n", (unsigned long long)runs[i].rounds);
-	printf("total_ms: %llu\n", (unsigned long long)runs[i].total_ms);
-	printf("downtime_ms: %llu\n", (unsigned long long)runs[i].downtime_ms);
-	printf("page_stream_mib_per_s: %.1f\n", runs[i].stream);
-	printf("page_stream_ratio: %.3f\n", runs[i].stream / tcp);
+	printf("tcp_idle_mib_per_s: %.1f\n", MEDIAN(tcp_idle));
+	printf("tcp_loopback_mib_per_s: %.1f\n", MEDIAN(tcp));
+	printf("rounds: %.0f\n", MEDIAN(rounds));
+	printf("total_ms: %.0f\n", MEDIAN(total_ms));
+	printf("downtime_ms: %.0f\n", MEDIAN(downtime_ms));
+	printf("page_stream_mib_per_s: %.1f\n", MEDIAN(stream));
+	printf("page_stream_ratio: %.3f\n", MEDIAN(ratio));
+	printf("page_stream_ratio_idle: %.3f\n", MEDIAN(ratio_idle));
 	return 0;
 }
