@@ -292,23 +292,6 @@ static int write_pages(struct dst *t, const uint8_t *payload, uint32_t length,
  * buffer is swapped with a free one of the pool, so nothing is copied.
  */
 #define LM_WSLOTS	3
-#define HUGE_ALIGN	(2u << 20)
-
-/*
- * Frame buffers in huge pages where the kernel has them: the page writes
- * through /dev/vfio-mig then copy straight from the payload, one copy per
- * run of pages contiguous in memory (free() it).
- */
-static void *huge_alloc(size_t len)
-{
-	size_t sz = (len + HUGE_ALIGN - 1) & ~(size_t)(HUGE_ALIGN - 1);
-	void *p = aligned_alloc(HUGE_ALIGN, sz);
-
-	if (p)
-		madvise(p, sz, MADV_HUGEPAGE);
-	return p;
-}
-
 struct wq {
 	struct dst *t;
 	uint8_t *pool[LM_WSLOTS + 1];	/* free buffers */
@@ -402,13 +385,13 @@ static int wq_start(struct wq *w, struct dst *t)
 	memset(w, 0, sizeof(*w));
 	w->t = t;
 	if (!t->zeros) {
-		t->zeros = huge_alloc((size_t)WIRE_BATCH * WIRE_PAGE);
+		t->zeros = wire_huge_alloc((size_t)WIRE_BATCH * WIRE_PAGE);
 		if (!t->zeros)
 			return -ENOMEM;
 		memset(t->zeros, 0, (size_t)WIRE_BATCH * WIRE_PAGE);
 	}
 	for (i = 0; i < LM_WSLOTS; i++) {
-		w->pool[i] = huge_alloc(WIRE_MAX_PAYLOAD);
+		w->pool[i] = wire_huge_alloc(WIRE_MAX_PAYLOAD);
 		if (!w->pool[i])
 			goto fail;
 		w->nfree++;

@@ -278,22 +278,6 @@ static void rate_limit(struct src *s, uint64_t bytes)
  */
 #define LM_SLOTS	3
 #define SLOT_BYTES	((size_t)WIRE_BATCH * WIRE_PAGE)
-#define HUGE_ALIGN	(2u << 20)
-
-/*
- * The slots' buffers, in huge pages where the kernel has them: the page
- * reads through /dev/vfio-mig then copy straight into them, one copy per
- * run of pages contiguous in memory (free() it).
- */
-static void *huge_alloc(size_t len)
-{
-	size_t sz = (len + HUGE_ALIGN - 1) & ~(size_t)(HUGE_ALIGN - 1);
-	void *p = aligned_alloc(HUGE_ALIGN, sz);
-
-	if (p)
-		madvise(p, sz, MADV_HUGEPAGE);
-	return p;
-}
 
 struct slot {
 	uint8_t *buf;			/* WIRE_BATCH pages */
@@ -1131,7 +1115,7 @@ int lm_source_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 	s->buf = malloc(WIRE_STREAM_MAX + 8);
 	s->pipe = calloc(1, sizeof(*s->pipe));
 	if (s->pipe)
-		s->pipe->mem = huge_alloc((size_t)LM_SLOTS * SLOT_BYTES);
+		s->pipe->mem = wire_huge_alloc((size_t)LM_SLOTS * SLOT_BYTES);
 	for (i = 0; s->pipe && s->pipe->mem && i < LM_SLOTS; i++)
 		s->pipe->slot[i].buf = s->pipe->mem + (size_t)i * SLOT_BYTES;
 	if (!s->buf || !s->pipe || !s->pipe->mem ||

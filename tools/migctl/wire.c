@@ -519,11 +519,11 @@ void wire_pages_view(const uint8_t *p, struct wire_pages *v)
 #define HUGE_ALIGN	(2u << 20)
 
 /*
- * A frame buffer the kernel can pin as huge pages: /dev/vfio-mig's PAGES
- * then copies straight between guest memory and the payload, one copy per
- * run of pages contiguous in memory (free() it).
+ * A buffer the kernel can pin as huge pages: /dev/vfio-mig's PAGES then
+ * copies straight between guest memory and it, one copy per run of pages
+ * contiguous in memory (free() it).
  */
-static void *huge_alloc(size_t len)
+void *wire_huge_alloc(size_t len)
 {
 	size_t sz = (len + HUGE_ALIGN - 1) & ~(size_t)(HUGE_ALIGN - 1);
 	void *p = aligned_alloc(HUGE_ALIGN, sz);
@@ -542,7 +542,7 @@ int wire_conn_init(struct wire_conn *c, int fd, int timeout_ms,
 	c->fd = fd;
 	c->timeout_ms = timeout_ms;
 	c->stop = stop;
-	c->rx = huge_alloc(WIRE_MAX_PAYLOAD);
+	c->rx = wire_huge_alloc(WIRE_MAX_PAYLOAD);
 	if (!c->rx)
 		return -ENOMEM;
 	/* Bulk: big buffers, Nagle on (frames go out in large writes). */

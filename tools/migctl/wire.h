@@ -219,6 +219,9 @@ struct wire_msg {
 	const uint8_t *p;		/* into conn->rx */
 };
 
+/* A buffer in huge pages where the kernel has them (free() it). */
+void *wire_huge_alloc(size_t len);
+
 int wire_conn_init(struct wire_conn *c, int fd, int timeout_ms,
 		   volatile sig_atomic_t *stop);
 void wire_conn_free(struct wire_conn *c);
