@@ -309,3 +309,60 @@ void genl_close(struct genl *g)
 	g->rx = NULL;
 	g->fd = -1;
 }
+
+struct grp_find {
+	const char *group;
+	uint32_t id;
+	bool found;
+};
+
+static int grp_cb(const struct nlmsghdr *h, void *priv)
+{
+	const struct nlattr *tb[CTRL_ATTR_MAX + 1], *grps[65];
+	struct grp_find *f = priv;
+	int i;
+
+	genl_parse(h, tb, CTRL_ATTR_MAX);
+	if (!tb[CTRL_ATTR_MCAST_GROUPS])
+		return 0;
+	genl_parse_nest(tb[CTRL_ATTR_MCAST_GROUPS], grps, 64);
+	for (i = 0; i <= 64; i++) {
+		const struct nlattr *g[CTRL_ATTR_MCAST_GRP_MAX + 1];
+
+		if (!grps[i])
+			continue;
+		genl_parse_nest(grps[i], g, CTRL_ATTR_MCAST_GRP_MAX);
+		if (!g[CTRL_ATTR_MCAST_GRP_NAME] || !g[CTRL_ATTR_MCAST_GRP_ID] ||
+		    strncmp(genl_data(g[CTRL_ATTR_MCAST_GRP_NAME]), f->group,
+			    genl_len(g[CTRL_ATTR_MCAST_GRP_NAME])))
+			continue;
+		memcpy(&f->id, genl_data(g[CTRL_ATTR_MCAST_GRP_ID]),
+		       sizeof(f->id));
+		f->found = true;
+	}
+	return 0;
+}
+
+int genl_mcast_group(struct genl *g, const char *family, const char *group,
+		     uint32_t *id)
+{
+	struct grp_find f = { .group = group };
+	struct genl ctrl = *g;
+	struct genl_msg *m = malloc(sizeof(*m));
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	ctrl.family = GENL_ID_CTRL;
+	genl_msg_init(m, &ctrl, CTRL_CMD_GETFAMILY, 1, 0);
+	genl_put_str(m, CTRL_ATTR_FAMILY_NAME, family);
+	ret = genl_do_reply(&ctrl, m, grp_cb, &f);
+	g->seq = ctrl.seq;
+	free(m);
+	if (ret)
+		return ret;
+	if (!f.found)
+		return -ENOENT;
+	*id = f.id;
+	return 0;
+}

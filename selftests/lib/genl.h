@@ -63,6 +63,9 @@ int genl_dump(struct genl *g, struct genl_msg *m, genl_cb cb, void *priv);
  */
 int genl_do_reply(struct genl *g, struct genl_msg *m, genl_cb cb,
 		  void *priv);
+/* The id of multicast group @group of @family (the controller's answer). */
+int genl_mcast_group(struct genl *g, const char *family, const char *group,
+		     uint32_t *id);
 
 /*
  * The attributes of a genetlink message (after the genl header) or of a

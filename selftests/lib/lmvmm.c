@@ -45,66 +45,6 @@ const char *lm_phase_name(uint32_t phase)
 	}
 }
 
-struct grp_find {
-	const char *family, *group;
-	uint32_t id;
-	bool found;
-};
-
-static int grp_cb(const struct nlmsghdr *h, void *priv)
-{
-	const struct nlattr *tb[CTRL_ATTR_MAX + 1], *grps[65];
-	struct grp_find *f = priv;
-	int i;
-
-	genl_parse(h, tb, CTRL_ATTR_MAX);
-	if (!tb[CTRL_ATTR_FAMILY_NAME] || !tb[CTRL_ATTR_MCAST_GROUPS] ||
-	    strncmp(genl_data(tb[CTRL_ATTR_FAMILY_NAME]), f->family,
-		    genl_len(tb[CTRL_ATTR_FAMILY_NAME])))
-		return 0;
-	genl_parse_nest(tb[CTRL_ATTR_MCAST_GROUPS], grps, 64);
-	for (i = 0; i <= 64; i++) {
-		const struct nlattr *g[CTRL_ATTR_MCAST_GRP_MAX + 1];
-
-		if (!grps[i])
-			continue;
-		genl_parse_nest(grps[i], g, CTRL_ATTR_MCAST_GRP_MAX);
-		if (!g[CTRL_ATTR_MCAST_GRP_NAME] || !g[CTRL_ATTR_MCAST_GRP_ID])
-			continue;
-		if (strncmp(genl_data(g[CTRL_ATTR_MCAST_GRP_NAME]), f->group,
-			    genl_len(g[CTRL_ATTR_MCAST_GRP_NAME])))
-			continue;
-		memcpy(&f->id, genl_data(g[CTRL_ATTR_MCAST_GRP_ID]),
-		       sizeof(f->id));
-		f->found = true;
-	}
-	return 0;
-}
-
-/* The id of multicast group @group of @family, through the controller. */
-static int mcast_group(struct genl *g, const char *family, const char *group,
-		       uint32_t *id)
-{
-	struct grp_find f = { .family = family, .group = group };
-	struct genl ctrl = *g;
-	struct genl_msg *m = malloc(sizeof(*m));
-	int ret;
-
-	if (!m)
-		return -ENOMEM;
-	ctrl.family = GENL_ID_CTRL;
-	genl_msg_init(m, &ctrl, CTRL_CMD_GETFAMILY, 1, 0);
-	ret = genl_dump(&ctrl, m, grp_cb, &f);
-	g->seq = ctrl.seq;
-	free(m);
-	if (ret)
-		return ret;
-	if (!f.found)
-		return -ENOENT;
-	*id = f.id;
-	return 0;
-}
-
 int lm_nl_open(struct lm_nl *n)
 {
 	int ret, rcvbuf = 1 << 20;
@@ -123,8 +63,8 @@ int lm_nl_open(struct lm_nl *n)
 			 VFIO_MIG_FAMILY_NAME, strerror(-ret));
 		goto fail;
 	}
-	ret = mcast_group(&n->ev, VFIO_MIG_FAMILY_NAME, VFIO_MIG_MCGRP_MIG,
-			  &n->mcgrp);
+	ret = genl_mcast_group(&n->ev, VFIO_MIG_FAMILY_NAME,
+			       VFIO_MIG_MCGRP_MIG, &n->mcgrp);
 	if (ret) {
 		snprintf(n->err, sizeof(n->err),
 			 "multicast group \"%s\" of %s: %s", VFIO_MIG_MCGRP_MIG,

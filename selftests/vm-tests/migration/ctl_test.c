@@ -152,60 +152,17 @@ struct ev {
 	bool has_result;
 };
 
-struct grp_find {
-	const char *name;
-	uint32_t id;
-};
-
-static int grp_cb(const struct nlmsghdr *h, void *priv)
-{
-	const struct nlattr *tb[CTRL_ATTR_MAX + 1], *grps[65];
-	struct grp_find *f = priv;
-	int i;
-
-	genl_parse(h, tb, CTRL_ATTR_MAX);
-	if (!tb[CTRL_ATTR_MCAST_GROUPS])
-		return 0;
-	genl_parse_nest(tb[CTRL_ATTR_MCAST_GROUPS], grps, 64);
-	for (i = 0; i <= 64; i++) {
-		const struct nlattr *g[CTRL_ATTR_MCAST_GRP_MAX + 1];
-
-		if (!grps[i])
-			continue;
-		genl_parse_nest(grps[i], g, CTRL_ATTR_MCAST_GRP_MAX);
-		if (g[CTRL_ATTR_MCAST_GRP_NAME] && g[CTRL_ATTR_MCAST_GRP_ID] &&
-		    !strcmp(genl_data(g[CTRL_ATTR_MCAST_GRP_NAME]), f->name))
-			f->id = genl_get_u64(g[CTRL_ATTR_MCAST_GRP_ID]) &
-				0xffffffff;
-	}
-	return 0;
-}
-
 /* A vfio_mig socket that listens to multicast group @group. */
 static int ev_open(struct genl *g, const char *group)
 {
-	struct grp_find f = { .name = group };
-	struct genl ctrl;
-	struct genl_msg *m;
+	uint32_t id;
 	int ret;
 
 	ret = genl_open(g, VFIO_MIG_FAMILY_NAME);
-	if (ret)
-		return ret;
-	m = malloc(sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	ctrl = *g;
-	ctrl.family = GENL_ID_CTRL;
-	genl_msg_init(m, &ctrl, CTRL_CMD_GETFAMILY, 1, 0);
-	genl_put_str(m, CTRL_ATTR_FAMILY_NAME, VFIO_MIG_FAMILY_NAME);
-	ret = genl_do_reply(&ctrl, m, grp_cb, &f);
-	g->seq = ctrl.seq;
-	free(m);
-	if (!ret && !f.id)
-		ret = -ENOENT;
+	if (!ret)
+		ret = genl_mcast_group(g, VFIO_MIG_FAMILY_NAME, group, &id);
 	if (!ret && setsockopt(g->fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP,
-			       &f.id, sizeof(f.id)))
+			       &id, sizeof(id)))
 		ret = -errno;
 	return ret;
 }
