@@ -108,6 +108,6 @@ if [ -f "$B/vm/initramfs-$PA.cpio.gz" ] && [ -f "$B/vm/initramfs-$PB.cpio.gz" ];
 fi
 
 step "results"
-grep -h '^not ok' "$R"/*.tap
+grep -h '^\(not ok\|# \)' "$R"/*.tap
 echo "make check took $(( $(date +%s) - t0 )) s"
 python3 scripts/tap.py summary "$R"/*.tap

@@ -6,8 +6,8 @@
   tap.py log SUITE LOG RC OUT  a host suite's output (and exit code) -> OUT
   tap.py summary FILE...       one line: N passed, N failed[, N skipped]
 
-Every results file holds only 'ok - ...' / 'not ok - ...' lines, one per
-test case, so the summary is a plain count.
+Every results file holds 'ok - ...' / 'not ok - ...' lines, one per test
+case, and '# ...' comments, so the summary is a plain count.
 """
 import re
 import sys
@@ -81,10 +81,18 @@ def vm(kver, outdir):
     results.append('%s - %s: kernel log free of oops, WARN, panic, hang%s'
                    % ('not ok' if bad else 'ok', kver,
                       (' (first: %s)' % bad[0].strip()) if bad else ''))
+    # Boots that never reached init (selftests/vm/machine.sh) and were
+    # tried again: shown, as TAP comments, not counted.
+    try:
+        retries = open(outdir + '/boot_retries', errors='replace').read()
+    except OSError:
+        retries = ''
+    for line in retries.splitlines():
+        results.append('# %s: %s' % (kver, line))
     with open(outdir + '/results.tap', 'w') as f:
         f.write('\n'.join(results) + '\n')
     for r in results:
-        if r.startswith('not ok'):
+        if r.startswith('not ok') or r.startswith('#'):
             print(r)
 
 

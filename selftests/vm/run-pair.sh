@@ -15,7 +15,9 @@
 # leaves in its OUTDIR (console.log, guest.log, qemu.log, wall_seconds,
 # qemu_rc), so 'scripts/tap.py vm "KVER a" OUTDIR/a' reads them;
 # OUTDIR/wall_seconds is the pair's.
-# VMIG_VM_TIMEOUT (seconds, default 1200) bounds each guest;
+# VMIG_VM_TIMEOUT (seconds, default 1200) bounds each guest; when a guest
+# never reaches init, the pair is booted again (machine.sh:
+# VMIG_BOOT_TIMEOUT, VMIG_BOOT_TRIES; OUTDIR/a|b/boot_retries);
 # VMIG_SUITES="s1 s2" runs only those suites (default: all);
 # VMIG_QUIET=1 does not show the guests' output live.
 set -uo pipefail
@@ -36,11 +38,10 @@ SUITES=${VMIG_SUITES:-}
 SUITES=${SUITES// /,}
 declare -A PID TPID	# per guest: its subshell, its timeout(1) wrapper
 
-# Stop both guests whatever ends this script: their timeout(1) wrappers
-# pass SIGTERM on to QEMU; whatever still runs 10 s later is killed.
-cleanup() {
+# Stop both guests: their timeout(1) wrappers pass SIGTERM on to QEMU;
+# whatever still runs 10 s later is killed.
+stop_guests() {
 	local h pid alive
-	trap - EXIT INT TERM
 	for h in a b; do
 		pid=$(cat "$OUT/$h/timeout.pid" 2>/dev/null) &&
 			kill -TERM "$pid" 2>/dev/null
@@ -63,6 +64,13 @@ cleanup() {
 	done
 	# shellcheck disable=SC2086 # a list of pids
 	[ -n "${tails:-}" ] && kill $tails 2>/dev/null
+	tails=
+}
+
+# ... whatever ends this script.
+cleanup() {
+	trap - EXIT INT TERM
+	stop_guests
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -134,39 +142,65 @@ boot() {
 	TPID[$h]=$(cat "$d/timeout.pid" 2>/dev/null)
 }
 
-start=$(date +%s.%N)
-port=
-for _ in 1 2 3 4 5; do
-	p=$(free_port) || break
-	boot a "listen=127.0.0.1:$p"
-	for _ in $(seq 300); do
-		qpid=$(cat "$OUT/a/qemu.pid" 2>/dev/null) &&
-			listening "$qpid" "$p" && { port=$p; break; }
-		kill -0 "${PID[a]}" 2>/dev/null || break
-		sleep 0.1
+# boot_pair: guest a, listening on a free port, then guest b, connecting.
+boot_pair() {
+	local p
+	port=
+	for _ in 1 2 3 4 5; do
+		p=$(free_port) || break
+		boot a "listen=127.0.0.1:$p"
+		for _ in $(seq 300); do
+			qpid=$(cat "$OUT/a/qemu.pid" 2>/dev/null) &&
+				listening "$qpid" "$p" && { port=$p; break; }
+			kill -0 "${PID[a]}" 2>/dev/null || break
+			sleep 0.1
+		done
+		[ -n "$port" ] && break
+		[ -n "${TPID[a]}" ] && kill -TERM "${TPID[a]}" 2>/dev/null
+		wait "${PID[a]}"
+		grep -q 'in use' "$OUT/a/qemu.log" || break
 	done
-	[ -n "$port" ] && break
-	[ -n "${TPID[a]}" ] && kill -TERM "${TPID[a]}" 2>/dev/null
-	wait "${PID[a]}"
-	grep -q 'in use' "$OUT/a/qemu.log" || break
-done
-if [ -z "$port" ]; then
-	echo "run-pair.sh: guest a never listened (see $OUT/a/qemu.log)" >&2
-	exit 1
-fi
-echo "$port" > "$OUT/port"
-boot b "connect=127.0.0.1:$port"
+	if [ -z "$port" ]; then
+		echo "run-pair.sh: guest a never listened (see $OUT/a/qemu.log)" >&2
+		return 1
+	fi
+	echo "$port" > "$OUT/port"
+	boot b "connect=127.0.0.1:$port"
+}
 
+start=$(date +%s.%N)
+rm -f "$OUT"/[ab]/*.boot*.log "$OUT"/[ab]/boot_retries
 tails=
-if [ "${VMIG_QUIET:-0}" != 1 ]; then
+# Both guests must reach init (machine.sh); if one does not, both are
+# booted again, so that the pair starts together.
+for ((n = 1; ; n++)); do
+	boot_pair || exit 1
+	if [ "${VMIG_QUIET:-0}" != 1 ]; then
+		for h in a b; do
+			tail --pid="${TPID[$h]}" -s 0.2 -n +1 -F \
+				"$OUT/$h/guest.log" 2>/dev/null |
+				grep --line-buffered -v '^=== VMIG-' |
+				sed -u "s/^/$h| /" &
+			tails+=" $!"
+		done
+	fi
+	declare -A UP=()
 	for h in a b; do
-		tail --pid="${TPID[$h]}" -s 0.2 -n +1 -F \
-			"$OUT/$h/guest.log" 2>/dev/null |
-			grep --line-buffered -v '^=== VMIG-' |
-			sed -u "s/^/$h| /" &
-		tails+=" $!"
+		vm_wait_booted "$OUT/$h" "${PID[$h]}" && UP[$h]=1
 	done
-fi
+	[ -n "${UP[a]:-}" ] && [ -n "${UP[b]:-}" ] && break
+	stop_guests
+	wait "${PID[a]}" "${PID[b]}"
+	[ "$n" -lt "${VMIG_BOOT_TRIES:-2}" ] || break
+	for h in a b; do
+		if [ -n "${UP[$h]:-}" ]; then
+			vm_keep_failed_boot "$OUT/$h" "$n" \
+				"reached init; stopped, as its peer did not"
+		else
+			vm_keep_failed_boot "$OUT/$h" "$n"
+		fi
+	done
+done
 wait "${PID[a]}"
 wait "${PID[b]}"
 end=$(date +%s.%N)
