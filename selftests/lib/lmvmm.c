@@ -92,26 +92,28 @@ void lm_nl_close(struct lm_nl *n)
 	genl_close(&n->req);
 }
 
-/* Parse one message of the event socket's buffer; 1 if it is a mig event. */
-static int parse_event(struct lm_nl *n, const struct nlmsghdr *h,
-		       struct lm_event *e)
+/* Attributes of the two sets a notification may carry (mig, dev). */
+#define EV_ATTR_MAX ((int)VFIO_MIG_A_MIG_MAX > (int)VFIO_MIG_A_DEV_MAX ? \
+		     (int)VFIO_MIG_A_MIG_MAX : (int)VFIO_MIG_A_DEV_MAX)
+
+void lm_event_parse(const struct nlmsghdr *h, struct lm_event *e)
 {
-	const struct nlattr *tb[VFIO_MIG_A_MIG_MAX + 1];
+	/* the mig set and the dev set both have bdf = 1 */
+	const struct nlattr *tb[EV_ATTR_MAX + 1];
 	const struct genlmsghdr *gh = NLMSG_DATA(h);
 
-	if (h->nlmsg_type != n->ev.family ||
-	    h->nlmsg_len < NLMSG_HDRLEN + GENL_HDRLEN)
-		return 0;
-	if (gh->cmd != VFIO_MIG_CMD_MIG_PHASE_NTF &&
-	    gh->cmd != VFIO_MIG_CMD_MIG_ACK_NTF)
-		return 0;
 	memset(e, 0, sizeof(*e));
 	e->cmd = gh->cmd;
-	genl_parse(h, tb, VFIO_MIG_A_MIG_MAX);
+	genl_parse(h, tb, EV_ATTR_MAX);
 	if (tb[VFIO_MIG_A_MIG_BDF])
 		snprintf(e->bdf, sizeof(e->bdf), "%.*s",
 			 (int)genl_len(tb[VFIO_MIG_A_MIG_BDF]),
 			 (const char *)genl_data(tb[VFIO_MIG_A_MIG_BDF]));
+	if (e->cmd == VFIO_MIG_CMD_MIG_STATE_NTF) {
+		if (tb[VFIO_MIG_A_DEV_MIG_STATE])
+			e->state = genl_get_u64(tb[VFIO_MIG_A_DEV_MIG_STATE]);
+		return;
+	}
 	if (tb[VFIO_MIG_A_MIG_PHASE])
 		e->phase = genl_get_u64(tb[VFIO_MIG_A_MIG_PHASE]);
 	if (tb[VFIO_MIG_A_MIG_SEQ])
@@ -120,6 +122,21 @@ static int parse_event(struct lm_nl *n, const struct nlmsghdr *h,
 		e->result = genl_get_u64(tb[VFIO_MIG_A_MIG_RESULT]);
 		e->has_result = true;
 	}
+}
+
+/* Parse one message of the event socket's buffer; 1 if it is a mig event. */
+static int parse_event(struct lm_nl *n, const struct nlmsghdr *h,
+		       struct lm_event *e)
+{
+	const struct genlmsghdr *gh = NLMSG_DATA(h);
+
+	if (h->nlmsg_type != n->ev.family ||
+	    h->nlmsg_len < NLMSG_HDRLEN + GENL_HDRLEN)
+		return 0;
+	if (gh->cmd != VFIO_MIG_CMD_MIG_PHASE_NTF &&
+	    gh->cmd != VFIO_MIG_CMD_MIG_ACK_NTF)
+		return 0;
+	lm_event_parse(h, e);
 	return 1;
 }
 

@@ -45,7 +45,11 @@ struct lm_event {
 	char bdf[32];
 	uint32_t phase, seq, result;
 	bool has_result;
+	uint32_t state;		/* MIG_STATE_NTF: the device's new state */
 };
+
+/* Fill @e from one vfio_mig notification @h (mig phase/ack, mig-state). */
+void lm_event_parse(const struct nlmsghdr *h, struct lm_event *e);
 
 /* Resolve the family and its "mig" group, subscribe. 0 or -errno. */
 int lm_nl_open(struct lm_nl *n);

@@ -46,6 +46,7 @@
 #include "kselftest_harness.h"
 #include "edu.h"
 #include "genl.h"
+#include "lmvmm.h"
 #include "mig.h"
 #include "regsync.h"
 #include "testbed.h"
@@ -145,13 +146,6 @@ static int ctl_commit(int fd, uint32_t flags)
 
 /* ---- netlink: phases, acks, their events ---- */
 
-struct ev {
-	uint8_t cmd;
-	char bdf[32];
-	uint32_t phase, seq, result, state;
-	bool has_result;
-};
-
 /* A vfio_mig socket that listens to multicast group @group. */
 static int ev_open(struct genl *g, const char *group)
 {
@@ -167,40 +161,12 @@ static int ev_open(struct genl *g, const char *group)
 	return ret;
 }
 
-static void ev_parse(const struct nlmsghdr *h, struct ev *e)
-{
-	const struct genlmsghdr *gh = NLMSG_DATA(h);
-	const struct nlattr *tb[32];
-
-	memset(e, 0, sizeof(*e));
-	e->cmd = gh->cmd;
-	genl_parse(h, tb, 31);
-	/* the mig set and the dev set both have bdf = 1 */
-	if (tb[VFIO_MIG_A_MIG_BDF])
-		snprintf(e->bdf, sizeof(e->bdf), "%.*s",
-			 (int)genl_len(tb[VFIO_MIG_A_MIG_BDF]),
-			 (const char *)genl_data(tb[VFIO_MIG_A_MIG_BDF]));
-	if (e->cmd == VFIO_MIG_CMD_MIG_STATE_NTF) {
-		if (tb[VFIO_MIG_A_DEV_MIG_STATE])
-			e->state = genl_get_u64(tb[VFIO_MIG_A_DEV_MIG_STATE]);
-		return;
-	}
-	if (tb[VFIO_MIG_A_MIG_PHASE])
-		e->phase = genl_get_u64(tb[VFIO_MIG_A_MIG_PHASE]);
-	if (tb[VFIO_MIG_A_MIG_SEQ])
-		e->seq = genl_get_u64(tb[VFIO_MIG_A_MIG_SEQ]);
-	if (tb[VFIO_MIG_A_MIG_RESULT]) {
-		e->result = genl_get_u64(tb[VFIO_MIG_A_MIG_RESULT]);
-		e->has_result = true;
-	}
-}
-
 /*
  * The next event @cmd about @bdf within @ms (others are skipped): 0,
  * -ETIMEDOUT or -errno.
  */
 static int ev_wait(struct genl *g, uint8_t cmd, const char *bdf,
-		   struct ev *out, int ms)
+		   struct lm_event *out, int ms)
 {
 	uint64_t end = vmm_now_us() + (uint64_t)ms * 1000;
 
@@ -220,11 +186,11 @@ static int ev_wait(struct genl *g, uint8_t cmd, const char *bdf,
 		}
 		for (h = (struct nlmsghdr *)g->rx; NLMSG_OK(h, n);
 		     h = NLMSG_NEXT(h, n)) {
-			struct ev e;
+			struct lm_event e;
 
 			if (h->nlmsg_type != g->family)
 				continue;
-			ev_parse(h, &e);
+			lm_event_parse(h, &e);
 			if (e.cmd == cmd && !strcmp(e.bdf, bdf)) {
 				*out = e;
 				return 0;
@@ -234,7 +200,7 @@ static int ev_wait(struct genl *g, uint8_t cmd, const char *bdf,
 }
 
 struct phase_reply {
-	struct ev e;
+	struct lm_event e;
 	bool seen;
 };
 
@@ -242,14 +208,14 @@ static int phase_cb(const struct nlmsghdr *h, void *priv)
 {
 	struct phase_reply *r = priv;
 
-	ev_parse(h, &r->e);
+	lm_event_parse(h, &r->e);
 	r->seen = true;
 	return 0;
 }
 
 /* mig-phase: 0 and the reply, or -errno. */
 static int nl_phase(struct genl *g, const char *bdf, uint32_t phase,
-		    struct ev *reply)
+		    struct lm_event *reply)
 {
 	struct phase_reply r = {};
 	struct genl_msg *m = malloc(sizeof(*m));
@@ -754,7 +720,7 @@ TEST_F(ctl, rollback_from_each_state)
 TEST_F(ctl, rollback_stop_copy_aborts)
 {
 	static uint8_t buf[EDU_BUF_SIZE];
-	struct ev begin, ev;
+	struct lm_event begin, ev;
 	uint8_t byte;
 
 	self->ctl = ctl_new(self->bdf);
@@ -833,7 +799,7 @@ TEST_F(ctl, rollback_resuming_unapplied)
 
 TEST_F(ctl, commit_keeps_state)
 {
-	struct ev ph, ev;
+	struct lm_event ph, ev;
 
 	self->ctl = ctl_new(self->bdf);
 	ASSERT_LE(0, self->ctl);
@@ -899,7 +865,7 @@ TEST_F(ctl, commit_stopped_blocks_running)
 
 TEST_F(ctl, phase_ack_relay)
 {
-	struct ev r1, r2, ev;
+	struct lm_event r1, r2, ev;
 
 	/* no controller, no phase */
 	EXPECT_EQ(-ENOTCONN, nl_phase(&self->nl, self->bdf,
@@ -1042,7 +1008,7 @@ TEST_F(ctl, dirty_mark)
 
 TEST_F(ctl, netns_events)
 {
-	struct ev ph, ev;
+	struct lm_event ph, ev;
 	int pfd[2], ret;
 	char c = 0;
 	pid_t pid;
@@ -1157,7 +1123,7 @@ TEST_F(ctl, vmm_close_races_ioctls)
 
 TEST_F(ctl, unbind_after_vmm_close)
 {
-	struct ev begin, ev;
+	struct lm_event begin, ev;
 	uint32_t st;
 	int ret;
 
