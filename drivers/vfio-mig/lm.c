@@ -47,6 +47,7 @@
  * waits for the work, so the VMM sees RUNNING when the ioctl returns.
  */
 #include <linux/file.h>
+#include <linux/uaccess.h>
 #include <vfio-mig/compat.h>
 
 #include "netlink.h"
@@ -412,8 +413,7 @@ static int vmig_get_state(struct vfio_device *vdev,
 	return 0;
 }
 
-static int __maybe_unused vmig_get_data_size(struct vfio_device *vdev,
-					     unsigned long *len)
+static int vmig_get_data_size(struct vfio_device *vdev, unsigned long *len)
 {
 	struct vmig_device *mdev = to_vmig(vdev);
 
@@ -421,6 +421,29 @@ static int __maybe_unused vmig_get_data_size(struct vfio_device *vdev,
 	*len = vmig_migf_stop_copy_estimate(mdev, mdev->mig.saving);
 	state_unlock(mdev);
 	return 0;
+}
+
+/*
+ * The device_feature op: vfio-pci's features, and MIG_DATA_SIZE on
+ * kernels whose core does not answer it (compat.h).
+ */
+int vmig_device_feature(struct vfio_device *vdev, u32 flags,
+			void __user *arg, size_t argsz)
+{
+	struct vfio_device_feature_mig_data_size size = {};
+	unsigned long len;
+	int ret;
+
+	if (VMIG_CORE_DATA_SIZE || (flags & VFIO_DEVICE_FEATURE_MASK) !=
+				   VFIO_DEVICE_FEATURE_MIG_DATA_SIZE)
+		return vfio_pci_core_ioctl_feature(vdev, flags, arg, argsz);
+	ret = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_GET,
+				 sizeof(size));
+	if (ret != 1)
+		return ret;
+	vmig_get_data_size(vdev, &len);
+	size.stop_copy_length = len;
+	return copy_to_user(arg, &size, sizeof(size)) ? -EFAULT : 0;
 }
 
 const struct vfio_migration_ops vmig_mig_ops = {

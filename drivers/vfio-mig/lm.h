@@ -192,6 +192,8 @@ int vmig_mig_commit_stopped(struct vmig_device *mdev);
 /* Is the device committed in STOP? (under state_mutex) */
 bool vmig_mig_stay_stopped(struct vmig_device *mdev);
 extern const struct vfio_migration_ops vmig_mig_ops;
+int vmig_device_feature(struct vfio_device *vdev, u32 flags,
+			void __user *arg, size_t argsz);
 extern const struct pci_error_handlers vmig_err_handlers;
 const char *vmig_mig_state_name(enum vfio_device_mig_state state);
 

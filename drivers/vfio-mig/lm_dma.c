@@ -136,14 +136,23 @@ int vmig_dma_hold(struct vmig_device *mdev)
 {
 	const struct vmig_profile *p = mdev->profile;
 	struct vmig_dma_hold *h = &mdev->mig.dma;
-	int ret = 0;
+	bool window;
+	int ret;
 
 	mutex_lock(&h->lock);
 	h->held = true;
 	mutex_unlock(&h->lock);
-	/* No new start reaches the device now: wait for the one in flight. */
-	if (p->dma_wait)
-		ret = p->dma_wait(mdev, VMIG_DMA_WAIT_MS);
+	/*
+	 * No new start reaches the device now: wait for the one in flight.
+	 * A function that cannot master has none (a VMM starting a machine
+	 * moves the device to RUNNING_P2P before the guest enabled it); one
+	 * that can but does not decode is read through a decode window.
+	 */
+	if (!p->dma_wait || !vmig_bus_master(mdev))
+		return 0;
+	window = vmig_decode_open(mdev);
+	ret = p->dma_wait(mdev, VMIG_DMA_WAIT_MS);
+	vmig_decode_close(mdev, window);
 	if (ret) {
 		pci_warn(mdev->core.pdev,
 			 "DMA did not quiesce within %u ms (%d)\n",
@@ -206,11 +215,11 @@ bool __vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r)
 	if (!h->inflight_valid)
 		return false;
 	/*
-	 * Only a read that shows the engine idle ends the transfer: an
-	 * unreadable device (memory decoding off, low power) may still write.
-	 * Close and reset clear it.
+	 * Only a read that shows the engine idle, or bus mastering off, ends
+	 * the transfer: an unreadable device (memory decoding off, low power)
+	 * may still write. Close and reset clear it.
 	 */
-	if (p->dma_wait && !p->dma_wait(mdev, 0)) {
+	if (!vmig_bus_master(mdev) || (p->dma_wait && !p->dma_wait(mdev, 0))) {
 		h->inflight_valid = false;
 		return false;
 	}

@@ -92,8 +92,16 @@ static int vmig_sriov_configure(struct pci_dev *pdev, int nr_virtfn)
 	return vfio_pci_core_sriov_configure(core, nr_virtfn);
 }
 
+/*
+ * The devices a profile serves (profiles/), as "vfio_pci:" aliases in
+ * modules.alias: tools that pick a VFIO variant driver from there (libvirt's
+ * managed hostdevs) choose vfio-mig for them. The entries are
+ * override-only, so nothing binds without driver_override; any other
+ * device binds on request too (driver_override matches every device) and
+ * gets the generic profile.
+ */
 static const struct pci_device_id vmig_pci_table[] = {
-	{ PCI_DRIVER_OVERRIDE_DEVICE_VFIO(PCI_ANY_ID, PCI_ANY_ID) },
+	{ PCI_DRIVER_OVERRIDE_DEVICE_VFIO(0x1234, 0x11e8) },	/* edu */
 	{}
 };
 MODULE_DEVICE_TABLE(pci, vmig_pci_table);

@@ -221,6 +221,7 @@ int __vmig_snapshot_replay(struct vmig_device *dst,
 			   struct vmig_replay_report *rep, u64 scratch)
 {
 	const struct vmig_profile *p = dst->profile;
+	bool window;
 	int ret;
 
 	memset(rep, 0, sizeof(*rep));
@@ -233,15 +234,20 @@ int __vmig_snapshot_replay(struct vmig_device *dst,
 		snprintf(rep->msg, sizeof(rep->msg),
 			 "log lossy (%llu overflows): replayed the shadow register file alone",
 			 snap->log_overflows);
+	/* the device's registers whether or not its VMM enabled decoding */
+	window = vmig_decode_open(dst);
 	if (p->restore) {
 		struct vmig_profile_ctx ctx = {
 			.mdev = dst, .src = snap, .report = rep,
 			.scratch = scratch,
 		};
 
-		return p->restore(&ctx);
+		ret = p->restore(&ctx);
+	} else {
+		ret = replay_registers(dst, p, snap, rep);
 	}
-	return replay_registers(dst, p, snap, rep);
+	vmig_decode_close(dst, window);
+	return ret;
 }
 
 int vmig_snapshot_replay(struct vmig_device *dst,

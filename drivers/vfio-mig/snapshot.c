@@ -276,6 +276,7 @@ struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
 {
 	const struct vmig_profile *p = mdev->profile;
 	struct vmig_snapshot *snap;
+	bool window;
 	int ret;
 
 	snap = kzalloc(sizeof(*snap), GFP_KERNEL);
@@ -284,6 +285,8 @@ struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
 	vmig_identity_of(mdev->core.pdev, &snap->id);
 	strscpy(snap->profile, p->name, sizeof(snap->profile));
 	ret = copy_regstate(mdev, p, snap, since);
+	/* the device's registers whether or not its VMM enabled decoding */
+	window = vmig_decode_open(mdev);
 	if (!ret && p->save) {
 		struct vmig_profile_ctx ctx = {
 			.mdev = mdev, .snap = snap, .flags = flags,
@@ -294,6 +297,7 @@ struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
 	}
 	if (!ret)
 		ret = capture_reads(mdev, p, snap);
+	vmig_decode_close(mdev, window);
 	if (ret) {
 		vmig_snapshot_free(snap);
 		return ERR_PTR(ret);

@@ -488,6 +488,59 @@ out:
 	return ret;
 }
 
+/*
+ * A VMM may leave the device's decoding and bus mastering off while it
+ * drives the migration states: QEMU opens the device with PCI_COMMAND
+ * clear and moves it to RUNNING_P2P (and, as a target, to RESUMING)
+ * before the guest's firmware has enabled it. The driver's own accesses
+ * (capture on save, restore on load, the P2P quiesce) then open a decode
+ * window: the physical enable bits are set for the window and put back,
+ * on close, to what the VMM last wrote (vconfig, which is also what
+ * vfio-pci's mmap faults and the VMM's config reads see, so the VMM
+ * notices nothing). Both toggles take memory_lock for writing, as
+ * vfio-pci's own PCI_COMMAND writes do; no BAR access may be in progress
+ * by the caller. Returns whether the window changed the bits.
+ */
+bool vmig_decode_open(struct vmig_device *mdev)
+{
+	struct vfio_pci_core_device *core = &mdev->core;
+	u16 cmd, want = PCI_COMMAND_MEMORY | PCI_COMMAND_IO;
+	bool opened = false;
+
+	down_write(&core->memory_lock);
+	pci_read_config_word(core->pdev, PCI_COMMAND, &cmd);
+	if ((cmd & want) != want) {
+		pci_write_config_word(core->pdev, PCI_COMMAND, cmd | want);
+		opened = true;
+	}
+	up_write(&core->memory_lock);
+	return opened;
+}
+
+void vmig_decode_close(struct vmig_device *mdev, bool opened)
+{
+	struct vfio_pci_core_device *core = &mdev->core;
+	u16 cmd, mask = PCI_COMMAND_MEMORY | PCI_COMMAND_IO, vmm;
+
+	if (!opened)
+		return;
+	down_write(&core->memory_lock);
+	vmm = le16_to_cpup((__le16 *)&core->vconfig[PCI_COMMAND]);
+	pci_read_config_word(core->pdev, PCI_COMMAND, &cmd);
+	pci_write_config_word(core->pdev, PCI_COMMAND,
+			      (cmd & ~mask) | (vmm & mask));
+	up_write(&core->memory_lock);
+}
+
+/* Whether the function may master DMA now (its physical PCI_COMMAND). */
+bool vmig_bus_master(struct vmig_device *mdev)
+{
+	u16 cmd;
+
+	pci_read_config_word(mdev->core.pdev, PCI_COMMAND, &cmd);
+	return cmd & PCI_COMMAND_MASTER;
+}
+
 int vmig_bar_read(struct vmig_device *mdev, u8 bar, u32 off, u8 width,
 		  u64 *val)
 {

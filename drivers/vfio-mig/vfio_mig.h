@@ -335,6 +335,13 @@ int vmig_bar_write(struct vmig_device *mdev, u8 bar, u32 off, u8 width,
 		   u64 val);
 void vmig_bars_map(struct vmig_device *mdev);
 void vmig_bars_unmap(struct vmig_device *mdev);
+/*
+ * A decode window for the driver's own accesses to a device whose VMM left
+ * decoding off (trap.c); open and close around them, nothing held.
+ */
+bool vmig_decode_open(struct vmig_device *mdev);
+void vmig_decode_close(struct vmig_device *mdev, bool opened);
+bool vmig_bus_master(struct vmig_device *mdev);
 /* The range vfio-pci itself refuses to pass through (the MSI-X table). */
 
 /* ---- device profiles (profile.c, profiles/) ---- */
