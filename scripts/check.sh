@@ -67,6 +67,16 @@ for d in selftests/unit/*/ tools/migctl/tests/; do
 		"$R/unit-$name.tap"
 done
 
+step "real VMM: Debian 13's QEMU 10 for the qemu suite"
+if scripts/qemu10.sh fetch > "$B/qemu10.log" 2>&1; then
+	tapline build ok "QEMU $(cat "${VMIG_CACHE:-$HOME/.cache/vfio-mig}/qemu10/version") (Debian 13) fetched and runs"
+else
+	cat "$B/qemu10.log"
+	tapline build notok "QEMU 10 (Debian 13) fetched and runs"
+	# the other suites still run; the qemu suite skips without it
+	export VMIG_NO_QEMU10=1
+fi
+
 step "VM selftests"
 if make -s -C selftests vm OUT="$B/tests" KSFT_INC="$KSFT_INC" \
 	> "$B/tests-build.log" 2>&1; then

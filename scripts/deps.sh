@@ -13,6 +13,7 @@ PKGS=(
 	dkms sparse kmod
 	qemu-system-x86 busybox-static nvme-cli iproute2 cpio xz-utils
 	python3 python3-yaml
+	debian-archive-keyring
 )
 
 missing=()

@@ -79,6 +79,39 @@ for b in "$@"; do
 	copy_bin "$b"
 done
 
+# A real VMM for the qemu suite: Debian 13's QEMU 10 (scripts/qemu10.sh),
+# its binary with its own loader and library closure under /opt/qemu10,
+# the firmware an L2 machine needs, and /usr/bin/qemu10 to run it. Set
+# VMIG_NO_QEMU10=1 to leave it out.
+if [ "${VMIG_NO_QEMU10:-0}" != 1 ]; then
+	Q10=$("$HERE/../../scripts/qemu10.sh" root)
+	QD=$ROOT/opt/qemu10
+	QLIB=usr/lib/x86_64-linux-gnu
+	install -D -m 0755 "$Q10/usr/bin/qemu-system-x86_64" \
+		"$QD/bin/qemu-system-x86_64"
+	mkdir -p "$QD/lib" "$QD/share" "$QD/modules"
+	for lib in $("$Q10/$QLIB/ld-linux-x86-64.so.2" \
+			--library-path "$Q10/$QLIB:$Q10/lib/x86_64-linux-gnu" \
+			--list "$Q10/usr/bin/qemu-system-x86_64" |
+			grep -o '/[^ ]*'); do
+		cp -L "$lib" "$QD/lib/$(basename "$lib")"
+	done
+	cp -L "$Q10/$QLIB/ld-linux-x86-64.so.2" "$QD/lib/"
+	for f in seabios/bios-256k.bin qemu/kvmvapic.bin \
+		 qemu/linuxboot_dma.bin qemu/multiboot_dma.bin; do
+		cp -L "$Q10/usr/share/$f" "$QD/share/"
+	done
+	cat > "$ROOT/usr/bin/qemu10" <<'EOS'
+#!/bin/sh
+# Debian 13's QEMU 10 with its own loader and libraries (mkinitramfs.sh).
+Q=/opt/qemu10
+export QEMU_MODULE_DIR=$Q/modules
+exec $Q/lib/ld-linux-x86-64.so.2 --library-path $Q/lib \
+	$Q/bin/qemu-system-x86_64 -L $Q/share "$@"
+EOS
+	chmod 0755 "$ROOT/usr/bin/qemu10"
+fi
+
 mkdir -p "$ROOT/tests"
 cp -r "$TESTDIR"/. "$ROOT/tests/"
 
