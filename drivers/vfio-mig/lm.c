@@ -90,6 +90,7 @@ static bool reset_locked(struct vmig_device *mdev)
 	h->held = false;
 	h->nr = 0;
 	h->inflight_valid = false;
+	vmig_pin_drop(mdev, 0, 0);
 	mutex_unlock(&h->lock);
 	if (m->state == VFIO_DEVICE_STATE_RUNNING)
 		return false;
@@ -158,6 +159,7 @@ void vmig_mig_init(struct vmig_device *mdev)
 	mutex_init(&m->state_mutex);
 	spin_lock_init(&m->reset_lock);
 	mutex_init(&m->dma.lock);
+	m->dma.alone = -1;
 	INIT_WORK(&m->reset_work, reset_work);
 	m->state = VFIO_DEVICE_STATE_RUNNING;
 	mdev->core.vdev.migration_flags = VFIO_MIGRATION_STOP_COPY |

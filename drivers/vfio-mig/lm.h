@@ -51,6 +51,8 @@ struct vmig_held_write {
 };
 
 #define VMIG_MAX_HELD		4
+/* pages of one transfer pinned for the container's dirty log (lm_pin.c) */
+#define VMIG_MAX_PINNED		4
 
 /**
  * struct vmig_dma_hold - the device's DMA engine as the trap path sees it
@@ -67,6 +69,12 @@ struct vmig_held_write {
  *	@inflight_valid: a report re-marks it until the transfer is seen to
  *	have ended, so that bytes landing after a report are not lost
  * @inflight_valid: see @inflight
+ * @pinned: page-aligned IOVAs of the last transfer into guest RAM, pinned
+ *	for the type1 container's dirty log until it is seen to have ended
+ *	(lm_pin.c)
+ * @nr_pinned: entries in @pinned
+ * @alone: the device is alone in its IOMMU group (1) or not (0); -1 until
+ *	looked up
  */
 struct vmig_dma_hold {
 	struct mutex lock;	/* see above */
@@ -75,6 +83,9 @@ struct vmig_dma_hold {
 	u32 nr;
 	struct vmig_dma_range inflight;
 	bool inflight_valid;
+	u64 pinned[VMIG_MAX_PINNED];
+	u32 nr_pinned;
+	s8 alone;
 };
 
 /**
@@ -194,6 +205,13 @@ bool vmig_mig_stay_stopped(struct vmig_device *mdev);
 extern const struct vfio_migration_ops vmig_mig_ops;
 int vmig_device_feature(struct vfio_device *vdev, u32 flags,
 			void __user *arg, size_t argsz);
+
+/* lm_pin.c: the type1 container's dirty log; under vmig_dma_hold.lock */
+void vmig_pin_transfer(struct vmig_device *mdev,
+		       const struct vmig_dma_range *r);
+/* Unpin what lies in [@iova, @iova + @len), or everything if @len is 0. */
+void vmig_pin_drop(struct vmig_device *mdev, u64 iova, u64 len);
+void vmig_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length);
 extern const struct pci_error_handlers vmig_err_handlers;
 const char *vmig_mig_state_name(enum vfio_device_mig_state state);
 

@@ -37,6 +37,7 @@ static int issue(struct vmig_device *mdev, const struct vmig_held_write *w)
 
 	if (p->dma_decode && p->dma_decode(mdev, w->value, &r) && r.to_ram) {
 		vmig_dirty_mark(mdev, r.iova, r.len);
+		vmig_pin_transfer(mdev, &r);
 		h->inflight = r;
 		h->inflight_valid = true;
 	}
@@ -153,6 +154,12 @@ int vmig_dma_hold(struct vmig_device *mdev)
 	window = vmig_decode_open(mdev);
 	ret = p->dma_wait(mdev, VMIG_DMA_WAIT_MS);
 	vmig_decode_close(mdev, window);
+	if (!ret) {
+		/* the transfer in flight has ended */
+		mutex_lock(&h->lock);
+		vmig_pin_drop(mdev, 0, 0);
+		mutex_unlock(&h->lock);
+	}
 	if (ret) {
 		pci_warn(mdev->core.pdev,
 			 "DMA did not quiesce within %u ms (%d)\n",
@@ -221,6 +228,7 @@ bool __vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r)
 	 */
 	if (!vmig_bus_master(mdev) || (p->dma_wait && !p->dma_wait(mdev, 0))) {
 		h->inflight_valid = false;
+		vmig_pin_drop(mdev, 0, 0);
 		return false;
 	}
 	*r = h->inflight;

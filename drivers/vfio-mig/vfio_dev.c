@@ -88,6 +88,7 @@ const struct vfio_device_ops vmig_vfio_ops = {
 	.close_device	= vmig_close_device,
 	.ioctl		= vmig_ioctl,
 	.device_feature	= vmig_device_feature,
+	.dma_unmap	= vmig_dma_unmap,
 	.read		= vmig_read,
 	.write		= vmig_write,
 	.mmap		= vmig_mmap,

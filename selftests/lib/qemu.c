@@ -455,32 +455,3 @@ int vfio_dma_logging(const char *bdf)
 	vmm_close(&d);
 	return ret;
 }
-
-/*
- * Without device dirty tracking (Debian's 6.12: no iova_bitmap, so no
- * VFIO DMA logging), QEMU with enable-migration=on falls back to the type1
- * container's dirty log, which reports every mapped page dirty in every
- * round. QEMU switches over when what is pending fits downtime-limit at
- * the bandwidth it measured in bytes on the wire; the nested VM's RAM is
- * mostly zero pages, which cost a few bytes each, so that estimate falls
- * far below what the link moves and the migration may never converge
- * (seen: stuck for 240 s, or done in 0.3 s, by chance). QEMU's knob for
- * this is avail-switchover-bandwidth, the bandwidth the operator knows the
- * link to give (here 128 MiB/s, well below what a UNIX socket moves).
- * The downtime limit is 2 s for both: the device's own stop and restore
- * under nested TCG take a few hundred ms.
- */
-int qemu_mig_params(struct l2vm *src, bool dirty_exact)
-{
-	char reply[4096];
-	int ret;
-
-	ret = qmp_exec(&src->qmp,
-		       "{\"execute\": \"migrate-set-parameters\", \"arguments\": {\"downtime-limit\": 2000}}",
-		       reply, sizeof(reply), 30000);
-	if (!ret && !dirty_exact)
-		ret = qmp_exec(&src->qmp,
-			       "{\"execute\": \"migrate-set-parameters\", \"arguments\": {\"avail-switchover-bandwidth\": 134217728}}",
-			       reply, sizeof(reply), 30000);
-	return ret;
-}

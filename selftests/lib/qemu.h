@@ -99,11 +99,6 @@ int qemu_wait_migration(struct l2vm *vm, struct qemu_mig_info *mi,
  * -errno if the device cannot be opened for the probe.
  */
 int vfio_dma_logging(const char *bdf);
-/*
- * The source's migration parameters for the nested VM: see qemu.c.
- * @dirty_exact: the device has dirty tracking (vfio_dma_logging()).
- */
-int qemu_mig_params(struct l2vm *src, bool dirty_exact);
 /* query-status: "running", "postmigrate", "inmigrate", ... */
 int qemu_run_state(struct l2vm *vm, char *state, size_t len);
 

@@ -569,7 +569,9 @@ static int edu_restore(struct vmig_profile_ctx *ctx)
 /*
  * For dirty tracking: command @cmd with the start and to-RAM bits makes the
  * device write [dst, dst + count) of guest IOVA, from the address
- * registers as the device holds them now.
+ * registers as the device holds them now. The count is the guest's: the
+ * device moves at most its buffer (a larger count fails the transfer), so
+ * no more is marked.
  */
 static bool edu_dma_decode(struct vmig_device *mdev, u32 cmd,
 			   struct vmig_dma_range *r)
@@ -582,7 +584,7 @@ static bool edu_dma_decode(struct vmig_device *mdev, u32 cmd,
 	if (rd(mdev, EDU_DMA_DST, 8, &dst) || rd(mdev, EDU_DMA_COUNT, 8, &cnt))
 		return false;
 	r->iova = dst & EDU_DMA_MASK;
-	r->len = cnt;
+	r->len = min_t(u64, cnt, EDU_BUF_SIZE);
 	r->to_ram = true;
 	return true;
 }

@@ -40,7 +40,7 @@ static uint64_t median(uint64_t *v, int n)
 }
 
 /* One migration A -> B; 0 with @mi filled, or -errno. */
-static int one(const struct tb_devs *t, bool exact, struct qemu_mig_info *mi)
+static int one(const struct tb_devs *t, struct qemu_mig_info *mi)
 {
 	struct l2vm_opts so = {
 		.name = "src", .host = t->edu[0], .mem_mb = 32,
@@ -66,9 +66,7 @@ static int one(const struct tb_devs *t, bool exact, struct qemu_mig_info *mi)
 		l2vm_stop(&src);
 		return ret;
 	}
-	ret = qemu_mig_params(&src, exact);
-	if (!ret)
-		ret = qmp_exec(&src.qmp, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:" MIG_SOCK "\"}}",
+	ret = qmp_exec(&src.qmp, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:" MIG_SOCK "\"}}",
 			       reply, sizeof(reply), 30000);
 	if (!ret)
 		ret = qemu_wait_migration(&src, mi, 240000);
@@ -91,7 +89,6 @@ int main(void)
 	uint64_t down[RUNS], total[RUNS], vfio[RUNS];
 	struct qemu_mig_info mi;
 	struct tb_devs t;
-	bool exact;
 	int i, ret;
 
 	if (access(QEMU_BIN, X_OK)) {
@@ -115,15 +112,8 @@ int main(void)
 			return 1;
 		}
 	}
-	ret = vfio_dma_logging(t.edu[0]);
-	if (ret < 0) {
-		fprintf(stderr, "qemu_bench: cannot open %s: %s\n", t.edu[0],
-			strerror(-ret));
-		return 1;
-	}
-	exact = ret;
 	for (i = 0; i < RUNS; i++) {
-		ret = one(&t, exact, &mi);
+		ret = one(&t, &mi);
 		if (ret) {
 			fprintf(stderr, "qemu_bench: run %d: %s\n", i,
 				strerror(-ret));

@@ -20,7 +20,7 @@
  *  - modules_alias: modules.alias names the profiles' devices only.
  *
  * Each case runs in trap modes sparse and all (FIXTURE_VARIANT). The
- * migration parameters, and why: qemu_mig_params() in selftests/lib/qemu.c.
+ * migration runs with QEMU's default parameters.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -190,7 +190,6 @@ static void migrate_ok(struct __test_metadata *_metadata,
 	unsigned int last;
 	bool failed;
 
-	ASSERT_EQ(0, qemu_mig_params(&self->src, self->logging));
 	migrate(_metadata, &self->src);
 	ASSERT_EQ(0, qemu_wait_migration(&self->src, mi, MIGRATE_MS))
 		TH_LOG("%s", mi->raw);

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The type1 container's dirty log (VFIO_IOMMU_DIRTY_PAGES), what QEMU
+ * uses where the kernel offers no VFIO DMA logging (Debian's 6.12): vfio-mig
+ * pins the pages of each transfer into guest RAM that the mediated feeder
+ * sees (lm_pin.c), which switches the container to reporting those pages
+ * only. Checked against what the device was told to write:
+ *
+ *  - before the device has written anything, every mapped page is
+ *    reported (the container's default);
+ *  - in trap modes sparse and all, after transfers into RAM (some across a
+ *    page boundary) and from RAM, exactly the pages written are reported;
+ *    the next report holds at most the last transfer's pages (pinned until
+ *    the next start, the P2P quiesce, reset or close);
+ *  - in trap mode none the driver sees no transfer: every page, always.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <linux/vfio.h>
+
+#include "kselftest_harness.h"
+#include "edu.h"
+#include "mig.h"
+#include "regsync.h"
+#include "testbed.h"
+
+#define RAM_IOVA	0x100000ull
+#define RAM_SIZE	(1u << 20)
+#define PAGES		((int)(RAM_SIZE / 4096))
+#define WORDS		(PAGES / 64)
+
+FIXTURE(cdirty) {
+	struct tb_devs t;
+	struct mig_side a;
+	struct edu e;
+	uint64_t bm[WORDS];
+};
+
+FIXTURE_VARIANT(cdirty) {
+	const char *trap;
+	bool exact;
+};
+
+FIXTURE_VARIANT_ADD(cdirty, sparse) {
+	.trap = "sparse", .exact = true,
+};
+
+FIXTURE_VARIANT_ADD(cdirty, all) {
+	.trap = "all", .exact = true,
+};
+
+FIXTURE_VARIANT_ADD(cdirty, none) {
+	.trap = "none", .exact = false,
+};
+
+FIXTURE_SETUP(cdirty)
+{
+	ASSERT_EQ(0, tb_devices(&self->t));
+	ASSERT_LE(1, self->t.nr_edu);
+	ASSERT_EQ(0, mig_side_open(&self->a, self->t.edu[0], variant->trap,
+				   RAM_IOVA, RAM_SIZE));
+	ASSERT_EQ(0, edu_probe(&self->e, &self->a.d, false));
+}
+
+FIXTURE_TEARDOWN(cdirty)
+{
+	mig_side_close(&self->a);
+	rs_set_trap_mode(self->t.edu[0], "none");
+}
+
+static int tracking(int container, bool start)
+{
+	struct vfio_iommu_type1_dirty_bitmap db = {
+		.argsz = sizeof(db),
+		.flags = start ? VFIO_IOMMU_DIRTY_PAGES_FLAG_START :
+				 VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP,
+	};
+
+	return ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &db) ? -errno : 0;
+}
+
+/* Read and clear the container's log over the RAM mapping; the count. */
+static int report(int container, uint64_t *bm)
+{
+	struct {
+		struct vfio_iommu_type1_dirty_bitmap db;
+		struct vfio_iommu_type1_dirty_bitmap_get g;
+	} r = {
+		.db.argsz = sizeof(r),
+		.db.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP,
+		.g.iova = RAM_IOVA,
+		.g.size = RAM_SIZE,
+		.g.bitmap.pgsize = 4096,
+		.g.bitmap.size = WORDS * 8,
+		.g.bitmap.data = (__u64 *)bm,
+	};
+	int i, n = 0;
+
+	memset(bm, 0, WORDS * 8);
+	if (ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &r))
+		return -errno;
+	for (i = 0; i < WORDS; i++)
+		n += __builtin_popcountll(bm[i]);
+	return n;
+}
+
+static void set_page(uint64_t *want, uint64_t iova, uint32_t len)
+{
+	uint64_t p;
+
+	for (p = (iova - RAM_IOVA) / 4096;
+	     p <= (iova + len - 1 - RAM_IOVA) / 4096; p++)
+		want[p / 64] |= 1ull << (p % 64);
+}
+
+TEST_F(cdirty, reports_what_the_device_wrote)
+{
+	/* into RAM: in one page, across a boundary, at the end of RAM */
+	static const struct { uint64_t off; uint32_t len; } to_ram[] = {
+		{ 0x3000, 512 }, { 0x10f00, 512 }, { 0x42000, 2048 },
+		{ 0x7f800, 1024 }, { RAM_SIZE - 256, 256 },
+	};
+	uint64_t want[WORDS] = {}, last[WORDS] = {};
+	int c = self->a.d.container, n, i;
+
+	ASSERT_EQ(0, tracking(c, true));
+	n = report(c, self->bm);
+	ASSERT_EQ(PAGES, n) TH_LOG("before any transfer");
+
+	/* from RAM: read by the device, never reported */
+	ASSERT_EQ(0, edu_dma(&self->e, false, RAM_IOVA + 0x20000, 0, 1024,
+			     false, 3000));
+	for (i = 0; i < (int)(sizeof(to_ram) / sizeof(to_ram[0])); i++) {
+		ASSERT_EQ(0, edu_dma(&self->e, true, RAM_IOVA + to_ram[i].off,
+				     0, to_ram[i].len, false, 3000));
+		set_page(want, RAM_IOVA + to_ram[i].off, to_ram[i].len);
+	}
+	ASSERT_EQ(0, edu_dma(&self->e, false, RAM_IOVA + 0x30000, 0, 1024,
+			     false, 3000));
+	n = report(c, self->bm);
+	if (!variant->exact) {
+		EXPECT_EQ(PAGES, n);
+	} else {
+		for (i = 0; i < WORDS && want[i] == self->bm[i]; i++)
+			;
+		if (i < WORDS)
+			TH_LOG("pages %d..%d: reported %#llx, written %#llx",
+			       i * 64, i * 64 + 63,
+			       (unsigned long long)self->bm[i],
+			       (unsigned long long)want[i]);
+		EXPECT_EQ(WORDS, i);
+		TH_LOG("%d of %d pages reported, all written by the device", n,
+		       PAGES);
+	}
+
+	/* nothing new: at most the last transfer's pages, still pinned */
+	set_page(last, RAM_IOVA + to_ram[4].off, to_ram[4].len);
+	n = report(c, self->bm);
+	if (!variant->exact) {
+		EXPECT_EQ(PAGES, n);
+	} else {
+		for (i = 0; i < WORDS && !(self->bm[i] & ~last[i]); i++)
+			;
+		EXPECT_EQ(WORDS, i);
+	}
+	ASSERT_EQ(0, tracking(c, false));
+}
+
+TEST_HARNESS_MAIN
