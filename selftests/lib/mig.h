@@ -58,7 +58,7 @@ int mig_features(struct vmm_dev *d, uint64_t *flags);
 int mig_set_state(struct vmm_dev *d, uint32_t state, int *data_fd);
 int mig_get_state(struct vmm_dev *d, uint32_t *state);
 const char *mig_state_name(uint32_t state);
-/* VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: 0 or -errno (ENOTTY on 6.1). */
+/* VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: 0 or -errno. */
 int mig_data_size(struct vmm_dev *d, uint64_t *bytes);
 
 /* A growing byte buffer for migration streams. */
