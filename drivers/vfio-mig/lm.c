@@ -159,7 +159,6 @@ void vmig_mig_init(struct vmig_device *mdev)
 	mutex_init(&m->state_mutex);
 	spin_lock_init(&m->reset_lock);
 	mutex_init(&m->dma.lock);
-	m->dma.alone = -1;
 	INIT_WORK(&m->reset_work, reset_work);
 	m->state = VFIO_DEVICE_STATE_RUNNING;
 	mdev->core.vdev.migration_flags = VFIO_MIGRATION_STOP_COPY |
@@ -443,7 +442,9 @@ int vmig_device_feature(struct vfio_device *vdev, u32 flags,
 				 sizeof(size));
 	if (ret != 1)
 		return ret;
-	vmig_get_data_size(vdev, &len);
+	ret = vmig_get_data_size(vdev, &len);
+	if (ret)
+		return ret;
 	size.stop_copy_length = len;
 	return copy_to_user(arg, &size, sizeof(size)) ? -EFAULT : 0;
 }

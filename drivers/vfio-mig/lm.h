@@ -51,17 +51,25 @@ struct vmig_held_write {
 };
 
 #define VMIG_MAX_HELD		4
-/* pages of one transfer pinned for the container's dirty log (lm_pin.c) */
+/* pages pinned for the container's dirty log (lm_pin.c): two transfers */
 #define VMIG_MAX_PINNED		4
+
+enum vmig_group_alone {
+	VMIG_GROUP_UNKNOWN,
+	VMIG_GROUP_ALONE,
+	VMIG_GROUP_SHARED,
+};
 
 /**
  * struct vmig_dma_hold - the device's DMA engine as the trap path sees it
  * @lock: serialises writes to the profile's doorbell registers with the
  *	P2P arcs and with dirty reports; protects the fields below. Taken
- *	in process context only (the trap write path, arcs, reports); lock
- *	order: vmig_mig.state_mutex, vmig_migf.lock, vmig_dirty.lock, then
- *	@lock; the core's memory_lock (BAR access) nests inside it, so a
- *	reset (which holds memory_lock) never takes it (lm.c).
+ *	in process context only (the trap write path, arcs, reports, type1's
+ *	unmap notification); lock order: vmig_mig.state_mutex,
+ *	vmig_migf.lock, vmig_dirty.lock, type1's device_list_lock, then
+ *	@lock; the core's memory_lock (BAR access) and type1's iommu->lock
+ *	(pinning, lm_pin.c) nest inside it, so a reset (which holds
+ *	memory_lock) never takes it (lm.c).
  * @held: DMA starts are held (P2P states, STOP, STOP_COPY, RESUMING)
  * @writes: held start commands, in order
  * @nr: entries in @writes
@@ -69,12 +77,16 @@ struct vmig_held_write {
  *	@inflight_valid: a report re-marks it until the transfer is seen to
  *	have ended, so that bytes landing after a report are not lost
  * @inflight_valid: see @inflight
- * @pinned: page-aligned IOVAs of the last transfer into guest RAM, pinned
- *	for the type1 container's dirty log until it is seen to have ended
- *	(lm_pin.c)
+ * @pinned: page-aligned IOVAs of transfers into guest RAM, pinned for the
+ *	type1 container's dirty log until the engine reads idle (lm_pin.c)
  * @nr_pinned: entries in @pinned
- * @alone: the device is alone in its IOMMU group (1) or not (0); -1 until
- *	looked up
+ * @alone: whether the device is alone in its IOMMU group (looked up at
+ *	the first transfer after open)
+ * @scoped: a page was pinned: type1 reports this group's pinned pages
+ *	only, from then on (never cleared: fail closed)
+ * @unmap_iova: the VMM's last unmap of IOVA we had pinned (->dma_unmap) ...
+ * @unmap_len: ... its length (0: none) ...
+ * @unmap_until: ... and until when a start into it waits (jiffies)
  */
 struct vmig_dma_hold {
 	struct mutex lock;	/* see above */
@@ -85,7 +97,11 @@ struct vmig_dma_hold {
 	bool inflight_valid;
 	u64 pinned[VMIG_MAX_PINNED];
 	u32 nr_pinned;
-	s8 alone;
+	enum vmig_group_alone alone;
+	bool scoped;
+	u64 unmap_iova;
+	u64 unmap_len;
+	unsigned long unmap_until;
 };
 
 /**
@@ -206,11 +222,18 @@ extern const struct vfio_migration_ops vmig_mig_ops;
 int vmig_device_feature(struct vfio_device *vdev, u32 flags,
 			void __user *arg, size_t argsz);
 
-/* lm_pin.c: the type1 container's dirty log; under vmig_dma_hold.lock */
-void vmig_pin_transfer(struct vmig_device *mdev,
-		       const struct vmig_dma_range *r);
-/* Unpin what lies in [@iova, @iova + @len), or everything if @len is 0. */
+/*
+ * lm_pin.c: the type1 container's dirty log. Under vmig_dma_hold.lock:
+ * pin the pages of transfer @r before its start reaches the device (0),
+ * or -errno: the start must not reach the device.
+ */
+int vmig_pin_transfer(struct vmig_device *mdev, const struct vmig_dma_range *r);
+/*
+ * Under vmig_dma_hold.lock: unpin what lies in [@iova, @iova + @len), or
+ * everything if @len is 0.
+ */
 void vmig_pin_drop(struct vmig_device *mdev, u64 iova, u64 len);
+/* vfio_device_ops.dma_unmap; takes vmig_dma_hold.lock */
 void vmig_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length);
 extern const struct pci_error_handlers vmig_err_handlers;
 const char *vmig_mig_state_name(enum vfio_device_mig_state state);

@@ -28,16 +28,28 @@
 
 #define VMIG_DMA_WAIT_MS	3000
 
-/* Start a transfer on the device: mark its range, then write the command. */
+/*
+ * Start a transfer on the device: mark its range (and pin it for the
+ * container's dirty log), then write the command. A start whose pages
+ * cannot be pinned once the container counts on pins is dropped, as the
+ * device drops a start it cannot serve.
+ */
 static int issue(struct vmig_device *mdev, const struct vmig_held_write *w)
 {
 	const struct vmig_profile *p = mdev->profile;
 	struct vmig_dma_hold *h = &mdev->mig.dma;
 	struct vmig_dma_range r;
+	int ret;
 
 	if (p->dma_decode && p->dma_decode(mdev, w->value, &r) && r.to_ram) {
+		ret = vmig_pin_transfer(mdev, &r);
+		if (ret) {
+			dev_warn_ratelimited(&mdev->core.pdev->dev,
+					     "DMA start into %#llx+%#llx dropped: its pages cannot be pinned for the dirty log (%d)\n",
+					     r.iova, r.len, ret);
+			return 0;
+		}
 		vmig_dirty_mark(mdev, r.iova, r.len);
-		vmig_pin_transfer(mdev, &r);
 		h->inflight = r;
 		h->inflight_valid = true;
 	}
@@ -137,34 +149,33 @@ int vmig_dma_hold(struct vmig_device *mdev)
 {
 	const struct vmig_profile *p = mdev->profile;
 	struct vmig_dma_hold *h = &mdev->mig.dma;
-	bool window;
+	u16 window;
 	int ret;
 
 	mutex_lock(&h->lock);
 	h->held = true;
 	mutex_unlock(&h->lock);
 	/*
-	 * No new start reaches the device now: wait for the one in flight.
-	 * A function that cannot master has none (a VMM starting a machine
-	 * moves the device to RUNNING_P2P before the guest enabled it); one
-	 * that can but does not decode is read through a decode window.
+	 * No new start reaches the device now: wait for the one in flight,
+	 * reading the engine through a decode window: a VMM starting a
+	 * machine moves the device to RUNNING_P2P before the guest has
+	 * enabled its decoding (an engine that never ran reads idle).
 	 */
-	if (!p->dma_wait || !vmig_bus_master(mdev))
+	if (!p->dma_wait)
 		return 0;
 	window = vmig_decode_open(mdev);
 	ret = p->dma_wait(mdev, VMIG_DMA_WAIT_MS);
 	vmig_decode_close(mdev, window);
-	if (!ret) {
-		/* the transfer in flight has ended */
-		mutex_lock(&h->lock);
-		vmig_pin_drop(mdev, 0, 0);
-		mutex_unlock(&h->lock);
-	}
 	if (ret) {
 		pci_warn(mdev->core.pdev,
 			 "DMA did not quiesce within %u ms (%d)\n",
 			 VMIG_DMA_WAIT_MS, ret);
 		vmig_dma_release(mdev, true);
+	} else {
+		/* the transfer in flight has ended */
+		mutex_lock(&h->lock);
+		vmig_pin_drop(mdev, 0, 0);
+		mutex_unlock(&h->lock);
 	}
 	return ret;
 }
@@ -222,11 +233,12 @@ bool __vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r)
 	if (!h->inflight_valid)
 		return false;
 	/*
-	 * Only a read that shows the engine idle, or bus mastering off, ends
-	 * the transfer: an unreadable device (memory decoding off, low power)
-	 * may still write. Close and reset clear it.
+	 * Only a read that shows the engine idle ends the transfer: an
+	 * unreadable device (memory decoding off, low power) may still write,
+	 * and one whose bus mastering is off resumes when it is back on.
+	 * Close and reset clear it.
 	 */
-	if (!vmig_bus_master(mdev) || (p->dma_wait && !p->dma_wait(mdev, 0))) {
+	if (p->dma_wait && !p->dma_wait(mdev, 0)) {
 		h->inflight_valid = false;
 		vmig_pin_drop(mdev, 0, 0);
 		return false;

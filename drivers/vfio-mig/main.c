@@ -101,7 +101,7 @@ static int vmig_sriov_configure(struct pci_dev *pdev, int nr_virtfn)
  * gets the generic profile.
  */
 static const struct pci_device_id vmig_pci_table[] = {
-	{ PCI_DRIVER_OVERRIDE_DEVICE_VFIO(0x1234, 0x11e8) },	/* edu */
+	{ PCI_DRIVER_OVERRIDE_DEVICE_VFIO(VMIG_EDU_VENDOR, VMIG_EDU_DEVICE) },
 	{}
 };
 MODULE_DEVICE_TABLE(pci, vmig_pci_table);

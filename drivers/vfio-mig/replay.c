@@ -221,7 +221,7 @@ int __vmig_snapshot_replay(struct vmig_device *dst,
 			   struct vmig_replay_report *rep, u64 scratch)
 {
 	const struct vmig_profile *p = dst->profile;
-	bool window;
+	u16 window;
 	int ret;
 
 	memset(rep, 0, sizeof(*rep));

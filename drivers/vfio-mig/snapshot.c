@@ -276,7 +276,7 @@ struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
 {
 	const struct vmig_profile *p = mdev->profile;
 	struct vmig_snapshot *snap;
-	bool window;
+	u16 window;
 	int ret;
 
 	snap = kzalloc(sizeof(*snap), GFP_KERNEL);

@@ -16,6 +16,7 @@
 #include <linux/moduleparam.h>
 #include <linux/pci.h>
 #include <linux/percpu.h>
+#include <linux/pm_runtime.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -489,38 +490,56 @@ out:
 }
 
 /*
- * A VMM may leave the device's decoding and bus mastering off while it
- * drives the migration states: QEMU opens the device with PCI_COMMAND
- * clear and moves it to RUNNING_P2P (and, as a target, to RESUMING)
- * before the guest's firmware has enabled it. The driver's own accesses
- * (capture on save, restore on load, the P2P quiesce) then open a decode
- * window: the physical enable bits are set for the window and put back,
- * on close, to what the VMM last wrote (vconfig, which is also what
- * vfio-pci's mmap faults and the VMM's config reads see, so the VMM
- * notices nothing). Both toggles take memory_lock for writing, as
- * vfio-pci's own PCI_COMMAND writes do; no BAR access may be in progress
- * by the caller. Returns whether the window changed the bits.
+ * A VMM may leave the device's decoding off while it drives the migration
+ * states: QEMU opens the device with PCI_COMMAND clear and moves it to
+ * RUNNING_P2P (and, as a target, to RESUMING) before the guest's firmware
+ * has enabled it. The driver's own accesses (capture on save, restore on
+ * load, the P2P quiesce) then open a decode window: the physical enable
+ * bits for the BAR types the function has are set for the window, with a
+ * runtime PM reference, and put back on close to what the VMM last wrote
+ * (vconfig, which is also what vfio-pci's mmap faults and the VMM's config
+ * reads see, so the VMM notices nothing). Both toggles take memory_lock
+ * for writing, as vfio-pci's own PCI_COMMAND writes do; the accesses in
+ * between take it for reading, so a VMM's PCI_COMMAND write during the
+ * window takes effect at once and the window's close keeps it. A
+ * trapped doorbell write of the VMM's that arrives during the window
+ * reaches the device although the VMM turned decoding off (the window is
+ * open only during migration arcs, with the vCPUs stopped or held). No
+ * BAR access of the caller's may be in progress. Returns the bits the
+ * window set (0: none), for vmig_decode_close().
  */
-bool vmig_decode_open(struct vmig_device *mdev)
+u16 vmig_decode_open(struct vmig_device *mdev)
 {
 	struct vfio_pci_core_device *core = &mdev->core;
-	u16 cmd, want = PCI_COMMAND_MEMORY | PCI_COMMAND_IO;
-	bool opened = false;
+	struct pci_dev *pdev = core->pdev;
+	u16 cmd, want = 0;
+	int i;
 
-	down_write(&core->memory_lock);
-	pci_read_config_word(core->pdev, PCI_COMMAND, &cmd);
-	if ((cmd & want) != want) {
-		pci_write_config_word(core->pdev, PCI_COMMAND, cmd | want);
-		opened = true;
+	for (i = 0; i < PCI_STD_NUM_BARS; i++) {
+		if (!mdev->bar_va[i])
+			continue;
+		if (pci_resource_flags(pdev, i) & IORESOURCE_MEM)
+			want |= PCI_COMMAND_MEMORY;
+		else if (pci_resource_flags(pdev, i) & IORESOURCE_IO)
+			want |= PCI_COMMAND_IO;
 	}
+	if (!want || pm_runtime_resume_and_get(&pdev->dev))
+		return 0;
+	down_write(&core->memory_lock);
+	pci_read_config_word(pdev, PCI_COMMAND, &cmd);
+	want &= ~cmd;
+	if (want)
+		pci_write_config_word(pdev, PCI_COMMAND, cmd | want);
 	up_write(&core->memory_lock);
-	return opened;
+	if (!want)
+		pm_runtime_put(&pdev->dev);
+	return want;
 }
 
-void vmig_decode_close(struct vmig_device *mdev, bool opened)
+void vmig_decode_close(struct vmig_device *mdev, u16 opened)
 {
 	struct vfio_pci_core_device *core = &mdev->core;
-	u16 cmd, mask = PCI_COMMAND_MEMORY | PCI_COMMAND_IO, vmm;
+	u16 cmd, vmm;
 
 	if (!opened)
 		return;
@@ -528,17 +547,9 @@ void vmig_decode_close(struct vmig_device *mdev, bool opened)
 	vmm = le16_to_cpup((__le16 *)&core->vconfig[PCI_COMMAND]);
 	pci_read_config_word(core->pdev, PCI_COMMAND, &cmd);
 	pci_write_config_word(core->pdev, PCI_COMMAND,
-			      (cmd & ~mask) | (vmm & mask));
+			      (cmd & ~opened) | (vmm & opened));
 	up_write(&core->memory_lock);
-}
-
-/* Whether the function may master DMA now (its physical PCI_COMMAND). */
-bool vmig_bus_master(struct vmig_device *mdev)
-{
-	u16 cmd;
-
-	pci_read_config_word(mdev->core.pdev, PCI_COMMAND, &cmd);
-	return cmd & PCI_COMMAND_MASTER;
+	pm_runtime_put(&core->pdev->dev);
 }
 
 int vmig_bar_read(struct vmig_device *mdev, u8 bar, u32 off, u8 width,

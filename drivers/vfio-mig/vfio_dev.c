@@ -59,6 +59,8 @@ static int vmig_open_device(struct vfio_device *vdev)
 		return ret;
 
 	vmig_regstate_open(&mdev->rs);
+	/* the group may have changed while the device was closed */
+	mdev->mig.dma.alone = VMIG_GROUP_UNKNOWN;
 	vmig_bars_map(mdev);
 	vfio_pci_core_finish_enable(&mdev->core);
 	mdev->open = true;

@@ -339,9 +339,8 @@ void vmig_bars_unmap(struct vmig_device *mdev);
  * A decode window for the driver's own accesses to a device whose VMM left
  * decoding off (trap.c); open and close around them, nothing held.
  */
-bool vmig_decode_open(struct vmig_device *mdev);
-void vmig_decode_close(struct vmig_device *mdev, bool opened);
-bool vmig_bus_master(struct vmig_device *mdev);
+u16 vmig_decode_open(struct vmig_device *mdev);
+void vmig_decode_close(struct vmig_device *mdev, u16 opened);
 /* The range vfio-pci itself refuses to pass through (the MSI-X table). */
 
 /* ---- device profiles (profile.c, profiles/) ---- */
@@ -466,6 +465,9 @@ struct vmig_profile {
 
 extern const struct vmig_profile vmig_profile_generic;
 extern const struct vmig_profile vmig_profile_edu;
+/* the device edu serves; also in main.c's PCI table (modules.alias) */
+#define VMIG_EDU_VENDOR		0x1234
+#define VMIG_EDU_DEVICE		0x11e8
 
 const struct vmig_profile *vmig_profile_for(struct pci_dev *pdev);
 const struct vmig_profile *vmig_profile_find(const char *name);

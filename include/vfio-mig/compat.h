@@ -53,20 +53,19 @@ struct vmig_precopy_info {
 
 /*
  * vfio_migration_ops.migration_get_data_size, behind
- * VFIO_DEVICE_FEATURE_MIG_DATA_SIZE (in the core from 6.3). Before, the
+ * VFIO_DEVICE_FEATURE_MIG_DATA_SIZE (in the core from 6.3, keyed on the
+ * uAPI define so that a backport counts too). Before, the
  * core hands the feature number to the driver's device_feature op, which
  * answers it itself (VMIG_CORE_DATA_SIZE 0): QEMU asks for it on every
  * kernel and, when refused, assumes 100 GiB of stop-copy data and never
  * converges.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#ifdef VFIO_DEVICE_FEATURE_MIG_DATA_SIZE	/* the uAPI and the op came together */
 #define VMIG_CORE_DATA_SIZE		1
 #define VMIG_MIG_OPS_DATA_SIZE(fn)	.migration_get_data_size = (fn),
 #else
 #define VMIG_CORE_DATA_SIZE		0
 #define VMIG_MIG_OPS_DATA_SIZE(fn)
-#endif
-#ifndef VFIO_DEVICE_FEATURE_MIG_DATA_SIZE
 #define VFIO_DEVICE_FEATURE_MIG_DATA_SIZE 9
 struct vfio_device_feature_mig_data_size {
 	__aligned_u64 stop_copy_length;

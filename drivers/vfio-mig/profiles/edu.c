@@ -76,7 +76,7 @@
 #define EDU_ITEM_DMA_CMD	3
 
 static const struct pci_device_id edu_ids[] = {
-	{ PCI_DEVICE(0x1234, 0x11e8) },
+	{ PCI_DEVICE(VMIG_EDU_VENDOR, VMIG_EDU_DEVICE) },
 	{}
 };
 
