@@ -17,6 +17,7 @@
 #include <linux/vfio.h>
 
 #include "cmd.h"
+#include "edu.h"
 #include "qemu.h"
 #include "vmm.h"
 
@@ -429,6 +430,35 @@ int qemu_run_state(struct l2vm *vm, char *state, size_t len)
 	return ret;
 }
 
+/* vmm_open(), waiting out a QEMU that was just killed (EBUSY). */
+static int open_settled(struct vmm_dev *d, const char *bdf)
+{
+	int i, ret;
+
+	for (i = 0; i < 100; i++) {
+		ret = vmm_open(d, bdf);
+		if (ret != -EBUSY)
+			break;
+		usleep(100000);
+	}
+	return ret;
+}
+
+int l2vm_edu_settle(const char *bdf)
+{
+	struct vmm_dev d;
+	struct edu e = { .dev = &d };
+	int ret;
+
+	ret = open_settled(&d, bdf);
+	if (ret)
+		return ret;
+	/* bus mastering stays off: the transfer lands nowhere */
+	ret = edu_dma_wait(&e, 3000);
+	vmm_close(&d);
+	return ret;
+}
+
 int vfio_dma_logging(const char *bdf)
 {
 	struct {
@@ -440,15 +470,9 @@ int vfio_dma_logging(const char *bdf)
 			   VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
 	};
 	struct vmm_dev d;
-	int i, ret;
+	int ret;
 
-	/* a QEMU that was just killed may still hold the group */
-	for (i = 0; i < 100; i++) {
-		ret = vmm_open(&d, bdf);
-		if (ret != -EBUSY)
-			break;
-		usleep(100000);
-	}
+	ret = open_settled(&d, bdf);
 	if (ret)
 		return ret;
 	ret = !ioctl(d.fd, VFIO_DEVICE_FEATURE, &arg);

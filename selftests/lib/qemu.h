@@ -94,6 +94,14 @@ int qemu_query_migrate(struct l2vm *vm, struct qemu_mig_info *mi);
 int qemu_wait_migration(struct l2vm *vm, struct qemu_mig_info *mi,
 			int timeout_ms);
 /*
+ * After an L2 VM on edu @bdf ended: wait until the edu's DMA engine is
+ * idle. A VM killed mid-transfer leaves the engine running for up to
+ * 100 ms, and a running engine ignores writes to its DMA registers (the
+ * next user's); the device is opened with bus mastering off, so the
+ * transfer lands nowhere. 0, or -errno.
+ */
+int l2vm_edu_settle(const char *bdf);
+/*
  * Whether the kernel lets a VMM start VFIO DMA logging on @bdf (device
  * dirty tracking, what QEMU's enable-migration=auto requires): 1 or 0, or
  * -errno if the device cannot be opened for the probe.

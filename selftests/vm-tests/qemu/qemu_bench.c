@@ -81,6 +81,8 @@ static int one(const struct tb_devs *t, struct qemu_mig_info *mi)
 				     60000);
 	l2vm_stop(&src);
 	l2vm_stop(&dst);
+	if (l2vm_edu_settle(t->edu[0]) || l2vm_edu_settle(t->edu[1]))
+		fprintf(stderr, "qemu_bench: an edu stayed busy\n");
 	return ret;
 }
 

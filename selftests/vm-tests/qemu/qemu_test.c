@@ -122,6 +122,11 @@ FIXTURE_TEARDOWN_PARENT(qemu)
 	l2vm_reap(&self->src);
 	l2vm_reap(&self->dst);
 	unlink(MIG_SOCK);
+	/* the next case (or suite) finds the edus idle */
+	if (self->t.nr_edu == 2) {
+		EXPECT_EQ(0, l2vm_edu_settle(self->t.edu[0]));
+		EXPECT_EQ(0, l2vm_edu_settle(self->t.edu[1]));
+	}
 }
 
 static int start_vm(struct l2vm *vm, const char *name, const char *host,
