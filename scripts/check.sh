@@ -69,7 +69,7 @@ done
 
 step "real VMM: Debian 13's QEMU 10 for the qemu suite"
 if scripts/qemu10.sh fetch > "$B/qemu10.log" 2>&1; then
-	tapline build ok "QEMU $(cat "${VMIG_CACHE:-$HOME/.cache/vfio-mig}/qemu10/version") (Debian 13) fetched and runs"
+	tapline build ok "QEMU $(cat "${VMIG_CACHE:-${HOME:-/root}/.cache/vfio-mig}/qemu10/version") (Debian 13) fetched and runs"
 else
 	cat "$B/qemu10.log"
 	tapline build notok "QEMU 10 (Debian 13) fetched and runs"
