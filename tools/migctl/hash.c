@@ -3,6 +3,8 @@
 #include <endian.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "hash.h"
 
 #define K1 0x9e3779b97f4a7c15ull
@@ -77,4 +79,22 @@ uint64_t mh_zero_page_hash(void)
 		done = 1;
 	}
 	return z;
+}
+
+int mh_key_new(struct mh_key *key)
+{
+	if (sodium_init() < 0)
+		return -1;
+	randombytes_buf(key->k, sizeof(key->k));
+	return 0;
+}
+
+uint64_t mh_keyed64(const struct mh_key *key, const void *p, size_t len)
+{
+	unsigned char out[crypto_shorthash_siphash24_BYTES];
+	uint64_t h;
+
+	crypto_shorthash_siphash24(out, p, len, key->k);
+	memcpy(&h, out, sizeof(h));
+	return h;
 }

@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * migctl's 64-bit non-cryptographic hash: the frame checksum of the
- * migration wire protocol and the per-page content hash (what the target
- * holds). Word at a time, four independent lanes of xor, rotate and
- * multiply, then an avalanche. It detects corruption and tells pages
- * apart; it is no defence against someone forging data (the link is
- * trusted: run it over a private network, or a tunnel).
+ * migctl's hashes.
+ *
+ * mh_hash64(): 64-bit, non-cryptographic: the frame checksum of the wire
+ * protocol (word at a time, four independent lanes of xor, rotate and
+ * multiply, then an avalanche). It detects corruption; it is invertible,
+ * so anyone can build two inputs with one value. TLS authenticates the
+ * frames; the checksum only catches corruption on an --insecure link.
+ *
+ * mh_keyed64(): SipHash-2-4 (libsodium) under a random key drawn for each
+ * migration: the page content hash that decides whether a dirty page
+ * still holds what the target has. Without the key nobody, the guest
+ * included, can make a changed page hash like the page it replaced.
  */
 #ifndef MIGCTL_HASH_H
 #define MIGCTL_HASH_H
@@ -21,5 +27,14 @@ uint64_t mh_hash64(const void *p, size_t len, uint64_t seed);
 uint64_t mh_mix(uint64_t h);
 /* mh_hash64() of a 4096-byte page of zeros with MH_SEED_PAGE. */
 uint64_t mh_zero_page_hash(void);
+
+#define MH_KEY_BYTES	16
+struct mh_key {
+	unsigned char k[MH_KEY_BYTES];
+};
+
+/* A fresh random key. 0, or -1 when no randomness is available. */
+int mh_key_new(struct mh_key *key);
+uint64_t mh_keyed64(const struct mh_key *key, const void *p, size_t len);
 
 #endif

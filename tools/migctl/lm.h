@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "json.h"
+#include "tls.h"
 #include "wire.h"
 
 /* Exit codes of migrate and listen (besides 2, usage). */
@@ -22,6 +23,12 @@
 #define LM_EXIT_FAILED		1	/* rolled back */
 #define LM_EXIT_UNCONFIRMED	3	/* committed, outcome not confirmed */
 #define LM_EXIT_ROLLBACK_FAILED	4	/* failed, rollback incomplete */
+/*
+ * lm_target_run() only, never a process's exit code: the peer failed the
+ * TLS handshake or is not allowed here; nothing was touched, and `listen
+ * --once` goes on waiting for a migration.
+ */
+#define LM_EXIT_NOT_SERVED	10
 
 /* VFIO migration states (enum vfio_device_mig_state). */
 enum {
@@ -134,13 +141,35 @@ struct lm_opts {
 	uint64_t bandwidth;		/* bytes/s, 0: unlimited */
 	bool force_switchover;
 	uint32_t timeout_ms, vmm_timeout_ms;
+	/* the channel's security (tls.h) */
+	struct tls_ctx *tls;		/* NULL: --insecure, plain TCP */
+	const char *tls_name;		/* migrate: the target's certificate name */
+	const char *const *allow_peer;	/* listen: peer identities (none: any) */
+	unsigned int n_allow_peer;
+	const char *const *allow_dev;	/* listen: devices a migration may take */
+	unsigned int n_allow_dev;
 };
+
+
 
 struct lm_out {
 	struct json_out *js;		/* enabled: one event per line */
 	const char *role;		/* "source" / "target" */
 	FILE *text;			/* progress lines (stdout) */
+	unsigned int conn;		/* listen: the connection's number */
 };
+
+/* Timeouts: the largest an option or a peer's HELLO may ask for. */
+#define LM_TIMEOUT_MAX	3600000u
+
+/*
+ * Secure the connection before anything else crosses it: the TLS
+ * handshake within o->timeout_ms (both sides) and an event saying how the
+ * link is protected ("secured", or "insecure" without TLS). 0 or -errno,
+ * c->err says why.
+ */
+int lm_secure(struct wire_conn *c, const struct lm_opts *o, bool server,
+	      struct lm_out *out);
 
 /* Begin an event object ("event", "role"); end with lm_ev_end(). */
 void lm_ev_begin(struct lm_out *o, const char *event);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -61,6 +62,8 @@ void lm_ev_begin(struct lm_out *o, const char *event)
 	json_begin_object(o->js, NULL);
 	json_str(o->js, "event", event);
 	json_str(o->js, "role", o->role);
+	if (o->conn)
+		json_u64(o->js, "conn", o->conn);
 }
 
 void lm_ev_end(struct lm_out *o)
@@ -143,10 +146,78 @@ static int parse_u32(const char *s, uint32_t *v, uint32_t min)
 	return 0;
 }
 
+/* A timeout option: 100 ms to LM_TIMEOUT_MAX. */
+static int parse_timeout(const char *s, uint32_t *v)
+{
+	return parse_u32(s, v, 100) || *v > LM_TIMEOUT_MAX ? -1 : 0;
+}
+
 enum {
 	O_TO = 256, O_TARGET_DEV, O_DOWNTIME, O_MAX_ROUNDS, O_BANDWIDTH,
 	O_ON_MAX, O_TIMEOUT, O_VMM_TIMEOUT, O_PORT, O_ADDRESS, O_ONCE,
+	O_TLS_CREDS, O_PSK_FILE, O_PSK_ID, O_TLS_NAME, O_INSECURE,
+	O_ALLOW_PEER, O_ALLOW_DEV,
 };
+
+/* Options both commands take, and what they lead to. */
+struct sec_args {
+	struct tls_opts t;
+	bool insecure;
+};
+
+/* A security option? 1 taken, 0 not one, -1 bad (printed). */
+static int sec_option(const char *cmd, int c, struct sec_args *a)
+{
+	switch (c) {
+	case O_TLS_CREDS:
+		a->t.creds_dir = optarg;
+		return 1;
+	case O_PSK_FILE:
+		a->t.psk_file = optarg;
+		return 1;
+	case O_INSECURE:
+		a->insecure = true;
+		return 1;
+	default:
+		(void)cmd;
+		return 0;
+	}
+}
+
+/*
+ * Load the credentials the options name into o->tls, or say loudly that
+ * there are none. 0, 1 (failed, printed) or 2 (usage, printed).
+ */
+static int sec_setup(const char *cmd, struct sec_args *a, struct lm_opts *o,
+		     struct lm_out *out)
+{
+	char err[512];
+	int n = !!a->t.creds_dir + !!a->t.psk_file + a->insecure;
+
+	if (n > 1)
+		return migctl_usage_err("%s: --tls-creds, --psk-file and --insecure exclude each other",
+					cmd);
+	if (!n)
+		return migctl_usage_err("%s: no credentials: pass --tls-creds DIR (X.509) or --psk-file FILE,\n"
+					"or --insecure for plain TCP on a link you trust entirely",
+					cmd);
+	if (a->insecure) {
+		fprintf(stderr,
+			"migctl: %s: WARNING: --insecure: no authentication and no encryption.\n"
+			"migctl: %s: WARNING: guest RAM and device state cross the network in clear text,\n"
+			"migctl: %s: WARNING: and %s.\n", cmd, cmd, cmd,
+			a->t.server ?
+			"anyone who reaches this port can write into a VM that waits for a migration" :
+			"whoever answers at the target address receives them");
+		return 0;
+	}
+	if (a->t.psk_identity && !a->t.psk_file)
+		return migctl_usage_err("%s: --psk-identity needs --psk-file", cmd);
+	if (tls_ctx_new(&o->tls, &a->t, err, sizeof(err)))
+		return migctl_fail("%s: credentials: %s", cmd, err);
+	(void)out;
+	return 0;
+}
 
 static void defaults(struct lm_opts *o)
 {
@@ -157,6 +228,45 @@ static void defaults(struct lm_opts *o)
 	o->timeout_ms = 10000;
 	o->vmm_timeout_ms = 10000;
 	o->address = "0.0.0.0";
+}
+
+/*
+ * --to: HOST, HOST:PORT, an IPv6 address, or [IPv6]:PORT. 0 or -1.
+ */
+static int parse_to(const char *arg, char *host, size_t len, uint16_t *port)
+{
+	const char *p = NULL, *end;
+	uint32_t v;
+
+	if (arg[0] == '[') {
+		end = strchr(arg, ']');
+		if (!end || end == arg + 1 || (end[1] && end[1] != ':'))
+			return -1;
+		if ((size_t)(end - arg - 1) >= len)
+			return -1;
+		memcpy(host, arg + 1, end - arg - 1);
+		host[end - arg - 1] = 0;
+		if (end[1] == ':')
+			p = end + 2;
+	} else {
+		end = strchr(arg, ':');
+		if (end && strchr(end + 1, ':'))
+			end = NULL;	/* a bare IPv6 address */
+		else if (end)
+			p = end + 1;
+		if (!end)
+			end = arg + strlen(arg);
+		if (end == arg || (size_t)(end - arg) >= len)
+			return -1;
+		memcpy(host, arg, end - arg);
+		host[end - arg] = 0;
+	}
+	if (p) {
+		if (parse_u32(p, &v, 1) || v > 65535)
+			return -1;
+		*port = v;
+	}
+	return host[0] ? 0 : -1;
 }
 
 /* Connect within the timeout. The fd, or -1 (printed). */
@@ -218,34 +328,37 @@ int migctl_migrate(struct json_out *js, int argc, char **argv)
 		{ "on-max-rounds", required_argument, NULL, O_ON_MAX },
 		{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
 		{ "vmm-timeout-ms", required_argument, NULL, O_VMM_TIMEOUT },
+		{ "tls-creds", required_argument, NULL, O_TLS_CREDS },
+		{ "psk-file", required_argument, NULL, O_PSK_FILE },
+		{ "psk-identity", required_argument, NULL, O_PSK_ID },
+		{ "tls-name", required_argument, NULL, O_TLS_NAME },
+		{ "insecure", no_argument, NULL, O_INSECURE },
 		{}
 	};
 	struct lm_out out = { .js = js, .role = "source", .text = stdout };
+	struct sec_args sec = {};
 	static char host[256];
 	struct lm_opts o;
 	struct lm_dev d;
 	int c, fd, code;
-	char *colon;
 
 	defaults(&o);
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (sec_option("migrate", c, &sec))
+			continue;
 		switch (c) {
+		case O_PSK_ID:
+			sec.t.psk_identity = optarg;
+			break;
+		case O_TLS_NAME:
+			o.tls_name = optarg;
+			break;
 		case O_TO:
-			snprintf(host, sizeof(host), "%s", optarg);
-			colon = strrchr(host, ':');
-			if (colon && !strchr(colon + 1, ']') && strchr(host, ':') == colon) {
-				uint32_t port;
-
-				*colon = 0;
-				if (parse_u32(colon + 1, &port, 1) || port > 65535)
-					return migctl_usage_err("migrate: bad port in --to '%s'",
-								optarg);
-				o.port = port;
-			}
-			if (!host[0])
-				return migctl_usage_err("migrate: --to needs a host");
+			if (parse_to(optarg, host, sizeof(host), &o.port))
+				return migctl_usage_err("migrate: bad --to '%s' (HOST, HOST:PORT, IPv6 or [IPv6]:PORT)",
+							optarg);
 			o.host = host;
 			break;
 		case O_TARGET_DEV:
@@ -274,14 +387,14 @@ int migctl_migrate(struct json_out *js, int argc, char **argv)
 				return migctl_usage_err("migrate: --on-max-rounds takes abort or switchover");
 			break;
 		case O_TIMEOUT:
-			if (parse_u32(optarg, &o.timeout_ms, 100))
-				return migctl_usage_err("migrate: bad --timeout-ms '%s' (at least 100)",
-							optarg);
+			if (parse_timeout(optarg, &o.timeout_ms))
+				return migctl_usage_err("migrate: bad --timeout-ms '%s' (100 to %u)",
+							optarg, LM_TIMEOUT_MAX);
 			break;
 		case O_VMM_TIMEOUT:
-			if (parse_u32(optarg, &o.vmm_timeout_ms, 100))
-				return migctl_usage_err("migrate: bad --vmm-timeout-ms '%s' (at least 100)",
-							optarg);
+			if (parse_timeout(optarg, &o.vmm_timeout_ms))
+				return migctl_usage_err("migrate: bad --vmm-timeout-ms '%s' (100 to %u)",
+							optarg, LM_TIMEOUT_MAX);
 			break;
 		default:
 			return migctl_usage_err("migrate: unknown option '%s'",
@@ -301,13 +414,23 @@ int migctl_migrate(struct json_out *js, int argc, char **argv)
 	if (!migctl_valid_bdf(o.target_dev))
 		return migctl_usage_err("'%s' is not a PCI address (DDDD:BB:DD.F)",
 					o.target_dev);
+	if (o.tls_name && !sec.t.creds_dir)
+		return migctl_usage_err("migrate: --tls-name needs --tls-creds");
+	if (!o.tls_name)
+		o.tls_name = o.host;	/* the target's certificate names it */
+	code = sec_setup("migrate", &sec, &o, &out);
+	if (code)
+		return code;
 	js->pretty = false;	/* events: one object per line */
 	signals();
-	if (lm_kernel_open(&d, &stop))
+	if (lm_kernel_open(&d, &stop)) {
+		tls_ctx_free(o.tls);
 		return 1;
+	}
 	fd = dial(&o);
 	if (fd < 0) {
 		lm_kernel_close(&d);
+		tls_ctx_free(o.tls);
 		return 1;
 	}
 	lm_ev_begin(&out, "connected");
@@ -320,7 +443,90 @@ int migctl_migrate(struct json_out *js, int argc, char **argv)
 	lm_ev_end(&out);
 	code = lm_source_run(&o, &d, fd, &out, &stop);
 	lm_kernel_close(&d);
+	tls_ctx_free(o.tls);
 	return code;
+}
+
+/* Connections served at once; more are closed at once. */
+#define LISTEN_MAX_CHILDREN	4
+
+struct child {
+	pid_t pid;
+	unsigned int conn;
+};
+
+/*
+ * One connection, in its own process: the TLS handshake and the
+ * authorization, then the migration. Its exit status is the migration's
+ * exit code, or LM_EXIT_NOT_SERVED when the peer never got that far.
+ */
+static int serve(struct lm_opts *o, struct lm_out *out, int fd)
+{
+	struct lm_dev d;
+
+	if (lm_kernel_open(&d, &stop)) {
+		close(fd);
+		return 1;
+	}
+	return lm_target_run(o, &d, fd, out, &stop);
+}
+
+static int bind_listen(const struct lm_opts *o)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICHOST }, *ai;
+	int lfd, one = 1, zero = 0, ret;
+	char port[8];
+
+	snprintf(port, sizeof(port), "%u", o->port);
+	ret = getaddrinfo(o->address, port, &hints, &ai);
+	if (ret) {
+		migctl_usage_err("listen: --address '%s' is not an IPv4 or IPv6 address",
+				 o->address);
+		return -2;
+	}
+	lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0) {
+		migctl_fail("listen: socket: %s", strerror(errno));
+		freeaddrinfo(ai);
+		return -1;
+	}
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ai->ai_family == AF_INET6)	/* "::" takes IPv4 as well */
+		setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(lfd, ai->ai_addr, ai->ai_addrlen) || listen(lfd, 8)) {
+		migctl_fail("listen: %s port %u: %s", o->address, o->port,
+			    strerror(errno));
+		close(lfd);
+		lfd = -1;
+	}
+	freeaddrinfo(ai);
+	return lfd;
+}
+
+/* Reap ended children; a served one's code in *@code, its count returned. */
+static int reap(struct child *ch, int *nch, int *code, bool block)
+{
+	int i, st, served = 0;
+	pid_t pid;
+
+	while (*nch) {
+		pid = waitpid(-1, &st, block ? 0 : WNOHANG);
+		if (pid <= 0)
+			break;
+		for (i = 0; i < *nch && ch[i].pid != pid; i++)
+			;
+		if (i == *nch)
+			continue;
+		ch[i] = ch[--*nch];
+		st = WIFEXITED(st) ? WEXITSTATUS(st) : LM_EXIT_ROLLBACK_FAILED;
+		if (st != LM_EXIT_NOT_SERVED) {
+			*code = st;
+			served++;
+		}
+	}
+	return served;
 }
 
 int migctl_listen(struct json_out *js, int argc, char **argv)
@@ -331,20 +537,31 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 		{ "once", no_argument, NULL, O_ONCE },
 		{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
 		{ "vmm-timeout-ms", required_argument, NULL, O_VMM_TIMEOUT },
+		{ "tls-creds", required_argument, NULL, O_TLS_CREDS },
+		{ "psk-file", required_argument, NULL, O_PSK_FILE },
+		{ "insecure", no_argument, NULL, O_INSECURE },
+		{ "allow-peer", required_argument, NULL, O_ALLOW_PEER },
+		{ "allow-dev", required_argument, NULL, O_ALLOW_DEV },
 		{}
 	};
+	static const char *allow_peer[32], *allow_dev[32];
 	struct lm_out out = { .js = js, .role = "target", .text = stdout };
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	struct sockaddr_in peer;
+	struct sec_args sec = { .t.server = true };
+	struct child ch[LISTEN_MAX_CHILDREN];
+	struct sockaddr_storage peer;
+	int c, lfd, fd, nch = 0, code = 0;
+	unsigned int conn = 0;
+	bool served = false;
 	socklen_t plen;
 	struct lm_opts o;
-	int c, lfd, fd, one = 1, code = 0;
 	uint32_t port;
 
 	defaults(&o);
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (sec_option("listen", c, &sec))
+			continue;
 		switch (c) {
 		case O_PORT:
 			if (parse_u32(optarg, &port, 1) || port > 65535)
@@ -358,14 +575,25 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 			o.once = true;
 			break;
 		case O_TIMEOUT:
-			if (parse_u32(optarg, &o.timeout_ms, 100))
-				return migctl_usage_err("listen: bad --timeout-ms '%s' (at least 100)",
-							optarg);
+			if (parse_timeout(optarg, &o.timeout_ms))
+				return migctl_usage_err("listen: bad --timeout-ms '%s' (100 to %u)",
+							optarg, LM_TIMEOUT_MAX);
 			break;
 		case O_VMM_TIMEOUT:
-			if (parse_u32(optarg, &o.vmm_timeout_ms, 100))
-				return migctl_usage_err("listen: bad --vmm-timeout-ms '%s' (at least 100)",
+			if (parse_timeout(optarg, &o.vmm_timeout_ms))
+				return migctl_usage_err("listen: bad --vmm-timeout-ms '%s' (100 to %u)",
+							optarg, LM_TIMEOUT_MAX);
+			break;
+		case O_ALLOW_PEER:
+			if (o.n_allow_peer == 32 || !*optarg)
+				return migctl_usage_err("listen: --allow-peer: 1 to 32 non-empty names");
+			allow_peer[o.n_allow_peer++] = optarg;
+			break;
+		case O_ALLOW_DEV:
+			if (o.n_allow_dev == 32 || !migctl_valid_bdf(optarg))
+				return migctl_usage_err("listen: --allow-dev '%s': up to 32 PCI addresses (DDDD:BB:DD.F)",
 							optarg);
+			allow_dev[o.n_allow_dev++] = optarg;
 			break;
 		default:
 			return migctl_usage_err("listen: unknown option '%s'",
@@ -375,59 +603,88 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 	if (optind != argc)
 		return migctl_usage_err("listen: unexpected argument '%s'",
 					argv[optind]);
-	if (inet_pton(AF_INET, o.address, &sin.sin_addr) != 1)
-		return migctl_usage_err("listen: --address '%s' is not an IPv4 address",
-					o.address);
-	sin.sin_port = htons(o.port);
+	o.allow_peer = allow_peer;
+	o.allow_dev = allow_dev;
+	if (o.n_allow_peer && sec.insecure)
+		return migctl_usage_err("listen: --allow-peer needs authenticated peers (--tls-creds or --psk-file)");
+	code = sec_setup("listen", &sec, &o, &out);
+	if (code)
+		return code;
+	if (o.tls && !sec.t.psk_file && !o.n_allow_peer)
+		fprintf(stderr, "migctl: listen: note: any client certificate the CA signed may migrate here; --allow-peer narrows that\n");
 	js->pretty = false;
 	signals();
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0)
-		return migctl_fail("listen: socket: %s", strerror(errno));
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) || listen(lfd, 4)) {
-		code = migctl_fail("listen: %s:%u: %s", o.address, o.port,
-				   strerror(errno));
-		close(lfd);
-		return code;
+	lfd = bind_listen(&o);
+	if (lfd < 0) {
+		tls_ctx_free(o.tls);
+		return lfd == -2 ? 2 : 1;
 	}
 	lm_ev_begin(&out, "listening");
 	json_str(js, "address", o.address);
 	json_u64(js, "port", o.port);
+	json_str(js, "security", o.tls ? tls_ctx_kind(o.tls) : "insecure");
 	lm_ev_end(&out);
 	if (!js->enabled)
-		printf("listening on %s:%u\n", o.address, o.port);
+		printf("listening on %s port %u (%s)\n", o.address, o.port,
+		       o.tls ? tls_ctx_kind(o.tls) : "INSECURE: plain TCP");
 	fflush(stdout);
-	while (!stop) {
+	code = 0;
+	while (!stop && !(o.once && served)) {
 		struct pollfd p = { .fd = lfd, .events = POLLIN };
-		struct lm_dev d;
-		char who[64];
+		char host[NI_MAXHOST], serv[NI_MAXSERV], who[NI_MAXHOST + 16];
+		pid_t pid;
 
+		if (reap(ch, &nch, &code, false))
+			served = true;
+		if (o.once && served)
+			break;
 		if (poll(&p, 1, 200) <= 0)
 			continue;
 		plen = sizeof(peer);
 		fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		snprintf(who, sizeof(who), "%s:%u", inet_ntoa(peer.sin_addr),
-			 ntohs(peer.sin_port));
+		if (getnameinfo((struct sockaddr *)&peer, plen, host, sizeof(host),
+				serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV))
+			snprintf(host, sizeof(host), "?");
+		snprintf(who, sizeof(who), strchr(host, ':') ? "[%s]:%s" : "%s:%s",
+			 host, serv);
+		conn++;
 		lm_ev_begin(&out, "connected");
+		json_u64(js, "conn", conn);
 		json_str(js, "peer", who);
+		json_bool(js, "busy", nch == LISTEN_MAX_CHILDREN);
 		lm_ev_end(&out);
 		if (!js->enabled)
-			printf("connection from %s\n", who);
-		if (lm_kernel_open(&d, &stop)) {
+			printf("connection %u from %s%s\n", conn, who,
+			       nch == LISTEN_MAX_CHILDREN ? ": busy, closed" : "");
+		fflush(stdout);
+		if (nch == LISTEN_MAX_CHILDREN) {
 			close(fd);
-			code = 1;
-		} else {
-			code = lm_target_run(&o, &d, fd, &out, &stop);
-			lm_kernel_close(&d);
+			continue;
 		}
-		/* --once, or interrupted during a migration: its status */
-		if (o.once || stop)
-			break;
-		code = 0;
+		pid = fork();
+		if (pid < 0) {
+			close(fd);
+			continue;
+		}
+		if (!pid) {
+			close(lfd);
+			out.conn = conn;
+			c = serve(&o, &out, fd);
+			fflush(NULL);
+			_exit(c);
+		}
+		close(fd);
+		ch[nch].pid = pid;
+		ch[nch++].conn = conn;
 	}
 	close(lfd);
-	return code;
+	/* interrupted, or --once done: the others roll back and end */
+	for (c = 0; c < nch; c++)
+		kill(ch[c].pid, SIGTERM);
+	if (reap(ch, &nch, &code, true))
+		served = true;
+	tls_ctx_free(o.tls);
+	return served || !stop ? code : 0;
 }

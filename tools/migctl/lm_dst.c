@@ -34,6 +34,7 @@ struct dst {
 	struct wire_range r[WIRE_RANGES_MAX];
 	uint32_t nr;
 	bool attached, announced, committed, peer_aborted, refused;
+	bool unauthorized;	/* TLS failed, or the peer is not allowed */
 	int recv_timeout;
 	/* statistics */
 	uint32_t rounds;
@@ -42,6 +43,12 @@ struct dst {
 	uint64_t t_write, t_recv;	/* page writes, waiting for frames (us) */
 	uint64_t t_load, t_run;	/* RESUMING -> STOP, RUNNING + start ack */
 	uint8_t *zeros;		/* WIRE_BATCH zero pages, the zero records' source */
+	/*
+	 * The page writer thread and the main thread both write through
+	 * d (pages, stream): dev_lock serializes those calls and the reading
+	 * of d->err that follows each.
+	 */
+	pthread_mutex_t dev_lock;
 	char err[512];
 	const char *stage;
 };
@@ -104,6 +111,16 @@ static int phase(struct dst *t, uint32_t ph, uint32_t *result)
 	return 0;
 }
 
+static bool dev_allowed(const struct lm_opts *o, const char *bdf)
+{
+	unsigned int i;
+
+	for (i = 0; i < o->n_allow_dev; i++)
+		if (!strcasecmp(o->allow_dev[i], bdf))
+			return true;
+	return false;
+}
+
 static int handshake(struct dst *t)
 {
 	uint8_t p[WIRE_ACCEPT_LEN];
@@ -116,6 +133,13 @@ static int handshake(struct dst *t)
 	int ret;
 
 	t->stage = "handshake";
+	/* who may migrate here: before any frame of the peer's is read */
+	if (t->o->tls && t->o->n_allow_peer &&
+	    !tls_peer_allowed(&t->c, t->o->allow_peer, t->o->n_allow_peer)) {
+		t->unauthorized = true;
+		return refuse(t, "peer", t->c.peer_id, "-",
+			      "not in this host's --allow-peer list");
+	}
 	ret = wire_recv(&t->c, &m, 0);
 	if (ret) {
 		failf(t, "waiting for HELLO: %s", t->c.err);
@@ -128,12 +152,20 @@ static int handshake(struct dst *t)
 		return -EPROTO;
 	}
 	tdev = t->hello.target_bdf;
-	/* the source's waits on us include its VMM's acks */
-	t->recv_timeout = t->o->timeout_ms + t->hello.vmm_timeout_ms;
+	/*
+	 * The source's waits on us include its VMM's acks: wait as long for
+	 * it, within what this host allows.
+	 */
+	t->recv_timeout = t->o->timeout_ms +
+		(t->hello.vmm_timeout_ms < LM_TIMEOUT_MAX ?
+		 t->hello.vmm_timeout_ms : LM_TIMEOUT_MAX);
 	t->c.timeout_ms = t->o->timeout_ms;
 	if (!migctl_valid_bdf(tdev))
 		return refuse(t, "target_dev", tdev, "-",
 			      "not a PCI address (DDDD:BB:DD.F)");
+	if (t->o->n_allow_dev && !dev_allowed(t->o, tdev))
+		return refuse(t, "target_dev", tdev, "-",
+			      "not in this host's --allow-dev list");
 	ret = t->d->ops->ident(t->d, tdev, &t->me, &open);
 	if (ret)
 		return refuse(t, "target_dev", tdev, "-", t->d->err);
@@ -271,13 +303,15 @@ static int write_pages(struct dst *t, const uint8_t *payload, uint32_t length,
 		else
 			data[nd++] = dsc;
 	}
+	pthread_mutex_lock(&t->dev_lock);
 	ret = nd ? t->d->ops->pages(t->d, true, data, nd, (void *)v.data) : 0;
 	if (!ret && nz)
 		ret = t->d->ops->pages(t->d, true, zero, nz, t->zeros);
-	if (ret) {
+	if (ret)
 		snprintf(err, errlen, "target: %.300s", t->d->err);
+	pthread_mutex_unlock(&t->dev_lock);
+	if (ret)
 		return ret;
-	}
 	t->t_write += lm_now_us() - t0;
 	t->pages += nd;
 	t->zero_pages += nz;
@@ -436,11 +470,16 @@ static void wq_stop(struct wq *w)
 
 static int write_stream(struct dst *t, struct wire_msg *m)
 {
+	char why[sizeof(t->d->err)];
 	int ret;
 
+	pthread_mutex_lock(&t->dev_lock);
 	ret = t->d->ops->stream_write(t->d, m->p + 8, m->h.length - 8);
 	if (ret)
-		return abort_peer(t, "target: %s", t->d->err);
+		snprintf(why, sizeof(why), "%s", t->d->err);
+	pthread_mutex_unlock(&t->dev_lock);
+	if (ret)
+		return abort_peer(t, "target: %s", why);
 	t->stream_bytes += m->h.length - 8;
 	return 0;
 }
@@ -729,12 +768,19 @@ int lm_target_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 	t->stop = stop;
 	t->t_start = lm_now_us();
 	t->recv_timeout = o->timeout_ms;
+	pthread_mutex_init(&t->dev_lock, NULL);
 	if (wire_conn_init(&t->c, fd, o->timeout_ms, stop)) {
 		close(fd);
 		free(t);
 		return migctl_fail("out of memory");
 	}
-	ret = handshake(t);
+	t->stage = "tls";
+	ret = lm_secure(&t->c, o, true, out);
+	if (ret) {
+		failf(t, "%s", t->c.err);
+		t->unauthorized = true;
+	} else
+		ret = handshake(t);
 	if (!ret)
 		ret = receive(t);
 	if (!ret)
@@ -747,7 +793,10 @@ int lm_target_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 		fprintf(stderr, "migctl: listen: %s failed: %s\n", t->stage,
 			t->err);
 		code = release(t);
-		summary(t, code == LM_EXIT_FAILED ? "failed" : "rollback-failed",
+		if (t->unauthorized && code == LM_EXIT_FAILED)
+			code = LM_EXIT_NOT_SERVED;
+		summary(t, code == LM_EXIT_NOT_SERVED ? "rejected" :
+			code == LM_EXIT_FAILED ? "failed" : "rollback-failed",
 			code);
 	} else {
 		code = ret;
@@ -757,6 +806,7 @@ int lm_target_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 		summary(t, code ? "committed-unconfirmed" : "migrated", code);
 	}
 	wire_conn_free(&t->c);
+	pthread_mutex_destroy(&t->dev_lock);
 	free(t->zeros);
 	free(t);
 	return code;

@@ -36,6 +36,7 @@ struct src {
 	uint64_t npages;
 	uint64_t *pending;			/* bitmap of pages to send */
 	uint64_t *held;				/* hash of what the target holds, 0: unknown */
+	struct mh_key hkey;			/* this migration's page hash key */
 	uint8_t *buf;				/* device stream bytes */
 	uint64_t *list;				/* a round's page indices */
 	struct pipe *pipe;
@@ -324,7 +325,9 @@ static int fill_slot(struct src *s, struct slot *sl, const uint64_t *idx,
 		uint64_t hv = mh_hash64(pg, WIRE_PAGE, MH_SEED_PAGE), hk;
 		bool is_zero = hv == zh && !memcmp(pg, zero, WIRE_PAGE);
 
-		hk = hv ? hv : 1;	/* 0 means "unknown" in held[] */
+		/* what the target holds: keyed, so the guest cannot forge it */
+		hk = mh_keyed64(&s->hkey, pg, WIRE_PAGE);
+		hk = hk ? hk : 1;	/* 0 means "unknown" in held[] */
 		if (s->held[idx[i]] == hk) {
 			s->r_unch++;
 			continue;
@@ -1126,7 +1129,16 @@ int lm_source_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 	}
 	pthread_mutex_init(&s->pipe->lock, NULL);
 	pthread_cond_init(&s->pipe->cond, NULL);
-	ret = handshake(s);
+	s->stage = "tls";
+	ret = mh_key_new(&s->hkey);
+	if (ret)
+		failf(s, "no randomness for the page hash key");
+	else
+		ret = lm_secure(&s->c, o, false, out);
+	if (ret)
+		failf(s, "%s", s->c.err);
+	else
+		ret = handshake(s);
 	if (!ret)
 		ret = send_ranges(s);
 	if (!ret)

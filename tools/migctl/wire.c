@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "hash.h"
+#include "tls.h"
 #include "wire.h"
 
 static const char *const type_names[WIRE_TYPE_NR] = {
@@ -554,6 +555,7 @@ int wire_conn_init(struct wire_conn *c, int fd, int timeout_ms,
 
 void wire_conn_free(struct wire_conn *c)
 {
+	tls_end(c);
 	free(c->rx);
 	c->rx = NULL;
 	if (c->fd >= 0)
@@ -587,8 +589,8 @@ static int wait_fd(struct wire_conn *c, short events, long long deadline,
 
 			if (l <= 0) {
 				snprintf(c->err, sizeof(c->err), events & POLLOUT ?
-					 "the peer took no data for %d ms (timeout: link or peer gone?)" :
-					 "the peer sent nothing for %d ms (timeout: link or peer gone?)",
+					 "the peer did not take the frame within %d ms (timeout: link or peer gone?)" :
+					 "the peer did not send the frame within %d ms (timeout: link or peer gone?)",
 					 tmo);
 				return -ETIMEDOUT;
 			}
@@ -604,6 +606,36 @@ static int wait_fd(struct wire_conn *c, short events, long long deadline,
 			return -errno;
 		}
 	}
+}
+
+/* One non-blocking send: bytes sent, or -errno (-EAGAIN: wait). */
+static ssize_t io_send(struct wire_conn *c, struct msghdr *mh)
+{
+	ssize_t w;
+
+	if (c->tls && !c->ktls_tx)
+		return tls_send(c, mh->msg_iov, mh->msg_iovlen);
+	w = sendmsg(c->fd, mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	return w < 0 ? -errno : w;
+}
+
+/* One non-blocking receive: bytes, 0 at the end, or -errno (-EAGAIN: wait). */
+static ssize_t io_recv(struct wire_conn *c, void *p, size_t len)
+{
+	ssize_t r;
+
+	if (c->tls && !c->ktls_rx)
+		return tls_recv(c, p, len);
+	r = recv(c->fd, p, len, MSG_DONTWAIT);
+	if (r < 0 && c->ktls_rx && (errno == EIO || errno == EBADMSG)) {
+		/* the kernel met a record it could not decrypt, or an alert */
+		c->broken = true;
+		snprintf(c->err, sizeof(c->err), errno == EBADMSG ?
+			 "TLS receive: a record failed authentication (tampering?)" :
+			 "TLS receive: the peer sent a TLS alert or control record");
+		return -EPROTO;
+	}
+	return r < 0 ? -errno : r;
 }
 
 static int sock_err(struct wire_conn *c, const char *what, int e)
@@ -643,14 +675,17 @@ int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,
 	total = len + sizeof(hdr);
 	mh.msg_iov = v;
 	mh.msg_iovlen = n;
+	/* the whole frame within the timeout, however the peer reads it */
 	deadline = c->timeout_ms > 0 ? now_ms() + c->timeout_ms : 0;
 	while (total) {
-		w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		w = io_send(c, &mh);
 		if (w < 0) {
-			if (errno == EINTR)
+			if (w == -EINTR)
 				continue;
-			if (errno != EAGAIN)
-				return sock_err(c, "send", errno);
+			if (w == -EPROTO)
+				return w;
+			if (w != -EAGAIN)
+				return sock_err(c, "send", -w);
 			ret = wait_fd(c, POLLOUT, deadline, c->timeout_ms);
 			if (ret) {
 				c->broken = true;
@@ -658,9 +693,6 @@ int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,
 			}
 			continue;
 		}
-		/* progress: the timeout counts from the last progress */
-		if (w > 0 && c->timeout_ms > 0)
-			deadline = now_ms() + c->timeout_ms;
 		total -= w;
 		c->tx_bytes += w;
 		while (w > 0 && mh.msg_iovlen) {
@@ -686,21 +718,19 @@ int wire_send(struct wire_conn *c, uint16_t type, const void *p, size_t len)
 	return wire_sendv(c, type, &v, len ? 1 : 0, wire_sum(p, len));
 }
 
+/* Read @len bytes before @deadline (ms; 0: none; @tmo: its length). */
 static int read_full(struct wire_conn *c, uint8_t *p, size_t len,
-		     int timeout_ms, bool frame_start)
+		     long long deadline, int tmo, bool frame_start)
 {
-	long long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
 	size_t got = 0;
 	ssize_t r;
 	int ret;
 
 	while (got < len) {
-		r = recv(c->fd, p + got, len - got, MSG_DONTWAIT);
+		r = io_recv(c, p + got, len - got);
 		if (r > 0) {
 			got += r;
 			c->rx_bytes += r;
-			if (timeout_ms > 0)
-				deadline = now_ms() + timeout_ms;
 			continue;
 		}
 		if (!r) {
@@ -711,11 +741,13 @@ static int read_full(struct wire_conn *c, uint8_t *p, size_t len,
 				 "the peer closed the connection in the middle of a frame");
 			return -ECONNRESET;
 		}
-		if (errno == EINTR)
+		if (r == -EINTR)
 			continue;
-		if (errno != EAGAIN)
-			return sock_err(c, "receive", errno);
-		ret = wait_fd(c, POLLIN, deadline, timeout_ms);
+		if (r == -EPROTO)
+			return r;
+		if (r != -EAGAIN)
+			return sock_err(c, "receive", -r);
+		ret = wait_fd(c, POLLIN, deadline, tmo);
 		if (ret) {
 			if (ret != -EINTR)
 				c->broken = true;
@@ -728,6 +760,7 @@ static int read_full(struct wire_conn *c, uint8_t *p, size_t len,
 int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
 {
 	uint8_t hdr[WIRE_HDR_LEN];
+	long long deadline;
 	int ret;
 
 	if (c->broken)
@@ -735,7 +768,8 @@ int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
 	if (timeout_ms <= 0)
 		timeout_ms = c->timeout_ms;
 	for (;;) {
-		ret = read_full(c, hdr, sizeof(hdr), timeout_ms, true);
+		deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+		ret = read_full(c, hdr, sizeof(hdr), deadline, timeout_ms, true);
 		if (ret)
 			return ret;
 		ret = wire_hdr_decode(hdr, c->rx_seq, &m->h, c->err,
@@ -744,7 +778,10 @@ int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
 			c->broken = true;
 			return ret;
 		}
-		ret = read_full(c, c->rx, m->h.length, timeout_ms, false);
+		/* the payload: as long again, from the header on, at most */
+		deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+		ret = read_full(c, c->rx, m->h.length, deadline, timeout_ms,
+				false);
 		if (ret)
 			return ret;
 		c->rx_seq++;
@@ -756,13 +793,23 @@ int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
 		m->p = c->rx;
 		if (m->h.type < WIRE_TYPE_NR)
 			return 0;
-		/* an optional type of a newer minor: skipped */
+		/* an optional type of a newer minor: skipped, a bounded number */
+		if (++c->skipped > WIRE_SKIP_MAX) {
+			c->broken = true;
+			snprintf(c->err, sizeof(c->err),
+				 "the peer sent more than %u frames of unknown optional types",
+				 WIRE_SKIP_MAX);
+			return -EPROTO;
+		}
 	}
 }
 
 bool wire_readable(struct wire_conn *c)
 {
 	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+
+	if (c->tls && !c->ktls_rx && tls_readable(c))
+		return true;
 
 	return poll(&p, 1, 0) > 0;
 }

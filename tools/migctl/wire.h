@@ -212,7 +212,22 @@ struct wire_conn {
 	volatile sig_atomic_t *stop;	/* set by a signal: give up waiting */
 	char err[256];			/* why the last call failed */
 	bool broken;			/* the stream is unusable (error seen) */
+	unsigned int skipped;		/* unknown optional frames skipped */
+	/* TLS (tls.c); tls is NULL on an --insecure link */
+	void *tls;			/* gnutls_session_t */
+	bool tls_psk;
+	bool ktls_tx, ktls_rx;		/* records through the kernel */
+	size_t tls_pending;		/* a record GnuTLS is still sending */
+	uint8_t *tls_stage;		/* one record being sent */
+	uint8_t tls_rhdr[5];		/* the record GnuTLS is reading */
+	unsigned int tls_rhdr_got;
+	size_t tls_rbody;
+	char peer_id[256];		/* the authenticated peer */
+	char tls_info[96];		/* protocol and cipher */
 };
+
+/* Unknown optional frames a connection may skip, in all. */
+#define WIRE_SKIP_MAX	64
 
 struct wire_msg {
 	struct wire_hdr h;
@@ -225,13 +240,19 @@ void *wire_huge_alloc(size_t len);
 int wire_conn_init(struct wire_conn *c, int fd, int timeout_ms,
 		   volatile sig_atomic_t *stop);
 void wire_conn_free(struct wire_conn *c);
-/* Send one frame; payload from @iov. @sum: the payload checksum. 0 or -errno. */
+/*
+ * Send one frame; payload from @iov. @sum: the payload checksum. The whole
+ * frame must leave within the connection's timeout. 0 or -errno.
+ */
 int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,
 	       int niov, uint64_t sum);
 int wire_send(struct wire_conn *c, uint16_t type, const void *p, size_t len);
 /*
- * Receive one frame within @timeout_ms (<= 0: the connection's), skipping
- * unknown optional types. 0, or -ETIMEDOUT, -ECONNRESET (peer closed),
+ * Receive one frame, skipping unknown optional types (WIRE_SKIP_MAX in
+ * all). Its header must arrive within @timeout_ms (<= 0: the connection's)
+ * and its payload within as long again after the header: a deadline, not
+ * an idle timeout, so a peer dripping bytes cannot hold the frame open.
+ * 0, or -ETIMEDOUT, -ECONNRESET (peer closed),
  * -EINTR (stop set), -EPROTO/-EPROTONOSUPPORT/-EMSGSIZE (bad frame), or
  * another -errno from the socket; c->err says what.
  */

@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The unit tests' stand-in for the kernel (struct lm_dev backed by memory)
+ * and the harness around two migctl sides on a socket pair.
+ */
+#ifndef LM_FAKE_H
+#define LM_FAKE_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../hash.h"
+#include "../lm.h"
+#include "../migctl.h"
+#include "../wire.h"
+
+#include <linux/vfio_mig.h>
+
+static inline void edu_ident(struct mig_ident *id, const char *bdf)
+{
+	memset(id, 0, sizeof(*id));
+	lm_local_ident(id);
+	snprintf(id->bdf, sizeof(id->bdf), "%s", bdf);
+	id->vendor = 0x1234;
+	id->device = 0x11e8;
+	id->subvendor = 0x1af4;
+	id->subdevice = 0x1100;
+	id->class_code = 0x00ff00;
+	id->revision = 0x10;
+	id->trap_mode = 1;
+	id->bar_size[0] = 1 << 20;
+	snprintf(id->profile, sizeof(id->profile), "edu");
+}
+
+/* ---- whole migrations against a fake kernel ---- */
+
+#define FAKE_IOVA	0x100000ull
+#define FAKE_PAGES	1024u		/* 4 MiB of "guest RAM" */
+#define FAKE_STREAM	6000u
+
+struct fake {
+	struct mig_ident id;
+	bool open, attached, precopy_ok, target;
+	uint8_t *ram;
+	uint32_t state;
+	/* source: the device stream, pre-copy part first */
+	uint8_t stream[FAKE_STREAM];
+	size_t pos, precopy_len;
+	/* target */
+	uint8_t rx[FAKE_STREAM * 2];
+	size_t rx_len;
+	const struct fake *src;
+	bool fail_load;
+	/* phases announced, and what the VMM answers */
+	uint32_t phases[32];
+	int nphases;
+	uint32_t refuse_phase, refuse_result;
+	bool committed, committed_stopped, detached;
+	/* source guest: pages written per dirty report (clear) */
+	uint64_t dirty_bits[FAKE_PAGES / 64];
+	int clears;
+	unsigned int dirty_start, dirty_step;	/* pages per round: start - k*step */
+	bool dirty_constant;
+	/* faults */
+	int cut_fd;			/* close this socket at phase start */
+	uint64_t bad_iova;		/* page writes there fail (EFAULT) */
+	int ack_delay_phase;
+};
+
+static inline struct fake *F(struct lm_dev *d)
+{
+	return d->priv;
+}
+
+static inline int f_ident(struct lm_dev *d, const char *bdf, struct mig_ident *id,
+		   bool *open)
+{
+	struct fake *f = F(d);
+
+	if (strcmp(bdf, f->id.bdf)) {
+		snprintf(d->err, sizeof(d->err), "%s is not bound to vfio-mig", bdf);
+		return -ENODEV;
+	}
+	*id = f->id;
+	*open = f->open;
+	return 0;
+}
+
+static inline int f_attach(struct lm_dev *d, const char *bdf)
+{
+	(void)bdf;
+	F(d)->attached = true;
+	return 0;
+}
+
+static inline int f_set_state(struct lm_dev *d, uint32_t st)
+{
+	struct fake *f = F(d);
+
+	if ((st == LM_ST_PRE_COPY || st == LM_ST_PRE_COPY_P2P) && !f->precopy_ok) {
+		snprintf(d->err, sizeof(d->err), "no pre-copy");
+		return -EINVAL;
+	}
+	if (f->committed_stopped && st != LM_ST_STOP) {
+		snprintf(d->err, sizeof(d->err), "committed stopped");
+		return -EPERM;
+	}
+	if (f->state == LM_ST_RESUMING && st == LM_ST_STOP) {
+		if (f->fail_load || f->rx_len != sizeof(f->src->stream) ||
+		    memcmp(f->rx, f->src->stream, f->rx_len)) {
+			snprintf(d->err, sizeof(d->err),
+				 "state resuming -> stop: Invalid argument");
+			return -EINVAL;
+		}
+	}
+	if (st == LM_ST_STOP_COPY && f->state != LM_ST_PRE_COPY_P2P)
+		f->pos = 0;		/* a new fd: the whole stream */
+	if (st == LM_ST_PRE_COPY)
+		f->pos = 0;
+	f->state = st;
+	return 0;
+}
+
+static inline int f_get_state(struct lm_dev *d, uint32_t *st)
+{
+	*st = F(d)->state;
+	return 0;
+}
+
+static inline ssize_t f_stream_read(struct lm_dev *d, void *buf, size_t len)
+{
+	struct fake *f = F(d);
+	size_t end = f->state == LM_ST_PRE_COPY ? f->precopy_len :
+		     f->state == LM_ST_STOP_COPY ? sizeof(f->stream) : 0;
+
+	if (f->pos >= end)
+		return f->state == LM_ST_PRE_COPY ? -ENOMSG : 0;
+	if (len > end - f->pos)
+		len = end - f->pos;
+	if (len > 1000)
+		len = 1000;	/* several reads, several frames */
+	memcpy(buf, f->stream + f->pos, len);
+	f->pos += len;
+	return len;
+}
+
+static inline int f_stream_write(struct lm_dev *d, const void *buf, size_t len)
+{
+	struct fake *f = F(d);
+
+	if (f->state != LM_ST_RESUMING || f->rx_len + len > sizeof(f->rx)) {
+		snprintf(d->err, sizeof(d->err), "stream refused");
+		return -EINVAL;
+	}
+	memcpy(f->rx + f->rx_len, buf, len);
+	f->rx_len += len;
+	return 0;
+}
+
+static inline int f_pages(struct lm_dev *d, bool write, const uint64_t *iovas,
+		   uint32_t count, void *buf)
+{
+	struct fake *f = F(d);
+	uint32_t i;
+
+	if (count > WIRE_BATCH)
+		return -E2BIG;
+	for (i = 0; i < count; i++) {
+		uint64_t a = iovas[i];
+
+		if (a % WIRE_PAGE || a < FAKE_IOVA ||
+		    a >= FAKE_IOVA + FAKE_PAGES * WIRE_PAGE ||
+		    (write && a == f->bad_iova)) {
+			snprintf(d->err, sizeof(d->err), "IOVA 0x%llx not mapped",
+				 (unsigned long long)a);
+			return -EFAULT;
+		}
+		if (write)
+			memcpy(f->ram + (a - FAKE_IOVA),
+			       (uint8_t *)buf + i * WIRE_PAGE, WIRE_PAGE);
+		else
+			memcpy((uint8_t *)buf + i * WIRE_PAGE,
+			       f->ram + (a - FAKE_IOVA), WIRE_PAGE);
+	}
+	return 0;
+}
+
+static inline int f_commit(struct lm_dev *d, bool stopped)
+{
+	struct fake *f = F(d);
+
+	if (stopped && f->state != LM_ST_STOP)
+		return -EINVAL;
+	f->committed = true;
+	f->committed_stopped = stopped;
+	return 0;
+}
+
+static inline int f_phase(struct lm_dev *d, uint32_t ph, int timeout_ms,
+		   uint32_t *result)
+{
+	struct fake *f = F(d);
+
+	(void)timeout_ms;
+	d->seq++;
+	if (f->nphases < 32)
+		f->phases[f->nphases++] = ph;
+	*result = ph == f->refuse_phase ? f->refuse_result : 0;
+	if (ph == VFIO_MIG_MIG_PHASE_START && f->cut_fd >= 0)
+		shutdown(f->cut_fd, SHUT_RDWR);
+	if (ph == VFIO_MIG_MIG_PHASE_PAUSE && f->ack_delay_phase) {
+		snprintf(d->err, sizeof(d->err),
+			 "the VMM did not acknowledge phase pause within %d ms",
+			 timeout_ms);
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+/* The "guest": some pages written since the last clearing report. */
+static inline void guest_writes(struct fake *f)
+{
+	unsigned int n, i, pg;
+
+	f->clears++;
+	if (f->dirty_constant)
+		n = f->dirty_start;
+	else
+		n = f->dirty_start > f->clears * f->dirty_step ?
+		    f->dirty_start - f->clears * f->dirty_step : 0;
+	for (i = 0; i < n; i++) {
+		pg = (i * 37 + f->clears * 11) % FAKE_PAGES;
+		/* a zero page stays zero half the time */
+		if (pg % 4 == 0)
+			memset(f->ram + pg * WIRE_PAGE, 0, WIRE_PAGE);
+		else
+			f->ram[pg * WIRE_PAGE + f->clears % WIRE_PAGE] += 1;
+		f->dirty_bits[pg / 64] |= 1ull << (pg % 64);
+	}
+}
+
+static inline int f_dirty(struct lm_dev *d, bool clear, lm_dirty_fn fn, void *arg)
+{
+	struct fake *f = F(d);
+	uint64_t bits[FAKE_PAGES / 64];
+
+	if (clear)
+		guest_writes(f);
+	memcpy(bits, f->dirty_bits, sizeof(bits));
+	if (clear)
+		memset(f->dirty_bits, 0, sizeof(f->dirty_bits));
+	/* two replies, as the kernel splits a range */
+	fn(arg, FAKE_IOVA, FAKE_PAGES / 2 * WIRE_PAGE, WIRE_PAGE, bits,
+	   FAKE_PAGES / 2);
+	fn(arg, FAKE_IOVA + FAKE_PAGES / 2 * WIRE_PAGE,
+	   FAKE_PAGES / 2 * WIRE_PAGE, WIRE_PAGE, bits + FAKE_PAGES / 128,
+	   FAKE_PAGES / 2);
+	return 0;
+}
+
+static inline void f_detach(struct lm_dev *d)
+{
+	struct fake *f = F(d);
+
+	f->detached = true;
+	/* the kernel's rollback of an uncommitted fd */
+	if (f->attached && !f->committed)
+		f->state = LM_ST_RUNNING;
+}
+
+static inline int f_release(struct lm_dev *d, int timeout_ms, uint32_t *result)
+{
+	struct fake *f = F(d);
+
+	(void)timeout_ms;
+	f_detach(d);
+	/* the kernel announces abort, the VMM acks */
+	if (f->nphases < 32)
+		f->phases[f->nphases++] = VFIO_MIG_MIG_PHASE_ABORT;
+	*result = 0;
+	return 0;
+}
+
+static const struct lm_dev_ops __attribute__((unused)) fake_ops = {
+	.ident = f_ident, .attach = f_attach, .set_state = f_set_state,
+	.get_state = f_get_state, .stream_read = f_stream_read,
+	.stream_write = f_stream_write, .pages = f_pages, .commit = f_commit,
+	.phase = f_phase, .dirty = f_dirty, .detach = f_detach,
+	.release = f_release,
+};
+
+struct side {
+	struct fake f;
+	struct lm_dev d;
+	struct json_out js;
+	struct lm_out out;
+	char *log;
+	size_t log_len;
+	struct lm_opts o;
+	int fd, code;
+	volatile sig_atomic_t stop;
+};
+
+static inline void side_init(struct side *s, const char *bdf, bool target)
+{
+	unsigned int i;
+
+	memset(s, 0, sizeof(*s));
+	edu_ident(&s->f.id, bdf);
+	s->f.open = true;
+	s->f.precopy_ok = true;
+	s->f.target = target;
+	s->f.state = LM_ST_RUNNING;
+	s->f.cut_fd = -1;
+	s->f.ram = malloc(FAKE_PAGES * WIRE_PAGE);
+	for (i = 0; i < FAKE_PAGES * WIRE_PAGE; i++)
+		s->f.ram[i] = target ? 0xaa : (i / WIRE_PAGE % 3 ? i * 13 : 0);
+	for (i = 0; i < FAKE_STREAM; i++)
+		s->f.stream[i] = i * 31 + 7;
+	s->f.precopy_len = 2500;
+	s->d.ops = &fake_ops;
+	s->d.priv = &s->f;
+	s->d.stop = &s->stop;
+	s->js.enabled = true;
+	s->js.out = open_memstream(&s->log, &s->log_len);
+	s->out.js = &s->js;
+	s->out.role = target ? "target" : "source";
+	s->out.text = s->js.out;
+	s->o.dev = "0000:00:03.0";
+	s->o.target_dev = "0000:00:05.0";
+	s->o.host = "peer";
+	s->o.port = WIRE_PORT;
+	s->o.downtime_ms = 100000;	/* converge at once unless a test says */
+	s->o.max_rounds = 10;
+	s->o.timeout_ms = 3000;
+	s->o.vmm_timeout_ms = 1000;
+}
+
+static inline void side_free(struct side *s)
+{
+	fflush(s->js.out);
+	/* LM_SHOW=1: print both sides' events */
+	if (getenv("LM_SHOW") && s->log)
+		printf("%s", s->log);
+	fclose(s->js.out);
+	free(s->log);
+	free(s->f.ram);
+}
+
+static inline void *target_thread(void *arg)
+{
+	struct side *t = arg;
+
+	t->code = lm_target_run(&t->o, &t->d, t->fd, &t->out, &t->stop);
+	fflush(t->js.out);
+	return NULL;
+}
+
+/* kselftest's ASSERT needs _metadata; a plain check for the helper */
+#define ASSERT_EQ_RAW(a, b) do { if ((a) != (b)) abort(); } while (0)
+
+/* Run a migration; returns with both codes set. */
+static inline void migrate(struct side *s, struct side *t)
+{
+	pthread_t th;
+	int sv[2];
+	FILE *saved = stderr;
+
+	ASSERT_EQ_RAW(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	s->fd = sv[0];
+	t->fd = sv[1];
+	t->f.src = &s->f;
+	if (t->f.cut_fd == -2)
+		t->f.cut_fd = sv[1];
+	stderr = fopen("/dev/null", "w");
+	pthread_create(&th, NULL, target_thread, t);
+	s->code = lm_source_run(&s->o, &s->d, s->fd, &s->out, &s->stop);
+	fflush(s->js.out);
+	pthread_join(th, NULL);
+	fclose(stderr);
+	stderr = saved;
+}
+
+static inline bool has(struct side *s, const char *needle)
+{
+	fflush(s->js.out);
+	return s->log && strstr(s->log, needle);
+}
+
+static inline int count(struct side *s, const char *needle)
+{
+	const char *p;
+	int n = 0;
+
+	fflush(s->js.out);
+	for (p = s->log; p && (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+static inline bool phases_are(struct fake *f, const uint32_t *want, int n)
+{
+	return f->nphases == n && !memcmp(f->phases, want, n * sizeof(*want));
+}
+
+
+#endif
