@@ -10,6 +10,7 @@ PKGS=(
 	linux-headers-amd64 linux-headers-6.12-amd64
 	linux-source-6.1 linux-source-6.12
 	libnl-3-dev libnl-genl-3-dev
+	libgnutls28-dev libsodium-dev gnutls-bin
 	dkms sparse kmod
 	qemu-system-x86 busybox-static nvme-cli iproute2 cpio xz-utils
 	python3 python3-yaml

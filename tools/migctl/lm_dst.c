@@ -154,11 +154,12 @@ static int handshake(struct dst *t)
 	tdev = t->hello.target_bdf;
 	/*
 	 * The source's waits on us include its VMM's acks: wait as long for
-	 * it, within what this host allows.
+	 * it, but never longer than this host's own --vmm-timeout-ms (the
+	 * peer's number is the peer's word).
 	 */
 	t->recv_timeout = t->o->timeout_ms +
-		(t->hello.vmm_timeout_ms < LM_TIMEOUT_MAX ?
-		 t->hello.vmm_timeout_ms : LM_TIMEOUT_MAX);
+		(t->hello.vmm_timeout_ms < t->o->vmm_timeout_ms ?
+		 t->hello.vmm_timeout_ms : t->o->vmm_timeout_ms);
 	t->c.timeout_ms = t->o->timeout_ms;
 	if (!migctl_valid_bdf(tdev))
 		return refuse(t, "target_dev", tdev, "-",

@@ -71,6 +71,10 @@ struct fake {
 	/* faults */
 	int cut_fd;			/* close this socket at phase start */
 	uint64_t bad_iova;		/* page writes there fail (EFAULT) */
+	/* what reached "the kernel" */
+	uint64_t pages_written, pages_read;
+	int device_ops;			/* attach, state changes, phases */
+	void (*on_clear)(struct fake *f);	/* more guest writes, after them */
 	int ack_delay_phase;
 };
 
@@ -97,6 +101,7 @@ static inline int f_attach(struct lm_dev *d, const char *bdf)
 {
 	(void)bdf;
 	F(d)->attached = true;
+	F(d)->device_ops++;
 	return 0;
 }
 
@@ -104,6 +109,7 @@ static inline int f_set_state(struct lm_dev *d, uint32_t st)
 {
 	struct fake *f = F(d);
 
+	f->device_ops++;
 	if ((st == LM_ST_PRE_COPY || st == LM_ST_PRE_COPY_P2P) && !f->precopy_ok) {
 		snprintf(d->err, sizeof(d->err), "no pre-copy");
 		return -EINVAL;
@@ -183,6 +189,10 @@ static inline int f_pages(struct lm_dev *d, bool write, const uint64_t *iovas,
 			return -EFAULT;
 		}
 		if (write)
+			f->pages_written++;
+		else
+			f->pages_read++;
+		if (write)
 			memcpy(f->ram + (a - FAKE_IOVA),
 			       (uint8_t *)buf + i * WIRE_PAGE, WIRE_PAGE);
 		else
@@ -208,6 +218,7 @@ static inline int f_phase(struct lm_dev *d, uint32_t ph, int timeout_ms,
 {
 	struct fake *f = F(d);
 
+	f->device_ops++;
 	(void)timeout_ms;
 	d->seq++;
 	if (f->nphases < 32)
@@ -244,6 +255,8 @@ static inline void guest_writes(struct fake *f)
 			f->ram[pg * WIRE_PAGE + f->clears % WIRE_PAGE] += 1;
 		f->dirty_bits[pg / 64] |= 1ull << (pg % 64);
 	}
+	if (f->on_clear)
+		f->on_clear(f);
 }
 
 static inline int f_dirty(struct lm_dev *d, bool clear, lm_dirty_fn fn, void *arg)

@@ -1,0 +1,738 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Unit tests of the migration channel's security, against a scripted
+ * hostile peer: mutual TLS with X.509 and PSK (honest migrations, no
+ * credentials, the wrong PSK, an impostor's server and client
+ * certificates, the wrong server name), the target's allow-lists, frames
+ * dripped a byte at a time, endless optional frames, 10,000 fuzzed
+ * sessions, and pages whose old (unkeyed) hashes collide. After every
+ * attack on the target: no byte written to guest memory, the device
+ * untouched. After every attack on the source (an impostor target): no
+ * page read, the device untouched.
+ *
+ * Credentials: scripts/tls-creds.sh makes them ($MIGCTL_TEST_CREDS, else
+ * ./creds; the Makefile's run target does it).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/stat.h>
+
+#include "kselftest_harness.h"
+
+#include "../tls.h"
+#include "lm_fake.h"
+
+static const char *creds(void)
+{
+	const char *d = getenv("MIGCTL_TEST_CREDS");
+
+	return d ? d : "creds";
+}
+
+/* Credentials for one side, or abort (the test bed is broken). */
+static struct tls_ctx *ctx(const char *x509, const char *psk, bool server)
+{
+	struct tls_opts o = { .server = server };
+	struct tls_ctx *x;
+	static char a[512], b[512];
+	char err[512];
+
+	if (x509) {
+		snprintf(a, sizeof(a), "%s/%s", creds(), x509);
+		o.creds_dir = a;
+	} else {
+		snprintf(b, sizeof(b), "%s/%s", creds(), psk);
+		o.psk_file = b;
+	}
+	if (tls_ctx_new(&x, &o, err, sizeof(err))) {
+		fprintf(stderr, "credentials: %s\n", err);
+		abort();
+	}
+	return x;
+}
+
+static void secure(struct side *s, struct side *t, const char *sx,
+		   const char *tx, const char *spsk, const char *tpsk)
+{
+	s->o.tls = ctx(sx, spsk, false);
+	t->o.tls = ctx(tx, tpsk, true);
+	s->o.tls_name = "vmig-target";
+}
+
+static void insecure_free(struct side *s)
+{
+	tls_ctx_free(s->o.tls);
+	s->o.tls = NULL;
+	side_free(s);
+}
+
+/* Nothing reached the target's kernel: no page, no device operation. */
+#define EXPECT_TARGET_UNTOUCHED(t) do {					\
+	EXPECT_EQ(0u, (t).f.pages_written);				\
+	EXPECT_EQ(0, (t).f.device_ops);					\
+	EXPECT_FALSE((t).f.attached);					\
+} while (0)
+
+/* Nothing left the source's kernel: no page read, device untouched. */
+#define EXPECT_SOURCE_UNTOUCHED(s) do {					\
+	EXPECT_EQ(0u, (s).f.pages_read);				\
+	EXPECT_EQ(0, (s).f.device_ops);					\
+	EXPECT_EQ(LM_ST_RUNNING, (s).f.state);				\
+} while (0)
+
+TEST(tls_x509_migrates)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	secure(&s, &t, "x509", "x509", NULL, NULL);
+	migrate(&s, &t);
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	EXPECT_TRUE(has(&s, "\"event\":\"secured\""));
+	EXPECT_TRUE(has(&s, "TLS1.3"));
+	/* the target knows who the source is: its certificate's subject */
+	EXPECT_TRUE(has(&t, "CN=vmig-source")) TH_LOG("%s", t.log);
+	EXPECT_FALSE(has(&s, "\"event\":\"insecure\""));
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+TEST(tls_psk_migrates)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	secure(&s, &t, NULL, NULL, "keys.psk", "keys.psk");
+	t.o.allow_peer = (const char *const[]){ "vmig-source" };
+	t.o.n_allow_peer = 1;
+	migrate(&s, &t);
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	EXPECT_TRUE(has(&t, "\"peer\":\"vmig-source\""));
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+TEST(tls_target_refuses_a_plain_source)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	t.o.tls = ctx("x509", NULL, true);
+	t.o.timeout_ms = 500;
+	s.o.timeout_ms = 500;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_NOT_SERVED, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_TARGET_UNTOUCHED(t);
+	EXPECT_TRUE(has(&t, "\"stage\":\"tls\""));
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+TEST(tls_wrong_psk)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	secure(&s, &t, NULL, NULL, "wrong.psk", "keys.psk");
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_NOT_SERVED, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_TARGET_UNTOUCHED(t);
+	EXPECT_SOURCE_UNTOUCHED(s);
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+/* A man in the middle: a server certificate from another CA. */
+TEST(tls_source_refuses_an_impostor_target)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	secure(&s, &t, "x509", "rogue", NULL, NULL);
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_TRUE(has(&s, "certificate is not trusted")) TH_LOG("%s", s.log);
+	/* refused before any page: nothing read, nothing attached */
+	EXPECT_SOURCE_UNTOUCHED(s);
+	EXPECT_TARGET_UNTOUCHED(t);
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+/* The right CA, but the certificate names another host. */
+TEST(tls_source_checks_the_target_name)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	secure(&s, &t, "x509", "x509", NULL, NULL);
+	s.o.tls_name = "other-host";
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_TRUE(has(&s, "not trusted")) TH_LOG("%s", s.log);
+	EXPECT_SOURCE_UNTOUCHED(s);
+	EXPECT_TARGET_UNTOUCHED(t);
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+TEST(tls_target_refuses_an_impostor_source)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	/* the source trusts the real CA, but its own certificate is rogue */
+	secure(&s, &t, "rogue", "x509", NULL, NULL);
+	s.o.tls_name = NULL;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_NOT_SERVED, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_TARGET_UNTOUCHED(t);
+	EXPECT_SOURCE_UNTOUCHED(s);
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+TEST(tls_allow_peer_refuses_others)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	secure(&s, &t, "x509", "x509", NULL, NULL);
+	t.o.allow_peer = (const char *const[]){ "someone-else", "vmig-target" };
+	t.o.n_allow_peer = 2;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_NOT_SERVED, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_TRUE(has(&s, "\"field\":\"peer\"")) TH_LOG("%s", s.log);
+	EXPECT_TARGET_UNTOUCHED(t);
+	/* the source had attached; it rolled back, no page read */
+	EXPECT_EQ(0u, s.f.pages_read);
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+TEST(tls_allow_peer_by_certificate_name)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	secure(&s, &t, "x509", "x509", NULL, NULL);
+	t.o.allow_peer = (const char *const[]){ "vmig-source" };
+	t.o.n_allow_peer = 1;
+	migrate(&s, &t);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(0, s.code);
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+TEST(allow_dev_refuses_other_devices)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	secure(&s, &t, NULL, NULL, "keys.psk", "keys.psk");
+	t.o.allow_dev = (const char *const[]){ "0000:00:06.0" };
+	t.o.n_allow_dev = 1;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code) TH_LOG("%s", t.log);
+	EXPECT_TRUE(has(&s, "--allow-dev")) TH_LOG("%s", s.log);
+	EXPECT_TARGET_UNTOUCHED(t);
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+/* ---- scripted hostile sources against lm_target_run() ---- */
+
+struct script {
+	int fd;
+	const uint8_t *buf;
+	size_t len;
+	int drip_us;		/* a byte at a time, this far apart */
+	bool optional_forever;	/* unknown optional frames until refused */
+	int hold_us;		/* then keep the link open this long */
+};
+
+static void *script_peer(void *arg)
+{
+	struct script *p = arg;
+	size_t i;
+
+	if (p->optional_forever) {
+		uint8_t f[WIRE_HDR_LEN + 8] = { 0 };
+		uint32_t seq;
+
+		for (seq = 0; seq < 100000; seq++) {
+			wire_hdr_encode(f, WIRE_T_OPTIONAL | 0x123, 8, seq,
+					wire_sum(f + WIRE_HDR_LEN, 8));
+			if (write(p->fd, f, sizeof(f)) != sizeof(f))
+				break;
+		}
+	} else if (p->drip_us) {
+		for (i = 0; i < p->len; i++) {
+			if (write(p->fd, p->buf + i, 1) != 1)
+				break;
+			usleep(p->drip_us);
+		}
+	} else if (p->len && write(p->fd, p->buf, p->len) < 0) {
+		/* the target closed early: fine */
+	}
+	if (p->hold_us) {
+		struct pollfd pf = { .fd = p->fd, .events = POLLRDHUP };
+
+		/* until the target hangs up, or the hold ends */
+		poll(&pf, 1, p->hold_us / 1000);
+	}
+	shutdown(p->fd, SHUT_WR);
+	return NULL;
+}
+
+/* The source whose device stream the scripts send (side_init's pattern). */
+static struct fake script_src;
+
+static void __attribute__((constructor)) script_src_init(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < FAKE_STREAM; i++)
+		script_src.stream[i] = i * 31 + 7;
+}
+
+/* Run the target against @p; returns the time it took (us). */
+static uint64_t against(struct side *t, struct script *p)
+{
+	pthread_t th;
+	int sv[2];
+	uint64_t t0;
+	FILE *saved = stderr;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		abort();
+	p->fd = sv[0];
+	t->f.src = &script_src;
+	stderr = fopen("/dev/null", "w");
+	pthread_create(&th, NULL, script_peer, p);
+	t0 = lm_now_us();
+	t->code = lm_target_run(&t->o, &t->d, sv[1], &t->out, &t->stop);
+	t0 = lm_now_us() - t0;
+	close(sv[0]);		/* the peer's write fails now, if it writes */
+	pthread_join(th, NULL);
+	fclose(stderr);
+	stderr = saved;
+	return t0;
+}
+
+/* An honest plain session's source frames, up to COMMIT. */
+static size_t honest_session(uint8_t *out, size_t *hello_end,
+			     size_t *ranges_end)
+{
+	static uint8_t pl[WIRE_PAGE * 5 + FAKE_STREAM];
+	struct wire_hello h = {};
+	struct wire_range r = { FAKE_IOVA, 16 * WIRE_PAGE };
+	uint64_t desc[5], v[3];
+	uint32_t seq = 0, i;
+	size_t n = 0, len;
+
+#define FRAME(type, p, l) do {						\
+		wire_hdr_encode(out + n, type, l, seq++, wire_sum(p, l)); \
+		memcpy(out + n + WIRE_HDR_LEN, p, l);			\
+		n += WIRE_HDR_LEN + (l);				\
+	} while (0)
+	edu_ident(&h.src, "0000:00:03.0");
+	snprintf(h.target_bdf, sizeof(h.target_bdf), "0000:00:05.0");
+	h.timeout_ms = 1000;
+	h.vmm_timeout_ms = 1000;
+	len = wire_enc_hello(pl, &h);
+	FRAME(WIRE_HELLO, pl, len);
+	*hello_end = n;
+	len = wire_enc_ranges(pl, &r, 1);
+	FRAME(WIRE_RANGES, pl, len);
+	*ranges_end = n;
+	for (i = 0; i < 4; i++) {
+		desc[i] = FAKE_IOVA + i * WIRE_PAGE;
+		memset(pl + WIRE_PAGE * (i + 1), 0x40 + i, WIRE_PAGE);
+	}
+	desc[4] = (FAKE_IOVA + 8 * WIRE_PAGE) | WIRE_PG_ZERO;
+	wire_pages_meta(pl, 1, desc, 5);
+	FRAME(WIRE_PAGES, pl, WIRE_PAGE * 5);
+	v[0] = 1;
+	v[1] = 0;
+	v[2] = 5;
+	len = wire_enc_u64s(pl, v, 3);
+	FRAME(WIRE_ROUND_END, pl, len);
+	FRAME(WIRE_SWITCHOVER, pl, 0);
+	/* the device state: what script_src's stream holds */
+	wire_put32(pl, WIRE_STREAM_STOPCOPY);
+	wire_put32(pl + 4, 0);
+	for (i = 0; i < FAKE_STREAM; i++)
+		pl[8 + i] = i * 31 + 7;
+	FRAME(WIRE_STREAM, pl, 8 + FAKE_STREAM);
+	v[1] = FAKE_STREAM;
+	len = wire_enc_u64s(pl, v, 3);
+	FRAME(WIRE_FINAL, pl, len);
+	FRAME(WIRE_COMMIT, pl, 0);
+#undef FRAME
+	return n;
+}
+
+TEST(hostile_honest_script_migrates)
+{
+	static uint8_t buf[WIRE_PAGE * 10];
+	static struct side t;
+	struct script p = { .buf = buf };
+	size_t he, re;
+
+	side_init(&t, "0000:00:05.0", true);
+	p.len = honest_session(buf, &he, &re);
+	against(&t, &p);
+	/* the script is right: unmodified, it migrates */
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_TRUE(t.f.committed);
+	side_free(&t);
+}
+
+/* One byte every 20 ms: before, each byte renewed the frame's timeout. */
+TEST(hostile_slow_drip_is_bounded)
+{
+	static uint8_t buf[WIRE_PAGE * 10];
+	static struct side t;
+	struct script p = { .buf = buf, .drip_us = 20000 };
+	uint64_t us;
+	size_t he, re;
+
+	side_init(&t, "0000:00:05.0", true);
+	t.o.timeout_ms = 300;
+	p.len = honest_session(buf, &he, &re);
+	us = against(&t, &p);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(has(&t, "did not send the frame within 300 ms")) TH_LOG("%s", t.log);
+	/* header within 300 ms, then the payload within 300 ms more */
+	EXPECT_LT(us, 1000000u);
+	EXPECT_TARGET_UNTOUCHED(t);
+	side_free(&t);
+}
+
+TEST(hostile_endless_optional_frames)
+{
+	static struct side t;
+	struct script p = { .optional_forever = true };
+	uint64_t us;
+
+	side_init(&t, "0000:00:05.0", true);
+	us = against(&t, &p);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(has(&t, "more than 64 frames of unknown optional types")) TH_LOG("%s", t.log);
+	EXPECT_LT(us, 1000000u);
+	EXPECT_TARGET_UNTOUCHED(t);
+	side_free(&t);
+}
+
+/*
+ * A HELLO asking the target to wait 24 days for the source's VMM: the
+ * target waits no longer than its own --vmm-timeout-ms.
+ */
+TEST(hostile_huge_peer_timeout_is_clamped)
+{
+	static uint8_t buf[WIRE_PAGE * 10];
+	static struct side t;
+	struct script p = { .buf = buf };
+	struct wire_hello h = {};
+	uint8_t pl[WIRE_HELLO_LEN];
+	uint64_t us;
+	size_t len;
+
+	side_init(&t, "0000:00:05.0", true);
+	t.o.timeout_ms = 300;
+	t.o.vmm_timeout_ms = 300;
+	edu_ident(&h.src, "0000:00:03.0");
+	snprintf(h.target_bdf, sizeof(h.target_bdf), "0000:00:05.0");
+	h.timeout_ms = 0x7fff0000u;
+	h.vmm_timeout_ms = 0x7fff0000u;
+	len = wire_enc_hello(pl, &h);
+	wire_hdr_encode(buf, WIRE_HELLO, len, 0, wire_sum(pl, len));
+	memcpy(buf + WIRE_HDR_LEN, pl, len);
+	p.len = WIRE_HDR_LEN + len;
+	p.hold_us = 4000000;	/* then silence, the link open */
+	us = against(&t, &p);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(has(&t, "waiting for RANGES")) TH_LOG("%s", t.log);
+	EXPECT_TRUE(has(&t, "within 600 ms")) TH_LOG("%s", t.log);
+	EXPECT_LT(us, 2000000u);
+	side_free(&t);
+}
+
+static unsigned int fuzz_n(void)
+{
+	const char *n = getenv("MIGCTL_FUZZ_N");
+
+	return n ? atoi(n) : 10000;
+}
+
+static uint32_t rnd_state = 12345;
+
+static uint32_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 17;
+	rnd_state ^= rnd_state << 5;
+	return rnd_state;
+}
+
+/*
+ * 10,000 sessions, each an honest one with a few bytes changed and perhaps
+ * cut short. None may commit; none may take long; a change in HELLO must
+ * leave the device untouched, one in RANGES guest memory.
+ */
+FIXTURE(fuzz) {
+};
+
+FIXTURE_SETUP(fuzz)
+{
+}
+
+FIXTURE_TEARDOWN(fuzz)
+{
+}
+
+/* about 12 ms a session under ASan: more than the default 30 s */
+TEST_F_TIMEOUT(fuzz, hostile_fuzzed_sessions, 600)
+{
+	static uint8_t ref[WIRE_PAGE * 10], buf[WIRE_PAGE * 10];
+	static struct side t;
+	unsigned int i, k, bad = 0, early = 0, slow = 0;
+	size_t len, he, re, first;
+
+	side_init(&t, "0000:00:05.0", true);
+	t.o.timeout_ms = 200;
+	t.o.vmm_timeout_ms = 200;
+	len = honest_session(ref, &he, &re);
+	for (i = 0; i < fuzz_n(); i++) {
+		struct script p = { .buf = buf, .len = len };
+		unsigned int nmut = 1 + rnd() % 4;
+		uint64_t us;
+
+		memcpy(buf, ref, len);
+		/* half the sessions are hit in HELLO or RANGES */
+		first = len;
+		for (k = 0; k < nmut; k++) {
+			size_t pos = i % 2 ? rnd() % re : rnd() % len;
+
+			buf[pos] ^= 1 + rnd() % 255;
+			if (pos < first)
+				first = pos;
+		}
+		if (rnd() % 4 == 0)
+			p.len = rnd() % len;
+		memset(&t.f.pages_written, 0, sizeof(t.f.pages_written));
+		t.f.device_ops = 0;
+		t.f.attached = false;
+		t.f.committed = false;
+		t.f.state = LM_ST_RUNNING;
+		t.f.rx_len = 0;
+		fflush(t.js.out);
+		us = against(&t, &p);
+		if (t.code == 0 || t.f.committed)
+			bad++;
+		/* HELLO hit: nothing touched; RANGES hit: no page written */
+		if ((first < he && (t.f.attached || t.f.device_ops)) ||
+		    (first < re && t.f.pages_written))
+			early++;
+		if (us > 2000000)
+			slow++;
+		if (getenv("MIGCTL_FUZZ_SHOW") && us > 50000) {
+			fflush(t.js.out);
+			printf("# session %u: %llu us first %zu len %zu\n%s", i,
+			       (unsigned long long)us, first, p.len, t.log);
+		}
+		/* the log would grow to megabytes: start it afresh */
+		fclose(t.js.out);
+		free(t.log);
+		t.log = NULL;
+		t.js.out = open_memstream(&t.log, &t.log_len);
+		t.out.text = t.js.out;
+	}
+	EXPECT_EQ(0u, bad);
+	EXPECT_EQ(0u, early);
+	EXPECT_EQ(0u, slow);
+	side_free(&t);
+}
+
+/*
+ * Two different pages with one mh_hash64(): its first lane takes words
+ * 0, 4, 8, ...; change word 0, and word 4 so that the lane's state after
+ * it is what it was. A guest can do this to a page between two rounds.
+ */
+static void collide(const uint8_t *page, uint8_t *out)
+{
+	const uint64_t k1 = 0x9e3779b97f4a7c15ull, k3 = 0x94d049bb133111ebull;
+	uint64_t w0, w4, a0 = MH_SEED_PAGE ^ k1, a1, b1;
+
+	memcpy(out, page, WIRE_PAGE);
+	memcpy(&w0, page, 8);
+	memcpy(&w4, page + 32, 8);
+	a1 = ((a0 ^ w0) << 29 | (a0 ^ w0) >> 35) * k3;
+	w0 ^= 0x5a5a;
+	b1 = ((a0 ^ w0) << 29 | (a0 ^ w0) >> 35) * k3;
+	w4 ^= a1 ^ b1;
+	memcpy(out, &w0, 8);
+	memcpy(out + 32, &w4, 8);
+}
+
+#define VICTIM	5u	/* a data page of the fake's RAM */
+
+static void write_collision(struct fake *f)
+{
+	uint8_t twin[WIRE_PAGE];
+
+	/* the first clearing read starts the log; the second ends round 1 */
+	if (f->clears != 2)
+		return;
+	collide(f->ram + VICTIM * WIRE_PAGE, twin);
+	memcpy(f->ram + VICTIM * WIRE_PAGE, twin, WIRE_PAGE);
+	f->dirty_bits[VICTIM / 64] |= 1ull << (VICTIM % 64);
+}
+
+TEST(colliding_old_hashes_are_both_sent)
+{
+	static struct side s, t;
+	uint8_t twin[WIRE_PAGE];
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	/* the construction works: two pages, one old hash */
+	collide(s.f.ram + VICTIM * WIRE_PAGE, twin);
+	ASSERT_NE(0, memcmp(twin, s.f.ram + VICTIM * WIRE_PAGE, WIRE_PAGE));
+	ASSERT_EQ(mh_hash64(twin, WIRE_PAGE, MH_SEED_PAGE),
+		  mh_hash64(s.f.ram + VICTIM * WIRE_PAGE, WIRE_PAGE,
+			    MH_SEED_PAGE));
+	s.f.on_clear = write_collision;
+	s.f.precopy_ok = false;
+	s.o.max_rounds = 3;
+	s.o.downtime_ms = 100000;
+	migrate(&s, &t);
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	/* the twin reached the target: it was not taken as unchanged */
+	EXPECT_EQ(0, memcmp(s.f.ram + VICTIM * WIRE_PAGE,
+			    t.f.ram + VICTIM * WIRE_PAGE, WIRE_PAGE));
+	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	side_free(&s);
+	side_free(&t);
+}
+
+/* ---- kTLS over TCP loopback, where the kernel has it ---- */
+
+static void tcp_pair(int sv[2])
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len))
+		abort();
+	sv[0] = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(sv[0], (struct sockaddr *)&a, sizeof(a)))
+		abort();
+	sv[1] = accept(l, NULL, NULL);
+	close(l);
+}
+
+static bool have_ktls(void)
+{
+	int sv[2];
+	bool ok;
+
+	tcp_pair(sv);
+	ok = !setsockopt(sv[0], IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls"));
+	close(sv[0]);
+	close(sv[1]);
+	return ok;
+}
+
+TEST(ktls_migrates_over_tcp)
+{
+	static struct side s, t;
+	pthread_t th;
+	int sv[2];
+	FILE *saved = stderr;
+
+	if (!have_ktls())
+		SKIP(return, "this kernel has no TLS ULP (CONFIG_TLS)");
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	secure(&s, &t, "x509", "x509", NULL, NULL);
+	tcp_pair(sv);
+	s.fd = sv[0];
+	t.fd = sv[1];
+	t.f.src = &s.f;
+	stderr = fopen("/dev/null", "w");
+	pthread_create(&th, NULL, target_thread, &t);
+	s.code = lm_source_run(&s.o, &s.d, s.fd, &s.out, &s.stop);
+	fflush(s.js.out);
+	pthread_join(th, NULL);
+	fclose(stderr);
+	stderr = saved;
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	EXPECT_TRUE(has(&s, "\"ktls\":\"tx+rx\"")) TH_LOG("%s", s.log);
+	EXPECT_TRUE(has(&t, "\"ktls\":\"tx+rx\"")) TH_LOG("%s", t.log);
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+TEST(credentials_errors_are_clear)
+{
+	struct tls_opts o = { .server = true };
+	struct tls_ctx *x;
+	char err[512], path[512];
+	FILE *f;
+
+	o.creds_dir = "/nonexistent";
+	EXPECT_NE(0, tls_ctx_new(&x, &o, err, sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "/nonexistent/server-key.pem"));
+	/* a PSK file others can read is refused */
+	snprintf(path, sizeof(path), "/tmp/migctl-psk-%d", getpid());
+	f = fopen(path, "w");
+	ASSERT_NE(NULL, f);
+	fprintf(f, "me:00112233445566778899aabbccddeeff\n");
+	fclose(f);
+	chmod(path, 0644);
+	o.creds_dir = NULL;
+	o.psk_file = path;
+	EXPECT_EQ(-EPERM, tls_ctx_new(&x, &o, err, sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "chmod 600"));
+	/* a short key is refused */
+	chmod(path, 0600);
+	f = fopen(path, "w");
+	fprintf(f, "me:0011\n");
+	fclose(f);
+	EXPECT_EQ(-EINVAL, tls_ctx_new(&x, &o, err, sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "16 to 64 bytes")) TH_LOG("%s", err);
+	unlink(path);
+}
+
+TEST_HARNESS_MAIN
