@@ -67,14 +67,16 @@ for f in /tmp/demo-a.log /tmp/demo-b.log; do
 done
 sleep 3	# let the guest run and dirty its RAM for a while
 title "Live migration: host A's VM moves to host B with migctl, while it runs"
-printf '$ ip netns exec hostb migctl listen --once &\n'
-$IPROUTE2 netns exec hostb migctl listen --once 2>&1 | sed 's/^/  [host B] /' &
+CREDS=/etc/vfio-mig/x509
+printf '$ ip netns exec hostb migctl listen --once --tls-creds %s --allow-peer vmig-source &\n' "$CREDS"
+$IPROUTE2 netns exec hostb migctl listen --once --tls-creds "$CREDS" \
+	--allow-peer vmig-source 2>&1 | sed 's/^/  [host B] /' &
 LS=$!
 sleep 0.5
-printf '$ ip netns exec hosta migctl migrate %s --to 10.99.0.2 --target-dev %s --downtime-ms 300\n' \
-	"$EDU" "$EDU2"
+printf '$ ip netns exec hosta migctl migrate %s --to 10.99.0.2 --target-dev %s --tls-creds %s --downtime-ms 300\n' \
+	"$EDU" "$EDU2" "$CREDS"
 $IPROUTE2 netns exec hosta migctl migrate "$EDU" --to 10.99.0.2 \
-	--target-dev "$EDU2" --downtime-ms 300 || {
+	--target-dev "$EDU2" --tls-creds "$CREDS" --downtime-ms 300 || {
 	echo "migration failed"; cat /tmp/demo-a.log /tmp/demo-b.log
 	kill $VA $VB 2>/dev/null
 	exit 1

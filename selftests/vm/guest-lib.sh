@@ -46,7 +46,7 @@ provision_vf() {
 
 testbed_setup() {
 	for m in vfio_iommu_type1 vfio_pci nvme dirty_track vfio_mig \
-		 sriov_shadow; do
+		 sriov_shadow tls; do
 		modprobe "$m" || { echo "modprobe $m failed"; return 1; }
 	done
 	provision_vf

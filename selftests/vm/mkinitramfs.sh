@@ -19,7 +19,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${VMIG_CACHE:-${HOME:-/root}/.cache/vfio-mig}
 IMG=$CACHE/kernels/$KVER/root
 # Kernel modules the guest loads, with everything they depend on.
-GUEST_MODULES=(vfio_pci vfio_iommu_type1 nvme veth virtio_pci virtio_net)
+GUEST_MODULES=(vfio_pci vfio_iommu_type1 nvme veth virtio_pci virtio_net tls)
 
 [ -f "$CACHE/kernels/$KVER/.complete" ] || {
 	echo "mkinitramfs: no guest kernel $KVER (scripts/kernels.sh fetch)" >&2
@@ -58,6 +58,16 @@ for f in modules.builtin modules.builtin.modinfo modules.order; do
 done
 cp "$KODIR"/*.ko "$ROOT/lib/modules/$KVER/extra/"
 depmod -b "$ROOT" "$KVER"
+
+# migctl's test credentials (scripts/tls-creds.sh), one set for every
+# guest so that the two guests of a pair trust each other:
+# /etc/vfio-mig/x509 (QEMU's layout), /etc/vfio-mig/rogue (the same names
+# under another CA), /etc/vfio-mig/keys.psk and wrong.psk.
+TLS=${VMIG_TLS_DIR:-$HERE/../../build/tls}
+"$HERE/../../scripts/tls-creds.sh" "$TLS"
+mkdir -p "$ROOT/etc/vfio-mig"
+cp -a "$TLS/x509" "$TLS/rogue" "$TLS/keys.psk" "$TLS/wrong.psk" \
+	"$ROOT/etc/vfio-mig/"
 
 # Host programs with their shared libraries.
 copy_bin() {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -549,6 +550,7 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 	struct sec_args sec = { .t.server = true };
 	struct child ch[LISTEN_MAX_CHILDREN];
 	struct sockaddr_storage peer;
+	pid_t parent;
 	int c, lfd, fd, nch = 0, code = 0;
 	unsigned int conn = 0;
 	bool served = false;
@@ -663,12 +665,20 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 			close(fd);
 			continue;
 		}
+		parent = getpid();
 		pid = fork();
 		if (pid < 0) {
 			close(fd);
 			continue;
 		}
 		if (!pid) {
+			/*
+			 * The migration is listen's: if listen dies, so does
+			 * the child, and the kernel releases the device.
+			 */
+			if (prctl(PR_SET_PDEATHSIG, SIGKILL) ||
+			    getppid() != parent)
+				_exit(LM_EXIT_FAILED);
 			close(lfd);
 			out.conn = conn;
 			c = serve(&o, &out, fd);

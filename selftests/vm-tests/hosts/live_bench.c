@@ -30,6 +30,16 @@
  *                               target >= 0.8)
  *   page_stream_ratio_idle: N  (page streaming / tcp_idle)
  *
+ * These migrations run with --insecure (plain TCP), as these lines always
+ * measured. Each run then migrates a second time, over mutual TLS
+ * (X.509, kTLS where the kernel takes the keys), same boot, same setup:
+ *
+ *   page_stream_mib_per_s_tls: N
+ *   page_stream_ratio_tls: N   (page streaming with TLS / without, within
+ *                               each run)
+ *   tls_handshake_ms: N        (the source's handshake, from its
+ *                               "secured" event)
+ *
  * and, for each run, a '# run' line with its figures and where migctl's
  * time went.
  */
@@ -53,10 +63,13 @@
 #define LOG_B		"/tmp/live_bench-b.log"
 #define LOG_L		"/tmp/live_bench-listen.log"
 #define LOG_T		"/tmp/live_bench-tcp.log"
+#define CREDS		"/etc/vfio-mig/x509"	/* mkinitramfs.sh */
 
 struct run {
 	double rounds, total_ms, downtime_ms, stream;
 	double tcp, tcp_idle, ratio, ratio_idle;
+	/* the same again over TLS */
+	double stream_tls, ratio_tls, handshake_ms;
 };
 
 static struct cmd_result res;
@@ -145,8 +158,9 @@ static double tcp_measure(void)
 	return mibs;
 }
 
+/* One migration; with @tls over mutual TLS, else --insecure. */
 static int one_run(const char *a, const char *b, unsigned int seed,
-		   struct run *r)
+		   bool tls, struct run *r)
 {
 	char seedarg[32], obj[4096], buf[8192];
 	pid_t va = -1, vb = -1, ls;
@@ -174,12 +188,14 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 		goto out;
 	ls = spawn_logged((char *[]){ migctl, "-j", "listen", "--address",
 				      "127.0.0.1", "--port", LM_PORT, "--once",
-				      NULL }, LOG_L);
+				      tls ? "--tls-creds" : "--insecure",
+				      tls ? CREDS : NULL, NULL }, LOG_L);
 	if (ls < 0)
 		goto out;
 	usleep(300000);
 	if (CMD(&res, migctl, "-j", "migrate", (char *)a, "--to",
-		"127.0.0.1:" LM_PORT, "--target-dev", (char *)b)) {
+		"127.0.0.1:" LM_PORT, "--target-dev", (char *)b,
+		tls ? "--tls-creds" : "--insecure", tls ? CREDS : NULL)) {
 		fprintf(stderr, "live_bench: cannot run migctl\n");
 		wait_or_kill(ls, 5);
 		goto out;
@@ -204,7 +220,20 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 	}
 	r->ratio = r->stream / r->tcp;
 	r->ratio_idle = r->stream / r->tcp_idle;
-	printf("# run: page_stream %.1f MiB/s, tcp %.1f (idle %.1f), ratio %.3f (idle %.3f); rounds %.0f, total %.0f ms, downtime %.0f ms; pages_sent %.0f, zero %.0f, unchanged %.0f; read %.0f ms, hash %.0f ms, send %.0f ms, ack_wait %.0f ms\n",
+	if (tls) {
+		char sec[1024];
+
+		if (json_object_with(res.out, "event", "secured", sec,
+				     sizeof(sec))) {
+			fprintf(stderr, "live_bench: no \"secured\" event:\n%s\n",
+				res.out);
+			goto out;
+		}
+		r->handshake_ms = json_f(sec, "handshake_ms");
+		printf("# tls: %s\n", sec);
+	}
+	printf("# run%s: page_stream %.1f MiB/s, tcp %.1f (idle %.1f), ratio %.3f (idle %.3f); rounds %.0f, total %.0f ms, downtime %.0f ms; pages_sent %.0f, zero %.0f, unchanged %.0f; read %.0f ms, hash %.0f ms, send %.0f ms, ack_wait %.0f ms\n",
+	       tls ? " (tls)" : " (insecure)",
 	       r->stream, r->tcp, r->tcp_idle, r->ratio, r->ratio_idle,
 	       r->rounds, r->total_ms, r->downtime_ms,
 	       json_f(obj, "pages_sent"), json_f(obj, "zero_pages"),
@@ -267,9 +296,17 @@ int main(void)
 		return 1;
 	}
 
-	for (i = 0; i < RUNS; i++)
-		if (!one_run(t.edu[0], t.edu[1], 0x5eed + i, &runs[n]))
-			n++;
+	for (i = 0; i < RUNS; i++) {
+		struct run tr;
+
+		if (one_run(t.edu[0], t.edu[1], 0x5eed + i, false, &runs[n]) ||
+		    one_run(t.edu[0], t.edu[1], 0x5eed + i, true, &tr))
+			continue;
+		runs[n].stream_tls = tr.stream;
+		runs[n].ratio_tls = tr.stream / runs[n].stream;
+		runs[n].handshake_ms = tr.handshake_ms;
+		n++;
+	}
 	if (n < RUNS) {
 		printf("live_bench: %d of %d runs failed\n", RUNS - n, RUNS);
 		return 1;
@@ -282,5 +319,8 @@ int main(void)
 	printf("page_stream_mib_per_s: %.1f\n", MEDIAN(stream));
 	printf("page_stream_ratio: %.3f\n", MEDIAN(ratio));
 	printf("page_stream_ratio_idle: %.3f\n", MEDIAN(ratio_idle));
+	printf("page_stream_mib_per_s_tls: %.1f\n", MEDIAN(stream_tls));
+	printf("page_stream_ratio_tls: %.3f\n", MEDIAN(ratio_tls));
+	printf("tls_handshake_ms: %.1f\n", MEDIAN(handshake_ms));
 	return 0;
 }

@@ -24,6 +24,9 @@
  *    lost (its own checks: the device buffer by DMA, every RAM page it
  *    wrote, every result), and the target VMM saw abort or nothing; some
  *    cases then migrate again with the same VMMs, successfully;
+ *  - hostile peers: a plain source, the wrong PSK, another CA's
+ *    certificate, all turned away by one listen that then serves an
+ *    honest migration; an impostor target that gets nothing;
  *  - the kernel's side with a controller of the test's own: abort
  *    announced when the controller's fd closes before a commit, ESTALE
  *    and ENOTCONN.
@@ -60,6 +63,8 @@
 #define SRC_LOG		LOGDIR "/migrate.log"
 #define DST_LOG		LOGDIR "/listen.log"
 #define RAM_MIB		"8"
+#define CREDS		"/etc/vfio-mig/x509"	/* mkinitramfs.sh */
+#define ROGUE		"/etc/vfio-mig/rogue"
 #define TARGET_RUN_MS	"1500"
 #define BIG		(256 << 10)
 
@@ -448,7 +453,20 @@ static void start_target_vmm(struct __test_metadata *_metadata,
 	}
 }
 
-/* `ip netns exec hostb migctl -j listen --port P --once [extra...]` */
+/* Does @extra name credentials (or --insecure)? */
+static bool has_sec(const char *const extra[])
+{
+	for (; extra && *extra; extra++)
+		if (!strcmp(*extra, "--tls-creds") || !strcmp(*extra, "--psk-file") ||
+		    !strcmp(*extra, "--insecure"))
+			return true;
+	return false;
+}
+
+/*
+ * `ip netns exec hostb migctl -j listen --port P --once [extra...]`, with
+ * the test bed's X.509 credentials unless @extra names others.
+ */
 static void start_listen(struct __test_metadata *_metadata,
 			 FIXTURE_DATA(live) *self, const char *const extra[])
 {
@@ -456,6 +474,10 @@ static void start_listen(struct __test_metadata *_metadata,
 			   "listen", "--port", self->port_s, "--once" };
 	int n = 10;
 
+	if (!has_sec(extra)) {
+		argv[n++] = "--tls-creds";
+		argv[n++] = CREDS;
+	}
 	while (extra && *extra && n < 22)
 		argv[n++] = (char *)*extra++;
 	ASSERT_EQ(0, proc_start(&self->dst, "migctl listen (hostb)", DST_LOG,
@@ -466,7 +488,10 @@ static void start_listen(struct __test_metadata *_metadata,
 	}
 }
 
-/* `ip netns exec hosta migctl -j migrate SRC --to B:P --target-dev DST ...` */
+/*
+ * `ip netns exec hosta migctl -j migrate SRC --to B:P --target-dev DST ...`,
+ * X.509 unless @extra names other credentials.
+ */
 static void start_migrate(struct __test_metadata *_metadata,
 			  FIXTURE_DATA(live) *self, const char *const extra[])
 {
@@ -475,6 +500,10 @@ static void start_migrate(struct __test_metadata *_metadata,
 			   "--target-dev", DST_BDF };
 	int n = 12;
 
+	if (!has_sec(extra)) {
+		argv[n++] = "--tls-creds";
+		argv[n++] = CREDS;
+	}
 	while (extra && *extra && n < 30)
 		argv[n++] = (char *)*extra++;
 	ASSERT_EQ(0, proc_start(&self->src, "migctl migrate (hosta)", SRC_LOG,
@@ -1146,6 +1175,88 @@ TEST_F_TIMEOUT(live, refuse_target_not_open, 90)
 	ASSERT_TRUE(proc_wait(&self->dst, 20000));
 	EXPECT_EQ(1, self->dst.status);
 	check_vmms_after_failure(_metadata, self, false);
+}
+
+/* ---- hostile peers (Documentation/live-migration.rst, "Security") ---- */
+
+/* One `migctl migrate` in hosta with @sec options; its exit status. */
+static int hostile_migrate(FIXTURE_DATA(live) *self, const char *a,
+			   const char *b, const char *c, const char *d)
+{
+	CMD(&res, IP, "netns", "exec", "hosta", self->migctl, "-j", "migrate",
+	    SRC_BDF, "--to", self->to, "--target-dev", DST_BDF,
+	    "--timeout-ms", "3000", (char *)a, (char *)b, (char *)c, (char *)d);
+	return res.status;
+}
+
+/*
+ * A listen with --allow-peer meets a plain TCP source, a PSK it does not
+ * know, a certificate from another CA and an authenticated peer it does
+ * not allow; each is turned away before the target device or its VMM is
+ * touched, and the same listen --once then serves an honest migration.
+ */
+TEST_F_TIMEOUT(live, hostile_peers_then_migrate, 180)
+{
+	static const char *const tries[][4] = {
+		{ "--insecure", NULL },
+		{ "--psk-file", "/etc/vfio-mig/wrong.psk", NULL },
+		{ "--tls-creds", ROGUE, "--tls-name", "vmig-target" },
+	};
+	unsigned int i;
+	int st;
+
+	start_source_vmm(_metadata, self, NULL);
+	start_target_vmm(_metadata, self);
+	start_listen(_metadata, self, (const char *const[]){
+		"--tls-creds", CREDS, "--allow-peer", "vmig-source",
+		"--allow-dev", DST_BDF, NULL });
+	for (i = 0; i < ARRAY_SIZE(tries); i++) {
+		st = hostile_migrate(self, tries[i][0], tries[i][1],
+				     tries[i][2], tries[i][3]);
+		EXPECT_EQ(1, st) TH_LOG("migrate %s: exit %d: %s%s",
+					tries[i][0], st, res.out, res.err);
+		EXPECT_FALSE(proc_poll(&self->dst)) {
+			show_logs(_metadata, self);
+			TH_LOG("listen --once ended after a hostile peer (%s)",
+			       tries[i][0]);
+		}
+	}
+	slurp(DST_LOG, buf, sizeof(buf));
+	EXPECT_EQ(3, events_of(buf, "summary", "target", NULL, 0))
+		TH_LOG("listen:\n%s", buf);
+	EXPECT_EQ(0, events_of(buf, "accepted", "target", NULL, 0))
+		TH_LOG("listen accepted a hostile peer:\n%s", buf);
+	EXPECT_EQ(0, events_of(buf, "phase", "target", NULL, 0))
+		TH_LOG("listen reached the target VMM for a hostile peer:\n%s",
+		       buf);
+	EXPECT_NE(NULL, strstr(buf, "\"result\":\"rejected\""));
+	/* the honest one, with the same listen and VMMs */
+	start_migrate(_metadata, self, NULL);
+	check_migrated(_metadata, self, 0, true);
+	slurp(DST_LOG, buf, sizeof(buf));
+	EXPECT_NE(NULL, strstr(buf, "CN=vmig-source")) TH_LOG("%s", buf);
+}
+
+/*
+ * A man in the middle: whoever listens at the target's address has a
+ * certificate, but not one the source's CA signed. The source gives up
+ * in the TLS handshake: no phase, no page, its VMM never told.
+ */
+TEST_F_TIMEOUT(live, impostor_target_gets_nothing, 90)
+{
+	start_source_vmm(_metadata, self, NULL);
+	start_listen(_metadata, self, (const char *const[]){
+		"--tls-creds", ROGUE, NULL });
+	start_migrate(_metadata, self, NULL);
+	check_source_failed(_metadata, self, false);
+	slurp(SRC_LOG, buf, sizeof(buf));
+	EXPECT_NE(NULL, strstr(buf, "\"stage\":\"tls\"")) TH_LOG("%s", buf);
+	EXPECT_NE(NULL, strstr(buf, "not trusted")) TH_LOG("%s", buf);
+	EXPECT_EQ(0, events_of(buf, "secured", "source", NULL, 0));
+	EXPECT_EQ(0, events_of(buf, "accepted", "source", NULL, 0));
+	EXPECT_EQ(0, events_of(buf, "phase", "source", NULL, 0));
+	check_vmms_after_failure(_metadata, self, false);
+	proc_signal(&self->dst, SIGTERM);
 }
 
 /* ---- the VMM's side of the protocol, with a controller of our own ---- */

@@ -32,6 +32,7 @@
 #define VMM_REPORT	"/tmp/pair_test-vmm.json"
 #define LISTEN_LOG	"/tmp/pair_test-listen.log"
 #define MIGCTL		"/usr/sbin/migctl"
+#define CREDS		"/etc/vfio-mig/x509"	/* mkinitramfs.sh */
 
 static struct cmd_result res;
 
@@ -257,6 +258,8 @@ TEST_F_TIMEOUT(pair, live_migration_a_to_b, WAIT_S + 240)
 			TH_LOG("target VMM: %s", read_log(VMM_LOG, buf, sizeof(buf)));
 		ls = spawn_logged((char *[]){ MIGCTL, "-j", "listen", "--address",
 					      B_IP, "--port", LM_PORT, "--once",
+					      "--tls-creds", CREDS,
+					      "--allow-peer", "vmig-source",
 					      NULL }, LISTEN_LOG);
 		ASSERT_LT(0, ls);
 		ASSERT_TRUE(wait_line(ls, LISTEN_LOG, "\"listening\"", 30))
@@ -310,8 +313,10 @@ TEST_F_TIMEOUT(pair, live_migration_a_to_b, WAIT_S + 240)
 	io_timeouts(fd);
 	ASSERT_EQ(0, read_line(fd, line, sizeof(line)));
 	ASSERT_STREQ("ready", line);
+	/* the other guest proves it is b: its certificate names B_IP */
 	ASSERT_EQ(0, CMD(&res, MIGCTL, "-j", "migrate", t.edu[0], "--to",
-			 B_IP ":" LM_PORT, "--target-dev", t.edu[0]));
+			 B_IP ":" LM_PORT, "--target-dev", t.edu[0],
+			 "--tls-creds", CREDS));
 	status = wait_or_kill(vmm, 60);
 	if (!res.status && !status && !report_digest(&mine))
 		snprintf(line, sizeof(line), "digest %" PRIu64 "\n", mine);
