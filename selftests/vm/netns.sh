@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # "Two hosts in one guest": network namespaces hosta and hostb joined by a
-# veth pair (veth-a in hosta, 10.99.0.1/24; veth-b in hostb, 10.99.0.2/24),
+# veth pair (veth-a in hosta, 10.99.0.1/24 and fd99::1/64; veth-b in hostb,
+# 10.99.0.2/24 and fd99::2/64),
 # loopback up in both. Needs iproute2's ip (busybox's has no netns),
 # which mkinitramfs.sh puts in /usr/sbin.
 #
@@ -36,6 +37,8 @@ hosts_up() {
 			peer name veth-b netns hostb &&
 	       $IPROUTE2 -n hosta addr add 10.99.0.1/24 dev veth-a &&
 	       $IPROUTE2 -n hostb addr add 10.99.0.2/24 dev veth-b &&
+	       $IPROUTE2 -n hosta addr add fd99::1/64 dev veth-a nodad &&
+	       $IPROUTE2 -n hostb addr add fd99::2/64 dev veth-b nodad &&
 	       $IPROUTE2 -n hosta link set lo up &&
 	       $IPROUTE2 -n hostb link set lo up &&
 	       $IPROUTE2 -n hosta link set veth-a up &&

@@ -82,6 +82,7 @@ struct lm_dev {
 	const struct lm_dev_ops *ops;
 	void *priv;
 	volatile sig_atomic_t *stop;
+	int timeout_ms;			/* a stream write's wait (0: 10 s) */
 	uint32_t seq;			/* the kernel's seq of the last phase */
 	char err[384];			/* why the last op failed */
 };
@@ -195,6 +196,8 @@ int lm_target_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 /* CLI (lm_cmd.c) */
 int migctl_migrate(struct json_out *js, int argc, char **argv);
 int migctl_listen(struct json_out *js, int argc, char **argv);
+/* --to: HOST, HOST:PORT, IPv6, or [IPv6]:PORT (port kept if none). 0 or -1. */
+int lm_parse_to(const char *arg, char *host, size_t len, uint16_t *port);
 /* "20M" -> bytes/s; 0 or -1. */
 int lm_parse_rate(const char *s, uint64_t *v);
 

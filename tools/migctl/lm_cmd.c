@@ -234,7 +234,7 @@ static void defaults(struct lm_opts *o)
 /*
  * --to: HOST, HOST:PORT, an IPv6 address, or [IPv6]:PORT. 0 or -1.
  */
-static int parse_to(const char *arg, char *host, size_t len, uint16_t *port)
+int lm_parse_to(const char *arg, char *host, size_t len, uint16_t *port)
 {
 	const char *p = NULL, *end;
 	uint32_t v;
@@ -357,7 +357,7 @@ int migctl_migrate(struct json_out *js, int argc, char **argv)
 			o.tls_name = optarg;
 			break;
 		case O_TO:
-			if (parse_to(optarg, host, sizeof(host), &o.port))
+			if (lm_parse_to(optarg, host, sizeof(host), &o.port))
 				return migctl_usage_err("migrate: bad --to '%s' (HOST, HOST:PORT, IPv6 or [IPv6]:PORT)",
 							optarg);
 			o.host = host;

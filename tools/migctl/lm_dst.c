@@ -769,6 +769,7 @@ int lm_target_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 	t->stop = stop;
 	t->t_start = lm_now_us();
 	t->recv_timeout = o->timeout_ms;
+	d->timeout_ms = o->timeout_ms;
 	pthread_mutex_init(&t->dev_lock, NULL);
 	if (wire_conn_init(&t->c, fd, o->timeout_ms, stop)) {
 		close(fd);

@@ -275,6 +275,8 @@ static int k_stream_write(struct lm_dev *d, const void *buf, size_t len)
 {
 	struct kdev *k = K(d);
 	const char *p = buf;
+	uint64_t deadline = lm_now_us() +
+		(uint64_t)(d->timeout_ms > 0 ? d->timeout_ms : 10000) * 1000;
 	struct pollfd pf;
 	ssize_t n;
 
@@ -285,6 +287,17 @@ static int k_stream_write(struct lm_dev *d, const void *buf, size_t len)
 	while (len) {
 		n = write(k->data, p, len);
 		if (n < 0 && errno == EAGAIN) {
+			/* the kernel takes no more now: not forever */
+			if (d->stop && *d->stop) {
+				ERRF(d, "%s: interrupted writing the migration stream",
+				     k->bdf);
+				return -EINTR;
+			}
+			if (lm_now_us() > deadline) {
+				ERRF(d, "%s: the kernel took no stream data for %d ms",
+				     k->bdf, d->timeout_ms > 0 ? d->timeout_ms : 10000);
+				return -ETIMEDOUT;
+			}
 			pf.fd = k->data;
 			pf.events = POLLOUT;
 			poll(&pf, 1, 100);

@@ -26,7 +26,8 @@
  *    cases then migrate again with the same VMMs, successfully;
  *  - hostile peers: a plain source, the wrong PSK, another CA's
  *    certificate, all turned away by one listen that then serves an
- *    honest migration; an impostor target that gets nothing;
+ *    honest migration; an impostor target that gets nothing; a migration
+ *    over IPv6 with a pre-shared key;
  *  - the kernel's side with a controller of the test's own: abort
  *    announced when the controller's fd closes before a commit, ESTALE
  *    and ENOTCONN.
@@ -1257,6 +1258,23 @@ TEST_F_TIMEOUT(live, impostor_target_gets_nothing, 90)
 	EXPECT_EQ(0, events_of(buf, "phase", "source", NULL, 0));
 	check_vmms_after_failure(_metadata, self, false);
 	proc_signal(&self->dst, SIGTERM);
+}
+
+/* IPv6: listen on "::", migrate to [fd99::2]:port, PSK credentials. */
+TEST_F_TIMEOUT(live, migrate_over_ipv6_with_psk, 150)
+{
+	snprintf(self->to, sizeof(self->to), "[fd99::2]:%u", self->port);
+	start_source_vmm(_metadata, self, NULL);
+	start_target_vmm(_metadata, self);
+	start_listen(_metadata, self, (const char *const[]){
+		"--address", "::", "--psk-file", "/etc/vfio-mig/keys.psk",
+		"--allow-peer", "vmig-source", NULL });
+	start_migrate(_metadata, self, (const char *const[]){
+		"--psk-file", "/etc/vfio-mig/keys.psk", NULL });
+	check_migrated(_metadata, self, 0, true);
+	slurp(DST_LOG, buf, sizeof(buf));
+	EXPECT_NE(NULL, strstr(buf, "\"peer\":\"[fd99::1]:")) TH_LOG("%s", buf);
+	EXPECT_NE(NULL, strstr(buf, "\"credentials\":\"psk\"")) TH_LOG("%s", buf);
 }
 
 /* ---- the VMM's side of the protocol, with a controller of our own ---- */

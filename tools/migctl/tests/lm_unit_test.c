@@ -386,6 +386,34 @@ TEST(convergence_estimator)
 	EXPECT_EQ(LM_SWITCH, lm_conv_decide(&c, 1, 0, &est));
 }
 
+TEST(to_parse)
+{
+	char h[64];
+	uint16_t port = 4797;
+
+	EXPECT_EQ(0, lm_parse_to("host", h, sizeof(h), &port));
+	EXPECT_STREQ("host", h);
+	EXPECT_EQ(4797, port);
+	EXPECT_EQ(0, lm_parse_to("10.0.0.2:5000", h, sizeof(h), &port));
+	EXPECT_STREQ("10.0.0.2", h);
+	EXPECT_EQ(5000, port);
+	EXPECT_EQ(0, lm_parse_to("fd99::2", h, sizeof(h), &port));
+	EXPECT_STREQ("fd99::2", h);
+	EXPECT_EQ(5000, port);
+	EXPECT_EQ(0, lm_parse_to("[fd99::2]:6000", h, sizeof(h), &port));
+	EXPECT_STREQ("fd99::2", h);
+	EXPECT_EQ(6000, port);
+	EXPECT_EQ(0, lm_parse_to("[::1]", h, sizeof(h), &port));
+	EXPECT_STREQ("::1", h);
+	EXPECT_EQ(-1, lm_parse_to("[::1", h, sizeof(h), &port));
+	EXPECT_EQ(-1, lm_parse_to("[]:5", h, sizeof(h), &port));
+	EXPECT_EQ(-1, lm_parse_to("[::1]x", h, sizeof(h), &port));
+	EXPECT_EQ(-1, lm_parse_to("host:0", h, sizeof(h), &port));
+	EXPECT_EQ(-1, lm_parse_to("host:70000", h, sizeof(h), &port));
+	EXPECT_EQ(-1, lm_parse_to(":5", h, sizeof(h), &port));
+	EXPECT_EQ(-1, lm_parse_to("", h, sizeof(h), &port));
+}
+
 TEST(rates_parse)
 {
 	uint64_t v;
