@@ -452,29 +452,26 @@ static int ktls_dir(struct wire_conn *c, gnutls_session_t s, bool rx)
 	if (ret < 0)
 		return -EIO;
 	memset(&ci, 0, sizeof(ci));
+	/* TLS 1.3's 12-byte IV: the kernel's salt, then its iv */
+#define GCM(c, type, klen) do {						\
+		if (iv.size != 12 || key.size != (klen))		\
+			return -EINVAL;					\
+		(c).info.version = TLS_1_3_VERSION;			\
+		(c).info.cipher_type = (type);				\
+		memcpy((c).salt, iv.data, 4);				\
+		memcpy((c).iv, iv.data + 4, 8);				\
+		memcpy((c).key, key.data, (klen));			\
+		memcpy((c).rec_seq, seq, 8);				\
+		len = sizeof(c);					\
+	} while (0)
 	switch (gnutls_cipher_get(s)) {
 	case GNUTLS_CIPHER_AES_128_GCM:
-		if (iv.size != 12 || key.size != 16)
-			return -EINVAL;
-		ci.g128.info.version = TLS_1_3_VERSION;
-		ci.g128.info.cipher_type = TLS_CIPHER_AES_GCM_128;
-		memcpy(ci.g128.salt, iv.data, 4);
-		memcpy(ci.g128.iv, iv.data + 4, 8);
-		memcpy(ci.g128.key, key.data, 16);
-		memcpy(ci.g128.rec_seq, seq, 8);
-		len = sizeof(ci.g128);
+		GCM(ci.g128, TLS_CIPHER_AES_GCM_128, 16);
 		break;
 	case GNUTLS_CIPHER_AES_256_GCM:
-		if (iv.size != 12 || key.size != 32)
-			return -EINVAL;
-		ci.g256.info.version = TLS_1_3_VERSION;
-		ci.g256.info.cipher_type = TLS_CIPHER_AES_GCM_256;
-		memcpy(ci.g256.salt, iv.data, 4);
-		memcpy(ci.g256.iv, iv.data + 4, 8);
-		memcpy(ci.g256.key, key.data, 32);
-		memcpy(ci.g256.rec_seq, seq, 8);
-		len = sizeof(ci.g256);
+		GCM(ci.g256, TLS_CIPHER_AES_GCM_256, 32);
 		break;
+#undef GCM
 	case GNUTLS_CIPHER_CHACHA20_POLY1305:
 		if (iv.size != 12 || key.size != 32)
 			return -EINVAL;
@@ -583,8 +580,16 @@ int tls_start(struct wire_conn *c, struct tls_ctx *x, const char *peer_name,
 				return ret;
 			continue;
 		}
-		if (!gnutls_error_is_fatal(ret))
-			continue;
+		if (!gnutls_error_is_fatal(ret)) {
+			/* a warning alert: go on, but not past the deadline */
+			if (now_ms() < deadline)
+				continue;
+			snprintf(c->err, sizeof(c->err),
+				 "TLS handshake: no answer in time (%s)",
+				 gnutls_strerror(ret));
+			c->broken = true;
+			return -ETIMEDOUT;
+		}
 		if (ret == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
 			gnutls_datum_t out = {};
 			unsigned int st = gnutls_session_get_verify_cert_status(s);

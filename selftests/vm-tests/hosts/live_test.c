@@ -752,6 +752,30 @@ static void check_migrated(struct __test_metadata *_metadata,
 	TH_LOG("summary: %s", sum);
 }
 
+/*
+ * Both sides said how the link was secured: TLS 1.3, and with the guest
+ * kernel's tls module loaded, the records in kTLS both ways.
+ */
+static void check_secured(struct __test_metadata *_metadata)
+{
+	const char *logs[] = { SRC_LOG, DST_LOG }, *roles[] = { "source", "target" };
+	bool ktls = !access("/sys/module/tls", F_OK);
+	char ev[1024], v[64];
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		slurp(logs[i], buf, sizeof(buf));
+		ASSERT_EQ(1, events_of(buf, "secured", roles[i], ev, sizeof(ev)))
+			TH_LOG("%s:\n%s", roles[i], buf);
+		EXPECT_EQ(0, json_get_str(ev, "protocol", v, sizeof(v)));
+		EXPECT_EQ(0, strncmp(v, "TLS1.3", 6)) TH_LOG("%s", ev);
+		EXPECT_EQ(0, json_get_str(ev, "ktls", v, sizeof(v)));
+		if (ktls)
+			EXPECT_STREQ("tx+rx", v);
+		TH_LOG("%s", ev);
+	}
+}
+
 TEST_F_TIMEOUT(live, migrate_under_load, 150)
 {
 	/* RAM full of data: pages move as data, not as zero records */
@@ -763,6 +787,7 @@ TEST_F_TIMEOUT(live, migrate_under_load, 150)
 	usleep(500000);
 	start_migrate(_metadata, self, NULL);
 	check_migrated(_metadata, self, 0, true);
+	check_secured(_metadata);
 }
 
 /* ---- failures before the commit point ---- */

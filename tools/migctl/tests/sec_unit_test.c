@@ -139,74 +139,81 @@ TEST(tls_target_refuses_a_plain_source)
 	insecure_free(&t);
 }
 
-TEST(tls_wrong_psk)
+/*
+ * Handshakes that must fail, whichever side sees it first: the source
+ * reads nothing and touches nothing, the target the same.
+ */
+FIXTURE(refused) {
+	struct side *s, *t;
+};
+
+FIXTURE_VARIANT(refused) {
+	const char *src_x509, *dst_x509, *src_psk, *dst_psk;
+	const char *tls_name;	/* NULL: the target's real name */
+	const char *src_says;	/* in the source's log */
+};
+
+/* PSK: a key the target does not have */
+FIXTURE_VARIANT_ADD(refused, wrong_psk) {
+	.src_psk = "wrong.psk", .dst_psk = "keys.psk",
+	.src_says = "TLS handshake failed",
+};
+
+/* a man in the middle: a server certificate from another CA */
+FIXTURE_VARIANT_ADD(refused, impostor_target) {
+	.src_x509 = "x509", .dst_x509 = "rogue",
+	.src_says = "certificate is not trusted",
+};
+
+/* the right CA, but the certificate names another host */
+FIXTURE_VARIANT_ADD(refused, wrong_target_name) {
+	.src_x509 = "x509", .dst_x509 = "x509", .tls_name = "other-host",
+	.src_says = "not trusted",
+};
+
+/* the source's own certificate is from another CA (it trusts that one) */
+FIXTURE_VARIANT_ADD(refused, impostor_source) {
+	.src_x509 = "rogue", .dst_x509 = "x509",
+	.src_says = "TLS",
+};
+
+/* X.509 against PSK */
+FIXTURE_VARIANT_ADD(refused, psk_against_x509) {
+	.src_psk = "keys.psk", .dst_x509 = "x509",
+	.src_says = "TLS handshake failed",
+};
+
+FIXTURE_SETUP(refused)
 {
 	static struct side s, t;
 
+	self->s = &s;
+	self->t = &t;
 	side_init(&s, "0000:00:03.0", false);
 	side_init(&t, "0000:00:05.0", true);
-	secure(&s, &t, NULL, NULL, "wrong.psk", "keys.psk");
-	migrate(&s, &t);
-	EXPECT_EQ(LM_EXIT_NOT_SERVED, t.code) TH_LOG("%s", t.log);
-	EXPECT_EQ(LM_EXIT_FAILED, s.code);
-	EXPECT_TARGET_UNTOUCHED(t);
-	EXPECT_SOURCE_UNTOUCHED(s);
-	insecure_free(&s);
-	insecure_free(&t);
+	s.o.tls = ctx(variant->src_x509, variant->src_psk, false);
+	t.o.tls = ctx(variant->dst_x509, variant->dst_psk, true);
+	s.o.tls_name = variant->tls_name ? variant->tls_name : "vmig-target";
 }
 
-/* A man in the middle: a server certificate from another CA. */
-TEST(tls_source_refuses_an_impostor_target)
+FIXTURE_TEARDOWN(refused)
 {
-	static struct side s, t;
-
-	side_init(&s, "0000:00:03.0", false);
-	side_init(&t, "0000:00:05.0", true);
-	secure(&s, &t, "x509", "rogue", NULL, NULL);
-	migrate(&s, &t);
-	EXPECT_EQ(LM_EXIT_FAILED, s.code);
-	EXPECT_TRUE(has(&s, "certificate is not trusted")) TH_LOG("%s", s.log);
-	/* refused before any page: nothing read, nothing attached */
-	EXPECT_SOURCE_UNTOUCHED(s);
-	EXPECT_TARGET_UNTOUCHED(t);
-	insecure_free(&s);
-	insecure_free(&t);
+	insecure_free(self->s);
+	insecure_free(self->t);
 }
 
-/* The right CA, but the certificate names another host. */
-TEST(tls_source_checks_the_target_name)
+TEST_F(refused, nothing_touched)
 {
-	static struct side s, t;
+	struct side *s = self->s, *t = self->t;
 
-	side_init(&s, "0000:00:03.0", false);
-	side_init(&t, "0000:00:05.0", true);
-	secure(&s, &t, "x509", "x509", NULL, NULL);
-	s.o.tls_name = "other-host";
-	migrate(&s, &t);
-	EXPECT_EQ(LM_EXIT_FAILED, s.code);
-	EXPECT_TRUE(has(&s, "not trusted")) TH_LOG("%s", s.log);
-	EXPECT_SOURCE_UNTOUCHED(s);
-	EXPECT_TARGET_UNTOUCHED(t);
-	insecure_free(&s);
-	insecure_free(&t);
-}
-
-TEST(tls_target_refuses_an_impostor_source)
-{
-	static struct side s, t;
-
-	side_init(&s, "0000:00:03.0", false);
-	side_init(&t, "0000:00:05.0", true);
-	/* the source trusts the real CA, but its own certificate is rogue */
-	secure(&s, &t, "rogue", "x509", NULL, NULL);
-	s.o.tls_name = NULL;
-	migrate(&s, &t);
-	EXPECT_EQ(LM_EXIT_NOT_SERVED, t.code) TH_LOG("%s", t.log);
-	EXPECT_EQ(LM_EXIT_FAILED, s.code);
-	EXPECT_TARGET_UNTOUCHED(t);
-	EXPECT_SOURCE_UNTOUCHED(s);
-	insecure_free(&s);
-	insecure_free(&t);
+	migrate(s, t);
+	EXPECT_EQ(LM_EXIT_FAILED, s->code);
+	EXPECT_EQ(LM_EXIT_NOT_SERVED, t->code) TH_LOG("%s", t->log);
+	EXPECT_TRUE(has(s, variant->src_says)) TH_LOG("%s", s->log);
+	EXPECT_TRUE(has(s, "\"stage\":\"tls\"")) TH_LOG("%s", s->log);
+	EXPECT_TRUE(has(t, "\"result\":\"rejected\"")) TH_LOG("%s", t->log);
+	EXPECT_SOURCE_UNTOUCHED(*s);
+	EXPECT_TARGET_UNTOUCHED(*t);
 }
 
 TEST(tls_allow_peer_refuses_others)
