@@ -49,6 +49,12 @@ testbed_setup() {
 		 sriov_shadow tls; do
 		modprobe "$m" || { echo "modprobe $m failed"; return 1; }
 	done
+	# kTLS's ciphers (request_module has no udev here); AES-NI only
+	# where the CPU model has it
+	for m in gcm ghash_generic chacha20poly1305; do
+		modprobe "$m" || { echo "modprobe $m failed"; return 1; }
+	done
+	modprobe aesni_intel 2>/dev/null
 	provision_vf
 }
 

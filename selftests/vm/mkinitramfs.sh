@@ -19,7 +19,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${VMIG_CACHE:-${HOME:-/root}/.cache/vfio-mig}
 IMG=$CACHE/kernels/$KVER/root
 # Kernel modules the guest loads, with everything they depend on.
-GUEST_MODULES=(vfio_pci vfio_iommu_type1 nvme veth virtio_pci virtio_net tls)
+# tls and the AEADs kTLS takes (migctl's records in the kernel).
+GUEST_MODULES=(vfio_pci vfio_iommu_type1 nvme veth virtio_pci virtio_net tls
+	gcm ghash_generic chacha20poly1305 chacha_generic poly1305_generic
+	aesni_intel)
 
 [ -f "$CACHE/kernels/$KVER/.complete" ] || {
 	echo "mkinitramfs: no guest kernel $KVER (scripts/kernels.sh fetch)" >&2

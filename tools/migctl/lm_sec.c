@@ -48,6 +48,8 @@ int lm_secure(struct wire_conn *c, const struct lm_opts *o, bool server,
 	json_str(out->js, "credentials", tls_ctx_kind(o->tls));
 	json_str(out->js, "protocol", c->tls_info);
 	json_str(out->js, "ktls", ktls_name(c));
+	if (c->ktls_why[0])
+		json_str(out->js, "ktls_why", c->ktls_why);
 	json_str(out->js, "peer", c->peer_id);
 	lm_ev_double(out, "handshake_ms", (lm_now_us() - t0) / 1000.0);
 	lm_ev_end(out);

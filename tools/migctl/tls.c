@@ -493,18 +493,40 @@ static int ktls_dir(struct wire_conn *c, gnutls_session_t s, bool rx)
 /* Move the records to the kernel where it can; the rest stays in GnuTLS. */
 static void ktls_enable(struct wire_conn *c, gnutls_session_t s)
 {
-	if (getenv("MIGCTL_NO_KTLS"))
+	int ret;
+
+	if (getenv("MIGCTL_NO_KTLS")) {
+		snprintf(c->ktls_why, sizeof(c->ktls_why), "MIGCTL_NO_KTLS");
 		return;
-	if (setsockopt(c->fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")))
-		return;		/* no kTLS here (AF_UNIX, no tls module) */
-	c->ktls_tx = !ktls_dir(c, s, false);
+	}
+	if (setsockopt(c->fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls"))) {
+		/* no kTLS here (not TCP, no tls module) */
+		snprintf(c->ktls_why, sizeof(c->ktls_why), "TCP_ULP tls: %s",
+			 strerror(errno));
+		return;
+	}
+	ret = ktls_dir(c, s, false);
+	c->ktls_tx = !ret;
+	if (ret)
+		snprintf(c->ktls_why, sizeof(c->ktls_why), "TLS_TX: %s",
+			 strerror(-ret));
 	/*
 	 * The receive side only at a record boundary, with nothing GnuTLS
 	 * read but has not given us.
 	 */
-	if (!c->tls_rhdr_got && !c->tls_rbody &&
-	    !gnutls_record_check_pending(s))
-		c->ktls_rx = !ktls_dir(c, s, true);
+	if (c->tls_rhdr_got || c->tls_rbody || gnutls_record_check_pending(s)) {
+		snprintf(c->ktls_why, sizeof(c->ktls_why),
+			 "TLS_RX: GnuTLS holds part of a record");
+		return;
+	}
+	ret = ktls_dir(c, s, true);
+	c->ktls_rx = !ret;
+	if (ret) {
+		size_t n = strlen(c->ktls_why);
+
+		snprintf(c->ktls_why + n, sizeof(c->ktls_why) - n, "%sTLS_RX: %s",
+			 n ? "; " : "", strerror(-ret));
+	}
 }
 
 static void peer_identity(struct wire_conn *c, gnutls_session_t s, bool psk)

@@ -224,6 +224,7 @@ struct wire_conn {
 	size_t tls_rbody;
 	char peer_id[256];		/* the authenticated peer */
 	char tls_info[96];		/* protocol and cipher */
+	char ktls_why[96];		/* why a direction stayed in GnuTLS */
 };
 
 /* Unknown optional frames a connection may skip, in all. */
