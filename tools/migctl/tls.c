@@ -626,8 +626,12 @@ int tls_start(struct wire_conn *c, struct tls_ctx *x, const char *peer_name,
 			snprintf(c->err, sizeof(c->err), "TLS handshake failed: %s%s",
 				 gnutls_strerror(ret),
 				 ret == GNUTLS_E_PREMATURE_TERMINATION ||
+				 ret == GNUTLS_E_PULL_ERROR ||
+				 ret == GNUTLS_E_PUSH_ERROR ||
 				 ret == GNUTLS_E_UNEXPECTED_PACKET_LENGTH ?
-				 " (the peer closed: wrong credentials, or no TLS there?)" : "");
+				 " (the peer hung up: wrong credentials, or no TLS there?)" :
+				 ret == GNUTLS_E_UNEXPECTED_PACKET ?
+				 " (the peer does not speak TLS: --insecure there?)" : "");
 		}
 		c->broken = true;
 		return ret == GNUTLS_E_PREMATURE_TERMINATION ? -ECONNRESET :

@@ -38,7 +38,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <sys/ioctl.h>
 #include <linux/vfio_mig.h>
@@ -1216,10 +1221,35 @@ static int hostile_migrate(FIXTURE_DATA(live) *self, const char *a,
 }
 
 /*
- * A listen with --allow-peer meets a plain TCP source, a PSK it does not
- * know, a certificate from another CA and an authenticated peer it does
- * not allow; each is turned away before the target device or its VMM is
- * touched, and the same listen --once then serves an honest migration.
+ * From hosta, a connection to the target that says nothing, held for
+ * @secs: a peer that never starts its TLS handshake. Its pid.
+ */
+static pid_t silent_peer(unsigned short port, int secs)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(port) };
+	pid_t pid = fork();
+	int ns, fd;
+
+	if (pid)
+		return pid;
+	ns = open("/run/netns/hosta", O_RDONLY);
+	if (ns < 0 || setns(ns, CLONE_NEWNET))
+		_exit(1);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	inet_pton(AF_INET, DST_IP, &a.sin_addr);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)))
+		_exit(2);
+	sleep(secs);
+	_exit(0);
+}
+
+/*
+ * A listen with --allow-peer meets a peer that connects and says nothing
+ * (held open throughout), a plain TCP source, a PSK it does not know and
+ * a certificate from another CA; each is turned away before the target
+ * device or its VMM is touched, the silent one at the handshake deadline,
+ * and the same listen --once serves an honest migration meanwhile.
  */
 TEST_F_TIMEOUT(live, hostile_peers_then_migrate, 180)
 {
@@ -1228,6 +1258,7 @@ TEST_F_TIMEOUT(live, hostile_peers_then_migrate, 180)
 		{ "--psk-file", "/etc/vfio-mig/wrong.psk", NULL },
 		{ "--tls-creds", ROGUE, "--tls-name", "vmig-target" },
 	};
+	pid_t silent, silent2;
 	unsigned int i;
 	int st;
 
@@ -1235,7 +1266,9 @@ TEST_F_TIMEOUT(live, hostile_peers_then_migrate, 180)
 	start_target_vmm(_metadata, self);
 	start_listen(_metadata, self, (const char *const[]){
 		"--tls-creds", CREDS, "--allow-peer", "vmig-source",
-		"--allow-dev", DST_BDF, NULL });
+		"--allow-dev", DST_BDF, "--timeout-ms", "5000", NULL });
+	silent = silent_peer(self->port, 60);
+	ASSERT_LT(0, silent);
 	for (i = 0; i < ARRAY_SIZE(tries); i++) {
 		st = hostile_migrate(self, tries[i][0], tries[i][1],
 				     tries[i][2], tries[i][3]);
@@ -1247,18 +1280,31 @@ TEST_F_TIMEOUT(live, hostile_peers_then_migrate, 180)
 			       tries[i][0]);
 		}
 	}
+	/* the silent one too, at its handshake deadline (5 s) */
+	EXPECT_TRUE(wait_text(&self->dst, "no answer in time", 15000));
+	usleep(200000);
 	slurp(DST_LOG, buf, sizeof(buf));
-	EXPECT_EQ(3, events_of(buf, "summary", "target", NULL, 0))
+	EXPECT_EQ(4, events_of(buf, "summary", "target", NULL, 0))
 		TH_LOG("listen:\n%s", buf);
+	EXPECT_NE(NULL, strstr(buf, "no answer in time")) TH_LOG("%s", buf);
 	EXPECT_EQ(0, events_of(buf, "accepted", "target", NULL, 0))
 		TH_LOG("listen accepted a hostile peer:\n%s", buf);
 	EXPECT_EQ(0, events_of(buf, "phase", "target", NULL, 0))
 		TH_LOG("listen reached the target VMM for a hostile peer:\n%s",
 		       buf);
 	EXPECT_NE(NULL, strstr(buf, "\"result\":\"rejected\""));
-	/* the honest one, with the same listen and VMMs */
+	/* the honest one, with the same listen and VMMs, a silent peer on */
+	silent2 = silent_peer(self->port, 60);
+	ASSERT_LT(0, silent2);
+	usleep(200000);
 	start_migrate(_metadata, self, NULL);
 	check_migrated(_metadata, self, 0, true);
+	kill(silent, SIGKILL);
+	kill(silent2, SIGKILL);
+	waitpid(silent, &st, 0);
+	EXPECT_TRUE(WIFSIGNALED(st)) TH_LOG("the silent peer could not connect (%d)",
+					    WEXITSTATUS(st));
+	waitpid(silent2, &st, 0);
 	slurp(DST_LOG, buf, sizeof(buf));
 	EXPECT_NE(NULL, strstr(buf, "CN=vmig-source")) TH_LOG("%s", buf);
 }
