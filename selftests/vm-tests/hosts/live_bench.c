@@ -87,8 +87,11 @@ static char *tool(const char *name)
 	return path[i];
 }
 
-/* Wait until @log holds a line "ready" (or @pid ends): 0 or -1. */
-static int wait_ready(pid_t pid, const char *log)
+/*
+ * Wait until @log holds a line "ready", or with @text that text anywhere
+ * (or @pid ends): 0 or -1.
+ */
+static int wait_text_or_ready(pid_t pid, const char *log, const char *text)
 {
 	double end = mono_s() + WAIT_READY_S;
 	char buf[8192];
@@ -96,13 +99,19 @@ static int wait_ready(pid_t pid, const char *log)
 
 	while (mono_s() < end) {
 		read_log(log, buf, sizeof(buf));
-		if (strstr(buf, "ready\n") == buf || strstr(buf, "\nready\n"))
+		if (text ? !!strstr(buf, text) :
+		    strstr(buf, "ready\n") == buf || strstr(buf, "\nready\n"))
 			return 0;
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			return -1;
 		usleep(50000);
 	}
 	return -1;
+}
+
+static int wait_ready(pid_t pid, const char *log)
+{
+	return wait_text_or_ready(pid, log, NULL);
 }
 
 static double json_f(const char *obj, const char *key)
@@ -190,9 +199,11 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 				      "127.0.0.1", "--port", LM_PORT, "--once",
 				      tls ? "--tls-creds" : "--insecure",
 				      tls ? CREDS : NULL, NULL }, LOG_L);
-	if (ls < 0)
+	if (ls < 0 || wait_text_or_ready(ls, LOG_L, "\"listening\"")) {
+		fprintf(stderr, "live_bench: migctl listen did not listen: %s\n",
+			read_log(LOG_L, buf, sizeof(buf)));
 		goto out;
-	usleep(300000);
+	}
 	if (CMD(&res, migctl, "-j", "migrate", (char *)a, "--to",
 		"127.0.0.1:" LM_PORT, "--target-dev", (char *)b,
 		tls ? "--tls-creds" : "--insecure", tls ? CREDS : NULL)) {
