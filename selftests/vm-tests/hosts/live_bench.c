@@ -195,6 +195,7 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 	r->tcp = tcp_measure();
 	if (r->tcp <= 0)
 		goto out;
+	unlink(LOG_L);	/* no "listening" of an earlier run */
 	ls = spawn_logged((char *[]){ migctl, "-j", "listen", "--address",
 				      "127.0.0.1", "--port", LM_PORT, "--once",
 				      tls ? "--tls-creds" : "--insecure",
