@@ -10,6 +10,8 @@
 # certificate names vmig-target, localhost and the test bed's addresses;
 # the client's is CN=vmig-source.
 # DIR/rogue: the same names under another CA (an impostor, for the tests).
+# DIR/swapped: DIR/x509's certificates in each other's roles (the server's
+# as client-*, the client's as server-*: wrong key purposes).
 # DIR/keys.psk: "vmig-source:HEX" (32 random bytes); DIR/wrong.psk: the
 # same identity with another key.
 # For tests only: real deployments get their certificates from their own
@@ -18,7 +20,8 @@
 set -euo pipefail
 
 DIR=$1
-[ -f "$DIR/.complete" ] && exit 0
+# .complete-N: the layout's version (a newer one makes the set afresh)
+[ -f "$DIR/.complete-2" ] && exit 0
 command -v certtool > /dev/null || {
 	echo "tls-creds: certtool missing (gnutls-bin; scripts/deps.sh)" >&2
 	exit 1
@@ -79,7 +82,13 @@ pki() {
 }
 pki "$DIR/x509" "vfio-mig test CA"
 pki "$DIR/rogue" "an impostor's CA"
+mkdir -p "$DIR/swapped"
+cp -a "$DIR/x509/ca-cert.pem" "$DIR/swapped/"
+for f in cert key; do
+	cp -a "$DIR/x509/server-$f.pem" "$DIR/swapped/client-$f.pem"
+	cp -a "$DIR/x509/client-$f.pem" "$DIR/swapped/server-$f.pem"
+done
 printf 'vmig-source:%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$DIR/keys.psk"
 printf 'vmig-source:%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$DIR/wrong.psk"
 chmod 0600 "$DIR"/*.psk
-touch "$DIR/.complete"
+touch "$DIR/.complete-2"

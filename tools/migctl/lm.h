@@ -149,6 +149,13 @@ struct lm_opts {
 	unsigned int n_allow_peer;
 	const char *const *allow_dev;	/* listen: devices a migration may take */
 	unsigned int n_allow_dev;
+	/*
+	 * listen's child: a byte goes to this pipe when the migration begins
+	 * (HELLO accepted by the allow-lists, before the device is touched);
+	 * until then listen may evict the connection. <= 0: none.
+	 */
+	int begun_fd;
+	int handshake_ms;		/* the TLS handshake's deadline (0: timeout_ms) */
 };
 
 

@@ -229,6 +229,7 @@ static void defaults(struct lm_opts *o)
 	o->timeout_ms = 10000;
 	o->vmm_timeout_ms = 10000;
 	o->address = "0.0.0.0";
+	o->begun_fd = -1;
 }
 
 /*
@@ -448,12 +449,20 @@ int migctl_migrate(struct json_out *js, int argc, char **argv)
 	return code;
 }
 
-/* Connections served at once; more are closed at once. */
+/*
+ * Connections served at once. When all are taken, a newcomer evicts the
+ * oldest one that has not yet begun a migration (no HELLO accepted yet:
+ * nothing touched); when all have begun, the newcomer is closed.
+ */
 #define LISTEN_MAX_CHILDREN	4
+/* The TLS handshake of a connection: at most this long (ms). */
+#define LISTEN_HANDSHAKE_MS	5000
 
 struct child {
 	pid_t pid;
 	unsigned int conn;
+	int rfd;		/* its "migration begun" pipe, -1 once read */
+	bool begun;
 };
 
 /*
@@ -506,7 +515,28 @@ static int bind_listen(const struct lm_opts *o)
 	return lfd;
 }
 
-/* Reap ended children; a served one's code in *@code, its count returned. */
+/* Which children have begun a migration (their byte on the pipe)? */
+static void note_begun(struct child *ch, int nch)
+{
+	char b;
+	int i;
+
+	for (i = 0; i < nch; i++) {
+		if (ch[i].rfd < 0)
+			continue;
+		if (read(ch[i].rfd, &b, 1) == 1)
+			ch[i].begun = true;
+		else if (errno == EAGAIN)
+			continue;
+		close(ch[i].rfd);
+		ch[i].rfd = -1;
+	}
+}
+
+/*
+ * Reap ended children; the code of one whose migration began in *@code;
+ * the number of those returned.
+ */
 static int reap(struct child *ch, int *nch, int *code, bool block)
 {
 	int i, st, served = 0;
@@ -520,14 +550,36 @@ static int reap(struct child *ch, int *nch, int *code, bool block)
 			;
 		if (i == *nch)
 			continue;
-		ch[i] = ch[--*nch];
+		note_begun(&ch[i], 1);	/* its byte outlives it */
 		st = WIFEXITED(st) ? WEXITSTATUS(st) : LM_EXIT_ROLLBACK_FAILED;
-		if (st != LM_EXIT_NOT_SERVED) {
+		/* only a migration that began counts (and --once ends) */
+		if (ch[i].begun && st != LM_EXIT_NOT_SERVED) {
 			*code = st;
 			served++;
 		}
+		if (ch[i].rfd >= 0)
+			close(ch[i].rfd);
+		ch[i] = ch[--*nch];
 	}
 	return served;
+}
+
+/* All places taken: evict the oldest child not yet begun. Did it? */
+static bool evict(struct child *ch, int nch)
+{
+	int i, old = -1;
+
+	for (i = 0; i < nch; i++)
+		if (!ch[i].begun && (old < 0 || ch[i].conn < ch[old].conn))
+			old = i;
+	if (old < 0)
+		return false;
+	kill(ch[old].pid, SIGKILL);
+	waitpid(ch[old].pid, NULL, 0);
+	if (ch[old].rfd >= 0)
+		close(ch[old].rfd);
+	ch[old] = ch[nch - 1];
+	return true;
 }
 
 int migctl_listen(struct json_out *js, int argc, char **argv)
@@ -612,6 +664,7 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 	code = sec_setup("listen", &sec, &o, &out);
 	if (code)
 		return code;
+	o.handshake_ms = LISTEN_HANDSHAKE_MS;
 	if (o.tls && !sec.t.psk_file && !o.n_allow_peer)
 		fprintf(stderr, "migctl: listen: note: any client certificate the CA signed may migrate here; --allow-peer narrows that\n");
 	js->pretty = false;
@@ -634,13 +687,19 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 	while (!stop && !(o.once && served)) {
 		struct pollfd p = { .fd = lfd, .events = POLLIN };
 		char host[NI_MAXHOST], serv[NI_MAXSERV], who[NI_MAXHOST + 16];
+		bool busy, evicted = false, begun = false;
+		int pfd[2];
 		pid_t pid;
 
 		if (reap(ch, &nch, &code, false))
 			served = true;
+		note_begun(ch, nch);
+		for (c = 0; c < nch; c++)
+			begun |= ch[c].begun;
 		if (o.once && served)
 			break;
-		if (poll(&p, 1, 200) <= 0)
+		/* --once: one migration; once it has begun, no other peer */
+		if (poll(&p, o.once && begun ? 0 : 1, 200) <= 0)
 			continue;
 		plen = sizeof(peer);
 		fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
@@ -652,16 +711,25 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 		snprintf(who, sizeof(who), strchr(host, ':') ? "[%s]:%s" : "%s:%s",
 			 host, serv);
 		conn++;
+		if (nch == LISTEN_MAX_CHILDREN) {
+			note_begun(ch, nch);
+			evicted = evict(ch, nch);
+			if (evicted)
+				nch--;
+		}
+		busy = nch == LISTEN_MAX_CHILDREN;
 		lm_ev_begin(&out, "connected");
 		json_u64(js, "conn", conn);
 		json_str(js, "peer", who);
-		json_bool(js, "busy", nch == LISTEN_MAX_CHILDREN);
+		json_bool(js, "busy", busy);
+		json_bool(js, "evicted", evicted);
 		lm_ev_end(&out);
 		if (!js->enabled)
-			printf("connection %u from %s%s\n", conn, who,
-			       nch == LISTEN_MAX_CHILDREN ? ": busy, closed" : "");
+			printf("connection %u from %s%s%s\n", conn, who,
+			       evicted ? " (the oldest connection still in its handshake closed)" : "",
+			       busy ? ": busy, closed" : "");
 		fflush(stdout);
-		if (nch == LISTEN_MAX_CHILDREN) {
+		if (busy || pipe2(pfd, O_CLOEXEC)) {
 			close(fd);
 			continue;
 		}
@@ -669,6 +737,8 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 		pid = fork();
 		if (pid < 0) {
 			close(fd);
+			close(pfd[0]);
+			close(pfd[1]);
 			continue;
 		}
 		if (!pid) {
@@ -680,13 +750,22 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 			    getppid() != parent)
 				_exit(LM_EXIT_FAILED);
 			close(lfd);
+			close(pfd[0]);
+			for (c = 0; c < nch; c++)
+				if (ch[c].rfd >= 0)
+					close(ch[c].rfd);
 			out.conn = conn;
+			o.begun_fd = pfd[1];
 			c = serve(&o, &out, fd);
 			fflush(NULL);
 			_exit(c);
 		}
 		close(fd);
+		close(pfd[1]);
+		fcntl(pfd[0], F_SETFL, O_NONBLOCK);
 		ch[nch].pid = pid;
+		ch[nch].rfd = pfd[0];
+		ch[nch].begun = false;
 		ch[nch++].conn = conn;
 	}
 	close(lfd);
@@ -696,5 +775,11 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 	if (reap(ch, &nch, &code, true))
 		served = true;
 	tls_ctx_free(o.tls);
-	return served || !stop ? code : 0;
+	/*
+	 * --once: the migration's status, 1 when there was none; otherwise
+	 * (SIGINT, SIGTERM) a clean stop.
+	 */
+	if (o.once)
+		return served ? code : LM_EXIT_FAILED;
+	return 0;
 }

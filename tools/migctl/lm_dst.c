@@ -164,9 +164,17 @@ static int handshake(struct dst *t)
 	if (!migctl_valid_bdf(tdev))
 		return refuse(t, "target_dev", tdev, "-",
 			      "not a PCI address (DDDD:BB:DD.F)");
-	if (t->o->n_allow_dev && !dev_allowed(t->o, tdev))
+	if (t->o->n_allow_dev && !dev_allowed(t->o, tdev)) {
+		t->unauthorized = true;
 		return refuse(t, "target_dev", tdev, "-",
 			      "not in this host's --allow-dev list");
+	}
+	/* the migration begins: listen no longer evicts this connection */
+	if (t->o->begun_fd > 0 && write(t->o->begun_fd, "b", 1) != 1) {
+		failf(t, "cannot tell listen the migration began: %s",
+		      strerror(errno));
+		return -EIO;
+	}
 	ret = t->d->ops->ident(t->d, tdev, &t->me, &open);
 	if (ret)
 		return refuse(t, "target_dev", tdev, "-", t->d->err);

@@ -39,7 +39,9 @@ int lm_secure(struct wire_conn *c, const struct lm_opts *o, bool server,
 		return 0;
 	}
 	ret = tls_start(c, o->tls, server ? NULL : o->tls_name,
-			now_ms() + o->timeout_ms);
+			now_ms() + (o->handshake_ms > 0 &&
+				    o->handshake_ms < (int)o->timeout_ms ?
+				    o->handshake_ms : (int)o->timeout_ms));
 	if (ret) {
 		c->broken = true;	/* nothing more crosses this link */
 		return ret;

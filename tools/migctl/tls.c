@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@ struct tls_ctx {
 	gnutls_psk_client_credentials_t psk_cli;
 	struct psk_entry *keys;		/* the PSK file */
 	unsigned int nkeys;
+	char client_id[TLS_NAME_MAX];	/* migrate: the identity it uses */
 };
 
 static int global_ok;
@@ -81,8 +83,77 @@ static int global_init(char *err, size_t errlen)
 	return 0;
 }
 
-/* Secrets must be private to their owner: refuse what others can read. */
-static int private_file(const char *path, char *err, size_t errlen)
+/*
+ * Read a secret: a regular file (no symlink followed) of this user's (or
+ * root's), that no one else can read or write, read from the descriptor
+ * that was checked. 0 with @out (gnutls_free() it, after zeroing), or
+ * -errno with @err set.
+ */
+static int read_private(const char *path, gnutls_datum_t *out, char *err,
+			size_t errlen)
+{
+	struct stat st;
+	ssize_t n;
+	int fd, ret = 0;
+
+	out->data = NULL;
+	out->size = 0;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		ERR("%s: %s%s", path, strerror(errno),
+		    errno == ELOOP ? " (a symbolic link: give the file itself)" : "");
+		return ret;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		ERR("%s: not a regular file", path);
+		ret = -EINVAL;
+	} else if (st.st_uid != geteuid() && st.st_uid != 0) {
+		ERR("%s: owned by uid %u, not by this user or root", path,
+		    (unsigned int)st.st_uid);
+		ret = -EPERM;
+	} else if (st.st_mode & 077) {
+		ERR("%s: readable or writable by others (mode %04o): chmod 600 it",
+		    path, (unsigned int)(st.st_mode & 07777));
+		ret = -EPERM;
+	} else if (st.st_size > 65536) {
+		ERR("%s: larger than 64 KiB", path);
+		ret = -EFBIG;
+	}
+	if (!ret) {
+		out->data = gnutls_malloc(st.st_size + 1);
+		if (!out->data)
+			ret = -ENOMEM;
+	}
+	if (!ret) {
+		n = read(fd, out->data, st.st_size);
+		if (n != st.st_size) {
+			ERR("%s: short read", path);
+			ret = -EIO;
+		} else {
+			out->data[n] = 0;
+			out->size = n;
+		}
+	}
+	close(fd);
+	if (ret && out->data) {
+		gnutls_free(out->data);
+		out->data = NULL;
+	}
+	return ret;
+}
+
+static void free_private(gnutls_datum_t *d)
+{
+	if (d->data) {
+		explicit_bzero(d->data, d->size);
+		gnutls_free(d->data);
+	}
+	d->data = NULL;
+}
+
+/* What decides whom we trust must not be writable by others. */
+static int trusted_file(const char *path, char *err, size_t errlen)
 {
 	struct stat st;
 
@@ -90,13 +161,9 @@ static int private_file(const char *path, char *err, size_t errlen)
 		ERR("%s: %s", path, strerror(errno));
 		return -errno;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		ERR("%s: not a regular file", path);
-		return -EINVAL;
-	}
-	if (st.st_mode & 077) {
-		ERR("%s: readable by others (mode %04o): chmod 600 it",
-		    path, st.st_mode & 07777);
+	if (st.st_mode & 022) {
+		ERR("%s: writable by others (mode %04o): whoever can change it chooses whom migctl trusts",
+		    path, (unsigned int)(st.st_mode & 07777));
 		return -EPERM;
 	}
 	return 0;
@@ -122,20 +189,19 @@ static int load_psk(struct tls_ctx *x, const char *path, char *err,
 {
 	char line[512];
 	unsigned int lineno = 0;
+	gnutls_datum_t d;
 	FILE *f;
 	int ret;
 
-	ret = private_file(path, err, errlen);
+	ret = read_private(path, &d, err, errlen);
 	if (ret)
 		return ret;
-	f = fopen(path, "re");
-	if (!f) {
-		ERR("%s: %s", path, strerror(errno));
-		return -errno;
-	}
+	f = fmemopen(d.data, d.size ? d.size : 1, "r");
 	x->keys = calloc(PSK_MAX, sizeof(*x->keys));
-	if (!x->keys) {
-		fclose(f);
+	if (!f || !x->keys) {
+		if (f)
+			fclose(f);
+		free_private(&d);
 		ERR("out of memory");
 		return -ENOMEM;
 	}
@@ -193,6 +259,7 @@ static int load_psk(struct tls_ctx *x, const char *path, char *err,
 	}
 	explicit_bzero(line, sizeof(line));
 	fclose(f);
+	free_private(&d);
 	if (!ret && !x->nkeys) {
 		ERR("%s: no keys", path);
 		ret = -EINVAL;
@@ -232,13 +299,20 @@ static int load_x509(struct tls_ctx *x, const char *dir, char *err,
 {
 	const char *who = x->server ? "server" : "client";
 	char ca[4096], crl[4096], cert[4096], key[4096];
+	gnutls_datum_t kd = {}, cd = {};
 	int ret;
 
 	snprintf(ca, sizeof(ca), "%s/ca-cert.pem", dir);
 	snprintf(crl, sizeof(crl), "%s/ca-crl.pem", dir);
 	snprintf(cert, sizeof(cert), "%s/%s-cert.pem", dir, who);
 	snprintf(key, sizeof(key), "%s/%s-key.pem", dir, who);
-	ret = private_file(key, err, errlen);
+	ret = trusted_file(dir, err, errlen);
+	if (!ret)
+		ret = trusted_file(ca, err, errlen);
+	if (!ret && !access(crl, F_OK))
+		ret = trusted_file(crl, err, errlen);
+	if (!ret)
+		ret = read_private(key, &kd, err, errlen);
 	if (ret)
 		return ret;
 	ret = gnutls_certificate_allocate_credentials(&x->x509);
@@ -249,6 +323,7 @@ static int load_x509(struct tls_ctx *x, const char *dir, char *err,
 	if (ret <= 0) {
 		ERR("%s: %s", ca, ret ? gnutls_strerror(ret) :
 		    "no CA certificate in it");
+		free_private(&kd);
 		return -EINVAL;
 	}
 	if (!access(crl, F_OK)) {
@@ -256,17 +331,23 @@ static int load_x509(struct tls_ctx *x, const char *dir, char *err,
 							   GNUTLS_X509_FMT_PEM);
 		if (ret < 0) {
 			ERR("%s: %s", crl, gnutls_strerror(ret));
+			free_private(&kd);
 			return -EINVAL;
 		}
 	}
-	ret = gnutls_certificate_set_x509_key_file(x->x509, cert, key,
-						   GNUTLS_X509_FMT_PEM);
+	ret = gnutls_load_file(cert, &cd);
+	if (ret >= 0)
+		ret = gnutls_certificate_set_x509_key_mem(x->x509, &cd, &kd,
+							  GNUTLS_X509_FMT_PEM);
+	gnutls_free(cd.data);
+	free_private(&kd);
 	if (ret < 0) {
 		ERR("%s, %s: %s", cert, key, gnutls_strerror(ret));
 		return -EINVAL;
 	}
 	return 0;
 fail:
+	free_private(&kd);
 	ERR("GnuTLS: %s", gnutls_strerror(ret));
 	return -EIO;
 }
@@ -310,6 +391,7 @@ int tls_ctx_new(struct tls_ctx **out, const struct tls_opts *o, char *err,
 				ret = -ENOENT;
 				goto fail;
 			}
+			snprintf(x->client_id, sizeof(x->client_id), "%s", e->id);
 			ret = gnutls_psk_allocate_client_credentials(&x->psk_cli);
 			if (ret < 0)
 				goto gfail;
@@ -573,12 +655,30 @@ int tls_start(struct wire_conn *c, struct tls_ctx *x, const char *peer_name,
 					     (void *)x->psk_srv : (void *)x->psk_cli);
 	} else {
 		ret = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, x->x509);
+		/*
+		 * Each side's certificate for its role only (QEMU checks key
+		 * purposes too): a server certificate of the shared CA does not
+		 * make a source, nor a client certificate a target.
+		 */
 		if (x->server) {
+			gnutls_typed_vdata_st v[] = {
+				{ GNUTLS_DT_KEY_PURPOSE_OID,
+				  (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT, 0 },
+			};
+
 			gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
-			gnutls_session_set_verify_cert(s, NULL, 0);
+			gnutls_session_set_verify_cert2(s, v, 1, 0);
 		} else {
 			/* the server must be @peer_name, as its certificate says */
-			gnutls_session_set_verify_cert(s, peer_name, 0);
+			gnutls_typed_vdata_st v[] = {
+				{ GNUTLS_DT_DNS_HOSTNAME,
+				  (unsigned char *)peer_name, 0 },
+				{ GNUTLS_DT_KEY_PURPOSE_OID,
+				  (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER, 0 },
+			};
+
+			gnutls_session_set_verify_cert2(s, peer_name ? v : v + 1,
+							peer_name ? 2 : 1, 0);
 			if (peer_name && !strchr(peer_name, ':') &&
 			    strspn(peer_name, "0123456789.") != strlen(peer_name))
 				gnutls_server_name_set(s, GNUTLS_NAME_DNS, peer_name,
@@ -639,6 +739,10 @@ int tls_start(struct wire_conn *c, struct tls_ctx *x, const char *peer_name,
 	}
 	if (x->server)
 		peer_identity(c, s, x->psk);
+	else if (x->psk)
+		/* a PSK proves the group, not which host of it answered */
+		snprintf(c->peer_id, sizeof(c->peer_id), "psk:%s",
+			 x->client_id);
 	else
 		snprintf(c->peer_id, sizeof(c->peer_id), "%s",
 			 peer_name ? peer_name : "");
@@ -672,7 +776,8 @@ bool tls_peer_allowed(struct wire_conn *c, const char *const *allow,
 	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0)
 		for (i = 0; i < n && !ok; i++)
 			ok = !strcmp(allow[i], c->peer_id) ||
-			     gnutls_x509_crt_check_hostname2(crt, allow[i], 0);
+			     gnutls_x509_crt_check_hostname2(crt, allow[i],
+					GNUTLS_VERIFY_DO_NOT_ALLOW_WILDCARDS);
 	gnutls_x509_crt_deinit(crt);
 	return ok;
 }

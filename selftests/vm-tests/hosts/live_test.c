@@ -1249,7 +1249,9 @@ static pid_t silent_peer(unsigned short port, int secs)
  * (held open throughout), a plain TCP source, a PSK it does not know and
  * a certificate from another CA; each is turned away before the target
  * device or its VMM is touched, the silent one at the handshake deadline,
- * and the same listen --once serves an honest migration meanwhile.
+ * and the same listen --once serves an honest migration meanwhile, while
+ * four more silent peers hold all of listen's places (the honest source
+ * evicts the oldest).
  */
 TEST_F_TIMEOUT(live, hostile_peers_then_migrate, 180)
 {
@@ -1258,7 +1260,7 @@ TEST_F_TIMEOUT(live, hostile_peers_then_migrate, 180)
 		{ "--psk-file", "/etc/vfio-mig/wrong.psk", NULL },
 		{ "--tls-creds", ROGUE, "--tls-name", "vmig-target" },
 	};
-	pid_t silent, silent2;
+	pid_t silent, silent2[4];
 	unsigned int i;
 	int st;
 
@@ -1293,18 +1295,27 @@ TEST_F_TIMEOUT(live, hostile_peers_then_migrate, 180)
 		TH_LOG("listen reached the target VMM for a hostile peer:\n%s",
 		       buf);
 	EXPECT_NE(NULL, strstr(buf, "\"result\":\"rejected\""));
-	/* the honest one, with the same listen and VMMs, a silent peer on */
-	silent2 = silent_peer(self->port, 60);
-	ASSERT_LT(0, silent2);
-	usleep(200000);
+	/*
+	 * The honest one, with the same listen and VMMs, while silent peers
+	 * hold every place listen has (4): it evicts the oldest.
+	 */
+	for (i = 0; i < ARRAY_SIZE(silent2); i++) {
+		silent2[i] = silent_peer(self->port, 60);
+		ASSERT_LT(0, silent2[i]);
+	}
+	usleep(500000);
 	start_migrate(_metadata, self, NULL);
 	check_migrated(_metadata, self, 0, true);
 	kill(silent, SIGKILL);
-	kill(silent2, SIGKILL);
 	waitpid(silent, &st, 0);
 	EXPECT_TRUE(WIFSIGNALED(st)) TH_LOG("the silent peer could not connect (%d)",
 					    WEXITSTATUS(st));
-	waitpid(silent2, &st, 0);
+	for (i = 0; i < ARRAY_SIZE(silent2); i++) {
+		kill(silent2[i], SIGKILL);
+		waitpid(silent2[i], &st, 0);
+	}
+	slurp(DST_LOG, buf, sizeof(buf));
+	EXPECT_NE(NULL, strstr(buf, "\"evicted\":true")) TH_LOG("%s", buf);
 	slurp(DST_LOG, buf, sizeof(buf));
 	EXPECT_NE(NULL, strstr(buf, "CN=vmig-source")) TH_LOG("%s", buf);
 }

@@ -151,6 +151,12 @@ FIXTURE_VARIANT(refused) {
 	const char *src_x509, *dst_x509, *src_psk, *dst_psk;
 	const char *tls_name;	/* NULL: the target's real name */
 	const char *src_says;	/* in the source's log */
+	/*
+	 * TLS 1.3: the client's handshake ends before the server has checked
+	 * the client's certificate; a source refused for its own certificate
+	 * learns it at its first frame (its own device, its own business).
+	 */
+	bool src_finishes;
 };
 
 /* PSK: a key the target does not have */
@@ -175,6 +181,18 @@ FIXTURE_VARIANT_ADD(refused, wrong_target_name) {
 FIXTURE_VARIANT_ADD(refused, impostor_source) {
 	.src_x509 = "rogue", .dst_x509 = "x509",
 	.src_says = "TLS",
+};
+
+/* a certificate of the right CA, but for the server's role, as a client's */
+FIXTURE_VARIANT_ADD(refused, server_cert_as_client) {
+	.src_x509 = "swapped", .dst_x509 = "x509",
+	.src_says = "TLS", .src_finishes = true,
+};
+
+/* a client certificate as the target's: it names the host, wrong purpose */
+FIXTURE_VARIANT_ADD(refused, client_cert_as_server) {
+	.src_x509 = "x509", .dst_x509 = "swapped", .tls_name = "vmig-source",
+	.src_says = "not trusted",
 };
 
 /* X.509 against PSK */
@@ -210,10 +228,14 @@ TEST_F(refused, nothing_touched)
 	EXPECT_EQ(LM_EXIT_FAILED, s->code);
 	EXPECT_EQ(LM_EXIT_NOT_SERVED, t->code) TH_LOG("%s", t->log);
 	EXPECT_TRUE(has(s, variant->src_says)) TH_LOG("%s", s->log);
-	EXPECT_TRUE(has(s, "\"stage\":\"tls\"")) TH_LOG("%s", s->log);
 	EXPECT_TRUE(has(t, "\"result\":\"rejected\"")) TH_LOG("%s", t->log);
-	EXPECT_SOURCE_UNTOUCHED(*s);
 	EXPECT_TARGET_UNTOUCHED(*t);
+	EXPECT_EQ(0u, s->f.pages_read);
+	EXPECT_EQ(LM_ST_RUNNING, s->f.state);
+	if (!variant->src_finishes) {
+		EXPECT_TRUE(has(s, "\"stage\":\"tls\"")) TH_LOG("%s", s->log);
+		EXPECT_SOURCE_UNTOUCHED(*s);
+	}
 }
 
 TEST(tls_allow_peer_refuses_others)
@@ -263,7 +285,8 @@ TEST(allow_dev_refuses_other_devices)
 	t.o.allow_dev = (const char *const[]){ "0000:00:06.0" };
 	t.o.n_allow_dev = 1;
 	migrate(&s, &t);
-	EXPECT_EQ(LM_EXIT_FAILED, t.code) TH_LOG("%s", t.log);
+	/* not a migration of this host's: listen --once goes on waiting */
+	EXPECT_EQ(LM_EXIT_NOT_SERVED, t.code) TH_LOG("%s", t.log);
 	EXPECT_TRUE(has(&s, "--allow-dev")) TH_LOG("%s", s.log);
 	EXPECT_TARGET_UNTOUCHED(t);
 	insecure_free(&s);
@@ -736,7 +759,7 @@ TEST(credentials_errors_are_clear)
 
 	o.creds_dir = "/nonexistent";
 	EXPECT_NE(0, tls_ctx_new(&x, &o, err, sizeof(err)));
-	EXPECT_NE(NULL, strstr(err, "/nonexistent/server-key.pem"));
+	EXPECT_NE(NULL, strstr(err, "/nonexistent")) TH_LOG("%s", err);
 	/* a PSK file others can read is refused */
 	snprintf(path, sizeof(path), "/tmp/migctl-psk-%d", getpid());
 	f = fopen(path, "w");
