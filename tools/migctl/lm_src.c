@@ -1085,6 +1085,7 @@ static void summary(struct src *s, const char *result, int code)
 
 static void free_src(struct src *s)
 {
+	explicit_bzero(&s->hkey, sizeof(s->hkey));
 	if (s->pipe)
 		free(s->pipe->mem);
 	free(s->pipe);
