@@ -220,11 +220,14 @@ static int counters_show(struct seq_file *m, void *v)
 {
 	struct vmig_device *mdev = m->private;
 	struct vmig_counters c;
+	const char *why;
 
 	vmig_get_counters(mdev, &c);
 	seq_printf(m, "trap_mode: %s\nprofile: %s\n",
 		   vmig_trap_mode_name(READ_ONCE(mdev->trap_mode)),
 		   vmig_profile_name(mdev));
+	why = vmig_mig_unsupported(READ_ONCE(mdev->profile));
+	seq_printf(m, "migration: %s\n", why ? why : "offered");
 	seq_printf(m, "trapped_reads: %llu\ntrapped_writes: %llu\n",
 		   c.trapped_reads, c.trapped_writes);
 	seq_printf(m, "log_entries: %llu\nlog_overflows: %llu\nlog_next_seq: %llu\nlog_lossy: %d\n",

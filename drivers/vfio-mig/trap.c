@@ -564,7 +564,7 @@ int vmig_bar_write(struct vmig_device *mdev, u8 bar, u32 off, u8 width,
 	return bar_access(mdev, bar, off, width, &val, true);
 }
 
-/* ---- sysfs: /sys/bus/pci/devices/BDF/vfio_mig/{trap_mode,profile} ---- */
+/* ---- sysfs: /sys/bus/pci/devices/BDF/vfio_mig/{trap_mode,profile,migration} ---- */
 
 static struct vmig_device *dev_to_vmig(struct device *dev)
 {
@@ -616,9 +616,21 @@ static ssize_t profile_store(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RW(profile);
 
+/* "offered", or why the device offers no VFIO migration (lm.c). */
+static ssize_t migration_show(struct device *dev,
+			      struct device_attribute *attr, char *buf)
+{
+	const char *why;
+
+	why = vmig_mig_unsupported(READ_ONCE(dev_to_vmig(dev)->profile));
+	return sysfs_emit(buf, "%s\n", why ? why : "offered");
+}
+static DEVICE_ATTR_RO(migration);
+
 static struct attribute *vmig_attrs[] = {
 	&dev_attr_trap_mode.attr,
 	&dev_attr_profile.attr,
+	&dev_attr_migration.attr,
 	NULL,
 };
 
