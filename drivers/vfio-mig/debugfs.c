@@ -10,6 +10,8 @@
  *                               device must be stopped)
  *               replay BDF      replay the stored snapshot onto BDF
  *               scratch IOVA    guest page the profile may borrow (0: none)
+ *               reset-done      (test builds) the PCI core's notification
+ *                               of a reset of the function, alone
  *   snapshot  the stored snapshot in its byte form; writing one (in a
  *             single write) replaces it after validation
  *   result    outcome of the last command, "key: value" lines
@@ -135,6 +137,10 @@ static ssize_t ctl_write(struct file *f, const char __user *ubuf, size_t len,
 		ret = dbg_take(mdev, VMIG_SNAP_DEVSTATE);
 	} else if (str_has_prefix(cmd, "replay ")) {
 		ret = dbg_replay(mdev, skip_spaces(cmd + 7));
+	} else if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) && !strcmp(cmd, "reset-done")) {
+		/* what the PCI core calls after any reset of the function */
+		vmig_err_handlers.reset_done(mdev->core.pdev);
+		ret = 0;
 	} else if (str_has_prefix(cmd, "scratch ")) {
 		ret = kstrtou64(skip_spaces(cmd + 8), 0, &iova);
 		if (!ret)

@@ -39,6 +39,12 @@
  *
  * A device reset (VFIO_DEVICE_RESET, hot reset, AER) and close_device
  * return the device to RUNNING with its data fds dropped and nothing held.
+ * After COMMIT_STOPPED, VFIO_DEVICE_RESET and VFIO_DEVICE_PCI_HOT_RESET on
+ * the device's fd are refused, but other resets cannot be: a hot reset
+ * through another device of the slot or bus (vfio-pci asks no variant
+ * driver), an FLR the VMM writes in config space (PCIe or AF capability),
+ * sysfs "reset", AER recovery. They all end in reset_done, and a reset of
+ * a committed source leaves it in STOP with DMA held, so it never runs.
  * A reset arrives with the core's memory_lock held, which the trap path
  * takes under the DMA hold lock, and an arc may hold state_mutex while it
  * waits for memory_lock; so reset_done only marks the reset, and it is
@@ -73,7 +79,8 @@ const char *vmig_mig_state_name(enum vfio_device_mig_state state)
 
 /*
  * Back to RUNNING, nothing held, no data fd; under state_mutex. Returns
- * whether the state changed.
+ * whether the state changed. A source committed in STOP stays in STOP
+ * with DMA held: whatever reset the device, it must not run again.
  */
 static bool reset_locked(struct vmig_device *mdev)
 {
@@ -87,12 +94,12 @@ static bool reset_locked(struct vmig_device *mdev)
 	m->saving = NULL;
 	m->resuming = NULL;
 	mutex_lock(&h->lock);
-	h->held = false;
+	h->held = m->stay_stopped;
 	h->nr = 0;
 	h->inflight_valid = false;
 	vmig_pin_drop(mdev, 0, 0);
 	mutex_unlock(&h->lock);
-	if (m->state == VFIO_DEVICE_STATE_RUNNING)
+	if (m->stay_stopped || m->state == VFIO_DEVICE_STATE_RUNNING)
 		return false;
 	m->state = VFIO_DEVICE_STATE_RUNNING;
 	return true;

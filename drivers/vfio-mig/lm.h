@@ -123,7 +123,9 @@ struct vmig_dma_hold {
  * @scratch: guest IOVA the profile borrowed in the last save (0: none)
  * @stay_stopped: a controller committed the source in STOP
  *	(VFIO_MIG_CTL_COMMIT_STOPPED): no arc leaves STOP, from either fd,
- *	and VFIO_DEVICE_RESET is refused, until close_device clears it
+ *	VFIO_DEVICE_RESET and VFIO_DEVICE_PCI_HOT_RESET are refused, and any
+ *	other reset leaves the device in STOP with DMA held (lm.c), until
+ *	close_device clears it
  * @dma: the DMA engine's hold state
  */
 struct vmig_mig {
