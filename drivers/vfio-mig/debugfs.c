@@ -10,6 +10,8 @@
  *                               device must be stopped)
  *               replay BDF      replay the stored snapshot onto BDF
  *               scratch IOVA    guest page the profile may borrow (0: none)
+ *               reset-done      (test builds) the PCI core's notification
+ *                               of a reset of the function, alone
  *   snapshot  the stored snapshot in its byte form; writing one (in a
  *             single write) replaces it after validation
  *   result    outcome of the last command, "key: value" lines
@@ -135,6 +137,10 @@ static ssize_t ctl_write(struct file *f, const char __user *ubuf, size_t len,
 		ret = dbg_take(mdev, VMIG_SNAP_DEVSTATE);
 	} else if (str_has_prefix(cmd, "replay ")) {
 		ret = dbg_replay(mdev, skip_spaces(cmd + 7));
+	} else if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) && !strcmp(cmd, "reset-done")) {
+		/* what the PCI core calls after any reset of the function */
+		vmig_err_handlers.reset_done(mdev->core.pdev);
+		ret = 0;
 	} else if (str_has_prefix(cmd, "scratch ")) {
 		ret = kstrtou64(skip_spaces(cmd + 8), 0, &iova);
 		if (!ret)
@@ -220,11 +226,14 @@ static int counters_show(struct seq_file *m, void *v)
 {
 	struct vmig_device *mdev = m->private;
 	struct vmig_counters c;
+	const char *why;
 
 	vmig_get_counters(mdev, &c);
 	seq_printf(m, "trap_mode: %s\nprofile: %s\n",
 		   vmig_trap_mode_name(READ_ONCE(mdev->trap_mode)),
 		   vmig_profile_name(mdev));
+	why = vmig_mig_unsupported(READ_ONCE(mdev->profile));
+	seq_printf(m, "migration: %s\n", why ? why : "offered");
 	seq_printf(m, "trapped_reads: %llu\ntrapped_writes: %llu\n",
 		   c.trapped_reads, c.trapped_writes);
 	seq_printf(m, "log_entries: %llu\nlog_overflows: %llu\nlog_next_seq: %llu\nlog_lossy: %d\n",

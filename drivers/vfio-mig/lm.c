@@ -39,6 +39,12 @@
  *
  * A device reset (VFIO_DEVICE_RESET, hot reset, AER) and close_device
  * return the device to RUNNING with its data fds dropped and nothing held.
+ * After COMMIT_STOPPED, VFIO_DEVICE_RESET and VFIO_DEVICE_PCI_HOT_RESET on
+ * the device's fd are refused, but other resets cannot be: a hot reset
+ * through another device of the slot or bus (vfio-pci asks no variant
+ * driver), an FLR the VMM writes in config space (PCIe or AF capability),
+ * sysfs "reset", AER recovery. They all end in reset_done, and a reset of
+ * a committed source leaves it in STOP with DMA held, so it never runs.
  * A reset arrives with the core's memory_lock held, which the trap path
  * takes under the DMA hold lock, and an arc may hold state_mutex while it
  * waits for memory_lock; so reset_done only marks the reset, and it is
@@ -73,7 +79,8 @@ const char *vmig_mig_state_name(enum vfio_device_mig_state state)
 
 /*
  * Back to RUNNING, nothing held, no data fd; under state_mutex. Returns
- * whether the state changed.
+ * whether the state changed. A source committed in STOP stays in STOP
+ * with DMA held: whatever reset the device, it must not run again.
  */
 static bool reset_locked(struct vmig_device *mdev)
 {
@@ -87,12 +94,12 @@ static bool reset_locked(struct vmig_device *mdev)
 	m->saving = NULL;
 	m->resuming = NULL;
 	mutex_lock(&h->lock);
-	h->held = false;
+	h->held = m->stay_stopped;
 	h->nr = 0;
 	h->inflight_valid = false;
 	vmig_pin_drop(mdev, 0, 0);
 	mutex_unlock(&h->lock);
-	if (m->state == VFIO_DEVICE_STATE_RUNNING)
+	if (m->stay_stopped || m->state == VFIO_DEVICE_STATE_RUNNING)
 		return false;
 	m->state = VFIO_DEVICE_STATE_RUNNING;
 	return true;
@@ -152,6 +159,23 @@ static void reset_work(struct work_struct *work)
 	state_unlock(mdev);
 }
 
+#define VMIG_MIGRATION_FLAGS	(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | \
+				 VMIG_MIGRATION_PRE_COPY)
+
+/*
+ * STOP_COPY promises that the device writes no guest memory once it is
+ * stopped, and P2P that it starts no DMA once in RUNNING_P2P: the last
+ * dirty report must be the last word. Only a profile that names its DMA
+ * engine (the doorbell, where starts are held) and can wait for the
+ * transfer in flight (dma_wait) can keep that promise.
+ */
+const char *vmig_mig_unsupported(const struct vmig_profile *p)
+{
+	if (!p->doorbell || !p->dma_wait)
+		return "the profile cannot quiesce the device's DMA";
+	return NULL;
+}
+
 void vmig_mig_init(struct vmig_device *mdev)
 {
 	struct vmig_mig *m = &mdev->mig;
@@ -161,10 +185,31 @@ void vmig_mig_init(struct vmig_device *mdev)
 	mutex_init(&m->dma.lock);
 	INIT_WORK(&m->reset_work, reset_work);
 	m->state = VFIO_DEVICE_STATE_RUNNING;
-	mdev->core.vdev.migration_flags = VFIO_MIGRATION_STOP_COPY |
-					  VFIO_MIGRATION_P2P |
-					  VMIG_MIGRATION_PRE_COPY;
+	/*
+	 * The profile at probe is the most specific one that fits the device
+	 * (profile.c): if it cannot quiesce DMA, no profile the device can
+	 * get can, and the device has no migration at all. Otherwise
+	 * vmig_mig_open() withdraws the flags while a profile that cannot is
+	 * set.
+	 */
+	if (vmig_mig_unsupported(mdev->profile))
+		return;
+	mdev->core.vdev.migration_flags = VMIG_MIGRATION_FLAGS;
 	mdev->core.vdev.mig_ops = &vmig_mig_ops;
+}
+
+void vmig_mig_open(struct vmig_device *mdev)
+{
+	struct vfio_device *vdev = &mdev->core.vdev;
+
+	if (vdev->mig_ops)
+		vdev->migration_flags = vmig_mig_unsupported(mdev->profile) ?
+					0 : VMIG_MIGRATION_FLAGS;
+}
+
+static bool mig_offered(struct vmig_device *mdev)
+{
+	return mdev->core.vdev.migration_flags & VFIO_MIGRATION_STOP_COPY;
 }
 
 void vmig_mig_reset_sync(struct vmig_device *mdev)
@@ -329,6 +374,8 @@ struct file *vmig_mig_set_state(struct vmig_device *mdev,
 	enum vfio_device_mig_state old;
 	struct file *res;
 
+	if (!mig_offered(mdev))
+		return ERR_PTR(-EOPNOTSUPP);
 	state_lock(mdev);
 	old = m->state;
 	res = set_state_locked(mdev, new_state);
@@ -438,6 +485,8 @@ int vmig_device_feature(struct vfio_device *vdev, u32 flags,
 	if (VMIG_CORE_DATA_SIZE || (flags & VFIO_DEVICE_FEATURE_MASK) !=
 				   VFIO_DEVICE_FEATURE_MIG_DATA_SIZE)
 		return vfio_pci_core_ioctl_feature(vdev, flags, arg, argsz);
+	if (!mig_offered(to_vmig(vdev)))
+		return -ENOTTY;
 	ret = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_GET,
 				 sizeof(size));
 	if (ret != 1)

@@ -16,6 +16,7 @@
 
 struct file;
 struct vmig_device;
+struct vmig_profile;
 struct vmig_snapshot;
 
 /* A DMA the device was just told to perform, as a DMA decoder sees it. */
@@ -122,7 +123,9 @@ struct vmig_dma_hold {
  * @scratch: guest IOVA the profile borrowed in the last save (0: none)
  * @stay_stopped: a controller committed the source in STOP
  *	(VFIO_MIG_CTL_COMMIT_STOPPED): no arc leaves STOP, from either fd,
- *	and VFIO_DEVICE_RESET is refused, until close_device clears it
+ *	VFIO_DEVICE_RESET and VFIO_DEVICE_PCI_HOT_RESET are refused, and any
+ *	other reset leaves the device in STOP with DMA held (lm.c), until
+ *	close_device clears it
  * @dma: the DMA engine's hold state
  */
 struct vmig_mig {
@@ -192,7 +195,14 @@ struct vmig_migf {
 };
 
 /* lm.c */
+/* Why a device with profile @p cannot migrate, or NULL: it can. */
+const char *vmig_mig_unsupported(const struct vmig_profile *p);
 void vmig_mig_init(struct vmig_device *mdev);
+/*
+ * open_device: the migration flags for the profile the device has now
+ * (none if it cannot quiesce DMA); the profile cannot change while open.
+ */
+void vmig_mig_open(struct vmig_device *mdev);
 /* close_device: back to RUNNING, fds dropped, holds released. */
 void vmig_mig_close(struct vmig_device *mdev);
 /* After VFIO_DEVICE_RESET: wait until the reset is applied. */
@@ -203,8 +213,8 @@ void vmig_mig_exit(struct vmig_device *mdev);
  * Move to @new_state one arc at a time, as VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE
  * does (the VFIO op and /dev/vfio-mig both end here): the new state's data
  * fd (a reference for the caller), NULL, or an ERR_PTR. -EPERM for any
- * state but STOP after vmig_mig_commit_stopped(). Takes state_mutex, never
- * dev_set->lock.
+ * state but STOP after vmig_mig_commit_stopped(); -EOPNOTSUPP when the
+ * device offers no migration. Takes state_mutex, never dev_set->lock.
  */
 struct file *vmig_mig_set_state(struct vmig_device *mdev,
 				enum vfio_device_mig_state new_state);

@@ -62,6 +62,10 @@ static int vmig_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	mutex_unlock(&vmig_devices_lock);
 	pci_info(pdev, "bound to vfio-mig (profile %s, trap mode %s)\n",
 		 mdev->profile->name, vmig_trap_mode_name(mdev->trap_mode));
+	if (vmig_mig_unsupported(mdev->profile))
+		pci_info(pdev, "no VFIO migration: %s (profile %s)\n",
+			 vmig_mig_unsupported(mdev->profile),
+			 mdev->profile->name);
 	return 0;
 }
 

@@ -113,40 +113,6 @@ static bool is_bar(unsigned int index)
 	return index <= VFIO_PCI_BAR5_REGION_INDEX;
 }
 
-/* Record @done bytes written at @off of @bar, from @kbuf or else @ubuf. */
-static void record_pieces(struct vmig_device *mdev, u8 bar, u64 off,
-			  const u8 *kbuf, const char __user *ubuf, size_t done)
-{
-	struct vfio_pci_core_device *core = &mdev->core;
-	u64 xs = U64_MAX, xe = U64_MAX;
-	size_t pos = 0;
-
-	if (bar == core->msix_bar) {
-		xs = core->msix_offset;
-		xe = xs + core->msix_size;
-	}
-	while (pos < done) {
-		u64 at = off + pos;
-		size_t fill = done - pos;
-		unsigned int w;
-		u8 tmp[8];
-
-		if (at >= xs && at < xe) {	/* dropped by vfio-pci */
-			pos += min_t(u64, fill, xe - at);
-			continue;
-		}
-		if (at < xs)
-			fill = min_t(u64, fill, xs - at);
-		w = vmig_piece_width(at, fill);
-		if (!kbuf && copy_from_user(tmp, ubuf + pos, w))
-			return;
-		if (vmig_record_write(&mdev->rs, bar, at, w,
-				      vmig_piece_value(kbuf ? kbuf + pos : tmp, w)))
-			vmig_nl_notify_overflow(mdev);
-		pos += w;
-	}
-}
-
 ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
 		  loff_t *ppos)
 {
@@ -159,40 +125,109 @@ ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
 	return vfio_pci_core_read(vdev, buf, count, ppos);
 }
 
+/*
+ * May the VMM access a memory BAR now? vfio-pci's own test: the command
+ * register as the VMM wrote it, and the power state.
+ */
+static bool vmm_memory_enabled(struct vfio_pci_core_device *core)
+{
+	u16 cmd = le16_to_cpup((__le16 *)&core->vconfig[PCI_COMMAND]);
+
+	return (__force int)core->pdev->current_state <
+	       (__force int)PCI_D3hot &&
+	       (core->pdev->no_command_memory || (cmd & PCI_COMMAND_MEMORY));
+}
+
+/* One piece of a VMM's write, as vfio-pci would issue it. */
+static int vmm_write_piece(struct vfio_pci_core_device *core, bool mem,
+			   void __iomem *io, u8 w, u64 v)
+{
+	if (mem) {
+		down_read(&core->memory_lock);
+		if (!vmm_memory_enabled(core)) {
+			up_read(&core->memory_lock);
+			return -EIO;
+		}
+	}
+	if (w == 4)
+		iowrite32(v, io);
+	else if (w == 2)
+		iowrite16(v, io);
+	else
+		iowrite8(v, io);
+	if (mem)
+		up_read(&core->memory_lock);
+	return 0;
+}
+
+#define TRAP_CHUNK	64
+
+/*
+ * A trapped BAR write. The user's bytes are copied once, and the pieces
+ * that reach the device are written from that copy and recorded with the
+ * same values: vfio_pci_core_write() would fetch the buffer again, and a
+ * VMM thread changing it in between would make the log lie. Otherwise as
+ * vfio-pci: the write is clipped to the BAR, split into naturally aligned
+ * pieces of at most 4 bytes, refused (-EIO) while the VMM has memory
+ * decoding off, and what falls in the MSI-X table is dropped.
+ */
 static ssize_t trapped_write(struct vmig_device *mdev, const char __user *buf,
 			     size_t count, loff_t *ppos)
 {
-	struct vfio_device *vdev = &mdev->core.vdev;
-	unsigned int index = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
+	struct vfio_pci_core_device *core = &mdev->core;
+	struct pci_dev *pdev = core->pdev;
+	u8 bar = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
 	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
-	u8 val[8];
-	ssize_t ret;
+	u64 xs = U64_MAX, xe = U64_MAX, end, at, v;
+	void __iomem *io = mdev->bar_va[bar];
+	size_t done = 0, pos, n, fill, w;
+	u8 kbuf[TRAP_CHUNK];
+	int ret = 0;
+	bool mem;
 
-	/* The common case, one aligned 32-bit register: keep it short. */
-	if (count == 4 && IS_ALIGNED(off, 4)) {
-		u32 v;
-
-		if (!user_access_begin(buf, 4))
-			return -EFAULT;
-		unsafe_get_user(v, (const u32 __user *)buf, efault);
-		user_access_end();
-		ret = vfio_pci_core_write(vdev, buf, count, ppos);
-		if (ret == 4 && !vmig_bar_excluded(mdev, index, off, 4) &&
-		    vmig_record_write(&mdev->rs, index, off, 4, v))
-			vmig_nl_notify_overflow(mdev);
-		return ret;
+	end = pci_resource_len(pdev, bar);
+	if (!pci_resource_start(pdev, bar) || !io || off >= end)
+		return -EINVAL;
+	count = min_t(u64, count, end - off);
+	mem = pci_resource_flags(pdev, bar) & IORESOURCE_MEM;
+	if (bar == core->msix_bar) {
+		xs = core->msix_offset;
+		xe = xs + core->msix_size;
 	}
-	/* Otherwise take the value of a small write before it happens. */
-	if (count <= sizeof(val) && copy_from_user(val, buf, count))
-		return -EFAULT;
-	ret = vfio_pci_core_write(vdev, buf, count, ppos);
-	if (ret > 0)
-		record_pieces(mdev, index, off, count <= sizeof(val) ? val : NULL,
-			      buf, ret);
-	return ret;
-efault:
-	user_access_end();
-	return -EFAULT;
+	if (pm_runtime_resume_and_get(&pdev->dev))
+		return -EIO;
+	while (done < count && !ret) {
+		n = min(count - done, sizeof(kbuf));
+		if (copy_from_user(kbuf, buf + done, n)) {
+			ret = -EFAULT;
+			break;
+		}
+		for (pos = 0; pos < n; pos += w) {
+			at = off + done + pos;
+			fill = count - done - pos;
+			if (at >= xs && at < xe) {	/* dropped by vfio-pci */
+				w = min_t(u64, fill, xe - at);
+				continue;
+			}
+			if (at < xs)
+				fill = min_t(u64, fill, xs - at);
+			w = vmig_piece_width(at, fill);
+			if (pos + w > n)	/* split as the whole write is */
+				break;
+			v = vmig_piece_value(kbuf + pos, w);
+			ret = vmm_write_piece(core, mem, io + at, w, v);
+			if (ret)
+				break;
+			if (vmig_record_write(&mdev->rs, bar, at, w, v))
+				vmig_nl_notify_overflow(mdev);
+		}
+		done += pos;
+	}
+	pm_runtime_put(&pdev->dev);
+	if (!done)
+		return ret;
+	*ppos += done;
+	return done;
 }
 
 ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
@@ -564,7 +599,7 @@ int vmig_bar_write(struct vmig_device *mdev, u8 bar, u32 off, u8 width,
 	return bar_access(mdev, bar, off, width, &val, true);
 }
 
-/* ---- sysfs: /sys/bus/pci/devices/BDF/vfio_mig/{trap_mode,profile} ---- */
+/* ---- sysfs: /sys/bus/pci/devices/BDF/vfio_mig/{trap_mode,profile,migration} ---- */
 
 static struct vmig_device *dev_to_vmig(struct device *dev)
 {
@@ -616,9 +651,21 @@ static ssize_t profile_store(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RW(profile);
 
+/* "offered", or why the device offers no VFIO migration (lm.c). */
+static ssize_t migration_show(struct device *dev,
+			      struct device_attribute *attr, char *buf)
+{
+	const char *why;
+
+	why = vmig_mig_unsupported(READ_ONCE(dev_to_vmig(dev)->profile));
+	return sysfs_emit(buf, "%s\n", why ? why : "offered");
+}
+static DEVICE_ATTR_RO(migration);
+
 static struct attribute *vmig_attrs[] = {
 	&dev_attr_trap_mode.attr,
 	&dev_attr_profile.attr,
+	&dev_attr_migration.attr,
 	NULL,
 };
 

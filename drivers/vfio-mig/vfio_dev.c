@@ -61,6 +61,7 @@ static int vmig_open_device(struct vfio_device *vdev)
 	vmig_regstate_open(&mdev->rs);
 	/* the group may have changed while the device was closed */
 	mdev->mig.dma.alone = VMIG_GROUP_UNKNOWN;
+	vmig_mig_open(mdev);
 	vmig_bars_map(mdev);
 	vfio_pci_core_finish_enable(&mdev->core);
 	mdev->open = true;

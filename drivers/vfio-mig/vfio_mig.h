@@ -66,11 +66,12 @@ long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 extern const struct attribute_group *vmig_dev_groups[];
 
 /*
- * vfio-pci splits every access into naturally aligned pieces of at most 4
- * bytes for the device: 6.1 has no 8-byte path and 6.12's goes through
- * iowrite64_lo_hi() on x86 (two 4-byte writes, low half first). It drops
- * writes to the MSI-X table. The log records the pieces the device saw,
- * and the paths that write BARs themselves split writes the same way.
+ * The trapped write paths (trap.c, lm_dma.c) write the device themselves,
+ * from one copy of the VMM's bytes, in naturally aligned pieces of at most
+ * 4 bytes, and the log records exactly those pieces. vfio-pci splits the
+ * same way on 6.1; 6.12's vfio-pci would issue an aligned 8-byte piece as
+ * one 8-byte access, which vfio-mig issues as two 4-byte writes, low half
+ * first. Writes to the MSI-X table are dropped, as vfio-pci drops them.
  */
 static inline unsigned int vmig_piece_width(u64 off, size_t left)
 {

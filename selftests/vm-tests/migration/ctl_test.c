@@ -15,7 +15,8 @@
  *  - rollback_*: a control fd closed before its commit point leaves the
  *    device RUNNING (RESUMING dropped unapplied) and the VMM gets "abort";
  *  - commit_*: COMMIT keeps the state; COMMIT_STOPPED keeps STOP against
- *    both fds (and resets) until the VMM closes the device;
+ *    both fds (and resets: refused, or undone for those that cannot be)
+ *    until the VMM closes the device;
  *  - phase_*: mig-phase / mig-ack relay, seq, ESTALE, the events;
  *  - dirty_mark: marks exactly the given pages, refuses ranges outside;
  *  - netns_events: events and operations work from another netns;
@@ -825,6 +826,7 @@ TEST_F(ctl, commit_keeps_state)
 
 TEST_F(ctl, commit_stopped_blocks_running)
 {
+	struct vfio_pci_hot_reset hot = { .argsz = sizeof(hot) };
 	int ret;
 
 	self->ctl = ctl_new(self->bdf);
@@ -844,6 +846,8 @@ TEST_F(ctl, commit_stopped_blocks_running)
 	EXPECT_EQ(-EPERM, ret);
 	EXPECT_EQ(-1, ioctl(self->a.d.fd, VFIO_DEVICE_RESET));
 	EXPECT_EQ(EPERM, errno);
+	EXPECT_EQ(-1, ioctl(self->a.d.fd, VFIO_DEVICE_PCI_HOT_RESET, &hot));
+	EXPECT_EQ(EPERM, errno);
 	EXPECT_EQ(VFIO_DEVICE_STATE_STOP, state_of(&self->a));
 
 	/* the controller goes: still STOP */
@@ -861,6 +865,44 @@ TEST_F(ctl, commit_stopped_blocks_running)
 	EXPECT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
 				   NULL));
 	EXPECT_EQ(0x99u, ~edu_liveness(&self->ea, 0x99));
+}
+
+/*
+ * The resets a variant driver cannot refuse: a hot reset through another
+ * device of the slot or bus, an FLR written in config space, sysfs
+ * "reset". The test bed's edus (conventional PCI on the root bus) have no
+ * FLR and no bus reset, so the test sends what each of them ends in, the
+ * PCI core's reset_done notification (debugfs "reset-done", test builds):
+ * the committed source stays in STOP and a DMA start does not run.
+ */
+TEST_F(ctl, commit_stopped_survives_other_resets)
+{
+	uint8_t *ram = mig_host(&self->a, RAM_IOVA);
+	unsigned int i, changed = 0;
+
+	/* the device buffer holds 0xc3s, RAM 0x5as */
+	memset(ram, 0xc3, 256);
+	ASSERT_EQ(0, edu_dma(&self->ea, false, RAM_IOVA, 0, 256, false, 5000));
+	memset(ram, 0x5a, 256);
+
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	ASSERT_EQ(0, ctl_set(self->ctl, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, ctl_commit(self->ctl, VFIO_MIG_CTL_COMMIT_STOPPED));
+
+	ASSERT_EQ(0, rs_ctl(self->bdf, "reset-done"));
+	usleep(200000);		/* the reset work has run */
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP, state_of(&self->a));
+	EXPECT_EQ(-EPERM, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+					NULL));
+
+	/* a start is held, not run */
+	ASSERT_EQ(0, edu_dma_start(&self->ea, true, RAM_IOVA, 0, 256, false));
+	usleep(500000);
+	for (i = 0; i < 256; i++)
+		changed += ram[i] != 0x5a;
+	EXPECT_EQ(0, changed) TH_LOG("the device ran a DMA after the reset");
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP, state_of(&self->a));
 }
 
 TEST_F(ctl, phase_ack_relay)
