@@ -6,14 +6,6 @@
 
 #include "lm.h"
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 static const char *ktls_name(const struct wire_conn *c)
 {
 	if (c->ktls_tx && c->ktls_rx)
@@ -39,7 +31,7 @@ int lm_secure(struct wire_conn *c, const struct lm_opts *o, bool server,
 		return 0;
 	}
 	ret = tls_start(c, o->tls, server ? NULL : o->tls_name,
-			now_ms() + (o->handshake_ms > 0 &&
+			wire_now_ms() + (o->handshake_ms > 0 &&
 				    o->handshake_ms < (int)o->timeout_ms ?
 				    o->handshake_ms : (int)o->timeout_ms));
 	if (ret) {

@@ -445,14 +445,6 @@ const char *tls_ctx_kind(const struct tls_ctx *x)
 	return x->psk ? "psk" : "x509";
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /*
  * GnuTLS's reads: the 5-byte record header, then at most the record's
  * body, so the socket keeps whatever follows the record GnuTLS is reading.
@@ -502,7 +494,7 @@ static int wait_io(struct wire_conn *c, bool out, long long deadline)
 			snprintf(c->err, sizeof(c->err), "interrupted by a signal");
 			return -EINTR;
 		}
-		left = deadline - now_ms();
+		left = deadline - wire_now_ms();
 		if (left <= 0) {
 			snprintf(c->err, sizeof(c->err),
 				 "TLS handshake: no answer in time (is the peer a migctl with TLS?)");
@@ -704,7 +696,7 @@ int tls_start(struct wire_conn *c, struct tls_ctx *x, const char *peer_name,
 		}
 		if (!gnutls_error_is_fatal(ret)) {
 			/* a warning alert: go on, but not past the deadline */
-			if (now_ms() < deadline)
+			if (wire_now_ms() < deadline)
 				continue;
 			snprintf(c->err, sizeof(c->err),
 				 "TLS handshake: no answer in time (%s)",

@@ -563,7 +563,7 @@ void wire_conn_free(struct wire_conn *c)
 	c->fd = -1;
 }
 
-static long long now_ms(void)
+long long wire_now_ms(void)
 {
 	struct timespec ts;
 
@@ -585,7 +585,7 @@ static int wait_fd(struct wire_conn *c, short events, long long deadline,
 		}
 		left = 200;
 		if (deadline) {
-			long long l = deadline - now_ms();
+			long long l = deadline - wire_now_ms();
 
 			if (l <= 0) {
 				snprintf(c->err, sizeof(c->err), events & POLLOUT ?
@@ -676,7 +676,7 @@ int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,
 	mh.msg_iov = v;
 	mh.msg_iovlen = n;
 	/* the whole frame within the timeout, however the peer reads it */
-	deadline = c->timeout_ms > 0 ? now_ms() + c->timeout_ms : 0;
+	deadline = c->timeout_ms > 0 ? wire_now_ms() + c->timeout_ms : 0;
 	while (total) {
 		w = io_send(c, &mh);
 		if (w < 0) {
@@ -768,7 +768,7 @@ int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
 	if (timeout_ms <= 0)
 		timeout_ms = c->timeout_ms;
 	for (;;) {
-		deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+		deadline = timeout_ms > 0 ? wire_now_ms() + timeout_ms : 0;
 		ret = read_full(c, hdr, sizeof(hdr), deadline, timeout_ms, true);
 		if (ret)
 			return ret;
@@ -779,7 +779,7 @@ int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
 			return ret;
 		}
 		/* the payload: as long again, from the header on, at most */
-		deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+		deadline = timeout_ms > 0 ? wire_now_ms() + timeout_ms : 0;
 		ret = read_full(c, c->rx, m->h.length, deadline, timeout_ms,
 				false);
 		if (ret)

@@ -235,6 +235,9 @@ struct wire_msg {
 	const uint8_t *p;		/* into conn->rx */
 };
 
+/* CLOCK_MONOTONIC in ms: the clock of every deadline here. */
+long long wire_now_ms(void);
+
 /* A buffer in huge pages where the kernel has them (free() it). */
 void *wire_huge_alloc(size_t len);
 
