@@ -110,6 +110,7 @@ int vmig_dirty_start(struct vmig_device *mdev, const struct dt_range *ranges,
 	d->feeder = feeder;
 	d->vfio_owned = vfio;
 	d->last_report_pages = 0;
+	d->gen++;
 	rcu_assign_pointer(d->log, log);
 out:
 	mutex_unlock(&d->lock);
@@ -234,7 +235,7 @@ int vmig_dirty_range(struct vmig_device *mdev, u32 idx, struct dt_range *r)
 	return ret;
 }
 
-int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size)
+int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size, u32 *gen)
 {
 	struct vmig_dirty *d = &mdev->dirty;
 	struct dt_log *log;
@@ -244,6 +245,7 @@ int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size)
 	log = rcu_dereference_protected(d->log, lockdep_is_held(&d->lock));
 	if (log) {
 		*page_size = dt_log_page_size(log);
+		*gen = d->gen;
 		ret = 0;
 	}
 	mutex_unlock(&d->lock);
@@ -251,7 +253,7 @@ int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size)
 }
 
 int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
-		      u64 page_size, dt_sink_fn sink, void *priv)
+		      u64 page_size, u32 gen, dt_sink_fn sink, void *priv)
 {
 	struct vmig_dirty *d = &mdev->dirty;
 	struct dt_report rep = {};
@@ -267,7 +269,7 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 		ret = -ENOENT;
 		goto out;
 	}
-	if (dt_log_page_size(log) != page_size) {
+	if (dt_log_page_size(log) != page_size || d->gen != gen) {
 		ret = -EAGAIN;
 		goto out;
 	}

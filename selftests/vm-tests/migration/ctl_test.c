@@ -276,6 +276,26 @@ static int nl_mark(struct genl *g, const char *bdf, const uint64_t *r,
 	return ret;
 }
 
+/* dirty-start over A's RAM on @bdf through @g; 0 or -errno. */
+static int nl_dirty_start(struct genl *g, const char *bdf)
+{
+	struct genl_msg *m = malloc(sizeof(*m));
+	struct nlattr *nest;
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	genl_msg_init(m, g, VFIO_MIG_CMD_DIRTY_START, 1, 0);
+	genl_put_str(m, VFIO_MIG_A_DIRTY_BDF, bdf);
+	nest = genl_nest_start(m, VFIO_MIG_A_DIRTY_RANGE);
+	genl_put_u64(m, VFIO_MIG_A_DIRTY_RANGE_IOVA, RAM_IOVA);
+	genl_put_u64(m, VFIO_MIG_A_DIRTY_RANGE_LENGTH, MIG_PAGE);
+	genl_nest_end(m, nest);
+	ret = genl_do(g, m);
+	free(m);
+	return ret;
+}
+
 /* ---- the fixture: A open with its RAM, B bound ---- */
 
 FIXTURE(ctl) {
@@ -1004,6 +1024,73 @@ TEST_F(ctl, dirty_mark)
 	r[0] = RAM_IOVA;
 	r[1] = MIG_PAGE;
 	EXPECT_EQ(-ENOENT, nl_mark(&self->nl, self->bdf, r, 1));
+}
+
+static int gen_cb(const struct nlmsghdr *h, void *priv)
+{
+	const struct nlattr *tb[VFIO_MIG_A_DIRTY_MAX + 1];
+	int64_t *gen = priv;
+
+	genl_parse(h, tb, VFIO_MIG_A_DIRTY_MAX);
+	if (!tb[VFIO_MIG_A_DIRTY_GENERATION])
+		*gen = -2;
+	else if (*gen == -1)
+		*gen = *(const uint32_t *)genl_data(tb[VFIO_MIG_A_DIRTY_GENERATION]);
+	return 0;
+}
+
+/* The dirty log's generation, from a whole-log dirty-get; or -errno. */
+static int64_t dirty_gen(struct genl *g, const char *bdf)
+{
+	struct genl_msg *m = malloc(sizeof(*m));
+	int64_t gen = -1;
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	genl_msg_init(m, g, VFIO_MIG_CMD_DIRTY_GET, VFIO_MIG_FAMILY_VERSION, 0);
+	genl_put_str(m, VFIO_MIG_A_DIRTY_BDF, bdf);
+	ret = genl_dump(g, m, gen_cb, &gen);
+	free(m);
+	return ret ?: gen == -2 ? -EPROTO : gen;
+}
+
+/*
+ * Every dirty-get reply carries the log's generation, one more at every
+ * start, so that a reader sees a restart between two of its reads; and
+ * with a migration controller attached the log can neither stop nor be
+ * replaced.
+ */
+TEST_F(ctl, dirty_log_generation_and_controller)
+{
+	int64_t g1, g2;
+	int ret;
+
+	ret = mig_dirty_start(&self->log, &self->a.d, RAM_IOVA, RAM_SIZE,
+			      true);
+	ASSERT_EQ(0, ret) TH_LOG("dirty log: %s", self->log.err);
+	g1 = dirty_gen(&self->nl, self->bdf);
+	ASSERT_LE(0, g1) TH_LOG("dirty-get: %s", strerror((int)-g1));
+	EXPECT_EQ(g1, dirty_gen(&self->nl, self->bdf));
+	/* stopped and restarted alike: a new generation */
+	ASSERT_EQ(0, mig_dirty_stop(&self->log));
+	ASSERT_EQ(0, mig_dirty_start(&self->log, &self->a.d, RAM_IOVA,
+				     RAM_SIZE, true));
+	g2 = dirty_gen(&self->nl, self->bdf);
+	EXPECT_EQ((uint32_t)(g1 + 1), g2);
+
+	/* a controller attached: no stop, no second start */
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl) TH_LOG("attach: %s", strerror(-self->ctl));
+	EXPECT_EQ(-EBUSY, mig_dirty_kill(self->bdf));
+	EXPECT_EQ(-EBUSY, nl_dirty_start(&self->nl, self->bdf));
+	EXPECT_NE(NULL, strstr(self->nl.err, "controller"))
+		TH_LOG("%s", self->nl.err);
+	EXPECT_EQ(g2, dirty_gen(&self->nl, self->bdf));
+	/* gone: the log stops */
+	close(self->ctl);
+	self->ctl = -1;
+	EXPECT_EQ(0, mig_dirty_stop(&self->log));
 }
 
 TEST_F(ctl, netns_events)
