@@ -25,6 +25,19 @@
 #endif
 
 /*
+ * Is the device bound through iommufd (no type1 container)? Then
+ * vfio_dma_rw() reaches guest memory only for emulated devices, never for
+ * a physical one like ours. vfio_iommufd_device_ictx() tells (from 6.6; a
+ * stub answering NULL without CONFIG_IOMMUFD, as in Debian's 6.12); 6.1
+ * binds devices to containers only.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+#define vmig_iommufd_bound(vdev)	(!!vfio_iommufd_device_ictx(vdev))
+#else
+#define vmig_iommufd_bound(vdev)	((void)(vdev), false)
+#endif
+
+/*
  * PRE_COPY, PRE_COPY_P2P and VFIO_MIG_GET_PRECOPY_INFO (added in 6.2).
  * Without them the state numbers are still named, so that code can compare
  * with them: the core never enters those states when the device does not

@@ -328,7 +328,8 @@ static int k_pages(struct lm_dev *d, bool write, const uint64_t *iovas,
 
 		ERRF(d, "%s: %s guest page at IOVA 0x%" PRIx64 ": %s%s", k->bdf,
 		     write ? "writing" : "reading", bad, strerror(e),
-		     e == EFAULT ? " (not mapped for the device)" : "");
+		     e == EFAULT ? " (not mapped for the device, or a bad buffer)" :
+		     e == EOPNOTSUPP ? " (the device is bound through iommufd: vfio-mig reaches guest pages through a type1 container only)" : "");
 		return -e;
 	}
 	return 0;
