@@ -72,8 +72,9 @@ void vmig_dirty_mark(struct vmig_device *mdev, u64 iova, u64 len);
 /*
  * Mark each of @ranges (the VMM's own writes, netlink dirty-mark), all or
  * none: -ENOENT when no log runs, -EINVAL for an empty or wrapping range,
- * -ERANGE for one not inside the logged ranges; *@bad is the index of
- * the range refused. Sleeping context.
+ * -ERANGE for one not inside the logged ranges (*@bad is the index of
+ * the range refused), -E2BIG when they add up to more bytes than the log
+ * covers, -EINTR (some marked) on a fatal signal. Sleeping context.
  */
 int vmig_dirty_mark_ranges(struct vmig_device *mdev,
 			   const struct dt_range *ranges, u32 nr_ranges,

@@ -1020,6 +1020,21 @@ TEST_F(ctl, dirty_mark)
 	EXPECT_EQ(-EINVAL, nl_mark(&self->nl, self->bdf, r, 0));
 	EXPECT_EQ(0, dirty_pages(&self->log, pages, 16));
 
+	/* bounded: at most the log's size in one request */
+	r[0] = RAM_IOVA;
+	r[1] = RAM_SIZE;
+	r[2] = RAM_IOVA;
+	r[3] = RAM_SIZE;
+	EXPECT_EQ(-E2BIG, nl_mark(&self->nl, self->bdf, r, 2));
+	EXPECT_NE(NULL, strstr(self->nl.err, "more than"))
+		TH_LOG("%s", self->nl.err);
+	EXPECT_EQ(0, dirty_pages(&self->log, pages, 16));
+	r[3] = RAM_SIZE - MIG_PAGE;
+	r[2] = RAM_IOVA + MIG_PAGE;
+	r[1] = MIG_PAGE;
+	EXPECT_EQ(0, nl_mark(&self->nl, self->bdf, r, 2));
+	EXPECT_EQ(16, dirty_pages(&self->log, pages, 16));
+
 	ASSERT_EQ(0, mig_dirty_stop(&self->log));
 	r[0] = RAM_IOVA;
 	r[1] = MIG_PAGE;
