@@ -1041,6 +1041,60 @@ TEST_F(ctl, dirty_mark)
 	EXPECT_EQ(-ENOENT, nl_mark(&self->nl, self->bdf, r, 1));
 }
 
+#define WORKER_DELAY	"/sys/kernel/debug/vfio-mig/worker_delay_ms"
+
+/*
+ * A controller killed while its PAGES call waits for the kernel worker
+ * leaves at once (the queued call is cancelled), not when the worker gets
+ * to it; and the device serves the next controller.
+ */
+TEST_F(ctl, pages_wait_is_killable)
+{
+	static uint8_t data[MIG_PAGE];
+	uint64_t iova = RAM_IOVA, t0, ms;
+	int p[2], st, ret;
+	pid_t pid;
+	char c;
+
+	ASSERT_EQ(0, vmm_sysfs_write(WORKER_DELAY, "5000"));
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int fd = ctl_new(self->bdf);
+
+		close(p[0]);
+		if (fd < 0)
+			_exit(1);
+		c = 1;
+		if (write(p[1], &c, 1) != 1)
+			_exit(2);
+		ctl_pages(fd, false, &iova, 1, data, NULL);
+		_exit(3);
+	}
+	close(p[1]);
+	ret = read(p[0], &c, 1);
+	close(p[0]);
+	usleep(300000);		/* into the ioctl, its call queued */
+	t0 = vmm_now_us();
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	ms = (vmm_now_us() - t0) / 1000;
+	vmm_sysfs_write(WORKER_DELAY, "0");
+	ASSERT_EQ(1, ret) TH_LOG("the child did not attach");
+	EXPECT_TRUE(WIFSIGNALED(st));
+	EXPECT_GT(2000, ms) TH_LOG("the killed caller took %llu ms to go",
+				   (unsigned long long)ms);
+
+	/* the cancelled call never runs; the next controller is served */
+	usleep(5500000);
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	ret = ctl_pages(self->ctl, false, &iova, 1, data, NULL);
+	EXPECT_EQ(0, ret) TH_LOG("read: %s", strerror(-ret));
+	EXPECT_EQ(0, memcmp(data, mig_host(&self->a, iova), MIG_PAGE));
+}
+
 static int gen_cb(const struct nlmsghdr *h, void *priv)
 {
 	const struct nlattr *tb[VFIO_MIG_A_DIRTY_MAX + 1];
