@@ -8,7 +8,9 @@
  */
 #include <linux/iommu.h>
 #include <linux/slab.h>
+#include <linux/user_namespace.h>
 #include <net/genetlink.h>
+#include <net/net_namespace.h>
 #include <uapi/linux/vfio_mig.h>
 
 #include <vfio-mig/compat.h>
@@ -446,7 +448,8 @@ int vfio_mig_nl_dirty_start_doit(struct sk_buff *skb, struct genl_info *info)
 	} else {
 		down_read(&mdev->ctl.rwsem);
 		if (mdev->ctl.ctl && vmig_dirty_running(mdev)) {
-			why = "a migration controller is attached to this device: its dirty log cannot change";
+			why =
+			"a migration controller is attached to this device: its dirty log cannot change";
 			ret = -EBUSY;
 		} else {
 			ret = vmig_dirty_start(mdev, ranges, n, ps, false,
@@ -668,10 +671,37 @@ unlock:
 	return ret;
 }
 
+/*
+ * To the listeners of every network namespace the initial user namespace
+ * owns: a "host" of the test bed may be one. Not to those of a namespace
+ * an unprivileged user created (with a user namespace of its own): its
+ * CAP_NET_ADMIN there, all GENL_MCAST_CAP_NET_ADMIN asks, would let it
+ * watch the host's devices.
+ */
 void vmig_nl_multicast(struct sk_buff *msg, unsigned int group)
 {
-	/* every namespace: a "host" of the test bed may be one */
-	vmig_genlmsg_multicast_allns(&vfio_mig_nl_family, msg, 0, group);
+	struct net *net, *prev = NULL;
+	struct sk_buff *tmp;
+
+	rcu_read_lock();
+	for_each_net_rcu(net) {
+		if (net->user_ns != &init_user_ns)
+			continue;
+		if (prev) {
+			tmp = skb_clone(msg, GFP_ATOMIC);
+			if (!tmp)
+				break;
+			genlmsg_multicast_netns(&vfio_mig_nl_family, prev, tmp,
+						0, group, GFP_ATOMIC);
+		}
+		prev = net;
+	}
+	if (prev)
+		genlmsg_multicast_netns(&vfio_mig_nl_family, prev, msg, 0,
+					group, GFP_ATOMIC);
+	else
+		nlmsg_free(msg);
+	rcu_read_unlock();
 }
 
 void vmig_nl_notify(struct vmig_device *mdev, u8 cmd)

@@ -8,8 +8,9 @@
  * ynl-gen's split ops, which 6.1 does not have.
  *
  * The family answers in every network namespace and its events reach
- * listeners in all of them (vmig_nl_multicast()): the devices are the
- * host's, and a "host" of the test bed may be a namespace. Every
+ * listeners in every one the initial user namespace owns
+ * (vmig_nl_multicast()): the devices are the host's, and a "host" of the
+ * test bed may be a namespace. Every
  * operation, reads included (device use and migration phases tell about
  * guest activity), needs CAP_NET_ADMIN in the initial user namespace;
  * joining a group needs CAP_NET_ADMIN over the socket's network namespace

@@ -123,30 +123,4 @@ static inline struct nlattr **vmig_genl_dump_attrs(struct netlink_callback *cb)
 #endif
 }
 
-/*
- * genlmsg_multicast_allns(): "genetlink: hold RCU in genlmsg_mcast()"
- * (6.12, in stable from 6.1.115) dropped its gfp_t argument, which could
- * not be honoured (the namespaces are walked under RCU). Older kernels
- * take one; only GFP_ATOMIC is right there.
- */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0) || \
-	(LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 115) && \
-	 LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0))
-#define VMIG_MCAST_ALLNS_GFP	0
-#else
-#define VMIG_MCAST_ALLNS_GFP	1
-#endif
-
-/* Send @skb to @group's listeners in every network namespace. */
-static inline int vmig_genlmsg_multicast_allns(const struct genl_family *family,
-					       struct sk_buff *skb, u32 portid,
-					       unsigned int group)
-{
-#if VMIG_MCAST_ALLNS_GFP
-	return genlmsg_multicast_allns(family, skb, portid, group, GFP_ATOMIC);
-#else
-	return genlmsg_multicast_allns(family, skb, portid, group);
-#endif
-}
-
 #endif /* _VFIO_MIG_COMPAT_H */

@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -520,6 +522,69 @@ TEST(unprivileged_gets_no_device_data_nor_events)
 	ASSERT_EQ(pid, waitpid(pid, &st, 0));
 	ASSERT_TRUE(WIFEXITED(st));
 	EXPECT_EQ(0, WEXITSTATUS(st));
+}
+
+/*
+ * As nobody in a user and network namespace of its own (CAP_NET_ADMIN
+ * there, which is all joining a group asks): join "events", say so on
+ * @ready, and report whether anything arrived within 3 s. Exit 0: nothing
+ * did; 1: an event did; 4: no such namespaces here; else a setup error.
+ */
+static int userns_listener(int ready)
+{
+	struct genl g;
+	struct pollfd pfd;
+	uint32_t id;
+	char c = 1;
+
+	if (setgid(NOBODY) || setuid(NOBODY))
+		return 2;
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNET))
+		return 4;
+	if (genl_open(&g, VFIO_MIG_FAMILY_NAME) ||
+	    genl_mcast_group(&g, VFIO_MIG_FAMILY_NAME, VFIO_MIG_MCGRP_EVENTS,
+			     &id) ||
+	    setsockopt(g.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &id,
+		       sizeof(id)))
+		return 3;
+	if (write(ready, &c, 1) != 1)
+		return 3;
+	pfd.fd = g.fd;
+	pfd.events = POLLIN;
+	return poll(&pfd, 1, 3000) > 0;
+}
+
+TEST(no_events_into_an_unprivileged_users_namespace)
+{
+	static struct cmd_result r;
+	struct tb_devs t;
+	int p[2], st;
+	pid_t pid;
+	char c;
+
+	setup(_metadata, &t);
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		close(p[0]);
+		_exit(userns_listener(p[1]));
+	}
+	close(p[1]);
+	if (read(p[0], &c, 1) == 1) {
+		ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[0], "trap",
+				 "sparse"));
+		EXPECT_EQ(0, r.status) TH_LOG("%s", r.err);
+		ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[0], "trap",
+				 "none"));
+	}
+	close(p[0]);
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	ASSERT_TRUE(WIFEXITED(st));
+	if (WEXITSTATUS(st) == 4)
+		SKIP(return, "no unprivileged user namespaces here");
+	EXPECT_EQ(0, WEXITSTATUS(st))
+		TH_LOG("1: the event reached it; 2, 3: setup failed");
 }
 
 TEST_HARNESS_MAIN
