@@ -448,8 +448,7 @@ int vfio_mig_nl_dirty_start_doit(struct sk_buff *skb, struct genl_info *info)
 	} else {
 		down_read(&mdev->ctl.rwsem);
 		if (mdev->ctl.ctl && vmig_dirty_running(mdev)) {
-			why =
-			"a migration controller is attached to this device: its dirty log cannot change";
+			why = "a migration controller is attached: its dirty log cannot change";
 			ret = -EBUSY;
 		} else {
 			ret = vmig_dirty_start(mdev, ranges, n, ps, false,
