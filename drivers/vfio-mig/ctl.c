@@ -28,6 +28,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <vfio-mig/compat.h>
 #include <uapi/linux/vfio_mig.h>
 #include <uapi/linux/vfio_mig_ctl.h>
 
@@ -495,6 +496,12 @@ static long ctl_pages(struct ctl_file *cf, struct vmig_device *mdev,
 		return -E2BIG;
 	if (!pg.count)
 		return 0;
+	if (vmig_iommufd_bound(&mdev->core.vdev)) {
+		/* vfio_dma_rw() would say EINVAL: not a missing mapping */
+		dev_warn_ratelimited(&mdev->core.pdev->dev,
+				     "guest pages cannot be reached: the device is bound through iommufd, vfio-mig needs a type1 container\n");
+		return -EOPNOTSUPP;
+	}
 
 	mutex_lock(&cf->pages_lock);
 	ret = ctl_pages_locked(cf, mdev, &pg, &done);

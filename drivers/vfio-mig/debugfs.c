@@ -17,6 +17,10 @@
  *   result    outcome of the last command, "key: value" lines
  *   counters  trap and log counters, "key: value" lines
  *   log       the retained log, one write per line
+ *
+ * /sys/kernel/debug/vfio-mig/worker_delay_ms: each vmig_run_in_worker()
+ * call waits this long in its queue before it runs (0, the default: not
+ * at all); for tests of a caller killed while it waits.
  */
 #include <linux/debugfs.h>
 #include <linux/fs.h>
@@ -297,6 +301,8 @@ void vmig_debugfs_remove(struct vmig_device *mdev)
 void vmig_debugfs_init(void)
 {
 	vmig_dbg_root = debugfs_create_dir("vfio-mig", NULL);
+	debugfs_create_u32("worker_delay_ms", 0600, vmig_dbg_root,
+			   &vmig_worker_delay_ms);
 }
 
 void vmig_debugfs_exit(void)

@@ -11,7 +11,9 @@
  * converging.
  */
 #include <linux/dirty_track.h>
+#include <linux/overflow.h>
 #include <linux/rcupdate.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 
@@ -110,6 +112,7 @@ int vmig_dirty_start(struct vmig_device *mdev, const struct dt_range *ranges,
 	d->feeder = feeder;
 	d->vfio_owned = vfio;
 	d->last_report_pages = 0;
+	d->gen++;
 	rcu_assign_pointer(d->log, log);
 out:
 	mutex_unlock(&d->lock);
@@ -170,6 +173,46 @@ static bool logged(const struct vmig_dirty *d, u64 iova, u64 last)
 	return false;
 }
 
+/*
+ * dt_mark() never sleeps (any context): a range of a huge log is marked
+ * this many pages at a time, with a chance to reschedule in between.
+ */
+#define MARK_STEP_PAGES	SZ_256K
+
+/* Sum of @nr lengths, saturating. */
+static u64 total_length(const struct dt_range *r, u32 nr)
+{
+	u64 sum = 0;
+	u32 i;
+
+	for (i = 0; i < nr; i++)
+		if (check_add_overflow(sum, r[i].length, &sum))
+			return U64_MAX;
+	return sum;
+}
+
+/* Mark @r, in steps; process context, @d->lock held. */
+static int mark_range(struct dt_log *log, const struct dt_range *r)
+{
+	u64 iova = r->iova, left = r->length, n, step;
+
+	/* a power of two, or 0: all at once (a log of huge pages is small) */
+	if (check_mul_overflow((u64)MARK_STEP_PAGES, dt_log_page_size(log),
+			       &step))
+		step = 0;
+	while (left) {
+		/* up to the next step boundary: each step whole pages */
+		n = step ? min(left, step - (iova & (step - 1))) : left;
+		dt_mark(log, iova, n, 0);
+		iova += n;
+		left -= n;
+		if (left && fatal_signal_pending(current))
+			return -EINTR;	/* marked in part: harmless */
+		cond_resched();
+	}
+	return 0;
+}
+
 int vmig_dirty_mark_ranges(struct vmig_device *mdev,
 			   const struct dt_range *ranges, u32 nr_ranges,
 			   u32 *bad)
@@ -197,9 +240,15 @@ int vmig_dirty_mark_ranges(struct vmig_device *mdev,
 			goto out;
 		}
 	}
+	/* once over the log at most: the work a request asks is bounded */
+	if (total_length(ranges, nr_ranges) >
+	    total_length(d->ranges, d->nr_ranges)) {
+		ret = -E2BIG;
+		goto out;
+	}
 	/* the log stays while @lock is held: stop unpublishes it under it */
-	for (i = 0; i < nr_ranges; i++)
-		dt_mark(log, ranges[i].iova, ranges[i].length, 0);
+	for (i = 0; i < nr_ranges && !ret; i++)
+		ret = mark_range(log, &ranges[i]);
 out:
 	mutex_unlock(&d->lock);
 	return ret;
@@ -234,7 +283,7 @@ int vmig_dirty_range(struct vmig_device *mdev, u32 idx, struct dt_range *r)
 	return ret;
 }
 
-int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size)
+int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size, u32 *gen)
 {
 	struct vmig_dirty *d = &mdev->dirty;
 	struct dt_log *log;
@@ -244,6 +293,7 @@ int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size)
 	log = rcu_dereference_protected(d->log, lockdep_is_held(&d->lock));
 	if (log) {
 		*page_size = dt_log_page_size(log);
+		*gen = d->gen;
 		ret = 0;
 	}
 	mutex_unlock(&d->lock);
@@ -251,7 +301,7 @@ int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size)
 }
 
 int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
-		      u64 page_size, dt_sink_fn sink, void *priv)
+		      u64 page_size, u32 gen, dt_sink_fn sink, void *priv)
 {
 	struct vmig_dirty *d = &mdev->dirty;
 	struct dt_report rep = {};
@@ -267,7 +317,7 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 		ret = -ENOENT;
 		goto out;
 	}
-	if (dt_log_page_size(log) != page_size) {
+	if (dt_log_page_size(log) != page_size || d->gen != gen) {
 		ret = -EAGAIN;
 		goto out;
 	}

@@ -23,6 +23,9 @@ struct vmig_device;
  *	stops when the VMM closes the device (under @lock).
  * @page_size: page size of the next log started without one (under @lock).
  * @last_report_pages: dirty pages the last report returned (under @lock).
+ * @gen: generation of the running (or last) log, incremented at every
+ *	start (under @lock): a reader that sees it change between two reports
+ *	knows the log was restarted, and the marks of the first one lost.
  */
 struct vmig_dirty {
 	struct mutex lock;	/* see above */
@@ -33,6 +36,7 @@ struct vmig_dirty {
 	bool vfio_owned;
 	u64 page_size;
 	u64 last_report_pages;
+	u32 gen;
 };
 
 struct vmig_dirty_stats {
@@ -68,23 +72,25 @@ void vmig_dirty_mark(struct vmig_device *mdev, u64 iova, u64 len);
 /*
  * Mark each of @ranges (the VMM's own writes, netlink dirty-mark), all or
  * none: -ENOENT when no log runs, -EINVAL for an empty or wrapping range,
- * -ERANGE for one not inside the logged ranges; *@bad is the index of
- * the range refused. Sleeping context.
+ * -ERANGE for one not inside the logged ranges (*@bad is the index of
+ * the range refused), -E2BIG when they add up to more bytes than the log
+ * covers, -EINTR (some marked) on a fatal signal. Sleeping context.
  */
 int vmig_dirty_mark_ranges(struct vmig_device *mdev,
 			   const struct dt_range *ranges, u32 nr_ranges,
 			   u32 *bad);
 /* Logged range @idx of the running log; -ENOENT past the last or none. */
 int vmig_dirty_range(struct vmig_device *mdev, u32 idx, struct dt_range *r);
-/* Page size of the running log; -ENOENT when none runs. */
-int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size);
+/* Page size and generation of the running log; -ENOENT when none runs. */
+int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size, u32 *gen);
 /*
  * Report the dirty runs of [iova, iova + len) to @sink (in order), and
- * clear them if @clear. -EAGAIN if the running log's page size is not
- * @page_size (it was restarted), -ENOENT if none runs. Sleeping context.
+ * clear them if @clear. -EAGAIN if the running log's page size or
+ * generation is not @page_size, @gen (it was restarted), -ENOENT if none
+ * runs. Sleeping context.
  */
 int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
-		      u64 page_size, dt_sink_fn sink, void *priv);
+		      u64 page_size, u32 gen, dt_sink_fn sink, void *priv);
 void vmig_dirty_stats(struct vmig_device *mdev, struct vmig_dirty_stats *s);
 
 /* VFIO DMA logging (dma_log.c) */

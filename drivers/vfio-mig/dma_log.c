@@ -85,15 +85,16 @@ static int vmig_log_read_and_clear(struct vfio_device *vdev,
 	struct window w = { dirty, iova, iova + length - 1 };
 	struct vmig_device *mdev = to_vmig(vdev);
 	u64 ps;
+	u32 gen;
 	int ret;
 
 	if (!length)
 		return 0;
-	ret = vmig_dirty_page_size(mdev, &ps);
+	ret = vmig_dirty_page_size(mdev, &ps, &gen);
 	if (ret)
 		return -EINVAL;
-	return vmig_dirty_report(mdev, iova, length, true, ps, bitmap_sink,
-				 &w);
+	return vmig_dirty_report(mdev, iova, length, true, ps, gen,
+				 bitmap_sink, &w);
 }
 
 const struct vfio_log_ops vmig_log_ops = {

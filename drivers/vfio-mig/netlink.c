@@ -8,7 +8,9 @@
  */
 #include <linux/iommu.h>
 #include <linux/slab.h>
+#include <linux/user_namespace.h>
 #include <net/genetlink.h>
+#include <net/net_namespace.h>
 #include <uapi/linux/vfio_mig.h>
 
 #include <vfio-mig/compat.h>
@@ -444,8 +446,16 @@ int vfio_mig_nl_dirty_start_doit(struct sk_buff *skb, struct genl_info *info)
 	if (IS_ERR(mdev)) {
 		ret = PTR_ERR(mdev);
 	} else {
-		ret = vmig_dirty_start(mdev, ranges, n, ps, false, &why);
-		/* @why is a string literal of dirty.c: it outlives the reply. */
+		down_read(&mdev->ctl.rwsem);
+		if (mdev->ctl.ctl && vmig_dirty_running(mdev)) {
+			why = "a migration controller is attached: its dirty log cannot change";
+			ret = -EBUSY;
+		} else {
+			ret = vmig_dirty_start(mdev, ranges, n, ps, false,
+					       &why);
+		}
+		up_read(&mdev->ctl.rwsem);
+		/* @why is a string literal: it outlives the reply. */
 		if (ret && why && info->extack)
 			info->extack->_msg = why;
 	}
@@ -465,10 +475,19 @@ int vfio_mig_nl_dirty_stop_doit(struct sk_buff *skb, struct genl_info *info)
 	if (IS_ERR(mdev)) {
 		ret = PTR_ERR(mdev);
 	} else {
-		ret = vmig_dirty_stop(mdev, false);
-		if (ret == -ENOENT)
+		down_read(&mdev->ctl.rwsem);
+		if (mdev->ctl.ctl) {
+			/* its reader would miss every mark made until a restart */
 			NL_SET_ERR_MSG(info->extack,
-				       "no dirty log is running on this device");
+				       "a migration controller is attached to this device: its dirty log cannot stop");
+			ret = -EBUSY;
+		} else {
+			ret = vmig_dirty_stop(mdev, false);
+			if (ret == -ENOENT)
+				NL_SET_ERR_MSG(info->extack,
+					       "no dirty log is running on this device");
+		}
+		up_read(&mdev->ctl.rwsem);
 	}
 	mutex_unlock(&vmig_devices_lock);
 	return ret;
@@ -479,8 +498,11 @@ struct dirty_ctx {
 	u64 pos;	/* next IOVA to report */
 	u64 end;	/* last IOVA of the current range */
 	u32 range;	/* index of the logged range (whole-log reports) */
+	u32 gen;	/* the log's generation, at the first message */
+	u64 ps;		/* its page size, likewise */
 	bool whole_log;	/* no iova/length given: every logged range */
 	bool started;
+	bool gen_known;	/* @gen and @ps are set */
 	bool done;
 };
 
@@ -529,6 +551,7 @@ int vfio_mig_nl_dirty_get_dumpit(struct sk_buff *skb,
 	struct bitmap_sink bs = {};
 	struct vmig_device *mdev;
 	u64 ps, len, room, cover, bytes;
+	u32 gen;
 	struct nlattr *bm;
 	void *hdr;
 	int ret;
@@ -569,9 +592,17 @@ int vfio_mig_nl_dirty_get_dumpit(struct sk_buff *skb,
 		ret = PTR_ERR(mdev);
 		goto unlock;
 	}
-	ret = vmig_dirty_page_size(mdev, &ps);
+	ret = vmig_dirty_page_size(mdev, &ps, &gen);
 	if (ret)
 		goto unlock;
+	if (!ctx->gen_known) {
+		ctx->gen_known = true;
+		ctx->gen = gen;
+		ctx->ps = ps;
+	} else if (gen != ctx->gen || ps != ctx->ps) {
+		ret = -EAGAIN;
+		goto unlock;
+	}
 	if (ctx->whole_log && !ctx->started) {
 		ctx->started = true;
 		if (!next_range(mdev, ctx)) {
@@ -600,7 +631,8 @@ int vfio_mig_nl_dirty_get_dumpit(struct sk_buff *skb,
 	}
 	if (nla_put_u64_64bit(skb, VFIO_MIG_A_DIRTY_IOVA, bs.start, 0) ||
 	    nla_put_u64_64bit(skb, VFIO_MIG_A_DIRTY_LENGTH, len, 0) ||
-	    nla_put_u64_64bit(skb, VFIO_MIG_A_DIRTY_PAGE_SIZE, ps, 0)) {
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_DIRTY_PAGE_SIZE, ps, 0) ||
+	    nla_put_u32(skb, VFIO_MIG_A_DIRTY_GENERATION, gen)) {
 		ret = -EMSGSIZE;
 		goto cancel;
 	}
@@ -612,7 +644,7 @@ int vfio_mig_nl_dirty_get_dumpit(struct sk_buff *skb,
 	memset(nla_data(bm), 0, bytes);
 	bs.bits = nla_data(bm);
 	ret = vmig_dirty_report(mdev, bs.start, len,
-				!!a[VFIO_MIG_A_DIRTY_CLEAR], ps,
+				!!a[VFIO_MIG_A_DIRTY_CLEAR], ps, gen,
 				bitmap_sink, &bs);
 	if (ret)
 		goto cancel;
@@ -638,10 +670,37 @@ unlock:
 	return ret;
 }
 
+/*
+ * To the listeners of every network namespace the initial user namespace
+ * owns: a "host" of the test bed may be one. Not to those of a namespace
+ * an unprivileged user created (with a user namespace of its own): its
+ * CAP_NET_ADMIN there, all GENL_MCAST_CAP_NET_ADMIN asks, would let it
+ * watch the host's devices.
+ */
 void vmig_nl_multicast(struct sk_buff *msg, unsigned int group)
 {
-	/* every namespace: a "host" of the test bed may be one */
-	vmig_genlmsg_multicast_allns(&vfio_mig_nl_family, msg, 0, group);
+	struct net *net, *prev = NULL;
+	struct sk_buff *tmp;
+
+	rcu_read_lock();
+	for_each_net_rcu(net) {
+		if (net->user_ns != &init_user_ns)
+			continue;
+		if (prev) {
+			tmp = skb_clone(msg, GFP_ATOMIC);
+			if (!tmp)
+				break;
+			genlmsg_multicast_netns(&vfio_mig_nl_family, prev, tmp,
+						0, group, GFP_ATOMIC);
+		}
+		prev = net;
+	}
+	if (prev)
+		genlmsg_multicast_netns(&vfio_mig_nl_family, prev, msg, 0,
+					group, GFP_ATOMIC);
+	else
+		nlmsg_free(msg);
+	rcu_read_unlock();
 }
 
 void vmig_nl_notify(struct vmig_device *mdev, u8 cmd)

@@ -192,5 +192,8 @@ int vfio_mig_nl_dirty_mark_doit(struct sk_buff *skb, struct genl_info *info)
 	else if (ret == -ERANGE)
 		NL_SET_ERR_MSG_ATTR(info->extack, vmig_nl_range_attr(info, bad),
 				    "range outside the IOVA ranges the dirty log covers");
+	else if (ret == -E2BIG)
+		NL_SET_ERR_MSG(info->extack,
+			       "the ranges add up to more than the dirty log covers");
 	return ret;
 }

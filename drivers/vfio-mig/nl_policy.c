@@ -8,9 +8,13 @@
  * ynl-gen's split ops, which 6.1 does not have.
  *
  * The family answers in every network namespace and its events reach
- * listeners in all of them (vmig_nl_multicast()): the devices are the
- * host's, and a "host" of the test bed may be a namespace. Mutating
- * operations need CAP_NET_ADMIN in the initial user namespace.
+ * listeners in every one the initial user namespace owns
+ * (vmig_nl_multicast()): the devices are the host's, and a "host" of the
+ * test bed may be a namespace. Every
+ * operation, reads included (device use and migration phases tell about
+ * guest activity), needs CAP_NET_ADMIN in the initial user namespace;
+ * joining a group needs CAP_NET_ADMIN over the socket's network namespace
+ * (GENL_MCAST_CAP_NET_ADMIN: Debian's 6.1 has it, as does 6.12).
  */
 #include <net/genetlink.h>
 #include <net/netlink.h>
@@ -80,6 +84,7 @@ static const struct genl_ops vfio_mig_nl_ops[] = {
 		.dumpit		= vfio_mig_nl_dev_get_dumpit,
 		.policy		= vfio_mig_dev_get_nl_policy,
 		.maxattr	= VFIO_MIG_A_DEV_BDF,
+		.flags		= GENL_ADMIN_PERM,
 	},
 	{
 		.cmd		= VFIO_MIG_CMD_DEV_SET,
@@ -140,8 +145,14 @@ static const struct genl_ops vfio_mig_nl_ops[] = {
 };
 
 static const struct genl_multicast_group vfio_mig_nl_mcgrps[] = {
-	[VFIO_MIG_NLGRP_EVENTS] = { .name = VFIO_MIG_MCGRP_EVENTS, },
-	[VFIO_MIG_NLGRP_MIG] = { .name = VFIO_MIG_MCGRP_MIG, },
+	[VFIO_MIG_NLGRP_EVENTS] = {
+		.name = VFIO_MIG_MCGRP_EVENTS,
+		.flags = GENL_MCAST_CAP_NET_ADMIN,
+	},
+	[VFIO_MIG_NLGRP_MIG] = {
+		.name = VFIO_MIG_MCGRP_MIG,
+		.flags = GENL_MCAST_CAP_NET_ADMIN,
+	},
 };
 
 struct genl_family vfio_mig_nl_family __ro_after_init = {

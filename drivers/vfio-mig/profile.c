@@ -6,6 +6,8 @@
  * file per profile under profiles/; "generic" serves any other device.
  */
 #include <linux/completion.h>
+#include <linux/refcount.h>
+#include <linux/slab.h>
 #include <linux/workqueue.h>
 
 #include "vfio_mig.h"
@@ -104,18 +106,43 @@ bool vmig_profile_traps(struct vmig_device *mdev, u8 bar, u64 off, u64 len)
 	return false;
 }
 
+/* debugfs TEST INTERFACE: hold each worker call this long before it runs */
+unsigned int vmig_worker_delay_ms;
+
+/**
+ * struct worker_call - one vmig_run_in_worker() call
+ * @work: the work item
+ * @done: completed by the worker once @fn returned
+ * @ref: two at first, the waiter's and the worker's; whoever drops the
+ *	last frees the call, so a waiter that leaves early never leaves the
+ *	worker with freed memory
+ * @fn: what to run, on @arg
+ * @arg: the caller's; used by the worker only while the caller waits
+ * @ret: @fn's result, valid once @done
+ */
 struct worker_call {
-	struct work_struct work;
+	struct delayed_work work;
+	struct completion done;
+	refcount_t ref;
 	int (*fn)(void *arg);
 	void *arg;
 	int ret;
 };
 
+static void worker_call_put(struct worker_call *c)
+{
+	if (refcount_dec_and_test(&c->ref))
+		kfree(c);
+}
+
 static void worker_call_fn(struct work_struct *work)
 {
-	struct worker_call *c = container_of(work, struct worker_call, work);
+	struct worker_call *c = container_of(to_delayed_work(work),
+					     struct worker_call, work);
 
 	c->ret = c->fn(c->arg);
+	complete(&c->done);
+	worker_call_put(c);
 }
 
 /*
@@ -123,14 +150,37 @@ static void worker_call_fn(struct work_struct *work)
  * kernel worker (no mm of its own) may borrow it, a foreign process (say
  * migctl) may not. Profiles that move device memory through a guest page
  * therefore run their save and restore here.
+ *
+ * The wait is killable. A call still queued is then cancelled and the
+ * caller gets -EINTR; one already running works on the caller's @arg (and
+ * on state the caller's locks protect), so the caller waits for it: every
+ * @fn is bounded (at most VFIO_MIG_CTL_PAGES_MAX pages, or the profile's
+ * own timeouts).
  */
 int vmig_run_in_worker(int (*fn)(void *arg), void *arg)
 {
-	struct worker_call c = { .fn = fn, .arg = arg };
+	struct worker_call *c = kzalloc(sizeof(*c), GFP_KERNEL);
+	int ret;
 
-	INIT_WORK_ONSTACK(&c.work, worker_call_fn);
-	queue_work(system_unbound_wq, &c.work);
-	flush_work(&c.work);
-	destroy_work_on_stack(&c.work);
-	return c.ret;
+	if (!c)
+		return -ENOMEM;
+	c->fn = fn;
+	c->arg = arg;
+	init_completion(&c->done);
+	refcount_set(&c->ref, 2);
+	INIT_DELAYED_WORK(&c->work, worker_call_fn);
+	queue_delayed_work(system_unbound_wq, &c->work,
+			   msecs_to_jiffies(READ_ONCE(vmig_worker_delay_ms)));
+	if (wait_for_completion_killable(&c->done)) {
+		if (cancel_delayed_work(&c->work)) {
+			/* never ran, never will: the worker's reference too */
+			worker_call_put(c);
+			worker_call_put(c);
+			return -EINTR;
+		}
+		wait_for_completion(&c->done);
+	}
+	ret = c->ret;
+	worker_call_put(c);
+	return ret;
 }

@@ -157,6 +157,7 @@ static bool plan_one(struct vmig_device *dst, const struct vmig_profile *p,
 	return true;
 }
 
+/* Process context (the caller holds the state mutex): may sleep. */
 static int replay_registers(struct vmig_device *dst,
 			    const struct vmig_profile *p,
 			    const struct vmig_snapshot *s,
@@ -211,6 +212,12 @@ static int replay_registers(struct vmig_device *dst,
 					  ret);
 		else
 			rep->applied++;
+		/*
+		 * Process context under the state mutex: a long log (up to
+		 * VMIG_LOG_MAX entries, plus a tail of at most
+		 * VMIG_SNAP_MAX_BYTES) must not hold the CPU.
+		 */
+		cond_resched();
 	}
 	kvfree(plan);
 	return 0;

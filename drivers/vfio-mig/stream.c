@@ -149,16 +149,28 @@ struct vmig_chunk *vmig_stream_log_record(struct vmig_device *mdev, u64 *from,
 			*lost = true;
 			break;
 		}
-		for (i = 0; i < k; i++, n++) {
+		for (i = 0; i < k && e[i].seq == seq + i; i++, n++) {
 			out[n].value = cpu_to_le64(e[i].value);
 			out[n].offset = cpu_to_le32(e[i].offset);
 			out[n].bar = e[i].bar;
 			out[n].width = e[i].width;
 			out[n].reserved = 0;
 		}
-		seq += k;
+		seq += i;
+		if (i < k) {
+			/*
+			 * The ring wrapped between two batches of the read:
+			 * what we have ends at the hole, and no record goes
+			 * beyond it (the target replays the shadow file).
+			 */
+			*lost = true;
+			break;
+		}
 	}
 	kfree(e);
+	if (*lost)
+		dev_warn_ratelimited(&mdev->core.pdev->dev,
+				     "write log overwritten before it was sent; the target will replay the shadow register file\n");
 	if (!n) {
 		kvfree(c);
 		return NULL;
@@ -248,7 +260,9 @@ struct vmig_chunk *vmig_stream_held_record(const struct vmig_held_write *w,
  * @nr_log: count
  * @log_cap: entries @log has room for
  * @log_first: sequence number of @log[0]
- * @log_gap: REG_LOG records were not contiguous or too many
+ * @log_seen: a REG_LOG record was received
+ * @log_next: the sequence number the next REG_LOG record must start at
+ * @log_gap: REG_LOG records were too many to keep
  * @snap: the REG_STATE snapshot
  * @devstate: the PROFILE_STATE blob, @devstate_len bytes
  * @devstate_len: its length
@@ -270,6 +284,8 @@ struct vmig_stream_rx {
 	u32 nr_log;
 	u32 log_cap;
 	u64 log_first;
+	bool log_seen;
+	u64 log_next;
 	bool log_gap;
 	struct vmig_snapshot *snap;
 	u8 *devstate;
@@ -446,12 +462,14 @@ static int take_log(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 				      e[i].bar != VMIG_LOG_BAR_RESET))
 			return reject(rx, mdev, -EINVAL,
 				      "bad write log entry");
+	/* a hole would replay the writes around it as if adjacent */
+	if (rx->log_seen && first != rx->log_next)
+		return reject(rx, mdev, -EINVAL,
+			      "write log records not contiguous");
+	rx->log_seen = true;
+	rx->log_next = first + n;
 	if (rx->log_gap)
 		return 0;
-	if (rx->nr_log && first != rx->log_first + rx->nr_log) {
-		rx->log_gap = true;	/* replay falls back to the shadow */
-		return 0;
-	}
 	if (n > VMIG_LOG_MAX - rx->nr_log) {
 		rx->log_gap = true;
 		return 0;

@@ -482,8 +482,13 @@ u8 vmig_profile_class(const struct vmig_profile *p, u8 bar, u32 offset,
 		      u8 width);
 /* Does the sparse mode of @mdev trap [off, off + len) of @bar? */
 bool vmig_profile_traps(struct vmig_device *mdev, u8 bar, u64 off, u64 len);
-/* Run @fn(@arg) in a kernel worker and wait for it (vfio_dma_rw needs it). */
+/*
+ * Run @fn(@arg) in a kernel worker and wait for it (vfio_dma_rw needs it);
+ * -EINTR if a fatal signal came before it started (then it never runs).
+ */
 int vmig_run_in_worker(int (*fn)(void *arg), void *arg);
+/* debugfs TEST INTERFACE (vfio-mig/worker_delay_ms): delay each call */
+extern unsigned int vmig_worker_delay_ms;
 
 /* ---- snapshots and replay (snapshot.c, replay.c) ---- */
 

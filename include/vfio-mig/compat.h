@@ -25,6 +25,19 @@
 #endif
 
 /*
+ * Is the device bound through iommufd (no type1 container)? Then
+ * vfio_dma_rw() reaches guest memory only for emulated devices, never for
+ * a physical one like ours. vfio_iommufd_device_ictx() tells (from 6.6; a
+ * stub answering NULL without CONFIG_IOMMUFD, as in Debian's 6.12); 6.1
+ * binds devices to containers only.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+#define vmig_iommufd_bound(vdev)	(!!vfio_iommufd_device_ictx(vdev))
+#else
+#define vmig_iommufd_bound(vdev)	((void)(vdev), false)
+#endif
+
+/*
  * PRE_COPY, PRE_COPY_P2P and VFIO_MIG_GET_PRECOPY_INFO (added in 6.2).
  * Without them the state numbers are still named, so that code can compare
  * with them: the core never enters those states when the device does not
@@ -107,32 +120,6 @@ static inline struct nlattr **vmig_genl_dump_attrs(struct netlink_callback *cb)
 	return genl_dumpit_info(cb)->info.attrs;
 #else
 	return genl_dumpit_info(cb)->attrs;
-#endif
-}
-
-/*
- * genlmsg_multicast_allns(): "genetlink: hold RCU in genlmsg_mcast()"
- * (6.12, in stable from 6.1.115) dropped its gfp_t argument, which could
- * not be honoured (the namespaces are walked under RCU). Older kernels
- * take one; only GFP_ATOMIC is right there.
- */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0) || \
-	(LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 115) && \
-	 LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0))
-#define VMIG_MCAST_ALLNS_GFP	0
-#else
-#define VMIG_MCAST_ALLNS_GFP	1
-#endif
-
-/* Send @skb to @group's listeners in every network namespace. */
-static inline int vmig_genlmsg_multicast_allns(const struct genl_family *family,
-					       struct sk_buff *skb, u32 portid,
-					       unsigned int group)
-{
-#if VMIG_MCAST_ALLNS_GFP
-	return genlmsg_multicast_allns(family, skb, portid, group, GFP_ATOMIC);
-#else
-	return genlmsg_multicast_allns(family, skb, portid, group);
 #endif
 }
 

@@ -42,6 +42,9 @@ struct kdev {
 	uint32_t want_phase, want_seq, got_result;
 	bool got;
 	bool want_ntf;			/* the seq comes from a phase-ntf */
+	/* the dirty log's generation at the last dirty-get */
+	uint32_t dirty_gen;
+	bool dirty_gen_known;
 };
 
 #define ERRF(d, ...) snprintf((d)->err, sizeof((d)->err), __VA_ARGS__)
@@ -338,7 +341,8 @@ static int k_pages(struct lm_dev *d, bool write, const uint64_t *iovas,
 
 		ERRF(d, "%s: %s guest page at IOVA 0x%" PRIx64 ": %s%s", k->bdf,
 		     write ? "writing" : "reading", bad, strerror(e),
-		     e == EFAULT ? " (not mapped for the device)" : "");
+		     e == EFAULT ? " (not mapped for the device, or a bad buffer)" :
+		     e == EOPNOTSUPP ? " (the device is bound through iommufd: vfio-mig reaches guest pages through a type1 container only)" : "");
 		return -e;
 	}
 	return 0;
@@ -520,6 +524,10 @@ static int k_release(struct lm_dev *d, int timeout_ms, uint32_t *result)
 struct dirty_arg {
 	lm_dirty_fn fn;
 	void *arg;
+	struct kdev *k;
+	bool restarted;			/* a reply of another generation */
+	bool no_gen;			/* a reply without one */
+	uint32_t gen;			/* its generation */
 };
 
 static int take_dirty(struct nl_msg *msg, void *arg)
@@ -533,6 +541,20 @@ static int take_dirty(struct nl_msg *msg, void *arg)
 	    !tb[VFIO_MIG_A_DIRTY_BITMAP] || !tb[VFIO_MIG_A_DIRTY_PAGE_SIZE] ||
 	    !tb[VFIO_MIG_A_DIRTY_IOVA] || !tb[VFIO_MIG_A_DIRTY_LENGTH])
 		return NL_SKIP;
+	/* a restarted log lost the marks not yet read: none of it counts */
+	if (a->restarted || a->no_gen)
+		return NL_SKIP;
+	if (!tb[VFIO_MIG_A_DIRTY_GENERATION]) {
+		a->no_gen = true;	/* a kernel that cannot tell */
+		return NL_SKIP;
+	}
+	a->gen = nla_get_u32(tb[VFIO_MIG_A_DIRTY_GENERATION]);
+	if (a->k->dirty_gen_known && a->gen != a->k->dirty_gen) {
+		a->restarted = true;
+		return NL_SKIP;
+	}
+	a->k->dirty_gen = a->gen;
+	a->k->dirty_gen_known = true;
 	iova = nla_get_u64(tb[VFIO_MIG_A_DIRTY_IOVA]);
 	len = nla_get_u64(tb[VFIO_MIG_A_DIRTY_LENGTH]);
 	ps = nla_get_u64(tb[VFIO_MIG_A_DIRTY_PAGE_SIZE]);
@@ -549,7 +571,7 @@ static int take_dirty(struct nl_msg *msg, void *arg)
 static int k_dirty(struct lm_dev *d, bool clear, lm_dirty_fn fn, void *arg)
 {
 	struct kdev *k = K(d);
-	struct dirty_arg a = { .fn = fn, .arg = arg };
+	struct dirty_arg a = { .fn = fn, .arg = arg, .k = k };
 	struct nl_msg *msg;
 	int ret;
 
@@ -564,7 +586,17 @@ static int k_dirty(struct lm_dev *d, bool clear, lm_dirty_fn fn, void *arg)
 		ERRF(d, "%s: dirty-get: %s%s%s%s", k->bdf, strerror(-ret),
 		     k->nl.extack[0] ? ": " : "", k->nl.extack,
 		     ret == -ENOENT || ret == -ENODATA ?
-		     " (no dirty log running: did the VMM start it?)" : "");
+		     " (no dirty log running: did the VMM start it?)" :
+		     ret == -EAGAIN ?
+		     " (the dirty log was restarted while it was read)" : "");
+	else if (a.no_gen)
+		ERRF(d, "%s: dirty-get: the kernel does not report the dirty log's generation; a restart between reads would go unnoticed",
+		     k->bdf);
+	else if (a.restarted)
+		ERRF(d, "%s: dirty-get: the dirty log was restarted since the last read (generation %" PRIu32 ", now %" PRIu32 "): the pages dirtied before the restart are lost",
+		     k->bdf, k->dirty_gen, a.gen);
+	if (!ret && (a.restarted || a.no_gen))
+		ret = a.no_gen ? -EPROTO : -ESTALE;
 	return ret;
 }
 

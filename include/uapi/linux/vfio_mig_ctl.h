@@ -75,7 +75,9 @@ struct vfio_mig_ctl_state {
  *
  * On an error the pages before the failing one were done and @count says
  * how many. Errors: EINVAL misaligned IOVA or bad size; E2BIG too many
- * pages; EFAULT an IOVA not mapped for the device, or a bad user pointer.
+ * pages; EFAULT an IOVA not mapped for the device, or a bad user pointer;
+ * EOPNOTSUPP the device is bound through iommufd (the pages are reached
+ * through a type1 container only).
  */
 struct vfio_mig_ctl_pages {
 	__u32 argsz;

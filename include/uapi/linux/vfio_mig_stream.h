@@ -73,9 +73,10 @@ struct vmig_stream_hdr {
 enum vmig_stream_rec_type {
 	/*
 	 * Write log entries, pre-copy: struct vmig_stream_log then entries.
-	 * Consecutive REG_LOG records and the REG_STATE tail must be
-	 * contiguous in sequence numbers, else the target replays the shadow
-	 * register file alone.
+	 * Consecutive REG_LOG records must be contiguous in sequence numbers
+	 * (the target refuses the stream otherwise); if the last one and the
+	 * REG_STATE tail are not, the target replays the shadow register
+	 * file alone.
 	 */
 	VMIG_REC_REG_LOG = 1,
 	/* The register state: a snapshot in Documentation/register-sync.rst form. */

@@ -277,6 +277,26 @@ static int nl_mark(struct genl *g, const char *bdf, const uint64_t *r,
 	return ret;
 }
 
+/* dirty-start over A's RAM on @bdf through @g; 0 or -errno. */
+static int nl_dirty_start(struct genl *g, const char *bdf)
+{
+	struct genl_msg *m = malloc(sizeof(*m));
+	struct nlattr *nest;
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	genl_msg_init(m, g, VFIO_MIG_CMD_DIRTY_START, 1, 0);
+	genl_put_str(m, VFIO_MIG_A_DIRTY_BDF, bdf);
+	nest = genl_nest_start(m, VFIO_MIG_A_DIRTY_RANGE);
+	genl_put_u64(m, VFIO_MIG_A_DIRTY_RANGE_IOVA, RAM_IOVA);
+	genl_put_u64(m, VFIO_MIG_A_DIRTY_RANGE_LENGTH, MIG_PAGE);
+	genl_nest_end(m, nest);
+	ret = genl_do(g, m);
+	free(m);
+	return ret;
+}
+
 /* ---- the fixture: A open with its RAM, B bound ---- */
 
 FIXTURE(ctl) {
@@ -1042,10 +1062,146 @@ TEST_F(ctl, dirty_mark)
 	EXPECT_EQ(-EINVAL, nl_mark(&self->nl, self->bdf, r, 0));
 	EXPECT_EQ(0, dirty_pages(&self->log, pages, 16));
 
+	/* bounded: at most the log's size in one request */
+	r[0] = RAM_IOVA;
+	r[1] = RAM_SIZE;
+	r[2] = RAM_IOVA;
+	r[3] = RAM_SIZE;
+	EXPECT_EQ(-E2BIG, nl_mark(&self->nl, self->bdf, r, 2));
+	EXPECT_NE(NULL, strstr(self->nl.err, "more than"))
+		TH_LOG("%s", self->nl.err);
+	EXPECT_EQ(0, dirty_pages(&self->log, pages, 16));
+	r[3] = RAM_SIZE - MIG_PAGE;
+	r[2] = RAM_IOVA + MIG_PAGE;
+	r[1] = MIG_PAGE;
+	EXPECT_EQ(0, nl_mark(&self->nl, self->bdf, r, 2));
+	EXPECT_EQ(16, dirty_pages(&self->log, pages, 16));
+
 	ASSERT_EQ(0, mig_dirty_stop(&self->log));
 	r[0] = RAM_IOVA;
 	r[1] = MIG_PAGE;
 	EXPECT_EQ(-ENOENT, nl_mark(&self->nl, self->bdf, r, 1));
+}
+
+#define WORKER_DELAY	"/sys/kernel/debug/vfio-mig/worker_delay_ms"
+
+/*
+ * A controller killed while its PAGES call waits for the kernel worker
+ * leaves at once (the queued call is cancelled), not when the worker gets
+ * to it; and the device serves the next controller.
+ */
+TEST_F(ctl, pages_wait_is_killable)
+{
+	static uint8_t data[MIG_PAGE];
+	uint64_t iova = RAM_IOVA, t0, ms;
+	int p[2], st, ret;
+	pid_t pid;
+	char c;
+
+	ASSERT_EQ(0, vmm_sysfs_write(WORKER_DELAY, "5000"));
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int fd = ctl_new(self->bdf);
+
+		close(p[0]);
+		if (fd < 0)
+			_exit(1);
+		c = 1;
+		if (write(p[1], &c, 1) != 1)
+			_exit(2);
+		ctl_pages(fd, false, &iova, 1, data, NULL);
+		_exit(3);
+	}
+	close(p[1]);
+	ret = read(p[0], &c, 1);
+	close(p[0]);
+	usleep(300000);		/* into the ioctl, its call queued */
+	t0 = vmm_now_us();
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	ms = (vmm_now_us() - t0) / 1000;
+	vmm_sysfs_write(WORKER_DELAY, "0");
+	ASSERT_EQ(1, ret) TH_LOG("the child did not attach");
+	EXPECT_TRUE(WIFSIGNALED(st));
+	EXPECT_GT(2000, ms) TH_LOG("the killed caller took %llu ms to go",
+				   (unsigned long long)ms);
+
+	/* the cancelled call never runs; the next controller is served */
+	usleep(5500000);
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	ret = ctl_pages(self->ctl, false, &iova, 1, data, NULL);
+	EXPECT_EQ(0, ret) TH_LOG("read: %s", strerror(-ret));
+	EXPECT_EQ(0, memcmp(data, mig_host(&self->a, iova), MIG_PAGE));
+}
+
+static int gen_cb(const struct nlmsghdr *h, void *priv)
+{
+	const struct nlattr *tb[VFIO_MIG_A_DIRTY_MAX + 1];
+	int64_t *gen = priv;
+
+	genl_parse(h, tb, VFIO_MIG_A_DIRTY_MAX);
+	if (!tb[VFIO_MIG_A_DIRTY_GENERATION])
+		*gen = -2;
+	else if (*gen == -1)
+		*gen = *(const uint32_t *)genl_data(tb[VFIO_MIG_A_DIRTY_GENERATION]);
+	return 0;
+}
+
+/* The dirty log's generation, from a whole-log dirty-get; or -errno. */
+static int64_t dirty_gen(struct genl *g, const char *bdf)
+{
+	struct genl_msg *m = malloc(sizeof(*m));
+	int64_t gen = -1;
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	genl_msg_init(m, g, VFIO_MIG_CMD_DIRTY_GET, VFIO_MIG_FAMILY_VERSION, 0);
+	genl_put_str(m, VFIO_MIG_A_DIRTY_BDF, bdf);
+	ret = genl_dump(g, m, gen_cb, &gen);
+	free(m);
+	return ret ?: gen == -2 ? -EPROTO : gen;
+}
+
+/*
+ * Every dirty-get reply carries the log's generation, one more at every
+ * start, so that a reader sees a restart between two of its reads; and
+ * with a migration controller attached the log can neither stop nor be
+ * replaced.
+ */
+TEST_F(ctl, dirty_log_generation_and_controller)
+{
+	int64_t g1, g2;
+	int ret;
+
+	ret = mig_dirty_start(&self->log, &self->a.d, RAM_IOVA, RAM_SIZE,
+			      true);
+	ASSERT_EQ(0, ret) TH_LOG("dirty log: %s", self->log.err);
+	g1 = dirty_gen(&self->nl, self->bdf);
+	ASSERT_LE(0, g1) TH_LOG("dirty-get: %s", strerror((int)-g1));
+	EXPECT_EQ(g1, dirty_gen(&self->nl, self->bdf));
+	/* stopped and restarted alike: a new generation */
+	ASSERT_EQ(0, mig_dirty_stop(&self->log));
+	ASSERT_EQ(0, mig_dirty_start(&self->log, &self->a.d, RAM_IOVA,
+				     RAM_SIZE, true));
+	g2 = dirty_gen(&self->nl, self->bdf);
+	EXPECT_EQ((uint32_t)(g1 + 1), g2);
+
+	/* a controller attached: no stop, no second start */
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl) TH_LOG("attach: %s", strerror(-self->ctl));
+	EXPECT_EQ(-EBUSY, mig_dirty_kill(self->bdf));
+	EXPECT_EQ(-EBUSY, nl_dirty_start(&self->nl, self->bdf));
+	EXPECT_NE(NULL, strstr(self->nl.err, "controller"))
+		TH_LOG("%s", self->nl.err);
+	EXPECT_EQ(g2, dirty_gen(&self->nl, self->bdf));
+	/* gone: the log stops */
+	close(self->ctl);
+	self->ctl = -1;
+	EXPECT_EQ(0, mig_dirty_stop(&self->log));
 }
 
 TEST_F(ctl, netns_events)

@@ -13,6 +13,7 @@
  * MIG_SEED=<n> repeats a run's mutations (the test prints its seed).
  */
 #define _GNU_SOURCE
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -722,6 +723,76 @@ TEST_F_TIMEOUT(stream, targeted_mutations_refused, 300)
 	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
 				   NULL));
 	check_b_has_a_state(_metadata, self);
+}
+
+/* A REG_LOG record of one write (edu's liveness register) numbered @seq. */
+static size_t log_record(uint8_t *m, uint64_t seq)
+{
+	struct vmig_stream_log l = { .first_seq = htole64(seq),
+				     .count = htole32(1) };
+	struct vmig_stream_log_entry e = { .value = htole64(0x1234),
+					   .offset = htole32(0x4),
+					   .width = 4 };
+
+	memset(m, 0, REC_HDR);
+	put32(m, VMIG_REC_REG_LOG);
+	put32(m + 4, sizeof(l) + sizeof(e));
+	memcpy(m + REC_HDR, &l, sizeof(l));
+	memcpy(m + REC_HDR + sizeof(l), &e, sizeof(e));
+	put32(m + 8, crc32_of(m + REC_HDR, sizeof(l) + sizeof(e)));
+	return REC_HDR + sizeof(l) + sizeof(e);
+}
+
+/*
+ * A's stream with two REG_LOG records after the header, numbered @first
+ * and @second.
+ */
+static size_t with_logs(FIXTURE_DATA(stream) *self, uint8_t *m,
+			uint64_t first, uint64_t second)
+{
+	size_t len = self->l.hdr_len;
+
+	memcpy(m, self->s.data, len);
+	len += log_record(m + len, first);
+	len += log_record(m + len, second);
+	memcpy(m + len, self->s.data + self->l.hdr_len,
+	       self->s.len - self->l.hdr_len);
+	return len + self->s.len - self->l.hdr_len;
+}
+
+/*
+ * REG_LOG records must follow each other without a hole in their sequence
+ * numbers: a hole would replay the writes on each side of it as adjacent.
+ */
+TEST_F_TIMEOUT(stream, write_log_hole_refused, 120)
+{
+	struct tally t = {};
+	enum verdict v;
+	uint8_t *m;
+	size_t len;
+	int err;
+
+	ASSERT_EQ(NULL, parse(self->s.data, self->s.len, &self->l));
+	m = malloc(self->s.len + 256);
+	ASSERT_NE(NULL, m);
+	/* contiguous: accepted (the tail does not follow: shadow replay) */
+	len = with_logs(self, m, 1000, 1001);
+	v = resume(self, m, len, &err);
+	EXPECT_EQ(ACCEPTED, v) TH_LOG("contiguous log records refused: %s",
+				      strerror(err));
+	ASSERT_EQ(0, recover(self, &t.reopens));
+	/* a hole of 4, a step back, a repeat: refused at the write */
+	len = with_logs(self, m, 1000, 1005);
+	v = resume(self, m, len, &err);
+	EXPECT_EQ(AT_WRITE, v);
+	EXPECT_EQ(EINVAL, err);
+	ASSERT_EQ(0, recover(self, &t.reopens));
+	len = with_logs(self, m, 1000, 999);
+	expect_refused(_metadata, self, &t, m, len, "log records step back");
+	len = with_logs(self, m, 1000, 1000);
+	expect_refused(_metadata, self, &t, m, len, "log record repeated");
+	EXPECT_EQ(0, t.accepted);
+	free(m);
 }
 
 TEST_HARNESS_MAIN
