@@ -15,6 +15,7 @@
 #   VMIG_VM_TIMEOUT       bound on one guest's run, s (default 7200)
 #   VMIG_TEST_TIMEOUT     bound on one test binary in the guest, s
 #                         (default 1800)
+#   VMIG_BOOT_TIMEOUT     time a guest has to reach init, s (default 600)
 set -uo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +26,7 @@ rm -rf "$R" "$B/reports.txt"
 mkdir -p "$R"
 export KSFT_INC=$B/ksft
 export VMIG_VM_TIMEOUT=${VMIG_VM_TIMEOUT:-7200}
+export VMIG_BOOT_TIMEOUT=${VMIG_BOOT_TIMEOUT:-600}
 export VMIG_APPEND="vmig.timeout=${VMIG_TEST_TIMEOUT:-1800}${VMIG_APPEND:+ $VMIG_APPEND}"
 SUITES=${VMIG_SUITES:-dirty_track hosts migration netlink pair qemu regsync vfio_mig}
 t0=$(date +%s)
