@@ -126,12 +126,15 @@ build() {
 	kv=$(kver)
 	src=$CACHE/debug-kernel/src-$(srcver) obj=$d/build
 	kimg=$CACHE/kernels/$kv
+	mkdir -p "$d"
+	# One build at a time (a second caller waits and takes the result).
+	exec 9> "$CACHE/debug-kernel/lock"
+	flock 9
 	if [ -f "$d/.complete" ] && [ -f "$kimg/.complete" ]; then
 		echo "$kv"
 		return 0
 	fi
 	t0=$(date +%s)
-	mkdir -p "$d"
 	if [ ! -f "$src/.unpacked" ]; then
 		echo "debug-kernel: unpacking $TAR" >&2
 		rm -rf "$src"
