@@ -67,11 +67,18 @@ else
 fi
 
 step "kernel modules for $KVER (warning-free)"
-if scripts/build-kmods.sh "$KVER" "$B/kmod"; then
+# A warning (KASAN's stack redzones make frames larger) fails this
+# result, but not the run: the kernel's -Werror (CONFIG_WERROR) is
+# lifted so that the modules still build and the suites still run;
+# build-kmods.sh exits 3 for warnings alone.
+rm -rf "$B/kmod"
+scripts/build-kmods.sh "$KVER" "$B/kmod" KCFLAGS=-Wno-error
+rc=$?
+if [ $rc -eq 0 ]; then
 	tapline build ok "modules build warning-free for $KVER"
 else
 	tapline build notok "modules build warning-free for $KVER"
-	finish
+	[ $rc -eq 3 ] && ls "$B"/kmod/*.ko > /dev/null 2>&1 || finish
 fi
 
 step "migctl and the VM selftests"
