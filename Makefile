@@ -8,7 +8,7 @@
 #   make check           install deps, build for 6.1 and 6.12, lint, DKMS,
 #                        unit tests, VM selftests on both kernels
 #   make check-debug     VM selftests on a KASAN + lockdep build of 6.12
-#                        (built once and cached), fail on any report
+#                        (first build ~30 min, cached), fail on any report
 #   make demo            boot the test bed and show vfio-mig at work
 #   make bench           benchmarks (ratios against same-run baselines)
 #   make install         modules_install + migctl, man page, completion
