@@ -7,6 +7,8 @@
 #   make KDIR=/path/to/kernel/build  modules for a kernel build tree
 #   make check           install deps, build for 6.1 and 6.12, lint, DKMS,
 #                        unit tests, VM selftests on both kernels
+#   make check-debug     VM selftests on a KASAN + lockdep build of 6.12
+#                        (first build ~30 min, cached), fail on any report
 #   make demo            boot the test bed and show vfio-mig at work
 #   make bench           benchmarks (ratios against same-run baselines)
 #   make install         modules_install + migctl, man page, completion
@@ -47,6 +49,9 @@ deps:
 check: deps
 	scripts/check.sh
 
+check-debug: deps
+	scripts/check-debug.sh
+
 demo: deps
 	scripts/demo.sh
 
@@ -61,5 +66,6 @@ clean:
 	$(MAKE) -C tools/migctl clean
 	rm -rf build
 
-.PHONY: all modules modules_install migctl install deps check demo bench \
+.PHONY: all modules modules_install migctl install deps check check-debug \
+	demo bench \
 	lint clean

@@ -6,6 +6,9 @@
 #
 #   build-kmods.sh KVER OUTDIR [extra kbuild args, e.g. C=2]
 # Leaves OUTDIR/*.ko and OUTDIR/build.log; fails if the compiler warned.
+# The headers of KVER: /lib/modules/KVER/build, or, for a kernel built
+# for the test bed (scripts/debug-kernel.sh), the build tree its modules
+# in $VMIG_CACHE/kernels/KVER link to.
 set -euo pipefail
 
 KVER=$1
@@ -13,6 +16,9 @@ OUT=$(mkdir -p "$2" && cd "$2" && pwd)
 shift 2
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 KDIR=/lib/modules/$KVER/build
+CACHE=${VMIG_CACHE:-${HOME:-/root}/.cache/vfio-mig}
+[ -f "$KDIR/Makefile" ] ||
+	KDIR=$CACHE/kernels/$KVER/root/lib/modules/$KVER/build
 SRC=$OUT/src
 
 [ -f "$KDIR/Makefile" ] || { echo "no headers for $KVER at $KDIR" >&2; exit 1; }

@@ -15,6 +15,8 @@ PKGS=(
 	qemu-system-x86 busybox-static nvme-cli iproute2 cpio xz-utils
 	python3 python3-yaml
 	debian-archive-keyring
+	# make check-debug builds a kernel
+	flex bison bc libelf-dev libssl-dev
 )
 
 missing=()

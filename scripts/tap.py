@@ -5,6 +5,8 @@
   tap.py vm KVER OUTDIR        guest.log + console.log -> OUTDIR/results.tap
   tap.py log SUITE LOG RC OUT  a host suite's output (and exit code) -> OUT
   tap.py summary FILE...       one line: N passed, N failed[, N skipped]
+  tap.py reports CONSOLE_LOG   each kernel report in a console log, with
+                               its context (make check-debug)
 
 Every results file holds 'ok - ...' / 'not ok - ...' lines, one per test
 case, and '# ...' comments, so the summary is a plain count.
@@ -14,11 +16,18 @@ import sys
 
 RESULT = re.compile(r'^(not ok|ok)\s+\d+\s*-?\s*(.*)$')
 PLAN = re.compile(r'^1\.\.(\d+)')
-# What a healthy guest kernel never prints.
+# What a healthy guest kernel never prints. The lockdep lines are for
+# the debug kernel (make check-debug): its other reports (KASAN, "BUG:
+# sleeping function called from invalid context", "WARNING: possible
+# circular locking dependency") are caught by the general patterns.
 BAD_KERNEL = re.compile(
     r'(Oops|BUG:|WARNING:|Kernel panic|general protection fault|'
     r'Call Trace:|UBSAN:|KASAN:|INFO: task .* blocked|soft lockup|'
-    r'hard LOCKUP|rcu_.* self-detected|cut here \])')
+    r'hard LOCKUP|rcu_.* self-detected|cut here \]|'
+    r'INFO: possible|INFO: lockdep|DEBUG_LOCKS_WARN_ON|'
+    r'inconsistent lock state|turning off the locking correctness)')
+# Lines of a report's context shown by 'reports'.
+REPORT_BEFORE, REPORT_AFTER = 3, 60
 
 
 def parse_block(name, lines, rc):
@@ -113,6 +122,19 @@ def log(suite, path, rc, out):
         f.write('\n'.join(results) + '\n')
 
 
+def reports(path):
+    lines = open(path, errors='replace').read().splitlines()
+    shown = -1
+    for i, line in enumerate(lines):
+        if i <= shown or not BAD_KERNEL.search(line):
+            continue
+        first = max(i - REPORT_BEFORE, shown + 1)
+        shown = min(i + REPORT_AFTER, len(lines) - 1)
+        print('--- %s:%d' % (path, i + 1))
+        for text in lines[first:shown + 1]:
+            print(text.rstrip('\r'))
+
+
 def summary(files):
     passed = failed = skipped = 0
     for path in files:
@@ -137,6 +159,9 @@ def main(argv):
         return 0
     if len(argv) == 6 and argv[1] == 'log':
         log(argv[2], argv[3], argv[4], argv[5])
+        return 0
+    if len(argv) == 3 and argv[1] == 'reports':
+        reports(argv[2])
         return 0
     if len(argv) >= 2 and argv[1] == 'summary':
         return summary(argv[2:])

@@ -11,6 +11,8 @@
 # ttyS0, the kernel console, goes to OUTDIR/console.log and is the LAST
 # element of QEMU (run.sh's shell mode swaps it for the terminal); callers
 # append ttyS1 (-serial ...) and whatever else the guest needs.
+# VMIG_APPEND adds to every guest's kernel command line (make check-debug:
+# vmig.timeout=, the per-test limit of selftests/vm/init).
 
 vm_machine() {
 	local kver=$1 initrd=$2 out=$3 mode=$4
@@ -27,7 +29,7 @@ vm_machine() {
 		-device nvme-subsys,id=s0
 		-device "nvme,serial=vmig0,subsys=s0,sriov_max_vfs=2,sriov_vq_flexible=8,sriov_vi_flexible=4,max_ioqpairs=12,msix_qsize=8,addr=04.0"
 		-kernel "$cache/kernels/$kver/vmlinuz" -initrd "$initrd"
-		-append "console=ttyS0 intel_iommu=on panic=-1 vmig.mode=$mode${*:+ $*}"
+		-append "console=ttyS0 intel_iommu=on panic=-1 vmig.mode=$mode${*:+ $*}${VMIG_APPEND:+ $VMIG_APPEND}"
 		-serial "file:$out/console.log")
 }
 
