@@ -65,12 +65,16 @@ enum vmig_group_alone {
  * struct vmig_dma_hold - the device's DMA engine as the trap path sees it
  * @lock: serialises writes to the profile's doorbell registers with the
  *	P2P arcs and with dirty reports; protects the fields below. Taken
- *	in process context only (the trap write path, arcs, reports, type1's
- *	unmap notification); lock order: vmig_mig.state_mutex,
- *	vmig_migf.lock, vmig_dirty.lock, type1's device_list_lock, then
+ *	in process context only (the trap write path, arcs, reports); lock
+ *	order: vmig_mig.state_mutex, vmig_migf.lock, vmig_dirty.lock, then
  *	@lock; the core's memory_lock (BAR access) and type1's iommu->lock
  *	(pinning, lm_pin.c) nest inside it, so a reset (which holds
- *	memory_lock) never takes it (lm.c).
+ *	memory_lock) never takes it (lm.c), nor does type1's unmap
+ *	notification (it holds device_list_lock, which type1 takes under
+ *	iommu->lock).
+ * @pin_lock: protects @pinned, @nr_pinned, @unmap_* and @pinning_*; a
+ *	leaf: nothing is called with it held. Taken by ->dma_unmap (under
+ *	type1's device_list_lock) and under @lock.
  * @held: DMA starts are held (P2P states, STOP, STOP_COPY, RESUMING)
  * @writes: held start commands, in order
  * @nr: entries in @writes
@@ -88,6 +92,10 @@ enum vmig_group_alone {
  * @unmap_iova: the VMM's last unmap of IOVA we had pinned (->dma_unmap) ...
  * @unmap_len: ... its length (0: none) ...
  * @unmap_until: ... and until when a start into it waits (jiffies)
+ * @pinning_iova: the pages a transfer is being pinned for (@lock held) ...
+ * @pinning_len: ... their length (0: no transfer is being pinned) ...
+ * @pinning_hit: ... and whether ->dma_unmap met them meanwhile
+ * @pin_wq: ->dma_unmap waits there for a pinning it met to end
  */
 struct vmig_dma_hold {
 	struct mutex lock;	/* see above */
@@ -96,6 +104,7 @@ struct vmig_dma_hold {
 	u32 nr;
 	struct vmig_dma_range inflight;
 	bool inflight_valid;
+	spinlock_t pin_lock;	/* see above */
 	u64 pinned[VMIG_MAX_PINNED];
 	u32 nr_pinned;
 	enum vmig_group_alone alone;
@@ -103,6 +112,10 @@ struct vmig_dma_hold {
 	u64 unmap_iova;
 	u64 unmap_len;
 	unsigned long unmap_until;
+	u64 pinning_iova;
+	u64 pinning_len;
+	bool pinning_hit;
+	wait_queue_head_t pin_wq;
 };
 
 /**

@@ -26,18 +26,23 @@
  * vfio_pin_pages() is documented for emulated-IOMMU devices; this relies
  * on type1's pinned page scope (vfio_iommu_type1.c) as it is in 6.1 and
  * 6.12. Under iommufd it fails for a physical device and nothing changes.
- * type1's unmap notification holds its device_list_lock while calling
- * ->dma_unmap, which unpins under iommu->lock: the same order (and the
- * same inversion against type1's register_device) as every mdev driver.
  *
- * Everything here runs under the DMA hold lock (struct vmig_dma_hold),
- * which nests outside type1's iommu->lock: type1 calls ->dma_unmap with
- * iommu->lock dropped, so that callback may take the hold lock.
+ * Locks. type1 calls ->dma_unmap holding its device_list_lock, and it
+ * takes that lock under iommu->lock when a device is opened; pinning takes
+ * iommu->lock. So ->dma_unmap must not wait for anything held across a
+ * pin: it takes only the hold's @pin_lock, a spinlock never held across a
+ * call into type1, moves the pages it must unpin out of @pinned under it
+ * and unpins them after. The pinner (under the DMA hold lock, which
+ * serialises transfers, drops and reports) publishes each page it pinned
+ * under @pin_lock too, and learns there whether an unmap met the transfer
+ * it is pinning (@pinning_hit): it then gives its pages back and the start
+ * is dropped; ->dma_unmap waits for that a bounded time (see there).
  */
 #include <linux/iommu.h>
 #include <linux/jiffies.h>
 #include <linux/sched.h>
 #include <linux/vfio.h>
+#include <linux/wait.h>
 
 #include "vfio_mig.h"
 
@@ -71,28 +76,58 @@ static bool exact(struct vmig_device *mdev)
 	       READ_ONCE(mdev->trap_mode) != VMIG_TRAP_NONE;
 }
 
-/* [@at, @at + PAGE_SIZE) meets [@iova, @iova + @len), without overflow */
+/* [@a, @a + @alen) and [@b, @b + @blen) overlap: one starts in the other */
+static bool overlaps(u64 a, u64 alen, u64 b, u64 blen)
+{
+	return a - b < blen || b - a < alen;
+}
+
+/* [@at, @at + PAGE_SIZE) meets [@iova, @iova + @len) */
 static bool meets(u64 at, u64 iova, u64 len)
 {
-	return at + PAGE_SIZE > iova && (at < iova || at - iova < len);
+	return overlaps(at, PAGE_SIZE, iova, len);
+}
+
+/*
+ * Move the pinned pages that meet [@iova, @iova + @len) (every page if
+ * @len is 0) out of @h->pinned into @out; returns how many. At most
+ * @max, the copies of a page each count.
+ */
+static u32 take_pinned(struct vmig_dma_hold *h, u64 iova, u64 len,
+		       u64 *out, u32 max)
+{
+	u32 i, kept = 0, n = 0;
+
+	lockdep_assert_held(&h->pin_lock);
+	for (i = 0; i < h->nr_pinned; i++) {
+		u64 at = h->pinned[i];
+
+		if ((len && !meets(at, iova, len)) || n == max)
+			h->pinned[kept++] = at;
+		else
+			out[n++] = at;
+	}
+	h->nr_pinned = kept;
+	return n;
+}
+
+static void unpin(struct vmig_device *mdev, const u64 *pages, u32 n)
+{
+	while (n--)
+		vfio_unpin_pages(&mdev->core.vdev, pages[n], 1);
 }
 
 void vmig_pin_drop(struct vmig_device *mdev, u64 iova, u64 len)
 {
 	struct vmig_dma_hold *h = &mdev->mig.dma;
-	u32 i, kept = 0;
+	u64 out[VMIG_MAX_PINNED];
+	u32 n;
 
 	lockdep_assert_held(&h->lock);
-	for (i = 0; i < h->nr_pinned; i++) {
-		u64 at = h->pinned[i];
-
-		if (len && !meets(at, iova, len)) {
-			h->pinned[kept++] = at;
-			continue;
-		}
-		vfio_unpin_pages(&mdev->core.vdev, at, 1);
-	}
-	h->nr_pinned = kept;
+	spin_lock(&h->pin_lock);
+	n = take_pinned(h, iova, len, out, VMIG_MAX_PINNED);
+	spin_unlock(&h->pin_lock);
+	unpin(mdev, out, n);
 }
 
 /* The engine reads idle: the transfers started before have ended. */
@@ -112,29 +147,57 @@ static bool engine_idle(struct vmig_device *mdev)
  */
 static void wait_unmap(struct vmig_dma_hold *h, u64 first, u64 last)
 {
-	long left;
+	long left = 0;
 
-	if (!h->unmap_len)
-		return;
-	left = (long)(h->unmap_until - jiffies);
-	if (left > 0 && (meets(first, h->unmap_iova, h->unmap_len) ||
-			 meets(last, h->unmap_iova, h->unmap_len) ||
-			 (first < h->unmap_iova && last >= h->unmap_iova)))
+	spin_lock(&h->pin_lock);
+	if (h->unmap_len) {
+		left = (long)(h->unmap_until - jiffies);
+		if (!overlaps(first, last - first + PAGE_SIZE,
+			      h->unmap_iova, h->unmap_len))
+			left = 0;
+		h->unmap_len = 0;
+	}
+	spin_unlock(&h->pin_lock);
+	if (left > 0)
 		schedule_timeout_uninterruptible(left);
-	h->unmap_len = 0;
+}
+
+/* Give back what this transfer pinned and ->dma_unmap did not take. */
+static void unpin_own(struct vmig_device *mdev, const u64 *own, u32 n)
+{
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	u64 out[VMIG_MAX_PINNED];
+	u32 i, got = 0;
+
+	spin_lock(&h->pin_lock);
+	for (i = 0; i < n; i++)
+		got += take_pinned(h, own[i], 1, out + got, 1);
+	spin_unlock(&h->pin_lock);
+	unpin(mdev, out, got);
+}
+
+/* The transfer's pinning is over, its pages kept or given back. */
+static void pinning_done(struct vmig_dma_hold *h)
+{
+	spin_lock(&h->pin_lock);
+	h->pinning_len = 0;
+	spin_unlock(&h->pin_lock);
+	wake_up_all(&h->pin_wq);
 }
 
 int vmig_pin_transfer(struct vmig_device *mdev, const struct vmig_dma_range *r)
 {
 	struct vmig_dma_hold *h = &mdev->mig.dma;
-	u32 before, n;
+	u64 own[VMIG_MAX_PINNED];
 	u64 first, last, at;
 	struct page *page;
-	int ret = 0;
+	bool hit = false;
+	u32 n, nr = 0;
+	int ret = 1;
 
 	lockdep_assert_held(&h->lock);
 	/* pages of a transfer that may still be running stay pinned */
-	if (h->nr_pinned && engine_idle(mdev))
+	if (READ_ONCE(h->nr_pinned) && engine_idle(mdev))
 		vmig_pin_drop(mdev, 0, 0);
 	if (!r->len || !exact(mdev))
 		return 0;
@@ -149,44 +212,83 @@ int vmig_pin_transfer(struct vmig_device *mdev, const struct vmig_dma_range *r)
 	if (last < first)
 		return h->scoped ? -EINVAL : 0;
 	n = (last - first) / PAGE_SIZE + 1;
-	if (n > VMIG_MAX_PINNED - h->nr_pinned)
+	spin_lock(&h->pin_lock);
+	if (n > VMIG_MAX_PINNED - h->nr_pinned) {
+		spin_unlock(&h->pin_lock);
 		return h->scoped ? -E2BIG : 0;
-	before = h->nr_pinned;
+	}
+	/* ->dma_unmap of any of these pages from now on sets pinning_hit */
+	h->pinning_iova = first;
+	h->pinning_len = last - first + PAGE_SIZE;
+	h->pinning_hit = false;
+	spin_unlock(&h->pin_lock);
+
 	for (at = first; at <= last; at += PAGE_SIZE) {
 		ret = vfio_pin_pages(&mdev->core.vdev, at, 1,
 				     IOMMU_READ | IOMMU_WRITE, &page);
 		if (ret != 1)
 			break;
+		own[nr++] = at;
+		spin_lock(&h->pin_lock);
+		hit = h->pinning_hit;
+		/* published even if hit: unpin_own() takes it back */
 		h->pinned[h->nr_pinned++] = at;
+		spin_unlock(&h->pin_lock);
 		/* type1 now reports this group's pinned pages only */
 		h->scoped = true;
+		if (hit)
+			break;
 	}
-	if (ret == 1)
+	if (ret == 1 && !hit) {
+		pinning_done(h);
 		return 0;
+	}
 	/*
-	 * Not every page pinned. Before any pin the container reports every
-	 * page (nothing is lost); after, a page written unpinned would be
-	 * lost, so the start must not reach the device.
+	 * Not every page pinned, or the VMM unmapped some meanwhile. Before
+	 * any pin the container reports every page (nothing is lost); after,
+	 * a page written unpinned would be lost, so the start must not reach
+	 * the device.
 	 */
-	while (h->nr_pinned > before)
-		vfio_unpin_pages(&mdev->core.vdev, h->pinned[--h->nr_pinned],
-				 1);
-	return h->scoped ? (ret < 0 ? ret : -EFAULT) : 0;
+	unpin_own(mdev, own, nr);
+	pinning_done(h);
+	if (!h->scoped)
+		return 0;
+	return hit ? -EFAULT : (ret < 0 ? ret : -EFAULT);
 }
 
 /*
  * vfio_device_ops.dma_unmap: the VMM unmaps [@iova, @iova + @length) and
- * type1 waits for our pins there to go (see wait_unmap()).
+ * type1 waits for our pins there to go (see wait_unmap()). Called with
+ * type1's device_list_lock held: takes only @pin_lock (see the top).
+ *
+ * A transfer being pinned there gives its pages back as soon as it sees
+ * the hit; type1 would retry the unmap meanwhile, and BUGs after ten
+ * tries, so this waits for it, up to VMIG_UNMAP_GRACE_MS. It must not wait
+ * longer: a device open in the same container holds iommu->lock, which the
+ * pinner needs, while it waits for the device_list_lock we are called
+ * under. That wait is bounded, and type1 retries after it.
  */
 void vmig_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
 {
 	struct vmig_device *mdev = to_vmig(vdev);
 	struct vmig_dma_hold *h = &mdev->mig.dma;
+	u64 out[VMIG_MAX_PINNED];
+	bool hit = false;
+	u32 n;
 
-	mutex_lock(&h->lock);
+	spin_lock(&h->pin_lock);
 	h->unmap_iova = iova;
 	h->unmap_len = length ?: 1;
 	h->unmap_until = jiffies + msecs_to_jiffies(VMIG_UNMAP_GRACE_MS) + 1;
-	vmig_pin_drop(mdev, iova, h->unmap_len);
-	mutex_unlock(&h->lock);
+	if (h->pinning_len &&
+	    overlaps(h->pinning_iova, h->pinning_len, iova, h->unmap_len)) {
+		h->pinning_hit = true;
+		hit = true;
+	}
+	n = take_pinned(h, iova, h->unmap_len, out, VMIG_MAX_PINNED);
+	spin_unlock(&h->pin_lock);
+	unpin(mdev, out, n);
+	if (hit)
+		wait_event_timeout(h->pin_wq, !READ_ONCE(h->pinning_len),
+				   msecs_to_jiffies(VMIG_UNMAP_GRACE_MS));
 }

@@ -684,7 +684,9 @@ EXPORT_SYMBOL_GPL(dt_prealloc);
  * loaded and its page words prefetched, DT_AHEAD lines later it is taken.
  */
 #define DT_AHEAD	16
-#define DT_RING		64	/* > 2 * DT_AHEAD, a power of two */
+#if DT_RING <= 2 * DT_AHEAD || (DT_RING & (DT_RING - 1))
+#error "DT_RING must be a power of two above 2 * DT_AHEAD"
+#endif
 
 struct dt_emit {
 	struct dt_log *log;
@@ -697,11 +699,7 @@ struct dt_emit {
 	u64 cleared;
 	u64 ga, gz;		/* window of the current span, global pages */
 	unsigned int head, mid, tail;	/* queued, resolved, taken lines */
-	struct {
-		u64 g;			/* first page of the line */
-		struct dt_block **slot;	/* its block pointer */
-		unsigned long *w;	/* its first page word */
-	} q[DT_RING];
+	struct dt_line_slot *q;	/* the log's @report_q, under report_lock */
 };
 
 static void dt_emit_flush_big(struct dt_emit *em, u64 iova, u64 n)
@@ -1051,7 +1049,8 @@ int dt_read_and_clear(struct dt_log *log, u64 iova, u64 length,
 		      dt_sink_fn sink, void *priv, struct dt_report *rep)
 {
 	struct dt_report tmp;
-	struct dt_emit em = { .log = log, .sink = sink, .priv = priv };
+	struct dt_emit em = { .log = log, .sink = sink, .priv = priv,
+			      .q = log->report_q };
 	u64 end;
 
 	if (!rep)
@@ -1122,7 +1121,8 @@ int dt_read_and_clear_user(struct dt_log *log, u64 iova, u64 length,
 			   u64 __user *bitmap, struct dt_report *rep)
 {
 	struct dt_report tmp;
-	struct dt_emit em = { .log = log, .sink = dt_ubuf_sink };
+	struct dt_emit em = { .log = log, .sink = dt_ubuf_sink,
+			      .q = log->report_q };
 	struct dt_ubuf u = { .shift = log->shift };
 	u64 base, end, npages, done = 0;
 	int ret = 0;

@@ -95,6 +95,21 @@ struct dt_pcpu_stats {
 	u64 fallback_marks;
 };
 
+/* Lines a report keeps in flight (dt_core.c, struct dt_emit). */
+#define DT_RING		64
+
+/**
+ * struct dt_line_slot - a line of page bits a report has queued
+ * @g: first global page of the line
+ * @slot: its block pointer in the chunk header
+ * @w: its first page word, once resolved
+ */
+struct dt_line_slot {
+	u64 g;
+	struct dt_block **slot;
+	unsigned long *w;
+};
+
 /**
  * struct dt_log - a dirty log
  * @shift: log2 of the page size
@@ -123,6 +138,8 @@ struct dt_pcpu_stats {
  * @fallback_reported: chunks reported whole because of @alldirty
  * @oor_seen: out-of-range marks already returned in a &struct dt_report
  * @iommu_domain: IOMMU domain of the iommu-hw feeder, or NULL
+ * @report_q: the reporter's queue of lines (struct dt_emit), here rather
+ *	than on the reporter's stack: 1.5 KiB
  * @ranges: the logged ranges, sorted by @start, disjoint
  *
  * Lifetime: markers need no lock, but must hold an RCU read-side critical
@@ -153,6 +170,7 @@ struct dt_log {
 	u64 fallback_reported;
 	u64 oor_seen;
 	void *iommu_domain;
+	struct dt_line_slot report_q[DT_RING];
 	struct dt_irange ranges[];
 };
 
