@@ -12,12 +12,13 @@
 #   VMIG_SUITES="s1 s2"   only these suites (default: all; 'pair' boots
 #                         two debug guests)
 #   VMIG_NO_QEMU10=1      leave out QEMU 10 (the qemu suite then skips)
-# The guests get vmig.slow=1: tests that budget time (the pair's downtime)
-# widen the budget, not what they check.
 #   VMIG_VM_TIMEOUT       bound on one guest's run, s (default 7200)
 #   VMIG_TEST_TIMEOUT     bound on one test binary in the guest, s
 #                         (default 1800)
 #   VMIG_BOOT_TIMEOUT     time a guest has to reach init, s (default 600)
+#
+# The guests get vmig.slow=1: tests that budget time (the pair's downtime)
+# widen the budget, not what they check.
 set -uo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
