@@ -91,6 +91,7 @@ void vmig_ctl_detach(struct vmig_device *mdev)
 {
 	down_write(&mdev->ctl.rwsem);
 	mdev->ctl.ctl = NULL;
+	vmig_ram_forget(mdev);
 	up_write(&mdev->ctl.rwsem);
 }
 
@@ -121,8 +122,10 @@ static int ctl_release(struct inode *inode, struct file *filp)
 		alive = mdev->ctl.ctl == c;
 		if (alive && !c->committed)
 			vmig_mig_rollback(mdev);
-		if (alive)
+		if (alive) {
 			mdev->ctl.ctl = NULL;
+			vmig_ram_forget(mdev);
+		}
 		/*
 		 * The VMM was told a phase and the migration did not reach
 		 * its commit point here: it must resume (or discard). Not
@@ -428,6 +431,7 @@ static long ctl_pages_locked(struct ctl_file *cf, struct vmig_device *mdev,
 	void __user *data = u64_to_user_ptr(pg->data);
 	size_t len = (size_t)pg->count * CTL_PAGE_SIZE;	/* at most 1 MiB */
 	long ret;
+	u64 bad;
 	u32 i;
 
 	if (!cf->iovas) {
@@ -450,6 +454,13 @@ static long ctl_pages_locked(struct ctl_file *cf, struct vmig_device *mdev,
 	for (i = 0; i < pg->count; i++)
 		if (!IS_ALIGNED(cf->iovas[i], CTL_PAGE_SIZE))
 			return -EINVAL;
+	/* ... or, once the VMM named its RAM, outside it */
+	if (p.write && !vmig_ram_contains(mdev, cf->iovas, pg->count, &bad)) {
+		dev_warn_ratelimited(&mdev->core.pdev->dev,
+				     "page write at IOVA %#llx refused: outside the RAM the VMM named\n",
+				     bad);
+		return -EACCES;
+	}
 	p.iovas = cf->iovas;
 	p.bounce = cf->bounce;
 

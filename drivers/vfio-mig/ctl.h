@@ -10,6 +10,7 @@
 #include <linux/rwsem.h>
 #include <linux/types.h>
 
+struct dt_range;
 struct vmig_device;
 
 /**
@@ -55,6 +56,11 @@ struct vmig_ctl {
  * @seq: the pending phase's number
  * @next_seq: the number the next phase gets (per device, from 1, never
  *	reused while the device is bound)
+ * @ram: the guest RAM the VMM named in its ack of prepare (kmalloc'd,
+ *	@nr_ram ranges, page aligned), or NULL; the control fd writes pages
+ *	into it only. Dropped at the next announcement, and when the fd or
+ *	the device goes.
+ * @nr_ram: entries in @ram
  */
 struct vmig_ctl_dev {
 	struct rw_semaphore rwsem;	/* see above */
@@ -63,7 +69,12 @@ struct vmig_ctl_dev {
 	u32 phase;
 	u32 seq;
 	u32 next_seq;
+	struct dt_range *ram;
+	u32 nr_ram;
 };
+
+/* The most RAM ranges a VMM may name (mig-ack "ram"). */
+#define VMIG_RAM_RANGES_MAX	64
 
 /* ctl.c */
 int vmig_ctl_init(void);
@@ -80,5 +91,13 @@ void vmig_ctl_detach(struct vmig_device *mdev);
  */
 u32 vmig_phase_announce(struct vmig_device *mdev, struct vmig_ctl *ctl,
 			const char *bdf, u32 phase);
+/* Forget the RAM the VMM named (the controller or the device went). */
+void vmig_ram_forget(struct vmig_device *mdev);
+/*
+ * Whether the @n page-aligned IOVAs are all in the RAM the VMM named (true
+ * if it named none); under ctl.rwsem. On false, *@bad is the first not.
+ */
+bool vmig_ram_contains(struct vmig_device *mdev, const u64 *iovas, u32 n,
+		       u64 *bad);
 
 #endif /* _VFIO_MIG_CTL_H */

@@ -361,17 +361,24 @@ out:
 int vmig_nl_get_ranges(struct genl_info *info, struct dt_range **out,
 		       u32 *nr)
 {
+	return vmig_nl_get_ranges_of(info, VFIO_MIG_A_DIRTY_RANGE,
+				     DT_MAX_RANGES, out, nr);
+}
+
+int vmig_nl_get_ranges_of(struct genl_info *info, int type, u32 max,
+			  struct dt_range **out, u32 *nr)
+{
 	struct nlattr *tb[VFIO_MIG_A_DIRTY_RANGE_MAX + 1];
 	struct dt_range *ranges;
 	struct nlattr *nla;
-	u32 n = 0, max = DT_MAX_RANGES;
+	u32 n = 0;
 	int rem, ret;
 
 	ranges = kcalloc(max, sizeof(*ranges), GFP_KERNEL);
 	if (!ranges)
 		return -ENOMEM;
 	nlmsg_for_each_attr(nla, info->nlhdr, GENL_HDRLEN, rem) {
-		if (nla_type(nla) != VFIO_MIG_A_DIRTY_RANGE)
+		if (nla_type(nla) != type)
 			continue;
 		if (n == max) {
 			NL_SET_ERR_MSG_ATTR(info->extack, nla,

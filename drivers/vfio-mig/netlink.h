@@ -37,6 +37,9 @@ struct vmig_device *vmig_nl_find_dev(struct nlattr **attrs, int type,
 /* The range attributes of a dirty request (kfree() *@out); extack set. */
 int vmig_nl_get_ranges(struct genl_info *info, struct dt_range **out,
 		       u32 *nr);
+/* The same for the (dirty-range shaped) attributes @type, at most @max. */
+int vmig_nl_get_ranges_of(struct genl_info *info, int type, u32 max,
+			  struct dt_range **out, u32 *nr);
 /* The @idx-th range attribute of the request, for an extack. */
 struct nlattr *vmig_nl_range_attr(struct genl_info *info, u32 idx);
 /* Send @msg to @group's listeners in every network namespace. */

@@ -65,11 +65,12 @@ static const struct nla_policy vfio_mig_mig_phase_nl_policy[VFIO_MIG_A_MIG_PHASE
 	[VFIO_MIG_A_MIG_PHASE] = NLA_POLICY_RANGE(NLA_U32, 1, 6),
 };
 
-static const struct nla_policy vfio_mig_mig_ack_nl_policy[VFIO_MIG_A_MIG_RESULT + 1] = {
+static const struct nla_policy vfio_mig_mig_ack_nl_policy[VFIO_MIG_A_MIG_RAM + 1] = {
 	[VFIO_MIG_A_MIG_BDF] = { .type = NLA_NUL_STRING, .len = 31, },
 	[VFIO_MIG_A_MIG_PHASE] = NLA_POLICY_RANGE(NLA_U32, 1, 6),
 	[VFIO_MIG_A_MIG_SEQ] = { .type = NLA_U32, },
 	[VFIO_MIG_A_MIG_RESULT] = NLA_POLICY_MAX(NLA_U32, 4095),
+	[VFIO_MIG_A_MIG_RAM] = NLA_POLICY_NESTED(vfio_mig_dirty_range_nl_policy),
 };
 
 static const struct nla_policy vfio_mig_dirty_mark_nl_policy[VFIO_MIG_A_DIRTY_RANGE + 1] = {
@@ -132,7 +133,7 @@ static const struct genl_ops vfio_mig_nl_ops[] = {
 		.cmd		= VFIO_MIG_CMD_MIG_ACK,
 		.doit		= vfio_mig_nl_mig_ack_doit,
 		.policy		= vfio_mig_mig_ack_nl_policy,
-		.maxattr	= VFIO_MIG_A_MIG_RESULT,
+		.maxattr	= VFIO_MIG_A_MIG_RAM,
 		.flags		= GENL_ADMIN_PERM,
 	},
 	{

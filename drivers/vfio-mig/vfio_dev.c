@@ -45,6 +45,8 @@ static void vmig_release_dev(struct vfio_device *vdev)
 
 	vmig_regstate_destroy(&mdev->rs);
 	free_percpu(mdev->trapped_reads);
+	/* an ack may name RAM after the device closed */
+	vmig_ram_forget(mdev);
 	/* on 6.1 this also frees the device */
 	vfio_pci_core_release_dev(vdev);
 }

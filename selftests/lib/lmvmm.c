@@ -96,6 +96,24 @@ void lm_nl_close(struct lm_nl *n)
 #define EV_ATTR_MAX ((int)VFIO_MIG_A_MIG_MAX > (int)VFIO_MIG_A_DEV_MAX ? \
 		     (int)VFIO_MIG_A_MIG_MAX : (int)VFIO_MIG_A_DEV_MAX)
 
+/* How many "ram" attributes a mig message carries. */
+static uint32_t count_ram(const struct nlmsghdr *h)
+{
+	const struct nlattr *a = (const void *)((const char *)NLMSG_DATA(h) +
+						GENL_HDRLEN);
+	int left = (int)h->nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN;
+	uint32_t n = 0;
+
+	while (left >= (int)sizeof(*a) && a->nla_len >= sizeof(*a) &&
+	       a->nla_len <= left) {
+		if ((a->nla_type & NLA_TYPE_MASK) == VFIO_MIG_A_MIG_RAM)
+			n++;
+		left -= NLA_ALIGN(a->nla_len);
+		a = (const void *)((const char *)a + NLA_ALIGN(a->nla_len));
+	}
+	return n;
+}
+
 void lm_event_parse(const struct nlmsghdr *h, struct lm_event *e)
 {
 	/* the mig set and the dev set both have bdf = 1 */
@@ -122,6 +140,7 @@ void lm_event_parse(const struct nlmsghdr *h, struct lm_event *e)
 		e->result = genl_get_u64(tb[VFIO_MIG_A_MIG_RESULT]);
 		e->has_result = true;
 	}
+	e->nr_ram = count_ram(h);
 }
 
 /* Parse one message of the event socket's buffer; 1 if it is a mig event. */
@@ -189,6 +208,27 @@ static void put_u32(struct genl_msg *m, uint16_t type, uint32_t v)
 int lm_ack(struct lm_nl *n, const char *bdf, uint32_t phase, uint32_t seq,
 	   uint32_t result)
 {
+	return lm_ack_ram(n, bdf, phase, seq, result, NULL, 0);
+}
+
+void lm_put_ram(struct genl_msg *m, const struct lm_ram *ram,
+		unsigned int nr)
+{
+	struct nlattr *nest;
+	unsigned int i;
+
+	for (i = 0; i < nr; i++) {
+		nest = genl_nest_start(m, VFIO_MIG_A_MIG_RAM);
+		genl_put_u64(m, VFIO_MIG_A_DIRTY_RANGE_IOVA, ram[i].iova);
+		genl_put_u64(m, VFIO_MIG_A_DIRTY_RANGE_LENGTH, ram[i].length);
+		genl_nest_end(m, nest);
+	}
+}
+
+int lm_ack_ram(struct lm_nl *n, const char *bdf, uint32_t phase,
+	       uint32_t seq, uint32_t result, const struct lm_ram *ram,
+	       unsigned int nr)
+{
 	struct genl_msg *m = malloc(sizeof(*m));
 	int ret;
 
@@ -200,6 +240,7 @@ int lm_ack(struct lm_nl *n, const char *bdf, uint32_t phase, uint32_t seq,
 	put_u32(m, VFIO_MIG_A_MIG_PHASE, phase);
 	put_u32(m, VFIO_MIG_A_MIG_SEQ, seq);
 	put_u32(m, VFIO_MIG_A_MIG_RESULT, result);
+	lm_put_ram(m, ram, nr);
 	ret = genl_do(&n->req, m);
 	free(m);
 	if (ret)

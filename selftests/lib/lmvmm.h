@@ -45,7 +45,13 @@ struct lm_event {
 	char bdf[32];
 	uint32_t phase, seq, result;
 	bool has_result;
+	uint32_t nr_ram;	/* ACK_NTF: the RAM ranges the VMM named */
 	uint32_t state;		/* MIG_STATE_NTF: the device's new state */
+};
+
+/* A range of guest RAM, as a VMM names it in its ack of prepare. */
+struct lm_ram {
+	uint64_t iova, length;
 };
 
 /* Fill @e from one vfio_mig notification @h (mig phase/ack, mig-state). */
@@ -69,6 +75,13 @@ int lm_nl_next(struct lm_nl *n, struct lm_event *e, int timeout_ms);
 /* mig-ack {bdf, phase, seq, result}: 0 or -errno (ESTALE: not pending). */
 int lm_ack(struct lm_nl *n, const char *bdf, uint32_t phase, uint32_t seq,
 	   uint32_t result);
+/* The same, naming @nr ranges of guest RAM (the ack of prepare). */
+int lm_ack_ram(struct lm_nl *n, const char *bdf, uint32_t phase,
+	       uint32_t seq, uint32_t result, const struct lm_ram *ram,
+	       unsigned int nr);
+/* Put @nr RAM ranges into a mig-ack message. */
+void lm_put_ram(struct genl_msg *m, const struct lm_ram *ram,
+		unsigned int nr);
 /*
  * dirty-mark the pages set in @bits (one bit a MIG_PAGE page from @iova,
  * @pages bits), as ranges of consecutive pages, several messages if

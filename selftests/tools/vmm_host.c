@@ -35,7 +35,8 @@
  * by DMA, the RAM pages, the workload's results), writes the report and
  * exits 0 if everything held.
  *
- * The target idles with the device open; prepare is acked; on start it
+ * The target idles with the device open; prepare is acked, naming its RAM
+ * (the controller writes pages there only); on start it
  * first takes the RAM digest (to compare with the source's), adopts the
  * guest from its RAM, checks the device's registers are the ones the guest
  * last saw, acks, checks the device buffer and the RAM pages against the
@@ -311,7 +312,15 @@ static void ack(const struct lm_event *e, struct phase_rec *r, int err)
 		    lm_phase_name(e->phase), e->seq, opt.delay_ms);
 		usleep(opt.delay_ms * 1000);
 	}
-	ret = lm_ack(&nl, opt.bdf, e->phase, e->seq, result);
+	if (e->phase == VFIO_MIG_MIG_PHASE_PREPARE && !result) {
+		/* the target names its RAM: pages are written there only */
+		struct lm_ram ram = { side.ram.iova, side.ram.size };
+
+		ret = lm_ack_ram(&nl, opt.bdf, e->phase, e->seq, result, &ram,
+				 1);
+	} else {
+		ret = lm_ack(&nl, opt.bdf, e->phase, e->seq, result);
+	}
 	if (r)
 		r->ack_err = ret;
 	if (ret == -ESTALE)

@@ -78,12 +78,18 @@ struct lm_dev_ops {
 	int (*release)(struct lm_dev *d, int timeout_ms, uint32_t *result);
 };
 
+/* The most RAM ranges a VMM names (the kernel's VMIG_RAM_RANGES_MAX). */
+#define LM_RAM_MAX	64
+
 struct lm_dev {
 	const struct lm_dev_ops *ops;
 	void *priv;
 	volatile sig_atomic_t *stop;
 	int timeout_ms;			/* a stream write's wait (0: 10 s) */
 	uint32_t seq;			/* the kernel's seq of the last phase */
+	/* the guest RAM the VMM named in its ack of prepare (mig-ack ram) */
+	struct wire_range ram[LM_RAM_MAX];
+	uint32_t nr_ram;
 	char err[384];			/* why the last op failed */
 };
 

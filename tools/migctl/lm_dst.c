@@ -197,6 +197,9 @@ static int handshake(struct dst *t)
 			 strerror(result));
 		return refuse(t, "vmm", "-", "-", why);
 	}
+	if (!t->d->nr_ram)
+		return refuse(t, "vmm", "-", "-",
+			      "the target VMM named no RAM in its prepare ack (mig-ack ram): no page could be checked against it");
 	ret = t->d->ops->set_state(t->d, LM_ST_STOP);
 	if (!ret)
 		ret = t->d->ops->set_state(t->d, LM_ST_RESUMING);
@@ -241,6 +244,26 @@ static int abort_peer(struct dst *t, const char *fmt, ...)
 	return -ECONNABORTED;
 }
 
+/*
+ * Whether [@iova, @iova + @len) lies in the RAM the target's VMM named
+ * (ranges may abut). The peer's ranges are its word; the VMM's are ours.
+ */
+static bool in_vmm_ram(const struct lm_dev *d, uint64_t iova, uint64_t len)
+{
+	uint64_t at = iova, end = iova + len;
+	uint32_t i;
+
+	while (at < end) {
+		for (i = 0; i < d->nr_ram; i++)
+			if (at - d->ram[i].iova < d->ram[i].length)
+				break;
+		if (i == d->nr_ram)
+			return false;
+		at = d->ram[i].iova + d->ram[i].length;
+	}
+	return true;
+}
+
 static int take_ranges(struct dst *t, struct wire_msg *m)
 {
 	uint64_t iova[2];
@@ -254,10 +277,16 @@ static int take_ranges(struct dst *t, struct wire_msg *m)
 		return abort_peer(t, "target: protocol error: expected valid RANGES, got %s",
 				  wire_type_name(m->h.type));
 	/*
-	 * Each range mapped for the device and writable: its first and last
-	 * page read and written back unchanged (the VMM's vCPUs are idle
-	 * since it acked prepare).
+	 * Each range inside the RAM the target's VMM named, and mapped for
+	 * the device and writable: its first and last page read and written
+	 * back unchanged (the VMM's vCPUs are idle since it acked prepare).
+	 * The kernel refuses page writes outside that RAM as well.
 	 */
+	for (i = 0; i < t->nr; i++)
+		if (!in_vmm_ram(t->d, t->r[i].iova, t->r[i].length))
+			return abort_peer(t, "target: RAM range 0x%" PRIx64
+					  "+0x%" PRIx64 " is not in the RAM the target's VMM named",
+					  t->r[i].iova, t->r[i].length);
 	for (i = 0; i < t->nr; i++) {
 		iova[0] = t->r[i].iova;
 		iova[1] = t->r[i].iova + t->r[i].length - WIRE_PAGE;

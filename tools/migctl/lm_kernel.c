@@ -41,6 +41,9 @@ struct kdev {
 	/* the ack being waited for */
 	uint32_t want_phase, want_seq, got_result;
 	bool got;
+	/* the RAM ranges of that ack (-1: malformed) */
+	struct wire_range ram[LM_RAM_MAX];
+	int nr_ram;
 	bool want_ntf;			/* the seq comes from a phase-ntf */
 	/* the dirty log's generation at the last dirty-get */
 	uint32_t dirty_gen;
@@ -391,6 +394,28 @@ static int take_phase_reply(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
+/* The "ram" ranges of an ack: how many, or -1 if malformed or too many. */
+static int take_ram(struct nl_msg *msg, struct wire_range *ram)
+{
+	struct nlattr *tb[VFIO_MIG_A_DIRTY_RANGE_MAX + 1], *a;
+	int rem, n = 0;
+
+	nla_for_each_attr(a, genlmsg_attrdata(nlmsg_data(nlmsg_hdr(msg)), 0),
+			  genlmsg_attrlen(nlmsg_data(nlmsg_hdr(msg)), 0), rem) {
+		if (nla_type(a) != VFIO_MIG_A_MIG_RAM)
+			continue;
+		if (n == LM_RAM_MAX ||
+		    nla_parse_nested(tb, VFIO_MIG_A_DIRTY_RANGE_MAX, a, NULL) ||
+		    !tb[VFIO_MIG_A_DIRTY_RANGE_IOVA] ||
+		    !tb[VFIO_MIG_A_DIRTY_RANGE_LENGTH])
+			return -1;
+		ram[n].iova = nla_get_u64(tb[VFIO_MIG_A_DIRTY_RANGE_IOVA]);
+		ram[n].length = nla_get_u64(tb[VFIO_MIG_A_DIRTY_RANGE_LENGTH]);
+		n++;
+	}
+	return n;
+}
+
 static int take_ack(struct nl_msg *msg, void *arg)
 {
 	struct genlmsghdr *g = nlmsg_data(nlmsg_hdr(msg));
@@ -422,6 +447,7 @@ static int take_ack(struct nl_msg *msg, void *arg)
 		return NL_SKIP;
 	k->got_result = tb[VFIO_MIG_A_MIG_RESULT] ?
 			nla_get_u32(tb[VFIO_MIG_A_MIG_RESULT]) : 0;
+	k->nr_ram = take_ram(msg, k->ram);
 	k->got = true;
 	return NL_OK;
 }
@@ -458,7 +484,18 @@ static int k_phase(struct lm_dev *d, uint32_t phase, int timeout_ms,
 	}
 	k->got = false;
 	d->seq = k->want_seq;
-	return wait_ack(d, phase, timeout_ms, result);
+	k->nr_ram = 0;
+	ret = wait_ack(d, phase, timeout_ms, result);
+	if (ret)
+		return ret;
+	if (k->nr_ram < 0) {
+		ERRF(d, "%s: the VMM's %s ack names malformed RAM ranges",
+		     k->bdf, lm_phase_name(phase));
+		return -EPROTO;
+	}
+	d->nr_ram = k->nr_ram;
+	memcpy(d->ram, k->ram, k->nr_ram * sizeof(*d->ram));
+	return 0;
 }
 
 /* Wait for the ack of k->want_phase / k->want_seq. */

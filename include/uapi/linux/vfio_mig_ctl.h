@@ -71,11 +71,14 @@ struct vfio_mig_ctl_state {
  * (@count * @page_size bytes), through the device's IOMMU mapping.
  * At most VFIO_MIG_CTL_PAGES_MAX pages per call. Any @data works; a
  * page-aligned one (best: in huge pages) is copied straight to or from the
- * guest's pages, without a bounce through the kernel.
+ * guest's pages, without a bounce through the kernel. Once the device's
+ * VMM named its RAM (netlink mig-ack of prepare, attribute "ram"), a write
+ * reaches that RAM only, until the next phase is announced.
  *
  * On an error the pages before the failing one were done and @count says
  * how many. Errors: EINVAL misaligned IOVA or bad size; E2BIG too many
  * pages; EFAULT an IOVA not mapped for the device, or a bad user pointer;
+ * EACCES a write outside the RAM the VMM named (nothing written);
  * EOPNOTSUPP the device is bound through iommufd (the pages are reached
  * through a type1 container only).
  */

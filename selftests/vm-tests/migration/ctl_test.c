@@ -254,6 +254,25 @@ static int nl_ack(struct genl *g, const char *bdf, uint32_t phase,
 	return ret;
 }
 
+/* mig-ack naming @nr ranges of RAM. */
+static int nl_ack_ram(struct genl *g, const char *bdf, uint32_t phase,
+		      uint32_t seq, const struct lm_ram *ram, unsigned int nr)
+{
+	struct genl_msg *m = malloc(sizeof(*m));
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	genl_msg_init(m, g, VFIO_MIG_CMD_MIG_ACK, 1, 0);
+	genl_put_str(m, VFIO_MIG_A_MIG_BDF, bdf);
+	genl_put(m, VFIO_MIG_A_MIG_PHASE, &phase, sizeof(phase));
+	genl_put(m, VFIO_MIG_A_MIG_SEQ, &seq, sizeof(seq));
+	lm_put_ram(m, ram, nr);
+	ret = genl_do(g, m);
+	free(m);
+	return ret;
+}
+
 /* dirty-mark of @n (iova, length) pairs. */
 static int nl_mark(struct genl *g, const char *bdf, const uint64_t *r,
 		   int n)
@@ -580,6 +599,81 @@ TEST_F(ctl, pages_rw)
 	EXPECT_EQ(0, count);
 	pattern(want, 12, 1);
 	EXPECT_EQ(0, memcmp(want, mig_host(&self->a, iovas[3]), MIG_PAGE));
+}
+
+/*
+ * The RAM the VMM names in its ack of prepare bounds the controller's page
+ * writes until the next phase: a P2P window it mapped is not written.
+ */
+TEST_F(ctl, named_ram_bounds_page_writes)
+{
+	static struct lm_ram many[65];
+	struct lm_ram half = { RAM_IOVA, RAM_SIZE / 2 };
+	uint8_t data[2 * MIG_PAGE], want[MIG_PAGE];
+	uint64_t iovas[2];
+	struct lm_event r, ev;
+	uint32_t count, i;
+	int ret;
+
+	for (i = 0; i < RAM_PAGES; i++)
+		pattern(mig_host(&self->a, RAM_IOVA + i * MIG_PAGE), i, 1);
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+
+	/* RAM belongs to prepare's ack; it must be sane and bounded */
+	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_BEGIN,
+			      &r));
+	EXPECT_EQ(-EINVAL, nl_ack_ram(&self->nl, self->bdf,
+				      VFIO_MIG_MIG_PHASE_BEGIN, r.seq, &half, 1));
+	EXPECT_NE(0, self->nl.err[0]);
+	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_PREPARE,
+			      &r));
+	half.iova += 1;
+	EXPECT_EQ(-EINVAL, nl_ack_ram(&self->nl, self->bdf,
+				      VFIO_MIG_MIG_PHASE_PREPARE, r.seq, &half, 1));
+	half.iova -= 1;
+	for (i = 0; i < 65; i++)
+		many[i] = (struct lm_ram){ RAM_IOVA + i * MIG_PAGE, MIG_PAGE };
+	EXPECT_EQ(-E2BIG, nl_ack_ram(&self->nl, self->bdf,
+				     VFIO_MIG_MIG_PHASE_PREPARE, r.seq, many, 65));
+	/* the failed acks left the phase pending */
+	ASSERT_EQ(0, nl_ack_ram(&self->nl, self->bdf,
+				VFIO_MIG_MIG_PHASE_PREPARE, r.seq, &half, 1))
+		TH_LOG("%s", self->nl.err);
+	do {
+		ASSERT_EQ(0, ev_wait(&self->mev, VFIO_MIG_CMD_MIG_ACK_NTF,
+				     self->bdf, &ev, EV_TIMEOUT_MS));
+	} while (ev.seq != r.seq);
+	EXPECT_EQ(1, ev.nr_ram);
+
+	/* inside: written */
+	iovas[0] = RAM_IOVA + 3 * MIG_PAGE;
+	pattern(data, 3, 42);
+	ASSERT_EQ(0, ctl_pages(self->ctl, true, iovas, 1, data, &count));
+	pattern(want, 3, 42);
+	EXPECT_EQ(0, memcmp(want, mig_host(&self->a, iovas[0]), MIG_PAGE));
+	/* one page outside (mapped, not named): nothing of the call written */
+	iovas[0] = RAM_IOVA + 4 * MIG_PAGE;
+	iovas[1] = RAM_IOVA + RAM_SIZE / 2;
+	pattern(data, 4, 43);
+	pattern(data + MIG_PAGE, 128, 43);
+	ret = ctl_pages(self->ctl, true, iovas, 2, data, &count);
+	EXPECT_EQ(-EACCES, ret) TH_LOG("%s", strerror(-ret));
+	EXPECT_EQ(0, count);
+	pattern(want, 4, 1);
+	EXPECT_EQ(0, memcmp(want, mig_host(&self->a, iovas[0]), MIG_PAGE));
+	pattern(want, RAM_PAGES / 2, 1);
+	EXPECT_EQ(0, memcmp(want, mig_host(&self->a, iovas[1]), MIG_PAGE));
+	/* reads are not bounded by it */
+	EXPECT_EQ(0, ctl_pages(self->ctl, false, iovas + 1, 1, data, NULL));
+
+	/* the next phase drops it */
+	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_ABORT,
+			      &r));
+	pattern(data, RAM_PAGES / 2, 44);
+	EXPECT_EQ(0, ctl_pages(self->ctl, true, iovas + 1, 1, data, NULL));
+	pattern(want, RAM_PAGES / 2, 44);
+	EXPECT_EQ(0, memcmp(want, mig_host(&self->a, iovas[1]), MIG_PAGE));
 }
 
 TEST_F(ctl, state_set_get)

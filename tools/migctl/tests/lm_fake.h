@@ -71,6 +71,9 @@ struct fake {
 	/* faults */
 	int cut_fd;			/* close this socket at phase start */
 	uint64_t bad_iova;		/* page writes there fail (EFAULT) */
+	/* the RAM the VMM names at prepare: pages from FAKE_IOVA (0: all) */
+	uint32_t ram_named_pages;
+	bool ram_unnamed;		/* its prepare ack names none */
 	/* what reached "the kernel" */
 	uint64_t pages_written, pages_read;
 	int device_ops;			/* attach, state changes, phases */
@@ -224,6 +227,12 @@ static inline int f_phase(struct lm_dev *d, uint32_t ph, int timeout_ms,
 	if (f->nphases < 32)
 		f->phases[f->nphases++] = ph;
 	*result = ph == f->refuse_phase ? f->refuse_result : 0;
+	if (ph == VFIO_MIG_MIG_PHASE_PREPARE) {
+		d->nr_ram = f->ram_unnamed ? 0 : 1;
+		d->ram[0].iova = FAKE_IOVA;
+		d->ram[0].length = (uint64_t)(f->ram_named_pages ?: FAKE_PAGES) *
+				   WIRE_PAGE;
+	}
 	if (ph == VFIO_MIG_MIG_PHASE_START && f->cut_fd >= 0)
 		shutdown(f->cut_fd, SHUT_RDWR);
 	if (ph == VFIO_MIG_MIG_PHASE_PAUSE && f->ack_delay_phase) {

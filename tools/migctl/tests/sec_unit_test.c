@@ -442,6 +442,48 @@ TEST(hostile_honest_script_migrates)
 	side_free(&t);
 }
 
+/*
+ * RANGES the target's VMM mapped but did not name as RAM (a P2P window,
+ * say): refused before any page is written.
+ */
+TEST(hostile_ranges_outside_vmm_ram)
+{
+	static uint8_t buf[WIRE_PAGE * 10];
+	static struct side t;
+	struct script p = { .buf = buf };
+	size_t he, re;
+
+	side_init(&t, "0000:00:05.0", true);
+	t.f.ram_named_pages = 8;	/* the honest script's range is 16 */
+	p.len = honest_session(buf, &he, &re);
+	against(&t, &p);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(has(&t, "is not in the RAM the target's VMM named"))
+		TH_LOG("%s", t.log);
+	EXPECT_EQ(0u, t.f.pages_written);
+	EXPECT_FALSE(t.f.committed);
+	side_free(&t);
+}
+
+/* A target VMM that names no RAM: nothing can be checked, refused. */
+TEST(vmm_without_ram_refused)
+{
+	static uint8_t buf[WIRE_PAGE * 10];
+	static struct side t;
+	struct script p = { .buf = buf };
+	size_t he, re;
+
+	side_init(&t, "0000:00:05.0", true);
+	t.f.ram_unnamed = true;
+	p.len = honest_session(buf, &he, &re);
+	against(&t, &p);
+	EXPECT_NE(0, t.code);
+	EXPECT_TRUE(has(&t, "named no RAM in its prepare ack")) TH_LOG("%s", t.log);
+	EXPECT_EQ(0u, t.f.pages_written);
+	EXPECT_FALSE(t.f.committed);
+	side_free(&t);
+}
+
 /* One byte every 20 ms: before, each byte renewed the frame's timeout. */
 TEST(hostile_slow_drip_is_bounded)
 {
