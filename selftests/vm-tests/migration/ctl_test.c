@@ -236,8 +236,10 @@ static int nl_phase(struct genl *g, const char *bdf, uint32_t phase,
 	return ret;
 }
 
-static int nl_ack(struct genl *g, const char *bdf, uint32_t phase,
-		  uint32_t seq, uint32_t result)
+/* mig-ack naming @nr ranges of RAM (the ack of prepare). */
+static int nl_ack_ram(struct genl *g, const char *bdf, uint32_t phase,
+		      uint32_t seq, uint32_t result, const struct lm_ram *ram,
+		      unsigned int nr)
 {
 	struct genl_msg *m = malloc(sizeof(*m));
 	int ret;
@@ -249,28 +251,16 @@ static int nl_ack(struct genl *g, const char *bdf, uint32_t phase,
 	genl_put(m, VFIO_MIG_A_MIG_PHASE, &phase, sizeof(phase));
 	genl_put(m, VFIO_MIG_A_MIG_SEQ, &seq, sizeof(seq));
 	genl_put(m, VFIO_MIG_A_MIG_RESULT, &result, sizeof(result));
+	lm_put_ram(m, ram, nr);
 	ret = genl_do(g, m);
 	free(m);
 	return ret;
 }
 
-/* mig-ack naming @nr ranges of RAM. */
-static int nl_ack_ram(struct genl *g, const char *bdf, uint32_t phase,
-		      uint32_t seq, const struct lm_ram *ram, unsigned int nr)
+static int nl_ack(struct genl *g, const char *bdf, uint32_t phase,
+		  uint32_t seq, uint32_t result)
 {
-	struct genl_msg *m = malloc(sizeof(*m));
-	int ret;
-
-	if (!m)
-		return -ENOMEM;
-	genl_msg_init(m, g, VFIO_MIG_CMD_MIG_ACK, 1, 0);
-	genl_put_str(m, VFIO_MIG_A_MIG_BDF, bdf);
-	genl_put(m, VFIO_MIG_A_MIG_PHASE, &phase, sizeof(phase));
-	genl_put(m, VFIO_MIG_A_MIG_SEQ, &seq, sizeof(seq));
-	lm_put_ram(m, ram, nr);
-	ret = genl_do(g, m);
-	free(m);
-	return ret;
+	return nl_ack_ram(g, bdf, phase, seq, result, NULL, 0);
 }
 
 /* dirty-mark of @n (iova, length) pairs. */
@@ -624,21 +614,21 @@ TEST_F(ctl, named_ram_bounds_page_writes)
 	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_BEGIN,
 			      &r));
 	EXPECT_EQ(-EINVAL, nl_ack_ram(&self->nl, self->bdf,
-				      VFIO_MIG_MIG_PHASE_BEGIN, r.seq, &half, 1));
+				      VFIO_MIG_MIG_PHASE_BEGIN, r.seq, 0, &half, 1));
 	EXPECT_NE(0, self->nl.err[0]);
 	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_PREPARE,
 			      &r));
 	half.iova += 1;
 	EXPECT_EQ(-EINVAL, nl_ack_ram(&self->nl, self->bdf,
-				      VFIO_MIG_MIG_PHASE_PREPARE, r.seq, &half, 1));
+				      VFIO_MIG_MIG_PHASE_PREPARE, r.seq, 0, &half, 1));
 	half.iova -= 1;
 	for (i = 0; i < 65; i++)
 		many[i] = (struct lm_ram){ RAM_IOVA + i * MIG_PAGE, MIG_PAGE };
 	EXPECT_EQ(-E2BIG, nl_ack_ram(&self->nl, self->bdf,
-				     VFIO_MIG_MIG_PHASE_PREPARE, r.seq, many, 65));
+				     VFIO_MIG_MIG_PHASE_PREPARE, r.seq, 0, many, 65));
 	/* the failed acks left the phase pending */
 	ASSERT_EQ(0, nl_ack_ram(&self->nl, self->bdf,
-				VFIO_MIG_MIG_PHASE_PREPARE, r.seq, &half, 1))
+				VFIO_MIG_MIG_PHASE_PREPARE, r.seq, 0, &half, 1))
 		TH_LOG("%s", self->nl.err);
 	do {
 		ASSERT_EQ(0, ev_wait(&self->mev, VFIO_MIG_CMD_MIG_ACK_NTF,
