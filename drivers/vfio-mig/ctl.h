@@ -57,9 +57,11 @@ struct vmig_ctl {
  * @next_seq: the number the next phase gets (per device, from 1, never
  *	reused while the device is bound)
  * @ram: the guest RAM the VMM named in its ack of prepare (kmalloc'd,
- *	@nr_ram ranges, page aligned), or NULL; the control fd writes pages
- *	into it only. Dropped at the next announcement, and when the fd or
- *	the device goes.
+ *	@nr_ram ranges, 4 KiB aligned), or NULL; the control fd writes pages
+ *	into it only. Kept only while a controller is attached (the ack
+ *	holds @rwsem for read); dropped at the next announcement, and when
+ *	the fd or the device goes. The PAGES ioctl reads it under
+ *	@phase_lock, with @rwsem held for read and its fd's pages_lock.
  * @nr_ram: entries in @ram
  */
 struct vmig_ctl_dev {

@@ -183,8 +183,7 @@ void vmig_mig_init(struct vmig_device *mdev)
 	mutex_init(&m->state_mutex);
 	spin_lock_init(&m->reset_lock);
 	mutex_init(&m->dma.lock);
-	spin_lock_init(&m->dma.pin_lock);
-	init_waitqueue_head(&m->dma.pin_wq);
+	vmig_pin_init(&m->dma);
 	INIT_WORK(&m->reset_work, reset_work);
 	m->state = VFIO_DEVICE_STATE_RUNNING;
 	/*

@@ -72,9 +72,10 @@ enum vmig_group_alone {
  *	memory_lock) never takes it (lm.c), nor does type1's unmap
  *	notification (it holds device_list_lock, which type1 takes under
  *	iommu->lock).
- * @pin_lock: protects @pinned, @nr_pinned, @unmap_* and @pinning_*; a
- *	leaf: nothing is called with it held. Taken by ->dma_unmap (under
- *	type1's device_list_lock) and under @lock.
+ * @pin_lock: protects @pinned, @nr_pinned, @unmap_*, @pinning_*,
+ *	@unpin_q, @nr_unpin_q and @in_transit; a leaf: nothing is called
+ *	with it held. Taken by ->dma_unmap (under type1's device_list_lock),
+ *	by @unpin_work and under @lock.
  * @held: DMA starts are held (P2P states, STOP, STOP_COPY, RESUMING)
  * @writes: held start commands, in order
  * @nr: entries in @writes
@@ -95,7 +96,13 @@ enum vmig_group_alone {
  * @pinning_iova: the pages a transfer is being pinned for (@lock held) ...
  * @pinning_len: ... their length (0: no transfer is being pinned) ...
  * @pinning_hit: ... and whether ->dma_unmap met them meanwhile
- * @pin_wq: ->dma_unmap waits there for a pinning it met to end
+ * @pinning_gen: counts the pinnings that ended
+ * @unpin_q: pages ->dma_unmap took out of @pinned, for @unpin_work
+ * @nr_unpin_q: entries in @unpin_q
+ * @in_transit: pages taken out of @pinned and not yet unpinned
+ * @unpin_work: unpins @unpin_q outside type1's locks (lm_pin.c)
+ * @pin_wq: ->dma_unmap waits there for @in_transit to drain and for a
+ *	pinning it met to end
  */
 struct vmig_dma_hold {
 	struct mutex lock;	/* see above */
@@ -115,6 +122,11 @@ struct vmig_dma_hold {
 	u64 pinning_iova;
 	u64 pinning_len;
 	bool pinning_hit;
+	u32 pinning_gen;
+	u64 unpin_q[VMIG_MAX_PINNED];
+	u32 nr_unpin_q;
+	u32 in_transit;
+	struct work_struct unpin_work;
 	wait_queue_head_t pin_wq;
 };
 
@@ -256,8 +268,10 @@ int vmig_pin_transfer(struct vmig_device *mdev, const struct vmig_dma_range *r);
  * everything if @len is 0.
  */
 void vmig_pin_drop(struct vmig_device *mdev, u64 iova, u64 len);
-/* vfio_device_ops.dma_unmap; takes vmig_dma_hold.lock */
+/* vfio_device_ops.dma_unmap; takes vmig_dma_hold.pin_lock only */
 void vmig_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length);
+/* Initialise the pin state of @h (its lock is the caller's). */
+void vmig_pin_init(struct vmig_dma_hold *h);
 extern const struct pci_error_handlers vmig_err_handlers;
 const char *vmig_mig_state_name(enum vfio_device_mig_state state);
 

@@ -27,16 +27,24 @@
  * on type1's pinned page scope (vfio_iommu_type1.c) as it is in 6.1 and
  * 6.12. Under iommufd it fails for a physical device and nothing changes.
  *
- * Locks. type1 calls ->dma_unmap holding its device_list_lock, and it
- * takes that lock under iommu->lock when a device is opened; pinning takes
- * iommu->lock. So ->dma_unmap must not wait for anything held across a
- * pin: it takes only the hold's @pin_lock, a spinlock never held across a
- * call into type1, moves the pages it must unpin out of @pinned under it
- * and unpins them after. The pinner (under the DMA hold lock, which
- * serialises transfers, drops and reports) publishes each page it pinned
- * under @pin_lock too, and learns there whether an unmap met the transfer
- * it is pinning (@pinning_hit): it then gives its pages back and the start
- * is dropped; ->dma_unmap waits for that a bounded time (see there).
+ * Locks. type1 calls ->dma_unmap holding its device_list_lock, and takes
+ * that lock under iommu->lock when a device is opened into the container;
+ * pinning and unpinning take iommu->lock. So ->dma_unmap waits, without a
+ * bound, for nothing that needs iommu->lock: it takes only the hold's
+ * @pin_lock (a leaf spinlock), moves the pages it must unpin out of
+ * @pinned onto @unpin_q, and a work item unpins them (type1 dropped
+ * iommu->lock for that) while ->dma_unmap waits a bounded time for the
+ * unpins, and for a transfer it met that is being pinned. Unpinning in the
+ * callback itself, as type1 suggests, would take iommu->lock under
+ * device_list_lock: the reverse of type1's own register_device, a
+ * deadlock against a device opened into the container meanwhile. The
+ * pinner (under the DMA hold lock, which serialises transfers, drops and
+ * reports) publishes each page it pinned under @pin_lock and learns there
+ * whether an unmap met it (@pinning_hit): it then gives its pages back and
+ * the start is dropped. Pages taken out of @pinned and not yet unpinned
+ * are counted in @in_transit, so that ->dma_unmap waits for them too:
+ * type1 retries the unmap while any page of it is pinned, and BUGs after
+ * ten tries.
  */
 #include <linux/iommu.h>
 #include <linux/jiffies.h>
@@ -111,10 +119,45 @@ static u32 take_pinned(struct vmig_dma_hold *h, u64 iova, u64 len,
 	return n;
 }
 
+/* Unpin the @n pages taken out of @pinned (counted in @in_transit). */
 static void unpin(struct vmig_device *mdev, const u64 *pages, u32 n)
 {
-	while (n--)
-		vfio_unpin_pages(&mdev->core.vdev, pages[n], 1);
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	u32 i;
+
+	if (!n)
+		return;
+	for (i = 0; i < n; i++)
+		vfio_unpin_pages(&mdev->core.vdev, pages[i], 1);
+	spin_lock(&h->pin_lock);
+	h->in_transit -= n;
+	spin_unlock(&h->pin_lock);
+	wake_up_all(&h->pin_wq);
+}
+
+/* The pages ->dma_unmap queued, unpinned outside type1's locks. */
+static void unpin_work(struct work_struct *work)
+{
+	struct vmig_dma_hold *h = container_of(work, struct vmig_dma_hold,
+					       unpin_work);
+	struct vmig_device *mdev = container_of(h, struct vmig_device,
+						mig.dma);
+	u64 out[VMIG_MAX_PINNED];
+	u32 n;
+
+	spin_lock(&h->pin_lock);
+	n = h->nr_unpin_q;
+	memcpy(out, h->unpin_q, n * sizeof(*out));
+	h->nr_unpin_q = 0;
+	spin_unlock(&h->pin_lock);
+	unpin(mdev, out, n);
+}
+
+void vmig_pin_init(struct vmig_dma_hold *h)
+{
+	spin_lock_init(&h->pin_lock);
+	init_waitqueue_head(&h->pin_wq);
+	INIT_WORK(&h->unpin_work, unpin_work);
 }
 
 void vmig_pin_drop(struct vmig_device *mdev, u64 iova, u64 len)
@@ -126,8 +169,12 @@ void vmig_pin_drop(struct vmig_device *mdev, u64 iova, u64 len)
 	lockdep_assert_held(&h->lock);
 	spin_lock(&h->pin_lock);
 	n = take_pinned(h, iova, len, out, VMIG_MAX_PINNED);
+	h->in_transit += n;
 	spin_unlock(&h->pin_lock);
 	unpin(mdev, out, n);
+	/* everything: nothing queued by ->dma_unmap may outlive the device */
+	if (!len)
+		flush_work(&h->unpin_work);
 }
 
 /* The engine reads idle: the transfers started before have ended. */
@@ -172,6 +219,7 @@ static void unpin_own(struct vmig_device *mdev, const u64 *own, u32 n)
 	spin_lock(&h->pin_lock);
 	for (i = 0; i < n; i++)
 		got += take_pinned(h, own[i], 1, out + got, 1);
+	h->in_transit += got;
 	spin_unlock(&h->pin_lock);
 	unpin(mdev, out, got);
 }
@@ -181,6 +229,7 @@ static void pinning_done(struct vmig_dma_hold *h)
 {
 	spin_lock(&h->pin_lock);
 	h->pinning_len = 0;
+	h->pinning_gen++;
 	spin_unlock(&h->pin_lock);
 	wake_up_all(&h->pin_wq);
 }
@@ -208,9 +257,9 @@ int vmig_pin_transfer(struct vmig_device *mdev, const struct vmig_dma_range *r)
 		return 0;
 	first = round_down(r->iova, PAGE_SIZE);
 	last = round_down(r->iova + r->len - 1, PAGE_SIZE);
-	wait_unmap(h, first, last);
 	if (last < first)
 		return h->scoped ? -EINVAL : 0;
+	wait_unmap(h, first, last);
 	n = (last - first) / PAGE_SIZE + 1;
 	spin_lock(&h->pin_lock);
 	if (n > VMIG_MAX_PINNED - h->nr_pinned) {
@@ -256,25 +305,32 @@ int vmig_pin_transfer(struct vmig_device *mdev, const struct vmig_dma_range *r)
 	return hit ? -EFAULT : (ret < 0 ? ret : -EFAULT);
 }
 
+/* What ->dma_unmap waits for has happened (see there). */
+static bool unmap_settled(struct vmig_dma_hold *h, bool hit, u32 gen)
+{
+	bool done;
+
+	spin_lock(&h->pin_lock);
+	done = !h->in_transit && (!hit || h->pinning_gen != gen);
+	spin_unlock(&h->pin_lock);
+	return done;
+}
+
 /*
  * vfio_device_ops.dma_unmap: the VMM unmaps [@iova, @iova + @length) and
  * type1 waits for our pins there to go (see wait_unmap()). Called with
- * type1's device_list_lock held: takes only @pin_lock (see the top).
- *
- * A transfer being pinned there gives its pages back as soon as it sees
- * the hit; type1 would retry the unmap meanwhile, and BUGs after ten
- * tries, so this waits for it, up to VMIG_UNMAP_GRACE_MS. It must not wait
- * longer: a device open in the same container holds iommu->lock, which the
- * pinner needs, while it waits for the device_list_lock we are called
- * under. That wait is bounded, and type1 retries after it.
+ * type1's device_list_lock held: takes only @pin_lock, and waits for the
+ * unpins (the work item's, and any drop's) and for a pinner it met, up to
+ * VMIG_UNMAP_GRACE_MS: a device being opened into the container holds
+ * iommu->lock, which they need, while it waits for the device_list_lock we
+ * are called under. type1 retries after that wait.
  */
 void vmig_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
 {
 	struct vmig_device *mdev = to_vmig(vdev);
 	struct vmig_dma_hold *h = &mdev->mig.dma;
-	u64 out[VMIG_MAX_PINNED];
 	bool hit = false;
-	u32 n;
+	u32 n, gen = 0;
 
 	spin_lock(&h->pin_lock);
 	h->unmap_iova = iova;
@@ -284,11 +340,15 @@ void vmig_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
 	    overlaps(h->pinning_iova, h->pinning_len, iova, h->unmap_len)) {
 		h->pinning_hit = true;
 		hit = true;
+		gen = h->pinning_gen;
 	}
-	n = take_pinned(h, iova, h->unmap_len, out, VMIG_MAX_PINNED);
+	n = take_pinned(h, iova, h->unmap_len, h->unpin_q + h->nr_unpin_q,
+			VMIG_MAX_PINNED - h->nr_unpin_q);
+	h->nr_unpin_q += n;
+	h->in_transit += n;
 	spin_unlock(&h->pin_lock);
-	unpin(mdev, out, n);
-	if (hit)
-		wait_event_timeout(h->pin_wq, !READ_ONCE(h->pinning_len),
-				   msecs_to_jiffies(VMIG_UNMAP_GRACE_MS));
+	if (n)
+		schedule_work(&h->unpin_work);
+	wait_event_timeout(h->pin_wq, unmap_settled(h, hit, gen),
+			   msecs_to_jiffies(VMIG_UNMAP_GRACE_MS));
 }

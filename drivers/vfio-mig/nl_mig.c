@@ -11,6 +11,7 @@
  * device; an acknowledgment does not, so that the VMM can acknowledge
  * the "abort" the kernel announces when that fd goes away.
  */
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <net/genetlink.h>
 #include <uapi/linux/vfio_mig.h>
@@ -161,8 +162,10 @@ static int get_ram(struct genl_info *info, u32 phase, struct dt_range **ram,
 	for (i = 0; i < *n; i++) {
 		const struct dt_range *r = &(*ram)[i];
 
-		if (!r->length || !PAGE_ALIGNED(r->iova) ||
-		    !PAGE_ALIGNED(r->length) || r->iova + r->length < r->iova) {
+		/* the control fd's page size, whatever the host's */
+		if (!r->length || !IS_ALIGNED(r->iova, SZ_4K) ||
+		    !IS_ALIGNED(r->length, SZ_4K) ||
+		    r->iova + r->length < r->iova) {
 			NL_SET_ERR_MSG(info->extack,
 				       "a RAM range is empty, not page aligned or wraps");
 			kfree(*ram);
@@ -247,6 +250,8 @@ int vfio_mig_nl_mig_ack_doit(struct sk_buff *skb, struct genl_info *info)
 		goto unlock;
 	}
 	cd = &mdev->ctl;
+	/* RAM is kept for an attached controller only (ctl.h) */
+	down_read(&cd->rwsem);
 	mutex_lock(&cd->phase_lock);
 	if (!cd->phase) {
 		NL_SET_ERR_MSG(info->extack,
@@ -260,12 +265,15 @@ int vfio_mig_nl_mig_ack_doit(struct sk_buff *skb, struct genl_info *info)
 		cd->phase = 0;
 		mig_event(VFIO_MIG_CMD_MIG_ACK_NTF, pci_name(mdev->core.pdev),
 			  phase, seq, result, ram, n_ram);
-		kfree(cd->ram);
-		cd->ram = ram;
-		cd->nr_ram = n_ram;
-		ram = NULL;
+		if (cd->ctl && ram) {
+			kfree(cd->ram);
+			cd->ram = ram;
+			cd->nr_ram = n_ram;
+			ram = NULL;
+		}
 	}
 	mutex_unlock(&cd->phase_lock);
+	up_read(&cd->rwsem);
 unlock:
 	mutex_unlock(&vmig_devices_lock);
 	kfree(ram);

@@ -411,6 +411,10 @@ static int take_ram(struct nl_msg *msg, struct wire_range *ram)
 			return -1;
 		ram[n].iova = nla_get_u64(tb[VFIO_MIG_A_DIRTY_RANGE_IOVA]);
 		ram[n].length = nla_get_u64(tb[VFIO_MIG_A_DIRTY_RANGE_LENGTH]);
+		/* the kernel checked them; so does its reader */
+		if (!ram[n].length ||
+		    ram[n].iova + ram[n].length < ram[n].iova)
+			return -1;
 		n++;
 	}
 	return n;
@@ -493,8 +497,11 @@ static int k_phase(struct lm_dev *d, uint32_t phase, int timeout_ms,
 		     k->bdf, lm_phase_name(phase));
 		return -EPROTO;
 	}
-	d->nr_ram = k->nr_ram;
-	memcpy(d->ram, k->ram, k->nr_ram * sizeof(*d->ram));
+	/* the RAM of prepare's ack holds for the rest of the migration */
+	if (phase == VFIO_MIG_MIG_PHASE_PREPARE) {
+		d->nr_ram = k->nr_ram;
+		memcpy(d->ram, k->ram, k->nr_ram * sizeof(*d->ram));
+	}
 	return 0;
 }
 

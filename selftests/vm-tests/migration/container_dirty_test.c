@@ -12,11 +12,16 @@
  *    page boundary) and from RAM, exactly the pages written are reported;
  *    the next report holds at most the last transfer's pages (pinned until
  *    the next start, the P2P quiesce, reset or close);
- *  - in trap mode none the driver sees no transfer: every page, always.
+ *  - in trap mode none the driver sees no transfer: every page, always;
+ *  - the VMM unmaps RAM whose pages are pinned (type1 BUGs if they stay
+ *    pinned through its retries), also while transfers start on other
+ *    RAM of the device.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <linux/vfio.h>
@@ -167,6 +172,77 @@ TEST_F(cdirty, reports_what_the_device_wrote)
 		EXPECT_EQ(WORDS, i);
 	}
 	ASSERT_EQ(0, tracking(c, false));
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000ull + t.tv_nsec / 1000000;
+}
+
+struct churn {
+	struct vmm_dev *d;
+	volatile bool stop;
+	int rounds, err;
+};
+
+/* Map and unmap a second RAM region, over and over. */
+static void *churn_fn(void *arg)
+{
+	struct churn *c = arg;
+	struct vmm_ram r = { .memfd = -1 };
+
+	if (vmm_ram_alloc(&r, 64 << 10, RAM_IOVA + 2 * RAM_SIZE)) {
+		c->err = -ENOMEM;
+		return NULL;
+	}
+	while (!c->stop && !c->err) {
+		c->err = vmm_dma_map(c->d, &r);
+		if (!c->err)
+			c->err = vmm_dma_unmap(c->d, &r);
+		c->rounds++;
+	}
+	vmm_ram_release(c->d, &r);
+	return NULL;
+}
+
+TEST_F(cdirty, unmap_releases_pinned_pages)
+{
+	struct churn ch = { .d = &self->a.d };
+	uint64_t t0;
+	pthread_t th;
+	int i;
+
+	/* transfers into RAM while another region comes and goes */
+	ASSERT_EQ(0, pthread_create(&th, NULL, churn_fn, &ch));
+	for (i = 0; i < 6; i++)
+		EXPECT_EQ(0, edu_dma(&self->e, true,
+				     RAM_IOVA + 0x5000 + i * 0x1800, 0, 512,
+				     false, 3000));
+	ch.stop = true;
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, ch.err) TH_LOG("map/unmap: %s", strerror(-ch.err));
+	EXPECT_LT(0, ch.rounds);
+	TH_LOG("%d map/unmap rounds during the transfers", ch.rounds);
+
+	/* the last transfer's page is still pinned: the unmap takes it */
+	t0 = now_ms();
+	ASSERT_EQ(0, vmm_dma_unmap(&self->a.d, &self->a.ram));
+	EXPECT_GT(1000u, now_ms() - t0);
+	/* mapped again, the device writes there again */
+	ASSERT_EQ(0, vmm_dma_map(&self->a.d, &self->a.ram));
+	memset(mig_host(&self->a, RAM_IOVA + 0x20000), 0x5c, 256);
+	ASSERT_EQ(0, edu_dma(&self->e, false, RAM_IOVA + 0x20000, 0, 256,
+			     false, 3000));
+	memset(mig_host(&self->a, RAM_IOVA + 0x9000), 0xaa, 256);
+	ASSERT_EQ(0, edu_dma(&self->e, true, RAM_IOVA + 0x9000, 0, 256, false,
+			     3000));
+	for (i = 0; i < 256; i++)
+		if (*mig_host(&self->a, RAM_IOVA + 0x9000 + i) != 0x5c)
+			break;
+	EXPECT_EQ(256, i);
 }
 
 TEST_HARNESS_MAIN
