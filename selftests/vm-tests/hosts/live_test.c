@@ -460,6 +460,15 @@ static void start_target_vmm(struct __test_metadata *_metadata,
 }
 
 /* Does @extra name credentials (or --insecure)? */
+/* Whether @extra holds option @opt. */
+static bool has_opt(const char *const extra[], const char *opt)
+{
+	for (; extra && *extra; extra++)
+		if (!strcmp(*extra, opt))
+			return true;
+	return false;
+}
+
 static bool has_sec(const char *const extra[])
 {
 	for (; extra && *extra; extra++)
@@ -509,6 +518,15 @@ static void start_migrate(struct __test_metadata *_metadata,
 	if (!has_sec(extra)) {
 		argv[n++] = "--tls-creds";
 		argv[n++] = CREDS;
+	}
+	/*
+	 * A debug kernel (make check-debug) moves pages ten times slower
+	 * than the guest dirties them: a wider downtime budget there, unless
+	 * the test sets its own. What is checked does not change.
+	 */
+	if (getenv("VMIG_SLOW_KERNEL") && !has_opt(extra, "--downtime-ms")) {
+		argv[n++] = "--downtime-ms";
+		argv[n++] = "5000";
 	}
 	while (extra && *extra && n < 30)
 		argv[n++] = (char *)*extra++;

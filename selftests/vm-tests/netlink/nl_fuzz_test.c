@@ -154,7 +154,12 @@ static void drain(int fd)
 		;
 }
 
-TEST(fuzz_100k_messages)
+/* A fixture for its timeout: 100k messages take minutes on a debug kernel */
+FIXTURE(fuzz) {};
+FIXTURE_SETUP(fuzz) {}
+FIXTURE_TEARDOWN(fuzz) {}
+
+TEST_F_TIMEOUT(fuzz, fuzz_100k_messages, 900)
 {
 	const char *env_seed = getenv("VMIG_FUZZ_SEED");
 	const char *env_count = getenv("VMIG_FUZZ_COUNT");
