@@ -29,6 +29,14 @@
 #include <linux/string.h>
 #include <linux/uaccess.h>
 
+#include "debugfs.h"
+#include "lm.h"
+#include "profile.h"
+#include "reglog.h"
+#include "regstate.h"
+#include "replay.h"
+#include "snapshot.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 static struct dentry *vmig_dbg_root;

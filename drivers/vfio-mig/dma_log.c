@@ -13,6 +13,7 @@
 #include <linux/slab.h>
 #include <linux/vfio.h>
 
+#include "dirty.h"
 #include "vfio_mig.h"
 
 static int vmig_log_start(struct vfio_device *vdev,

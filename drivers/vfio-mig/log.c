@@ -15,6 +15,9 @@
 #include <linux/percpu.h>
 #include <linux/slab.h>
 
+#include "regfile.h"
+#include "reglog.h"
+#include "regstate.h"
 #include "vfio_mig.h"
 
 unsigned int vmig_log_entries = 4096;

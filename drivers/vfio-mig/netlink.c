@@ -15,7 +15,12 @@
 
 #include <vfio-mig/compat.h>
 
+#include "dirty.h"
 #include "netlink.h"
+#include "profile.h"
+#include "reglog.h"
+#include "regstate.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 static_assert((int)VMIG_TRAP_NONE == (int)VFIO_MIG_TRAP_MODE_NONE);

@@ -15,6 +15,11 @@
 #include <linux/slab.h>
 #include <linux/sort.h>
 
+#include "profile.h"
+#include "reglog.h"
+#include "replay.h"
+#include "snapshot.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 void vmig_report_error(struct vmig_replay_report *r, u8 bar, u32 offset,
@@ -168,6 +173,7 @@ static int replay_registers(struct vmig_device *dst,
 	struct step *plan;
 	u32 i, n = 0;
 
+	lockdep_assert_held(&dst->mig.state_mutex);
 	plan = kvcalloc((size_t)s->nr_shadow + s->nr_tail + 1, sizeof(*plan),
 			GFP_KERNEL);
 	if (!plan)
@@ -231,6 +237,7 @@ int __vmig_snapshot_replay(struct vmig_device *dst,
 	u16 window;
 	int ret;
 
+	lockdep_assert_held(&dst->mig.state_mutex);
 	memset(rep, 0, sizeof(*rep));
 	ret = vmig_check_compat(dst, &snap->id, snap->profile, rep);
 	if (ret)

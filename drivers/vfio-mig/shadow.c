@@ -11,8 +11,10 @@
  */
 #include <linux/minmax.h>
 #include <linux/moduleparam.h>
+#include <linux/string.h>
 
-#include "vfio_mig.h"
+#include "regfile.h"
+#include "regstate.h"
 
 unsigned int vmig_shadow_slots = 1024;
 

@@ -17,6 +17,12 @@
 #include <linux/slab.h>
 #include <linux/sort.h>
 
+#include "profile.h"
+#include "regfile.h"
+#include "reglog.h"
+#include "regstate.h"
+#include "snapshot.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 #define SNAP_MAGIC		0x53524d56	/* "VMRS" */
@@ -279,6 +285,7 @@ struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
 	u16 window;
 	int ret;
 
+	lockdep_assert_held(&mdev->mig.state_mutex);
 	snap = kzalloc(sizeof(*snap), GFP_KERNEL);
 	if (!snap)
 		return ERR_PTR(-ENOMEM);

@@ -18,8 +18,13 @@
 #include <linux/uaccess.h>
 #include <uapi/linux/vfio_mig_stream.h>
 
-#include "vfio_mig.h"
+#include "lm.h"
+#include "reglog.h"
+#include "regstate.h"
+#include "replay.h"
+#include "snapshot.h"
 #include "stream.h"
+#include "vfio_mig.h"
 
 #define HDR_MAX		4096
 #define REC_LOG_MAX	(sizeof(struct vmig_stream_log) + \

@@ -20,7 +20,13 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
+#include "dirty.h"
+#include "lm.h"
 #include "netlink.h"
+#include "profile.h"
+#include "reglog.h"
+#include "regstate.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 static const char * const trap_mode_names[] = {
@@ -443,6 +449,7 @@ void vmig_bars_map(struct vmig_device *mdev)
 	struct pci_dev *pdev = mdev->core.pdev;
 	int i;
 
+	lockdep_assert_held(vmig_dev_set_lock(mdev));
 	for (i = 0; i < PCI_STD_NUM_BARS; i++)
 		if (pci_resource_len(pdev, i) &&
 		    (pci_resource_flags(pdev, i) & (IORESOURCE_MEM | IORESOURCE_IO)))
@@ -453,6 +460,7 @@ void vmig_bars_unmap(struct vmig_device *mdev)
 {
 	int i;
 
+	lockdep_assert_held(vmig_dev_set_lock(mdev));
 	for (i = 0; i < PCI_STD_NUM_BARS; i++) {
 		if (mdev->bar_va[i])
 			pci_iounmap(mdev->core.pdev, mdev->bar_va[i]);

@@ -9,7 +9,13 @@
 #include <linux/percpu.h>
 #include <vfio-mig/compat.h>
 
+#include "ctl.h"
+#include "dirty.h"
+#include "lm.h"
 #include "netlink.h"
+#include "profile.h"
+#include "regstate.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 static int vmig_init_dev(struct vfio_device *vdev)

@@ -43,6 +43,11 @@
 #include <linux/slab.h>
 #include <linux/vfio.h>
 
+#include "../lm.h"
+#include "../profile.h"
+#include "../replay.h"
+#include "../snapshot.h"
+#include "../trap.h"
 #include "../vfio_mig.h"
 
 #define EDU_ID			0x00
