@@ -551,7 +551,7 @@ unsigned long vmig_migf_stop_copy_estimate(struct vmig_device *mdev,
 	vmig_get_counters(mdev, &c);
 	/* a snapshot: about 256 bytes of framing, 32 per register, 48 per entry */
 	return vmig_stream_fixed_bytes(hdr) + 256 +
-	       (c.shadow_entries + p->nr_regs) * 32 +
+	       (c.regfile_entries + p->nr_regs) * 32 +
 	       (c.log_next_seq - min(since, c.log_next_seq)) * 48 +
 	       p->devstate_size + 8;
 }

@@ -10,7 +10,7 @@ struct pci_device_id;
 struct vmig_device;
 struct vmig_dma_range;
 struct vmig_doorbell;
-struct vmig_log_entry;
+struct vmig_reglog_entry;
 struct vmig_replay_report;
 struct vmig_snapshot;
 
@@ -90,7 +90,7 @@ struct vmig_profile_ctx {
  *	snapshot (a device state blob, extra reads); runs in a worker
  *	(vfio_dma_rw works from it), device open, caller holds dev_set->lock
  * @restore: bring the target to the snapshot's state in the profile's own
- *	order; when NULL, the engine replays the shadow file and log tail in
+ *	order; when NULL, the engine replays the register file and log tail in
  *	(@order, seq) order. Same context as @save.
  * @replay_trigger: may a logged write to a TRIGGER register be replayed?
  *	NULL: never.
@@ -120,7 +120,7 @@ struct vmig_profile {
 	int (*save)(struct vmig_profile_ctx *ctx);
 	int (*restore)(struct vmig_profile_ctx *ctx);
 	bool (*replay_trigger)(struct vmig_device *mdev,
-			       const struct vmig_log_entry *e);
+			       const struct vmig_reglog_entry *e);
 	const struct vmig_doorbell *doorbell;
 	bool (*dma_decode)(struct vmig_device *mdev, u32 cmd,
 			   struct vmig_dma_range *r);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * vfio-mig: the shadow register file (shadow.c), the last value
+ * vfio-mig: the register file (regfile.c), the last value
  * written to each register of a device.
  */
 #ifndef _VFIO_MIG_REGFILE_H
@@ -13,7 +13,7 @@
 #include "regstate.h"
 
 /**
- * struct vmig_shadow_slot - last value written to one register
+ * struct vmig_regfile_slot - last value written to one register
  * @seq: sequence number of that write
  * @value: the value
  * @offset: offset in the BAR
@@ -21,7 +21,7 @@
  * @width: access width; registers are keyed by (bar, offset, width)
  * @used: the slot holds a register
  */
-struct vmig_shadow_slot {
+struct vmig_regfile_slot {
 	u64 seq;
 	u64 value;
 	u32 offset;
@@ -32,11 +32,11 @@ struct vmig_shadow_slot {
 };
 
 /* Under rs->lock: empty the table. */
-void __vmig_shadow_clear(struct vmig_regstate *rs);
-#define VMIG_SHADOW_PROBE	32
+void __vmig_regfile_clear(struct vmig_regstate *rs);
+#define VMIG_REGFILE_PROBE	32
 
-static inline u32 vmig_shadow_hash(u8 bar, u32 offset, u8 width,
-				   u32 nr_slots)
+static inline u32 vmig_regfile_hash(u8 bar, u32 offset, u8 width,
+				    u32 nr_slots)
 {
 	u64 key = (u64)bar << 40 | (u64)width << 32 | offset;
 
@@ -47,23 +47,23 @@ static inline u32 vmig_shadow_hash(u8 bar, u32 offset, u8 width,
  * The trap path's two steps, inline because under TCG every call and
  * return costs a translation-block lookup. Both under rs->lock.
  */
-static inline void __vmig_shadow_update(struct vmig_regstate *rs, u64 seq,
-					u8 bar, u32 offset, u8 width,
-					u64 value)
+static inline void __vmig_regfile_update(struct vmig_regstate *rs, u64 seq,
+					 u8 bar, u32 offset, u8 width,
+					 u64 value)
 {
 	u32 mask = rs->nr_slots - 1;
-	u32 i = vmig_shadow_hash(bar, offset, width, rs->nr_slots);
+	u32 i = vmig_regfile_hash(bar, offset, width, rs->nr_slots);
 	unsigned int probe;
 
-	for (probe = 0; probe < VMIG_SHADOW_PROBE; probe++, i = (i + 1) & mask) {
-		struct vmig_shadow_slot *s = &rs->slots[i];
+	for (probe = 0; probe < VMIG_REGFILE_PROBE; probe++, i = (i + 1) & mask) {
+		struct vmig_regfile_slot *s = &rs->slots[i];
 
 		if (!s->used) {
 			s->used = 1;
 			s->offset = offset;
 			s->bar = bar;
 			s->width = width;
-			rs->shadow_used++;
+			rs->regfile_used++;
 		} else if (s->offset != offset || s->bar != bar ||
 			   s->width != width) {
 			continue;
@@ -72,19 +72,19 @@ static inline void __vmig_shadow_update(struct vmig_regstate *rs, u64 seq,
 		s->value = value;
 		return;
 	}
-	rs->shadow_overflows++;
+	rs->regfile_overflows++;
 }
 
 /* Look a register up in a table (or a copy of one, same layout). */
-const struct vmig_shadow_slot *
-vmig_shadow_lookup(const struct vmig_shadow_slot *slots, u32 nr_slots,
-		   u8 bar, u32 offset, u8 width);
+const struct vmig_regfile_slot *
+vmig_regfile_lookup(const struct vmig_regfile_slot *slots, u32 nr_slots,
+		    u8 bar, u32 offset, u8 width);
 
-/* Allocation bounds of the shadow_slots parameter. */
-#define VMIG_SHADOW_MIN		16
-#define VMIG_SHADOW_MAX		16384
-extern unsigned int vmig_shadow_slots;
-/* Shadow table size the next open uses (a power of two). */
-u32 vmig_shadow_size(void);
+/* Allocation bounds of the shadow_slots parameter (a historical name). */
+#define VMIG_REGFILE_MIN		16
+#define VMIG_REGFILE_MAX		16384
+extern unsigned int vmig_regfile_slots;
+/* Register file size the next open uses (a power of two). */
+u32 vmig_regfile_size(void);
 
 #endif /* _VFIO_MIG_REGFILE_H */

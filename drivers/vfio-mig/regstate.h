@@ -14,16 +14,16 @@
 #include <linux/bit_spinlock.h>
 
 struct vmig_device;
-struct vmig_log_rec;
-struct vmig_shadow_slot;
+struct vmig_reglog_rec;
+struct vmig_regfile_slot;
 
 /**
- * struct vmig_regstate - the write log ring and the shadow register file
+ * struct vmig_regstate - the write log ring and the register file
  * @lock: bit VMIG_RS_LOCKED is a bit spinlock (vmig_rs_lock()) protecting
  *	every field below; a bit spinlock because its fast path is inline,
  *	unlike spin_lock(), and the trap path pays for every call. Taken
  *	(never from irq context) by the trap write path for one append and
- *	one shadow update, by readers for bounded copies, and to swap the
+ *	one register file update, by readers for bounded copies, and to swap the
  *	arrays when open_device resizes them. Nothing inside allocates or
  *	sleeps.
  * @ring: log ring, @ring_size entries (a power of two); the entry of
@@ -32,24 +32,24 @@ struct vmig_shadow_slot;
  * @next_seq: sequence number of the next write
  * @base_seq: first sequence number since the log was last reset (open)
  * @overflows: entries overwritten before being superseded by a reset
- * @slots: shadow hash table, @nr_slots entries (a power of two), linear
+ * @slots: register file hash table, @nr_slots entries (a power of two), linear
  *	probing keyed by (bar, offset, width)
  * @nr_slots: number of slots
- * @shadow_used: slots in use
- * @shadow_overflows: writes the shadow table had no room for
+ * @regfile_used: slots in use
+ * @regfile_overflows: writes the register file had no room for
  * @trapped_writes: BAR writes recorded since probe
  */
 struct vmig_regstate {
 	unsigned long lock;
-	struct vmig_log_rec *ring;
+	struct vmig_reglog_rec *ring;
 	u32 ring_size;
 	u64 next_seq;
 	u64 base_seq;
 	u64 overflows;
-	struct vmig_shadow_slot *slots;
+	struct vmig_regfile_slot *slots;
 	u32 nr_slots;
-	u32 shadow_used;
-	u64 shadow_overflows;
+	u32 regfile_used;
+	u64 regfile_overflows;
 	u64 trapped_writes;
 };
 
@@ -62,7 +62,7 @@ int vmig_regstate_init(struct vmig_regstate *rs);
 void vmig_regstate_destroy(struct vmig_regstate *rs);
 /* open_device: apply changed size parameters, start a fresh log. */
 void vmig_regstate_open(struct vmig_regstate *rs);
-/* The device was reset: the shadow is cleared and a marker logged. */
+/* The device was reset: the register file is cleared and a marker logged. */
 void vmig_record_reset(struct vmig_regstate *rs);
 
 /**
@@ -73,8 +73,8 @@ void vmig_record_reset(struct vmig_regstate *rs);
  * @log_entries: entries retained in the ring now
  * @log_overflows: entries lost to ring overflow since the log was reset
  * @log_next_seq: sequence number the next write gets
- * @shadow_entries: registers in the shadow file
- * @shadow_overflows: writes the shadow file had no room for
+ * @regfile_entries: registers in the register file
+ * @regfile_overflows: writes the register file had no room for
  * @log_lossy: the log lost entries since it was reset (open)
  */
 struct vmig_counters {
@@ -83,8 +83,8 @@ struct vmig_counters {
 	u64 log_entries;
 	u64 log_overflows;
 	u64 log_next_seq;
-	u64 shadow_entries;
-	u64 shadow_overflows;
+	u64 regfile_entries;
+	u64 regfile_overflows;
 	bool log_lossy;
 };
 

@@ -28,9 +28,9 @@ struct vmig_replay_error {
  * @nr_errors: registers that failed (only the first
  *	VMIG_REPLAY_MAX_ERRORS are in @errors)
  * @errors: per-register errors
- * @shadow_only: the log tail was incomplete (lossy log): only the shadow
+ * @regfile_only: the log tail was incomplete (lossy log): only the register
  *	file was replayed
- * @shadow_incomplete: the source's shadow file had overflowed
+ * @regfile_incomplete: the source's register file had overflowed
  * @id_tolerated: the identities differed in fields the profile tolerates
  * @msg: why the replay was refused, or notes ("" when none)
  */
@@ -39,8 +39,8 @@ struct vmig_replay_report {
 	u32 skipped;
 	u32 nr_errors;
 	struct vmig_replay_error errors[VMIG_REPLAY_MAX_ERRORS];
-	bool shadow_only;
-	bool shadow_incomplete;
+	bool regfile_only;
+	bool regfile_incomplete;
 	bool id_tolerated;
 	char msg[VMIG_REPLAY_MSG_LEN];
 };

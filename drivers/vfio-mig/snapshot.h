@@ -34,7 +34,7 @@ struct vmig_identity {
 	u64 bar_len[PCI_STD_NUM_BARS];
 };
 
-/* A register and a value: shadow entries (with @seq) and captured reads. */
+/* A register and a value: register file entries (with @seq) and captured reads. */
 struct vmig_reg_value {
 	u64 seq;
 	u64 value;
@@ -54,7 +54,7 @@ struct vmig_reg_value {
 
 /* vmig_snapshot.flags */
 #define VMIG_SNAPF_LOG_LOSSY		0x1	/* the tail is incomplete */
-#define VMIG_SNAPF_SHADOW_INCOMPLETE	0x2	/* shadow table overflowed */
+#define VMIG_SNAPF_REGFILE_INCOMPLETE	0x2	/* register file overflowed */
 #define VMIG_SNAPF_DEVSTATE		0x4	/* @devstate is present */
 #define VMIG_SNAPF_ALL			0x7
 
@@ -69,10 +69,10 @@ struct vmig_reg_value {
  * @profile: profile name on the source
  * @flags: VMIG_SNAPF_*
  * @since_seq: first sequence number of @tail's window
- * @cut_seq: the shadow and tail hold every write with seq < @cut_seq
+ * @cut_seq: the register file and tail hold every write with seq < @cut_seq
  * @log_overflows: ring overflows on the source when taken
- * @shadow: last value of each written register, by ascending seq
- * @nr_shadow: count
+ * @regfile: last value of each written register, by ascending seq
+ * @nr_regfile: count
  * @reads: registers the profile captures by reading them
  * @nr_reads: count
  * @tail: compacted log tail [since_seq, cut_seq), by ascending seq
@@ -87,11 +87,11 @@ struct vmig_snapshot {
 	u64 since_seq;
 	u64 cut_seq;
 	u64 log_overflows;
-	struct vmig_reg_value *shadow;
-	u32 nr_shadow;
+	struct vmig_reg_value *regfile;
+	u32 nr_regfile;
 	struct vmig_reg_value *reads;
 	u32 nr_reads;
-	struct vmig_log_entry *tail;
+	struct vmig_reglog_entry *tail;
 	u32 nr_tail;
 	u8 *devstate;
 	u32 devstate_len;
@@ -121,8 +121,8 @@ bool vmig_snap_reg_ok(const struct vmig_snapshot *s, u8 bar, u32 off, u8 w);
 /* The value a snapshot captured by reading, or NULL. */
 const struct vmig_reg_value *vmig_snap_read(const struct vmig_snapshot *s,
 					    u8 bar, u32 offset, u8 width);
-/* The shadow file's last write to a register, or NULL. */
-const struct vmig_reg_value *vmig_snap_shadow(const struct vmig_snapshot *s,
-					      u8 bar, u32 offset, u8 width);
+/* The register file's last write to a register, or NULL. */
+const struct vmig_reg_value *vmig_snap_regfile(const struct vmig_snapshot *s,
+					       u8 bar, u32 offset, u8 width);
 
 #endif /* _VFIO_MIG_SNAPSHOT_H */

@@ -4,7 +4,7 @@
  *
  * In trap modes sparse and all, BAR accesses through the device fd go
  * through vfio_pci_core's own read/write path and every completed write is
- * recorded (log.c, shadow.c). Mode all hides the BAR mmap; mode sparse
+ * recorded (reglog.c, regfile.c). Mode all hides the BAR mmap; mode sparse
  * carves the profile's trapped pages out of it with the sparse-mmap
  * capability and refuses to mmap them (and refuses ioeventfds on them,
  * which would bypass the log). Mode none is vfio-pci.

@@ -41,7 +41,7 @@ static int vmig_init_dev(struct vfio_device *vdev)
 	vmig_ctl_dev_init(mdev);
 	vmig_nl_dev_init(mdev);
 	if (VMIG_HAVE_IOVA_BITMAP)
-		vdev->log_ops = &vmig_log_ops;
+		vdev->log_ops = &vmig_dma_log_ops;
 	return 0;
 }
 

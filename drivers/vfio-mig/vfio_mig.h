@@ -7,8 +7,8 @@
  *
  *	trap.h		BAR trap, trap modes, in-kernel BAR access (trap.c)
  *	regstate.h	what the trap write path records, under one bit spinlock
- *	reglog.h	the register write log ring (log.c)
- *	regfile.h	the register file, last value per register (shadow.c)
+ *	reglog.h	the register write log ring (reglog.c)
+ *	regfile.h	the register file, last value per register (regfile.c)
  *	profile.h	device profiles (profile.c, profiles/)
  *	snapshot.h	snapshots and their byte form (snapshot.c)
  *	replay.h	replay of a snapshot onto a device (replay.c)
@@ -95,7 +95,7 @@ struct vmig_profile;
  *	dropped at close, both under dev_set->lock; used with it held.
  * @trapped_reads: BAR reads through the trapped path, per CPU (an atomic
  *	would cost the read path more than the rest of its bookkeeping).
- * @rs: write log and shadow register file, under @rs.lock.
+ * @rs: write log and register file, under @rs.lock.
  * @dbg: debugfs test interface, under @dbg.lock.
  * @dirty: the DMA dirty log (dirty.h has its locking rules).
  * @overflow_work: sends the log-overflow event from process context.
