@@ -44,8 +44,9 @@ static inline u32 vmig_regfile_hash(u8 bar, u32 offset, u8 width,
 }
 
 /*
- * The trap path's two steps, inline because under TCG every call and
- * return costs a translation-block lookup. Both under rs->lock.
+ * The trap path's register file step (the log's is __vmig_reglog_append()),
+ * inline because under TCG every call and return costs a translation-block
+ * lookup. Under rs->lock.
  */
 static inline void __vmig_regfile_update(struct vmig_regstate *rs, u64 seq,
 					 u8 bar, u32 offset, u8 width,

@@ -115,7 +115,8 @@ void vmig_record_reset(struct vmig_regstate *rs)
 #define LOG_READ_BATCH	64
 
 int vmig_reglog_read(struct vmig_device *mdev, u64 since_seq,
-		     struct vmig_reglog_entry *out, unsigned int max, u64 *next_seq)
+		     struct vmig_reglog_entry *out, unsigned int max,
+		     u64 *next_seq)
 {
 	struct vmig_regstate *rs = &mdev->rs;
 	u64 seq = since_seq, end;

@@ -99,6 +99,7 @@ extern unsigned int vmig_reglog_entries;
  * Returns the count; *@next_seq is the seq to ask for next time.
  */
 int vmig_reglog_read(struct vmig_device *mdev, u64 since_seq,
-		     struct vmig_reglog_entry *out, unsigned int max, u64 *next_seq);
+		     struct vmig_reglog_entry *out, unsigned int max,
+		     u64 *next_seq);
 
 #endif /* _VFIO_MIG_REGLOG_H */

@@ -23,8 +23,8 @@ struct vmig_regfile_slot;
  *	every field below; a bit spinlock because its fast path is inline,
  *	unlike spin_lock(), and the trap path pays for every call. Taken
  *	(never from irq context) by the trap write path for one append and
- *	one register file update, by readers for bounded copies, and to swap the
- *	arrays when open_device resizes them. Nothing inside allocates or
+ *	one register file update, by readers for bounded copies, and to swap
+ *	the arrays when open_device resizes them. Nothing inside allocates or
  *	sleeps.
  * @ring: log ring, @ring_size entries (a power of two); the entry of
  *	sequence number s lives at ring[s & (ring_size - 1)]
@@ -32,8 +32,8 @@ struct vmig_regfile_slot;
  * @next_seq: sequence number of the next write
  * @base_seq: first sequence number since the log was last reset (open)
  * @overflows: entries overwritten before being superseded by a reset
- * @slots: register file hash table, @nr_slots entries (a power of two), linear
- *	probing keyed by (bar, offset, width)
+ * @slots: register file hash table, @nr_slots entries (a power of two),
+ *	linear probing keyed by (bar, offset, width)
  * @nr_slots: number of slots
  * @regfile_used: slots in use
  * @regfile_overflows: writes the register file had no room for

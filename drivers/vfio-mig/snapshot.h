@@ -34,7 +34,10 @@ struct vmig_identity {
 	u64 bar_len[PCI_STD_NUM_BARS];
 };
 
-/* A register and a value: register file entries (with @seq) and captured reads. */
+/*
+ * A register and a value: register file entries (with @seq) and captured
+ * reads.
+ */
 struct vmig_reg_value {
 	u64 seq;
 	u64 value;

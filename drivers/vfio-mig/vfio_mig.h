@@ -17,7 +17,8 @@
  *			(dma_log.c)
  *	lm.h		VFIO migration (lm.c, lm_dma.c, lm_pin.c, migf.c)
  *	stream.h	the migration stream (stream.c)
- *	ctl.h		/dev/vfio-mig (ctl.c) and the migration phases (nl_mig.c)
+ *	ctl.h		/dev/vfio-mig (ctl.c) and the migration phases
+ *			(nl_mig.c)
  *	netlink.h	the vfio_mig genetlink family (netlink.c, nl_policy.c)
  */
 #ifndef _VFIO_MIG_H
