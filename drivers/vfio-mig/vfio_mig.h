@@ -67,8 +67,12 @@ struct vmig_profile;
  * 12. [vfio-pci core: memory_lock]  BAR access; a reset holds it, so the
  *				reset path takes none of the locks above
  *     [type1: iommu->lock, then device_list_lock]  pinning (lm_pin.c),
- *				vfio_dma_rw(); ->dma_unmap is called under
- *				device_list_lock
+ *				vfio_dma_rw(). ->dma_unmap is called under
+ *				device_list_lock alone and unpins there
+ *				(iommu->lock): the inversion against type1's
+ *				register_device of every driver that unpins in
+ *				->dma_unmap; lockdep reports it
+ *				(Documentation/migration.rst)
  * 13. leaves, nothing is taken under them:
  *	vmig_dma_hold.pin_lock	(spinlock; from ->dma_unmap and under
  *				vmig_dma_hold.lock)
