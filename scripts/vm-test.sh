@@ -53,5 +53,10 @@ VMIG_SUITES=$SUITE VMIG_TEST=$TEST \
 python3 scripts/tap.py vm "$KVER" "$out"
 step "results (logs: $out/guest.log, $out/console.log)"
 cat "$out/results.tap"
+# the guest's own checks pass without any test: say when none ran
+if ! grep -Eq '^(not )?ok - [^ ]+ [^ :]+/' "$out/results.tap"; then
+	echo "not ok - no test of suite $SUITE${TEST:+ matched $TEST}"
+	exit 1
+fi
 # one line, N passed, N failed; fails on a failure or when nothing passed
 python3 scripts/tap.py summary "$out/results.tap"
