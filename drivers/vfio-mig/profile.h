@@ -88,7 +88,9 @@ struct vmig_profile_ctx {
  * @tolerate: VMIG_ID_* fields that may differ between source and target
  * @save: capture device state that registers do not reach into the
  *	snapshot (a device state blob, extra reads); runs in a worker
- *	(vfio_dma_rw works from it), device open, caller holds dev_set->lock
+ *	(vfio_dma_rw works from it), device open, caller holds the device's
+ *	mig.state_mutex (__vmig_snapshot_take(); dev_set->lock only from the
+ *	debugfs interface, not from the migration arcs)
  * @restore: bring the target to the snapshot's state in the profile's own
  *	order; when NULL, the engine replays the register file and log tail in
  *	(@order, seq) order. Same context as @save.
