@@ -7,6 +7,8 @@
 #   make KDIR=/path/to/kernel/build  modules for a kernel build tree
 #   make check           install deps, build for 6.1 and 6.12, lint, DKMS,
 #                        unit tests, VM selftests on both kernels
+#   make vm-test KVER=6.12.118+deb12-amd64 SUITE=regsync [TEST=log_test]
+#                        one VM suite (or test) on one kernel, TAP shown
 #   make check-debug     VM selftests on a KASAN + lockdep build of 6.12
 #                        (first build ~30 min, cached), fail on any report
 #   make demo            boot the test bed and show vfio-mig at work
@@ -49,6 +51,12 @@ deps:
 check: deps
 	scripts/check.sh
 
+vm-test:
+	@test -n "$(SUITE)" || { \
+	  echo "usage: make vm-test KVER=<kver> SUITE=<suite> [TEST=<name>]"; \
+	  exit 2; }
+	scripts/vm-test.sh "$(KVER)" "$(SUITE)" "$(TEST)"
+
 check-debug: deps
 	scripts/check-debug.sh
 
@@ -67,5 +75,6 @@ clean:
 	rm -rf build
 
 .PHONY: all modules modules_install migctl install deps check check-debug \
+	vm-test \
 	demo bench \
 	lint clean

@@ -32,6 +32,9 @@
 #include <uapi/linux/vfio_mig.h>
 #include <uapi/linux/vfio_mig_ctl.h>
 
+#include "ctl.h"
+#include "lm.h"
+#include "profile.h"
 #include "vfio_mig.h"
 
 #define CTL_PAGE_SIZE	SZ_4K
@@ -43,9 +46,9 @@
  * @pages_lock: serialises the VFIO_MIG_CTL_PAGES calls on this fd and
  *	protects @iovas, @pages and @bounce. Taken with the device's
  *	ctl.rwsem held for read (the order: ctl.rwsem, then @pages_lock);
- *	nothing is taken under it but the allocations and page pinning of
- *	the call and the IOMMU type1 locks of vfio_dma_rw() (in a worker
- *	that the call waits for)
+ *	nothing is taken under it but ctl.phase_lock (vmig_ram_contains()),
+ *	the allocations and page pinning of the call and the IOMMU type1
+ *	locks of vfio_dma_rw() (in a worker that the call waits for)
  * @iovas: a call's IOVAs, VFIO_MIG_CTL_PAGES_MAX of them; allocated by
  *	the first call, freed at release
  * @pages: the caller's buffer pages a call pinned, VFIO_MIG_CTL_PAGES_MAX
@@ -216,6 +219,7 @@ static long ctl_state(struct vmig_device *mdev, void __user *uarg)
 	struct file *filp;
 	int fd;
 
+	lockdep_assert_held(&mdev->ctl.rwsem);
 	if (copy_from_user(&st, uarg, minsz))
 		return -EFAULT;
 	if (st.argsz < minsz || st.flags & ~VFIO_MIG_CTL_STATE_SET)
@@ -434,6 +438,8 @@ static long ctl_pages_locked(struct ctl_file *cf, struct vmig_device *mdev,
 	u64 bad;
 	u32 i;
 
+	lockdep_assert_held(&mdev->ctl.rwsem);
+	lockdep_assert_held(&cf->pages_lock);
 	if (!cf->iovas) {
 		cf->iovas = kmalloc_array(VFIO_MIG_CTL_PAGES_MAX,
 					  sizeof(*cf->iovas), GFP_KERNEL);
@@ -498,6 +504,7 @@ static long ctl_pages(struct ctl_file *cf, struct vmig_device *mdev,
 	u32 done = 0;
 	long ret;
 
+	lockdep_assert_held(&mdev->ctl.rwsem);
 	if (copy_from_user(&pg, uarg, minsz))
 		return -EFAULT;
 	if (pg.argsz < minsz || pg.flags & ~VFIO_MIG_CTL_PAGES_WRITE ||

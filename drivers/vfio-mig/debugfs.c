@@ -5,7 +5,7 @@
  * interface; root only. /sys/kernel/debug/vfio-mig/BDF/:
  *
  *   ctl       write a command:
- *               take            snapshot of registers, log and shadow
+ *               take            snapshot of registers, log and register file
  *               take full       ... and the profile's device state (the
  *                               device must be stopped)
  *               replay BDF      replay the stored snapshot onto BDF
@@ -16,7 +16,7 @@
  *             single write) replaces it after validation
  *   result    outcome of the last command, "key: value" lines
  *   counters  trap and log counters, "key: value" lines
- *   log       the retained log, one write per line
+ *   reglog    the retained register write log, one write per line
  *
  * /sys/kernel/debug/vfio-mig/worker_delay_ms: each vmig_run_in_worker()
  * call waits this long in its queue before it runs (0, the default: not
@@ -29,6 +29,14 @@
 #include <linux/string.h>
 #include <linux/uaccess.h>
 
+#include "debugfs.h"
+#include "lm.h"
+#include "profile.h"
+#include "reglog.h"
+#include "regstate.h"
+#include "replay.h"
+#include "snapshot.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 static struct dentry *vmig_dbg_root;
@@ -56,8 +64,8 @@ static int dbg_take(struct vmig_device *mdev, unsigned int flags)
 	if (!IS_ERR(blob)) {
 		set_blob(mdev, blob, len);
 		scnprintf(mdev->dbg.result, sizeof(mdev->dbg.result),
-			  "ret: 0\nbytes: %zu\nflags: %#x\nshadow: %u\nreads: %u\ntail: %u\ndevstate: %u\n",
-			  len, snap->flags, snap->nr_shadow, snap->nr_reads,
+			  "ret: 0\nbytes: %zu\nflags: %#x\nregfile: %u\nreads: %u\ntail: %u\ndevstate: %u\n",
+			  len, snap->flags, snap->nr_regfile, snap->nr_reads,
 			  snap->nr_tail, snap->devstate_len);
 	}
 	vmig_snapshot_free(snap);
@@ -72,9 +80,9 @@ static void format_report(struct vmig_device *mdev, int ret,
 	u32 i;
 
 	k = scnprintf(p, n,
-		      "ret: %d\napplied: %u\nskipped: %u\nerrors: %u\nshadow_only: %d\nshadow_incomplete: %d\nid_tolerated: %d\nmsg: %s\n",
-		      ret, r->applied, r->skipped, r->nr_errors, r->shadow_only,
-		      r->shadow_incomplete, r->id_tolerated, r->msg);
+		      "ret: %d\napplied: %u\nskipped: %u\nerrors: %u\nregfile_only: %d\nregfile_incomplete: %d\nid_tolerated: %d\nmsg: %s\n",
+		      ret, r->applied, r->skipped, r->nr_errors, r->regfile_only,
+		      r->regfile_incomplete, r->id_tolerated, r->msg);
 	for (i = 0; i < min_t(u32, r->nr_errors, VMIG_REPLAY_MAX_ERRORS); i++)
 		k += scnprintf(p + k, n - k,
 			       "error: bar %#x offset %#x width %u err %d\n",
@@ -242,19 +250,19 @@ static int counters_show(struct seq_file *m, void *v)
 		   c.trapped_reads, c.trapped_writes);
 	seq_printf(m, "log_entries: %llu\nlog_overflows: %llu\nlog_next_seq: %llu\nlog_lossy: %d\n",
 		   c.log_entries, c.log_overflows, c.log_next_seq, c.log_lossy);
-	seq_printf(m, "shadow_entries: %llu\nshadow_overflows: %llu\n",
-		   c.shadow_entries, c.shadow_overflows);
-	seq_printf(m, "log_bytes_per_entry: %zu\n", VMIG_LOG_BYTES_PER_ENTRY);
+	seq_printf(m, "regfile_entries: %llu\nregfile_overflows: %llu\n",
+		   c.regfile_entries, c.regfile_overflows);
+	seq_printf(m, "log_bytes_per_entry: %zu\n", VMIG_REGLOG_BYTES_PER_ENTRY);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(counters);
 
 #define LOG_CHUNK	64
 
-static int log_show(struct seq_file *m, void *v)
+static int reglog_show(struct seq_file *m, void *v)
 {
 	struct vmig_device *mdev = m->private;
-	struct vmig_log_entry *e;
+	struct vmig_reglog_entry *e;
 	u64 seq = 0, next;
 	int n, i;
 
@@ -262,7 +270,7 @@ static int log_show(struct seq_file *m, void *v)
 	if (!e)
 		return -ENOMEM;
 	do {
-		n = vmig_log_read(mdev, seq, e, LOG_CHUNK, &next);
+		n = vmig_reglog_read(mdev, seq, e, LOG_CHUNK, &next);
 		for (i = 0; i < n; i++)
 			seq_printf(m, "%llu %llu %u %#x %u %#llx\n", e[i].seq,
 				   e[i].ts_ns, e[i].bar, e[i].offset,
@@ -272,7 +280,7 @@ static int log_show(struct seq_file *m, void *v)
 	kfree(e);
 	return 0;
 }
-DEFINE_SHOW_ATTRIBUTE(log);
+DEFINE_SHOW_ATTRIBUTE(reglog);
 
 void vmig_debugfs_add(struct vmig_device *mdev)
 {
@@ -287,7 +295,7 @@ void vmig_debugfs_add(struct vmig_device *mdev)
 	debugfs_create_file("snapshot", 0600, d, mdev, &snapshot_fops);
 	debugfs_create_file("result", 0400, d, mdev, &result_fops);
 	debugfs_create_file("counters", 0400, d, mdev, &counters_fops);
-	debugfs_create_file("log", 0400, d, mdev, &log_fops);
+	debugfs_create_file("reglog", 0400, d, mdev, &reglog_fops);
 }
 
 void vmig_debugfs_remove(struct vmig_device *mdev)

@@ -17,6 +17,10 @@
 #include <linux/slab.h>
 #include <linux/sort.h>
 
+#include "dirty.h"
+#include "lm.h"
+#include "profile.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 void vmig_dirty_init(struct vmig_dirty *d)

@@ -94,6 +94,6 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 void vmig_dirty_stats(struct vmig_device *mdev, struct vmig_dirty_stats *s);
 
 /* VFIO DMA logging (dma_log.c) */
-extern const struct vfio_log_ops vmig_log_ops;
+extern const struct vfio_log_ops vmig_dma_log_ops;
 
 #endif /* _VFIO_MIG_DIRTY_H */

@@ -13,11 +13,12 @@
 #include <linux/slab.h>
 #include <linux/vfio.h>
 
+#include "dirty.h"
 #include "vfio_mig.h"
 
-static int vmig_log_start(struct vfio_device *vdev,
-			  struct rb_root_cached *ranges, u32 nnodes,
-			  u64 *page_size)
+static int vmig_dma_log_start(struct vfio_device *vdev,
+			      struct rb_root_cached *ranges, u32 nnodes,
+			      u64 *page_size)
 {
 	struct vmig_device *mdev = to_vmig(vdev);
 	struct interval_tree_node *node;
@@ -48,7 +49,7 @@ static int vmig_log_start(struct vfio_device *vdev,
 	return ret;
 }
 
-static int vmig_log_stop(struct vfio_device *vdev)
+static int vmig_dma_log_stop(struct vfio_device *vdev)
 {
 	/*
 	 * Only the log VFIO started; stopping one that is not running is not
@@ -78,9 +79,9 @@ static void bitmap_sink(void *priv, u64 iova, u64 len)
 		iova_bitmap_set(w->dirty, iova, last - iova + 1);
 }
 
-static int vmig_log_read_and_clear(struct vfio_device *vdev,
-				   unsigned long iova, unsigned long length,
-				   struct iova_bitmap *dirty)
+static int vmig_dma_log_read_and_clear(struct vfio_device *vdev,
+				       unsigned long iova, unsigned long length,
+				       struct iova_bitmap *dirty)
 {
 	struct window w = { dirty, iova, iova + length - 1 };
 	struct vmig_device *mdev = to_vmig(vdev);
@@ -97,8 +98,8 @@ static int vmig_log_read_and_clear(struct vfio_device *vdev,
 				 bitmap_sink, &w);
 }
 
-const struct vfio_log_ops vmig_log_ops = {
-	.log_start		= vmig_log_start,
-	.log_stop		= vmig_log_stop,
-	.log_read_and_clear	= vmig_log_read_and_clear,
+const struct vfio_log_ops vmig_dma_log_ops = {
+	.log_start		= vmig_dma_log_start,
+	.log_stop		= vmig_dma_log_stop,
+	.log_read_and_clear	= vmig_dma_log_read_and_clear,
 };

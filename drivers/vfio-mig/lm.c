@@ -56,7 +56,9 @@
 #include <linux/uaccess.h>
 #include <vfio-mig/compat.h>
 
+#include "lm.h"
 #include "netlink.h"
+#include "profile.h"
 #include "vfio_mig.h"
 
 static const char * const state_names[] = {
@@ -87,6 +89,7 @@ static bool reset_locked(struct vmig_device *mdev)
 	struct vmig_mig *m = &mdev->mig;
 	struct vmig_dma_hold *h = &m->dma;
 
+	lockdep_assert_held(&m->state_mutex);
 	if (m->saving)
 		vmig_migf_put(m->saving);
 	if (m->resuming)
@@ -350,6 +353,7 @@ static struct file *set_state_locked(struct vmig_device *mdev,
 	struct file *res = NULL;
 	int ret;
 
+	lockdep_assert_held(&m->state_mutex);
 	if (m->stay_stopped && new_state != VFIO_DEVICE_STATE_STOP)
 		return ERR_PTR(-EPERM);
 	while (new_state != m->state) {

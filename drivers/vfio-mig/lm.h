@@ -251,7 +251,7 @@ enum vfio_device_mig_state vmig_mig_get_state(struct vmig_device *mdev);
 void vmig_mig_rollback(struct vmig_device *mdev);
 /* The device must be in STOP (else -EINVAL); it stays there until close. */
 int vmig_mig_commit_stopped(struct vmig_device *mdev);
-/* Is the device committed in STOP? (under state_mutex) */
+/* Is the device committed in STOP? (takes state_mutex) */
 bool vmig_mig_stay_stopped(struct vmig_device *mdev);
 extern const struct vfio_migration_ops vmig_mig_ops;
 int vmig_device_feature(struct vfio_device *vdev, u32 flags,

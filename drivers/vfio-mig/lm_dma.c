@@ -23,7 +23,12 @@
  */
 #include <linux/uaccess.h>
 
+#include "dirty.h"
+#include "lm.h"
 #include "netlink.h"
+#include "profile.h"
+#include "reglog.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 #define VMIG_DMA_WAIT_MS	3000
@@ -77,6 +82,7 @@ static int doorbell_piece(struct vmig_device *mdev, u8 bar, u64 at, u8 w,
 	bool start;
 	int ret;
 
+	lockdep_assert_held(&h->lock);
 	if (in_engine(db, bar, at)) {
 		/* the device ignores its engine while it transfers */
 		if (h->held && h->nr)

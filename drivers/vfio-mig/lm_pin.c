@@ -52,6 +52,9 @@
 #include <linux/vfio.h>
 #include <linux/wait.h>
 
+#include "lm.h"
+#include "profile.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 #define VMIG_UNMAP_GRACE_MS	20

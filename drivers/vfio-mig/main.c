@@ -11,7 +11,13 @@
 #include <linux/module.h>
 #include <linux/pci.h>
 
+#include "ctl.h"
+#include "debugfs.h"
+#include "dirty.h"
+#include "lm.h"
 #include "netlink.h"
+#include "profile.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 #ifndef VFIO_MIG_VERSION

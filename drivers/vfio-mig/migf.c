@@ -27,6 +27,13 @@
 #include <uapi/linux/vfio_mig_stream.h>
 #include <vfio-mig/compat.h>
 
+#include "dirty.h"
+#include "lm.h"
+#include "profile.h"
+#include "reglog.h"
+#include "regstate.h"
+#include "replay.h"
+#include "snapshot.h"
 #include "stream.h"
 #include "vfio_mig.h"
 
@@ -498,6 +505,7 @@ int vmig_migf_load(struct vmig_migf *migf)
 	mutex_lock(&migf->lock);
 	/* valid after unlocking too: the caller holds state_mutex */
 	mdev = migf->mdev;
+	lockdep_assert_held(&mdev->mig.state_mutex);
 	ret = migf->disabled ? -ENODEV :
 			       vmig_stream_rx_finish(migf->rx, mdev, &res);
 	mutex_unlock(&migf->lock);
@@ -543,7 +551,7 @@ unsigned long vmig_migf_stop_copy_estimate(struct vmig_device *mdev,
 	vmig_get_counters(mdev, &c);
 	/* a snapshot: about 256 bytes of framing, 32 per register, 48 per entry */
 	return vmig_stream_fixed_bytes(hdr) + 256 +
-	       (c.shadow_entries + p->nr_regs) * 32 +
+	       (c.regfile_entries + p->nr_regs) * 32 +
 	       (c.log_next_seq - min(since, c.log_next_seq)) * 48 +
 	       p->devstate_size + 8;
 }

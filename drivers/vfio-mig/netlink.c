@@ -15,7 +15,12 @@
 
 #include <vfio-mig/compat.h>
 
+#include "dirty.h"
 #include "netlink.h"
+#include "profile.h"
+#include "reglog.h"
+#include "regstate.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 static_assert((int)VMIG_TRAP_NONE == (int)VFIO_MIG_TRAP_MODE_NONE);
@@ -286,7 +291,7 @@ struct reglog_ctx {
 #define REGLOG_BATCH	32
 
 static int put_entry(struct sk_buff *skb, struct netlink_callback *cb,
-		     const struct vmig_log_entry *e)
+		     const struct vmig_reglog_entry *e)
 {
 	void *hdr;
 
@@ -313,7 +318,7 @@ int vfio_mig_nl_reglog_get_dumpit(struct sk_buff *skb,
 {
 	struct reglog_ctx *ctx = (struct reglog_ctx *)cb->ctx;
 	struct nlattr **a = vmig_genl_dump_attrs(cb);
-	struct vmig_log_entry *batch;
+	struct vmig_reglog_entry *batch;
 	struct vmig_device *mdev;
 	int n, i, ret = 0;
 	u64 next;
@@ -334,8 +339,8 @@ int vfio_mig_nl_reglog_get_dumpit(struct sk_buff *skb,
 		goto out;
 	}
 	for (;;) {
-		n = vmig_log_read(mdev, ctx->next_seq, batch, REGLOG_BATCH,
-				  &next);
+		n = vmig_reglog_read(mdev, ctx->next_seq, batch, REGLOG_BATCH,
+				     &next);
 		if (n <= 0) {
 			ret = n;
 			break;

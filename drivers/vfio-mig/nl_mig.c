@@ -16,6 +16,8 @@
 #include <net/genetlink.h>
 #include <uapi/linux/vfio_mig.h>
 
+#include "ctl.h"
+#include "dirty.h"
 #include "netlink.h"
 #include "vfio_mig.h"
 
@@ -118,6 +120,7 @@ bool vmig_ram_contains(struct vmig_device *mdev, const u64 *iovas, u32 n,
 	bool ok = true;
 	u32 i, r;
 
+	lockdep_assert_held(&mdev->ctl.rwsem);
 	mutex_lock(&cd->phase_lock);
 	for (i = 0; ok && cd->ram && i < n; i++) {
 		for (r = 0; r < cd->nr_ram; r++)

@@ -10,6 +10,8 @@
 #include <linux/slab.h>
 #include <linux/workqueue.h>
 
+#include "profile.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 static const struct vmig_profile * const vmig_profiles[] = {

@@ -5,16 +5,21 @@
  *
  * It refuses a target whose identity differs from the source's beyond the
  * profile's allow-list, or whose profile differs. It then lets the profile
- * restore in its own order, or replays the shadow file and the compacted
+ * restore in its own order, or replays the register file and the compacted
  * log tail in (profile order, sequence) order: registers of class state
  * get their last value; triggers only if the profile says so; read-only
- * and volatile registers never. With a lossy log, only the shadow file is
+ * and volatile registers never. With a lossy log, only the register file is
  * replayed and the report says so. Every failing register is reported.
  * The source device is never touched: replay works from the snapshot.
  */
 #include <linux/slab.h>
 #include <linux/sort.h>
 
+#include "profile.h"
+#include "reglog.h"
+#include "replay.h"
+#include "snapshot.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 void vmig_report_error(struct vmig_replay_report *r, u8 bar, u32 offset,
@@ -134,7 +139,7 @@ static int cmp_step(const void *a, const void *b)
 
 /* Should @e be replayed onto @dst? Fills @st if so. */
 static bool plan_one(struct vmig_device *dst, const struct vmig_profile *p,
-		     const struct vmig_log_entry *e, struct step *st)
+		     const struct vmig_reglog_entry *e, struct step *st)
 {
 	const struct vmig_reg_desc *r = vmig_profile_reg(p, e->bar, e->offset,
 							 e->width);
@@ -163,24 +168,25 @@ static int replay_registers(struct vmig_device *dst,
 			    const struct vmig_snapshot *s,
 			    struct vmig_replay_report *rep)
 {
-	bool use_tail = !rep->shadow_only;
-	struct vmig_log_entry e = {};
+	bool use_tail = !rep->regfile_only;
+	struct vmig_reglog_entry e = {};
 	struct step *plan;
 	u32 i, n = 0;
 
-	plan = kvcalloc((size_t)s->nr_shadow + s->nr_tail + 1, sizeof(*plan),
+	lockdep_assert_held(&dst->mig.state_mutex);
+	plan = kvcalloc((size_t)s->nr_regfile + s->nr_tail + 1, sizeof(*plan),
 			GFP_KERNEL);
 	if (!plan)
 		return -ENOMEM;
-	/* the shadow up to the tail's window, then the tail */
-	for (i = 0; i < s->nr_shadow; i++) {
-		if (use_tail && s->shadow[i].seq >= s->since_seq)
+	/* the register file up to the tail's window, then the tail */
+	for (i = 0; i < s->nr_regfile; i++) {
+		if (use_tail && s->regfile[i].seq >= s->since_seq)
 			continue;
-		e.seq = s->shadow[i].seq;
-		e.value = s->shadow[i].value;
-		e.offset = s->shadow[i].offset;
-		e.bar = s->shadow[i].bar;
-		e.width = s->shadow[i].width;
+		e.seq = s->regfile[i].seq;
+		e.value = s->regfile[i].value;
+		e.offset = s->regfile[i].offset;
+		e.bar = s->regfile[i].bar;
+		e.width = s->regfile[i].width;
 		if (plan_one(dst, p, &e, &plan[n]))
 			n++;
 		else
@@ -214,7 +220,7 @@ static int replay_registers(struct vmig_device *dst,
 			rep->applied++;
 		/*
 		 * Process context under the state mutex: a long log (up to
-		 * VMIG_LOG_MAX entries, plus a tail of at most
+		 * VMIG_REGLOG_MAX entries, plus a tail of at most
 		 * VMIG_SNAP_MAX_BYTES) must not hold the CPU.
 		 */
 		cond_resched();
@@ -231,15 +237,16 @@ int __vmig_snapshot_replay(struct vmig_device *dst,
 	u16 window;
 	int ret;
 
+	lockdep_assert_held(&dst->mig.state_mutex);
 	memset(rep, 0, sizeof(*rep));
 	ret = vmig_check_compat(dst, &snap->id, snap->profile, rep);
 	if (ret)
 		return ret;
-	rep->shadow_only = snap->flags & VMIG_SNAPF_LOG_LOSSY;
-	rep->shadow_incomplete = snap->flags & VMIG_SNAPF_SHADOW_INCOMPLETE;
-	if (rep->shadow_only)
+	rep->regfile_only = snap->flags & VMIG_SNAPF_LOG_LOSSY;
+	rep->regfile_incomplete = snap->flags & VMIG_SNAPF_REGFILE_INCOMPLETE;
+	if (rep->regfile_only)
 		snprintf(rep->msg, sizeof(rep->msg),
-			 "log lossy (%llu overflows): replayed the shadow register file alone",
+			 "log lossy (%llu overflows): replayed the register file alone",
 			 snap->log_overflows);
 	/* the device's registers whether or not its VMM enabled decoding */
 	window = vmig_decode_open(dst);

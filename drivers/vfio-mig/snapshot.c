@@ -2,7 +2,7 @@
 /*
  * vfio-mig: snapshots of a device's register state, and their byte form.
  *
- * A snapshot is a consistent cut of the shadow register file and the write
+ * A snapshot is a consistent cut of the register file and the write
  * log (both copied under one hold of rs.lock, then the tail in bounded
  * batches), the registers the profile captures by reading, and the
  * profile's device state. Taking one reads the source and, only with
@@ -17,6 +17,12 @@
 #include <linux/slab.h>
 #include <linux/sort.h>
 
+#include "profile.h"
+#include "regfile.h"
+#include "reglog.h"
+#include "regstate.h"
+#include "snapshot.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 #define SNAP_MAGIC		0x53524d56	/* "VMRS" */
@@ -27,7 +33,7 @@ enum {
 	REC_IDENTITY = 1,
 	REC_PROFILE = 2,
 	REC_META = 3,
-	REC_SHADOW = 4,
+	REC_REGFILE = 4,
 	REC_READS = 5,
 	REC_TAIL = 6,
 	REC_DEVSTATE = 7,
@@ -105,7 +111,7 @@ void vmig_snapshot_free(struct vmig_snapshot *snap)
 {
 	if (IS_ERR_OR_NULL(snap))
 		return;
-	kvfree(snap->shadow);
+	kvfree(snap->regfile);
 	kvfree(snap->reads);
 	kvfree(snap->tail);
 	kvfree(snap->devstate);
@@ -124,15 +130,15 @@ const struct vmig_reg_value *vmig_snap_read(const struct vmig_snapshot *s,
 	return NULL;
 }
 
-const struct vmig_reg_value *vmig_snap_shadow(const struct vmig_snapshot *s,
-					      u8 bar, u32 offset, u8 width)
+const struct vmig_reg_value *vmig_snap_regfile(const struct vmig_snapshot *s,
+					       u8 bar, u32 offset, u8 width)
 {
 	u32 i;
 
-	for (i = 0; i < s->nr_shadow; i++)
-		if (s->shadow[i].bar == bar && s->shadow[i].offset == offset &&
-		    s->shadow[i].width == width)
-			return &s->shadow[i];
+	for (i = 0; i < s->nr_regfile; i++)
+		if (s->regfile[i].bar == bar && s->regfile[i].offset == offset &&
+		    s->regfile[i].width == width)
+			return &s->regfile[i];
 	return NULL;
 }
 
@@ -145,23 +151,23 @@ static int cmp_reg_seq(const void *a, const void *b)
 
 /* Keep what replay needs of the tail: see Documentation/register-sync.rst */
 static u32 compact_tail(const struct vmig_profile *p,
-			const struct vmig_shadow_slot *slots, u32 nr_slots,
-			struct vmig_log_entry *t, u32 n)
+			const struct vmig_regfile_slot *slots, u32 nr_slots,
+			struct vmig_reglog_entry *t, u32 n)
 {
 	u32 i, start = 0, out = 0;
 
 	for (i = 0; i < n; i++)
-		if (t[i].bar == VMIG_LOG_BAR_RESET)
+		if (t[i].bar == VMIG_REGLOG_BAR_RESET)
 			start = i + 1;	/* the reset wiped what came before */
 	for (i = start; i < n; i++) {
-		const struct vmig_shadow_slot *s;
+		const struct vmig_regfile_slot *s;
 
 		switch (vmig_profile_class(p, t[i].bar, t[i].offset,
 					   t[i].width)) {
 		case VMIG_REG_STATE:
 			/* superseded by a later write to the same register? */
-			s = vmig_shadow_lookup(slots, nr_slots, t[i].bar,
-					       t[i].offset, t[i].width);
+			s = vmig_regfile_lookup(slots, nr_slots, t[i].bar,
+						t[i].offset, t[i].width);
 			if (s && s->seq != t[i].seq)
 				continue;
 			break;
@@ -176,7 +182,7 @@ static u32 compact_tail(const struct vmig_profile *p,
 }
 
 /*
- * The shadow file and the log tail from @since (or from the last reset of
+ * The register file and the log tail from @since (or from the last reset of
  * the log if @since is older), as one consistent cut.
  */
 static int copy_regstate(struct vmig_device *mdev,
@@ -185,7 +191,7 @@ static int copy_regstate(struct vmig_device *mdev,
 {
 	struct vmig_regstate *rs = &mdev->rs;
 	u32 nr_slots = rs->nr_slots;	/* changes only at open: we hold it */
-	struct vmig_shadow_slot *slots;
+	struct vmig_regfile_slot *slots;
 	u64 n, next;
 	u32 i, k;
 	int ret = -ENOMEM;
@@ -199,28 +205,28 @@ static int copy_regstate(struct vmig_device *mdev,
 	snap->cut_seq = rs->next_seq;
 	snap->log_overflows = rs->overflows;
 	/* lossy: entries of the window were overwritten before being read */
-	if (rs->overflows && __vmig_log_oldest(rs) > snap->since_seq)
+	if (rs->overflows && __vmig_reglog_oldest(rs) > snap->since_seq)
 		snap->flags |= VMIG_SNAPF_LOG_LOSSY;
-	if (rs->shadow_overflows)
-		snap->flags |= VMIG_SNAPF_SHADOW_INCOMPLETE;
-	snap->nr_shadow = rs->shadow_used;
+	if (rs->regfile_overflows)
+		snap->flags |= VMIG_SNAPF_REGFILE_INCOMPLETE;
+	snap->nr_regfile = rs->regfile_used;
 	vmig_rs_unlock(rs);
 
-	snap->shadow = kvcalloc(max(snap->nr_shadow, 1U),
-				sizeof(*snap->shadow), GFP_KERNEL);
-	if (!snap->shadow)
+	snap->regfile = kvcalloc(max(snap->nr_regfile, 1U),
+				 sizeof(*snap->regfile), GFP_KERNEL);
+	if (!snap->regfile)
 		goto out;
-	for (i = 0, k = 0; i < nr_slots && k < snap->nr_shadow; i++) {
+	for (i = 0, k = 0; i < nr_slots && k < snap->nr_regfile; i++) {
 		if (!slots[i].used)
 			continue;
-		snap->shadow[k].seq = slots[i].seq;
-		snap->shadow[k].value = slots[i].value;
-		snap->shadow[k].offset = slots[i].offset;
-		snap->shadow[k].bar = slots[i].bar;
-		snap->shadow[k++].width = slots[i].width;
+		snap->regfile[k].seq = slots[i].seq;
+		snap->regfile[k].value = slots[i].value;
+		snap->regfile[k].offset = slots[i].offset;
+		snap->regfile[k].bar = slots[i].bar;
+		snap->regfile[k++].width = slots[i].width;
 	}
-	snap->nr_shadow = k;
-	sort(snap->shadow, k, sizeof(*snap->shadow), cmp_reg_seq, NULL);
+	snap->nr_regfile = k;
+	sort(snap->regfile, k, sizeof(*snap->regfile), cmp_reg_seq, NULL);
 
 	ret = 0;
 	n = snap->cut_seq - snap->since_seq;
@@ -231,7 +237,7 @@ static int copy_regstate(struct vmig_device *mdev,
 		ret = -ENOMEM;
 		goto out;
 	}
-	k = vmig_log_read(mdev, snap->since_seq, snap->tail, n, &next);
+	k = vmig_reglog_read(mdev, snap->since_seq, snap->tail, n, &next);
 	if (k != n || snap->tail[0].seq != snap->since_seq ||
 	    snap->tail[n - 1].seq != snap->cut_seq - 1) {
 		/* the ring wrapped while we copied */
@@ -279,6 +285,7 @@ struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
 	u16 window;
 	int ret;
 
+	lockdep_assert_held(&mdev->mig.state_mutex);
 	snap = kzalloc(sizeof(*snap), GFP_KERNEL);
 	if (!snap)
 		return ERR_PTR(-ENOMEM);
@@ -370,7 +377,7 @@ void *vmig_snapshot_serialise(const struct vmig_snapshot *snap, size_t *len)
 
 	total = sizeof(*hdr) + rec_size(sizeof(id)) + rec_size(plen) +
 		rec_size(sizeof(meta)) +
-		rec_size(snap->nr_shadow * sizeof(struct snap_reg)) +
+		rec_size(snap->nr_regfile * sizeof(struct snap_reg)) +
 		rec_size(snap->nr_reads * sizeof(struct snap_reg)) +
 		rec_size(snap->nr_tail * sizeof(struct snap_log));
 	if (snap->flags & VMIG_SNAPF_DEVSTATE) {
@@ -411,10 +418,10 @@ void *vmig_snapshot_serialise(const struct vmig_snapshot *snap, size_t *len)
 	put_rec(p, REC_META, &meta, sizeof(meta));
 	p += rec_size(sizeof(meta));
 
-	put_regs(put_rec(p, REC_SHADOW, NULL,
-			 snap->nr_shadow * sizeof(struct snap_reg)),
-		 snap->shadow, snap->nr_shadow);
-	p += rec_size(snap->nr_shadow * sizeof(struct snap_reg));
+	put_regs(put_rec(p, REC_REGFILE, NULL,
+			 snap->nr_regfile * sizeof(struct snap_reg)),
+		 snap->regfile, snap->nr_regfile);
+	p += rec_size(snap->nr_regfile * sizeof(struct snap_reg));
 	put_regs(put_rec(p, REC_READS, NULL,
 			 snap->nr_reads * sizeof(struct snap_reg)),
 		 snap->reads, snap->nr_reads);
@@ -482,7 +489,7 @@ static int get_tail(const u8 *p, u32 len, struct vmig_snapshot *s)
 	const struct snap_log *l = (const struct snap_log *)p;
 	u32 n = len / sizeof(*l), i;
 
-	if (len % sizeof(*l) || n > VMIG_LOG_MAX)
+	if (len % sizeof(*l) || n > VMIG_REGLOG_MAX)
 		return -EINVAL;
 	s->tail = kvcalloc(max(n, 1U), sizeof(*s->tail), GFP_KERNEL);
 	if (!s->tail)
@@ -566,13 +573,13 @@ static const char *check_snapshot(const struct vmig_snapshot *s)
 	u64 prev = 0;
 	u32 i;
 
-	for (i = 0; i < s->nr_shadow; i++) {
-		const struct vmig_reg_value *v = &s->shadow[i];
+	for (i = 0; i < s->nr_regfile; i++) {
+		const struct vmig_reg_value *v = &s->regfile[i];
 
 		if (!vmig_snap_reg_ok(s, v->bar, v->offset, v->width))
-			return "shadow entry outside the device's BARs";
+			return "register file entry outside the device's BARs";
 		if (v->seq >= s->cut_seq || (i && v->seq <= prev))
-			return "shadow entries out of order";
+			return "register file entries out of order";
 		prev = v->seq;
 	}
 	for (i = 0; i < s->nr_reads; i++)
@@ -580,7 +587,7 @@ static const char *check_snapshot(const struct vmig_snapshot *s)
 				      s->reads[i].offset, s->reads[i].width))
 			return "captured read outside the device's BARs";
 	for (i = 0; i < s->nr_tail; i++) {
-		const struct vmig_log_entry *e = &s->tail[i];
+		const struct vmig_reglog_entry *e = &s->tail[i];
 
 		if (e->seq < s->since_seq || e->seq >= s->cut_seq ||
 		    (i && e->seq <= s->tail[i - 1].seq))
@@ -657,9 +664,9 @@ struct vmig_snapshot *vmig_snapshot_parse(const void *buf, size_t len,
 		case REC_META:
 			ret = get_meta(payload, rlen, s);
 			break;
-		case REC_SHADOW:
-			ret = get_regs(payload, rlen, &s->shadow, &s->nr_shadow,
-				       VMIG_SHADOW_MAX);
+		case REC_REGFILE:
+			ret = get_regs(payload, rlen, &s->regfile, &s->nr_regfile,
+				       VMIG_REGFILE_MAX);
 			break;
 		case REC_READS:
 			ret = get_regs(payload, rlen, &s->reads, &s->nr_reads,

@@ -18,12 +18,17 @@
 #include <linux/uaccess.h>
 #include <uapi/linux/vfio_mig_stream.h>
 
-#include "vfio_mig.h"
+#include "lm.h"
+#include "reglog.h"
+#include "regstate.h"
+#include "replay.h"
+#include "snapshot.h"
 #include "stream.h"
+#include "vfio_mig.h"
 
 #define HDR_MAX		4096
 #define REC_LOG_MAX	(sizeof(struct vmig_stream_log) + \
-			 VMIG_LOG_MAX * sizeof(struct vmig_stream_log_entry))
+			 VMIG_REGLOG_MAX * sizeof(struct vmig_stream_log_entry))
 
 static u32 vmig_crc(const void *p, size_t len)
 {
@@ -123,7 +128,7 @@ struct vmig_chunk *vmig_stream_log_record(struct vmig_device *mdev, u64 *from,
 {
 	struct vmig_stream_log_entry *out;
 	struct vmig_stream_log *l;
-	struct vmig_log_entry *e;
+	struct vmig_reglog_entry *e;
 	struct vmig_counters cnt;
 	struct vmig_chunk *c;
 	u64 next, want, seq;
@@ -131,7 +136,7 @@ struct vmig_chunk *vmig_stream_log_record(struct vmig_device *mdev, u64 *from,
 	int k, i;
 
 	vmig_get_counters(mdev, &cnt);
-	want = min_t(u64, cnt.log_next_seq - *from, VMIG_LOG_MAX);
+	want = min_t(u64, cnt.log_next_seq - *from, VMIG_REGLOG_MAX);
 	if (!want)
 		return NULL;
 	e = kmalloc_array(LOG_BATCH, sizeof(*e), GFP_KERNEL);
@@ -142,8 +147,8 @@ struct vmig_chunk *vmig_stream_log_record(struct vmig_device *mdev, u64 *from,
 	out = (struct vmig_stream_log_entry *)(l + 1);
 	seq = *from;
 	while (n < want) {
-		k = vmig_log_read(mdev, seq, e, min_t(u64, LOG_BATCH, want - n),
-				  &next);
+		k = vmig_reglog_read(mdev, seq, e, min_t(u64, LOG_BATCH, want - n),
+				     &next);
 		if (k <= 0 || e[0].seq != seq) {
 			/* overwritten before we got here (or a reset) */
 			*lost = true;
@@ -161,7 +166,7 @@ struct vmig_chunk *vmig_stream_log_record(struct vmig_device *mdev, u64 *from,
 			/*
 			 * The ring wrapped between two batches of the read:
 			 * what we have ends at the hole, and no record goes
-			 * beyond it (the target replays the shadow file).
+			 * beyond it (the target replays the register file).
 			 */
 			*lost = true;
 			break;
@@ -170,7 +175,7 @@ struct vmig_chunk *vmig_stream_log_record(struct vmig_device *mdev, u64 *from,
 	kfree(e);
 	if (*lost)
 		dev_warn_ratelimited(&mdev->core.pdev->dev,
-				     "write log overwritten before it was sent; the target will replay the shadow register file\n");
+				     "write log overwritten before it was sent; the target will replay the register file\n");
 	if (!n) {
 		kvfree(c);
 		return NULL;
@@ -280,7 +285,7 @@ struct vmig_stream_rx {
 	bool ended;
 	int err;
 	u64 scratch;
-	struct vmig_log_entry *log;
+	struct vmig_reglog_entry *log;
 	u32 nr_log;
 	u32 log_cap;
 	u64 log_first;
@@ -446,7 +451,7 @@ static int take_log(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 {
 	const struct vmig_stream_log *l = (const void *)p;
 	const struct vmig_stream_log_entry *e = (const void *)(l + 1);
-	struct vmig_log_entry *grown;
+	struct vmig_reglog_entry *grown;
 	u32 n, i, cap;
 	u64 first;
 
@@ -459,7 +464,7 @@ static int take_log(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 		return reject(rx, mdev, -EINVAL, "bad write log record");
 	for (i = 0; i < n; i++)
 		if (e[i].reserved || (e[i].bar >= PCI_STD_NUM_BARS &&
-				      e[i].bar != VMIG_LOG_BAR_RESET))
+				      e[i].bar != VMIG_REGLOG_BAR_RESET))
 			return reject(rx, mdev, -EINVAL,
 				      "bad write log entry");
 	/* a hole would replay the writes around it as if adjacent */
@@ -470,14 +475,14 @@ static int take_log(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	rx->log_next = first + n;
 	if (rx->log_gap)
 		return 0;
-	if (n > VMIG_LOG_MAX - rx->nr_log) {
+	if (n > VMIG_REGLOG_MAX - rx->nr_log) {
 		rx->log_gap = true;
 		return 0;
 	}
 	if (!rx->nr_log)
 		rx->log_first = first;
 	if (rx->nr_log + n > rx->log_cap) {
-		cap = min_t(u32, VMIG_LOG_MAX,
+		cap = min_t(u32, VMIG_REGLOG_MAX,
 			    max(rx->nr_log + n, 2 * rx->log_cap));
 		grown = kvmalloc_array(cap, sizeof(*grown),
 				       GFP_KERNEL_ACCOUNT);
@@ -490,7 +495,7 @@ static int take_log(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 		rx->log_cap = cap;
 	}
 	for (i = 0; i < n; i++) {
-		struct vmig_log_entry *o = &rx->log[rx->nr_log + i];
+		struct vmig_reglog_entry *o = &rx->log[rx->nr_log + i];
 
 		o->seq = first + i;
 		o->ts_ns = 0;
@@ -685,7 +690,7 @@ ssize_t vmig_stream_rx_write(struct vmig_stream_rx *rx,
 static int merge_log(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 {
 	struct vmig_snapshot *s = rx->snap;
-	struct vmig_log_entry *t;
+	struct vmig_reglog_entry *t;
 	u32 i, from = 0, n;
 
 	if (!rx->nr_log && !rx->log_gap)
@@ -697,9 +702,9 @@ static int merge_log(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 		return 0;
 	}
 	for (i = 0; i < rx->nr_log; i++) {
-		const struct vmig_log_entry *e = &rx->log[i];
+		const struct vmig_reglog_entry *e = &rx->log[i];
 
-		if (e->bar == VMIG_LOG_BAR_RESET)
+		if (e->bar == VMIG_REGLOG_BAR_RESET)
 			from = i + 1;
 		else if (!vmig_snap_reg_ok(s, e->bar, e->offset, e->width))
 			return reject(rx, mdev, -EINVAL,

@@ -4,7 +4,7 @@
  *
  * In trap modes sparse and all, BAR accesses through the device fd go
  * through vfio_pci_core's own read/write path and every completed write is
- * recorded (log.c, shadow.c). Mode all hides the BAR mmap; mode sparse
+ * recorded (reglog.c, regfile.c). Mode all hides the BAR mmap; mode sparse
  * carves the profile's trapped pages out of it with the sparse-mmap
  * capability and refuses to mmap them (and refuses ioeventfds on them,
  * which would bypass the log). Mode none is vfio-pci.
@@ -20,7 +20,13 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
+#include "dirty.h"
+#include "lm.h"
 #include "netlink.h"
+#include "profile.h"
+#include "reglog.h"
+#include "regstate.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 static const char * const trap_mode_names[] = {
@@ -443,6 +449,7 @@ void vmig_bars_map(struct vmig_device *mdev)
 	struct pci_dev *pdev = mdev->core.pdev;
 	int i;
 
+	lockdep_assert_held(vmig_dev_set_lock(mdev));
 	for (i = 0; i < PCI_STD_NUM_BARS; i++)
 		if (pci_resource_len(pdev, i) &&
 		    (pci_resource_flags(pdev, i) & (IORESOURCE_MEM | IORESOURCE_IO)))
@@ -453,6 +460,7 @@ void vmig_bars_unmap(struct vmig_device *mdev)
 {
 	int i;
 
+	lockdep_assert_held(vmig_dev_set_lock(mdev));
 	for (i = 0; i < PCI_STD_NUM_BARS; i++) {
 		if (mdev->bar_va[i])
 			pci_iounmap(mdev->core.pdev, mdev->bar_va[i]);

@@ -9,7 +9,13 @@
 #include <linux/percpu.h>
 #include <vfio-mig/compat.h>
 
+#include "ctl.h"
+#include "dirty.h"
+#include "lm.h"
 #include "netlink.h"
+#include "profile.h"
+#include "regstate.h"
+#include "trap.h"
 #include "vfio_mig.h"
 
 static int vmig_init_dev(struct vfio_device *vdev)
@@ -35,7 +41,7 @@ static int vmig_init_dev(struct vfio_device *vdev)
 	vmig_ctl_dev_init(mdev);
 	vmig_nl_dev_init(mdev);
 	if (VMIG_HAVE_IOVA_BITMAP)
-		vdev->log_ops = &vmig_log_ops;
+		vdev->log_ops = &vmig_dma_log_ops;
 	return 0;
 }
 

@@ -8,7 +8,8 @@
 # the guest), two edu devices and an NVMe controller with SR-IOV, under TCG.
 # ttyS0 is the kernel console (OUTDIR/console.log), ttyS1 carries the
 # tests' TAP or the demo's output (OUTDIR/guest.log, also shown live).
-# VMIG_SUITES="s1 s2" runs only those suites' tests or benchmarks.
+# VMIG_SUITES="s1 s2" runs only those suites' tests or benchmarks;
+# VMIG_TEST="t1 t2" only those tests of them (selftests/vm/init, vmig.test=).
 # VMIG_VM_TIMEOUT (seconds, default 1200) bounds the whole boot; a boot that
 # never reaches init is tried again (machine.sh: VMIG_BOOT_TIMEOUT,
 # VMIG_BOOT_TRIES; OUTDIR/boot_retries says what happened).
@@ -24,7 +25,10 @@ rm -f "$OUT/console.log" "$OUT/guest.log"
 
 SUITES=${VMIG_SUITES:-}
 SUITES=${SUITES// /,}
-vm_machine "$KVER" "$INITRD" "$OUT" "$MODE" ${SUITES:+"vmig.suites=$SUITES"}
+TESTS=${VMIG_TEST:-}
+TESTS=${TESTS// /,}
+vm_machine "$KVER" "$INITRD" "$OUT" "$MODE" ${SUITES:+"vmig.suites=$SUITES"} \
+	${TESTS:+"vmig.test=$TESTS"}
 
 if [ "$MODE" = shell ]; then
 	QEMU[${#QEMU[@]}-1]=mon:stdio

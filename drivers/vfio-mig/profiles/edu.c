@@ -4,7 +4,7 @@
  *
  * Every register the device has can be read back, so the profile restores
  * from values captured by reading (which also covers trap mode none) and
- * uses the shadow file only for what reads cannot give (the factorial's
+ * uses the register file only for what reads cannot give (the factorial's
  * operand). Its restore order on the target:
  *
  *  1. wait until the target is idle (no DMA, no factorial running);
@@ -15,7 +15,7 @@
  *     device only takes together with the start bit: by a 1-byte transfer
  *     with those bits, when they differ from what step 2 left;
  *  4. the factorial result, by re-running the computation on the operand
- *     that gives it (the shadow's last operand if it does, else the
+ *     that gives it (the register file's last operand if it does, else the
  *     smallest n with n! mod 2^32 equal to the result), with the
  *     factorial interrupt disabled;
  *  5. liveness (the device stores the complement of what is written);
@@ -43,6 +43,11 @@
 #include <linux/slab.h>
 #include <linux/vfio.h>
 
+#include "../lm.h"
+#include "../profile.h"
+#include "../replay.h"
+#include "../snapshot.h"
+#include "../trap.h"
 #include "../vfio_mig.h"
 
 #define EDU_ID			0x00
@@ -392,7 +397,7 @@ static int fact_operand(const struct vmig_snapshot *s, u32 result,
 		*n = result;
 		return 0;
 	}
-	hint = vmig_snap_shadow(s, 0, EDU_FACTORIAL, 4);
+	hint = vmig_snap_regfile(s, 0, EDU_FACTORIAL, 4);
 	if (hint && hint->value <= EDU_FACT_MAX &&
 	    fact32(hint->value) == result) {
 		*n = hint->value;

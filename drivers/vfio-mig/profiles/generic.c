@@ -9,7 +9,7 @@
  * Snapshots and reports name the profile, so a user sees that the
  * migration relied on these assumptions.
  */
-#include "../vfio_mig.h"
+#include "../profile.h"
 
 const struct vmig_profile vmig_profile_generic = {
 	.name = "generic",

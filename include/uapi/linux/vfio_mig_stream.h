@@ -75,7 +75,7 @@ enum vmig_stream_rec_type {
 	 * Write log entries, pre-copy: struct vmig_stream_log then entries.
 	 * Consecutive REG_LOG records must be contiguous in sequence numbers
 	 * (the target refuses the stream otherwise); if the last one and the
-	 * REG_STATE tail are not, the target replays the shadow register
+	 * REG_STATE tail are not, the target replays the register
 	 * file alone.
 	 */
 	VMIG_REC_REG_LOG = 1,

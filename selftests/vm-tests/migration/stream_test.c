@@ -775,7 +775,7 @@ TEST_F_TIMEOUT(stream, write_log_hole_refused, 120)
 	ASSERT_EQ(NULL, parse(self->s.data, self->s.len, &self->l));
 	m = malloc(self->s.len + 256);
 	ASSERT_NE(NULL, m);
-	/* contiguous: accepted (the tail does not follow: shadow replay) */
+	/* contiguous: accepted (the tail does not follow: register file replay) */
 	len = with_logs(self, m, 1000, 1001);
 	v = resume(self, m, len, &err);
 	EXPECT_EQ(ACCEPTED, v) TH_LOG("contiguous log records refused: %s",

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The write log and shadow file with the generic profile: what the log
+ * The write log and register file with the generic profile: what the log
  * records, compaction, replay of last values, the log overflow path
- * (lossy log: replay from the shadow file alone, and says so); replay
+ * (lossy log: replay from the register file alone, and says so); replay
  * onto a mismatched or closed device refused; snapshots that fail
  * validation rejected.
  */
@@ -75,11 +75,11 @@ TEST_F(generic, log_records_and_replay_compacts)
 	seq0 = rs_counter(a->bdf, "log_next_seq");
 	writes(a, 10, 0x5000);		/* 10 liveness + 4 src writes */
 	EXPECT_EQ(seq0 + 14, rs_counter(a->bdf, "log_next_seq"));
-	EXPECT_EQ(2, rs_counter(a->bdf, "shadow_entries"));
+	EXPECT_EQ(2, rs_counter(a->bdf, "regfile_entries"));
 	EXPECT_EQ(0, rs_counter(a->bdf, "log_lossy"));
 
 	/* the log holds the writes, in order, with their values */
-	snprintf(path, sizeof(path), "/sys/kernel/debug/vfio-mig/%s/log",
+	snprintf(path, sizeof(path), "/sys/kernel/debug/vfio-mig/%s/reglog",
 		 a->bdf);
 	f = fopen(path, "r");
 	ASSERT_NE(NULL, f);
@@ -103,13 +103,13 @@ TEST_F(generic, log_records_and_replay_compacts)
 
 	ASSERT_EQ(0, rs_ctl(a->bdf, "take"));
 	ASSERT_EQ(0, rs_result(a->bdf, res, sizeof(res)));
-	EXPECT_EQ(2, rs_key(res, "shadow", -1));
+	EXPECT_EQ(2, rs_key(res, "regfile", -1));
 	EXPECT_EQ(2, rs_key(res, "tail", -1)) TH_LOG("%s", res);	/* compacted */
 
 	edu_liveness(&b->e, 1);
 	ASSERT_EQ(0, rs_ctl(a->bdf, "replay %s", b->bdf));
 	ASSERT_EQ(0, rs_result(a->bdf, res, sizeof(res)));
-	EXPECT_EQ(0, rs_key(res, "shadow_only", -1)) TH_LOG("%s", res);
+	EXPECT_EQ(0, rs_key(res, "regfile_only", -1)) TH_LOG("%s", res);
 	EXPECT_EQ(2, rs_key(res, "applied", -1)) TH_LOG("%s", res);
 	EXPECT_EQ(0, rs_key(res, "errors", -1));
 	EXPECT_EQ(edu_rd(&a->e, EDU_REG_LIVENESS),
@@ -119,7 +119,7 @@ TEST_F(generic, log_records_and_replay_compacts)
 	EXPECT_EQ(10, nl);
 }
 
-TEST_F(generic, log_overflow_replays_shadow_alone)
+TEST_F(generic, log_overflow_replays_regfile_alone)
 {
 	struct rs_side *a = &self->a, *b = &self->b;
 	long long seq0;
@@ -143,10 +143,10 @@ TEST_F(generic, log_overflow_replays_shadow_alone)
 	ASSERT_EQ(0, rs_ctl(a->bdf, "replay %s", b->bdf));
 	ASSERT_EQ(0, rs_result(a->bdf, res, sizeof(res)));
 	TH_LOG("%s", res);
-	EXPECT_EQ(1, rs_key(res, "shadow_only", -1));
+	EXPECT_EQ(1, rs_key(res, "regfile_only", -1));
 	EXPECT_EQ(2, rs_key(res, "applied", -1));
 	EXPECT_EQ(0, rs_key(res, "errors", -1));
-	EXPECT_NE(NULL, strstr(res, "shadow register file alone"));
+	EXPECT_NE(NULL, strstr(res, "register file alone"));
 	EXPECT_EQ(edu_rd(&a->e, EDU_REG_LIVENESS),
 		  edu_rd(&b->e, EDU_REG_LIVENESS));
 	EXPECT_EQ(edu_rd(&a->e, EDU_REG_DMA_SRC),

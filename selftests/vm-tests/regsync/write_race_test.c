@@ -95,7 +95,7 @@ static long long last_logged(const char *bdf, uint32_t off)
 	long long v = -1;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/sys/kernel/debug/vfio-mig/%s/log", bdf);
+	snprintf(path, sizeof(path), "/sys/kernel/debug/vfio-mig/%s/reglog", bdf);
 	f = fopen(path, "r");
 	if (!f)
 		return -1;
