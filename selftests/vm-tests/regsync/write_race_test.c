@@ -133,17 +133,18 @@ static int rounds(struct __test_metadata *_metadata,
 	return bad;
 }
 
-TEST_F(race, four_bytes)
+/* ROUNDS take seconds here, minutes on a debug kernel (make check-debug) */
+TEST_F_TIMEOUT(race, four_bytes, 600)
 {
 	EXPECT_EQ(0, rounds(_metadata, self, EDU_REG_LIVENESS, 4));
 }
 
-TEST_F(race, eight_bytes)
+TEST_F_TIMEOUT(race, eight_bytes, 600)
 {
 	EXPECT_EQ(0, rounds(_metadata, self, 0, 8));
 }
 
-TEST_F(race, twelve_bytes)
+TEST_F_TIMEOUT(race, twelve_bytes, 600)
 {
 	EXPECT_EQ(0, rounds(_metadata, self, 0, 12));
 }
