@@ -252,7 +252,9 @@ void nvme_ctrl_fini(struct nvme_ctrl *c)
 {
 	int i;
 
-	if (c->dev && c->dev->fd >= 0 && c->cap)
+	if (!c->dev)		/* never initialised */
+		return;
+	if (c->dev->fd >= 0 && c->cap)
 		nvme_ctrl_disable(c);
 	nvme_msix_disable(c);
 	queue_free(&c->admin);

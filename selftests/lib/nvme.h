@@ -202,7 +202,10 @@ struct nvme_ctrl {
  */
 int nvme_ctrl_init(struct nvme_ctrl *c, struct vmm_dev *d,
 		   struct vmm_ram *ram, uint32_t nsid, bool mmio);
-/* Disable the controller (stops its DMA), then drop the MSI-X eventfds. */
+/*
+ * Disable the controller (stops its DMA), then drop the MSI-X eventfds;
+ * also after a failed nvme_ctrl_init(), and on a zeroed struct.
+ */
 void nvme_ctrl_fini(struct nvme_ctrl *c);
 int nvme_ctrl_disable(struct nvme_ctrl *c);
 
