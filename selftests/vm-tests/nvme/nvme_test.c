@@ -441,4 +441,57 @@ TEST_F_TIMEOUT(vf1, vf2_sees_vf1_data, 90)
 	free(vf2);
 }
 
+/*
+ * A switchover with commands in flight: the workload forgets them on VF 1
+ * (whose controller is then disabled: QEMU finishes or cancels them), and
+ * VF 2 reads each of their blocks as either the old or the new generation.
+ */
+TEST_F_TIMEOUT(vf1, abandon_in_flight_then_vf2, 60)
+{
+	struct nvme_ctrl *c1 = &self->vf.c, *c2;
+	unsigned long alts = 0;
+	struct vf *vf2;
+	struct nvme_wl w;
+	char err[320];
+	uint32_t i;
+
+	vf2 = calloc(1, sizeof(*vf2));
+	ASSERT_NE(NULL, vf2);
+	ASSERT_EQ(0, vf_up(vf2, self->t.vf[1], err, sizeof(err)))
+		TH_LOG("%s", err);
+	c2 = &vf2->c;
+	ASSERT_EQ(0, nvme_create_io_queues(c1, 2, QDEPTH, false))
+		TH_LOG("%s", c1->why);
+	ASSERT_EQ(0, nvme_create_io_queues(c2, 2, QDEPTH, false))
+		TH_LOG("%s", c2->why);
+	ASSERT_EQ(0, nvme_wl_init(&w, c1, 20480, 512, WL_DEPTH, 0xab));
+	ASSERT_EQ(0, nvme_wl_fill(&w, TMO)) TH_LOG("%s", w.why);
+	ASSERT_EQ(0, nvme_wl_run(&w, 300, WL_TMO)) TH_LOG("%s", w.why);
+	/* a few rounds, so that writes are surely among those in flight */
+	for (i = 0; i < 4; i++)
+		ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
+	ASSERT_LT(0, nvme_wl_inflight(&w));
+	TH_LOG("%lu commands in flight abandoned", nvme_wl_inflight(&w));
+	nvme_wl_abandon(&w);
+	EXPECT_EQ(0, nvme_wl_inflight(&w));
+	for (i = 0; i < w.nr; i++) {
+		EXPECT_EQ(0, w.tab[i].busy);
+		alts += !!w.tab[i].alt;
+	}
+	TH_LOG("%lu blocks may hold either generation", alts);
+	EXPECT_LT(0, alts);
+	EXPECT_EQ(0, nvme_ctrl_disable(c1)) TH_LOG("%s", c1->why);
+
+	ASSERT_EQ(0, nvme_wl_attach(&w, c2)) TH_LOG("%s", w.why);
+	w.blocks_checked = 0;
+	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(w.nr, w.blocks_checked);
+	EXPECT_EQ(0, nvme_wl_run(&w, 300, WL_TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(0, w.errors) TH_LOG("%s", w.why);
+	nvme_wl_free(&w);
+	vf_down(vf2);
+	free(vf2);
+}
+
 TEST_HARNESS_MAIN
