@@ -19,7 +19,8 @@ int tb_devices(struct tb_devs *t)
 	t->nr_edu = vmm_find(EDU_VENDOR, EDU_DEVICE, false, t->edu, 2);
 	if (t->nr_edu < 0)
 		return t->nr_edu;
-	t->nr_vf = vmm_find(TB_NVME_VENDOR, TB_NVME_DEVICE, true, t->vf, 1);
+	t->nr_vf = vmm_find(TB_NVME_VENDOR, TB_NVME_DEVICE, true, t->vf,
+			     TB_NR_VF);
 	if (t->nr_vf < 0)
 		return t->nr_vf;
 	return 0;

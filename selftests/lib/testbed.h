@@ -8,15 +8,17 @@
 #define TB_NVME_VENDOR	0x1b36
 #define TB_NVME_DEVICE	0x0010
 #define TB_DRIVER	"vfio-mig"
+/* VFs of the NVMe PF (guest-lib.sh provisions both, one namespace shared) */
+#define TB_NR_VF	2
 
 struct tb_devs {
 	char edu[2][32];
 	int nr_edu;
-	char vf[1][32];
+	char vf[TB_NR_VF][32];
 	int nr_vf;
 };
 
-/* Discover the test bed's two edus and its NVMe VF; returns 0 or -errno. */
+/* Discover the test bed's two edus and its NVMe VFs; returns 0 or -errno. */
 int tb_devices(struct tb_devs *t);
 /* Load (finit_module) or unload (delete_module) one of our modules. */
 int tb_module_load(const char *name);

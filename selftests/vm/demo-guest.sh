@@ -21,7 +21,7 @@ run modinfo -F description vfio_mig
 run modinfo -F parm vfio_mig
 
 EDUS=$(find_pci 1234 11e8 0)
-VF=$(find_pci 1b36 0010 1)
+VF=$(find_pci 1b36 0010 1 | head -n 1)
 title "Bind both edus and the NVMe VF to vfio-mig"
 for b in $EDUS $VF; do
 	run migctl bind "$b"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# Test bed set-up inside the guest: modules, and one NVMe VF provisioned
-# through the PF with nvme-cli (QEMU's SR-IOV NVMe, see shared TESTBED);
+# Test bed set-up inside the guest: modules, and two NVMe VFs provisioned
+# through the PF with nvme-cli, sharing one namespace (QEMU's SR-IOV NVMe, see shared TESTBED);
 # the network of a guest pair (run-pair.sh) and, from netns.sh, the two
 # "hosts" in one guest (hosts_up / hosts_down).
 
@@ -26,6 +26,24 @@ wait_for() {
 	done
 }
 
+# Resources of each VF (secondary controller): NVME_VF_VQ queues (the
+# admin queue and NVME_VF_VQ - 1 I/O queue pairs) and NVME_VF_VI interrupt
+# vectors, out of the PF's flexible pools (machine.sh: sriov_vq_flexible=8,
+# sriov_vi_flexible=6, for both VFs).
+NVME_VF_VQ=4
+NVME_VF_VI=3
+
+# Give secondary controller $1 (VF $1) its resources and bring it online.
+provision_one_vf() {
+	nvme virt-mgmt /dev/nvme0 -c "$1" -r 1 -a 8 -n $NVME_VF_VI >/dev/null &&
+	nvme virt-mgmt /dev/nvme0 -c "$1" -r 0 -a 8 -n $NVME_VF_VQ >/dev/null &&
+	nvme virt-mgmt /dev/nvme0 -c "$1" -r 0 -a 9 -n 0 >/dev/null
+}
+
+# Both VFs of the PF, each with its own queues and vectors, and the test
+# bed's file-backed namespace (machine.sh: nvme-ns nsid 1, detached=on)
+# attached to both (secondary controllers 1 and 2), not to the PF: the
+# VFs' drivers (the tests' user-space one) see the same blocks.
 provision_vf() {
 	pf=$(find_pci 1b36 0010 0 | head -n 1)
 	[ -n "$pf" ] || { echo "no NVMe PF"; return 1; }
@@ -36,12 +54,13 @@ provision_vf() {
 	nvme virt-mgmt /dev/nvme0 -c 0 -r 0 -a 1 -n 0 >/dev/null &&
 	echo 1 > "/sys/bus/pci/devices/$pf/reset" &&
 	wait_for 'grep -q live /sys/class/nvme/nvme0/state' &&
-	echo 1 > "/sys/bus/pci/devices/$pf/sriov_numvfs" &&
-	nvme virt-mgmt /dev/nvme0 -c 1 -r 1 -a 8 -n 1 >/dev/null &&
-	nvme virt-mgmt /dev/nvme0 -c 1 -r 0 -a 8 -n 2 >/dev/null &&
-	nvme virt-mgmt /dev/nvme0 -c 1 -r 0 -a 9 -n 0 >/dev/null ||
+	echo 2 > "/sys/bus/pci/devices/$pf/sriov_numvfs" &&
+	provision_one_vf 1 && provision_one_vf 2 ||
 		{ echo "VF provisioning failed"; return 1; }
-	echo "provisioned NVMe VF $(find_pci 1b36 0010 1) on PF $pf"
+	nvme attach-ns /dev/nvme0 -n 1 -c 1,2 >/dev/null ||
+		{ echo "attaching namespace 1 to VF 1 and 2 failed"; return 1; }
+	echo "provisioned NVMe VFs $(find_pci 1b36 0010 1 | tr "\n" " ")on PF $pf;" \
+		"namespace 1 attached to both"
 }
 
 # Is module $1 built into the running kernel (the debug kernel's gcm)?

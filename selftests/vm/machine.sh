@@ -6,18 +6,33 @@
 #
 # Sets the array QEMU to the command line of one guest: q35 + intel-iommu
 # (caching-mode, for VFIO in the guest), two edu devices and an NVMe
-# controller with SR-IOV, under TCG; kernel KVER from $VMIG_CACHE with
+# controller with SR-IOV and a file-backed namespace (VM_NVME_IMG, below),
+# under TCG; kernel KVER from $VMIG_CACHE with
 # INITRD, vmig.mode=MODE and the extra KERNEL_ARGs on its command line.
+# The namespace (nsid 1) starts detached from every controller; the guest
+# attaches it to both VFs (guest-lib.sh). share-rw=on lets two QEMUs (a
+# pair) write the same file: without it the second one fails to take the
+# image's "write" lock.
 # ttyS0, the kernel console, goes to OUTDIR/console.log and is the LAST
 # element of QEMU (run.sh's shell mode swaps it for the terminal); callers
 # append ttyS1 (-serial ...) and whatever else the guest needs.
 # VMIG_APPEND adds to every guest's kernel command line (make check-debug:
 # vmig.timeout=, the per-test limit of selftests/vm/init).
 
+# The NVMe namespace's backing file: VM_NVME_IMG if the caller set it (a
+# pair's guests share one), else OUTDIR/nvme-ns.img. vm_nvme_image FILE
+# makes it afresh: VM_NVME_MIB MiB (default 64) of zeros, sparse.
+vm_nvme_image() {
+	rm -f "$1" && truncate -s "${VM_NVME_MIB:-64}M" "$1"
+}
+
 vm_machine() {
 	local kver=$1 initrd=$2 out=$3 mode=$4
 	local cache=${VMIG_CACHE:-${HOME:-/root}/.cache/vfio-mig}
+	local img=${VM_NVME_IMG:-$out/nvme-ns.img}
 	shift 4
+
+	[ -f "$img" ] || vm_nvme_image "$img" || return 1
 
 	# shellcheck disable=SC2034,SC2054 # QEMU is for the caller; commas are -device syntax
 	QEMU=(qemu-system-x86_64
@@ -27,7 +42,9 @@ vm_machine() {
 		-device edu,addr=03.0
 		-device edu,addr=05.0
 		-device nvme-subsys,id=s0
-		-device "nvme,serial=vmig0,subsys=s0,sriov_max_vfs=2,sriov_vq_flexible=8,sriov_vi_flexible=4,max_ioqpairs=12,msix_qsize=8,addr=04.0"
+		-device "nvme,serial=vmig0,subsys=s0,sriov_max_vfs=2,sriov_vq_flexible=8,sriov_vi_flexible=6,max_ioqpairs=12,msix_qsize=8,addr=04.0"
+		-drive "file=$img,if=none,id=nvm0,format=raw"
+		-device nvme-ns,drive=nvm0,nsid=1,detached=on,share-rw=on
 		-kernel "$cache/kernels/$kver/vmlinuz" -initrd "$initrd"
 		-append "console=ttyS0 intel_iommu=on panic=-1 vmig.mode=$mode${*:+ $*}${VMIG_APPEND:+ $VMIG_APPEND}"
 		-serial "file:$out/console.log")

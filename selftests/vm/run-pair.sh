@@ -13,7 +13,8 @@
 # vmig.host=a / vmig.host=b: the guests' eth0 are 10.98.0.1/24 and
 # 10.98.0.2/24 (guest-lib.sh). OUTDIR/a and OUTDIR/b each get what run.sh
 # leaves in its OUTDIR (console.log, guest.log, qemu.log, wall_seconds,
-# qemu_rc), so 'scripts/tap.py vm "KVER a" OUTDIR/a' reads them;
+# qemu_rc), so 'scripts/tap.py vm "KVER a" OUTDIR/a' reads them; both
+# guests' NVMe namespaces are backed by the one file OUTDIR/nvme-ns.img;
 # OUTDIR/wall_seconds is the pair's.
 # VMIG_VM_TIMEOUT (seconds, default 1200) bounds each guest; when a guest
 # never reaches init, the pair is booted again (machine.sh:
@@ -37,6 +38,10 @@ OUT=$(cd "$OUT" && pwd)
 SUITES=${VMIG_SUITES:-}
 SUITES=${SUITES// /,}
 declare -A PID TPID	# per guest: its subshell, its timeout(1) wrapper
+# Both guests' NVMe namespaces are one file, as two hosts' VFs would reach
+# one network volume: what guest a writes, guest b reads.
+VM_NVME_IMG=$OUT/nvme-ns.img
+vm_nvme_image "$VM_NVME_IMG" || exit 1
 
 # Stop both guests: their timeout(1) wrappers pass SIGTERM on to QEMU;
 # whatever still runs 10 s later is killed.

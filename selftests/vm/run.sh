@@ -5,7 +5,8 @@
 #   run.sh KVER INITRD OUTDIR [test|demo|shell]
 #
 # The machine (machine.sh): q35 + intel-iommu (caching-mode, for VFIO in
-# the guest), two edu devices and an NVMe controller with SR-IOV, under TCG.
+# the guest), two edu devices and an NVMe controller with SR-IOV, under TCG;
+# its namespace is backed by OUTDIR/nvme-ns.img (64 MiB, made afresh).
 # ttyS0 is the kernel console (OUTDIR/console.log), ttyS1 carries the
 # tests' TAP or the demo's output (OUTDIR/guest.log, also shown live).
 # VMIG_SUITES="s1 s2" runs only those suites' tests or benchmarks;
@@ -27,6 +28,9 @@ SUITES=${VMIG_SUITES:-}
 SUITES=${SUITES// /,}
 TESTS=${VMIG_TEST:-}
 TESTS=${TESTS// /,}
+# A fresh namespace (zeros) for every run.
+VM_NVME_IMG=$OUT/nvme-ns.img
+vm_nvme_image "$VM_NVME_IMG" || exit 1
 vm_machine "$KVER" "$INITRD" "$OUT" "$MODE" ${SUITES:+"vmig.suites=$SUITES"} \
 	${TESTS:+"vmig.test=$TESTS"}
 

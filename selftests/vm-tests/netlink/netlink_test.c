@@ -37,7 +37,7 @@ static int setup(struct __test_metadata *_metadata, struct tb_devs *t)
 
 	ASSERT_EQ(0, tb_devices(t));
 	ASSERT_EQ(2, t->nr_edu);
-	ASSERT_EQ(1, t->nr_vf);
+	ASSERT_EQ(TB_NR_VF, t->nr_vf);
 	devs[0] = t->edu[0];
 	devs[1] = t->edu[1];
 	devs[2] = t->vf[0];

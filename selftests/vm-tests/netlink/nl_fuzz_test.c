@@ -165,7 +165,7 @@ TEST_F_TIMEOUT(fuzz, fuzz_100k_messages, 900)
 	const char *env_count = getenv("VMIG_FUZZ_COUNT");
 	long count = env_count ? atol(env_count) : 100000;
 	static struct cmd_result r;
-	char bdfs[4][32];
+	char bdfs[2 + TB_NR_VF + 1][32];
 	struct tb_devs t;
 	int fd, fam, nbdf = 0, i;
 	char *buf;
@@ -225,8 +225,8 @@ TEST_F_TIMEOUT(fuzz, fuzz_100k_messages, 900)
 	}
 	for (i = 0; i < t.nr_edu; i++)
 		CMD(&r, "migctl", "dev", "set", t.edu[i], "profile", "edu");
-	if (t.nr_vf)
-		CMD(&r, "migctl", "dev", "set", t.vf[0], "profile", "generic");
+	for (i = 0; i < t.nr_vf; i++)
+		CMD(&r, "migctl", "dev", "set", t.vf[i], "profile", "generic");
 	ASSERT_EQ(0, CMD(&r, "migctl", "-j", "dev", "show"));
 	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
 	for (i = 0; i < nbdf - 1; i++)

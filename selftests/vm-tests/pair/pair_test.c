@@ -5,7 +5,9 @@
  * client: a TCP echo with a known pattern, then tcp_bench from b to a (its
  * figure is logged on b), then a live migration between the two kernels:
  * migctl moves guest a's edu, with the test VMM's guest running on it, to
- * guest b's edu. Both guests run this same binary, each its own
+ * guest b's edu; and the NVMe namespace both guests' QEMUs back with one
+ * file: what a writes through its VF 1, b reads through its VF 2. Both
+ * guests run this same binary, each its own
  * side; the waits are long, as the guests boot and reach this test at
  * different times. Skipped outside a pair (no vmig.host=).
  */
@@ -17,6 +19,7 @@
 #include "kselftest_harness.h"
 #include "cmd.h"
 #include "../hosts/hosts.h"
+#include "nvme.h"
 #include "testbed.h"
 
 #define A_IP		"10.98.0.1"
@@ -33,6 +36,11 @@
 #define LISTEN_LOG	"/tmp/pair_test-listen.log"
 #define MIGCTL		"/usr/sbin/migctl"
 #define CREDS		"/etc/vfio-mig/x509"	/* mkinitramfs.sh */
+#define NVME_PORT	5204
+#define NVME_BASE	32768	/* LBAs of the namespace this test uses */
+#define NVME_NR		1024
+#define NVME_RAM	(4u << 20)
+#define NVME_IOVA	0x100000ull
 
 static struct cmd_result res;
 
@@ -334,6 +342,140 @@ TEST_F_TIMEOUT(pair, live_migration_a_to_b, WAIT_S + 240)
 	EXPECT_EQ(0, status) TH_LOG("source VMM: %s",
 				    read_log(VMM_LOG, buf, sizeof(buf)));
 	TH_LOG("migctl: %s", res.out);
+}
+
+/* One NVMe VF under vfio-pci: device, RAM, controller, two I/O queues. */
+struct nvme_vf {
+	struct vmm_dev d;
+	struct vmm_ram ram;
+	struct nvme_ctrl c;
+};
+
+static int nvme_vf_up(struct nvme_vf *v, const char *bdf)
+{
+	int ret;
+
+	memset(v, 0, sizeof(*v));
+	v->ram.memfd = -1;
+	v->d.fd = v->d.group = v->d.container = -1;
+	ret = vmm_bind(bdf, "vfio-pci");
+	if (!ret)
+		ret = vmm_open(&v->d, bdf);
+	if (ret) {
+		snprintf(v->c.why, sizeof(v->c.why), "%s: bind/open: %s", bdf,
+			 strerror(-ret));
+		return ret;
+	}
+	ret = vmm_ram_alloc(&v->ram, NVME_RAM, NVME_IOVA);
+	if (!ret)
+		ret = vmm_dma_map(&v->d, &v->ram);
+	if (!ret)
+		ret = nvme_ctrl_init(&v->c, &v->d, &v->ram, 1, false);
+	if (!ret)
+		ret = nvme_create_io_queues(&v->c, 2, 16, false);
+	return ret;
+}
+
+static void nvme_vf_down(struct nvme_vf *v)
+{
+	nvme_ctrl_fini(&v->c);
+	vmm_ram_release(&v->d, &v->ram);
+	vmm_close(&v->d);
+}
+
+/*
+ * The namespace is one file under both guests: a runs the verified NVMe
+ * workload on its VF 1 and sends b the workload's seed and its table of
+ * block generations; b points the same workload at its own VF 2 and reads
+ * every block back: each must carry the generation a's table says.
+ */
+TEST_F_TIMEOUT(pair, nvme_namespace_shared_a_to_b, WAIT_S + 60)
+{
+	double deadline = mono_s() + WAIT_S;
+	struct pollfd p = { .events = POLLIN };
+	char line[128];
+	uint32_t *gens, seed = 0xab5eed, i;
+	struct tb_devs t;
+	struct nvme_wl w = { 0 };
+	struct nvme_vf *v;
+	int lfd, fd = -1, ret;
+
+	ASSERT_EQ(0, tb_devices(&t));
+	ASSERT_EQ(TB_NR_VF, t.nr_vf);
+	v = calloc(1, sizeof(*v));
+	gens = calloc(NVME_NR, sizeof(*gens));
+	ASSERT_NE(NULL, v);
+	ASSERT_NE(NULL, gens);
+	if (self->host == 'a') {
+		ret = nvme_vf_up(v, t.vf[0]);
+		ASSERT_EQ(0, ret) TH_LOG("VF 1: %s", v->c.why);
+		ASSERT_EQ(0, nvme_wl_init(&w, &v->c, NVME_BASE, NVME_NR, 8,
+					  seed));
+		ASSERT_EQ(0, nvme_wl_fill(&w, 5000)) TH_LOG("%s", w.why);
+		ASSERT_EQ(0, nvme_wl_run(&w, 2000, 30000)) TH_LOG("%s", w.why);
+		for (i = 0; i < NVME_NR; i++)
+			gens[i] = w.tab[i].gen;
+		TH_LOG("a: %lu writes, %lu reads checked %lu blocks through %s",
+		       w.writes, w.reads, w.blocks_checked, t.vf[0]);
+		nvme_wl_free(&w);
+		nvme_vf_down(v);
+		for (ret = -1; ret && mono_s() < deadline;) {
+			if (fd >= 0)
+				close(fd);
+			fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			ASSERT_LE(0, fd);
+			ret = tcp_connect_fd(fd, B_IP, NVME_PORT);
+			if (ret)
+				usleep(200000);
+		}
+		ASSERT_EQ(0, ret) TH_LOG("b never listened: %s", strerror(-ret));
+		io_timeouts(fd);
+		snprintf(line, sizeof(line), "nvme %u %u %u\n", NVME_BASE,
+			 NVME_NR, seed);
+		ASSERT_EQ(0, io_all(fd, line, strlen(line), 1));
+		ASSERT_EQ(0, io_all(fd, gens, NVME_NR * sizeof(*gens), 1));
+		ASSERT_EQ(0, read_line(fd, line, sizeof(line)));
+		close(fd);
+		EXPECT_STREQ("verified", line) TH_LOG("b says: %s", line);
+		free(gens);
+		free(v);
+		return;
+	}
+	lfd = tcp_listen_on(B_IP, NVME_PORT);
+	ASSERT_LE(0, lfd);
+	p.fd = lfd;
+	ASSERT_EQ(1, poll(&p, 1, WAIT_S * 1000)) TH_LOG("a never came");
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(lfd);
+	ASSERT_LE(0, fd);
+	io_timeouts(fd);
+	ASSERT_EQ(0, read_line(fd, line, sizeof(line)));
+	snprintf(w.why, sizeof(w.why), "nvme %u %u %u", NVME_BASE, NVME_NR,
+		 seed);
+	ASSERT_STREQ(w.why, line);
+	ASSERT_EQ(0, io_all(fd, gens, NVME_NR * sizeof(*gens), 0));
+	ret = nvme_vf_up(v, t.vf[1]);
+	if (!ret)
+		ret = nvme_wl_init(&w, &v->c, NVME_BASE, NVME_NR, 8, seed);
+	if (!ret) {
+		for (i = 0; i < NVME_NR; i++)
+			w.tab[i].gen = gens[i];
+		ret = nvme_wl_verify_all(&w, 5000);
+		TH_LOG("b: %lu blocks checked through %s, %lu errors%s%s",
+		       w.blocks_checked, t.vf[1], w.errors,
+		       w.errors ? ": " : "", w.errors ? w.why : "");
+		EXPECT_EQ(NVME_NR, w.blocks_checked);
+	} else {
+		TH_LOG("VF 2: %s", v->c.why);
+	}
+	snprintf(line, sizeof(line), "%s\n", ret ? "failed" : "verified");
+	EXPECT_EQ(0, io_all(fd, line, strlen(line), 1));
+	close(fd);
+	EXPECT_EQ(0, ret);
+	nvme_wl_free(&w);
+	nvme_vf_down(v);
+	free(gens);
+	free(v);
 }
 
 TEST_HARNESS_MAIN

@@ -183,7 +183,7 @@ TEST_F(generic, replay_refused_on_mismatch)
 	struct vmm_dev vf;
 	char res[1024];
 
-	ASSERT_EQ(1, t->nr_vf);
+	ASSERT_EQ(TB_NR_VF, t->nr_vf);
 	ASSERT_EQ(0, vmm_bind(t->vf[0], TB_DRIVER));
 	ASSERT_EQ(0, vmm_open(&vf, t->vf[0]));
 	open_pair(_metadata, self, "edu");

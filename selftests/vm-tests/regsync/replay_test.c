@@ -281,7 +281,7 @@ TEST_F(pair, mode_and_profile_changes_while_open_refused)
 	EXPECT_EQ(0, rs_set_profile(self->a.bdf, "edu"));
 	EXPECT_EQ(0, rs_set_trap_mode(self->a.bdf, "none"));
 	/* the edu profile is for edus only */
-	ASSERT_EQ(1, t->nr_vf);
+	ASSERT_EQ(TB_NR_VF, t->nr_vf);
 	ASSERT_EQ(0, vmm_bind(t->vf[0], TB_DRIVER));
 	EXPECT_EQ(-EINVAL, rs_set_profile(t->vf[0], "edu"));
 }

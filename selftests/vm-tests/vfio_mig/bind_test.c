@@ -72,7 +72,7 @@ TEST(binds_edus_and_vf)
 
 	ASSERT_EQ(0, tb_devices(&t));
 	ASSERT_EQ(2, t.nr_edu);
-	ASSERT_EQ(1, t.nr_vf);
+	ASSERT_EQ(TB_NR_VF, t.nr_vf);
 	devs[n++] = t.edu[0];
 	devs[n++] = t.edu[1];
 	devs[n++] = t.vf[0];
@@ -148,7 +148,7 @@ TEST(same_view_as_vfio_pci)
 
 	ASSERT_EQ(0, tb_devices(&t));
 	ASSERT_EQ(2, t.nr_edu);
-	ASSERT_EQ(1, t.nr_vf);
+	ASSERT_EQ(TB_NR_VF, t.nr_vf);
 	compare_views(_metadata, t.edu[0]);
 	compare_views(_metadata, t.edu[1]);
 	compare_views(_metadata, t.vf[0]);

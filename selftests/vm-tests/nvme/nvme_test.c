@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The test VMM's NVMe driver (selftests/lib/nvme.c) on the test bed's
+ * NVMe VFs bound to vfio-pci: Identify, I/O queue pairs, Read/Write/Flush
+ * with each PRP form, MSI-X completions, the verified workload, and the
+ * namespace the two VFs share (guest-lib.sh attaches it to both).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kselftest_harness.h"
+#include "nvme.h"
+#include "testbed.h"
+
+#define RAM_IOVA	0x100000ull
+#define RAM_SIZE	(4u << 20)
+#define NSID		1
+#define QDEPTH		16	/* entries per I/O queue */
+#define WL_DEPTH	8	/* workload commands in flight per queue */
+#define TMO		5000
+#define WL_TMO		40000
+
+/* One VF under vfio-pci, its RAM mapped, the controller enabled. */
+struct vf {
+	struct vmm_dev d;
+	struct vmm_ram ram;
+	struct nvme_ctrl c;
+	bool open;
+};
+
+static int vf_up(struct vf *v, const char *bdf, char *err, size_t len)
+{
+	int ret;
+
+	memset(v, 0, sizeof(*v));
+	v->ram.memfd = -1;
+	ret = vmm_bind(bdf, "vfio-pci");
+	if (ret) {
+		snprintf(err, len, "bind %s to vfio-pci: %s", bdf,
+			 strerror(-ret));
+		return ret;
+	}
+	ret = vmm_open(&v->d, bdf);
+	if (ret) {
+		snprintf(err, len, "open %s: %s", bdf, strerror(-ret));
+		return ret;
+	}
+	v->open = true;
+	ret = vmm_ram_alloc(&v->ram, RAM_SIZE, RAM_IOVA);
+	if (!ret)
+		ret = vmm_dma_map(&v->d, &v->ram);
+	if (ret) {
+		snprintf(err, len, "RAM for %s: %s", bdf, strerror(-ret));
+		return ret;
+	}
+	ret = nvme_ctrl_init(&v->c, &v->d, &v->ram, NSID, false);
+	if (ret)
+		snprintf(err, len, "%s: %s (%s)", bdf, v->c.why,
+			 strerror(-ret));
+	return ret;
+}
+
+static void vf_down(struct vf *v)
+{
+	if (!v->open)
+		return;
+	nvme_ctrl_fini(&v->c);
+	vmm_ram_release(&v->d, &v->ram);
+	vmm_close(&v->d);
+	v->open = false;
+}
+
+FIXTURE(vf1) {
+	struct tb_devs t;
+	struct vf vf;
+};
+
+FIXTURE_SETUP(vf1)
+{
+	char err[320];
+
+	ASSERT_EQ(0, tb_devices(&self->t));
+	ASSERT_EQ(TB_NR_VF, self->t.nr_vf);
+	ASSERT_EQ(0, vf_up(&self->vf, self->t.vf[0], err, sizeof(err)))
+		TH_LOG("%s", err);
+}
+
+FIXTURE_TEARDOWN(vf1)
+{
+	vf_down(&self->vf);
+}
+
+static void pattern(uint8_t *p, size_t len, uint32_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = seed >> 16;
+	}
+}
+
+/*
+ * Write @nlb blocks from data at @off into the slot, read them back into
+ * a zeroed slot at the same offset, flush; check the bytes and the PRP
+ * form used (@prps: 1 for PRP1 alone, 2 for PRP1 + PRP2, 3 for a list).
+ */
+static void rw_check(struct __test_metadata *_metadata, struct nvme_ctrl *c,
+		     int qid, uint64_t slba, uint32_t nlb, uint32_t off,
+		     int prps, uint32_t seed)
+{
+	struct nvme_queue *q = nvme_ioq(c, qid);
+	size_t len = (size_t)nlb * c->lba_size;
+	struct nvme_req *w, *r;
+	uint8_t *want;
+
+	ASSERT_NE(NULL, q);
+	want = malloc(len);
+	ASSERT_NE(NULL, want);
+	pattern(want, len, seed);
+	w = nvme_req_get(q);
+	r = nvme_req_get(q);
+	ASSERT_NE(NULL, w);
+	ASSERT_NE(NULL, r);
+	w->buf_off = off;
+	memcpy(w->buf + off, want, len);
+	EXPECT_EQ(0, nvme_io_sync(w, NVME_CMD_WRITE, slba, nlb, TMO))
+		TH_LOG("write: %s", c->why);
+	if (prps > 2) {
+		EXPECT_LT(2, w->nr_prps);	/* PRP2 points to a list */
+	} else {
+		EXPECT_EQ(prps, w->nr_prps);
+	}
+	r->buf_off = off;
+	memset(r->buf, 0, NVME_SLOT_BYTES);
+	EXPECT_EQ(0, nvme_io_sync(r, NVME_CMD_READ, slba, nlb, TMO))
+		TH_LOG("read: %s", c->why);
+	EXPECT_EQ(w->nr_prps, r->nr_prps);
+	EXPECT_EQ(0, memcmp(want, r->buf + off, len))
+		TH_LOG("q%d LBA %llu+%u at offset %u: data differs", qid,
+		       (unsigned long long)slba, nlb, off);
+	/* nothing outside the transfer was touched */
+	if (off) {
+		EXPECT_EQ(0, r->buf[off - 1]);
+	}
+	if (off + len < NVME_SLOT_BYTES) {
+		EXPECT_EQ(0, r->buf[off + len]);
+	}
+	nvme_req_put(r);
+	EXPECT_EQ(0, nvme_io_sync(w, NVME_CMD_FLUSH, 0, 0, TMO))
+		TH_LOG("flush: %s", c->why);
+	nvme_req_put(w);
+	free(want);
+}
+
+TEST_F(vf1, identify)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+
+	TH_LOG("%s: VID %04x cntlid %u \"%s\" sn \"%s\" fr \"%s\" VS %x nn %u; ns %u: %llu blocks of %u bytes, max transfer %u",
+	       self->t.vf[0], c->vid, c->cntlid, c->mn, c->sn, c->fr, c->vs,
+	       c->nn, c->nsid, (unsigned long long)c->nsze, c->lba_size,
+	       c->max_xfer);
+	EXPECT_EQ(TB_NVME_VENDOR, c->vid);
+	/* a secondary controller: the PF is controller 0 */
+	EXPECT_NE(0, c->cntlid);
+	EXPECT_NE(NULL, strstr(c->mn, "NVMe"));
+	EXPECT_GE(c->nn, NSID);
+	EXPECT_GE(c->vs, 0x10200u);
+	/* the test bed's file: whole MiBs, at least 4 of them */
+	EXPECT_EQ(0, (c->nsze << c->lba_shift) & ((1u << 20) - 1));
+	EXPECT_GE(c->nsze << c->lba_shift, 4u << 20);
+	EXPECT_GE(c->max_xfer, 4 * NVME_PAGE);
+	/* a namespace the VF does not have */
+	EXPECT_EQ(-ENODEV, nvme_identify(c, NVME_ID_CNS_NS, 2));
+	EXPECT_EQ(0, nvme_identify(c, NVME_ID_CNS_NS, NSID));
+}
+
+TEST_F(vf1, two_io_queue_pairs)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+
+	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
+		TH_LOG("%s", c->why);
+	TH_LOG("%u I/O queue pairs granted", c->ioq_granted);
+	EXPECT_GE(c->ioq_granted, 2);
+	EXPECT_EQ(2, c->nr_ioq);
+	rw_check(_metadata, c, 1, 100, 1, 0, 1, 1);
+	rw_check(_metadata, c, 2, 200, 1, 0, 1, 2);
+	/* each queue's completions came on its own CQ */
+	EXPECT_EQ(3, nvme_ioq(c, 1)->completed);
+	EXPECT_EQ(3, nvme_ioq(c, 2)->completed);
+}
+
+TEST_F(vf1, prp1_only)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+	uint32_t page = NVME_PAGE >> c->lba_shift;
+
+	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
+		TH_LOG("%s", c->why);
+	/* a whole page, page aligned; one block at an odd dword */
+	rw_check(_metadata, c, 1, 1000, page, 0, 1, 11);
+	rw_check(_metadata, c, 2, 1010, 1, 4 * 13, 1, 12);
+}
+
+TEST_F(vf1, prp1_prp2)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+	uint32_t page = NVME_PAGE >> c->lba_shift;
+
+	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
+		TH_LOG("%s", c->why);
+	/* two whole pages; one page's worth across a page boundary */
+	rw_check(_metadata, c, 1, 2000, 2 * page, 0, 2, 21);
+	rw_check(_metadata, c, 2, 2100, page, NVME_PAGE / 2, 2, 22);
+}
+
+TEST_F(vf1, prp_list)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+	uint32_t page = NVME_PAGE >> c->lba_shift;
+
+	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
+		TH_LOG("%s", c->why);
+	/* three pages; five pages from an offset (six PRPs); the most */
+	rw_check(_metadata, c, 1, 3000, 3 * page, 0, 3, 31);
+	rw_check(_metadata, c, 2, 3100, 5 * page, 1024, 3, 32);
+	rw_check(_metadata, c, 1, 3200, c->max_xfer >> c->lba_shift, 0, 3,
+		 33);
+}
+
+/* Registers and doorbells through the mmapped BAR instead of the fd. */
+TEST_F(vf1, mmio_registers)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+
+	nvme_ctrl_fini(c);
+	ASSERT_EQ(0, nvme_ctrl_init(c, &self->vf.d, &self->vf.ram, NSID, true))
+		TH_LOG("%s", c->why);
+	ASSERT_TRUE(c->mmio);
+	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
+		TH_LOG("%s", c->why);
+	rw_check(_metadata, c, 1, 4000, 3 * (NVME_PAGE >> c->lba_shift), 8,
+		 3, 41);
+	rw_check(_metadata, c, 2, 4100, 1, 0, 1, 42);
+}
+
+TEST_F(vf1, bad_commands_refused)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+	struct nvme_req *r;
+
+	ASSERT_EQ(0, nvme_create_io_queues(c, 1, QDEPTH, false))
+		TH_LOG("%s", c->why);
+	r = nvme_req_get(nvme_ioq(c, 1));
+	ASSERT_NE(NULL, r);
+	/* the driver refuses what does not fit the namespace or the slot */
+	EXPECT_EQ(-EINVAL, nvme_io_submit(r, NVME_CMD_READ, c->nsze, 1));
+	EXPECT_EQ(-EINVAL, nvme_io_submit(r, NVME_CMD_READ, c->nsze - 1, 2));
+	r->buf_off = 2;
+	EXPECT_EQ(-EINVAL, nvme_io_submit(r, NVME_CMD_READ, 0, 1));
+	/* the device refuses a namespace it does not have */
+	r->buf_off = 0;
+	c->nsid = 7;
+	EXPECT_LT(0, nvme_io_sync(r, NVME_CMD_READ, 0, 1, TMO));
+	c->nsid = NSID;
+	EXPECT_EQ(0, nvme_io_sync(r, NVME_CMD_READ, 0, 1, TMO));
+	nvme_req_put(r);
+}
+
+TEST_F(vf1, msix_completion)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+	struct nvme_req *r, *done[4];
+	struct nvme_queue *q;
+	int n;
+
+	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, true))
+		TH_LOG("%s", c->why);
+	ASSERT_EQ(3, c->nr_vec);
+	q = nvme_ioq(c, 2);
+	EXPECT_EQ(2, q->vector);
+	r = nvme_req_get(q);
+	ASSERT_NE(NULL, r);
+	pattern(r->buf, c->lba_size, 5);
+	ASSERT_EQ(0, nvme_io_submit(r, NVME_CMD_WRITE, 50, 1));
+	/* the completion signals queue 2's vector, and only that one */
+	n = nvme_msix_wait(c, 2, TMO);
+	EXPECT_GE(n, 1) TH_LOG("vector 2: %d (%s)", n, strerror(-n));
+	EXPECT_EQ(1, nvme_io_poll(q, done, 4));
+	EXPECT_EQ(r, done[0]);
+	EXPECT_EQ(0, r->status);
+	EXPECT_EQ(-ETIMEDOUT, nvme_msix_wait(c, 1, 0));
+	nvme_req_put(r);
+
+	/* nvme_io_wait sleeps on the eventfd */
+	q = nvme_ioq(c, 1);
+	r = nvme_req_get(q);
+	ASSERT_NE(NULL, r);
+	ASSERT_EQ(0, nvme_io_submit(r, NVME_CMD_READ, 50, 1));
+	EXPECT_EQ(1, nvme_io_wait(q, done, 4, TMO)) TH_LOG("%s", c->why);
+	EXPECT_EQ(0, r->status);
+	EXPECT_EQ(0, nvme_io_sync(r, NVME_CMD_FLUSH, 0, 0, TMO));
+	nvme_req_put(r);
+	TH_LOG("queue 1: %lu interrupts", q->irqs);
+	EXPECT_GE(q->irqs, 1);
+}
+
+static void log_wl(struct __test_metadata *_metadata, struct nvme_wl *w,
+		   uint64_t us)
+{
+	TH_LOG("%lu writes %lu reads %lu flushes in %llu ms, up to %u in flight per queue; %lu blocks checked; PRPs: %lu single, %lu pairs, %lu lists; %lu errors%s%s",
+	       w->writes, w->reads, w->flushes,
+	       (unsigned long long)us / 1000, w->max_qd, w->blocks_checked,
+	       w->prp1_only,
+	       w->prp2, w->prp_list, w->errors, w->errors ? ": " : "",
+	       w->errors ? w->why : "");
+}
+
+TEST_F_TIMEOUT(vf1, verified_workload, 90)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+	unsigned long irqs;
+	struct nvme_wl w;
+	uint64_t t0;
+
+	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, true))
+		TH_LOG("%s", c->why);
+	ASSERT_EQ(0, nvme_wl_init(&w, c, 4096, 2048, WL_DEPTH, 0x5eed));
+	t0 = vmm_now_us();
+	ASSERT_EQ(0, nvme_wl_fill(&w, TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(0, nvme_wl_run(&w, 5000, WL_TMO)) TH_LOG("%s", w.why);
+	log_wl(_metadata, &w, vmm_now_us() - t0);
+	EXPECT_EQ(0, w.errors);
+	EXPECT_EQ(WL_DEPTH, w.max_qd);
+	EXPECT_GE(w.reads, 2000);
+	EXPECT_GE(w.blocks_checked, 5000);
+	EXPECT_GT(w.prp_list, 0);
+	EXPECT_GT(w.prp2, 0);
+	EXPECT_GT(w.prp1_only, 0);
+	/* both queues carried the load, completions by interrupt */
+	EXPECT_GE(nvme_ioq(c, 1)->completed, 2000);
+	EXPECT_GE(nvme_ioq(c, 2)->completed, 2000);
+	irqs = nvme_ioq(c, 1)->irqs + nvme_ioq(c, 2)->irqs;
+	TH_LOG("%lu interrupts", irqs);
+	EXPECT_GT(irqs, 0);
+	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
+	nvme_wl_free(&w);
+}
+
+/* The checker is not blind: stale and corrupt blocks are caught. */
+TEST_F(vf1, workload_catches_bad_data)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+	struct nvme_req *r;
+	struct nvme_wl w;
+	uint32_t gen;
+
+	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
+		TH_LOG("%s", c->why);
+	ASSERT_EQ(0, nvme_wl_init(&w, c, 8192, 256, WL_DEPTH, 0xbad));
+	ASSERT_EQ(0, nvme_wl_fill(&w, TMO)) TH_LOG("%s", w.why);
+	ASSERT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
+
+	/* the table claims a newer write of block 10 than the disk holds */
+	w.tab[10].gen++;
+	EXPECT_EQ(-EILSEQ, nvme_wl_verify_all(&w, TMO));
+	EXPECT_EQ(1, w.errors) TH_LOG("%s", w.why);
+	EXPECT_NE(NULL, strstr(w.why, "want")) TH_LOG("%s", w.why);
+	w.tab[10].gen--;
+
+	/* block 20 overwritten behind the workload's back: stamped for 21 */
+	r = nvme_req_get(nvme_ioq(c, 1));
+	ASSERT_NE(NULL, r);
+	nvme_wl_stamp(&w, r->buf, w.base + 21, w.tab[20].gen);
+	ASSERT_EQ(-EILSEQ, nvme_wl_check(&w, r->buf, w.base + 20, &gen));
+	ASSERT_EQ(0, nvme_io_sync(r, NVME_CMD_WRITE, w.base + 20, 1, TMO));
+	nvme_req_put(r);
+	w.errors = 0;
+	w.why[0] = 0;
+	EXPECT_EQ(-EILSEQ, nvme_wl_verify_all(&w, TMO));
+	EXPECT_EQ(1, w.errors);
+	EXPECT_NE(NULL, strstr(w.why, "corrupt")) TH_LOG("%s", w.why);
+	nvme_wl_free(&w);
+}
+
+/*
+ * VF 2 reads what VF 1 wrote (one namespace): the workload runs on VF 1,
+ * stops, moves with its table to VF 2 (as after a migration), checks every
+ * block there and goes on; VF 1 then sees VF 2's writes.
+ */
+TEST_F_TIMEOUT(vf1, vf2_sees_vf1_data, 90)
+{
+	struct nvme_ctrl *c1 = &self->vf.c, *c2;
+	struct vf *vf2;
+	struct nvme_wl w;
+	char err[320];
+	uint64_t t0;
+
+	vf2 = calloc(1, sizeof(*vf2));
+	ASSERT_NE(NULL, vf2);
+	ASSERT_EQ(0, vf_up(vf2, self->t.vf[1], err, sizeof(err)))
+		TH_LOG("%s", err);
+	c2 = &vf2->c;
+	TH_LOG("VF1 %s cntlid %u, VF2 %s cntlid %u", self->t.vf[0],
+	       c1->cntlid, self->t.vf[1], c2->cntlid);
+	EXPECT_NE(c1->cntlid, c2->cntlid);
+	EXPECT_EQ(c1->nsze, c2->nsze);
+	EXPECT_EQ(c1->lba_size, c2->lba_size);
+	ASSERT_EQ(0, nvme_create_io_queues(c1, 2, QDEPTH, false))
+		TH_LOG("%s", c1->why);
+	ASSERT_EQ(0, nvme_create_io_queues(c2, 2, QDEPTH, true))
+		TH_LOG("%s", c2->why);
+
+	t0 = vmm_now_us();
+	ASSERT_EQ(0, nvme_wl_init(&w, c1, 16384, 1024, WL_DEPTH, 0x2f2));
+	ASSERT_EQ(0, nvme_wl_fill(&w, TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(0, nvme_wl_run(&w, 800, WL_TMO)) TH_LOG("%s", w.why);
+	/* a pause in the middle: stop with commands in flight, drain */
+	EXPECT_EQ(0, nvme_wl_step(&w) < 0);
+	EXPECT_EQ(-EBUSY, nvme_wl_attach(&w, c2));
+	EXPECT_EQ(0, nvme_wl_drain(&w, TMO)) TH_LOG("%s", w.why);
+
+	ASSERT_EQ(0, nvme_wl_attach(&w, c2)) TH_LOG("%s", w.why);
+	w.blocks_checked = 0;
+	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(w.nr, w.blocks_checked);
+	EXPECT_EQ(0, nvme_wl_run(&w, 800, WL_TMO)) TH_LOG("%s", w.why);
+
+	ASSERT_EQ(0, nvme_wl_attach(&w, c1)) TH_LOG("%s", w.why);
+	w.blocks_checked = 0;
+	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(w.nr, w.blocks_checked);
+	log_wl(_metadata, &w, vmm_now_us() - t0);
+	EXPECT_EQ(0, w.errors);
+	nvme_wl_free(&w);
+	vf_down(vf2);
+	free(vf2);
+}
+
+/*
+ * A switchover with commands in flight: the workload forgets them on VF 1
+ * (whose controller is then disabled: QEMU finishes or cancels them), and
+ * VF 2 reads each of their blocks as either the old or the new generation.
+ */
+TEST_F_TIMEOUT(vf1, abandon_in_flight_then_vf2, 60)
+{
+	struct nvme_ctrl *c1 = &self->vf.c, *c2;
+	unsigned long alts = 0;
+	struct vf *vf2;
+	struct nvme_wl w;
+	char err[320];
+	uint32_t i;
+
+	vf2 = calloc(1, sizeof(*vf2));
+	ASSERT_NE(NULL, vf2);
+	ASSERT_EQ(0, vf_up(vf2, self->t.vf[1], err, sizeof(err)))
+		TH_LOG("%s", err);
+	c2 = &vf2->c;
+	ASSERT_EQ(0, nvme_create_io_queues(c1, 2, QDEPTH, false))
+		TH_LOG("%s", c1->why);
+	ASSERT_EQ(0, nvme_create_io_queues(c2, 2, QDEPTH, false))
+		TH_LOG("%s", c2->why);
+	ASSERT_EQ(0, nvme_wl_init(&w, c1, 20480, 512, WL_DEPTH, 0xab));
+	ASSERT_EQ(0, nvme_wl_fill(&w, TMO)) TH_LOG("%s", w.why);
+	ASSERT_EQ(0, nvme_wl_run(&w, 300, WL_TMO)) TH_LOG("%s", w.why);
+	/* a few rounds, so that writes are surely among those in flight */
+	for (i = 0; i < 4; i++)
+		ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
+	ASSERT_LT(0, nvme_wl_inflight(&w));
+	TH_LOG("%lu commands in flight abandoned", nvme_wl_inflight(&w));
+	nvme_wl_abandon(&w);
+	EXPECT_EQ(0, nvme_wl_inflight(&w));
+	for (i = 0; i < w.nr; i++) {
+		EXPECT_EQ(0, w.tab[i].busy);
+		alts += !!w.tab[i].alt;
+	}
+	TH_LOG("%lu blocks may hold either generation", alts);
+	EXPECT_LT(0, alts);
+	EXPECT_EQ(0, nvme_ctrl_disable(c1)) TH_LOG("%s", c1->why);
+
+	ASSERT_EQ(0, nvme_wl_attach(&w, c2)) TH_LOG("%s", w.why);
+	w.blocks_checked = 0;
+	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(w.nr, w.blocks_checked);
+	EXPECT_EQ(0, nvme_wl_run(&w, 300, WL_TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(0, w.errors) TH_LOG("%s", w.why);
+	nvme_wl_free(&w);
+	vf_down(vf2);
+	free(vf2);
+}
+
+TEST_HARNESS_MAIN
