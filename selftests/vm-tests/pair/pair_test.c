@@ -114,6 +114,28 @@ TEST_F_TIMEOUT(pair, eth0_configured, WAIT_S + 30)
 	EXPECT_TRUE(up) TH_LOG("eth0 is not up and running (no carrier)");
 }
 
+/*
+ * Connect to @ip:@port, retrying every 200 ms until it listens or
+ * @deadline (mono_s()) passes: the connected fd, or -errno.
+ */
+static int connect_until(const char *ip, int port, double deadline)
+{
+	int fd, ret;
+
+	for (;;) {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		ret = tcp_connect_fd(fd, ip, port);
+		if (!ret)
+			return fd;
+		close(fd);
+		if (mono_s() > deadline)
+			return ret;
+		usleep(200000);
+	}
+}
+
 /* b connects (retrying until a listens), sends the pattern, a echoes it. */
 TEST_F_TIMEOUT(pair, tcp_echo_b_to_a, WAIT_S + 60)
 {
@@ -130,17 +152,9 @@ TEST_F_TIMEOUT(pair, tcp_echo_b_to_a, WAIT_S + 60)
 		EXPECT_STREQ(B_IP, peer);
 		return;
 	}
-	for (;;) {
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		ASSERT_LE(0, fd);
-		ret = tcp_connect_fd(fd, A_IP, ECHO_PORT);
-		if (!ret || mono_s() > deadline)
-			break;
-		close(fd);
-		usleep(200000);
-	}
-	ASSERT_EQ(0, ret) TH_LOG("connect to %s:%d: %s", A_IP, ECHO_PORT,
-				 strerror(-ret));
+	fd = connect_until(A_IP, ECHO_PORT, deadline);
+	ASSERT_LE(0, fd) TH_LOG("connect to %s:%d: %s", A_IP, ECHO_PORT,
+				strerror(-fd));
 	ret = echo_client(fd, 0x5a);
 	close(fd);
 	EXPECT_EQ(0, ret) TH_LOG("echo: %s", strerror(-ret));
@@ -308,16 +322,8 @@ TEST_F_TIMEOUT(pair, live_migration_a_to_b, WAIT_S + 240)
 	ASSERT_LT(0, vmm);
 	ASSERT_TRUE(wait_line(vmm, VMM_LOG, "ready", 60))
 		TH_LOG("source VMM: %s", read_log(VMM_LOG, buf, sizeof(buf)));
-	for (ret = -1; ret && mono_s() < deadline;) {
-		if (fd >= 0)
-			close(fd);
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		ASSERT_LE(0, fd);
-		ret = tcp_connect_fd(fd, B_IP, SYNC_PORT);
-		if (ret)
-			usleep(200000);
-	}
-	ASSERT_EQ(0, ret) TH_LOG("b is not ready: %s", strerror(-ret));
+	fd = connect_until(B_IP, SYNC_PORT, deadline);
+	ASSERT_LE(0, fd) TH_LOG("b is not ready: %s", strerror(-fd));
 	io_timeouts(fd);
 	ASSERT_EQ(0, read_line(fd, line, sizeof(line)));
 	ASSERT_STREQ("ready", line);
@@ -419,16 +425,8 @@ TEST_F_TIMEOUT(pair, nvme_namespace_shared_a_to_b, WAIT_S + 60)
 		       w.writes, w.reads, w.blocks_checked, t.vf[0]);
 		nvme_wl_free(&w);
 		nvme_vf_down(v);
-		for (ret = -1; ret && mono_s() < deadline;) {
-			if (fd >= 0)
-				close(fd);
-			fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			ASSERT_LE(0, fd);
-			ret = tcp_connect_fd(fd, B_IP, NVME_PORT);
-			if (ret)
-				usleep(200000);
-		}
-		ASSERT_EQ(0, ret) TH_LOG("b never listened: %s", strerror(-ret));
+		fd = connect_until(B_IP, NVME_PORT, deadline);
+		ASSERT_LE(0, fd) TH_LOG("b never listened: %s", strerror(-fd));
 		io_timeouts(fd);
 		snprintf(line, sizeof(line), "nvme %u %u %u\n", NVME_BASE,
 			 NVME_NR, seed);
