@@ -316,17 +316,18 @@ static void *script_peer(void *arg)
 		for (seq = 0; seq < 100000; seq++) {
 			wire_hdr_encode(f, WIRE_T_OPTIONAL | 0x123, 8, seq,
 					wire_sum(f + WIRE_HDR_LEN, 8));
-			if (write(p->fd, f, sizeof(f)) != sizeof(f))
+			if (send(p->fd, f, sizeof(f), MSG_NOSIGNAL) !=
+			    sizeof(f))
 				break;
 		}
 	} else if (p->drip_us) {
 		for (i = 0; i < p->len; i++) {
-			if (write(p->fd, p->buf + i, 1) != 1)
+			if (send(p->fd, p->buf + i, 1, MSG_NOSIGNAL) != 1)
 				break;
 			usleep(p->drip_us);
 		}
-	} else if (p->len && write(p->fd, p->buf, p->len) < 0) {
-		/* the target closed early: fine */
+	} else if (p->len && send(p->fd, p->buf, p->len, MSG_NOSIGNAL) < 0) {
+		/* the target closed early: fine (no SIGPIPE: migctl ignores it) */
 	}
 	if (p->hold_us) {
 		struct pollfd pf = { .fd = p->fd, .events = POLLRDHUP };
