@@ -136,6 +136,27 @@ static int connect_until(const char *ip, int port, double deadline)
 	}
 }
 
+/* Listen on @ip:@port for one connection, up to @wait_s: its fd, or -errno. */
+static int accept_one(const char *ip, int port, int wait_s)
+{
+	struct pollfd p = { .events = POLLIN };
+	int lfd, fd;
+
+	lfd = tcp_listen_on(ip, port);
+	if (lfd < 0)
+		return lfd;
+	p.fd = lfd;
+	if (poll(&p, 1, wait_s * 1000) != 1) {
+		close(lfd);
+		return -ETIMEDOUT;
+	}
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		fd = -errno;
+	close(lfd);
+	return fd;
+}
+
 /* b connects (retrying until a listens), sends the pattern, a echoes it. */
 TEST_F_TIMEOUT(pair, tcp_echo_b_to_a, WAIT_S + 60)
 {
@@ -258,12 +279,11 @@ static int read_line(int fd, char *buf, size_t len)
  */
 TEST_F_TIMEOUT(pair, live_migration_a_to_b, WAIT_S + 240)
 {
-	struct pollfd p = { .events = POLLIN };
 	char line[128], buf[16384];
 	uint64_t mine, theirs;
 	struct tb_devs t;
 	pid_t vmm, ls;
-	int lfd, fd = -1, ret, status;
+	int fd = -1, ret, status;
 	double deadline = mono_s() + WAIT_S;
 
 	ASSERT_EQ(0, tb_devices(&t));
@@ -287,13 +307,8 @@ TEST_F_TIMEOUT(pair, live_migration_a_to_b, WAIT_S + 240)
 		ASSERT_TRUE(wait_line(ls, LISTEN_LOG, "\"listening\"", 30))
 			TH_LOG("migctl listen: %s",
 			       read_log(LISTEN_LOG, buf, sizeof(buf)));
-		lfd = tcp_listen_on(B_IP, SYNC_PORT);
-		ASSERT_LE(0, lfd);
-		p.fd = lfd;
-		ASSERT_EQ(1, poll(&p, 1, WAIT_S * 1000)) TH_LOG("a never came");
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		close(lfd);
-		ASSERT_LE(0, fd);
+		fd = accept_one(B_IP, SYNC_PORT, WAIT_S);
+		ASSERT_LE(0, fd) TH_LOG("a never came: %s", strerror(-fd));
 		io_timeouts(fd);
 		ASSERT_EQ(0, io_all(fd, "ready\n", 6, 1));
 		/* a migrates now; it answers when its migctl is done */
@@ -398,13 +413,12 @@ static void nvme_vf_down(struct nvme_vf *v)
 TEST_F_TIMEOUT(pair, nvme_namespace_shared_a_to_b, WAIT_S + 60)
 {
 	double deadline = mono_s() + WAIT_S;
-	struct pollfd p = { .events = POLLIN };
 	char line[128];
 	uint32_t *gens, seed = 0xab5eed, i;
 	struct tb_devs t;
 	struct nvme_wl w = { 0 };
 	struct nvme_vf *v;
-	int lfd, fd = -1, ret;
+	int fd = -1, ret;
 
 	ASSERT_EQ(0, tb_devices(&t));
 	ASSERT_EQ(TB_NR_VF, t.nr_vf);
@@ -439,13 +453,8 @@ TEST_F_TIMEOUT(pair, nvme_namespace_shared_a_to_b, WAIT_S + 60)
 		free(v);
 		return;
 	}
-	lfd = tcp_listen_on(B_IP, NVME_PORT);
-	ASSERT_LE(0, lfd);
-	p.fd = lfd;
-	ASSERT_EQ(1, poll(&p, 1, WAIT_S * 1000)) TH_LOG("a never came");
-	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	close(lfd);
-	ASSERT_LE(0, fd);
+	fd = accept_one(B_IP, NVME_PORT, WAIT_S);
+	ASSERT_LE(0, fd) TH_LOG("a never came: %s", strerror(-fd));
 	io_timeouts(fd);
 	ASSERT_EQ(0, read_line(fd, line, sizeof(line)));
 	snprintf(w.why, sizeof(w.why), "nvme %u %u %u", NVME_BASE, NVME_NR,
