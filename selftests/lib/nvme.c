@@ -381,6 +381,47 @@ int nvme_io_poll(struct nvme_queue *q, struct nvme_req **done, int max)
 	return n;
 }
 
+/* Completions the device posted on @q that nobody reaped yet. */
+static unsigned int cq_posted(const struct nvme_queue *q)
+{
+	unsigned int n = 0, head = q->cq_head;
+	uint8_t phase = q->phase;
+
+	while (n < q->depth) {
+		volatile struct nvme_cqe *v = &q->cq[head];
+
+		if ((v->status & 1) != phase)
+			break;
+		n++;
+		if (++head == q->depth) {
+			head = 0;
+			phase ^= 1;
+		}
+	}
+	return n;
+}
+
+int nvme_io_settle(struct nvme_ctrl *c, int timeout_ms)
+{
+	uint64_t end = vmm_now_us() + (uint64_t)timeout_ms * 1000;
+	int i;
+
+	for (i = 0; i < c->nr_ioq; i++) {
+		struct nvme_queue *q = &c->ioq[i];
+
+		while (cq_posted(q) < q->inflight) {
+			if (vmm_now_us() > end) {
+				why(c, "queue %u: %u of %u commands completed in %d ms",
+				    q->qid, cq_posted(q), q->inflight,
+				    timeout_ms);
+				return -ETIMEDOUT;
+			}
+			usleep(100);
+		}
+	}
+	return 0;
+}
+
 int nvme_io_wait(struct nvme_queue *q, struct nvme_req **done, int max,
 		 int timeout_ms)
 {

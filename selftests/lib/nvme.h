@@ -266,6 +266,12 @@ int nvme_io_poll(struct nvme_queue *q, struct nvme_req **done, int max);
  */
 int nvme_io_wait(struct nvme_queue *q, struct nvme_req **done, int max,
 		 int timeout_ms);
+/*
+ * Until the device has posted a completion for every command in flight on
+ * every I/O queue of @c, or @timeout_ms: looks at the CQs without reaping
+ * (no request changes state, no doorbell). Returns 0 or -ETIMEDOUT.
+ */
+int nvme_io_settle(struct nvme_ctrl *c, int timeout_ms);
 /* Submit one command and wait for it; returns -errno or the NVMe status. */
 int nvme_io_sync(struct nvme_req *r, uint8_t opcode, uint64_t slba,
 		 uint32_t nlb, int timeout_ms);
