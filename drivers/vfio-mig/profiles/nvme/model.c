@@ -1,0 +1,765 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig profile "nvme": the controller model (model.h).
+ *
+ * Dirty ranges. A command may make the device write guest memory in two
+ * places: its data buffer, when data moves to the host (opcode bits 1:0 are
+ * 10b or 11b: Read, Identify, Get Log Page, Get Features, ...), and one
+ * completion queue slot. Completions land in a CQ in order, one slot each,
+ * so the n-th command ever handed to the device for CQ c lands in slot
+ * n mod size, whatever order the device completes them in: the model marks
+ * that slot when it hands the command over. Data buffers are walked from
+ * the command's PRP entries (PRP1, PRP2 or a PRP list, NVMe 1.4 4.3) or SGL
+ * descriptors (4.4) for the command's length, capped by what the device
+ * moves per command (max_xfer): a longer command fails without moving data.
+ *
+ * Admin commands that change what the guest depends on (queues created and
+ * deleted, features set) are remembered by command id and applied when the
+ * guest releases their successful completion (CQ 0 head doorbell).
+ */
+#include <linux/errno.h>
+#include <linux/kernel.h>
+#include <linux/string.h>
+#include <linux/types.h>
+
+#include "model.h"
+
+/* Submission queue entry fields (dwords, little endian in guest memory) */
+struct nvmp_sqe {
+	__le32 cdw0;		/* opcode 7:0, fuse 9:8, psdt 15:14, cid 31:16 */
+	__le32 nsid;
+	__le32 cdw2, cdw3;
+	__le64 mptr;
+	__le64 prp1;		/* or SGL1 bytes 0..7 */
+	__le64 prp2;		/* or SGL1 bytes 8..15 */
+	__le32 cdw10, cdw11, cdw12, cdw13, cdw14, cdw15;
+};
+
+struct nvmp_cqe {
+	__le32 result;
+	__le32 rsvd;
+	__le16 sq_head;
+	__le16 sq_id;
+	__le16 cid;
+	__le16 status;		/* phase bit 0, status 15:1 */
+};
+
+struct nvmp_sgl {
+	__le64 addr;
+	__le32 len;
+	u8 rsvd[3];
+	u8 type;		/* type 7:4, subtype 3:0 */
+};
+
+#define SQE_OPC(s)	(le32_to_cpu((s)->cdw0) & 0xff)
+#define SQE_PSDT(s)	((le32_to_cpu((s)->cdw0) >> 14) & 0x3)
+#define SQE_CID(s)	(le32_to_cpu((s)->cdw0) >> 16)
+
+/* Admin opcodes */
+#define ADM_DELETE_SQ	0x00
+#define ADM_CREATE_SQ	0x01
+#define ADM_GET_LOG	0x02
+#define ADM_DELETE_CQ	0x04
+#define ADM_CREATE_CQ	0x05
+#define ADM_IDENTIFY	0x06
+#define ADM_ABORT	0x08
+#define ADM_SET_FEAT	0x09
+#define ADM_GET_FEAT	0x0a
+#define ADM_AER		0x0c
+#define ADM_KEEP_ALIVE	0x18
+
+/* NVM command set opcodes with a length of their own */
+#define IO_READ		0x02
+#define IO_RESV_REPORT	0x0e
+
+#define SGL_DATA	0x0
+#define SGL_BIT_BUCKET	0x1
+#define SGL_SEGMENT	0x2
+#define SGL_LAST_SEG	0x3
+
+static const u8 feat_fid[NVMP_FEAT_NR] = {
+	[NVMP_FEAT_ARB] = 0x01,
+	[NVMP_FEAT_PM] = 0x02,
+	[NVMP_FEAT_ERR_REC] = 0x05,
+	[NVMP_FEAT_VWC] = 0x06,
+	[NVMP_FEAT_NQ] = 0x07,
+	[NVMP_FEAT_IRQ_COAL] = 0x08,
+	[NVMP_FEAT_WR_ATOMIC] = 0x0a,
+	[NVMP_FEAT_AEC] = 0x0b,
+};
+
+/* Set Features FIDs that need no state: the value is re-read or harmless */
+#define FID_TEMP_THRESH	0x04	/* thresholds: not moved (documented) */
+#define FID_IV_CFG	0x09
+#define FID_TIMESTAMP	0x0e	/* the target's clock is the truth */
+#define FID_KATO	0x0f	/* keep alive: fabrics only */
+#define FID_SW_PROGRESS	0x80
+
+void nvmp_init(struct nvmp_ctrl *c, const struct nvmp_env *env, u64 cap,
+	       u32 max_xfer)
+{
+	memset(c, 0, sizeof(*c));
+	c->env = *env;
+	c->db_stride = 4u << ((cap >> 32) & 0xf);
+	c->mqes = (u16)min_t(u32, (cap & 0xffff) + 1, NVMP_MAX_QSIZE);
+	c->max_xfer = min_t(u32, max_xfer, NVMP_MAX_XFER);
+}
+
+static void dirty(struct nvmp_ctrl *c, u64 iova, u64 len)
+{
+	if (!len)
+		return;
+	c->dirty_calls++;
+	c->env.dirty(c->env.ctx, iova, len);
+}
+
+static int gread(struct nvmp_ctrl *c, u64 iova, void *buf, u32 len)
+{
+	int ret = c->env.read(c->env.ctx, iova, buf, len);
+
+	if (ret)
+		c->untracked |= NVMP_UT_MEMORY;
+	return ret;
+}
+
+static u32 page_size(const struct nvmp_ctrl *c)
+{
+	return 4096u << NVMP_CC_MPS(c->cc);
+}
+
+/* Reset everything the guest built: CC.EN cleared or never set. */
+static void reset_queues(struct nvmp_ctrl *c)
+{
+	memset(c->sq, 0, sizeof(c->sq));
+	memset(c->cq, 0, sizeof(c->cq));
+	memset(c->pending, 0, sizeof(c->pending));
+	c->feat_set = 0;
+	c->iv_cfg_set = 0;
+	c->nr_ns = 0;
+	c->untracked = 0;
+	c->enabled = 0;
+}
+
+static void enable(struct nvmp_ctrl *c)
+{
+	struct nvmp_sq *sq = &c->sq[0];
+	struct nvmp_cq *cq = &c->cq[0];
+
+	reset_queues(c);
+	c->enabled = 1;
+	cq->base = c->acq;
+	cq->size = ((c->aqa >> 16) & 0xfff) + 1;
+	cq->live = 1;
+	cq->ien = 1;
+	sq->base = c->asq;
+	sq->size = (c->aqa & 0xfff) + 1;
+	sq->cqid = 0;
+	sq->live = 1;
+}
+
+void nvmp_reg_write(struct nvmp_ctrl *c, u32 off, u64 val, u8 width)
+{
+	u32 v = (u32)val;
+
+	switch (off) {
+	case NVMP_REG_INTMS:
+		c->intms |= v;
+		break;
+	case NVMP_REG_INTMC:
+		c->intms &= ~v;
+		break;
+	case NVMP_REG_CC:
+		if ((v & NVMP_CC_EN) && !(c->cc & NVMP_CC_EN)) {
+			c->cc = v;
+			enable(c);
+		} else if (!(v & NVMP_CC_EN) && (c->cc & NVMP_CC_EN)) {
+			c->cc = v;
+			reset_queues(c);
+		} else {
+			c->cc = v;
+		}
+		break;
+	case NVMP_REG_AQA:
+		c->aqa = v;
+		break;
+	case NVMP_REG_ASQ:
+		c->asq = width == 8 ? val : (c->asq & ~0xffffffffull) | v;
+		break;
+	case NVMP_REG_ASQ + 4:
+		c->asq = (c->asq & 0xffffffffull) | ((u64)v << 32);
+		break;
+	case NVMP_REG_ACQ:
+		c->acq = width == 8 ? val : (c->acq & ~0xffffffffull) | v;
+		break;
+	case NVMP_REG_ACQ + 4:
+		c->acq = (c->acq & 0xffffffffull) | ((u64)v << 32);
+		break;
+	default:
+		break;
+	}
+}
+
+u32 nvmp_db_offset(const struct nvmp_ctrl *c, u16 qid, bool cq)
+{
+	return NVMP_REG_DBS + (2 * qid + cq) * c->db_stride;
+}
+
+/* PRP walk: NVMe 1.4 figure 108 (PRP1 with offset, PRP2 or a list). */
+static int dirty_prp(struct nvmp_ctrl *c, u64 prp1, u64 prp2, u64 len)
+{
+	u32 ps = page_size(c), per = ps / 8, slot;
+	u64 first, list;
+
+	first = min_t(u64, len, ps - (prp1 & (ps - 1)));
+	dirty(c, prp1, first);
+	len -= first;
+	if (!len)
+		return 0;
+	if (len <= ps) {
+		dirty(c, prp2, len);
+		return 0;
+	}
+	/* a list: its first entry may sit at an offset in its page */
+	list = prp2;
+	slot = (list & (ps - 1)) / 8;
+	while (len) {
+		u32 n = min_t(u32, per - slot, sizeof(c->buf) / 8), i;
+		__le64 *e = (__le64 *)c->buf;
+		bool chained = false;
+
+		if (gread(c, list, c->buf, n * 8))
+			return -EFAULT;
+		for (i = 0; i < n && len && !chained; i++) {
+			u64 a = le64_to_cpu(e[i]);
+
+			if (slot + i == per - 1 && len > ps) {
+				/* the page's last entry chains to the next */
+				list = a;
+				slot = (list & (ps - 1)) / 8;
+				chained = true;
+				continue;
+			}
+			dirty(c, a, min_t(u64, len, ps));
+			len -= min_t(u64, len, ps);
+		}
+		if (!chained) {
+			list += n * 8;
+			slot += n;
+		}
+	}
+	return 0;
+}
+
+/* SGL walk: data blocks, bit buckets, segments; bounded descriptor count. */
+static int dirty_sgl(struct nvmp_ctrl *c, const struct nvmp_sgl *first,
+		     u64 len)
+{
+	struct nvmp_sgl d = *first;
+	unsigned int walked = 0;
+	u64 seg = 0;
+	u32 seg_left = 0;
+
+	for (;;) {
+		u8 type = d.type >> 4;
+		u64 addr = le64_to_cpu(d.addr);
+		u32 dlen = le32_to_cpu(d.len);
+
+		if (++walked > NVMP_MAX_SGL_DESC) {
+			c->untracked |= NVMP_UT_SGL;
+			return -E2BIG;
+		}
+		switch (type) {
+		case SGL_DATA:
+			dirty(c, addr, min_t(u64, len, dlen));
+			len -= min_t(u64, len, dlen);
+			break;
+		case SGL_BIT_BUCKET:
+			len -= min_t(u64, len, dlen);
+			break;
+		case SGL_SEGMENT:
+		case SGL_LAST_SEG:
+			if (dlen < sizeof(d) || dlen % sizeof(d)) {
+				/* the device fails the command */
+				return 0;
+			}
+			seg = addr;
+			seg_left = dlen / sizeof(d);
+			break;
+		default:
+			c->untracked |= NVMP_UT_SGL;
+			return -EOPNOTSUPP;
+		}
+		if (!len || !seg_left)
+			return 0;
+		if (gread(c, seg, &d, sizeof(d)))
+			return -EFAULT;
+		seg += sizeof(d);
+		seg_left--;
+	}
+}
+
+int nvmp_dirty_dptr(struct nvmp_ctrl *c, const void *sqe, u64 len)
+{
+	const struct nvmp_sqe *s = sqe;
+
+	if (!len)
+		return 0;
+	if (len > c->max_xfer) {
+		/* the device refuses it; above NVMP_MAX_XFER we cannot say */
+		if (c->max_xfer == NVMP_MAX_XFER)
+			c->untracked |= NVMP_UT_XFER;
+		len = c->max_xfer;
+	}
+	if (SQE_PSDT(s))
+		return dirty_sgl(c, (const struct nvmp_sgl *)&s->prp1, len);
+	return dirty_prp(c, le64_to_cpu(s->prp1), le64_to_cpu(s->prp2), len);
+}
+
+static const struct nvmp_ns *ns_find(const struct nvmp_ctrl *c, u32 nsid)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->nr_ns; i++)
+		if (c->ns[i].nsid == nsid)
+			return &c->ns[i];
+	return NULL;
+}
+
+/* Bytes an I/O command moves to the host (0: none, or not that way). */
+static u64 io_to_host_len(struct nvmp_ctrl *c, const struct nvmp_sqe *s,
+			  u64 *md_len)
+{
+	u8 opc = SQE_OPC(s);
+	const struct nvmp_ns *ns;
+	u64 nlb;
+
+	*md_len = 0;
+	switch (opc) {
+	case IO_READ:
+		nlb = (le32_to_cpu(s->cdw12) & 0xffff) + 1ull;
+		ns = ns_find(c, le32_to_cpu(s->nsid));
+		if (!ns)	/* never identified: the largest blocks */
+			return nlb << 16;
+		*md_len = nlb * ns->ms;
+		return nlb << ns->lba_shift;
+	case IO_RESV_REPORT:
+		return ((u64)le32_to_cpu(s->cdw10) + 1) * 4;
+	default:
+		/* unknown commands that move data to the host: all they can */
+		return (opc & 0x2) ? c->max_xfer : 0;
+	}
+}
+
+/* Bytes of data Get Features returns for @fid (in a buffer). */
+static u32 feat_data_len(u8 fid)
+{
+	switch (fid) {
+	case 0x03:		/* LBA Range Type */
+	case 0x0d:		/* Host Memory Buffer attributes */
+		return 4096;
+	case 0x0c:		/* Autonomous Power State Transition */
+		return 256;
+	case 0x0e:		/* Timestamp */
+		return 8;
+	case 0x16:		/* Host Behavior Support */
+		return 512;
+	default:
+		return 0;	/* the value is in the completion */
+	}
+}
+
+static u64 admin_to_host_len(struct nvmp_ctrl *c, const struct nvmp_sqe *s)
+{
+	u32 numd;
+
+	switch (SQE_OPC(s)) {
+	case ADM_IDENTIFY:
+		return 4096;
+	case ADM_GET_LOG:
+		numd = (le32_to_cpu(s->cdw10) >> 16) |
+		       ((le32_to_cpu(s->cdw11) & 0xffff) << 16);
+		return ((u64)numd + 1) * 4;
+	case ADM_GET_FEAT:
+		return feat_data_len(le32_to_cpu(s->cdw10) & 0xff);
+	case ADM_CREATE_SQ:
+	case ADM_CREATE_CQ:
+		return 0;	/* PRP1 is the queue, not data */
+	default:
+		return (SQE_OPC(s) & 0x2) ? c->max_xfer : 0;
+	}
+}
+
+static void pending_add(struct nvmp_ctrl *c, const struct nvmp_sqe *s)
+{
+	struct nvmp_pending *p = NULL;
+	unsigned int i;
+
+	/* a reused command id replaces the old one: that one completed */
+	for (i = 0; i < NVMP_MAX_PENDING; i++)
+		if (c->pending[i].used && c->pending[i].cid == SQE_CID(s))
+			p = &c->pending[i];
+	for (i = 0; !p && i < NVMP_MAX_PENDING; i++)
+		if (!c->pending[i].used)
+			p = &c->pending[i];
+	if (!p) {
+		c->untracked |= NVMP_UT_PENDING;
+		return;
+	}
+	p->used = 1;
+	p->cid = SQE_CID(s);
+	p->opcode = SQE_OPC(s);
+	p->nsid = le32_to_cpu(s->nsid);
+	p->cdw10 = le32_to_cpu(s->cdw10);
+	p->cdw11 = le32_to_cpu(s->cdw11);
+	p->prp1 = le64_to_cpu(s->prp1);
+}
+
+/* Does the model keep this admin command's effect? */
+static bool admin_tracked(u8 opc)
+{
+	switch (opc) {
+	case ADM_DELETE_SQ:
+	case ADM_CREATE_SQ:
+	case ADM_DELETE_CQ:
+	case ADM_CREATE_CQ:
+	case ADM_SET_FEAT:
+	case ADM_IDENTIFY:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void decode(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s)
+{
+	struct nvmp_cq *cq = &c->cq[c->sq[qid].cqid];
+	u64 len, md = 0;
+
+	if (!cq->live)	/* the device has nowhere to complete it */
+		return;
+	c->cmds++;
+	/* the slot its completion will land in */
+	dirty(c, cq->base + (cq->issued % cq->size) * NVMP_CQE_SIZE,
+	      NVMP_CQE_SIZE);
+	cq->issued++;
+	if (qid == 0) {
+		u8 opc = SQE_OPC(s);
+
+		if (admin_tracked(opc))
+			pending_add(c, s);
+		else if (opc != ADM_GET_LOG && opc != ADM_GET_FEAT &&
+			 opc != ADM_AER && opc != ADM_ABORT &&
+			 opc != ADM_KEEP_ALIVE)
+			c->last_unmediated = opc;
+		len = admin_to_host_len(c, s);
+	} else {
+		len = io_to_host_len(c, s, &md);
+	}
+	nvmp_dirty_dptr(c, s, len);
+	if (md)
+		dirty(c, le64_to_cpu(s->mptr), min_t(u64, md, c->max_xfer));
+}
+
+void nvmp_forward(struct nvmp_ctrl *c, u16 qid)
+{
+	struct nvmp_sq *sq;
+
+	if (qid >= NVMP_MAX_QID)
+		return;
+	sq = &c->sq[qid];
+	while (sq->live && sq->fwd != sq->tail) {
+		u32 n = (sq->tail > sq->fwd ? sq->tail : sq->size) - sq->fwd;
+		u32 i;
+
+		n = min_t(u32, n, sizeof(c->buf) / NVMP_SQE_SIZE);
+		if (gread(c, sq->base + (u64)sq->fwd * NVMP_SQE_SIZE, c->buf,
+			  n * NVMP_SQE_SIZE)) {
+			/* the device cannot fetch them either */
+			sq->fwd = sq->tail;
+			return;
+		}
+		for (i = 0; i < n; i++)
+			decode(c, qid, (const struct nvmp_sqe *)
+			       (c->buf + i * NVMP_SQE_SIZE));
+		sq->fwd = (sq->fwd + n) % sq->size;
+	}
+}
+
+static void create_cq(struct nvmp_ctrl *c, const struct nvmp_pending *p)
+{
+	u16 qid = p->cdw10 & 0xffff;
+	u32 size = (p->cdw10 >> 16) + 1;
+	struct nvmp_cq *cq;
+
+	if (!qid)
+		return;
+	if (qid >= NVMP_MAX_QID) {
+		c->untracked |= NVMP_UT_QID;
+		return;
+	}
+	if (size > NVMP_MAX_QSIZE) {
+		c->untracked |= NVMP_UT_QSIZE;
+		return;
+	}
+	if (!(p->cdw11 & 0x1)) {
+		c->untracked |= NVMP_UT_NONCONTIG;
+		return;
+	}
+	cq = &c->cq[qid];
+	memset(cq, 0, sizeof(*cq));
+	cq->base = p->prp1;
+	cq->size = size;
+	cq->ien = !!(p->cdw11 & 0x2);
+	cq->iv = p->cdw11 >> 16;
+	cq->live = 1;
+}
+
+static void create_sq(struct nvmp_ctrl *c, const struct nvmp_pending *p)
+{
+	u16 qid = p->cdw10 & 0xffff, cqid = p->cdw11 >> 16;
+	u32 size = (p->cdw10 >> 16) + 1;
+	struct nvmp_sq *sq;
+
+	if (!qid)
+		return;
+	if (qid >= NVMP_MAX_QID || cqid >= NVMP_MAX_QID) {
+		c->untracked |= NVMP_UT_QID;
+		return;
+	}
+	if (size > NVMP_MAX_QSIZE) {
+		c->untracked |= NVMP_UT_QSIZE;
+		return;
+	}
+	if (!(p->cdw11 & 0x1)) {
+		c->untracked |= NVMP_UT_NONCONTIG;
+		return;
+	}
+	if (!c->cq[cqid].live)	/* the device refused it too */
+		return;
+	sq = &c->sq[qid];
+	memset(sq, 0, sizeof(*sq));
+	sq->base = p->prp1;
+	sq->size = size;
+	sq->cqid = cqid;
+	sq->prio = (p->cdw11 >> 1) & 0x3;
+	sq->live = 1;
+}
+
+static void delete_sq(struct nvmp_ctrl *c, u16 qid)
+{
+	struct nvmp_sq *sq;
+	struct nvmp_cq *cq;
+
+	if (!qid || qid >= NVMP_MAX_QID || !c->sq[qid].live)
+		return;
+	sq = &c->sq[qid];
+	cq = &c->cq[sq->cqid];
+	/*
+	 * Commands still in it are aborted, and the device may or may not
+	 * post their completions: from here on the slot count of its CQ is
+	 * a guess, unless nothing was outstanding.
+	 */
+	if (cq->issued - cq->consumed)
+		c->untracked |= NVMP_UT_CQ_LOST;
+	memset(sq, 0, sizeof(*sq));
+}
+
+static void set_feature(struct nvmp_ctrl *c, const struct nvmp_pending *p,
+			u32 result)
+{
+	u8 fid = p->cdw10 & 0xff;
+	unsigned int i;
+
+	for (i = 0; i < NVMP_FEAT_NR; i++) {
+		if (feat_fid[i] != fid)
+			continue;
+		/* Number of Queues: what the device granted counts */
+		c->feat[i] = fid == 0x07 ? result : p->cdw11;
+		c->feat_set |= 1u << i;
+		return;
+	}
+	switch (fid) {
+	case FID_IV_CFG:
+		i = p->cdw11 & 0xffff;
+		if (i < NVMP_MAX_VEC) {
+			c->iv_cfg[i] = p->cdw11;
+			c->iv_cfg_set |= 1u << i;
+		} else {
+			c->untracked |= NVMP_UT_FEATURE;
+		}
+		break;
+	case FID_TEMP_THRESH:
+	case FID_TIMESTAMP:
+	case FID_KATO:
+	case FID_SW_PROGRESS:
+		break;
+	default:
+		c->untracked |= NVMP_UT_FEATURE;
+		break;
+	}
+}
+
+/* Identify Namespace data: FLBAS (byte 26) and LBA formats (byte 128). */
+static void identify_done(struct nvmp_ctrl *c, const struct nvmp_pending *p)
+{
+	struct nvmp_ns *ns = NULL;
+	u32 nsid = p->nsid;
+	u8 flbas, fmt[4];
+	unsigned int i;
+
+	if ((p->cdw10 & 0xff) != 0x00 || !nsid || nsid == 0xffffffff)
+		return;
+	if (gread(c, p->prp1 + 26, &flbas, 1))
+		return;
+	if (gread(c, p->prp1 + 128 + 4 * ((flbas & 0xf) |
+					  ((flbas >> 1) & 0x30)), fmt, 4))
+		return;
+	for (i = 0; i < c->nr_ns; i++)
+		if (c->ns[i].nsid == nsid)
+			ns = &c->ns[i];
+	if (!ns) {
+		if (c->nr_ns == NVMP_MAX_NS) {
+			c->untracked |= NVMP_UT_NS;
+			return;
+		}
+		ns = &c->ns[c->nr_ns++];
+		ns->nsid = nsid;
+	}
+	/* LBADS below 9 is not a valid format: keep the largest guess */
+	ns->lba_shift = fmt[2] >= 9 && fmt[2] <= 16 ? fmt[2] : 16;
+	/* metadata in a separate buffer unless FLBAS bit 4 (extended) */
+	ns->ms = (flbas & 0x10) ? 0 : (fmt[0] | (fmt[1] << 8));
+}
+
+static void admin_done(struct nvmp_ctrl *c, const struct nvmp_cqe *e)
+{
+	u16 cid = le16_to_cpu(e->cid);
+	bool ok = !(le16_to_cpu(e->status) >> 1);
+	unsigned int i;
+
+	for (i = 0; i < NVMP_MAX_PENDING; i++) {
+		struct nvmp_pending *p = &c->pending[i];
+
+		if (!p->used || p->cid != cid)
+			continue;
+		p->used = 0;
+		if (!ok)
+			return;
+		switch (p->opcode) {
+		case ADM_CREATE_CQ:
+			create_cq(c, p);
+			break;
+		case ADM_CREATE_SQ:
+			create_sq(c, p);
+			break;
+		case ADM_DELETE_SQ:
+			delete_sq(c, p->cdw10 & 0xffff);
+			break;
+		case ADM_DELETE_CQ:
+			if ((p->cdw10 & 0xffff) &&
+			    (p->cdw10 & 0xffff) < NVMP_MAX_QID)
+				memset(&c->cq[p->cdw10 & 0xffff], 0,
+				       sizeof(c->cq[0]));
+			break;
+		case ADM_SET_FEAT:
+			set_feature(c, p, le32_to_cpu(e->result));
+			break;
+		case ADM_IDENTIFY:
+			identify_done(c, p);
+			break;
+		}
+		return;
+	}
+}
+
+/* The guest released CQ @qid entries up to @head: apply admin completions. */
+static int cq_release(struct nvmp_ctrl *c, u16 qid, u32 head)
+{
+	struct nvmp_cq *cq = &c->cq[qid];
+	u32 n = (head + cq->size - cq->head) % cq->size;
+
+	if (head >= cq->size || n > cq->issued - cq->consumed) {
+		c->bad_doorbells++;
+		return -EINVAL;
+	}
+	while (qid == 0 && cq->head != head) {
+		struct nvmp_cqe e;
+
+		if (gread(c, cq->base + (u64)cq->head * NVMP_CQE_SIZE, &e,
+			  sizeof(e)))
+			break;
+		admin_done(c, &e);
+		cq->head = (cq->head + 1) % cq->size;
+		cq->consumed++;
+	}
+	cq->consumed += (head + cq->size - cq->head) % cq->size;
+	cq->head = head;
+	return 0;
+}
+
+int nvmp_doorbell(struct nvmp_ctrl *c, u32 off, u32 val, bool forward)
+{
+	u32 idx = (off - NVMP_REG_DBS) / c->db_stride;
+	u16 qid = idx / 2;
+	struct nvmp_sq *sq;
+
+	if (off < NVMP_REG_DBS || (off - NVMP_REG_DBS) % c->db_stride ||
+	    !c->enabled) {
+		c->bad_doorbells++;
+		return -EINVAL;
+	}
+	if (qid >= NVMP_MAX_QID) {
+		c->untracked |= NVMP_UT_QID;
+		return -EINVAL;
+	}
+	if (idx & 1) {
+		if (!c->cq[qid].live) {
+			c->bad_doorbells++;
+			return -EINVAL;
+		}
+		return cq_release(c, qid, val);
+	}
+	sq = &c->sq[qid];
+	if (!sq->live || val >= sq->size) {
+		c->bad_doorbells++;
+		return -EINVAL;
+	}
+	sq->tail = val;
+	if (forward)
+		nvmp_forward(c, qid);
+	return 0;
+}
+
+u64 nvmp_outstanding(struct nvmp_ctrl *c)
+{
+	u64 total = 0;
+	unsigned int q;
+
+	for (q = 0; q < NVMP_MAX_QID; q++) {
+		struct nvmp_cq *cq = &c->cq[q];
+		u64 unreleased = cq->issued - cq->consumed, posted = 0;
+		u32 slot = cq->head;
+		u8 phase;
+
+		if (!cq->live)
+			continue;
+		phase = !((cq->consumed / cq->size) & 1);
+		/* entries the device posted that the guest has not released */
+		while (posted < unreleased) {
+			__le16 st;
+
+			if (gread(c, cq->base + (u64)slot * NVMP_CQE_SIZE + 14,
+				  &st, sizeof(st)))
+				break;
+			if ((le16_to_cpu(st) & 1) != phase)
+				break;
+			posted++;
+			if (++slot == cq->size) {
+				slot = 0;
+				phase ^= 1;
+			}
+		}
+		total += unreleased - posted;
+	}
+	return total;
+}

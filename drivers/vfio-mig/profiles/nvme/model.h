@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vfio-mig profile "nvme": a model of one NVMe controller as its guest
+ * driver drives it, built only from what the trap sees (register and
+ * doorbell writes) and what the trap reads from guest memory by IOVA
+ * (submission queue entries, PRP lists and SGL segments, completion queue
+ * entries the guest has released).
+ *
+ * The model answers three questions for the profile:
+ *  - which guest pages may the device write because of a command being
+ *    handed to it (data buffers of commands that move data to the host,
+ *    and the completion queue slot the command's completion will land in);
+ *  - how many commands has the device been given and not yet completed
+ *    (the quiesce waits for zero);
+ *  - what state does the guest driver depend on (registers, features,
+ *    queues and their positions): the state record that migrates.
+ *
+ * Everything it reads from guest memory is guest controlled. A guest that
+ * rewrites a submission queue entry after ringing its doorbell, or forges a
+ * completion, can make the model wrong about its own memory only: the
+ * device's DMA stays inside the VM's IOMMU domain whatever the model thinks.
+ * No loop or allocation depends on a guest number beyond the bounds below.
+ *
+ * The model is plain C with no locking of its own: the profile serialises
+ * every call on one controller (nvmp_ctrl) with its device lock. It is built
+ * unchanged in user space by selftests/unit/nvme_model.
+ */
+#ifndef _VMIG_NVME_MODEL_H
+#define _VMIG_NVME_MODEL_H
+
+#include <linux/types.h>
+
+/* Register offsets in BAR 0 (NVMe 1.4, 3.1) */
+#define NVMP_REG_CAP		0x00
+#define NVMP_REG_VS		0x08
+#define NVMP_REG_INTMS		0x0c
+#define NVMP_REG_INTMC		0x10
+#define NVMP_REG_CC		0x14
+#define NVMP_REG_CSTS		0x1c
+#define NVMP_REG_NSSR		0x20
+#define NVMP_REG_AQA		0x24
+#define NVMP_REG_ASQ		0x28
+#define NVMP_REG_ACQ		0x30
+#define NVMP_REG_DBS		0x1000	/* first doorbell */
+
+#define NVMP_CC_EN		0x1
+#define NVMP_CC_MPS(cc)		(((cc) >> 7) & 0xf)
+#define NVMP_CC_IOSQES(cc)	(((cc) >> 16) & 0xf)
+#define NVMP_CC_IOCQES(cc)	(((cc) >> 20) & 0xf)
+
+/* What the model follows (bounds of every guest-driven loop and table) */
+#define NVMP_MAX_QID		16	/* queue ids 0 (admin) .. 15 */
+#define NVMP_MAX_QSIZE		4096	/* entries per queue */
+#define NVMP_MAX_VEC		32	/* interrupt vectors (feature 0x09) */
+#define NVMP_MAX_NS		16	/* namespaces with a known format */
+#define NVMP_MAX_PENDING	16	/* admin commands awaiting completion */
+#define NVMP_MAX_XFER		(8u << 20)	/* bytes per command */
+#define NVMP_MAX_SGL_DESC	256	/* SGL descriptors walked per command */
+#define NVMP_SQE_SIZE		64
+#define NVMP_CQE_SIZE		16
+
+/* Features whose value the model keeps (Set Features, FID) */
+enum nvmp_feat {
+	NVMP_FEAT_ARB,		/* 0x01 Arbitration */
+	NVMP_FEAT_PM,		/* 0x02 Power Management */
+	NVMP_FEAT_ERR_REC,	/* 0x05 Error Recovery */
+	NVMP_FEAT_VWC,		/* 0x06 Volatile Write Cache */
+	NVMP_FEAT_NQ,		/* 0x07 Number of Queues (the granted value) */
+	NVMP_FEAT_IRQ_COAL,	/* 0x08 Interrupt Coalescing */
+	NVMP_FEAT_WR_ATOMIC,	/* 0x0a Write Atomicity Normal */
+	NVMP_FEAT_AEC,		/* 0x0b Asynchronous Event Configuration */
+	NVMP_FEAT_NR
+};
+
+/* nvmp_ctrl.untracked: why the model cannot vouch for the device */
+#define NVMP_UT_QID		0x0001	/* a queue id >= NVMP_MAX_QID */
+#define NVMP_UT_QSIZE		0x0002	/* a queue larger than NVMP_MAX_QSIZE */
+#define NVMP_UT_NONCONTIG	0x0004	/* a queue not physically contiguous */
+#define NVMP_UT_FEATURE		0x0008	/* a feature the model does not keep */
+#define NVMP_UT_PENDING		0x0010	/* > NVMP_MAX_PENDING admin commands */
+#define NVMP_UT_SGL		0x0020	/* an SGL descriptor type not followed */
+#define NVMP_UT_XFER		0x0040	/* a transfer above NVMP_MAX_XFER */
+#define NVMP_UT_ENTRY_SIZE	0x0080	/* I/O queue entry sizes not 64/16 */
+#define NVMP_UT_CQ_LOST		0x0100	/* an SQ deleted with work in flight */
+#define NVMP_UT_NS		0x0200	/* more than NVMP_MAX_NS namespaces */
+#define NVMP_UT_MEMORY		0x0400	/* guest memory unreadable */
+
+/*
+ * How the model reaches guest memory. @read: copy @len bytes at guest IOVA
+ * @iova into @buf (0 or -errno). @dirty: the device may write
+ * [@iova, @iova + @len) (a byte range; the caller rounds to pages).
+ */
+struct nvmp_env {
+	int (*read)(void *ctx, u64 iova, void *buf, u32 len);
+	void (*dirty)(void *ctx, u64 iova, u64 len);
+	void *ctx;
+};
+
+struct nvmp_sq {
+	u64 base;	/* IOVA of entry 0 */
+	u16 size;	/* entries */
+	u16 cqid;
+	u16 tail;	/* the guest's last tail doorbell */
+	u16 fwd;	/* tail handed to the device (== tail unless held) */
+	u8 live;
+	u8 prio;
+};
+
+struct nvmp_cq {
+	u64 base;
+	u16 size;
+	u16 iv;		/* interrupt vector */
+	u16 head;	/* the guest's last head doorbell */
+	u8 live;
+	u8 ien;		/* interrupts enabled */
+	u64 issued;	/* commands handed to the device that complete here */
+	u64 consumed;	/* entries the guest released (head doorbells) */
+};
+
+/* An admin command whose effect applies when it completes successfully. */
+struct nvmp_pending {
+	u16 cid;
+	u8 opcode;
+	u8 used;
+	u32 nsid;
+	u32 cdw10, cdw11;
+	u64 prp1;
+};
+
+struct nvmp_ns {
+	u32 nsid;
+	u8 lba_shift;
+	u16 ms;		/* metadata bytes per block in a separate buffer */
+};
+
+struct nvmp_ctrl {
+	/* device facts, set by the profile at open */
+	u32 db_stride;		/* bytes between doorbells: 4 << CAP.DSTRD */
+	u16 mqes;		/* CAP.MQES + 1: largest queue the device takes */
+	u32 max_xfer;		/* bytes per command the device moves, capped */
+	struct nvmp_env env;
+
+	/* registers as the guest wrote them */
+	u32 cc, aqa, intms;
+	u64 asq, acq;
+	u8 enabled;		/* CC.EN seen set and not cleared */
+
+	struct nvmp_sq sq[NVMP_MAX_QID];
+	struct nvmp_cq cq[NVMP_MAX_QID];
+	struct nvmp_pending pending[NVMP_MAX_PENDING];
+
+	u32 feat[NVMP_FEAT_NR];
+	u32 feat_set;		/* bit per enum nvmp_feat: set by the guest */
+	u32 iv_cfg[NVMP_MAX_VEC];	/* feature 0x09, by vector */
+	u32 iv_cfg_set;		/* bit per vector */
+	struct nvmp_ns ns[NVMP_MAX_NS];
+	unsigned int nr_ns;
+
+	u32 untracked;		/* NVMP_UT_*, sticky until controller reset */
+	u8 last_unmediated;	/* opcode of the last admin command not modelled */
+
+	/* counters, for reports and tests */
+	u64 cmds, dirty_calls, bad_doorbells;
+
+	/* scratch for reads from guest memory (one SQE batch or list chunk) */
+	u8 buf[512];
+};
+
+/* A zeroed controller with the device's facts. */
+void nvmp_init(struct nvmp_ctrl *c, const struct nvmp_env *env, u64 cap,
+	       u32 max_xfer);
+/*
+ * The guest wrote @val to the register at @off of BAR 0 (@width 4 or 8;
+ * the trap splits wider ones). Doorbell writes go to nvmp_doorbell().
+ */
+void nvmp_reg_write(struct nvmp_ctrl *c, u32 off, u64 val, u8 width);
+/*
+ * The guest wrote @val to the doorbell at @off (>= NVMP_REG_DBS). A tail
+ * doorbell is recorded; when @forward, the entries from the last forwarded
+ * tail to it are decoded (dirty ranges reported) and the caller then hands
+ * the tail to the device. A CQ head doorbell releases entries (admin
+ * completions are applied). Returns 0, or -EINVAL for a doorbell the device
+ * ignores too (queue not created, value past its size).
+ */
+int nvmp_doorbell(struct nvmp_ctrl *c, u32 off, u32 val, bool forward);
+/* Hand held tails to the model: decode sq's entries up to its tail. */
+void nvmp_forward(struct nvmp_ctrl *c, u16 qid);
+/* Commands handed to the device with no completion posted yet. */
+u64 nvmp_outstanding(struct nvmp_ctrl *c);
+/* Register offset of a doorbell: SQ @qid tail (@cq false) or CQ head. */
+u32 nvmp_db_offset(const struct nvmp_ctrl *c, u16 qid, bool cq);
+
+/*
+ * Walk the data pointer of a command (PRP or SGL) for @len bytes and report
+ * each range as dirty. Exposed for the tests.
+ */
+int nvmp_dirty_dptr(struct nvmp_ctrl *c, const void *sqe, u64 len);
+
+#endif /* _VMIG_NVME_MODEL_H */

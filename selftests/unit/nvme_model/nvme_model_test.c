@@ -1,0 +1,648 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Unit tests of the nvme profile's controller model (profiles/nvme/model.c)
+ * against a fake guest memory and a fake device that posts completions the
+ * way an NVMe controller does (in order of completion, one CQ slot each,
+ * phase flipping at each wrap).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kselftest_harness.h"
+#include "model.h"
+
+#define MEM_BASE	0x10000000ull
+#define MEM_SIZE	(64ull << 20)
+#define PS		4096ull
+#define NPAGES		(MEM_SIZE / PS)
+
+/* where the test puts things in guest memory */
+#define ASQ_IOVA	(MEM_BASE + 0x0000)
+#define ACQ_IOVA	(MEM_BASE + 0x1000)
+#define SQ1_IOVA	(MEM_BASE + 0x2000)
+#define CQ1_IOVA	(MEM_BASE + 0x4000)
+#define ID_IOVA		(MEM_BASE + 0x5000)
+#define LIST_IOVA	(MEM_BASE + 0x10000)
+#define DATA_IOVA	(MEM_BASE + 0x100000)
+#define ADMIN_DEPTH	32
+#define IO_DEPTH	64
+
+struct sqe {
+	uint32_t cdw0, nsid, cdw2, cdw3;
+	uint64_t mptr, prp1, prp2;
+	uint32_t cdw10, cdw11, cdw12, cdw13, cdw14, cdw15;
+};
+
+struct cqe {
+	uint32_t result, rsvd;
+	uint16_t sq_head, sq_id, cid, status;
+};
+
+struct fake {
+	uint8_t *mem;
+	uint32_t dirty[NPAGES];	/* marks per page */
+	uint64_t outside;	/* dirty ranges outside the memory */
+	uint64_t max_len;	/* longest dirty range */
+	int fail_reads;
+	struct nvmp_ctrl c;
+	/* per queue: our tail, the device's CQ tail and phase, our CQ head */
+	uint16_t sq_tail[NVMP_MAX_QID];
+	uint16_t cq_tail[NVMP_MAX_QID], cq_head[NVMP_MAX_QID];
+	uint8_t cq_phase[NVMP_MAX_QID];
+	uint16_t depth[NVMP_MAX_QID];
+	uint64_t sq_base[NVMP_MAX_QID], cq_base[NVMP_MAX_QID];
+	uint16_t cid;
+};
+
+static int f_read(void *ctx, u64 iova, void *buf, u32 len)
+{
+	struct fake *f = ctx;
+
+	if (f->fail_reads || iova < MEM_BASE || iova + len > MEM_BASE + MEM_SIZE)
+		return -EFAULT;
+	memcpy(buf, f->mem + (iova - MEM_BASE), len);
+	return 0;
+}
+
+static void f_dirty(void *ctx, u64 iova, u64 len)
+{
+	struct fake *f = ctx;
+	uint64_t p;
+
+	if (len > f->max_len)
+		f->max_len = len;
+	if (iova < MEM_BASE || iova + len > MEM_BASE + MEM_SIZE ||
+	    iova + len < iova) {
+		f->outside++;
+		return;
+	}
+	for (p = (iova - MEM_BASE) / PS; p <= (iova + len - 1 - MEM_BASE) / PS;
+	     p++)
+		f->dirty[p]++;
+}
+
+static void *at(struct fake *f, uint64_t iova)
+{
+	return f->mem + (iova - MEM_BASE);
+}
+
+static unsigned long dirty_pages(struct fake *f)
+{
+	unsigned long n = 0, p;
+
+	for (p = 0; p < NPAGES; p++)
+		n += !!f->dirty[p];
+	return n;
+}
+
+static int is_dirty(struct fake *f, uint64_t iova)
+{
+	return f->dirty[(iova - MEM_BASE) / PS] != 0;
+}
+
+static void clear_dirty(struct fake *f)
+{
+	memset(f->dirty, 0, sizeof(f->dirty));
+}
+
+/* Queue @sqe on SQ @qid and ring its tail doorbell. */
+static int submit(struct fake *f, uint16_t qid, struct sqe *s, bool forward)
+{
+	uint64_t slot = f->sq_base[qid] + f->sq_tail[qid] * sizeof(*s);
+
+	if (!(s->cdw0 >> 16))
+		s->cdw0 |= (uint32_t)(++f->cid ? f->cid : ++f->cid) << 16;
+	memcpy(at(f, slot), s, sizeof(*s));
+	f->sq_tail[qid] = (f->sq_tail[qid] + 1) % f->depth[qid];
+	return nvmp_doorbell(&f->c, nvmp_db_offset(&f->c, qid, false),
+			     f->sq_tail[qid], forward);
+}
+
+/* The device completes command @cid of SQ @sqid on CQ @cqid. */
+static void complete(struct fake *f, uint16_t cqid, uint16_t sqid,
+		     uint16_t cid, uint16_t status, uint32_t result)
+{
+	struct cqe e = {
+		.result = result, .sq_id = sqid, .cid = cid,
+		.status = (uint16_t)(status << 1 | f->cq_phase[cqid]),
+	};
+
+	memcpy(at(f, f->cq_base[cqid] + f->cq_tail[cqid] * sizeof(e)), &e,
+	       sizeof(e));
+	if (++f->cq_tail[cqid] == f->depth[cqid]) {
+		f->cq_tail[cqid] = 0;
+		f->cq_phase[cqid] ^= 1;
+	}
+}
+
+/* The guest releases every posted completion of CQ @qid. */
+static int release(struct fake *f, uint16_t qid)
+{
+	f->cq_head[qid] = f->cq_tail[qid];
+	return nvmp_doorbell(&f->c, nvmp_db_offset(&f->c, qid, true),
+			     f->cq_head[qid], true);
+}
+
+static uint16_t last_cid(struct fake *f)
+{
+	return f->cid;
+}
+
+/* One admin command, completed with @status and released. */
+static int admin(struct fake *f, struct sqe *s, uint16_t status,
+		 uint32_t result)
+{
+	int ret = submit(f, 0, s, true);
+
+	if (ret)
+		return ret;
+	complete(f, 0, 0, last_cid(f), status, result);
+	return release(f, 0);
+}
+
+static struct fake *fake_new(void)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	struct nvmp_env env = { f_read, f_dirty, f };
+
+	f->mem = calloc(1, MEM_SIZE);
+	/* CAP: MQES 2047, DSTRD 0 */
+	nvmp_init(&f->c, &env, 0x7ff, 512 << 10);
+	return f;
+}
+
+static void fake_free(struct fake *f)
+{
+	free(f->mem);
+	free(f);
+}
+
+static void enable(struct fake *f)
+{
+	nvmp_reg_write(&f->c, NVMP_REG_AQA,
+		       (ADMIN_DEPTH - 1) << 16 | (ADMIN_DEPTH - 1), 4);
+	nvmp_reg_write(&f->c, NVMP_REG_ASQ, ASQ_IOVA, 8);
+	nvmp_reg_write(&f->c, NVMP_REG_ACQ, ACQ_IOVA, 8);
+	nvmp_reg_write(&f->c, NVMP_REG_CC, 0x460001, 4);
+	memset(f->sq_tail, 0, sizeof(f->sq_tail));
+	memset(f->cq_tail, 0, sizeof(f->cq_tail));
+	memset(f->cq_head, 0, sizeof(f->cq_head));
+	memset(f->cq_phase, 1, sizeof(f->cq_phase));
+	f->depth[0] = ADMIN_DEPTH;
+	f->sq_base[0] = ASQ_IOVA;
+	f->cq_base[0] = ACQ_IOVA;
+}
+
+static int create_pair(struct fake *f, uint16_t qid, uint16_t depth,
+		       uint64_t sq, uint64_t cq)
+{
+	struct sqe s = { .cdw0 = 0x05, .prp1 = cq,
+			 .cdw10 = (uint32_t)(depth - 1) << 16 | qid,
+			 .cdw11 = (uint32_t)qid << 16 | 0x3 };
+	int ret = admin(f, &s, 0, 0);
+
+	if (ret)
+		return ret;
+	memset(&s, 0, sizeof(s));
+	s.cdw0 = 0x01;
+	s.prp1 = sq;
+	s.cdw10 = (uint32_t)(depth - 1) << 16 | qid;
+	s.cdw11 = (uint32_t)qid << 16 | 0x1;
+	f->depth[qid] = depth;
+	f->sq_base[qid] = sq;
+	f->cq_base[qid] = cq;
+	return admin(f, &s, 0, 0);
+}
+
+/* Identify Namespace @nsid answers LBA format 0: 512-byte blocks. */
+static int identify_ns(struct fake *f, uint32_t nsid, uint8_t lbads)
+{
+	struct sqe s = { .cdw0 = 0x06, .nsid = nsid, .prp1 = ID_IOVA };
+	uint8_t *id = at(f, ID_IOVA);
+
+	memset(id, 0, 4096);
+	id[26] = 0;		/* FLBAS: format 0, metadata separate */
+	id[128 + 2] = lbads;
+	return admin(f, &s, 0, 0);
+}
+
+static struct sqe read_cmd(uint32_t nsid, uint64_t slba, uint32_t nlb,
+			   uint64_t prp1, uint64_t prp2)
+{
+	struct sqe s = { .cdw0 = 0x02, .nsid = nsid, .prp1 = prp1,
+			 .prp2 = prp2, .cdw10 = (uint32_t)slba,
+			 .cdw11 = (uint32_t)(slba >> 32),
+			 .cdw12 = nlb - 1 };
+	return s;
+}
+
+FIXTURE(model) {
+	struct fake *f;
+};
+
+FIXTURE_SETUP(model)
+{
+	self->f = fake_new();
+	enable(self->f);
+	ASSERT_EQ(0, create_pair(self->f, 1, IO_DEPTH, SQ1_IOVA, CQ1_IOVA));
+	ASSERT_EQ(0, identify_ns(self->f, 1, 9));
+	clear_dirty(self->f);
+}
+
+FIXTURE_TEARDOWN(model)
+{
+	fake_free(self->f);
+}
+
+TEST_F(model, queues_created_from_completed_commands)
+{
+	struct nvmp_ctrl *c = &self->f->c;
+
+	ASSERT_TRUE(c->enabled);
+	EXPECT_TRUE(c->cq[1].live);
+	EXPECT_TRUE(c->sq[1].live);
+	EXPECT_EQ(CQ1_IOVA, c->cq[1].base);
+	EXPECT_EQ(SQ1_IOVA, c->sq[1].base);
+	EXPECT_EQ(IO_DEPTH, c->sq[1].size);
+	EXPECT_EQ(1, c->sq[1].cqid);
+	EXPECT_EQ(1, c->cq[1].iv);
+	EXPECT_EQ(1, c->cq[1].ien);
+	EXPECT_EQ(1, c->nr_ns);
+	EXPECT_EQ(9, c->ns[0].lba_shift);
+	EXPECT_EQ(0, c->untracked);
+	EXPECT_EQ(0, nvmp_outstanding(c));
+}
+
+TEST_F(model, failed_create_is_not_a_queue)
+{
+	struct fake *f = self->f;
+	struct sqe s = { .cdw0 = 0x05, .prp1 = CQ1_IOVA + 0x800,
+			 .cdw10 = 7u << 16 | 2, .cdw11 = 0x1 };
+
+	ASSERT_EQ(0, admin(f, &s, 0x101, 0));	/* invalid queue id */
+	EXPECT_FALSE(f->c.cq[2].live);
+}
+
+TEST_F(model, read_prp1_only)
+{
+	struct fake *f = self->f;
+	struct sqe s = read_cmd(1, 0, 1, DATA_IOVA + 0x200, 0);
+
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	/* one data page and the CQ page */
+	EXPECT_EQ(2, dirty_pages(f));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA));
+	EXPECT_TRUE(is_dirty(f, CQ1_IOVA));
+	EXPECT_EQ(1, nvmp_outstanding(&f->c));
+}
+
+TEST_F(model, read_prp1_prp2)
+{
+	struct fake *f = self->f;
+	/* 8 blocks from offset 0xe00: 512 bytes in page 0, 3584 in prp2 */
+	struct sqe s = read_cmd(1, 0, 8, DATA_IOVA + 0xe00,
+				DATA_IOVA + 0x5000);
+
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	EXPECT_EQ(3, dirty_pages(f));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x5000));
+	EXPECT_FALSE(is_dirty(f, DATA_IOVA + 0x1000));
+}
+
+TEST_F(model, write_dirties_only_its_completion)
+{
+	struct fake *f = self->f;
+	struct sqe s = read_cmd(1, 0, 64, DATA_IOVA, LIST_IOVA);
+
+	s.cdw0 = 0x01;		/* Write: the device reads guest memory */
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	EXPECT_EQ(1, dirty_pages(f));
+	EXPECT_TRUE(is_dirty(f, CQ1_IOVA));
+}
+
+TEST_F(model, read_prp_list)
+{
+	struct fake *f = self->f;
+	uint64_t *list = at(f, LIST_IOVA);
+	struct sqe s = read_cmd(1, 0, 128, DATA_IOVA + 0x200, LIST_IOVA);
+	unsigned int i;
+
+	/* 64 KiB from offset 0x200: 3584 bytes, then 15 pages and 512 */
+	for (i = 0; i < 16; i++)
+		list[i] = DATA_IOVA + 0x100000 + i * 2 * PS;	/* scattered */
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	EXPECT_EQ(1 + 16 + 1, dirty_pages(f));
+	for (i = 0; i < 16; i++) {
+		EXPECT_TRUE(is_dirty(f, list[i]));
+		EXPECT_FALSE(is_dirty(f, list[i] + PS));
+	}
+	EXPECT_FALSE(is_dirty(f, LIST_IOVA));
+}
+
+TEST_F(model, read_prp_list_chained)
+{
+	struct fake *f = self->f;
+	uint64_t *l1 = at(f, LIST_IOVA), *l2 = at(f, LIST_IOVA + 0x3000);
+	/* 600 pages: PRP1 + 511 in list 1 + 88 in list 2 */
+	struct sqe s = read_cmd(1, 0, 600 * 8, DATA_IOVA, LIST_IOVA);
+	unsigned int i;
+
+	f->c.max_xfer = 4 << 20;
+	for (i = 0; i < 511; i++)
+		l1[i] = DATA_IOVA + (1 + i) * PS;
+	l1[511] = LIST_IOVA + 0x3000;
+	for (i = 0; i < 88; i++)
+		l2[i] = DATA_IOVA + (512 + i) * PS;
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	EXPECT_EQ(600 + 1, dirty_pages(f));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 599 * PS));
+	EXPECT_FALSE(is_dirty(f, DATA_IOVA + 600 * PS));
+	EXPECT_FALSE(is_dirty(f, LIST_IOVA + 0x3000));
+	EXPECT_EQ(0, f->outside);
+}
+
+TEST_F(model, prp_list_chained_to_itself_ends)
+{
+	struct fake *f = self->f;
+	uint64_t *l1 = at(f, LIST_IOVA);
+	struct sqe s = read_cmd(1, 0, 65535, DATA_IOVA, LIST_IOVA);
+	unsigned int i;
+
+	for (i = 0; i < 511; i++)
+		l1[i] = DATA_IOVA + (1 + i) * PS;
+	l1[511] = LIST_IOVA;	/* a loop */
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	/* bounded by max_xfer (512 KiB = 128 pages) */
+	EXPECT_EQ(128 + 1, dirty_pages(f));
+}
+
+TEST_F(model, read_sgl)
+{
+	struct fake *f = self->f;
+	struct {
+		uint64_t addr;
+		uint32_t len;
+		uint8_t rsvd[3], type;
+	} *seg = at(f, LIST_IOVA);
+	/* 8 KiB: 1 KiB block, 1 KiB bucket, 6 KiB block (in a segment) */
+	struct sqe s = read_cmd(1, 0, 16, 0, 0);
+
+	s.cdw0 |= 1 << 14;	/* PSDT: SGL */
+	s.prp1 = LIST_IOVA;	/* SGL1: last segment, 3 descriptors */
+	s.prp2 = (uint64_t)(3 * 16) | (uint64_t)0x30 << 56;
+	seg[0].addr = DATA_IOVA + 0x7000;
+	seg[0].len = 1024;
+	seg[0].type = 0x00;
+	seg[1].addr = 0;
+	seg[1].len = 1024;
+	seg[1].type = 0x10;
+	seg[2].addr = DATA_IOVA + 0x9000;
+	seg[2].len = 6144;
+	seg[2].type = 0x00;
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x7000));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x9000));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0xa000));
+	EXPECT_EQ(3 + 1, dirty_pages(f));
+	EXPECT_EQ(0, f->c.untracked);
+}
+
+TEST_F(model, sgl_segment_loop_is_bounded)
+{
+	struct fake *f = self->f;
+	struct {
+		uint64_t addr;
+		uint32_t len;
+		uint8_t rsvd[3], type;
+	} *seg = at(f, LIST_IOVA);
+	struct sqe s = read_cmd(1, 0, 1024, 0, 0);
+
+	s.cdw0 |= 1 << 14;
+	s.prp1 = LIST_IOVA;
+	s.prp2 = (uint64_t)16 | (uint64_t)0x20 << 56;	/* segment */
+	seg[0].addr = LIST_IOVA;	/* a segment pointing at itself */
+	seg[0].len = 16;
+	seg[0].type = 0x20;
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_SGL);
+}
+
+TEST_F(model, completion_slots_and_outstanding)
+{
+	struct fake *f = self->f;
+	uint16_t cids[3 * IO_DEPTH];
+	unsigned int i, round;
+
+	/* three passes over the CQ, completing out of order */
+	for (round = 0; round < 3; round++) {
+		for (i = 0; i < IO_DEPTH - 1; i++) {
+			struct sqe s = read_cmd(1, i, 1, DATA_IOVA, 0);
+
+			ASSERT_EQ(0, submit(f, 1, &s, true));
+			cids[i] = last_cid(f);
+		}
+		EXPECT_EQ(IO_DEPTH - 1, nvmp_outstanding(&f->c));
+		for (i = 0; i < IO_DEPTH - 1; i += 2)
+			complete(f, 1, 1, cids[i], 0, 0);
+		EXPECT_EQ(IO_DEPTH / 2 - 1, nvmp_outstanding(&f->c));
+		for (i = 1; i < IO_DEPTH - 1; i += 2)
+			complete(f, 1, 1, cids[i], 0, 0);
+		EXPECT_EQ(0, nvmp_outstanding(&f->c));
+		ASSERT_EQ(0, release(f, 1));
+		EXPECT_EQ(0, nvmp_outstanding(&f->c));
+	}
+	/* every CQ slot's page was marked: 64 x 16 bytes is one page */
+	EXPECT_TRUE(is_dirty(f, CQ1_IOVA));
+	EXPECT_EQ(3 * (IO_DEPTH - 1), f->c.cq[1].consumed);
+}
+
+TEST_F(model, held_doorbell_decodes_on_forward)
+{
+	struct fake *f = self->f;
+	struct sqe s = read_cmd(1, 0, 8, DATA_IOVA + 0x3000, 0);
+
+	ASSERT_EQ(0, submit(f, 1, &s, false));
+	EXPECT_EQ(0, dirty_pages(f));
+	EXPECT_EQ(0, nvmp_outstanding(&f->c));
+	nvmp_forward(&f->c, 1);
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x3000));
+	EXPECT_EQ(1, nvmp_outstanding(&f->c));
+}
+
+TEST_F(model, features_kept)
+{
+	struct fake *f = self->f;
+	struct nvmp_ctrl *c = &f->c;
+	struct sqe s = { .cdw0 = 0x09, .cdw10 = 0x06, .cdw11 = 1 };
+
+	ASSERT_EQ(0, admin(f, &s, 0, 0));
+	EXPECT_EQ(1, c->feat[NVMP_FEAT_VWC]);
+	s.cdw10 = 0x07;
+	s.cdw11 = 0x00ff00ff;
+	ASSERT_EQ(0, admin(f, &s, 0, 0x00020002));
+	EXPECT_EQ(0x00020002, c->feat[NVMP_FEAT_NQ]);
+	s.cdw10 = 0x09;
+	s.cdw11 = 0x10002;
+	ASSERT_EQ(0, admin(f, &s, 0, 0));
+	EXPECT_EQ(0x10002, c->iv_cfg[2]);
+	EXPECT_EQ(0, c->untracked);
+	s.cdw10 = 0x06;
+	s.cdw11 = 0;
+	ASSERT_EQ(0, admin(f, &s, 0x2, 0));	/* failed: unchanged */
+	EXPECT_EQ(1, c->feat[NVMP_FEAT_VWC]);
+	s.cdw10 = 0x7f;		/* a feature the model does not keep */
+	ASSERT_EQ(0, admin(f, &s, 0, 0));
+	EXPECT_TRUE(c->untracked & NVMP_UT_FEATURE);
+}
+
+TEST_F(model, admin_data_dirty)
+{
+	struct fake *f = self->f;
+	struct sqe id = { .cdw0 = 0x06, .cdw10 = 1, .prp1 = DATA_IOVA };
+	struct sqe log = { .cdw0 = 0x02, .prp1 = DATA_IOVA + 0x10000,
+			   .prp2 = DATA_IOVA + 0x20000,
+			   .cdw10 = 0x02 | (2047u << 16) };	/* 8 KiB */
+	struct sqe gf = { .cdw0 = 0x0a, .cdw10 = 0x06,
+			  .prp1 = DATA_IOVA + 0x30000 };
+
+	ASSERT_EQ(0, admin(f, &id, 0, 0));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA));
+	ASSERT_EQ(0, admin(f, &log, 0, 0));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x10000));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x20000));
+	/* Get Features VWC: the value is in the completion, no buffer */
+	ASSERT_EQ(0, admin(f, &gf, 0, 0));
+	EXPECT_FALSE(is_dirty(f, DATA_IOVA + 0x30000));
+	EXPECT_TRUE(is_dirty(f, ACQ_IOVA));
+}
+
+TEST_F(model, reset_forgets_queues)
+{
+	struct nvmp_ctrl *c = &self->f->c;
+
+	nvmp_reg_write(c, NVMP_REG_CC, 0x460000, 4);
+	EXPECT_FALSE(c->enabled);
+	EXPECT_FALSE(c->sq[1].live);
+	EXPECT_EQ(-EINVAL, nvmp_doorbell(c, nvmp_db_offset(c, 1, false), 1,
+					 true));
+	enable(self->f);
+	EXPECT_TRUE(c->sq[0].live);
+	EXPECT_FALSE(c->sq[1].live);
+}
+
+TEST_F(model, hostile_doorbells)
+{
+	struct fake *f = self->f;
+	struct nvmp_ctrl *c = &f->c;
+
+	/* past the queue's size, an uncreated queue, a bad CQ head */
+	EXPECT_EQ(-EINVAL, nvmp_doorbell(c, nvmp_db_offset(c, 1, false),
+					 IO_DEPTH, true));
+	EXPECT_EQ(-EINVAL, nvmp_doorbell(c, nvmp_db_offset(c, 3, false), 1,
+					 true));
+	EXPECT_EQ(-EINVAL, nvmp_doorbell(c, nvmp_db_offset(c, 1, true), 5,
+					 true));
+	EXPECT_EQ(-EINVAL, nvmp_doorbell(c, NVMP_REG_DBS + 2, 1, true));
+	EXPECT_EQ(-EINVAL, nvmp_doorbell(c, nvmp_db_offset(c, 200, false), 1,
+					 true));
+	EXPECT_TRUE(c->untracked & NVMP_UT_QID);
+	EXPECT_EQ(0, dirty_pages(f));
+}
+
+TEST_F(model, hostile_creates)
+{
+	struct fake *f = self->f;
+	struct sqe big = { .cdw0 = 0x05, .prp1 = DATA_IOVA,
+			   .cdw10 = 0xffffu << 16 | 2, .cdw11 = 0x1 };
+	struct sqe far = { .cdw0 = 0x05, .prp1 = DATA_IOVA,
+			   .cdw10 = 7u << 16 | 40, .cdw11 = 0x1 };
+	struct sqe nc = { .cdw0 = 0x05, .prp1 = DATA_IOVA,
+			  .cdw10 = 7u << 16 | 3, .cdw11 = 0x0 };
+
+	ASSERT_EQ(0, admin(f, &big, 0, 0));
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_QSIZE);
+	ASSERT_EQ(0, admin(f, &far, 0, 0));
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_QID);
+	ASSERT_EQ(0, admin(f, &nc, 0, 0));
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_NONCONTIG);
+	EXPECT_FALSE(f->c.cq[2].live);
+	EXPECT_FALSE(f->c.cq[3].live);
+}
+
+TEST_F(model, delete_with_work_in_flight_is_untracked)
+{
+	struct fake *f = self->f;
+	struct sqe r = read_cmd(1, 0, 1, DATA_IOVA, 0);
+	struct sqe del = { .cdw0 = 0x00, .cdw10 = 1 };
+
+	ASSERT_EQ(0, submit(f, 1, &r, true));
+	ASSERT_EQ(0, admin(f, &del, 0, 0));
+	EXPECT_FALSE(f->c.sq[1].live);
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_CQ_LOST);
+}
+
+TEST_F(model, unreadable_memory_is_untracked)
+{
+	struct fake *f = self->f;
+	struct sqe s = read_cmd(1, 0, 1, DATA_IOVA, 0);
+
+	f->fail_reads = 1;
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_MEMORY);
+}
+
+/* Random SQEs and doorbells: nothing escapes the bounds. */
+TEST_F(model, fuzz)
+{
+	struct fake *f = self->f;
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	unsigned int i, j;
+
+	for (i = 0; i < 20000; i++) {
+		uint32_t *w;
+		uint16_t q = (seed >> 7) % 3;
+
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		if (q == 2)
+			q = 1;
+		w = at(f, f->sq_base[q] + (uint64_t)f->sq_tail[q] * 64);
+		for (j = 0; j < 16; j++) {
+			seed ^= seed << 13;
+			seed ^= seed >> 7;
+			seed ^= seed << 17;
+			w[j] = (uint32_t)seed;
+		}
+		/* keep pointers inside memory half of the time */
+		if (seed & 1)
+			memcpy(&w[6], &(uint64_t){ DATA_IOVA +
+				(seed >> 20) % (MEM_SIZE / 2) }, 8);
+		if (seed & 2)
+			w[0] &= ~0xc000u;	/* PRPs */
+		f->sq_tail[q] = (f->sq_tail[q] + 1) % f->depth[q];
+		nvmp_doorbell(&f->c, nvmp_db_offset(&f->c, q, false),
+			      f->sq_tail[q], true);
+		/* the device completes everything; the guest releases */
+		if (!(i % 8)) {
+			uint64_t n = f->c.cq[q].issued - f->c.cq[q].consumed;
+
+			while (n--)
+				complete(f, q, q, 1, 1, 0);
+			release(f, q);
+		}
+		if (!f->c.sq[q].live)
+			break;
+		ASSERT_LE(f->max_len, (uint64_t)512 << 10);
+	}
+	TH_LOG("%u commands, %lu dirty calls, %lu outside memory, untracked %#x",
+	       i, (unsigned long)f->c.dirty_calls,
+	       (unsigned long)f->outside, f->c.untracked);
+	EXPECT_GT(f->c.cmds, 1000);
+}
+
+TEST_HARNESS_MAIN
