@@ -21,6 +21,7 @@
 #include <linux/kernel.h>
 #include <linux/string.h>
 #include <linux/types.h>
+#include <asm/byteorder.h>
 
 #include "model.h"
 
@@ -414,6 +415,29 @@ static void pending_add(struct nvmp_ctrl *c, const struct nvmp_sqe *s)
 	p->prp1 = le64_to_cpu(s->prp1);
 }
 
+static void aer_add(struct nvmp_ctrl *c, u16 cid)
+{
+	if (c->nr_aer == NVMP_MAX_AER) {
+		c->untracked |= NVMP_UT_AER;
+		return;
+	}
+	c->aer_cid[c->nr_aer++] = cid;
+}
+
+/* An AER's completion was seen: it no longer waits. */
+static bool aer_done(struct nvmp_ctrl *c, u16 cid)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->nr_aer; i++) {
+		if (c->aer_cid[i] != cid)
+			continue;
+		c->aer_cid[i] = c->aer_cid[--c->nr_aer];
+		return true;
+	}
+	return false;
+}
+
 /* Does the model keep this admin command's effect? */
 static bool admin_tracked(u8 opc)
 {
@@ -445,7 +469,9 @@ static void decode(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s)
 	if (qid == 0) {
 		u8 opc = SQE_OPC(s);
 
-		if (admin_tracked(opc))
+		if (opc == ADM_AER)
+			aer_add(c, SQE_CID(s));
+		else if (admin_tracked(opc))
 			pending_add(c, s);
 		else if (opc != ADM_GET_LOG && opc != ADM_GET_FEAT &&
 			 opc != ADM_AER && opc != ADM_ABORT &&
@@ -637,6 +663,8 @@ static void admin_done(struct nvmp_ctrl *c, const struct nvmp_cqe *e)
 	bool ok = !(le16_to_cpu(e->status) >> 1);
 	unsigned int i;
 
+	if (aer_done(c, cid))
+		return;
 	for (i = 0; i < NVMP_MAX_PENDING; i++) {
 		struct nvmp_pending *p = &c->pending[i];
 
@@ -730,6 +758,40 @@ int nvmp_doorbell(struct nvmp_ctrl *c, u32 off, u32 val, bool forward)
 	return 0;
 }
 
+/*
+ * Walk the completions the device posted on CQ @q that the guest has not
+ * released (phase bit as expected), at most what was handed over; for the
+ * admin CQ, @settle applies each one (nvmp_settle()). Returns how many.
+ */
+static u64 cq_posted(struct nvmp_ctrl *c, u16 q, bool settle, u64 *aers)
+{
+	struct nvmp_cq *cq = &c->cq[q];
+	u64 unreleased = cq->issued - cq->consumed, posted = 0;
+	u32 slot = cq->head;
+	u8 phase = !((cq->consumed / cq->size) & 1);
+	unsigned int i;
+
+	while (posted < unreleased) {
+		struct nvmp_cqe e;
+
+		if (gread(c, cq->base + (u64)slot * NVMP_CQE_SIZE, &e,
+			  sizeof(e)))
+			break;
+		if ((le16_to_cpu(e.status) & 1) != phase)
+			break;
+		posted++;
+		for (i = 0; q == 0 && aers && i < c->nr_aer; i++)
+			*aers += c->aer_cid[i] == le16_to_cpu(e.cid);
+		if (q == 0 && settle)
+			admin_done(c, &e);
+		if (++slot == cq->size) {
+			slot = 0;
+			phase ^= 1;
+		}
+	}
+	return posted;
+}
+
 u64 nvmp_outstanding(struct nvmp_ctrl *c)
 {
 	u64 total = 0;
@@ -737,29 +799,20 @@ u64 nvmp_outstanding(struct nvmp_ctrl *c)
 
 	for (q = 0; q < NVMP_MAX_QID; q++) {
 		struct nvmp_cq *cq = &c->cq[q];
-		u64 unreleased = cq->issued - cq->consumed, posted = 0;
-		u32 slot = cq->head;
-		u8 phase;
+		u64 aers_posted = 0, posted;
 
 		if (!cq->live)
 			continue;
-		phase = !((cq->consumed / cq->size) & 1);
-		/* entries the device posted that the guest has not released */
-		while (posted < unreleased) {
-			__le16 st;
-
-			if (gread(c, cq->base + (u64)slot * NVMP_CQE_SIZE + 14,
-				  &st, sizeof(st)))
-				break;
-			if ((le16_to_cpu(st) & 1) != phase)
-				break;
-			posted++;
-			if (++slot == cq->size) {
-				slot = 0;
-				phase ^= 1;
-			}
-		}
-		total += unreleased - posted;
+		posted = cq_posted(c, q, false, &aers_posted);
+		total += cq->issued - cq->consumed - posted;
+		if (q == 0)	/* AERs waiting for an event do not count */
+			total -= c->nr_aer - aers_posted;
 	}
 	return total;
+}
+
+void nvmp_settle(struct nvmp_ctrl *c)
+{
+	if (c->cq[0].live)
+		cq_posted(c, 0, true, NULL);
 }

@@ -56,6 +56,7 @@
 #define NVMP_MAX_PENDING	16	/* admin commands awaiting completion */
 #define NVMP_MAX_XFER		(8u << 20)	/* bytes per command */
 #define NVMP_MAX_SGL_DESC	256	/* SGL descriptors walked per command */
+#define NVMP_MAX_AER		4	/* Asynchronous Event Requests held */
 #define NVMP_SQE_SIZE		64
 #define NVMP_CQE_SIZE		16
 
@@ -84,6 +85,7 @@ enum nvmp_feat {
 #define NVMP_UT_CQ_LOST		0x0100	/* an SQ deleted with work in flight */
 #define NVMP_UT_NS		0x0200	/* more than NVMP_MAX_NS namespaces */
 #define NVMP_UT_MEMORY		0x0400	/* guest memory unreadable */
+#define NVMP_UT_AER		0x0800	/* more than NVMP_MAX_AER AERs */
 
 /*
  * How the model reaches guest memory. @read: copy @len bytes at guest IOVA
@@ -156,6 +158,9 @@ struct nvmp_ctrl {
 	struct nvmp_ns ns[NVMP_MAX_NS];
 	unsigned int nr_ns;
 
+	u16 aer_cid[NVMP_MAX_AER];	/* AERs handed over, not completed */
+	unsigned int nr_aer;
+
 	u32 untracked;		/* NVMP_UT_*, sticky until controller reset */
 	u8 last_unmediated;	/* opcode of the last admin command not modelled */
 
@@ -185,8 +190,18 @@ void nvmp_reg_write(struct nvmp_ctrl *c, u32 off, u64 val, u8 width);
 int nvmp_doorbell(struct nvmp_ctrl *c, u32 off, u32 val, bool forward);
 /* Hand held tails to the model: decode sq's entries up to its tail. */
 void nvmp_forward(struct nvmp_ctrl *c, u16 qid);
-/* Commands handed to the device with no completion posted yet. */
+/*
+ * Commands handed to the device with no completion posted yet, not
+ * counting Asynchronous Event Requests (they wait for an event, not for
+ * the device: the quiesce does not wait for them, they migrate).
+ */
 u64 nvmp_outstanding(struct nvmp_ctrl *c);
+/*
+ * Apply the admin completions the device posted and the guest has not
+ * released yet (the save needs the device's view; the guest's later
+ * release of them changes nothing).
+ */
+void nvmp_settle(struct nvmp_ctrl *c);
 /* Register offset of a doorbell: SQ @qid tail (@cq false) or CQ head. */
 u32 nvmp_db_offset(const struct nvmp_ctrl *c, u16 qid, bool cq);
 

@@ -4,14 +4,5 @@
 #define _SHIM_LINUX_KERNEL_H
 #include <linux/types.h>
 
-#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "the shim assumes a little-endian host"
-#endif
-#define le16_to_cpu(x)	((u16)(x))
-#define le32_to_cpu(x)	((u32)(x))
-#define le64_to_cpu(x)	((u64)(x))
-#define cpu_to_le16(x)	((__le16)(x))
-#define cpu_to_le32(x)	((__le32)(x))
-#define cpu_to_le64(x)	((__le64)(x))
 #define min_t(t, a, b)	((t)(a) < (t)(b) ? (t)(a) : (t)(b))
 #endif

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig profile "nvme": the state record (state.h): save from the
+ * source's model, check a record from the network, load it into the
+ * target's model.
+ */
+#include <linux/bits.h>
+#include <linux/errno.h>
+#include <linux/stddef.h>
+#include <linux/kernel.h>
+#include <linux/string.h>
+#include <linux/types.h>
+#include <asm/byteorder.h>
+
+#include "model.h"
+#include "state.h"
+
+/* Positions of a CQ after @n completions: slot and phase of the next. */
+static void cq_pos(u64 n, u16 size, u16 *tail, bool *phase)
+{
+	*tail = n % size;
+	*phase = !((n / size) & 1);
+}
+
+int nvmp_save(struct nvmp_ctrl *c, struct nvmp_state *st)
+{
+	unsigned int q, i;
+
+	if (c->untracked)
+		return -EIO;
+	nvmp_settle(c);
+	if (nvmp_outstanding(c))
+		return -EBUSY;
+	memset(st, 0, sizeof(*st));
+	st->version = cpu_to_le32(NVMP_STATE_VERSION);
+	st->cc = cpu_to_le32(c->cc);
+	st->aqa = cpu_to_le32(c->aqa);
+	st->intms = cpu_to_le32(c->intms);
+	st->asq = cpu_to_le64(c->asq);
+	st->acq = cpu_to_le64(c->acq);
+	if (!c->enabled)
+		return 0;
+	st->admin_issued = cpu_to_le64(c->cq[0].issued);
+	for (i = 0; i < NVMP_FEAT_NR; i++)
+		st->feat[i] = cpu_to_le32(c->feat[i]);
+	st->feat_set = cpu_to_le32(c->feat_set);
+	for (i = 0; i < NVMP_MAX_VEC; i++)
+		st->iv_cfg[i] = cpu_to_le32(c->iv_cfg[i]);
+	st->iv_cfg_set = cpu_to_le32(c->iv_cfg_set);
+	st->nr_ns = cpu_to_le32(c->nr_ns);
+	for (i = 0; i < c->nr_ns; i++) {
+		st->ns[i].nsid = cpu_to_le32(c->ns[i].nsid);
+		st->ns[i].ms = cpu_to_le16(c->ns[i].ms);
+		st->ns[i].lba_shift = c->ns[i].lba_shift;
+	}
+	st->nr_aer = cpu_to_le32(c->nr_aer);
+	for (i = 0; i < c->nr_aer; i++)
+		st->aer_cid[i] = cpu_to_le16(c->aer_cid[i]);
+	for (q = 0; q < NVMP_MAX_QID; q++) {
+		const struct nvmp_sq *sq = &c->sq[q];
+		const struct nvmp_cq *cq = &c->cq[q];
+		struct nvmp_state_q *s = &st->q[q];
+
+		if (sq->live) {
+			s->flags |= NVMP_QF_SQ;
+			s->sq_base = cpu_to_le64(sq->base);
+			s->sq_size = cpu_to_le16(sq->size);
+			s->sq_cqid = cpu_to_le16(sq->cqid);
+			s->sq_prio = sq->prio;
+			/* quiesced: the device fetched all it was given */
+			s->sq_head = cpu_to_le16(sq->fwd);
+			s->sq_tail = cpu_to_le16(sq->tail);
+		}
+		if (cq->live) {
+			/* every command given completed, but waiting AERs */
+			u64 n = cq->issued - (q ? 0 : c->nr_aer);
+			u16 tail;
+			bool phase;
+
+			cq_pos(n, cq->size, &tail, &phase);
+			s->flags |= NVMP_QF_CQ | (cq->ien ? NVMP_QF_IEN : 0) |
+				    (phase ? NVMP_QF_PHASE : 0);
+			s->cq_base = cpu_to_le64(cq->base);
+			s->cq_size = cpu_to_le16(cq->size);
+			s->cq_iv = cpu_to_le16(cq->iv);
+			s->cq_head = cpu_to_le16(cq->head);
+			s->cq_tail = cpu_to_le16(tail);
+		}
+	}
+	return 0;
+}
+
+static bool zero(const void *p, size_t n)
+{
+	const u8 *b = p;
+
+	while (n--)
+		if (*b++)
+			return false;
+	return true;
+}
+
+#define BAD(field) do { *why = field; return -EINVAL; } while (0)
+
+static int check_queue(const struct nvmp_state *st, unsigned int q,
+		       const struct nvmp_limits *lim, u64 ps, const char **why)
+{
+	const struct nvmp_state_q *s = &st->q[q];
+	u16 max = min_t(u16, lim->mqes, NVMP_MAX_QSIZE);
+	u16 size;
+
+	if (s->flags & ~(NVMP_QF_SQ | NVMP_QF_CQ | NVMP_QF_IEN | NVMP_QF_PHASE))
+		BAD("queue flags");
+	if (!zero(s->rsvd, sizeof(s->rsvd)))
+		BAD("queue reserved bytes");
+	if (q > lim->nr_ioq && (s->flags & (NVMP_QF_SQ | NVMP_QF_CQ)))
+		BAD("queue id beyond the target's queues");
+	if (s->flags & NVMP_QF_SQ) {
+		size = le16_to_cpu(s->sq_size);
+		if (size < 2 || (q && size > max) || size > NVMP_MAX_QSIZE)
+			BAD("SQ size");
+		if (le64_to_cpu(s->sq_base) & (ps - 1))
+			BAD("SQ base alignment");
+		if (le16_to_cpu(s->sq_head) >= size ||
+		    le16_to_cpu(s->sq_tail) >= size)
+			BAD("SQ head or tail");
+		if (le16_to_cpu(s->sq_cqid) >= NVMP_MAX_QID ||
+		    !(st->q[le16_to_cpu(s->sq_cqid)].flags & NVMP_QF_CQ))
+			BAD("SQ's CQ");
+		if (s->sq_prio > 3)
+			BAD("SQ priority");
+	} else if (s->sq_base || s->sq_size || s->sq_cqid || s->sq_head ||
+		   s->sq_tail || s->sq_prio) {
+		BAD("fields of an SQ not created");
+	}
+	if (s->flags & NVMP_QF_CQ) {
+		size = le16_to_cpu(s->cq_size);
+		if (size < 2 || (q && size > max) || size > NVMP_MAX_QSIZE)
+			BAD("CQ size");
+		if (le64_to_cpu(s->cq_base) & (ps - 1))
+			BAD("CQ base alignment");
+		if (le16_to_cpu(s->cq_head) >= size ||
+		    le16_to_cpu(s->cq_tail) >= size)
+			BAD("CQ head or tail");
+		if (le16_to_cpu(s->cq_iv) >= lim->nr_vec)
+			BAD("CQ interrupt vector");
+	} else if (s->cq_base || s->cq_size || s->cq_iv || s->cq_head ||
+		   s->cq_tail || (s->flags & (NVMP_QF_IEN | NVMP_QF_PHASE))) {
+		BAD("fields of a CQ not created");
+	}
+	return 0;
+}
+
+/* The admin queue's positions follow from the count of admin commands. */
+static int check_admin(const struct nvmp_state *st, const char **why)
+{
+	const struct nvmp_state_q *a = &st->q[0];
+	u32 aqa = le32_to_cpu(st->aqa);
+	u64 n = le64_to_cpu(st->admin_issued);
+	u32 nr_aer = le32_to_cpu(st->nr_aer);
+	u16 ssz = (aqa & 0xfff) + 1, csz = ((aqa >> 16) & 0xfff) + 1;
+	u16 tail;
+	bool phase;
+
+	if (aqa & 0xf000f000)
+		BAD("AQA reserved bits");
+	if (nvmp_admin_period(st) > NVMP_MAX_ADMIN_PERIOD)
+		BAD("admin queue sizes (positions not restorable)");
+	if ((a->flags & (NVMP_QF_SQ | NVMP_QF_CQ)) !=
+	    (NVMP_QF_SQ | NVMP_QF_CQ))
+		BAD("admin queues");
+	if (le16_to_cpu(a->sq_size) != ssz || le16_to_cpu(a->cq_size) != csz ||
+	    le64_to_cpu(a->sq_base) != le64_to_cpu(st->asq) ||
+	    le64_to_cpu(a->cq_base) != le64_to_cpu(st->acq) || a->sq_cqid)
+		BAD("admin queues against AQA, ASQ, ACQ");
+	if (n < nr_aer)
+		BAD("admin command count");
+	if (n % ssz != le16_to_cpu(a->sq_head))
+		BAD("admin SQ head against the command count");
+	cq_pos(n - nr_aer, csz, &tail, &phase);
+	if (tail != le16_to_cpu(a->cq_tail) ||
+	    phase != !!(a->flags & NVMP_QF_PHASE))
+		BAD("admin CQ tail against the command count");
+	return 0;
+}
+
+int nvmp_state_check(const struct nvmp_state *st,
+		     const struct nvmp_limits *lim, const char **why)
+{
+	u32 cc = le32_to_cpu(st->cc), nq, i;
+	u64 ps;
+
+	if (le32_to_cpu(st->version) != NVMP_STATE_VERSION)
+		BAD("version");
+	if (NVMP_CC_MPS(cc) < lim->mps_min || NVMP_CC_MPS(cc) > lim->mps_max)
+		BAD("CC.MPS");
+	ps = 4096ull << NVMP_CC_MPS(cc);
+	if (!(cc & NVMP_CC_EN)) {
+		/* registers only: nothing else may be there */
+		if (!zero(&st->admin_issued, sizeof(*st) -
+			  offsetof(struct nvmp_state, admin_issued)))
+			BAD("state of a disabled controller");
+		return 0;
+	}
+	if (NVMP_CC_IOSQES(cc) != 6 || NVMP_CC_IOCQES(cc) != 4)
+		BAD("CC.IOSQES or CC.IOCQES");
+	if ((le64_to_cpu(st->asq) | le64_to_cpu(st->acq)) & (ps - 1))
+		BAD("ASQ or ACQ alignment");
+	if (le32_to_cpu(st->feat_set) & ~(BIT(NVMP_FEAT_NR) - 1))
+		BAD("features set");
+	if (le32_to_cpu(st->feat_set) & BIT(NVMP_FEAT_NQ)) {
+		nq = le32_to_cpu(st->feat[NVMP_FEAT_NQ]);
+		if ((nq & 0xffff) + 1 > lim->nr_ioq ||
+		    (nq >> 16) + 1 > lim->nr_ioq)
+			BAD("number of queues");
+	}
+	for (i = 0; i < NVMP_MAX_VEC; i++) {
+		if (!(le32_to_cpu(st->iv_cfg_set) & BIT(i)))
+			continue;
+		if ((le32_to_cpu(st->iv_cfg[i]) & 0xffff) != i ||
+		    i >= lim->nr_vec)
+			BAD("interrupt vector configuration");
+	}
+	if (le32_to_cpu(st->nr_ns) > NVMP_MAX_NS)
+		BAD("namespaces");
+	for (i = 0; i < le32_to_cpu(st->nr_ns); i++)
+		if (st->ns[i].lba_shift < 9 || st->ns[i].lba_shift > 16 ||
+		    !st->ns[i].nsid || st->ns[i].rsvd)
+			BAD("namespace format");
+	if (le32_to_cpu(st->nr_aer) > NVMP_MAX_AER)
+		BAD("AERs");
+	for (i = 0; i < NVMP_MAX_QID; i++)
+		if (check_queue(st, i, lim, ps, why))
+			return -EINVAL;
+	return check_admin(st, why);
+}
+
+void nvmp_load(struct nvmp_ctrl *c, const struct nvmp_state *st)
+{
+	unsigned int q, i;
+
+	c->cc = le32_to_cpu(st->cc);
+	c->aqa = le32_to_cpu(st->aqa);
+	c->intms = le32_to_cpu(st->intms);
+	c->asq = le64_to_cpu(st->asq);
+	c->acq = le64_to_cpu(st->acq);
+	memset(c->sq, 0, sizeof(c->sq));
+	memset(c->cq, 0, sizeof(c->cq));
+	memset(c->pending, 0, sizeof(c->pending));
+	c->untracked = 0;
+	c->enabled = !!(c->cc & NVMP_CC_EN);
+	for (i = 0; i < NVMP_FEAT_NR; i++)
+		c->feat[i] = le32_to_cpu(st->feat[i]);
+	c->feat_set = le32_to_cpu(st->feat_set);
+	for (i = 0; i < NVMP_MAX_VEC; i++)
+		c->iv_cfg[i] = le32_to_cpu(st->iv_cfg[i]);
+	c->iv_cfg_set = le32_to_cpu(st->iv_cfg_set);
+	c->nr_ns = le32_to_cpu(st->nr_ns);
+	for (i = 0; i < c->nr_ns; i++) {
+		c->ns[i].nsid = le32_to_cpu(st->ns[i].nsid);
+		c->ns[i].ms = le16_to_cpu(st->ns[i].ms);
+		c->ns[i].lba_shift = st->ns[i].lba_shift;
+	}
+	c->nr_aer = le32_to_cpu(st->nr_aer);
+	for (i = 0; i < c->nr_aer; i++)
+		c->aer_cid[i] = le16_to_cpu(st->aer_cid[i]);
+	for (q = 0; q < NVMP_MAX_QID; q++) {
+		const struct nvmp_state_q *s = &st->q[q];
+		struct nvmp_sq *sq = &c->sq[q];
+		struct nvmp_cq *cq = &c->cq[q];
+
+		if (s->flags & NVMP_QF_SQ) {
+			sq->live = 1;
+			sq->base = le64_to_cpu(s->sq_base);
+			sq->size = le16_to_cpu(s->sq_size);
+			sq->cqid = le16_to_cpu(s->sq_cqid);
+			sq->prio = s->sq_prio;
+			sq->fwd = le16_to_cpu(s->sq_head);
+			sq->tail = le16_to_cpu(s->sq_tail);
+		}
+		if (s->flags & NVMP_QF_CQ) {
+			u16 size = le16_to_cpu(s->cq_size);
+			u16 tail = le16_to_cpu(s->cq_tail);
+			u16 head = le16_to_cpu(s->cq_head);
+			/* a count with the tail's slot and phase, >= size */
+			u64 n = tail + ((s->flags & NVMP_QF_PHASE) ? 2 : 1) *
+				(u64)size;
+
+			cq->live = 1;
+			cq->base = le64_to_cpu(s->cq_base);
+			cq->size = size;
+			cq->iv = le16_to_cpu(s->cq_iv);
+			cq->ien = !!(s->flags & NVMP_QF_IEN);
+			cq->head = head;
+			cq->consumed = n - (tail + size - head) % size;
+			cq->issued = n + (q ? 0 : c->nr_aer);
+		}
+	}
+}
