@@ -85,7 +85,8 @@ static int submit(struct rs *r, u16 q, const u32 *cmd, u32 nr)
 		for (j = 0; j < 16; j++)
 			sqe[j] = cpu_to_le32(cmd[j]);
 		/* command ids of our own: the guest never sees them */
-		sqe[0] = cpu_to_le32((cmd[0] & 0xffff) | (u32)++r->cid << 16);
+		r->cid++;
+		sqe[0] = cpu_to_le32((cmd[0] & 0xffff) | (u32)r->cid << 16);
 		if (r->dev->write(r->dev->ctx, base + (u64)r->q[q].tail *
 				  NVMP_SQE_SIZE, sqe, sizeof(sqe))) {
 			*r->why = "writing a queue entry";

@@ -100,7 +100,12 @@ static bool zero(const void *p, size_t n)
 	return true;
 }
 
-#define BAD(field) do { *why = field; return -EINVAL; } while (0)
+/* A field of a record is refused: say which. */
+static int bad(const char **why, const char *field)
+{
+	*why = field;
+	return -EINVAL;
+}
 
 static int check_queue(const struct nvmp_state *st, unsigned int q,
 		       const struct nvmp_limits *lim, u64 ps, const char **why)
@@ -110,43 +115,43 @@ static int check_queue(const struct nvmp_state *st, unsigned int q,
 	u16 size;
 
 	if (s->flags & ~(NVMP_QF_SQ | NVMP_QF_CQ | NVMP_QF_IEN | NVMP_QF_PHASE))
-		BAD("queue flags");
+		return bad(why, "queue flags");
 	if (!zero(s->rsvd, sizeof(s->rsvd)))
-		BAD("queue reserved bytes");
+		return bad(why, "queue reserved bytes");
 	if (q > lim->nr_ioq && (s->flags & (NVMP_QF_SQ | NVMP_QF_CQ)))
-		BAD("queue id beyond the target's queues");
+		return bad(why, "queue id beyond the target's queues");
 	if (s->flags & NVMP_QF_SQ) {
 		size = le16_to_cpu(s->sq_size);
 		if (size < 2 || (q && size > max) || size > NVMP_MAX_QSIZE)
-			BAD("SQ size");
+			return bad(why, "SQ size");
 		if (le64_to_cpu(s->sq_base) & (ps - 1))
-			BAD("SQ base alignment");
+			return bad(why, "SQ base alignment");
 		if (le16_to_cpu(s->sq_head) >= size ||
 		    le16_to_cpu(s->sq_tail) >= size)
-			BAD("SQ head or tail");
+			return bad(why, "SQ head or tail");
 		if (le16_to_cpu(s->sq_cqid) >= NVMP_MAX_QID ||
 		    !(st->q[le16_to_cpu(s->sq_cqid)].flags & NVMP_QF_CQ))
-			BAD("SQ's CQ");
+			return bad(why, "SQ's CQ");
 		if (s->sq_prio > 3)
-			BAD("SQ priority");
+			return bad(why, "SQ priority");
 	} else if (s->sq_base || s->sq_size || s->sq_cqid || s->sq_head ||
 		   s->sq_tail || s->sq_prio) {
-		BAD("fields of an SQ not created");
+		return bad(why, "fields of an SQ not created");
 	}
 	if (s->flags & NVMP_QF_CQ) {
 		size = le16_to_cpu(s->cq_size);
 		if (size < 2 || (q && size > max) || size > NVMP_MAX_QSIZE)
-			BAD("CQ size");
+			return bad(why, "CQ size");
 		if (le64_to_cpu(s->cq_base) & (ps - 1))
-			BAD("CQ base alignment");
+			return bad(why, "CQ base alignment");
 		if (le16_to_cpu(s->cq_head) >= size ||
 		    le16_to_cpu(s->cq_tail) >= size)
-			BAD("CQ head or tail");
+			return bad(why, "CQ head or tail");
 		if (le16_to_cpu(s->cq_iv) >= lim->nr_vec)
-			BAD("CQ interrupt vector");
+			return bad(why, "CQ interrupt vector");
 	} else if (s->cq_base || s->cq_size || s->cq_iv || s->cq_head ||
 		   s->cq_tail || (s->flags & (NVMP_QF_IEN | NVMP_QF_PHASE))) {
-		BAD("fields of a CQ not created");
+		return bad(why, "fields of a CQ not created");
 	}
 	return 0;
 }
@@ -163,24 +168,24 @@ static int check_admin(const struct nvmp_state *st, const char **why)
 	bool phase;
 
 	if (aqa & 0xf000f000)
-		BAD("AQA reserved bits");
+		return bad(why, "AQA reserved bits");
 	if (nvmp_admin_period(st) > NVMP_MAX_ADMIN_PERIOD)
-		BAD("admin queue sizes (positions not restorable)");
+		return bad(why, "admin queue sizes (positions not restorable)");
 	if ((a->flags & (NVMP_QF_SQ | NVMP_QF_CQ)) !=
 	    (NVMP_QF_SQ | NVMP_QF_CQ))
-		BAD("admin queues");
+		return bad(why, "admin queues");
 	if (le16_to_cpu(a->sq_size) != ssz || le16_to_cpu(a->cq_size) != csz ||
 	    le64_to_cpu(a->sq_base) != le64_to_cpu(st->asq) ||
 	    le64_to_cpu(a->cq_base) != le64_to_cpu(st->acq) || a->sq_cqid)
-		BAD("admin queues against AQA, ASQ, ACQ");
+		return bad(why, "admin queues against AQA, ASQ, ACQ");
 	if (n < nr_aer)
-		BAD("admin command count");
+		return bad(why, "admin command count");
 	if (n % ssz != le16_to_cpu(a->sq_head))
-		BAD("admin SQ head against the command count");
+		return bad(why, "admin SQ head against the command count");
 	cq_pos(n - nr_aer, csz, &tail, &phase);
 	if (tail != le16_to_cpu(a->cq_tail) ||
 	    phase != !!(a->flags & NVMP_QF_PHASE))
-		BAD("admin CQ tail against the command count");
+		return bad(why, "admin CQ tail against the command count");
 	return 0;
 }
 
@@ -191,44 +196,44 @@ int nvmp_state_check(const struct nvmp_state *st,
 	u64 ps;
 
 	if (le32_to_cpu(st->version) != NVMP_STATE_VERSION)
-		BAD("version");
+		return bad(why, "version");
 	if (NVMP_CC_MPS(cc) < lim->mps_min || NVMP_CC_MPS(cc) > lim->mps_max)
-		BAD("CC.MPS");
+		return bad(why, "CC.MPS");
 	ps = 4096ull << NVMP_CC_MPS(cc);
 	if (!(cc & NVMP_CC_EN)) {
 		/* registers only: nothing else may be there */
 		if (!zero(&st->admin_issued, sizeof(*st) -
 			  offsetof(struct nvmp_state, admin_issued)))
-			BAD("state of a disabled controller");
+			return bad(why, "state of a disabled controller");
 		return 0;
 	}
 	if (NVMP_CC_IOSQES(cc) != 6 || NVMP_CC_IOCQES(cc) != 4)
-		BAD("CC.IOSQES or CC.IOCQES");
+		return bad(why, "CC.IOSQES or CC.IOCQES");
 	if ((le64_to_cpu(st->asq) | le64_to_cpu(st->acq)) & (ps - 1))
-		BAD("ASQ or ACQ alignment");
+		return bad(why, "ASQ or ACQ alignment");
 	if (le32_to_cpu(st->feat_set) & ~(BIT(NVMP_FEAT_NR) - 1))
-		BAD("features set");
+		return bad(why, "features set");
 	if (le32_to_cpu(st->feat_set) & BIT(NVMP_FEAT_NQ)) {
 		nq = le32_to_cpu(st->feat[NVMP_FEAT_NQ]);
 		if ((nq & 0xffff) + 1 > lim->nr_ioq ||
 		    (nq >> 16) + 1 > lim->nr_ioq)
-			BAD("number of queues");
+			return bad(why, "number of queues");
 	}
 	for (i = 0; i < NVMP_MAX_VEC; i++) {
 		if (!(le32_to_cpu(st->iv_cfg_set) & BIT(i)))
 			continue;
 		if ((le32_to_cpu(st->iv_cfg[i]) & 0xffff) != i ||
 		    i >= lim->nr_vec)
-			BAD("interrupt vector configuration");
+			return bad(why, "interrupt vector configuration");
 	}
 	if (le32_to_cpu(st->nr_ns) > NVMP_MAX_NS)
-		BAD("namespaces");
+		return bad(why, "namespaces");
 	for (i = 0; i < le32_to_cpu(st->nr_ns); i++)
 		if (st->ns[i].lba_shift < 9 || st->ns[i].lba_shift > 16 ||
 		    !st->ns[i].nsid || st->ns[i].rsvd)
-			BAD("namespace format");
+			return bad(why, "namespace format");
 	if (le32_to_cpu(st->nr_aer) > NVMP_MAX_AER)
-		BAD("AERs");
+		return bad(why, "AERs");
 	for (i = 0; i < NVMP_MAX_QID; i++)
 		if (check_queue(st, i, lim, ps, why))
 			return -EINVAL;
