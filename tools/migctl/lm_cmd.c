@@ -157,7 +157,7 @@ enum {
 	O_TO = 256, O_TARGET_DEV, O_DOWNTIME, O_MAX_ROUNDS, O_BANDWIDTH,
 	O_ON_MAX, O_TIMEOUT, O_VMM_TIMEOUT, O_PORT, O_ADDRESS, O_ONCE,
 	O_TLS_CREDS, O_PSK_FILE, O_PSK_ID, O_TLS_NAME, O_INSECURE,
-	O_ALLOW_PEER, O_ALLOW_DEV,
+	O_ALLOW_PEER, O_ALLOW_DEV, O_TLS_CIPHER,
 };
 
 /* Options both commands take, and what they lead to. */
@@ -178,6 +178,9 @@ static int sec_option(const char *cmd, int c, struct sec_args *a)
 		return 1;
 	case O_INSECURE:
 		a->insecure = true;
+		return 1;
+	case O_TLS_CIPHER:
+		a->t.cipher = optarg;
 		return 1;
 	default:
 		(void)cmd;
@@ -202,6 +205,9 @@ static int sec_setup(const char *cmd, struct sec_args *a, struct lm_opts *o,
 		return migctl_usage_err("%s: no credentials: pass --tls-creds DIR (X.509) or --psk-file FILE,\n"
 					"or --insecure for plain TCP on a link you trust entirely",
 					cmd);
+	if (a->insecure && a->t.cipher)
+		return migctl_usage_err("%s: --tls-cipher needs TLS (not --insecure)",
+					cmd);
 	if (a->insecure) {
 		fprintf(stderr,
 			"migctl: %s: WARNING: --insecure: no authentication and no encryption.\n"
@@ -212,6 +218,10 @@ static int sec_setup(const char *cmd, struct sec_args *a, struct lm_opts *o,
 			"whoever answers at the target address receives them");
 		return 0;
 	}
+	if (a->t.cipher && strcmp(a->t.cipher, "aes-gcm") &&
+	    strcmp(a->t.cipher, "chacha20"))
+		return migctl_usage_err("%s: bad --tls-cipher '%s' (aes-gcm or chacha20)",
+					cmd, a->t.cipher);
 	if (a->t.psk_identity && !a->t.psk_file)
 		return migctl_usage_err("%s: --psk-identity needs --psk-file", cmd);
 	if (tls_ctx_new(&o->tls, &a->t, err, sizeof(err)))
@@ -335,6 +345,7 @@ int migctl_migrate(struct json_out *js, int argc, char **argv)
 		{ "psk-identity", required_argument, NULL, O_PSK_ID },
 		{ "tls-name", required_argument, NULL, O_TLS_NAME },
 		{ "insecure", no_argument, NULL, O_INSECURE },
+		{ "tls-cipher", required_argument, NULL, O_TLS_CIPHER },
 		{}
 	};
 	struct lm_out out = { .js = js, .role = "source", .text = stdout };
@@ -595,6 +606,7 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 		{ "insecure", no_argument, NULL, O_INSECURE },
 		{ "allow-peer", required_argument, NULL, O_ALLOW_PEER },
 		{ "allow-dev", required_argument, NULL, O_ALLOW_DEV },
+		{ "tls-cipher", required_argument, NULL, O_TLS_CIPHER },
 		{}
 	};
 	static const char *allow_peer[32], *allow_dev[32];

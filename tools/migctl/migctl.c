@@ -270,7 +270,8 @@ static const char *const usage_text =
 "  listen CREDENTIALS [--allow-peer NAME]... [--allow-dev BDF]... [--port P]\n"
 "          [--address A] [--once] [--timeout-ms N] [--vmm-timeout-ms N]\n"
 "                                  receive live migrations (the target host)\n"
-"  CREDENTIALS: --tls-creds DIR (X.509) | --psk-file FILE | --insecure\n"
+"  CREDENTIALS: --tls-creds DIR (X.509) | --psk-file FILE | --insecure,\n"
+"               and --tls-cipher aes-gcm|chacha20 with TLS\n"
 "\n"
 "Options:\n"
 "  -j, --json       JSON output\n"
@@ -327,6 +328,9 @@ static const char *const cmd_help[][2] = {
 		     "client-cert.pem, client-key.pem (QEMU's layout), and the target's\n"
 		     "certificate must name HOST (or --tls-name); --psk-file FILE holds\n"
 		     "identity:hexkey lines. --insecure: plain TCP, unauthenticated.\n"
+		     "--tls-cipher aes-gcm|chacha20 limits the cipher (both hosts must\n"
+		     "allow it); an AES-GCM connection stops at 2^24 records (about\n"
+		     "256 GiB) as RFC 8446 asks, ChaCha20-Poly1305 has no such limit.\n"
 		     "Exit: 0 migrated, 1 failed and rolled back, 2 usage, 3 committed\n"
 		     "but not confirmed by the target, 4 rollback incomplete.\n"
 		     "With -j: one JSON event per line (see migctl(8)).\n" },
@@ -342,7 +346,7 @@ static const char *const cmd_help[][2] = {
 		    "The source must present a certificate the CA of DIR signed (or a\n"
 		    "key of FILE); --allow-peer names the sources allowed, --allow-dev\n"
 		    "the devices a migration may take. The target device is named by\n"
-		    "the source.\n" },
+		    "the source. --tls-cipher aes-gcm|chacha20 as for migrate.\n" },
 	{ "monitor", "Usage: migctl [-j] monitor\n"
 		     "Print vfio-mig events (bind, unbind, change, log-overflow,\n"
 		     "mig-state)\n"

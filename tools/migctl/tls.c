@@ -41,7 +41,7 @@
 #define PSK_MAX		64		/* identities in a PSK file */
 #define PSK_KEY_MAX	64		/* bytes of one key */
 #define REC_HDR		5
-#define REC_MAX		16384
+#define REC_MAX		TLS_REC_MAX
 
 /* TLS 1.3 only; the PSK modes with (EC)DHE for forward secrecy first. */
 #define PRIO_X509	"NORMAL:-VERS-ALL:+VERS-TLS1.3"
@@ -355,6 +355,7 @@ fail:
 int tls_ctx_new(struct tls_ctx **out, const struct tls_opts *o, char *err,
 		size_t errlen)
 {
+	char prio[160];
 	struct tls_ctx *x;
 	int ret;
 
@@ -407,8 +408,17 @@ int tls_ctx_new(struct tls_ctx **out, const struct tls_opts *o, char *err,
 		if (ret)
 			goto fail;
 	}
-	ret = gnutls_priority_init(&x->prio, x->psk ? PRIO_PSK : PRIO_X509,
-				   NULL);
+	if (o->cipher && strcmp(o->cipher, "aes-gcm") &&
+	    strcmp(o->cipher, "chacha20")) {
+		ERR("unknown TLS cipher '%s' (aes-gcm or chacha20)", o->cipher);
+		ret = -EINVAL;
+		goto fail;
+	}
+	snprintf(prio, sizeof(prio), "%s%s", x->psk ? PRIO_PSK : PRIO_X509,
+		 !o->cipher ? "" : !strcmp(o->cipher, "chacha20") ?
+		 ":-CIPHER-ALL:+CHACHA20-POLY1305" :
+		 ":-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM");
+	ret = gnutls_priority_init(&x->prio, prio, NULL);
 	if (ret < 0)
 		goto gfail;
 	*out = x;
@@ -603,6 +613,27 @@ static void ktls_enable(struct wire_conn *c, gnutls_session_t s)
 	}
 }
 
+/*
+ * Records a connection may send under its key (0: no limit). The
+ * environment may lower it (MIGCTL_TLS_RECORD_LIMIT, for the tests).
+ */
+static uint64_t record_limit(gnutls_cipher_algorithm_t ci)
+{
+	const char *e = getenv("MIGCTL_TLS_RECORD_LIMIT");
+	uint64_t lim = TLS_GCM_RECORD_LIMIT, v;
+	char *end;
+
+	if (ci != GNUTLS_CIPHER_AES_128_GCM && ci != GNUTLS_CIPHER_AES_256_GCM)
+		return 0;
+	if (e) {
+		errno = 0;
+		v = strtoull(e, &end, 10);
+		if (!errno && !*end && v && v < lim)
+			lim = v;
+	}
+	return lim;
+}
+
 static void peer_identity(struct wire_conn *c, gnutls_session_t s, bool psk)
 {
 	const gnutls_datum_t *certs;
@@ -739,6 +770,8 @@ int tls_start(struct wire_conn *c, struct tls_ctx *x, const char *peer_name,
 		snprintf(c->peer_id, sizeof(c->peer_id), "%s",
 			 peer_name ? peer_name : "");
 	ktls_enable(c, s);
+	c->tx_records = 0;
+	c->tx_record_limit = record_limit(gnutls_cipher_get(s));
 	snprintf(c->tls_info, sizeof(c->tls_info), "%s %s", gnutls_protocol_get_name(
 		 gnutls_protocol_get_version(s)),
 		 gnutls_cipher_get_name(gnutls_cipher_get(s)));

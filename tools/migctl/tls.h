@@ -21,10 +21,19 @@ struct tls_opts {
 	const char *creds_dir;		/* --tls-creds: X.509 */
 	const char *psk_file;		/* --psk-file: "identity:hexkey" lines */
 	const char *psk_identity;	/* migrate --psk-identity (default: the first) */
+	const char *cipher;		/* --tls-cipher: NULL, "aes-gcm", "chacha20" */
 	bool server;			/* listen */
 };
 
 #define TLS_PSK_MIN	16		/* bytes of key, at least */
+/*
+ * Records one AES-GCM key may encrypt: RFC 8446 5.5 allows 2^24.5 full-size
+ * records per key with a 2^-57 margin; kTLS on the kernels we support
+ * cannot update keys, so a connection stops sending at 2^24 (256 GiB of
+ * full records). ChaCha20-Poly1305 has no such limit.
+ */
+#define TLS_GCM_RECORD_LIMIT	(1ULL << 24)
+#define TLS_REC_MAX		16384	/* plaintext bytes per record */
 #define TLS_NAME_MAX	128
 
 /*

@@ -608,14 +608,46 @@ static int wait_fd(struct wire_conn *c, short events, long long deadline,
 	}
 }
 
+/*
+ * Would sending @mh pass the records the connection's key may encrypt?
+ * A send makes at most one record per TLS_REC_MAX bytes (kTLS closes its
+ * record at the end of each sendmsg without MSG_MORE; GnuTLS sends one).
+ */
+static bool past_record_limit(struct wire_conn *c, const struct msghdr *mh)
+{
+	uint64_t len = 0;
+	size_t i;
+
+	if (!c->tx_record_limit)
+		return false;
+	for (i = 0; i < mh->msg_iovlen; i++)
+		len += mh->msg_iov[i].iov_len;
+	if (c->tx_records + (len + TLS_REC_MAX - 1) / TLS_REC_MAX <=
+	    c->tx_record_limit)
+		return false;
+	c->broken = true;
+	snprintf(c->err, sizeof(c->err),
+		 "TLS: %llu records sent under one AES-GCM key, the most this link sends (RFC 8446 5.5; kTLS cannot update keys here): migrate with --tls-cipher chacha20 on both hosts",
+		 (unsigned long long)c->tx_records);
+	return true;
+}
+
 /* One non-blocking send: bytes sent, or -errno (-EAGAIN: wait). */
 static ssize_t io_send(struct wire_conn *c, struct msghdr *mh)
 {
 	ssize_t w;
 
-	if (c->tls && !c->ktls_tx)
-		return tls_send(c, mh->msg_iov, mh->msg_iovlen);
+	if (past_record_limit(c, mh))
+		return -EKEYEXPIRED;
+	if (c->tls && !c->ktls_tx) {
+		w = tls_send(c, mh->msg_iov, mh->msg_iovlen);
+		if (w > 0)
+			c->tx_records++;
+		return w;
+	}
 	w = sendmsg(c->fd, mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (w > 0)
+		c->tx_records += ((uint64_t)w + TLS_REC_MAX - 1) / TLS_REC_MAX;
 	return w < 0 ? -errno : w;
 }
 
@@ -682,7 +714,7 @@ int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,
 		if (w < 0) {
 			if (w == -EINTR)
 				continue;
-			if (w == -EPROTO)
+			if (w == -EPROTO || w == -EKEYEXPIRED)
 				return w;
 			if (w != -EAGAIN)
 				return sock_err(c, "send", -w);

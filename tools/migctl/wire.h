@@ -218,6 +218,8 @@ struct wire_conn {
 	bool tls_psk;
 	bool ktls_tx, ktls_rx;		/* records through the kernel */
 	size_t tls_pending;		/* a record GnuTLS is still sending */
+	uint64_t tx_records;		/* records sent (an upper bound) */
+	uint64_t tx_record_limit;	/* under this key; 0: none */
 	uint8_t *tls_stage;		/* one record being sent */
 	uint8_t tls_rhdr[5];		/* the record GnuTLS is reading */
 	unsigned int tls_rhdr_got;

@@ -33,9 +33,10 @@ static const char *creds(void)
 }
 
 /* Credentials for one side, or abort (the test bed is broken). */
-static struct tls_ctx *ctx(const char *x509, const char *psk, bool server)
+static struct tls_ctx *ctx_cipher(const char *x509, const char *psk,
+				  bool server, const char *cipher)
 {
-	struct tls_opts o = { .server = server };
+	struct tls_opts o = { .server = server, .cipher = cipher };
 	struct tls_ctx *x;
 	static char a[512], b[512];
 	char err[512];
@@ -52,6 +53,11 @@ static struct tls_ctx *ctx(const char *x509, const char *psk, bool server)
 		abort();
 	}
 	return x;
+}
+
+static struct tls_ctx *ctx(const char *x509, const char *psk, bool server)
+{
+	return ctx_cipher(x509, psk, server, NULL);
 }
 
 static void secure(struct side *s, struct side *t, const char *sx,
@@ -789,6 +795,76 @@ TEST(ktls_migrates_over_tcp)
 	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
 	EXPECT_TRUE(has(&s, "\"ktls\":\"tx+rx\"")) TH_LOG("%s", s.log);
 	EXPECT_TRUE(has(&t, "\"ktls\":\"tx+rx\"")) TH_LOG("%s", t.log);
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+/*
+ * An AES-GCM key encrypts at most TLS_GCM_RECORD_LIMIT records (RFC 8446
+ * 5.5); lowered here through the environment so that a small migration
+ * reaches it: the source stops sending, says why, and rolls back.
+ */
+TEST(tls_aes_gcm_record_limit_rolls_back)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.o.tls = ctx_cipher("x509", NULL, false, "aes-gcm");
+	t.o.tls = ctx_cipher("x509", NULL, true, NULL);
+	s.o.tls_name = "vmig-target";
+	setenv("MIGCTL_TLS_RECORD_LIMIT", "40", 1);
+	migrate(&s, &t);
+	unsetenv("MIGCTL_TLS_RECORD_LIMIT");
+	EXPECT_EQ(1, s.code) TH_LOG("%s", s.log);
+	EXPECT_NE(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_TRUE(has(&s, "records sent under one AES-GCM key"))
+		TH_LOG("%s", s.log);
+	EXPECT_TRUE(has(&s, "--tls-cipher chacha20"));
+	/* the source runs on, the target let the device go uncommitted */
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_FALSE(s.f.committed);
+	EXPECT_FALSE(t.f.committed);
+	EXPECT_TRUE(t.f.detached);
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+TEST(tls_chacha20_has_no_record_limit)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.o.tls = ctx_cipher("x509", NULL, false, "chacha20");
+	t.o.tls = ctx_cipher("x509", NULL, true, "chacha20");
+	s.o.tls_name = "vmig-target";
+	setenv("MIGCTL_TLS_RECORD_LIMIT", "40", 1);
+	migrate(&s, &t);
+	unsetenv("MIGCTL_TLS_RECORD_LIMIT");
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_TRUE(has(&s, "CHACHA20")) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	insecure_free(&s);
+	insecure_free(&t);
+}
+
+TEST(tls_cipher_mismatch_refused)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.o.tls = ctx_cipher("x509", NULL, false, "chacha20");
+	t.o.tls = ctx_cipher("x509", NULL, true, "aes-gcm");
+	s.o.tls_name = "vmig-target";
+	migrate(&s, &t);
+	EXPECT_EQ(1, s.code) TH_LOG("%s", s.log);
+	EXPECT_NE(0, t.code);
+	EXPECT_TRUE(has(&s, "TLS handshake failed")) TH_LOG("%s", s.log);
+	EXPECT_SOURCE_UNTOUCHED(s);
+	EXPECT_TARGET_UNTOUCHED(t);
 	insecure_free(&s);
 	insecure_free(&t);
 }
