@@ -52,7 +52,7 @@ struct src {
 	/* where the time goes (us): page reads, hashing, sends, acks, dirty-get */
 	uint64_t t_read, t_hash, t_send, t_ack, t_dirty;
 	/* the switchover's steps (us): pause ack, device stop, transfer, load, commit */
-	uint64_t sw_pause, sw_stop, sw_xfer, sw_load, sw_commit;
+	uint64_t sw_pause, sw_stop, sw_dirty, sw_xfer, sw_load, sw_commit;
 	char err[512];
 	const char *stage;
 	int exit_code;
@@ -897,9 +897,11 @@ static int switchover(struct src *s)
 	s->round++;
 	s->r_pages = s->r_sent = s->r_zero = s->r_unch = 0;
 	s->r_bytes = s->r_stream = 0;
+	t0 = lm_now_us();
 	ret = dirty_clear(s);
 	if (ret)
 		return ret;
+	s->sw_dirty = lm_now_us() - t0;
 	t0 = s->rl_t0 = lm_now_us();
 	s->rl_bytes = 0;
 	ret = send_pending(s);
@@ -1064,6 +1066,7 @@ static void summary(struct src *s, const char *result, int code)
 	json_u64(s->out->js, "dirty_get_ms", s->t_dirty / 1000);
 	json_u64(s->out->js, "pause_ms", s->sw_pause / 1000);
 	json_u64(s->out->js, "stop_copy_ms", s->sw_stop / 1000);
+	json_u64(s->out->js, "final_dirty_ms", s->sw_dirty / 1000);
 	json_u64(s->out->js, "final_transfer_ms", s->sw_xfer / 1000);
 	json_u64(s->out->js, "target_load_ms", s->sw_load / 1000);
 	json_u64(s->out->js, "commit_ms", s->sw_commit / 1000);

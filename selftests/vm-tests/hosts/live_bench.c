@@ -30,6 +30,17 @@
  *                               target >= 0.8)
  *   page_stream_ratio_idle: N  (page streaming / tcp_idle)
  *
+ * and where the downtime went (migctl's summary, medians):
+ *
+ *   downtime_pause_ms: N       (the VMM's ack of the vCPU pause)
+ *   downtime_device_ms: N      (the device's own part: its stop-copy arcs
+ *                               on the source, stop_copy_ms, plus loading
+ *                               the state on the target, target_load_ms)
+ *   downtime_dirty_ms: N       (the final dirty read)
+ *   downtime_transfer_ms: N    (the final pages and the device state,
+ *                               the dirty read included)
+ *   downtime_resume_ms: N      (COMMIT to the target's resume ack)
+ *
  * These migrations run with --insecure (plain TCP), as these lines always
  * measured. Each run then migrates a second time, over mutual TLS
  * (X.509, kTLS where the kernel takes the keys), same boot, same setup:
@@ -67,6 +78,7 @@
 
 struct run {
 	double rounds, total_ms, downtime_ms, stream;
+	double dt_pause, dt_device, dt_dirty, dt_xfer, dt_resume;
 	double tcp, tcp_idle, ratio, ratio_idle;
 	/* the same again over TLS */
 	double stream_tls, ratio_tls, handshake_ms;
@@ -230,6 +242,21 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 		fprintf(stderr, "live_bench: summary lacks a figure: %s\n", obj);
 		goto out;
 	}
+	r->dt_pause = json_f(obj, "pause_ms");
+	r->dt_device = json_f(obj, "stop_copy_ms");
+	if (r->dt_device >= 0 && json_f(obj, "target_load_ms") >= 0)
+		r->dt_device += json_f(obj, "target_load_ms");
+	else
+		r->dt_device = -1;
+	r->dt_dirty = json_f(obj, "final_dirty_ms");
+	r->dt_xfer = json_f(obj, "final_transfer_ms");
+	r->dt_resume = json_f(obj, "commit_ms");
+	if (r->dt_pause < 0 || r->dt_device < 0 || r->dt_dirty < 0 ||
+	    r->dt_xfer < 0 || r->dt_resume < 0) {
+		fprintf(stderr, "live_bench: summary lacks a downtime part: %s\n",
+			obj);
+		goto out;
+	}
 	r->ratio = r->stream / r->tcp;
 	r->ratio_idle = r->stream / r->tcp_idle;
 	if (tls) {
@@ -328,6 +355,11 @@ int main(void)
 	printf("rounds: %.0f\n", MEDIAN(rounds));
 	printf("total_ms: %.0f\n", MEDIAN(total_ms));
 	printf("downtime_ms: %.0f\n", MEDIAN(downtime_ms));
+	printf("downtime_pause_ms: %.0f\n", MEDIAN(dt_pause));
+	printf("downtime_device_ms: %.0f\n", MEDIAN(dt_device));
+	printf("downtime_dirty_ms: %.0f\n", MEDIAN(dt_dirty));
+	printf("downtime_transfer_ms: %.0f\n", MEDIAN(dt_xfer));
+	printf("downtime_resume_ms: %.0f\n", MEDIAN(dt_resume));
 	printf("page_stream_mib_per_s: %.1f\n", MEDIAN(stream));
 	printf("page_stream_ratio: %.3f\n", MEDIAN(ratio));
 	printf("page_stream_ratio_idle: %.3f\n", MEDIAN(ratio_idle));
