@@ -55,6 +55,10 @@ struct fake {
 	uint16_t depth[NVMP_MAX_QID];
 	uint64_t sq_base[NVMP_MAX_QID], cq_base[NVMP_MAX_QID];
 	uint16_t cid;
+	/* the in-flight store */
+	struct nvmp_range ranges[4096];
+	struct nvmp_rec recs[256];
+	uint32_t hash[512];
 };
 
 static int f_read(void *ctx, u64 iova, void *buf, u32 len)
@@ -171,6 +175,7 @@ static struct fake *fake_new(void)
 	f->mem = calloc(1, MEM_SIZE);
 	/* CAP: MQES 2047, DSTRD 0 */
 	nvmp_init(&f->c, &env, 0x7ff, 512 << 10);
+	nvmp_track_init(&f->c, f->ranges, 4096, f->recs, 256, f->hash);
 	return f;
 }
 
@@ -643,6 +648,154 @@ TEST_F(model, fuzz)
 	       i, (unsigned long)f->c.dirty_calls,
 	       (unsigned long)f->outside, f->c.untracked);
 	EXPECT_GT(f->c.cmds, 1000);
+}
+
+/* A Read's pages are marked again at each report until it is released. */
+TEST_F(model, remark_until_released)
+{
+	struct fake *f = self->f;
+	uint64_t *list = at(f, LIST_IOVA);
+	struct sqe s = read_cmd(1, 0, 64, DATA_IOVA + 0x200, LIST_IOVA);
+	struct sqe w = read_cmd(1, 0, 8, DATA_IOVA + 0x40000, 0);
+	unsigned int i;
+
+	for (i = 0; i < 8; i++)
+		list[i] = DATA_IOVA + 0x20000 + i * 2 * PS;
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	w.cdw0 = 0x01;		/* a Write keeps nothing */
+	ASSERT_EQ(0, submit(f, 1, &w, true));
+	EXPECT_EQ(1, f->c.trk.live);
+	clear_dirty(f);		/* a report */
+	nvmp_remark(&f->c);
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA));
+	for (i = 0; i < 8; i++)
+		EXPECT_TRUE(is_dirty(f, list[i]));
+	EXPECT_TRUE(is_dirty(f, CQ1_IOVA));
+	EXPECT_FALSE(is_dirty(f, DATA_IOVA + 0x40000));
+	/* both complete and are released: nothing more to mark */
+	complete(f, 1, 1, last_cid(f) - 1, 0, 0);
+	complete(f, 1, 1, last_cid(f), 0, 0);
+	ASSERT_EQ(0, release(f, 1));
+	EXPECT_EQ(0, f->c.trk.live);
+	clear_dirty(f);
+	nvmp_remark(&f->c);
+	EXPECT_EQ(0, dirty_pages(f));
+}
+
+TEST_F(model, remark_out_of_order_release)
+{
+	struct fake *f = self->f;
+	uint16_t cid[3];
+	unsigned int i;
+
+	for (i = 0; i < 3; i++) {
+		struct sqe s = read_cmd(1, 0, 8, DATA_IOVA + i * 0x10000, 0);
+
+		ASSERT_EQ(0, submit(f, 1, &s, true));
+		cid[i] = last_cid(f);
+	}
+	/* the middle one completes first and is released alone */
+	complete(f, 1, 1, cid[1], 0, 0);
+	ASSERT_EQ(0, release(f, 1));
+	EXPECT_EQ(2, f->c.trk.live);
+	clear_dirty(f);
+	nvmp_remark(&f->c);
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA));
+	EXPECT_FALSE(is_dirty(f, DATA_IOVA + 0x10000));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x20000));
+	complete(f, 1, 1, cid[2], 0, 0);
+	complete(f, 1, 1, cid[0], 0, 0);
+	ASSERT_EQ(0, release(f, 1));
+	EXPECT_EQ(0, f->c.trk.live);
+	EXPECT_EQ(f->c.trk.r_head, f->c.trk.r_tail);
+}
+
+TEST_F(model, store_overflow_is_untracked)
+{
+	struct fake *f = self->f;
+	uint64_t *list = at(f, LIST_IOVA);
+	struct sqe s = read_cmd(1, 0, 128, DATA_IOVA, LIST_IOVA);
+	unsigned int i;
+
+	/* scattered pages: one range each, more than a store of 4 */
+	nvmp_track_init(&f->c, f->ranges, 4, f->recs, 256, f->hash);
+	for (i = 0; i < 16; i++)
+		list[i] = DATA_IOVA + 0x100000 + i * 2 * PS;
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_TRACK);
+}
+
+/*
+ * Random reads and writes with random command ids, completed and released
+ * in random order: what nvmp_remark() marks is exactly the data pages of
+ * the Reads not released yet (and the completion slots).
+ */
+TEST_F(model, remark_matches_a_reference)
+{
+	struct fake *f = self->f;
+	struct {
+		uint16_t cid;
+		uint64_t page, seq;
+		bool read;
+	} ref[IO_DEPTH];
+	uint64_t seed = 42, seq = 0;
+	unsigned int i, j, n = 0, rounds;
+
+	/* a small store: hash collisions and ring wraps are common */
+	nvmp_track_init(&f->c, f->ranges, 256, f->recs, 128, f->hash);
+	for (rounds = 0; rounds < 3000; rounds++) {
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		if (n < IO_DEPTH / 2 && (seed & 3)) {
+			uint64_t page = DATA_IOVA + ((seed >> 8) % 512) * PS;
+			struct sqe s = read_cmd(1, 0, 8, page, 0);
+
+			s.cdw0 = (seed >> 20) & 1 ? 0x02 : 0x01;
+			/* random ids, unique among those in flight */
+			do {
+				s.cdw0 = (s.cdw0 & 0xff) |
+					 (uint32_t)(1 + (seed >> 24) % 500) << 16;
+				seed += 1ull << 24;
+				for (j = 0; j < n; j++)
+					if (ref[j].cid == s.cdw0 >> 16)
+						break;
+			} while (j < n);
+			ASSERT_EQ(0, submit(f, 1, &s, true));
+			ref[n].cid = s.cdw0 >> 16;
+			ref[n].page = page;
+			ref[n].read = (s.cdw0 & 0xff) == 0x02;
+			ref[n].seq = seq++;
+			n++;
+		} else if (n) {
+			/* complete a random one (every 4th: the oldest) */
+			j = (seed >> 9) % n;
+			for (i = 0; !(seed & 0x30) && i < n; i++)
+				if (ref[i].seq < ref[j].seq)
+					j = i;
+			complete(f, 1, 1, ref[j].cid, 0, 0);
+			ASSERT_EQ(0, release(f, 1));
+			ref[j] = ref[--n];
+		}
+		ASSERT_EQ(0, f->c.untracked) TH_LOG("round %u", rounds);
+		clear_dirty(f);
+		nvmp_remark(&f->c);
+		for (j = 0; j < n; j++)
+			if (ref[j].read)
+				ASSERT_TRUE(is_dirty(f, ref[j].page))
+					TH_LOG("round %u: in-flight read not marked",
+					       rounds);
+		for (i = 0; i < 512; i++) {
+			uint64_t page = DATA_IOVA + i * PS;
+			bool want = false;
+
+			for (j = 0; j < n; j++)
+				want |= ref[j].read && ref[j].page == page;
+			ASSERT_EQ(want, is_dirty(f, page))
+				TH_LOG("round %u: page %u", rounds, i);
+		}
+	}
+	EXPECT_EQ(0, f->c.untracked);
 }
 
 TEST_HARNESS_MAIN

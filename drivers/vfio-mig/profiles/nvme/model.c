@@ -106,12 +106,237 @@ void nvmp_init(struct nvmp_ctrl *c, const struct nvmp_env *env, u64 cap,
 	c->max_xfer = min_t(u32, max_xfer, NVMP_MAX_XFER);
 }
 
+static void trk_add(struct nvmp_ctrl *c, u64 iova, u64 len);
+
 static void dirty(struct nvmp_ctrl *c, u64 iova, u64 len)
 {
 	if (!len)
 		return;
 	c->dirty_calls++;
 	c->env.dirty(c->env.ctx, iova, len);
+	if (c->trk.cur)
+		trk_add(c, iova, len);
+}
+
+/* The in-flight store (struct nvmp_track). */
+static u32 trk_slot(const struct nvmp_track *t, u16 sqid, u16 cid)
+{
+	u32 key = (u32)sqid << 16 | cid;
+
+	/* multiplicative hashing: the top bits of the product */
+	return (u32)(key * 0x9e3779b1u) >> t->hash_shift;
+}
+
+/* The hash slot holding record (@sqid, @cid), or the empty one to use. */
+static u32 *trk_find(struct nvmp_track *t, u16 sqid, u16 cid)
+{
+	u32 i = trk_slot(t, sqid, cid), n;
+
+	for (n = 0; n < 2 * t->nr_rec; n++, i = (i + 1) & (2 * t->nr_rec - 1)) {
+		struct nvmp_rec *r;
+
+		if (!t->hash[i])
+			return &t->hash[i];
+		r = &t->rec[t->hash[i] - 1];
+		if (r->sqid == sqid && r->cid == cid)
+			return &t->hash[i];
+	}
+	return NULL;	/* cannot happen: at most nr_rec entries */
+}
+
+/* Remove hash slot @h, moving later entries of its run back. */
+static void trk_unhash(struct nvmp_track *t, u32 *h)
+{
+	u32 mask = 2 * t->nr_rec - 1, i = h - t->hash, j = i;
+
+	t->hash[i] = 0;
+	for (;;) {
+		struct nvmp_rec *r;
+		u32 home;
+
+		j = (j + 1) & mask;
+		if (!t->hash[j])
+			return;
+		r = &t->rec[t->hash[j] - 1];
+		home = trk_slot(t, r->sqid, r->cid);
+		/* can the entry at j move to the hole at i? */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			t->hash[i] = t->hash[j];
+			t->hash[j] = 0;
+			i = j;
+		}
+	}
+}
+
+/* Free what the oldest released records held. */
+static void trk_trim(struct nvmp_track *t)
+{
+	while (t->c_tail != t->c_head &&
+	       !t->rec[t->c_tail & (t->nr_rec - 1)].live)
+		t->c_tail++;
+	t->r_tail = t->c_tail == t->c_head ? t->r_head :
+		    t->rec[t->c_tail & (t->nr_rec - 1)].first;
+}
+
+static void trk_end(struct nvmp_ctrl *c, u16 sqid, u16 cid)
+{
+	struct nvmp_track *t = &c->trk;
+	u32 *h;
+
+	if (!t->rec || !t->live)
+		return;
+	h = trk_find(t, sqid, cid);
+	if (!h || !*h)
+		return;
+	t->rec[*h - 1].live = 0;
+	t->live--;
+	trk_unhash(t, h);
+	trk_trim(t);
+}
+
+static void trk_open(struct nvmp_ctrl *c, u16 sqid, u16 cid)
+{
+	struct nvmp_track *t = &c->trk;
+	struct nvmp_rec *r;
+
+	if (!t->rec)
+		return;
+	/* a command id reused while in flight: the old one is done */
+	trk_end(c, sqid, cid);
+	if (t->c_head - t->c_tail == t->nr_rec) {
+		c->untracked |= NVMP_UT_TRACK;
+		return;
+	}
+	r = &t->rec[t->c_head & (t->nr_rec - 1)];
+	r->first = t->r_head;
+	r->n = 0;
+	r->sqid = sqid;
+	r->cid = cid;
+	r->live = 1;
+	t->cur = r;
+}
+
+static void trk_add(struct nvmp_ctrl *c, u64 iova, u64 len)
+{
+	struct nvmp_track *t = &c->trk;
+	struct nvmp_range *last;
+
+	if (t->cur->n) {
+		last = &t->r[(t->r_head - 1) & (t->nr_r - 1)];
+		if (last->iova + last->len == iova) {
+			last->len += len;
+			return;
+		}
+	}
+	if (t->r_head - t->r_tail == t->nr_r || t->cur->n == U16_MAX) {
+		c->untracked |= NVMP_UT_TRACK;
+		return;
+	}
+	t->r[t->r_head & (t->nr_r - 1)] = (struct nvmp_range){ iova, len };
+	t->r_head++;
+	t->cur->n++;
+}
+
+/* The decoder is done with the command: keep it if it has ranges. */
+static void trk_close(struct nvmp_ctrl *c)
+{
+	struct nvmp_track *t = &c->trk;
+	struct nvmp_rec *r = t->cur;
+	u32 *h;
+
+	if (!r)
+		return;
+	t->cur = NULL;
+	if (!r->n) {
+		r->live = 0;
+		return;
+	}
+	h = trk_find(t, r->sqid, r->cid);
+	if (!h) {
+		t->r_head = r->first;
+		r->live = 0;
+		c->untracked |= NVMP_UT_TRACK;
+		return;
+	}
+	*h = (t->c_head & (t->nr_rec - 1)) + 1;
+	t->c_head++;
+	t->live++;
+}
+
+static void trk_reset(struct nvmp_track *t)
+{
+	if (t->hash)
+		memset(t->hash, 0, 2 * t->nr_rec * sizeof(*t->hash));
+	t->r_head = 0;
+	t->r_tail = 0;
+	t->c_head = 0;
+	t->c_tail = 0;
+	t->live = 0;
+	t->cur = NULL;
+}
+
+/* Forget the commands of SQ @qid (deleted: nothing of it runs). */
+static void trk_drop_sq(struct nvmp_ctrl *c, u16 qid)
+{
+	struct nvmp_track *t = &c->trk;
+	u64 i;
+
+	for (i = t->c_tail; t->rec && i != t->c_head; i++) {
+		struct nvmp_rec *r = &t->rec[i & (t->nr_rec - 1)];
+
+		if (r->live && r->sqid == qid)
+			trk_end(c, r->sqid, r->cid);
+	}
+}
+
+void nvmp_track_init(struct nvmp_ctrl *c, struct nvmp_range *r, u32 nr_r,
+		     struct nvmp_rec *rec, u32 nr_rec, u32 *hash)
+{
+	struct nvmp_track *t = &c->trk;
+
+	t->r = r;
+	t->nr_r = nr_r;
+	t->rec = rec;
+	t->nr_rec = nr_rec;
+	t->hash = hash;
+	t->hash_shift = 32;
+	while (nr_rec && (1u << (32 - t->hash_shift)) < 2 * nr_rec)
+		t->hash_shift--;
+	trk_reset(t);
+}
+
+void nvmp_remark(struct nvmp_ctrl *c)
+{
+	struct nvmp_track *t = &c->trk;
+	unsigned int q;
+	u64 i;
+	u16 k;
+
+	for (i = t->c_tail; t->rec && i != t->c_head; i++) {
+		const struct nvmp_rec *r = &t->rec[i & (t->nr_rec - 1)];
+
+		for (k = 0; r->live && k < r->n; k++) {
+			const struct nvmp_range *g =
+				&t->r[(r->first + k) & (t->nr_r - 1)];
+
+			c->env.dirty(c->env.ctx, g->iova, g->len);
+		}
+	}
+	/* completion slots from the guest's head to the last one handed out */
+	for (q = 0; q < NVMP_MAX_QID; q++) {
+		const struct nvmp_cq *cq = &c->cq[q];
+		u64 n = min_t(u64, cq->issued - cq->consumed, cq->size);
+		u32 from = cq->head, first;
+
+		if (!cq->live || !n)
+			continue;
+		first = min_t(u64, n, cq->size - from);
+		c->env.dirty(c->env.ctx, cq->base + (u64)from * NVMP_CQE_SIZE,
+			     (u64)first * NVMP_CQE_SIZE);
+		if (n > first)
+			c->env.dirty(c->env.ctx, cq->base,
+				     (n - first) * NVMP_CQE_SIZE);
+	}
 }
 
 static int gread(struct nvmp_ctrl *c, u64 iova, void *buf, u32 len)
@@ -139,6 +364,7 @@ static void reset_queues(struct nvmp_ctrl *c)
 	c->nr_ns = 0;
 	c->untracked = 0;
 	c->enabled = 0;
+	trk_reset(&c->trk);
 }
 
 static void enable(struct nvmp_ctrl *c)
@@ -466,6 +692,7 @@ static void decode(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s)
 	dirty(c, cq->base + (cq->issued % cq->size) * NVMP_CQE_SIZE,
 	      NVMP_CQE_SIZE);
 	cq->issued++;
+	trk_open(c, qid, SQE_CID(s));
 	if (qid == 0) {
 		u8 opc = SQE_OPC(s);
 
@@ -484,6 +711,7 @@ static void decode(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s)
 	nvmp_dirty_dptr(c, s, len);
 	if (md)
 		dirty(c, le64_to_cpu(s->mptr), min_t(u64, md, c->max_xfer));
+	trk_close(c);
 }
 
 void nvmp_forward(struct nvmp_ctrl *c, u16 qid)
@@ -587,6 +815,7 @@ static void delete_sq(struct nvmp_ctrl *c, u16 qid)
 	 */
 	if (cq->issued - cq->consumed)
 		c->untracked |= NVMP_UT_CQ_LOST;
+	trk_drop_sq(c, qid);
 	memset(sq, 0, sizeof(*sq));
 }
 
@@ -710,15 +939,24 @@ static int cq_release(struct nvmp_ctrl *c, u16 qid, u32 head)
 		c->bad_doorbells++;
 		return -EINVAL;
 	}
-	while (qid == 0 && cq->head != head) {
-		struct nvmp_cqe e;
+	/* what completed: admin effects, and commands the store keeps */
+	while ((qid == 0 || c->trk.live) && cq->head != head) {
+		u32 k = min_t(u32, (head + cq->size - cq->head) % cq->size,
+			      cq->size - cq->head);
+		const struct nvmp_cqe *e = (const struct nvmp_cqe *)c->buf;
+		u32 i;
 
-		if (gread(c, cq->base + (u64)cq->head * NVMP_CQE_SIZE, &e,
-			  sizeof(e)))
+		k = min_t(u32, k, sizeof(c->buf) / NVMP_CQE_SIZE);
+		if (gread(c, cq->base + (u64)cq->head * NVMP_CQE_SIZE, c->buf,
+			  k * NVMP_CQE_SIZE))
 			break;
-		admin_done(c, &e);
-		cq->head = (cq->head + 1) % cq->size;
-		cq->consumed++;
+		for (i = 0; i < k; i++) {
+			trk_end(c, le16_to_cpu(e[i].sq_id), le16_to_cpu(e[i].cid));
+			if (qid == 0)
+				admin_done(c, &e[i]);
+		}
+		cq->head = (cq->head + k) % cq->size;
+		cq->consumed += k;
 	}
 	cq->consumed += (head + cq->size - cq->head) % cq->size;
 	cq->head = head;

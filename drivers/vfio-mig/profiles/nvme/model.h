@@ -86,6 +86,7 @@ enum nvmp_feat {
 #define NVMP_UT_NS		0x0200	/* more than NVMP_MAX_NS namespaces */
 #define NVMP_UT_MEMORY		0x0400	/* guest memory unreadable */
 #define NVMP_UT_AER		0x0800	/* more than NVMP_MAX_AER AERs */
+#define NVMP_UT_TRACK		0x1000	/* the in-flight store overflowed */
 
 /*
  * How the model reaches guest memory. @read: copy @len bytes at guest IOVA
@@ -96,6 +97,43 @@ struct nvmp_env {
 	int (*read)(void *ctx, u64 iova, void *buf, u32 len);
 	void (*dirty)(void *ctx, u64 iova, u64 len);
 	void *ctx;
+};
+
+/*
+ * The ranges of commands in flight (struct nvmp_track): a mark made when a
+ * command is handed over is cleared by the next dirty report, and the
+ * device may write after it. Every command that may write guest data
+ * keeps its ranges here until the guest releases its completion, and
+ * nvmp_remark() marks them all again at each report.
+ */
+struct nvmp_range {
+	u64 iova;
+	u64 len;
+};
+
+struct nvmp_rec {
+	u64 first;	/* index of its first range (monotonic) */
+	u16 n;		/* ranges */
+	u16 sqid;
+	u16 cid;
+	u8 live;	/* completion not released yet */
+};
+
+/*
+ * Storage the caller provides (nvmp_track_init()); sizes powers of two.
+ * Ranges and records are rings in submission order; a released record
+ * frees its ranges once every older one is released too.
+ */
+struct nvmp_track {
+	struct nvmp_range *r;
+	struct nvmp_rec *rec;
+	u32 *hash;	/* 2 x nr_rec slots: record index + 1, 0 empty */
+	u32 nr_r, nr_rec;
+	u32 hash_shift;	/* 32 - log2(2 x nr_rec) */
+	u64 r_head, r_tail;
+	u64 c_head, c_tail;
+	struct nvmp_rec *cur;	/* being filled by the decoder */
+	u64 live;
 };
 
 struct nvmp_sq {
@@ -164,6 +202,8 @@ struct nvmp_ctrl {
 	u32 untracked;		/* NVMP_UT_*, sticky until controller reset */
 	u8 last_unmediated;	/* opcode of the last admin command not modelled */
 
+	struct nvmp_track trk;
+
 	/* counters, for reports and tests */
 	u64 cmds, dirty_calls, bad_doorbells;
 
@@ -202,6 +242,19 @@ u64 nvmp_outstanding(struct nvmp_ctrl *c);
  * release of them changes nothing).
  */
 void nvmp_settle(struct nvmp_ctrl *c);
+/*
+ * Give the model its in-flight store (@nr_r ranges, @nr_rec records, a
+ * hash of 2 x @nr_rec u32: powers of two). Without one, nothing is kept
+ * and nvmp_remark() marks only the completion slots.
+ */
+void nvmp_track_init(struct nvmp_ctrl *c, struct nvmp_range *r, u32 nr_r,
+		     struct nvmp_rec *rec, u32 nr_rec, u32 *hash);
+/*
+ * After a dirty report cleared the log: mark again everything the device
+ * may still write, the data of every command whose completion the guest
+ * has not released and the completion slots not yet consumed.
+ */
+void nvmp_remark(struct nvmp_ctrl *c);
 /* Register offset of a doorbell: SQ @qid tail (@cq false) or CQ head. */
 u32 nvmp_db_offset(const struct nvmp_ctrl *c, u16 qid, bool cq);
 

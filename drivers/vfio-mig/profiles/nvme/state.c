@@ -252,6 +252,9 @@ void nvmp_load(struct nvmp_ctrl *c, const struct nvmp_state *st)
 	memset(c->sq, 0, sizeof(c->sq));
 	memset(c->cq, 0, sizeof(c->cq));
 	memset(c->pending, 0, sizeof(c->pending));
+	/* nothing in flight on the target yet */
+	nvmp_track_init(c, c->trk.r, c->trk.nr_r, c->trk.rec, c->trk.nr_rec,
+			c->trk.hash);
 	c->untracked = 0;
 	c->enabled = !!(c->cc & NVMP_CC_EN);
 	for (i = 0; i < NVMP_FEAT_NR; i++)

@@ -4,5 +4,6 @@
 #define _SHIM_LINUX_KERNEL_H
 #include <linux/types.h>
 
+#define U16_MAX		0xffff
 #define min_t(t, a, b)	((t)(a) < (t)(b) ? (t)(a) : (t)(b))
 #endif
