@@ -13,6 +13,7 @@
 
 #include "kselftest_harness.h"
 #include "model.h"
+#include "sim.h"
 
 #define MEM_BASE	0x10000000ull
 #define MEM_SIZE	(64ull << 20)
@@ -30,15 +31,10 @@
 #define ADMIN_DEPTH	32
 #define IO_DEPTH	64
 
-struct sqe {
-	uint32_t cdw0, nsid, cdw2, cdw3;
-	uint64_t mptr, prp1, prp2;
-	uint32_t cdw10, cdw11, cdw12, cdw13, cdw14, cdw15;
-};
-
-struct cqe {
-	uint32_t result, rsvd;
-	uint16_t sq_head, sq_id, cid, status;
+struct sgl_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint8_t rsvd[3], type;
 };
 
 struct fake {
@@ -113,7 +109,7 @@ static void clear_dirty(struct fake *f)
 }
 
 /* Queue @sqe on SQ @qid and ring its tail doorbell. */
-static int submit(struct fake *f, uint16_t qid, struct sqe *s, bool forward)
+static int submit(struct fake *f, uint16_t qid, struct sim_sqe *s, bool forward)
 {
 	uint64_t slot = f->sq_base[qid] + f->sq_tail[qid] * sizeof(*s);
 
@@ -129,7 +125,7 @@ static int submit(struct fake *f, uint16_t qid, struct sqe *s, bool forward)
 static void complete(struct fake *f, uint16_t cqid, uint16_t sqid,
 		     uint16_t cid, uint16_t status, uint32_t result)
 {
-	struct cqe e = {
+	struct sim_cqe e = {
 		.result = result, .sq_id = sqid, .cid = cid,
 		.status = (uint16_t)(status << 1 | f->cq_phase[cqid]),
 	};
@@ -156,7 +152,7 @@ static uint16_t last_cid(struct fake *f)
 }
 
 /* One admin command, completed with @status and released. */
-static int admin(struct fake *f, struct sqe *s, uint16_t status,
+static int admin(struct fake *f, struct sim_sqe *s, uint16_t status,
 		 uint32_t result)
 {
 	int ret = submit(f, 0, s, true);
@@ -204,7 +200,7 @@ static void enable(struct fake *f)
 static int create_pair(struct fake *f, uint16_t qid, uint16_t depth,
 		       uint64_t sq, uint64_t cq)
 {
-	struct sqe s = { .cdw0 = 0x05, .prp1 = cq,
+	struct sim_sqe s = { .cdw0 = 0x05, .prp1 = cq,
 			 .cdw10 = (uint32_t)(depth - 1) << 16 | qid,
 			 .cdw11 = (uint32_t)qid << 16 | 0x3 };
 	int ret = admin(f, &s, 0, 0);
@@ -225,7 +221,7 @@ static int create_pair(struct fake *f, uint16_t qid, uint16_t depth,
 /* Identify Namespace @nsid answers LBA format 0: 512-byte blocks. */
 static int identify_ns(struct fake *f, uint32_t nsid, uint8_t lbads)
 {
-	struct sqe s = { .cdw0 = 0x06, .nsid = nsid, .prp1 = ID_IOVA };
+	struct sim_sqe s = { .cdw0 = 0x06, .nsid = nsid, .prp1 = ID_IOVA };
 	uint8_t *id = at(f, ID_IOVA);
 
 	memset(id, 0, 4096);
@@ -234,10 +230,10 @@ static int identify_ns(struct fake *f, uint32_t nsid, uint8_t lbads)
 	return admin(f, &s, 0, 0);
 }
 
-static struct sqe read_cmd(uint32_t nsid, uint64_t slba, uint32_t nlb,
+static struct sim_sqe read_cmd(uint32_t nsid, uint64_t slba, uint32_t nlb,
 			   uint64_t prp1, uint64_t prp2)
 {
-	struct sqe s = { .cdw0 = 0x02, .nsid = nsid, .prp1 = prp1,
+	struct sim_sqe s = { .cdw0 = 0x02, .nsid = nsid, .prp1 = prp1,
 			 .prp2 = prp2, .cdw10 = (uint32_t)slba,
 			 .cdw11 = (uint32_t)(slba >> 32),
 			 .cdw12 = nlb - 1 };
@@ -284,7 +280,7 @@ TEST_F(model, queues_created_from_completed_commands)
 TEST_F(model, failed_create_is_not_a_queue)
 {
 	struct fake *f = self->f;
-	struct sqe s = { .cdw0 = 0x05, .prp1 = CQ1_IOVA + 0x800,
+	struct sim_sqe s = { .cdw0 = 0x05, .prp1 = CQ1_IOVA + 0x800,
 			 .cdw10 = 7u << 16 | 2, .cdw11 = 0x1 };
 
 	ASSERT_EQ(0, admin(f, &s, 0x101, 0));	/* invalid queue id */
@@ -294,7 +290,7 @@ TEST_F(model, failed_create_is_not_a_queue)
 TEST_F(model, read_prp1_only)
 {
 	struct fake *f = self->f;
-	struct sqe s = read_cmd(1, 0, 1, DATA_IOVA + 0x200, 0);
+	struct sim_sqe s = read_cmd(1, 0, 1, DATA_IOVA + 0x200, 0);
 
 	ASSERT_EQ(0, submit(f, 1, &s, true));
 	/* one data page and the CQ page */
@@ -308,7 +304,7 @@ TEST_F(model, read_prp1_prp2)
 {
 	struct fake *f = self->f;
 	/* 8 blocks from offset 0xe00: 512 bytes in page 0, 3584 in prp2 */
-	struct sqe s = read_cmd(1, 0, 8, DATA_IOVA + 0xe00,
+	struct sim_sqe s = read_cmd(1, 0, 8, DATA_IOVA + 0xe00,
 				DATA_IOVA + 0x5000);
 
 	ASSERT_EQ(0, submit(f, 1, &s, true));
@@ -321,7 +317,7 @@ TEST_F(model, read_prp1_prp2)
 TEST_F(model, write_dirties_only_its_completion)
 {
 	struct fake *f = self->f;
-	struct sqe s = read_cmd(1, 0, 64, DATA_IOVA, LIST_IOVA);
+	struct sim_sqe s = read_cmd(1, 0, 64, DATA_IOVA, LIST_IOVA);
 
 	s.cdw0 = 0x01;		/* Write: the device reads guest memory */
 	ASSERT_EQ(0, submit(f, 1, &s, true));
@@ -333,7 +329,7 @@ TEST_F(model, read_prp_list)
 {
 	struct fake *f = self->f;
 	uint64_t *list = at(f, LIST_IOVA);
-	struct sqe s = read_cmd(1, 0, 128, DATA_IOVA + 0x200, LIST_IOVA);
+	struct sim_sqe s = read_cmd(1, 0, 128, DATA_IOVA + 0x200, LIST_IOVA);
 	unsigned int i;
 
 	/* 64 KiB from offset 0x200: 3584 bytes, then 15 pages and 512 */
@@ -353,7 +349,7 @@ TEST_F(model, read_prp_list_chained)
 	struct fake *f = self->f;
 	uint64_t *l1 = at(f, LIST_IOVA), *l2 = at(f, LIST_IOVA + 0x3000);
 	/* 600 pages: PRP1 + 511 in list 1 + 88 in list 2 */
-	struct sqe s = read_cmd(1, 0, 600 * 8, DATA_IOVA, LIST_IOVA);
+	struct sim_sqe s = read_cmd(1, 0, 600 * 8, DATA_IOVA, LIST_IOVA);
 	unsigned int i;
 
 	f->c.max_xfer = 4 << 20;
@@ -374,7 +370,7 @@ TEST_F(model, prp_list_chained_to_itself_ends)
 {
 	struct fake *f = self->f;
 	uint64_t *l1 = at(f, LIST_IOVA);
-	struct sqe s = read_cmd(1, 0, 65535, DATA_IOVA, LIST_IOVA);
+	struct sim_sqe s = read_cmd(1, 0, 65535, DATA_IOVA, LIST_IOVA);
 	unsigned int i;
 
 	for (i = 0; i < 511; i++)
@@ -388,13 +384,9 @@ TEST_F(model, prp_list_chained_to_itself_ends)
 TEST_F(model, read_sgl)
 {
 	struct fake *f = self->f;
-	struct {
-		uint64_t addr;
-		uint32_t len;
-		uint8_t rsvd[3], type;
-	} *seg = at(f, LIST_IOVA);
+	struct sgl_desc *seg = at(f, LIST_IOVA);
 	/* 8 KiB: 1 KiB block, 1 KiB bucket, 6 KiB block (in a segment) */
-	struct sqe s = read_cmd(1, 0, 16, 0, 0);
+	struct sim_sqe s = read_cmd(1, 0, 16, 0, 0);
 
 	s.cdw0 |= 1 << 14;	/* PSDT: SGL */
 	s.prp1 = LIST_IOVA;	/* SGL1: last segment, 3 descriptors */
@@ -419,12 +411,8 @@ TEST_F(model, read_sgl)
 TEST_F(model, sgl_segment_loop_is_bounded)
 {
 	struct fake *f = self->f;
-	struct {
-		uint64_t addr;
-		uint32_t len;
-		uint8_t rsvd[3], type;
-	} *seg = at(f, LIST_IOVA);
-	struct sqe s = read_cmd(1, 0, 1024, 0, 0);
+	struct sgl_desc *seg = at(f, LIST_IOVA);
+	struct sim_sqe s = read_cmd(1, 0, 1024, 0, 0);
 
 	s.cdw0 |= 1 << 14;
 	s.prp1 = LIST_IOVA;
@@ -445,7 +433,7 @@ TEST_F(model, completion_slots_and_outstanding)
 	/* three passes over the CQ, completing out of order */
 	for (round = 0; round < 3; round++) {
 		for (i = 0; i < IO_DEPTH - 1; i++) {
-			struct sqe s = read_cmd(1, i, 1, DATA_IOVA, 0);
+			struct sim_sqe s = read_cmd(1, i, 1, DATA_IOVA, 0);
 
 			ASSERT_EQ(0, submit(f, 1, &s, true));
 			cids[i] = last_cid(f);
@@ -468,7 +456,7 @@ TEST_F(model, completion_slots_and_outstanding)
 TEST_F(model, held_doorbell_decodes_on_forward)
 {
 	struct fake *f = self->f;
-	struct sqe s = read_cmd(1, 0, 8, DATA_IOVA + 0x3000, 0);
+	struct sim_sqe s = read_cmd(1, 0, 8, DATA_IOVA + 0x3000, 0);
 
 	ASSERT_EQ(0, submit(f, 1, &s, false));
 	EXPECT_EQ(0, dirty_pages(f));
@@ -482,7 +470,7 @@ TEST_F(model, features_kept)
 {
 	struct fake *f = self->f;
 	struct nvmp_ctrl *c = &f->c;
-	struct sqe s = { .cdw0 = 0x09, .cdw10 = 0x06, .cdw11 = 1 };
+	struct sim_sqe s = { .cdw0 = 0x09, .cdw10 = 0x06, .cdw11 = 1 };
 
 	ASSERT_EQ(0, admin(f, &s, 0, 0));
 	EXPECT_EQ(1, c->feat[NVMP_FEAT_VWC]);
@@ -507,11 +495,11 @@ TEST_F(model, features_kept)
 TEST_F(model, admin_data_dirty)
 {
 	struct fake *f = self->f;
-	struct sqe id = { .cdw0 = 0x06, .cdw10 = 1, .prp1 = DATA_IOVA };
-	struct sqe log = { .cdw0 = 0x02, .prp1 = DATA_IOVA + 0x10000,
+	struct sim_sqe id = { .cdw0 = 0x06, .cdw10 = 1, .prp1 = DATA_IOVA };
+	struct sim_sqe log = { .cdw0 = 0x02, .prp1 = DATA_IOVA + 0x10000,
 			   .prp2 = DATA_IOVA + 0x20000,
 			   .cdw10 = 0x02 | (2047u << 16) };	/* 8 KiB */
-	struct sqe gf = { .cdw0 = 0x0a, .cdw10 = 0x06,
+	struct sim_sqe gf = { .cdw0 = 0x0a, .cdw10 = 0x06,
 			  .prp1 = DATA_IOVA + 0x30000 };
 
 	ASSERT_EQ(0, admin(f, &id, 0, 0));
@@ -561,11 +549,11 @@ TEST_F(model, hostile_doorbells)
 TEST_F(model, hostile_creates)
 {
 	struct fake *f = self->f;
-	struct sqe big = { .cdw0 = 0x05, .prp1 = DATA_IOVA,
+	struct sim_sqe big = { .cdw0 = 0x05, .prp1 = DATA_IOVA,
 			   .cdw10 = 0xffffu << 16 | 2, .cdw11 = 0x1 };
-	struct sqe far = { .cdw0 = 0x05, .prp1 = DATA_IOVA,
+	struct sim_sqe far = { .cdw0 = 0x05, .prp1 = DATA_IOVA,
 			   .cdw10 = 7u << 16 | 40, .cdw11 = 0x1 };
-	struct sqe nc = { .cdw0 = 0x05, .prp1 = DATA_IOVA,
+	struct sim_sqe nc = { .cdw0 = 0x05, .prp1 = DATA_IOVA,
 			  .cdw10 = 7u << 16 | 3, .cdw11 = 0x0 };
 
 	ASSERT_EQ(0, admin(f, &big, 0, 0));
@@ -581,8 +569,8 @@ TEST_F(model, hostile_creates)
 TEST_F(model, delete_with_work_in_flight_is_untracked)
 {
 	struct fake *f = self->f;
-	struct sqe r = read_cmd(1, 0, 1, DATA_IOVA, 0);
-	struct sqe del = { .cdw0 = 0x00, .cdw10 = 1 };
+	struct sim_sqe r = read_cmd(1, 0, 1, DATA_IOVA, 0);
+	struct sim_sqe del = { .cdw0 = 0x00, .cdw10 = 1 };
 
 	ASSERT_EQ(0, submit(f, 1, &r, true));
 	ASSERT_EQ(0, admin(f, &del, 0, 0));
@@ -593,7 +581,7 @@ TEST_F(model, delete_with_work_in_flight_is_untracked)
 TEST_F(model, unreadable_memory_is_untracked)
 {
 	struct fake *f = self->f;
-	struct sqe s = read_cmd(1, 0, 1, DATA_IOVA, 0);
+	struct sim_sqe s = read_cmd(1, 0, 1, DATA_IOVA, 0);
 
 	f->fail_reads = 1;
 	ASSERT_EQ(0, submit(f, 1, &s, true));
@@ -655,8 +643,8 @@ TEST_F(model, remark_until_released)
 {
 	struct fake *f = self->f;
 	uint64_t *list = at(f, LIST_IOVA);
-	struct sqe s = read_cmd(1, 0, 64, DATA_IOVA + 0x200, LIST_IOVA);
-	struct sqe w = read_cmd(1, 0, 8, DATA_IOVA + 0x40000, 0);
+	struct sim_sqe s = read_cmd(1, 0, 64, DATA_IOVA + 0x200, LIST_IOVA);
+	struct sim_sqe w = read_cmd(1, 0, 8, DATA_IOVA + 0x40000, 0);
 	unsigned int i;
 
 	for (i = 0; i < 8; i++)
@@ -689,7 +677,7 @@ TEST_F(model, remark_out_of_order_release)
 	unsigned int i;
 
 	for (i = 0; i < 3; i++) {
-		struct sqe s = read_cmd(1, 0, 8, DATA_IOVA + i * 0x10000, 0);
+		struct sim_sqe s = read_cmd(1, 0, 8, DATA_IOVA + i * 0x10000, 0);
 
 		ASSERT_EQ(0, submit(f, 1, &s, true));
 		cid[i] = last_cid(f);
@@ -714,7 +702,7 @@ TEST_F(model, store_overflow_is_untracked)
 {
 	struct fake *f = self->f;
 	uint64_t *list = at(f, LIST_IOVA);
-	struct sqe s = read_cmd(1, 0, 128, DATA_IOVA, LIST_IOVA);
+	struct sim_sqe s = read_cmd(1, 0, 128, DATA_IOVA, LIST_IOVA);
 	unsigned int i;
 
 	/* scattered pages: one range each, more than a store of 4 */
@@ -749,7 +737,7 @@ TEST_F(model, remark_matches_a_reference)
 		seed ^= seed << 17;
 		if (n < IO_DEPTH / 2 && (seed & 3)) {
 			uint64_t page = DATA_IOVA + ((seed >> 8) % 512) * PS;
-			struct sqe s = read_cmd(1, 0, 8, page, 0);
+			struct sim_sqe s = read_cmd(1, 0, 8, page, 0);
 
 			s.cdw0 = (seed >> 20) & 1 ? 0x02 : 0x01;
 			/* random ids, unique among those in flight */

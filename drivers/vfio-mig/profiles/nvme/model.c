@@ -739,30 +739,40 @@ void nvmp_forward(struct nvmp_ctrl *c, u16 qid)
 	}
 }
 
+/*
+ * Can the model follow the queue a Create I/O SQ/CQ command made (@qid,
+ * @other: the CQ of an SQ, else 0)? When it cannot, the device did it
+ * anyway: the model is untracked from now on.
+ */
+static bool create_followed(struct nvmp_ctrl *c, const struct nvmp_pending *p,
+			    u16 qid, u16 other)
+{
+	u32 size = (p->cdw10 >> 16) + 1;
+
+	if (!qid)
+		return false;
+	if (qid >= NVMP_MAX_QID || other >= NVMP_MAX_QID)
+		c->untracked |= NVMP_UT_QID;
+	else if (size > NVMP_MAX_QSIZE)
+		c->untracked |= NVMP_UT_QSIZE;
+	else if (!(p->cdw11 & 0x1))
+		c->untracked |= NVMP_UT_NONCONTIG;
+	else
+		return true;
+	return false;
+}
+
 static void create_cq(struct nvmp_ctrl *c, const struct nvmp_pending *p)
 {
 	u16 qid = p->cdw10 & 0xffff;
-	u32 size = (p->cdw10 >> 16) + 1;
 	struct nvmp_cq *cq;
 
-	if (!qid)
+	if (!create_followed(c, p, qid, 0))
 		return;
-	if (qid >= NVMP_MAX_QID) {
-		c->untracked |= NVMP_UT_QID;
-		return;
-	}
-	if (size > NVMP_MAX_QSIZE) {
-		c->untracked |= NVMP_UT_QSIZE;
-		return;
-	}
-	if (!(p->cdw11 & 0x1)) {
-		c->untracked |= NVMP_UT_NONCONTIG;
-		return;
-	}
 	cq = &c->cq[qid];
 	memset(cq, 0, sizeof(*cq));
 	cq->base = p->prp1;
-	cq->size = size;
+	cq->size = (p->cdw10 >> 16) + 1;
 	cq->ien = !!(p->cdw11 & 0x2);
 	cq->iv = p->cdw11 >> 16;
 	cq->live = 1;
@@ -771,29 +781,16 @@ static void create_cq(struct nvmp_ctrl *c, const struct nvmp_pending *p)
 static void create_sq(struct nvmp_ctrl *c, const struct nvmp_pending *p)
 {
 	u16 qid = p->cdw10 & 0xffff, cqid = p->cdw11 >> 16;
-	u32 size = (p->cdw10 >> 16) + 1;
 	struct nvmp_sq *sq;
 
-	if (!qid)
+	if (!create_followed(c, p, qid, cqid))
 		return;
-	if (qid >= NVMP_MAX_QID || cqid >= NVMP_MAX_QID) {
-		c->untracked |= NVMP_UT_QID;
-		return;
-	}
-	if (size > NVMP_MAX_QSIZE) {
-		c->untracked |= NVMP_UT_QSIZE;
-		return;
-	}
-	if (!(p->cdw11 & 0x1)) {
-		c->untracked |= NVMP_UT_NONCONTIG;
-		return;
-	}
 	if (!c->cq[cqid].live)	/* the device refused it too */
 		return;
 	sq = &c->sq[qid];
 	memset(sq, 0, sizeof(*sq));
 	sq->base = p->prp1;
-	sq->size = size;
+	sq->size = (p->cdw10 >> 16) + 1;
 	sq->cqid = cqid;
 	sq->prio = (p->cdw11 >> 1) & 0x3;
 	sq->live = 1;
