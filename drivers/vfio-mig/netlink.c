@@ -290,6 +290,25 @@ struct reglog_ctx {
 
 #define REGLOG_BATCH	32
 
+
+/*
+ * Does the controller attached to @mdev still read its dirty log? Not once
+ * it committed, nor after it announced COMMIT or ABORT: that migration is
+ * over, and the VMM that started the log may stop it. Under ctl.rwsem.
+ */
+static bool ctl_reads_dirty_log(struct vmig_device *mdev)
+{
+	struct vmig_ctl *c = mdev->ctl.ctl;
+	u32 phase;
+
+	if (!c || c->committed)
+		return false;
+	mutex_lock(&mdev->ctl.phase_lock);
+	phase = c->last_phase;
+	mutex_unlock(&mdev->ctl.phase_lock);
+	return phase != VFIO_MIG_MIG_PHASE_COMMIT &&
+	       phase != VFIO_MIG_MIG_PHASE_ABORT;
+}
 static int put_entry(struct sk_buff *skb, struct netlink_callback *cb,
 		     const struct vmig_reglog_entry *e)
 {
@@ -488,7 +507,7 @@ int vfio_mig_nl_dirty_stop_doit(struct sk_buff *skb, struct genl_info *info)
 		ret = PTR_ERR(mdev);
 	} else {
 		down_read(&mdev->ctl.rwsem);
-		if (mdev->ctl.ctl) {
+		if (ctl_reads_dirty_log(mdev)) {
 			/* its reader would miss every mark made until a restart */
 			NL_SET_ERR_MSG(info->extack,
 				       "a migration controller is attached to this device: its dirty log cannot stop");

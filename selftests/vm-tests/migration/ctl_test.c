@@ -1286,6 +1286,30 @@ TEST_F(ctl, dirty_log_generation_and_controller)
 	close(self->ctl);
 	self->ctl = -1;
 	EXPECT_EQ(0, mig_dirty_stop(&self->log));
+
+	/*
+	 * Once the controller's migration is over (ABORT announced, or
+	 * committed), the VMM that started the log stops it although the
+	 * controller is still attached: a log left running would keep the
+	 * device's settings locked after the VMM is gone.
+	 */
+	ASSERT_EQ(0, mig_dirty_start(&self->log, &self->a.d, RAM_IOVA,
+				     RAM_SIZE, true));
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl) TH_LOG("attach: %s", strerror(-self->ctl));
+	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_BEGIN,
+			      NULL));
+	EXPECT_EQ(-EBUSY, mig_dirty_kill(self->bdf));
+	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_ABORT,
+			      NULL));
+	EXPECT_EQ(0, mig_dirty_stop(&self->log));
+	ASSERT_EQ(0, mig_dirty_start(&self->log, &self->a.d, RAM_IOVA,
+				     RAM_SIZE, true));
+	ASSERT_EQ(0, nl_phase(&self->nl, self->bdf, VFIO_MIG_MIG_PHASE_BEGIN,
+			      NULL));
+	EXPECT_EQ(-EBUSY, mig_dirty_kill(self->bdf));
+	ASSERT_EQ(0, ctl_commit(self->ctl, 0));
+	EXPECT_EQ(0, mig_dirty_stop(&self->log));
 }
 
 TEST_F(ctl, netns_events)
