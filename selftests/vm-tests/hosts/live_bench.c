@@ -271,10 +271,11 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 		r->handshake_ms = json_f(sec, "handshake_ms");
 		printf("# tls: %s\n", sec);
 	}
-	printf("# run%s: page_stream %.1f MiB/s, tcp %.1f (idle %.1f), ratio %.3f (idle %.3f); rounds %.0f, total %.0f ms, downtime %.0f ms; pages_sent %.0f, zero %.0f, unchanged %.0f; read %.0f ms, hash %.0f ms, send %.0f ms, ack_wait %.0f ms\n",
+	printf("# run%s: page_stream %.1f MiB/s, tcp %.1f (idle %.1f), ratio %.3f (idle %.3f); rounds %.0f, total %.0f ms, downtime %.0f ms (pause %.0f, device %.0f, dirty %.0f, transfer %.0f, resume %.0f); pages_sent %.0f, zero %.0f, unchanged %.0f; read %.0f ms, hash %.0f ms, send %.0f ms, ack_wait %.0f ms\n",
 	       tls ? " (tls)" : " (insecure)",
 	       r->stream, r->tcp, r->tcp_idle, r->ratio, r->ratio_idle,
-	       r->rounds, r->total_ms, r->downtime_ms,
+	       r->rounds, r->total_ms, r->downtime_ms, r->dt_pause,
+	       r->dt_device, r->dt_dirty, r->dt_xfer, r->dt_resume,
 	       json_f(obj, "pages_sent"), json_f(obj, "zero_pages"),
 	       json_f(obj, "unchanged_pages"), json_f(obj, "read_ms"),
 	       json_f(obj, "hash_ms"), json_f(obj, "send_ms"),
