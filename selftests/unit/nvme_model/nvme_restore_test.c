@@ -347,9 +347,18 @@ static int migrate(struct __test_metadata *_metadata, struct pair *p,
 	g_init(&p->b, p->mb);
 	len = nvmp_restore_buf_size(&p->st);
 	p->buf = realloc(p->buf, len);
+	/*
+	 * The target runs commands only while the restore waits, as a real
+	 * device runs them after the doorbell write returns: a completion
+	 * is seen by its phase bit, not by the write having happened.
+	 */
+	p->b.sim.lazy = 1;
+	p->b.sim.wait_budget = 1 << 24;
 	ret = nvmp_restore(&p->b.c, &p->st, &(struct nvmp_dev){
 				   sim_wr, sim_rd, sim_wait, sim_write,
 				   &p->b.sim }, p->buf, len, &why);
+	p->b.sim.lazy = 0;
+	sim_wait(&p->b.sim);
 	EXPECT_EQ(0, ret) TH_LOG("seed %#lx: restore: %s", (long)seed, why);
 	return ret;
 }

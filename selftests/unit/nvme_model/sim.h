@@ -37,6 +37,8 @@ struct sim {
 	unsigned long cmds, admin_cmds, flushes, bad_db, waits;
 	int wait_budget;
 	int dead;		/* never becomes ready */
+	int lazy;		/* run commands at the next wait, not at once */
+	uint16_t pending_db;	/* lazy: SQs with a tail written (bits) */
 };
 
 struct sim_sqe {
@@ -260,7 +262,10 @@ static inline void sim_wr(void *ctx, uint32_t off, uint64_t val, uint8_t w)
 		return;
 	}
 	s->sq[q].tail = v;
-	sim_process(s, q);
+	if (s->lazy)
+		s->pending_db |= 1u << q;
+	else
+		sim_process(s, q);
 }
 
 static inline uint64_t sim_rd(void *ctx, uint32_t off, uint8_t w)
@@ -281,8 +286,15 @@ static inline uint64_t sim_rd(void *ctx, uint32_t off, uint8_t w)
 static inline int sim_wait(void *ctx)
 {
 	struct sim *s = ctx;
+	uint16_t q;
 
 	s->waits++;
+	/* lazy: the device gets to the doorbells only while the host waits */
+	for (q = 0; q < SIM_MAX_Q; q++)
+		if (s->pending_db & (1u << q)) {
+			s->pending_db &= ~(1u << q);
+			sim_process(s, q);
+		}
 	return s->waits > (unsigned long)s->wait_budget ? -ETIMEDOUT : 0;
 }
 

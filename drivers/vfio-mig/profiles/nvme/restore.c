@@ -15,9 +15,10 @@
  *     phase (counting the Flushes step 4 adds), delete and re-create that
  *     SQ; create the other SQs;
  *  4. advance every SQ to the record's head with Flush commands;
- *  5. pad the admin queue with Get Features (Number of Queues) until its
+ *  5. hand the waiting AERs over again with their command ids, then pad
+ *     the admin queue with Get Features (Number of Queues) until its
  *     command count is the record's modulo what both admin queue sizes
- *     see, then hand the waiting AERs over again with their command ids;
+ *     see (the pad's last completion also shows the AERs were fetched);
  *  6. release completions up to the guest's CQ heads only: the ones the
  *     guest had not consumed stay posted;
  *  7. write the saved queue memory back: the guest finds its own entries.
@@ -306,11 +307,43 @@ static int io_queues(struct rs *r, u16 cq)
 	return 0;
 }
 
-/* Step 5: the admin queue's count, then the AERs. */
+/* Hand the waiting AERs over again, with the guest's command ids. */
+static int resubmit_aers(struct rs *r)
+{
+	const struct nvmp_state *st = r->st;
+	u64 base = le64_to_cpu(st->asq);
+	u32 i, nr = le32_to_cpu(st->nr_aer);
+
+	for (i = 0; i < nr; i++) {
+		__le32 sqe[16] = { 0 };
+
+		/* its completion will name the guest's command id */
+		sqe[0] = cpu_to_le32(0x0c |
+				     (u32)le16_to_cpu(st->aer_cid[i]) << 16);
+		if (r->dev->write(r->dev->ctx, base + (u64)r->q[0].tail *
+				  NVMP_SQE_SIZE, sqe, sizeof(sqe))) {
+			*r->why = "writing a queue entry";
+			return -EFAULT;
+		}
+		r->q[0].tail = (r->q[0].tail + 1) % sq_size(r, 0);
+	}
+	if (nr)
+		r->dev->wr(r->dev->ctx, nvmp_db_offset(r->c, 0, false),
+			   r->q[0].tail, 4);
+	return 0;
+}
+
+/*
+ * Step 5: the AERs, then the pad that brings the admin queue's count to
+ * the record's. The pad comes last: its completions are the ones the guest
+ * had not consumed (held back), and the last of them shows that the device
+ * fetched the AERs (it fetches in order) before the queue memory is put
+ * back over their entries.
+ */
 static int admin_position(struct rs *r)
 {
 	const struct nvmp_state *st = r->st;
-	u64 ssz = sq_size(r, 0), period = nvmp_admin_period(st);
+	u64 period = nvmp_admin_period(st);
 	u64 nr_aer = le32_to_cpu(st->nr_aer), done, pad, i;
 	u32 getf[16] = { 0x0a };
 	int ret;
@@ -318,41 +351,19 @@ static int admin_position(struct rs *r)
 	done = r->q[0].n;	/* every admin command so far completed */
 	pad = (le64_to_cpu(st->admin_issued) - nr_aer + period -
 	       done % period) % period;
-	/*
-	 * The completions the guest had not consumed must be the last ones
-	 * and stay unreleased: the pad must be at least that long.
-	 */
 	r->q[0].keep = (le16_to_cpu(st->q[0].cq_tail) + cq_size(r, 0) -
 			le16_to_cpu(st->q[0].cq_head)) % cq_size(r, 0);
-	if (pad < r->q[0].keep)
+	if (pad < r->q[0].keep || (nr_aer && !pad))
 		pad += period;
 	r->q[0].final = done + pad;
+	ret = resubmit_aers(r);
 	getf[10] = 0x07;
-	for (i = 0; i < pad; i++) {
+	for (i = 0; !ret && i < pad; i++) {
 		ret = submit(r, 0, getf, 1);
 		if (!ret)
 			ret = reap(r, 0, 1, NULL);
-		if (ret)
-			return ret;
 	}
-	for (i = 0; i < nr_aer; i++) {
-		u32 aer[16] = { 0x0c };
-		__le32 sqe[16] = { 0 };
-		u64 base = le64_to_cpu(st->asq);
-
-		/* the guest's command id: its completion will name it */
-		aer[0] |= (u32)le16_to_cpu(st->aer_cid[i]) << 16;
-		sqe[0] = cpu_to_le32(aer[0]);
-		if (r->dev->write(r->dev->ctx, base + (u64)r->q[0].tail *
-				  NVMP_SQE_SIZE, sqe, sizeof(sqe))) {
-			*r->why = "writing a queue entry";
-			return -EFAULT;
-		}
-		r->q[0].tail = (r->q[0].tail + 1) % ssz;
-		r->dev->wr(r->dev->ctx, nvmp_db_offset(r->c, 0, false),
-			   r->q[0].tail, 4);
-	}
-	return 0;
+	return ret;
 }
 
 static size_t rings_size(const struct nvmp_state *st)
@@ -405,6 +416,33 @@ static int queue_memory(struct rs *r, u8 *buf, bool put)
 				return ret;
 			}
 			buf += len;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Zero every CQ (saved already): a completion is seen by its phase bit,
+ * and the source's entries there carry phases of their own.
+ */
+static int clear_cqs(struct rs *r)
+{
+	static const u8 zero[512];
+	unsigned int q;
+
+	for (q = 0; q < NVMP_MAX_QID; q++) {
+		u64 base = le64_to_cpu(r->st->q[q].cq_base);
+		u32 len, off, n;
+
+		if (!(r->st->q[q].flags & NVMP_QF_CQ))
+			continue;
+		len = cq_size(r, q) * NVMP_CQE_SIZE;
+		for (off = 0; off < len; off += n) {
+			n = min_t(u32, len - off, sizeof(zero));
+			if (r->dev->write(r->dev->ctx, base + off, zero, n)) {
+				*r->why = "clearing a completion queue";
+				return -EFAULT;
+			}
 		}
 	}
 	return 0;
@@ -464,6 +502,8 @@ int nvmp_restore(struct nvmp_ctrl *c, const struct nvmp_state *st,
 		return 0;
 	}
 	ret = queue_memory(r, buf, false);
+	if (!ret)
+		ret = clear_cqs(r);
 	if (ret)
 		return ret;
 	dev->wr(dev->ctx, NVMP_REG_CC, cc, 4);

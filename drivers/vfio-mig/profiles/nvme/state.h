@@ -133,7 +133,8 @@ size_t nvmp_restore_buf_size(const struct nvmp_state *st);
  * command: the guest's queues are created at their bases and brought to
  * their positions by Flush and Get Features commands written over the
  * queue memory, which is saved into @buf (nvmp_restore_buf_size() bytes)
- * first and written back after. The guest must not run meanwhile (the
+ * first (the CQs then zeroed: completions are seen by their phase bit)
+ * and written back after. The guest must not run meanwhile (the
  * target VM is stopped). AERs are handed over again last. 0 or -errno,
  * *@why says what failed.
  */
