@@ -217,22 +217,35 @@ static int dev_set_locked(struct vmig_device *mdev, struct nlattr **a,
 		ret = -EINVAL;
 		goto out;
 	}
+	/*
+	 * state_mutex and the DMA hold lock: the profile's private data
+	 * changes with it (as in vmig_set_profile()).
+	 */
+	mutex_lock(&mdev->mig.state_mutex);
 	/* a running log's feeder depends on all three */
 	ret = vmig_dirty_freeze(mdev);
 	if (ret) {
 		NL_SET_ERR_MSG(extack,
 			       "a dirty log is running: stop it before changing the profile, trap mode or dirty page size");
-		goto out;
+		goto out_state;
+	}
+	if (p) {
+		mutex_lock(&mdev->mig.dma.lock);
+		ret = vmig_profile_bind(mdev, p);
+		mutex_unlock(&mdev->mig.dma.lock);
+		if (ret)
+			goto out_thaw;
 	}
 	if (a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE])
 		mdev->dirty.page_size =
 			nla_get_u64(a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]);
-	if (p)
-		WRITE_ONCE(mdev->profile, p);
 	if (a[VFIO_MIG_A_DEV_TRAP_MODE])
 		WRITE_ONCE(mdev->trap_mode,
 			   nla_get_u32(a[VFIO_MIG_A_DEV_TRAP_MODE]));
+out_thaw:
 	vmig_dirty_thaw(mdev);
+out_state:
+	mutex_unlock(&mdev->mig.state_mutex);
 out:
 	mutex_unlock(vmig_dev_set_lock(mdev));
 	return ret;

@@ -53,10 +53,15 @@ struct vmig_replay_report {
 int vmig_snapshot_replay(struct vmig_device *dst,
 			 const struct vmig_snapshot *snap,
 			 struct vmig_replay_report *report);
-/* The same without dev_set->lock (see __vmig_snapshot_take()). */
+/*
+ * The same without dev_set->lock (see __vmig_snapshot_take()).
+ * @stream_hint: from a migration stream, the source profile's
+ * vmig_profile_ctx.stream_hint; else NULL.
+ */
 int __vmig_snapshot_replay(struct vmig_device *dst,
 			   const struct vmig_snapshot *snap,
-			   struct vmig_replay_report *report, u64 scratch);
+			   struct vmig_replay_report *report,
+			   const u64 *stream_hint);
 /* Profile and identity check alone; the reason goes to report->msg. */
 int vmig_check_compat(struct vmig_device *dst,
 		      const struct vmig_identity *src_id,
@@ -64,9 +69,5 @@ int vmig_check_compat(struct vmig_device *dst,
 		      struct vmig_replay_report *report);
 void vmig_report_error(struct vmig_replay_report *r, u8 bar, u32 offset,
 		       u8 width, int err);
-/* IOVA of one guest page the profile may borrow while the device is
- * stopped (saved and restored around its own DMA); 0: none.
- */
-int vmig_set_dma_scratch(struct vmig_device *mdev, u64 iova);
 
 #endif /* _VFIO_MIG_REPLAY_H */
