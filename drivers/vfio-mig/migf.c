@@ -373,7 +373,6 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 	struct vmig_device *mdev = migf->mdev;
 	struct vmig_snapshot *snap;
 	u32 nr, ds_len;
-	u64 hint = 0;
 	void *blob;
 	void *held;
 	size_t len;
@@ -384,7 +383,7 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 	if (!held)
 		return -ENOMEM;
 	snap = __vmig_snapshot_take(mdev, VMIG_SNAP_DEVSTATE | VMIG_SNAP_COMPLETE,
-				    migf->sent_seq, &hint);
+				    migf->sent_seq);
 	if (IS_ERR(snap)) {
 		kfree(held);
 		return PTR_ERR(snap);
@@ -408,7 +407,8 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 		}
 	}
 	if (!ret && ds)
-		ret = add(l, vmig_stream_profile_record(hint, ds, ds_len));
+		ret = add(l, vmig_stream_profile_record(mdev->profile, ds,
+							ds_len));
 	nr = vmig_dma_held_save(mdev, held);
 	if (!ret && nr)
 		ret = add(l, vmig_stream_record(VMIG_REC_HELD_WRITES, held, nr));
@@ -464,7 +464,7 @@ int vmig_migf_load(struct vmig_migf *migf)
 	mutex_unlock(&migf->lock);
 	if (ret)
 		goto out;
-	ret = __vmig_snapshot_replay(mdev, res.snap, rep, &res.hint);
+	ret = __vmig_snapshot_replay(mdev, res.snap, rep, true);
 	if (!ret && rep->nr_errors)
 		ret = -EIO;
 	if (ret && rep->nr_errors)

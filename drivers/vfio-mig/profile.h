@@ -73,19 +73,29 @@ struct vmig_trap_range {
 #define VMIG_ID_REVISION	0x1
 #define VMIG_ID_SUBSYSTEM	0x2
 
-/* Context of a profile's save or restore op. */
+/**
+ * struct vmig_profile_ctx - context of a profile's save or restore op
+ * @mdev: the device
+ * @src: restore: the snapshot being applied (registers read with
+ *	vmig_snap_read() and vmig_snap_regfile())
+ * @report: restore: where errors go (vmig_report_error())
+ * @flags: VMIG_SNAP_*; VMIG_SNAP_COMPLETE marks a migration (save: leave
+ *	nothing out; restore: from a migration stream)
+ * @state: save: the state_size op's bytes, zeroed, for the device state
+ *	blob (NULL without VMIG_SNAP_DEVSTATE); restore: the source's blob,
+ *	or NULL. Opaque to the core: a snapshot and the migration stream
+ *	carry it unchanged, the stream checked only that the source's
+ *	profile name and version are this profile's and that it fits.
+ * @state_len: save: bytes of @state filled (0: no blob); restore: bytes
+ *	of @state
+ */
 struct vmig_profile_ctx {
 	struct vmig_device *mdev;
-	struct vmig_snapshot *snap;		/* save: being filled */
-	const struct vmig_snapshot *src;	/* restore: being applied */
-	struct vmig_replay_report *report;	/* restore */
-	unsigned int flags;			/* VMIG_SNAP_* */
-	/*
-	 * Migration stream only: save sets it to what the PROFILE_STATE
-	 * record carries besides the blob (edu: the guest page it borrowed),
-	 * restore gets the source's; 0 elsewhere. The core does not read it.
-	 */
-	u64 stream_hint;
+	const struct vmig_snapshot *src;
+	struct vmig_replay_report *report;
+	unsigned int flags;
+	void *state;
+	u32 state_len;
 };
 
 /*

@@ -167,8 +167,7 @@ static int replay_registers(struct vmig_device *dst,
 
 int __vmig_snapshot_replay(struct vmig_device *dst,
 			   const struct vmig_snapshot *snap,
-			   struct vmig_replay_report *rep,
-			   const u64 *stream_hint)
+			   struct vmig_replay_report *rep, bool stream)
 {
 	const struct vmig_profile *p = dst->profile;
 	u16 window;
@@ -190,12 +189,12 @@ int __vmig_snapshot_replay(struct vmig_device *dst,
 	if (p->ops && p->ops->restore) {
 		struct vmig_profile_ctx ctx = {
 			.mdev = dst, .src = snap, .report = rep,
+			.flags = stream ? VMIG_SNAP_COMPLETE : 0,
 		};
 
-		/* from a migration stream: the whole state must apply */
-		if (stream_hint) {
-			ctx.flags = VMIG_SNAP_COMPLETE;
-			ctx.stream_hint = *stream_hint;
+		if (snap->flags & VMIG_SNAPF_DEVSTATE) {
+			ctx.state = snap->devstate;
+			ctx.state_len = snap->devstate_len;
 		}
 		ret = p->ops->restore(&ctx);
 	} else {
@@ -214,7 +213,7 @@ int vmig_snapshot_replay(struct vmig_device *dst,
 	mutex_lock(vmig_dev_set_lock(dst));
 	mutex_lock(&dst->mig.state_mutex);
 	if (dst->open) {
-		ret = __vmig_snapshot_replay(dst, snap, rep, NULL);
+		ret = __vmig_snapshot_replay(dst, snap, rep, false);
 	} else {
 		memset(rep, 0, sizeof(*rep));
 		snprintf(rep->msg, sizeof(rep->msg),

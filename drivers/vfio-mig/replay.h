@@ -55,13 +55,12 @@ int vmig_snapshot_replay(struct vmig_device *dst,
 			 struct vmig_replay_report *report);
 /*
  * The same without dev_set->lock (see __vmig_snapshot_take()).
- * @stream_hint: from a migration stream, the source profile's
- * vmig_profile_ctx.stream_hint; else NULL.
+ * @stream: @snap came from a migration stream (the profile's restore op
+ * sees VMIG_SNAP_COMPLETE).
  */
 int __vmig_snapshot_replay(struct vmig_device *dst,
 			   const struct vmig_snapshot *snap,
-			   struct vmig_replay_report *report,
-			   const u64 *stream_hint);
+			   struct vmig_replay_report *report, bool stream);
 /* Profile and identity check alone; the reason goes to report->msg. */
 int vmig_check_compat(struct vmig_device *dst,
 		      const struct vmig_identity *src_id,

@@ -285,9 +285,38 @@ static int capture_reads(struct vmig_device *mdev,
 	return 0;
 }
 
+/* The profile's save op; the snapshot gets the blob it fills. */
+static int profile_save(struct vmig_device *mdev, const struct vmig_profile *p,
+			struct vmig_snapshot *snap, unsigned int flags)
+{
+	struct vmig_profile_ctx ctx = { .mdev = mdev, .flags = flags };
+	u32 size = vmig_profile_state_size(p);
+	int ret;
+
+	if (flags & VMIG_SNAP_DEVSTATE && size) {
+		if (WARN_ON_ONCE(size > VMIG_SNAP_MAX_DEVSTATE))
+			return -EOVERFLOW;
+		ctx.state = kvzalloc(size, GFP_KERNEL);
+		if (!ctx.state)
+			return -ENOMEM;
+	}
+	ret = p->ops->save(&ctx);
+	if (ctx.state && ctx.state_len) {
+		if (WARN_ON_ONCE(ctx.state_len > size)) {
+			ret = -EOVERFLOW;
+		} else {
+			snap->devstate = ctx.state;
+			snap->devstate_len = ctx.state_len;
+			snap->flags |= VMIG_SNAPF_DEVSTATE;
+			ctx.state = NULL;
+		}
+	}
+	kvfree(ctx.state);
+	return ret;
+}
+
 struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
-					   unsigned int flags, u64 since,
-					   u64 *stream_hint)
+					   unsigned int flags, u64 since)
 {
 	const struct vmig_profile *p = mdev->profile;
 	struct vmig_snapshot *snap;
@@ -303,15 +332,8 @@ struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
 	ret = copy_regstate(mdev, p, snap, since);
 	/* the device's registers whether or not its VMM enabled decoding */
 	window = vmig_decode_open(mdev);
-	if (!ret && p->ops && p->ops->save) {
-		struct vmig_profile_ctx ctx = {
-			.mdev = mdev, .snap = snap, .flags = flags,
-		};
-
-		ret = p->ops->save(&ctx);
-		if (stream_hint)
-			*stream_hint = ctx.stream_hint;
-	}
+	if (!ret && p->ops && p->ops->save)
+		ret = profile_save(mdev, p, snap, flags);
 	if (!ret)
 		ret = capture_reads(mdev, p, snap);
 	vmig_decode_close(mdev, window);
@@ -331,7 +353,7 @@ struct vmig_snapshot *vmig_snapshot_take(struct vmig_device *mdev,
 	/* not while a migration arc drives the device (the order of close) */
 	mutex_lock(&mdev->mig.state_mutex);
 	if (mdev->open)
-		snap = __vmig_snapshot_take(mdev, flags, 0, NULL);
+		snap = __vmig_snapshot_take(mdev, flags, 0);
 	else
 		snap = ERR_PTR(-ENODEV);
 	mutex_unlock(&mdev->mig.state_mutex);

@@ -208,8 +208,8 @@ size_t vmig_stream_fixed_bytes(bool with_hdr)
 	       4 * sizeof(struct vmig_stream_rec);
 }
 
-struct vmig_chunk *vmig_stream_profile_record(u64 hint, const void *blob,
-					      u32 len)
+struct vmig_chunk *vmig_stream_profile_record(const struct vmig_profile *p,
+					      const void *blob, u32 len)
 {
 	struct vmig_stream_profile *ps;
 	struct vmig_chunk *c;
@@ -217,7 +217,11 @@ struct vmig_chunk *vmig_stream_profile_record(u64 hint, const void *blob,
 	c = rec_alloc(VMIG_REC_PROFILE_STATE, sizeof(*ps) + len, (void **)&ps);
 	if (!c)
 		return NULL;
-	ps->scratch = cpu_to_le64(hint);
+	strscpy_pad(ps->name, p->name, sizeof(ps->name));
+	ps->version = cpu_to_le32(p->version);
+	ps->len = cpu_to_le32(len);
+	ps->reserved[0] = 0;
+	ps->reserved[1] = 0;
 	memcpy(ps + 1, blob, len);
 	rec_seal(c);
 	return c;
@@ -239,8 +243,6 @@ struct vmig_chunk *vmig_stream_profile_record(u64 hint, const void *blob,
  * @seen: SEEN() of each record type received
  * @ended: END received
  * @err: the first error; sticks
- * @hint: the PROFILE_STATE record's header word (edu: the source's
- *	borrowed page)
  * @log: REG_LOG entries received, @nr_log of them from @log_first
  * @nr_log: count
  * @log_cap: entries @log has room for
@@ -264,7 +266,6 @@ struct vmig_stream_rx {
 	u32 seen;
 	bool ended;
 	int err;
-	u64 hint;
 	struct vmig_reglog_entry *log;
 	u32 nr_log;
 	u32 log_cap;
@@ -384,9 +385,14 @@ static u32 max_len(struct vmig_device *mdev, u32 type)
 		return REC_LOG_MAX;
 	case VMIG_REC_REG_STATE:
 		return VMIG_SNAP_MAX_BYTES;
-	case VMIG_REC_PROFILE_STATE:
-		return sizeof(struct vmig_stream_profile) +
-		       VMIG_SNAP_MAX_DEVSTATE;
+	case VMIG_REC_PROFILE_STATE: {
+		u32 size = vmig_profile_state_size(mdev->profile);
+
+		/* the target's profile bounds it, before any allocation */
+		if (!size || size > VMIG_SNAP_MAX_DEVSTATE)
+			return 0;
+		return sizeof(struct vmig_stream_profile) + size;
+	}
 	case VMIG_REC_HELD_WRITES:
 		return vmig_dma_held_max(mdev);
 	default:
@@ -501,16 +507,29 @@ static int take_held(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	return 0;
 }
 
+/* The header is the core's; the blob is the profile's (its restore op). */
 static int take_profile(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 			const u8 *p, u32 len)
 {
+	const struct vmig_profile *prof = mdev->profile;
 	const struct vmig_stream_profile *ps = (const void *)p;
+	char name[sizeof(ps->name)];
 
 	if (len < sizeof(*ps))
 		return reject(rx, mdev, -EINVAL, "short profile state record");
-	rx->hint = le64_to_cpu(ps->scratch);
-	if (!IS_ALIGNED(rx->hint, PAGE_SIZE))
-		return reject(rx, mdev, -EINVAL, "unaligned scratch page");
+	strscpy_pad(name, prof->name, sizeof(name));
+	if (memcmp(name, ps->name, sizeof(name)))
+		return reject(rx, mdev, -EINVAL,
+			      "profile state record of another profile");
+	if (le32_to_cpu(ps->version) != prof->version)
+		return reject(rx, mdev, -EPROTONOSUPPORT,
+			      "profile state record of another profile version");
+	if (ps->reserved[0] || ps->reserved[1])
+		return reject(rx, mdev, -EINVAL,
+			      "reserved profile state field set");
+	if (le32_to_cpu(ps->len) != len - sizeof(*ps))
+		return reject(rx, mdev, -EINVAL,
+			      "profile state length does not match its record");
 	rx->devstate_len = len - sizeof(*ps);
 	rx->devstate = kvmalloc(rx->devstate_len + 1, GFP_KERNEL_ACCOUNT);
 	if (!rx->devstate)
@@ -717,7 +736,6 @@ int vmig_stream_rx_finish(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	rx->snap = NULL;
 	/* handed over: applying it twice is not a thing */
 	rx->err = -EINVAL;
-	res->hint = rx->hint;
 	res->held = rx->held;
 	res->held_len = rx->held_len;
 	rx->held = NULL;

@@ -15,9 +15,9 @@ struct vmig_chunk *vmig_stream_record(u32 type, const void *data, size_t len);
  */
 struct vmig_chunk *vmig_stream_log_record(struct vmig_device *mdev, u64 *from,
 					  bool *lost);
-/* @hint: the profile's stream hint (vmig_profile_ctx.stream_hint) */
-struct vmig_chunk *vmig_stream_profile_record(u64 hint, const void *blob,
-					      u32 len);
+/* The device state blob of profile @p, opaque to the stream. */
+struct vmig_chunk *vmig_stream_profile_record(const struct vmig_profile *p,
+					      const void *blob, u32 len);
 /* Sizes, for estimates. */
 size_t vmig_stream_log_bytes(u64 entries);
 size_t vmig_stream_fixed_bytes(bool with_hdr);
@@ -28,7 +28,6 @@ struct vmig_stream_rx;
 /* What a complete stream carries, once checked; @snap and @held are ours. */
 struct vmig_stream_result {
 	struct vmig_snapshot *snap;
-	u64 hint;
 	void *held;
 	u32 held_len;
 };

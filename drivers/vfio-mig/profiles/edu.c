@@ -112,12 +112,21 @@ static const struct vmig_trap_range edu_trap[] = {
 	{ .bar = 0, .offset = 0, .size = PAGE_SIZE },
 };
 
-#define EDU_STATE_VERSION	1
+/*
+ * The device state blob; the profile's version follows it. 2: the
+ * borrowed page travels in it (1 had it in the stream's record header).
+ */
+#define EDU_STATE_VERSION	2
 #define EDU_STATE_BUF		0x1	/* @buf holds the device buffer */
 
+/*
+ * @scratch: guest IOVA of the page the source borrowed (0: none); in a
+ * migration the target borrows the same page if its VMM mapped it
+ */
 struct edu_state {
 	__le32 version;
 	__le32 flags;
+	__le64 scratch;
 	u8 buf[EDU_BUF_SIZE];
 };
 
@@ -391,6 +400,17 @@ struct edu_work {
 	u64 scratch;
 };
 
+/* The source's blob, if it is one this version wrote. */
+static struct edu_state *state_of(struct vmig_profile_ctx *ctx)
+{
+	struct edu_state *st = ctx->state;
+
+	if (!st || ctx->state_len != sizeof(*st) ||
+	    le32_to_cpu(st->version) != EDU_STATE_VERSION)
+		return NULL;
+	return st;
+}
+
 struct dma_regs {
 	u64 src, dst, count, cmd;
 };
@@ -432,8 +452,8 @@ static int edu_save_work(void *arg)
 	struct vmig_profile_ctx *ctx = w->ctx;
 	struct vmig_device *mdev = ctx->mdev;
 	u64 scratch = w->scratch, irq;
+	struct edu_state *st = ctx->state;
 	struct edu_quiet q;
-	struct edu_state *st;
 	struct dma_regs d;
 	int ret;
 
@@ -449,10 +469,8 @@ static int edu_save_work(void *arg)
 		ret = rd(mdev, EDU_IRQ_STATUS, 4, &irq);
 	if (ret)
 		return ret;
-	st = kzalloc(sizeof(*st), GFP_KERNEL);
-	if (!st)
-		return -ENOMEM;
 	st->version = cpu_to_le32(EDU_STATE_VERSION);
+	st->scratch = cpu_to_le64(scratch);
 	if (scratch_ok(scratch)) {
 		quiet(mdev, &q);
 		ret = move_buffer(mdev, scratch, st, true);
@@ -467,9 +485,7 @@ static int edu_save_work(void *arg)
 			ret = wr(mdev, EDU_IRQ_ACK, 4, EDU_IRQ_DMA);
 		unquiet(mdev, &q);
 	}
-	ctx->snap->devstate = (u8 *)st;
-	ctx->snap->devstate_len = sizeof(*st);
-	ctx->snap->flags |= VMIG_SNAPF_DEVSTATE;
+	ctx->state_len = sizeof(*st);
 	return ret;
 }
 
@@ -477,11 +493,9 @@ static int edu_save(struct vmig_profile_ctx *ctx)
 {
 	struct edu_work w = { .ctx = ctx };
 
-	if (!(ctx->flags & VMIG_SNAP_DEVSTATE))
+	if (!ctx->state)	/* registers only */
 		return 0;
 	w.scratch = ctx_scratch(ctx, 0);
-	/* the stream names it: the target borrows the same page if it can */
-	ctx->stream_hint = w.scratch;
 	return vmig_run_in_worker(edu_save_work, &w);
 }
 
@@ -562,14 +576,11 @@ static void restore_reg(struct vmig_profile_ctx *ctx, u32 off, u8 width,
 static void restore_buffer_and_cmd(struct vmig_profile_ctx *ctx, u64 scratch,
 				   const struct edu_caps *c)
 {
-	const struct vmig_snapshot *s = ctx->src;
-	struct edu_state *st = (struct edu_state *)s->devstate;
+	struct edu_state *st = state_of(ctx);
 	struct vmig_device *mdev = ctx->mdev;
 	int ret;
 
-	if (!st || s->devstate_len != sizeof(*st) ||
-	    le32_to_cpu(st->version) != EDU_STATE_VERSION ||
-	    !(le32_to_cpu(st->flags) & EDU_STATE_BUF)) {
+	if (!st || !(le32_to_cpu(st->flags) & EDU_STATE_BUF)) {
 		vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
 				  EDU_ITEM_BUFFER, 0, -ENODATA);
 		st = NULL;
@@ -678,9 +689,10 @@ static int edu_restore_work(void *arg)
 
 static int edu_restore(struct vmig_profile_ctx *ctx)
 {
-	struct edu_work w = { .ctx = ctx, .scratch = ctx_scratch(ctx,
-								 ctx->stream_hint) };
+	struct edu_state *st = state_of(ctx);
+	struct edu_work w = { .ctx = ctx };
 
+	w.scratch = ctx_scratch(ctx, st ? le64_to_cpu(st->scratch) : 0);
 	return vmig_run_in_worker(edu_restore_work, &w);
 }
 
@@ -908,7 +920,7 @@ static const struct vmig_profile_dma_ops edu_dma_ops = {
 
 const struct vmig_profile vmig_profile_edu = {
 	.name = "edu",
-	.version = 1,
+	.version = EDU_STATE_VERSION,
 	.ids = edu_ids,
 	.regs = edu_regs,
 	.nr_regs = ARRAY_SIZE(edu_regs),
