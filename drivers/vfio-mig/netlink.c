@@ -413,7 +413,6 @@ struct reglog_ctx {
 
 #define REGLOG_BATCH	32
 
-
 /*
  * Does the controller attached to @mdev still read its dirty log? Not once
  * it committed, nor after it announced COMMIT or ABORT: that migration is
@@ -432,6 +431,7 @@ static bool ctl_reads_dirty_log(struct vmig_device *mdev)
 	return phase != VFIO_MIG_MIG_PHASE_COMMIT &&
 	       phase != VFIO_MIG_MIG_PHASE_ABORT;
 }
+
 static int put_entry(struct sk_buff *skb, struct netlink_callback *cb,
 		     const struct vmig_reglog_entry *e)
 {
