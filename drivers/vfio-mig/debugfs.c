@@ -131,8 +131,8 @@ static ssize_t ctl_write(struct file *f, const char __user *ubuf, size_t len,
 			 loff_t *ppos)
 {
 	struct vmig_device *mdev = f->private_data;
+	const struct vmig_profile *p;
 	char buf[64], *cmd;
-	u64 iova;
 	int ret;
 
 	if (len >= sizeof(buf))
@@ -153,12 +153,12 @@ static ssize_t ctl_write(struct file *f, const char __user *ubuf, size_t len,
 		/* what the PCI core calls after any reset of the function */
 		vmig_err_handlers.reset_done(mdev->core.pdev);
 		ret = 0;
-	} else if (str_has_prefix(cmd, "scratch ")) {
-		ret = kstrtou64(skip_spaces(cmd + 8), 0, &iova);
-		if (!ret)
-			ret = vmig_set_dma_scratch(mdev, iova);
 	} else {
-		ret = -EINVAL;
+		/* the profile's own commands (edu: "scratch IOVA") */
+		mutex_lock(vmig_dev_set_lock(mdev));
+		p = mdev->profile;
+		ret = p->ops && p->ops->ctl ? p->ops->ctl(mdev, cmd) : -EINVAL;
+		mutex_unlock(vmig_dev_set_lock(mdev));
 	}
 	mutex_unlock(&mdev->dbg.lock);
 	return ret ? ret : len;

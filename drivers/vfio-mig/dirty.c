@@ -102,7 +102,7 @@ int vmig_dirty_start(struct vmig_device *mdev, const struct dt_range *ranges,
 	sort(d->ranges, nr_ranges, sizeof(*ranges), cmp_range, NULL);
 	d->nr_ranges = nr_ranges;
 	/* trap mode and profile stay put while the log runs (trap.c) */
-	feeder = mdev->profile->doorbell && mdev->profile->dma_decode &&
+	feeder = vmig_profile_feeds_dirty(mdev->profile) &&
 		 READ_ONCE(mdev->trap_mode) != VMIG_TRAP_NONE ?
 		 DT_FEEDER_MEDIATED : DT_FEEDER_ALL_MAPPED;
 	ret = dt_log_attach_feeder(log, feeder, &mdev->core.pdev->dev, why);

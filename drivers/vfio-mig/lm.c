@@ -98,8 +98,8 @@ static bool reset_locked(struct vmig_device *mdev)
 	m->resuming = NULL;
 	mutex_lock(&h->lock);
 	h->held = m->stay_stopped;
-	h->nr = 0;
-	h->inflight_valid = false;
+	if (mdev->profile->ops && mdev->profile->ops->reset)
+		mdev->profile->ops->reset(mdev);
 	vmig_pin_drop(mdev, 0, 0);
 	mutex_unlock(&h->lock);
 	if (m->stay_stopped || m->state == VFIO_DEVICE_STATE_RUNNING)
@@ -169,12 +169,12 @@ static void reset_work(struct work_struct *work)
  * STOP_COPY promises that the device writes no guest memory once it is
  * stopped, and P2P that it starts no DMA once in RUNNING_P2P: the last
  * dirty report must be the last word. Only a profile that names its DMA
- * engine (the doorbell, where starts are held) and can wait for the
- * transfer in flight (dma_wait) can keep that promise.
+ * engine (the doorbell, where its doorbell op holds starts) and can wait
+ * for the transfer in flight (its quiesce op) can keep that promise.
  */
 const char *vmig_mig_unsupported(const struct vmig_profile *p)
 {
-	if (!p->doorbell || !p->dma_wait)
+	if (!vmig_profile_has_dma(p))
 		return "the profile cannot quiesce the device's DMA";
 	return NULL;
 }

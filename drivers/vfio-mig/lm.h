@@ -27,31 +27,19 @@ struct vmig_dma_range {
 };
 
 /**
- * struct vmig_doorbell - the registers of a device's DMA engine
+ * struct vmig_doorbell - the register block of a device's DMA engine (its
+ *	doorbells, command and address registers): trapped writes there go
+ *	to the profile's doorbell op
  * @bar: BAR holding them
- * @start: first byte of the engine's register block
- * @end: end of the block; while a held transfer is pending, writes to the
- *	block are dropped, as the device ignores them while it transfers
- * @cmd: offset of the command register (the low 32 bits of it)
- * @run: bits of a command write that start a transfer
+ * @start: first byte of the block
+ * @end: end of the block
  */
 struct vmig_doorbell {
 	u8 bar;
 	u32 start;
 	u32 end;
-	u32 cmd;
-	u32 run;
 };
 
-/* A DMA start command held back in a P2P state, issued on return to RUNNING. */
-struct vmig_held_write {
-	u64 value;
-	u32 offset;
-	u8 bar;
-	u8 width;
-};
-
-#define VMIG_MAX_HELD		4
 /* pages pinned for the container's dirty log (lm_pin.c): two transfers */
 #define VMIG_MAX_PINNED		4
 
@@ -76,13 +64,9 @@ enum vmig_group_alone {
  *	@unpin_q, @nr_unpin_q and @in_transit; a leaf: nothing is called
  *	with it held. Taken by ->dma_unmap (under type1's device_list_lock),
  *	by @unpin_work and under @lock.
- * @held: DMA starts are held (P2P states, STOP, STOP_COPY, RESUMING)
- * @writes: held start commands, in order
- * @nr: entries in @writes
- * @inflight: the guest range of the last transfer started, valid while
- *	@inflight_valid: a report re-marks it until the transfer is seen to
- *	have ended, so that bytes landing after a report are not lost
- * @inflight_valid: see @inflight
+ * @held: DMA starts are held (P2P states, STOP, STOP_COPY, RESUMING);
+ *	what is held, and the transfer in flight, are the profile's (its
+ *	DMA ops run under @lock)
  * @pinned: page-aligned IOVAs of transfers into guest RAM, pinned for the
  *	type1 container's dirty log until the engine reads idle (lm_pin.c)
  * @nr_pinned: entries in @pinned
@@ -107,10 +91,6 @@ enum vmig_group_alone {
 struct vmig_dma_hold {
 	struct mutex lock;	/* see above */
 	bool held;
-	struct vmig_held_write writes[VMIG_MAX_HELD];
-	u32 nr;
-	struct vmig_dma_range inflight;
-	bool inflight_valid;
 	spinlock_t pin_lock;	/* see above */
 	u64 pinned[VMIG_MAX_PINNED];
 	u32 nr_pinned;
@@ -133,7 +113,8 @@ struct vmig_dma_hold {
 /**
  * struct vmig_mig - migration state of a device
  * @state_mutex: serialises the state machine; protects @state, @saving,
- *	@resuming, @scratch and @stay_stopped. Held across every arc, including the
+ *	@resuming and @stay_stopped, and the binding of a profile (with
+ *	the profile's private data). Held across every arc, including the
  *	profile's save and restore. Never taken under the device's
  *	dev_set->lock by an arc, and close_device takes it under that lock;
  *	so arcs use the unlocked snapshot and replay variants.
@@ -145,7 +126,6 @@ struct vmig_dma_hold {
  *	under @state_mutex by @reset_work or by whoever takes the mutex
  *	first (see lm.c)
  * @reset_work: applies @deferred_reset
- * @scratch: guest IOVA the profile borrowed in the last save (0: none)
  * @stay_stopped: a controller committed the source in STOP
  *	(VFIO_MIG_CTL_COMMIT_STOPPED): no arc leaves STOP, from either fd,
  *	VFIO_DEVICE_RESET and VFIO_DEVICE_PCI_HOT_RESET are refused, and any
@@ -161,7 +141,6 @@ struct vmig_mig {
 	spinlock_t reset_lock;		/* see above */
 	bool deferred_reset;
 	struct work_struct reset_work;
-	u64 scratch;
 	bool stay_stopped;
 	struct vmig_dma_hold dma;
 };
@@ -289,10 +268,24 @@ static inline bool vmig_doorbell_hit(const struct vmig_doorbell *db, u8 bar,
 
 int vmig_dma_hold(struct vmig_device *mdev);
 void vmig_dma_release(struct vmig_device *mdev, bool issue);
-/* Held writes, for the stream (copy out) and after a restore (install). */
-u32 vmig_dma_held_get(struct vmig_device *mdev, struct vmig_held_write *w);
-void vmig_dma_held_set(struct vmig_device *mdev,
-		       const struct vmig_held_write *w, u32 nr);
+/*
+ * For a profile's doorbell and unquiesce ops, under vmig_dma_hold.lock: a
+ * transfer into guest RAM @r is about to start: mark it dirty and pin its
+ * pages for the container's dirty log. -errno: the start must not reach
+ * the device (the profile drops it, as the device drops a start it cannot
+ * serve).
+ */
+int vmig_dma_start(struct vmig_device *mdev, const struct vmig_dma_range *r);
+/*
+ * The profile's held work, for the stream: a HELD_WRITES payload (at most
+ * vmig_dma_held_max() bytes) into @buf, its length returned; checked as it
+ * arrives on the target (-EINVAL: refuse the stream) and installed after a
+ * successful restore (DMA stays held).
+ */
+u32 vmig_dma_held_save(struct vmig_device *mdev, void *buf);
+u32 vmig_dma_held_max(struct vmig_device *mdev);
+int vmig_dma_held_check(struct vmig_device *mdev, const void *buf, u32 len);
+void vmig_dma_held_load(struct vmig_device *mdev, const void *buf, u32 len);
 /*
  * Around a dirty report, under mig.dma.lock held across the report: the
  * range of a transfer still running, to mark again after the read-and-clear

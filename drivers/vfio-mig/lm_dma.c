@@ -3,18 +3,20 @@
  * vfio-mig: the device's DMA engine seen from the trap path.
  *
  * A profile that names its DMA engine's registers (vmig_profile.doorbell)
- * gets every trapped write to them here. This is where
- *  - the P2P states quiesce DMA: a start command written while DMA is held
- *    (RUNNING_P2P, PRE_COPY_P2P, STOP, STOP_COPY, RESUMING) does not reach
- *    the device; it is kept and issued when the device returns to RUNNING
- *    (or carried in the migration stream and issued by the target). While
- *    one is kept, further writes to the engine's registers are dropped, as
- *    the device ignores them while it transfers. Entering a P2P state
- *    waits for the transfer in flight;
+ * gets every trapped write to them here, through its DMA ops
+ * (vmig_profile_dma_ops). This is where
+ *  - the P2P states quiesce DMA: the profile's doorbell op sees whether DMA
+ *    is held (RUNNING_P2P, PRE_COPY_P2P, STOP, STOP_COPY, RESUMING) and
+ *    keeps a start command then instead of letting it reach the device;
+ *    the unquiesce op issues it when the device returns to RUNNING (or
+ *    it is carried in the migration stream, by the held_save and
+ *    held_load ops, and issued by the target). Entering a P2P state
+ *    waits for the transfer in flight (the quiesce op);
  *  - the mediated dirty log is fed: before a start command reaches the
- *    device, the profile decodes the guest range it will write and the
- *    range is marked dirty; until the transfer is seen to have ended, each
- *    dirty report marks it again after clearing it.
+ *    device, the profile decodes the guest range it will write and
+ *    declares it (vmig_dma_start(): marked dirty, pinned); until the
+ *    transfer is seen to have ended, each dirty report marks again what
+ *    the inflight op returns after clearing it.
  *
  * The guarantee holds for writes that trap: trap mode sparse (when the
  * profile's trapped pages cover the engine) or all. In trap mode none the
@@ -33,32 +35,20 @@
 
 #define VMIG_DMA_WAIT_MS	3000
 
-/*
- * Start a transfer on the device: mark its range (and pin it for the
- * container's dirty log), then write the command. A start whose pages
- * cannot be pinned once the container counts on pins is dropped, as the
- * device drops a start it cannot serve.
- */
-static int issue(struct vmig_device *mdev, const struct vmig_held_write *w)
+int vmig_dma_start(struct vmig_device *mdev, const struct vmig_dma_range *r)
 {
-	const struct vmig_profile *p = mdev->profile;
-	struct vmig_dma_hold *h = &mdev->mig.dma;
-	struct vmig_dma_range r;
 	int ret;
 
-	if (p->dma_decode && p->dma_decode(mdev, w->value, &r) && r.to_ram) {
-		ret = vmig_pin_transfer(mdev, &r);
-		if (ret) {
-			dev_warn_ratelimited(&mdev->core.pdev->dev,
-					     "DMA start into %#llx+%#llx dropped: its pages cannot be pinned for the dirty log (%d)\n",
-					     r.iova, r.len, ret);
-			return 0;
-		}
-		vmig_dirty_mark(mdev, r.iova, r.len);
-		h->inflight = r;
-		h->inflight_valid = true;
+	lockdep_assert_held(&mdev->mig.dma.lock);
+	ret = vmig_pin_transfer(mdev, r);
+	if (ret) {
+		dev_warn_ratelimited(&mdev->core.pdev->dev,
+				     "DMA start into %#llx+%#llx dropped: its pages cannot be pinned for the dirty log (%d)\n",
+				     r->iova, r->len, ret);
+		return ret;
 	}
-	return vmig_bar_write(mdev, w->bar, w->offset, w->width, w->value);
+	vmig_dirty_mark(mdev, r->iova, r->len);
+	return 0;
 }
 
 static bool in_engine(const struct vmig_doorbell *db, u8 bar, u64 at)
@@ -68,35 +58,27 @@ static bool in_engine(const struct vmig_doorbell *db, u8 bar, u64 at)
 
 /*
  * One piece of a write, as vfio-pci would issue it. Under h->lock. Returns
- * 0 when the piece was written (or dropped, as the device would drop it).
+ * 0 when the piece was written (or held or dropped, as the profile says).
  */
 static int doorbell_piece(struct vmig_device *mdev, u8 bar, u64 at, u8 w,
 			  u64 v)
 {
 	const struct vmig_profile *p = mdev->profile;
-	const struct vmig_doorbell *db = p->doorbell;
 	struct vmig_dma_hold *h = &mdev->mig.dma;
 	struct vmig_held_write hw = {
 		.value = v, .offset = at, .bar = bar, .width = w,
 	};
-	bool start;
 	int ret;
 
 	lockdep_assert_held(&h->lock);
-	if (in_engine(db, bar, at)) {
-		/* the device ignores its engine while it transfers */
-		if (h->held && h->nr)
+	if (in_engine(p->doorbell, bar, at) && p->dma && p->dma->doorbell) {
+		switch (p->dma->doorbell(mdev, &hw, h->held)) {
+		case VMIG_DB_DROP:
 			return 0;
-		start = at == db->cmd && w == 4 && (v & db->run);
-		if (start && h->held) {
-			h->writes[h->nr++] = hw;
+		case VMIG_DB_HOLD:
 			goto record;
-		}
-		if (start) {
-			ret = issue(mdev, &hw);
-			if (ret)
-				return ret;
-			goto record;
+		case VMIG_DB_FORWARD:
+			break;
 		}
 	}
 	ret = vmig_bar_write(mdev, bar, at, w, v);
@@ -167,10 +149,10 @@ int vmig_dma_hold(struct vmig_device *mdev)
 	 * machine moves the device to RUNNING_P2P before the guest has
 	 * enabled its decoding (an engine that never ran reads idle).
 	 */
-	if (!p->dma_wait)
+	if (!p->ops || !p->ops->quiesce)
 		return 0;
 	window = vmig_decode_open(mdev);
-	ret = p->dma_wait(mdev, VMIG_DMA_WAIT_MS);
+	ret = p->ops->quiesce(mdev, VMIG_DMA_WAIT_MS);
 	vmig_decode_close(mdev, window);
 	if (ret) {
 		pci_warn(mdev->core.pdev,
@@ -188,44 +170,54 @@ int vmig_dma_hold(struct vmig_device *mdev)
 
 void vmig_dma_release(struct vmig_device *mdev, bool do_issue)
 {
+	const struct vmig_profile *p = mdev->profile;
 	struct vmig_dma_hold *h = &mdev->mig.dma;
-	u32 i;
-	int ret;
 
 	mutex_lock(&h->lock);
-	for (i = 0; do_issue && i < h->nr; i++) {
-		ret = issue(mdev, &h->writes[i]);
-		if (ret)
-			pci_warn(mdev->core.pdev,
-				 "held DMA start at BAR%u %#x not issued: %d\n",
-				 h->writes[i].bar, h->writes[i].offset, ret);
-	}
-	h->nr = 0;
+	if (p->ops && p->ops->unquiesce)
+		p->ops->unquiesce(mdev, do_issue);
 	h->held = false;
 	mutex_unlock(&h->lock);
 }
 
-u32 vmig_dma_held_get(struct vmig_device *mdev, struct vmig_held_write *w)
+u32 vmig_dma_held_save(struct vmig_device *mdev, void *buf)
 {
+	const struct vmig_profile *p = mdev->profile;
 	struct vmig_dma_hold *h = &mdev->mig.dma;
-	u32 nr;
+	u32 len = 0;
 
 	mutex_lock(&h->lock);
-	nr = h->nr;
-	memcpy(w, h->writes, nr * sizeof(*w));
+	if (p->dma && p->dma->held_save)
+		len = p->dma->held_save(mdev, buf);
 	mutex_unlock(&h->lock);
-	return nr;
+	return len;
 }
 
-void vmig_dma_held_set(struct vmig_device *mdev,
-		       const struct vmig_held_write *w, u32 nr)
+u32 vmig_dma_held_max(struct vmig_device *mdev)
 {
+	const struct vmig_profile *p = mdev->profile;
+
+	return p->dma && p->dma->held_save ? p->dma->held_max : 0;
+}
+
+int vmig_dma_held_check(struct vmig_device *mdev, const void *buf, u32 len)
+{
+	const struct vmig_profile *p = mdev->profile;
+
+	if (!p->dma || !p->dma->held_load)
+		return len ? -EINVAL : 0;
+	return p->dma->held_load(mdev, buf, len, false);
+}
+
+void vmig_dma_held_load(struct vmig_device *mdev, const void *buf, u32 len)
+{
+	const struct vmig_profile *p = mdev->profile;
 	struct vmig_dma_hold *h = &mdev->mig.dma;
 
 	mutex_lock(&h->lock);
-	nr = min_t(u32, nr, VMIG_MAX_HELD);
-	memcpy(h->writes, w, nr * sizeof(*w));
-	h->nr = nr;
+	/* checked as it arrived (vmig_dma_held_check()) */
+	if (p->dma && p->dma->held_load)
+		p->dma->held_load(mdev, buf, len, true);
 	h->held = true;
 	mutex_unlock(&h->lock);
 }
@@ -233,22 +225,7 @@ void vmig_dma_held_set(struct vmig_device *mdev,
 bool __vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r)
 {
 	const struct vmig_profile *p = mdev->profile;
-	struct vmig_dma_hold *h = &mdev->mig.dma;
 
-	lockdep_assert_held(&h->lock);
-	if (!h->inflight_valid)
-		return false;
-	/*
-	 * Only a read that shows the engine idle ends the transfer: an
-	 * unreadable device (memory decoding off, low power) may still write,
-	 * and one whose bus mastering is off resumes when it is back on.
-	 * Close and reset clear it.
-	 */
-	if (p->dma_wait && !p->dma_wait(mdev, 0)) {
-		h->inflight_valid = false;
-		vmig_pin_drop(mdev, 0, 0);
-		return false;
-	}
-	*r = h->inflight;
-	return true;
+	lockdep_assert_held(&mdev->mig.dma.lock);
+	return p->dma && p->dma->inflight && p->dma->inflight(mdev, r);
 }

@@ -83,7 +83,7 @@ static bool exact(struct vmig_device *mdev)
 {
 	const struct vmig_profile *p = mdev->profile;
 
-	return p->doorbell && p->dma_decode &&
+	return vmig_profile_feeds_dirty(p) &&
 	       READ_ONCE(mdev->trap_mode) != VMIG_TRAP_NONE;
 }
 
@@ -185,7 +185,7 @@ static bool engine_idle(struct vmig_device *mdev)
 {
 	const struct vmig_profile *p = mdev->profile;
 
-	return p->dma_wait && !p->dma_wait(mdev, 0);
+	return p->ops && p->ops->quiesce && !p->ops->quiesce(mdev, 0);
 }
 
 /*

@@ -349,57 +349,6 @@ struct vmig_migf *vmig_migf_resume_open(struct vmig_device *mdev)
 	return migf;
 }
 
-struct scratch_probe {
-	struct vmig_device *mdev;
-	u64 iova;
-};
-
-static int scratch_probe_fn(void *arg)
-{
-	struct scratch_probe *p = arg;
-	u8 b;
-
-	return vfio_dma_rw(&p->mdev->core.vdev, p->iova, &b, 1, false);
-}
-
-/*
- * A guest page the profile may borrow: see Documentation/migration.rst.
- * Probed from a worker: the caller may be a controller (/dev/vfio-mig),
- * whose mm is not the one that mapped the IOVA.
- */
-static bool scratch_mapped(struct vmig_device *mdev, u64 iova)
-{
-	struct scratch_probe p = { .mdev = mdev, .iova = iova };
-
-	return iova && !vmig_run_in_worker(scratch_probe_fn, &p);
-}
-
-static u64 pick_scratch(struct vmig_device *mdev, u64 hint)
-{
-	u64 limit = mdev->profile->scratch_limit, iova;
-	static const u64 probe[] = { SZ_1M, PAGE_SIZE };
-	struct dt_range r;
-	u32 i;
-
-	if (!limit)
-		return 0;
-	iova = READ_ONCE(mdev->dma_scratch);
-	if (iova)
-		return iova;
-	if (hint && hint + PAGE_SIZE - 1 <= limit && scratch_mapped(mdev, hint))
-		return hint;
-	for (i = 0; !vmig_dirty_range(mdev, i, &r); i++) {
-		iova = max_t(u64, PAGE_ALIGN(r.iova), PAGE_SIZE);
-		if (iova + PAGE_SIZE <= r.iova + r.length &&
-		    iova + PAGE_SIZE - 1 <= limit)
-			return iova;
-	}
-	for (i = 0; i < ARRAY_SIZE(probe); i++)
-		if (scratch_mapped(mdev, probe[i]))
-			return probe[i];
-	return 0;
-}
-
 static void free_list(struct list_head *l)
 {
 	struct vmig_chunk *c, *tmp;
@@ -422,20 +371,23 @@ static int add(struct list_head *l, struct vmig_chunk *c)
 static int build_final(struct vmig_migf *migf, struct list_head *l)
 {
 	struct vmig_device *mdev = migf->mdev;
-	struct vmig_held_write held[VMIG_MAX_HELD];
-	u64 scratch = pick_scratch(mdev, 0);
 	struct vmig_snapshot *snap;
 	u32 nr, ds_len;
 	void *blob;
+	void *held;
 	size_t len;
 	u8 *ds;
 	int ret = 0;
 
+	held = kzalloc(vmig_dma_held_max(mdev) + 1, GFP_KERNEL);
+	if (!held)
+		return -ENOMEM;
 	snap = __vmig_snapshot_take(mdev, VMIG_SNAP_DEVSTATE | VMIG_SNAP_COMPLETE,
-				    migf->sent_seq, scratch);
-	if (IS_ERR(snap))
+				    migf->sent_seq);
+	if (IS_ERR(snap)) {
+		kfree(held);
 		return PTR_ERR(snap);
-	mdev->mig.scratch = scratch;
+	}
 	/* the profile's blob goes in its own record, after the registers */
 	ds = snap->devstate;
 	ds_len = snap->devstate_len;
@@ -455,12 +407,14 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 		}
 	}
 	if (!ret && ds)
-		ret = add(l, vmig_stream_profile_record(scratch, ds, ds_len));
-	nr = vmig_dma_held_get(mdev, held);
+		ret = add(l, vmig_stream_profile_record(mdev->profile, ds,
+							ds_len));
+	nr = vmig_dma_held_save(mdev, held);
 	if (!ret && nr)
-		ret = add(l, vmig_stream_held_record(held, nr));
+		ret = add(l, vmig_stream_record(VMIG_REC_HELD_WRITES, held, nr));
 	if (!ret)
 		ret = add(l, vmig_stream_record(VMIG_REC_END, NULL, 0));
+	kfree(held);
 	kvfree(ds);
 	vmig_snapshot_free(snap);
 	return ret;
@@ -495,7 +449,6 @@ int vmig_migf_load(struct vmig_migf *migf)
 	struct vmig_stream_result res = {};
 	struct vmig_replay_report *rep;
 	struct vmig_device *mdev;
-	u64 scratch;
 	int ret;
 
 	/* before the stream is handed over: a failure here can be retried */
@@ -511,8 +464,7 @@ int vmig_migf_load(struct vmig_migf *migf)
 	mutex_unlock(&migf->lock);
 	if (ret)
 		goto out;
-	scratch = pick_scratch(mdev, res.scratch);
-	ret = __vmig_snapshot_replay(mdev, res.snap, rep, scratch);
+	ret = __vmig_snapshot_replay(mdev, res.snap, rep, true);
 	if (!ret && rep->nr_errors)
 		ret = -EIO;
 	if (ret && rep->nr_errors)
@@ -524,11 +476,10 @@ int vmig_migf_load(struct vmig_migf *migf)
 	else if (ret)
 		pci_warn(mdev->core.pdev, "migration state not applied (%d)%s%s\n",
 			 ret, rep->msg[0] ? ": " : "", rep->msg);
-	if (!ret) {
-		mdev->mig.scratch = scratch;
-		vmig_dma_held_set(mdev, res.held, res.nr_held);
-	}
+	if (!ret)
+		vmig_dma_held_load(mdev, res.held, res.held_len);
 out:
+	kvfree(res.held);
 	kfree(rep);
 	vmig_snapshot_free(res.snap);
 	return ret;
@@ -551,7 +502,7 @@ unsigned long vmig_migf_stop_copy_estimate(struct vmig_device *mdev,
 	vmig_get_counters(mdev, &c);
 	/* a snapshot: about 256 bytes of framing, 32 per register, 48 per entry */
 	return vmig_stream_fixed_bytes(hdr) + 256 +
-	       (c.regfile_entries + p->nr_regs) * 32 +
+	       (c.regfile_entries + vmig_profile_nr_slots(p)) * 32 +
 	       (c.log_next_seq - min(since, c.log_next_seq)) * 48 +
-	       p->devstate_size + 8;
+	       vmig_profile_state_size(p) + 8;
 }

@@ -20,6 +20,8 @@
 #include "profile.h"
 #include "reglog.h"
 #include "regstate.h"
+#include "replay.h"
+#include "snapshot.h"
 #include "trap.h"
 #include "vfio_mig.h"
 
@@ -217,22 +219,35 @@ static int dev_set_locked(struct vmig_device *mdev, struct nlattr **a,
 		ret = -EINVAL;
 		goto out;
 	}
+	/*
+	 * state_mutex and the DMA hold lock: the profile's private data
+	 * changes with it (as in vmig_set_profile()).
+	 */
+	mutex_lock(&mdev->mig.state_mutex);
 	/* a running log's feeder depends on all three */
 	ret = vmig_dirty_freeze(mdev);
 	if (ret) {
 		NL_SET_ERR_MSG(extack,
 			       "a dirty log is running: stop it before changing the profile, trap mode or dirty page size");
-		goto out;
+		goto out_state;
+	}
+	if (p) {
+		mutex_lock(&mdev->mig.dma.lock);
+		ret = vmig_profile_bind(mdev, p);
+		mutex_unlock(&mdev->mig.dma.lock);
+		if (ret)
+			goto out_thaw;
 	}
 	if (a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE])
 		mdev->dirty.page_size =
 			nla_get_u64(a[VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE]);
-	if (p)
-		WRITE_ONCE(mdev->profile, p);
 	if (a[VFIO_MIG_A_DEV_TRAP_MODE])
 		WRITE_ONCE(mdev->trap_mode,
 			   nla_get_u32(a[VFIO_MIG_A_DEV_TRAP_MODE]));
+out_thaw:
 	vmig_dirty_thaw(mdev);
+out_state:
+	mutex_unlock(&mdev->mig.state_mutex);
 out:
 	mutex_unlock(vmig_dev_set_lock(mdev));
 	return ret;
@@ -279,6 +294,114 @@ int vfio_mig_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 	vmig_nl_notify(mdev, VFIO_MIG_CMD_DEV_CHANGE_NTF);
 out:
 	mutex_unlock(&vmig_devices_lock);
+	return ret;
+}
+
+/* The source's identity from a dev-compat request; -EINVAL if incomplete. */
+static int compat_identity(struct genl_info *info, struct vmig_identity *id)
+{
+	static const int need[] = {
+		VFIO_MIG_A_DEV_VENDOR, VFIO_MIG_A_DEV_DEVICE,
+		VFIO_MIG_A_DEV_SUBSYSTEM_VENDOR, VFIO_MIG_A_DEV_SUBSYSTEM_DEVICE,
+		VFIO_MIG_A_DEV_REVISION, VFIO_MIG_A_DEV_CLASS,
+		VFIO_MIG_A_DEV_PROFILE,
+	};
+	struct nlattr **a = info->attrs;
+	const struct nlattr *pos;
+	unsigned int i, n = 0;
+	int rem;
+
+	for (i = 0; i < ARRAY_SIZE(need); i++) {
+		if (!a[need[i]]) {
+			NL_SET_ERR_MSG(info->extack,
+				       "the source's identity is incomplete: give vendor, device, subsystem ids, revision, class, six bar-len and profile");
+			return -EINVAL;
+		}
+	}
+	id->vendor = nla_get_u16(a[VFIO_MIG_A_DEV_VENDOR]);
+	id->device = nla_get_u16(a[VFIO_MIG_A_DEV_DEVICE]);
+	id->subvendor = nla_get_u16(a[VFIO_MIG_A_DEV_SUBSYSTEM_VENDOR]);
+	id->subdevice = nla_get_u16(a[VFIO_MIG_A_DEV_SUBSYSTEM_DEVICE]);
+	id->revision = nla_get_u8(a[VFIO_MIG_A_DEV_REVISION]);
+	id->class = nla_get_u32(a[VFIO_MIG_A_DEV_CLASS]);
+	nlmsg_for_each_attr(pos, info->nlhdr, GENL_HDRLEN, rem) {
+		if (nla_type(pos) != VFIO_MIG_A_DEV_BAR_LEN)
+			continue;
+		if (n == PCI_STD_NUM_BARS) {
+			n++;
+			break;
+		}
+		id->bar_len[n++] = nla_get_u64(pos);
+	}
+	if (n != PCI_STD_NUM_BARS) {
+		NL_SET_ERR_MSG(info->extack, "give exactly six bar-len");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The profile's compat op, as a migration stream's header gets it on
+ * this device: the migration controller asks before the migration starts.
+ */
+int vfio_mig_nl_dev_compat_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct vmig_replay_report *rep;
+	struct vmig_identity id = {};
+	struct vmig_device *mdev;
+	struct sk_buff *msg;
+	void *hdr;
+	int ret;
+
+	ret = compat_identity(info, &id);
+	if (ret)
+		return ret;
+	rep = kzalloc(sizeof(*rep), GFP_KERNEL);
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!rep || !msg) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	mutex_lock(&vmig_devices_lock);
+	mdev = vmig_nl_find_dev(info->attrs, VFIO_MIG_A_DEV_BDF, info->extack);
+	if (IS_ERR(mdev)) {
+		ret = PTR_ERR(mdev);
+		goto out_unlock;
+	}
+	/* the profile stays put under dev_set->lock */
+	mutex_lock(vmig_dev_set_lock(mdev));
+	ret = vmig_check_compat(mdev, &id,
+				nla_data(info->attrs[VFIO_MIG_A_DEV_PROFILE]),
+				rep);
+	mutex_unlock(vmig_dev_set_lock(mdev));
+	/* a refusal is the answer, not an error of the request */
+	if (ret) {
+		if (!rep->msg[0])
+			strscpy(rep->msg, "refused", sizeof(rep->msg));
+	} else {
+		rep->msg[0] = 0;
+	}
+	ret = 0;
+	hdr = genlmsg_put_reply(msg, info, &vfio_mig_nl_family, 0,
+				VFIO_MIG_CMD_DEV_COMPAT);
+	if (!hdr ||
+	    nla_put_string(msg, VFIO_MIG_A_DEV_BDF, pci_name(mdev->core.pdev)) ||
+	    nla_put_u8(msg, VFIO_MIG_A_DEV_COMPAT_TOLERATED,
+		       rep->id_tolerated) ||
+	    (rep->msg[0] &&
+	     nla_put_string(msg, VFIO_MIG_A_DEV_COMPAT_REFUSED, rep->msg)))
+		ret = -EMSGSIZE;
+	else
+		genlmsg_end(msg, hdr);
+out_unlock:
+	mutex_unlock(&vmig_devices_lock);
+	if (!ret) {
+		kfree(rep);
+		return genlmsg_reply(msg, info);
+	}
+out_free:
+	nlmsg_free(msg);
+	kfree(rep);
 	return ret;
 }
 

@@ -78,6 +78,18 @@ static const struct nla_policy vfio_mig_dirty_mark_nl_policy[VFIO_MIG_A_DIRTY_RA
 	[VFIO_MIG_A_DIRTY_RANGE] = NLA_POLICY_NESTED(vfio_mig_dirty_range_nl_policy),
 };
 
+static const struct nla_policy vfio_mig_dev_compat_nl_policy[VFIO_MIG_A_DEV_BAR_LEN + 1] = {
+	[VFIO_MIG_A_DEV_BDF] = { .type = NLA_NUL_STRING, .len = 31, },
+	[VFIO_MIG_A_DEV_VENDOR] = { .type = NLA_U16, },
+	[VFIO_MIG_A_DEV_DEVICE] = { .type = NLA_U16, },
+	[VFIO_MIG_A_DEV_SUBSYSTEM_VENDOR] = { .type = NLA_U16, },
+	[VFIO_MIG_A_DEV_SUBSYSTEM_DEVICE] = { .type = NLA_U16, },
+	[VFIO_MIG_A_DEV_REVISION] = { .type = NLA_U8, },
+	[VFIO_MIG_A_DEV_CLASS] = { .type = NLA_U32, },
+	[VFIO_MIG_A_DEV_BAR_LEN] = { .type = NLA_U64, },
+	[VFIO_MIG_A_DEV_PROFILE] = { .type = NLA_NUL_STRING, .len = 31, },
+};
+
 static const struct genl_ops vfio_mig_nl_ops[] = {
 	{
 		.cmd		= VFIO_MIG_CMD_DEV_GET,
@@ -141,6 +153,13 @@ static const struct genl_ops vfio_mig_nl_ops[] = {
 		.doit		= vfio_mig_nl_dirty_mark_doit,
 		.policy		= vfio_mig_dirty_mark_nl_policy,
 		.maxattr	= VFIO_MIG_A_DIRTY_RANGE,
+		.flags		= GENL_ADMIN_PERM,
+	},
+	{
+		.cmd		= VFIO_MIG_CMD_DEV_COMPAT,
+		.doit		= vfio_mig_nl_dev_compat_doit,
+		.policy		= vfio_mig_dev_compat_nl_policy,
+		.maxattr	= VFIO_MIG_A_DEV_BAR_LEN,
 		.flags		= GENL_ADMIN_PERM,
 	},
 };

@@ -10,7 +10,11 @@
 #include <linux/slab.h>
 #include <linux/workqueue.h>
 
+#include "dirty.h"
+#include "lm.h"
 #include "profile.h"
+#include "replay.h"
+#include "snapshot.h"
 #include "trap.h"
 #include "vfio_mig.h"
 
@@ -44,6 +48,34 @@ const struct vmig_profile *vmig_profile_find(const char *name)
 	return NULL;
 }
 
+int vmig_profile_bind(struct vmig_device *mdev, const struct vmig_profile *p)
+{
+	void *priv = NULL;
+
+	if (mdev->profile == p)		/* bound already: keep its state */
+		return 0;
+	if (p->priv_size) {
+		priv = kzalloc(p->priv_size, GFP_KERNEL_ACCOUNT);
+		if (!priv)
+			return -ENOMEM;
+	}
+	kfree(mdev->profile_priv);
+	mdev->profile_priv = priv;
+	WRITE_ONCE(mdev->profile, p);
+	return 0;
+}
+
+void vmig_profile_unbind(struct vmig_device *mdev)
+{
+	kfree(mdev->profile_priv);
+	mdev->profile_priv = NULL;
+}
+
+void *vmig_profile_priv(struct vmig_device *mdev)
+{
+	return mdev->profile_priv;
+}
+
 int vmig_set_profile(struct vmig_device *mdev, const char *name)
 {
 	const struct vmig_profile *p = vmig_profile_find(name);
@@ -53,12 +85,110 @@ int vmig_set_profile(struct vmig_device *mdev, const char *name)
 		return -ENOENT;
 	if (!vmig_profile_fits(p, mdev->core.pdev))
 		return -EINVAL;
-	ret = vmig_settings_lock(mdev);
-	if (!ret) {
-		WRITE_ONCE(mdev->profile, p);
-		vmig_settings_unlock(mdev);
+	/*
+	 * As vmig_settings_lock(), and state_mutex and the DMA hold lock
+	 * (in their order): a deferred reset may reach the profile's reset
+	 * op, and a dirty report its inflight op, while the device is closed.
+	 */
+	mutex_lock(vmig_dev_set_lock(mdev));
+	ret = -EBUSY;
+	if (!mdev->open) {
+		mutex_lock(&mdev->mig.state_mutex);
+		ret = vmig_dirty_freeze(mdev);
+		if (!ret) {
+			mutex_lock(&mdev->mig.dma.lock);
+			ret = vmig_profile_bind(mdev, p);
+			mutex_unlock(&mdev->mig.dma.lock);
+			vmig_dirty_thaw(mdev);
+		}
+		mutex_unlock(&mdev->mig.state_mutex);
 	}
+	mutex_unlock(vmig_dev_set_lock(mdev));
 	return ret;
+}
+
+/*
+ * The default compat op. vendor, device, class and BAR sizes must always
+ * match; a profile may tolerate a different revision (VMIG_ID_REVISION) or
+ * subsystem ids (VMIG_ID_SUBSYSTEM) when its register interface does not
+ * depend on them.
+ */
+int vmig_profile_compat_ids(const struct vmig_profile *p,
+			    const struct vmig_identity *s,
+			    const struct vmig_identity *t,
+			    struct vmig_replay_report *rep)
+{
+	int i;
+
+	if (s->vendor != t->vendor || s->device != t->device) {
+		snprintf(rep->msg, sizeof(rep->msg),
+			 "identity mismatch: source %04x:%04x, target %04x:%04x",
+			 s->vendor, s->device, t->vendor, t->device);
+		return -EINVAL;
+	}
+	if (s->class != t->class) {
+		snprintf(rep->msg, sizeof(rep->msg),
+			 "identity mismatch: class %06x, target %06x",
+			 s->class, t->class);
+		return -EINVAL;
+	}
+	for (i = 0; i < PCI_STD_NUM_BARS; i++) {
+		if (s->bar_len[i] != t->bar_len[i]) {
+			snprintf(rep->msg, sizeof(rep->msg),
+				 "identity mismatch: BAR%d size %#llx, target %#llx",
+				 i, s->bar_len[i], t->bar_len[i]);
+			return -EINVAL;
+		}
+	}
+	if (s->revision != t->revision) {
+		if (!(p->tolerate & VMIG_ID_REVISION)) {
+			snprintf(rep->msg, sizeof(rep->msg),
+				 "identity mismatch: revision %#x, target %#x (profile %s does not allow it)",
+				 s->revision, t->revision, p->name);
+			return -EINVAL;
+		}
+		rep->id_tolerated = true;
+	}
+	if (s->subvendor != t->subvendor || s->subdevice != t->subdevice) {
+		if (!(p->tolerate & VMIG_ID_SUBSYSTEM)) {
+			snprintf(rep->msg, sizeof(rep->msg),
+				 "identity mismatch: subsystem %04x:%04x, target %04x:%04x (profile %s does not allow it)",
+				 s->subvendor, s->subdevice, t->subvendor,
+				 t->subdevice, p->name);
+			return -EINVAL;
+		}
+		rep->id_tolerated = true;
+	}
+	return 0;
+}
+
+int vmig_profile_compat(const struct vmig_profile *p,
+			const struct vmig_identity *src,
+			const struct vmig_identity *dst,
+			struct vmig_replay_report *rep)
+{
+	if (p->ops && p->ops->compat)
+		return p->ops->compat(p, src, dst, rep);
+	return vmig_profile_compat_ids(p, src, dst, rep);
+}
+
+u32 vmig_profile_state_size(const struct vmig_profile *p)
+{
+	return p->ops && p->ops->state_size ? p->ops->state_size(p) : 0;
+}
+
+static u32 reg_count(const struct vmig_reg_desc *r)
+{
+	return r->count ? r->count : 1;
+}
+
+unsigned int vmig_profile_nr_slots(const struct vmig_profile *p)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < p->nr_regs; i++)
+		n += reg_count(&p->regs[i]);
+	return n;
 }
 
 const char *vmig_profile_name(struct vmig_device *mdev)
@@ -73,10 +203,21 @@ const struct vmig_reg_desc *vmig_profile_reg(const struct vmig_profile *p,
 
 	for (i = 0; i < p->nr_regs; i++) {
 		const struct vmig_reg_desc *r = &p->regs[i];
+		u32 rel, at;
 
+		if (r->bar != bar || offset < r->offset)
+			continue;
+		rel = offset - r->offset;
+		at = 0;
+		if (reg_count(r) > 1) {
+			if (rel / r->stride >= r->count)
+				continue;
+			at = rel % r->stride;
+		} else {
+			at = rel;
+		}
 		/* A piece of a wider register belongs to that register. */
-		if (r->bar == bar && offset >= r->offset &&
-		    offset + width <= r->offset + r->width)
+		if (at < r->width && width <= r->width - at)
 			return r;
 	}
 	return NULL;

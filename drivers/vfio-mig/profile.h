@@ -10,6 +10,8 @@ struct pci_device_id;
 struct vmig_device;
 struct vmig_dma_range;
 struct vmig_doorbell;
+struct vmig_identity;
+struct vmig_profile;
 struct vmig_reglog_entry;
 struct vmig_replay_report;
 struct vmig_snapshot;
@@ -34,14 +36,19 @@ enum vmig_reg_class {
 #define VMIG_REGF_VERIFY	0x2	/* read back after replay and compare */
 
 /**
- * struct vmig_reg_desc - one register a profile knows
+ * struct vmig_reg_desc - one register, or an array of alike registers, a
+ *	profile knows
  * @name: for reports
- * @offset: offset in @bar
+ * @offset: offset in @bar (of the first element of an array)
  * @bar: BAR index
  * @width: access width used to capture it
  * @class: enum vmig_reg_class
  * @flags: VMIG_REGF_*
  * @order: replay phase; lower first, then log order
+ * @stride: bytes from one element of an array to the next (>= @width);
+ *	0 with @count 0 or 1
+ * @count: elements in the array (2 x N queue doorbells, say); 0 or 1: a
+ *	single register
  */
 struct vmig_reg_desc {
 	const char *name;
@@ -51,6 +58,8 @@ struct vmig_reg_desc {
 	u8 class;
 	u8 flags;
 	u8 order;
+	u32 stride;
+	u32 count;
 };
 
 /* A BAR range the sparse mode traps (page aligned). */
@@ -64,28 +73,80 @@ struct vmig_trap_range {
 #define VMIG_ID_REVISION	0x1
 #define VMIG_ID_SUBSYSTEM	0x2
 
-/* Context of a profile's save or restore callback. */
+/**
+ * struct vmig_profile_ctx - context of a profile's save or restore op
+ * @mdev: the device
+ * @src: restore: the snapshot being applied (registers read with
+ *	vmig_snap_read() and vmig_snap_regfile())
+ * @report: restore: where errors go (vmig_report_error())
+ * @flags: VMIG_SNAP_*; VMIG_SNAP_COMPLETE marks a migration (save: leave
+ *	nothing out; restore: from a migration stream)
+ * @state: save: the state_size op's bytes, zeroed, for the device state
+ *	blob (NULL without VMIG_SNAP_DEVSTATE); restore: the source's blob,
+ *	or NULL. Opaque to the core: a snapshot and the migration stream
+ *	carry it unchanged, the stream checked only that the source's
+ *	profile name and version are this profile's and that it fits.
+ * @state_len: save: bytes of @state filled (0: no blob); restore: bytes
+ *	of @state
+ */
 struct vmig_profile_ctx {
 	struct vmig_device *mdev;
-	struct vmig_snapshot *snap;		/* save: being filled */
-	const struct vmig_snapshot *src;	/* restore: being applied */
-	struct vmig_replay_report *report;	/* restore */
-	unsigned int flags;			/* VMIG_SNAP_* */
-	u64 scratch;	/* guest IOVA the profile may borrow, 0: none */
+	const struct vmig_snapshot *src;
+	struct vmig_replay_report *report;
+	unsigned int flags;
+	void *state;
+	u32 state_len;
+};
+
+/*
+ * struct vmig_held_write - a piece of a trapped write to the DMA engine
+ * block (vmig_profile.doorbell), as the profile's doorbell op sees it
+ */
+struct vmig_held_write {
+	u64 value;
+	u32 offset;
+	u8 bar;
+	u8 width;
 };
 
 /**
- * struct vmig_profile - what vfio-mig knows about one kind of device
- * @name: short name ("edu"), at most VMIG_PROFILE_NAME_MAX - 1 chars
- * @version: profile (and device state blob) version
- * @ids: devices the profile is for; NULL: any device (generic)
- * @regs: registers the profile knows, @nr_regs of them
- * @nr_regs: count
- * @default_class: class of a register not in @regs
- * @trap: pages the sparse mode traps, @nr_trap of them, sorted by offset;
- *	none: whole BARs
- * @nr_trap: count
- * @tolerate: VMIG_ID_* fields that may differ between source and target
+ * enum vmig_db_verdict - what the core does with a doorbell write
+ * @VMIG_DB_FORWARD: write it to the device and log it
+ * @VMIG_DB_HOLD: log it, do not write it: the profile kept it (held work,
+ *	issued by @unquiesce) or dropped it as the device would drop a start
+ *	it cannot serve
+ * @VMIG_DB_DROP: neither write nor log it (the device ignores its engine
+ *	while it transfers)
+ */
+enum vmig_db_verdict {
+	VMIG_DB_FORWARD,
+	VMIG_DB_HOLD,
+	VMIG_DB_DROP,
+};
+
+/**
+ * struct vmig_profile_dev_ops - a profile's behaviour for its device
+ *
+ * Every op is optional. The profile's private data (vmig_profile_priv(),
+ * vmig_profile.priv_size bytes, zeroed) lives from the moment the profile
+ * is bound to the device (probe, or vmig_set_profile()) until it is
+ * unbound (another profile set, or the device released); its locking is
+ * the profile's to document, along the rules below.
+ *
+ * @open: the VMM opened the device (open_device, dev_set->lock held):
+ *	start a session's state; an error fails the open
+ * @close: the VMM closed it (close_device, dev_set->lock held), after
+ *	migration was reset: drop the session's state
+ * @reset: the migration state is reset (close, a device reset): drop the
+ *	held work and forget the transfer in flight. Under mig.state_mutex
+ *	and mig.dma.lock; must not sleep long (no device access needed)
+ * @quiesce: wait up to @ms for the device's DMA in flight to end (0: just
+ *	look); 0 when idle, -ETIMEDOUT else. Sleeping context, device open;
+ *	without it the device cannot offer migration (its DMA cannot be
+ *	quiesced). Also called with mig.dma.lock held and @ms 0.
+ * @unquiesce: leave the P2P states: issue the held work in order (each
+ *	start through vmig_dma_start()), or drop it when !@issue. Under
+ *	mig.dma.lock
  * @save: capture device state that registers do not reach into the
  *	snapshot (a device state blob, extra reads); runs in a worker
  *	(vfio_dma_rw works from it), device open, caller holds the device's
@@ -94,18 +155,90 @@ struct vmig_profile_ctx {
  * @restore: bring the target to the snapshot's state in the profile's own
  *	order; when NULL, the engine replays the register file and log tail in
  *	(@order, seq) order. Same context as @save.
+ * @state_size: largest device state blob @save produces (0: none); a
+ *	stream carrying a longer one is refused as it arrives
+ * @compat: may a snapshot of a device @src be applied to this profile's
+ *	device @dst? 0 or -EINVAL with the reason in @rep->msg; sets
+ *	@rep->id_tolerated when a difference was tolerated. NULL:
+ *	vmig_profile_compat_ids() with the profile's @tolerate.
  * @replay_trigger: may a logged write to a TRIGGER register be replayed?
  *	NULL: never.
- * @doorbell: the DMA engine's registers, or NULL: writes there go through
- *	vmig_doorbell_write() (lm_dma.c), which holds transfers in the P2P
- *	states and feeds the mediated dirty log
- * @dma_decode: the device is told to start a transfer with command @cmd:
- *	does it write guest memory, and which range? (fills @r). Reads the
- *	device's address registers; sleeping context, device open.
- * @dma_wait: wait up to @ms for the transfer in flight to end (0: idle)
- * @devstate_size: size of the device state blob @save produces
- * @scratch_limit: highest guest IOVA the device reaches by DMA, for the
- *	page @save and @restore may borrow; 0: they borrow none
+ * @ctl: a debugfs TEST INTERFACE command the core does not know (edu:
+ *	"scratch IOVA"); -EINVAL if the profile does not know it either.
+ *	Under dev_set->lock.
+ */
+struct vmig_profile_dev_ops {
+	int (*open)(struct vmig_device *mdev);
+	void (*close)(struct vmig_device *mdev);
+	void (*reset)(struct vmig_device *mdev);
+	int (*quiesce)(struct vmig_device *mdev, unsigned int ms);
+	void (*unquiesce)(struct vmig_device *mdev, bool issue);
+	int (*save)(struct vmig_profile_ctx *ctx);
+	int (*restore)(struct vmig_profile_ctx *ctx);
+	u32 (*state_size)(const struct vmig_profile *p);
+	int (*compat)(const struct vmig_profile *p,
+		      const struct vmig_identity *src,
+		      const struct vmig_identity *dst,
+		      struct vmig_replay_report *rep);
+	bool (*replay_trigger)(struct vmig_device *mdev,
+			       const struct vmig_reglog_entry *e);
+	int (*ctl)(struct vmig_device *mdev, const char *cmd);
+};
+
+/**
+ * struct vmig_profile_dma_ops - the device's DMA engine, for a profile
+ *	that names it (vmig_profile.doorbell)
+ *
+ * @doorbell: a trapped write piece @w to the engine block; @held: DMA is
+ *	held (P2P states, STOP, STOP_COPY, RESUMING). Returns what the core
+ *	does with it; a start that goes ahead is first declared with
+ *	vmig_dma_start() (dirty log, pins). Under mig.dma.lock; sleeping
+ *	context; the device may be read.
+ * @inflight: the guest range a transfer still running may write (true),
+ *	or false once the engine reads idle (then the profile forgets it
+ *	and drops the pins: vmig_pin_drop()). Under mig.dma.lock.
+ * @held_save: the held work as a HELD_WRITES record payload into @buf
+ *	(room for @held_max bytes): bytes written. Under mig.dma.lock.
+ * @held_load: check a HELD_WRITES payload as it arrives (@apply false:
+ *	-EINVAL if the trap path could not have held it), or install it
+ *	after a successful restore (@apply true). Under mig.dma.lock when
+ *	@apply; @mdev's profile is this one either way.
+ * @held_max: largest HELD_WRITES payload
+ */
+struct vmig_profile_dma_ops {
+	enum vmig_db_verdict (*doorbell)(struct vmig_device *mdev,
+					 const struct vmig_held_write *w,
+					 bool held);
+	bool (*inflight)(struct vmig_device *mdev, struct vmig_dma_range *r);
+	u32 (*held_save)(struct vmig_device *mdev, void *buf);
+	int (*held_load)(struct vmig_device *mdev, const void *buf, u32 len,
+			 bool apply);
+	u32 held_max;
+};
+
+/**
+ * struct vmig_profile - what vfio-mig knows about one kind of device
+ *
+ * The data half:
+ * @name: short name ("edu"), at most VMIG_PROFILE_NAME_MAX - 1 chars
+ * @version: profile (and device state blob) version
+ * @ids: devices the profile is for; NULL: any device (generic)
+ * @regs: registers (and register arrays) the profile knows, @nr_regs
+ * @nr_regs: count
+ * @default_class: class of a register not in @regs
+ * @trap: pages the sparse mode traps, @nr_trap of them, sorted by offset;
+ *	none: whole BARs
+ * @nr_trap: count
+ * @tolerate: VMIG_ID_* fields that may differ between source and target
+ *	(for the default @ops->compat)
+ * @doorbell: the DMA engine's register block, or NULL: trapped writes
+ *	there go to @dma->doorbell (lm_dma.c), which holds transfers in the
+ *	P2P states and feeds the mediated dirty log
+ * @priv_size: bytes of private data per device (vmig_profile_priv())
+ *
+ * The ops half:
+ * @ops: device ops, or NULL
+ * @dma: DMA engine ops; needed with @doorbell
  * @shadow_ops: for the shadow adapter issue: its behaviour for this
  *	device; NULL until that issue defines it.
  */
@@ -119,16 +252,10 @@ struct vmig_profile {
 	const struct vmig_trap_range *trap;
 	unsigned int nr_trap;
 	u32 tolerate;
-	int (*save)(struct vmig_profile_ctx *ctx);
-	int (*restore)(struct vmig_profile_ctx *ctx);
-	bool (*replay_trigger)(struct vmig_device *mdev,
-			       const struct vmig_reglog_entry *e);
 	const struct vmig_doorbell *doorbell;
-	bool (*dma_decode)(struct vmig_device *mdev, u32 cmd,
-			   struct vmig_dma_range *r);
-	int (*dma_wait)(struct vmig_device *mdev, unsigned int ms);
-	u32 devstate_size;
-	u64 scratch_limit;
+	size_t priv_size;
+	const struct vmig_profile_dev_ops *ops;
+	const struct vmig_profile_dma_ops *dma;
 	const void *shadow_ops;
 };
 
@@ -146,6 +273,43 @@ bool vmig_profile_fits(const struct vmig_profile *p, struct pci_dev *pdev);
 /* -EBUSY while open or logging, -ENOENT unknown, -EINVAL not for it. */
 int vmig_set_profile(struct vmig_device *mdev, const char *name);
 const char *vmig_profile_name(struct vmig_device *mdev);
+/*
+ * Bind @p to @mdev: allocate its private data (before the profile is
+ * published) and free the old profile's; a no-op if @p is bound already.
+ * Under dev_set->lock, mig.state_mutex and mig.dma.lock with the device
+ * closed, or from probe (nothing else sees the device yet).
+ */
+int vmig_profile_bind(struct vmig_device *mdev, const struct vmig_profile *p);
+void vmig_profile_unbind(struct vmig_device *mdev);
+/* The bound profile's private data (NULL if its priv_size is 0). */
+void *vmig_profile_priv(struct vmig_device *mdev);
+/* The default compat op: identity check with @p->tolerate. */
+int vmig_profile_compat_ids(const struct vmig_profile *p,
+			    const struct vmig_identity *src,
+			    const struct vmig_identity *dst,
+			    struct vmig_replay_report *rep);
+/* The profile's compat op, or the default. */
+int vmig_profile_compat(const struct vmig_profile *p,
+			const struct vmig_identity *src,
+			const struct vmig_identity *dst,
+			struct vmig_replay_report *rep);
+/* Largest device state blob of @p (0: none). */
+u32 vmig_profile_state_size(const struct vmig_profile *p);
+/* Register slots of @p, arrays counted element by element. */
+unsigned int vmig_profile_nr_slots(const struct vmig_profile *p);
+/* Does @p see every DMA start the device is told of (its doorbell op)? */
+static inline bool vmig_profile_feeds_dirty(const struct vmig_profile *p)
+{
+	return p->doorbell && p->dma && p->dma->doorbell;
+}
+
+/* Can @p quiesce the device's DMA (hold starts, wait for the one in flight)? */
+static inline bool vmig_profile_has_dma(const struct vmig_profile *p)
+{
+	return p->doorbell && p->dma && p->dma->doorbell && p->ops &&
+	       p->ops->quiesce;
+}
+
 const struct vmig_reg_desc *vmig_profile_reg(const struct vmig_profile *p,
 					     u8 bar, u32 offset, u8 width);
 u8 vmig_profile_class(const struct vmig_profile *p, u8 bar, u32 offset,

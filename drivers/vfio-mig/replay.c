@@ -36,71 +36,6 @@ void vmig_report_error(struct vmig_replay_report *r, u8 bar, u32 offset,
 	r->nr_errors++;
 }
 
-int vmig_set_dma_scratch(struct vmig_device *mdev, u64 iova)
-{
-	if (!IS_ALIGNED(iova, PAGE_SIZE))
-		return -EINVAL;
-	mutex_lock(vmig_dev_set_lock(mdev));
-	mdev->dma_scratch = iova;
-	mutex_unlock(vmig_dev_set_lock(mdev));
-	return 0;
-}
-
-/*
- * Identity check. The allow-list: a profile may tolerate a different
- * revision (VMIG_ID_REVISION) or subsystem ids (VMIG_ID_SUBSYSTEM) when
- * its register interface does not depend on them; vendor, device, class
- * and BAR sizes must always match.
- */
-static int check_identity(const struct vmig_profile *p,
-			  const struct vmig_identity *s,
-			  const struct vmig_identity *t,
-			  struct vmig_replay_report *rep)
-{
-	int i;
-
-	if (s->vendor != t->vendor || s->device != t->device) {
-		snprintf(rep->msg, sizeof(rep->msg),
-			 "identity mismatch: source %04x:%04x, target %04x:%04x",
-			 s->vendor, s->device, t->vendor, t->device);
-		return -EINVAL;
-	}
-	if (s->class != t->class) {
-		snprintf(rep->msg, sizeof(rep->msg),
-			 "identity mismatch: class %06x, target %06x",
-			 s->class, t->class);
-		return -EINVAL;
-	}
-	for (i = 0; i < PCI_STD_NUM_BARS; i++) {
-		if (s->bar_len[i] != t->bar_len[i]) {
-			snprintf(rep->msg, sizeof(rep->msg),
-				 "identity mismatch: BAR%d size %#llx, target %#llx",
-				 i, s->bar_len[i], t->bar_len[i]);
-			return -EINVAL;
-		}
-	}
-	if (s->revision != t->revision) {
-		if (!(p->tolerate & VMIG_ID_REVISION)) {
-			snprintf(rep->msg, sizeof(rep->msg),
-				 "identity mismatch: revision %#x, target %#x (profile %s does not allow it)",
-				 s->revision, t->revision, p->name);
-			return -EINVAL;
-		}
-		rep->id_tolerated = true;
-	}
-	if (s->subvendor != t->subvendor || s->subdevice != t->subdevice) {
-		if (!(p->tolerate & VMIG_ID_SUBSYSTEM)) {
-			snprintf(rep->msg, sizeof(rep->msg),
-				 "identity mismatch: subsystem %04x:%04x, target %04x:%04x (profile %s does not allow it)",
-				 s->subvendor, s->subdevice, t->subvendor,
-				 t->subdevice, p->name);
-			return -EINVAL;
-		}
-		rep->id_tolerated = true;
-	}
-	return 0;
-}
-
 int vmig_check_compat(struct vmig_device *dst,
 		      const struct vmig_identity *src_id,
 		      const char *src_profile, struct vmig_replay_report *rep)
@@ -115,7 +50,7 @@ int vmig_check_compat(struct vmig_device *dst,
 		return -EINVAL;
 	}
 	vmig_identity_of(dst->core.pdev, &id);
-	return check_identity(p, src_id, &id, rep);
+	return vmig_profile_compat(p, src_id, &id, rep);
 }
 
 struct step {
@@ -148,7 +83,8 @@ static bool plan_one(struct vmig_device *dst, const struct vmig_profile *p,
 	if (vmig_bar_excluded(dst, e->bar, e->offset, e->width))
 		return false;
 	if (class == VMIG_REG_TRIGGER &&
-	    !(p->replay_trigger && p->replay_trigger(dst, e)))
+	    !(p->ops && p->ops->replay_trigger &&
+	      p->ops->replay_trigger(dst, e)))
 		return false;
 	if (class != VMIG_REG_STATE && class != VMIG_REG_TRIGGER)
 		return false;
@@ -231,7 +167,7 @@ static int replay_registers(struct vmig_device *dst,
 
 int __vmig_snapshot_replay(struct vmig_device *dst,
 			   const struct vmig_snapshot *snap,
-			   struct vmig_replay_report *rep, u64 scratch)
+			   struct vmig_replay_report *rep, bool stream)
 {
 	const struct vmig_profile *p = dst->profile;
 	u16 window;
@@ -250,13 +186,17 @@ int __vmig_snapshot_replay(struct vmig_device *dst,
 			 snap->log_overflows);
 	/* the device's registers whether or not its VMM enabled decoding */
 	window = vmig_decode_open(dst);
-	if (p->restore) {
+	if (p->ops && p->ops->restore) {
 		struct vmig_profile_ctx ctx = {
 			.mdev = dst, .src = snap, .report = rep,
-			.scratch = scratch,
+			.flags = stream ? VMIG_SNAP_COMPLETE : 0,
 		};
 
-		ret = p->restore(&ctx);
+		if (snap->flags & VMIG_SNAPF_DEVSTATE) {
+			ctx.state = snap->devstate;
+			ctx.state_len = snap->devstate_len;
+		}
+		ret = p->ops->restore(&ctx);
 	} else {
 		ret = replay_registers(dst, p, snap, rep);
 	}
@@ -273,7 +213,7 @@ int vmig_snapshot_replay(struct vmig_device *dst,
 	mutex_lock(vmig_dev_set_lock(dst));
 	mutex_lock(&dst->mig.state_mutex);
 	if (dst->open) {
-		ret = __vmig_snapshot_replay(dst, snap, rep, dst->dma_scratch);
+		ret = __vmig_snapshot_replay(dst, snap, rep, false);
 	} else {
 		memset(rep, 0, sizeof(*rep));
 		snprintf(rep->msg, sizeof(rep->msg),

@@ -53,10 +53,14 @@ struct vmig_replay_report {
 int vmig_snapshot_replay(struct vmig_device *dst,
 			 const struct vmig_snapshot *snap,
 			 struct vmig_replay_report *report);
-/* The same without dev_set->lock (see __vmig_snapshot_take()). */
+/*
+ * The same without dev_set->lock (see __vmig_snapshot_take()).
+ * @stream: @snap came from a migration stream (the profile's restore op
+ * sees VMIG_SNAP_COMPLETE).
+ */
 int __vmig_snapshot_replay(struct vmig_device *dst,
 			   const struct vmig_snapshot *snap,
-			   struct vmig_replay_report *report, u64 scratch);
+			   struct vmig_replay_report *report, bool stream);
 /* Profile and identity check alone; the reason goes to report->msg. */
 int vmig_check_compat(struct vmig_device *dst,
 		      const struct vmig_identity *src_id,
@@ -64,9 +68,5 @@ int vmig_check_compat(struct vmig_device *dst,
 		      struct vmig_replay_report *report);
 void vmig_report_error(struct vmig_replay_report *r, u8 bar, u32 offset,
 		       u8 width, int err);
-/* IOVA of one guest page the profile may borrow while the device is
- * stopped (saved and restored around its own DMA); 0: none.
- */
-int vmig_set_dma_scratch(struct vmig_device *mdev, u64 iova);
 
 #endif /* _VFIO_MIG_REPLAY_H */

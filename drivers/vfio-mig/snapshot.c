@@ -254,31 +254,69 @@ static int capture_reads(struct vmig_device *mdev,
 			 const struct vmig_profile *p,
 			 struct vmig_snapshot *snap)
 {
-	unsigned int i, n = 0;
+	unsigned int i, j, n = 0;
+	unsigned int slots = min_t(unsigned int, vmig_profile_nr_slots(p),
+				   VMIG_SNAP_MAX_READS);
 
-	snap->reads = kvcalloc(max(p->nr_regs, 1U), sizeof(*snap->reads),
+	snap->reads = kvcalloc(max(slots, 1U), sizeof(*snap->reads),
 			       GFP_KERNEL);
 	if (!snap->reads)
 		return -ENOMEM;
-	for (i = 0; i < p->nr_regs && n < VMIG_SNAP_MAX_READS; i++) {
+	for (i = 0; i < p->nr_regs && n < slots; i++) {
 		const struct vmig_reg_desc *r = &p->regs[i];
-		u64 v;
+		u32 count = r->count ? r->count : 1;
 
-		if (!(r->flags & VMIG_REGF_CAPTURE) ||
-		    vmig_bar_read(mdev, r->bar, r->offset, r->width, &v))
-			continue;	/* restore reports what is missing */
-		snap->reads[n].value = v;
-		snap->reads[n].offset = r->offset;
-		snap->reads[n].bar = r->bar;
-		snap->reads[n++].width = r->width;
+		if (!(r->flags & VMIG_REGF_CAPTURE))
+			continue;
+		for (j = 0; j < count && n < slots; j++) {
+			u32 off = r->offset + j * r->stride;
+			u64 v;
+
+			/* restore reports what is missing */
+			if (vmig_bar_read(mdev, r->bar, off, r->width, &v))
+				continue;
+			snap->reads[n].value = v;
+			snap->reads[n].offset = off;
+			snap->reads[n].bar = r->bar;
+			snap->reads[n++].width = r->width;
+		}
 	}
 	snap->nr_reads = n;
 	return 0;
 }
 
+/* The profile's save op; the snapshot gets the blob it fills. */
+static int profile_save(struct vmig_device *mdev, const struct vmig_profile *p,
+			struct vmig_snapshot *snap, unsigned int flags)
+{
+	struct vmig_profile_ctx ctx = { .mdev = mdev, .flags = flags };
+	u32 size = vmig_profile_state_size(p);
+	int ret;
+
+	if (flags & VMIG_SNAP_DEVSTATE && size) {
+		if (WARN_ON_ONCE(size > VMIG_SNAP_MAX_DEVSTATE))
+			return -EOVERFLOW;
+		ctx.state = kvzalloc(size, GFP_KERNEL);
+		if (!ctx.state)
+			return -ENOMEM;
+	}
+	ret = p->ops->save(&ctx);
+	if (ctx.state && ctx.state_len) {
+		if (WARN_ON_ONCE(ctx.state_len > size)) {
+			ret = -EOVERFLOW;
+		} else {
+			snap->devstate = ctx.state;
+			snap->devstate_len = ctx.state_len;
+			snap->flags |= VMIG_SNAPF_DEVSTATE;
+			ctx.state = NULL;
+		}
+	}
+	kvfree(ctx.state);
+	return ret;
+}
+
 struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
-					   unsigned int flags, u64 since,
-					   u64 scratch)
+					   unsigned int flags, u64 since)
 {
 	const struct vmig_profile *p = mdev->profile;
 	struct vmig_snapshot *snap;
@@ -294,14 +332,8 @@ struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
 	ret = copy_regstate(mdev, p, snap, since);
 	/* the device's registers whether or not its VMM enabled decoding */
 	window = vmig_decode_open(mdev);
-	if (!ret && p->save) {
-		struct vmig_profile_ctx ctx = {
-			.mdev = mdev, .snap = snap, .flags = flags,
-			.scratch = scratch,
-		};
-
-		ret = p->save(&ctx);
-	}
+	if (!ret && p->ops && p->ops->save)
+		ret = profile_save(mdev, p, snap, flags);
 	if (!ret)
 		ret = capture_reads(mdev, p, snap);
 	vmig_decode_close(mdev, window);
@@ -321,7 +353,7 @@ struct vmig_snapshot *vmig_snapshot_take(struct vmig_device *mdev,
 	/* not while a migration arc drives the device (the order of close) */
 	mutex_lock(&mdev->mig.state_mutex);
 	if (mdev->open)
-		snap = __vmig_snapshot_take(mdev, flags, 0, mdev->dma_scratch);
+		snap = __vmig_snapshot_take(mdev, flags, 0);
 	else
 		snap = ERR_PTR(-ENODEV);
 	mutex_unlock(&mdev->mig.state_mutex);

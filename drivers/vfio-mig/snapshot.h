@@ -107,12 +107,10 @@ struct vmig_snapshot *vmig_snapshot_take(struct vmig_device *mdev,
 /*
  * The same for a caller that keeps the device open itself (the migration
  * arcs, under the migration state mutex): no dev_set->lock. The log tail
- * starts at @since (clamped to the retained log); the profile may borrow
- * guest page @scratch (0: none).
+ * starts at @since (clamped to the retained log).
  */
 struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
-					   unsigned int flags, u64 since,
-					   u64 scratch);
+					   unsigned int flags, u64 since);
 void vmig_snapshot_free(struct vmig_snapshot *snap);
 /* A versioned TLV byte stream (Documentation/register-sync.rst). */
 void *vmig_snapshot_serialise(const struct vmig_snapshot *snap, size_t *len);

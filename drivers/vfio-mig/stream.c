@@ -208,8 +208,8 @@ size_t vmig_stream_fixed_bytes(bool with_hdr)
 	       4 * sizeof(struct vmig_stream_rec);
 }
 
-struct vmig_chunk *vmig_stream_profile_record(u64 scratch, const void *blob,
-					      u32 len)
+struct vmig_chunk *vmig_stream_profile_record(const struct vmig_profile *p,
+					      const void *blob, u32 len)
 {
 	struct vmig_stream_profile *ps;
 	struct vmig_chunk *c;
@@ -217,29 +217,12 @@ struct vmig_chunk *vmig_stream_profile_record(u64 scratch, const void *blob,
 	c = rec_alloc(VMIG_REC_PROFILE_STATE, sizeof(*ps) + len, (void **)&ps);
 	if (!c)
 		return NULL;
-	ps->scratch = cpu_to_le64(scratch);
+	strscpy_pad(ps->name, p->name, sizeof(ps->name));
+	ps->version = cpu_to_le32(p->version);
+	ps->len = cpu_to_le32(len);
+	ps->reserved[0] = 0;
+	ps->reserved[1] = 0;
 	memcpy(ps + 1, blob, len);
-	rec_seal(c);
-	return c;
-}
-
-struct vmig_chunk *vmig_stream_held_record(const struct vmig_held_write *w,
-					   u32 nr)
-{
-	struct vmig_stream_held *h;
-	struct vmig_chunk *c;
-	u32 i;
-
-	c = rec_alloc(VMIG_REC_HELD_WRITES, nr * sizeof(*h), (void **)&h);
-	if (!c)
-		return NULL;
-	for (i = 0; i < nr; i++) {
-		h[i].value = cpu_to_le64(w[i].value);
-		h[i].offset = cpu_to_le32(w[i].offset);
-		h[i].bar = w[i].bar;
-		h[i].width = w[i].width;
-		h[i].reserved = 0;
-	}
 	rec_seal(c);
 	return c;
 }
@@ -260,7 +243,6 @@ struct vmig_chunk *vmig_stream_held_record(const struct vmig_held_write *w,
  * @seen: SEEN() of each record type received
  * @ended: END received
  * @err: the first error; sticks
- * @scratch: the source's borrowed page
  * @log: REG_LOG entries received, @nr_log of them from @log_first
  * @nr_log: count
  * @log_cap: entries @log has room for
@@ -271,8 +253,8 @@ struct vmig_chunk *vmig_stream_held_record(const struct vmig_held_write *w,
  * @snap: the REG_STATE snapshot
  * @devstate: the PROFILE_STATE blob, @devstate_len bytes
  * @devstate_len: its length
- * @held: held writes
- * @nr_held: count
+ * @held: the HELD_WRITES payload, checked by the profile
+ * @held_len: its length
  */
 struct vmig_stream_rx {
 	u8 hdr[HDR_MAX];
@@ -284,7 +266,6 @@ struct vmig_stream_rx {
 	u32 seen;
 	bool ended;
 	int err;
-	u64 scratch;
 	struct vmig_reglog_entry *log;
 	u32 nr_log;
 	u32 log_cap;
@@ -295,8 +276,8 @@ struct vmig_stream_rx {
 	struct vmig_snapshot *snap;
 	u8 *devstate;
 	u32 devstate_len;
-	struct vmig_held_write held[VMIG_MAX_HELD];
-	u32 nr_held;
+	u8 *held;
+	u32 held_len;
 };
 
 struct vmig_stream_rx *vmig_stream_rx_alloc(void)
@@ -311,6 +292,7 @@ void vmig_stream_rx_free(struct vmig_stream_rx *rx)
 	kvfree(rx->payload);
 	kvfree(rx->log);
 	kvfree(rx->devstate);
+	kvfree(rx->held);
 	if (rx->snap)
 		vmig_snapshot_free(rx->snap);
 	kvfree(rx);
@@ -396,18 +378,23 @@ static int check_prefix(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 	return 0;
 }
 
-static u32 max_len(u32 type)
+static u32 max_len(struct vmig_device *mdev, u32 type)
 {
 	switch (type) {
 	case VMIG_REC_REG_LOG:
 		return REC_LOG_MAX;
 	case VMIG_REC_REG_STATE:
 		return VMIG_SNAP_MAX_BYTES;
-	case VMIG_REC_PROFILE_STATE:
-		return sizeof(struct vmig_stream_profile) +
-		       VMIG_SNAP_MAX_DEVSTATE;
+	case VMIG_REC_PROFILE_STATE: {
+		u32 size = vmig_profile_state_size(mdev->profile);
+
+		/* the target's profile bounds it, before any allocation */
+		if (!size || size > VMIG_SNAP_MAX_DEVSTATE)
+			return 0;
+		return sizeof(struct vmig_stream_profile) + size;
+	}
 	case VMIG_REC_HELD_WRITES:
-		return VMIG_MAX_HELD * sizeof(struct vmig_stream_held);
+		return vmig_dma_held_max(mdev);
 	default:
 		return 0;
 	}
@@ -432,7 +419,7 @@ static int check_rec(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 	}
 	if (type < VMIG_REC_REG_LOG || type > VMIG_REC_HELD_WRITES)
 		return reject(rx, mdev, -EINVAL, "unknown record type");
-	if (len > max_len(type))
+	if (len > max_len(mdev, type))
 		return reject(rx, mdev, -EINVAL, "record too long for its type");
 	if (type != VMIG_REC_REG_LOG && rx->seen & SEEN(type))
 		return reject(rx, mdev, -EINVAL, "record repeated");
@@ -508,42 +495,41 @@ static int take_log(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	return 0;
 }
 
+/* The profile checks it: only what its trap path could have held. */
 static int take_held(struct vmig_stream_rx *rx, struct vmig_device *mdev,
-		     const u8 *p, u32 len)
+		     u8 **p, u32 len)
 {
-	const struct vmig_stream_held *h = (const void *)p;
-	const struct vmig_doorbell *db = mdev->profile->doorbell;
-	u32 i, n = len / sizeof(*h);
-
-	if (len % sizeof(*h) || (n && !db))
+	if (vmig_dma_held_check(mdev, *p, len))
 		return reject(rx, mdev, -EINVAL, "bad held writes record");
-	for (i = 0; i < n; i++) {
-		struct vmig_held_write *w = &rx->held[i];
-
-		w->value = le64_to_cpu(h[i].value);
-		w->offset = le32_to_cpu(h[i].offset);
-		w->bar = h[i].bar;
-		w->width = h[i].width;
-		/* only what the trap path itself would have held */
-		if (h[i].reserved || w->bar != db->bar ||
-		    w->offset != db->cmd || w->width != 4 ||
-		    !(w->value & db->run) || w->value > U32_MAX)
-			return reject(rx, mdev, -EINVAL, "bad held write");
-	}
-	rx->nr_held = n;
+	rx->held = *p;
+	rx->held_len = len;
+	*p = NULL;
 	return 0;
 }
 
+/* The header is the core's; the blob is the profile's (its restore op). */
 static int take_profile(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 			const u8 *p, u32 len)
 {
+	const struct vmig_profile *prof = mdev->profile;
 	const struct vmig_stream_profile *ps = (const void *)p;
+	char name[sizeof(ps->name)];
 
 	if (len < sizeof(*ps))
 		return reject(rx, mdev, -EINVAL, "short profile state record");
-	rx->scratch = le64_to_cpu(ps->scratch);
-	if (!IS_ALIGNED(rx->scratch, PAGE_SIZE))
-		return reject(rx, mdev, -EINVAL, "unaligned scratch page");
+	strscpy_pad(name, prof->name, sizeof(name));
+	if (memcmp(name, ps->name, sizeof(name)))
+		return reject(rx, mdev, -EINVAL,
+			      "profile state record of another profile");
+	if (le32_to_cpu(ps->version) != prof->version)
+		return reject(rx, mdev, -EPROTONOSUPPORT,
+			      "profile state record of another profile version");
+	if (ps->reserved[0] || ps->reserved[1])
+		return reject(rx, mdev, -EINVAL,
+			      "reserved profile state field set");
+	if (le32_to_cpu(ps->len) != len - sizeof(*ps))
+		return reject(rx, mdev, -EINVAL,
+			      "profile state length does not match its record");
 	rx->devstate_len = len - sizeof(*ps);
 	rx->devstate = kvmalloc(rx->devstate_len + 1, GFP_KERNEL_ACCOUNT);
 	if (!rx->devstate)
@@ -581,7 +567,7 @@ static int take_payload(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 		ret = take_profile(rx, mdev, rx->payload, len);
 		break;
 	case VMIG_REC_HELD_WRITES:
-		ret = take_held(rx, mdev, rx->payload, len);
+		ret = take_held(rx, mdev, &rx->payload, len);
 		break;
 	}
 	if (!ret)
@@ -750,8 +736,8 @@ int vmig_stream_rx_finish(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	rx->snap = NULL;
 	/* handed over: applying it twice is not a thing */
 	rx->err = -EINVAL;
-	res->scratch = rx->scratch;
-	memcpy(res->held, rx->held, sizeof(res->held));
-	res->nr_held = rx->nr_held;
+	res->held = rx->held;
+	res->held_len = rx->held_len;
+	rx->held = NULL;
 	return 0;
 }

@@ -15,10 +15,9 @@ struct vmig_chunk *vmig_stream_record(u32 type, const void *data, size_t len);
  */
 struct vmig_chunk *vmig_stream_log_record(struct vmig_device *mdev, u64 *from,
 					  bool *lost);
-struct vmig_chunk *vmig_stream_profile_record(u64 scratch, const void *blob,
-					      u32 len);
-struct vmig_chunk *vmig_stream_held_record(const struct vmig_held_write *w,
-					   u32 nr);
+/* The device state blob of profile @p, opaque to the stream. */
+struct vmig_chunk *vmig_stream_profile_record(const struct vmig_profile *p,
+					      const void *blob, u32 len);
 /* Sizes, for estimates. */
 size_t vmig_stream_log_bytes(u64 entries);
 size_t vmig_stream_fixed_bytes(bool with_hdr);
@@ -26,12 +25,11 @@ size_t vmig_stream_fixed_bytes(bool with_hdr);
 /* Target side. */
 struct vmig_stream_rx;
 
-/* What a complete stream carries, once checked. */
+/* What a complete stream carries, once checked; @snap and @held are ours. */
 struct vmig_stream_result {
 	struct vmig_snapshot *snap;
-	u64 scratch;
-	struct vmig_held_write held[VMIG_MAX_HELD];
-	u32 nr_held;
+	void *held;
+	u32 held_len;
 };
 
 struct vmig_stream_rx *vmig_stream_rx_alloc(void);

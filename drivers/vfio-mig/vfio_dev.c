@@ -28,14 +28,17 @@ static int vmig_init_dev(struct vfio_device *vdev)
 		return -ENOMEM;
 	ret = vmig_regstate_init(&mdev->rs);
 	if (!ret)
+		ret = vmig_profile_bind(mdev,
+					vmig_profile_for(to_pci_dev(vdev->dev)));
+	if (!ret)
 		ret = vfio_pci_core_init_dev(vdev);
 	if (ret) {
+		vmig_profile_unbind(mdev);
 		vmig_regstate_destroy(&mdev->rs);
 		free_percpu(mdev->trapped_reads);
 		return ret;
 	}
 	mdev->trap_mode = vmig_default_trap_mode();
-	mdev->profile = vmig_profile_for(mdev->core.pdev);
 	vmig_dirty_init(&mdev->dirty);
 	vmig_mig_init(mdev);
 	vmig_ctl_dev_init(mdev);
@@ -51,6 +54,7 @@ static void vmig_release_dev(struct vfio_device *vdev)
 
 	vmig_regstate_destroy(&mdev->rs);
 	free_percpu(mdev->trapped_reads);
+	vmig_profile_unbind(mdev);
 	/* an ack may name RAM after the device closed */
 	vmig_ram_forget(mdev);
 	/* on 6.1 this also frees the device */
@@ -60,11 +64,19 @@ static void vmig_release_dev(struct vfio_device *vdev)
 static int vmig_open_device(struct vfio_device *vdev)
 {
 	struct vmig_device *mdev = to_vmig(vdev);
+	const struct vmig_profile *p = mdev->profile;
 	int ret;
 
 	ret = vfio_pci_core_enable(&mdev->core);
 	if (ret)
 		return ret;
+	if (p->ops && p->ops->open) {
+		ret = p->ops->open(mdev);
+		if (ret) {
+			vfio_pci_core_disable(&mdev->core);
+			return ret;
+		}
+	}
 
 	vmig_regstate_open(&mdev->rs);
 	/* the group may have changed while the device was closed */
@@ -87,6 +99,8 @@ static void vmig_close_device(struct vfio_device *vdev)
 	vmig_mig_close(mdev);
 	/* A dirty log the VMM started ends with its use of the device. */
 	vmig_dirty_stop(mdev, true);
+	if (mdev->profile->ops && mdev->profile->ops->close)
+		mdev->profile->ops->close(mdev);
 	vmig_bars_unmap(mdev);
 	vfio_pci_core_close_device(vdev);
 }

@@ -95,8 +95,9 @@ struct vmig_profile;
  *	!@open, so it is stable for as long as a VMM can access the device
  *	and the access paths read it without a lock.
  * @profile: the device profile; same rule as @trap_mode.
- * @dma_scratch: guest IOVA a profile may borrow (see
- *	vmig_set_dma_scratch()); under dev_set->lock.
+ * @profile_priv: the profile's private data (vmig_profile_priv());
+ *	allocated and freed with @profile by vmig_profile_bind(), under the
+ *	same rule; what is inside follows the profile's own locking rules.
  * @bar_va: in-kernel mappings of the memory BARs, made at open and
  *	dropped at close, both under dev_set->lock; used with it held.
  * @trapped_reads: BAR reads through the trapped path, per CPU (an atomic
@@ -115,7 +116,7 @@ struct vmig_device {
 	bool open;
 	enum vmig_trap_mode trap_mode;
 	const struct vmig_profile *profile;
-	u64 dma_scratch;
+	void *profile_priv;
 	void __iomem *bar_va[PCI_STD_NUM_BARS];
 	u64 __percpu *trapped_reads;
 	struct vmig_regstate rs;

@@ -219,7 +219,8 @@ int rs_side_open(struct rs_side *s, const char *bdf, const char *mode,
 		ret = rs_set_trap_mode(bdf, mode);
 	if (!ret && profile)
 		ret = rs_set_profile(bdf, profile);
-	if (!ret)
+	/* the borrowed page is edu's (its own debugfs command) */
+	if (!ret && (!profile || !strcmp(profile, "edu")))
 		ret = rs_ctl(bdf, "scratch %#llx", RS_SCRATCH);
 	if (ret)
 		return ret;

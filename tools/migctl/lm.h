@@ -76,6 +76,16 @@ struct lm_dev_ops {
 	 * back to RUNNING.)
 	 */
 	int (*release)(struct lm_dev *d, int timeout_ms, uint32_t *result);
+	/*
+	 * May a source device @src migrate onto @bdf? The device's profile
+	 * in the kernel decides (netlink dev-compat), as it will check the
+	 * stream's header. 0: yes (*@tolerated: a difference was tolerated);
+	 * 1: no, why in @why; -errno: could not ask (d->err). NULL: the
+	 * backend has no kernel to ask.
+	 */
+	int (*compat)(struct lm_dev *d, const char *bdf,
+		      const struct mig_ident *src, bool *tolerated, char *why,
+		      size_t why_len);
 };
 
 /* The most RAM ranges a VMM names (the kernel's VMIG_RAM_RANGES_MAX). */
@@ -102,9 +112,14 @@ void lm_local_ident(struct mig_ident *id);
 /* ---- compatibility (compat.c) ---- */
 
 /*
- * Compare the source's and the target's identity. Returns 0 when they
- * may migrate (tolerated differences listed in @notes), else fills @r
- * with the first mismatch (field, both values, reason) and returns 1.
+ * Compare the source's and the target's identity: the wire's own fields
+ * (protocol and stream major versions, page size), and the identity
+ * fields every profile needs equal, named with both values. Returns 0
+ * when those allow a migration (other differences listed in @notes),
+ * else fills @r with the first mismatch (field, both values, reason) and
+ * returns 1. Whether the remaining differences (revision, subsystem ids)
+ * are tolerated is the target profile's decision: the target asks its
+ * kernel (lm_dev_ops.compat) before it accepts.
  */
 int lm_compat_check(const struct mig_ident *src, const struct mig_ident *dst,
 		    struct wire_refuse *r, char *notes, size_t notes_len);

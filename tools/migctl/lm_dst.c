@@ -183,6 +183,19 @@ static int handshake(struct dst *t)
 			      "no VMM has the target device open");
 	if (lm_compat_check(&t->hello.src, &t->me, &r, notes, sizeof(notes)))
 		return refuse(t, r.field, r.source, r.target, r.reason);
+	/* the rest is the target profile's to decide, as on the stream */
+	if (t->d->ops->compat) {
+		char why[sizeof(((struct wire_refuse *)0)->reason)];
+		bool tolerated;
+
+		ret = t->d->ops->compat(t->d, tdev, &t->hello.src, &tolerated,
+					why, sizeof(why));
+		if (ret < 0)
+			return refuse(t, "target_dev", tdev, "-", t->d->err);
+		if (ret)
+			return refuse(t, "profile_compat", t->hello.src.profile,
+				      t->me.profile, why);
+	}
 	ret = t->d->ops->attach(t->d, tdev);
 	if (ret)
 		return refuse(t, "target_dev", tdev, "-", t->d->err);

@@ -187,6 +187,68 @@ static int k_ident(struct lm_dev *d, const char *bdf, struct mig_ident *id,
 	return sysfs_ident(d, bdf, id);
 }
 
+struct compat_arg {
+	bool *tolerated;
+	char *why;
+	size_t why_len;
+	bool answered;
+};
+
+static int take_compat(struct nl_msg *msg, void *arg)
+{
+	struct nlattr *tb[VFIO_MIG_A_DEV_MAX + 1];
+	struct compat_arg *a = arg;
+
+	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_DEV_MAX, NULL) ||
+	    !tb[VFIO_MIG_A_DEV_COMPAT_TOLERATED])
+		return NL_SKIP;
+	a->answered = true;
+	*a->tolerated = nla_get_u8(tb[VFIO_MIG_A_DEV_COMPAT_TOLERATED]);
+	if (tb[VFIO_MIG_A_DEV_COMPAT_REFUSED])
+		snprintf(a->why, a->why_len, "%s",
+			 nla_get_string(tb[VFIO_MIG_A_DEV_COMPAT_REFUSED]));
+	return NL_OK;
+}
+
+static int k_compat(struct lm_dev *d, const char *bdf,
+		    const struct mig_ident *src, bool *tolerated, char *why,
+		    size_t why_len)
+{
+	struct compat_arg a = { .tolerated = tolerated, .why = why,
+				.why_len = why_len };
+	struct kdev *k = K(d);
+	struct nl_msg *msg;
+	int i, ret;
+
+	*tolerated = false;
+	why[0] = 0;
+	msg = migctl_nl_msg(&k->nl, VFIO_MIG_CMD_DEV_COMPAT, false);
+	if (msg) {
+		nla_put_string(msg, VFIO_MIG_A_DEV_BDF, bdf);
+		nla_put_u16(msg, VFIO_MIG_A_DEV_VENDOR, src->vendor);
+		nla_put_u16(msg, VFIO_MIG_A_DEV_DEVICE, src->device);
+		nla_put_u16(msg, VFIO_MIG_A_DEV_SUBSYSTEM_VENDOR,
+			    src->subvendor);
+		nla_put_u16(msg, VFIO_MIG_A_DEV_SUBSYSTEM_DEVICE,
+			    src->subdevice);
+		nla_put_u8(msg, VFIO_MIG_A_DEV_REVISION, src->revision);
+		nla_put_u32(msg, VFIO_MIG_A_DEV_CLASS, src->class_code);
+		for (i = 0; i < 6; i++)
+			nla_put_u64(msg, VFIO_MIG_A_DEV_BAR_LEN,
+				    src->bar_size[i]);
+		nla_put_string(msg, VFIO_MIG_A_DEV_PROFILE, src->profile);
+	}
+	ret = migctl_nl_run(&k->nl, msg, take_compat, &a);
+	if (!ret && !a.answered)
+		ret = -EPROTO;
+	if (ret) {
+		ERRF(d, "%s: dev-compat: %s%s%s", bdf, strerror(-ret),
+		     k->nl.extack[0] ? ": " : "", k->nl.extack);
+		return ret;
+	}
+	return why[0] ? 1 : 0;
+}
+
 /* ---- the control device ---- */
 
 static int k_attach(struct lm_dev *d, const char *bdf)
@@ -657,6 +719,7 @@ static const struct lm_dev_ops kernel_ops = {
 	.dirty = k_dirty,
 	.detach = k_detach,
 	.release = k_release,
+	.compat = k_compat,
 };
 
 int lm_kernel_open(struct lm_dev *d, volatile sig_atomic_t *stop)

@@ -27,8 +27,9 @@
  *
  * The buffer is reached only by DMA. Under VFIO the device translates
  * through the VMM's IOMMU domain, so no kernel DMA mapping reaches it;
- * instead the profile borrows one page of the VMM's IOVA space, named by
- * vmig_set_dma_scratch(): it saves the page's contents with vfio_dma_rw(),
+ * instead the profile borrows one page of the VMM's IOVA space (named by
+ * the debugfs command "scratch IOVA", or in a migration found as
+ * pick_scratch() says): it saves the page's contents with vfio_dma_rw(),
  * lets the device transfer through it, and writes the saved contents back.
  * The guarantee: guest memory is unchanged once save or restore returns,
  * provided nothing else (a running vCPU, another device) touches that page
@@ -42,7 +43,9 @@
 #include <linux/pci.h>
 #include <linux/slab.h>
 #include <linux/vfio.h>
+#include <uapi/linux/vfio_mig_stream.h>
 
+#include "../dirty.h"
 #include "../lm.h"
 #include "../profile.h"
 #include "../replay.h"
@@ -109,14 +112,56 @@ static const struct vmig_trap_range edu_trap[] = {
 	{ .bar = 0, .offset = 0, .size = PAGE_SIZE },
 };
 
-#define EDU_STATE_VERSION	1
+/*
+ * The device state blob; the profile's version follows it. 2: the
+ * borrowed page travels in it (1 had it in the stream's record header).
+ */
+#define EDU_STATE_VERSION	2
 #define EDU_STATE_BUF		0x1	/* @buf holds the device buffer */
 
+/*
+ * @scratch: guest IOVA of the page the source borrowed (0: none); in a
+ * migration the target borrows the same page if its VMM mapped it
+ */
 struct edu_state {
 	__le32 version;
 	__le32 flags;
+	__le64 scratch;
 	u8 buf[EDU_BUF_SIZE];
 };
+
+/* DMA starts held in the P2P states: the device takes one at a time. */
+#define EDU_MAX_HELD		4
+
+/**
+ * struct edu_priv - edu's state per device (vmig_profile_priv())
+ * @held: DMA start commands written while DMA was held, in order; while
+ *	one is kept, further writes to the engine's registers are dropped,
+ *	as the device ignores them while it transfers
+ * @nr_held: entries in @held
+ * @inflight: the guest range of the last transfer started, valid while
+ *	@inflight_valid: a report re-marks it until the transfer is seen to
+ *	have ended, so that bytes landing after a report are not lost
+ * @inflight_valid: see @inflight
+ * @scratch: the guest page to borrow (debugfs "scratch IOVA"; 0: in a
+ *	migration, look for one)
+ *
+ * @held, @nr_held and @inflight* are under mig.dma.lock (the DMA and
+ * reset ops run under it); @scratch is written under dev_set->lock and
+ * read with READ_ONCE.
+ */
+struct edu_priv {
+	struct vmig_held_write held[EDU_MAX_HELD];
+	u32 nr_held;
+	struct vmig_dma_range inflight;
+	bool inflight_valid;
+	u64 scratch;
+};
+
+static struct edu_priv *priv(struct vmig_device *mdev)
+{
+	return vmig_profile_priv(mdev);
+}
 
 static int rd(struct vmig_device *mdev, u32 off, u8 width, u64 *v)
 {
@@ -287,6 +332,85 @@ static bool scratch_ok(u64 scratch)
 	       scratch + PAGE_SIZE - 1 <= EDU_DMA_MASK;
 }
 
+struct scratch_probe {
+	struct vmig_device *mdev;
+	u64 iova;
+};
+
+static int scratch_probe_fn(void *arg)
+{
+	struct scratch_probe *p = arg;
+	u8 b;
+
+	return guest_rw(p->mdev, p->iova, &b, 1, false);
+}
+
+/*
+ * Probed from a worker: the caller may be a controller (/dev/vfio-mig),
+ * whose mm is not the one that mapped the IOVA.
+ */
+static bool scratch_mapped(struct vmig_device *mdev, u64 iova)
+{
+	struct scratch_probe p = { .mdev = mdev, .iova = iova };
+
+	return iova && !vmig_run_in_worker(scratch_probe_fn, &p);
+}
+
+/*
+ * The guest page a migration borrows (Documentation/migration.rst): the
+ * one named by debugfs, else the source's (@hint, on the target) if it is
+ * mapped here, else the first page of a DMA-logged range, else IOVA 1 MiB
+ * or 4 KiB if mapped; 0: none.
+ */
+static u64 pick_scratch(struct vmig_device *mdev, u64 hint)
+{
+	static const u64 probe[] = { SZ_1M, PAGE_SIZE };
+	struct dt_range r;
+	u64 iova;
+	u32 i;
+
+	iova = READ_ONCE(priv(mdev)->scratch);
+	if (iova)
+		return iova;
+	if (hint && hint + PAGE_SIZE - 1 <= EDU_DMA_MASK &&
+	    scratch_mapped(mdev, hint))
+		return hint;
+	for (i = 0; !vmig_dirty_range(mdev, i, &r); i++) {
+		iova = max_t(u64, PAGE_ALIGN(r.iova), PAGE_SIZE);
+		if (iova + PAGE_SIZE <= r.iova + r.length &&
+		    iova + PAGE_SIZE - 1 <= EDU_DMA_MASK)
+			return iova;
+	}
+	for (i = 0; i < ARRAY_SIZE(probe); i++)
+		if (scratch_mapped(mdev, probe[i]))
+			return probe[i];
+	return 0;
+}
+
+/* The page to borrow: a migration may look for one, debugfs names it. */
+static u64 ctx_scratch(struct vmig_profile_ctx *ctx, u64 hint)
+{
+	if (ctx->flags & VMIG_SNAP_COMPLETE)
+		return pick_scratch(ctx->mdev, hint);
+	return READ_ONCE(priv(ctx->mdev)->scratch);
+}
+
+struct edu_work {
+	struct vmig_profile_ctx *ctx;
+	u64 scratch;
+};
+
+/* The source's blob, if it is one this version wrote. */
+static struct edu_state *state_of(struct vmig_profile_ctx *ctx)
+{
+	struct edu_state *st = ctx->state;
+
+	if (!st || ctx->state_len != sizeof(*st) ||
+	    le32_to_cpu(st->version) != EDU_STATE_VERSION)
+		return NULL;
+	return st;
+}
+
 struct dma_regs {
 	u64 src, dst, count, cmd;
 };
@@ -324,11 +448,12 @@ static int write_dma_addrs(struct vmig_device *mdev, const struct dma_regs *d)
  */
 static int edu_save_work(void *arg)
 {
-	struct vmig_profile_ctx *ctx = arg;
+	struct edu_work *w = arg;
+	struct vmig_profile_ctx *ctx = w->ctx;
 	struct vmig_device *mdev = ctx->mdev;
-	u64 scratch = ctx->scratch, irq;
+	u64 scratch = w->scratch, irq;
+	struct edu_state *st = ctx->state;
 	struct edu_quiet q;
-	struct edu_state *st;
 	struct dma_regs d;
 	int ret;
 
@@ -344,10 +469,8 @@ static int edu_save_work(void *arg)
 		ret = rd(mdev, EDU_IRQ_STATUS, 4, &irq);
 	if (ret)
 		return ret;
-	st = kzalloc(sizeof(*st), GFP_KERNEL);
-	if (!st)
-		return -ENOMEM;
 	st->version = cpu_to_le32(EDU_STATE_VERSION);
+	st->scratch = cpu_to_le64(scratch);
 	if (scratch_ok(scratch)) {
 		quiet(mdev, &q);
 		ret = move_buffer(mdev, scratch, st, true);
@@ -362,17 +485,18 @@ static int edu_save_work(void *arg)
 			ret = wr(mdev, EDU_IRQ_ACK, 4, EDU_IRQ_DMA);
 		unquiet(mdev, &q);
 	}
-	ctx->snap->devstate = (u8 *)st;
-	ctx->snap->devstate_len = sizeof(*st);
-	ctx->snap->flags |= VMIG_SNAPF_DEVSTATE;
+	ctx->state_len = sizeof(*st);
 	return ret;
 }
 
 static int edu_save(struct vmig_profile_ctx *ctx)
 {
-	if (!(ctx->flags & VMIG_SNAP_DEVSTATE))
+	struct edu_work w = { .ctx = ctx };
+
+	if (!ctx->state)	/* registers only */
 		return 0;
-	return vmig_run_in_worker(edu_save_work, ctx);
+	w.scratch = ctx_scratch(ctx, 0);
+	return vmig_run_in_worker(edu_save_work, &w);
 }
 
 static u32 fact32(u32 n)
@@ -449,18 +573,14 @@ static void restore_reg(struct vmig_profile_ctx *ctx, u32 off, u8 width,
 		ctx->report->applied++;
 }
 
-static void restore_buffer_and_cmd(struct vmig_profile_ctx *ctx,
+static void restore_buffer_and_cmd(struct vmig_profile_ctx *ctx, u64 scratch,
 				   const struct edu_caps *c)
 {
-	const struct vmig_snapshot *s = ctx->src;
-	struct edu_state *st = (struct edu_state *)s->devstate;
+	struct edu_state *st = state_of(ctx);
 	struct vmig_device *mdev = ctx->mdev;
-	u64 scratch = ctx->scratch;
 	int ret;
 
-	if (!st || s->devstate_len != sizeof(*st) ||
-	    le32_to_cpu(st->version) != EDU_STATE_VERSION ||
-	    !(le32_to_cpu(st->flags) & EDU_STATE_BUF)) {
+	if (!st || !(le32_to_cpu(st->flags) & EDU_STATE_BUF)) {
 		vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
 				  EDU_ITEM_BUFFER, 0, -ENODATA);
 		st = NULL;
@@ -495,7 +615,8 @@ static void restore_buffer_and_cmd(struct vmig_profile_ctx *ctx,
 
 static int edu_restore_work(void *arg)
 {
-	struct vmig_profile_ctx *ctx = arg;
+	struct edu_work *w = arg;
+	struct vmig_profile_ctx *ctx = w->ctx;
 	struct vmig_device *mdev = ctx->mdev;
 	struct edu_quiet q;
 	struct edu_caps c;
@@ -519,7 +640,7 @@ static int edu_restore_work(void *arg)
 		return ret;
 	}
 	quiet(mdev, &q);
-	restore_buffer_and_cmd(ctx, &c);
+	restore_buffer_and_cmd(ctx, w->scratch, &c);
 
 	/*
 	 * The device's factorial thread clears the computing bit and only
@@ -568,7 +689,11 @@ static int edu_restore_work(void *arg)
 
 static int edu_restore(struct vmig_profile_ctx *ctx)
 {
-	return vmig_run_in_worker(edu_restore_work, ctx);
+	struct edu_state *st = state_of(ctx);
+	struct edu_work w = { .ctx = ctx };
+
+	w.scratch = ctx_scratch(ctx, st ? le64_to_cpu(st->scratch) : 0);
+	return vmig_run_in_worker(edu_restore_work, &w);
 }
 
 /*
@@ -594,7 +719,7 @@ static bool edu_dma_decode(struct vmig_device *mdev, u32 cmd,
 	return true;
 }
 
-static int edu_dma_wait(struct vmig_device *mdev, unsigned int ms)
+static int edu_quiesce(struct vmig_device *mdev, unsigned int ms)
 {
 	u64 cmd;
 	int ret;
@@ -607,18 +732,195 @@ static int edu_dma_wait(struct vmig_device *mdev, unsigned int ms)
 	return cmd & EDU_CMD_RUN ? -ETIMEDOUT : 0;
 }
 
+/*
+ * A start reaches the device: its guest range is declared to the dirty
+ * log first, and remembered until the engine reads idle. A start whose
+ * pages cannot be pinned is dropped (logged, not written).
+ */
+static enum vmig_db_verdict edu_issue(struct vmig_device *mdev,
+				      const struct vmig_held_write *w)
+{
+	struct edu_priv *e = priv(mdev);
+	struct vmig_dma_range r;
+
+	if (edu_dma_decode(mdev, w->value, &r) && r.to_ram) {
+		if (vmig_dma_start(mdev, &r))
+			return VMIG_DB_HOLD;
+		e->inflight = r;
+		e->inflight_valid = true;
+	}
+	return VMIG_DB_FORWARD;
+}
+
+static bool is_start(const struct vmig_held_write *w)
+{
+	return w->bar == 0 && w->offset == EDU_DMA_CMD && w->width == 4 &&
+	       (w->value & EDU_CMD_RUN);
+}
+
+static enum vmig_db_verdict edu_doorbell(struct vmig_device *mdev,
+					 const struct vmig_held_write *w,
+					 bool held)
+{
+	struct edu_priv *e = priv(mdev);
+
+	lockdep_assert_held(&mdev->mig.dma.lock);
+	/* the device ignores its engine while it transfers */
+	if (held && e->nr_held)
+		return VMIG_DB_DROP;
+	if (!is_start(w))
+		return VMIG_DB_FORWARD;
+	if (held) {
+		e->held[e->nr_held++] = *w;
+		return VMIG_DB_HOLD;
+	}
+	return edu_issue(mdev, w);
+}
+
+static void edu_unquiesce(struct vmig_device *mdev, bool issue)
+{
+	struct edu_priv *e = priv(mdev);
+	const struct vmig_held_write *w;
+	u32 i;
+	int ret;
+
+	lockdep_assert_held(&mdev->mig.dma.lock);
+	for (i = 0; issue && i < e->nr_held; i++) {
+		w = &e->held[i];
+		if (edu_issue(mdev, w) != VMIG_DB_FORWARD)
+			continue;
+		ret = vmig_bar_write(mdev, w->bar, w->offset, w->width,
+				     w->value);
+		if (ret)
+			pci_warn(mdev->core.pdev,
+				 "held DMA start at BAR%u %#x not issued: %d\n",
+				 w->bar, w->offset, ret);
+	}
+	e->nr_held = 0;
+}
+
+static void edu_reset(struct vmig_device *mdev)
+{
+	struct edu_priv *e = priv(mdev);
+
+	e->nr_held = 0;
+	e->inflight_valid = false;
+}
+
+/*
+ * Only a read that shows the engine idle ends the transfer: an unreadable
+ * device (memory decoding off, low power) may still write, and one whose
+ * bus mastering is off resumes when it is back on. Close and reset clear
+ * it.
+ */
+static bool edu_inflight(struct vmig_device *mdev, struct vmig_dma_range *r)
+{
+	struct edu_priv *e = priv(mdev);
+
+	if (!e->inflight_valid)
+		return false;
+	if (!edu_quiesce(mdev, 0)) {
+		e->inflight_valid = false;
+		vmig_pin_drop(mdev, 0, 0);
+		return false;
+	}
+	*r = e->inflight;
+	return true;
+}
+
+/* HELD_WRITES: struct vmig_stream_held[], the start commands in order. */
+static u32 edu_held_save(struct vmig_device *mdev, void *buf)
+{
+	struct edu_priv *e = priv(mdev);
+	struct vmig_stream_held *h = buf;
+	u32 i;
+
+	for (i = 0; i < e->nr_held; i++) {
+		h[i].value = cpu_to_le64(e->held[i].value);
+		h[i].offset = cpu_to_le32(e->held[i].offset);
+		h[i].bar = e->held[i].bar;
+		h[i].width = e->held[i].width;
+		h[i].reserved = 0;
+	}
+	return e->nr_held * sizeof(*h);
+}
+
+static int edu_held_load(struct vmig_device *mdev, const void *buf, u32 len,
+			 bool apply)
+{
+	const struct vmig_stream_held *h = buf;
+	struct edu_priv *e = priv(mdev);
+	u32 i, n = len / sizeof(*h);
+	struct vmig_held_write w;
+
+	if (len % sizeof(*h) || n > EDU_MAX_HELD)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		w.value = le64_to_cpu(h[i].value);
+		w.offset = le32_to_cpu(h[i].offset);
+		w.bar = h[i].bar;
+		w.width = h[i].width;
+		/* only what the trap path itself would have held */
+		if (h[i].reserved || !is_start(&w) || w.value > U32_MAX)
+			return -EINVAL;
+		if (apply)
+			e->held[i] = w;
+	}
+	if (apply)
+		e->nr_held = n;
+	return 0;
+}
+
+/* debugfs TEST INTERFACE: "scratch IOVA", the guest page to borrow. */
+static int edu_ctl(struct vmig_device *mdev, const char *cmd)
+{
+	u64 iova;
+	int ret;
+
+	if (!str_has_prefix(cmd, "scratch "))
+		return -EINVAL;
+	ret = kstrtou64(skip_spaces(cmd + 8), 0, &iova);
+	if (ret)
+		return ret;
+	if (!IS_ALIGNED(iova, PAGE_SIZE))
+		return -EINVAL;
+	WRITE_ONCE(priv(mdev)->scratch, iova);
+	return 0;
+}
+
+static u32 edu_state_size(const struct vmig_profile *p)
+{
+	return sizeof(struct edu_state);
+}
+
 /* The DMA engine: source, destination, count and command registers. */
-static const struct vmig_doorbell edu_doorbell = {
+static const struct vmig_doorbell edu_doorbell_block = {
 	.bar = 0,
 	.start = EDU_DMA_SRC,
 	.end = EDU_DMA_CMD + 8,
-	.cmd = EDU_DMA_CMD,
-	.run = EDU_CMD_RUN,
+};
+
+static const struct vmig_profile_dev_ops edu_ops = {
+	.reset = edu_reset,
+	.quiesce = edu_quiesce,
+	.unquiesce = edu_unquiesce,
+	.save = edu_save,
+	.restore = edu_restore,
+	.state_size = edu_state_size,
+	.ctl = edu_ctl,
+};
+
+static const struct vmig_profile_dma_ops edu_dma_ops = {
+	.doorbell = edu_doorbell,
+	.inflight = edu_inflight,
+	.held_save = edu_held_save,
+	.held_load = edu_held_load,
+	.held_max = EDU_MAX_HELD * sizeof(struct vmig_stream_held),
 };
 
 const struct vmig_profile vmig_profile_edu = {
 	.name = "edu",
-	.version = 1,
+	.version = EDU_STATE_VERSION,
 	.ids = edu_ids,
 	.regs = edu_regs,
 	.nr_regs = ARRAY_SIZE(edu_regs),
@@ -626,11 +928,8 @@ const struct vmig_profile vmig_profile_edu = {
 	.trap = edu_trap,
 	.nr_trap = ARRAY_SIZE(edu_trap),
 	.tolerate = VMIG_ID_REVISION,
-	.save = edu_save,
-	.restore = edu_restore,
-	.doorbell = &edu_doorbell,
-	.dma_decode = edu_dma_decode,
-	.dma_wait = edu_dma_wait,
-	.devstate_size = sizeof(struct edu_state),
-	.scratch_limit = EDU_DMA_MASK,
+	.doorbell = &edu_doorbell_block,
+	.priv_size = sizeof(struct edu_priv),
+	.ops = &edu_ops,
+	.dma = &edu_dma_ops,
 };

@@ -15,7 +15,7 @@
 
 #define VMIG_STREAM_MAGIC	"VMIGSTRM"
 #define VMIG_STREAM_MAJOR	1
-#define VMIG_STREAM_MINOR	0
+#define VMIG_STREAM_MINOR	1
 
 /* Features a stream uses; a target refuses bits it does not know. */
 #define VMIG_STREAM_F_PRECOPY	(1U << 0)	/* REG_LOG records precede the state */
@@ -83,10 +83,17 @@ enum vmig_stream_rec_type {
 	VMIG_REC_REG_STATE = 2,
 	/*
 	 * The profile's device state: struct vmig_stream_profile, then the
-	 * profile's blob (edu: its 4 KiB buffer).
+	 * profile's blob, opaque to everyone but that profile (edu: the guest
+	 * page it borrowed and its 4 KiB buffer). Since 1.1; in 1.0 the
+	 * payload was a borrowed page's IOVA and the blob, sent only by edu
+	 * profile version 1, whose streams a 1.1 target refuses at the
+	 * header (profile version).
 	 */
 	VMIG_REC_PROFILE_STATE = 3,
-	/* DMA start commands held in a P2P state: struct vmig_stream_held[]. */
+	/*
+	 * Work the source's profile held in a P2P state, in the profile's
+	 * form (edu: struct vmig_stream_held[], its DMA start commands).
+	 */
 	VMIG_REC_HELD_WRITES = 4,
 	/* End of stream, no payload. */
 	VMIG_REC_END = 0x7fffffff,
@@ -106,13 +113,20 @@ struct vmig_stream_rec {
 	__le32 reserved;
 };
 
-/*
- * PROFILE_STATE payload header. @scratch: guest IOVA of the page the
- * source's profile borrowed to reach device memory by DMA (0: none); the
- * target borrows the same page if its VMM mapped it.
+/**
+ * struct vmig_stream_profile - PROFILE_STATE payload header (1.1)
+ * @name: the profile that wrote the blob, zero padded; must be the
+ *	target's
+ * @version: that profile's state version; must be the target's
+ * @len: bytes of blob that follow: the rest of the payload, at most the
+ *	target profile's state size
+ * @reserved: zero
  */
 struct vmig_stream_profile {
-	__le64 scratch;
+	char name[32];
+	__le32 version;
+	__le32 len;
+	__le32 reserved[2];
 };
 
 /* REG_LOG payload: @count entries with sequence numbers @first_seq... */

@@ -10,11 +10,16 @@
  * controller (/dev/vfio-mig) that attaches and goes away uncommitted, and
  * must work at the end.
  *
+ * The profile's own record (PROFILE_STATE) is checked by its header as it
+ * arrives: truncated, oversized and foreign records are refused at
+ * write() with the reason in the kernel log.
+ *
  * MIG_SEED=<n> repeats a run's mutations (the test prints its seed).
  */
 #define _GNU_SOURCE
 #include <endian.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -793,6 +798,193 @@ TEST_F_TIMEOUT(stream, write_log_hole_refused, 120)
 	expect_refused(_metadata, self, &t, m, len, "log record repeated");
 	EXPECT_EQ(0, t.accepted);
 	free(m);
+}
+
+/* ---- the profile's record ---- */
+
+/* Index of A's PROFILE_STATE record, or -1. */
+static int profile_rec(FIXTURE_DATA(stream) *self)
+{
+	int i;
+
+	for (i = 0; i < self->l.nr; i++)
+		if (get32(self->s.data + self->l.off[i]) ==
+		    VMIG_REC_PROFILE_STATE)
+			return i;
+	return -1;
+}
+
+/*
+ * A's stream with record @idx's payload replaced by @len bytes of @p (CRC
+ * recomputed, so that only the profile record's own checks can refuse it).
+ */
+static size_t with_payload(FIXTURE_DATA(stream) *self, uint8_t *m, int idx,
+			   const uint8_t *p, uint32_t len)
+{
+	size_t at = self->l.off[idx], n, rest;
+	const uint8_t *r = rec_at(self, idx, &n);
+
+	memcpy(m, self->s.data, at);
+	memcpy(m + at, r, REC_HDR);
+	put32(m + at + 4, len);
+	put32(m + at + 8, crc32_of(p, len));
+	memcpy(m + at + REC_HDR, p, len);
+	rest = self->s.len - at - n;
+	memcpy(m + at + REC_HDR + len, r + n, rest);
+	return at + REC_HDR + len + rest;
+}
+
+/* Kernel log lines from now on: a /dev/kmsg fd at its end. */
+static int kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+/* Did a kernel log line since kmsg_open() contain @what? */
+static bool kmsg_has(int fd, const char *what)
+{
+	char rec[2048];
+	ssize_t n;
+	bool found = false;
+
+	for (;;) {
+		n = read(fd, rec, sizeof(rec) - 1);
+		if (n < 0 && errno == EPIPE)	/* overwritten: read on */
+			continue;
+		if (n <= 0)
+			break;
+		rec[n] = 0;
+		if (strstr(rec, what))
+			found = true;
+	}
+	return found;
+}
+
+/*
+ * The PROFILE_STATE record is the source profile's opaque blob behind a
+ * header naming the profile, its version and the blob's length. The
+ * target checks that header as soon as the record arrives, before its
+ * profile sees a byte: a truncated, oversized or foreign record is refused
+ * at write() with the reason in the kernel log, and the source is
+ * unaffected (still RUNNING, registers unchanged; its stream, unmutated,
+ * still resumes B).
+ */
+TEST_F_TIMEOUT(stream, profile_record_refused, 180)
+{
+	static const struct {
+		const char *what, *why;
+		int err;
+	} cases[] = {
+		{ "blob cut short", "profile state length does not match", EINVAL },
+		{ "header cut short", "short profile state record", EINVAL },
+		{ "blob longer than the profile's state",
+		  "record too long for its type", EINVAL },
+		{ "length field past the record",
+		  "profile state length does not match", EINVAL },
+		{ "another profile's record",
+		  "profile state record of another profile", EINVAL },
+		{ "another profile version's record",
+		  "profile state record of another profile version",
+		  EPROTONOSUPPORT },
+		{ "reserved field set", "reserved profile state field set",
+		  EINVAL },
+	};
+	struct vmig_stream_profile hdr;
+	struct edu_regs before, after;
+	uint32_t plen, blen, st, n;
+	const uint8_t *payload;
+	struct tally t = {};
+	uint8_t *m, *p;
+	enum verdict v;
+	unsigned int i;
+	size_t len;
+	int idx, err, kfd;
+
+	ASSERT_EQ(NULL, parse(self->s.data, self->s.len, &self->l));
+	idx = profile_rec(self);
+	ASSERT_LE(0, idx) TH_LOG("A's stream has no PROFILE_STATE record");
+	payload = rec_at(self, idx, &len) + REC_HDR;
+	plen = len - REC_HDR;
+	ASSERT_LE(sizeof(hdr), plen);
+	memcpy(&hdr, payload, sizeof(hdr));
+	blen = le32toh(hdr.len);
+	/* the well-formed header: edu's name and version, the blob's length */
+	EXPECT_STREQ("edu", hdr.name);
+	EXPECT_EQ(plen - sizeof(hdr), blen);
+	EXPECT_EQ(0, hdr.reserved[0] | hdr.reserved[1]);
+
+	m = malloc(self->s.len + 2 * plen + 64);
+	p = malloc(plen + 64);
+	ASSERT_NE(NULL, m);
+	ASSERT_NE(NULL, p);
+	edu_regs_read(&self->ea, &before);
+	/* a fresh kernel log rate-limit window for the reasons */
+	sleep(6);
+	kfd = kmsg_open();
+	ASSERT_LE(0, kfd) TH_LOG("/dev/kmsg: %s", strerror(errno));
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vmig_stream_profile *h = (void *)p;
+
+		memcpy(p, payload, plen);
+		n = plen;
+		switch (i) {
+		case 0:		/* the record ends a byte early */
+			n = plen - 1;
+			break;
+		case 1:
+			n = sizeof(hdr) - 8;
+			break;
+		case 2:		/* one byte more than edu's state, consistently */
+			p[plen] = 0;
+			n = plen + 1;
+			h->len = htole32(blen + 1);
+			break;
+		case 3:
+			h->len = htole32(blen + 1);
+			break;
+		case 4:
+			memset(h->name, 0, sizeof(h->name));
+			strcpy(h->name, "generic");
+			break;
+		case 5:
+			h->version = htole32(le32toh(hdr.version) + 1);
+			break;
+		case 6:
+			h->reserved[1] = htole32(1);
+			break;
+		}
+		len = with_payload(self, m, idx, p, n);
+		kmsg_has(kfd, "");	/* skip what came before */
+		v = resume(self, m, len, &err);
+		t.cases++;
+		EXPECT_EQ(AT_WRITE, v) TH_LOG("%s: verdict %d", cases[i].what, v);
+		EXPECT_EQ(cases[i].err, err)
+			TH_LOG("%s: %s", cases[i].what, strerror(err));
+		EXPECT_TRUE(kmsg_has(kfd, cases[i].why))
+			TH_LOG("%s: no \"%s\" in the kernel log",
+			       cases[i].what, cases[i].why);
+		ASSERT_EQ(0, recover(self, &t.reopens));
+	}
+	close(kfd);
+	free(p);
+	free(m);
+
+	/* the source is untouched by the target's refusals */
+	ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+	edu_regs_read(&self->ea, &after);
+	EXPECT_EQ(0, memcmp(&before, &after, sizeof(before)));
+	ASSERT_EQ(ACCEPTED, resume(self, self->s.data, self->s.len, &err))
+		TH_LOG("the unmutated stream refused after them: %s",
+		       strerror(err));
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	check_b_has_a_state(_metadata, self);
 }
 
 TEST_HARNESS_MAIN

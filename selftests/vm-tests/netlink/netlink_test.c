@@ -587,4 +587,170 @@ TEST(no_events_into_an_unprivileged_users_namespace)
 		TH_LOG("1: the event reached it; 2, 3: setup failed");
 }
 
+/* ---- dev-compat: the target profile's compatibility answer ---- */
+
+struct compat_id {
+	uint16_t vendor, device, subvendor, subdevice;
+	uint8_t revision;
+	uint32_t class;
+	uint64_t bar[6];
+	const char *profile;
+	int nr_bars;
+};
+
+struct compat_answer {
+	bool replied;
+	uint8_t tolerated;
+	char refused[200];
+};
+
+static unsigned long sysfs_num(const char *bdf, const char *attr)
+{
+	char path[256], buf[32] = "";
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
+	vmm_sysfs_read(path, buf, sizeof(buf));
+	return strtoul(buf, NULL, 0);
+}
+
+/* @bdf's identity as sysfs has it, profile edu. */
+static int compat_id_of(const char *bdf, struct compat_id *id)
+{
+	unsigned long long start, end, flags;
+	char path[256], line[256];
+	FILE *f;
+	int i;
+
+	memset(id, 0, sizeof(*id));
+	id->vendor = sysfs_num(bdf, "vendor");
+	id->device = sysfs_num(bdf, "device");
+	id->subvendor = sysfs_num(bdf, "subsystem_vendor");
+	id->subdevice = sysfs_num(bdf, "subsystem_device");
+	id->revision = sysfs_num(bdf, "revision");
+	id->class = sysfs_num(bdf, "class") & 0xffffff;
+	id->profile = "edu";
+	id->nr_bars = 6;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource", bdf);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	for (i = 0; i < 6 && fgets(line, sizeof(line), f); i++) {
+		if (sscanf(line, "%llx %llx %llx", &start, &end, &flags) != 3)
+			break;
+		id->bar[i] = end > start || start ? end - start + 1 : 0;
+	}
+	fclose(f);
+	return i == 6 ? 0 : -EINVAL;
+}
+
+static int compat_cb(const struct nlmsghdr *h, void *priv)
+{
+	const struct nlattr *tb[VFIO_MIG_A_DEV_MAX + 1];
+	struct compat_answer *a = priv;
+
+	genl_parse(h, tb, VFIO_MIG_A_DEV_MAX);
+	if (!tb[VFIO_MIG_A_DEV_COMPAT_TOLERATED])
+		return 0;
+	a->replied = true;
+	a->tolerated = *(const uint8_t *)genl_data(tb[VFIO_MIG_A_DEV_COMPAT_TOLERATED]);
+	if (tb[VFIO_MIG_A_DEV_COMPAT_REFUSED])
+		snprintf(a->refused, sizeof(a->refused), "%s",
+			 (const char *)genl_data(tb[VFIO_MIG_A_DEV_COMPAT_REFUSED]));
+	return 0;
+}
+
+/* Ask the kernel whether a source @id may migrate onto @bdf. */
+static int dev_compat(struct genl *g, const char *bdf,
+		      const struct compat_id *id, struct compat_answer *a)
+{
+	struct genl_msg m;
+	int i;
+
+	memset(a, 0, sizeof(*a));
+	genl_msg_init(&m, g, VFIO_MIG_CMD_DEV_COMPAT, VFIO_MIG_FAMILY_VERSION,
+		      0);
+	genl_put_str(&m, VFIO_MIG_A_DEV_BDF, bdf);
+	genl_put(&m, VFIO_MIG_A_DEV_VENDOR, &id->vendor, 2);
+	genl_put(&m, VFIO_MIG_A_DEV_DEVICE, &id->device, 2);
+	genl_put(&m, VFIO_MIG_A_DEV_SUBSYSTEM_VENDOR, &id->subvendor, 2);
+	genl_put(&m, VFIO_MIG_A_DEV_SUBSYSTEM_DEVICE, &id->subdevice, 2);
+	genl_put(&m, VFIO_MIG_A_DEV_REVISION, &id->revision, 1);
+	genl_put(&m, VFIO_MIG_A_DEV_CLASS, &id->class, 4);
+	for (i = 0; i < id->nr_bars; i++)
+		genl_put_u64(&m, VFIO_MIG_A_DEV_BAR_LEN, id->bar[i]);
+	genl_put_str(&m, VFIO_MIG_A_DEV_PROFILE, id->profile);
+	return genl_do_reply(g, &m, compat_cb, a);
+}
+
+/*
+ * dev-compat answers with the target profile's compat op, the check a
+ * migration stream's header gets: edu tolerates another revision (and
+ * says so), refuses other subsystem ids, another profile or BAR size,
+ * each with its reason; an incomplete identity is an error of the
+ * request. migctl's target asks exactly this (tools/migctl lm_dst.c)
+ * before it accepts a source.
+ */
+TEST(dev_compat_is_the_profiles_answer)
+{
+	static const struct {
+		const char *what, *refused;
+		uint8_t tolerated;
+	} cases[] = {
+		{ "the same identity", NULL, 0 },
+		{ "another revision", NULL, 1 },
+		{ "other subsystem ids", "subsystem", 0 },
+		{ "another profile", "profile mismatch: source generic", 0 },
+		{ "another BAR0 size", "BAR0 size", 0 },
+	};
+	static struct cmd_result r;
+	struct compat_answer a;
+	struct compat_id src, id;
+	struct tb_devs t;
+	struct genl g;
+	unsigned int i;
+	int ret;
+
+	setup(_metadata, &t);
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[1], "profile", "edu"));
+	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
+	ASSERT_EQ(0, compat_id_of(devs[0], &src));
+	ASSERT_EQ(0, genl_open(&g, VFIO_MIG_FAMILY_NAME));
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		id = src;
+		switch (i) {
+		case 1:
+			id.revision++;
+			break;
+		case 2:
+			id.subdevice++;
+			break;
+		case 3:
+			id.profile = "generic";
+			break;
+		case 4:
+			id.bar[0] *= 2;
+			break;
+		}
+		ret = dev_compat(&g, devs[1], &id, &a);
+		ASSERT_EQ(0, ret) TH_LOG("%s: %s (%s)", cases[i].what,
+					 strerror(-ret), g.err);
+		ASSERT_TRUE(a.replied) TH_LOG("%s: no answer", cases[i].what);
+		EXPECT_EQ(cases[i].tolerated, a.tolerated)
+			TH_LOG("%s", cases[i].what);
+		if (cases[i].refused) {
+			EXPECT_NE(NULL, strstr(a.refused, cases[i].refused))
+				TH_LOG("%s: \"%s\"", cases[i].what, a.refused);
+		} else {
+			EXPECT_STREQ("", a.refused)
+				TH_LOG("%s", cases[i].what);
+		}
+	}
+	/* five BARs: the request is refused, not answered */
+	id = src;
+	id.nr_bars = 5;
+	EXPECT_EQ(-EINVAL, dev_compat(&g, devs[1], &id, &a));
+	EXPECT_NE(NULL, strstr(g.err, "six bar-len")) TH_LOG("%s", g.err);
+	genl_close(&g);
+}
+
 TEST_HARNESS_MAIN

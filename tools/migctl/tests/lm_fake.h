@@ -78,6 +78,11 @@ struct fake {
 	uint64_t pages_written, pages_read;
 	int device_ops;			/* attach, state changes, phases */
 	void (*on_clear)(struct fake *f);	/* more guest writes, after them */
+	/* the kernel's dev-compat answer: refused with this reason, if set */
+	const char *compat_refused;
+	bool compat_tolerated;
+	int compat_asked;		/* dev-compat requests */
+	struct mig_ident compat_src;	/* the last one's source identity */
 	int ack_delay_phase;
 };
 
@@ -310,12 +315,26 @@ static inline int f_release(struct lm_dev *d, int timeout_ms, uint32_t *result)
 	return 0;
 }
 
+static inline int f_compat(struct lm_dev *d, const char *bdf,
+			   const struct mig_ident *src, bool *tolerated,
+			   char *why, size_t why_len)
+{
+	struct fake *f = F(d);
+
+	(void)bdf;
+	f->compat_asked++;
+	f->compat_src = *src;
+	*tolerated = f->compat_tolerated;
+	snprintf(why, why_len, "%s", f->compat_refused ? f->compat_refused : "");
+	return f->compat_refused ? 1 : 0;
+}
+
 static const struct lm_dev_ops __attribute__((unused)) fake_ops = {
 	.ident = f_ident, .attach = f_attach, .set_state = f_set_state,
 	.get_state = f_get_state, .stream_read = f_stream_read,
 	.stream_write = f_stream_write, .pages = f_pages, .commit = f_commit,
 	.phase = f_phase, .dirty = f_dirty, .detach = f_detach,
-	.release = f_release,
+	.release = f_release, .compat = f_compat,
 };
 
 struct side {

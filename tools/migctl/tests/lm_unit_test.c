@@ -539,6 +539,68 @@ TEST(migrate_refused_names_field_on_both_sides)
 	side_free(&t);
 }
 
+/*
+ * Which identity differences a profile tolerates is the target kernel's
+ * decision (the profile's compat op, which also checks the stream): the
+ * target asks it with the source's identity before it accepts. Here the
+ * subsystem ids differ, which migctl's own check lets through and the
+ * kernel's edu profile refuses: the migration is refused with the
+ * kernel's reason before either VMM hears of it.
+ */
+TEST(migrate_refused_by_target_kernel_compat)
+{
+	static const char why[] =
+		"identity mismatch: subsystem 1af4:1100, target 1af4:1101 (profile edu does not allow it)";
+	static struct side s, t;
+	struct wire_refuse r;
+	char notes[256];
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	t.f.id.subdevice = 0x1101;
+	/* migctl alone would not refuse it */
+	EXPECT_EQ(0, lm_compat_check(&s.f.id, &t.f.id, &r, notes,
+				     sizeof(notes)));
+	t.f.compat_refused = why;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	/* the kernel was asked about the source as the source described it */
+	EXPECT_EQ(1, t.f.compat_asked);
+	EXPECT_EQ(0x1100, t.f.compat_src.subdevice);
+	EXPECT_EQ(0x11e8, t.f.compat_src.device);
+	EXPECT_EQ(1u << 20, t.f.compat_src.bar_size[0]);
+	EXPECT_STREQ("edu", t.f.compat_src.profile);
+	EXPECT_TRUE(has(&t, "\"field\":\"profile_compat\""));
+	EXPECT_TRUE(has(&t, why));
+	EXPECT_TRUE(has(&s, "\"field\":\"profile_compat\""));
+	EXPECT_TRUE(has(&s, why));
+	EXPECT_EQ(0, s.f.nphases);
+	EXPECT_EQ(0, t.f.nphases);
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_EQ(LM_ST_RUNNING, t.f.state);
+	side_free(&s);
+	side_free(&t);
+}
+
+/* A difference the target's profile tolerates: asked, then migrated. */
+TEST(migrate_tolerated_by_target_kernel_compat)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	t.f.id.revision = 0x11;
+	t.f.compat_tolerated = true;
+	migrate(&s, &t);
+	EXPECT_EQ(0, s.code);
+	EXPECT_EQ(0, t.code);
+	EXPECT_EQ(1, t.f.compat_asked);
+	EXPECT_EQ(0x10, t.f.compat_src.revision);
+	side_free(&s);
+	side_free(&t);
+}
+
 TEST(migrate_target_dev_not_open)
 {
 	static struct side s, t;
