@@ -348,8 +348,10 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 		d->last_report_pages = rep.pages;
 	if (again)
 		dt_mark(log, busy.iova, busy.len, 0);
-	if (mediated)
+	if (mediated) {
+		__vmig_dma_remark(mdev);
 		mutex_unlock(&mdev->mig.dma.lock);
+	}
 out:
 	mutex_unlock(&d->lock);
 	return ret;

@@ -292,6 +292,8 @@ void vmig_dma_held_load(struct vmig_device *mdev, const void *buf, u32 len);
  * (false: none).
  */
 bool __vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r);
+/* After a clearing report: the profile's remark op (under dma.lock). */
+void __vmig_dma_remark(struct vmig_device *mdev);
 
 /* migf.c */
 struct vmig_migf *vmig_migf_save_open(struct vmig_device *mdev, bool precopy);

@@ -229,3 +229,12 @@ bool __vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r)
 	lockdep_assert_held(&mdev->mig.dma.lock);
 	return p->dma && p->dma->inflight && p->dma->inflight(mdev, r);
 }
+
+void __vmig_dma_remark(struct vmig_device *mdev)
+{
+	const struct vmig_profile *p = mdev->profile;
+
+	lockdep_assert_held(&mdev->mig.dma.lock);
+	if (p->dma && p->dma->remark)
+		p->dma->remark(mdev);
+}

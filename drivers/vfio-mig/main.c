@@ -112,6 +112,7 @@ static int vmig_sriov_configure(struct pci_dev *pdev, int nr_virtfn)
  */
 static const struct pci_device_id vmig_pci_table[] = {
 	{ PCI_DRIVER_OVERRIDE_DEVICE_VFIO(VMIG_EDU_VENDOR, VMIG_EDU_DEVICE) },
+	{ PCI_DRIVER_OVERRIDE_DEVICE_VFIO(VMIG_NVME_VENDOR, VMIG_NVME_DEVICE) },
 	{}
 };
 MODULE_DEVICE_TABLE(pci, vmig_pci_table);

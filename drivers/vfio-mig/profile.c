@@ -20,6 +20,7 @@
 
 static const struct vmig_profile * const vmig_profiles[] = {
 	&vmig_profile_edu,
+	&vmig_profile_nvme,
 	&vmig_profile_generic,	/* last: matches anything */
 };
 

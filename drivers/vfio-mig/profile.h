@@ -204,6 +204,10 @@ struct vmig_profile_dev_ops {
  *	after a successful restore (@apply true). Under mig.dma.lock when
  *	@apply; @mdev's profile is this one either way.
  * @held_max: largest HELD_WRITES payload
+ * @remark: a clearing dirty report just ran: mark again everything the
+ *	device may still write (commands in flight), for a device with more
+ *	than the one transfer @inflight describes. Under mig.dma.lock; must
+ *	not read guest memory (any context).
  */
 struct vmig_profile_dma_ops {
 	enum vmig_db_verdict (*doorbell)(struct vmig_device *mdev,
@@ -214,6 +218,7 @@ struct vmig_profile_dma_ops {
 	int (*held_load)(struct vmig_device *mdev, const void *buf, u32 len,
 			 bool apply);
 	u32 held_max;
+	void (*remark)(struct vmig_device *mdev);
 };
 
 /**
@@ -263,6 +268,10 @@ struct vmig_profile {
 
 extern const struct vmig_profile vmig_profile_generic;
 extern const struct vmig_profile vmig_profile_edu;
+extern const struct vmig_profile vmig_profile_nvme;
+/* QEMU's NVMe controller (PF and SR-IOV VFs): profile nvme, main.c */
+#define VMIG_NVME_VENDOR	0x1b36
+#define VMIG_NVME_DEVICE	0x0010
 /* the device edu serves; also in main.c's PCI table (modules.alias) */
 #define VMIG_EDU_VENDOR		0x1234
 #define VMIG_EDU_DEVICE		0x11e8

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The test VMM's NVMe driver (selftests/lib/nvme.c) on the test bed's
- * NVMe VFs bound to vfio-pci: Identify, I/O queue pairs, Read/Write/Flush
- * with each PRP form, MSI-X completions, the verified workload, and the
- * namespace the two VFs share (guest-lib.sh attaches it to both).
+ * NVMe VFs: Identify, I/O queue pairs, Read/Write/Flush with each PRP
+ * form, MSI-X completions, the verified workload, and the namespace the
+ * two VFs share (guest-lib.sh attaches it to both). Each test runs with
+ * the VFs bound to vfio-pci, and bound to vfio-mig with the nvme profile
+ * in trap mode sparse: every register and doorbell write then goes
+ * through the profile's controller model, which reads the queued commands
+ * from guest memory before the device sees them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,7 +26,7 @@
 #define TMO		5000
 #define WL_TMO		40000
 
-/* One VF under vfio-pci, its RAM mapped, the controller enabled. */
+/* One VF under its driver, its RAM mapped, the controller enabled. */
 struct vf {
 	struct vmm_dev d;
 	struct vmm_ram ram;
@@ -30,17 +34,50 @@ struct vf {
 	bool open;
 };
 
-static int vf_up(struct vf *v, const char *bdf, char *err, size_t len)
+/* Bound to vfio-mig: the nvme profile, trap mode sparse. */
+static int vf_trap(const char *bdf, char *err, size_t len)
+{
+	char path[128], prof[32] = "";
+	FILE *f;
+	int ret;
+
+	snprintf(path, sizeof(path),
+		 "/sys/bus/pci/devices/%s/vfio_mig/trap_mode", bdf);
+	ret = vmm_sysfs_write(path, "sparse");
+	if (ret) {
+		snprintf(err, len, "%s: trap mode sparse: %s", bdf,
+			 strerror(-ret));
+		return ret;
+	}
+	snprintf(path, sizeof(path),
+		 "/sys/bus/pci/devices/%s/vfio_mig/profile", bdf);
+	f = fopen(path, "r");
+	if (!f || !fgets(prof, sizeof(prof), f) || strcmp(prof, "nvme\n")) {
+		snprintf(err, len, "%s: profile '%s', not nvme", bdf, prof);
+		ret = -EINVAL;
+	}
+	if (f)
+		fclose(f);
+	return ret;
+}
+
+static int vf_up(struct vf *v, const char *bdf, const char *driver,
+		 char *err, size_t len)
 {
 	int ret;
 
 	memset(v, 0, sizeof(*v));
 	v->ram.memfd = -1;
-	ret = vmm_bind(bdf, "vfio-pci");
+	ret = vmm_bind(bdf, driver);
 	if (ret) {
-		snprintf(err, len, "bind %s to vfio-pci: %s", bdf,
+		snprintf(err, len, "bind %s to %s: %s", bdf, driver,
 			 strerror(-ret));
 		return ret;
+	}
+	if (!strcmp(driver, TB_DRIVER)) {
+		ret = vf_trap(bdf, err, len);
+		if (ret)
+			return ret;
 	}
 	ret = vmm_open(&v->d, bdf);
 	if (ret) {
@@ -77,13 +114,28 @@ FIXTURE(vf1) {
 	struct vf vf;
 };
 
+FIXTURE_VARIANT(vf1) {
+	const char *driver;
+	bool trapped;	/* vfio-mig, profile nvme, trap mode sparse */
+};
+
+FIXTURE_VARIANT_ADD(vf1, vfio_pci) {
+	.driver = "vfio-pci",
+};
+
+FIXTURE_VARIANT_ADD(vf1, nvme_profile) {
+	.driver = TB_DRIVER,
+	.trapped = true,
+};
+
 FIXTURE_SETUP(vf1)
 {
 	char err[320];
 
 	ASSERT_EQ(0, tb_devices(&self->t));
 	ASSERT_EQ(TB_NR_VF, self->t.nr_vf);
-	ASSERT_EQ(0, vf_up(&self->vf, self->t.vf[0], err, sizeof(err)))
+	ASSERT_EQ(0, vf_up(&self->vf, self->t.vf[0], variant->driver, err,
+				 sizeof(err)))
 		TH_LOG("%s", err);
 }
 
@@ -238,9 +290,19 @@ TEST_F(vf1, mmio_registers)
 	struct nvme_ctrl *c = &self->vf.c;
 
 	nvme_ctrl_fini(c);
-	ASSERT_EQ(0, nvme_ctrl_init(c, &self->vf.d, &self->vf.ram, NSID, true))
-		TH_LOG("%s", c->why);
-	ASSERT_TRUE(c->mmio);
+	if (variant->trapped) {
+		/* the trapped pages cannot be mmapped: through the fd only */
+		ASSERT_EQ(-EINVAL, nvme_ctrl_init(c, &self->vf.d,
+						  &self->vf.ram, NSID, true));
+		ASSERT_EQ(0, nvme_ctrl_init(c, &self->vf.d, &self->vf.ram,
+					    NSID, false))
+			TH_LOG("%s", c->why);
+	} else {
+		ASSERT_EQ(0, nvme_ctrl_init(c, &self->vf.d, &self->vf.ram,
+					    NSID, true))
+			TH_LOG("%s", c->why);
+		ASSERT_TRUE(c->mmio);
+	}
 	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
 		TH_LOG("%s", c->why);
 	rw_check(_metadata, c, 1, 4000, 3 * (NVME_PAGE >> c->lba_shift), 8,
@@ -402,7 +464,7 @@ TEST_F_TIMEOUT(vf1, vf2_sees_vf1_data, 90)
 
 	vf2 = calloc(1, sizeof(*vf2));
 	ASSERT_NE(NULL, vf2);
-	ASSERT_EQ(0, vf_up(vf2, self->t.vf[1], err, sizeof(err)))
+	ASSERT_EQ(0, vf_up(vf2, self->t.vf[1], variant->driver, err, sizeof(err)))
 		TH_LOG("%s", err);
 	c2 = &vf2->c;
 	TH_LOG("VF1 %s cntlid %u, VF2 %s cntlid %u", self->t.vf[0],
@@ -460,7 +522,7 @@ TEST_F_TIMEOUT(vf1, abandon_in_flight_then_vf2, 60)
 
 	vf2 = calloc(1, sizeof(*vf2));
 	ASSERT_NE(NULL, vf2);
-	ASSERT_EQ(0, vf_up(vf2, self->t.vf[1], err, sizeof(err)))
+	ASSERT_EQ(0, vf_up(vf2, self->t.vf[1], variant->driver, err, sizeof(err)))
 		TH_LOG("%s", err);
 	c2 = &vf2->c;
 	ASSERT_EQ(0, nvme_create_io_queues(c1, 2, QDEPTH, false))

@@ -1,0 +1,499 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig profile "nvme": an NVMe controller (QEMU's, PF or SR-IOV VF),
+ * migrated by mediation (Documentation/nvme-profile.rst).
+ *
+ * Sparse trap mode traps the register page and the doorbell page of BAR 0
+ * (the MSI-X table stays with vfio-pci core). Every trapped write reaches
+ * the controller model (model.c) through the DMA doorbell op, under the
+ * device's mig.dma.lock, before it reaches the device:
+ *  - register writes are followed and forwarded;
+ *  - a tail doorbell first has the model read and decode the new
+ *    submission queue entries (guest memory by IOVA, vfio_dma_rw() in the
+ *    writer's context) and mark what the device may write; in the P2P
+ *    states it is held instead, and handed to the device when it runs
+ *    again (or carried in the state record as the queue's tail);
+ *  - a head doorbell releases completions (admin effects, the in-flight
+ *    store) and is forwarded.
+ * After each clearing dirty report the remark op marks again what
+ * commands in flight may still write. The quiesce waits until the device
+ * owes no completion; save and restore move struct nvmp_state.
+ *
+ * Guest memory is read with vfio_dma_rw(), which works from the VMM's own
+ * threads (the trap path) or from a kernel worker: everything else that
+ * reads it (the quiesce, the held tails handed over, save, restore) runs
+ * in a worker (vmig_run_in_worker()), whoever called the arc (a VMM, or a
+ * migration controller from another process).
+ */
+#include <linux/delay.h>
+#include <linux/jiffies.h>
+#include <linux/pci.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/vfio.h>
+
+#include "../../dirty.h"
+#include "../../lm.h"
+#include "../../profile.h"
+#include "../../replay.h"
+#include "../../snapshot.h"
+#include "../../trap.h"
+#include "../../vfio_mig.h"
+#include "model.h"
+#include "state.h"
+
+#define NVME_TRACK_RANGES	8192	/* 128 KiB */
+#define NVME_TRACK_RECS		2048
+#define NVME_RESTORE_MS		5000
+#define NVME_BAR_TRAPPED	0x2000	/* registers and doorbells */
+
+/* devstate items in report errors (bar VMIG_BAR_DEVSTATE) */
+#define NVME_ITEM_STATE		1
+
+static const struct pci_device_id nvme_ids[] = {
+	{ PCI_DEVICE(VMIG_NVME_VENDOR, VMIG_NVME_DEVICE) },
+	{}
+};
+
+static const struct vmig_reg_desc nvme_regs[] = {
+	{ "CAP", NVMP_REG_CAP, 0, 8, VMIG_REG_RO },
+	{ "VS", NVMP_REG_VS, 0, 4, VMIG_REG_RO },
+	{ "INTMS", NVMP_REG_INTMS, 0, 4, VMIG_REG_TRIGGER },
+	{ "INTMC", NVMP_REG_INTMC, 0, 4, VMIG_REG_TRIGGER },
+	{ "CC", NVMP_REG_CC, 0, 4, VMIG_REG_TRIGGER },
+	{ "CSTS", NVMP_REG_CSTS, 0, 4, VMIG_REG_VOLATILE },
+	{ "AQA", NVMP_REG_AQA, 0, 4, VMIG_REG_STATE },
+	{ "ASQ", NVMP_REG_ASQ, 0, 8, VMIG_REG_STATE },
+	{ "ACQ", NVMP_REG_ACQ, 0, 8, VMIG_REG_STATE },
+	{ "doorbell", NVMP_REG_DBS, 0, 4, VMIG_REG_TRIGGER, 0, 0, 4,
+	  2 * NVMP_MAX_QID },
+};
+
+static const struct vmig_trap_range nvme_trap[] = {
+	{ .bar = 0, .offset = 0, .size = NVME_BAR_TRAPPED },
+};
+
+/**
+ * struct nvme_priv - the profile's state per device
+ * @c: the controller model; under mig.dma.lock
+ * @ranges: its in-flight store (nvmp_track_init()), from open to close
+ * @recs: ditto
+ * @hash: ditto
+ * @ready: the model knows the device (CAP read); under mig.dma.lock
+ */
+struct nvme_priv {
+	struct nvmp_ctrl c;
+	struct nvmp_range *ranges;
+	struct nvmp_rec *recs;
+	u32 *hash;
+	bool ready;
+};
+
+static struct nvme_priv *priv(struct vmig_device *mdev)
+{
+	return vmig_profile_priv(mdev);
+}
+
+static int env_read(void *ctx, u64 iova, void *buf, u32 len)
+{
+	struct vmig_device *mdev = ctx;
+
+	return vfio_dma_rw(&mdev->core.vdev, iova, buf, len, false);
+}
+
+static void env_dirty(void *ctx, u64 iova, u64 len)
+{
+	vmig_dirty_mark(ctx, iova, len);
+}
+
+/* The model's facts about the device, once its registers can be read. */
+static int nvme_ready(struct vmig_device *mdev)
+{
+	struct nvme_priv *n = priv(mdev);
+	struct nvmp_env env = { env_read, env_dirty, mdev };
+	u64 cap;
+	int ret;
+
+	lockdep_assert_held(&mdev->mig.dma.lock);
+	if (n->ready)
+		return 0;
+	if (!n->ranges)
+		return -ENODEV;
+	ret = vmig_bar_read(mdev, 0, NVMP_REG_CAP, 8, &cap);
+	if (ret)
+		return ret;
+	nvmp_init(&n->c, &env, cap, NVMP_MAX_XFER);
+	nvmp_track_init(&n->c, n->ranges, NVME_TRACK_RANGES, n->recs,
+			NVME_TRACK_RECS, n->hash);
+	n->ready = true;
+	return 0;
+}
+
+static int nvme_open(struct vmig_device *mdev)
+{
+	struct nvme_priv *n = priv(mdev);
+
+	n->ranges = kvcalloc(NVME_TRACK_RANGES, sizeof(*n->ranges),
+			     GFP_KERNEL_ACCOUNT);
+	n->recs = kvcalloc(NVME_TRACK_RECS, sizeof(*n->recs),
+			   GFP_KERNEL_ACCOUNT);
+	n->hash = kvcalloc(2 * NVME_TRACK_RECS, sizeof(*n->hash),
+			   GFP_KERNEL_ACCOUNT);
+	if (!n->ranges || !n->recs || !n->hash) {
+		kvfree(n->ranges);
+		kvfree(n->recs);
+		kvfree(n->hash);
+		n->ranges = NULL;
+		n->recs = NULL;
+		n->hash = NULL;
+		return -ENOMEM;
+	}
+	n->ready = false;
+	return 0;
+}
+
+static void nvme_close(struct vmig_device *mdev)
+{
+	struct nvme_priv *n = priv(mdev);
+
+	mutex_lock(&mdev->mig.dma.lock);
+	n->ready = false;
+	mutex_unlock(&mdev->mig.dma.lock);
+	kvfree(n->ranges);
+	kvfree(n->recs);
+	kvfree(n->hash);
+	n->ranges = NULL;
+	n->recs = NULL;
+	n->hash = NULL;
+}
+
+/* A device reset: the controller forgets everything, so does the model. */
+static void nvme_reset(struct vmig_device *mdev)
+{
+	struct nvme_priv *n = priv(mdev);
+
+	lockdep_assert_held(&mdev->mig.dma.lock);
+	if (n->ready)
+		nvmp_reg_write(&n->c, NVMP_REG_CC, 0, 4);
+}
+
+static enum vmig_db_verdict nvme_doorbell(struct vmig_device *mdev,
+					  const struct vmig_held_write *w,
+					  bool held)
+{
+	struct nvme_priv *n = priv(mdev);
+	bool sq;
+
+	lockdep_assert_held(&mdev->mig.dma.lock);
+	if (w->bar != 0 || nvme_ready(mdev))
+		return VMIG_DB_FORWARD;
+	if (w->offset < NVMP_REG_DBS) {
+		nvmp_reg_write(&n->c, w->offset, w->value, w->width);
+		return VMIG_DB_FORWARD;
+	}
+	sq = !(((w->offset - NVMP_REG_DBS) / n->c.db_stride) & 1);
+	nvmp_doorbell(&n->c, w->offset, w->value, !held);
+	/* a tail held: the device fetches nothing until it runs again */
+	return held && sq ? VMIG_DB_HOLD : VMIG_DB_FORWARD;
+}
+
+static void nvme_remark(struct vmig_device *mdev)
+{
+	struct nvme_priv *n = priv(mdev);
+
+	lockdep_assert_held(&mdev->mig.dma.lock);
+	if (n->ready)
+		nvmp_remark(&n->c);
+}
+
+/* A call that reads guest memory, made from a worker. */
+struct nvme_call {
+	struct vmig_device *mdev;
+	bool lock;	/* take mig.dma.lock (the caller does not hold it) */
+	bool issue;
+	u64 nr;
+};
+
+/* Commands the device owes (AERs aside); -EFAULT: guest memory unread. */
+static int look_work(void *arg)
+{
+	struct nvme_call *k = arg;
+	struct vmig_device *mdev = k->mdev;
+	struct nvme_priv *n = priv(mdev);
+	int ret = 0;
+
+	if (k->lock)
+		mutex_lock(&mdev->mig.dma.lock);
+	k->nr = n->ready ? nvmp_outstanding(&n->c) : 0;
+	if (n->ready && (n->c.untracked & NVMP_UT_MEMORY))
+		ret = -EFAULT;
+	if (k->lock)
+		mutex_unlock(&mdev->mig.dma.lock);
+	return ret;
+}
+
+/*
+ * Wait until the device owes no completion: with @ms 0, just look
+ * (mig.dma.lock held by the caller); else poll, the lock taken for each
+ * look.
+ */
+static int nvme_quiesce(struct vmig_device *mdev, unsigned int ms)
+{
+	unsigned long end = jiffies + msecs_to_jiffies(ms);
+	struct nvme_call k = { .mdev = mdev, .lock = ms != 0 };
+	int ret;
+
+	if (!ms)
+		lockdep_assert_held(&mdev->mig.dma.lock);
+	for (;;) {
+		ret = vmig_run_in_worker(look_work, &k);
+		if (ret)
+			return ret;
+		if (!k.nr)
+			return 0;
+		if (!ms || time_after(jiffies, end))
+			return -ETIMEDOUT;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		usleep_range(100, 200);
+	}
+}
+
+/* Hand the held tails to the device, in queue order (caller's lock). */
+static int forward_work(void *arg)
+{
+	struct nvme_call *k = arg;
+	struct vmig_device *mdev = k->mdev;
+	struct nvmp_ctrl *c = &priv(mdev)->c;
+	unsigned int q;
+	int ret;
+
+	for (q = 0; q < NVMP_MAX_QID; q++) {
+		struct nvmp_sq *sq = &c->sq[q];
+
+		if (!sq->live || sq->fwd == sq->tail)
+			continue;
+		nvmp_forward(c, q);
+		ret = vmig_bar_write(mdev, 0, nvmp_db_offset(c, q, false), 4,
+				     sq->tail);
+		if (ret)
+			pci_warn(mdev->core.pdev,
+				 "nvme: held tail %u of SQ %u not written: %d\n",
+				 sq->tail, q, ret);
+	}
+	return 0;
+}
+
+/* Leave the P2P states: issue the held tails, or forget them. */
+static void nvme_unquiesce(struct vmig_device *mdev, bool issue)
+{
+	struct nvme_priv *n = priv(mdev);
+	struct nvme_call k = { .mdev = mdev };
+	unsigned int q;
+
+	lockdep_assert_held(&mdev->mig.dma.lock);
+	if (!n->ready)
+		return;
+	if (issue) {
+		if (vmig_run_in_worker(forward_work, &k))
+			pci_warn(mdev->core.pdev,
+				 "nvme: held doorbells not issued (fatal signal)\n");
+		return;
+	}
+	for (q = 0; q < NVMP_MAX_QID; q++)
+		n->c.sq[q].tail = n->c.sq[q].fwd;
+}
+
+static int nvme_save_work(void *arg)
+{
+	struct vmig_profile_ctx *ctx = arg;
+	struct vmig_device *mdev = ctx->mdev;
+	struct nvme_priv *n = priv(mdev);
+	int ret;
+
+	mutex_lock(&mdev->mig.dma.lock);
+	ret = nvme_ready(mdev);
+	if (!ret)
+		ret = nvmp_save(&n->c, ctx->state);
+	if (ret == -EIO)
+		pci_warn(mdev->core.pdev,
+			 "nvme: the model cannot vouch for the device (untracked %#x): no migration\n",
+			 n->c.untracked);
+	else if (ret == -EBUSY)
+		pci_warn(mdev->core.pdev,
+			 "nvme: commands still in flight at save\n");
+	mutex_unlock(&mdev->mig.dma.lock);
+	if (!ret)
+		ctx->state_len = sizeof(struct nvmp_state);
+	return ret;
+}
+
+static int nvme_save(struct vmig_profile_ctx *ctx)
+{
+	if (!ctx->state)	/* registers only */
+		return 0;
+	return vmig_run_in_worker(nvme_save_work, ctx);
+}
+
+/* The restore's access to the target device (struct nvmp_dev). */
+struct nvme_rs {
+	struct vmig_device *mdev;
+	unsigned long end;
+	int err;
+};
+
+static void rs_wr(void *ctx, u32 off, u64 val, u8 width)
+{
+	struct nvme_rs *r = ctx;
+	int ret = vmig_bar_write(r->mdev, 0, off, width, val);
+
+	if (ret && !r->err)
+		r->err = ret;
+}
+
+static u64 rs_rd(void *ctx, u32 off, u8 width)
+{
+	struct nvme_rs *r = ctx;
+	u64 v = 0;
+	int ret = vmig_bar_read(r->mdev, 0, off, width, &v);
+
+	if (ret && !r->err)
+		r->err = ret;
+	return ret ? ~0ull : v;
+}
+
+static int rs_wait(void *ctx)
+{
+	struct nvme_rs *r = ctx;
+
+	if (r->err)
+		return r->err;
+	if (time_after(jiffies, r->end))
+		return -ETIMEDOUT;
+	if (fatal_signal_pending(current))
+		return -EINTR;
+	usleep_range(50, 100);
+	return 0;
+}
+
+static int rs_write(void *ctx, u64 iova, const void *buf, u32 len)
+{
+	struct nvme_rs *r = ctx;
+
+	return vfio_dma_rw(&r->mdev->core.vdev, iova, (void *)buf, len, true);
+}
+
+/* What the target controller offers, from its registers and config. */
+static void limits(struct vmig_device *mdev, u64 cap, struct nvmp_limits *l)
+{
+	int vec = pci_msix_vec_count(mdev->core.pdev);
+
+	l->mqes = (cap & 0xffff) + 1;
+	l->mps_min = (cap >> 48) & 0xf;
+	l->mps_max = (cap >> 52) & 0xf;
+	l->nr_vec = vec > 0 ? vec : 1;
+	/* the queues granted are the device's answer to Set Features */
+	l->nr_ioq = NVMP_MAX_QID - 1;
+}
+
+static int nvme_restore_work(void *arg)
+{
+	struct vmig_profile_ctx *ctx = arg;
+	struct vmig_device *mdev = ctx->mdev;
+	struct nvme_priv *n = priv(mdev);
+	const struct nvmp_state *st = ctx->state;
+	struct nvme_rs r = {
+		.mdev = mdev,
+		.end = jiffies + msecs_to_jiffies(NVME_RESTORE_MS),
+	};
+	struct nvmp_dev dev = { rs_wr, rs_rd, rs_wait, rs_write, &r };
+	const char *why = NULL;
+	struct nvmp_limits lim;
+	size_t len;
+	void *buf;
+	u64 cap;
+	int ret;
+
+	if (!st || ctx->state_len != sizeof(*st)) {
+		vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
+				  NVME_ITEM_STATE, 0, -ENODATA);
+		return -ENODATA;
+	}
+	mutex_lock(&mdev->mig.dma.lock);
+	ret = nvme_ready(mdev);
+	if (!ret)
+		ret = vmig_bar_read(mdev, 0, NVMP_REG_CAP, 8, &cap);
+	if (!ret) {
+		limits(mdev, cap, &lim);
+		ret = nvmp_state_check(st, &lim, &why);
+	}
+	if (ret)
+		goto out;
+	len = nvmp_restore_buf_size(st);
+	buf = kvzalloc(len, GFP_KERNEL_ACCOUNT);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = nvmp_restore(&n->c, st, &dev, buf, len, &why);
+	kvfree(buf);
+out:
+	mutex_unlock(&mdev->mig.dma.lock);
+	if (ret) {
+		pci_warn(mdev->core.pdev, "nvme: restore failed: %s (%d)\n",
+			 why ?: "device", ret);
+		vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
+				  NVME_ITEM_STATE, 0, ret);
+	} else {
+		ctx->report->applied++;
+	}
+	return ret;
+}
+
+static int nvme_restore(struct vmig_profile_ctx *ctx)
+{
+	return vmig_run_in_worker(nvme_restore_work, ctx);
+}
+
+static u32 nvme_state_size(const struct vmig_profile *p)
+{
+	return sizeof(struct nvmp_state);
+}
+
+static const struct vmig_doorbell nvme_doorbell_block = {
+	.bar = 0,
+	.start = 0,
+	.end = NVME_BAR_TRAPPED,
+};
+
+static const struct vmig_profile_dev_ops nvme_ops = {
+	.open = nvme_open,
+	.close = nvme_close,
+	.reset = nvme_reset,
+	.quiesce = nvme_quiesce,
+	.unquiesce = nvme_unquiesce,
+	.save = nvme_save,
+	.restore = nvme_restore,
+	.state_size = nvme_state_size,
+};
+
+static const struct vmig_profile_dma_ops nvme_dma_ops = {
+	.doorbell = nvme_doorbell,
+	.remark = nvme_remark,
+};
+
+const struct vmig_profile vmig_profile_nvme = {
+	.name = "nvme",
+	.version = NVMP_STATE_VERSION,
+	.ids = nvme_ids,
+	.regs = nvme_regs,
+	.nr_regs = ARRAY_SIZE(nvme_regs),
+	.default_class = VMIG_REG_VOLATILE,
+	.trap = nvme_trap,
+	.nr_trap = ARRAY_SIZE(nvme_trap),
+	.tolerate = VMIG_ID_REVISION,
+	.doorbell = &nvme_doorbell_block,
+	.priv_size = sizeof(struct nvme_priv),
+	.ops = &nvme_ops,
+	.dma = &nvme_dma_ops,
+};
