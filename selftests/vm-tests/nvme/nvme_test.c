@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kselftest_harness.h"
+#include "mig.h"
 #include "nvme.h"
 #include "testbed.h"
 
@@ -558,6 +559,88 @@ TEST_F_TIMEOUT(vf1, abandon_in_flight_then_vf2, 60)
 	nvme_wl_free(&w);
 	vf_down(vf2);
 	free(vf2);
+}
+
+/*
+ * VF 1 to VF 2 through the VFIO migration uAPI, the verified workload
+ * running: commands in flight when DMA is held (the device drains them),
+ * commands queued while it is held (their tail doorbells are held, move
+ * in the state record as the queues' tails, and reach VF 2 when it runs),
+ * then the same driver state goes on against VF 2 over the same guest
+ * memory, and every block checks.
+ */
+TEST_F_TIMEOUT(vf1, migrate_to_vf2_with_io, 120)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+	struct vmm_dev *src = &self->vf.d, *dst;
+	struct mig_buf buf = {};
+	unsigned long inflight, held;
+	uint64_t flags = 0;
+	struct nvme_wl w;
+	char err[320];
+	int fd, ret;
+
+	if (!variant->trapped)
+		SKIP(return, "vfio-pci has no migration for this device");
+	ASSERT_EQ(0, mig_features(src, &flags));
+	ASSERT_TRUE(flags & VFIO_MIGRATION_STOP_COPY);
+	ASSERT_TRUE(flags & VFIO_MIGRATION_P2P);
+
+	/* the target: VF 2 under the profile, the same guest RAM mapped */
+	dst = calloc(1, sizeof(*dst));
+	ASSERT_NE(NULL, dst);
+	ASSERT_EQ(0, vmm_bind(self->t.vf[1], TB_DRIVER));
+	ASSERT_EQ(0, vf_trap(self->t.vf[1], err, sizeof(err))) TH_LOG("%s", err);
+	ASSERT_EQ(0, vmm_open(dst, self->t.vf[1]));
+	ASSERT_EQ(0, vmm_dma_map(dst, &self->vf.ram));
+	ASSERT_EQ(0, vmm_enable_bus_master(dst));
+
+	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
+		TH_LOG("%s", c->why);
+	ASSERT_EQ(0, nvme_wl_init(&w, c, 8192, 512, WL_DEPTH, 0x5a));
+	ASSERT_EQ(0, nvme_wl_fill(&w, TMO)) TH_LOG("%s", w.why);
+	ASSERT_EQ(0, nvme_wl_run(&w, 300, WL_TMO)) TH_LOG("%s", w.why);
+	ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
+	inflight = nvme_wl_inflight(&w);
+
+	/* DMA held: the device finishes what it was given, no more */
+	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
+	held = nvme_wl_inflight(&w);
+	TH_LOG("%lu commands in flight at the hold, %lu after one more step",
+	       inflight, held);
+	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	ret = mig_read_stop_copy(fd, &buf);
+	close(fd);
+	ASSERT_LT(0, ret);
+	TH_LOG("%zu bytes of device state", buf.len);
+
+	ASSERT_EQ(0, mig_set_state(dst, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(dst, VFIO_DEVICE_STATE_RESUMING, &fd));
+	ret = mig_write_stream(fd, buf.data, buf.len, 4096);
+	close(fd);
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, mig_set_state(dst, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(dst, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, mig_set_state(dst, VFIO_DEVICE_STATE_RUNNING, NULL));
+
+	/* the driver goes on: the same queues, now behind VF 2 */
+	c->dev = dst;
+	ASSERT_EQ(0, nvme_wl_drain(&w, TMO)) TH_LOG("%s", w.why);
+	ASSERT_EQ(0, nvme_wl_run(&w, 300, WL_TMO)) TH_LOG("%s", w.why);
+	w.blocks_checked = 0;
+	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(w.nr, w.blocks_checked);
+	EXPECT_EQ(0, w.errors) TH_LOG("%s", w.why);
+
+	nvme_wl_free(&w);
+	nvme_ctrl_disable(c);
+	c->dev = src;
+	mig_buf_free(&buf);
+	vmm_dma_unmap(dst, &self->vf.ram);
+	vmm_close(dst);
+	free(dst);
 }
 
 TEST_HARNESS_MAIN
