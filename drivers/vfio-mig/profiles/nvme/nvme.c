@@ -383,6 +383,34 @@ static int rs_write(void *ctx, u64 iova, const void *buf, u32 len)
 	return vfio_dma_rw(&r->mdev->core.vdev, iova, (void *)buf, len, true);
 }
 
+/*
+ * The restore drives the controller by its own DMA (queue entries,
+ * completions): memory decoding and bus mastering on for its duration,
+ * whatever the VMM has restored of the command register yet. Returns the
+ * command register to put back.
+ */
+static u16 master_open(struct vmig_device *mdev)
+{
+	struct vfio_pci_core_device *core = &mdev->core;
+	u16 cmd;
+
+	down_write(&core->memory_lock);
+	pci_read_config_word(core->pdev, PCI_COMMAND, &cmd);
+	pci_write_config_word(core->pdev, PCI_COMMAND,
+			      cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	up_write(&core->memory_lock);
+	return cmd;
+}
+
+static void master_close(struct vmig_device *mdev, u16 cmd)
+{
+	struct vfio_pci_core_device *core = &mdev->core;
+
+	down_write(&core->memory_lock);
+	pci_write_config_word(core->pdev, PCI_COMMAND, cmd);
+	up_write(&core->memory_lock);
+}
+
 /* What the target controller offers, from its registers and config. */
 static void limits(struct vmig_device *mdev, u64 cap, struct nvmp_limits *l)
 {
@@ -412,6 +440,7 @@ static int nvme_restore_work(void *arg)
 	size_t len;
 	void *buf;
 	u64 cap;
+	u16 cmd;
 	int ret;
 
 	if (!st || ctx->state_len != sizeof(*st)) {
@@ -435,7 +464,9 @@ static int nvme_restore_work(void *arg)
 		ret = -ENOMEM;
 		goto out;
 	}
+	cmd = master_open(mdev);
 	ret = nvmp_restore(&n->c, st, &dev, buf, len, &why);
+	master_close(mdev, cmd);
 	kvfree(buf);
 out:
 	mutex_unlock(&mdev->mig.dma.lock);
