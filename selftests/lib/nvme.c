@@ -1005,6 +1005,9 @@ static void wl_complete(struct nvme_wl *w, struct nvme_req *r)
 		w->flushes++;
 		goto out;
 	}
+	if (r->opcode == NVME_CMD_READ && !r->status && w->on_read)
+		w->on_read(w->on_read_arg, r->buf_iova + r->buf_off,
+			   (uint64_t)r->nlb * bs);
 	for (i = 0; i < r->nlb; i++) {
 		struct nvme_wl_block *b = &w->tab[idx + i];
 

@@ -315,6 +315,9 @@ struct nvme_wl {
 	unsigned long writes, reads, flushes, blocks_checked, errors;
 	unsigned long prp1_only, prp2, prp_list;
 	unsigned int max_qd;	/* most commands seen in flight on a queue */
+	/* each successful Read's data range, as the device wrote it */
+	void (*on_read)(void *arg, uint64_t iova, uint64_t len);
+	void *on_read_arg;
 	char why[256];		/* the first error, or the last refusal */
 };
 
