@@ -98,7 +98,7 @@ TEST(dev_show_matches_sysfs)
 		ASSERT_EQ(0, json_get_str(obj, "profile", v, sizeof(v)));
 		dev_attr(devs[i], "profile", want, sizeof(want));
 		EXPECT_STREQ(want, v);
-		EXPECT_STREQ(i < 2 ? "edu" : "generic", v);
+		EXPECT_STREQ(i < 2 ? "edu" : "nvme", v);
 		ASSERT_EQ(0, json_get_str(obj, "trap_mode", v, sizeof(v)));
 		dev_attr(devs[i], "trap_mode", want, sizeof(want));
 		EXPECT_STREQ(want, v);

@@ -52,6 +52,12 @@ static int vf_trap(const char *bdf, char *err, size_t len)
 	}
 	snprintf(path, sizeof(path),
 		 "/sys/bus/pci/devices/%s/vfio_mig/profile", bdf);
+	/* its own profile, whatever an earlier suite set */
+	ret = vmm_sysfs_write(path, "nvme");
+	if (ret) {
+		snprintf(err, len, "%s: profile nvme: %s", bdf, strerror(-ret));
+		return ret;
+	}
 	f = fopen(path, "r");
 	if (!f || !fgets(prof, sizeof(prof), f) || strcmp(prof, "nvme\n")) {
 		snprintf(err, len, "%s: profile '%s', not nvme", bdf, prof);

@@ -185,6 +185,10 @@ TEST_F(generic, replay_refused_on_mismatch)
 
 	ASSERT_EQ(TB_NR_VF, t->nr_vf);
 	ASSERT_EQ(0, vmm_bind(t->vf[0], TB_DRIVER));
+	/* the VF under the generic profile (its own is nvme) */
+	snprintf(res, sizeof(res), "/sys/bus/pci/devices/%s/vfio_mig/profile",
+		 t->vf[0]);
+	ASSERT_EQ(0, vmm_sysfs_write(res, "generic"));
 	ASSERT_EQ(0, vmm_open(&vf, t->vf[0]));
 	open_pair(_metadata, self, "edu");
 	edu_liveness(&a->e, 42);
@@ -227,6 +231,9 @@ TEST_F(generic, replay_refused_on_mismatch)
 	EXPECT_NE(NULL, strstr(res, "identity mismatch: source 1234:11e8, target 1b36:0010"))
 		TH_LOG("%s", res);
 	vmm_close(&vf);
+	snprintf(res, sizeof(res), "/sys/bus/pci/devices/%s/vfio_mig/profile",
+		 t->vf[0]);
+	EXPECT_EQ(0, vmm_sysfs_write(res, "nvme"));
 
 	/* a target nobody has open, and one that is not ours */
 	rs_side_close(b);

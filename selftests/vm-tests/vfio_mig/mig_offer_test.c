@@ -129,15 +129,31 @@ TEST_F(offer, generic_profile_withdraws)
 	EXPECT_TRUE(flags & VFIO_MIGRATION_P2P);
 }
 
-TEST_F(offer, vf_has_no_migration)
+/*
+ * The NVMe VF: its own profile (nvme) offers migration; under the generic
+ * profile (set by the admin) it has none, and says why.
+ */
+TEST_F(offer, vf_migration_by_profile)
 {
 	uint64_t flags = 0;
-	char why[256];
+	char why[256], path[128];
 	int ret;
 
 	if (!self->t.nr_vf)
 		SKIP(return, "no NVMe VF in this test bed");
 	ASSERT_EQ(0, vmm_bind(self->t.vf[0], TB_DRIVER));
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio_mig/profile",
+		 self->t.vf[0]);
+	ASSERT_EQ(0, vmm_sysfs_write(path, "nvme"));
+	ASSERT_EQ(0, vmm_open(&self->vf, self->t.vf[0]));
+	self->vf_open = true;
+	ASSERT_EQ(0, mig_features(&self->vf, &flags));
+	EXPECT_TRUE(flags & VFIO_MIGRATION_STOP_COPY);
+	EXPECT_TRUE(flags & VFIO_MIGRATION_P2P);
+	vmm_close(&self->vf);
+	self->vf_open = false;
+
+	ASSERT_EQ(0, vmm_sysfs_write(path, "generic"));
 	ASSERT_EQ(0, vmm_open(&self->vf, self->t.vf[0]));
 	self->vf_open = true;
 	ret = mig_features(&self->vf, &flags);
@@ -145,6 +161,9 @@ TEST_F(offer, vf_has_no_migration)
 				       (unsigned long long)flags);
 	ASSERT_EQ(0, offer_of(self->t.vf[0], why, sizeof(why)));
 	EXPECT_NE(NULL, strstr(why, "quiesce")) TH_LOG("sysfs: %s", why);
+	vmm_close(&self->vf);
+	self->vf_open = false;
+	EXPECT_EQ(0, vmm_sysfs_write(path, "nvme"));
 }
 
 TEST_HARNESS_MAIN
