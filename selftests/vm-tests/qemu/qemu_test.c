@@ -323,14 +323,15 @@ TEST_F_TIMEOUT(qemu, target_killed, 400)
 }
 
 /*
- * modules.alias: vfio_pci: entries for the devices a profile serves (edu),
+ * modules.alias: vfio_pci: entries for the devices a profile serves (edu,
+ * QEMU's NVMe controller),
  * none that matches every device (libvirt would then pick vfio-mig for
  * all of them).
  */
 TEST(modules_alias)
 {
 	char path[256], line[512];
-	bool edu = false;
+	bool edu = false, nvme = false;
 	struct utsname u;
 	FILE *f;
 
@@ -344,10 +345,13 @@ TEST(modules_alias)
 			continue;
 		if (strstr(line, "alias vfio_pci:v00001234d000011E8sv*sd*bc*sc*i* vfio_mig"))
 			edu = true;
+		if (strstr(line, "alias vfio_pci:v00001B36d00000010sv*sd*bc*sc*i* vfio_mig"))
+			nvme = true;
 		EXPECT_EQ(NULL, strstr(line, "vfio_pci:v*d*")) TH_LOG("%s", line);
 	}
 	fclose(f);
 	EXPECT_TRUE(edu);
+	EXPECT_TRUE(nvme);
 }
 
 TEST_HARNESS_MAIN
