@@ -458,6 +458,83 @@ static int mem_step(struct lm_vcpu *v)
 	return 0;
 }
 
+/* ---- an NVMe guest ---- */
+
+static void nvme_cpu_write(void *arg, uint64_t iova, uint64_t len)
+{
+	struct lm_guest *g = arg;
+
+	mig_cpu_mark(&g->cpu, iova, len);
+}
+
+/* The NVMe driver's image, written to guest RAM. */
+static int save_nstate(struct lm_guest *g)
+{
+	struct lm_nvme *nv = g->nv;
+	int len;
+
+	len = nvme_image_save(&nv->c, &nv->w, nv->img + sizeof(nv->ns),
+			      LM_NSTATE_MAX - sizeof(nv->ns));
+	if (len < 0) {
+		gfail(g, "the NVMe driver's image does not fit %zu bytes",
+		      (size_t)LM_NSTATE_MAX);
+		return len;
+	}
+	nv->ns.len = len;
+	memcpy(nv->img, &nv->ns, sizeof(nv->ns));
+	gwrite(g, LM_NSTATE_OFF, nv->img, sizeof(nv->ns) + len);
+	return 0;
+}
+
+static int nvme_step(struct lm_vcpu *v)
+{
+	struct lm_guest *g = v->g;
+	struct lm_nvme *nv = g->nv;
+	unsigned long errors = nv->w.errors;
+	int reaped, ret;
+
+	reaped = nvme_wl_step(&nv->w);
+	if (reaped < 0) {
+		gfail(g, "NVMe vCPU: device error after %llu steps: %s",
+		      (unsigned long long)nv->ns.steps, nv->w.why);
+		return reaped;
+	}
+	if (nv->w.errors != errors)
+		gfail(g, "NVMe vCPU: wrong result at step %llu: %s",
+		      (unsigned long long)nv->ns.steps, nv->w.why);
+	nv->ns.steps++;
+	ret = save_nstate(g);
+	if (ret)
+		return ret;
+	if (!reaped)		/* nothing completed: let the device run */
+		usleep(200);
+	return 0;
+}
+
+static struct lm_nvme *nvme_new(void)
+{
+	struct lm_nvme *nv = calloc(1, sizeof(*nv));
+
+	if (!nv)
+		return NULL;
+	nv->img = calloc(1, LM_NSTATE_MAX);
+	if (!nv->img) {
+		free(nv);
+		return NULL;
+	}
+	return nv;
+}
+
+static void nvme_release(struct lm_guest *g)
+{
+	if (!g->nv)
+		return;
+	nvme_image_free(&g->nv->c, &g->nv->w);
+	free(g->nv->img);
+	free(g->nv);
+	g->nv = NULL;
+}
+
 static int layout(struct lm_guest *g, struct vmm_ram *ram, struct edu *e,
 		  uint32_t npages)
 {
@@ -475,6 +552,7 @@ static int layout(struct lm_guest *g, struct vmm_ram *ram, struct edu *e,
 	g->wlram.host = ghost(g, wl_off);
 	g->wlram.iova = gpa(g, wl_off);
 	g->wlram.size = ram->size - wl_off;
+	g->wlram.mapped = ram->mapped;	/* a part of the mapped RAM */
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cond, NULL);
 	return mig_cpu_log_init(&g->cpu, ram);
@@ -558,9 +636,120 @@ int lm_guest_adopt(struct lm_guest *g, struct vmm_ram *ram, struct edu *e,
 	return 0;
 }
 
+int lm_guest_boot_nvme(struct lm_guest *g, struct vmm_ram *ram,
+		       struct vmm_dev *d, uint64_t seed,
+		       unsigned int page_rate)
+{
+	struct lm_nvme *nv;
+	uint64_t avail;
+	int ret;
+
+	memset(g, 0, sizeof(*g));
+	if (ram->size <= LM_RESERVED)
+		return -ENOSPC;
+	avail = (ram->size - LM_RESERVED) / MIG_PAGE / 4;
+	ret = layout(g, ram, NULL, avail > LM_MAX_PAGES ? LM_MAX_PAGES : avail);
+	if (ret)
+		return ret;
+	nv = nvme_new();
+	if (!nv)
+		return -ENOMEM;
+	g->nv = nv;
+	g->page_rate = page_rate;
+	g->ms.magic = LM_MMAGIC;
+	g->ms.rng = mix64(seed) | 1;
+	g->ms.npages = g->npages;
+	gwrite(g, LM_MSTATE_OFF, &g->ms, sizeof(g->ms));
+	nv->ns.magic = LM_NMAGIC;
+	nv->ns.seed = seed;
+	ret = nvme_ctrl_init(&nv->c, d, &g->wlram, LM_NVME_NSID, false);
+	nv->c.on_write = nvme_cpu_write;
+	nv->c.on_write_arg = g;
+	/* what the bring-up wrote before the hook was set */
+	mig_cpu_mark(&g->cpu, g->wlram.iova, g->wlram.size);
+	if (!ret)
+		ret = nvme_create_io_queues(&nv->c, LM_NVME_QUEUES,
+					    LM_NVME_QDEPTH, false);
+	if (ret) {
+		gfail(g, "NVMe bring-up: %s", nv->c.why);
+		return ret;
+	}
+	ret = nvme_wl_init(&nv->w, &nv->c, LM_NVME_WL_BASE, LM_NVME_WL_BLOCKS,
+			   LM_NVME_WL_DEPTH, (uint32_t)seed);
+	if (!ret)
+		ret = nvme_wl_fill(&nv->w, 20000);
+	if (ret) {
+		gfail(g, "NVMe workload: %s", nv->w.why);
+		return ret;
+	}
+	return save_nstate(g);
+}
+
+int lm_guest_adopt_nvme(struct lm_guest *g, struct vmm_ram *ram,
+			struct vmm_dev *d, unsigned int page_rate)
+{
+	struct lm_nstate ns;
+	struct lm_mstate ms;
+	struct lm_nvme *nv;
+	int ret;
+
+	memset(g, 0, sizeof(*g));
+	memcpy(&ns, (uint8_t *)ram->host + LM_NSTATE_OFF, sizeof(ns));
+	memcpy(&ms, (uint8_t *)ram->host + LM_MSTATE_OFF, sizeof(ms));
+	if (ns.magic != LM_NMAGIC || ms.magic != LM_MMAGIC ||
+	    ns.len > LM_NSTATE_MAX - sizeof(ns)) {
+		snprintf(g->why, sizeof(g->why),
+			 "no NVMe guest state in RAM (magic %#llx/%#llx, %u bytes): RAM was not migrated",
+			 (unsigned long long)ns.magic,
+			 (unsigned long long)ms.magic, ns.len);
+		return -EBADMSG;
+	}
+	ret = layout(g, ram, NULL, ms.npages);
+	if (ret) {
+		snprintf(g->why, sizeof(g->why),
+			 "guest state names %u pages: does not fit %zu bytes of RAM",
+			 ms.npages, ram->size);
+		return ret;
+	}
+	nv = nvme_new();
+	if (!nv)
+		return -ENOMEM;
+	g->nv = nv;
+	g->page_rate = page_rate;
+	g->ms = ms;
+	nv->ns = ns;
+	ret = nvme_image_load(&nv->c, &nv->w, d, &g->wlram,
+			      (uint8_t *)ram->host + LM_NSTATE_OFF + sizeof(ns),
+			      ns.len);
+	if (ret) {
+		snprintf(g->why, sizeof(g->why), "the NVMe driver's image: %s",
+			 nv->c.why);
+		return ret;
+	}
+	nv->c.on_write = nvme_cpu_write;
+	nv->c.on_write_arg = g;
+	return 0;
+}
+
+uint64_t lm_guest_steps(const struct lm_guest *g)
+{
+	return g->nv ? g->nv->ns.steps : g->ds.steps;
+}
+
+unsigned long lm_guest_checks(const struct lm_guest *g)
+{
+	return g->nv ? g->nv->w.blocks_checked : g->wl.checks;
+}
+
+unsigned long lm_guest_errors(const struct lm_guest *g)
+{
+	return g->nv ? g->nv->w.errors : g->wl.errors;
+}
+
 void lm_guest_free(struct lm_guest *g)
 {
 	lm_guest_stop(g);
+	nvme_release(g);
 	mig_cpu_log_free(&g->cpu);
 }
 
@@ -602,7 +791,7 @@ int lm_guest_start(struct lm_guest *g)
 {
 	int i, ret;
 
-	g->vcpu[0].step = edu_step;
+	g->vcpu[0].step = g->nv ? nvme_step : edu_step;
 	g->vcpu[1].step = mem_step;
 	for (i = 0; i < 2; i++) {
 		struct lm_vcpu *v = &g->vcpu[i];
@@ -700,16 +889,71 @@ bool lm_guest_check_pages(struct lm_guest *g)
 
 bool lm_guest_check_model(struct lm_guest *g)
 {
+	if (g->nv) {
+		if (!g->nv->w.errors)
+			return true;
+		gfail(g, "NVMe workload: %lu wrong results: %s",
+		      g->nv->w.errors, g->nv->w.why);
+		return false;
+	}
 	if (!g->wl.errors)
 		return true;
 	gfail(g, "workload: %lu wrong results: %s", g->wl.errors, g->wl.why);
 	return false;
 }
 
+static bool nvme_check_regs(struct lm_guest *g)
+{
+	struct nvme_ctrl *c = &g->nv->c;
+	uint32_t cc = nvme_rd32(c, NVME_REG_CC);
+	uint32_t csts = nvme_rd32(c, NVME_REG_CSTS);
+	uint32_t aqa = nvme_rd32(c, NVME_REG_AQA);
+	uint64_t asq = nvme_rd64(c, NVME_REG_ASQ);
+	uint64_t acq = nvme_rd64(c, NVME_REG_ACQ);
+	uint32_t want_aqa = (uint32_t)(c->admin.depth - 1) << 16 |
+			    (c->admin.depth - 1);
+
+	if ((cc & NVME_CC_EN) && (csts & (NVME_CSTS_RDY | NVME_CSTS_CFS)) ==
+	    NVME_CSTS_RDY && aqa == want_aqa && asq == c->admin.sq_iova &&
+	    acq == c->admin.cq_iova)
+		return true;
+	gfail(g, "NVMe controller is not the guest's: CC %#x CSTS %#x AQA %#x/%#x ASQ %#llx/%#llx ACQ %#llx/%#llx (device/guest)",
+	      cc, csts, aqa, want_aqa, (unsigned long long)asq,
+	      (unsigned long long)c->admin.sq_iova, (unsigned long long)acq,
+	      (unsigned long long)c->admin.cq_iova);
+	return false;
+}
+
+/* Everything in flight completed, every block read back and checked. */
+static bool nvme_check_data(struct lm_guest *g)
+{
+	struct nvme_wl *w = &g->nv->w;
+	unsigned long before = w->blocks_checked;
+	int ret;
+
+	ret = nvme_wl_drain(w, 20000);
+	if (!ret)
+		ret = nvme_wl_verify_all(w, 20000);
+	save_nstate(g);
+	if (ret || w->errors) {
+		gfail(g, "NVMe read-back: %s", w->why);
+		return false;
+	}
+	if (w->blocks_checked - before < w->nr) {
+		gfail(g, "NVMe read-back checked %lu of %u blocks",
+		      w->blocks_checked - before, w->nr);
+		return false;
+	}
+	g->nv->verified = true;
+	return true;
+}
+
 bool lm_guest_check_regs(struct lm_guest *g, struct edu_regs *now)
 {
 	const struct edu_regs *w = &g->ds.regs;
 
+	if (g->nv)
+		return nvme_check_regs(g);
 	edu_regs_read(g->e, now);
 	if (!g->ds.regs_valid)
 		return true;
@@ -736,6 +980,8 @@ bool lm_guest_check_buffer(struct lm_guest *g)
 	uint32_t off, n, i;
 	int ret = 0;
 
+	if (g->nv)
+		return nvme_check_data(g);
 	gwrite(g, LM_SCRATCH_OFF, zero, sizeof(zero));
 	for (off = 0; off < EDU_BUF_SIZE - 1 && !ret; off += n) {
 		n = EDU_BUF_SIZE - 1 - off;

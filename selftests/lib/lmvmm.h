@@ -26,6 +26,7 @@
 #include "edu.h"
 #include "genl.h"
 #include "mig.h"
+#include "nvme.h"
 #include "vmm.h"
 
 /* ---- netlink: phases, acks, dirty-mark ---- */
@@ -117,6 +118,39 @@ const char *lm_phase_name(uint32_t phase);
 #define LM_DMAGIC		0x31474d4c4d474956ull	/* "VIGMLMG1" */
 #define LM_MMAGIC		0x314d4d4c4d474956ull	/* "VIGMLMM1" */
 
+/*
+ * A guest whose device is an NVMe function (lm_guest_boot_nvme) runs the
+ * verified NVMe workload (nvme_wl: two polled I/O queue pairs, commands
+ * in flight on both) on its device vCPU instead of edu's. Its driver's
+ * image (nvme_image_save) is kept after every step in reserved RAM from
+ * LM_NSTATE_OFF, behind this header; the edu state pages stay unused.
+ */
+#define LM_NSTATE_OFF		0x4000
+#define LM_NSTATE_MAX		(LM_RESERVED - LM_NSTATE_OFF)
+#define LM_NMAGIC		0x314e4d4c4d474956ull	/* "VIGMLMN1" */
+#define LM_NVME_NSID		1
+#define LM_NVME_QUEUES		2
+#define LM_NVME_QDEPTH		16
+#define LM_NVME_WL_DEPTH	8
+#define LM_NVME_WL_BASE		16384	/* first LBA of the workload */
+#define LM_NVME_WL_BLOCKS	512
+
+struct lm_nstate {
+	uint64_t magic;
+	uint64_t seed;
+	uint64_t steps;
+	uint32_t len;		/* bytes of the image that follows */
+	uint32_t pad;
+};
+
+struct lm_nvme {
+	struct nvme_ctrl c;
+	struct nvme_wl w;
+	struct lm_nstate ns;
+	uint8_t *img;		/* LM_NSTATE_MAX bytes: header and image */
+	bool verified;		/* the last full read-back held */
+};
+
 /* The edu vCPU's state: what the guest knows of its device. */
 struct lm_dstate {
 	uint64_t magic;
@@ -150,8 +184,9 @@ struct lm_vcpu {
 
 struct lm_guest {
 	struct vmm_ram *ram;		/* all of guest RAM */
-	struct vmm_ram wlram;		/* the edu workload's part of it */
-	struct edu *e;
+	struct vmm_ram wlram;		/* the device workload's part of it */
+	struct edu *e;			/* the device: edu, or */
+	struct lm_nvme *nv;		/* an NVMe function */
 	struct edu_wl wl;
 	struct mig_cpu_log cpu;		/* every vCPU write since taken */
 	struct lm_dstate ds;		/* the vCPUs' copies, written to RAM */
@@ -184,7 +219,22 @@ int lm_guest_boot(struct lm_guest *g, struct vmm_ram *ram, struct edu *e,
  */
 int lm_guest_adopt(struct lm_guest *g, struct vmm_ram *ram, struct edu *e,
 		   unsigned int page_rate);
+/*
+ * The same for an NVMe guest on device @d: the controller brought up in
+ * the workload's RAM, its queues created, the workload's blocks written
+ * once; or adopted from RAM (the device must be the one the migration
+ * restored: it is not reset). 0 or -errno, g->why says why.
+ */
+int lm_guest_boot_nvme(struct lm_guest *g, struct vmm_ram *ram,
+		       struct vmm_dev *d, uint64_t seed,
+		       unsigned int page_rate);
+int lm_guest_adopt_nvme(struct lm_guest *g, struct vmm_ram *ram,
+			struct vmm_dev *d, unsigned int page_rate);
 void lm_guest_free(struct lm_guest *g);
+/* The device vCPU's steps, results checked and wrong (edu or NVMe). */
+uint64_t lm_guest_steps(const struct lm_guest *g);
+unsigned long lm_guest_checks(const struct lm_guest *g);
+unsigned long lm_guest_errors(const struct lm_guest *g);
 /* Start both vCPUs; stop (park) them, waiting for a step in flight; go on. */
 int lm_guest_start(struct lm_guest *g);
 void lm_guest_pause(struct lm_guest *g);
@@ -203,6 +253,11 @@ int lm_guest_error(struct lm_guest *g);
  *    read last (its state after a migration);
  *  - lm_guest_check_buffer(): the device buffer, read out by DMA through
  *    the scratch page, is the guest's model of it (it takes two DMAs).
+ * For an NVMe guest, the registers are the controller's enable and its
+ * admin queue (CC.EN, CSTS.RDY, AQA, ASQ, ACQ: @now is not filled), and
+ * the buffer check waits for every command in flight and reads every
+ * block of the workload back, each checked against the newest generation
+ * written.
  */
 bool lm_guest_check_pages(struct lm_guest *g);
 bool lm_guest_check_model(struct lm_guest *g);

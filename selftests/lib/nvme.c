@@ -70,6 +70,13 @@ static uint32_t cq_doorbell(struct nvme_ctrl *c, uint16_t qid)
 
 /* Memory */
 
+/* The driver (the guest's CPU) wrote @len bytes of guest memory at @iova. */
+static void cpu_wrote(struct nvme_ctrl *c, uint64_t iova, uint64_t len)
+{
+	if (c->on_write && len)
+		c->on_write(c->on_write_arg, iova, len);
+}
+
 void *nvme_dma_alloc(struct nvme_ctrl *c, size_t size, uint64_t *iova)
 {
 	size_t off = (c->ram_used + NVME_PAGE - 1) & ~(size_t)(NVME_PAGE - 1);
@@ -82,6 +89,7 @@ void *nvme_dma_alloc(struct nvme_ctrl *c, size_t size, uint64_t *iova)
 	memset(p, 0, size);
 	*iova = c->ram->iova + off;
 	c->ram_used = off + size;
+	cpu_wrote(c, *iova, size);
 	return p;
 }
 
@@ -319,6 +327,7 @@ static int sq_submit(struct nvme_queue *q, struct nvme_req *r,
 	}
 	cmd->cid = r->cid;
 	memcpy(&q->sq[q->sq_tail], cmd, sizeof(*cmd));
+	cpu_wrote(c, q->sq_iova + q->sq_tail * sizeof(*cmd), sizeof(*cmd));
 	r->busy = true;
 	r->done = false;
 	r->submit_us = vmm_now_us();
@@ -528,6 +537,7 @@ int nvme_identify(struct nvme_ctrl *c, uint8_t cns, uint32_t nsid)
 	int ret;
 
 	memset(c->id_buf, 0, NVME_PAGE);
+	cpu_wrote(c, c->id_iova, NVME_PAGE);
 	ret = nvme_admin(c, &cmd, NULL, CMD_TIMEOUT_MS);
 	if (ret)
 		return ret;
@@ -810,9 +820,12 @@ int nvme_io_submit(struct nvme_req *r, uint8_t opcode, uint64_t slba,
 				r->prp_list[i] = iova + first +
 						 (uint64_t)i * NVME_PAGE;
 			cmd.prp2 = r->prp_list_iova;
+			cpu_wrote(c, r->prp_list_iova, n * sizeof(uint64_t));
 		}
 		r->nr_prps += n;
 	}
+	/* the data a Write carries, the zeroed buffer a Read fills */
+	cpu_wrote(c, iova, len);
 	cmd.cdw10 = (uint32_t)slba;
 	cmd.cdw11 = (uint32_t)(slba >> 32);
 	cmd.cdw12 = nlb - 1;
@@ -1362,4 +1375,253 @@ int nvme_wl_verify_all(struct nvme_wl *w, int timeout_ms)
 		wl_complete(w, r);
 	}
 	return w->errors ? -EILSEQ : 0;
+}
+
+/* The driver's image in guest RAM */
+
+struct nvme_image_hdr {
+	uint64_t magic;
+	uint32_t size;		/* bytes of the whole image */
+	uint32_t nr_ioq;
+	uint16_t depth[NVME_MAX_IOQ + 1];	/* admin, then I/O queues */
+	uint32_t wl_nr;		/* blocks of the workload's table */
+	uint64_t ram_iova, ram_size;
+};
+
+static size_t image_reqs(const struct nvme_image_hdr *h)
+{
+	size_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i <= h->nr_ioq && i <= NVME_MAX_IOQ; i++)
+		n += h->depth[i];
+	return n;
+}
+
+static size_t image_len(const struct nvme_image_hdr *h)
+{
+	return sizeof(*h) + sizeof(struct nvme_ctrl) +
+	       image_reqs(h) * sizeof(struct nvme_req) +
+	       sizeof(struct nvme_wl) +
+	       (size_t)h->wl_nr * sizeof(struct nvme_wl_block);
+}
+
+static void image_hdr(const struct nvme_ctrl *c, const struct nvme_wl *w,
+		      struct nvme_image_hdr *h)
+{
+	int i;
+
+	memset(h, 0, sizeof(*h));
+	h->magic = NVME_IMAGE_MAGIC;
+	h->nr_ioq = c->nr_ioq;
+	h->depth[0] = c->admin.depth;
+	for (i = 0; i < c->nr_ioq; i++)
+		h->depth[i + 1] = c->ioq[i].depth;
+	h->wl_nr = w ? w->nr : 0;
+	h->ram_iova = c->ram->iova;
+	h->ram_size = c->ram->size;
+	h->size = image_len(h);
+}
+
+size_t nvme_image_size(const struct nvme_ctrl *c, const struct nvme_wl *w)
+{
+	struct nvme_image_hdr h;
+
+	image_hdr(c, w, &h);
+	return h.size;
+}
+
+static struct nvme_queue *image_queue(struct nvme_ctrl *c, unsigned int i)
+{
+	return i ? &c->ioq[i - 1] : &c->admin;
+}
+
+int nvme_image_save(const struct nvme_ctrl *c, const struct nvme_wl *w,
+		    void *buf, size_t len)
+{
+	struct nvme_image_hdr h;
+	uint8_t *p = buf;
+	unsigned int i;
+
+	image_hdr(c, w, &h);
+	if (len < h.size)
+		return -ENOSPC;
+	memcpy(p, &h, sizeof(h));
+	p += sizeof(h);
+	memcpy(p, c, sizeof(*c));
+	p += sizeof(*c);
+	for (i = 0; i <= h.nr_ioq; i++) {
+		const struct nvme_queue *q = image_queue((struct nvme_ctrl *)c,
+							 i);
+
+		memcpy(p, q->reqs, q->depth * sizeof(*q->reqs));
+		p += q->depth * sizeof(*q->reqs);
+	}
+	if (w) {
+		memcpy(p, w, sizeof(*w));
+		p += sizeof(*w);
+		memcpy(p, w->tab, (size_t)w->nr * sizeof(*w->tab));
+	} else {
+		memset(p, 0, sizeof(*w));
+	}
+	return (int)h.size;
+}
+
+/* The host view of [iova, iova + len) in @ram, or NULL when outside it. */
+static void *image_host(const struct vmm_ram *ram, uint64_t iova,
+			uint64_t len)
+{
+	if (iova < ram->iova || len > ram->size ||
+	    iova - ram->iova > ram->size - len)
+		return NULL;
+	return (uint8_t *)ram->host + (iova - ram->iova);
+}
+
+static int image_fix_queue(struct nvme_ctrl *c, struct nvme_queue *q,
+			   const struct nvme_req *reqs, bool data)
+{
+	unsigned int i;
+
+	q->c = c;
+	q->sq = image_host(c->ram, q->sq_iova,
+			   q->depth * sizeof(struct nvme_sqe));
+	q->cq = image_host(c->ram, q->cq_iova,
+			   q->depth * sizeof(struct nvme_cqe));
+	if (!q->sq || !q->cq || q->vector != -1 || q->sq_tail >= q->depth ||
+	    q->sq_head >= q->depth || q->cq_head >= q->depth ||
+	    q->inflight >= q->depth) {
+		why(c, "image: queue %u is not one this driver can go on with",
+		    q->qid);
+		return -EBADMSG;
+	}
+	q->reqs = calloc(q->depth, sizeof(*q->reqs));
+	if (!q->reqs)
+		return -ENOMEM;
+	memcpy(q->reqs, reqs, q->depth * sizeof(*q->reqs));
+	for (i = 0; i < q->depth; i++) {
+		struct nvme_req *r = &q->reqs[i];
+
+		r->q = q;
+		r->buf = NULL;
+		r->prp_list = NULL;
+		if (r->cid != i) {
+			why(c, "image: queue %u slot %u has command id %u",
+			    q->qid, i, r->cid);
+			return -EBADMSG;
+		}
+		if (!data)
+			continue;
+		r->buf = image_host(c->ram, r->buf_iova, NVME_SLOT_BYTES);
+		r->prp_list = image_host(c->ram, r->prp_list_iova, NVME_PAGE);
+		if (!r->buf || !r->prp_list) {
+			why(c, "image: queue %u slot %u: buffers outside RAM",
+			    q->qid, i);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+int nvme_image_load(struct nvme_ctrl *c, struct nvme_wl *w,
+		    struct vmm_dev *d, struct vmm_ram *ram, const void *buf,
+		    size_t len)
+{
+	const uint8_t *p = buf;
+	struct nvme_image_hdr h;
+	unsigned int i;
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	memset(w, 0, sizeof(*w));
+	c->dev = d;
+	c->ram = ram;
+	for (i = 0; i < NVME_MAX_VEC; i++)
+		c->efd[i] = -1;
+	if (len < sizeof(h)) {
+		why(c, "image: %zu bytes, not even a header", len);
+		return -EBADMSG;
+	}
+	memcpy(&h, p, sizeof(h));
+	if (h.magic != NVME_IMAGE_MAGIC || h.nr_ioq > NVME_MAX_IOQ ||
+	    h.ram_iova != ram->iova || h.ram_size != ram->size) {
+		why(c, "image: magic %#llx, %u queues, RAM %#llx+%#llx: not this driver's in this RAM",
+		    (unsigned long long)h.magic, h.nr_ioq,
+		    (unsigned long long)h.ram_iova,
+		    (unsigned long long)h.ram_size);
+		return -EBADMSG;
+	}
+	for (i = 0; i <= h.nr_ioq; i++) {
+		if (h.depth[i] < 2 || h.depth[i] > (i ? NVME_MAX_DEPTH : 4096)) {
+			why(c, "image: queue %u depth %u", i, h.depth[i]);
+			return -EBADMSG;
+		}
+	}
+	if (h.wl_nr > (1u << 20) || h.size != image_len(&h) || len < h.size) {
+		why(c, "image: %u bytes (%zu here) for %u blocks", h.size, len,
+		    h.wl_nr);
+		return -EBADMSG;
+	}
+	p += sizeof(h);
+	memcpy(c, p, sizeof(*c));
+	p += sizeof(*c);
+	/* what a pointer held in the other VMM means nothing here */
+	c->dev = d;
+	c->ram = ram;
+	c->bar = NULL;
+	c->mmio = false;
+	c->on_write = NULL;
+	c->on_write_arg = NULL;
+	c->nr_vec = 0;
+	c->admin.reqs = NULL;
+	for (i = 0; i < NVME_MAX_IOQ; i++)
+		c->ioq[i].reqs = NULL;
+	for (i = 0; i < NVME_MAX_VEC; i++)
+		c->efd[i] = -1;
+	c->why[0] = 0;
+	c->id_buf = image_host(ram, c->id_iova, NVME_PAGE);
+	if (c->nr_ioq != (int)h.nr_ioq || !c->id_buf ||
+	    c->admin.depth != h.depth[0] || c->ram_used > ram->size ||
+	    !c->db_stride || c->db_stride > 4096) {
+		why(c, "image: the controller's fields disagree with its header");
+		return -EBADMSG;
+	}
+	for (i = 0; i <= h.nr_ioq; i++) {
+		struct nvme_queue *q = image_queue(c, i);
+
+		if (q->depth != h.depth[i] || q->qid != i) {
+			why(c, "image: queue %u disagrees with the header", i);
+			return -EBADMSG;
+		}
+		ret = image_fix_queue(c, q, (const struct nvme_req *)p, i > 0);
+		if (ret)
+			return ret;
+		p += q->depth * sizeof(struct nvme_req);
+	}
+	memcpy(w, p, sizeof(*w));
+	p += sizeof(*w);
+	w->c = c;
+	w->tab = NULL;
+	w->on_read = NULL;
+	w->on_read_arg = NULL;
+	if (!h.wl_nr)
+		return 0;
+	if (w->nr != h.wl_nr || !w->depth || !w->max_blocks) {
+		why(c, "image: the workload's fields disagree with the header");
+		return -EBADMSG;
+	}
+	w->tab = calloc(w->nr, sizeof(*w->tab));
+	if (!w->tab)
+		return -ENOMEM;
+	memcpy(w->tab, p, (size_t)w->nr * sizeof(*w->tab));
+	return 0;
+}
+
+void nvme_image_free(struct nvme_ctrl *c, struct nvme_wl *w)
+{
+	int i;
+
+	nvme_wl_free(w);
+	queue_free(&c->admin);
+	for (i = 0; i < NVME_MAX_IOQ; i++)
+		queue_free(&c->ioq[i]);
 }

@@ -189,6 +189,13 @@ struct nvme_ctrl {
 	/* MSI-X */
 	int efd[NVME_MAX_VEC];
 	int nr_vec;
+	/*
+	 * Called for the guest memory the driver writes (queue entries, PRP
+	 * lists, data buffers, as a guest's CPU would): a VMM's dirty log
+	 * of vCPU writes. May be NULL.
+	 */
+	void (*on_write)(void *arg, uint64_t iova, uint64_t len);
+	void *on_write_arg;
 	char why[256];		/* what went wrong last */
 };
 
@@ -347,5 +354,28 @@ int nvme_wl_attach(struct nvme_wl *w, struct nvme_ctrl *c);
 /* Read back and check every block whose generation is known. */
 int nvme_wl_verify_all(struct nvme_wl *w, int timeout_ms);
 unsigned long nvme_wl_inflight(const struct nvme_wl *w);
+
+/*
+ * The driver's image, as a guest keeps its driver's state in its own RAM
+ * (and a VMM migrating the guest moves it with RAM): the controller's
+ * fields, each queue's positions and command slots, and a workload (may
+ * be NULL) with its table. Pointers are not meaningful in the image: on
+ * load they are derived again from the IOVAs, in the RAM and on the
+ * device of the VMM that loads it, and every IOVA must lie in that RAM.
+ * The queues must be polled ones (no MSI-X vector); the controller is
+ * not touched. nvme_image_save() returns the bytes written, or -ENOSPC
+ * when @len is short (nvme_image_size() says how much is needed);
+ * nvme_image_load() 0, -EBADMSG (c->why says why) or -ENOMEM.
+ */
+#define NVME_IMAGE_MAGIC	0x31474d494d564e56ull	/* "VNVMIMG1" */
+
+size_t nvme_image_size(const struct nvme_ctrl *c, const struct nvme_wl *w);
+int nvme_image_save(const struct nvme_ctrl *c, const struct nvme_wl *w,
+		    void *buf, size_t len);
+int nvme_image_load(struct nvme_ctrl *c, struct nvme_wl *w,
+		    struct vmm_dev *d, struct vmm_ram *ram, const void *buf,
+		    size_t len);
+/* Free what nvme_image_load() allocated (the controller is not touched). */
+void nvme_image_free(struct nvme_ctrl *c, struct nvme_wl *w);
 
 #endif

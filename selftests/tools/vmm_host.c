@@ -15,10 +15,14 @@
  * VMM does, map guest RAM at IOVA A (default 0x100000; N MiB, default 8),
  * join the "mig" multicast group and print "ready" on stdout.
  *
- * The source boots a guest (lmvmm.h): an edu vCPU running the edu_wl
- * workload (DMAs both ways, register activity, results checked) and a
- * memory vCPU writing random RAM pages (N a second, default 200), the
- * guest's own state kept in its RAM; --fill first fills the workload's
+ * The source boots a guest (lmvmm.h): a device vCPU and a memory vCPU
+ * writing random RAM pages (N a second, default 200), the guest's own
+ * state kept in its RAM. The device vCPU drives what BDF is: an edu runs
+ * the edu_wl workload (DMAs both ways, register activity, results
+ * checked); an NVMe function (1b36:0010, QEMU's NVMe and its VFs) runs the
+ * verified NVMe workload on two polled I/O queue pairs with commands in
+ * flight on both (nvme.h: every read checked against the newest write),
+ * its namespace 1 shared with the target's; --fill first fills the workload's
  * RAM with pseudo-random bytes (no zero pages to skip). On the phases of
  * its BDF:
  *   begin   starts the device dirty log over its RAM (netlink dirty-start,
@@ -101,6 +105,7 @@ static struct {
 
 static struct mig_side side;
 static struct edu edu;
+static bool is_nvme;		/* the device is an NVMe function, not edu */
 static struct lm_guest guest;
 static bool guest_up;
 static struct lm_nl nl;
@@ -218,6 +223,7 @@ static void write_report(const char *result)
 	fprintf(f, "{\n");
 	json_str(f, "role", role_name(), true);
 	json_str(f, "bdf", opt.bdf, true);
+	json_str(f, "device", is_nvme ? "nvme" : "edu", true);
 	json_str(f, "result", result, true);
 	json_str(f, "phases", phases, true);
 	fprintf(f, "\"begins\": %u,\n\"pauses\": %u,\n\"aborts\": %u,\n"
@@ -245,16 +251,30 @@ static void write_report(const char *result)
 	json_check(f, "pages_ok", rep.pages_ok);
 	json_check(f, "model_ok", rep.model_ok);
 	if (guest_up) {
+		uint64_t steps = lm_guest_steps(&guest);
+
 		fprintf(f, "\"seed\": %" PRIu64 ",\n\"steps\": %" PRIu64 ",\n"
 			"\"steps_before\": %" PRIu64 ",\n"
 			"\"steps_after_abort\": %" PRIu64 ",\n"
 			"\"checks\": %lu,\n\"errors\": %lu,\n"
-			"\"dmas_in\": %lu,\n\"dmas_out\": %lu,\n"
 			"\"page_writes\": %" PRIu64 ",\n",
-			guest.ds.seed, guest.ds.steps, rep.steps_before,
-			rep.aborts ? guest.ds.steps - rep.steps_at_abort : 0,
-			guest.wl.checks, guest.wl.errors, guest.wl.dmas_in,
-			guest.wl.dmas_out, guest.ms.writes);
+			is_nvme ? guest.nv->ns.seed : guest.ds.seed, steps,
+			rep.steps_before,
+			rep.aborts ? steps - rep.steps_at_abort : 0,
+			lm_guest_checks(&guest), lm_guest_errors(&guest),
+			guest.ms.writes);
+		if (is_nvme)
+			fprintf(f, "\"nvme_writes\": %lu,\n\"nvme_reads\": %lu,\n"
+				"\"nvme_flushes\": %lu,\n"
+				"\"nvme_inflight\": %lu,\n"
+				"\"nvme_verified\": %s,\n",
+				guest.nv->w.writes, guest.nv->w.reads,
+				guest.nv->w.flushes,
+				nvme_wl_inflight(&guest.nv->w),
+				guest.nv->verified ? "true" : "false");
+		else
+			fprintf(f, "\"dmas_in\": %lu,\n\"dmas_out\": %lu,\n",
+				guest.wl.dmas_in, guest.wl.dmas_out);
 	}
 	fprintf(f, "\"pause_ms\": %.1f,\n\"start_ms\": %.1f,\n",
 		rep.pause_ms, rep.start_ms);
@@ -274,11 +294,12 @@ static void __attribute__((noreturn)) finish(const char *result)
 
 	write_report(result);
 	if (guest_up)
-		printf("%s %s: %s; phases %u (aborts %u); %" PRIu64 " edu steps, %lu results checked, %lu wrong; %" PRIu64 " page writes%s%s\n",
+		printf("%s %s: %s; phases %u (aborts %u); %" PRIu64 " %s steps, %lu %s checked, %lu wrong; %" PRIu64 " page writes%s%s\n",
 		       role_name(), opt.bdf, result, rep.nph, rep.aborts,
-		       guest.ds.steps, guest.wl.checks, guest.wl.errors,
-		       guest.ms.writes, ok ? "; OK" : "; FAILED: ",
-		       ok ? "" : rep.why);
+		       lm_guest_steps(&guest), is_nvme ? "NVMe" : "edu",
+		       lm_guest_checks(&guest), is_nvme ? "blocks" : "results",
+		       lm_guest_errors(&guest), guest.ms.writes,
+		       ok ? "; OK" : "; FAILED: ", ok ? "" : rep.why);
 	else
 		printf("%s %s: %s; phases %u (aborts %u)%s%s\n", role_name(),
 		       opt.bdf, result, rep.nph, rep.aborts,
@@ -437,12 +458,19 @@ static void src_pause(const struct lm_event *e, struct phase_rec *r)
 		ack(e, r, ret);
 		return;
 	}
-	edu_regs_read(&edu, &rep.regs);
-	rep.have_regs = true;
+	if (!is_nvme) {
+		edu_regs_read(&edu, &rep.regs);
+		rep.have_regs = true;
+	}
 	vstate = S_PAUSED;
 	rep.pause_ms = (vmm_now_us() - t0) / 1000.0;
-	say("vCPUs paused after %" PRIu64 " edu steps, %" PRIu64 " page writes (%.1f ms)",
-	    guest.ds.steps, guest.ms.writes, rep.pause_ms);
+	if (is_nvme)
+		say("vCPUs paused after %" PRIu64 " NVMe steps, %lu commands in flight, %" PRIu64 " page writes (%.1f ms)",
+		    lm_guest_steps(&guest), nvme_wl_inflight(&guest.nv->w),
+		    guest.ms.writes, rep.pause_ms);
+	else
+		say("vCPUs paused after %" PRIu64 " edu steps, %" PRIu64 " page writes (%.1f ms)",
+		    guest.ds.steps, guest.ms.writes, rep.pause_ms);
 	ack(e, r, 0);
 }
 
@@ -461,7 +489,7 @@ static void src_abort(const struct lm_event *e, struct phase_rec *r)
 		why("after abort the device is in %s, not RUNNING",
 		    rep.after_abort_state);
 	}
-	rep.steps_at_abort = guest.ds.steps;
+	rep.steps_at_abort = lm_guest_steps(&guest);
 	lm_guest_resume(&guest);
 	vstate = S_IDLE;
 	ack(e, r, 0);
@@ -596,23 +624,28 @@ static void tgt_start(const struct lm_event *e, struct phase_rec *r)
 	rep.starts++;
 	rep.ram_digest = lm_ram_digest(&side.ram);
 	rep.have_digest = true;
-	ret = lm_guest_adopt(&guest, &side.ram, &edu, opt.page_rate);
+	if (is_nvme)
+		ret = lm_guest_adopt_nvme(&guest, &side.ram, &side.d,
+					  opt.page_rate);
+	else
+		ret = lm_guest_adopt(&guest, &side.ram, &edu, opt.page_rate);
 	if (ret) {
 		why("start: %s", guest.why);
 		ack(e, r, EBADMSG);
 		finish("failed");
 	}
 	guest_up = true;
-	rep.steps_before = guest.ds.steps;
+	rep.steps_before = lm_guest_steps(&guest);
 	rep.regs_ok = lm_guest_check_regs(&guest, &now);
 	rep.regs = now;
-	rep.have_regs = true;
+	rep.have_regs = !is_nvme;
 	if (!rep.regs_ok)
 		why("%s", guest.why);
 	vstate = S_STARTED;
 	rep.start_ms = (vmm_now_us() - t0) / 1000.0;
-	say("started: RAM digest %" PRIu64 ", guest at edu step %" PRIu64 ", %" PRIu64 " page writes",
-	    rep.ram_digest, guest.ds.steps, guest.ms.writes);
+	say("started: RAM digest %" PRIu64 ", guest at %s step %" PRIu64 ", %" PRIu64 " page writes",
+	    rep.ram_digest, is_nvme ? "NVMe" : "edu", lm_guest_steps(&guest),
+	    guest.ms.writes);
 	ack(e, r, 0);
 	tgt_run();
 }
@@ -719,8 +752,13 @@ static void __attribute__((noreturn)) tgt_run(void)
 	uint64_t end;
 	int sig = 0, ret;
 
-	/* the vCPUs start once the device buffer and RAM are checked */
-	rep.buffer_ok = lm_guest_check_buffer(&guest);
+	/*
+	 * The vCPUs start once the device buffer and RAM are checked. An
+	 * NVMe guest goes on with its commands in flight: its blocks are
+	 * read back after the run.
+	 */
+	if (!is_nvme)
+		rep.buffer_ok = lm_guest_check_buffer(&guest);
 	rep.pages_ok = lm_guest_check_pages(&guest);
 	if (!rep.buffer_ok || !rep.pages_ok)
 		why("%s", guest.why);
@@ -743,14 +781,20 @@ static void __attribute__((noreturn)) tgt_run(void)
 		rep.pages_ok = 0;
 		why("%s", guest.why);
 	}
+	if (is_nvme && !lm_guest_error(&guest)) {
+		rep.buffer_ok = lm_guest_check_buffer(&guest);
+		if (!rep.buffer_ok)
+			why("%s", guest.why);
+	}
 	rep.model_ok = lm_guest_check_model(&guest);
 	if (!rep.model_ok)
 		why("%s", guest.why);
-	if (!sig && guest.ds.steps == rep.steps_before)
-		why("the guest made no edu step in %u ms on the target",
+	if (!sig && lm_guest_steps(&guest) == rep.steps_before)
+		why("the guest made no device step in %u ms on the target",
 		    opt.run_ms);
-	say("ran %u ms: edu steps %" PRIu64 " -> %" PRIu64, opt.run_ms,
-	    rep.steps_before, guest.ds.steps);
+	say("ran %u ms: %s steps %" PRIu64 " -> %" PRIu64, opt.run_ms,
+	    is_nvme ? "NVMe" : "edu", rep.steps_before,
+	    lm_guest_steps(&guest));
 	finish("started");
 }
 
@@ -768,6 +812,21 @@ static void __attribute__((noreturn)) tgt_loop(void)
 }
 
 /* ---- set-up ---- */
+
+/* QEMU's NVMe controller and its VFs (1b36:0010), by the sysfs ids. */
+static bool device_is_nvme(const char *bdf)
+{
+	char path[128], id[16] = "", dev[16] = "";
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", bdf);
+	if (vmm_sysfs_read(path, id, sizeof(id)))
+		return false;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", bdf);
+	if (vmm_sysfs_read(path, dev, sizeof(dev)))
+		return false;
+	return strtoul(id, NULL, 16) == 0x1b36 &&
+	       strtoul(dev, NULL, 16) == 0x0010;
+}
 
 static void __attribute__((noreturn)) usage(const char *argv0)
 {
@@ -891,17 +950,29 @@ int main(int argc, char **argv)
 	ret = mig_side_open(&side, opt.bdf, opt.trap, opt.iova, opt.ram_size);
 	if (ret)
 		setup_fail("opening the device and mapping guest RAM", ret);
-	ret = edu_probe(&edu, &side.d, false);
-	if (ret)
-		setup_fail("edu probe", ret);
+	is_nvme = device_is_nvme(opt.bdf);
+	if (is_nvme) {
+		/* the guest's command register, as a VMM restores config space */
+		ret = vmm_enable_bus_master(&side.d);
+		if (ret)
+			setup_fail("bus master", ret);
+	} else {
+		ret = edu_probe(&edu, &side.d, false);
+		if (ret)
+			setup_fail("edu probe", ret);
+	}
 	ret = lm_nl_open(&nl);
 	if (ret) {
 		why("%s", nl.err);
 		finish("failed");
 	}
 	if (opt.role == SOURCE) {
-		ret = lm_guest_boot(&guest, &side.ram, &edu, opt.seed,
-				    opt.page_rate, opt.fill);
+		if (is_nvme)
+			ret = lm_guest_boot_nvme(&guest, &side.ram, &side.d,
+						 opt.seed, opt.page_rate);
+		else
+			ret = lm_guest_boot(&guest, &side.ram, &edu, opt.seed,
+					    opt.page_rate, opt.fill);
 		if (ret) {
 			why("booting the guest: %s", guest.why[0] ? guest.why :
 			    strerror(-ret));

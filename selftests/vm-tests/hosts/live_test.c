@@ -54,6 +54,7 @@
 #include "hosts.h"
 #include "lmvmm.h"
 #include "mig.h"
+#include "testbed.h"
 #include "vmm.h"
 
 #define SRC_BDF		"0000:00:03.0"
@@ -283,6 +284,9 @@ static bool phase_event(const char *text, const char *role,
 
 FIXTURE(live) {
 	struct proc svmm, tvmm, src, dst;
+	/* the devices: the two edus, or the two NVMe VFs (use_nvme) */
+	char sbdf[32], dbdf[32];
+	bool nvme;
 	unsigned short port;
 	char port_s[8], to[32];
 	char vmm_host[PATH_MAX];
@@ -363,6 +367,8 @@ FIXTURE_SETUP(live)
 		 (unsigned long long)(vmm_now_us() ^ getpid()));
 	TH_LOG("guest seed %s (vmm_host source --seed), port %u", self->seed,
 	       self->port);
+	snprintf(self->sbdf, sizeof(self->sbdf), "%s", SRC_BDF);
+	snprintf(self->dbdf, sizeof(self->dbdf), "%s", DST_BDF);
 	unlink(SVMM_REP);
 	unlink(TVMM_REP);
 }
@@ -380,6 +386,40 @@ FIXTURE_TEARDOWN(live)
 	set_profile(DST_BDF, "edu");
 	set_trap(SRC_BDF, "none");
 	set_trap(DST_BDF, "none");
+	if (self->nvme) {
+		mig_dirty_kill(self->sbdf);
+		mig_dirty_kill(self->dbdf);
+		set_trap(self->sbdf, "none");
+		set_trap(self->dbdf, "none");
+	}
+}
+
+/*
+ * The migration moves NVMe VF 1 to VF 2 instead of edu A to B: both
+ * under vfio-mig with the nvme profile, sharing the test bed's namespace
+ * (guest-lib.sh provision_vf), as two hosts' VFs fronting one volume.
+ */
+static void use_nvme(struct __test_metadata *_metadata,
+		     FIXTURE_DATA(live) *self)
+{
+	struct tb_devs t;
+	int i, ret;
+
+	ASSERT_EQ(0, tb_devices(&t));
+	ASSERT_EQ(TB_NR_VF, t.nr_vf);
+	snprintf(self->sbdf, sizeof(self->sbdf), "%s", t.vf[0]);
+	snprintf(self->dbdf, sizeof(self->dbdf), "%s", t.vf[1]);
+	self->nvme = true;
+	for (i = 0; i < 2; i++) {
+		const char *bdf = i ? self->dbdf : self->sbdf;
+
+		ret = vmm_bind(bdf, "vfio-mig");
+		ASSERT_EQ(0, ret) TH_LOG("binding %s: %s", bdf,
+					 strerror(-ret));
+		mig_dirty_kill(bdf);
+		set_profile(bdf, "nvme");
+		ASSERT_STREQ("nvme", profile_of(bdf));
+	}
 }
 
 static void show_logs(struct __test_metadata *_metadata,
@@ -431,7 +471,7 @@ static bool wait_text(struct proc *p, const char *text, int ms)
 static void start_source_vmm(struct __test_metadata *_metadata,
 			     FIXTURE_DATA(live) *self, const char *const extra[])
 {
-	char *argv[24] = { self->vmm_host, "source", SRC_BDF, "--ram-mib",
+	char *argv[24] = { self->vmm_host, "source", self->sbdf, "--ram-mib",
 			   RAM_MIB, "--seed", self->seed, "--report",
 			   SVMM_REP };
 	int n = 9;
@@ -448,7 +488,7 @@ static void start_source_vmm(struct __test_metadata *_metadata,
 static void start_target_vmm(struct __test_metadata *_metadata,
 			     FIXTURE_DATA(live) *self)
 {
-	char *argv[] = { self->vmm_host, "target", DST_BDF, "--ram-mib",
+	char *argv[] = { self->vmm_host, "target", self->dbdf, "--ram-mib",
 			 RAM_MIB, "--run-ms", TARGET_RUN_MS, "--report",
 			 TVMM_REP, NULL };
 
@@ -511,8 +551,8 @@ static void start_migrate(struct __test_metadata *_metadata,
 			  FIXTURE_DATA(live) *self, const char *const extra[])
 {
 	char *argv[32] = { IP, "netns", "exec", "hosta", self->migctl, "-j",
-			   "migrate", SRC_BDF, "--to", self->to,
-			   "--target-dev", DST_BDF };
+			   "migrate", self->sbdf, "--to", self->to,
+			   "--target-dev", self->dbdf };
 	int n = 12;
 
 	if (!has_sec(extra)) {
@@ -707,8 +747,11 @@ static void check_migrated(struct __test_metadata *_metadata,
 		TH_LOG("target RAM digest %llu != source RAM digest %llu at the switchover (target: %s)",
 		       (unsigned long long)tdig, (unsigned long long)sdig,
 		       rep_str(TVMM_REP, "why"));
-	/* the device: registers as the source left them at the pause */
-	for (i = 0; i < ARRAY_SIZE(regs); i++) {
+	/*
+	 * The device: edu's registers as the source left them at the pause
+	 * (an NVMe controller's are checked by the target VMM: regs_ok).
+	 */
+	for (i = 0; !self->nvme && i < ARRAY_SIZE(regs); i++) {
 		uint64_t a = rep_u64(SVMM_REP, regs[i]);
 		uint64_t b = rep_u64(TVMM_REP, regs[i]);
 
@@ -767,7 +810,7 @@ static void check_migrated(struct __test_metadata *_metadata,
 				 (const char *const[]){ "prepare", "start",
 							NULL });
 	}
-	TH_LOG("migrated: %llu rounds, total %llu ms, downtime %llu ms; source VMM: pause %s ms, %s pages dirty-marked; guest %s edu steps on the source, %s on the target",
+	TH_LOG("migrated: %llu rounds, total %llu ms, downtime %llu ms; source VMM: pause %s ms, %s pages dirty-marked; guest %s device steps on the source, %s on the target",
 	       (unsigned long long)rounds, (unsigned long long)total,
 	       (unsigned long long)down, rep_raw(SVMM_REP, "pause_ms"),
 	       rep_raw(SVMM_REP, "mark_pages"), rep_raw(SVMM_REP, "steps"),
@@ -957,12 +1000,12 @@ static void check_vmms_after_failure(struct __test_metadata *_metadata,
 		EXPECT_STREQ("RUNNING",
 			     rep_str(SVMM_REP, "state_after_abort"));
 		EXPECT_LT(0, rep_u64(SVMM_REP, "steps_after_abort"))
-			TH_LOG("the guest made no edu step after the abort");
+			TH_LOG("the guest made no device step after the abort");
 	} else {
 		EXPECT_EQ(0, rep_u64(SVMM_REP, "begins"))
 			TH_LOG("phases: %s", ph);
 	}
-	TH_LOG("source VMM after the failure: phases %s; %s edu steps (%s after the abort), %s results checked",
+	TH_LOG("source VMM after the failure: phases %s; %s device steps (%s after the abort), %s results checked",
 	       ph, rep_raw(SVMM_REP, "steps"),
 	       rep_raw(SVMM_REP, "steps_after_abort"),
 	       rep_raw(SVMM_REP, "checks"));
@@ -1482,6 +1525,86 @@ TEST_F_TIMEOUT(live, kernel_abort_when_controller_goes, 90)
 	EXPECT_EQ(0, rep_u64(SVMM_REP, "mark_errors"));
 	EXPECT_STREQ("begin:0 pause:0 abort:0",
 		     phase_names(rep_str(SVMM_REP, "phases")));
+}
+
+/* ---- NVMe VF 1 to VF 2, I/O in flight (Documentation/nvme-profile.rst) ---- */
+
+/*
+ * The NVMe guests' side of a migration that committed: the source paused
+ * with commands in flight, the target finished them, went on and read
+ * every block of the workload back, each the newest generation written.
+ */
+static void check_nvme_io(struct __test_metadata *_metadata)
+{
+	EXPECT_STREQ("nvme", rep_str(SVMM_REP, "device"));
+	EXPECT_STREQ("nvme", rep_str(TVMM_REP, "device"));
+	EXPECT_EQ(1, rep_bool(TVMM_REP, "nvme_verified"))
+		TH_LOG("target VMM: %s", rep_str(TVMM_REP, "why"));
+	EXPECT_LT(rep_u64(SVMM_REP, "nvme_writes"),
+		  rep_u64(TVMM_REP, "nvme_writes"))
+		TH_LOG("the workload wrote nothing on the target");
+	TH_LOG("NVMe: %s commands in flight at the pause; writes %s on the source, %s after the target's run; %s blocks read back and checked on the target",
+	       rep_raw(SVMM_REP, "nvme_inflight"),
+	       rep_raw(SVMM_REP, "nvme_writes"),
+	       rep_raw(TVMM_REP, "nvme_writes"), rep_raw(TVMM_REP, "checks"));
+}
+
+TEST_F_TIMEOUT(live, nvme_migrate_under_load, 180)
+{
+	use_nvme(_metadata, self);
+	start_source_vmm(_metadata, self, NULL);
+	start_target_vmm(_metadata, self);
+	start_listen(_metadata, self, NULL);
+	usleep(500000);
+	start_migrate(_metadata, self, NULL);
+	check_migrated(_metadata, self, 0, true);
+	check_nvme_io(_metadata);
+	/* the workload keeps commands in flight: the pause caught some */
+	EXPECT_LT(0, rep_u64(SVMM_REP, "nvme_inflight"));
+	EXPECT_NE(~0ull, rep_u64(SVMM_REP, "nvme_inflight"));
+}
+
+TEST_F_TIMEOUT(live, nvme_kill_target_migctl_later_round_then_migrate, 180)
+{
+	use_nvme(_metadata, self);
+	fail_migration(_metadata, self, KILL_TARGET, AT_LATER_ROUND, true);
+	check_nvme_io(_metadata);
+}
+
+TEST_F_TIMEOUT(live, nvme_kill_target_migctl_switchover, 150)
+{
+	use_nvme(_metadata, self);
+	fail_migration(_metadata, self, KILL_TARGET, AT_SWITCHOVER, false);
+}
+
+TEST_F_TIMEOUT(live, nvme_link_down_switchover, 150)
+{
+	use_nvme(_metadata, self);
+	fail_migration(_metadata, self, LINK_DOWN, AT_SWITCHOVER, false);
+}
+
+/* The target VF is not under the nvme profile: refused before any state. */
+TEST_F_TIMEOUT(live, nvme_refuse_target_profile, 120)
+{
+	char ev[4096] = "";
+
+	use_nvme(_metadata, self);
+	set_profile(self->dbdf, "generic");
+	ASSERT_STREQ("generic", profile_of(self->dbdf));
+	start_source_vmm(_metadata, self, NULL);
+	start_target_vmm(_metadata, self);
+	start_listen(_metadata, self, NULL);
+	start_migrate(_metadata, self, NULL);
+	check_source_failed(_metadata, self, false);
+	EXPECT_TRUE(refused_on("profile", ev, sizeof(ev))) {
+		show_logs(_metadata, self);
+		TH_LOG("no \"refused\" event for the profile");
+	}
+	TH_LOG("refused: %s", ev);
+	ASSERT_TRUE(proc_wait(&self->dst, 20000));
+	EXPECT_EQ(1, self->dst.status);
+	check_vmms_after_failure(_metadata, self, false);
+	set_profile(self->dbdf, "nvme");
 }
 
 TEST_HARNESS_MAIN
