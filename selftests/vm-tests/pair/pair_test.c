@@ -37,6 +37,8 @@
 #define MIGCTL		"/usr/sbin/migctl"
 #define CREDS		"/etc/vfio-mig/x509"	/* mkinitramfs.sh */
 #define NVME_PORT	5204
+#define NVME_SYNC_PORT	5205
+#define NVME_LM_PORT	"4798"
 #define NVME_BASE	32768	/* LBAs of the namespace this test uses */
 #define NVME_NR		1024
 #define NVME_RAM	(4u << 20)
@@ -272,34 +274,36 @@ static int read_line(int fd, char *buf, size_t len)
 }
 
 /*
- * a's edu, under the test VMM's running guest, moves to b's edu: b runs
- * the target VMM and 'migctl listen', then tells a (on SYNC_PORT) it is
- * ready; a runs the source VMM and 'migctl migrate' and sends b the RAM
- * digest its VMM took at the switchover, which b compares with its own.
+ * a's device @bdf, under the test VMM's running guest, moves to b's
+ * device of the same address: b runs the target VMM and 'migctl listen'
+ * on @lm_port, then tells a (on @sync_port) it is ready; a runs the
+ * source VMM and 'migctl migrate' and sends b the RAM digest its VMM took
+ * at the switchover, which b compares with its own. The target VMM's own
+ * checks (the device's state, the guest's results on it) decide its exit.
  */
-TEST_F_TIMEOUT(pair, live_migration_a_to_b, WAIT_S + 240)
+static void pair_live(struct __test_metadata *_metadata, char host,
+		      const char *bdf, const char *lm_port, int sync_port)
 {
-	char line[128], buf[16384];
+	char line[128], buf[16384], to[64];
 	uint64_t mine, theirs;
-	struct tb_devs t;
 	pid_t vmm, ls;
 	int fd = -1, ret, status;
 	double deadline = mono_s() + WAIT_S;
 
-	ASSERT_EQ(0, tb_devices(&t));
-	ASSERT_LE(1, t.nr_edu);
-	ASSERT_EQ(0, vmm_bind(t.edu[0], TB_DRIVER));
+	ASSERT_EQ(0, vmm_bind(bdf, TB_DRIVER));
 	unlink(VMM_REPORT);
-	if (self->host == 'b') {
+	if (host == 'b') {
 		vmm = spawn_logged((char *[]){ tool("vmm_host"), "target",
-					       t.edu[0], "--report", VMM_REPORT,
-					       "--run-ms", "2000", NULL },
+					       (char *)bdf, "--report",
+					       VMM_REPORT, "--run-ms", "2000",
+					       NULL },
 				   VMM_LOG);
 		ASSERT_LT(0, vmm);
 		ASSERT_TRUE(wait_line(vmm, VMM_LOG, "ready", 60))
 			TH_LOG("target VMM: %s", read_log(VMM_LOG, buf, sizeof(buf)));
 		ls = spawn_logged((char *[]){ MIGCTL, "-j", "listen", "--address",
-					      B_IP, "--port", LM_PORT, "--once",
+					      B_IP, "--port", (char *)lm_port,
+					      "--once",
 					      "--tls-creds", CREDS,
 					      "--allow-peer", "vmig-source",
 					      NULL }, LISTEN_LOG);
@@ -307,7 +311,7 @@ TEST_F_TIMEOUT(pair, live_migration_a_to_b, WAIT_S + 240)
 		ASSERT_TRUE(wait_line(ls, LISTEN_LOG, "\"listening\"", 30))
 			TH_LOG("migctl listen: %s",
 			       read_log(LISTEN_LOG, buf, sizeof(buf)));
-		fd = accept_one(B_IP, SYNC_PORT, WAIT_S);
+		fd = accept_one(B_IP, sync_port, WAIT_S);
 		ASSERT_LE(0, fd) TH_LOG("a never came: %s", strerror(-fd));
 		io_timeouts(fd);
 		ASSERT_EQ(0, io_all(fd, "ready\n", 6, 1));
@@ -329,15 +333,22 @@ TEST_F_TIMEOUT(pair, live_migration_a_to_b, WAIT_S + 240)
 			TH_LOG("target report: %s", read_log(VMM_REPORT, buf, sizeof(buf)));
 		EXPECT_EQ(theirs, mine) TH_LOG("b's RAM is not a's at the switchover");
 		TH_LOG("guest a's RAM arrived intact (digest %" PRIu64 ")", mine);
+		/* the target VMM's summary: its last line */
+		read_log(VMM_LOG, buf, sizeof(buf));
+		buf[strcspn(buf, "\0")] = 0;
+		while (strlen(buf) && buf[strlen(buf) - 1] == '\n')
+			buf[strlen(buf) - 1] = 0;
+		TH_LOG("target VMM: %s", strrchr(buf, '\n') ?
+		       strrchr(buf, '\n') + 1 : buf);
 		return;
 	}
-	vmm = spawn_logged((char *[]){ tool("vmm_host"), "source", t.edu[0],
+	vmm = spawn_logged((char *[]){ tool("vmm_host"), "source", (char *)bdf,
 				       "--seed", "0xa11ce", "--report",
 				       VMM_REPORT, NULL }, VMM_LOG);
 	ASSERT_LT(0, vmm);
 	ASSERT_TRUE(wait_line(vmm, VMM_LOG, "ready", 60))
 		TH_LOG("source VMM: %s", read_log(VMM_LOG, buf, sizeof(buf)));
-	fd = connect_until(B_IP, SYNC_PORT, deadline);
+	fd = connect_until(B_IP, sync_port, deadline);
 	ASSERT_LE(0, fd) TH_LOG("b is not ready: %s", strerror(-fd));
 	io_timeouts(fd);
 	ASSERT_EQ(0, read_line(fd, line, sizeof(line)));
@@ -348,8 +359,9 @@ TEST_F_TIMEOUT(pair, live_migration_a_to_b, WAIT_S + 240)
 	 * test VMM dirties them: the downtime budget widens there, what is
 	 * checked (the data) does not.
 	 */
-	ASSERT_EQ(0, CMD(&res, MIGCTL, "-j", "migrate", t.edu[0], "--to",
-			 B_IP ":" LM_PORT, "--target-dev", t.edu[0],
+	snprintf(to, sizeof(to), "%s:%s", B_IP, lm_port);
+	ASSERT_EQ(0, CMD(&res, MIGCTL, "-j", "migrate", (char *)bdf, "--to", to,
+			 "--target-dev", (char *)bdf,
 			 "--tls-creds", CREDS, "--downtime-ms",
 			 getenv("VMIG_SLOW_KERNEL") ? "5000" : "300"));
 	status = wait_or_kill(vmm, 60);
@@ -363,6 +375,37 @@ TEST_F_TIMEOUT(pair, live_migration_a_to_b, WAIT_S + 240)
 	EXPECT_EQ(0, status) TH_LOG("source VMM: %s",
 				    read_log(VMM_LOG, buf, sizeof(buf)));
 	TH_LOG("migctl: %s", res.out);
+}
+
+TEST_F_TIMEOUT(pair, live_migration_a_to_b, WAIT_S + 240)
+{
+	struct tb_devs t;
+
+	ASSERT_EQ(0, tb_devices(&t));
+	ASSERT_LE(1, t.nr_edu);
+	pair_live(_metadata, self->host, t.edu[0], LM_PORT, SYNC_PORT);
+}
+
+/*
+ * a's NVMe VF 1 with the verified workload running (commands in flight
+ * on two queues) moves to b's VF 1 under the nvme profile: b's QEMU backs
+ * the namespace with the same file, as two hosts' VFs fronting one
+ * volume. b's VMM goes on from the commands a left in flight and reads
+ * every block of the workload back.
+ */
+TEST_F_TIMEOUT(pair, nvme_live_migration_a_to_b, WAIT_S + 240)
+{
+	char path[128];
+	struct tb_devs t;
+
+	ASSERT_EQ(0, tb_devices(&t));
+	ASSERT_EQ(TB_NR_VF, t.nr_vf);
+	ASSERT_EQ(0, vmm_bind(t.vf[0], TB_DRIVER));
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio_mig/profile",
+		 t.vf[0]);
+	ASSERT_EQ(0, vmm_sysfs_write(path, "nvme"));
+	pair_live(_metadata, self->host, t.vf[0], NVME_LM_PORT,
+		  NVME_SYNC_PORT);
 }
 
 /* One NVMe VF under vfio-pci: device, RAM, controller, two I/O queues. */
