@@ -335,7 +335,6 @@ static void pair_live(struct __test_metadata *_metadata, char host,
 		TH_LOG("guest a's RAM arrived intact (digest %" PRIu64 ")", mine);
 		/* the target VMM's summary: its last line */
 		read_log(VMM_LOG, buf, sizeof(buf));
-		buf[strcspn(buf, "\0")] = 0;
 		while (strlen(buf) && buf[strlen(buf) - 1] == '\n')
 			buf[strlen(buf) - 1] = 0;
 		TH_LOG("target VMM: %s", strrchr(buf, '\n') ?
