@@ -151,6 +151,28 @@ FIXTURE_TEARDOWN(vf1)
 	vf_down(&self->vf);
 }
 
+/* VF 1 under the nvme profile only: what plain vfio-pci cannot do. */
+FIXTURE(mig) {
+	struct tb_devs t;
+	struct vf vf;
+};
+
+FIXTURE_SETUP(mig)
+{
+	char err[320];
+
+	ASSERT_EQ(0, tb_devices(&self->t));
+	ASSERT_EQ(TB_NR_VF, self->t.nr_vf);
+	ASSERT_EQ(0, vf_up(&self->vf, self->t.vf[0], TB_DRIVER, err,
+			   sizeof(err)))
+		TH_LOG("%s", err);
+}
+
+FIXTURE_TEARDOWN(mig)
+{
+	vf_down(&self->vf);
+}
+
 static void pattern(uint8_t *p, size_t len, uint32_t seed)
 {
 	size_t i;
@@ -575,7 +597,7 @@ TEST_F_TIMEOUT(vf1, abandon_in_flight_then_vf2, 60)
  * then the same driver state goes on against VF 2 over the same guest
  * memory, and every block checks.
  */
-TEST_F_TIMEOUT(vf1, migrate_to_vf2_with_io, 120)
+TEST_F_TIMEOUT(mig, migrate_to_vf2_with_io, 120)
 {
 	struct nvme_ctrl *c = &self->vf.c;
 	struct vmm_dev *src = &self->vf.d, *dst;
@@ -584,10 +606,8 @@ TEST_F_TIMEOUT(vf1, migrate_to_vf2_with_io, 120)
 	uint64_t flags = 0;
 	struct nvme_wl w;
 	char err[320];
-	int fd, ret;
+	int fd, dfd, ret;
 
-	if (!variant->trapped)
-		SKIP(return, "vfio-pci has no migration for this device");
 	ASSERT_EQ(0, mig_features(src, &flags));
 	ASSERT_TRUE(flags & VFIO_MIGRATION_STOP_COPY);
 	ASSERT_TRUE(flags & VFIO_MIGRATION_P2P);
@@ -607,25 +627,61 @@ TEST_F_TIMEOUT(vf1, migrate_to_vf2_with_io, 120)
 	ASSERT_EQ(0, nvme_wl_fill(&w, TMO)) TH_LOG("%s", w.why);
 	ASSERT_EQ(0, nvme_wl_run(&w, 300, WL_TMO)) TH_LOG("%s", w.why);
 	ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
-	inflight = nvme_wl_inflight(&w);
 
-	/* DMA held: the device finishes what it was given, no more */
-	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
-	ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
-	held = nvme_wl_inflight(&w);
+	/* the target listens from the start */
+	ASSERT_EQ(0, mig_set_state(dst, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(dst, VFIO_DEVICE_STATE_RESUMING, &dfd));
+	if (flags & VFIO_MIGRATION_PRE_COPY) {
+		/* 6.2+: the state streams while the workload runs on */
+		struct mig_buf pre = {};
+		size_t pre_bytes = 0;
+		ssize_t n;
+		int i;
+
+		ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_PRE_COPY,
+					   &fd));
+		for (i = 0; i < 4; i++) {
+			ASSERT_EQ(0, nvme_wl_run(&w, 100, WL_TMO))
+				TH_LOG("%s", w.why);
+			pre.len = 0;
+			n = mig_read_precopy(fd, &pre);
+			ASSERT_LE(0, n) TH_LOG("PRE_COPY read: %s",
+					       strerror(-n));
+			pre_bytes += n;
+			ASSERT_EQ(0, mig_write_stream(dfd, pre.data, pre.len,
+						      4096));
+		}
+		mig_buf_free(&pre);
+		ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
+		inflight = nvme_wl_inflight(&w);
+		/* DMA held: the device finishes what it was given, no more */
+		ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_PRE_COPY_P2P,
+					   NULL));
+		ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
+		held = nvme_wl_inflight(&w);
+		ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_STOP_COPY,
+					   NULL));
+		TH_LOG("%zu bytes in PRE_COPY", pre_bytes);
+	} else {
+		inflight = nvme_wl_inflight(&w);
+		ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_RUNNING_P2P,
+					   NULL));
+		ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
+		held = nvme_wl_inflight(&w);
+		ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_STOP, NULL));
+		ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_STOP_COPY,
+					   &fd));
+	}
 	TH_LOG("%lu commands in flight at the hold, %lu after one more step",
 	       inflight, held);
-	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_STOP, NULL));
-	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	EXPECT_LT(0, held) TH_LOG("no command was in flight at the switchover");
 	ret = mig_read_stop_copy(fd, &buf);
 	close(fd);
 	ASSERT_LT(0, ret);
-	TH_LOG("%zu bytes of device state", buf.len);
+	TH_LOG("%zu bytes of device state in STOP_COPY", buf.len);
 
-	ASSERT_EQ(0, mig_set_state(dst, VFIO_DEVICE_STATE_STOP, NULL));
-	ASSERT_EQ(0, mig_set_state(dst, VFIO_DEVICE_STATE_RESUMING, &fd));
-	ret = mig_write_stream(fd, buf.data, buf.len, 4096);
-	close(fd);
+	ret = mig_write_stream(dfd, buf.data, buf.len, 4096);
+	close(dfd);
 	ASSERT_EQ(0, ret);
 	ASSERT_EQ(0, mig_set_state(dst, VFIO_DEVICE_STATE_STOP, NULL));
 	ASSERT_EQ(0, mig_set_state(dst, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
@@ -683,7 +739,7 @@ static void mark_range(uint64_t *bits, uint64_t iova, uint64_t len)
  * in and every completion queue page: 0 missed. Pages marked that the
  * device did not write are counted and printed.
  */
-TEST_F_TIMEOUT(vf1, dirty_log_holds_every_device_write, 120)
+TEST_F_TIMEOUT(mig, dirty_log_holds_every_device_write, 120)
 {
 	const unsigned long words = RAM_SIZE / MIG_PAGE / 64;
 	struct nvme_ctrl *c = &self->vf.c;
@@ -694,8 +750,6 @@ TEST_F_TIMEOUT(vf1, dirty_log_holds_every_device_write, 120)
 	struct nvme_wl w;
 	int q, ret;
 
-	if (!variant->trapped)
-		SKIP(return, "the mediated log needs the nvme profile");
 	seen = calloc(words, 8);
 	want = calloc(words, 8);
 	rp.bits = want;
