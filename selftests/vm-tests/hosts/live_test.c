@@ -1571,6 +1571,25 @@ TEST_F_TIMEOUT(live, nvme_kill_target_migctl_later_round_then_migrate, 180)
 	check_nvme_io(_metadata);
 }
 
+TEST_F_TIMEOUT(live, nvme_kill_target_migctl_round1, 150)
+{
+	use_nvme(_metadata, self);
+	fail_migration(_metadata, self, KILL_TARGET, AT_ROUND1, false);
+}
+
+TEST_F_TIMEOUT(live, nvme_link_down_later_round, 150)
+{
+	use_nvme(_metadata, self);
+	fail_migration(_metadata, self, LINK_DOWN, AT_LATER_ROUND, false);
+}
+
+/* the kernel rolls the source VF back when its controller dies */
+TEST_F_TIMEOUT(live, nvme_kill_source_migctl_switchover, 150)
+{
+	use_nvme(_metadata, self);
+	fail_migration(_metadata, self, KILL_SOURCE, AT_SWITCHOVER, false);
+}
+
 TEST_F_TIMEOUT(live, nvme_kill_target_migctl_switchover, 150)
 {
 	use_nvme(_metadata, self);

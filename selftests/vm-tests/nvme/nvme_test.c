@@ -705,6 +705,63 @@ TEST_F_TIMEOUT(mig, migrate_to_vf2_with_io, 120)
 	free(dst);
 }
 
+/*
+ * The switchover fails after the source's state was read (the target
+ * refused it, the link dropped): the source goes back STOP_COPY -> STOP
+ * -> RUNNING_P2P -> RUNNING, and the doorbells the driver rang while DMA
+ * was held reach the device then: every command completes once, every
+ * block reads back right on VF 1.
+ */
+TEST_F_TIMEOUT(mig, source_goes_on_after_stop_copy, 120)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+	struct vmm_dev *src = &self->vf.d;
+	struct mig_buf buf = {};
+	unsigned long held, submitted;
+	uint32_t st;
+	struct nvme_wl w;
+	int fd, ret, i;
+
+	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
+		TH_LOG("%s", c->why);
+	ASSERT_EQ(0, nvme_wl_init(&w, c, 8192, 512, WL_DEPTH, 0x5b));
+	ASSERT_EQ(0, nvme_wl_fill(&w, TMO)) TH_LOG("%s", w.why);
+	ASSERT_EQ(0, nvme_wl_run(&w, 200, WL_TMO)) TH_LOG("%s", w.why);
+	ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
+
+	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	/* the driver goes on: what completes is reaped, new doorbells held */
+	for (i = 0; i < 3; i++)
+		ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
+	held = nvme_wl_inflight(&w);
+	submitted = c->ioq[0].submitted + c->ioq[1].submitted;
+	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	ret = mig_read_stop_copy(fd, &buf);
+	close(fd);
+	ASSERT_LT(0, ret);
+	/* the target never took it: back to running */
+	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, mig_get_state(src, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+	TH_LOG("%lu commands in flight when DMA was held; %zu bytes of state read and dropped",
+	       held, buf.len);
+	EXPECT_LT(0, held);
+
+	ASSERT_EQ(0, nvme_wl_drain(&w, TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(submitted, c->ioq[0].completed + c->ioq[1].completed)
+		TH_LOG("every command submitted completes, once");
+	ASSERT_EQ(0, nvme_wl_run(&w, 300, WL_TMO)) TH_LOG("%s", w.why);
+	w.blocks_checked = 0;
+	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(w.nr, w.blocks_checked);
+	EXPECT_EQ(0, w.errors) TH_LOG("%s", w.why);
+	nvme_wl_free(&w);
+	mig_buf_free(&buf);
+}
+
 /* The pages each Read's data landed in (the device's writes). */
 struct read_pages {
 	uint64_t *bits;
