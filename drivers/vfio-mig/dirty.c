@@ -4,7 +4,7 @@
  *
  * One log per device at a time, started by netlink (dirty-start) or by a
  * VMM through VFIO DMA logging. A device whose profile decodes its DMA
- * engine (edu), in a trap mode that sees the engine's registers, gets the
+ * engine (edu, nvme), in a trap mode that sees the engine's registers, gets the
  * mediated feeder: lm_dma.c marks exactly the guest ranges the device is
  * told to write. Any other device gets the all-mapped feeder, which
  * reports every logged page dirty on every report: always correct, never

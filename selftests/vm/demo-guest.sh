@@ -40,67 +40,92 @@ run migctl log "$EDU"
 run migctl dev show "$EDU"
 run migctl dev set "$EDU" trap none
 
-title "A DMA dirty log on the VF (generic profile: all-mapped feeder)"
+title "A DMA dirty log on the VF (trap mode none: the all-mapped feeder, every page dirty)"
 run migctl dirty start "$VF" 0x100000:0x10000
 run migctl dirty "$VF"
 run migctl dirty stop "$VF"
 
 EDU2=$(echo "$EDUS" | tail -n 1)
+VF2=$(find_pci 1b36 0010 1 | tail -n 1)
 title "Two hosts in this guest: namespaces hosta (10.99.0.1) and hostb (10.99.0.2) on a veth"
 hosts_up || { echo "could not set up the two hosts"; exit 1; }
+
+# live_migrate SRC DST TAG: host A's VMM runs a guest on SRC, host B's
+# VMM holds DST with empty RAM; migctl moves the guest while it runs.
+live_migrate() {
+	src=$1 dst=$2 tag=$3
+	/tests/tools/vmm_host target "$dst" --run-ms 3000 \
+		--report "/tmp/demo-$tag-b.json" > "/tmp/demo-$tag-b.log" 2>&1 &
+	VB=$!
+	/tests/tools/vmm_host source "$src" --seed 0xd3e0 \
+		--report "/tmp/demo-$tag-a.json" > "/tmp/demo-$tag-a.log" 2>&1 &
+	VA=$!
+	for f in "/tmp/demo-$tag-a.log" "/tmp/demo-$tag-b.log"; do
+		i=0
+		until grep -qx ready "$f"; do
+			i=$((i + 1))
+			[ $i -gt 600 ] && { echo "a VMM did not start:"; cat "$f"; exit 1; }
+			sleep 0.1
+		done
+	done
+	sleep 3	# let the guest run and dirty its RAM for a while
+	title "Live migration: host A's VM moves to host B with migctl, while it runs"
+	CREDS=/etc/vfio-mig/x509
+	printf '$ ip netns exec hostb migctl listen --once --tls-creds %s --allow-peer vmig-source &\n' "$CREDS"
+	$IPROUTE2 netns exec hostb migctl listen --once --tls-creds "$CREDS" \
+		--allow-peer vmig-source 2>&1 | sed 's/^/  [host B] /' &
+	LS=$!
+	sleep 0.5
+	printf '$ ip netns exec hosta migctl migrate %s --to 10.99.0.2 --target-dev %s --tls-creds %s --downtime-ms 300\n' \
+		"$src" "$dst" "$CREDS"
+	$IPROUTE2 netns exec hosta migctl migrate "$src" --to 10.99.0.2 \
+		--target-dev "$dst" --tls-creds "$CREDS" --downtime-ms 300 || {
+		echo "migration failed"
+		cat "/tmp/demo-$tag-a.log" "/tmp/demo-$tag-b.log"
+		kill $VA $VB 2>/dev/null
+		exit 1
+	}
+	wait $LS
+	wait $VA; ra=$?
+	wait $VB; rb=$?
+	title "After the switchover"
+	echo "host A's VMM (it stopped at the commit point, never to run the device again):"
+	tail -n 2 "/tmp/demo-$tag-a.log" | sed 's/^/  /'
+	echo "host B's VMM (the guest continued there, its results checked):"
+	tail -n 4 "/tmp/demo-$tag-b.log" | sed 's/^/  /'
+	da=$(sed -n 's/.*"ram_digest": *\([0-9]*\).*/\1/p' "/tmp/demo-$tag-a.json")
+	db=$(sed -n 's/.*"ram_digest": *\([0-9]*\).*/\1/p' "/tmp/demo-$tag-b.json")
+	if [ "$ra" = 0 ] && [ "$rb" = 0 ] && [ -n "$da" ] && [ "$da" = "$db" ]; then
+		echo "check: target RAM equals source RAM at the switchover (digest $da); the workload's data on B is intact"
+	else
+		echo "check FAILED: VMM exit codes $ra/$rb, RAM digests ${da:-none}/${db:-none}"
+		exit 1
+	fi
+}
+
 echo "host A: a VMM (the test VMM) runs a guest on edu $EDU: DMAs both ways,"
 echo "        register activity, a vCPU writing RAM pages; its state lives in its RAM"
 echo "host B: a VMM holds edu $EDU2 with empty RAM, vCPUs idle"
-/tests/tools/vmm_host target "$EDU2" --run-ms 3000 --report /tmp/demo-b.json \
-	> /tmp/demo-b.log 2>&1 &
-VB=$!
-/tests/tools/vmm_host source "$EDU" --seed 0xd3e0 --report /tmp/demo-a.json \
-	> /tmp/demo-a.log 2>&1 &
-VA=$!
-for f in /tmp/demo-a.log /tmp/demo-b.log; do
-	i=0
-	until grep -qx ready "$f"; do
-		i=$((i + 1))
-		[ $i -gt 600 ] && { echo "a VMM did not start:"; cat "$f"; exit 1; }
-		sleep 0.1
-	done
-done
-sleep 3	# let the guest run and dirty its RAM for a while
-title "Live migration: host A's VM moves to host B with migctl, while it runs"
-CREDS=/etc/vfio-mig/x509
-printf '$ ip netns exec hostb migctl listen --once --tls-creds %s --allow-peer vmig-source &\n' "$CREDS"
-$IPROUTE2 netns exec hostb migctl listen --once --tls-creds "$CREDS" \
-	--allow-peer vmig-source 2>&1 | sed 's/^/  [host B] /' &
-LS=$!
-sleep 0.5
-printf '$ ip netns exec hosta migctl migrate %s --to 10.99.0.2 --target-dev %s --tls-creds %s --downtime-ms 300\n' \
-	"$EDU" "$EDU2" "$CREDS"
-$IPROUTE2 netns exec hosta migctl migrate "$EDU" --to 10.99.0.2 \
-	--target-dev "$EDU2" --tls-creds "$CREDS" --downtime-ms 300 || {
-	echo "migration failed"; cat /tmp/demo-a.log /tmp/demo-b.log
-	kill $VA $VB 2>/dev/null
-	exit 1
-}
-wait $LS
-wait $VA; ra=$?
-wait $VB; rb=$?
-title "After the switchover"
-echo "host A's VMM (it stopped at the commit point, never to run the device again):"
-tail -n 2 /tmp/demo-a.log | sed 's/^/  /'
-echo "host B's VMM (the guest continued there, its results checked):"
-tail -n 4 /tmp/demo-b.log | sed 's/^/  /'
-da=$(sed -n 's/.*"ram_digest": *\([0-9]*\).*/\1/p' /tmp/demo-a.json)
-db=$(sed -n 's/.*"ram_digest": *\([0-9]*\).*/\1/p' /tmp/demo-b.json)
-if [ "$ra" = 0 ] && [ "$rb" = 0 ] && [ -n "$da" ] && [ "$da" = "$db" ]; then
-	echo "check: target RAM equals source RAM at the switchover (digest $da); the workload's data on B is intact"
-else
-	echo "check FAILED: VMM exit codes $ra/$rb, RAM digests ${da:-none}/${db:-none}"
-	exit 1
-fi
-hosts_down
+live_migrate "$EDU" "$EDU2" edu
 run migctl dev show "$EDU2"
+
+title "An SR-IOV VF: NVMe VF $VF moves to VF $VF2 with I/O in flight"
+run migctl bind "$VF2"
+echo "Both VFs reach the same namespace (one volume, as two hosts' VFs would)."
+echo "host A: a VMM runs a guest whose NVMe driver keeps 8 commands in flight on"
+echo "        each of two queues: writes stamped with a generation per block, reads"
+echo "        checking the newest; the nvme profile follows the queues from the"
+echo "        admin commands it sees and marks every page the device writes"
+echo "host B: a VMM holds VF $VF2 with empty RAM"
+live_migrate "$VF" "$VF2" nvme
+jv() { sed -n "s/.*\"$2\": *\([0-9a-z]*\).*/\1/p" "$1"; }
+echo "NVMe commands in flight when host A's vCPUs paused: $(jv /tmp/demo-nvme-a.json nvme_inflight);"
+echo "  host B finished them and went on: writes $(jv /tmp/demo-nvme-a.json nvme_writes) -> $(jv /tmp/demo-nvme-b.json nvme_writes), reads $(jv /tmp/demo-nvme-a.json nvme_reads) -> $(jv /tmp/demo-nvme-b.json nvme_reads);"
+echo "  every block of the workload read back on host B: $(jv /tmp/demo-nvme-b.json nvme_verified)"
+hosts_down
+run migctl unbind "$VF2"
 
 title "Give the VF back"
 run migctl unbind "$VF"
 echo
-echo "demo finished: devices bound to vfio-mig, a DMA through it, and a live migration between two hosts with its data intact."
+echo "demo finished: devices bound to vfio-mig, a DMA through it, and live migrations between two hosts (edu, then an NVMe VF with I/O in flight) with their data intact."
