@@ -558,8 +558,9 @@ static int layout(struct lm_guest *g, struct vmm_ram *ram, struct edu *e,
 	return mig_cpu_log_init(&g->cpu, ram);
 }
 
-int lm_guest_boot(struct lm_guest *g, struct vmm_ram *ram, struct edu *e,
-		  uint64_t seed, unsigned int page_rate, bool fill)
+/* A new guest's RAM layout and its memory vCPU (a quarter of the RAM). */
+static int boot_layout(struct lm_guest *g, struct vmm_ram *ram, struct edu *e,
+		       uint64_t seed, unsigned int page_rate)
 {
 	uint64_t avail;
 	int ret;
@@ -572,15 +573,26 @@ int lm_guest_boot(struct lm_guest *g, struct vmm_ram *ram, struct edu *e,
 	if (ret)
 		return ret;
 	g->page_rate = page_rate;
+	g->ms.magic = LM_MMAGIC;
+	g->ms.rng = mix64(seed) | 1;
+	g->ms.npages = g->npages;
+	gwrite(g, LM_MSTATE_OFF, &g->ms, sizeof(g->ms));
+	return 0;
+}
+
+int lm_guest_boot(struct lm_guest *g, struct vmm_ram *ram, struct edu *e,
+		  uint64_t seed, unsigned int page_rate, bool fill)
+{
+	int ret;
+
+	ret = boot_layout(g, ram, e, seed, page_rate);
+	if (ret)
+		return ret;
 	edu_wl_init(&g->wl, e, &g->wlram, seed);
 	g->wl.vcpu_write = wl_vcpu_write;
 	g->wl.priv = g;
 	g->ds.magic = LM_DMAGIC;
 	g->ds.seed = seed;
-	g->ms.magic = LM_MMAGIC;
-	g->ms.rng = mix64(seed) | 1;
-	g->ms.npages = g->npages;
-	gwrite(g, LM_MSTATE_OFF, &g->ms, sizeof(g->ms));
 	if (fill) {
 		uint64_t *p = g->wlram.host, i;
 
@@ -641,25 +653,15 @@ int lm_guest_boot_nvme(struct lm_guest *g, struct vmm_ram *ram,
 		       unsigned int page_rate)
 {
 	struct lm_nvme *nv;
-	uint64_t avail;
 	int ret;
 
-	memset(g, 0, sizeof(*g));
-	if (ram->size <= LM_RESERVED)
-		return -ENOSPC;
-	avail = (ram->size - LM_RESERVED) / MIG_PAGE / 4;
-	ret = layout(g, ram, NULL, avail > LM_MAX_PAGES ? LM_MAX_PAGES : avail);
+	ret = boot_layout(g, ram, NULL, seed, page_rate);
 	if (ret)
 		return ret;
 	nv = nvme_new();
 	if (!nv)
 		return -ENOMEM;
 	g->nv = nv;
-	g->page_rate = page_rate;
-	g->ms.magic = LM_MMAGIC;
-	g->ms.rng = mix64(seed) | 1;
-	g->ms.npages = g->npages;
-	gwrite(g, LM_MSTATE_OFF, &g->ms, sizeof(g->ms));
 	nv->ns.magic = LM_NMAGIC;
 	nv->ns.seed = seed;
 	ret = nvme_ctrl_init(&nv->c, d, &g->wlram, LM_NVME_NSID, false);

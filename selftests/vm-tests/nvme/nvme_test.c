@@ -597,6 +597,23 @@ TEST_F_TIMEOUT(vf1, abandon_in_flight_then_vf2, 60)
  * then the same driver state goes on against VF 2 over the same guest
  * memory, and every block checks.
  */
+/*
+ * Two I/O queue pairs and the verified workload on @c: every block
+ * written once, @cmds commands run, then a step that leaves commands in
+ * flight.
+ */
+static void workload_in_flight(struct __test_metadata *_metadata,
+			       struct nvme_ctrl *c, struct nvme_wl *w,
+			       uint32_t seed, unsigned long cmds)
+{
+	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
+		TH_LOG("%s", c->why);
+	ASSERT_EQ(0, nvme_wl_init(w, c, 8192, 512, WL_DEPTH, seed));
+	ASSERT_EQ(0, nvme_wl_fill(w, TMO)) TH_LOG("%s", w->why);
+	ASSERT_EQ(0, nvme_wl_run(w, cmds, WL_TMO)) TH_LOG("%s", w->why);
+	ASSERT_LE(0, nvme_wl_step(w)) TH_LOG("%s", w->why);
+}
+
 TEST_F_TIMEOUT(mig, migrate_to_vf2_with_io, 120)
 {
 	struct nvme_ctrl *c = &self->vf.c;
@@ -621,12 +638,7 @@ TEST_F_TIMEOUT(mig, migrate_to_vf2_with_io, 120)
 	ASSERT_EQ(0, vmm_dma_map(dst, &self->vf.ram));
 	ASSERT_EQ(0, vmm_enable_bus_master(dst));
 
-	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
-		TH_LOG("%s", c->why);
-	ASSERT_EQ(0, nvme_wl_init(&w, c, 8192, 512, WL_DEPTH, 0x5a));
-	ASSERT_EQ(0, nvme_wl_fill(&w, TMO)) TH_LOG("%s", w.why);
-	ASSERT_EQ(0, nvme_wl_run(&w, 300, WL_TMO)) TH_LOG("%s", w.why);
-	ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
+	workload_in_flight(_metadata, c, &w, 0x5a, 300);
 
 	/* the target listens from the start */
 	ASSERT_EQ(0, mig_set_state(dst, VFIO_DEVICE_STATE_STOP, NULL));
@@ -722,12 +734,7 @@ TEST_F_TIMEOUT(mig, source_goes_on_after_stop_copy, 120)
 	struct nvme_wl w;
 	int fd, ret, i;
 
-	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
-		TH_LOG("%s", c->why);
-	ASSERT_EQ(0, nvme_wl_init(&w, c, 8192, 512, WL_DEPTH, 0x5b));
-	ASSERT_EQ(0, nvme_wl_fill(&w, TMO)) TH_LOG("%s", w.why);
-	ASSERT_EQ(0, nvme_wl_run(&w, 200, WL_TMO)) TH_LOG("%s", w.why);
-	ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
+	workload_in_flight(_metadata, c, &w, 0x5b, 200);
 
 	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
 	/* the driver goes on: what completes is reaped, new doorbells held */
