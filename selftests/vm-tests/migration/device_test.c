@@ -69,6 +69,15 @@ static int set_profile(const char *bdf, const char *profile)
 	return vmm_sysfs_write(path, profile);
 }
 
+static int set_trap(const char *bdf, const char *mode)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path),
+		 "/sys/bus/pci/devices/%s/vfio_mig/trap_mode", bdf);
+	return vmm_sysfs_write(path, mode);
+}
+
 /* Open @bdf under @profile, its RAM mapped, ready for a guest. */
 static int side_up(struct mig_side *s, struct edu *e, const char *bdf,
 		   const char *profile, bool nvme)
@@ -115,9 +124,11 @@ FIXTURE_TEARDOWN(dev)
 		lm_guest_free(&self->g);
 	mig_side_close(&self->b);
 	mig_side_close(&self->a);
-	/* the devices' own profiles, for the suites after this one */
+	/* as the suites after this one expect: own profile, no trapping */
 	set_profile(self->abdf, variant->profile);
 	set_profile(self->bbdf, variant->profile);
+	set_trap(self->abdf, "none");
+	set_trap(self->bbdf, "none");
 }
 
 /* Boot the guest on A and let it run a while. */
