@@ -381,6 +381,25 @@ TEST_F(model, prp_list_chained_to_itself_ends)
 	EXPECT_EQ(128 + 1, dirty_pages(f));
 }
 
+/*
+ * PRP2 points at the last entry of its page and that entry holds PRP2
+ * itself: a chain pointer not page aligned, which the device refuses (the
+ * command moves no data). The walk must end (it looped for ever).
+ */
+TEST_F(model, prp_list_unaligned_self_chain_ends)
+{
+	struct fake *f = self->f;
+	uint64_t last = LIST_IOVA + PS - 8;
+	uint64_t *l1 = at(f, last);
+	struct sim_sqe s = read_cmd(1, 0, 64, DATA_IOVA, last);
+
+	*l1 = last;
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	/* PRP1's page only; its completion slot besides */
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA));
+	EXPECT_FALSE(is_dirty(f, last));
+}
+
 TEST_F(model, read_sgl)
 {
 	struct fake *f = self->f;

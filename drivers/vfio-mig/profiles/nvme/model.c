@@ -460,7 +460,15 @@ static int dirty_prp(struct nvmp_ctrl *c, u64 prp1, u64 prp2, u64 len)
 			u64 a = le64_to_cpu(e[i]);
 
 			if (slot + i == per - 1 && len > ps) {
-				/* the page's last entry chains to the next */
+				/*
+				 * The page's last entry chains to the next
+				 * list page, which must be page aligned: the
+				 * device fails the command otherwise, moving
+				 * no more data (and a chain to the same slot
+				 * would never end).
+				 */
+				if (a & (ps - 1))
+					return 0;
 				list = a;
 				slot = (list & (ps - 1)) / 8;
 				chained = true;
