@@ -273,6 +273,12 @@ extern const struct pci_error_handlers vmig_err_handlers;
 const char *vmig_mig_state_name(enum vfio_device_mig_state state);
 
 /* lm_dma.c */
+/*
+ * debugfs TEST INTERFACE (vfio-mig/queue_doorbells): N sends every doorbell
+ * write through the device-wide path, as if no profile declared queues
+ * (to measure what the queue path buys); Y by default.
+ */
+extern bool vmig_queue_doorbells;
 /* The trap path's write to the profile's doorbell block. */
 ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
 			    size_t count, loff_t *ppos);

@@ -47,6 +47,8 @@
 
 #define VMIG_DMA_WAIT_MS	3000
 
+bool vmig_queue_doorbells = true;
+
 int vmig_dma_start(struct vmig_device *mdev, const struct vmig_dma_range *r)
 {
 	int ret;
@@ -156,8 +158,8 @@ ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
 	int ret = 0;
 	u8 w;
 
-	if (h->nr_q && count <= sizeof(u64) &&
-	    vmig_piece_width(off, count) == count) {
+	if (h->nr_q && READ_ONCE(vmig_queue_doorbells) &&
+	    count <= sizeof(u64) && vmig_piece_width(off, count) == count) {
 		if (copy_from_user(kbuf, buf, count))
 			return -EFAULT;
 		have = true;
