@@ -67,6 +67,14 @@ for d in selftests/unit/*/ tools/migctl/tests/; do
 		"$R/unit-$name.tap"
 done
 
+step "nvme model, concurrent queues, under ThreadSanitizer"
+make -s -C selftests/unit/nvme_model tsan KSFT_INC="$KSFT_INC" \
+	> "$B/unit-nvme_model-tsan.log" 2>&1
+rc=$?
+grep -E '^(not )?ok |WARNING: ThreadSanitizer' "$B/unit-nvme_model-tsan.log" | sed 's/^/  /'
+python3 scripts/tap.py log "unit nvme_model tsan" \
+	"$B/unit-nvme_model-tsan.log" $rc "$R/unit-nvme_model-tsan.tap"
+
 step "real VMM: Debian 13's QEMU 10 for the qemu suite"
 if scripts/qemu10.sh fetch > "$B/qemu10.log" 2>&1; then
 	tapline build ok "QEMU $(cat "${VMIG_CACHE:-${HOME:-/root}/.cache/vfio-mig}/qemu10/version") (Debian 13) fetched and runs"

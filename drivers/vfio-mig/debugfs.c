@@ -21,6 +21,10 @@
  * /sys/kernel/debug/vfio-mig/worker_delay_ms: each vmig_run_in_worker()
  * call waits this long in its queue before it runs (0, the default: not
  * at all); for tests of a caller killed while it waits.
+ *
+ * /sys/kernel/debug/vfio-mig/queue_doorbells: Y (the default) lets the
+ * doorbells of a profile's queues run concurrently (lm_dma.c); N sends
+ * them through the device-wide path, for measurements.
  */
 #include <linux/debugfs.h>
 #include <linux/fs.h>
@@ -311,6 +315,8 @@ void vmig_debugfs_init(void)
 	vmig_dbg_root = debugfs_create_dir("vfio-mig", NULL);
 	debugfs_create_u32("worker_delay_ms", 0600, vmig_dbg_root,
 			   &vmig_worker_delay_ms);
+	debugfs_create_bool("queue_doorbells", 0600, vmig_dbg_root,
+			    &vmig_queue_doorbells);
 }
 
 void vmig_debugfs_exit(void)

@@ -333,7 +333,7 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 	 */
 	mediated = clear && d->feeder == DT_FEEDER_MEDIATED;
 	if (mediated) {
-		mutex_lock(&mdev->mig.dma.lock);
+		down_write(&mdev->mig.dma.lock);
 		again = __vmig_dma_inflight(mdev, &busy);
 	}
 	/*
@@ -350,7 +350,7 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 		dt_mark(log, busy.iova, busy.len, 0);
 	if (mediated) {
 		__vmig_dma_remark(mdev);
-		mutex_unlock(&mdev->mig.dma.lock);
+		up_write(&mdev->mig.dma.lock);
 	}
 out:
 	mutex_unlock(&d->lock);

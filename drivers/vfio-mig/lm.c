@@ -96,12 +96,12 @@ static bool reset_locked(struct vmig_device *mdev)
 		vmig_migf_put(m->resuming);
 	m->saving = NULL;
 	m->resuming = NULL;
-	mutex_lock(&h->lock);
+	down_write(&h->lock);
 	h->held = m->stay_stopped;
 	if (mdev->profile->ops && mdev->profile->ops->reset)
 		mdev->profile->ops->reset(mdev);
 	vmig_pin_drop(mdev, 0, 0);
-	mutex_unlock(&h->lock);
+	up_write(&h->lock);
 	if (m->stay_stopped || m->state == VFIO_DEVICE_STATE_RUNNING)
 		return false;
 	m->state = VFIO_DEVICE_STATE_RUNNING;
@@ -185,7 +185,7 @@ void vmig_mig_init(struct vmig_device *mdev)
 
 	mutex_init(&m->state_mutex);
 	spin_lock_init(&m->reset_lock);
-	mutex_init(&m->dma.lock);
+	init_rwsem(&m->dma.lock);
 	vmig_pin_init(&m->dma);
 	INIT_WORK(&m->reset_work, reset_work);
 	m->state = VFIO_DEVICE_STATE_RUNNING;

@@ -12,6 +12,7 @@
 #include <linux/types.h>
 #include <linux/vfio.h>
 #include <linux/wait.h>
+#include <linux/rwsem.h>
 #include <linux/workqueue.h>
 
 struct file;
@@ -49,17 +50,32 @@ enum vmig_group_alone {
 	VMIG_GROUP_SHARED,
 };
 
+/* queue mutexes a profile may ask for (vmig_profile_dma_ops.nr_queues) */
+#define VMIG_MAX_QUEUES		64
+
 /**
  * struct vmig_dma_hold - the device's DMA engine as the trap path sees it
  * @lock: serialises writes to the profile's doorbell registers with the
- *	P2P arcs and with dirty reports; protects the fields below. Taken
- *	in process context only (the trap write path, arcs, reports); lock
- *	order: vmig_mig.state_mutex, vmig_migf.lock, vmig_dirty.lock, then
- *	@lock; the core's memory_lock (BAR access) and type1's iommu->lock
- *	(pinning, lm_pin.c) nest inside it, so a reset (which holds
- *	memory_lock) never takes it (lm.c), nor does type1's unmap
+ *	P2P arcs and with dirty reports; protects the fields below. A
+ *	read-write semaphore: taken for write by everything (device-wide
+ *	writes, arcs, reports, save, restore, reset), for read only by a
+ *	doorbell write of one of the profile's queues (its queue_of op),
+ *	which also takes that queue's @qlock (lm_dma.c): @held and what the
+ *	profile declares device-wide are stable under either mode; pinning
+ *	(@pinning_*) and the profile's device-wide state need it for write.
+ *	Taken in process context only (the trap write path, arcs, reports);
+ *	lock order: vmig_mig.state_mutex, vmig_migf.lock, vmig_dirty.lock,
+ *	then @lock; the core's memory_lock (BAR access) and type1's
+ *	iommu->lock (pinning, lm_pin.c) nest inside it, so a reset (which
+ *	holds memory_lock) never takes it (lm.c), nor does type1's unmap
  *	notification (it holds device_list_lock, which type1 takes under
  *	iommu->lock).
+ * @qlock: one mutex per queue of the profile (@nr_q), taken under @lock
+ *	held for read: serialises the doorbell writes of one queue (decoded
+ *	and written to the device in one order); never two at once.
+ *	Allocated at open_device and freed at close_device (dev_set->lock),
+ *	when no trapped write can run.
+ * @nr_q: entries of @qlock (0: every doorbell write is device-wide)
  * @pin_lock: protects @pinned, @nr_pinned, @unmap_*, @pinning_*,
  *	@unpin_q, @nr_unpin_q and @in_transit; a leaf: nothing is called
  *	with it held. Taken by ->dma_unmap (under type1's device_list_lock),
@@ -89,7 +105,9 @@ enum vmig_group_alone {
  *	pinning it met to end
  */
 struct vmig_dma_hold {
-	struct mutex lock;	/* see above */
+	struct rw_semaphore lock;	/* see above */
+	struct mutex *qlock;		/* see above */
+	unsigned int nr_q;
 	bool held;
 	spinlock_t pin_lock;	/* see above */
 	u64 pinned[VMIG_MAX_PINNED];
@@ -237,13 +255,13 @@ int vmig_device_feature(struct vfio_device *vdev, u32 flags,
 			void __user *arg, size_t argsz);
 
 /*
- * lm_pin.c: the type1 container's dirty log. Under vmig_dma_hold.lock:
+ * lm_pin.c: the type1 container's dirty log. Under vmig_dma_hold.lock (write):
  * pin the pages of transfer @r before its start reaches the device (0),
  * or -errno: the start must not reach the device.
  */
 int vmig_pin_transfer(struct vmig_device *mdev, const struct vmig_dma_range *r);
 /*
- * Under vmig_dma_hold.lock: unpin what lies in [@iova, @iova + @len), or
+ * Under vmig_dma_hold.lock (write): unpin what lies in [@iova, @iova + @len), or
  * everything if @len is 0.
  */
 void vmig_pin_drop(struct vmig_device *mdev, u64 iova, u64 len);
@@ -255,6 +273,12 @@ extern const struct pci_error_handlers vmig_err_handlers;
 const char *vmig_mig_state_name(enum vfio_device_mig_state state);
 
 /* lm_dma.c */
+/*
+ * debugfs TEST INTERFACE (vfio-mig/queue_doorbells): N sends every doorbell
+ * write through the device-wide path, as if no profile declared queues
+ * (to measure what the queue path buys); Y by default.
+ */
+extern bool vmig_queue_doorbells;
 /* The trap path's write to the profile's doorbell block. */
 ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
 			    size_t count, loff_t *ppos);
@@ -266,10 +290,17 @@ static inline bool vmig_doorbell_hit(const struct vmig_doorbell *db, u8 bar,
 	       off + count > db->start;
 }
 
+/*
+ * open_device / close_device: the queue mutexes of the profile's queues
+ * (vmig_profile_dma_ops.nr_queues), under dev_set->lock.
+ */
+int vmig_dma_open(struct vmig_device *mdev);
+void vmig_dma_close(struct vmig_device *mdev);
 int vmig_dma_hold(struct vmig_device *mdev);
 void vmig_dma_release(struct vmig_device *mdev, bool issue);
 /*
- * For a profile's doorbell and unquiesce ops, under vmig_dma_hold.lock: a
+ * For a profile's doorbell and unquiesce ops, under vmig_dma_hold.lock held
+ * for write (not from a queue's doorbell, which holds it for read): a
  * transfer into guest RAM @r is about to start: mark it dirty and pin its
  * pages for the container's dirty log. -errno: the start must not reach
  * the device (the profile drops it, as the device drops a start it cannot
@@ -287,12 +318,12 @@ u32 vmig_dma_held_max(struct vmig_device *mdev);
 int vmig_dma_held_check(struct vmig_device *mdev, const void *buf, u32 len);
 void vmig_dma_held_load(struct vmig_device *mdev, const void *buf, u32 len);
 /*
- * Around a dirty report, under mig.dma.lock held across the report: the
+ * Around a dirty report, under mig.dma.lock held for write across it: the
  * range of a transfer still running, to mark again after the read-and-clear
  * (false: none).
  */
 bool __vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r);
-/* After a clearing report: the profile's remark op (under dma.lock). */
+/* After a clearing report: the profile's remark op (dma.lock for write). */
 void __vmig_dma_remark(struct vmig_device *mdev);
 
 /* migf.c */

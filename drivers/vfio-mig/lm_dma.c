@@ -18,11 +18,23 @@
  *    transfer is seen to have ended, each dirty report marks again what
  *    the inflight op returns after clearing it.
  *
+ * Concurrency. mig.dma.lock is a read-write semaphore: everything takes
+ * it for write (exclusive), except a doorbell write the profile maps to
+ * one of its independent queues (its queue_of op): that takes it for read
+ * and the queue's own mutex (mig.dma.qlock[], allocated at open, one per
+ * queue the profile declares). Doorbells of different queues are then
+ * decoded, marked and written to the device concurrently; the P2P arcs,
+ * dirty reports, save and restore (write) wait for them, so @held is
+ * stable under either. Each queue's writes still reach the device in the
+ * order they were decoded, each after what it lets the device write is
+ * marked dirty.
+ *
  * The guarantee holds for writes that trap: trap mode sparse (when the
  * profile's trapped pages cover the engine) or all. In trap mode none the
  * driver sees no write: entering a P2P state still waits for the transfer
  * in flight but cannot hold new ones.
  */
+#include <linux/slab.h>
 #include <linux/uaccess.h>
 
 #include "dirty.h"
@@ -35,11 +47,14 @@
 
 #define VMIG_DMA_WAIT_MS	3000
 
+bool vmig_queue_doorbells = true;
+
 int vmig_dma_start(struct vmig_device *mdev, const struct vmig_dma_range *r)
 {
 	int ret;
 
-	lockdep_assert_held(&mdev->mig.dma.lock);
+	/* pinning state is device-wide: not from a queue's doorbell */
+	lockdep_assert_held_write(&mdev->mig.dma.lock);
 	ret = vmig_pin_transfer(mdev, r);
 	if (ret) {
 		dev_warn_ratelimited(&mdev->core.pdev->dev,
@@ -57,8 +72,9 @@ static bool in_engine(const struct vmig_doorbell *db, u8 bar, u64 at)
 }
 
 /*
- * One piece of a write, as vfio-pci would issue it. Under h->lock. Returns
- * 0 when the piece was written (or held or dropped, as the profile says).
+ * One piece of a write, as vfio-pci would issue it. Under h->lock (for
+ * read only with the piece's queue mutex, see above). Returns 0 when the
+ * piece was written (or held or dropped, as the profile says).
  */
 static int doorbell_piece(struct vmig_device *mdev, u8 bar, u64 at, u8 w,
 			  u64 v)
@@ -95,9 +111,40 @@ record:
 #define DOORBELL_CHUNK	64
 
 /*
+ * A write of one piece that the profile maps to one of its queues: under
+ * h->lock for read and that queue's mutex. Returns 1 when the write is
+ * not one (the caller takes the device-wide path), else what
+ * doorbell_piece() returned.
+ */
+static int queue_piece(struct vmig_device *mdev, u8 bar, u64 off, u8 w,
+		       u64 v)
+{
+	const struct vmig_profile *p = mdev->profile;
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	struct vmig_held_write hw = {
+		.value = v, .offset = off, .bar = bar, .width = w,
+	};
+	int q, ret = 1;
+
+	if (!h->nr_q || !in_engine(p->doorbell, bar, off))
+		return 1;
+	down_read(&h->lock);
+	q = p->dma->queue_of(mdev, &hw);
+	if (q >= 0 && q < h->nr_q) {
+		mutex_lock(&h->qlock[q]);
+		ret = doorbell_piece(mdev, bar, off, w, v);
+		mutex_unlock(&h->qlock[q]);
+	}
+	up_read(&h->lock);
+	return ret;
+}
+
+/*
  * A trapped write that touches the profile's DMA engine. The user's bytes
  * are copied once and the pieces written from that copy, so that what is
- * decoded, held, logged and written is one value.
+ * decoded, held, logged and written is one value. A write of one piece
+ * that the profile maps to a queue takes the queue's path; any other
+ * write is device-wide, all its pieces under h->lock for write.
  */
 ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
 			    size_t count, loff_t *ppos)
@@ -107,13 +154,26 @@ ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
 	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
 	u8 kbuf[DOORBELL_CHUNK];
 	size_t done = 0, pos, n;
+	bool have = false;
 	int ret = 0;
 	u8 w;
 
-	mutex_lock(&h->lock);
+	if (h->nr_q && READ_ONCE(vmig_queue_doorbells) &&
+	    count <= sizeof(u64) && vmig_piece_width(off, count) == count) {
+		if (copy_from_user(kbuf, buf, count))
+			return -EFAULT;
+		have = true;
+		ret = queue_piece(mdev, bar, off, count,
+				  vmig_piece_value(kbuf, count));
+		if (ret <= 0)
+			goto out;
+		ret = 0;
+	}
+	down_write(&h->lock);
 	while (done < count && !ret) {
 		n = min_t(size_t, count - done, sizeof(kbuf));
-		if (copy_from_user(kbuf, buf + done, n)) {
+		/* a single piece is decoded from the bytes copied above */
+		if (!have && copy_from_user(kbuf, buf + done, n)) {
 			ret = -EFAULT;
 			break;
 		}
@@ -126,11 +186,46 @@ ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
 		}
 		done += pos;
 	}
-	mutex_unlock(&h->lock);
+	up_write(&h->lock);
+out:
+	if (!ret && have)
+		done = count;
 	if (!done)
 		return ret;
 	*ppos += done;
 	return done;
+}
+
+int vmig_dma_open(struct vmig_device *mdev)
+{
+	const struct vmig_profile *p = mdev->profile;
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	unsigned int i, nr = 0;
+
+	if (p->dma && p->dma->queue_of)
+		nr = min_t(unsigned int, p->dma->nr_queues, VMIG_MAX_QUEUES);
+	h->nr_q = 0;
+	if (!nr)
+		return 0;
+	h->qlock = kcalloc(nr, sizeof(*h->qlock), GFP_KERNEL_ACCOUNT);
+	if (!h->qlock)
+		return -ENOMEM;
+	for (i = 0; i < nr; i++)
+		mutex_init(&h->qlock[i]);
+	h->nr_q = nr;
+	return 0;
+}
+
+void vmig_dma_close(struct vmig_device *mdev)
+{
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	unsigned int i;
+
+	for (i = 0; i < h->nr_q; i++)
+		mutex_destroy(&h->qlock[i]);
+	kfree(h->qlock);
+	h->qlock = NULL;
+	h->nr_q = 0;
 }
 
 int vmig_dma_hold(struct vmig_device *mdev)
@@ -140,9 +235,9 @@ int vmig_dma_hold(struct vmig_device *mdev)
 	u16 window;
 	int ret;
 
-	mutex_lock(&h->lock);
+	down_write(&h->lock);
 	h->held = true;
-	mutex_unlock(&h->lock);
+	up_write(&h->lock);
 	/*
 	 * No new start reaches the device now: wait for the one in flight,
 	 * reading the engine through a decode window: a VMM starting a
@@ -161,9 +256,9 @@ int vmig_dma_hold(struct vmig_device *mdev)
 		vmig_dma_release(mdev, true);
 	} else {
 		/* the transfer in flight has ended */
-		mutex_lock(&h->lock);
+		down_write(&h->lock);
 		vmig_pin_drop(mdev, 0, 0);
-		mutex_unlock(&h->lock);
+		up_write(&h->lock);
 	}
 	return ret;
 }
@@ -173,11 +268,11 @@ void vmig_dma_release(struct vmig_device *mdev, bool do_issue)
 	const struct vmig_profile *p = mdev->profile;
 	struct vmig_dma_hold *h = &mdev->mig.dma;
 
-	mutex_lock(&h->lock);
+	down_write(&h->lock);
 	if (p->ops && p->ops->unquiesce)
 		p->ops->unquiesce(mdev, do_issue);
 	h->held = false;
-	mutex_unlock(&h->lock);
+	up_write(&h->lock);
 }
 
 u32 vmig_dma_held_save(struct vmig_device *mdev, void *buf)
@@ -186,10 +281,10 @@ u32 vmig_dma_held_save(struct vmig_device *mdev, void *buf)
 	struct vmig_dma_hold *h = &mdev->mig.dma;
 	u32 len = 0;
 
-	mutex_lock(&h->lock);
+	down_write(&h->lock);
 	if (p->dma && p->dma->held_save)
 		len = p->dma->held_save(mdev, buf);
-	mutex_unlock(&h->lock);
+	up_write(&h->lock);
 	return len;
 }
 
@@ -214,19 +309,19 @@ void vmig_dma_held_load(struct vmig_device *mdev, const void *buf, u32 len)
 	const struct vmig_profile *p = mdev->profile;
 	struct vmig_dma_hold *h = &mdev->mig.dma;
 
-	mutex_lock(&h->lock);
+	down_write(&h->lock);
 	/* checked as it arrived (vmig_dma_held_check()) */
 	if (p->dma && p->dma->held_load)
 		p->dma->held_load(mdev, buf, len, true);
 	h->held = true;
-	mutex_unlock(&h->lock);
+	up_write(&h->lock);
 }
 
 bool __vmig_dma_inflight(struct vmig_device *mdev, struct vmig_dma_range *r)
 {
 	const struct vmig_profile *p = mdev->profile;
 
-	lockdep_assert_held(&mdev->mig.dma.lock);
+	lockdep_assert_held_write(&mdev->mig.dma.lock);
 	return p->dma && p->dma->inflight && p->dma->inflight(mdev, r);
 }
 
@@ -234,7 +329,7 @@ void __vmig_dma_remark(struct vmig_device *mdev)
 {
 	const struct vmig_profile *p = mdev->profile;
 
-	lockdep_assert_held(&mdev->mig.dma.lock);
+	lockdep_assert_held_write(&mdev->mig.dma.lock);
 	if (p->dma && p->dma->remark)
 		p->dma->remark(mdev);
 }

@@ -169,7 +169,7 @@ void vmig_pin_drop(struct vmig_device *mdev, u64 iova, u64 len)
 	u64 out[VMIG_MAX_PINNED];
 	u32 n;
 
-	lockdep_assert_held(&h->lock);
+	lockdep_assert_held_write(&h->lock);
 	spin_lock(&h->pin_lock);
 	n = take_pinned(h, iova, len, out, VMIG_MAX_PINNED);
 	h->in_transit += n;
@@ -247,7 +247,7 @@ int vmig_pin_transfer(struct vmig_device *mdev, const struct vmig_dma_range *r)
 	u32 n, nr = 0;
 	int ret = 1;
 
-	lockdep_assert_held(&h->lock);
+	lockdep_assert_held_write(&h->lock);
 	/* pages of a transfer that may still be running stay pinned */
 	if (READ_ONCE(h->nr_pinned) && engine_idle(mdev))
 		vmig_pin_drop(mdev, 0, 0);

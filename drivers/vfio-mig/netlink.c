@@ -232,9 +232,9 @@ static int dev_set_locked(struct vmig_device *mdev, struct nlattr **a,
 		goto out_state;
 	}
 	if (p) {
-		mutex_lock(&mdev->mig.dma.lock);
+		down_write(&mdev->mig.dma.lock);
 		ret = vmig_profile_bind(mdev, p);
-		mutex_unlock(&mdev->mig.dma.lock);
+		up_write(&mdev->mig.dma.lock);
 		if (ret)
 			goto out_thaw;
 	}

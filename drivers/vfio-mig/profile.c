@@ -6,6 +6,7 @@
  * file per profile under profiles/; "generic" serves any other device.
  */
 #include <linux/completion.h>
+#include <linux/mm.h>
 #include <linux/refcount.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
@@ -56,11 +57,11 @@ int vmig_profile_bind(struct vmig_device *mdev, const struct vmig_profile *p)
 	if (mdev->profile == p)		/* bound already: keep its state */
 		return 0;
 	if (p->priv_size) {
-		priv = kzalloc(p->priv_size, GFP_KERNEL_ACCOUNT);
+		priv = kvzalloc(p->priv_size, GFP_KERNEL_ACCOUNT);
 		if (!priv)
 			return -ENOMEM;
 	}
-	kfree(mdev->profile_priv);
+	kvfree(mdev->profile_priv);
 	mdev->profile_priv = priv;
 	WRITE_ONCE(mdev->profile, p);
 	return 0;
@@ -68,7 +69,7 @@ int vmig_profile_bind(struct vmig_device *mdev, const struct vmig_profile *p)
 
 void vmig_profile_unbind(struct vmig_device *mdev)
 {
-	kfree(mdev->profile_priv);
+	kvfree(mdev->profile_priv);
 	mdev->profile_priv = NULL;
 }
 
@@ -97,9 +98,9 @@ int vmig_set_profile(struct vmig_device *mdev, const char *name)
 		mutex_lock(&mdev->mig.state_mutex);
 		ret = vmig_dirty_freeze(mdev);
 		if (!ret) {
-			mutex_lock(&mdev->mig.dma.lock);
+			down_write(&mdev->mig.dma.lock);
 			ret = vmig_profile_bind(mdev, p);
-			mutex_unlock(&mdev->mig.dma.lock);
+			up_write(&mdev->mig.dma.lock);
 			vmig_dirty_thaw(mdev);
 		}
 		mutex_unlock(&mdev->mig.state_mutex);

@@ -208,6 +208,19 @@ struct vmig_profile_dev_ops {
  *	device may still write (commands in flight), for a device with more
  *	than the one transfer @inflight describes. Under mig.dma.lock; must
  *	not read guest memory (any context).
+ * @queue_of: optional: the queue (0 .. @nr_queues - 1) whose doorbell the
+ *	single-piece write @w is, when the device serves that queue
+ *	independently of the others, or -1: device-wide. Then @doorbell
+ *	runs for @w under mig.dma.lock held for READ and the queue's mutex
+ *	only, concurrently with other queues' doorbells: it may touch that
+ *	queue's state, read device-wide state (stable: everything that
+ *	changes it holds the lock for write), and must protect whatever it
+ *	shares with other queues itself; it must not call vmig_dma_start()
+ *	(pinning is device-wide). Called under mig.dma.lock held for read.
+ * @nr_queues: queues @queue_of may return (at most VMIG_MAX_QUEUES)
+ *
+ * Every op but @doorbell (and @held_load with @apply false) runs with
+ * mig.dma.lock held for write when it says "under mig.dma.lock".
  */
 struct vmig_profile_dma_ops {
 	enum vmig_db_verdict (*doorbell)(struct vmig_device *mdev,
@@ -219,6 +232,9 @@ struct vmig_profile_dma_ops {
 			 bool apply);
 	u32 held_max;
 	void (*remark)(struct vmig_device *mdev);
+	int (*queue_of)(struct vmig_device *mdev,
+			const struct vmig_held_write *w);
+	unsigned int nr_queues;
 };
 
 /**

@@ -78,6 +78,13 @@ static int vmig_open_device(struct vfio_device *vdev)
 		}
 	}
 
+	ret = vmig_dma_open(mdev);
+	if (ret) {
+		if (p->ops && p->ops->close)
+			p->ops->close(mdev);
+		vfio_pci_core_disable(&mdev->core);
+		return ret;
+	}
 	vmig_regstate_open(&mdev->rs);
 	/* the group may have changed while the device was closed */
 	mdev->mig.dma.alone = VMIG_GROUP_UNKNOWN;
@@ -101,6 +108,7 @@ static void vmig_close_device(struct vfio_device *vdev)
 	vmig_dirty_stop(mdev, true);
 	if (mdev->profile->ops && mdev->profile->ops->close)
 		mdev->profile->ops->close(mdev);
+	vmig_dma_close(mdev);
 	vmig_bars_unmap(mdev);
 	vfio_pci_core_close_device(vdev);
 }

@@ -63,7 +63,13 @@ struct vmig_profile;
  * 10. vmig_dirty.lock		the DMA dirty log (dirty.h); the
  *				settings lock takes it under dev_set->lock
  *     [dirty_track: dt_log.report_lock]  inside it (reports, stats)
- * 11. vmig_dma_hold.lock	the doorbell block and held DMA starts (lm.h)
+ * 11. vmig_dma_hold.lock	the doorbell block and held DMA starts (lm.h);
+ *				a rwsem: for read only by a doorbell write of
+ *				one of the profile's queues, which then takes
+ *     vmig_dma_hold.qlock[q]	that queue's mutex (one at a time), under it
+ *     [nvme: nvme_priv.mlock]	the nvme model's lock (profiles/nvme/nvme.c),
+ *				under the hold lock (either mode) and qlock;
+ *				may be held across vfio_dma_rw() (type1, 12)
  * 12. [vfio-pci core: memory_lock]  BAR access; a reset holds it, so the
  *				reset path takes none of the locks above
  *     [type1: iommu->lock, then device_list_lock]  pinning (lm_pin.c),

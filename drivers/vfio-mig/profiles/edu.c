@@ -764,7 +764,7 @@ static enum vmig_db_verdict edu_doorbell(struct vmig_device *mdev,
 {
 	struct edu_priv *e = priv(mdev);
 
-	lockdep_assert_held(&mdev->mig.dma.lock);
+	lockdep_assert_held_write(&mdev->mig.dma.lock);
 	/* the device ignores its engine while it transfers */
 	if (held && e->nr_held)
 		return VMIG_DB_DROP;
@@ -784,7 +784,7 @@ static void edu_unquiesce(struct vmig_device *mdev, bool issue)
 	u32 i;
 	int ret;
 
-	lockdep_assert_held(&mdev->mig.dma.lock);
+	lockdep_assert_held_write(&mdev->mig.dma.lock);
 	for (i = 0; issue && i < e->nr_held; i++) {
 		w = &e->held[i];
 		if (edu_issue(mdev, w) != VMIG_DB_FORWARD)

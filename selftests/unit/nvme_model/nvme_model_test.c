@@ -166,7 +166,7 @@ static int admin(struct fake *f, struct sim_sqe *s, uint16_t status,
 static struct fake *fake_new(void)
 {
 	struct fake *f = calloc(1, sizeof(*f));
-	struct nvmp_env env = { f_read, f_dirty, f };
+	struct nvmp_env env = { .read = f_read, .dirty = f_dirty, .ctx = f };
 
 	f->mem = calloc(1, MEM_SIZE);
 	/* CAP: MQES 2047, DSTRD 0 */
@@ -342,6 +342,39 @@ TEST_F(model, read_prp_list)
 		EXPECT_FALSE(is_dirty(f, list[i] + PS));
 	}
 	EXPECT_FALSE(is_dirty(f, LIST_IOVA));
+}
+
+/*
+ * Two Reads handed over by one doorbell, the first with a PRP list: the
+ * list is read while the second entry is still to be decoded. (The model
+ * once read both into one scratch buffer: the second Read was decoded from
+ * the first's list entries.)
+ */
+TEST_F(model, batch_with_prp_list)
+{
+	struct fake *f = self->f;
+	uint64_t *list = at(f, LIST_IOVA);
+	struct sim_sqe s[2] = {
+		read_cmd(1, 0, 128, DATA_IOVA, LIST_IOVA),
+		read_cmd(1, 0, 8, DATA_IOVA + 0x300000, 0),
+	};
+	unsigned int i;
+
+	for (i = 0; i < 16; i++)
+		list[i] = DATA_IOVA + 0x100000 + i * 2 * PS;
+	for (i = 0; i < 2; i++) {
+		s[i].cdw0 |= (uint32_t)(100 + i) << 16;
+		memcpy(at(f, SQ1_IOVA + i * sizeof(s[0])), &s[i],
+		       sizeof(s[0]));
+	}
+	f->sq_tail[1] = 2;
+	ASSERT_EQ(0, nvmp_doorbell(&f->c, nvmp_db_offset(&f->c, 1, false), 2,
+				   true));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x300000));
+	/* 64 KiB: PRP1's page and 15 from the list; the second; the CQ */
+	EXPECT_EQ(1 + 15 + 1 + 1, dirty_pages(f));
+	EXPECT_EQ(2, f->c.trk.live);
+	EXPECT_EQ(0, f->c.untracked);
 }
 
 TEST_F(model, read_prp_list_chained)

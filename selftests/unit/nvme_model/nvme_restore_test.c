@@ -69,7 +69,7 @@ static void g_dirty(void *ctx, u64 iova, u64 len)
 
 static void g_init(struct g *g, uint8_t *mem)
 {
-	struct nvmp_env env = { g_read, g_dirty, g };
+	struct nvmp_env env = { .read = g_read, .dirty = g_dirty, .ctx = g };
 
 	memset(g, 0, sizeof(*g));
 	g->mem = mem;

@@ -106,16 +106,112 @@ void nvmp_init(struct nvmp_ctrl *c, const struct nvmp_env *env, u64 cap,
 	c->max_xfer = min_t(u32, max_xfer, NVMP_MAX_XFER);
 }
 
-static void trk_add(struct nvmp_ctrl *c, u64 iova, u64 len);
-
-static void dirty(struct nvmp_ctrl *c, u64 iova, u64 len)
+static void mlock(struct nvmp_ctrl *c)
 {
+	if (c->env.lock)
+		c->env.lock(c->env.ctx);
+}
+
+static void munlock(struct nvmp_ctrl *c)
+{
+	if (c->env.unlock)
+		c->env.unlock(c->env.ctx);
+}
+
+static void trk_add(struct nvmp_ctrl *c, u64 iova, u64 len);
+static void trk_open(struct nvmp_ctrl *c, u16 sqid, u16 cid);
+static void trk_close(struct nvmp_ctrl *c);
+
+/* Under the model lock: the staged ranges of @w's command into the store. */
+static void stage_flush(struct nvmp_ctrl *c, u16 qid, struct nvmp_qctx *w)
+{
+	u16 i;
+
+	trk_open(c, qid, w->cid);
+	for (i = 0; c->trk.cur && i < w->n_stage; i++)
+		trk_add(c, w->stage[i].iova, w->stage[i].len);
+	w->n_stage = 0;
+}
+
+/*
+ * The device may write [@iova, @iova + @len) because of the command queue
+ * pair @qid is decoding: mark it now, and keep it for the store (staged;
+ * once the stage is full, straight into the store under the model lock,
+ * held until the command is done).
+ */
+static void dirty(struct nvmp_ctrl *c, u16 qid, u64 iova, u64 len)
+{
+	struct nvmp_qctx *w = &c->q[qid];
+	struct nvmp_range *last;
+
 	if (!len)
 		return;
-	c->dirty_calls++;
+	w->dirty_calls++;
 	c->env.dirty(c->env.ctx, iova, len);
-	if (c->trk.cur)
-		trk_add(c, iova, len);
+	if (!w->track)
+		return;
+	if (w->locked) {
+		if (c->trk.cur)
+			trk_add(c, iova, len);
+		return;
+	}
+	if (w->n_stage) {
+		last = &w->stage[w->n_stage - 1];
+		if (last->iova + last->len == iova) {
+			last->len += len;
+			return;
+		}
+	}
+	if (w->n_stage == NVMP_STAGE) {
+		mlock(c);
+		w->locked = 1;
+		stage_flush(c, qid, w);
+		if (c->trk.cur)
+			trk_add(c, iova, len);
+		return;
+	}
+	w->stage[w->n_stage++] = (struct nvmp_range){ iova, len };
+}
+
+/* Queue pair @qid starts decoding command @cid. */
+static void cmd_begin(struct nvmp_ctrl *c, u16 qid, u16 cid)
+{
+	struct nvmp_qctx *w = &c->q[qid];
+
+	w->cid = cid;
+	w->n_stage = 0;
+	w->locked = 0;
+	w->track = !!c->trk.rec;
+}
+
+/* ... and is done: its ranges enter the store, its counts the totals. */
+static void cmd_end(struct nvmp_ctrl *c, u16 qid)
+{
+	struct nvmp_qctx *w = &c->q[qid];
+
+	if (!w->locked)
+		mlock(c);
+	if (w->track && !w->locked)
+		stage_flush(c, qid, w);
+	trk_close(c);
+	c->dirty_calls += w->dirty_calls;
+	w->dirty_calls = 0;
+	w->track = 0;
+	w->locked = 0;
+	munlock(c);
+}
+
+/* Fold what queue pair @qid's call found into @untracked. */
+static void ut_fold(struct nvmp_ctrl *c, u16 qid)
+{
+	struct nvmp_qctx *w = &c->q[qid];
+
+	if (!w->ut)
+		return;
+	mlock(c);
+	c->untracked |= w->ut;
+	munlock(c);
+	w->ut = 0;
 }
 
 /* The in-flight store (struct nvmp_track). */
@@ -339,12 +435,13 @@ void nvmp_remark(struct nvmp_ctrl *c)
 	}
 }
 
-static int gread(struct nvmp_ctrl *c, u64 iova, void *buf, u32 len)
+/* A read of guest memory for queue pair @qid's call (see ut_fold()). */
+static int gread(struct nvmp_ctrl *c, u16 qid, u64 iova, void *buf, u32 len)
 {
 	int ret = c->env.read(c->env.ctx, iova, buf, len);
 
 	if (ret)
-		c->untracked |= NVMP_UT_MEMORY;
+		c->q[qid].ut |= NVMP_UT_MEMORY;
 	return ret;
 }
 
@@ -365,6 +462,7 @@ static void reset_queues(struct nvmp_ctrl *c)
 	c->untracked = 0;
 	c->enabled = 0;
 	trk_reset(&c->trk);
+	memset(c->q, 0, sizeof(c->q));
 }
 
 static void enable(struct nvmp_ctrl *c)
@@ -432,29 +530,31 @@ u32 nvmp_db_offset(const struct nvmp_ctrl *c, u16 qid, bool cq)
 }
 
 /* PRP walk: NVMe 1.4 figure 108 (PRP1 with offset, PRP2 or a list). */
-static int dirty_prp(struct nvmp_ctrl *c, u64 prp1, u64 prp2, u64 len)
+static int dirty_prp(struct nvmp_ctrl *c, u16 qid, u64 prp1, u64 prp2,
+		     u64 len)
 {
 	u32 ps = page_size(c), per = ps / 8, slot;
+	u8 *buf = c->q[qid].list;
 	u64 first, list;
 
 	first = min_t(u64, len, ps - (prp1 & (ps - 1)));
-	dirty(c, prp1, first);
+	dirty(c, qid, prp1, first);
 	len -= first;
 	if (!len)
 		return 0;
 	if (len <= ps) {
-		dirty(c, prp2, len);
+		dirty(c, qid, prp2, len);
 		return 0;
 	}
 	/* a list: its first entry may sit at an offset in its page */
 	list = prp2;
 	slot = (list & (ps - 1)) / 8;
 	while (len) {
-		u32 n = min_t(u32, per - slot, sizeof(c->buf) / 8), i;
-		__le64 *e = (__le64 *)c->buf;
+		u32 n = min_t(u32, per - slot, sizeof(c->q[0].list) / 8), i;
+		__le64 *e = (__le64 *)buf;
 		bool chained = false;
 
-		if (gread(c, list, c->buf, n * 8))
+		if (gread(c, qid, list, buf, n * 8))
 			return -EFAULT;
 		for (i = 0; i < n && len && !chained; i++) {
 			u64 a = le64_to_cpu(e[i]);
@@ -474,7 +574,7 @@ static int dirty_prp(struct nvmp_ctrl *c, u64 prp1, u64 prp2, u64 len)
 				chained = true;
 				continue;
 			}
-			dirty(c, a, min_t(u64, len, ps));
+			dirty(c, qid, a, min_t(u64, len, ps));
 			len -= min_t(u64, len, ps);
 		}
 		if (!chained) {
@@ -486,8 +586,8 @@ static int dirty_prp(struct nvmp_ctrl *c, u64 prp1, u64 prp2, u64 len)
 }
 
 /* SGL walk: data blocks, bit buckets, segments; bounded descriptor count. */
-static int dirty_sgl(struct nvmp_ctrl *c, const struct nvmp_sgl *first,
-		     u64 len)
+static int dirty_sgl(struct nvmp_ctrl *c, u16 qid,
+		     const struct nvmp_sgl *first, u64 len)
 {
 	struct nvmp_sgl d = *first;
 	unsigned int walked = 0;
@@ -500,12 +600,12 @@ static int dirty_sgl(struct nvmp_ctrl *c, const struct nvmp_sgl *first,
 		u32 dlen = le32_to_cpu(d.len);
 
 		if (++walked > NVMP_MAX_SGL_DESC) {
-			c->untracked |= NVMP_UT_SGL;
+			c->q[qid].ut |= NVMP_UT_SGL;
 			return -E2BIG;
 		}
 		switch (type) {
 		case SGL_DATA:
-			dirty(c, addr, min_t(u64, len, dlen));
+			dirty(c, qid, addr, min_t(u64, len, dlen));
 			len -= min_t(u64, len, dlen);
 			break;
 		case SGL_BIT_BUCKET:
@@ -521,33 +621,35 @@ static int dirty_sgl(struct nvmp_ctrl *c, const struct nvmp_sgl *first,
 			seg_left = dlen / sizeof(d);
 			break;
 		default:
-			c->untracked |= NVMP_UT_SGL;
+			c->q[qid].ut |= NVMP_UT_SGL;
 			return -EOPNOTSUPP;
 		}
 		if (!len || !seg_left)
 			return 0;
-		if (gread(c, seg, &d, sizeof(d)))
+		if (gread(c, qid, seg, &d, sizeof(d)))
 			return -EFAULT;
 		seg += sizeof(d);
 		seg_left--;
 	}
 }
 
-int nvmp_dirty_dptr(struct nvmp_ctrl *c, const void *sqe, u64 len)
+/* Walk the data pointer of a command (PRP or SGL) for @len bytes. */
+static int dirty_dptr(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s,
+		      u64 len)
 {
-	const struct nvmp_sqe *s = sqe;
-
 	if (!len)
 		return 0;
 	if (len > c->max_xfer) {
 		/* the device refuses it; above NVMP_MAX_XFER we cannot say */
 		if (c->max_xfer == NVMP_MAX_XFER)
-			c->untracked |= NVMP_UT_XFER;
+			c->q[qid].ut |= NVMP_UT_XFER;
 		len = c->max_xfer;
 	}
 	if (SQE_PSDT(s))
-		return dirty_sgl(c, (const struct nvmp_sgl *)&s->prp1, len);
-	return dirty_prp(c, le64_to_cpu(s->prp1), le64_to_cpu(s->prp2), len);
+		return dirty_sgl(c, qid, (const struct nvmp_sgl *)&s->prp1,
+				 len);
+	return dirty_prp(c, qid, le64_to_cpu(s->prp1), le64_to_cpu(s->prp2),
+			 len);
 }
 
 static const struct nvmp_ns *ns_find(const struct nvmp_ctrl *c, u32 nsid)
@@ -688,19 +790,25 @@ static bool admin_tracked(u8 opc)
 	}
 }
 
+/*
+ * One command handed over on SQ @qid. The CQ slot count (@issued) is shared
+ * with the other SQs of the CQ: under the model lock.
+ */
 static void decode(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s)
 {
 	struct nvmp_cq *cq = &c->cq[c->sq[qid].cqid];
-	u64 len, md = 0;
+	u64 len, md = 0, slot;
 
 	if (!cq->live)	/* the device has nowhere to complete it */
 		return;
+	mlock(c);
 	c->cmds++;
-	/* the slot its completion will land in */
-	dirty(c, cq->base + (cq->issued % cq->size) * NVMP_CQE_SIZE,
-	      NVMP_CQE_SIZE);
+	slot = cq->base + (cq->issued % cq->size) * NVMP_CQE_SIZE;
 	cq->issued++;
-	trk_open(c, qid, SQE_CID(s));
+	munlock(c);
+	/* the slot its completion will land in */
+	dirty(c, qid, slot, NVMP_CQE_SIZE);
+	cmd_begin(c, qid, SQE_CID(s));
 	if (qid == 0) {
 		u8 opc = SQE_OPC(s);
 
@@ -716,35 +824,39 @@ static void decode(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s)
 	} else {
 		len = io_to_host_len(c, s, &md);
 	}
-	nvmp_dirty_dptr(c, s, len);
+	dirty_dptr(c, qid, s, len);
 	if (md)
-		dirty(c, le64_to_cpu(s->mptr), min_t(u64, md, c->max_xfer));
-	trk_close(c);
+		dirty(c, qid, le64_to_cpu(s->mptr),
+		      min_t(u64, md, c->max_xfer));
+	cmd_end(c, qid);
 }
 
 void nvmp_forward(struct nvmp_ctrl *c, u16 qid)
 {
 	struct nvmp_sq *sq;
+	u8 *buf;
 
 	if (qid >= NVMP_MAX_QID)
 		return;
 	sq = &c->sq[qid];
+	buf = c->q[qid].ent;
 	while (sq->live && sq->fwd != sq->tail) {
 		u32 n = (sq->tail > sq->fwd ? sq->tail : sq->size) - sq->fwd;
 		u32 i;
 
-		n = min_t(u32, n, sizeof(c->buf) / NVMP_SQE_SIZE);
-		if (gread(c, sq->base + (u64)sq->fwd * NVMP_SQE_SIZE, c->buf,
+		n = min_t(u32, n, sizeof(c->q[0].ent) / NVMP_SQE_SIZE);
+		if (gread(c, qid, sq->base + (u64)sq->fwd * NVMP_SQE_SIZE, buf,
 			  n * NVMP_SQE_SIZE)) {
 			/* the device cannot fetch them either */
 			sq->fwd = sq->tail;
-			return;
+			break;
 		}
 		for (i = 0; i < n; i++)
 			decode(c, qid, (const struct nvmp_sqe *)
-			       (c->buf + i * NVMP_SQE_SIZE));
+			       (buf + i * NVMP_SQE_SIZE));
 		sq->fwd = (sq->fwd + n) % sq->size;
 	}
+	ut_fold(c, qid);
 }
 
 /*
@@ -869,9 +981,9 @@ static void identify_done(struct nvmp_ctrl *c, const struct nvmp_pending *p)
 
 	if ((p->cdw10 & 0xff) != 0x00 || !nsid || nsid == 0xffffffff)
 		return;
-	if (gread(c, p->prp1 + 26, &flbas, 1))
+	if (gread(c, 0, p->prp1 + 26, &flbas, 1))
 		return;
-	if (gread(c, p->prp1 + 128 + 4 * ((flbas & 0xf) |
+	if (gread(c, 0, p->prp1 + 128 + 4 * ((flbas & 0xf) |
 					  ((flbas >> 1) & 0x30)), fmt, 4))
 		return;
 	for (i = 0; i < c->nr_ns; i++)
@@ -934,38 +1046,83 @@ static void admin_done(struct nvmp_ctrl *c, const struct nvmp_cqe *e)
 	}
 }
 
-/* The guest released CQ @qid entries up to @head: apply admin completions. */
+/* Is anything in the store (under the model lock)? */
+static bool trk_any(struct nvmp_ctrl *c)
+{
+	bool any;
+
+	mlock(c);
+	any = c->trk.live != 0;
+	munlock(c);
+	return any;
+}
+
+/*
+ * The guest released CQ @qid entries up to @head: apply admin completions.
+ * @head and @consumed are the pair's own; @issued (SQs may share the CQ),
+ * the store and the counters are read and changed under the model lock.
+ */
 static int cq_release(struct nvmp_ctrl *c, u16 qid, u32 head)
 {
 	struct nvmp_cq *cq = &c->cq[qid];
 	u32 n = (head + cq->size - cq->head) % cq->size;
+	const struct nvmp_cqe *e = (const struct nvmp_cqe *)c->q[qid].ent;
+	bool bad;
 
-	if (head >= cq->size || n > cq->issued - cq->consumed) {
+	mlock(c);
+	bad = head >= cq->size || n > cq->issued - cq->consumed;
+	if (bad)
 		c->bad_doorbells++;
+	munlock(c);
+	if (bad)
 		return -EINVAL;
-	}
 	/* what completed: admin effects, and commands the store keeps */
-	while ((qid == 0 || c->trk.live) && cq->head != head) {
+	while (cq->head != head && (qid == 0 || trk_any(c))) {
 		u32 k = min_t(u32, (head + cq->size - cq->head) % cq->size,
 			      cq->size - cq->head);
-		const struct nvmp_cqe *e = (const struct nvmp_cqe *)c->buf;
 		u32 i;
 
-		k = min_t(u32, k, sizeof(c->buf) / NVMP_CQE_SIZE);
-		if (gread(c, cq->base + (u64)cq->head * NVMP_CQE_SIZE, c->buf,
-			  k * NVMP_CQE_SIZE))
+		k = min_t(u32, k, sizeof(c->q[0].ent) / NVMP_CQE_SIZE);
+		if (gread(c, qid, cq->base + (u64)cq->head * NVMP_CQE_SIZE,
+			  c->q[qid].ent, k * NVMP_CQE_SIZE))
 			break;
+		mlock(c);
 		for (i = 0; i < k; i++) {
 			trk_end(c, le16_to_cpu(e[i].sq_id), le16_to_cpu(e[i].cid));
 			if (qid == 0)
 				admin_done(c, &e[i]);
 		}
+		munlock(c);
 		cq->head = (cq->head + k) % cq->size;
 		cq->consumed += k;
 	}
 	cq->consumed += (head + cq->size - cq->head) % cq->size;
 	cq->head = head;
+	ut_fold(c, qid);
 	return 0;
+}
+
+/* A doorbell the device ignores: counted, under the model lock. */
+static int bad_doorbell(struct nvmp_ctrl *c, u32 ut)
+{
+	mlock(c);
+	if (ut)
+		c->untracked |= ut;
+	else
+		c->bad_doorbells++;
+	munlock(c);
+	return -EINVAL;
+}
+
+u16 nvmp_doorbell_queue(const struct nvmp_ctrl *c, u32 off)
+{
+	u32 idx;
+
+	if (off < NVMP_REG_DBS || !c->enabled || !c->db_stride ||
+	    (off - NVMP_REG_DBS) % c->db_stride)
+		return 0;
+	idx = (off - NVMP_REG_DBS) / c->db_stride;
+	return idx / 2 < NVMP_MAX_QID ? idx / 2 : 0;
 }
 
 int nvmp_doorbell(struct nvmp_ctrl *c, u32 off, u32 val, bool forward)
@@ -975,26 +1132,18 @@ int nvmp_doorbell(struct nvmp_ctrl *c, u32 off, u32 val, bool forward)
 	struct nvmp_sq *sq;
 
 	if (off < NVMP_REG_DBS || (off - NVMP_REG_DBS) % c->db_stride ||
-	    !c->enabled) {
-		c->bad_doorbells++;
-		return -EINVAL;
-	}
-	if (qid >= NVMP_MAX_QID) {
-		c->untracked |= NVMP_UT_QID;
-		return -EINVAL;
-	}
+	    !c->enabled)
+		return bad_doorbell(c, 0);
+	if (qid >= NVMP_MAX_QID)
+		return bad_doorbell(c, NVMP_UT_QID);
 	if (idx & 1) {
-		if (!c->cq[qid].live) {
-			c->bad_doorbells++;
-			return -EINVAL;
-		}
+		if (!c->cq[qid].live)
+			return bad_doorbell(c, 0);
 		return cq_release(c, qid, val);
 	}
 	sq = &c->sq[qid];
-	if (!sq->live || val >= sq->size) {
-		c->bad_doorbells++;
-		return -EINVAL;
-	}
+	if (!sq->live || val >= sq->size)
+		return bad_doorbell(c, 0);
 	sq->tail = val;
 	if (forward)
 		nvmp_forward(c, qid);
@@ -1017,7 +1166,7 @@ static u64 cq_posted(struct nvmp_ctrl *c, u16 q, bool settle, u64 *aers)
 	while (posted < unreleased) {
 		struct nvmp_cqe e;
 
-		if (gread(c, cq->base + (u64)slot * NVMP_CQE_SIZE, &e,
+		if (gread(c, 0, cq->base + (u64)slot * NVMP_CQE_SIZE, &e,
 			  sizeof(e)))
 			break;
 		if ((le16_to_cpu(e.status) & 1) != phase)
@@ -1051,6 +1200,7 @@ u64 nvmp_outstanding(struct nvmp_ctrl *c)
 		if (q == 0)	/* AERs waiting for an event do not count */
 			total -= c->nr_aer - aers_posted;
 	}
+	ut_fold(c, 0);
 	return total;
 }
 
@@ -1058,4 +1208,5 @@ void nvmp_settle(struct nvmp_ctrl *c)
 {
 	if (c->cq[0].live)
 		cq_posted(c, 0, true, NULL);
+	ut_fold(c, 0);
 }

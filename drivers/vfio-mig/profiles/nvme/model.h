@@ -21,9 +21,25 @@
  * device's DMA stays inside the VM's IOMMU domain whatever the model thinks.
  * No loop or allocation depends on a guest number beyond the bounds below.
  *
- * The model is plain C with no locking of its own: the profile serialises
- * every call on one controller (nvmp_ctrl) with its device lock. It is built
- * unchanged in user space by selftests/unit/nvme_model.
+ * Concurrency. The model is plain C, built unchanged in user space by
+ * selftests/unit/nvme_model; it takes one lock of its caller's, through
+ * nvmp_env.lock and .unlock (the "model lock"). The caller guarantees:
+ *  - device-wide calls (nvmp_init(), nvmp_track_init(), nvmp_reg_write(),
+ *    doorbells of queue 0, nvmp_forward(), nvmp_outstanding(),
+ *    nvmp_settle(), nvmp_remark(), save and restore) run alone: no other
+ *    call on the controller runs meanwhile;
+ *  - a doorbell of queue pair q >= 1 (SQ q tail or CQ q head,
+ *    nvmp_doorbell_queue() says which) may run concurrently with
+ *    doorbells of other queue pairs q' >= 1, never with one of the same
+ *    pair (the caller keeps a lock per queue pair).
+ * What such a doorbell touches is either its queue pair's own (nvmp_sq q,
+ * nvmp_cq q's head and consumed count, nvmp_qctx q), read-only while
+ * device-wide calls are excluded (registers, namespaces, which queues are
+ * live and where), or taken under the model lock: the in-flight store,
+ * the CQ slot counter (@issued: SQs may share a CQ), @untracked and the
+ * counters. The lock is never held across a read of guest memory except
+ * while a command with more than NVMP_STAGE discontiguous ranges is
+ * decoded (its ranges must be contiguous in the store).
  */
 #ifndef _VMIG_NVME_MODEL_H
 #define _VMIG_NVME_MODEL_H
@@ -91,12 +107,17 @@ enum nvmp_feat {
 /*
  * How the model reaches guest memory. @read: copy @len bytes at guest IOVA
  * @iova into @buf (0 or -errno). @dirty: the device may write
- * [@iova, @iova + @len) (a byte range; the caller rounds to pages).
+ * [@iova, @iova + @len) (a byte range; the caller rounds to pages); may be
+ * called concurrently (doorbells of two queue pairs). @lock, @unlock: the
+ * model lock (see above; a sleeping lock: a guest read may happen under
+ * it); NULL when the caller never runs two calls at once.
  */
 struct nvmp_env {
 	int (*read)(void *ctx, u64 iova, void *buf, u32 len);
 	void (*dirty)(void *ctx, u64 iova, u64 len);
 	void *ctx;
+	void (*lock)(void *ctx);
+	void (*unlock)(void *ctx);
 };
 
 /*
@@ -134,6 +155,27 @@ struct nvmp_track {
 	u64 c_head, c_tail;
 	struct nvmp_rec *cur;	/* being filled by the decoder */
 	u64 live;
+};
+
+/* ranges of one command gathered before they enter the store */
+#define NVMP_STAGE		16
+
+/*
+ * What a doorbell of one queue pair works with, so that doorbells of two
+ * pairs need not share it: scratch for reads from guest memory (a batch of
+ * entries, a chunk of a PRP list) and the command being decoded. Owned by
+ * whoever runs the pair's doorbell (see Concurrency above).
+ */
+struct nvmp_qctx {
+	u8 ent[512];		/* SQEs or CQEs */
+	u8 list[512];		/* PRP list entries */
+	struct nvmp_range stage[NVMP_STAGE];
+	u16 n_stage;
+	u16 cid;		/* the command being decoded */
+	u8 track;		/* its ranges go to the store */
+	u8 locked;		/* it spilled: the model lock is held */
+	u32 ut;			/* NVMP_UT_* seen, for @untracked */
+	u64 dirty_calls;
 };
 
 struct nvmp_sq {
@@ -207,8 +249,8 @@ struct nvmp_ctrl {
 	/* counters, for reports and tests */
 	u64 cmds, dirty_calls, bad_doorbells;
 
-	/* scratch for reads from guest memory (one SQE batch or list chunk) */
-	u8 buf[512];
+	/* per queue pair (index: queue id) */
+	struct nvmp_qctx q[NVMP_MAX_QID];
 };
 
 /* A zeroed controller with the device's facts. */
@@ -228,6 +270,14 @@ void nvmp_reg_write(struct nvmp_ctrl *c, u32 off, u64 val, u8 width);
  * ignores too (queue not created, value past its size).
  */
 int nvmp_doorbell(struct nvmp_ctrl *c, u32 off, u32 val, bool forward);
+/*
+ * The queue pair (1 .. NVMP_MAX_QID - 1) a write at @off is the doorbell
+ * of, when that doorbell may run concurrently with other pairs' (see
+ * Concurrency above); 0 for everything device-wide (registers, the admin
+ * queue, a doorbell past the queues the model follows, a controller not
+ * enabled).
+ */
+u16 nvmp_doorbell_queue(const struct nvmp_ctrl *c, u32 off);
 /* Hand held tails to the model: decode sq's entries up to its tail. */
 void nvmp_forward(struct nvmp_ctrl *c, u16 qid);
 /*
@@ -257,11 +307,5 @@ void nvmp_track_init(struct nvmp_ctrl *c, struct nvmp_range *r, u32 nr_r,
 void nvmp_remark(struct nvmp_ctrl *c);
 /* Register offset of a doorbell: SQ @qid tail (@cq false) or CQ head. */
 u32 nvmp_db_offset(const struct nvmp_ctrl *c, u16 qid, bool cq);
-
-/*
- * Walk the data pointer of a command (PRP or SGL) for @len bytes and report
- * each range as dirty. Exposed for the tests.
- */
-int nvmp_dirty_dptr(struct nvmp_ctrl *c, const void *sqe, u64 len);
 
 #endif /* _VMIG_NVME_MODEL_H */

@@ -6,7 +6,9 @@
  * Sparse trap mode traps the register page and the doorbell page of BAR 0
  * (the MSI-X table stays with vfio-pci core). Every trapped write reaches
  * the controller model (model.c) through the DMA doorbell op, under the
- * device's mig.dma.lock, before it reaches the device:
+ * device's mig.dma.lock, before it reaches the device (held for write,
+ * except the doorbells of I/O queue pairs: held for read with the pair's
+ * queue mutex, see nvme_queue_of() and model.h, Concurrency):
  *  - register writes are followed and forwarded;
  *  - a tail doorbell first has the model read and decode the new
  *    submission queue entries (guest memory by IOVA, vfio_dma_rw() in the
@@ -75,14 +77,22 @@ static const struct vmig_trap_range nvme_trap[] = {
 
 /**
  * struct nvme_priv - the profile's state per device
- * @c: the controller model; under mig.dma.lock
+ * @c: the controller model; under mig.dma.lock held for write, or for
+ *	read by the doorbell of I/O queue pair q (nvme_queue_of()) with
+ *	mig.dma.qlock[q] held: then the model touches pair q's own state
+ *	and takes @mlock for what pairs share (model.h, Concurrency)
+ * @mlock: the model lock (nvmp_env.lock); innermost of the device's
+ *	sleeping locks but for what the model reads guest memory with
+ *	(vfio_dma_rw(): type1's locks), which it may call under it
  * @ranges: its in-flight store (nvmp_track_init()), from open to close
  * @recs: ditto
  * @hash: ditto
- * @ready: the model knows the device (CAP read); under mig.dma.lock
+ * @ready: the model knows the device (CAP read); set and cleared under
+ *	mig.dma.lock for write
  */
 struct nvme_priv {
 	struct nvmp_ctrl c;
+	struct mutex mlock;	/* see above */
 	struct nvmp_range *ranges;
 	struct nvmp_rec *recs;
 	u32 *hash;
@@ -106,15 +116,28 @@ static void env_dirty(void *ctx, u64 iova, u64 len)
 	vmig_dirty_mark(ctx, iova, len);
 }
 
+static void env_lock(void *ctx)
+{
+	mutex_lock(&priv(ctx)->mlock);
+}
+
+static void env_unlock(void *ctx)
+{
+	mutex_unlock(&priv(ctx)->mlock);
+}
+
 /* The model's facts about the device, once its registers can be read. */
 static int nvme_ready(struct vmig_device *mdev)
 {
 	struct nvme_priv *n = priv(mdev);
-	struct nvmp_env env = { env_read, env_dirty, mdev };
+	struct nvmp_env env = {
+		.read = env_read, .dirty = env_dirty, .ctx = mdev,
+		.lock = env_lock, .unlock = env_unlock,
+	};
 	u64 cap;
 	int ret;
 
-	lockdep_assert_held(&mdev->mig.dma.lock);
+	lockdep_assert_held_write(&mdev->mig.dma.lock);
 	if (n->ready)
 		return 0;
 	if (!n->ranges)
@@ -148,6 +171,7 @@ static int nvme_open(struct vmig_device *mdev)
 		n->hash = NULL;
 		return -ENOMEM;
 	}
+	mutex_init(&n->mlock);
 	n->ready = false;
 	return 0;
 }
@@ -156,15 +180,16 @@ static void nvme_close(struct vmig_device *mdev)
 {
 	struct nvme_priv *n = priv(mdev);
 
-	mutex_lock(&mdev->mig.dma.lock);
+	down_write(&mdev->mig.dma.lock);
 	n->ready = false;
-	mutex_unlock(&mdev->mig.dma.lock);
+	up_write(&mdev->mig.dma.lock);
 	kvfree(n->ranges);
 	kvfree(n->recs);
 	kvfree(n->hash);
 	n->ranges = NULL;
 	n->recs = NULL;
 	n->hash = NULL;
+	mutex_destroy(&n->mlock);
 }
 
 /* A device reset: the controller forgets everything, so does the model. */
@@ -172,7 +197,7 @@ static void nvme_reset(struct vmig_device *mdev)
 {
 	struct nvme_priv *n = priv(mdev);
 
-	lockdep_assert_held(&mdev->mig.dma.lock);
+	lockdep_assert_held_write(&mdev->mig.dma.lock);
 	if (n->ready)
 		nvmp_reg_write(&n->c, NVMP_REG_CC, 0, 4);
 }
@@ -185,7 +210,7 @@ static enum vmig_db_verdict nvme_doorbell(struct vmig_device *mdev,
 	bool sq;
 
 	lockdep_assert_held(&mdev->mig.dma.lock);
-	if (w->bar != 0 || nvme_ready(mdev))
+	if (w->bar != 0 || (!n->ready && nvme_ready(mdev)))
 		return VMIG_DB_FORWARD;
 	if (w->offset < NVMP_REG_DBS) {
 		nvmp_reg_write(&n->c, w->offset, w->value, w->width);
@@ -197,11 +222,30 @@ static enum vmig_db_verdict nvme_doorbell(struct vmig_device *mdev,
 	return held && sq ? VMIG_DB_HOLD : VMIG_DB_FORWARD;
 }
 
+/*
+ * The doorbells of I/O queue pair q (SQ q tail, CQ q head) are queue q:
+ * they run concurrently with other pairs' (model.h, Concurrency). The
+ * rest (registers, the admin queue, a controller the model does not know
+ * yet or not enabled) is device-wide.
+ */
+static int nvme_queue_of(struct vmig_device *mdev,
+			 const struct vmig_held_write *w)
+{
+	struct nvme_priv *n = priv(mdev);
+	u16 q;
+
+	lockdep_assert_held(&mdev->mig.dma.lock);
+	if (w->bar != 0 || w->width != 4 || !n->ready)
+		return -1;
+	q = nvmp_doorbell_queue(&n->c, w->offset);
+	return q ? q : -1;
+}
+
 static void nvme_remark(struct vmig_device *mdev)
 {
 	struct nvme_priv *n = priv(mdev);
 
-	lockdep_assert_held(&mdev->mig.dma.lock);
+	lockdep_assert_held_write(&mdev->mig.dma.lock);
 	if (n->ready)
 		nvmp_remark(&n->c);
 }
@@ -223,12 +267,12 @@ static int look_work(void *arg)
 	int ret = 0;
 
 	if (k->lock)
-		mutex_lock(&mdev->mig.dma.lock);
+		down_write(&mdev->mig.dma.lock);
 	k->nr = n->ready ? nvmp_outstanding(&n->c) : 0;
 	if (n->ready && (n->c.untracked & NVMP_UT_MEMORY))
 		ret = -EFAULT;
 	if (k->lock)
-		mutex_unlock(&mdev->mig.dma.lock);
+		up_write(&mdev->mig.dma.lock);
 	return ret;
 }
 
@@ -244,7 +288,7 @@ static int nvme_quiesce(struct vmig_device *mdev, unsigned int ms)
 	int ret;
 
 	if (!ms)
-		lockdep_assert_held(&mdev->mig.dma.lock);
+		lockdep_assert_held_write(&mdev->mig.dma.lock);
 	for (;;) {
 		ret = vmig_run_in_worker(look_work, &k);
 		if (ret)
@@ -291,7 +335,7 @@ static void nvme_unquiesce(struct vmig_device *mdev, bool issue)
 	struct nvme_call k = { .mdev = mdev };
 	unsigned int q;
 
-	lockdep_assert_held(&mdev->mig.dma.lock);
+	lockdep_assert_held_write(&mdev->mig.dma.lock);
 	if (!n->ready)
 		return;
 	if (issue) {
@@ -311,7 +355,7 @@ static int nvme_save_work(void *arg)
 	struct nvme_priv *n = priv(mdev);
 	int ret;
 
-	mutex_lock(&mdev->mig.dma.lock);
+	down_write(&mdev->mig.dma.lock);
 	ret = nvme_ready(mdev);
 	if (!ret)
 		ret = nvmp_save(&n->c, ctx->state);
@@ -322,7 +366,7 @@ static int nvme_save_work(void *arg)
 	else if (ret == -EBUSY)
 		pci_warn(mdev->core.pdev,
 			 "nvme: commands still in flight at save\n");
-	mutex_unlock(&mdev->mig.dma.lock);
+	up_write(&mdev->mig.dma.lock);
 	if (!ret)
 		ctx->state_len = sizeof(struct nvmp_state);
 	return ret;
@@ -448,7 +492,7 @@ static int nvme_restore_work(void *arg)
 				  NVME_ITEM_STATE, 0, -ENODATA);
 		return -ENODATA;
 	}
-	mutex_lock(&mdev->mig.dma.lock);
+	down_write(&mdev->mig.dma.lock);
 	ret = nvme_ready(mdev);
 	if (!ret)
 		ret = vmig_bar_read(mdev, 0, NVMP_REG_CAP, 8, &cap);
@@ -469,7 +513,7 @@ static int nvme_restore_work(void *arg)
 	master_close(mdev, cmd);
 	kvfree(buf);
 out:
-	mutex_unlock(&mdev->mig.dma.lock);
+	up_write(&mdev->mig.dma.lock);
 	if (ret) {
 		pci_warn(mdev->core.pdev, "nvme: restore failed: %s (%d)\n",
 			 why ?: "device", ret);
@@ -511,6 +555,8 @@ static const struct vmig_profile_dev_ops nvme_ops = {
 static const struct vmig_profile_dma_ops nvme_dma_ops = {
 	.doorbell = nvme_doorbell,
 	.remark = nvme_remark,
+	.queue_of = nvme_queue_of,
+	.nr_queues = NVMP_MAX_QID,
 };
 
 const struct vmig_profile vmig_profile_nvme = {
