@@ -1735,7 +1735,7 @@ TEST_F_TIMEOUT(live, nvme_refuse_target_ns_detached, 120)
 		     "namespace 1 is not attached to the target VF");
 	EXPECT_TRUE(nvme_pf_restore());
 	EXPECT_TRUE(NVME_CLI("list-ctrl", NVME_PF_DEV, "-n", "1"));
-	EXPECT_NE(NULL, strstr(res.out, "2")) TH_LOG("%s", res.out);
+	EXPECT_NE(NULL, strstr(res.out, "0x2")) TH_LOG("%s", res.out);
 }
 
 TEST_HARNESS_MAIN
