@@ -142,15 +142,17 @@ int nvmp_needs_valid(const struct vfio_mig_nvme_needs *n, u32 len,
 		return refuse("the source's needs record is malformed");
 	if (!n->enabled && (n->max_qid || n->max_qsize || n->nr_vec ||
 			    n->granted_sq || n->granted_cq || nr_ns))
-		return refuse("the source's needs record is malformed (a disabled controller with queues)");
+		return refuse_(why, why_len,
+			       "the source's needs record is malformed (a disabled controller with queues)");
 	for (i = 0; i < VFIO_MIG_NVME_MAX_NS; i++) {
 		const struct vfio_mig_nvme_needs_ns *s = &n->ns[i];
 		u32 nsid = le32_to_cpu(s->nsid);
 
 		if (i >= nr_ns) {
 			if (!all_zero(s, sizeof(*s)))
-				return refuse("the source's needs record is malformed (namespace %u)",
-					      i);
+				return refuse_(why, why_len,
+					       "the source's needs record is malformed (namespace %u)",
+					       i);
 			continue;
 		}
 		if (!nsid || nsid == 0xffffffff || s->lbads < 9 ||
@@ -190,8 +192,9 @@ int nvmp_facts_valid(const struct vfio_mig_nvme_facts *f, u32 len,
 
 		if (i >= nr_ns) {
 			if (!all_zero(s, sizeof(*s)))
-				return refuse("the target's facts record is malformed (namespace %u)",
-					      i);
+				return refuse_(why, why_len,
+					       "the target's facts record is malformed (namespace %u)",
+					       i);
 			continue;
 		}
 		if (s->state < VFIO_MIG_NVME_NS_ATTACHED ||
@@ -237,12 +240,14 @@ static int check_ns(const struct vfio_mig_nvme_needs *n,
 			return refuse("namespace %u is not attached to the target VF",
 				      nsid);
 		if (t->lbads != s->lbads)
-			return refuse("namespace %u: LBA data size %u on the target, %u on the source",
-				      nsid, 1u << t->lbads, 1u << s->lbads);
+			return refuse_(why, why_len,
+				       "namespace %u: LBA data size %u on the target, %u on the source",
+				       nsid, 1u << t->lbads, 1u << s->lbads);
 		if (t->ms != s->ms)
-			return refuse("namespace %u: metadata size %u on the target, %u on the source",
-				      nsid, le16_to_cpu(t->ms),
-				      le16_to_cpu(s->ms));
+			return refuse_(why, why_len,
+				       "namespace %u: metadata size %u on the target, %u on the source",
+				       nsid, le16_to_cpu(t->ms),
+				       le16_to_cpu(s->ms));
 		if (le64_to_cpu(t->nsze) < le64_to_cpu(s->nsze))
 			return refuse("namespace %u: %llu blocks on the target, %llu on the source",
 				      nsid,
@@ -276,15 +281,18 @@ int nvmp_needs_check(const struct vfio_mig_nvme_needs *n,
 	}
 	if (lim) {
 		if (n->mps < lim->mps_min || n->mps > lim->mps_max)
-			return refuse("memory page size %u on the source, the target takes %u to %u (CAP.MPSMIN, MPSMAX)",
-				      4096u << n->mps, 4096u << lim->mps_min,
-				      4096u << lim->mps_max);
+			return refuse_(why, why_len,
+				       "memory page size %u on the source, the target takes %u to %u (CAP.MPSMIN, MPSMAX)",
+				       4096u << n->mps, 4096u << lim->mps_min,
+				       4096u << lim->mps_max);
 		if (qsize > lim->mqes)
-			return refuse("the guest has an I/O queue of %u entries, the target takes at most %u (CAP.MQES)",
-				      qsize, lim->mqes);
+			return refuse_(why, why_len,
+				       "the guest has an I/O queue of %u entries, the target takes at most %u (CAP.MQES)",
+				       qsize, lim->mqes);
 		if (nr_vec > lim->nr_vec)
-			return refuse("the guest uses %u interrupt vectors, the target VF has %u MSI-X vectors",
-				      nr_vec, lim->nr_vec);
+			return refuse_(why, why_len,
+				       "the guest uses %u interrupt vectors, the target VF has %u MSI-X vectors",
+				       nr_vec, lim->nr_vec);
 	} else {
 		note(notes, notes_len,
 		     "the target VF's registers were not readable: CAP.MQES, MPS and MSI-X checked at restore");
@@ -303,8 +311,9 @@ int nvmp_needs_check(const struct vfio_mig_nvme_needs *n,
 			return refuse("target VF has %u I/O queue pairs, the guest was granted %u",
 				      pairs, granted);
 		if (nr_vec > le16_to_cpu(f->nvi))
-			return refuse("target VF has %u interrupt resources, the guest uses %u vectors",
-				      le16_to_cpu(f->nvi), nr_vec);
+			return refuse_(why, why_len,
+				       "target VF has %u interrupt resources, the guest uses %u vectors",
+				       le16_to_cpu(f->nvi), nr_vec);
 	} else {
 		note(notes, notes_len,
 		     "the target VF's queue and interrupt resources are unknown (%s): checked at restore",
