@@ -340,25 +340,55 @@ static int compat_identity(struct genl_info *info, struct vmig_identity *id)
 	return 0;
 }
 
+/* A profile needs or facts blob: NULL if absent, -EINVAL if too long. */
+static const void *profile_blob(struct genl_info *info, int type, u32 *len)
+{
+	const struct nlattr *a = info->attrs[type];
+
+	*len = 0;
+	if (!a)
+		return NULL;
+	static_assert(VMIG_NEEDS_MAX == 512);
+
+	if (nla_len(a) > VMIG_NEEDS_MAX) {
+		NL_SET_ERR_MSG_ATTR(info->extack, a,
+				    "a profile record has at most 512 bytes");
+		return ERR_PTR(-EINVAL);
+	}
+	*len = nla_len(a);
+	return nla_data(a);
+}
+
 /*
  * The profile's compat op, as a migration stream's header gets it on
- * this device: the migration controller asks before the migration starts.
+ * this device, and with the source's needs its compat_needs op: the
+ * migration controller asks before the migration starts.
  */
 int vfio_mig_nl_dev_compat_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct vmig_replay_report *rep;
 	struct vmig_identity id = {};
+	const void *needs, *facts;
+	u32 needs_len, facts_len;
 	struct vmig_device *mdev;
 	struct sk_buff *msg;
+	char *notes = NULL;
 	void *hdr;
 	int ret;
 
 	ret = compat_identity(info, &id);
 	if (ret)
 		return ret;
+	needs = profile_blob(info, VFIO_MIG_A_DEV_PROFILE_NEEDS, &needs_len);
+	if (IS_ERR(needs))
+		return PTR_ERR(needs);
+	facts = profile_blob(info, VFIO_MIG_A_DEV_PROFILE_FACTS, &facts_len);
+	if (IS_ERR(facts))
+		return PTR_ERR(facts);
 	rep = kzalloc(sizeof(*rep), GFP_KERNEL);
+	notes = kzalloc(VMIG_REPLAY_MSG_LEN * 2, GFP_KERNEL);
 	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
-	if (!rep || !msg) {
+	if (!rep || !notes || !msg) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
@@ -373,6 +403,12 @@ int vfio_mig_nl_dev_compat_doit(struct sk_buff *skb, struct genl_info *info)
 	ret = vmig_check_compat(mdev, &id,
 				nla_data(info->attrs[VFIO_MIG_A_DEV_PROFILE]),
 				rep);
+	/* the same profile on both sides: the source's needs are its own */
+	if (!ret && mdev->profile->ops && mdev->profile->ops->compat_needs)
+		ret = mdev->profile->ops->compat_needs(mdev, needs, needs_len,
+						       facts, facts_len, rep,
+						       notes,
+						       VMIG_REPLAY_MSG_LEN * 2);
 	mutex_unlock(vmig_dev_set_lock(mdev));
 	/* a refusal is the answer, not an error of the request */
 	if (ret) {
@@ -389,7 +425,9 @@ int vfio_mig_nl_dev_compat_doit(struct sk_buff *skb, struct genl_info *info)
 	    nla_put_u8(msg, VFIO_MIG_A_DEV_COMPAT_TOLERATED,
 		       rep->id_tolerated) ||
 	    (rep->msg[0] &&
-	     nla_put_string(msg, VFIO_MIG_A_DEV_COMPAT_REFUSED, rep->msg)))
+	     nla_put_string(msg, VFIO_MIG_A_DEV_COMPAT_REFUSED, rep->msg)) ||
+	    (notes[0] &&
+	     nla_put_string(msg, VFIO_MIG_A_DEV_COMPAT_NOTES, notes)))
 		ret = -EMSGSIZE;
 	else
 		genlmsg_end(msg, hdr);
@@ -397,11 +435,62 @@ out_unlock:
 	mutex_unlock(&vmig_devices_lock);
 	if (!ret) {
 		kfree(rep);
+		kfree(notes);
 		return genlmsg_reply(msg, info);
 	}
 out_free:
 	nlmsg_free(msg);
 	kfree(rep);
+	kfree(notes);
+	return ret;
+}
+
+/* What the guest uses of the device, as its profile's needs op says. */
+int vfio_mig_nl_dev_needs_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct vmig_device *mdev;
+	struct sk_buff *msg;
+	void *hdr, *buf;
+	int ret, len = 0;
+
+	buf = kzalloc(VMIG_NEEDS_MAX, GFP_KERNEL);
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!buf || !msg) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	mutex_lock(&vmig_devices_lock);
+	mdev = vmig_nl_find_dev(info->attrs, VFIO_MIG_A_DEV_BDF, info->extack);
+	if (IS_ERR(mdev)) {
+		ret = PTR_ERR(mdev);
+		goto out_unlock;
+	}
+	/* the profile and its private data stay put under dev_set->lock */
+	mutex_lock(vmig_dev_set_lock(mdev));
+	if (mdev->profile->ops && mdev->profile->ops->needs)
+		len = mdev->profile->ops->needs(mdev, buf);
+	ret = len < 0 ? len : 0;
+	hdr = ret ? NULL : genlmsg_put_reply(msg, info, &vfio_mig_nl_family, 0,
+					     VFIO_MIG_CMD_DEV_NEEDS);
+	if (!ret &&
+	    (!hdr ||
+	     nla_put_string(msg, VFIO_MIG_A_DEV_BDF, pci_name(mdev->core.pdev)) ||
+	     nla_put_string(msg, VFIO_MIG_A_DEV_PROFILE, mdev->profile->name) ||
+	     (len > 0 && nla_put(msg, VFIO_MIG_A_DEV_PROFILE_NEEDS,
+				 min(len, VMIG_NEEDS_MAX), buf))))
+		ret = -EMSGSIZE;
+	else if (!ret)
+		genlmsg_end(msg, hdr);
+	mutex_unlock(vmig_dev_set_lock(mdev));
+out_unlock:
+	mutex_unlock(&vmig_devices_lock);
+	if (!ret) {
+		kfree(buf);
+		return genlmsg_reply(msg, info);
+	}
+out_free:
+	nlmsg_free(msg);
+	kfree(buf);
 	return ret;
 }
 

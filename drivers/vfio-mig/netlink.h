@@ -31,6 +31,7 @@ int vfio_mig_nl_mig_phase_doit(struct sk_buff *skb, struct genl_info *info);
 int vfio_mig_nl_mig_ack_doit(struct sk_buff *skb, struct genl_info *info);
 int vfio_mig_nl_dirty_mark_doit(struct sk_buff *skb, struct genl_info *info);
 int vfio_mig_nl_dev_compat_doit(struct sk_buff *skb, struct genl_info *info);
+int vfio_mig_nl_dev_needs_doit(struct sk_buff *skb, struct genl_info *info);
 
 /* The device named by attribute @type; under vmig_devices_lock. */
 struct vmig_device *vmig_nl_find_dev(struct nlattr **attrs, int type,

@@ -78,7 +78,7 @@ static const struct nla_policy vfio_mig_dirty_mark_nl_policy[VFIO_MIG_A_DIRTY_RA
 	[VFIO_MIG_A_DIRTY_RANGE] = NLA_POLICY_NESTED(vfio_mig_dirty_range_nl_policy),
 };
 
-static const struct nla_policy vfio_mig_dev_compat_nl_policy[VFIO_MIG_A_DEV_BAR_LEN + 1] = {
+static const struct nla_policy vfio_mig_dev_compat_nl_policy[VFIO_MIG_A_DEV_PROFILE_FACTS + 1] = {
 	[VFIO_MIG_A_DEV_BDF] = { .type = NLA_NUL_STRING, .len = 31, },
 	[VFIO_MIG_A_DEV_VENDOR] = { .type = NLA_U16, },
 	[VFIO_MIG_A_DEV_DEVICE] = { .type = NLA_U16, },
@@ -88,6 +88,12 @@ static const struct nla_policy vfio_mig_dev_compat_nl_policy[VFIO_MIG_A_DEV_BAR_
 	[VFIO_MIG_A_DEV_CLASS] = { .type = NLA_U32, },
 	[VFIO_MIG_A_DEV_BAR_LEN] = { .type = NLA_U64, },
 	[VFIO_MIG_A_DEV_PROFILE] = { .type = NLA_NUL_STRING, .len = 31, },
+	[VFIO_MIG_A_DEV_PROFILE_NEEDS] = { .type = NLA_BINARY, },
+	[VFIO_MIG_A_DEV_PROFILE_FACTS] = { .type = NLA_BINARY, },
+};
+
+static const struct nla_policy vfio_mig_dev_needs_nl_policy[VFIO_MIG_A_DEV_BDF + 1] = {
+	[VFIO_MIG_A_DEV_BDF] = { .type = NLA_NUL_STRING, .len = 31, },
 };
 
 static const struct genl_ops vfio_mig_nl_ops[] = {
@@ -159,7 +165,14 @@ static const struct genl_ops vfio_mig_nl_ops[] = {
 		.cmd		= VFIO_MIG_CMD_DEV_COMPAT,
 		.doit		= vfio_mig_nl_dev_compat_doit,
 		.policy		= vfio_mig_dev_compat_nl_policy,
-		.maxattr	= VFIO_MIG_A_DEV_BAR_LEN,
+		.maxattr	= VFIO_MIG_A_DEV_PROFILE_FACTS,
+		.flags		= GENL_ADMIN_PERM,
+	},
+	{
+		.cmd		= VFIO_MIG_CMD_DEV_NEEDS,
+		.doit		= vfio_mig_nl_dev_needs_doit,
+		.policy		= vfio_mig_dev_needs_nl_policy,
+		.maxattr	= VFIO_MIG_A_DEV_BDF,
 		.flags		= GENL_ADMIN_PERM,
 	},
 };

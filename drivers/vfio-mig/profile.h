@@ -161,6 +161,18 @@ enum vmig_db_verdict {
  *	device @dst? 0 or -EINVAL with the reason in @rep->msg; sets
  *	@rep->id_tolerated when a difference was tolerated. NULL:
  *	vmig_profile_compat_ids() with the profile's @tolerate.
+ * @needs: source: what the guest uses of the device, as a versioned
+ *	record of the profile's own, into @buf (VMIG_NEEDS_MAX bytes): its
+ *	bytes (0: none), or -errno. Under dev_set->lock (netlink dev-needs);
+ *	the profile takes its own locks.
+ * @compat_needs: target: the second half of @compat, asked by the
+ *	migration controller before any state moves (netlink dev-compat):
+ *	may a source whose @needs op said @needs (@needs_len bytes from the
+ *	network; NULL: the source sent none) move onto @mdev, given @facts
+ *	(@facts_len bytes; NULL: none) that the target's controller learned
+ *	about the device from outside (its PF)? 0 with what it could not
+ *	check in @notes (@notes_len bytes), or -EINVAL with the reason in
+ *	@rep->msg. Under dev_set->lock; the device may be closed.
  * @replay_trigger: may a logged write to a TRIGGER register be replayed?
  *	NULL: never.
  * @ctl: a debugfs TEST INTERFACE command the core does not know (edu:
@@ -180,6 +192,11 @@ struct vmig_profile_dev_ops {
 		      const struct vmig_identity *src,
 		      const struct vmig_identity *dst,
 		      struct vmig_replay_report *rep);
+	int (*needs)(struct vmig_device *mdev, void *buf);
+	int (*compat_needs)(struct vmig_device *mdev, const void *needs,
+			    u32 needs_len, const void *facts, u32 facts_len,
+			    struct vmig_replay_report *rep, char *notes,
+			    size_t notes_len);
 	bool (*replay_trigger)(struct vmig_device *mdev,
 			       const struct vmig_reglog_entry *e);
 	int (*ctl)(struct vmig_device *mdev, const char *cmd);
@@ -281,6 +298,8 @@ struct vmig_profile {
 };
 
 #define VMIG_PROFILE_NAME_MAX	32
+/* The largest profile needs or facts record (dev_ops.needs, compat_needs) */
+#define VMIG_NEEDS_MAX		512
 
 extern const struct vmig_profile vmig_profile_generic;
 extern const struct vmig_profile vmig_profile_edu;

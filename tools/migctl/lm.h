@@ -77,15 +77,26 @@ struct lm_dev_ops {
 	 */
 	int (*release)(struct lm_dev *d, int timeout_ms, uint32_t *result);
 	/*
-	 * May a source device @src migrate onto @bdf? The device's profile
-	 * in the kernel decides (netlink dev-compat), as it will check the
-	 * stream's header. 0: yes (*@tolerated: a difference was tolerated);
-	 * 1: no, why in @why; -errno: could not ask (d->err). NULL: the
-	 * backend has no kernel to ask.
+	 * May a source device @src, whose guest uses @needs (@needs_len
+	 * bytes, the source's needs op; 0: none), migrate onto @bdf? The
+	 * device's profile in the kernel decides (netlink dev-compat), as it
+	 * will check the stream's header; for an nvme VF the backend first
+	 * learns from the VF's PF what the kernel cannot (nvme_pf.c). 0: yes
+	 * (*@tolerated: a difference was tolerated; what was not checked in
+	 * @notes); 1: no, why in @why; -errno: could not ask (d->err). NULL:
+	 * the backend has no kernel to ask.
 	 */
 	int (*compat)(struct lm_dev *d, const char *bdf,
-		      const struct mig_ident *src, bool *tolerated, char *why,
-		      size_t why_len);
+		      const struct mig_ident *src, const uint8_t *needs,
+		      size_t needs_len, bool *tolerated, char *why,
+		      size_t why_len, char *notes, size_t notes_len);
+	/*
+	 * What the guest uses of @bdf, as its profile in the kernel says
+	 * (netlink dev-needs): bytes written to @buf (at most @len; 0: the
+	 * profile keeps no such record), or -errno (d->err). NULL: none.
+	 */
+	int (*needs)(struct lm_dev *d, const char *bdf, uint8_t *buf,
+		     size_t len);
 };
 
 /* The most RAM ranges a VMM names (the kernel's VMIG_RAM_RANGES_MAX). */

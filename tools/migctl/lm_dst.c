@@ -127,7 +127,7 @@ static int handshake(struct dst *t)
 	struct wire_refuse r;
 	struct wire_msg m;
 	const char *tdev;
-	char notes[256];
+	char notes[256], pnotes[320] = "";
 	uint32_t result;
 	bool open;
 	int ret;
@@ -183,13 +183,18 @@ static int handshake(struct dst *t)
 			      "no VMM has the target device open");
 	if (lm_compat_check(&t->hello.src, &t->me, &r, notes, sizeof(notes)))
 		return refuse(t, r.field, r.source, r.target, r.reason);
-	/* the rest is the target profile's to decide, as on the stream */
+	/*
+	 * The rest is the target profile's to decide, as on the stream, and
+	 * whether the VF offers what the source's guest uses (its needs).
+	 */
 	if (t->d->ops->compat) {
 		char why[sizeof(((struct wire_refuse *)0)->reason)];
 		bool tolerated;
 
-		ret = t->d->ops->compat(t->d, tdev, &t->hello.src, &tolerated,
-					why, sizeof(why));
+		ret = t->d->ops->compat(t->d, tdev, &t->hello.src,
+					t->hello.needs, t->hello.needs_len,
+					&tolerated, why, sizeof(why), pnotes,
+					sizeof(pnotes));
 		if (ret < 0)
 			return refuse(t, "target_dev", tdev, "-", t->d->err);
 		if (ret)
@@ -228,11 +233,12 @@ static int handshake(struct dst *t)
 	json_str(t->out->js, "target_dev", tdev);
 	json_str(t->out->js, "peer_kernel", t->hello.src.kernel);
 	json_str(t->out->js, "tolerated", notes);
+	json_str(t->out->js, "profile_notes", pnotes);
 	lm_ev_end(t->out);
 	if (!t->out->js->enabled)
-		fprintf(t->out->text, "accepted %s from the source as %s%s%s\n",
+		fprintf(t->out->text, "accepted %s from the source as %s%s%s%s%s\n",
 			t->hello.src.bdf, tdev, notes[0] ? ", tolerated: " : "",
-			notes);
+			notes, pnotes[0] ? "; profile: " : "", pnotes);
 	return 0;
 }
 

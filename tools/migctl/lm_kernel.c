@@ -27,6 +27,7 @@
 #include "lm.h"
 #include "migctl.h"
 #include "nl.h"
+#include "nvme_pf.h"
 
 #ifndef MIGCTL_VERSION
 #define MIGCTL_VERSION "0.0.0"
@@ -191,6 +192,8 @@ struct compat_arg {
 	bool *tolerated;
 	char *why;
 	size_t why_len;
+	char *notes;
+	size_t notes_len;
 	bool answered;
 };
 
@@ -207,21 +210,34 @@ static int take_compat(struct nl_msg *msg, void *arg)
 	if (tb[VFIO_MIG_A_DEV_COMPAT_REFUSED])
 		snprintf(a->why, a->why_len, "%s",
 			 nla_get_string(tb[VFIO_MIG_A_DEV_COMPAT_REFUSED]));
+	if (tb[VFIO_MIG_A_DEV_COMPAT_NOTES])
+		snprintf(a->notes, a->notes_len, "%s",
+			 nla_get_string(tb[VFIO_MIG_A_DEV_COMPAT_NOTES]));
 	return NL_OK;
 }
 
 static int k_compat(struct lm_dev *d, const char *bdf,
-		    const struct mig_ident *src, bool *tolerated, char *why,
-		    size_t why_len)
+		    const struct mig_ident *src, const uint8_t *needs,
+		    size_t needs_len, bool *tolerated, char *why,
+		    size_t why_len, char *notes, size_t notes_len)
 {
 	struct compat_arg a = { .tolerated = tolerated, .why = why,
-				.why_len = why_len };
+				.why_len = why_len, .notes = notes,
+				.notes_len = notes_len };
+	struct vfio_mig_nvme_facts facts;
 	struct kdev *k = K(d);
 	struct nl_msg *msg;
+	bool pf = false;
 	int i, ret;
 
 	*tolerated = false;
 	why[0] = 0;
+	notes[0] = 0;
+	/* an NVMe VF: what only its PF knows, for the profile to judge */
+	if (needs_len && !strcmp(src->profile, "nvme")) {
+		nvme_pf_facts(bdf, needs, needs_len, &facts);
+		pf = true;
+	}
 	msg = migctl_nl_msg(&k->nl, VFIO_MIG_CMD_DEV_COMPAT, false);
 	if (msg) {
 		nla_put_string(msg, VFIO_MIG_A_DEV_BDF, bdf);
@@ -237,6 +253,12 @@ static int k_compat(struct lm_dev *d, const char *bdf,
 			nla_put_u64(msg, VFIO_MIG_A_DEV_BAR_LEN,
 				    src->bar_size[i]);
 		nla_put_string(msg, VFIO_MIG_A_DEV_PROFILE, src->profile);
+		if (needs_len)
+			nla_put(msg, VFIO_MIG_A_DEV_PROFILE_NEEDS, needs_len,
+				needs);
+		if (pf)
+			nla_put(msg, VFIO_MIG_A_DEV_PROFILE_FACTS,
+				sizeof(facts), &facts);
 	}
 	ret = migctl_nl_run(&k->nl, msg, take_compat, &a);
 	if (!ret && !a.answered)
@@ -247,6 +269,59 @@ static int k_compat(struct lm_dev *d, const char *bdf,
 		return ret;
 	}
 	return why[0] ? 1 : 0;
+}
+
+struct needs_arg {
+	uint8_t *buf;
+	size_t len;
+	int got;
+};
+
+static int take_needs(struct nl_msg *msg, void *arg)
+{
+	struct nlattr *tb[VFIO_MIG_A_DEV_MAX + 1];
+	struct needs_arg *a = arg;
+	struct nlattr *n;
+
+	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_DEV_MAX, NULL) ||
+	    !tb[VFIO_MIG_A_DEV_BDF])
+		return NL_SKIP;
+	a->got = 0;
+	n = tb[VFIO_MIG_A_DEV_PROFILE_NEEDS];
+	if (n) {
+		if ((size_t)nla_len(n) > a->len) {
+			a->got = -EMSGSIZE;
+			return NL_OK;
+		}
+		memcpy(a->buf, nla_data(n), nla_len(n));
+		a->got = nla_len(n);
+	}
+	return NL_OK;
+}
+
+static int k_needs(struct lm_dev *d, const char *bdf, uint8_t *buf,
+		   size_t len)
+{
+	struct needs_arg a = { .buf = buf, .len = len, .got = -EPROTO };
+	struct kdev *k = K(d);
+	struct nl_msg *msg;
+	int ret;
+
+	msg = migctl_nl_msg(&k->nl, VFIO_MIG_CMD_DEV_NEEDS, false);
+	if (msg)
+		nla_put_string(msg, VFIO_MIG_A_DEV_BDF, bdf);
+	ret = migctl_nl_run(&k->nl, msg, take_needs, &a);
+	/* a kernel before dev-needs: no needs, the restore checks */
+	if (ret == -EOPNOTSUPP)
+		return 0;
+	if (!ret && a.got < 0)
+		ret = a.got;
+	if (ret) {
+		ERRF(d, "%s: dev-needs: %s%s%s", bdf, strerror(-ret),
+		     k->nl.extack[0] ? ": " : "", k->nl.extack);
+		return ret;
+	}
+	return a.got;
 }
 
 /* ---- the control device ---- */
@@ -720,6 +795,7 @@ static const struct lm_dev_ops kernel_ops = {
 	.detach = k_detach,
 	.release = k_release,
 	.compat = k_compat,
+	.needs = k_needs,
 };
 
 int lm_kernel_open(struct lm_dev *d, volatile sig_atomic_t *stop)

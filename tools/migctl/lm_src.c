@@ -593,7 +593,7 @@ static int set_state(struct src *s, uint32_t st)
 
 static int handshake(struct src *s)
 {
-	uint8_t p[WIRE_HELLO_LEN];
+	uint8_t p[WIRE_HELLO_MAX_LEN];
 	struct wire_hello h = {};
 	struct wire_refuse r;
 	struct wire_msg m;
@@ -609,6 +609,16 @@ static int handshake(struct src *s)
 	if (!open) {
 		failf(s, "%s: no VMM has the device open", s->o->dev);
 		return -ENOTCONN;
+	}
+	/* what the guest uses: the target's profile checks its VF offers it */
+	if (s->d->ops->needs) {
+		ret = s->d->ops->needs(s->d, s->o->dev, h.needs,
+				       sizeof(h.needs));
+		if (ret < 0) {
+			failf(s, "%s", s->d->err);
+			return ret;
+		}
+		h.needs_len = ret;
 	}
 	ret = s->d->ops->attach(s->d, s->o->dev);
 	if (ret) {

@@ -366,21 +366,40 @@ static int dec_ident(const uint8_t *p, struct mig_ident *id)
 
 size_t wire_enc_hello(uint8_t *p, const struct wire_hello *h)
 {
+	uint32_t n = h->needs_len;
+
 	enc_ident(p, &h->src);
 	put_str(p + WIRE_IDENT_LEN, h->target_bdf, WIRE_STR);
 	wire_put32(p + WIRE_IDENT_LEN + WIRE_STR, h->timeout_ms);
 	wire_put32(p + WIRE_IDENT_LEN + WIRE_STR + 4, h->vmm_timeout_ms);
-	return WIRE_HELLO_LEN;
+	if (!n || n > WIRE_NEEDS_MAX)	/* none: a 1.0 HELLO */
+		return WIRE_HELLO_LEN;
+	wire_put32(p + WIRE_HELLO_LEN, n);
+	wire_put32(p + WIRE_HELLO_LEN + 4, 0);
+	memcpy(p + WIRE_HELLO_LEN + 8, h->needs, n);
+	return WIRE_HELLO_LEN + 8 + n;
 }
 
 int wire_dec_hello(const uint8_t *p, size_t len, struct wire_hello *h)
 {
+	uint32_t n;
+
 	memset(h, 0, sizeof(*h));
 	if (len < WIRE_HELLO_LEN || dec_ident(p, &h->src) ||
 	    get_str(p + WIRE_IDENT_LEN, WIRE_STR, h->target_bdf))
 		return -EPROTO;
 	h->timeout_ms = wire_get32(p + WIRE_IDENT_LEN + WIRE_STR);
 	h->vmm_timeout_ms = wire_get32(p + WIRE_IDENT_LEN + WIRE_STR + 4);
+	if (len == WIRE_HELLO_LEN)
+		return 0;
+	/* 1.1: the needs record; anything after it is a newer minor's */
+	if (len < WIRE_HELLO_LEN + 8)
+		return -EPROTO;
+	n = wire_get32(p + WIRE_HELLO_LEN);
+	if (n > WIRE_NEEDS_MAX || n > len - WIRE_HELLO_LEN - 8)
+		return -EPROTO;
+	h->needs_len = n;
+	memcpy(h->needs, p + WIRE_HELLO_LEN + 8, n);
 	return 0;
 }
 

@@ -26,7 +26,7 @@
 
 #define WIRE_MAGIC	0x57474d56u	/* "VMGW" in memory order */
 #define WIRE_MAJOR	1
-#define WIRE_MINOR	0
+#define WIRE_MINOR	1	/* 1.1: HELLO may carry the profile's needs */
 #define WIRE_HDR_LEN	32
 #define WIRE_PORT	4797
 
@@ -139,15 +139,30 @@ struct mig_ident {
 #define MIG_BAR_MEM64	(1u << 1)
 #define MIG_BAR_PREFETCH (1u << 2)
 
+/* The largest profile needs record (the kernel's VMIG_NEEDS_MAX). */
+#define WIRE_NEEDS_MAX	512
+
 struct wire_hello {
 	struct mig_ident src;
 	char target_bdf[WIRE_STR];
 	uint32_t timeout_ms, vmm_timeout_ms;
+	/*
+	 * 1.1: what the source's guest uses of its device, as the source
+	 * kernel's profile says it (netlink dev-needs): opaque here, for the
+	 * target kernel's profile. 0 bytes: none (or a 1.0 source).
+	 */
+	uint32_t needs_len;
+	uint8_t needs[WIRE_NEEDS_MAX];
 };
 
 /* Size of an encoded ident, HELLO and ACCEPT in 1.0 (a newer minor may append). */
 #define WIRE_IDENT_LEN	240
 #define WIRE_HELLO_LEN	(WIRE_IDENT_LEN + WIRE_STR + 8)
+/*
+ * 1.1 appends to HELLO, when the source has a needs record: its length
+ * (u32, <= WIRE_NEEDS_MAX), 0 (u32), the record. The largest HELLO sent.
+ */
+#define WIRE_HELLO_MAX_LEN (WIRE_HELLO_LEN + 8 + WIRE_NEEDS_MAX)
 #define WIRE_ACCEPT_LEN	WIRE_IDENT_LEN
 
 struct wire_refuse {

@@ -13,6 +13,7 @@
 
 #include "kselftest_harness.h"
 #include "model.h"
+#include "state.h"
 #include "sim.h"
 
 #define MEM_BASE	0x10000000ull
@@ -28,6 +29,7 @@
 #define ID_IOVA		(MEM_BASE + 0x5000)
 #define LIST_IOVA	(MEM_BASE + 0x10000)
 #define DATA_IOVA	(MEM_BASE + 0x100000)
+#define NSZE		131072ull	/* blocks of the namespaces identified */
 #define ADMIN_DEPTH	32
 #define IO_DEPTH	64
 
@@ -225,6 +227,7 @@ static int identify_ns(struct fake *f, uint32_t nsid, uint8_t lbads)
 	uint8_t *id = at(f, ID_IOVA);
 
 	memset(id, 0, 4096);
+	memcpy(id, &(uint64_t){ NSZE }, 8);	/* NSZE */
 	id[26] = 0;		/* FLBAS: format 0, metadata separate */
 	id[128 + 2] = lbads;
 	return admin(f, &s, 0, 0);
@@ -836,6 +839,320 @@ TEST_F(model, remark_matches_a_reference)
 		}
 	}
 	EXPECT_EQ(0, f->c.untracked);
+}
+
+/* ---- the compatibility check (profiles/nvme/needs.c) ---- */
+
+/*
+ * A source guest: two I/O queue pairs (interrupt vectors 1 and 2),
+ * granted three of each, namespace 1 of 512-byte blocks; its needs
+ * record, and a target VF's facts and limits that take it.
+ */
+FIXTURE(needs) {
+	struct fake *f;
+	struct vfio_mig_nvme_needs n;
+	struct vfio_mig_nvme_facts t;
+	struct nvmp_limits lim;
+	char why[160], notes[320];
+};
+
+static void facts_ok(struct vfio_mig_nvme_facts *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->version = VFIO_MIG_NVME_FACTS_VERSION;
+	t->size = sizeof(*t);
+	t->flags = VFIO_MIG_NVME_F_CTRL | VFIO_MIG_NVME_F_NS;
+	t->vfn = 2;
+	t->scid = 2;
+	t->nvq = 4;		/* three I/O queue pairs and the admin queue */
+	t->nvi = 3;
+	t->online = 1;
+	t->nr_ns = 1;
+	t->ns[0].nsid = 1;
+	t->ns[0].state = VFIO_MIG_NVME_NS_ATTACHED;
+	t->ns[0].lbads = 9;
+	t->ns[0].nsze = NSZE;
+}
+
+FIXTURE_SETUP(needs)
+{
+	struct sim_sqe s = { .cdw0 = 0x09, .cdw10 = 0x07, .cdw11 = 2 << 16 | 2 };
+
+	self->f = fake_new();
+	enable(self->f);
+	ASSERT_EQ(0, admin(self->f, &s, 0, 2 << 16 | 2));
+	ASSERT_EQ(0, create_pair(self->f, 1, IO_DEPTH, SQ1_IOVA, CQ1_IOVA));
+	ASSERT_EQ(0, create_pair(self->f, 2, IO_DEPTH / 2, SQ1_IOVA + 0x1000,
+				 CQ1_IOVA + 0x8000));
+	ASSERT_EQ(0, identify_ns(self->f, 1, 9));
+	nvmp_needs(&self->f->c, &self->n);
+	facts_ok(&self->t);
+	self->lim = (struct nvmp_limits){ .mqes = 2048, .nr_vec = 3,
+					  .mps_min = 0, .mps_max = 4 };
+	self->why[0] = self->notes[0] = 0;
+}
+
+FIXTURE_TEARDOWN(needs)
+{
+	fake_free(self->f);
+}
+
+static int check(FIXTURE_DATA(needs) *self, bool facts, bool lim)
+{
+	int ret;
+
+	self->why[0] = self->notes[0] = 0;
+	ret = nvmp_needs_valid(&self->n, sizeof(self->n), self->why,
+			       sizeof(self->why));
+	if (!ret && facts)
+		ret = nvmp_facts_valid(&self->t, sizeof(self->t), self->why,
+				       sizeof(self->why));
+	if (!ret)
+		ret = nvmp_needs_check(&self->n, facts ? &self->t : NULL,
+				       lim ? &self->lim : NULL, self->why,
+				       sizeof(self->why), self->notes,
+				       sizeof(self->notes));
+	return ret;
+}
+
+TEST_F(needs, record_from_the_model)
+{
+	struct vfio_mig_nvme_needs *n = &self->n;
+
+	EXPECT_EQ(VFIO_MIG_NVME_NEEDS_VERSION, n->version);
+	EXPECT_EQ(sizeof(*n), n->size);
+	EXPECT_EQ(1, n->enabled);
+	EXPECT_EQ(0, n->mps);
+	EXPECT_EQ(2, n->max_qid);
+	EXPECT_EQ(3, n->granted_sq);
+	EXPECT_EQ(3, n->granted_cq);
+	EXPECT_EQ(IO_DEPTH, n->max_qsize);
+	EXPECT_EQ(3, n->nr_vec);	/* vectors 0, 1, 2 */
+	ASSERT_EQ(1, n->nr_ns);
+	EXPECT_EQ(1, n->ns[0].nsid);
+	EXPECT_EQ(9, n->ns[0].lbads);
+	EXPECT_EQ(0, n->ns[0].ms);
+	EXPECT_EQ(NSZE, n->ns[0].nsze);
+	EXPECT_EQ(0, check(self, true, true)) TH_LOG("%s", self->why);
+	EXPECT_STREQ("", self->notes);
+}
+
+TEST_F(needs, disabled_controller_needs_nothing)
+{
+	nvmp_reg_write(&self->f->c, NVMP_REG_CC, 0, 4);
+	nvmp_needs(&self->f->c, &self->n);
+	EXPECT_EQ(0, self->n.enabled);
+	EXPECT_EQ(0, self->n.max_qid);
+	EXPECT_EQ(0, self->n.nr_ns);
+	self->t.nvq = 1;
+	self->t.nr_ns = 0;
+	memset(self->t.ns, 0, sizeof(self->t.ns));
+	EXPECT_EQ(0, check(self, true, true)) TH_LOG("%s", self->why);
+	EXPECT_NE(NULL, strstr(self->notes, "disabled"));
+}
+
+TEST_F(needs, fewer_queue_pairs_refused)
+{
+	self->t.nvq = 2;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("target VF has 1 I/O queue pairs, the guest uses 2",
+		     self->why);
+}
+
+TEST_F(needs, fewer_than_granted_refused)
+{
+	self->t.nvq = 3;	/* the guest uses 2 of the 3 it was granted */
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("target VF has 2 I/O queue pairs, the guest was granted 3",
+		     self->why);
+}
+
+TEST_F(needs, fewer_interrupt_resources_refused)
+{
+	self->t.nvi = 2;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("target VF has 2 interrupt resources, the guest uses 3 vectors",
+		     self->why);
+}
+
+TEST_F(needs, offline_vf_refused)
+{
+	self->t.online = 0;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("the target VF (secondary controller 2) is offline",
+		     self->why);
+}
+
+TEST_F(needs, fewer_msix_vectors_refused)
+{
+	self->lim.nr_vec = 2;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("the guest uses 3 interrupt vectors, the target VF has 2 MSI-X vectors",
+		     self->why);
+}
+
+TEST_F(needs, smaller_mqes_refused)
+{
+	self->lim.mqes = IO_DEPTH - 1;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_NE(NULL, strstr(self->why, "CAP.MQES")) TH_LOG("%s", self->why);
+}
+
+TEST_F(needs, page_size_out_of_range_refused)
+{
+	self->lim.mps_min = 1;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("memory page size 4096 on the source, the target takes 8192 to 65536 (CAP.MPSMIN, MPSMAX)",
+		     self->why);
+}
+
+TEST_F(needs, namespace_detached_refused)
+{
+	self->t.ns[0].state = VFIO_MIG_NVME_NS_DETACHED;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("namespace 1 is not attached to the target VF", self->why);
+}
+
+TEST_F(needs, namespace_absent_refused)
+{
+	self->t.ns[0].state = VFIO_MIG_NVME_NS_ABSENT;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("namespace 1 does not exist on the target", self->why);
+	facts_ok(&self->t);
+	self->t.ns[0].nsid = 2;	/* the PF answered for another one */
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("namespace 1: the target's facts do not say", self->why);
+}
+
+/* The one-subsystem test bed cannot stage it (both VFs share namespace 1). */
+TEST_F(needs, other_lba_format_refused)
+{
+	self->t.ns[0].lbads = 12;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("namespace 1: LBA data size 4096 on the target, 512 on the source",
+		     self->why);
+	facts_ok(&self->t);
+	self->t.ns[0].ms = 8;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("namespace 1: metadata size 8 on the target, 0 on the source",
+		     self->why);
+}
+
+TEST_F(needs, namespace_size)
+{
+	self->t.ns[0].nsze = NSZE - 1;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("namespace 1: 131071 blocks on the target, 131072 on the source",
+		     self->why);
+	/* larger: tolerated, said */
+	self->t.ns[0].nsze = NSZE + 1;
+	EXPECT_EQ(0, check(self, true, true)) TH_LOG("%s", self->why);
+	EXPECT_NE(NULL, strstr(self->notes, "namespace 1 larger on the target"));
+}
+
+/* Without the PF's facts: what the kernel sees is checked, the rest said. */
+TEST_F(needs, without_facts)
+{
+	EXPECT_EQ(0, check(self, false, true)) TH_LOG("%s", self->why);
+	EXPECT_NE(NULL, strstr(self->notes, "queue and interrupt resources are unknown (no facts from its PF): checked at restore"))
+		TH_LOG("%s", self->notes);
+	EXPECT_NE(NULL, strstr(self->notes, "namespaces are unknown"));
+	/* the kernel's own facts still refuse */
+	self->lim.nr_vec = 1;
+	EXPECT_EQ(-EINVAL, check(self, false, true));
+	/* facts that say why they are missing */
+	self->lim.nr_vec = 3;
+	facts_ok(&self->t);
+	self->t.flags = 0;
+	self->t.nr_ns = 0;
+	memset(self->t.ns, 0, sizeof(self->t.ns));
+	snprintf(self->t.why, sizeof(self->t.why), "no NVMe device on PF 0000:00:04.0");
+	EXPECT_EQ(0, check(self, true, true)) TH_LOG("%s", self->why);
+	EXPECT_NE(NULL, strstr(self->notes, "(no NVMe device on PF 0000:00:04.0)"))
+		TH_LOG("%s", self->notes);
+	/* and without the registers */
+	EXPECT_EQ(0, check(self, true, false));
+	EXPECT_NE(NULL, strstr(self->notes, "registers were not readable"));
+}
+
+TEST_F(needs, malformed_records_refused)
+{
+	struct vfio_mig_nvme_needs n0 = self->n;
+	struct vfio_mig_nvme_facts t0 = self->t;
+
+	EXPECT_EQ(-EINVAL, nvmp_needs_valid(&self->n, sizeof(self->n) - 1,
+					    self->why, sizeof(self->why)));
+	EXPECT_EQ(-EINVAL, nvmp_needs_valid(&self->n, 2, self->why,
+					    sizeof(self->why)));
+	self->n.version = 2;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("the source's needs record has version 2, this kernel knows 1",
+		     self->why);
+	self->n = n0;
+	self->n.nr_ns = VFIO_MIG_NVME_MAX_NS + 1;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	self->n = n0;
+	self->n.ns[0].lbads = 8;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	self->n = n0;
+	self->n.ns[3].nsid = 5;		/* beyond nr_ns */
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	self->n = n0;
+	self->n.nr_ns = 2;
+	self->n.ns[1] = self->n.ns[0];	/* twice */
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	EXPECT_STREQ("the source's needs record names namespace 1 twice",
+		     self->why);
+	self->n = n0;
+	self->n.max_qid = NVMP_MAX_QID;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	self->n = n0;
+	self->n.enabled = 0;		/* disabled, yet queues */
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	self->n = n0;
+	memset(self->t.why, 'x', sizeof(self->t.why));
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	self->t = t0;
+	self->t.flags |= 0x4;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	self->t = t0;
+	self->t.ns[0].state = 0;
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	self->t = t0;
+	self->t.flags = VFIO_MIG_NVME_F_CTRL;	/* namespaces without F_NS */
+	EXPECT_EQ(-EINVAL, check(self, true, true));
+	self->t = t0;
+	EXPECT_EQ(-EINVAL, nvmp_facts_valid(&self->t, sizeof(self->t) + 1,
+					    self->why, sizeof(self->why)));
+	EXPECT_EQ(0, check(self, true, true)) TH_LOG("%s", self->why);
+}
+
+/* Random bytes in either record: refused or judged, never past a bound. */
+TEST_F(needs, mutated_records)
+{
+	struct vfio_mig_nvme_needs n0 = self->n;
+	struct vfio_mig_nvme_facts t0 = self->t;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	unsigned int i, j, ok = 0;
+
+	for (i = 0; i < 20000; i++) {
+		self->n = n0;
+		self->t = t0;
+		for (j = 0; j < 1 + i % 4; j++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			if (x & 1)
+				((uint8_t *)&self->n)[(x >> 8) % sizeof(self->n)] = x >> 32;
+			else
+				((uint8_t *)&self->t)[(x >> 8) % sizeof(self->t)] = x >> 32;
+		}
+		if (!check(self, true, true))
+			ok++;
+		ASSERT_GT(sizeof(self->why), strnlen(self->why, sizeof(self->why)));
+		ASSERT_GT(sizeof(self->notes), strnlen(self->notes, sizeof(self->notes)));
+	}
+	TH_LOG("%u of 20000 mutated pairs accepted", ok);
 }
 
 TEST_HARNESS_MAIN

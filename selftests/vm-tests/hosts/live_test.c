@@ -373,8 +373,12 @@ FIXTURE_SETUP(live)
 	unlink(TVMM_REP);
 }
 
+/* the nvme compatibility tests' PF changes, undone (end of file) */
+static void nvme_pf_undo(void);
+
 FIXTURE_TEARDOWN(live)
 {
+	nvme_pf_undo();
 	proc_reap(&self->src);
 	proc_reap(&self->dst);
 	proc_reap(&self->svmm);
@@ -1624,6 +1628,114 @@ TEST_F_TIMEOUT(live, nvme_refuse_target_profile, 120)
 	EXPECT_EQ(1, self->dst.status);
 	check_vmms_after_failure(_metadata, self, false);
 	set_profile(self->dbdf, "nvme");
+}
+
+/*
+ * ---- NVMe compatibility before any state moves (nvme-profile.rst,
+ * "Compatibility"): the target's VF lacks what the source's guest uses,
+ * as its PF tells the target's migctl; the target kernel's profile
+ * refuses at the handshake, with the reason. (Another LBA format cannot
+ * be staged here: both VFs see the one namespace of the one subsystem;
+ * selftests/unit/nvme_model covers it.)
+ */
+
+#define NVME_PF_DEV	"/dev/nvme0"
+#define NVME_DST_CTRL	"2"	/* VF 2's secondary controller */
+/* what guest-lib.sh provision_one_vf gives each VF */
+#define NVME_VF_VQ	"4"
+#define NVME_VF_VI	"3"
+
+static bool nvme_pf_changed;
+
+/* `nvme ARGS...` on the PF; true on success. */
+#define NVME_CLI(...)	(CMD(&res, "nvme", __VA_ARGS__) == 0 && res.status == 0)
+
+/* VF 2's controller offline, @vq queue resources, back online. */
+static bool nvme_dst_vq(char *vq)
+{
+	nvme_pf_changed = true;
+	return NVME_CLI("virt-mgmt", NVME_PF_DEV, "-c", NVME_DST_CTRL,
+			"-a", "7") &&
+	       NVME_CLI("virt-mgmt", NVME_PF_DEV, "-c", NVME_DST_CTRL,
+			"-r", "0", "-a", "8", "-n", vq) &&
+	       NVME_CLI("virt-mgmt", NVME_PF_DEV, "-c", NVME_DST_CTRL,
+			"-r", "1", "-a", "8", "-n", NVME_VF_VI) &&
+	       NVME_CLI("virt-mgmt", NVME_PF_DEV, "-c", NVME_DST_CTRL,
+			"-a", "9");
+}
+
+/* The test bed's provisioning again: VF 2's resources, namespace 1. */
+static bool nvme_pf_restore(void)
+{
+	bool ok = nvme_dst_vq(NVME_VF_VQ);
+
+	if (!ok)
+		fprintf(stderr, "# restoring VF 2's queues failed: %s%s\n",
+			res.out, res.err);
+	/* fails harmlessly when it is attached */
+	CMD(&res, "nvme", "attach-ns", NVME_PF_DEV, "-n", "1", "-c",
+	    NVME_DST_CTRL);
+	nvme_pf_changed = false;
+	return ok;
+}
+
+static void nvme_pf_undo(void)
+{
+	if (nvme_pf_changed)
+		nvme_pf_restore();
+}
+
+/* The migration refused at the handshake for @why; the source went on. */
+static void nvme_refused(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(live) *self, const char *why)
+{
+	char ev[4096] = "", reason[256] = "";
+
+	start_source_vmm(_metadata, self, NULL);
+	start_target_vmm(_metadata, self);
+	start_listen(_metadata, self, NULL);
+	start_migrate(_metadata, self, NULL);
+	check_source_failed(_metadata, self, false);
+	EXPECT_TRUE(refused_on("profile_compat", ev, sizeof(ev))) {
+		show_logs(_metadata, self);
+		TH_LOG("no \"refused\" event of the target's profile");
+	}
+	EXPECT_EQ(0, json_get_str(ev, "reason", reason, sizeof(reason)));
+	EXPECT_STREQ(why, reason) TH_LOG("refused: %s", ev);
+	TH_LOG("refused at the handshake: %s", reason);
+	ASSERT_TRUE(proc_wait(&self->dst, 20000));
+	EXPECT_EQ(1, self->dst.status);
+	/* no phase was announced: the source guest ran on and checks */
+	check_vmms_after_failure(_metadata, self, false);
+	slurp(SRC_LOG, buf, sizeof(buf));
+	EXPECT_FALSE(phase_event(buf, "source", "begin", NULL, 0))
+		TH_LOG("a phase was announced before the refusal:\n%s", buf);
+}
+
+/* The guest uses I/O queues 1 and 2; the target VF gets one pair. */
+TEST_F_TIMEOUT(live, nvme_refuse_target_fewer_queues, 120)
+{
+	use_nvme(_metadata, self);
+	ASSERT_TRUE(nvme_dst_vq("2")) TH_LOG("nvme virt-mgmt: %s%s", res.out,
+					     res.err);
+	nvme_refused(_metadata, self,
+		     "target VF has 1 I/O queue pairs, the guest uses 2");
+	EXPECT_TRUE(nvme_pf_restore());
+}
+
+/* The guest's namespace 1 is not attached to the target VF. */
+TEST_F_TIMEOUT(live, nvme_refuse_target_ns_detached, 120)
+{
+	use_nvme(_metadata, self);
+	nvme_pf_changed = true;
+	ASSERT_TRUE(NVME_CLI("detach-ns", NVME_PF_DEV, "-n", "1", "-c",
+			     NVME_DST_CTRL))
+		TH_LOG("nvme detach-ns: %s%s", res.out, res.err);
+	nvme_refused(_metadata, self,
+		     "namespace 1 is not attached to the target VF");
+	EXPECT_TRUE(nvme_pf_restore());
+	EXPECT_TRUE(NVME_CLI("list-ctrl", NVME_PF_DEV, "-n", "1"));
+	EXPECT_NE(NULL, strstr(res.out, "0x2")) TH_LOG("%s", res.out);
 }
 
 TEST_HARNESS_MAIN

@@ -83,6 +83,13 @@ struct fake {
 	bool compat_tolerated;
 	int compat_asked;		/* dev-compat requests */
 	struct mig_ident compat_src;	/* the last one's source identity */
+	const char *compat_notes;	/* what its profile did not check */
+	uint8_t compat_needs[WIRE_NEEDS_MAX];	/* the last one's needs */
+	size_t compat_needs_len;
+	/* dev-needs: what the source's guest uses */
+	uint8_t needs[WIRE_NEEDS_MAX];
+	size_t needs_len;
+	int needs_asked;
 	int ack_delay_phase;
 };
 
@@ -316,17 +323,36 @@ static inline int f_release(struct lm_dev *d, int timeout_ms, uint32_t *result)
 }
 
 static inline int f_compat(struct lm_dev *d, const char *bdf,
-			   const struct mig_ident *src, bool *tolerated,
-			   char *why, size_t why_len)
+			   const struct mig_ident *src, const uint8_t *needs,
+			   size_t needs_len, bool *tolerated, char *why,
+			   size_t why_len, char *notes, size_t notes_len)
 {
 	struct fake *f = F(d);
 
 	(void)bdf;
 	f->compat_asked++;
 	f->compat_src = *src;
+	f->compat_needs_len = needs_len;
+	if (needs_len <= sizeof(f->compat_needs))
+		memcpy(f->compat_needs, needs, needs_len);
 	*tolerated = f->compat_tolerated;
 	snprintf(why, why_len, "%s", f->compat_refused ? f->compat_refused : "");
+	snprintf(notes, notes_len, "%s", f->compat_notes ? f->compat_notes : "");
 	return f->compat_refused ? 1 : 0;
+}
+
+/* The source kernel's dev-needs answer: f->needs, f->needs_len bytes. */
+static inline int f_needs(struct lm_dev *d, const char *bdf, uint8_t *buf,
+			  size_t len)
+{
+	struct fake *f = F(d);
+
+	(void)bdf;
+	f->needs_asked++;
+	if (f->needs_len > len)
+		return -EMSGSIZE;
+	memcpy(buf, f->needs, f->needs_len);
+	return f->needs_len;
 }
 
 static const struct lm_dev_ops __attribute__((unused)) fake_ops = {
@@ -334,7 +360,7 @@ static const struct lm_dev_ops __attribute__((unused)) fake_ops = {
 	.get_state = f_get_state, .stream_read = f_stream_read,
 	.stream_write = f_stream_write, .pages = f_pages, .commit = f_commit,
 	.phase = f_phase, .dirty = f_dirty, .detach = f_detach,
-	.release = f_release, .compat = f_compat,
+	.release = f_release, .compat = f_compat, .needs = f_needs,
 };
 
 struct side {

@@ -601,6 +601,103 @@ TEST(migrate_tolerated_by_target_kernel_compat)
 	side_free(&t);
 }
 
+/*
+ * HELLO 1.1 carries the source profile's needs record after the 1.0
+ * fields: a 1.0 receiver reads the same first WIRE_HELLO_LEN bytes and
+ * ignores the rest; a 1.0 HELLO has none; a malformed tail is refused.
+ */
+TEST(wire_hello_needs)
+{
+	uint8_t p[WIRE_HELLO_MAX_LEN + 64], p0[WIRE_HELLO_LEN];
+	struct wire_hello h = {}, h2;
+	size_t n, i;
+
+	snprintf(h.src.bdf, sizeof(h.src.bdf), "0000:00:04.1");
+	snprintf(h.src.profile, sizeof(h.src.profile), "nvme");
+	snprintf(h.target_bdf, sizeof(h.target_bdf), "0000:00:04.2");
+	EXPECT_EQ(WIRE_HELLO_LEN, wire_enc_hello(p0, &h));
+	ASSERT_EQ(0, wire_dec_hello(p0, WIRE_HELLO_LEN, &h2));
+	EXPECT_EQ(0, h2.needs_len);
+	for (i = 0; i < 280; i++)
+		h.needs[i] = i * 7 + 1;
+	h.needs_len = 280;
+	n = wire_enc_hello(p, &h);
+	ASSERT_EQ(WIRE_HELLO_LEN + 8 + 280, n);
+	EXPECT_EQ(0, memcmp(p, p0, WIRE_HELLO_LEN));
+	ASSERT_EQ(0, wire_dec_hello(p, n, &h2));
+	EXPECT_STREQ("0000:00:04.2", h2.target_bdf);
+	ASSERT_EQ(280, h2.needs_len);
+	EXPECT_EQ(0, memcmp(h.needs, h2.needs, 280));
+	/* what a newer minor appends after the record is skipped */
+	memset(p + n, 0xa5, 64);
+	ASSERT_EQ(0, wire_dec_hello(p, n + 64, &h2));
+	EXPECT_EQ(280, h2.needs_len);
+	/* a tail shorter than its header, a length past the payload or the bound */
+	EXPECT_EQ(-EPROTO, wire_dec_hello(p, WIRE_HELLO_LEN + 4, &h2));
+	EXPECT_EQ(-EPROTO, wire_dec_hello(p, n - 1, &h2));
+	wire_put32(p + WIRE_HELLO_LEN, WIRE_NEEDS_MAX + 1);
+	EXPECT_EQ(-EPROTO, wire_dec_hello(p, sizeof(p), &h2));
+	EXPECT_EQ(0, h2.needs_len);
+	/* a record larger than the bound is not sent at all */
+	h.needs_len = WIRE_NEEDS_MAX + 1;
+	EXPECT_EQ(WIRE_HELLO_LEN, wire_enc_hello(p, &h));
+}
+
+/*
+ * The source's kernel says what its guest uses (dev-needs); HELLO carries
+ * it; the target's kernel judges it with what the target's PF says and
+ * refuses: both sides name the reason, neither VMM hears of a phase.
+ */
+TEST(migrate_needs_refused_by_target_kernel)
+{
+	static const char why[] =
+		"target VF has 1 I/O queue pairs, the guest uses 2";
+	static struct side s, t;
+	unsigned int i;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	for (i = 0; i < 280; i++)
+		s.f.needs[i] = 255 - i;
+	s.f.needs_len = 280;
+	t.f.compat_refused = why;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_EQ(1, s.f.needs_asked);
+	EXPECT_EQ(1, t.f.compat_asked);
+	ASSERT_EQ(280, t.f.compat_needs_len);
+	EXPECT_EQ(0, memcmp(s.f.needs, t.f.compat_needs, 280));
+	EXPECT_TRUE(has(&s, "\"field\":\"profile_compat\""));
+	EXPECT_TRUE(has(&s, why));
+	EXPECT_TRUE(has(&t, why));
+	EXPECT_EQ(0, s.f.nphases);
+	EXPECT_EQ(0, t.f.nphases);
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_EQ(LM_ST_RUNNING, t.f.state);
+	side_free(&s);
+	side_free(&t);
+}
+
+/* Accepted: what the profile could not check is on the target's event. */
+TEST(migrate_profile_notes_on_accept)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.f.needs[0] = 1;
+	s.f.needs_len = 1;
+	t.f.compat_notes = "the target VF's namespaces are unknown (x): not checked";
+	migrate(&s, &t);
+	EXPECT_EQ(0, s.code);
+	EXPECT_EQ(0, t.code);
+	EXPECT_EQ(1, t.f.compat_needs_len);
+	EXPECT_TRUE(has(&t, "\"profile_notes\":\"the target VF's namespaces are unknown (x): not checked\""));
+	side_free(&s);
+	side_free(&t);
+}
+
 TEST(migrate_target_dev_not_open)
 {
 	static struct side s, t;

@@ -971,17 +971,22 @@ static void set_feature(struct nvmp_ctrl *c, const struct nvmp_pending *p,
 	}
 }
 
-/* Identify Namespace data: FLBAS (byte 26) and LBA formats (byte 128). */
+/*
+ * Identify Namespace data: NSZE (byte 0), FLBAS (byte 26) and LBA formats
+ * (byte 128).
+ */
 static void identify_done(struct nvmp_ctrl *c, const struct nvmp_pending *p)
 {
 	struct nvmp_ns *ns = NULL;
 	u32 nsid = p->nsid;
 	u8 flbas, fmt[4];
+	__le64 nsze;
 	unsigned int i;
 
 	if ((p->cdw10 & 0xff) != 0x00 || !nsid || nsid == 0xffffffff)
 		return;
-	if (gread(c, 0, p->prp1 + 26, &flbas, 1))
+	if (gread(c, 0, p->prp1, &nsze, 8) ||
+	    gread(c, 0, p->prp1 + 26, &flbas, 1))
 		return;
 	if (gread(c, 0, p->prp1 + 128 + 4 * ((flbas & 0xf) |
 					  ((flbas >> 1) & 0x30)), fmt, 4))
@@ -1001,6 +1006,7 @@ static void identify_done(struct nvmp_ctrl *c, const struct nvmp_pending *p)
 	ns->lba_shift = fmt[2] >= 9 && fmt[2] <= 16 ? fmt[2] : 16;
 	/* metadata in a separate buffer unless FLBAS bit 4 (extended) */
 	ns->ms = (flbas & 0x10) ? 0 : (fmt[0] | (fmt[1] << 8));
+	ns->nsze = le64_to_cpu(nsze);
 }
 
 static void admin_done(struct nvmp_ctrl *c, const struct nvmp_cqe *e)

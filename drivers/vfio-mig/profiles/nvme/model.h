@@ -213,6 +213,7 @@ struct nvmp_ns {
 	u32 nsid;
 	u8 lba_shift;
 	u16 ms;		/* metadata bytes per block in a separate buffer */
+	u64 nsze;	/* size in blocks (compatibility check only) */
 };
 
 struct nvmp_ctrl {

@@ -530,6 +530,66 @@ static int nvme_restore(struct vmig_profile_ctx *ctx)
 	return vmig_run_in_worker(nvme_restore_work, ctx);
 }
 
+/*
+ * What the guest uses (Documentation/nvme-profile.rst, "Compatibility"),
+ * from the model as it stands: a queue the guest creates later is the
+ * restore's to check.
+ */
+static int nvme_needs(struct vmig_device *mdev, void *buf)
+{
+	struct nvme_priv *n = priv(mdev);
+	struct vfio_mig_nvme_needs *r = buf;
+
+	BUILD_BUG_ON(sizeof(*r) > VMIG_NEEDS_MAX);
+	down_write(&mdev->mig.dma.lock);
+	if (n->ready) {
+		nvmp_needs(&n->c, r);
+	} else {
+		/* the guest has not touched the controller yet */
+		memset(r, 0, sizeof(*r));
+		r->version = cpu_to_le16(VFIO_MIG_NVME_NEEDS_VERSION);
+		r->size = cpu_to_le16(sizeof(*r));
+	}
+	up_write(&mdev->mig.dma.lock);
+	return sizeof(*r);
+}
+
+/*
+ * May a guest with @needs move onto this VF? The VF's registers give
+ * CAP.MQES and the page sizes, its config the MSI-X table size; the
+ * queue and interrupt resources and the namespaces come in @facts from
+ * the target's PF. The restore checks the state record again.
+ */
+static int nvme_compat_needs(struct vmig_device *mdev, const void *needs,
+			     u32 needs_len, const void *facts, u32 facts_len,
+			     struct vmig_replay_report *rep, char *notes,
+			     size_t notes_len)
+{
+	struct nvmp_limits lim, *l = NULL;
+	u64 cap;
+
+	if (!needs) {
+		strscpy(notes,
+			"the source sent no needs record (an older migctl): queues, vectors and namespaces checked at restore only",
+			notes_len);
+		return 0;
+	}
+	if (nvmp_needs_valid(needs, needs_len, rep->msg, sizeof(rep->msg)))
+		return -EINVAL;
+	if (facts &&
+	    nvmp_facts_valid(facts, facts_len, rep->msg, sizeof(rep->msg)))
+		return -EINVAL;
+	down_write(&mdev->mig.dma.lock);
+	if (mdev->open && !vmig_bar_read(mdev, 0, NVMP_REG_CAP, 8, &cap) &&
+	    cap != ~0ull) {
+		limits(mdev, cap, &lim);
+		l = &lim;
+	}
+	up_write(&mdev->mig.dma.lock);
+	return nvmp_needs_check(needs, facts, l, rep->msg, sizeof(rep->msg),
+				notes, notes_len);
+}
+
 static u32 nvme_state_size(const struct vmig_profile *p)
 {
 	return sizeof(struct nvmp_state);
@@ -550,6 +610,8 @@ static const struct vmig_profile_dev_ops nvme_ops = {
 	.save = nvme_save,
 	.restore = nvme_restore,
 	.state_size = nvme_state_size,
+	.needs = nvme_needs,
+	.compat_needs = nvme_compat_needs,
 };
 
 static const struct vmig_profile_dma_ops nvme_dma_ops = {

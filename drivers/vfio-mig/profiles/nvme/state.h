@@ -17,6 +17,7 @@
 #define _VMIG_NVME_STATE_H
 
 #include <asm/byteorder.h>
+#include <uapi/linux/vfio_mig_nvme.h>
 
 #include "model.h"
 
@@ -141,5 +142,26 @@ size_t nvmp_restore_buf_size(const struct nvmp_state *st);
 int nvmp_restore(struct nvmp_ctrl *c, const struct nvmp_state *st,
 		 const struct nvmp_dev *dev, void *buf, size_t len,
 		 const char **why);
+
+/*
+ * The compatibility check (needs.c, Documentation/nvme-profile.rst
+ * "Compatibility"). nvmp_needs(): what the guest uses, from the source's
+ * model. nvmp_needs_valid(), nvmp_facts_valid(): is a record from user
+ * space well formed (@len its bytes)? 0, or -EINVAL with the reason in
+ * @why. nvmp_needs_check(): may a guest with @n (valid) move onto a
+ * target VF whose kernel reads @lim (NULL: registers unreadable;
+ * @lim->nr_ioq is not used) and whose PF told @f (valid; NULL: no facts)?
+ * 0 with what was not checked or tolerated in @notes (appended), or
+ * -EINVAL with the reason in @why.
+ */
+void nvmp_needs(const struct nvmp_ctrl *c, struct vfio_mig_nvme_needs *n);
+int nvmp_needs_valid(const struct vfio_mig_nvme_needs *n, u32 len,
+		     char *why, size_t why_len);
+int nvmp_facts_valid(const struct vfio_mig_nvme_facts *f, u32 len,
+		     char *why, size_t why_len);
+int nvmp_needs_check(const struct vfio_mig_nvme_needs *n,
+		     const struct vfio_mig_nvme_facts *f,
+		     const struct nvmp_limits *lim, char *why, size_t why_len,
+		     char *notes, size_t notes_len);
 
 #endif /* _VMIG_NVME_STATE_H */

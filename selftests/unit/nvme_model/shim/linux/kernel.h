@@ -3,6 +3,9 @@
 #ifndef _SHIM_LINUX_KERNEL_H
 #define _SHIM_LINUX_KERNEL_H
 #include <linux/types.h>
+#include <stdio.h>
+
+#define __printf(a, b)	__attribute__((format(printf, a, b)))
 
 #define U16_MAX		0xffff
 #define min_t(t, a, b)	((t)(a) < (t)(b) ? (t)(a) : (t)(b))

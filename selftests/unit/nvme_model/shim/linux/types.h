@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <asm/types.h>	/* the system's: __u8 ... (uAPI headers) */
 
 typedef uint8_t u8;
 typedef uint16_t u16;
