@@ -25,11 +25,13 @@
  *    checks.
  *  - nvme_stop_copy_bytes: the device state read in STOP_COPY (that
  *    migration's).
- *  - nvme_dirty_false_positive_pct: with the workload running and the
- *    mediated dirty log read and cleared every 3 steps (the method of
- *    nvme_test's dirty_log_holds_every_device_write), the pages the log
- *    reported that the device did not write (no Read's data, no completion
- *    queue) over the pages reported, in %.
+ *  - nvme_dirty_false_positive_pct: with the workload running until
+ *    DIRTY_READS Reads completed and the mediated dirty log read and
+ *    cleared every 3 steps (the method of nvme_test's
+ *    dirty_log_holds_every_device_write, nvme_dw_* in selftests/lib), the
+ *    pages the log reported that the device did not write (no Read's data,
+ *    no completion queue) over the pages reported, in %. A page the device
+ *    wrote and the log missed fails the bench.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -506,34 +508,23 @@ static int bench_migration(const struct tb_devs *t)
 	return 0;
 }
 
-/* The pages each Read's data landed in (the device's writes). */
-static void mark_range(uint64_t *bits, uint64_t iova, uint64_t len)
-{
-	uint64_t pg;
-
-	for (pg = (iova - RAM_IOVA) / MIG_PAGE;
-	     pg <= (iova + len - 1 - RAM_IOVA) / MIG_PAGE; pg++)
-		bits[pg / 64] |= 1ull << (pg % 64);
-}
-
-static void note_read(void *arg, uint64_t iova, uint64_t len)
-{
-	mark_range(arg, iova, len);
-}
-
 static int bench_dirty(const struct tb_devs *t)
 {
 	const unsigned long words = RAM_SIZE / MIG_PAGE / 64;
-	unsigned long i, missed = 0, extra = 0, reported = 0, reports = 0;
-	uint64_t end, *seen = calloc(words, 8), *want = calloc(words, 8);
 	struct vf *v = calloc(1, sizeof(*v));
+	uint64_t end, *seen = calloc(words, 8);
+	unsigned long i, reports = 0;
+	struct nvme_dev_writes dw;
+	struct nvme_dw_cmp cmp;
 	struct mig_dirty log;
 	bool logging = false;
 	struct nvme_wl w;
-	int q, ret = -1;
+	int ret = -1;
 
 	memset(&w, 0, sizeof(w));
-	if (!seen || !want || !v || vf_up(v, t->vf[0], TB_DRIVER))
+	if (nvme_dw_init(&dw, RAM_IOVA, RAM_SIZE))
+		goto out;
+	if (!seen || !v || vf_up(v, t->vf[0], TB_DRIVER))
 		goto out;
 	if (nvme_wl_init(&w, &v->c, 12288, 512, WL_DEPTH, 0x77) ||
 	    nvme_wl_fill(&w, TMO))
@@ -543,38 +534,38 @@ static int bench_dirty(const struct tb_devs *t)
 		goto out;
 	}
 	logging = true;
-	w.on_read = note_read;
-	w.on_read_arg = want;
+	if (log.page_size != MIG_PAGE) {
+		fprintf(stderr, "dirty log: pages of %llu bytes\n",
+			(unsigned long long)log.page_size);
+		goto out;
+	}
+	nvme_dw_watch(&dw, &w);
 	/* steps until DIRTY_READS Reads completed, a report every 3 */
 	end = vmm_now_us() + WL_TMO * 1000ull;
-	for (i = 0; w.reads < DIRTY_READS; i++) {
+	for (i = 0; dw.reads < DIRTY_READS; i++) {
 		if (nvme_wl_step(&w) < 0 || vmm_now_us() > end)
 			goto out;
-		if (i % 3 == 0 && mig_dirty_report(&log, seen))
-			goto out;
-		reports += i % 3 == 0;
+		if (i % 3 == 0) {
+			if (mig_dirty_report(&log, seen))
+				goto out;
+			reports++;
+		}
 	}
 	if (nvme_wl_drain(&w, TMO) || mig_dirty_report(&log, seen) ||
 	    w.errors)
 		goto out;
-	for (q = 0; q < v->c.nr_ioq; q++)
-		mark_range(want, v->c.ioq[q].cq_iova,
-			   v->c.ioq[q].depth * sizeof(struct nvme_cqe));
-	for (i = 0; i < words; i++) {
-		missed += __builtin_popcountll(want[i] & ~seen[i]);
-		extra += __builtin_popcountll(seen[i] & ~want[i]);
-		reported += __builtin_popcountll(seen[i]);
-	}
+	nvme_dw_add_cqs(&dw, &v->c);
+	nvme_dw_compare(&dw, seen, &cmp);
 	printf("# dirty log (%s): %lu reads, %lu reports, %lu pages reported, %lu the device wrote, %lu it did not, %lu written but missed\n",
-	       mig_dirty_via_name(log.via), w.reads, reports, reported,
-	       reported - extra, extra, missed);
-	if (missed || !reported) {
+	       mig_dirty_via_name(log.via), dw.reads, reports, cmp.reported,
+	       cmp.reported - cmp.extra, cmp.extra, cmp.missed);
+	if (cmp.missed || !cmp.reported) {
 		fprintf(stderr, "dirty log: %lu pages missed, %lu reported\n",
-			missed, reported);
+			cmp.missed, cmp.reported);
 		goto out;
 	}
 	printf("nvme_dirty_false_positive_pct: %.1f\n",
-	       100.0 * extra / reported);
+	       100.0 * cmp.extra / cmp.reported);
 	ret = 0;
 out:
 	if (ret && w.why[0])
@@ -582,11 +573,11 @@ out:
 	if (logging)
 		mig_dirty_stop(&log);
 	nvme_wl_free(&w);
+	nvme_dw_free(&dw);
 	if (v)
 		vf_down(v);
 	free(v);
 	free(seen);
-	free(want);
 	return ret;
 }
 
