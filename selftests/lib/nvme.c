@@ -1625,3 +1625,77 @@ void nvme_image_free(struct nvme_ctrl *c, struct nvme_wl *w)
 	for (i = 0; i < NVME_MAX_IOQ; i++)
 		queue_free(&c->ioq[i]);
 }
+
+int nvme_dw_init(struct nvme_dev_writes *d, uint64_t base, uint64_t size)
+{
+	memset(d, 0, sizeof(*d));
+	if (!size || size % (64ull * NVME_PAGE))
+		return -EINVAL;
+	d->bits = calloc(size / NVME_PAGE / 64, sizeof(uint64_t));
+	if (!d->bits)
+		return -ENOMEM;
+	d->base = base;
+	d->size = size;
+	return 0;
+}
+
+void nvme_dw_free(struct nvme_dev_writes *d)
+{
+	free(d->bits);
+	d->bits = NULL;
+}
+
+void nvme_dw_mark(struct nvme_dev_writes *d, uint64_t iova, uint64_t len)
+{
+	uint64_t pg, last;
+
+	/* only what lies in the range */
+	if (!len || iova + len <= d->base || iova >= d->base + d->size)
+		return;
+	if (iova < d->base) {
+		len -= d->base - iova;
+		iova = d->base;
+	}
+	if (iova + len > d->base + d->size)
+		len = d->base + d->size - iova;
+	last = (iova + len - 1 - d->base) / NVME_PAGE;
+	for (pg = (iova - d->base) / NVME_PAGE; pg <= last; pg++)
+		d->bits[pg / 64] |= 1ull << (pg % 64);
+}
+
+static void dw_read(void *arg, uint64_t iova, uint64_t len)
+{
+	struct nvme_dev_writes *d = arg;
+
+	d->reads++;
+	nvme_dw_mark(d, iova, len);
+}
+
+void nvme_dw_watch(struct nvme_dev_writes *d, struct nvme_wl *w)
+{
+	w->on_read = dw_read;
+	w->on_read_arg = d;
+}
+
+void nvme_dw_add_cqs(struct nvme_dev_writes *d, const struct nvme_ctrl *c)
+{
+	int q;
+
+	for (q = 0; q < c->nr_ioq; q++)
+		nvme_dw_mark(d, c->ioq[q].cq_iova,
+			     (uint64_t)c->ioq[q].depth *
+			     sizeof(struct nvme_cqe));
+}
+
+void nvme_dw_compare(const struct nvme_dev_writes *d, const uint64_t *seen,
+		     struct nvme_dw_cmp *r)
+{
+	size_t i, words = d->size / NVME_PAGE / 64;
+
+	memset(r, 0, sizeof(*r));
+	for (i = 0; i < words; i++) {
+		r->reported += __builtin_popcountll(seen[i]);
+		r->missed += __builtin_popcountll(d->bits[i] & ~seen[i]);
+		r->extra += __builtin_popcountll(seen[i] & ~d->bits[i]);
+	}
+}

@@ -378,4 +378,31 @@ int nvme_image_load(struct nvme_ctrl *c, struct nvme_wl *w,
 /* Free what nvme_image_load() allocated (the controller is not touched). */
 void nvme_image_free(struct nvme_ctrl *c, struct nvme_wl *w);
 
+/*
+ * Ground truth for a dirty log: the NVME_PAGE pages of [base, base + size)
+ * the device wrote, i.e. each successful Read's data (nvme_dw_watch hooks
+ * the workload's on_read) and the I/O completion queues (nvme_dw_add_cqs),
+ * compared with the pages a log reported (bit i: page i from @base,
+ * little-endian 64-bit words, as mig_dirty_report gives them).
+ */
+struct nvme_dev_writes {
+	uint64_t *bits;
+	uint64_t base, size;
+	unsigned long reads;	/* Reads seen */
+};
+
+struct nvme_dw_cmp {
+	unsigned long reported;	/* pages the log reported */
+	unsigned long missed;	/* written by the device, not reported */
+	unsigned long extra;	/* reported, not written by the device */
+};
+
+int nvme_dw_init(struct nvme_dev_writes *d, uint64_t base, uint64_t size);
+void nvme_dw_free(struct nvme_dev_writes *d);
+void nvme_dw_mark(struct nvme_dev_writes *d, uint64_t iova, uint64_t len);
+void nvme_dw_watch(struct nvme_dev_writes *d, struct nvme_wl *w);
+void nvme_dw_add_cqs(struct nvme_dev_writes *d, const struct nvme_ctrl *c);
+void nvme_dw_compare(const struct nvme_dev_writes *d, const uint64_t *seen,
+		     struct nvme_dw_cmp *r);
+
 #endif

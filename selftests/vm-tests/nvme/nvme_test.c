@@ -769,32 +769,6 @@ TEST_F_TIMEOUT(mig, source_goes_on_after_stop_copy, 120)
 	mig_buf_free(&buf);
 }
 
-/* The pages each Read's data landed in (the device's writes). */
-struct read_pages {
-	uint64_t *bits;
-	unsigned long reads;
-};
-
-static void note_read(void *arg, uint64_t iova, uint64_t len)
-{
-	struct read_pages *p = arg;
-	uint64_t pg;
-
-	p->reads++;
-	for (pg = (iova - RAM_IOVA) / MIG_PAGE;
-	     pg <= (iova + len - 1 - RAM_IOVA) / MIG_PAGE; pg++)
-		p->bits[pg / 64] |= 1ull << (pg % 64);
-}
-
-static void mark_range(uint64_t *bits, uint64_t iova, uint64_t len)
-{
-	uint64_t pg;
-
-	for (pg = (iova - RAM_IOVA) / MIG_PAGE;
-	     pg <= (iova + len - 1 - RAM_IOVA) / MIG_PAGE; pg++)
-		bits[pg / 64] |= 1ull << (pg % 64);
-}
-
 /*
  * Dirty completeness through the profile: the mediated log, read and
  * cleared every few steps while commands are in flight (so that marks
@@ -807,18 +781,17 @@ TEST_F_TIMEOUT(mig, dirty_log_holds_every_device_write, 120)
 {
 	const unsigned long words = RAM_SIZE / MIG_PAGE / 64;
 	struct nvme_ctrl *c = &self->vf.c;
-	struct read_pages rp = {};
-	uint64_t *seen, *want;
-	unsigned long i, missed = 0, extra = 0, reports = 0;
+	struct nvme_dev_writes dw;
+	unsigned long i, reports = 0;
+	struct nvme_dw_cmp cmp;
 	struct mig_dirty log;
 	struct nvme_wl w;
-	int q, ret;
+	uint64_t end, *seen;
+	int ret;
 
 	seen = calloc(words, 8);
-	want = calloc(words, 8);
-	rp.bits = want;
 	ASSERT_NE(NULL, seen);
-	ASSERT_NE(NULL, want);
+	ASSERT_EQ(0, nvme_dw_init(&dw, RAM_IOVA, RAM_SIZE));
 	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
 		TH_LOG("%s", c->why);
 	ASSERT_EQ(0, nvme_wl_init(&w, c, 12288, 512, WL_DEPTH, 0x77));
@@ -826,9 +799,15 @@ TEST_F_TIMEOUT(mig, dirty_log_holds_every_device_write, 120)
 	ret = mig_dirty_start(&log, &self->vf.d, RAM_IOVA, RAM_SIZE, true);
 	ASSERT_EQ(0, ret) TH_LOG("dirty log: %s", log.err);
 	ASSERT_EQ(MIG_PAGE, log.page_size);
-	w.on_read = note_read;
-	w.on_read_arg = &rp;
-	for (i = 0; i < 400; i++) {
+	nvme_dw_watch(&dw, &w);
+	/*
+	 * Until 300 Reads completed, not a number of steps: a step that
+	 * finds nothing done returns at once (400 steps gave 77 Reads once).
+	 */
+	end = vmm_now_us() + WL_TMO * 1000ull;
+	for (i = 0; dw.reads < 300; i++) {
+		ASSERT_GT(end, vmm_now_us())
+			TH_LOG("%lu Reads in %d ms", dw.reads, WL_TMO);
 		ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
 		if (i % 3 == 0) {
 			ASSERT_EQ(0, mig_dirty_report(&log, seen));
@@ -838,21 +817,16 @@ TEST_F_TIMEOUT(mig, dirty_log_holds_every_device_write, 120)
 	ASSERT_EQ(0, nvme_wl_drain(&w, TMO)) TH_LOG("%s", w.why);
 	ASSERT_EQ(0, mig_dirty_report(&log, seen));
 	ASSERT_EQ(0, mig_dirty_stop(&log));
-	for (q = 0; q < c->nr_ioq; q++)
-		mark_range(want, c->ioq[q].cq_iova,
-			   c->ioq[q].depth * sizeof(struct nvme_cqe));
-	for (i = 0; i < words; i++) {
-		missed += __builtin_popcountll(want[i] & ~seen[i]);
-		extra += __builtin_popcountll(seen[i] & ~want[i]);
-	}
+	nvme_dw_add_cqs(&dw, c);
+	nvme_dw_compare(&dw, seen, &cmp);
 	TH_LOG("%lu reads, %lu reports: %lu pages missed, %lu marked the device did not write",
-	       rp.reads, reports, missed, extra);
-	EXPECT_LT(100, rp.reads);
-	EXPECT_EQ(0, missed);
+	       dw.reads, reports, cmp.missed, cmp.extra);
+	EXPECT_LE(300, dw.reads);
+	EXPECT_EQ(0, cmp.missed);
 	EXPECT_EQ(0, w.errors) TH_LOG("%s", w.why);
 	nvme_wl_free(&w);
+	nvme_dw_free(&dw);
 	free(seen);
-	free(want);
 }
 
 TEST_HARNESS_MAIN
