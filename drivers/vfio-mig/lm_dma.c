@@ -111,6 +111,26 @@ record:
 #define DOORBELL_CHUNK	64
 
 /*
+ * The bytes of a one-piece write: a copy of constant size, as a doorbell
+ * write comes several times per command and a copy of variable size pays
+ * the hardened usercopy checks.
+ */
+static int user_piece(u8 *kbuf, const char __user *buf, size_t count)
+{
+	switch (count) {
+	case 1:
+		return copy_from_user(kbuf, buf, 1) ? -EFAULT : 0;
+	case 2:
+		return copy_from_user(kbuf, buf, 2) ? -EFAULT : 0;
+	case 4:
+		return copy_from_user(kbuf, buf, 4) ? -EFAULT : 0;
+	case 8:
+		return copy_from_user(kbuf, buf, 8) ? -EFAULT : 0;
+	}
+	return -EINVAL;
+}
+
+/*
  * A write of one piece that the profile maps to one of its queues: under
  * h->lock for read and that queue's mutex. Returns 1 when the write is
  * not one (the caller takes the device-wide path), else what
@@ -160,7 +180,7 @@ ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
 
 	if (h->nr_q && READ_ONCE(vmig_queue_doorbells) &&
 	    count <= sizeof(u64) && vmig_piece_width(off, count) == count) {
-		if (copy_from_user(kbuf, buf, count))
+		if (user_piece(kbuf, buf, count))
 			return -EFAULT;
 		have = true;
 		ret = queue_piece(mdev, bar, off, count,
