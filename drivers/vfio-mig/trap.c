@@ -470,28 +470,24 @@ void vmig_bars_unmap(struct vmig_device *mdev)
 
 /*
  * Does the function decode its BAR's space? Caller holds core->memory_lock.
- * The VMM's command register (vconfig, which vfio-pci writes through) is
- * read first, as vfio-pci's own BAR path does: a trapped access does not
- * pay a config read. A VF has no memory enable of its own (its BARs follow
- * the PF's VF MSE). Otherwise the device's register decides, for the
- * accesses the module makes while it opened decode itself
- * (vmig_decode_open()) with the VMM's decode off.
+ * The VMM's view first (vmm_memory_enabled(), as vfio-pci's own BAR path:
+ * a trapped access does not pay a config read, and a VF, which has no
+ * memory enable of its own, decodes). Otherwise the device's register
+ * decides, for the accesses the module makes while it opened decode
+ * itself (vmig_decode_open()) with the VMM's decode off.
  */
 static bool decode_on(struct vfio_pci_core_device *core, bool mem)
 {
 	struct pci_dev *pdev = core->pdev;
-	u16 bit = mem ? PCI_COMMAND_MEMORY : PCI_COMMAND_IO;
 	u16 cmd;
 
 	lockdep_assert_held(&core->memory_lock);
 	if (pdev->current_state != PCI_D0)
 		return false;
-	if (mem && pdev->no_command_memory)
-		return true;
-	if (le16_to_cpup((__le16 *)&core->vconfig[PCI_COMMAND]) & bit)
+	if (mem && vmm_memory_enabled(core))
 		return true;
 	pci_read_config_word(pdev, PCI_COMMAND, &cmd);
-	return cmd & bit;
+	return cmd & (mem ? PCI_COMMAND_MEMORY : PCI_COMMAND_IO);
 }
 
 static int bar_access(struct vmig_device *mdev, u8 bar, u32 off, u8 width,

@@ -14,6 +14,7 @@
 
 #include "kselftest_harness.h"
 #include "edu.h"
+#include "regsync.h"
 #include "testbed.h"
 
 #define CAP_BUF		4096
@@ -176,6 +177,93 @@ TEST(bar_access_fd_and_mmap)
 	EXPECT_EQ(edu_factorial_ref(10), a);
 	EXPECT_EQ(edu_factorial_ref(12), b);
 	vmm_close(&d);
+}
+
+static int set_decode(struct vmm_dev *d, bool on)
+{
+	uint16_t cmd;
+	int ret;
+
+	ret = vmm_region_read(d, VFIO_PCI_CONFIG_REGION_INDEX, 0x04, &cmd,
+			      sizeof(cmd));
+	if (ret)
+		return ret;
+	cmd = on ? cmd | 0x2 : cmd & ~0x2;	/* PCI_COMMAND_MEMORY */
+	return vmm_region_write(d, VFIO_PCI_CONFIG_REGION_INDEX, 0x04, &cmd,
+				sizeof(cmd));
+}
+
+/*
+ * A BAR access through the device fd with the VMM's memory decode off,
+ * then on again: @off_val/@on_val read at @off; with @wr, a write of
+ * @wr's value at @off first. Returns what the access with decode off
+ * gave (0 or -errno), or the error of a step around it.
+ */
+static int access_decode_off(const char *bdf, const char *driver,
+			     const char *trap, uint64_t off,
+			     const uint32_t *wr, uint32_t *off_val,
+			     uint32_t *on_val)
+{
+	struct vmm_dev d;
+	int ret, got;
+
+	ret = vmm_bind(bdf, driver);
+	if (!ret && trap)
+		ret = rs_set_trap_mode(bdf, trap);
+	if (!ret)
+		ret = vmm_open(&d, bdf);
+	if (ret)
+		return ret;
+	ret = set_decode(&d, false);
+	got = ret;
+	if (!ret)
+		got = wr ? vmm_region_write(&d, 0, off, wr, 4) :
+			   vmm_region_read(&d, 0, off, off_val, 4);
+	if (!ret)
+		ret = set_decode(&d, true);
+	if (!ret && wr)
+		ret = vmm_region_write(&d, 0, off, wr, 4);
+	if (!ret)
+		ret = vmm_region_read(&d, 0, off, on_val, 4);
+	vmm_close(&d);
+	if (trap)
+		rs_set_trap_mode(bdf, "none");
+	return ret ? ret : got;
+}
+
+/*
+ * A trapped BAR access follows the VMM's memory decode as vfio-pci's own
+ * does. edu: a write into its DMA engine (the profile's doorbell path,
+ * trap mode all) is refused with EIO while decode is off, and reaches the
+ * device once it is on. A VF has no memory enable of its own (its BARs
+ * follow the PF's): it goes on being read.
+ */
+TEST(trapped_access_follows_memory_decode)
+{
+	uint32_t off_pci = 0, on_pci = 0, off_mig = 0, on_mig = 0;
+	uint32_t src = 0x1000;
+	struct tb_devs t;
+
+	ASSERT_EQ(0, tb_devices(&t));
+	EXPECT_EQ(-EIO, access_decode_off(t.edu[0], "vfio-pci", NULL,
+					  EDU_REG_DMA_SRC, &src, &off_pci,
+					  &on_pci));
+	EXPECT_EQ(src, on_pci);
+	src = 0x2000;
+	EXPECT_EQ(-EIO, access_decode_off(t.edu[0], TB_DRIVER, "all",
+					  EDU_REG_DMA_SRC, &src, &off_mig,
+					  &on_mig));
+	EXPECT_EQ(src, on_mig);
+
+	ASSERT_EQ(0, access_decode_off(t.vf[0], "vfio-pci", NULL, 0, NULL,
+				       &off_pci, &on_pci));
+	ASSERT_EQ(0, access_decode_off(t.vf[0], TB_DRIVER, "all", 0, NULL,
+				       &off_mig, &on_mig));
+	EXPECT_EQ(off_pci, off_mig);	/* NVMe CAP, low word */
+	EXPECT_EQ(on_pci, on_mig);
+	EXPECT_NE(0xffffffffu, on_mig);
+	ASSERT_EQ(0, vmm_bind(t.edu[0], TB_DRIVER));
+	ASSERT_EQ(0, vmm_bind(t.vf[0], TB_DRIVER));
 }
 
 TEST_HARNESS_MAIN
