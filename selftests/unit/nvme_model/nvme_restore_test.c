@@ -502,6 +502,21 @@ TEST_F(restore, hostile_records_refused)
 	REFUSE(st.iv_cfg_set |= 1u << 7; st.iv_cfg[7] = 7);
 	REFUSE(st.iv_cfg_set |= 1u << 3; st.iv_cfg[3] = 4);
 	REFUSE(st.cc &= ~1u);			/* disabled, with queues */
+	REFUSE(st.q[1].sq_cqid = 0);		/* an I/O SQ on the admin CQ */
+	/* the record is canonical: unused slots are zero */
+	for (i = 0; i < NVMP_FEAT_NR && (p->st.feat_set & (1u << i)); i++)
+		;
+	ASSERT_LT(i, NVMP_FEAT_NR);
+	REFUSE(st.feat[i] = 1);
+	for (i = 0; i < NVMP_MAX_VEC && (p->st.iv_cfg_set & (1u << i)); i++)
+		;
+	ASSERT_LT(i, NVMP_MAX_VEC);
+	REFUSE(st.iv_cfg[i] = 0x10000 | i);
+	ASSERT_LT(p->st.nr_ns, NVMP_MAX_NS);
+	REFUSE(st.ns[st.nr_ns].nsid = 9);
+	REFUSE(st.ns[NVMP_MAX_NS - 1].rsvd = 1);
+	ASSERT_LT(p->st.nr_aer, NVMP_MAX_AER);
+	REFUSE(st.aer_cid[NVMP_MAX_AER - 1] = 3);
 	/* random bytes: refused or restorable, never a crash */
 	for (i = 0; i < 20000; i++) {
 		uint8_t *b = (uint8_t *)&st;

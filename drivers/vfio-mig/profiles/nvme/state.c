@@ -26,9 +26,10 @@ int nvmp_save(struct nvmp_ctrl *c, struct nvmp_state *st)
 {
 	unsigned int q, i;
 
+	/* completions the device posted may still change what is known */
+	nvmp_settle(c);
 	if (c->untracked)
 		return -EIO;
-	nvmp_settle(c);
 	if (nvmp_outstanding(c))
 		return -EBUSY;
 	memset(st, 0, sizeof(*st));
@@ -41,11 +42,14 @@ int nvmp_save(struct nvmp_ctrl *c, struct nvmp_state *st)
 	if (!c->enabled)
 		return 0;
 	st->admin_issued = cpu_to_le64(c->cq[0].issued);
+	/* only what the guest set: a value left from before a reset is not */
 	for (i = 0; i < NVMP_FEAT_NR; i++)
-		st->feat[i] = cpu_to_le32(c->feat[i]);
+		if (c->feat_set & BIT(i))
+			st->feat[i] = cpu_to_le32(c->feat[i]);
 	st->feat_set = cpu_to_le32(c->feat_set);
 	for (i = 0; i < NVMP_MAX_VEC; i++)
-		st->iv_cfg[i] = cpu_to_le32(c->iv_cfg[i]);
+		if (c->iv_cfg_set & BIT(i))
+			st->iv_cfg[i] = cpu_to_le32(c->iv_cfg[i]);
 	st->iv_cfg_set = cpu_to_le32(c->iv_cfg_set);
 	st->nr_ns = cpu_to_le32(c->nr_ns);
 	for (i = 0; i < c->nr_ns; i++) {
@@ -132,6 +136,9 @@ static int check_queue(const struct nvmp_state *st, unsigned int q,
 		if (le16_to_cpu(s->sq_cqid) >= NVMP_MAX_QID ||
 		    !(st->q[le16_to_cpu(s->sq_cqid)].flags & NVMP_QF_CQ))
 			return bad(why, "SQ's CQ");
+		/* the admin SQ pairs with the admin CQ, an I/O SQ with an I/O CQ */
+		if (!q != !le16_to_cpu(s->sq_cqid))
+			return bad(why, "SQ's CQ (admin and I/O queues mixed)");
 		if (s->sq_prio > 3)
 			return bad(why, "SQ priority");
 	} else if (s->sq_base || s->sq_size || s->sq_cqid || s->sq_head ||
@@ -213,6 +220,13 @@ int nvmp_state_check(const struct nvmp_state *st,
 		return bad(why, "ASQ or ACQ alignment");
 	if (le32_to_cpu(st->feat_set) & ~(BIT(NVMP_FEAT_NR) - 1))
 		return bad(why, "features set");
+	/*
+	 * A slot the record does not use is zero, as nvmp_save() leaves it:
+	 * the record is canonical, what is restored is what is saved again.
+	 */
+	for (i = 0; i < NVMP_FEAT_NR; i++)
+		if (!(le32_to_cpu(st->feat_set) & BIT(i)) && st->feat[i])
+			return bad(why, "value of a feature not set");
 	if (le32_to_cpu(st->feat_set) & BIT(NVMP_FEAT_NQ)) {
 		nq = le32_to_cpu(st->feat[NVMP_FEAT_NQ]);
 		if ((nq & 0xffff) + 1 > lim->nr_ioq ||
@@ -220,8 +234,11 @@ int nvmp_state_check(const struct nvmp_state *st,
 			return bad(why, "number of queues");
 	}
 	for (i = 0; i < NVMP_MAX_VEC; i++) {
-		if (!(le32_to_cpu(st->iv_cfg_set) & BIT(i)))
+		if (!(le32_to_cpu(st->iv_cfg_set) & BIT(i))) {
+			if (st->iv_cfg[i])
+				return bad(why, "configuration of a vector not set");
 			continue;
+		}
 		if ((le32_to_cpu(st->iv_cfg[i]) & 0xffff) != i ||
 		    i >= lim->nr_vec)
 			return bad(why, "interrupt vector configuration");
@@ -232,8 +249,15 @@ int nvmp_state_check(const struct nvmp_state *st,
 		if (st->ns[i].lba_shift < 9 || st->ns[i].lba_shift > 16 ||
 		    !st->ns[i].nsid || st->ns[i].rsvd)
 			return bad(why, "namespace format");
+	if (!zero(&st->ns[le32_to_cpu(st->nr_ns)],
+		  (NVMP_MAX_NS - le32_to_cpu(st->nr_ns)) * sizeof(st->ns[0])))
+		return bad(why, "namespace slot beyond the namespaces");
 	if (le32_to_cpu(st->nr_aer) > NVMP_MAX_AER)
 		return bad(why, "AERs");
+	if (!zero(&st->aer_cid[le32_to_cpu(st->nr_aer)],
+		  (NVMP_MAX_AER - le32_to_cpu(st->nr_aer)) *
+		  sizeof(st->aer_cid[0])))
+		return bad(why, "AER slot beyond the AERs");
 	for (i = 0; i < NVMP_MAX_QID; i++)
 		if (check_queue(st, i, lim, ps, why))
 			return -EINVAL;
