@@ -282,6 +282,14 @@ int nvme_io_settle(struct nvme_ctrl *c, int timeout_ms);
 /* Submit one command and wait for it; returns -errno or the NVMe status. */
 int nvme_io_sync(struct nvme_req *r, uint8_t opcode, uint64_t slba,
 		 uint32_t nlb, int timeout_ms);
+/*
+ * Submit @cmd as it is (its PRPs, namespace and dwords the caller's; the
+ * command id @r's) and wait for its completion: the CQE status (0 on
+ * success), or -errno when it could not be submitted or did not complete.
+ */
+int nvme_sqe_sync(struct nvme_req *r, struct nvme_sqe *cmd, int timeout_ms);
+/* The offset in BAR 0 of queue @qid's SQ tail (@cq: CQ head) doorbell. */
+uint32_t nvme_doorbell_offset(const struct nvme_ctrl *c, uint16_t qid, bool cq);
 
 /*
  * The verified workload: random Writes, Reads and Flushes over the LBA

@@ -770,20 +770,20 @@ TEST_F_TIMEOUT(mig, source_goes_on_after_stop_copy, 120)
 }
 
 /*
- * Dirty completeness through the profile: the mediated log, read and
- * cleared every few steps while commands are in flight (so that marks
- * made at submission are cleared before the device writes, and only the
- * profile's re-marks keep them), must hold every page a Read's data landed
- * in and every completion queue page: 0 missed. Pages marked that the
- * device did not write are counted and printed.
+ * The verified workload (blocks from @slba, 512 of them) on @vf's I/O
+ * queues until @reads Reads completed, the mediated log read and cleared
+ * every 3 steps while commands are in flight; *@cmp compares what the log
+ * held with the pages the device wrote (each Read's data, the completion
+ * queues). The queues must exist.
  */
-TEST_F_TIMEOUT(mig, dirty_log_holds_every_device_write, 120)
+static void dirty_run(struct __test_metadata *_metadata, struct vf *vf,
+		      uint64_t slba, unsigned long reads, uint32_t seed,
+		      struct nvme_dw_cmp *cmp)
 {
 	const unsigned long words = RAM_SIZE / MIG_PAGE / 64;
-	struct nvme_ctrl *c = &self->vf.c;
+	struct nvme_ctrl *c = &vf->c;
 	struct nvme_dev_writes dw;
 	unsigned long i, reports = 0;
-	struct nvme_dw_cmp cmp;
 	struct mig_dirty log;
 	struct nvme_wl w;
 	uint64_t end, *seen;
@@ -792,20 +792,18 @@ TEST_F_TIMEOUT(mig, dirty_log_holds_every_device_write, 120)
 	seen = calloc(words, 8);
 	ASSERT_NE(NULL, seen);
 	ASSERT_EQ(0, nvme_dw_init(&dw, RAM_IOVA, RAM_SIZE));
-	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
-		TH_LOG("%s", c->why);
-	ASSERT_EQ(0, nvme_wl_init(&w, c, 12288, 512, WL_DEPTH, 0x77));
+	ASSERT_EQ(0, nvme_wl_init(&w, c, slba, 512, WL_DEPTH, seed));
 	ASSERT_EQ(0, nvme_wl_fill(&w, TMO)) TH_LOG("%s", w.why);
-	ret = mig_dirty_start(&log, &self->vf.d, RAM_IOVA, RAM_SIZE, true);
+	ret = mig_dirty_start(&log, &vf->d, RAM_IOVA, RAM_SIZE, true);
 	ASSERT_EQ(0, ret) TH_LOG("dirty log: %s", log.err);
 	ASSERT_EQ(MIG_PAGE, log.page_size);
 	nvme_dw_watch(&dw, &w);
 	/*
-	 * Until 300 Reads completed, not a number of steps: a step that
+	 * Until @reads Reads completed, not a number of steps: a step that
 	 * finds nothing done returns at once (400 steps gave 77 Reads once).
 	 */
 	end = vmm_now_us() + WL_TMO * 1000ull;
-	for (i = 0; dw.reads < 300; i++) {
+	for (i = 0; dw.reads < reads; i++) {
 		ASSERT_GT(end, vmm_now_us())
 			TH_LOG("%lu Reads in %d ms", dw.reads, WL_TMO);
 		ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
@@ -818,15 +816,295 @@ TEST_F_TIMEOUT(mig, dirty_log_holds_every_device_write, 120)
 	ASSERT_EQ(0, mig_dirty_report(&log, seen));
 	ASSERT_EQ(0, mig_dirty_stop(&log));
 	nvme_dw_add_cqs(&dw, c);
-	nvme_dw_compare(&dw, seen, &cmp);
+	nvme_dw_compare(&dw, seen, cmp);
 	TH_LOG("%lu reads, %lu reports: %lu pages missed, %lu marked the device did not write",
-	       dw.reads, reports, cmp.missed, cmp.extra);
-	EXPECT_LE(300, dw.reads);
-	EXPECT_EQ(0, cmp.missed);
+	       dw.reads, reports, cmp->missed, cmp->extra);
+	EXPECT_LE(reads, dw.reads);
 	EXPECT_EQ(0, w.errors) TH_LOG("%s", w.why);
 	nvme_wl_free(&w);
 	nvme_dw_free(&dw);
 	free(seen);
+}
+
+/*
+ * Dirty completeness through the profile: the mediated log, read and
+ * cleared every few steps while commands are in flight (so that marks
+ * race with reports), holds every page the device wrote.
+ */
+TEST_F_TIMEOUT(mig, dirty_log_holds_every_device_write, 120)
+{
+	struct nvme_dw_cmp cmp;
+
+	ASSERT_EQ(0, nvme_create_io_queues(&self->vf.c, 2, QDEPTH, false))
+		TH_LOG("%s", self->vf.c.why);
+	dirty_run(_metadata, &self->vf, 12288, 300, 0x77, &cmp);
+	EXPECT_EQ(0, cmp.missed);
+}
+
+static unsigned long tainted(void)
+{
+	char buf[32] = "";
+
+	vmm_sysfs_read("/proc/sys/kernel/tainted", buf, sizeof(buf));
+	return strtoul(buf, NULL, 0);
+}
+
+/* TAINT_DIE (oops) and TAINT_WARN */
+#define TAINT_BAD	((1ul << 7) | (1ul << 9))
+
+/* A Read of @pages pages from LBA 0 with the guest's own PRPs. */
+static int read_with(struct nvme_req *r, uint32_t pages, uint64_t prp1,
+		     uint64_t prp2)
+{
+	struct nvme_sqe cmd = {
+		.opcode = NVME_CMD_READ, .nsid = r->q->c->nsid,
+		.prp1 = prp1, .prp2 = prp2,
+		.cdw12 = pages * (NVME_PAGE / r->q->c->lba_size) - 1,
+	};
+
+	return nvme_sqe_sync(r, &cmd, TMO);
+}
+
+/* Create I/O CQ (@sq: SQ on CQ @cqid) with the guest's own parameters. */
+static int create_with(struct nvme_ctrl *c, bool sq, uint16_t qid,
+		       uint16_t size, uint64_t base, uint16_t cqid)
+{
+	struct nvme_sqe cmd = {
+		.opcode = sq ? 0x01 : 0x05, .prp1 = base,
+		.cdw10 = (uint32_t)(size - 1) << 16 | qid,
+		.cdw11 = sq ? (uint32_t)cqid << 16 | 1 : 1,
+	};
+
+	return nvme_admin(c, &cmd, NULL, TMO);
+}
+
+#define HOSTILE_STEPS	13
+
+/*
+ * The first 4 pages of blocks hold a pattern and queue 1's data buffers are zero, so that
+ * the pages a Read of them fills change (what a memory snapshot sees).
+ */
+static void seed_blocks(struct __test_metadata *_metadata,
+			struct nvme_ctrl *c)
+{
+	struct nvme_queue *q = nvme_ioq(c, 1);
+	struct nvme_req *r = nvme_req_get(q);
+	int i;
+
+	ASSERT_NE(NULL, r);
+	pattern(r->buf, 4 * NVME_PAGE, 0x5eed);
+	ASSERT_EQ(0, nvme_io_sync(r, NVME_CMD_WRITE, 0,
+				  4 * NVME_PAGE / c->lba_size, TMO))
+		TH_LOG("%s", c->why);
+	nvme_req_put(r);
+	for (i = 0; i < q->depth; i++)
+		memset(q->reqs[i].buf, 0, NVME_SLOT_BYTES);
+}
+
+static void cpu_wrote_page(void *arg, uint64_t iova, uint64_t len)
+{
+	nvme_dw_mark(arg, iova, len);
+}
+
+static const char *const hostile_names[HOSTILE_STEPS] = {
+	"Read, PRP1 outside the guest's memory",
+	"Read of 2 pages, PRP2 not page aligned",
+	"Read, a PRP list entry outside",
+	"Read, the PRP list outside",
+	"Read after them",
+	"Create I/O CQ 0",
+	"Create I/O CQ beyond the doorbells",
+	"Create I/O CQ of 1 entry",
+	"Create I/O CQ, base not page aligned",
+	"Create I/O SQ on a CQ that does not exist",
+	"Create I/O SQ on the admin CQ",
+	"CSTS.CFS afterwards",
+	"Read at the end",
+};
+
+/*
+ * What a hostile guest driver does to @v (2 I/O queue pairs created):
+ * Reads whose PRPs point outside its memory or are not aligned, doorbells
+ * of queues never created and beyond the device's, a tail and a head past
+ * a queue's end, Create I/O queue commands with bad parameters. @out gets
+ * each step's outcome (the completion status, -errno, or CFS).
+ */
+static void hostile_seq(struct __test_metadata *_metadata, struct vf *v,
+			int *out)
+{
+	const uint64_t outside = 0x7ff00000ull;	/* no mapping there */
+	struct nvme_ctrl *c = &v->c;
+	uint64_t list_iova, *list;
+	struct nvme_req *r;
+	uint32_t max_qid;
+	int k = 0;
+
+	r = nvme_req_get(nvme_ioq(c, 1));
+	ASSERT_NE(NULL, r);
+	list = nvme_dma_alloc(c, NVME_PAGE, &list_iova);
+	ASSERT_NE(NULL, list);
+	out[k++] = read_with(r, 1, outside, 0);
+	out[k++] = read_with(r, 2, r->buf_iova, r->buf_iova + NVME_PAGE + 8);
+	list[0] = r->buf_iova + NVME_PAGE;
+	list[1] = outside;
+	list[2] = r->buf_iova + 3 * NVME_PAGE;
+	if (c->on_write)
+		c->on_write(c->on_write_arg, list_iova, 3 * sizeof(*list));
+	out[k++] = read_with(r, 4, r->buf_iova, list_iova);
+	out[k++] = read_with(r, 4, r->buf_iova, outside);
+	out[k++] = read_with(r, 1, r->buf_iova, 0);
+
+	max_qid = (v->d.regions[0].size - NVME_REG_DBS) /
+		  (2 * c->db_stride) - 1;
+	ASSERT_LT(3, max_qid);
+	nvme_wr32(c, nvme_doorbell_offset(c, 3, false), 5);
+	nvme_wr32(c, nvme_doorbell_offset(c, 3, true), 5);
+	nvme_wr32(c, nvme_doorbell_offset(c, max_qid, false), 1);
+	nvme_wr32(c, nvme_doorbell_offset(c, max_qid, true), 1);
+	nvme_wr32(c, nvme_doorbell_offset(c, 2, false), QDEPTH + 3);
+	nvme_wr32(c, nvme_doorbell_offset(c, 2, true), 0xffff);
+
+	out[k++] = create_with(c, false, 0, 8, list_iova, 0);
+	out[k++] = create_with(c, false, max_qid + 1, 8, list_iova, 0);
+	out[k++] = create_with(c, false, 3, 1, list_iova, 0);
+	out[k++] = create_with(c, false, 3, 8, list_iova + 8, 0);
+	out[k++] = create_with(c, true, 3, 8, list_iova, 9);
+	out[k++] = create_with(c, true, 3, 8, list_iova, 0);
+	out[k++] = !!(nvme_rd32(c, NVME_REG_CSTS) & NVME_CSTS_CFS);
+	out[k++] = read_with(r, 1, r->buf_iova, 0);
+	ASSERT_EQ(HOSTILE_STEPS, k);
+	nvme_req_put(r);
+}
+
+/*
+ * A hostile guest driver under the profile (the trap decodes every
+ * doorbell) gets what the same driver gets from the other VF under
+ * vfio-pci, step by step (the device's own behaviour: QEMU's NVMe
+ * completes some of these commands, fails others, ignores bad doorbells);
+ * the host stays up (no WARN, no oops); the dirty log misses no page the
+ * device wrote, during the hostile commands and in the verified workload
+ * after them; the profile refuses to migrate a device it cannot vouch for
+ * (a PRP list it could not read), the device running on, until the guest
+ * resets the controller.
+ */
+TEST_F_TIMEOUT(mig, hostile_guest_commands, 120)
+{
+	int prof[HOSTILE_STEPS], pci[HOSTILE_STEPS];
+	unsigned long taint0 = tainted();
+	struct vmm_dev *d = &self->vf.d;
+	unsigned long pg, device_pages = 0, missed = 0;
+	struct nvme_dev_writes cpu;
+	struct mig_buf buf = {};
+	struct nvme_dw_cmp cmp;
+	struct mig_dirty log;
+	uint64_t *seen;
+	struct vf *other;
+	char err[320];
+	void *snap;
+	uint32_t st;
+	int ret, fd, i;
+
+	other = calloc(1, sizeof(*other));
+	ASSERT_NE(NULL, other);
+	ASSERT_EQ(0, vf_up(other, self->t.vf[1], "vfio-pci", err,
+			   sizeof(err)))
+		TH_LOG("%s", err);
+	ASSERT_EQ(0, nvme_create_io_queues(&other->c, 2, QDEPTH, false))
+		TH_LOG("%s", other->c.why);
+	ASSERT_EQ(0, nvme_create_io_queues(&self->vf.c, 2, QDEPTH, false))
+		TH_LOG("%s", self->vf.c.why);
+	hostile_seq(_metadata, other, pci);
+	/*
+	 * Under the profile with its dirty log on: every page that changed
+	 * and that the CPU did not write (the device did) must be reported.
+	 */
+	ASSERT_EQ(0, nvme_dw_init(&cpu, RAM_IOVA, RAM_SIZE));
+	seen = calloc(RAM_SIZE / MIG_PAGE / 64, 8);
+	snap = malloc(RAM_SIZE);
+	ASSERT_NE(NULL, seen);
+	ASSERT_NE(NULL, snap);
+	seed_blocks(_metadata, &self->vf.c);
+	ret = mig_dirty_start(&log, d, RAM_IOVA, RAM_SIZE, true);
+	ASSERT_EQ(0, ret) TH_LOG("dirty log: %s", log.err);
+	memcpy(snap, self->vf.ram.host, RAM_SIZE);
+	self->vf.c.on_write = cpu_wrote_page;
+	self->vf.c.on_write_arg = &cpu;
+	hostile_seq(_metadata, &self->vf, prof);
+	self->vf.c.on_write = NULL;
+	ASSERT_EQ(0, mig_dirty_report(&log, seen));
+	ASSERT_EQ(0, mig_dirty_stop(&log));
+	for (pg = 0; pg < RAM_SIZE / MIG_PAGE; pg++) {
+		bool reported = seen[pg / 64] & (1ull << (pg % 64));
+		bool by_cpu = cpu.bits[pg / 64] & (1ull << (pg % 64));
+
+		if (!memcmp((uint8_t *)snap + pg * MIG_PAGE,
+			    (uint8_t *)self->vf.ram.host + pg * MIG_PAGE,
+			    MIG_PAGE) || by_cpu)
+			continue;
+		device_pages++;
+		if (!reported) {
+			missed++;
+			TH_LOG("page %#llx written by the device, not reported",
+			       (unsigned long long)(RAM_IOVA + pg * MIG_PAGE));
+		}
+	}
+	TH_LOG("hostile commands: %lu pages written by the device, %lu missed by the log",
+	       device_pages, missed);
+	EXPECT_EQ(0, missed);
+	EXPECT_LT(0, device_pages);
+	nvme_dw_free(&cpu);
+	free(snap);
+	free(seen);
+	for (i = 0; i < HOSTILE_STEPS; i++) {
+		EXPECT_EQ(pci[i], prof[i])
+			TH_LOG("%s: %d under vfio-pci, %d under the profile",
+			       hostile_names[i], pci[i], prof[i]);
+		TH_LOG("%-42s %d", hostile_names[i], prof[i]);
+	}
+	EXPECT_EQ(0, prof[HOSTILE_STEPS - 1]);
+	vf_down(other);
+	free(other);
+	vmm_bind(self->t.vf[1], TB_DRIVER);
+
+	/* the workload goes on; the dirty log misses nothing */
+	dirty_run(_metadata, &self->vf, 8192, 150, 0x4057, &cmp);
+	EXPECT_EQ(0, cmp.missed);
+
+	/*
+	 * The PRP list the model could not read (the IOMMU had no mapping
+	 * there) is one it cannot vouch for: had the VMM mapped it before
+	 * the device fetched it, the device would have written pages the log
+	 * never saw. The device refuses to leave RUNNING, clearly, and runs
+	 * on; a controller reset (the guest's driver's) makes it migratable
+	 * again.
+	 */
+	ret = mig_set_state(d, VFIO_DEVICE_STATE_RUNNING_P2P, NULL);
+	EXPECT_EQ(-EFAULT, ret) TH_LOG("P2P after an unreadable PRP list: %s",
+				       strerror(-ret));
+	ASSERT_EQ(0, mig_get_state(d, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+	nvme_ctrl_fini(&self->vf.c);
+	ASSERT_EQ(0, nvme_ctrl_init(&self->vf.c, d, &self->vf.ram, NSID,
+				    false))
+		TH_LOG("%s", self->vf.c.why);
+	ASSERT_EQ(0, nvme_create_io_queues(&self->vf.c, 2, QDEPTH, false))
+		TH_LOG("%s", self->vf.c.why);
+	ASSERT_EQ(0, mig_set_state(d, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, mig_set_state(d, VFIO_DEVICE_STATE_STOP, NULL));
+	ret = mig_set_state(d, VFIO_DEVICE_STATE_STOP_COPY, &fd);
+	ASSERT_EQ(0, ret) TH_LOG("STOP_COPY: %s", strerror(-ret));
+	ret = mig_read_stop_copy(fd, &buf);
+	close(fd);
+	EXPECT_LT(0, ret) TH_LOG("the state did not save: %s",
+				 strerror(-ret));
+	ASSERT_EQ(0, mig_set_state(d, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(d, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, mig_set_state(d, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, mig_get_state(d, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+	mig_buf_free(&buf);
+	EXPECT_EQ(taint0 & TAINT_BAD, tainted() & TAINT_BAD)
+		TH_LOG("kernel tainted %#lx (was %#lx)", tainted(), taint0);
 }
 
 TEST_HARNESS_MAIN

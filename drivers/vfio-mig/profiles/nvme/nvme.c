@@ -291,6 +291,9 @@ static int nvme_quiesce(struct vmig_device *mdev, unsigned int ms)
 		lockdep_assert_held_write(&mdev->mig.dma.lock);
 	for (;;) {
 		ret = vmig_run_in_worker(look_work, &k);
+		if (ret == -EFAULT)
+			dev_warn_ratelimited(&mdev->core.pdev->dev,
+					     "nvme: a command's PRP list or queue entry was unreadable through the IOMMU: the model cannot vouch for the device's writes; no migration until the guest resets the controller\n");
 		if (ret)
 			return ret;
 		if (!k.nr)
