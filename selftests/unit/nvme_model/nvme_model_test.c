@@ -547,6 +547,44 @@ TEST_F(model, features_kept)
 	EXPECT_TRUE(c->untracked & NVMP_UT_FEATURE);
 }
 
+/*
+ * Admin commands the model does not follow: reads pass; any other opcode
+ * that succeeds (Doorbell Buffer Config, Format NVM, a vendor's) makes the
+ * model untracked, one that fails changes nothing.
+ */
+TEST_F(model, unmodelled_admin_is_untracked)
+{
+	struct fake *f = self->f;
+	struct nvmp_ctrl *c = &f->c;
+	static const uint8_t harmless[] = { 0x02, 0x0a, 0x08, 0x18, 0x1a,
+					    0x82 };
+	static const uint8_t stateful[] = { 0x7c, 0x80, 0x84, 0x0d, 0x15,
+					    0x10, 0x1c, 0x19, 0xc1 };
+	struct sim_sqe s = { 0 };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(harmless); i++) {
+		s.cdw0 = harmless[i];
+		ASSERT_EQ(0, admin(f, &s, 0, 0));
+		/* (their data pointers here are not memory: ignored) */
+		EXPECT_FALSE(c->untracked & NVMP_UT_ADMIN)
+			TH_LOG("opcode %#x", harmless[i]);
+		c->untracked = 0;
+	}
+	for (i = 0; i < sizeof(stateful); i++) {
+		s.cdw0 = stateful[i];
+		ASSERT_EQ(0, admin(f, &s, 0x2, 0));	/* refused */
+		EXPECT_FALSE(c->untracked & NVMP_UT_ADMIN)
+			TH_LOG("opcode %#x", stateful[i]);
+		ASSERT_EQ(0, admin(f, &s, 0, 0));
+		EXPECT_TRUE(c->untracked & NVMP_UT_ADMIN)
+			TH_LOG("opcode %#x", stateful[i]);
+		EXPECT_EQ(stateful[i], c->last_unmediated);
+		EXPECT_EQ(0, nvmp_outstanding(c));
+		c->untracked = 0;
+	}
+}
+
 TEST_F(model, admin_data_dirty)
 {
 	struct fake *f = self->f;

@@ -68,6 +68,8 @@ struct nvmp_sgl {
 #define ADM_GET_FEAT	0x0a
 #define ADM_AER		0x0c
 #define ADM_KEEP_ALIVE	0x18
+#define ADM_DIRECTIVE_RECV	0x1a
+#define ADM_SECURITY_RECV	0x82
 
 /* NVM command set opcodes with a length of their own */
 #define IO_READ		0x02
@@ -791,6 +793,33 @@ static bool admin_tracked(u8 opc)
 }
 
 /*
+ * Admin commands that change nothing the model keeps or the migration
+ * moves: they read (logs, features, directives, security data), abort a
+ * command (whose completion the model sees) or keep a fabrics link alive.
+ * Every other opcode's successful completion either takes effect in the
+ * model (admin_tracked()) or makes it untracked (NVMP_UT_ADMIN): Doorbell
+ * Buffer Config would move the doorbells into guest memory, Format NVM,
+ * Sanitize, Namespace Management and Attachment, Firmware Commit,
+ * Virtualization Management and Directive Send change the device in
+ * ways the record does not carry, and an opcode unknown to the model
+ * (vendor specific ones included) is taken as one of those.
+ */
+static bool admin_harmless(u8 opc)
+{
+	switch (opc) {
+	case ADM_GET_LOG:
+	case ADM_GET_FEAT:
+	case ADM_ABORT:
+	case ADM_KEEP_ALIVE:
+	case ADM_DIRECTIVE_RECV:
+	case ADM_SECURITY_RECV:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
  * One command handed over on SQ @qid. The CQ slot count (@issued) is shared
  * with the other SQs of the CQ: under the model lock.
  */
@@ -814,12 +843,8 @@ static void decode(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s)
 
 		if (opc == ADM_AER)
 			aer_add(c, SQE_CID(s));
-		else if (admin_tracked(opc))
-			pending_add(c, s);
-		else if (opc != ADM_GET_LOG && opc != ADM_GET_FEAT &&
-			 opc != ADM_AER && opc != ADM_ABORT &&
-			 opc != ADM_KEEP_ALIVE)
-			c->last_unmediated = opc;
+		else if (!admin_harmless(opc))
+			pending_add(c, s);	/* its completion decides */
 		len = admin_to_host_len(c, s);
 	} else {
 		len = io_to_host_len(c, s, &md);
@@ -1046,6 +1071,12 @@ static void admin_done(struct nvmp_ctrl *c, const struct nvmp_cqe *e)
 			break;
 		case ADM_IDENTIFY:
 			identify_done(c, p);
+			break;
+		default:
+			if (!admin_tracked(p->opcode)) {
+				c->last_unmediated = p->opcode;
+				c->untracked |= NVMP_UT_ADMIN;
+			}
 			break;
 		}
 		return;

@@ -103,6 +103,7 @@ enum nvmp_feat {
 #define NVMP_UT_MEMORY		0x0400	/* guest memory unreadable */
 #define NVMP_UT_AER		0x0800	/* more than NVMP_MAX_AER AERs */
 #define NVMP_UT_TRACK		0x1000	/* the in-flight store overflowed */
+#define NVMP_UT_ADMIN		0x2000	/* an admin command not modelled */
 
 /*
  * How the model reaches guest memory. @read: copy @len bytes at guest IOVA
@@ -243,7 +244,7 @@ struct nvmp_ctrl {
 	unsigned int nr_aer;
 
 	u32 untracked;		/* NVMP_UT_*, sticky until controller reset */
-	u8 last_unmediated;	/* opcode of the last admin command not modelled */
+	u8 last_unmediated;	/* the admin opcode behind NVMP_UT_ADMIN */
 
 	struct nvmp_track trk;
 
