@@ -34,6 +34,10 @@ vm_machine() {
 
 	[ -f "$img" ] || vm_nvme_image "$img" || return 1
 
+	# tsc=reliable: under TCG a loaded host starves the vCPU threads, the
+	# clocksource watchdog then marks the TSC unstable, and the kernel's
+	# live patching of sched_clock's static key (int3 text_poke) oopsed in
+	# a run ("Oops: int3" in sched_clock_cpu, 6.12, multi-threaded TCG).
 	# shellcheck disable=SC2034,SC2054 # QEMU is for the caller; commas are -device syntax
 	QEMU=(qemu-system-x86_64
 		-M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 1G
@@ -46,7 +50,7 @@ vm_machine() {
 		-drive "file=$img,if=none,id=nvm0,format=raw"
 		-device nvme-ns,drive=nvm0,nsid=1,detached=on,share-rw=on
 		-kernel "$cache/kernels/$kver/vmlinuz" -initrd "$initrd"
-		-append "console=ttyS0 intel_iommu=on panic=-1 vmig.mode=$mode${*:+ $*}${VMIG_APPEND:+ $VMIG_APPEND}"
+		-append "console=ttyS0 intel_iommu=on tsc=reliable panic=-1 vmig.mode=$mode${*:+ $*}${VMIG_APPEND:+ $VMIG_APPEND}"
 		-serial "file:$out/console.log")
 }
 
