@@ -593,3 +593,38 @@ void mig_side_close(struct mig_side *s)
 	vmm_close(&s->d);
 	s->open = false;
 }
+
+/* reflected 0xedb88320, as zlib */
+uint32_t mig_crc32(const void *p, size_t len)
+{
+	static uint32_t table[256];
+	const uint8_t *b = p;
+	uint32_t crc = ~0u;
+	size_t i;
+
+	if (!table[1]) {
+		for (i = 0; i < 256; i++) {
+			uint32_t c = i;
+
+			for (int k = 0; k < 8; k++)
+				c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+			table[i] = c;
+		}
+	}
+	for (i = 0; i < len; i++)
+		crc = table[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+uint32_t mig_get32(const uint8_t *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+void mig_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+	p[2] = v >> 16;
+	p[3] = v >> 24;
+}

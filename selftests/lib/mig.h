@@ -187,4 +187,9 @@ static inline uint8_t *mig_host(struct mig_side *s, uint64_t iova)
 	return (uint8_t *)s->ram.host + (iova - s->ram.iova);
 }
 
+/* Stream bytes: CRC-32 as the stream's (zlib's crc32(0, p, len)), LE words */
+uint32_t mig_crc32(const void *p, size_t len);
+uint32_t mig_get32(const uint8_t *p);
+void mig_put32(uint8_t *p, uint32_t v);
+
 #endif

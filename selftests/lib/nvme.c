@@ -832,11 +832,11 @@ int nvme_io_submit(struct nvme_req *r, uint8_t opcode, uint64_t slba,
 	return sq_submit(q, r, &cmd);
 }
 
-int nvme_io_sync(struct nvme_req *r, uint8_t opcode, uint64_t slba,
-		 uint32_t nlb, int timeout_ms)
+/* Wait for @r's completion: its status, or -errno. */
+static int req_wait(struct nvme_req *r, int timeout_ms)
 {
 	uint64_t end = vmm_now_us() + (uint64_t)timeout_ms * 1000;
-	int ret = nvme_io_submit(r, opcode, slba, nlb);
+	int ret = 0;
 
 	while (!ret && !r->done) {
 		int64_t left = (int64_t)(end - vmm_now_us()) / 1000;
@@ -852,26 +852,22 @@ int nvme_io_sync(struct nvme_req *r, uint8_t opcode, uint64_t slba,
 	return ret ? ret : r->status;
 }
 
+int nvme_io_sync(struct nvme_req *r, uint8_t opcode, uint64_t slba,
+		 uint32_t nlb, int timeout_ms)
+{
+	int ret = nvme_io_submit(r, opcode, slba, nlb);
+
+	return ret ? ret : req_wait(r, timeout_ms);
+}
+
 int nvme_sqe_sync(struct nvme_req *r, struct nvme_sqe *cmd, int timeout_ms)
 {
-	uint64_t end = vmm_now_us() + (uint64_t)timeout_ms * 1000;
 	int ret;
 
 	r->opcode = cmd->opcode;
 	r->nr_prps = 0;
 	ret = sq_submit(r->q, r, cmd);
-	while (!ret && !r->done) {
-		int64_t left = (int64_t)(end - vmm_now_us()) / 1000;
-
-		if (left <= 0) {
-			why(r->q->c, "queue %u command %u: no completion in %d ms",
-			    r->q->qid, r->cid, timeout_ms);
-			return -ETIMEDOUT;
-		}
-		ret = nvme_io_wait(r->q, NULL, 0, (int)left);
-		ret = ret < 0 ? ret : 0;
-	}
-	return ret ? ret : r->status;
+	return ret ? ret : req_wait(r, timeout_ms);
 }
 
 uint32_t nvme_doorbell_offset(const struct nvme_ctrl *c, uint16_t qid, bool cq)

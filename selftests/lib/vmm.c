@@ -547,7 +547,7 @@ int vmm_reset(struct vmm_dev *d)
 	return ioctl(d->fd, VFIO_DEVICE_RESET) ? -errno : 0;
 }
 
-int vmm_enable_bus_master(struct vmm_dev *d)
+int vmm_command_update(struct vmm_dev *d, uint16_t set, uint16_t clear)
 {
 	uint16_t cmd;
 	int ret;
@@ -556,7 +556,12 @@ int vmm_enable_bus_master(struct vmm_dev *d)
 			      sizeof(cmd));
 	if (ret)
 		return ret;
-	cmd |= 0x6;	/* PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER */
+	cmd = (cmd & ~clear) | set;
 	return vmm_region_write(d, VFIO_PCI_CONFIG_REGION_INDEX, 0x04, &cmd,
 				sizeof(cmd));
+}
+
+int vmm_enable_bus_master(struct vmm_dev *d)
+{
+	return vmm_command_update(d, 0x6, 0);	/* MEMORY | MASTER */
 }

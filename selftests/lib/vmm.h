@@ -92,6 +92,8 @@ int vmm_irq_unmask(struct vmm_dev *d);
 int vmm_reset(struct vmm_dev *d);
 /* Set memory decoding and bus mastering in the command register. */
 int vmm_enable_bus_master(struct vmm_dev *d);
+/* Set then clear bits of the command register through the config region. */
+int vmm_command_update(struct vmm_dev *d, uint16_t set, uint16_t clear);
 
 /* time in microseconds (CLOCK_MONOTONIC) */
 uint64_t vmm_now_us(void);

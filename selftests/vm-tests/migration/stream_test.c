@@ -42,41 +42,6 @@
 #define REC_HDR		sizeof(struct vmig_stream_rec)
 #define MAX_RECS	64
 
-/* CRC-32 as zlib's crc32(0, p, len): reflected 0xedb88320. */
-static uint32_t crc32_of(const void *p, size_t len)
-{
-	static uint32_t table[256];
-	const uint8_t *b = p;
-	uint32_t crc = ~0u;
-	size_t i;
-
-	if (!table[1]) {
-		for (i = 0; i < 256; i++) {
-			uint32_t c = i;
-
-			for (int k = 0; k < 8; k++)
-				c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-			table[i] = c;
-		}
-	}
-	for (i = 0; i < len; i++)
-		crc = table[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
-	return ~crc;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = v;
-	p[1] = v >> 8;
-	p[2] = v >> 16;
-	p[3] = v >> 24;
-}
-
 /* Where the records of a well-formed stream start. */
 struct layout {
 	uint32_t hdr_len;
@@ -95,22 +60,22 @@ static const char *parse(const uint8_t *s, size_t len, struct layout *l)
 		return "bad magic";
 	if ((s[8] | s[9] << 8) != VMIG_STREAM_MAJOR)
 		return "bad major version";
-	l->hdr_len = get32(s + 12);
+	l->hdr_len = mig_get32(s + 12);
 	if (l->hdr_len < HDR_MIN || l->hdr_len > len)
 		return "bad header length";
-	if (get32(s + 16) & ~VMIG_STREAM_F_ALL)
+	if (mig_get32(s + 16) & ~VMIG_STREAM_F_ALL)
 		return "unknown feature bits";
-	if (crc32_of(s, l->hdr_len - 4) != get32(s + l->hdr_len - 4))
+	if (mig_crc32(s, l->hdr_len - 4) != mig_get32(s + l->hdr_len - 4))
 		return "bad header CRC";
 	l->nr = 0;
 	for (pos = l->hdr_len; pos + REC_HDR <= len && l->nr < MAX_RECS;) {
-		uint32_t type = get32(s + pos), rlen = get32(s + pos + 4);
+		uint32_t type = mig_get32(s + pos), rlen = mig_get32(s + pos + 4);
 
 		if (rlen > len - pos - REC_HDR)
 			return "record longer than the stream";
-		if (crc32_of(s + pos + REC_HDR, rlen) != get32(s + pos + 8))
+		if (mig_crc32(s + pos + REC_HDR, rlen) != mig_get32(s + pos + 8))
 			return "bad record CRC";
-		if (get32(s + pos + 12))
+		if (mig_get32(s + pos + 12))
 			return "record reserved field not zero";
 		l->off[l->nr++] = pos;
 		pos += REC_HDR + rlen;
@@ -336,11 +301,11 @@ TEST_F(stream, source_stream_is_well_formed)
 	ASSERT_EQ(NULL, why) TH_LOG("A's stream (%zu bytes): %s", self->s.len,
 				    why);
 	TH_LOG("%zu bytes: header %u, features %#x, %d records",
-	       self->s.len, self->l.hdr_len, get32(s + 16), self->l.nr);
+	       self->s.len, self->l.hdr_len, mig_get32(s + 16), self->l.nr);
 	for (i = 0; i < self->l.nr; i++)
-		TH_LOG("  record type %#x, %u bytes", get32(s + self->l.off[i]),
-		       get32(s + self->l.off[i] + 4));
-	EXPECT_EQ(VMIG_REC_END, get32(s + self->l.off[self->l.nr - 1]));
+		TH_LOG("  record type %#x, %u bytes", mig_get32(s + self->l.off[i]),
+		       mig_get32(s + self->l.off[i] + 4));
+	EXPECT_EQ(VMIG_REC_END, mig_get32(s + self->l.off[self->l.nr - 1]));
 }
 
 TEST_F_TIMEOUT(stream, unmutated_stream_accepted, 60)
@@ -382,15 +347,15 @@ static void where(FIXTURE_DATA(stream) *self, size_t off, char *buf,
 	off -= self->l.off[i];
 	if (off < REC_HDR)
 		snprintf(buf, len, "record %d (type %#x) %s byte %zu", i,
-			 get32(s + self->l.off[i]), field[off / 4], off % 4);
+			 mig_get32(s + self->l.off[i]), field[off / 4], off % 4);
 	else
 		snprintf(buf, len, "record %d (type %#x) payload byte %zu", i,
-			 get32(s + self->l.off[i]), off - REC_HDR);
+			 mig_get32(s + self->l.off[i]), off - REC_HDR);
 }
 
 static void fix_hdr_crc(uint8_t *m, uint32_t hdr_len)
 {
-	put32(m + hdr_len - 4, crc32_of(m, hdr_len - 4));
+	mig_put32(m + hdr_len - 4, mig_crc32(m, hdr_len - 4));
 }
 
 /* Mutate self->s into @m; returns the new length; @what says how. */
@@ -428,7 +393,7 @@ static size_t mutate(FIXTURE_DATA(stream) *self, enum kind k, uint8_t *m,
 						0x7fffffff };
 
 		pos = self->l.off[rnd(self) % self->l.nr];
-		old = get32(m + pos + 4);
+		old = mig_get32(m + pos + 4);
 		do {
 			switch (rnd(self) % 4) {
 			case 0:
@@ -444,7 +409,7 @@ static size_t mutate(FIXTURE_DATA(stream) *self, enum kind k, uint8_t *m,
 				v = rnd(self);
 			}
 		} while (v == old);
-		put32(m + pos + 4, v);
+		mig_put32(m + pos + 4, v);
 		where(self, pos, what, wlen);
 		snprintf(what + strlen(what), wlen - strlen(what),
 			 ": length %u -> %u", old, v);
@@ -470,7 +435,7 @@ static size_t mutate(FIXTURE_DATA(stream) *self, enum kind k, uint8_t *m,
 		do {
 			v = 1u << (rnd(self) % 32);
 		} while (v & VMIG_STREAM_F_ALL);
-		put32(m + 16, get32(m + 16) | v);
+		mig_put32(m + 16, mig_get32(m + 16) | v);
 		fix_hdr_crc(m, self->l.hdr_len);
 		snprintf(what, wlen, "feature bit %#x", v);
 		return len;
@@ -480,8 +445,8 @@ static size_t mutate(FIXTURE_DATA(stream) *self, enum kind k, uint8_t *m,
 		if (rnd(self) % 4 == 0) {
 			/* a second, well-formed END record */
 			memset(m + len, 0, REC_HDR);
-			put32(m + len, VMIG_REC_END);
-			put32(m + len + 8, crc32_of(m, 0));
+			mig_put32(m + len, VMIG_REC_END);
+			mig_put32(m + len + 8, mig_crc32(m, 0));
 			n = REC_HDR;
 		} else {
 			for (i = 0; i < n; i++)
@@ -586,7 +551,7 @@ static const uint8_t *rec_at(FIXTURE_DATA(stream) *self, int i,
 {
 	const uint8_t *p = self->s.data + self->l.off[i];
 
-	*len = REC_HDR + get32(p + 4);
+	*len = REC_HDR + mig_get32(p + 4);
 	return p;
 }
 
@@ -673,7 +638,7 @@ TEST_F_TIMEOUT(stream, targeted_mutations_refused, 300)
 	for (i = 0; i < 4; i++) {
 		memcpy(m, self->s.data, end);
 		memset(m + end, 0, REC_HDR);
-		put32(m + end, odd_types[i]);
+		mig_put32(m + end, odd_types[i]);
 		memcpy(m + end + REC_HDR, self->s.data + end, REC_HDR);
 		snprintf(what, sizeof(what), "a record of type %#x before END",
 			 odd_types[i]);
@@ -693,7 +658,7 @@ TEST_F_TIMEOUT(stream, targeted_mutations_refused, 300)
 			       what);
 	}
 	for (i = 0; i < nr - 1; i++) {
-		uint32_t type = get32(self->s.data + self->l.off[i]);
+		uint32_t type = mig_get32(self->s.data + self->l.off[i]);
 
 		for (j = 0; j <= nr; j++)
 			order[j] = j < nr ? j : -1;
@@ -740,11 +705,11 @@ static size_t log_record(uint8_t *m, uint64_t seq)
 					   .width = 4 };
 
 	memset(m, 0, REC_HDR);
-	put32(m, VMIG_REC_REG_LOG);
-	put32(m + 4, sizeof(l) + sizeof(e));
+	mig_put32(m, VMIG_REC_REG_LOG);
+	mig_put32(m + 4, sizeof(l) + sizeof(e));
 	memcpy(m + REC_HDR, &l, sizeof(l));
 	memcpy(m + REC_HDR + sizeof(l), &e, sizeof(e));
-	put32(m + 8, crc32_of(m + REC_HDR, sizeof(l) + sizeof(e)));
+	mig_put32(m + 8, mig_crc32(m + REC_HDR, sizeof(l) + sizeof(e)));
 	return REC_HDR + sizeof(l) + sizeof(e);
 }
 
@@ -808,7 +773,7 @@ static int profile_rec(FIXTURE_DATA(stream) *self)
 	int i;
 
 	for (i = 0; i < self->l.nr; i++)
-		if (get32(self->s.data + self->l.off[i]) ==
+		if (mig_get32(self->s.data + self->l.off[i]) ==
 		    VMIG_REC_PROFILE_STATE)
 			return i;
 	return -1;
@@ -826,8 +791,8 @@ static size_t with_payload(FIXTURE_DATA(stream) *self, uint8_t *m, int idx,
 
 	memcpy(m, self->s.data, at);
 	memcpy(m + at, r, REC_HDR);
-	put32(m + at + 4, len);
-	put32(m + at + 8, crc32_of(p, len));
+	mig_put32(m + at + 4, len);
+	mig_put32(m + at + 8, mig_crc32(p, len));
 	memcpy(m + at + REC_HDR, p, len);
 	rest = self->s.len - at - n;
 	memcpy(m + at + REC_HDR + len, r + n, rest);

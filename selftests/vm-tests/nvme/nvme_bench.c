@@ -42,6 +42,7 @@
 
 #include "mig.h"
 #include "nvme.h"
+#include "nvme_vf.h"
 #include "testbed.h"
 
 #define RAM_IOVA	0x100000ull
@@ -58,13 +59,6 @@
 #define MIG_REPS	7
 #define DIRTY_READS	2000
 
-struct vf {
-	struct vmm_dev d;
-	struct vmm_ram ram;
-	struct nvme_ctrl c;
-	bool open;
-};
-
 static int cmp_d(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -78,88 +72,38 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* Bound to vfio-mig: trap mode sparse, the nvme profile (as nvme_test). */
-static int vf_trap(const char *bdf)
+/* @bdf under @driver (vfio-mig: the nvme profile, sparse trap). */
+static int vf_bind(const char *bdf, const char *driver)
 {
-	char path[128], prof[32] = "";
-	FILE *f;
-	int ret;
+	char err[256];
+	int ret = vmm_bind(bdf, driver);
 
-	snprintf(path, sizeof(path),
-		 "/sys/bus/pci/devices/%s/vfio_mig/trap_mode", bdf);
-	ret = vmm_sysfs_write(path, "sparse");
-	if (ret) {
-		fprintf(stderr, "%s: trap mode sparse: %s\n", bdf,
-			strerror(-ret));
-		return ret;
-	}
-	snprintf(path, sizeof(path),
-		 "/sys/bus/pci/devices/%s/vfio_mig/profile", bdf);
-	ret = vmm_sysfs_write(path, "nvme");
-	if (ret) {
-		fprintf(stderr, "%s: profile nvme: %s\n", bdf, strerror(-ret));
-		return ret;
-	}
-	f = fopen(path, "r");
-	if (!f || !fgets(prof, sizeof(prof), f) || strcmp(prof, "nvme\n")) {
-		fprintf(stderr, "%s: profile '%s', not nvme\n", bdf, prof);
-		ret = -EINVAL;
-	}
-	if (f)
-		fclose(f);
+	if (!ret && !strcmp(driver, TB_DRIVER))
+		ret = nvme_vf_trap(bdf, err, sizeof(err));
+	else if (ret)
+		snprintf(err, sizeof(err), "bind %s to %s: %s", bdf, driver,
+			 strerror(-ret));
+	if (ret)
+		fprintf(stderr, "%s\n", err);
 	return ret;
 }
 
-static int vf_bind(const char *bdf, const char *driver)
+/* VF @bdf under @driver with NR_IOQ I/O queue pairs. */
+static int vf_up(struct nvme_vf *v, const char *bdf, const char *driver)
 {
-	int ret = vmm_bind(bdf, driver);
-
-	if (ret) {
-		fprintf(stderr, "bind %s to %s: %s\n", bdf, driver,
-			strerror(-ret));
-		return ret;
-	}
-	return strcmp(driver, TB_DRIVER) ? 0 : vf_trap(bdf);
-}
-
-static int vf_up(struct vf *v, const char *bdf, const char *driver)
-{
+	char err[320];
 	int ret;
 
-	memset(v, 0, sizeof(*v));
-	v->ram.memfd = -1;
-	ret = vf_bind(bdf, driver);
-	if (ret)
-		return ret;
-	ret = vmm_open(&v->d, bdf);
+	ret = nvme_vf_up(v, bdf, driver, RAM_SIZE, RAM_IOVA, NSID, err,
+			 sizeof(err));
 	if (ret) {
-		fprintf(stderr, "open %s: %s\n", bdf, strerror(-ret));
+		fprintf(stderr, "%s\n", err);
 		return ret;
 	}
-	v->open = true;
-	ret = vmm_ram_alloc(&v->ram, RAM_SIZE, RAM_IOVA);
-	if (!ret)
-		ret = vmm_dma_map(&v->d, &v->ram);
-	if (ret) {
-		fprintf(stderr, "RAM for %s: %s\n", bdf, strerror(-ret));
-		return ret;
-	}
-	ret = nvme_ctrl_init(&v->c, &v->d, &v->ram, NSID, false);
-	if (!ret)
-		ret = nvme_create_io_queues(&v->c, NR_IOQ, QDEPTH, false);
+	ret = nvme_create_io_queues(&v->c, NR_IOQ, QDEPTH, false);
 	if (ret)
 		fprintf(stderr, "%s: %s (%s)\n", bdf, v->c.why, strerror(-ret));
 	return ret;
-}
-
-static void vf_down(struct vf *v)
-{
-	if (!v->open)
-		return;
-	nvme_ctrl_fini(&v->c);
-	vmm_ram_release(&v->d, &v->ram);
-	vmm_close(&v->d);
-	v->open = false;
 }
 
 static unsigned long wl_cmds(const struct nvme_wl *w)
@@ -194,7 +138,7 @@ struct iops {
  * the BAR region instead of the mmap: what a VMM pays for a doorbell it
  * traps itself, without the profile (a diagnostic for the ratio).
  */
-static double batch_rw(struct vf *v, struct nvme_wl *w, const char *who)
+static double batch_rw(struct nvme_vf *v, struct nvme_wl *w, const char *who)
 {
 	volatile uint8_t *bar = v->c.bar;
 	double r;
@@ -208,7 +152,7 @@ static double batch_rw(struct vf *v, struct nvme_wl *w, const char *who)
 static int iops_phase(const char *pci_bdf, const char *mig_bdf,
 		      uint64_t pci_base, uint64_t mig_base, struct iops *a)
 {
-	struct vf *p = calloc(1, sizeof(*p)), *m = calloc(1, sizeof(*m));
+	struct nvme_vf *p = calloc(1, sizeof(*p)), *m = calloc(1, sizeof(*m));
 	struct nvme_wl wp, wm;
 	int i, ret = -1;
 
@@ -263,9 +207,9 @@ out:
 	nvme_wl_free(&wp);
 	nvme_wl_free(&wm);
 	if (p)
-		vf_down(p);
+		nvme_vf_down(p);
 	if (m)
-		vf_down(m);
+		nvme_vf_down(m);
 	free(p);
 	free(m);
 	return ret;
@@ -342,7 +286,7 @@ static int pass_on(int from, int to, bool precopy, size_t *bytes)
 static int migrate_once(const struct tb_devs *t, bool precopy,
 			struct mig_time *m)
 {
-	struct vf *src = calloc(1, sizeof(*src));
+	struct nvme_vf *src = calloc(1, sizeof(*src));
 	struct vmm_dev *dst = calloc(1, sizeof(*dst));
 	uint64_t t0, t1, t2, t3, t4;
 	bool dst_open = false, dst_mapped = false;
@@ -455,7 +399,7 @@ out:
 	if (dst_open)
 		vmm_close(dst);
 	if (src)
-		vf_down(src);
+		nvme_vf_down(src);
 	free(src);
 	free(dst);
 	return ret;
@@ -490,7 +434,7 @@ static int migrate_reps(const struct tb_devs *t, bool precopy,
 
 static int bench_migration(const struct tb_devs *t)
 {
-	struct vf *v = calloc(1, sizeof(*v));
+	struct nvme_vf *v = calloc(1, sizeof(*v));
 	struct mig_time md, sc;
 	uint64_t flags = 0;
 	bool precopy;
@@ -499,7 +443,7 @@ static int bench_migration(const struct tb_devs *t)
 	if (!v || vf_up(v, t->vf[0], TB_DRIVER))
 		return -1;
 	ret = mig_features(&v->d, &flags);
-	vf_down(v);
+	nvme_vf_down(v);
 	free(v);
 	if (ret || !(flags & VFIO_MIGRATION_STOP_COPY) ||
 	    !(flags & VFIO_MIGRATION_P2P)) {
@@ -534,7 +478,7 @@ static int bench_migration(const struct tb_devs *t)
 static int bench_dirty(const struct tb_devs *t)
 {
 	const unsigned long words = RAM_SIZE / MIG_PAGE / 64;
-	struct vf *v = calloc(1, sizeof(*v));
+	struct nvme_vf *v = calloc(1, sizeof(*v));
 	uint64_t end, *seen = calloc(words, 8);
 	unsigned long i, reports = 0;
 	struct nvme_dev_writes dw;
@@ -598,7 +542,7 @@ out:
 	nvme_wl_free(&w);
 	nvme_dw_free(&dw);
 	if (v)
-		vf_down(v);
+		nvme_vf_down(v);
 	free(v);
 	free(seen);
 	return ret;

@@ -33,6 +33,7 @@
 #include "kselftest_harness.h"
 #include "mig.h"
 #include "nvme.h"
+#include "nvme_vf.h"
 #include "testbed.h"
 
 #define RAM_IOVA	0x100000ull
@@ -60,57 +61,6 @@ struct nvmp_state_hdr_view {
 #ifndef STREAM_ITERS
 #define STREAM_ITERS	10000
 #endif
-
-/* CRC-32 as zlib's crc32(0, p, len): reflected 0xedb88320. */
-static uint32_t crc32_of(const void *p, size_t len)
-{
-	static uint32_t table[256];
-	const uint8_t *b = p;
-	uint32_t crc = ~0u;
-	size_t i;
-
-	if (!table[1]) {
-		for (i = 0; i < 256; i++) {
-			uint32_t c = i;
-
-			for (int k = 0; k < 8; k++)
-				c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-			table[i] = c;
-		}
-	}
-	for (i = 0; i < len; i++)
-		crc = table[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
-	return ~crc;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = v;
-	p[1] = v >> 8;
-	p[2] = v >> 16;
-	p[3] = v >> 24;
-}
-
-/* Bound to vfio-mig: the nvme profile, trap mode sparse. */
-static int vf_trap(const char *bdf)
-{
-	char path[128];
-	int ret;
-
-	snprintf(path, sizeof(path),
-		 "/sys/bus/pci/devices/%s/vfio_mig/trap_mode", bdf);
-	ret = vmm_sysfs_write(path, "sparse");
-	if (ret)
-		return ret;
-	snprintf(path, sizeof(path),
-		 "/sys/bus/pci/devices/%s/vfio_mig/profile", bdf);
-	return vmm_sysfs_write(path, "nvme");
-}
 
 static unsigned long tainted(void)
 {
@@ -160,11 +110,11 @@ static const char *parse(FIXTURE_DATA(hostile) *self)
 
 	if (len < sizeof(struct vmig_stream_hdr))
 		return "short";
-	self->hdr_len = get32(s + 12);
+	self->hdr_len = mig_get32(s + 12);
 	self->nr = 0;
 	self->prof = -1;
 	for (pos = self->hdr_len; pos + REC_HDR <= len && self->nr < MAX_RECS;) {
-		uint32_t type = get32(s + pos), rlen = get32(s + pos + 4);
+		uint32_t type = mig_get32(s + pos), rlen = mig_get32(s + pos + 4);
 
 		if (rlen > len - pos - REC_HDR)
 			return "record longer than the stream";
@@ -180,7 +130,7 @@ static const char *parse(FIXTURE_DATA(hostile) *self)
 
 static uint64_t get64(const uint8_t *p)
 {
-	return get32(p) | (uint64_t)get32(p + 4) << 32;
+	return mig_get32(p) | (uint64_t)mig_get32(p + 4) << 32;
 }
 
 /*
@@ -193,7 +143,7 @@ static uint64_t get64(const uint8_t *p)
 static int same_record(const uint8_t *a, const uint8_t *b, size_t n)
 {
 	size_t at = offsetof(struct nvmp_state_hdr_view, admin_issued);
-	uint32_t aqa = get32(a + offsetof(struct nvmp_state_hdr_view, aqa));
+	uint32_t aqa = mig_get32(a + offsetof(struct nvmp_state_hdr_view, aqa));
 	uint64_t x = (aqa & 0xfff) + 1, y = 2 * (((aqa >> 16) & 0xfff) + 1);
 	uint64_t g = x, h = y, period;
 
@@ -236,8 +186,8 @@ static long find_profile_record(const uint8_t *s, size_t len)
 
 	if (len < sizeof(struct vmig_stream_hdr))
 		return -1;
-	for (pos = get32(s + 12); pos + REC_HDR <= len;) {
-		uint32_t type = get32(s + pos), rlen = get32(s + pos + 4);
+	for (pos = mig_get32(s + 12); pos + REC_HDR <= len;) {
+		uint32_t type = mig_get32(s + pos), rlen = mig_get32(s + pos + 4);
 
 		if (rlen > len - pos - REC_HDR)
 			return -1;
@@ -256,6 +206,7 @@ FIXTURE_SETUP(hostile)
 	struct nvme_ctrl *c = &self->c;
 	uint64_t flags = 0;
 	const char *why;
+	char err[256];
 	int fd, ret;
 
 	self->fd_b = -1;
@@ -265,8 +216,10 @@ FIXTURE_SETUP(hostile)
 	ASSERT_EQ(TB_NR_VF, self->t.nr_vf);
 	ASSERT_EQ(0, vmm_bind(self->t.vf[0], TB_DRIVER));
 	ASSERT_EQ(0, vmm_bind(self->t.vf[1], TB_DRIVER));
-	ASSERT_EQ(0, vf_trap(self->t.vf[0]));
-	ASSERT_EQ(0, vf_trap(self->t.vf[1]));
+	ASSERT_EQ(0, nvme_vf_trap(self->t.vf[0], err, sizeof(err)))
+		TH_LOG("%s", err);
+	ASSERT_EQ(0, nvme_vf_trap(self->t.vf[1], err, sizeof(err)))
+		TH_LOG("%s", err);
 	ASSERT_EQ(0, vmm_open(&self->a, self->t.vf[0]));
 	self->a_open = true;
 	ASSERT_EQ(0, vmm_open(&self->b, self->t.vf[1]));
@@ -423,7 +376,7 @@ static void fix_rec_crc(FIXTURE_DATA(hostile) *self, uint8_t *m, int i)
 {
 	size_t at = self->off[i];
 
-	put32(m + at + 8, crc32_of(m + at + REC_HDR, get32(m + at + 4)));
+	mig_put32(m + at + 8, mig_crc32(m + at + REC_HDR, mig_get32(m + at + 4)));
 }
 
 /*
@@ -435,7 +388,7 @@ static size_t mutate(FIXTURE_DATA(hostile) *self, enum kind k, uint8_t *m,
 		     long *body_off, long *hdr_off)
 {
 	size_t len = self->s.len, pos, at = self->off[self->prof];
-	uint32_t plen = get32(self->s.data + at + 4), v, old;
+	uint32_t plen = mig_get32(self->s.data + at + 4), v, old;
 	uint8_t *blob = m + at + REC_HDR + PROF_HDR;
 	uint32_t blen = plen - PROF_HDR;
 	int i, n;
@@ -458,7 +411,7 @@ static size_t mutate(FIXTURE_DATA(hostile) *self, enum kind k, uint8_t *m,
 		return len;
 	case RECORD_LENGTH:
 		pos = self->off[rnd(self) % self->nr];
-		old = get32(m + pos + 4);
+		old = mig_get32(m + pos + 4);
 		do {
 			switch (rnd(self) % 3) {
 			case 0:
@@ -471,13 +424,13 @@ static size_t mutate(FIXTURE_DATA(hostile) *self, enum kind k, uint8_t *m,
 				v = rnd(self);
 			}
 		} while (v == old);
-		put32(m + pos + 4, v);
+		mig_put32(m + pos + 4, v);
 		return len;
 	case STREAM_HEADER:
 		/* any byte but the CRC, which is then fixed */
 		pos = rnd(self) % (self->hdr_len - 4);
 		m[pos] ^= 1 + rnd(self) % 255;
-		put32(m + self->hdr_len - 4, crc32_of(m, self->hdr_len - 4));
+		mig_put32(m + self->hdr_len - 4, mig_crc32(m, self->hdr_len - 4));
 		*hdr_off = pos;
 		return len;
 	case PROFILE_HEADER:
@@ -508,12 +461,12 @@ static size_t mutate(FIXTURE_DATA(hostile) *self, enum kind k, uint8_t *m,
 			break;
 		default:
 			pos = (rnd(self) % blen) & ~3ul;
-			old = get32(blob + pos);
+			old = mig_get32(blob + pos);
 			do {
 				v = rnd(self) % 2 ? old + 1 + rnd(self) % 8 :
 						    (uint32_t)rnd(self);
 			} while (v == old);
-			put32(blob + pos, v);
+			mig_put32(blob + pos, v);
 			break;
 		}
 		*body_off = pos;
@@ -540,13 +493,13 @@ static void check_accepted(struct __test_metadata *_metadata,
 {
 	size_t at = self->off[self->prof];
 	const uint8_t *blob = m + at + REC_HDR + PROF_HDR;
-	uint32_t blen = get32(m + at + 4) - PROF_HDR;
+	uint32_t blen = mig_get32(m + at + 4) - PROF_HDR;
 	uint32_t csts = vmm_read32(&self->b, 0, NVME_REG_CSTS);
 	struct mig_buf s = {};
 	long at2;
 	int fd, ret;
 
-	EXPECT_EQ(get32(blob + 4) & NVME_CC_EN, csts & NVME_CSTS_RDY)
+	EXPECT_EQ(mig_get32(blob + 4) & NVME_CC_EN, csts & NVME_CSTS_RDY)
 		TH_LOG("CSTS %#x", csts);
 	EXPECT_EQ(0, csts & NVME_CSTS_CFS);
 	ASSERT_EQ(0, mig_set_state(&self->b, VFIO_DEVICE_STATE_STOP_COPY,
@@ -557,7 +510,7 @@ static void check_accepted(struct __test_metadata *_metadata,
 	/* VF 2's own stream: its PROFILE_STATE record, wherever it sits */
 	at2 = find_profile_record(s.data, s.len);
 	ASSERT_LT(0, at2) TH_LOG("VF 2's stream has no PROFILE_STATE record");
-	ASSERT_EQ(blen + PROF_HDR, get32((uint8_t *)s.data + at2 + 4));
+	ASSERT_EQ(blen + PROF_HDR, mig_get32((uint8_t *)s.data + at2 + 4));
 	EXPECT_EQ(0, same_record(blob, (uint8_t *)s.data + at2 + REC_HDR +
 				 PROF_HDR, blen))
 		TH_LOG("VF 2 saves another record than it took: %s",

@@ -23,6 +23,7 @@
 #include "kselftest_harness.h"
 #include "mig.h"
 #include "nvme.h"
+#include "nvme_vf.h"
 #include "testbed.h"
 
 #define RAM_IOVA	0x100000ull
@@ -36,67 +37,19 @@
 #define LBA_BASE	20480		/* clear of nvme_test.c's workloads */
 #define QUEUE_DB	"/sys/kernel/debug/vfio-mig/queue_doorbells"
 
-struct vf {
-	struct vmm_dev d;
-	struct vmm_ram ram;
-	struct nvme_ctrl c;
-	bool open;
-};
-
-static int vf_up(struct vf *v, const char *bdf, char *err, size_t len)
+/* VF @bdf under the nvme profile (sparse trap), NQ I/O queue pairs. */
+static int vf_up(struct nvme_vf *v, const char *bdf, char *err, size_t len)
 {
-	char path[128];
-	int ret;
+	int ret = nvme_vf_up(v, bdf, TB_DRIVER, RAM_SIZE, RAM_IOVA, NSID, err,
+			     len);
 
-	memset(v, 0, sizeof(*v));
-	v->ram.memfd = -1;
-	ret = vmm_bind(bdf, TB_DRIVER);
-	if (ret) {
-		snprintf(err, len, "bind %s: %s", bdf, strerror(-ret));
+	if (ret)
 		return ret;
-	}
-	snprintf(path, sizeof(path),
-		 "/sys/bus/pci/devices/%s/vfio_mig/trap_mode", bdf);
-	ret = vmm_sysfs_write(path, "sparse");
-	snprintf(path, sizeof(path),
-		 "/sys/bus/pci/devices/%s/vfio_mig/profile", bdf);
-	if (!ret)
-		ret = vmm_sysfs_write(path, "nvme");
-	if (ret) {
-		snprintf(err, len, "%s: sparse trap, profile nvme: %s", bdf,
-			 strerror(-ret));
-		return ret;
-	}
-	ret = vmm_open(&v->d, bdf);
-	if (ret) {
-		snprintf(err, len, "open %s: %s", bdf, strerror(-ret));
-		return ret;
-	}
-	v->open = true;
-	ret = vmm_ram_alloc(&v->ram, RAM_SIZE, RAM_IOVA);
-	if (!ret)
-		ret = vmm_dma_map(&v->d, &v->ram);
-	if (ret) {
-		snprintf(err, len, "RAM for %s: %s", bdf, strerror(-ret));
-		return ret;
-	}
-	ret = nvme_ctrl_init(&v->c, &v->d, &v->ram, NSID, false);
-	if (!ret)
-		ret = nvme_create_io_queues(&v->c, NQ, QDEPTH, false);
+	ret = nvme_create_io_queues(&v->c, NQ, QDEPTH, false);
 	if (ret)
 		snprintf(err, len, "%s: %s (%s)", bdf, v->c.why,
 			 strerror(-ret));
 	return ret;
-}
-
-static void vf_down(struct vf *v)
-{
-	if (!v->open)
-		return;
-	nvme_ctrl_fini(&v->c);
-	vmm_ram_release(&v->d, &v->ram);
-	vmm_close(&v->d);
-	v->open = false;
 }
 
 /*
@@ -402,7 +355,7 @@ static void crew_check(struct __test_metadata *_metadata, struct crew *k)
 
 FIXTURE(q2) {
 	struct tb_devs t;
-	struct vf vf;
+	struct nvme_vf vf;
 };
 
 FIXTURE_SETUP(q2)
@@ -418,7 +371,7 @@ FIXTURE_SETUP(q2)
 
 FIXTURE_TEARDOWN(q2)
 {
-	vf_down(&self->vf);
+	nvme_vf_down(&self->vf);
 	vmm_sysfs_write(QUEUE_DB, "Y");
 }
 

@@ -17,6 +17,7 @@
 #include "kselftest_harness.h"
 #include "mig.h"
 #include "nvme.h"
+#include "nvme_vf.h"
 #include "testbed.h"
 
 #define RAM_IOVA	0x100000ull
@@ -28,97 +29,16 @@
 #define WL_TMO		40000
 
 /* One VF under its driver, its RAM mapped, the controller enabled. */
-struct vf {
-	struct vmm_dev d;
-	struct vmm_ram ram;
-	struct nvme_ctrl c;
-	bool open;
-};
-
-/* Bound to vfio-mig: the nvme profile, trap mode sparse. */
-static int vf_trap(const char *bdf, char *err, size_t len)
-{
-	char path[128], prof[32] = "";
-	FILE *f;
-	int ret;
-
-	snprintf(path, sizeof(path),
-		 "/sys/bus/pci/devices/%s/vfio_mig/trap_mode", bdf);
-	ret = vmm_sysfs_write(path, "sparse");
-	if (ret) {
-		snprintf(err, len, "%s: trap mode sparse: %s", bdf,
-			 strerror(-ret));
-		return ret;
-	}
-	snprintf(path, sizeof(path),
-		 "/sys/bus/pci/devices/%s/vfio_mig/profile", bdf);
-	/* its own profile, whatever an earlier suite set */
-	ret = vmm_sysfs_write(path, "nvme");
-	if (ret) {
-		snprintf(err, len, "%s: profile nvme: %s", bdf, strerror(-ret));
-		return ret;
-	}
-	f = fopen(path, "r");
-	if (!f || !fgets(prof, sizeof(prof), f) || strcmp(prof, "nvme\n")) {
-		snprintf(err, len, "%s: profile '%s', not nvme", bdf, prof);
-		ret = -EINVAL;
-	}
-	if (f)
-		fclose(f);
-	return ret;
-}
-
-static int vf_up(struct vf *v, const char *bdf, const char *driver,
+/* VF @bdf under @driver, RAM_SIZE bytes of RAM at RAM_IOVA, namespace 1. */
+static int vf_up(struct nvme_vf *v, const char *bdf, const char *driver,
 		 char *err, size_t len)
 {
-	int ret;
-
-	memset(v, 0, sizeof(*v));
-	v->ram.memfd = -1;
-	ret = vmm_bind(bdf, driver);
-	if (ret) {
-		snprintf(err, len, "bind %s to %s: %s", bdf, driver,
-			 strerror(-ret));
-		return ret;
-	}
-	if (!strcmp(driver, TB_DRIVER)) {
-		ret = vf_trap(bdf, err, len);
-		if (ret)
-			return ret;
-	}
-	ret = vmm_open(&v->d, bdf);
-	if (ret) {
-		snprintf(err, len, "open %s: %s", bdf, strerror(-ret));
-		return ret;
-	}
-	v->open = true;
-	ret = vmm_ram_alloc(&v->ram, RAM_SIZE, RAM_IOVA);
-	if (!ret)
-		ret = vmm_dma_map(&v->d, &v->ram);
-	if (ret) {
-		snprintf(err, len, "RAM for %s: %s", bdf, strerror(-ret));
-		return ret;
-	}
-	ret = nvme_ctrl_init(&v->c, &v->d, &v->ram, NSID, false);
-	if (ret)
-		snprintf(err, len, "%s: %s (%s)", bdf, v->c.why,
-			 strerror(-ret));
-	return ret;
-}
-
-static void vf_down(struct vf *v)
-{
-	if (!v->open)
-		return;
-	nvme_ctrl_fini(&v->c);
-	vmm_ram_release(&v->d, &v->ram);
-	vmm_close(&v->d);
-	v->open = false;
+	return nvme_vf_up(v, bdf, driver, RAM_SIZE, RAM_IOVA, NSID, err, len);
 }
 
 FIXTURE(vf1) {
 	struct tb_devs t;
-	struct vf vf;
+	struct nvme_vf vf;
 };
 
 FIXTURE_VARIANT(vf1) {
@@ -148,13 +68,13 @@ FIXTURE_SETUP(vf1)
 
 FIXTURE_TEARDOWN(vf1)
 {
-	vf_down(&self->vf);
+	nvme_vf_down(&self->vf);
 }
 
 /* VF 1 under the nvme profile only: what plain vfio-pci cannot do. */
 FIXTURE(mig) {
 	struct tb_devs t;
-	struct vf vf;
+	struct nvme_vf vf;
 };
 
 FIXTURE_SETUP(mig)
@@ -170,7 +90,7 @@ FIXTURE_SETUP(mig)
 
 FIXTURE_TEARDOWN(mig)
 {
-	vf_down(&self->vf);
+	nvme_vf_down(&self->vf);
 }
 
 static void pattern(uint8_t *p, size_t len, uint32_t seed)
@@ -486,7 +406,7 @@ TEST_F(vf1, workload_catches_bad_data)
 TEST_F_TIMEOUT(vf1, vf2_sees_vf1_data, 90)
 {
 	struct nvme_ctrl *c1 = &self->vf.c, *c2;
-	struct vf *vf2;
+	struct nvme_vf *vf2;
 	struct nvme_wl w;
 	char err[320];
 	uint64_t t0;
@@ -528,7 +448,7 @@ TEST_F_TIMEOUT(vf1, vf2_sees_vf1_data, 90)
 	log_wl(_metadata, &w, vmm_now_us() - t0);
 	EXPECT_EQ(0, w.errors);
 	nvme_wl_free(&w);
-	vf_down(vf2);
+	nvme_vf_down(vf2);
 	free(vf2);
 }
 
@@ -544,7 +464,7 @@ TEST_F_TIMEOUT(vf1, abandon_in_flight_then_vf2, 60)
 {
 	struct nvme_ctrl *c1 = &self->vf.c, *c2;
 	unsigned long alts = 0;
-	struct vf *vf2;
+	struct nvme_vf *vf2;
 	struct nvme_wl w;
 	char err[320];
 	uint32_t i;
@@ -585,7 +505,7 @@ TEST_F_TIMEOUT(vf1, abandon_in_flight_then_vf2, 60)
 	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
 	EXPECT_EQ(0, w.errors) TH_LOG("%s", w.why);
 	nvme_wl_free(&w);
-	vf_down(vf2);
+	nvme_vf_down(vf2);
 	free(vf2);
 }
 
@@ -633,7 +553,8 @@ TEST_F_TIMEOUT(mig, migrate_to_vf2_with_io, 120)
 	dst = calloc(1, sizeof(*dst));
 	ASSERT_NE(NULL, dst);
 	ASSERT_EQ(0, vmm_bind(self->t.vf[1], TB_DRIVER));
-	ASSERT_EQ(0, vf_trap(self->t.vf[1], err, sizeof(err))) TH_LOG("%s", err);
+	ASSERT_EQ(0, nvme_vf_trap(self->t.vf[1], err, sizeof(err)))
+		TH_LOG("%s", err);
 	ASSERT_EQ(0, vmm_open(dst, self->t.vf[1]));
 	ASSERT_EQ(0, vmm_dma_map(dst, &self->vf.ram));
 	ASSERT_EQ(0, vmm_enable_bus_master(dst));
@@ -776,7 +697,7 @@ TEST_F_TIMEOUT(mig, source_goes_on_after_stop_copy, 120)
  * held with the pages the device wrote (each Read's data, the completion
  * queues). The queues must exist.
  */
-static void dirty_run(struct __test_metadata *_metadata, struct vf *vf,
+static void dirty_run(struct __test_metadata *_metadata, struct nvme_vf *vf,
 		      uint64_t slba, unsigned long reads, uint32_t seed,
 		      struct nvme_dw_cmp *cmp)
 {
@@ -929,7 +850,7 @@ static const char *const hostile_names[HOSTILE_STEPS] = {
  * a queue's end, Create I/O queue commands with bad parameters. @out gets
  * each step's outcome (the completion status, -errno, or CFS).
  */
-static void hostile_seq(struct __test_metadata *_metadata, struct vf *v,
+static void hostile_seq(struct __test_metadata *_metadata, struct nvme_vf *v,
 			int *out)
 {
 	const uint64_t outside = 0x7ff00000ull;	/* no mapping there */
@@ -998,7 +919,7 @@ TEST_F_TIMEOUT(mig, hostile_guest_commands, 120)
 	struct nvme_dw_cmp cmp;
 	struct mig_dirty log;
 	uint64_t *seen;
-	struct vf *other;
+	struct nvme_vf *other;
 	char err[320];
 	void *snap;
 	uint32_t st;
@@ -1062,7 +983,7 @@ TEST_F_TIMEOUT(mig, hostile_guest_commands, 120)
 		TH_LOG("%-42s %d", hostile_names[i], prof[i]);
 	}
 	EXPECT_EQ(0, prof[HOSTILE_STEPS - 1]);
-	vf_down(other);
+	nvme_vf_down(other);
 	free(other);
 	vmm_bind(self->t.vf[1], TB_DRIVER);
 

@@ -181,16 +181,8 @@ TEST(bar_access_fd_and_mmap)
 
 static int set_decode(struct vmm_dev *d, bool on)
 {
-	uint16_t cmd;
-	int ret;
-
-	ret = vmm_region_read(d, VFIO_PCI_CONFIG_REGION_INDEX, 0x04, &cmd,
-			      sizeof(cmd));
-	if (ret)
-		return ret;
-	cmd = on ? cmd | 0x2 : cmd & ~0x2;	/* PCI_COMMAND_MEMORY */
-	return vmm_region_write(d, VFIO_PCI_CONFIG_REGION_INDEX, 0x04, &cmd,
-				sizeof(cmd));
+	/* PCI_COMMAND_MEMORY */
+	return on ? vmm_command_update(d, 0x2, 0) : vmm_command_update(d, 0, 0x2);
 }
 
 /*
