@@ -73,6 +73,22 @@ static int cmp_range(const void *a, const void *b)
 	return x->iova < y->iova ? -1 : x->iova > y->iova;
 }
 
+/*
+ * Transfers the device was given before @log existed may write into it:
+ * mark them now, as a clearing report does. A transfer decoded from here
+ * on marks the published log itself; the DMA hold lock orders the two.
+ */
+static void mark_in_flight(struct vmig_device *mdev, struct dt_log *log)
+{
+	struct vmig_dma_range busy;
+
+	down_write(&mdev->mig.dma.lock);
+	if (__vmig_dma_inflight(mdev, &busy))
+		dt_mark(log, busy.iova, busy.len, 0);
+	__vmig_dma_remark(mdev);
+	up_write(&mdev->mig.dma.lock);
+}
+
 int vmig_dirty_start(struct vmig_device *mdev, const struct dt_range *ranges,
 		     u32 nr_ranges, u64 page_size, bool vfio, const char **why)
 {
@@ -118,6 +134,8 @@ int vmig_dirty_start(struct vmig_device *mdev, const struct dt_range *ranges,
 	d->last_report_pages = 0;
 	d->gen++;
 	rcu_assign_pointer(d->log, log);
+	if (feeder == DT_FEEDER_MEDIATED)
+		mark_in_flight(mdev, log);
 out:
 	mutex_unlock(&d->lock);
 	return ret;

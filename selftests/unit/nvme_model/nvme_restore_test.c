@@ -540,6 +540,42 @@ TEST_F(restore, hostile_records_refused)
 	TH_LOG("%u targeted mutations refused", refused);
 }
 
+/*
+ * A record whose I/O CQ tail counts a completion more than the guest's
+ * memory holds (the source's device never posted it): well formed, so
+ * the check passes, but the restore refuses it rather than leave the model
+ * owed a completion that never comes.
+ */
+TEST_F(restore, completion_not_in_memory_refused)
+{
+	struct pair *p = &self->p;
+	const char *why = NULL;
+	struct nvmp_state_q *q;
+	uint64_t seed;
+	uint16_t size;
+
+	for (seed = 1; migrate(_metadata, p, seed * 0x9e3779b9ull) ||
+	     !(p->st.q[1].flags & NVMP_QF_SQ); seed++)
+		ASSERT_LT(seed, 100);
+	/* the CQ SQ 1 completes on */
+	q = &p->st.q[p->st.q[1].sq_cqid];
+	ASSERT_NE(0, p->st.q[1].sq_cqid);
+	size = q->cq_size;
+	q->cq_tail = (q->cq_tail + 1) % size;
+	if (!q->cq_tail)	/* wrapped: the phase turns */
+		q->flags ^= NVMP_QF_PHASE;
+	ASSERT_EQ(0, nvmp_state_check(&p->st, &lim, &why)) TH_LOG("%s", why);
+	memcpy(p->mb, p->ma, MEM_SIZE);
+	g_init(&p->b, p->mb);
+	EXPECT_EQ(-EINVAL, nvmp_restore(&p->b.c, &p->st, &(struct nvmp_dev){
+						sim_wr, sim_rd, sim_wait,
+						sim_write, &p->b.sim },
+					p->buf, nvmp_restore_buf_size(&p->st),
+					&why));
+	ASSERT_NE(NULL, why);
+	EXPECT_NE(NULL, strstr(why, "not in guest memory")) TH_LOG("%s", why);
+}
+
 TEST_F(restore, dead_target_fails_cleanly)
 {
 	struct pair *p = &self->p;

@@ -528,5 +528,15 @@ int nvmp_restore(struct nvmp_ctrl *c, const struct nvmp_state *st,
 	if (ret)
 		return ret;
 	nvmp_load(c, st);
+	/*
+	 * The completions the record says the guest has not consumed are in
+	 * its memory, as the source's device posted them. A record that
+	 * counts more would leave the model waiting for completions that
+	 * never come, and the device unmigratable.
+	 */
+	if (nvmp_outstanding(c)) {
+		*why = "completions the record counts are not in guest memory";
+		return -EINVAL;
+	}
 	return 0;
 }
