@@ -248,7 +248,7 @@ static int counters_show(struct seq_file *m, void *v)
 	seq_printf(m, "trap_mode: %s\nprofile: %s\n",
 		   vmig_trap_mode_name(READ_ONCE(mdev->trap_mode)),
 		   vmig_profile_name(mdev));
-	why = vmig_mig_unsupported(READ_ONCE(mdev->profile));
+	why = vmig_mig_unsupported_dev(mdev);
 	seq_printf(m, "migration: %s\n", why ? why : "offered");
 	seq_printf(m, "trapped_reads: %llu\ntrapped_writes: %llu\n",
 		   c.trapped_reads, c.trapped_writes);

@@ -202,12 +202,25 @@ void vmig_mig_init(struct vmig_device *mdev)
 	mdev->core.vdev.mig_ops = &vmig_mig_ops;
 }
 
+/*
+ * The same, for the device as it is set now: with trap mode none the
+ * doorbell op never sees a start, so nothing holds the device's DMA.
+ */
+const char *vmig_mig_unsupported_dev(struct vmig_device *mdev)
+{
+	const char *why = vmig_mig_unsupported(READ_ONCE(mdev->profile));
+
+	if (!why && READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
+		why = "trap mode none: the profile sees no doorbell, so it cannot hold the device's DMA";
+	return why;
+}
+
 void vmig_mig_open(struct vmig_device *mdev)
 {
 	struct vfio_device *vdev = &mdev->core.vdev;
 
 	if (vdev->mig_ops)
-		vdev->migration_flags = vmig_mig_unsupported(mdev->profile) ?
+		vdev->migration_flags = vmig_mig_unsupported_dev(mdev) ?
 					0 : VMIG_MIGRATION_FLAGS;
 }
 

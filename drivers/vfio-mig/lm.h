@@ -219,10 +219,13 @@ struct vmig_migf {
 /* lm.c */
 /* Why a device with profile @p cannot migrate, or NULL: it can. */
 const char *vmig_mig_unsupported(const struct vmig_profile *p);
+/* ... or for the device with its trap mode: NULL when offered */
+const char *vmig_mig_unsupported_dev(struct vmig_device *mdev);
 void vmig_mig_init(struct vmig_device *mdev);
 /*
- * open_device: the migration flags for the profile the device has now
- * (none if it cannot quiesce DMA); the profile cannot change while open.
+ * open_device: the migration flags for the profile and trap mode the
+ * device has now (none if it cannot quiesce DMA); neither changes while
+ * open.
  */
 void vmig_mig_open(struct vmig_device *mdev);
 /* close_device: back to RUNNING, fds dropped, holds released. */

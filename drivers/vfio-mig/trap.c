@@ -684,7 +684,7 @@ static ssize_t migration_show(struct device *dev,
 {
 	const char *why;
 
-	why = vmig_mig_unsupported(READ_ONCE(dev_to_vmig(dev)->profile));
+	why = vmig_mig_unsupported_dev(dev_to_vmig(dev));
 	return sysfs_emit(buf, "%s\n", why ? why : "offered");
 }
 static DEVICE_ATTR_RO(migration);

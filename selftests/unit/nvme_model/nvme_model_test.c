@@ -585,6 +585,42 @@ TEST_F(model, unmodelled_admin_is_untracked)
 	}
 }
 
+/*
+ * A command id reused once the command completed, before the guest
+ * released its completion (a driver may): completions match the oldest
+ * command first. Reused while the first is still in flight: no telling
+ * whose completion is whose, the model stops vouching.
+ */
+TEST_F(model, admin_cid_reused)
+{
+	struct fake *f = self->f;
+	struct nvmp_ctrl *c = &f->c;
+	struct sim_sqe cq2 = { .cdw0 = 0x05 | 0x77u << 16,
+			       .prp1 = CQ1_IOVA + 0x1000,
+			       .cdw10 = (uint32_t)(IO_DEPTH - 1) << 16 | 2,
+			       .cdw11 = 2u << 16 | 0x3 };
+	struct sim_sqe dbbc = { .cdw0 = 0x7c | 0x77u << 16 };
+
+	ASSERT_EQ(0, submit(f, 0, &cq2, true));
+	complete(f, 0, 0, 0x77, 0, 0);		/* CQ 2 created */
+	ASSERT_EQ(0, submit(f, 0, &dbbc, true));
+	complete(f, 0, 0, 0x77, 0x2, 0);	/* Doorbell Buffer Config refused */
+	ASSERT_EQ(0, release(f, 0));
+	EXPECT_TRUE(c->cq[2].live);
+	EXPECT_FALSE(c->untracked & NVMP_UT_ADMIN);
+	EXPECT_EQ(0, nvmp_outstanding(c));
+
+	/* the same id again while CQ 3's creation is in flight */
+	cq2.cdw10 = (uint32_t)(IO_DEPTH - 1) << 16 | 3;
+	cq2.cdw11 = 3u << 16 | 0x3;
+	cq2.prp1 = CQ1_IOVA + 0x2000;
+	ASSERT_EQ(0, submit(f, 0, &cq2, true));
+	EXPECT_FALSE(c->untracked & NVMP_UT_ADMIN);
+	ASSERT_EQ(0, submit(f, 0, &dbbc, true));
+	EXPECT_TRUE(c->untracked & NVMP_UT_ADMIN);
+	EXPECT_EQ(0x7c, c->last_unmediated);
+}
+
 TEST_F(model, admin_data_dirty)
 {
 	struct fake *f = self->f;

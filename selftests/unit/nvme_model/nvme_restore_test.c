@@ -234,6 +234,8 @@ static void g_build(struct g *g)
 	if (rnd(g) & 1) {
 		memset(&s, 0, sizeof(s));
 		s.cdw0 = 0x0c;
+		/* its id anywhere among the restore's own */
+		g->cid = rnd(g) % 1024;
 		if (g_room(g, 0))
 			g_submit(g, 0, &s);
 	}
@@ -399,6 +401,9 @@ TEST_F(restore, target_indistinguishable_from_source)
 		}
 		ASSERT_EQ(0, ret);
 		flushes += p->b.sim.flushes;
+		EXPECT_EQ(0, p->b.sim.dup_cid)
+			TH_LOG("seed %#lx: the restore reused an AER's id",
+			       (long)seed);
 		check_same_sim(_metadata, "restored", &p->a.sim, &p->b.sim);
 		ASSERT_EQ(0, memcmp(p->ma, p->mb, MEM_SIZE))
 			TH_LOG("seed %#lx: guest memory differs", (long)seed);
@@ -470,8 +475,13 @@ TEST_F(restore, hostile_records_refused)
 			TH_LOG("accepted: %s", #stmt);			\
 		refused++;						\
 	} while (0)
-	REFUSE(st.version = 2);
+	REFUSE(st.version = NVMP_STATE_VERSION + 1);
+	REFUSE(st.version = 1);		/* before the canonical record */
 	REFUSE(st.cc |= 1 << 7);		/* MPS the target lacks */
+	REFUSE(st.cc |= 1 << 14);		/* a shutdown under way */
+	REFUSE(st.cc |= 1 << 11);		/* weighted round robin */
+	REFUSE(st.cc |= 1 << 2);		/* reserved */
+	REFUSE(st.cc |= 1u << 31);		/* reserved */
 	REFUSE(st.cc = (st.cc & ~0xf0000u) | 0x70000);	/* IOSQES */
 	REFUSE(st.asq |= 0x200);
 	REFUSE(st.aqa = 0x0fff0ffe);		/* period too long */
@@ -574,6 +584,14 @@ TEST_F(restore, completion_not_in_memory_refused)
 					&why));
 	ASSERT_NE(NULL, why);
 	EXPECT_NE(NULL, strstr(why, "not in guest memory")) TH_LOG("%s", why);
+	/*
+	 * Refused, it leaves a disabled controller in the device and the
+	 * model (nothing owed: a later quiesce must not wait for the
+	 * completions the record invented) and the queue memory as it was.
+	 */
+	EXPECT_EQ(0, p->b.sim.cc & 1);
+	EXPECT_EQ(0, nvmp_outstanding(&p->b.c));
+	EXPECT_EQ(0, memcmp(p->mb, p->ma, MEM_SIZE));
 }
 
 TEST_F(restore, dead_target_fails_cleanly)
@@ -604,6 +622,18 @@ TEST_F(restore, dead_target_fails_cleanly)
 					   &why));
 	TH_LOG("refused: %s", why);
 	EXPECT_EQ(0, strcmp(why, "waiting for CSTS.RDY"));
+	EXPECT_EQ(0, p->b.sim.cc & 1);
+	EXPECT_EQ(0, memcmp(p->mb, p->ma, MEM_SIZE));
+	/* CSTS.CFS instead: refused at once, not at the deadline */
+	g_init(&p->b, p->mb);
+	p->b.sim.dead = 2;
+	EXPECT_EQ(-EIO, nvmp_restore(&p->b.c, &p->st, &(struct nvmp_dev){
+					     sim_wr, sim_rd, sim_wait,
+					     sim_write, &p->b.sim },
+				     p->buf, nvmp_restore_buf_size(&p->st),
+				     &why));
+	EXPECT_EQ(0, strcmp(why, "controller fatal status")) TH_LOG("%s", why);
+	EXPECT_GT(p->b.sim.wait_budget, (int)p->b.sim.waits);
 }
 
 TEST_HARNESS_MAIN

@@ -35,8 +35,9 @@ struct sim {
 	int nr_aer;
 	uint16_t nr_ioq, nr_vec;
 	unsigned long cmds, admin_cmds, flushes, bad_db, waits;
+	unsigned long dup_cid;	/* admin ids equal to an outstanding AER's */
 	int wait_budget;
-	int dead;		/* never becomes ready */
+	int dead;		/* never becomes ready; 2: with CSTS.CFS */
 	int lazy;		/* run commands at the next wait, not at once */
 	uint16_t pending_db;	/* lazy: SQs with a tail written (bits) */
 };
@@ -174,6 +175,11 @@ static inline void sim_process(struct sim *s, uint16_t qid)
 		sq->head = (sq->head + 1) % sq->size;
 		s->cmds++;
 		if (!qid) {
+			int i;
+
+			/* an id must be unique among outstanding commands */
+			for (i = 0; i < s->nr_aer; i++)
+				s->dup_cid += s->aer[i] == c.cdw0 >> 16;
 			st = sim_admin(s, &c, &result);
 		} else {
 			switch (c.cdw0 & 0xff) {
@@ -218,6 +224,8 @@ static inline void sim_wr(void *ctx, uint32_t off, uint64_t val, uint8_t w)
 				.size = (s->aqa & 0xfff) + 1, .live = 1 };
 			if (!s->dead)
 				s->csts |= 1;
+			else if (s->dead == 2)
+				s->csts |= 2;	/* CFS */
 		} else if (!(v & 1)) {
 			memset(s->sq, 0, sizeof(s->sq));
 			memset(s->cq, 0, sizeof(s->cq));
@@ -225,7 +233,7 @@ static inline void sim_wr(void *ctx, uint32_t off, uint64_t val, uint8_t w)
 			memset(s->feat_set, 0, sizeof(s->feat_set));
 			memset(s->iv_cfg, 0, sizeof(s->iv_cfg));
 			s->nr_aer = 0;
-			s->csts &= ~1u;
+			s->csts &= ~3u;
 		}
 		s->cc = v;
 		return;

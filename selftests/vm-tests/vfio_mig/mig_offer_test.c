@@ -7,6 +7,8 @@
  *  - generic_profile_withdraws: the same edu given the generic profile
  *    has no STOP_COPY (nor P2P), refuses every state but RUNNING, and
  *    says why in sysfs and debugfs; back to edu, it offers it again;
+ *  - trap_none_withdraws: edu with trap mode none has no migration (the
+ *    profile would see no doorbell), and says why;
  *  - vf_has_no_migration: the NVMe VF, generic from its bind, has no
  *    migration feature at all.
  */
@@ -127,6 +129,40 @@ TEST_F(offer, generic_profile_withdraws)
 	ASSERT_EQ(0, mig_features(&self->s.d, &flags));
 	EXPECT_TRUE(flags & VFIO_MIGRATION_STOP_COPY);
 	EXPECT_TRUE(flags & VFIO_MIGRATION_P2P);
+}
+
+/*
+ * edu's profile with trap mode none: the profile never sees a doorbell, so
+ * nothing could hold a DMA start in the P2P states. No migration, and
+ * sysfs and debugfs say why; with a trap mode, offered again.
+ */
+TEST_F(offer, trap_none_withdraws)
+{
+	uint64_t flags = 0;
+	char why[256];
+	int ret;
+
+	ASSERT_EQ(0, rs_side_open(&self->s, self->t.edu[0], "none", "edu",
+				  false));
+	ret = mig_features(&self->s.d, &flags);
+	EXPECT_FALSE(!ret && (flags & VFIO_MIGRATION_STOP_COPY))
+		TH_LOG("trap mode none offers STOP_COPY (flags %#llx)",
+		       (unsigned long long)flags);
+	EXPECT_NE(0, mig_set_state(&self->s.d, VFIO_DEVICE_STATE_RUNNING_P2P,
+				   NULL));
+	ASSERT_EQ(0, offer_of(self->t.edu[0], why, sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, "trap mode none")) TH_LOG("sysfs: %s", why);
+	ASSERT_EQ(0, debugfs_offer(self->t.edu[0], why, sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, "trap mode none"))
+		TH_LOG("debugfs: %s", why);
+
+	rs_side_close(&self->s);
+	ASSERT_EQ(0, rs_side_open(&self->s, self->t.edu[0], "sparse", "edu",
+				  false));
+	ASSERT_EQ(0, mig_features(&self->s.d, &flags));
+	EXPECT_TRUE(flags & VFIO_MIGRATION_STOP_COPY);
+	ASSERT_EQ(0, offer_of(self->t.edu[0], why, sizeof(why)));
+	EXPECT_STREQ("offered", why);
 }
 
 /*

@@ -728,23 +728,63 @@ static u64 admin_to_host_len(struct nvmp_ctrl *c, const struct nvmp_sqe *s)
 	}
 }
 
+/*
+ * Completions on the admin CQ that the device posted and the guest has not
+ * released, with command id @cid (guest memory, as cq_posted() walks it).
+ */
+static u32 posted_with_cid(struct nvmp_ctrl *c, u16 cid)
+{
+	struct nvmp_cq *cq = &c->cq[0];
+	u64 unreleased = cq->issued - cq->consumed, i;
+	u8 phase = !((cq->consumed / cq->size) & 1);
+	u32 slot = cq->head, n = 0;
+	struct nvmp_cqe e;
+
+	for (i = 0; i < unreleased; i++) {
+		if (gread(c, 0, cq->base + (u64)slot * NVMP_CQE_SIZE, &e,
+			  sizeof(e)) ||
+		    (le16_to_cpu(e.status) & 1) != phase)
+			break;
+		n += le16_to_cpu(e.cid) == cid;
+		if (++slot == cq->size) {
+			slot = 0;
+			phase ^= 1;
+		}
+	}
+	return n;
+}
+
+/*
+ * An admin command whose completion decides its effect. A guest may reuse
+ * a command id once the command completed, before it releases the
+ * completion: both are kept, and completions match the oldest first
+ * (admin_done()). An id reused while the command is still in flight
+ * leaves no way to tell which completion is whose: the model stops
+ * vouching (NVMP_UT_ADMIN), as for a command it does not follow.
+ */
 static void pending_add(struct nvmp_ctrl *c, const struct nvmp_sqe *s)
 {
 	struct nvmp_pending *p = NULL;
+	u32 same = 0;
 	unsigned int i;
 
-	/* a reused command id replaces the old one: that one completed */
-	for (i = 0; i < NVMP_MAX_PENDING; i++)
-		if (c->pending[i].used && c->pending[i].cid == SQE_CID(s))
-			p = &c->pending[i];
-	for (i = 0; !p && i < NVMP_MAX_PENDING; i++)
+	for (i = 0; i < NVMP_MAX_PENDING; i++) {
 		if (!c->pending[i].used)
-			p = &c->pending[i];
+			p = p ?: &c->pending[i];
+		else
+			same += c->pending[i].cid == SQE_CID(s);
+	}
+	if (same && posted_with_cid(c, SQE_CID(s)) < same) {
+		c->last_unmediated = SQE_OPC(s);
+		c->untracked |= NVMP_UT_ADMIN;
+		return;
+	}
 	if (!p) {
 		c->untracked |= NVMP_UT_PENDING;
 		return;
 	}
 	p->used = 1;
+	p->seq = c->pending_seq++;
 	p->cid = SQE_CID(s);
 	p->opcode = SQE_OPC(s);
 	p->nsid = le32_to_cpu(s->nsid);
@@ -1038,48 +1078,52 @@ static void admin_done(struct nvmp_ctrl *c, const struct nvmp_cqe *e)
 {
 	u16 cid = le16_to_cpu(e->cid);
 	bool ok = !(le16_to_cpu(e->status) >> 1);
+	struct nvmp_pending *p = NULL;
 	unsigned int i;
 
 	if (aer_done(c, cid))
 		return;
+	/* the oldest command with this id (pending_add()) */
 	for (i = 0; i < NVMP_MAX_PENDING; i++) {
-		struct nvmp_pending *p = &c->pending[i];
+		struct nvmp_pending *q = &c->pending[i];
 
-		if (!p->used || p->cid != cid)
-			continue;
-		p->used = 0;
-		if (!ok)
-			return;
-		switch (p->opcode) {
-		case ADM_CREATE_CQ:
-			create_cq(c, p);
-			break;
-		case ADM_CREATE_SQ:
-			create_sq(c, p);
-			break;
-		case ADM_DELETE_SQ:
-			delete_sq(c, p->cdw10 & 0xffff);
-			break;
-		case ADM_DELETE_CQ:
-			if ((p->cdw10 & 0xffff) &&
-			    (p->cdw10 & 0xffff) < NVMP_MAX_QID)
-				memset(&c->cq[p->cdw10 & 0xffff], 0,
-				       sizeof(c->cq[0]));
-			break;
-		case ADM_SET_FEAT:
-			set_feature(c, p, le32_to_cpu(e->result));
-			break;
-		case ADM_IDENTIFY:
-			identify_done(c, p);
-			break;
-		default:
-			if (!admin_tracked(p->opcode)) {
-				c->last_unmediated = p->opcode;
-				c->untracked |= NVMP_UT_ADMIN;
-			}
-			break;
-		}
+		if (q->used && q->cid == cid &&
+		    (!p || (s32)(q->seq - p->seq) < 0))
+			p = q;
+	}
+	if (!p)
 		return;
+	p->used = 0;
+	if (!ok)
+		return;
+	switch (p->opcode) {
+	case ADM_CREATE_CQ:
+		create_cq(c, p);
+		break;
+	case ADM_CREATE_SQ:
+		create_sq(c, p);
+		break;
+	case ADM_DELETE_SQ:
+		delete_sq(c, p->cdw10 & 0xffff);
+		break;
+	case ADM_DELETE_CQ:
+		if ((p->cdw10 & 0xffff) &&
+		    (p->cdw10 & 0xffff) < NVMP_MAX_QID)
+			memset(&c->cq[p->cdw10 & 0xffff], 0,
+			       sizeof(c->cq[0]));
+		break;
+	case ADM_SET_FEAT:
+		set_feature(c, p, le32_to_cpu(e->result));
+		break;
+	case ADM_IDENTIFY:
+		identify_done(c, p);
+		break;
+	default:
+		if (!admin_tracked(p->opcode)) {
+			c->last_unmediated = p->opcode;
+			c->untracked |= NVMP_UT_ADMIN;
+		}
+		break;
 	}
 }
 

@@ -63,6 +63,8 @@
 #define NVMP_CC_MPS(cc)		(((cc) >> 7) & 0xf)
 #define NVMP_CC_IOSQES(cc)	(((cc) >> 16) & 0xf)
 #define NVMP_CC_IOCQES(cc)	(((cc) >> 20) & 0xf)
+/* CC bits a record may not carry: reserved, CRIME, SHN, AMS */
+#define NVMP_CC_REFUSED		0xff00f80eu
 
 /* What the model follows (bounds of every guest-driven loop and table) */
 #define NVMP_MAX_QID		16	/* queue ids 0 (admin) .. 15 */
@@ -205,6 +207,7 @@ struct nvmp_pending {
 	u16 cid;
 	u8 opcode;
 	u8 used;
+	u32 seq;	/* submission order: a reused id completes oldest first */
 	u32 nsid;
 	u32 cdw10, cdw11;
 	u64 prp1;
@@ -232,6 +235,7 @@ struct nvmp_ctrl {
 	struct nvmp_sq sq[NVMP_MAX_QID];
 	struct nvmp_cq cq[NVMP_MAX_QID];
 	struct nvmp_pending pending[NVMP_MAX_PENDING];
+	u32 pending_seq;
 
 	u32 feat[NVMP_FEAT_NR];
 	u32 feat_set;		/* bit per enum nvmp_feat: set by the guest */

@@ -463,7 +463,8 @@ static void limits(struct vmig_device *mdev, u64 cap, struct nvmp_limits *l)
 {
 	int vec = pci_msix_vec_count(mdev->core.pdev);
 
-	l->mqes = (cap & 0xffff) + 1;
+	/* CAP.MQES is zero-based: 0xffff would wrap a u16 */
+	l->mqes = min_t(u32, (cap & 0xffff) + 1, NVMP_MAX_QSIZE);
 	l->mps_min = (cap >> 48) & 0xf;
 	l->mps_max = (cap >> 52) & 0xf;
 	l->nr_vec = vec > 0 ? vec : 1;

@@ -57,6 +57,7 @@ struct rs {
 	struct rs_queue q[NVMP_MAX_QID];
 	u32 flush_nsid;
 	u16 cid;
+	bool saved;	/* the guest's queue memory is in the buffer */
 	const char **why;
 };
 
@@ -75,6 +76,17 @@ static u16 sq_cqid(const struct rs *r, u16 q)
 	return le16_to_cpu(r->st->q[q].sq_cqid);
 }
 
+/* Is @cid one of the guest's AERs the record hands over? */
+static bool aer_cid(const struct rs *r, u16 cid)
+{
+	u32 i, nr = min_t(u32, le32_to_cpu(r->st->nr_aer), NVMP_MAX_AER);
+
+	for (i = 0; i < nr; i++)
+		if (le16_to_cpu(r->st->aer_cid[i]) == cid)
+			return true;
+	return false;
+}
+
 /* Write @nr copies of the SQE @cmd to SQ @q and ring its doorbell. */
 static int submit(struct rs *r, u16 q, const u32 *cmd, u32 nr)
 {
@@ -85,8 +97,14 @@ static int submit(struct rs *r, u16 q, const u32 *cmd, u32 nr)
 	for (i = 0; i < nr; i++) {
 		for (j = 0; j < 16; j++)
 			sqe[j] = cpu_to_le32(cmd[j]);
-		/* command ids of our own: the guest never sees them */
-		r->cid++;
+		/*
+		 * command ids of our own: the guest never sees them; none
+		 * equal to an AER's the restore hands over (unique while
+		 * outstanding, on the admin queue)
+		 */
+		do {
+			r->cid++;
+		} while (q == 0 && aer_cid(r, r->cid));
 		sqe[0] = cpu_to_le32((cmd[0] & 0xffff) | (u32)r->cid << 16);
 		if (r->dev->write(r->dev->ctx, base + (u64)r->q[q].tail *
 				  NVMP_SQE_SIZE, sqe, sizeof(sqe))) {
@@ -450,10 +468,17 @@ static int clear_cqs(struct rs *r)
 
 static int wait_ready(struct rs *r, bool rdy)
 {
-	int ret;
+	for (;;) {
+		u32 csts = r->dev->rd(r->dev->ctx, NVMP_REG_CSTS, 4);
+		int ret;
 
-	while (!!(r->dev->rd(r->dev->ctx, NVMP_REG_CSTS, 4) &
-		  NVMP_CSTS_RDY) != rdy) {
+		if (!!(csts & NVMP_CSTS_RDY) == rdy)
+			return 0;
+		/* a controller that failed never becomes ready */
+		if (rdy && (csts & NVMP_CSTS_CFS)) {
+			*r->why = "controller fatal status";
+			return -EIO;
+		}
 		ret = r->dev->wait(r->dev->ctx);
 		if (ret) {
 			*r->why = rdy ? "waiting for CSTS.RDY" :
@@ -461,31 +486,16 @@ static int wait_ready(struct rs *r, bool rdy)
 			return ret;
 		}
 	}
-	return 0;
 }
 
-int nvmp_restore(struct nvmp_ctrl *c, const struct nvmp_state *st,
-		 const struct nvmp_dev *dev, void *buf, size_t len,
-		 const char **why)
+static int restore(struct rs *r, u8 *buf)
 {
-	struct rs *r;
+	const struct nvmp_state *st = r->st;
+	const struct nvmp_dev *dev = r->dev;
+	struct nvmp_ctrl *c = r->c;
 	u32 cc = le32_to_cpu(st->cc), intms = le32_to_cpu(st->intms);
 	unsigned int q;
 	int ret;
-
-	if (len < nvmp_restore_buf_size(st)) {
-		*why = "restore buffer size";
-		return -EINVAL;
-	}
-	/* the bookkeeping after the queue memory (a multiple of 16 bytes) */
-	r = (struct rs *)((u8 *)buf + rings_size(st));
-	memset(r, 0, sizeof(*r));
-	r->c = c;
-	r->st = st;
-	r->dev = dev;
-	r->why = why;
-	r->flush_nsid = le32_to_cpu(st->nr_ns) ?
-			le32_to_cpu(st->ns[0].nsid) : 0xffffffff;
 
 	dev->wr(dev->ctx, NVMP_REG_CC, 0, 4);
 	ret = wait_ready(r, false);
@@ -502,8 +512,10 @@ int nvmp_restore(struct nvmp_ctrl *c, const struct nvmp_state *st,
 		return 0;
 	}
 	ret = queue_memory(r, buf, false);
-	if (!ret)
-		ret = clear_cqs(r);
+	if (ret)
+		return ret;
+	r->saved = true;
+	ret = clear_cqs(r);
 	if (ret)
 		return ret;
 	dev->wr(dev->ctx, NVMP_REG_CC, cc, 4);
@@ -521,12 +533,13 @@ int nvmp_restore(struct nvmp_ctrl *c, const struct nvmp_state *st,
 	if (ret)
 		return ret;
 	if (r->q[0].n - r->q[0].released != r->q[0].keep) {
-		*why = "admin completion queue position";
+		*r->why = "admin completion queue position";
 		return -EIO;
 	}
 	ret = queue_memory(r, buf, true);
 	if (ret)
 		return ret;
+	r->saved = false;
 	nvmp_load(c, st);
 	/*
 	 * The completions the record says the guest has not consumed are in
@@ -535,8 +548,54 @@ int nvmp_restore(struct nvmp_ctrl *c, const struct nvmp_state *st,
 	 * never come, and the device unmigratable.
 	 */
 	if (nvmp_outstanding(c)) {
-		*why = "completions the record counts are not in guest memory";
+		*r->why = "completions the record counts are not in guest memory";
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/*
+ * A failed restore leaves a disabled controller, on the device and in
+ * the model alike (a model that waits for completions the device will
+ * never post would refuse every later quiesce), and the guest's queue
+ * memory as it found it. Best effort: the first error stays the one
+ * reported.
+ */
+static void restore_undo(struct rs *r, u8 *buf)
+{
+	const struct nvmp_dev *dev = r->dev;
+	const char *why = *r->why;
+
+	dev->wr(dev->ctx, NVMP_REG_CC, 0, 4);
+	wait_ready(r, false);
+	if (r->saved)
+		queue_memory(r, buf, true);
+	nvmp_reg_write(r->c, NVMP_REG_CC, 0, 4);
+	*r->why = why;
+}
+
+int nvmp_restore(struct nvmp_ctrl *c, const struct nvmp_state *st,
+		 const struct nvmp_dev *dev, void *buf, size_t len,
+		 const char **why)
+{
+	struct rs *r;
+	int ret;
+
+	if (len < nvmp_restore_buf_size(st)) {
+		*why = "restore buffer size";
+		return -EINVAL;
+	}
+	/* the bookkeeping after the queue memory (a multiple of 16 bytes) */
+	r = (struct rs *)((u8 *)buf + rings_size(st));
+	memset(r, 0, sizeof(*r));
+	r->c = c;
+	r->st = st;
+	r->dev = dev;
+	r->why = why;
+	r->flush_nsid = le32_to_cpu(st->nr_ns) ?
+			le32_to_cpu(st->ns[0].nsid) : 0xffffffff;
+	ret = restore(r, buf);
+	if (ret)
+		restore_undo(r, buf);
+	return ret;
 }

@@ -204,6 +204,13 @@ int nvmp_state_check(const struct nvmp_state *st,
 
 	if (le32_to_cpu(st->version) != NVMP_STATE_VERSION)
 		return bad(why, "version");
+	/*
+	 * CC as a guest runs a controller: no shutdown under way, round
+	 * robin arbitration, nothing in the reserved bits (nor CRIME, which
+	 * QEMU's controller lacks); the restore writes it as it is.
+	 */
+	if (cc & NVMP_CC_REFUSED)
+		return bad(why, "CC: shutdown, arbitration or reserved bits");
 	if (NVMP_CC_MPS(cc) < lim->mps_min || NVMP_CC_MPS(cc) > lim->mps_max)
 		return bad(why, "CC.MPS");
 	ps = 4096ull << NVMP_CC_MPS(cc);

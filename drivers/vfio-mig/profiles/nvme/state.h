@@ -21,7 +21,7 @@
 
 #include "model.h"
 
-#define NVMP_STATE_VERSION	1
+#define NVMP_STATE_VERSION	2	/* 1: before the record was canonical */
 
 #define NVMP_QF_SQ		0x01	/* SQ created */
 #define NVMP_QF_CQ		0x02	/* CQ created */
