@@ -221,16 +221,25 @@ static int create_pair(struct fake *f, uint16_t qid, uint16_t depth,
 }
 
 /* Identify Namespace @nsid answers LBA format 0: 512-byte blocks. */
-static int identify_ns(struct fake *f, uint32_t nsid, uint8_t lbads)
+/* Identify Namespace: format 0 with @ms bytes of metadata per block. */
+static int identify_ns_md(struct fake *f, uint32_t nsid, uint8_t lbads,
+			  uint16_t ms, bool extended)
 {
 	struct sim_sqe s = { .cdw0 = 0x06, .nsid = nsid, .prp1 = ID_IOVA };
 	uint8_t *id = at(f, ID_IOVA);
 
 	memset(id, 0, 4096);
 	memcpy(id, &(uint64_t){ NSZE }, 8);	/* NSZE */
-	id[26] = 0;		/* FLBAS: format 0, metadata separate */
+	id[26] = extended ? 0x10 : 0;	/* FLBAS: format 0, bit 4 extended */
+	id[128] = ms & 0xff;
+	id[128 + 1] = ms >> 8;
 	id[128 + 2] = lbads;
 	return admin(f, &s, 0, 0);
+}
+
+static int identify_ns(struct fake *f, uint32_t nsid, uint8_t lbads)
+{
+	return identify_ns_md(f, nsid, lbads, 0, false);
 }
 
 static struct sim_sqe read_cmd(uint32_t nsid, uint64_t slba, uint32_t nlb,
@@ -619,6 +628,37 @@ TEST_F(model, admin_cid_reused)
 	ASSERT_EQ(0, submit(f, 0, &dbbc, true));
 	EXPECT_TRUE(c->untracked & NVMP_UT_ADMIN);
 	EXPECT_EQ(0x7c, c->last_unmediated);
+}
+
+/*
+ * Metadata: in a separate buffer (MPTR) the model marks it there; with
+ * extended LBAs (FLBAS bit 4) it follows each block in the data buffer,
+ * which is then longer than the blocks alone: 8 x (512 + 64) bytes reach
+ * past the first page.
+ */
+TEST_F(model, metadata_marked_where_it_lands)
+{
+	struct fake *f = self->f;
+	struct sim_sqe rd;
+
+	ASSERT_EQ(0, identify_ns_md(f, 2, 9, 64, false));
+	clear_dirty(f);
+	rd = read_cmd(2, 0, 8, DATA_IOVA, DATA_IOVA + PS);
+	rd.mptr = DATA_IOVA + 0x40000;
+	ASSERT_EQ(0, submit(f, 1, &rd, true));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA));
+	EXPECT_FALSE(is_dirty(f, DATA_IOVA + PS));	/* 4 KiB of data */
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x40000));	/* 512 bytes of metadata */
+
+	ASSERT_EQ(0, identify_ns_md(f, 3, 9, 64, true));
+	clear_dirty(f);
+	rd = read_cmd(3, 0, 8, DATA_IOVA + 0x80000, DATA_IOVA + 0x80000 + PS);
+	rd.mptr = DATA_IOVA + 0xc0000;
+	ASSERT_EQ(0, submit(f, 1, &rd, true));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x80000));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x80000 + PS))
+		TH_LOG("extended LBAs: the metadata's 512 bytes past the data page unmarked");
+	EXPECT_FALSE(is_dirty(f, DATA_IOVA + 0xc0000));	/* MPTR unused */
 }
 
 TEST_F(model, admin_data_dirty)

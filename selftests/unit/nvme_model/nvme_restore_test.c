@@ -524,7 +524,9 @@ TEST_F(restore, hostile_records_refused)
 	REFUSE(st.iv_cfg[i] = 0x10000 | i);
 	ASSERT_LT(p->st.nr_ns, NVMP_MAX_NS);
 	REFUSE(st.ns[st.nr_ns].nsid = 9);
-	REFUSE(st.ns[NVMP_MAX_NS - 1].rsvd = 1);
+	REFUSE(st.ns[NVMP_MAX_NS - 1].flags = 1);
+	REFUSE(st.ns[0].flags = 2);		/* unknown flag */
+	REFUSE((st.ns[0].flags = NVMP_NSF_EXT, st.ns[0].ms = 0));	/* extended, no metadata */
 	ASSERT_LT(p->st.nr_aer, NVMP_MAX_AER);
 	REFUSE(st.aer_cid[NVMP_MAX_AER - 1] = 3);
 	/* random bytes: refused or restorable, never a crash */

@@ -679,6 +679,9 @@ static u64 io_to_host_len(struct nvmp_ctrl *c, const struct nvmp_sqe *s,
 		ns = ns_find(c, le32_to_cpu(s->nsid));
 		if (!ns)	/* never identified: the largest blocks */
 			return nlb << 16;
+		/* extended LBAs: each block's metadata follows its data */
+		if (ns->ext)
+			return nlb * ((1ull << ns->lba_shift) + ns->ms);
 		*md_len = nlb * ns->ms;
 		return nlb << ns->lba_shift;
 	case IO_RESV_REPORT:
@@ -1070,7 +1073,8 @@ static void identify_done(struct nvmp_ctrl *c, const struct nvmp_pending *p)
 	/* LBADS below 9 is not a valid format: keep the largest guess */
 	ns->lba_shift = fmt[2] >= 9 && fmt[2] <= 16 ? fmt[2] : 16;
 	/* metadata in a separate buffer unless FLBAS bit 4 (extended) */
-	ns->ms = (flbas & 0x10) ? 0 : (fmt[0] | (fmt[1] << 8));
+	ns->ms = fmt[0] | (fmt[1] << 8);
+	ns->ext = ns->ms && (flbas & 0x10);
 	ns->nsze = le64_to_cpu(nsze);
 }
 

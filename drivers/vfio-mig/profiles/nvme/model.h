@@ -216,7 +216,8 @@ struct nvmp_pending {
 struct nvmp_ns {
 	u32 nsid;
 	u8 lba_shift;
-	u16 ms;		/* metadata bytes per block in a separate buffer */
+	u8 ext;		/* metadata interleaved with the data (FLBAS bit 4) */
+	u16 ms;		/* metadata bytes per block (separate buffer unless @ext) */
 	u64 nsze;	/* size in blocks (compatibility check only) */
 };
 

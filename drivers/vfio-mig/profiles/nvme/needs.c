@@ -62,7 +62,8 @@ void nvmp_needs(const struct nvmp_ctrl *c, struct vfio_mig_nvme_needs *n)
 	n->nr_ns = cpu_to_le32(min_t(u32, c->nr_ns, VFIO_MIG_NVME_MAX_NS));
 	for (i = 0; i < c->nr_ns && i < VFIO_MIG_NVME_MAX_NS; i++) {
 		n->ns[i].nsid = cpu_to_le32(c->ns[i].nsid);
-		n->ns[i].ms = cpu_to_le16(c->ns[i].ms);
+		/* the uAPI's ms: a separate buffer's (0: none or extended) */
+		n->ns[i].ms = cpu_to_le16(c->ns[i].ext ? 0 : c->ns[i].ms);
 		n->ns[i].lbads = c->ns[i].lba_shift;
 		n->ns[i].nsze = cpu_to_le64(c->ns[i].nsze);
 	}

@@ -56,6 +56,7 @@ int nvmp_save(struct nvmp_ctrl *c, struct nvmp_state *st)
 		st->ns[i].nsid = cpu_to_le32(c->ns[i].nsid);
 		st->ns[i].ms = cpu_to_le16(c->ns[i].ms);
 		st->ns[i].lba_shift = c->ns[i].lba_shift;
+		st->ns[i].flags = c->ns[i].ext ? NVMP_NSF_EXT : 0;
 	}
 	st->nr_aer = cpu_to_le32(c->nr_aer);
 	for (i = 0; i < c->nr_aer; i++)
@@ -254,7 +255,8 @@ int nvmp_state_check(const struct nvmp_state *st,
 		return bad(why, "namespaces");
 	for (i = 0; i < le32_to_cpu(st->nr_ns); i++)
 		if (st->ns[i].lba_shift < 9 || st->ns[i].lba_shift > 16 ||
-		    !st->ns[i].nsid || st->ns[i].rsvd)
+		    !st->ns[i].nsid || (st->ns[i].flags & ~NVMP_NSF_EXT) ||
+		    ((st->ns[i].flags & NVMP_NSF_EXT) && !st->ns[i].ms))
 			return bad(why, "namespace format");
 	if (!zero(&st->ns[le32_to_cpu(st->nr_ns)],
 		  (NVMP_MAX_NS - le32_to_cpu(st->nr_ns)) * sizeof(st->ns[0])))
@@ -299,6 +301,7 @@ void nvmp_load(struct nvmp_ctrl *c, const struct nvmp_state *st)
 		c->ns[i].nsid = le32_to_cpu(st->ns[i].nsid);
 		c->ns[i].ms = le16_to_cpu(st->ns[i].ms);
 		c->ns[i].lba_shift = st->ns[i].lba_shift;
+		c->ns[i].ext = !!(st->ns[i].flags & NVMP_NSF_EXT);
 	}
 	c->nr_aer = le32_to_cpu(st->nr_aer);
 	for (i = 0; i < c->nr_aer; i++)

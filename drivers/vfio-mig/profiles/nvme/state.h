@@ -44,11 +44,13 @@ struct nvmp_state_q {
 	u8 rsvd[6];
 };
 
+#define NVMP_NSF_EXT		0x01	/* metadata interleaved (extended LBA) */
+
 struct nvmp_state_ns {
 	__le32 nsid;
-	__le16 ms;
+	__le16 ms;		/* metadata bytes per block */
 	u8 lba_shift;
-	u8 rsvd;
+	u8 flags;		/* NVMP_NSF_*; EXT only with @ms */
 };
 
 struct nvmp_state {
