@@ -211,7 +211,7 @@ const char *vmig_mig_unsupported_dev(struct vmig_device *mdev)
 	const char *why = vmig_mig_unsupported(READ_ONCE(mdev->profile));
 
 	if (!why && READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
-		why = "trap mode none: the profile sees no doorbell, so it cannot hold the device's DMA";
+		why = "trap mode none: the profile sees no doorbell to hold";
 	return why;
 }
 

@@ -356,6 +356,25 @@ static int k_attach(struct lm_dev *d, const char *bdf)
 	return 0;
 }
 
+/* Why @bdf offers no migration (its vfio_mig/migration attribute). */
+static void offer_why(const char *bdf, char *buf, size_t len)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio_mig/migration",
+		 bdf);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	if (!fgets(buf, (int)len, f))
+		buf[0] = 0;
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	if (!strcmp(buf, "offered"))
+		buf[0] = 0;
+}
+
 static int k_set_state(struct lm_dev *d, uint32_t state)
 {
 	struct kdev *k = K(d);
@@ -367,10 +386,15 @@ static int k_set_state(struct lm_dev *d, uint32_t state)
 
 	if (ioctl(k->ctl, VFIO_MIG_CTL_STATE, &s)) {
 		int e = errno;
+		char why[256] = "";
 
 		d->ops->get_state(d, &cur);
-		ERRF(d, "%s: state %s -> %s: %s", k->bdf, lm_state_name(cur),
-		     lm_state_name(state), strerror(e));
+		/* no migration offered: the device says why (sysfs) */
+		if (e == EOPNOTSUPP)
+			offer_why(k->bdf, why, sizeof(why));
+		ERRF(d, "%s: state %s -> %s: %s%s%s", k->bdf, lm_state_name(cur),
+		     lm_state_name(state), strerror(e), why[0] ? ": " : "",
+		     why);
 		return -e;
 	}
 	if (s.data_fd >= 0) {

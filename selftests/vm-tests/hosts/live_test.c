@@ -1273,6 +1273,25 @@ TEST_F_TIMEOUT(live, refuse_target_not_open, 90)
 	check_vmms_after_failure(_metadata, self, false);
 }
 
+/*
+ * A source VMM that opened its device in trap mode none: the device offers
+ * no migration (the profile would see no doorbell). migctl fails with the
+ * device's reason, and the guest goes on on the source.
+ */
+TEST_F_TIMEOUT(live, refuse_source_trap_none, 90)
+{
+	static const char *const none[] = { "--trap", "none", NULL };
+
+	start_source_vmm(_metadata, self, none);
+	start_listen(_metadata, self, NULL);
+	start_migrate(_metadata, self, NULL);
+	check_source_failed(_metadata, self, false);
+	slurp(SRC_LOG, buf, sizeof(buf));
+	EXPECT_NE(NULL, strstr(buf, "trap mode none"))
+		TH_LOG("the source migctl did not say why:\n%s", buf);
+	check_vmms_after_failure(_metadata, self, false);
+}
+
 /* ---- hostile peers (Documentation/live-migration.rst, "Security") ---- */
 
 /* One `migctl migrate` in hosta with @sec options; its exit status. */

@@ -1474,7 +1474,7 @@ TEST_F(ctl, foreign_process_resumes_b)
 	int fd_a = -1, status;
 	pid_t pid;
 
-	ASSERT_EQ(0, mig_side_open(&self->b, self->t.edu[1], "none",
+	ASSERT_EQ(0, mig_side_open(&self->b, self->t.edu[1], "sparse",
 				   RAM_IOVA, RAM_SIZE));
 	ASSERT_EQ(0, edu_probe(&self->eb, &self->b.d, false));
 	make_state(_metadata, &self->ea, &self->a, 0xf0, &ra);

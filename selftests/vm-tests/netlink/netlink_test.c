@@ -365,6 +365,7 @@ static int mig_state_of(char *bdf, char *state, size_t len)
 
 TEST(mig_state_attribute_and_event)
 {
+	static struct cmd_result r;
 	char buf[8192], st[32];
 	struct tb_devs t;
 	struct vmm_dev d;
@@ -374,6 +375,8 @@ TEST(mig_state_attribute_and_event)
 	setup(_metadata, &t);
 	ASSERT_EQ(0, mig_state_of(devs[1], st, sizeof(st)));
 	EXPECT_STREQ("running", st);
+	/* migration needs a trap mode (trap mode none offers none) */
+	ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[1], "trap", "sparse"));
 	pid = start_monitor(&fd);
 	ASSERT_GT(pid, 0);
 	ASSERT_EQ(0, vmm_open(&d, devs[1]));
@@ -387,6 +390,7 @@ TEST(mig_state_attribute_and_event)
 	stop_monitor(pid, fd, buf, sizeof(buf));
 	EXPECT_EQ(2, json_count(buf, "event", "mig-state")) TH_LOG("%s", buf);
 	EXPECT_EQ(1, json_count(buf, "mig_state", "stop")) TH_LOG("%s", buf);
+	CMD(&r, MIGCTL, "dev", "set", devs[1], "trap", "none");
 }
 
 /* dev set applies every setting or none. */

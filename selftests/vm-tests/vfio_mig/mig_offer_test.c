@@ -172,7 +172,7 @@ TEST_F(offer, trap_none_withdraws)
 TEST_F(offer, vf_migration_by_profile)
 {
 	uint64_t flags = 0;
-	char why[256], path[128];
+	char why[256], path[128], trap[128];
 	int ret;
 
 	if (!self->t.nr_vf)
@@ -181,6 +181,9 @@ TEST_F(offer, vf_migration_by_profile)
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio_mig/profile",
 		 self->t.vf[0]);
 	ASSERT_EQ(0, vmm_sysfs_write(path, "nvme"));
+	snprintf(trap, sizeof(trap),
+		 "/sys/bus/pci/devices/%s/vfio_mig/trap_mode", self->t.vf[0]);
+	ASSERT_EQ(0, vmm_sysfs_write(trap, "sparse"));
 	ASSERT_EQ(0, vmm_open(&self->vf, self->t.vf[0]));
 	self->vf_open = true;
 	ASSERT_EQ(0, mig_features(&self->vf, &flags));
@@ -203,6 +206,7 @@ TEST_F(offer, vf_migration_by_profile)
 	vmm_close(&self->vf);
 	self->vf_open = false;
 	EXPECT_EQ(0, vmm_sysfs_write(path, "nvme"));
+	EXPECT_EQ(0, vmm_sysfs_write(trap, "none"));
 }
 
 TEST_HARNESS_MAIN

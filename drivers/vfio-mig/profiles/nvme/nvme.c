@@ -48,6 +48,8 @@
 #define NVME_TRACK_RECS		2048
 #define NVME_RESTORE_MS		5000
 #define NVME_BAR_TRAPPED	0x2000	/* registers and doorbells */
+/* 32-bit doorbell slots in the trapped doorbell page */
+#define NVME_DB_SLOTS		((NVME_BAR_TRAPPED - NVMP_REG_DBS) / 4)
 
 /* devstate items in report errors (bar VMIG_BAR_DEVSTATE) */
 #define NVME_ITEM_STATE		1
@@ -89,6 +91,13 @@ static const struct vmig_trap_range nvme_trap[] = {
  * @hash: ditto
  * @ready: the model knows the device (CAP read); set and cleared under
  *	mig.dma.lock for write
+ * @stray: SQ tail doorbells held in the P2P states that the model did not
+ *	take (a queue it does not follow, a tail past the queue): the last
+ *	value per 32-bit slot, written to the device as they are when it
+ *	runs again, as it would have seen them. A slot belongs to one queue
+ *	pair: written under that pair's doorbell locks, read and cleared
+ *	under mig.dma.lock for write
+ * @stray_set: the slots of @stray in use (atomic bit operations)
  */
 struct nvme_priv {
 	struct nvmp_ctrl c;
@@ -97,6 +106,8 @@ struct nvme_priv {
 	struct nvmp_rec *recs;
 	u32 *hash;
 	bool ready;
+	u32 stray[NVME_DB_SLOTS];
+	DECLARE_BITMAP(stray_set, NVME_DB_SLOTS);
 };
 
 static struct nvme_priv *priv(struct vmig_device *mdev)
@@ -172,6 +183,7 @@ static int nvme_open(struct vmig_device *mdev)
 		return -ENOMEM;
 	}
 	mutex_init(&n->mlock);
+	bitmap_zero(n->stray_set, NVME_DB_SLOTS);
 	n->ready = false;
 	return 0;
 }
@@ -198,6 +210,7 @@ static void nvme_reset(struct vmig_device *mdev)
 	struct nvme_priv *n = priv(mdev);
 
 	lockdep_assert_held_write(&mdev->mig.dma.lock);
+	bitmap_zero(n->stray_set, NVME_DB_SLOTS);
 	if (n->ready)
 		nvmp_reg_write(&n->c, NVMP_REG_CC, 0, 4);
 }
@@ -207,7 +220,9 @@ static enum vmig_db_verdict nvme_doorbell(struct vmig_device *mdev,
 					  bool held)
 {
 	struct nvme_priv *n = priv(mdev);
+	unsigned int slot;
 	bool sq;
+	int ret;
 
 	lockdep_assert_held(&mdev->mig.dma.lock);
 	if (w->bar != 0 || (!n->ready && nvme_ready(mdev)))
@@ -217,9 +232,21 @@ static enum vmig_db_verdict nvme_doorbell(struct vmig_device *mdev,
 		return VMIG_DB_FORWARD;
 	}
 	sq = !(((w->offset - NVMP_REG_DBS) / n->c.db_stride) & 1);
-	nvmp_doorbell(&n->c, w->offset, w->value, !held);
-	/* a tail held: the device fetches nothing until it runs again */
-	return held && sq ? VMIG_DB_HOLD : VMIG_DB_FORWARD;
+	ret = nvmp_doorbell(&n->c, w->offset, w->value, !held);
+	if (!held || !sq)
+		return VMIG_DB_FORWARD;
+	/*
+	 * A tail held: the device fetches nothing until it runs again. One
+	 * the model did not take is kept as written (@stray); a write that
+	 * is not a whole aligned slot, which the device ignores, is dropped.
+	 */
+	if (ret && w->width == 4 && IS_ALIGNED(w->offset, 4) &&
+	    w->offset < NVME_BAR_TRAPPED) {
+		slot = (w->offset - NVMP_REG_DBS) / 4;
+		n->stray[slot] = w->value;
+		set_bit(slot, n->stray_set);
+	}
+	return VMIG_DB_HOLD;
 }
 
 /*
@@ -311,7 +338,8 @@ static int forward_work(void *arg)
 {
 	struct nvme_call *k = arg;
 	struct vmig_device *mdev = k->mdev;
-	struct nvmp_ctrl *c = &priv(mdev)->c;
+	struct nvme_priv *n = priv(mdev);
+	struct nvmp_ctrl *c = &n->c;
 	unsigned int q;
 	int ret;
 
@@ -328,6 +356,15 @@ static int forward_work(void *arg)
 				 "nvme: held tail %u of SQ %u not written: %d\n",
 				 sq->tail, q, ret);
 	}
+	for_each_set_bit(q, n->stray_set, NVME_DB_SLOTS) {
+		ret = vmig_bar_write(mdev, 0, NVMP_REG_DBS + q * 4, 4,
+				     n->stray[q]);
+		if (ret)
+			pci_warn(mdev->core.pdev,
+				 "nvme: held doorbell at %#x not written: %d\n",
+				 NVMP_REG_DBS + q * 4, ret);
+	}
+	bitmap_zero(n->stray_set, NVME_DB_SLOTS);
 	return 0;
 }
 
@@ -347,6 +384,13 @@ static void nvme_unquiesce(struct vmig_device *mdev, bool issue)
 				 "nvme: held doorbells not issued (fatal signal)\n");
 		return;
 	}
+	/*
+	 * Forgotten: the held tails travel in the state record; a stray one
+	 * cannot (the model refused it: a queue it does not follow makes it
+	 * untracked and the save refuses, a tail past its queue the device
+	 * would have ignored).
+	 */
+	bitmap_zero(n->stray_set, NVME_DB_SLOTS);
 	for (q = 0; q < NVMP_MAX_QID; q++)
 		n->c.sq[q].tail = n->c.sq[q].fwd;
 }
