@@ -326,11 +326,38 @@ static int k_needs(struct lm_dev *d, const char *bdf, uint8_t *buf,
 
 /* ---- the control device ---- */
 
+/* Why @bdf offers no migration (its vfio_mig/migration attribute). */
+static void offer_why(const char *bdf, char *buf, size_t len)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio_mig/migration",
+		 bdf);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	if (!fgets(buf, (int)len, f))
+		buf[0] = 0;
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	if (!strcmp(buf, "offered"))
+		buf[0] = 0;
+}
+
+
 static int k_attach(struct lm_dev *d, const char *bdf)
 {
 	struct kdev *k = K(d);
 	struct vfio_mig_ctl_attach a = { .argsz = sizeof(a) };
+	char why[256] = "";
 
+	/* a device that offers no migration: say why before anything moves */
+	offer_why(bdf, why, sizeof(why));
+	if (why[0]) {
+		ERRF(d, "%s offers no VFIO migration: %s", bdf, why);
+		return -EOPNOTSUPP;
+	}
 	k->ctl = open(VFIO_MIG_CTL_DEVICE, O_RDWR | O_CLOEXEC);
 	if (k->ctl < 0) {
 		int e = errno;
@@ -354,25 +381,6 @@ static int k_attach(struct lm_dev *d, const char *bdf)
 	}
 	snprintf(k->bdf, sizeof(k->bdf), "%s", bdf);
 	return 0;
-}
-
-/* Why @bdf offers no migration (its vfio_mig/migration attribute). */
-static void offer_why(const char *bdf, char *buf, size_t len)
-{
-	char path[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio_mig/migration",
-		 bdf);
-	f = fopen(path, "r");
-	if (!f)
-		return;
-	if (!fgets(buf, (int)len, f))
-		buf[0] = 0;
-	fclose(f);
-	buf[strcspn(buf, "\n")] = 0;
-	if (!strcmp(buf, "offered"))
-		buf[0] = 0;
 }
 
 static int k_set_state(struct lm_dev *d, uint32_t state)

@@ -1283,11 +1283,12 @@ TEST_F_TIMEOUT(live, refuse_source_trap_none, 90)
 	static const char *const none[] = { "--trap", "none", NULL };
 
 	start_source_vmm(_metadata, self, none);
+	start_target_vmm(_metadata, self);
 	start_listen(_metadata, self, NULL);
 	start_migrate(_metadata, self, NULL);
 	check_source_failed(_metadata, self, false);
 	slurp(SRC_LOG, buf, sizeof(buf));
-	EXPECT_NE(NULL, strstr(buf, "trap mode none"))
+	EXPECT_NE(NULL, strstr(buf, "offers no VFIO migration: trap mode none"))
 		TH_LOG("the source migctl did not say why:\n%s", buf);
 	check_vmms_after_failure(_metadata, self, false);
 }
