@@ -883,6 +883,45 @@ TEST_F(model, store_overflow_is_untracked)
 }
 
 /*
+ * The store lost a command: once its completion is released with no dirty
+ * report in between, every write of it is in the log (marked at
+ * submission) and the model is exact again. A report while it was in
+ * flight may have lost a write: untracked until the controller resets.
+ */
+TEST_F(model, store_overflow_recovers_without_a_report)
+{
+	struct fake *f = self->f;
+	uint64_t *list = at(f, LIST_IOVA);
+	struct sim_sqe s = read_cmd(1, 0, 128, DATA_IOVA, LIST_IOVA);
+	struct sim_sqe small = read_cmd(1, 0, 1, DATA_IOVA, 0);
+	unsigned int i;
+
+	nvmp_track_init(&f->c, f->ranges, 4, f->recs, 256, f->hash);
+	for (i = 0; i < 16; i++)
+		list[i] = DATA_IOVA + 0x100000 + i * 2 * PS;
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	ASSERT_EQ(0, submit(f, 1, &small, true));	/* kept */
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_TRACK);
+	/* the kept one completes first: the lost one is still in flight */
+	complete(f, 1, 1, small.cdw0 >> 16, 0, 0);
+	ASSERT_EQ(0, release(f, 1));
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_TRACK);
+	complete(f, 1, 1, s.cdw0 >> 16, 0, 0);
+	ASSERT_EQ(0, release(f, 1));
+	EXPECT_FALSE(f->c.untracked & NVMP_UT_TRACK);
+
+	/* again, with a report while the lost command is in flight */
+	s.cdw0 &= 0xffff;
+	ASSERT_EQ(0, submit(f, 1, &s, true));
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_TRACK);
+	nvmp_remark(&f->c);
+	complete(f, 1, 1, s.cdw0 >> 16, 0, 0);
+	ASSERT_EQ(0, release(f, 1));
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_TRACK);
+	EXPECT_EQ(0, nvmp_outstanding(&f->c));
+}
+
+/*
  * Random reads and writes with random command ids, completed and released
  * in random order: what nvmp_remark() marks is exactly the data pages of
  * the Reads not released yet (and the completion slots).

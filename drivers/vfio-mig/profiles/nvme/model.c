@@ -276,6 +276,44 @@ static void trk_trim(struct nvmp_track *t)
 		    t->rec[t->c_tail & (t->nr_rec - 1)].first;
 }
 
+/* The store cannot keep command @cid of SQ @sqid (under the model lock). */
+static void trk_lost(struct nvmp_ctrl *c, u16 sqid, u16 cid)
+{
+	struct nvmp_track *t = &c->trk;
+	u32 i;
+
+	c->untracked |= NVMP_UT_TRACK;
+	for (i = 0; i < t->nr_lost; i++)	/* each range it drops */
+		if (t->lost[i].sqid == sqid && t->lost[i].cid == cid)
+			return;
+	if (t->nr_lost == NVMP_MAX_LOST) {
+		t->lost_reported = true;
+		return;
+	}
+	t->lost[t->nr_lost].sqid = sqid;
+	t->lost[t->nr_lost].cid = cid;
+	t->nr_lost++;
+}
+
+/*
+ * Its completion released (under the model lock): when the last lost
+ * command goes with no remark since, NVMP_UT_TRACK goes too.
+ */
+static void trk_lost_end(struct nvmp_ctrl *c, u16 sqid, u16 cid)
+{
+	struct nvmp_track *t = &c->trk;
+	u32 i;
+
+	for (i = 0; i < t->nr_lost; i++) {
+		if (t->lost[i].sqid != sqid || t->lost[i].cid != cid)
+			continue;
+		t->lost[i] = t->lost[--t->nr_lost];
+		break;
+	}
+	if (!t->nr_lost && !t->lost_reported)
+		c->untracked &= ~NVMP_UT_TRACK;
+}
+
 static void trk_end(struct nvmp_ctrl *c, u16 sqid, u16 cid)
 {
 	struct nvmp_track *t = &c->trk;
@@ -302,7 +340,7 @@ static void trk_open(struct nvmp_ctrl *c, u16 sqid, u16 cid)
 	/* a command id reused while in flight: the old one is done */
 	trk_end(c, sqid, cid);
 	if (t->c_head - t->c_tail == t->nr_rec) {
-		c->untracked |= NVMP_UT_TRACK;
+		trk_lost(c, sqid, cid);
 		return;
 	}
 	r = &t->rec[t->c_head & (t->nr_rec - 1)];
@@ -327,7 +365,7 @@ static void trk_add(struct nvmp_ctrl *c, u64 iova, u64 len)
 		}
 	}
 	if (t->r_head - t->r_tail == t->nr_r || t->cur->n == U16_MAX) {
-		c->untracked |= NVMP_UT_TRACK;
+		trk_lost(c, t->cur->sqid, t->cur->cid);
 		return;
 	}
 	t->r[t->r_head & (t->nr_r - 1)] = (struct nvmp_range){ iova, len };
@@ -353,7 +391,7 @@ static void trk_close(struct nvmp_ctrl *c)
 	if (!h) {
 		t->r_head = r->first;
 		r->live = 0;
-		c->untracked |= NVMP_UT_TRACK;
+		trk_lost(c, r->sqid, r->cid);
 		return;
 	}
 	*h = (t->c_head & (t->nr_rec - 1)) + 1;
@@ -371,6 +409,8 @@ static void trk_reset(struct nvmp_track *t)
 	t->c_tail = 0;
 	t->live = 0;
 	t->cur = NULL;
+	t->nr_lost = 0;
+	t->lost_reported = false;
 }
 
 /* Forget the commands of SQ @qid (deleted: nothing of it runs). */
@@ -410,6 +450,9 @@ void nvmp_remark(struct nvmp_ctrl *c)
 	u64 i;
 	u16 k;
 
+	/* a lost command's ranges cannot be marked again */
+	if (t->nr_lost)
+		t->lost_reported = true;
 	for (i = t->c_tail; t->rec && i != t->c_head; i++) {
 		const struct nvmp_rec *r = &t->rec[i & (t->nr_rec - 1)];
 
@@ -1131,13 +1174,13 @@ static void admin_done(struct nvmp_ctrl *c, const struct nvmp_cqe *e)
 	}
 }
 
-/* Is anything in the store (under the model lock)? */
+/* Is anything in the store, or lost by it (under the model lock)? */
 static bool trk_any(struct nvmp_ctrl *c)
 {
 	bool any;
 
 	mlock(c);
-	any = c->trk.live != 0;
+	any = c->trk.live != 0 || c->trk.nr_lost != 0;
 	munlock(c);
 	return any;
 }
@@ -1174,6 +1217,9 @@ static int cq_release(struct nvmp_ctrl *c, u16 qid, u32 head)
 		mlock(c);
 		for (i = 0; i < k; i++) {
 			trk_end(c, le16_to_cpu(e[i].sq_id), le16_to_cpu(e[i].cid));
+			if (c->trk.nr_lost)
+				trk_lost_end(c, le16_to_cpu(e[i].sq_id),
+					     le16_to_cpu(e[i].cid));
 			if (qid == 0)
 				admin_done(c, &e[i]);
 		}

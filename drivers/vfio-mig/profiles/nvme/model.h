@@ -148,6 +148,8 @@ struct nvmp_rec {
  * Ranges and records are rings in submission order; a released record
  * frees its ranges once every older one is released too.
  */
+#define NVMP_MAX_LOST		32	/* commands the store lost, followed */
+
 struct nvmp_track {
 	struct nvmp_range *r;
 	struct nvmp_rec *rec;
@@ -158,6 +160,17 @@ struct nvmp_track {
 	u64 c_head, c_tail;
 	struct nvmp_rec *cur;	/* being filled by the decoder */
 	u64 live;
+	/*
+	 * Commands the store could not keep (NVMP_UT_TRACK), by SQ and
+	 * command id, until the guest releases their completions; a remark
+	 * (a dirty report, a log's start) while one is in the set may have
+	 * lost one of their writes. Once the set empties with no such remark
+	 * (and never overflowed), every write of theirs is in the log,
+	 * marked at submission: the model is exact again.
+	 */
+	struct { u16 sqid, cid; } lost[NVMP_MAX_LOST];
+	u32 nr_lost;
+	bool lost_reported;	/* or the set overflowed: sticky */
 };
 
 /* ranges of one command gathered before they enter the store */
