@@ -661,6 +661,53 @@ TEST_F(model, metadata_marked_where_it_lands)
 	EXPECT_FALSE(is_dirty(f, DATA_IOVA + 0xc0000));	/* MPTR unused */
 }
 
+/* A controller reset drops its AERs: the model's count starts again. */
+TEST_F(model, reset_drops_aers)
+{
+	struct fake *f = self->f;
+	struct nvmp_ctrl *c = &f->c;
+	struct sim_sqe aer = { .cdw0 = 0x0c };
+
+	ASSERT_EQ(0, submit(f, 0, &aer, true));
+	EXPECT_EQ(1, c->nr_aer);
+	nvmp_reg_write(c, NVMP_REG_CC, 0x460000, 4);
+	enable(f);
+	aer.cdw0 = 0x0c;
+	ASSERT_EQ(0, submit(f, 0, &aer, true));
+	EXPECT_EQ(1, c->nr_aer);
+	EXPECT_EQ(0, nvmp_outstanding(c));
+}
+
+/*
+ * A save refused for commands in flight leaves the model as it was: the
+ * admin completions it would have applied apply once, when released.
+ */
+TEST_F(model, refused_save_changes_nothing)
+{
+	struct fake *f = self->f;
+	struct nvmp_ctrl *c = &f->c;
+	struct nvmp_state *st = calloc(1, sizeof(*st));
+	struct sim_sqe cq2 = { .cdw0 = 0x05 | 0x77u << 16,
+			       .prp1 = CQ1_IOVA + 0x1000,
+			       .cdw10 = (uint32_t)(IO_DEPTH - 1) << 16 | 2,
+			       .cdw11 = 2u << 16 | 0x3 };
+	struct sim_sqe cq3 = cq2;
+
+	ASSERT_NE(NULL, st);
+	cq3.cdw10 = (uint32_t)(IO_DEPTH - 1) << 16 | 3;
+	cq3.cdw11 = 3u << 16 | 0x3;
+	cq3.prp1 = CQ1_IOVA + 0x2000;
+	ASSERT_EQ(0, submit(f, 0, &cq2, true));
+	complete(f, 0, 0, 0x77, 0, 0);		/* posted, not released */
+	ASSERT_EQ(0, submit(f, 0, &cq3, true));	/* same id, in flight */
+	EXPECT_EQ(-EBUSY, nvmp_save(c, st));
+	complete(f, 0, 0, 0x77, 0x2, 0);	/* the device refuses CQ 3 */
+	ASSERT_EQ(0, release(f, 0));
+	EXPECT_TRUE(c->cq[2].live);
+	EXPECT_FALSE(c->cq[3].live);
+	free(st);
+}
+
 TEST_F(model, admin_data_dirty)
 {
 	struct fake *f = self->f;

@@ -504,6 +504,7 @@ static void reset_queues(struct nvmp_ctrl *c)
 	c->feat_set = 0;
 	c->iv_cfg_set = 0;
 	c->nr_ns = 0;
+	c->nr_aer = 0;		/* the controller drops its AERs too */
 	c->untracked = 0;
 	c->enabled = 0;
 	trk_reset(&c->trk);
@@ -781,7 +782,7 @@ static u64 admin_to_host_len(struct nvmp_ctrl *c, const struct nvmp_sqe *s)
 static u32 posted_with_cid(struct nvmp_ctrl *c, u16 cid)
 {
 	struct nvmp_cq *cq = &c->cq[0];
-	u64 unreleased = cq->issued - cq->consumed, i;
+	u64 unreleased = min_t(u64, cq->issued - cq->consumed, cq->size), i;
 	u8 phase = !((cq->consumed / cq->size) & 1);
 	u32 slot = cq->head, n = 0;
 	struct nvmp_cqe e;
@@ -837,6 +838,18 @@ static void pending_add(struct nvmp_ctrl *c, const struct nvmp_sqe *s)
 	p->cdw10 = le32_to_cpu(s->cdw10);
 	p->cdw11 = le32_to_cpu(s->cdw11);
 	p->prp1 = le64_to_cpu(s->prp1);
+}
+
+bool nvmp_sq_creating(const struct nvmp_ctrl *c, u16 qid)
+{
+	unsigned int i;
+
+	for (i = 0; i < NVMP_MAX_PENDING; i++)
+		if (c->pending[i].used &&
+		    c->pending[i].opcode == ADM_CREATE_SQ &&
+		    (c->pending[i].cdw10 & 0xffff) == qid)
+			return true;
+	return false;
 }
 
 static void aer_add(struct nvmp_ctrl *c, u16 cid)
@@ -1289,7 +1302,8 @@ int nvmp_doorbell(struct nvmp_ctrl *c, u32 off, u32 val, bool forward)
 static u64 cq_posted(struct nvmp_ctrl *c, u16 q, bool settle, u64 *aers)
 {
 	struct nvmp_cq *cq = &c->cq[q];
-	u64 unreleased = cq->issued - cq->consumed, posted = 0;
+	u64 unreleased = min_t(u64, cq->issued - cq->consumed, cq->size);
+	u64 posted = 0;
 	u32 slot = cq->head;
 	u8 phase = !((cq->consumed / cq->size) & 1);
 	unsigned int i;
@@ -1322,14 +1336,16 @@ u64 nvmp_outstanding(struct nvmp_ctrl *c)
 
 	for (q = 0; q < NVMP_MAX_QID; q++) {
 		struct nvmp_cq *cq = &c->cq[q];
-		u64 aers_posted = 0, posted;
+		u64 aers_posted = 0, posted, owed;
 
 		if (!cq->live)
 			continue;
 		posted = cq_posted(c, q, false, &aers_posted);
-		total += cq->issued - cq->consumed - posted;
-		if (q == 0)	/* AERs waiting for an event do not count */
-			total -= c->nr_aer - aers_posted;
+		owed = cq->issued - cq->consumed - posted;
+		/* AERs waiting for an event do not count */
+		if (q == 0 && aers_posted < c->nr_aer)
+			owed -= min_t(u64, owed, c->nr_aer - aers_posted);
+		total += owed;
 	}
 	ut_fold(c, 0);
 	return total;

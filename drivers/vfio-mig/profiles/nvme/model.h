@@ -327,5 +327,7 @@ void nvmp_track_init(struct nvmp_ctrl *c, struct nvmp_range *r, u32 nr_r,
 void nvmp_remark(struct nvmp_ctrl *c);
 /* Register offset of a doorbell: SQ @qid tail (@cq false) or CQ head. */
 u32 nvmp_db_offset(const struct nvmp_ctrl *c, u16 qid, bool cq);
+/* Is a Create I/O SQ @qid pending (submitted, completion not released)? */
+bool nvmp_sq_creating(const struct nvmp_ctrl *c, u16 qid);
 
 #endif /* _VMIG_NVME_MODEL_H */

@@ -240,11 +240,16 @@ static enum vmig_db_verdict nvme_doorbell(struct vmig_device *mdev,
 	 * the model did not take is kept as written (@stray); a write that
 	 * is not a whole aligned slot, which the device ignores, is dropped.
 	 */
-	if (ret && w->width == 4 && IS_ALIGNED(w->offset, 4) &&
+	if (w->width == 4 && IS_ALIGNED(w->offset, 4) &&
 	    w->offset < NVME_BAR_TRAPPED) {
 		slot = (w->offset - NVMP_REG_DBS) / 4;
-		n->stray[slot] = w->value;
-		set_bit(slot, n->stray_set);
+		if (ret) {
+			n->stray[slot] = w->value;
+			set_bit(slot, n->stray_set);
+		} else {
+			/* the model's tail is the newer word */
+			clear_bit(slot, n->stray_set);
+		}
 	}
 	return VMIG_DB_HOLD;
 }
@@ -379,9 +384,11 @@ static void nvme_unquiesce(struct vmig_device *mdev, bool issue)
 	if (!n->ready)
 		return;
 	if (issue) {
-		if (vmig_run_in_worker(forward_work, &k))
+		if (vmig_run_in_worker(forward_work, &k)) {
+			bitmap_zero(n->stray_set, NVME_DB_SLOTS);
 			pci_warn(mdev->core.pdev,
 				 "nvme: held doorbells not issued (fatal signal)\n");
+		}
 		return;
 	}
 	/*
@@ -395,6 +402,31 @@ static void nvme_unquiesce(struct vmig_device *mdev, bool issue)
 		n->c.sq[q].tail = n->c.sq[q].fwd;
 }
 
+/*
+ * A stray tail of an SQ the model knows now, or is creating (the guest
+ * rang it after the creation completed, before it released that
+ * completion): the record would carry the queue without that tail, so
+ * the save waits for a later try (caller's lock). Strays of queues that
+ * do not exist, or past a queue's size, the device ignores: no matter.
+ */
+static bool stray_for_a_queue(struct nvme_priv *n)
+{
+	struct nvmp_ctrl *c = &n->c;
+	unsigned int slot;
+
+	for_each_set_bit(slot, n->stray_set, NVME_DB_SLOTS) {
+		u32 off = NVMP_REG_DBS + slot * 4;
+		u16 q = nvmp_doorbell_queue(c, off);
+
+		if (!q || off != nvmp_db_offset(c, q, false))
+			continue;
+		if (c->sq[q].live ? n->stray[slot] < c->sq[q].size :
+				    nvmp_sq_creating(c, q))
+			return true;
+	}
+	return false;
+}
+
 static int nvme_save_work(void *arg)
 {
 	struct vmig_profile_ctx *ctx = arg;
@@ -404,6 +436,11 @@ static int nvme_save_work(void *arg)
 
 	down_write(&mdev->mig.dma.lock);
 	ret = nvme_ready(mdev);
+	if (!ret && stray_for_a_queue(n)) {
+		pci_warn(mdev->core.pdev,
+			 "nvme: a held tail doorbell came before the model knew its queue: no save (the migration can be tried again)\n");
+		ret = -EBUSY;
+	}
 	if (!ret)
 		ret = nvmp_save(&n->c, ctx->state);
 	if (ret == -EIO)

@@ -567,8 +567,14 @@ static void restore_undo(struct rs *r, u8 *buf)
 	const char *why = *r->why;
 
 	dev->wr(dev->ctx, NVMP_REG_CC, 0, 4);
+	/*
+	 * The wait may already be spent (the restore's deadline, a BAR
+	 * error): the memory goes back only once the controller reads
+	 * disabled, so that no completion lands on it after.
+	 */
 	wait_ready(r, false);
-	if (r->saved)
+	if (r->saved &&
+	    !(dev->rd(dev->ctx, NVMP_REG_CSTS, 4) & NVMP_CSTS_RDY))
 		queue_memory(r, buf, true);
 	nvmp_reg_write(r->c, NVMP_REG_CC, 0, 4);
 	*r->why = why;

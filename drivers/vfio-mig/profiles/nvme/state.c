@@ -26,12 +26,18 @@ int nvmp_save(struct nvmp_ctrl *c, struct nvmp_state *st)
 {
 	unsigned int q, i;
 
-	/* completions the device posted may still change what is known */
+	/*
+	 * Nothing owed first: the settle below applies admin completions the
+	 * guest has not released (they may still change what is known) and
+	 * so changes the model, which only a save that then goes on may do.
+	 */
+	if (nvmp_outstanding(c))
+		return -EBUSY;
+	if (c->untracked)
+		return -EIO;
 	nvmp_settle(c);
 	if (c->untracked)
 		return -EIO;
-	if (nvmp_outstanding(c))
-		return -EBUSY;
 	memset(st, 0, sizeof(*st));
 	st->version = cpu_to_le32(NVMP_STATE_VERSION);
 	st->cc = cpu_to_le32(c->cc);
