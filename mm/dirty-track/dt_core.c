@@ -123,6 +123,36 @@ static void dt_account(struct dt_log *log, s64 bytes)
 	atomic64_add(bytes, &log->bitmap_bytes);
 }
 
+/*
+ * Default cap on a log's memory, in MiB (0: none); the module parameter
+ * max_log_mb of dirty_track.ko.  Read once per log, at creation.
+ */
+unsigned long dt_max_log_mb;
+
+/*
+ * Take @bytes of the log's memory budget for a lazy allocation.  The budget
+ * is taken before allocating, so racing markers never overshoot the cap;
+ * dt_unreserve() gives it back when the allocation fails or loses a race.
+ */
+static bool dt_reserve(struct dt_log *log, u64 bytes)
+{
+	if (!log->cap_bytes) {
+		dt_account(log, bytes);
+		return true;
+	}
+	if ((u64)atomic64_add_return(bytes, &log->bitmap_bytes) <=
+	    log->cap_bytes)
+		return true;
+	dt_account(log, -(s64)bytes);
+	this_cpu_inc(log->pcpu->cap_refusals);
+	return false;
+}
+
+static void dt_unreserve(struct dt_log *log, u64 bytes)
+{
+	dt_account(log, -(s64)bytes);
+}
+
 /* ------------------------------------------------------------------ */
 /* creation and destruction                                            */
 
@@ -238,6 +268,7 @@ struct dt_log *dt_log_create(const struct dt_range *ranges, u32 nr_ranges,
 	    !log->pcpu)
 		goto out_free_log;
 	mutex_init(&log->report_lock);
+	log->cap_bytes = (u64)READ_ONCE(dt_max_log_mb) << 20;
 	dt_account(log, nchunks * (sizeof(*log->dir) +
 				   DT_CHUNK_SUM_WORDS * sizeof(long)) +
 		   2 * BITS_TO_LONGS(nchunks) * sizeof(long));
@@ -315,18 +346,20 @@ static struct dt_chunk *dt_get_chunk(struct dt_log *log, u64 c, gfp_t gfp)
 {
 	struct dt_chunk *chunk = READ_ONCE(log->dir[c]), *old;
 
-	if (chunk || !gfp)
+	if (chunk || !gfp || !dt_reserve(log, sizeof(*chunk)))
 		return chunk;
 	chunk = kzalloc(sizeof(*chunk), gfp);
-	if (!chunk)
+	if (!chunk) {
+		dt_unreserve(log, sizeof(*chunk));
 		return NULL;
+	}
 	/* Fully ordered: the zeroed contents are visible before the pointer. */
 	old = cmpxchg(&log->dir[c], NULL, chunk);
 	if (old) {
 		kfree(chunk);
+		dt_unreserve(log, sizeof(*chunk));
 		return old;
 	}
-	dt_account(log, sizeof(*chunk));
 	atomic64_inc(&log->chunks_alloc);
 	return chunk;
 }
@@ -337,17 +370,19 @@ static struct dt_block *dt_get_block(struct dt_log *log,
 {
 	struct dt_block *blk = READ_ONCE(chunk->blk[b]), *old;
 
-	if (blk || !gfp)
+	if (blk || !gfp || !dt_reserve(log, sizeof(*blk)))
 		return blk;
 	blk = kzalloc(sizeof(*blk), gfp);
-	if (!blk)
+	if (!blk) {
+		dt_unreserve(log, sizeof(*blk));
 		return NULL;
+	}
 	old = cmpxchg(&chunk->blk[b], NULL, blk);
 	if (old) {
 		kfree(blk);
+		dt_unreserve(log, sizeof(*blk));
 		return old;
 	}
-	dt_account(log, sizeof(*blk));
 	atomic64_inc(&log->blocks_alloc);
 	return blk;
 }
@@ -1206,6 +1241,7 @@ void dt_log_get_stats(struct dt_log *log, struct dt_stats *st)
 		st->oor_marks += READ_ONCE(p->oor_marks);
 		st->oor_bytes += READ_ONCE(p->oor_bytes);
 		st->fallback_marks += READ_ONCE(p->fallback_marks);
+		st->cap_refusals += READ_ONCE(p->cap_refusals);
 	}
 	for (c = 0; c < BITS_TO_LONGS(log->nchunks); c++)
 		pending += hweight_long(READ_ONCE(log->alldirty[c]));
@@ -1214,6 +1250,7 @@ void dt_log_get_stats(struct dt_log *log, struct dt_stats *st)
 	st->nr_ranges = log->nr_ranges;
 	st->logged_bytes = log->logged_bytes;
 	st->bitmap_bytes = atomic64_read(&log->bitmap_bytes);
+	st->bitmap_cap = log->cap_bytes;
 	st->chunks = atomic64_read(&log->chunks_alloc);
 	st->blocks = atomic64_read(&log->blocks_alloc);
 	st->last_oor_iova = READ_ONCE(log->last_oor_iova);

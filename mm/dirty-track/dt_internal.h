@@ -93,6 +93,7 @@ struct dt_pcpu_stats {
 	u64 oor_marks;
 	u64 oor_bytes;
 	u64 fallback_marks;
+	u64 cap_refusals;	/* allocations refused by @cap_bytes */
 };
 
 /* Lines a report keeps in flight (dt_core.c, struct dt_emit). */
@@ -126,7 +127,11 @@ struct dt_line_slot {
  * @all_mapped: all-mapped feeder attached; read with READ_ONCE() by the
  *	reporter, written under @report_lock
  * @pcpu: per-CPU statistics
- * @bitmap_bytes: bytes allocated for bitmaps and directories
+ * @bitmap_bytes: bytes allocated for bitmaps and directories, and bytes
+ *	reserved by allocations in progress
+ * @cap_bytes: most @bitmap_bytes may reach (0: no cap), from dt_max_log_mb
+ *	at creation; lazy allocations that would pass it are refused and
+ *	their marks take the "all dirty" fallback
  * @chunks_alloc: chunk headers allocated
  * @blocks_alloc: leaf blocks allocated
  * @last_oor_iova: latest out-of-range byte, WRITE_ONCE() by markers
@@ -160,6 +165,7 @@ struct dt_log {
 	bool all_mapped;
 	struct dt_pcpu_stats __percpu *pcpu;
 	atomic64_t bitmap_bytes;
+	u64 cap_bytes;
 	atomic64_t chunks_alloc;
 	atomic64_t blocks_alloc;
 	u64 last_oor_iova;
@@ -175,5 +181,7 @@ struct dt_log {
 };
 
 void dt_log_set_all_mapped(struct dt_log *log, bool on);
+
+extern unsigned long dt_max_log_mb;
 
 #endif /* _DT_INTERNAL_H */

@@ -333,6 +333,65 @@ TEST(atomic_context_fallback_and_prealloc)
 	free(s.map);
 }
 
+/*
+ * The admin's cap (dirty_track.max_log_mb): the log never allocates past it,
+ * marks that would need more memory fall back to their chunk's "all dirty"
+ * bit, and every marked page is still reported.
+ */
+TEST(memory_cap_falls_back_and_loses_nothing)
+{
+	const uint64_t len = 64 * GiB, npages = len >> 12;
+	const uint64_t nblocks = npages / DT_BLOCK_PAGES;
+	struct dt_report rep;
+	struct dt_stats st;
+	struct tu_sink s;
+	struct dt_log *log;
+	uint64_t b, missed = 0;
+
+	dt_max_log_mb = 1;
+	log = mk1(0, len, 0);
+	dt_max_log_mb = 0;
+	ASSERT_FALSE(IS_ERR(log));
+	/* one page in every 128-byte block: 2 MiB of blocks wanted */
+	for (b = 0; b < nblocks; b++)
+		EXPECT_EQ(0, dt_mark(log, (b * DT_BLOCK_PAGES + b % 977) << 12,
+				     1, 0));
+	dt_log_get_stats(log, &st);
+	EXPECT_EQ(MiB, st.bitmap_cap);
+	EXPECT_GE(MiB, st.bitmap_bytes);
+	EXPECT_LT(MiB - 4096, st.bitmap_bytes);
+	EXPECT_LT(0, st.cap_refusals);
+	EXPECT_LT(0, st.fallback_marks);
+	EXPECT_LT(0, st.fallback_chunks_pending);
+	/* prealloc under the cap: refused, nothing past it */
+	EXPECT_EQ(-ENOMEM, dt_prealloc(log, 0, U64_MAX, GFP_KERNEL));
+	dt_log_get_stats(log, &st);
+	EXPECT_GE(MiB, st.bitmap_bytes);
+
+	tu_sink_init(&s, 0, 4096, npages);
+	report(log, &s, 0, U64_MAX, &rep);
+	EXPECT_EQ(0, s.bad);
+	for (b = 0; b < nblocks; b++)
+		missed += !s.map[b * DT_BLOCK_PAGES + b % 977];
+	EXPECT_EQ(0, missed);
+	EXPECT_LT(0, rep.fallback_chunks);
+	EXPECT_EQ(0, report(log, &s, 0, U64_MAX, &rep));
+	dt_log_destroy(log);
+	free(s.map);
+
+	/* no cap: the same marks allocate every block, no fallback */
+	log = mk1(0, len, 0);
+	ASSERT_FALSE(IS_ERR(log));
+	for (b = 0; b < nblocks; b++)
+		dt_mark(log, (b * DT_BLOCK_PAGES) << 12, 1, 0);
+	dt_log_get_stats(log, &st);
+	EXPECT_EQ(0, st.bitmap_cap);
+	EXPECT_EQ(0, st.cap_refusals);
+	EXPECT_EQ(0, st.fallback_marks);
+	EXPECT_EQ(nblocks, st.blocks);
+	dt_log_destroy(log);
+}
+
 TEST(all_mapped_feeder)
 {
 	struct dt_range r[2] = { { 0, 16 * 4096 }, { 64 * 4096, 4096 } };
