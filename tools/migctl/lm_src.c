@@ -1093,6 +1093,13 @@ static void summary(struct src *s, const char *result, int code)
 			s->o->host, s->o->port, s->o->target_dev, s->st.rounds,
 			total / 1000, down / 1000,
 			(double)s->c.tx_bytes / (1 << 20), mibs);
+	if (!s->out->js->enabled && down && (code == LM_EXIT_OK ||
+					     code == LM_EXIT_UNCONFIRMED))
+		fprintf(s->out->text,
+			"  downtime %.1f ms: vCPU pause ack %.1f, device stop-copy %.1f, final pages and device state %.1f (final dirty read %.1f of it), target load %.1f, commit to resume ack %.1f\n",
+			down / 1e3, s->sw_pause / 1e3, s->sw_stop / 1e3,
+			s->sw_xfer / 1e3, s->sw_dirty / 1e3, s->sw_load / 1e3,
+			s->sw_commit / 1e3);
 	fflush(s->out->text);
 }
 

@@ -476,6 +476,36 @@ TEST(migrate_precopy_ok)
 	side_free(&t);
 }
 
+/* Without -j the summary says where the downtime went, parts that add up. */
+TEST(migrate_text_summary_breaks_down_the_downtime)
+{
+	static struct side s, t;
+	double down, pause, stop, xfer, dirty, load, commit;
+	const char *l;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.js.enabled = false;
+	t.js.enabled = false;
+	migrate(&s, &t);
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	fflush(s.js.out);
+	EXPECT_TRUE(has(&s, "migrated 0000:00:03.0 -> peer:"));
+	l = strstr(s.log, "\n  downtime ");
+	ASSERT_NE(NULL, l) TH_LOG("%s", s.log);
+	ASSERT_EQ(7, sscanf(l, "\n  downtime %lf ms: vCPU pause ack %lf, device stop-copy %lf, final pages and device state %lf (final dirty read %lf of it), target load %lf, commit to resume ack %lf",
+			    &down, &pause, &stop, &xfer, &dirty, &load, &commit))
+		TH_LOG("%s", l);
+	EXPECT_LE(dirty, xfer);
+	/* each part is rounded to 0.1 ms, the parts cover the downtime */
+	EXPECT_GE(down + 0.35, pause + stop + xfer + load + commit);
+	EXPECT_LE(down - 0.35, pause + stop + xfer + load + commit);
+	EXPECT_FALSE(has(&s, "\"event\""));
+	side_free(&s);
+	side_free(&t);
+}
+
 TEST(migrate_no_precopy_and_unchanged_pages)
 {
 	static struct side s, t;
