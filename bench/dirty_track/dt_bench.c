@@ -266,7 +266,9 @@ static const char *pct_name(double frac)
 
 /*
  * With an argument, run one part only (for development): "report" (the
- * 1 TiB headline reports), "mark" [GiB] (mark costs), "bytes" or "table";
+ * 1 TiB headline reports, their report times and bytes), "mark" [GiB]
+ * (mark costs; mark_ratio only when every size ran), "bytes" (the
+ * clustered case's bytes) or "table";
  * "sparse" and "hot" repeat one case for profiling.
  */
 int main(int argc, char **argv)
@@ -330,6 +332,7 @@ int main(int argc, char **argv)
 		};
 		const char *worst_n = NULL;
 		double worst = 0;
+		int ran = 0;
 
 		for (unsigned int i = 0; i < 3; i++) {
 			if (only && !strcmp(only, "mark") && argc > 2 &&
@@ -339,14 +342,17 @@ int main(int argc, char **argv)
 			mf = mark_cost(0, ms[i].b);
 			printf("mark_ns_%s: ours=%.1f baseline=%.1f ratio=%.2f\n",
 			       ms[i].n, mo, mf, mo / mf);
+			ran++;
 			if (mo / mf > worst) {
 				worst = mo / mf;
 				worst_n = ms[i].n;
 			}
 		}
-		/* the bar is the worst size */
-		printf("mark_ratio: %.2f (worst size: %s)\n", worst, worst_n);
-		goal("mark_ratio", worst <= 2, "<= 2 at every size");
+		/* the bar is the worst size: only a run of every size says */
+		if (ran == 3) {
+			printf("mark_ratio: %.2f (worst size: %s)\n", worst, worst_n);
+			goal("mark_ratio", worst <= 2, "<= 2 at every size");
+		}
 	}
 	if (PART("bytes")) {
 		hc = run(TiB, 0.0001, 16, 1);

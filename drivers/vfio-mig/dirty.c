@@ -105,8 +105,13 @@ int vmig_dirty_start(struct vmig_device *mdev, const struct dt_range *ranges,
 	}
 	log = dt_log_create(ranges, nr_ranges, page_size ?: d->page_size);
 	if (IS_ERR(log)) {
-		*why = "overlapping or too many IOVA ranges, or a bad page size";
 		ret = PTR_ERR(log);
+		if (ret == -ENOSPC)
+			*why = "the log could need more memory than dirty_track's max_log_mb";
+		else if (ret == -ENOMEM)
+			*why = "out of memory for the log";
+		else
+			*why = "overlapping or too many IOVA ranges, or a bad page size";
 		goto out;
 	}
 	d->ranges = kmemdup(ranges, nr_ranges * sizeof(*ranges), GFP_KERNEL);

@@ -44,7 +44,10 @@ static int vmig_dma_log_start(struct vfio_device *vdev,
 	}
 	ret = vmig_dirty_start(mdev, r, n, *page_size, true, &why);
 	kfree(r);
-	if (ret && why)
+	if (ret == -ENOSPC)	/* the admin's policy: say it where it is seen */
+		dev_warn_ratelimited(&mdev->core.pdev->dev, "DMA logging: %s\n",
+				     why);
+	else if (ret && why)
 		pci_dbg(mdev->core.pdev, "DMA logging: %s\n", why);
 	return ret;
 }

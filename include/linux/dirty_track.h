@@ -63,10 +63,10 @@ enum dt_mark_flags {
  * @reports: dt_read_and_clear() and dt_read_and_clear_user() calls
  * @reported_pages: pages delivered to sinks so far
  * @bitmap_bytes: bytes allocated for the log's bitmaps and directories
- * @bitmap_cap: most bytes the log may allocate (0: no cap), the module
- *	parameter max_log_mb of dirty_track.ko when the log was created
- * @cap_refusals: bitmap allocations refused because of @bitmap_cap (those
- *	marks take the "all dirty" fallback: a chunk is reported whole)
+ * @bitmap_bytes_max: what @bitmap_bytes reaches when every page is dirty
+ *	(the most the log can ever allocate)
+ * @bitmap_cap: the cap on @bitmap_bytes_max when the log was created (the
+ *	module parameter max_log_mb of dirty_track.ko; 0: none)
  * @chunks: chunk headers allocated (each covers 2^18 pages, 2 KiB)
  * @blocks: leaf blocks allocated (each holds 1024 page bits, 128 bytes)
  * @oor_marks: dt_mark() calls that hit at least one byte outside the logged
@@ -88,8 +88,8 @@ struct dt_stats {
 	u64 reports;
 	u64 reported_pages;
 	u64 bitmap_bytes;
+	u64 bitmap_bytes_max;
 	u64 bitmap_cap;
-	u64 cap_refusals;
 	u64 chunks;
 	u64 blocks;
 	u64 oor_marks;

@@ -124,37 +124,21 @@ static void dt_account(struct dt_log *log, s64 bytes)
 }
 
 /*
- * Default cap on a log's memory, in MiB (0: none); the module parameter
- * max_log_mb of dirty_track.ko.  Read once per log, at creation.
+ * The admin's cap on a log's memory, in MiB (0: none): the module parameter
+ * max_log_mb of dirty_track.ko, read once per log, at creation.
  */
-unsigned long dt_max_log_mb;
-
-/*
- * Take @bytes of the log's memory budget for a lazy allocation.  The budget
- * is taken before allocating, so racing markers never overshoot the cap;
- * dt_unreserve() gives it back when the allocation fails or loses a race.
- */
-static bool dt_reserve(struct dt_log *log, u64 bytes)
-{
-	if (!log->cap_bytes) {
-		dt_account(log, bytes);
-		return true;
-	}
-	if ((u64)atomic64_add_return(bytes, &log->bitmap_bytes) <=
-	    log->cap_bytes)
-		return true;
-	dt_account(log, -(s64)bytes);
-	this_cpu_inc(log->pcpu->cap_refusals);
-	return false;
-}
-
-static void dt_unreserve(struct dt_log *log, u64 bytes)
-{
-	dt_account(log, -(s64)bytes);
-}
+unsigned int dt_max_log_mb;
 
 /* ------------------------------------------------------------------ */
 /* creation and destruction                                            */
+
+/* Bytes allocated at creation: directory, line summary, top, alldirty. */
+static u64 dt_fixed_bytes(u64 nchunks)
+{
+	return nchunks * (sizeof(struct dt_chunk *) +
+			  DT_CHUNK_SUM_WORDS * sizeof(long)) +
+	       2 * BITS_TO_LONGS(nchunks) * sizeof(long);
+}
 
 static int dt_cmp_range(const void *a, const void *b)
 {
@@ -176,11 +160,13 @@ static int dt_cmp_range(const void *a, const void *b)
  * merged.  Ranges whose bytes overlap are rejected.  Only the directory and
  * summaries are allocated here (about 72 bytes per 2^18 logged pages);
  * bitmaps are allocated as pages are first marked, or by dt_prealloc().
+ * With a cap set (dt_max_log_mb), a log whose memory could grow past it
+ * with every page dirty is not created: a log never needs more later.
  *
  * Context: process context, may sleep.
  * Return: the log, or ERR_PTR(-EINVAL) for bad arguments, zero-length or
  * overlapping ranges, ERR_PTR(-E2BIG) above %DT_MAX_PAGES pages,
- * ERR_PTR(-ENOMEM).
+ * ERR_PTR(-ENOSPC) when its memory could pass the cap, ERR_PTR(-ENOMEM).
  */
 struct dt_log *dt_log_create(const struct dt_range *ranges, u32 nr_ranges,
 			     u64 page_size)
@@ -255,6 +241,18 @@ struct dt_log *dt_log_create(const struct dt_range *ranges, u32 nr_ranges,
 	if (WARN_ON_ONCE(nchunks > DT_MAX_CHUNKS))
 		goto out_free_log;
 	log->nchunks = nchunks;
+	log->max_bytes = dt_fixed_bytes(nchunks);
+	for (i = 0; i < n; i++)
+		log->max_bytes += DIV_ROUND_UP(log->ranges[i].npages,
+					       DT_CHUNK_PAGES) *
+				  sizeof(struct dt_chunk) +
+				  DIV_ROUND_UP(log->ranges[i].npages,
+					       DT_BLOCK_PAGES) *
+				  sizeof(struct dt_block);
+	log->cap_bytes = (u64)READ_ONCE(dt_max_log_mb) << 20;
+	ret = -ENOSPC;
+	if (log->cap_bytes && log->max_bytes > log->cap_bytes)
+		goto out_free_log;
 
 	ret = -ENOMEM;
 	log->dir = kvcalloc(nchunks, sizeof(*log->dir), GFP_KERNEL);
@@ -268,10 +266,7 @@ struct dt_log *dt_log_create(const struct dt_range *ranges, u32 nr_ranges,
 	    !log->pcpu)
 		goto out_free_log;
 	mutex_init(&log->report_lock);
-	log->cap_bytes = (u64)READ_ONCE(dt_max_log_mb) << 20;
-	dt_account(log, nchunks * (sizeof(*log->dir) +
-				   DT_CHUNK_SUM_WORDS * sizeof(long)) +
-		   2 * BITS_TO_LONGS(nchunks) * sizeof(long));
+	dt_account(log, dt_fixed_bytes(nchunks));
 	kfree(sorted);
 	return log;
 
@@ -346,20 +341,18 @@ static struct dt_chunk *dt_get_chunk(struct dt_log *log, u64 c, gfp_t gfp)
 {
 	struct dt_chunk *chunk = READ_ONCE(log->dir[c]), *old;
 
-	if (chunk || !gfp || !dt_reserve(log, sizeof(*chunk)))
+	if (chunk || !gfp)
 		return chunk;
 	chunk = kzalloc(sizeof(*chunk), gfp);
-	if (!chunk) {
-		dt_unreserve(log, sizeof(*chunk));
+	if (!chunk)
 		return NULL;
-	}
 	/* Fully ordered: the zeroed contents are visible before the pointer. */
 	old = cmpxchg(&log->dir[c], NULL, chunk);
 	if (old) {
 		kfree(chunk);
-		dt_unreserve(log, sizeof(*chunk));
 		return old;
 	}
+	dt_account(log, sizeof(*chunk));
 	atomic64_inc(&log->chunks_alloc);
 	return chunk;
 }
@@ -370,19 +363,17 @@ static struct dt_block *dt_get_block(struct dt_log *log,
 {
 	struct dt_block *blk = READ_ONCE(chunk->blk[b]), *old;
 
-	if (blk || !gfp || !dt_reserve(log, sizeof(*blk)))
+	if (blk || !gfp)
 		return blk;
 	blk = kzalloc(sizeof(*blk), gfp);
-	if (!blk) {
-		dt_unreserve(log, sizeof(*blk));
+	if (!blk)
 		return NULL;
-	}
 	old = cmpxchg(&chunk->blk[b], NULL, blk);
 	if (old) {
 		kfree(blk);
-		dt_unreserve(log, sizeof(*blk));
 		return old;
 	}
+	dt_account(log, sizeof(*blk));
 	atomic64_inc(&log->blocks_alloc);
 	return blk;
 }
@@ -1241,7 +1232,6 @@ void dt_log_get_stats(struct dt_log *log, struct dt_stats *st)
 		st->oor_marks += READ_ONCE(p->oor_marks);
 		st->oor_bytes += READ_ONCE(p->oor_bytes);
 		st->fallback_marks += READ_ONCE(p->fallback_marks);
-		st->cap_refusals += READ_ONCE(p->cap_refusals);
 	}
 	for (c = 0; c < BITS_TO_LONGS(log->nchunks); c++)
 		pending += hweight_long(READ_ONCE(log->alldirty[c]));
@@ -1250,6 +1240,7 @@ void dt_log_get_stats(struct dt_log *log, struct dt_stats *st)
 	st->nr_ranges = log->nr_ranges;
 	st->logged_bytes = log->logged_bytes;
 	st->bitmap_bytes = atomic64_read(&log->bitmap_bytes);
+	st->bitmap_bytes_max = log->max_bytes;
 	st->bitmap_cap = log->cap_bytes;
 	st->chunks = atomic64_read(&log->chunks_alloc);
 	st->blocks = atomic64_read(&log->blocks_alloc);

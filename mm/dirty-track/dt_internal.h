@@ -93,7 +93,6 @@ struct dt_pcpu_stats {
 	u64 oor_marks;
 	u64 oor_bytes;
 	u64 fallback_marks;
-	u64 cap_refusals;	/* allocations refused by @cap_bytes */
 };
 
 /* Lines a report keeps in flight (dt_core.c, struct dt_emit). */
@@ -127,11 +126,10 @@ struct dt_line_slot {
  * @all_mapped: all-mapped feeder attached; read with READ_ONCE() by the
  *	reporter, written under @report_lock
  * @pcpu: per-CPU statistics
- * @bitmap_bytes: bytes allocated for bitmaps and directories, and bytes
- *	reserved by allocations in progress
- * @cap_bytes: most @bitmap_bytes may reach (0: no cap), from dt_max_log_mb
- *	at creation; lazy allocations that would pass it are refused and
- *	their marks take the "all dirty" fallback
+ * @bitmap_bytes: bytes allocated for bitmaps and directories
+ * @max_bytes: what @bitmap_bytes reaches with every page dirty
+ * @cap_bytes: the admin's cap when the log was created (0: none); the log
+ *	was created only if @max_bytes fits under it
  * @chunks_alloc: chunk headers allocated
  * @blocks_alloc: leaf blocks allocated
  * @last_oor_iova: latest out-of-range byte, WRITE_ONCE() by markers
@@ -165,6 +163,7 @@ struct dt_log {
 	bool all_mapped;
 	struct dt_pcpu_stats __percpu *pcpu;
 	atomic64_t bitmap_bytes;
+	u64 max_bytes;
 	u64 cap_bytes;
 	atomic64_t chunks_alloc;
 	atomic64_t blocks_alloc;
@@ -182,6 +181,6 @@ struct dt_log {
 
 void dt_log_set_all_mapped(struct dt_log *log, bool on);
 
-extern unsigned long dt_max_log_mb;
+extern unsigned int dt_max_log_mb;
 
 #endif /* _DT_INTERNAL_H */

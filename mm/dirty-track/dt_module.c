@@ -293,9 +293,9 @@ int dt_feeder_iommu_hw_read_and_clear(struct dt_log *log, u64 iova,
 }
 EXPORT_SYMBOL_GPL(dt_feeder_iommu_hw_read_and_clear);
 
-module_param_named(max_log_mb, dt_max_log_mb, ulong, 0644);
+module_param_named(max_log_mb, dt_max_log_mb, uint, 0644);
 MODULE_PARM_DESC(max_log_mb,
-		 "Most memory one dirty log may use, in MiB, read when the log is created (0: no cap). Above it, marks fall back to reporting their 2^18-page chunk whole");
+		 "Most memory one dirty log may use, in MiB (0: no cap): a log that could need more with every page dirty is not created (ENOSPC)");
 
 static int __init dirty_track_init(void)
 {

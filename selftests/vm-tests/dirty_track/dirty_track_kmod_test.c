@@ -83,10 +83,11 @@ TEST(selftest_module_reloads)
 	}
 }
 
+#define MAX_LOG_MB "/sys/module/dirty_track/parameters/max_log_mb"
+
 static int write_param(const char *val)
 {
-	int fd = open("/sys/module/dirty_track/parameters/max_log_mb",
-		      O_WRONLY | O_CLOEXEC);
+	int fd = open(MAX_LOG_MB, O_WRONLY | O_CLOEXEC);
 	ssize_t n;
 
 	if (fd < 0)
@@ -96,27 +97,49 @@ static int write_param(const char *val)
 	return n == (ssize_t)strlen(val) ? 0 : -1;
 }
 
+/* The admin's value of max_log_mb, put back whatever the test did. */
+FIXTURE(cap) {
+	char old[32];
+};
+
+FIXTURE_SETUP(cap)
+{
+	int fd = open(MAX_LOG_MB, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	ASSERT_LE(0, fd) TH_LOG("%s: %s", MAX_LOG_MB, strerror(errno));
+	n = read(fd, self->old, sizeof(self->old) - 1);
+	close(fd);
+	ASSERT_LT(0, n);
+	self->old[n] = 0;
+}
+
+FIXTURE_TEARDOWN(cap)
+{
+	if (self->old[0])
+		write_param(self->old);
+}
+
 /*
- * The admin's cap: with max_log_mb=1 the self-test module's cap case checks
- * that a 64 GiB log marked in every bitmap block stays within 1 MiB and
- * still reports every marked page.
+ * The admin's cap: with max_log_mb=2 the self-test module's cap case checks
+ * that a log that could pass 2 MiB with every page dirty is refused
+ * (ENOSPC) and one that fits stays under it with every page dirty.
  */
-TEST(max_log_mb_caps_a_log)
+TEST_F(cap, max_log_mb_caps_a_log)
 {
 	char path[512];
 	int fd, ret;
 
 	ASSERT_TRUE(dirty_track_loaded()) TH_LOG("dirty_track.ko is not loaded");
 	ASSERT_EQ(0, mod_path(path, sizeof(path), TEST_MOD));
-	ASSERT_EQ(0, write_param("1")) TH_LOG("max_log_mb: %s", strerror(errno));
+	ASSERT_EQ(0, write_param("2")) TH_LOG("max_log_mb: %s", strerror(errno));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	ret = fd < 0 ? -1 : (int)syscall(__NR_finit_module, fd, "cap_mb=1", 0);
+	ASSERT_LE(0, fd) TH_LOG("%s: %s", path, strerror(errno));
+	ret = syscall(__NR_finit_module, fd, "cap_mb=2", 0);
+	close(fd);
 	if (ret)
 		TH_LOG("finit_module: %s (see dmesg for the failing check)",
 		       strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	ASSERT_EQ(0, write_param("0"));
 	ASSERT_EQ(0, ret);
 	ASSERT_EQ(0, syscall(__NR_delete_module, TEST_MOD, O_NONBLOCK));
 }

@@ -77,8 +77,6 @@ typedef struct { int64_t counter; } atomic64_t;
 static inline void atomic64_add(s64 v, atomic64_t *a)
 { __atomic_fetch_add(&a->counter, v, __ATOMIC_RELAXED); }
 static inline void atomic64_inc(atomic64_t *a) { atomic64_add(1, a); }
-static inline s64 atomic64_add_return(s64 v, atomic64_t *a)
-{ return __atomic_add_fetch(&a->counter, v, __ATOMIC_SEQ_CST); }
 static inline s64 atomic64_read(atomic64_t *a)
 { return __atomic_load_n(&a->counter, __ATOMIC_RELAXED); }
 
