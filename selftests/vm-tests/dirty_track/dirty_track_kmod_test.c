@@ -19,6 +19,7 @@
 #include <sys/utsname.h>
 
 #include "kselftest_harness.h"
+#include "modparam.h"
 
 #define TEST_MOD	"dirty_track_test"
 
@@ -85,40 +86,8 @@ TEST(selftest_module_reloads)
 
 #define MAX_LOG_MB "/sys/module/dirty_track/parameters/max_log_mb"
 
-static int write_param(const char *val)
-{
-	int fd = open(MAX_LOG_MB, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	return n == (ssize_t)strlen(val) ? 0 : -1;
-}
-
-/* The admin's value of max_log_mb, put back whatever the test did. */
-FIXTURE(cap) {
-	char old[32];
-};
-
-FIXTURE_SETUP(cap)
-{
-	int fd = open(MAX_LOG_MB, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	ASSERT_LE(0, fd) TH_LOG("%s: %s", MAX_LOG_MB, strerror(errno));
-	n = read(fd, self->old, sizeof(self->old) - 1);
-	close(fd);
-	ASSERT_LT(0, n);
-	self->old[n] = 0;
-}
-
-FIXTURE_TEARDOWN(cap)
-{
-	if (self->old[0])
-		write_param(self->old);
-}
+/* dirty_track's max_log_mb, put back after the test whatever happened. */
+MODPARAM_FIXTURE(cap, MAX_LOG_MB);
 
 /*
  * The admin's cap: with max_log_mb=2 the self-test module's cap case checks
@@ -132,7 +101,8 @@ TEST_F(cap, max_log_mb_caps_a_log)
 
 	ASSERT_TRUE(dirty_track_loaded()) TH_LOG("dirty_track.ko is not loaded");
 	ASSERT_EQ(0, mod_path(path, sizeof(path), TEST_MOD));
-	ASSERT_EQ(0, write_param("2")) TH_LOG("max_log_mb: %s", strerror(errno));
+	ASSERT_EQ(0, modparam_write(MAX_LOG_MB, "2"))
+		TH_LOG("max_log_mb: %s", strerror(errno));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	ASSERT_LE(0, fd) TH_LOG("%s: %s", path, strerror(errno));
 	ret = syscall(__NR_finit_module, fd, "cap_mb=2", 0);

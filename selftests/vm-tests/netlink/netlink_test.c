@@ -20,6 +20,7 @@
 #include <linux/vfio_mig.h>
 
 #include "kselftest_harness.h"
+#include "modparam.h"
 #include "cmd.h"
 #include "edu.h"
 #include "genl.h"
@@ -259,40 +260,8 @@ TEST(dirty_log_on_the_vf)
 
 #define MAX_LOG_MB "/sys/module/dirty_track/parameters/max_log_mb"
 
-static int put_param(const char *val)
-{
-	int fd = open(MAX_LOG_MB, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	return n == (ssize_t)strlen(val) ? 0 : -1;
-}
-
 /* dirty_track's max_log_mb, put back after the test whatever happened. */
-FIXTURE(cap) {
-	char old[32];
-};
-
-FIXTURE_SETUP(cap)
-{
-	int fd = open(MAX_LOG_MB, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	ASSERT_LE(0, fd) TH_LOG("%s: %s", MAX_LOG_MB, strerror(errno));
-	n = read(fd, self->old, sizeof(self->old) - 1);
-	close(fd);
-	ASSERT_LT(0, n);
-	self->old[n] = 0;
-}
-
-FIXTURE_TEARDOWN(cap)
-{
-	if (self->old[0])
-		put_param(self->old);
-}
+MODPARAM_FIXTURE(cap, MAX_LOG_MB);
 
 /* A log over the admin's cap is refused with the reason; a small one runs. */
 TEST_F(cap, dirty_log_refused_over_max_log_mb)
@@ -302,7 +271,7 @@ TEST_F(cap, dirty_log_refused_over_max_log_mb)
 
 	setup(_metadata, &t);
 	ASSERT_EQ(0, CMD(&r, MIGCTL, "dirty", "stop", devs[2]));
-	ASSERT_EQ(0, put_param("1"));
+	ASSERT_EQ(0, modparam_write(MAX_LOG_MB, "1"));
 	/* 256 GiB: about 9 MB with every page dirty */
 	ASSERT_EQ(0, CMD(&r, MIGCTL, "dirty", "start", devs[2],
 			 "0:0x4000000000"));
@@ -316,7 +285,7 @@ TEST_F(cap, dirty_log_refused_over_max_log_mb)
 	EXPECT_EQ(0, r.status) TH_LOG("%s", r.err);
 	ASSERT_EQ(0, CMD(&r, MIGCTL, "dirty", "stop", devs[2]));
 	EXPECT_EQ(0, r.status);
-	ASSERT_EQ(0, put_param("0"));
+	ASSERT_EQ(0, modparam_write(MAX_LOG_MB, "0"));
 	ASSERT_EQ(0, CMD(&r, MIGCTL, "dirty", "start", devs[2],
 			 "0:0x4000000000"));
 	EXPECT_EQ(0, r.status) TH_LOG("%s", r.err);
