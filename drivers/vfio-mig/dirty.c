@@ -108,6 +108,8 @@ int vmig_dirty_start(struct vmig_device *mdev, const struct dt_range *ranges,
 		ret = PTR_ERR(log);
 		if (ret == -ENOSPC)
 			*why = "the log could need more memory than dirty_track's max_log_mb";
+		else if (ret == -E2BIG)
+			*why = "more pages than a log holds (2^34)";
 		else if (ret == -ENOMEM)
 			*why = "out of memory for the log";
 		else

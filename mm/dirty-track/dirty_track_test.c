@@ -421,7 +421,7 @@ static void dtt_feeders(void)
 static unsigned int cap_mb;
 module_param(cap_mb, uint, 0444);
 MODULE_PARM_DESC(cap_mb,
-		 "Run only the memory cap case: dirty_track's max_log_mb was set to this");
+		 "Run only the memory cap case: dirty_track's max_log_mb was set to this (1 to 1024)");
 
 /*
  * dirty_track.max_log_mb is cap_mb: a log that could pass the cap with every
@@ -432,6 +432,11 @@ static void dtt_cap(void)
 	struct dt_range r = { 0, 64 * GIB * cap_mb };
 	struct dt_stats st;
 	struct dt_log *log;
+
+	/* 64 GiB per MiB: above 1024 MiB the first log would be too big */
+	DTT_CHECK(cap_mb <= 1024);
+	if (cap_mb > 1024)
+		return;
 
 	/* about 35 KB per GiB when all dirty: 64 GiB per MiB cannot fit */
 	log = dt_log_create(&r, 1, 0);

@@ -340,7 +340,9 @@ TEST(atomic_context_fallback_and_prealloc)
 TEST(memory_cap_refuses_a_log_that_could_pass_it)
 {
 	/* per chunk a directory slot and summary words; top and alldirty */
-	const uint64_t per_chunk = sizeof(void *) + DT_CHUNK_SUM_WORDS * 8;
+	const uint64_t per_chunk = sizeof(void *) +
+				   DT_CHUNK_SUM_WORDS * sizeof(long);
+	const uint64_t top = 2 * sizeof(long);	/* up to 64 chunks */
 	struct dt_range two[2] = { { 0, 4096 }, { TiB, 4096 } };
 	struct dt_stats st;
 	struct dt_log *log;
@@ -354,10 +356,10 @@ TEST(memory_cap_refuses_a_log_that_could_pass_it)
 	dt_max_log_mb = 0;
 	dt_log_get_stats(log, &st);
 	EXPECT_EQ(MiB, st.bitmap_cap);
-	EXPECT_EQ(16 * per_chunk + 2 * 8 + 16 * sizeof(struct dt_chunk) +
+	EXPECT_EQ(16 * per_chunk + top + 16 * sizeof(struct dt_chunk) +
 		  (16 * GiB >> 12) / DT_BLOCK_PAGES * sizeof(struct dt_block),
 		  st.bitmap_bytes_max);
-	EXPECT_EQ(16 * per_chunk + 2 * 8, st.bitmap_bytes);
+	EXPECT_EQ(16 * per_chunk + top, st.bitmap_bytes);
 	/* every page dirty: exactly the maximum, under the cap */
 	EXPECT_EQ(0, dt_mark(log, 0, 16 * GiB, 0));
 	EXPECT_EQ(0, dt_prealloc(log, 0, U64_MAX, GFP_KERNEL));
@@ -372,7 +374,7 @@ TEST(memory_cap_refuses_a_log_that_could_pass_it)
 	dt_max_log_mb = 0;
 	ASSERT_FALSE(IS_ERR(log));
 	dt_log_get_stats(log, &st);
-	EXPECT_EQ(2 * per_chunk + 2 * 8 + 2 * (sizeof(struct dt_chunk) +
+	EXPECT_EQ(2 * per_chunk + top + 2 * (sizeof(struct dt_chunk) +
 				    sizeof(struct dt_block)),
 		  st.bitmap_bytes_max);
 	dt_log_destroy(log);
