@@ -45,7 +45,12 @@ TEST(dirty_track_module_loaded)
 	ASSERT_EQ(0, access("/sys/module/dirty_track/version", R_OK));
 }
 
-TEST(selftest_module_passes)
+/*
+ * Load the self-test module with @params (its init runs the checks and
+ * fails with -EINVAL if one fails), then unload it.
+ */
+static void run_selftest_module(struct __test_metadata *_metadata,
+				const char *params)
 {
 	char path[512];
 	int fd, ret;
@@ -57,7 +62,7 @@ TEST(selftest_module_passes)
 	ASSERT_LE(0, fd) TH_LOG("%s: %s", path, strerror(errno));
 	/* a leftover instance from an earlier run would make this -EEXIST */
 	syscall(__NR_delete_module, TEST_MOD, O_NONBLOCK);
-	ret = syscall(__NR_finit_module, fd, "", 0);
+	ret = syscall(__NR_finit_module, fd, params, 0);
 	close(fd);
 	if (ret)
 		TH_LOG("finit_module: %s (see dmesg for the failing check)",
@@ -65,6 +70,11 @@ TEST(selftest_module_passes)
 	ASSERT_EQ(0, ret);
 	ASSERT_EQ(0, access("/sys/module/" TEST_MOD, F_OK));
 	ASSERT_EQ(0, syscall(__NR_delete_module, TEST_MOD, O_NONBLOCK));
+}
+
+TEST(selftest_module_passes)
+{
+	run_selftest_module(_metadata, "");
 }
 
 TEST(selftest_module_reloads)
@@ -96,22 +106,9 @@ MODPARAM_FIXTURE(cap, MAX_LOG_MB);
  */
 TEST_F(cap, max_log_mb_caps_a_log)
 {
-	char path[512];
-	int fd, ret;
-
-	ASSERT_TRUE(dirty_track_loaded()) TH_LOG("dirty_track.ko is not loaded");
-	ASSERT_EQ(0, mod_path(path, sizeof(path), TEST_MOD));
 	ASSERT_EQ(0, modparam_write(MAX_LOG_MB, "2"))
 		TH_LOG("max_log_mb: %s", strerror(errno));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	ASSERT_LE(0, fd) TH_LOG("%s: %s", path, strerror(errno));
-	ret = syscall(__NR_finit_module, fd, "cap_mb=2", 0);
-	close(fd);
-	if (ret)
-		TH_LOG("finit_module: %s (see dmesg for the failing check)",
-		       strerror(errno));
-	ASSERT_EQ(0, ret);
-	ASSERT_EQ(0, syscall(__NR_delete_module, TEST_MOD, O_NONBLOCK));
+	run_selftest_module(_metadata, "cap_mb=2");
 }
 
 TEST_HARNESS_MAIN
