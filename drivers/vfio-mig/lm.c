@@ -369,6 +369,9 @@ static struct file *set_state_locked(struct vmig_device *mdev,
 	lockdep_assert_held(&m->state_mutex);
 	if (m->stay_stopped && new_state != VFIO_DEVICE_STATE_STOP)
 		return ERR_PTR(-EPERM);
+	/* the device is not the guest's while a shadow serves it */
+	if (new_state != m->state && vmig_shadow_engaged(mdev))
+		return ERR_PTR(-EBUSY);
 	while (new_state != m->state) {
 		ret = vfio_mig_get_next_state(vdev, m->state, new_state, &next);
 		if (ret)

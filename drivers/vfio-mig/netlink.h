@@ -32,6 +32,13 @@ int vfio_mig_nl_mig_ack_doit(struct sk_buff *skb, struct genl_info *info);
 int vfio_mig_nl_dirty_mark_doit(struct sk_buff *skb, struct genl_info *info);
 int vfio_mig_nl_dev_compat_doit(struct sk_buff *skb, struct genl_info *info);
 int vfio_mig_nl_dev_needs_doit(struct sk_buff *skb, struct genl_info *info);
+int vfio_mig_nl_shadow_attach_doit(struct sk_buff *skb,
+				   struct genl_info *info);
+int vfio_mig_nl_shadow_detach_doit(struct sk_buff *skb,
+				   struct genl_info *info);
+int vfio_mig_nl_shadow_get_doit(struct sk_buff *skb, struct genl_info *info);
+int vfio_mig_nl_shadow_get_dumpit(struct sk_buff *skb,
+				  struct netlink_callback *cb);
 
 /* The device named by attribute @type; under vmig_devices_lock. */
 struct vmig_device *vmig_nl_find_dev(struct nlattr **attrs, int type,

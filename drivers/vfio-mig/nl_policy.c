@@ -96,6 +96,18 @@ static const struct nla_policy vfio_mig_dev_needs_nl_policy[VFIO_MIG_A_DEV_BDF +
 	[VFIO_MIG_A_DEV_BDF] = { .type = NLA_NUL_STRING, .len = 31, },
 };
 
+static const struct nla_policy vfio_mig_shadow_attach_nl_policy[VFIO_MIG_A_SHADOW_BDF + 1] = {
+	[VFIO_MIG_A_SHADOW_BDF] = { .type = NLA_NUL_STRING, .len = 31, },
+};
+
+static const struct nla_policy vfio_mig_shadow_detach_nl_policy[VFIO_MIG_A_SHADOW_BDF + 1] = {
+	[VFIO_MIG_A_SHADOW_BDF] = { .type = NLA_NUL_STRING, .len = 31, },
+};
+
+static const struct nla_policy vfio_mig_shadow_get_nl_policy[VFIO_MIG_A_SHADOW_BDF + 1] = {
+	[VFIO_MIG_A_SHADOW_BDF] = { .type = NLA_NUL_STRING, .len = 31, },
+};
+
 static const struct genl_ops vfio_mig_nl_ops[] = {
 	{
 		.cmd		= VFIO_MIG_CMD_DEV_GET,
@@ -173,6 +185,28 @@ static const struct genl_ops vfio_mig_nl_ops[] = {
 		.doit		= vfio_mig_nl_dev_needs_doit,
 		.policy		= vfio_mig_dev_needs_nl_policy,
 		.maxattr	= VFIO_MIG_A_DEV_BDF,
+		.flags		= GENL_ADMIN_PERM,
+	},
+	{
+		.cmd		= VFIO_MIG_CMD_SHADOW_ATTACH,
+		.doit		= vfio_mig_nl_shadow_attach_doit,
+		.policy		= vfio_mig_shadow_attach_nl_policy,
+		.maxattr	= VFIO_MIG_A_SHADOW_BDF,
+		.flags		= GENL_ADMIN_PERM,
+	},
+	{
+		.cmd		= VFIO_MIG_CMD_SHADOW_DETACH,
+		.doit		= vfio_mig_nl_shadow_detach_doit,
+		.policy		= vfio_mig_shadow_detach_nl_policy,
+		.maxattr	= VFIO_MIG_A_SHADOW_BDF,
+		.flags		= GENL_ADMIN_PERM,
+	},
+	{
+		.cmd		= VFIO_MIG_CMD_SHADOW_GET,
+		.doit		= vfio_mig_nl_shadow_get_doit,
+		.dumpit		= vfio_mig_nl_shadow_get_dumpit,
+		.policy		= vfio_mig_shadow_get_nl_policy,
+		.maxattr	= VFIO_MIG_A_SHADOW_BDF,
 		.flags		= GENL_ADMIN_PERM,
 	},
 };

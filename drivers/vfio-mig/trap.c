@@ -16,6 +16,7 @@
 #include <linux/moduleparam.h>
 #include <linux/pci.h>
 #include <linux/percpu.h>
+#include <linux/percpu-rwsem.h>
 #include <linux/pm_runtime.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -26,6 +27,7 @@
 #include "profile.h"
 #include "reglog.h"
 #include "regstate.h"
+#include "shadow.h"
 #include "trap.h"
 #include "vfio_mig.h"
 
@@ -119,16 +121,41 @@ static bool is_bar(unsigned int index)
 	return index <= VFIO_PCI_BAR5_REGION_INDEX;
 }
 
+/* Does the engaged shadow serve this access? Under the access lock. */
+static bool to_shadow(struct vmig_device *mdev, loff_t pos, size_t count)
+{
+	return unlikely(mdev->shadow.sh) &&
+	       !vmig_bar_excluded(mdev, VFIO_PCI_OFFSET_TO_INDEX(pos),
+				  pos & VFIO_PCI_OFFSET_MASK,
+				  min_t(size_t, count, U8_MAX));
+}
+
+static bool vmm_memory_enabled(struct vfio_pci_core_device *core);
+
+/*
+ * In trap modes sparse and all every BAR access holds the device's access
+ * lock for read, so that engaging or handing back a shadow (shadow.c)
+ * finds none in flight; while a shadow is engaged, it serves them.
+ */
 ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
 		  loff_t *ppos)
 {
 	struct vmig_device *mdev = to_vmig(vdev);
+	ssize_t ret;
 
-	/* Counted before the read, so that the call is a tail call. */
-	if (is_bar(VFIO_PCI_OFFSET_TO_INDEX(*ppos)) &&
-	    READ_ONCE(mdev->trap_mode) != VMIG_TRAP_NONE)
+	if (!is_bar(VFIO_PCI_OFFSET_TO_INDEX(*ppos)) ||
+	    READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
+		return vfio_pci_core_read(vdev, buf, count, ppos);
+	percpu_down_read(&mdev->shadow.sem);
+	if (to_shadow(mdev, *ppos, count)) {
+		ret = vmm_memory_enabled(&mdev->core) ?
+		      vmig_shadow_rw(mdev, buf, count, ppos, false) : -EIO;
+	} else {
 		this_cpu_inc(*mdev->trapped_reads);
-	return vfio_pci_core_read(vdev, buf, count, ppos);
+		ret = vfio_pci_core_read(vdev, buf, count, ppos);
+	}
+	percpu_up_read(&mdev->shadow.sem);
+	return ret;
 }
 
 /*
@@ -241,14 +268,24 @@ ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
 {
 	struct vmig_device *mdev = to_vmig(vdev);
 	unsigned int index = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
+	ssize_t ret;
 
 	if (!is_bar(index) || READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
 		return vfio_pci_core_write(vdev, buf, count, ppos);
+	percpu_down_read(&mdev->shadow.sem);
+	if (to_shadow(mdev, *ppos, count))
+		ret = vmm_memory_enabled(&mdev->core) ?
+		      vmig_shadow_rw(mdev, (char __user *)buf, count, ppos,
+				     true) : -EIO;
 	/* The DMA engine's registers: held in P2P, fed to the dirty log. */
-	if (unlikely(vmig_doorbell_hit(mdev->profile->doorbell, index,
-				       *ppos & VFIO_PCI_OFFSET_MASK, count)))
-		return vmig_doorbell_write(mdev, buf, count, ppos);
-	return trapped_write(mdev, buf, count, ppos);
+	else if (unlikely(vmig_doorbell_hit(mdev->profile->doorbell, index,
+					    *ppos & VFIO_PCI_OFFSET_MASK,
+					    count)))
+		ret = vmig_doorbell_write(mdev, buf, count, ppos);
+	else
+		ret = trapped_write(mdev, buf, count, ppos);
+	percpu_up_read(&mdev->shadow.sem);
+	return ret;
 }
 
 int vmig_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
@@ -438,7 +475,11 @@ long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 	if (!ret && cmd == VFIO_DEVICE_RESET) {
 		vmig_record_reset(&mdev->rs);
 		vmig_mig_reset_sync(mdev);
+		vmig_shadow_reset(mdev);
 	}
+	/* the eventfds a shadow signals */
+	if (!ret && cmd == VFIO_DEVICE_SET_IRQS)
+		vmig_shadow_set_irqs(mdev, (void __user *)arg);
 	return ret;
 }
 

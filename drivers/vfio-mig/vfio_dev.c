@@ -26,6 +26,11 @@ static int vmig_init_dev(struct vfio_device *vdev)
 	mdev->trapped_reads = alloc_percpu(u64);
 	if (!mdev->trapped_reads)
 		return -ENOMEM;
+	ret = vmig_shadow_dev_init(mdev);
+	if (ret) {
+		free_percpu(mdev->trapped_reads);
+		return ret;
+	}
 	ret = vmig_regstate_init(&mdev->rs);
 	if (!ret)
 		ret = vmig_profile_bind(mdev,
@@ -35,6 +40,7 @@ static int vmig_init_dev(struct vfio_device *vdev)
 	if (ret) {
 		vmig_profile_unbind(mdev);
 		vmig_regstate_destroy(&mdev->rs);
+		vmig_shadow_dev_exit(mdev);
 		free_percpu(mdev->trapped_reads);
 		return ret;
 	}
@@ -53,6 +59,7 @@ static void vmig_release_dev(struct vfio_device *vdev)
 	struct vmig_device *mdev = to_vmig(vdev);
 
 	vmig_regstate_destroy(&mdev->rs);
+	vmig_shadow_dev_exit(mdev);
 	free_percpu(mdev->trapped_reads);
 	vmig_profile_unbind(mdev);
 	/* an ack may name RAM after the device closed */
@@ -100,6 +107,8 @@ static void vmig_close_device(struct vfio_device *vdev)
 	struct vmig_device *mdev = to_vmig(vdev);
 
 	mdev->open = false;
+	/* An engaged shadow's state goes with the VMM that used it. */
+	vmig_shadow_close(mdev);
 	/* A controller's ioctls in flight end; later ones get ENODEV. */
 	vmig_ctl_detach(mdev);
 	/* Back to RUNNING, data fds dropped, before the BARs go. */

@@ -35,6 +35,7 @@
 #include "dirty.h"
 #include "lm.h"
 #include "regstate.h"
+#include "shadow.h"
 #include "trap.h"
 
 struct vmig_profile;
@@ -59,6 +60,10 @@ struct vmig_profile;
  *  8. vmig_mig.state_mutex	the migration state machine (lm.h); close_device
  *				takes it under dev_set->lock, so arcs never
  *				take dev_set->lock
+ *     vmig_shadow_dev.sem	the access lock (shadow.h): a BAR access of the
+ *				VMM holds it for read and takes nothing
+ *				above; engage and hand-back take it for
+ *				write under state_mutex
  *  9. vmig_migf.lock		one migration data fd (lm.h)
  * 10. vmig_dirty.lock		the DMA dirty log (dirty.h); the
  *				settings lock takes it under dev_set->lock
@@ -86,6 +91,8 @@ struct vmig_profile;
  *	vmig_mig.reset_lock	(spinlock; from reset_done, under memory_lock)
  *	vmig_regstate.lock	(bit spinlock, regstate.h; the trap write
  *				path, under memory_lock or the DMA hold lock)
+ *	vmig_shadow_dev.irq_lock (shadow.h; under vmig_shadow.lock, the
+ *				engaged shadow's own mutex, or alone)
  *
  * Markers of the dirty log take no lock (RCU, dirty.h).
  */
@@ -115,6 +122,7 @@ struct vmig_profile;
  * @mig: VFIO migration state (lm.h has its locking rules).
  * @ctl: the attached /dev/vfio-mig fd and the pending migration phase
  *	(ctl.h has their locking rules).
+ * @shadow: the shadow adapter and the access lock (shadow.h).
  */
 struct vmig_device {
 	struct vfio_pci_core_device core;
@@ -131,6 +139,7 @@ struct vmig_device {
 	struct work_struct overflow_work;
 	struct vmig_mig mig;
 	struct vmig_ctl_dev ctl;
+	struct vmig_shadow_dev shadow;
 };
 
 /*

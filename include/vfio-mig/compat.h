@@ -123,4 +123,16 @@ static inline struct nlattr **vmig_genl_dump_attrs(struct netlink_callback *cb)
 #endif
 }
 
+/* eventfd_signal() lost its count argument in 6.8. */
+#include <linux/eventfd.h>
+
+static inline void vmig_eventfd_signal(struct eventfd_ctx *ctx)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 8, 0)
+	eventfd_signal(ctx);
+#else
+	eventfd_signal(ctx, 1);
+#endif
+}
+
 #endif /* _VFIO_MIG_COMPAT_H */

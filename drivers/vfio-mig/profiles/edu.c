@@ -52,31 +52,7 @@
 #include "../snapshot.h"
 #include "../trap.h"
 #include "../vfio_mig.h"
-
-#define EDU_ID			0x00
-#define EDU_LIVENESS		0x04
-#define EDU_FACTORIAL		0x08
-#define EDU_STATUS		0x20
-#define EDU_IRQ_STATUS		0x24
-#define EDU_IRQ_RAISE		0x60
-#define EDU_IRQ_ACK		0x64
-#define EDU_DMA_SRC		0x80
-#define EDU_DMA_DST		0x88
-#define EDU_DMA_COUNT		0x90
-#define EDU_DMA_CMD		0x98
-
-#define EDU_STATUS_COMPUTING	0x01
-#define EDU_STATUS_IRQFACT	0x80
-#define EDU_CMD_RUN		0x1
-#define EDU_CMD_TO_RAM		0x2
-#define EDU_CMD_IRQ		0x4
-#define EDU_IRQ_DMA		0x100
-
-#define EDU_BUF_ADDR		0x40000
-#define EDU_BUF_SIZE		4096
-#define EDU_BUF_DMA		(EDU_BUF_SIZE - 1)
-#define EDU_DMA_MASK		((1ULL << 28) - 1)
-#define EDU_FACT_MAX		34	/* n! mod 2^32 is 0 from here on */
+#include "edu.h"
 
 /* devstate items in report errors (bar VMIG_BAR_DEVSTATE) */
 #define EDU_ITEM_IDLE		1
@@ -110,24 +86,6 @@ static const struct vmig_reg_desc edu_regs[] = {
 /* Sparse mode traps the register page; the rest of the 1 MiB BAR is empty. */
 static const struct vmig_trap_range edu_trap[] = {
 	{ .bar = 0, .offset = 0, .size = PAGE_SIZE },
-};
-
-/*
- * The device state blob; the profile's version follows it. 2: the
- * borrowed page travels in it (1 had it in the stream's record header).
- */
-#define EDU_STATE_VERSION	2
-#define EDU_STATE_BUF		0x1	/* @buf holds the device buffer */
-
-/*
- * @scratch: guest IOVA of the page the source borrowed (0: none); in a
- * migration the target borrows the same page if its VMM mapped it
- */
-struct edu_state {
-	__le32 version;
-	__le32 flags;
-	__le64 scratch;
-	u8 buf[EDU_BUF_SIZE];
 };
 
 /* DMA starts held in the P2P states: the device takes one at a time. */
@@ -499,17 +457,6 @@ static int edu_save(struct vmig_profile_ctx *ctx)
 	return vmig_run_in_worker(edu_save_work, &w);
 }
 
-static u32 fact32(u32 n)
-{
-	u32 r = 1;
-
-	if (n >= EDU_FACT_MAX)
-		return 0;
-	while (n > 1)
-		r *= n--;
-	return r;
-}
-
 /* The operand whose factorial the device shows: see step 4. */
 static int fact_operand(const struct vmig_snapshot *s, u32 result,
 			bool computing, u32 *n)
@@ -523,12 +470,12 @@ static int fact_operand(const struct vmig_snapshot *s, u32 result,
 	}
 	hint = vmig_snap_regfile(s, 0, EDU_FACTORIAL, 4);
 	if (hint && hint->value <= EDU_FACT_MAX &&
-	    fact32(hint->value) == result) {
+	    edu_fact32(hint->value) == result) {
 		*n = hint->value;
 		return 0;
 	}
 	for (i = 0; i <= EDU_FACT_MAX; i++) {
-		if (fact32(i) == result) {
+		if (edu_fact32(i) == result) {
 			*n = i;
 			return 0;
 		}

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sriov-shadow: a software edu (QEMU's educational device, 1234:11e8) that
+ * serves the guest while its device is taken away.
+ *
+ * It follows QEMU's hw/misc/edu.c register for register: 4-byte accesses
+ * below 0x80, 4- or 8-byte ones from 0x80 (vfio_mig hands it 4-byte
+ * pieces), anything else reads all ones and is ignored; liveness stores
+ * the complement of what is written; the DMA address registers are
+ * ignored while a transfer runs. Where the device works in the
+ * background, the model works at once: a factorial is computed as its
+ * operand is written, and a transfer runs as its start is written, so the
+ * guest finds the computing and start bits clear at its next read. A
+ * transfer moves bytes between the model's buffer and guest memory with
+ * vmig_shadow_dma() (which marks what it writes in the DMA dirty log); one
+ * outside the buffer's reach (the last byte included, as QEMU 7.2 refuses
+ * it) is not made, and only clears the start bit. Interrupts go to the
+ * VMM's eventfd for the enabled type: vector 0 of MSI, or INTx.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <linux/printk.h>
+#include <linux/string.h>
+
+#include "models.h"
+#include "profiles/edu.h"
+
+/**
+ * struct edu_model - the software edu (vmig_shadow_priv())
+ * @liveness: what reads of the liveness register give
+ * @fact: the factorial register
+ * @status: the status register (only its interrupt-enable bit is ever
+ *	set: computing ends at once)
+ * @irq_status: raised and not acknowledged interrupts
+ * @dma_src: DMA source address
+ * @dma_dst: DMA destination address
+ * @dma_cnt: DMA byte count
+ * @dma_cmd: DMA command (the start bit is clear between writes)
+ * @operand: the last factorial operand written, valid if @have_operand
+ * @have_operand: see @operand
+ * @scratch: the guest page the device's state was moved through
+ * @buf: the device buffer
+ *
+ * Under the shadow's mutex (every op runs under it).
+ */
+struct edu_model {
+	u32 liveness, fact, status, irq_status;
+	u64 dma_src, dma_dst, dma_cnt, dma_cmd;
+	u32 operand;
+	bool have_operand;
+	u64 scratch;
+	u8 buf[EDU_BUF_SIZE];
+};
+
+static struct edu_model *model(struct vmig_shadow *sh)
+{
+	return vmig_shadow_priv(sh);
+}
+
+/* Each register the edu profile captures, and its width. */
+static const struct {
+	u32 off;
+	u8 width;
+} edu_state_regs[] = {
+	{ EDU_LIVENESS, 4 }, { EDU_FACTORIAL, 4 }, { EDU_STATUS, 4 },
+	{ EDU_IRQ_STATUS, 4 }, { EDU_DMA_SRC, 8 }, { EDU_DMA_DST, 8 },
+	{ EDU_DMA_COUNT, 8 }, { EDU_DMA_CMD, 8 },
+};
+
+static u64 *reg64(struct edu_model *m, u32 off)
+{
+	switch (off) {
+	case EDU_DMA_SRC:
+		return &m->dma_src;
+	case EDU_DMA_DST:
+		return &m->dma_dst;
+	case EDU_DMA_COUNT:
+		return &m->dma_cnt;
+	case EDU_DMA_CMD:
+		return &m->dma_cmd;
+	}
+	return NULL;
+}
+
+static u32 *reg32(struct edu_model *m, u32 off)
+{
+	switch (off) {
+	case EDU_LIVENESS:
+		return &m->liveness;
+	case EDU_FACTORIAL:
+		return &m->fact;
+	case EDU_STATUS:
+		return &m->status;
+	case EDU_IRQ_STATUS:
+		return &m->irq_status;
+	}
+	return NULL;
+}
+
+static int edu_engage(struct vmig_shadow *sh,
+		      const struct vmig_shadow_image *img, const char **why)
+{
+	const struct edu_state *st = (const void *)img->devstate;
+	struct edu_model *m = model(sh);
+	u64 v;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(edu_state_regs); i++) {
+		u32 off = edu_state_regs[i].off;
+
+		if (vmig_shadow_image_get(img, false, 0, off,
+					  edu_state_regs[i].width, &v)) {
+			*why = "edu: a register of the device was not captured";
+			return -ENODATA;
+		}
+		if (reg64(m, off))
+			*reg64(m, off) = v;
+		else
+			*reg32(m, off) = v;
+	}
+	if (m->dma_cmd & EDU_CMD_RUN || m->status & EDU_STATUS_COMPUTING) {
+		*why = "edu: the device was still busy when captured";
+		return -EBUSY;
+	}
+	if (!st || img->devstate_len != sizeof(*st) ||
+	    le32_to_cpu(st->version) != EDU_STATE_VERSION ||
+	    !(le32_to_cpu(st->flags) & EDU_STATE_BUF)) {
+		*why = "edu: the device buffer was not captured (it is read by DMA through a guest page the VMM reserves: debugfs scratch)";
+		return -ENODATA;
+	}
+	memcpy(m->buf, st->buf, sizeof(m->buf));
+	m->scratch = le64_to_cpu(st->scratch);
+	/* the register file's last operand, if it gives the result */
+	if (!vmig_shadow_image_get(img, true, 0, EDU_FACTORIAL, 4, &v) &&
+	    v <= U32_MAX) {
+		m->operand = v;
+		m->have_operand = edu_fact32(v) == m->fact;
+	}
+	return 0;
+}
+
+static void raise_irq(struct vmig_shadow *sh, u32 bits)
+{
+	struct edu_model *m = model(sh);
+
+	m->irq_status |= bits;
+	if (m->irq_status)
+		vmig_shadow_irq(sh, 0);
+}
+
+/* One transfer, at once; see the top of the file. */
+static void run_dma(struct vmig_shadow *sh)
+{
+	struct edu_model *m = model(sh);
+	bool to_ram = m->dma_cmd & EDU_CMD_TO_RAM;
+	u64 dev = to_ram ? m->dma_src : m->dma_dst;
+	u64 ram = (to_ram ? m->dma_dst : m->dma_src) & EDU_DMA_MASK;
+	u64 cnt = m->dma_cnt;
+	int ret;
+
+	if (dev < EDU_BUF_ADDR || cnt > EDU_BUF_DMA ||
+	    dev - EDU_BUF_ADDR > EDU_BUF_DMA - cnt) {
+		pr_warn_ratelimited("edu shadow: a transfer of %llu bytes at buffer address %#llx is outside the buffer: not made\n",
+				    cnt, dev);
+		m->dma_cmd &= ~EDU_CMD_RUN;
+		return;
+	}
+	ret = vmig_shadow_dma(sh, ram, m->buf + (dev - EDU_BUF_ADDR), cnt,
+			      to_ram);
+	if (ret)
+		pr_warn_ratelimited("edu shadow: a transfer at guest IOVA %#llx failed: %d\n",
+				    ram, ret);
+	m->dma_cmd &= ~EDU_CMD_RUN;
+	if (m->dma_cmd & EDU_CMD_IRQ)
+		raise_irq(sh, EDU_IRQ_DMA);
+}
+
+static bool width_ok(u32 off, u8 width)
+{
+	return width == 4 || (off >= EDU_DMA_SRC && width == 8);
+}
+
+static u64 edu_read(struct vmig_shadow *sh, u8 bar, u32 off, u8 width)
+{
+	struct edu_model *m = model(sh);
+
+	if (bar || !width_ok(off, width))
+		return ~0ULL;
+	if (off == EDU_ID)
+		return 0x010000ed;
+	if (reg32(m, off))
+		return *reg32(m, off);
+	if (reg64(m, off))
+		return *reg64(m, off);
+	return ~0ULL;
+}
+
+static void edu_write(struct vmig_shadow *sh, u8 bar, u32 off, u8 width,
+		      u64 val)
+{
+	struct edu_model *m = model(sh);
+
+	if (bar || !width_ok(off, width))
+		return;
+	switch (off) {
+	case EDU_LIVENESS:
+		m->liveness = ~val;
+		break;
+	case EDU_FACTORIAL:
+		m->operand = val;
+		m->have_operand = true;
+		m->fact = edu_fact32(val);
+		if (m->status & EDU_STATUS_IRQFACT)
+			raise_irq(sh, EDU_IRQ_FACT);
+		break;
+	case EDU_STATUS:
+		if (val & EDU_STATUS_IRQFACT)
+			m->status |= EDU_STATUS_IRQFACT;
+		else
+			m->status &= ~EDU_STATUS_IRQFACT;
+		break;
+	case EDU_IRQ_RAISE:
+		raise_irq(sh, val);
+		break;
+	case EDU_IRQ_ACK:
+		m->irq_status &= ~val;
+		break;
+	case EDU_DMA_SRC:
+	case EDU_DMA_DST:
+	case EDU_DMA_COUNT:
+		*reg64(m, off) = val;
+		break;
+	case EDU_DMA_CMD:
+		if (!(val & EDU_CMD_RUN))
+			break;
+		m->dma_cmd = val;
+		run_dma(sh);
+		break;
+	}
+}
+
+static int edu_save(struct vmig_shadow *sh, struct vmig_shadow_image *img)
+{
+	struct edu_model *m = model(sh);
+	struct edu_state *st = (void *)img->devstate;
+	int i, ret = 0;
+	u64 v;
+
+	if (!st || img->devstate_max < sizeof(*st))
+		return -ENOSPC;
+	for (i = 0; i < ARRAY_SIZE(edu_state_regs) && !ret; i++) {
+		u32 off = edu_state_regs[i].off;
+
+		v = reg64(m, off) ? *reg64(m, off) : *reg32(m, off);
+		ret = vmig_shadow_image_put(img, false, 0, off,
+					    edu_state_regs[i].width, v);
+	}
+	if (!ret)
+		ret = vmig_shadow_image_put(img, false, 0, EDU_ID, 4,
+					    0x010000ed);
+	if (!ret && m->have_operand)
+		ret = vmig_shadow_image_put(img, true, 0, EDU_FACTORIAL, 4,
+					    m->operand);
+	if (ret)
+		return ret;
+	st->version = cpu_to_le32(EDU_STATE_VERSION);
+	st->flags = cpu_to_le32(EDU_STATE_BUF);
+	st->scratch = cpu_to_le64(m->scratch);
+	memcpy(st->buf, m->buf, sizeof(st->buf));
+	st->buf[EDU_BUF_DMA] = 0;
+	img->devstate_len = sizeof(*st);
+	return 0;
+}
+
+const struct vmig_shadow_ops sriov_shadow_edu = {
+	.profile = "edu",
+	.owner = THIS_MODULE,
+	.priv_size = sizeof(struct edu_model),
+	.engage = edu_engage,
+	.read = edu_read,
+	.write = edu_write,
+	.save = edu_save,
+};

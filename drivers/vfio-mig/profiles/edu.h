@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * QEMU's educational device (1234:11e8): its registers and the edu
+ * profile's device state blob, shared by the profile (edu.c) and the edu
+ * shadow (drivers/sriov-shadow/edu.c). Register map: QEMU's
+ * docs/specs/edu.rst.
+ */
+#ifndef _VFIO_MIG_PROFILE_EDU_H
+#define _VFIO_MIG_PROFILE_EDU_H
+
+#include <linux/types.h>
+
+#define EDU_ID			0x00
+#define EDU_LIVENESS		0x04
+#define EDU_FACTORIAL		0x08
+#define EDU_STATUS		0x20
+#define EDU_IRQ_STATUS		0x24
+#define EDU_IRQ_RAISE		0x60
+#define EDU_IRQ_ACK		0x64
+#define EDU_DMA_SRC		0x80
+#define EDU_DMA_DST		0x88
+#define EDU_DMA_COUNT		0x90
+#define EDU_DMA_CMD		0x98
+
+#define EDU_STATUS_COMPUTING	0x01
+#define EDU_STATUS_IRQFACT	0x80
+#define EDU_CMD_RUN		0x1
+#define EDU_CMD_TO_RAM		0x2
+#define EDU_CMD_IRQ		0x4
+#define EDU_IRQ_FACT		0x1
+#define EDU_IRQ_DMA		0x100
+
+#define EDU_BUF_ADDR		0x40000
+#define EDU_BUF_SIZE		4096
+/*
+ * The buffer's last byte is beyond the device's DMA reach (QEMU 7.2 stops
+ * the VM on a transfer that touches it): transfers end before it.
+ */
+#define EDU_BUF_DMA		(EDU_BUF_SIZE - 1)
+#define EDU_DMA_MASK		((1ULL << 28) - 1)
+#define EDU_FACT_MAX		34	/* n! mod 2^32 is 0 from here on */
+
+/*
+ * The device state blob; the profile's version follows it. 2: the
+ * borrowed page travels in it (1 had it in the stream's record header).
+ */
+#define EDU_STATE_VERSION	2
+#define EDU_STATE_BUF		0x1	/* @buf holds the device buffer */
+
+/*
+ * @scratch: guest IOVA of the page the source borrowed (0: none); in a
+ * migration the target borrows the same page if its VMM mapped it
+ */
+struct edu_state {
+	__le32 version;
+	__le32 flags;
+	__le64 scratch;
+	u8 buf[EDU_BUF_SIZE];
+};
+
+/* n! as the device computes it: modulo 2^32. */
+static inline u32 edu_fact32(u32 n)
+{
+	u32 r = 1;
+
+	if (n >= EDU_FACT_MAX)
+		return 0;
+	while (n > 1)
+		r *= n--;
+	return r;
+}
+
+#endif /* _VFIO_MIG_PROFILE_EDU_H */

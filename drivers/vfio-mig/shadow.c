@@ -1,0 +1,667 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig: the shadow adapter, the vfio_mig half (Documentation/shadow.rst).
+ *
+ * A module registers a shadow per profile (vmig_shadow_register()). Engage
+ * takes the device's access lock for write, so that no guest access is in
+ * flight, quiesces the device's DMA, captures its state with the profile's
+ * save op (a snapshot) and starts the shadow's model from it; from then on
+ * the access paths (trap.c) send every BAR access of the VMM to the model.
+ * The hand-back takes the lock again, asks the model for its state and
+ * brings the device to it with the profile's restore op; if the device
+ * refuses, the shadow stays engaged. The VMM's interrupt eventfds are
+ * remembered as it sets them, so that the model can signal them.
+ *
+ * Only accesses through the device fd reach the model: engage needs trap
+ * mode sparse or all, where the profile's registers are never mmapped.
+ */
+#include <linux/ktime.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <vfio-mig/compat.h>
+
+#include "dirty.h"
+#include "lm.h"
+#include "profile.h"
+#include "replay.h"
+#include "shadow.h"
+#include "snapshot.h"
+#include "trap.h"
+#include "vfio_mig.h"
+
+/**
+ * struct vmig_shadow - one engaged shadow
+ * @mdev: its device
+ * @ops: its implementation (its module held)
+ * @lock: serialises the ops and protects the counters
+ * @reads: BAR reads served
+ * @writes: BAR writes served
+ * @dmas: transfers to or from guest memory
+ * @irqs: interrupts signalled
+ * @priv: the implementation's data, @ops->priv_size bytes
+ */
+struct vmig_shadow {
+	struct vmig_device *mdev;
+	const struct vmig_shadow_ops *ops;
+	struct mutex lock;
+	u64 reads, writes, dmas, irqs;
+	u8 priv[] __aligned(8);
+};
+
+/* Registered shadows, at most one per profile; under shadow_ops_lock. */
+#define VMIG_SHADOW_MAX_OPS	8
+static const struct vmig_shadow_ops *shadow_ops[VMIG_SHADOW_MAX_OPS];
+static DEFINE_MUTEX(shadow_ops_lock);
+
+static int ops_slot(const char *profile)
+{
+	int i;
+
+	for (i = 0; i < VMIG_SHADOW_MAX_OPS; i++)
+		if (shadow_ops[i] && !strcmp(shadow_ops[i]->profile, profile))
+			return i;
+	return -1;
+}
+
+int vmig_shadow_register(const struct vmig_shadow_ops *ops)
+{
+	int i, ret = -ENOSPC;
+
+	if (!ops->profile || !ops->read || !ops->write || !ops->engage ||
+	    !ops->save || !vmig_profile_find(ops->profile))
+		return -EINVAL;
+	mutex_lock(&shadow_ops_lock);
+	if (ops_slot(ops->profile) >= 0) {
+		ret = -EEXIST;
+		goto out;
+	}
+	for (i = 0; i < VMIG_SHADOW_MAX_OPS; i++) {
+		if (!shadow_ops[i]) {
+			shadow_ops[i] = ops;
+			ret = 0;
+			break;
+		}
+	}
+out:
+	mutex_unlock(&shadow_ops_lock);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(vmig_shadow_register);
+
+/* An engaged shadow holds its module: none is engaged here. */
+void vmig_shadow_unregister(const struct vmig_shadow_ops *ops)
+{
+	int i;
+
+	mutex_lock(&shadow_ops_lock);
+	for (i = 0; i < VMIG_SHADOW_MAX_OPS; i++)
+		if (shadow_ops[i] == ops)
+			shadow_ops[i] = NULL;
+	mutex_unlock(&shadow_ops_lock);
+}
+EXPORT_SYMBOL_GPL(vmig_shadow_unregister);
+
+bool vmig_shadow_available(const char *profile)
+{
+	bool found;
+
+	mutex_lock(&shadow_ops_lock);
+	found = ops_slot(profile) >= 0;
+	mutex_unlock(&shadow_ops_lock);
+	return found;
+}
+
+/* The shadow of @profile with its module held, or NULL. */
+static const struct vmig_shadow_ops *ops_get(const char *profile)
+{
+	const struct vmig_shadow_ops *ops = NULL;
+	int i;
+
+	mutex_lock(&shadow_ops_lock);
+	i = ops_slot(profile);
+	if (i >= 0 && try_module_get(shadow_ops[i]->owner))
+		ops = shadow_ops[i];
+	mutex_unlock(&shadow_ops_lock);
+	return ops;
+}
+
+void *vmig_shadow_priv(struct vmig_shadow *sh)
+{
+	return sh->priv;
+}
+EXPORT_SYMBOL_GPL(vmig_shadow_priv);
+
+/* ---- images ---- */
+
+static struct vmig_reg_value *image_find(struct vmig_reg_value *v, u32 n,
+					 u8 bar, u32 off, u8 width)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		if (v[i].bar == bar && v[i].offset == off &&
+		    v[i].width == width)
+			return &v[i];
+	return NULL;
+}
+
+int vmig_shadow_image_get(const struct vmig_shadow_image *img, bool written,
+			  u8 bar, u32 off, u8 width, u64 *val)
+{
+	struct vmig_reg_value *r;
+
+	if (written)
+		r = image_find(img->written, img->nr_written, bar, off, width);
+	else
+		r = image_find(img->reads, img->nr_reads, bar, off, width);
+	if (!r)
+		return -ENODATA;
+	*val = r->value;
+	return 0;
+}
+EXPORT_SYMBOL_GPL(vmig_shadow_image_get);
+
+int vmig_shadow_image_put(struct vmig_shadow_image *img, bool written, u8 bar,
+			  u32 off, u8 width, u64 val)
+{
+	struct vmig_reg_value *v = written ? img->written : img->reads;
+	u32 *nr = written ? &img->nr_written : &img->nr_reads;
+	u32 max = written ? img->max_written : img->max_reads;
+	struct vmig_reg_value *r = image_find(v, *nr, bar, off, width);
+
+	if (!r) {
+		if (*nr >= max)
+			return -ENOSPC;
+		r = &v[(*nr)++];
+		r->bar = bar;
+		r->offset = off;
+		r->width = width;
+		r->seq = *nr;	/* the register file's order */
+	}
+	r->value = val;
+	return 0;
+}
+EXPORT_SYMBOL_GPL(vmig_shadow_image_put);
+
+/* ---- guest memory and interrupts ---- */
+
+struct shadow_dma {
+	struct vmig_device *mdev;
+	u64 iova;
+	void *buf;
+	size_t len;
+	bool to_ram;
+};
+
+static int shadow_dma_fn(void *arg)
+{
+	struct shadow_dma *d = arg;
+
+	return vfio_dma_rw(&d->mdev->core.vdev, d->iova, d->buf, d->len,
+			   d->to_ram);
+}
+
+/*
+ * From a worker: vfio_dma_rw() reaches the VMM's memory from a kernel
+ * thread, whoever (the VMM, a controller) made the access. The log is
+ * marked after the write, so a report that cleared the pages before it
+ * cannot hide it.
+ */
+int vmig_shadow_dma(struct vmig_shadow *sh, u64 iova, void *buf, size_t len,
+		    bool to_ram)
+{
+	struct shadow_dma d = {
+		.mdev = sh->mdev, .iova = iova, .buf = buf, .len = len,
+		.to_ram = to_ram,
+	};
+	int ret;
+
+	lockdep_assert_held(&sh->lock);
+	if (!len)
+		return 0;
+	ret = vmig_run_in_worker(shadow_dma_fn, &d);
+	if (ret)
+		return ret;
+	if (to_ram)
+		vmig_dirty_mark(sh->mdev, iova, len);
+	sh->dmas++;
+	return 0;
+}
+EXPORT_SYMBOL_GPL(vmig_shadow_dma);
+
+bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector)
+{
+	struct vmig_shadow_dev *sd = &sh->mdev->shadow;
+	int type = READ_ONCE(sh->mdev->core.irq_type);
+	struct eventfd_ctx *ctx = NULL;
+
+	lockdep_assert_held(&sh->lock);
+	if (type < 0 || type >= VMIG_SHADOW_IRQ_TYPES)
+		return false;		/* no interrupt enabled */
+	if (type == VFIO_PCI_INTX_IRQ_INDEX)
+		vector = 0;
+	if (vector >= VMIG_SHADOW_VECTORS)
+		return false;
+	mutex_lock(&sd->irq_lock);
+	ctx = sd->trigger[type][vector];
+	if (ctx)
+		vmig_eventfd_signal(ctx);
+	mutex_unlock(&sd->irq_lock);
+	if (ctx)
+		sh->irqs++;
+	return ctx;
+}
+EXPORT_SYMBOL_GPL(vmig_shadow_irq);
+
+static void drop_triggers(struct vmig_shadow_dev *sd, unsigned int type)
+{
+	unsigned int i;
+
+	for (i = 0; i < VMIG_SHADOW_VECTORS; i++) {
+		if (sd->trigger[type][i])
+			eventfd_ctx_put(sd->trigger[type][i]);
+		sd->trigger[type][i] = NULL;
+	}
+}
+
+/*
+ * After vfio-pci took the request: read its eventfds again from the
+ * caller's memory. A VMM that changes them in between only misdirects
+ * its own interrupts.
+ */
+void vmig_shadow_set_irqs(struct vmig_device *mdev, void __user *uarg)
+{
+	unsigned long minsz = offsetofend(struct vfio_irq_set, count);
+	struct vmig_shadow_dev *sd = &mdev->shadow;
+	s32 __user *fds = uarg + minsz;
+	struct eventfd_ctx *ctx, *old;
+	struct vfio_irq_set hdr;
+	u32 i, type;
+	s32 fd;
+
+	if (copy_from_user(&hdr, uarg, minsz) ||
+	    !(hdr.flags & VFIO_IRQ_SET_ACTION_TRIGGER) ||
+	    hdr.index >= VMIG_SHADOW_IRQ_TYPES)
+		return;
+	type = hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
+	if (type == VFIO_IRQ_SET_DATA_NONE && !hdr.count) {
+		mutex_lock(&sd->irq_lock);
+		drop_triggers(sd, hdr.index);
+		mutex_unlock(&sd->irq_lock);
+		return;
+	}
+	if (type != VFIO_IRQ_SET_DATA_EVENTFD ||
+	    hdr.start >= VMIG_SHADOW_VECTORS)
+		return;
+	hdr.count = min(hdr.count, VMIG_SHADOW_VECTORS - hdr.start);
+	for (i = 0; i < hdr.count; i++) {
+		if (get_user(fd, fds + i))
+			return;
+		ctx = fd >= 0 ? eventfd_ctx_fdget(fd) : NULL;
+		if (IS_ERR(ctx))
+			ctx = NULL;
+		mutex_lock(&sd->irq_lock);
+		old = sd->trigger[hdr.index][hdr.start + i];
+		sd->trigger[hdr.index][hdr.start + i] = ctx;
+		mutex_unlock(&sd->irq_lock);
+		if (old)
+			eventfd_ctx_put(old);
+	}
+}
+
+/* ---- the access path ---- */
+
+#define SHADOW_CHUNK	64
+
+ssize_t vmig_shadow_rw(struct vmig_device *mdev, char __user *buf,
+		       size_t count, loff_t *ppos, bool write)
+{
+	struct vmig_shadow *sh = mdev->shadow.sh;
+	struct pci_dev *pdev = mdev->core.pdev;
+	u8 bar = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
+	u64 off = *ppos & VFIO_PCI_OFFSET_MASK, end;
+	size_t done = 0, pos, n, w;
+	u8 kbuf[SHADOW_CHUNK];
+	u64 v;
+
+	end = pci_resource_len(pdev, bar);
+	if (!pci_resource_start(pdev, bar) || off >= end)
+		return -EINVAL;
+	count = min_t(u64, count, end - off);
+	while (done < count) {
+		n = min(count - done, sizeof(kbuf));
+		if (write && copy_from_user(kbuf, buf + done, n))
+			break;
+		mutex_lock(&sh->lock);
+		for (pos = 0; pos < n; pos += w) {
+			w = vmig_piece_width(off + done + pos, count - done - pos);
+			if (pos + w > n)	/* split as the whole access is */
+				break;
+			if (write) {
+				v = vmig_piece_value(kbuf + pos, w);
+				sh->ops->write(sh, bar, off + done + pos, w, v);
+				sh->writes++;
+			} else {
+				v = sh->ops->read(sh, bar, off + done + pos, w);
+				v = (__force u64)cpu_to_le64(v);
+				memcpy(kbuf + pos, &v, w);
+				sh->reads++;
+			}
+		}
+		mutex_unlock(&sh->lock);
+		if (!write && copy_to_user(buf + done, kbuf, pos))
+			break;
+		done += pos;
+	}
+	if (!done)
+		return -EFAULT;
+	*ppos += done;
+	return done;
+}
+
+void vmig_shadow_reset(struct vmig_device *mdev)
+{
+	struct vmig_shadow *sh;
+
+	percpu_down_read(&mdev->shadow.sem);
+	sh = mdev->shadow.sh;
+	if (sh && sh->ops->reset) {
+		mutex_lock(&sh->lock);
+		sh->ops->reset(sh);
+		mutex_unlock(&sh->lock);
+	}
+	percpu_up_read(&mdev->shadow.sem);
+}
+
+/* ---- engage and hand-back ---- */
+
+bool vmig_shadow_engaged(struct vmig_device *mdev)
+{
+	return READ_ONCE(mdev->shadow.sh);
+}
+
+void vmig_shadow_stats(struct vmig_device *mdev, struct vmig_shadow_stats *s)
+{
+	struct vmig_shadow *sh = mdev->shadow.sh;
+
+	lockdep_assert_held(vmig_dev_set_lock(mdev));
+	memset(s, 0, sizeof(*s));
+	if (!sh)
+		return;
+	mutex_lock(&sh->lock);
+	s->reads = sh->reads;
+	s->writes = sh->writes;
+	s->dmas = sh->dmas;
+	s->irqs = sh->irqs;
+	mutex_unlock(&sh->lock);
+}
+
+static void shadow_free(struct vmig_shadow *sh)
+{
+	const struct vmig_shadow_ops *ops = sh->ops;
+
+	if (ops->release) {
+		mutex_lock(&sh->lock);
+		ops->release(sh);
+		mutex_unlock(&sh->lock);
+	}
+	mutex_destroy(&sh->lock);
+	kfree(sh);
+	module_put(ops->owner);
+}
+
+/* What engage needs; under dev_set->lock. */
+static int engage_check(struct vmig_device *mdev, const char **why)
+{
+	if (!mdev->open) {
+		*why = "no VMM has the device open";
+		return -ENODEV;
+	}
+	if (mdev->shadow.sh) {
+		*why = "the shadow is engaged already";
+		return -EBUSY;
+	}
+	if (mdev->trap_mode == VMIG_TRAP_NONE) {
+		*why = "trap mode none: the guest reaches the device without the driver (needs sparse or all)";
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+/*
+ * Under the access lock held for write, state_mutex and dev_set->lock:
+ * the device idle, its state captured, the model started.
+ */
+static int engage_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
+			 const char **why)
+{
+	const struct vmig_profile *p = mdev->profile;
+	struct vmig_shadow_image img = {};
+	struct vmig_snapshot *snap;
+	int ret;
+
+	if (p->ops && p->ops->quiesce) {
+		ret = p->ops->quiesce(mdev, 1000);
+		if (ret) {
+			*why = "the device's DMA did not end";
+			return ret;
+		}
+	}
+	snap = __vmig_snapshot_take(mdev, VMIG_SNAP_DEVSTATE, 0);
+	if (IS_ERR(snap)) {
+		*why = "the device's state could not be read";
+		return PTR_ERR(snap);
+	}
+	img.reads = snap->reads;
+	img.nr_reads = snap->nr_reads;
+	img.written = snap->regfile;
+	img.nr_written = snap->nr_regfile;
+	if (snap->flags & VMIG_SNAPF_DEVSTATE) {
+		img.devstate = snap->devstate;
+		img.devstate_len = snap->devstate_len;
+	}
+	mutex_lock(&sh->lock);
+	*why = "the shadow refused the device's state";
+	ret = sh->ops->engage(sh, &img, why);
+	mutex_unlock(&sh->lock);
+	vmig_snapshot_free(snap);
+	return ret;
+}
+
+int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
+{
+	struct vmig_shadow_dev *sd = &mdev->shadow;
+	const struct vmig_shadow_ops *ops;
+	struct vmig_shadow *sh;
+	u64 t0;
+	int ret;
+
+	mutex_lock(vmig_dev_set_lock(mdev));
+	ret = engage_check(mdev, why);
+	if (ret)
+		goto out;
+	ops = ops_get(mdev->profile->name);
+	if (!ops) {
+		*why = "no shadow for the device's profile (is sriov_shadow loaded?)";
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
+	sh = kzalloc(struct_size(sh, priv, ops->priv_size), GFP_KERNEL);
+	if (!sh) {
+		module_put(ops->owner);
+		ret = -ENOMEM;
+		goto out;
+	}
+	sh->mdev = mdev;
+	sh->ops = ops;
+	mutex_init(&sh->lock);
+
+	mutex_lock(&mdev->mig.state_mutex);
+	if (mdev->mig.state != VFIO_DEVICE_STATE_RUNNING) {
+		*why = "the device is migrating";
+		ret = -EBUSY;
+	} else {
+		percpu_down_write(&sd->sem);
+		t0 = ktime_get_ns();
+		ret = engage_locked(mdev, sh, why);
+		if (!ret)
+			WRITE_ONCE(sd->sh, sh);
+		sd->engage_ns = ktime_get_ns() - t0;
+		percpu_up_write(&sd->sem);
+	}
+	mutex_unlock(&mdev->mig.state_mutex);
+	if (ret)	/* the model never served an access */
+		shadow_free(sh);
+out:
+	mutex_unlock(vmig_dev_set_lock(mdev));
+	return ret;
+}
+
+/* The model's state as a snapshot of this device, for its restore op. */
+static struct vmig_snapshot *handback_snapshot(struct vmig_device *mdev,
+					       struct vmig_shadow *sh)
+{
+	const struct vmig_profile *p = mdev->profile;
+	struct vmig_shadow_image img = {};
+	struct vmig_snapshot *snap;
+	int ret = -ENOMEM;
+
+	snap = kzalloc(sizeof(*snap), GFP_KERNEL);
+	if (!snap)
+		return ERR_PTR(-ENOMEM);
+	vmig_identity_of(mdev->core.pdev, &snap->id);
+	strscpy(snap->profile, p->name, sizeof(snap->profile));
+	img.max_reads = min_t(u32, vmig_profile_nr_slots(p),
+			      VMIG_SNAP_MAX_READS);
+	img.max_written = img.max_reads;
+	img.devstate_max = vmig_profile_state_size(p);
+	img.reads = kcalloc(img.max_reads, sizeof(*img.reads), GFP_KERNEL);
+	img.written = kcalloc(img.max_written, sizeof(*img.written),
+			      GFP_KERNEL);
+	if (img.devstate_max)
+		img.devstate = kzalloc(img.devstate_max, GFP_KERNEL);
+	snap->reads = img.reads;
+	snap->regfile = img.written;
+	snap->devstate = img.devstate;
+	if (!img.reads || !img.written ||
+	    (img.devstate_max && !img.devstate))
+		goto err;
+	mutex_lock(&sh->lock);
+	ret = sh->ops->save(sh, &img);
+	mutex_unlock(&sh->lock);
+	if (ret)
+		goto err;
+	snap->nr_reads = img.nr_reads;
+	snap->nr_regfile = img.nr_written;
+	snap->cut_seq = img.nr_written + 1;
+	snap->since_seq = snap->cut_seq;
+	snap->devstate_len = min(img.devstate_len, img.devstate_max);
+	if (snap->devstate_len)
+		snap->flags |= VMIG_SNAPF_DEVSTATE;
+	return snap;
+err:
+	vmig_snapshot_free(snap);
+	return ERR_PTR(ret);
+}
+
+/* The first error of a restore: in the kernel log, the cause in @why. */
+static void report_refusal(struct vmig_device *mdev,
+			   const struct vmig_replay_report *rep, int ret,
+			   const char **why)
+{
+	const struct vmig_replay_error *e = rep->errors;
+	struct pci_dev *pdev = mdev->core.pdev;
+
+	*why = "the device refused the shadow's state (the kernel log says where); the shadow stays engaged";
+	if (rep->nr_errors && e->bar == VMIG_BAR_DEVSTATE)
+		pci_warn(pdev, "shadow hand-back: device state item %u: %d %s\n",
+			 e->offset, e->err, rep->msg);
+	else if (rep->nr_errors)
+		pci_warn(pdev, "shadow hand-back: BAR%u %#x (%u bytes): %d %s\n",
+			 e->bar, e->offset, e->width, e->err, rep->msg);
+	else
+		pci_warn(pdev, "shadow hand-back: %d %s\n", ret, rep->msg);
+}
+
+int vmig_shadow_handback(struct vmig_device *mdev, const char **why)
+{
+	struct vmig_shadow_dev *sd = &mdev->shadow;
+	struct vmig_replay_report *rep;
+	struct vmig_snapshot *snap;
+	struct vmig_shadow *sh;
+	u64 t0;
+	int ret;
+
+	rep = kzalloc(sizeof(*rep), GFP_KERNEL);
+	if (!rep)
+		return -ENOMEM;
+	mutex_lock(vmig_dev_set_lock(mdev));
+	sh = sd->sh;
+	if (!sh) {
+		*why = "no shadow is engaged";
+		ret = -ENOENT;
+		goto out;
+	}
+	mutex_lock(&mdev->mig.state_mutex);
+	percpu_down_write(&sd->sem);
+	t0 = ktime_get_ns();
+	snap = handback_snapshot(mdev, sh);
+	if (IS_ERR(snap)) {
+		ret = PTR_ERR(snap);
+		*why = "the shadow's state could not be taken";
+	} else {
+		ret = __vmig_snapshot_replay(mdev, snap, rep, false);
+		if (!ret && rep->nr_errors)
+			ret = -EIO;
+		if (ret)
+			report_refusal(mdev, rep, ret, why);
+		vmig_snapshot_free(snap);
+	}
+	if (!ret)
+		WRITE_ONCE(sd->sh, NULL);
+	sd->handback_ns = ktime_get_ns() - t0;
+	percpu_up_write(&sd->sem);
+	mutex_unlock(&mdev->mig.state_mutex);
+	if (!ret)
+		shadow_free(sh);
+out:
+	mutex_unlock(vmig_dev_set_lock(mdev));
+	kfree(rep);
+	return ret;
+}
+
+/* ---- device life ---- */
+
+int vmig_shadow_dev_init(struct vmig_device *mdev)
+{
+	mutex_init(&mdev->shadow.irq_lock);
+	return percpu_init_rwsem(&mdev->shadow.sem);
+}
+
+void vmig_shadow_dev_exit(struct vmig_device *mdev)
+{
+	percpu_free_rwsem(&mdev->shadow.sem);
+	mutex_destroy(&mdev->shadow.irq_lock);
+}
+
+/* Under dev_set->lock; no access of the VMM is left (its fds are gone). */
+void vmig_shadow_close(struct vmig_device *mdev)
+{
+	struct vmig_shadow_dev *sd = &mdev->shadow;
+	struct vmig_shadow *sh = sd->sh;
+	unsigned int t;
+
+	if (sh) {
+		percpu_down_write(&sd->sem);
+		WRITE_ONCE(sd->sh, NULL);
+		percpu_up_write(&sd->sem);
+		pci_info(mdev->core.pdev,
+			 "closed while its shadow was engaged: the shadow's state is dropped\n");
+		shadow_free(sh);
+	}
+	mutex_lock(&sd->irq_lock);
+	for (t = 0; t < VMIG_SHADOW_IRQ_TYPES; t++)
+		drop_triggers(sd, t);
+	mutex_unlock(&sd->irq_lock);
+}

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vfio-mig: the shadow adapter (shadow.c, nl_shadow.c).
+ *
+ * A shadow is a software model of a device, registered per profile by
+ * another module (sriov_shadow.ko) through the small API below: vfio_mig
+ * never calls that module by symbol. While a shadow is engaged on a
+ * device, every access of the VMM to the device's BARs through the device
+ * fd is served by the shadow instead of the device: the device is
+ * quiesced, its state captured into the shadow at engage, and brought to
+ * the shadow's state at hand-back (Documentation/shadow.rst).
+ */
+#ifndef _VFIO_MIG_SHADOW_H
+#define _VFIO_MIG_SHADOW_H
+
+#include <linux/eventfd.h>
+#include <linux/mutex.h>
+#include <linux/percpu-rwsem.h>
+#include <linux/types.h>
+#include <linux/vfio.h>
+
+struct module;
+struct vmig_device;
+struct vmig_reg_value;
+struct vmig_shadow;
+
+/**
+ * struct vmig_shadow_image - a device's state as a shadow takes and gives it
+ * @reads: registers read from the device (engage) or to bring it to
+ *	(hand-back); the profile's VMIG_REGF_CAPTURE registers
+ * @nr_reads: entries in @reads
+ * @max_reads: room in @reads (hand-back)
+ * @written: the last value the guest wrote to registers whose value reads
+ *	do not give (edu: the factorial's operand)
+ * @nr_written: entries in @written
+ * @max_written: room in @written (hand-back)
+ * @devstate: the profile's device state blob (its format is the
+ *	profile's), @devstate_len bytes of @devstate_max
+ * @devstate_len: see @devstate
+ * @devstate_max: see @devstate
+ */
+struct vmig_shadow_image {
+	struct vmig_reg_value *reads;
+	u32 nr_reads;
+	u32 max_reads;
+	struct vmig_reg_value *written;
+	u32 nr_written;
+	u32 max_written;
+	u8 *devstate;
+	u32 devstate_len;
+	u32 devstate_max;
+};
+
+/* A register's value in @img's reads or written values; -ENODATA. */
+int vmig_shadow_image_get(const struct vmig_shadow_image *img, bool written,
+			  u8 bar, u32 off, u8 width, u64 *val);
+/* Add a read (@written false) or written value; -ENOSPC when full. */
+int vmig_shadow_image_put(struct vmig_shadow_image *img, bool written, u8 bar,
+			  u32 off, u8 width, u64 val);
+
+/**
+ * struct vmig_shadow_ops - a shadow for the devices of one profile
+ * @profile: the profile's name ("edu")
+ * @owner: the module that implements it (THIS_MODULE): held while a
+ *	shadow is engaged, so that it cannot be unloaded then
+ * @priv_size: bytes of private data per engaged shadow (zeroed)
+ * @engage: start the model from @img, the device's captured state; 0, or
+ *	-errno with the reason in @why (a static string)
+ * @read: a guest read of @width (1, 2 or 4) bytes at @off of BAR @bar
+ * @write: a guest write
+ * @save: the model's state into @img, for the hand-back; the profile's
+ *	restore brings the device to it
+ * @reset: the VMM reset the device (VFIO_DEVICE_RESET)
+ * @release: the shadow ends (after a hand-back, or the VMM closed the
+ *	device), or @engage failed or never ran (the private data is then
+ *	as @engage left it, or zeroed): free what @engage allocated
+ *
+ * Every op runs in sleeping context under the shadow's own mutex (one op
+ * at a time per device), with the device's access lock held, so @read,
+ * @write and @reset never run during @engage, @save or @release. The
+ * model reaches guest memory with vmig_shadow_dma() and interrupts with
+ * vmig_shadow_irq().
+ */
+struct vmig_shadow_ops {
+	const char *profile;
+	struct module *owner;
+	size_t priv_size;
+	int (*engage)(struct vmig_shadow *sh,
+		      const struct vmig_shadow_image *img, const char **why);
+	u64 (*read)(struct vmig_shadow *sh, u8 bar, u32 off, u8 width);
+	void (*write)(struct vmig_shadow *sh, u8 bar, u32 off, u8 width,
+		      u64 val);
+	int (*save)(struct vmig_shadow *sh, struct vmig_shadow_image *img);
+	void (*reset)(struct vmig_shadow *sh);
+	void (*release)(struct vmig_shadow *sh);
+};
+
+/* -EEXIST if the profile has a shadow already. */
+int vmig_shadow_register(const struct vmig_shadow_ops *ops);
+void vmig_shadow_unregister(const struct vmig_shadow_ops *ops);
+
+/* The shadow's private data (ops->priv_size bytes). */
+void *vmig_shadow_priv(struct vmig_shadow *sh);
+/*
+ * Move @len bytes between guest IOVA @iova and @buf (@to_ram: into guest
+ * memory, which the DMA dirty log then has marked). 0 or -errno.
+ */
+int vmig_shadow_dma(struct vmig_shadow *sh, u64 iova, void *buf, size_t len,
+		    bool to_ram);
+/*
+ * Signal interrupt @vector to the VMM, through the eventfd it gave for the
+ * device's enabled interrupt type (MSI-X or MSI vector @vector, or INTx).
+ * False if the VMM gave none.
+ */
+bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
+
+/* ---- inside vfio_mig ---- */
+
+/* Interrupt vectors of each type whose eventfds a shadow can signal. */
+#define VMIG_SHADOW_VECTORS	32
+#define VMIG_SHADOW_IRQ_TYPES	(VFIO_PCI_MSIX_IRQ_INDEX + 1)
+
+/**
+ * struct vmig_shadow_dev - the shadow state of one device
+ * @sem: the device's access lock: held for read by every BAR access of the
+ *	VMM in trap modes sparse and all (trap.c), for write by engage and
+ *	hand-back, so that no access is in flight while the device's state
+ *	moves into or out of the shadow
+ * @sh: the engaged shadow or NULL; written under @sem held for write (and
+ *	dev_set->lock), read under @sem or dev_set->lock
+ * @engage_ns: how long the last engage held @sem for write
+ * @handback_ns: the same for the last hand-back
+ * @irq_lock: protects @trigger
+ * @trigger: the eventfds the VMM set for each interrupt type's first
+ *	VMIG_SHADOW_VECTORS vectors (VFIO_DEVICE_SET_IRQS, ACTION_TRIGGER),
+ *	each holding a reference; dropped at close
+ *
+ * Lock order: @sem comes after mig.state_mutex (engage takes it under
+ * dev_set->lock and state_mutex) and before everything the access paths
+ * take (the DMA hold lock, memory_lock); @irq_lock is a leaf.
+ */
+struct vmig_shadow_dev {
+	struct percpu_rw_semaphore sem;
+	struct vmig_shadow *sh;
+	u64 engage_ns;
+	u64 handback_ns;
+	struct mutex irq_lock;
+	struct eventfd_ctx *trigger[VMIG_SHADOW_IRQ_TYPES][VMIG_SHADOW_VECTORS];
+};
+
+int vmig_shadow_dev_init(struct vmig_device *mdev);
+void vmig_shadow_dev_exit(struct vmig_device *mdev);
+/* close_device: the shadow ends without a hand-back; eventfds dropped. */
+void vmig_shadow_close(struct vmig_device *mdev);
+/*
+ * Engage or hand back; under vmig_devices_lock (the device stays bound).
+ * 0, or -errno with the reason in @why (a static string, for an extack).
+ */
+int vmig_shadow_engage(struct vmig_device *mdev, const char **why);
+int vmig_shadow_handback(struct vmig_device *mdev, const char **why);
+/* Is a shadow engaged (any lock, or none for a hint)? */
+bool vmig_shadow_engaged(struct vmig_device *mdev);
+/* Is a shadow registered for @profile? */
+bool vmig_shadow_available(const char *profile);
+/* Counters of the engaged shadow (zero when none), under dev_set->lock. */
+struct vmig_shadow_stats {
+	u64 reads, writes, dmas, irqs;
+};
+
+void vmig_shadow_stats(struct vmig_device *mdev, struct vmig_shadow_stats *s);
+
+/*
+ * The access paths (trap.c): a BAR access the engaged shadow serves, with
+ * the device's access lock held for read. Returns bytes or -errno.
+ */
+ssize_t vmig_shadow_rw(struct vmig_device *mdev, char __user *buf,
+		       size_t count, loff_t *ppos, bool write);
+/* VFIO_DEVICE_SET_IRQS went through: remember its eventfds. */
+void vmig_shadow_set_irqs(struct vmig_device *mdev, void __user *uarg);
+/* VFIO_DEVICE_RESET went through: reset the engaged shadow's model. */
+void vmig_shadow_reset(struct vmig_device *mdev);
+
+#endif /* _VFIO_MIG_SHADOW_H */

@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The shadow adapter (sriov_shadow's edu model) in place of an edu while
+ * the test library's guest runs on it (lmvmm.h: a device vCPU running the
+ * verified edu workload of DMAs both ways, factorials and liveness, a
+ * memory vCPU writing pages; the guest checks its own results):
+ *
+ *  - engage_and_hand_back_under_load: the shadow is engaged and handed
+ *    back with both vCPUs running; while engaged no access reaches the
+ *    device (its trapped read and write counters stand still) and the
+ *    shadow serves them (its own counters move, its DMAs are marked in the
+ *    dirty log); afterwards the device holds what the shadow made of it:
+ *    every result right, the buffer and every page as the guest expects;
+ *  - interrupts: DMA completion and a raised interrupt reach the VMM's MSI
+ *    eventfd from the shadow, and a factorial computes;
+ *  - handback_refused_keeps_shadow: the device cannot take the state (no
+ *    guest page to move the buffer through): a clear error, the shadow
+ *    serves on, and a later hand-back works;
+ *  - close_while_engaged: the VMM closes the device while engaged: the
+ *    shadow is dropped, the module free again, and the device opens anew;
+ *  - rmmod_refused_while_engaged: sriov_shadow cannot be unloaded while a
+ *    shadow of its is engaged, and can afterwards;
+ *  - refusals: not open, trap mode none, engaged twice, a migration while
+ *    engaged, no guest page for the buffer; each with its reason.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/vfio_mig.h>
+
+#include "kselftest_harness.h"
+#include "edu.h"
+#include "genl.h"
+#include "lmvmm.h"
+#include "mig.h"
+#include "regsync.h"
+#include "testbed.h"
+
+#define RAM_IOVA	0x100000ull
+#define RAM_SIZE	(8u << 20)
+#define RUN_US		300000
+#define PAGE_RATE	200
+/* the reserved page the guest never touches while it runs (lmvmm.h) */
+#define SCRATCH		(RAM_IOVA + LM_SCRATCH_OFF)
+
+struct shadow_info {
+	bool engaged, available;
+	uint64_t reads, writes, dmas, irqs, engage_ns, handback_ns;
+};
+
+static int shadow_cb(const struct nlmsghdr *h, void *priv)
+{
+	const struct nlattr *tb[VFIO_MIG_A_SHADOW_MAX + 1];
+	struct shadow_info *s = priv;
+
+	genl_parse(h, tb, VFIO_MIG_A_SHADOW_MAX);
+	if (!tb[VFIO_MIG_A_SHADOW_ENGAGED] || !tb[VFIO_MIG_A_SHADOW_READS])
+		return -EBADMSG;
+	s->engaged = *(const uint8_t *)genl_data(tb[VFIO_MIG_A_SHADOW_ENGAGED]);
+	s->available =
+		*(const uint8_t *)genl_data(tb[VFIO_MIG_A_SHADOW_AVAILABLE]);
+	s->reads = genl_get_u64(tb[VFIO_MIG_A_SHADOW_READS]);
+	s->writes = genl_get_u64(tb[VFIO_MIG_A_SHADOW_WRITES]);
+	s->dmas = genl_get_u64(tb[VFIO_MIG_A_SHADOW_DMAS]);
+	s->irqs = genl_get_u64(tb[VFIO_MIG_A_SHADOW_IRQS]);
+	s->engage_ns = genl_get_u64(tb[VFIO_MIG_A_SHADOW_ENGAGE_NS]);
+	s->handback_ns = genl_get_u64(tb[VFIO_MIG_A_SHADOW_HANDBACK_NS]);
+	return 0;
+}
+
+static int shadow_cmd(struct genl *g, uint8_t cmd, const char *bdf)
+{
+	struct genl_msg m;
+
+	genl_msg_init(&m, g, cmd, 1, 0);
+	genl_put_str(&m, VFIO_MIG_A_SHADOW_BDF, bdf);
+	return genl_do(g, &m);
+}
+
+static int shadow_get(struct genl *g, const char *bdf, struct shadow_info *s)
+{
+	struct genl_msg m;
+
+	memset(s, 0, sizeof(*s));
+	genl_msg_init(&m, g, VFIO_MIG_CMD_SHADOW_GET, 1, 0);
+	genl_put_str(&m, VFIO_MIG_A_SHADOW_BDF, bdf);
+	return genl_do_reply(g, &m, shadow_cb, s);
+}
+
+FIXTURE(sh) {
+	struct tb_devs t;
+	const char *bdf;
+	struct mig_side a;
+	struct edu e;
+	struct lm_guest g;
+	bool guest, open;
+	struct genl nl;
+};
+
+static int set_attr(const char *bdf, const char *attr, const char *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio_mig/%s",
+		 bdf, attr);
+	return vmm_sysfs_write(path, val);
+}
+
+static int open_a(FIXTURE_DATA(sh) *self, const char *trap)
+{
+	int ret;
+
+	ret = mig_side_open(&self->a, self->bdf, trap, RAM_IOVA, RAM_SIZE);
+	if (ret)
+		return ret;
+	self->open = true;
+	return edu_probe(&self->e, &self->a.d, false);
+}
+
+static void close_a(FIXTURE_DATA(sh) *self)
+{
+	if (self->guest)
+		lm_guest_free(&self->g);
+	self->guest = false;
+	if (self->open)
+		mig_side_close(&self->a);
+	self->open = false;
+}
+
+FIXTURE_SETUP(sh)
+{
+	ASSERT_EQ(0, tb_devices(&self->t));
+	ASSERT_LE(1, self->t.nr_edu);
+	self->bdf = self->t.edu[0];
+	if (!tb_module_loaded("sriov_shadow"))
+		ASSERT_EQ(0, tb_module_load("sriov_shadow"));
+	ASSERT_EQ(0, vmm_bind(self->bdf, "vfio-mig"));
+	ASSERT_EQ(0, set_attr(self->bdf, "profile", "edu"));
+	ASSERT_EQ(0, genl_open(&self->nl, "vfio_mig"));
+	ASSERT_EQ(0, open_a(self, "sparse"));
+	ASSERT_EQ(0, rs_ctl(self->bdf, "scratch %#llx", SCRATCH));
+}
+
+FIXTURE_TEARDOWN(sh)
+{
+	struct shadow_info s;
+
+	if (self->open && !shadow_get(&self->nl, self->bdf, &s) && s.engaged)
+		shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
+	close_a(self);
+	genl_close(&self->nl);
+	set_attr(self->bdf, "trap_mode", "none");
+}
+
+static void boot(struct __test_metadata *_metadata, FIXTURE_DATA(sh) *self)
+{
+	uint64_t seed = vmm_now_us() ^ getpid();
+
+	self->guest = true;
+	ASSERT_EQ(0, lm_guest_boot(&self->g, &self->a.ram, &self->e, seed,
+				   PAGE_RATE, false))
+		TH_LOG("booting the guest: %s", self->g.why);
+	ASSERT_EQ(0, lm_guest_start(&self->g));
+	TH_LOG("guest seed %#llx on %s", (unsigned long long)seed, self->bdf);
+}
+
+/* Pause the guest and let it check its device, data and pages. */
+static void check_guest(struct __test_metadata *_metadata,
+			FIXTURE_DATA(sh) *self, const char *when)
+{
+	lm_guest_pause(&self->g);
+	EXPECT_EQ(0, lm_guest_error(&self->g)) TH_LOG("%s: %s", when,
+						       self->g.why);
+	EXPECT_TRUE(lm_guest_check_buffer(&self->g))
+		TH_LOG("%s: %s", when, self->g.why);
+	EXPECT_TRUE(lm_guest_check_pages(&self->g))
+		TH_LOG("%s: %s", when, self->g.why);
+	EXPECT_TRUE(lm_guest_check_model(&self->g))
+		TH_LOG("%s: %s", when, self->g.why);
+	TH_LOG("%s: %llu device steps, %lu results checked, %lu wrong", when,
+	       (unsigned long long)lm_guest_steps(&self->g),
+	       lm_guest_checks(&self->g), lm_guest_errors(&self->g));
+}
+
+TEST_F_TIMEOUT(sh, engage_and_hand_back_under_load, 120)
+{
+	long long r0, w0, r1, w1;
+	struct shadow_info s;
+	uint64_t steps0, steps1;
+	struct mig_dirty log;
+	uint64_t *bits;
+	size_t words = mig_bitmap_words(RAM_SIZE);
+	int ret;
+
+	bits = calloc(words, sizeof(*bits));
+	ASSERT_NE(NULL, bits);
+	ASSERT_EQ(0, mig_dirty_start(&log, &self->a.d, RAM_IOVA, RAM_SIZE,
+				     false)) TH_LOG("%s", log.err);
+	boot(_metadata, self);
+	usleep(RUN_US);
+
+	ret = shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH, self->bdf);
+	ASSERT_EQ(0, ret) TH_LOG("engage: %s (%s)", strerror(-ret),
+				 self->nl.err);
+	ASSERT_EQ(0, mig_dirty_report(&log, bits));	/* from here on */
+	steps0 = lm_guest_steps(&self->g);
+	r0 = rs_counter(self->bdf, "trapped_reads");
+	w0 = rs_counter(self->bdf, "trapped_writes");
+	usleep(RUN_US);
+	r1 = rs_counter(self->bdf, "trapped_reads");
+	w1 = rs_counter(self->bdf, "trapped_writes");
+	steps1 = lm_guest_steps(&self->g);
+	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	EXPECT_TRUE(s.engaged);
+	EXPECT_EQ(r0, r1) TH_LOG("the device was read while engaged");
+	EXPECT_EQ(w0, w1) TH_LOG("the device was written while engaged");
+	EXPECT_LT(steps0 + 10, steps1) TH_LOG("the guest stalled while engaged");
+	EXPECT_LT(0, s.reads);
+	EXPECT_LT(0, s.writes);
+	EXPECT_LT(0, s.dmas);
+	/* the shadow's DMAs into RAM are in the log */
+	ASSERT_EQ(0, mig_dirty_report(&log, bits));
+	EXPECT_LT(0, mig_bitmap_weight(bits, RAM_SIZE / MIG_PAGE));
+	TH_LOG("engaged: %llu steps; shadow served %llu reads, %llu writes, %llu DMAs; engage held accesses %.1f us",
+	       (unsigned long long)(steps1 - steps0),
+	       (unsigned long long)s.reads, (unsigned long long)s.writes,
+	       (unsigned long long)s.dmas, s.engage_ns / 1e3);
+
+	ret = shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
+	ASSERT_EQ(0, ret) TH_LOG("hand-back: %s (%s)", strerror(-ret),
+				 self->nl.err);
+	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	EXPECT_FALSE(s.engaged);
+	TH_LOG("hand-back held accesses %.1f us", s.handback_ns / 1e3);
+	/* the device is slower than the shadow: each DMA takes 100 ms */
+	steps0 = lm_guest_steps(&self->g);
+	usleep(RUN_US);
+	EXPECT_LT(w1, rs_counter(self->bdf, "trapped_writes"))
+		TH_LOG("the device is not written after the hand-back");
+	EXPECT_LT(steps0, lm_guest_steps(&self->g));
+	check_guest(_metadata, self, "after the hand-back");
+	mig_dirty_stop(&log);
+	free(bits);
+}
+
+TEST_F_TIMEOUT(sh, interrupts, 60)
+{
+	uint8_t *ram = mig_host(&self->a, RAM_IOVA + 0x20000);
+	struct shadow_info s;
+	uint32_t fact;
+	int i;
+
+	ASSERT_EQ(0, vmm_irq_enable(&self->a.d));
+	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	for (i = 0; i < 64; i++)
+		ram[i] = i * 7 + 1;
+	/* RAM -> buffer -> RAM, each completed by an interrupt */
+	ASSERT_EQ(0, edu_dma(&self->e, false, RAM_IOVA + 0x20000, 0x100, 64,
+			     true, 2000));
+	ASSERT_EQ(0, edu_dma(&self->e, true, RAM_IOVA + 0x21000, 0x100, 64,
+			     true, 2000));
+	EXPECT_EQ(0, memcmp(ram, ram + 0x1000, 64));
+	/* a raised interrupt */
+	edu_wr(&self->e, EDU_REG_IRQ_RAISE, 0x40);
+	EXPECT_LT(0, vmm_irq_wait(&self->a.d, 2000));
+	EXPECT_EQ(0x40u, edu_rd(&self->e, EDU_REG_IRQ_STATUS) & 0x40);
+	edu_wr(&self->e, EDU_REG_IRQ_ACK, 0x40);
+	EXPECT_EQ(0u, edu_rd(&self->e, EDU_REG_IRQ_STATUS));
+	vmm_irq_unmask(&self->a.d);
+	ASSERT_EQ(0, edu_factorial(&self->e, 12, &fact, 1000));
+	EXPECT_EQ(edu_factorial_ref(12), fact);
+	EXPECT_EQ(0xffffffffu ^ 0x1234u, edu_liveness(&self->e, 0x1234));
+	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	EXPECT_EQ(3, s.irqs);
+	EXPECT_EQ(2, s.dmas);
+	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	/* the device took the buffer and the factorial */
+	memset(ram + 0x1000, 0, 64);
+	ASSERT_EQ(0, edu_dma(&self->e, true, RAM_IOVA + 0x21000, 0x100, 64,
+			     false, 2000));
+	EXPECT_EQ(0, memcmp(ram, ram + 0x1000, 64));
+	EXPECT_EQ(edu_factorial_ref(12),
+		  edu_rd(&self->e, EDU_REG_FACTORIAL));
+}
+
+TEST_F_TIMEOUT(sh, handback_refused_keeps_shadow, 120)
+{
+	struct shadow_info s;
+	uint64_t steps;
+	int ret;
+
+	boot(_metadata, self);
+	usleep(RUN_US / 2);
+	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	/* no guest page to move the buffer through: the device refuses */
+	ASSERT_EQ(0, rs_ctl(self->bdf, "scratch 0"));
+	ret = shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
+	EXPECT_EQ(-EIO, ret);
+	EXPECT_NE(NULL, strstr(self->nl.err, "shadow stays engaged"))
+		TH_LOG("extack: \"%s\"", self->nl.err);
+	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	EXPECT_TRUE(s.engaged);
+	steps = lm_guest_steps(&self->g);
+	usleep(RUN_US);
+	EXPECT_LT(steps + 10, lm_guest_steps(&self->g))
+		TH_LOG("the shadow stopped serving after the refusal");
+	ASSERT_EQ(0, rs_ctl(self->bdf, "scratch %#llx", SCRATCH));
+	ret = shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
+	ASSERT_EQ(0, ret) TH_LOG("%s", self->nl.err);
+	usleep(RUN_US / 2);
+	check_guest(_metadata, self, "after the second hand-back");
+}
+
+TEST_F_TIMEOUT(sh, close_while_engaged, 60)
+{
+	struct shadow_info s;
+
+	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	EXPECT_EQ(1, tb_module_refcnt("sriov_shadow"));
+	close_a(self);
+	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	EXPECT_FALSE(s.engaged);
+	EXPECT_EQ(0, tb_module_refcnt("sriov_shadow"));
+	EXPECT_EQ(-ENOENT, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				      self->bdf));
+	ASSERT_EQ(0, open_a(self, "sparse"));
+	EXPECT_EQ(0xffffffffu ^ 0x55u, edu_liveness(&self->e, 0x55));
+}
+
+TEST_F_TIMEOUT(sh, rmmod_refused_while_engaged, 60)
+{
+	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	EXPECT_NE(0, tb_module_unload("sriov_shadow"));
+	EXPECT_TRUE(tb_module_loaded("sriov_shadow"));
+	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	EXPECT_EQ(0, tb_module_unload("sriov_shadow"));
+	EXPECT_EQ(-EOPNOTSUPP, shadow_cmd(&self->nl,
+					  VFIO_MIG_CMD_SHADOW_ATTACH,
+					  self->bdf));
+	EXPECT_NE(NULL, strstr(self->nl.err, "sriov_shadow"))
+		TH_LOG("extack: \"%s\"", self->nl.err);
+	EXPECT_EQ(0, tb_module_load("sriov_shadow"));
+}
+
+TEST_F_TIMEOUT(sh, refusals, 60)
+{
+	struct shadow_info s;
+	uint32_t st;
+
+	/* not open */
+	close_a(self);
+	EXPECT_EQ(-ENODEV, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				      self->bdf));
+	EXPECT_NE(NULL, strstr(self->nl.err, "open"))
+		TH_LOG("extack: \"%s\"", self->nl.err);
+	/* trap mode none */
+	ASSERT_EQ(0, open_a(self, "none"));
+	EXPECT_EQ(-EOPNOTSUPP, shadow_cmd(&self->nl,
+					  VFIO_MIG_CMD_SHADOW_ATTACH,
+					  self->bdf));
+	EXPECT_NE(NULL, strstr(self->nl.err, "trap mode none"))
+		TH_LOG("extack: \"%s\"", self->nl.err);
+	close_a(self);
+	ASSERT_EQ(0, open_a(self, "all"));
+	/* no page to read the buffer through */
+	ASSERT_EQ(0, rs_ctl(self->bdf, "scratch 0"));
+	EXPECT_EQ(-ENODATA, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				       self->bdf));
+	EXPECT_NE(NULL, strstr(self->nl.err, "buffer"))
+		TH_LOG("extack: \"%s\"", self->nl.err);
+	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	EXPECT_FALSE(s.engaged);
+	EXPECT_TRUE(s.available);
+	EXPECT_EQ(0xffffffffu ^ 0x77u, edu_liveness(&self->e, 0x77));
+	ASSERT_EQ(0, rs_ctl(self->bdf, "scratch %#llx", SCRATCH));
+	/* engaged twice; no migration while engaged */
+	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	EXPECT_EQ(-EBUSY, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				     self->bdf));
+	EXPECT_EQ(-EBUSY, mig_set_state(&self->a.d,
+					VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+	EXPECT_EQ(0xffffffffu ^ 0x99u, edu_liveness(&self->e, 0x99));
+	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	/* the liveness the shadow took is the device's now */
+	EXPECT_EQ(~0x99u, edu_rd(&self->e, EDU_REG_LIVENESS));
+}
+
+TEST_HARNESS_MAIN
