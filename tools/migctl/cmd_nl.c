@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* migctl commands over the vfio_mig netlink family: dev, log, dirty, monitor. */
+/*
+ * migctl commands over the vfio_mig netlink family: dev, log, dirty, shadow,
+ * monitor.
+ */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
@@ -181,7 +184,14 @@ static int show_dev(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-int migctl_dev_show(struct json_out *js, const char *bdf)
+/*
+ * A request about one device (@bdf, as attribute @attr), or with @bdf NULL
+ * a dump of all. With @fn, the replies go to it inside a JSON array;
+ * @what names a dump's failure.
+ */
+static int dev_request(struct json_out *js, uint8_t cmd, int attr,
+		       const char *bdf, int (*fn)(struct nl_msg *, void *),
+		       const char *what)
 {
 	struct migctl_nl nl;
 	struct nl_msg *msg;
@@ -192,16 +202,24 @@ int migctl_dev_show(struct json_out *js, const char *bdf)
 					bdf);
 	if (migctl_nl_open(&nl))
 		return 1;
-	msg = migctl_nl_msg(&nl, VFIO_MIG_CMD_DEV_GET, !bdf);
+	msg = migctl_nl_msg(&nl, cmd, !bdf);
 	if (msg && bdf)
-		nla_put_string(msg, VFIO_MIG_A_DEV_BDF, bdf);
-	json_begin_array(js, NULL);
-	ret = migctl_nl_run(&nl, msg, show_dev, js);
-	json_end_array(js);
+		nla_put_string(msg, attr, bdf);
+	if (fn)
+		json_begin_array(js, NULL);
+	ret = migctl_nl_run(&nl, msg, fn, js);
+	if (fn)
+		json_end_array(js);
 	if (ret)
-		ret = migctl_nl_fail(&nl, bdf ? bdf : "dev show", ret);
+		ret = migctl_nl_fail(&nl, bdf ? bdf : what, ret);
 	migctl_nl_close(&nl);
 	return ret;
+}
+
+int migctl_dev_show(struct json_out *js, const char *bdf)
+{
+	return dev_request(js, VFIO_MIG_CMD_DEV_GET, VFIO_MIG_A_DEV_BDF, bdf,
+			   show_dev, "dev show");
 }
 
 int migctl_dev_set(int argc, char **argv)
@@ -500,6 +518,125 @@ done:
 usage:
 	migctl_nl_close(&nl);
 	return migctl_usage_err("dirty: see 'migctl dirty --help'");
+}
+
+/* ---- shadow ---- */
+
+/* A duration for people: 350 ns, 812.3 us, 1.2 ms, 2.0 s. */
+static void fmt_ns(char *buf, size_t len, uint64_t ns)
+{
+	static const char *const units[] = { "us", "ms", "s" };
+	double v = ns / 1e3;
+	unsigned int u = 0;
+
+	if (ns < 1000) {
+		snprintf(buf, len, "%" PRIu64 " ns", ns);
+		return;
+	}
+	while (v >= 999.95 && u < 2) {	/* what %.1f would round to 1000.0 */
+		v /= 1e3;
+		u++;
+	}
+	snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+/* The shadow's numbers, in the order and with the JSON names migctl uses. */
+static const struct shadow_field {
+	const char *key;	/* JSON; a duration in ns */
+	const char *label;	/* text; a duration in us, ms or s */
+	int attr;
+	bool ns;
+} shadow_fields[] = {
+	{ "reads", "reads", VFIO_MIG_A_SHADOW_READS, false },
+	{ "writes", "writes", VFIO_MIG_A_SHADOW_WRITES, false },
+	{ "dmas", "dmas", VFIO_MIG_A_SHADOW_DMAS, false },
+	{ "irqs", "irqs", VFIO_MIG_A_SHADOW_IRQS, false },
+	{ "engage_ns", "engage", VFIO_MIG_A_SHADOW_ENGAGE_NS, true },
+	{ "handback_ns", "handback", VFIO_MIG_A_SHADOW_HANDBACK_NS, true },
+};
+
+static const struct nla_policy shadow_policy[VFIO_MIG_A_SHADOW_MAX + 1] = {
+	[VFIO_MIG_A_SHADOW_BDF] = { .type = NLA_STRING },
+	[VFIO_MIG_A_SHADOW_PROFILE] = { .type = NLA_STRING },
+	[VFIO_MIG_A_SHADOW_AVAILABLE] = { .type = NLA_U8 },
+	[VFIO_MIG_A_SHADOW_ENGAGED] = { .type = NLA_U8 },
+	[VFIO_MIG_A_SHADOW_READS] = { .type = NLA_U64 },
+	[VFIO_MIG_A_SHADOW_WRITES] = { .type = NLA_U64 },
+	[VFIO_MIG_A_SHADOW_DMAS] = { .type = NLA_U64 },
+	[VFIO_MIG_A_SHADOW_IRQS] = { .type = NLA_U64 },
+	[VFIO_MIG_A_SHADOW_ENGAGE_NS] = { .type = NLA_U64 },
+	[VFIO_MIG_A_SHADOW_HANDBACK_NS] = { .type = NLA_U64 },
+};
+
+/* One shadow-get reply: a JSON object, or one line of text. */
+int migctl_show_shadow(struct nl_msg *msg, void *arg)
+{
+	struct nlattr *tb[VFIO_MIG_A_SHADOW_MAX + 1];
+	const struct shadow_field *f;
+	struct json_out *js = arg;
+	const char *profile;
+	bool avail, engaged;
+	char t[32];
+
+	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_SHADOW_MAX,
+			  shadow_policy) || !tb[VFIO_MIG_A_SHADOW_BDF])
+		return NL_SKIP;
+	profile = tb[VFIO_MIG_A_SHADOW_PROFILE] ?
+		  nla_get_string(tb[VFIO_MIG_A_SHADOW_PROFILE]) : "";
+	avail = tb[VFIO_MIG_A_SHADOW_AVAILABLE] &&
+		nla_get_u8(tb[VFIO_MIG_A_SHADOW_AVAILABLE]);
+	engaged = tb[VFIO_MIG_A_SHADOW_ENGAGED] &&
+		  nla_get_u8(tb[VFIO_MIG_A_SHADOW_ENGAGED]);
+	json_begin_object(js, NULL);
+	json_str(js, "dev", nla_get_string(tb[VFIO_MIG_A_SHADOW_BDF]));
+	json_str(js, "profile", profile);
+	json_bool(js, "available", avail);
+	json_bool(js, "engaged", engaged);
+	if (!js->enabled)
+		printf("%s: profile %s shadow %s",
+		       nla_get_string(tb[VFIO_MIG_A_SHADOW_BDF]),
+		       *profile ? profile : "?",
+		       !avail ? "not available" :
+		       engaged ? "available engaged" : "available released");
+	for (f = shadow_fields; f < shadow_fields + sizeof(shadow_fields) /
+	     sizeof(shadow_fields[0]); f++) {
+		uint64_t v = get_u64(tb, f->attr);
+
+		json_u64(js, f->key, v);
+		if (js->enabled || !avail)
+			continue;
+		if (f->ns)
+			fmt_ns(t, sizeof(t), v);
+		else
+			snprintf(t, sizeof(t), "%" PRIu64, v);
+		printf(" %s %s", f->label, t);
+	}
+	json_end_object(js);
+	if (!js->enabled)
+		putchar('\n');
+	return NL_OK;
+}
+
+int migctl_shadow(struct json_out *js, int argc, char **argv)
+{
+	const char *verb = argc ? argv[0] : "show";
+
+	if (!strcmp(verb, "show")) {
+		if (argc > 2)
+			return migctl_usage_err("shadow show: too many arguments");
+		return dev_request(js, VFIO_MIG_CMD_SHADOW_GET,
+				   VFIO_MIG_A_SHADOW_BDF,
+				   argc == 2 ? argv[1] : NULL,
+				   migctl_show_shadow, "shadow show");
+	}
+	if (strcmp(verb, "engage") && strcmp(verb, "release"))
+		return migctl_usage_err("shadow: unknown command '%s' (engage, release, show)",
+					verb);
+	if (argc != 2)
+		return migctl_usage_err("shadow %s: expected one BDF", verb);
+	return dev_request(js, verb[0] == 'e' ? VFIO_MIG_CMD_SHADOW_ATTACH :
+			   VFIO_MIG_CMD_SHADOW_DETACH, VFIO_MIG_A_SHADOW_BDF,
+			   argv[1], NULL, NULL);
 }
 
 /* ---- monitor ---- */

@@ -262,6 +262,8 @@ static const char *const usage_text =
 "  dirty [show] BDF [--iova A --length L] [--clear]\n"
 "  dirty start BDF IOVA:LEN... [--page-size N]\n"
 "  dirty stop BDF                  the DMA dirty log\n"
+"  shadow engage|release BDF       the shadow adapter takes over, or hands back\n"
+"  shadow show [BDF]               shadow adapters: state, counters, timings\n"
 "  monitor                         print events until interrupted\n"
 "  migrate BDF --to HOST[:PORT] --target-dev BDF CREDENTIALS [--downtime-ms N]\n"
 "          [--max-rounds N] [--bandwidth RATE] [--on-max-rounds abort|switchover]\n"
@@ -309,6 +311,19 @@ static const char *const cmd_help[][2] = {
 		   "show: the dirty pages of the running DMA dirty log as IOVA runs\n"
 		   "(the whole log, or one range); --clear clears what it reports.\n"
 		   "start/stop: a dirty log over IOVA ranges. Needs CAP_NET_ADMIN.\n" },
+	{ "shadow", "Usage: migctl shadow engage BDF\n"
+		    "       migctl shadow release BDF\n"
+		    "       migctl [-j [-p]] shadow [show [BDF]]\n"
+		    "engage: the device's DMA is quiesced, its state captured into the\n"
+		    "shadow adapter of its profile, and the guest's BAR accesses served\n"
+		    "by the shadow. Needs a VMM with the device open in trap mode sparse\n"
+		    "or all, outside a migration.\n"
+		    "release: the device is brought to the shadow's state and serves\n"
+		    "the guest again; if it refuses, the shadow stays engaged.\n"
+		    "show: per device: profile, whether a shadow is available for it,\n"
+		    "engaged or released, the reads, writes, DMA transfers and\n"
+		    "interrupts it served, and how long the last engage and hand-back\n"
+		    "held the guest. Needs CAP_NET_ADMIN.\n" },
 	{ "migrate", "Usage: migctl [-j] migrate BDF --to HOST[:PORT] --target-dev BDF\n"
 		     "               {--tls-creds DIR [--tls-name NAME] |\n"
 		     "                --psk-file FILE [--psk-identity ID] | --insecure}\n"
@@ -446,6 +461,8 @@ int migctl_main(int argc, char **argv)
 		ret = migctl_log(&js, argv[1], since);
 	} else if (!strcmp(cmd, "dirty")) {
 		ret = migctl_dirty(&js, argc - 1, argv + 1);
+	} else if (!strcmp(cmd, "shadow")) {
+		ret = migctl_shadow(&js, argc - 1, argv + 1);
 	} else if (!strcmp(cmd, "migrate")) {
 		ret = migctl_migrate(&js, argc, argv);
 	} else if (!strcmp(cmd, "listen")) {

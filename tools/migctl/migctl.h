@@ -16,10 +16,14 @@ int migctl_usage_err(const char *fmt, ...)
 int migctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* netlink commands (cmd_nl.c) */
+struct nl_msg;
 int migctl_dev_show(struct json_out *js, const char *bdf);
 int migctl_dev_set(int argc, char **argv);
 int migctl_log(struct json_out *js, const char *bdf, uint64_t since);
 int migctl_dirty(struct json_out *js, int argc, char **argv);
+int migctl_shadow(struct json_out *js, int argc, char **argv);
+/* Print one shadow-get reply to stdout, or as JSON to @js (a json_out). */
+int migctl_show_shadow(struct nl_msg *msg, void *js);
 int migctl_monitor(struct json_out *js);
 
 int migctl_main(int argc, char **argv);

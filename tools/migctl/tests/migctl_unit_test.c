@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Unit tests for migctl's pure logic: addresses, JSON output, usage. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "kselftest_harness.h"
 
 #include "../migctl.h"
+#include "../nl.h"
 
 TEST(bdf_accepts_sysfs_names)
 {
@@ -88,20 +90,37 @@ TEST(json_disabled_writes_nothing)
 	free(buf);
 }
 
-static int run(const char *a0, const char *a1, const char *a2, const char *a3)
+/* migctl_main() on @args; what it writes to stderr in *@err, if asked. */
+static int runv_err(const char *const *args, char **err)
 {
-	char *argv[] = { (char *)a0, (char *)a1, (char *)a2, (char *)a3, NULL };
-	int argc = 0;
 	FILE *saved = stderr;
-	int ret;
+	char *argv[16];
+	int argc = 0, ret;
+	size_t len;
 
-	while (argv[argc])
+	/* getopt permutes argv: a writable copy, as main() gets */
+	while (args[argc] && argc < 15) {
+		argv[argc] = (char *)args[argc];
 		argc++;
-	stderr = fopen("/dev/null", "w");
+	}
+	argv[argc] = NULL;
+	stderr = err ? open_memstream(err, &len) : fopen("/dev/null", "w");
 	ret = migctl_main(argc, argv);
 	fclose(stderr);
 	stderr = saved;
 	return ret;
+}
+
+static int runv(const char *const *args)
+{
+	return runv_err(args, NULL);
+}
+
+static int run(const char *a0, const char *a1, const char *a2, const char *a3)
+{
+	const char *const args[] = { a0, a1, a2, a3, NULL };
+
+	return runv(args);
 }
 
 TEST(exit_codes_for_usage_errors)
@@ -119,25 +138,6 @@ TEST(exit_codes_for_usage_errors)
 	EXPECT_EQ(2, run("migctl", "dirty", NULL, NULL));
 	EXPECT_EQ(2, run("migctl", "dirty", "stop", "x"));
 	EXPECT_EQ(2, run("migctl", "monitor", "extra", NULL));
-}
-
-static int runv(const char *const *args)
-{
-	FILE *saved = stderr;
-	char *argv[16];
-	int argc = 0, ret;
-
-	/* getopt permutes argv: a writable copy, as main() gets */
-	while (args[argc] && argc < 15) {
-		argv[argc] = (char *)args[argc];
-		argc++;
-	}
-	argv[argc] = NULL;
-	stderr = fopen("/dev/null", "w");
-	ret = migctl_main(argc, argv);
-	fclose(stderr);
-	stderr = saved;
-	return ret;
 }
 
 TEST(migrate_listen_usage_errors)
@@ -192,11 +192,173 @@ TEST(help_per_command)
 	EXPECT_EQ(0, run("migctl", "log", "--help", NULL));
 	EXPECT_EQ(0, run("migctl", "dirty", "--help", NULL));
 	EXPECT_EQ(0, run("migctl", "monitor", "--help", NULL));
+	EXPECT_EQ(0, run("migctl", "shadow", "--help", NULL));
+	EXPECT_EQ(0, run("migctl", "shadow", "engage", "--help"));
 	EXPECT_EQ(0, run("migctl", "migrate", "--help", NULL));
 	EXPECT_EQ(0, run("migctl", "listen", "--help", NULL));
 	EXPECT_EQ(2, run("migctl", "nope", "--help", NULL));
 	fclose(stdout);
 	stdout = saved;
+}
+
+TEST(shadow_usage_errors)
+{
+	static const struct {
+		const char *args[6];
+		const char *err;
+	} bad[] = {
+		{ { "migctl", "shadow", "engage", NULL },
+		  "migctl: shadow engage: expected one BDF\n" },
+		{ { "migctl", "shadow", "release", NULL },
+		  "migctl: shadow release: expected one BDF\n" },
+		{ { "migctl", "shadow", "engage", "0000:00:05.0", "0000:00:06.0",
+		    NULL }, "migctl: shadow engage: expected one BDF\n" },
+		{ { "migctl", "shadow", "engage", "0000:00:05", NULL },
+		  "migctl: '0000:00:05' is not a PCI address (DDDD:BB:DD.F)\n" },
+		{ { "migctl", "-j", "shadow", "release", "../x", NULL },
+		  "migctl: '../x' is not a PCI address (DDDD:BB:DD.F)\n" },
+		{ { "migctl", "shadow", "show", "nope", NULL },
+		  "migctl: 'nope' is not a PCI address (DDDD:BB:DD.F)\n" },
+		{ { "migctl", "shadow", "show", "0000:00:05.0", "x", NULL },
+		  "migctl: shadow show: too many arguments\n" },
+		{ { "migctl", "shadow", "attach", "0000:00:05.0", NULL },
+		  "migctl: shadow: unknown command 'attach' (engage, release, show)\n" },
+		{ { "migctl", "shadow", "0000:00:05.0", NULL },
+		  "migctl: shadow: unknown command '0000:00:05.0' (engage, release, show)\n" },
+	};
+	unsigned int i;
+	char *err;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		EXPECT_EQ(2, runv_err(bad[i].args, &err)) TH_LOG("case %u", i);
+		EXPECT_NE(NULL, strstr(err, bad[i].err)) TH_LOG("case %u: %s", i, err);
+		EXPECT_NE(NULL, strstr(err, "Try 'migctl --help'.")) TH_LOG("case %u", i);
+		free(err);
+	}
+}
+
+/* A shadow-get reply as the kernel sends it. */
+static struct nl_msg *shadow_reply(const char *bdf, const char *profile,
+				   int avail, int engaged, uint64_t engage_ns,
+				   uint64_t handback_ns)
+{
+	struct nl_msg *msg = nlmsg_alloc();
+
+	genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, 0x20, 0, 0,
+		    VFIO_MIG_CMD_SHADOW_GET, VFIO_MIG_FAMILY_VERSION);
+	nla_put_string(msg, VFIO_MIG_A_SHADOW_BDF, bdf);
+	nla_put_string(msg, VFIO_MIG_A_SHADOW_PROFILE, profile);
+	nla_put_u8(msg, VFIO_MIG_A_SHADOW_AVAILABLE, avail);
+	nla_put_u8(msg, VFIO_MIG_A_SHADOW_ENGAGED, engaged);
+	nla_put(msg, 0, 0, NULL);	/* nla_put_u64_64bit()'s padding */
+	nla_put_u64(msg, VFIO_MIG_A_SHADOW_READS, avail ? 120 : 0);
+	nla_put_u64(msg, VFIO_MIG_A_SHADOW_WRITES, avail ? 88 : 0);
+	nla_put_u64(msg, VFIO_MIG_A_SHADOW_DMAS, avail ? 30 : 0);
+	nla_put_u64(msg, VFIO_MIG_A_SHADOW_IRQS, avail ? 4 : 0);
+	nla_put_u64(msg, VFIO_MIG_A_SHADOW_ENGAGE_NS, engage_ns);
+	nla_put_u64(msg, VFIO_MIG_A_SHADOW_HANDBACK_NS, handback_ns);
+	return msg;
+}
+
+/* What migctl_show_shadow() prints for @msgs (freed), text or JSON. */
+static char *show_shadow(bool json, struct nl_msg **msgs, int n, int *rets)
+{
+	struct json_out j = { .enabled = json };
+	FILE *saved = stdout;
+	char *buf = NULL;
+	size_t len = 0;
+	int i;
+
+	stdout = j.out = open_memstream(&buf, &len);
+	json_begin_array(&j, NULL);
+	for (i = 0; i < n; i++) {
+		rets[i] = migctl_show_shadow(msgs[i], &j);
+		nlmsg_free(msgs[i]);
+	}
+	json_end_array(&j);
+	fclose(stdout);
+	stdout = saved;
+	return buf;
+}
+
+TEST(shadow_show_text)
+{
+	struct nl_msg *m[] = {
+		shadow_reply("0000:00:05.0", "edu", 1, 1, 812300, 1200000),
+		shadow_reply("0000:00:06.0", "edu", 1, 0, 350, 999999),
+		shadow_reply("0000:00:07.0", "generic", 0, 0, 0, 0),
+		shadow_reply("0000:00:08.0", "nvme-vf", 1, 0, 2000000000, 0),
+	};
+	int rets[4];
+	char *s = show_shadow(false, m, 4, rets);
+
+	EXPECT_STREQ("0000:00:05.0: profile edu shadow available engaged reads 120 "
+		     "writes 88 dmas 30 irqs 4 engage 812.3 us handback 1.2 ms\n"
+		     "0000:00:06.0: profile edu shadow available released reads 120 "
+		     "writes 88 dmas 30 irqs 4 engage 350 ns handback 1.0 ms\n"
+		     "0000:00:07.0: profile generic shadow not available\n"
+		     "0000:00:08.0: profile nvme-vf shadow available released reads 120 "
+		     "writes 88 dmas 30 irqs 4 engage 2.0 s handback 0 ns\n", s);
+	EXPECT_EQ(NL_OK, rets[0]);
+	free(s);
+}
+
+TEST(shadow_show_json)
+{
+	struct nl_msg *m[] = {
+		shadow_reply("0000:00:05.0", "edu", 1, 1, 812300, 1200000),
+		shadow_reply("0000:00:07.0", "generic", 0, 0, 0, 0),
+	};
+	int rets[2];
+	char *s = show_shadow(true, m, 2, rets);
+
+	EXPECT_STREQ("[{\"dev\":\"0000:00:05.0\",\"profile\":\"edu\",\"available\":true,"
+		     "\"engaged\":true,\"reads\":120,\"writes\":88,\"dmas\":30,"
+		     "\"irqs\":4,\"engage_ns\":812300,\"handback_ns\":1200000},"
+		     "{\"dev\":\"0000:00:07.0\",\"profile\":\"generic\","
+		     "\"available\":false,\"engaged\":false,\"reads\":0,\"writes\":0,"
+		     "\"dmas\":0,\"irqs\":0,\"engage_ns\":0,\"handback_ns\":0}]\n", s);
+	free(s);
+}
+
+TEST(shadow_show_skips_malformed_reply)
+{
+	struct nl_msg *m[2];
+	int rets[2];
+	char *s;
+
+	/* a counter of the wrong size, and a reply without a BDF */
+	m[0] = nlmsg_alloc();
+	genlmsg_put(m[0], NL_AUTO_PORT, NL_AUTO_SEQ, 0x20, 0, 0,
+		    VFIO_MIG_CMD_SHADOW_GET, VFIO_MIG_FAMILY_VERSION);
+	nla_put_string(m[0], VFIO_MIG_A_SHADOW_BDF, "0000:00:05.0");
+	nla_put_u32(m[0], VFIO_MIG_A_SHADOW_READS, 1);
+	m[1] = nlmsg_alloc();
+	genlmsg_put(m[1], NL_AUTO_PORT, NL_AUTO_SEQ, 0x20, 0, 0,
+		    VFIO_MIG_CMD_SHADOW_GET, VFIO_MIG_FAMILY_VERSION);
+	nla_put_u8(m[1], VFIO_MIG_A_SHADOW_AVAILABLE, 1);
+	s = show_shadow(false, m, 2, rets);
+	EXPECT_STREQ("", s);
+	EXPECT_EQ(NL_SKIP, rets[0]);
+	EXPECT_EQ(NL_SKIP, rets[1]);
+	free(s);
+}
+
+TEST(nl_fail_prints_extack)
+{
+	struct migctl_nl nl = {};
+	FILE *saved = stderr;
+	char *buf = NULL;
+	size_t len = 0;
+
+	snprintf(nl.extack, sizeof(nl.extack), "no shadow for profile generic");
+	stderr = open_memstream(&buf, &len);
+	EXPECT_EQ(1, migctl_nl_fail(&nl, "0000:00:05.0", -EOPNOTSUPP));
+	fclose(stderr);
+	stderr = saved;
+	EXPECT_STREQ("migctl: 0000:00:05.0: Operation not supported: "
+		     "no shadow for profile generic\n", buf);
+	free(buf);
 }
 
 TEST_HARNESS_MAIN
