@@ -14,7 +14,9 @@
  * transfer moves bytes between the model's buffer and guest memory with
  * vmig_shadow_dma() (which marks what it writes in the DMA dirty log); one
  * outside the buffer's reach (the last byte included, as QEMU 7.2 refuses
- * it) is not made, and only clears the start bit. Interrupts go to the
+ * it) is not made, and only clears the start bit. While the device's DMA
+ * is held (P2P states of a migration), a transfer keeps its start bit set
+ * and starts when DMA may go again, on this host or on the target. Interrupts go to the
  * VMM's eventfd for the enabled type: vector 0 of MSI, or INTx.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -98,6 +100,9 @@ static u32 *reg32(struct edu_model *m, u32 off)
 	return NULL;
 }
 
+static void run_dma(struct vmig_shadow *sh);
+static void factorial(struct vmig_shadow *sh, u32 n);
+
 static int edu_engage(struct vmig_shadow *sh,
 		      const struct vmig_shadow_image *img, const char **why)
 {
@@ -119,10 +124,6 @@ static int edu_engage(struct vmig_shadow *sh,
 		else
 			*reg32(m, off) = v;
 	}
-	if (m->dma_cmd & EDU_CMD_RUN || m->status & EDU_STATUS_COMPUTING) {
-		*why = "edu: the device was still busy when captured";
-		return -EBUSY;
-	}
 	if (!st || img->devstate_len != sizeof(*st) ||
 	    le32_to_cpu(st->version) != EDU_STATE_VERSION ||
 	    !(le32_to_cpu(st->flags) & EDU_STATE_BUF)) {
@@ -137,6 +138,17 @@ static int edu_engage(struct vmig_shadow *sh,
 		m->operand = v;
 		m->have_operand = edu_fact32(v) == m->fact;
 	}
+	/*
+	 * Work a migration stream may carry: a factorial (the register holds
+	 * its operand) ends now; a transfer the source held starts when DMA
+	 * may go.
+	 */
+	if (m->status & EDU_STATUS_COMPUTING) {
+		m->status &= ~EDU_STATUS_COMPUTING;
+		factorial(sh, m->fact);
+	}
+	if (m->dma_cmd & EDU_CMD_RUN)
+		run_dma(sh);
 	return 0;
 }
 
@@ -168,12 +180,32 @@ static void run_dma(struct vmig_shadow *sh)
 	}
 	ret = vmig_shadow_dma(sh, ram, m->buf + (dev - EDU_BUF_ADDR), cnt,
 			      to_ram);
+	if (ret == -EAGAIN)	/* DMA held: the start bit stays set */
+		return;
 	if (ret)
 		pr_warn_ratelimited("edu shadow: a transfer at guest IOVA %#llx failed: %d\n",
 				    ram, ret);
 	m->dma_cmd &= ~EDU_CMD_RUN;
 	if (m->dma_cmd & EDU_CMD_IRQ)
 		raise_irq(sh, EDU_IRQ_DMA);
+}
+
+static void factorial(struct vmig_shadow *sh, u32 n)
+{
+	struct edu_model *m = model(sh);
+
+	m->operand = n;
+	m->have_operand = true;
+	m->fact = edu_fact32(n);
+	if (m->status & EDU_STATUS_IRQFACT)
+		raise_irq(sh, EDU_IRQ_FACT);
+}
+
+/* DMA may go again: the transfer held meanwhile starts. */
+static void edu_unhold(struct vmig_shadow *sh)
+{
+	if (model(sh)->dma_cmd & EDU_CMD_RUN)
+		run_dma(sh);
 }
 
 static bool width_ok(u32 off, u8 width)
@@ -208,11 +240,7 @@ static void edu_write(struct vmig_shadow *sh, u8 bar, u32 off, u8 width,
 		m->liveness = ~val;
 		break;
 	case EDU_FACTORIAL:
-		m->operand = val;
-		m->have_operand = true;
-		m->fact = edu_fact32(val);
-		if (m->status & EDU_STATUS_IRQFACT)
-			raise_irq(sh, EDU_IRQ_FACT);
+		factorial(sh, val);
 		break;
 	case EDU_STATUS:
 		if (val & EDU_STATUS_IRQFACT)
@@ -229,10 +257,12 @@ static void edu_write(struct vmig_shadow *sh, u8 bar, u32 off, u8 width,
 	case EDU_DMA_SRC:
 	case EDU_DMA_DST:
 	case EDU_DMA_COUNT:
-		*reg64(m, off) = val;
+		/* ignored while a transfer runs, as the device does */
+		if (!(m->dma_cmd & EDU_CMD_RUN))
+			*reg64(m, off) = val;
 		break;
 	case EDU_DMA_CMD:
-		if (!(val & EDU_CMD_RUN))
+		if (!(val & EDU_CMD_RUN) || m->dma_cmd & EDU_CMD_RUN)
 			break;
 		m->dma_cmd = val;
 		run_dma(sh);
@@ -281,4 +311,5 @@ const struct vmig_shadow_ops sriov_shadow_edu = {
 	.read = edu_read,
 	.write = edu_write,
 	.save = edu_save,
+	.unhold = edu_unhold,
 };

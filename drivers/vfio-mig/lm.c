@@ -102,6 +102,7 @@ static bool reset_locked(struct vmig_device *mdev)
 		mdev->profile->ops->reset(mdev);
 	vmig_pin_drop(mdev, 0, 0);
 	up_write(&h->lock);
+	vmig_shadow_hold(mdev, m->stay_stopped);
 	if (m->stay_stopped || m->state == VFIO_DEVICE_STATE_RUNNING)
 		return false;
 	m->state = VFIO_DEVICE_STATE_RUNNING;
@@ -298,12 +299,15 @@ static struct file *step(struct vmig_device *mdev,
 		VFIO_DEVICE_STATE_RUNNING_P2P) ||
 	    arc(cur, next, VMIG_STATE_PRE_COPY, VMIG_STATE_PRE_COPY_P2P)) {
 		ret = vmig_dma_hold(mdev);
+		if (!ret)
+			vmig_shadow_hold(mdev, true);
 		return ret ? ERR_PTR(ret) : NULL;
 	}
 	if (arc(cur, next, VFIO_DEVICE_STATE_RUNNING_P2P,
 		VFIO_DEVICE_STATE_RUNNING) ||
 	    arc(cur, next, VMIG_STATE_PRE_COPY_P2P, VMIG_STATE_PRE_COPY)) {
 		vmig_dma_release(mdev, true);
+		vmig_shadow_hold(mdev, false);
 		return NULL;
 	}
 	if (arc(cur, next, VFIO_DEVICE_STATE_RUNNING_P2P,
@@ -369,9 +373,6 @@ static struct file *set_state_locked(struct vmig_device *mdev,
 	lockdep_assert_held(&m->state_mutex);
 	if (m->stay_stopped && new_state != VFIO_DEVICE_STATE_STOP)
 		return ERR_PTR(-EPERM);
-	/* the device is not the guest's while a shadow serves it */
-	if (new_state != m->state && vmig_shadow_engaged(mdev))
-		return ERR_PTR(-EBUSY);
 	while (new_state != m->state) {
 		ret = vfio_mig_get_next_state(vdev, m->state, new_state, &next);
 		if (ret)

@@ -382,8 +382,13 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 	held = kzalloc(vmig_dma_held_max(mdev) + 1, GFP_KERNEL);
 	if (!held)
 		return -ENOMEM;
-	snap = __vmig_snapshot_take(mdev, VMIG_SNAP_DEVSTATE | VMIG_SNAP_COMPLETE,
-				    migf->sent_seq);
+	/* an engaged shadow holds the state; the device is idle */
+	if (vmig_shadow_engaged(mdev))
+		snap = vmig_shadow_snapshot(mdev);
+	else
+		snap = __vmig_snapshot_take(mdev, VMIG_SNAP_DEVSTATE |
+					    VMIG_SNAP_COMPLETE,
+					    migf->sent_seq);
 	if (IS_ERR(snap)) {
 		kfree(held);
 		return PTR_ERR(snap);
@@ -409,6 +414,14 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 	if (!ret && ds)
 		ret = add(l, vmig_stream_profile_record(mdev->profile, ds,
 							ds_len));
+	if (!ret && vmig_shadow_engaged(mdev)) {
+		struct vmig_stream_shadow sw = {
+			.version = cpu_to_le32(VMIG_STREAM_SHADOW_VERSION),
+		};
+
+		ret = add(l, vmig_stream_record(VMIG_REC_SHADOW, &sw,
+						sizeof(sw)));
+	}
 	nr = vmig_dma_held_save(mdev, held);
 	if (!ret && nr)
 		ret = add(l, vmig_stream_record(VMIG_REC_HELD_WRITES, held, nr));
@@ -463,6 +476,9 @@ int vmig_migf_load(struct vmig_migf *migf)
 			       vmig_stream_rx_finish(migf->rx, mdev, &res);
 	mutex_unlock(&migf->lock);
 	if (ret)
+		goto out;
+	/* the source's shadow's state: served by ours, if we have one */
+	if (res.shadow && !vmig_shadow_engage_stream(mdev, res.snap))
 		goto out;
 	ret = __vmig_snapshot_replay(mdev, res.snap, rep, true);
 	if (!ret && rep->nr_errors)

@@ -48,43 +48,31 @@ static int fill_shadow(struct sk_buff *skb, struct vmig_device *mdev,
 		       u32 portid, u32 seq, int flags)
 {
 	struct vmig_shadow_stats st;
-	bool engaged;
 	void *hdr;
-	u64 eng_ns, hb_ns;
 
 	hdr = genlmsg_put(skb, portid, seq, &vfio_mig_nl_family, flags,
 			  VFIO_MIG_CMD_SHADOW_GET);
 	if (!hdr)
 		return -EMSGSIZE;
-	mutex_lock(vmig_dev_set_lock(mdev));
-	engaged = vmig_shadow_engaged(mdev);
 	vmig_shadow_stats(mdev, &st);
-	eng_ns = mdev->shadow.engage_ns;
-	hb_ns = mdev->shadow.handback_ns;
 	if (nla_put_string(skb, VFIO_MIG_A_SHADOW_BDF,
 			   pci_name(mdev->core.pdev)) ||
 	    nla_put_string(skb, VFIO_MIG_A_SHADOW_PROFILE,
 			   mdev->profile->name) ||
 	    nla_put_u8(skb, VFIO_MIG_A_SHADOW_AVAILABLE,
 		       vmig_shadow_available(mdev->profile->name)) ||
-	    nla_put_u8(skb, VFIO_MIG_A_SHADOW_ENGAGED, engaged) ||
-	    nla_put_u64_64bit(skb, VFIO_MIG_A_SHADOW_READS, st.reads,
+	    nla_put_u8(skb, VFIO_MIG_A_SHADOW_ENGAGED, st.engaged) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_SHADOW_READS, st.reads, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_SHADOW_WRITES, st.writes, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_SHADOW_DMAS, st.dmas, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_SHADOW_IRQS, st.irqs, 0) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_SHADOW_ENGAGE_NS, st.engage_ns,
 			      0) ||
-	    nla_put_u64_64bit(skb, VFIO_MIG_A_SHADOW_WRITES, st.writes,
-			      0) ||
-	    nla_put_u64_64bit(skb, VFIO_MIG_A_SHADOW_DMAS, st.dmas,
-			      0) ||
-	    nla_put_u64_64bit(skb, VFIO_MIG_A_SHADOW_IRQS, st.irqs,
-			      0) ||
-	    nla_put_u64_64bit(skb, VFIO_MIG_A_SHADOW_ENGAGE_NS, eng_ns,
-			      0) ||
-	    nla_put_u64_64bit(skb, VFIO_MIG_A_SHADOW_HANDBACK_NS, hb_ns,
-			      0)) {
-		mutex_unlock(vmig_dev_set_lock(mdev));
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_SHADOW_HANDBACK_NS,
+			      st.handback_ns, 0)) {
 		genlmsg_cancel(skb, hdr);
 		return -EMSGSIZE;
 	}
-	mutex_unlock(vmig_dev_set_lock(mdev));
 	genlmsg_end(skb, hdr);
 	return 0;
 }

@@ -39,13 +39,23 @@
  * @writes: BAR writes served
  * @dmas: transfers to or from guest memory
  * @irqs: interrupts signalled
+ * @held: the device's DMA is held (P2P states, STOP, STOP_COPY,
+ *	RESUMING): vmig_shadow_dma() refuses, the model keeps the transfer
+ *	and starts it from its @unhold op
+ * @from_stream: engaged from a migration stream (the target): handed back
+ *	in the background once the device runs
  * @priv: the implementation's data, @ops->priv_size bytes
+ *
+ * @lock protects the counters and @held; @from_stream is set before the
+ * shadow is published.
  */
 struct vmig_shadow {
 	struct vmig_device *mdev;
 	const struct vmig_shadow_ops *ops;
 	struct mutex lock;
 	u64 reads, writes, dmas, irqs;
+	bool held;
+	bool from_stream;
 	u8 priv[] __aligned(8);
 };
 
@@ -218,6 +228,8 @@ int vmig_shadow_dma(struct vmig_shadow *sh, u64 iova, void *buf, size_t len,
 	int ret;
 
 	lockdep_assert_held(&sh->lock);
+	if (sh->held)
+		return -EAGAIN;
 	if (!len)
 		return 0;
 	ret = vmig_run_in_worker(shadow_dma_fn, &d);
@@ -383,18 +395,24 @@ bool vmig_shadow_engaged(struct vmig_device *mdev)
 
 void vmig_shadow_stats(struct vmig_device *mdev, struct vmig_shadow_stats *s)
 {
-	struct vmig_shadow *sh = mdev->shadow.sh;
+	struct vmig_shadow *sh;
 
-	lockdep_assert_held(vmig_dev_set_lock(mdev));
 	memset(s, 0, sizeof(*s));
-	if (!sh)
-		return;
-	mutex_lock(&sh->lock);
-	s->reads = sh->reads;
-	s->writes = sh->writes;
-	s->dmas = sh->dmas;
-	s->irqs = sh->irqs;
-	mutex_unlock(&sh->lock);
+	mutex_lock(&mdev->mig.state_mutex);
+	sh = mdev->shadow.sh;
+	s->engage_ns = mdev->shadow.engage_ns;
+	s->handback_ns = mdev->shadow.handback_ns;
+	if (sh) {
+		mutex_lock(&sh->lock);
+		s->engaged = true;
+		s->from_stream = sh->from_stream;
+		s->reads = sh->reads;
+		s->writes = sh->writes;
+		s->dmas = sh->dmas;
+		s->irqs = sh->irqs;
+		mutex_unlock(&sh->lock);
+	}
+	mutex_unlock(&mdev->mig.state_mutex);
 }
 
 static void shadow_free(struct vmig_shadow *sh)
@@ -411,16 +429,51 @@ static void shadow_free(struct vmig_shadow *sh)
 	module_put(ops->owner);
 }
 
+static struct vmig_shadow *shadow_alloc(struct vmig_device *mdev,
+					const struct vmig_shadow_ops *ops)
+{
+	struct vmig_shadow *sh;
+
+	sh = kzalloc(struct_size(sh, priv, ops->priv_size), GFP_KERNEL);
+	if (!sh) {
+		module_put(ops->owner);
+		return NULL;
+	}
+	sh->mdev = mdev;
+	sh->ops = ops;
+	mutex_init(&sh->lock);
+	return sh;
+}
+
+/* What a shadow starts from: a snapshot's registers and blob. */
+static int start_model(struct vmig_shadow *sh,
+		       const struct vmig_snapshot *snap, const char **why)
+{
+	struct vmig_shadow_image img = {
+		.reads = snap->reads,
+		.nr_reads = snap->nr_reads,
+		.written = snap->regfile,
+		.nr_written = snap->nr_regfile,
+	};
+	int ret;
+
+	if (snap->flags & VMIG_SNAPF_DEVSTATE) {
+		img.devstate = snap->devstate;
+		img.devstate_len = snap->devstate_len;
+	}
+	*why = "the shadow refused the device's state";
+	mutex_lock(&sh->lock);
+	ret = sh->ops->engage(sh, &img, why);
+	mutex_unlock(&sh->lock);
+	return ret;
+}
+
 /* What engage needs; under dev_set->lock. */
 static int engage_check(struct vmig_device *mdev, const char **why)
 {
 	if (!mdev->open) {
 		*why = "no VMM has the device open";
 		return -ENODEV;
-	}
-	if (mdev->shadow.sh) {
-		*why = "the shadow is engaged already";
-		return -EBUSY;
 	}
 	if (mdev->trap_mode == VMIG_TRAP_NONE) {
 		*why = "trap mode none: the guest reaches the device without the driver (needs sparse or all)";
@@ -437,7 +490,6 @@ static int engage_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 			 const char **why)
 {
 	const struct vmig_profile *p = mdev->profile;
-	struct vmig_shadow_image img = {};
 	struct vmig_snapshot *snap;
 	int ret;
 
@@ -453,18 +505,7 @@ static int engage_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 		*why = "the device's state could not be read";
 		return PTR_ERR(snap);
 	}
-	img.reads = snap->reads;
-	img.nr_reads = snap->nr_reads;
-	img.written = snap->regfile;
-	img.nr_written = snap->nr_regfile;
-	if (snap->flags & VMIG_SNAPF_DEVSTATE) {
-		img.devstate = snap->devstate;
-		img.devstate_len = snap->devstate_len;
-	}
-	mutex_lock(&sh->lock);
-	*why = "the shadow refused the device's state";
-	ret = sh->ops->engage(sh, &img, why);
-	mutex_unlock(&sh->lock);
+	ret = start_model(sh, snap, why);
 	vmig_snapshot_free(snap);
 	return ret;
 }
@@ -487,18 +528,16 @@ int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
 		ret = -EOPNOTSUPP;
 		goto out;
 	}
-	sh = kzalloc(struct_size(sh, priv, ops->priv_size), GFP_KERNEL);
+	sh = shadow_alloc(mdev, ops);
 	if (!sh) {
-		module_put(ops->owner);
 		ret = -ENOMEM;
 		goto out;
 	}
-	sh->mdev = mdev;
-	sh->ops = ops;
-	mutex_init(&sh->lock);
-
 	mutex_lock(&mdev->mig.state_mutex);
-	if (mdev->mig.state != VFIO_DEVICE_STATE_RUNNING) {
+	if (sd->sh) {
+		*why = "the shadow is engaged already";
+		ret = -EBUSY;
+	} else if (mdev->mig.state != VFIO_DEVICE_STATE_RUNNING) {
 		*why = "the device is migrating";
 		ret = -EBUSY;
 	} else {
@@ -597,13 +636,14 @@ int vmig_shadow_handback(struct vmig_device *mdev, const char **why)
 	if (!rep)
 		return -ENOMEM;
 	mutex_lock(vmig_dev_set_lock(mdev));
+	mutex_lock(&mdev->mig.state_mutex);
 	sh = sd->sh;
 	if (!sh) {
+		mutex_unlock(&mdev->mig.state_mutex);
 		*why = "no shadow is engaged";
 		ret = -ENOENT;
 		goto out;
 	}
-	mutex_lock(&mdev->mig.state_mutex);
 	percpu_down_write(&sd->sem);
 	t0 = ktime_get_ns();
 	snap = handback_snapshot(mdev, sh);
@@ -631,31 +671,141 @@ out:
 	return ret;
 }
 
+/* ---- migration ---- */
+
+struct vmig_snapshot *vmig_shadow_snapshot(struct vmig_device *mdev)
+{
+	lockdep_assert_held(&mdev->mig.state_mutex);
+	if (!mdev->shadow.sh)
+		return ERR_PTR(-ENOENT);
+	return handback_snapshot(mdev, mdev->shadow.sh);
+}
+
+int vmig_shadow_engage_stream(struct vmig_device *mdev,
+			      const struct vmig_snapshot *snap)
+{
+	struct vmig_shadow_dev *sd = &mdev->shadow;
+	const struct vmig_shadow_ops *ops;
+	const char *why = NULL;
+	struct vmig_shadow *sh;
+	u64 t0;
+	int ret;
+
+	lockdep_assert_held(&mdev->mig.state_mutex);
+	if (sd->sh)
+		return -EBUSY;
+	ops = ops_get(mdev->profile->name);
+	if (!ops) {
+		pci_info(mdev->core.pdev,
+			 "the stream carries a shadow's state and no shadow serves profile %s here: the device takes it\n",
+			 mdev->profile->name);
+		return -EOPNOTSUPP;
+	}
+	sh = shadow_alloc(mdev, ops);
+	if (!sh)
+		return -ENOMEM;
+	sh->held = true;		/* RESUMING -> STOP */
+	sh->from_stream = true;
+	percpu_down_write(&sd->sem);
+	t0 = ktime_get_ns();
+	ret = start_model(sh, snap, &why);
+	if (!ret) {
+		WRITE_ONCE(sd->sh, sh);
+		sd->handback_tries = 0;
+	}
+	sd->engage_ns = ktime_get_ns() - t0;
+	percpu_up_write(&sd->sem);
+	if (ret) {
+		pci_warn(mdev->core.pdev,
+			 "the stream's shadow state was refused (%s): the device takes it\n",
+			 why);
+		shadow_free(sh);
+	}
+	return ret;
+}
+
+/* Tries of the background hand-back on a target, HZ / 2 apart. */
+#define HANDBACK_TRIES	10
+
+void vmig_shadow_hold(struct vmig_device *mdev, bool hold)
+{
+	struct vmig_shadow *sh = mdev->shadow.sh;
+	bool handback;
+
+	lockdep_assert_held(&mdev->mig.state_mutex);
+	if (!sh)
+		return;
+	mutex_lock(&sh->lock);
+	sh->held = hold;
+	if (!hold && sh->ops->unhold)
+		sh->ops->unhold(sh);
+	handback = !hold && sh->from_stream && READ_ONCE(mdev->open);
+	mutex_unlock(&sh->lock);
+	if (handback)
+		queue_delayed_work(system_wq, &mdev->shadow.handback_work, 0);
+}
+
+/*
+ * A target's shadow engaged from the stream goes as soon as the device
+ * takes its state; until then it serves the guest, and the tries go on.
+ */
+static void handback_work(struct work_struct *work)
+{
+	struct vmig_shadow_dev *sd = container_of(to_delayed_work(work),
+						  struct vmig_shadow_dev,
+						  handback_work);
+	struct vmig_device *mdev = container_of(sd, struct vmig_device,
+						shadow);
+	const char *why = NULL;
+	int ret;
+
+	ret = vmig_shadow_handback(mdev, &why);
+	if (!ret || ret == -ENOENT || ret == -ENODEV)
+		return;
+	if (++sd->handback_tries < HANDBACK_TRIES)
+		queue_delayed_work(system_wq, &sd->handback_work, HZ / 2);
+	else
+		pci_warn(mdev->core.pdev,
+			 "the shadow keeps serving the guest: the device did not take its state (%d: %s); hand it back with shadow-detach\n",
+			 ret, why ?: "");
+}
+
 /* ---- device life ---- */
 
 int vmig_shadow_dev_init(struct vmig_device *mdev)
 {
 	mutex_init(&mdev->shadow.irq_lock);
+	INIT_DELAYED_WORK(&mdev->shadow.handback_work, handback_work);
 	return percpu_init_rwsem(&mdev->shadow.sem);
 }
 
 void vmig_shadow_dev_exit(struct vmig_device *mdev)
 {
+	cancel_delayed_work_sync(&mdev->shadow.handback_work);
 	percpu_free_rwsem(&mdev->shadow.sem);
 	mutex_destroy(&mdev->shadow.irq_lock);
 }
 
-/* Under dev_set->lock; no access of the VMM is left (its fds are gone). */
+/*
+ * Under dev_set->lock; no access of the VMM is left (its fds are gone). A
+ * hand-back work item that runs later finds the device closed.
+ */
 void vmig_shadow_close(struct vmig_device *mdev)
 {
 	struct vmig_shadow_dev *sd = &mdev->shadow;
-	struct vmig_shadow *sh = sd->sh;
+	struct vmig_shadow *sh;
 	unsigned int t;
 
+	cancel_delayed_work(&sd->handback_work);
+	mutex_lock(&mdev->mig.state_mutex);
+	sh = sd->sh;
 	if (sh) {
 		percpu_down_write(&sd->sem);
 		WRITE_ONCE(sd->sh, NULL);
 		percpu_up_write(&sd->sem);
+	}
+	mutex_unlock(&mdev->mig.state_mutex);
+	if (sh) {
 		pci_info(mdev->core.pdev,
 			 "closed while its shadow was engaged: the shadow's state is dropped\n");
 		shadow_free(sh);

@@ -18,6 +18,7 @@
 #include <linux/percpu-rwsem.h>
 #include <linux/types.h>
 #include <linux/vfio.h>
+#include <linux/workqueue.h>
 
 struct module;
 struct vmig_device;
@@ -71,6 +72,8 @@ int vmig_shadow_image_put(struct vmig_shadow_image *img, bool written, u8 bar,
  * @save: the model's state into @img, for the hand-back; the profile's
  *	restore brings the device to it
  * @reset: the VMM reset the device (VFIO_DEVICE_RESET)
+ * @unhold: the device's DMA may go again (leaving the P2P states): start
+ *	what vmig_shadow_dma() refused meanwhile (-EAGAIN)
  * @release: the shadow ends (after a hand-back, or the VMM closed the
  *	device), or @engage failed or never ran (the private data is then
  *	as @engage left it, or zeroed): free what @engage allocated
@@ -92,6 +95,7 @@ struct vmig_shadow_ops {
 		      u64 val);
 	int (*save)(struct vmig_shadow *sh, struct vmig_shadow_image *img);
 	void (*reset)(struct vmig_shadow *sh);
+	void (*unhold)(struct vmig_shadow *sh);
 	void (*release)(struct vmig_shadow *sh);
 };
 
@@ -103,7 +107,8 @@ void vmig_shadow_unregister(const struct vmig_shadow_ops *ops);
 void *vmig_shadow_priv(struct vmig_shadow *sh);
 /*
  * Move @len bytes between guest IOVA @iova and @buf (@to_ram: into guest
- * memory, which the DMA dirty log then has marked). 0 or -errno.
+ * memory, which the DMA dirty log then has marked). 0 or -errno; -EAGAIN
+ * while the device's DMA is held (the @unhold op comes later).
  */
 int vmig_shadow_dma(struct vmig_shadow *sh, u64 iova, void *buf, size_t len,
 		    bool to_ram);
@@ -126,10 +131,12 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
  *	VMM in trap modes sparse and all (trap.c), for write by engage and
  *	hand-back, so that no access is in flight while the device's state
  *	moves into or out of the shadow
- * @sh: the engaged shadow or NULL; written under @sem held for write (and
- *	dev_set->lock), read under @sem or dev_set->lock
+ * @sh: the engaged shadow or NULL; written under @sem held for write and
+ *	mig.state_mutex, read under either
  * @engage_ns: how long the last engage held @sem for write
  * @handback_ns: the same for the last hand-back
+ * @handback_work: a target's background hand-back (vmig_shadow_hold())
+ * @handback_tries: its tries so far, under mig.state_mutex
  * @irq_lock: protects @trigger
  * @trigger: the eventfds the VMM set for each interrupt type's first
  *	VMIG_SHADOW_VECTORS vectors (VFIO_DEVICE_SET_IRQS, ACTION_TRIGGER),
@@ -144,6 +151,8 @@ struct vmig_shadow_dev {
 	struct vmig_shadow *sh;
 	u64 engage_ns;
 	u64 handback_ns;
+	struct delayed_work handback_work;
+	unsigned int handback_tries;
 	struct mutex irq_lock;
 	struct eventfd_ctx *trigger[VMIG_SHADOW_IRQ_TYPES][VMIG_SHADOW_VECTORS];
 };
@@ -162,12 +171,27 @@ int vmig_shadow_handback(struct vmig_device *mdev, const char **why);
 bool vmig_shadow_engaged(struct vmig_device *mdev);
 /* Is a shadow registered for @profile? */
 bool vmig_shadow_available(const char *profile);
-/* Counters of the engaged shadow (zero when none), under dev_set->lock. */
+/* The shadow of a device; takes mig.state_mutex. */
 struct vmig_shadow_stats {
+	bool engaged, from_stream;
 	u64 reads, writes, dmas, irqs;
+	u64 engage_ns, handback_ns;
 };
 
 void vmig_shadow_stats(struct vmig_device *mdev, struct vmig_shadow_stats *s);
+
+/*
+ * Migration, under mig.state_mutex. The source's stream carries the
+ * engaged shadow's state (vmig_shadow_snapshot(), a snapshot the profile's
+ * restore takes); the target serves the guest from it with its own shadow
+ * (vmig_shadow_engage_stream(): 0, or -errno and the device is to take
+ * the state); the arcs hold and release the shadow's DMA as the device's
+ * (vmig_shadow_hold()), and releasing a target's starts its hand-back.
+ */
+struct vmig_snapshot *vmig_shadow_snapshot(struct vmig_device *mdev);
+int vmig_shadow_engage_stream(struct vmig_device *mdev,
+			      const struct vmig_snapshot *snap);
+void vmig_shadow_hold(struct vmig_device *mdev, bool hold);
 
 /*
  * The access paths (trap.c): a BAR access the engaged shadow serves, with

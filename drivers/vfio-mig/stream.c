@@ -255,6 +255,7 @@ struct vmig_chunk *vmig_stream_profile_record(const struct vmig_profile *p,
  * @devstate_len: its length
  * @held: the HELD_WRITES payload, checked by the profile
  * @held_len: its length
+ * @shadow: a SHADOW record was received
  */
 struct vmig_stream_rx {
 	u8 hdr[HDR_MAX];
@@ -278,6 +279,7 @@ struct vmig_stream_rx {
 	u32 devstate_len;
 	u8 *held;
 	u32 held_len;
+	bool shadow;
 };
 
 struct vmig_stream_rx *vmig_stream_rx_alloc(void)
@@ -395,6 +397,8 @@ static u32 max_len(struct vmig_device *mdev, u32 type)
 	}
 	case VMIG_REC_HELD_WRITES:
 		return vmig_dma_held_max(mdev);
+	case VMIG_REC_SHADOW:
+		return sizeof(struct vmig_stream_shadow);
 	default:
 		return 0;
 	}
@@ -417,7 +421,7 @@ static int check_rec(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 				      "stream ends without the register state");
 		return 0;
 	}
-	if (type < VMIG_REC_REG_LOG || type > VMIG_REC_HELD_WRITES)
+	if (type < VMIG_REC_REG_LOG || type > VMIG_REC_SHADOW)
 		return reject(rx, mdev, -EINVAL, "unknown record type");
 	if (len > max_len(mdev, type))
 		return reject(rx, mdev, -EINVAL, "record too long for its type");
@@ -538,6 +542,24 @@ static int take_profile(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	return 0;
 }
 
+/* The version is checked here; the state itself by the shadow's engage. */
+static int take_shadow(struct vmig_stream_rx *rx, struct vmig_device *mdev,
+		       const u8 *p, u32 len)
+{
+	const struct vmig_stream_shadow *sw = (const void *)p;
+
+	if (len != sizeof(*sw))
+		return reject(rx, mdev, -EINVAL, "bad shadow record length");
+	if (le32_to_cpu(sw->version) != VMIG_STREAM_SHADOW_VERSION)
+		return reject(rx, mdev, -EPROTONOSUPPORT,
+			      "shadow record of another version");
+	if (sw->flags || sw->reserved[0] || sw->reserved[1])
+		return reject(rx, mdev, -EINVAL,
+			      "reserved shadow record field set");
+	rx->shadow = true;
+	return 0;
+}
+
 static int take_payload(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 {
 	u32 type = le32_to_cpu(rx->rec.type), len = le32_to_cpu(rx->rec.len);
@@ -568,6 +590,9 @@ static int take_payload(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 		break;
 	case VMIG_REC_HELD_WRITES:
 		ret = take_held(rx, mdev, &rx->payload, len);
+		break;
+	case VMIG_REC_SHADOW:
+		ret = take_shadow(rx, mdev, rx->payload, len);
 		break;
 	}
 	if (!ret)
@@ -738,6 +763,7 @@ int vmig_stream_rx_finish(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	rx->err = -EINVAL;
 	res->held = rx->held;
 	res->held_len = rx->held_len;
+	res->shadow = rx->shadow;
 	rx->held = NULL;
 	return 0;
 }

@@ -30,6 +30,7 @@ struct vmig_stream_result {
 	struct vmig_snapshot *snap;
 	void *held;
 	u32 held_len;
+	bool shadow;	/* a SHADOW record: the source's shadow's state */
 };
 
 struct vmig_stream_rx *vmig_stream_rx_alloc(void);

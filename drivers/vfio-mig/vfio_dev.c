@@ -107,12 +107,12 @@ static void vmig_close_device(struct vfio_device *vdev)
 	struct vmig_device *mdev = to_vmig(vdev);
 
 	mdev->open = false;
-	/* An engaged shadow's state goes with the VMM that used it. */
-	vmig_shadow_close(mdev);
 	/* A controller's ioctls in flight end; later ones get ENODEV. */
 	vmig_ctl_detach(mdev);
 	/* Back to RUNNING, data fds dropped, before the BARs go. */
 	vmig_mig_close(mdev);
+	/* An engaged shadow's state goes with the VMM that used it. */
+	vmig_shadow_close(mdev);
 	/* A dirty log the VMM started ends with its use of the device. */
 	vmig_dirty_stop(mdev, true);
 	if (mdev->profile->ops && mdev->profile->ops->close)

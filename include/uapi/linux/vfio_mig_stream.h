@@ -15,7 +15,7 @@
 
 #define VMIG_STREAM_MAGIC	"VMIGSTRM"
 #define VMIG_STREAM_MAJOR	1
-#define VMIG_STREAM_MINOR	1
+#define VMIG_STREAM_MINOR	2
 
 /* Features a stream uses; a target refuses bits it does not know. */
 #define VMIG_STREAM_F_PRECOPY	(1U << 0)	/* REG_LOG records precede the state */
@@ -95,6 +95,15 @@ enum vmig_stream_rec_type {
 	 * form (edu: struct vmig_stream_held[], its DMA start commands).
 	 */
 	VMIG_REC_HELD_WRITES = 4,
+	/*
+	 * The source's guest was served by its shadow adapter (since 1.2):
+	 * struct vmig_stream_shadow, after REG_STATE. REG_STATE and
+	 * PROFILE_STATE then hold the shadow's state. A target with a shadow
+	 * for the profile serves the guest with its own from that state and
+	 * brings its device to it in the background; one without restores
+	 * the device from them as from any stream.
+	 */
+	VMIG_REC_SHADOW = 5,
 	/* End of stream, no payload. */
 	VMIG_REC_END = 0x7fffffff,
 };
@@ -128,6 +137,20 @@ struct vmig_stream_profile {
 	__le32 len;
 	__le32 reserved[2];
 };
+
+/**
+ * struct vmig_stream_shadow - SHADOW payload (1.2)
+ * @version: VMIG_STREAM_SHADOW_VERSION; a target refuses any other
+ * @flags: zero (none defined)
+ * @reserved: zero
+ */
+struct vmig_stream_shadow {
+	__le32 version;
+	__le32 flags;
+	__le32 reserved[2];
+};
+
+#define VMIG_STREAM_SHADOW_VERSION	1
 
 /* REG_LOG payload: @count entries with sequence numbers @first_seq... */
 struct vmig_stream_log {

@@ -20,8 +20,12 @@
  *    shadow is dropped, the module free again, and the device opens anew;
  *  - rmmod_refused_while_engaged: sriov_shadow cannot be unloaded while a
  *    shadow of its is engaged, and can afterwards;
- *  - refusals: not open, trap mode none, engaged twice, a migration while
- *    engaged, no guest page for the buffer; each with its reason.
+ *  - migrate_through_shadow: the guest runs on A's shadow, A's stream is
+ *    the shadow's state (a SHADOW record), B serves the guest from it
+ *    with its own shadow at once and hands its device the state in the
+ *    background: every result right on B, from its device in the end;
+ *  - refusals: not open, trap mode none, engaged twice, engage during a
+ *    migration, no guest page for the buffer; each with its reason.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -386,15 +390,107 @@ TEST_F_TIMEOUT(sh, refusals, 60)
 				self->bdf)) TH_LOG("%s", self->nl.err);
 	EXPECT_EQ(-EBUSY, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
 				     self->bdf));
-	EXPECT_EQ(-EBUSY, mig_set_state(&self->a.d,
-					VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
-	ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
-	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
 	EXPECT_EQ(0xffffffffu ^ 0x99u, edu_liveness(&self->e, 0x99));
 	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
 				self->bdf)) TH_LOG("%s", self->nl.err);
+	/* not during a migration */
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING_P2P,
+				   NULL));
+	EXPECT_EQ(-EBUSY, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				     self->bdf));
+	EXPECT_NE(NULL, strstr(self->nl.err, "migrating"))
+		TH_LOG("extack: \"%s\"", self->nl.err);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
 	/* the liveness the shadow took is the device's now */
 	EXPECT_EQ(~0x99u, edu_rd(&self->e, EDU_REG_LIVENESS));
+}
+
+/* B, a second edu, open and ready to take a migration. */
+static void open_b(struct __test_metadata *_metadata, FIXTURE_DATA(sh) *self,
+		   struct mig_side *b, struct edu *eb)
+{
+	const char *bdf;
+
+	ASSERT_LE(2, self->t.nr_edu);
+	bdf = self->t.edu[1];
+	ASSERT_EQ(0, vmm_bind(bdf, "vfio-mig"));
+	ASSERT_EQ(0, set_attr(bdf, "profile", "edu"));
+	ASSERT_EQ(0, mig_side_open(b, bdf, "sparse", RAM_IOVA, RAM_SIZE));
+	ASSERT_EQ(0, edu_probe(eb, &b->d, false));
+	ASSERT_EQ(0, rs_ctl(bdf, "scratch %#llx", SCRATCH));
+}
+
+TEST_F_TIMEOUT(sh, migrate_through_shadow, 120)
+{
+	struct shadow_info s, sb;
+	struct mig_buf buf = {};
+	struct edu_regs now;
+	struct mig_side b;
+	uint64_t t0, t1;
+	struct edu eb;
+	int fd, i;
+	ssize_t n;
+
+	open_b(_metadata, self, &b, &eb);
+	boot(_metadata, self);
+	usleep(RUN_US / 2);
+	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	usleep(RUN_US / 2);
+
+	/* the switchover: A's state is the shadow's, its device untouched */
+	lm_guest_pause(&self->g);
+	t0 = vmm_now_us();
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING_P2P,
+				   NULL));
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
+				   &fd));
+	n = mig_read_stop_copy(fd, &buf);
+	close(fd);
+	t1 = vmm_now_us();
+	ASSERT_LT(0, n) TH_LOG("STOP_COPY read: %s", strerror(-n));
+	memcpy(b.ram.host, self->a.ram.host, RAM_SIZE);
+	ASSERT_EQ(0, mig_set_state(&b.d, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(&b.d, VFIO_DEVICE_STATE_RESUMING, &fd));
+	ASSERT_EQ(0, mig_write_stream(fd, buf.data, buf.len, 4096));
+	close(fd);
+	ASSERT_EQ(0, mig_set_state(&b.d, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(&b.d, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, mig_set_state(&b.d, VFIO_DEVICE_STATE_RUNNING, NULL));
+	TH_LOG("A's stop-copy through its shadow: %llu us, %zu bytes; B running %llu us after the pause",
+	       (unsigned long long)(t1 - t0), buf.len,
+	       (unsigned long long)(vmm_now_us() - t0));
+	ASSERT_EQ(0, shadow_get(&self->nl, b.d.bdf, &sb));
+	EXPECT_LT(0, sb.engage_ns) TH_LOG("B's shadow never engaged");
+
+	/* the guest goes on on B, served first by B's shadow */
+	lm_guest_free(&self->g);
+	ASSERT_EQ(0, lm_guest_adopt(&self->g, &b.ram, &eb, PAGE_RATE))
+		TH_LOG("adopting the guest on B: %s", self->g.why);
+	EXPECT_TRUE(lm_guest_check_regs(&self->g, &now))
+		TH_LOG("%s", self->g.why);
+	ASSERT_EQ(0, lm_guest_start(&self->g));
+	for (i = 0; i < 100; i++) {
+		ASSERT_EQ(0, shadow_get(&self->nl, b.d.bdf, &sb));
+		if (!sb.engaged)
+			break;
+		usleep(100000);
+	}
+	EXPECT_FALSE(sb.engaged) TH_LOG("B's shadow still serves after 10 s");
+	TH_LOG("B: engaged from the stream in %.1f us, device took the state in %.1f us",
+	       sb.engage_ns / 1e3, sb.handback_ns / 1e3);
+	usleep(RUN_US);
+	check_guest(_metadata, self, "on B");
+	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	EXPECT_TRUE(s.engaged) TH_LOG("A's shadow went away by itself");
+	lm_guest_free(&self->g);
+	self->guest = false;
+	mig_side_close(&b);
+	mig_buf_free(&buf);
 }
 
 TEST_HARNESS_MAIN
