@@ -480,7 +480,7 @@ int vmig_migf_load(struct vmig_migf *migf)
 	/* the source's shadow's state: served by ours, if we have one */
 	if (res.shadow && !vmig_shadow_engage_stream(mdev, res.snap))
 		goto out;
-	ret = __vmig_snapshot_replay(mdev, res.snap, rep, true);
+	ret = __vmig_snapshot_replay(mdev, res.snap, rep, VMIG_SNAP_COMPLETE);
 	if (!ret && rep->nr_errors)
 		ret = -EIO;
 	if (ret && rep->nr_errors)

@@ -167,7 +167,7 @@ static int replay_registers(struct vmig_device *dst,
 
 int __vmig_snapshot_replay(struct vmig_device *dst,
 			   const struct vmig_snapshot *snap,
-			   struct vmig_replay_report *rep, bool stream)
+			   struct vmig_replay_report *rep, unsigned int flags)
 {
 	const struct vmig_profile *p = dst->profile;
 	u16 window;
@@ -189,7 +189,7 @@ int __vmig_snapshot_replay(struct vmig_device *dst,
 	if (p->ops && p->ops->restore) {
 		struct vmig_profile_ctx ctx = {
 			.mdev = dst, .src = snap, .report = rep,
-			.flags = stream ? VMIG_SNAP_COMPLETE : 0,
+			.flags = flags,
 		};
 
 		if (snap->flags & VMIG_SNAPF_DEVSTATE) {
@@ -213,7 +213,7 @@ int vmig_snapshot_replay(struct vmig_device *dst,
 	mutex_lock(vmig_dev_set_lock(dst));
 	mutex_lock(&dst->mig.state_mutex);
 	if (dst->open) {
-		ret = __vmig_snapshot_replay(dst, snap, rep, false);
+		ret = __vmig_snapshot_replay(dst, snap, rep, 0);
 	} else {
 		memset(rep, 0, sizeof(*rep));
 		snprintf(rep->msg, sizeof(rep->msg),

@@ -55,12 +55,13 @@ int vmig_snapshot_replay(struct vmig_device *dst,
 			 struct vmig_replay_report *report);
 /*
  * The same without dev_set->lock (see __vmig_snapshot_take()).
- * @stream: @snap came from a migration stream (the profile's restore op
- * sees VMIG_SNAP_COMPLETE).
+ * @flags: what the profile's restore op sees in its context:
+ * VMIG_SNAP_COMPLETE (@snap came from a migration stream),
+ * VMIG_SNAP_RESERVED.
  */
 int __vmig_snapshot_replay(struct vmig_device *dst,
 			   const struct vmig_snapshot *snap,
-			   struct vmig_replay_report *report, bool stream);
+			   struct vmig_replay_report *report, unsigned int flags);
 /* Profile and identity check alone; the reason goes to report->msg. */
 int vmig_check_compat(struct vmig_device *dst,
 		      const struct vmig_identity *src_id,

@@ -651,7 +651,9 @@ int vmig_shadow_handback(struct vmig_device *mdev, const char **why)
 		ret = PTR_ERR(snap);
 		*why = "the shadow's state could not be taken";
 	} else {
-		ret = __vmig_snapshot_replay(mdev, snap, rep, false);
+		ret = __vmig_snapshot_replay(mdev, snap, rep,
+					     sh->from_stream ?
+					     VMIG_SNAP_RESERVED : 0);
 		if (!ret && rep->nr_errors)
 			ret = -EIO;
 		if (ret)

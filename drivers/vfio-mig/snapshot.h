@@ -54,6 +54,12 @@ struct vmig_reg_value {
  */
 #define VMIG_SNAP_DEVSTATE	0x1
 #define VMIG_SNAP_COMPLETE	0x2
+/*
+ * Restore (__vmig_snapshot_replay()) of a state that a shadow served on
+ * the source: a guest page the profile borrows in it (edu) was one the
+ * source's VMM reserved, and may be borrowed again while the guest runs.
+ */
+#define VMIG_SNAP_RESERVED	0x4
 
 /* vmig_snapshot.flags */
 #define VMIG_SNAPF_LOG_LOSSY		0x1	/* the tail is incomplete */

@@ -345,12 +345,21 @@ static u64 pick_scratch(struct vmig_device *mdev, u64 hint)
 	return 0;
 }
 
-/* The page to borrow: a migration may look for one, debugfs names it. */
+/*
+ * The page to borrow: a migration may look for one, debugfs names it; a
+ * shadow's hand-back on a target may take the page the source's VMM
+ * reserved (it was named there), if it is mapped here.
+ */
 static u64 ctx_scratch(struct vmig_profile_ctx *ctx, u64 hint)
 {
+	u64 named = READ_ONCE(priv(ctx->mdev)->scratch);
+
 	if (ctx->flags & VMIG_SNAP_COMPLETE)
 		return pick_scratch(ctx->mdev, hint);
-	return READ_ONCE(priv(ctx->mdev)->scratch);
+	if (!named && ctx->flags & VMIG_SNAP_RESERVED && scratch_ok(hint) &&
+	    scratch_mapped(ctx->mdev, hint))
+		return hint;
+	return named;
 }
 
 struct edu_work {
