@@ -12,7 +12,10 @@
  *
  * The profile's own record (PROFILE_STATE) is checked by its header as it
  * arrives: truncated, oversized and foreign records are refused at
- * write() with the reason in the kernel log.
+ * write() with the reason in the kernel log. So is a SHADOW record (the
+ * source's state was its shadow's): another version, reserved bits, a
+ * wrong length, out of place or repeated; a well-formed one makes B serve
+ * A's state with its own shadow and hand its device the state.
  *
  * MIG_SEED=<n> repeats a run's mutations (the test prints its seed).
  */
@@ -33,6 +36,7 @@
 #include "edu.h"
 #include "mig.h"
 #include "regsync.h"
+#include "shadow.h"
 #include "testbed.h"
 
 #define RAM_IOVA	0x100000ull
@@ -573,7 +577,7 @@ static size_t reorder(FIXTURE_DATA(stream) *self, const int *order,
 
 TEST_F_TIMEOUT(stream, targeted_mutations_refused, 300)
 {
-	static const uint32_t odd_types[] = { 0, 5, 0x7ffffffe, 0x80000000 };
+	static const uint32_t odd_types[] = { 0, 6, 0x7ffffffe, 0x80000000 };
 	size_t len = self->s.len, end, at, n, cuts[9];
 	int nr, i, j, order[MAX_RECS * 2];
 	struct tally t = {};
@@ -949,6 +953,111 @@ TEST_F_TIMEOUT(stream, profile_record_refused, 180)
 		       strerror(err));
 	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
 				   NULL));
+	check_b_has_a_state(_metadata, self);
+}
+
+/* A's stream with a SHADOW record of @n bytes of @sw at record @at. */
+static size_t with_shadow(FIXTURE_DATA(stream) *self, uint8_t *m, int at,
+			  const struct vmig_stream_shadow *sw, uint32_t n,
+			  int copies)
+{
+	size_t off = self->l.off[at], len = off;
+	uint8_t rec[REC_HDR] = {};
+
+	memcpy(m, self->s.data, off);
+	mig_put32(rec, VMIG_REC_SHADOW);
+	mig_put32(rec + 4, n);
+	mig_put32(rec + 8, mig_crc32(sw, n));
+	while (copies--) {
+		memcpy(m + len, rec, REC_HDR);
+		memcpy(m + len + REC_HDR, sw, n);
+		len += REC_HDR + n;
+	}
+	memcpy(m + len, self->s.data + off, self->s.len - off);
+	return len + self->s.len - off;
+}
+
+TEST_F_TIMEOUT(stream, shadow_record_refused, 180)
+{
+	static const struct {
+		const char *what, *why;
+		int err;
+	} cases[] = {
+		{ "short record", "bad shadow record length", EINVAL },
+		{ "another version", "shadow record of another version",
+		  EPROTONOSUPPORT },
+		{ "a flag set", "reserved shadow record field set", EINVAL },
+		{ "reserved field set", "reserved shadow record field set",
+		  EINVAL },
+		{ "before the register state", "record before the register state",
+		  EINVAL },
+		{ "twice", "record repeated", EINVAL },
+	};
+	struct vmig_stream_shadow sw;
+	int state = -1, end, i, err, kfd;
+	struct lm_shadow sh;
+	struct tally t = {};
+	struct genl nl;
+	size_t len;
+	uint32_t n;
+	enum verdict v;
+	uint8_t *m;
+
+	ASSERT_EQ(NULL, parse(self->s.data, self->s.len, &self->l));
+	end = self->l.nr - 1;
+	for (i = 0; i < self->l.nr; i++)
+		if (mig_get32(self->s.data + self->l.off[i]) ==
+		    VMIG_REC_REG_STATE)
+			state = i;
+	ASSERT_LE(0, state);
+	m = malloc(self->s.len + 4 * (REC_HDR + sizeof(sw)));
+	ASSERT_NE(NULL, m);
+	sleep(6);	/* a fresh kernel log rate-limit window */
+	kfd = kmsg_open();
+	ASSERT_LE(0, kfd) TH_LOG("/dev/kmsg: %s", strerror(errno));
+	for (i = 0; i < (int)(sizeof(cases) / sizeof(cases[0])); i++) {
+		memset(&sw, 0, sizeof(sw));
+		sw.version = htole32(VMIG_STREAM_SHADOW_VERSION);
+		n = sizeof(sw);
+		if (i == 0)
+			n = 8;
+		else if (i == 1)
+			sw.version = htole32(VMIG_STREAM_SHADOW_VERSION + 1);
+		else if (i == 2)
+			sw.flags = htole32(1);
+		else if (i == 3)
+			sw.reserved[1] = htole32(1);
+		len = with_shadow(self, m, i == 4 ? state : end, &sw, n,
+				  i == 5 ? 2 : 1);
+		kmsg_has(kfd, "");	/* skip what came before */
+		v = resume(self, m, len, &err);
+		t.cases++;
+		EXPECT_EQ(AT_WRITE, v) TH_LOG("%s: verdict %d", cases[i].what, v);
+		EXPECT_EQ(cases[i].err, err)
+			TH_LOG("%s: %s", cases[i].what, strerror(err));
+		EXPECT_TRUE(kmsg_has(kfd, cases[i].why))
+			TH_LOG("%s: no \"%s\" in the kernel log",
+			       cases[i].what, cases[i].why);
+		ASSERT_EQ(0, recover(self, &t.reopens));
+	}
+	close(kfd);
+
+	/* well-formed: B's shadow serves A's state, then B's device has it */
+	memset(&sw, 0, sizeof(sw));
+	sw.version = htole32(VMIG_STREAM_SHADOW_VERSION);
+	len = with_shadow(self, m, end, &sw, sizeof(sw), 1);
+	ASSERT_EQ(ACCEPTED, resume(self, m, len, &err))
+		TH_LOG("a well-formed shadow record refused: %s",
+		       strerror(err));
+	free(m);
+	ASSERT_EQ(0, genl_open(&nl, "vfio_mig"));
+	ASSERT_EQ(0, lm_shadow_get(&nl, self->b.d.bdf, &sh));
+	EXPECT_TRUE(sh.engaged) TH_LOG("B's shadow did not take the state");
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	EXPECT_EQ(0, lm_shadow_wait_released(&nl, self->b.d.bdf, &sh, 10000))
+		TH_LOG("B's shadow still serves after 10 s");
+	genl_close(&nl);
 	check_b_has_a_state(_metadata, self);
 }
 

@@ -40,6 +40,7 @@
 #include "lmvmm.h"
 #include "mig.h"
 #include "regsync.h"
+#include "shadow.h"
 #include "testbed.h"
 
 #define RAM_IOVA	0x100000ull
@@ -48,50 +49,6 @@
 #define PAGE_RATE	200
 /* the reserved page the guest never touches while it runs (lmvmm.h) */
 #define SCRATCH		(RAM_IOVA + LM_SCRATCH_OFF)
-
-struct shadow_info {
-	bool engaged, available;
-	uint64_t reads, writes, dmas, irqs, engage_ns, handback_ns;
-};
-
-static int shadow_cb(const struct nlmsghdr *h, void *priv)
-{
-	const struct nlattr *tb[VFIO_MIG_A_SHADOW_MAX + 1];
-	struct shadow_info *s = priv;
-
-	genl_parse(h, tb, VFIO_MIG_A_SHADOW_MAX);
-	if (!tb[VFIO_MIG_A_SHADOW_ENGAGED] || !tb[VFIO_MIG_A_SHADOW_READS])
-		return -EBADMSG;
-	s->engaged = *(const uint8_t *)genl_data(tb[VFIO_MIG_A_SHADOW_ENGAGED]);
-	s->available =
-		*(const uint8_t *)genl_data(tb[VFIO_MIG_A_SHADOW_AVAILABLE]);
-	s->reads = genl_get_u64(tb[VFIO_MIG_A_SHADOW_READS]);
-	s->writes = genl_get_u64(tb[VFIO_MIG_A_SHADOW_WRITES]);
-	s->dmas = genl_get_u64(tb[VFIO_MIG_A_SHADOW_DMAS]);
-	s->irqs = genl_get_u64(tb[VFIO_MIG_A_SHADOW_IRQS]);
-	s->engage_ns = genl_get_u64(tb[VFIO_MIG_A_SHADOW_ENGAGE_NS]);
-	s->handback_ns = genl_get_u64(tb[VFIO_MIG_A_SHADOW_HANDBACK_NS]);
-	return 0;
-}
-
-static int shadow_cmd(struct genl *g, uint8_t cmd, const char *bdf)
-{
-	struct genl_msg m;
-
-	genl_msg_init(&m, g, cmd, 1, 0);
-	genl_put_str(&m, VFIO_MIG_A_SHADOW_BDF, bdf);
-	return genl_do(g, &m);
-}
-
-static int shadow_get(struct genl *g, const char *bdf, struct shadow_info *s)
-{
-	struct genl_msg m;
-
-	memset(s, 0, sizeof(*s));
-	genl_msg_init(&m, g, VFIO_MIG_CMD_SHADOW_GET, 1, 0);
-	genl_put_str(&m, VFIO_MIG_A_SHADOW_BDF, bdf);
-	return genl_do_reply(g, &m, shadow_cb, s);
-}
 
 FIXTURE(sh) {
 	struct tb_devs t;
@@ -149,10 +106,10 @@ FIXTURE_SETUP(sh)
 
 FIXTURE_TEARDOWN(sh)
 {
-	struct shadow_info s;
+	struct lm_shadow s;
 
-	if (self->open && !shadow_get(&self->nl, self->bdf, &s) && s.engaged)
-		shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
+	if (self->open && !lm_shadow_get(&self->nl, self->bdf, &s) && s.engaged)
+		lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
 	close_a(self);
 	genl_close(&self->nl);
 	set_attr(self->bdf, "trap_mode", "none");
@@ -191,7 +148,7 @@ static void check_guest(struct __test_metadata *_metadata,
 TEST_F_TIMEOUT(sh, engage_and_hand_back_under_load, 120)
 {
 	long long r0, w0, r1, w1;
-	struct shadow_info s;
+	struct lm_shadow s;
 	uint64_t steps0, steps1;
 	struct mig_dirty log;
 	uint64_t *bits;
@@ -205,7 +162,7 @@ TEST_F_TIMEOUT(sh, engage_and_hand_back_under_load, 120)
 	boot(_metadata, self);
 	usleep(RUN_US);
 
-	ret = shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH, self->bdf);
+	ret = lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH, self->bdf);
 	ASSERT_EQ(0, ret) TH_LOG("engage: %s (%s)", strerror(-ret),
 				 self->nl.err);
 	ASSERT_EQ(0, mig_dirty_report(&log, bits));	/* from here on */
@@ -216,7 +173,7 @@ TEST_F_TIMEOUT(sh, engage_and_hand_back_under_load, 120)
 	r1 = rs_counter(self->bdf, "trapped_reads");
 	w1 = rs_counter(self->bdf, "trapped_writes");
 	steps1 = lm_guest_steps(&self->g);
-	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
 	EXPECT_TRUE(s.engaged);
 	EXPECT_EQ(r0, r1) TH_LOG("the device was read while engaged");
 	EXPECT_EQ(w0, w1) TH_LOG("the device was written while engaged");
@@ -232,10 +189,10 @@ TEST_F_TIMEOUT(sh, engage_and_hand_back_under_load, 120)
 	       (unsigned long long)s.reads, (unsigned long long)s.writes,
 	       (unsigned long long)s.dmas, s.engage_ns / 1e3);
 
-	ret = shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
+	ret = lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
 	ASSERT_EQ(0, ret) TH_LOG("hand-back: %s (%s)", strerror(-ret),
 				 self->nl.err);
-	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
 	EXPECT_FALSE(s.engaged);
 	TH_LOG("hand-back held accesses %.1f us", s.handback_ns / 1e3);
 	/* the device is slower than the shadow: each DMA takes 100 ms */
@@ -252,12 +209,12 @@ TEST_F_TIMEOUT(sh, engage_and_hand_back_under_load, 120)
 TEST_F_TIMEOUT(sh, interrupts, 60)
 {
 	uint8_t *ram = mig_host(&self->a, RAM_IOVA + 0x20000);
-	struct shadow_info s;
+	struct lm_shadow s;
 	uint32_t fact;
 	int i;
 
 	ASSERT_EQ(0, vmm_irq_enable(&self->a.d));
-	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
 				self->bdf)) TH_LOG("%s", self->nl.err);
 	for (i = 0; i < 64; i++)
 		ram[i] = i * 7 + 1;
@@ -277,10 +234,10 @@ TEST_F_TIMEOUT(sh, interrupts, 60)
 	ASSERT_EQ(0, edu_factorial(&self->e, 12, &fact, 1000));
 	EXPECT_EQ(edu_factorial_ref(12), fact);
 	EXPECT_EQ(0xffffffffu ^ 0x1234u, edu_liveness(&self->e, 0x1234));
-	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
 	EXPECT_EQ(3, s.irqs);
 	EXPECT_EQ(2, s.dmas);
-	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
 				self->bdf)) TH_LOG("%s", self->nl.err);
 	/* the device took the buffer and the factorial */
 	memset(ram + 0x1000, 0, 64);
@@ -293,28 +250,28 @@ TEST_F_TIMEOUT(sh, interrupts, 60)
 
 TEST_F_TIMEOUT(sh, handback_refused_keeps_shadow, 120)
 {
-	struct shadow_info s;
+	struct lm_shadow s;
 	uint64_t steps;
 	int ret;
 
 	boot(_metadata, self);
 	usleep(RUN_US / 2);
-	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
 				self->bdf)) TH_LOG("%s", self->nl.err);
 	/* no guest page to move the buffer through: the device refuses */
 	ASSERT_EQ(0, rs_ctl(self->bdf, "scratch 0"));
-	ret = shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
+	ret = lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
 	EXPECT_EQ(-EIO, ret);
 	EXPECT_NE(NULL, strstr(self->nl.err, "shadow stays engaged"))
 		TH_LOG("extack: \"%s\"", self->nl.err);
-	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
 	EXPECT_TRUE(s.engaged);
 	steps = lm_guest_steps(&self->g);
 	usleep(RUN_US);
 	EXPECT_LT(steps + 10, lm_guest_steps(&self->g))
 		TH_LOG("the shadow stopped serving after the refusal");
 	ASSERT_EQ(0, rs_ctl(self->bdf, "scratch %#llx", SCRATCH));
-	ret = shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
+	ret = lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
 	ASSERT_EQ(0, ret) TH_LOG("%s", self->nl.err);
 	usleep(RUN_US / 2);
 	check_guest(_metadata, self, "after the second hand-back");
@@ -322,16 +279,16 @@ TEST_F_TIMEOUT(sh, handback_refused_keeps_shadow, 120)
 
 TEST_F_TIMEOUT(sh, close_while_engaged, 60)
 {
-	struct shadow_info s;
+	struct lm_shadow s;
 
-	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
 				self->bdf)) TH_LOG("%s", self->nl.err);
 	EXPECT_EQ(1, tb_module_refcnt("sriov_shadow"));
 	close_a(self);
-	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
 	EXPECT_FALSE(s.engaged);
 	EXPECT_EQ(0, tb_module_refcnt("sriov_shadow"));
-	EXPECT_EQ(-ENOENT, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+	EXPECT_EQ(-ENOENT, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
 				      self->bdf));
 	ASSERT_EQ(0, open_a(self, "sparse"));
 	EXPECT_EQ(0xffffffffu ^ 0x55u, edu_liveness(&self->e, 0x55));
@@ -339,14 +296,14 @@ TEST_F_TIMEOUT(sh, close_while_engaged, 60)
 
 TEST_F_TIMEOUT(sh, rmmod_refused_while_engaged, 60)
 {
-	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
 				self->bdf)) TH_LOG("%s", self->nl.err);
 	EXPECT_NE(0, tb_module_unload("sriov_shadow"));
 	EXPECT_TRUE(tb_module_loaded("sriov_shadow"));
-	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
 				self->bdf)) TH_LOG("%s", self->nl.err);
 	EXPECT_EQ(0, tb_module_unload("sriov_shadow"));
-	EXPECT_EQ(-EOPNOTSUPP, shadow_cmd(&self->nl,
+	EXPECT_EQ(-EOPNOTSUPP, lm_shadow_cmd(&self->nl,
 					  VFIO_MIG_CMD_SHADOW_ATTACH,
 					  self->bdf));
 	EXPECT_NE(NULL, strstr(self->nl.err, "sriov_shadow"))
@@ -356,18 +313,18 @@ TEST_F_TIMEOUT(sh, rmmod_refused_while_engaged, 60)
 
 TEST_F_TIMEOUT(sh, refusals, 60)
 {
-	struct shadow_info s;
+	struct lm_shadow s;
 	uint32_t st;
 
 	/* not open */
 	close_a(self);
-	EXPECT_EQ(-ENODEV, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+	EXPECT_EQ(-ENODEV, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
 				      self->bdf));
 	EXPECT_NE(NULL, strstr(self->nl.err, "open"))
 		TH_LOG("extack: \"%s\"", self->nl.err);
 	/* trap mode none */
 	ASSERT_EQ(0, open_a(self, "none"));
-	EXPECT_EQ(-EOPNOTSUPP, shadow_cmd(&self->nl,
+	EXPECT_EQ(-EOPNOTSUPP, lm_shadow_cmd(&self->nl,
 					  VFIO_MIG_CMD_SHADOW_ATTACH,
 					  self->bdf));
 	EXPECT_NE(NULL, strstr(self->nl.err, "trap mode none"))
@@ -376,27 +333,27 @@ TEST_F_TIMEOUT(sh, refusals, 60)
 	ASSERT_EQ(0, open_a(self, "all"));
 	/* no page to read the buffer through */
 	ASSERT_EQ(0, rs_ctl(self->bdf, "scratch 0"));
-	EXPECT_EQ(-ENODATA, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+	EXPECT_EQ(-ENODATA, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
 				       self->bdf));
 	EXPECT_NE(NULL, strstr(self->nl.err, "buffer"))
 		TH_LOG("extack: \"%s\"", self->nl.err);
-	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
 	EXPECT_FALSE(s.engaged);
 	EXPECT_TRUE(s.available);
 	EXPECT_EQ(0xffffffffu ^ 0x77u, edu_liveness(&self->e, 0x77));
 	ASSERT_EQ(0, rs_ctl(self->bdf, "scratch %#llx", SCRATCH));
 	/* engaged twice; no migration while engaged */
-	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
 				self->bdf)) TH_LOG("%s", self->nl.err);
-	EXPECT_EQ(-EBUSY, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+	EXPECT_EQ(-EBUSY, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
 				     self->bdf));
 	EXPECT_EQ(0xffffffffu ^ 0x99u, edu_liveness(&self->e, 0x99));
-	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
 				self->bdf)) TH_LOG("%s", self->nl.err);
 	/* not during a migration */
 	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING_P2P,
 				   NULL));
-	EXPECT_EQ(-EBUSY, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+	EXPECT_EQ(-EBUSY, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
 				     self->bdf));
 	EXPECT_NE(NULL, strstr(self->nl.err, "migrating"))
 		TH_LOG("extack: \"%s\"", self->nl.err);
@@ -426,19 +383,19 @@ static void open_b(struct __test_metadata *_metadata, FIXTURE_DATA(sh) *self,
 
 TEST_F_TIMEOUT(sh, migrate_through_shadow, 120)
 {
-	struct shadow_info s, sb;
+	struct lm_shadow s, sb;
 	struct mig_buf buf = {};
 	struct edu_regs now;
 	struct mig_side b;
 	uint64_t t0, t1;
 	struct edu eb;
-	int fd, i;
 	ssize_t n;
+	int fd;
 
 	open_b(_metadata, self, &b, &eb);
 	boot(_metadata, self);
 	usleep(RUN_US / 2);
-	ASSERT_EQ(0, shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
 				self->bdf)) TH_LOG("%s", self->nl.err);
 	usleep(RUN_US / 2);
 
@@ -465,7 +422,7 @@ TEST_F_TIMEOUT(sh, migrate_through_shadow, 120)
 	TH_LOG("A's stop-copy through its shadow: %llu us, %zu bytes; B running %llu us after the pause",
 	       (unsigned long long)(t1 - t0), buf.len,
 	       (unsigned long long)(vmm_now_us() - t0));
-	ASSERT_EQ(0, shadow_get(&self->nl, b.d.bdf, &sb));
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, b.d.bdf, &sb));
 	EXPECT_LT(0, sb.engage_ns) TH_LOG("B's shadow never engaged");
 
 	/* the guest goes on on B, served first by B's shadow */
@@ -475,18 +432,13 @@ TEST_F_TIMEOUT(sh, migrate_through_shadow, 120)
 	EXPECT_TRUE(lm_guest_check_regs(&self->g, &now))
 		TH_LOG("%s", self->g.why);
 	ASSERT_EQ(0, lm_guest_start(&self->g));
-	for (i = 0; i < 100; i++) {
-		ASSERT_EQ(0, shadow_get(&self->nl, b.d.bdf, &sb));
-		if (!sb.engaged)
-			break;
-		usleep(100000);
-	}
-	EXPECT_FALSE(sb.engaged) TH_LOG("B's shadow still serves after 10 s");
+	EXPECT_EQ(0, lm_shadow_wait_released(&self->nl, b.d.bdf, &sb, 10000))
+		TH_LOG("B's shadow still serves after 10 s");
 	TH_LOG("B: engaged from the stream in %.1f us, device took the state in %.1f us",
 	       sb.engage_ns / 1e3, sb.handback_ns / 1e3);
 	usleep(RUN_US);
 	check_guest(_metadata, self, "on B");
-	ASSERT_EQ(0, shadow_get(&self->nl, self->bdf, &s));
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
 	EXPECT_TRUE(s.engaged) TH_LOG("A's shadow went away by itself");
 	lm_guest_free(&self->g);
 	self->guest = false;
