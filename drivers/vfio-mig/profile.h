@@ -173,6 +173,10 @@ enum vmig_db_verdict {
  *	about the device from outside (its PF)? 0 with what it could not
  *	check in @notes (@notes_len bytes), or -EINVAL with the reason in
  *	@rep->msg. Under dev_set->lock; the device may be closed.
+ * @park: the device's state moved into a shadow (shadow.c), or a
+ *	hand-back to it was refused: keep it from raising the interrupts the
+ *	shadow owns now (edu: acknowledge its interrupt status). Sleeping
+ *	context, device open, memory decoding on, guest accesses held.
  * @replay_trigger: may a logged write to a TRIGGER register be replayed?
  *	NULL: never.
  * @ctl: a debugfs TEST INTERFACE command the core does not know (edu:
@@ -197,6 +201,7 @@ struct vmig_profile_dev_ops {
 			    u32 needs_len, const void *facts, u32 facts_len,
 			    struct vmig_replay_report *rep, char *notes,
 			    size_t notes_len);
+	void (*park)(struct vmig_device *mdev);
 	bool (*replay_trigger)(struct vmig_device *mdev,
 			       const struct vmig_reglog_entry *e);
 	int (*ctl)(struct vmig_device *mdev, const char *cmd);
@@ -277,8 +282,6 @@ struct vmig_profile_dma_ops {
  * The ops half:
  * @ops: device ops, or NULL
  * @dma: DMA engine ops; needed with @doorbell
- * @shadow_ops: for the shadow adapter issue: its behaviour for this
- *	device; NULL until that issue defines it.
  */
 struct vmig_profile {
 	const char *name;
@@ -294,7 +297,6 @@ struct vmig_profile {
 	size_t priv_size;
 	const struct vmig_profile_dev_ops *ops;
 	const struct vmig_profile_dma_ops *dma;
-	const void *shadow_ops;
 };
 
 #define VMIG_PROFILE_NAME_MAX	32

@@ -17,13 +17,16 @@
  */
 #include <linux/ktime.h>
 #include <linux/module.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <vfio-mig/compat.h>
 
 #include "dirty.h"
 #include "lm.h"
+#include "netlink.h"
 #include "profile.h"
+#include "reglog.h"
 #include "replay.h"
 #include "shadow.h"
 #include "snapshot.h"
@@ -34,7 +37,7 @@
  * struct vmig_shadow - one engaged shadow
  * @mdev: its device
  * @ops: its implementation (its module held)
- * @lock: serialises the ops and protects the counters
+ * @lock: serialises the ops; protects @held
  * @reads: BAR reads served
  * @writes: BAR writes served
  * @dmas: transfers to or from guest memory
@@ -46,14 +49,14 @@
  *	in the background once the device runs
  * @priv: the implementation's data, @ops->priv_size bytes
  *
- * @lock protects the counters and @held; @from_stream is set before the
- * shadow is published.
+ * The counters are atomic (read without @lock); @from_stream is set before
+ * the shadow is published.
  */
 struct vmig_shadow {
 	struct vmig_device *mdev;
 	const struct vmig_shadow_ops *ops;
 	struct mutex lock;
-	u64 reads, writes, dmas, irqs;
+	atomic64_t reads, writes, dmas, irqs;
 	bool held;
 	bool from_stream;
 	u8 priv[] __aligned(8);
@@ -130,7 +133,10 @@ static const struct vmig_shadow_ops *ops_get(const char *profile)
 
 	mutex_lock(&shadow_ops_lock);
 	i = ops_slot(profile);
-	if (i >= 0 && try_module_get(shadow_ops[i]->owner))
+	/* not a module still in its init, which may yet fail */
+	if (i >= 0 && (!shadow_ops[i]->owner ||
+		       module_is_live(shadow_ops[i]->owner)) &&
+	    try_module_get(shadow_ops[i]->owner))
 		ops = shadow_ops[i];
 	mutex_unlock(&shadow_ops_lock);
 	return ops;
@@ -237,7 +243,7 @@ int vmig_shadow_dma(struct vmig_shadow *sh, u64 iova, void *buf, size_t len,
 		return ret;
 	if (to_ram)
 		vmig_dirty_mark(sh->mdev, iova, len);
-	sh->dmas++;
+	atomic64_inc(&sh->dmas);
 	return 0;
 }
 EXPORT_SYMBOL_GPL(vmig_shadow_dma);
@@ -251,8 +257,12 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector)
 	lockdep_assert_held(&sh->lock);
 	if (type < 0 || type >= VMIG_SHADOW_IRQ_TYPES)
 		return false;		/* no interrupt enabled */
-	if (type == VFIO_PCI_INTX_IRQ_INDEX)
+	/* INTx: an edge per call, none while the guest disabled it */
+	if (type == VFIO_PCI_INTX_IRQ_INDEX) {
+		if (READ_ONCE(sh->mdev->core.virq_disabled))
+			return false;
 		vector = 0;
+	}
 	if (vector >= VMIG_SHADOW_VECTORS)
 		return false;
 	mutex_lock(&sd->irq_lock);
@@ -260,9 +270,10 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector)
 	if (ctx)
 		vmig_eventfd_signal(ctx);
 	mutex_unlock(&sd->irq_lock);
-	if (ctx)
-		sh->irqs++;
-	return ctx;
+	if (!ctx)
+		return false;
+	atomic64_inc(&sh->irqs);
+	return true;
 }
 EXPORT_SYMBOL_GPL(vmig_shadow_irq);
 
@@ -326,43 +337,73 @@ void vmig_shadow_set_irqs(struct vmig_device *mdev, void __user *uarg)
 
 #define SHADOW_CHUNK	64
 
-ssize_t vmig_shadow_rw(struct vmig_device *mdev, char __user *buf,
-		       size_t count, loff_t *ppos, bool write)
+/*
+ * One piece: the model's, or for the MSI-X table the device's (reads) and
+ * nobody's (writes, dropped as vfio-pci drops them). Writes the model
+ * serves are recorded as the trap path records what reaches the device,
+ * so that the register file and log stay the guest's.
+ */
+static void shadow_piece(struct vmig_shadow *sh, u8 bar, u64 at, u8 w,
+			 u8 *p, bool write)
 {
+	struct vmig_device *mdev = sh->mdev;
+	u64 v = 0;
+
+	if (vmig_bar_excluded(mdev, bar, at, w)) {
+		if (!write && vmig_bar_read(mdev, bar, at, w, &v))
+			v = ~0ULL;
+	} else if (write) {
+		v = vmig_piece_value(p, w);
+		sh->ops->write(sh, bar, at, w, v);
+		atomic64_inc(&sh->writes);
+		if (vmig_record_write(&mdev->rs, bar, at, w, v))
+			vmig_nl_notify_overflow(mdev);
+	} else {
+		v = sh->ops->read(sh, bar, at, w);
+		atomic64_inc(&sh->reads);
+	}
+	if (!write) {
+		v = (__force u64)cpu_to_le64(v);
+		memcpy(p, &v, w);
+	}
+}
+
+/*
+ * Split as the trap paths split: naturally aligned pieces of at most 4
+ * bytes. (An aligned 8-byte read that 6.12's vfio-pci takes in one goes
+ * out on x86 as two 4-byte reads, low half first: ioread64_lo_hi.)
+ */
+static ssize_t shadow_rw(struct vmig_device *mdev, char __user *rbuf,
+			 const char __user *wbuf, size_t count, loff_t *ppos)
+{
+	bool write = wbuf;
 	struct vmig_shadow *sh = mdev->shadow.sh;
 	struct pci_dev *pdev = mdev->core.pdev;
 	u8 bar = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
 	u64 off = *ppos & VFIO_PCI_OFFSET_MASK, end;
 	size_t done = 0, pos, n, w;
 	u8 kbuf[SHADOW_CHUNK];
-	u64 v;
 
 	end = pci_resource_len(pdev, bar);
 	if (!pci_resource_start(pdev, bar) || off >= end)
 		return -EINVAL;
 	count = min_t(u64, count, end - off);
 	while (done < count) {
+		if (done && fatal_signal_pending(current))
+			break;
 		n = min(count - done, sizeof(kbuf));
-		if (write && copy_from_user(kbuf, buf + done, n))
+		if (write && copy_from_user(kbuf, wbuf + done, n))
 			break;
 		mutex_lock(&sh->lock);
 		for (pos = 0; pos < n; pos += w) {
 			w = vmig_piece_width(off + done + pos, count - done - pos);
 			if (pos + w > n)	/* split as the whole access is */
 				break;
-			if (write) {
-				v = vmig_piece_value(kbuf + pos, w);
-				sh->ops->write(sh, bar, off + done + pos, w, v);
-				sh->writes++;
-			} else {
-				v = sh->ops->read(sh, bar, off + done + pos, w);
-				v = (__force u64)cpu_to_le64(v);
-				memcpy(kbuf + pos, &v, w);
-				sh->reads++;
-			}
+			shadow_piece(sh, bar, off + done + pos, w, kbuf + pos,
+				     write);
 		}
 		mutex_unlock(&sh->lock);
-		if (!write && copy_to_user(buf + done, kbuf, pos))
+		if (!write && copy_to_user(rbuf + done, kbuf, pos))
 			break;
 		done += pos;
 	}
@@ -370,6 +411,18 @@ ssize_t vmig_shadow_rw(struct vmig_device *mdev, char __user *buf,
 		return -EFAULT;
 	*ppos += done;
 	return done;
+}
+
+ssize_t vmig_shadow_read(struct vmig_device *mdev, char __user *buf,
+			 size_t count, loff_t *ppos)
+{
+	return shadow_rw(mdev, buf, NULL, count, ppos);
+}
+
+ssize_t vmig_shadow_write(struct vmig_device *mdev, const char __user *buf,
+			  size_t count, loff_t *ppos)
+{
+	return shadow_rw(mdev, NULL, buf, count, ppos);
 }
 
 void vmig_shadow_reset(struct vmig_device *mdev)
@@ -403,14 +456,12 @@ void vmig_shadow_stats(struct vmig_device *mdev, struct vmig_shadow_stats *s)
 	s->engage_ns = mdev->shadow.engage_ns;
 	s->handback_ns = mdev->shadow.handback_ns;
 	if (sh) {
-		mutex_lock(&sh->lock);
 		s->engaged = true;
 		s->from_stream = sh->from_stream;
-		s->reads = sh->reads;
-		s->writes = sh->writes;
-		s->dmas = sh->dmas;
-		s->irqs = sh->irqs;
-		mutex_unlock(&sh->lock);
+		s->reads = atomic64_read(&sh->reads);
+		s->writes = atomic64_read(&sh->writes);
+		s->dmas = atomic64_read(&sh->dmas);
+		s->irqs = atomic64_read(&sh->irqs);
 	}
 	mutex_unlock(&mdev->mig.state_mutex);
 }
@@ -455,17 +506,37 @@ static int start_model(struct vmig_shadow *sh,
 		.written = snap->regfile,
 		.nr_written = snap->nr_regfile,
 	};
+	const char *model_why = "";
 	int ret;
 
 	if (snap->flags & VMIG_SNAPF_DEVSTATE) {
 		img.devstate = snap->devstate;
 		img.devstate_len = snap->devstate_len;
 	}
-	*why = "the shadow refused the device's state";
+
 	mutex_lock(&sh->lock);
-	ret = sh->ops->engage(sh, &img, why);
+	ret = sh->ops->engage(sh, &img, &model_why);
 	mutex_unlock(&sh->lock);
+	/* the model's string goes with its module: the kernel log has it */
+	if (ret) {
+		pci_warn(sh->mdev->core.pdev, "shadow refused the state: %s\n",
+			 model_why);
+		*why = "the shadow refused the device's state (the kernel log says why)";
+	}
 	return ret;
+}
+
+/* The device's interrupts are the shadow's now (profile's park op). */
+static void park(struct vmig_device *mdev)
+{
+	const struct vmig_profile *p = mdev->profile;
+	u16 window;
+
+	if (!p->ops || !p->ops->park)
+		return;
+	window = vmig_decode_open(mdev);
+	p->ops->park(mdev);
+	vmig_decode_close(mdev, window);
 }
 
 /* What engage needs; under dev_set->lock. */
@@ -477,6 +548,10 @@ static int engage_check(struct vmig_device *mdev, const char **why)
 	}
 	if (mdev->trap_mode == VMIG_TRAP_NONE) {
 		*why = "trap mode none: the guest reaches the device without the driver (needs sparse or all)";
+		return -EOPNOTSUPP;
+	}
+	if (vmig_iommufd_bound(&mdev->core.vdev)) {
+		*why = "bound through iommufd: a shadow cannot reach guest memory (needs a type1 container)";
 		return -EOPNOTSUPP;
 	}
 	return 0;
@@ -507,6 +582,8 @@ static int engage_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 	}
 	ret = start_model(sh, snap, why);
 	vmig_snapshot_free(snap);
+	if (!ret)
+		park(mdev);
 	return ret;
 }
 
@@ -656,8 +733,10 @@ int vmig_shadow_handback(struct vmig_device *mdev, const char **why)
 					     VMIG_SNAP_RESERVED : 0);
 		if (!ret && rep->nr_errors)
 			ret = -EIO;
-		if (ret)
+		if (ret) {
 			report_refusal(mdev, rep, ret, why);
+			park(mdev);	/* what the restore raised */
+		}
 		vmig_snapshot_free(snap);
 	}
 	if (!ret)

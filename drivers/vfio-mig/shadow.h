@@ -78,11 +78,14 @@ int vmig_shadow_image_put(struct vmig_shadow_image *img, bool written, u8 bar,
  *	device), or @engage failed or never ran (the private data is then
  *	as @engage left it, or zeroed): free what @engage allocated
  *
- * Every op runs in sleeping context under the shadow's own mutex (one op
- * at a time per device), with the device's access lock held, so @read,
- * @write and @reset never run during @engage, @save or @release. The
- * model reaches guest memory with vmig_shadow_dma() and interrupts with
- * vmig_shadow_irq().
+ * Every op runs in sleeping context under the shadow's own mutex, one op
+ * at a time per device. @read, @write and @reset run with the device's
+ * access lock held for read; @engage, and @save for a hand-back, with it
+ * held for write; @save for a migration stream and @unhold under
+ * mig.state_mutex; @release when no access can reach the shadow any more.
+ * The model reaches guest memory with vmig_shadow_dma() and interrupts
+ * with vmig_shadow_irq(). @why strings may be the module's own: vfio_mig
+ * prints them in the kernel log, never hands them out.
  */
 struct vmig_shadow_ops {
 	const char *profile;
@@ -144,7 +147,9 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
  *
  * Lock order: @sem comes after mig.state_mutex (engage takes it under
  * dev_set->lock and state_mutex) and before everything the access paths
- * take (the DMA hold lock, memory_lock); @irq_lock is a leaf.
+ * take (the shadow's mutex, the DMA hold lock, memory_lock); the shadow's
+ * mutex is held across vfio_dma_rw() (type1's locks) and takes @irq_lock,
+ * a leaf.
  */
 struct vmig_shadow_dev {
 	struct percpu_rw_semaphore sem;
@@ -197,8 +202,10 @@ void vmig_shadow_hold(struct vmig_device *mdev, bool hold);
  * The access paths (trap.c): a BAR access the engaged shadow serves, with
  * the device's access lock held for read. Returns bytes or -errno.
  */
-ssize_t vmig_shadow_rw(struct vmig_device *mdev, char __user *buf,
-		       size_t count, loff_t *ppos, bool write);
+ssize_t vmig_shadow_read(struct vmig_device *mdev, char __user *buf,
+			 size_t count, loff_t *ppos);
+ssize_t vmig_shadow_write(struct vmig_device *mdev, const char __user *buf,
+			  size_t count, loff_t *ppos);
 /* VFIO_DEVICE_SET_IRQS went through: remember its eventfds. */
 void vmig_shadow_set_irqs(struct vmig_device *mdev, void __user *uarg);
 /* VFIO_DEVICE_RESET went through: reset the engaged shadow's model. */

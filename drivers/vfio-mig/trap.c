@@ -121,16 +121,27 @@ static bool is_bar(unsigned int index)
 	return index <= VFIO_PCI_BAR5_REGION_INDEX;
 }
 
-/* Does the engaged shadow serve this access? Under the access lock. */
-static bool to_shadow(struct vmig_device *mdev, loff_t pos, size_t count)
+/*
+ * May the VMM access a memory BAR now? vfio-pci's own test: the command
+ * register as the VMM wrote it, and the power state.
+ */
+static bool vmm_memory_enabled(struct vfio_pci_core_device *core)
 {
-	return unlikely(mdev->shadow.sh) &&
-	       !vmig_bar_excluded(mdev, VFIO_PCI_OFFSET_TO_INDEX(pos),
-				  pos & VFIO_PCI_OFFSET_MASK,
-				  min_t(size_t, count, U8_MAX));
+	u16 cmd = le16_to_cpup((__le16 *)&core->vconfig[PCI_COMMAND]);
+
+	return (__force int)core->pdev->current_state <
+	       (__force int)PCI_D3hot &&
+	       (core->pdev->no_command_memory || (cmd & PCI_COMMAND_MEMORY));
 }
 
-static bool vmm_memory_enabled(struct vfio_pci_core_device *core);
+/* vfio-pci's test for an access to BAR @pos, for the shadow's accesses. */
+static bool vmm_may_access(struct vmig_device *mdev, loff_t pos)
+{
+	unsigned int bar = VFIO_PCI_OFFSET_TO_INDEX(pos);
+
+	return !(pci_resource_flags(mdev->core.pdev, bar) & IORESOURCE_MEM) ||
+	       vmm_memory_enabled(&mdev->core);
+}
 
 /*
  * In trap modes sparse and all every BAR access holds the device's access
@@ -147,28 +158,15 @@ ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
 	    READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
 		return vfio_pci_core_read(vdev, buf, count, ppos);
 	percpu_down_read(&mdev->shadow.sem);
-	if (to_shadow(mdev, *ppos, count)) {
-		ret = vmm_memory_enabled(&mdev->core) ?
-		      vmig_shadow_rw(mdev, buf, count, ppos, false) : -EIO;
+	if (unlikely(mdev->shadow.sh)) {
+		ret = vmm_may_access(mdev, *ppos) ?
+		      vmig_shadow_read(mdev, buf, count, ppos) : -EIO;
 	} else {
 		this_cpu_inc(*mdev->trapped_reads);
 		ret = vfio_pci_core_read(vdev, buf, count, ppos);
 	}
 	percpu_up_read(&mdev->shadow.sem);
 	return ret;
-}
-
-/*
- * May the VMM access a memory BAR now? vfio-pci's own test: the command
- * register as the VMM wrote it, and the power state.
- */
-static bool vmm_memory_enabled(struct vfio_pci_core_device *core)
-{
-	u16 cmd = le16_to_cpup((__le16 *)&core->vconfig[PCI_COMMAND]);
-
-	return (__force int)core->pdev->current_state <
-	       (__force int)PCI_D3hot &&
-	       (core->pdev->no_command_memory || (cmd & PCI_COMMAND_MEMORY));
 }
 
 /* One piece of a VMM's write, as vfio-pci would issue it. */
@@ -273,10 +271,9 @@ ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
 	if (!is_bar(index) || READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
 		return vfio_pci_core_write(vdev, buf, count, ppos);
 	percpu_down_read(&mdev->shadow.sem);
-	if (to_shadow(mdev, *ppos, count))
-		ret = vmm_memory_enabled(&mdev->core) ?
-		      vmig_shadow_rw(mdev, (char __user *)buf, count, ppos,
-				     true) : -EIO;
+	if (unlikely(mdev->shadow.sh))
+		ret = vmm_may_access(mdev, *ppos) ?
+		      vmig_shadow_write(mdev, buf, count, ppos) : -EIO;
 	/* The DMA engine's registers: held in P2P, fed to the dirty log. */
 	else if (unlikely(vmig_doorbell_hit(mdev->profile->doorbell, index,
 					    *ppos & VFIO_PCI_OFFSET_MASK,
@@ -471,11 +468,13 @@ long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		if (ret <= 0)
 			return ret;
 	}
+	/* first: a hand-back after the reset gives the device the reset */
+	if (cmd == VFIO_DEVICE_RESET)
+		vmig_shadow_reset(mdev);
 	ret = vfio_pci_core_ioctl(vdev, cmd, arg);
 	if (!ret && cmd == VFIO_DEVICE_RESET) {
 		vmig_record_reset(&mdev->rs);
 		vmig_mig_reset_sync(mdev);
-		vmig_shadow_reset(mdev);
 	}
 	/* the eventfds a shadow signals */
 	if (!ret && cmd == VFIO_DEVICE_SET_IRQS)

@@ -64,6 +64,9 @@ struct vmig_profile;
  *				VMM holds it for read and takes nothing
  *				above; engage and hand-back take it for
  *				write under state_mutex
+ *     vmig_shadow.lock		the engaged shadow's mutex (shadow.c): under
+ *				the access lock or state_mutex; held across
+ *				vfio_dma_rw() (type1, 12)
  *  9. vmig_migf.lock		one migration data fd (lm.h)
  * 10. vmig_dirty.lock		the DMA dirty log (dirty.h); the
  *				settings lock takes it under dev_set->lock
@@ -93,6 +96,8 @@ struct vmig_profile;
  *				path, under memory_lock or the DMA hold lock)
  *	vmig_shadow_dev.irq_lock (shadow.h; under vmig_shadow.lock, the
  *				engaged shadow's own mutex, or alone)
+ *	shadow_ops_lock		(shadow.c, the registered shadows; alone, or
+ *				under dev_set->lock)
  *
  * Markers of the dirty log take no lock (RCU, dirty.h).
  */

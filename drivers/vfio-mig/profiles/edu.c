@@ -827,6 +827,14 @@ static int edu_held_load(struct vmig_device *mdev, const void *buf, u32 len,
 	return 0;
 }
 
+/* A shadow serves the guest: its interrupt status is the shadow's. */
+static void edu_park(struct vmig_device *mdev)
+{
+	if (wr(mdev, EDU_IRQ_ACK, 4, 0xffffffff))
+		pci_warn(mdev->core.pdev,
+			 "edu: interrupt status not acknowledged for the shadow\n");
+}
+
 /* debugfs TEST INTERFACE: "scratch IOVA", the guest page to borrow. */
 static int edu_ctl(struct vmig_device *mdev, const char *cmd)
 {
@@ -863,6 +871,7 @@ static const struct vmig_profile_dev_ops edu_ops = {
 	.save = edu_save,
 	.restore = edu_restore,
 	.state_size = edu_state_size,
+	.park = edu_park,
 	.ctl = edu_ctl,
 };
 
