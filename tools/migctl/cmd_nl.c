@@ -194,7 +194,6 @@ static int dev_request(struct json_out *js, uint8_t cmd, int attr,
 		       const char *what)
 {
 	struct migctl_nl nl;
-	struct nl_msg *msg;
 	int ret;
 
 	if (bdf && !migctl_valid_bdf(bdf))
@@ -202,12 +201,9 @@ static int dev_request(struct json_out *js, uint8_t cmd, int attr,
 					bdf);
 	if (migctl_nl_open(&nl))
 		return 1;
-	msg = migctl_nl_msg(&nl, cmd, !bdf);
-	if (msg && bdf)
-		nla_put_string(msg, attr, bdf);
 	if (fn)
 		json_begin_array(js, NULL);
-	ret = migctl_nl_run(&nl, msg, fn, js);
+	ret = migctl_nl_request(&nl, cmd, attr, bdf, fn, js);
 	if (fn)
 		json_end_array(js);
 	if (ret)
@@ -568,6 +564,12 @@ static const struct nla_policy shadow_policy[VFIO_MIG_A_SHADOW_MAX + 1] = {
 	[VFIO_MIG_A_SHADOW_HANDBACK_NS] = { .type = NLA_U64 },
 };
 
+int migctl_shadow_parse(struct nl_msg *msg, struct nlattr **tb)
+{
+	return genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_SHADOW_MAX,
+			     shadow_policy) || !tb[VFIO_MIG_A_SHADOW_BDF] ? -1 : 0;
+}
+
 /* One shadow-get reply: a JSON object, or one line of text. */
 int migctl_show_shadow(struct nl_msg *msg, void *arg)
 {
@@ -578,8 +580,7 @@ int migctl_show_shadow(struct nl_msg *msg, void *arg)
 	bool avail, engaged;
 	char t[32];
 
-	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_SHADOW_MAX,
-			  shadow_policy) || !tb[VFIO_MIG_A_SHADOW_BDF])
+	if (migctl_shadow_parse(msg, tb))
 		return NL_SKIP;
 	profile = tb[VFIO_MIG_A_SHADOW_PROFILE] ?
 		  nla_get_string(tb[VFIO_MIG_A_SHADOW_PROFILE]) : "";

@@ -42,6 +42,12 @@ const char *lm_phase_name(uint32_t phase);
 
 struct lm_dev;
 
+/* A shadow-get's answer (lm_dev_ops.shadow). */
+struct lm_shadow {
+	bool available;			/* a shadow for the device's profile */
+	uint64_t engage_ns;		/* the last engage held the guest this long */
+};
+
 /* One dirty-get reply: a bitmap of @len bytes of IOVA from @iova. */
 typedef void (*lm_dirty_fn)(void *arg, uint64_t iova, uint64_t len,
 			    uint64_t page_size, const uint64_t *bits,
@@ -97,6 +103,13 @@ struct lm_dev_ops {
 	 */
 	int (*needs)(struct lm_dev *d, const char *bdf, uint8_t *buf,
 		     size_t len);
+	/*
+	 * The shadow adapter of @bdf (netlink shadow-attach, shadow-detach,
+	 * shadow-get: @cmd VFIO_MIG_CMD_SHADOW_*); a get's answer in *@sh.
+	 * 0 or -errno, the kernel's reason in d->err.
+	 */
+	int (*shadow)(struct lm_dev *d, const char *bdf, uint8_t cmd,
+		      struct lm_shadow *sh);
 };
 
 /* The most RAM ranges a VMM names (the kernel's VMIG_RAM_RANGES_MAX). */
@@ -173,6 +186,7 @@ struct lm_opts {
 	uint32_t downtime_ms, max_rounds;
 	uint64_t bandwidth;		/* bytes/s, 0: unlimited */
 	bool force_switchover;
+	bool via_shadow;		/* migrate --via-shadow */
 	uint32_t timeout_ms, vmm_timeout_ms;
 	/* the channel's security (tls.h) */
 	struct tls_ctx *tls;		/* NULL: --insecure, plain TCP */

@@ -324,6 +324,34 @@ static int k_needs(struct lm_dev *d, const char *bdf, uint8_t *buf,
 	return a.got;
 }
 
+static int take_shadow(struct nl_msg *msg, void *arg)
+{
+	struct nlattr *tb[VFIO_MIG_A_SHADOW_MAX + 1];
+	struct lm_shadow *sh = arg;
+
+	if (migctl_shadow_parse(msg, tb))
+		return NL_SKIP;
+	sh->available = tb[VFIO_MIG_A_SHADOW_AVAILABLE] &&
+			nla_get_u8(tb[VFIO_MIG_A_SHADOW_AVAILABLE]);
+	if (tb[VFIO_MIG_A_SHADOW_ENGAGE_NS])
+		sh->engage_ns = nla_get_u64(tb[VFIO_MIG_A_SHADOW_ENGAGE_NS]);
+	return NL_OK;
+}
+
+static int k_shadow(struct lm_dev *d, const char *bdf, uint8_t cmd,
+		    struct lm_shadow *sh)
+{
+	struct kdev *k = K(d);
+	int ret;
+
+	ret = migctl_nl_request(&k->nl, cmd, VFIO_MIG_A_SHADOW_BDF, bdf,
+				sh ? take_shadow : NULL, sh);
+	if (ret)
+		ERRF(d, "%s%s%s", k->nl.extack, k->nl.extack[0] ? ": " : "",
+		     strerror(-ret));
+	return ret;
+}
+
 /* ---- the control device ---- */
 
 /* Why @bdf offers no migration (its vfio_mig/migration attribute). */
@@ -828,6 +856,7 @@ static const struct lm_dev_ops kernel_ops = {
 	.release = k_release,
 	.compat = k_compat,
 	.needs = k_needs,
+	.shadow = k_shadow,
 };
 
 int lm_kernel_open(struct lm_dev *d, volatile sig_atomic_t *stop)

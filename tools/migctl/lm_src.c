@@ -53,6 +53,9 @@ struct src {
 	uint64_t t_read, t_hash, t_send, t_ack, t_dirty;
 	/* the switchover's steps (us): pause ack, device stop, transfer, load, commit */
 	uint64_t sw_pause, sw_stop, sw_dirty, sw_xfer, sw_load, sw_commit;
+	/* --via-shadow: engaged; the engage as migctl and the kernel timed it */
+	bool engaged;
+	uint64_t shadow_us, shadow_ns;
 	char err[512];
 	const char *stage;
 	int exit_code;
@@ -589,6 +592,93 @@ static int set_state(struct src *s, uint32_t st)
 	return ret;
 }
 
+/* ---- --via-shadow ---- */
+
+static int shadow_op(struct src *s, uint8_t cmd, struct lm_shadow *sh)
+{
+	return s->d->ops->shadow(s->d, s->o->dev, cmd, sh);
+}
+
+static void shadow_event(struct src *s, const char *action, bool ok,
+			 const char *message)
+{
+	lm_ev_begin(s->out, "shadow");
+	json_str(s->out->js, "action", action);
+	json_bool(s->out->js, "ok", ok);
+	json_u64(s->out->js, "engage_us", s->shadow_us);
+	json_u64(s->out->js, "engage_ns", s->shadow_ns);
+	json_str(s->out->js, "message", message);
+	lm_ev_end(s->out);
+}
+
+/* At the handshake: what the engage would refuse after all the rounds. */
+static int shadow_check(struct src *s)
+{
+	struct lm_shadow sh = {};
+	int ret = shadow_op(s, VFIO_MIG_CMD_SHADOW_GET, &sh);
+
+	if (ret)
+		failf(s, "--via-shadow: shadow-get: %s", s->d->err);
+	else if (!sh.available)
+		failf(s, "--via-shadow: no shadow adapter for %s's profile %s (is sriov_shadow loaded?)",
+		      s->o->dev, s->me.profile);
+	else if (s->me.trap_mode == VFIO_MIG_TRAP_MODE_NONE)
+		failf(s, "--via-shadow: %s is in trap mode none, the shadow needs sparse or all (migctl dev set %s trap sparse, before the VMM opens it)",
+		      s->o->dev, s->o->dev);
+	else
+		return 0;
+	return ret ? ret : -EOPNOTSUPP;
+}
+
+/*
+ * Before the pause: the shadow serves the guest's accesses, and the
+ * device's stop-copy data is the shadow's state.
+ */
+static int shadow_engage(struct src *s)
+{
+	struct lm_shadow sh = {};
+	uint64_t t0 = lm_now_us();
+	int ret = shadow_op(s, VFIO_MIG_CMD_SHADOW_ATTACH, NULL);
+
+	if (ret) {
+		failf(s, "--via-shadow: shadow engage refused: %s", s->d->err);
+		return ret;
+	}
+	s->shadow_us = lm_now_us() - t0;
+	s->engaged = true;
+	/* the kernel's measure: how long the guest's accesses were held */
+	if (!shadow_op(s, VFIO_MIG_CMD_SHADOW_GET, &sh))
+		s->shadow_ns = sh.engage_ns;
+	shadow_event(s, "engage", true, "");
+	if (!s->out->js->enabled)
+		fprintf(s->out->text,
+			"shadow engaged in %.1f ms (guest accesses held %.1f us): the device state goes through the shadow adapter\n",
+			s->shadow_us / 1e3, s->shadow_ns / 1e3);
+	return 0;
+}
+
+/* After a rollback (@left: what it left undone): the device serves again. */
+static void shadow_release(struct src *s, const char *left)
+{
+	char why[sizeof(s->d->err) + 32];
+	int ret = -EAGAIN;
+
+	if (left[0]) {
+		snprintf(why, sizeof(why), "not handed back: the rollback is incomplete");
+	} else {
+		ret = shadow_op(s, VFIO_MIG_CMD_SHADOW_DETACH, NULL);
+		snprintf(why, sizeof(why), "hand-back refused: %s", s->d->err);
+	}
+	shadow_event(s, "release", !ret, ret ? why : "");
+	if (ret)
+		fprintf(stderr,
+			"migctl: warning: migrate %s: the shadow adapter keeps serving the guest (%s); 'migctl shadow release %s' hands the device back\n",
+			s->o->dev, why, s->o->dev);
+	else if (!s->out->js->enabled)
+		fprintf(s->out->text, "shadow released: %s serves the guest again\n",
+			s->o->dev);
+}
+
 /* ---- stages ---- */
 
 static int handshake(struct src *s)
@@ -609,6 +699,11 @@ static int handshake(struct src *s)
 	if (!open) {
 		failf(s, "%s: no VMM has the device open", s->o->dev);
 		return -ENOTCONN;
+	}
+	if (s->o->via_shadow) {
+		ret = shadow_check(s);
+		if (ret)
+			return ret;
 	}
 	/* what the guest uses: the target's profile checks its VF offers it */
 	if (s->d->ops->needs) {
@@ -813,8 +908,12 @@ static int rounds(struct src *s)
 	int ret;
 
 	s->stage = "rounds";
-	/* 6.2+: PRE_COPY streams the register log while the device runs */
-	if (s->me.precopy && s->peer.precopy) {
+	/*
+	 * 6.2+: PRE_COPY streams the register log while the device runs.
+	 * Not --via-shadow: the engage needs the device RUNNING, and the
+	 * stop-copy data is then the shadow's state, a few KiB.
+	 */
+	if (s->me.precopy && s->peer.precopy && !s->o->via_shadow) {
 		ret = s->d->ops->set_state(s->d, LM_ST_PRE_COPY);
 		if (!ret)
 			s->precopy = true;
@@ -881,6 +980,11 @@ static int switchover(struct src *s)
 	int ret;
 
 	s->stage = "switchover";
+	if (s->o->via_shadow) {
+		ret = shadow_engage(s);
+		if (ret)
+			return ret;
+	}
 	s->st.t_pause_us = lm_now_us();
 	ret = phase(s, VFIO_MIG_MIG_PHASE_PAUSE);
 	if (ret)
@@ -1033,15 +1137,15 @@ static int rollback(struct src *s)
 	json_bool(s->out->js, "ok", !left[0]);
 	json_str(s->out->js, "message", left);
 	lm_ev_end(s->out);
-	if (left[0]) {
+	if (left[0])
 		fprintf(stderr, "migctl: rollback incomplete: %s\n", left);
-		return LM_EXIT_ROLLBACK_FAILED;
-	}
-	if (!s->out->js->enabled)
+	else if (!s->out->js->enabled)
 		fprintf(s->out->text,
 			"rolled back: %s is running on the source, the VM resumed\n",
 			s->o->dev);
-	return LM_EXIT_FAILED;
+	if (s->engaged)
+		shadow_release(s, left);
+	return left[0] ? LM_EXIT_ROLLBACK_FAILED : LM_EXIT_FAILED;
 }
 
 static void summary(struct src *s, const char *result, int code)
@@ -1069,6 +1173,9 @@ static void summary(struct src *s, const char *result, int code)
 	json_u64(s->out->js, "stream_bytes", s->st.stream_bytes);
 	lm_ev_double(s->out, "page_stream_mib_per_s", mibs);
 	json_bool(s->out->js, "precopy", s->precopy);
+	json_bool(s->out->js, "via_shadow", s->engaged);
+	json_u64(s->out->js, "shadow_engage_us", s->shadow_us);
+	json_u64(s->out->js, "shadow_engage_ns", s->shadow_ns);
 	json_u64(s->out->js, "read_ms", s->t_read / 1000);
 	json_u64(s->out->js, "hash_ms", s->t_hash / 1000);
 	json_u64(s->out->js, "send_ms", s->t_send / 1000);

@@ -174,6 +174,17 @@ int migctl_nl_run(struct migctl_nl *nl, struct nl_msg *msg,
 	return r.err;
 }
 
+int migctl_nl_request(struct migctl_nl *nl, uint8_t cmd, int attr,
+		      const char *bdf, int (*fn)(struct nl_msg *msg, void *arg),
+		      void *arg)
+{
+	struct nl_msg *msg = migctl_nl_msg(nl, cmd, !bdf);
+
+	if (msg && bdf)
+		nla_put_string(msg, attr, bdf);
+	return migctl_nl_run(nl, msg, fn, arg);
+}
+
 int migctl_nl_fail(struct migctl_nl *nl, const char *what, int err)
 {
 	fprintf(stderr, "migctl: %s: %s%s%s\n", what, strerror(-err),

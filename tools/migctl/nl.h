@@ -29,6 +29,13 @@ struct nl_msg *migctl_nl_msg(struct migctl_nl *nl, uint8_t cmd, bool dump);
  */
 int migctl_nl_run(struct migctl_nl *nl, struct nl_msg *msg,
 		  int (*fn)(struct nl_msg *msg, void *arg), void *arg);
+/*
+ * A request @cmd about the device @bdf (attribute @attr), or with @bdf
+ * NULL a dump of every device; run as migctl_nl_run() with @fn, @arg.
+ */
+int migctl_nl_request(struct migctl_nl *nl, uint8_t cmd, int attr,
+		      const char *bdf, int (*fn)(struct nl_msg *msg, void *arg),
+		      void *arg);
 /* Print "migctl: WHAT: strerror: extack" and return exit code 1. */
 int migctl_nl_fail(struct migctl_nl *nl, const char *what, int err);
 /* Join the events multicast group. */

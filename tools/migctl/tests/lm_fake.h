@@ -91,6 +91,13 @@ struct fake {
 	size_t needs_len;
 	int needs_asked;
 	int ack_delay_phase;
+	/* the shadow adapter: refusals, and what it saw */
+	bool shadow_unavailable;
+	const char *engage_refused, *handback_refused;	/* extack */
+	bool engaged;
+	int engages, releases;
+	int engage_nphases, engage_clears;	/* phases, dirty clears before */
+	uint32_t engage_state, release_state;	/* the device's, then */
 };
 
 static inline struct fake *F(struct lm_dev *d)
@@ -355,12 +362,54 @@ static inline int f_needs(struct lm_dev *d, const char *bdf, uint8_t *buf,
 	return f->needs_len;
 }
 
+/* The shadow as the kernel has it: engage needs RUNNING (no migration state). */
+static inline int f_shadow(struct lm_dev *d, const char *bdf, uint8_t cmd,
+			   struct lm_shadow *sh)
+{
+	struct fake *f = F(d);
+	const char *why = NULL;
+	int ret = 0;
+
+	(void)bdf;
+	switch (cmd) {
+	case VFIO_MIG_CMD_SHADOW_GET:
+		sh->available = !f->shadow_unavailable;
+		sh->engage_ns = f->engages ? 42000 : 0;
+		return 0;
+	case VFIO_MIG_CMD_SHADOW_ATTACH:
+		f->engages++;
+		f->engage_nphases = f->nphases;
+		f->engage_clears = f->clears;
+		f->engage_state = f->state;
+		why = f->engage_refused ? f->engage_refused :
+		      f->engaged ? "the shadow is engaged already" :
+		      f->state != LM_ST_RUNNING ? "the device is migrating" : NULL;
+		ret = why ? -EBUSY : 0;
+		f->engaged |= !ret;
+		break;
+	case VFIO_MIG_CMD_SHADOW_DETACH:
+		f->releases++;
+		f->release_state = f->state;
+		why = f->handback_refused ? f->handback_refused :
+		      !f->engaged ? "no shadow is engaged" : NULL;
+		ret = why ? -EIO : 0;
+		f->engaged &= !!ret;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (ret)
+		snprintf(d->err, sizeof(d->err), "%s: %s", why, strerror(-ret));
+	return ret;
+}
+
 static const struct lm_dev_ops __attribute__((unused)) fake_ops = {
 	.ident = f_ident, .attach = f_attach, .set_state = f_set_state,
 	.get_state = f_get_state, .stream_read = f_stream_read,
 	.stream_write = f_stream_write, .pages = f_pages, .commit = f_commit,
 	.phase = f_phase, .dirty = f_dirty, .detach = f_detach,
 	.release = f_release, .compat = f_compat, .needs = f_needs,
+	.shadow = f_shadow,
 };
 
 struct side {
@@ -370,6 +419,8 @@ struct side {
 	struct lm_out out;
 	char *log;
 	size_t log_len;
+	char *err;			/* stderr of the migration, both sides */
+	size_t err_len;
 	struct lm_opts o;
 	int fd, code;
 	volatile sig_atomic_t stop;
@@ -418,6 +469,7 @@ static inline void side_free(struct side *s)
 		printf("%s", s->log);
 	fclose(s->js.out);
 	free(s->log);
+	free(s->err);
 	free(s->f.ram);
 }
 
@@ -446,7 +498,8 @@ static inline void migrate(struct side *s, struct side *t)
 	t->f.src = &s->f;
 	if (t->f.cut_fd == -2)
 		t->f.cut_fd = sv[1];
-	stderr = fopen("/dev/null", "w");
+	free(s->err);
+	stderr = open_memstream(&s->err, &s->err_len);
 	pthread_create(&th, NULL, target_thread, t);
 	s->code = lm_source_run(&s->o, &s->d, s->fd, &s->out, &s->stop);
 	fflush(s->js.out);

@@ -6,7 +6,8 @@
  * with the kernel replaced by a fake (struct lm_dev): success on a
  * "6.12" (pre-copy) and a "6.1" device, refusal, a target that fails to
  * load, no convergence (abort and forced), a peer that goes away, a
- * signal, and the link dying after COMMIT.
+ * signal, the link dying after COMMIT, and --via-shadow (the engage
+ * before the pause, its refusal, the hand-back after a rollback).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -882,6 +883,222 @@ TEST(migrate_source_vmm_pause_timeout_rolls_back)
 	EXPECT_EQ(VFIO_MIG_MIG_PHASE_ABORT, t.f.phases[t.f.nphases - 1]);
 	side_free(&s);
 	side_free(&t);
+}
+
+/* Where @needle first is in @s's events (-1: nowhere). */
+static long at(struct side *s, const char *needle)
+{
+	const char *p;
+
+	fflush(s->js.out);
+	p = s->log ? strstr(s->log, needle) : NULL;
+	return p ? p - s->log : -1;
+}
+
+/*
+ * --via-shadow: once the rounds converged, before the pause, the source's
+ * shadow is engaged, with the device RUNNING (no PRE_COPY, which the
+ * engage would refuse); the rest runs as ever, and the summary says the
+ * migration went through the shadow and how long the engage took.
+ */
+TEST(migrate_via_shadow_engages_after_convergence_before_pause)
+{
+	static struct side s, t;
+	static const uint32_t sp[] = { VFIO_MIG_MIG_PHASE_BEGIN,
+				       VFIO_MIG_MIG_PHASE_PAUSE,
+				       VFIO_MIG_MIG_PHASE_COMMIT };
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.f.dirty_start = 300;
+	s.f.dirty_step = 100;
+	s.o.downtime_ms = 1;	/* several rounds, until nothing is dirty */
+	s.o.via_shadow = true;
+	migrate(&s, &t);
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	EXPECT_EQ(sizeof(s.f.stream), t.f.rx_len);
+	EXPECT_TRUE(phases_are(&s.f, sp, 3));
+	EXPECT_LE(2, count(&s, "\"event\":\"round\""));
+	/* once; after begin, before pause; the device running */
+	EXPECT_EQ(1, s.f.engages);
+	EXPECT_EQ(1, s.f.engage_nphases);
+	EXPECT_EQ(LM_ST_RUNNING, s.f.engage_state);
+	/* after the read that closed the last round, before the final one */
+	EXPECT_EQ(s.f.clears - 1, s.f.engage_clears);
+	EXPECT_LT(0, at(&s, "\"reason\":\"converged\""));
+	EXPECT_LT(at(&s, "\"event\":\"switchover\""),
+		  at(&s, "\"event\":\"shadow\""));
+	EXPECT_LT(at(&s, "\"event\":\"shadow\""),
+		  at(&s, "\"phase\":\"pause\""));
+	/* committed: not handed back (the kernel drops it with the device) */
+	EXPECT_EQ(0, s.f.releases);
+	EXPECT_TRUE(s.f.committed_stopped);
+	EXPECT_TRUE(has(&s, "\"event\":\"shadow\",\"role\":\"source\",\"action\":\"engage\",\"ok\":true,\"engage_us\":"));
+	EXPECT_TRUE(has(&s, ",\"engage_ns\":42000,\"message\":\"\"}"));
+	EXPECT_TRUE(has(&s, "\"result\":\"migrated\""));
+	EXPECT_TRUE(has(&s, "\"precopy\":false,\"via_shadow\":true,\"shadow_engage_us\":"));
+	EXPECT_TRUE(has(&s, ",\"shadow_engage_ns\":42000,"));
+	side_free(&s);
+	side_free(&t);
+}
+
+/* Without -j: a line says the device state went through the shadow. */
+TEST(migrate_via_shadow_text)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.js.enabled = false;
+	t.js.enabled = false;
+	s.o.via_shadow = true;
+	migrate(&s, &t);
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_TRUE(has(&s, " us): the device state goes through the shadow adapter\n"))
+		TH_LOG("%s", s.log);
+	EXPECT_TRUE(has(&s, "shadow engaged in "));
+	EXPECT_TRUE(has(&s, "(guest accesses held 42.0 us)"));
+	EXPECT_LT(at(&s, "switchover (converged)"), at(&s, "shadow engaged"));
+	EXPECT_TRUE(has(&s, "migrated 0000:00:03.0 -> peer:"));
+	EXPECT_FALSE(has(&s, "\"event\""));
+	side_free(&s);
+	side_free(&t);
+}
+
+/*
+ * The engage refused: the migration aborts with the kernel's reason,
+ * before the VMM hears of a pause, and rolls back as any failure does.
+ */
+TEST(migrate_via_shadow_engage_refused_rolls_back)
+{
+	static struct side s, t;
+	static const uint32_t sp[] = { VFIO_MIG_MIG_PHASE_BEGIN,
+				       VFIO_MIG_MIG_PHASE_ABORT };
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.o.via_shadow = true;
+	s.f.engage_refused = "the device's DMA did not end";
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_EQ(1, s.f.engages);
+	EXPECT_TRUE(phases_are(&s.f, sp, 2));
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_FALSE(s.f.committed);
+	EXPECT_FALSE(t.f.committed);
+	EXPECT_EQ(LM_ST_RUNNING, t.f.state);
+	EXPECT_EQ(0, s.f.releases);	/* nothing to hand back */
+	EXPECT_TRUE(has(&s, "\"stage\":\"switchover\",\"message\":\"--via-shadow: shadow engage refused: the device's DMA did not end: Device or resource busy\""));
+	EXPECT_TRUE(has(&s, "\"event\":\"rollback\",\"role\":\"source\",\"ok\":true"));
+	EXPECT_TRUE(has(&s, "\"result\":\"failed\""));
+	EXPECT_TRUE(has(&s, "\"via_shadow\":false"));
+	EXPECT_FALSE(has(&s, "\"event\":\"shadow\""));
+	EXPECT_NE(NULL, strstr(s.err, "migctl: migrate 0000:00:03.0: switchover failed: --via-shadow: shadow engage refused: the device's DMA did not end"))
+		TH_LOG("%s", s.err);
+	EXPECT_TRUE(has(&t, "the source aborted"));
+	side_free(&s);
+	side_free(&t);
+}
+
+/* A failure after the engage: rolled back, then the device handed back. */
+TEST(migrate_via_shadow_failure_hands_back)
+{
+	static struct side s, t;
+	static const uint32_t sp[] = { VFIO_MIG_MIG_PHASE_BEGIN,
+				       VFIO_MIG_MIG_PHASE_PAUSE,
+				       VFIO_MIG_MIG_PHASE_ABORT };
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.o.via_shadow = true;
+	t.f.fail_load = true;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(phases_are(&s.f, sp, 3));
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_EQ(1, s.f.engages);
+	EXPECT_EQ(1, s.f.releases);
+	EXPECT_EQ(LM_ST_RUNNING, s.f.release_state);
+	EXPECT_FALSE(s.f.engaged);
+	EXPECT_LT(at(&s, "\"event\":\"rollback\",\"role\":\"source\",\"ok\":true"),
+		  at(&s, "\"action\":\"release\",\"ok\":true"));
+	EXPECT_LT(0, at(&s, "\"action\":\"release\",\"ok\":true"));
+	EXPECT_TRUE(has(&s, "\"via_shadow\":true"));
+	EXPECT_EQ(NULL, strstr(s.err, "keeps serving"));
+	side_free(&s);
+	side_free(&t);
+}
+
+/* The hand-back refused: a warning with the reason; the exit status stays. */
+TEST(migrate_via_shadow_handback_refused_warns)
+{
+	static const char why[] =
+		"the device refused the shadow's state (the kernel log says where); the shadow stays engaged";
+	static struct side s, t;
+	char want[512];
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.o.via_shadow = true;
+	s.f.handback_refused = why;
+	t.f.fail_load = true;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_EQ(1, s.f.releases);
+	EXPECT_TRUE(s.f.engaged);
+	snprintf(want, sizeof(want),
+		 "\"action\":\"release\",\"ok\":false,\"engage_us\":");
+	EXPECT_TRUE(has(&s, want));
+	snprintf(want, sizeof(want),
+		 "\"message\":\"hand-back refused: %s: Input/output error\"", why);
+	EXPECT_TRUE(has(&s, want)) TH_LOG("%s", s.log);
+	EXPECT_TRUE(has(&s, "\"result\":\"failed\""));
+	EXPECT_TRUE(has(&s, "\"exit\":1}"));
+	snprintf(want, sizeof(want),
+		 "migctl: warning: migrate 0000:00:03.0: the shadow adapter keeps serving the guest (hand-back refused: %s: Input/output error); 'migctl shadow release 0000:00:03.0' hands the device back\n",
+		 why);
+	EXPECT_NE(NULL, strstr(s.err, want)) TH_LOG("%s", s.err);
+	side_free(&s);
+	side_free(&t);
+}
+
+/*
+ * What the engage would refuse after all the rounds is refused at the
+ * handshake, before the device is touched: no shadow for the profile
+ * (sriov_shadow not loaded), or trap mode none.
+ */
+TEST(migrate_via_shadow_refused_at_handshake)
+{
+	static const char *const why[] = {
+		"--via-shadow: no shadow adapter for 0000:00:03.0's profile edu (is sriov_shadow loaded?)",
+		"--via-shadow: 0000:00:03.0 is in trap mode none, the shadow needs sparse or all (migctl dev set 0000:00:03.0 trap sparse, before the VMM opens it)",
+	};
+	static struct side s, t;
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		side_init(&s, "0000:00:03.0", false);
+		side_init(&t, "0000:00:05.0", true);
+		s.o.via_shadow = true;
+		s.f.shadow_unavailable = i == 0;
+		s.f.id.trap_mode = i == 0;
+		migrate(&s, &t);
+		EXPECT_EQ(LM_EXIT_FAILED, s.code) TH_LOG("case %u", i);
+		EXPECT_TRUE(has(&s, why[i])) TH_LOG("%s", s.log);
+		EXPECT_TRUE(has(&s, "\"stage\":\"handshake\""));
+		EXPECT_FALSE(s.f.attached);
+		EXPECT_EQ(0, s.f.device_ops);
+		EXPECT_EQ(0, s.f.engages);
+		EXPECT_EQ(0, t.f.nphases);
+		EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+		side_free(&s);
+		side_free(&t);
+	}
 }
 
 TEST(migrate_signal_rolls_back)
