@@ -264,7 +264,11 @@ bool lm_guest_check_model(struct lm_guest *g);
 bool lm_guest_check_regs(struct lm_guest *g, struct edu_regs *now);
 bool lm_guest_check_buffer(struct lm_guest *g);
 
-/* A digest of all of guest RAM (64-bit FNV-1a over 64-bit words). */
+/*
+ * A digest of guest RAM (64-bit FNV-1a over 64-bit words), but the page
+ * the VMM lends the device (LM_SCRATCH_OFF: a shadow's hand-back moves
+ * edu's buffer through it while the guest runs; no guest state).
+ */
 uint64_t lm_ram_digest(const struct vmm_ram *ram);
 
 #endif

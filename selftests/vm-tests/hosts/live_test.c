@@ -30,7 +30,11 @@
  *    over IPv6 with a pre-shared key;
  *  - the kernel's side with a controller of the test's own: abort
  *    announced when the controller's fd closes before a commit, ESTALE
- *    and ENOTCONN.
+ *    and ENOTCONN;
+ *  - migrate_via_shadow: `migrate --via-shadow` engages the source's
+ *    shadow before the switchover; the stream is the shadow's state, the
+ *    target serves it with its own shadow and hands its device the state
+ *    in the background; everything is checked as for migrate_under_load.
  *
  * Each process's output is kept in /tmp/live/ and shown when a case fails.
  */
@@ -54,6 +58,7 @@
 #include "hosts.h"
 #include "lmvmm.h"
 #include "mig.h"
+#include "shadow.h"
 #include "testbed.h"
 #include "vmm.h"
 
@@ -858,6 +863,46 @@ TEST_F_TIMEOUT(live, migrate_under_load, 150)
 	start_migrate(_metadata, self, NULL);
 	check_migrated(_metadata, self, 0, true);
 	check_secured(_metadata);
+}
+
+/*
+ * Through the shadow adapter: the source's edu is read through the page
+ * vmm_host keeps for it (lmvmm.h), named as a VMM would name it.
+ */
+TEST_F_TIMEOUT(live, migrate_via_shadow, 150)
+{
+	char sum[4096], ctl[160];
+	struct lm_shadow sh;
+	struct genl nl;
+	uint64_t v = 0;
+
+	snprintf(ctl, sizeof(ctl), "/sys/kernel/debug/vfio-mig/%s/ctl",
+		 SRC_BDF);
+	start_source_vmm(_metadata, self, NULL);
+	ASSERT_EQ(0, vmm_sysfs_write(ctl, "scratch 0x103000"));
+	start_target_vmm(_metadata, self);
+	start_listen(_metadata, self, NULL);
+	usleep(500000);
+	start_migrate(_metadata, self,
+		      (const char *const[]){ "--via-shadow", NULL });
+	check_migrated(_metadata, self, 0, true);
+	slurp(SRC_LOG, buf, sizeof(buf));
+	ASSERT_EQ(1, events_of(buf, "summary", "source", sum, sizeof(sum)));
+	EXPECT_EQ(0, json_get_u64(sum, "shadow_engage_ns", &v)) TH_LOG("%s", sum);
+	EXPECT_LT(0, v);
+	EXPECT_NE(NULL, strstr(sum, "\"via_shadow\":true")) TH_LOG("%s", sum);
+	/* the target's device took the state; the source's shadow went */
+	ASSERT_EQ(0, genl_open(&nl, "vfio_mig"));
+	ASSERT_EQ(0, lm_shadow_get(&nl, DST_BDF, &sh));
+	EXPECT_FALSE(sh.engaged) TH_LOG("the target's shadow still serves");
+	EXPECT_LT(0, sh.engage_ns) TH_LOG("the target never engaged a shadow");
+	EXPECT_LT(0, sh.handback_ns);
+	ASSERT_EQ(0, lm_shadow_get(&nl, SRC_BDF, &sh));
+	EXPECT_FALSE(sh.engaged);
+	genl_close(&nl);
+	ASSERT_EQ(0, vmm_sysfs_write(ctl, "scratch 0"));
+	TH_LOG("shadow engage on the source: %.1f us held (migctl: %s)",
+	       v / 1e3, sum);
 }
 
 /* ---- failures before the commit point ---- */
