@@ -127,7 +127,7 @@ static int edu_engage(struct vmig_shadow *sh,
 	if (!st || img->devstate_len != sizeof(*st) ||
 	    le32_to_cpu(st->version) != EDU_STATE_VERSION ||
 	    !(le32_to_cpu(st->flags) & EDU_STATE_BUF)) {
-		*why = "edu: the device buffer was not captured (it is read by DMA through a guest page the VMM reserves: debugfs scratch)";
+		*why = "edu: buffer not captured: no guest page named (debugfs scratch)";
 		return -ENODATA;
 	}
 	memcpy(m->buf, st->buf, sizeof(m->buf));

@@ -55,7 +55,7 @@
 struct vmig_shadow {
 	struct vmig_device *mdev;
 	const struct vmig_shadow_ops *ops;
-	struct mutex lock;
+	struct mutex lock;	/* see above */
 	atomic64_t reads, writes, dmas, irqs;
 	bool held;
 	bool from_stream;
@@ -547,11 +547,11 @@ static int engage_check(struct vmig_device *mdev, const char **why)
 		return -ENODEV;
 	}
 	if (mdev->trap_mode == VMIG_TRAP_NONE) {
-		*why = "trap mode none: the guest reaches the device without the driver (needs sparse or all)";
+		*why = "trap mode none: guest accesses bypass the driver";
 		return -EOPNOTSUPP;
 	}
 	if (vmig_iommufd_bound(&mdev->core.vdev)) {
-		*why = "bound through iommufd: a shadow cannot reach guest memory (needs a type1 container)";
+		*why = "bound through iommufd: no access to guest memory";
 		return -EOPNOTSUPP;
 	}
 	return 0;
@@ -689,7 +689,7 @@ static void report_refusal(struct vmig_device *mdev,
 	const struct vmig_replay_error *e = rep->errors;
 	struct pci_dev *pdev = mdev->core.pdev;
 
-	*why = "the device refused the shadow's state (the kernel log says where); the shadow stays engaged";
+	*why = "the device refused the shadow's state: the shadow stays engaged";
 	if (rep->nr_errors && e->bar == VMIG_BAR_DEVSTATE)
 		pci_warn(pdev, "shadow hand-back: device state item %u: %d %s\n",
 			 e->offset, e->err, rep->msg);

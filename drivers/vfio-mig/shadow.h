@@ -158,7 +158,7 @@ struct vmig_shadow_dev {
 	u64 handback_ns;
 	struct delayed_work handback_work;
 	unsigned int handback_tries;
-	struct mutex irq_lock;
+	struct mutex irq_lock;	/* protects @trigger */
 	struct eventfd_ctx *trigger[VMIG_SHADOW_IRQ_TYPES][VMIG_SHADOW_VECTORS];
 };
 

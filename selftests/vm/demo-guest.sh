@@ -50,10 +50,11 @@ VF2=$(find_pci 1b36 0010 1 | tail -n 1)
 title "Two hosts in this guest: namespaces hosta (10.99.0.1) and hostb (10.99.0.2) on a veth"
 hosts_up || { echo "could not set up the two hosts"; exit 1; }
 
-# live_migrate SRC DST TAG: host A's VMM runs a guest on SRC, host B's
-# VMM holds DST with empty RAM; migctl moves the guest while it runs.
+# live_migrate SRC DST TAG [MIGRATE-OPTION]: host A's VMM runs a guest on
+# SRC, host B's VMM holds DST with empty RAM; migctl moves the guest while
+# it runs.
 live_migrate() {
-	src=$1 dst=$2 tag=$3
+	src=$1 dst=$2 tag=$3 opt=${4:-}
 	/tests/tools/vmm_host target "$dst" --run-ms 3000 \
 		--report "/tmp/demo-$tag-b.json" > "/tmp/demo-$tag-b.log" 2>&1 &
 	VB=$!
@@ -76,10 +77,11 @@ live_migrate() {
 		--allow-peer vmig-source 2>&1 | sed 's/^/  [host B] /' &
 	LS=$!
 	sleep 0.5
-	printf '$ ip netns exec hosta migctl migrate %s --to 10.99.0.2 --target-dev %s --tls-creds %s --downtime-ms 300\n' \
-		"$src" "$dst" "$CREDS"
+	printf '$ ip netns exec hosta migctl migrate %s --to 10.99.0.2 --target-dev %s --tls-creds %s --downtime-ms 300%s\n' \
+		"$src" "$dst" "$CREDS" "${opt:+ $opt}"
+	# shellcheck disable=SC2086
 	$IPROUTE2 netns exec hosta migctl migrate "$src" --to 10.99.0.2 \
-		--target-dev "$dst" --tls-creds "$CREDS" --downtime-ms 300 || {
+		--target-dev "$dst" --tls-creds "$CREDS" --downtime-ms 300 $opt || {
 		echo "migration failed"
 		cat "/tmp/demo-$tag-a.log" "/tmp/demo-$tag-b.log"
 		kill $VA $VB 2>/dev/null
@@ -109,6 +111,17 @@ echo "host B: a VMM holds edu $EDU2 with empty RAM, vCPUs idle"
 live_migrate "$EDU" "$EDU2" edu
 run migctl dev show "$EDU2"
 
+title "Through the shadow adapter: a guest on edu $EDU2 moves to edu $EDU"
+echo "migrate --via-shadow engages the source's shadow (sriov_shadow's software"
+echo "edu) before the switchover: the stop-copy reads the model, not the slow"
+echo "device; host B serves the guest with its own shadow at once and hands its"
+echo "device the state in the background. edu's buffer moves by the device's DMA"
+echo "through a guest page the VMM keeps for it, named here as a VMM would:"
+run sh -c "echo 'scratch 0x103000' > /sys/kernel/debug/vfio-mig/$EDU2/ctl"
+live_migrate "$EDU2" "$EDU" shadow --via-shadow
+run migctl shadow show "$EDU"
+echo "scratch 0" > "/sys/kernel/debug/vfio-mig/$EDU2/ctl"
+
 title "An SR-IOV VF: NVMe VF $VF moves to VF $VF2 with I/O in flight"
 run migctl bind "$VF2"
 echo "Both VFs reach the same namespace (one volume, as two hosts' VFs would)."
@@ -128,4 +141,4 @@ run migctl unbind "$VF2"
 title "Give the VF back"
 run migctl unbind "$VF"
 echo
-echo "demo finished: devices bound to vfio-mig, a DMA through it, and live migrations between two hosts (edu, then an NVMe VF with I/O in flight) with their data intact."
+echo "demo finished: devices bound to vfio-mig, a DMA through it, and live migrations between two hosts (edu, edu through the shadow adapter, then an NVMe VF with I/O in flight) with their data intact."
