@@ -136,7 +136,7 @@ struct vmig_device *vmig_nl_find_dev(struct nlattr **attrs, int type,
 	return mdev;
 }
 
-int vfio_mig_nl_dev_get_doit(struct sk_buff *skb, struct genl_info *info)
+int vmig_nl_get_one(struct genl_info *info, int attr, vmig_nl_fill_fn fill)
 {
 	struct vmig_device *mdev;
 	struct sk_buff *msg;
@@ -146,13 +146,11 @@ int vfio_mig_nl_dev_get_doit(struct sk_buff *skb, struct genl_info *info)
 	if (!msg)
 		return -ENOMEM;
 	mutex_lock(&vmig_devices_lock);
-	mdev = vmig_nl_find_dev(info->attrs, VFIO_MIG_A_DEV_BDF,
-				info->extack);
+	mdev = vmig_nl_find_dev(info->attrs, attr, info->extack);
 	if (IS_ERR(mdev))
 		ret = PTR_ERR(mdev);
 	else
-		ret = fill_dev(msg, mdev, info->snd_portid, info->snd_seq, 0,
-			       VFIO_MIG_CMD_DEV_GET);
+		ret = fill(msg, mdev, info->snd_portid, info->snd_seq, 0);
 	mutex_unlock(&vmig_devices_lock);
 	if (ret) {
 		nlmsg_free(msg);
@@ -161,8 +159,8 @@ int vfio_mig_nl_dev_get_doit(struct sk_buff *skb, struct genl_info *info)
 	return genlmsg_reply(msg, info);
 }
 
-int vfio_mig_nl_dev_get_dumpit(struct sk_buff *skb,
-			       struct netlink_callback *cb)
+int vmig_nl_dump_all(struct sk_buff *skb, struct netlink_callback *cb,
+		     vmig_nl_fill_fn fill)
 {
 	unsigned long *done = (unsigned long *)cb->ctx;
 	struct vmig_device *mdev;
@@ -173,16 +171,34 @@ int vfio_mig_nl_dev_get_dumpit(struct sk_buff *skb,
 	list_for_each_entry(mdev, &vmig_devices, node) {
 		if (idx++ < *done)
 			continue;
-		ret = fill_dev(skb, mdev, NETLINK_CB(cb->skb).portid,
-			       cb->nlh->nlmsg_seq, NLM_F_MULTI,
-			       VFIO_MIG_CMD_DEV_GET);
+		ret = fill(skb, mdev, NETLINK_CB(cb->skb).portid,
+			   cb->nlh->nlmsg_seq, NLM_F_MULTI);
 		if (ret)
 			break;
 		(*done)++;
 	}
 	mutex_unlock(&vmig_devices_lock);
 	/* A full skb ends this round; the dump goes on from *done. */
-	return ret == -EMSGSIZE && skb->len ? skb->len : ret ?: skb->len;
+	if (ret == -EMSGSIZE && skb->len)
+		return skb->len;
+	return ret ?: skb->len;
+}
+
+static int fill_dev_get(struct sk_buff *skb, struct vmig_device *mdev,
+			u32 portid, u32 seq, int flags)
+{
+	return fill_dev(skb, mdev, portid, seq, flags, VFIO_MIG_CMD_DEV_GET);
+}
+
+int vfio_mig_nl_dev_get_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	return vmig_nl_get_one(info, VFIO_MIG_A_DEV_BDF, fill_dev_get);
+}
+
+int vfio_mig_nl_dev_get_dumpit(struct sk_buff *skb,
+			       struct netlink_callback *cb)
+{
+	return vmig_nl_dump_all(skb, cb, fill_dev_get);
 }
 
 /*

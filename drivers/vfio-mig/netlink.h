@@ -40,6 +40,19 @@ int vfio_mig_nl_shadow_get_doit(struct sk_buff *skb, struct genl_info *info);
 int vfio_mig_nl_shadow_get_dumpit(struct sk_buff *skb,
 				  struct netlink_callback *cb);
 
+/*
+ * A message about one device into @skb (genlmsg_put() with @portid, @seq
+ * and @flags, then its attributes): 0 or -EMSGSIZE, nothing left behind.
+ * Under vmig_devices_lock.
+ */
+typedef int (*vmig_nl_fill_fn)(struct sk_buff *skb, struct vmig_device *mdev,
+			       u32 portid, u32 seq, int flags);
+/* A "do" reply about the device named by attribute @attr. */
+int vmig_nl_get_one(struct genl_info *info, int attr, vmig_nl_fill_fn fill);
+/* A dump of every bound device, resumed from cb->ctx. */
+int vmig_nl_dump_all(struct sk_buff *skb, struct netlink_callback *cb,
+		     vmig_nl_fill_fn fill);
+
 /* The device named by attribute @type; under vmig_devices_lock. */
 struct vmig_device *vmig_nl_find_dev(struct nlattr **attrs, int type,
 				     struct netlink_ext_ack *extack);

@@ -79,44 +79,11 @@ static int fill_shadow(struct sk_buff *skb, struct vmig_device *mdev,
 
 int vfio_mig_nl_shadow_get_doit(struct sk_buff *skb, struct genl_info *info)
 {
-	struct vmig_device *mdev;
-	struct sk_buff *msg;
-	int ret;
-
-	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
-	if (!msg)
-		return -ENOMEM;
-	mutex_lock(&vmig_devices_lock);
-	mdev = vmig_nl_find_dev(info->attrs, VFIO_MIG_A_SHADOW_BDF,
-				info->extack);
-	ret = IS_ERR(mdev) ? PTR_ERR(mdev) :
-	      fill_shadow(msg, mdev, info->snd_portid, info->snd_seq, 0);
-	mutex_unlock(&vmig_devices_lock);
-	if (ret) {
-		nlmsg_free(msg);
-		return ret;
-	}
-	return genlmsg_reply(msg, info);
+	return vmig_nl_get_one(info, VFIO_MIG_A_SHADOW_BDF, fill_shadow);
 }
 
 int vfio_mig_nl_shadow_get_dumpit(struct sk_buff *skb,
 				  struct netlink_callback *cb)
 {
-	unsigned long *done = (unsigned long *)cb->ctx;
-	struct vmig_device *mdev;
-	unsigned long idx = 0;
-	int ret = 0;
-
-	mutex_lock(&vmig_devices_lock);
-	list_for_each_entry(mdev, &vmig_devices, node) {
-		if (idx++ < *done)
-			continue;
-		ret = fill_shadow(skb, mdev, NETLINK_CB(cb->skb).portid,
-				  cb->nlh->nlmsg_seq, NLM_F_MULTI);
-		if (ret)
-			break;
-		(*done)++;
-	}
-	mutex_unlock(&vmig_devices_lock);
-	return ret == -EMSGSIZE && skb->len ? skb->len : ret ?: skb->len;
+	return vmig_nl_dump_all(skb, cb, fill_shadow);
 }

@@ -842,6 +842,28 @@ static bool kmsg_has(int fd, const char *what)
  * unaffected (still RUNNING, registers unchanged; its stream, unmutated,
  * still resumes B).
  */
+/*
+ * @m (@len bytes) must be refused as it is written, with errno @err and
+ * @why in the kernel log (@kfd); B is recovered after.
+ */
+static void refused_at_write(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(stream) *self, struct tally *t,
+			     int kfd, const uint8_t *m, size_t len,
+			     const char *what, const char *why, int err)
+{
+	enum verdict v;
+	int got;
+
+	kmsg_has(kfd, "");	/* skip what came before */
+	v = resume(self, m, len, &got);
+	t->cases++;
+	EXPECT_EQ(AT_WRITE, v) TH_LOG("%s: verdict %d", what, v);
+	EXPECT_EQ(err, got) TH_LOG("%s: %s", what, strerror(got));
+	EXPECT_TRUE(kmsg_has(kfd, why))
+		TH_LOG("%s: no \"%s\" in the kernel log", what, why);
+	ASSERT_EQ(0, recover(self, &t->reopens));
+}
+
 TEST_F_TIMEOUT(stream, profile_record_refused, 180)
 {
 	static const struct {
@@ -868,7 +890,6 @@ TEST_F_TIMEOUT(stream, profile_record_refused, 180)
 	const uint8_t *payload;
 	struct tally t = {};
 	uint8_t *m, *p;
-	enum verdict v;
 	unsigned int i;
 	size_t len;
 	int idx, err, kfd;
@@ -928,16 +949,8 @@ TEST_F_TIMEOUT(stream, profile_record_refused, 180)
 			break;
 		}
 		len = with_payload(self, m, idx, p, n);
-		kmsg_has(kfd, "");	/* skip what came before */
-		v = resume(self, m, len, &err);
-		t.cases++;
-		EXPECT_EQ(AT_WRITE, v) TH_LOG("%s: verdict %d", cases[i].what, v);
-		EXPECT_EQ(cases[i].err, err)
-			TH_LOG("%s: %s", cases[i].what, strerror(err));
-		EXPECT_TRUE(kmsg_has(kfd, cases[i].why))
-			TH_LOG("%s: no \"%s\" in the kernel log",
-			       cases[i].what, cases[i].why);
-		ASSERT_EQ(0, recover(self, &t.reopens));
+		refused_at_write(_metadata, self, &t, kfd, m, len,
+				 cases[i].what, cases[i].why, cases[i].err);
 	}
 	close(kfd);
 	free(p);
@@ -1000,7 +1013,6 @@ TEST_F_TIMEOUT(stream, shadow_record_refused, 180)
 	struct genl nl;
 	size_t len;
 	uint32_t n;
-	enum verdict v;
 	uint8_t *m;
 
 	ASSERT_EQ(NULL, parse(self->s.data, self->s.len, &self->l));
@@ -1029,16 +1041,8 @@ TEST_F_TIMEOUT(stream, shadow_record_refused, 180)
 			sw.reserved[1] = htole32(1);
 		len = with_shadow(self, m, i == 4 ? state : end, &sw, n,
 				  i == 5 ? 2 : 1);
-		kmsg_has(kfd, "");	/* skip what came before */
-		v = resume(self, m, len, &err);
-		t.cases++;
-		EXPECT_EQ(AT_WRITE, v) TH_LOG("%s: verdict %d", cases[i].what, v);
-		EXPECT_EQ(cases[i].err, err)
-			TH_LOG("%s: %s", cases[i].what, strerror(err));
-		EXPECT_TRUE(kmsg_has(kfd, cases[i].why))
-			TH_LOG("%s: no \"%s\" in the kernel log",
-			       cases[i].what, cases[i].why);
-		ASSERT_EQ(0, recover(self, &t.reopens));
+		refused_at_write(_metadata, self, &t, kfd, m, len,
+				 cases[i].what, cases[i].why, cases[i].err);
 	}
 	close(kfd);
 
