@@ -26,6 +26,7 @@
 #include <linux/string.h>
 
 #include "models.h"
+#include "profile.h"
 #include "profiles/edu.h"
 
 /**
@@ -42,6 +43,8 @@
  * @operand: the last factorial operand written, valid if @have_operand
  * @have_operand: see @operand
  * @scratch: the guest page the device's state was moved through
+ * @irq_later: an interrupt raised while the device's DMA was held (a
+ *	stream's factorial): signalled when DMA may go
  * @buf: the device buffer
  *
  * Under the shadow's mutex (every op runs under it).
@@ -52,6 +55,7 @@ struct edu_model {
 	u32 operand;
 	bool have_operand;
 	u64 scratch;
+	bool irq_later;
 	u8 buf[EDU_BUF_SIZE];
 };
 
@@ -101,7 +105,7 @@ static u32 *reg32(struct edu_model *m, u32 off)
 }
 
 static void run_dma(struct vmig_shadow *sh);
-static void factorial(struct vmig_shadow *sh, u32 n);
+static void factorial(struct vmig_shadow *sh, u32 n, bool signal);
 
 static int edu_engage(struct vmig_shadow *sh,
 		      const struct vmig_shadow_image *img, const char **why)
@@ -140,12 +144,29 @@ static int edu_engage(struct vmig_shadow *sh,
 	}
 	/*
 	 * Work a migration stream may carry: a factorial (the register holds
-	 * its operand) ends now; a transfer the source held starts when DMA
-	 * may go.
+	 * its operand) ends now, its interrupt when DMA may go; a transfer
+	 * the source held (its start, as the profile keeps held starts)
+	 * starts then. A running transfer is never in a capture: the device
+	 * was quiesced, the model's own held one travels as held work.
 	 */
+	if (m->dma_cmd & EDU_CMD_RUN) {
+		*why = "edu: a transfer in flight in the state";
+		return -EINVAL;
+	}
 	if (m->status & EDU_STATUS_COMPUTING) {
 		m->status &= ~EDU_STATUS_COMPUTING;
-		factorial(sh, m->fact);
+		factorial(sh, m->fact, false);
+	}
+	for (i = 0; i < img->nr_held; i++) {
+		const struct vmig_held_write *w = &img->held[i];
+
+		if (w->bar || w->offset != EDU_DMA_CMD || w->width != 4 ||
+		    !(w->value & EDU_CMD_RUN)) {
+			*why = "edu: held work that is not a DMA start";
+			return -EINVAL;
+		}
+		if (!(m->dma_cmd & EDU_CMD_RUN))
+			m->dma_cmd = w->value;
 	}
 	if (m->dma_cmd & EDU_CMD_RUN)
 		run_dma(sh);
@@ -180,7 +201,8 @@ static void run_dma(struct vmig_shadow *sh)
 	}
 	ret = vmig_shadow_dma(sh, ram, m->buf + (dev - EDU_BUF_ADDR), cnt,
 			      to_ram);
-	if (ret == -EAGAIN)	/* DMA held: the start bit stays set */
+	/* DMA held, or the caller killed: the start bit stays set */
+	if (ret == -EAGAIN || ret == -EINTR)
 		return;
 	if (ret)
 		pr_warn_ratelimited("edu shadow: a transfer at guest IOVA %#llx failed: %d\n",
@@ -190,19 +212,46 @@ static void run_dma(struct vmig_shadow *sh)
 		raise_irq(sh, EDU_IRQ_DMA);
 }
 
-static void factorial(struct vmig_shadow *sh, u32 n)
+static void factorial(struct vmig_shadow *sh, u32 n, bool signal)
 {
 	struct edu_model *m = model(sh);
 
 	m->operand = n;
 	m->have_operand = true;
 	m->fact = edu_fact32(n);
-	if (m->status & EDU_STATUS_IRQFACT)
+	if (!(m->status & EDU_STATUS_IRQFACT))
+		return;
+	if (signal) {
 		raise_irq(sh, EDU_IRQ_FACT);
+	} else {
+		m->irq_status |= EDU_IRQ_FACT;
+		m->irq_later = true;
+	}
 }
 
-/* DMA may go again: the transfer held meanwhile starts. */
+/* DMA may go again: what was held meanwhile goes. */
 static void edu_unhold(struct vmig_shadow *sh)
+{
+	struct edu_model *m = model(sh);
+
+	if (m->irq_later && m->irq_status)
+		vmig_shadow_irq(sh, 0);
+	m->irq_later = false;
+	if (m->dma_cmd & EDU_CMD_RUN)
+		run_dma(sh);
+}
+
+/* A reset drops a held transfer, as the profile drops held starts. */
+static void edu_reset(struct vmig_shadow *sh)
+{
+	struct edu_model *m = model(sh);
+
+	m->dma_cmd &= ~EDU_CMD_RUN;
+	m->irq_later = false;
+}
+
+/* A transfer a killed caller left (its start bit set) goes now. */
+static void retry(struct vmig_shadow *sh)
 {
 	if (model(sh)->dma_cmd & EDU_CMD_RUN)
 		run_dma(sh);
@@ -217,6 +266,7 @@ static u64 edu_read(struct vmig_shadow *sh, u8 bar, u32 off, u8 width)
 {
 	struct edu_model *m = model(sh);
 
+	retry(sh);
 	if (bar || !width_ok(off, width))
 		return ~0ULL;
 	if (off == EDU_ID)
@@ -233,6 +283,7 @@ static void edu_write(struct vmig_shadow *sh, u8 bar, u32 off, u8 width,
 {
 	struct edu_model *m = model(sh);
 
+	retry(sh);
 	if (bar || !width_ok(off, width))
 		return;
 	switch (off) {
@@ -240,7 +291,7 @@ static void edu_write(struct vmig_shadow *sh, u8 bar, u32 off, u8 width,
 		m->liveness = ~val;
 		break;
 	case EDU_FACTORIAL:
-		factorial(sh, val);
+		factorial(sh, val, true);
 		break;
 	case EDU_STATUS:
 		if (val & EDU_STATUS_IRQFACT)
@@ -283,8 +334,14 @@ static int edu_save(struct vmig_shadow *sh, struct vmig_shadow_image *img)
 		u32 off = edu_state_regs[i].off;
 
 		v = reg64(m, off) ? *reg64(m, off) : *reg32(m, off);
-		ret = vmig_shadow_image_put(img, false, 0, off,
-					    edu_state_regs[i].width, v);
+		/* a held transfer goes as held work, as the device's would */
+		if (off == EDU_DMA_CMD && v & EDU_CMD_RUN) {
+			ret = vmig_shadow_image_hold(img, 0, EDU_DMA_CMD, 4, v);
+			v &= ~(u64)EDU_CMD_RUN;
+		}
+		if (!ret)
+			ret = vmig_shadow_image_put(img, false, 0, off,
+						    edu_state_regs[i].width, v);
 	}
 	if (!ret)
 		ret = vmig_shadow_image_put(img, false, 0, EDU_ID, 4,
@@ -311,5 +368,6 @@ const struct vmig_shadow_ops sriov_shadow_edu = {
 	.read = edu_read,
 	.write = edu_write,
 	.save = edu_save,
+	.reset = edu_reset,
 	.unhold = edu_unhold,
 };

@@ -102,7 +102,7 @@ static bool reset_locked(struct vmig_device *mdev)
 		mdev->profile->ops->reset(mdev);
 	vmig_pin_drop(mdev, 0, 0);
 	up_write(&h->lock);
-	vmig_shadow_hold(mdev, m->stay_stopped);
+	vmig_shadow_mig_reset(mdev, m->stay_stopped);
 	if (m->stay_stopped || m->state == VFIO_DEVICE_STATE_RUNNING)
 		return false;
 	m->state = VFIO_DEVICE_STATE_RUNNING;
@@ -345,8 +345,12 @@ static struct file *step(struct vmig_device *mdev,
 		return new_fd(migf, &m->saving);
 	}
 	if (arc(cur, next, VFIO_DEVICE_STATE_STOP,
-		VFIO_DEVICE_STATE_RESUMING))
+		VFIO_DEVICE_STATE_RESUMING)) {
+		/* a shadow serves the guest: no state is taken over it */
+		if (vmig_shadow_engaged(mdev))
+			return ERR_PTR(-EBUSY);
 		return new_fd(vmig_migf_resume_open(mdev), &m->resuming);
+	}
 	if (arc(cur, next, VFIO_DEVICE_STATE_RESUMING,
 		VFIO_DEVICE_STATE_STOP)) {
 		ret = vmig_migf_load(m->resuming);

@@ -85,6 +85,8 @@ static void vmig_remove(struct pci_dev *pdev)
 	list_del(&mdev->node);
 	mutex_unlock(&vmig_devices_lock);
 	vmig_debugfs_remove(mdev);
+	/* a target's background hand-back: never again, before dev_set goes */
+	vmig_shadow_remove(mdev);
 	vfio_pci_core_unregister_device(core);
 	vmig_mig_exit(mdev);
 	/* No VMM any more: stop a dirty log netlink left running. */

@@ -371,8 +371,9 @@ static int add(struct list_head *l, struct vmig_chunk *c)
 static int build_final(struct vmig_migf *migf, struct list_head *l)
 {
 	struct vmig_device *mdev = migf->mdev;
+	bool shadow = vmig_shadow_engaged(mdev);
 	struct vmig_snapshot *snap;
-	u32 nr, ds_len;
+	u32 nr = 0, ds_len;
 	void *blob;
 	void *held;
 	size_t len;
@@ -382,9 +383,9 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 	held = kzalloc(vmig_dma_held_max(mdev) + 1, GFP_KERNEL);
 	if (!held)
 		return -ENOMEM;
-	/* an engaged shadow holds the state; the device is idle */
-	if (vmig_shadow_engaged(mdev))
-		snap = vmig_shadow_snapshot(mdev);
+	/* an engaged shadow holds the state and work; the device is idle */
+	if (shadow)
+		snap = vmig_shadow_snapshot(mdev, held, &nr);
 	else
 		snap = __vmig_snapshot_take(mdev, VMIG_SNAP_DEVSTATE |
 					    VMIG_SNAP_COMPLETE,
@@ -414,7 +415,7 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 	if (!ret && ds)
 		ret = add(l, vmig_stream_profile_record(mdev->profile, ds,
 							ds_len));
-	if (!ret && vmig_shadow_engaged(mdev)) {
+	if (!ret && shadow) {
 		struct vmig_stream_shadow sw = {
 			.version = cpu_to_le32(VMIG_STREAM_SHADOW_VERSION),
 		};
@@ -422,7 +423,8 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 		ret = add(l, vmig_stream_record(VMIG_REC_SHADOW, &sw,
 						sizeof(sw)));
 	}
-	nr = vmig_dma_held_save(mdev, held);
+	if (!shadow)
+		nr = vmig_dma_held_save(mdev, held);
 	if (!ret && nr)
 		ret = add(l, vmig_stream_record(VMIG_REC_HELD_WRITES, held, nr));
 	if (!ret)
@@ -478,7 +480,8 @@ int vmig_migf_load(struct vmig_migf *migf)
 	if (ret)
 		goto out;
 	/* the source's shadow's state: served by ours, if we have one */
-	if (res.shadow && !vmig_shadow_engage_stream(mdev, res.snap))
+	if (res.shadow && !vmig_shadow_engage_stream(mdev, res.snap, res.held,
+						     res.held_len))
 		goto out;
 	ret = __vmig_snapshot_replay(mdev, res.snap, rep, VMIG_SNAP_COMPLETE);
 	if (!ret && rep->nr_errors)
@@ -517,8 +520,10 @@ unsigned long vmig_migf_stop_copy_estimate(struct vmig_device *mdev,
 	}
 	vmig_get_counters(mdev, &c);
 	/* a snapshot: about 256 bytes of framing, 32 per register, 48 per entry */
+	/* and a SHADOW record: a header and 16 bytes */
 	return vmig_stream_fixed_bytes(hdr) + 256 +
 	       (c.regfile_entries + vmig_profile_nr_slots(p)) * 32 +
 	       (c.log_next_seq - min(since, c.log_next_seq)) * 48 +
-	       vmig_profile_state_size(p) + 8;
+	       vmig_profile_state_size(p) + 8 +
+	       (vmig_shadow_engaged(mdev) ? 32 : 0);
 }

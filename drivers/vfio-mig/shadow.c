@@ -20,6 +20,7 @@
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <uapi/linux/vfio_mig_stream.h>
 #include <vfio-mig/compat.h>
 
 #include "dirty.h"
@@ -47,10 +48,12 @@
  *	and starts it from its @unhold op
  * @from_stream: engaged from a migration stream (the target): handed back
  *	in the background once the device runs
+ * @rcu: frees it after a grace period
  * @priv: the implementation's data, @ops->priv_size bytes
  *
  * The counters are atomic (read without @lock); @from_stream is set before
- * the shadow is published.
+ * the shadow is published. Freed after an RCU grace period, so that
+ * vmig_shadow_stats() reads it without a lock engage may hold.
  */
 struct vmig_shadow {
 	struct vmig_device *mdev;
@@ -59,6 +62,7 @@ struct vmig_shadow {
 	atomic64_t reads, writes, dmas, irqs;
 	bool held;
 	bool from_stream;
+	struct rcu_head rcu;
 	u8 priv[] __aligned(8);
 };
 
@@ -199,6 +203,22 @@ int vmig_shadow_image_put(struct vmig_shadow_image *img, bool written, u8 bar,
 	return 0;
 }
 EXPORT_SYMBOL_GPL(vmig_shadow_image_put);
+
+int vmig_shadow_image_hold(struct vmig_shadow_image *img, u8 bar, u32 off,
+			   u8 width, u64 val)
+{
+	struct vmig_held_write *w;
+
+	if (img->nr_held >= img->max_held)
+		return -ENOSPC;
+	w = &img->held[img->nr_held++];
+	w->bar = bar;
+	w->offset = off;
+	w->width = width;
+	w->value = val;
+	return 0;
+}
+EXPORT_SYMBOL_GPL(vmig_shadow_image_hold);
 
 /* ---- guest memory and interrupts ---- */
 
@@ -451,10 +471,10 @@ void vmig_shadow_stats(struct vmig_device *mdev, struct vmig_shadow_stats *s)
 	struct vmig_shadow *sh;
 
 	memset(s, 0, sizeof(*s));
-	mutex_lock(&mdev->mig.state_mutex);
-	sh = mdev->shadow.sh;
-	s->engage_ns = mdev->shadow.engage_ns;
-	s->handback_ns = mdev->shadow.handback_ns;
+	s->engage_ns = READ_ONCE(mdev->shadow.engage_ns);
+	s->handback_ns = READ_ONCE(mdev->shadow.handback_ns);
+	rcu_read_lock();
+	sh = READ_ONCE(mdev->shadow.sh);
 	if (sh) {
 		s->engaged = true;
 		s->from_stream = sh->from_stream;
@@ -463,7 +483,7 @@ void vmig_shadow_stats(struct vmig_device *mdev, struct vmig_shadow_stats *s)
 		s->dmas = atomic64_read(&sh->dmas);
 		s->irqs = atomic64_read(&sh->irqs);
 	}
-	mutex_unlock(&mdev->mig.state_mutex);
+	rcu_read_unlock();
 }
 
 static void shadow_free(struct vmig_shadow *sh)
@@ -476,7 +496,7 @@ static void shadow_free(struct vmig_shadow *sh)
 		mutex_unlock(&sh->lock);
 	}
 	mutex_destroy(&sh->lock);
-	kfree(sh);
+	kfree_rcu(sh, rcu);
 	module_put(ops->owner);
 }
 
@@ -498,13 +518,18 @@ static struct vmig_shadow *shadow_alloc(struct vmig_device *mdev,
 
 /* What a shadow starts from: a snapshot's registers and blob. */
 static int start_model(struct vmig_shadow *sh,
-		       const struct vmig_snapshot *snap, const char **why)
+		       const struct vmig_snapshot *snap,
+		       struct vmig_held_write *held, u32 nr_held,
+		       const char **why)
 {
 	struct vmig_shadow_image img = {
 		.reads = snap->reads,
 		.nr_reads = snap->nr_reads,
 		.written = snap->regfile,
 		.nr_written = snap->nr_regfile,
+		.held = held,
+		.nr_held = nr_held,
+		.max_held = nr_held,
 	};
 	const char *model_why = "";
 	int ret;
@@ -580,7 +605,7 @@ static int engage_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 		*why = "the device's state could not be read";
 		return PTR_ERR(snap);
 	}
-	ret = start_model(sh, snap, why);
+	ret = start_model(sh, snap, NULL, 0, why);
 	vmig_snapshot_free(snap);
 	if (!ret)
 		park(mdev);
@@ -634,12 +659,18 @@ out:
 	return ret;
 }
 
-/* The model's state as a snapshot of this device, for its restore op. */
-static struct vmig_snapshot *handback_snapshot(struct vmig_device *mdev,
-					       struct vmig_shadow *sh)
+/* Held work the model may report (edu: one DMA start). */
+#define SHADOW_MAX_HELD		8
+
+/*
+ * The model's state as a snapshot of this device, for its restore op, and
+ * its held work (@img->held, SHADOW_MAX_HELD entries, the caller's).
+ */
+static struct vmig_snapshot *model_snapshot(struct vmig_device *mdev,
+					    struct vmig_shadow *sh,
+					    struct vmig_shadow_image *img)
 {
 	const struct vmig_profile *p = mdev->profile;
-	struct vmig_shadow_image img = {};
 	struct vmig_snapshot *snap;
 	int ret = -ENOMEM;
 
@@ -648,31 +679,32 @@ static struct vmig_snapshot *handback_snapshot(struct vmig_device *mdev,
 		return ERR_PTR(-ENOMEM);
 	vmig_identity_of(mdev->core.pdev, &snap->id);
 	strscpy(snap->profile, p->name, sizeof(snap->profile));
-	img.max_reads = min_t(u32, vmig_profile_nr_slots(p),
-			      VMIG_SNAP_MAX_READS);
-	img.max_written = img.max_reads;
-	img.devstate_max = vmig_profile_state_size(p);
-	img.reads = kcalloc(img.max_reads, sizeof(*img.reads), GFP_KERNEL);
-	img.written = kcalloc(img.max_written, sizeof(*img.written),
-			      GFP_KERNEL);
-	if (img.devstate_max)
-		img.devstate = kzalloc(img.devstate_max, GFP_KERNEL);
-	snap->reads = img.reads;
-	snap->regfile = img.written;
-	snap->devstate = img.devstate;
-	if (!img.reads || !img.written ||
-	    (img.devstate_max && !img.devstate))
+	img->max_reads = min_t(u32, vmig_profile_nr_slots(p),
+			       VMIG_SNAP_MAX_READS);
+	img->max_written = img->max_reads;
+	img->devstate_max = vmig_profile_state_size(p);
+	img->max_held = SHADOW_MAX_HELD;
+	img->reads = kcalloc(img->max_reads, sizeof(*img->reads), GFP_KERNEL);
+	img->written = kcalloc(img->max_written, sizeof(*img->written),
+			       GFP_KERNEL);
+	if (img->devstate_max)
+		img->devstate = kzalloc(img->devstate_max, GFP_KERNEL);
+	snap->reads = img->reads;
+	snap->regfile = img->written;
+	snap->devstate = img->devstate;
+	if (!img->reads || !img->written ||
+	    (img->devstate_max && !img->devstate))
 		goto err;
 	mutex_lock(&sh->lock);
-	ret = sh->ops->save(sh, &img);
+	ret = sh->ops->save(sh, img);
 	mutex_unlock(&sh->lock);
 	if (ret)
 		goto err;
-	snap->nr_reads = img.nr_reads;
-	snap->nr_regfile = img.nr_written;
-	snap->cut_seq = img.nr_written + 1;
+	snap->nr_reads = img->nr_reads;
+	snap->nr_regfile = img->nr_written;
+	snap->cut_seq = img->nr_written + 1;
 	snap->since_seq = snap->cut_seq;
-	snap->devstate_len = min(img.devstate_len, img.devstate_max);
+	snap->devstate_len = min(img->devstate_len, img->devstate_max);
 	if (snap->devstate_len)
 		snap->flags |= VMIG_SNAPF_DEVSTATE;
 	return snap;
@@ -700,33 +732,27 @@ static void report_refusal(struct vmig_device *mdev,
 		pci_warn(pdev, "shadow hand-back: %d %s\n", ret, rep->msg);
 }
 
-int vmig_shadow_handback(struct vmig_device *mdev, const char **why)
+/*
+ * Under the access lock held for write and state_mutex: the device takes
+ * the model's state. Only while it runs (not in a migration's states), and
+ * only with no work held.
+ */
+static int handback_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
+			   struct vmig_replay_report *rep, const char **why)
 {
-	struct vmig_shadow_dev *sd = &mdev->shadow;
-	struct vmig_replay_report *rep;
+	struct vmig_held_write held[SHADOW_MAX_HELD];
+	struct vmig_shadow_image img = { .held = held };
 	struct vmig_snapshot *snap;
-	struct vmig_shadow *sh;
-	u64 t0;
 	int ret;
 
-	rep = kzalloc(sizeof(*rep), GFP_KERNEL);
-	if (!rep)
-		return -ENOMEM;
-	mutex_lock(vmig_dev_set_lock(mdev));
-	mutex_lock(&mdev->mig.state_mutex);
-	sh = sd->sh;
-	if (!sh) {
-		mutex_unlock(&mdev->mig.state_mutex);
-		*why = "no shadow is engaged";
-		ret = -ENOENT;
-		goto out;
-	}
-	percpu_down_write(&sd->sem);
-	t0 = ktime_get_ns();
-	snap = handback_snapshot(mdev, sh);
+	snap = model_snapshot(mdev, sh, &img);
 	if (IS_ERR(snap)) {
-		ret = PTR_ERR(snap);
 		*why = "the shadow's state could not be taken";
+		return PTR_ERR(snap);
+	}
+	if (img.nr_held) {
+		*why = "the shadow holds work for the device: try again";
+		ret = -EAGAIN;
 	} else {
 		ret = __vmig_snapshot_replay(mdev, snap, rep,
 					     sh->from_stream ?
@@ -737,50 +763,142 @@ int vmig_shadow_handback(struct vmig_device *mdev, const char **why)
 			report_refusal(mdev, rep, ret, why);
 			park(mdev);	/* what the restore raised */
 		}
-		vmig_snapshot_free(snap);
 	}
-	if (!ret)
-		WRITE_ONCE(sd->sh, NULL);
-	sd->handback_ns = ktime_get_ns() - t0;
-	percpu_up_write(&sd->sem);
+	vmig_snapshot_free(snap);
+	return ret;
+}
+
+/* @stream_only: the background work's, for a shadow a stream engaged. */
+static int handback(struct vmig_device *mdev, bool stream_only,
+		    const char **why)
+{
+	struct vmig_shadow_dev *sd = &mdev->shadow;
+	struct vmig_replay_report *rep;
+	struct vmig_shadow *sh;
+	u64 t0;
+	int ret;
+
+	rep = kzalloc(sizeof(*rep), GFP_KERNEL);
+	if (!rep)
+		return -ENOMEM;
+	mutex_lock(vmig_dev_set_lock(mdev));
+	mutex_lock(&mdev->mig.state_mutex);
+	sh = sd->sh;
+	if (!sh || (stream_only && !sh->from_stream)) {
+		*why = "no shadow is engaged";
+		ret = -ENOENT;
+	} else if (!mdev->open) {
+		*why = "no VMM has the device open";
+		ret = -ENODEV;
+	} else if (mdev->mig.state != VFIO_DEVICE_STATE_RUNNING) {
+		*why = "the device is migrating";
+		ret = -EBUSY;
+	} else {
+		percpu_down_write(&sd->sem);
+		t0 = ktime_get_ns();
+		ret = handback_locked(mdev, sh, rep, why);
+		if (!ret)
+			WRITE_ONCE(sd->sh, NULL);
+		WRITE_ONCE(sd->handback_ns, ktime_get_ns() - t0);
+		percpu_up_write(&sd->sem);
+	}
 	mutex_unlock(&mdev->mig.state_mutex);
-	if (!ret)
+	if (!ret) {
+		cancel_delayed_work(&sd->handback_work);
 		shadow_free(sh);
-out:
+	}
 	mutex_unlock(vmig_dev_set_lock(mdev));
 	kfree(rep);
 	return ret;
 }
 
+int vmig_shadow_handback(struct vmig_device *mdev, const char **why)
+{
+	return handback(mdev, false, why);
+}
+
 /* ---- migration ---- */
 
-struct vmig_snapshot *vmig_shadow_snapshot(struct vmig_device *mdev)
+struct vmig_snapshot *vmig_shadow_snapshot(struct vmig_device *mdev,
+					   void *held, u32 *held_len)
 {
+	struct vmig_held_write hw[SHADOW_MAX_HELD];
+	struct vmig_shadow_image img = { .held = hw };
+	struct vmig_stream_held *out = held;
+	struct vmig_snapshot *snap;
+	u32 i, max;
+
 	lockdep_assert_held(&mdev->mig.state_mutex);
+	*held_len = 0;
 	if (!mdev->shadow.sh)
 		return ERR_PTR(-ENOENT);
-	return handback_snapshot(mdev, mdev->shadow.sh);
+	snap = model_snapshot(mdev, mdev->shadow.sh, &img);
+	if (IS_ERR(snap))
+		return snap;
+	/* held work in HELD_WRITES form, as the profile's trap path keeps it */
+	max = vmig_dma_held_max(mdev) / sizeof(*out);
+	if (img.nr_held > max) {
+		vmig_snapshot_free(snap);
+		return ERR_PTR(-E2BIG);
+	}
+	for (i = 0; i < img.nr_held; i++) {
+		out[i].value = cpu_to_le64(hw[i].value);
+		out[i].offset = cpu_to_le32(hw[i].offset);
+		out[i].bar = hw[i].bar;
+		out[i].width = hw[i].width;
+		out[i].reserved = 0;
+	}
+	*held_len = img.nr_held * sizeof(*out);
+	return snap;
+}
+
+/* Can a stream's shadow serve the guest here? Why not, for the log. */
+static const char *stream_engage_check(struct vmig_device *mdev)
+{
+	if (mdev->trap_mode == VMIG_TRAP_NONE)
+		return "trap mode none";
+	if (vmig_iommufd_bound(&mdev->core.vdev))
+		return "bound through iommufd";
+	return NULL;
 }
 
 int vmig_shadow_engage_stream(struct vmig_device *mdev,
-			      const struct vmig_snapshot *snap)
+			      const struct vmig_snapshot *snap,
+			      const void *held, u32 held_len)
 {
+	struct vmig_held_write hw[SHADOW_MAX_HELD];
+	const struct vmig_stream_held *in = held;
 	struct vmig_shadow_dev *sd = &mdev->shadow;
 	const struct vmig_shadow_ops *ops;
 	const char *why = NULL;
 	struct vmig_shadow *sh;
+	u32 i, nr = held_len / sizeof(*in);
 	u64 t0;
 	int ret;
 
 	lockdep_assert_held(&mdev->mig.state_mutex);
 	if (sd->sh)
 		return -EBUSY;
+	why = stream_engage_check(mdev);
+	if (why || nr > SHADOW_MAX_HELD) {
+		pci_info(mdev->core.pdev,
+			 "the stream carries a shadow's state; no shadow here (%s): the device takes it\n",
+			 why ?: "held work");
+		return -EOPNOTSUPP;
+	}
 	ops = ops_get(mdev->profile->name);
 	if (!ops) {
 		pci_info(mdev->core.pdev,
-			 "the stream carries a shadow's state and no shadow serves profile %s here: the device takes it\n",
+			 "the stream carries a shadow's state; no shadow for profile %s here: the device takes it\n",
 			 mdev->profile->name);
 		return -EOPNOTSUPP;
+	}
+	/* checked as they arrived (the profile's held_load) */
+	for (i = 0; i < nr; i++) {
+		hw[i].value = le64_to_cpu(in[i].value);
+		hw[i].offset = le32_to_cpu(in[i].offset);
+		hw[i].bar = in[i].bar;
+		hw[i].width = in[i].width;
 	}
 	sh = shadow_alloc(mdev, ops);
 	if (!sh)
@@ -789,12 +907,13 @@ int vmig_shadow_engage_stream(struct vmig_device *mdev,
 	sh->from_stream = true;
 	percpu_down_write(&sd->sem);
 	t0 = ktime_get_ns();
-	ret = start_model(sh, snap, &why);
+	ret = start_model(sh, snap, hw, nr, &why);
 	if (!ret) {
+		park(mdev);
 		WRITE_ONCE(sd->sh, sh);
 		sd->handback_tries = 0;
 	}
-	sd->engage_ns = ktime_get_ns() - t0;
+	WRITE_ONCE(sd->engage_ns, ktime_get_ns() - t0);
 	percpu_up_write(&sd->sem);
 	if (ret) {
 		pci_warn(mdev->core.pdev,
@@ -808,27 +927,49 @@ int vmig_shadow_engage_stream(struct vmig_device *mdev,
 /* Tries of the background hand-back on a target, HZ / 2 apart. */
 #define HANDBACK_TRIES	10
 
+static void queue_handback(struct vmig_device *mdev, unsigned long delay)
+{
+	if (!READ_ONCE(mdev->shadow.dying))
+		queue_delayed_work(system_long_wq, &mdev->shadow.handback_work,
+				   delay);
+}
+
 void vmig_shadow_hold(struct vmig_device *mdev, bool hold)
 {
 	struct vmig_shadow *sh = mdev->shadow.sh;
-	bool handback;
+	bool open = READ_ONCE(mdev->open);
 
 	lockdep_assert_held(&mdev->mig.state_mutex);
 	if (!sh)
 		return;
 	mutex_lock(&sh->lock);
 	sh->held = hold;
-	if (!hold && sh->ops->unhold)
+	/* no transfer into a VMM that is going away */
+	if (!hold && open && sh->ops->unhold)
 		sh->ops->unhold(sh);
-	handback = !hold && sh->from_stream && READ_ONCE(mdev->open);
 	mutex_unlock(&sh->lock);
-	if (handback)
-		queue_delayed_work(system_wq, &mdev->shadow.handback_work, 0);
+	if (!hold && open && sh->from_stream)
+		queue_handback(mdev, 0);
+}
+
+void vmig_shadow_mig_reset(struct vmig_device *mdev, bool stay_stopped)
+{
+	struct vmig_shadow *sh = mdev->shadow.sh;
+
+	lockdep_assert_held(&mdev->mig.state_mutex);
+	if (sh && sh->ops->reset) {
+		mutex_lock(&sh->lock);
+		sh->ops->reset(sh);
+		mutex_unlock(&sh->lock);
+	}
+	vmig_shadow_hold(mdev, stay_stopped);
 }
 
 /*
  * A target's shadow engaged from the stream goes as soon as the device
  * takes its state; until then it serves the guest, and the tries go on.
+ * A device not running (a new migration) is tried again at its next
+ * unhold, without counting.
  */
 static void handback_work(struct work_struct *work)
 {
@@ -840,11 +981,11 @@ static void handback_work(struct work_struct *work)
 	const char *why = NULL;
 	int ret;
 
-	ret = vmig_shadow_handback(mdev, &why);
-	if (!ret || ret == -ENOENT || ret == -ENODEV)
+	ret = handback(mdev, true, &why);
+	if (!ret || ret == -ENOENT || ret == -ENODEV || ret == -EBUSY)
 		return;
 	if (++sd->handback_tries < HANDBACK_TRIES)
-		queue_delayed_work(system_wq, &sd->handback_work, HZ / 2);
+		queue_handback(mdev, HZ / 2);
 	else
 		pci_warn(mdev->core.pdev,
 			 "the shadow keeps serving the guest: the device did not take its state (%d: %s); hand it back with shadow-detach\n",
@@ -858,6 +999,13 @@ int vmig_shadow_dev_init(struct vmig_device *mdev)
 	mutex_init(&mdev->shadow.irq_lock);
 	INIT_DELAYED_WORK(&mdev->shadow.handback_work, handback_work);
 	return percpu_init_rwsem(&mdev->shadow.sem);
+}
+
+void vmig_shadow_remove(struct vmig_device *mdev)
+{
+	WRITE_ONCE(mdev->shadow.dying, true);
+	/* it may queue itself again: cancel_delayed_work_sync() handles that */
+	cancel_delayed_work_sync(&mdev->shadow.handback_work);
 }
 
 void vmig_shadow_dev_exit(struct vmig_device *mdev)

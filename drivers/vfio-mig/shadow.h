@@ -23,6 +23,7 @@
 struct module;
 struct vmig_device;
 struct vmig_reg_value;
+struct vmig_held_write;
 struct vmig_shadow;
 
 /**
@@ -39,6 +40,12 @@ struct vmig_shadow;
  *	profile's), @devstate_len bytes of @devstate_max
  * @devstate_len: see @devstate
  * @devstate_max: see @devstate
+ * @held: work the model holds while the device's DMA is held (edu: a DMA
+ *	start), in the form the profile's held writes take, @nr_held of
+ *	@max_held: a stream carries it as HELD_WRITES, so that a target
+ *	without a shadow issues it as any held start
+ * @nr_held: see @held
+ * @max_held: see @held
  */
 struct vmig_shadow_image {
 	struct vmig_reg_value *reads;
@@ -50,6 +57,9 @@ struct vmig_shadow_image {
 	u8 *devstate;
 	u32 devstate_len;
 	u32 devstate_max;
+	struct vmig_held_write *held;
+	u32 nr_held;
+	u32 max_held;
 };
 
 /* A register's value in @img's reads or written values; -ENODATA. */
@@ -58,6 +68,9 @@ int vmig_shadow_image_get(const struct vmig_shadow_image *img, bool written,
 /* Add a read (@written false) or written value; -ENOSPC when full. */
 int vmig_shadow_image_put(struct vmig_shadow_image *img, bool written, u8 bar,
 			  u32 off, u8 width, u64 val);
+/* Add a held write; -ENOSPC when full. */
+int vmig_shadow_image_hold(struct vmig_shadow_image *img, u8 bar, u32 off,
+			   u8 width, u64 val);
 
 /**
  * struct vmig_shadow_ops - a shadow for the devices of one profile
@@ -71,7 +84,8 @@ int vmig_shadow_image_put(struct vmig_shadow_image *img, bool written, u8 bar,
  * @write: a guest write
  * @save: the model's state into @img, for the hand-back; the profile's
  *	restore brings the device to it
- * @reset: the VMM reset the device (VFIO_DEVICE_RESET)
+ * @reset: the device was reset (VFIO_DEVICE_RESET, or a reset that ended
+ *	a migration): drop held work, as the profile drops held starts
  * @unhold: the device's DMA may go again (leaving the P2P states): start
  *	what vmig_shadow_dma() refused meanwhile (-EAGAIN)
  * @release: the shadow ends (after a hand-back, or the VMM closed the
@@ -138,8 +152,11 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
  *	mig.state_mutex, read under either
  * @engage_ns: how long the last engage held @sem for write
  * @handback_ns: the same for the last hand-back
- * @handback_work: a target's background hand-back (vmig_shadow_hold())
- * @handback_tries: its tries so far, under mig.state_mutex
+ * @handback_work: a target's background hand-back (vmig_shadow_hold()),
+ *	on system_long_wq; never queued once @dying is set
+ * @handback_tries: its tries so far; reset by a stream's engage before the
+ *	work can run, then the work's own
+ * @dying: the device goes (vmig_shadow_remove())
  * @irq_lock: protects @trigger
  * @trigger: the eventfds the VMM set for each interrupt type's first
  *	VMIG_SHADOW_VECTORS vectors (VFIO_DEVICE_SET_IRQS, ACTION_TRIGGER),
@@ -158,17 +175,21 @@ struct vmig_shadow_dev {
 	u64 handback_ns;
 	struct delayed_work handback_work;
 	unsigned int handback_tries;
+	bool dying;
 	struct mutex irq_lock;	/* protects @trigger */
 	struct eventfd_ctx *trigger[VMIG_SHADOW_IRQ_TYPES][VMIG_SHADOW_VECTORS];
 };
 
 int vmig_shadow_dev_init(struct vmig_device *mdev);
 void vmig_shadow_dev_exit(struct vmig_device *mdev);
+/* remove: the background hand-back stopped for good, before unregister. */
+void vmig_shadow_remove(struct vmig_device *mdev);
 /* close_device: the shadow ends without a hand-back; eventfds dropped. */
 void vmig_shadow_close(struct vmig_device *mdev);
 /*
- * Engage or hand back; under vmig_devices_lock (the device stays bound).
- * 0, or -errno with the reason in @why (a static string, for an extack).
+ * Engage or hand back, from netlink under vmig_devices_lock (the device
+ * stays bound). 0, or -errno with the reason in @why (a static string,
+ * for an extack).
  */
 int vmig_shadow_engage(struct vmig_device *mdev, const char **why);
 int vmig_shadow_handback(struct vmig_device *mdev, const char **why);
@@ -176,7 +197,7 @@ int vmig_shadow_handback(struct vmig_device *mdev, const char **why);
 bool vmig_shadow_engaged(struct vmig_device *mdev);
 /* Is a shadow registered for @profile? */
 bool vmig_shadow_available(const char *profile);
-/* The shadow of a device; takes mig.state_mutex. */
+/* The shadow of a device; takes no lock that engage holds (RCU). */
 struct vmig_shadow_stats {
 	bool engaged, from_stream;
 	u64 reads, writes, dmas, irqs;
@@ -193,10 +214,14 @@ void vmig_shadow_stats(struct vmig_device *mdev, struct vmig_shadow_stats *s);
  * the state); the arcs hold and release the shadow's DMA as the device's
  * (vmig_shadow_hold()), and releasing a target's starts its hand-back.
  */
-struct vmig_snapshot *vmig_shadow_snapshot(struct vmig_device *mdev);
+struct vmig_snapshot *vmig_shadow_snapshot(struct vmig_device *mdev,
+					   void *held, u32 *held_len);
 int vmig_shadow_engage_stream(struct vmig_device *mdev,
-			      const struct vmig_snapshot *snap);
+			      const struct vmig_snapshot *snap,
+			      const void *held, u32 held_len);
 void vmig_shadow_hold(struct vmig_device *mdev, bool hold);
+/* A reset ended the migration state: drop held work, release the DMA. */
+void vmig_shadow_mig_reset(struct vmig_device *mdev, bool stay_stopped);
 
 /*
  * The access paths (trap.c): a BAR access the engaged shadow serves, with

@@ -65,8 +65,11 @@ struct vmig_profile;
  *				above; engage and hand-back take it for
  *				write under state_mutex
  *     vmig_shadow.lock		the engaged shadow's mutex (shadow.c): under
- *				the access lock or state_mutex; held across
- *				vfio_dma_rw() (type1, 12)
+ *				the access lock or state_mutex (also under
+ *				vmig_migf.lock: the final stream reads the
+ *				model); held across vfio_dma_rw() (type1, 12)
+ *     [a kworker: the background hand-back takes dev_set->lock, then
+ *				state_mutex, as netlink's engage does]
  *  9. vmig_migf.lock		one migration data fd (lm.h)
  * 10. vmig_dirty.lock		the DMA dirty log (dirty.h); the
  *				settings lock takes it under dev_set->lock
@@ -97,7 +100,7 @@ struct vmig_profile;
  *	vmig_shadow_dev.irq_lock (shadow.h; under vmig_shadow.lock, the
  *				engaged shadow's own mutex, or alone)
  *	shadow_ops_lock		(shadow.c, the registered shadows; alone, or
- *				under dev_set->lock)
+ *				under dev_set->lock or state_mutex)
  *
  * Markers of the dirty log take no lock (RCU, dirty.h).
  */

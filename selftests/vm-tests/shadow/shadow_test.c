@@ -24,8 +24,13 @@
  *    the shadow's state (a SHADOW record), B serves the guest from it
  *    with its own shadow at once and hands its device the state in the
  *    background: every result right on B, from its device in the end;
+ *  - held_start_through_stream: a DMA start the guest writes while A's
+ *    DMA is held (RUNNING_P2P) is held by the shadow and travels as held
+ *    work: B with a shadow runs it when its DMA may go, B without one (no
+ *    sriov_shadow) issues it on its device, as any held start;
  *  - refusals: not open, trap mode none, engaged twice, engage during a
- *    migration, no guest page for the buffer; each with its reason.
+ *    migration, a stream taken in over an engaged shadow, no guest page
+ *    for the buffer; each with its reason.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -370,6 +375,16 @@ TEST_F_TIMEOUT(sh, refusals, 60)
 				   NULL));
 	ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
 	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+	/* no stream is taken in over an engaged shadow */
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				   self->bdf)) TH_LOG("%s", self->nl.err);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP, NULL));
+	EXPECT_EQ(-EBUSY, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RESUMING,
+					NULL));
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				   self->bdf)) TH_LOG("%s", self->nl.err);
 	/* the liveness the shadow took is the device's now */
 	EXPECT_EQ(~0x99u, edu_rd(&self->e, EDU_REG_LIVENESS));
 }
@@ -451,6 +466,88 @@ TEST_F_TIMEOUT(sh, migrate_through_shadow, 120)
 	EXPECT_TRUE(s.engaged) TH_LOG("A's shadow went away by itself");
 	lm_guest_free(&self->g);
 	self->guest = false;
+	mig_side_close(&b);
+	mig_buf_free(&buf);
+}
+
+/* B takes @buf and runs: 0 or the -errno of the step that failed. */
+static int resume_b(struct mig_side *b, const struct mig_buf *buf)
+{
+	int fd, ret;
+
+	ret = mig_set_state(&b->d, VFIO_DEVICE_STATE_STOP, NULL);
+	if (!ret)
+		ret = mig_set_state(&b->d, VFIO_DEVICE_STATE_RESUMING, &fd);
+	if (ret)
+		return ret;
+	ret = mig_write_stream(fd, buf->data, buf->len, 4096);
+	close(fd);
+	if (!ret)
+		ret = mig_set_state(&b->d, VFIO_DEVICE_STATE_STOP, NULL);
+	if (!ret)
+		ret = mig_set_state(&b->d, VFIO_DEVICE_STATE_RUNNING_P2P, NULL);
+	if (!ret)
+		ret = mig_set_state(&b->d, VFIO_DEVICE_STATE_RUNNING, NULL);
+	return ret;
+}
+
+TEST_F_TIMEOUT(sh, held_start_through_stream, 120)
+{
+	const uint64_t src = RAM_IOVA + 0x20000, dst = RAM_IOVA + 0x30000;
+	uint8_t *pat = mig_host(&self->a, src);
+	struct mig_buf buf = {};
+	struct lm_shadow sb;
+	struct mig_side b;
+	struct edu eb;
+	ssize_t n;
+	int fd, i;
+
+	open_b(_metadata, self, &b, &eb);
+	ASSERT_EQ(0, rs_ctl(b.d.bdf, "scratch %#llx", SCRATCH));
+	for (i = 0; i < 64; i++)
+		pat[i] = 0xa0 + i;
+	ASSERT_EQ(0, edu_dma(&self->e, false, src, 0x100, 64, false, 2000));
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				   self->bdf)) TH_LOG("%s", self->nl.err);
+	/* DMA held: the start waits in the shadow, its bit set */
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING_P2P,
+				   NULL));
+	ASSERT_EQ(0, edu_dma_start(&self->e, true, dst, 0x100, 64, false));
+	EXPECT_EQ(EDU_DMA_START, edu_rd(&self->e, EDU_REG_DMA_CMD) &
+				 EDU_DMA_START);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
+				   &fd));
+	n = mig_read_stop_copy(fd, &buf);
+	close(fd);
+	ASSERT_LT(0, n);
+	memcpy(b.ram.host, self->a.ram.host, RAM_SIZE);
+	EXPECT_NE(0, memcmp(mig_host(&b, dst), pat, 64));
+
+	/* B with a shadow: the start runs when B's DMA may go */
+	ASSERT_EQ(0, resume_b(&b, &buf));
+	EXPECT_EQ(0, lm_shadow_wait_released(&self->nl, b.d.bdf, &sb, 10000))
+		TH_LOG("B's shadow still serves after 10 s");
+	EXPECT_EQ(0, memcmp(mig_host(&b, dst), pat, 64))
+		TH_LOG("the held start did not run on B's shadow");
+	EXPECT_EQ(0u, edu_rd(&eb, EDU_REG_DMA_CMD) & EDU_DMA_START);
+
+	/* A runs again (the start goes there too), hands back */
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	EXPECT_EQ(0, memcmp(mig_host(&self->a, dst), pat, 64));
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				   self->bdf)) TH_LOG("%s", self->nl.err);
+
+	/* B without a shadow: its device takes the state and the start */
+	ASSERT_EQ(0, tb_module_unload("sriov_shadow"));
+	memset(mig_host(&b, dst), 0, 64);
+	EXPECT_EQ(0, resume_b(&b, &buf));
+	EXPECT_EQ(0, edu_dma_wait(&eb, 2000));
+	EXPECT_EQ(0, memcmp(mig_host(&b, dst), pat, 64))
+		TH_LOG("the held start did not run on B's device");
+	EXPECT_EQ(0, tb_module_load("sriov_shadow"));
 	mig_side_close(&b);
 	mig_buf_free(&buf);
 }
