@@ -564,13 +564,9 @@ static void park(struct vmig_device *mdev)
 	vmig_decode_close(mdev, window);
 }
 
-/* What engage needs; under dev_set->lock. */
-static int engage_check(struct vmig_device *mdev, const char **why)
+/* Can a shadow serve this device's guest at all? */
+static int shadow_usable(struct vmig_device *mdev, const char **why)
 {
-	if (!mdev->open) {
-		*why = "no VMM has the device open";
-		return -ENODEV;
-	}
 	if (mdev->trap_mode == VMIG_TRAP_NONE) {
 		*why = "trap mode none: guest accesses bypass the driver";
 		return -EOPNOTSUPP;
@@ -578,6 +574,23 @@ static int engage_check(struct vmig_device *mdev, const char **why)
 	if (vmig_iommufd_bound(&mdev->core.vdev)) {
 		*why = "bound through iommufd: no access to guest memory";
 		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+/*
+ * Engage and hand-back move state with the guest's accesses held: only
+ * on a device a VMM has open, outside a migration. Under state_mutex.
+ */
+static int device_running(struct vmig_device *mdev, const char **why)
+{
+	if (!mdev->open) {
+		*why = "no VMM has the device open";
+		return -ENODEV;
+	}
+	if (mdev->mig.state != VFIO_DEVICE_STATE_RUNNING) {
+		*why = "the device is migrating";
+		return -EBUSY;
 	}
 	return 0;
 }
@@ -621,7 +634,7 @@ int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
 	int ret;
 
 	mutex_lock(vmig_dev_set_lock(mdev));
-	ret = engage_check(mdev, why);
+	ret = shadow_usable(mdev, why);
 	if (ret)
 		goto out;
 	ops = ops_get(mdev->profile->name);
@@ -639,10 +652,10 @@ int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
 	if (sd->sh) {
 		*why = "the shadow is engaged already";
 		ret = -EBUSY;
-	} else if (mdev->mig.state != VFIO_DEVICE_STATE_RUNNING) {
-		*why = "the device is migrating";
-		ret = -EBUSY;
 	} else {
+		ret = device_running(mdev, why);
+	}
+	if (!ret) {
 		percpu_down_write(&sd->sem);
 		t0 = ktime_get_ns();
 		ret = engage_locked(mdev, sh, why);
@@ -787,13 +800,10 @@ static int handback(struct vmig_device *mdev, bool stream_only,
 	if (!sh || (stream_only && !sh->from_stream)) {
 		*why = "no shadow is engaged";
 		ret = -ENOENT;
-	} else if (!mdev->open) {
-		*why = "no VMM has the device open";
-		ret = -ENODEV;
-	} else if (mdev->mig.state != VFIO_DEVICE_STATE_RUNNING) {
-		*why = "the device is migrating";
-		ret = -EBUSY;
 	} else {
+		ret = device_running(mdev, why);
+	}
+	if (!ret) {
 		percpu_down_write(&sd->sem);
 		t0 = ktime_get_ns();
 		ret = handback_locked(mdev, sh, rep, why);
@@ -852,16 +862,6 @@ struct vmig_snapshot *vmig_shadow_snapshot(struct vmig_device *mdev,
 	return snap;
 }
 
-/* Can a stream's shadow serve the guest here? Why not, for the log. */
-static const char *stream_engage_check(struct vmig_device *mdev)
-{
-	if (mdev->trap_mode == VMIG_TRAP_NONE)
-		return "trap mode none";
-	if (vmig_iommufd_bound(&mdev->core.vdev))
-		return "bound through iommufd";
-	return NULL;
-}
-
 int vmig_shadow_engage_stream(struct vmig_device *mdev,
 			      const struct vmig_snapshot *snap,
 			      const void *held, u32 held_len)
@@ -879,8 +879,7 @@ int vmig_shadow_engage_stream(struct vmig_device *mdev,
 	lockdep_assert_held(&mdev->mig.state_mutex);
 	if (sd->sh)
 		return -EBUSY;
-	why = stream_engage_check(mdev);
-	if (why || nr > SHADOW_MAX_HELD) {
+	if (shadow_usable(mdev, &why) || nr > SHADOW_MAX_HELD) {
 		pci_info(mdev->core.pdev,
 			 "the stream carries a shadow's state; no shadow here (%s): the device takes it\n",
 			 why ?: "held work");
