@@ -84,6 +84,8 @@ static void vmig_remove(struct pci_dev *pdev)
 	vmig_nl_notify(mdev, VFIO_MIG_CMD_DEV_UNBIND_NTF);
 	list_del(&mdev->node);
 	mutex_unlock(&vmig_devices_lock);
+	/* a shadow's engage or hand-back from netlink: let it finish */
+	vmig_nl_wait_users(mdev);
 	vmig_debugfs_remove(mdev);
 	/* a target's background hand-back: never again, before dev_set goes */
 	vmig_shadow_remove(mdev);

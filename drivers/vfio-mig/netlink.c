@@ -9,6 +9,7 @@
 #include <linux/iommu.h>
 #include <linux/slab.h>
 #include <linux/user_namespace.h>
+#include <linux/wait_bit.h>
 #include <net/genetlink.h>
 #include <net/net_namespace.h>
 #include <uapi/linux/vfio_mig.h>
@@ -134,6 +135,31 @@ struct vmig_device *vmig_nl_find_dev(struct nlattr **attrs, int type,
 		return ERR_PTR(-ENODEV);
 	}
 	return mdev;
+}
+
+struct vmig_device *vmig_nl_get_dev(struct nlattr **attrs, int type,
+				    struct netlink_ext_ack *extack)
+{
+	struct vmig_device *mdev;
+
+	mutex_lock(&vmig_devices_lock);
+	mdev = vmig_nl_find_dev(attrs, type, extack);
+	if (!IS_ERR(mdev))
+		atomic_inc(&mdev->nl_users);
+	mutex_unlock(&vmig_devices_lock);
+	return mdev;
+}
+
+void vmig_nl_put_dev(struct vmig_device *mdev)
+{
+	if (atomic_dec_and_test(&mdev->nl_users))
+		wake_up_var(&mdev->nl_users);
+}
+
+void vmig_nl_wait_users(struct vmig_device *mdev)
+{
+	/* no new use: the device is off the list (uses start under the lock) */
+	wait_var_event(&mdev->nl_users, !atomic_read(&mdev->nl_users));
 }
 
 int vmig_nl_get_one(struct genl_info *info, int attr, vmig_nl_fill_fn fill)

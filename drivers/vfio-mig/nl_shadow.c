@@ -17,19 +17,21 @@ static int shadow_do(struct genl_info *info, bool engage)
 	struct vmig_device *mdev;
 	int ret;
 
-	mutex_lock(&vmig_devices_lock);
-	mdev = vmig_nl_find_dev(info->attrs, VFIO_MIG_A_SHADOW_BDF,
-				info->extack);
-	if (IS_ERR(mdev)) {
-		ret = PTR_ERR(mdev);
-	} else {
-		ret = engage ? vmig_shadow_engage(mdev, &why) :
-			       vmig_shadow_handback(mdev, &why);
-		/* static strings, as NL_SET_ERR_MSG() keeps */
-		if (ret && why && info->extack)
-			info->extack->_msg = why;
-	}
-	mutex_unlock(&vmig_devices_lock);
+	/*
+	 * Not under vmig_devices_lock: both move the device's state by its
+	 * own DMA (edu: hundreds of milliseconds), which no other device's
+	 * operation should wait for. A use keeps the device bound.
+	 */
+	mdev = vmig_nl_get_dev(info->attrs, VFIO_MIG_A_SHADOW_BDF,
+			       info->extack);
+	if (IS_ERR(mdev))
+		return PTR_ERR(mdev);
+	ret = engage ? vmig_shadow_engage(mdev, &why) :
+		       vmig_shadow_handback(mdev, &why);
+	/* static strings, as NL_SET_ERR_MSG() keeps */
+	if (ret && why && info->extack)
+		info->extack->_msg = why;
+	vmig_nl_put_dev(mdev);
 	return ret;
 }
 

@@ -187,8 +187,8 @@ void vmig_shadow_remove(struct vmig_device *mdev);
 /* close_device: the shadow ends without a hand-back; eventfds dropped. */
 void vmig_shadow_close(struct vmig_device *mdev);
 /*
- * Engage or hand back, from netlink under vmig_devices_lock (the device
- * stays bound). 0, or -errno with the reason in @why (a static string,
+ * Engage or hand back, from netlink holding a use of the device (it stays
+ * bound; vmig_devices_lock is not held, other devices' operations go on). 0, or -errno with the reason in @why (a static string,
  * for an extack).
  */
 int vmig_shadow_engage(struct vmig_device *mdev, const char **why);

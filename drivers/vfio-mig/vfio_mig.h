@@ -131,6 +131,9 @@ struct vmig_profile;
  * @ctl: the attached /dev/vfio-mig fd and the pending migration phase
  *	(ctl.h has their locking rules).
  * @shadow: the shadow adapter and the access lock (shadow.h).
+ * @nl_users: netlink operations that run long on the device without
+ *	vmig_devices_lock (vmig_nl_get_dev()); remove waits for them to end
+ *	after it unlists the device.
  */
 struct vmig_device {
 	struct vfio_pci_core_device core;
@@ -148,6 +151,7 @@ struct vmig_device {
 	struct vmig_mig mig;
 	struct vmig_ctl_dev ctl;
 	struct vmig_shadow_dev shadow;
+	atomic_t nl_users;
 };
 
 /*
@@ -155,7 +159,11 @@ struct vmig_device {
  * of remove. Holding vmig_devices_lock keeps each listed device bound (remove
  * unlinks under it first), so code that finds a device by address, or walks
  * the list (netlink dumps, replay onto a second device), does so under the
- * lock. Lock order: vmig_devices_lock, then a device's dev_set->lock.
+ * lock. Lock order: vmig_devices_lock, then a device's dev_set->lock. An
+ * operation that may take long (a shadow's engage and hand-back move the
+ * device's state by its own DMA: hundreds of milliseconds for edu) holds a
+ * use of the device instead (vmig_nl_get_dev()), so that the other devices'
+ * operations do not wait for it; remove waits for the uses to end.
  */
 extern struct list_head vmig_devices;
 extern struct mutex vmig_devices_lock;

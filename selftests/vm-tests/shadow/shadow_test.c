@@ -28,12 +28,16 @@
  *    DMA is held (RUNNING_P2P) is held by the shadow and travels as held
  *    work: B with a shadow runs it when its DMA may go, B without one (no
  *    sriov_shadow) issues it on its device, as any held start;
+ *  - engage_leaves_other_devices_alone: while A's engage moves its buffer
+ *    (hundreds of milliseconds of edu DMA), netlink requests about another
+ *    device are answered at once, not after it;
  *  - refusals: not open, trap mode none, engaged twice, engage during a
  *    migration, a stream taken in over an engaged shadow, no guest page
  *    for the buffer; each with its reason.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -550,6 +554,74 @@ TEST_F_TIMEOUT(sh, held_start_through_stream, 120)
 	EXPECT_EQ(0, tb_module_load("sriov_shadow"));
 	mig_side_close(&b);
 	mig_buf_free(&buf);
+}
+
+struct engager {
+	const char *bdf;
+	int ret;
+	char err[256];
+	uint64_t t0, t1;	/* the engage request, sent and answered */
+	volatile int started, done;
+};
+
+static void *engage_thread(void *arg)
+{
+	struct engager *e = arg;
+	struct genl nl;
+
+	e->ret = genl_open(&nl, "vfio_mig");
+	if (!e->ret) {
+		e->t0 = vmm_now_us();
+		e->started = 1;
+		e->ret = lm_shadow_cmd(&nl, VFIO_MIG_CMD_SHADOW_ATTACH, e->bdf);
+		e->t1 = vmm_now_us();
+		snprintf(e->err, sizeof(e->err), "%s", nl.err);
+		genl_close(&nl);
+	}
+	e->done = 1;
+	return NULL;
+}
+
+TEST_F_TIMEOUT(sh, engage_leaves_other_devices_alone, 60)
+{
+	struct engager e = { .bdf = self->bdf };
+	uint64_t max_us = 0, t, during = 0;
+	struct lm_shadow s;
+	const char *other;
+	pthread_t th;
+
+	ASSERT_LE(2, self->t.nr_edu);
+	other = self->t.edu[1];
+	ASSERT_EQ(0, vmm_bind(other, "vfio-mig"));
+	boot(_metadata, self);
+	usleep(RUN_US / 2);
+
+	ASSERT_EQ(0, pthread_create(&th, NULL, engage_thread, &e));
+	while (!e.started)
+		usleep(100);
+	/* shadow-get of the other device, again and again, while A engages */
+	while (!e.done) {
+		t = vmm_now_us();
+		ASSERT_EQ(0, lm_shadow_get(&self->nl, other, &s))
+			TH_LOG("%s", self->nl.err);
+		t = vmm_now_us() - t;
+		max_us = t > max_us ? t : max_us;
+		if (!e.done)
+			during++;
+	}
+	pthread_join(th, NULL);
+	ASSERT_EQ(0, e.ret) TH_LOG("engage: %s", e.err);
+	TH_LOG("engage %llu us; %llu requests about %s answered meanwhile, the longest in %llu us",
+	       (unsigned long long)(e.t1 - e.t0), (unsigned long long)during,
+	       other, (unsigned long long)max_us);
+	/* the engage waits for edu DMA (a 100 ms timer tick each way) */
+	EXPECT_LT(2 * max_us, e.t1 - e.t0);
+	EXPECT_LE(3, during);
+	EXPECT_FALSE(s.engaged);
+
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	check_guest(_metadata, self, "after engage and hand-back");
 }
 
 TEST_HARNESS_MAIN
