@@ -188,8 +188,8 @@ void vmig_shadow_remove(struct vmig_device *mdev);
 void vmig_shadow_close(struct vmig_device *mdev);
 /*
  * Engage or hand back, from netlink holding a use of the device (it stays
- * bound; vmig_devices_lock is not held, other devices' operations go on). 0, or -errno with the reason in @why (a static string,
- * for an extack).
+ * bound; vmig_devices_lock is not held, other devices' operations go on).
+ * 0, or -errno with the reason in @why (a static string, for an extack).
  */
 int vmig_shadow_engage(struct vmig_device *mdev, const char **why);
 int vmig_shadow_handback(struct vmig_device *mdev, const char **why);
