@@ -115,16 +115,20 @@ static int dbg_replay(struct vmig_device *mdev, const char *bdf)
 		vmig_snapshot_free(snap);
 		return -ENOMEM;
 	}
+	/* a use, not the lock, while the replay holds dst's dev_set->lock */
 	mutex_lock(&vmig_devices_lock);
 	dst = vmig_find_locked(bdf);
+	if (dst)
+		vmig_dev_use_locked(dst);
+	mutex_unlock(&vmig_devices_lock);
 	if (dst) {
 		ret = vmig_snapshot_replay(dst, snap, rep);
+		vmig_dev_unuse(dst);
 	} else {
 		ret = -ENODEV;
 		scnprintf(rep->msg, sizeof(rep->msg),
 			  "no device %s bound to vfio-mig", bdf);
 	}
-	mutex_unlock(&vmig_devices_lock);
 	format_report(mdev, ret, rep);
 	kfree(rep);
 	vmig_snapshot_free(snap);

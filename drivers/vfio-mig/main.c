@@ -10,6 +10,7 @@
 
 #include <linux/module.h>
 #include <linux/pci.h>
+#include <linux/wait_bit.h>
 
 #include "ctl.h"
 #include "debugfs.h"
@@ -42,6 +43,21 @@ struct vmig_device *vmig_find_locked(const char *name)
 		if (!strcmp(pci_name(mdev->core.pdev), name))
 			return mdev;
 	return NULL;
+}
+
+void vmig_dev_use_locked(struct vmig_device *mdev)
+{
+	lockdep_assert_held(&vmig_devices_lock);
+	atomic_inc(&mdev->users);
+}
+
+void vmig_dev_unuse(struct vmig_device *mdev)
+{
+	/*
+	 * wake_up_var() only hashes the address: remove may free @mdev as
+	 * soon as the count is zero.
+	 */
+	atomic_dec_and_wake_up(&mdev->users);
 }
 
 static int vmig_probe(struct pci_dev *pdev, const struct pci_device_id *id)
@@ -81,11 +97,12 @@ static void vmig_remove(struct pci_dev *pdev)
 	struct vmig_device *mdev = to_vmig(&core->vdev);
 
 	mutex_lock(&vmig_devices_lock);
-	vmig_nl_notify(mdev, VFIO_MIG_CMD_DEV_UNBIND_NTF);
 	list_del(&mdev->node);
 	mutex_unlock(&vmig_devices_lock);
-	/* a shadow's engage or hand-back from netlink: let it finish */
-	vmig_nl_wait_users(mdev);
+	/* no new use now (they start under the lock): let those running end */
+	wait_var_event(&mdev->users, !atomic_read(&mdev->users));
+	/* after them: a use's own notification (dev-set) comes first */
+	vmig_nl_notify(mdev, VFIO_MIG_CMD_DEV_UNBIND_NTF);
 	vmig_debugfs_remove(mdev);
 	/* a target's background hand-back: never again, before dev_set goes */
 	vmig_shadow_remove(mdev);

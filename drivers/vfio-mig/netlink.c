@@ -3,13 +3,15 @@
  * vfio-mig: handlers of the vfio_mig genetlink family.
  *
  * Every handler finds its device under vmig_devices_lock, which keeps the
- * device bound while the handler runs (see vfio_mig.h). Dumps resume from
- * the state they keep in cb->ctx and retake the lock for every message.
+ * device bound while the handler runs; one that takes the device's
+ * dev_set->lock (dev-set, dev-compat, dev-needs, shadow-attach and -detach)
+ * holds a use of the device instead and runs without the lock (see
+ * vfio_mig.h). Dumps resume from the state they keep in cb->ctx and retake
+ * the lock for every message.
  */
 #include <linux/iommu.h>
 #include <linux/slab.h>
 #include <linux/user_namespace.h>
-#include <linux/wait_bit.h>
 #include <net/genetlink.h>
 #include <net/net_namespace.h>
 #include <uapi/linux/vfio_mig.h>
@@ -137,7 +139,7 @@ struct vmig_device *vmig_nl_find_dev(struct nlattr **attrs, int type,
 	return mdev;
 }
 
-struct vmig_device *vmig_nl_get_dev(struct nlattr **attrs, int type,
+struct vmig_device *vmig_nl_use_dev(struct nlattr **attrs, int type,
 				    struct netlink_ext_ack *extack)
 {
 	struct vmig_device *mdev;
@@ -145,21 +147,9 @@ struct vmig_device *vmig_nl_get_dev(struct nlattr **attrs, int type,
 	mutex_lock(&vmig_devices_lock);
 	mdev = vmig_nl_find_dev(attrs, type, extack);
 	if (!IS_ERR(mdev))
-		atomic_inc(&mdev->nl_users);
+		vmig_dev_use_locked(mdev);
 	mutex_unlock(&vmig_devices_lock);
 	return mdev;
-}
-
-void vmig_nl_put_dev(struct vmig_device *mdev)
-{
-	if (atomic_dec_and_test(&mdev->nl_users))
-		wake_up_var(&mdev->nl_users);
-}
-
-void vmig_nl_wait_users(struct vmig_device *mdev)
-{
-	/* no new use: the device is off the list (uses start under the lock) */
-	wait_var_event(&mdev->nl_users, !atomic_read(&mdev->nl_users));
 }
 
 int vmig_nl_get_one(struct genl_info *info, int attr, vmig_nl_fill_fn fill)
@@ -324,18 +314,14 @@ int vfio_mig_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 		}
 	}
 
-	mutex_lock(&vmig_devices_lock);
-	mdev = vmig_nl_find_dev(a, VFIO_MIG_A_DEV_BDF, info->extack);
-	if (IS_ERR(mdev)) {
-		ret = PTR_ERR(mdev);
-		goto out;
-	}
+	mdev = vmig_nl_use_dev(a, VFIO_MIG_A_DEV_BDF, info->extack);
+	if (IS_ERR(mdev))
+		return PTR_ERR(mdev);
 	ret = dev_set_locked(mdev, a, info->extack);
-	if (ret)
-		goto out;
-	vmig_nl_notify(mdev, VFIO_MIG_CMD_DEV_CHANGE_NTF);
-out:
-	mutex_unlock(&vmig_devices_lock);
+	/* under the use: before remove's UNBIND notification */
+	if (!ret)
+		vmig_nl_notify(mdev, VFIO_MIG_CMD_DEV_CHANGE_NTF);
+	vmig_dev_unuse(mdev);
 	return ret;
 }
 
@@ -434,11 +420,10 @@ int vfio_mig_nl_dev_compat_doit(struct sk_buff *skb, struct genl_info *info)
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	mutex_lock(&vmig_devices_lock);
-	mdev = vmig_nl_find_dev(info->attrs, VFIO_MIG_A_DEV_BDF, info->extack);
+	mdev = vmig_nl_use_dev(info->attrs, VFIO_MIG_A_DEV_BDF, info->extack);
 	if (IS_ERR(mdev)) {
 		ret = PTR_ERR(mdev);
-		goto out_unlock;
+		goto out_free;
 	}
 	/* the profile stays put under dev_set->lock */
 	mutex_lock(vmig_dev_set_lock(mdev));
@@ -473,8 +458,7 @@ int vfio_mig_nl_dev_compat_doit(struct sk_buff *skb, struct genl_info *info)
 		ret = -EMSGSIZE;
 	else
 		genlmsg_end(msg, hdr);
-out_unlock:
-	mutex_unlock(&vmig_devices_lock);
+	vmig_dev_unuse(mdev);
 	if (!ret) {
 		kfree(rep);
 		kfree(notes);
@@ -501,11 +485,10 @@ int vfio_mig_nl_dev_needs_doit(struct sk_buff *skb, struct genl_info *info)
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	mutex_lock(&vmig_devices_lock);
-	mdev = vmig_nl_find_dev(info->attrs, VFIO_MIG_A_DEV_BDF, info->extack);
+	mdev = vmig_nl_use_dev(info->attrs, VFIO_MIG_A_DEV_BDF, info->extack);
 	if (IS_ERR(mdev)) {
 		ret = PTR_ERR(mdev);
-		goto out_unlock;
+		goto out_free;
 	}
 	/* the profile and its private data stay put under dev_set->lock */
 	mutex_lock(vmig_dev_set_lock(mdev));
@@ -524,8 +507,7 @@ int vfio_mig_nl_dev_needs_doit(struct sk_buff *skb, struct genl_info *info)
 	else if (!ret)
 		genlmsg_end(msg, hdr);
 	mutex_unlock(vmig_dev_set_lock(mdev));
-out_unlock:
-	mutex_unlock(&vmig_devices_lock);
+	vmig_dev_unuse(mdev);
 	if (!ret) {
 		kfree(buf);
 		return genlmsg_reply(msg, info);

@@ -57,14 +57,11 @@ int vmig_nl_dump_all(struct sk_buff *skb, struct netlink_callback *cb,
 struct vmig_device *vmig_nl_find_dev(struct nlattr **attrs, int type,
 				     struct netlink_ext_ack *extack);
 /*
- * The same, held by a use rather than the lock (see vmig_devices_lock):
- * the device stays bound until vmig_nl_put_dev(). Takes and drops the lock.
+ * The same with a use of it taken (see vmig_devices_lock): the device stays
+ * bound until vmig_dev_unuse(). Takes and drops the lock.
  */
-struct vmig_device *vmig_nl_get_dev(struct nlattr **attrs, int type,
+struct vmig_device *vmig_nl_use_dev(struct nlattr **attrs, int type,
 				    struct netlink_ext_ack *extack);
-void vmig_nl_put_dev(struct vmig_device *mdev);
-/* remove, once the device is unlisted: wait for its uses to end. */
-void vmig_nl_wait_users(struct vmig_device *mdev);
 /* The range attributes of a dirty request (kfree() *@out); extack set. */
 int vmig_nl_get_ranges(struct genl_info *info, struct dt_range **out,
 		       u32 *nr);

@@ -22,7 +22,7 @@ static int shadow_do(struct genl_info *info, bool engage)
 	 * own DMA (edu: hundreds of milliseconds), which no other device's
 	 * operation should wait for. A use keeps the device bound.
 	 */
-	mdev = vmig_nl_get_dev(info->attrs, VFIO_MIG_A_SHADOW_BDF,
+	mdev = vmig_nl_use_dev(info->attrs, VFIO_MIG_A_SHADOW_BDF,
 			       info->extack);
 	if (IS_ERR(mdev))
 		return PTR_ERR(mdev);
@@ -31,7 +31,7 @@ static int shadow_do(struct genl_info *info, bool engage)
 	/* static strings, as NL_SET_ERR_MSG() keeps */
 	if (ret && why && info->extack)
 		info->extack->_msg = why;
-	vmig_nl_put_dev(mdev);
+	vmig_dev_unuse(mdev);
 	return ret;
 }
 

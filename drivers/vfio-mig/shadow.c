@@ -659,9 +659,10 @@ int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
 		percpu_down_write(&sd->sem);
 		t0 = ktime_get_ns();
 		ret = engage_locked(mdev, sh, why);
+		/* release: the model set up before readers find it (RCU) */
 		if (!ret)
-			WRITE_ONCE(sd->sh, sh);
-		sd->engage_ns = ktime_get_ns() - t0;
+			smp_store_release(&sd->sh, sh);
+		WRITE_ONCE(sd->engage_ns, ktime_get_ns() - t0);
 		percpu_up_write(&sd->sem);
 	}
 	mutex_unlock(&mdev->mig.state_mutex);
@@ -909,7 +910,7 @@ int vmig_shadow_engage_stream(struct vmig_device *mdev,
 	ret = start_model(sh, snap, hw, nr, &why);
 	if (!ret) {
 		park(mdev);
-		WRITE_ONCE(sd->sh, sh);
+		smp_store_release(&sd->sh, sh);
 		sd->handback_tries = 0;
 	}
 	WRITE_ONCE(sd->engage_ns, ktime_get_ns() - t0);

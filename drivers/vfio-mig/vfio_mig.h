@@ -48,7 +48,8 @@ struct vmig_profile;
  *
  *  1. vmig_dbg.lock		debugfs commands of one device (debugfs.h)
  *  2. vmig_ctl.attach_lock	VFIO_MIG_CTL_ATTACH on one control fd (ctl.h)
- *  3. vmig_devices_lock	keeps listed devices bound (below)
+ *  3. vmig_devices_lock	keeps listed devices bound, or a use of the
+ *				device taken under it does (below)
  *  4. [vfio core: dev_set->lock]  open_device and close_device run under
  *				it (vmig_dev_set_lock())
  *  5. vmig_ctl_dev.rwsem	the attached control fd (ctl.h); close_device
@@ -131,9 +132,9 @@ struct vmig_profile;
  * @ctl: the attached /dev/vfio-mig fd and the pending migration phase
  *	(ctl.h has their locking rules).
  * @shadow: the shadow adapter and the access lock (shadow.h).
- * @nl_users: netlink operations that run long on the device without
- *	vmig_devices_lock (vmig_nl_get_dev()); remove waits for them to end
- *	after it unlists the device.
+ * @users: uses of the device (vmig_dev_use_locked()): operations that
+ *	found it under vmig_devices_lock and run without it; remove waits for
+ *	them to end once it has unlisted the device.
  */
 struct vmig_device {
 	struct vfio_pci_core_device core;
@@ -151,7 +152,7 @@ struct vmig_device {
 	struct vmig_mig mig;
 	struct vmig_ctl_dev ctl;
 	struct vmig_shadow_dev shadow;
-	atomic_t nl_users;
+	atomic_t users;
 };
 
 /*
@@ -159,17 +160,24 @@ struct vmig_device {
  * of remove. Holding vmig_devices_lock keeps each listed device bound (remove
  * unlinks under it first), so code that finds a device by address, or walks
  * the list (netlink dumps, replay onto a second device), does so under the
- * lock. Lock order: vmig_devices_lock, then a device's dev_set->lock. An
- * operation that may take long (a shadow's engage and hand-back move the
- * device's state by its own DMA: hundreds of milliseconds for edu) holds a
- * use of the device instead (vmig_nl_get_dev()), so that the other devices'
- * operations do not wait for it; remove waits for the uses to end.
+ * lock. An operation that takes the device's dev_set->lock holds a use of
+ * the device instead (vmig_dev_use_locked() under the lock, then the lock
+ * dropped): that lock may be held for long (a shadow's engage and hand-back
+ * move the device's state by its own DMA, hundreds of milliseconds for edu),
+ * and no other device's operation may wait for it behind vmig_devices_lock.
+ * So dev_set->lock is never taken under vmig_devices_lock. Remove waits for
+ * the uses to end; nothing done under a use may wait for remove (unbind a
+ * device, take the PCI device lock: pci_reset_function()).
  */
 extern struct list_head vmig_devices;
 extern struct mutex vmig_devices_lock;
 
 /* The bound device at PCI address @name ("0000:00:03.0"), under the lock. */
 struct vmig_device *vmig_find_locked(const char *name);
+/* Take a use of a listed device, under the lock; it stays bound until... */
+void vmig_dev_use_locked(struct vmig_device *mdev);
+/* ...the use is dropped (any time, no lock held). */
+void vmig_dev_unuse(struct vmig_device *mdev);
 
 static inline struct vmig_device *to_vmig(struct vfio_device *vdev)
 {

@@ -29,8 +29,9 @@
  *    work: B with a shadow runs it when its DMA may go, B without one (no
  *    sriov_shadow) issues it on its device, as any held start;
  *  - engage_leaves_other_devices_alone: while A's engage moves its buffer
- *    (hundreds of milliseconds of edu DMA), netlink requests about another
- *    device are answered at once, not after it;
+ *    (hundreds of milliseconds of edu DMA), and while a dev-needs of A
+ *    waits for it, netlink requests about another device are answered at
+ *    once, not after them;
  *  - refusals: not open, trap mode none, engaged twice, engage during a
  *    migration, a stream taken in over an engaged shadow, no guest page
  *    for the buffer; each with its reason.
@@ -558,22 +559,39 @@ TEST_F_TIMEOUT(sh, held_start_through_stream, 120)
 
 struct engager {
 	const char *bdf;
+	bool needs;		/* a dev-needs of @bdf, not its engage */
 	int ret;
 	char err[256];
-	uint64_t t0, t1;	/* the engage request, sent and answered */
+	uint64_t t0, t1;	/* the request, sent and answered */
 	volatile int started, done;
 };
 
+static int ignore_reply(const struct nlmsghdr *h, void *priv)
+{
+	(void)h;
+	(void)priv;
+	return 0;
+}
+
+/* shadow-attach of e->bdf, or dev-needs (which waits for its dev_set). */
 static void *engage_thread(void *arg)
 {
 	struct engager *e = arg;
+	struct genl_msg m;
 	struct genl nl;
 
 	e->ret = genl_open(&nl, "vfio_mig");
 	if (!e->ret) {
 		e->t0 = vmm_now_us();
 		e->started = 1;
-		e->ret = lm_shadow_cmd(&nl, VFIO_MIG_CMD_SHADOW_ATTACH, e->bdf);
+		if (e->needs) {
+			genl_msg_init(&m, &nl, VFIO_MIG_CMD_DEV_NEEDS, 1, 0);
+			genl_put_str(&m, VFIO_MIG_A_DEV_BDF, e->bdf);
+			e->ret = genl_do_reply(&nl, &m, ignore_reply, NULL);
+		} else {
+			e->ret = lm_shadow_cmd(&nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+					       e->bdf);
+		}
 		e->t1 = vmm_now_us();
 		snprintf(e->err, sizeof(e->err), "%s", nl.err);
 		genl_close(&nl);
@@ -585,10 +603,11 @@ static void *engage_thread(void *arg)
 TEST_F_TIMEOUT(sh, engage_leaves_other_devices_alone, 60)
 {
 	struct engager e = { .bdf = self->bdf };
+	struct engager n = { .bdf = self->bdf, .needs = true };
 	uint64_t max_us = 0, t, during = 0;
-	struct lm_shadow s;
+	struct lm_shadow s = {};
+	pthread_t th, thn;
 	const char *other;
-	pthread_t th;
 
 	ASSERT_LE(2, self->t.nr_edu);
 	other = self->t.edu[1];
@@ -599,6 +618,9 @@ TEST_F_TIMEOUT(sh, engage_leaves_other_devices_alone, 60)
 	ASSERT_EQ(0, pthread_create(&th, NULL, engage_thread, &e));
 	while (!e.started)
 		usleep(100);
+	/* a request about A that waits for A's engage (its dev_set lock) */
+	usleep(20000);
+	ASSERT_EQ(0, pthread_create(&thn, NULL, engage_thread, &n));
 	/* shadow-get of the other device, again and again, while A engages */
 	while (!e.done) {
 		t = vmm_now_us();
@@ -610,7 +632,11 @@ TEST_F_TIMEOUT(sh, engage_leaves_other_devices_alone, 60)
 			during++;
 	}
 	pthread_join(th, NULL);
+	pthread_join(thn, NULL);
 	ASSERT_EQ(0, e.ret) TH_LOG("engage: %s", e.err);
+	ASSERT_EQ(0, n.ret) TH_LOG("dev-needs: %s", n.err);
+	TH_LOG("dev-needs of %s answered in %llu us", self->bdf,
+	       (unsigned long long)(n.t1 - n.t0));
 	TH_LOG("engage %llu us; %llu requests about %s answered meanwhile, the longest in %llu us",
 	       (unsigned long long)(e.t1 - e.t0), (unsigned long long)during,
 	       other, (unsigned long long)max_us);
