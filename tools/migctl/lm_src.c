@@ -901,10 +901,34 @@ static int dirty_clear(struct src *s)
 	return ret;
 }
 
+/*
+ * One round: the pending pages sent, then the log read (and cleared) into
+ * the next round's pending set; @pending and @rate (pages dirtied per
+ * second since the previous read) say what it left.
+ */
+static int round_and_read(struct src *s, uint64_t *pending, uint64_t *rate)
+{
+	uint64_t since;
+	int ret;
+
+	ret = do_round(s);
+	if (ret)
+		return ret;
+	since = lm_now_us() - s->last_clear_us;
+	ret = dirty_clear(s);
+	if (ret)
+		return ret;
+	*pending = pending_count(s);
+	*rate = since ? *pending * 1000000 / since : 0;
+	/* the fixed cost: two VMM acks (pause, start) and 3 round trips */
+	s->conv.overhead_ms = (2 * s->vmm_ack_us + 3 * s->rtt_us) / 1000;
+	return 0;
+}
+
 static int rounds(struct src *s)
 {
 	enum lm_decision dec;
-	uint64_t pending, est, since, rate;
+	uint64_t pending, est, rate;
 	int ret;
 
 	s->stage = "rounds";
@@ -931,17 +955,9 @@ static int rounds(struct src *s)
 		s->pending[s->npages / 64] = (1ull << (s->npages % 64)) - 1;
 	s->conv.overhead_ms = 0;
 	for (;;) {
-		ret = do_round(s);
+		ret = round_and_read(s, &pending, &rate);
 		if (ret)
 			return ret;
-		since = lm_now_us() - s->last_clear_us;
-		ret = dirty_clear(s);
-		if (ret)
-			return ret;
-		pending = pending_count(s);
-		rate = since ? pending * 1000000 / since : 0;
-		/* the fixed cost: two VMM acks (pause, start) and 3 round trips */
-		s->conv.overhead_ms = (2 * s->vmm_ack_us + 3 * s->rtt_us) / 1000;
 		dec = lm_conv_decide(&s->conv, s->round, pending, &est);
 		round_event(s, pending, est, rate, false);
 		if (stopped(s))
@@ -972,6 +988,28 @@ static int rounds(struct src *s)
 	}
 }
 
+/*
+ * The engage held the guest's device accesses (edu: some 200 ms), not its
+ * vCPUs: one more round sends what they dirtied meanwhile, with the rest of
+ * the last round's pages, while the guest still runs; the pause then carries
+ * only what this round leaves.
+ */
+static int round_after_engage(struct src *s)
+{
+	uint64_t pending, rate;
+	int ret;
+
+	ret = dirty_clear(s);
+	if (ret)
+		return ret;
+	ret = round_and_read(s, &pending, &rate);
+	if (ret)
+		return ret;
+	round_event(s, pending, lm_conv_estimate(&s->conv, pending), rate,
+		    false);
+	return stopped(s) ? -EINTR : 0;
+}
+
 static int switchover(struct src *s)
 {
 	uint64_t v[3], t0;
@@ -982,6 +1020,9 @@ static int switchover(struct src *s)
 	s->stage = "switchover";
 	if (s->o->via_shadow) {
 		ret = shadow_engage(s);
+		if (ret)
+			return ret;
+		ret = round_after_engage(s);
 		if (ret)
 			return ret;
 	}

@@ -895,11 +895,23 @@ static long at(struct side *s, const char *needle)
 	return p ? p - s->log : -1;
 }
 
+/* Where @needle last is in @s's events (-1: nowhere). */
+static long last_at(struct side *s, const char *needle)
+{
+	const char *p, *q = NULL;
+
+	fflush(s->js.out);
+	for (p = s->log; p && (p = strstr(p, needle)); p++)
+		q = p;
+	return q ? q - s->log : -1;
+}
+
 /*
  * --via-shadow: once the rounds converged, before the pause, the source's
  * shadow is engaged, with the device RUNNING (no PRE_COPY, which the
- * engage would refuse); the rest runs as ever, and the summary says the
- * migration went through the shadow and how long the engage took.
+ * engage would refuse); one more round then sends what the guest dirtied
+ * during the engage, while it runs; the rest runs as ever, and the summary
+ * says the migration went through the shadow and how long the engage took.
  */
 TEST(migrate_via_shadow_engages_after_convergence_before_pause)
 {
@@ -925,8 +937,16 @@ TEST(migrate_via_shadow_engages_after_convergence_before_pause)
 	EXPECT_EQ(1, s.f.engages);
 	EXPECT_EQ(1, s.f.engage_nphases);
 	EXPECT_EQ(LM_ST_RUNNING, s.f.engage_state);
-	/* after the read that closed the last round, before the final one */
-	EXPECT_EQ(s.f.clears - 1, s.f.engage_clears);
+	/*
+	 * after the read that closed the last round; then a read of what the
+	 * engage's time dirtied, the round after the engage and its read,
+	 * and the final read
+	 */
+	EXPECT_EQ(s.f.clears - 3, s.f.engage_clears);
+	EXPECT_LT(at(&s, "\"event\":\"shadow\""),
+		  last_at(&s, "\"event\":\"round\""));
+	EXPECT_LT(last_at(&s, "\"event\":\"round\""),
+		  at(&s, "\"phase\":\"pause\""));
 	EXPECT_LT(0, at(&s, "\"reason\":\"converged\""));
 	EXPECT_LT(at(&s, "\"event\":\"switchover\""),
 		  at(&s, "\"event\":\"shadow\""));
