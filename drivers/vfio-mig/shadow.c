@@ -659,9 +659,10 @@ int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
 		percpu_down_write(&sd->sem);
 		t0 = ktime_get_ns();
 		ret = engage_locked(mdev, sh, why);
-		/* release: the model set up before readers find it (RCU) */
-		if (!ret)
+		if (!ret) {
+			/* the model set up before readers find it (RCU) */
 			smp_store_release(&sd->sh, sh);
+		}
 		WRITE_ONCE(sd->engage_ns, ktime_get_ns() - t0);
 		percpu_up_write(&sd->sem);
 	}
@@ -910,6 +911,7 @@ int vmig_shadow_engage_stream(struct vmig_device *mdev,
 	ret = start_model(sh, snap, hw, nr, &why);
 	if (!ret) {
 		park(mdev);
+		/* the model set up before readers find it (RCU) */
 		smp_store_release(&sd->sh, sh);
 		sd->handback_tries = 0;
 	}
