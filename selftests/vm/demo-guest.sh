@@ -63,7 +63,8 @@ live_migrate() {
 	VA=$!
 	for f in "/tmp/demo-$tag-a.log" "/tmp/demo-$tag-b.log"; do
 		i=0
-		until grep -qx ready "$f"; do
+		# the VMM may not have opened its log yet
+		until grep -qx ready "$f" 2>/dev/null; do
 			i=$((i + 1))
 			[ $i -gt 600 ] && { echo "a VMM did not start:"; cat "$f"; exit 1; }
 			sleep 0.1
