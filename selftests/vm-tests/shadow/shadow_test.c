@@ -32,6 +32,9 @@
  *    (hundreds of milliseconds of edu DMA), and while a dev-needs of A
  *    waits for it, netlink requests about another device are answered at
  *    once, not after them;
+ *  - unbind_during_engage: an unbind of A while its engage runs waits for
+ *    the engage, which completes, then for the VMM to close A, as any
+ *    unbind of an open device does;
  *  - refusals: not open, trap mode none, engaged twice, engage during a
  *    migration, a stream taken in over an engaged shadow, no guest page
  *    for the buffer; each with its reason.
@@ -648,6 +651,54 @@ TEST_F_TIMEOUT(sh, engage_leaves_other_devices_alone, 60)
 	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
 				self->bdf)) TH_LOG("%s", self->nl.err);
 	check_guest(_metadata, self, "after engage and hand-back");
+}
+
+struct unbinder {
+	const char *bdf;
+	int ret;
+	uint64_t t1;
+	volatile int done;
+};
+
+static void *unbind_thread(void *arg)
+{
+	struct unbinder *u = arg;
+
+	u->ret = vmm_unbind(u->bdf);
+	u->t1 = vmm_now_us();
+	u->done = 1;
+	return NULL;
+}
+
+TEST_F_TIMEOUT(sh, unbind_during_engage, 60)
+{
+	struct engager e = { .bdf = self->bdf };
+	struct unbinder u = { .bdf = self->bdf };
+	pthread_t th, thu;
+	char drv[64];
+
+	ASSERT_EQ(0, pthread_create(&th, NULL, engage_thread, &e));
+	while (!e.started)
+		usleep(100);
+	/* the engage has its device (it waits for edu DMA ticks of 100 ms) */
+	usleep(50000);
+	ASSERT_EQ(0, pthread_create(&thu, NULL, unbind_thread, &u));
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, e.ret) TH_LOG("engage: %s", e.err);
+	/* the unbind waits for the VMM, which still has the device open */
+	usleep(300000);
+	EXPECT_FALSE(u.done);
+	close_a(self);
+	pthread_join(thu, NULL);
+	EXPECT_EQ(0, u.ret);
+	EXPECT_LT(e.t1, u.t1);
+	ASSERT_EQ(0, vmm_driver_of(self->bdf, drv, sizeof(drv)));
+	EXPECT_STREQ("", drv);
+	EXPECT_EQ(0, tb_module_refcnt("sriov_shadow"));
+	TH_LOG("engage %llu us; the unbind ended %llu us after it, once the VMM closed",
+	       (unsigned long long)(e.t1 - e.t0),
+	       (unsigned long long)(u.t1 - e.t1));
+	ASSERT_EQ(0, vmm_bind(self->bdf, "vfio-mig"));
 }
 
 TEST_HARNESS_MAIN
