@@ -18,6 +18,7 @@
 
 static const struct vmig_shadow_ops *const models[] = {
 	&sriov_shadow_edu,
+	&sriov_shadow_nvme,
 };
 
 static int __init sriov_shadow_init(void)

@@ -6,5 +6,6 @@
 #include "shadow.h"	/* vfio_mig's registration API */
 
 extern const struct vmig_shadow_ops sriov_shadow_edu;
+extern const struct vmig_shadow_ops sriov_shadow_nvme;
 
 #endif /* _SRIOV_SHADOW_MODELS_H */

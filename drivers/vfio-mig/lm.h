@@ -17,6 +17,7 @@
 
 struct file;
 struct vmig_device;
+struct vmig_held_write;
 struct vmig_profile;
 struct vmig_snapshot;
 
@@ -310,6 +311,16 @@ void vmig_dma_release(struct vmig_device *mdev, bool issue);
  * serve).
  */
 int vmig_dma_start(struct vmig_device *mdev, const struct vmig_dma_range *r);
+/*
+ * Hand @nr writes to the device in order, as the trap path hands the
+ * guest's: each through the profile's doorbell op when it falls in the
+ * doorbell block (which may read guest memory: run in a worker), the rest
+ * straight to the device; none is logged again (the shadow logged them as
+ * the guest made them). For a shadow's hand-back, with the device's
+ * accesses held. 0, or the first -errno (later writes are not made).
+ */
+int vmig_dma_replay(struct vmig_device *mdev, const struct vmig_held_write *w,
+		    u32 nr);
 /*
  * The profile's held work, for the stream: a HELD_WRITES payload (at most
  * vmig_dma_held_max() bytes) into @buf, its length returned; checked as it

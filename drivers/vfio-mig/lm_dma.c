@@ -76,8 +76,8 @@ static bool in_engine(const struct vmig_doorbell *db, u8 bar, u64 at)
  * read only with the piece's queue mutex, see above). Returns 0 when the
  * piece was written (or held or dropped, as the profile says).
  */
-static int doorbell_piece(struct vmig_device *mdev, u8 bar, u64 at, u8 w,
-			  u64 v)
+static int __doorbell_piece(struct vmig_device *mdev, u8 bar, u64 at, u8 w,
+			    u64 v, bool record)
 {
 	const struct vmig_profile *p = mdev->profile;
 	struct vmig_dma_hold *h = &mdev->mig.dma;
@@ -103,9 +103,56 @@ static int doorbell_piece(struct vmig_device *mdev, u8 bar, u64 at, u8 w,
 	if (ret)
 		return ret;
 record:
-	if (vmig_record_write(&mdev->rs, bar, at, w, v))
+	if (record && vmig_record_write(&mdev->rs, bar, at, w, v))
 		vmig_nl_notify_overflow(mdev);
 	return 0;
+}
+
+static int doorbell_piece(struct vmig_device *mdev, u8 bar, u64 at, u8 w,
+			  u64 v)
+{
+	return __doorbell_piece(mdev, bar, at, w, v, true);
+}
+
+struct replay_call {
+	struct vmig_device *mdev;
+	const struct vmig_held_write *w;
+	u32 nr;
+};
+
+static int replay_fn(void *arg)
+{
+	struct replay_call *k = arg;
+	struct vmig_device *mdev = k->mdev;
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	const struct vmig_held_write *w;
+	int ret = 0;
+	u32 i;
+
+	down_write(&h->lock);
+	for (i = 0; i < k->nr && !ret; i++) {
+		w = &k->w[i];
+		if (mdev->profile->doorbell)
+			ret = __doorbell_piece(mdev, w->bar, w->offset,
+					       w->width, w->value, false);
+		else
+			ret = vmig_bar_write(mdev, w->bar, w->offset, w->width,
+					     w->value);
+		if (ret == -EPERM)	/* the MSI-X table */
+			ret = 0;
+	}
+	up_write(&h->lock);
+	return ret;
+}
+
+int vmig_dma_replay(struct vmig_device *mdev, const struct vmig_held_write *w,
+		    u32 nr)
+{
+	struct replay_call k = { .mdev = mdev, .w = w, .nr = nr };
+
+	if (!nr)
+		return 0;
+	return vmig_run_in_worker(replay_fn, &k);
 }
 
 #define DOORBELL_CHUNK	64

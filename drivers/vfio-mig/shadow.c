@@ -152,6 +152,12 @@ void *vmig_shadow_priv(struct vmig_shadow *sh)
 }
 EXPORT_SYMBOL_GPL(vmig_shadow_priv);
 
+struct device *vmig_shadow_device(struct vmig_shadow *sh)
+{
+	return &sh->mdev->core.pdev->dev;
+}
+EXPORT_SYMBOL_GPL(vmig_shadow_device);
+
 /* ---- images ---- */
 
 static struct vmig_reg_value *image_find(struct vmig_reg_value *v, u32 n,
@@ -530,6 +536,7 @@ static int start_model(struct vmig_shadow *sh,
 		.held = held,
 		.nr_held = nr_held,
 		.max_held = nr_held,
+		.from_stream = sh->from_stream,
 	};
 	const char *model_why = "";
 	int ret;
@@ -747,6 +754,45 @@ static void report_refusal(struct vmig_device *mdev,
 		pci_warn(pdev, "shadow hand-back: %d %s\n", ret, rep->msg);
 }
 
+/* Writes a model may hand back (handback_writes op). */
+#define SHADOW_MAX_WRITES	128
+
+/*
+ * A model whose device kept its state: the guest's writes since the
+ * engage reach the device now, in order, as if just made.
+ */
+static int handback_by_writes(struct vmig_device *mdev,
+			      struct vmig_shadow *sh, const char **why)
+{
+	struct vmig_held_write *w;
+	const char *model_why = "";
+	int nr, ret;
+
+	w = kcalloc(SHADOW_MAX_WRITES, sizeof(*w), GFP_KERNEL);
+	if (!w)
+		return -ENOMEM;
+	mutex_lock(&sh->lock);
+	nr = sh->ops->handback_writes(sh, w, SHADOW_MAX_WRITES, &model_why);
+	mutex_unlock(&sh->lock);
+	if (nr < 0) {
+		pci_warn(mdev->core.pdev, "shadow hand-back refused: %s\n",
+			 model_why);
+		*why = "the shadow cannot hand its state back (the kernel log says why): it stays engaged";
+		ret = nr;
+	} else {
+		ret = vmig_dma_replay(mdev, w, min_t(u32, nr,
+						     SHADOW_MAX_WRITES));
+		if (ret) {
+			pci_warn(mdev->core.pdev,
+				 "shadow hand-back: the device did not take the guest's writes: %d\n",
+				 ret);
+			*why = "the device did not take the guest's writes: the shadow stays engaged";
+		}
+	}
+	kfree(w);
+	return ret;
+}
+
 /*
  * Under the access lock held for write and state_mutex: the device takes
  * the model's state. Only while it runs (not in a migration's states), and
@@ -760,6 +806,8 @@ static int handback_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 	struct vmig_snapshot *snap;
 	int ret;
 
+	if (sh->ops->handback_writes && !sh->from_stream)
+		return handback_by_writes(mdev, sh, why);
 	snap = model_snapshot(mdev, sh, &img);
 	if (IS_ERR(snap)) {
 		*why = "the shadow's state could not be taken";

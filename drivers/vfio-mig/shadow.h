@@ -20,6 +20,7 @@
 #include <linux/vfio.h>
 #include <linux/workqueue.h>
 
+struct device;
 struct module;
 struct vmig_device;
 struct vmig_reg_value;
@@ -46,6 +47,8 @@ struct vmig_shadow;
  *	without a shadow issues it as any held start
  * @nr_held: see @held
  * @max_held: see @held
+ * @from_stream: engage: the state came in a migration stream, not from
+ *	this device (a target's device has never had it)
  */
 struct vmig_shadow_image {
 	struct vmig_reg_value *reads;
@@ -60,6 +63,7 @@ struct vmig_shadow_image {
 	struct vmig_held_write *held;
 	u32 nr_held;
 	u32 max_held;
+	bool from_stream;
 };
 
 /* A register's value in @img's reads or written values; -ENODATA. */
@@ -91,6 +95,14 @@ int vmig_shadow_image_hold(struct vmig_shadow_image *img, u8 bar, u32 off,
  * @release: the shadow ends (after a hand-back, or the VMM closed the
  *	device), or @engage failed or never ran (the private data is then
  *	as @engage left it, or zeroed): free what @engage allocated
+ * @handback_writes: optional, for a model whose device keeps the state it
+ *	had at engage (or at its last reset, which the @reset op saw): the
+ *	guest's writes since then, in the order the device is to take them,
+ *	into @w (room for @max). The hand-back hands them to the device as
+ *	the trap path hands the guest's (the profile sees each) instead of
+ *	@save and the profile's restore. Returns how many, or -errno with
+ *	the reason in @why (the hand-back is refused, the shadow serves on).
+ *	Not called for a shadow engaged from a stream.
  *
  * Every op runs in sleeping context under the shadow's own mutex, one op
  * at a time per device. @read, @write and @reset run with the device's
@@ -114,6 +126,9 @@ struct vmig_shadow_ops {
 	void (*reset)(struct vmig_shadow *sh);
 	void (*unhold)(struct vmig_shadow *sh);
 	void (*release)(struct vmig_shadow *sh);
+	int (*handback_writes)(struct vmig_shadow *sh,
+			       struct vmig_held_write *w, u32 max,
+			       const char **why);
 };
 
 /* -EEXIST if the profile has a shadow already. */
@@ -122,6 +137,8 @@ void vmig_shadow_unregister(const struct vmig_shadow_ops *ops);
 
 /* The shadow's private data (ops->priv_size bytes). */
 void *vmig_shadow_priv(struct vmig_shadow *sh);
+/* The device the shadow serves for (for its messages). */
+struct device *vmig_shadow_device(struct vmig_shadow *sh);
 /*
  * Move @len bytes between guest IOVA @iova and @buf (@to_ram: into guest
  * memory, which the DMA dirty log then has marked). 0 or -errno; -EAGAIN

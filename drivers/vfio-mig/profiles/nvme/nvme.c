@@ -60,8 +60,9 @@ static const struct pci_device_id nvme_ids[] = {
 };
 
 static const struct vmig_reg_desc nvme_regs[] = {
-	{ "CAP", NVMP_REG_CAP, 0, 8, VMIG_REG_RO },
-	{ "VS", NVMP_REG_VS, 0, 4, VMIG_REG_RO },
+	/* captured for the shadow (sriov_shadow's nvme model serves them) */
+	{ "CAP", NVMP_REG_CAP, 0, 8, VMIG_REG_RO, VMIG_REGF_CAPTURE },
+	{ "VS", NVMP_REG_VS, 0, 4, VMIG_REG_RO, VMIG_REGF_CAPTURE },
 	{ "INTMS", NVMP_REG_INTMS, 0, 4, VMIG_REG_TRIGGER },
 	{ "INTMC", NVMP_REG_INTMC, 0, 4, VMIG_REG_TRIGGER },
 	{ "CC", NVMP_REG_CC, 0, 4, VMIG_REG_TRIGGER },
