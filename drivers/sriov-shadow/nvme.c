@@ -107,7 +107,8 @@ static int nvme_engage(struct vmig_shadow *sh,
 	u64 vs;
 
 	if (img->from_stream) {
-		*why = "nvme: a target's VF takes the state while the VM is stopped (the restore drives the guest's queues)";
+		/* the profile's restore drives the guest's queues */
+		*why = "nvme: a target's VF takes the state with the VM stopped";
 		return -EOPNOTSUPP;
 	}
 	if (!img->devstate || img->devstate_len != sizeof(m->st)) {
@@ -356,7 +357,7 @@ static int nvme_handback_writes(struct vmig_shadow *sh,
 	u32 n = m->nr_log;
 
 	if (m->overflow) {
-		*why = "nvme: the guest made more register writes while engaged than the model keeps";
+		*why = "nvme: more register writes while engaged than kept";
 		return -ENOSPC;
 	}
 	if (n + 2 > max) {

@@ -777,7 +777,7 @@ static int handback_by_writes(struct vmig_device *mdev,
 	if (nr < 0) {
 		pci_warn(mdev->core.pdev, "shadow hand-back refused: %s\n",
 			 model_why);
-		*why = "the shadow cannot hand its state back (the kernel log says why): it stays engaged";
+		*why = "the shadow cannot hand back (the kernel log says why)";
 		ret = nr;
 	} else {
 		ret = vmig_dma_replay(mdev, w, min_t(u32, nr,
@@ -786,7 +786,7 @@ static int handback_by_writes(struct vmig_device *mdev,
 			pci_warn(mdev->core.pdev,
 				 "shadow hand-back: the device did not take the guest's writes: %d\n",
 				 ret);
-			*why = "the device did not take the guest's writes: the shadow stays engaged";
+			*why = "the device refused the guest's writes: still engaged";
 		}
 	}
 	kfree(w);

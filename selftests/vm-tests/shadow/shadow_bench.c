@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * What the shadow adapter costs the guest, on edu A. A "vCPU" thread
- * writes and reads edu's liveness register back to back, timing each
+ * What the shadow adapter costs the guest, on edu A and on NVMe VF 1. A
+ * "vCPU" thread makes register access pairs back to back (edu: write and
+ * read its liveness register; NVMe: write INTMC, read CSTS), timing each
  * pair; its longest wait is taken over a quiet second (the baseline: one
  * trapped access pair) and over CYCLES engage, serve and hand-back cycles.
- * Prints key: value lines:
+ * On the NVMe VF the verified workload (nvme.h) keeps commands in flight
+ * at each engage and submits while engaged, so each hand-back hands the
+ * device held I/O. Prints key: value lines, prefixed "nvme_" for the VF:
  *
  *   shadow_access_max_us       longest pair, quiet device (baseline)
  *   shadow_guest_stall_max_us  longest pair over the cycles
@@ -17,6 +20,9 @@
  *                              engaged (median of CYCLES)
  *   device_stop_copy_us        the same, the device's own (median)
  *   shadow_stop_copy_ratio     shadow / device
+ *
+ * The goal for edu is one trapped access; for NVMe one trapped access
+ * plus the hand-back of the held I/O (the shadow issue's goal).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +35,8 @@
 
 #include "edu.h"
 #include "mig.h"
+#include "nvme.h"
+#include "nvme_vf.h"
 #include "regsync.h"
 #include "shadow.h"
 #include "testbed.h"
@@ -38,9 +46,32 @@
 #define SCRATCH		(RAM_IOVA + 0x3000)
 #define CYCLES		3
 
+#define NVME_NSID	1
+#define NVME_QDEPTH	16
+#define NVME_WL_DEPTH	8
+#define NVME_TMO	5000
+
+/* The device under test: its fd, and one access pair of the probe's. */
 static struct mig_side a;
 static struct edu ea;
+static struct nvme_vf nv;
+static struct nvme_wl wl;
+static bool nvme;
 static struct genl nl;
+
+static struct vmm_dev *dev(void)
+{
+	return nvme ? &nv.d : &a.d;
+}
+
+/* One access pair as a vCPU makes it; false if the device answered wrong. */
+static bool pair(uint32_t v)
+{
+	if (!nvme)
+		return edu_liveness(&ea, v) == ~v;
+	nvme_wr32(&nv.c, NVME_REG_INTMC, 0);
+	return nvme_rd32(&nv.c, NVME_REG_CSTS) & NVME_CSTS_RDY;
+}
 
 /* The probe: max and sum of its pair times since the last reset. */
 static struct {
@@ -69,8 +100,9 @@ static void *probe_fn(void *arg)
 			continue;
 		}
 		t0 = vmm_now_us();
-		if (edu_liveness(&ea, v) != ~v)
-			fprintf(stderr, "shadow_bench: liveness %#x wrong\n", v);
+		if (!pair(v))
+			fprintf(stderr, "shadow_bench: access pair %#x wrong\n",
+				v);
 		dt = vmm_now_us() - t0;
 		v++;
 		pthread_mutex_lock(&probe.lock);
@@ -130,9 +162,9 @@ static int stop_copy(uint64_t *us)
 	ssize_t n;
 	int fd, ret;
 
-	ret = mig_set_state(&a.d, VFIO_DEVICE_STATE_STOP, NULL);
+	ret = mig_set_state(dev(), VFIO_DEVICE_STATE_STOP, NULL);
 	if (!ret)
-		ret = mig_set_state(&a.d, VFIO_DEVICE_STATE_STOP_COPY, &fd);
+		ret = mig_set_state(dev(), VFIO_DEVICE_STATE_STOP_COPY, &fd);
 	if (ret)
 		return ret;
 	n = mig_read_stop_copy(fd, &buf);
@@ -141,39 +173,97 @@ static int stop_copy(uint64_t *us)
 	mig_buf_free(&buf);
 	ret = n < 0 ? (int)n : 0;
 	if (!ret)
-		ret = mig_set_state(&a.d, VFIO_DEVICE_STATE_STOP, NULL);
+		ret = mig_set_state(dev(), VFIO_DEVICE_STATE_STOP, NULL);
 	if (!ret)
-		ret = mig_set_state(&a.d, VFIO_DEVICE_STATE_RUNNING, NULL);
+		ret = mig_set_state(dev(), VFIO_DEVICE_STATE_RUNNING, NULL);
 	return ret;
 }
 
-int main(void)
+/* NVMe: the workload's commands in flight (@drain: none). */
+static int io(bool drain)
 {
-	uint64_t eng[CYCLES], hb[CYCLES], sc[CYCLES], dc[CYCLES];
-	uint64_t base_max, stall = 0, m;
-	double base_mean, shadow_mean = 0, mean;
-	struct lm_shadow s;
-	struct tb_devs t;
-	pthread_t th;
-	int i, ret;
+	int ret;
 
-	if (tb_devices(&t) || t.nr_edu < 1) {
-		fprintf(stderr, "shadow_bench: no edu\n");
-		return 1;
+	if (!nvme)
+		return 0;
+	if (drain)
+		return nvme_wl_drain(&wl, NVME_TMO);
+	ret = nvme_wl_step(&wl);
+	return ret < 0 ? ret : 0;
+}
+
+/* While engaged for @us: NVMe submits (held), edu just serves. */
+static int serve(unsigned int us)
+{
+	uint64_t end = vmm_now_us() + us;
+	int ret = 0;
+
+	if (!nvme) {
+		usleep(us);
+		return 0;
 	}
-	if (!tb_module_loaded("sriov_shadow") && tb_module_load("sriov_shadow"))
-		return fail("loading sriov_shadow", -ENOENT);
-	ret = vmm_bind(t.edu[0], "vfio-mig");
+	while (!ret && vmm_now_us() < end) {
+		ret = io(false);
+		usleep(10000);
+	}
+	return ret;
+}
+
+static int open_edu(const struct tb_devs *t, const char **bdf)
+{
+	int ret;
+
+	if (t->nr_edu < 1)
+		return -ENODEV;
+	*bdf = t->edu[0];
+	ret = vmm_bind(*bdf, "vfio-mig");
 	if (!ret)
-		ret = mig_side_open(&a, t.edu[0], "sparse", RAM_IOVA, RAM_SIZE);
+		ret = mig_side_open(&a, *bdf, "sparse", RAM_IOVA, RAM_SIZE);
 	if (!ret)
 		ret = edu_probe(&ea, &a.d, false);
 	if (!ret)
-		ret = rs_ctl(t.edu[0], "scratch %#llx", SCRATCH);
-	if (!ret)
-		ret = genl_open(&nl, "vfio_mig");
+		ret = rs_ctl(*bdf, "scratch %#llx", SCRATCH);
+	return ret;
+}
+
+/* VF 1 under the nvme profile, two I/O queue pairs, every block written. */
+static int open_nvme(const struct tb_devs *t, const char **bdf)
+{
+	char err[320];
+	int ret;
+
+	if (t->nr_vf < 1)
+		return -ENODEV;
+	*bdf = t->vf[0];
+	ret = nvme_vf_up(&nv, *bdf, TB_DRIVER, 4u << 20, RAM_IOVA, NVME_NSID,
+			 err, sizeof(err));
 	if (ret)
-		return fail("opening edu A", ret);
+		fprintf(stderr, "shadow_bench: %s\n", err);
+	if (!ret)
+		ret = nvme_create_io_queues(&nv.c, 2, NVME_QDEPTH, false);
+	if (!ret)
+		ret = nvme_wl_init(&wl, &nv.c, 8192, 512, NVME_WL_DEPTH, 0x5b);
+	if (!ret)
+		ret = nvme_wl_fill(&wl, NVME_TMO);
+	return ret;
+}
+
+/* The cycles on one device; its lines prefixed with @pfx. */
+static int run(const struct tb_devs *t, const char *pfx)
+{
+	uint64_t eng[CYCLES], hb[CYCLES], sc[CYCLES], dc[CYCLES];
+	uint64_t base_max, stall = 0, m, goal;
+	double base_mean, shadow_mean = 0, mean;
+	const char *bdf = NULL;
+	struct lm_shadow s;
+	pthread_t th;
+	int i, ret;
+
+	ret = nvme ? open_nvme(t, &bdf) : open_edu(t, &bdf);
+	if (ret)
+		return fail(nvme ? "opening the NVMe VF" : "opening edu A",
+			    ret);
+	probe.stop = false;
 	if (pthread_create(&th, NULL, probe_fn, NULL))
 		return fail("probe thread", -errno);
 
@@ -184,14 +274,21 @@ int main(void)
 	for (i = 0; i < CYCLES; i++) {
 		/* the device's own stop-copy, then one through the shadow */
 		probe_reset(true);
-		ret = stop_copy(&dc[i]);
+		ret = io(true);
+		if (!ret)
+			ret = stop_copy(&dc[i]);
 		if (ret)
 			return fail("device stop-copy", ret);
+		ret = io(false);
+		if (ret)
+			return fail("workload", ret);
 		probe_reset(false);
-		ret = lm_shadow_cmd(&nl, VFIO_MIG_CMD_SHADOW_ATTACH, t.edu[0]);
+		ret = lm_shadow_cmd(&nl, VFIO_MIG_CMD_SHADOW_ATTACH, bdf);
 		if (ret)
 			return fail("engage", ret);
-		usleep(300000);
+		ret = serve(300000);
+		if (ret)
+			return fail("workload while engaged", ret);
 		probe_take(&m, &mean);
 		shadow_mean += mean / CYCLES;
 		if (m > stall)
@@ -201,12 +298,14 @@ int main(void)
 		if (ret)
 			return fail("stop-copy through the shadow", ret);
 		probe_reset(false);
-		usleep(100000);
-		ret = lm_shadow_cmd(&nl, VFIO_MIG_CMD_SHADOW_DETACH, t.edu[0]);
+		ret = serve(100000);
+		if (!ret)
+			ret = lm_shadow_cmd(&nl, VFIO_MIG_CMD_SHADOW_DETACH,
+					    bdf);
 		if (ret)
 			return fail("hand-back", ret);
 		usleep(100000);
-		ret = lm_shadow_get(&nl, t.edu[0], &s);
+		ret = lm_shadow_get(&nl, bdf, &s);
 		if (ret)
 			return fail("shadow-get", ret);
 		probe_take(&m, &mean);
@@ -214,32 +313,66 @@ int main(void)
 		hb[i] = s.handback_ns / 1000;
 		if (m > stall)
 			stall = m;
+		ret = io(true);		/* every held command completed */
+		if (ret || (nvme && wl.errors))
+			return fail("the held I/O", ret ?: -EIO);
 	}
 	pthread_mutex_lock(&probe.lock);
 	probe.stop = true;
 	pthread_mutex_unlock(&probe.lock);
 	pthread_join(th, NULL);
 
-	printf("shadow_access_max_us: %llu\n", (unsigned long long)base_max);
-	printf("shadow_guest_stall_max_us: %llu\n", (unsigned long long)stall);
-	printf("shadow_stall_ratio: %.1f\n",
+	goal = base_max + (nvme ? median(hb, CYCLES) : 0);
+	printf("%sshadow_access_max_us: %llu\n", pfx,
+	       (unsigned long long)base_max);
+	printf("%sshadow_guest_stall_max_us: %llu\n", pfx,
+	       (unsigned long long)stall);
+	printf("%sshadow_stall_ratio: %.1f\n", pfx,
 	       base_max ? (double)stall / base_max : 0);
-	printf("# shadow_guest_stall_max_us goal <= one trapped access (%llu us): %s\n",
-	       (unsigned long long)base_max, stall <= base_max ? "met" : "MISSED");
-	printf("shadow_engage_us: %llu\n",
+	printf("# %sshadow_guest_stall_max_us goal <= one trapped access%s (%llu us): %s\n",
+	       pfx, nvme ? " + the hand-back" : "", (unsigned long long)goal,
+	       stall <= goal ? "met" : "MISSED");
+	printf("%sshadow_engage_us: %llu\n", pfx,
 	       (unsigned long long)median(eng, CYCLES));
-	printf("shadow_handback_us: %llu\n",
+	printf("%sshadow_handback_us: %llu\n", pfx,
 	       (unsigned long long)median(hb, CYCLES));
-	printf("shadow_access_us: %.1f\n", shadow_mean);
-	printf("device_access_us: %.1f\n", base_mean);
+	printf("%sshadow_access_us: %.1f\n", pfx, shadow_mean);
+	printf("%sdevice_access_us: %.1f\n", pfx, base_mean);
 	m = median(dc, CYCLES);
-	printf("shadow_stop_copy_us: %llu\n",
+	printf("%sshadow_stop_copy_us: %llu\n", pfx,
 	       (unsigned long long)median(sc, CYCLES));
-	printf("device_stop_copy_us: %llu\n", (unsigned long long)m);
-	printf("shadow_stop_copy_ratio: %.3f\n",
+	printf("%sdevice_stop_copy_us: %llu\n", pfx, (unsigned long long)m);
+	printf("%sshadow_stop_copy_ratio: %.3f\n", pfx,
 	       m ? (double)median(sc, CYCLES) / m : 0);
-	genl_close(&nl);
-	mig_side_close(&a);
-	rs_set_trap_mode(t.edu[0], "none");
+	if (nvme) {
+		nvme_wl_free(&wl);
+		nvme_vf_down(&nv);
+	} else {
+		mig_side_close(&a);
+		rs_set_trap_mode(bdf, "none");
+	}
 	return 0;
+}
+
+int main(void)
+{
+	struct tb_devs t;
+	int ret;
+
+	if (tb_devices(&t)) {
+		fprintf(stderr, "shadow_bench: no test bed devices\n");
+		return 1;
+	}
+	if (!tb_module_loaded("sriov_shadow") && tb_module_load("sriov_shadow"))
+		return fail("loading sriov_shadow", -ENOENT);
+	ret = genl_open(&nl, "vfio_mig");
+	if (ret)
+		return fail("netlink", ret);
+	ret = run(&t, "");
+	if (!ret) {
+		nvme = true;
+		ret = run(&t, "nvme_");
+	}
+	genl_close(&nl);
+	return ret;
 }
