@@ -587,15 +587,20 @@ static int shadow_usable(struct vmig_device *mdev, const char **why)
 
 /*
  * Engage and hand-back move state with the guest's accesses held: only
- * on a device a VMM has open, outside a migration. Under state_mutex.
+ * on a device a VMM has open and running, outside a migration's stop.
+ * An engage may also come in PRE_COPY (@engage): the stream goes on, its
+ * final part is then the shadow's state; a hand-back waits for RUNNING.
+ * Under state_mutex.
  */
-static int device_running(struct vmig_device *mdev, const char **why)
+static int device_running(struct vmig_device *mdev, bool engage,
+			  const char **why)
 {
 	if (!mdev->open) {
 		*why = "no VMM has the device open";
 		return -ENODEV;
 	}
-	if (mdev->mig.state != VFIO_DEVICE_STATE_RUNNING) {
+	if (mdev->mig.state != VFIO_DEVICE_STATE_RUNNING &&
+	    (!engage || mdev->mig.state != VMIG_STATE_PRE_COPY)) {
 		*why = "the device is migrating";
 		return -EBUSY;
 	}
@@ -660,7 +665,7 @@ int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
 		*why = "the shadow is engaged already";
 		ret = -EBUSY;
 	} else {
-		ret = device_running(mdev, why);
+		ret = device_running(mdev, true, why);
 	}
 	if (!ret) {
 		percpu_down_write(&sd->sem);
@@ -851,7 +856,7 @@ static int handback(struct vmig_device *mdev, bool stream_only,
 		*why = "no shadow is engaged";
 		ret = -ENOENT;
 	} else {
-		ret = device_running(mdev, why);
+		ret = device_running(mdev, false, why);
 	}
 	if (!ret) {
 		percpu_down_write(&sd->sem);

@@ -933,11 +933,11 @@ static int rounds(struct src *s)
 
 	s->stage = "rounds";
 	/*
-	 * 6.2+: PRE_COPY streams the register log while the device runs.
-	 * Not --via-shadow: the engage needs the device RUNNING, and the
-	 * stop-copy data is then the shadow's state, a few KiB.
+	 * 6.2+: PRE_COPY streams the register log while the device runs
+	 * (with --via-shadow too: the engage comes in PRE_COPY, and the
+	 * stop-copy data is then the shadow's state, a few KiB).
 	 */
-	if (s->me.precopy && s->peer.precopy && !s->o->via_shadow) {
+	if (s->me.precopy && s->peer.precopy) {
 		ret = s->d->ops->set_state(s->d, LM_ST_PRE_COPY);
 		if (!ret)
 			s->precopy = true;

@@ -24,6 +24,8 @@
  *    the shadow's state (a SHADOW record), B serves the guest from it
  *    with its own shadow at once and hands its device the state in the
  *    background: every result right on B, from its device in the end;
+ *  - engage_in_pre_copy (6.2+): the same with A streaming in PRE_COPY
+ *    from before the engage, which comes in PRE_COPY;
  *  - held_start_through_stream: a DMA start the guest writes while A's
  *    DMA is held (RUNNING_P2P) is held by the shadow and travels as held
  *    work: B with a shadow runs it when its DMA may go, B without one (no
@@ -413,7 +415,13 @@ static void open_b(struct __test_metadata *_metadata, FIXTURE_DATA(sh) *self,
 	ASSERT_EQ(0, rs_ctl(bdf, "scratch 0"));
 }
 
-TEST_F_TIMEOUT(sh, migrate_through_shadow, 120)
+/*
+ * The guest runs on A's shadow, A's stream goes to B. @precopy (6.2+):
+ * A streams in PRE_COPY from before the engage, which comes in PRE_COPY,
+ * and the stream's final part is the shadow's state.
+ */
+static void through_shadow(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(sh) *self, bool precopy)
 {
 	struct lm_shadow s, sb;
 	struct mig_buf buf = {};
@@ -422,23 +430,46 @@ TEST_F_TIMEOUT(sh, migrate_through_shadow, 120)
 	uint64_t t0, t1;
 	struct edu eb;
 	ssize_t n;
-	int fd;
+	int fd = -1;
 
 	open_b(_metadata, self, &b, &eb);
 	boot(_metadata, self);
+	if (precopy) {
+		ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_PRE_COPY,
+					   &fd));
+		n = mig_read_precopy(fd, &buf);
+		ASSERT_LE(0, n) TH_LOG("PRE_COPY read: %s", strerror(-n));
+	}
 	usleep(RUN_US / 2);
 	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
 				self->bdf)) TH_LOG("%s", self->nl.err);
 	usleep(RUN_US / 2);
+	if (precopy) {
+		/* what the guest wrote to the shadow streams on */
+		n = mig_read_precopy(fd, &buf);
+		ASSERT_LE(0, n) TH_LOG("PRE_COPY read: %s", strerror(-n));
+		TH_LOG("%zu bytes in PRE_COPY, the shadow engaged in it",
+		       buf.len);
+	}
 
 	/* the switchover: A's state is the shadow's, its device untouched */
 	lm_guest_pause(&self->g);
 	t0 = vmm_now_us();
-	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING_P2P,
-				   NULL));
-	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP, NULL));
-	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
-				   &fd));
+	if (precopy) {
+		ASSERT_EQ(0, mig_set_state(&self->a.d,
+					   VFIO_DEVICE_STATE_PRE_COPY_P2P,
+					   NULL));
+		ASSERT_EQ(0, mig_set_state(&self->a.d,
+					   VFIO_DEVICE_STATE_STOP_COPY, NULL));
+	} else {
+		ASSERT_EQ(0, mig_set_state(&self->a.d,
+					   VFIO_DEVICE_STATE_RUNNING_P2P,
+					   NULL));
+		ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP,
+					   NULL));
+		ASSERT_EQ(0, mig_set_state(&self->a.d,
+					   VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	}
 	n = mig_read_stop_copy(fd, &buf);
 	close(fd);
 	t1 = vmm_now_us();
@@ -476,6 +507,22 @@ TEST_F_TIMEOUT(sh, migrate_through_shadow, 120)
 	self->guest = false;
 	mig_side_close(&b);
 	mig_buf_free(&buf);
+}
+
+TEST_F_TIMEOUT(sh, migrate_through_shadow, 120)
+{
+	through_shadow(_metadata, self, false);
+}
+
+TEST_F_TIMEOUT(sh, engage_in_pre_copy, 120)
+{
+	uint64_t flags = 0;
+
+	ASSERT_EQ(0, mig_features(&self->a.d, &flags));
+	if (!(flags & VFIO_MIGRATION_PRE_COPY))
+		SKIP(return, "no PRE_COPY: migration flags %#llx (kernel < 6.2)",
+		     (unsigned long long)flags);
+	through_shadow(_metadata, self, true);
 }
 
 /* B takes @buf and runs: 0 or the -errno of the step that failed. */

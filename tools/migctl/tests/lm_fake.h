@@ -383,7 +383,9 @@ static inline int f_shadow(struct lm_dev *d, const char *bdf, uint8_t cmd,
 		f->engage_state = f->state;
 		why = f->engage_refused ? f->engage_refused :
 		      f->engaged ? "the shadow is engaged already" :
-		      f->state != LM_ST_RUNNING ? "the device is migrating" : NULL;
+		      f->state != LM_ST_RUNNING &&
+		      f->state != LM_ST_PRE_COPY ? "the device is migrating" :
+		      NULL;
 		ret = why ? -EBUSY : 0;
 		f->engaged |= !ret;
 		break;

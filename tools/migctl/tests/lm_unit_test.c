@@ -908,12 +908,13 @@ static long last_at(struct side *s, const char *needle)
 
 /*
  * --via-shadow: once the rounds converged, before the pause, the source's
- * shadow is engaged, with the device RUNNING (no PRE_COPY, which the
- * engage would refuse); one more round then sends what the guest dirtied
- * during the engage, while it runs; the rest runs as ever, and the summary
- * says the migration went through the shadow and how long the engage took.
+ * shadow is engaged, with the device in PRE_COPY (6.2+; RUNNING on 6.1,
+ * without PRE_COPY: the variant below); one more round then sends what
+ * the guest dirtied during the engage, while it runs; the rest runs as
+ * ever, and the summary says the migration went through the shadow and
+ * how long the engage took.
  */
-TEST(migrate_via_shadow_engages_after_convergence_before_pause)
+static void via_shadow(struct __test_metadata *_metadata, bool precopy)
 {
 	static struct side s, t;
 	static const uint32_t sp[] = { VFIO_MIG_MIG_PHASE_BEGIN,
@@ -922,6 +923,8 @@ TEST(migrate_via_shadow_engages_after_convergence_before_pause)
 
 	side_init(&s, "0000:00:03.0", false);
 	side_init(&t, "0000:00:05.0", true);
+	s.f.precopy_ok = precopy;
+	t.f.precopy_ok = precopy;
 	s.f.dirty_start = 300;
 	s.f.dirty_step = 100;
 	s.o.downtime_ms = 1;	/* several rounds, until nothing is dirty */
@@ -936,7 +939,7 @@ TEST(migrate_via_shadow_engages_after_convergence_before_pause)
 	/* once; after begin, before pause; the device running */
 	EXPECT_EQ(1, s.f.engages);
 	EXPECT_EQ(1, s.f.engage_nphases);
-	EXPECT_EQ(LM_ST_RUNNING, s.f.engage_state);
+	EXPECT_EQ(precopy ? LM_ST_PRE_COPY : LM_ST_RUNNING, s.f.engage_state);
 	/*
 	 * after the read that closed the last round; then a read of what the
 	 * engage's time dirtied, the round after the engage and its read,
@@ -958,10 +961,22 @@ TEST(migrate_via_shadow_engages_after_convergence_before_pause)
 	EXPECT_TRUE(has(&s, "\"event\":\"shadow\",\"role\":\"source\",\"action\":\"engage\",\"ok\":true,\"engage_us\":"));
 	EXPECT_TRUE(has(&s, ",\"engage_ns\":42000,\"message\":\"\"}"));
 	EXPECT_TRUE(has(&s, "\"result\":\"migrated\""));
-	EXPECT_TRUE(has(&s, "\"precopy\":false,\"via_shadow\":true,\"shadow_engage_us\":"));
+	EXPECT_TRUE(has(&s, precopy ?
+			"\"precopy\":true,\"via_shadow\":true,\"shadow_engage_us\":" :
+			"\"precopy\":false,\"via_shadow\":true,\"shadow_engage_us\":"));
 	EXPECT_TRUE(has(&s, ",\"shadow_engage_ns\":42000,"));
 	side_free(&s);
 	side_free(&t);
+}
+
+TEST(migrate_via_shadow_engages_after_convergence_before_pause)
+{
+	via_shadow(_metadata, true);
+}
+
+TEST(migrate_via_shadow_without_precopy)
+{
+	via_shadow(_metadata, false);
 }
 
 /* Without -j: a line says the device state went through the shadow. */
