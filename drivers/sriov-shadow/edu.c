@@ -364,6 +364,7 @@ const struct vmig_shadow_ops sriov_shadow_edu = {
 	.profile = "edu",
 	.owner = THIS_MODULE,
 	.priv_size = sizeof(struct edu_model),
+	.serves_stream = true,
 	.engage = edu_engage,
 	.read = edu_read,
 	.write = edu_write,

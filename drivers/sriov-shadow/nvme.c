@@ -11,106 +11,122 @@
  *    following CC.EN at once and CSTS.SHST complete once CC.SHN is set;
  *  - a doorbell write is kept, not executed: the commands the guest
  *    queues stay in its own submission queues (bounded by their sizes,
- *    in order) and nothing completes; a completion queue head it writes
- *    releases completions posted before the engage;
- *  - nothing raises an interrupt.
+ *    in order) and nothing the guest submits completes; a completion
+ *    queue head it writes releases completions posted before the engage.
+ * The device is idle but not stopped: an Asynchronous Event Request it
+ * holds may still complete and interrupt the guest directly.
+ *
  * The device keeps the state it had at engage, so the hand-back is the
- * guest's writes since then, handed to the device in order through the
- * profile (which reads the queued commands and marks what they may write
- * as if the guest had just rung): the held I/O runs then, once, in order.
- * A controller reset by the guest while engaged drops the doorbells
- * written before it (the device would not have fetched them either).
+ * guest's writes since then, in a canonical order the device takes as it
+ * would have taken the guest's: the interrupt mask; the controller reset
+ * if the guest disabled it; AQA, ASQ and ACQ; CC as the guest left it;
+ * the last value of each doorbell since the last reset. The profile sees
+ * each (it reads the queued commands and marks what they may write, as if
+ * the guest had just rung): the held I/O runs then, once, in order. That
+ * is at most NVSH_MAX_WRITES writes, whatever the guest did; doorbell
+ * writes the device ignores (not a whole slot of a queue id it can have)
+ * are not kept. A guest that disables the controller while engaged drops
+ * the doorbells it wrote before: the device never sees them, as if it had
+ * aborted those commands at the reset.
  *
  * A migration of the engaged device carries the record with the guest's
  * doorbells since the engage applied (held submissions travel as the
  * queues' tails, as the profile's own P2P states hold them), unless the
- * guest reconfigured the controller meanwhile (CC, AQA, ASQ, ACQ): then
- * the save is refused and the source runs on. A target does not engage a
- * shadow from a stream: the profile's restore drives the guest's queues,
- * which needs the target VM stopped, so its device takes the state.
+ * record no longer describes the controller: the guest reconfigured it
+ * (CC, AQA, ASQ, ACQ), wrote a doorbell the record cannot take (a head
+ * past the completions it knows: an AER that completed meanwhile), or a
+ * hand-back failed part way. Then the stop-copy is refused and the source
+ * runs on. A target does not engage an NVMe shadow from a stream: the
+ * profile's restore drives the guest's queues, which needs the target VM
+ * stopped (nvme-profile.rst), so its device takes the state.
  */
-#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
-
 #include <linux/device.h>
 #include <linux/module.h>
-#include <linux/printk.h>
 #include <linux/string.h>
 
 #include "models.h"
 #include "profile.h"
 #include "profiles/nvme/state.h"
 
-/* Writes the model keeps for the hand-back (vfio_mig takes up to 128). */
-#define NVSH_LOG_MAX	96
-
 #define NVSH_CC_SHN(cc)		(((cc) >> 14) & 3)
 #define NVSH_CSTS_RDY		0x1
 #define NVSH_CSTS_SHST_DONE	(2u << 2)
+#define NVSH_DB_SLOTS		(2 * NVMP_MAX_QID)
+/* the mask (2), the reset (1), AQA, ASQ and ACQ (5), CC (1), doorbells */
+#define NVSH_MAX_WRITES		(9 + NVSH_DB_SLOTS)
+
+/* Registers the hand-back gives the device when the guest wrote them. */
+enum nvsh_reg { NVSH_AQA, NVSH_ASQ_LO, NVSH_ASQ_HI, NVSH_ACQ_LO,
+		NVSH_ACQ_HI, NVSH_NR_REGS };
+
+static const u32 nvsh_reg_off[NVSH_NR_REGS] = {
+	NVMP_REG_AQA, NVMP_REG_ASQ, NVMP_REG_ASQ + 4, NVMP_REG_ACQ,
+	NVMP_REG_ACQ + 4,
+};
 
 /**
- * struct nvme_model - the shadow NVMe controller (vmig_shadow_priv())
+ * struct nvsh_model - the shadow NVMe controller (vmig_shadow_priv())
  * @st: the device's state record at engage (disabled after a reset), with
- *	the guest's valid doorbells since applied: the record a migration
- *	carries
+ *	the guest's doorbells since applied: the record a migration carries
  * @cap: CAP, captured at engage
  * @vs: VS, captured at engage
  * @cc: CC as written
- * @aqa: AQA as written
- * @asq: ASQ as written
- * @acq: ACQ as written
+ * @cc_dev: CC as the device has it (at engage, or after a reset)
+ * @reg: AQA, ASQ and ACQ as written (enum nvsh_reg), @reg_set those
+ *	written since the engage
+ * @reg_set: see @reg
  * @intms: the interrupt mask (INTMS sets bits, INTMC clears them)
+ * @intm_set: INTMS or INTMC written
+ * @reset: the guest disabled the controller (CC.EN 1 -> 0) while engaged
+ * @db: each doorbell's last value since the engage or the last reset,
+ *	@db_set those written
+ * @db_set: see @db
  * @db_stride: bytes between doorbells (CAP.DSTRD)
- * @reconfigured: CC, AQA, ASQ or ACQ written since the engage (or the
- *	reset): @st no longer describes the controller
- * @intm_written: INTMS or INTMC written: the hand-back sets the mask
- * @overflow: the guest wrote more than @log holds: no hand-back
- * @log: the writes for the hand-back, in order; a doorbell or register
- *	written again since the last CC write updates its entry
- * @nr_log: entries in @log
- * @epoch: the first entry after the last CC write
+ * @stale: @st no longer describes the controller (see above)
  *
  * Under the shadow's mutex (every op runs under it).
  */
-struct nvme_model {
+struct nvsh_model {
 	struct nvmp_state st;
 	u64 cap;
 	u32 vs;
-	u32 cc, aqa;
-	u64 asq, acq;
+	u32 cc, cc_dev;
+	u32 reg[NVSH_NR_REGS];
+	DECLARE_BITMAP(reg_set, NVSH_NR_REGS);
 	u32 intms;
+	bool intm_set, reset;
+	u32 db[NVSH_DB_SLOTS];
+	DECLARE_BITMAP(db_set, NVSH_DB_SLOTS);
 	u32 db_stride;
-	bool reconfigured, intm_written, overflow;
-	struct vmig_held_write log[NVSH_LOG_MAX];
-	u32 nr_log;
-	u32 epoch;
+	bool stale;
 };
 
-static struct nvme_model *model(struct vmig_shadow *sh)
+static struct nvsh_model *model(struct vmig_shadow *sh)
 {
 	return vmig_shadow_priv(sh);
 }
 
 /* The registers from the record, as the device holds them. */
-static void regs_from_record(struct nvme_model *m)
+static void regs_from_record(struct nvsh_model *m)
 {
+	u64 asq = le64_to_cpu(m->st.asq), acq = le64_to_cpu(m->st.acq);
+
 	m->cc = le32_to_cpu(m->st.cc);
-	m->aqa = le32_to_cpu(m->st.aqa);
-	m->asq = le64_to_cpu(m->st.asq);
-	m->acq = le64_to_cpu(m->st.acq);
+	m->cc_dev = m->cc;
+	m->reg[NVSH_AQA] = le32_to_cpu(m->st.aqa);
+	m->reg[NVSH_ASQ_LO] = lower_32_bits(asq);
+	m->reg[NVSH_ASQ_HI] = upper_32_bits(asq);
+	m->reg[NVSH_ACQ_LO] = lower_32_bits(acq);
+	m->reg[NVSH_ACQ_HI] = upper_32_bits(acq);
 	m->intms = le32_to_cpu(m->st.intms);
 }
 
-static int nvme_engage(struct vmig_shadow *sh,
+static int nvsh_engage(struct vmig_shadow *sh,
 		       const struct vmig_shadow_image *img, const char **why)
 {
-	struct nvme_model *m = model(sh);
+	struct nvsh_model *m = model(sh);
 	u64 vs;
 
-	if (img->from_stream) {
-		/* the profile's restore drives the guest's queues */
-		*why = "nvme: a target's VF takes the state with the VM stopped";
-		return -EOPNOTSUPP;
-	}
 	if (!img->devstate || img->devstate_len != sizeof(m->st)) {
 		*why = "nvme: no controller state record";
 		return -ENODATA;
@@ -131,7 +147,7 @@ static int nvme_engage(struct vmig_shadow *sh,
 	return 0;
 }
 
-static u32 csts(const struct nvme_model *m)
+static u32 csts(const struct nvsh_model *m)
 {
 	u32 v = 0;
 
@@ -142,8 +158,22 @@ static u32 csts(const struct nvme_model *m)
 	return v;
 }
 
-static u32 reg32(const struct nvme_model *m, u32 off)
+static int reg_index(u32 off)
 {
+	int i;
+
+	for (i = 0; i < NVSH_NR_REGS; i++)
+		if (nvsh_reg_off[i] == off)
+			return i;
+	return -1;
+}
+
+static u32 reg32(const struct nvsh_model *m, u32 off)
+{
+	int i = reg_index(off);
+
+	if (i >= 0)
+		return m->reg[i];
 	switch (off) {
 	case NVMP_REG_CAP:
 		return lower_32_bits(m->cap);
@@ -158,22 +188,12 @@ static u32 reg32(const struct nvme_model *m, u32 off)
 		return m->cc;
 	case NVMP_REG_CSTS:
 		return csts(m);
-	case NVMP_REG_AQA:
-		return m->aqa;
-	case NVMP_REG_ASQ:
-		return lower_32_bits(m->asq);
-	case NVMP_REG_ASQ + 4:
-		return upper_32_bits(m->asq);
-	case NVMP_REG_ACQ:
-		return lower_32_bits(m->acq);
-	case NVMP_REG_ACQ + 4:
-		return upper_32_bits(m->acq);
 	}
 	/* other registers (CMB, boot partitions, ...) and doorbells */
 	return 0;
 }
 
-static u64 nvme_read(struct vmig_shadow *sh, u8 bar, u32 off, u8 width)
+static u64 nvsh_read(struct vmig_shadow *sh, u8 bar, u32 off, u8 width)
 {
 	u32 v;
 
@@ -183,139 +203,109 @@ static u64 nvme_read(struct vmig_shadow *sh, u8 bar, u32 off, u8 width)
 	return width >= 4 ? v : v & ((1u << (8 * width)) - 1);
 }
 
-/* Keep a write for the hand-back; @merge: update its entry this epoch. */
-static void log_write(struct nvme_model *m, u32 off, u8 width, u64 val,
-		      bool merge)
-{
-	u32 i;
-
-	if (merge) {
-		for (i = m->epoch; i < m->nr_log; i++) {
-			if (m->log[i].offset == off &&
-			    m->log[i].width == width) {
-				m->log[i].value = val;
-				return;
-			}
-		}
-	}
-	if (m->nr_log == NVSH_LOG_MAX) {
-		m->overflow = true;
-		return;
-	}
-	m->log[m->nr_log++] = (struct vmig_held_write){
-		.value = val, .offset = off, .bar = 0, .width = width,
-	};
-}
-
-/* A controller reset drops the doorbells kept before it. */
-static void drop_doorbells(struct nvme_model *m)
-{
-	u32 i, n = 0;
-
-	for (i = 0; i < m->nr_log; i++)
-		if (m->log[i].offset < NVMP_REG_DBS)
-			m->log[n++] = m->log[i];
-	m->nr_log = n;
-}
-
 /* Is @v within @from .. @to, going forward in a ring of @size? */
 static bool ring_within(u16 from, u16 to, u16 v, u16 size)
 {
-	return (u16)((v + size - from) % size) <= (u16)((to + size - from) % size);
+	return (v + size - from) % size <= (to + size - from) % size;
 }
 
-/* A valid doorbell of a queue the record has: the record follows it. */
-static void record_doorbell(struct nvme_model *m, u32 off, u32 val)
+/* A doorbell of a queue the record has: the record follows it. */
+static void record_doorbell(struct nvsh_model *m, u32 slot, u32 val)
 {
-	u32 slot = (off - NVMP_REG_DBS) / m->db_stride;
-	struct nvmp_state_q *q;
+	struct nvmp_state_q *q = &m->st.q[slot / 2];
 	u16 size;
 
-	if (m->reconfigured || (off - NVMP_REG_DBS) % m->db_stride ||
-	    slot >= 2 * NVMP_MAX_QID)
+	if (m->stale)
 		return;
-	q = &m->st.q[slot / 2];
 	if (!(slot & 1)) {
 		size = le16_to_cpu(q->sq_size);
-		if ((q->flags & NVMP_QF_SQ) && val < size)
+		if (!(q->flags & NVMP_QF_SQ))
+			return;
+		if (val < size)
 			q->sq_tail = cpu_to_le16(val);
+		else
+			m->stale = true;	/* the device flags it */
 		return;
 	}
 	size = le16_to_cpu(q->cq_size);
+	if (!(q->flags & NVMP_QF_CQ))
+		return;
 	/* completions the device posted before the engage, no further */
-	if ((q->flags & NVMP_QF_CQ) && val < size &&
+	if (val < size &&
 	    ring_within(le16_to_cpu(q->cq_head), le16_to_cpu(q->cq_tail),
 			val, size))
 		q->cq_head = cpu_to_le16(val);
+	else
+		m->stale = true;
 }
 
-static void nvme_write(struct vmig_shadow *sh, u8 bar, u32 off, u8 width,
+static void doorbell(struct nvsh_model *m, u32 off, u8 width, u32 val)
+{
+	u32 slot = (off - NVMP_REG_DBS) / m->db_stride;
+
+	/* not a whole slot of a queue id the device can have: it ignores it */
+	if (width != 4 || (off - NVMP_REG_DBS) % m->db_stride ||
+	    slot >= NVSH_DB_SLOTS)
+		return;
+	m->db[slot] = val;
+	set_bit(slot, m->db_set);
+	record_doorbell(m, slot, val);
+}
+
+static void nvsh_write(struct vmig_shadow *sh, u8 bar, u32 off, u8 width,
 		       u64 val)
 {
-	struct nvme_model *m = model(sh);
+	struct nvsh_model *m = model(sh);
 	u32 v = val;
+	int i;
 
 	if (bar)
 		return;
 	if (off >= NVMP_REG_DBS) {
-		/* as written: the device judges a write it would ignore */
-		log_write(m, off, width, val, true);
-		if (width == 4)
-			record_doorbell(m, off, v);
+		doorbell(m, off, width, v);
 		return;
 	}
 	if (width != 4)		/* registers take dword accesses */
 		return;
+	i = reg_index(off);
+	if (i >= 0) {
+		m->reg[i] = v;
+		set_bit(i, m->reg_set);
+		m->stale = true;
+		return;
+	}
 	switch (off) {
 	case NVMP_REG_INTMS:
 		m->intms |= v;
-		m->intm_written = true;
-		m->st.intms = cpu_to_le32(m->intms);
-		return;
+		break;
 	case NVMP_REG_INTMC:
 		m->intms &= ~v;
-		m->intm_written = true;
-		m->st.intms = cpu_to_le32(m->intms);
-		return;
+		break;
 	case NVMP_REG_CC:
-		if ((m->cc & NVMP_CC_EN) && !(v & NVMP_CC_EN))
-			drop_doorbells(m);
+		if ((m->cc & NVMP_CC_EN) && !(v & NVMP_CC_EN)) {
+			/* the doorbells before the reset go with it */
+			m->reset = true;
+			bitmap_zero(m->db_set, NVSH_DB_SLOTS);
+		}
 		m->cc = v;
-		log_write(m, off, width, val, false);
-		m->epoch = m->nr_log;
-		break;
-	case NVMP_REG_AQA:
-		m->aqa = v;
-		break;
-	case NVMP_REG_ASQ:
-		m->asq = (m->asq & GENMASK_ULL(63, 32)) | v;
-		break;
-	case NVMP_REG_ASQ + 4:
-		m->asq = (m->asq & GENMASK_ULL(31, 0)) | ((u64)v << 32);
-		break;
-	case NVMP_REG_ACQ:
-		m->acq = (m->acq & GENMASK_ULL(63, 32)) | v;
-		break;
-	case NVMP_REG_ACQ + 4:
-		m->acq = (m->acq & GENMASK_ULL(31, 0)) | ((u64)v << 32);
-		break;
+		m->stale = true;
+		return;
 	default:	/* read-only, or not modelled: the write is lost */
 		return;
 	}
-	if (off != NVMP_REG_CC)
-		log_write(m, off, width, val, true);
-	m->reconfigured = true;
+	m->intm_set = true;
+	m->st.intms = cpu_to_le32(m->intms);
 }
 
 /* The record, for a migration of the engaged device. */
-static int nvme_save(struct vmig_shadow *sh, struct vmig_shadow_image *img)
+static int nvsh_save(struct vmig_shadow *sh, struct vmig_shadow_image *img)
 {
-	struct nvme_model *m = model(sh);
+	struct nvsh_model *m = model(sh);
 	int ret;
 
-	if (m->reconfigured || m->overflow) {
+	if (m->stale) {
 		dev_warn_ratelimited(vmig_shadow_device(sh),
-				     "nvme shadow: the guest reconfigured its controller while engaged: no state record to migrate; hand the device back first\n");
+				     "nvme shadow: the controller changed in ways its state record cannot say (register writes, a completion the device posted, a partial hand-back): no migration while engaged; hand the device back first\n");
 		return -EBUSY;
 	}
 	if (!img->devstate || img->devstate_max < sizeof(m->st))
@@ -335,56 +325,78 @@ static int nvme_save(struct vmig_shadow *sh, struct vmig_shadow_image *img)
  * The device was reset (so was its profile's model): so is this one, and
  * what it kept for the device is gone with what the device had.
  */
-static void nvme_reset(struct vmig_shadow *sh)
+static void nvsh_reset(struct vmig_shadow *sh)
 {
-	struct nvme_model *m = model(sh);
+	struct nvsh_model *m = model(sh);
+	u32 vs = m->vs, stride = m->db_stride;
+	u64 cap = m->cap;
 
-	memset(&m->st, 0, sizeof(m->st));
+	memset(m, 0, sizeof(*m));
 	m->st.version = cpu_to_le32(NVMP_STATE_VERSION);
+	m->cap = cap;
+	m->vs = vs;
+	m->db_stride = stride;
 	regs_from_record(m);
-	m->reconfigured = false;
-	m->intm_written = false;
-	m->overflow = false;
-	m->nr_log = 0;
-	m->epoch = 0;
 }
 
-static int nvme_handback_writes(struct vmig_shadow *sh,
+static void put(struct vmig_held_write *w, u32 *n, u32 off, u32 val)
+{
+	w[(*n)++] = (struct vmig_held_write){
+		.value = val, .offset = off, .bar = 0, .width = 4,
+	};
+}
+
+static int nvsh_handback_writes(struct vmig_shadow *sh,
 				struct vmig_held_write *w, u32 max,
 				const char **why)
 {
-	struct nvme_model *m = model(sh);
-	u32 n = m->nr_log;
+	struct nvsh_model *m = model(sh);
+	u32 n = 0, cc_dev = m->cc_dev;
+	unsigned int i;
 
-	if (m->overflow) {
-		*why = "nvme: more register writes while engaged than kept";
-		return -ENOSPC;
-	}
-	if (n + 2 > max) {
+	if (max < NVSH_MAX_WRITES) {
 		*why = "nvme: more writes than a hand-back takes";
 		return -ENOSPC;
 	}
-	memcpy(w, m->log, n * sizeof(*w));
-	if (m->intm_written) {
-		/* the mask as the guest left it: all clear, then its bits */
-		w[n++] = (struct vmig_held_write){
-			.value = U32_MAX, .offset = NVMP_REG_INTMC, .width = 4,
-		};
-		w[n++] = (struct vmig_held_write){
-			.value = m->intms, .offset = NVMP_REG_INTMS, .width = 4,
-		};
+	/* the mask first: the held commands complete under the guest's */
+	if (m->intm_set) {
+		put(w, &n, NVMP_REG_INTMS, m->intms);
+		put(w, &n, NVMP_REG_INTMC, ~m->intms);
 	}
+	if (m->reset && (cc_dev & NVMP_CC_EN)) {
+		cc_dev &= ~NVMP_CC_EN;
+		put(w, &n, NVMP_REG_CC, cc_dev);
+	}
+	for_each_set_bit(i, m->reg_set, NVSH_NR_REGS)
+		put(w, &n, nvsh_reg_off[i], m->reg[i]);
+	if (m->cc != cc_dev)
+		put(w, &n, NVMP_REG_CC, m->cc);
+	for_each_set_bit(i, m->db_set, NVSH_DB_SLOTS)
+		put(w, &n, NVMP_REG_DBS + i * m->db_stride, m->db[i]);
 	return n;
+}
+
+/*
+ * The hand-back did not go through: some of the writes may have reached
+ * the device. Another hand-back gives them again (the same values, which
+ * the device takes as it took them), but the record is no longer the
+ * device's.
+ */
+static void nvsh_handback_failed(struct vmig_shadow *sh)
+{
+	model(sh)->stale = true;
 }
 
 const struct vmig_shadow_ops sriov_shadow_nvme = {
 	.profile = "nvme",
 	.owner = THIS_MODULE,
-	.priv_size = sizeof(struct nvme_model),
-	.engage = nvme_engage,
-	.read = nvme_read,
-	.write = nvme_write,
-	.save = nvme_save,
-	.reset = nvme_reset,
-	.handback_writes = nvme_handback_writes,
+	.priv_size = sizeof(struct nvsh_model),
+	.serves_stream = false,
+	.engage = nvsh_engage,
+	.read = nvsh_read,
+	.write = nvsh_write,
+	.save = nvsh_save,
+	.reset = nvsh_reset,
+	.handback_writes = nvsh_handback_writes,
+	.handback_failed = nvsh_handback_failed,
 };

@@ -453,16 +453,13 @@ ssize_t vmig_shadow_write(struct vmig_device *mdev, const char __user *buf,
 
 void vmig_shadow_reset(struct vmig_device *mdev)
 {
-	struct vmig_shadow *sh;
+	struct vmig_shadow *sh = mdev->shadow.sh;
 
-	percpu_down_read(&mdev->shadow.sem);
-	sh = mdev->shadow.sh;
 	if (sh && sh->ops->reset) {
 		mutex_lock(&sh->lock);
 		sh->ops->reset(sh);
 		mutex_unlock(&sh->lock);
 	}
-	percpu_up_read(&mdev->shadow.sem);
 }
 
 /* ---- engage and hand-back ---- */
@@ -536,7 +533,6 @@ static int start_model(struct vmig_shadow *sh,
 		.held = held,
 		.nr_held = nr_held,
 		.max_held = nr_held,
-		.from_stream = sh->from_stream,
 	};
 	const char *model_why = "";
 	int ret;
@@ -784,14 +780,21 @@ static int handback_by_writes(struct vmig_device *mdev,
 			 model_why);
 		*why = "the shadow cannot hand back (the kernel log says why)";
 		ret = nr;
+	} else if (WARN_ON_ONCE(nr > SHADOW_MAX_WRITES)) {
+		*why = "the shadow gave more writes than it had room for";
+		ret = -EINVAL;
 	} else {
-		ret = vmig_dma_replay(mdev, w, min_t(u32, nr,
-						     SHADOW_MAX_WRITES));
+		ret = vmig_dma_replay(mdev, w, nr);
 		if (ret) {
 			pci_warn(mdev->core.pdev,
 				 "shadow hand-back: the device did not take the guest's writes: %d\n",
 				 ret);
 			*why = "the device refused the guest's writes: still engaged";
+			if (sh->ops->handback_failed) {
+				mutex_lock(&sh->lock);
+				sh->ops->handback_failed(sh);
+				mutex_unlock(&sh->lock);
+			}
 		}
 	}
 	kfree(w);
@@ -941,10 +944,12 @@ int vmig_shadow_engage_stream(struct vmig_device *mdev,
 		return -EOPNOTSUPP;
 	}
 	ops = ops_get(mdev->profile->name);
-	if (!ops) {
+	if (!ops || !ops->serves_stream) {
 		pci_info(mdev->core.pdev,
-			 "the stream carries a shadow's state; no shadow for profile %s here: the device takes it\n",
+			 "the stream carries a shadow's state; no shadow for profile %s serves a stream here: the device takes it\n",
 			 mdev->profile->name);
+		if (ops)
+			module_put(ops->owner);
 		return -EOPNOTSUPP;
 	}
 	/* checked as they arrived (the profile's held_load) */

@@ -47,8 +47,6 @@ struct vmig_shadow;
  *	without a shadow issues it as any held start
  * @nr_held: see @held
  * @max_held: see @held
- * @from_stream: engage: the state came in a migration stream, not from
- *	this device (a target's device has never had it)
  */
 struct vmig_shadow_image {
 	struct vmig_reg_value *reads;
@@ -63,7 +61,6 @@ struct vmig_shadow_image {
 	struct vmig_held_write *held;
 	u32 nr_held;
 	u32 max_held;
-	bool from_stream;
 };
 
 /* A register's value in @img's reads or written values; -ENODATA. */
@@ -82,6 +79,10 @@ int vmig_shadow_image_hold(struct vmig_shadow_image *img, u8 bar, u32 off,
  * @owner: the module that implements it (THIS_MODULE): held while a
  *	shadow is engaged, so that it cannot be unloaded then
  * @priv_size: bytes of private data per engaged shadow (zeroed)
+ * @serves_stream: a target may engage the model from a migration stream
+ *	and serve the guest while its device takes the state in the
+ *	background (by the profile's restore, with the guest running);
+ *	false: the target's device takes the state itself
  * @engage: start the model from @img, the device's captured state; 0, or
  *	-errno with the reason in @why (a static string)
  * @read: a guest read of @width (1, 2 or 4) bytes at @off of BAR @bar
@@ -97,12 +98,16 @@ int vmig_shadow_image_hold(struct vmig_shadow_image *img, u8 bar, u32 off,
  *	as @engage left it, or zeroed): free what @engage allocated
  * @handback_writes: optional, for a model whose device keeps the state it
  *	had at engage (or at its last reset, which the @reset op saw): the
- *	guest's writes since then, in the order the device is to take them,
- *	into @w (room for @max). The hand-back hands them to the device as
- *	the trap path hands the guest's (the profile sees each) instead of
- *	@save and the profile's restore. Returns how many, or -errno with
- *	the reason in @why (the hand-back is refused, the shadow serves on).
- *	Not called for a shadow engaged from a stream.
+ *	writes that bring it to the model's state, in the order the device
+ *	is to take them, into @w (room for @max). The hand-back hands them
+ *	to the device as the trap path hands the guest's (the profile sees
+ *	each) instead of @save and the profile's restore. Returns how many,
+ *	or -errno with the reason in @why (the hand-back is refused, the
+ *	shadow serves on). Not called for a shadow engaged from a stream.
+ *	With the access lock held for write and state_mutex.
+ * @handback_failed: optional: the device did not take all of what
+ *	@handback_writes gave (some may have reached it); the shadow serves
+ *	on. Same context.
  *
  * Every op runs in sleeping context under the shadow's own mutex, one op
  * at a time per device. @read, @write and @reset run with the device's
@@ -117,6 +122,7 @@ struct vmig_shadow_ops {
 	const char *profile;
 	struct module *owner;
 	size_t priv_size;
+	bool serves_stream;
 	int (*engage)(struct vmig_shadow *sh,
 		      const struct vmig_shadow_image *img, const char **why);
 	u64 (*read)(struct vmig_shadow *sh, u8 bar, u32 off, u8 width);
@@ -129,6 +135,7 @@ struct vmig_shadow_ops {
 	int (*handback_writes)(struct vmig_shadow *sh,
 			       struct vmig_held_write *w, u32 max,
 			       const char **why);
+	void (*handback_failed)(struct vmig_shadow *sh);
 };
 
 /* -EEXIST if the profile has a shadow already. */
@@ -250,7 +257,10 @@ ssize_t vmig_shadow_write(struct vmig_device *mdev, const char __user *buf,
 			  size_t count, loff_t *ppos);
 /* VFIO_DEVICE_SET_IRQS went through: remember its eventfds. */
 void vmig_shadow_set_irqs(struct vmig_device *mdev, void __user *uarg);
-/* VFIO_DEVICE_RESET went through: reset the engaged shadow's model. */
+/*
+ * VFIO_DEVICE_RESET went through: reset the engaged shadow's model. With
+ * the access lock held for read across the device's reset and this.
+ */
 void vmig_shadow_reset(struct vmig_device *mdev);
 
 #endif /* _VFIO_MIG_SHADOW_H */

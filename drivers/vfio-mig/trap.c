@@ -468,10 +468,20 @@ long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		if (ret <= 0)
 			return ret;
 	}
-	/* first: a hand-back after the reset gives the device the reset */
-	if (cmd == VFIO_DEVICE_RESET)
-		vmig_shadow_reset(mdev);
-	ret = vfio_pci_core_ioctl(vdev, cmd, arg);
+	if (cmd == VFIO_DEVICE_RESET) {
+		/*
+		 * The device and an engaged shadow's model are reset
+		 * together: no hand-back comes between the two, and a reset
+		 * that fails leaves both as they were.
+		 */
+		percpu_down_read(&mdev->shadow.sem);
+		ret = vfio_pci_core_ioctl(vdev, cmd, arg);
+		if (!ret)
+			vmig_shadow_reset(mdev);
+		percpu_up_read(&mdev->shadow.sem);
+	} else {
+		ret = vfio_pci_core_ioctl(vdev, cmd, arg);
+	}
 	if (!ret && cmd == VFIO_DEVICE_RESET) {
 		vmig_record_reset(&mdev->rs);
 		vmig_mig_reset_sync(mdev);

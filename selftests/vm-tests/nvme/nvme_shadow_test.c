@@ -11,16 +11,25 @@
  *    reaped, and the commands the driver submits are held: none
  *    completes. After the hand-back every held command completes once and
  *    every block reads back right;
- *  - migrate_while_engaged: VF 1's shadow holds submitted commands; its
+ *  - migrate_while_engaged: VF 1's shadow holds submitted commands (and
+ *    the completions posted before the engage are reaped through it); its
  *    stream (the shadow's state record, the held submissions as queue
- *    tails) goes to VF 2, whose device takes it (no shadow from a stream
- *    for NVMe) and runs the held commands once it runs: every block right
- *    on VF 2;
+ *    tails, the CQ heads the guest moved) goes to VF 2, whose device takes
+ *    it (no shadow from a stream for NVMe) and runs the held commands once
+ *    it runs: every block right on VF 2;
  *  - controller_reset_while_engaged: the driver disables the controller
- *    while engaged: CSTS.RDY drops at once, a migration is refused (the
- *    record no longer describes the controller) and the source runs on;
- *    the hand-back disables the device too, the commands held before the
- *    reset never run, and the driver brings the controller up again.
+ *    while engaged, then enables it again: CSTS.RDY follows at once, a
+ *    migration is refused (the record no longer describes the controller)
+ *    and the source runs on; the hand-back resets and enables the device
+ *    too, the commands held before the reset never run, and the driver
+ *    brings the controller up again;
+ *  - device_reset_while_engaged: VFIO_DEVICE_RESET while engaged resets
+ *    the device and the model together: the held commands never run, the
+ *    hand-back gives the device nothing, the driver starts again;
+ *  - hostile_writes_while_engaged: hundreds of doorbell writes of every
+ *    width and offset, doorbells of queues that cannot exist and CC
+ *    toggled over and over: the model keeps a bounded state, the
+ *    hand-back goes through, and the controller works afterwards.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -88,6 +97,25 @@ static void workload(struct __test_metadata *_metadata, struct nvme_ctrl *c,
 	ASSERT_EQ(0, nvme_wl_init(w, c, 8192, 512, WL_DEPTH, seed));
 	ASSERT_EQ(0, nvme_wl_fill(w, TMO)) TH_LOG("%s", w->why);
 	ASSERT_EQ(0, nvme_wl_run(w, 200, WL_TMO)) TH_LOG("%s", w->why);
+}
+
+/* The driver brings the controller up again and the workload runs. */
+static void restart(struct __test_metadata *_metadata,
+		    FIXTURE_DATA(nsh) *self, uint32_t seed)
+{
+	struct nvme_wl w;
+	char err[320];
+
+	nvme_vf_down(&self->vf);
+	ASSERT_EQ(0, nvme_vf_up(&self->vf, self->bdf, TB_DRIVER, RAM_SIZE,
+				RAM_IOVA, NSID, err, sizeof(err)))
+		TH_LOG("%s", err);
+	workload(_metadata, &self->vf.c, &w, seed);
+	w.blocks_checked = 0;
+	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
+	EXPECT_EQ(w.nr, w.blocks_checked);
+	EXPECT_EQ(0, w.errors) TH_LOG("%s", w.why);
+	nvme_wl_free(&w);
 }
 
 static uint64_t engage(struct __test_metadata *_metadata,
@@ -195,8 +223,8 @@ TEST_F_TIMEOUT(nsh, migrate_while_engaged, 120)
 	struct nvme_ctrl *c = &self->vf.c;
 	struct vmm_dev *src = &self->vf.d, *dst;
 	struct mig_buf buf = {};
+	unsigned long held, before;
 	struct lm_shadow s;
-	unsigned long held;
 	struct nvme_wl w;
 	char err[320];
 	int fd, dfd, ret;
@@ -211,8 +239,10 @@ TEST_F_TIMEOUT(nsh, migrate_while_engaged, 120)
 	ASSERT_EQ(0, vmm_enable_bus_master(dst));
 
 	workload(_metadata, c, &w, 0x52);
+	ASSERT_LE(0, nvme_wl_step(&w)) TH_LOG("%s", w.why);
+	before = nvme_wl_inflight(&w);
 	engage(_metadata, self);
-	held = hold(_metadata, &w, 0);
+	held = hold(_metadata, &w, before);
 
 	/* the switchover, with the shadow serving the source */
 	ASSERT_EQ(0, mig_set_state(dst, VFIO_DEVICE_STATE_STOP, NULL));
@@ -257,18 +287,21 @@ TEST_F_TIMEOUT(nsh, controller_reset_while_engaged, 120)
 {
 	struct nvme_ctrl *c = &self->vf.c;
 	struct vmm_dev *src = &self->vf.d;
-	char err[320];
 	unsigned long held;
 	struct nvme_wl w;
+	uint32_t cc;
 	int fd, ret;
 
 	workload(_metadata, c, &w, 0x53);
 	engage(_metadata, self);
 	held = hold(_metadata, &w, 0);
 
-	/* the driver disables the controller: the model follows at once */
-	nvme_wr32(c, NVME_REG_CC, nvme_rd32(c, NVME_REG_CC) & ~NVME_CC_EN);
+	/* the driver resets the controller: the model follows at once */
+	cc = nvme_rd32(c, NVME_REG_CC);
+	nvme_wr32(c, NVME_REG_CC, cc & ~NVME_CC_EN);
 	EXPECT_EQ(0, nvme_rd32(c, NVME_REG_CSTS) & NVME_CSTS_RDY);
+	nvme_wr32(c, NVME_REG_CC, cc);
+	EXPECT_EQ(NVME_CSTS_RDY, nvme_rd32(c, NVME_REG_CSTS) & NVME_CSTS_RDY);
 
 	/* no record describes it now: the migration fails, the source runs */
 	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
@@ -281,7 +314,37 @@ TEST_F_TIMEOUT(nsh, controller_reset_while_engaged, 120)
 	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
 	ASSERT_EQ(0, mig_set_state(src, VFIO_DEVICE_STATE_RUNNING, NULL));
 
-	/* the device takes the reset; what was held before it never runs */
+	/*
+	 * The device takes the reset and the enable; what was held before
+	 * the reset never runs (its queues went with it).
+	 */
+	ret = lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
+	ASSERT_EQ(0, ret) TH_LOG("hand-back: %s", self->nl.err);
+	EXPECT_EQ(NVME_CSTS_RDY, nvme_rd32(c, NVME_REG_CSTS) &
+		  (NVME_CSTS_RDY | NVME_CSTS_CFS));
+	EXPECT_EQ(cc, nvme_rd32(c, NVME_REG_CC));
+	EXPECT_EQ(-ETIMEDOUT, nvme_io_settle(c, 100))
+		TH_LOG("%lu commands held before the reset completed", held);
+	nvme_wl_abandon(&w);
+	nvme_wl_free(&w);
+
+	restart(_metadata, self, 0x54);
+}
+
+TEST_F_TIMEOUT(nsh, device_reset_while_engaged, 120)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+	unsigned long held;
+	struct nvme_wl w;
+	int ret;
+
+	workload(_metadata, c, &w, 0x55);
+	engage(_metadata, self);
+	held = hold(_metadata, &w, 0);
+	ASSERT_EQ(0, vmm_reset(&self->vf.d));
+	/* the model was reset with the device */
+	EXPECT_EQ(0, nvme_rd32(c, NVME_REG_CC));
+	EXPECT_EQ(0, nvme_rd32(c, NVME_REG_CSTS) & NVME_CSTS_RDY);
 	ret = lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
 	ASSERT_EQ(0, ret) TH_LOG("hand-back: %s", self->nl.err);
 	EXPECT_EQ(0, nvme_rd32(c, NVME_REG_CSTS) & NVME_CSTS_RDY);
@@ -289,17 +352,39 @@ TEST_F_TIMEOUT(nsh, controller_reset_while_engaged, 120)
 		TH_LOG("%lu commands held before the reset completed", held);
 	nvme_wl_abandon(&w);
 	nvme_wl_free(&w);
+	restart(_metadata, self, 0x56);
+}
 
-	/* and the controller comes up again under the driver */
-	nvme_vf_down(&self->vf);
-	ASSERT_EQ(0, nvme_vf_up(&self->vf, self->bdf, TB_DRIVER, RAM_SIZE,
-				RAM_IOVA, NSID, err, sizeof(err)))
-		TH_LOG("%s", err);
-	workload(_metadata, &self->vf.c, &w, 0x54);
-	w.blocks_checked = 0;
-	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
-	EXPECT_EQ(0, w.errors) TH_LOG("%s", w.why);
+TEST_F_TIMEOUT(nsh, hostile_writes_while_engaged, 120)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+	uint32_t seed = 0x5eed, off, cc;
+	struct nvme_wl w;
+	uint8_t b[4];
+	int i, ret;
+
+	workload(_metadata, c, &w, 0x57);
+	engage(_metadata, self);
+	hold(_metadata, &w, 0);
+	cc = nvme_rd32(c, NVME_REG_CC);
+	for (i = 0; i < 600; i++) {
+		seed = seed * 1103515245u + 12345u;
+		off = NVME_REG_DBS + ((seed >> 8) % 0x1000);
+		memcpy(b, &seed, sizeof(b));
+		/* 1, 2 or 4 bytes anywhere in the doorbell page */
+		ASSERT_EQ(0, vmm_region_write(&self->vf.d, 0,
+					      off & ~((1u << (i % 3)) - 1), b,
+					      1u << (i % 3)));
+		if (i % 20 == 0)
+			nvme_wr32(c, NVME_REG_CC, i % 40 ? cc : cc & ~NVME_CC_EN);
+	}
+	nvme_wr32(c, NVME_REG_CC, cc);
+	ret = lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
+	ASSERT_EQ(0, ret) TH_LOG("hand-back after hostile writes: %s",
+				 self->nl.err);
+	nvme_wl_abandon(&w);
 	nvme_wl_free(&w);
+	restart(_metadata, self, 0x58);
 }
 
 TEST_HARNESS_MAIN
