@@ -10,6 +10,8 @@
  * device held I/O. Prints key: value lines, prefixed "nvme_" for the VF:
  *
  *   shadow_access_max_us       longest pair, quiet device (baseline)
+ *   device_io_access_max_us    NVMe: longest pair while the device runs
+ *                              the workload, no shadow (context only)
  *   shadow_guest_stall_max_us  longest pair over the cycles
  *   shadow_stall_ratio         the two above, with the goal line
  *   shadow_engage_us           guest accesses held by engage (median)
@@ -252,7 +254,7 @@ static int open_nvme(const struct tb_devs *t, const char **bdf)
 static int run(const struct tb_devs *t, const char *pfx)
 {
 	uint64_t eng[CYCLES], hb[CYCLES], sc[CYCLES], dc[CYCLES];
-	uint64_t base_max, stall = 0, m, goal;
+	uint64_t base_max, io_max = 0, stall = 0, m, m_engaged, goal;
 	double base_mean, shadow_mean = 0, mean;
 	const char *bdf = NULL;
 	struct lm_shadow s;
@@ -270,6 +272,16 @@ static int run(const struct tb_devs *t, const char *pfx)
 	probe_reset(false);
 	sleep(1);
 	probe_take(&base_max, &base_mean);
+	if (nvme) {
+		/* context: the same pairs while the device runs the I/O */
+		probe_reset(false);
+		ret = serve(1000000);
+		if (!ret)
+			ret = io(true);
+		if (ret)
+			return fail("workload", ret);
+		probe_take(&io_max, &mean);
+	}
 
 	for (i = 0; i < CYCLES; i++) {
 		/* the device's own stop-copy, then one through the shadow */
@@ -293,6 +305,7 @@ static int run(const struct tb_devs *t, const char *pfx)
 		shadow_mean += mean / CYCLES;
 		if (m > stall)
 			stall = m;
+		m_engaged = m;
 		probe_reset(true);
 		ret = stop_copy(&sc[i]);
 		if (ret)
@@ -313,6 +326,10 @@ static int run(const struct tb_devs *t, const char *pfx)
 		hb[i] = s.handback_ns / 1000;
 		if (m > stall)
 			stall = m;
+		printf("# %scycle %d: longest pair %llu us from the engage on, %llu us from the hand-back on; engage held %llu us, hand-back %llu us\n",
+		       pfx, i, (unsigned long long)m_engaged,
+		       (unsigned long long)m, (unsigned long long)eng[i],
+		       (unsigned long long)hb[i]);
 		ret = io(true);		/* every held command completed */
 		if (ret || (nvme && wl.errors))
 			return fail("the held I/O", ret ?: -EIO);
@@ -327,6 +344,9 @@ static int run(const struct tb_devs *t, const char *pfx)
 	       (unsigned long long)base_max);
 	printf("%sshadow_guest_stall_max_us: %llu\n", pfx,
 	       (unsigned long long)stall);
+	if (nvme)
+		printf("%sdevice_io_access_max_us: %llu\n", pfx,
+		       (unsigned long long)io_max);
 	printf("%sshadow_stall_ratio: %.1f\n", pfx,
 	       base_max ? (double)stall / base_max : 0);
 	printf("# %sshadow_guest_stall_max_us goal <= one trapped access%s (%llu us): %s\n",
