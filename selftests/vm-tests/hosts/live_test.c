@@ -878,6 +878,23 @@ TEST_F_TIMEOUT(live, migrate_under_load, 150)
 }
 
 /*
+ * The source's summary of a migration through the shadow (into @sum): it
+ * says so, with how long the engage held the guest's accesses (ns).
+ */
+static uint64_t via_shadow_summary(struct __test_metadata *_metadata,
+				   char *sum, size_t len)
+{
+	uint64_t v = 0;
+
+	slurp(SRC_LOG, buf, sizeof(buf));
+	EXPECT_EQ(1, events_of(buf, "summary", "source", sum, len));
+	EXPECT_EQ(0, json_get_u64(sum, "shadow_engage_ns", &v)) TH_LOG("%s", sum);
+	EXPECT_LT(0, v);
+	EXPECT_NE(NULL, strstr(sum, "\"via_shadow\":true")) TH_LOG("%s", sum);
+	return v;
+}
+
+/*
  * Through the shadow adapter: the source's edu is read through the page
  * vmm_host keeps for it (lmvmm.h), named as a VMM would name it.
  */
@@ -898,11 +915,7 @@ TEST_F_TIMEOUT(live, migrate_via_shadow, 150)
 	start_migrate(_metadata, self,
 		      (const char *const[]){ "--via-shadow", NULL });
 	check_migrated(_metadata, self, 0, true);
-	slurp(SRC_LOG, buf, sizeof(buf));
-	ASSERT_EQ(1, events_of(buf, "summary", "source", sum, sizeof(sum)));
-	EXPECT_EQ(0, json_get_u64(sum, "shadow_engage_ns", &v)) TH_LOG("%s", sum);
-	EXPECT_LT(0, v);
-	EXPECT_NE(NULL, strstr(sum, "\"via_shadow\":true")) TH_LOG("%s", sum);
+	v = via_shadow_summary(_metadata, sum, sizeof(sum));
 	/* the target's device took the state; the source's shadow went */
 	ASSERT_EQ(0, genl_open(&nl, "vfio_mig"));
 	ASSERT_EQ(0, lm_shadow_get(&nl, DST_BDF, &sh));
@@ -1668,11 +1681,7 @@ TEST_F_TIMEOUT(live, nvme_migrate_via_shadow, 180)
 		      (const char *const[]){ "--via-shadow", NULL });
 	check_migrated(_metadata, self, 0, true);
 	check_nvme_io(_metadata);
-	slurp(SRC_LOG, buf, sizeof(buf));
-	ASSERT_EQ(1, events_of(buf, "summary", "source", sum, sizeof(sum)));
-	EXPECT_EQ(0, json_get_u64(sum, "shadow_engage_ns", &v)) TH_LOG("%s", sum);
-	EXPECT_LT(0, v);
-	EXPECT_NE(NULL, strstr(sum, "\"via_shadow\":true")) TH_LOG("%s", sum);
+	v = via_shadow_summary(_metadata, sum, sizeof(sum));
 	ASSERT_EQ(0, genl_open(&nl, "vfio_mig"));
 	ASSERT_EQ(0, lm_shadow_get(&nl, self->dbdf, &sh));
 	EXPECT_FALSE(sh.engaged) TH_LOG("a shadow serves the target's VF");

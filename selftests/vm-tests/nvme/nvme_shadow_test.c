@@ -99,6 +99,17 @@ static void workload(struct __test_metadata *_metadata, struct nvme_ctrl *c,
 	ASSERT_EQ(0, nvme_wl_run(w, 200, WL_TMO)) TH_LOG("%s", w->why);
 }
 
+/* Nothing in flight, more commands run, every block reads back right. */
+static void finish(struct __test_metadata *_metadata, struct nvme_wl *w)
+{
+	ASSERT_EQ(0, nvme_wl_drain(w, TMO)) TH_LOG("%s", w->why);
+	ASSERT_EQ(0, nvme_wl_run(w, 200, WL_TMO)) TH_LOG("%s", w->why);
+	w->blocks_checked = 0;
+	EXPECT_EQ(0, nvme_wl_verify_all(w, TMO)) TH_LOG("%s", w->why);
+	EXPECT_EQ(w->nr, w->blocks_checked);
+	EXPECT_EQ(0, w->errors) TH_LOG("%s", w->why);
+}
+
 /* The driver brings the controller up again and the workload runs. */
 static void restart(struct __test_metadata *_metadata,
 		    FIXTURE_DATA(nsh) *self, uint32_t seed)
@@ -111,11 +122,23 @@ static void restart(struct __test_metadata *_metadata,
 				RAM_IOVA, NSID, err, sizeof(err)))
 		TH_LOG("%s", err);
 	workload(_metadata, &self->vf.c, &w, seed);
-	w.blocks_checked = 0;
-	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
-	EXPECT_EQ(w.nr, w.blocks_checked);
-	EXPECT_EQ(0, w.errors) TH_LOG("%s", w.why);
+	finish(_metadata, &w);
 	nvme_wl_free(&w);
+}
+
+/*
+ * The commands held before a reset never ran (their queues went with
+ * it): forgotten, and the driver starts again.
+ */
+static void never_ran(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(nsh) *self, struct nvme_wl *w,
+		      unsigned long held, uint32_t seed)
+{
+	EXPECT_EQ(-ETIMEDOUT, nvme_io_settle(&self->vf.c, 100))
+		TH_LOG("%lu commands held before the reset completed", held);
+	nvme_wl_abandon(w);
+	nvme_wl_free(w);
+	restart(_metadata, self, seed);
 }
 
 static uint64_t engage(struct __test_metadata *_metadata,
@@ -209,12 +232,7 @@ TEST_F_TIMEOUT(nsh, engage_holds_io_hand_back_runs_it, 120)
 	EXPECT_EQ(intms, nvme_rd32(c, NVME_REG_INTMS));
 
 	/* every held command completes once, every block is right */
-	ASSERT_EQ(0, nvme_wl_drain(&w, TMO)) TH_LOG("%s", w.why);
-	ASSERT_EQ(0, nvme_wl_run(&w, 200, WL_TMO)) TH_LOG("%s", w.why);
-	w.blocks_checked = 0;
-	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
-	EXPECT_EQ(w.nr, w.blocks_checked);
-	EXPECT_EQ(0, w.errors) TH_LOG("%s", w.why);
+	finish(_metadata, &w);
 	nvme_wl_free(&w);
 }
 
@@ -267,12 +285,7 @@ TEST_F_TIMEOUT(nsh, migrate_while_engaged, 120)
 
 	/* the held commands run on VF 2, once; the driver goes on there */
 	c->dev = dst;
-	ASSERT_EQ(0, nvme_wl_drain(&w, TMO)) TH_LOG("%s", w.why);
-	ASSERT_EQ(0, nvme_wl_run(&w, 200, WL_TMO)) TH_LOG("%s", w.why);
-	w.blocks_checked = 0;
-	EXPECT_EQ(0, nvme_wl_verify_all(&w, TMO)) TH_LOG("%s", w.why);
-	EXPECT_EQ(w.nr, w.blocks_checked);
-	EXPECT_EQ(0, w.errors) TH_LOG("%s", w.why);
+	finish(_metadata, &w);
 
 	nvme_wl_free(&w);
 	nvme_ctrl_disable(c);
@@ -323,12 +336,7 @@ TEST_F_TIMEOUT(nsh, controller_reset_while_engaged, 120)
 	EXPECT_EQ(NVME_CSTS_RDY, nvme_rd32(c, NVME_REG_CSTS) &
 		  (NVME_CSTS_RDY | NVME_CSTS_CFS));
 	EXPECT_EQ(cc, nvme_rd32(c, NVME_REG_CC));
-	EXPECT_EQ(-ETIMEDOUT, nvme_io_settle(c, 100))
-		TH_LOG("%lu commands held before the reset completed", held);
-	nvme_wl_abandon(&w);
-	nvme_wl_free(&w);
-
-	restart(_metadata, self, 0x54);
+	never_ran(_metadata, self, &w, held, 0x54);
 }
 
 TEST_F_TIMEOUT(nsh, device_reset_while_engaged, 120)
@@ -348,11 +356,7 @@ TEST_F_TIMEOUT(nsh, device_reset_while_engaged, 120)
 	ret = lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
 	ASSERT_EQ(0, ret) TH_LOG("hand-back: %s", self->nl.err);
 	EXPECT_EQ(0, nvme_rd32(c, NVME_REG_CSTS) & NVME_CSTS_RDY);
-	EXPECT_EQ(-ETIMEDOUT, nvme_io_settle(c, 100))
-		TH_LOG("%lu commands held before the reset completed", held);
-	nvme_wl_abandon(&w);
-	nvme_wl_free(&w);
-	restart(_metadata, self, 0x56);
+	never_ran(_metadata, self, &w, held, 0x56);
 }
 
 TEST_F_TIMEOUT(nsh, hostile_writes_while_engaged, 120)
