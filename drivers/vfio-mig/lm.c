@@ -254,6 +254,7 @@ static void vmig_reset_done(struct pci_dev *pdev)
 	if (!core)
 		return;
 	m = &to_vmig(&core->vdev)->mig;
+	vmig_shadow_device_reset(to_vmig(&core->vdev));
 	spin_lock(&m->reset_lock);
 	m->deferred_reset = true;
 	spin_unlock(&m->reset_lock);

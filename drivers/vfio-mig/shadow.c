@@ -48,6 +48,8 @@
  *	and starts it from its @unhold op
  * @from_stream: engaged from a migration stream (the target): handed back
  *	in the background once the device runs
+ * @resets: the device's resets (vmig_shadow_dev.resets) the model has
+ *	followed; under @lock
  * @rcu: frees it after a grace period
  * @priv: the implementation's data, @ops->priv_size bytes
  *
@@ -62,6 +64,7 @@ struct vmig_shadow {
 	atomic64_t reads, writes, dmas, irqs;
 	bool held;
 	bool from_stream;
+	int resets;
 	struct rcu_head rcu;
 	u8 priv[] __aligned(8);
 };
@@ -157,6 +160,29 @@ struct device *vmig_shadow_device(struct vmig_shadow *sh)
 	return &sh->mdev->core.pdev->dev;
 }
 EXPORT_SYMBOL_GPL(vmig_shadow_device);
+
+/*
+ * The device was reset since the model last looked (any reset: the
+ * VMM's VFIO_DEVICE_RESET, an FLR through config space, a hot reset):
+ * the model is reset before it serves another access or gives its state,
+ * so that what the guest writes after the reset stays. Under @sh->lock.
+ */
+static void sync_reset(struct vmig_shadow *sh)
+{
+	int now = atomic_read(&sh->mdev->shadow.resets);
+
+	lockdep_assert_held(&sh->lock);
+	if (now == sh->resets)
+		return;
+	sh->resets = now;
+	if (sh->ops->reset)
+		sh->ops->reset(sh);
+}
+
+void vmig_shadow_device_reset(struct vmig_device *mdev)
+{
+	atomic_inc(&mdev->shadow.resets);
+}
 
 /* ---- images ---- */
 
@@ -421,6 +447,7 @@ static ssize_t shadow_rw(struct vmig_device *mdev, char __user *rbuf,
 		if (write && copy_from_user(kbuf, wbuf + done, n))
 			break;
 		mutex_lock(&sh->lock);
+		sync_reset(sh);
 		for (pos = 0; pos < n; pos += w) {
 			w = vmig_piece_width(off + done + pos, count - done - pos);
 			if (pos + w > n)	/* split as the whole access is */
@@ -449,17 +476,6 @@ ssize_t vmig_shadow_write(struct vmig_device *mdev, const char __user *buf,
 			  size_t count, loff_t *ppos)
 {
 	return shadow_rw(mdev, NULL, buf, count, ppos);
-}
-
-void vmig_shadow_reset(struct vmig_device *mdev)
-{
-	struct vmig_shadow *sh = mdev->shadow.sh;
-
-	if (sh && sh->ops->reset) {
-		mutex_lock(&sh->lock);
-		sh->ops->reset(sh);
-		mutex_unlock(&sh->lock);
-	}
 }
 
 /* ---- engage and hand-back ---- */
@@ -515,6 +531,8 @@ static struct vmig_shadow *shadow_alloc(struct vmig_device *mdev,
 	}
 	sh->mdev = mdev;
 	sh->ops = ops;
+	/* before the state is taken: a reset from here on is followed */
+	sh->resets = atomic_read(&mdev->shadow.resets);
 	mutex_init(&sh->lock);
 	return sh;
 }
@@ -719,6 +737,7 @@ static struct vmig_snapshot *model_snapshot(struct vmig_device *mdev,
 	    (img->devstate_max && !img->devstate))
 		goto err;
 	mutex_lock(&sh->lock);
+	sync_reset(sh);
 	ret = sh->ops->save(sh, img);
 	mutex_unlock(&sh->lock);
 	if (ret)
@@ -773,6 +792,7 @@ static int handback_by_writes(struct vmig_device *mdev,
 	if (!w)
 		return -ENOMEM;
 	mutex_lock(&sh->lock);
+	sync_reset(sh);
 	nr = sh->ops->handback_writes(sh, w, SHADOW_MAX_WRITES, &model_why);
 	mutex_unlock(&sh->lock);
 	if (nr < 0) {
@@ -1017,9 +1037,9 @@ void vmig_shadow_mig_reset(struct vmig_device *mdev, bool stay_stopped)
 	struct vmig_shadow *sh = mdev->shadow.sh;
 
 	lockdep_assert_held(&mdev->mig.state_mutex);
-	if (sh && sh->ops->reset) {
+	if (sh) {
 		mutex_lock(&sh->lock);
-		sh->ops->reset(sh);
+		sync_reset(sh);
 		mutex_unlock(&sh->lock);
 	}
 	vmig_shadow_hold(mdev, stay_stopped);

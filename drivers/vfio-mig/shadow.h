@@ -89,8 +89,10 @@ int vmig_shadow_image_hold(struct vmig_shadow_image *img, u8 bar, u32 off,
  * @write: a guest write
  * @save: the model's state into @img, for the hand-back; the profile's
  *	restore brings the device to it
- * @reset: the device was reset (VFIO_DEVICE_RESET, or a reset that ended
- *	a migration): drop held work, as the profile drops held starts
+ * @reset: the device was reset (VFIO_DEVICE_RESET, an FLR through config
+ *	space, a hot reset): drop held work, as the profile drops held
+ *	starts. Called before the model next serves an access or gives its
+ *	state after the reset, so the guest's writes after it stay
  * @unhold: the device's DMA may go again (leaving the P2P states): start
  *	what vmig_shadow_dma() refused meanwhile (-EAGAIN)
  * @release: the shadow ends (after a hand-back, or the VMM closed the
@@ -181,6 +183,7 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
  * @handback_tries: its tries so far; reset by a stream's engage before the
  *	work can run, then the work's own
  * @dying: the device goes (vmig_shadow_remove())
+ * @resets: the device's resets so far (vmig_shadow_device_reset())
  * @irq_lock: protects @trigger
  * @trigger: the eventfds the VMM set for each interrupt type's first
  *	VMIG_SHADOW_VECTORS vectors (VFIO_DEVICE_SET_IRQS, ACTION_TRIGGER),
@@ -200,6 +203,7 @@ struct vmig_shadow_dev {
 	struct delayed_work handback_work;
 	unsigned int handback_tries;
 	bool dying;
+	atomic_t resets;
 	struct mutex irq_lock;	/* protects @trigger */
 	struct eventfd_ctx *trigger[VMIG_SHADOW_IRQ_TYPES][VMIG_SHADOW_VECTORS];
 };
@@ -258,9 +262,9 @@ ssize_t vmig_shadow_write(struct vmig_device *mdev, const char __user *buf,
 /* VFIO_DEVICE_SET_IRQS went through: remember its eventfds. */
 void vmig_shadow_set_irqs(struct vmig_device *mdev, void __user *uarg);
 /*
- * VFIO_DEVICE_RESET went through: reset the engaged shadow's model. With
- * the access lock held for read across the device's reset and this.
+ * The PCI core reset the device (its reset_done handler; any context):
+ * an engaged shadow's model is reset before it next serves or gives state.
  */
-void vmig_shadow_reset(struct vmig_device *mdev);
+void vmig_shadow_device_reset(struct vmig_device *mdev);
 
 #endif /* _VFIO_MIG_SHADOW_H */

@@ -470,14 +470,12 @@ long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 	}
 	if (cmd == VFIO_DEVICE_RESET) {
 		/*
-		 * The device and an engaged shadow's model are reset
-		 * together: no hand-back comes between the two, and a reset
-		 * that fails leaves both as they were.
+		 * No hand-back in the middle of the device's reset; an
+		 * engaged shadow's model follows it (vmig_shadow_device_reset()
+		 * from the PCI core's reset_done), only if it went through.
 		 */
 		percpu_down_read(&mdev->shadow.sem);
 		ret = vfio_pci_core_ioctl(vdev, cmd, arg);
-		if (!ret)
-			vmig_shadow_reset(mdev);
 		percpu_up_read(&mdev->shadow.sem);
 	} else {
 		ret = vfio_pci_core_ioctl(vdev, cmd, arg);

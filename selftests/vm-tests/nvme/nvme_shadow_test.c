@@ -26,6 +26,9 @@
  *  - device_reset_while_engaged: VFIO_DEVICE_RESET while engaged resets
  *    the device and the model together: the held commands never run, the
  *    hand-back gives the device nothing, the driver starts again;
+ *  - pci_reset_while_engaged: a reset through sysfs (as an FLR or a hot
+ *    reset) while engaged: the model follows before the guest's next
+ *    access, and what the guest writes after it reaches the device;
  *  - hostile_writes_while_engaged: hundreds of doorbell writes of every
  *    width and offset, doorbells of queues that cannot exist and CC
  *    toggled over and over: the model keeps a bounded state, the
@@ -357,6 +360,60 @@ TEST_F_TIMEOUT(nsh, device_reset_while_engaged, 120)
 	ASSERT_EQ(0, ret) TH_LOG("hand-back: %s", self->nl.err);
 	EXPECT_EQ(0, nvme_rd32(c, NVME_REG_CSTS) & NVME_CSTS_RDY);
 	never_ran(_metadata, self, &w, held, 0x56);
+}
+
+/*
+ * A reset the PCI core makes outside VFIO_DEVICE_RESET (sysfs here; an FLR
+ * through config space or a hot reset alike): the model is reset before
+ * the guest's next access, so what the guest writes after the reset (its
+ * driver bringing the controller up again) reaches the device at the
+ * hand-back.
+ */
+TEST_F_TIMEOUT(nsh, pci_reset_while_engaged, 120)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+	uint32_t cc, aqa, asq[2], acq[2];
+	unsigned long held;
+	struct nvme_wl w;
+	char path[128];
+	int ret;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/reset",
+		 self->bdf);
+	if (access(path, W_OK))
+		SKIP(return, "%s: no reset method", self->bdf);
+	workload(_metadata, c, &w, 0x59);
+	engage(_metadata, self);
+	held = hold(_metadata, &w, 0);
+	cc = nvme_rd32(c, NVME_REG_CC);
+	aqa = nvme_rd32(c, NVME_REG_AQA);
+	asq[0] = nvme_rd32(c, NVME_REG_ASQ);
+	asq[1] = nvme_rd32(c, NVME_REG_ASQ + 4);
+	acq[0] = nvme_rd32(c, NVME_REG_ACQ);
+	acq[1] = nvme_rd32(c, NVME_REG_ACQ + 4);
+	ASSERT_EQ(0, vmm_sysfs_write(path, "1"));
+	/* the model follows the device */
+	EXPECT_EQ(0, nvme_rd32(c, NVME_REG_CC));
+	EXPECT_EQ(0, nvme_rd32(c, NVME_REG_AQA));
+	/* the driver brings the controller up again, through the shadow */
+	nvme_wr32(c, NVME_REG_AQA, aqa);
+	nvme_wr32(c, NVME_REG_ASQ, asq[0]);
+	nvme_wr32(c, NVME_REG_ASQ + 4, asq[1]);
+	nvme_wr32(c, NVME_REG_ACQ, acq[0]);
+	nvme_wr32(c, NVME_REG_ACQ + 4, acq[1]);
+	nvme_wr32(c, NVME_REG_CC, cc);
+	EXPECT_EQ(NVME_CSTS_RDY, nvme_rd32(c, NVME_REG_CSTS) & NVME_CSTS_RDY);
+	usleep(100000);		/* the driver's deferred reset work ran */
+	EXPECT_EQ(cc, nvme_rd32(c, NVME_REG_CC))
+		TH_LOG("the model forgot what the guest wrote after the reset");
+	ret = lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH, self->bdf);
+	ASSERT_EQ(0, ret) TH_LOG("hand-back: %s", self->nl.err);
+	/* the device's own registers: as the guest left them */
+	EXPECT_EQ(NVME_CSTS_RDY, nvme_rd32(c, NVME_REG_CSTS) &
+		  (NVME_CSTS_RDY | NVME_CSTS_CFS));
+	EXPECT_EQ(cc, nvme_rd32(c, NVME_REG_CC));
+	EXPECT_EQ(aqa, nvme_rd32(c, NVME_REG_AQA));
+	never_ran(_metadata, self, &w, held, 0x5a);
 }
 
 TEST_F_TIMEOUT(nsh, hostile_writes_while_engaged, 120)
