@@ -145,6 +145,16 @@ again:
 	spin_unlock(&m->reset_lock);
 }
 
+void vmig_mig_lock(struct vmig_device *mdev)
+{
+	state_lock(mdev);
+}
+
+void vmig_mig_unlock(struct vmig_device *mdev)
+{
+	state_unlock(mdev);
+}
+
 void vmig_mig_close(struct vmig_device *mdev)
 {
 	state_lock(mdev);

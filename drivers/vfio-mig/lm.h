@@ -230,6 +230,12 @@ void vmig_mig_init(struct vmig_device *mdev);
  */
 void vmig_mig_open(struct vmig_device *mdev);
 /* close_device: back to RUNNING, fds dropped, holds released. */
+/*
+ * mig.state_mutex, with a device reset the PCI core reported applied first
+ * (and one that arrives meanwhile applied before it is let go).
+ */
+void vmig_mig_lock(struct vmig_device *mdev);
+void vmig_mig_unlock(struct vmig_device *mdev);
 void vmig_mig_close(struct vmig_device *mdev);
 /* After VFIO_DEVICE_RESET: wait until the reset is applied. */
 void vmig_mig_reset_sync(struct vmig_device *mdev);

@@ -674,7 +674,7 @@ int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
 		ret = -ENOMEM;
 		goto out;
 	}
-	mutex_lock(&mdev->mig.state_mutex);
+	vmig_mig_lock(mdev);
 	if (sd->sh) {
 		*why = "the shadow is engaged already";
 		ret = -EBUSY;
@@ -692,7 +692,7 @@ int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
 		WRITE_ONCE(sd->engage_ns, ktime_get_ns() - t0);
 		percpu_up_write(&sd->sem);
 	}
-	mutex_unlock(&mdev->mig.state_mutex);
+	vmig_mig_unlock(mdev);
 	if (ret)	/* the model never served an access */
 		shadow_free(sh);
 out:
@@ -873,7 +873,7 @@ static int handback(struct vmig_device *mdev, bool stream_only,
 	if (!rep)
 		return -ENOMEM;
 	mutex_lock(vmig_dev_set_lock(mdev));
-	mutex_lock(&mdev->mig.state_mutex);
+	vmig_mig_lock(mdev);
 	sh = sd->sh;
 	if (!sh || (stream_only && !sh->from_stream)) {
 		*why = "no shadow is engaged";
@@ -890,7 +890,7 @@ static int handback(struct vmig_device *mdev, bool stream_only,
 		WRITE_ONCE(sd->handback_ns, ktime_get_ns() - t0);
 		percpu_up_write(&sd->sem);
 	}
-	mutex_unlock(&mdev->mig.state_mutex);
+	vmig_mig_unlock(mdev);
 	if (!ret) {
 		cancel_delayed_work(&sd->handback_work);
 		shadow_free(sh);
