@@ -18,9 +18,10 @@
  *
  * The device keeps the state it had at engage, so the hand-back is the
  * guest's writes since then, in a canonical order the device takes as it
- * would have taken the guest's: the interrupt mask; the controller reset
- * if the guest disabled it; AQA, ASQ and ACQ; CC as the guest left it;
- * the last value of each doorbell since the last reset. The profile sees
+ * would have taken the guest's: the controller reset if the guest
+ * disabled it; the interrupt mask; AQA, ASQ and ACQ; an enable; the last
+ * value of each doorbell since the last reset (none while disabled); a
+ * change of an enabled controller (a shutdown). The profile sees
  * each (it reads the queued commands and marks what they may write, as if
  * the guest had just rung): the held I/O runs then, once, in order. That
  * is at most NVSH_MAX_WRITES writes, whatever the guest did; doorbell
@@ -34,8 +35,9 @@
  * queues' tails, as the profile's own P2P states hold them), unless the
  * record no longer describes the controller: the guest reconfigured it
  * (CC, AQA, ASQ, ACQ), wrote a doorbell the record cannot take (a head
- * past the completions it knows: an AER that completed meanwhile), or a
- * hand-back failed part way. Then the stop-copy is refused and the source
+ * past the completions it knows), the device completed an AER meanwhile
+ * (its entry is in the admin CQ at the record's tail), or a hand-back
+ * failed part way. Then the stop-copy is refused and the source
  * runs on. A target does not engage an NVMe shadow from a stream: the
  * profile's restore drives the guest's queues, which needs the target VM
  * stopped (nvme-profile.rst), so its device takes the state.
@@ -243,9 +245,12 @@ static void doorbell(struct nvsh_model *m, u32 off, u8 width, u32 val)
 {
 	u32 slot = (off - NVMP_REG_DBS) / m->db_stride;
 
-	/* not a whole slot of a queue id the device can have: it ignores it */
+	/*
+	 * Not a whole slot of a queue id the device can have, or a disabled
+	 * controller (no queues): the device ignores it.
+	 */
 	if (width != 4 || (off - NVMP_REG_DBS) % m->db_stride ||
-	    slot >= NVSH_DB_SLOTS)
+	    slot >= NVSH_DB_SLOTS || !(m->cc & NVMP_CC_EN))
 		return;
 	m->db[slot] = val;
 	set_bit(slot, m->db_set);
@@ -283,9 +288,11 @@ static void nvsh_write(struct vmig_shadow *sh, u8 bar, u32 off, u8 width,
 		break;
 	case NVMP_REG_CC:
 		if ((m->cc & NVMP_CC_EN) && !(v & NVMP_CC_EN)) {
-			/* the doorbells before the reset go with it */
+			/* the doorbells and the mask go with the reset */
 			m->reset = true;
 			bitmap_zero(m->db_set, NVSH_DB_SLOTS);
+			m->intms = 0;
+			m->intm_set = false;
 		}
 		m->cc = v;
 		m->stale = true;
@@ -295,6 +302,32 @@ static void nvsh_write(struct vmig_shadow *sh, u8 bar, u32 off, u8 width,
 	}
 	m->intm_set = true;
 	m->st.intms = cpu_to_le32(m->intms);
+}
+
+/*
+ * The device is idle, not stopped: an AER it held may have completed into
+ * the admin CQ since the engage, past the tail the record has (the guest
+ * may not have released it yet). Then the record is not the device's.
+ */
+static int aer_posted(struct vmig_shadow *sh, struct nvsh_model *m)
+{
+	const struct nvmp_state_q *q = &m->st.q[0];
+	__le16 status;
+	int ret;
+
+	if (!(q->flags & NVMP_QF_CQ) || !le32_to_cpu(m->st.nr_aer))
+		return 0;
+	ret = vmig_shadow_peek(sh, le64_to_cpu(q->cq_base) +
+			       le16_to_cpu(q->cq_tail) * NVMP_CQE_SIZE + 14,
+			       &status, sizeof(status));
+	if (ret)
+		return ret;
+	if ((le16_to_cpu(status) & 1) != !!(q->flags & NVMP_QF_PHASE))
+		return 0;
+	dev_warn_ratelimited(vmig_shadow_device(sh),
+			     "nvme shadow: the device completed an AER while engaged: no migration while engaged; hand the device back first\n");
+	m->stale = true;
+	return -EBUSY;
 }
 
 /* The record, for a migration of the engaged device. */
@@ -310,6 +343,9 @@ static int nvsh_save(struct vmig_shadow *sh, struct vmig_shadow_image *img)
 	}
 	if (!img->devstate || img->devstate_max < sizeof(m->st))
 		return -ENOSPC;
+	ret = aer_posted(sh, m);
+	if (ret)
+		return ret;
 	ret = vmig_shadow_image_put(img, false, 0, NVMP_REG_CAP, 8, m->cap);
 	if (!ret)
 		ret = vmig_shadow_image_put(img, false, 0, NVMP_REG_VS, 4,
@@ -353,38 +389,69 @@ static int nvsh_handback_writes(struct vmig_shadow *sh,
 	struct nvsh_model *m = model(sh);
 	u32 n = 0, cc_dev = m->cc_dev;
 	unsigned int i;
+	bool late_cc;
 
 	if (max < NVSH_MAX_WRITES) {
 		*why = "nvme: more writes than a hand-back takes";
 		return -ENOSPC;
 	}
-	/* the mask first: the held commands complete under the guest's */
-	if (m->intm_set) {
-		put(w, &n, NVMP_REG_INTMS, m->intms);
-		put(w, &n, NVMP_REG_INTMC, ~m->intms);
-	}
+	/* the reset first: it clears the mask */
 	if (m->reset && (cc_dev & NVMP_CC_EN)) {
 		cc_dev &= ~NVMP_CC_EN;
 		put(w, &n, NVMP_REG_CC, cc_dev);
 	}
+	/* then the mask: the held commands complete under the guest's */
+	if (m->intm_set) {
+		put(w, &n, NVMP_REG_INTMS, m->intms);
+		put(w, &n, NVMP_REG_INTMC, ~m->intms);
+	}
 	for_each_set_bit(i, m->reg_set, NVSH_NR_REGS)
 		put(w, &n, nvsh_reg_off[i], m->reg[i]);
-	if (m->cc != cc_dev)
+	/*
+	 * An enable before the doorbells (they need the queues); a change of
+	 * an enabled controller (a shutdown) after them, as the guest wrote
+	 * the doorbells first.
+	 */
+	late_cc = (m->cc & NVMP_CC_EN) && (cc_dev & NVMP_CC_EN);
+	if (m->cc != cc_dev && !late_cc)
 		put(w, &n, NVMP_REG_CC, m->cc);
 	for_each_set_bit(i, m->db_set, NVSH_DB_SLOTS)
 		put(w, &n, NVMP_REG_DBS + i * m->db_stride, m->db[i]);
+	if (m->cc != cc_dev && late_cc)
+		put(w, &n, NVMP_REG_CC, m->cc);
 	return n;
 }
 
 /*
- * The hand-back did not go through: some of the writes may have reached
- * the device. Another hand-back gives them again (the same values, which
- * the device takes as it took them), but the record is no longer the
- * device's.
+ * The hand-back stopped after the first @done writes of @w reached the
+ * device: they are the device's now, so another hand-back gives only the
+ * rest (no second reset, no register written twice); the record is no
+ * longer the device's.
  */
-static void nvsh_handback_failed(struct vmig_shadow *sh)
+static void nvsh_handback_failed(struct vmig_shadow *sh,
+				 const struct vmig_held_write *w, u32 done)
 {
-	model(sh)->stale = true;
+	struct nvsh_model *m = model(sh);
+	u32 i, off;
+	int r;
+
+	m->stale = true;
+	for (i = 0; i < done; i++) {
+		off = w[i].offset;
+		r = reg_index(off);
+		if (off == NVMP_REG_CC) {
+			m->cc_dev = w[i].value;
+			if (!(m->cc_dev & NVMP_CC_EN))
+				m->reset = false;
+		} else if (off == NVMP_REG_INTMC) {
+			m->intm_set = false;
+		} else if (r >= 0) {
+			clear_bit(r, m->reg_set);
+		} else if (off >= NVMP_REG_DBS) {
+			clear_bit((off - NVMP_REG_DBS) / m->db_stride,
+				  m->db_set);
+		}
+	}
 }
 
 const struct vmig_shadow_ops sriov_shadow_nvme = {

@@ -323,10 +323,11 @@ int vmig_dma_start(struct vmig_device *mdev, const struct vmig_dma_range *r);
  * doorbell block (which may read guest memory: run in a worker), the rest
  * straight to the device; none is logged again (the shadow logged them as
  * the guest made them). For a shadow's hand-back, with the device's
- * accesses held. 0, or the first -errno (later writes are not made).
+ * accesses held. 0, or the first -errno (later writes are not made);
+ * @done: how many were made.
  */
 int vmig_dma_replay(struct vmig_device *mdev, const struct vmig_held_write *w,
-		    u32 nr);
+		    u32 nr, u32 *done);
 /*
  * The profile's held work, for the stream: a HELD_WRITES payload (at most
  * vmig_dma_held_max() bytes) into @buf, its length returned; checked as it

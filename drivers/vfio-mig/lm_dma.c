@@ -118,6 +118,7 @@ struct replay_call {
 	struct vmig_device *mdev;
 	const struct vmig_held_write *w;
 	u32 nr;
+	u32 done;
 };
 
 static int replay_fn(void *arg)
@@ -140,19 +141,23 @@ static int replay_fn(void *arg)
 					     w->value);
 		if (ret == -EPERM)	/* the MSI-X table */
 			ret = 0;
+		if (!ret)
+			k->done = i + 1;
 	}
 	up_write(&h->lock);
 	return ret;
 }
 
 int vmig_dma_replay(struct vmig_device *mdev, const struct vmig_held_write *w,
-		    u32 nr)
+		    u32 nr, u32 *done)
 {
 	struct replay_call k = { .mdev = mdev, .w = w, .nr = nr };
+	int ret = 0;
 
-	if (!nr)
-		return 0;
-	return vmig_run_in_worker(replay_fn, &k);
+	if (nr)
+		ret = vmig_run_in_worker(replay_fn, &k);
+	*done = k.done;
+	return ret;
 }
 
 #define DOORBELL_CHUNK	64

@@ -300,6 +300,18 @@ int vmig_shadow_dma(struct vmig_shadow *sh, u64 iova, void *buf, size_t len,
 }
 EXPORT_SYMBOL_GPL(vmig_shadow_dma);
 
+int vmig_shadow_peek(struct vmig_shadow *sh, u64 iova, void *buf,
+		     size_t len)
+{
+	struct shadow_dma d = {
+		.mdev = sh->mdev, .iova = iova, .buf = buf, .len = len,
+	};
+
+	lockdep_assert_held(&sh->lock);
+	return len ? vmig_run_in_worker(shadow_dma_fn, &d) : 0;
+}
+EXPORT_SYMBOL_GPL(vmig_shadow_peek);
+
 bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector)
 {
 	struct vmig_shadow_dev *sd = &sh->mdev->shadow;
@@ -639,6 +651,8 @@ static int engage_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 			return ret;
 		}
 	}
+	/* a reset from here on reaches the model; one before, the state */
+	sh->resets = atomic_read(&mdev->shadow.resets);
 	snap = __vmig_snapshot_take(mdev, VMIG_SNAP_DEVSTATE, 0);
 	if (IS_ERR(snap)) {
 		*why = "the device's state could not be read";
@@ -786,6 +800,7 @@ static int handback_by_writes(struct vmig_device *mdev,
 {
 	struct vmig_held_write *w;
 	const char *model_why = "";
+	u32 done;
 	int nr, ret;
 
 	w = kcalloc(SHADOW_MAX_WRITES, sizeof(*w), GFP_KERNEL);
@@ -804,15 +819,15 @@ static int handback_by_writes(struct vmig_device *mdev,
 		*why = "the shadow gave more writes than it had room for";
 		ret = -EINVAL;
 	} else {
-		ret = vmig_dma_replay(mdev, w, nr);
+		ret = vmig_dma_replay(mdev, w, nr, &done);
 		if (ret) {
 			pci_warn(mdev->core.pdev,
-				 "shadow hand-back: the device did not take the guest's writes: %d\n",
-				 ret);
+				 "shadow hand-back: the device took %u of %d writes: %d\n",
+				 done, nr, ret);
 			*why = "the device refused the guest's writes: still engaged";
 			if (sh->ops->handback_failed) {
 				mutex_lock(&sh->lock);
-				sh->ops->handback_failed(sh);
+				sh->ops->handback_failed(sh, w, done);
 				mutex_unlock(&sh->lock);
 			}
 		}
@@ -1023,6 +1038,7 @@ void vmig_shadow_hold(struct vmig_device *mdev, bool hold)
 	if (!sh)
 		return;
 	mutex_lock(&sh->lock);
+	sync_reset(sh);
 	sh->held = hold;
 	/* no transfer into a VMM that is going away */
 	if (!hold && open && sh->ops->unhold)

@@ -107,15 +107,17 @@ int vmig_shadow_image_hold(struct vmig_shadow_image *img, u8 bar, u32 off,
  *	or -errno with the reason in @why (the hand-back is refused, the
  *	shadow serves on). Not called for a shadow engaged from a stream.
  *	With the access lock held for write and state_mutex.
- * @handback_failed: optional: the device did not take all of what
- *	@handback_writes gave (some may have reached it); the shadow serves
- *	on. Same context.
+ * @handback_failed: optional: the device took only the first @done of
+ *	the writes @w that @handback_writes gave; the shadow serves on.
+ *	Same context.
  *
  * Every op runs in sleeping context under the shadow's own mutex, one op
- * at a time per device. @read, @write and @reset run with the device's
- * access lock held for read; @engage, and @save for a hand-back, with it
- * held for write; @save for a migration stream and @unhold under
- * mig.state_mutex; @release when no access can reach the shadow any more.
+ * at a time per device. @read and @write run with the device's access
+ * lock held for read; @engage, and @save and @handback_writes for a
+ * hand-back, with it held for write; @save for a migration stream and
+ * @unhold under mig.state_mutex; @reset before any of those when the
+ * device was reset since the model last looked (so in any of their
+ * contexts); @release when no access can reach the shadow any more.
  * The model reaches guest memory with vmig_shadow_dma() and interrupts
  * with vmig_shadow_irq(). @why strings may be the module's own: vfio_mig
  * prints them in the kernel log, never hands them out.
@@ -137,7 +139,8 @@ struct vmig_shadow_ops {
 	int (*handback_writes)(struct vmig_shadow *sh,
 			       struct vmig_held_write *w, u32 max,
 			       const char **why);
-	void (*handback_failed)(struct vmig_shadow *sh);
+	void (*handback_failed)(struct vmig_shadow *sh,
+				const struct vmig_held_write *w, u32 done);
 };
 
 /* -EEXIST if the profile has a shadow already. */
@@ -156,6 +159,14 @@ struct device *vmig_shadow_device(struct vmig_shadow *sh);
 int vmig_shadow_dma(struct vmig_shadow *sh, u64 iova, void *buf, size_t len,
 		    bool to_ram);
 /*
+ * Read @len bytes of guest memory at IOVA @iova into @buf, also while the
+ * device's DMA is held (a model checking guest memory as it gives its
+ * state; it must not change its state from what it reads then). 0 or
+ * -errno.
+ */
+int vmig_shadow_peek(struct vmig_shadow *sh, u64 iova, void *buf,
+		     size_t len);
+/*
  * Signal interrupt @vector to the VMM, through the eventfd it gave for the
  * device's enabled interrupt type (MSI-X or MSI vector @vector, or INTx).
  * False if the VMM gave none.
@@ -171,7 +182,9 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
 /**
  * struct vmig_shadow_dev - the shadow state of one device
  * @sem: the device's access lock: held for read by every BAR access of the
- *	VMM in trap modes sparse and all (trap.c), for write by engage and
+ *	VMM in trap modes sparse and all, by its config space writes and by
+ *	VFIO_DEVICE_RESET (trap.c: an FLR or reset it makes comes before or
+ *	after a hand-back, not in its middle), for write by engage and
  *	hand-back, so that no access is in flight while the device's state
  *	moves into or out of the shadow
  * @sh: the engaged shadow or NULL; written under @sem held for write and
@@ -189,11 +202,15 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
  *	VMIG_SHADOW_VECTORS vectors (VFIO_DEVICE_SET_IRQS, ACTION_TRIGGER),
  *	each holding a reference; dropped at close
  *
- * Lock order: @sem comes after mig.state_mutex (engage takes it under
- * dev_set->lock and state_mutex) and before everything the access paths
- * take (the shadow's mutex, the DMA hold lock, memory_lock); the shadow's
- * mutex is held across vfio_dma_rw() (type1's locks) and takes @irq_lock,
- * a leaf.
+ * Lock order: @sem comes after mig.state_mutex (engage and hand-back take
+ * it under dev_set->lock and state_mutex, the latter by vmig_mig_lock(),
+ * which first applies a reported device reset: mig.dma.lock and the
+ * shadow's mutex under state_mutex) and before everything the access
+ * paths take (the shadow's mutex, the DMA hold lock, memory_lock, and for
+ * VFIO_DEVICE_RESET and config writes vfio-pci's own: memory_lock for
+ * write, the device lock); the shadow's mutex is held across
+ * vfio_dma_rw() (type1's locks) and takes @irq_lock, a leaf. @resets is
+ * bumped from the PCI core's reset_done, any context, no lock.
  */
 struct vmig_shadow_dev {
 	struct percpu_rw_semaphore sem;

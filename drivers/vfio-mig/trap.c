@@ -268,6 +268,13 @@ ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
 	unsigned int index = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
 	ssize_t ret;
 
+	if (index == VFIO_PCI_CONFIG_REGION_INDEX) {
+		/* an FLR the VMM writes does not reset a hand-back's midst */
+		percpu_down_read(&mdev->shadow.sem);
+		ret = vfio_pci_core_write(vdev, buf, count, ppos);
+		percpu_up_read(&mdev->shadow.sem);
+		return ret;
+	}
 	if (!is_bar(index) || READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
 		return vfio_pci_core_write(vdev, buf, count, ppos);
 	percpu_down_read(&mdev->shadow.sem);
@@ -472,7 +479,7 @@ long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		/*
 		 * No hand-back in the middle of the device's reset; an
 		 * engaged shadow's model follows it (vmig_shadow_device_reset()
-		 * from the PCI core's reset_done), only if it went through.
+		 * from the PCI core's reset_done).
 		 */
 		percpu_down_read(&mdev->shadow.sem);
 		ret = vfio_pci_core_ioctl(vdev, cmd, arg);

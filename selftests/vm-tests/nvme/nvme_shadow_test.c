@@ -312,10 +312,17 @@ TEST_F_TIMEOUT(nsh, controller_reset_while_engaged, 120)
 	engage(_metadata, self);
 	held = hold(_metadata, &w, 0);
 
-	/* the driver resets the controller: the model follows at once */
+	/*
+	 * The driver resets the controller: the model follows at once, and
+	 * the reset clears the interrupt mask; the mask the driver sets
+	 * after it is the one the device ends with.
+	 */
 	cc = nvme_rd32(c, NVME_REG_CC);
+	nvme_wr32(c, NVME_REG_INTMS, 0x4);
 	nvme_wr32(c, NVME_REG_CC, cc & ~NVME_CC_EN);
 	EXPECT_EQ(0, nvme_rd32(c, NVME_REG_CSTS) & NVME_CSTS_RDY);
+	EXPECT_EQ(0, nvme_rd32(c, NVME_REG_INTMS));
+	nvme_wr32(c, NVME_REG_INTMS, 0x2);
 	nvme_wr32(c, NVME_REG_CC, cc);
 	EXPECT_EQ(NVME_CSTS_RDY, nvme_rd32(c, NVME_REG_CSTS) & NVME_CSTS_RDY);
 
@@ -339,6 +346,7 @@ TEST_F_TIMEOUT(nsh, controller_reset_while_engaged, 120)
 	EXPECT_EQ(NVME_CSTS_RDY, nvme_rd32(c, NVME_REG_CSTS) &
 		  (NVME_CSTS_RDY | NVME_CSTS_CFS));
 	EXPECT_EQ(cc, nvme_rd32(c, NVME_REG_CC));
+	EXPECT_EQ(0x2, nvme_rd32(c, NVME_REG_INTMS));
 	never_ran(_metadata, self, &w, held, 0x54);
 }
 
