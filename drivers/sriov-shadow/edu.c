@@ -16,8 +16,14 @@
  * outside the buffer's reach (the last byte included, as QEMU 7.2 refuses
  * it) is not made, and only clears the start bit. While the device's DMA
  * is held (P2P states of a migration), a transfer keeps its start bit set
- * and starts when DMA may go again, on this host or on the target. Interrupts go to the
- * VMM's eventfd for the enabled type: vector 0 of MSI, or INTx.
+ * and starts when DMA may go again, on this host or on the target.
+ * Interrupts go to the VMM's eventfd for the enabled type: vector 0 of
+ * MSI, or INTx.
+ *
+ * Engaged on its device, the model starts from the registers and gets the
+ * buffer later (the devstate op: the device moves it by its own DMA, a
+ * tenth of a second, while the model already serves); a transfer started
+ * before then keeps its start bit until the buffer is there.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -40,11 +46,18 @@
  * @dma_dst: DMA destination address
  * @dma_cnt: DMA byte count
  * @dma_cmd: DMA command (the start bit is clear between writes)
+ * @cmd_before: while a transfer waits to start, the command it replaced:
+ *	what the device's register holds until the start reaches it (a
+ *	held start is given as work on top of it)
  * @operand: the last factorial operand written, valid if @have_operand
  * @have_operand: see @operand
  * @scratch: the guest page the device's state was moved through
  * @irq_later: an interrupt raised while the device's DMA was held (a
  *	stream's factorial): signalled when DMA may go
+ * @buf_state: what @buf holds: EDU_BUF_HAVE the buffer, EDU_BUF_LATER
+ *	nothing yet (the devstate op brings it), EDU_BUF_DEVICE nothing for
+ *	good (the device kept it: @save gives none, the hand-back leaves it)
+ * @buf_gen: transfers into @buf so far
  * @buf: the device buffer
  *
  * Under the shadow's mutex (every op runs under it).
@@ -52,10 +65,13 @@
 struct edu_model {
 	u32 liveness, fact, status, irq_status;
 	u64 dma_src, dma_dst, dma_cnt, dma_cmd;
+	u64 cmd_before;
 	u32 operand;
 	bool have_operand;
 	u64 scratch;
 	bool irq_later;
+	enum { EDU_BUF_HAVE, EDU_BUF_LATER, EDU_BUF_DEVICE } buf_state;
+	u64 buf_gen;
 	u8 buf[EDU_BUF_SIZE];
 };
 
@@ -107,13 +123,30 @@ static u32 *reg32(struct edu_model *m, u32 off)
 static void run_dma(struct vmig_shadow *sh);
 static void factorial(struct vmig_shadow *sh, u32 n, bool signal);
 
+/* The buffer from the device state blob of @img. */
+static int take_buffer(struct edu_model *m,
+		       const struct vmig_shadow_image *img, const char **why)
+{
+	const struct edu_state *st = (const void *)img->devstate;
+
+	if (!st || img->devstate_len != sizeof(*st) ||
+	    le32_to_cpu(st->version) != EDU_STATE_VERSION ||
+	    !(le32_to_cpu(st->flags) & EDU_STATE_BUF)) {
+		*why = "edu: buffer not captured: no guest page named (debugfs scratch)";
+		return -ENODATA;
+	}
+	memcpy(m->buf, st->buf, sizeof(m->buf));
+	m->scratch = le64_to_cpu(st->scratch);
+	m->buf_state = EDU_BUF_HAVE;
+	return 0;
+}
+
 static int edu_engage(struct vmig_shadow *sh,
 		      const struct vmig_shadow_image *img, const char **why)
 {
-	const struct edu_state *st = (const void *)img->devstate;
 	struct edu_model *m = model(sh);
+	int i, ret;
 	u64 v;
-	int i;
 
 	for (i = 0; i < ARRAY_SIZE(edu_state_regs); i++) {
 		u32 off = edu_state_regs[i].off;
@@ -128,14 +161,13 @@ static int edu_engage(struct vmig_shadow *sh,
 		else
 			*reg32(m, off) = v;
 	}
-	if (!st || img->devstate_len != sizeof(*st) ||
-	    le32_to_cpu(st->version) != EDU_STATE_VERSION ||
-	    !(le32_to_cpu(st->flags) & EDU_STATE_BUF)) {
-		*why = "edu: buffer not captured: no guest page named (debugfs scratch)";
-		return -ENODATA;
+	if (img->devstate_later) {
+		m->buf_state = EDU_BUF_LATER;
+	} else {
+		ret = take_buffer(m, img, why);
+		if (ret)
+			return ret;
 	}
-	memcpy(m->buf, st->buf, sizeof(m->buf));
-	m->scratch = le64_to_cpu(st->scratch);
 	/* the register file's last operand, if it gives the result */
 	if (!vmig_shadow_image_get(img, true, 0, EDU_FACTORIAL, 4, &v) &&
 	    v <= U32_MAX) {
@@ -165,8 +197,10 @@ static int edu_engage(struct vmig_shadow *sh,
 			*why = "edu: held work that is not a DMA start";
 			return -EINVAL;
 		}
-		if (!(m->dma_cmd & EDU_CMD_RUN))
+		if (!(m->dma_cmd & EDU_CMD_RUN)) {
+			m->cmd_before = m->dma_cmd;
 			m->dma_cmd = w->value;
+		}
 	}
 	if (m->dma_cmd & EDU_CMD_RUN)
 		run_dma(sh);
@@ -199,6 +233,8 @@ static void run_dma(struct vmig_shadow *sh)
 		m->dma_cmd &= ~EDU_CMD_RUN;
 		return;
 	}
+	if (m->buf_state != EDU_BUF_HAVE)	/* the start bit stays set */
+		return;
 	ret = vmig_shadow_dma(sh, ram, m->buf + (dev - EDU_BUF_ADDR), cnt,
 			      to_ram);
 	/* DMA held, or the caller killed: the start bit stays set */
@@ -207,6 +243,8 @@ static void run_dma(struct vmig_shadow *sh)
 	if (ret)
 		pr_warn_ratelimited("edu shadow: a transfer at guest IOVA %#llx failed: %d\n",
 				    ram, ret);
+	else if (!to_ram)
+		m->buf_gen++;
 	m->dma_cmd &= ~EDU_CMD_RUN;
 	if (m->dma_cmd & EDU_CMD_IRQ)
 		raise_irq(sh, EDU_IRQ_DMA);
@@ -315,6 +353,7 @@ static void edu_write(struct vmig_shadow *sh, u8 bar, u32 off, u8 width,
 	case EDU_DMA_CMD:
 		if (!(val & EDU_CMD_RUN) || m->dma_cmd & EDU_CMD_RUN)
 			break;
+		m->cmd_before = m->dma_cmd;
 		m->dma_cmd = val;
 		run_dma(sh);
 		break;
@@ -330,14 +369,19 @@ static int edu_save(struct vmig_shadow *sh, struct vmig_shadow_image *img)
 
 	if (!st || img->devstate_max < sizeof(*st))
 		return -ENOSPC;
+	if (m->buf_state == EDU_BUF_LATER)	/* not while the engage runs */
+		return -EBUSY;
 	for (i = 0; i < ARRAY_SIZE(edu_state_regs) && !ret; i++) {
 		u32 off = edu_state_regs[i].off;
 
 		v = reg64(m, off) ? *reg64(m, off) : *reg32(m, off);
-		/* a held transfer goes as held work, as the device's would */
+		/*
+		 * A waiting transfer goes as held work, as the device's
+		 * would, on top of the command its register held before.
+		 */
 		if (off == EDU_DMA_CMD && v & EDU_CMD_RUN) {
 			ret = vmig_shadow_image_hold(img, 0, EDU_DMA_CMD, 4, v);
-			v &= ~(u64)EDU_CMD_RUN;
+			v = m->cmd_before & ~(u64)EDU_CMD_RUN;
 		}
 		if (!ret)
 			ret = vmig_shadow_image_put(img, false, 0, off,
@@ -352,12 +396,40 @@ static int edu_save(struct vmig_shadow *sh, struct vmig_shadow_image *img)
 	if (ret)
 		return ret;
 	st->version = cpu_to_le32(EDU_STATE_VERSION);
-	st->flags = cpu_to_le32(EDU_STATE_BUF);
 	st->scratch = cpu_to_le64(m->scratch);
-	memcpy(st->buf, m->buf, sizeof(st->buf));
-	st->buf[EDU_BUF_DMA] = 0;
+	if (m->buf_state == EDU_BUF_HAVE) {
+		st->flags = cpu_to_le32(EDU_STATE_BUF);
+		memcpy(st->buf, m->buf, sizeof(st->buf));
+		st->buf[EDU_BUF_DMA] = 0;
+	}
 	img->devstate_len = sizeof(*st);
+	img->devstate_gen = m->buf_gen;
 	return 0;
+}
+
+/*
+ * The buffer, read by the device once the engage moved the guest here;
+ * a transfer that waited for it goes. NULL: it could not be read, the
+ * device keeps it, and the hand-back that follows leaves it there.
+ */
+static int edu_devstate(struct vmig_shadow *sh,
+			const struct vmig_shadow_image *img, const char **why)
+{
+	struct edu_model *m = model(sh);
+	int ret;
+
+	if (m->buf_state != EDU_BUF_LATER) {
+		*why = "edu: the buffer came already";
+		return -EINVAL;
+	}
+	if (!img) {
+		m->buf_state = EDU_BUF_DEVICE;
+		return 0;
+	}
+	ret = take_buffer(m, img, why);
+	if (!ret)
+		retry(sh);
+	return ret;
 }
 
 const struct vmig_shadow_ops sriov_shadow_edu = {
@@ -371,4 +443,5 @@ const struct vmig_shadow_ops sriov_shadow_edu = {
 	.save = edu_save,
 	.reset = edu_reset,
 	.unhold = edu_unhold,
+	.devstate = edu_devstate,
 };

@@ -292,6 +292,12 @@ extern bool vmig_queue_doorbells;
 /* The trap path's write to the profile's doorbell block. */
 ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
 			    size_t count, loff_t *ppos);
+/*
+ * The trap path's read of the doorbell block while DMA is held: what the
+ * profile's held_read op says, else the device's answer.
+ */
+ssize_t vmig_doorbell_read(struct vmig_device *mdev, char __user *buf,
+			   size_t count, loff_t *ppos);
 /* Does [off, off + count) of BAR @bar touch the doorbell block? */
 static inline bool vmig_doorbell_hit(const struct vmig_doorbell *db, u8 bar,
 				     u64 off, size_t count)

@@ -268,6 +268,32 @@ out:
 	return done;
 }
 
+ssize_t vmig_doorbell_read(struct vmig_device *mdev, char __user *buf,
+			   size_t count, loff_t *ppos)
+{
+	const struct vmig_profile *p = mdev->profile;
+	struct vmig_dma_hold *h = &mdev->mig.dma;
+	u8 bar = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
+	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
+	bool mine = false;
+	__le64 le;
+	u64 v;
+
+	if (p->dma && p->dma->held_read && count <= sizeof(v)) {
+		down_write(&h->lock);
+		if (h->held)
+			mine = p->dma->held_read(mdev, bar, off, count, &v);
+		up_write(&h->lock);
+	}
+	if (!mine)
+		return vfio_pci_core_read(&mdev->core.vdev, buf, count, ppos);
+	le = cpu_to_le64(v);
+	if (copy_to_user(buf, &le, count))
+		return -EFAULT;
+	*ppos += count;
+	return count;
+}
+
 int vmig_dma_open(struct vmig_device *mdev)
 {
 	const struct vmig_profile *p = mdev->profile;

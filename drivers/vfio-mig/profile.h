@@ -240,6 +240,12 @@ struct vmig_profile_dev_ops {
  *	shares with other queues itself; it must not call vmig_dma_start()
  *	(pinning is device-wide). Called under mig.dma.lock held for read.
  * @nr_queues: queues @queue_of may return (at most VMIG_MAX_QUEUES)
+ * @held_read: optional: a trapped read of @width bytes at @off of BAR
+ *	@bar in the engine block while DMA is held: true with the value the
+ *	guest is to see in @val, false to let the device answer. A start
+ *	the profile holds reads as running, as the device would show it,
+ *	for a guest whose vCPUs run meanwhile (a shadow's engage). Under
+ *	mig.dma.lock.
  *
  * Every op but @doorbell (and @held_load with @apply false) runs with
  * mig.dma.lock held for write when it says "under mig.dma.lock".
@@ -257,6 +263,8 @@ struct vmig_profile_dma_ops {
 	int (*queue_of)(struct vmig_device *mdev,
 			const struct vmig_held_write *w);
 	unsigned int nr_queues;
+	bool (*held_read)(struct vmig_device *mdev, u8 bar, u64 off, u8 width,
+			  u64 *val);
 };
 
 /**

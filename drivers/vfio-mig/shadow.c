@@ -553,7 +553,7 @@ static struct vmig_shadow *shadow_alloc(struct vmig_device *mdev,
 static int start_model(struct vmig_shadow *sh,
 		       const struct vmig_snapshot *snap,
 		       struct vmig_held_write *held, u32 nr_held,
-		       const char **why)
+		       bool devstate_later, const char **why)
 {
 	struct vmig_shadow_image img = {
 		.reads = snap->reads,
@@ -563,6 +563,7 @@ static int start_model(struct vmig_shadow *sh,
 		.held = held,
 		.nr_held = nr_held,
 		.max_held = nr_held,
+		.devstate_later = devstate_later,
 	};
 	const char *model_why = "";
 	int ret;
@@ -633,15 +634,39 @@ static int device_running(struct vmig_device *mdev, bool engage,
 	return 0;
 }
 
+/* Held work a model may take or give (edu: DMA starts). */
+#define SHADOW_MAX_HELD		8
+
+/* Held DMA starts in their stream form (@in, @nr of them) as writes. */
+static void held_writes_of(struct vmig_held_write *hw,
+			   const struct vmig_stream_held *in, u32 nr)
+{
+	u32 i;
+
+	for (i = 0; i < nr; i++) {
+		hw[i].value = le64_to_cpu(in[i].value);
+		hw[i].offset = le32_to_cpu(in[i].offset);
+		hw[i].bar = in[i].bar;
+		hw[i].width = in[i].width;
+	}
+}
+
 /*
  * Under the access lock held for write, state_mutex and dev_set->lock:
- * the device idle, its state captured, the model started.
+ * the device idle, its state captured, the model started. A model that
+ * takes its device state later (@later) starts from the registers alone,
+ * with the DMA starts the device's DMA hold kept (the caller held it
+ * before the access lock, so that the transfer in flight ended with the
+ * guest's accesses going on).
  */
 static int engage_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
-			 const char **why)
+			 bool later, const char **why)
 {
 	const struct vmig_profile *p = mdev->profile;
+	struct vmig_stream_held in[SHADOW_MAX_HELD];
+	struct vmig_held_write hw[SHADOW_MAX_HELD];
 	struct vmig_snapshot *snap;
+	u32 nr = 0;
 	int ret;
 
 	if (p->ops && p->ops->quiesce) {
@@ -651,17 +676,134 @@ static int engage_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 			return ret;
 		}
 	}
+	if (later) {
+		if (WARN_ON_ONCE(vmig_dma_held_max(mdev) > sizeof(in))) {
+			*why = "the profile holds more DMA starts than a shadow takes";
+			return -E2BIG;
+		}
+		nr = vmig_dma_held_save(mdev, in) / sizeof(in[0]);
+		held_writes_of(hw, in, nr);
+	}
 	/* a reset from here on reaches the model; one before, the state */
 	sh->resets = atomic_read(&mdev->shadow.resets);
+	snap = __vmig_snapshot_take(mdev, later ? 0 : VMIG_SNAP_DEVSTATE, 0);
+	if (IS_ERR(snap)) {
+		*why = "the device's state could not be read";
+		return PTR_ERR(snap);
+	}
+	ret = start_model(sh, snap, hw, nr, later, why);
+	vmig_snapshot_free(snap);
+	if (!ret)
+		park(mdev);
+	return ret;
+}
+
+/*
+ * The device state blob of a model that engaged from the registers alone
+ * (its devstate op), read while the model serves the guest: under
+ * state_mutex and the move lock, no migration arc, reset or config write
+ * meanwhile. The device was quiesced and parked; nothing else drives it.
+ */
+static int engage_devstate(struct vmig_device *mdev, struct vmig_shadow *sh,
+			   const char **why)
+{
+	struct vmig_shadow_image img = {};
+	const char *model_why = "";
+	struct vmig_snapshot *snap;
+	int ret;
+
 	snap = __vmig_snapshot_take(mdev, VMIG_SNAP_DEVSTATE, 0);
 	if (IS_ERR(snap)) {
 		*why = "the device's state could not be read";
 		return PTR_ERR(snap);
 	}
-	ret = start_model(sh, snap, NULL, 0, why);
+	if (snap->flags & VMIG_SNAPF_DEVSTATE) {
+		img.devstate = snap->devstate;
+		img.devstate_len = snap->devstate_len;
+	}
+	mutex_lock(&sh->lock);
+	sync_reset(sh);
+	ret = sh->ops->devstate(sh, &img, &model_why);
+	mutex_unlock(&sh->lock);
 	vmig_snapshot_free(snap);
-	if (!ret)
-		park(mdev);
+	if (ret) {
+		pci_warn(mdev->core.pdev, "shadow refused the state: %s\n",
+			 model_why);
+		*why = "the shadow refused the device's state (the kernel log says why)";
+	}
+	return ret;
+}
+
+static int handback_move(struct vmig_device *mdev, struct vmig_shadow *sh,
+			 const char **why);
+
+/*
+ * The blob could not be read: the device keeps it, the model hands back
+ * what the guest did meanwhile. False if that failed too (the shadow
+ * serves on, with the reason in the kernel log).
+ */
+static bool engage_undo(struct vmig_device *mdev, struct vmig_shadow *sh)
+{
+	const char *why = "";
+
+	mutex_lock(&sh->lock);
+	sync_reset(sh);
+	sh->ops->devstate(sh, NULL, &why);
+	mutex_unlock(&sh->lock);
+	if (!handback_move(mdev, sh, &why))
+		return true;
+	pci_warn(mdev->core.pdev,
+		 "shadow engage failed and the hand-back that undoes it too (%s): the shadow stays engaged\n",
+		 why);
+	return false;
+}
+
+/*
+ * Under dev_set->lock, state_mutex and the move lock held for write: the
+ * guest moves to the model; one that takes the device's state later gets
+ * it then. @keep: the engage failed, but the shadow could not hand back
+ * what the guest did meanwhile and stays engaged.
+ */
+static int engage_move(struct vmig_device *mdev, struct vmig_shadow *sh,
+		       bool *keep, const char **why)
+{
+	const struct vmig_profile_dma_ops *dma = mdev->profile->dma;
+	struct vmig_shadow_dev *sd = &mdev->shadow;
+	bool later = sh->ops->devstate;
+	bool hold = later && dma && dma->held_read;
+	u64 t0;
+	int ret;
+
+	/*
+	 * Such a model also takes the device's held DMA starts: new ones
+	 * are held (and read as running: the profile's held_read, without
+	 * which the guest would see a start it made end unmade), and the
+	 * transfer in flight ends before the accesses are held.
+	 */
+	if (hold) {
+		ret = vmig_dma_hold(mdev);
+		if (ret) {
+			*why = "the device's DMA did not end";
+			return ret;
+		}
+	}
+	percpu_down_write(&sd->sem);
+	t0 = ktime_get_ns();
+	ret = engage_locked(mdev, sh, later, why);
+	if (!ret) {
+		/* the model set up before readers find it (RCU) */
+		smp_store_release(&sd->sh, sh);
+	}
+	WRITE_ONCE(sd->engage_ns, ktime_get_ns() - t0);
+	percpu_up_write(&sd->sem);
+	/* engaged: the model took the held starts; else the device does */
+	if (hold)
+		vmig_dma_release(mdev, ret != 0);
+	if (!later || ret)
+		return ret;
+	ret = engage_devstate(mdev, sh, why);
+	if (ret)
+		*keep = !engage_undo(mdev, sh);
 	return ret;
 }
 
@@ -670,7 +812,7 @@ int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
 	struct vmig_shadow_dev *sd = &mdev->shadow;
 	const struct vmig_shadow_ops *ops;
 	struct vmig_shadow *sh;
-	u64 t0;
+	bool keep = false;
 	int ret;
 
 	mutex_lock(vmig_dev_set_lock(mdev));
@@ -696,26 +838,19 @@ int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
 		ret = device_running(mdev, true, why);
 	}
 	if (!ret) {
-		percpu_down_write(&sd->sem);
-		t0 = ktime_get_ns();
-		ret = engage_locked(mdev, sh, why);
-		if (!ret) {
-			/* the model set up before readers find it (RCU) */
-			smp_store_release(&sd->sh, sh);
-		}
-		WRITE_ONCE(sd->engage_ns, ktime_get_ns() - t0);
-		percpu_up_write(&sd->sem);
+		down_write(&sd->move_lock);
+		ret = engage_move(mdev, sh, &keep, why);
+		up_write(&sd->move_lock);
 	}
 	vmig_mig_unlock(mdev);
-	if (ret)	/* the model never served an access */
+	if (keep)
+		*why = "the state could not be read nor the engage undone: still engaged";
+	else if (ret)	/* the model serves no access any more */
 		shadow_free(sh);
 out:
 	mutex_unlock(vmig_dev_set_lock(mdev));
 	return ret;
 }
-
-/* Held work the model may report (edu: one DMA start). */
-#define SHADOW_MAX_HELD		8
 
 /*
  * The model's state as a snapshot of this device, for its restore op, and
@@ -836,17 +971,86 @@ static int handback_by_writes(struct vmig_device *mdev,
 	return ret;
 }
 
+/* Restore flags for a hand-back of @sh. */
+static unsigned int handback_flags(const struct vmig_shadow *sh)
+{
+	return sh->from_stream ? VMIG_SNAP_RESERVED : 0;
+}
+
+/* Hold or release the model's own DMA (its unhold op starts what waited). */
+static void model_dma_hold(struct vmig_shadow *sh, bool hold)
+{
+	mutex_lock(&sh->lock);
+	sync_reset(sh);
+	sh->held = hold;
+	if (!hold && sh->ops->unhold)
+		sh->ops->unhold(sh);
+	mutex_unlock(&sh->lock);
+}
+
 /*
- * Under the access lock held for write and state_mutex: the device takes
- * the model's state. Only while it runs (not in a migration's states), and
- * only with no work held.
+ * Before the accesses are held: a model with a devstate op has the
+ * profile restore the slow part of its state (VMIG_SNAP_STAGE) while it
+ * serves on, its DMA held so that the part does not change meanwhile (a
+ * transfer the guest starts waits, and reaches the device after the
+ * hand-back as held work). True, with the model's devstate_gen in @gen,
+ * if the device took it: the hand-back then restores the rest only
+ * (unless the blob changed after all: a reset). The model's DMA stays
+ * held until the hand-back ends. A failure here costs the hand-back its
+ * speed only: all of the state then moves with the accesses held.
  */
-static int handback_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
-			   struct vmig_replay_report *rep, const char **why)
+static bool stage(struct vmig_device *mdev, struct vmig_shadow *sh,
+		  struct vmig_replay_report *rep, u64 *gen)
 {
 	struct vmig_held_write held[SHADOW_MAX_HELD];
 	struct vmig_shadow_image img = { .held = held };
+	int resets = atomic_read(&mdev->shadow.resets);
 	struct vmig_snapshot *snap;
+	int ret;
+
+	if (!sh->ops->devstate)
+		return false;
+	model_dma_hold(sh, true);
+	snap = model_snapshot(mdev, sh, &img);
+	if (IS_ERR(snap)) {
+		ret = PTR_ERR(snap);
+	} else {
+		ret = __vmig_snapshot_replay(mdev, snap, rep,
+					     handback_flags(sh) |
+					     VMIG_SNAP_STAGE);
+		vmig_snapshot_free(snap);
+	}
+	if (!ret && rep->nr_errors)
+		ret = -EIO;
+	/* a reset the PCI core made meanwhile (sysfs, AER) undid it */
+	if (!ret && atomic_read(&mdev->shadow.resets) != resets)
+		ret = -EAGAIN;
+	if (ret) {
+		model_dma_hold(sh, false);
+		pci_info(mdev->core.pdev,
+			 "shadow hand-back: the state could not be moved ahead (%d): it all moves with the accesses held\n",
+			 ret);
+		return false;
+	}
+	*gen = img.devstate_gen;
+	return true;
+}
+
+/*
+ * Under the access lock held for write and state_mutex: the device takes
+ * the model's state (the rest of it if @staged_gen, the model's blob then,
+ * is its blob now), then what the model held, as the guest's writes reach
+ * the device. Only while it runs (not in a migration's states).
+ */
+static int handback_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
+			   struct vmig_replay_report *rep,
+			   const u64 *staged_gen, const char **why)
+{
+	struct vmig_held_write held[SHADOW_MAX_HELD];
+	struct vmig_shadow_image img = { .held = held };
+	unsigned int flags = handback_flags(sh);
+	struct vmig_snapshot *snap;
+	u32 done;
 	int ret;
 
 	if (sh->ops->handback_writes && !sh->from_stream)
@@ -856,21 +1060,60 @@ static int handback_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 		*why = "the shadow's state could not be taken";
 		return PTR_ERR(snap);
 	}
-	if (img.nr_held) {
-		*why = "the shadow holds work for the device: try again";
-		ret = -EAGAIN;
-	} else {
-		ret = __vmig_snapshot_replay(mdev, snap, rep,
-					     sh->from_stream ?
-					     VMIG_SNAP_RESERVED : 0);
-		if (!ret && rep->nr_errors)
-			ret = -EIO;
+	if (staged_gen && img.devstate_gen == *staged_gen)
+		flags |= VMIG_SNAP_STAGED;
+	ret = __vmig_snapshot_replay(mdev, snap, rep, flags);
+	if (!ret && rep->nr_errors)
+		ret = -EIO;
+	if (ret) {
+		report_refusal(mdev, rep, ret, why);
+		park(mdev);	/* what the restore raised */
+	} else if (img.nr_held) {
+		ret = vmig_dma_replay(mdev, held, img.nr_held, &done);
 		if (ret) {
-			report_refusal(mdev, rep, ret, why);
-			park(mdev);	/* what the restore raised */
+			pci_warn(mdev->core.pdev,
+				 "shadow hand-back: the device took %u of %u held writes: %d\n",
+				 done, img.nr_held, ret);
+			*why = "the device refused the held work: the shadow stays engaged";
+			park(mdev);
 		}
 	}
 	vmig_snapshot_free(snap);
+	return ret;
+}
+
+/*
+ * The hand-back proper, under dev_set->lock, state_mutex and the move
+ * lock held for write: the model's state to the device (its slow part
+ * first, with the guest still served, for a model with a devstate op),
+ * then the guest's accesses to the device.
+ */
+static int handback_move(struct vmig_device *mdev, struct vmig_shadow *sh,
+			 const char **why)
+{
+	struct vmig_shadow_dev *sd = &mdev->shadow;
+	struct vmig_replay_report *rep;
+	u64 gen = 0, t0;
+	bool staged;
+	int ret;
+
+	lockdep_assert_held_write(&sd->move_lock);
+	rep = kzalloc(sizeof(*rep), GFP_KERNEL);
+	if (!rep) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	staged = stage(mdev, sh, rep, &gen);
+	percpu_down_write(&sd->sem);
+	t0 = ktime_get_ns();
+	ret = handback_locked(mdev, sh, rep, staged ? &gen : NULL, why);
+	if (!ret)
+		WRITE_ONCE(sd->sh, NULL);
+	WRITE_ONCE(sd->handback_ns, ktime_get_ns() - t0);
+	percpu_up_write(&sd->sem);
+	if (ret && staged)	/* it serves on */
+		model_dma_hold(sh, false);
+	kfree(rep);
 	return ret;
 }
 
@@ -879,14 +1122,9 @@ static int handback(struct vmig_device *mdev, bool stream_only,
 		    const char **why)
 {
 	struct vmig_shadow_dev *sd = &mdev->shadow;
-	struct vmig_replay_report *rep;
 	struct vmig_shadow *sh;
-	u64 t0;
 	int ret;
 
-	rep = kzalloc(sizeof(*rep), GFP_KERNEL);
-	if (!rep)
-		return -ENOMEM;
 	mutex_lock(vmig_dev_set_lock(mdev));
 	vmig_mig_lock(mdev);
 	sh = sd->sh;
@@ -897,13 +1135,9 @@ static int handback(struct vmig_device *mdev, bool stream_only,
 		ret = device_running(mdev, false, why);
 	}
 	if (!ret) {
-		percpu_down_write(&sd->sem);
-		t0 = ktime_get_ns();
-		ret = handback_locked(mdev, sh, rep, why);
-		if (!ret)
-			WRITE_ONCE(sd->sh, NULL);
-		WRITE_ONCE(sd->handback_ns, ktime_get_ns() - t0);
-		percpu_up_write(&sd->sem);
+		down_write(&sd->move_lock);
+		ret = handback_move(mdev, sh, why);
+		up_write(&sd->move_lock);
 	}
 	vmig_mig_unlock(mdev);
 	if (!ret) {
@@ -911,7 +1145,6 @@ static int handback(struct vmig_device *mdev, bool stream_only,
 		shadow_free(sh);
 	}
 	mutex_unlock(vmig_dev_set_lock(mdev));
-	kfree(rep);
 	return ret;
 }
 
@@ -965,7 +1198,7 @@ int vmig_shadow_engage_stream(struct vmig_device *mdev,
 	const struct vmig_shadow_ops *ops;
 	const char *why = NULL;
 	struct vmig_shadow *sh;
-	u32 i, nr = held_len / sizeof(*in);
+	u32 nr = held_len / sizeof(*in);
 	u64 t0;
 	int ret;
 
@@ -988,20 +1221,16 @@ int vmig_shadow_engage_stream(struct vmig_device *mdev,
 		return -EOPNOTSUPP;
 	}
 	/* checked as they arrived (the profile's held_load) */
-	for (i = 0; i < nr; i++) {
-		hw[i].value = le64_to_cpu(in[i].value);
-		hw[i].offset = le32_to_cpu(in[i].offset);
-		hw[i].bar = in[i].bar;
-		hw[i].width = in[i].width;
-	}
+	held_writes_of(hw, in, nr);
 	sh = shadow_alloc(mdev, ops);
 	if (!sh)
 		return -ENOMEM;
 	sh->held = true;		/* RESUMING -> STOP */
 	sh->from_stream = true;
+	down_write(&sd->move_lock);
 	percpu_down_write(&sd->sem);
 	t0 = ktime_get_ns();
-	ret = start_model(sh, snap, hw, nr, &why);
+	ret = start_model(sh, snap, hw, nr, false, &why);
 	if (!ret) {
 		park(mdev);
 		/* the model set up before readers find it (RCU) */
@@ -1010,6 +1239,7 @@ int vmig_shadow_engage_stream(struct vmig_device *mdev,
 	}
 	WRITE_ONCE(sd->engage_ns, ktime_get_ns() - t0);
 	percpu_up_write(&sd->sem);
+	up_write(&sd->move_lock);
 	if (ret) {
 		pci_warn(mdev->core.pdev,
 			 "the stream's shadow state was refused (%s): the device takes it\n",
@@ -1093,6 +1323,7 @@ static void handback_work(struct work_struct *work)
 int vmig_shadow_dev_init(struct vmig_device *mdev)
 {
 	mutex_init(&mdev->shadow.irq_lock);
+	init_rwsem(&mdev->shadow.move_lock);
 	INIT_DELAYED_WORK(&mdev->shadow.handback_work, handback_work);
 	return percpu_init_rwsem(&mdev->shadow.sem);
 }

@@ -16,6 +16,7 @@
 #include <linux/eventfd.h>
 #include <linux/mutex.h>
 #include <linux/percpu-rwsem.h>
+#include <linux/rwsem.h>
 #include <linux/types.h>
 #include <linux/vfio.h>
 #include <linux/workqueue.h>
@@ -44,9 +45,14 @@ struct vmig_shadow;
  * @held: work the model holds while the device's DMA is held (edu: a DMA
  *	start), in the form the profile's held writes take, @nr_held of
  *	@max_held: a stream carries it as HELD_WRITES, so that a target
- *	without a shadow issues it as any held start
+ *	without a shadow issues it as any held start; a hand-back hands it
+ *	to the device after the state
  * @nr_held: see @held
  * @max_held: see @held
+ * @devstate_later: engage: @devstate is not there yet, the @devstate op
+ *	brings it (a model with that op, engaging from its device)
+ * @devstate_gen: save: a count the model bumps whenever what its
+ *	@devstate would hold changes (edu: a transfer into its buffer)
  */
 struct vmig_shadow_image {
 	struct vmig_reg_value *reads;
@@ -61,6 +67,8 @@ struct vmig_shadow_image {
 	struct vmig_held_write *held;
 	u32 nr_held;
 	u32 max_held;
+	bool devstate_later;
+	u64 devstate_gen;
 };
 
 /* A register's value in @img's reads or written values; -ENODATA. */
@@ -110,6 +118,19 @@ int vmig_shadow_image_hold(struct vmig_shadow_image *img, u8 bar, u32 off,
  * @handback_failed: optional: the device took only the first @done of
  *	the writes @w that @handback_writes gave; the shadow serves on.
  *	Same context.
+ * @devstate: optional, for a model whose device state blob takes the
+ *	device long to give or take (edu: its buffer, by the device's own
+ *	DMA): the engage starts the model from the registers alone
+ *	(@devstate_later, the guest's accesses held only for that) and
+ *	hands it the blob here once read, while the model serves; work
+ *	that needs the blob waits for it (edu: a transfer keeps its start
+ *	bit). @img NULL: the blob could not be read and the device keeps
+ *	it: @save then gives none, and the engage is undone by a hand-back.
+ *	A hand-back of such a model moves the blob first with the accesses
+ *	going on (the profile's restore with VMIG_SNAP_STAGE), then the
+ *	rest with them held (VMIG_SNAP_STAGED, if @devstate_gen did not
+ *	change meanwhile; else all of it): the profile must know both.
+ *	Without the access lock, under state_mutex.
  *
  * Every op runs in sleeping context under the shadow's own mutex, one op
  * at a time per device. @read and @write run with the device's access
@@ -141,6 +162,8 @@ struct vmig_shadow_ops {
 			       const char **why);
 	void (*handback_failed)(struct vmig_shadow *sh,
 				const struct vmig_held_write *w, u32 done);
+	int (*devstate)(struct vmig_shadow *sh,
+			const struct vmig_shadow_image *img, const char **why);
 };
 
 /* -EEXIST if the profile has a shadow already. */
@@ -182,11 +205,15 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
 /**
  * struct vmig_shadow_dev - the shadow state of one device
  * @sem: the device's access lock: held for read by every BAR access of the
- *	VMM in trap modes sparse and all, by its config space writes and by
- *	VFIO_DEVICE_RESET (trap.c: an FLR or reset it makes comes before or
- *	after a hand-back, not in its middle), for write by engage and
- *	hand-back, so that no access is in flight while the device's state
- *	moves into or out of the shadow
+ *	VMM in trap modes sparse and all, for write by engage and hand-back
+ *	while the guest moves between device and shadow, so that no access
+ *	is in flight then
+ * @move_lock: held for write by engage and hand-back throughout, also
+ *	while a model's device state blob moves with the guest's accesses
+ *	going to the shadow (the @devstate op); for read by the VMM's config
+ *	space writes and VFIO_DEVICE_RESET (trap.c): an FLR or reset they
+ *	make, or a change to the command register, comes before or after
+ *	the move, not in its middle
  * @sh: the engaged shadow or NULL; written under @sem held for write and
  *	mig.state_mutex, read under either
  * @engage_ns: how long the last engage held @sem for write
@@ -202,18 +229,20 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
  *	VMIG_SHADOW_VECTORS vectors (VFIO_DEVICE_SET_IRQS, ACTION_TRIGGER),
  *	each holding a reference; dropped at close
  *
- * Lock order: @sem comes after mig.state_mutex (engage and hand-back take
- * it under dev_set->lock and state_mutex, the latter by vmig_mig_lock(),
- * which first applies a reported device reset: mig.dma.lock and the
- * shadow's mutex under state_mutex) and before everything the access
- * paths take (the shadow's mutex, the DMA hold lock, memory_lock, and for
- * VFIO_DEVICE_RESET and config writes vfio-pci's own: memory_lock for
- * write, the device lock); the shadow's mutex is held across
- * vfio_dma_rw() (type1's locks) and takes @irq_lock, a leaf. @resets is
- * bumped from the PCI core's reset_done, any context, no lock.
+ * Lock order: @move_lock, then @sem, come after mig.state_mutex (engage
+ * and hand-back take them under dev_set->lock and state_mutex, the latter
+ * by vmig_mig_lock(), which first applies a reported device reset:
+ * mig.dma.lock and the shadow's mutex under state_mutex) and before
+ * everything the access paths take (the shadow's mutex, the DMA hold
+ * lock, memory_lock, and for VFIO_DEVICE_RESET and config writes
+ * vfio-pci's own: memory_lock for write, the device lock); the shadow's
+ * mutex is held across vfio_dma_rw() (type1's locks) and takes
+ * @irq_lock, a leaf. @resets is bumped from the PCI core's reset_done,
+ * any context, no lock.
  */
 struct vmig_shadow_dev {
 	struct percpu_rw_semaphore sem;
+	struct rw_semaphore move_lock;
 	struct vmig_shadow *sh;
 	u64 engage_ns;
 	u64 handback_ns;

@@ -60,6 +60,16 @@ struct vmig_reg_value {
  * source's VMM reserved, and may be borrowed again while the guest runs.
  */
 #define VMIG_SNAP_RESERVED	0x4
+/*
+ * A shadow's hand-back in two steps (vmig_shadow_ops.devstate): STAGE
+ * restores only the device state blob's slow part (edu: the buffer, the
+ * DMA command's bits, the factorial), with the guest still served by the
+ * shadow; STAGED restores the rest, that part being on the device already
+ * (or never taken from it: a blob without it). Only a shadow with that
+ * op asks for them, and only of the profile it serves, which knows them.
+ */
+#define VMIG_SNAP_STAGE		0x8
+#define VMIG_SNAP_STAGED	0x10
 
 /* vmig_snapshot.flags */
 #define VMIG_SNAPF_LOG_LOSSY		0x1	/* the tail is incomplete */

@@ -161,6 +161,14 @@ ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
 	if (unlikely(mdev->shadow.sh)) {
 		ret = vmm_may_access(mdev, *ppos) ?
 		      vmig_shadow_read(mdev, buf, count, ppos) : -EIO;
+	} else if (unlikely(READ_ONCE(mdev->mig.dma.held) &&
+			    vmig_doorbell_hit(mdev->profile->doorbell,
+					      VFIO_PCI_OFFSET_TO_INDEX(*ppos),
+					      *ppos & VFIO_PCI_OFFSET_MASK,
+					      count))) {
+		/* a start held while the guest runs reads as running */
+		this_cpu_inc(*mdev->trapped_reads);
+		ret = vmig_doorbell_read(mdev, buf, count, ppos);
 	} else {
 		this_cpu_inc(*mdev->trapped_reads);
 		ret = vfio_pci_core_read(vdev, buf, count, ppos);
@@ -269,10 +277,13 @@ ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
 	ssize_t ret;
 
 	if (index == VFIO_PCI_CONFIG_REGION_INDEX) {
-		/* an FLR the VMM writes does not reset a hand-back's midst */
-		percpu_down_read(&mdev->shadow.sem);
+		/*
+		 * An FLR or command register write of the VMM's does not
+		 * land amid a shadow's engage or hand-back.
+		 */
+		down_read(&mdev->shadow.move_lock);
 		ret = vfio_pci_core_write(vdev, buf, count, ppos);
-		percpu_up_read(&mdev->shadow.sem);
+		up_read(&mdev->shadow.move_lock);
 		return ret;
 	}
 	if (!is_bar(index) || READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
@@ -481,9 +492,9 @@ long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		 * engaged shadow's model follows it (vmig_shadow_device_reset()
 		 * from the PCI core's reset_done).
 		 */
-		percpu_down_read(&mdev->shadow.sem);
+		down_read(&mdev->shadow.move_lock);
 		ret = vfio_pci_core_ioctl(vdev, cmd, arg);
-		percpu_up_read(&mdev->shadow.sem);
+		up_read(&mdev->shadow.move_lock);
 	} else {
 		ret = vfio_pci_core_ioctl(vdev, cmd, arg);
 	}

@@ -61,12 +61,16 @@ struct vmig_profile;
  *  8. vmig_mig.state_mutex	the migration state machine (lm.h); close_device
  *				takes it under dev_set->lock, so arcs never
  *				take dev_set->lock
- *     vmig_shadow_dev.sem	the access lock (shadow.h): a BAR access, a
- *				config write and VFIO_DEVICE_RESET of the
- *				VMM hold it for read and take nothing above
- *				(vfio-pci's memory_lock and device lock
- *				below it); engage and hand-back take it for
- *				write under state_mutex
+ *     vmig_shadow_dev.move_lock  (shadow.h): a config write and
+ *				VFIO_DEVICE_RESET of the VMM hold it for
+ *				read and take nothing above (vfio-pci's
+ *				memory_lock and device lock below it);
+ *				engage and hand-back hold it for write
+ *				under state_mutex throughout
+ *     vmig_shadow_dev.sem	the access lock (shadow.h): a BAR access of
+ *				the VMM holds it for read and takes nothing
+ *				above; engage and hand-back take it for
+ *				write under the move lock
  *     vmig_shadow.lock		the engaged shadow's mutex (shadow.c): under
  *				the access lock or state_mutex (also under
  *				vmig_migf.lock: the final stream reads the

@@ -25,6 +25,11 @@
  *  8. interrupts back on, then the captured interrupt status is raised
  *     (a pending interrupt is state: the target's VMM receives it).
  *
+ * A shadow's hand-back splits it (vmig_shadow_ops.devstate): steps 1 to 4
+ * with the guest still served by the shadow (VMIG_SNAP_STAGE), then the
+ * rest with its accesses held (VMIG_SNAP_STAGED), which moves no buffer
+ * and recomputes no factorial the device shows already.
+ *
  * The buffer is reached only by DMA. Under VFIO the device translates
  * through the VMM's IOMMU domain, so no kernel DMA mapping reaches it;
  * instead the profile borrows one page of the VMM's IOVA space (named by
@@ -223,27 +228,46 @@ static int guest_rw(struct vmig_device *mdev, u64 iova, void *data,
 	return vfio_dma_rw(&mdev->core.vdev, iova, data, len, write);
 }
 
+static bool scratch_ok(u64 scratch)
+{
+	return scratch && IS_ALIGNED(scratch, PAGE_SIZE) &&
+	       scratch + PAGE_SIZE - 1 <= EDU_DMA_MASK;
+}
+
 /*
  * Give the DMA command register the direction and interrupt bits @want by
- * a 1-byte transfer between buffer byte 0 (whose value is @buf0) and the
- * scratch page, whose byte is saved and put back.
+ * a 1-byte transfer between buffer byte 0 and the scratch page, whose byte
+ * is saved and put back. A transfer into the buffer writes @buf0 there,
+ * the byte's value; NULL: read it from the device first.
  */
-static int fix_cmd(struct vmig_device *mdev, u64 scratch, u64 want, u8 buf0)
+static int fix_cmd(struct vmig_device *mdev, u64 scratch, u64 want,
+		   const u8 *buf0)
 {
 	u64 cur;
-	u8 saved;
+	u8 saved, b0;
 	int ret, ret2;
 
 	ret = rd(mdev, EDU_DMA_CMD, 8, &cur);
 	if (ret || (cur & (EDU_CMD_TO_RAM | EDU_CMD_IRQ)) == want)
 		return ret;
+	if (!scratch_ok(scratch))
+		return -ENXIO;
 	ret = guest_rw(mdev, scratch, &saved, 1, false);
 	if (ret)
 		return ret;
 	if (want & EDU_CMD_TO_RAM) {
 		ret = run_dma(mdev, want, EDU_BUF_ADDR, scratch, 1);
 	} else {
-		ret = guest_rw(mdev, scratch, &buf0, 1, true);
+		if (buf0) {
+			b0 = *buf0;
+		} else {
+			ret = run_dma(mdev, EDU_CMD_TO_RAM, EDU_BUF_ADDR,
+				      scratch, 1);
+			if (!ret)
+				ret = guest_rw(mdev, scratch, &b0, 1, false);
+		}
+		if (!ret)
+			ret = guest_rw(mdev, scratch, &b0, 1, true);
 		if (!ret)
 			ret = run_dma(mdev, want, scratch, EDU_BUF_ADDR, 1);
 	}
@@ -282,12 +306,6 @@ static int move_buffer(struct vmig_device *mdev, u64 scratch,
 out:
 	kfree(saved);
 	return ret;
-}
-
-static bool scratch_ok(u64 scratch)
-{
-	return scratch && IS_ALIGNED(scratch, PAGE_SIZE) &&
-	       scratch + PAGE_SIZE - 1 <= EDU_DMA_MASK;
 }
 
 struct scratch_probe {
@@ -422,7 +440,7 @@ static int edu_save_work(void *arg)
 	struct edu_state *st = ctx->state;
 	struct edu_quiet q;
 	struct dma_regs d;
-	int ret;
+	int ret, ret2;
 
 	if (!scratch_ok(scratch) && ctx->flags & VMIG_SNAP_COMPLETE) {
 		pci_warn(mdev->core.pdev,
@@ -443,9 +461,11 @@ static int edu_save_work(void *arg)
 		ret = move_buffer(mdev, scratch, st, true);
 		if (!ret)
 			st->flags = cpu_to_le32(EDU_STATE_BUF);
-		ret = fix_cmd(mdev, scratch,
-			      d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ),
-			      st->buf[0]);
+		/* the device's bits back, also when the buffer was not read */
+		ret2 = fix_cmd(mdev, scratch,
+			       d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ),
+			       ret ? NULL : &st->buf[0]);
+		ret = ret ?: ret2;
 		if (!ret)
 			ret = write_dma_addrs(mdev, &d);
 		if (!ret && !(irq & EDU_IRQ_DMA))
@@ -529,44 +549,97 @@ static void restore_reg(struct vmig_profile_ctx *ctx, u32 off, u8 width,
 		ctx->report->applied++;
 }
 
+/*
+ * Steps 2 and 3. Not the buffer if a staged restore put it on the device
+ * (VMIG_SNAP_STAGED), or if the blob has none and the device kept its own
+ * (a shadow that never had it: STAGE and STAGED).
+ */
 static void restore_buffer_and_cmd(struct vmig_profile_ctx *ctx, u64 scratch,
 				   const struct edu_caps *c)
 {
 	struct edu_state *st = state_of(ctx);
+	bool have = st && le32_to_cpu(st->flags) & EDU_STATE_BUF;
 	struct vmig_device *mdev = ctx->mdev;
+	bool ok = false;
 	int ret;
 
-	if (!st || !(le32_to_cpu(st->flags) & EDU_STATE_BUF)) {
+	if (ctx->flags & VMIG_SNAP_STAGED ||
+	    (ctx->flags & VMIG_SNAP_STAGE && !have)) {
+		ok = true;
+	} else if (!have) {
 		vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
 				  EDU_ITEM_BUFFER, 0, -ENODATA);
-		st = NULL;
 	} else if (!scratch_ok(scratch)) {
 		vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
 				  EDU_ITEM_BUFFER, 0, -ENXIO);
-		st = NULL;
 	} else {
 		ret = move_buffer(mdev, scratch, st, false);
 		if (ret) {
 			vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
 					  EDU_ITEM_BUFFER, 0, ret);
-			st = NULL;
 		} else {
+			ok = true;
 			ctx->report->applied++;
 		}
 	}
 
-	if (c->d.cmd & EDU_CMD_RUN) {	/* a transfer was in flight */
+	if (c->d.cmd & EDU_CMD_RUN)	/* a transfer was in flight */
 		ret = -EINPROGRESS;
-	} else if (!st) {
+	else if (!ok)
 		ret = -ENODATA;
-	} else {
+	else
 		ret = fix_cmd(mdev, scratch,
 			      c->d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ),
-			      st->buf[0]);
-	}
+			      have ? &st->buf[0] : NULL);
 	if (ret)
 		vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
 				  EDU_ITEM_DMA_CMD, 0, ret);
+}
+
+/*
+ * Step 4; not if a staged restore left the result on the device and
+ * nothing computes. True if the device computed.
+ */
+static bool restore_factorial(struct vmig_profile_ctx *ctx,
+			      const struct edu_caps *c)
+{
+	struct vmig_device *mdev = ctx->mdev;
+	u64 fact, status;
+	u32 n;
+	int ret;
+
+	if (ctx->flags & VMIG_SNAP_STAGED &&
+	    !(c->status & EDU_STATUS_COMPUTING) &&
+	    !rd(mdev, EDU_FACTORIAL, 4, &fact) &&
+	    !rd(mdev, EDU_STATUS, 4, &status) && fact == c->fact &&
+	    !(status & EDU_STATUS_COMPUTING)) {
+		ctx->report->applied++;
+		return false;
+	}
+	/*
+	 * The device's factorial thread clears the computing bit and only
+	 * then looks at the interrupt-enable bit, possibly after our poll saw
+	 * it clear: keep the bit off while recomputing and set it last.
+	 */
+	ret = wr(mdev, EDU_STATUS, 4, 0);
+	if (!ret)
+		ret = fact_operand(ctx->src, c->fact,
+				   c->status & EDU_STATUS_COMPUTING, &n);
+	if (!ret)
+		ret = wr(mdev, EDU_FACTORIAL, 4, n);
+	if (!ret)
+		ret = wait_clear(mdev, EDU_STATUS, 4, EDU_STATUS_COMPUTING,
+				 1000);
+	if (!ret && !(c->status & EDU_STATUS_COMPUTING)) {
+		ret = rd(mdev, EDU_FACTORIAL, 4, &fact);
+		if (!ret && fact != c->fact)
+			ret = -EIO;
+	}
+	if (ret)
+		vmig_report_error(ctx->report, 0, EDU_FACTORIAL, 4, ret);
+	else
+		ctx->report->applied++;
+	return true;
 }
 
 static int edu_restore_work(void *arg)
@@ -576,7 +649,7 @@ static int edu_restore_work(void *arg)
 	struct vmig_device *mdev = ctx->mdev;
 	struct edu_quiet q;
 	struct edu_caps c;
-	u32 n;
+	bool computed;
 	int ret;
 
 	if (captured(ctx, EDU_LIVENESS, 4, &c.live) ||
@@ -597,38 +670,23 @@ static int edu_restore_work(void *arg)
 	}
 	quiet(mdev, &q);
 	restore_buffer_and_cmd(ctx, w->scratch, &c);
-
-	/*
-	 * The device's factorial thread clears the computing bit and only
-	 * then looks at the interrupt-enable bit, possibly after our poll saw
-	 * it clear: keep the bit off while recomputing and set it last.
-	 */
-	ret = wr(mdev, EDU_STATUS, 4, 0);
-	if (!ret)
-		ret = fact_operand(ctx->src, c.fact,
-				   c.status & EDU_STATUS_COMPUTING, &n);
-	if (!ret)
-		ret = wr(mdev, EDU_FACTORIAL, 4, n);
-	if (!ret)
-		ret = wait_clear(mdev, EDU_STATUS, 4, EDU_STATUS_COMPUTING,
-				 1000);
-	if (!ret && !(c.status & EDU_STATUS_COMPUTING)) {
-		u64 back;
-
-		ret = rd(mdev, EDU_FACTORIAL, 4, &back);
-		if (!ret && back != c.fact)
-			ret = -EIO;
+	computed = restore_factorial(ctx, &c);
+	if (ctx->flags & VMIG_SNAP_STAGE) {
+		/* steps 5 to 8 come with VMIG_SNAP_STAGED */
+		ret = wr(mdev, EDU_IRQ_ACK, 4, 0xffffffff);
+		unquiet(mdev, &q);
+		if (ret)
+			vmig_report_error(ctx->report, 0, EDU_IRQ_STATUS, 4,
+					  ret);
+		return 0;
 	}
-	if (ret)
-		vmig_report_error(ctx->report, 0, EDU_FACTORIAL, 4, ret);
-	else
-		ctx->report->applied++;
 
 	restore_reg(ctx, EDU_LIVENESS, 4, ~c.live & 0xffffffff, c.live);
 	restore_reg(ctx, EDU_DMA_SRC, 8, c.d.src, c.d.src);
 	restore_reg(ctx, EDU_DMA_DST, 8, c.d.dst, c.d.dst);
 	restore_reg(ctx, EDU_DMA_COUNT, 8, c.d.count, c.d.count);
-	usleep_range(1000, 2000);
+	if (computed)
+		usleep_range(1000, 2000);
 	restore_reg(ctx, EDU_STATUS, 4, c.status & EDU_STATUS_IRQFACT,
 		    c.status & EDU_STATUS_IRQFACT);
 	ret = wr(mdev, EDU_IRQ_ACK, 4, 0xffffffff);
@@ -680,8 +738,12 @@ static int edu_quiesce(struct vmig_device *mdev, unsigned int ms)
 	u64 cmd;
 	int ret;
 
-	if (ms)
-		return wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, ms);
+	if (ms) {
+		ret = wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, ms);
+		/* and a factorial, so that a capture reads a result */
+		return ret ?: wait_clear(mdev, EDU_STATUS, 4,
+					 EDU_STATUS_COMPUTING, ms);
+	}
 	ret = rd(mdev, EDU_DMA_CMD, 8, &cmd);
 	if (ret)
 		return ret;
@@ -731,6 +793,24 @@ static enum vmig_db_verdict edu_doorbell(struct vmig_device *mdev,
 		return VMIG_DB_HOLD;
 	}
 	return edu_issue(mdev, w);
+}
+
+/*
+ * While DMA is held with the guest running (a shadow's engage), the
+ * command register of a held start reads as the device would show it had
+ * the start reached it: running, so the guest's poll waits for it.
+ */
+static bool edu_held_read(struct vmig_device *mdev, u8 bar, u64 off,
+			  u8 width, u64 *val)
+{
+	struct edu_priv *e = priv(mdev);
+
+	lockdep_assert_held_write(&mdev->mig.dma.lock);
+	if (!e->nr_held || bar || off != EDU_DMA_CMD ||
+	    (width != 4 && width != 8))
+		return false;
+	*val = e->held[0].value;
+	return true;
 }
 
 static void edu_unquiesce(struct vmig_device *mdev, bool issue)
@@ -881,6 +961,7 @@ static const struct vmig_profile_dma_ops edu_dma_ops = {
 	.held_save = edu_held_save,
 	.held_load = edu_held_load,
 	.held_max = EDU_MAX_HELD * sizeof(struct vmig_stream_held),
+	.held_read = edu_held_read,
 };
 
 const struct vmig_profile vmig_profile_edu = {

@@ -748,4 +748,201 @@ TEST_F_TIMEOUT(sh, unbind_during_engage, 60)
 	ASSERT_EQ(0, vmm_bind(self->bdf, "vfio-mig"));
 }
 
+/* Register access pairs (a liveness write and read) and the longest. */
+struct prober {
+	struct edu *e;
+	uint64_t max_us, pairs;
+	uint32_t wrong;
+	volatile int stop;
+};
+
+static void *probe_thread(void *arg)
+{
+	struct prober *p = arg;
+	uint64_t t;
+	uint32_t v;
+
+	for (v = 1; !p->stop; v++) {
+		t = vmm_now_us();
+		if (edu_liveness(p->e, v) != ~v)
+			p->wrong++;
+		t = vmm_now_us() - t;
+		p->max_us = t > p->max_us ? t : p->max_us;
+		p->pairs++;
+	}
+	return NULL;
+}
+
+/* Fill the device buffer's first @len bytes with @seed's pattern. */
+static void fill_buffer(struct __test_metadata *_metadata,
+			FIXTURE_DATA(sh) *self, uint8_t seed, uint32_t len)
+{
+	uint8_t *ram = mig_host(&self->a, RAM_IOVA + 0x20000);
+	uint32_t i;
+
+	for (i = 0; i < len; i++)
+		ram[i] = (uint8_t)(i * 13 + seed);
+	ASSERT_EQ(0, edu_dma(&self->e, false, RAM_IOVA + 0x20000, 0, len,
+			     false, 3000));
+}
+
+/* Does the device buffer hold @seed's pattern (a DMA out of it)? */
+static bool buffer_is(FIXTURE_DATA(sh) *self, uint8_t seed, uint32_t len)
+{
+	uint8_t *ram = mig_host(&self->a, RAM_IOVA + 0x30000);
+	uint32_t i;
+
+	memset(ram, 0, len);
+	if (edu_dma(&self->e, true, RAM_IOVA + 0x30000, 0, len, false, 3000))
+		return false;
+	for (i = 0; i < len; i++)
+		if (ram[i] != (uint8_t)(i * 13 + seed))
+			return false;
+	return true;
+}
+
+/*
+ * The device's own DMA moves edu's buffer at engage and hand-back (a
+ * 100 ms timer tick each), but with the guest's accesses going to the
+ * shadow: none waits for it, only the register moves hold them.
+ */
+TEST_F_TIMEOUT(sh, device_dma_does_not_hold_accesses, 60)
+{
+	struct prober p = { .e = &self->e };
+	uint64_t t, engage_us, handback_us;
+	struct lm_shadow s;
+	pthread_t th;
+
+	fill_buffer(_metadata, self, 0x21, 256);
+	ASSERT_EQ(0, pthread_create(&th, NULL, probe_thread, &p));
+	usleep(100000);
+	p.max_us = 0;
+	t = vmm_now_us();
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	engage_us = vmm_now_us() - t;
+	usleep(100000);
+	t = vmm_now_us();
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	handback_us = vmm_now_us() - t;
+	usleep(50000);
+	p.stop = 1;
+	pthread_join(th, NULL);
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
+	TH_LOG("engage %llu us (accesses held %.0f us), hand-back %llu us (held %.0f us); %llu pairs, the longest %llu us",
+	       (unsigned long long)engage_us, s.engage_ns / 1e3,
+	       (unsigned long long)handback_us, s.handback_ns / 1e3,
+	       (unsigned long long)p.pairs, (unsigned long long)p.max_us);
+	EXPECT_EQ(0u, p.wrong);
+	/* the buffer moved by the device's DMA, both ways */
+	EXPECT_LE(100000u, engage_us);
+	EXPECT_LE(100000u, handback_us);
+	/* no access waited for it: the moves hold them for less than one */
+	EXPECT_GT(50000u, p.max_us);
+	EXPECT_GT(50000u, s.engage_ns / 1000);
+	EXPECT_GT(50000u, s.handback_ns / 1000);
+	EXPECT_TRUE(buffer_is(self, 0x21, 256))
+		TH_LOG("the buffer did not survive engage and hand-back");
+}
+
+/*
+ * Transfers the guest starts while the device still reads the buffer out
+ * for the shadow wait for it, in order: the one out of the buffer gives
+ * what the device had, the one into it is not lost under the capture.
+ */
+TEST_F_TIMEOUT(sh, dma_during_engage_waits_for_the_buffer, 60)
+{
+	uint8_t *ram = mig_host(&self->a, RAM_IOVA + 0x20000);
+	struct engager e = { .bdf = self->bdf };
+	struct lm_shadow s = {};
+	bool during;
+	pthread_t th;
+	uint32_t i;
+
+	fill_buffer(_metadata, self, 0x42, 128);
+	ASSERT_EQ(0, pthread_create(&th, NULL, engage_thread, &e));
+	while (!e.done) {
+		ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
+		if (s.engaged)
+			break;
+		usleep(200);
+	}
+	during = !e.done;
+	/* out of the buffer, then a new pattern into it */
+	memset(mig_host(&self->a, RAM_IOVA + 0x30000), 0, 128);
+	EXPECT_EQ(0, edu_dma(&self->e, true, RAM_IOVA + 0x30000, 0, 128,
+			     false, 3000));
+	for (i = 0; i < 128; i++)
+		ram[i] = (uint8_t)(i * 13 + 0x43);
+	EXPECT_EQ(0, edu_dma(&self->e, false, RAM_IOVA + 0x20000, 0, 128,
+			     false, 3000));
+	pthread_join(th, NULL);
+	ASSERT_EQ(0, e.ret) TH_LOG("engage: %s", e.err);
+	TH_LOG("transfers started %s the engage returned, %llu us after it began",
+	       during ? "before" : "after",
+	       (unsigned long long)(vmm_now_us() - e.t0));
+	EXPECT_TRUE(during);
+	for (i = 0; i < 128; i++)
+		if (mig_host(&self->a, RAM_IOVA + 0x30000)[i] !=
+		    (uint8_t)(i * 13 + 0x42))
+			break;
+	EXPECT_EQ(128u, i)
+		TH_LOG("the transfer out of the buffer gave byte %u wrong", i);
+	EXPECT_TRUE(buffer_is(self, 0x43, 128))
+		TH_LOG("the transfer into the buffer was lost (engaged)");
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	EXPECT_TRUE(buffer_is(self, 0x43, 128))
+		TH_LOG("the transfer into the buffer was lost (handed back)");
+}
+
+struct releaser {
+	struct genl nl;
+	const char *bdf;
+	int ret;
+	volatile int done;
+};
+
+static void *release_thread(void *arg)
+{
+	struct releaser *r = arg;
+
+	r->ret = lm_shadow_cmd(&r->nl, VFIO_MIG_CMD_SHADOW_DETACH, r->bdf);
+	r->done = 1;
+	return NULL;
+}
+
+/*
+ * A transfer into the buffer while the hand-back moves the shadow's buffer
+ * to the device ahead: the device ends with the new one.
+ */
+TEST_F_TIMEOUT(sh, dma_during_hand_back_reaches_the_device, 60)
+{
+	struct releaser r = { .bdf = self->bdf };
+	struct lm_shadow s;
+	bool during;
+	pthread_t th;
+
+	fill_buffer(_metadata, self, 0x10, 200);
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	ASSERT_EQ(0, genl_open(&r.nl, "vfio_mig"));
+	ASSERT_EQ(0, pthread_create(&th, NULL, release_thread, &r));
+	/* the device takes ~100 ms to move the buffer in */
+	usleep(30000);
+	during = !r.done;
+	fill_buffer(_metadata, self, 0x11, 200);
+	pthread_join(th, NULL);
+	genl_close(&r.nl);
+	ASSERT_EQ(0, r.ret);
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
+	EXPECT_FALSE(s.engaged);
+	TH_LOG("the transfer came %s the hand-back ended; it held the accesses %.0f us",
+	       during ? "before" : "after", s.handback_ns / 1e3);
+	EXPECT_TRUE(during);
+	EXPECT_TRUE(buffer_is(self, 0x11, 200))
+		TH_LOG("the device does not have the buffer the guest wrote last");
+}
+
 TEST_HARNESS_MAIN
