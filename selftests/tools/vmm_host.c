@@ -70,6 +70,7 @@
 #include "edu.h"
 #include "lmvmm.h"
 #include "mig.h"
+#include "shadow.h"
 #include "vmm.h"
 
 #define MAX_PHASES	64
@@ -613,6 +614,28 @@ static void tgt_abort(const struct lm_event *e, struct phase_rec *r)
 	ack(e, r, 0);
 }
 
+/*
+ * A shadow the stream engaged hands the device back in the background,
+ * with the guest running, through the page this VMM lent the device
+ * (LM_SCRATCH_OFF). The buffer check reads through that page too, so it
+ * waits until the device has given the page back.
+ */
+static void wait_lent_page(void)
+{
+	struct lm_shadow s;
+	struct genl g;
+	int ret;
+
+	ret = genl_open(&g, "vfio_mig");
+	if (!ret) {
+		ret = lm_shadow_wait_released(&g, opt.bdf, &s, 5000);
+		genl_close(&g);
+	}
+	if (ret)
+		say("the device's shadow is not handed back (%s): checking the buffer anyway",
+		    strerror(-ret));
+}
+
 static void __attribute__((noreturn)) tgt_run(void);
 
 static void tgt_start(const struct lm_event *e, struct phase_rec *r)
@@ -757,8 +780,10 @@ static void __attribute__((noreturn)) tgt_run(void)
 	 * NVMe guest goes on with its commands in flight: its blocks are
 	 * read back after the run.
 	 */
-	if (!is_nvme)
+	if (!is_nvme) {
+		wait_lent_page();
 		rep.buffer_ok = lm_guest_check_buffer(&guest);
+	}
 	rep.pages_ok = lm_guest_check_pages(&guest);
 	if (!rep.buffer_ok || !rep.pages_ok)
 		why("%s", guest.why);
