@@ -404,6 +404,7 @@ static int edu_save(struct vmig_shadow *sh, struct vmig_shadow_image *img)
 	}
 	img->devstate_len = sizeof(*st);
 	img->devstate_gen = m->buf_gen;
+	img->devstate_kept = m->buf_state == EDU_BUF_DEVICE;
 	return 0;
 }
 

@@ -89,7 +89,8 @@ int vmig_shadow_register(const struct vmig_shadow_ops *ops)
 	int i, ret = -ENOSPC;
 
 	if (!ops->profile || !ops->read || !ops->write || !ops->engage ||
-	    !ops->save || !vmig_profile_find(ops->profile))
+	    !ops->save || !vmig_profile_find(ops->profile) ||
+	    (ops->devstate && ops->handback_writes))
 		return -EINVAL;
 	mutex_lock(&shadow_ops_lock);
 	if (ops_slot(ops->profile) >= 0) {
@@ -657,10 +658,10 @@ static void held_writes_of(struct vmig_held_write *hw,
  * takes its device state later (@later) starts from the registers alone,
  * with the DMA starts the device's DMA hold kept (the caller held it
  * before the access lock, so that the transfer in flight ended with the
- * guest's accesses going on).
+ * guest's accesses going on; @resets: the device's reset count then).
  */
 static int engage_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
-			 bool later, const char **why)
+			 bool later, int resets, const char **why)
 {
 	const struct vmig_profile *p = mdev->profile;
 	struct vmig_stream_held in[SHADOW_MAX_HELD];
@@ -684,8 +685,12 @@ static int engage_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 		nr = vmig_dma_held_save(mdev, in) / sizeof(in[0]);
 		held_writes_of(hw, in, nr);
 	}
-	/* a reset from here on reaches the model; one before, the state */
-	sh->resets = atomic_read(&mdev->shadow.resets);
+	/*
+	 * A reset from here on reaches the model; one before, the state. A
+	 * reset since the DMA hold began (@resets) reaches the model too:
+	 * the starts held since are dropped, as the profile drops them.
+	 */
+	sh->resets = later ? resets : atomic_read(&mdev->shadow.resets);
 	snap = __vmig_snapshot_take(mdev, later ? 0 : VMIG_SNAP_DEVSTATE, 0);
 	if (IS_ERR(snap)) {
 		*why = "the device's state could not be read";
@@ -745,11 +750,13 @@ static int handback_move(struct vmig_device *mdev, struct vmig_shadow *sh,
 static bool engage_undo(struct vmig_device *mdev, struct vmig_shadow *sh)
 {
 	const char *why = "";
+	int ret;
 
 	mutex_lock(&sh->lock);
 	sync_reset(sh);
-	sh->ops->devstate(sh, NULL, &why);
+	ret = sh->ops->devstate(sh, NULL, &why);
 	mutex_unlock(&sh->lock);
+	WARN_ON_ONCE(ret);
 	if (!handback_move(mdev, sh, &why))
 		return true;
 	pci_warn(mdev->core.pdev,
@@ -769,8 +776,9 @@ static int engage_move(struct vmig_device *mdev, struct vmig_shadow *sh,
 {
 	const struct vmig_profile_dma_ops *dma = mdev->profile->dma;
 	struct vmig_shadow_dev *sd = &mdev->shadow;
-	bool later = sh->ops->devstate;
+	bool later = !!sh->ops->devstate;
 	bool hold = later && dma && dma->held_read;
+	int resets = atomic_read(&sd->resets);
 	u64 t0;
 	int ret;
 
@@ -789,7 +797,7 @@ static int engage_move(struct vmig_device *mdev, struct vmig_shadow *sh,
 	}
 	percpu_down_write(&sd->sem);
 	t0 = ktime_get_ns();
-	ret = engage_locked(mdev, sh, later, why);
+	ret = engage_locked(mdev, sh, later, resets, why);
 	if (!ret) {
 		/* the model set up before readers find it (RCU) */
 		smp_store_release(&sd->sh, sh);
@@ -843,10 +851,12 @@ int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
 		up_write(&sd->move_lock);
 	}
 	vmig_mig_unlock(mdev);
-	if (keep)
+	if (keep) {
 		*why = "the state could not be read nor the engage undone: still engaged";
-	else if (ret)	/* the model serves no access any more */
+		ret = -EIO;
+	} else if (ret) {	/* the model serves no access any more */
 		shadow_free(sh);
+	}
 out:
 	mutex_unlock(vmig_dev_set_lock(mdev));
 	return ret;
@@ -988,19 +998,25 @@ static void model_dma_hold(struct vmig_shadow *sh, bool hold)
 	mutex_unlock(&sh->lock);
 }
 
+/* What a staged restore left on the device: the model's blob then. */
+struct stage_mark {
+	u64 gen;
+	int resets;
+};
+
 /*
  * Before the accesses are held: a model with a devstate op has the
  * profile restore the slow part of its state (VMIG_SNAP_STAGE) while it
  * serves on, its DMA held so that the part does not change meanwhile (a
  * transfer the guest starts waits, and reaches the device after the
- * hand-back as held work). True, with the model's devstate_gen in @gen,
- * if the device took it: the hand-back then restores the rest only
- * (unless the blob changed after all: a reset). The model's DMA stays
+ * hand-back as held work). True, with what it left in @mark, if the
+ * device took it: the hand-back then restores the rest only (unless the
+ * blob changed after all, or the device was reset). The model's DMA stays
  * held until the hand-back ends. A failure here costs the hand-back its
  * speed only: all of the state then moves with the accesses held.
  */
 static bool stage(struct vmig_device *mdev, struct vmig_shadow *sh,
-		  struct vmig_replay_report *rep, u64 *gen)
+		  struct vmig_replay_report *rep, struct stage_mark *mark)
 {
 	struct vmig_held_write held[SHADOW_MAX_HELD];
 	struct vmig_shadow_image img = { .held = held };
@@ -1032,19 +1048,20 @@ static bool stage(struct vmig_device *mdev, struct vmig_shadow *sh,
 			 ret);
 		return false;
 	}
-	*gen = img.devstate_gen;
+	mark->gen = img.devstate_gen;
+	mark->resets = resets;
 	return true;
 }
 
 /*
  * Under the access lock held for write and state_mutex: the device takes
- * the model's state (the rest of it if @staged_gen, the model's blob then,
- * is its blob now), then what the model held, as the guest's writes reach
- * the device. Only while it runs (not in a migration's states).
+ * the model's state (the rest of it if @mark, what a staged restore left
+ * on it, still holds), then what the model held, as the guest's writes
+ * reach the device. Only while it runs (not in a migration's states).
  */
 static int handback_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 			   struct vmig_replay_report *rep,
-			   const u64 *staged_gen, const char **why)
+			   const struct stage_mark *mark, const char **why)
 {
 	struct vmig_held_write held[SHADOW_MAX_HELD];
 	struct vmig_shadow_image img = { .held = held };
@@ -1060,7 +1077,10 @@ static int handback_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 		*why = "the shadow's state could not be taken";
 		return PTR_ERR(snap);
 	}
-	if (staged_gen && img.devstate_gen == *staged_gen)
+	/* the device has the blob: staged and unchanged since, or its own */
+	if ((mark && img.devstate_gen == mark->gen &&
+	     atomic_read(&mdev->shadow.resets) == mark->resets) ||
+	    img.devstate_kept)
 		flags |= VMIG_SNAP_STAGED;
 	ret = __vmig_snapshot_replay(mdev, snap, rep, flags);
 	if (!ret && rep->nr_errors)
@@ -1074,6 +1094,12 @@ static int handback_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 			pci_warn(mdev->core.pdev,
 				 "shadow hand-back: the device took %u of %u held writes: %d\n",
 				 done, img.nr_held, ret);
+			/* what the device took must not run again */
+			if (done && sh->ops->handback_failed) {
+				mutex_lock(&sh->lock);
+				sh->ops->handback_failed(sh, held, done);
+				mutex_unlock(&sh->lock);
+			}
 			*why = "the device refused the held work: the shadow stays engaged";
 			park(mdev);
 		}
@@ -1093,8 +1119,9 @@ static int handback_move(struct vmig_device *mdev, struct vmig_shadow *sh,
 {
 	struct vmig_shadow_dev *sd = &mdev->shadow;
 	struct vmig_replay_report *rep;
-	u64 gen = 0, t0;
+	struct stage_mark mark;
 	bool staged;
+	u64 t0;
 	int ret;
 
 	lockdep_assert_held_write(&sd->move_lock);
@@ -1103,10 +1130,10 @@ static int handback_move(struct vmig_device *mdev, struct vmig_shadow *sh,
 		*why = "out of memory";
 		return -ENOMEM;
 	}
-	staged = stage(mdev, sh, rep, &gen);
+	staged = stage(mdev, sh, rep, &mark);
 	percpu_down_write(&sd->sem);
 	t0 = ktime_get_ns();
-	ret = handback_locked(mdev, sh, rep, staged ? &gen : NULL, why);
+	ret = handback_locked(mdev, sh, rep, staged ? &mark : NULL, why);
 	if (!ret)
 		WRITE_ONCE(sd->sh, NULL);
 	WRITE_ONCE(sd->handback_ns, ktime_get_ns() - t0);
@@ -1171,6 +1198,12 @@ struct vmig_snapshot *vmig_shadow_snapshot(struct vmig_device *mdev,
 	snap = model_snapshot(mdev, mdev->shadow.sh, &img);
 	if (IS_ERR(snap))
 		return snap;
+	if (img.devstate_kept) {
+		pci_warn(mdev->core.pdev,
+			 "the shadow never had the device's state (its engage was not undone): hand the device back before migrating it\n");
+		vmig_snapshot_free(snap);
+		return ERR_PTR(-EBUSY);
+	}
 	/* held work in HELD_WRITES form, as the profile's trap path keeps it */
 	max = vmig_dma_held_max(mdev) / sizeof(*out);
 	if (img.nr_held > max) {

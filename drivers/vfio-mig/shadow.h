@@ -53,6 +53,9 @@ struct vmig_shadow;
  *	brings it (a model with that op, engaging from its device)
  * @devstate_gen: save: a count the model bumps whenever what its
  *	@devstate would hold changes (edu: a transfer into its buffer)
+ * @devstate_kept: save: the model never had the blob, the device kept
+ *	it (the @devstate op was given NULL): a hand-back leaves the
+ *	device's own, a migration stream cannot carry the model's state
  */
 struct vmig_shadow_image {
 	struct vmig_reg_value *reads;
@@ -69,6 +72,7 @@ struct vmig_shadow_image {
 	u32 max_held;
 	bool devstate_later;
 	u64 devstate_gen;
+	bool devstate_kept;
 };
 
 /* A register's value in @img's reads or written values; -ENODATA. */

@@ -165,7 +165,8 @@ ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
 			    vmig_doorbell_hit(mdev->profile->doorbell,
 					      VFIO_PCI_OFFSET_TO_INDEX(*ppos),
 					      *ppos & VFIO_PCI_OFFSET_MASK,
-					      count))) {
+					      count) &&
+			    vmm_may_access(mdev, *ppos))) {
 		/* a start held while the guest runs reads as running */
 		this_cpu_inc(*mdev->trapped_reads);
 		ret = vmig_doorbell_read(mdev, buf, count, ppos);

@@ -136,11 +136,16 @@ static int wr(struct vmig_device *mdev, u32 off, u8 width, u64 v)
 	return vmig_bar_write(mdev, 0, off, width, v);
 }
 
-/* Poll until @bit of register @off is clear. */
+/*
+ * Poll until @bit of register @off is clear: soon at first (a factorial
+ * ends in microseconds, and a hand-back holds the guest's accesses while
+ * it waits for one), then every 2 to 4 ms (a transfer takes 100).
+ */
 static int wait_clear(struct vmig_device *mdev, u32 off, u8 width, u64 bit,
 		      unsigned int ms)
 {
 	unsigned long end = jiffies + msecs_to_jiffies(ms);
+	unsigned int us = 50;
 	u64 v;
 	int ret;
 
@@ -152,7 +157,8 @@ static int wait_clear(struct vmig_device *mdev, u32 off, u8 width, u64 bit,
 			return 0;
 		if (time_after(jiffies, end))
 			return -ETIMEDOUT;
-		usleep_range(2000, 4000);
+		usleep_range(us, 2 * us);
+		us = min(2 * us, 2000U);
 	}
 }
 
@@ -806,10 +812,12 @@ static bool edu_held_read(struct vmig_device *mdev, u8 bar, u64 off,
 	struct edu_priv *e = priv(mdev);
 
 	lockdep_assert_held_write(&mdev->mig.dma.lock);
-	if (!e->nr_held || bar || off != EDU_DMA_CMD ||
-	    (width != 4 && width != 8))
+	if (!e->nr_held || bar || off < EDU_DMA_CMD || width > 8 ||
+	    off + width > EDU_DMA_CMD + 8)
 		return false;
-	*val = e->held[0].value;
+	*val = e->held[0].value >> (8 * (off - EDU_DMA_CMD));
+	if (width < 8)
+		*val &= BIT_ULL(8 * width) - 1;
 	return true;
 }
 

@@ -941,8 +941,83 @@ TEST_F_TIMEOUT(sh, dma_during_hand_back_reaches_the_device, 60)
 	TH_LOG("the transfer came %s the hand-back ended; it held the accesses %.0f us",
 	       during ? "before" : "after", s.handback_ns / 1e3);
 	EXPECT_TRUE(during);
+	/* the buffer moved ahead; the transfer waited, it did not redo that */
+	EXPECT_GT(50000u, s.handback_ns / 1000);
 	EXPECT_TRUE(buffer_is(self, 0x11, 200))
 		TH_LOG("the device does not have the buffer the guest wrote last");
+}
+
+/*
+ * The engage waits for the transfer the device runs with the guest's
+ * accesses going on; a start the guest writes meanwhile is kept (it reads
+ * as running) and runs on the shadow: each runs once, in order.
+ */
+TEST_F_TIMEOUT(sh, dma_while_engage_waits_for_the_device, 60)
+{
+	uint8_t *ram = mig_host(&self->a, RAM_IOVA + 0x20000);
+	struct engager e = { .bdf = self->bdf };
+	uint64_t t0, waited;
+	pthread_t th;
+	uint32_t i;
+
+	fill_buffer(_metadata, self, 0x50, 64);
+	/* the device moves the buffer out for 100 ms: the engage waits */
+	memset(mig_host(&self->a, RAM_IOVA + 0x30000), 0, 64);
+	ASSERT_EQ(0, edu_dma_start(&self->e, true, RAM_IOVA + 0x30000, 0, 64,
+				   false));
+	ASSERT_EQ(0, pthread_create(&th, NULL, engage_thread, &e));
+	while (!e.started)
+		usleep(100);
+	usleep(10000);
+	/* the device's transfer ends; the next start comes at once */
+	t0 = vmm_now_us();
+	ASSERT_EQ(0, edu_dma_wait(&self->e, 3000));
+	for (i = 0; i < 64; i++)
+		ram[i] = (uint8_t)(i * 13 + 0x51);
+	ASSERT_EQ(0, edu_dma(&self->e, false, RAM_IOVA + 0x20000, 0, 64,
+			     false, 3000));
+	waited = vmm_now_us() - t0;
+	pthread_join(th, NULL);
+	ASSERT_EQ(0, e.ret) TH_LOG("engage: %s", e.err);
+	TH_LOG("the second transfer done %llu us after the first ended; engage %llu us",
+	       (unsigned long long)waited,
+	       (unsigned long long)(e.t1 - e.t0));
+	for (i = 0; i < 64; i++)
+		if (mig_host(&self->a, RAM_IOVA + 0x30000)[i] !=
+		    (uint8_t)(i * 13 + 0x50))
+			break;
+	EXPECT_EQ(64u, i) TH_LOG("the first transfer gave byte %u wrong", i);
+	EXPECT_TRUE(buffer_is(self, 0x51, 64))
+		TH_LOG("the second transfer was lost (engaged)");
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	EXPECT_TRUE(buffer_is(self, 0x51, 64))
+		TH_LOG("the second transfer was lost (handed back)");
+}
+
+/* An engage whose buffer cannot be read is undone; nothing is lost. */
+TEST_F_TIMEOUT(sh, failed_engage_loses_nothing, 60)
+{
+	struct lm_shadow s;
+
+	fill_buffer(_metadata, self, 0x60, 128);
+	edu_wr(&self->e, EDU_REG_LIVENESS, 0x5a5a);
+	ASSERT_EQ(0, rs_ctl(self->bdf, "scratch 0"));
+	EXPECT_EQ(-ENODATA, lm_shadow_cmd(&self->nl,
+					  VFIO_MIG_CMD_SHADOW_ATTACH,
+					  self->bdf));
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
+	EXPECT_FALSE(s.engaged);
+	ASSERT_EQ(0, rs_ctl(self->bdf, "scratch %#llx", SCRATCH));
+	EXPECT_EQ(~0x5a5au, edu_rd(&self->e, EDU_REG_LIVENESS));
+	EXPECT_TRUE(buffer_is(self, 0x60, 128))
+		TH_LOG("the device's buffer changed under the undone engage");
+	/* and it engages once it can */
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	EXPECT_TRUE(buffer_is(self, 0x60, 128));
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
 }
 
 TEST_HARNESS_MAIN
