@@ -804,9 +804,13 @@ static int engage_move(struct vmig_device *mdev, struct vmig_shadow *sh,
 	}
 	WRITE_ONCE(sd->engage_ns, ktime_get_ns() - t0);
 	percpu_up_write(&sd->sem);
-	/* engaged: the model took the held starts; else the device does */
+	/*
+	 * Engaged: the model took the held starts; else the device does,
+	 * unless it was reset since they were held (the profile drops them).
+	 */
 	if (hold)
-		vmig_dma_release(mdev, ret != 0);
+		vmig_dma_release(mdev, ret &&
+				 atomic_read(&sd->resets) == resets);
 	if (!later || ret)
 		return ret;
 	ret = engage_devstate(mdev, sh, why);
@@ -1094,12 +1098,12 @@ static int handback_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 			pci_warn(mdev->core.pdev,
 				 "shadow hand-back: the device took %u of %u held writes: %d\n",
 				 done, img.nr_held, ret);
-			/* what the device took must not run again */
-			if (done && sh->ops->handback_failed) {
-				mutex_lock(&sh->lock);
-				sh->ops->handback_failed(sh, held, done);
-				mutex_unlock(&sh->lock);
-			}
+			/*
+			 * The model keeps all of its held work and runs it
+			 * when it serves on: one start (edu), so the device
+			 * took none of it.
+			 */
+			WARN_ON_ONCE(done);
 			*why = "the device refused the held work: the shadow stays engaged";
 			park(mdev);
 		}

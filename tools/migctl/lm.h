@@ -45,6 +45,7 @@ struct lm_dev;
 /* A shadow-get's answer (lm_dev_ops.shadow). */
 struct lm_shadow {
 	bool available;			/* a shadow for the device's profile */
+	bool engaged;			/* one serves the device's guest */
 	uint64_t engage_ns;		/* the last engage held the guest this long */
 };
 

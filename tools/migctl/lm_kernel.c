@@ -333,6 +333,8 @@ static int take_shadow(struct nl_msg *msg, void *arg)
 		return NL_SKIP;
 	sh->available = tb[VFIO_MIG_A_SHADOW_AVAILABLE] &&
 			nla_get_u8(tb[VFIO_MIG_A_SHADOW_AVAILABLE]);
+	sh->engaged = tb[VFIO_MIG_A_SHADOW_ENGAGED] &&
+		      nla_get_u8(tb[VFIO_MIG_A_SHADOW_ENGAGED]);
 	if (tb[VFIO_MIG_A_SHADOW_ENGAGE_NS])
 		sh->engage_ns = nla_get_u64(tb[VFIO_MIG_A_SHADOW_ENGAGE_NS]);
 	return NL_OK;

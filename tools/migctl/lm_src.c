@@ -642,6 +642,12 @@ static int shadow_engage(struct src *s)
 
 	if (ret) {
 		failf(s, "--via-shadow: shadow engage refused: %s", s->d->err);
+		/*
+		 * An engage the kernel could not undo leaves the shadow
+		 * engaged: the rollback hands it back.
+		 */
+		if (!shadow_op(s, VFIO_MIG_CMD_SHADOW_GET, &sh) && sh.engaged)
+			s->engaged = true;
 		return ret;
 	}
 	s->shadow_us = lm_now_us() - t0;

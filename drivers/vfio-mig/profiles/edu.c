@@ -746,9 +746,9 @@ static int edu_quiesce(struct vmig_device *mdev, unsigned int ms)
 
 	if (ms) {
 		ret = wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, ms);
-		/* and a factorial, so that a capture reads a result */
+		/* and a factorial (microseconds), so that a capture reads a result */
 		return ret ?: wait_clear(mdev, EDU_STATUS, 4,
-					 EDU_STATUS_COMPUTING, ms);
+					 EDU_STATUS_COMPUTING, min(ms, 100U));
 	}
 	ret = rd(mdev, EDU_DMA_CMD, 8, &cmd);
 	if (ret)
@@ -812,12 +812,12 @@ static bool edu_held_read(struct vmig_device *mdev, u8 bar, u64 off,
 	struct edu_priv *e = priv(mdev);
 
 	lockdep_assert_held_write(&mdev->mig.dma.lock);
-	if (!e->nr_held || bar || off < EDU_DMA_CMD || width > 8 ||
-	    off + width > EDU_DMA_CMD + 8)
+	/* the register as the device answers it: 4 or 8 bytes at its start */
+	if (!e->nr_held || bar || off != EDU_DMA_CMD ||
+	    (width != 4 && width != 8))
 		return false;
-	*val = e->held[0].value >> (8 * (off - EDU_DMA_CMD));
-	if (width < 8)
-		*val &= BIT_ULL(8 * width) - 1;
+	*val = width == 4 ? lower_32_bits(e->held[0].value) :
+			    e->held[0].value;
 	return true;
 }
 

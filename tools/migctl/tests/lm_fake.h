@@ -94,6 +94,7 @@ struct fake {
 	/* the shadow adapter: refusals, and what it saw */
 	bool shadow_unavailable;
 	const char *engage_refused, *handback_refused;	/* extack */
+	bool engage_stuck;	/* the engage fails, the shadow stays engaged */
 	bool engaged;
 	int engages, releases;
 	int engage_nphases, engage_clears;	/* phases, dirty clears before */
@@ -374,6 +375,7 @@ static inline int f_shadow(struct lm_dev *d, const char *bdf, uint8_t cmd,
 	switch (cmd) {
 	case VFIO_MIG_CMD_SHADOW_GET:
 		sh->available = !f->shadow_unavailable;
+		sh->engaged = f->engaged;
 		sh->engage_ns = f->engages ? 42000 : 0;
 		return 0;
 	case VFIO_MIG_CMD_SHADOW_ATTACH:
@@ -388,6 +390,10 @@ static inline int f_shadow(struct lm_dev *d, const char *bdf, uint8_t cmd,
 		      NULL;
 		ret = why ? -EBUSY : 0;
 		f->engaged |= !ret;
+		if (!why && f->engage_stuck) {
+			why = "the state could not be read nor the engage undone: still engaged";
+			ret = -EIO;
+		}
 		break;
 	case VFIO_MIG_CMD_SHADOW_DETACH:
 		f->releases++;

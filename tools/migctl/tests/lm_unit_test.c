@@ -1038,6 +1038,31 @@ TEST(migrate_via_shadow_engage_refused_rolls_back)
 	side_free(&t);
 }
 
+/*
+ * An engage the kernel could neither finish nor undo fails with the
+ * shadow still engaged: the rollback hands the device back all the same.
+ */
+TEST(migrate_via_shadow_engage_stuck_hands_back)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.o.via_shadow = true;
+	s.f.engage_stuck = true;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(1, s.f.engages);
+	EXPECT_EQ(1, s.f.releases);
+	EXPECT_FALSE(s.f.engaged);
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_FALSE(s.f.committed);
+	EXPECT_TRUE(has(&s, "shadow engage refused: the state could not be read nor the engage undone: still engaged"));
+	EXPECT_TRUE(has(&s, "\"action\":\"release\",\"ok\":true"));
+	side_free(&s);
+	side_free(&t);
+}
+
 /* A failure after the engage: rolled back, then the device handed back. */
 TEST(migrate_via_shadow_failure_hands_back)
 {
