@@ -773,15 +773,30 @@ static void *probe_thread(void *arg)
 	return NULL;
 }
 
+/* @seed's pattern into @len bytes at @p. */
+static void put_pattern(uint8_t *p, uint8_t seed, uint32_t len)
+{
+	uint32_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 13 + seed);
+}
+
+/* How many bytes at @p, of @len, begin @seed's pattern. */
+static uint32_t pattern_len(const uint8_t *p, uint8_t seed, uint32_t len)
+{
+	uint32_t i;
+
+	for (i = 0; i < len && p[i] == (uint8_t)(i * 13 + seed); i++)
+		;
+	return i;
+}
+
 /* Fill the device buffer's first @len bytes with @seed's pattern. */
 static void fill_buffer(struct __test_metadata *_metadata,
 			FIXTURE_DATA(sh) *self, uint8_t seed, uint32_t len)
 {
-	uint8_t *ram = mig_host(&self->a, RAM_IOVA + 0x20000);
-	uint32_t i;
-
-	for (i = 0; i < len; i++)
-		ram[i] = (uint8_t)(i * 13 + seed);
+	put_pattern(mig_host(&self->a, RAM_IOVA + 0x20000), seed, len);
 	ASSERT_EQ(0, edu_dma(&self->e, false, RAM_IOVA + 0x20000, 0, len,
 			     false, 3000));
 }
@@ -790,15 +805,11 @@ static void fill_buffer(struct __test_metadata *_metadata,
 static bool buffer_is(FIXTURE_DATA(sh) *self, uint8_t seed, uint32_t len)
 {
 	uint8_t *ram = mig_host(&self->a, RAM_IOVA + 0x30000);
-	uint32_t i;
 
 	memset(ram, 0, len);
 	if (edu_dma(&self->e, true, RAM_IOVA + 0x30000, 0, len, false, 3000))
 		return false;
-	for (i = 0; i < len; i++)
-		if (ram[i] != (uint8_t)(i * 13 + seed))
-			return false;
-	return true;
+	return pattern_len(ram, seed, len) == len;
 }
 
 /*
@@ -873,8 +884,7 @@ TEST_F_TIMEOUT(sh, dma_during_engage_waits_for_the_buffer, 60)
 	memset(mig_host(&self->a, RAM_IOVA + 0x30000), 0, 128);
 	EXPECT_EQ(0, edu_dma(&self->e, true, RAM_IOVA + 0x30000, 0, 128,
 			     false, 3000));
-	for (i = 0; i < 128; i++)
-		ram[i] = (uint8_t)(i * 13 + 0x43);
+	put_pattern(ram, 0x43, 128);
 	EXPECT_EQ(0, edu_dma(&self->e, false, RAM_IOVA + 0x20000, 0, 128,
 			     false, 3000));
 	pthread_join(th, NULL);
@@ -883,10 +893,7 @@ TEST_F_TIMEOUT(sh, dma_during_engage_waits_for_the_buffer, 60)
 	       during ? "before" : "after",
 	       (unsigned long long)(vmm_now_us() - e.t0));
 	EXPECT_TRUE(during);
-	for (i = 0; i < 128; i++)
-		if (mig_host(&self->a, RAM_IOVA + 0x30000)[i] !=
-		    (uint8_t)(i * 13 + 0x42))
-			break;
+	i = pattern_len(mig_host(&self->a, RAM_IOVA + 0x30000), 0x42, 128);
 	EXPECT_EQ(128u, i)
 		TH_LOG("the transfer out of the buffer gave byte %u wrong", i);
 	EXPECT_TRUE(buffer_is(self, 0x43, 128))
@@ -972,8 +979,7 @@ TEST_F_TIMEOUT(sh, dma_while_engage_waits_for_the_device, 60)
 	/* the device's transfer ends; the next start comes at once */
 	t0 = vmm_now_us();
 	ASSERT_EQ(0, edu_dma_wait(&self->e, 3000));
-	for (i = 0; i < 64; i++)
-		ram[i] = (uint8_t)(i * 13 + 0x51);
+	put_pattern(ram, 0x51, 64);
 	ASSERT_EQ(0, edu_dma(&self->e, false, RAM_IOVA + 0x20000, 0, 64,
 			     false, 3000));
 	waited = vmm_now_us() - t0;
@@ -982,10 +988,7 @@ TEST_F_TIMEOUT(sh, dma_while_engage_waits_for_the_device, 60)
 	TH_LOG("the second transfer done %llu us after the first ended; engage %llu us",
 	       (unsigned long long)waited,
 	       (unsigned long long)(e.t1 - e.t0));
-	for (i = 0; i < 64; i++)
-		if (mig_host(&self->a, RAM_IOVA + 0x30000)[i] !=
-		    (uint8_t)(i * 13 + 0x50))
-			break;
+	i = pattern_len(mig_host(&self->a, RAM_IOVA + 0x30000), 0x50, 64);
 	EXPECT_EQ(64u, i) TH_LOG("the first transfer gave byte %u wrong", i);
 	EXPECT_TRUE(buffer_is(self, 0x51, 64))
 		TH_LOG("the second transfer was lost (engaged)");
