@@ -35,6 +35,7 @@
 #include "ctl.h"
 #include "lm.h"
 #include "profile.h"
+#include "shadow.h"
 #include "vfio_mig.h"
 
 #define CTL_PAGE_SIZE	SZ_4K
@@ -114,6 +115,8 @@ static int ctl_open(struct inode *inode, struct file *filp)
 	return nonseekable_open(inode, filp);
 }
 
+static const struct file_operations ctl_fops;
+
 static int ctl_release(struct inode *inode, struct file *filp)
 {
 	struct vmig_ctl *c = filp->private_data;
@@ -139,12 +142,19 @@ static int ctl_release(struct inode *inode, struct file *filp)
 		    c->last_phase && c->last_phase != VFIO_MIG_MIG_PHASE_ABORT)
 			vmig_phase_announce(mdev, NULL, c->bdf,
 					    VFIO_MIG_MIG_PHASE_ABORT);
+		/* a shadow this controller engaged goes with its migration */
+		vmig_shadow_ctl_gone(mdev, c, alive && !c->committed);
 		up_write(&mdev->ctl.rwsem);
 		vfio_put_device(&mdev->core.vdev);
 	}
 	mutex_destroy(&c->attach_lock);
 	ctl_file_free(ctl_file(c));
 	return 0;
+}
+
+struct vmig_ctl *vmig_ctl_of_file(struct file *f)
+{
+	return f->f_op == &ctl_fops ? f->private_data : NULL;
 }
 
 /* Is @c still attached to its device? */

@@ -11,6 +11,7 @@
 #include <linux/types.h>
 
 struct dt_range;
+struct file;
 struct vmig_device;
 
 /**
@@ -84,6 +85,8 @@ void vmig_ctl_exit(void);
 void vmig_ctl_dev_init(struct vmig_device *mdev);
 /* close_device: end the attachment, after the ioctls in flight. */
 void vmig_ctl_detach(struct vmig_device *mdev);
+/* The control fd @f is, or NULL if it is not a /dev/vfio-mig fd. */
+struct vmig_ctl *vmig_ctl_of_file(struct file *f);
 
 /* nl_mig.c */
 /*

@@ -96,8 +96,9 @@ static const struct nla_policy vfio_mig_dev_needs_nl_policy[VFIO_MIG_A_DEV_BDF +
 	[VFIO_MIG_A_DEV_BDF] = { .type = NLA_NUL_STRING, .len = 31, },
 };
 
-static const struct nla_policy vfio_mig_shadow_attach_nl_policy[VFIO_MIG_A_SHADOW_BDF + 1] = {
+static const struct nla_policy vfio_mig_shadow_attach_nl_policy[VFIO_MIG_A_SHADOW_CTL_FD + 1] = {
 	[VFIO_MIG_A_SHADOW_BDF] = { .type = NLA_NUL_STRING, .len = 31, },
+	[VFIO_MIG_A_SHADOW_CTL_FD] = { .type = NLA_U32, },
 };
 
 static const struct nla_policy vfio_mig_shadow_detach_nl_policy[VFIO_MIG_A_SHADOW_BDF + 1] = {
@@ -191,7 +192,7 @@ static const struct genl_ops vfio_mig_nl_ops[] = {
 		.cmd		= VFIO_MIG_CMD_SHADOW_ATTACH,
 		.doit		= vfio_mig_nl_shadow_attach_doit,
 		.policy		= vfio_mig_shadow_attach_nl_policy,
-		.maxattr	= VFIO_MIG_A_SHADOW_BDF,
+		.maxattr	= VFIO_MIG_A_SHADOW_CTL_FD,
 		.flags		= GENL_ADMIN_PERM,
 	},
 	{

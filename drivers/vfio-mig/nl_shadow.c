@@ -3,9 +3,11 @@
  * vfio-mig: the shadow adapter's generic netlink operations: shadow-attach
  * (engage), shadow-detach (hand back), shadow-get.
  */
+#include <linux/file.h>
 #include <net/genetlink.h>
 #include <uapi/linux/vfio_mig.h>
 
+#include "ctl.h"
 #include "netlink.h"
 #include "profile.h"
 #include "shadow.h"
@@ -13,10 +15,31 @@
 
 static int shadow_do(struct genl_info *info, bool engage)
 {
+	/* only shadow-attach's attribute array reaches that far */
+	struct nlattr *fd_attr = engage ?
+		info->attrs[VFIO_MIG_A_SHADOW_CTL_FD] : NULL;
+	struct vmig_ctl *ctl = NULL;
+	struct file *ctl_file = NULL;
 	const char *why = NULL;
 	struct vmig_device *mdev;
 	int ret;
 
+	/*
+	 * The engage's controller: an fd of the caller (a doit runs in the
+	 * sender's context), kept open for the call. The engage checks that
+	 * it is attached to this device.
+	 */
+	if (fd_attr) {
+		ctl_file = fget(nla_get_u32(fd_attr));
+		if (ctl_file)
+			ctl = vmig_ctl_of_file(ctl_file);
+		if (!ctl) {
+			NL_SET_ERR_MSG_ATTR(info->extack, fd_attr,
+					    "not a /dev/vfio-mig fd of the caller");
+			ret = -EBADF;
+			goto out_fd;
+		}
+	}
 	/*
 	 * Not under vmig_devices_lock: both move the device's state by its
 	 * own DMA (edu: hundreds of milliseconds), which no other device's
@@ -24,14 +47,19 @@ static int shadow_do(struct genl_info *info, bool engage)
 	 */
 	mdev = vmig_nl_use_dev(info->attrs, VFIO_MIG_A_SHADOW_BDF,
 			       info->extack);
-	if (IS_ERR(mdev))
-		return PTR_ERR(mdev);
-	ret = engage ? vmig_shadow_engage(mdev, &why) :
+	if (IS_ERR(mdev)) {
+		ret = PTR_ERR(mdev);
+		goto out_fd;
+	}
+	ret = engage ? vmig_shadow_engage(mdev, ctl, &why) :
 		       vmig_shadow_handback(mdev, &why);
 	/* static strings, as NL_SET_ERR_MSG() keeps */
 	if (ret && why && info->extack)
 		info->extack->_msg = why;
 	vmig_dev_unuse(mdev);
+out_fd:
+	if (ctl_file)
+		fput(ctl_file);
 	return ret;
 }
 

@@ -48,13 +48,19 @@
  *	and starts it from its @unhold op
  * @from_stream: engaged from a migration stream (the target): handed back
  *	in the background once the device runs
+ * @ctl: the migration controller whose engage this is (shadow-attach with
+ *	ctl-fd), or NULL; cleared when that controller goes
+ *	(vmig_shadow_ctl_gone()), so it never points to a freed one. Under
+ *	mig.state_mutex
+ * @orphan: its controller went before its commit point: handed back in
+ *	the background, as @from_stream. Under mig.state_mutex
  * @resets: the device's resets (vmig_shadow_dev.resets) the model has
  *	followed; under @lock
  * @rcu: frees it after a grace period
  * @priv: the implementation's data, @ops->priv_size bytes
  *
- * The counters are atomic (read without @lock); @from_stream is set before
- * the shadow is published. Freed after an RCU grace period, so that
+ * The counters are atomic (read without @lock); @from_stream and @ctl are
+ * set before the shadow is published. Freed after an RCU grace period, so that
  * vmig_shadow_stats() reads it without a lock engage may hold.
  */
 struct vmig_shadow {
@@ -64,6 +70,8 @@ struct vmig_shadow {
 	atomic64_t reads, writes, dmas, irqs;
 	bool held;
 	bool from_stream;
+	const struct vmig_ctl *ctl;
+	bool orphan;
 	int resets;
 	struct rcu_head rcu;
 	u8 priv[] __aligned(8);
@@ -819,7 +827,8 @@ static int engage_move(struct vmig_device *mdev, struct vmig_shadow *sh,
 	return ret;
 }
 
-int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
+int vmig_shadow_engage(struct vmig_device *mdev, const struct vmig_ctl *ctl,
+		       const char **why)
 {
 	struct vmig_shadow_dev *sd = &mdev->shadow;
 	const struct vmig_shadow_ops *ops;
@@ -831,17 +840,32 @@ int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
 	ret = shadow_usable(mdev, why);
 	if (ret)
 		goto out;
+	/*
+	 * An engage for a controller: held for read until the engage is
+	 * published, so that the controller's release (which holds it for
+	 * write) comes either before, and the engage is refused, or after,
+	 * and finds it.
+	 */
+	if (ctl) {
+		down_read(&mdev->ctl.rwsem);
+		if (mdev->ctl.ctl != ctl || ctl->committed) {
+			*why = "ctl-fd is not a migration controller attached to the device, before its commit";
+			ret = -EINVAL;
+			goto out_ctl;
+		}
+	}
 	ops = ops_get(mdev->profile->name);
 	if (!ops) {
 		*why = "no shadow for the device's profile (is sriov_shadow loaded?)";
 		ret = -EOPNOTSUPP;
-		goto out;
+		goto out_ctl;
 	}
 	sh = shadow_alloc(mdev, ops);
 	if (!sh) {
 		ret = -ENOMEM;
-		goto out;
+		goto out_ctl;
 	}
+	sh->ctl = ctl;
 	vmig_mig_lock(mdev);
 	if (sd->sh) {
 		*why = "the shadow is engaged already";
@@ -861,6 +885,9 @@ int vmig_shadow_engage(struct vmig_device *mdev, const char **why)
 	} else if (ret) {	/* the model serves no access any more */
 		shadow_free(sh);
 	}
+out_ctl:
+	if (ctl)
+		up_read(&mdev->ctl.rwsem);
 out:
 	mutex_unlock(vmig_dev_set_lock(mdev));
 	return ret;
@@ -1148,8 +1175,11 @@ static int handback_move(struct vmig_device *mdev, struct vmig_shadow *sh,
 	return ret;
 }
 
-/* @stream_only: the background work's, for a shadow a stream engaged. */
-static int handback(struct vmig_device *mdev, bool stream_only,
+/*
+ * @background: the background work's, for a shadow a stream engaged or
+ * whose controller went.
+ */
+static int handback(struct vmig_device *mdev, bool background,
 		    const char **why)
 {
 	struct vmig_shadow_dev *sd = &mdev->shadow;
@@ -1159,7 +1189,7 @@ static int handback(struct vmig_device *mdev, bool stream_only,
 	mutex_lock(vmig_dev_set_lock(mdev));
 	vmig_mig_lock(mdev);
 	sh = sd->sh;
-	if (!sh || (stream_only && !sh->from_stream)) {
+	if (!sh || (background && !sh->from_stream && !sh->orphan)) {
 		*why = "no shadow is engaged";
 		ret = -ENOENT;
 	} else {
@@ -1311,7 +1341,7 @@ void vmig_shadow_hold(struct vmig_device *mdev, bool hold)
 	if (!hold && open && sh->ops->unhold)
 		sh->ops->unhold(sh);
 	mutex_unlock(&sh->lock);
-	if (!hold && open && sh->from_stream)
+	if (!hold && open && (sh->from_stream || sh->orphan))
 		queue_handback(mdev, 0);
 }
 
@@ -1328,9 +1358,30 @@ void vmig_shadow_mig_reset(struct vmig_device *mdev, bool stay_stopped)
 	vmig_shadow_hold(mdev, stay_stopped);
 }
 
+void vmig_shadow_ctl_gone(struct vmig_device *mdev, const struct vmig_ctl *ctl,
+			  bool rolled_back)
+{
+	struct vmig_shadow *sh;
+
+	mutex_lock(&mdev->mig.state_mutex);
+	sh = mdev->shadow.sh;
+	if (sh && sh->ctl == ctl) {
+		sh->ctl = NULL;
+		if (rolled_back) {
+			pci_info(mdev->core.pdev,
+				 "the migration controller that engaged the shadow went before its commit: handing the device back\n");
+			sh->orphan = true;
+			mdev->shadow.handback_tries = 0;
+			queue_handback(mdev, 0);
+		}
+	}
+	mutex_unlock(&mdev->mig.state_mutex);
+}
+
 /*
  * A target's shadow engaged from the stream goes as soon as the device
- * takes its state; until then it serves the guest, and the tries go on.
+ * takes its state, and so does a source's whose controller went before its
+ * commit; until then it serves the guest, and the tries go on.
  * A device not running (a new migration) is tried again at its next
  * unhold, without counting.
  */

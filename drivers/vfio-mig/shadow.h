@@ -23,6 +23,7 @@
 
 struct device;
 struct module;
+struct vmig_ctl;
 struct vmig_device;
 struct vmig_reg_value;
 struct vmig_held_write;
@@ -265,11 +266,22 @@ void vmig_shadow_remove(struct vmig_device *mdev);
 /* close_device: the shadow ends without a hand-back; eventfds dropped. */
 void vmig_shadow_close(struct vmig_device *mdev);
 /*
+ * The release of control fd @ctl, under the device's ctl.rwsem held for
+ * write: a shadow it engaged is its no more, and is handed back in the
+ * background if @rolled_back (the migration did not reach its commit).
+ */
+void vmig_shadow_ctl_gone(struct vmig_device *mdev, const struct vmig_ctl *ctl,
+			  bool rolled_back);
+/*
  * Engage or hand back, from netlink holding a use of the device (it stays
  * bound; vmig_devices_lock is not held, other devices' operations go on).
  * 0, or -errno with the reason in @why (a static string, for an extack).
+ * An engage for @ctl (the caller's control fd, which it keeps open for the
+ * call; NULL: none) needs @ctl attached to the device and not committed,
+ * and ends with it: vmig_shadow_ctl_gone().
  */
-int vmig_shadow_engage(struct vmig_device *mdev, const char **why);
+int vmig_shadow_engage(struct vmig_device *mdev, const struct vmig_ctl *ctl,
+		       const char **why);
 int vmig_shadow_handback(struct vmig_device *mdev, const char **why);
 /* Is a shadow engaged (any lock, or none for a hint)? */
 bool vmig_shadow_engaged(struct vmig_device *mdev);

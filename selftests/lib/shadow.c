@@ -40,6 +40,17 @@ int lm_shadow_cmd(struct genl *g, uint8_t cmd, const char *bdf)
 	return genl_do(g, &m);
 }
 
+int lm_shadow_attach_ctl(struct genl *g, const char *bdf, int ctl_fd)
+{
+	struct genl_msg m;
+	uint32_t fd = (uint32_t)ctl_fd;
+
+	genl_msg_init(&m, g, VFIO_MIG_CMD_SHADOW_ATTACH, 1, 0);
+	genl_put_str(&m, VFIO_MIG_A_SHADOW_BDF, bdf);
+	genl_put(&m, VFIO_MIG_A_SHADOW_CTL_FD, &fd, sizeof(fd));
+	return genl_do(g, &m);
+}
+
 int lm_shadow_get(struct genl *g, const char *bdf, struct lm_shadow *s)
 {
 	struct genl_msg m;

@@ -15,6 +15,8 @@ struct lm_shadow {
 
 /* shadow-attach or shadow-detach (@cmd) of @bdf: 0 or -errno, g->err. */
 int lm_shadow_cmd(struct genl *g, uint8_t cmd, const char *bdf);
+/* shadow-attach of @bdf for the control fd @ctl_fd (ctl-fd): 0 or -errno. */
+int lm_shadow_attach_ctl(struct genl *g, const char *bdf, int ctl_fd);
 /* shadow-get of @bdf into @s: 0 or -errno. */
 int lm_shadow_get(struct genl *g, const char *bdf, struct lm_shadow *s);
 /* Wait up to @ms for @bdf's shadow to be handed back: 0 or -ETIMEDOUT. */

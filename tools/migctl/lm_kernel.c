@@ -344,10 +344,24 @@ static int k_shadow(struct lm_dev *d, const char *bdf, uint8_t cmd,
 		    struct lm_shadow *sh)
 {
 	struct kdev *k = K(d);
+	struct nl_msg *msg;
 	int ret;
 
-	ret = migctl_nl_request(&k->nl, cmd, VFIO_MIG_A_SHADOW_BDF, bdf,
-				sh ? take_shadow : NULL, sh);
+	msg = migctl_nl_msg(&k->nl, cmd, false);
+	if (msg && nla_put_string(msg, VFIO_MIG_A_SHADOW_BDF, bdf)) {
+		nlmsg_free(msg);
+		msg = NULL;
+	}
+	/*
+	 * The engage is this migration's: if migctl dies before the
+	 * commit, the kernel rolls the device back and hands it back.
+	 */
+	if (msg && cmd == VFIO_MIG_CMD_SHADOW_ATTACH && k->ctl >= 0 &&
+	    nla_put_u32(msg, VFIO_MIG_A_SHADOW_CTL_FD, (uint32_t)k->ctl)) {
+		nlmsg_free(msg);
+		msg = NULL;
+	}
+	ret = migctl_nl_run(&k->nl, msg, sh ? take_shadow : NULL, sh);
 	if (ret)
 		ERRF(d, "%s%s%s", k->nl.extack, k->nl.extack[0] ? ": " : "",
 		     strerror(-ret));

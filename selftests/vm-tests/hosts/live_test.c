@@ -933,7 +933,7 @@ TEST_F_TIMEOUT(live, migrate_via_shadow, 150)
 /* ---- failures before the commit point ---- */
 
 enum inject { KILL_TARGET, LINK_DOWN, SIGINT_SOURCE, KILL_SOURCE };
-enum point { AT_ROUND1, AT_LATER_ROUND, AT_SWITCHOVER };
+enum point { AT_ROUND1, AT_LATER_ROUND, AT_SWITCHOVER, AT_SHADOW };
 
 static const char *const inject_name[] = {
 	"kill -9 of the target migctl", "link down", "SIGINT to the source migctl",
@@ -941,6 +941,7 @@ static const char *const inject_name[] = {
 };
 static const char *const point_name[] = {
 	"round 1", "a later round", "the switchover",
+	"the switchover, the shadow engaged (--via-shadow)",
 };
 
 /* Wait until the migration reaches @at; false if it ended first. */
@@ -965,6 +966,7 @@ static bool reach(struct __test_metadata *_metadata,
 				return true;
 			break;
 		case AT_SWITCHOVER:
+		case AT_SHADOW:
 			/* the source VMM holds its pause ack (--ack-delay) */
 			if (strstr(slurp(SVMM_LOG, buf2, sizeof(buf2)),
 				   ": phase pause seq"))
@@ -1115,13 +1117,15 @@ static void fail_migration(struct __test_metadata *_metadata,
 {
 	const char *lextra[4] = { NULL }, *mextra[16] = { NULL };
 	const char *sextra[8] = { NULL };
-	char ev[4096], why[1024];
+	bool switchover, via_shadow = at == AT_SHADOW;
+	char ev[4096], why[1024], ctl[160];
 	int nl = 0, nm = 0, ns = 0, rounds;
-	bool switchover;
+	struct lm_shadow sh = {};
+	struct genl g;
 
 	TH_LOG("%s during %s%s", inject_name[what], point_name[at],
 	       retry ? ", then a migration that works" : "");
-	if (at == AT_SWITCHOVER) {
+	if (at == AT_SWITCHOVER || via_shadow) {
 		/* the window: the source VMM holds its pause ack 3 s */
 		sextra[ns++] = "--ack-delay";
 		sextra[ns++] = "pause:3000";
@@ -1137,6 +1141,13 @@ static void fail_migration(struct __test_metadata *_metadata,
 		sextra[ns++] = "5";
 	}
 	start_source_vmm(_metadata, self, sextra);
+	snprintf(ctl, sizeof(ctl), "/sys/kernel/debug/vfio-mig/%s/ctl",
+		 SRC_BDF);
+	if (via_shadow) {
+		/* the page vmm_host keeps for it, as in migrate_via_shadow */
+		ASSERT_EQ(0, vmm_sysfs_write(ctl, "scratch 0x103000"));
+		mextra[nm++] = "--via-shadow";
+	}
 	start_target_vmm(_metadata, self);
 	if (what == LINK_DOWN) {
 		lextra[nl++] = "--timeout-ms";
@@ -1147,7 +1158,7 @@ static void fail_migration(struct __test_metadata *_metadata,
 		mextra[nm++] = "--vmm-timeout-ms";
 		mextra[nm++] = "5000";
 	}
-	if (at != AT_SWITCHOVER) {
+	if (at != AT_SWITCHOVER && !via_shadow) {
 		/*
 		 * Rounds until the failure: never converged (a page pending
 		 * at 2 MiB/s is 2 ms of downtime), no max-rounds; round 1
@@ -1163,6 +1174,12 @@ static void fail_migration(struct __test_metadata *_metadata,
 	start_listen(_metadata, self, lextra);
 	start_migrate(_metadata, self, mextra);
 	ASSERT_TRUE(reach(_metadata, self, at));
+	ASSERT_EQ(0, genl_open(&g, "vfio_mig"));
+	if (via_shadow) {
+		/* migctl engages before it announces the pause */
+		ASSERT_EQ(0, lm_shadow_get(&g, SRC_BDF, &sh));
+		ASSERT_TRUE(sh.engaged) TH_LOG("the shadow was not engaged");
+	}
 
 	switch (what) {
 	case KILL_TARGET:
@@ -1193,6 +1210,7 @@ static void fail_migration(struct __test_metadata *_metadata,
 		EXPECT_FALSE(switchover) TH_LOG("the rounds were over");
 		break;
 	case AT_SWITCHOVER:
+	case AT_SHADOW:
 		EXPECT_TRUE(switchover);
 		break;
 	}
@@ -1223,6 +1241,28 @@ static void fail_migration(struct __test_metadata *_metadata,
 		TH_LOG("target migctl: %s", why);
 	if (what == LINK_DOWN)
 		link_set("up");
+	if (via_shadow) {
+		uint64_t end = vmm_now_us() + 10000000ull;
+
+		/*
+		 * The engage was the migration's: it ends with it, however
+		 * migctl went (its own rollback, or the kernel's when the
+		 * controller died).
+		 */
+		do {
+			ASSERT_EQ(0, lm_shadow_get(&g, SRC_BDF, &sh));
+			if (!sh.engaged)
+				break;
+			usleep(20000);
+		} while (vmm_now_us() < end);
+		EXPECT_FALSE(sh.engaged)
+			TH_LOG("the source's shadow still serves 10 s after migctl went");
+		EXPECT_LT(0, sh.handback_ns);
+		TH_LOG("the source's shadow was handed back (accesses held %.1f us)",
+		       sh.handback_ns / 1e3);
+		EXPECT_EQ(0, vmm_sysfs_write(ctl, "scratch 0"));
+	}
+	genl_close(&g);
 
 	if (retry) {
 		/* the same VMMs, a second attempt */
@@ -1278,6 +1318,18 @@ TEST_F_TIMEOUT(live, link_down_switchover, 120)
 TEST_F_TIMEOUT(live, kill_source_migctl_later_round, 120)
 {
 	fail_migration(_metadata, self, KILL_SOURCE, AT_LATER_ROUND, false);
+}
+
+/* ... and hands the device back from the shadow its controller engaged */
+TEST_F_TIMEOUT(live, kill_source_migctl_via_shadow, 120)
+{
+	fail_migration(_metadata, self, KILL_SOURCE, AT_SHADOW, false);
+}
+
+/* migctl's own rollback hands it back too (the target went) */
+TEST_F_TIMEOUT(live, kill_target_migctl_via_shadow, 120)
+{
+	fail_migration(_metadata, self, KILL_TARGET, AT_SHADOW, false);
 }
 
 TEST_F_TIMEOUT(live, sigint_source_migctl_then_migrate, 150)

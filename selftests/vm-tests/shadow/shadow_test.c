@@ -40,14 +40,21 @@
  *  - refusals: not open, trap mode none, engaged twice, engage during a
  *    migration, a stream taken in over an engaged shadow, no guest page
  *    for the buffer; each with its reason.
+ *  - engage_ends_with_its_controller: an engage for a /dev/vfio-mig fd
+ *    (ctl-fd) is handed back when that fd goes uncommitted; one for no
+ *    controller stays; ctl-fds that are no controller of the device are
+ *    refused.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <linux/vfio_mig.h>
+#include <linux/vfio_mig_ctl.h>
 
 #include "kselftest_harness.h"
 #include "edu.h"
@@ -316,6 +323,79 @@ TEST_F_TIMEOUT(sh, close_while_engaged, 60)
 				      self->bdf));
 	ASSERT_EQ(0, open_a(self, "sparse"));
 	EXPECT_EQ(0xffffffffu ^ 0x55u, edu_liveness(&self->e, 0x55));
+}
+
+/* A /dev/vfio-mig fd attached to @bdf: the fd, or -errno. */
+static int ctl_attached(const char *bdf)
+{
+	struct vfio_mig_ctl_attach at = { .argsz = sizeof(at) };
+	int fd = open(VFIO_MIG_CTL_DEVICE, O_RDWR | O_CLOEXEC), err;
+
+	if (fd < 0)
+		return -errno;
+	snprintf(at.bdf, sizeof(at.bdf), "%s", bdf);
+	if (ioctl(fd, VFIO_MIG_CTL_ATTACH, &at)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/*
+ * An engage for a migration controller (ctl-fd) ends with it when it goes
+ * before its commit; an engage without one is left alone.
+ */
+TEST_F_TIMEOUT(sh, engage_ends_with_its_controller, 60)
+{
+	int null_fd, ctl, other;
+	struct lm_shadow s;
+
+	/* not a control fd, a control fd of nothing, a closed fd */
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, null_fd);
+	EXPECT_EQ(-EBADF, lm_shadow_attach_ctl(&self->nl, self->bdf, null_fd));
+	EXPECT_NE(NULL, strstr(self->nl.err, "/dev/vfio-mig"))
+		TH_LOG("extack: \"%s\"", self->nl.err);
+	close(null_fd);
+	EXPECT_EQ(-EBADF, lm_shadow_attach_ctl(&self->nl, self->bdf, null_fd));
+	other = open(VFIO_MIG_CTL_DEVICE, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, other);
+	EXPECT_EQ(-EINVAL, lm_shadow_attach_ctl(&self->nl, self->bdf, other));
+	EXPECT_NE(NULL, strstr(self->nl.err, "not a migration controller"))
+		TH_LOG("extack: \"%s\"", self->nl.err);
+	close(other);
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
+	EXPECT_FALSE(s.engaged);
+
+	/* the controller goes before its commit: the device is handed back */
+	ctl = ctl_attached(self->bdf);
+	ASSERT_LE(0, ctl) TH_LOG("%s", strerror(-ctl));
+	ASSERT_EQ(0, lm_shadow_attach_ctl(&self->nl, self->bdf, ctl))
+		TH_LOG("%s", self->nl.err);
+	EXPECT_EQ(0xffffffffu ^ 0x5au, edu_liveness(&self->e, 0x5a));
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
+	EXPECT_TRUE(s.engaged);
+	EXPECT_LT(0, s.reads) TH_LOG("the shadow served no read");
+	close(ctl);
+	EXPECT_EQ(0, lm_shadow_wait_released(&self->nl, self->bdf, &s, 10000))
+		TH_LOG("the shadow still serves 10 s after its controller went");
+	/* what the guest wrote to the shadow is the device's now */
+	EXPECT_EQ(~0x5au, edu_rd(&self->e, EDU_REG_LIVENESS));
+	EXPECT_EQ(0xffffffffu ^ 0xa5u, edu_liveness(&self->e, 0xa5));
+
+	/* an engage of nobody's outlives a controller */
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				   self->bdf)) TH_LOG("%s", self->nl.err);
+	ctl = ctl_attached(self->bdf);
+	ASSERT_LE(0, ctl) TH_LOG("%s", strerror(-ctl));
+	close(ctl);
+	usleep(200000);
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
+	EXPECT_TRUE(s.engaged) TH_LOG("a controller took an engage it did not make");
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				   self->bdf)) TH_LOG("%s", self->nl.err);
+	EXPECT_EQ(0xffffffffu ^ 0x3cu, edu_liveness(&self->e, 0x3c));
 }
 
 TEST_F_TIMEOUT(sh, rmmod_refused_while_engaged, 60)
