@@ -115,8 +115,6 @@ static int ctl_open(struct inode *inode, struct file *filp)
 	return nonseekable_open(inode, filp);
 }
 
-static const struct file_operations ctl_fops;
-
 static int ctl_release(struct inode *inode, struct file *filp)
 {
 	struct vmig_ctl *c = filp->private_data;
@@ -150,11 +148,6 @@ static int ctl_release(struct inode *inode, struct file *filp)
 	mutex_destroy(&c->attach_lock);
 	ctl_file_free(ctl_file(c));
 	return 0;
-}
-
-struct vmig_ctl *vmig_ctl_of_file(struct file *f)
-{
-	return f->f_op == &ctl_fops ? f->private_data : NULL;
 }
 
 /* Is @c still attached to its device? */
@@ -605,6 +598,11 @@ static const struct file_operations ctl_fops = {
 	.compat_ioctl	= compat_ptr_ioctl,
 	.llseek		= noop_llseek,
 };
+
+struct vmig_ctl *vmig_ctl_of_file(struct file *f)
+{
+	return f->f_op == &ctl_fops ? f->private_data : NULL;
+}
 
 static struct miscdevice ctl_misc = {
 	.minor	= MISC_DYNAMIC_MINOR,

@@ -42,9 +42,11 @@ struct vmig_ctl {
 /**
  * struct vmig_ctl_dev - a device's side of /dev/vfio-mig and of the phases
  * @rwsem: protects @ctl. Every control ioctl holds it for read for as
- *	long as it uses the device, and so does the mig-phase handler;
- *	ATTACH, COMMIT, the release of a control fd (its rollback included)
- *	and close_device hold it for write. close_device detaches the fd
+ *	long as it uses the device, and so does the mig-phase handler; a
+ *	shadow engage for a controller (ctl-fd) holds it for read to check
+ *	that controller, under dev_set->lock; ATTACH, COMMIT, the release of
+ *	a control fd (its rollback, and the end of a shadow engaged for it,
+ *	included) and close_device hold it for write. close_device detaches the fd
  *	(@ctl = NULL: its ioctls then fail with ENODEV) once the ioctls in
  *	flight are done. close_device runs under the vfio dev_set->lock, so
  *	nothing may take that lock with @rwsem held. Lock order:

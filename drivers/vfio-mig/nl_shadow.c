@@ -34,8 +34,12 @@ static int shadow_do(struct genl_info *info, bool engage)
 		if (ctl_file)
 			ctl = vmig_ctl_of_file(ctl_file);
 		if (!ctl) {
-			NL_SET_ERR_MSG_ATTR(info->extack, fd_attr,
-					    "not a /dev/vfio-mig fd of the caller");
+			if (ctl_file)
+				NL_SET_ERR_MSG_ATTR(info->extack, fd_attr,
+						    "ctl-fd is not a /dev/vfio-mig fd");
+			else
+				NL_SET_ERR_MSG_ATTR(info->extack, fd_attr,
+						    "ctl-fd is not an open fd of the caller");
 			ret = -EBADF;
 			goto out_fd;
 		}

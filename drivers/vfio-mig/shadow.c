@@ -827,6 +827,32 @@ static int engage_move(struct vmig_device *mdev, struct vmig_shadow *sh,
 	return ret;
 }
 
+/*
+ * An engage for controller @ctl: it must be this device's, before its
+ * commit. The caller holds a reference on @ctl's file, so its release (and
+ * vmig_shadow_ctl_gone()) comes after the engage is published; a COMMIT
+ * after this check is seen there. Under dev_set->lock, which keeps
+ * close_device from detaching it meanwhile.
+ */
+static int ctl_usable(struct vmig_device *mdev, const struct vmig_ctl *ctl,
+		      const char **why)
+{
+	int ret = -EINVAL;
+
+	down_read(&mdev->ctl.rwsem);
+	/* set once by ATTACH (another device's fd may be attaching now) */
+	if (READ_ONCE(ctl->mdev) != mdev)
+		*why = "ctl-fd is not attached to this device";
+	else if (mdev->ctl.ctl != ctl)
+		*why = "ctl-fd is no longer attached to the device";
+	else if (ctl->committed)
+		*why = "ctl-fd's migration is past its commit point";
+	else
+		ret = 0;
+	up_read(&mdev->ctl.rwsem);
+	return ret;
+}
+
 int vmig_shadow_engage(struct vmig_device *mdev, const struct vmig_ctl *ctl,
 		       const char **why)
 {
@@ -840,30 +866,21 @@ int vmig_shadow_engage(struct vmig_device *mdev, const struct vmig_ctl *ctl,
 	ret = shadow_usable(mdev, why);
 	if (ret)
 		goto out;
-	/*
-	 * An engage for a controller: held for read until the engage is
-	 * published, so that the controller's release (which holds it for
-	 * write) comes either before, and the engage is refused, or after,
-	 * and finds it.
-	 */
 	if (ctl) {
-		down_read(&mdev->ctl.rwsem);
-		if (mdev->ctl.ctl != ctl || ctl->committed) {
-			*why = "ctl-fd is not a migration controller attached to the device, before its commit";
-			ret = -EINVAL;
-			goto out_ctl;
-		}
+		ret = ctl_usable(mdev, ctl, why);
+		if (ret)
+			goto out;
 	}
 	ops = ops_get(mdev->profile->name);
 	if (!ops) {
 		*why = "no shadow for the device's profile (is sriov_shadow loaded?)";
 		ret = -EOPNOTSUPP;
-		goto out_ctl;
+		goto out;
 	}
 	sh = shadow_alloc(mdev, ops);
 	if (!sh) {
 		ret = -ENOMEM;
-		goto out_ctl;
+		goto out;
 	}
 	sh->ctl = ctl;
 	vmig_mig_lock(mdev);
@@ -885,9 +902,6 @@ int vmig_shadow_engage(struct vmig_device *mdev, const struct vmig_ctl *ctl,
 	} else if (ret) {	/* the model serves no access any more */
 		shadow_free(sh);
 	}
-out_ctl:
-	if (ctl)
-		up_read(&mdev->ctl.rwsem);
 out:
 	mutex_unlock(vmig_dev_set_lock(mdev));
 	return ret;
@@ -1363,13 +1377,14 @@ void vmig_shadow_ctl_gone(struct vmig_device *mdev, const struct vmig_ctl *ctl,
 {
 	struct vmig_shadow *sh;
 
+	lockdep_assert_held_write(&mdev->ctl.rwsem);
 	mutex_lock(&mdev->mig.state_mutex);
 	sh = mdev->shadow.sh;
 	if (sh && sh->ctl == ctl) {
 		sh->ctl = NULL;
 		if (rolled_back) {
 			pci_info(mdev->core.pdev,
-				 "the migration controller that engaged the shadow went before its commit: handing the device back\n");
+				 "the migration controller that engaged the shadow went before its commit: the device is handed back once it runs\n");
 			sh->orphan = true;
 			mdev->shadow.handback_tries = 0;
 			queue_handback(mdev, 0);
@@ -1418,7 +1433,10 @@ int vmig_shadow_dev_init(struct vmig_device *mdev)
 
 void vmig_shadow_remove(struct vmig_device *mdev)
 {
+	/* every queuer holds state_mutex: none queues after this */
+	mutex_lock(&mdev->mig.state_mutex);
 	WRITE_ONCE(mdev->shadow.dying, true);
+	mutex_unlock(&mdev->mig.state_mutex);
 	/* it may queue itself again: cancel_delayed_work_sync() handles that */
 	cancel_delayed_work_sync(&mdev->shadow.handback_work);
 }

@@ -223,11 +223,15 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
  *	mig.state_mutex, read under either
  * @engage_ns: how long the last engage held @sem for write
  * @handback_ns: the same for the last hand-back
- * @handback_work: a target's background hand-back (vmig_shadow_hold()),
- *	on system_long_wq; never queued once @dying is set
- * @handback_tries: its tries so far; reset by a stream's engage before the
- *	work can run, then the work's own
- * @dying: the device goes (vmig_shadow_remove())
+ * @handback_work: the background hand-back of a target's shadow
+ *	(vmig_shadow_hold()) and of one whose controller went
+ *	(vmig_shadow_ctl_gone()), on system_long_wq; queued under
+ *	mig.state_mutex (or by itself, to try again), never once @dying
+ *	is set
+ * @handback_tries: its tries so far; reset when it is queued for a new
+ *	shadow (a stream's engage, a controller gone), then the work's own
+ * @dying: the device goes (vmig_shadow_remove()); set under
+ *	mig.state_mutex
  * @resets: the device's resets so far (vmig_shadow_device_reset())
  * @irq_lock: protects @trigger
  * @trigger: the eventfds the VMM set for each interrupt type's first

@@ -53,7 +53,8 @@ struct vmig_profile;
  *  4. [vfio core: dev_set->lock]  open_device and close_device run under
  *				it (vmig_dev_set_lock())
  *  5. vmig_ctl_dev.rwsem	the attached control fd (ctl.h); close_device
- *				takes it under dev_set->lock
+ *				takes it under dev_set->lock, and so does a
+ *				shadow engage for a controller (for read)
  *  6. ctl_file.pages_lock	VFIO_MIG_CTL_PAGES of one control fd (ctl.c);
  *				under rwsem
  *  7. vmig_ctl_dev.phase_lock	the pending phase (ctl.h); under rwsem (and

@@ -344,24 +344,31 @@ static int k_shadow(struct lm_dev *d, const char *bdf, uint8_t cmd,
 		    struct lm_shadow *sh)
 {
 	struct kdev *k = K(d);
-	struct nl_msg *msg;
-	int ret;
-
-	msg = migctl_nl_msg(&k->nl, cmd, false);
-	if (msg && nla_put_string(msg, VFIO_MIG_A_SHADOW_BDF, bdf)) {
-		nlmsg_free(msg);
-		msg = NULL;
-	}
 	/*
 	 * The engage is this migration's: if migctl dies before the
 	 * commit, the kernel rolls the device back and hands it back.
 	 */
-	if (msg && cmd == VFIO_MIG_CMD_SHADOW_ATTACH && k->ctl >= 0 &&
-	    nla_put_u32(msg, VFIO_MIG_A_SHADOW_CTL_FD, (uint32_t)k->ctl)) {
+	bool tie = cmd == VFIO_MIG_CMD_SHADOW_ATTACH && k->ctl >= 0;
+	struct nl_msg *msg;
+	int ret;
+
+again:
+	msg = migctl_nl_msg(&k->nl, cmd, false);
+	if (msg && (nla_put_string(msg, VFIO_MIG_A_SHADOW_BDF, bdf) ||
+		    (tie && nla_put_u32(msg, VFIO_MIG_A_SHADOW_CTL_FD,
+					(uint32_t)k->ctl)))) {
 		nlmsg_free(msg);
 		msg = NULL;
 	}
 	ret = migctl_nl_run(&k->nl, msg, sh ? take_shadow : NULL, sh);
+	if (ret == -EINVAL && tie && strstr(k->nl.extack, "Unknown attribute")) {
+		/* a vfio_mig module older than this migctl */
+		fprintf(stderr,
+			"migctl: warning: %s: the loaded vfio_mig cannot tie the shadow's engage to this migration; if migctl dies, 'migctl shadow release %s' hands the device back\n",
+			bdf, bdf);
+		tie = false;
+		goto again;
+	}
 	if (ret)
 		ERRF(d, "%s%s%s", k->nl.extack, k->nl.extack[0] ? ": " : "",
 		     strerror(-ret));

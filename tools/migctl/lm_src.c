@@ -663,17 +663,27 @@ static int shadow_engage(struct src *s)
 	return 0;
 }
 
-/* After a rollback (@left: what it left undone): the device serves again. */
+/*
+ * After a rollback (@left: what it left undone): the device serves again.
+ * A rollback that closed the control fd made the kernel hand the device
+ * back itself (the engage was this migration's): a detach that finds no
+ * shadow, or none left engaged, is that.
+ */
 static void shadow_release(struct src *s, const char *left)
 {
 	char why[sizeof(s->d->err) + 32];
+	struct lm_shadow sh = {};
 	int ret = -EAGAIN;
 
 	if (left[0]) {
 		snprintf(why, sizeof(why), "not handed back: the rollback is incomplete");
+		if (!shadow_op(s, VFIO_MIG_CMD_SHADOW_GET, &sh) && !sh.engaged)
+			ret = 0;
 	} else {
 		ret = shadow_op(s, VFIO_MIG_CMD_SHADOW_DETACH, NULL);
 		snprintf(why, sizeof(why), "hand-back refused: %s", s->d->err);
+		if (ret == -ENOENT)
+			ret = 0;
 	}
 	shadow_event(s, "release", !ret, ret ? why : "");
 	if (ret)

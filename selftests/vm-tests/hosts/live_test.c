@@ -1121,6 +1121,7 @@ static void fail_migration(struct __test_metadata *_metadata,
 	char ev[4096], why[1024], ctl[160];
 	int nl = 0, nm = 0, ns = 0, rounds;
 	struct lm_shadow sh = {};
+	uint64_t handback_ns = 0;
 	struct genl g;
 
 	TH_LOG("%s during %s%s", inject_name[what], point_name[at],
@@ -1179,6 +1180,7 @@ static void fail_migration(struct __test_metadata *_metadata,
 		/* migctl engages before it announces the pause */
 		ASSERT_EQ(0, lm_shadow_get(&g, SRC_BDF, &sh));
 		ASSERT_TRUE(sh.engaged) TH_LOG("the shadow was not engaged");
+		handback_ns = sh.handback_ns;	/* an earlier test's */
 	}
 
 	switch (what) {
@@ -1257,9 +1259,24 @@ static void fail_migration(struct __test_metadata *_metadata,
 		} while (vmm_now_us() < end);
 		EXPECT_FALSE(sh.engaged)
 			TH_LOG("the source's shadow still serves 10 s after migctl went");
-		EXPECT_LT(0, sh.handback_ns);
+		EXPECT_NE(handback_ns, sh.handback_ns)
+			TH_LOG("no hand-back since the engage");
 		TH_LOG("the source's shadow was handed back (accesses held %.1f us)",
 		       sh.handback_ns / 1e3);
+		if (what != KILL_SOURCE) {
+			char act[32] = "";
+			bool ok = false;
+
+			/* migctl's rollback says so: engage, then release */
+			slurp(SRC_LOG, buf, sizeof(buf));
+			EXPECT_EQ(2, events_of(buf, "shadow", "source", ev,
+					       sizeof(ev)));
+			EXPECT_EQ(0, json_get_str(ev, "action", act,
+						  sizeof(act)));
+			EXPECT_STREQ("release", act);
+			EXPECT_EQ(0, json_get_bool(ev, "ok", &ok));
+			EXPECT_TRUE(ok) TH_LOG("release: %s", ev);
+		}
 		EXPECT_EQ(0, vmm_sysfs_write(ctl, "scratch 0"));
 	}
 	genl_close(&g);
