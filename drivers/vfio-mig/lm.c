@@ -271,7 +271,21 @@ static void vmig_reset_done(struct pci_dev *pdev)
 	schedule_work(&m->reset_work);
 }
 
+/*
+ * The PCI core is about to reset the function: a hand-back that staged the
+ * shadow's slow state on it must not count on it (shadow.c). Same context
+ * as reset_done.
+ */
+static void vmig_reset_prepare(struct pci_dev *pdev)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
+
+	if (core)
+		vmig_shadow_device_reset_begins(to_vmig(&core->vdev));
+}
+
 const struct pci_error_handlers vmig_err_handlers = {
+	.reset_prepare = vmig_reset_prepare,
 	.reset_done = vmig_reset_done,
 	.error_detected = vfio_pci_core_aer_err_detected,
 };

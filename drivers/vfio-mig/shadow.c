@@ -193,6 +193,21 @@ void vmig_shadow_device_reset(struct vmig_device *mdev)
 	atomic_inc(&mdev->shadow.resets);
 }
 
+void vmig_shadow_device_reset_begins(struct vmig_device *mdev)
+{
+	atomic_inc(&mdev->shadow.resets_begun);
+}
+
+/*
+ * Resets begun and done so far, in one number that any reset changes from
+ * its start on: a staged restore holds only while it stays the same.
+ */
+static u64 reset_mark(struct vmig_device *mdev)
+{
+	return (u64)(u32)atomic_read(&mdev->shadow.resets_begun) << 32 |
+	       (u32)atomic_read(&mdev->shadow.resets);
+}
+
 /* ---- images ---- */
 
 static struct vmig_reg_value *image_find(struct vmig_reg_value *v, u32 n,
@@ -1043,10 +1058,13 @@ static void model_dma_hold(struct vmig_shadow *sh, bool hold)
 	mutex_unlock(&sh->lock);
 }
 
-/* What a staged restore left on the device: the model's blob then. */
+/*
+ * What a staged restore left on the device: the model's blob then, and the
+ * device's resets (reset_mark()) before it began.
+ */
 struct stage_mark {
 	u64 gen;
-	int resets;
+	u64 resets;
 };
 
 /*
@@ -1065,7 +1083,7 @@ static bool stage(struct vmig_device *mdev, struct vmig_shadow *sh,
 {
 	struct vmig_held_write held[SHADOW_MAX_HELD];
 	struct vmig_shadow_image img = { .held = held };
-	int resets = atomic_read(&mdev->shadow.resets);
+	u64 resets = reset_mark(mdev);
 	struct vmig_snapshot *snap;
 	int ret;
 
@@ -1083,8 +1101,8 @@ static bool stage(struct vmig_device *mdev, struct vmig_shadow *sh,
 	}
 	if (!ret && rep->nr_errors)
 		ret = -EIO;
-	/* a reset the PCI core made meanwhile (sysfs, AER) undid it */
-	if (!ret && atomic_read(&mdev->shadow.resets) != resets)
+	/* a reset the PCI core began meanwhile (sysfs, AER) undid it */
+	if (!ret && reset_mark(mdev) != resets)
 		ret = -EAGAIN;
 	if (ret) {
 		model_dma_hold(sh, false);
@@ -1124,7 +1142,7 @@ static int handback_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 	}
 	/* the device has the blob: staged and unchanged since, or its own */
 	if ((mark && img.devstate_gen == mark->gen &&
-	     atomic_read(&mdev->shadow.resets) == mark->resets) ||
+	     reset_mark(mdev) == mark->resets) ||
 	    img.devstate_kept)
 		flags |= VMIG_SNAP_STAGED;
 	ret = __vmig_snapshot_replay(mdev, snap, rep, flags);

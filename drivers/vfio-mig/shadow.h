@@ -233,6 +233,8 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
  * @dying: the device goes (vmig_shadow_remove()); set under
  *	mig.state_mutex
  * @resets: the device's resets so far (vmig_shadow_device_reset())
+ * @resets_begun: the resets the PCI core began so far (its reset_prepare;
+ *	vmig_shadow_device_reset_begins()): a staged hand-back compares both
  * @irq_lock: protects @trigger
  * @trigger: the eventfds the VMM set for each interrupt type's first
  *	VMIG_SHADOW_VECTORS vectors (VFIO_DEVICE_SET_IRQS, ACTION_TRIGGER),
@@ -246,8 +248,8 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
  * lock, memory_lock, and for VFIO_DEVICE_RESET and config writes
  * vfio-pci's own: memory_lock for write, the device lock); the shadow's
  * mutex is held across vfio_dma_rw() (type1's locks) and takes
- * @irq_lock, a leaf. @resets is bumped from the PCI core's reset_done,
- * any context, no lock.
+ * @irq_lock, a leaf. @resets and @resets_begun are bumped from the PCI
+ * core's reset_done and reset_prepare, any context, no lock.
  */
 struct vmig_shadow_dev {
 	struct percpu_rw_semaphore sem;
@@ -259,6 +261,7 @@ struct vmig_shadow_dev {
 	unsigned int handback_tries;
 	bool dying;
 	atomic_t resets;
+	atomic_t resets_begun;
 	struct mutex irq_lock;	/* protects @trigger */
 	struct eventfd_ctx *trigger[VMIG_SHADOW_IRQ_TYPES][VMIG_SHADOW_VECTORS];
 };
@@ -332,5 +335,10 @@ void vmig_shadow_set_irqs(struct vmig_device *mdev, void __user *uarg);
  * an engaged shadow's model is reset before it next serves or gives state.
  */
 void vmig_shadow_device_reset(struct vmig_device *mdev);
+/*
+ * The PCI core is about to reset the device (reset_prepare; any context):
+ * what a hand-back staged on it before is not there any more.
+ */
+void vmig_shadow_device_reset_begins(struct vmig_device *mdev);
 
 #endif /* _VFIO_MIG_SHADOW_H */
