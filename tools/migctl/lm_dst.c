@@ -42,6 +42,7 @@ struct dst {
 	uint64_t t_start, t_round, t_switch, t_end;
 	uint64_t t_write, t_recv;	/* page writes, waiting for frames (us) */
 	uint64_t t_load, t_run;	/* RESUMING -> STOP, RUNNING + start ack */
+	uint64_t t_drain;	/* FINAL: the pages still queued, written */
 	uint8_t *zeros;		/* WIRE_BATCH zero pages, the zero records' source */
 	/*
 	 * The page writer thread and the main thread both write through
@@ -636,7 +637,9 @@ static int receive_frames(struct dst *t, struct wq *w)
 		case WIRE_FINAL:
 			if (wire_dec_u64s(m.p, m.h.length, v, 3))
 				return abort_peer(t, "target: malformed FINAL");
+			t->t_drain = lm_now_us();
 			ret = drain(t, w);
+			t->t_drain = lm_now_us() - t->t_drain;
 			if (ret)
 				return ret;
 			round_event(t, v[0], true);
@@ -792,6 +795,7 @@ static void summary(struct dst *t, const char *result, int code)
 	json_u64(t->out->js, "stream_bytes", t->stream_bytes);
 	json_u64(t->out->js, "write_ms", t->t_write / 1000);
 	json_u64(t->out->js, "recv_ms", t->t_recv / 1000);
+	json_u64(t->out->js, "drain_ms", t->t_drain / 1000);
 	json_u64(t->out->js, "load_ms", t->t_load / 1000);
 	json_u64(t->out->js, "start_ms", t->t_run / 1000);
 	if (t->err[0])

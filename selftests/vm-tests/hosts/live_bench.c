@@ -51,6 +51,15 @@
  *   tls_handshake_ms: N        (the source's handshake, from its
  *                               "secured" event)
  *
+ * and a third time through the source's shadow adapter (--via-shadow,
+ * plain TCP; Documentation/shadow.rst), same boot, same setup:
+ *
+ *   downtime_ms_via_shadow: N
+ *   downtime_device_ms_via_shadow: N  (as downtime_device_ms)
+ *
+ * downtime_ms and downtime_device_ms stay the migration without the
+ * shadow, the device's own save and restore in the stop.
+ *
  * and, for each run, a '# run' line with its figures and where migctl's
  * time went.
  */
@@ -62,6 +71,8 @@
 
 #include "cmd.h"
 #include "hosts.h"
+#include "lmvmm.h"
+#include "regsync.h"
 #include "testbed.h"
 
 #define BASE_S		"3"
@@ -82,7 +93,15 @@ struct run {
 	double tcp, tcp_idle, ratio, ratio_idle;
 	/* the same again over TLS */
 	double stream_tls, ratio_tls, handshake_ms;
+	/* and once more through the shadow adapter (--via-shadow) */
+	double dt_shadow, dt_device_shadow;
 };
+
+enum mode { INSECURE, TLS, VIA_SHADOW };
+static const char *const mode_name[] = { "insecure", "tls", "via shadow" };
+
+/* vmm_host's guest RAM is at 0x100000; the page it lends the device */
+#define SCRATCH_IOVA	(0x100000ull + LM_SCRATCH_OFF)
 
 static struct cmd_result res;
 static char migctl[PATH_MAX] = "migctl";
@@ -179,11 +198,16 @@ static double tcp_measure(void)
 	return mibs;
 }
 
-/* One migration; with @tls over mutual TLS, else --insecure. */
+/*
+ * One migration: over mutual TLS (@mode TLS), else --insecure; VIA_SHADOW:
+ * through the source's shadow adapter, the source's edu read through the
+ * page vmm_host keeps for it (as hosts/live_test migrate_via_shadow).
+ */
 static int one_run(const char *a, const char *b, unsigned int seed,
-		   bool tls, struct run *r)
+		   enum mode mode, struct run *r)
 {
-	char seedarg[32], obj[4096], buf[8192];
+	char seedarg[32], obj[4096], buf[8192], sec_obj[4096];
+	bool tls = mode == TLS, shadow = mode == VIA_SHADOW;
 	pid_t va = -1, vb = -1, ls;
 	int ret = -1;
 
@@ -207,6 +231,10 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 	r->tcp = tcp_measure();
 	if (r->tcp <= 0)
 		goto out;
+	if (shadow && rs_ctl(a, "scratch %#llx", SCRATCH_IOVA)) {
+		fprintf(stderr, "live_bench: cannot name edu's scratch page\n");
+		goto out;
+	}
 	unlink(LOG_L);	/* no "listening" of an earlier run */
 	ls = spawn_logged((char *[]){ migctl, "-j", "listen", "--address",
 				      "127.0.0.1", "--port", LM_PORT, "--once",
@@ -217,9 +245,12 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 			read_log(LOG_L, buf, sizeof(buf)));
 		goto out;
 	}
-	if (CMD(&res, migctl, "-j", "migrate", (char *)a, "--to",
-		"127.0.0.1:" LM_PORT, "--target-dev", (char *)b,
-		tls ? "--tls-creds" : "--insecure", tls ? CREDS : NULL)) {
+	if (cmd_run(&res, -1, (char *const[]){
+			migctl, "-j", "migrate", (char *)a, "--to",
+			"127.0.0.1:" LM_PORT, "--target-dev", (char *)b,
+			tls ? "--tls-creds" : "--insecure",
+			tls ? CREDS : shadow ? "--via-shadow" : NULL,
+			NULL })) {
 		fprintf(stderr, "live_bench: cannot run migctl\n");
 		wait_or_kill(ls, 5);
 		goto out;
@@ -271,11 +302,18 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 		r->handshake_ms = json_f(sec, "handshake_ms");
 		printf("# tls: %s\n", sec);
 	}
-	printf("# run%s: page_stream %.1f MiB/s, tcp %.1f (idle %.1f), ratio %.3f (idle %.3f); rounds %.0f, total %.0f ms, downtime %.0f ms (pause %.0f, device %.0f, dirty %.0f, transfer %.0f, resume %.0f); pages_sent %.0f, zero %.0f, unchanged %.0f; read %.0f ms, hash %.0f ms, send %.0f ms, ack_wait %.0f ms\n",
-	       tls ? " (tls)" : " (insecure)",
+	/* the target's side of the load: pages still queued, the kernel's */
+	if (!json_object_with(read_log(LOG_L, buf, sizeof(buf)), "event",
+			      "summary", sec_obj, sizeof(sec_obj)))
+		printf("# target (%s): drain %.0f ms, load %.0f ms, start %.0f ms\n",
+		       mode_name[mode], json_f(sec_obj, "drain_ms"),
+		       json_f(sec_obj, "load_ms"), json_f(sec_obj, "start_ms"));
+	printf("# run (%s): page_stream %.1f MiB/s, tcp %.1f (idle %.1f), ratio %.3f (idle %.3f); rounds %.0f, total %.0f ms, downtime %.0f ms (pause %.0f, device %.0f = stop-copy %.0f + load %.0f, dirty %.0f, transfer %.0f, resume %.0f); pages_sent %.0f, zero %.0f, unchanged %.0f; read %.0f ms, hash %.0f ms, send %.0f ms, ack_wait %.0f ms\n",
+	       mode_name[mode],
 	       r->stream, r->tcp, r->tcp_idle, r->ratio, r->ratio_idle,
 	       r->rounds, r->total_ms, r->downtime_ms, r->dt_pause,
-	       r->dt_device, r->dt_dirty, r->dt_xfer, r->dt_resume,
+	       r->dt_device, json_f(obj, "stop_copy_ms"),
+	       json_f(obj, "target_load_ms"), r->dt_dirty, r->dt_xfer, r->dt_resume,
 	       json_f(obj, "pages_sent"), json_f(obj, "zero_pages"),
 	       json_f(obj, "unchanged_pages"), json_f(obj, "read_ms"),
 	       json_f(obj, "hash_ms"), json_f(obj, "send_ms"),
@@ -283,6 +321,8 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 	fflush(stdout);
 	ret = 0;
 out:
+	if (shadow)
+		rs_ctl(a, "scratch 0");
 	if (va > 0 && wait_or_kill(va, 20))
 		fprintf(stderr, "live_bench: source VMM: %s\n",
 			read_log(LOG_A, buf, sizeof(buf)));
@@ -337,14 +377,18 @@ int main(void)
 	}
 
 	for (i = 0; i < RUNS; i++) {
-		struct run tr;
+		struct run tr, sr;
 
-		if (one_run(t.edu[0], t.edu[1], 0x5eed + i, false, &runs[n]) ||
-		    one_run(t.edu[0], t.edu[1], 0x5eed + i, true, &tr))
+		if (one_run(t.edu[0], t.edu[1], 0x5eed + i, INSECURE,
+			    &runs[n]) ||
+		    one_run(t.edu[0], t.edu[1], 0x5eed + i, TLS, &tr) ||
+		    one_run(t.edu[0], t.edu[1], 0x5eed + i, VIA_SHADOW, &sr))
 			continue;
 		runs[n].stream_tls = tr.stream;
 		runs[n].ratio_tls = tr.stream / runs[n].stream;
 		runs[n].handshake_ms = tr.handshake_ms;
+		runs[n].dt_shadow = sr.downtime_ms;
+		runs[n].dt_device_shadow = sr.dt_device;
 		n++;
 	}
 	if (n < RUNS) {
@@ -367,5 +411,8 @@ int main(void)
 	printf("page_stream_mib_per_s_tls: %.1f\n", MEDIAN(stream_tls));
 	printf("page_stream_ratio_tls: %.3f\n", MEDIAN(ratio_tls));
 	printf("tls_handshake_ms: %.1f\n", MEDIAN(handshake_ms));
+	printf("downtime_ms_via_shadow: %.0f\n", MEDIAN(dt_shadow));
+	printf("downtime_device_ms_via_shadow: %.0f\n",
+	       MEDIAN(dt_device_shadow));
 	return 0;
 }
