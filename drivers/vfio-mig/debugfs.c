@@ -158,7 +158,8 @@ static ssize_t ctl_write(struct file *f, const char __user *ubuf, size_t len,
 	} else if (str_has_prefix(cmd, "replay ")) {
 		ret = dbg_replay(mdev, skip_spaces(cmd + 7));
 	} else if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) && !strcmp(cmd, "reset-done")) {
-		/* what the PCI core calls after any reset of the function */
+		/* what the PCI core calls around a reset of the function */
+		vmig_err_handlers.reset_prepare(mdev->core.pdev);
 		vmig_err_handlers.reset_done(mdev->core.pdev);
 		ret = 0;
 	} else {

@@ -37,14 +37,16 @@
  * STOP, then legal arcs lead to RUNNING. After a controller's
  * COMMIT_STOPPED no arc leaves STOP until close_device.
  *
- * A device reset (VFIO_DEVICE_RESET, hot reset, AER) and close_device
+ * A device reset (VFIO_DEVICE_RESET, hot reset, sysfs) and close_device
  * return the device to RUNNING with its data fds dropped and nothing held.
  * After COMMIT_STOPPED, VFIO_DEVICE_RESET and VFIO_DEVICE_PCI_HOT_RESET on
  * the device's fd are refused, but other resets cannot be: a hot reset
  * through another device of the slot or bus (vfio-pci asks no variant
  * driver), an FLR the VMM writes in config space (PCIe or AF capability),
- * sysfs "reset", AER recovery. They all end in reset_done, and a reset of
- * a committed source leaves it in STOP with DMA held, so it never runs.
+ * sysfs "reset". They all end in reset_done, and a reset of a committed
+ * source leaves it in STOP with DMA held, so it never runs. An AER
+ * recovery's bus or slot reset (pci_bus_error_reset()) calls neither
+ * reset_prepare nor reset_done, so it is not seen here (not handled).
  * A reset arrives with the core's memory_lock held, which the trap path
  * takes under the DMA hold lock, and an arc may hold state_mutex while it
  * waits for memory_lock; so reset_done only marks the reset, and it is

@@ -200,12 +200,19 @@ void vmig_shadow_device_reset_begins(struct vmig_device *mdev)
 
 /*
  * Resets begun and done so far, in one number that any reset changes from
- * its start on: a staged restore holds only while it stays the same.
+ * its start on: a staged restore holds only while it stays the same. Done
+ * is read first: a reset under way then shows as begun != done (the PCI
+ * core pairs reset_prepare and reset_done, under the device lock).
  */
-static u64 reset_mark(struct vmig_device *mdev)
+static u64 reset_mark(struct vmig_device *mdev, bool *under_way)
 {
-	return (u64)(u32)atomic_read(&mdev->shadow.resets_begun) << 32 |
-	       (u32)atomic_read(&mdev->shadow.resets);
+	u32 done = atomic_read(&mdev->shadow.resets), begun;
+
+	smp_rmb();	/* prepare's increment comes before done's */
+	begun = atomic_read(&mdev->shadow.resets_begun);
+	if (under_way)
+		*under_way = begun != done;
+	return (u64)begun << 32 | done;
 }
 
 /* ---- images ---- */
@@ -1083,11 +1090,16 @@ static bool stage(struct vmig_device *mdev, struct vmig_shadow *sh,
 {
 	struct vmig_held_write held[SHADOW_MAX_HELD];
 	struct vmig_shadow_image img = { .held = held };
-	u64 resets = reset_mark(mdev);
 	struct vmig_snapshot *snap;
+	bool under_way;
+	u64 resets;
 	int ret;
 
 	if (!sh->ops->devstate)
+		return false;
+	/* a reset under way would undo what is staged before it is used */
+	resets = reset_mark(mdev, &under_way);
+	if (under_way)
 		return false;
 	model_dma_hold(sh, true);
 	snap = model_snapshot(mdev, sh, &img);
@@ -1102,7 +1114,7 @@ static bool stage(struct vmig_device *mdev, struct vmig_shadow *sh,
 	if (!ret && rep->nr_errors)
 		ret = -EIO;
 	/* a reset the PCI core began meanwhile (sysfs, AER) undid it */
-	if (!ret && reset_mark(mdev) != resets)
+	if (!ret && reset_mark(mdev, NULL) != resets)
 		ret = -EAGAIN;
 	if (ret) {
 		model_dma_hold(sh, false);
@@ -1142,7 +1154,7 @@ static int handback_locked(struct vmig_device *mdev, struct vmig_shadow *sh,
 	}
 	/* the device has the blob: staged and unchanged since, or its own */
 	if ((mark && img.devstate_gen == mark->gen &&
-	     reset_mark(mdev) == mark->resets) ||
+	     reset_mark(mdev, NULL) == mark->resets) ||
 	    img.devstate_kept)
 		flags |= VMIG_SNAP_STAGED;
 	ret = __vmig_snapshot_replay(mdev, snap, rep, flags);

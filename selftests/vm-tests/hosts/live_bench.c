@@ -264,6 +264,10 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 			res.status, res.out, res.err);
 		goto out;
 	}
+	if (shadow && !strstr(obj, "\"via_shadow\":true")) {
+		fprintf(stderr, "live_bench: not through the shadow: %s\n", obj);
+		goto out;
+	}
 	r->rounds = json_f(obj, "rounds");
 	r->total_ms = json_f(obj, "total_ms");
 	r->downtime_ms = json_f(obj, "downtime_ms");
@@ -305,7 +309,7 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 	/* the target's side of the load: pages still queued, the kernel's */
 	if (!json_object_with(read_log(LOG_L, buf, sizeof(buf)), "event",
 			      "summary", sec_obj, sizeof(sec_obj)))
-		printf("# target (%s): drain %.0f ms, load %.0f ms, start %.0f ms\n",
+		printf("# target (%s): drain %.0f ms, kernel load %.0f ms, start %.0f ms\n",
 		       mode_name[mode], json_f(sec_obj, "drain_ms"),
 		       json_f(sec_obj, "load_ms"), json_f(sec_obj, "start_ms"));
 	printf("# run (%s): page_stream %.1f MiB/s, tcp %.1f (idle %.1f), ratio %.3f (idle %.3f); rounds %.0f, total %.0f ms, downtime %.0f ms (pause %.0f, device %.0f = stop-copy %.0f + load %.0f, dirty %.0f, transfer %.0f, resume %.0f); pages_sent %.0f, zero %.0f, unchanged %.0f; read %.0f ms, hash %.0f ms, send %.0f ms, ack_wait %.0f ms\n",
@@ -358,8 +362,8 @@ static double median(const struct run *runs, int n, size_t off)
 int main(void)
 {
 	struct run runs[RUNS];
+	int i, n = 0, shadow_failed = 0;
 	struct tb_devs t;
-	int i, n = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!access("/usr/sbin/migctl", X_OK))
@@ -381,12 +385,16 @@ int main(void)
 
 		if (one_run(t.edu[0], t.edu[1], 0x5eed + i, INSECURE,
 			    &runs[n]) ||
-		    one_run(t.edu[0], t.edu[1], 0x5eed + i, TLS, &tr) ||
-		    one_run(t.edu[0], t.edu[1], 0x5eed + i, VIA_SHADOW, &sr))
+		    one_run(t.edu[0], t.edu[1], 0x5eed + i, TLS, &tr))
 			continue;
 		runs[n].stream_tls = tr.stream;
 		runs[n].ratio_tls = tr.stream / runs[n].stream;
 		runs[n].handshake_ms = tr.handshake_ms;
+		/* a failure here is the shadow's: the other lines stand */
+		if (one_run(t.edu[0], t.edu[1], 0x5eed + i, VIA_SHADOW, &sr)) {
+			shadow_failed++;
+			sr.downtime_ms = sr.dt_device = -1;
+		}
 		runs[n].dt_shadow = sr.downtime_ms;
 		runs[n].dt_device_shadow = sr.dt_device;
 		n++;
@@ -411,6 +419,11 @@ int main(void)
 	printf("page_stream_mib_per_s_tls: %.1f\n", MEDIAN(stream_tls));
 	printf("page_stream_ratio_tls: %.3f\n", MEDIAN(ratio_tls));
 	printf("tls_handshake_ms: %.1f\n", MEDIAN(handshake_ms));
+	if (shadow_failed) {
+		printf("live_bench: %d of %d migrations through the shadow failed\n",
+		       shadow_failed, RUNS);
+		return 1;
+	}
 	printf("downtime_ms_via_shadow: %.0f\n", MEDIAN(dt_shadow));
 	printf("downtime_device_ms_via_shadow: %.0f\n",
 	       MEDIAN(dt_device_shadow));
