@@ -46,8 +46,8 @@ struct vmig_ctl {
  *	shadow engage for a controller (ctl-fd) holds it for read to check
  *	that controller, under dev_set->lock; ATTACH, COMMIT, the release of
  *	a control fd (its rollback, and the end of a shadow engaged for it,
- *	included) and close_device hold it for write. close_device detaches the fd
- *	(@ctl = NULL: its ioctls then fail with ENODEV) once the ioctls in
+ *	included) and close_device hold it for write. close_device detaches
+ *	the fd (@ctl = NULL: its ioctls then fail with ENODEV) once the ioctls in
  *	flight are done. close_device runs under the vfio dev_set->lock, so
  *	nothing may take that lock with @rwsem held. Lock order:
  *	vmig_devices_lock, dev_set->lock, @rwsem, then either mig.state_mutex

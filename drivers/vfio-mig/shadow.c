@@ -60,8 +60,8 @@
  * @priv: the implementation's data, @ops->priv_size bytes
  *
  * The counters are atomic (read without @lock); @from_stream and @ctl are
- * set before the shadow is published. Freed after an RCU grace period, so that
- * vmig_shadow_stats() reads it without a lock engage may hold.
+ * set before the shadow is published. Freed after an RCU grace period, so
+ * that vmig_shadow_stats() reads it without a lock engage may hold.
  */
 struct vmig_shadow {
 	struct vmig_device *mdev;
@@ -1113,7 +1113,7 @@ static bool stage(struct vmig_device *mdev, struct vmig_shadow *sh,
 	}
 	if (!ret && rep->nr_errors)
 		ret = -EIO;
-	/* a reset the PCI core began meanwhile (sysfs, AER) undid it */
+	/* a reset the PCI core began meanwhile (sysfs, a hot reset) undid it */
 	if (!ret && reset_mark(mdev, NULL) != resets)
 		ret = -EAGAIN;
 	if (ret) {
