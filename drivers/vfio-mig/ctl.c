@@ -555,6 +555,18 @@ static long ctl_commit(struct vmig_ctl *c, struct vmig_device *mdev,
 	return ret;
 }
 
+static long ctl_prepare(struct vmig_device *mdev, void __user *uarg)
+{
+	unsigned long minsz = offsetofend(struct vfio_mig_ctl_prepare, flags);
+	struct vfio_mig_ctl_prepare pr;
+
+	if (copy_from_user(&pr, uarg, minsz))
+		return -EFAULT;
+	if (pr.argsz < minsz || pr.flags)
+		return -EINVAL;
+	return vmig_mig_prepare(mdev);
+}
+
 static long ctl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 {
 	struct vmig_ctl *c = filp->private_data;
@@ -568,6 +580,7 @@ static long ctl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	case VFIO_MIG_CTL_STATE:
 	case VFIO_MIG_CTL_PAGES:
 	case VFIO_MIG_CTL_COMMIT:
+	case VFIO_MIG_CTL_PREPARE:
 		break;
 	default:
 		return -ENOTTY;
@@ -584,6 +597,8 @@ static long ctl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		ret = -ENODEV;
 	else if (cmd == VFIO_MIG_CTL_STATE)
 		ret = ctl_state(mdev, uarg);
+	else if (cmd == VFIO_MIG_CTL_PREPARE)
+		ret = ctl_prepare(mdev, uarg);
 	else
 		ret = ctl_pages(ctl_file(c), mdev, uarg);
 	up_read(&mdev->ctl.rwsem);

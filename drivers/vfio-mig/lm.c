@@ -322,6 +322,9 @@ static struct file *step(struct vmig_device *mdev,
 	struct vmig_migf *migf;
 	int ret;
 
+	/* a prepared PRE_COPY leaves with its DMA hold: P2P's, or released */
+	if (cur == VMIG_STATE_PRE_COPY)
+		m->prepared = false;
 	if (arc(cur, next, VFIO_DEVICE_STATE_RUNNING,
 		VFIO_DEVICE_STATE_RUNNING_P2P) ||
 	    arc(cur, next, VMIG_STATE_PRE_COPY, VMIG_STATE_PRE_COPY_P2P)) {
@@ -346,6 +349,9 @@ static struct file *step(struct vmig_device *mdev,
 	    arc(cur, next, VFIO_DEVICE_STATE_RUNNING_P2P,
 		VMIG_STATE_PRE_COPY_P2P))
 		return new_fd(vmig_migf_save_open(mdev, true), &m->saving);
+	if (arc(cur, next, VMIG_STATE_PRE_COPY, VFIO_DEVICE_STATE_RUNNING) &&
+	    mdev->mig.dma.held)	/* prepared: the kept starts go now */
+		vmig_dma_release(mdev, true);
 	if (arc(cur, next, VMIG_STATE_PRE_COPY, VFIO_DEVICE_STATE_RUNNING) ||
 	    arc(cur, next, VMIG_STATE_PRE_COPY_P2P,
 		VFIO_DEVICE_STATE_RUNNING_P2P) ||
@@ -475,6 +481,45 @@ void vmig_mig_rollback(struct vmig_device *mdev)
 	if (m->state != old)
 		vmig_nl_notify(mdev, VFIO_MIG_CMD_MIG_STATE_NTF);
 	state_unlock(mdev);
+}
+
+int vmig_mig_prepare(struct vmig_device *mdev)
+{
+	const struct vmig_profile_dev_ops *ops = mdev->profile->ops;
+	struct vmig_mig *m = &mdev->mig;
+	u32 len = vmig_profile_state_size(mdev->profile);
+	void *blob;
+	int ret;
+
+	if (!ops || !ops->early_save || !len)
+		return -EOPNOTSUPP;
+	blob = kvzalloc(len, GFP_KERNEL);
+	if (!blob)
+		return -ENOMEM;
+	state_lock(mdev);
+	if (m->state != VMIG_STATE_PRE_COPY || !m->saving)
+		ret = -EINVAL;
+	else if (m->prepared)
+		ret = -EALREADY;
+	else if (vmig_shadow_engaged(mdev))
+		ret = -EBUSY;
+	else
+		ret = vmig_dma_hold(mdev);
+	if (ret)
+		goto out;
+	ret = ops->early_save(mdev, blob, &len);
+	if (!ret)
+		ret = vmig_migf_queue_early(m->saving, blob, len);
+	if (ret) {
+		/* the guest's kept starts go now, as on the way back */
+		vmig_dma_release(mdev, true);
+		goto out;
+	}
+	m->prepared = true;
+out:
+	state_unlock(mdev);
+	kvfree(blob);
+	return ret;
 }
 
 int vmig_mig_commit_stopped(struct vmig_device *mdev)

@@ -151,6 +151,9 @@ struct vmig_dma_hold {
  *	other reset leaves the device in STOP with DMA held (lm.c), until
  *	close_device clears it
  * @dma: the DMA engine's hold state
+ * @prepared: VFIO_MIG_CTL_PREPARE held DMA in PRE_COPY and queued the
+ *	profile's early state; cleared when the device leaves PRE_COPY
+ *	(under @state_mutex)
  */
 struct vmig_mig {
 	struct mutex state_mutex;	/* see above */
@@ -162,6 +165,7 @@ struct vmig_mig {
 	struct work_struct reset_work;
 	bool stay_stopped;
 	struct vmig_dma_hold dma;
+	bool prepared;
 };
 
 /* A queued piece of a saving stream. */
@@ -258,6 +262,11 @@ enum vfio_device_mig_state vmig_mig_get_state(struct vmig_device *mdev);
 void vmig_mig_rollback(struct vmig_device *mdev);
 /* The device must be in STOP (else -EINVAL); it stays there until close. */
 int vmig_mig_commit_stopped(struct vmig_device *mdev);
+/*
+ * VFIO_MIG_CTL_PREPARE: in PRE_COPY, hold DMA and queue the profile's
+ * early state on the saving fd (see the uAPI header for the errors).
+ */
+int vmig_mig_prepare(struct vmig_device *mdev);
 /* Is the device committed in STOP? (takes state_mutex) */
 bool vmig_mig_stay_stopped(struct vmig_device *mdev);
 extern const struct vfio_migration_ops vmig_mig_ops;
@@ -356,6 +365,11 @@ void __vmig_dma_remark(struct vmig_device *mdev);
 /* migf.c */
 struct vmig_migf *vmig_migf_save_open(struct vmig_device *mdev, bool precopy);
 struct vmig_migf *vmig_migf_resume_open(struct vmig_device *mdev);
+/*
+ * PRE_COPY: queue the profile's early state (@blob, @len bytes) as a
+ * PROFILE_EARLY record; the next read gives it.
+ */
+int vmig_migf_queue_early(struct vmig_migf *migf, const void *blob, u32 len);
 /* Queue the rest of the state (device stopped); the stream then ends. */
 int vmig_migf_save_final(struct vmig_migf *migf);
 /* RESUMING -> STOP: check the stream is complete and apply it. */

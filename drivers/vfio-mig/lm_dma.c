@@ -281,8 +281,7 @@ ssize_t vmig_doorbell_read(struct vmig_device *mdev, char __user *buf,
 
 	if (p->dma && p->dma->held_read && count <= sizeof(v)) {
 		down_write(&h->lock);
-		if (h->held)
-			mine = p->dma->held_read(mdev, bar, off, count, &v);
+		mine = p->dma->held_read(mdev, bar, off, count, &v);
 		up_write(&h->lock);
 	}
 	if (!mine)

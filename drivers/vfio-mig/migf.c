@@ -413,8 +413,9 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 		}
 	}
 	if (!ret && ds)
-		ret = add(l, vmig_stream_profile_record(mdev->profile, ds,
-							ds_len));
+		ret = add(l, vmig_stream_profile_record(mdev->profile,
+							VMIG_REC_PROFILE_STATE,
+							ds, ds_len));
 	if (!ret && shadow) {
 		struct vmig_stream_shadow sw = {
 			.version = cpu_to_le32(VMIG_STREAM_SHADOW_VERSION),
@@ -432,6 +433,33 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 	kfree(held);
 	kvfree(ds);
 	vmig_snapshot_free(snap);
+	return ret;
+}
+
+int vmig_migf_queue_early(struct vmig_migf *migf, const void *blob, u32 len)
+{
+	struct vmig_chunk *c;
+	int ret = 0;
+
+	mutex_lock(&migf->lock);
+	if (migf->disabled || !migf->precopy) {
+		ret = -EINVAL;
+		goto out;
+	}
+	/* the log so far first: the target reads the early state after it */
+	ret = refill(migf);
+	if (ret)
+		goto out;
+	c = vmig_stream_profile_record(migf->mdev->profile,
+				       VMIG_REC_PROFILE_EARLY, blob, len);
+	if (!c) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	queue(migf, c);
+out:
+	mutex_unlock(&migf->lock);
+	wake_up_interruptible(&migf->poll_wait);
 	return ret;
 }
 

@@ -155,6 +155,17 @@ enum vmig_db_verdict {
  * @restore: bring the target to the snapshot's state in the profile's own
  *	order; when NULL, the engine replays the register file and log tail in
  *	(@order, seq) order. Same context as @save.
+ * @early_save: optional: source, PRE_COPY, DMA held (VFIO_MIG_CTL_PREPARE),
+ *	the guest running: the state that only a slow device operation
+ *	reaches, as a blob into @blob (room for @state_size; its length in
+ *	*@len) that @save's blob can then refer to instead of carrying it.
+ *	Under mig.state_mutex; the profile keeps the guest's view of the
+ *	device unchanged (its doorbell and held_read ops).
+ * @early_load: target, RESUMING: check a blob @early_save wrote (-EINVAL:
+ *	not one it could write) and load it onto the device, so that
+ *	@restore finds it there. Under the resuming fd's lock, inside the
+ *	write() that completes the record; not under mig.state_mutex, but
+ *	no arc runs meanwhile (each takes that lock to drop or apply the fd).
  * @state_size: largest device state blob @save produces (0: none); a
  *	stream carrying a longer one is refused as it arrives
  * @compat: may a snapshot of a device @src be applied to this profile's
@@ -191,6 +202,8 @@ struct vmig_profile_dev_ops {
 	void (*unquiesce)(struct vmig_device *mdev, bool issue);
 	int (*save)(struct vmig_profile_ctx *ctx);
 	int (*restore)(struct vmig_profile_ctx *ctx);
+	int (*early_save)(struct vmig_device *mdev, void *blob, u32 *len);
+	int (*early_load)(struct vmig_device *mdev, const void *blob, u32 len);
 	u32 (*state_size)(const struct vmig_profile *p);
 	int (*compat)(const struct vmig_profile *p,
 		      const struct vmig_identity *src,
@@ -241,11 +254,12 @@ struct vmig_profile_dev_ops {
  *	(pinning is device-wide). Called under mig.dma.lock held for read.
  * @nr_queues: queues @queue_of may return (at most VMIG_MAX_QUEUES)
  * @held_read: optional: a trapped read of @width bytes at @off of BAR
- *	@bar in the engine block while DMA is held: true with the value the
- *	guest is to see in @val, false to let the device answer. A start
- *	the profile holds reads as running, as the device would show it,
- *	for a guest whose vCPUs run meanwhile (a shadow's engage). Under
- *	mig.dma.lock.
+ *	@bar in the engine block: true with the value the guest is to see
+ *	in @val, false to let the device answer. A start the profile holds
+ *	reads as running, as the device would show it, for a guest whose
+ *	vCPUs run meanwhile (a shadow's engage, a prepared switchover); and
+ *	registers the profile's own transfers changed read as the guest
+ *	left them (@early_save). Under mig.dma.lock.
  *
  * Every op but @doorbell (and @held_load with @apply false) runs with
  * mig.dma.lock held for write when it says "under mig.dma.lock".

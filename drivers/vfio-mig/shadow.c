@@ -662,6 +662,10 @@ static int device_running(struct vmig_device *mdev, bool engage,
 		*why = "the device is migrating";
 		return -EBUSY;
 	}
+	if (mdev->mig.prepared) {
+		*why = "the migration prepared its switchover without the shadow";
+		return -EBUSY;
+	}
 	return 0;
 }
 

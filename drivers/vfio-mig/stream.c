@@ -209,12 +209,13 @@ size_t vmig_stream_fixed_bytes(bool with_hdr)
 }
 
 struct vmig_chunk *vmig_stream_profile_record(const struct vmig_profile *p,
-					      const void *blob, u32 len)
+					      u32 type, const void *blob,
+					      u32 len)
 {
 	struct vmig_stream_profile *ps;
 	struct vmig_chunk *c;
 
-	c = rec_alloc(VMIG_REC_PROFILE_STATE, sizeof(*ps) + len, (void **)&ps);
+	c = rec_alloc(type, sizeof(*ps) + len, (void **)&ps);
 	if (!c)
 		return NULL;
 	strscpy_pad(ps->name, p->name, sizeof(ps->name));
@@ -387,7 +388,8 @@ static u32 max_len(struct vmig_device *mdev, u32 type)
 		return REC_LOG_MAX;
 	case VMIG_REC_REG_STATE:
 		return VMIG_SNAP_MAX_BYTES;
-	case VMIG_REC_PROFILE_STATE: {
+	case VMIG_REC_PROFILE_STATE:
+	case VMIG_REC_PROFILE_EARLY: {
 		u32 size = vmig_profile_state_size(mdev->profile);
 
 		/* the target's profile bounds it, before any allocation */
@@ -421,16 +423,20 @@ static int check_rec(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 				      "stream ends without the register state");
 		return 0;
 	}
-	if (type < VMIG_REC_REG_LOG || type > VMIG_REC_SHADOW)
+	if (type < VMIG_REC_REG_LOG || type > VMIG_REC_PROFILE_EARLY)
 		return reject(rx, mdev, -EINVAL, "unknown record type");
 	if (len > max_len(mdev, type))
 		return reject(rx, mdev, -EINVAL, "record too long for its type");
-	if (type != VMIG_REC_REG_LOG && rx->seen & SEEN(type))
+	/* pre-copy records: REG_LOG and PROFILE_EARLY, any number */
+	if (type != VMIG_REC_REG_LOG && type != VMIG_REC_PROFILE_EARLY &&
+	    rx->seen & SEEN(type))
 		return reject(rx, mdev, -EINVAL, "record repeated");
-	if (type == VMIG_REC_REG_LOG && rx->seen & ~SEEN(VMIG_REC_REG_LOG))
+	if ((type == VMIG_REC_REG_LOG || type == VMIG_REC_PROFILE_EARLY) &&
+	    rx->seen & ~(SEEN(VMIG_REC_REG_LOG) | SEEN(VMIG_REC_PROFILE_EARLY)))
 		return reject(rx, mdev, -EINVAL,
-			      "write log record after the register state");
+			      "pre-copy record after the register state");
 	if (type != VMIG_REC_REG_STATE && type != VMIG_REC_REG_LOG &&
+	    type != VMIG_REC_PROFILE_EARLY &&
 	    !(rx->seen & SEEN(VMIG_REC_REG_STATE)))
 		return reject(rx, mdev, -EINVAL,
 			      "record before the register state");
@@ -511,9 +517,9 @@ static int take_held(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	return 0;
 }
 
-/* The header is the core's; the blob is the profile's (its restore op). */
-static int take_profile(struct vmig_stream_rx *rx, struct vmig_device *mdev,
-			const u8 *p, u32 len)
+/* A PROFILE_STATE or PROFILE_EARLY payload's header, for this device. */
+static int check_profile(struct vmig_stream_rx *rx, struct vmig_device *mdev,
+			 const u8 *p, u32 len)
 {
 	const struct vmig_profile *prof = mdev->profile;
 	const struct vmig_stream_profile *ps = (const void *)p;
@@ -534,12 +540,51 @@ static int take_profile(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	if (le32_to_cpu(ps->len) != len - sizeof(*ps))
 		return reject(rx, mdev, -EINVAL,
 			      "profile state length does not match its record");
+	return 0;
+}
+
+/* The header is the core's; the blob is the profile's (its restore op). */
+static int take_profile(struct vmig_stream_rx *rx, struct vmig_device *mdev,
+			const u8 *p, u32 len)
+{
+	const struct vmig_stream_profile *ps = (const void *)p;
+	int ret = check_profile(rx, mdev, p, len);
+
+	if (ret)
+		return ret;
 	rx->devstate_len = len - sizeof(*ps);
 	rx->devstate = kvmalloc(rx->devstate_len + 1, GFP_KERNEL_ACCOUNT);
 	if (!rx->devstate)
 		return -ENOMEM;
 	memcpy(rx->devstate, ps + 1, rx->devstate_len);
 	return 0;
+}
+
+/*
+ * Early state: the profile loads it onto the device now, in this write();
+ * it checks the blob itself and refuses what its save could not produce.
+ */
+static int take_early(struct vmig_stream_rx *rx, struct vmig_device *mdev,
+		      const u8 *p, u32 len)
+{
+	const struct vmig_profile_dev_ops *ops = mdev->profile->ops;
+	const struct vmig_stream_profile *ps = (const void *)p;
+	int ret = check_profile(rx, mdev, p, len);
+
+	if (ret)
+		return ret;
+	if (!ops || !ops->early_load)
+		return reject(rx, mdev, -EPROTONOSUPPORT,
+			      "early device state for a profile without it");
+	ret = ops->early_load(mdev, ps + 1, len - sizeof(*ps));
+	if (ret == -EINVAL)
+		return reject(rx, mdev, ret, "bad early device state");
+	if (ret) {
+		pci_warn(mdev->core.pdev,
+			 "migration stream refused: early device state not loaded (%d)\n",
+			 ret);
+	}
+	return ret;
 }
 
 /* The version is checked here; the state itself by the shadow's engage. */
@@ -593,6 +638,9 @@ static int take_payload(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 		break;
 	case VMIG_REC_SHADOW:
 		ret = take_shadow(rx, mdev, rx->payload, len);
+		break;
+	case VMIG_REC_PROFILE_EARLY:
+		ret = take_early(rx, mdev, rx->payload, len);
 		break;
 	}
 	if (!ret)

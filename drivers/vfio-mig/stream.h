@@ -15,9 +15,13 @@ struct vmig_chunk *vmig_stream_record(u32 type, const void *data, size_t len);
  */
 struct vmig_chunk *vmig_stream_log_record(struct vmig_device *mdev, u64 *from,
 					  bool *lost);
-/* The device state blob of profile @p, opaque to the stream. */
+/*
+ * The device state blob of profile @p, opaque to the stream, as a
+ * PROFILE_STATE or PROFILE_EARLY record (@type).
+ */
 struct vmig_chunk *vmig_stream_profile_record(const struct vmig_profile *p,
-					      const void *blob, u32 len);
+					      u32 type, const void *blob,
+					      u32 len);
 /* Sizes, for estimates. */
 size_t vmig_stream_log_bytes(u64 entries);
 size_t vmig_stream_fixed_bytes(bool with_hdr);

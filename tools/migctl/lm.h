@@ -69,6 +69,13 @@ struct lm_dev_ops {
 	int (*pages)(struct lm_dev *d, bool write, const uint64_t *iovas,
 		     uint32_t count, void *buf);
 	int (*commit)(struct lm_dev *d, bool stopped);
+	/*
+	 * VFIO_MIG_CTL_PREPARE, in PRE_COPY: DMA held, the device's slow
+	 * state queued on the data fd. -EOPNOTSUPP, -ENXIO: the device has
+	 * none to move or no page to borrow (the stop then moves it). NULL:
+	 * the backend has no such step.
+	 */
+	int (*prepare)(struct lm_dev *d);
 	/* Announce @phase and wait for the VMM's ack: its result in *@result. */
 	int (*phase)(struct lm_dev *d, uint32_t phase, int timeout_ms,
 		     uint32_t *result);

@@ -615,7 +615,14 @@ static int receive_frames(struct dst *t, struct wq *w)
 			ret = queue_pages(t, w, &m);
 			break;
 		case WIRE_STREAM:
-			ret = write_stream(t, &m);
+			/*
+			 * A write may load state through a guest page the
+			 * device borrows (PROFILE_EARLY): no page write
+			 * may run meanwhile.
+			 */
+			ret = drain(t, w);
+			if (!ret)
+				ret = write_stream(t, &m);
 			break;
 		case WIRE_ROUND_END:
 			if (wire_dec_u64s(m.p, m.h.length, v, 3))

@@ -588,6 +588,26 @@ static int k_commit(struct lm_dev *d, bool stopped)
 	return 0;
 }
 
+static int k_prepare(struct lm_dev *d)
+{
+	struct kdev *k = K(d);
+	struct vfio_mig_ctl_prepare p = { .argsz = sizeof(p) };
+
+	if (ioctl(k->ctl, VFIO_MIG_CTL_PREPARE, &p)) {
+		int e = errno;
+
+		/* a vfio_mig without the ioctl: nothing moves early */
+		if (e == ENOTTY)
+			e = EOPNOTSUPP;
+		ERRF(d, "%s: prepare: %s", k->bdf,
+		     e == EOPNOTSUPP ? "the device's profile has no early state" :
+		     e == ENXIO ? "no guest page named to borrow (debugfs scratch)" :
+		     strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
 static void k_detach(struct lm_dev *d)
 {
 	struct kdev *k = K(d);
@@ -873,6 +893,7 @@ static const struct lm_dev_ops kernel_ops = {
 	.stream_write = k_stream_write,
 	.pages = k_pages,
 	.commit = k_commit,
+	.prepare = k_prepare,
 	.phase = k_phase,
 	.dirty = k_dirty,
 	.detach = k_detach,

@@ -53,6 +53,13 @@ struct src {
 	uint64_t t_read, t_hash, t_send, t_ack, t_dirty;
 	/* the switchover's steps (us): pause ack, device stop, transfer, load, commit */
 	uint64_t sw_pause, sw_stop, sw_dirty, sw_xfer, sw_load, sw_commit;
+	/*
+	 * The device's early state: prepared, then sent and acknowledged by
+	 * the target (us): prepare (the source's own save), then the round
+	 * that carries it, until the target's ack (its load)
+	 */
+	bool early;
+	uint64_t early_prepare_us, early_ack_us, early_bytes;
 	/* --via-shadow: engaged; the engage as migctl and the kernel timed it */
 	bool engaged;
 	uint64_t shadow_us, shadow_ns;
@@ -1026,6 +1033,52 @@ static int round_after_engage(struct src *s)
 	return stopped(s) ? -EINTR : 0;
 }
 
+/*
+ * The device's slow state moves before the stop: the kernel holds its DMA
+ * and queues that state (VFIO_MIG_CTL_PREPARE); one more round carries it
+ * with the pages dirtied meanwhile, and the target's ack of that round
+ * says it is loaded (the target writes the stream as it arrives): the
+ * switchover acknowledgement. Nothing to move, or no page to borrow: the
+ * stop-copy moves it, as without this step.
+ */
+static int prepare_switchover(struct src *s)
+{
+	uint64_t t0 = lm_now_us(), bytes = s->st.stream_bytes;
+	int ret;
+
+	if (!s->precopy || !s->d->ops->prepare)
+		return 0;
+	ret = s->d->ops->prepare(s->d);
+	s->early_prepare_us = lm_now_us() - t0;
+	lm_ev_begin(s->out, "prepare");
+	json_bool(s->out->js, "early", !ret);
+	if (ret)
+		json_str(s->out->js, "why", s->d->err);
+	json_u64(s->out->js, "ms", s->early_prepare_us / 1000);
+	lm_ev_end(s->out);
+	if (ret == -EOPNOTSUPP || ret == -ENXIO)
+		return 0;
+	if (ret) {
+		failf(s, "%s", s->d->err);
+		return ret;
+	}
+	t0 = lm_now_us();
+	ret = round_after_engage(s);
+	if (ret)
+		return ret;
+	s->early = true;
+	s->early_ack_us = lm_now_us() - t0;
+	s->early_bytes = s->st.stream_bytes - bytes;
+	if (!s->out->js->enabled) {
+		fprintf(s->out->text,
+			"device state moved before the stop: prepared in %.1f ms, loaded by the target %.1f ms later (%" PRIu64 " stream bytes)\n",
+			s->early_prepare_us / 1e3, s->early_ack_us / 1e3,
+			s->early_bytes);
+		fflush(s->out->text);
+	}
+	return 0;
+}
+
 static int switchover(struct src *s)
 {
 	uint64_t v[3], t0;
@@ -1034,6 +1087,11 @@ static int switchover(struct src *s)
 	int ret;
 
 	s->stage = "switchover";
+	if (!s->o->via_shadow) {
+		ret = prepare_switchover(s);
+		if (ret)
+			return ret;
+	}
 	if (s->o->via_shadow) {
 		ret = shadow_engage(s);
 		if (ret)
@@ -1244,6 +1302,10 @@ static void summary(struct src *s, const char *result, int code)
 	json_u64(s->out->js, "final_transfer_ms", s->sw_xfer / 1000);
 	json_u64(s->out->js, "target_load_ms", s->sw_load / 1000);
 	json_u64(s->out->js, "commit_ms", s->sw_commit / 1000);
+	json_bool(s->out->js, "early", s->early);
+	json_u64(s->out->js, "early_prepare_ms", s->early_prepare_us / 1000);
+	json_u64(s->out->js, "early_ack_ms", s->early_ack_us / 1000);
+	json_u64(s->out->js, "early_bytes", s->early_bytes);
 	if (s->err[0])
 		json_str(s->out->js, "error", s->err);
 	json_u64(s->out->js, "exit", code);

@@ -46,6 +46,7 @@
 #include <linux/delay.h>
 #include <linux/jiffies.h>
 #include <linux/pci.h>
+#include <linux/random.h>
 #include <linux/slab.h>
 #include <linux/vfio.h>
 #include <uapi/linux/vfio_mig_stream.h>
@@ -108,10 +109,24 @@ static const struct vmig_trap_range edu_trap[] = {
  * @inflight_valid: see @inflight
  * @scratch: the guest page to borrow (debugfs "scratch IOVA"; 0: in a
  *	migration, look for one)
+ * @borrowed: the profile's own transfer runs on the source with the guest
+ *	running (early_save): the engine's address and count registers the
+ *	guest writes and reads are @eng, not the device's
+ * @eng: the guest's view of DMA_SRC, DMA_DST and DMA_COUNT while
+ *	@borrowed, little-endian bytes from EDU_DMA_SRC
+ * @shown_cmd: while @shown_valid, the command register's direction and
+ *	interrupt bits as the guest left them; the device's are those of
+ *	the profile's own transfer, until the guest's next start
+ * @shown_valid: see @shown_cmd
+ * @early_id: source: the id of the early state taken last, while the
+ *	buffer and command bits are still those (no start reached the
+ *	device since); 0: none
+ * @loaded_id: target: the id of the early state loaded onto the device
+ *	and not changed since; 0: none
  *
- * @held, @nr_held and @inflight* are under mig.dma.lock (the DMA and
- * reset ops run under it); @scratch is written under dev_set->lock and
- * read with READ_ONCE.
+ * @held, @nr_held, @inflight*, @borrowed, @eng, @shown_* and the ids are
+ * under mig.dma.lock (the DMA and reset ops run under it); @scratch is
+ * written under dev_set->lock and read with READ_ONCE.
  */
 struct edu_priv {
 	struct vmig_held_write held[EDU_MAX_HELD];
@@ -119,6 +134,12 @@ struct edu_priv {
 	struct vmig_dma_range inflight;
 	bool inflight_valid;
 	u64 scratch;
+	bool borrowed;
+	u8 eng[EDU_DMA_CMD - EDU_DMA_SRC];
+	u64 shown_cmd;
+	bool shown_valid;
+	u64 early_id;
+	u64 loaded_id;
 };
 
 static struct edu_priv *priv(struct vmig_device *mdev)
@@ -437,12 +458,38 @@ static int write_dma_addrs(struct vmig_device *mdev, const struct dma_regs *d)
  * scratch page, then the source's DMA registers and interrupt status as
  * they were before.
  */
+/* The device shows the guest's command bits again (fix_cmd). */
+static void clear_shown(struct vmig_device *mdev)
+{
+	down_write(&mdev->mig.dma.lock);
+	priv(mdev)->shown_valid = false;
+	up_write(&mdev->mig.dma.lock);
+}
+
+/*
+ * The command bits the guest sees, into @d->cmd; the id of the early state
+ * the device still holds (0: none). Under no lock: DMA is held.
+ */
+static u64 guest_view(struct vmig_device *mdev, struct dma_regs *d)
+{
+	struct edu_priv *e = priv(mdev);
+	u64 id;
+
+	down_write(&mdev->mig.dma.lock);
+	if (e->shown_valid)
+		d->cmd = (d->cmd & ~(u64)(EDU_CMD_TO_RAM | EDU_CMD_IRQ)) |
+			 e->shown_cmd;
+	id = e->early_id;
+	up_write(&mdev->mig.dma.lock);
+	return id;
+}
+
 static int edu_save_work(void *arg)
 {
 	struct edu_work *w = arg;
 	struct vmig_profile_ctx *ctx = w->ctx;
 	struct vmig_device *mdev = ctx->mdev;
-	u64 scratch = w->scratch, irq;
+	u64 scratch = w->scratch, irq, early;
 	struct edu_state *st = ctx->state;
 	struct edu_quiet q;
 	struct dma_regs d;
@@ -460,17 +507,31 @@ static int edu_save_work(void *arg)
 		ret = rd(mdev, EDU_IRQ_STATUS, 4, &irq);
 	if (ret)
 		return ret;
+	early = guest_view(mdev, &d);
 	st->version = cpu_to_le32(EDU_STATE_VERSION);
 	st->scratch = cpu_to_le64(scratch);
+	st->cmd = cpu_to_le32(d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ));
+	st->flags = cpu_to_le32(EDU_STATE_CMD);
+	st->reserved = 0;
+	st->early_id = 0;
+	ctx->state_len = sizeof(*st);
+	/* a migration whose target loaded the buffer already: nothing moves */
+	if (early && ctx->flags & VMIG_SNAP_COMPLETE) {
+		st->flags = cpu_to_le32(EDU_STATE_CMD | EDU_STATE_EARLY);
+		st->early_id = cpu_to_le64(early);
+		return 0;
+	}
 	if (scratch_ok(scratch)) {
 		quiet(mdev, &q);
 		ret = move_buffer(mdev, scratch, st, true);
 		if (!ret)
-			st->flags = cpu_to_le32(EDU_STATE_BUF);
+			st->flags = cpu_to_le32(EDU_STATE_BUF | EDU_STATE_CMD);
 		/* the device's bits back, also when the buffer was not read */
 		ret2 = fix_cmd(mdev, scratch,
 			       d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ),
 			       ret ? NULL : &st->buf[0]);
+		if (!ret2)
+			clear_shown(mdev);
 		ret = ret ?: ret2;
 		if (!ret)
 			ret = write_dma_addrs(mdev, &d);
@@ -478,7 +539,6 @@ static int edu_save_work(void *arg)
 			ret = wr(mdev, EDU_IRQ_ACK, 4, EDU_IRQ_DMA);
 		unquiet(mdev, &q);
 	}
-	ctx->state_len = sizeof(*st);
 	return ret;
 }
 
@@ -490,6 +550,165 @@ static int edu_save(struct vmig_profile_ctx *ctx)
 		return 0;
 	w.scratch = ctx_scratch(ctx, 0);
 	return vmig_run_in_worker(edu_save_work, &w);
+}
+
+/*
+ * Early state (VFIO_MIG_CTL_PREPARE), on the source with the guest
+ * running and its DMA starts held: the buffer through the named page, by
+ * the profile's own transfer. Meanwhile the guest's writes to the
+ * engine's address and count registers are kept aside and its reads
+ * answered from them (@borrowed); afterwards the command register keeps
+ * showing the guest its own direction and interrupt bits (@shown_cmd)
+ * until its next start. The transfer raises no interrupt.
+ */
+struct edu_early {
+	struct vmig_device *mdev;
+	u64 scratch;
+	struct edu_state *st;
+	u64 id;
+};
+
+static void eng_put(u8 *eng, u32 off, u64 v)
+{
+	__le64 le = cpu_to_le64(v);
+
+	memcpy(&eng[off - EDU_DMA_SRC], &le, 8);
+}
+
+static u64 eng_get(const u8 *eng, u32 off)
+{
+	__le64 le;
+
+	memcpy(&le, &eng[off - EDU_DMA_SRC], 8);
+	return le64_to_cpu(le);
+}
+
+static int edu_early_save_work(void *arg)
+{
+	struct edu_early *x = arg;
+	struct vmig_device *mdev = x->mdev;
+	struct edu_priv *e = priv(mdev);
+	struct dma_regs d;
+	int ret, ret2;
+
+	down_write(&mdev->mig.dma.lock);
+	ret = read_dma_regs(mdev, &d);
+	if (!ret && d.cmd & EDU_CMD_RUN)	/* DMA is held: cannot be */
+		ret = -EBUSY;
+	if (!ret) {
+		eng_put(e->eng, EDU_DMA_SRC, d.src);
+		eng_put(e->eng, EDU_DMA_DST, d.dst);
+		eng_put(e->eng, EDU_DMA_COUNT, d.count);
+		if (!e->shown_valid)
+			e->shown_cmd = d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ);
+		e->shown_valid = true;
+		e->borrowed = true;
+	}
+	up_write(&mdev->mig.dma.lock);
+	if (ret)
+		return ret;
+
+	ret = move_buffer(mdev, x->scratch, x->st, true);
+
+	down_write(&mdev->mig.dma.lock);
+	d.src = eng_get(e->eng, EDU_DMA_SRC);
+	d.dst = eng_get(e->eng, EDU_DMA_DST);
+	d.count = eng_get(e->eng, EDU_DMA_COUNT);
+	ret2 = write_dma_addrs(mdev, &d);
+	e->borrowed = false;
+	ret = ret ?: ret2;
+	if (!ret) {
+		x->st->cmd = cpu_to_le32(e->shown_cmd);
+		e->early_id = x->id;
+	}
+	up_write(&mdev->mig.dma.lock);
+	/* its bytes went through the device and back: send it again */
+	vmig_dirty_mark(mdev, x->scratch, PAGE_SIZE);
+	return ret;
+}
+
+static int edu_early_save(struct vmig_device *mdev, void *blob, u32 *len)
+{
+	struct edu_early x = { .mdev = mdev, .st = blob };
+	int ret;
+
+	if (*len < sizeof(*x.st))
+		return -ENOSPC;
+	/* the guest runs: only a page its VMM keeps unused will do */
+	x.scratch = READ_ONCE(priv(mdev)->scratch);
+	if (!scratch_ok(x.scratch))
+		return -ENXIO;
+	x.id = get_random_u64() | 1;
+	memset(x.st, 0, sizeof(*x.st));
+	ret = vmig_run_in_worker(edu_early_save_work, &x);
+	if (ret)
+		return ret;
+	x.st->version = cpu_to_le32(EDU_STATE_VERSION);
+	x.st->flags = cpu_to_le32(EDU_STATE_BUF | EDU_STATE_CMD);
+	x.st->scratch = cpu_to_le64(x.scratch);
+	x.st->early_id = cpu_to_le64(x.id);
+	*len = sizeof(*x.st);
+	return 0;
+}
+
+static int edu_early_load_work(void *arg)
+{
+	struct edu_early *x = arg;
+	struct vmig_device *mdev = x->mdev;
+	struct edu_quiet q;
+	int ret;
+
+	ret = wait_idle(mdev);
+	if (ret)
+		return ret;
+	quiet(mdev, &q);
+	ret = move_buffer(mdev, x->scratch, x->st, false);
+	if (!ret)
+		ret = fix_cmd(mdev, x->scratch, le32_to_cpu(x->st->cmd),
+			      &x->st->buf[0]);
+	/* the restore raises the source's; none of fix_cmd's may stay */
+	if (!ret)
+		ret = wr(mdev, EDU_IRQ_ACK, 4, 0xffffffff);
+	unquiet(mdev, &q);
+	return ret;
+}
+
+static int edu_early_load(struct vmig_device *mdev, const void *blob, u32 len)
+{
+	const struct edu_state *in = blob;
+	struct edu_priv *e = priv(mdev);
+	struct edu_early x = { .mdev = mdev };
+	u64 hint;
+	int ret;
+
+	if (len != sizeof(*in) ||
+	    le32_to_cpu(in->version) != EDU_STATE_VERSION ||
+	    le32_to_cpu(in->flags) != (EDU_STATE_BUF | EDU_STATE_CMD) ||
+	    in->reserved || !in->early_id || in->buf[EDU_BUF_DMA] ||
+	    le32_to_cpu(in->cmd) & ~(EDU_CMD_TO_RAM | EDU_CMD_IRQ))
+		return -EINVAL;
+	/* the page the target's VMM named, else the source's if mapped here */
+	hint = le64_to_cpu(in->scratch);
+	x.scratch = READ_ONCE(e->scratch);
+	if (!x.scratch && scratch_ok(hint) && scratch_mapped(mdev, hint))
+		x.scratch = hint;
+	if (!scratch_ok(x.scratch))
+		return -ENXIO;
+	/* move_buffer() reads the blob: a copy the worker may use */
+	x.st = kmemdup(in, sizeof(*in), GFP_KERNEL);
+	if (!x.st)
+		return -ENOMEM;
+	down_write(&mdev->mig.dma.lock);
+	e->loaded_id = 0;
+	up_write(&mdev->mig.dma.lock);
+	ret = vmig_run_in_worker(edu_early_load_work, &x);
+	if (!ret) {
+		down_write(&mdev->mig.dma.lock);
+		e->loaded_id = le64_to_cpu(in->early_id);
+		up_write(&mdev->mig.dma.lock);
+	}
+	kfree(x.st);
+	return ret;
 }
 
 /* The operand whose factorial the device shows: see step 4. */
@@ -564,12 +783,26 @@ static void restore_buffer_and_cmd(struct vmig_profile_ctx *ctx, u64 scratch,
 				   const struct edu_caps *c)
 {
 	struct edu_state *st = state_of(ctx);
-	bool have = st && le32_to_cpu(st->flags) & EDU_STATE_BUF;
+	u32 flags = st ? le32_to_cpu(st->flags) : 0;
+	bool have = flags & EDU_STATE_BUF;
 	struct vmig_device *mdev = ctx->mdev;
+	u64 cmd = c->d.cmd;
 	bool ok = false;
 	int ret;
 
-	if (ctx->flags & VMIG_SNAP_STAGED ||
+	if (flags & EDU_STATE_CMD)
+		cmd = (cmd & EDU_CMD_RUN) | le32_to_cpu(st->cmd);
+	if (flags & EDU_STATE_EARLY) {
+		/* loaded as the early record arrived, unless reset since */
+		down_write(&mdev->mig.dma.lock);
+		ok = le64_to_cpu(st->early_id) == priv(mdev)->loaded_id;
+		up_write(&mdev->mig.dma.lock);
+		if (ok)
+			ctx->report->applied++;
+		else
+			vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
+					  EDU_ITEM_BUFFER, 0, -ENODATA);
+	} else if (ctx->flags & VMIG_SNAP_STAGED ||
 	    (ctx->flags & VMIG_SNAP_STAGE && !have)) {
 		ok = true;
 	} else if (!have) {
@@ -589,13 +822,13 @@ static void restore_buffer_and_cmd(struct vmig_profile_ctx *ctx, u64 scratch,
 		}
 	}
 
-	if (c->d.cmd & EDU_CMD_RUN)	/* a transfer was in flight */
+	if (cmd & EDU_CMD_RUN)	/* a transfer was in flight */
 		ret = -EINPROGRESS;
 	else if (!ok)
 		ret = -ENODATA;
 	else
 		ret = fix_cmd(mdev, scratch,
-			      c->d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ),
+			      cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ),
 			      have ? &st->buf[0] : NULL);
 	if (ret)
 		vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
@@ -773,6 +1006,9 @@ static enum vmig_db_verdict edu_issue(struct vmig_device *mdev,
 		e->inflight = r;
 		e->inflight_valid = true;
 	}
+	/* the start sets the command bits, and may change the buffer */
+	e->shown_valid = false;
+	e->early_id = 0;
 	return VMIG_DB_FORWARD;
 }
 
@@ -792,6 +1028,17 @@ static enum vmig_db_verdict edu_doorbell(struct vmig_device *mdev,
 	/* the device ignores its engine while it transfers */
 	if (held && e->nr_held)
 		return VMIG_DB_DROP;
+	if (e->borrowed && !is_start(w)) {
+		/* the profile's transfer has the engine: keep them aside */
+		if (w->offset >= EDU_DMA_SRC &&
+		    w->offset + w->width <= EDU_DMA_CMD) {
+			__le64 le = cpu_to_le64(w->value);
+
+			memcpy(&e->eng[w->offset - EDU_DMA_SRC], &le,
+			       w->width);
+		}
+		return VMIG_DB_DROP;
+	}
 	if (!is_start(w))
 		return VMIG_DB_FORWARD;
 	if (held) {
@@ -812,12 +1059,26 @@ static bool edu_held_read(struct vmig_device *mdev, u8 bar, u64 off,
 	struct edu_priv *e = priv(mdev);
 
 	lockdep_assert_held_write(&mdev->mig.dma.lock);
-	/* the register as the device answers it: 4 or 8 bytes at its start */
-	if (!e->nr_held || bar || off != EDU_DMA_CMD ||
-	    (width != 4 && width != 8))
+	if (bar)
 		return false;
-	*val = width == 4 ? lower_32_bits(e->held[0].value) :
-			    e->held[0].value;
+	if (e->borrowed && off >= EDU_DMA_SRC && off + width <= EDU_DMA_CMD) {
+		__le64 le = 0;
+
+		memcpy(&le, &e->eng[off - EDU_DMA_SRC], width);
+		*val = le64_to_cpu(le);
+		return true;
+	}
+	/* the register as the device answers it: 4 or 8 bytes at its start */
+	if (off != EDU_DMA_CMD || (width != 4 && width != 8))
+		return false;
+	if (e->nr_held)
+		*val = e->held[0].value;
+	else if (e->shown_valid)
+		*val = e->shown_cmd;
+	else
+		return false;
+	if (width == 4)
+		*val = lower_32_bits(*val);
 	return true;
 }
 
@@ -849,6 +1110,10 @@ static void edu_reset(struct vmig_device *mdev)
 
 	e->nr_held = 0;
 	e->inflight_valid = false;
+	e->borrowed = false;
+	e->shown_valid = false;
+	e->early_id = 0;
+	e->loaded_id = 0;
 }
 
 /*
@@ -958,6 +1223,8 @@ static const struct vmig_profile_dev_ops edu_ops = {
 	.unquiesce = edu_unquiesce,
 	.save = edu_save,
 	.restore = edu_restore,
+	.early_save = edu_early_save,
+	.early_load = edu_early_load,
 	.state_size = edu_state_size,
 	.park = edu_park,
 	.ctl = edu_ctl,

@@ -43,18 +43,33 @@
 /*
  * The device state blob; the profile's version follows it. 2: the
  * borrowed page travels in it (1 had it in the stream's record header).
+ * 3: @cmd and @early_id.
  */
-#define EDU_STATE_VERSION	2
+#define EDU_STATE_VERSION	3
 #define EDU_STATE_BUF		0x1	/* @buf holds the device buffer */
+#define EDU_STATE_CMD		0x2	/* @cmd holds the command's bits */
+/*
+ * The device buffer and command bits are those of the early state
+ * (PROFILE_EARLY record) @early_id, which the target loaded already.
+ */
+#define EDU_STATE_EARLY		0x4
 
 /*
  * @scratch: guest IOVA of the page the source borrowed (0: none); in a
  * migration the target borrows the same page if its VMM mapped it
+ * @cmd: with EDU_STATE_CMD, the DMA command register's direction and
+ * interrupt bits as the guest sees them (the device's own may be those of
+ * the profile's last transfer); else the captured register gives them
+ * @early_id: an early state's (non-zero) id: in the early blob, and in
+ * the final one with EDU_STATE_EARLY
  */
 struct edu_state {
 	__le32 version;
 	__le32 flags;
 	__le64 scratch;
+	__le32 cmd;
+	__le32 reserved;
+	__le64 early_id;
 	u8 buf[EDU_BUF_SIZE];
 };
 

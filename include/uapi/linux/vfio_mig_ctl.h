@@ -118,4 +118,35 @@ struct vfio_mig_ctl_commit {
 
 #define VFIO_MIG_CTL_COMMIT	_IO(VFIO_MIG_CTL_TYPE, 3)
 
+/**
+ * VFIO_MIG_CTL_PREPARE - move the device's slow state before the stop
+ *
+ * In PRE_COPY, with the guest running: hold the device's DMA (new starts
+ * are kept, as in the P2P states, and read as running), wait for the
+ * transfer in flight, and queue on the saving data fd the device state
+ * that only a slow device operation reaches (edu: its buffer), as a
+ * PROFILE_EARLY record (<linux/vfio_mig_stream.h>). The target loads it
+ * as it arrives; the stop-copy data then refers to it, and neither side
+ * runs that operation in the stop. The controller reads the data fd until
+ * ENOMSG, sends it, and stops the guest only once the target has written
+ * it (a switchover acknowledgement).
+ *
+ * DMA stays held until the device leaves PRE_COPY: to PRE_COPY_P2P (the
+ * stop) or back to RUNNING (a rollback, which issues the kept starts).
+ * The profile borrows the guest page named by its debugfs "scratch"
+ * command, which the VMM must keep unused on both sides; on the target,
+ * no guest page may be written while a write() to the data fd runs.
+ *
+ * Errors: EINVAL the device is not in PRE_COPY; EALREADY prepared
+ * already; EOPNOTSUPP the profile has no such state; ENXIO no guest page
+ * named to borrow; EBUSY a shadow serves the guest; the profile's error
+ * otherwise (DMA is then released, nothing queued).
+ */
+struct vfio_mig_ctl_prepare {
+	__u32 argsz;
+	__u32 flags;
+};
+
+#define VFIO_MIG_CTL_PREPARE	_IO(VFIO_MIG_CTL_TYPE, 4)
+
 #endif /* _UAPI_LINUX_VFIO_MIG_CTL_H */

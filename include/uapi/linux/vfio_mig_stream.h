@@ -15,7 +15,7 @@
 
 #define VMIG_STREAM_MAGIC	"VMIGSTRM"
 #define VMIG_STREAM_MAJOR	1
-#define VMIG_STREAM_MINOR	2
+#define VMIG_STREAM_MINOR	3
 
 /* Features a stream uses; a target refuses bits it does not know. */
 #define VMIG_STREAM_F_PRECOPY	(1U << 0)	/* REG_LOG records precede the state */
@@ -104,6 +104,19 @@ enum vmig_stream_rec_type {
 	 * the device from them as from any stream.
 	 */
 	VMIG_REC_SHADOW = 5,
+	/*
+	 * Device state that moves before the stop (since 1.3): a
+	 * PROFILE_STATE payload (struct vmig_stream_profile, then the
+	 * profile's blob), sent in pre-copy after the controller prepared
+	 * the switchover (VFIO_MIG_CTL_PREPARE), before REG_STATE; a later
+	 * one replaces an earlier one. The target's profile loads it onto
+	 * the device as the record arrives, inside the write() that
+	 * completes it, and refuses the stream if it cannot: once that
+	 * write() returns, the slow part of the device's restore is done.
+	 * The PROFILE_STATE blob at the end names the early state it builds
+	 * on (edu: EDU_STATE_EARLY and its id).
+	 */
+	VMIG_REC_PROFILE_EARLY = 6,
 	/* End of stream, no payload. */
 	VMIG_REC_END = 0x7fffffff,
 };
