@@ -69,6 +69,14 @@ static int wait_clear(struct edu *e, uint32_t reg, uint32_t bit,
 	uint64_t end = vmm_now_us() + (uint64_t)timeout_ms * 1000;
 
 	while (edu_rd(e, reg) & bit) {
+		if (e->poll_hook) {
+			uint64_t t0 = vmm_now_us();
+
+			if (e->poll_hook(e->poll_arg))
+				return -ECANCELED;
+			/* the time parked does not count */
+			end += vmm_now_us() - t0;
+		}
 		if (vmm_now_us() > end)
 			return -ETIMEDOUT;
 		usleep(1000);

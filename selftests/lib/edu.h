@@ -50,6 +50,13 @@
 struct edu {
 	struct vmm_dev *dev;
 	bool mmio;		/* use the mmapped BAR instead of the fd */
+	/*
+	 * Called at each poll of a wait (DMA, factorial) when set: true
+	 * ends the wait with -ECANCELED. A VMM parks a vCPU there when it
+	 * pauses the guest, as a real vCPU stops in the middle of its poll.
+	 */
+	bool (*poll_hook)(void *arg);
+	void *poll_arg;
 };
 
 uint32_t edu_rd(struct edu *e, uint32_t off);

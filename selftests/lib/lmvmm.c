@@ -410,7 +410,34 @@ static void save_dstate(struct lm_guest *g)
 	memcpy(g->ds.buf, g->wl.buf, sizeof(g->ds.buf));
 	edu_regs_read(g->e, &g->ds.regs);
 	g->ds.regs_valid = 1;
+	g->ds.mid_step = 0;
 	gwrite(g, LM_DSTATE_OFF, &g->ds, sizeof(g->ds));
+}
+
+/*
+ * The edu vCPU polls its device: a pause parks it right there, its state
+ * in RAM that of the step's start with the registers as they are now
+ * (mid_step). True: the guest quits, the step ends unfinished.
+ */
+static bool edu_poll_pause(void *arg)
+{
+	struct lm_guest *g = arg;
+	bool quit;
+
+	pthread_mutex_lock(&g->lock);
+	if (g->pause_req && !g->quit) {
+		edu_regs_read(g->e, &g->ds.regs);
+		g->ds.mid_step = 1;
+		gwrite(g, LM_DSTATE_OFF, &g->ds, sizeof(g->ds));
+		g->parked++;
+		pthread_cond_broadcast(&g->cond);
+		while (g->pause_req && !g->quit)
+			pthread_cond_wait(&g->cond, &g->lock);
+		g->parked--;
+	}
+	quit = g->quit;
+	pthread_mutex_unlock(&g->lock);
+	return quit;
 }
 
 static int edu_step(struct lm_vcpu *v)
@@ -419,7 +446,12 @@ static int edu_step(struct lm_vcpu *v)
 	unsigned long errors = g->wl.errors;
 	int ret;
 
+	g->e->poll_hook = edu_poll_pause;
+	g->e->poll_arg = g;
 	ret = edu_wl_step(&g->wl);
+	g->e->poll_hook = NULL;
+	if (ret == -ECANCELED && g->quit)
+		return 0;	/* paused mid-step, then stopped: not an error */
 	if (ret) {
 		gfail(g, "edu vCPU: device error after %llu steps: %s",
 		      (unsigned long long)g->ds.steps, strerror(-ret));
@@ -959,10 +991,17 @@ bool lm_guest_check_regs(struct lm_guest *g, struct edu_regs *now)
 	edu_regs_read(g->e, now);
 	if (!g->ds.regs_valid)
 		return true;
+	/*
+	 * Paused in a step: a transfer it started was carried over and
+	 * may have run since (the start bit), its other bits unchanged.
+	 */
 	if (now->liveness == w->liveness && now->factorial == w->factorial &&
 	    now->status == w->status && now->irq_status == w->irq_status &&
 	    now->dma_src == w->dma_src && now->dma_dst == w->dma_dst &&
-	    now->dma_count == w->dma_count && now->dma_cmd == w->dma_cmd)
+	    now->dma_count == w->dma_count &&
+	    (now->dma_cmd == w->dma_cmd ||
+	     (g->ds.mid_step && (now->dma_cmd | EDU_DMA_START) ==
+				(w->dma_cmd | EDU_DMA_START))))
 		return true;
 	gfail(g, "edu registers are not the guest's: liveness %#x/%#x factorial %#x/%#x status %#x/%#x irq %#x/%#x dma src %#llx/%#llx dst %#llx/%#llx count %llu/%llu cmd %#llx/%#llx (device/guest)",
 	      now->liveness, w->liveness, now->factorial, w->factorial,
@@ -979,11 +1018,19 @@ bool lm_guest_check_buffer(struct lm_guest *g)
 {
 	static const uint8_t zero[MIG_PAGE];
 	uint8_t *scratch = ghost(g, LM_SCRATCH_OFF);
+	struct lm_vcpu v = { .g = g };
 	uint32_t off, n, i;
 	int ret = 0;
 
 	if (g->nv)
 		return nvme_check_data(g);
+	/*
+	 * Paused in a step: the guest finishes it first, as its vCPU would
+	 * (a transfer it started, carried over, runs meanwhile: reading the
+	 * buffer out now would be ignored by the busy engine).
+	 */
+	if (g->ds.mid_step && (edu_step(&v) || g->wl.errors))
+		return false;
 	gwrite(g, LM_SCRATCH_OFF, zero, sizeof(zero));
 	for (off = 0; off < EDU_BUF_SIZE - 1 && !ret; off += n) {
 		n = EDU_BUF_SIZE - 1 - off;

@@ -158,6 +158,13 @@ struct lm_dstate {
 	uint64_t rng;			/* the workload's random state */
 	uint64_t steps, dmas_in, dmas_out, checks, errors;
 	uint64_t regs_valid;
+	/*
+	 * The vCPU was paused in the middle of a step, polling the device
+	 * (@regs as read then): the step is run again from its start, on
+	 * whichever side resumes (a transfer it started may run twice,
+	 * with the same result)
+	 */
+	uint64_t mid_step;
 	struct edu_regs regs;		/* as read after the last step */
 	uint8_t buf[EDU_BUF_SIZE];	/* what the device buffer holds */
 };

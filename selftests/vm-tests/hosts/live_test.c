@@ -42,6 +42,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -928,6 +929,48 @@ TEST_F_TIMEOUT(live, migrate_via_shadow, 150)
 	ASSERT_EQ(0, vmm_sysfs_write(ctl, "scratch 0"));
 	TH_LOG("shadow engage on the source: %.1f us held (migctl: %s)",
 	       v / 1e3, sum);
+}
+
+/*
+ * The device's slow state moves before the stop: with the page vmm_host
+ * keeps for it named, migctl prepares the switchover (the source's edu
+ * buffer read with the guest running, its DMA held) and waits for the
+ * target's ack of the round that carries it (the target's edu loaded with
+ * it as it arrived): the switchover acknowledgement. Neither side then
+ * runs an edu DMA in the stop, each of which is a 100 ms tick: the wait
+ * moved from the stop into pre-copy.
+ */
+TEST_F_TIMEOUT(live, migrate_early_device_state, 150)
+{
+	char sum[4096], ev[1024], ctl[160];
+	uint64_t ack = 0, stop = 0, load = 0;
+
+	snprintf(ctl, sizeof(ctl), "/sys/kernel/debug/vfio-mig/%s/ctl",
+		 SRC_BDF);
+	start_source_vmm(_metadata, self, NULL);
+	ASSERT_EQ(0, vmm_sysfs_write(ctl, "scratch 0x103000"));
+	start_target_vmm(_metadata, self);
+	start_listen(_metadata, self, NULL);
+	usleep(500000);
+	start_migrate(_metadata, self, NULL);
+	check_migrated(_metadata, self, 0, true);
+	EXPECT_EQ(0, vmm_sysfs_write(ctl, "scratch 0"));
+	slurp(SRC_LOG, buf, sizeof(buf));
+	ASSERT_EQ(1, events_of(buf, "prepare", "source", ev, sizeof(ev)))
+		TH_LOG("%s", buf);
+	EXPECT_NE(NULL, strstr(ev, "\"early\":true")) TH_LOG("%s", ev);
+	ASSERT_EQ(1, events_of(buf, "summary", "source", sum, sizeof(sum)));
+	EXPECT_NE(NULL, strstr(sum, "\"early\":true")) TH_LOG("%s", sum);
+	EXPECT_EQ(0, json_get_u64(sum, "early_ack_ms", &ack));
+	EXPECT_EQ(0, json_get_u64(sum, "stop_copy_ms", &stop));
+	EXPECT_EQ(0, json_get_u64(sum, "target_load_ms", &load));
+	/* the target's buffer write (one tick) came before the stop... */
+	EXPECT_LE(100, ack) TH_LOG("%s", sum);
+	/* ...and no tick in it, on either side */
+	EXPECT_GT(90, stop) TH_LOG("%s", sum);
+	EXPECT_GT(90, load) TH_LOG("%s", sum);
+	TH_LOG("early state: acked %" PRIu64 " ms after prepare; stop-copy %"
+	       PRIu64 " ms, target load %" PRIu64 " ms", ack, stop, load);
 }
 
 /* ---- failures before the commit point ---- */
