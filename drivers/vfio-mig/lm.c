@@ -100,6 +100,7 @@ static bool reset_locked(struct vmig_device *mdev)
 	m->resuming = NULL;
 	down_write(&h->lock);
 	h->held = m->stay_stopped;
+	m->prepared = false;
 	if (mdev->profile->ops && mdev->profile->ops->reset)
 		mdev->profile->ops->reset(mdev);
 	vmig_pin_drop(mdev, 0, 0);
@@ -491,7 +492,8 @@ int vmig_mig_prepare(struct vmig_device *mdev)
 	void *blob;
 	int ret;
 
-	if (!ops || !ops->early_save || !len)
+	/* 6.1 has no PRE_COPY: there is no "before the stop" to move it in */
+	if (!ops || !ops->early_save || !len || !VMIG_MIGRATION_PRE_COPY)
 		return -EOPNOTSUPP;
 	blob = kvzalloc(len, GFP_KERNEL);
 	if (!blob)

@@ -81,9 +81,14 @@ enum vmig_group_alone {
  *	@unpin_q, @nr_unpin_q and @in_transit; a leaf: nothing is called
  *	with it held. Taken by ->dma_unmap (under type1's device_list_lock),
  *	by @unpin_work and under @lock.
- * @held: DMA starts are held (P2P states, STOP, STOP_COPY, RESUMING);
- *	what is held, and the transfer in flight, are the profile's (its
- *	DMA ops run under @lock)
+ * @held: DMA starts are held (P2P states, STOP, STOP_COPY, RESUMING, a
+ *	prepared PRE_COPY); what is held, and the transfer in flight, are
+ *	the profile's (its DMA ops run under @lock)
+ * @answers: the profile answers the guest's reads of its engine itself
+ *	(its held_read op) with DMA released too: its own transfer left a
+ *	register as the guest did not (edu: the command bits after an early
+ *	save). Set by the profile under @lock; read by the trap path with
+ *	READ_ONCE()
  * @pinned: page-aligned IOVAs of transfers into guest RAM, pinned for the
  *	type1 container's dirty log until the engine reads idle (lm_pin.c)
  * @nr_pinned: entries in @pinned
@@ -110,6 +115,7 @@ struct vmig_dma_hold {
 	struct mutex *qlock;		/* see above */
 	unsigned int nr_q;
 	bool held;
+	bool answers;
 	spinlock_t pin_lock;	/* see above */
 	u64 pinned[VMIG_MAX_PINNED];
 	u32 nr_pinned;
@@ -152,8 +158,8 @@ struct vmig_dma_hold {
  *	close_device clears it
  * @dma: the DMA engine's hold state
  * @prepared: VFIO_MIG_CTL_PREPARE held DMA in PRE_COPY and queued the
- *	profile's early state; cleared when the device leaves PRE_COPY
- *	(under @state_mutex)
+ *	profile's early state; cleared when the device leaves PRE_COPY and
+ *	by a reset (under @state_mutex)
  */
 struct vmig_mig {
 	struct mutex state_mutex;	/* see above */
@@ -196,6 +202,8 @@ struct vmig_stream_rx;
  * @hdr_sent: saving: the stream header is queued
  * @sent_seq: saving: write log entries below this are queued
  * @log_lost: saving: entries were overwritten before being queued
+ * @early_sent: saving: a PROFILE_EARLY record was queued (the final save
+ *	may refer to it)
  * @bytes: bytes read or written so far
  * @poll_wait: readers waiting for data
  * @poll_work: saving: wakes PRE_COPY pollers when the log grows
@@ -215,6 +223,7 @@ struct vmig_migf {
 	bool hdr_sent;
 	u64 sent_seq;
 	bool log_lost;
+	bool early_sent;
 	u64 bytes;
 	wait_queue_head_t poll_wait;
 	struct delayed_work poll_work;

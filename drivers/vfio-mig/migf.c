@@ -388,7 +388,9 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 		snap = vmig_shadow_snapshot(mdev, held, &nr);
 	else
 		snap = __vmig_snapshot_take(mdev, VMIG_SNAP_DEVSTATE |
-					    VMIG_SNAP_COMPLETE,
+					    VMIG_SNAP_COMPLETE |
+					    (migf->early_sent ?
+					     VMIG_SNAP_EARLY : 0),
 					    migf->sent_seq);
 	if (IS_ERR(snap)) {
 		kfree(held);
@@ -457,6 +459,7 @@ int vmig_migf_queue_early(struct vmig_migf *migf, const void *blob, u32 len)
 		goto out;
 	}
 	queue(migf, c);
+	migf->early_sent = true;
 out:
 	mutex_unlock(&migf->lock);
 	wake_up_interruptible(&migf->poll_wait);

@@ -70,6 +70,12 @@ struct vmig_reg_value {
  */
 #define VMIG_SNAP_STAGE		0x8
 #define VMIG_SNAP_STAGED	0x10
+/*
+ * Save for a stream that carried this device's early state (a
+ * PROFILE_EARLY record, VFIO_MIG_CTL_PREPARE): the profile may refer to
+ * it instead of saving that part again, if it is still exact.
+ */
+#define VMIG_SNAP_EARLY		0x20
 
 /* vmig_snapshot.flags */
 #define VMIG_SNAPF_LOG_LOSSY		0x1	/* the tail is incomplete */

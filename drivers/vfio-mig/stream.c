@@ -228,6 +228,9 @@ struct vmig_chunk *vmig_stream_profile_record(const struct vmig_profile *p,
 	return c;
 }
 
+/* PROFILE_EARLY records a stream may carry (a controller sends one) */
+#define VMIG_STREAM_MAX_EARLY	4
+
 /* ---- target side ---- */
 
 /* Record types in the order a stream may carry them. */
@@ -257,6 +260,7 @@ struct vmig_chunk *vmig_stream_profile_record(const struct vmig_profile *p,
  * @held: the HELD_WRITES payload, checked by the profile
  * @held_len: its length
  * @shadow: a SHADOW record was received
+ * @nr_early: PROFILE_EARLY records received (each one a device load)
  */
 struct vmig_stream_rx {
 	u8 hdr[HDR_MAX];
@@ -281,6 +285,7 @@ struct vmig_stream_rx {
 	u8 *held;
 	u32 held_len;
 	bool shadow;
+	u32 nr_early;
 };
 
 struct vmig_stream_rx *vmig_stream_rx_alloc(void)
@@ -573,6 +578,10 @@ static int take_early(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 
 	if (ret)
 		return ret;
+	/* each costs the device's slow operation: a stream has few */
+	if (++rx->nr_early > VMIG_STREAM_MAX_EARLY)
+		return reject(rx, mdev, -EINVAL,
+			      "too many early device state records");
 	if (!ops || !ops->early_load)
 		return reject(rx, mdev, -EPROTONOSUPPORT,
 			      "early device state for a profile without it");

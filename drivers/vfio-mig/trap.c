@@ -161,7 +161,8 @@ ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
 	if (unlikely(mdev->shadow.sh)) {
 		ret = vmm_may_access(mdev, *ppos) ?
 		      vmig_shadow_read(mdev, buf, count, ppos) : -EIO;
-	} else if (unlikely(READ_ONCE(mdev->mig.dma.held) &&
+	} else if (unlikely((READ_ONCE(mdev->mig.dma.held) ||
+			     READ_ONCE(mdev->mig.dma.answers)) &&
 			    vmig_doorbell_hit(mdev->profile->doorbell,
 					      VFIO_PCI_OFFSET_TO_INDEX(*ppos),
 					      *ppos & VFIO_PCI_OFFSET_MASK,

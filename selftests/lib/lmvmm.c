@@ -425,13 +425,13 @@ static bool edu_poll_pause(void *arg)
 	bool quit;
 
 	pthread_mutex_lock(&g->lock);
-	if (g->pause_req && !g->quit) {
+	if (g->pause_req && !g->quit && !g->finish_step) {
 		edu_regs_read(g->e, &g->ds.regs);
 		g->ds.mid_step = 1;
 		gwrite(g, LM_DSTATE_OFF, &g->ds, sizeof(g->ds));
 		g->parked++;
 		pthread_cond_broadcast(&g->cond);
-		while (g->pause_req && !g->quit)
+		while (g->pause_req && !g->quit && !g->finish_step)
 			pthread_cond_wait(&g->cond, &g->lock);
 		g->parked--;
 	}
@@ -1026,11 +1026,23 @@ bool lm_guest_check_buffer(struct lm_guest *g)
 		return nvme_check_data(g);
 	/*
 	 * Paused in a step: the guest finishes it first, as its vCPU would
-	 * (a transfer it started, carried over, runs meanwhile: reading the
-	 * buffer out now would be ignored by the busy engine).
+	 * (its transfer may still run: reading the buffer out now would be
+	 * ignored by the busy engine). Here, by the vCPU parked in it; after
+	 * a migration, on this thread before the vCPUs start.
 	 */
-	if (g->ds.mid_step && (edu_step(&v) || g->wl.errors))
+	if (g->ds.mid_step && g->vcpu[0].started) {
+		pthread_mutex_lock(&g->lock);
+		g->finish_step = true;
+		pthread_cond_broadcast(&g->cond);
+		while (!g->quit && (g->ds.mid_step || g->parked < g->running))
+			pthread_cond_wait(&g->cond, &g->lock);
+		g->finish_step = false;
+		pthread_mutex_unlock(&g->lock);
+		if (g->wl.errors || g->vcpu[0].err)
+			return false;
+	} else if (g->ds.mid_step && (edu_step(&v) || g->wl.errors)) {
 		return false;
+	}
 	gwrite(g, LM_SCRATCH_OFF, zero, sizeof(zero));
 	for (off = 0; off < EDU_BUF_SIZE - 1 && !ret; off += n) {
 		n = EDU_BUF_SIZE - 1 - off;

@@ -205,6 +205,8 @@ struct lm_guest {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool pause_req, quit;
+	/* a vCPU paused in its device poll is to finish that step */
+	bool finish_step;
 	int parked, running;
 	struct lm_vcpu vcpu[2];
 	char why[320];			/* the first failure, for the report */

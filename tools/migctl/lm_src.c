@@ -1048,7 +1048,15 @@ static int prepare_switchover(struct src *s)
 
 	if (!s->precopy || !s->d->ops->prepare)
 		return 0;
-	ret = s->d->ops->prepare(s->d);
+	/* a target before stream 1.3 would refuse the PROFILE_EARLY record */
+	if (s->peer.stream_minor < 3) {
+		snprintf(s->d->err, sizeof(s->d->err),
+			 "the target's migration stream is 1.%u: no early device state before 1.3",
+			 s->peer.stream_minor);
+		ret = -EPROTONOSUPPORT;
+	} else {
+		ret = s->d->ops->prepare(s->d);
+	}
 	s->early_prepare_us = lm_now_us() - t0;
 	lm_ev_begin(s->out, "prepare");
 	json_bool(s->out->js, "early", !ret);
@@ -1056,11 +1064,21 @@ static int prepare_switchover(struct src *s)
 		json_str(s->out->js, "why", s->d->err);
 	json_u64(s->out->js, "ms", s->early_prepare_us / 1000);
 	lm_ev_end(s->out);
-	if (ret == -EOPNOTSUPP || ret == -ENXIO)
-		return 0;
-	if (ret) {
+	/*
+	 * A refused prepare holds nothing and queues nothing: the stop
+	 * moves the state, as without this step. Only a device gone (or a
+	 * signal) ends the migration.
+	 */
+	if (ret == -ENODEV || ret == -EINTR) {
 		failf(s, "%s", s->d->err);
 		return ret;
+	}
+	if (ret) {
+		if (!s->out->js->enabled)
+			fprintf(s->out->text,
+				"device state moves in the stop: %s\n",
+				s->d->err);
+		return 0;
 	}
 	t0 = lm_now_us();
 	ret = round_after_engage(s);

@@ -30,6 +30,14 @@
  * rest with its accesses held (VMIG_SNAP_STAGED), which moves no buffer
  * and recomputes no factorial the device shows already.
  *
+ * A migration controller may move the slow part before the stop
+ * (VFIO_MIG_CTL_PREPARE, Documentation/migration.rst "The slow state
+ * before the stop"): edu_early_save() reads the buffer on the source with
+ * the guest running and its DMA starts held, edu_early_load() writes it
+ * and the command bits (steps 2 and 3) on the target as the record
+ * arrives; the blob of the stop then names that early state (flag
+ * EDU_STATE_EARLY) and neither side runs a transfer in the stop.
+ *
  * The buffer is reached only by DMA. Under VFIO the device translates
  * through the VMM's IOMMU domain, so no kernel DMA mapping reaches it;
  * instead the profile borrows one page of the VMM's IOVA space (named by
@@ -145,6 +153,13 @@ struct edu_priv {
 static struct edu_priv *priv(struct vmig_device *mdev)
 {
 	return vmig_profile_priv(mdev);
+}
+
+/* @shown_valid, and the trap path's cue to ask held_read. Under dma.lock. */
+static void set_shown(struct vmig_device *mdev, bool on)
+{
+	priv(mdev)->shown_valid = on;
+	WRITE_ONCE(mdev->mig.dma.answers, on);
 }
 
 static int rd(struct vmig_device *mdev, u32 off, u8 width, u64 *v)
@@ -418,7 +433,10 @@ static struct edu_state *state_of(struct vmig_profile_ctx *ctx)
 	struct edu_state *st = ctx->state;
 
 	if (!st || ctx->state_len != sizeof(*st) ||
-	    le32_to_cpu(st->version) != EDU_STATE_VERSION)
+	    le32_to_cpu(st->version) != EDU_STATE_VERSION ||
+	    le32_to_cpu(st->flags) & ~(EDU_STATE_BUF | EDU_STATE_CMD |
+				       EDU_STATE_EARLY) ||
+	    le32_to_cpu(st->cmd) & ~(EDU_CMD_TO_RAM | EDU_CMD_IRQ))
 		return NULL;
 	return st;
 }
@@ -453,24 +471,21 @@ static int write_dma_addrs(struct vmig_device *mdev, const struct dma_regs *d)
 	return ret;
 }
 
-/*
- * Save, on the source, with the device stopped: the buffer through the
- * scratch page, then the source's DMA registers and interrupt status as
- * they were before.
- */
 /* The device shows the guest's command bits again (fix_cmd). */
 static void clear_shown(struct vmig_device *mdev)
 {
 	down_write(&mdev->mig.dma.lock);
-	priv(mdev)->shown_valid = false;
+	set_shown(mdev, false);
 	up_write(&mdev->mig.dma.lock);
 }
 
 /*
  * The command bits the guest sees, into @d->cmd; the id of the early state
- * the device still holds (0: none). Under no lock: DMA is held.
+ * the device still holds (0: none), if @flags say this stream carried it.
+ * DMA is held: nothing changes them meanwhile.
  */
-static u64 guest_view(struct vmig_device *mdev, struct dma_regs *d)
+static u64 guest_view(struct vmig_device *mdev, u32 flags,
+		      struct dma_regs *d)
 {
 	struct edu_priv *e = priv(mdev);
 	u64 id;
@@ -479,11 +494,17 @@ static u64 guest_view(struct vmig_device *mdev, struct dma_regs *d)
 	if (e->shown_valid)
 		d->cmd = (d->cmd & ~(u64)(EDU_CMD_TO_RAM | EDU_CMD_IRQ)) |
 			 e->shown_cmd;
-	id = e->early_id;
+	id = flags & VMIG_SNAP_EARLY ? e->early_id : 0;
 	up_write(&mdev->mig.dma.lock);
 	return id;
 }
 
+/*
+ * Save, on the source, with the device stopped: the buffer through the
+ * scratch page, then the source's DMA registers and interrupt status as
+ * they were before; or, for a stream that carried the early state still
+ * on the device, only a reference to it.
+ */
 static int edu_save_work(void *arg)
 {
 	struct edu_work *w = arg;
@@ -507,7 +528,7 @@ static int edu_save_work(void *arg)
 		ret = rd(mdev, EDU_IRQ_STATUS, 4, &irq);
 	if (ret)
 		return ret;
-	early = guest_view(mdev, &d);
+	early = guest_view(mdev, ctx->flags, &d);
 	st->version = cpu_to_le32(EDU_STATE_VERSION);
 	st->scratch = cpu_to_le64(scratch);
 	st->cmd = cpu_to_le32(d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ));
@@ -583,6 +604,16 @@ static u64 eng_get(const u8 *eng, u32 off)
 	return le64_to_cpu(le);
 }
 
+/* The guest's device must master the bus: else its DMA goes nowhere. */
+static bool masters(struct vmig_device *mdev)
+{
+	u16 cmd;
+
+	pci_read_config_word(mdev->core.pdev, PCI_COMMAND, &cmd);
+	return (cmd & (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)) ==
+	       (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+}
+
 static int edu_early_save_work(void *arg)
 {
 	struct edu_early *x = arg;
@@ -592,7 +623,7 @@ static int edu_early_save_work(void *arg)
 	int ret, ret2;
 
 	down_write(&mdev->mig.dma.lock);
-	ret = read_dma_regs(mdev, &d);
+	ret = masters(mdev) ? read_dma_regs(mdev, &d) : -EAGAIN;
 	if (!ret && d.cmd & EDU_CMD_RUN)	/* DMA is held: cannot be */
 		ret = -EBUSY;
 	if (!ret) {
@@ -601,7 +632,7 @@ static int edu_early_save_work(void *arg)
 		eng_put(e->eng, EDU_DMA_COUNT, d.count);
 		if (!e->shown_valid)
 			e->shown_cmd = d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ);
-		e->shown_valid = true;
+		set_shown(mdev, true);
 		e->borrowed = true;
 	}
 	up_write(&mdev->mig.dma.lock);
@@ -609,6 +640,9 @@ static int edu_early_save_work(void *arg)
 		return ret;
 
 	ret = move_buffer(mdev, x->scratch, x->st, true);
+	/* a transfer that did not end must not meet the guest's */
+	if (ret)
+		wait_idle(mdev);
 
 	down_write(&mdev->mig.dma.lock);
 	d.src = eng_get(e->eng, EDU_DMA_SRC);
@@ -630,6 +664,7 @@ static int edu_early_save_work(void *arg)
 static int edu_early_save(struct vmig_device *mdev, void *blob, u32 *len)
 {
 	struct edu_early x = { .mdev = mdev, .st = blob };
+	u16 window;
 	int ret;
 
 	if (*len < sizeof(*x.st))
@@ -640,7 +675,9 @@ static int edu_early_save(struct vmig_device *mdev, void *blob, u32 *len)
 		return -ENXIO;
 	x.id = get_random_u64() | 1;
 	memset(x.st, 0, sizeof(*x.st));
+	window = vmig_decode_open(mdev);
 	ret = vmig_run_in_worker(edu_early_save_work, &x);
+	vmig_decode_close(mdev, window);
 	if (ret)
 		return ret;
 	x.st->version = cpu_to_le32(EDU_STATE_VERSION);
@@ -678,7 +715,7 @@ static int edu_early_load(struct vmig_device *mdev, const void *blob, u32 len)
 	const struct edu_state *in = blob;
 	struct edu_priv *e = priv(mdev);
 	struct edu_early x = { .mdev = mdev };
-	u64 hint;
+	u16 window;
 	int ret;
 
 	if (len != sizeof(*in) ||
@@ -687,11 +724,11 @@ static int edu_early_load(struct vmig_device *mdev, const void *blob, u32 len)
 	    in->reserved || !in->early_id || in->buf[EDU_BUF_DMA] ||
 	    le32_to_cpu(in->cmd) & ~(EDU_CMD_TO_RAM | EDU_CMD_IRQ))
 		return -EINVAL;
-	/* the page the target's VMM named, else the source's if mapped here */
-	hint = le64_to_cpu(in->scratch);
+	/*
+	 * Only a page the target's VMM named: guest RAM may still arrive
+	 * meanwhile, into any other.
+	 */
 	x.scratch = READ_ONCE(e->scratch);
-	if (!x.scratch && scratch_ok(hint) && scratch_mapped(mdev, hint))
-		x.scratch = hint;
 	if (!scratch_ok(x.scratch))
 		return -ENXIO;
 	/* move_buffer() reads the blob: a copy the worker may use */
@@ -701,7 +738,9 @@ static int edu_early_load(struct vmig_device *mdev, const void *blob, u32 len)
 	down_write(&mdev->mig.dma.lock);
 	e->loaded_id = 0;
 	up_write(&mdev->mig.dma.lock);
+	window = vmig_decode_open(mdev);
 	ret = vmig_run_in_worker(edu_early_load_work, &x);
+	vmig_decode_close(mdev, window);
 	if (!ret) {
 		down_write(&mdev->mig.dma.lock);
 		e->loaded_id = le64_to_cpu(in->early_id);
@@ -793,9 +832,10 @@ static void restore_buffer_and_cmd(struct vmig_profile_ctx *ctx, u64 scratch,
 	if (flags & EDU_STATE_CMD)
 		cmd = (cmd & EDU_CMD_RUN) | le32_to_cpu(st->cmd);
 	if (flags & EDU_STATE_EARLY) {
-		/* loaded as the early record arrived, unless reset since */
+		/* loaded as the early record arrived, unless changed since */
 		down_write(&mdev->mig.dma.lock);
-		ok = le64_to_cpu(st->early_id) == priv(mdev)->loaded_id;
+		ok = !have && st->early_id &&
+		     le64_to_cpu(st->early_id) == priv(mdev)->loaded_id;
 		up_write(&mdev->mig.dma.lock);
 		if (ok)
 			ctx->report->applied++;
@@ -944,9 +984,15 @@ static int edu_restore(struct vmig_profile_ctx *ctx)
 {
 	struct edu_state *st = state_of(ctx);
 	struct edu_work w = { .ctx = ctx };
+	int ret;
 
 	w.scratch = ctx_scratch(ctx, st ? le64_to_cpu(st->scratch) : 0);
-	return vmig_run_in_worker(edu_restore_work, &w);
+	ret = vmig_run_in_worker(edu_restore_work, &w);
+	/* an early state loaded is used up (or was not this stream's) */
+	down_write(&ctx->mdev->mig.dma.lock);
+	priv(ctx->mdev)->loaded_id = 0;
+	up_write(&ctx->mdev->mig.dma.lock);
+	return ret;
 }
 
 /*
@@ -1007,8 +1053,9 @@ static enum vmig_db_verdict edu_issue(struct vmig_device *mdev,
 		e->inflight_valid = true;
 	}
 	/* the start sets the command bits, and may change the buffer */
-	e->shown_valid = false;
+	set_shown(mdev, false);
 	e->early_id = 0;
+	e->loaded_id = 0;
 	return VMIG_DB_FORWARD;
 }
 
@@ -1029,15 +1076,19 @@ static enum vmig_db_verdict edu_doorbell(struct vmig_device *mdev,
 	if (held && e->nr_held)
 		return VMIG_DB_DROP;
 	if (e->borrowed && !is_start(w)) {
-		/* the profile's transfer has the engine: keep them aside */
+		/*
+		 * The profile's transfer has the engine: kept aside (and
+		 * logged), as the device takes them, 4 or 8 bytes.
+		 */
 		if (w->offset >= EDU_DMA_SRC &&
-		    w->offset + w->width <= EDU_DMA_CMD) {
+		    w->offset + w->width <= EDU_DMA_CMD &&
+		    (w->width == 4 || w->width == 8)) {
 			__le64 le = cpu_to_le64(w->value);
 
 			memcpy(&e->eng[w->offset - EDU_DMA_SRC], &le,
 			       w->width);
 		}
-		return VMIG_DB_DROP;
+		return VMIG_DB_HOLD;
 	}
 	if (!is_start(w))
 		return VMIG_DB_FORWARD;
@@ -1049,9 +1100,12 @@ static enum vmig_db_verdict edu_doorbell(struct vmig_device *mdev,
 }
 
 /*
- * While DMA is held with the guest running (a shadow's engage), the
- * command register of a held start reads as the device would show it had
- * the start reached it: running, so the guest's poll waits for it.
+ * While DMA is held with the guest running (a shadow's engage, a prepared
+ * switchover), the command register of a held start reads as the device
+ * would show it had the start reached it: running, so the guest's poll
+ * waits for it. After an early save, until the guest's next start, it
+ * reads with the guest's own direction and interrupt bits; during it, the
+ * address and count registers read as the guest wrote them.
  */
 static bool edu_held_read(struct vmig_device *mdev, u8 bar, u64 off,
 			  u8 width, u64 *val)
@@ -1111,7 +1165,7 @@ static void edu_reset(struct vmig_device *mdev)
 	e->nr_held = 0;
 	e->inflight_valid = false;
 	e->borrowed = false;
-	e->shown_valid = false;
+	set_shown(mdev, false);
 	e->early_id = 0;
 	e->loaded_id = 0;
 }

@@ -132,15 +132,19 @@ struct vfio_mig_ctl_commit {
  * it (a switchover acknowledgement).
  *
  * DMA stays held until the device leaves PRE_COPY: to PRE_COPY_P2P (the
- * stop) or back to RUNNING (a rollback, which issues the kept starts).
- * The profile borrows the guest page named by its debugfs "scratch"
- * command, which the VMM must keep unused on both sides; on the target,
- * no guest page may be written while a write() to the data fd runs.
+ * stop) or back to RUNNING (a rollback, which issues the kept starts); a
+ * device reset drops the kept starts with the rest of its state. edu
+ * borrows the guest page named by its debugfs "scratch" command, which
+ * the VMM keeps unused: on the source for the save, and on the target,
+ * named there too, for the load (the data fd's write() that carries the
+ * record fails with ENXIO without one).
  *
- * Errors: EINVAL the device is not in PRE_COPY; EALREADY prepared
- * already; EOPNOTSUPP the profile has no such state; ENXIO no guest page
- * named to borrow; EBUSY a shadow serves the guest; the profile's error
- * otherwise (DMA is then released, nothing queued).
+ * Errors: EINVAL the device is not in PRE_COPY, or unknown flags;
+ * EALREADY prepared already; EOPNOTSUPP the profile has no such state, or
+ * the kernel has no PRE_COPY (6.1); ENXIO no guest page named to borrow;
+ * EAGAIN the guest has the device's bus mastering off; EBUSY a shadow
+ * serves the guest; the profile's error otherwise. After any error DMA
+ * is released and nothing is queued: the stop moves the state.
  */
 struct vfio_mig_ctl_prepare {
 	__u32 argsz;

@@ -777,6 +777,17 @@ static void check_migrated(struct __test_metadata *_metadata,
 		uint64_t a = rep_u64(SVMM_REP, regs[i]);
 		uint64_t b = rep_u64(TVMM_REP, regs[i]);
 
+		/*
+		 * A vCPU paused in its poll of a transfer (lmvmm.h
+		 * mid_step): the transfer, carried over, may have ended
+		 * by the target's start; its other bits stay.
+		 */
+		if (!strcmp(regs[i], "reg_dma_cmd") && a != ~0ull &&
+		    b != ~0ull) {
+			a &= ~(uint64_t)EDU_DMA_START;
+			b &= ~(uint64_t)EDU_DMA_START;
+		}
+
 		EXPECT_NE(~0ull, a) TH_LOG("%s missing", regs[i]);
 		EXPECT_EQ(a, b) TH_LOG("%s: source %#llx, target %#llx",
 				       regs[i], (unsigned long long)a,
@@ -942,19 +953,23 @@ TEST_F_TIMEOUT(live, migrate_via_shadow, 150)
  */
 TEST_F_TIMEOUT(live, migrate_early_device_state, 150)
 {
-	char sum[4096], ev[1024], ctl[160];
+	char sum[4096], ev[1024], ctl[160], tctl[160];
 	uint64_t ack = 0, stop = 0, load = 0;
 
 	snprintf(ctl, sizeof(ctl), "/sys/kernel/debug/vfio-mig/%s/ctl",
 		 SRC_BDF);
+	snprintf(tctl, sizeof(tctl), "/sys/kernel/debug/vfio-mig/%s/ctl",
+		 DST_BDF);
 	start_source_vmm(_metadata, self, NULL);
 	ASSERT_EQ(0, vmm_sysfs_write(ctl, "scratch 0x103000"));
 	start_target_vmm(_metadata, self);
+	ASSERT_EQ(0, vmm_sysfs_write(tctl, "scratch 0x103000"));
 	start_listen(_metadata, self, NULL);
 	usleep(500000);
 	start_migrate(_metadata, self, NULL);
 	check_migrated(_metadata, self, 0, true);
 	EXPECT_EQ(0, vmm_sysfs_write(ctl, "scratch 0"));
+	EXPECT_EQ(0, vmm_sysfs_write(tctl, "scratch 0"));
 	slurp(SRC_LOG, buf, sizeof(buf));
 	ASSERT_EQ(1, events_of(buf, "prepare", "source", ev, sizeof(ev)))
 		TH_LOG("%s", buf);

@@ -1,0 +1,516 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The device's slow state before the stop (VFIO_MIG_CTL_PREPARE, the
+ * PROFILE_EARLY record): edu A's buffer, which only the device's own DMA
+ * reaches (a 100 ms tick each time), is read in PRE_COPY while the guest
+ * may run, and edu B loads it as the record arrives. The stop-copy data
+ * then only refers to it, and neither A's stop-copy nor B's load runs a
+ * transfer.
+ *
+ *  - prepare_refusals: every documented refusal, and DMA not held after
+ *    one;
+ *  - early_state_moves_before_the_stop: the record is in the pre-copy
+ *    data, B's write of it takes a tick, A's stop-copy and B's load do
+ *    not; B ends with A's registers and buffer;
+ *  - held_start_after_prepare: a start the guest writes after the prepare
+ *    reads as running and does not run on A; it migrates and runs on B,
+ *    or, when A goes back to RUNNING instead, runs on A; the registers
+ *    the profile's own transfer used read as the guest left them;
+ *  - unprepared_migration_after_a_prepared_one: the early state is the
+ *    stream's that sent it, a later one carries the buffer again;
+ *  - hostile_early_records: malformed early records are refused as they
+ *    arrive, one after the register state too, and a stop-copy blob that
+ *    names an early state B never loaded fails B's load; A is untouched.
+ *
+ * 6.1 has no PRE_COPY: those tests skip.
+ */
+#define _GNU_SOURCE
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <linux/vfio_mig_ctl.h>
+#include <linux/vfio_mig_stream.h>
+
+#include "kselftest_harness.h"
+#include "edu.h"
+#include "mig.h"
+#include "regsync.h"
+#include "testbed.h"
+
+#define RAM_IOVA	0x100000ull
+#define RAM_SIZE	(1u << 20)
+#define SCRATCH_IOVA	(RAM_IOVA + 0x3000)	/* kept unused by the test */
+#define PEEK_IOVA	(RAM_IOVA + 0x80000)
+#define REC_HDR		sizeof(struct vmig_stream_rec)
+#define TICK_MS		100			/* one edu transfer */
+
+/* edu's blob (drivers/vfio-mig/profiles/edu.h, version 3) */
+#define EDU_ST_VERSION	0
+#define EDU_ST_FLAGS	4
+#define EDU_ST_CMD	16
+#define EDU_ST_ID	24
+#define EDU_ST_BUF	32
+#define EDU_ST_LEN	(32 + EDU_BUF_SIZE)
+#define EDU_ST_F_BUF	0x1
+#define EDU_ST_F_CMD	0x2
+#define EDU_ST_F_EARLY	0x4
+
+FIXTURE(early) {
+	struct tb_devs t;
+	struct mig_side a, b;
+	struct edu ea, eb;
+	struct edu_wl wl;
+	uint64_t flags, seed;
+	int ctl, fd_a, fd_b;
+};
+
+FIXTURE_SETUP(early)
+{
+	int i;
+
+	self->ctl = self->fd_a = self->fd_b = -1;
+	ASSERT_EQ(0, tb_devices(&self->t));
+	ASSERT_EQ(2, self->t.nr_edu);
+	mig_dirty_kill(self->t.edu[0]);
+	mig_dirty_kill(self->t.edu[1]);
+	ASSERT_EQ(0, mig_side_open(&self->a, self->t.edu[0], "sparse",
+				   RAM_IOVA, RAM_SIZE));
+	ASSERT_EQ(0, mig_side_open(&self->b, self->t.edu[1], "sparse",
+				   RAM_IOVA, RAM_SIZE));
+	ASSERT_EQ(0, edu_probe(&self->ea, &self->a.d, false));
+	ASSERT_EQ(0, edu_probe(&self->eb, &self->b.d, false));
+	ASSERT_EQ(0, mig_features(&self->a.d, &self->flags));
+	self->seed = vmm_now_us() ^ getpid();
+	TH_LOG("seed %#llx", (unsigned long long)self->seed);
+	edu_wl_init(&self->wl, &self->ea, &self->a.ram, self->seed);
+	ASSERT_EQ(0, edu_wl_fill(&self->wl));
+	for (i = 0; i < 4; i++)
+		ASSERT_EQ(0, edu_wl_step(&self->wl));
+	/* the page each side's VMM keeps for its edu (no step runs now) */
+	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "scratch %#llx",
+			    (unsigned long long)SCRATCH_IOVA));
+	ASSERT_EQ(0, rs_ctl(self->t.edu[1], "scratch %#llx",
+			    (unsigned long long)SCRATCH_IOVA));
+}
+
+FIXTURE_TEARDOWN(early)
+{
+	if (self->fd_a >= 0)
+		close(self->fd_a);
+	if (self->fd_b >= 0)
+		close(self->fd_b);
+	if (self->ctl >= 0)
+		close(self->ctl);
+	rs_ctl(self->t.edu[0], "scratch 0");
+	rs_ctl(self->t.edu[1], "scratch 0");
+	mig_side_close(&self->a);
+	mig_side_close(&self->b);
+	rs_set_trap_mode(self->t.edu[0], "none");
+	rs_set_trap_mode(self->t.edu[1], "none");
+}
+
+static bool has_precopy(FIXTURE_DATA(early) *self)
+{
+	return self->flags & VFIO_MIGRATION_PRE_COPY;
+}
+
+/* A controller attached to A; 0 or -errno. */
+static int attach_a(FIXTURE_DATA(early) *self)
+{
+	struct vfio_mig_ctl_attach at = { .argsz = sizeof(at) };
+
+	self->ctl = open(VFIO_MIG_CTL_DEVICE, O_RDWR | O_CLOEXEC);
+	if (self->ctl < 0)
+		return -errno;
+	snprintf(at.bdf, sizeof(at.bdf), "%.15s", self->a.d.bdf);
+	return ioctl(self->ctl, VFIO_MIG_CTL_ATTACH, &at) ? -errno : 0;
+}
+
+static int prepare(FIXTURE_DATA(early) *self, uint32_t flags)
+{
+	struct vfio_mig_ctl_prepare p = { .argsz = sizeof(p), .flags = flags };
+
+	return ioctl(self->ctl, VFIO_MIG_CTL_PREPARE, &p) ? -errno : 0;
+}
+
+static uint64_t now_ms(void)
+{
+	return vmm_now_us() / 1000;
+}
+
+/* Offset of the first record of @type in @s (from @from), or -1. */
+static long find_rec(const uint8_t *s, size_t len, uint32_t type, size_t from)
+{
+	size_t pos = from ? from : mig_get32(s + 12);
+
+	while (pos + REC_HDR <= len) {
+		if (mig_get32(s + pos) == type)
+			return pos;
+		pos += REC_HDR + mig_get32(s + pos + 4);
+	}
+	return -1;
+}
+
+/* The blob of the PROFILE_* record at @at. */
+static uint8_t *blob_at(uint8_t *s, long at)
+{
+	return s + at + REC_HDR + sizeof(struct vmig_stream_profile);
+}
+
+/* Reseal the record at @at after its payload changed. */
+static void reseal(uint8_t *s, long at)
+{
+	mig_put32(s + at + 8, mig_crc32(s + at + REC_HDR,
+					mig_get32(s + at + 4)));
+}
+
+/*
+ * A in PRE_COPY, prepared: its pre-copy data into @pre (with the early
+ * record), then STOP_COPY's into @fin; A back to RUNNING.
+ */
+static void take_streams(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(early) *self, struct mig_buf *pre,
+			 struct mig_buf *fin, uint64_t *stop_ms)
+{
+	uint64_t t0;
+	int ret;
+
+	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "scratch %#llx",
+			    (unsigned long long)SCRATCH_IOVA));
+	ASSERT_EQ(0, attach_a(self));
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_PRE_COPY,
+				   &self->fd_a));
+	ret = prepare(self, 0);
+	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
+	ASSERT_LT(0, mig_read_precopy(self->fd_a, pre));
+	t0 = now_ms();
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
+				   NULL));
+	ASSERT_LT(0, mig_read_stop_copy(self->fd_a, fin));
+	if (stop_ms)
+		*stop_ms = now_ms() - t0;
+	close(self->fd_a);
+	self->fd_a = -1;
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+}
+
+/* B: RUNNING -> RESUMING, then @n bytes of @p; 0 or write()'s -errno. */
+static int b_resume(FIXTURE_DATA(early) *self, const void *p, size_t n)
+{
+	int ret = mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RESUMING,
+				&self->fd_b);
+
+	return ret ?: mig_write_stream(self->fd_b, p, n, n);
+}
+
+/* B back to RUNNING after a refusal: a controller that goes away. */
+static void b_recover(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(early) *self)
+{
+	struct vfio_mig_ctl_attach at = { .argsz = sizeof(at) };
+	uint32_t st;
+	int fd;
+
+	if (self->fd_b >= 0)
+		close(self->fd_b);
+	self->fd_b = -1;
+	fd = open(VFIO_MIG_CTL_DEVICE, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	snprintf(at.bdf, sizeof(at.bdf), "%.15s", self->b.d.bdf);
+	ASSERT_EQ(0, ioctl(fd, VFIO_MIG_CTL_ATTACH, &at));
+	close(fd);
+	ASSERT_EQ(0, mig_get_state(&self->b.d, &st));
+	ASSERT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+}
+
+static void check_b_has_a_state(struct __test_metadata *_metadata,
+				FIXTURE_DATA(early) *self)
+{
+	static uint8_t buf[EDU_BUF_SIZE];
+	struct edu_regs ra, rb;
+
+	edu_regs_read(&self->ea, &ra);
+	edu_regs_read(&self->eb, &rb);
+	EXPECT_EQ(ra.liveness, rb.liveness);
+	EXPECT_EQ(ra.factorial, rb.factorial);
+	EXPECT_EQ(ra.dma_src, rb.dma_src);
+	EXPECT_EQ(ra.dma_dst, rb.dma_dst);
+	EXPECT_EQ(ra.dma_count, rb.dma_count);
+	EXPECT_EQ(ra.dma_cmd, rb.dma_cmd);
+	ASSERT_EQ(0, rs_edu_read_buffer(&self->eb, PEEK_IOVA,
+					mig_host(&self->b, PEEK_IOVA), buf));
+	EXPECT_EQ(0, memcmp(buf, self->wl.buf, EDU_BUF_SIZE - 1))
+		TH_LOG("B's buffer differs from A's");
+}
+
+TEST_F_TIMEOUT(early, prepare_refusals, 60)
+{
+	uint32_t st;
+	int ret;
+
+	ASSERT_EQ(0, attach_a(self));
+	EXPECT_EQ(-EINVAL, prepare(self, 0)) TH_LOG("prepare in RUNNING");
+	if (!has_precopy(self))
+		SKIP(return, "no PRE_COPY (kernel < 6.2)");
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_PRE_COPY,
+				   &self->fd_a));
+	EXPECT_EQ(-EINVAL, prepare(self, 1)) TH_LOG("unknown flag");
+	rs_ctl(self->t.edu[0], "scratch 0");
+	EXPECT_EQ(-ENXIO, prepare(self, 0)) TH_LOG("no page named");
+	/* nothing held after a refusal: a transfer runs */
+	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x10000, 7, 300));
+	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "scratch %#llx",
+			    (unsigned long long)SCRATCH_IOVA));
+	ret = prepare(self, 0);
+	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
+	EXPECT_EQ(-EALREADY, prepare(self, 0));
+	ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_PRE_COPY, st);
+	/* back to RUNNING: DMA released, transfers run again */
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x11000, 9, 200));
+	ASSERT_EQ(0, edu_wl_to_ram(&self->wl, RAM_IOVA + 0x12000, 0, 2000));
+	EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
+}
+
+TEST_F_TIMEOUT(early, early_state_moves_before_the_stop, 90)
+{
+	struct mig_buf pre = {}, fin = {};
+	uint64_t t0, stop_ms, write_ms, load_ms;
+	long at;
+	uint8_t *bl;
+	int ret;
+
+	if (!has_precopy(self))
+		SKIP(return, "no PRE_COPY (kernel < 6.2)");
+	take_streams(_metadata, self, &pre, &fin, &stop_ms);
+	at = find_rec(pre.data, pre.len, VMIG_REC_PROFILE_EARLY, 0);
+	ASSERT_LE(0, at) TH_LOG("no PROFILE_EARLY record in pre-copy data");
+	bl = blob_at(pre.data, at);
+	EXPECT_EQ(EDU_ST_F_BUF | EDU_ST_F_CMD, mig_get32(bl + EDU_ST_FLAGS));
+	EXPECT_EQ(0, memcmp(bl + EDU_ST_BUF, self->wl.buf, EDU_BUF_SIZE - 1))
+		TH_LOG("the early buffer is not A's");
+	at = find_rec(fin.data, fin.len, VMIG_REC_PROFILE_STATE, 0);
+	ASSERT_LE(0, at);
+	EXPECT_EQ(EDU_ST_F_CMD | EDU_ST_F_EARLY,
+		  mig_get32(blob_at(fin.data, at) + EDU_ST_FLAGS));
+	EXPECT_EQ(0, memcmp(blob_at(fin.data, at) + EDU_ST_ID,
+			    bl + EDU_ST_ID, 8));
+
+	/* B: the early record is loaded by the write that carries it */
+	t0 = now_ms();
+	ret = b_resume(self, pre.data, pre.len);
+	write_ms = now_ms() - t0;
+	ASSERT_EQ(0, ret) TH_LOG("pre-copy data into B: %s", strerror(-ret));
+	ASSERT_EQ(0, mig_write_stream(self->fd_b, fin.data, fin.len, 4096));
+	t0 = now_ms();
+	ret = mig_set_state(&self->b.d, VFIO_DEVICE_STATE_STOP, NULL);
+	load_ms = now_ms() - t0;
+	ASSERT_EQ(0, ret) TH_LOG("B's load: %s", strerror(-ret));
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	TH_LOG("A stop-copy %llu ms; B: early write %llu ms, load %llu ms",
+	       (unsigned long long)stop_ms, (unsigned long long)write_ms,
+	       (unsigned long long)load_ms);
+	EXPECT_LE(TICK_MS, write_ms) TH_LOG("B's early load ran no transfer");
+	EXPECT_GT(TICK_MS * 9 / 10, stop_ms) TH_LOG("A's stop-copy ran one");
+	EXPECT_GT(TICK_MS * 9 / 10, load_ms) TH_LOG("B's load ran one");
+	check_b_has_a_state(_metadata, self);
+	mig_buf_free(&pre);
+	mig_buf_free(&fin);
+}
+
+TEST_F_TIMEOUT(early, held_start_after_prepare, 90)
+{
+	uint64_t in = RAM_IOVA + 0x20000, out = RAM_IOVA + 0x21000;
+	struct mig_buf pre = {};
+	struct edu_regs before, held;
+	uint8_t data[600];
+	int ret, i;
+
+	if (!has_precopy(self))
+		SKIP(return, "no PRE_COPY (kernel < 6.2)");
+	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "scratch %#llx",
+			    (unsigned long long)SCRATCH_IOVA));
+	ASSERT_EQ(0, attach_a(self));
+	edu_regs_read(&self->ea, &before);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_PRE_COPY,
+				   &self->fd_a));
+	ret = prepare(self, 0);
+	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
+	/* the profile's own transfer used the engine: the guest's view */
+	edu_regs_read(&self->ea, &held);
+	EXPECT_EQ(before.dma_src, held.dma_src);
+	EXPECT_EQ(before.dma_dst, held.dma_dst);
+	EXPECT_EQ(before.dma_count, held.dma_count);
+	EXPECT_EQ(before.dma_cmd, held.dma_cmd);
+	ASSERT_LT(0, mig_read_precopy(self->fd_a, &pre));
+
+	/* a start now is kept: it reads running and moves nothing */
+	edu_wl_bytes(&self->wl, data, sizeof(data));
+	memcpy(mig_host(&self->a, in), data, sizeof(data));
+	ASSERT_EQ(0, edu_dma_start(&self->ea, false, in, 40, sizeof(data),
+				   false));
+	usleep(3 * TICK_MS * 1000);
+	EXPECT_EQ(EDU_DMA_START,
+		  edu_rd(&self->ea, EDU_REG_DMA_CMD) & EDU_DMA_START);
+	for (i = 0; i < 2; i++) {
+		edu_regs_read(&self->ea, &held);
+		EXPECT_EQ(in, held.dma_src);
+	}
+	/* back to RUNNING: the start runs on A now */
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	ASSERT_EQ(0, edu_dma_wait(&self->ea, 3000));
+	memcpy(self->wl.buf + 40, data, sizeof(data));
+	ASSERT_EQ(0, edu_wl_to_ram(&self->wl, out, 40, sizeof(data)));
+	EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
+	mig_buf_free(&pre);
+}
+
+/*
+ * A later migration that does not prepare (or a saving fd that queued no
+ * early record) must carry the buffer again: the early state belongs to
+ * the stream that sent it.
+ */
+TEST_F_TIMEOUT(early, unprepared_migration_after_a_prepared_one, 90)
+{
+	struct mig_buf pre = {}, fin = {}, again = {};
+	long at;
+	int fd = -1;
+
+	if (!has_precopy(self))
+		SKIP(return, "no PRE_COPY (kernel < 6.2)");
+	take_streams(_metadata, self, &pre, &fin, NULL);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
+				   &fd));
+	ASSERT_LT(0, mig_read_stop_copy(fd, &again));
+	close(fd);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	at = find_rec(again.data, again.len, VMIG_REC_PROFILE_STATE, 0);
+	ASSERT_LE(0, at);
+	EXPECT_EQ(EDU_ST_F_BUF | EDU_ST_F_CMD,
+		  mig_get32(blob_at(again.data, at) + EDU_ST_FLAGS));
+	ASSERT_EQ(0, b_resume(self, again.data, again.len));
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	check_b_has_a_state(_metadata, self);
+	mig_buf_free(&pre);
+	mig_buf_free(&fin);
+	mig_buf_free(&again);
+}
+
+TEST_F_TIMEOUT(early, hostile_early_records, 120)
+{
+	static const char *const what[] = {
+		"another blob version", "flags with EARLY", "unknown command bits",
+		"early id 0", "blob a byte short", "last buffer byte set",
+	};
+	struct mig_buf pre = {}, fin = {};
+	struct edu_regs ra0, ra1;
+	size_t n, early_len, base;
+	uint8_t *m, *bl;
+	long at, st_at, end;
+	int ret;
+	unsigned int i;
+
+	if (!has_precopy(self))
+		SKIP(return, "no PRE_COPY (kernel < 6.2)");
+	take_streams(_metadata, self, &pre, &fin, NULL);
+	edu_regs_read(&self->ea, &ra0);
+	at = find_rec(pre.data, pre.len, VMIG_REC_PROFILE_EARLY, 0);
+	ASSERT_LE(0, at);
+	m = malloc(pre.len + fin.len + 64);
+	ASSERT_NE(NULL, m);
+
+	for (i = 0; i < sizeof(what) / sizeof(what[0]); i++) {
+		memcpy(m, pre.data, pre.len);
+		n = pre.len;
+		bl = blob_at(m, at);
+		switch (i) {
+		case 0:
+			mig_put32(bl + EDU_ST_VERSION, 2);
+			break;
+		case 1:
+			mig_put32(bl + EDU_ST_FLAGS, EDU_ST_F_BUF |
+				  EDU_ST_F_CMD | EDU_ST_F_EARLY);
+			break;
+		case 2:
+			mig_put32(bl + EDU_ST_CMD, 0x10);
+			break;
+		case 3:
+			memset(bl + EDU_ST_ID, 0, 8);
+			break;
+		case 4:	/* record and header lengths agree, one byte short */
+			mig_put32(m + at + 4, mig_get32(m + at + 4) - 1);
+			mig_put32(m + at + REC_HDR + 36,
+				  EDU_ST_LEN - 1);
+			memmove(m + at + REC_HDR + mig_get32(m + at + 4),
+				m + at + REC_HDR + mig_get32(m + at + 4) + 1,
+				pre.len - (at + REC_HDR +
+					   mig_get32(m + at + 4) + 1));
+			n--;
+			break;
+		case 5:
+			bl[EDU_ST_BUF + EDU_BUF_SIZE - 1] = 1;
+			break;
+		}
+		reseal(m, at);
+		ret = b_resume(self, m, n);
+		EXPECT_EQ(-EINVAL, ret) TH_LOG("%s: %s", what[i],
+					       strerror(-ret));
+		b_recover(_metadata, self);
+	}
+
+	/*
+	 * The pre-copy data without its early record (@base bytes), then
+	 * the stop-copy data with that record moved after the register
+	 * state.
+	 */
+	early_len = REC_HDR + mig_get32(pre.data + at + 4);
+	memcpy(m, pre.data, at);
+	memcpy(m + at, pre.data + at + early_len, pre.len - at - early_len);
+	base = pre.len - early_len;
+	st_at = find_rec(fin.data, fin.len, VMIG_REC_REG_STATE, 0);
+	end = find_rec(fin.data, fin.len, VMIG_REC_END, 0);
+	ASSERT_LE(0, st_at);
+	ASSERT_LT(st_at, end);
+	memcpy(m + base, fin.data, end);
+	memcpy(m + base + end, pre.data + at, early_len);
+	memcpy(m + base + end + early_len, fin.data + end, fin.len - end);
+	ret = b_resume(self, m, pre.len + fin.len);
+	EXPECT_EQ(-EINVAL, ret) TH_LOG("early after the state: %s",
+				       strerror(-ret));
+	b_recover(_metadata, self);
+
+	/* without it: the stop-copy blob names an early state B lacks */
+	memcpy(m + base, fin.data, fin.len);
+	ret = b_resume(self, m, base + fin.len);
+	ASSERT_EQ(0, ret) TH_LOG("%s", strerror(-ret));
+	EXPECT_NE(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_STOP, NULL))
+		TH_LOG("B loaded a state whose buffer it never had");
+	b_recover(_metadata, self);
+
+	/* A untouched; the unmutated streams still move A to B */
+	edu_regs_read(&self->ea, &ra1);
+	EXPECT_EQ(0, memcmp(&ra0, &ra1, sizeof(ra0)));
+	ASSERT_EQ(0, b_resume(self, pre.data, pre.len));
+	ASSERT_EQ(0, mig_write_stream(self->fd_b, fin.data, fin.len, 4096));
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	check_b_has_a_state(_metadata, self);
+	free(m);
+	mig_buf_free(&pre);
+	mig_buf_free(&fin);
+}
+
+TEST_HARNESS_MAIN
