@@ -129,7 +129,7 @@ struct vfio_mig_ctl_commit {
  * as it arrives; the stop-copy data then refers to it, and neither side
  * runs that operation in the stop. The controller reads the data fd until
  * ENOMSG, sends it, and stops the guest only once the target has written
- * it (a switchover acknowledgement).
+ * it (a switchover acknowledgment).
  *
  * DMA stays held until the device leaves PRE_COPY: to PRE_COPY_P2P (the
  * stop) or back to RUNNING (a rollback, which issues the kept starts); a
