@@ -666,6 +666,11 @@ static int device_running(struct vmig_device *mdev, bool engage,
 		*why = "the migration prepared its switchover without the shadow";
 		return -EBUSY;
 	}
+	/* the registers a capture reads are not yet all the guest's own */
+	if (engage && READ_ONCE(mdev->mig.dma.answers)) {
+		*why = "command bits of a prepared switchover shown: retry after a DMA";
+		return -EBUSY;
+	}
 	return 0;
 }
 

@@ -988,9 +988,14 @@ static int edu_restore(struct vmig_profile_ctx *ctx)
 
 	w.scratch = ctx_scratch(ctx, st ? le64_to_cpu(st->scratch) : 0);
 	ret = vmig_run_in_worker(edu_restore_work, &w);
-	/* an early state loaded is used up (or was not this stream's) */
+	/*
+	 * An early state loaded is used up (or was not this stream's); the
+	 * device's own command bits are the restored ones now.
+	 */
 	down_write(&ctx->mdev->mig.dma.lock);
 	priv(ctx->mdev)->loaded_id = 0;
+	priv(ctx->mdev)->early_id = 0;
+	set_shown(ctx->mdev, false);
 	up_write(&ctx->mdev->mig.dma.lock);
 	return ret;
 }
