@@ -740,6 +740,7 @@ TEST_F_TIMEOUT(sh, engage_leaves_other_devices_alone, 60)
 	struct lm_shadow s = {};
 	pthread_t th, thn;
 	const char *other;
+	int attempt;
 
 	ASSERT_LE(2, self->t.nr_edu);
 	other = self->t.edu[1];
@@ -747,31 +748,51 @@ TEST_F_TIMEOUT(sh, engage_leaves_other_devices_alone, 60)
 	boot(_metadata, self);
 	usleep(RUN_US / 2);
 
-	ASSERT_EQ(0, pthread_create(&th, NULL, engage_thread, &e));
-	while (!e.started)
-		usleep(100);
-	/* a request about A that waits for A's engage (its dev_set lock) */
-	usleep(20000);
-	ASSERT_EQ(0, pthread_create(&thn, NULL, engage_thread, &n));
-	/* shadow-get of the other device, again and again, while A engages */
-	while (!e.done) {
-		t = vmm_now_us();
-		ASSERT_EQ(0, lm_shadow_get(&self->nl, other, &s))
-			TH_LOG("%s", self->nl.err);
-		t = vmm_now_us() - t;
-		max_us = t > max_us ? t : max_us;
-		if (!e.done)
-			during++;
+	/*
+	 * A loaded TCG guest may keep this thread off its vCPU for the
+	 * whole engage (seen once: no request overlapped it): then the
+	 * measurement did not happen, and the engage is undone and tried
+	 * again, up to three times.
+	 */
+	for (attempt = 0; attempt < 3; attempt++) {
+		memset(&e, 0, sizeof(e));
+		memset(&n, 0, sizeof(n));
+		e.bdf = n.bdf = self->bdf;
+		n.needs = true;
+		max_us = during = 0;
+		ASSERT_EQ(0, pthread_create(&th, NULL, engage_thread, &e));
+		while (!e.started)
+			usleep(100);
+		/* a request about A that waits for A's engage (dev_set lock) */
+		usleep(20000);
+		ASSERT_EQ(0, pthread_create(&thn, NULL, engage_thread, &n));
+		/* shadow-get of the other device, again and again, meanwhile */
+		while (!e.done) {
+			t = vmm_now_us();
+			ASSERT_EQ(0, lm_shadow_get(&self->nl, other, &s))
+				TH_LOG("%s", self->nl.err);
+			t = vmm_now_us() - t;
+			max_us = t > max_us ? t : max_us;
+			if (!e.done)
+				during++;
+		}
+		pthread_join(th, NULL);
+		pthread_join(thn, NULL);
+		ASSERT_EQ(0, e.ret) TH_LOG("engage: %s", e.err);
+		ASSERT_EQ(0, n.ret) TH_LOG("dev-needs: %s", n.err);
+		TH_LOG("dev-needs of %s answered in %llu us", self->bdf,
+		       (unsigned long long)(n.t1 - n.t0));
+		TH_LOG("engage %llu us; %llu requests about %s answered meanwhile, the longest in %llu us",
+		       (unsigned long long)(e.t1 - e.t0),
+		       (unsigned long long)during, other,
+		       (unsigned long long)max_us);
+		if (during >= 3 || attempt == 2)
+			break;
+		ASSERT_EQ(0, lm_shadow_cmd(&self->nl,
+					   VFIO_MIG_CMD_SHADOW_DETACH,
+					   self->bdf)) TH_LOG("%s", self->nl.err);
+		TH_LOG("the requests did not overlap the engage: again");
 	}
-	pthread_join(th, NULL);
-	pthread_join(thn, NULL);
-	ASSERT_EQ(0, e.ret) TH_LOG("engage: %s", e.err);
-	ASSERT_EQ(0, n.ret) TH_LOG("dev-needs: %s", n.err);
-	TH_LOG("dev-needs of %s answered in %llu us", self->bdf,
-	       (unsigned long long)(n.t1 - n.t0));
-	TH_LOG("engage %llu us; %llu requests about %s answered meanwhile, the longest in %llu us",
-	       (unsigned long long)(e.t1 - e.t0), (unsigned long long)during,
-	       other, (unsigned long long)max_us);
 	/* the engage waits for edu DMA (a 100 ms timer tick each way) */
 	EXPECT_LT(2 * max_us, e.t1 - e.t0);
 	EXPECT_LE(3, during);
