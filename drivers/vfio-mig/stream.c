@@ -432,7 +432,7 @@ static int check_rec(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 		return reject(rx, mdev, -EINVAL, "unknown record type");
 	if (len > max_len(mdev, type))
 		return reject(rx, mdev, -EINVAL, "record too long for its type");
-	/* pre-copy records: REG_LOG and PROFILE_EARLY, any number */
+	/* pre-copy records: REG_LOG (any number) and PROFILE_EARLY (take_early) */
 	if (type != VMIG_REC_REG_LOG && type != VMIG_REC_PROFILE_EARLY &&
 	    rx->seen & SEEN(type))
 		return reject(rx, mdev, -EINVAL, "record repeated");

@@ -86,10 +86,14 @@ static int wait_clear(struct edu *e, uint32_t reg, uint32_t bit,
 
 int edu_factorial(struct edu *e, uint32_t n, uint32_t *result, int timeout_ms)
 {
+	bool (*hook)(void *arg) = e->poll_hook;
 	int ret;
 
+	/* microseconds: a pause waits for it (the device's quiesce does) */
+	e->poll_hook = NULL;
 	edu_wr(e, EDU_REG_FACTORIAL, n);
 	ret = wait_clear(e, EDU_REG_STATUS, EDU_STATUS_COMPUTING, timeout_ms);
+	e->poll_hook = hook;
 	if (ret)
 		return ret;
 	*result = edu_rd(e, EDU_REG_FACTORIAL);

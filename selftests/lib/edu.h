@@ -51,7 +51,7 @@ struct edu {
 	struct vmm_dev *dev;
 	bool mmio;		/* use the mmapped BAR instead of the fd */
 	/*
-	 * Called at each poll of a wait (DMA, factorial) when set: true
+	 * Called at each poll of a DMA wait when set: true
 	 * ends the wait with -ECANCELED. A VMM parks a vCPU there when it
 	 * pauses the guest, as a real vCPU stops in the middle of its poll.
 	 */

@@ -1034,7 +1034,9 @@ bool lm_guest_check_buffer(struct lm_guest *g)
 		pthread_mutex_lock(&g->lock);
 		g->finish_step = true;
 		pthread_cond_broadcast(&g->cond);
-		while (!g->quit && (g->ds.mid_step || g->parked < g->running))
+		/* (a vCPU that failed stops: its error is the report) */
+		while (!g->quit && !g->vcpu[0].err &&
+		       (g->ds.mid_step || g->parked < g->running))
 			pthread_cond_wait(&g->cond, &g->lock);
 		g->finish_step = false;
 		pthread_mutex_unlock(&g->lock);

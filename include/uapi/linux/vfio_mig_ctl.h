@@ -143,8 +143,9 @@ struct vfio_mig_ctl_commit {
  * EALREADY prepared already; EOPNOTSUPP the profile has no such state, or
  * the kernel has no PRE_COPY (6.1); ENXIO no guest page named to borrow;
  * EAGAIN the guest has the device's bus mastering off; EBUSY a shadow
- * serves the guest; the profile's error otherwise. After any error DMA
- * is released and nothing is queued: the stop moves the state.
+ * serves the guest; the profile's error otherwise. After any error but
+ * EALREADY, DMA is as before the call and nothing was queued: the stop
+ * moves the state.
  */
 struct vfio_mig_ctl_prepare {
 	__u32 argsz;
