@@ -109,7 +109,12 @@ live_migrate() {
 echo "host A: a VMM (the test VMM) runs a guest on edu $EDU: DMAs both ways,"
 echo "        register activity, a vCPU writing RAM pages; its state lives in its RAM"
 echo "host B: a VMM holds edu $EDU2 with empty RAM, vCPUs idle"
+echo "Each VMM keeps a guest page for its edu, named as a VMM would: migctl then"
+echo "moves edu's buffer (reachable only by the device's slow DMA) before the stop"
+run sh -c "echo 'scratch 0x103000' > /sys/kernel/debug/vfio-mig/$EDU/ctl; echo 'scratch 0x103000' > /sys/kernel/debug/vfio-mig/$EDU2/ctl"
 live_migrate "$EDU" "$EDU2" edu
+echo "scratch 0" > "/sys/kernel/debug/vfio-mig/$EDU/ctl"
+echo "scratch 0" > "/sys/kernel/debug/vfio-mig/$EDU2/ctl"
 run migctl dev show "$EDU2"
 
 title "Through the shadow adapter: a guest on edu $EDU2 moves to edu $EDU"
