@@ -487,6 +487,7 @@ void vmig_mig_rollback(struct vmig_device *mdev)
 int vmig_mig_prepare(struct vmig_device *mdev)
 {
 	const struct vmig_profile_dev_ops *ops = mdev->profile->ops;
+	struct vmig_shadow_dev *sd = &mdev->shadow;
 	struct vmig_mig *m = &mdev->mig;
 	u32 len = vmig_profile_state_size(mdev->profile);
 	void *blob;
@@ -499,25 +500,56 @@ int vmig_mig_prepare(struct vmig_device *mdev)
 	if (!blob)
 		return -ENOMEM;
 	state_lock(mdev);
-	if (m->state != VMIG_STATE_PRE_COPY || !m->saving)
+	if (m->state != VMIG_STATE_PRE_COPY || !m->saving) {
 		ret = -EINVAL;
-	else if (m->prepared)
+		goto out;
+	}
+	if (m->prepared) {
 		ret = -EALREADY;
-	else if (vmig_shadow_engaged(mdev))
+		goto out;
+	}
+	if (vmig_shadow_engaged(mdev)) {
 		ret = -EBUSY;
-	else
+		goto out;
+	}
+	/*
+	 * No config write of the VMM's (bus mastering, decoding, an FLR)
+	 * lands between the profile's checks and the end of its save, as
+	 * during a shadow's engage; and what the profile needs is there
+	 * before the guest's DMA waits for it.
+	 */
+	down_write(&sd->move_lock);
+	ret = ops->early_ready ? ops->early_ready(mdev, false) : 0;
+	if (!ret)
 		ret = vmig_dma_hold(mdev);
 	if (ret)
-		goto out;
+		goto out_move;
+	/*
+	 * A trapped read of the engine that began before the hold may not
+	 * have seen it: let it end before the profile's own transfer.
+	 */
+	percpu_down_write(&sd->sem);
+	percpu_up_write(&sd->sem);
 	ret = ops->early_save(mdev, blob, &len);
 	if (!ret)
 		ret = vmig_migf_queue_early(m->saving, blob, len);
-	if (ret) {
+	if (!ret) {
+		m->prepared = true;
+	} else if (ret == -ETIMEDOUT) {
+		/*
+		 * The device may still run the profile's transfer: a kept
+		 * start would meet it and be lost. DMA stays held as if
+		 * prepared; leaving PRE_COPY ends the hold (the stop carries
+		 * the kept starts, a return to RUNNING issues them).
+		 */
+		pci_warn(mdev->core.pdev,
+			 "early device state not saved: the device is busy; DMA stays held until the device leaves PRE_COPY\n");
+	} else {
 		/* the guest's kept starts go now, as on the way back */
 		vmig_dma_release(mdev, true);
-		goto out;
 	}
-	m->prepared = true;
+out_move:
+	up_write(&sd->move_lock);
 out:
 	state_unlock(mdev);
 	kvfree(blob);

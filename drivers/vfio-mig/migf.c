@@ -514,7 +514,10 @@ int vmig_migf_load(struct vmig_migf *migf)
 	if (res.shadow && !vmig_shadow_engage_stream(mdev, res.snap, res.held,
 						     res.held_len))
 		goto out;
-	ret = __vmig_snapshot_replay(mdev, res.snap, rep, VMIG_SNAP_COMPLETE);
+	/* early state a profile loaded counts for this stream only */
+	ret = __vmig_snapshot_replay(mdev, res.snap, rep,
+				     VMIG_SNAP_COMPLETE |
+				     (res.early ? VMIG_SNAP_EARLY : 0));
 	if (!ret && rep->nr_errors)
 		ret = -EIO;
 	if (ret && rep->nr_errors)

@@ -155,12 +155,24 @@ enum vmig_db_verdict {
  * @restore: bring the target to the snapshot's state in the profile's own
  *	order; when NULL, the engine replays the register file and log tail in
  *	(@order, seq) order. Same context as @save.
+ * @early_ready: optional, with @early_save: can early state move now?
+ *	Source (@load false): asked by VFIO_MIG_CTL_PREPARE before DMA is
+ *	held, so that a refusal costs the guest nothing; under
+ *	mig.state_mutex and shadow.move_lock held for write (no config
+ *	write of the VMM's until @early_save returns). Target (@load true):
+ *	would @early_load succeed now, for the migration controller's
+ *	handshake (netlink dev-get); no lock, must not sleep. 0, or -ENXIO
+ *	(something the VMM must name is missing), -EAGAIN (the guest's
+ *	device state forbids it now: edu's bus mastering off).
  * @early_save: optional: source, PRE_COPY, DMA held (VFIO_MIG_CTL_PREPARE),
  *	the guest running: the state that only a slow device operation
  *	reaches, as a blob into @blob (room for @state_size; its length in
  *	*@len) that @save's blob can then refer to instead of carrying it.
  *	Under mig.state_mutex; the profile keeps the guest's view of the
- *	device unchanged (its doorbell and held_read ops).
+ *	device unchanged (its doorbell and held_read ops). -ETIMEDOUT: the
+ *	device may still be busy with the profile's own operation, and the
+ *	core keeps DMA held until the device leaves PRE_COPY; any other
+ *	error releases it.
  * @early_load: target, RESUMING: check a blob @early_save wrote (-EINVAL:
  *	not one it could write) and load it onto the device, so that
  *	@restore finds it there. Under the resuming fd's lock, inside the
@@ -202,6 +214,7 @@ struct vmig_profile_dev_ops {
 	void (*unquiesce)(struct vmig_device *mdev, bool issue);
 	int (*save)(struct vmig_profile_ctx *ctx);
 	int (*restore)(struct vmig_profile_ctx *ctx);
+	int (*early_ready)(struct vmig_device *mdev, bool load);
 	int (*early_save)(struct vmig_device *mdev, void *blob, u32 *len);
 	int (*early_load)(struct vmig_device *mdev, const void *blob, u32 len);
 	u32 (*state_size)(const struct vmig_profile *p);

@@ -73,7 +73,10 @@ struct vmig_reg_value {
 /*
  * Save for a stream that carried this device's early state (a
  * PROFILE_EARLY record, VFIO_MIG_CTL_PREPARE): the profile may refer to
- * it instead of saving that part again, if it is still exact.
+ * it instead of saving that part again, if it is still exact. Restore of
+ * a stream whose PROFILE_EARLY records the profile loaded: only then may
+ * a blob refer to early state (an earlier stream's, dropped before its
+ * restore, does not count).
  */
 #define VMIG_SNAP_EARLY		0x20
 

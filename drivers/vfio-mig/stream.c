@@ -822,6 +822,7 @@ int vmig_stream_rx_finish(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	res->held = rx->held;
 	res->held_len = rx->held_len;
 	res->shadow = rx->shadow;
+	res->early = rx->nr_early;
 	rx->held = NULL;
 	return 0;
 }

@@ -35,6 +35,7 @@ struct vmig_stream_result {
 	void *held;
 	u32 held_len;
 	bool shadow;	/* a SHADOW record: the source's shadow's state */
+	bool early;	/* PROFILE_EARLY records were loaded */
 };
 
 struct vmig_stream_rx *vmig_stream_rx_alloc(void);

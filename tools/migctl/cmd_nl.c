@@ -93,12 +93,15 @@ static int show_dev(struct nl_msg *msg, void *arg)
 	struct nlattr *tb[VFIO_MIG_A_DEV_MAX + 1];
 	struct nlattr *c[VFIO_MIG_A_COUNTERS_MAX + 1] = {};
 	struct json_out *js = arg;
+	bool early_load;
 	unsigned int i;
 	char bdf[32];
 
 	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_DEV_MAX, NULL) ||
 	    !tb[VFIO_MIG_A_DEV_BDF])
 		return NL_SKIP;
+	early_load = tb[VFIO_MIG_A_DEV_EARLY_LOAD] &&
+		     nla_get_u8(tb[VFIO_MIG_A_DEV_EARLY_LOAD]);
 	snprintf(bdf, sizeof(bdf), "%s", nla_get_string(tb[VFIO_MIG_A_DEV_BDF]));
 	if (tb[VFIO_MIG_A_DEV_COUNTERS])
 		nla_parse_nested(c, VFIO_MIG_A_COUNTERS_MAX,
@@ -131,6 +134,7 @@ static int show_dev(struct nl_msg *msg, void *arg)
 		json_str(js, "mig_state", mig_state_name(tb));
 		json_u64(js, "dirty_page_size",
 			 get_u64(tb, VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE));
+		json_bool(js, "early_load", early_load);
 		json_begin_object(js, "counters");
 		for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
 			const struct counter *k = &counters[i];
@@ -155,12 +159,13 @@ static int show_dev(struct nl_msg *msg, void *arg)
 		printf(" iommu_group %u",
 		       nla_get_u32(tb[VFIO_MIG_A_DEV_IOMMU_GROUP]));
 	printf("\n  profile %s trap %s open %s mig_state %s dirty_page_size %"
-	       PRIu64 "\n",
+	       PRIu64 " early_load %s\n",
 	       nla_get_string(tb[VFIO_MIG_A_DEV_PROFILE]),
 	       trap_name(nla_get_u32(tb[VFIO_MIG_A_DEV_TRAP_MODE])),
 	       nla_get_u8(tb[VFIO_MIG_A_DEV_OPEN]) ? "yes" : "no",
 	       mig_state_name(tb),
-	       get_u64(tb, VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE));
+	       get_u64(tb, VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE),
+	       early_load ? "yes" : "no");
 	printf("  trapped reads %" PRIu64 " writes %" PRIu64
 	       "  log entries %" PRIu64 " overflows %" PRIu64
 	       " next_seq %" PRIu64 "%s\n",

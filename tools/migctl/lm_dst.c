@@ -224,6 +224,18 @@ static int handshake(struct dst *t)
 		ret = t->d->ops->set_state(t->d, LM_ST_RESUMING);
 	if (ret)
 		return refuse(t, "target_dev", "-", "-", t->d->err);
+	/*
+	 * Whether the device loads early state now, after the VMM's
+	 * prepare (it may name its page then); a source before 1.2 would
+	 * refuse the byte.
+	 */
+	t->me.early_load = false;
+	if (t->hello.src.proto_minor >= 2) {
+		struct mig_ident now;
+
+		if (!t->d->ops->ident(t->d, tdev, &now, &open))
+			t->me.early_load = now.early_load;
+	}
 	ret = wire_send(&t->c, WIRE_ACCEPT, p, wire_enc_accept(p, &t->me));
 	if (ret) {
 		failf(t, "sending ACCEPT: %s", t->c.err);

@@ -111,6 +111,9 @@ static int take_dev(struct nl_msg *msg, void *arg)
 		snprintf(id->profile, sizeof(id->profile), "%s",
 			 nla_get_string(tb[VFIO_MIG_A_DEV_PROFILE]));
 	*a->open = tb[VFIO_MIG_A_DEV_OPEN] && nla_get_u8(tb[VFIO_MIG_A_DEV_OPEN]);
+	/* absent from an older module: it loads no early state we know of */
+	id->early_load = tb[VFIO_MIG_A_DEV_EARLY_LOAD] &&
+			 nla_get_u8(tb[VFIO_MIG_A_DEV_EARLY_LOAD]);
 	return NL_OK;
 }
 

@@ -745,6 +745,7 @@ static int handshake(struct src *s)
 	}
 	s->attached = true;
 	h.src = s->me;
+	h.src.early_load = false;	/* a target's word, not ours */
 	snprintf(h.target_bdf, sizeof(h.target_bdf), "%s", s->o->target_dev);
 	h.timeout_ms = s->o->timeout_ms;
 	h.vmm_timeout_ms = s->o->vmm_timeout_ms;
@@ -1048,11 +1049,23 @@ static int prepare_switchover(struct src *s)
 
 	if (!s->precopy || !s->d->ops->prepare)
 		return 0;
-	/* a target before stream 1.3 would refuse the PROFILE_EARLY record */
+	/*
+	 * The target would refuse a PROFILE_EARLY record, and the whole
+	 * migration with it: its stream is before 1.3, or its device cannot
+	 * load one now (no page named to borrow; a module or migctl that
+	 * does not say).
+	 */
 	if (s->peer.stream_minor < 3) {
 		snprintf(s->d->err, sizeof(s->d->err),
 			 "the target's migration stream is 1.%u: no early device state before 1.3",
 			 s->peer.stream_minor);
+		ret = -EPROTONOSUPPORT;
+	} else if (!s->peer.early_load) {
+		snprintf(s->d->err, sizeof(s->d->err),
+			 "the target's device cannot load early device state now (%s)",
+			 s->peer.proto_minor < 2 ?
+			 "its migctl does not say whether it can" :
+			 "no page named to borrow there, or its vfio_mig does not say");
 		ret = -EPROTONOSUPPORT;
 	} else {
 		ret = s->d->ops->prepare(s->d);

@@ -320,6 +320,7 @@ static void enc_ident(uint8_t *p, const struct mig_ident *id)
 	p[32] = id->revision;
 	p[33] = id->trap_mode;
 	p[34] = id->precopy;
+	p[35] = id->early_load;
 	for (i = 0; i < 6; i++) {
 		wire_put64(p + 36 + 8 * i, id->bar_size[i]);
 		wire_put32(p + 84 + 4 * i, id->bar_flags[i]);
@@ -346,9 +347,10 @@ static int dec_ident(const uint8_t *p, struct mig_ident *id)
 	id->class_code = wire_get32(p + 28);
 	id->revision = p[32];
 	id->trap_mode = p[33];
-	if (p[34] > 1 || p[35])
+	if (p[34] > 1 || p[35] > 1)
 		return -EPROTO;
 	id->precopy = p[34];
+	id->early_load = p[35];
 	for (i = 0; i < 6; i++) {
 		id->bar_size[i] = wire_get64(p + 36 + 8 * i);
 		id->bar_flags[i] = wire_get32(p + 84 + 4 * i);

@@ -26,7 +26,11 @@
 
 #define WIRE_MAGIC	0x57474d56u	/* "VMGW" in memory order */
 #define WIRE_MAJOR	1
-#define WIRE_MINOR	1	/* 1.1: HELLO may carry the profile's needs */
+/*
+ * 1.1: HELLO may carry the profile's needs; 1.2: ACCEPT says whether the
+ * target's device loads early device state (struct mig_ident.early_load).
+ */
+#define WIRE_MINOR	2
 #define WIRE_HDR_LEN	32
 #define WIRE_PORT	4797
 
@@ -132,6 +136,12 @@ struct mig_ident {
 	uint16_t stream_major, stream_minor;
 	uint32_t page_size;
 	bool precopy;			/* the kernel has PRE_COPY */
+	/*
+	 * ACCEPT, to a source of 1.2 or later: the target's device loads
+	 * early device state now (netlink dev attribute early-load). Never
+	 * set in HELLO (a target before 1.2 refuses the byte).
+	 */
+	bool early_load;
 	char kernel[WIRE_KERNEL];	/* uname release */
 	char version[WIRE_STR];		/* migctl version */
 };

@@ -614,6 +614,40 @@ static bool masters(struct vmig_device *mdev)
 	       (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
 }
 
+/* The engine's address registers back to the guest's values. */
+static int give_back(struct vmig_device *mdev)
+{
+	struct edu_priv *e = priv(mdev);
+	struct dma_regs d = {};
+
+	lockdep_assert_held_write(&mdev->mig.dma.lock);
+	if (!e->borrowed)
+		return 0;
+	d.src = eng_get(e->eng, EDU_DMA_SRC);
+	d.dst = eng_get(e->eng, EDU_DMA_DST);
+	d.count = eng_get(e->eng, EDU_DMA_COUNT);
+	e->borrowed = false;
+	return write_dma_addrs(mdev, &d);
+}
+
+/*
+ * Can early state move now? A page the VMM named to borrow (on both
+ * sides); on the source, a device that masters the bus, else its DMA
+ * goes nowhere (the caller keeps the command register as it is until
+ * the save ends).
+ */
+static int edu_early_ready(struct vmig_device *mdev, bool load)
+{
+	u16 cmd;
+
+	if (!scratch_ok(READ_ONCE(priv(mdev)->scratch)))
+		return -ENXIO;
+	if (load)
+		return 0;
+	pci_read_config_word(mdev->core.pdev, PCI_COMMAND, &cmd);
+	return cmd & PCI_COMMAND_MASTER ? 0 : -EAGAIN;
+}
+
 static int edu_early_save_work(void *arg)
 {
 	struct edu_early *x = arg;
@@ -640,16 +674,18 @@ static int edu_early_save_work(void *arg)
 		return ret;
 
 	ret = move_buffer(mdev, x->scratch, x->st, true);
-	/* a transfer that did not end must not meet the guest's */
-	if (ret)
-		wait_idle(mdev);
+	/*
+	 * A transfer that did not end must not meet the guest's: the
+	 * engine ignores what is written to it meanwhile. Its registers
+	 * stay borrowed until the hold ends (edu_unquiesce()).
+	 */
+	if (ret && wait_idle(mdev)) {
+		vmig_dirty_mark(mdev, x->scratch, PAGE_SIZE);
+		return -ETIMEDOUT;
+	}
 
 	down_write(&mdev->mig.dma.lock);
-	d.src = eng_get(e->eng, EDU_DMA_SRC);
-	d.dst = eng_get(e->eng, EDU_DMA_DST);
-	d.count = eng_get(e->eng, EDU_DMA_COUNT);
-	ret2 = write_dma_addrs(mdev, &d);
-	e->borrowed = false;
+	ret2 = give_back(mdev);
 	ret = ret ?: ret2;
 	if (!ret) {
 		x->st->cmd = cpu_to_le32(e->shown_cmd);
@@ -834,7 +870,7 @@ static void restore_buffer_and_cmd(struct vmig_profile_ctx *ctx, u64 scratch,
 	if (flags & EDU_STATE_EARLY) {
 		/* loaded as the early record arrived, unless changed since */
 		down_write(&mdev->mig.dma.lock);
-		ok = !have && st->early_id &&
+		ok = !have && st->early_id && ctx->flags & VMIG_SNAP_EARLY &&
 		     le64_to_cpu(st->early_id) == priv(mdev)->loaded_id;
 		up_write(&mdev->mig.dma.lock);
 		if (ok)
@@ -1149,6 +1185,11 @@ static void edu_unquiesce(struct vmig_device *mdev, bool issue)
 	int ret;
 
 	lockdep_assert_held_write(&mdev->mig.dma.lock);
+	/* an early save that timed out left the guest's addresses aside */
+	ret = give_back(mdev);
+	if (ret)
+		pci_warn(mdev->core.pdev,
+			 "DMA address registers not given back: %d\n", ret);
 	for (i = 0; issue && i < e->nr_held; i++) {
 		w = &e->held[i];
 		if (edu_issue(mdev, w) != VMIG_DB_FORWARD)
@@ -1282,6 +1323,7 @@ static const struct vmig_profile_dev_ops edu_ops = {
 	.unquiesce = edu_unquiesce,
 	.save = edu_save,
 	.restore = edu_restore,
+	.early_ready = edu_early_ready,
 	.early_save = edu_early_save,
 	.early_load = edu_early_load,
 	.state_size = edu_state_size,

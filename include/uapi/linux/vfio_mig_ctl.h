@@ -139,13 +139,19 @@ struct vfio_mig_ctl_commit {
  * named there too, for the load (the data fd's write() that carries the
  * record fails with ENXIO without one).
  *
+ * The VMM's config space writes and VFIO_DEVICE_RESET wait while the
+ * call runs.
+ *
  * Errors: EINVAL the device is not in PRE_COPY, or unknown flags;
  * EALREADY prepared already; EOPNOTSUPP the profile has no such state, or
  * the kernel has no PRE_COPY (6.1); ENXIO no guest page named to borrow;
- * EAGAIN the guest has the device's bus mastering off; EBUSY a shadow
- * serves the guest; the profile's error otherwise. After any error but
- * EALREADY, DMA is as before the call and nothing was queued: the stop
- * moves the state.
+ * EAGAIN the guest has the device's bus mastering off (these, before
+ * anything is held); EBUSY a shadow serves the guest; ETIMEDOUT the
+ * device did not end the profile's own operation: DMA stays held until
+ * the device leaves PRE_COPY, as if prepared, so that no kept start
+ * meets it; the profile's error otherwise. After any error but EALREADY
+ * and ETIMEDOUT, DMA is as before the call; after any error nothing was
+ * queued: the stop moves the state.
  */
 struct vfio_mig_ctl_prepare {
 	__u32 argsz;

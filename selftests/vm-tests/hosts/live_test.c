@@ -993,6 +993,37 @@ TEST_F_TIMEOUT(live, migrate_early_device_state, 150)
 	       PRIu64 " ms, target load %" PRIu64 " ms", ack, stop, load);
 }
 
+/*
+ * The source's VMM named its page, the target's did not: the target would
+ * refuse the early record, and the migration with it. Its ACCEPT says it
+ * cannot load early state, and the source moves the state in the stop.
+ */
+TEST_F_TIMEOUT(live, migrate_target_without_page_moves_state_in_the_stop, 150)
+{
+	char sum[4096], ev[1024], ctl[160];
+
+	snprintf(ctl, sizeof(ctl), "/sys/kernel/debug/vfio-mig/%s/ctl",
+		 SRC_BDF);
+	start_source_vmm(_metadata, self, NULL);
+	ASSERT_EQ(0, vmm_sysfs_write(ctl, "scratch 0x103000"));
+	start_target_vmm(_metadata, self);
+	start_listen(_metadata, self, NULL);
+	usleep(500000);
+	start_migrate(_metadata, self, NULL);
+	check_migrated(_metadata, self, 0, true);
+	EXPECT_EQ(0, vmm_sysfs_write(ctl, "scratch 0"));
+	slurp(SRC_LOG, buf, sizeof(buf));
+	ASSERT_EQ(1, events_of(buf, "summary", "source", sum, sizeof(sum)));
+	if (strstr(sum, "\"precopy\":false"))
+		SKIP(return, "no PRE_COPY (kernel < 6.2): nothing to prepare");
+	ASSERT_EQ(1, events_of(buf, "prepare", "source", ev, sizeof(ev)))
+		TH_LOG("%s", buf);
+	EXPECT_NE(NULL, strstr(ev, "\"early\":false")) TH_LOG("%s", ev);
+	EXPECT_NE(NULL, strstr(ev, "the target's device cannot load early device state now"))
+		TH_LOG("%s", ev);
+	EXPECT_NE(NULL, strstr(sum, "\"early\":false")) TH_LOG("%s", sum);
+}
+
 /* ---- failures before the commit point ---- */
 
 enum inject { KILL_TARGET, LINK_DOWN, SIGINT_SOURCE, KILL_SOURCE };

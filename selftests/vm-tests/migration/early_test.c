@@ -7,8 +7,11 @@
  * then only refers to it, and neither A's stop-copy nor B's load runs a
  * transfer.
  *
- *  - prepare_refusals: every documented refusal, and DMA not held after
- *    one;
+ *  - prepare_refusals: every documented refusal, DMA not held after one,
+ *    and a refusal that does not wait for the guest's transfer in flight;
+ *  - config_write_waits_for_the_early_save: the guest turning bus
+ *    mastering off amid the early read waits until the read is done, and
+ *    the early buffer is still A's;
  *  - early_state_moves_before_the_stop: the record is in the pre-copy
  *    data, B's write of it takes a tick, A's stop-copy and B's load do
  *    not; B ends with A's registers and buffer;
@@ -20,7 +23,9 @@
  *    stream's that sent it, a later one carries the buffer again;
  *  - hostile_early_records: malformed early records are refused as they
  *    arrive, one after the register state too, and a stop-copy blob that
- *    names an early state B never loaded fails B's load; A is untouched.
+ *    names an early state B never loaded fails B's load, also when an
+ *    earlier stream, dropped before its restore, loaded it; A is
+ *    untouched.
  *
  * 6.1 has no PRE_COPY: those tests skip.
  */
@@ -28,6 +33,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,6 +53,7 @@
 #define PEEK_IOVA	(RAM_IOVA + 0x80000)
 #define REC_HDR		sizeof(struct vmig_stream_rec)
 #define TICK_MS		100			/* one edu transfer */
+#define PCI_CMD_MASTER	0x4
 
 /* edu's blob (drivers/vfio-mig/profiles/edu.h, version 3) */
 #define EDU_ST_VERSION	0
@@ -250,6 +257,7 @@ static void check_b_has_a_state(struct __test_metadata *_metadata,
 
 TEST_F_TIMEOUT(early, prepare_refusals, 60)
 {
+	uint64_t t0, dt;
 	uint32_t st;
 	int ret;
 
@@ -261,11 +269,29 @@ TEST_F_TIMEOUT(early, prepare_refusals, 60)
 				   &self->fd_a));
 	EXPECT_EQ(-EINVAL, prepare(self, 1)) TH_LOG("unknown flag");
 	rs_ctl(self->t.edu[0], "scratch 0");
-	EXPECT_EQ(-ENXIO, prepare(self, 0)) TH_LOG("no page named");
+	/*
+	 * A refusal costs the guest nothing: it is given before DMA is
+	 * held, without waiting for the transfer in flight (one tick).
+	 */
+	ASSERT_EQ(0, edu_dma_start(&self->ea, true, RAM_IOVA + 0x30000, 0, 64,
+				   false));
+	t0 = now_ms();
+	ret = prepare(self, 0);
+	dt = now_ms() - t0;
+	EXPECT_EQ(-ENXIO, ret) TH_LOG("no page named: %s", strerror(-ret));
+	EXPECT_GT(TICK_MS / 2, dt)
+		TH_LOG("the refused prepare waited %llu ms for the guest's transfer",
+		       (unsigned long long)dt);
+	ASSERT_EQ(0, edu_dma_wait(&self->ea, 3000));
 	/* nothing held after a refusal: a transfer runs */
 	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x10000, 7, 300));
 	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "scratch %#llx",
 			    (unsigned long long)SCRATCH_IOVA));
+	/* no bus mastering, no DMA: refused, and nothing held either */
+	ASSERT_EQ(0, vmm_command_update(&self->a.d, 0, PCI_CMD_MASTER));
+	EXPECT_EQ(-EAGAIN, prepare(self, 0)) TH_LOG("bus mastering off");
+	ASSERT_EQ(0, vmm_command_update(&self->a.d, PCI_CMD_MASTER, 0));
+	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x10100, 5, 100));
 	ret = prepare(self, 0);
 	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
 	EXPECT_EQ(-EALREADY, prepare(self, 0));
@@ -324,6 +350,71 @@ TEST_F_TIMEOUT(early, early_state_moves_before_the_stop, 90)
 	check_b_has_a_state(_metadata, self);
 	mig_buf_free(&pre);
 	mig_buf_free(&fin);
+}
+
+struct cmd_writer {
+	struct vmm_dev *d;
+	uint64_t start_ms, done_ms;
+	int ret;
+};
+
+/* The guest turns bus mastering off 30 ms into the prepare. */
+static void *master_off(void *arg)
+{
+	struct cmd_writer *w = arg;
+
+	usleep(30 * 1000);
+	w->start_ms = now_ms();
+	w->ret = vmm_command_update(w->d, 0, PCI_CMD_MASTER);
+	w->done_ms = now_ms();
+	return NULL;
+}
+
+TEST_F_TIMEOUT(early, config_write_waits_for_the_early_save, 90)
+{
+	struct cmd_writer w = { .d = &self->a.d };
+	struct mig_buf pre = {};
+	uint64_t t0, t1;
+	pthread_t th;
+	uint8_t *bl;
+	long at;
+	int ret;
+
+	if (!has_precopy(self))
+		SKIP(return, "no PRE_COPY (kernel < 6.2)");
+	ASSERT_EQ(0, attach_a(self));
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_PRE_COPY,
+				   &self->fd_a));
+	ASSERT_EQ(0, pthread_create(&th, NULL, master_off, &w));
+	t0 = now_ms();
+	ret = prepare(self, 0);
+	t1 = now_ms();
+	pthread_join(th, NULL);
+	ASSERT_EQ(0, w.ret);
+	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
+	TH_LOG("prepare %llu ms; the config write began after %llu ms and ended after %llu ms",
+	       (unsigned long long)(t1 - t0),
+	       (unsigned long long)(w.start_ms - t0),
+	       (unsigned long long)(w.done_ms - t0));
+	/* the early read takes a tick: the write came amid it and waited */
+	ASSERT_LE(TICK_MS, t1 - t0);
+	EXPECT_GT(t1 - t0, w.start_ms - t0) TH_LOG("the write did not come amid the prepare");
+	EXPECT_LE(TICK_MS * 9 / 10, w.done_ms - t0)
+		TH_LOG("the config write did not wait for the early read");
+	ASSERT_LT(0, mig_read_precopy(self->fd_a, &pre));
+	at = find_rec(pre.data, pre.len, VMIG_REC_PROFILE_EARLY, 0);
+	ASSERT_LE(0, at) TH_LOG("no PROFILE_EARLY record in pre-copy data");
+	bl = blob_at(pre.data, at);
+	EXPECT_EQ(0, memcmp(bl + EDU_ST_BUF, self->wl.buf, EDU_BUF_SIZE - 1))
+		TH_LOG("the early buffer is not A's");
+	ASSERT_EQ(0, vmm_command_update(&self->a.d, PCI_CMD_MASTER, 0));
+	close(self->fd_a);
+	self->fd_a = -1;
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	ASSERT_EQ(0, edu_wl_to_ram(&self->wl, RAM_IOVA + 0x12000, 0, 1000));
+	EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
+	mig_buf_free(&pre);
 }
 
 TEST_F_TIMEOUT(early, held_start_after_prepare, 90)
@@ -491,6 +582,12 @@ TEST_F_TIMEOUT(early, hostile_early_records, 120)
 				       strerror(-ret));
 	b_recover(_metadata, self);
 
+	/*
+	 * A stream that loaded the early state and was dropped before its
+	 * restore lends it to no later stream.
+	 */
+	ASSERT_EQ(0, b_resume(self, pre.data, pre.len));
+	b_recover(_metadata, self);
 	/* without it: the stop-copy blob names an early state B lacks */
 	memcpy(m + base, fin.data, fin.len);
 	ret = b_resume(self, m, base + fin.len);

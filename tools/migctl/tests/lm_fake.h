@@ -99,6 +99,7 @@ struct fake {
 	int engages, releases;
 	int engage_nphases, engage_clears;	/* phases, dirty clears before */
 	uint32_t engage_state, release_state;	/* the device's, then */
+	int prepares;			/* f_prepare() calls */
 };
 
 static inline struct fake *F(struct lm_dev *d)
@@ -411,13 +412,20 @@ static inline int f_shadow(struct lm_dev *d, const char *bdf, uint8_t cmd,
 	return ret;
 }
 
+/* VFIO_MIG_CTL_PREPARE: counted; the early record is in the stream already */
+static inline int f_prepare(struct lm_dev *d)
+{
+	F(d)->prepares++;
+	return 0;
+}
+
 static const struct lm_dev_ops __attribute__((unused)) fake_ops = {
 	.ident = f_ident, .attach = f_attach, .set_state = f_set_state,
 	.get_state = f_get_state, .stream_read = f_stream_read,
 	.stream_write = f_stream_write, .pages = f_pages, .commit = f_commit,
 	.phase = f_phase, .dirty = f_dirty, .detach = f_detach,
 	.release = f_release, .compat = f_compat, .needs = f_needs,
-	.shadow = f_shadow,
+	.shadow = f_shadow, .prepare = f_prepare,
 };
 
 struct side {

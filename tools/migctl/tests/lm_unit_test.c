@@ -674,6 +674,61 @@ TEST(wire_hello_needs)
 	EXPECT_EQ(WIRE_HELLO_LEN, wire_enc_hello(p, &h));
 }
 
+/* 1.2: ACCEPT's early-load byte; only 0 and 1 are valid, HELLO never sets it */
+TEST(wire_ident_early_load)
+{
+	uint8_t p[WIRE_HELLO_MAX_LEN];
+	struct wire_hello h = {}, h2;
+	struct mig_ident id = {}, id2;
+	size_t n;
+
+	snprintf(id.bdf, sizeof(id.bdf), "0000:00:05.0");
+	id.early_load = true;
+	n = wire_enc_accept(p, &id);
+	ASSERT_EQ(0, wire_dec_accept(p, n, &id2));
+	EXPECT_TRUE(id2.early_load);
+	id.early_load = false;
+	n = wire_enc_accept(p, &id);
+	ASSERT_EQ(0, wire_dec_accept(p, n, &id2));
+	EXPECT_FALSE(id2.early_load);
+	p[35] = 2;
+	EXPECT_EQ(-EPROTO, wire_dec_accept(p, n, &id2));
+	snprintf(h.src.bdf, sizeof(h.src.bdf), "0000:00:03.0");
+	n = wire_enc_hello(p, &h);
+	ASSERT_EQ(0, wire_dec_hello(p, n, &h2));
+	EXPECT_FALSE(h2.src.early_load);
+}
+
+/*
+ * The switchover's prepare step runs only when the target says its device
+ * loads early state (ACCEPT 1.2): a target that cannot would refuse the
+ * record and fail the migration. The source's own early-load never
+ * reaches the wire.
+ */
+TEST(migrate_prepares_only_for_a_target_that_loads_early_state)
+{
+	static struct side s, t;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		side_init(&s, "0000:00:03.0", false);
+		side_init(&t, "0000:00:05.0", true);
+		s.f.id.early_load = true;
+		t.f.id.early_load = i;
+		s.o.downtime_ms = 1;
+		migrate(&s, &t);
+		EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+		EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+		EXPECT_EQ(i, s.f.prepares);
+		EXPECT_TRUE(has(&s, i ? "\"event\":\"prepare\",\"role\":\"source\",\"early\":true" :
+				   "\"early\":false,\"why\":\"the target's device cannot load early device state now"))
+			TH_LOG("%s", s.log);
+		EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+		side_free(&s);
+		side_free(&t);
+	}
+}
+
 /*
  * The source's kernel says what its guest uses (dev-needs); HELLO carries
  * it; the target's kernel judges it with what the target's PF says and
