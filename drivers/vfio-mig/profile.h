@@ -300,6 +300,9 @@ struct vmig_profile_dma_ops {
  * The data half:
  * @name: short name ("edu"), at most VMIG_PROFILE_NAME_MAX - 1 chars
  * @version: profile (and device state blob) version
+ * @min_version: the oldest blob version @ops->restore takes, from a source
+ *	with an older module (0: @version only); what it takes of one is
+ *	the profile's to say
  * @ids: devices the profile is for; NULL: any device (generic)
  * @regs: registers (and register arrays) the profile knows, @nr_regs
  * @nr_regs: count
@@ -321,6 +324,7 @@ struct vmig_profile_dma_ops {
 struct vmig_profile {
 	const char *name;
 	u32 version;
+	u32 min_version;
 	const struct pci_device_id *ids;
 	const struct vmig_reg_desc *regs;
 	unsigned int nr_regs;
@@ -376,6 +380,15 @@ int vmig_profile_compat(const struct vmig_profile *p,
 			struct vmig_replay_report *rep);
 /* Largest device state blob of @p (0: none). */
 u32 vmig_profile_state_size(const struct vmig_profile *p);
+
+/* May a stream carry device state blobs of version @v to profile @p? */
+static inline bool vmig_profile_takes_version(const struct vmig_profile *p,
+					      u32 v)
+{
+	return v == p->version ||
+	       (p->min_version && v >= p->min_version && v < p->version);
+}
+
 /* Register slots of @p, arrays counted element by element. */
 unsigned int vmig_profile_nr_slots(const struct vmig_profile *p);
 /* Does @p see every DMA start the device is told of (its doorbell op)? */

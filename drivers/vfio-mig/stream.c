@@ -261,6 +261,8 @@ struct vmig_chunk *vmig_stream_profile_record(const struct vmig_profile *p,
  * @held_len: its length
  * @shadow: a SHADOW record was received
  * @nr_early: PROFILE_EARLY records received (each one a device load)
+ * @profile_version: the header's profile version (one the profile takes);
+ *	every profile record is of it
  */
 struct vmig_stream_rx {
 	u8 hdr[HDR_MAX];
@@ -286,6 +288,7 @@ struct vmig_stream_rx {
 	u32 held_len;
 	bool shadow;
 	u32 nr_early;
+	u32 profile_version;
 };
 
 struct vmig_stream_rx *vmig_stream_rx_alloc(void)
@@ -358,12 +361,14 @@ static int check_header(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 	ret = vmig_check_compat(mdev, &id, profile, rep);
 	if (ret)
 		ret = reject(rx, mdev, -ENXIO, rep->msg);
-	else if (le32_to_cpu(h->profile_version) != mdev->profile->version)
+	else if (!vmig_profile_takes_version(mdev->profile,
+					     le32_to_cpu(h->profile_version)))
 		ret = reject(rx, mdev, -EPROTONOSUPPORT,
 			     "profile state version differs");
 	kfree(rep);
 	if (ret)
 		return ret;
+	rx->profile_version = le32_to_cpu(h->profile_version);
 	rx->hdr_done = true;
 	rx->have = 0;
 	return 0;
@@ -536,7 +541,8 @@ static int check_profile(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	if (memcmp(name, ps->name, sizeof(name)))
 		return reject(rx, mdev, -EINVAL,
 			      "profile state record of another profile");
-	if (le32_to_cpu(ps->version) != prof->version)
+	if (!vmig_profile_takes_version(prof, le32_to_cpu(ps->version)) ||
+	    le32_to_cpu(ps->version) != rx->profile_version)
 		return reject(rx, mdev, -EPROTONOSUPPORT,
 			      "profile state record of another profile version");
 	if (ps->reserved[0] || ps->reserved[1])

@@ -1016,14 +1016,49 @@ static int edu_restore_work(void *arg)
 	return 0;
 }
 
+/*
+ * A version 2 blob, as a version 3 one: the buffer (flag BUF, the only
+ * one it had) and the page the source borrowed; the command bits are the
+ * captured register's. NULL: not one, or no memory (then the restore
+ * finds no blob it knows and says so).
+ */
+static struct edu_state *from_v2(const struct vmig_profile_ctx *ctx)
+{
+	const struct edu_state_v2 *o = ctx->state;
+	struct edu_state *st;
+
+	if (!o || ctx->state_len != sizeof(*o) ||
+	    le32_to_cpu(o->version) != EDU_STATE_VERSION_V2 ||
+	    le32_to_cpu(o->flags) & ~EDU_STATE_BUF)
+		return NULL;
+	st = kzalloc(sizeof(*st), GFP_KERNEL);
+	if (!st)
+		return NULL;
+	st->version = cpu_to_le32(EDU_STATE_VERSION);
+	st->flags = o->flags;
+	st->scratch = o->scratch;
+	memcpy(st->buf, o->buf, sizeof(st->buf));
+	return st;
+}
+
 static int edu_restore(struct vmig_profile_ctx *ctx)
 {
-	struct edu_state *st = state_of(ctx);
+	struct edu_state *st, *v3 = from_v2(ctx);
 	struct edu_work w = { .ctx = ctx };
+	void *state = ctx->state;
+	u32 state_len = ctx->state_len;
 	int ret;
 
+	if (v3) {
+		ctx->state = v3;
+		ctx->state_len = sizeof(*v3);
+	}
+	st = state_of(ctx);
 	w.scratch = ctx_scratch(ctx, st ? le64_to_cpu(st->scratch) : 0);
 	ret = vmig_run_in_worker(edu_restore_work, &w);
+	ctx->state = state;
+	ctx->state_len = state_len;
+	kfree(v3);
 	/*
 	 * An early state loaded is used up (or was not this stream's); the
 	 * device's own command bits are the restored ones now.
@@ -1343,6 +1378,7 @@ static const struct vmig_profile_dma_ops edu_dma_ops = {
 const struct vmig_profile vmig_profile_edu = {
 	.name = "edu",
 	.version = EDU_STATE_VERSION,
+	.min_version = EDU_STATE_VERSION_V2,
 	.ids = edu_ids,
 	.regs = edu_regs,
 	.nr_regs = ARRAY_SIZE(edu_regs),

@@ -73,6 +73,18 @@ struct edu_state {
 	u8 buf[EDU_BUF_SIZE];
 };
 
+/*
+ * Version 2, from a source with a module before early state: restored
+ * as version 3 without @cmd and @early_id (edu_restore()).
+ */
+#define EDU_STATE_VERSION_V2	2
+struct edu_state_v2 {
+	__le32 version;
+	__le32 flags;
+	__le64 scratch;
+	u8 buf[EDU_BUF_SIZE];
+};
+
 /* n! as the device computes it: modulo 2^32. */
 static inline u32 edu_fact32(u32 n)
 {

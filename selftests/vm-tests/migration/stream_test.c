@@ -235,7 +235,7 @@ static int rollback_by_controller(FIXTURE_DATA(stream) *self)
 
 	if (fd < 0)
 		return -errno;
-	snprintf(a.bdf, sizeof(a.bdf), "%s", self->b.d.bdf);
+	snprintf(a.bdf, sizeof(a.bdf), "%.15s", self->b.d.bdf);
 	if (ioctl(fd, VFIO_MIG_CTL_ATTACH, &a))
 		ret = -errno;
 	close(fd);
@@ -967,6 +967,71 @@ TEST_F_TIMEOUT(stream, profile_record_refused, 180)
 	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
 				   NULL));
 	check_b_has_a_state(_metadata, self);
+}
+
+/*
+ * A source with a module before early device state writes edu's blob
+ * version 2: {version, flags (BUF), scratch, buffer}, with version 2 in
+ * the stream header and the record. B takes it (the profile's
+ * min_version) and ends with A's state; version 1, never a blob's that
+ * B knows, is still refused.
+ */
+TEST_F_TIMEOUT(stream, older_profile_version_taken, 120)
+{
+	const size_t v3_len = 32 + EDU_BUF_SIZE, v2_len = 16 + EDU_BUF_SIZE;
+	const size_t ver_off = offsetof(struct vmig_stream_hdr,
+					profile_version);
+	struct vmig_stream_profile *h;
+	const uint8_t *payload, *b3;
+	uint8_t *m, *p, *b2;
+	uint32_t plen, st;
+	size_t len;
+	int idx, err, ret;
+
+	ASSERT_EQ(NULL, parse(self->s.data, self->s.len, &self->l));
+	idx = profile_rec(self);
+	ASSERT_LE(0, idx) TH_LOG("A's stream has no PROFILE_STATE record");
+	payload = rec_at(self, idx, &len) + REC_HDR;
+	plen = len - REC_HDR;
+	ASSERT_EQ(sizeof(*h) + v3_len, plen) TH_LOG("not edu's version 3 blob");
+	b3 = payload + sizeof(*h);
+	ASSERT_EQ(3u, mig_get32(b3));
+	ASSERT_TRUE(mig_get32(b3 + 4) & 1) TH_LOG("the blob has no buffer");
+	p = calloc(1, plen);
+	m = malloc(self->s.len + 64);
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, m);
+	memcpy(p, payload, sizeof(*h));
+	h = (void *)p;
+	h->version = htole32(2);
+	h->len = htole32(v2_len);
+	b2 = p + sizeof(*h);
+	mig_put32(b2, 2);
+	mig_put32(b2 + 4, 1);			/* BUF */
+	memcpy(b2 + 8, b3 + 8, 8);		/* scratch */
+	memcpy(b2 + 16, b3 + 32, EDU_BUF_SIZE);
+	len = with_payload(self, m, idx, p, sizeof(*h) + v2_len);
+	mig_put32(m + ver_off, 2);
+	fix_hdr_crc(m, self->l.hdr_len);
+	ret = resume(self, m, len, &err);
+	ASSERT_EQ(ACCEPTED, ret) TH_LOG("a version 2 stream: %s",
+					strerror(err));
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	check_b_has_a_state(_metadata, self);
+
+	/* version 1 in the header: refused before any state */
+	memcpy(m, self->s.data, self->s.len);
+	mig_put32(m + ver_off, 1);
+	fix_hdr_crc(m, self->l.hdr_len);
+	ret = resume(self, m, self->s.len, &err);
+	EXPECT_EQ(AT_WRITE, ret);
+	EXPECT_EQ(EPROTONOSUPPORT, err);
+	ASSERT_EQ(0, rollback_by_controller(self));
+	ASSERT_EQ(0, mig_get_state(&self->b.d, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+	free(p);
+	free(m);
 }
 
 /* A's stream with a SHADOW record of @n bytes of @sw at record @at. */
