@@ -906,6 +906,35 @@ static uint64_t via_shadow_summary(struct __test_metadata *_metadata,
 	return v;
 }
 
+/* Debugfs ctl file of edu @bdf, into @ctl (160 bytes). */
+static const char *edu_ctl(char *ctl, const char *bdf)
+{
+	snprintf(ctl, 160, "/sys/kernel/debug/vfio-mig/%s/ctl", bdf);
+	return ctl;
+}
+
+/*
+ * Both VMMs and listen started, each VMM's page for its edu named as a
+ * VMM would name it (0x103000, vmm_host's LM_SCRATCH_OFF) where asked.
+ */
+static void start_with_pages(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(live) *self, bool src_page,
+			     bool dst_page)
+{
+	char ctl[160];
+
+	start_source_vmm(_metadata, self, NULL);
+	if (src_page)
+		ASSERT_EQ(0, vmm_sysfs_write(edu_ctl(ctl, SRC_BDF),
+					     "scratch 0x103000"));
+	start_target_vmm(_metadata, self);
+	if (dst_page)
+		ASSERT_EQ(0, vmm_sysfs_write(edu_ctl(ctl, DST_BDF),
+					     "scratch 0x103000"));
+	start_listen(_metadata, self, NULL);
+	usleep(500000);
+}
+
 /*
  * Through the shadow adapter: the source's edu is read through the page
  * vmm_host keeps for it (lmvmm.h), named as a VMM would name it.
@@ -917,13 +946,8 @@ TEST_F_TIMEOUT(live, migrate_via_shadow, 150)
 	struct genl nl;
 	uint64_t v = 0;
 
-	snprintf(ctl, sizeof(ctl), "/sys/kernel/debug/vfio-mig/%s/ctl",
-		 SRC_BDF);
-	start_source_vmm(_metadata, self, NULL);
-	ASSERT_EQ(0, vmm_sysfs_write(ctl, "scratch 0x103000"));
-	start_target_vmm(_metadata, self);
-	start_listen(_metadata, self, NULL);
-	usleep(500000);
+	edu_ctl(ctl, SRC_BDF);
+	start_with_pages(_metadata, self, true, false);
 	start_migrate(_metadata, self,
 		      (const char *const[]){ "--via-shadow", NULL });
 	check_migrated(_metadata, self, 0, true);
@@ -956,16 +980,9 @@ TEST_F_TIMEOUT(live, migrate_early_device_state, 150)
 	char sum[4096], ev[1024], ctl[160], tctl[160];
 	uint64_t ack = 0, stop = 0, load = 0;
 
-	snprintf(ctl, sizeof(ctl), "/sys/kernel/debug/vfio-mig/%s/ctl",
-		 SRC_BDF);
-	snprintf(tctl, sizeof(tctl), "/sys/kernel/debug/vfio-mig/%s/ctl",
-		 DST_BDF);
-	start_source_vmm(_metadata, self, NULL);
-	ASSERT_EQ(0, vmm_sysfs_write(ctl, "scratch 0x103000"));
-	start_target_vmm(_metadata, self);
-	ASSERT_EQ(0, vmm_sysfs_write(tctl, "scratch 0x103000"));
-	start_listen(_metadata, self, NULL);
-	usleep(500000);
+	edu_ctl(ctl, SRC_BDF);
+	edu_ctl(tctl, DST_BDF);
+	start_with_pages(_metadata, self, true, true);
 	start_migrate(_metadata, self, NULL);
 	check_migrated(_metadata, self, 0, true);
 	EXPECT_EQ(0, vmm_sysfs_write(ctl, "scratch 0"));
@@ -1002,13 +1019,8 @@ TEST_F_TIMEOUT(live, migrate_target_without_page_moves_state_in_the_stop, 150)
 {
 	char sum[4096], ev[1024], ctl[160];
 
-	snprintf(ctl, sizeof(ctl), "/sys/kernel/debug/vfio-mig/%s/ctl",
-		 SRC_BDF);
-	start_source_vmm(_metadata, self, NULL);
-	ASSERT_EQ(0, vmm_sysfs_write(ctl, "scratch 0x103000"));
-	start_target_vmm(_metadata, self);
-	start_listen(_metadata, self, NULL);
-	usleep(500000);
+	edu_ctl(ctl, SRC_BDF);
+	start_with_pages(_metadata, self, true, false);
 	start_migrate(_metadata, self, NULL);
 	check_migrated(_metadata, self, 0, true);
 	EXPECT_EQ(0, vmm_sysfs_write(ctl, "scratch 0"));

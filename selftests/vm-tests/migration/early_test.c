@@ -19,6 +19,8 @@
  *    reads as running and does not run on A; it migrates and runs on B,
  *    or, when A goes back to RUNNING instead, runs on A; the registers
  *    the profile's own transfer used read as the guest left them;
+ *  - held_start_after_prepare_runs_on_b: that start travels in the
+ *    stop-copy data with the early state and runs on B;
  *  - unprepared_migration_after_a_prepared_one: the early state is the
  *    stream's that sent it, a later one carries the buffer again;
  *  - hostile_early_records: malformed early records are refused as they
@@ -137,6 +139,15 @@ static int attach_a(FIXTURE_DATA(early) *self)
 	return ioctl(self->ctl, VFIO_MIG_CTL_ATTACH, &at) ? -errno : 0;
 }
 
+/* A with a controller attached, in PRE_COPY: its saving fd in fd_a. */
+static void a_to_precopy(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(early) *self)
+{
+	ASSERT_EQ(0, attach_a(self));
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_PRE_COPY,
+				   &self->fd_a));
+}
+
 static int prepare(FIXTURE_DATA(early) *self, uint32_t flags)
 {
 	struct vfio_mig_ctl_prepare p = { .argsz = sizeof(p), .flags = flags };
@@ -188,9 +199,7 @@ static void take_streams(struct __test_metadata *_metadata,
 
 	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "scratch %#llx",
 			    (unsigned long long)SCRATCH_IOVA));
-	ASSERT_EQ(0, attach_a(self));
-	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_PRE_COPY,
-				   &self->fd_a));
+	a_to_precopy(_metadata, self);
 	ret = prepare(self, 0);
 	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
 	ASSERT_LT(0, mig_read_precopy(self->fd_a, pre));
@@ -382,9 +391,7 @@ TEST_F_TIMEOUT(early, config_write_waits_for_the_early_save, 90)
 
 	if (!has_precopy(self))
 		SKIP(return, "no PRE_COPY (kernel < 6.2)");
-	ASSERT_EQ(0, attach_a(self));
-	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_PRE_COPY,
-				   &self->fd_a));
+	a_to_precopy(_metadata, self);
 	ASSERT_EQ(0, pthread_create(&th, NULL, master_off, &w));
 	t0 = now_ms();
 	ret = prepare(self, 0);
@@ -463,6 +470,61 @@ TEST_F_TIMEOUT(early, held_start_after_prepare, 90)
 	ASSERT_EQ(0, edu_wl_to_ram(&self->wl, out, 40, sizeof(data)));
 	EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
 	mig_buf_free(&pre);
+}
+
+/*
+ * A start the guest writes after the prepare is kept on A and carried in
+ * the stop-copy data (HELD_WRITES) with the early state: B, loaded from
+ * both, runs it once it runs, from the RAM the migration brought.
+ */
+TEST_F_TIMEOUT(early, held_start_after_prepare_runs_on_b, 90)
+{
+	uint64_t in = RAM_IOVA + 0x20000;
+	static uint8_t want[EDU_BUF_SIZE], got[EDU_BUF_SIZE];
+	struct mig_buf pre = {}, fin = {};
+	uint8_t data[600];
+	int ret;
+
+	if (!has_precopy(self))
+		SKIP(return, "no PRE_COPY (kernel < 6.2)");
+	a_to_precopy(_metadata, self);
+	ret = prepare(self, 0);
+	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
+	ASSERT_LT(0, mig_read_precopy(self->fd_a, &pre));
+	edu_wl_bytes(&self->wl, data, sizeof(data));
+	memcpy(mig_host(&self->a, in), data, sizeof(data));
+	ASSERT_EQ(0, edu_dma_start(&self->ea, false, in, 40, sizeof(data),
+				   false));
+	/* the guest pauses in its poll: A stops with the start kept */
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
+				   NULL));
+	ASSERT_LT(0, mig_read_stop_copy(self->fd_a, &fin));
+	close(self->fd_a);
+	self->fd_a = -1;
+	ASSERT_LE(0, find_rec(fin.data, fin.len, VMIG_REC_HELD_WRITES, 0))
+		TH_LOG("the kept start is not in the stop-copy data");
+	/* A rolls back (it runs the start too; B must on its own) */
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+
+	/* B: the RAM as the migration brings it, then both streams */
+	memcpy(mig_host(&self->b, in), data, sizeof(data));
+	ASSERT_EQ(0, b_resume(self, pre.data, pre.len));
+	ASSERT_EQ(0, mig_write_stream(self->fd_b, fin.data, fin.len, 4096));
+	ret = mig_set_state(&self->b.d, VFIO_DEVICE_STATE_STOP, NULL);
+	ASSERT_EQ(0, ret) TH_LOG("B's load: %s", strerror(-ret));
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	/* the guest's poll on B sees its transfer end */
+	ASSERT_EQ(0, edu_dma_wait(&self->eb, 3000));
+	memcpy(want, self->wl.buf, sizeof(want));
+	memcpy(want + 40, data, sizeof(data));
+	ASSERT_EQ(0, rs_edu_read_buffer(&self->eb, PEEK_IOVA,
+					mig_host(&self->b, PEEK_IOVA), got));
+	EXPECT_EQ(0, memcmp(got, want, EDU_BUF_SIZE - 1))
+		TH_LOG("B's buffer is not A's with the kept transfer run");
+	mig_buf_free(&pre);
+	mig_buf_free(&fin);
 }
 
 /*
