@@ -167,6 +167,7 @@ static ssize_t ctl_write(struct file *f, const char __user *ubuf, size_t len,
 		mutex_lock(vmig_dev_set_lock(mdev));
 		p = mdev->profile;
 		ret = p->ops && p->ops->ctl ? p->ops->ctl(mdev, cmd) : -EINVAL;
+		vmig_profile_early_update(mdev);
 		mutex_unlock(vmig_dev_set_lock(mdev));
 	}
 	mutex_unlock(&mdev->dbg.lock);

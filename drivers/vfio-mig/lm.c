@@ -520,10 +520,13 @@ int vmig_mig_prepare(struct vmig_device *mdev)
 	 */
 	down_write(&sd->move_lock);
 	ret = ops->early_ready ? ops->early_ready(mdev, false) : 0;
-	if (!ret)
-		ret = vmig_dma_hold(mdev);
 	if (ret)
 		goto out_move;
+	/* the guest's transfer in flight did not end: DMA is released */
+	if (vmig_dma_hold(mdev)) {
+		ret = -EBUSY;
+		goto out_move;
+	}
 	/*
 	 * A trapped read of the engine that began before the hold may not
 	 * have seen it: let it end before the profile's own transfer.
@@ -539,9 +542,12 @@ int vmig_mig_prepare(struct vmig_device *mdev)
 		/*
 		 * The device may still run the profile's transfer: a kept
 		 * start would meet it and be lost. DMA stays held as if
-		 * prepared; leaving PRE_COPY ends the hold (the stop carries
-		 * the kept starts, a return to RUNNING issues them).
+		 * prepared (a second prepare gets EALREADY, a shadow is not
+		 * engaged over it); leaving PRE_COPY ends the hold (the stop
+		 * carries the kept starts, a return to RUNNING issues them
+		 * once the engine reads idle).
 		 */
+		m->prepared = true;
 		pci_warn(mdev->core.pdev,
 			 "early device state not saved: the device is busy; DMA stays held until the device leaves PRE_COPY\n");
 	} else {

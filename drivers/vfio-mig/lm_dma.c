@@ -282,6 +282,18 @@ ssize_t vmig_doorbell_read(struct vmig_device *mdev, char __user *buf,
 	if (p->dma && p->dma->held_read && count <= sizeof(v)) {
 		down_write(&h->lock);
 		mine = p->dma->held_read(mdev, bar, off, count, &v);
+		/*
+		 * Not the profile's to answer: the device's, read before
+		 * the profile can program the engine for its own transfer
+		 * (which it does only after taking this lock to say so).
+		 */
+		if (!mine) {
+			ssize_t ret = vfio_pci_core_read(&mdev->core.vdev,
+							 buf, count, ppos);
+
+			up_write(&h->lock);
+			return ret;
+		}
 		up_write(&h->lock);
 	}
 	if (!mine)

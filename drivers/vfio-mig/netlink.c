@@ -79,15 +79,6 @@ static int put_counters(struct sk_buff *skb, struct vmig_device *mdev)
 	return 0;
 }
 
-/* Could the device load a PROFILE_EARLY record now (a target's question)? */
-static u8 early_load(struct vmig_device *mdev)
-{
-	const struct vmig_profile_dev_ops *ops = mdev->profile->ops;
-
-	return ops && ops->early_load && ops->early_ready &&
-	       !ops->early_ready(mdev, true);
-}
-
 static int fill_dev(struct sk_buff *skb, struct vmig_device *mdev, u32 portid,
 		    u32 seq, int flags, u8 cmd)
 {
@@ -123,7 +114,8 @@ static int fill_dev(struct sk_buff *skb, struct vmig_device *mdev, u32 portid,
 	    put_counters(skb, mdev) ||
 	    nla_put_u32(skb, VFIO_MIG_A_DEV_MIG_STATE,
 			READ_ONCE(mdev->mig.state)) ||
-	    nla_put_u8(skb, VFIO_MIG_A_DEV_EARLY_LOAD, early_load(mdev))) {
+	    nla_put_u8(skb, VFIO_MIG_A_DEV_EARLY_LOAD,
+		       READ_ONCE(mdev->early_load))) {
 		genlmsg_cancel(skb, hdr);
 		return -EMSGSIZE;
 	}

@@ -64,13 +64,23 @@ int vmig_profile_bind(struct vmig_device *mdev, const struct vmig_profile *p)
 	kvfree(mdev->profile_priv);
 	mdev->profile_priv = priv;
 	WRITE_ONCE(mdev->profile, p);
+	vmig_profile_early_update(mdev);
 	return 0;
 }
 
 void vmig_profile_unbind(struct vmig_device *mdev)
 {
+	WRITE_ONCE(mdev->early_load, false);
 	kvfree(mdev->profile_priv);
 	mdev->profile_priv = NULL;
+}
+
+void vmig_profile_early_update(struct vmig_device *mdev)
+{
+	const struct vmig_profile_dev_ops *ops = mdev->profile->ops;
+
+	WRITE_ONCE(mdev->early_load, ops && ops->early_load &&
+		   ops->early_ready && !ops->early_ready(mdev, true));
 }
 
 void *vmig_profile_priv(struct vmig_device *mdev)

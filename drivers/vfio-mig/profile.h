@@ -161,7 +161,9 @@ enum vmig_db_verdict {
  *	mig.state_mutex and shadow.move_lock held for write (no config
  *	write of the VMM's until @early_save returns). Target (@load true):
  *	would @early_load succeed now, for the migration controller's
- *	handshake (netlink dev-get); no lock, must not sleep. 0, or -ENXIO
+ *	handshake (netlink dev-get, through vmig_device.early_load: asked
+ *	when the profile is bound and after its debugfs commands); under
+ *	dev_set->lock. 0, or -ENXIO
  *	(something the VMM must name is missing), -EAGAIN (the guest's
  *	device state forbids it now: edu's bus mastering off).
  * @early_save: optional: source, PRE_COPY, DMA held (VFIO_MIG_CTL_PREPARE),
@@ -380,6 +382,12 @@ int vmig_profile_compat(const struct vmig_profile *p,
 			struct vmig_replay_report *rep);
 /* Largest device state blob of @p (0: none). */
 u32 vmig_profile_state_size(const struct vmig_profile *p);
+
+/*
+ * Ask the profile's early_ready op again (target side) into
+ * vmig_device.early_load; under dev_set->lock, after what may change it.
+ */
+void vmig_profile_early_update(struct vmig_device *mdev);
 
 /* May a stream carry device state blobs of version @v to profile @p? */
 static inline bool vmig_profile_takes_version(const struct vmig_profile *p,

@@ -215,7 +215,9 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
  *	is in flight then
  * @move_lock: held for write by engage and hand-back throughout, also
  *	while a model's device state blob moves with the guest's accesses
- *	going to the shadow (the @devstate op); for read by the VMM's config
+ *	going to the shadow (the @devstate op), and by VFIO_MIG_CTL_PREPARE
+ *	(lm.c) from the profile's checks to the end of its early save
+ *	(across its worker's vfio_dma_rw()); for read by the VMM's config
  *	space writes and VFIO_DEVICE_RESET (trap.c): an FLR or reset they
  *	make, or a change to the command register, comes before or after
  *	the move, not in its middle

@@ -584,6 +584,10 @@ static int take_early(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 
 	if (ret)
 		return ret;
+	/* early state came with the current version: none older has it */
+	if (le32_to_cpu(ps->version) != mdev->profile->version)
+		return reject(rx, mdev, -EPROTONOSUPPORT,
+			      "early device state of an older profile version");
 	/* each costs the device's slow operation: a stream has few */
 	if (++rx->nr_early > VMIG_STREAM_MAX_EARLY)
 		return reject(rx, mdev, -EINVAL,

@@ -66,8 +66,9 @@ struct vmig_profile;
  *				VFIO_DEVICE_RESET of the VMM hold it for
  *				read and take nothing above (vfio-pci's
  *				memory_lock and device lock below it);
- *				engage and hand-back hold it for write
- *				under state_mutex throughout
+ *				engage, hand-back and VFIO_MIG_CTL_PREPARE
+ *				hold it for write under state_mutex
+ *				throughout
  *     vmig_shadow_dev.sem	the access lock (shadow.h): a BAR access of
  *				the VMM holds it for read and takes nothing
  *				above; engage and hand-back take it for
@@ -127,6 +128,11 @@ struct vmig_profile;
  * @profile_priv: the profile's private data (vmig_profile_priv());
  *	allocated and freed with @profile by vmig_profile_bind(), under the
  *	same rule; what is inside follows the profile's own locking rules.
+ * @early_load: the profile could load early device state now (its
+ *	early_ready op, vmig_profile_early_update()): written under
+ *	dev_set->lock when the profile is bound and after its debugfs
+ *	commands; netlink's dev-get reads it with READ_ONCE(), without the
+ *	lock that keeps @profile_priv.
  * @bar_va: in-kernel mappings of the memory BARs, made at open and
  *	dropped at close, both under dev_set->lock; used with it held.
  * @trapped_reads: BAR reads through the trapped path, per CPU (an atomic
@@ -150,6 +156,7 @@ struct vmig_device {
 	enum vmig_trap_mode trap_mode;
 	const struct vmig_profile *profile;
 	void *profile_priv;
+	bool early_load;
 	void __iomem *bar_va[PCI_STD_NUM_BARS];
 	u64 __percpu *trapped_reads;
 	struct vmig_regstate rs;

@@ -745,7 +745,6 @@ static int handshake(struct src *s)
 	}
 	s->attached = true;
 	h.src = s->me;
-	h.src.early_load = false;	/* a target's word, not ours */
 	snprintf(h.target_bdf, sizeof(h.target_bdf), "%s", s->o->target_dev);
 	h.timeout_ms = s->o->timeout_ms;
 	h.vmm_timeout_ms = s->o->vmm_timeout_ms;
@@ -1078,8 +1077,9 @@ static int prepare_switchover(struct src *s)
 	json_u64(s->out->js, "ms", s->early_prepare_us / 1000);
 	lm_ev_end(s->out);
 	/*
-	 * A refused prepare holds nothing and queues nothing: the stop
-	 * moves the state, as without this step. Only a device gone (or a
+	 * A refused prepare queued nothing: the stop moves the state, as
+	 * without this step (one that timed out, ETIMEDOUT, still holds
+	 * the device's DMA until the stop). Only a device gone (or a
 	 * signal) ends the migration.
 	 */
 	if (ret == -ENODEV || ret == -EINTR) {

@@ -371,6 +371,7 @@ size_t wire_enc_hello(uint8_t *p, const struct wire_hello *h)
 	uint32_t n = h->needs_len;
 
 	enc_ident(p, &h->src);
+	p[35] = 0;	/* early load: a target's word (a 1.1 one refuses it) */
 	put_str(p + WIRE_IDENT_LEN, h->target_bdf, WIRE_STR);
 	wire_put32(p + WIRE_IDENT_LEN + WIRE_STR, h->timeout_ms);
 	wire_put32(p + WIRE_IDENT_LEN + WIRE_STR + 4, h->vmm_timeout_ms);
@@ -388,6 +389,7 @@ int wire_dec_hello(const uint8_t *p, size_t len, struct wire_hello *h)
 
 	memset(h, 0, sizeof(*h));
 	if (len < WIRE_HELLO_LEN || dec_ident(p, &h->src) ||
+	    h->src.early_load ||
 	    get_str(p + WIRE_IDENT_LEN, WIRE_STR, h->target_bdf))
 		return -EPROTO;
 	h->timeout_ms = wire_get32(p + WIRE_IDENT_LEN + WIRE_STR);

@@ -138,8 +138,9 @@ struct mig_ident {
 	bool precopy;			/* the kernel has PRE_COPY */
 	/*
 	 * ACCEPT, to a source of 1.2 or later: the target's device loads
-	 * early device state now (netlink dev attribute early-load). Never
-	 * set in HELLO (a target before 1.2 refuses the byte).
+	 * early device state now (netlink dev attribute early-load). HELLO
+	 * never carries it (wire_enc_hello() writes 0, as a target before
+	 * 1.2 refuses anything else, and wire_dec_hello() refuses it).
 	 */
 	bool early_load;
 	char kernel[WIRE_KERNEL];	/* uname release */

@@ -657,7 +657,9 @@ static int edu_early_save_work(void *arg)
 	int ret, ret2;
 
 	down_write(&mdev->mig.dma.lock);
-	ret = masters(mdev) ? read_dma_regs(mdev, &d) : -EAGAIN;
+	/* an earlier save that timed out still holds them */
+	ret = e->borrowed ? -EBUSY :
+	      masters(mdev) ? read_dma_regs(mdev, &d) : -EAGAIN;
 	if (!ret && d.cmd & EDU_CMD_RUN)	/* DMA is held: cannot be */
 		ret = -EBUSY;
 	if (!ret) {
@@ -677,12 +679,23 @@ static int edu_early_save_work(void *arg)
 	/*
 	 * A transfer that did not end must not meet the guest's: the
 	 * engine ignores what is written to it meanwhile. Its registers
-	 * stay borrowed until the hold ends (edu_unquiesce()).
+	 * stay borrowed until it reads idle (edu_quiesce(), or
+	 * edu_unquiesce() on the way back), and the scratch page counts as
+	 * written by a transfer in flight until then (edu_inflight()).
 	 */
 	if (ret && wait_idle(mdev)) {
+		down_write(&mdev->mig.dma.lock);
+		e->inflight = (struct vmig_dma_range){
+			.iova = x->scratch, .len = PAGE_SIZE, .to_ram = true,
+		};
+		e->inflight_valid = true;
+		up_write(&mdev->mig.dma.lock);
 		vmig_dirty_mark(mdev, x->scratch, PAGE_SIZE);
 		return -ETIMEDOUT;
 	}
+	/* it did end: a plain failure, DMA released as usual */
+	if (ret == -ETIMEDOUT)
+		ret = -EIO;
 
 	down_write(&mdev->mig.dma.lock);
 	ret2 = give_back(mdev);
@@ -1102,8 +1115,19 @@ static int edu_quiesce(struct vmig_device *mdev, unsigned int ms)
 	if (ms) {
 		ret = wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, ms);
 		/* and a factorial (microseconds), so that a capture reads a result */
-		return ret ?: wait_clear(mdev, EDU_STATUS, 4,
-					 EDU_STATUS_COMPUTING, min(ms, 100U));
+		ret = ret ?: wait_clear(mdev, EDU_STATUS, 4,
+					EDU_STATUS_COMPUTING, min(ms, 100U));
+		/*
+		 * An early save that timed out left the guest's address
+		 * registers aside: idle now, the engine takes them back
+		 * before anything captures it. Callers hold no DMA lock.
+		 */
+		if (!ret && READ_ONCE(priv(mdev)->borrowed)) {
+			down_write(&mdev->mig.dma.lock);
+			ret = give_back(mdev);
+			up_write(&mdev->mig.dma.lock);
+		}
+		return ret;
 	}
 	ret = rd(mdev, EDU_DMA_CMD, 8, &cmd);
 	if (ret)
@@ -1220,11 +1244,22 @@ static void edu_unquiesce(struct vmig_device *mdev, bool issue)
 	int ret;
 
 	lockdep_assert_held_write(&mdev->mig.dma.lock);
-	/* an early save that timed out left the guest's addresses aside */
-	ret = give_back(mdev);
-	if (ret)
-		pci_warn(mdev->core.pdev,
-			 "DMA address registers not given back: %d\n", ret);
+	/*
+	 * An early save that timed out left the guest's addresses aside:
+	 * they go back once the engine reads idle. If it does not, or they
+	 * cannot, a kept start would be ignored by the busy engine or run
+	 * on the profile's addresses: the starts are dropped, and said so.
+	 */
+	if (e->borrowed) {
+		ret = wait_idle(mdev) ?: give_back(mdev);
+		if (ret) {
+			pci_warn(mdev->core.pdev,
+				 "%u held DMA starts dropped: the device did not end the profile's transfer (%d)\n",
+				 e->nr_held, ret);
+			e->borrowed = false;
+			issue = false;
+		}
+	}
 	for (i = 0; issue && i < e->nr_held; i++) {
 		w = &e->held[i];
 		if (edu_issue(mdev, w) != VMIG_DB_FORWARD)

@@ -146,7 +146,8 @@ struct vfio_mig_ctl_commit {
  * EALREADY prepared already; EOPNOTSUPP the profile has no such state, or
  * the kernel has no PRE_COPY (6.1); ENXIO no guest page named to borrow;
  * EAGAIN the guest has the device's bus mastering off (these, before
- * anything is held); EBUSY a shadow serves the guest; ETIMEDOUT the
+ * anything is held); EBUSY a shadow serves the guest, or the guest's
+ * transfer in flight did not end (DMA released); ETIMEDOUT the
  * device did not end the profile's own operation: DMA stays held until
  * the device leaves PRE_COPY, as if prepared, so that no kept start
  * meets it; the profile's error otherwise. After any error but EALREADY

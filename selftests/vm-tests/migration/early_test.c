@@ -56,6 +56,7 @@
 #define REC_HDR		sizeof(struct vmig_stream_rec)
 #define TICK_MS		100			/* one edu transfer */
 #define PCI_CMD_MASTER	0x4
+#define WORKER_DELAY	"/sys/kernel/debug/vfio-mig/worker_delay_ms"
 
 /* edu's blob (drivers/vfio-mig/profiles/edu.h, version 3) */
 #define EDU_ST_VERSION	0
@@ -108,6 +109,7 @@ FIXTURE_SETUP(early)
 
 FIXTURE_TEARDOWN(early)
 {
+	vmm_sysfs_write(WORKER_DELAY, "0");
 	if (self->fd_a >= 0)
 		close(self->fd_a);
 	if (self->fd_b >= 0)
@@ -296,10 +298,19 @@ TEST_F_TIMEOUT(early, prepare_refusals, 60)
 	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x10000, 7, 300));
 	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "scratch %#llx",
 			    (unsigned long long)SCRATCH_IOVA));
-	/* no bus mastering, no DMA: refused, and nothing held either */
+	/* no bus mastering, no DMA: refused as soon, nothing held either */
+	ASSERT_EQ(0, edu_dma_start(&self->ea, true, RAM_IOVA + 0x30000, 0, 64,
+				   false));
 	ASSERT_EQ(0, vmm_command_update(&self->a.d, 0, PCI_CMD_MASTER));
-	EXPECT_EQ(-EAGAIN, prepare(self, 0)) TH_LOG("bus mastering off");
+	t0 = now_ms();
+	ret = prepare(self, 0);
+	dt = now_ms() - t0;
 	ASSERT_EQ(0, vmm_command_update(&self->a.d, PCI_CMD_MASTER, 0));
+	EXPECT_EQ(-EAGAIN, ret) TH_LOG("bus mastering off: %s", strerror(-ret));
+	EXPECT_GT(TICK_MS / 2, dt)
+		TH_LOG("the refused prepare waited %llu ms for the guest's transfer",
+		       (unsigned long long)dt);
+	ASSERT_EQ(0, edu_dma_wait(&self->ea, 3000));
 	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x10100, 5, 100));
 	ret = prepare(self, 0);
 	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
@@ -367,7 +378,10 @@ struct cmd_writer {
 	int ret;
 };
 
-/* The guest turns bus mastering off 30 ms into the prepare. */
+/*
+ * The guest turns bus mastering off 30 ms into the prepare, whose save
+ * waits 300 ms first (worker_delay_ms): well inside it.
+ */
 static void *master_off(void *arg)
 {
 	struct cmd_writer *w = arg;
@@ -392,21 +406,23 @@ TEST_F_TIMEOUT(early, config_write_waits_for_the_early_save, 90)
 	if (!has_precopy(self))
 		SKIP(return, "no PRE_COPY (kernel < 6.2)");
 	a_to_precopy(_metadata, self);
+	ASSERT_EQ(0, vmm_sysfs_write(WORKER_DELAY, "300"));
 	ASSERT_EQ(0, pthread_create(&th, NULL, master_off, &w));
 	t0 = now_ms();
 	ret = prepare(self, 0);
 	t1 = now_ms();
 	pthread_join(th, NULL);
+	ASSERT_EQ(0, vmm_sysfs_write(WORKER_DELAY, "0"));
 	ASSERT_EQ(0, w.ret);
 	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
 	TH_LOG("prepare %llu ms; the config write began after %llu ms and ended after %llu ms",
 	       (unsigned long long)(t1 - t0),
 	       (unsigned long long)(w.start_ms - t0),
 	       (unsigned long long)(w.done_ms - t0));
-	/* the early read takes a tick: the write came amid it and waited */
-	ASSERT_LE(TICK_MS, t1 - t0);
+	/* the save waits 300 ms, then reads for a tick: the write waited */
+	ASSERT_LE(300 + TICK_MS, t1 - t0);
 	EXPECT_GT(t1 - t0, w.start_ms - t0) TH_LOG("the write did not come amid the prepare");
-	EXPECT_LE(TICK_MS * 9 / 10, w.done_ms - t0)
+	EXPECT_LE(300 + TICK_MS * 9 / 10, w.done_ms - t0)
 		TH_LOG("the config write did not wait for the early read");
 	ASSERT_LT(0, mig_read_precopy(self->fd_a, &pre));
 	at = find_rec(pre.data, pre.len, VMIG_REC_PROFILE_EARLY, 0);

@@ -674,7 +674,10 @@ TEST(wire_hello_needs)
 	EXPECT_EQ(WIRE_HELLO_LEN, wire_enc_hello(p, &h));
 }
 
-/* 1.2: ACCEPT's early-load byte; only 0 and 1 are valid, HELLO never sets it */
+/*
+ * 1.2: ACCEPT's early-load byte (only 0 and 1); HELLO never carries it,
+ * since a 1.1 target refuses the byte set.
+ */
 TEST(wire_ident_early_load)
 {
 	uint8_t p[WIRE_HELLO_MAX_LEN];
@@ -693,10 +696,15 @@ TEST(wire_ident_early_load)
 	EXPECT_FALSE(id2.early_load);
 	p[35] = 2;
 	EXPECT_EQ(-EPROTO, wire_dec_accept(p, n, &id2));
+	/* a source's own early-load never reaches the wire */
 	snprintf(h.src.bdf, sizeof(h.src.bdf), "0000:00:03.0");
+	h.src.early_load = true;
 	n = wire_enc_hello(p, &h);
+	EXPECT_EQ(0, p[35]);
 	ASSERT_EQ(0, wire_dec_hello(p, n, &h2));
 	EXPECT_FALSE(h2.src.early_load);
+	p[35] = 1;
+	EXPECT_EQ(-EPROTO, wire_dec_hello(p, n, &h2));
 }
 
 /*
@@ -710,17 +718,20 @@ TEST(migrate_prepares_only_for_a_target_that_loads_early_state)
 	static struct side s, t;
 	int i;
 
-	for (i = 0; i < 2; i++) {
+	/* 0: the target cannot; 1: it can; 2: it can, but the source is 1.1 */
+	for (i = 0; i < 3; i++) {
 		side_init(&s, "0000:00:03.0", false);
 		side_init(&t, "0000:00:05.0", true);
 		s.f.id.early_load = true;
-		t.f.id.early_load = i;
+		t.f.id.early_load = i > 0;
+		if (i == 2)
+			s.f.id.proto_minor = 1;
 		s.o.downtime_ms = 1;
 		migrate(&s, &t);
 		EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
 		EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
-		EXPECT_EQ(i, s.f.prepares);
-		EXPECT_TRUE(has(&s, i ? "\"event\":\"prepare\",\"role\":\"source\",\"early\":true" :
+		EXPECT_EQ(i == 1, s.f.prepares);
+		EXPECT_TRUE(has(&s, i == 1 ? "\"event\":\"prepare\",\"role\":\"source\",\"early\":true" :
 				   "\"early\":false,\"why\":\"the target's device cannot load early device state now"))
 			TH_LOG("%s", s.log);
 		EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
