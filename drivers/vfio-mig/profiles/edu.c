@@ -131,10 +131,14 @@ static const struct vmig_trap_range edu_trap[] = {
  *	device since); 0: none
  * @loaded_id: target: the id of the early state loaded onto the device
  *	and not changed since; 0: none
+ * @test_stall: tests (CONFIG_VFIO_MIG_TESTS, debugfs "stall-early"): the
+ *	next early save acts as if the engine never read idle after its
+ *	transfer
  *
  * @held, @nr_held, @inflight*, @borrowed, @eng, @shown_* and the ids are
- * under mig.dma.lock (the DMA and reset ops run under it); @scratch is
- * written under dev_set->lock and read with READ_ONCE.
+ * under mig.dma.lock (the DMA and reset ops run under it); @scratch and
+ * @test_stall are written under dev_set->lock and read with READ_ONCE
+ * (@test_stall taken with xchg()).
  */
 struct edu_priv {
 	struct vmig_held_write held[EDU_MAX_HELD];
@@ -148,6 +152,7 @@ struct edu_priv {
 	bool shown_valid;
 	u64 early_id;
 	u64 loaded_id;
+	bool test_stall;
 };
 
 static struct edu_priv *priv(struct vmig_device *mdev)
@@ -683,7 +688,8 @@ static int edu_early_save_work(void *arg)
 	 * edu_unquiesce() on the way back), and the scratch page counts as
 	 * written by a transfer in flight until then (edu_inflight()).
 	 */
-	if (ret && wait_idle(mdev)) {
+	if ((IS_ENABLED(CONFIG_VFIO_MIG_TESTS) && xchg(&e->test_stall, false)) ||
+	    (ret && wait_idle(mdev))) {
 		down_write(&mdev->mig.dma.lock);
 		e->inflight = (struct vmig_dma_range){
 			.iova = x->scratch, .len = PAGE_SIZE, .to_ram = true,
@@ -1358,12 +1364,19 @@ static void edu_park(struct vmig_device *mdev)
 			 "edu: interrupt status not acknowledged for the shadow\n");
 }
 
-/* debugfs TEST INTERFACE: "scratch IOVA", the guest page to borrow. */
+/*
+ * debugfs TEST INTERFACE: "scratch IOVA", the guest page to borrow; in
+ * test builds "stall-early", see edu_priv.test_stall.
+ */
 static int edu_ctl(struct vmig_device *mdev, const char *cmd)
 {
 	u64 iova;
 	int ret;
 
+	if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) && !strcmp(cmd, "stall-early")) {
+		WRITE_ONCE(priv(mdev)->test_stall, true);
+		return 0;
+	}
 	if (!str_has_prefix(cmd, "scratch "))
 		return -EINVAL;
 	ret = kstrtou64(skip_spaces(cmd + 8), 0, &iova);

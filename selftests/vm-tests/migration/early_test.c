@@ -21,6 +21,9 @@
  *    the profile's own transfer used read as the guest left them;
  *  - held_start_after_prepare_runs_on_b: that start travels in the
  *    stop-copy data with the early state and runs on B;
+ *  - timed_out_save_keeps_dma_held: an early save that does not end
+ *    keeps DMA held; the guest's registers and kept start survive both
+ *    ways out of PRE_COPY;
  *  - unprepared_migration_after_a_prepared_one: the early state is the
  *    stream's that sent it, a later one carries the buffer again;
  *  - hostile_early_records: malformed early records are refused as they
@@ -540,6 +543,94 @@ TEST_F_TIMEOUT(early, held_start_after_prepare_runs_on_b, 90)
 	EXPECT_EQ(0, memcmp(got, want, EDU_BUF_SIZE - 1))
 		TH_LOG("B's buffer is not A's with the kept transfer run");
 	mig_buf_free(&pre);
+	mig_buf_free(&fin);
+}
+
+/*
+ * An early save whose transfer does not end (test hook "stall-early": as
+ * if the engine never read idle): ETIMEDOUT, nothing queued, and DMA
+ * stays held as if prepared, so that no start of the guest's meets the
+ * transfer. The guest still reads its own address registers; a start it
+ * writes is kept. Back to RUNNING, the registers are given back and the
+ * start runs on A; through a stop, they are given back before the
+ * capture, and B gets them and runs the start.
+ */
+TEST_F_TIMEOUT(early, timed_out_save_keeps_dma_held, 120)
+{
+	uint64_t in = RAM_IOVA + 0x20000, out = RAM_IOVA + 0x21000;
+	static uint8_t want[EDU_BUF_SIZE], got[EDU_BUF_SIZE];
+	struct edu_regs before, now, rb;
+	struct mig_buf fin = {};
+	uint8_t data[300];
+	int ret, round;
+
+	if (!has_precopy(self))
+		SKIP(return, "no PRE_COPY (kernel < 6.2)");
+	for (round = 0; round < 2; round++) {
+		uint32_t off = round ? 400 : 40;
+
+		edu_regs_read(&self->ea, &before);
+		a_to_precopy(_metadata, self);
+		ASSERT_EQ(0, rs_ctl(self->t.edu[0], "stall-early"));
+		ret = prepare(self, 0);
+		ASSERT_EQ(-ETIMEDOUT, ret) TH_LOG("prepare: %s", strerror(-ret));
+		EXPECT_EQ(-EALREADY, prepare(self, 0));
+		edu_regs_read(&self->ea, &now);
+		EXPECT_EQ(before.dma_src, now.dma_src);
+		EXPECT_EQ(before.dma_dst, now.dma_dst);
+		EXPECT_EQ(before.dma_count, now.dma_count);
+		edu_wl_bytes(&self->wl, data, sizeof(data));
+		memcpy(mig_host(&self->a, in), data, sizeof(data));
+		ASSERT_EQ(0, edu_dma_start(&self->ea, false, in, off,
+					   sizeof(data), false));
+		usleep(2 * TICK_MS * 1000);
+		EXPECT_EQ(EDU_DMA_START,
+			  edu_rd(&self->ea, EDU_REG_DMA_CMD) & EDU_DMA_START)
+			TH_LOG("the start was not kept");
+		memcpy(self->wl.buf + off, data, sizeof(data));
+		if (!round) {
+			/* back to RUNNING: given back, the start runs on A */
+			ASSERT_EQ(0, mig_set_state(&self->a.d,
+						   VFIO_DEVICE_STATE_RUNNING,
+						   NULL));
+			ASSERT_EQ(0, edu_dma_wait(&self->ea, 3000));
+			edu_regs_read(&self->ea, &now);
+			EXPECT_EQ(in, now.dma_src);
+			ASSERT_EQ(0, edu_wl_to_ram(&self->wl, out, off,
+						   sizeof(data)));
+			EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
+			close(self->fd_a);
+			self->fd_a = -1;
+			close(self->ctl);
+			self->ctl = -1;
+			continue;
+		}
+		/* the stop: B gets the guest's registers and runs the start */
+		ASSERT_EQ(0, mig_set_state(&self->a.d,
+					   VFIO_DEVICE_STATE_STOP_COPY, NULL));
+		ASSERT_LT(0, mig_read_stop_copy(self->fd_a, &fin));
+		close(self->fd_a);
+		self->fd_a = -1;
+		ASSERT_EQ(0, mig_set_state(&self->a.d,
+					   VFIO_DEVICE_STATE_RUNNING, NULL));
+		memcpy(mig_host(&self->b, in), data, sizeof(data));
+		ASSERT_EQ(0, b_resume(self, fin.data, fin.len));
+		ret = mig_set_state(&self->b.d, VFIO_DEVICE_STATE_STOP, NULL);
+		ASSERT_EQ(0, ret) TH_LOG("B's load: %s", strerror(-ret));
+		ASSERT_EQ(0, mig_set_state(&self->b.d,
+					   VFIO_DEVICE_STATE_RUNNING, NULL));
+		ASSERT_EQ(0, edu_dma_wait(&self->eb, 3000));
+		edu_regs_read(&self->eb, &rb);
+		EXPECT_EQ(in, rb.dma_src) TH_LOG("B has the profile's source");
+		EXPECT_EQ((uint64_t)EDU_BUF_ADDR + off, rb.dma_dst);
+		EXPECT_EQ(sizeof(data), rb.dma_count);
+		memcpy(want, self->wl.buf, sizeof(want));
+		ASSERT_EQ(0, rs_edu_read_buffer(&self->eb, PEEK_IOVA,
+						mig_host(&self->b, PEEK_IOVA),
+						got));
+		EXPECT_EQ(0, memcmp(got, want, EDU_BUF_SIZE - 1))
+			TH_LOG("B's buffer is not A's with the kept transfer run");
+	}
 	mig_buf_free(&fin);
 }
 
