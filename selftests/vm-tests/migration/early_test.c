@@ -269,9 +269,38 @@ static void check_b_has_a_state(struct __test_metadata *_metadata,
 		TH_LOG("B's buffer differs from A's");
 }
 
-TEST_F_TIMEOUT(early, prepare_refusals, 60)
+/*
+ * A prepare refused with @err (bus mastering off for it if @master_off)
+ * while a transfer of the guest's is in flight: the refusal comes before
+ * DMA is held, without waiting for that transfer (a tick), and nothing is
+ * held after it: a transfer runs.
+ */
+static void refused_at_once(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(early) *self, int err,
+			    bool master_off, const char *what)
 {
 	uint64_t t0, dt;
+	int ret;
+
+	ASSERT_EQ(0, edu_dma_start(&self->ea, true, RAM_IOVA + 0x30000, 0, 64,
+				   false));
+	if (master_off)
+		ASSERT_EQ(0, vmm_command_update(&self->a.d, 0, PCI_CMD_MASTER));
+	t0 = now_ms();
+	ret = prepare(self, 0);
+	dt = now_ms() - t0;
+	if (master_off)
+		ASSERT_EQ(0, vmm_command_update(&self->a.d, PCI_CMD_MASTER, 0));
+	EXPECT_EQ(err, ret) TH_LOG("%s: %s", what, strerror(-ret));
+	EXPECT_GT(TICK_MS / 2, dt)
+		TH_LOG("%s: the refused prepare waited %llu ms for the guest's transfer",
+		       what, (unsigned long long)dt);
+	ASSERT_EQ(0, edu_dma_wait(&self->ea, 3000));
+	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x10000, 7, 300));
+}
+
+TEST_F_TIMEOUT(early, prepare_refusals, 60)
+{
 	uint32_t st;
 	int ret;
 
@@ -283,38 +312,10 @@ TEST_F_TIMEOUT(early, prepare_refusals, 60)
 				   &self->fd_a));
 	EXPECT_EQ(-EINVAL, prepare(self, 1)) TH_LOG("unknown flag");
 	rs_ctl(self->t.edu[0], "scratch 0");
-	/*
-	 * A refusal costs the guest nothing: it is given before DMA is
-	 * held, without waiting for the transfer in flight (one tick).
-	 */
-	ASSERT_EQ(0, edu_dma_start(&self->ea, true, RAM_IOVA + 0x30000, 0, 64,
-				   false));
-	t0 = now_ms();
-	ret = prepare(self, 0);
-	dt = now_ms() - t0;
-	EXPECT_EQ(-ENXIO, ret) TH_LOG("no page named: %s", strerror(-ret));
-	EXPECT_GT(TICK_MS / 2, dt)
-		TH_LOG("the refused prepare waited %llu ms for the guest's transfer",
-		       (unsigned long long)dt);
-	ASSERT_EQ(0, edu_dma_wait(&self->ea, 3000));
-	/* nothing held after a refusal: a transfer runs */
-	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x10000, 7, 300));
+	refused_at_once(_metadata, self, -ENXIO, false, "no page named");
 	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "scratch %#llx",
 			    (unsigned long long)SCRATCH_IOVA));
-	/* no bus mastering, no DMA: refused as soon, nothing held either */
-	ASSERT_EQ(0, edu_dma_start(&self->ea, true, RAM_IOVA + 0x30000, 0, 64,
-				   false));
-	ASSERT_EQ(0, vmm_command_update(&self->a.d, 0, PCI_CMD_MASTER));
-	t0 = now_ms();
-	ret = prepare(self, 0);
-	dt = now_ms() - t0;
-	ASSERT_EQ(0, vmm_command_update(&self->a.d, PCI_CMD_MASTER, 0));
-	EXPECT_EQ(-EAGAIN, ret) TH_LOG("bus mastering off: %s", strerror(-ret));
-	EXPECT_GT(TICK_MS / 2, dt)
-		TH_LOG("the refused prepare waited %llu ms for the guest's transfer",
-		       (unsigned long long)dt);
-	ASSERT_EQ(0, edu_dma_wait(&self->ea, 3000));
-	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x10100, 5, 100));
+	refused_at_once(_metadata, self, -EAGAIN, true, "bus mastering off");
 	ret = prepare(self, 0);
 	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
 	EXPECT_EQ(-EALREADY, prepare(self, 0));
