@@ -541,8 +541,8 @@ static int check_profile(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	if (memcmp(name, ps->name, sizeof(name)))
 		return reject(rx, mdev, -EINVAL,
 			      "profile state record of another profile");
-	if (!vmig_profile_takes_version(prof, le32_to_cpu(ps->version)) ||
-	    le32_to_cpu(ps->version) != rx->profile_version)
+	/* the header's version, which check_header() found the profile takes */
+	if (le32_to_cpu(ps->version) != rx->profile_version)
 		return reject(rx, mdev, -EPROTONOSUPPORT,
 			      "profile state record of another profile version");
 	if (ps->reserved[0] || ps->reserved[1])

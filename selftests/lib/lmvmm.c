@@ -1085,23 +1085,25 @@ static void digest_span(const uint64_t *p, size_t a, size_t z, uint64_t h[4])
 		h[0] = (h[0] ^ p[i]) * 0x100000001b3ull;
 }
 
+/* Words [@a, @z) of the guest's RAM but those of the page it lends. */
 struct digest_part {
 	const uint64_t *p;
-	size_t a, z, lent, lent_end;
+	size_t a, z;
 	uint64_t h[4];
 };
 
 static void *digest_part(void *arg)
 {
+	const size_t lent = LM_SCRATCH_OFF / 8, lent_end = lent + 4096 / 8;
 	struct digest_part *d = arg;
-	size_t cut = d->lent < d->a ? d->a : d->lent;
+	size_t cut = lent < d->a ? d->a : lent;
 
 	d->h[0] = 0xcbf29ce484222325ull;
 	d->h[1] = 0x84222325cbf29ce4ull;
 	d->h[2] = 0x9ce484222325cbf2ull;
 	d->h[3] = 0x2325cbf29ce48422ull;
 	digest_span(d->p, d->a, cut < d->z ? cut : d->z, d->h);
-	cut = d->lent_end > d->a ? d->lent_end : d->a;
+	cut = lent_end > d->a ? lent_end : d->a;
 	if (cut < d->z)
 		digest_span(d->p, cut, d->z, d->h);
 	return NULL;
@@ -1123,10 +1125,6 @@ uint64_t lm_ram_digest(const struct vmm_ram *ram)
 	pthread_t th;
 	int i, k, threaded;
 
-	for (i = 0; i < 2; i++) {
-		part[i].lent = LM_SCRATCH_OFF / 8;
-		part[i].lent_end = LM_SCRATCH_OFF / 8 + 4096 / 8;
-	}
 	threaded = !pthread_create(&th, NULL, digest_part, &part[1]);
 	digest_part(&part[0]);
 	if (threaded)
