@@ -85,9 +85,13 @@ struct vmig_trap_range {
  *	blob (NULL without VMIG_SNAP_DEVSTATE); restore: the source's blob,
  *	or NULL. Opaque to the core: a snapshot and the migration stream
  *	carry it unchanged, the stream checked only that the source's
- *	profile name and version are this profile's and that it fits.
+ *	profile name is this profile's, that its version is one the profile
+ *	takes (@state_version) and that it fits.
  * @state_len: save: bytes of @state filled (0: no blob); restore: bytes
  *	of @state
+ * @state_version: restore: the profile version @state was written at (the
+ *	stream header's; the profile's own for a local snapshot), between
+ *	the profile's @min_version and @version
  */
 struct vmig_profile_ctx {
 	struct vmig_device *mdev;
@@ -96,6 +100,7 @@ struct vmig_profile_ctx {
 	unsigned int flags;
 	void *state;
 	u32 state_len;
+	u32 state_version;
 };
 
 /*

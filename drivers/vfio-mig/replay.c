@@ -195,6 +195,8 @@ int __vmig_snapshot_replay(struct vmig_device *dst,
 		if (snap->flags & VMIG_SNAPF_DEVSTATE) {
 			ctx.state = snap->devstate;
 			ctx.state_len = snap->devstate_len;
+			ctx.state_version = snap->devstate_version ?:
+					    p->version;
 		}
 		ret = p->ops->restore(&ctx);
 	} else {

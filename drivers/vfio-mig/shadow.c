@@ -1331,6 +1331,14 @@ int vmig_shadow_engage_stream(struct vmig_device *mdev,
 			 why ?: "held work");
 		return -EOPNOTSUPP;
 	}
+	/* a model reads only the blob its profile's version writes */
+	if (snap->devstate_version &&
+	    snap->devstate_version != mdev->profile->version) {
+		pci_info(mdev->core.pdev,
+			 "the stream carries a shadow's state of profile version %u; the shadow here reads %u: the device takes it\n",
+			 snap->devstate_version, mdev->profile->version);
+		return -EOPNOTSUPP;
+	}
 	ops = ops_get(mdev->profile->name);
 	if (!ops || !ops->serves_stream) {
 		pci_info(mdev->core.pdev,

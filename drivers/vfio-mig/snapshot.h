@@ -107,6 +107,8 @@ struct vmig_reg_value {
  * @nr_tail: count
  * @devstate: profile's device state blob (@devstate_len bytes)
  * @devstate_len: length
+ * @devstate_version: the profile version a stream's @devstate was written
+ *	at; 0: the profile's current one (a snapshot taken here)
  */
 struct vmig_snapshot {
 	struct vmig_identity id;
@@ -123,6 +125,7 @@ struct vmig_snapshot {
 	u32 nr_tail;
 	u8 *devstate;
 	u32 devstate_len;
+	u32 devstate_version;
 };
 
 void vmig_identity_of(struct pci_dev *pdev, struct vmig_identity *id);

@@ -822,6 +822,7 @@ int vmig_stream_rx_finish(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 	if (rx->devstate) {
 		rx->snap->devstate = rx->devstate;
 		rx->snap->devstate_len = rx->devstate_len;
+		rx->snap->devstate_version = rx->profile_version;
 		rx->snap->flags |= VMIG_SNAPF_DEVSTATE;
 		rx->devstate = NULL;
 	}

@@ -200,6 +200,99 @@ static int get_device_fd(struct vmm_dev *d)
 	return 0;
 }
 
+static void print_file(const char *path, const char *prefix)
+{
+	char line[512];
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		fprintf(stderr, "# %s%s", prefix, line);
+	fclose(f);
+}
+
+/*
+ * Every process with an fd on @node or on a VFIO device: its state, its
+ * threads' stacks.
+ */
+static void print_holders(const char *node)
+{
+	char path[PATH_MAX], link[PATH_MAX];
+	struct dirent *p, *f, *t;
+	DIR *pd, *fd, *td;
+	ssize_t n;
+
+	pd = opendir("/proc");
+	if (!pd)
+		return;
+	while ((p = readdir(pd))) {
+		bool holds = false;
+
+		if (p->d_name[0] < '1' || p->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd", p->d_name);
+		fd = opendir(path);
+		if (!fd)
+			continue;
+		while (!holds && (f = readdir(fd))) {
+			snprintf(path, sizeof(path), "/proc/%s/fd/%s",
+				 p->d_name, f->d_name);
+			n = readlink(path, link, sizeof(link) - 1);
+			if (n > 0) {
+				link[n] = 0;
+				holds = !strcmp(link, node) ||
+					!strcmp(link, "anon_inode:[vfio-device]");
+			}
+		}
+		closedir(fd);
+		if (!holds)
+			continue;
+		fprintf(stderr, "# pid %s holds %s or a VFIO device:\n",
+			p->d_name, node);
+		snprintf(path, sizeof(path), "/proc/%s/status", p->d_name);
+		print_file(path, "  ");
+		snprintf(path, sizeof(path), "/proc/%s/task", p->d_name);
+		td = opendir(path);
+		while (td && (t = readdir(td))) {
+			if (t->d_name[0] == '.')
+				continue;
+			fprintf(stderr, "#   thread %s:\n", t->d_name);
+			snprintf(path, sizeof(path), "/proc/%s/task/%s/stack",
+				 p->d_name, t->d_name);
+			print_file(path, "    ");
+		}
+		if (td)
+			closedir(td);
+	}
+	closedir(pd);
+}
+
+int vmm_wait_released(const char *bdf, int ms)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	int group = vmm_iommu_group(bdf);
+	char node[64];
+	int fd, i;
+
+	if (group < 0)
+		return group;
+	snprintf(node, sizeof(node), "/dev/vfio/%d", group);
+	for (i = 0; i <= ms / 20; i++) {
+		fd = open(node, O_RDWR | O_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		if (errno != EBUSY)
+			return -errno;
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "# %s (%s) still busy after %d ms\n", node, bdf, ms);
+	print_holders(node);
+	return -EBUSY;
+}
+
 int vmm_open(struct vmm_dev *d, const char *bdf)
 {
 	struct vfio_group_status gs = { .argsz = sizeof(gs) };

@@ -47,6 +47,14 @@ int vmm_find(uint16_t vendor, uint16_t device, bool want_vf,
 	     char bdfs[][32], int max);
 int vmm_iommu_group(const char *bdf);
 
+/*
+ * Wait up to @ms for @bdf's IOMMU group to be free (its /dev/vfio node
+ * opens). Returns 0, or -EBUSY after printing, as TAP comments, who holds
+ * the group's node: each process, its state and each thread's kernel
+ * stack. The other errors as vmm_iommu_group() and open() give them.
+ */
+int vmm_wait_released(const char *bdf, int ms);
+
 /* device lifecycle */
 int vmm_open(struct vmm_dev *d, const char *bdf);
 void vmm_close(struct vmm_dev *d);

@@ -437,7 +437,8 @@ static struct edu_state *state_of(struct vmig_profile_ctx *ctx)
 {
 	struct edu_state *st = ctx->state;
 
-	if (!st || ctx->state_len != sizeof(*st) ||
+	if (!st || ctx->state_version != EDU_STATE_VERSION ||
+	    ctx->state_len != sizeof(*st) ||
 	    le32_to_cpu(st->version) != EDU_STATE_VERSION ||
 	    le32_to_cpu(st->flags) & ~(EDU_STATE_BUF | EDU_STATE_CMD |
 				       EDU_STATE_EARLY) ||
@@ -1046,7 +1047,8 @@ static struct edu_state *from_v2(const struct vmig_profile_ctx *ctx)
 	const struct edu_state_v2 *o = ctx->state;
 	struct edu_state *st;
 
-	if (!o || ctx->state_len != sizeof(*o) ||
+	if (!o || ctx->state_version != EDU_STATE_VERSION_V2 ||
+	    ctx->state_len != sizeof(*o) ||
 	    le32_to_cpu(o->version) != EDU_STATE_VERSION_V2 ||
 	    le32_to_cpu(o->flags) & ~EDU_STATE_BUF)
 		return NULL;
@@ -1066,17 +1068,20 @@ static int edu_restore(struct vmig_profile_ctx *ctx)
 	struct edu_work w = { .ctx = ctx };
 	void *state = ctx->state;
 	u32 state_len = ctx->state_len;
+	u32 state_version = ctx->state_version;
 	int ret;
 
 	if (v3) {
 		ctx->state = v3;
 		ctx->state_len = sizeof(*v3);
+		ctx->state_version = EDU_STATE_VERSION;
 	}
 	st = state_of(ctx);
 	w.scratch = ctx_scratch(ctx, st ? le64_to_cpu(st->scratch) : 0);
 	ret = vmig_run_in_worker(edu_restore_work, &w);
 	ctx->state = state;
 	ctx->state_len = state_len;
+	ctx->state_version = state_version;
 	kfree(v3);
 	/*
 	 * An early state loaded is used up (or was not this stream's); the

@@ -973,8 +973,9 @@ TEST_F_TIMEOUT(stream, profile_record_refused, 180)
  * A source with a module before early device state writes edu's blob
  * version 2: {version, flags (BUF), scratch, buffer}, with version 2 in
  * the stream header and the record. B takes it (the profile's
- * min_version) and ends with A's state; version 1, never a blob's that
- * B knows, is still refused.
+ * min_version) and ends with A's state. The same blob under version 3 is
+ * refused (a blob is read at its stream's version, not by its own first
+ * word); version 1, never a blob's that B knows, is still refused.
  */
 TEST_F_TIMEOUT(stream, older_profile_version_taken, 120)
 {
@@ -985,8 +986,8 @@ TEST_F_TIMEOUT(stream, older_profile_version_taken, 120)
 	const uint8_t *payload, *b3;
 	uint8_t *m, *p, *b2;
 	uint32_t plen, st;
+	int idx, err, ret, reopens = 0;
 	size_t len;
-	int idx, err, ret;
 
 	ASSERT_EQ(NULL, parse(self->s.data, self->s.len, &self->l));
 	idx = profile_rec(self);
@@ -1019,6 +1020,17 @@ TEST_F_TIMEOUT(stream, older_profile_version_taken, 120)
 	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
 				   NULL));
 	check_b_has_a_state(_metadata, self);
+
+	/*
+	 * The same version 2 blob in a version 3 stream: the blob is read
+	 * as the stream's version says, so it is no blob B knows.
+	 */
+	h->version = htole32(3);
+	len = with_payload(self, m, idx, p, sizeof(*h) + v2_len);
+	ret = resume(self, m, len, &err);
+	EXPECT_EQ(AT_STOP, ret) TH_LOG("a version 2 blob under version 3: %s",
+				       strerror(err));
+	ASSERT_EQ(0, recover(self, &reopens));
 
 	/* version 1 in the header: refused before any state */
 	memcpy(m, self->s.data, self->s.len);
