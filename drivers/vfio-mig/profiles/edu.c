@@ -16,12 +16,13 @@
  *     with those bits, when they differ from what step 2 left;
  *  4. the factorial result, by re-running the computation on the operand
  *     that gives it (the register file's last operand if it does, else the
- *     smallest n with n! mod 2^32 equal to the result), with the
- *     factorial interrupt disabled;
+ *     smallest n with n! mod 2^32 equal to the result), with the factorial
+ *     interrupt enabled as step 7 leaves it (if enabled, done once the
+ *     device has raised it, silenced);
  *  5. liveness (the device stores the complement of what is written);
  *  6. DMA source, destination and count, without starting a transfer;
- *  7. the status register's interrupt-enable bit; then every interrupt
- *     status bit is acknowledged;
+ *  7. the status register's interrupt-enable bit (again); then every
+ *     interrupt status bit is acknowledged;
  *  8. interrupts back on, then the captured interrupt status is raised
  *     (a pending interrupt is state: the target's VMM receives it).
  *
@@ -178,12 +179,12 @@ static int wr(struct vmig_device *mdev, u32 off, u8 width, u64 v)
 }
 
 /*
- * Poll until @bit of register @off is clear: soon at first (a factorial
+ * Poll until @bit of register @off reads @set: soon at first (a factorial
  * ends in microseconds, and a hand-back holds the guest's accesses while
  * it waits for one), then every 2 to 4 ms (a transfer takes 100).
  */
-static int wait_clear(struct vmig_device *mdev, u32 off, u8 width, u64 bit,
-		      unsigned int ms)
+static int wait_bit(struct vmig_device *mdev, u32 off, u8 width, u64 bit,
+		    bool set, unsigned int ms)
 {
 	unsigned long end = jiffies + msecs_to_jiffies(ms);
 	unsigned int us = 50;
@@ -194,13 +195,19 @@ static int wait_clear(struct vmig_device *mdev, u32 off, u8 width, u64 bit,
 		ret = rd(mdev, off, width, &v);
 		if (ret)
 			return ret;
-		if (!(v & bit))
+		if (!!(v & bit) == set)
 			return 0;
 		if (time_after(jiffies, end))
 			return -ETIMEDOUT;
 		usleep_range(us, 2 * us);
 		us = min(2 * us, 2000U);
 	}
+}
+
+static int wait_clear(struct vmig_device *mdev, u32 off, u8 width, u64 bit,
+		      unsigned int ms)
+{
+	return wait_bit(mdev, off, width, bit, false, ms);
 }
 
 static int wait_idle(struct vmig_device *mdev)
@@ -933,11 +940,13 @@ static void restore_buffer_and_cmd(struct vmig_profile_ctx *ctx, u64 scratch,
 
 /*
  * Step 4; not if a staged restore left the result on the device and
- * nothing computes. True if the device computed.
+ * nothing computes.
  */
-static bool restore_factorial(struct vmig_profile_ctx *ctx,
+static void restore_factorial(struct vmig_profile_ctx *ctx,
 			      const struct edu_caps *c)
 {
+	bool irq = c->status & EDU_STATUS_IRQFACT &&
+		   !(ctx->flags & VMIG_SNAP_STAGE);
 	struct vmig_device *mdev = ctx->mdev;
 	u64 fact, status;
 	u32 n;
@@ -949,14 +958,20 @@ static bool restore_factorial(struct vmig_profile_ctx *ctx,
 	    !rd(mdev, EDU_STATUS, 4, &status) && fact == c->fact &&
 	    !(status & EDU_STATUS_COMPUTING)) {
 		ctx->report->applied++;
-		return false;
+		return;
 	}
 	/*
 	 * The device's factorial thread clears the computing bit and only
 	 * then looks at the interrupt-enable bit, possibly after our poll saw
-	 * it clear: keep the bit off while recomputing and set it last.
+	 * it clear: the bit is set before the computation starts, to what
+	 * step 7 gives it, and if set, the thread is done once its interrupt
+	 * shows (silenced since step 1; step 7 acknowledges it): one from
+	 * before is acknowledged first. A staged restore sets it only at its
+	 * second call.
 	 */
-	ret = wr(mdev, EDU_STATUS, 4, 0);
+	ret = wr(mdev, EDU_STATUS, 4, irq ? EDU_STATUS_IRQFACT : 0);
+	if (!ret && irq)
+		ret = wr(mdev, EDU_IRQ_ACK, 4, EDU_IRQ_FACT);
 	if (!ret)
 		ret = fact_operand(ctx->src, c->fact,
 				   c->status & EDU_STATUS_COMPUTING, &n);
@@ -965,6 +980,9 @@ static bool restore_factorial(struct vmig_profile_ctx *ctx,
 	if (!ret)
 		ret = wait_clear(mdev, EDU_STATUS, 4, EDU_STATUS_COMPUTING,
 				 1000);
+	if (!ret && irq)
+		ret = wait_bit(mdev, EDU_IRQ_STATUS, 4, EDU_IRQ_FACT, true,
+			       1000);
 	if (!ret && !(c->status & EDU_STATUS_COMPUTING)) {
 		ret = rd(mdev, EDU_FACTORIAL, 4, &fact);
 		if (!ret && fact != c->fact)
@@ -974,7 +992,6 @@ static bool restore_factorial(struct vmig_profile_ctx *ctx,
 		vmig_report_error(ctx->report, 0, EDU_FACTORIAL, 4, ret);
 	else
 		ctx->report->applied++;
-	return true;
 }
 
 static int edu_restore_work(void *arg)
@@ -984,7 +1001,6 @@ static int edu_restore_work(void *arg)
 	struct vmig_device *mdev = ctx->mdev;
 	struct edu_quiet q;
 	struct edu_caps c;
-	bool computed;
 	int ret;
 
 	if (captured(ctx, EDU_LIVENESS, 4, &c.live) ||
@@ -1005,7 +1021,7 @@ static int edu_restore_work(void *arg)
 	}
 	quiet(mdev, &q);
 	restore_buffer_and_cmd(ctx, w->scratch, &c);
-	computed = restore_factorial(ctx, &c);
+	restore_factorial(ctx, &c);
 	if (ctx->flags & VMIG_SNAP_STAGE) {
 		/* steps 5 to 8 come with VMIG_SNAP_STAGED */
 		ret = wr(mdev, EDU_IRQ_ACK, 4, 0xffffffff);
@@ -1020,8 +1036,6 @@ static int edu_restore_work(void *arg)
 	restore_reg(ctx, EDU_DMA_SRC, 8, c.d.src, c.d.src);
 	restore_reg(ctx, EDU_DMA_DST, 8, c.d.dst, c.d.dst);
 	restore_reg(ctx, EDU_DMA_COUNT, 8, c.d.count, c.d.count);
-	if (computed)
-		usleep_range(1000, 2000);
 	restore_reg(ctx, EDU_STATUS, 4, c.status & EDU_STATUS_IRQFACT,
 		    c.status & EDU_STATUS_IRQFACT);
 	ret = wr(mdev, EDU_IRQ_ACK, 4, 0xffffffff);
