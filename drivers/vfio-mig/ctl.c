@@ -558,13 +558,41 @@ static long ctl_commit(struct vmig_ctl *c, struct vmig_device *mdev,
 static long ctl_prepare(struct vmig_device *mdev, void __user *uarg)
 {
 	unsigned long minsz = offsetofend(struct vfio_mig_ctl_prepare, flags);
-	struct vfio_mig_ctl_prepare pr;
+	unsigned long fdsz = offsetofend(struct vfio_mig_ctl_prepare, data_fd);
+	struct vfio_mig_ctl_prepare pr = {};
+	struct file *filp;
+	int fd, ret;
 
 	if (copy_from_user(&pr, uarg, minsz))
 		return -EFAULT;
 	if (pr.argsz < minsz || pr.flags)
 		return -EINVAL;
-	return vmig_mig_prepare(mdev);
+	/* without PRE_COPY the call gives the stream's fd: room for it */
+	if (!VMIG_MIGRATION_PRE_COPY && pr.argsz < fdsz)
+		return -EINVAL;
+	ret = vmig_mig_prepare(mdev, &filp);
+	if (ret || pr.argsz < fdsz)
+		return ret;
+	pr.data_fd = -1;
+	if (filp) {
+		/* as VFIO_MIG_CTL_STATE: prepared, the fd may fail */
+		fd = get_unused_fd_flags(O_CLOEXEC);
+		if (fd < 0) {
+			fput(filp);
+			return fd;
+		}
+		pr.data_fd = fd;
+	}
+	if (copy_to_user(uarg, &pr, fdsz)) {
+		if (filp) {
+			put_unused_fd(pr.data_fd);
+			fput(filp);
+		}
+		return -EFAULT;
+	}
+	if (filp)
+		fd_install(pr.data_fd, filp);
+	return 0;
 }
 
 static long ctl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)

@@ -323,8 +323,11 @@ static struct file *step(struct vmig_device *mdev,
 	struct vmig_migf *migf;
 	int ret;
 
-	/* a prepared PRE_COPY leaves with its DMA hold: P2P's, or released */
-	if (cur == VMIG_STATE_PRE_COPY)
+	/*
+	 * A prepared PRE_COPY (RUNNING without PRE_COPY) leaves with its DMA
+	 * hold: P2P's, or released.
+	 */
+	if (cur == VMIG_STATE_PRE_COPY || cur == VFIO_DEVICE_STATE_RUNNING)
 		m->prepared = false;
 	if (arc(cur, next, VFIO_DEVICE_STATE_RUNNING,
 		VFIO_DEVICE_STATE_RUNNING_P2P) ||
@@ -339,6 +342,9 @@ static struct file *step(struct vmig_device *mdev,
 	    arc(cur, next, VMIG_STATE_PRE_COPY_P2P, VMIG_STATE_PRE_COPY)) {
 		vmig_dma_release(mdev, true);
 		vmig_shadow_hold(mdev, false);
+		/* without PRE_COPY: the stream a prepare opened ends here */
+		if (!VMIG_MIGRATION_PRE_COPY && m->saving)
+			drop_fd(&m->saving);
 		return NULL;
 	}
 	if (arc(cur, next, VFIO_DEVICE_STATE_RUNNING_P2P,
@@ -365,6 +371,16 @@ static struct file *step(struct vmig_device *mdev,
 		VFIO_DEVICE_STATE_STOP_COPY)) {
 		ret = vmig_migf_save_final(m->saving);
 		return ret ? ERR_PTR(ret) : NULL;
+	}
+	if (arc(cur, next, VFIO_DEVICE_STATE_STOP,
+		VFIO_DEVICE_STATE_STOP_COPY) &&
+	    !VMIG_MIGRATION_PRE_COPY && m->saving) {
+		/* without PRE_COPY, prepared: the rest of its stream */
+		ret = vmig_migf_save_final(m->saving);
+		if (ret)
+			return ERR_PTR(ret);
+		get_file(m->saving->filp);
+		return m->saving->filp;
 	}
 	if (arc(cur, next, VFIO_DEVICE_STATE_STOP,
 		VFIO_DEVICE_STATE_STOP_COPY)) {
@@ -411,6 +427,15 @@ static struct file *set_state_locked(struct vmig_device *mdev,
 	lockdep_assert_held(&m->state_mutex);
 	if (m->stay_stopped && new_state != VFIO_DEVICE_STATE_STOP)
 		return ERR_PTR(-EPERM);
+	/* without PRE_COPY: RUNNING asked of a prepared RUNNING releases it */
+	if (!VMIG_MIGRATION_PRE_COPY && m->saving &&
+	    new_state == VFIO_DEVICE_STATE_RUNNING &&
+	    m->state == VFIO_DEVICE_STATE_RUNNING) {
+		m->prepared = false;
+		if (m->dma.held)	/* the kept starts go now */
+			vmig_dma_release(mdev, true);
+		drop_fd(&m->saving);
+	}
 	while (new_state != m->state) {
 		ret = vfio_mig_get_next_state(vdev, m->state, new_state, &next);
 		if (ret)
@@ -484,28 +509,49 @@ void vmig_mig_rollback(struct vmig_device *mdev)
 	state_unlock(mdev);
 }
 
-int vmig_mig_prepare(struct vmig_device *mdev)
+/*
+ * Without PRE_COPY (6.1) the saving stream opens here, in RUNNING: its
+ * header and write log so far, as a PRE_COPY one begins; the arc into
+ * STOP_COPY carries on with it.
+ */
+static int open_early_stream(struct vmig_device *mdev)
+{
+	struct vmig_migf *migf;
+
+	if (VMIG_MIGRATION_PRE_COPY)
+		return 0;
+	migf = vmig_migf_save_open(mdev, true);
+	if (IS_ERR(migf))
+		return PTR_ERR(migf);
+	mdev->mig.saving = migf;	/* the device's reference */
+	return 0;
+}
+
+int vmig_mig_prepare(struct vmig_device *mdev, struct file **data)
 {
 	const struct vmig_profile_dev_ops *ops = mdev->profile->ops;
+	enum vfio_device_mig_state want = VMIG_MIGRATION_PRE_COPY ?
+		VMIG_STATE_PRE_COPY : VFIO_DEVICE_STATE_RUNNING;
 	struct vmig_shadow_dev *sd = &mdev->shadow;
 	struct vmig_mig *m = &mdev->mig;
 	u32 len = vmig_profile_state_size(mdev->profile);
 	void *blob;
 	int ret;
 
-	/* 6.1 has no PRE_COPY: there is no "before the stop" to move it in */
-	if (!ops || !ops->early_save || !len || !VMIG_MIGRATION_PRE_COPY)
+	*data = NULL;
+	if (!ops || !ops->early_save || !len)
 		return -EOPNOTSUPP;
 	blob = kvzalloc(len, GFP_KERNEL);
 	if (!blob)
 		return -ENOMEM;
 	state_lock(mdev);
-	if (m->state != VMIG_STATE_PRE_COPY || !m->saving) {
-		ret = -EINVAL;
-		goto out;
-	}
 	if (m->prepared) {
 		ret = -EALREADY;
+		goto out;
+	}
+	/* PRE_COPY has its saving fd; without PRE_COPY, this call opens it */
+	if (m->state != want || (VMIG_MIGRATION_PRE_COPY && !m->saving)) {
+		ret = -EINVAL;
 		goto out;
 	}
 	if (vmig_shadow_engaged(mdev)) {
@@ -533,11 +579,17 @@ int vmig_mig_prepare(struct vmig_device *mdev)
 	 */
 	percpu_down_write(&sd->sem);
 	percpu_up_write(&sd->sem);
-	ret = ops->early_save(mdev, blob, &len);
+	ret = open_early_stream(mdev);
+	if (!ret)
+		ret = ops->early_save(mdev, blob, &len);
 	if (!ret)
 		ret = vmig_migf_queue_early(m->saving, blob, len);
 	if (!ret) {
 		m->prepared = true;
+		if (!VMIG_MIGRATION_PRE_COPY) {
+			get_file(m->saving->filp);
+			*data = m->saving->filp;
+		}
 	} else if (ret == -ETIMEDOUT) {
 		/*
 		 * The device may still run the profile's transfer: a kept
@@ -549,10 +601,13 @@ int vmig_mig_prepare(struct vmig_device *mdev)
 		 */
 		m->prepared = true;
 		pci_warn(mdev->core.pdev,
-			 "early device state not saved: the device is busy; DMA stays held until the device leaves PRE_COPY\n");
+			 "early device state not saved: the device is busy; DMA stays held until the device leaves %s\n",
+			 vmig_mig_state_name(want));
 	} else {
 		/* the guest's kept starts go now, as on the way back */
 		vmig_dma_release(mdev, true);
+		if (!VMIG_MIGRATION_PRE_COPY && m->saving)
+			drop_fd(&m->saving);
 	}
 out_move:
 	up_write(&sd->move_lock);

@@ -157,9 +157,11 @@ struct vmig_dma_hold {
  *	other reset leaves the device in STOP with DMA held (lm.c), until
  *	close_device clears it
  * @dma: the DMA engine's hold state
- * @prepared: VFIO_MIG_CTL_PREPARE held DMA in PRE_COPY and queued the
- *	profile's early state; cleared when the device leaves PRE_COPY and
- *	by a reset (under @state_mutex)
+ * @prepared: VFIO_MIG_CTL_PREPARE held DMA in PRE_COPY (a kernel without
+ *	PRE_COPY: in RUNNING, with @saving opened by it) and queued the
+ *	profile's early state; cleared when the device leaves that state,
+ *	by a "RUNNING" asked in RUNNING (which releases it, as the arc back
+ *	to RUNNING does) and by a reset (under @state_mutex)
  */
 struct vmig_mig {
 	struct mutex state_mutex;	/* see above */
@@ -273,9 +275,11 @@ void vmig_mig_rollback(struct vmig_device *mdev);
 int vmig_mig_commit_stopped(struct vmig_device *mdev);
 /*
  * VFIO_MIG_CTL_PREPARE: in PRE_COPY, hold DMA and queue the profile's
- * early state on the saving fd (see the uAPI header for the errors).
+ * early state on the saving fd (see the uAPI header for the errors). A
+ * kernel without PRE_COPY: in RUNNING, on a saving fd it opens, which the
+ * arc into STOP_COPY gives again; *@data gets a reference to it then.
  */
-int vmig_mig_prepare(struct vmig_device *mdev);
+int vmig_mig_prepare(struct vmig_device *mdev, struct file **data);
 /* Is the device committed in STOP? (takes state_mutex) */
 bool vmig_mig_stay_stopped(struct vmig_device *mdev);
 extern const struct vfio_migration_ops vmig_mig_ops;

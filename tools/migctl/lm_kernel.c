@@ -437,6 +437,15 @@ static int k_attach(struct lm_dev *d, const char *bdf)
 	return 0;
 }
 
+/* A new data fd from the kernel replaces the one before (read without blocking). */
+static void take_data_fd(struct kdev *k, int fd)
+{
+	if (k->data >= 0)
+		close(k->data);
+	k->data = fd;
+	fcntl(k->data, F_SETFL, fcntl(k->data, F_GETFL) | O_NONBLOCK);
+}
+
 static int k_set_state(struct lm_dev *d, uint32_t state)
 {
 	struct kdev *k = K(d);
@@ -459,12 +468,8 @@ static int k_set_state(struct lm_dev *d, uint32_t state)
 		     why);
 		return -e;
 	}
-	if (s.data_fd >= 0) {
-		if (k->data >= 0)
-			close(k->data);
-		k->data = s.data_fd;
-		fcntl(k->data, F_SETFL, fcntl(k->data, F_GETFL) | O_NONBLOCK);
-	}
+	if (s.data_fd >= 0)
+		take_data_fd(k, s.data_fd);
 	return 0;
 }
 
@@ -594,7 +599,7 @@ static int k_commit(struct lm_dev *d, bool stopped)
 static int k_prepare(struct lm_dev *d)
 {
 	struct kdev *k = K(d);
-	struct vfio_mig_ctl_prepare p = { .argsz = sizeof(p) };
+	struct vfio_mig_ctl_prepare p = { .argsz = sizeof(p), .data_fd = -1 };
 
 	if (ioctl(k->ctl, VFIO_MIG_CTL_PREPARE, &p)) {
 		int e = errno;
@@ -608,6 +613,9 @@ static int k_prepare(struct lm_dev *d)
 		     strerror(e));
 		return -e;
 	}
+	/* a kernel without PRE_COPY opened the saving stream for it */
+	if (p.data_fd >= 0)
+		take_data_fd(k, p.data_fd);
 	return 0;
 }
 

@@ -59,6 +59,8 @@ struct src {
 	 * that carries it, until the target's ack (its load)
 	 */
 	bool early;
+	/* the rounds carry device stream: PRE_COPY's, or a prepare's without */
+	bool early_stream;
 	uint64_t early_prepare_us, early_ack_us, early_bytes;
 	/* --via-shadow: engaged; the engage as migctl and the kernel timed it */
 	bool engaged;
@@ -879,7 +881,7 @@ static int do_round(struct src *s)
 	s->r_bytes = s->r_stream = 0;
 	t0 = s->rl_t0 = lm_now_us();
 	s->rl_bytes = 0;
-	if (s->precopy) {
+	if (s->precopy || s->early_stream) {
 		ret = forward_stream(s, false);
 		if (ret)
 			return ret;
@@ -1035,7 +1037,9 @@ static int round_after_engage(struct src *s)
 
 /*
  * The device's slow state moves before the stop: the kernel holds its DMA
- * and queues that state (VFIO_MIG_CTL_PREPARE); one more round carries it
+ * and queues that state (VFIO_MIG_CTL_PREPARE: on PRE_COPY's saving fd, or
+ * without PRE_COPY on a stream the call opens, whose fd the rounds then
+ * forward as PRE_COPY's and the stop reads to its end); one more round carries it
  * with the pages dirtied meanwhile, and the target's ack of that round
  * says it is loaded (the target writes the stream as it arrives): the
  * switchover acknowledgement. Nothing to move, or no page to borrow: the
@@ -1046,7 +1050,7 @@ static int prepare_switchover(struct src *s)
 	uint64_t t0 = lm_now_us(), bytes = s->st.stream_bytes;
 	int ret;
 
-	if (!s->precopy || !s->d->ops->prepare)
+	if (!s->d->ops->prepare)
 		return 0;
 	/*
 	 * The target would refuse a PROFILE_EARLY record, and the whole
@@ -1093,6 +1097,7 @@ static int prepare_switchover(struct src *s)
 				s->d->err);
 		return 0;
 	}
+	s->early_stream = true;
 	t0 = lm_now_us();
 	ret = round_after_engage(s);
 	if (ret)

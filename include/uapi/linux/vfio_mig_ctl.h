@@ -142,9 +142,21 @@ struct vfio_mig_ctl_commit {
  * The VMM's config space writes and VFIO_DEVICE_RESET wait while the
  * call runs.
  *
- * Errors: EINVAL the device is not in PRE_COPY, or unknown flags;
- * EALREADY prepared already; EOPNOTSUPP the profile has no such state, or
- * the kernel has no PRE_COPY (6.1); ENXIO no guest page named to borrow;
+ * A kernel without PRE_COPY (6.1): the call is made in RUNNING, opens
+ * the device's saving stream (its header, the register write log so far
+ * and the record) and returns its fd in @data_fd (argsz must cover it);
+ * read it until ENOMSG as above. DMA stays held until the device leaves
+ * RUNNING: to RUNNING_P2P (the stop), or a "RUNNING" set in RUNNING (the
+ * rollback: the kept starts go, the stream is dropped). The arc into
+ * STOP_COPY gives the same stream's fd again, for the rest of it. After
+ * ETIMEDOUT that stream is open too, without the record, and no fd is
+ * returned: the STOP_COPY fd carries all of it. With PRE_COPY, @data_fd
+ * is -1.
+ *
+ * Errors: EINVAL the device is not in PRE_COPY (without PRE_COPY: not
+ * in RUNNING, or argsz short of @data_fd), or unknown flags; EALREADY
+ * prepared already; EOPNOTSUPP the profile has no such state; ENXIO no
+ * guest page named to borrow;
  * EAGAIN the guest has the device's bus mastering off (these, before
  * anything is held); EBUSY a shadow serves the guest, or the guest's
  * transfer in flight did not end (DMA released); ETIMEDOUT the
@@ -157,6 +169,7 @@ struct vfio_mig_ctl_commit {
 struct vfio_mig_ctl_prepare {
 	__u32 argsz;
 	__u32 flags;
+	__s32 data_fd;	/* out: without PRE_COPY, the saving data fd; else -1 */
 };
 
 #define VFIO_MIG_CTL_PREPARE	_IO(VFIO_MIG_CTL_TYPE, 4)

@@ -21,6 +21,9 @@
  *    the profile's own transfer used read as the guest left them;
  *  - held_start_after_prepare_runs_on_b: that start travels in the
  *    stop-copy data with the early state and runs on B;
+ *  - controller_gone_after_prepare: the rollback when the controller
+ *    goes before the stop releases DMA (the kept start runs on A) and
+ *    drops the stream;
  *  - timed_out_save_keeps_dma_held: an early save that does not end
  *    keeps DMA held; the guest's registers and kept start survive both
  *    ways out of PRE_COPY;
@@ -32,7 +35,10 @@
  *    earlier stream, dropped before its restore, loaded it; A is
  *    untouched.
  *
- * 6.1 has no PRE_COPY: those tests skip.
+ * 6.1 has no PRE_COPY: there the prepare is made in RUNNING and opens
+ * A's saving stream (its fd comes back from the call), whose rest the
+ * arc into STOP_COPY gives; a "RUNNING" set in RUNNING is the way back.
+ * The same tests run on both kernels.
  */
 #define _GNU_SOURCE
 #include <endian.h>
@@ -144,20 +150,48 @@ static int attach_a(FIXTURE_DATA(early) *self)
 	return ioctl(self->ctl, VFIO_MIG_CTL_ATTACH, &at) ? -errno : 0;
 }
 
-/* A with a controller attached, in PRE_COPY: its saving fd in fd_a. */
+/* The state a prepare is made in: PRE_COPY, or RUNNING without it. */
+static uint32_t early_state(FIXTURE_DATA(early) *self)
+{
+	return has_precopy(self) ? VFIO_DEVICE_STATE_PRE_COPY :
+				   VFIO_DEVICE_STATE_RUNNING;
+}
+
+/* A, attached, in that state: PRE_COPY's saving fd in fd_a. */
+static void a_to_early_state(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(early) *self)
+{
+	if (has_precopy(self))
+		ASSERT_EQ(0, mig_set_state(&self->a.d,
+					   VFIO_DEVICE_STATE_PRE_COPY,
+					   &self->fd_a));
+}
+
+/* A with a controller attached, ready to prepare. */
 static void a_to_precopy(struct __test_metadata *_metadata,
 			 FIXTURE_DATA(early) *self)
 {
 	ASSERT_EQ(0, attach_a(self));
-	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_PRE_COPY,
-				   &self->fd_a));
+	a_to_early_state(_metadata, self);
 }
 
+/* Without PRE_COPY, the stream the prepare opened goes to fd_a. */
 static int prepare(FIXTURE_DATA(early) *self, uint32_t flags)
 {
-	struct vfio_mig_ctl_prepare p = { .argsz = sizeof(p), .flags = flags };
+	struct vfio_mig_ctl_prepare p = {
+		.argsz = sizeof(p), .flags = flags, .data_fd = -1,
+	};
 
-	return ioctl(self->ctl, VFIO_MIG_CTL_PREPARE, &p) ? -errno : 0;
+	if (ioctl(self->ctl, VFIO_MIG_CTL_PREPARE, &p))
+		return -errno;
+	if (has_precopy(self) == (p.data_fd >= 0))
+		return -EPROTO;		/* an fd only without PRE_COPY */
+	if (p.data_fd >= 0) {
+		if (self->fd_a >= 0)
+			close(self->fd_a);
+		self->fd_a = p.data_fd;
+	}
+	return 0;
 }
 
 static uint64_t now_ms(void)
@@ -305,11 +339,17 @@ TEST_F_TIMEOUT(early, prepare_refusals, 60)
 	int ret;
 
 	ASSERT_EQ(0, attach_a(self));
-	EXPECT_EQ(-EINVAL, prepare(self, 0)) TH_LOG("prepare in RUNNING");
-	if (!has_precopy(self))
-		SKIP(return, "no PRE_COPY (kernel < 6.2)");
-	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_PRE_COPY,
-				   &self->fd_a));
+	if (has_precopy(self)) {
+		EXPECT_EQ(-EINVAL, prepare(self, 0)) TH_LOG("prepare in RUNNING");
+	} else {
+		ASSERT_EQ(0, mig_set_state(&self->a.d,
+					   VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+		EXPECT_EQ(-EINVAL, prepare(self, 0))
+			TH_LOG("prepare in RUNNING_P2P");
+		ASSERT_EQ(0, mig_set_state(&self->a.d,
+					   VFIO_DEVICE_STATE_RUNNING, NULL));
+	}
+	a_to_early_state(_metadata, self);
 	EXPECT_EQ(-EINVAL, prepare(self, 1)) TH_LOG("unknown flag");
 	rs_ctl(self->t.edu[0], "scratch 0");
 	refused_at_once(_metadata, self, -ENXIO, false, "no page named");
@@ -320,7 +360,7 @@ TEST_F_TIMEOUT(early, prepare_refusals, 60)
 	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
 	EXPECT_EQ(-EALREADY, prepare(self, 0));
 	ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
-	EXPECT_EQ(VFIO_DEVICE_STATE_PRE_COPY, st);
+	EXPECT_EQ(early_state(self), st);
 	/* back to RUNNING: DMA released, transfers run again */
 	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
 				   NULL));
@@ -337,8 +377,6 @@ TEST_F_TIMEOUT(early, early_state_moves_before_the_stop, 90)
 	uint8_t *bl;
 	int ret;
 
-	if (!has_precopy(self))
-		SKIP(return, "no PRE_COPY (kernel < 6.2)");
 	take_streams(_metadata, self, &pre, &fin, &stop_ms);
 	at = find_rec(pre.data, pre.len, VMIG_REC_PROFILE_EARLY, 0);
 	ASSERT_LE(0, at) TH_LOG("no PROFILE_EARLY record in pre-copy data");
@@ -407,8 +445,6 @@ TEST_F_TIMEOUT(early, config_write_waits_for_the_early_save, 90)
 	long at;
 	int ret;
 
-	if (!has_precopy(self))
-		SKIP(return, "no PRE_COPY (kernel < 6.2)");
 	a_to_precopy(_metadata, self);
 	ASSERT_EQ(0, vmm_sysfs_write(WORKER_DELAY, "300"));
 	ASSERT_EQ(0, pthread_create(&th, NULL, master_off, &w));
@@ -452,14 +488,11 @@ TEST_F_TIMEOUT(early, held_start_after_prepare, 90)
 	uint8_t data[600];
 	int ret, i;
 
-	if (!has_precopy(self))
-		SKIP(return, "no PRE_COPY (kernel < 6.2)");
 	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "scratch %#llx",
 			    (unsigned long long)SCRATCH_IOVA));
 	ASSERT_EQ(0, attach_a(self));
 	edu_regs_read(&self->ea, &before);
-	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_PRE_COPY,
-				   &self->fd_a));
+	a_to_early_state(_metadata, self);
 	ret = prepare(self, 0);
 	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
 	/* the profile's own transfer used the engine: the guest's view */
@@ -493,6 +526,58 @@ TEST_F_TIMEOUT(early, held_start_after_prepare, 90)
 }
 
 /*
+ * The controller goes away after the prepare, before any stop: the kernel
+ * rolls A back to RUNNING (without PRE_COPY: out of its prepared RUNNING),
+ * the kept start runs on A, the saving fd is dropped (ENODEV), and a new
+ * controller prepares afresh.
+ */
+TEST_F_TIMEOUT(early, controller_gone_after_prepare, 90)
+{
+	uint64_t in = RAM_IOVA + 0x20000, out = RAM_IOVA + 0x21000;
+	struct mig_buf pre = {};
+	uint8_t data[500], b;
+	uint32_t st;
+	int ret;
+
+	a_to_precopy(_metadata, self);
+	ret = prepare(self, 0);
+	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
+	ASSERT_LT(0, mig_read_precopy(self->fd_a, &pre));
+	edu_wl_bytes(&self->wl, data, sizeof(data));
+	memcpy(mig_host(&self->a, in), data, sizeof(data));
+	ASSERT_EQ(0, edu_dma_start(&self->ea, false, in, 80, sizeof(data),
+				   false));
+	usleep(2 * TICK_MS * 1000);
+	EXPECT_EQ(EDU_DMA_START,
+		  edu_rd(&self->ea, EDU_REG_DMA_CMD) & EDU_DMA_START)
+		TH_LOG("the start was not kept");
+	close(self->ctl);
+	self->ctl = -1;
+	ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+	ASSERT_EQ(0, edu_dma_wait(&self->ea, 3000))
+		TH_LOG("the kept start did not run after the rollback");
+	memcpy(self->wl.buf + 80, data, sizeof(data));
+	ASSERT_EQ(0, edu_wl_to_ram(&self->wl, out, 80, sizeof(data)));
+	EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
+	EXPECT_EQ(-1, read(self->fd_a, &b, 1));
+	EXPECT_EQ(ENODEV, errno) TH_LOG("the dropped stream: %s",
+					strerror(errno));
+	close(self->fd_a);
+	self->fd_a = -1;
+
+	/* a new controller: the prepare is the first again */
+	a_to_precopy(_metadata, self);
+	ret = prepare(self, 0);
+	ASSERT_EQ(0, ret) TH_LOG("prepare again: %s", strerror(-ret));
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x11000, 9, 200));
+	EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
+	mig_buf_free(&pre);
+}
+
+/*
  * A start the guest writes after the prepare is kept on A and carried in
  * the stop-copy data (HELD_WRITES) with the early state: B, loaded from
  * both, runs it once it runs, from the RAM the migration brought.
@@ -505,8 +590,6 @@ TEST_F_TIMEOUT(early, held_start_after_prepare_runs_on_b, 90)
 	uint8_t data[600];
 	int ret;
 
-	if (!has_precopy(self))
-		SKIP(return, "no PRE_COPY (kernel < 6.2)");
 	a_to_precopy(_metadata, self);
 	ret = prepare(self, 0);
 	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
@@ -565,8 +648,6 @@ TEST_F_TIMEOUT(early, timed_out_save_keeps_dma_held, 120)
 	uint8_t data[300];
 	int ret, round;
 
-	if (!has_precopy(self))
-		SKIP(return, "no PRE_COPY (kernel < 6.2)");
 	for (round = 0; round < 2; round++) {
 		uint32_t off = round ? 400 : 40;
 
@@ -606,9 +687,14 @@ TEST_F_TIMEOUT(early, timed_out_save_keeps_dma_held, 120)
 			self->ctl = -1;
 			continue;
 		}
-		/* the stop: B gets the guest's registers and runs the start */
+		/*
+		 * The stop: B gets the guest's registers and runs the start.
+		 * (Without PRE_COPY the timed-out prepare gave no fd: the
+		 * stream it opened comes whole from STOP_COPY.)
+		 */
 		ASSERT_EQ(0, mig_set_state(&self->a.d,
-					   VFIO_DEVICE_STATE_STOP_COPY, NULL));
+					   VFIO_DEVICE_STATE_STOP_COPY,
+					   self->fd_a < 0 ? &self->fd_a : NULL));
 		ASSERT_LT(0, mig_read_stop_copy(self->fd_a, &fin));
 		close(self->fd_a);
 		self->fd_a = -1;
@@ -646,8 +732,6 @@ TEST_F_TIMEOUT(early, unprepared_migration_after_a_prepared_one, 90)
 	long at;
 	int fd = -1;
 
-	if (!has_precopy(self))
-		SKIP(return, "no PRE_COPY (kernel < 6.2)");
 	take_streams(_metadata, self, &pre, &fin, NULL);
 	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
 				   &fd));
@@ -683,8 +767,6 @@ TEST_F_TIMEOUT(early, hostile_early_records, 120)
 	int ret;
 	unsigned int i;
 
-	if (!has_precopy(self))
-		SKIP(return, "no PRE_COPY (kernel < 6.2)");
 	take_streams(_metadata, self, &pre, &fin, NULL);
 	edu_regs_read(&self->ea, &ra0);
 	at = find_rec(pre.data, pre.len, VMIG_REC_PROFILE_EARLY, 0);
