@@ -561,37 +561,41 @@ static long ctl_prepare(struct vmig_device *mdev, void __user *uarg)
 	unsigned long fdsz = offsetofend(struct vfio_mig_ctl_prepare, data_fd);
 	struct vfio_mig_ctl_prepare pr = {};
 	struct file *filp;
-	int fd, ret;
+	int fd = -1, ret;
 
 	if (copy_from_user(&pr, uarg, minsz))
 		return -EFAULT;
 	if (pr.argsz < minsz || pr.flags)
 		return -EINVAL;
-	/* without PRE_COPY the call gives the stream's fd: room for it */
-	if (!VMIG_MIGRATION_PRE_COPY && pr.argsz < fdsz)
-		return -EINVAL;
-	ret = vmig_mig_prepare(mdev, &filp);
-	if (ret || pr.argsz < fdsz)
-		return ret;
-	pr.data_fd = -1;
-	if (filp) {
-		/* as VFIO_MIG_CTL_STATE: prepared, the fd may fail */
+	/*
+	 * Without PRE_COPY the call gives the stream's fd: a caller with no
+	 * room for it cannot use the call; its fd is reserved first, so that
+	 * a prepared device comes with its fd.
+	 */
+	if (!VMIG_MIGRATION_PRE_COPY) {
+		if (pr.argsz < fdsz)
+			return -EOPNOTSUPP;
 		fd = get_unused_fd_flags(O_CLOEXEC);
-		if (fd < 0) {
-			fput(filp);
+		if (fd < 0)
 			return fd;
-		}
-		pr.data_fd = fd;
 	}
+	ret = vmig_mig_prepare(mdev, &filp);
+	if (ret || !filp) {
+		if (fd >= 0)
+			put_unused_fd(fd);
+		if (ret || pr.argsz < fdsz)
+			return ret;
+		pr.data_fd = -1;
+		return copy_to_user(uarg, &pr, fdsz) ? -EFAULT : 0;
+	}
+	pr.data_fd = fd;
+	/* as VFIO_MIG_CTL_STATE: prepared, the fd may fail */
 	if (copy_to_user(uarg, &pr, fdsz)) {
-		if (filp) {
-			put_unused_fd(pr.data_fd);
-			fput(filp);
-		}
+		put_unused_fd(fd);
+		fput(filp);
 		return -EFAULT;
 	}
-	if (filp)
-		fd_install(pr.data_fd, filp);
+	fd_install(fd, filp);
 	return 0;
 }
 

@@ -20,7 +20,9 @@
  *	the saving fd is dropped
  *   STOP -> STOP_COPY, PRE_COPY_P2P -> STOP_COPY
  *	the profile saves the stopped device and the rest of the stream is
- *	queued on the saving fd (a new one from STOP)
+ *	queued on the saving fd (a new one from STOP, unless a prepare
+ *	opened it in RUNNING, which a kernel without PRE_COPY does: then
+ *	that one, which RUNNING_P2P -> RUNNING and STOP -> RESUMING drop)
  *   STOP_COPY -> STOP
  *	the saving fd is dropped
  *   STOP -> RESUMING
@@ -399,6 +401,9 @@ static struct file *step(struct vmig_device *mdev,
 		/* a shadow serves the guest: no state is taken over it */
 		if (vmig_shadow_engaged(mdev))
 			return ERR_PTR(-EBUSY);
+		/* a prepare's stream (no PRE_COPY) is not this state's */
+		if (!VMIG_MIGRATION_PRE_COPY && m->saving)
+			drop_fd(&m->saving);
 		return new_fd(vmig_migf_resume_open(mdev), &m->resuming);
 	}
 	if (arc(cur, next, VFIO_DEVICE_STATE_RESUMING,
@@ -512,18 +517,22 @@ void vmig_mig_rollback(struct vmig_device *mdev)
 /*
  * Without PRE_COPY (6.1) the saving stream opens here, in RUNNING: its
  * header and write log so far, as a PRE_COPY one begins; the arc into
- * STOP_COPY carries on with it.
+ * STOP_COPY carries on with it. One still open (a stop whose DMA hold
+ * failed left it, as PRE_COPY keeps its fd) is carried on with: true
+ * when this call opened it.
  */
-static int open_early_stream(struct vmig_device *mdev)
+static int open_early_stream(struct vmig_device *mdev, bool *opened)
 {
 	struct vmig_migf *migf;
 
-	if (VMIG_MIGRATION_PRE_COPY)
+	*opened = false;
+	if (VMIG_MIGRATION_PRE_COPY || mdev->mig.saving)
 		return 0;
 	migf = vmig_migf_save_open(mdev, true);
 	if (IS_ERR(migf))
 		return PTR_ERR(migf);
 	mdev->mig.saving = migf;	/* the device's reference */
+	*opened = true;
 	return 0;
 }
 
@@ -535,6 +544,7 @@ int vmig_mig_prepare(struct vmig_device *mdev, struct file **data)
 	struct vmig_shadow_dev *sd = &mdev->shadow;
 	struct vmig_mig *m = &mdev->mig;
 	u32 len = vmig_profile_state_size(mdev->profile);
+	bool opened = false;
 	void *blob;
 	int ret;
 
@@ -579,7 +589,7 @@ int vmig_mig_prepare(struct vmig_device *mdev, struct file **data)
 	 */
 	percpu_down_write(&sd->sem);
 	percpu_up_write(&sd->sem);
-	ret = open_early_stream(mdev);
+	ret = open_early_stream(mdev, &opened);
 	if (!ret)
 		ret = ops->early_save(mdev, blob, &len);
 	if (!ret)
@@ -606,7 +616,7 @@ int vmig_mig_prepare(struct vmig_device *mdev, struct file **data)
 	} else {
 		/* the guest's kept starts go now, as on the way back */
 		vmig_dma_release(mdev, true);
-		if (!VMIG_MIGRATION_PRE_COPY && m->saving)
+		if (opened)
 			drop_fd(&m->saving);
 	}
 out_move:

@@ -82,7 +82,8 @@ enum vmig_group_alone {
  *	with it held. Taken by ->dma_unmap (under type1's device_list_lock),
  *	by @unpin_work and under @lock.
  * @held: DMA starts are held (P2P states, STOP, STOP_COPY, RESUMING, a
- *	prepared PRE_COPY); what is held, and the transfer in flight, are
+ *	prepared PRE_COPY, or without PRE_COPY a prepared RUNNING); what is
+ *	held, and the transfer in flight, are
  *	the profile's (its DMA ops run under @lock)
  * @answers: the profile answers the guest's reads of its engine itself
  *	(its held_read op) with DMA released too: its own transfer left a
@@ -144,7 +145,9 @@ struct vmig_dma_hold {
  *	dev_set->lock by an arc, and close_device takes it under that lock;
  *	so arcs use the unlocked snapshot and replay variants.
  * @state: the VFIO device state
- * @saving: data fd of the saving group (PRE_COPY*, STOP_COPY), or NULL
+ * @saving: data fd of the saving group (PRE_COPY*, STOP_COPY; without
+ *	PRE_COPY, from a prepare in RUNNING through RUNNING_P2P and STOP to
+ *	STOP_COPY), or NULL
  * @resuming: data fd of RESUMING, or NULL
  * @reset_lock: protects @deferred_reset
  * @deferred_reset: a device reset arrived and is not applied yet; applied

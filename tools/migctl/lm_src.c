@@ -1050,7 +1050,12 @@ static int prepare_switchover(struct src *s)
 	uint64_t t0 = lm_now_us(), bytes = s->st.stream_bytes;
 	int ret;
 
-	if (!s->d->ops->prepare)
+	/*
+	 * In PRE_COPY; or in RUNNING on a kernel without PRE_COPY, where the
+	 * prepare opens the stream (a kernel with it prepares only in
+	 * PRE_COPY: not when the peer has none).
+	 */
+	if (!s->d->ops->prepare || (!s->precopy && s->me.precopy))
 		return 0;
 	/*
 	 * The target would refuse a PROFILE_EARLY record, and the whole

@@ -24,7 +24,9 @@
  *  7. the status register's interrupt-enable bit (again); then every
  *     interrupt status bit is acknowledged;
  *  8. interrupts back on, then the captured interrupt status is raised
- *     (a pending interrupt is state: the target's VMM receives it).
+ *     (a pending interrupt is state: the target's VMM receives it), with
+ *     the factorial's if the source was still computing one and its
+ *     interrupt was enabled (it ended in step 4).
  *
  * A shadow's hand-back splits it (vmig_shadow_ops.devstate): steps 1 to 4
  * with the guest still served by the shadow (VMIG_SNAP_STAGE), then the
@@ -1041,6 +1043,13 @@ static int edu_restore_work(void *arg)
 	ret = wr(mdev, EDU_IRQ_ACK, 4, 0xffffffff);
 	unquiet(mdev, &q);
 
+	/*
+	 * A factorial the source was still computing ended here, in step 4:
+	 * with its interrupt enabled, the guest is owed that interrupt too.
+	 */
+	if ((c.status & (EDU_STATUS_COMPUTING | EDU_STATUS_IRQFACT)) ==
+	    (EDU_STATUS_COMPUTING | EDU_STATUS_IRQFACT))
+		c.irq |= EDU_IRQ_FACT;
 	if (!ret && c.irq)
 		ret = wr(mdev, EDU_IRQ_RAISE, 4, c.irq);
 	if (ret)

@@ -144,7 +144,8 @@ struct vfio_mig_ctl_commit {
  *
  * A kernel without PRE_COPY (6.1): the call is made in RUNNING, opens
  * the device's saving stream (its header, the register write log so far
- * and the record) and returns its fd in @data_fd (argsz must cover it);
+ * and the record) and returns its fd in @data_fd (argsz must cover it,
+ * else EOPNOTSUPP; set it to -1: a kernel before this field leaves it);
  * read it until ENOMSG as above. DMA stays held until the device leaves
  * RUNNING: to RUNNING_P2P (the stop), or a "RUNNING" set in RUNNING (the
  * rollback: the kept starts go, the stream is dropped). The arc into
@@ -154,17 +155,21 @@ struct vfio_mig_ctl_commit {
  * is -1.
  *
  * Errors: EINVAL the device is not in PRE_COPY (without PRE_COPY: not
- * in RUNNING, or argsz short of @data_fd), or unknown flags; EALREADY
- * prepared already; EOPNOTSUPP the profile has no such state; ENXIO no
- * guest page named to borrow;
+ * in RUNNING), or unknown flags; EALREADY prepared already; EOPNOTSUPP
+ * the profile has no such state (without PRE_COPY: or argsz short of
+ * @data_fd); EMFILE no fd for the stream (before anything is held);
+ * ENXIO no guest page named to borrow;
  * EAGAIN the guest has the device's bus mastering off (these, before
  * anything is held); EBUSY a shadow serves the guest, or the guest's
  * transfer in flight did not end (DMA released); ETIMEDOUT the
  * device did not end the profile's own operation: DMA stays held until
  * the device leaves PRE_COPY, as if prepared, so that no kept start
- * meets it; the profile's error otherwise. After any error but EALREADY
- * and ETIMEDOUT, DMA is as before the call; after any error nothing was
- * queued: the stop moves the state.
+ * meets it; the profile's error otherwise. After any error but EALREADY,
+ * ETIMEDOUT and EFAULT, DMA is as before the call; after any error but
+ * EFAULT nothing was queued: the stop moves the state. EFAULT (the
+ * result not written back) leaves the device prepared, as VFIO's state
+ * feature leaves a state it changed; without PRE_COPY the STOP_COPY fd
+ * then carries the whole stream.
  */
 struct vfio_mig_ctl_prepare {
 	__u32 argsz;

@@ -22,8 +22,8 @@
  *  - held_start_after_prepare_runs_on_b: that start travels in the
  *    stop-copy data with the early state and runs on B;
  *  - controller_gone_after_prepare: the rollback when the controller
- *    goes before the stop releases DMA (the kept start runs on A) and
- *    drops the stream;
+ *    goes before the stop, and a stop undone before STOP_COPY, release
+ *    DMA (the kept start runs on A) and drop the stream;
  *  - timed_out_save_keeps_dma_held: an early save that does not end
  *    keeps DMA held; the guest's registers and kept start survive both
  *    ways out of PRE_COPY;
@@ -252,6 +252,36 @@ static void take_streams(struct __test_metadata *_metadata,
 	self->fd_a = -1;
 	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
 				   NULL));
+}
+
+/*
+ * The guest starts a transfer of @len bytes of fresh workload data (put in
+ * @data and at @in) into buffer offset @off while DMA is held: the start
+ * is kept, reads as running and moves nothing for two ticks.
+ */
+static void start_kept(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(early) *self, uint64_t in, uint32_t off,
+		       uint8_t *data, size_t len)
+{
+	edu_wl_bytes(&self->wl, data, len);
+	memcpy(mig_host(&self->a, in), data, len);
+	ASSERT_EQ(0, edu_dma_start(&self->ea, false, in, off, len, false));
+	usleep(2 * TICK_MS * 1000);
+	EXPECT_EQ(EDU_DMA_START,
+		  edu_rd(&self->ea, EDU_REG_DMA_CMD) & EDU_DMA_START)
+		TH_LOG("the start was not kept");
+}
+
+/* A prepared, its data up to the early record read into @pre. */
+static void a_prepared(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(early) *self, struct mig_buf *pre)
+{
+	int ret;
+
+	a_to_precopy(_metadata, self);
+	ret = prepare(self, 0);
+	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
+	ASSERT_LT(0, mig_read_precopy(self->fd_a, pre));
 }
 
 /* B: RUNNING -> RESUMING, then @n bytes of @p; 0 or write()'s -errno. */
@@ -531,41 +561,47 @@ TEST_F_TIMEOUT(early, held_start_after_prepare, 90)
  * the kept start runs on A, the saving fd is dropped (ENODEV), and a new
  * controller prepares afresh.
  */
-TEST_F_TIMEOUT(early, controller_gone_after_prepare, 90)
+TEST_F_TIMEOUT(early, controller_gone_after_prepare, 120)
 {
 	uint64_t in = RAM_IOVA + 0x20000, out = RAM_IOVA + 0x21000;
 	struct mig_buf pre = {};
 	uint8_t data[500], b;
 	uint32_t st;
-	int ret;
+	int ret, way;
 
-	a_to_precopy(_metadata, self);
-	ret = prepare(self, 0);
-	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
-	ASSERT_LT(0, mig_read_precopy(self->fd_a, &pre));
-	edu_wl_bytes(&self->wl, data, sizeof(data));
-	memcpy(mig_host(&self->a, in), data, sizeof(data));
-	ASSERT_EQ(0, edu_dma_start(&self->ea, false, in, 80, sizeof(data),
-				   false));
-	usleep(2 * TICK_MS * 1000);
-	EXPECT_EQ(EDU_DMA_START,
-		  edu_rd(&self->ea, EDU_REG_DMA_CMD) & EDU_DMA_START)
-		TH_LOG("the start was not kept");
-	close(self->ctl);
-	self->ctl = -1;
-	ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
-	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
-	ASSERT_EQ(0, edu_dma_wait(&self->ea, 3000))
-		TH_LOG("the kept start did not run after the rollback");
-	memcpy(self->wl.buf + 80, data, sizeof(data));
-	ASSERT_EQ(0, edu_wl_to_ram(&self->wl, out, 80, sizeof(data)));
-	EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
-	EXPECT_EQ(-1, read(self->fd_a, &b, 1));
-	EXPECT_EQ(ENODEV, errno) TH_LOG("the dropped stream: %s",
-					strerror(errno));
-	close(self->fd_a);
-	self->fd_a = -1;
-
+	/* way 0: the controller goes; 1: a stop (to STOP) undone */
+	for (way = 0; way < 2; way++) {
+		a_prepared(_metadata, self, &pre);
+		start_kept(_metadata, self, in, 80 + way, data, sizeof(data));
+		if (!way) {
+			close(self->ctl);
+			self->ctl = -1;
+		} else {
+			ASSERT_EQ(0, mig_set_state(&self->a.d,
+						   VFIO_DEVICE_STATE_STOP,
+						   NULL));
+			ASSERT_EQ(0, mig_set_state(&self->a.d,
+						   VFIO_DEVICE_STATE_RUNNING,
+						   NULL));
+		}
+		ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
+		EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+		ASSERT_EQ(0, edu_dma_wait(&self->ea, 3000))
+			TH_LOG("way %d: the kept start did not run", way);
+		memcpy(self->wl.buf + 80 + way, data, sizeof(data));
+		ASSERT_EQ(0, edu_wl_to_ram(&self->wl, out, 80 + way,
+					   sizeof(data)));
+		EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
+		EXPECT_EQ(-1, read(self->fd_a, &b, 1));
+		EXPECT_EQ(ENODEV, errno) TH_LOG("way %d, the dropped stream: %s",
+						way, strerror(errno));
+		close(self->fd_a);
+		self->fd_a = -1;
+		if (self->ctl >= 0)
+			close(self->ctl);
+		self->ctl = -1;
+		mig_buf_free(&pre);
+	}
 	/* a new controller: the prepare is the first again */
 	a_to_precopy(_metadata, self);
 	ret = prepare(self, 0);
@@ -574,7 +610,6 @@ TEST_F_TIMEOUT(early, controller_gone_after_prepare, 90)
 				   NULL));
 	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x11000, 9, 200));
 	EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
-	mig_buf_free(&pre);
 }
 
 /*
@@ -590,14 +625,8 @@ TEST_F_TIMEOUT(early, held_start_after_prepare_runs_on_b, 90)
 	uint8_t data[600];
 	int ret;
 
-	a_to_precopy(_metadata, self);
-	ret = prepare(self, 0);
-	ASSERT_EQ(0, ret) TH_LOG("prepare: %s", strerror(-ret));
-	ASSERT_LT(0, mig_read_precopy(self->fd_a, &pre));
-	edu_wl_bytes(&self->wl, data, sizeof(data));
-	memcpy(mig_host(&self->a, in), data, sizeof(data));
-	ASSERT_EQ(0, edu_dma_start(&self->ea, false, in, 40, sizeof(data),
-				   false));
+	a_prepared(_metadata, self, &pre);
+	start_kept(_metadata, self, in, 40, data, sizeof(data));
 	/* the guest pauses in its poll: A stops with the start kept */
 	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
 				   NULL));
@@ -661,14 +690,7 @@ TEST_F_TIMEOUT(early, timed_out_save_keeps_dma_held, 120)
 		EXPECT_EQ(before.dma_src, now.dma_src);
 		EXPECT_EQ(before.dma_dst, now.dma_dst);
 		EXPECT_EQ(before.dma_count, now.dma_count);
-		edu_wl_bytes(&self->wl, data, sizeof(data));
-		memcpy(mig_host(&self->a, in), data, sizeof(data));
-		ASSERT_EQ(0, edu_dma_start(&self->ea, false, in, off,
-					   sizeof(data), false));
-		usleep(2 * TICK_MS * 1000);
-		EXPECT_EQ(EDU_DMA_START,
-			  edu_rd(&self->ea, EDU_REG_DMA_CMD) & EDU_DMA_START)
-			TH_LOG("the start was not kept");
+		start_kept(_metadata, self, in, off, data, sizeof(data));
 		memcpy(self->wl.buf + off, data, sizeof(data));
 		if (!round) {
 			/* back to RUNNING: given back, the start runs on A */
@@ -696,6 +718,12 @@ TEST_F_TIMEOUT(early, timed_out_save_keeps_dma_held, 120)
 					   VFIO_DEVICE_STATE_STOP_COPY,
 					   self->fd_a < 0 ? &self->fd_a : NULL));
 		ASSERT_LT(0, mig_read_stop_copy(self->fd_a, &fin));
+		/* that stream began in the prepare: a pre-copy one */
+		if (!has_precopy(self))
+			EXPECT_TRUE(mig_get32(fin.data + offsetof(struct vmig_stream_hdr,
+							 features)) &
+				    VMIG_STREAM_F_PRECOPY)
+				TH_LOG("STOP_COPY gave a new stream, not the prepare's");
 		close(self->fd_a);
 		self->fd_a = -1;
 		ASSERT_EQ(0, mig_set_state(&self->a.d,
