@@ -323,6 +323,7 @@ static struct file *step(struct vmig_device *mdev,
 	enum vfio_device_mig_state cur = mdev->mig.state;
 	struct vmig_mig *m = &mdev->mig;
 	struct vmig_migf *migf;
+	struct file *res;
 	int ret;
 
 	/*
@@ -401,10 +402,11 @@ static struct file *step(struct vmig_device *mdev,
 		/* a shadow serves the guest: no state is taken over it */
 		if (vmig_shadow_engaged(mdev))
 			return ERR_PTR(-EBUSY);
+		res = new_fd(vmig_migf_resume_open(mdev), &m->resuming);
 		/* a prepare's stream (no PRE_COPY) is not this state's */
-		if (!VMIG_MIGRATION_PRE_COPY && m->saving)
+		if (!IS_ERR(res) && !VMIG_MIGRATION_PRE_COPY && m->saving)
 			drop_fd(&m->saving);
-		return new_fd(vmig_migf_resume_open(mdev), &m->resuming);
+		return res;
 	}
 	if (arc(cur, next, VFIO_DEVICE_STATE_RESUMING,
 		VFIO_DEVICE_STATE_STOP)) {

@@ -146,7 +146,10 @@ struct vfio_mig_ctl_commit {
  * the device's saving stream (its header, the register write log so far
  * and the record) and returns its fd in @data_fd (argsz must cover it,
  * else EOPNOTSUPP; set it to -1: a kernel before this field leaves it);
- * read it until ENOMSG as above. DMA stays held until the device leaves
+ * read it until ENOMSG as above. A second prepare (after a stop whose
+ * DMA hold failed left the device in RUNNING, the stream open) queues on
+ * the same stream and returns another fd for it, which reads on from
+ * where the last read ended. DMA stays held until the device leaves
  * RUNNING: to RUNNING_P2P (the stop), or a "RUNNING" set in RUNNING (the
  * rollback: the kept starts go, the stream is dropped). The arc into
  * STOP_COPY gives the same stream's fd again, for the rest of it. After

@@ -24,6 +24,8 @@
  *  - controller_gone_after_prepare: the rollback when the controller
  *    goes before the stop, and a stop undone before STOP_COPY, release
  *    DMA (the kept start runs on A) and drop the stream;
+ *  - prepared_then_resumed_saves_anew: a prepared A that loads another
+ *    state is saved in a new stream;
  *  - timed_out_save_keeps_dma_held: an early save that does not end
  *    keeps DMA held; the guest's registers and kept start survive both
  *    ways out of PRE_COPY;
@@ -610,6 +612,48 @@ TEST_F_TIMEOUT(early, controller_gone_after_prepare, 120)
 				   NULL));
 	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x11000, 9, 200));
 	EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
+}
+
+/*
+ * A prepared A that takes another device's state instead (STOP ->
+ * RESUMING, B's stream, STOP) and is then saved: its STOP_COPY stream is
+ * a new one, not the prepare's (no early record, no pre-copy header).
+ */
+TEST_F_TIMEOUT(early, prepared_then_resumed_saves_anew, 90)
+{
+	struct mig_buf pre = {}, fromb = {}, fin = {};
+	int fd = -1, ret;
+
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_STOP_COPY,
+				   &fd));
+	ASSERT_LT(0, mig_read_stop_copy(fd, &fromb));
+	close(fd);
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	a_prepared(_metadata, self, &pre);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RESUMING,
+				   &fd));
+	ASSERT_EQ(0, mig_write_stream(fd, fromb.data, fromb.len, 4096));
+	close(fd);
+	ret = mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP, NULL);
+	ASSERT_EQ(0, ret) TH_LOG("A's load of B's stream: %s", strerror(-ret));
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
+				   &fd));
+	ASSERT_LT(0, mig_read_stop_copy(fd, &fin));
+	close(fd);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	ASSERT_LE(sizeof(struct vmig_stream_hdr), fin.len);
+	ASSERT_EQ(0, memcmp(fin.data, VMIG_STREAM_MAGIC, 8))
+		TH_LOG("no stream header: the prepare's stream went on");
+	EXPECT_FALSE(mig_get32(fin.data + offsetof(struct vmig_stream_hdr,
+						   features)) &
+		     VMIG_STREAM_F_PRECOPY);
+	EXPECT_GT(0, find_rec(fin.data, fin.len, VMIG_REC_PROFILE_EARLY, 0))
+		TH_LOG("the prepare's early record came with the new state");
+	mig_buf_free(&pre);
+	mig_buf_free(&fromb);
+	mig_buf_free(&fin);
 }
 
 /*
