@@ -311,6 +311,13 @@ static void drop_fd(struct vmig_migf **slot)
 	*slot = NULL;
 }
 
+/* Without PRE_COPY: the stream a prepare opened in RUNNING ends here. */
+static void drop_early_stream(struct vmig_mig *m)
+{
+	if (!VMIG_MIGRATION_PRE_COPY && m->saving)
+		drop_fd(&m->saving);
+}
+
 static bool arc(enum vfio_device_mig_state cur, enum vfio_device_mig_state next,
 		enum vfio_device_mig_state from, enum vfio_device_mig_state to)
 {
@@ -345,9 +352,7 @@ static struct file *step(struct vmig_device *mdev,
 	    arc(cur, next, VMIG_STATE_PRE_COPY_P2P, VMIG_STATE_PRE_COPY)) {
 		vmig_dma_release(mdev, true);
 		vmig_shadow_hold(mdev, false);
-		/* without PRE_COPY: the stream a prepare opened ends here */
-		if (!VMIG_MIGRATION_PRE_COPY && m->saving)
-			drop_fd(&m->saving);
+		drop_early_stream(m);
 		return NULL;
 	}
 	if (arc(cur, next, VFIO_DEVICE_STATE_RUNNING_P2P,
@@ -403,9 +408,8 @@ static struct file *step(struct vmig_device *mdev,
 		if (vmig_shadow_engaged(mdev))
 			return ERR_PTR(-EBUSY);
 		res = new_fd(vmig_migf_resume_open(mdev), &m->resuming);
-		/* a prepare's stream (no PRE_COPY) is not this state's */
-		if (!IS_ERR(res) && !VMIG_MIGRATION_PRE_COPY && m->saving)
-			drop_fd(&m->saving);
+		if (!IS_ERR(res))
+			drop_early_stream(m);
 		return res;
 	}
 	if (arc(cur, next, VFIO_DEVICE_STATE_RESUMING,
@@ -441,7 +445,7 @@ static struct file *set_state_locked(struct vmig_device *mdev,
 		m->prepared = false;
 		if (m->dma.held)	/* the kept starts go now */
 			vmig_dma_release(mdev, true);
-		drop_fd(&m->saving);
+		drop_early_stream(m);
 	}
 	while (new_state != m->state) {
 		ret = vfio_mig_get_next_state(vdev, m->state, new_state, &next);

@@ -195,8 +195,7 @@ int __vmig_snapshot_replay(struct vmig_device *dst,
 		if (snap->flags & VMIG_SNAPF_DEVSTATE) {
 			ctx.state = snap->devstate;
 			ctx.state_len = snap->devstate_len;
-			ctx.state_version = snap->devstate_version ?:
-					    p->version;
+			ctx.state_version = vmig_snap_state_version(snap, p);
 		}
 		ret = p->ops->restore(&ctx);
 	} else {

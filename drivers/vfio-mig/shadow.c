@@ -1332,8 +1332,8 @@ int vmig_shadow_engage_stream(struct vmig_device *mdev,
 		return -EOPNOTSUPP;
 	}
 	/* a model reads only the blob its profile's version writes */
-	if (snap->devstate_version &&
-	    snap->devstate_version != mdev->profile->version) {
+	if (vmig_snap_state_version(snap, mdev->profile) !=
+	    mdev->profile->version) {
 		pci_info(mdev->core.pdev,
 			 "the stream carries a shadow's state of profile version %u; the shadow here reads %u: the device takes it\n",
 			 snap->devstate_version, mdev->profile->version);

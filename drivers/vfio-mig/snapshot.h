@@ -140,6 +140,14 @@ struct vmig_snapshot *vmig_snapshot_take(struct vmig_device *mdev,
 struct vmig_snapshot *__vmig_snapshot_take(struct vmig_device *mdev,
 					   unsigned int flags, u64 since);
 void vmig_snapshot_free(struct vmig_snapshot *snap);
+
+/* The profile version @snap's blob was written at, for profile @p. */
+static inline u32 vmig_snap_state_version(const struct vmig_snapshot *snap,
+					  const struct vmig_profile *p)
+{
+	return snap->devstate_version ?: p->version;
+}
+
 /* A versioned TLV byte stream (Documentation/register-sync.rst). */
 void *vmig_snapshot_serialise(const struct vmig_snapshot *snap, size_t *len);
 /* Validates every length; ERR_PTR(-EINVAL) with a reason in @why. */
