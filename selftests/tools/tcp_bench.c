@@ -3,8 +3,8 @@
  * tcp_bench: raw TCP throughput of one connection, the baseline that
  * page-streaming benchmarks compare against.
  *
- *   tcp_bench server PORT [CONNECTIONS]
- *   tcp_bench client HOST PORT SECONDS
+ *   tcp_bench server PORT [CONNECTIONS] [--ktls CIPHER]
+ *   tcp_bench client HOST PORT SECONDS [--ktls CIPHER]
  *
  * HOST is an IPv4 or IPv6 address (the guests have no resolver).
  * The server accepts CONNECTIONS (default 1, 0: no limit) connections one
@@ -14,12 +14,22 @@
  * arrived, not merely been queued) and prints 'tcp_mib_per_s: N'. It
  * retries a refused or unreachable connection for up to 60 s, so it may be
  * started before the server.
+ *
+ * --ktls CIPHER (aes-128-gcm, aes-256-gcm, chacha20-poly1305; both ends
+ * the same): the raw socket of kTLS's kind, the baseline of a migration
+ * over kTLS. The client's data goes through the kernel's TLS 1.3 records
+ * (TLS_TX), which the server's kernel decrypts and checks (TLS_RX); the
+ * server's count comes back in the clear. The key is a fixed test
+ * pattern, no handshake: it measures the record layer, nothing else.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/tls.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +41,12 @@
 #define CHUNK		(128u << 10)
 #define RETRY_SECONDS	60
 
+#ifndef SOL_TLS
+#define SOL_TLS		282
+#endif
+
+static const char *ktls_cipher;	/* --ktls, or NULL */
+
 static double now(void)
 {
 	struct timespec ts;
@@ -41,8 +57,9 @@ static double now(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: tcp_bench server PORT [CONNECTIONS]\n"
-			"       tcp_bench client HOST PORT SECONDS\n");
+	fprintf(stderr, "usage: tcp_bench server PORT [CONNECTIONS] [--ktls CIPHER]\n"
+			"       tcp_bench client HOST PORT SECONDS [--ktls CIPHER]\n"
+			"CIPHER: aes-128-gcm, aes-256-gcm, chacha20-poly1305\n");
 	return 2;
 }
 
@@ -89,6 +106,75 @@ static int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Hand one direction of @fd to the kernel's TLS (TLS 1.3, ktls_cipher),
+ * with a fixed key both ends share: 0, or -1 with the reason printed.
+ */
+static int ktls_on(int fd, bool rx)
+{
+	union {
+		struct tls12_crypto_info_aes_gcm_128 g128;
+		struct tls12_crypto_info_aes_gcm_256 g256;
+		struct tls12_crypto_info_chacha20_poly1305 cc;
+	} ci;
+	unsigned char key[32];
+	socklen_t len;
+	unsigned int i;
+
+	for (i = 0; i < sizeof(key); i++)
+		key[i] = (unsigned char)(0xa5 ^ (i * 29));
+	memset(&ci, 0, sizeof(ci));
+	if (!strcmp(ktls_cipher, "aes-128-gcm")) {
+		ci.g128.info.version = TLS_1_3_VERSION;
+		ci.g128.info.cipher_type = TLS_CIPHER_AES_GCM_128;
+		memcpy(ci.g128.key, key, sizeof(ci.g128.key));
+		memcpy(ci.g128.salt, key + 16, sizeof(ci.g128.salt));
+		memcpy(ci.g128.iv, key + 20, sizeof(ci.g128.iv));
+		len = sizeof(ci.g128);
+	} else if (!strcmp(ktls_cipher, "aes-256-gcm")) {
+		ci.g256.info.version = TLS_1_3_VERSION;
+		ci.g256.info.cipher_type = TLS_CIPHER_AES_GCM_256;
+		memcpy(ci.g256.key, key, sizeof(ci.g256.key));
+		memcpy(ci.g256.salt, key + 3, sizeof(ci.g256.salt));
+		memcpy(ci.g256.iv, key + 7, sizeof(ci.g256.iv));
+		len = sizeof(ci.g256);
+	} else {
+		ci.cc.info.version = TLS_1_3_VERSION;
+		ci.cc.info.cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
+		memcpy(ci.cc.key, key, sizeof(ci.cc.key));
+		memcpy(ci.cc.iv, key + 5, sizeof(ci.cc.iv));
+		len = sizeof(ci.cc);
+	}
+	if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls"))) {
+		perror("tcp_bench: TCP_ULP tls (no tls module?)");
+		return -1;
+	}
+	if (setsockopt(fd, SOL_TLS, rx ? TLS_RX : TLS_TX, &ci, len)) {
+		fprintf(stderr, "tcp_bench: %s %s: %s\n", rx ? "TLS_RX" : "TLS_TX",
+			ktls_cipher, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static bool ktls_cipher_ok(const char *c)
+{
+	return !strcmp(c, "aes-128-gcm") || !strcmp(c, "aes-256-gcm") ||
+	       !strcmp(c, "chacha20-poly1305");
+}
+
+/* Take "--ktls CIPHER" off the end of argv: the remaining argc, or -1. */
+static int ktls_arg(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[argc - 2], "--ktls")) {
+		if (!ktls_cipher_ok(argv[argc - 1]))
+			return -1;
+		ktls_cipher = argv[argc - 1];
+		return argc - 2;
+	}
+	return argc;
+}
+
 static int serve_one(int lfd, char *buf)
 {
 	uint64_t total = 0, be;
@@ -99,6 +185,10 @@ static int serve_one(int lfd, char *buf)
 	fd = accept(lfd, NULL, NULL);
 	if (fd < 0) {
 		perror("tcp_bench: accept");
+		return -1;
+	}
+	if (ktls_cipher && ktls_on(fd, true)) {
+		close(fd);
 		return -1;
 	}
 	for (;;) {
@@ -136,6 +226,7 @@ static int server(int argc, char **argv)
 	int fd, one = 1, zero = 0;
 	char *buf;
 
+	argc = ktls_arg(argc, argv);
 	if (argc < 3 || argc > 4 || parse_uint(argv[2], 65535, &port) ||
 	    (argc == 4 && parse_uint(argv[3], ~0ul, &count)))
 		return usage();
@@ -232,6 +323,7 @@ static int client(int argc, char **argv)
 	char *buf;
 	int fd;
 
+	argc = ktls_arg(argc, argv);
 	if (argc != 5 || parse_uint(argv[3], 65535, &port) || !port ||
 	    parse_uint(argv[4], 3600, &seconds) || !seconds)
 		return usage();
@@ -241,7 +333,7 @@ static int client(int argc, char **argv)
 	for (i = 0; i < CHUNK; i++)
 		buf[i] = (char)(i * 7 + 1);
 	fd = dial(argv[2], port);
-	if (fd < 0)
+	if (fd < 0 || (ktls_cipher && ktls_on(fd, false)))
 		return 1;
 	t0 = now();
 	end = t0 + seconds;

@@ -237,6 +237,8 @@ static int handshake(struct dst *t)
 			t->me.early_load = now.early_load;
 	}
 	ret = wire_send(&t->c, WIRE_ACCEPT, p, wire_enc_accept(p, &t->me));
+	/* from here, to a 1.3 source inside TLS: no payload checksums */
+	t->c.sum_off = t->c.sum_unchecked && t->hello.src.proto_minor >= 3;
 	if (ret) {
 		failf(t, "sending ACCEPT: %s", t->c.err);
 		return ret;
@@ -247,6 +249,7 @@ static int handshake(struct dst *t)
 	json_str(t->out->js, "peer_kernel", t->hello.src.kernel);
 	json_str(t->out->js, "tolerated", notes);
 	json_str(t->out->js, "profile_notes", pnotes);
+	json_bool(t->out->js, "payload_checksums", !t->c.sum_unchecked);
 	lm_ev_end(t->out);
 	if (!t->out->js->enabled)
 		fprintf(t->out->text, "accepted %s from the source as %s%s%s%s%s\n",

@@ -28,9 +28,12 @@
 #define WIRE_MAJOR	1
 /*
  * 1.1: HELLO may carry the profile's needs; 1.2: ACCEPT says whether the
- * target's device loads early device state (struct mig_ident.early_load).
+ * target's device loads early device state (struct mig_ident.early_load);
+ * 1.3: inside TLS, whose records are authenticated, a receiver does not
+ * check payload checksums and a source sends 0 after a 1.3 ACCEPT
+ * (struct wire_conn.sum_off).
  */
-#define WIRE_MINOR	2
+#define WIRE_MINOR	3
 #define WIRE_HDR_LEN	32
 #define WIRE_PORT	4797
 
@@ -116,6 +119,9 @@ uint32_t wire_max_len(unsigned int type);
  */
 int wire_payload_check(const struct wire_hdr *h, const uint8_t *p,
 		       char *err, size_t errlen);
+/* wire_payload_check() without the checksum: the layout only. */
+int wire_payload_layout(const struct wire_hdr *h, const uint8_t *p,
+			char *err, size_t errlen);
 
 /* ---- message bodies ---- */
 
@@ -238,6 +244,14 @@ struct wire_conn {
 	volatile sig_atomic_t *stop;	/* set by a signal: give up waiting */
 	char err[256];			/* why the last call failed */
 	bool broken;			/* the stream is unusable (error seen) */
+	/*
+	 * TLS authenticates every record, so the payload checksum adds
+	 * nothing but a pass over the data: @sum_unchecked, on a TLS link,
+	 * receives without checking it; @sum_off (a 1.3 peer that does not
+	 * check it either) sends 0 (wire_send(); a caller of wire_sendv()
+	 * passes 0 itself). Layouts are checked all the same.
+	 */
+	bool sum_unchecked, sum_off;
 	unsigned int skipped;		/* unknown optional frames skipped */
 	/* TLS (tls.c); tls is NULL on an --insecure link */
 	void *tls;			/* gnutls_session_t */
@@ -273,7 +287,8 @@ int wire_conn_init(struct wire_conn *c, int fd, int timeout_ms,
 		   volatile sig_atomic_t *stop);
 void wire_conn_free(struct wire_conn *c);
 /*
- * Send one frame; payload from @iov. @sum: the payload checksum. The whole
+ * Send one frame; payload from @iov. @sum: the payload checksum (0 with
+ * c->sum_off). The whole
  * frame must leave within the connection's timeout. 0 or -errno.
  */
 int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,

@@ -57,6 +57,12 @@
  *   page_stream_mib_per_s_tls: N
  *   page_stream_ratio_tls: N   (page streaming with TLS / without, within
  *                               each run)
+ *   tcp_ktls_mib_per_s: N      (tcp_bench --ktls: the raw socket of the
+ *                               migration's kind, kTLS with the cipher its
+ *                               handshake chose, the VMMs running, measured
+ *                               before that migration for each cipher)
+ *   page_stream_ratio_tls_raw: N (page streaming with TLS / that socket,
+ *                               within each run; target >= 0.8)
  *   tls_handshake_ms: N        (the source's handshake, from its
  *                               "secured" event)
  *
@@ -102,11 +108,22 @@ struct run {
 	double tcp, tcp_idle, ratio, ratio_idle;
 	/* the same again over TLS */
 	double stream_tls, ratio_tls, handshake_ms;
+	/* raw kTLS for each cipher (enum cipher), and the one negotiated */
+	double ktls[3], tcp_ktls, ratio_tls_raw;
 	/* and once more through the shadow adapter (--via-shadow) */
 	double dt_shadow, dt_device_shadow;
 };
 
 enum mode { INSECURE, TLS, VIA_SHADOW };
+
+/* tcp_bench --ktls's names, and the "secured" event's */
+static const char *const cipher_arg[] = {
+	"aes-128-gcm", "aes-256-gcm", "chacha20-poly1305",
+};
+static const char *const cipher_event[] = {
+	"AES-128-GCM", "AES-256-GCM", "CHACHA20-POLY1305",
+};
+#define NR_CIPHERS	3
 static const char *const mode_name[] = { "insecure", "tls", "via shadow" };
 
 /* vmm_host's guest RAM is at 0x100000; the page it lends the device */
@@ -183,18 +200,25 @@ static int lo_up(void)
 	return ret;
 }
 
-/* Raw loopback TCP for BASE_S seconds: MiB/s, or a negative value. */
-static double tcp_measure(void)
+/*
+ * Raw loopback TCP for BASE_S seconds, through kTLS with @cipher (tcp_bench
+ * --ktls) unless NULL: MiB/s, or a negative value.
+ */
+static double tcp_measure_with(const char *cipher)
 {
 	double mibs;
 	pid_t srv;
 
 	srv = spawn_logged((char *[]){ tcp_bench_path(), "server", BENCH_PORT,
-				       NULL }, LOG_T);
+				       cipher ? "--ktls" : NULL,
+				       (char *)cipher, NULL }, LOG_T);
 	if (srv < 0)
 		return -1;
-	if (CMD(&res, tcp_bench_path(), "client", "127.0.0.1", BENCH_PORT,
-		BASE_S) || res.status) {
+	if (cmd_run(&res, -1, (char *const[]){ tcp_bench_path(), "client",
+						"127.0.0.1", BENCH_PORT, BASE_S,
+						cipher ? "--ktls" : NULL,
+						(char *)cipher, NULL }) ||
+	    res.status) {
 		fprintf(stderr, "live_bench: tcp_bench failed: %s%s\n", res.out,
 			res.err);
 		wait_or_kill(srv, 1);
@@ -205,6 +229,11 @@ static double tcp_measure(void)
 	if (mibs <= 0)
 		fprintf(stderr, "live_bench: tcp_bench printed: %s\n", res.out);
 	return mibs;
+}
+
+static double tcp_measure(void)
+{
+	return tcp_measure_with(NULL);
 }
 
 /*
@@ -218,7 +247,7 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 	char seedarg[32], obj[4096], buf[8192], sec_obj[4096];
 	bool tls = mode == TLS, shadow = mode == VIA_SHADOW;
 	pid_t va = -1, vb = -1, ls;
-	int ret = -1;
+	int i, ret = -1;
 
 	r->tcp_idle = tcp_measure();
 	if (r->tcp_idle <= 0)
@@ -240,6 +269,13 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 	r->tcp = tcp_measure();
 	if (r->tcp <= 0)
 		goto out;
+	/*
+	 * ... and kTLS's, for each cipher the handshake may choose (a
+	 * kernel without one: negative, and a migration that chose it
+	 * has no baseline)
+	 */
+	for (i = 0; tls && i < NR_CIPHERS; i++)
+		r->ktls[i] = tcp_measure_with(cipher_arg[i]);
 	if (!tls && (rs_ctl(a, "scratch %#llx", SCRATCH_IOVA) ||
 		     rs_ctl(b, "scratch %#llx", SCRATCH_IOVA))) {
 		fprintf(stderr, "live_bench: cannot name edu's scratch page\n");
@@ -324,6 +360,21 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 		}
 		r->handshake_ms = json_f(sec, "handshake_ms");
 		printf("# tls: %s\n", sec);
+		/* the raw socket of the same kind: kTLS both ways, that cipher */
+		r->tcp_ktls = -1;
+		for (i = 0; strstr(sec, "\"ktls\":\"tx+rx\"") &&
+			    i < NR_CIPHERS; i++)
+			if (strstr(sec, cipher_event[i]))
+				r->tcp_ktls = r->ktls[i];
+		printf("# ktls raw: %s %.1f, %s %.1f, %s %.1f MiB/s\n",
+		       cipher_arg[0], r->ktls[0], cipher_arg[1], r->ktls[1],
+		       cipher_arg[2], r->ktls[2]);
+		if (r->tcp_ktls <= 0) {
+			fprintf(stderr, "live_bench: no raw kTLS baseline for this migration's channel: %s\n",
+				sec);
+			goto out;
+		}
+		r->ratio_tls_raw = r->stream / r->tcp_ktls;
 	}
 	/* the target's side of the load: pages still queued, the kernel's */
 	if (!json_object_with(read_log(LOG_L, buf, sizeof(buf)), "event",
@@ -424,6 +475,8 @@ int main(void)
 		runs[n].stream_tls = tr.stream;
 		runs[n].ratio_tls = tr.stream / runs[n].stream;
 		runs[n].handshake_ms = tr.handshake_ms;
+		runs[n].tcp_ktls = tr.tcp_ktls;
+		runs[n].ratio_tls_raw = tr.ratio_tls_raw;
 		/* a failure here is the shadow's: the other lines stand */
 		if (one_run(t.edu[0], t.edu[1], 0x5eed + i, VIA_SHADOW, &sr)) {
 			shadow_failed++;
@@ -453,6 +506,8 @@ int main(void)
 	printf("page_stream_mib_per_s_tls: %.1f\n", MEDIAN(stream_tls));
 	printf("page_stream_ratio_tls: %.3f\n", MEDIAN(ratio_tls));
 	printf("tls_handshake_ms: %.1f\n", MEDIAN(handshake_ms));
+	printf("tcp_ktls_mib_per_s: %.1f\n", MEDIAN(tcp_ktls));
+	printf("page_stream_ratio_tls_raw: %.3f\n", MEDIAN(ratio_tls_raw));
 	if (shadow_failed) {
 		printf("live_bench: %d of %d migrations through the shadow failed\n",
 		       shadow_failed, RUNS);

@@ -265,6 +265,60 @@ TEST(frame_payload_rejections)
 	}
 }
 
+/*
+ * wire_conn.sum_off sends 0 for the checksum; only a receiver that does
+ * not check it (sum_unchecked: a TLS link) takes such a frame, and that
+ * receiver still checks the layout.
+ */
+TEST(frame_checksum_off_only_where_unchecked)
+{
+	static uint8_t meta[WIRE_PAGE], page[WIRE_PAGE] = { 7 };
+	struct wire_conn tx, r;
+	uint64_t desc[2] = { 0x100000 | WIRE_PG_DATA, 0x101000 | WIRE_PG_ZERO };
+	struct wire_msg m;
+	uint8_t q[40] = "round end";
+	int sv[2], pass;
+
+	for (pass = 0; pass < 3; pass++) {
+		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+		ASSERT_EQ(0, wire_conn_init(&tx, sv[0], 2000, NULL));
+		ASSERT_EQ(0, wire_conn_init(&r, sv[1], 2000, NULL));
+		tx.sum_off = true;
+		/* pass 0: a plain receiver; 1: a TLS one; 2: bad layout */
+		r.sum_unchecked = pass > 0;
+		wire_pages_meta(meta, 1, desc, 2);
+		if (pass == 2)
+			meta[WIRE_PAGE - 1] = 1;	/* padding not zero */
+		{
+			struct iovec v[2] = {
+				{ meta, WIRE_PAGE }, { page, WIRE_PAGE },
+			};
+
+			ASSERT_EQ(0, wire_sendv(&tx, WIRE_PAGES, v, 2, 0));
+		}
+		ASSERT_EQ(0, wire_send(&tx, WIRE_ROUND_END, q, 24));
+		if (pass == 0) {
+			EXPECT_EQ(-EPROTO, wire_recv(&r, &m, 0));
+			EXPECT_NE(NULL, strstr(r.err, "checksum mismatch"))
+				TH_LOG("%s", r.err);
+		} else if (pass == 1) {
+			ASSERT_EQ(0, wire_recv(&r, &m, 0)) TH_LOG("%s", r.err);
+			EXPECT_EQ(WIRE_PAGES, m.h.type);
+			EXPECT_EQ(0u, m.h.sum);
+			EXPECT_EQ(7, m.p[WIRE_PAGE]);
+			ASSERT_EQ(0, wire_recv(&r, &m, 0)) TH_LOG("%s", r.err);
+			EXPECT_EQ(WIRE_ROUND_END, m.h.type);
+			EXPECT_EQ(0u, m.h.sum);
+		} else {
+			EXPECT_EQ(-EPROTO, wire_recv(&r, &m, 0));
+			EXPECT_EQ(NULL, strstr(r.err, "checksum"))
+				TH_LOG("%s", r.err);
+		}
+		wire_conn_free(&tx);	/* closes sv[0] */
+		wire_conn_free(&r);
+	}
+}
+
 TEST(frame_random_garbage)
 {
 	static uint8_t buf[65536];
