@@ -10,6 +10,10 @@
  *                               device must be stopped)
  *               replay BDF      replay the stored snapshot onto BDF
  *               scratch IOVA    guest page the profile may borrow (0: none)
+ *               stall-early     (test builds, edu) the next early save
+ *                               ends as if its transfer never did
+ *               stall-quiesce   (test builds, edu) the next DMA hold's
+ *                               wait for the engine times out
  *               reset-done      (test builds) the PCI core's notification
  *                               of a reset of the function, alone
  *   snapshot  the stored snapshot in its byte form; writing one (in a

@@ -575,6 +575,15 @@ int vmig_mig_prepare(struct vmig_device *mdev, struct file **data)
 		goto out;
 	}
 	/*
+	 * A stream kept through failed stops carries one early state per
+	 * prepare, up to what a target takes: refused before anything is
+	 * held or saved (the profile's save would name a state never sent).
+	 */
+	if (m->saving && !vmig_migf_early_room(m->saving)) {
+		ret = -ENOSPC;
+		goto out;
+	}
+	/*
 	 * No config write of the VMM's (bus mastering, decoding, an FLR)
 	 * lands between the profile's checks and the end of its save, as
 	 * during a shadow's engage; and what the profile needs is there

@@ -207,8 +207,8 @@ struct vmig_stream_rx;
  * @hdr_sent: saving: the stream header is queued
  * @sent_seq: saving: write log entries below this are queued
  * @log_lost: saving: entries were overwritten before being queued
- * @early_sent: saving: a PROFILE_EARLY record was queued (the final save
- *	may refer to it)
+ * @nr_early: saving: PROFILE_EARLY records queued (the final save may
+ *	refer to the last), at most VMIG_STREAM_MAX_EARLY
  * @bytes: bytes read or written so far
  * @poll_wait: readers waiting for data
  * @poll_work: saving: wakes PRE_COPY pollers when the log grows
@@ -228,7 +228,7 @@ struct vmig_migf {
 	bool hdr_sent;
 	u64 sent_seq;
 	bool log_lost;
-	bool early_sent;
+	u32 nr_early;
 	u64 bytes;
 	wait_queue_head_t poll_wait;
 	struct delayed_work poll_work;
@@ -386,6 +386,8 @@ struct vmig_migf *vmig_migf_resume_open(struct vmig_device *mdev);
  * PROFILE_EARLY record; the next read gives it.
  */
 int vmig_migf_queue_early(struct vmig_migf *migf, const void *blob, u32 len);
+/* May @migf take one more PROFILE_EARLY record (VMIG_STREAM_MAX_EARLY)? */
+bool vmig_migf_early_room(struct vmig_migf *migf);
 /* Queue the rest of the state (device stopped); the stream then ends. */
 int vmig_migf_save_final(struct vmig_migf *migf);
 /* RESUMING -> STOP: check the stream is complete and apply it. */

@@ -389,7 +389,7 @@ static int build_final(struct vmig_migf *migf, struct list_head *l)
 	else
 		snap = __vmig_snapshot_take(mdev, VMIG_SNAP_DEVSTATE |
 					    VMIG_SNAP_COMPLETE |
-					    (migf->early_sent ?
+					    (migf->nr_early ?
 					     VMIG_SNAP_EARLY : 0),
 					    migf->sent_seq);
 	if (IS_ERR(snap)) {
@@ -448,6 +448,10 @@ int vmig_migf_queue_early(struct vmig_migf *migf, const void *blob, u32 len)
 		ret = -EINVAL;
 		goto out;
 	}
+	if (migf->nr_early >= VMIG_STREAM_MAX_EARLY) {
+		ret = -ENOSPC;
+		goto out;
+	}
 	/* the log so far first: the target reads the early state after it */
 	ret = refill(migf);
 	if (ret)
@@ -459,11 +463,21 @@ int vmig_migf_queue_early(struct vmig_migf *migf, const void *blob, u32 len)
 		goto out;
 	}
 	queue(migf, c);
-	migf->early_sent = true;
+	migf->nr_early++;
 out:
 	mutex_unlock(&migf->lock);
 	wake_up_interruptible(&migf->poll_wait);
 	return ret;
+}
+
+bool vmig_migf_early_room(struct vmig_migf *migf)
+{
+	bool room;
+
+	mutex_lock(&migf->lock);
+	room = migf->nr_early < VMIG_STREAM_MAX_EARLY;
+	mutex_unlock(&migf->lock);
+	return room;
 }
 
 int vmig_migf_save_final(struct vmig_migf *migf)

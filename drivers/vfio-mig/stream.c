@@ -228,9 +228,6 @@ struct vmig_chunk *vmig_stream_profile_record(const struct vmig_profile *p,
 	return c;
 }
 
-/* PROFILE_EARLY records a stream may carry (a controller sends one) */
-#define VMIG_STREAM_MAX_EARLY	4
-
 /* ---- target side ---- */
 
 /* Record types in the order a stream may carry them. */

@@ -137,11 +137,14 @@ static const struct vmig_trap_range edu_trap[] = {
  * @test_stall: tests (CONFIG_VFIO_MIG_TESTS, debugfs "stall-early"): the
  *	next early save acts as if the engine never read idle after its
  *	transfer
+ * @test_stall_quiesce: tests (debugfs "stall-quiesce"): the next wait for
+ *	the engine to read idle (edu_quiesce() with a bound: a DMA hold)
+ *	times out as if it never did
  *
  * @held, @nr_held, @inflight*, @borrowed, @eng, @shown_* and the ids are
  * under mig.dma.lock (the DMA and reset ops run under it); @scratch and
  * @test_stall are written under dev_set->lock and read with READ_ONCE
- * (@test_stall taken with xchg()).
+ * (@test_stall and @test_stall_quiesce taken with xchg()).
  */
 struct edu_priv {
 	struct vmig_held_write held[EDU_MAX_HELD];
@@ -156,6 +159,7 @@ struct edu_priv {
 	u64 early_id;
 	u64 loaded_id;
 	bool test_stall;
+	bool test_stall_quiesce;
 };
 
 static struct edu_priv *priv(struct vmig_device *mdev)
@@ -1147,6 +1151,9 @@ static int edu_quiesce(struct vmig_device *mdev, unsigned int ms)
 	int ret;
 
 	if (ms) {
+		if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) &&
+		    xchg(&priv(mdev)->test_stall_quiesce, false))
+			return -ETIMEDOUT;
 		ret = wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, ms);
 		/* and a factorial (microseconds), so that a capture reads a result */
 		ret = ret ?: wait_clear(mdev, EDU_STATUS, 4,
@@ -1394,7 +1401,8 @@ static void edu_park(struct vmig_device *mdev)
 
 /*
  * debugfs TEST INTERFACE: "scratch IOVA", the guest page to borrow; in
- * test builds "stall-early", see edu_priv.test_stall.
+ * test builds "stall-early" and "stall-quiesce", see edu_priv.test_stall
+ * and test_stall_quiesce.
  */
 static int edu_ctl(struct vmig_device *mdev, const char *cmd)
 {
@@ -1403,6 +1411,11 @@ static int edu_ctl(struct vmig_device *mdev, const char *cmd)
 
 	if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) && !strcmp(cmd, "stall-early")) {
 		WRITE_ONCE(priv(mdev)->test_stall, true);
+		return 0;
+	}
+	if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) &&
+	    !strcmp(cmd, "stall-quiesce")) {
+		WRITE_ONCE(priv(mdev)->test_stall_quiesce, true);
 		return 0;
 	}
 	if (!str_has_prefix(cmd, "scratch "))

@@ -26,6 +26,8 @@
  *    DMA (the kept start runs on A) and drop the stream;
  *  - prepared_then_resumed_saves_anew: a prepared A that loads another
  *    state is saved in a new stream;
+ *  - failed_stops_keep_the_stream: a stop whose DMA hold fails keeps the
+ *    stream; later prepares queue on it, up to four early states;
  *  - timed_out_save_keeps_dma_held: an early save that does not end
  *    keeps DMA held; the guest's registers and kept start survive both
  *    ways out of PRE_COPY;
@@ -790,6 +792,87 @@ TEST_F_TIMEOUT(early, timed_out_save_keeps_dma_held, 120)
 		EXPECT_EQ(0, memcmp(got, want, EDU_BUF_SIZE - 1))
 			TH_LOG("B's buffer is not A's with the kept transfer run");
 	}
+	mig_buf_free(&fin);
+}
+
+/* PROFILE_EARLY records in @s */
+static int count_early(const uint8_t *s, size_t len)
+{
+	long at = 0;
+	int n = 0;
+
+	while ((at = find_rec(s, len, VMIG_REC_PROFILE_EARLY, at)) >= 0) {
+		n++;
+		at += REC_HDR + mig_get32(s + at + 4);
+	}
+	return n;
+}
+
+/*
+ * A stop whose DMA hold fails (test hook "stall-quiesce": the engine as
+ * if it never read idle) leaves A in its early state, DMA released, the
+ * stream open: the guest's transfer runs, and the next prepare queues a
+ * newer early state on that stream (without PRE_COPY, through another fd
+ * for it). A stream takes four: the fifth prepare is refused (ENOSPC)
+ * before anything is held, the guest runs on, and the stop moves what
+ * changed. B loads the whole stream and has A's state.
+ */
+TEST_F_TIMEOUT(early, failed_stops_keep_the_stream, 150)
+{
+	struct mig_buf pre = {}, fin = {};
+	uint8_t *all;
+	uint32_t st;
+	long at;
+	int i, ret;
+
+	a_to_precopy(_metadata, self);
+	for (i = 0; i < 4; i++) {
+		ret = prepare(self, 0);
+		ASSERT_EQ(0, ret) TH_LOG("prepare %d: %s", i + 1, strerror(-ret));
+		ASSERT_LT(0, mig_read_precopy(self->fd_a, &pre));
+		ASSERT_EQ(0, rs_ctl(self->t.edu[0], "stall-quiesce"));
+		ret = mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
+				    NULL);
+		ASSERT_EQ(-ETIMEDOUT, ret) TH_LOG("stop %d: %s", i + 1,
+						  strerror(-ret));
+		ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
+		ASSERT_EQ(early_state(self), st);
+		/* DMA released: the guest's transfer runs now */
+		ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x10000,
+					      100 * i, 300));
+	}
+	EXPECT_EQ(4, count_early(pre.data, pre.len));
+	ret = prepare(self, 0);
+	ASSERT_EQ(-ENOSPC, ret) TH_LOG("fifth prepare: %s", strerror(-ret));
+	/* nothing held: a transfer runs */
+	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x10000, 1000, 200));
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
+				   NULL));
+	ASSERT_LT(0, mig_read_stop_copy(self->fd_a, &fin));
+	close(self->fd_a);
+	self->fd_a = -1;
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	/* one stream: the stop's data reads on from the pre-copy data */
+	all = malloc(pre.len + fin.len);
+	ASSERT_NE(NULL, all);
+	memcpy(all, pre.data, pre.len);
+	memcpy(all + pre.len, fin.data, fin.len);
+	EXPECT_EQ(4, count_early(all, pre.len + fin.len));
+	/* the guest changed the buffer after the last early state */
+	at = find_rec(all, pre.len + fin.len, VMIG_REC_PROFILE_STATE, 0);
+	ASSERT_LE(0, at);
+	EXPECT_EQ(EDU_ST_F_BUF | EDU_ST_F_CMD,
+		  mig_get32(blob_at(all, at) + EDU_ST_FLAGS));
+	ret = b_resume(self, all, pre.len + fin.len);
+	free(all);
+	ASSERT_EQ(0, ret) TH_LOG("B's writes: %s", strerror(-ret));
+	ret = mig_set_state(&self->b.d, VFIO_DEVICE_STATE_STOP, NULL);
+	ASSERT_EQ(0, ret) TH_LOG("B's load: %s", strerror(-ret));
+	ASSERT_EQ(0, mig_set_state(&self->b.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	check_b_has_a_state(_metadata, self);
+	mig_buf_free(&pre);
 	mig_buf_free(&fin);
 }
 
