@@ -115,7 +115,9 @@ static int fill_dev(struct sk_buff *skb, struct vmig_device *mdev, u32 portid,
 	    nla_put_u32(skb, VFIO_MIG_A_DEV_MIG_STATE,
 			READ_ONCE(mdev->mig.state)) ||
 	    nla_put_u8(skb, VFIO_MIG_A_DEV_EARLY_LOAD,
-		       READ_ONCE(mdev->early_load))) {
+		       READ_ONCE(mdev->early_load)) ||
+	    nla_put_u64_64bit(skb, VFIO_MIG_A_DEV_MIG_FLAGS,
+			      READ_ONCE(mdev->core.vdev.migration_flags), 0)) {
 		genlmsg_cancel(skb, hdr);
 		return -EMSGSIZE;
 	}

@@ -88,6 +88,28 @@ static const struct counter {
 	  VFIO_MIG_A_COUNTERS_DIRTY_LAST_REPORT_PAGES, false },
 };
 
+/*
+ * The migration flags a device offers its VMM (dev-get mig-flags), as
+ * "stop-copy,p2p,pre-copy", "none", or "?" from a module without them.
+ */
+static const char *mig_flags_name(struct nlattr **tb, char *buf, size_t len)
+{
+	static const char *const name[] = { "stop-copy", "p2p", "pre-copy" };
+	uint64_t f;
+	size_t n = 0;
+	unsigned int i;
+
+	if (!tb[VFIO_MIG_A_DEV_MIG_FLAGS])
+		return "?";
+	f = nla_get_u64(tb[VFIO_MIG_A_DEV_MIG_FLAGS]);
+	buf[0] = 0;
+	for (i = 0; i < 3; i++)
+		if (f & (1ull << i))
+			n += snprintf(buf + n, len - n, "%s%s", n ? "," : "",
+				      name[i]);
+	return n ? buf : "none";
+}
+
 static int show_dev(struct nl_msg *msg, void *arg)
 {
 	struct nlattr *tb[VFIO_MIG_A_DEV_MAX + 1];
@@ -95,7 +117,7 @@ static int show_dev(struct nl_msg *msg, void *arg)
 	struct json_out *js = arg;
 	bool early_load;
 	unsigned int i;
-	char bdf[32];
+	char bdf[32], flags[48];
 
 	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, VFIO_MIG_A_DEV_MAX, NULL) ||
 	    !tb[VFIO_MIG_A_DEV_BDF])
@@ -135,6 +157,8 @@ static int show_dev(struct nl_msg *msg, void *arg)
 		json_u64(js, "dirty_page_size",
 			 get_u64(tb, VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE));
 		json_bool(js, "early_load", early_load);
+		json_str(js, "migration", mig_flags_name(tb, flags,
+							 sizeof(flags)));
 		json_begin_object(js, "counters");
 		for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
 			const struct counter *k = &counters[i];
@@ -159,13 +183,14 @@ static int show_dev(struct nl_msg *msg, void *arg)
 		printf(" iommu_group %u",
 		       nla_get_u32(tb[VFIO_MIG_A_DEV_IOMMU_GROUP]));
 	printf("\n  profile %s trap %s open %s mig_state %s dirty_page_size %"
-	       PRIu64 " early_load %s\n",
+	       PRIu64 " early_load %s migration %s\n",
 	       nla_get_string(tb[VFIO_MIG_A_DEV_PROFILE]),
 	       trap_name(nla_get_u32(tb[VFIO_MIG_A_DEV_TRAP_MODE])),
 	       nla_get_u8(tb[VFIO_MIG_A_DEV_OPEN]) ? "yes" : "no",
 	       mig_state_name(tb),
 	       get_u64(tb, VFIO_MIG_A_DEV_DIRTY_PAGE_SIZE),
-	       early_load ? "yes" : "no");
+	       early_load ? "yes" : "no",
+	       mig_flags_name(tb, flags, sizeof(flags)));
 	printf("  trapped reads %" PRIu64 " writes %" PRIu64
 	       "  log entries %" PRIu64 " overflows %" PRIu64
 	       " next_seq %" PRIu64 "%s\n",

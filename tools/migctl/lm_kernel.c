@@ -73,7 +73,10 @@ void lm_local_ident(struct mig_ident *id)
 		snprintf(id->kernel, sizeof(id->kernel), "%.63s", u.release);
 		sscanf(u.release, "%u.%u", &maj, &min);
 	}
-	/* PRE_COPY came with 6.2 */
+	/*
+	 * PRE_COPY came with 6.2; the device's own flags (dev-get mig-flags)
+	 * replace this guess where the module gives them.
+	 */
 	id->precopy = maj > 6 || (maj == 6 && min >= 2);
 }
 
@@ -114,6 +117,10 @@ static int take_dev(struct nl_msg *msg, void *arg)
 	/* absent from an older module: it loads no early state we know of */
 	id->early_load = tb[VFIO_MIG_A_DEV_EARLY_LOAD] &&
 			 nla_get_u8(tb[VFIO_MIG_A_DEV_EARLY_LOAD]);
+	/* what the device offers (an older module: the kernel release says) */
+	if (tb[VFIO_MIG_A_DEV_MIG_FLAGS])
+		id->precopy = nla_get_u64(tb[VFIO_MIG_A_DEV_MIG_FLAGS]) &
+			      LM_MIGRATION_PRE_COPY;
 	return NL_OK;
 }
 

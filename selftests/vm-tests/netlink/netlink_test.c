@@ -448,6 +448,49 @@ TEST(mig_state_attribute_and_event)
 	CMD(&r, MIGCTL, "dev", "set", devs[1], "trap", "none");
 }
 
+/*
+ * dev show's "migration": the flags the VMM's VFIO_DEVICE_FEATURE_MIGRATION
+ * reports, PRE_COPY only on a kernel that has it; none with trap mode none
+ * (which offers no migration).
+ */
+TEST(migration_flags_as_the_vmm_sees_them)
+{
+	static struct cmd_result r;
+	char got[64], want[96];
+	struct tb_devs t;
+	struct vmm_dev d;
+	uint64_t flags;
+	int pass;
+
+	setup(_metadata, &t);
+	for (pass = 0; pass < 2; pass++) {
+		ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[1], "trap",
+				 pass ? "none" : "sparse"));
+		ASSERT_EQ(0, vmm_open(&d, devs[1]));
+		if (mig_features(&d, &flags))
+			flags = 0;
+		snprintf(want, sizeof(want), "%s%s%s",
+			 flags & VFIO_MIGRATION_STOP_COPY ? "stop-copy" : "none",
+			 flags & VFIO_MIGRATION_P2P ? ",p2p" : "",
+			 flags & (1u << 2) ? ",pre-copy" : "");
+		ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "dev", "show", devs[1]));
+		ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
+		ASSERT_EQ(0, json_get_str(r.out, "migration", got, sizeof(got)))
+			TH_LOG("%s", r.out);
+		EXPECT_STREQ(want, got) TH_LOG("pass %d", pass);
+		if (pass) {
+			EXPECT_STREQ("none", got);
+		} else {
+			EXPECT_EQ(0, strncmp(got, "stop-copy,p2p", 13));
+		}
+		ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "show", devs[1]));
+		snprintf(want, sizeof(want), " migration %s\n", got);
+		EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
+		vmm_close(&d);
+	}
+	CMD(&r, MIGCTL, "dev", "set", devs[1], "trap", "none");
+}
+
 /* dev set applies every setting or none. */
 TEST(dev_set_is_all_or_nothing)
 {
