@@ -19,7 +19,8 @@
  *   snapshot  the stored snapshot in its byte form; writing one (in a
  *             single write) replaces it after validation
  *   result    outcome of the last command, "key: value" lines
- *   counters  trap and log counters, "key: value" lines
+ *   counters  trap and log counters, then the profile's own (edu:
+ *             edu_own_transfers), "key: value" lines
  *   reglog    the retained register write log, one write per line
  *
  * /sys/kernel/debug/vfio-mig/worker_delay_ms: each vmig_run_in_worker()
@@ -251,6 +252,7 @@ DEFINE_SHOW_ATTRIBUTE(result);
 static int counters_show(struct seq_file *m, void *v)
 {
 	struct vmig_device *mdev = m->private;
+	const struct vmig_profile *p;
 	struct vmig_counters c;
 	const char *why;
 
@@ -267,6 +269,11 @@ static int counters_show(struct seq_file *m, void *v)
 	seq_printf(m, "regfile_entries: %llu\nregfile_overflows: %llu\n",
 		   c.regfile_entries, c.regfile_overflows);
 	seq_printf(m, "log_bytes_per_entry: %zu\n", VMIG_REGLOG_BYTES_PER_ENTRY);
+	mutex_lock(vmig_dev_set_lock(mdev));
+	p = mdev->profile;
+	if (p->ops && p->ops->counters_show)
+		p->ops->counters_show(mdev, m);
+	mutex_unlock(vmig_dev_set_lock(mdev));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(counters);

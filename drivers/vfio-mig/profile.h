@@ -5,6 +5,8 @@
 
 #include <linux/types.h>
 
+struct seq_file;
+
 struct pci_dev;
 struct pci_device_id;
 struct vmig_device;
@@ -212,6 +214,9 @@ enum vmig_db_verdict {
  * @ctl: a debugfs TEST INTERFACE command the core does not know (edu:
  *	"scratch IOVA"); -EINVAL if the profile does not know it either.
  *	Under dev_set->lock.
+ * @counters_show: the profile's own "key: value" lines in the debugfs
+ *	counters file (edu: the transfers it ran itself). Under
+ *	dev_set->lock.
  */
 struct vmig_profile_dev_ops {
 	int (*open)(struct vmig_device *mdev);
@@ -238,6 +243,7 @@ struct vmig_profile_dev_ops {
 	bool (*replay_trigger)(struct vmig_device *mdev,
 			       const struct vmig_reglog_entry *e);
 	int (*ctl)(struct vmig_device *mdev, const char *cmd);
+	void (*counters_show)(struct vmig_device *mdev, struct seq_file *m);
 };
 
 /**

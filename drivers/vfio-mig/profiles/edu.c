@@ -58,6 +58,7 @@
 #include <linux/jiffies.h>
 #include <linux/pci.h>
 #include <linux/random.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/vfio.h>
 #include <uapi/linux/vfio_mig_stream.h>
@@ -140,6 +141,8 @@ static const struct vmig_trap_range edu_trap[] = {
  * @test_stall_quiesce: tests (debugfs "stall-quiesce"): the next wait for
  *	the engine to read idle (edu_quiesce() with a bound: a DMA hold)
  *	times out as if it never did
+ * @own_transfers: transfers the profile ran itself (saves, restores,
+ *	early states), for the debugfs counters: what a stop or a load cost
  *
  * @held, @nr_held, @inflight*, @borrowed, @eng, @shown_* and the ids are
  * under mig.dma.lock (the DMA and reset ops run under it); @scratch and
@@ -160,6 +163,7 @@ struct edu_priv {
 	u64 loaded_id;
 	bool test_stall;
 	bool test_stall_quiesce;
+	atomic64_t own_transfers;
 };
 
 static struct edu_priv *priv(struct vmig_device *mdev)
@@ -237,8 +241,10 @@ static int run_dma(struct vmig_device *mdev, u64 cmd, u64 src, u64 dst,
 		ret = wr(mdev, EDU_DMA_COUNT, 8, count);
 	if (!ret)
 		ret = wr(mdev, EDU_DMA_CMD, 8, cmd | EDU_CMD_RUN);
-	if (!ret)
+	if (!ret) {
+		atomic64_inc(&priv(mdev)->own_transfers);
 		ret = wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, 3000);
+	}
 	return ret;
 }
 
@@ -1429,6 +1435,12 @@ static int edu_ctl(struct vmig_device *mdev, const char *cmd)
 	return 0;
 }
 
+static void edu_counters_show(struct vmig_device *mdev, struct seq_file *m)
+{
+	seq_printf(m, "edu_own_transfers: %lld\n",
+		   (long long)atomic64_read(&priv(mdev)->own_transfers));
+}
+
 static u32 edu_state_size(const struct vmig_profile *p)
 {
 	return sizeof(struct edu_state);
@@ -1453,6 +1465,7 @@ static const struct vmig_profile_dev_ops edu_ops = {
 	.state_size = edu_state_size,
 	.park = edu_park,
 	.ctl = edu_ctl,
+	.counters_show = edu_counters_show,
 };
 
 static const struct vmig_profile_dma_ops edu_dma_ops = {
