@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The migctl wire protocol, version 1.0: framed, checksummed messages
- * between `migctl migrate` (source) and `migctl listen` (target) over TCP.
+ * The migctl wire protocol, version 1 (minor: WIRE_MINOR): framed
+ * messages between `migctl migrate` (source) and `migctl listen` (target)
+ * over TCP; payloads checksummed (inside TLS, only to peers before 1.3).
  * Documentation/live-migration.rst, "Wire protocol", is the reference.
  *
  * Frame header, 32 bytes, little-endian:
@@ -94,8 +95,8 @@ uint64_t wire_get64(const uint8_t *p);
 
 /*
  * The payload checksum: mh_hash64 of each 4096-byte block of the payload
- * (the last one may be shorter) with MH_SEED_PAGE, folded in order. A page
- * hash computed for the content check is thus reused for the checksum.
+ * (the last one may be shorter) with MH_SEED_PAGE, folded in order. The
+ * source's block hash of a page also tells it whether the page is zero.
  */
 uint64_t wire_sum_begin(uint32_t length);
 uint64_t wire_sum_add(uint64_t sum, uint64_t block_hash);
