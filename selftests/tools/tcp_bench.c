@@ -124,20 +124,19 @@ static int ktls_on(int fd, bool rx)
 	for (i = 0; i < sizeof(key); i++)
 		key[i] = (unsigned char)(0xa5 ^ (i * 29));
 	memset(&ci, 0, sizeof(ci));
+	/* TLS 1.3's 12-byte nonce: AES-GCM's 4-byte salt, then its 8-byte iv */
+#define GCM(c, type) do {						\
+		(c).info.version = TLS_1_3_VERSION;			\
+		(c).info.cipher_type = (type);				\
+		memcpy((c).key, key, sizeof((c).key));			\
+		memcpy((c).salt, key + 1, sizeof((c).salt));		\
+		memcpy((c).iv, key + 5, sizeof((c).iv));		\
+		len = sizeof(c);					\
+	} while (0)
 	if (!strcmp(ktls_cipher, "aes-128-gcm")) {
-		ci.g128.info.version = TLS_1_3_VERSION;
-		ci.g128.info.cipher_type = TLS_CIPHER_AES_GCM_128;
-		memcpy(ci.g128.key, key, sizeof(ci.g128.key));
-		memcpy(ci.g128.salt, key + 16, sizeof(ci.g128.salt));
-		memcpy(ci.g128.iv, key + 20, sizeof(ci.g128.iv));
-		len = sizeof(ci.g128);
+		GCM(ci.g128, TLS_CIPHER_AES_GCM_128);
 	} else if (!strcmp(ktls_cipher, "aes-256-gcm")) {
-		ci.g256.info.version = TLS_1_3_VERSION;
-		ci.g256.info.cipher_type = TLS_CIPHER_AES_GCM_256;
-		memcpy(ci.g256.key, key, sizeof(ci.g256.key));
-		memcpy(ci.g256.salt, key + 3, sizeof(ci.g256.salt));
-		memcpy(ci.g256.iv, key + 7, sizeof(ci.g256.iv));
-		len = sizeof(ci.g256);
+		GCM(ci.g256, TLS_CIPHER_AES_GCM_256);
 	} else {
 		ci.cc.info.version = TLS_1_3_VERSION;
 		ci.cc.info.cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
@@ -145,6 +144,7 @@ static int ktls_on(int fd, bool rx)
 		memcpy(ci.cc.iv, key + 5, sizeof(ci.cc.iv));
 		len = sizeof(ci.cc);
 	}
+#undef GCM
 	if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls"))) {
 		perror("tcp_bench: TCP_ULP tls (no tls module?)");
 		return -1;
