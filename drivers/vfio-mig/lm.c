@@ -231,6 +231,13 @@ const char *vmig_mig_unsupported_dev(struct vmig_device *mdev)
 	return why;
 }
 
+u32 vmig_mig_flags(struct vmig_device *mdev)
+{
+	if (!mdev->core.vdev.mig_ops || vmig_mig_unsupported_dev(mdev))
+		return 0;
+	return VMIG_MIGRATION_FLAGS;
+}
+
 void vmig_mig_open(struct vmig_device *mdev)
 {
 	struct vfio_device *vdev = &mdev->core.vdev;

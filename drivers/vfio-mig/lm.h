@@ -208,7 +208,7 @@ struct vmig_stream_rx;
  * @sent_seq: saving: write log entries below this are queued
  * @log_lost: saving: entries were overwritten before being queued
  * @nr_early: saving: PROFILE_EARLY records queued (the final save may
- *	refer to the last), at most VMIG_STREAM_MAX_EARLY
+ *	refer to the last), at most VMIG_STREAM_MAX_EARLY (uAPI)
  * @bytes: bytes read or written so far
  * @poll_wait: readers waiting for data
  * @poll_work: saving: wakes PRE_COPY pollers when the log grows
@@ -240,6 +240,11 @@ struct vmig_migf {
 const char *vmig_mig_unsupported(const struct vmig_profile *p);
 /* ... or for the device with its trap mode: NULL when offered */
 const char *vmig_mig_unsupported_dev(struct vmig_device *mdev);
+/*
+ * The VFIO migration flags the device offers a VMM that opens it now (a
+ * VMM that has it open got the same: its settings are frozen while open).
+ */
+u32 vmig_mig_flags(struct vmig_device *mdev);
 void vmig_mig_init(struct vmig_device *mdev);
 /*
  * open_device: the migration flags for the profile and trap mode the

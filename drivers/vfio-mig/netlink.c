@@ -19,6 +19,7 @@
 #include <vfio-mig/compat.h>
 
 #include "dirty.h"
+#include "lm.h"
 #include "netlink.h"
 #include "profile.h"
 #include "reglog.h"
@@ -117,7 +118,7 @@ static int fill_dev(struct sk_buff *skb, struct vmig_device *mdev, u32 portid,
 	    nla_put_u8(skb, VFIO_MIG_A_DEV_EARLY_LOAD,
 		       READ_ONCE(mdev->early_load)) ||
 	    nla_put_u64_64bit(skb, VFIO_MIG_A_DEV_MIG_FLAGS,
-			      READ_ONCE(mdev->core.vdev.migration_flags), 0)) {
+			      vmig_mig_flags(mdev), 0)) {
 		genlmsg_cancel(skb, hdr);
 		return -EMSGSIZE;
 	}

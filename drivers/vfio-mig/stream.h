@@ -22,13 +22,6 @@ struct vmig_chunk *vmig_stream_log_record(struct vmig_device *mdev, u64 *from,
 struct vmig_chunk *vmig_stream_profile_record(const struct vmig_profile *p,
 					      u32 type, const void *blob,
 					      u32 len);
-/*
- * PROFILE_EARLY records a stream may carry: a controller sends one, and
- * one more after each stop whose DMA hold failed; each costs the target a
- * slow device operation.
- */
-#define VMIG_STREAM_MAX_EARLY	4
-
 /* Sizes, for estimates. */
 size_t vmig_stream_log_bytes(u64 entries);
 size_t vmig_stream_fixed_bytes(bool with_hdr);

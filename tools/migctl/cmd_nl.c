@@ -90,7 +90,8 @@ static const struct counter {
 
 /*
  * The migration flags a device offers its VMM (dev-get mig-flags), as
- * "stop-copy,p2p,pre-copy", "none", or "?" from a module without them.
+ * "stop-copy,p2p,pre-copy" (a bit we have no name for in hex), "none", or
+ * "?" from a module without them.
  */
 static const char *mig_flags_name(struct nlattr **tb, char *buf, size_t len)
 {
@@ -107,6 +108,9 @@ static const char *mig_flags_name(struct nlattr **tb, char *buf, size_t len)
 		if (f & (1ull << i))
 			n += snprintf(buf + n, len - n, "%s%s", n ? "," : "",
 				      name[i]);
+	if (f >> 3)
+		n += snprintf(buf + n, len - n, "%s%#llx", n ? "," : "",
+			      (unsigned long long)(f & ~7ull));
 	return n ? buf : "none";
 }
 

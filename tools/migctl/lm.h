@@ -212,6 +212,11 @@ struct lm_opts {
 	 */
 	int begun_fd;
 	int handshake_ms;		/* the TLS handshake's deadline (0: timeout_ms) */
+	/*
+	 * Inside TLS, check and make payload checksums all the same, as a
+	 * peer before wire 1.3 (MIGCTL_TLS_CHECK_SUMS=1; tests).
+	 */
+	bool check_sums;
 };
 
 

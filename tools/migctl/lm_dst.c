@@ -237,12 +237,12 @@ static int handshake(struct dst *t)
 			t->me.early_load = now.early_load;
 	}
 	ret = wire_send(&t->c, WIRE_ACCEPT, p, wire_enc_accept(p, &t->me));
-	/* from here, to a 1.3 source inside TLS: no payload checksums */
-	t->c.sum_off = t->c.sum_unchecked && t->hello.src.proto_minor >= 3;
 	if (ret) {
 		failf(t, "sending ACCEPT: %s", t->c.err);
 		return ret;
 	}
+	/* from here, to a 1.3 source inside TLS: no payload checksums */
+	t->c.sum_off = t->c.sum_unchecked && t->hello.src.proto_minor >= 3;
 	lm_ev_begin(t->out, "accepted");
 	json_str(t->out->js, "dev", t->hello.src.bdf);
 	json_str(t->out->js, "target_dev", tdev);

@@ -38,6 +38,8 @@ int lm_secure(struct wire_conn *c, const struct lm_opts *o, bool server,
 		c->broken = true;	/* nothing more crosses this link */
 		return ret;
 	}
+	if (o->check_sums)
+		c->sum_unchecked = false;
 	lm_ev_begin(out, "secured");
 	json_str(out->js, "credentials", tls_ctx_kind(o->tls));
 	json_str(out->js, "protocol", c->tls_info);

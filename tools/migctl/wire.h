@@ -31,8 +31,9 @@
  * 1.1: HELLO may carry the profile's needs; 1.2: ACCEPT says whether the
  * target's device loads early device state (struct mig_ident.early_load);
  * 1.3: inside TLS, whose records are authenticated, a receiver does not
- * check payload checksums and a source sends 0 after a 1.3 ACCEPT
- * (struct wire_conn.sum_off).
+ * check payload checksums, and after the handshake each side sends 0 when
+ * the other is 1.3 (struct wire_conn.sum_off: the source from the
+ * target's ACCEPT on, the target after its ACCEPT to a 1.3 HELLO).
  */
 #define WIRE_MINOR	3
 #define WIRE_HDR_LEN	32
@@ -142,7 +143,7 @@ struct mig_ident {
 	char profile[WIRE_PROFILE];
 	uint16_t stream_major, stream_minor;
 	uint32_t page_size;
-	bool precopy;			/* the kernel has PRE_COPY */
+	bool precopy;			/* the device offers PRE_COPY */
 	/*
 	 * ACCEPT, to a source of 1.2 or later: the target's device loads
 	 * early device state now (netlink dev attribute early-load). HELLO

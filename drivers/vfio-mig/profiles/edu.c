@@ -140,7 +140,8 @@ static const struct vmig_trap_range edu_trap[] = {
  *	transfer
  * @test_stall_quiesce: tests (debugfs "stall-quiesce"): the next wait for
  *	the engine to read idle (edu_quiesce() with a bound: a DMA hold)
- *	times out as if it never did
+ *	times out as if it never did. Both hooks are disarmed at close and
+ *	reset
  * @own_transfers: transfers the profile ran itself (saves, restores,
  *	early states), for the debugfs counters: what a stop or a load cost
  *
@@ -1331,6 +1332,9 @@ static void edu_reset(struct vmig_device *mdev)
 	set_shown(mdev, false);
 	e->early_id = 0;
 	e->loaded_id = 0;
+	/* a test hook left armed (its test failed first) ends with the VMM */
+	WRITE_ONCE(e->test_stall, false);
+	WRITE_ONCE(e->test_stall_quiesce, false);
 }
 
 /*

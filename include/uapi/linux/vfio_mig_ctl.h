@@ -158,16 +158,19 @@ struct vfio_mig_ctl_commit {
  * is -1.
  *
  * A stop whose DMA hold failed leaves the device in its state (PRE_COPY,
- * or RUNNING without it) with DMA released and its stream open; a new
- * prepare queues another early state on it. A stream carries at most
- * four (a target refuses more): the fifth prepare on one stream fails
- * with ENOSPC, before anything is held, and the stop moves what changed.
+ * or RUNNING without it) with DMA released and its stream open, as does
+ * PRE_COPY_P2P -> PRE_COPY; a new prepare queues another early state on
+ * that stream. A stream carries at most VMIG_STREAM_MAX_EARLY (4,
+ * <linux/vfio_mig_stream.h>; a target refuses more): a prepare past them
+ * fails with ENOSPC before anything is held, and the stop moves what
+ * changed.
  *
  * Errors: EINVAL the device is not in PRE_COPY (without PRE_COPY: not
  * in RUNNING), or unknown flags; EALREADY prepared already; EOPNOTSUPP
  * the profile has no such state (without PRE_COPY: or argsz short of
  * @data_fd); EMFILE no fd for the stream (before anything is held);
- * ENOSPC the stream carries four early states already (as early);
+ * ENOSPC the stream carries VMIG_STREAM_MAX_EARLY early states already
+ * (before anything is held);
  * ENXIO no guest page named to borrow;
  * EAGAIN the guest has the device's bus mastering off (these, before
  * anything is held); EBUSY a shadow serves the guest, or the guest's

@@ -121,6 +121,12 @@ enum vmig_stream_rec_type {
 	VMIG_REC_END = 0x7fffffff,
 };
 
+/*
+ * PROFILE_EARLY records a stream may carry (each costs the target a slow
+ * device operation): a target refuses more, and a source queues no more.
+ */
+#define VMIG_STREAM_MAX_EARLY	4
+
 /**
  * struct vmig_stream_rec - record header
  * @type: enum vmig_stream_rec_type

@@ -473,7 +473,11 @@ TEST_F_TIMEOUT(early, early_state_moves_before_the_stop, 90)
 	       (unsigned long long)load_ms);
 	/* the profile's own transfers (debugfs counters), exactly */
 	ASSERT_LE(0, a0);
+	ASSERT_LE(0, a_prep);
+	ASSERT_LE(0, a_stop);
 	ASSERT_LE(0, b0);
+	ASSERT_LE(0, b_write);
+	ASSERT_LE(0, b_load);
 	EXPECT_LT(0, b_write - b0) TH_LOG("B's early load ran no transfer");
 	EXPECT_EQ(0, a_stop - a_prep) TH_LOG("A's stop-copy ran one");
 	EXPECT_EQ(0, b_load - b_write) TH_LOG("B's load ran one");
@@ -861,7 +865,7 @@ TEST_F_TIMEOUT(early, failed_stops_keep_the_stream, 150)
 	int i, ret;
 
 	a_to_precopy(_metadata, self);
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < VMIG_STREAM_MAX_EARLY; i++) {
 		ret = prepare(self, 0);
 		ASSERT_EQ(0, ret) TH_LOG("prepare %d: %s", i + 1, strerror(-ret));
 		ASSERT_LT(0, mig_read_precopy(self->fd_a, &pre));
@@ -876,7 +880,7 @@ TEST_F_TIMEOUT(early, failed_stops_keep_the_stream, 150)
 		ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x10000,
 					      100 * i, 300));
 	}
-	EXPECT_EQ(4, count_early(pre.data, pre.len));
+	EXPECT_EQ(VMIG_STREAM_MAX_EARLY, count_early(pre.data, pre.len));
 	ret = prepare(self, 0);
 	ASSERT_EQ(-ENOSPC, ret) TH_LOG("fifth prepare: %s", strerror(-ret));
 	/* nothing held: a transfer runs */
@@ -893,7 +897,7 @@ TEST_F_TIMEOUT(early, failed_stops_keep_the_stream, 150)
 	ASSERT_NE(NULL, all);
 	memcpy(all, pre.data, pre.len);
 	memcpy(all + pre.len, fin.data, fin.len);
-	EXPECT_EQ(4, count_early(all, pre.len + fin.len));
+	EXPECT_EQ(VMIG_STREAM_MAX_EARLY, count_early(all, pre.len + fin.len));
 	/* the guest changed the buffer after the last early state */
 	at = find_rec(all, pre.len + fin.len, VMIG_REC_PROFILE_STATE, 0);
 	ASSERT_LE(0, at);

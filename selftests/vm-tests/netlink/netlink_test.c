@@ -451,12 +451,13 @@ TEST(mig_state_attribute_and_event)
 /*
  * dev show's "migration": the flags the VMM's VFIO_DEVICE_FEATURE_MIGRATION
  * reports, PRE_COPY only on a kernel that has it; none with trap mode none
- * (which offers no migration).
+ * (which offers no migration). A closed device shows what a VMM opening
+ * it would get.
  */
 TEST(migration_flags_as_the_vmm_sees_them)
 {
 	static struct cmd_result r;
-	char got[64], want[96];
+	char got[64], closed[64], want[96];
 	struct tb_devs t;
 	struct vmm_dev d;
 	uint64_t flags;
@@ -466,6 +467,9 @@ TEST(migration_flags_as_the_vmm_sees_them)
 	for (pass = 0; pass < 2; pass++) {
 		ASSERT_EQ(0, CMD(&r, MIGCTL, "dev", "set", devs[1], "trap",
 				 pass ? "none" : "sparse"));
+		ASSERT_EQ(0, CMD(&r, MIGCTL, "-j", "dev", "show", devs[1]));
+		ASSERT_EQ(0, json_get_str(r.out, "migration", closed,
+					  sizeof(closed))) TH_LOG("%s", r.out);
 		ASSERT_EQ(0, vmm_open(&d, devs[1]));
 		if (mig_features(&d, &flags))
 			flags = 0;
@@ -478,6 +482,7 @@ TEST(migration_flags_as_the_vmm_sees_them)
 		ASSERT_EQ(0, json_get_str(r.out, "migration", got, sizeof(got)))
 			TH_LOG("%s", r.out);
 		EXPECT_STREQ(want, got) TH_LOG("pass %d", pass);
+		EXPECT_STREQ(want, closed) TH_LOG("pass %d: closed", pass);
 		if (pass) {
 			EXPECT_STREQ("none", got);
 		} else {
