@@ -147,8 +147,9 @@ static const struct vmig_trap_range edu_trap[] = {
  *
  * @held, @nr_held, @inflight*, @borrowed, @eng, @shown_* and the ids are
  * under mig.dma.lock (the DMA and reset ops run under it); @scratch and
- * @test_stall are written under dev_set->lock and read with READ_ONCE
- * (@test_stall and @test_stall_quiesce taken with xchg()).
+ * the test hooks are written under dev_set->lock (the hooks also cleared
+ * by the reset op) and read with READ_ONCE (the hooks taken with xchg());
+ * @own_transfers is atomic.
  */
 struct edu_priv {
 	struct vmig_held_write held[EDU_MAX_HELD];
