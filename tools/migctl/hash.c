@@ -67,20 +67,6 @@ uint64_t mh_hash64(const void *p, size_t len, uint64_t seed)
 	return mh_mix(h);
 }
 
-uint64_t mh_zero_page_hash(void)
-{
-	static uint64_t z;
-	static int done;
-
-	if (!done) {
-		static const unsigned char zero[4096];
-
-		z = mh_hash64(zero, sizeof(zero), MH_SEED_PAGE);
-		done = 1;
-	}
-	return z;
-}
-
 int mh_key_new(struct mh_key *key)
 {
 	if (sodium_init() < 0)

@@ -25,8 +25,6 @@
 uint64_t mh_hash64(const void *p, size_t len, uint64_t seed);
 /* The final avalanche (also used to combine block hashes). */
 uint64_t mh_mix(uint64_t h);
-/* mh_hash64() of a 4096-byte page of zeros with MH_SEED_PAGE. */
-uint64_t mh_zero_page_hash(void);
 
 #define MH_KEY_BYTES	16
 struct mh_key {

@@ -35,9 +35,9 @@ enum {
 	LM_ST_ERROR, LM_ST_STOP, LM_ST_RUNNING, LM_ST_STOP_COPY, LM_ST_RESUMING,
 	LM_ST_RUNNING_P2P, LM_ST_PRE_COPY, LM_ST_PRE_COPY_P2P,
 };
-const char *lm_state_name(uint32_t s);
 /* VFIO_MIGRATION_PRE_COPY, which headers before 6.2 lack */
 #define LM_MIGRATION_PRE_COPY	(1u << 2)
+const char *lm_state_name(uint32_t s);
 const char *lm_phase_name(uint32_t phase);
 
 /* ---- the kernel, behind an interface ---- */

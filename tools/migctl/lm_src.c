@@ -328,16 +328,15 @@ static bool page_is_zero(const uint8_t *pg)
 
 /*
  * Read, hash and classify one batch into @sl. The content hash (keyed)
- * says whether the target holds the page; the checksum's block hash,
- * which also finds zero pages, is not taken when the link makes no
- * checksum (wire_conn.sum_off). 0 or -errno.
+ * says whether the target holds the page; the checksum's block hash is
+ * not taken when the link makes no checksum (wire_conn.sum_off). 0 or
+ * -errno.
  */
 static int fill_slot(struct src *s, struct slot *sl, const uint64_t *idx,
 		     uint32_t n)
 {
-	static const uint8_t zero[WIRE_PAGE];
 	uint64_t iovas[WIRE_BATCH], desc[WIRE_BATCH], h[WIRE_BATCH];
-	uint64_t zh = mh_zero_page_hash(), t0 = lm_now_us(), t1, sum;
+	uint64_t t0 = lm_now_us(), t1, sum;
 	bool no_sum = s->c.sum_off;
 	uint32_t i, nd = 0, ndata = 0;
 	int ret;
@@ -352,15 +351,9 @@ static int fill_slot(struct src *s, struct slot *sl, const uint64_t *idx,
 	sl->niov = 1;
 	for (i = 0; i < n; i++) {
 		uint8_t *pg = sl->buf + (size_t)i * WIRE_PAGE;
-		uint64_t hv = 0, hk;
-		bool is_zero;
-
-		if (no_sum) {
-			is_zero = page_is_zero(pg);
-		} else {
-			hv = mh_hash64(pg, WIRE_PAGE, MH_SEED_PAGE);
-			is_zero = hv == zh && !memcmp(pg, zero, WIRE_PAGE);
-		}
+		uint64_t hv = no_sum ? 0 : mh_hash64(pg, WIRE_PAGE, MH_SEED_PAGE);
+		bool is_zero = page_is_zero(pg);
+		uint64_t hk;
 
 		/* what the target holds: keyed, so the guest cannot forge it */
 		hk = mh_keyed64(&s->hkey, pg, WIRE_PAGE);

@@ -96,8 +96,7 @@ uint64_t wire_get64(const uint8_t *p);
 
 /*
  * The payload checksum: mh_hash64 of each 4096-byte block of the payload
- * (the last one may be shorter) with MH_SEED_PAGE, folded in order. The
- * source's block hash of a page also tells it whether the page is zero.
+ * (the last one may be shorter) with MH_SEED_PAGE, folded in order.
  */
 uint64_t wire_sum_begin(uint32_t length);
 uint64_t wire_sum_add(uint64_t sum, uint64_t block_hash);

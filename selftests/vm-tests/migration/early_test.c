@@ -859,7 +859,6 @@ static int count_early(const uint8_t *s, size_t len)
 TEST_F_TIMEOUT(early, failed_stops_keep_the_stream, 150)
 {
 	struct mig_buf pre = {}, fin = {};
-	uint8_t *all;
 	uint32_t st;
 	long at;
 	int i, ret;
@@ -893,18 +892,14 @@ TEST_F_TIMEOUT(early, failed_stops_keep_the_stream, 150)
 	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
 				   NULL));
 	/* one stream: the stop's data reads on from the pre-copy data */
-	all = malloc(pre.len + fin.len);
-	ASSERT_NE(NULL, all);
-	memcpy(all, pre.data, pre.len);
-	memcpy(all + pre.len, fin.data, fin.len);
-	EXPECT_EQ(VMIG_STREAM_MAX_EARLY, count_early(all, pre.len + fin.len));
+	ASSERT_EQ(0, mig_buf_append(&pre, fin.data, fin.len));
+	EXPECT_EQ(VMIG_STREAM_MAX_EARLY, count_early(pre.data, pre.len));
 	/* the guest changed the buffer after the last early state */
-	at = find_rec(all, pre.len + fin.len, VMIG_REC_PROFILE_STATE, 0);
+	at = find_rec(pre.data, pre.len, VMIG_REC_PROFILE_STATE, 0);
 	ASSERT_LE(0, at);
 	EXPECT_EQ(EDU_ST_F_BUF | EDU_ST_F_CMD,
-		  mig_get32(blob_at(all, at) + EDU_ST_FLAGS));
-	ret = b_resume(self, all, pre.len + fin.len);
-	free(all);
+		  mig_get32(blob_at(pre.data, at) + EDU_ST_FLAGS));
+	ret = b_resume(self, pre.data, pre.len);
 	ASSERT_EQ(0, ret) TH_LOG("B's writes: %s", strerror(-ret));
 	ret = mig_set_state(&self->b.d, VFIO_DEVICE_STATE_STOP, NULL);
 	ASSERT_EQ(0, ret) TH_LOG("B's load: %s", strerror(-ret));

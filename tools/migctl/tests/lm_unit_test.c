@@ -63,11 +63,6 @@ TEST(hash_known_properties)
 	memcpy(b, a + 32, 32);
 	memcpy(b + 32, a, 32);
 	EXPECT_NE(mh_hash64(a, 64, 0), mh_hash64(b, 64, 0));
-	{
-		static const uint8_t z[4096];
-
-		EXPECT_EQ(mh_zero_page_hash(), mh_hash64(z, 4096, MH_SEED_PAGE));
-	}
 }
 
 TEST(hash_distribution)
