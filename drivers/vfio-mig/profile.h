@@ -217,6 +217,25 @@ enum vmig_db_verdict {
  * @counters_show: the profile's own "key: value" lines in the debugfs
  *	counters file (edu: the transfers it ran itself). Under
  *	dev_set->lock.
+ * @peer_quiesce: optional, for a device with a link peer (a network
+ *	adapter): a shadow engage on the source is about to take the device
+ *	away from the guest, so ask the peer to stop sending to it (@stop
+ *	true: a TCP window of 0, a pause frame, the fabric's equivalent) and
+ *	wait at most @ms for what it sent to arrive; 0, or -errno and the
+ *	engage is refused with the device untouched. Called again with @stop
+ *	false (@ms 0, its result only logged) once the guest is off the
+ *	shadow: the engage was undone (also after a failed stop, so that a
+ *	stop half made is undone), handed back, or dropped because the VMM
+ *	closed the device (a source's after its migration). An engage that
+ *	failed but stays engaged (EIO) keeps the peer stopped until then.
+ *	Never for a shadow a migration stream engaged (shadow.rst says
+ *	why). Sleeping context under dev_set->lock, a stop (and the resume
+ *	that undoes a failed one) also under mig.state_mutex, so the op must
+ *	not wait for anything that takes those (a NIC profile needing
+ *	rtnl_lock must not wait for a holder of rtnl that opens, resets or
+ *	migrates this device). The guest's accesses go on: at a stop they
+ *	still reach the device, at a resume the device serves them again
+ *	(nothing does after a close).
  */
 struct vmig_profile_dev_ops {
 	int (*open)(struct vmig_device *mdev);
@@ -244,6 +263,8 @@ struct vmig_profile_dev_ops {
 			       const struct vmig_reglog_entry *e);
 	int (*ctl)(struct vmig_device *mdev, const char *cmd);
 	void (*counters_show)(struct vmig_device *mdev, struct seq_file *m);
+	int (*peer_quiesce)(struct vmig_device *mdev, bool stop,
+			    unsigned int ms);
 };
 
 /**

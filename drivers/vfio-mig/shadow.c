@@ -56,6 +56,9 @@
  *	the background, as @from_stream. Under mig.state_mutex
  * @resets: the device's resets (vmig_shadow_dev.resets) the model has
  *	followed; under @lock
+ * @peer_stopped: the profile's peer_quiesce op stopped the device's link
+ *	peer for this engage; it is asked to resume when the shadow is
+ *	freed. Set before the shadow is published, read at its free
  * @rcu: frees it after a grace period
  * @priv: the implementation's data, @ops->priv_size bytes
  *
@@ -73,6 +76,7 @@ struct vmig_shadow {
 	const struct vmig_ctl *ctl;
 	bool orphan;
 	int resets;
+	bool peer_stopped;
 	struct rcu_head rcu;
 	u8 priv[] __aligned(8);
 };
@@ -548,10 +552,51 @@ void vmig_shadow_stats(struct vmig_device *mdev, struct vmig_shadow_stats *s)
 	rcu_read_unlock();
 }
 
+/* The most a link peer's stop may take (profile's peer_quiesce op). */
+#define SHADOW_PEER_STOP_MS	1000
+
+/* The device's link peer may send again (peer_quiesce op). */
+static void peer_resume(struct vmig_device *mdev)
+{
+	int ret = mdev->profile->ops->peer_quiesce(mdev, false, 0);
+
+	if (ret)
+		pci_warn(mdev->core.pdev,
+			 "the device's link peer was not told to resume (%d)\n",
+			 ret);
+}
+
+/*
+ * Before an engage on a device the guest uses: its link peer stops sending
+ * (a network adapter's profile), so that nothing arrives while the device
+ * is away. Under dev_set->lock and state_mutex, the guest's accesses going
+ * on. A stop that failed is undone too, as the op asks.
+ */
+static int peer_stop(struct vmig_device *mdev, struct vmig_shadow *sh,
+		     const char **why)
+{
+	const struct vmig_profile *p = mdev->profile;
+	int ret;
+
+	lockdep_assert_held(&mdev->mig.state_mutex);
+	if (!p->ops || !p->ops->peer_quiesce)
+		return 0;
+	ret = p->ops->peer_quiesce(mdev, true, SHADOW_PEER_STOP_MS);
+	if (ret) {
+		*why = "the device's link peer did not stop sending";
+		peer_resume(mdev);
+		return ret;
+	}
+	sh->peer_stopped = true;
+	return 0;
+}
+
 static void shadow_free(struct vmig_shadow *sh)
 {
 	const struct vmig_shadow_ops *ops = sh->ops;
 
+	if (sh->peer_stopped)
+		peer_resume(sh->mdev);
 	if (ops->release) {
 		mutex_lock(&sh->lock);
 		ops->release(sh);
@@ -921,6 +966,8 @@ int vmig_shadow_engage(struct vmig_device *mdev, const struct vmig_ctl *ctl,
 	} else {
 		ret = device_running(mdev, true, why);
 	}
+	if (!ret)
+		ret = peer_stop(mdev, sh, why);
 	if (!ret) {
 		down_write(&sd->move_lock);
 		ret = engage_move(mdev, sh, &keep, why);

@@ -67,6 +67,7 @@
 #include "../lm.h"
 #include "../profile.h"
 #include "../replay.h"
+#include "../shadow.h"
 #include "../snapshot.h"
 #include "../trap.h"
 #include "../vfio_mig.h"
@@ -144,12 +145,20 @@ static const struct vmig_trap_range edu_trap[] = {
  *	reset
  * @own_transfers: transfers the profile ran itself (saves, restores,
  *	early states), for the debugfs counters: what a stop or a load cost
+ * @test_peer_fail: tests (debugfs "peer-stop-fail"): the next link peer
+ *	stop fails; disarmed at close and reset like the hooks above
+ * @test_peer_stops: tests: the core's peer_quiesce calls that stop, for
+ *	the debugfs counters (an edu has no link peer: test builds only lend
+ *	it the op, so that the shadow's calls of it are seen)
+ * @test_peer_resumes: tests: the same for the calls that resume
+ * @test_peer_engaged: tests: such calls made while a shadow served the
+ *	guest
  *
  * @held, @nr_held, @inflight*, @borrowed, @eng, @shown_* and the ids are
  * under mig.dma.lock (the DMA and reset ops run under it); @scratch and
  * the test hooks are written under dev_set->lock (the hooks also cleared
  * by the reset op) and read with READ_ONCE (the hooks taken with xchg());
- * @own_transfers is atomic.
+ * @own_transfers and the peer counters are atomic.
  */
 struct edu_priv {
 	struct vmig_held_write held[EDU_MAX_HELD];
@@ -166,6 +175,10 @@ struct edu_priv {
 	bool test_stall;
 	bool test_stall_quiesce;
 	atomic64_t own_transfers;
+	bool test_peer_fail;
+	atomic_t test_peer_stops;
+	atomic_t test_peer_resumes;
+	atomic_t test_peer_engaged;
 };
 
 static struct edu_priv *priv(struct vmig_device *mdev)
@@ -1336,6 +1349,7 @@ static void edu_reset(struct vmig_device *mdev)
 	/* a test hook left armed (its test failed first) ends with the VMM */
 	WRITE_ONCE(e->test_stall, false);
 	WRITE_ONCE(e->test_stall_quiesce, false);
+	WRITE_ONCE(e->test_peer_fail, false);
 }
 
 /*
@@ -1412,8 +1426,8 @@ static void edu_park(struct vmig_device *mdev)
 
 /*
  * debugfs TEST INTERFACE: "scratch IOVA", the guest page to borrow; in
- * test builds "stall-early" and "stall-quiesce", see edu_priv.test_stall
- * and test_stall_quiesce.
+ * test builds "stall-early", "stall-quiesce" and "peer-stop-fail", see
+ * edu_priv.test_stall, test_stall_quiesce and test_peer_fail.
  */
 static int edu_ctl(struct vmig_device *mdev, const char *cmd)
 {
@@ -1429,6 +1443,11 @@ static int edu_ctl(struct vmig_device *mdev, const char *cmd)
 		WRITE_ONCE(priv(mdev)->test_stall_quiesce, true);
 		return 0;
 	}
+	if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) &&
+	    !strcmp(cmd, "peer-stop-fail")) {
+		WRITE_ONCE(priv(mdev)->test_peer_fail, true);
+		return 0;
+	}
 	if (!str_has_prefix(cmd, "scratch "))
 		return -EINVAL;
 	ret = kstrtou64(skip_spaces(cmd + 8), 0, &iova);
@@ -1442,8 +1461,38 @@ static int edu_ctl(struct vmig_device *mdev, const char *cmd)
 
 static void edu_counters_show(struct vmig_device *mdev, struct seq_file *m)
 {
+	struct edu_priv *e = priv(mdev);
+
 	seq_printf(m, "edu_own_transfers: %lld\n",
-		   (long long)atomic64_read(&priv(mdev)->own_transfers));
+		   (long long)atomic64_read(&e->own_transfers));
+	if (!IS_ENABLED(CONFIG_VFIO_MIG_TESTS))
+		return;
+	seq_printf(m, "edu_test_peer_stops: %d\n",
+		   atomic_read(&e->test_peer_stops));
+	seq_printf(m, "edu_test_peer_resumes: %d\n",
+		   atomic_read(&e->test_peer_resumes));
+	seq_printf(m, "edu_test_peer_engaged: %d\n",
+		   atomic_read(&e->test_peer_engaged));
+}
+
+/*
+ * Test builds only: an edu has no link peer, but the shadow's calls of the
+ * peer_quiesce op are counted (and a stop made to fail), as a network
+ * adapter's profile would see them.
+ */
+static int edu_test_peer_quiesce(struct vmig_device *mdev, bool stop,
+				 unsigned int ms)
+{
+	struct edu_priv *e = priv(mdev);
+
+	if (vmig_shadow_engaged(mdev))
+		atomic_inc(&e->test_peer_engaged);
+	if (!stop) {
+		atomic_inc(&e->test_peer_resumes);
+		return 0;
+	}
+	atomic_inc(&e->test_peer_stops);
+	return xchg(&e->test_peer_fail, false) ? -ETIMEDOUT : 0;
 }
 
 static u32 edu_state_size(const struct vmig_profile *p)
@@ -1471,6 +1520,8 @@ static const struct vmig_profile_dev_ops edu_ops = {
 	.park = edu_park,
 	.ctl = edu_ctl,
 	.counters_show = edu_counters_show,
+	.peer_quiesce = IS_ENABLED(CONFIG_VFIO_MIG_TESTS) ?
+			edu_test_peer_quiesce : NULL,
 };
 
 static const struct vmig_profile_dma_ops edu_dma_ops = {

@@ -40,6 +40,12 @@
  *  - refusals: not open, trap mode none, engaged twice, engage during a
  *    migration, a stream taken in over an engaged shadow, no guest page
  *    for the buffer; each with its reason.
+ *  - link_peer_stops_around_the_engage: the profile's peer_quiesce op
+ *    (test builds lend edu one that counts its calls, debugfs counters
+ *    edu_test_peer_*) stops the link peer before an engage and resumes it
+ *    when the engage ends (hand-back, VMM close), never while the shadow
+ *    serves; a stop that fails refuses the engage, is undone, and the
+ *    guest runs on its device;
  *  - engage_ends_with_its_controller: an engage for a /dev/vfio-mig fd
  *    (ctl-fd) is handed back when that fd goes uncommitted; one for no
  *    controller stays; ctl-fds that are no controller of the device are
@@ -325,6 +331,34 @@ TEST_F_TIMEOUT(sh, close_while_engaged, 60)
 	EXPECT_EQ(0xffffffffu ^ 0x55u, edu_liveness(&self->e, 0x55));
 }
 
+/* The peer_quiesce op's calls so far (debugfs counters, test builds). */
+struct peer_calls {
+	long long stops, resumes, engaged;
+};
+
+static void peer_calls(const char *bdf, struct peer_calls *c)
+{
+	c->stops = rs_counter(bdf, "edu_test_peer_stops");
+	c->resumes = rs_counter(bdf, "edu_test_peer_resumes");
+	c->engaged = rs_counter(bdf, "edu_test_peer_engaged");
+}
+
+/*
+ * The calls since @c0: @st stops, @re resumes, none while a shadow served
+ * (that one guards the order of the core's calls).
+ */
+#define EXPECT_PEER(bdf, c0, st, re) do {				\
+	struct peer_calls c_;						\
+									\
+	peer_calls((bdf), &c_);						\
+	EXPECT_EQ((c0).stops + (st), c_.stops)				\
+		TH_LOG("link peer stops");				\
+	EXPECT_EQ((c0).resumes + (re), c_.resumes)			\
+		TH_LOG("link peer resumes");				\
+	EXPECT_EQ((c0).engaged, c_.engaged)				\
+		TH_LOG("a link peer call while the shadow served");	\
+} while (0)
+
 /* A /dev/vfio-mig fd attached to @bdf: the fd, or -errno. */
 static int ctl_attached(const char *bdf)
 {
@@ -348,7 +382,8 @@ static int ctl_attached(const char *bdf)
  */
 TEST_F_TIMEOUT(sh, engage_ends_with_its_controller, 60)
 {
-	int null_fd, ctl, other;
+	int null_fd, ctl, other, i;
+	struct peer_calls c0;
 	struct lm_shadow s;
 
 	/* not a control fd, a control fd of nothing, a closed fd */
@@ -371,6 +406,7 @@ TEST_F_TIMEOUT(sh, engage_ends_with_its_controller, 60)
 	EXPECT_FALSE(s.engaged);
 
 	/* the controller goes before its commit: the device is handed back */
+	peer_calls(self->bdf, &c0);
 	ctl = ctl_attached(self->bdf);
 	ASSERT_LE(0, ctl) TH_LOG("%s", strerror(-ctl));
 	ASSERT_EQ(0, lm_shadow_attach_ctl(&self->nl, self->bdf, ctl))
@@ -382,6 +418,15 @@ TEST_F_TIMEOUT(sh, engage_ends_with_its_controller, 60)
 	close(ctl);
 	EXPECT_EQ(0, lm_shadow_wait_released(&self->nl, self->bdf, &s, 10000))
 		TH_LOG("the shadow still serves 10 s after its controller went");
+	/* the background hand-back resumes the link peer as it frees it */
+	for (i = 0; c0.resumes >= 0 && i < 20; i++) {
+		if (rs_counter(self->bdf, "edu_test_peer_resumes") > c0.resumes)
+			break;
+		usleep(100000);
+	}
+	if (c0.stops >= 0) {
+		EXPECT_PEER(self->bdf, c0, 1, 1);
+	}
 	/* what the guest wrote to the shadow is the device's now */
 	EXPECT_EQ(~0x5au, edu_rd(&self->e, EDU_REG_LIVENESS));
 	EXPECT_EQ(0xffffffffu ^ 0xa5u, edu_liveness(&self->e, 0xa5));
@@ -505,6 +550,7 @@ static void open_b(struct __test_metadata *_metadata, FIXTURE_DATA(sh) *self,
 static void through_shadow(struct __test_metadata *_metadata,
 			   FIXTURE_DATA(sh) *self, bool precopy)
 {
+	struct peer_calls ca, cb;
 	struct lm_shadow s, sb;
 	struct mig_buf buf = {};
 	struct edu_regs now;
@@ -515,6 +561,8 @@ static void through_shadow(struct __test_metadata *_metadata,
 	int fd = -1;
 
 	open_b(_metadata, self, &b, &eb);
+	peer_calls(self->bdf, &ca);
+	peer_calls(b.d.bdf, &cb);
 	boot(_metadata, self);
 	if (precopy) {
 		ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_PRE_COPY,
@@ -585,8 +633,18 @@ static void through_shadow(struct __test_metadata *_metadata,
 	check_guest(_metadata, self, "on B");
 	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
 	EXPECT_TRUE(s.engaged) TH_LOG("A's shadow went away by itself");
+	/* A's link peer stopped for its engage; B's shadow, a stream's, none */
+	if (ca.stops >= 0 && cb.stops >= 0) {
+		EXPECT_PEER(self->bdf, ca, 1, 0);
+		EXPECT_PEER(b.d.bdf, cb, 0, 0);
+	}
 	lm_guest_free(&self->g);
 	self->guest = false;
+	/* the source's VMM goes after the migration: its peer resumes */
+	close_a(self);
+	if (ca.stops >= 0) {
+		EXPECT_PEER(self->bdf, ca, 1, 1);
+	}
 	mig_side_close(&b);
 	mig_buf_free(&buf);
 }
@@ -1104,14 +1162,20 @@ TEST_F_TIMEOUT(sh, dma_while_engage_waits_for_the_device, 60)
 /* An engage whose buffer cannot be read is undone; nothing is lost. */
 TEST_F_TIMEOUT(sh, failed_engage_loses_nothing, 60)
 {
+	struct peer_calls c0;
 	struct lm_shadow s;
 
 	fill_buffer(_metadata, self, 0x60, 128);
 	edu_wr(&self->e, EDU_REG_LIVENESS, 0x5a5a);
+	peer_calls(self->bdf, &c0);
 	ASSERT_EQ(0, rs_ctl(self->bdf, "scratch 0"));
 	EXPECT_EQ(-ENODATA, lm_shadow_cmd(&self->nl,
 					  VFIO_MIG_CMD_SHADOW_ATTACH,
 					  self->bdf));
+	/* the undone engage resumed the link peer it stopped */
+	if (c0.stops >= 0) {
+		EXPECT_PEER(self->bdf, c0, 1, 1);
+	}
 	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
 	EXPECT_FALSE(s.engaged);
 	ASSERT_EQ(0, rs_ctl(self->bdf, "scratch %#llx", SCRATCH));
@@ -1124,6 +1188,57 @@ TEST_F_TIMEOUT(sh, failed_engage_loses_nothing, 60)
 	EXPECT_TRUE(buffer_is(self, 0x60, 128));
 	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
 				self->bdf)) TH_LOG("%s", self->nl.err);
+}
+
+TEST_F_TIMEOUT(sh, link_peer_stops_around_the_engage, 120)
+{
+	struct peer_calls c0;
+	struct lm_shadow s;
+	uint64_t steps;
+	int ret, i;
+
+	peer_calls(self->bdf, &c0);
+	if (c0.stops < 0 || c0.resumes < 0 || c0.engaged < 0)
+		SKIP(return, "no edu_test_peer_* counters (not a test build)");
+	boot(_metadata, self);
+	usleep(RUN_US / 2);
+
+	/* the peer does not stop: refused before the device is touched */
+	ASSERT_EQ(0, rs_ctl(self->bdf, "peer-stop-fail"));
+	ret = lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH, self->bdf);
+	EXPECT_EQ(-ETIMEDOUT, ret);
+	EXPECT_NE(NULL, strstr(self->nl.err, "link peer did not stop"))
+		TH_LOG("extack: \"%s\"", self->nl.err);
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s));
+	EXPECT_FALSE(s.engaged);
+	EXPECT_PEER(self->bdf, c0, 1, 1);
+	/* the guest's device steps go on (3 s for 10 of them, TCG) */
+	steps = lm_guest_steps(&self->g);
+	for (i = 0; i < 30 && lm_guest_steps(&self->g) < steps + 10; i++)
+		usleep(100000);
+	EXPECT_LE(steps + 10, lm_guest_steps(&self->g))
+		TH_LOG("the guest stopped after the refused engage");
+	TH_LOG("%llu device steps %d00 ms after the refused engage",
+	       (unsigned long long)(lm_guest_steps(&self->g) - steps), i);
+
+	/* stopped before the engage, resumed after the hand-back */
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	EXPECT_PEER(self->bdf, c0, 2, 1);
+	usleep(RUN_US / 2);
+	EXPECT_PEER(self->bdf, c0, 2, 1);
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	EXPECT_PEER(self->bdf, c0, 2, 2);
+	usleep(RUN_US / 2);
+	check_guest(_metadata, self, "after the hand-back");
+
+	/* the VMM closes the device while engaged: resumed too */
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	EXPECT_PEER(self->bdf, c0, 3, 2);
+	close_a(self);
+	EXPECT_PEER(self->bdf, c0, 3, 3);
 }
 
 TEST_HARNESS_MAIN
