@@ -36,10 +36,11 @@
  *  - unprepared_migration_after_a_prepared_one: the early state is the
  *    stream's that sent it, a later one carries the buffer again;
  *  - hostile_early_records: malformed early records are refused as they
- *    arrive, one after the register state too, and a stop-copy blob that
- *    names an early state B never loaded fails B's load, also when an
- *    earlier stream, dropped before its restore, loaded it; A is
- *    untouched.
+ *    arrive, one in a stream of the older profile version (which B takes
+ *    without early records) and one after the register state too, and a
+ *    stop-copy blob that names an early state B never loaded fails B's
+ *    load, also when an earlier stream, dropped before its restore,
+ *    loaded it; A is untouched.
  *
  * 6.1 has no PRE_COPY: there the prepare is made in RUNNING and opens
  * A's saving stream (its fd comes back from the call), whose rest the
@@ -947,12 +948,16 @@ TEST_F_TIMEOUT(early, hostile_early_records, 120)
 	static const char *const what[] = {
 		"another blob version", "flags with EARLY", "unknown command bits",
 		"early id 0", "blob a byte short", "last buffer byte set",
+		"a stream of the older profile version",
 	};
+	const size_t ver_off = offsetof(struct vmig_stream_hdr,
+					profile_version);
 	struct mig_buf pre = {}, fin = {};
 	struct edu_regs ra0, ra1;
 	size_t n, early_len, base;
 	uint8_t *m, *bl;
 	long at, st_at, end;
+	uint32_t hdr_len;
 	int ret;
 	unsigned int i;
 
@@ -994,11 +999,25 @@ TEST_F_TIMEOUT(early, hostile_early_records, 120)
 		case 5:
 			bl[EDU_ST_BUF + EDU_BUF_SIZE - 1] = 1;
 			break;
+		case 6:
+			/*
+			 * Version 2, as a source before early state says (B
+			 * takes its PROFILE_STATE), but with an early
+			 * record, which only the current version has.
+			 */
+			hdr_len = mig_get32(m + 12);
+			mig_put32(m + ver_off, 2);
+			mig_put32(m + hdr_len - 4,
+				  mig_crc32(m, hdr_len - 4));
+			mig_put32(m + at + REC_HDR +
+				  offsetof(struct vmig_stream_profile,
+					   version), 2);
+			break;
 		}
 		reseal(m, at);
 		ret = b_resume(self, m, n);
-		EXPECT_EQ(-EINVAL, ret) TH_LOG("%s: %s", what[i],
-					       strerror(-ret));
+		EXPECT_EQ(i == 6 ? -EPROTONOSUPPORT : -EINVAL, ret)
+			TH_LOG("%s: %s", what[i], strerror(-ret));
 		b_recover(_metadata, self);
 	}
 
