@@ -309,6 +309,11 @@ static double mark_floor(uint64_t bytes, int ring)
 	return best * 1e9 / n;
 }
 
+/* The sizes marks are measured at (mark_ratio's, and the floor's). */
+static const struct { uint64_t b; const char *n; } mark_sizes[] = {
+	{ GiB, "1GiB" }, { 64 * GiB, "64GiB" }, { TiB, "1TiB" },
+};
+
 /* The goals, one comment line each: met or MISSED. */
 static void goal(const char *key, int met, const char *bar)
 {
@@ -384,25 +389,22 @@ int main(int argc, char **argv)
 	}
 	/* random single-page marks, log preallocated (steady state) */
 	if (PART("mark")) {
-		static const struct { uint64_t b; const char *n; } ms[] = {
-			{ GiB, "1GiB" }, { 64 * GiB, "64GiB" }, { TiB, "1TiB" },
-		};
 		const char *worst_n = NULL;
 		double worst = 0;
 		int ran = 0;
 
 		for (unsigned int i = 0; i < 3; i++) {
 			if (only && !strcmp(only, "mark") && argc > 2 &&
-			    ms[i].b != strtoull(argv[2], NULL, 0) << 30)
+			    mark_sizes[i].b != strtoull(argv[2], NULL, 0) << 30)
 				continue;
-			mo = mark_cost(1, ms[i].b);
-			mf = mark_cost(0, ms[i].b);
+			mo = mark_cost(1, mark_sizes[i].b);
+			mf = mark_cost(0, mark_sizes[i].b);
 			printf("mark_ns_%s: ours=%.1f baseline=%.1f ratio=%.2f\n",
-			       ms[i].n, mo, mf, mo / mf);
+			       mark_sizes[i].n, mo, mf, mo / mf);
 			ran++;
 			if (mo / mf > worst) {
 				worst = mo / mf;
-				worst_n = ms[i].n;
+				worst_n = mark_sizes[i].n;
 			}
 		}
 		/* the bar is the worst size: only a run of every size says */
@@ -413,17 +415,13 @@ int main(int argc, char **argv)
 	}
 	/* development: the floor of a dirty-ring design's marks (above) */
 	if (only && !strcmp(only, "floor")) {
-		static const struct { uint64_t b; const char *n; } ms[] = {
-			{ GiB, "1GiB" }, { 64 * GiB, "64GiB" }, { TiB, "1TiB" },
-		};
-
 		for (unsigned int i = 0; i < 3; i++) {
-			double ring = mark_floor(ms[i].b, 1);
-			double bare = mark_floor(ms[i].b, 0);
+			double ring = mark_floor(mark_sizes[i].b, 1);
+			double bare = mark_floor(mark_sizes[i].b, 0);
 
-			mf = mark_cost(0, ms[i].b);
+			mf = mark_cost(0, mark_sizes[i].b);
 			printf("mark_floor_ns_%s: ring=%.1f no_ring=%.1f baseline=%.1f ratio_ring=%.2f ratio_no_ring=%.2f\n",
-			       ms[i].n, ring, bare, mf, ring / mf, bare / mf);
+			       mark_sizes[i].n, ring, bare, mf, ring / mf, bare / mf);
 		}
 	}
 	if (PART("bytes")) {
