@@ -187,8 +187,18 @@ enum lm_decision lm_conv_decide(const struct lm_conv *c, uint32_t rounds,
 
 /* ---- options, output ---- */
 
+/* The devices of one VM one migration takes (wire 1.4). */
+#define LM_DEVS_MAX	WIRE_DEVS_MAX
+
 struct lm_opts {
-	const char *dev, *target_dev;	/* migrate */
+	/*
+	 * migrate: the devices as given (BDF[,BDF...]), for messages, and
+	 * one by one: devs[i] goes to target_devs[i]. ndev 0: dev and
+	 * target_dev are one BDF each.
+	 */
+	const char *dev, *target_dev;
+	const char *devs[LM_DEVS_MAX], *target_devs[LM_DEVS_MAX];
+	unsigned int ndev;
 	const char *host;		/* migrate --to */
 	uint16_t port;
 	const char *address;		/* listen --address */
@@ -217,6 +227,12 @@ struct lm_opts {
 	 * peer before wire 1.3 (MIGCTL_TLS_CHECK_SUMS=1; tests).
 	 */
 	bool check_sums;
+	/*
+	 * listen: opens the backend of a migration's second and later
+	 * devices (lm_kernel_open); NULL: lm_target_run() has only the
+	 * backends it was given.
+	 */
+	int (*dev_open)(struct lm_dev *d, volatile sig_atomic_t *stop);
 };
 
 
@@ -254,12 +270,21 @@ struct lm_stats {
 	uint64_t t_start_us, t_pause_us, t_end_us;
 };
 
-/* The source: migrate over connected @fd. Returns an LM_EXIT_* code. */
+/*
+ * The source: migrate over connected @fd the devices of @o, through the
+ * backends @d[0] to @d[ndev - 1] (one per device; @d[0] reads the
+ * guest's pages). Returns an LM_EXIT_* code.
+ */
 int lm_source_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 		  struct lm_out *out, volatile sig_atomic_t *stop);
-/* The target: one migration on accepted @fd. Returns an LM_EXIT_* code. */
-int lm_target_run(const struct lm_opts *o, struct lm_dev *d, int fd,
-		  struct lm_out *out, volatile sig_atomic_t *stop);
+/*
+ * The target: one migration on accepted @fd, of as many devices as its
+ * HELLO names: @d[0] to @d[@nd - 1] are backends (@d[0] open; one whose
+ * ops are NULL is opened with o->dev_open when a device needs it, and
+ * left open for the caller to close). Returns an LM_EXIT_* code.
+ */
+int lm_target_run(const struct lm_opts *o, struct lm_dev *d, unsigned int nd,
+		  int fd, struct lm_out *out, volatile sig_atomic_t *stop);
 
 /* CLI (lm_cmd.c) */
 int migctl_migrate(struct json_out *js, int argc, char **argv);

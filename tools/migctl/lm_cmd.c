@@ -331,6 +331,44 @@ static int dial(const struct lm_opts *o)
 	return fd;
 }
 
+/*
+ * BDF[,BDF...] (the devices of one VM) into @out, each checked and named
+ * once. 0, or the usage error's exit code.
+ */
+static int bdf_list(const char *arg, char buf[][WIRE_STR], const char **out,
+		    unsigned int *n)
+{
+	const char *p = arg, *e;
+	unsigned int i, j;
+	size_t l;
+
+	for (i = 0; ; i++) {
+		e = strchr(p, ',');
+		l = e ? (size_t)(e - p) : strlen(p);
+		if (i == LM_DEVS_MAX)
+			return migctl_usage_err("'%s': one migration takes at most %u devices",
+						arg, LM_DEVS_MAX);
+		if (l >= WIRE_STR)
+			return migctl_usage_err("'%.*s' is not a PCI address (DDDD:BB:DD.F)",
+						(int)l, p);
+		memcpy(buf[i], p, l);
+		buf[i][l] = 0;
+		if (!migctl_valid_bdf(buf[i]))
+			return migctl_usage_err("'%s' is not a PCI address (DDDD:BB:DD.F)",
+						buf[i]);
+		for (j = 0; j < i; j++)
+			if (!strcasecmp(buf[j], buf[i]))
+				return migctl_usage_err("'%s' names %s twice",
+							arg, buf[i]);
+		out[i] = buf[i];
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	*n = i + 1;
+	return 0;
+}
+
 int migctl_migrate(struct json_out *js, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -352,10 +390,12 @@ int migctl_migrate(struct json_out *js, int argc, char **argv)
 		{}
 	};
 	struct lm_out out = { .js = js, .role = "source", .text = stdout };
+	static char srcs[LM_DEVS_MAX][WIRE_STR], dsts[LM_DEVS_MAX][WIRE_STR];
+	struct lm_dev d[LM_DEVS_MAX];
 	struct sec_args sec = {};
 	static char host[256];
+	unsigned int i, n;
 	struct lm_opts o;
-	struct lm_dev d;
 	int c, fd, code;
 
 	defaults(&o);
@@ -421,18 +461,22 @@ int migctl_migrate(struct json_out *js, int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1)
-		return migctl_usage_err("migrate: expected one source BDF");
+		return migctl_usage_err("migrate: expected the source BDF (or BDF,BDF... for a VM's devices)");
 	o.dev = argv[optind];
-	if (!migctl_valid_bdf(o.dev))
-		return migctl_usage_err("'%s' is not a PCI address (DDDD:BB:DD.F)",
-					o.dev);
 	if (!o.host)
 		return migctl_usage_err("migrate: --to HOST[:PORT] is required");
 	if (!o.target_dev)
 		return migctl_usage_err("migrate: --target-dev BDF is required");
-	if (!migctl_valid_bdf(o.target_dev))
-		return migctl_usage_err("'%s' is not a PCI address (DDDD:BB:DD.F)",
-					o.target_dev);
+	code = bdf_list(o.dev, srcs, o.devs, &o.ndev);
+	if (!code)
+		code = bdf_list(o.target_dev, dsts, o.target_devs, &n);
+	if (code)
+		return code;
+	if (n != o.ndev)
+		return migctl_usage_err("migrate: %u source devices but %u target devices: --target-dev names one for each, in order",
+					o.ndev, n);
+	if (o.ndev > 1 && o.via_shadow)
+		return migctl_usage_err("migrate: --via-shadow takes one device");
 	if (o.tls_name && !sec.t.creds_dir)
 		return migctl_usage_err("migrate: --tls-name needs --tls-creds");
 	if (!o.tls_name)
@@ -442,13 +486,18 @@ int migctl_migrate(struct json_out *js, int argc, char **argv)
 		return code;
 	js->pretty = false;	/* events: one object per line */
 	signals();
-	if (lm_kernel_open(&d, &stop)) {
-		tls_ctx_free(o.tls);
-		return 1;
+	for (i = 0; i < o.ndev; i++) {
+		if (lm_kernel_open(&d[i], &stop)) {
+			while (i--)
+				lm_kernel_close(&d[i]);
+			tls_ctx_free(o.tls);
+			return 1;
+		}
 	}
 	fd = dial(&o);
 	if (fd < 0) {
-		lm_kernel_close(&d);
+		for (i = 0; i < o.ndev; i++)
+			lm_kernel_close(&d[i]);
 		tls_ctx_free(o.tls);
 		return 1;
 	}
@@ -460,8 +509,9 @@ int migctl_migrate(struct json_out *js, int argc, char **argv)
 		json_str(js, "peer", peer);
 	}
 	lm_ev_end(&out);
-	code = lm_source_run(&o, &d, fd, &out, &stop);
-	lm_kernel_close(&d);
+	code = lm_source_run(&o, d, fd, &out, &stop);
+	for (i = 0; i < o.ndev; i++)
+		lm_kernel_close(&d[i]);
 	tls_ctx_free(o.tls);
 	return code;
 }
@@ -489,13 +539,15 @@ struct child {
  */
 static int serve(struct lm_opts *o, struct lm_out *out, int fd)
 {
-	struct lm_dev d;
+	struct lm_dev d[LM_DEVS_MAX] = {};
 
-	if (lm_kernel_open(&d, &stop)) {
+	if (lm_kernel_open(&d[0], &stop)) {
 		close(fd);
 		return 1;
 	}
-	return lm_target_run(o, &d, fd, out, &stop);
+	/* a migration of several devices opens a backend for each */
+	o->dev_open = lm_kernel_open;
+	return lm_target_run(o, d, LM_DEVS_MAX, fd, out, &stop);
 }
 
 static int bind_listen(const struct lm_opts *o)

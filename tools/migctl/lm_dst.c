@@ -23,14 +23,32 @@
 #include "lm.h"
 #include "migctl.h"
 
+/* One device of the migration, as HELLO pairs it with a source device. */
+struct tdev {
+	struct lm_dev *d;
+	const char *bdf;		/* this host's */
+	const struct mig_ident *src;	/* the source's, from HELLO */
+	const uint8_t *needs;		/* what its guest uses, from HELLO */
+	uint32_t needs_len;
+	struct mig_ident me;
+	bool attached, announced;
+	int ret;			/* its load's, in a worker of its own */
+	pthread_t th;
+};
+
 struct dst {
 	const struct lm_opts *o;
-	struct lm_dev *d;
+	struct lm_dev *d;		/* the first device's: pages, RAM */
+	struct lm_dev *backends;	/* lm_target_run()'s @d, @nd of them */
+	unsigned int nbackends;
+	struct tdev dv[LM_DEVS_MAX];
+	unsigned int ndev;
+	char src_devs[LM_DEVS_MAX * WIRE_STR];	/* the BDFs, comma separated */
+	char dst_devs[LM_DEVS_MAX * WIRE_STR];
 	struct wire_conn c;
 	struct lm_out *out;
 	volatile sig_atomic_t *stop;
 	struct wire_hello hello;
-	struct mig_ident me;
 	struct wire_range r[WIRE_RANGES_MAX];
 	uint32_t nr;
 	bool attached, announced, committed, peer_aborted, refused;
@@ -91,21 +109,23 @@ static int refuse(struct dst *t, const char *field, const char *src,
 	return -ECONNREFUSED;
 }
 
-static int phase(struct dst *t, uint32_t ph, uint32_t *result)
+static int phase(struct dst *t, struct tdev *v, uint32_t ph, uint32_t *result)
 {
 	uint64_t t0 = lm_now_us();
 	int ret;
 
 	*result = 0;
-	ret = t->d->ops->phase(t->d, ph, t->o->vmm_timeout_ms, result);
+	ret = v->d->ops->phase(v->d, ph, t->o->vmm_timeout_ms, result);
 	if (ret) {
-		failf(t, "%s", t->d->err);
+		failf(t, "%s", v->d->err);
 		return ret;
 	}
-	t->announced = true;
+	t->announced = v->announced = true;
 	lm_ev_begin(t->out, "phase");
 	json_str(t->out->js, "phase", lm_phase_name(ph));
-	json_u64(t->out->js, "seq", t->d->seq);
+	if (t->ndev > 1)
+		json_str(t->out->js, "dev", v->bdf);
+	json_u64(t->out->js, "seq", v->d->seq);
 	json_u64(t->out->js, "result", *result);
 	json_u64(t->out->js, "ms", (lm_now_us() - t0) / 1000);
 	lm_ev_end(t->out);
@@ -122,15 +142,150 @@ static bool dev_allowed(const struct lm_opts *o, const char *bdf)
 	return false;
 }
 
-static int handshake(struct dst *t)
+/* The devices HELLO names, paired; their BDFs joined for messages. */
+static int take_devices(struct dst *t)
 {
-	uint8_t p[WIRE_ACCEPT_LEN];
+	struct tdev *v;
+	unsigned int i, j;
+	size_t ls = 0, ld = 0;
+
+	t->ndev = t->hello.ndev ? t->hello.ndev : 1;
+	for (i = 0; i < t->ndev; i++) {
+		const struct wire_hello_dev *hd = i ? &t->hello.more[i - 1] : NULL;
+
+		v = &t->dv[i];
+		v->bdf = hd ? hd->target_bdf : t->hello.target_bdf;
+		v->src = hd ? &hd->src : &t->hello.src;
+		v->needs = hd ? hd->needs : t->hello.needs;
+		v->needs_len = hd ? hd->needs_len : t->hello.needs_len;
+		ls += snprintf(t->src_devs + ls, sizeof(t->src_devs) - ls,
+			       "%s%s", i ? "," : "", v->src->bdf);
+		ld += snprintf(t->dst_devs + ld, sizeof(t->dst_devs) - ld,
+			       "%s%s", i ? "," : "", v->bdf);
+	}
+	if (t->ndev > t->nbackends) {
+		char n[16], max[16];
+
+		snprintf(n, sizeof(n), "%u", t->ndev);
+		snprintf(max, sizeof(max), "%u", t->nbackends);
+		return refuse(t, "devices", n, max,
+			      "more devices than this host takes in one migration");
+	}
+	for (i = 0; i < t->ndev; i++) {
+		v = &t->dv[i];
+		if (!migctl_valid_bdf(v->bdf))
+			return refuse(t, "target_dev", v->bdf, "-",
+				      "not a PCI address (DDDD:BB:DD.F)");
+		if (t->o->n_allow_dev && !dev_allowed(t->o, v->bdf)) {
+			t->unauthorized = true;
+			return refuse(t, "target_dev", v->bdf, "-",
+				      "not in this host's --allow-dev list");
+		}
+		for (j = 0; j < i; j++)
+			if (!strcasecmp(t->dv[j].bdf, v->bdf))
+				return refuse(t, "target_dev", v->bdf, "-",
+					      "named twice in one migration");
+	}
+	return 0;
+}
+
+/* Is device @v one the source's may migrate onto? 0, or refused. */
+static int check_dev(struct dst *t, struct tdev *v, char *notes,
+		     size_t notes_len, char *pnotes, size_t pnotes_len)
+{
 	struct wire_refuse r;
-	struct wire_msg m;
-	const char *tdev;
-	char notes[256], pnotes[320] = "";
+	bool open;
+	int ret;
+
+	if (!v->d->ops) {
+		ret = t->o->dev_open ? t->o->dev_open(v->d, t->stop) : -ENODEV;
+		if (ret) {
+			v->d->ops = NULL;
+			return refuse(t, "target_dev", v->bdf, "-",
+				      "cannot reach this host's vfio_mig for a further device");
+		}
+		v->d->timeout_ms = t->o->timeout_ms;
+	}
+	ret = v->d->ops->ident(v->d, v->bdf, &v->me, &open);
+	if (ret)
+		return refuse(t, "target_dev", v->bdf, "-", v->d->err);
+	if (!open)
+		return refuse(t, "target_dev", v->bdf, "not open",
+			      "no VMM has the target device open");
+	if (lm_compat_check(v->src, &v->me, &r, notes, notes_len))
+		return refuse(t, r.field, r.source, r.target, r.reason);
+	/*
+	 * The rest is the target profile's to decide, as on the stream, and
+	 * whether the VF offers what the source's guest uses (its needs).
+	 */
+	if (v->d->ops->compat) {
+		char why[sizeof(((struct wire_refuse *)0)->reason)];
+		bool tolerated;
+
+		ret = v->d->ops->compat(v->d, v->bdf, v->src, v->needs,
+					v->needs_len, &tolerated, why,
+					sizeof(why), pnotes, pnotes_len);
+		if (ret < 0)
+			return refuse(t, "target_dev", v->bdf, "-", v->d->err);
+		if (ret)
+			return refuse(t, "profile_compat", v->src->profile,
+				      v->me.profile, why);
+	}
+	return 0;
+}
+
+/* Attached, the VMM prepared (its RAM named), RESUMING. 0, or refused. */
+static int prepare_dev(struct dst *t, struct tdev *v)
+{
 	uint32_t result;
 	bool open;
+	int ret;
+
+	ret = v->d->ops->attach(v->d, v->bdf);
+	if (ret)
+		return refuse(t, "target_dev", v->bdf, "-", v->d->err);
+	t->attached = v->attached = true;
+	ret = phase(t, v, VFIO_MIG_MIG_PHASE_PREPARE, &result);
+	if (ret)
+		return refuse(t, "vmm", "-", "-", v->d->err);
+	if (result) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "the target VMM refused prepare: %s",
+			 strerror(result));
+		return refuse(t, "vmm", "-", "-", why);
+	}
+	if (!v->d->nr_ram)
+		return refuse(t, "vmm", "-", "-",
+			      "the target VMM named no RAM in its prepare ack (mig-ack ram): no page could be checked against it");
+	ret = v->d->ops->set_state(v->d, LM_ST_STOP);
+	if (!ret)
+		ret = v->d->ops->set_state(v->d, LM_ST_RESUMING);
+	if (ret)
+		return refuse(t, "target_dev", "-", "-", v->d->err);
+	/*
+	 * Whether the device loads early state now, after the VMM's
+	 * prepare (it may name its page then); a source before 1.2 would
+	 * refuse the byte.
+	 */
+	v->me.early_load = false;
+	if (t->hello.src.proto_minor >= 2) {
+		struct mig_ident now;
+
+		if (!v->d->ops->ident(v->d, v->bdf, &now, &open))
+			v->me.early_load = now.early_load;
+	}
+	return 0;
+}
+
+static int handshake(struct dst *t)
+{
+	uint8_t p[WIRE_ACCEPT_MAX_LEN];
+	struct mig_ident me[LM_DEVS_MAX];
+	struct wire_msg m;
+	char notes[256] = "", pnotes[320] = "";
+	unsigned int i;
+	size_t l;
 	int ret;
 
 	t->stage = "handshake";
@@ -152,7 +307,6 @@ static int handshake(struct dst *t)
 		      wire_type_name(m.h.type));
 		return -EPROTO;
 	}
-	tdev = t->hello.target_bdf;
 	/*
 	 * The source's waits on us include its VMM's acks: wait as long for
 	 * it, but never longer than this host's own --vmm-timeout-ms (the
@@ -162,90 +316,41 @@ static int handshake(struct dst *t)
 		(t->hello.vmm_timeout_ms < t->o->vmm_timeout_ms ?
 		 t->hello.vmm_timeout_ms : t->o->vmm_timeout_ms);
 	t->c.timeout_ms = t->o->timeout_ms;
-	if (!migctl_valid_bdf(tdev))
-		return refuse(t, "target_dev", tdev, "-",
-			      "not a PCI address (DDDD:BB:DD.F)");
-	if (t->o->n_allow_dev && !dev_allowed(t->o, tdev)) {
-		t->unauthorized = true;
-		return refuse(t, "target_dev", tdev, "-",
-			      "not in this host's --allow-dev list");
-	}
+	ret = take_devices(t);
+	if (ret)
+		return ret;
 	/* the migration begins: listen no longer evicts this connection */
 	if (t->o->begun_fd > 0 && write(t->o->begun_fd, "b", 1) != 1) {
 		failf(t, "cannot tell listen the migration began: %s",
 		      strerror(errno));
 		return -EIO;
 	}
-	ret = t->d->ops->ident(t->d, tdev, &t->me, &open);
-	if (ret)
-		return refuse(t, "target_dev", tdev, "-", t->d->err);
-	if (!open)
-		return refuse(t, "target_dev", tdev, "not open",
-			      "no VMM has the target device open");
-	if (lm_compat_check(&t->hello.src, &t->me, &r, notes, sizeof(notes)))
-		return refuse(t, r.field, r.source, r.target, r.reason);
-	/*
-	 * The rest is the target profile's to decide, as on the stream, and
-	 * whether the VF offers what the source's guest uses (its needs).
-	 */
-	if (t->d->ops->compat) {
-		char why[sizeof(((struct wire_refuse *)0)->reason)];
-		bool tolerated;
-
-		ret = t->d->ops->compat(t->d, tdev, &t->hello.src,
-					t->hello.needs, t->hello.needs_len,
-					&tolerated, why, sizeof(why), pnotes,
-					sizeof(pnotes));
-		if (ret < 0)
-			return refuse(t, "target_dev", tdev, "-", t->d->err);
+	for (i = 0; i < t->ndev; i++) {
+		ret = check_dev(t, &t->dv[i], notes + strlen(notes),
+				sizeof(notes) - strlen(notes),
+				pnotes + strlen(pnotes),
+				sizeof(pnotes) - strlen(pnotes));
 		if (ret)
-			return refuse(t, "profile_compat", t->hello.src.profile,
-				      t->me.profile, why);
+			return ret;
 	}
-	ret = t->d->ops->attach(t->d, tdev);
-	if (ret)
-		return refuse(t, "target_dev", tdev, "-", t->d->err);
-	t->attached = true;
-	ret = phase(t, VFIO_MIG_MIG_PHASE_PREPARE, &result);
-	if (ret)
-		return refuse(t, "vmm", "-", "-", t->d->err);
-	if (result) {
-		char why[160];
-
-		snprintf(why, sizeof(why), "the target VMM refused prepare: %s",
-			 strerror(result));
-		return refuse(t, "vmm", "-", "-", why);
+	for (i = 0; i < t->ndev; i++) {
+		ret = prepare_dev(t, &t->dv[i]);
+		if (ret)
+			return ret;
+		me[i] = t->dv[i].me;
 	}
-	if (!t->d->nr_ram)
-		return refuse(t, "vmm", "-", "-",
-			      "the target VMM named no RAM in its prepare ack (mig-ack ram): no page could be checked against it");
-	ret = t->d->ops->set_state(t->d, LM_ST_STOP);
-	if (!ret)
-		ret = t->d->ops->set_state(t->d, LM_ST_RESUMING);
-	if (ret)
-		return refuse(t, "target_dev", "-", "-", t->d->err);
-	/*
-	 * Whether the device loads early state now, after the VMM's
-	 * prepare (it may name its page then); a source before 1.2 would
-	 * refuse the byte.
-	 */
-	t->me.early_load = false;
-	if (t->hello.src.proto_minor >= 2) {
-		struct mig_ident now;
-
-		if (!t->d->ops->ident(t->d, tdev, &now, &open))
-			t->me.early_load = now.early_load;
-	}
-	ret = wire_send(&t->c, WIRE_ACCEPT, p, wire_enc_accept(p, &t->me));
+	ret = wire_send(&t->c, WIRE_ACCEPT, p,
+			wire_enc_accept(p, me, t->ndev));
 	if (ret) {
 		failf(t, "sending ACCEPT: %s", t->c.err);
 		return ret;
 	}
 	/* from here, to a 1.3 source inside TLS: no payload checksums */
 	t->c.sum_off = t->c.sum_unchecked && t->hello.src.proto_minor >= 3;
+	l = strlen(notes);
 	lm_ev_begin(t->out, "accepted");
-	json_str(t->out->js, "dev", t->hello.src.bdf);
-	json_str(t->out->js, "target_dev", tdev);
+	json_str(t->out->js, "dev", t->src_devs);
+	json_str(t->out->js, "target_dev", t->dst_devs);
 	json_str(t->out->js, "peer_kernel", t->hello.src.kernel);
 	json_str(t->out->js, "tolerated", notes);
 	json_str(t->out->js, "profile_notes", pnotes);
@@ -253,7 +358,7 @@ static int handshake(struct dst *t)
 	lm_ev_end(t->out);
 	if (!t->out->js->enabled)
 		fprintf(t->out->text, "accepted %s from the source as %s%s%s%s%s\n",
-			t->hello.src.bdf, tdev, notes[0] ? ", tolerated: " : "",
+			t->src_devs, t->dst_devs, l ? ", tolerated: " : "",
 			notes, pnotes[0] ? "; profile: " : "", pnotes);
 	return 0;
 }
@@ -541,15 +646,23 @@ static void wq_stop(struct wq *w)
 	w->running = false;
 }
 
+/* A STREAM frame's bytes, to the device whose index it names. */
 static int write_stream(struct dst *t, struct wire_msg *m)
 {
-	char why[sizeof(t->d->err)];
+	char why[sizeof(t->d->err) + WIRE_STR + 2];
+	uint32_t i = wire_get32(m->p + 4);
+	struct lm_dev *d;
 	int ret;
 
+	if (i >= t->ndev)
+		return abort_peer(t, "target: protocol error: STREAM for device %u of a migration of %u",
+				  i, t->ndev);
+	d = t->dv[i].d;
 	pthread_mutex_lock(&t->dev_lock);
-	ret = t->d->ops->stream_write(t->d, m->p + 8, m->h.length - 8);
+	ret = d->ops->stream_write(d, m->p + 8, m->h.length - 8);
 	if (ret)
-		snprintf(why, sizeof(why), "%s", t->d->err);
+		snprintf(why, sizeof(why), "%s%s%s", t->ndev > 1 ? t->dv[i].bdf : "",
+			 t->ndev > 1 ? ": " : "", d->err);
 	pthread_mutex_unlock(&t->dev_lock);
 	if (ret)
 		return abort_peer(t, "target: %s", why);
@@ -576,6 +689,40 @@ static void round_event(struct dst *t, uint64_t round, bool final)
 }
 
 static int receive_frames(struct dst *t, struct wq *w);
+
+/* A device's load: RESUMING -> STOP, where the kernel applies the stream. */
+static void *load_dev(void *arg)
+{
+	struct tdev *v = arg;
+
+	v->ret = v->d->ops->set_state(v->d, LM_ST_STOP);
+	return NULL;
+}
+
+/* Every device loaded, in parallel, a worker each, when there are several. */
+static int load_devices(struct dst *t)
+{
+	unsigned int i, started = 0;
+
+	if (t->ndev > 1)
+		for (i = 0; i < t->ndev; i++) {
+			if (pthread_create(&t->dv[i].th, NULL, load_dev,
+					   &t->dv[i]))
+				break;
+			started++;
+		}
+	for (i = started; i < t->ndev; i++)
+		load_dev(&t->dv[i]);
+	for (i = 0; i < started; i++)
+		pthread_join(t->dv[i].th, NULL);
+	for (i = 0; i < t->ndev; i++)
+		if (t->dv[i].ret)
+			return abort_peer(t, "target: loading the device state%s%s failed: %s",
+					  t->ndev > 1 ? " of " : "",
+					  t->ndev > 1 ? t->dv[i].bdf : "",
+					  t->dv[i].d->err);
+	return 0;
+}
 
 /* Rounds up to FINAL; then load the state and say READY. */
 static int receive(struct dst *t)
@@ -673,11 +820,10 @@ static int receive_frames(struct dst *t, struct wq *w)
 						  t->pages + t->zero_pages);
 			/* load: the kernel checks and applies the stream */
 			t->t_load = lm_now_us();
-			ret = t->d->ops->set_state(t->d, LM_ST_STOP);
+			ret = load_devices(t);
 			t->t_load = lm_now_us() - t->t_load;
 			if (ret)
-				return abort_peer(t, "target: loading the device state failed: %s",
-						  t->d->err);
+				return ret;
 			ret = wire_send(&t->c, WIRE_READY, NULL, 0);
 			if (ret)
 				failf(t, "sending READY: %s", t->c.err);
@@ -701,6 +847,7 @@ static int await_commit(struct dst *t)
 {
 	struct wire_abort a;
 	struct wire_msg m;
+	struct tdev *v;
 	uint32_t result;
 	uint8_t p[8];
 	int ret, code = LM_EXIT_OK;
@@ -725,28 +872,35 @@ static int await_commit(struct dst *t)
 	 * happens to the link. No rollback.
 	 */
 	t->committed = true;
-	t->d->stop = NULL;
 	t->c.stop = NULL;
 	t->t_run = lm_now_us();
-	ret = t->d->ops->set_state(t->d, LM_ST_RUNNING);
-	if (ret) {
-		failf(t, "COMMIT received but the device does not run: %s",
-		      t->d->err);
-		code = LM_EXIT_UNCONFIRMED;
+	/* every device runs before the VMM starts its vCPUs */
+	for (v = t->dv; v < t->dv + t->ndev; v++) {
+		v->d->stop = NULL;
+		ret = v->d->ops->set_state(v->d, LM_ST_RUNNING);
+		if (ret) {
+			failf(t, "COMMIT received but the device does not run: %s",
+			      v->d->err);
+			code = LM_EXIT_UNCONFIRMED;
+		}
 	}
-	ret = phase(t, VFIO_MIG_MIG_PHASE_START, &result);
-	if (ret || result) {
-		if (!ret)
-			failf(t, "the target VMM failed to start: %s",
-			      strerror(result));
-		code = LM_EXIT_UNCONFIRMED;
+	for (v = t->dv; v < t->dv + t->ndev; v++) {
+		ret = phase(t, v, VFIO_MIG_MIG_PHASE_START, &result);
+		if (ret || result) {
+			if (!ret)
+				failf(t, "the target VMM failed to start: %s",
+				      strerror(result));
+			code = LM_EXIT_UNCONFIRMED;
+		}
 	}
 	t->t_end = lm_now_us();
 	t->t_run = t->t_end - t->t_run;
-	ret = t->d->ops->commit(t->d, false);
-	if (ret) {
-		failf(t, "%s", t->d->err);
-		code = LM_EXIT_UNCONFIRMED;
+	for (v = t->dv; v < t->dv + t->ndev; v++) {
+		ret = v->d->ops->commit(v->d, false);
+		if (ret) {
+			failf(t, "%s", v->d->err);
+			code = LM_EXIT_UNCONFIRMED;
+		}
 	}
 	wire_put64(p, code);
 	if (wire_send(&t->c, WIRE_DONE, p, 8))
@@ -759,9 +913,9 @@ static int release(struct dst *t)
 {
 	uint32_t result;
 	char left[256] = "";
+	struct tdev *v;
 	int ret;
 
-	t->d->stop = NULL;
 	t->c.stop = NULL;
 	if (!t->peer_aborted && !t->refused && !t->c.broken) {
 		struct wire_abort a = { .code = EIO };
@@ -771,21 +925,28 @@ static int release(struct dst *t)
 		t->c.timeout_ms = 1000;
 		wire_send(&t->c, WIRE_ABORT, p, wire_enc_abort(p, &a));
 	}
-	if (t->announced) {
-		/*
-		 * Close the control fd uncommitted: the kernel rolls the device
-		 * back to RUNNING (there is no arc out of RESUMING but to STOP)
-		 * and announces abort to the VMM; wait for the VMM's ack.
-		 */
-		ret = t->d->ops->release(t->d, t->o->vmm_timeout_ms, &result);
-		if (ret)
-			snprintf(left, sizeof(left), "%.250s", t->d->err);
-		else if (result)
-			snprintf(left, sizeof(left), "the target VMM answered abort with %s",
-				 strerror(result));
+	for (v = t->dv; v < t->dv + t->ndev; v++) {
+		if (!v->d || !v->d->ops)
+			continue;
+		v->d->stop = NULL;
+		if (v->announced) {
+			/*
+			 * Close the control fd uncommitted: the kernel rolls
+			 * the device back to RUNNING (there is no arc out of
+			 * RESUMING but to STOP) and announces abort to the
+			 * VMM; wait for the VMM's ack.
+			 */
+			ret = v->d->ops->release(v->d, t->o->vmm_timeout_ms,
+						 &result);
+			if (ret && !left[0])
+				snprintf(left, sizeof(left), "%.250s", v->d->err);
+			else if (result && !left[0])
+				snprintf(left, sizeof(left), "the target VMM answered abort with %s",
+					 strerror(result));
+		}
+		/* not announced: closing is all there is to it */
+		v->d->ops->detach(v->d);
 	}
-	/* not announced: closing is all there is to it */
-	t->d->ops->detach(t->d);
 	if (t->attached) {
 		lm_ev_begin(t->out, "rollback");
 		json_bool(t->out->js, "ok", !left[0]);
@@ -805,8 +966,9 @@ static void summary(struct dst *t, const char *result, int code)
 
 	lm_ev_begin(t->out, "summary");
 	json_str(t->out->js, "result", result);
-	json_str(t->out->js, "dev", t->hello.src.bdf);
-	json_str(t->out->js, "target_dev", t->hello.target_bdf);
+	json_str(t->out->js, "dev", t->src_devs);
+	json_str(t->out->js, "target_dev", t->dst_devs);
+	json_u64(t->out->js, "devices", t->ndev);
 	json_u64(t->out->js, "rounds", t->rounds);
 	json_u64(t->out->js, "total_ms", (end - t->t_start) / 1000);
 	json_u64(t->out->js, "downtime_ms",
@@ -829,16 +991,17 @@ static void summary(struct dst *t, const char *result, int code)
 		fprintf(t->out->text, "%s %s as %s: %u rounds, %" PRIu64
 			" pages, %" PRIu64 " zero, %.1f MiB received\n",
 			code ? "running (unconfirmed)" : "migrated",
-			t->hello.src.bdf, t->hello.target_bdf, t->rounds,
+			t->src_devs, t->dst_devs, t->rounds,
 			t->pages, t->zero_pages,
 			(double)t->c.rx_bytes / (1 << 20));
 	fflush(t->out->text);
 }
 
-int lm_target_run(const struct lm_opts *o, struct lm_dev *d, int fd,
-		  struct lm_out *out, volatile sig_atomic_t *stop)
+int lm_target_run(const struct lm_opts *o, struct lm_dev *d, unsigned int nd,
+		  int fd, struct lm_out *out, volatile sig_atomic_t *stop)
 {
 	struct dst *t = calloc(1, sizeof(*t));
+	unsigned int i;
 	int code, ret;
 
 	if (!t) {
@@ -847,6 +1010,11 @@ int lm_target_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 	}
 	t->o = o;
 	t->d = d;
+	t->backends = d;
+	t->nbackends = nd < LM_DEVS_MAX ? nd : LM_DEVS_MAX;
+	for (i = 0; i < t->nbackends; i++)
+		t->dv[i].d = &d[i];
+	t->ndev = 1;
 	t->out = out;
 	t->stop = stop;
 	t->t_start = lm_now_us();
@@ -886,7 +1054,8 @@ int lm_target_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 		code = ret;
 		if (code)
 			fprintf(stderr, "migctl: listen: %s\n", t->err);
-		d->ops->detach(d);
+		for (i = 0; i < t->ndev; i++)
+			t->dv[i].d->ops->detach(t->dv[i].d);
 		summary(t, code ? "committed-unconfirmed" : "migrated", code);
 	}
 	wire_conn_free(&t->c);

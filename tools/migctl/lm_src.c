@@ -23,9 +23,23 @@
 #include "lm.h"
 #include "migctl.h"
 
+/* One device of the migration; a VM's devices migrate together. */
+struct sdev {
+	struct lm_dev *d;
+	const char *bdf, *target_bdf;
+	struct mig_ident me, peer;
+	bool attached, announced;
+	bool precopy;		/* in PRE_COPY: the rounds carry its stream */
+	bool early_stream;	/* or a prepare's stream, without PRE_COPY */
+	int ret;		/* its stop's, in a worker of its own */
+	pthread_t th;
+};
+
 struct src {
 	const struct lm_opts *o;
-	struct lm_dev *d;
+	struct lm_dev *d;			/* the first device's: pages, RAM */
+	struct sdev dv[LM_DEVS_MAX];
+	unsigned int ndev;
 	struct wire_conn c;
 	struct lm_out *out;
 	volatile sig_atomic_t *stop;
@@ -40,7 +54,8 @@ struct src {
 	uint8_t *buf;				/* device stream bytes */
 	uint64_t *list;				/* a round's page indices */
 	struct pipe *pipe;
-	bool precopy, attached, announced, committed, peer_aborted;
+	bool precopy;				/* some device in PRE_COPY */
+	bool attached, committed, peer_aborted;
 	uint32_t round;
 	struct lm_stats st;
 	struct lm_conv conv;
@@ -59,8 +74,6 @@ struct src {
 	 * that carries it, until the target's ack (its load)
 	 */
 	bool early;
-	/* the rounds carry device stream: PRE_COPY's, or a prepare's without */
-	bool early_stream;
 	uint64_t early_prepare_us, early_ack_us, early_bytes;
 	/* --via-shadow: engaged; the engage as migctl and the kernel timed it */
 	bool engaged;
@@ -198,51 +211,86 @@ static uint64_t pending_count(struct src *s)
 	return n;
 }
 
-/* The guest RAM: the ranges the dirty log covers (whole-log dirty-get). */
-static int take_ranges(struct src *s)
+/* The RAM @v's dirty log covers (whole-log dirty-get), page aligned, merged. */
+static int dev_ranges(struct src *s, struct sdev *v, struct wire_range *r,
+		      uint32_t *nr)
 {
 	struct range_acc *a = calloc(1, sizeof(*a));
 	uint64_t end;
-	uint32_t i;
+	uint32_t i, n = 0;
 	int ret;
 
 	if (!a) {
 		failf(s, "out of memory");
 		return -ENOMEM;
 	}
-	ret = s->d->ops->dirty(s->d, false, on_range, a);
+	ret = v->d->ops->dirty(v->d, false, on_range, a);
 	if (ret) {
-		failf(s, "reading the RAM ranges from the dirty log: %s", s->d->err);
+		failf(s, "reading the RAM ranges from the dirty log: %s", v->d->err);
 		goto out;
 	}
 	qsort(a->r, a->n, sizeof(a->r[0]), cmp_range);
-	s->nr = 0;
 	for (i = 0; i < a->n; i++) {
 		uint64_t lo = a->r[i].iova & ~(uint64_t)(WIRE_PAGE - 1);
 		uint64_t hi = (a->r[i].iova + a->r[i].length + WIRE_PAGE - 1) &
 			      ~(uint64_t)(WIRE_PAGE - 1);
 
-		if (s->nr && lo <= s->r[s->nr - 1].iova + s->r[s->nr - 1].length) {
-			end = s->r[s->nr - 1].iova + s->r[s->nr - 1].length;
+		if (n && lo <= r[n - 1].iova + r[n - 1].length) {
+			end = r[n - 1].iova + r[n - 1].length;
 			if (hi > end)
-				s->r[s->nr - 1].length = hi - s->r[s->nr - 1].iova;
+				r[n - 1].length = hi - r[n - 1].iova;
 			continue;
 		}
-		if (s->nr == WIRE_RANGES_MAX || a->overflow) {
+		if (n == WIRE_RANGES_MAX || a->overflow) {
 			failf(s, "the dirty log covers more than %u RAM ranges",
 			      WIRE_RANGES_MAX);
 			ret = -E2BIG;
 			goto out;
 		}
-		s->r[s->nr].iova = lo;
-		s->r[s->nr++].length = hi - lo;
+		r[n].iova = lo;
+		r[n++].length = hi - lo;
 	}
-	if (!s->nr) {
+	if (!n) {
 		failf(s, "the dirty log of %s covers no RAM: the VMM started none",
-		      s->o->dev);
+		      v->bdf);
 		ret = -ENODATA;
-		goto out;
 	}
+	*nr = n;
+out:
+	free(a);
+	return ret;
+}
+
+/*
+ * The guest RAM: the ranges the dirty logs cover. A VM's devices share
+ * its RAM and the pages are read through the first one's mapping, so
+ * every device's log must cover the same.
+ */
+static int take_ranges(struct src *s)
+{
+	struct wire_range *r = NULL;
+	uint32_t i, n;
+	int ret;
+
+	ret = dev_ranges(s, &s->dv[0], s->r, &s->nr);
+	if (!ret && s->ndev > 1) {
+		r = calloc(WIRE_RANGES_MAX, sizeof(*r));
+		if (!r) {
+			failf(s, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	for (i = 1; !ret && i < s->ndev; i++) {
+		ret = dev_ranges(s, &s->dv[i], r, &n);
+		if (!ret && (n != s->nr || memcmp(r, s->r, n * sizeof(*r)))) {
+			failf(s, "the dirty logs of %s and %s cover different RAM: the devices of one migration must be one VM's, mapped alike",
+			      s->dv[0].bdf, s->dv[i].bdf);
+			ret = -EINVAL;
+		}
+	}
+	free(r);
+	if (ret)
+		return ret;
 	s->npages = 0;
 	for (i = 0; i < s->nr; i++) {
 		s->base[i] = s->npages;
@@ -254,11 +302,9 @@ static int take_ranges(struct src *s)
 	s->list = calloc(s->npages, 8);
 	if (!s->pending || !s->held || !s->list) {
 		failf(s, "out of memory for %" PRIu64 " pages", s->npages);
-		ret = -ENOMEM;
+		return -ENOMEM;
 	}
-out:
-	free(a);
-	return ret;
+	return 0;
 }
 
 /* ---- sending ---- */
@@ -501,8 +547,8 @@ static int send_pending(struct src *s)
 	return ret;
 }
 
-/* Forward what the data fd has now (@final: to its end). */
-static int forward_stream(struct src *s, bool final)
+/* What @v's data fd has now (@final: to its end), to the target. */
+static int forward_stream(struct src *s, struct sdev *v, bool final)
 {
 	uint8_t *b = s->buf;	/* between batches, free */
 	uint64_t t0 = lm_now_us();
@@ -511,21 +557,21 @@ static int forward_stream(struct src *s, bool final)
 
 	for (;;) {
 		wire_put32(b, final ? WIRE_STREAM_STOPCOPY : WIRE_STREAM_PRECOPY);
-		wire_put32(b + 4, 0);
-		n = s->d->ops->stream_read(s->d, b + 8, WIRE_STREAM_MAX);
+		wire_put32(b + 4, v - s->dv);
+		n = v->d->ops->stream_read(v->d, b + 8, WIRE_STREAM_MAX);
 		if (n == -ENOMSG || n == -EAGAIN) {
 			if (!final)
 				return 0;	/* the temporary end of pre-copy */
 			if (lm_now_us() - t0 > (uint64_t)s->o->timeout_ms * 1000) {
-				failf(s, "the device's stop-copy data did not end within %u ms",
-				      s->o->timeout_ms);
+				failf(s, "%s: the device's stop-copy data did not end within %u ms",
+				      v->bdf, s->o->timeout_ms);
 				return -ETIMEDOUT;
 			}
 			usleep(1000);
 			continue;
 		}
 		if (n < 0) {
-			failf(s, "%s", s->d->err);
+			failf(s, "%s", v->d->err);
 			return n;
 		}
 		if (!n)
@@ -584,41 +630,48 @@ static void peek_abort(struct src *s)
 		 a.reason, saved);
 }
 
+/* Announce @ph for each device in turn: the VMM acks each. */
 static int phase(struct src *s, uint32_t ph)
 {
-	uint64_t t0 = lm_now_us();
+	uint64_t t0 = lm_now_us(), t1;
 	uint32_t result = 0;
+	struct sdev *v;
 	int ret;
 
-	ret = s->d->ops->phase(s->d, ph, s->o->vmm_timeout_ms, &result);
-	if (!ret)
-		s->announced = true;
-	if (ret) {
-		failf(s, "%s", s->d->err);
-		return ret;
+	for (v = s->dv; v < s->dv + s->ndev; v++) {
+		t1 = lm_now_us();
+		ret = v->d->ops->phase(v->d, ph, s->o->vmm_timeout_ms, &result);
+		if (ret) {
+			failf(s, "%s", v->d->err);
+			return ret;
+		}
+		v->announced = true;
+		lm_ev_begin(s->out, "phase");
+		json_str(s->out->js, "phase", lm_phase_name(ph));
+		if (s->ndev > 1)
+			json_str(s->out->js, "dev", v->bdf);
+		json_u64(s->out->js, "seq", v->d->seq);
+		json_u64(s->out->js, "result", result);
+		json_u64(s->out->js, "ms", (lm_now_us() - t1) / 1000);
+		lm_ev_end(s->out);
+		if (result) {
+			failf(s, "the source VMM refused phase %s%s%s: %s",
+			      lm_phase_name(ph), s->ndev > 1 ? " of " : "",
+			      s->ndev > 1 ? v->bdf : "", strerror(result));
+			return -(int)result;
+		}
 	}
-	lm_ev_begin(s->out, "phase");
-	json_str(s->out->js, "phase", lm_phase_name(ph));
-	json_u64(s->out->js, "seq", s->d->seq);
-	json_u64(s->out->js, "result", result);
-	json_u64(s->out->js, "ms", (lm_now_us() - t0) / 1000);
-	lm_ev_end(s->out);
 	if (ph == VFIO_MIG_MIG_PHASE_BEGIN)
 		s->vmm_ack_us = lm_now_us() - t0;
-	if (result) {
-		failf(s, "the source VMM refused phase %s: %s",
-		      lm_phase_name(ph), strerror(result));
-		return -(int)result;
-	}
 	return 0;
 }
 
-static int set_state(struct src *s, uint32_t st)
+static int set_state(struct src *s, struct sdev *v, uint32_t st)
 {
-	int ret = s->d->ops->set_state(s->d, st);
+	int ret = v->d->ops->set_state(v->d, st);
 
 	if (ret)
-		failf(s, "%s", s->d->err);
+		failf(s, "%s", v->d->err);
 	return ret;
 }
 
@@ -651,8 +704,8 @@ static int shadow_check(struct src *s)
 		failf(s, "--via-shadow: shadow-get: %s", s->d->err);
 	else if (!sh.available)
 		failf(s, "--via-shadow: no shadow adapter for %s's profile %s (is sriov_shadow loaded?)",
-		      s->o->dev, s->me.profile);
-	else if (s->me.trap_mode == VFIO_MIG_TRAP_MODE_NONE)
+		      s->o->dev, s->dv[0].me.profile);
+	else if (s->dv[0].me.trap_mode == VFIO_MIG_TRAP_MODE_NONE)
 		failf(s, "--via-shadow: %s is in trap mode none, the shadow needs sparse or all (migctl dev set %s trap sparse, before the VMM opens it)",
 		      s->o->dev, s->o->dev);
 	else
@@ -727,53 +780,44 @@ static void shadow_release(struct src *s, const char *left)
 
 /* ---- stages ---- */
 
-static int handshake(struct src *s)
+/* What the source kernel says of device @v; the guest's needs into @needs. */
+static int dev_ident(struct src *s, struct sdev *v, uint8_t *needs,
+		     uint32_t *needs_len)
 {
-	uint8_t p[WIRE_HELLO_MAX_LEN];
-	struct wire_hello h = {};
-	struct wire_refuse r;
-	struct wire_msg m;
 	bool open;
 	int ret;
 
-	s->stage = "handshake";
-	ret = s->d->ops->ident(s->d, s->o->dev, &s->me, &open);
+	ret = v->d->ops->ident(v->d, v->bdf, &v->me, &open);
 	if (ret) {
-		failf(s, "%s", s->d->err);
+		failf(s, "%s", v->d->err);
 		return ret;
 	}
 	if (!open) {
-		failf(s, "%s: no VMM has the device open", s->o->dev);
+		failf(s, "%s: no VMM has the device open", v->bdf);
 		return -ENOTCONN;
 	}
-	if (s->o->via_shadow) {
-		ret = shadow_check(s);
-		if (ret)
-			return ret;
-	}
+	*needs_len = 0;
 	/* what the guest uses: the target's profile checks its VF offers it */
-	if (s->d->ops->needs) {
-		ret = s->d->ops->needs(s->d, s->o->dev, h.needs,
-				       sizeof(h.needs));
+	if (v->d->ops->needs) {
+		ret = v->d->ops->needs(v->d, v->bdf, needs, WIRE_NEEDS_MAX);
 		if (ret < 0) {
-			failf(s, "%s", s->d->err);
+			failf(s, "%s", v->d->err);
 			return ret;
 		}
-		h.needs_len = ret;
+		*needs_len = ret;
 	}
-	ret = s->d->ops->attach(s->d, s->o->dev);
-	if (ret) {
-		failf(s, "%s", s->d->err);
-		return ret;
-	}
-	s->attached = true;
-	h.src = s->me;
-	snprintf(h.target_bdf, sizeof(h.target_bdf), "%s", s->o->target_dev);
-	h.timeout_ms = s->o->timeout_ms;
-	h.vmm_timeout_ms = s->o->vmm_timeout_ms;
-	ret = wire_send(&s->c, WIRE_HELLO, p, wire_enc_hello(p, &h));
-	if (ret)
-		return send_failed(s, "sending HELLO");
+	return 0;
+}
+
+/* The target's answer to HELLO: ACCEPT, else why not (-errno). */
+static int hello_answer(struct src *s)
+{
+	struct mig_ident peer[LM_DEVS_MAX];
+	struct wire_refuse r;
+	struct wire_msg m;
+	unsigned int i;
+	int ret;
+
 	/* the target attaches and waits for its VMM's prepare ack */
 	ret = wire_recv(&s->c, &m, s->o->timeout_ms + s->o->vmm_timeout_ms);
 	if (ret) {
@@ -792,8 +836,11 @@ static int handshake(struct src *s)
 		json_str(s->out->js, "reason", r.reason);
 		lm_ev_end(s->out);
 		s->peer_aborted = true;
-		failf(s, "the target refused: %s: %s (source %s, target %s)",
-		      r.field, r.reason, r.source, r.target);
+		failf(s, "the target refused: %s: %s (source %s, target %s)%s",
+		      r.field, r.reason, r.source, r.target,
+		      !strcmp(r.source, WIRE_DEVS_BDF) ?
+		      "; its migctl takes one device per migration (wire before 1.4)" :
+		      "");
 		return -ECONNREFUSED;
 	}
 	if (m.h.type == WIRE_ABORT) {
@@ -804,34 +851,94 @@ static int handshake(struct src *s)
 		      wire_dec_abort(m.p, m.h.length, &a) ? "?" : a.reason);
 		return -ECONNABORTED;
 	}
-	if (m.h.type != WIRE_ACCEPT || wire_dec_accept(m.p, m.h.length, &s->peer)) {
+	if (m.h.type != WIRE_ACCEPT ||
+	    wire_dec_accept(m.p, m.h.length, peer, s->ndev)) {
 		failf(s, "protocol error: got %s in answer to HELLO",
 		      wire_type_name(m.h.type));
 		return -EPROTO;
 	}
-	/* a 1.3 target inside TLS checks no payload checksum: none made */
-	s->c.sum_off = s->c.sum_unchecked && s->peer.proto_minor >= 3;
-	/* the target checked; the source checks too (both name the same field) */
-	{
-		char notes[256];
+	for (i = 0; i < s->ndev; i++)
+		s->dv[i].peer = peer[i];
+	return 0;
+}
 
-		if (lm_compat_check(&s->me, &s->peer, &r, notes, sizeof(notes))) {
-			failf(s, "incompatible target: %s: %s (source %s, target %s)",
-			      r.field, r.reason, r.source, r.target);
+static int handshake(struct src *s)
+{
+	uint8_t p[WIRE_HELLO_MAX_LEN];
+	struct wire_hello h = {};
+	struct wire_refuse r;
+	char notes[256];
+	struct sdev *v;
+	unsigned int i;
+	int ret;
+
+	s->stage = "handshake";
+	for (i = 0; i < s->ndev; i++) {
+		struct wire_hello_dev *hd = i ? &h.more[i - 1] : NULL;
+
+		v = &s->dv[i];
+		ret = dev_ident(s, v, hd ? hd->needs : h.needs,
+				hd ? &hd->needs_len : &h.needs_len);
+		if (ret)
+			return ret;
+		if (hd) {
+			hd->src = v->me;
+			snprintf(hd->target_bdf, sizeof(hd->target_bdf), "%s",
+				 v->target_bdf);
+		}
+	}
+	if (s->o->via_shadow) {
+		ret = shadow_check(s);
+		if (ret)
+			return ret;
+	}
+	for (v = s->dv; v < s->dv + s->ndev; v++) {
+		ret = v->d->ops->attach(v->d, v->bdf);
+		if (ret) {
+			failf(s, "%s", v->d->err);
+			return ret;
+		}
+		v->attached = true;
+		s->attached = true;
+	}
+	h.src = s->dv[0].me;
+	snprintf(h.target_bdf, sizeof(h.target_bdf), "%s", s->dv[0].target_bdf);
+	h.ndev = s->ndev;
+	h.timeout_ms = s->o->timeout_ms;
+	h.vmm_timeout_ms = s->o->vmm_timeout_ms;
+	ret = wire_send(&s->c, WIRE_HELLO, p, wire_enc_hello(p, &h));
+	if (ret)
+		return send_failed(s, "sending HELLO");
+	ret = hello_answer(s);
+	if (ret)
+		return ret;
+	/* a 1.3 target inside TLS checks no payload checksum: none made */
+	s->c.sum_off = s->c.sum_unchecked && s->dv[0].peer.proto_minor >= 3;
+	/* the target checked; the source checks too (both name the same field) */
+	notes[0] = 0;
+	for (v = s->dv; v < s->dv + s->ndev; v++) {
+		size_t l = strlen(notes);
+
+		if (lm_compat_check(&v->me, &v->peer, &r, notes + l,
+				    sizeof(notes) - l)) {
+			failf(s, "incompatible target%s%s: %s: %s (source %s, target %s)",
+			      s->ndev > 1 ? " device " : "",
+			      s->ndev > 1 ? v->target_bdf : "", r.field,
+			      r.reason, r.source, r.target);
 			return -EPROTO;
 		}
-		lm_ev_begin(s->out, "accepted");
-		json_str(s->out->js, "dev", s->o->dev);
-		json_str(s->out->js, "target_dev", s->o->target_dev);
-		json_str(s->out->js, "peer_kernel", s->peer.kernel);
-		json_str(s->out->js, "tolerated", notes);
-		json_bool(s->out->js, "payload_checksums", !s->c.sum_off);
-		lm_ev_end(s->out);
-		if (!s->out->js->enabled)
-			fprintf(s->out->text, "accepted by the target (%s)%s%s\n",
-				s->peer.kernel, notes[0] ? ", tolerated: " : "",
-				notes);
 	}
+	lm_ev_begin(s->out, "accepted");
+	json_str(s->out->js, "dev", s->o->dev);
+	json_str(s->out->js, "target_dev", s->o->target_dev);
+	json_str(s->out->js, "peer_kernel", s->dv[0].peer.kernel);
+	json_str(s->out->js, "tolerated", notes);
+	json_bool(s->out->js, "payload_checksums", !s->c.sum_off);
+	lm_ev_end(s->out);
+	if (!s->out->js->enabled)
+		fprintf(s->out->text, "accepted by the target (%s)%s%s\n",
+			s->dv[0].peer.kernel, notes[0] ? ", tolerated: " : "",
+			notes);
 	return 0;
 }
 
@@ -896,8 +1003,9 @@ static void round_event(struct src *s, uint64_t pending, uint64_t est,
 static int do_round(struct src *s)
 {
 	uint8_t p[32];
-	uint64_t v[3], t0, t_end;
+	uint64_t u[3], t0, t_end;
 	struct wire_msg m;
+	struct sdev *v;
 	int ret;
 
 	s->round++;
@@ -905,18 +1013,20 @@ static int do_round(struct src *s)
 	s->r_bytes = s->r_stream = 0;
 	t0 = s->rl_t0 = lm_now_us();
 	s->rl_bytes = 0;
-	if (s->precopy || s->early_stream) {
-		ret = forward_stream(s, false);
+	for (v = s->dv; v < s->dv + s->ndev; v++) {
+		if (!v->precopy && !v->early_stream)
+			continue;
+		ret = forward_stream(s, v, false);
 		if (ret)
 			return ret;
 	}
 	ret = send_pending(s);
 	if (ret)
 		return ret;
-	v[0] = s->round;
-	v[1] = s->r_sent + s->r_zero;
-	v[2] = s->r_stream;
-	ret = wire_send(&s->c, WIRE_ROUND_END, p, wire_enc_u64s(p, v, 3));
+	u[0] = s->round;
+	u[1] = s->r_sent + s->r_zero;
+	u[2] = s->r_stream;
+	ret = wire_send(&s->c, WIRE_ROUND_END, p, wire_enc_u64s(p, u, 3));
 	if (ret)
 		return send_failed(s, "sending ROUND_END");
 	t_end = lm_now_us();
@@ -938,14 +1048,19 @@ static int do_round(struct src *s)
 	return 0;
 }
 
+/* Every device's log read and cleared into the pending pages. */
 static int dirty_clear(struct src *s)
 {
 	uint64_t t0 = lm_now_us();
-	int ret = s->d->ops->dirty(s->d, true, on_dirty, s);
+	struct sdev *v;
+	int ret = 0;
 
+	for (v = s->dv; v < s->dv + s->ndev && !ret; v++) {
+		ret = v->d->ops->dirty(v->d, true, on_dirty, s);
+		if (ret)
+			failf(s, "%s", v->d->err);
+	}
 	s->t_dirty += lm_now_us() - t0;
-	if (ret)
-		failf(s, "%s", s->d->err);
 	s->last_clear_us = lm_now_us();
 	return ret;
 }
@@ -978,6 +1093,7 @@ static int rounds(struct src *s)
 {
 	enum lm_decision dec;
 	uint64_t pending, est, rate;
+	struct sdev *v;
 	int ret;
 
 	s->stage = "rounds";
@@ -986,12 +1102,14 @@ static int rounds(struct src *s)
 	 * (with --via-shadow too: the engage comes in PRE_COPY, and the
 	 * stop-copy data is then the shadow's state, a few KiB).
 	 */
-	if (s->me.precopy && s->peer.precopy) {
-		ret = s->d->ops->set_state(s->d, LM_ST_PRE_COPY);
+	for (v = s->dv; v < s->dv + s->ndev; v++) {
+		if (!v->me.precopy || !v->peer.precopy)
+			continue;
+		ret = v->d->ops->set_state(v->d, LM_ST_PRE_COPY);
 		if (!ret)
-			s->precopy = true;
+			v->precopy = s->precopy = true;
 		else if (ret != -EINVAL && ret != -ENOTTY) {
-			failf(s, "%s", s->d->err);
+			failf(s, "%s", v->d->err);
 			return ret;
 		}
 	}
@@ -1069,9 +1187,13 @@ static int round_after_engage(struct src *s)
  * switchover acknowledgement. Nothing to move, or no page to borrow: the
  * stop-copy moves it, as without this step.
  */
-static int prepare_switchover(struct src *s)
+/*
+ * Prepare device @v: 1 when its state is queued (the rounds then carry
+ * it), 0 when the stop moves it, or -errno when the migration ends.
+ */
+static int prepare_dev(struct src *s, struct sdev *v)
 {
-	uint64_t t0 = lm_now_us(), bytes = s->st.stream_bytes;
+	uint64_t t0 = lm_now_us();
 	int ret;
 
 	/*
@@ -1079,7 +1201,7 @@ static int prepare_switchover(struct src *s)
 	 * prepare opens the stream (a kernel with it prepares only in
 	 * PRE_COPY: not when the peer has none).
 	 */
-	if (!s->d->ops->prepare || (!s->precopy && s->me.precopy))
+	if (!v->d->ops->prepare || (!v->precopy && v->me.precopy))
 		return 0;
 	/*
 	 * The target would refuse a PROFILE_EARLY record, and the whole
@@ -1087,27 +1209,29 @@ static int prepare_switchover(struct src *s)
 	 * load one now (no page named to borrow; a module or migctl that
 	 * does not say).
 	 */
-	if (s->peer.stream_minor < 3) {
-		snprintf(s->d->err, sizeof(s->d->err),
+	if (v->peer.stream_minor < 3) {
+		snprintf(v->d->err, sizeof(v->d->err),
 			 "the target's migration stream is 1.%u: no early device state before 1.3",
-			 s->peer.stream_minor);
+			 v->peer.stream_minor);
 		ret = -EPROTONOSUPPORT;
-	} else if (!s->peer.early_load) {
-		snprintf(s->d->err, sizeof(s->d->err),
+	} else if (!v->peer.early_load) {
+		snprintf(v->d->err, sizeof(v->d->err),
 			 "the target's device cannot load early device state now (%s)",
-			 s->peer.proto_minor < 2 ?
+			 v->peer.proto_minor < 2 ?
 			 "its migctl does not say whether it can" :
 			 "no page named to borrow there, or its vfio_mig does not say");
 		ret = -EPROTONOSUPPORT;
 	} else {
-		ret = s->d->ops->prepare(s->d);
+		ret = v->d->ops->prepare(v->d);
 	}
-	s->early_prepare_us = lm_now_us() - t0;
+	s->early_prepare_us += lm_now_us() - t0;
 	lm_ev_begin(s->out, "prepare");
+	if (s->ndev > 1)
+		json_str(s->out->js, "dev", v->bdf);
 	json_bool(s->out->js, "early", !ret);
 	if (ret)
-		json_str(s->out->js, "why", s->d->err);
-	json_u64(s->out->js, "ms", s->early_prepare_us / 1000);
+		json_str(s->out->js, "why", v->d->err);
+	json_u64(s->out->js, "ms", (lm_now_us() - t0) / 1000);
 	lm_ev_end(s->out);
 	/*
 	 * A refused prepare queued nothing: the stop moves the state, as
@@ -1116,17 +1240,45 @@ static int prepare_switchover(struct src *s)
 	 * signal) ends the migration.
 	 */
 	if (ret == -ENODEV || ret == -EINTR) {
-		failf(s, "%s", s->d->err);
+		failf(s, "%s", v->d->err);
 		return ret;
 	}
 	if (ret) {
 		if (!s->out->js->enabled)
 			fprintf(s->out->text,
-				"device state moves in the stop: %s\n",
-				s->d->err);
+				"%s%sdevice state moves in the stop: %s\n",
+				s->ndev > 1 ? v->bdf : "",
+				s->ndev > 1 ? ": " : "", v->d->err);
 		return 0;
 	}
-	s->early_stream = true;
+	v->early_stream = true;
+	return 1;
+}
+
+/*
+ * The devices' slow state moves before the stop: the kernel holds each
+ * one's DMA and queues that state (VFIO_MIG_CTL_PREPARE: on PRE_COPY's
+ * saving fd, or without PRE_COPY on a stream the call opens, whose fd the
+ * rounds then forward as PRE_COPY's and the stop reads to its end); one
+ * more round carries it with the pages dirtied meanwhile, and the
+ * target's ack of that round says it is loaded (the target writes the
+ * stream as it arrives): the switchover acknowledgement. Nothing to move,
+ * or no page to borrow: the stop-copy moves it, as without this step.
+ */
+static int prepare_switchover(struct src *s)
+{
+	uint64_t t0, bytes = s->st.stream_bytes;
+	unsigned int i, early = 0;
+	int ret;
+
+	for (i = 0; i < s->ndev; i++) {
+		ret = prepare_dev(s, &s->dv[i]);
+		if (ret < 0)
+			return ret;
+		early += ret;
+	}
+	if (!early)
+		return 0;
 	t0 = lm_now_us();
 	ret = round_after_engage(s);
 	if (ret)
@@ -1144,11 +1296,67 @@ static int prepare_switchover(struct src *s)
 	return 0;
 }
 
+/* A device's stop from its quiesced state: STOP (from RUNNING_P2P), STOP_COPY. */
+static void *stop_dev(void *arg)
+{
+	struct sdev *v = arg;
+
+	v->ret = 0;
+	if (!v->precopy)
+		v->ret = v->d->ops->set_state(v->d, LM_ST_STOP);
+	if (!v->ret)
+		v->ret = v->d->ops->set_state(v->d, LM_ST_STOP_COPY);
+	return NULL;
+}
+
+/*
+ * Every device quiesced first (no new DMA, none in flight: P2P, so that
+ * none stops while another may still reach it), then each stopped and its
+ * state saved, in parallel, a worker each, when there are several.
+ */
+static int stop_devices(struct src *s)
+{
+	unsigned int i, started = 0;
+	struct sdev *v;
+	int ret = 0;
+
+	for (v = s->dv; v < s->dv + s->ndev; v++) {
+		ret = set_state(s, v, v->precopy ? LM_ST_PRE_COPY_P2P :
+						   LM_ST_RUNNING_P2P);
+		if (ret)
+			return ret;
+	}
+	if (s->ndev == 1) {
+		stop_dev(&s->dv[0]);
+		if (s->dv[0].ret)
+			failf(s, "%s", s->dv[0].d->err);
+		return s->dv[0].ret;
+	}
+	for (i = 0; i < s->ndev; i++) {
+		if (pthread_create(&s->dv[i].th, NULL, stop_dev, &s->dv[i]))
+			break;
+		started++;
+	}
+	/* a worker that did not start: its device stops here */
+	for (i = started; i < s->ndev; i++)
+		stop_dev(&s->dv[i]);
+	for (i = 0; i < started; i++)
+		pthread_join(s->dv[i].th, NULL);
+	for (v = s->dv; v < s->dv + s->ndev; v++) {
+		if (v->ret) {
+			failf(s, "%s: %s", v->bdf, v->d->err);
+			ret = v->ret;
+		}
+	}
+	return ret;
+}
+
 static int switchover(struct src *s)
 {
-	uint64_t v[3], t0;
+	uint64_t u[3], t0;
 	uint8_t p[32];
 	struct wire_msg m;
+	struct sdev *v;
 	int ret;
 
 	s->stage = "switchover";
@@ -1174,16 +1382,7 @@ static int switchover(struct src *s)
 	ret = wire_send(&s->c, WIRE_SWITCHOVER, NULL, 0);
 	if (ret)
 		return send_failed(s, "sending SWITCHOVER");
-	/* quiesce: no new DMA, none in flight */
-	ret = set_state(s, s->precopy ? LM_ST_PRE_COPY_P2P : LM_ST_RUNNING_P2P);
-	if (ret)
-		return ret;
-	if (!s->precopy) {
-		ret = set_state(s, LM_ST_STOP);
-		if (ret)
-			return ret;
-	}
-	ret = set_state(s, LM_ST_STOP_COPY);
+	ret = stop_devices(s);
 	if (ret)
 		return ret;
 	s->sw_stop = lm_now_us() - t0;
@@ -1208,14 +1407,16 @@ static int switchover(struct src *s)
 	s->st.unchanged_pages += s->r_unch;
 	s->st.page_bytes += s->r_bytes;
 	s->st.page_us += s->r_us;
-	ret = forward_stream(s, true);
-	if (ret)
-		return ret;
+	for (v = s->dv; v < s->dv + s->ndev; v++) {
+		ret = forward_stream(s, v, true);
+		if (ret)
+			return ret;
+	}
 	round_event(s, 0, 0, 0, true);
-	v[0] = s->round;
-	v[1] = s->st.stream_bytes;
-	v[2] = s->st.pages_sent + s->st.zero_pages;
-	ret = wire_send(&s->c, WIRE_FINAL, p, wire_enc_u64s(p, v, 3));
+	u[0] = s->round;
+	u[1] = s->st.stream_bytes;
+	u[2] = s->st.pages_sent + s->st.zero_pages;
+	ret = wire_send(&s->c, WIRE_FINAL, p, wire_enc_u64s(p, u, 3));
 	if (ret)
 		return send_failed(s, "sending FINAL");
 	t0 = lm_now_us();
@@ -1230,19 +1431,32 @@ static int switchover(struct src *s)
 static int commit(struct src *s)
 {
 	struct wire_msg m;
+	struct sdev *v;
 	uint64_t t0;
 	int ret;
 
 	s->stage = "commit";
-	ret = set_state(s, LM_ST_STOP);
-	if (ret)
-		return -1;
-	ret = s->d->ops->commit(s->d, true);
-	if (ret) {
-		failf(s, "%s", s->d->err);
-		return -1;
+	for (v = s->dv; v < s->dv + s->ndev; v++) {
+		ret = set_state(s, v, LM_ST_STOP);
+		if (ret)
+			return -1;
 	}
-	s->committed = true;
+	/*
+	 * The commit point is the first device's commit. The target holds
+	 * every device's state, loaded: a later device whose commit fails
+	 * (its VMM closed it meanwhile) does not hold the VM back here.
+	 */
+	for (v = s->dv; v < s->dv + s->ndev; v++) {
+		ret = v->d->ops->commit(v->d, true);
+		if (ret && !s->committed) {
+			failf(s, "%s", v->d->err);
+			return -1;
+		}
+		if (ret)
+			fprintf(stderr, "migctl: warning: migrate %s: %s\n",
+				s->o->dev, v->d->err);
+		s->committed = true;
+	}
 	t0 = lm_now_us();
 	ret = wire_send(&s->c, WIRE_COMMIT, NULL, 0);
 	if (!ret)
@@ -1274,17 +1488,46 @@ static int commit(struct src *s)
 	return LM_EXIT_OK;
 }
 
-/* Before the commit point: back to RUNNING, the VM resumed. */
+/*
+ * One device back to RUNNING, its VMM told (@left: what was not done).
+ */
+static void rollback_dev(struct src *s, struct sdev *v, char *left,
+			 size_t len)
+{
+	uint32_t result = 0, st;
+	int ret;
+
+	v->d->stop = NULL;
+	ret = v->d->ops->set_state(v->d, LM_ST_RUNNING);
+	if (ret && v->announced) {
+		/* no arc back: the kernel's rollback (closing the fd) it is */
+		ret = v->d->ops->release(v->d, s->o->vmm_timeout_ms, &result);
+		if (ret || result)
+			snprintf(left, len, "%.250s",
+				 ret ? v->d->err : "the source VMM failed to resume");
+	} else if (ret) {
+		v->d->ops->detach(v->d);	/* the kernel rolls back */
+	} else if (v->announced) {
+		ret = v->d->ops->phase(v->d, VFIO_MIG_MIG_PHASE_ABORT,
+				       s->o->vmm_timeout_ms, &result);
+		if (ret || result)
+			snprintf(left, len, "%.250s",
+				 ret ? v->d->err : "the source VMM failed to resume");
+	}
+	if (!v->d->ops->get_state(v->d, &st) && st != LM_ST_RUNNING &&
+	    !left[0])
+		snprintf(left, len, "%s is in %s", v->bdf, lm_state_name(st));
+}
+
+/* Before the commit point: every device back to RUNNING, the VM resumed. */
 static int rollback(struct src *s)
 {
 	struct wire_abort a = { .code = EIO };
 	uint8_t p[WIRE_ABORT_LEN];
-	uint32_t result = 0, st;
-	char left[256] = "";
-	int ret;
+	char left[256] = "", l1[256];
+	struct sdev *v;
 
 	/* no signal may cut the rollback short */
-	s->d->stop = NULL;
 	s->c.stop = NULL;
 	if (!s->c.broken && !s->peer_aborted) {
 		snprintf(a.reason, sizeof(a.reason), "source: %.190s", s->err);
@@ -1293,26 +1536,14 @@ static int rollback(struct src *s)
 	}
 	if (!s->attached)
 		return LM_EXIT_FAILED;
-	ret = s->d->ops->set_state(s->d, LM_ST_RUNNING);
-	if (ret && s->announced) {
-		/* no arc back: the kernel's rollback (closing the fd) it is */
-		ret = s->d->ops->release(s->d, s->o->vmm_timeout_ms, &result);
-		if (ret || result)
-			snprintf(left, sizeof(left), "%.250s",
-				 ret ? s->d->err : "the source VMM failed to resume");
-	} else if (ret) {
-		s->d->ops->detach(s->d);	/* the kernel rolls back */
-	} else if (s->announced) {
-		ret = s->d->ops->phase(s->d, VFIO_MIG_MIG_PHASE_ABORT,
-				       s->o->vmm_timeout_ms, &result);
-		if (ret || result)
-			snprintf(left, sizeof(left), "%.250s",
-				 ret ? s->d->err : "the source VMM failed to resume");
+	for (v = s->dv; v < s->dv + s->ndev; v++) {
+		if (!v->attached)
+			continue;
+		l1[0] = 0;
+		rollback_dev(s, v, l1, sizeof(l1));
+		if (l1[0] && !left[0])
+			snprintf(left, sizeof(left), "%s", l1);
 	}
-	if (!s->d->ops->get_state(s->d, &st) && st != LM_ST_RUNNING &&
-	    !left[0])
-		snprintf(left, sizeof(left), "the device is in %s",
-			 lm_state_name(st));
 	lm_ev_begin(s->out, "rollback");
 	json_bool(s->out->js, "ok", !left[0]);
 	json_str(s->out->js, "message", left);
@@ -1321,8 +1552,8 @@ static int rollback(struct src *s)
 		fprintf(stderr, "migctl: rollback incomplete: %s\n", left);
 	else if (!s->out->js->enabled)
 		fprintf(s->out->text,
-			"rolled back: %s is running on the source, the VM resumed\n",
-			s->o->dev);
+			"rolled back: %s %s running on the source, the VM resumed\n",
+			s->o->dev, s->ndev > 1 ? "are" : "is");
 	if (s->engaged)
 		shadow_release(s, left);
 	return left[0] ? LM_EXIT_ROLLBACK_FAILED : LM_EXIT_FAILED;
@@ -1341,6 +1572,7 @@ static void summary(struct src *s, const char *result, int code)
 	json_str(s->out->js, "result", result);
 	json_str(s->out->js, "dev", s->o->dev);
 	json_str(s->out->js, "target_dev", s->o->target_dev);
+	json_u64(s->out->js, "devices", s->ndev);
 	json_u64(s->out->js, "rounds", s->st.rounds);
 	json_u64(s->out->js, "total_ms", total / 1000);
 	json_u64(s->out->js, "downtime_ms", down / 1000);
@@ -1413,12 +1645,22 @@ int lm_source_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 	struct src *s = calloc(1, sizeof(*s));
 	int code, ret, i;
 
-	if (!s) {
+	if (!s || o->ndev > LM_DEVS_MAX || (o->ndev > 1 && o->via_shadow)) {
 		close(fd);
-		return migctl_fail("out of memory");
+		free(s);
+		return migctl_fail(!s ? "out of memory" :
+				   o->ndev > LM_DEVS_MAX ?
+				   "migrate: more devices than one migration takes" :
+				   "migrate: --via-shadow takes one device");
 	}
 	s->o = o;
 	s->d = d;
+	s->ndev = o->ndev ? o->ndev : 1;
+	for (i = 0; i < (int)s->ndev; i++) {
+		s->dv[i].d = &d[i];
+		s->dv[i].bdf = o->ndev ? o->devs[i] : o->dev;
+		s->dv[i].target_bdf = o->ndev ? o->target_devs[i] : o->target_dev;
+	}
 	s->out = out;
 	s->stop = stop;
 	s->st.t_start_us = lm_now_us();
@@ -1487,7 +1729,8 @@ int lm_source_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 				code);
 		}
 	}
-	d->ops->detach(d);
+	for (i = 0; i < (int)s->ndev; i++)
+		d[i].ops->detach(&d[i]);
 	wire_conn_free(&s->c);
 	pthread_mutex_destroy(&s->pipe->lock);
 	pthread_cond_destroy(&s->pipe->cond);

@@ -372,21 +372,88 @@ static int dec_ident(const uint8_t *p, struct mig_ident *id)
 	return 0;
 }
 
+/* The 1.4 part of a HELLO of more than one device, at @p. */
+static size_t enc_hello_devs(uint8_t *p, const struct wire_hello *h)
+{
+	const struct wire_hello_dev *v;
+	size_t off = 8 + WIRE_STR;
+	uint32_t i, n;
+
+	wire_put32(p, h->ndev);
+	wire_put32(p + 4, 0);
+	put_str(p + 8, h->target_bdf, WIRE_STR);
+	for (i = 0; i + 1 < h->ndev; i++) {
+		v = &h->more[i];
+		n = v->needs_len <= WIRE_NEEDS_MAX ? v->needs_len : 0;
+		enc_ident(p + off, &v->src);
+		p[off + 35] = 0;
+		put_str(p + off + WIRE_IDENT_LEN, v->target_bdf, WIRE_STR);
+		wire_put32(p + off + WIRE_IDENT_LEN + WIRE_STR, n);
+		wire_put32(p + off + WIRE_IDENT_LEN + WIRE_STR + 4, 0);
+		memcpy(p + off + WIRE_HELLO_DEV_LEN, v->needs, n);
+		off += WIRE_HELLO_DEV_LEN + n;
+	}
+	return off;
+}
+
 size_t wire_enc_hello(uint8_t *p, const struct wire_hello *h)
 {
 	uint32_t n = h->needs_len;
+	bool devs = h->ndev > 1 && h->ndev <= WIRE_DEVS_MAX;
 
 	enc_ident(p, &h->src);
 	p[35] = 0;	/* early load: a target's word (a 1.1 one refuses it) */
-	put_str(p + WIRE_IDENT_LEN, h->target_bdf, WIRE_STR);
+	put_str(p + WIRE_IDENT_LEN, devs ? WIRE_DEVS_BDF : h->target_bdf,
+		WIRE_STR);
 	wire_put32(p + WIRE_IDENT_LEN + WIRE_STR, h->timeout_ms);
 	wire_put32(p + WIRE_IDENT_LEN + WIRE_STR + 4, h->vmm_timeout_ms);
-	if (!n || n > WIRE_NEEDS_MAX)	/* none: a 1.0 HELLO */
+	if (n > WIRE_NEEDS_MAX)
+		n = 0;
+	if (!n && !devs)	/* none: a 1.0 HELLO */
 		return WIRE_HELLO_LEN;
 	wire_put32(p + WIRE_HELLO_LEN, n);
 	wire_put32(p + WIRE_HELLO_LEN + 4, 0);
 	memcpy(p + WIRE_HELLO_LEN + 8, h->needs, n);
-	return WIRE_HELLO_LEN + 8 + n;
+	if (!devs)
+		return WIRE_HELLO_LEN + 8 + n;
+	return WIRE_HELLO_LEN + 8 + n +
+	       enc_hello_devs(p + WIRE_HELLO_LEN + 8 + n, h);
+}
+
+/*
+ * The 1.4 part of HELLO, @len bytes at @p: a device count below 2 says
+ * one device (zeros a newer minor leaves); each further device's
+ * record whole, its ident valid, its needs within bounds.
+ */
+static int dec_hello_devs(const uint8_t *p, size_t len, struct wire_hello *h)
+{
+	struct wire_hello_dev *v;
+	size_t off = 8 + WIRE_STR;
+	uint32_t i, n;
+
+	if (len < 8)
+		return -EPROTO;
+	n = wire_get32(p);
+	if (n < 2)
+		return 0;
+	if (n > WIRE_DEVS_MAX || len < off ||
+	    get_str(p + 8, WIRE_STR, h->target_bdf))
+		return -EPROTO;
+	for (i = 0; i + 1 < n; i++) {
+		v = &h->more[i];
+		if (len - off < WIRE_HELLO_DEV_LEN ||
+		    dec_ident(p + off, &v->src) || v->src.early_load ||
+		    get_str(p + off + WIRE_IDENT_LEN, WIRE_STR, v->target_bdf))
+			return -EPROTO;
+		v->needs_len = wire_get32(p + off + WIRE_IDENT_LEN + WIRE_STR);
+		off += WIRE_HELLO_DEV_LEN;
+		if (v->needs_len > WIRE_NEEDS_MAX || v->needs_len > len - off)
+			return -EPROTO;
+		memcpy(v->needs, p + off, v->needs_len);
+		off += v->needs_len;
+	}
+	h->ndev = n;
+	return 0;
 }
 
 int wire_dec_hello(const uint8_t *p, size_t len, struct wire_hello *h)
@@ -394,6 +461,7 @@ int wire_dec_hello(const uint8_t *p, size_t len, struct wire_hello *h)
 	uint32_t n;
 
 	memset(h, 0, sizeof(*h));
+	h->ndev = 1;
 	if (len < WIRE_HELLO_LEN || dec_ident(p, &h->src) ||
 	    h->src.early_load ||
 	    get_str(p + WIRE_IDENT_LEN, WIRE_STR, h->target_bdf))
@@ -402,7 +470,7 @@ int wire_dec_hello(const uint8_t *p, size_t len, struct wire_hello *h)
 	h->vmm_timeout_ms = wire_get32(p + WIRE_IDENT_LEN + WIRE_STR + 4);
 	if (len == WIRE_HELLO_LEN)
 		return 0;
-	/* 1.1: the needs record; anything after it is a newer minor's */
+	/* 1.1: the needs record */
 	if (len < WIRE_HELLO_LEN + 8)
 		return -EPROTO;
 	n = wire_get32(p + WIRE_HELLO_LEN);
@@ -410,20 +478,46 @@ int wire_dec_hello(const uint8_t *p, size_t len, struct wire_hello *h)
 		return -EPROTO;
 	h->needs_len = n;
 	memcpy(h->needs, p + WIRE_HELLO_LEN + 8, n);
-	return 0;
+	len -= WIRE_HELLO_LEN + 8 + n;
+	/* 1.4: the other devices; anything after them is a newer minor's */
+	if (!len || h->src.proto_minor < 4)
+		return 0;
+	return dec_hello_devs(p + WIRE_HELLO_LEN + 8 + n, len, h);
 }
 
-size_t wire_enc_accept(uint8_t *p, const struct mig_ident *id)
+size_t wire_enc_accept(uint8_t *p, const struct mig_ident *id, uint32_t n)
 {
-	enc_ident(p, id);
-	return WIRE_ACCEPT_LEN;
+	uint32_t i;
+
+	enc_ident(p, &id[0]);
+	if (n < 2 || n > WIRE_DEVS_MAX)
+		return WIRE_ACCEPT_LEN;
+	wire_put32(p + WIRE_ACCEPT_LEN, n);
+	wire_put32(p + WIRE_ACCEPT_LEN + 4, 0);
+	for (i = 1; i < n; i++)
+		enc_ident(p + WIRE_ACCEPT_LEN + 8 + (i - 1) * WIRE_IDENT_LEN,
+			  &id[i]);
+	return WIRE_ACCEPT_LEN + 8 + (n - 1) * WIRE_IDENT_LEN;
 }
 
-int wire_dec_accept(const uint8_t *p, size_t len, struct mig_ident *id)
+int wire_dec_accept(const uint8_t *p, size_t len, struct mig_ident *id,
+		    uint32_t n)
 {
-	if (len < WIRE_ACCEPT_LEN)
+	uint32_t i;
+
+	if (len < WIRE_ACCEPT_LEN || !n || n > WIRE_DEVS_MAX ||
+	    dec_ident(p, &id[0]))
 		return -EPROTO;
-	return dec_ident(p, id);
+	if (n == 1)
+		return 0;
+	if (len < WIRE_ACCEPT_LEN + 8 + (size_t)(n - 1) * WIRE_IDENT_LEN ||
+	    wire_get32(p + WIRE_ACCEPT_LEN) != n)
+		return -EPROTO;
+	for (i = 1; i < n; i++)
+		if (dec_ident(p + WIRE_ACCEPT_LEN + 8 +
+			      (i - 1) * WIRE_IDENT_LEN, &id[i]))
+			return -EPROTO;
+	return 0;
 }
 
 size_t wire_enc_refuse(uint8_t *p, const struct wire_refuse *r)

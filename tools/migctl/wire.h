@@ -33,9 +33,11 @@
  * 1.3: inside TLS, whose records are authenticated, a receiver does not
  * check payload checksums, and after the handshake each side sends 0 when
  * the other is 1.3 (struct wire_conn.sum_off: the source from the
- * target's ACCEPT on, the target after its ACCEPT to a 1.3 HELLO).
+ * target's ACCEPT on, the target after its ACCEPT to a 1.3 HELLO);
+ * 1.4: one migration may take several devices of a VM (HELLO and ACCEPT
+ * name each, a STREAM frame says whose state it carries).
  */
-#define WIRE_MINOR	3
+#define WIRE_MINOR	4
 #define WIRE_HDR_LEN	32
 #define WIRE_PORT	4797
 
@@ -43,6 +45,7 @@
 #define WIRE_BATCH	256u		/* pages in one PAGES frame (VFIO_MIG_CTL_PAGES_MAX) */
 #define WIRE_STREAM_MAX	(1u << 20)	/* device stream bytes in one STREAM frame */
 #define WIRE_RANGES_MAX	256u
+#define WIRE_DEVS_MAX	4u		/* devices in one migration (1.4) */
 /* The largest payload of any type: a PAGES frame full of data pages. */
 #define WIRE_MAX_PAYLOAD (WIRE_PAGE + WIRE_BATCH * WIRE_PAGE)
 
@@ -73,7 +76,10 @@ const char *wire_type_name(unsigned int type);
 #define WIRE_PG_ZERO	1
 #define WIRE_PG_KIND_MASK (WIRE_PAGE - 1)
 
-/* STREAM kinds */
+/*
+ * STREAM payload: u32 kind, u32 device (1.4: its index in HELLO's list;
+ * 0 before), the device's migration stream bytes.
+ */
 #define WIRE_STREAM_PRECOPY	0
 #define WIRE_STREAM_STOPCOPY	1
 
@@ -160,7 +166,16 @@ struct mig_ident {
 /* The largest profile needs record (the kernel's VMIG_NEEDS_MAX). */
 #define WIRE_NEEDS_MAX	512
 
+/* 1.4: a device of the migration after the first (HELLO). */
+struct wire_hello_dev {
+	struct mig_ident src;
+	char target_bdf[WIRE_STR];
+	uint32_t needs_len;
+	uint8_t needs[WIRE_NEEDS_MAX];
+};
+
 struct wire_hello {
+	/* the first device (the only one before 1.4) */
 	struct mig_ident src;
 	char target_bdf[WIRE_STR];
 	uint32_t timeout_ms, vmm_timeout_ms;
@@ -171,6 +186,9 @@ struct wire_hello {
 	 */
 	uint32_t needs_len;
 	uint8_t needs[WIRE_NEEDS_MAX];
+	/* 1.4: the VM's devices, 1 to WIRE_DEVS_MAX; the others in more[] */
+	uint32_t ndev;
+	struct wire_hello_dev more[WIRE_DEVS_MAX - 1];
 };
 
 /* Size of an encoded ident, HELLO and ACCEPT in 1.0 (a newer minor may append). */
@@ -180,8 +198,24 @@ struct wire_hello {
  * 1.1 appends to HELLO, when the source has a needs record: its length
  * (u32, <= WIRE_NEEDS_MAX), 0 (u32), the record. The largest HELLO sent.
  */
-#define WIRE_HELLO_MAX_LEN (WIRE_HELLO_LEN + 8 + WIRE_NEEDS_MAX)
+#define WIRE_HELLO_MAX_LEN (WIRE_HELLO_LEN + 8 + WIRE_NEEDS_MAX + \
+			    WIRE_HELLO_DEVS_LEN)
+/*
+ * 1.4 appends to HELLO, when the migration takes more than one device
+ * (the 1.1 part then always present): the number of devices (u32), 0
+ * (u32), the first device's target BDF, then for each further device its
+ * ident, its target BDF, its needs length (u32), 0 (u32), its needs. The
+ * 1.0 part's target BDF is then WIRE_DEVS_BDF, which a target before 1.4
+ * refuses as no PCI address, rather than take the first device alone.
+ */
+#define WIRE_HELLO_DEV_LEN	(WIRE_IDENT_LEN + WIRE_STR + 8)
+#define WIRE_HELLO_DEVS_LEN	(8 + WIRE_STR + (WIRE_DEVS_MAX - 1) * \
+				 (WIRE_HELLO_DEV_LEN + WIRE_NEEDS_MAX))
+#define WIRE_DEVS_BDF		"(devices: 1.4)"
 #define WIRE_ACCEPT_LEN	WIRE_IDENT_LEN
+/* 1.4, to a HELLO of n devices: u32 n, u32 0, the idents of the others. */
+#define WIRE_ACCEPT_MAX_LEN (WIRE_ACCEPT_LEN + 8 + \
+			     (WIRE_DEVS_MAX - 1) * WIRE_IDENT_LEN)
 
 struct wire_refuse {
 	char field[32];
@@ -204,8 +238,11 @@ struct wire_range {
 /* Encoders return the payload length; buffers must hold the *_LEN bytes. */
 size_t wire_enc_hello(uint8_t *p, const struct wire_hello *h);
 int wire_dec_hello(const uint8_t *p, size_t len, struct wire_hello *h);
-size_t wire_enc_accept(uint8_t *p, const struct mig_ident *id);
-int wire_dec_accept(const uint8_t *p, size_t len, struct mig_ident *id);
+/* ACCEPT of @n devices (1.4 when @n > 1): their idents, in HELLO's order. */
+size_t wire_enc_accept(uint8_t *p, const struct mig_ident *id, uint32_t n);
+/* Exactly @n idents, or -EPROTO. */
+int wire_dec_accept(const uint8_t *p, size_t len, struct mig_ident *id,
+		    uint32_t n);
 size_t wire_enc_refuse(uint8_t *p, const struct wire_refuse *r);
 int wire_dec_refuse(const uint8_t *p, size_t len, struct wire_refuse *r);
 size_t wire_enc_abort(uint8_t *p, const struct wire_abort *a);

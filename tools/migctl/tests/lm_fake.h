@@ -58,6 +58,8 @@ struct fake {
 	size_t rx_len;
 	const struct fake *src;
 	bool fail_load;
+	uint32_t fail_to;		/* set_state to this state fails (0: none) */
+	bool log_half;			/* the dirty log covers half the RAM */
 	/* phases announced, and what the VMM answers */
 	uint32_t phases[32];
 	int nphases;
@@ -134,6 +136,11 @@ static inline int f_set_state(struct lm_dev *d, uint32_t st)
 	struct fake *f = F(d);
 
 	f->device_ops++;
+	if (f->fail_to && st == f->fail_to) {
+		snprintf(d->err, sizeof(d->err), "%s: state %s: Input/output error",
+			 f->id.bdf, lm_state_name(st));
+		return -EIO;
+	}
 	if ((st == LM_ST_PRE_COPY || st == LM_ST_PRE_COPY_P2P) && !f->precopy_ok) {
 		snprintf(d->err, sizeof(d->err), "no pre-copy");
 		return -EINVAL;
@@ -302,6 +309,8 @@ static inline int f_dirty(struct lm_dev *d, bool clear, lm_dirty_fn fn, void *ar
 	/* two replies, as the kernel splits a range */
 	fn(arg, FAKE_IOVA, FAKE_PAGES / 2 * WIRE_PAGE, WIRE_PAGE, bits,
 	   FAKE_PAGES / 2);
+	if (f->log_half)
+		return 0;
 	fn(arg, FAKE_IOVA + FAKE_PAGES / 2 * WIRE_PAGE,
 	   FAKE_PAGES / 2 * WIRE_PAGE, WIRE_PAGE, bits + FAKE_PAGES / 128,
 	   FAKE_PAGES / 2);
@@ -431,6 +440,11 @@ static const struct lm_dev_ops __attribute__((unused)) fake_ops = {
 struct side {
 	struct fake f;
 	struct lm_dev d;
+	/* a VM's further devices (side_add_dev()): fx[0] is the second */
+	struct fake fx[LM_DEVS_MAX - 1];
+	struct lm_dev dx[LM_DEVS_MAX - 1];
+	unsigned int ndev;		/* 0: one, f */
+	char bdfs[2][LM_DEVS_MAX * WIRE_STR];	/* the lists o.dev, o.target_dev name */
 	struct json_out js;
 	struct lm_out out;
 	char *log;
@@ -477,6 +491,68 @@ static inline void side_init(struct side *s, const char *bdf, bool target)
 	s->o.vmm_timeout_ms = 1000;
 }
 
+/*
+ * A further device of the same VM: its own fake kernel device, the same
+ * guest RAM. On the source, @bdf migrates to @target_bdf; on the target,
+ * @bdf is the device.
+ */
+static inline void side_add_dev(struct side *s, const char *bdf,
+				const char *target_bdf)
+{
+	unsigned int k = s->ndev ? s->ndev - 1 : 0, i;
+	struct fake *f = &s->fx[k];
+
+	if (!s->ndev) {
+		s->ndev = 1;
+		s->o.devs[0] = s->o.dev;
+		s->o.target_devs[0] = s->o.target_dev;
+	}
+	*f = s->f;
+	f->nphases = 0;
+	edu_ident(&f->id, s->f.target ? target_bdf : bdf);
+	/* a stream of its own: one delivered to the wrong device fails */
+	for (i = 0; i < FAKE_STREAM; i++)
+		f->stream[i] = i * 29 + 3 + 17 * (k + 1);
+	s->dx[k] = s->d;
+	s->dx[k].priv = f;
+	s->o.devs[s->ndev] = bdf;
+	s->o.target_devs[s->ndev] = target_bdf;
+	s->ndev++;
+	s->o.ndev = s->ndev;
+	snprintf(s->bdfs[0], sizeof(s->bdfs[0]), "%s", s->o.devs[0]);
+	snprintf(s->bdfs[1], sizeof(s->bdfs[1]), "%s", s->o.target_devs[0]);
+	for (i = 1; i < s->ndev; i++) {
+		size_t l0 = strlen(s->bdfs[0]), l1 = strlen(s->bdfs[1]);
+
+		snprintf(s->bdfs[0] + l0, sizeof(s->bdfs[0]) - l0, ",%s",
+			 s->o.devs[i]);
+		snprintf(s->bdfs[1] + l1, sizeof(s->bdfs[1]) - l1, ",%s",
+			 s->o.target_devs[i]);
+	}
+	s->o.dev = s->bdfs[0];
+	s->o.target_dev = s->bdfs[1];
+}
+
+/* The backends of a run: d, then dx[]; copied back by side_unpack(). */
+static inline unsigned int side_pack(struct side *s, struct lm_dev *dv)
+{
+	unsigned int i, n = s->ndev ? s->ndev : 1;
+
+	dv[0] = s->d;
+	for (i = 1; i < n; i++)
+		dv[i] = s->dx[i - 1];
+	return n;
+}
+
+static inline void side_unpack(struct side *s, const struct lm_dev *dv)
+{
+	unsigned int i, n = s->ndev ? s->ndev : 1;
+
+	s->d = dv[0];
+	for (i = 1; i < n; i++)
+		s->dx[i - 1] = dv[i];
+}
+
 static inline void side_free(struct side *s)
 {
 	fflush(s->js.out);
@@ -492,8 +568,11 @@ static inline void side_free(struct side *s)
 static inline void *target_thread(void *arg)
 {
 	struct side *t = arg;
+	struct lm_dev dv[LM_DEVS_MAX];
+	unsigned int n = side_pack(t, dv);
 
-	t->code = lm_target_run(&t->o, &t->d, t->fd, &t->out, &t->stop);
+	t->code = lm_target_run(&t->o, dv, n, t->fd, &t->out, &t->stop);
+	side_unpack(t, dv);
 	fflush(t->js.out);
 	return NULL;
 }
@@ -504,6 +583,8 @@ static inline void *target_thread(void *arg)
 /* Run a migration; returns with both codes set. */
 static inline void migrate(struct side *s, struct side *t)
 {
+	struct lm_dev dv[LM_DEVS_MAX];
+	unsigned int i;
 	pthread_t th;
 	int sv[2];
 	FILE *saved = stderr;
@@ -512,12 +593,16 @@ static inline void migrate(struct side *s, struct side *t)
 	s->fd = sv[0];
 	t->fd = sv[1];
 	t->f.src = &s->f;
+	for (i = 0; i + 1 < t->ndev && i + 1 < s->ndev; i++)
+		t->fx[i].src = &s->fx[i];
 	if (t->f.cut_fd == -2)
 		t->f.cut_fd = sv[1];
 	free(s->err);
 	stderr = open_memstream(&s->err, &s->err_len);
 	pthread_create(&th, NULL, target_thread, t);
-	s->code = lm_source_run(&s->o, &s->d, s->fd, &s->out, &s->stop);
+	side_pack(s, dv);
+	s->code = lm_source_run(&s->o, dv, s->fd, &s->out, &s->stop);
+	side_unpack(s, dv);
 	fflush(s->js.out);
 	pthread_join(th, NULL);
 	fclose(stderr);

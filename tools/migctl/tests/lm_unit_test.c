@@ -736,15 +736,15 @@ TEST(wire_ident_early_load)
 
 	snprintf(id.bdf, sizeof(id.bdf), "0000:00:05.0");
 	id.early_load = true;
-	n = wire_enc_accept(p, &id);
-	ASSERT_EQ(0, wire_dec_accept(p, n, &id2));
+	n = wire_enc_accept(p, &id, 1);
+	ASSERT_EQ(0, wire_dec_accept(p, n, &id2, 1));
 	EXPECT_TRUE(id2.early_load);
 	id.early_load = false;
-	n = wire_enc_accept(p, &id);
-	ASSERT_EQ(0, wire_dec_accept(p, n, &id2));
+	n = wire_enc_accept(p, &id, 1);
+	ASSERT_EQ(0, wire_dec_accept(p, n, &id2, 1));
 	EXPECT_FALSE(id2.early_load);
 	p[35] = 2;
-	EXPECT_EQ(-EPROTO, wire_dec_accept(p, n, &id2));
+	EXPECT_EQ(-EPROTO, wire_dec_accept(p, n, &id2, 1));
 	/* a source's own early-load never reaches the wire */
 	snprintf(h.src.bdf, sizeof(h.src.bdf), "0000:00:03.0");
 	h.src.early_load = true;
@@ -1386,6 +1386,208 @@ TEST(migrate_garbage_peer)
 	EXPECT_TRUE(has(&s, "bad frame magic"));
 	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
 	side_free(&s);
+}
+
+/* ---- a VM's devices in one migration (wire 1.4) ---- */
+
+TEST(wire_hello_and_accept_of_several_devices)
+{
+	static uint8_t p[WIRE_HELLO_MAX_LEN + 64];
+	static struct wire_hello h, h2;
+	struct mig_ident id[3], id2[3];
+	uint32_t i;
+	size_t n;
+
+	edu_ident(&h.src, "0000:00:03.0");
+	snprintf(h.target_bdf, sizeof(h.target_bdf), "0000:00:05.0");
+	h.ndev = 3;
+	for (i = 0; i < 2; i++) {
+		edu_ident(&h.more[i].src, i ? "0000:00:07.0" : "0000:00:04.0");
+		snprintf(h.more[i].target_bdf, WIRE_STR, "0000:00:0%u.0", 8 + i);
+		h.more[i].needs_len = 3 + i * 500;
+		memset(h.more[i].needs, 0x61 + i, h.more[i].needs_len);
+	}
+	h.more[1].needs_len = WIRE_NEEDS_MAX;
+	n = wire_enc_hello(p, &h);
+	ASSERT_LE(n, WIRE_HELLO_MAX_LEN);
+	ASSERT_EQ(0, wire_dec_hello(p, n, &h2));
+	EXPECT_EQ(3u, h2.ndev);
+	EXPECT_STREQ("0000:00:05.0", h2.target_bdf);
+	EXPECT_STREQ("0000:00:07.0", h2.more[1].src.bdf);
+	EXPECT_STREQ("0000:00:09.0", h2.more[1].target_bdf);
+	EXPECT_EQ(3u, h2.more[0].needs_len);
+	EXPECT_EQ(WIRE_NEEDS_MAX, h2.more[1].needs_len);
+	EXPECT_EQ(0, memcmp(h.more[1].needs, h2.more[1].needs, WIRE_NEEDS_MAX));
+	/* a target before 1.4 reads no PCI address, and refuses */
+	EXPECT_FALSE(migctl_valid_bdf((const char *)p + WIRE_IDENT_LEN));
+	/* every cut of the device records, and one record's ident broken */
+	for (i = WIRE_HELLO_LEN + 9; i < n; i += 97)
+		EXPECT_EQ(-EPROTO, wire_dec_hello(p, i, &h2)) TH_LOG("at %u", i);
+	EXPECT_EQ(-EPROTO, wire_dec_hello(p, n - 1, &h2));
+	p[WIRE_HELLO_LEN + 8 + 24 + 34] = 7;	/* the second's precopy byte */
+	EXPECT_EQ(-EPROTO, wire_dec_hello(p, n, &h2));
+	/* more devices than a migration takes */
+	n = wire_enc_hello(p, &h);
+	wire_put32(p + WIRE_HELLO_LEN + 8, WIRE_DEVS_MAX + 1);
+	EXPECT_EQ(-EPROTO, wire_dec_hello(p, n, &h2));
+	/* a count below 2 (a newer minor's zeros): one device */
+	wire_put32(p + WIRE_HELLO_LEN + 8, 1);
+	ASSERT_EQ(0, wire_dec_hello(p, n, &h2));
+	EXPECT_EQ(1u, h2.ndev);
+	/* ACCEPT: each ident, exactly as many as asked */
+	for (i = 0; i < 3; i++)
+		edu_ident(&id[i], i == 2 ? "0000:00:09.0" : "0000:00:05.0");
+	id[2].early_load = true;
+	n = wire_enc_accept(p, id, 3);
+	ASSERT_EQ(0, wire_dec_accept(p, n, id2, 3));
+	EXPECT_STREQ("0000:00:09.0", id2[2].bdf);
+	EXPECT_TRUE(id2[2].early_load);
+	EXPECT_EQ(-EPROTO, wire_dec_accept(p, n, id2, 2));
+	EXPECT_EQ(-EPROTO, wire_dec_accept(p, n - 1, id2, 3));
+	EXPECT_EQ(-EPROTO, wire_dec_accept(p, WIRE_ACCEPT_LEN, id2, 3));
+	EXPECT_EQ(-EPROTO, wire_dec_accept(p, n, id2, WIRE_DEVS_MAX + 1));
+	ASSERT_EQ(0, wire_dec_accept(p, n, id2, 1));	/* a 1.3 source reads one */
+}
+
+static void two_devices(struct side *s, struct side *t)
+{
+	side_init(s, "0000:00:03.0", false);
+	side_init(t, "0000:00:05.0", true);
+	side_add_dev(s, "0000:00:04.0", "0000:00:06.0");
+	side_add_dev(t, "0000:00:06.0", "0000:00:06.0");
+}
+
+TEST(migrate_two_devices_of_one_vm)
+{
+	static struct side s, t;
+	static const uint32_t sp[] = { VFIO_MIG_MIG_PHASE_BEGIN,
+				       VFIO_MIG_MIG_PHASE_PAUSE,
+				       VFIO_MIG_MIG_PHASE_COMMIT };
+	static const uint32_t tp[] = { VFIO_MIG_MIG_PHASE_PREPARE,
+				       VFIO_MIG_MIG_PHASE_START };
+	struct fake *sf[2] = { &s.f, &s.fx[0] }, *tf[2] = { &t.f, &t.fx[0] };
+	int i;
+
+	two_devices(&s, &t);
+	s.f.dirty_start = 300;
+	s.f.dirty_step = 100;
+	s.fx[0].dirty_start = 200;
+	s.fx[0].dirty_step = 100;
+	s.fx[0].precopy_ok = false;	/* one in PRE_COPY, one not */
+	s.o.downtime_ms = 1;
+	migrate(&s, &t);
+	ASSERT_EQ(0, s.code) TH_LOG("%s", s.log);
+	ASSERT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	for (i = 0; i < 2; i++) {
+		/* each loaded its own device's stream (the fake checks) */
+		EXPECT_EQ(sizeof(sf[i]->stream), tf[i]->rx_len);
+		EXPECT_TRUE(phases_are(sf[i], sp, 3)) TH_LOG("source %d", i);
+		EXPECT_TRUE(phases_are(tf[i], tp, 2)) TH_LOG("target %d", i);
+		EXPECT_EQ(LM_ST_STOP, sf[i]->state);
+		EXPECT_TRUE(sf[i]->committed_stopped);
+		EXPECT_EQ(LM_ST_RUNNING, tf[i]->state);
+		EXPECT_TRUE(tf[i]->committed && !tf[i]->committed_stopped);
+	}
+	/* pages go through the first device's mapping only */
+	EXPECT_EQ(0u, s.fx[0].pages_read);
+	EXPECT_EQ(0u, t.fx[0].pages_written);
+	EXPECT_TRUE(has(&s, "\"dev\":\"0000:00:03.0,0000:00:04.0\",\"target_dev\":\"0000:00:05.0,0000:00:06.0\",\"devices\":2"))
+		TH_LOG("%s", s.log);
+	EXPECT_TRUE(has(&t, "\"dev\":\"0000:00:03.0,0000:00:04.0\",\"target_dev\":\"0000:00:05.0,0000:00:06.0\",\"devices\":2"))
+		TH_LOG("%s", t.log);
+	EXPECT_EQ(2, count(&s, "\"phase\":\"pause\""));
+	EXPECT_EQ(1, count(&s, "\"event\":\"final\""));
+	side_free(&s);
+	side_free(&t);
+}
+
+/*
+ * A failure of either device, at each step, rolls both back: the source's
+ * devices run again, the target's are released.
+ */
+TEST(migrate_two_devices_fail_together)
+{
+	static struct side s, t;
+	static const struct {
+		const char *what, *msg;
+	} cases[] = {
+		{ "target device not open", "no VMM has the target device open" },
+		{ "target VMM refuses prepare", "the target VMM refused prepare" },
+		{ "source VMM pause times out", "did not acknowledge phase pause" },
+		{ "target load fails", "loading the device state of 0000:00:06.0 failed" },
+		{ "source stop fails", "0000:00:04.0: 0000:00:04.0: state stop-copy: Input/output error" },
+		{ "RAM differs", "cover different RAM" },
+		{ "target takes one", "more devices than this host takes in one migration" },
+		{ "target device twice", "named twice in one migration" },
+	};
+	unsigned int c, i, nt;
+
+	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct fake *sf[2], *tf[2];
+
+		two_devices(&s, &t);
+		sf[0] = &s.f;
+		sf[1] = &s.fx[0];
+		tf[0] = &t.f;
+		tf[1] = &t.fx[0];
+		nt = 2;
+		switch (c) {
+		case 0:
+			t.fx[0].open = false;
+			break;
+		case 1:
+			t.fx[0].refuse_phase = VFIO_MIG_MIG_PHASE_PREPARE;
+			t.fx[0].refuse_result = ENOMEM;
+			break;
+		case 2:
+			s.fx[0].ack_delay_phase = 1;
+			break;
+		case 3:
+			t.fx[0].fail_load = true;
+			break;
+		case 4:
+			s.fx[0].fail_to = LM_ST_STOP_COPY;
+			break;
+		case 5:
+			s.fx[0].log_half = true;
+			break;
+		case 6:
+			t.ndev = 0;	/* the target has one backend */
+			nt = 1;
+			break;
+		case 7:
+			s.o.target_devs[1] = "0000:00:05.0";
+			break;
+		}
+		migrate(&s, &t);
+		EXPECT_EQ(LM_EXIT_FAILED, s.code) TH_LOG("%s: %s", cases[c].what, s.log);
+		EXPECT_EQ(LM_EXIT_FAILED, t.code) TH_LOG("%s: %s", cases[c].what, t.log);
+		EXPECT_TRUE(has(&s, cases[c].msg) || has(&t, cases[c].msg))
+			TH_LOG("%s: %s\n%s", cases[c].what, s.log, t.log);
+		for (i = 0; i < 2; i++) {
+			EXPECT_EQ(LM_ST_RUNNING, sf[i]->state) TH_LOG("%s", cases[c].what);
+			EXPECT_FALSE(sf[i]->committed);
+		}
+		for (i = 0; i < nt; i++) {
+			EXPECT_EQ(LM_ST_RUNNING, tf[i]->state) TH_LOG("%s", cases[c].what);
+			EXPECT_FALSE(tf[i]->committed);
+			/* a target device the VMM prepared got its abort */
+			if (tf[i]->nphases)
+				EXPECT_EQ(VFIO_MIG_MIG_PHASE_ABORT,
+					  tf[i]->phases[tf[i]->nphases - 1]);
+		}
+		/* a source device that began ends with its VMM's abort */
+		for (i = 0; i < 2; i++)
+			if (sf[i]->nphases)
+				EXPECT_EQ(VFIO_MIG_MIG_PHASE_ABORT,
+					  sf[i]->phases[sf[i]->nphases - 1])
+					TH_LOG("%s: source %u", cases[c].what, i);
+		EXPECT_TRUE(has(&s, "\"event\":\"rollback\",\"role\":\"source\",\"ok\":true"))
+			TH_LOG("%s", cases[c].what);
+		side_free(&s);
+		side_free(&t);
+	}
 }
 
 TEST_HARNESS_MAIN

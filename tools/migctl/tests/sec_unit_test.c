@@ -425,7 +425,7 @@ static uint64_t against(struct side *t, struct script *p)
 	stderr = fopen("/dev/null", "w");
 	pthread_create(&th, NULL, script_peer, p);
 	t0 = lm_now_us();
-	t->code = lm_target_run(&t->o, &t->d, sv[1], &t->out, &t->stop);
+	t->code = lm_target_run(&t->o, &t->d, 1, sv[1], &t->out, &t->stop);
 	t0 = lm_now_us() - t0;
 	close(sv[0]);		/* the peer's write fails now, if it writes */
 	pthread_join(th, NULL);
@@ -433,6 +433,9 @@ static uint64_t against(struct side *t, struct script *p)
 	stderr = saved;
 	return t0;
 }
+
+/* The device index honest_session()'s STREAM frame names (1.4). */
+static uint32_t script_stream_dev;
 
 /* An honest plain session's source frames, up to COMMIT. */
 static size_t honest_session(uint8_t *out, size_t *hello_end,
@@ -475,7 +478,7 @@ static size_t honest_session(uint8_t *out, size_t *hello_end,
 	FRAME(WIRE_SWITCHOVER, pl, 0);
 	/* the device state: what script_src's stream holds */
 	wire_put32(pl, WIRE_STREAM_STOPCOPY);
-	wire_put32(pl + 4, 0);
+	wire_put32(pl + 4, script_stream_dev);
 	for (i = 0; i < FAKE_STREAM; i++)
 		pl[8 + i] = i * 31 + 7;
 	FRAME(WIRE_STREAM, pl, 8 + FAKE_STREAM);
@@ -500,6 +503,31 @@ TEST(hostile_honest_script_migrates)
 	/* the script is right: unmodified, it migrates */
 	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
 	EXPECT_TRUE(t.f.committed);
+	side_free(&t);
+}
+
+/*
+ * A STREAM frame for a device the migration does not have (wire 1.4's
+ * device index past HELLO's list): refused, nothing of it written.
+ */
+TEST(hostile_stream_for_another_device)
+{
+	static uint8_t buf[WIRE_PAGE * 10];
+	static struct side t;
+	struct script p = { .buf = buf };
+	size_t he, re;
+
+	side_init(&t, "0000:00:05.0", true);
+	script_stream_dev = 1;
+	p.len = honest_session(buf, &he, &re);
+	script_stream_dev = 0;
+	against(&t, &p);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code);
+	EXPECT_TRUE(has(&t, "STREAM for device 1 of a migration of 1"))
+		TH_LOG("%s", t.log);
+	EXPECT_EQ(0u, t.f.rx_len);
+	EXPECT_FALSE(t.f.committed);
+	EXPECT_EQ(LM_ST_RUNNING, t.f.state);
 	side_free(&t);
 }
 
