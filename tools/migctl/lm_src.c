@@ -1489,31 +1489,44 @@ static int commit(struct src *s)
 }
 
 /*
- * One device back to RUNNING, its VMM told (@left: what was not done).
+ * One device back to RUNNING (@left: what was not done). Its VMM is told
+ * (abort) by rollback_tell() once every device runs, so that no guest
+ * resumes onto a device still stopped; where there is no arc back, the
+ * kernel's rollback (closing the fd) does both here.
  */
-static void rollback_dev(struct src *s, struct sdev *v, char *left,
+static bool rollback_dev(struct src *s, struct sdev *v, char *left,
 			 size_t len)
 {
-	uint32_t result = 0, st;
+	uint32_t result = 0;
 	int ret;
 
 	v->d->stop = NULL;
 	ret = v->d->ops->set_state(v->d, LM_ST_RUNNING);
-	if (ret && v->announced) {
+	if (!ret)
+		return v->announced;
+	if (v->announced) {
 		/* no arc back: the kernel's rollback (closing the fd) it is */
 		ret = v->d->ops->release(v->d, s->o->vmm_timeout_ms, &result);
 		if (ret || result)
 			snprintf(left, len, "%.250s",
 				 ret ? v->d->err : "the source VMM failed to resume");
-	} else if (ret) {
+	} else {
 		v->d->ops->detach(v->d);	/* the kernel rolls back */
-	} else if (v->announced) {
-		ret = v->d->ops->phase(v->d, VFIO_MIG_MIG_PHASE_ABORT,
-				       s->o->vmm_timeout_ms, &result);
-		if (ret || result)
-			snprintf(left, len, "%.250s",
-				 ret ? v->d->err : "the source VMM failed to resume");
 	}
+	return false;
+}
+
+static void rollback_tell(struct src *s, struct sdev *v, char *left,
+			  size_t len)
+{
+	uint32_t result = 0, st;
+	int ret;
+
+	ret = v->d->ops->phase(v->d, VFIO_MIG_MIG_PHASE_ABORT,
+			       s->o->vmm_timeout_ms, &result);
+	if ((ret || result) && !left[0])
+		snprintf(left, len, "%.250s",
+			 ret ? v->d->err : "the source VMM failed to resume");
 	if (!v->d->ops->get_state(v->d, &st) && st != LM_ST_RUNNING &&
 	    !left[0])
 		snprintf(left, len, "%s is in %s", v->bdf, lm_state_name(st));
@@ -1525,7 +1538,9 @@ static int rollback(struct src *s)
 	struct wire_abort a = { .code = EIO };
 	uint8_t p[WIRE_ABORT_LEN];
 	char left[256] = "", l1[256];
+	bool tell[LM_DEVS_MAX];
 	struct sdev *v;
+	uint32_t st;
 
 	/* no signal may cut the rollback short */
 	s->c.stop = NULL;
@@ -1537,10 +1552,20 @@ static int rollback(struct src *s)
 	if (!s->attached)
 		return LM_EXIT_FAILED;
 	for (v = s->dv; v < s->dv + s->ndev; v++) {
-		if (!v->attached)
-			continue;
 		l1[0] = 0;
-		rollback_dev(s, v, l1, sizeof(l1));
+		tell[v - s->dv] = v->attached &&
+				  rollback_dev(s, v, l1, sizeof(l1));
+		if (l1[0] && !left[0])
+			snprintf(left, sizeof(left), "%s", l1);
+	}
+	for (v = s->dv; v < s->dv + s->ndev; v++) {
+		l1[0] = 0;
+		if (tell[v - s->dv])
+			rollback_tell(s, v, l1, sizeof(l1));
+		else if (v->attached && !v->d->ops->get_state(v->d, &st) &&
+			 st != LM_ST_RUNNING)
+			snprintf(l1, sizeof(l1), "%s is in %s", v->bdf,
+				 lm_state_name(st));
 		if (l1[0] && !left[0])
 			snprintf(left, sizeof(left), "%s", l1);
 	}

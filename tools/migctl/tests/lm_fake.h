@@ -59,6 +59,9 @@ struct fake {
 	const struct fake *src;
 	bool fail_load;
 	uint32_t fail_to;		/* set_state to this state fails (0: none) */
+	/* the VM's other device (side_add_dev), and its state at our abort */
+	const struct fake *sibling;
+	uint32_t sibling_at_abort;
 	bool log_half;			/* the dirty log covers half the RAM */
 	/* phases announced, and what the VMM answers */
 	uint32_t phases[32];
@@ -254,6 +257,8 @@ static inline int f_phase(struct lm_dev *d, uint32_t ph, int timeout_ms,
 	d->seq++;
 	if (f->nphases < 32)
 		f->phases[f->nphases++] = ph;
+	if (ph == VFIO_MIG_MIG_PHASE_ABORT && f->sibling)
+		f->sibling_at_abort = f->sibling->state;
 	*result = ph == f->refuse_phase ? f->refuse_result : 0;
 	if (ph == VFIO_MIG_MIG_PHASE_PREPARE) {
 		d->nr_ram = f->ram_unnamed ? 0 : 1;
@@ -515,6 +520,8 @@ static inline void side_add_dev(struct side *s, const char *bdf,
 		f->stream[i] = i * 29 + 3 + 17 * (k + 1);
 	s->dx[k] = s->d;
 	s->dx[k].priv = f;
+	f->sibling = &s->f;
+	s->f.sibling = f;
 	s->o.devs[s->ndev] = bdf;
 	s->o.target_devs[s->ndev] = target_bdf;
 	s->ndev++;

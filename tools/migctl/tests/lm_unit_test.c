@@ -1585,6 +1585,12 @@ TEST(migrate_two_devices_fail_together)
 					TH_LOG("%s: source %u", cases[c].what, i);
 		EXPECT_TRUE(has(&s, "\"event\":\"rollback\",\"role\":\"source\",\"ok\":true"))
 			TH_LOG("%s", cases[c].what);
+		/* no VMM resumes its guest onto the other device still stopped */
+		for (i = 0; i < 2; i++)
+			if (sf[i]->nphases &&
+			    sf[i]->phases[sf[i]->nphases - 1] == VFIO_MIG_MIG_PHASE_ABORT)
+				EXPECT_EQ(LM_ST_RUNNING, sf[i]->sibling_at_abort)
+					TH_LOG("%s: source %u", cases[c].what, i);
 		side_free(&s);
 		side_free(&t);
 	}
