@@ -4,12 +4,13 @@
  * (Documentation/live-migration.rst), driven by migctl through the
  * vfio_mig family's phases.
  *
- *   vmm_host source BDF [--ram-mib N] [--iova A] [--seed S] [--report FILE]
- *                       [--trap MODE] [--page-rate N] [--mark-ms M]
- *                       [--dirty-vfio] [--fill] [--ack-delay PHASE:MS]
- *   vmm_host target BDF [--ram-mib N] [--iova A] [--report FILE]
- *                       [--run-ms M] [--trap MODE] [--page-rate N]
+ *   vmm_host source BDF [--dev2 BDF2] [--ram-mib N] [--iova A] [--seed S]
+ *                       [--report FILE] [--trap MODE] [--page-rate N]
+ *                       [--mark-ms M] [--dirty-vfio] [--fill]
  *                       [--ack-delay PHASE:MS]
+ *   vmm_host target BDF [--dev2 BDF2] [--ram-mib N] [--iova A]
+ *                       [--report FILE] [--run-ms M] [--trap MODE]
+ *                       [--page-rate N] [--ack-delay PHASE:MS]
  *
  * Both open BDF (bound to vfio-mig, trap mode MODE, default sparse) as a
  * VMM does, map guest RAM at IOVA A (default 0x100000; N MiB, default 8),
@@ -49,6 +50,18 @@
  * RAM (the controller and the kernel roll the device back), acks and
  * waits for the next attempt.
  *
+ * --dev2: the VM has a second device, BDF2, in a container of its own with
+ * the same RAM mapped (one migration takes both, Documentation/
+ * live-migration.rst "Several devices of one VM"). Each device has a guest
+ * program of its own, in its half of the RAM, with its own two vCPUs
+ * (BDF's in the first half, BDF2's in the second), each program's writes
+ * dirty-marked into its device's log. The phases come per device: the
+ * first pause stops every vCPU, each abort resumes them (migctl runs every
+ * device again before any abort); the source commits once both devices
+ * committed, the target adopts each program at its device's start and
+ * runs both once both started. The report's device fields of BDF2 carry
+ * the prefix "dev2_"; "ok" covers both.
+ *
  * The report (--report) is one JSON object; a summary line ends stdout.
  * --ack-delay (a test hook) holds the ack of PHASE for MS milliseconds,
  * once the VMM has done what the phase asks: a window for tests to break
@@ -86,7 +99,7 @@ struct phase_rec {
 
 static struct {
 	enum role role;
-	const char *bdf;
+	const char *bdf, *bdf2;
 	const char *report;
 	const char *trap;
 	uint64_t iova, seed;
@@ -104,15 +117,36 @@ static struct {
 	.run_ms = 2000,
 };
 
-static struct mig_side side;
-static struct edu edu;
-static bool is_nvme;		/* the device is an NVMe function, not edu */
-static struct lm_guest guest;
-static bool guest_up;
+/* A device of the VM and the guest program that drives it. */
+struct vdev {
+	const char *bdf;
+	struct vmm_dev *d;
+	struct vmm_ram ram;		/* its program's part of guest RAM */
+	struct edu edu;
+	bool is_nvme;			/* an NVMe function, not edu */
+	struct lm_guest guest;
+	bool guest_up;
+	struct mig_dirty dlog;
+	bool logging, own_log;
+	bool committed, started;
+	/* for the report */
+	char after_abort_state[32];
+	uint64_t steps_at_abort;
+	struct edu_regs regs;		/* source: at pause; target: at start */
+	bool have_regs;
+	int regs_ok, buffer_ok, pages_ok, model_ok;	/* -1: not checked */
+	uint64_t steps_before;		/* target: the guest's steps at start */
+};
+
+static struct mig_side side;		/* the first device, and all the RAM */
+static struct vmm_dev dev2;
+static struct vdev vd[2] = {
+	{ .regs_ok = -1, .buffer_ok = -1, .pages_ok = -1, .model_ok = -1 },
+	{ .regs_ok = -1, .buffer_ok = -1, .pages_ok = -1, .model_ok = -1 },
+};
+static unsigned int nvd = 1;
 static struct lm_nl nl;
-static struct mig_dirty dlog;
 static enum vstate vstate = S_IDLE;
-static bool logging, own_log;
 static uint64_t t_start;
 static int sigfd = -1;
 
@@ -122,21 +156,15 @@ static struct {
 	unsigned int begins, pauses, aborts, commits, prepares, starts;
 	unsigned long marks, mark_ranges, mark_pages, mark_errors;
 	unsigned long lost_events;
-	char after_abort_state[32];
 	bool abort_not_running;
-	uint64_t steps_at_abort;
 	uint64_t ram_digest;
 	bool have_digest;
-	struct edu_regs regs;		/* source: at pause; target: at start */
-	bool have_regs;
-	int regs_ok, buffer_ok, pages_ok, model_ok;	/* -1: not checked */
-	uint64_t steps_before;		/* target: the guest's steps at start */
 	double pause_ms, start_ms;
 	bool protocol_error;
 	char why[512];
-} rep = {
-	.regs_ok = -1, .buffer_ok = -1, .pages_ok = -1, .model_ok = -1,
-};
+} rep;
+
+#define for_each_vdev(v) for ((v) = vd; (v) < vd + nvd; (v)++)
 
 static double now_ms(void)
 {
@@ -153,7 +181,8 @@ static void say(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "vmm_host %s %s +%.3fs: ", role_name(), opt.bdf,
+	fprintf(stderr, "vmm_host %s %s%s%s +%.3fs: ", role_name(), opt.bdf,
+		opt.bdf2 ? "," : "", opt.bdf2 ? opt.bdf2 : "",
 		now_ms() / 1000);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -176,9 +205,10 @@ static void why(const char *fmt, ...)
 		snprintf(rep.why, sizeof(rep.why), "%s", buf);
 }
 
-static void json_str(FILE *f, const char *key, const char *s, bool comma)
+static void json_str(FILE *f, const char *pfx, const char *key, const char *s,
+		     bool comma)
 {
-	fprintf(f, "\"%s\": \"", key);
+	fprintf(f, "\"%s%s\": \"", pfx, key);
 	for (; *s; s++) {
 		if (*s == '"' || *s == '\\')
 			fputc('\\', f);
@@ -190,21 +220,78 @@ static void json_str(FILE *f, const char *key, const char *s, bool comma)
 	fprintf(f, "\"%s\n", comma ? "," : "");
 }
 
-static void json_check(FILE *f, const char *key, int v)
+static void json_check(FILE *f, const char *pfx, const char *key, int v)
 {
 	if (v >= 0)
-		fprintf(f, "\"%s\": %s,\n", key, v ? "true" : "false");
+		fprintf(f, "\"%s%s\": %s,\n", pfx, key, v ? "true" : "false");
 }
 
 static bool checks_hold(void)
 {
-	return !rep.why[0] && rep.regs_ok != 0 && rep.buffer_ok != 0 &&
-	       rep.pages_ok != 0 && rep.model_ok != 0 && !rep.protocol_error;
+	struct vdev *v;
+
+	if (rep.why[0] || rep.protocol_error)
+		return false;
+	for_each_vdev(v)
+		if (!v->regs_ok || !v->buffer_ok || !v->pages_ok ||
+		    !v->model_ok)
+			return false;
+	return true;
+}
+
+/* A device's fields of the report, its keys prefixed with @pfx. */
+static void report_dev(FILE *f, struct vdev *v, const char *pfx)
+{
+	json_str(f, pfx, "bdf", v->bdf, true);
+	json_str(f, pfx, "device", v->is_nvme ? "nvme" : "edu", true);
+	if (v->after_abort_state[0])
+		json_str(f, pfx, "state_after_abort", v->after_abort_state,
+			 true);
+	if (v->have_regs)
+		fprintf(f, "\"%sreg_liveness\": %u,\n\"%sreg_factorial\": %u,\n"
+			"\"%sreg_status\": %u,\n\"%sreg_irq_status\": %u,\n"
+			"\"%sreg_dma_src\": %" PRIu64 ",\n\"%sreg_dma_dst\": %" PRIu64 ",\n"
+			"\"%sreg_dma_count\": %" PRIu64 ",\n\"%sreg_dma_cmd\": %" PRIu64 ",\n",
+			pfx, v->regs.liveness, pfx, v->regs.factorial, pfx,
+			v->regs.status, pfx, v->regs.irq_status, pfx,
+			v->regs.dma_src, pfx, v->regs.dma_dst, pfx,
+			v->regs.dma_count, pfx, v->regs.dma_cmd);
+	json_check(f, pfx, "regs_ok", v->regs_ok);
+	json_check(f, pfx, "buffer_ok", v->buffer_ok);
+	json_check(f, pfx, "pages_ok", v->pages_ok);
+	json_check(f, pfx, "model_ok", v->model_ok);
+	if (v->guest_up) {
+		struct lm_guest *g = &v->guest;
+		uint64_t steps = lm_guest_steps(g);
+
+		fprintf(f, "\"%sseed\": %" PRIu64 ",\n\"%ssteps\": %" PRIu64 ",\n"
+			"\"%ssteps_before\": %" PRIu64 ",\n"
+			"\"%ssteps_after_abort\": %" PRIu64 ",\n"
+			"\"%schecks\": %lu,\n\"%serrors\": %lu,\n"
+			"\"%spage_writes\": %" PRIu64 ",\n",
+			pfx, v->is_nvme ? g->nv->ns.seed : g->ds.seed, pfx,
+			steps, pfx, v->steps_before, pfx,
+			rep.aborts ? steps - v->steps_at_abort : 0,
+			pfx, lm_guest_checks(g), pfx, lm_guest_errors(g), pfx,
+			g->ms.writes);
+		if (v->is_nvme)
+			fprintf(f, "\"%snvme_writes\": %lu,\n\"%snvme_reads\": %lu,\n"
+				"\"%snvme_flushes\": %lu,\n"
+				"\"%snvme_inflight\": %lu,\n"
+				"\"%snvme_verified\": %s,\n",
+				pfx, g->nv->w.writes, pfx, g->nv->w.reads,
+				pfx, g->nv->w.flushes, pfx,
+				nvme_wl_inflight(&g->nv->w), pfx,
+				g->nv->verified ? "true" : "false");
+		else
+			fprintf(f, "\"%sdmas_in\": %lu,\n\"%sdmas_out\": %lu,\n",
+				pfx, g->wl.dmas_in, pfx, g->wl.dmas_out);
+	}
 }
 
 static void write_report(const char *result)
 {
-	char tmp[4096], phases[MAX_PHASES * 32] = "";
+	char tmp[4096], phases[MAX_PHASES * 48] = "";
 	unsigned int i;
 	size_t len = 0;
 	FILE *f;
@@ -222,11 +309,13 @@ static void write_report(const char *result)
 		return;
 	}
 	fprintf(f, "{\n");
-	json_str(f, "role", role_name(), true);
-	json_str(f, "bdf", opt.bdf, true);
-	json_str(f, "device", is_nvme ? "nvme" : "edu", true);
-	json_str(f, "result", result, true);
-	json_str(f, "phases", phases, true);
+	json_str(f, "", "role", role_name(), true);
+	fprintf(f, "\"devices\": %u,\n", nvd);
+	report_dev(f, &vd[0], "");
+	if (nvd > 1)
+		report_dev(f, &vd[1], "dev2_");
+	json_str(f, "", "result", result, true);
+	json_str(f, "", "phases", phases, true);
 	fprintf(f, "\"begins\": %u,\n\"pauses\": %u,\n\"aborts\": %u,\n"
 		"\"commits\": %u,\n\"prepares\": %u,\n\"starts\": %u,\n",
 		rep.begins, rep.pauses, rep.aborts, rep.commits, rep.prepares,
@@ -235,54 +324,14 @@ static void write_report(const char *result)
 		"\"mark_pages\": %lu,\n\"mark_errors\": %lu,\n"
 		"\"lost_events\": %lu,\n", rep.marks, rep.mark_ranges,
 		rep.mark_pages, rep.mark_errors, rep.lost_events);
-	if (rep.after_abort_state[0])
-		json_str(f, "state_after_abort", rep.after_abort_state, true);
 	if (rep.have_digest)
 		fprintf(f, "\"ram_digest\": %" PRIu64 ",\n", rep.ram_digest);
-	if (rep.have_regs)
-		fprintf(f, "\"reg_liveness\": %u,\n\"reg_factorial\": %u,\n"
-			"\"reg_status\": %u,\n\"reg_irq_status\": %u,\n"
-			"\"reg_dma_src\": %" PRIu64 ",\n\"reg_dma_dst\": %" PRIu64 ",\n"
-			"\"reg_dma_count\": %" PRIu64 ",\n\"reg_dma_cmd\": %" PRIu64 ",\n",
-			rep.regs.liveness, rep.regs.factorial, rep.regs.status,
-			rep.regs.irq_status, rep.regs.dma_src, rep.regs.dma_dst,
-			rep.regs.dma_count, rep.regs.dma_cmd);
-	json_check(f, "regs_ok", rep.regs_ok);
-	json_check(f, "buffer_ok", rep.buffer_ok);
-	json_check(f, "pages_ok", rep.pages_ok);
-	json_check(f, "model_ok", rep.model_ok);
-	if (guest_up) {
-		uint64_t steps = lm_guest_steps(&guest);
-
-		fprintf(f, "\"seed\": %" PRIu64 ",\n\"steps\": %" PRIu64 ",\n"
-			"\"steps_before\": %" PRIu64 ",\n"
-			"\"steps_after_abort\": %" PRIu64 ",\n"
-			"\"checks\": %lu,\n\"errors\": %lu,\n"
-			"\"page_writes\": %" PRIu64 ",\n",
-			is_nvme ? guest.nv->ns.seed : guest.ds.seed, steps,
-			rep.steps_before,
-			rep.aborts ? steps - rep.steps_at_abort : 0,
-			lm_guest_checks(&guest), lm_guest_errors(&guest),
-			guest.ms.writes);
-		if (is_nvme)
-			fprintf(f, "\"nvme_writes\": %lu,\n\"nvme_reads\": %lu,\n"
-				"\"nvme_flushes\": %lu,\n"
-				"\"nvme_inflight\": %lu,\n"
-				"\"nvme_verified\": %s,\n",
-				guest.nv->w.writes, guest.nv->w.reads,
-				guest.nv->w.flushes,
-				nvme_wl_inflight(&guest.nv->w),
-				guest.nv->verified ? "true" : "false");
-		else
-			fprintf(f, "\"dmas_in\": %lu,\n\"dmas_out\": %lu,\n",
-				guest.wl.dmas_in, guest.wl.dmas_out);
-	}
 	fprintf(f, "\"pause_ms\": %.1f,\n\"start_ms\": %.1f,\n",
 		rep.pause_ms, rep.start_ms);
 	fprintf(f, "\"protocol_error\": %s,\n",
 		rep.protocol_error ? "true" : "false");
 	fprintf(f, "\"ok\": %s,\n", checks_hold() ? "true" : "false");
-	json_str(f, "why", rep.why, false);
+	json_str(f, "", "why", rep.why, false);
 	fprintf(f, "}\n");
 	if (fclose(f) || rename(tmp, opt.report))
 		say("report %s: %s", opt.report, strerror(errno));
@@ -292,19 +341,21 @@ static void write_report(const char *result)
 static void __attribute__((noreturn)) finish(const char *result)
 {
 	bool ok = checks_hold();
+	struct vdev *v;
 
 	write_report(result);
-	if (guest_up)
-		printf("%s %s: %s; phases %u (aborts %u); %" PRIu64 " %s steps, %lu %s checked, %lu wrong; %" PRIu64 " page writes%s%s\n",
-		       role_name(), opt.bdf, result, rep.nph, rep.aborts,
-		       lm_guest_steps(&guest), is_nvme ? "NVMe" : "edu",
-		       lm_guest_checks(&guest), is_nvme ? "blocks" : "results",
-		       lm_guest_errors(&guest), guest.ms.writes,
-		       ok ? "; OK" : "; FAILED: ", ok ? "" : rep.why);
-	else
-		printf("%s %s: %s; phases %u (aborts %u)%s%s\n", role_name(),
-		       opt.bdf, result, rep.nph, rep.aborts,
-		       ok ? "; OK" : "; FAILED: ", ok ? "" : rep.why);
+	printf("%s %s%s%s: %s; phases %u (aborts %u)", role_name(), opt.bdf,
+	       opt.bdf2 ? "," : "", opt.bdf2 ? opt.bdf2 : "", result, rep.nph,
+	       rep.aborts);
+	for_each_vdev(v)
+		if (v->guest_up)
+			printf("; %" PRIu64 " %s steps, %lu %s checked, %lu wrong, %" PRIu64 " page writes",
+			       lm_guest_steps(&v->guest),
+			       v->is_nvme ? "NVMe" : "edu",
+			       lm_guest_checks(&v->guest),
+			       v->is_nvme ? "blocks" : "results",
+			       lm_guest_errors(&v->guest), v->guest.ms.writes);
+	printf("%s%s\n", ok ? "; OK" : "; FAILED: ", ok ? "" : rep.why);
 	fflush(stdout);
 	_exit(ok ? 0 : 1);
 }
@@ -338,10 +389,10 @@ static void ack(const struct lm_event *e, struct phase_rec *r, int err)
 		/* the target names its RAM: pages are written there only */
 		struct lm_ram ram = { side.ram.iova, side.ram.size };
 
-		ret = lm_ack_ram(&nl, opt.bdf, e->phase, e->seq, result, &ram,
+		ret = lm_ack_ram(&nl, e->bdf, e->phase, e->seq, result, &ram,
 				 1);
 	} else {
-		ret = lm_ack(&nl, opt.bdf, e->phase, e->seq, result);
+		ret = lm_ack(&nl, e->bdf, e->phase, e->seq, result);
 	}
 	if (r)
 		r->ack_err = ret;
@@ -351,28 +402,47 @@ static void ack(const struct lm_event *e, struct phase_rec *r, int err)
 	else if (ret)
 		say("%s", nl.err);
 	else
-		say("%s seq %u: acked %u%s%s", lm_phase_name(e->phase), e->seq,
-		    result, result ? " " : "", result ? strerror(result) : "");
+		say("%s %s seq %u: acked %u%s%s", e->bdf, lm_phase_name(e->phase),
+		    e->seq, result, result ? " " : "",
+		    result ? strerror(result) : "");
+}
+
+static void pause_all(void)
+{
+	struct vdev *v;
+
+	for_each_vdev(v)
+		if (v->guest_up)
+			lm_guest_pause(&v->guest);
+}
+
+static void resume_all(void)
+{
+	struct vdev *v;
+
+	for_each_vdev(v)
+		if (v->guest_up)
+			lm_guest_resume(&v->guest);
 }
 
 /* ---- source ---- */
 
-/* Report the vCPUs' writes since the last mark into the dirty log. */
-static int flush_marks(void)
+/* Report @v's program's vCPU writes since the last mark into @v's log. */
+static int flush_marks(struct vdev *v)
 {
-	size_t words = mig_bitmap_words(side.ram.size), ranges = 0, pages = 0;
+	size_t words = mig_bitmap_words(v->ram.size), ranges = 0, pages = 0;
 	uint64_t *bits = calloc(words, sizeof(*bits));
-	size_t i, n = side.ram.size / MIG_PAGE;
+	size_t i, n = v->ram.size / MIG_PAGE;
 	int ret;
 
 	if (!bits)
 		return -ENOMEM;
-	mig_cpu_take(&guest.cpu, bits);
+	mig_cpu_take(&v->guest.cpu, bits);
 	if (!mig_bitmap_weight(bits, n)) {
 		free(bits);
 		return 0;
 	}
-	ret = lm_dirty_mark(&nl, opt.bdf, side.ram.iova, bits, n, &ranges,
+	ret = lm_dirty_mark(&nl, v->bdf, v->ram.iova, bits, n, &ranges,
 			    &pages);
 	rep.marks++;
 	rep.mark_ranges += ranges;
@@ -383,31 +453,47 @@ static int flush_marks(void)
 		say("%s", nl.err);
 		for (i = 0; i < n; i++)
 			if (mig_test_bit(bits, i))
-				mig_cpu_mark(&guest.cpu,
-					     side.ram.iova + i * MIG_PAGE,
+				mig_cpu_mark(&v->guest.cpu,
+					     v->ram.iova + i * MIG_PAGE,
 					     MIG_PAGE);
 	}
 	free(bits);
 	return ret;
 }
 
-static void stop_log(void)
+/* Every running log's marks; the first error. */
+static int flush_all(void)
+{
+	struct vdev *v;
+	int ret = 0, r;
+
+	for_each_vdev(v) {
+		if (!v->logging)
+			continue;
+		r = flush_marks(v);
+		ret = ret ? ret : r;
+	}
+	return ret;
+}
+
+static void stop_log(struct vdev *v)
 {
 	int ret;
 
-	if (!logging)
+	if (!v->logging)
 		return;
-	logging = false;
-	if (!own_log)
+	v->logging = false;
+	if (!v->own_log)
 		return;
-	own_log = false;
-	ret = mig_dirty_stop(&dlog);
+	v->own_log = false;
+	ret = mig_dirty_stop(&v->dlog);
 	if (ret)
-		say("stopping the dirty log: %s (%s)", strerror(-ret),
-		    dlog.nl.err);
+		say("%s: stopping the dirty log: %s (%s)", v->bdf,
+		    strerror(-ret), v->dlog.nl.err);
 }
 
-static void src_begin(const struct lm_event *e, struct phase_rec *r)
+static void src_begin(struct vdev *v, const struct lm_event *e,
+		      struct phase_rec *r)
 {
 	int ret;
 
@@ -415,25 +501,27 @@ static void src_begin(const struct lm_event *e, struct phase_rec *r)
 	if (vstate == S_PAUSED) {
 		/* a new attempt without an abort: go on running */
 		say("begin while paused: resuming the vCPUs first");
-		lm_guest_resume(&guest);
+		resume_all();
 	}
-	if (!logging) {
-		ret = mig_dirty_start(&dlog, &side.d, side.ram.iova,
+	if (!v->logging) {
+		/* a device's log covers all the VM's RAM */
+		ret = mig_dirty_start(&v->dlog, v->d, side.ram.iova,
 				      side.ram.size, !opt.dirty_vfio);
 		if (ret == -EBUSY) {
-			say("a dirty log already runs on the device: marking into it");
-			logging = true;
+			say("%s: a dirty log already runs on the device: marking into it",
+			    v->bdf);
+			v->logging = true;
 		} else if (ret) {
-			say("dirty log: %s", dlog.err);
+			say("%s: dirty log: %s", v->bdf, v->dlog.err);
 			ack(e, r, ret);
 			return;
 		} else {
-			logging = own_log = true;
-			say("dirty log started (%s)",
-			    mig_dirty_via_name(dlog.via));
+			v->logging = v->own_log = true;
+			say("%s: dirty log started (%s)", v->bdf,
+			    mig_dirty_via_name(v->dlog.via));
 		}
 	}
-	ret = flush_marks();
+	ret = flush_marks(v);
 	if (ret) {
 		ack(e, r, ret);
 		return;
@@ -442,100 +530,117 @@ static void src_begin(const struct lm_event *e, struct phase_rec *r)
 	ack(e, r, 0);
 }
 
-static void src_pause(const struct lm_event *e, struct phase_rec *r)
+static void src_pause(struct vdev *v, const struct lm_event *e,
+		      struct phase_rec *r)
 {
 	uint64_t t0 = vmm_now_us();
 	int ret;
 
 	rep.pauses++;
-	lm_guest_pause(&guest);
-	if (!logging) {
+	pause_all();
+	if (!v->logging) {
 		say("pause without begin: no dirty log to mark into");
 		ack(e, r, EPROTO);
 		return;
 	}
-	ret = flush_marks();
+	ret = flush_all();
 	if (ret) {
 		ack(e, r, ret);
 		return;
 	}
-	if (!is_nvme) {
-		edu_regs_read(&edu, &rep.regs);
-		rep.have_regs = true;
+	if (!v->is_nvme) {
+		edu_regs_read(&v->edu, &v->regs);
+		v->have_regs = true;
 	}
 	vstate = S_PAUSED;
-	rep.pause_ms = (vmm_now_us() - t0) / 1000.0;
-	if (is_nvme)
-		say("vCPUs paused after %" PRIu64 " NVMe steps, %lu commands in flight, %" PRIu64 " page writes (%.1f ms)",
-		    lm_guest_steps(&guest), nvme_wl_inflight(&guest.nv->w),
-		    guest.ms.writes, rep.pause_ms);
+	rep.pause_ms += (vmm_now_us() - t0) / 1000.0;
+	if (v->is_nvme)
+		say("%s: vCPUs paused after %" PRIu64 " NVMe steps, %lu commands in flight, %" PRIu64 " page writes (%.1f ms)",
+		    v->bdf, lm_guest_steps(&v->guest),
+		    nvme_wl_inflight(&v->guest.nv->w), v->guest.ms.writes,
+		    rep.pause_ms);
 	else
-		say("vCPUs paused after %" PRIu64 " edu steps, %" PRIu64 " page writes (%.1f ms)",
-		    guest.ds.steps, guest.ms.writes, rep.pause_ms);
+		say("%s: vCPUs paused after %" PRIu64 " edu steps, %" PRIu64 " page writes (%.1f ms)",
+		    v->bdf, v->guest.ds.steps, v->guest.ms.writes,
+		    rep.pause_ms);
 	ack(e, r, 0);
 }
 
-static void src_abort(const struct lm_event *e, struct phase_rec *r)
+static void src_abort(struct vdev *v, const struct lm_event *e,
+		      struct phase_rec *r)
 {
 	uint32_t st;
 	int ret;
 
 	rep.aborts++;
-	stop_log();
-	ret = mig_get_state(&side.d, &st);
-	snprintf(rep.after_abort_state, sizeof(rep.after_abort_state), "%s",
+	stop_log(v);
+	ret = mig_get_state(v->d, &st);
+	snprintf(v->after_abort_state, sizeof(v->after_abort_state), "%s",
 		 ret ? strerror(-ret) : mig_state_name(st));
 	if (ret || st != VFIO_DEVICE_STATE_RUNNING) {
 		rep.abort_not_running = true;
-		why("after abort the device is in %s, not RUNNING",
-		    rep.after_abort_state);
+		why("after abort %s is in %s, not RUNNING", v->bdf,
+		    v->after_abort_state);
 	}
-	rep.steps_at_abort = lm_guest_steps(&guest);
-	lm_guest_resume(&guest);
+	/* migctl runs every device again before it aborts any */
+	for_each_vdev(v)
+		v->steps_at_abort = lm_guest_steps(&v->guest);
+	resume_all();
 	vstate = S_IDLE;
 	ack(e, r, 0);
 }
 
-static void __attribute__((noreturn))
-src_commit(const struct lm_event *e, struct phase_rec *r)
+static void src_commit(struct vdev *v, const struct lm_event *e,
+		       struct phase_rec *r)
 {
 	rep.commits++;
 	if (vstate != S_PAUSED) {
 		rep.protocol_error = true;
 		why("commit without a pause before it: the vCPUs were running");
-		lm_guest_pause(&guest);
+		pause_all();
+	}
+	v->committed = true;
+	for_each_vdev(v) {
+		if (!v->committed) {
+			/* the VM is gone once every device is */
+			ack(e, r, 0);
+			return;
+		}
 	}
 	rep.ram_digest = lm_ram_digest(&side.ram);
 	rep.have_digest = true;
-	rep.pages_ok = lm_guest_check_pages(&guest);
-	rep.model_ok = lm_guest_check_model(&guest);
-	if (!rep.pages_ok || !rep.model_ok)
-		why("%s", guest.why);
+	for_each_vdev(v) {
+		v->pages_ok = lm_guest_check_pages(&v->guest);
+		v->model_ok = lm_guest_check_model(&v->guest);
+		if (!v->pages_ok || !v->model_ok)
+			why("%s", v->guest.why);
+	}
 	vstate = S_COMMITTED;
 	say("committed: RAM digest %" PRIu64, rep.ram_digest);
 	write_report("committed");
 	ack(e, r, 0);
-	stop_log();
+	for_each_vdev(v)
+		stop_log(v);
 	finish("committed");
 }
 
-static void src_event(const struct lm_event *e)
+static void src_event(struct vdev *v, const struct lm_event *e)
 {
 	struct phase_rec *r = record(e);
 
-	say("phase %s seq %u", lm_phase_name(e->phase), e->seq);
+	say("%s: phase %s seq %u", v->bdf, lm_phase_name(e->phase), e->seq);
 	switch (e->phase) {
 	case VFIO_MIG_MIG_PHASE_BEGIN:
-		src_begin(e, r);
+		src_begin(v, e, r);
 		break;
 	case VFIO_MIG_MIG_PHASE_PAUSE:
-		src_pause(e, r);
+		src_pause(v, e, r);
 		break;
 	case VFIO_MIG_MIG_PHASE_ABORT:
-		src_abort(e, r);
+		src_abort(v, e, r);
 		break;
 	case VFIO_MIG_MIG_PHASE_COMMIT:
-		src_commit(e, r);
+		src_commit(v, e, r);
 		break;
 	default:
 		rep.protocol_error = true;
@@ -548,27 +653,31 @@ static void src_event(const struct lm_event *e)
 /* A signal: stop the guest, check it, report. */
 static void __attribute__((noreturn)) src_signal(int sig)
 {
-	uint32_t st = VFIO_DEVICE_STATE_ERROR;
 	const char *result;
+	struct vdev *v;
 
 	say("signal %d: stopping", sig);
-	lm_guest_pause(&guest);
-	if (lm_guest_error(&guest))
-		why("%s", guest.why);
-	if (vstate != S_PAUSED && !mig_get_state(&side.d, &st) &&
-	    st == VFIO_DEVICE_STATE_RUNNING) {
-		rep.buffer_ok = lm_guest_check_buffer(&guest);
-		if (!rep.buffer_ok)
-			why("%s", guest.why);
-	} else {
-		say("device in %s: its buffer is not checked",
-		    mig_state_name(st));
+	pause_all();
+	for_each_vdev(v) {
+		uint32_t st = VFIO_DEVICE_STATE_ERROR;
+
+		if (lm_guest_error(&v->guest))
+			why("%s", v->guest.why);
+		if (vstate != S_PAUSED && !mig_get_state(v->d, &st) &&
+		    st == VFIO_DEVICE_STATE_RUNNING) {
+			v->buffer_ok = lm_guest_check_buffer(&v->guest);
+			if (!v->buffer_ok)
+				why("%s", v->guest.why);
+		} else {
+			say("%s in %s: its buffer is not checked", v->bdf,
+			    mig_state_name(st));
+		}
+		v->pages_ok = lm_guest_check_pages(&v->guest);
+		v->model_ok = lm_guest_check_model(&v->guest);
+		if (!v->pages_ok || !v->model_ok)
+			why("%s", v->guest.why);
+		stop_log(v);
 	}
-	rep.pages_ok = lm_guest_check_pages(&guest);
-	rep.model_ok = lm_guest_check_model(&guest);
-	if (!rep.pages_ok || !rep.model_ok)
-		why("%s", guest.why);
-	stop_log();
 	if (vstate == S_PAUSED)
 		result = "paused";
 	else if (rep.aborts)
@@ -580,7 +689,8 @@ static void __attribute__((noreturn)) src_signal(int sig)
 
 /* ---- target ---- */
 
-static void tgt_prepare(const struct lm_event *e, struct phase_rec *r)
+static void tgt_prepare(struct vdev *v, const struct lm_event *e,
+			struct phase_rec *r)
 {
 	uint32_t st;
 
@@ -589,14 +699,15 @@ static void tgt_prepare(const struct lm_event *e, struct phase_rec *r)
 		ack(e, r, ENODEV);
 		return;
 	}
-	if (!mig_get_state(&side.d, &st) && st != VFIO_DEVICE_STATE_RUNNING)
-		say("prepare: the device is in %s (a previous attempt not rolled back?)",
-		    mig_state_name(st));
+	if (!mig_get_state(v->d, &st) && st != VFIO_DEVICE_STATE_RUNNING)
+		say("prepare: %s is in %s (a previous attempt not rolled back?)",
+		    v->bdf, mig_state_name(st));
 	vstate = S_IDLE;
 	ack(e, r, 0);
 }
 
-static void tgt_abort(const struct lm_event *e, struct phase_rec *r)
+static void tgt_abort(struct vdev *v, const struct lm_event *e,
+		      struct phase_rec *r)
 {
 	uint32_t st;
 	int ret;
@@ -607,10 +718,10 @@ static void tgt_abort(const struct lm_event *e, struct phase_rec *r)
 	 * controller's to roll back (the kernel does when it lets go).
 	 */
 	memset(side.ram.host, 0, side.ram.size);
-	ret = mig_get_state(&side.d, &st);
-	snprintf(rep.after_abort_state, sizeof(rep.after_abort_state), "%s",
+	ret = mig_get_state(v->d, &st);
+	snprintf(v->after_abort_state, sizeof(v->after_abort_state), "%s",
 		 ret ? strerror(-ret) : mig_state_name(st));
-	say("RAM discarded; device in %s", rep.after_abort_state);
+	say("RAM discarded; %s in %s", v->bdf, v->after_abort_state);
 	ack(e, r, 0);
 }
 
@@ -620,7 +731,7 @@ static void tgt_abort(const struct lm_event *e, struct phase_rec *r)
  * (LM_SCRATCH_OFF). The buffer check reads through that page too, so it
  * waits until the device has given the page back.
  */
-static void wait_lent_page(void)
+static void wait_lent_page(struct vdev *v)
 {
 	struct lm_shadow s;
 	struct genl g;
@@ -628,19 +739,21 @@ static void wait_lent_page(void)
 
 	ret = genl_open(&g, "vfio_mig");
 	if (!ret) {
-		ret = lm_shadow_wait_released(&g, opt.bdf, &s, 5000);
+		ret = lm_shadow_wait_released(&g, v->bdf, &s, 5000);
 		genl_close(&g);
 	}
 	if (ret)
-		say("the device's shadow is not handed back (%s): checking the buffer anyway",
-		    strerror(-ret));
+		say("%s: the device's shadow is not handed back (%s): checking the buffer anyway",
+		    v->bdf, strerror(-ret));
 }
 
 static void __attribute__((noreturn)) tgt_run(void);
 
-static void tgt_start(const struct lm_event *e, struct phase_rec *r)
+static void tgt_start(struct vdev *v, const struct lm_event *e,
+		      struct phase_rec *r)
 {
 	uint64_t t0 = vmm_now_us(), t_digest, t_adopt;
+	struct vdev *o;
 	struct edu_regs now;
 	int ret;
 
@@ -648,46 +761,58 @@ static void tgt_start(const struct lm_event *e, struct phase_rec *r)
 	/*
 	 * The test's own checks (not a VMM's work) come before the vCPUs
 	 * run, so they count in the downtime: the log names their parts.
+	 * The RAM digest at the first device's start: migctl runs every
+	 * device before it starts any, and no vCPU runs until all started.
 	 */
-	rep.ram_digest = lm_ram_digest(&side.ram);
-	rep.have_digest = true;
+	if (!rep.have_digest) {
+		rep.ram_digest = lm_ram_digest(&side.ram);
+		rep.have_digest = true;
+	}
 	t_digest = vmm_now_us();
-	if (is_nvme)
-		ret = lm_guest_adopt_nvme(&guest, &side.ram, &side.d,
+	if (v->is_nvme)
+		ret = lm_guest_adopt_nvme(&v->guest, &v->ram, v->d,
 					  opt.page_rate);
 	else
-		ret = lm_guest_adopt(&guest, &side.ram, &edu, opt.page_rate);
+		ret = lm_guest_adopt(&v->guest, &v->ram, &v->edu,
+				     opt.page_rate);
 	if (ret) {
-		why("start: %s", guest.why);
+		why("start: %s: %s", v->bdf, v->guest.why);
 		ack(e, r, EBADMSG);
 		finish("failed");
 	}
-	guest_up = true;
+	v->guest_up = true;
+	v->started = true;
 	t_adopt = vmm_now_us();
-	rep.steps_before = lm_guest_steps(&guest);
-	rep.regs_ok = lm_guest_check_regs(&guest, &now);
-	rep.regs = now;
-	rep.have_regs = !is_nvme;
-	if (!rep.regs_ok)
-		why("%s", guest.why);
-	vstate = S_STARTED;
-	rep.start_ms = (vmm_now_us() - t0) / 1000.0;
-	say("started in %.1f ms (RAM digest %.1f ms, guest adopted %.1f ms, registers checked %.1f ms): RAM digest %" PRIu64 ", guest at %s step %" PRIu64 ", %" PRIu64 " page writes",
-	    rep.start_ms, (t_digest - t0) / 1000.0,
+	v->steps_before = lm_guest_steps(&v->guest);
+	v->regs_ok = lm_guest_check_regs(&v->guest, &now);
+	v->regs = now;
+	v->have_regs = !v->is_nvme;
+	if (!v->regs_ok)
+		why("%s", v->guest.why);
+	rep.start_ms += (vmm_now_us() - t0) / 1000.0;
+	say("%s started in %.1f ms (RAM digest %.1f ms, guest adopted %.1f ms, registers checked %.1f ms): RAM digest %" PRIu64 ", guest at %s step %" PRIu64 ", %" PRIu64 " page writes",
+	    v->bdf, (vmm_now_us() - t0) / 1000.0, (t_digest - t0) / 1000.0,
 	    (t_adopt - t_digest) / 1000.0,
 	    (vmm_now_us() - t_adopt) / 1000.0,
-	    rep.ram_digest, is_nvme ? "NVMe" : "edu", lm_guest_steps(&guest),
-	    guest.ms.writes);
+	    rep.ram_digest, v->is_nvme ? "NVMe" : "edu",
+	    lm_guest_steps(&v->guest), v->guest.ms.writes);
+	for_each_vdev(o) {
+		if (!o->started) {
+			ack(e, r, 0);
+			return;
+		}
+	}
+	vstate = S_STARTED;
 	ack(e, r, 0);
 	tgt_run();
 }
 
-static void tgt_event(const struct lm_event *e)
+static void tgt_event(struct vdev *v, const struct lm_event *e)
 {
 	struct phase_rec *r = record(e);
 
-	say("phase %s seq %u", lm_phase_name(e->phase), e->seq);
-	if (vstate == S_STARTED) {
+	say("%s: phase %s seq %u", v->bdf, lm_phase_name(e->phase), e->seq);
+	if (vstate == S_STARTED || v->started) {
 		rep.protocol_error = true;
 		why("phase %s after start", lm_phase_name(e->phase));
 		ack(e, r, EINVAL);
@@ -695,13 +820,13 @@ static void tgt_event(const struct lm_event *e)
 	}
 	switch (e->phase) {
 	case VFIO_MIG_MIG_PHASE_PREPARE:
-		tgt_prepare(e, r);
+		tgt_prepare(v, e, r);
 		break;
 	case VFIO_MIG_MIG_PHASE_START:
-		tgt_start(e, r);
+		tgt_start(v, e, r);
 		break;
 	case VFIO_MIG_MIG_PHASE_ABORT:
-		tgt_abort(e, r);
+		tgt_abort(v, e, r);
 		break;
 	default:
 		rep.protocol_error = true;
@@ -713,9 +838,20 @@ static void tgt_event(const struct lm_event *e)
 
 /* ---- the event loop ---- */
 
+static struct vdev *vdev_of(const char *bdf)
+{
+	struct vdev *v;
+
+	for_each_vdev(v)
+		if (!strcmp(bdf, v->bdf))
+			return v;
+	return NULL;
+}
+
 static void events(void)
 {
 	struct lm_event e;
+	struct vdev *v;
 	int ret;
 
 	while ((ret = lm_nl_next(&nl, &e, 0)) != 0) {
@@ -728,13 +864,13 @@ static void events(void)
 			why("reading mig events: %s", strerror(-ret));
 			finish("failed");
 		}
-		if (e.cmd != VFIO_MIG_CMD_MIG_PHASE_NTF ||
-		    strcmp(e.bdf, opt.bdf))
+		v = vdev_of(e.bdf);
+		if (e.cmd != VFIO_MIG_CMD_MIG_PHASE_NTF || !v)
 			continue;
 		if (opt.role == SOURCE)
-			src_event(&e);
+			src_event(v, &e);
 		else
-			tgt_event(&e);
+			tgt_event(v, &e);
 	}
 }
 
@@ -755,24 +891,37 @@ static int wait_for(int ms)
 	return 0;
 }
 
+static bool any_logging(void)
+{
+	struct vdev *v;
+
+	for_each_vdev(v)
+		if (v->logging)
+			return true;
+	return false;
+}
+
 static void __attribute__((noreturn)) src_loop(void)
 {
 	uint64_t next_mark = 0;
+	struct vdev *v;
 
 	for (;;) {
-		int sig = wait_for(logging && vstate == S_BEGUN ?
+		int sig = wait_for(any_logging() && vstate == S_BEGUN ?
 				   (int)opt.mark_ms : 200);
 
 		if (sig)
 			src_signal(sig);
-		if (lm_guest_error(&guest)) {
-			why("%s", guest.why);
-			src_signal(0);
+		for_each_vdev(v) {
+			if (lm_guest_error(&v->guest)) {
+				why("%s", v->guest.why);
+				src_signal(0);
+			}
 		}
 		events();
-		if (logging && vstate == S_BEGUN &&
+		if (any_logging() && vstate == S_BEGUN &&
 		    vmm_now_us() >= next_mark) {
-			flush_marks();
+			flush_all();
 			next_mark = vmm_now_us() + opt.mark_ms * 1000ull;
 		}
 	}
@@ -781,54 +930,64 @@ static void __attribute__((noreturn)) src_loop(void)
 /* The target after start: check what came, run the guest, report. */
 static void __attribute__((noreturn)) tgt_run(void)
 {
+	struct vdev *v;
 	uint64_t end;
 	int sig = 0, ret;
+	bool failed = false;
 
 	/*
-	 * The vCPUs start once the device buffer and RAM are checked. An
+	 * The vCPUs start once the device buffers and RAM are checked. An
 	 * NVMe guest goes on with its commands in flight: its blocks are
 	 * read back after the run.
 	 */
-	if (!is_nvme) {
-		wait_lent_page();
-		rep.buffer_ok = lm_guest_check_buffer(&guest);
+	for_each_vdev(v) {
+		if (!v->is_nvme) {
+			wait_lent_page(v);
+			v->buffer_ok = lm_guest_check_buffer(&v->guest);
+		}
+		v->pages_ok = lm_guest_check_pages(&v->guest);
+		if (!v->buffer_ok || !v->pages_ok)
+			why("%s", v->guest.why);
 	}
-	rep.pages_ok = lm_guest_check_pages(&guest);
-	if (!rep.buffer_ok || !rep.pages_ok)
-		why("%s", guest.why);
-	ret = lm_guest_start(&guest);
-	if (ret) {
-		why("starting the vCPUs: %s", strerror(-ret));
-		finish("failed");
+	for_each_vdev(v) {
+		ret = lm_guest_start(&v->guest);
+		if (ret) {
+			why("starting the vCPUs: %s", strerror(-ret));
+			finish("failed");
+		}
 	}
 	end = vmm_now_us() + opt.run_ms * 1000ull;
-	while (vmm_now_us() < end && !lm_guest_error(&guest)) {
+	while (vmm_now_us() < end && !failed) {
 		sig = wait_for(50);
 		if (sig)
 			break;
 		events();
+		for_each_vdev(v)
+			failed |= lm_guest_error(&v->guest) != 0;
 	}
-	lm_guest_pause(&guest);
-	if (lm_guest_error(&guest))
-		why("%s", guest.why);
-	if (rep.pages_ok && !lm_guest_check_pages(&guest)) {
-		rep.pages_ok = 0;
-		why("%s", guest.why);
+	pause_all();
+	for_each_vdev(v) {
+		if (lm_guest_error(&v->guest))
+			why("%s", v->guest.why);
+		if (v->pages_ok && !lm_guest_check_pages(&v->guest)) {
+			v->pages_ok = 0;
+			why("%s", v->guest.why);
+		}
+		if (v->is_nvme && !lm_guest_error(&v->guest)) {
+			v->buffer_ok = lm_guest_check_buffer(&v->guest);
+			if (!v->buffer_ok)
+				why("%s", v->guest.why);
+		}
+		v->model_ok = lm_guest_check_model(&v->guest);
+		if (!v->model_ok)
+			why("%s", v->guest.why);
+		if (!sig && lm_guest_steps(&v->guest) == v->steps_before)
+			why("%s: the guest made no device step in %u ms on the target",
+			    v->bdf, opt.run_ms);
+		say("ran %u ms: %s %s steps %" PRIu64 " -> %" PRIu64,
+		    opt.run_ms, v->bdf, v->is_nvme ? "NVMe" : "edu",
+		    v->steps_before, lm_guest_steps(&v->guest));
 	}
-	if (is_nvme && !lm_guest_error(&guest)) {
-		rep.buffer_ok = lm_guest_check_buffer(&guest);
-		if (!rep.buffer_ok)
-			why("%s", guest.why);
-	}
-	rep.model_ok = lm_guest_check_model(&guest);
-	if (!rep.model_ok)
-		why("%s", guest.why);
-	if (!sig && lm_guest_steps(&guest) == rep.steps_before)
-		why("the guest made no device step in %u ms on the target",
-		    opt.run_ms);
-	say("ran %u ms: %s steps %" PRIu64 " -> %" PRIu64, opt.run_ms,
-	    is_nvme ? "NVMe" : "edu", rep.steps_before,
-	    lm_guest_steps(&guest));
 	finish("started");
 }
 
@@ -865,11 +1024,11 @@ static bool device_is_nvme(const char *bdf)
 static void __attribute__((noreturn)) usage(const char *argv0)
 {
 	fprintf(stderr,
-		"usage: %s source BDF [--ram-mib N] [--iova A] [--seed S] [--report FILE]\n"
-		"                      [--trap MODE] [--page-rate N] [--mark-ms M] [--dirty-vfio]\n"
-		"                      [--fill] [--ack-delay PHASE:MS]\n"
-		"       %s target BDF [--ram-mib N] [--iova A] [--report FILE] [--run-ms M]\n"
-		"                      [--trap MODE] [--page-rate N] [--ack-delay PHASE:MS]\n",
+		"usage: %s source BDF [--dev2 BDF2] [--ram-mib N] [--iova A] [--seed S]\n"
+		"                      [--report FILE] [--trap MODE] [--page-rate N] [--mark-ms M]\n"
+		"                      [--dirty-vfio] [--fill] [--ack-delay PHASE:MS]\n"
+		"       %s target BDF [--dev2 BDF2] [--ram-mib N] [--iova A] [--report FILE]\n"
+		"                      [--run-ms M] [--trap MODE] [--page-rate N] [--ack-delay PHASE:MS]\n",
 		argv0, argv0);
 	exit(2);
 }
@@ -921,6 +1080,8 @@ static void parse(int argc, char **argv)
 		i++;
 		if (!strcmp(a, "--ram-mib"))
 			opt.ram_size = strtoull(v, NULL, 0) << 20;
+		else if (!strcmp(a, "--dev2"))
+			opt.bdf2 = v;
 		else if (!strcmp(a, "--iova"))
 			opt.iova = strtoull(v, NULL, 0);
 		else if (!strcmp(a, "--seed"))
@@ -940,10 +1101,11 @@ static void parse(int argc, char **argv)
 		else
 			usage(argv[0]);
 	}
-	if (opt.ram_size < (1u << 20) || opt.iova % MIG_PAGE ||
+	if (opt.ram_size < (opt.bdf2 ? 4u << 20 : 1u << 20) ||
+	    opt.ram_size % (2 * MIG_PAGE) || opt.iova % MIG_PAGE ||
 	    opt.iova + opt.ram_size > EDU_DMA_MASK) {
 		fprintf(stderr,
-			"%s: RAM of %zu bytes at IOVA %#llx: want >= 1 MiB, page aligned, below 2^28 (edu DMA)\n",
+			"%s: RAM of %zu bytes at IOVA %#llx: want >= 1 MiB (4 MiB with --dev2), page aligned, below 2^28 (edu DMA)\n",
 			argv[0], opt.ram_size, (unsigned long long)opt.iova);
 		exit(2);
 	}
@@ -955,9 +1117,93 @@ static void __attribute__((noreturn)) setup_fail(const char *what, int err)
 	finish("failed");
 }
 
-int main(int argc, char **argv)
+/* The VMM takes devices bound to vfio-mig already. */
+static void check_driver(const char *bdf)
 {
 	char drv[64] = "";
+	int ret = vmm_driver_of(bdf, drv, sizeof(drv));
+
+	if (ret || strcmp(drv, "vfio-mig")) {
+		why("%s is bound to \"%s\", not vfio-mig", bdf,
+		    ret ? strerror(-ret) : drv);
+		finish("failed");
+	}
+}
+
+/* A device as the VM's: its guest program's part of the RAM, its probe. */
+static void setup_dev(struct vdev *v, const char *bdf, struct vmm_dev *d,
+		      unsigned int part)
+{
+	int ret;
+
+	v->bdf = bdf;
+	v->d = d;
+	v->ram = side.ram;
+	v->ram.memfd = -1;
+	if (nvd > 1) {
+		/* its half of the RAM, the other half the other program's */
+		v->ram.size = side.ram.size / 2;
+		v->ram.host = (uint8_t *)side.ram.host + part * v->ram.size;
+		v->ram.iova = side.ram.iova + part * v->ram.size;
+	}
+	v->is_nvme = device_is_nvme(bdf);
+	if (v->is_nvme) {
+		/* the guest's command register, as a VMM restores config space */
+		ret = vmm_enable_bus_master(d);
+		if (ret)
+			setup_fail("bus master", ret);
+	} else {
+		ret = edu_probe(&v->edu, d, false);
+		if (ret)
+			setup_fail("edu probe", ret);
+	}
+}
+
+/* The second device: its own container, the VM's RAM mapped alike. */
+static void open_dev2(void)
+{
+	char path[256];
+	int ret;
+
+	snprintf(path, sizeof(path),
+		 "/sys/bus/pci/devices/%s/vfio_mig/trap_mode", opt.bdf2);
+	ret = vmm_sysfs_write(path, opt.trap);
+	if (!ret)
+		ret = vmm_open(&dev2, opt.bdf2);
+	if (!ret)
+		ret = vmm_dma_map(&dev2, &side.ram);
+	if (ret)
+		setup_fail("opening --dev2 and mapping guest RAM for it", ret);
+}
+
+/* Boot the program of @v on its device, in its part of the RAM. */
+static void boot_guest(struct vdev *v, uint64_t seed)
+{
+	int ret;
+
+	if (v->is_nvme)
+		ret = lm_guest_boot_nvme(&v->guest, &v->ram, v->d, seed,
+					 opt.page_rate);
+	else
+		ret = lm_guest_boot(&v->guest, &v->ram, &v->edu, seed,
+				    opt.page_rate, opt.fill);
+	if (ret) {
+		why("booting the guest of %s: %s", v->bdf,
+		    v->guest.why[0] ? v->guest.why : strerror(-ret));
+		finish("failed");
+	}
+	v->guest_up = true;
+	ret = lm_guest_start(&v->guest);
+	if (ret)
+		setup_fail("starting the vCPUs", ret);
+	say("%s: guest running: seed %#llx, %zu MiB at IOVA %#llx, %u pages for the memory vCPU at %u/s",
+	    v->bdf, (unsigned long long)seed, v->ram.size >> 20,
+	    (unsigned long long)v->ram.iova, v->guest.npages, opt.page_rate);
+}
+
+int main(int argc, char **argv)
+{
+	struct vdev *v;
 	sigset_t set;
 	int ret;
 
@@ -975,50 +1221,31 @@ int main(int argc, char **argv)
 	if (sigfd < 0)
 		setup_fail("signalfd", errno);
 
-	ret = vmm_driver_of(opt.bdf, drv, sizeof(drv));
-	if (ret || strcmp(drv, "vfio-mig")) {
-		why("%s is bound to \"%s\", not vfio-mig", opt.bdf,
-		    ret ? strerror(-ret) : drv);
-		finish("failed");
+	vd[0].bdf = opt.bdf;
+	if (opt.bdf2) {
+		vd[1].bdf = opt.bdf2;
+		nvd = 2;
 	}
+	check_driver(opt.bdf);
+	if (opt.bdf2)
+		check_driver(opt.bdf2);
 	ret = mig_side_open(&side, opt.bdf, opt.trap, opt.iova, opt.ram_size);
 	if (ret)
 		setup_fail("opening the device and mapping guest RAM", ret);
-	is_nvme = device_is_nvme(opt.bdf);
-	if (is_nvme) {
-		/* the guest's command register, as a VMM restores config space */
-		ret = vmm_enable_bus_master(&side.d);
-		if (ret)
-			setup_fail("bus master", ret);
-	} else {
-		ret = edu_probe(&edu, &side.d, false);
-		if (ret)
-			setup_fail("edu probe", ret);
-	}
+	if (opt.bdf2)
+		open_dev2();
+	setup_dev(&vd[0], opt.bdf, &side.d, 0);
+	if (opt.bdf2)
+		setup_dev(&vd[1], opt.bdf2, &dev2, 1);
 	ret = lm_nl_open(&nl);
 	if (ret) {
 		why("%s", nl.err);
 		finish("failed");
 	}
 	if (opt.role == SOURCE) {
-		if (is_nvme)
-			ret = lm_guest_boot_nvme(&guest, &side.ram, &side.d,
-						 opt.seed, opt.page_rate);
-		else
-			ret = lm_guest_boot(&guest, &side.ram, &edu, opt.seed,
-					    opt.page_rate, opt.fill);
-		if (ret) {
-			why("booting the guest: %s", guest.why[0] ? guest.why :
-			    strerror(-ret));
-			finish("failed");
-		}
-		guest_up = true;
-		ret = lm_guest_start(&guest);
-		if (ret)
-			setup_fail("starting the vCPUs", ret);
-		say("guest running: seed %#llx, %zu MiB at IOVA %#llx, %u pages for the memory vCPU at %u/s",
-		    (unsigned long long)opt.seed, opt.ram_size >> 20,
-		    (unsigned long long)opt.iova, guest.npages, opt.page_rate);
+		/* each program its own seed, the second derived */
+		for_each_vdev(v)
+			boot_guest(v, opt.seed + (v - vd) * 0x9e3779b97f4a7c15ull);
 	} else {
 		say("idle: %zu MiB at IOVA %#llx", opt.ram_size >> 20,
 		    (unsigned long long)opt.iova);

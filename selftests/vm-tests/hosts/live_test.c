@@ -76,6 +76,8 @@
 #define SRC_LOG		LOGDIR "/migrate.log"
 #define DST_LOG		LOGDIR "/listen.log"
 #define RAM_MIB		"8"
+/* a VM of two devices: each device's guest program in a half */
+#define RAM_MIB_2DEV	"16"
 #define CREDS		"/etc/vfio-mig/x509"	/* mkinitramfs.sh */
 #define ROGUE		"/etc/vfio-mig/rogue"
 #define TARGET_RUN_MS	"1500"
@@ -300,6 +302,13 @@ FIXTURE(live) {
 	 */
 	bool held_work;
 	bool nvme;
+	/*
+	 * use_two_devices(): the VM also has NVMe VF 1 (sbdf2), to VF 2
+	 * (dbdf2); migctl takes the lists in mig_src and mig_dst
+	 */
+	bool two;
+	char sbdf2[32], dbdf2[32];
+	char mig_src[80], mig_dst[80];
 	unsigned short port;
 	char port_s[8], to[32];
 	char vmm_host[PATH_MAX];
@@ -406,6 +415,14 @@ FIXTURE_TEARDOWN(live)
 		EXPECT_EQ(0, vmm_wait_released(self->sbdf, 10000));
 		EXPECT_EQ(0, vmm_wait_released(self->dbdf, 10000));
 	}
+	if (self->two) {
+		EXPECT_EQ(0, vmm_wait_released(self->sbdf2, 10000));
+		EXPECT_EQ(0, vmm_wait_released(self->dbdf2, 10000));
+		mig_dirty_kill(self->sbdf2);
+		mig_dirty_kill(self->dbdf2);
+		set_trap(self->sbdf2, "none");
+		set_trap(self->dbdf2, "none");
+	}
 	EXPECT_EQ(0, CMD(&res, NETNS_SH, "down"));
 	mig_dirty_kill(SRC_BDF);
 	mig_dirty_kill(DST_BDF);
@@ -447,6 +464,39 @@ static void use_nvme(struct __test_metadata *_metadata,
 		set_profile(bdf, "nvme");
 		ASSERT_STREQ("nvme", profile_of(bdf));
 	}
+}
+
+/*
+ * The VM has two devices, edu A and NVMe VF 1, migrated together to edu
+ * B and VF 2 (Documentation/live-migration.rst, "Several devices of one
+ * VM"): vmm_host --dev2 runs a guest program for each, the edu workload
+ * and the verified NVMe I/O.
+ */
+static void use_two_devices(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(live) *self)
+{
+	struct tb_devs t;
+	int i, ret;
+
+	ASSERT_EQ(0, tb_devices(&t));
+	ASSERT_EQ(TB_NR_VF, t.nr_vf);
+	snprintf(self->sbdf2, sizeof(self->sbdf2), "%s", t.vf[0]);
+	snprintf(self->dbdf2, sizeof(self->dbdf2), "%s", t.vf[1]);
+	self->two = true;
+	for (i = 0; i < 2; i++) {
+		const char *bdf = i ? self->dbdf2 : self->sbdf2;
+
+		ret = vmm_bind(bdf, "vfio-mig");
+		ASSERT_EQ(0, ret) TH_LOG("binding %s: %s", bdf,
+					 strerror(-ret));
+		mig_dirty_kill(bdf);
+		set_profile(bdf, "nvme");
+		ASSERT_STREQ("nvme", profile_of(bdf));
+	}
+	snprintf(self->mig_src, sizeof(self->mig_src), "%s,%s", self->sbdf,
+		 self->sbdf2);
+	snprintf(self->mig_dst, sizeof(self->mig_dst), "%s,%s", self->dbdf,
+		 self->dbdf2);
 }
 
 static void show_logs(struct __test_metadata *_metadata,
@@ -503,6 +553,13 @@ static void start_source_vmm(struct __test_metadata *_metadata,
 			   SVMM_REP };
 	int n = 9;
 
+	if (self->two) {
+		argv[n++] = "--dev2";
+		argv[n++] = self->sbdf2;
+		argv[n++] = "--ram-mib";
+		argv[n++] = RAM_MIB_2DEV;
+	}
+
 	while (extra && *extra && n < 22)
 		argv[n++] = (char *)*extra++;
 	ASSERT_EQ(0, proc_start(&self->svmm, "source VMM", SVMM_LOG, argv));
@@ -517,7 +574,8 @@ static void start_target_vmm(struct __test_metadata *_metadata,
 {
 	char *argv[] = { self->vmm_host, "target", self->dbdf, "--ram-mib",
 			 RAM_MIB, "--run-ms", TARGET_RUN_MS, "--report",
-			 TVMM_REP, NULL };
+			 TVMM_REP, self->two ? "--dev2" : NULL, self->dbdf2,
+			 "--ram-mib", RAM_MIB_2DEV, NULL };
 
 	ASSERT_EQ(0, proc_start(&self->tvmm, "target VMM", TVMM_LOG, argv));
 	ASSERT_TRUE(wait_line(&self->tvmm, "ready", 30000)) {
@@ -578,8 +636,9 @@ static void start_migrate(struct __test_metadata *_metadata,
 			  FIXTURE_DATA(live) *self, const char *const extra[])
 {
 	char *argv[32] = { IP, "netns", "exec", "hosta", self->migctl, "-j",
-			   "migrate", self->sbdf, "--to", self->to,
-			   "--target-dev", self->dbdf };
+			   "migrate", self->two ? self->mig_src : self->sbdf,
+			   "--to", self->to, "--target-dev",
+			   self->two ? self->mig_dst : self->dbdf };
 	int n = 12;
 
 	if (!has_sec(extra)) {
@@ -602,7 +661,7 @@ static void start_migrate(struct __test_metadata *_metadata,
 	 * check the I/O across the switchover, not convergence (edu's do):
 	 * they switch over at the limit, unless the test sets the limit.
 	 */
-	if (self->nvme && !has_opt(extra, "--max-rounds") &&
+	if ((self->nvme || self->two) && !has_opt(extra, "--max-rounds") &&
 	    !has_opt(extra, "--on-max-rounds")) {
 		argv[n++] = "--on-max-rounds";
 		argv[n++] = "switchover";
@@ -1810,6 +1869,159 @@ TEST_F_TIMEOUT(live, kernel_abort_when_controller_goes, 90)
 	EXPECT_EQ(0, rep_u64(SVMM_REP, "mark_errors"));
 	EXPECT_STREQ("begin:0 pause:0 abort:0",
 		     phase_names(rep_str(SVMM_REP, "phases")));
+}
+
+/* ---- a VM's two devices in one migration (wire 1.4) ---- */
+
+/* How many "phase" events of the source's for @phase @log holds. */
+static int count_phase(const char *log, const char *phase)
+{
+	char pat[64];
+	const char *q;
+	int k = 0;
+
+	snprintf(pat, sizeof(pat), "\"phase\":\"%s\"", phase);
+	for (q = log; (q = strstr(q, pat)); q++)
+		k++;
+	return k;
+}
+
+/* Wait up to @ms for @n occurrences of @text in @p's log. */
+static bool wait_count(struct proc *p, const char *text, int n, int ms)
+{
+	uint64_t end = vmm_now_us() + ms * 1000ull;
+	const char *q;
+	int k;
+
+	for (;;) {
+		slurp(p->log, buf, sizeof(buf));
+		for (k = 0, q = buf; (q = strstr(q, text)); q++)
+			k++;
+		if (k >= n)
+			return true;
+		if (proc_poll(p) || vmm_now_us() > end)
+			return false;
+		usleep(10000);
+	}
+}
+
+/* After a failed attempt: listen is gone, the source VMM got @aborts. */
+static void two_failed(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(live) *self, bool announced,
+		       unsigned int aborts)
+{
+	check_source_failed(_metadata, self, announced);
+	ASSERT_TRUE(proc_wait(&self->dst, 20000)) {
+		show_logs(_metadata, self);
+		TH_LOG("migctl listen did not end");
+	}
+	EXPECT_TRUE(wait_count(&self->svmm, ": phase abort seq", aborts,
+			       10000)) {
+		show_logs(_metadata, self);
+		TH_LOG("the source VMM did not get %u aborts", aborts);
+	}
+	EXPECT_FALSE(proc_poll(&self->svmm)) {
+		show_logs(_metadata, self);
+		TH_LOG("the source VMM exited after a failed attempt");
+	}
+	usleep(500000);
+}
+
+/*
+ * edu A and NVMe VF 1 of one VM (vmm_host --dev2: the edu workload and
+ * the verified NVMe I/O, each in its half of the RAM) move to edu B and
+ * VF 2 in one migration. Three attempts fail first, at the handshake (the
+ * second target device is none), in the rounds (no convergence) and at
+ * the switchover (the target's migctl killed while the source VMM holds
+ * its pause ack); each rolls both devices back and both programs run on,
+ * then the fourth migrates both, every check of both programs holding.
+ */
+TEST_F_TIMEOUT(live, two_devices_fail_at_each_stage_then_migrate, 360)
+{
+	char good[sizeof(self->mig_dst)], sum[4096], ev[256];
+	uint64_t n = 0;
+
+	use_two_devices(_metadata, self);
+	start_source_vmm(_metadata, self, (const char *const[]){
+		"--ack-delay", "pause:2000", NULL });
+	start_target_vmm(_metadata, self);
+
+	/* 1. the handshake: nothing touched, nothing announced */
+	snprintf(good, sizeof(good), "%s", self->mig_dst);
+	snprintf(self->mig_dst, sizeof(self->mig_dst), "%s,0000:00:1f.7",
+		 self->dbdf);
+	start_listen(_metadata, self, NULL);
+	start_migrate(_metadata, self, NULL);
+	two_failed(_metadata, self, false, 0);
+	slurp(SRC_LOG, buf, sizeof(buf));
+	EXPECT_EQ(1, events_of(buf, "refused", "source", NULL, 0))
+		TH_LOG("%s", buf);
+	EXPECT_FALSE(phase_event(buf, "source", "begin", NULL, 0));
+	snprintf(self->mig_dst, sizeof(self->mig_dst), "%s", good);
+
+	/* 2. the rounds: a budget no round meets */
+	start_listen(_metadata, self, NULL);
+	start_migrate(_metadata, self, (const char *const[]){
+		"--downtime-ms", "1", "--max-rounds", "2",
+		"--on-max-rounds", "abort", NULL });
+	two_failed(_metadata, self, true, 2);
+	slurp(SRC_LOG, buf, sizeof(buf));
+	EXPECT_EQ(2, count_phase(buf, "begin"));
+
+	/* 3. the switchover: the target's migctl dies during the pause */
+	start_listen(_metadata, self, NULL);
+	start_migrate(_metadata, self, NULL);
+	ASSERT_TRUE(wait_count(&self->svmm, ": phase pause seq", 1, 60000)) {
+		show_logs(_metadata, self);
+		TH_LOG("no pause reached the source VMM");
+	}
+	proc_signal(&self->dst, SIGKILL);
+	two_failed(_metadata, self, true, 4);
+	slurp(SRC_LOG, buf, sizeof(buf));
+	EXPECT_TRUE(events_of(buf, "switchover", "source", NULL, 0));
+
+	/* 4. both devices migrate */
+	usleep(1000000);
+	start_listen(_metadata, self, NULL);
+	start_migrate(_metadata, self, NULL);
+	check_migrated(_metadata, self, 4, false);
+	EXPECT_EQ(2, rep_u64(SVMM_REP, "devices"));
+	EXPECT_EQ(2, rep_u64(TVMM_REP, "devices"));
+	EXPECT_STREQ("nvme", rep_str(SVMM_REP, "dev2_device"));
+	EXPECT_STREQ("nvme", rep_str(TVMM_REP, "dev2_device"));
+	EXPECT_EQ(1, rep_bool(TVMM_REP, "dev2_regs_ok"))
+		TH_LOG("%s", rep_str(TVMM_REP, "why"));
+	EXPECT_EQ(1, rep_bool(TVMM_REP, "dev2_buffer_ok"))
+		TH_LOG("%s", rep_str(TVMM_REP, "why"));
+	EXPECT_EQ(1, rep_bool(TVMM_REP, "dev2_pages_ok"))
+		TH_LOG("%s", rep_str(TVMM_REP, "why"));
+	EXPECT_EQ(1, rep_bool(TVMM_REP, "dev2_model_ok"))
+		TH_LOG("%s", rep_str(TVMM_REP, "why"));
+	EXPECT_EQ(1, rep_bool(TVMM_REP, "dev2_nvme_verified"))
+		TH_LOG("%s", rep_str(TVMM_REP, "why"));
+	EXPECT_EQ(rep_u64(SVMM_REP, "dev2_seed"),
+		  rep_u64(TVMM_REP, "dev2_seed"));
+	EXPECT_EQ(rep_u64(SVMM_REP, "dev2_steps"),
+		  rep_u64(TVMM_REP, "dev2_steps_before"))
+		TH_LOG("VF 1's program did not go on where it stopped");
+	EXPECT_LT(rep_u64(TVMM_REP, "dev2_steps_before"),
+		  rep_u64(TVMM_REP, "dev2_steps"))
+		TH_LOG("VF 1's program made no progress on the target");
+	EXPECT_EQ(0, rep_u64(TVMM_REP, "dev2_errors"));
+	EXPECT_LT(rep_u64(SVMM_REP, "dev2_nvme_writes"),
+		  rep_u64(TVMM_REP, "dev2_nvme_writes"));
+	slurp(SRC_LOG, buf, sizeof(buf));
+	ASSERT_EQ(1, events_of(buf, "summary", "source", sum, sizeof(sum)));
+	EXPECT_EQ(0, json_get_u64(sum, "devices", &n));
+	EXPECT_EQ(2, n);
+	EXPECT_EQ(0, json_get_str(sum, "dev", ev, sizeof(ev)));
+	EXPECT_STREQ(self->mig_src, ev);
+	EXPECT_EQ(2, count_phase(buf, "pause"));
+	EXPECT_EQ(2, count_phase(buf, "commit"));
+	TH_LOG("two devices: edu %s -> %s steps, NVMe %s -> %s steps, %s NVMe writes verified on the target",
+	       rep_raw(SVMM_REP, "steps"), rep_raw(TVMM_REP, "steps"),
+	       rep_raw(SVMM_REP, "dev2_steps"), rep_raw(TVMM_REP, "dev2_steps"),
+	       rep_raw(TVMM_REP, "dev2_nvme_writes"));
 }
 
 /* ---- NVMe VF 1 to VF 2, I/O in flight (Documentation/nvme-profile.rst) ---- */
