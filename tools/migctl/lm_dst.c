@@ -194,6 +194,8 @@ static int check_dev(struct dst *t, struct tdev *v, char *notes,
 		     size_t notes_len, char *pnotes, size_t pnotes_len)
 {
 	struct wire_refuse r;
+	size_t l = strlen(notes), pl = strlen(pnotes);
+	char one[256], pone[320];
 	bool open;
 	int ret;
 
@@ -212,8 +214,10 @@ static int check_dev(struct dst *t, struct tdev *v, char *notes,
 	if (!open)
 		return refuse(t, "target_dev", v->bdf, "not open",
 			      "no VMM has the target device open");
-	if (lm_compat_check(v->src, &v->me, &r, notes, notes_len))
+	if (lm_compat_check(v->src, &v->me, &r, one, sizeof(one)))
 		return refuse(t, r.field, r.source, r.target, r.reason);
+	if (one[0])
+		snprintf(notes + l, notes_len - l, "%s%s", l ? "; " : "", one);
 	/*
 	 * The rest is the target profile's to decide, as on the stream, and
 	 * whether the VF offers what the source's guest uses (its needs).
@@ -222,14 +226,18 @@ static int check_dev(struct dst *t, struct tdev *v, char *notes,
 		char why[sizeof(((struct wire_refuse *)0)->reason)];
 		bool tolerated;
 
+		pone[0] = 0;
 		ret = v->d->ops->compat(v->d, v->bdf, v->src, v->needs,
 					v->needs_len, &tolerated, why,
-					sizeof(why), pnotes, pnotes_len);
+					sizeof(why), pone, sizeof(pone));
 		if (ret < 0)
 			return refuse(t, "target_dev", v->bdf, "-", v->d->err);
 		if (ret)
 			return refuse(t, "profile_compat", v->src->profile,
 				      v->me.profile, why);
+		if (pone[0])
+			snprintf(pnotes + pl, pnotes_len - pl, "%s%s",
+				 pl ? "; " : "", pone);
 	}
 	return 0;
 }
@@ -283,7 +291,7 @@ static int handshake(struct dst *t)
 	uint8_t p[WIRE_ACCEPT_MAX_LEN];
 	struct mig_ident me[LM_DEVS_MAX];
 	struct wire_msg m;
-	char notes[256] = "", pnotes[320] = "";
+	char notes[1024] = "", pnotes[1280] = "";
 	unsigned int i;
 	size_t l;
 	int ret;
@@ -326,10 +334,8 @@ static int handshake(struct dst *t)
 		return -EIO;
 	}
 	for (i = 0; i < t->ndev; i++) {
-		ret = check_dev(t, &t->dv[i], notes + strlen(notes),
-				sizeof(notes) - strlen(notes),
-				pnotes + strlen(pnotes),
-				sizeof(pnotes) - strlen(pnotes));
+		ret = check_dev(t, &t->dv[i], notes, sizeof(notes), pnotes,
+				sizeof(pnotes));
 		if (ret)
 			return ret;
 	}

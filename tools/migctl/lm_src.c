@@ -611,9 +611,24 @@ static int expect(struct src *s, uint16_t type, int timeout_ms,
 	return -EPROTO;
 }
 
-/* After a failed send, the target may have said why (ABORT) before closing. */
+static void refused_event(struct src *s, const struct wire_refuse *r)
+{
+	lm_ev_begin(s->out, "refused");
+	json_str(s->out->js, "field", r->field);
+	json_str(s->out->js, "source", r->source);
+	json_str(s->out->js, "target", r->target);
+	json_str(s->out->js, "reason", r->reason);
+	lm_ev_end(s->out);
+}
+
+/*
+ * After a failed send, the target may have said why before closing: an
+ * ABORT, or a REFUSE (one that refused this peer at once, --allow-peer,
+ * may close before HELLO has gone).
+ */
 static void peek_abort(struct src *s)
 {
+	struct wire_refuse r;
 	struct wire_abort a;
 	struct wire_msg m;
 	char saved[sizeof(s->err)];
@@ -621,11 +636,20 @@ static void peek_abort(struct src *s)
 	if (!wire_readable(&s->c))
 		return;
 	s->c.broken = false;
-	if (wire_recv(&s->c, &m, 200) || m.h.type != WIRE_ABORT ||
-	    wire_dec_abort(m.p, m.h.length, &a))
+	if (wire_recv(&s->c, &m, 200))
+		return;
+	snprintf(saved, sizeof(saved), "%s", s->err);
+	if (m.h.type == WIRE_REFUSE && !wire_dec_refuse(m.p, m.h.length, &r)) {
+		refused_event(s, &r);
+		s->peer_aborted = true;
+		snprintf(s->err, sizeof(s->err),
+			 "the target refused: %.30s: %.160s (source %.60s, target %.60s) (%.150s)",
+			 r.field, r.reason, r.source, r.target, saved);
+		return;
+	}
+	if (m.h.type != WIRE_ABORT || wire_dec_abort(m.p, m.h.length, &a))
 		return;
 	s->peer_aborted = true;
-	snprintf(saved, sizeof(saved), "%s", s->err);
 	snprintf(s->err, sizeof(s->err), "the target aborted: %.200s (%.280s)",
 		 a.reason, saved);
 }
@@ -829,12 +853,7 @@ static int hello_answer(struct src *s)
 			failf(s, "the target refused with a malformed REFUSE");
 			return -EPROTO;
 		}
-		lm_ev_begin(s->out, "refused");
-		json_str(s->out->js, "field", r.field);
-		json_str(s->out->js, "source", r.source);
-		json_str(s->out->js, "target", r.target);
-		json_str(s->out->js, "reason", r.reason);
-		lm_ev_end(s->out);
+		refused_event(s, &r);
 		s->peer_aborted = true;
 		failf(s, "the target refused: %s: %s (source %s, target %s)%s",
 		      r.field, r.reason, r.source, r.target,
@@ -867,7 +886,7 @@ static int handshake(struct src *s)
 	uint8_t p[WIRE_HELLO_MAX_LEN];
 	struct wire_hello h = {};
 	struct wire_refuse r;
-	char notes[256];
+	char notes[1024];
 	struct sdev *v;
 	unsigned int i;
 	int ret;
@@ -918,9 +937,13 @@ static int handshake(struct src *s)
 	notes[0] = 0;
 	for (v = s->dv; v < s->dv + s->ndev; v++) {
 		size_t l = strlen(notes);
+		char one[256];
 
-		if (lm_compat_check(&v->me, &v->peer, &r, notes + l,
-				    sizeof(notes) - l)) {
+		if (!lm_compat_check(&v->me, &v->peer, &r, one, sizeof(one))) {
+			if (one[0])
+				snprintf(notes + l, sizeof(notes) - l, "%s%s",
+					 l ? "; " : "", one);
+		} else {
 			failf(s, "incompatible target%s%s: %s: %s (source %s, target %s)",
 			      s->ndev > 1 ? " device " : "",
 			      s->ndev > 1 ? v->target_bdf : "", r.field,
