@@ -77,6 +77,16 @@
  * downtime_ms and downtime_device_ms stay the migration without the
  * shadow, the device's own save and restore in the stop.
  *
+ * and a fourth time as a VM of two devices (vmm_host --dev2: edu A with
+ * NVMe VF 1, to edu B with VF 2, one migration, plain TCP, edu's page
+ * named as in the first; the same RAM_MIB in all, each device's guest
+ * program in a half; --on-max-rounds switchover, as the NVMe workload
+ * dirties pages about as fast as this bed moves them):
+ *
+ *   downtime_ms_2dev: N
+ *   downtime_device_ms_2dev: N  (both devices' stop-copy arcs, which run in
+ *                               parallel, plus both loads, also parallel)
+ *
  * and, for each run, a '# run' line with its figures and where migctl's
  * time went.
  */
@@ -114,9 +124,11 @@ struct run {
 	double ktls[3], tcp_ktls, ratio_tls_raw;
 	/* and once more through the shadow adapter (--via-shadow) */
 	double dt_shadow, dt_device_shadow;
+	/* and as a VM of two devices */
+	double dt_2dev, dt_device_2dev;
 };
 
-enum mode { INSECURE, TLS, VIA_SHADOW };
+enum mode { INSECURE, TLS, VIA_SHADOW, TWO_DEV };
 
 /* tcp_bench --ktls's names, and the "secured" event's */
 static const char *const cipher_arg[] = {
@@ -126,7 +138,10 @@ static const char *const cipher_event[] = {
 	"AES-128-GCM", "AES-256-GCM", "CHACHA20-POLY1305",
 };
 #define NR_CIPHERS	3
-static const char *const mode_name[] = { "insecure", "tls", "via shadow" };
+static const char *const mode_name[] = { "insecure", "tls", "via shadow",
+					 "two devices" };
+/* TWO_DEV: the NVMe VFs that join edu A and edu B */
+static const char *vf_a, *vf_b;
 
 /* vmm_host's guest RAM is at 0x100000; the page it lends the device */
 #define SCRATCH_IOVA	(0x100000ull + LM_SCRATCH_OFF)
@@ -233,6 +248,16 @@ static double tcp_measure_with(const char *cipher)
 	return mibs;
 }
 
+/* A VF under vfio-mig's nvme profile: 0 or -errno. */
+static int set_nvme(const char *bdf)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path),
+		 "/sys/bus/pci/devices/%s/vfio_mig/profile", bdf);
+	return vmm_sysfs_write(path, "nvme");
+}
+
 static double tcp_measure(void)
 {
 	return tcp_measure_with(NULL);
@@ -247,7 +272,9 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 		   enum mode mode, struct run *r)
 {
 	char seedarg[32], obj[4096], buf[8192], sec_obj[4096];
+	char srcs[64], dsts[64];
 	bool tls = mode == TLS, shadow = mode == VIA_SHADOW;
+	bool two = mode == TWO_DEV;
 	pid_t va = -1, vb = -1, ls;
 	int i, ret = -1;
 
@@ -255,12 +282,18 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 	if (r->tcp_idle <= 0)
 		return -1;
 	snprintf(seedarg, sizeof(seedarg), "%u", seed);
+	snprintf(srcs, sizeof(srcs), "%s%s%s", a, two ? "," : "",
+		 two ? vf_a : "");
+	snprintf(dsts, sizeof(dsts), "%s%s%s", b, two ? "," : "",
+		 two ? vf_b : "");
 	vb = spawn_logged((char *[]){ tool("vmm_host"), "target", (char *)b,
 				      "--ram-mib", RAM_MIB, "--run-ms", "500",
+				      two ? "--dev2" : NULL, (char *)vf_b,
 				      NULL }, LOG_B);
 	va = spawn_logged((char *[]){ tool("vmm_host"), "source", (char *)a,
 				      "--ram-mib", RAM_MIB, "--seed", seedarg,
-				      "--fill", NULL }, LOG_A);
+				      "--fill", two ? "--dev2" : NULL,
+				      (char *)vf_a, NULL }, LOG_A);
 	if (va < 0 || vb < 0 || wait_ready(va, LOG_A) || wait_ready(vb, LOG_B)) {
 		fprintf(stderr, "live_bench: the VMMs did not start:\n%s\n",
 			read_log(LOG_A, buf, sizeof(buf)));
@@ -294,11 +327,12 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 		goto out;
 	}
 	if (cmd_run(&res, -1, (char *const[]){
-			migctl, "-j", "migrate", (char *)a, "--to",
-			"127.0.0.1:" LM_PORT, "--target-dev", (char *)b,
+			migctl, "-j", "migrate", srcs, "--to",
+			"127.0.0.1:" LM_PORT, "--target-dev", dsts,
 			tls ? "--tls-creds" : "--insecure",
-			tls ? CREDS : shadow ? "--via-shadow" : NULL,
-			NULL })) {
+			tls ? CREDS : shadow ? "--via-shadow" :
+			two ? "--on-max-rounds" : NULL,
+			two ? "switchover" : NULL, NULL })) {
 		fprintf(stderr, "live_bench: cannot run migctl\n");
 		wait_or_kill(ls, 5);
 		goto out;
@@ -310,6 +344,10 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 	    json_object_with(res.out, "event", "summary", obj, sizeof(obj))) {
 		fprintf(stderr, "live_bench: migctl migrate exited %d:\n%s%s\n",
 			res.status, res.out, res.err);
+		goto out;
+	}
+	if (two && !strstr(obj, "\"devices\":2")) {
+		fprintf(stderr, "live_bench: not two devices: %s\n", obj);
 		goto out;
 	}
 	if (shadow && !strstr(obj, "\"via_shadow\":true")) {
@@ -447,7 +485,7 @@ static double median(const struct run *runs, int n, size_t off)
 int main(void)
 {
 	struct run runs[RUNS];
-	int i, n = 0, shadow_failed = 0;
+	int i, n = 0, shadow_failed = 0, two_failed = 0;
 	struct tb_devs t;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -457,6 +495,15 @@ int main(void)
 	    vmm_bind(t.edu[0], TB_DRIVER) || vmm_bind(t.edu[1], TB_DRIVER)) {
 		printf("live_bench: needs two edus bound to vfio-mig\n");
 		return 1;
+	}
+	/* the NVMe VFs, under the nvme profile: a VM's second device */
+	if (t.nr_vf >= 2 && !vmm_bind(t.vf[0], TB_DRIVER) &&
+	    !vmm_bind(t.vf[1], TB_DRIVER) && !set_nvme(t.vf[0]) &&
+	    !set_nvme(t.vf[1])) {
+		vf_a = t.vf[0];
+		vf_b = t.vf[1];
+	} else {
+		printf("# no NVMe VFs under vfio-mig: no two-device migration\n");
 	}
 	i = lo_up();
 	if (i) {
@@ -484,6 +531,14 @@ int main(void)
 		}
 		runs[n].dt_shadow = sr.downtime_ms;
 		runs[n].dt_device_shadow = sr.dt_device;
+		/* and the two-device VM's: its own line, the others stand */
+		if (!vf_a ||
+		    one_run(t.edu[0], t.edu[1], 0x5eed + i, TWO_DEV, &sr)) {
+			two_failed++;
+			sr.downtime_ms = sr.dt_device = -1;
+		}
+		runs[n].dt_2dev = sr.downtime_ms;
+		runs[n].dt_device_2dev = sr.dt_device;
 		n++;
 	}
 	if (n < RUNS) {
@@ -524,5 +579,12 @@ int main(void)
 	printf("downtime_ms_via_shadow: %.0f\n", MEDIAN(dt_shadow));
 	printf("downtime_device_ms_via_shadow: %.0f\n",
 	       MEDIAN(dt_device_shadow));
+	if (two_failed) {
+		printf("live_bench: %d of %d migrations of two devices failed\n",
+		       two_failed, RUNS);
+		return 1;
+	}
+	printf("downtime_ms_2dev: %.0f\n", MEDIAN(dt_2dev));
+	printf("downtime_device_ms_2dev: %.0f\n", MEDIAN(dt_device_2dev));
 	return 0;
 }
