@@ -574,17 +574,21 @@ static void src_abort(struct vdev *v, const struct lm_event *e,
 
 	rep.aborts++;
 	stop_log(v);
-	ret = mig_get_state(v->d, &st);
-	snprintf(v->after_abort_state, sizeof(v->after_abort_state), "%s",
-		 ret ? strerror(-ret) : mig_state_name(st));
-	if (ret || st != VFIO_DEVICE_STATE_RUNNING) {
-		rep.abort_not_running = true;
-		why("after abort %s is in %s, not RUNNING", v->bdf,
-		    v->after_abort_state);
-	}
-	/* migctl runs every device again before it aborts any */
-	for_each_vdev(v)
+	/*
+	 * The vCPUs resume: every device of the VM must run (migctl runs
+	 * each again before it tells any VMM abort).
+	 */
+	for_each_vdev(v) {
+		ret = mig_get_state(v->d, &st);
+		snprintf(v->after_abort_state, sizeof(v->after_abort_state),
+			 "%s", ret ? strerror(-ret) : mig_state_name(st));
+		if (ret || st != VFIO_DEVICE_STATE_RUNNING) {
+			rep.abort_not_running = true;
+			why("at an abort %s is in %s, not RUNNING", v->bdf,
+			    v->after_abort_state);
+		}
 		v->steps_at_abort = lm_guest_steps(&v->guest);
+	}
 	resume_all();
 	vstate = S_IDLE;
 	ack(e, r, 0);
@@ -1100,6 +1104,11 @@ static void parse(int argc, char **argv)
 			parse_delay(argv[0], v);
 		else
 			usage(argv[0]);
+	}
+	if (opt.bdf2 && !strcmp(opt.bdf2, opt.bdf)) {
+		fprintf(stderr, "%s: --dev2 %s is BDF itself\n", argv[0],
+			opt.bdf2);
+		exit(2);
 	}
 	if (opt.ram_size < (opt.bdf2 ? 4u << 20 : 1u << 20) ||
 	    opt.ram_size % (2 * MIG_PAGE) || opt.iova % MIG_PAGE ||

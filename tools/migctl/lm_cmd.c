@@ -545,9 +545,16 @@ static int serve(struct lm_opts *o, struct lm_out *out, int fd)
 		close(fd);
 		return 1;
 	}
+	unsigned int i;
+	int code;
+
 	/* a migration of several devices opens a backend for each */
 	o->dev_open = lm_kernel_open;
-	return lm_target_run(o, d, LM_DEVS_MAX, fd, out, &stop);
+	code = lm_target_run(o, d, LM_DEVS_MAX, fd, out, &stop);
+	for (i = 0; i < LM_DEVS_MAX; i++)
+		if (d[i].ops)
+			lm_kernel_close(&d[i]);
+	return code;
 }
 
 static int bind_listen(const struct lm_opts *o)

@@ -31,7 +31,7 @@ struct tdev {
 	const uint8_t *needs;		/* what its guest uses, from HELLO */
 	uint32_t needs_len;
 	struct mig_ident me;
-	bool attached, announced;
+	bool announced;
 	int ret;			/* its load's, in a worker of its own */
 	pthread_t th;
 };
@@ -39,8 +39,7 @@ struct tdev {
 struct dst {
 	const struct lm_opts *o;
 	struct lm_dev *d;		/* the first device's: pages, RAM */
-	struct lm_dev *backends;	/* lm_target_run()'s @d, @nd of them */
-	unsigned int nbackends;
+	unsigned int nbackends;		/* lm_target_run()'s @nd */
 	struct tdev dv[LM_DEVS_MAX];
 	unsigned int ndev;
 	char src_devs[LM_DEVS_MAX * WIRE_STR];	/* the BDFs, comma separated */
@@ -163,14 +162,6 @@ static int take_devices(struct dst *t)
 		ld += snprintf(t->dst_devs + ld, sizeof(t->dst_devs) - ld,
 			       "%s%s", i ? "," : "", v->bdf);
 	}
-	if (t->ndev > t->nbackends) {
-		char n[16], max[16];
-
-		snprintf(n, sizeof(n), "%u", t->ndev);
-		snprintf(max, sizeof(max), "%u", t->nbackends);
-		return refuse(t, "devices", n, max,
-			      "more devices than this host takes in one migration");
-	}
 	for (i = 0; i < t->ndev; i++) {
 		v = &t->dv[i];
 		if (!migctl_valid_bdf(v->bdf))
@@ -185,6 +176,15 @@ static int take_devices(struct dst *t)
 			if (!strcasecmp(t->dv[j].bdf, v->bdf))
 				return refuse(t, "target_dev", v->bdf, "-",
 					      "named twice in one migration");
+	}
+	/* after the allow-list: a peer it refuses learns no more */
+	if (t->ndev > t->nbackends) {
+		char n[16], max[16];
+
+		snprintf(n, sizeof(n), "%u", t->ndev);
+		snprintf(max, sizeof(max), "%u", t->nbackends);
+		return refuse(t, "devices", n, max,
+			      "more devices than this host takes in one migration");
 	}
 	return 0;
 }
@@ -252,7 +252,7 @@ static int prepare_dev(struct dst *t, struct tdev *v)
 	ret = v->d->ops->attach(v->d, v->bdf);
 	if (ret)
 		return refuse(t, "target_dev", v->bdf, "-", v->d->err);
-	t->attached = v->attached = true;
+	t->attached = true;
 	ret = phase(t, v, VFIO_MIG_MIG_PHASE_PREPARE, &result);
 	if (ret)
 		return refuse(t, "vmm", "-", "-", v->d->err);
@@ -266,6 +266,12 @@ static int prepare_dev(struct dst *t, struct tdev *v)
 	if (!v->d->nr_ram)
 		return refuse(t, "vmm", "-", "-",
 			      "the target VMM named no RAM in its prepare ack (mig-ack ram): no page could be checked against it");
+	/* one VM: the pages go through the first device's mapping */
+	if (v != t->dv && (v->d->nr_ram != t->d->nr_ram ||
+			   memcmp(v->d->ram, t->d->ram,
+				  t->d->nr_ram * sizeof(t->d->ram[0]))))
+		return refuse(t, "vmm", v->bdf, t->dv[0].bdf,
+			      "the target VMM named other RAM for this device than for the first: the devices of one migration must be one VM's");
 	ret = v->d->ops->set_state(v->d, LM_ST_STOP);
 	if (!ret)
 		ret = v->d->ops->set_state(v->d, LM_ST_RESUMING);
@@ -935,6 +941,7 @@ static int release(struct dst *t)
 		if (!v->d || !v->d->ops)
 			continue;
 		v->d->stop = NULL;
+		result = 0;
 		if (v->announced) {
 			/*
 			 * Close the control fd uncommitted: the kernel rolls
@@ -1016,7 +1023,6 @@ int lm_target_run(const struct lm_opts *o, struct lm_dev *d, unsigned int nd,
 	}
 	t->o = o;
 	t->d = d;
-	t->backends = d;
 	t->nbackends = nd < LM_DEVS_MAX ? nd : LM_DEVS_MAX;
 	for (i = 0; i < t->nbackends; i++)
 		t->dv[i].d = &d[i];

@@ -654,20 +654,28 @@ static void peek_abort(struct src *s)
 		 a.reason, saved);
 }
 
-/* Announce @ph for each device in turn: the VMM acks each. */
+/*
+ * Announce @ph for each device in turn: the VMM acks each. The first
+ * failure ends it, but for commit, which every device's VMM must hear:
+ * then the first failure is returned after all.
+ */
 static int phase(struct src *s, uint32_t ph)
 {
+	bool all = ph == VFIO_MIG_MIG_PHASE_COMMIT;
 	uint64_t t0 = lm_now_us(), t1;
 	uint32_t result = 0;
 	struct sdev *v;
-	int ret;
+	int ret, first = 0;
 
 	for (v = s->dv; v < s->dv + s->ndev; v++) {
 		t1 = lm_now_us();
 		ret = v->d->ops->phase(v->d, ph, s->o->vmm_timeout_ms, &result);
 		if (ret) {
 			failf(s, "%s", v->d->err);
-			return ret;
+			if (!all)
+				return ret;
+			first = first ? first : ret;
+			continue;
 		}
 		v->announced = true;
 		lm_ev_begin(s->out, "phase");
@@ -682,12 +690,14 @@ static int phase(struct src *s, uint32_t ph)
 			failf(s, "the source VMM refused phase %s%s%s: %s",
 			      lm_phase_name(ph), s->ndev > 1 ? " of " : "",
 			      s->ndev > 1 ? v->bdf : "", strerror(result));
-			return -(int)result;
+			if (!all)
+				return -(int)result;
+			first = first ? first : -(int)result;
 		}
 	}
 	if (ph == VFIO_MIG_MIG_PHASE_BEGIN)
 		s->vmm_ack_us = lm_now_us() - t0;
-	return 0;
+	return first;
 }
 
 static int set_state(struct src *s, struct sdev *v, uint32_t st)
@@ -870,10 +880,14 @@ static int hello_answer(struct src *s)
 		      wire_dec_abort(m.p, m.h.length, &a) ? "?" : a.reason);
 		return -ECONNABORTED;
 	}
-	if (m.h.type != WIRE_ACCEPT ||
-	    wire_dec_accept(m.p, m.h.length, peer, s->ndev)) {
+	if (m.h.type != WIRE_ACCEPT) {
 		failf(s, "protocol error: got %s in answer to HELLO",
 		      wire_type_name(m.h.type));
+		return -EPROTO;
+	}
+	if (wire_dec_accept(m.p, m.h.length, peer, s->ndev)) {
+		failf(s, "protocol error: a malformed ACCEPT, or not one of %u devices",
+		      s->ndev);
 		return -EPROTO;
 	}
 	for (i = 0; i < s->ndev; i++)
@@ -1367,7 +1381,7 @@ static int stop_devices(struct src *s)
 		pthread_join(s->dv[i].th, NULL);
 	for (v = s->dv; v < s->dv + s->ndev; v++) {
 		if (v->ret) {
-			failf(s, "%s: %s", v->bdf, v->d->err);
+			failf(s, "%s", v->d->err);	/* it names the device */
 			ret = v->ret;
 		}
 	}
@@ -1453,6 +1467,7 @@ static int switchover(struct src *s)
 /* The commit point and after. Returns the exit code. */
 static int commit(struct src *s)
 {
+	char late[300] = "";
 	struct wire_msg m;
 	struct sdev *v;
 	uint64_t t0;
@@ -1466,8 +1481,10 @@ static int commit(struct src *s)
 	}
 	/*
 	 * The commit point is the first device's commit. The target holds
-	 * every device's state, loaded: a later device whose commit fails
-	 * (its VMM closed it meanwhile) does not hold the VM back here.
+	 * every device's state, loaded, and runs the VM: a later device
+	 * whose commit fails (its VMM closed or reset it since its stop)
+	 * does not hold the VM back, but this side could not keep it
+	 * stopped: the migration ends unconfirmed, naming it.
 	 */
 	for (v = s->dv; v < s->dv + s->ndev; v++) {
 		ret = v->d->ops->commit(v->d, true);
@@ -1475,9 +1492,10 @@ static int commit(struct src *s)
 			failf(s, "%s", v->d->err);
 			return -1;
 		}
-		if (ret)
-			fprintf(stderr, "migctl: warning: migrate %s: %s\n",
-				s->o->dev, v->d->err);
+		if (ret && !late[0])
+			snprintf(late, sizeof(late),
+				 "%s was not committed here (%.200s): the kernel may run it again and tell its VMM abort",
+				 v->bdf, v->d->err);
 		s->committed = true;
 	}
 	t0 = lm_now_us();
@@ -1508,62 +1526,33 @@ static int commit(struct src *s)
 			 why);
 		return LM_EXIT_UNCONFIRMED;
 	}
+	if (late[0]) {
+		snprintf(s->err, sizeof(s->err),
+			 "committed, the VM runs on the target, but %s", late);
+		return LM_EXIT_UNCONFIRMED;
+	}
 	return LM_EXIT_OK;
 }
 
 /*
- * One device back to RUNNING (@left: what was not done). Its VMM is told
- * (abort) by rollback_tell() once every device runs, so that no guest
- * resumes onto a device still stopped; where there is no arc back, the
- * kernel's rollback (closing the fd) does both here.
+ * Before the commit point: every device back to RUNNING, the VM resumed.
+ * A VMM resumes its guest at abort, so no VMM is told before every device
+ * that can run again does: first each device is set RUNNING; then a
+ * device with no arc back is left to the kernel's rollback (its control
+ * fd closed: the kernel runs it again and announces abort itself, waited
+ * for here); then the others' VMMs are told abort. (Two devices with no
+ * arc back, both in ERROR, say: the second is closed after the first's
+ * abort.)
  */
-static bool rollback_dev(struct src *s, struct sdev *v, char *left,
-			 size_t len)
-{
-	uint32_t result = 0;
-	int ret;
-
-	v->d->stop = NULL;
-	ret = v->d->ops->set_state(v->d, LM_ST_RUNNING);
-	if (!ret)
-		return v->announced;
-	if (v->announced) {
-		/* no arc back: the kernel's rollback (closing the fd) it is */
-		ret = v->d->ops->release(v->d, s->o->vmm_timeout_ms, &result);
-		if (ret || result)
-			snprintf(left, len, "%.250s",
-				 ret ? v->d->err : "the source VMM failed to resume");
-	} else {
-		v->d->ops->detach(v->d);	/* the kernel rolls back */
-	}
-	return false;
-}
-
-static void rollback_tell(struct src *s, struct sdev *v, char *left,
-			  size_t len)
-{
-	uint32_t result = 0, st;
-	int ret;
-
-	ret = v->d->ops->phase(v->d, VFIO_MIG_MIG_PHASE_ABORT,
-			       s->o->vmm_timeout_ms, &result);
-	if ((ret || result) && !left[0])
-		snprintf(left, len, "%.250s",
-			 ret ? v->d->err : "the source VMM failed to resume");
-	if (!v->d->ops->get_state(v->d, &st) && st != LM_ST_RUNNING &&
-	    !left[0])
-		snprintf(left, len, "%s is in %s", v->bdf, lm_state_name(st));
-}
-
-/* Before the commit point: every device back to RUNNING, the VM resumed. */
 static int rollback(struct src *s)
 {
 	struct wire_abort a = { .code = EIO };
 	uint8_t p[WIRE_ABORT_LEN];
-	char left[256] = "", l1[256];
-	bool tell[LM_DEVS_MAX];
+	bool back[LM_DEVS_MAX] = {};
+	char left[256] = "";
+	uint32_t result, st;
 	struct sdev *v;
-	uint32_t st;
+	int ret;
 
 	/* no signal may cut the rollback short */
 	s->c.stop = NULL;
@@ -1575,22 +1564,41 @@ static int rollback(struct src *s)
 	if (!s->attached)
 		return LM_EXIT_FAILED;
 	for (v = s->dv; v < s->dv + s->ndev; v++) {
-		l1[0] = 0;
-		tell[v - s->dv] = v->attached &&
-				  rollback_dev(s, v, l1, sizeof(l1));
-		if (l1[0] && !left[0])
-			snprintf(left, sizeof(left), "%s", l1);
+		v->d->stop = NULL;
+		if (v->attached)
+			back[v - s->dv] = !v->d->ops->set_state(v->d,
+								 LM_ST_RUNNING);
 	}
 	for (v = s->dv; v < s->dv + s->ndev; v++) {
-		l1[0] = 0;
-		if (tell[v - s->dv])
-			rollback_tell(s, v, l1, sizeof(l1));
-		else if (v->attached && !v->d->ops->get_state(v->d, &st) &&
-			 st != LM_ST_RUNNING)
-			snprintf(l1, sizeof(l1), "%s is in %s", v->bdf,
+		if (!v->attached || back[v - s->dv])
+			continue;
+		result = 0;
+		if (!v->announced) {
+			v->d->ops->detach(v->d);	/* the kernel rolls back */
+			continue;
+		}
+		/* no arc back: the kernel's rollback (closing the fd) it is */
+		ret = v->d->ops->release(v->d, s->o->vmm_timeout_ms, &result);
+		if ((ret || result) && !left[0])
+			snprintf(left, sizeof(left), "%.250s",
+				 ret ? v->d->err : "the source VMM failed to resume");
+	}
+	for (v = s->dv; v < s->dv + s->ndev; v++) {
+		if (!back[v - s->dv])
+			continue;
+		result = 0;
+		if (v->announced) {
+			ret = v->d->ops->phase(v->d, VFIO_MIG_MIG_PHASE_ABORT,
+					       s->o->vmm_timeout_ms, &result);
+			if ((ret || result) && !left[0])
+				snprintf(left, sizeof(left), "%.250s",
+					 ret ? v->d->err :
+					 "the source VMM failed to resume");
+		}
+		if (!v->d->ops->get_state(v->d, &st) && st != LM_ST_RUNNING &&
+		    !left[0])
+			snprintf(left, sizeof(left), "%s is in %s", v->bdf,
 				 lm_state_name(st));
-		if (l1[0] && !left[0])
-			snprintf(left, sizeof(left), "%s", l1);
 	}
 	lm_ev_begin(s->out, "rollback");
 	json_bool(s->out->js, "ok", !left[0]);

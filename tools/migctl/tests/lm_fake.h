@@ -59,6 +59,7 @@ struct fake {
 	const struct fake *src;
 	bool fail_load;
 	uint32_t fail_to;		/* set_state to this state fails (0: none) */
+	bool fail_commit;		/* COMMIT fails (the VMM closed it) */
 	/* the VM's other device (side_add_dev), and its state at our abort */
 	const struct fake *sibling;
 	uint32_t sibling_at_abort;
@@ -242,6 +243,11 @@ static inline int f_commit(struct lm_dev *d, bool stopped)
 
 	if (stopped && f->state != LM_ST_STOP)
 		return -EINVAL;
+	if (f->fail_commit) {
+		snprintf(d->err, sizeof(d->err), "%s: commit: No such device",
+			 f->id.bdf);
+		return -ENODEV;
+	}
 	f->committed = true;
 	f->committed_stopped = stopped;
 	return 0;
@@ -341,6 +347,8 @@ static inline int f_release(struct lm_dev *d, int timeout_ms, uint32_t *result)
 	/* the kernel announces abort, the VMM acks */
 	if (f->nphases < 32)
 		f->phases[f->nphases++] = VFIO_MIG_MIG_PHASE_ABORT;
+	if (f->sibling)
+		f->sibling_at_abort = f->sibling->state;
 	*result = 0;
 	return 0;
 }

@@ -1516,10 +1516,11 @@ TEST(migrate_two_devices_fail_together)
 		{ "target VMM refuses prepare", "the target VMM refused prepare" },
 		{ "source VMM pause times out", "did not acknowledge phase pause" },
 		{ "target load fails", "loading the device state of 0000:00:06.0 failed" },
-		{ "source stop fails", "0000:00:04.0: 0000:00:04.0: state stop-copy: Input/output error" },
+		{ "source stop fails", "0000:00:04.0: state stop-copy: Input/output error" },
 		{ "RAM differs", "cover different RAM" },
 		{ "target takes one", "more devices than this host takes in one migration" },
 		{ "target device twice", "named twice in one migration" },
+		{ "no arc back for one", "loading the device state of 0000:00:06.0 failed" },
 	};
 	unsigned int c, i, nt;
 
@@ -1559,6 +1560,11 @@ TEST(migrate_two_devices_fail_together)
 		case 7:
 			s.o.target_devs[1] = "0000:00:05.0";
 			break;
+		case 8:
+			/* its fd closed: the kernel's abort, after the other runs */
+			s.f.fail_to = LM_ST_RUNNING;
+			t.fx[0].fail_load = true;
+			break;
 		}
 		migrate(&s, &t);
 		EXPECT_EQ(LM_EXIT_FAILED, s.code) TH_LOG("%s: %s", cases[c].what, s.log);
@@ -1594,6 +1600,35 @@ TEST(migrate_two_devices_fail_together)
 		side_free(&s);
 		side_free(&t);
 	}
+}
+
+/*
+ * Past the commit point: a later device whose commit fails ends the
+ * migration unconfirmed, naming it; every device's VMM hears commit, even
+ * when the first does not acknowledge it.
+ */
+TEST(migrate_two_devices_after_the_commit_point)
+{
+	static struct side s, t;
+
+	two_devices(&s, &t);
+	s.fx[0].fail_commit = true;
+	s.f.refuse_phase = VFIO_MIG_MIG_PHASE_COMMIT;
+	s.f.refuse_result = EIO;
+	migrate(&s, &t);
+	EXPECT_EQ(LM_EXIT_UNCONFIRMED, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_TRUE(has(&s, "0000:00:04.0 was not committed here"))
+		TH_LOG("%s", s.log);
+	EXPECT_TRUE(has(&s, "\"result\":\"committed-unconfirmed\""));
+	EXPECT_TRUE(s.f.committed_stopped);
+	EXPECT_FALSE(s.fx[0].committed);
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_COMMIT, s.f.phases[s.f.nphases - 1]);
+	EXPECT_EQ(VFIO_MIG_MIG_PHASE_COMMIT,
+		  s.fx[0].phases[s.fx[0].nphases - 1]);
+	EXPECT_TRUE(t.f.committed && t.fx[0].committed);
+	side_free(&s);
+	side_free(&t);
 }
 
 TEST_HARNESS_MAIN
