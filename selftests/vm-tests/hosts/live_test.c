@@ -439,23 +439,22 @@ FIXTURE_TEARDOWN(live)
 }
 
 /*
- * The migration moves NVMe VF 1 to VF 2 instead of edu A to B: both
- * under vfio-mig with the nvme profile, sharing the test bed's namespace
- * (guest-lib.sh provision_vf), as two hosts' VFs fronting one volume.
+ * The test bed's NVMe VF 1 into @src and VF 2 into @dst (32 bytes each),
+ * both under vfio-mig with the nvme profile, sharing the test bed's
+ * namespace (guest-lib.sh provision_vf), as two hosts' VFs fronting one
+ * volume.
  */
-static void use_nvme(struct __test_metadata *_metadata,
-		     FIXTURE_DATA(live) *self)
+static void take_vfs(struct __test_metadata *_metadata, char *src, char *dst)
 {
 	struct tb_devs t;
 	int i, ret;
 
 	ASSERT_EQ(0, tb_devices(&t));
 	ASSERT_EQ(TB_NR_VF, t.nr_vf);
-	snprintf(self->sbdf, sizeof(self->sbdf), "%s", t.vf[0]);
-	snprintf(self->dbdf, sizeof(self->dbdf), "%s", t.vf[1]);
-	self->nvme = true;
+	snprintf(src, 32, "%s", t.vf[0]);
+	snprintf(dst, 32, "%s", t.vf[1]);
 	for (i = 0; i < 2; i++) {
-		const char *bdf = i ? self->dbdf : self->sbdf;
+		const char *bdf = i ? dst : src;
 
 		ret = vmm_bind(bdf, "vfio-mig");
 		ASSERT_EQ(0, ret) TH_LOG("binding %s: %s", bdf,
@@ -464,6 +463,14 @@ static void use_nvme(struct __test_metadata *_metadata,
 		set_profile(bdf, "nvme");
 		ASSERT_STREQ("nvme", profile_of(bdf));
 	}
+}
+
+/* The migration moves NVMe VF 1 to VF 2 instead of edu A to B. */
+static void use_nvme(struct __test_metadata *_metadata,
+		     FIXTURE_DATA(live) *self)
+{
+	self->nvme = true;
+	take_vfs(_metadata, self->sbdf, self->dbdf);
 }
 
 /*
@@ -475,24 +482,8 @@ static void use_nvme(struct __test_metadata *_metadata,
 static void use_two_devices(struct __test_metadata *_metadata,
 			    FIXTURE_DATA(live) *self)
 {
-	struct tb_devs t;
-	int i, ret;
-
-	ASSERT_EQ(0, tb_devices(&t));
-	ASSERT_EQ(TB_NR_VF, t.nr_vf);
-	snprintf(self->sbdf2, sizeof(self->sbdf2), "%s", t.vf[0]);
-	snprintf(self->dbdf2, sizeof(self->dbdf2), "%s", t.vf[1]);
 	self->two = true;
-	for (i = 0; i < 2; i++) {
-		const char *bdf = i ? self->dbdf2 : self->sbdf2;
-
-		ret = vmm_bind(bdf, "vfio-mig");
-		ASSERT_EQ(0, ret) TH_LOG("binding %s: %s", bdf,
-					 strerror(-ret));
-		mig_dirty_kill(bdf);
-		set_profile(bdf, "nvme");
-		ASSERT_STREQ("nvme", profile_of(bdf));
-	}
+	take_vfs(_metadata, self->sbdf2, self->dbdf2);
 	snprintf(self->mig_src, sizeof(self->mig_src), "%s,%s", self->sbdf,
 		 self->sbdf2);
 	snprintf(self->mig_dst, sizeof(self->mig_dst), "%s,%s", self->dbdf,
