@@ -50,15 +50,26 @@ VF2=$(find_pci 1b36 0010 1 | tail -n 1)
 title "Two hosts in this guest: namespaces hosta (10.99.0.1) and hostb (10.99.0.2) on a veth"
 hosts_up || { echo "could not set up the two hosts"; exit 1; }
 
+# vmm_devs BDF[,BDF2]: vmm_host's device arguments (a second device: the
+# VM's, in 16 MiB of RAM)
+vmm_devs() {
+	case $1 in
+	*,*) echo "${1%%,*} --dev2 ${1#*,} --ram-mib 16" ;;
+	*) echo "$1" ;;
+	esac
+}
+
 # live_migrate SRC DST TAG [MIGRATE-OPTION]: host A's VMM runs a guest on
 # SRC, host B's VMM holds DST with empty RAM; migctl moves the guest while
-# it runs.
+# it runs. SRC and DST may name two devices of one VM: BDF,BDF2.
 live_migrate() {
 	src=$1 dst=$2 tag=$3 opt=${4:-}
-	/tests/tools/vmm_host target "$dst" --run-ms 3000 \
+	# shellcheck disable=SC2046
+	/tests/tools/vmm_host target $(vmm_devs "$dst") --run-ms 3000 \
 		--report "/tmp/demo-$tag-b.json" > "/tmp/demo-$tag-b.log" 2>&1 &
 	VB=$!
-	/tests/tools/vmm_host source "$src" --seed 0xd3e0 \
+	# shellcheck disable=SC2046
+	/tests/tools/vmm_host source $(vmm_devs "$src") --seed 0xd3e0 \
 		--report "/tmp/demo-$tag-a.json" > "/tmp/demo-$tag-a.log" 2>&1 &
 	VA=$!
 	for f in "/tmp/demo-$tag-a.log" "/tmp/demo-$tag-b.log"; do
@@ -141,10 +152,23 @@ jv() { sed -n "s/.*\"$2\": *\([0-9a-z]*\).*/\1/p" "$1"; }
 echo "NVMe commands in flight when host A's vCPUs paused: $(jv /tmp/demo-nvme-a.json nvme_inflight);"
 echo "  host B finished them and went on: writes $(jv /tmp/demo-nvme-a.json nvme_writes) -> $(jv /tmp/demo-nvme-b.json nvme_writes), reads $(jv /tmp/demo-nvme-a.json nvme_reads) -> $(jv /tmp/demo-nvme-b.json nvme_reads);"
 echo "  every block of the workload read back on host B: $(jv /tmp/demo-nvme-b.json nvme_verified)"
+
+title "A VM of two devices: edu $EDU and NVMe VF $VF move together to edu $EDU2 and VF $VF2"
+echo "One migctl migrate takes every passthrough device of the VM: one handshake,"
+echo "one set of rounds over the RAM they share, one switchover in which both stop"
+echo "and both load in parallel; a failure of either would roll both back. host A's"
+echo "VMM runs a program for each device, each in its half of the VM's RAM: the edu"
+echo "workload and the NVMe I/O with commands in flight."
+run sh -c "echo 'scratch 0x103000' > /sys/kernel/debug/vfio-mig/$EDU/ctl; echo 'scratch 0x103000' > /sys/kernel/debug/vfio-mig/$EDU2/ctl"
+live_migrate "$EDU,$VF" "$EDU2,$VF2" two "--on-max-rounds switchover"
+echo "scratch 0" > "/sys/kernel/debug/vfio-mig/$EDU/ctl"
+echo "scratch 0" > "/sys/kernel/debug/vfio-mig/$EDU2/ctl"
+echo "host B's programs went on where host A's stopped: edu steps $(jv /tmp/demo-two-a.json steps) -> $(jv /tmp/demo-two-b.json steps), NVMe steps $(jv /tmp/demo-two-a.json dev2_steps) -> $(jv /tmp/demo-two-b.json dev2_steps);"
+echo "  every NVMe block read back on host B: $(jv /tmp/demo-two-b.json dev2_nvme_verified)"
 hosts_down
 run migctl unbind "$VF2"
 
 title "Give the VF back"
 run migctl unbind "$VF"
 echo
-echo "demo finished: devices bound to vfio-mig, a DMA through it, and live migrations between two hosts (edu, edu through the shadow adapter, then an NVMe VF with I/O in flight) with their data intact."
+echo "demo finished: devices bound to vfio-mig, a DMA through it, and live migrations between two hosts (edu, edu through the shadow adapter, an NVMe VF with I/O in flight, then a VM of both) with their data intact."
