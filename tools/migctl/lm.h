@@ -295,5 +295,11 @@ int lm_parse_to(const char *arg, char *host, size_t len, uint16_t *port);
 int lm_parse_rate(const char *s, uint64_t *v);
 
 uint64_t lm_now_us(void);
+/*
+ * @fn on each of the @n items of @size bytes at @items: in a thread each
+ * when there are several (an item whose thread does not start runs here),
+ * all done on return. The devices' stops and loads.
+ */
+void lm_each(void *(*fn)(void *), void *items, size_t size, unsigned int n);
 
 #endif

@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,21 @@
 
 #include "lm.h"
 #include "migctl.h"
+
+void lm_each(void *(*fn)(void *), void *items, size_t size, unsigned int n)
+{
+	pthread_t th[LM_DEVS_MAX];
+	unsigned int i, started = 0;
+
+	while (n > 1 && started < n && started < LM_DEVS_MAX &&
+	       !pthread_create(&th[started], NULL, fn,
+			       (char *)items + started * size))
+		started++;
+	for (i = started; i < n; i++)
+		fn((char *)items + i * size);
+	for (i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+}
 
 uint64_t lm_now_us(void)
 {

@@ -33,7 +33,6 @@ struct tdev {
 	struct mig_ident me;
 	bool announced;
 	int ret;			/* its load's, in a worker of its own */
-	pthread_t th;
 };
 
 struct dst {
@@ -714,19 +713,9 @@ static void *load_dev(void *arg)
 /* Every device loaded, in parallel, a worker each, when there are several. */
 static int load_devices(struct dst *t)
 {
-	unsigned int i, started = 0;
+	unsigned int i;
 
-	if (t->ndev > 1)
-		for (i = 0; i < t->ndev; i++) {
-			if (pthread_create(&t->dv[i].th, NULL, load_dev,
-					   &t->dv[i]))
-				break;
-			started++;
-		}
-	for (i = started; i < t->ndev; i++)
-		load_dev(&t->dv[i]);
-	for (i = 0; i < started; i++)
-		pthread_join(t->dv[i].th, NULL);
+	lm_each(load_dev, t->dv, sizeof(t->dv[0]), t->ndev);
 	for (i = 0; i < t->ndev; i++)
 		if (t->dv[i].ret)
 			return abort_peer(t, "target: loading the device state%s%s failed: %s",

@@ -32,7 +32,6 @@ struct sdev {
 	bool precopy;		/* in PRE_COPY: the rounds carry its stream */
 	bool early_stream;	/* or a prepare's stream, without PRE_COPY */
 	int ret;		/* its stop's, in a worker of its own */
-	pthread_t th;
 };
 
 struct src {
@@ -1353,7 +1352,6 @@ static void *stop_dev(void *arg)
  */
 static int stop_devices(struct src *s)
 {
-	unsigned int i, started = 0;
 	struct sdev *v;
 	int ret = 0;
 
@@ -1363,22 +1361,7 @@ static int stop_devices(struct src *s)
 		if (ret)
 			return ret;
 	}
-	if (s->ndev == 1) {
-		stop_dev(&s->dv[0]);
-		if (s->dv[0].ret)
-			failf(s, "%s", s->dv[0].d->err);
-		return s->dv[0].ret;
-	}
-	for (i = 0; i < s->ndev; i++) {
-		if (pthread_create(&s->dv[i].th, NULL, stop_dev, &s->dv[i]))
-			break;
-		started++;
-	}
-	/* a worker that did not start: its device stops here */
-	for (i = started; i < s->ndev; i++)
-		stop_dev(&s->dv[i]);
-	for (i = 0; i < started; i++)
-		pthread_join(s->dv[i].th, NULL);
+	lm_each(stop_dev, s->dv, sizeof(s->dv[0]), s->ndev);
 	for (v = s->dv; v < s->dv + s->ndev; v++) {
 		if (v->ret) {
 			failf(s, "%s", v->d->err);	/* it names the device */
