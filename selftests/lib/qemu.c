@@ -159,6 +159,7 @@ int l2vm_start(struct l2vm *vm, const struct l2vm_opts *o)
 		 o->name);
 	unlink(vm->qmp_path);
 	unlink(vm->serial_path);
+	unlink(vm->log_path);
 	snprintf(dev, sizeof(dev), "vfio-pci,host=%s%s%s", o->host,
 		 o->vfio_opts && *o->vfio_opts ? "," : "",
 		 o->vfio_opts ? o->vfio_opts : "");

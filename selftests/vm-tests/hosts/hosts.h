@@ -182,20 +182,29 @@ static inline double tcp_mib_per_s(const char *out)
  */
 static inline pid_t spawn_logged(char *const argv[], const char *log)
 {
-	pid_t pid = fork();
+	/*
+	 * The log is emptied before the fork: a caller that waits for a
+	 * line in it must not find the line a previous run left there
+	 * before the child got to truncate it.
+	 */
+	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	pid_t pid;
 
-	if (pid < 0)
+	if (fd < 0)
 		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		pid = -errno;
+		close(fd);
+		return pid;
+	}
 	if (!pid) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		if (fd < 0)
-			_exit(126);
 		dup2(fd, 1);
 		dup2(fd, 2);
 		execv(argv[0], argv);
 		_exit(127);
 	}
+	close(fd);
 	return pid;
 }
 
