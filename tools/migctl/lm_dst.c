@@ -58,6 +58,7 @@ struct dst {
 	uint64_t t_start, t_round, t_switch, t_end;
 	uint64_t t_write, t_recv;	/* page writes, waiting for frames (us) */
 	uint64_t t_load, t_run;	/* RESUMING -> STOP, RUNNING + start ack */
+	uint64_t t_vmm;		/* of t_run: the VMMs' start acks */
 	uint64_t t_drain;	/* FINAL: the pages still queued, written */
 	uint8_t *zeros;		/* WIRE_BATCH zero pages, the zero records' source */
 	/*
@@ -825,7 +826,11 @@ static int receive_frames(struct dst *t, struct wq *w)
 			t->t_load = lm_now_us() - t->t_load;
 			if (ret)
 				return ret;
-			ret = wire_send(&t->c, WIRE_READY, NULL, 0);
+			/* 1.5: what the load took here (a source before ignores it) */
+			v[0] = t->t_drain;
+			v[1] = t->t_load;
+			ret = wire_send(&t->c, WIRE_READY, p,
+					wire_enc_u64s(p, v, 2));
 			if (ret)
 				failf(t, "sending READY: %s", t->c.err);
 			return ret;
@@ -850,7 +855,7 @@ static int await_commit(struct dst *t)
 	struct wire_msg m;
 	struct tdev *v;
 	uint32_t result;
-	uint8_t p[8];
+	uint8_t p[24];
 	int ret, code = LM_EXIT_OK;
 
 	t->stage = "commit";
@@ -885,6 +890,7 @@ static int await_commit(struct dst *t)
 			code = LM_EXIT_UNCONFIRMED;
 		}
 	}
+	t->t_vmm = lm_now_us();
 	for (v = t->dv; v < t->dv + t->ndev; v++) {
 		ret = phase(t, v, VFIO_MIG_MIG_PHASE_START, &result);
 		if (ret || result) {
@@ -895,6 +901,7 @@ static int await_commit(struct dst *t)
 		}
 	}
 	t->t_end = lm_now_us();
+	t->t_vmm = t->t_end - t->t_vmm;
 	t->t_run = t->t_end - t->t_run;
 	for (v = t->dv; v < t->dv + t->ndev; v++) {
 		ret = v->d->ops->commit(v->d, false);
@@ -903,8 +910,11 @@ static int await_commit(struct dst *t)
 			code = LM_EXIT_UNCONFIRMED;
 		}
 	}
+	/* 1.5: the run and the VMMs' start acks (a source before reads none) */
 	wire_put64(p, code);
-	if (wire_send(&t->c, WIRE_DONE, p, 8))
+	wire_put64(p + 8, t->t_run);
+	wire_put64(p + 16, t->t_vmm);
+	if (wire_send(&t->c, WIRE_DONE, p, 24))
 		fprintf(stderr, "migctl: listen: warning: DONE not sent (%s); the VM runs here\n",
 			t->c.err);
 	return code;
@@ -984,6 +994,7 @@ static void summary(struct dst *t, const char *result, int code)
 	json_u64(t->out->js, "drain_ms", t->t_drain / 1000);
 	json_u64(t->out->js, "load_ms", t->t_load / 1000);
 	json_u64(t->out->js, "start_ms", t->t_run / 1000);
+	json_u64(t->out->js, "vmm_start_ms", t->t_vmm / 1000);
 	if (t->err[0])
 		json_str(t->out->js, "error", t->err);
 	json_u64(t->out->js, "exit", code);

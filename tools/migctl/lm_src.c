@@ -68,6 +68,14 @@ struct src {
 	/* the switchover's steps (us): pause ack, device stop, transfer, load, commit */
 	uint64_t sw_pause, sw_stop, sw_dirty, sw_xfer, sw_load, sw_commit;
 	/*
+	 * The target's own account (1.5; a target before sends none): of
+	 * sw_load, its drain of queued pages and its devices' load; of
+	 * sw_commit, its devices' run and its VMMs' start acks (us). Each
+	 * bounded by the window this side saw it in.
+	 */
+	bool tgt_load_known, tgt_run_known;
+	uint64_t tgt_drain, tgt_load, tgt_run, tgt_vmm;
+	/*
 	 * The device's early state: prepared, then sent and acknowledged by
 	 * the target (us): prepare (the source's own save), then the round
 	 * that carries it, until the target's ack (its load)
@@ -307,6 +315,11 @@ static int take_ranges(struct src *s)
 }
 
 /* ---- sending ---- */
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
 
 static int send_failed(struct src *s, const char *what)
 {
@@ -1444,6 +1457,11 @@ static int switchover(struct src *s)
 	/* the target loads the state (RESUMING -> STOP) */
 	ret = expect(s, WIRE_READY, s->o->timeout_ms, &m);
 	s->sw_load = lm_now_us() - t0;
+	if (!ret && !wire_dec_u64s(m.p, m.h.length, u, 2)) {
+		s->tgt_load_known = true;
+		s->tgt_drain = min_u64(u[0], s->sw_load);
+		s->tgt_load = min_u64(u[1], s->sw_load - s->tgt_drain);
+	}
 	return ret;
 }
 
@@ -1453,7 +1471,7 @@ static int commit(struct src *s)
 	char late[300] = "";
 	struct wire_msg m;
 	struct sdev *v;
-	uint64_t t0;
+	uint64_t t0, u[3];
 	int ret;
 
 	s->stage = "commit";
@@ -1490,6 +1508,11 @@ static int commit(struct src *s)
 		failf(s, "sending COMMIT: %s", s->c.err);
 	s->st.t_end_us = lm_now_us();
 	s->sw_commit = s->st.t_end_us - t0;
+	if (!ret && !wire_dec_u64s(m.p, m.h.length, u, 3)) {
+		s->tgt_run_known = true;
+		s->tgt_run = min_u64(u[1], s->sw_commit);
+		s->tgt_vmm = min_u64(u[2], s->tgt_run);
+	}
 	/* whatever the target said: the VM must not run here again */
 	{
 		char saved[sizeof(s->err)];
@@ -1598,6 +1621,22 @@ static int rollback(struct src *s)
 	return left[0] ? LM_EXIT_ROLLBACK_FAILED : LM_EXIT_FAILED;
 }
 
+/* What the target said its part of the downtime was (1.5 targets). */
+static void target_account(struct src *s)
+{
+	if (s->tgt_load_known)
+		fprintf(s->out->text,
+			"  of it on the target: its devices' load %.1f (after writing queued pages %.1f)",
+			s->tgt_load / 1e3, s->tgt_drain / 1e3);
+	if (s->tgt_run_known)
+		fprintf(s->out->text,
+			"%s its devices' run %.1f and its VMM's start ack %.1f",
+			s->tgt_load_known ? ";" : "  of it on the target:",
+			(s->tgt_run - s->tgt_vmm) / 1e3, s->tgt_vmm / 1e3);
+	if (s->tgt_load_known || s->tgt_run_known)
+		fputc('\n', s->out->text);
+}
+
 static void summary(struct src *s, const char *result, int code)
 {
 	uint64_t total = (s->st.t_end_us ? s->st.t_end_us : lm_now_us()) -
@@ -1634,10 +1673,19 @@ static void summary(struct src *s, const char *result, int code)
 	json_u64(s->out->js, "dirty_get_ms", s->t_dirty / 1000);
 	json_u64(s->out->js, "pause_ms", s->sw_pause / 1000);
 	json_u64(s->out->js, "stop_copy_ms", s->sw_stop / 1000);
+	json_u64(s->out->js, "stop_copy_us", s->sw_stop);
 	json_u64(s->out->js, "final_dirty_ms", s->sw_dirty / 1000);
 	json_u64(s->out->js, "final_transfer_ms", s->sw_xfer / 1000);
 	json_u64(s->out->js, "target_load_ms", s->sw_load / 1000);
 	json_u64(s->out->js, "commit_ms", s->sw_commit / 1000);
+	if (s->tgt_load_known) {
+		lm_ev_double(s->out, "target_drain_ms", s->tgt_drain / 1e3);
+		lm_ev_double(s->out, "target_device_load_ms", s->tgt_load / 1e3);
+	}
+	if (s->tgt_run_known) {
+		lm_ev_double(s->out, "target_run_ms", s->tgt_run / 1e3);
+		lm_ev_double(s->out, "target_vmm_start_ms", s->tgt_vmm / 1e3);
+	}
 	json_bool(s->out->js, "early", s->early);
 	json_u64(s->out->js, "early_prepare_ms", s->early_prepare_us / 1000);
 	json_u64(s->out->js, "early_ack_ms", s->early_ack_us / 1000);
@@ -1662,6 +1710,9 @@ static void summary(struct src *s, const char *result, int code)
 			down / 1e3, s->sw_pause / 1e3, s->sw_stop / 1e3,
 			s->sw_xfer / 1e3, s->sw_dirty / 1e3, s->sw_load / 1e3,
 			s->sw_commit / 1e3);
+	if (!s->out->js->enabled && down && (code == LM_EXIT_OK ||
+					     code == LM_EXIT_UNCONFIRMED))
+		target_account(s);
 	fflush(s->out->text);
 }
 

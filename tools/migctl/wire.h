@@ -35,9 +35,12 @@
  * the other is 1.3 (struct wire_conn.sum_off: the source from the
  * target's ACCEPT on, the target after its ACCEPT to a 1.3 HELLO);
  * 1.4: one migration may take several devices of a VM (HELLO and ACCEPT
- * name each, a STREAM frame says whose state it carries).
+ * name each, a STREAM frame says whose state it carries);
+ * 1.5: READY carries the target's u64 drain and load times, DONE after its
+ * u64 code the target's u64 run and VMM start-ack times (us): the
+ * source's downtime breakdown (a peer before sends and reads none).
  */
-#define WIRE_MINOR	4
+#define WIRE_MINOR	5
 #define WIRE_HDR_LEN	32
 #define WIRE_PORT	4797
 
@@ -61,9 +64,9 @@ enum wire_type {
 	WIRE_ROUND_ACK,		/* dst: the round is written */
 	WIRE_SWITCHOVER,	/* src: vCPUs paused, device stopping */
 	WIRE_FINAL,		/* src: all data sent (totals to check) */
-	WIRE_READY,		/* dst: stream loaded (RESUMING -> STOP ok) */
+	WIRE_READY,		/* dst: stream loaded (RESUMING -> STOP ok); 1.5: times */
 	WIRE_COMMIT,		/* src: passed the commit point; run it */
-	WIRE_DONE,		/* dst: running and committed */
+	WIRE_DONE,		/* dst: running and committed: u64 code; 1.5: times */
 	WIRE_ABORT,		/* either: giving up before the commit, why */
 	WIRE_TYPE_NR,
 };

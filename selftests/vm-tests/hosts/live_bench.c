@@ -41,6 +41,21 @@
  *                               the dirty read included)
  *   downtime_resume_ms: N      (COMMIT to the target's resume ack)
  *
+ * and, from the target's own account (migctl 1.5's READY and DONE;
+ * decimals, medians of each run's figure):
+ *
+ *   downtime_device_load_ms: N (the target's devices' RESUMING -> STOP,
+ *                               part of target_load_ms, whose rest is the
+ *                               final frames reaching the target and
+ *                               READY's way back)
+ *   downtime_device_own_ms: N  (stop_copy_us + downtime_device_load_ms:
+ *                               the device's save and restore alone)
+ *   downtime_target_vmm_ms: N  (the target VMM's start ack, part of
+ *                               downtime_resume_ms: the test VMM's own
+ *                               checks, its RAM digest above all)
+ *
+ * downtime_device_ms keeps its meaning (stop_copy_ms + target_load_ms).
+ *
  * These migrations run with --insecure (plain TCP), as these lines always
  * measured. The source VMM names the page it keeps for edu (debugfs
  * "scratch", as hosts/live_test migrate_early_device_state; the target's
@@ -117,6 +132,8 @@
 struct run {
 	double rounds, total_ms, downtime_ms, stream;
 	double dt_pause, dt_device, dt_dirty, dt_xfer, dt_resume;
+	/* the target's own account (migctl 1.5): its devices' load, its VMM's start ack */
+	double dt_dev_load, dt_dev_own, dt_tgt_vmm;
 	double tcp, tcp_idle, ratio, ratio_idle;
 	/* the same again over TLS */
 	double stream_tls, ratio_tls, handshake_ms;
@@ -378,6 +395,15 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 		r->dt_device += json_f(obj, "target_load_ms");
 	else
 		r->dt_device = -1;
+	r->dt_dev_load = json_f(obj, "target_device_load_ms");
+	r->dt_dev_own = json_f(obj, "stop_copy_us");
+	r->dt_tgt_vmm = json_f(obj, "target_vmm_start_ms");
+	if (r->dt_dev_load < 0 || r->dt_dev_own < 0 || r->dt_tgt_vmm < 0) {
+		fprintf(stderr, "live_bench: summary lacks the target's account: %s\n",
+			obj);
+		goto out;
+	}
+	r->dt_dev_own = r->dt_dev_own / 1000 + r->dt_dev_load;
 	r->dt_dirty = json_f(obj, "final_dirty_ms");
 	r->dt_xfer = json_f(obj, "final_transfer_ms");
 	r->dt_resume = json_f(obj, "commit_ms");
@@ -431,6 +457,10 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 			printf("# target VMM (%s): %.*s\n", mode_name[mode],
 			       (int)(nl - s), s);
 	}
+	printf("# run (%s): the device's own part %.1f ms = stop-copy %.1f + the target's load %.1f (of %.0f from FINAL to READY); the target VMM's start ack %.1f ms (of %.0f from COMMIT to DONE)\n",
+	       mode_name[mode], r->dt_dev_own, json_f(obj, "stop_copy_us") / 1000,
+	       r->dt_dev_load, json_f(obj, "target_load_ms"), r->dt_tgt_vmm,
+	       r->dt_resume);
 	printf("# run (%s): page_stream %.1f MiB/s, tcp %.1f (idle %.1f), ratio %.3f (idle %.3f); rounds %.0f, total %.0f ms, downtime %.0f ms (pause %.0f, device %.0f = stop-copy %.0f + load %.0f, dirty %.0f, transfer %.0f, resume %.0f); before it, prepare %.0f ms + early state round %.0f ms (%s); pages_sent %.0f, zero %.0f, unchanged %.0f; read %.0f ms, hash %.0f ms, send %.0f ms, ack_wait %.0f ms\n",
 	       mode_name[mode],
 	       r->stream, r->tcp, r->tcp_idle, r->ratio, r->ratio_idle,
@@ -555,6 +585,9 @@ int main(void)
 	printf("downtime_dirty_ms: %.0f\n", MEDIAN(dt_dirty));
 	printf("downtime_transfer_ms: %.0f\n", MEDIAN(dt_xfer));
 	printf("downtime_resume_ms: %.0f\n", MEDIAN(dt_resume));
+	printf("downtime_device_load_ms: %.1f\n", MEDIAN(dt_dev_load));
+	printf("downtime_device_own_ms: %.1f\n", MEDIAN(dt_dev_own));
+	printf("downtime_target_vmm_ms: %.1f\n", MEDIAN(dt_tgt_vmm));
 	printf("page_stream_mib_per_s: %.1f\n", MEDIAN(stream));
 	printf("page_stream_ratio: %.3f\n", MEDIAN(ratio));
 	printf("page_stream_ratio_idle: %.3f\n", MEDIAN(ratio_idle));

@@ -97,6 +97,8 @@ struct fake {
 	size_t needs_len;
 	int needs_asked;
 	int ack_delay_phase;
+	/* the target's devices' load and its VMM's start ack take this long */
+	unsigned int load_delay_ms, start_delay_ms;
 	/* the shadow adapter: refusals, and what it saw */
 	bool shadow_unavailable;
 	const char *engage_refused, *handback_refused;	/* extack */
@@ -154,6 +156,8 @@ static inline int f_set_state(struct lm_dev *d, uint32_t st)
 		return -EPERM;
 	}
 	if (f->state == LM_ST_RESUMING && st == LM_ST_STOP) {
+		if (f->load_delay_ms)
+			usleep(f->load_delay_ms * 1000);
 		if (f->fail_load || f->rx_len != sizeof(f->src->stream) ||
 		    memcmp(f->rx, f->src->stream, f->rx_len)) {
 			snprintf(d->err, sizeof(d->err),
@@ -272,6 +276,8 @@ static inline int f_phase(struct lm_dev *d, uint32_t ph, int timeout_ms,
 		d->ram[0].length = (uint64_t)(f->ram_named_pages ?: FAKE_PAGES) *
 				   WIRE_PAGE;
 	}
+	if (ph == VFIO_MIG_MIG_PHASE_START && f->start_delay_ms)
+		usleep(f->start_delay_ms * 1000);
 	if (ph == VFIO_MIG_MIG_PHASE_START && f->cut_fd >= 0)
 		shutdown(f->cut_fd, SHUT_RDWR);
 	if (ph == VFIO_MIG_MIG_PHASE_PAUSE && f->ack_delay_phase) {
@@ -620,6 +626,121 @@ static inline void migrate(struct side *s, struct side *t)
 	side_unpack(s, dv);
 	fflush(s->js.out);
 	pthread_join(th, NULL);
+	fclose(stderr);
+	stderr = saved;
+}
+
+/*
+ * A relay between the two: the source's bytes go through as they are;
+ * each frame of the target's is read whole and the payload of its READY
+ * and DONE handed to @rewrite (which may shorten or change it) before the
+ * frame goes on, its header and checksum made anew.
+ */
+typedef void (*relay_fn)(uint16_t type, uint8_t *p, uint32_t *len);
+
+struct relay_dir {
+	int from, to;
+	relay_fn rewrite;		/* NULL: bytes as they come */
+};
+
+static inline bool relay_read(int fd, uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t r = read(fd, p, n);
+
+		if (r <= 0)
+			return false;
+		p += r;
+		n -= r;
+	}
+	return true;
+}
+
+static inline bool relay_write(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t r = write(fd, p, n);
+
+		if (r <= 0)
+			return false;
+		p += r;
+		n -= r;
+	}
+	return true;
+}
+
+static inline void *relay_thread(void *arg)
+{
+	static uint8_t buf[2][WIRE_MAX_PAYLOAD + WIRE_HDR_LEN];
+	struct relay_dir *r = arg;
+	uint8_t *b = buf[!!r->rewrite], *p = b + WIRE_HDR_LEN;
+
+	for (;;) {
+		uint32_t len, seq;
+		uint16_t type;
+		uint64_t sum;
+		ssize_t n;
+
+		if (!r->rewrite) {
+			n = read(r->from, b, WIRE_HDR_LEN);
+			if (n <= 0 || !relay_write(r->to, b, n))
+				break;
+			continue;
+		}
+		if (!relay_read(r->from, b, WIRE_HDR_LEN))
+			break;
+		type = wire_get16(b + 6);
+		len = wire_get32(b + 8);
+		seq = wire_get32(b + 12);
+		sum = wire_get64(b + 16);
+		if (len > WIRE_MAX_PAYLOAD || !relay_read(r->from, p, len))
+			break;
+		if (type == WIRE_READY || type == WIRE_DONE) {
+			bool summed = sum == wire_sum(p, len);
+
+			r->rewrite(type, p, &len);
+			wire_hdr_encode(b, type, len, seq,
+					summed ? wire_sum(p, len) : sum);
+		}
+		if (!relay_write(r->to, b, WIRE_HDR_LEN + len))
+			break;
+	}
+	shutdown(r->to, SHUT_WR);
+	return NULL;
+}
+
+/* migrate() with the target's READY and DONE payloads through @rewrite. */
+static inline void migrate_relayed(struct side *s, struct side *t,
+				   relay_fn rewrite)
+{
+	struct lm_dev dv[LM_DEVS_MAX];
+	struct relay_dir up, down;
+	pthread_t th, ru, rd;
+	int a[2], b[2];
+	FILE *saved = stderr;
+
+	ASSERT_EQ_RAW(0, socketpair(AF_UNIX, SOCK_STREAM, 0, a));
+	ASSERT_EQ_RAW(0, socketpair(AF_UNIX, SOCK_STREAM, 0, b));
+	s->fd = a[0];
+	t->fd = b[1];
+	t->f.src = &s->f;
+	up = (struct relay_dir){ .from = a[1], .to = b[0] };
+	down = (struct relay_dir){ .from = b[0], .to = a[1], .rewrite = rewrite };
+	free(s->err);
+	stderr = open_memstream(&s->err, &s->err_len);
+	pthread_create(&th, NULL, target_thread, t);
+	pthread_create(&ru, NULL, relay_thread, &up);
+	pthread_create(&rd, NULL, relay_thread, &down);
+	side_pack(s, dv);
+	s->code = lm_source_run(&s->o, dv, s->fd, &s->out, &s->stop);
+	side_unpack(s, dv);
+	fflush(s->js.out);
+	pthread_join(th, NULL);
+	/* both ends have closed theirs: the relays see EOF and end */
+	pthread_join(ru, NULL);
+	pthread_join(rd, NULL);
+	close(a[1]);
+	close(b[0]);
 	fclose(stderr);
 	stderr = saved;
 }

@@ -381,7 +381,7 @@ TEST(compat_each_mismatch_named)
 	t.revision = 0x11;
 	t.subvendor = 0x1b36;
 	t.trap_mode = 2;
-	t.proto_minor = 5;
+	t.proto_minor = WIRE_MINOR + 1;
 	snprintf(t.kernel, sizeof(t.kernel), "6.1.0-56-amd64-other");
 	EXPECT_EQ(0, lm_compat_check(&s, &t, &r, notes, sizeof(notes)));
 	EXPECT_NE(NULL, strstr(notes, "revision 0x10/0x11"));
@@ -531,6 +531,7 @@ TEST(migrate_text_summary_breaks_down_the_downtime)
 {
 	static struct side s, t;
 	double down, pause, stop, xfer, dirty, load, commit;
+	double t_load, t_drain, t_run, t_vmm;
 	const char *l;
 
 	side_init(&s, "0000:00:03.0", false);
@@ -551,7 +552,113 @@ TEST(migrate_text_summary_breaks_down_the_downtime)
 	/* each part is rounded to 0.1 ms, the parts cover the downtime */
 	EXPECT_GE(down + 0.35, pause + stop + xfer + load + commit);
 	EXPECT_LE(down - 0.35, pause + stop + xfer + load + commit);
+	/* and the target's own account of its two */
+	l = strstr(s.log, "\n  of it on the target: ");
+	ASSERT_NE(NULL, l) TH_LOG("%s", s.log);
+	ASSERT_EQ(4, sscanf(l, "\n  of it on the target: its devices' load %lf (after writing queued pages %lf); its devices' run %lf and its VMM's start ack %lf",
+			    &t_load, &t_drain, &t_run, &t_vmm))
+		TH_LOG("%s", l);
+	EXPECT_GE(load + 0.25, t_load + t_drain);
+	EXPECT_GE(commit + 0.25, t_run + t_vmm);
 	EXPECT_FALSE(has(&s, "\"event\""));
+	side_free(&s);
+	side_free(&t);
+}
+
+/* A number of the source's summary, or -1 when it has no such key. */
+static double summary_num(struct side *s, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	fflush(s->js.out);
+	p = s->log ? strstr(s->log, "\"event\":\"summary\"") : NULL;
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = p ? strstr(p, pat) : NULL;
+	return p ? strtod(p + strlen(pat), NULL) : -1;
+}
+
+/*
+ * The target's own account of its part: its devices' load within FINAL
+ * to READY, its VMM's start ack within COMMIT to DONE, as it measured
+ * them (the fake's load and start ack take 30 and 40 ms).
+ */
+TEST(migrate_target_accounts_for_its_part)
+{
+	static struct side s, t;
+	double load, dev_load, drain, commit, run, vmm;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	t.f.load_delay_ms = 30;
+	t.f.start_delay_ms = 40;
+	migrate(&s, &t);
+	ASSERT_EQ(0, s.code) TH_LOG("%s", s.log);
+	load = summary_num(&s, "target_load_ms");
+	dev_load = summary_num(&s, "target_device_load_ms");
+	drain = summary_num(&s, "target_drain_ms");
+	commit = summary_num(&s, "commit_ms");
+	run = summary_num(&s, "target_run_ms");
+	vmm = summary_num(&s, "target_vmm_start_ms");
+	EXPECT_LE(30, dev_load) TH_LOG("%s", s.log);
+	EXPECT_LE(0, drain);
+	/* target_load_ms is whole ms, the target's parts tenths */
+	EXPECT_GE(load + 1, dev_load + drain);
+	EXPECT_LE(40, vmm) TH_LOG("%s", s.log);
+	EXPECT_LE(vmm, run);
+	EXPECT_GE(commit + 1, run);
+	/* its own summary says the same */
+	EXPECT_TRUE(has(&t, "\"vmm_start_ms\":4")) TH_LOG("%s", t.log);
+	side_free(&s);
+	side_free(&t);
+}
+
+static void strip_times(uint16_t type, uint8_t *p, uint32_t *len)
+{
+	(void)p;
+	*len = type == WIRE_DONE ? 8 : 0;	/* a target before 1.5 */
+}
+
+static void huge_times(uint16_t type, uint8_t *p, uint32_t *len)
+{
+	unsigned int i;
+
+	for (i = type == WIRE_DONE ? 1 : 0; i < *len / 8; i++)
+		wire_put64(p + 8 * i, UINT64_MAX);
+}
+
+/*
+ * A target before 1.5 says nothing of its part: the summary has none of
+ * it. A target that claims more than the window the source saw is held
+ * to that window.
+ */
+TEST(migrate_target_account_missing_or_too_large)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	migrate_relayed(&s, &t, strip_times);
+	ASSERT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(-1, summary_num(&s, "target_device_load_ms"));
+	EXPECT_EQ(-1, summary_num(&s, "target_vmm_start_ms"));
+	EXPECT_LE(0, summary_num(&s, "target_load_ms"));
+	side_free(&s);
+	side_free(&t);
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	t.f.load_delay_ms = 5;
+	migrate_relayed(&s, &t, huge_times);
+	ASSERT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_GE(summary_num(&s, "target_load_ms") + 1,
+		  summary_num(&s, "target_drain_ms") +
+		  summary_num(&s, "target_device_load_ms")) TH_LOG("%s", s.log);
+	EXPECT_GE(summary_num(&s, "commit_ms") + 1,
+		  summary_num(&s, "target_run_ms")) TH_LOG("%s", s.log);
+	EXPECT_GE(summary_num(&s, "target_run_ms"),
+		  summary_num(&s, "target_vmm_start_ms"));
 	side_free(&s);
 	side_free(&t);
 }
