@@ -82,6 +82,8 @@ struct src {
 	 */
 	bool early;
 	uint64_t early_prepare_us, early_ack_us, early_bytes;
+	/* when a prepare first held a device's DMA starts (0: none did) */
+	uint64_t t_hold_us;
 	/* --via-shadow: engaged; the engage as migctl and the kernel timed it */
 	bool engaged;
 	uint64_t shadow_us, shadow_ns;
@@ -1272,6 +1274,9 @@ static int prepare_dev(struct src *s, struct sdev *v)
 		ret = -EPROTONOSUPPORT;
 	} else {
 		ret = v->d->ops->prepare(v->d);
+		/* the kernel holds the DMA starts from the call on */
+		if (!ret && !s->t_hold_us)
+			s->t_hold_us = t0;
 	}
 	s->early_prepare_us += lm_now_us() - t0;
 	lm_ev_begin(s->out, "prepare");
@@ -1643,6 +1648,13 @@ static void summary(struct src *s, const char *result, int code)
 			 s->st.t_start_us;
 	uint64_t down = s->st.t_pause_us && s->st.t_end_us ?
 			s->st.t_end_us - s->st.t_pause_us : 0;
+	/*
+	 * How long the guest's device could not start DMA: from a prepare
+	 * that held it (edu's DMA starts wait from then), else from the
+	 * pause, to the target's start.
+	 */
+	uint64_t held = down && s->t_hold_us && s->t_hold_us < s->st.t_pause_us ?
+			s->st.t_end_us - s->t_hold_us : down;
 	double mibs = s->st.page_us ? (double)s->st.page_bytes / (1 << 20) /
 				      (s->st.page_us / 1e6) : 0;
 
@@ -1654,6 +1666,7 @@ static void summary(struct src *s, const char *result, int code)
 	json_u64(s->out->js, "rounds", s->st.rounds);
 	json_u64(s->out->js, "total_ms", total / 1000);
 	json_u64(s->out->js, "downtime_ms", down / 1000);
+	json_u64(s->out->js, "device_held_ms", held / 1000);
 	json_u64(s->out->js, "bytes", s->c.tx_bytes);
 	json_u64(s->out->js, "page_bytes", s->st.page_bytes);
 	json_u64(s->out->js, "pages", s->st.pages_seen);
@@ -1713,6 +1726,11 @@ static void summary(struct src *s, const char *result, int code)
 	if (!s->out->js->enabled && down && (code == LM_EXIT_OK ||
 					     code == LM_EXIT_UNCONFIRMED))
 		target_account(s);
+	if (!s->out->js->enabled && held > down && (code == LM_EXIT_OK ||
+						    code == LM_EXIT_UNCONFIRMED))
+		fprintf(s->out->text,
+			"  the guest's device DMA starts were held %.1f ms, from the prepare to the target's start\n",
+			held / 1e3);
 	fflush(s->out->text);
 }
 

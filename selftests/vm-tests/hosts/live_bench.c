@@ -56,6 +56,13 @@
  *
  * downtime_device_ms keeps its meaning (stop_copy_ms + target_load_ms).
  *
+ *   device_held_ms: N          (how long the guest's device could not
+ *                               start DMA: from migctl's prepare, which
+ *                               holds it, to the target's start; the
+ *                               downtime where nothing was prepared)
+ *   device_held_ms_via_shadow, device_held_ms_2dev: N  (the same for
+ *                               those migrations)
+ *
  * These migrations run with --insecure (plain TCP), as these lines always
  * measured. The source VMM names the page it keeps for edu (debugfs
  * "scratch", as hosts/live_test migrate_early_device_state; the target's
@@ -134,6 +141,8 @@ struct run {
 	double dt_pause, dt_device, dt_dirty, dt_xfer, dt_resume;
 	/* the target's own account (migctl 1.5): its devices' load, its VMM's start ack */
 	double dt_dev_load, dt_dev_own, dt_tgt_vmm;
+	/* the guest's device DMA starts held: the prepare to the target's start */
+	double held, held_shadow, held_2dev;
 	double tcp, tcp_idle, ratio, ratio_idle;
 	/* the same again over TLS */
 	double stream_tls, ratio_tls, handshake_ms;
@@ -404,6 +413,12 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 		goto out;
 	}
 	r->dt_dev_own = r->dt_dev_own / 1000 + r->dt_dev_load;
+	r->held = json_f(obj, "device_held_ms");
+	if (r->held < r->downtime_ms) {
+		fprintf(stderr, "live_bench: device_held_ms missing or below the downtime: %s\n",
+			obj);
+		goto out;
+	}
 	r->dt_dirty = json_f(obj, "final_dirty_ms");
 	r->dt_xfer = json_f(obj, "final_transfer_ms");
 	r->dt_resume = json_f(obj, "commit_ms");
@@ -457,6 +472,8 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 			printf("# target VMM (%s): %.*s\n", mode_name[mode],
 			       (int)(nl - s), s);
 	}
+	printf("# run (%s): the guest's device DMA starts held %.0f ms (downtime %.0f)\n",
+	       mode_name[mode], r->held, r->downtime_ms);
 	printf("# run (%s): the device's own part %.1f ms = stop-copy %.1f + the target's load %.1f (of %.0f from FINAL to READY); the target VMM's start ack %.1f ms (of %.0f from COMMIT to DONE)\n",
 	       mode_name[mode], r->dt_dev_own, json_f(obj, "stop_copy_us") / 1000,
 	       r->dt_dev_load, json_f(obj, "target_load_ms"), r->dt_tgt_vmm,
@@ -557,18 +574,20 @@ int main(void)
 		/* a failure here is the shadow's: the other lines stand */
 		if (one_run(t.edu[0], t.edu[1], 0x5eed + i, VIA_SHADOW, &sr)) {
 			shadow_failed++;
-			sr.downtime_ms = sr.dt_device = -1;
+			sr.downtime_ms = sr.dt_device = sr.held = -1;
 		}
 		runs[n].dt_shadow = sr.downtime_ms;
 		runs[n].dt_device_shadow = sr.dt_device;
+		runs[n].held_shadow = sr.held;
 		/* and the two-device VM's: its own line, the others stand */
 		if (vf_a &&
 		    one_run(t.edu[0], t.edu[1], 0x5eed + i, TWO_DEV, &sr)) {
 			two_failed++;
-			sr.downtime_ms = sr.dt_device = -1;
+			sr.downtime_ms = sr.dt_device = sr.held = -1;
 		}
 		runs[n].dt_2dev = sr.downtime_ms;
 		runs[n].dt_device_2dev = sr.dt_device;
+		runs[n].held_2dev = sr.held;
 		n++;
 	}
 	if (n < RUNS) {
@@ -588,6 +607,7 @@ int main(void)
 	printf("downtime_device_load_ms: %.1f\n", MEDIAN(dt_dev_load));
 	printf("downtime_device_own_ms: %.1f\n", MEDIAN(dt_dev_own));
 	printf("downtime_target_vmm_ms: %.1f\n", MEDIAN(dt_tgt_vmm));
+	printf("device_held_ms: %.0f\n", MEDIAN(held));
 	printf("page_stream_mib_per_s: %.1f\n", MEDIAN(stream));
 	printf("page_stream_ratio: %.3f\n", MEDIAN(ratio));
 	printf("page_stream_ratio_idle: %.3f\n", MEDIAN(ratio_idle));
@@ -612,6 +632,7 @@ int main(void)
 	printf("downtime_ms_via_shadow: %.0f\n", MEDIAN(dt_shadow));
 	printf("downtime_device_ms_via_shadow: %.0f\n",
 	       MEDIAN(dt_device_shadow));
+	printf("device_held_ms_via_shadow: %.0f\n", MEDIAN(held_shadow));
 	if (two_failed) {
 		printf("live_bench: %d of %d migrations of two devices failed\n",
 		       two_failed, RUNS);
@@ -623,5 +644,6 @@ int main(void)
 	}
 	printf("downtime_ms_2dev: %.0f\n", MEDIAN(dt_2dev));
 	printf("downtime_device_ms_2dev: %.0f\n", MEDIAN(dt_device_2dev));
+	printf("device_held_ms_2dev: %.0f\n", MEDIAN(held_2dev));
 	return 0;
 }

@@ -99,6 +99,7 @@ struct fake {
 	int ack_delay_phase;
 	/* the target's devices' load and its VMM's start ack take this long */
 	unsigned int load_delay_ms, start_delay_ms;
+	unsigned int prepare_delay_ms;	/* the source's prepare, as long */
 	/* the shadow adapter: refusals, and what it saw */
 	bool shadow_unavailable;
 	const char *engage_refused, *handback_refused;	/* extack */
@@ -444,6 +445,8 @@ static inline int f_shadow(struct lm_dev *d, const char *bdf, uint8_t cmd,
 static inline int f_prepare(struct lm_dev *d)
 {
 	F(d)->prepares++;
+	if (F(d)->prepare_delay_ms)
+		usleep(F(d)->prepare_delay_ms * 1000);
 	return 0;
 }
 

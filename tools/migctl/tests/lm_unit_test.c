@@ -869,6 +869,8 @@ TEST(wire_ident_early_load)
  * record and fail the migration. The source's own early-load never
  * reaches the wire.
  */
+static double summary_num(struct side *s, const char *key);
+
 TEST(migrate_prepares_only_for_a_target_that_loads_early_state)
 {
 	static struct side s, t;
@@ -882,11 +884,25 @@ TEST(migrate_prepares_only_for_a_target_that_loads_early_state)
 		t.f.id.early_load = i > 0;
 		if (i == 2)
 			s.f.id.proto_minor = 1;
+		s.f.prepare_delay_ms = 40;
 		s.o.downtime_ms = 1;
 		migrate(&s, &t);
 		EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
 		EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
 		EXPECT_EQ(i == 1, s.f.prepares);
+		/*
+		 * the device's DMA starts wait from the prepare (40 ms) to
+		 * the target's start; without one, the downtime
+		 */
+		if (i == 1) {
+			EXPECT_LE(summary_num(&s, "downtime_ms") + 40,
+				  summary_num(&s, "device_held_ms"))
+				TH_LOG("%s", s.log);
+		} else {
+			EXPECT_EQ(summary_num(&s, "downtime_ms"),
+				  summary_num(&s, "device_held_ms"))
+				TH_LOG("%s", s.log);
+		}
 		EXPECT_TRUE(has(&s, i == 1 ? "\"event\":\"prepare\",\"role\":\"source\",\"early\":true" :
 				   "\"early\":false,\"why\":\"the target's device cannot load early device state now"))
 			TH_LOG("%s", s.log);
