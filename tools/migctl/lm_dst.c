@@ -910,7 +910,7 @@ static int await_commit(struct dst *t)
 			code = LM_EXIT_UNCONFIRMED;
 		}
 	}
-	/* 1.5: the run and the VMMs' start acks (a source before reads none) */
+	/* 1.5: the start and its VMMs' acks of it (a source before reads none) */
 	wire_put64(p, code);
 	wire_put64(p + 8, t->t_run);
 	wire_put64(p + 16, t->t_vmm);

@@ -70,8 +70,9 @@ struct src {
 	/*
 	 * The target's own account (1.5; a target before sends none): of
 	 * sw_load, its drain of queued pages and its devices' load; of
-	 * sw_commit, its devices' run and its VMMs' start acks (us). Each
-	 * bounded by the window this side saw it in.
+	 * sw_commit, its start (the devices' RUNNING arcs and its VMMs'
+	 * start acks) and those acks alone (us). Each bounded by the
+	 * window this side saw it in.
 	 */
 	bool tgt_load_known, tgt_run_known;
 	uint64_t tgt_drain, tgt_load, tgt_run, tgt_vmm;
@@ -1274,8 +1275,11 @@ static int prepare_dev(struct src *s, struct sdev *v)
 		ret = -EPROTONOSUPPORT;
 	} else {
 		ret = v->d->ops->prepare(v->d);
-		/* the kernel holds the DMA starts from the call on */
-		if (!ret && !s->t_hold_us)
+		/*
+		 * The kernel holds the DMA starts from the call on; one that
+		 * timed out holds them too, until the stop (below).
+		 */
+		if ((!ret || ret == -ETIMEDOUT) && !s->t_hold_us)
 			s->t_hold_us = t0;
 	}
 	s->early_prepare_us += lm_now_us() - t0;
@@ -1651,7 +1655,7 @@ static void summary(struct src *s, const char *result, int code)
 	/*
 	 * How long the guest's device could not start DMA: from a prepare
 	 * that held it (edu's DMA starts wait from then), else from the
-	 * pause, to the target's start.
+	 * pause, to DONE (the target's start acknowledged).
 	 */
 	uint64_t held = down && s->t_hold_us && s->t_hold_us < s->st.t_pause_us ?
 			s->st.t_end_us - s->t_hold_us : down;
@@ -1696,7 +1700,7 @@ static void summary(struct src *s, const char *result, int code)
 		lm_ev_double(s->out, "target_device_load_ms", s->tgt_load / 1e3);
 	}
 	if (s->tgt_run_known) {
-		lm_ev_double(s->out, "target_run_ms", s->tgt_run / 1e3);
+		lm_ev_double(s->out, "target_start_ms", s->tgt_run / 1e3);
 		lm_ev_double(s->out, "target_vmm_start_ms", s->tgt_vmm / 1e3);
 	}
 	json_bool(s->out->js, "early", s->early);
@@ -1729,7 +1733,7 @@ static void summary(struct src *s, const char *result, int code)
 	if (!s->out->js->enabled && held > down && (code == LM_EXIT_OK ||
 						    code == LM_EXIT_UNCONFIRMED))
 		fprintf(s->out->text,
-			"  the guest's device DMA starts were held %.1f ms, from the prepare to the target's start\n",
+			"  the guest's device DMA starts were held %.1f ms, from the prepare to the target's start acknowledged\n",
 			held / 1e3);
 	fflush(s->out->text);
 }

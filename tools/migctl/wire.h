@@ -37,8 +37,9 @@
  * 1.4: one migration may take several devices of a VM (HELLO and ACCEPT
  * name each, a STREAM frame says whose state it carries);
  * 1.5: READY carries the target's u64 drain and load times, DONE after its
- * u64 code the target's u64 run and VMM start-ack times (us): the
- * source's downtime breakdown (a peer before sends and reads none).
+ * u64 code the target's u64 start time (devices run and VMM start acks)
+ * and the acks' alone (us): the source's downtime breakdown (a peer
+ * before sends and reads none).
  */
 #define WIRE_MINOR	5
 #define WIRE_HDR_LEN	32

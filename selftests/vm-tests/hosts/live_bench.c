@@ -404,18 +404,17 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 		r->dt_device += json_f(obj, "target_load_ms");
 	else
 		r->dt_device = -1;
+	/* a migctl before 1.5 has none of these: -1, "not measured" */
 	r->dt_dev_load = json_f(obj, "target_device_load_ms");
 	r->dt_dev_own = json_f(obj, "stop_copy_us");
 	r->dt_tgt_vmm = json_f(obj, "target_vmm_start_ms");
-	if (r->dt_dev_load < 0 || r->dt_dev_own < 0 || r->dt_tgt_vmm < 0) {
-		fprintf(stderr, "live_bench: summary lacks the target's account: %s\n",
-			obj);
-		goto out;
-	}
-	r->dt_dev_own = r->dt_dev_own / 1000 + r->dt_dev_load;
+	if (r->dt_dev_load < 0 || r->dt_dev_own < 0)
+		r->dt_dev_load = r->dt_dev_own = -1;
+	else
+		r->dt_dev_own = r->dt_dev_own / 1000 + r->dt_dev_load;
 	r->held = json_f(obj, "device_held_ms");
-	if (r->held < r->downtime_ms) {
-		fprintf(stderr, "live_bench: device_held_ms missing or below the downtime: %s\n",
+	if (r->held >= 0 && r->held < r->downtime_ms) {
+		fprintf(stderr, "live_bench: device_held_ms below the downtime: %s\n",
 			obj);
 		goto out;
 	}
@@ -529,6 +528,26 @@ static double median(const struct run *runs, int n, size_t off)
 
 #define MEDIAN(field) median(runs, n, offsetof(struct run, field))
 
+/* A line of decimals, or "not measured" if a run lacks the figure (-1). */
+static void print_measured(const struct run *runs, int n, size_t off,
+			   const char *key, const char *fmt)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (*(const double *)((const char *)&runs[i] + off) < 0) {
+			printf("# %s: not measured (run %d: no such figure from migctl)\n",
+			       key, i + 1);
+			return;
+		}
+	printf("%s: ", key);
+	printf(fmt, median(runs, n, off));
+	printf("\n");
+}
+
+#define PRINT_MEASURED(key, field, fmt) \
+	print_measured(runs, n, offsetof(struct run, field), key, fmt)
+
 int main(void)
 {
 	struct run runs[RUNS];
@@ -604,10 +623,10 @@ int main(void)
 	printf("downtime_dirty_ms: %.0f\n", MEDIAN(dt_dirty));
 	printf("downtime_transfer_ms: %.0f\n", MEDIAN(dt_xfer));
 	printf("downtime_resume_ms: %.0f\n", MEDIAN(dt_resume));
-	printf("downtime_device_load_ms: %.1f\n", MEDIAN(dt_dev_load));
-	printf("downtime_device_own_ms: %.1f\n", MEDIAN(dt_dev_own));
-	printf("downtime_target_vmm_ms: %.1f\n", MEDIAN(dt_tgt_vmm));
-	printf("device_held_ms: %.0f\n", MEDIAN(held));
+	PRINT_MEASURED("downtime_device_load_ms", dt_dev_load, "%.1f");
+	PRINT_MEASURED("downtime_device_own_ms", dt_dev_own, "%.1f");
+	PRINT_MEASURED("downtime_target_vmm_ms", dt_tgt_vmm, "%.1f");
+	PRINT_MEASURED("device_held_ms", held, "%.0f");
 	printf("page_stream_mib_per_s: %.1f\n", MEDIAN(stream));
 	printf("page_stream_ratio: %.3f\n", MEDIAN(ratio));
 	printf("page_stream_ratio_idle: %.3f\n", MEDIAN(ratio_idle));
@@ -632,7 +651,7 @@ int main(void)
 	printf("downtime_ms_via_shadow: %.0f\n", MEDIAN(dt_shadow));
 	printf("downtime_device_ms_via_shadow: %.0f\n",
 	       MEDIAN(dt_device_shadow));
-	printf("device_held_ms_via_shadow: %.0f\n", MEDIAN(held_shadow));
+	PRINT_MEASURED("device_held_ms_via_shadow", held_shadow, "%.0f");
 	if (two_failed) {
 		printf("live_bench: %d of %d migrations of two devices failed\n",
 		       two_failed, RUNS);
@@ -644,6 +663,6 @@ int main(void)
 	}
 	printf("downtime_ms_2dev: %.0f\n", MEDIAN(dt_2dev));
 	printf("downtime_device_ms_2dev: %.0f\n", MEDIAN(dt_device_2dev));
-	printf("device_held_ms_2dev: %.0f\n", MEDIAN(held_2dev));
+	PRINT_MEASURED("device_held_ms_2dev", held_2dev, "%.0f");
 	return 0;
 }

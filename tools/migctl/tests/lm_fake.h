@@ -100,6 +100,7 @@ struct fake {
 	/* the target's devices' load and its VMM's start ack take this long */
 	unsigned int load_delay_ms, start_delay_ms;
 	unsigned int prepare_delay_ms;	/* the source's prepare, as long */
+	int prepare_ret;		/* and its result */
 	/* the shadow adapter: refusals, and what it saw */
 	bool shadow_unavailable;
 	const char *engage_refused, *handback_refused;	/* extack */
@@ -447,7 +448,10 @@ static inline int f_prepare(struct lm_dev *d)
 	F(d)->prepares++;
 	if (F(d)->prepare_delay_ms)
 		usleep(F(d)->prepare_delay_ms * 1000);
-	return 0;
+	if (F(d)->prepare_ret)
+		snprintf(d->err, sizeof(d->err), "prepare: %s",
+			 strerror(-F(d)->prepare_ret));
+	return F(d)->prepare_ret;
 }
 
 static const struct lm_dev_ops __attribute__((unused)) fake_ops = {
@@ -662,7 +666,7 @@ static inline bool relay_read(int fd, uint8_t *p, size_t n)
 static inline bool relay_write(int fd, const uint8_t *p, size_t n)
 {
 	while (n) {
-		ssize_t r = write(fd, p, n);
+		ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
 
 		if (r <= 0)
 			return false;
@@ -672,6 +676,7 @@ static inline bool relay_write(int fd, const uint8_t *p, size_t n)
 	return true;
 }
 
+/* One relay pair at a time: a test runs one migrate_relayed() at once. */
 static inline void *relay_thread(void *arg)
 {
 	static uint8_t buf[2][WIRE_MAX_PAYLOAD + WIRE_HDR_LEN];
@@ -685,7 +690,7 @@ static inline void *relay_thread(void *arg)
 		ssize_t n;
 
 		if (!r->rewrite) {
-			n = read(r->from, b, WIRE_HDR_LEN);
+			n = read(r->from, b, sizeof(buf[0]));
 			if (n <= 0 || !relay_write(r->to, b, n))
 				break;
 			continue;
