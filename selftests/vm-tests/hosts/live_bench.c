@@ -58,8 +58,9 @@
  *
  *   device_held_ms: N          (how long the guest's device could not
  *                               start DMA: from migctl's prepare, which
- *                               holds it, to the target's start; the
- *                               downtime where nothing was prepared)
+ *                               holds it, to DONE, the target's start
+ *                               acknowledged; the downtime where nothing
+ *                               was prepared)
  *   device_held_ms_via_shadow, device_held_ms_2dev: N  (the same for
  *                               those migrations)
  *
@@ -141,7 +142,7 @@ struct run {
 	double dt_pause, dt_device, dt_dirty, dt_xfer, dt_resume;
 	/* the target's own account (migctl 1.5): its devices' load, its VMM's start ack */
 	double dt_dev_load, dt_dev_own, dt_tgt_vmm;
-	/* the guest's device DMA starts held: the prepare to the target's start */
+	/* the guest's device DMA starts held: the prepare to DONE */
 	double held, held_shadow, held_2dev;
 	double tcp, tcp_idle, ratio, ratio_idle;
 	/* the same again over TLS */
