@@ -1047,6 +1047,41 @@ TEST_F_TIMEOUT(live, migrate_via_shadow, 150)
  * runs an edu DMA in the stop, each of which is a 100 ms tick: the wait
  * moved from the stop into pre-copy.
  */
+/*
+ * The summary's device_held_ms (the guest's device DMA starts held) and
+ * the target's own account of its part (wire 1.5), whole ms: the hold
+ * covers the downtime and at least @early ms more (the round after a
+ * prepare; 0: none), each part of the target's within the window the
+ * source saw (its decimal may round up by one).
+ */
+static void check_held_and_account(struct __test_metadata *_metadata,
+				   const char *sum, uint64_t early)
+{
+	uint64_t held = 0, down = 0, win = 0, part = 0, start = 0, vmm = 0;
+
+	ASSERT_EQ(0, json_get_u64(sum, "device_held_ms", &held)) TH_LOG("%s", sum);
+	ASSERT_EQ(0, json_get_u64(sum, "downtime_ms", &down));
+	if (early) {
+		EXPECT_LE(down + early, held) TH_LOG("%s", sum);
+	} else {
+		EXPECT_EQ(down, held) TH_LOG("%s", sum);
+	}
+	ASSERT_EQ(0, json_get_u64(sum, "target_load_ms", &win));
+	ASSERT_EQ(0, json_get_u64(sum, "target_device_load_ms", &part))
+		TH_LOG("%s", sum);
+	EXPECT_LE(part, win + 1) TH_LOG("%s", sum);
+	ASSERT_EQ(0, json_get_u64(sum, "commit_ms", &win));
+	ASSERT_EQ(0, json_get_u64(sum, "target_start_ms", &start))
+		TH_LOG("%s", sum);
+	ASSERT_EQ(0, json_get_u64(sum, "target_vmm_start_ms", &vmm));
+	EXPECT_LE(start, win + 1) TH_LOG("%s", sum);
+	EXPECT_LE(vmm, start + 1) TH_LOG("%s", sum);
+	TH_LOG("device DMA held %" PRIu64 " ms, downtime %" PRIu64
+	       " ms; target start %" PRIu64 " ms of commit %" PRIu64
+	       " ms, its VMM's ack %" PRIu64 " ms", held, down, start, win,
+	       vmm);
+}
+
 TEST_F_TIMEOUT(live, migrate_early_device_state, 150)
 {
 	char sum[4096], ev[1024], ctl[160], tctl[160];
@@ -1076,6 +1111,7 @@ TEST_F_TIMEOUT(live, migrate_early_device_state, 150)
 	EXPECT_GT(90, load) TH_LOG("%s", sum);
 	TH_LOG("early state: acked %" PRIu64 " ms after prepare; stop-copy %"
 	       PRIu64 " ms, target load %" PRIu64 " ms", ack, stop, load);
+	check_held_and_account(_metadata, sum, ack);
 }
 
 /*
@@ -1100,6 +1136,7 @@ TEST_F_TIMEOUT(live, migrate_target_without_page_moves_state_in_the_stop, 150)
 	EXPECT_NE(NULL, strstr(ev, "the target's device cannot load early device state now"))
 		TH_LOG("%s", ev);
 	EXPECT_NE(NULL, strstr(sum, "\"early\":false")) TH_LOG("%s", sum);
+	check_held_and_account(_metadata, sum, 0);
 }
 
 /* ---- failures before the commit point ---- */
