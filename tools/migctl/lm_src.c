@@ -1657,8 +1657,8 @@ static void summary(struct src *s, const char *result, int code)
 	 * that held it (edu's DMA starts wait from then), else from the
 	 * pause, to DONE (the target's start acknowledged).
 	 */
-	uint64_t held = down && s->t_hold_us && s->t_hold_us < s->st.t_pause_us ?
-			s->st.t_end_us - s->t_hold_us : down;
+	uint64_t held = down && s->t_hold_us ? s->st.t_end_us - s->t_hold_us :
+					      down;
 	double mibs = s->st.page_us ? (double)s->st.page_bytes / (1 << 20) /
 				      (s->st.page_us / 1e6) : 0;
 

@@ -516,13 +516,19 @@ static int by_double(const void *x, const void *y)
 }
 
 /* The median of field @off of @n runs. */
+/* The figure at @off of @r. */
+static double figure(const struct run *r, size_t off)
+{
+	return *(const double *)((const char *)r + off);
+}
+
 static double median(const struct run *runs, int n, size_t off)
 {
 	double v[RUNS];
 	int i;
 
 	for (i = 0; i < n; i++)
-		v[i] = *(const double *)((const char *)&runs[i] + off);
+		v[i] = figure(&runs[i], off);
 	qsort(v, n, sizeof(v[0]), by_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
@@ -536,7 +542,7 @@ static void print_measured(const struct run *runs, int n, size_t off,
 	int i;
 
 	for (i = 0; i < n; i++)
-		if (*(const double *)((const char *)&runs[i] + off) < 0) {
+		if (figure(&runs[i], off) < 0) {
 			printf("# %s: not measured (run %d: no such figure from migctl)\n",
 			       key, i + 1);
 			return;

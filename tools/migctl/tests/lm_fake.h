@@ -608,23 +608,25 @@ static inline void *target_thread(void *arg)
 /* kselftest's ASSERT needs _metadata; a plain check for the helper */
 #define ASSERT_EQ_RAW(a, b) do { if ((a) != (b)) abort(); } while (0)
 
-/* Run a migration; returns with both codes set. */
-static inline void migrate(struct side *s, struct side *t)
+/*
+ * Run a migration between the source's end @sfd and the target's @tfd;
+ * returns with both codes set.
+ */
+static inline void migrate_fds(struct side *s, struct side *t, int sfd,
+			       int tfd)
 {
 	struct lm_dev dv[LM_DEVS_MAX];
 	unsigned int i;
 	pthread_t th;
-	int sv[2];
 	FILE *saved = stderr;
 
-	ASSERT_EQ_RAW(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
-	s->fd = sv[0];
-	t->fd = sv[1];
+	s->fd = sfd;
+	t->fd = tfd;
 	t->f.src = &s->f;
 	for (i = 0; i + 1 < t->ndev && i + 1 < s->ndev; i++)
 		t->fx[i].src = &s->fx[i];
 	if (t->f.cut_fd == -2)
-		t->f.cut_fd = sv[1];
+		t->f.cut_fd = tfd;
 	free(s->err);
 	stderr = open_memstream(&s->err, &s->err_len);
 	pthread_create(&th, NULL, target_thread, t);
@@ -635,6 +637,15 @@ static inline void migrate(struct side *s, struct side *t)
 	pthread_join(th, NULL);
 	fclose(stderr);
 	stderr = saved;
+}
+
+/* ... over a socket pair. */
+static inline void migrate(struct side *s, struct side *t)
+{
+	int sv[2];
+
+	ASSERT_EQ_RAW(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	migrate_fds(s, t, sv[0], sv[1]);
 }
 
 /*
@@ -721,36 +732,22 @@ static inline void *relay_thread(void *arg)
 static inline void migrate_relayed(struct side *s, struct side *t,
 				   relay_fn rewrite)
 {
-	struct lm_dev dv[LM_DEVS_MAX];
 	struct relay_dir up, down;
-	pthread_t th, ru, rd;
+	pthread_t ru, rd;
 	int a[2], b[2];
-	FILE *saved = stderr;
 
 	ASSERT_EQ_RAW(0, socketpair(AF_UNIX, SOCK_STREAM, 0, a));
 	ASSERT_EQ_RAW(0, socketpair(AF_UNIX, SOCK_STREAM, 0, b));
-	s->fd = a[0];
-	t->fd = b[1];
-	t->f.src = &s->f;
 	up = (struct relay_dir){ .from = a[1], .to = b[0] };
 	down = (struct relay_dir){ .from = b[0], .to = a[1], .rewrite = rewrite };
-	free(s->err);
-	stderr = open_memstream(&s->err, &s->err_len);
-	pthread_create(&th, NULL, target_thread, t);
 	pthread_create(&ru, NULL, relay_thread, &up);
 	pthread_create(&rd, NULL, relay_thread, &down);
-	side_pack(s, dv);
-	s->code = lm_source_run(&s->o, dv, s->fd, &s->out, &s->stop);
-	side_unpack(s, dv);
-	fflush(s->js.out);
-	pthread_join(th, NULL);
+	migrate_fds(s, t, a[0], b[1]);
 	/* both ends have closed theirs: the relays see EOF and end */
 	pthread_join(ru, NULL);
 	pthread_join(rd, NULL);
 	close(a[1]);
 	close(b[0]);
-	fclose(stderr);
-	stderr = saved;
 }
 
 static inline bool has(struct side *s, const char *needle)
