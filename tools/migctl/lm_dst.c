@@ -321,18 +321,19 @@ static int handshake(struct dst *t)
 		      wire_type_name(m.h.type));
 		return -EPROTO;
 	}
-	/*
-	 * The source's waits on us include its VMM's acks: wait as long for
-	 * it, but never longer than this host's own --vmm-timeout-ms (the
-	 * peer's number is the peer's word).
-	 */
-	t->recv_timeout = t->o->timeout_ms +
-		(t->hello.vmm_timeout_ms < t->o->vmm_timeout_ms ?
-		 t->hello.vmm_timeout_ms : t->o->vmm_timeout_ms);
 	t->c.timeout_ms = t->o->timeout_ms;
 	ret = take_devices(t);
 	if (ret)
 		return ret;
+	/*
+	 * The source's waits on us include its VMM's acks, one device after
+	 * the other: wait as long for each device, but never longer than
+	 * this host's own --vmm-timeout-ms (the peer's number is the peer's
+	 * word).
+	 */
+	t->recv_timeout = t->o->timeout_ms + t->ndev *
+		(t->hello.vmm_timeout_ms < t->o->vmm_timeout_ms ?
+		 t->hello.vmm_timeout_ms : t->o->vmm_timeout_ms);
 	/* the migration begins: listen no longer evicts this connection */
 	if (t->o->begun_fd > 0 && write(t->o->begun_fd, "b", 1) != 1) {
 		failf(t, "cannot tell listen the migration began: %s",

@@ -859,6 +859,16 @@ static int dev_ident(struct src *s, struct sdev *v, uint8_t *needs,
 }
 
 /* The target's answer to HELLO: ACCEPT, else why not (-errno). */
+/*
+ * How long to wait for a target step that waits for its VMM's acks: the
+ * target asks them one device after the other, each for up to
+ * --vmm-timeout-ms (ours, which HELLO tells it, or its own if shorter).
+ */
+static int vmm_wait_ms(const struct src *s)
+{
+	return s->o->timeout_ms + s->ndev * s->o->vmm_timeout_ms;
+}
+
 static int hello_answer(struct src *s)
 {
 	struct mig_ident peer[LM_DEVS_MAX];
@@ -867,8 +877,8 @@ static int hello_answer(struct src *s)
 	unsigned int i;
 	int ret;
 
-	/* the target attaches and waits for its VMM's prepare ack */
-	ret = wire_recv(&s->c, &m, s->o->timeout_ms + s->o->vmm_timeout_ms);
+	/* the target attaches and waits for its VMM's prepare acks */
+	ret = wire_recv(&s->c, &m, vmm_wait_ms(s));
 	if (ret) {
 		failf(s, "waiting for the target's answer to HELLO: %s", s->c.err);
 		return ret;
@@ -1480,7 +1490,7 @@ static int commit(struct src *s)
 	char late[300] = "";
 	struct wire_msg m;
 	struct sdev *v;
-	uint64_t t0, u[3];
+	uint64_t t0, u[3], status = 0;
 	int ret;
 
 	s->stage = "commit";
@@ -1511,12 +1521,14 @@ static int commit(struct src *s)
 	t0 = lm_now_us();
 	ret = wire_send(&s->c, WIRE_COMMIT, NULL, 0);
 	if (!ret)
-		ret = expect(s, WIRE_DONE, s->o->timeout_ms + s->o->vmm_timeout_ms,
-			     &m);
+		ret = expect(s, WIRE_DONE, vmm_wait_ms(s), &m);
 	else
 		failf(s, "sending COMMIT: %s", s->c.err);
 	s->st.t_end_us = lm_now_us();
 	s->sw_commit = s->st.t_end_us - t0;
+	/* DONE's status (any version; a DONE too short to hold one says 0) */
+	if (!ret && !wire_dec_u64s(m.p, m.h.length, u, 1))
+		status = u[0];
 	if (!ret && !wire_dec_u64s(m.p, m.h.length, u, 3)) {
 		s->tgt_run_known = true;
 		s->tgt_run = min_u64(u[1], s->sw_commit);
@@ -1539,6 +1551,13 @@ static int commit(struct src *s)
 		snprintf(s->err, sizeof(s->err),
 			 "committed but unconfirmed: the target did not confirm (%.380s); the device stays stopped here, check the target",
 			 why);
+		return LM_EXIT_UNCONFIRMED;
+	}
+	if (status) {
+		/* the target's DONE says its start was not confirmed */
+		snprintf(s->err, sizeof(s->err),
+			 "committed but unconfirmed: the target's start was not confirmed (its status %" PRIu64 ": the device did not run or its VMM did not acknowledge the start; see the target's log); the device stays stopped here%s%.200s",
+			 status, late[0] ? "; also " : "", late);
 		return LM_EXIT_UNCONFIRMED;
 	}
 	if (late[0]) {

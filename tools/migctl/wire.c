@@ -922,16 +922,23 @@ static int read_full(struct wire_conn *c, uint8_t *p, size_t len,
 int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
 {
 	uint8_t hdr[WIRE_HDR_LEN];
-	long long deadline;
+	long long deadline, hdr_deadline;
 	int ret;
 
 	if (c->broken)
 		return -EPIPE;
 	if (timeout_ms <= 0)
 		timeout_ms = c->timeout_ms;
+	/*
+	 * One deadline for the header, skipped frames included: frames of
+	 * unknown optional types do not restart the wait, so a peer sending
+	 * them cannot hold this call open past twice @timeout_ms (the last
+	 * payload's time included).
+	 */
+	hdr_deadline = timeout_ms > 0 ? wire_now_ms() + timeout_ms : 0;
 	for (;;) {
-		deadline = timeout_ms > 0 ? wire_now_ms() + timeout_ms : 0;
-		ret = read_full(c, hdr, sizeof(hdr), deadline, timeout_ms, true);
+		ret = read_full(c, hdr, sizeof(hdr), hdr_deadline, timeout_ms,
+				true);
 		if (ret)
 			return ret;
 		ret = wire_hdr_decode(hdr, c->rx_seq, &m->h, c->err,
@@ -940,8 +947,16 @@ int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
 			c->broken = true;
 			return ret;
 		}
-		/* the payload: as long again, from the header on, at most */
-		deadline = timeout_ms > 0 ? wire_now_ms() + timeout_ms : 0;
+		/*
+		 * The payload: as long again, from the header on, at most,
+		 * and never past the header's deadline plus that.
+		 */
+		deadline = 0;
+		if (timeout_ms > 0) {
+			deadline = wire_now_ms() + timeout_ms;
+			if (deadline > hdr_deadline + timeout_ms)
+				deadline = hdr_deadline + timeout_ms;
+		}
 		ret = read_full(c, c->rx, m->h.length, deadline, timeout_ms,
 				false);
 		if (ret)

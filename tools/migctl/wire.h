@@ -339,8 +339,9 @@ int wire_send(struct wire_conn *c, uint16_t type, const void *p, size_t len);
 /*
  * Receive one frame, skipping unknown optional types (WIRE_SKIP_MAX in
  * all). Its header must arrive within @timeout_ms (<= 0: the connection's)
- * and its payload within as long again after the header: a deadline, not
- * an idle timeout, so a peer dripping bytes cannot hold the frame open.
+ * of the call, skipped frames included, and its payload within as long
+ * again after the header: deadlines, not idle timeouts, so a peer
+ * dripping bytes or sending skipped frames cannot hold the call open.
  * 0, or -ETIMEDOUT, -ECONNRESET (peer closed),
  * -EINTR (stop set), -EPROTO/-EPROTONOSUPPORT/-EMSGSIZE (bad frame), or
  * another -errno from the socket; c->err says what.

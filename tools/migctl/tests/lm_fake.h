@@ -655,10 +655,17 @@ static inline void migrate(struct side *s, struct side *t)
  * frame goes on, its header and checksum made anew.
  */
 typedef void (*relay_fn)(uint16_t type, uint8_t *p, uint32_t *len);
+/*
+ * Called before each frame of the target's goes on, with the sequence
+ * number it would have: may write frames of its own to @to, numbered from
+ * @seq on; returns how many (the frames after them are renumbered).
+ */
+typedef uint32_t (*relay_inject_fn)(uint16_t type, int to, uint32_t seq);
 
 struct relay_dir {
 	int from, to;
 	relay_fn rewrite;		/* NULL: bytes as they come */
+	relay_inject_fn inject;		/* NULL: none */
 };
 
 static inline bool relay_read(int fd, uint8_t *p, size_t n)
@@ -692,7 +699,9 @@ static inline void *relay_thread(void *arg)
 {
 	static uint8_t buf[2][WIRE_MAX_PAYLOAD + WIRE_HDR_LEN];
 	struct relay_dir *r = arg;
-	uint8_t *b = buf[!!r->rewrite], *p = b + WIRE_HDR_LEN;
+	bool framed = r->rewrite || r->inject;
+	uint8_t *b = buf[framed], *p = b + WIRE_HDR_LEN;
+	uint32_t extra = 0;
 
 	for (;;) {
 		uint32_t len, seq;
@@ -700,7 +709,7 @@ static inline void *relay_thread(void *arg)
 		uint64_t sum;
 		ssize_t n;
 
-		if (!r->rewrite) {
+		if (!framed) {
 			n = read(r->from, b, sizeof(buf[0]));
 			if (n <= 0 || !relay_write(r->to, b, n))
 				break;
@@ -714,12 +723,16 @@ static inline void *relay_thread(void *arg)
 		sum = wire_get64(b + 16);
 		if (len > WIRE_MAX_PAYLOAD || !relay_read(r->from, p, len))
 			break;
-		if (type == WIRE_READY || type == WIRE_DONE) {
+		if (r->inject)
+			extra += r->inject(type, r->to, seq + extra);
+		if (r->rewrite && (type == WIRE_READY || type == WIRE_DONE)) {
 			bool summed = sum == wire_sum(p, len);
 
 			r->rewrite(type, p, &len);
-			wire_hdr_encode(b, type, len, seq,
+			wire_hdr_encode(b, type, len, seq + extra,
 					summed ? wire_sum(p, len) : sum);
+		} else if (extra) {
+			wire_hdr_encode(b, type, len, seq + extra, sum);
 		}
 		if (!relay_write(r->to, b, WIRE_HDR_LEN + len))
 			break;
@@ -728,9 +741,13 @@ static inline void *relay_thread(void *arg)
 	return NULL;
 }
 
-/* migrate() with the target's READY and DONE payloads through @rewrite. */
-static inline void migrate_relayed(struct side *s, struct side *t,
-				   relay_fn rewrite)
+/*
+ * migrate() with the target's READY and DONE payloads through @rewrite
+ * and frames of @inject's before the target's (either may be NULL).
+ */
+static inline void migrate_relayed_inject(struct side *s, struct side *t,
+					  relay_fn rewrite,
+					  relay_inject_fn inject)
 {
 	struct relay_dir up, down;
 	pthread_t ru, rd;
@@ -739,7 +756,8 @@ static inline void migrate_relayed(struct side *s, struct side *t,
 	ASSERT_EQ_RAW(0, socketpair(AF_UNIX, SOCK_STREAM, 0, a));
 	ASSERT_EQ_RAW(0, socketpair(AF_UNIX, SOCK_STREAM, 0, b));
 	up = (struct relay_dir){ .from = a[1], .to = b[0] };
-	down = (struct relay_dir){ .from = b[0], .to = a[1], .rewrite = rewrite };
+	down = (struct relay_dir){ .from = b[0], .to = a[1], .rewrite = rewrite,
+				   .inject = inject };
 	pthread_create(&ru, NULL, relay_thread, &up);
 	pthread_create(&rd, NULL, relay_thread, &down);
 	migrate_fds(s, t, a[0], b[1]);
@@ -748,6 +766,12 @@ static inline void migrate_relayed(struct side *s, struct side *t,
 	pthread_join(rd, NULL);
 	close(a[1]);
 	close(b[0]);
+}
+
+static inline void migrate_relayed(struct side *s, struct side *t,
+				   relay_fn rewrite)
+{
+	migrate_relayed_inject(s, t, rewrite, NULL);
 }
 
 static inline bool has(struct side *s, const char *needle)

@@ -673,6 +673,119 @@ TEST(migrate_target_account_missing_or_too_large)
 }
 
 /*
+ * The target's DONE says its start was not confirmed (its VMM refused
+ * start): the source ends committed but unconfirmed, not migrated. The
+ * same from a target before 1.5, whose DONE holds the status alone.
+ */
+static void status_only(uint16_t type, uint8_t *p, uint32_t *len)
+{
+	(void)p;
+	if (type == WIRE_DONE)
+		*len = 8;
+}
+
+TEST(migrate_target_start_unconfirmed)
+{
+	static struct side s, t;
+	int pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		side_init(&s, "0000:00:03.0", false);
+		side_init(&t, "0000:00:05.0", true);
+		t.f.refuse_phase = VFIO_MIG_MIG_PHASE_START;
+		t.f.refuse_result = EIO;
+		if (pass)
+			migrate_relayed(&s, &t, status_only);
+		else
+			migrate(&s, &t);
+		EXPECT_EQ(LM_EXIT_UNCONFIRMED, t.code) TH_LOG("%s", t.log);
+		EXPECT_EQ(LM_EXIT_UNCONFIRMED, s.code) TH_LOG("%s", s.log);
+		EXPECT_TRUE(has(&s, "\"result\":\"committed-unconfirmed\""));
+		EXPECT_TRUE(has(&s, "start was not confirmed (its status 3"))
+			TH_LOG("%s", s.log);
+		/* committed all the same: the source never runs it again */
+		EXPECT_TRUE(s.f.committed);
+		side_free(&s);
+		side_free(&t);
+	}
+}
+
+/*
+ * A target that sends frames of unknown optional types before READY, one
+ * every 100 ms, each well within the source's 300 ms timeout, does not
+ * keep the source waiting (with its VM paused) past twice the timeout:
+ * the skipped frames do not restart the wait.
+ */
+#define DRIP_FRAMES	20
+#define DRIP_GAP_MS	100
+static uint32_t drip_sent;
+
+static uint32_t drip_before_ready(uint16_t type, int to, uint32_t seq)
+{
+	uint8_t f[WIRE_HDR_LEN + 8] = { 0 };
+	uint32_t i;
+
+	if (type != WIRE_READY)
+		return 0;
+	for (i = 0; i < DRIP_FRAMES; i++) {
+		usleep(DRIP_GAP_MS * 1000);
+		wire_hdr_encode(f, WIRE_T_OPTIONAL | 0x777, 8, seq + i,
+				wire_sum(f + WIRE_HDR_LEN, 8));
+		if (!relay_write(to, f, sizeof(f)))
+			break;
+		drip_sent++;
+	}
+	return i;
+}
+
+TEST(migrate_skipped_frames_do_not_extend_a_wait)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.o.timeout_ms = 300;
+	drip_sent = 0;
+	migrate_relayed_inject(&s, &t, NULL, drip_before_ready);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code) TH_LOG("%s", s.log);
+	EXPECT_TRUE(has(&s, "did not send the frame within 300 ms"))
+		TH_LOG("%s", s.log);
+	/* rolled back: the source device runs again, the VM resumed */
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	/* it gave up within 2 x 300 ms, give or take a frame or two */
+	EXPECT_GT(9, drip_sent);
+	EXPECT_NE(0, t.code);
+	side_free(&s);
+	side_free(&t);
+}
+
+/*
+ * Two devices whose target VMM takes 700 ms to ack each start, with
+ * --vmm-timeout-ms 1000: the target asks them in turn (1.4 s), and the
+ * source waits for DONE once per device, so it confirms the migration.
+ */
+TEST(migrate_two_devices_slow_start_acks_confirmed)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	side_add_dev(&s, "0000:00:04.0", "0000:00:06.0");
+	side_add_dev(&t, "0000:00:06.0", "0000:00:06.0");
+	s.o.timeout_ms = t.o.timeout_ms = 300;
+	s.o.vmm_timeout_ms = t.o.vmm_timeout_ms = 1000;
+	t.f.start_delay_ms = 700;
+	t.fx[0].start_delay_ms = 700;
+	migrate(&s, &t);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_LE(1400, summary_num(&s, "target_vmm_start_ms"))
+		TH_LOG("%s", s.log);
+	side_free(&s);
+	side_free(&t);
+}
+
+/*
  * A prepare holds the device's DMA starts, one that timed out too: the
  * text output says for how long, beyond the downtime.
  */
