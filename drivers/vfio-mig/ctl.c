@@ -14,8 +14,9 @@
  * the device open. close_device ends it (vmig_ctl_detach()) under the
  * device's ctl.rwsem held for write, which waits for the ioctls in flight
  * (they hold it for read); every later ioctl fails with ENODEV. Releasing
- * an attached fd that did not commit rolls the device back to RUNNING and,
- * if it announced a phase, announces "abort" (ctl.h has the lock rules).
+ * an attached fd that moved the device and did not commit rolls the device
+ * back to RUNNING and, if it announced a phase, announces "abort" (ctl.h
+ * has the lock rules).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -124,7 +125,7 @@ static int ctl_release(struct inode *inode, struct file *filp)
 	if (mdev) {
 		down_write(&mdev->ctl.rwsem);
 		alive = mdev->ctl.ctl == c;
-		if (alive && !c->committed)
+		if (alive && c->moved && !c->committed)
 			vmig_mig_rollback(mdev);
 		if (alive) {
 			mdev->ctl.ctl = NULL;
@@ -215,9 +216,11 @@ out:
 }
 
 /* Under ctl.rwsem held for read, attached. */
-static long ctl_state(struct vmig_device *mdev, void __user *uarg)
+static long ctl_state(struct vmig_ctl *c, struct vmig_device *mdev,
+		      void __user *uarg)
 {
 	unsigned long minsz = offsetofend(struct vfio_mig_ctl_state, data_fd);
+	enum vfio_device_mig_state before;
 	struct vfio_mig_ctl_state st;
 	struct file *filp;
 	int fd;
@@ -233,7 +236,11 @@ static long ctl_state(struct vmig_device *mdev, void __user *uarg)
 		return copy_to_user(uarg, &st, minsz) ? -EFAULT : 0;
 	}
 
+	before = vmig_mig_get_state(mdev);
 	filp = vmig_mig_set_state(mdev, st.device_state);
+	/* a failed arc on the way may have moved it all the same */
+	if (!IS_ERR(filp) || vmig_mig_get_state(mdev) != before)
+		WRITE_ONCE(c->moved, true);
 	if (IS_ERR(filp))
 		return PTR_ERR(filp);
 	if (!filp)
@@ -555,7 +562,8 @@ static long ctl_commit(struct vmig_ctl *c, struct vmig_device *mdev,
 	return ret;
 }
 
-static long ctl_prepare(struct vmig_device *mdev, void __user *uarg)
+static long ctl_prepare(struct vmig_ctl *c, struct vmig_device *mdev,
+			void __user *uarg)
 {
 	unsigned long minsz = offsetofend(struct vfio_mig_ctl_prepare, flags);
 	unsigned long fdsz = offsetofend(struct vfio_mig_ctl_prepare, data_fd);
@@ -580,6 +588,9 @@ static long ctl_prepare(struct vmig_device *mdev, void __user *uarg)
 			return fd;
 	}
 	ret = vmig_mig_prepare(mdev, &filp);
+	/* ETIMEDOUT and EFAULT leave DMA held: for the rollback to release */
+	if (!ret || ret == -ETIMEDOUT || ret == -EFAULT)
+		WRITE_ONCE(c->moved, true);
 	if (ret || !filp) {
 		if (fd >= 0)
 			put_unused_fd(fd);
@@ -628,9 +639,9 @@ static long ctl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	if (mdev->ctl.ctl != c)
 		ret = -ENODEV;
 	else if (cmd == VFIO_MIG_CTL_STATE)
-		ret = ctl_state(mdev, uarg);
+		ret = ctl_state(c, mdev, uarg);
 	else if (cmd == VFIO_MIG_CTL_PREPARE)
-		ret = ctl_prepare(mdev, uarg);
+		ret = ctl_prepare(c, mdev, uarg);
 	else
 		ret = ctl_pages(ctl_file(c), mdev, uarg);
 	up_read(&mdev->ctl.rwsem);

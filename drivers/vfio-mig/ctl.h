@@ -23,6 +23,12 @@ struct vmig_device;
  *	vfio_device that release drops; read without a lock through
  *	smp_load_acquire(). The attachment is alive while the device's
  *	ctl.ctl points here (under its ctl.rwsem).
+ * @moved: a VFIO_MIG_CTL_STATE set or a VFIO_MIG_CTL_PREPARE of this fd
+ *	succeeded or changed the device's state: only then does release roll
+ *	the device back (a controller that moved nothing leaves the state
+ *	the VMM set, a paused VM's STOP say, as it is). Only ever set to
+ *	true, with WRITE_ONCE() and the device's ctl.rwsem held for read;
+ *	read by release with it held for write
  * @committed: VFIO_MIG_CTL_COMMIT was called; written with the device's
  *	ctl.rwsem held for write, read with it held
  * @last_phase: the last phase announced while this fd was attached (0:
@@ -34,6 +40,7 @@ struct vmig_device;
 struct vmig_ctl {
 	struct mutex attach_lock;	/* see above */
 	struct vmig_device *mdev;
+	bool moved;
 	bool committed;
 	u32 last_phase;
 	char bdf[16];

@@ -568,6 +568,11 @@ int vmig_mig_prepare(struct vmig_device *mdev, struct file **data)
 	if (!blob)
 		return -ENOMEM;
 	state_lock(mdev);
+	/* as a state change: trap mode none holds no DMA start */
+	if (!mig_offered(mdev)) {
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
 	if (m->prepared) {
 		ret = -EALREADY;
 		goto out;

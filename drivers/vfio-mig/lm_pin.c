@@ -244,8 +244,9 @@ int vmig_pin_transfer(struct vmig_device *mdev, const struct vmig_dma_range *r)
 	u64 first, last, at;
 	struct page *page;
 	bool hit = false;
-	u32 n, nr = 0;
+	u32 nr = 0;
 	int ret = 1;
+	u64 n;
 
 	lockdep_assert_held_write(&h->lock);
 	/* pages of a transfer that may still be running stay pinned */
@@ -263,6 +264,7 @@ int vmig_pin_transfer(struct vmig_device *mdev, const struct vmig_dma_range *r)
 	if (last < first)
 		return h->scoped ? -EINVAL : 0;
 	wait_unmap(h, first, last);
+	/* 64 bits: a profile's length may come from a 64-bit register */
 	n = (last - first) / PAGE_SIZE + 1;
 	spin_lock(&h->pin_lock);
 	if (n > VMIG_MAX_PINNED - h->nr_pinned) {
@@ -275,7 +277,7 @@ int vmig_pin_transfer(struct vmig_device *mdev, const struct vmig_dma_range *r)
 	h->pinning_hit = false;
 	spin_unlock(&h->pin_lock);
 
-	for (at = first; at <= last; at += PAGE_SIZE) {
+	for (at = first; at <= last && nr < n; at += PAGE_SIZE) {
 		ret = vfio_pin_pages(&mdev->core.vdev, at, 1,
 				     IOMMU_READ | IOMMU_WRITE, &page);
 		if (ret != 1)

@@ -101,7 +101,10 @@ struct vfio_mig_ctl_pages {
  * Until it is called, closing this fd rolls the device back: to RUNNING
  * from any state the controller left it in (a partly written RESUMING
  * stream is dropped unapplied), and the VMM gets the "abort" phase if a
- * phase was announced (Documentation/live-migration.rst).
+ * phase was announced (Documentation/live-migration.rst). A controller
+ * that never moved the device (no VFIO_MIG_CTL_STATE set or
+ * VFIO_MIG_CTL_PREPARE that succeeded or changed its state) leaves it in
+ * the state the VMM set, a paused VM's STOP say.
  *
  * After it, closing this fd leaves the device as it is. With
  * VFIO_MIG_CTL_COMMIT_STOPPED (the source) the device must be in STOP and
@@ -167,8 +170,9 @@ struct vfio_mig_ctl_commit {
  *
  * Errors: EINVAL the device is not in PRE_COPY (without PRE_COPY: not
  * in RUNNING), or unknown flags; EALREADY prepared already; EOPNOTSUPP
- * the profile has no such state (without PRE_COPY: or argsz short of
- * @data_fd); EMFILE no fd for the stream (before anything is held);
+ * the profile has no such state, or the device offers no migration (trap
+ * mode none: no DMA start can be held), or (without PRE_COPY) argsz is
+ * short of @data_fd; EMFILE no fd for the stream (before anything is held);
  * ENOSPC the stream carries VMIG_STREAM_MAX_EARLY early states already
  * (before anything is held);
  * ENXIO no guest page named to borrow;

@@ -14,6 +14,7 @@
  *  - vmm_close_*: the VMM closes the device: every ioctl fails with ENODEV;
  *  - rollback_*: a control fd closed before its commit point leaves the
  *    device RUNNING (RESUMING dropped unapplied) and the VMM gets "abort";
+ *    one that moved nothing leaves the VMM's state;
  *  - commit_*: COMMIT keeps the state; COMMIT_STOPPED keeps STOP against
  *    both fds (and resets: refused, or undone for those that cannot be)
  *    until the VMM closes the device;
@@ -819,6 +820,37 @@ TEST_F(ctl, rollback_from_each_state)
 			TH_LOG("after a controller left %s",
 			       mig_state_name(states[i]));
 	}
+	EXPECT_EQ(0xabcdu, ~edu_liveness(&self->ea, 0xabcd));
+}
+
+/*
+ * A controller that moved nothing leaves the state the VMM set: a paused
+ * VM's STOP stays STOP after a controller attached, read the state and a
+ * page, tried a state the device refuses, and closed its fd.
+ */
+TEST_F(ctl, rollback_only_what_the_controller_moved)
+{
+	static uint8_t page[4096] __attribute__((aligned(4096)));
+	uint64_t iova = RAM_IOVA;
+	uint32_t st;
+	int fd;
+
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP, NULL));
+	fd = ctl_new(self->bdf);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ctl_get(fd, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP, st);
+	EXPECT_EQ(0, ctl_pages(fd, false, &iova, 1, page, NULL));
+	EXPECT_EQ(-EINVAL, ctl_set(fd, VFIO_DEVICE_STATE_ERROR, NULL));
+	close(fd);
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP, state_of(&self->a))
+		TH_LOG("a controller that moved nothing rolled the device back");
+	/* one that moved it is rolled back, from where it left it */
+	fd = ctl_new(self->bdf);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ctl_set(fd, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	close(fd);
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(&self->a));
 	EXPECT_EQ(0xabcdu, ~edu_liveness(&self->ea, 0xabcd));
 }
 

@@ -10,6 +10,7 @@
  *  - prepare_refusals: every documented refusal (without PRE_COPY also
  *    EMFILE), DMA not held after one, and a refusal that does not wait
  *    for the guest's transfer in flight;
+ *  - prepare_refused_in_trap_mode_none: no migration offered, no prepare;
  *  - config_write_waits_for_the_early_save: the guest turning bus
  *    mastering off amid the early read waits until the read is done, and
  *    the early buffer is still A's;
@@ -426,6 +427,24 @@ TEST_F_TIMEOUT(early, prepare_refusals, 60)
 	ASSERT_EQ(0, edu_wl_to_device(&self->wl, RAM_IOVA + 0x11000, 9, 200));
 	ASSERT_EQ(0, edu_wl_to_ram(&self->wl, RAM_IOVA + 0x12000, 0, 2000));
 	EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
+}
+
+/*
+ * In trap mode none the driver sees none of the guest's writes and can
+ * hold no DMA start: the device offers no migration, and a prepare is
+ * refused as a state change is, before the profile borrows its engine.
+ */
+TEST_F_TIMEOUT(early, prepare_refused_in_trap_mode_none, 60)
+{
+	mig_side_close(&self->a);
+	ASSERT_EQ(0, mig_side_open(&self->a, self->t.edu[0], "none",
+				   RAM_IOVA, RAM_SIZE));
+	ASSERT_EQ(0, edu_probe(&self->ea, &self->a.d, false));
+	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "scratch %#llx",
+			    (unsigned long long)SCRATCH_IOVA));
+	ASSERT_EQ(0, attach_a(self));
+	EXPECT_EQ(-EOPNOTSUPP, prepare(self, 0));
+	EXPECT_EQ(0xabcdu, ~edu_liveness(&self->ea, 0xabcd));
 }
 
 TEST_F_TIMEOUT(early, early_state_moves_before_the_stop, 90)
