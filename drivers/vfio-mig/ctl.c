@@ -46,11 +46,15 @@
  *	VFIO_MIG_CTL_PAGES keeps from one call to the next
  * @c: the control fd (ctl.h)
  * @pages_lock: serialises the VFIO_MIG_CTL_PAGES calls on this fd and
- *	protects @iovas, @pages and @bounce. Taken with the device's
- *	ctl.rwsem held for read (the order: ctl.rwsem, then @pages_lock);
- *	nothing is taken under it but ctl.phase_lock (vmig_ram_contains()),
- *	the allocations and page pinning of the call and the IOMMU type1
- *	locks of vfio_dma_rw() (in a worker that the call waits for)
+ *	protects @iovas, @pages and @bounce. Taken before the device's
+ *	ctl.rwsem (the order: @pages_lock, then ctl.rwsem), which a call
+ *	holds for read only while it uses the device: the caller's memory is
+ *	read and pinned before, and written and unpinned after, so a caller
+ *	whose memory faults for ever (userfaultfd) holds up its own fd, never
+ *	the VMM's close. Under it: ctl.rwsem, ctl.phase_lock
+ *	(vmig_ram_contains()), the allocations and page pinning of the call
+ *	and the IOMMU type1 locks of vfio_dma_rw() (in a worker that the call
+ *	waits for)
  * @iovas: a call's IOVAs, VFIO_MIG_CTL_PAGES_MAX of them; allocated by
  *	the first call, freed at release
  * @pages: the caller's buffer pages a call pinned, VFIO_MIG_CTL_PAGES_MAX
@@ -215,50 +219,73 @@ out:
 	return ret;
 }
 
-/* Under ctl.rwsem held for read, attached. */
-static long ctl_state(struct vmig_ctl *c, struct vmig_device *mdev,
-		      void __user *uarg)
+/*
+ * Give the data fd @filp of a state change or a prepare to the caller: in
+ * fd @fd (reserved already, or -1: one is reserved here), written to
+ * *@data_fd, a field of @st_out, whose first @len bytes go to @uarg. The
+ * device has moved; the fd may fail, as with VFIO's state feature (@filp
+ * is then dropped). Outside ctl.rwsem (the caller's memory). 0 or -errno.
+ */
+static int ctl_give_fd(struct file *filp, void __user *uarg, void *st_out,
+		       size_t len, s32 *data_fd, int fd)
 {
-	unsigned long minsz = offsetofend(struct vfio_mig_ctl_state, data_fd);
-	enum vfio_device_mig_state before;
-	struct vfio_mig_ctl_state st;
-	struct file *filp;
-	int fd;
-
-	lockdep_assert_held(&mdev->ctl.rwsem);
-	if (copy_from_user(&st, uarg, minsz))
-		return -EFAULT;
-	if (st.argsz < minsz || st.flags & ~VFIO_MIG_CTL_STATE_SET)
-		return -EINVAL;
-	st.data_fd = -1;
-	if (!(st.flags & VFIO_MIG_CTL_STATE_SET)) {
-		st.device_state = vmig_mig_get_state(mdev);
-		return copy_to_user(uarg, &st, minsz) ? -EFAULT : 0;
-	}
-
-	before = vmig_mig_get_state(mdev);
-	filp = vmig_mig_set_state(mdev, st.device_state);
-	/* a failed arc on the way may have moved it all the same */
-	if (!IS_ERR(filp) || vmig_mig_get_state(mdev) != before)
-		WRITE_ONCE(c->moved, true);
-	if (IS_ERR(filp))
-		return PTR_ERR(filp);
-	if (!filp)
-		return copy_to_user(uarg, &st, minsz) ? -EFAULT : 0;
-	/* as the VFIO feature: the state has changed, the fd may fail */
-	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0)
+		fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0) {
 		fput(filp);
 		return fd;
 	}
-	st.data_fd = fd;
-	if (copy_to_user(uarg, &st, minsz)) {
+	*data_fd = fd;
+	if (copy_to_user(uarg, st_out, len)) {
 		put_unused_fd(fd);
 		fput(filp);
 		return -EFAULT;
 	}
 	fd_install(fd, filp);
 	return 0;
+}
+
+/*
+ * Not under ctl.rwsem: it is held only while the device is used, not
+ * while the caller's memory is (ctl.h).
+ */
+static long ctl_state(struct vmig_ctl *c, struct vmig_device *mdev,
+		      void __user *uarg)
+{
+	unsigned long minsz = offsetofend(struct vfio_mig_ctl_state, data_fd);
+	enum vfio_device_mig_state before;
+	struct vfio_mig_ctl_state st;
+	struct file *filp = NULL;
+	long ret = 0;
+
+	if (copy_from_user(&st, uarg, minsz))
+		return -EFAULT;
+	if (st.argsz < minsz || st.flags & ~VFIO_MIG_CTL_STATE_SET)
+		return -EINVAL;
+	st.data_fd = -1;
+
+	down_read(&mdev->ctl.rwsem);
+	if (mdev->ctl.ctl != c) {
+		ret = -ENODEV;
+	} else if (!(st.flags & VFIO_MIG_CTL_STATE_SET)) {
+		st.device_state = vmig_mig_get_state(mdev);
+	} else {
+		before = vmig_mig_get_state(mdev);
+		filp = vmig_mig_set_state(mdev, st.device_state);
+		/* a failed arc on the way may have moved it all the same */
+		if (!IS_ERR(filp) || vmig_mig_get_state(mdev) != before)
+			WRITE_ONCE(c->moved, true);
+		if (IS_ERR(filp)) {
+			ret = PTR_ERR(filp);
+			filp = NULL;
+		}
+	}
+	up_read(&mdev->ctl.rwsem);
+	if (ret)
+		return ret;
+	if (!filp)
+		return copy_to_user(uarg, &st, minsz) ? -EFAULT : 0;
+	return ctl_give_fd(filp, uarg, &st, minsz, &st.data_fd, -1);
 }
 
 /**
@@ -434,21 +461,18 @@ static int ctl_pin(struct ctl_pages *p, unsigned long data)
 	return ret < 0 ? ret : -EFAULT;
 }
 
-/* Under ctl.rwsem held for read, attached, and @cf->pages_lock. */
-static long ctl_pages_locked(struct ctl_file *cf, struct vmig_device *mdev,
-			     struct vfio_mig_ctl_pages *pg, u32 *done)
+/*
+ * Under @cf->pages_lock, without the device's ctl.rwsem: everything that
+ * touches the caller's memory (which may fault for as long as the caller
+ * likes: userfaultfd) happens here, before and after the device is used,
+ * so that the VMM's close never waits for it. 0 or -errno.
+ */
+static long ctl_pages_user_in(struct ctl_file *cf, struct ctl_pages *p,
+			      const struct vfio_mig_ctl_pages *pg)
 {
-	struct ctl_pages p = {
-		.mdev = mdev, .cf = cf, .count = pg->count,
-		.write = pg->flags & VFIO_MIG_CTL_PAGES_WRITE,
-	};
 	void __user *data = u64_to_user_ptr(pg->data);
-	size_t len = (size_t)pg->count * CTL_PAGE_SIZE;	/* at most 1 MiB */
-	long ret;
-	u64 bad;
 	u32 i;
 
-	lockdep_assert_held(&mdev->ctl.rwsem);
 	lockdep_assert_held(&cf->pages_lock);
 	if (!cf->iovas) {
 		cf->iovas = kmalloc_array(VFIO_MIG_CTL_PAGES_MAX,
@@ -470,51 +494,80 @@ static long ctl_pages_locked(struct ctl_file *cf, struct vmig_device *mdev,
 	for (i = 0; i < pg->count; i++)
 		if (!IS_ALIGNED(cf->iovas[i], CTL_PAGE_SIZE))
 			return -EINVAL;
-	/* ... or, once the VMM named its RAM, outside it */
-	if (p.write && !vmig_ram_contains(mdev, cf->iovas, pg->count, &bad)) {
+	p->iovas = cf->iovas;
+	p->bounce = cf->bounce;
+	if (!ctl_pin(p, pg->data))
+		return 0;
+	if (!cf->bounce)
+		cf->bounce = kvmalloc(VFIO_MIG_CTL_PAGES_MAX * CTL_PAGE_SIZE,
+				      GFP_KERNEL);
+	p->bounce = cf->bounce;
+	if (!p->bounce)
+		return -ENOMEM;
+	if (p->write && copy_from_user(p->bounce, data,
+				       (size_t)p->count * CTL_PAGE_SIZE))
+		return -EFAULT;
+	return 0;
+}
+
+/* Under @cf->pages_lock: the pages back to the caller, or unpinned. */
+static long ctl_pages_user_out(struct ctl_pages *p,
+			       const struct vfio_mig_ctl_pages *pg, u32 *done)
+{
+	u32 i;
+
+	if (p->pages) {
+		for (i = 0; !p->write && i < p->done; i++)
+			flush_dcache_page(p->pages[i]);
+		unpin_user_pages_dirty_lock(p->pages, p->count, !p->write);
+		return 0;
+	}
+	if (!p->write && p->done &&
+	    copy_to_user(u64_to_user_ptr(pg->data), p->bounce,
+			 (size_t)p->done * CTL_PAGE_SIZE)) {
+		*done = 0;
+		return -EFAULT;
+	}
+	return 0;
+}
+
+/* Under ctl.rwsem held for read, attached, and @p's fd's pages_lock. */
+static long ctl_pages_device(struct vmig_device *mdev, struct ctl_pages *p)
+{
+	u64 bad;
+
+	lockdep_assert_held(&mdev->ctl.rwsem);
+	if (vmig_iommufd_bound(&mdev->core.vdev)) {
+		/* vfio_dma_rw() would say EINVAL: not a missing mapping */
+		dev_warn_ratelimited(&mdev->core.pdev->dev,
+				     "guest pages cannot be reached: the device is bound through iommufd, vfio-mig needs a type1 container\n");
+		return -EOPNOTSUPP;
+	}
+	/* nothing is moved outside the RAM the VMM named, once it did */
+	if (p->write && !vmig_ram_contains(mdev, p->iovas, p->count, &bad)) {
 		dev_warn_ratelimited(&mdev->core.pdev->dev,
 				     "page write at IOVA %#llx refused: outside the RAM the VMM named\n",
 				     bad);
 		return -EACCES;
 	}
-	p.iovas = cf->iovas;
-	p.bounce = cf->bounce;
-
-	if (ctl_pin(&p, pg->data)) {
-		if (!cf->bounce)
-			cf->bounce = kvmalloc(VFIO_MIG_CTL_PAGES_MAX *
-					      CTL_PAGE_SIZE, GFP_KERNEL);
-		p.bounce = cf->bounce;
-		if (!p.bounce)
-			return -ENOMEM;
-		if (p.write && copy_from_user(p.bounce, data, len))
-			return -EFAULT;
-	}
-	ret = vmig_run_in_worker(ctl_pages_rw, &p);
-	*done = p.done;
-	if (p.pages) {
-		for (i = 0; !p.write && i < p.done; i++)
-			flush_dcache_page(p.pages[i]);
-		unpin_user_pages_dirty_lock(p.pages, p.count, !p.write);
-	} else if (!p.write &&
-		   copy_to_user(data, p.bounce, (size_t)p.done * CTL_PAGE_SIZE)) {
-		*done = 0;
-		ret = -EFAULT;
-	}
-	return ret;
+	return vmig_run_in_worker(ctl_pages_rw, p);
 }
 
-/* Under ctl.rwsem held for read, attached. */
+/*
+ * Not under ctl.rwsem: it is taken only around the device's part, after
+ * the caller's memory is read and pinned, and dropped before the results
+ * go back; see ctl_pages_user_in().
+ */
 static long ctl_pages(struct ctl_file *cf, struct vmig_device *mdev,
 		      void __user *uarg)
 {
 	unsigned long minsz = offsetofend(struct vfio_mig_ctl_pages, data);
 	struct vfio_mig_ctl_pages __user *up = uarg;
 	struct vfio_mig_ctl_pages pg;
+	struct ctl_pages p = { .mdev = mdev, .cf = cf };
 	u32 done = 0;
-	long ret;
+	long ret, out;
 
-	lockdep_assert_held(&mdev->ctl.rwsem);
 	if (copy_from_user(&pg, uarg, minsz))
 		return -EFAULT;
 	if (pg.argsz < minsz || pg.flags & ~VFIO_MIG_CTL_PAGES_WRITE ||
@@ -524,15 +577,22 @@ static long ctl_pages(struct ctl_file *cf, struct vmig_device *mdev,
 		return -E2BIG;
 	if (!pg.count)
 		return 0;
-	if (vmig_iommufd_bound(&mdev->core.vdev)) {
-		/* vfio_dma_rw() would say EINVAL: not a missing mapping */
-		dev_warn_ratelimited(&mdev->core.pdev->dev,
-				     "guest pages cannot be reached: the device is bound through iommufd, vfio-mig needs a type1 container\n");
-		return -EOPNOTSUPP;
-	}
+	p.count = pg.count;
+	p.write = pg.flags & VFIO_MIG_CTL_PAGES_WRITE;
 
 	mutex_lock(&cf->pages_lock);
-	ret = ctl_pages_locked(cf, mdev, &pg, &done);
+	ret = ctl_pages_user_in(cf, &p, &pg);
+	if (!ret) {
+		down_read(&mdev->ctl.rwsem);
+		if (mdev->ctl.ctl != &cf->c)
+			ret = -ENODEV;
+		else
+			ret = ctl_pages_device(mdev, &p);
+		up_read(&mdev->ctl.rwsem);
+		done = p.done;
+		out = ctl_pages_user_out(&p, &pg, &done);
+		ret = ret ? ret : out;
+	}
 	mutex_unlock(&cf->pages_lock);
 	if (ret && put_user(done, &up->count))
 		ret = -EFAULT;
@@ -562,13 +622,14 @@ static long ctl_commit(struct vmig_ctl *c, struct vmig_device *mdev,
 	return ret;
 }
 
+/* Not under ctl.rwsem, as ctl_state(). */
 static long ctl_prepare(struct vmig_ctl *c, struct vmig_device *mdev,
 			void __user *uarg)
 {
 	unsigned long minsz = offsetofend(struct vfio_mig_ctl_prepare, flags);
 	unsigned long fdsz = offsetofend(struct vfio_mig_ctl_prepare, data_fd);
 	struct vfio_mig_ctl_prepare pr = {};
-	struct file *filp;
+	struct file *filp = NULL;
 	int fd = -1, ret;
 
 	if (copy_from_user(&pr, uarg, minsz))
@@ -587,10 +648,16 @@ static long ctl_prepare(struct vmig_ctl *c, struct vmig_device *mdev,
 		if (fd < 0)
 			return fd;
 	}
-	ret = vmig_mig_prepare(mdev, &filp);
-	/* ETIMEDOUT and EFAULT leave DMA held: for the rollback to release */
-	if (!ret || ret == -ETIMEDOUT || ret == -EFAULT)
-		WRITE_ONCE(c->moved, true);
+	down_read(&mdev->ctl.rwsem);
+	if (mdev->ctl.ctl != c) {
+		ret = -ENODEV;
+	} else {
+		ret = vmig_mig_prepare(mdev, &filp);
+		/* ETIMEDOUT leaves DMA held: for the rollback to release */
+		if (!ret || ret == -ETIMEDOUT)
+			WRITE_ONCE(c->moved, true);
+	}
+	up_read(&mdev->ctl.rwsem);
 	if (ret || !filp) {
 		if (fd >= 0)
 			put_unused_fd(fd);
@@ -599,15 +666,8 @@ static long ctl_prepare(struct vmig_ctl *c, struct vmig_device *mdev,
 		pr.data_fd = -1;
 		return copy_to_user(uarg, &pr, fdsz) ? -EFAULT : 0;
 	}
-	pr.data_fd = fd;
 	/* as VFIO_MIG_CTL_STATE: prepared, the fd may fail */
-	if (copy_to_user(uarg, &pr, fdsz)) {
-		put_unused_fd(fd);
-		fput(filp);
-		return -EFAULT;
-	}
-	fd_install(fd, filp);
-	return 0;
+	return ctl_give_fd(filp, uarg, &pr, fdsz, &pr.data_fd, fd);
 }
 
 static long ctl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
@@ -615,7 +675,6 @@ static long ctl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	struct vmig_ctl *c = filp->private_data;
 	void __user *uarg = (void __user *)arg;
 	struct vmig_device *mdev;
-	long ret;
 
 	switch (cmd) {
 	case VFIO_MIG_CTL_ATTACH:
@@ -632,20 +691,17 @@ static long ctl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	mdev = smp_load_acquire(&c->mdev);
 	if (!mdev)
 		return -ENOTCONN;
-	if (cmd == VFIO_MIG_CTL_COMMIT)
+	/* each takes the device's ctl.rwsem around its use of the device */
+	switch (cmd) {
+	case VFIO_MIG_CTL_COMMIT:
 		return ctl_commit(c, mdev, uarg);
-
-	down_read(&mdev->ctl.rwsem);
-	if (mdev->ctl.ctl != c)
-		ret = -ENODEV;
-	else if (cmd == VFIO_MIG_CTL_STATE)
-		ret = ctl_state(c, mdev, uarg);
-	else if (cmd == VFIO_MIG_CTL_PREPARE)
-		ret = ctl_prepare(c, mdev, uarg);
-	else
-		ret = ctl_pages(ctl_file(c), mdev, uarg);
-	up_read(&mdev->ctl.rwsem);
-	return ret;
+	case VFIO_MIG_CTL_PAGES:
+		return ctl_pages(ctl_file(c), mdev, uarg);
+	case VFIO_MIG_CTL_STATE:
+		return ctl_state(c, mdev, uarg);
+	default:
+		return ctl_prepare(c, mdev, uarg);
+	}
 }
 
 static const struct file_operations ctl_fops = {

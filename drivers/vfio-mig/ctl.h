@@ -56,9 +56,11 @@ struct vmig_ctl {
  *	included) and close_device hold it for write. close_device detaches
  *	the fd (@ctl = NULL: its ioctls then fail with ENODEV) once the ioctls in
  *	flight are done. close_device runs under the vfio dev_set->lock, so
- *	nothing may take that lock with @rwsem held. Lock order:
- *	vmig_devices_lock, dev_set->lock, @rwsem, then either mig.state_mutex
- *	(and the locks under it, lm.h) or @phase_lock.
+ *	nothing may take that lock with @rwsem held; nor may an ioctl hold
+ *	it while it touches its caller's memory (PAGES reads and writes its
+ *	caller's buffers outside it, ctl.c). Lock order: vmig_devices_lock,
+ *	dev_set->lock, a control fd's pages_lock, @rwsem, then either
+ *	mig.state_mutex (and the locks under it, lm.h) or @phase_lock.
  * @ctl: the attached control fd, or NULL
  * @phase_lock: protects the fields below; the phase events are sent
  *	under it, so that they leave in @seq order

@@ -283,19 +283,58 @@ out:
 	return ret;
 }
 
+/* What a report marks again once read (struct peek). */
+enum peek_keep {
+	KEEP_OUTSIDE,	/* a clearing report: what lies outside the window */
+	KEEP_ALL,	/* a read without clear: all of it */
+	KEEP_NONE,	/* the all-mapped feeder: nothing, it reports all */
+};
+
+/**
+ * struct peek - a report's sink as vmig_dirty_report() calls it
+ * @sink: the caller's sink
+ * @priv: its cookie
+ * @log: the log reported
+ * @first: the window's first byte
+ * @last: its last byte
+ * @keep: what is marked again (enum peek_keep)
+ */
 struct peek {
 	dt_sink_fn sink;
 	void *priv;
 	struct dt_log *log;
+	u64 first, last;
+	enum peek_keep keep;
 };
 
+/*
+ * The log clears whole log pages, and its runs may stick out of a window
+ * that is not aligned to them (a VFIO report at a finer page than the
+ * log's, or an iova_bitmap chunk boundary): the caller gets the part in
+ * the window, and what lies outside is marked again, for the report that
+ * covers it (a page split by two windows is then reported by both, and
+ * once more by the next report: a superset, never a loss).
+ */
 static void peek_sink(void *priv, u64 iova, u64 len)
 {
 	struct peek *p = priv;
+	u64 last = iova + len - 1;
+	u64 from = max(iova, p->first), to = min(last, p->last);
 
-	p->sink(p->priv, iova, len);
-	/* Put the bits back: a read without clear loses no mark. */
-	dt_mark(p->log, iova, len, 0);
+	if (p->keep == KEEP_ALL) {
+		dt_mark(p->log, iova, len, 0);
+	} else if (p->keep == KEEP_OUTSIDE) {
+		if (iova < p->first)
+			dt_mark(p->log, iova, min(last, p->first - 1) - iova + 1,
+				0);
+		if (last > p->last) {
+			u64 s = max(iova, p->last + 1);
+
+			dt_mark(p->log, s, last - s + 1, 0);
+		}
+	}
+	if (from <= to)
+		p->sink(p->priv, from, to - from + 1);
 }
 
 int vmig_dirty_range(struct vmig_device *mdev, u32 idx, struct dt_range *r)
@@ -334,7 +373,7 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 {
 	struct vmig_dirty *d = &mdev->dirty;
 	struct dt_report rep = {};
-	struct peek p = { sink, priv };
+	struct peek p = { sink, priv, NULL, iova, iova + len - 1 };
 	struct vmig_dma_range busy;
 	bool again = false, mediated;
 	struct dt_log *log;
@@ -363,12 +402,12 @@ int vmig_dirty_report(struct vmig_device *mdev, u64 iova, u64 len, bool clear,
 	}
 	/*
 	 * A read without clear puts the bits back; an all-mapped log has no
-	 * bits to put back (it reports every page every time).
+	 * bits to put back (it reports every page every time). Either way
+	 * the sink gets only the window's part of each run.
 	 */
-	if (clear || d->feeder == DT_FEEDER_ALL_MAPPED)
-		ret = dt_read_and_clear(log, iova, len, sink, priv, &rep);
-	else
-		ret = dt_read_and_clear(log, iova, len, peek_sink, &p, &rep);
+	p.keep = d->feeder == DT_FEEDER_ALL_MAPPED ? KEEP_NONE :
+		 clear ? KEEP_OUTSIDE : KEEP_ALL;
+	ret = dt_read_and_clear(log, iova, len, peek_sink, &p, &rep);
 	if (!ret)
 		d->last_report_pages = rep.pages;
 	if (again)

@@ -30,7 +30,7 @@ static int vmig_dma_log_start(struct vfio_device *vdev,
 	if (nnodes > DT_MAX_RANGES)
 		return -E2BIG;
 	/* The device may log at a coarser page than asked: tell the VMM. */
-	if (*page_size > SZ_1G)
+	if (!*page_size || *page_size > SZ_1G)
 		return -EINVAL;
 	*page_size = max_t(u64, SZ_4K, roundup_pow_of_two(*page_size));
 	r = kcalloc(nnodes, sizeof(*r), GFP_KERNEL);
@@ -64,29 +64,24 @@ static int vmig_dma_log_stop(struct vfio_device *vdev)
 
 struct window {
 	struct iova_bitmap *dirty;
-	u64 first, last;	/* the bytes VFIO asked about */
 };
 
 /*
- * Runs are whole log pages and may stick out of the window; iova_bitmap
- * only maps the window, so clip.
+ * Runs come clipped to the window (vmig_dirty_report() keeps what lies
+ * outside it for a later report): iova_bitmap maps only the window.
  */
 static void bitmap_sink(void *priv, u64 iova, u64 len)
 {
 	struct window *w = priv;
-	u64 last = iova + len - 1;
 
-	iova = max(iova, w->first);
-	last = min(last, w->last);
-	if (iova <= last)
-		iova_bitmap_set(w->dirty, iova, last - iova + 1);
+	iova_bitmap_set(w->dirty, iova, len);
 }
 
 static int vmig_dma_log_read_and_clear(struct vfio_device *vdev,
 				       unsigned long iova, unsigned long length,
 				       struct iova_bitmap *dirty)
 {
-	struct window w = { dirty, iova, iova + length - 1 };
+	struct window w = { dirty };
 	struct vmig_device *mdev = to_vmig(vdev);
 	u64 ps;
 	u32 gen;

@@ -888,9 +888,8 @@ int vfio_mig_nl_dirty_get_dumpit(struct sk_buff *skb,
 	if (check_shl_overflow(room * BITS_PER_BYTE, bs.page_shift, &cover))
 		cover = U64_MAX;
 	len = min_t(u64, ctx->end - bs.start, cover - 1) + 1;
-	bs.nbits = DIV_ROUND_UP_ULL(len, ps);
-	if (!bs.nbits)		/* len rounded to a 2^64 page count */
-		bs.nbits = 1;
+	/* @bs.start is page aligned; @len may be U64_MAX: no rounding up */
+	bs.nbits = ((len - 1) >> bs.page_shift) + 1;
 	bytes = round_up(DIV_ROUND_UP_ULL(bs.nbits, BITS_PER_BYTE),
 			 sizeof(u64));
 

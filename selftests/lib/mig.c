@@ -2,19 +2,21 @@
 /* The VMM side of VFIO migration uAPI v2; see mig.h. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <linux/vfio_mig.h>
+#include <linux/vfio_mig_ctl.h>
 
 #include "mig.h"
 
 size_t mig_read_chunk = 1 << 20;
 
 /* VFIO_DEVICE_FEATURE with @len bytes of payload in and out. */
-static int feature(struct vmm_dev *d, uint32_t flags, void *data, size_t len)
+int mig_feature(struct vmm_dev *d, uint32_t flags, void *data, size_t len)
 {
 	struct {
 		struct vfio_device_feature f;
@@ -40,7 +42,7 @@ int mig_features(struct vmm_dev *d, uint64_t *flags)
 	struct vfio_device_feature_migration m = {};
 	int ret;
 
-	ret = feature(d, VFIO_DEVICE_FEATURE_GET |
+	ret = mig_feature(d, VFIO_DEVICE_FEATURE_GET |
 		      VFIO_DEVICE_FEATURE_MIGRATION, &m, sizeof(m));
 	*flags = ret ? 0 : m.flags;
 	return ret;
@@ -54,7 +56,7 @@ int mig_set_state(struct vmm_dev *d, uint32_t state, int *data_fd)
 	};
 	int ret;
 
-	ret = feature(d, VFIO_DEVICE_FEATURE_SET |
+	ret = mig_feature(d, VFIO_DEVICE_FEATURE_SET |
 		      VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &s, sizeof(s));
 	if (ret)
 		s.data_fd = -1;
@@ -70,7 +72,7 @@ int mig_get_state(struct vmm_dev *d, uint32_t *state)
 	struct vfio_device_feature_mig_state s = { .data_fd = -1 };
 	int ret;
 
-	ret = feature(d, VFIO_DEVICE_FEATURE_GET |
+	ret = mig_feature(d, VFIO_DEVICE_FEATURE_GET |
 		      VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &s, sizeof(s));
 	*state = ret ? VFIO_DEVICE_STATE_ERROR : s.device_state;
 	return ret;
@@ -91,7 +93,7 @@ int mig_data_size(struct vmm_dev *d, uint64_t *bytes)
 	struct vfio_device_feature_mig_data_size s = {};
 	int ret;
 
-	ret = feature(d, VFIO_DEVICE_FEATURE_GET |
+	ret = mig_feature(d, VFIO_DEVICE_FEATURE_GET |
 		      VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, &s, sizeof(s));
 	*bytes = ret ? 0 : s.stop_copy_length;
 	return ret;
@@ -237,7 +239,7 @@ static int vfio_log_start(struct mig_dirty *l)
 	};
 	int ret;
 
-	ret = feature(l->d, VFIO_DEVICE_FEATURE_SET |
+	ret = mig_feature(l->d, VFIO_DEVICE_FEATURE_SET |
 		      VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &ctl, sizeof(ctl));
 	if (!ret)
 		l->page_size = ctl.page_size;
@@ -323,7 +325,7 @@ static int vfio_log_report(struct mig_dirty *l, uint64_t *bits)
 	int ret;
 
 	/* The kernel only sets bits: OR semantics, as wanted. */
-	ret = feature(l->d, VFIO_DEVICE_FEATURE_GET |
+	ret = mig_feature(l->d, VFIO_DEVICE_FEATURE_GET |
 		      VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &rep, sizeof(rep));
 	if (ret)
 		snprintf(l->err, sizeof(l->err), "DMA_LOGGING_REPORT: %s",
@@ -431,7 +433,7 @@ int mig_dirty_stop(struct mig_dirty *l)
 
 	switch (l->via) {
 	case MIG_DIRTY_VFIO:
-		ret = feature(l->d, VFIO_DEVICE_FEATURE_SET |
+		ret = mig_feature(l->d, VFIO_DEVICE_FEATURE_SET |
 			      VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL, 0);
 		break;
 	case MIG_DIRTY_NETLINK:
@@ -627,4 +629,28 @@ void mig_put32(uint8_t *p, uint32_t v)
 	p[1] = v >> 8;
 	p[2] = v >> 16;
 	p[3] = v >> 24;
+}
+
+int mig_ctl_rollback(const char *bdf)
+{
+	struct vfio_mig_ctl_attach a = { .argsz = sizeof(a) };
+	struct vfio_mig_ctl_state st = { .argsz = sizeof(st), .data_fd = -1 };
+	int fd = open(VFIO_MIG_CTL_DEVICE, O_RDWR | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	snprintf(a.bdf, sizeof(a.bdf), "%.15s", bdf);
+	if (ioctl(fd, VFIO_MIG_CTL_ATTACH, &a) ||
+	    ioctl(fd, VFIO_MIG_CTL_STATE, &st)) {
+		ret = -errno;
+	} else {
+		/* the state it is in: this controller has moved the device */
+		st.flags = VFIO_MIG_CTL_STATE_SET;
+		if (ioctl(fd, VFIO_MIG_CTL_STATE, &st))
+			ret = -errno;
+		else if (st.data_fd >= 0)
+			close(st.data_fd);
+	}
+	close(fd);
+	return ret;
 }

@@ -49,6 +49,11 @@ struct vfio_device_feature_mig_data_size {
 #define MIG_PAGE	4096ull
 
 /* VFIO_DEVICE_FEATURE_MIGRATION: the migration flags, or -errno (ENOTTY). */
+/*
+ * VFIO_DEVICE_FEATURE with @flags and @len bytes of @data (at most 64),
+ * copied back on success. 0 or -errno.
+ */
+int mig_feature(struct vmm_dev *d, uint32_t flags, void *data, size_t len);
 int mig_features(struct vmm_dev *d, uint64_t *flags);
 /*
  * VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE SET: 0 or -errno. *@data_fd gets
@@ -115,6 +120,13 @@ int mig_dirty_start(struct mig_dirty *l, struct vmm_dev *d, uint64_t iova,
 int mig_dirty_report(struct mig_dirty *l, uint64_t *bits);
 int mig_dirty_stop(struct mig_dirty *l);
 const char *mig_dirty_via_name(enum mig_dirty_via via);
+/*
+ * Roll @bdf back to RUNNING (a RESUMING stream dropped unapplied) as the
+ * kernel does when a migration controller that moved the device goes
+ * away: attach /dev/vfio-mig, set the state the device is in, close. 0 or
+ * -errno.
+ */
+int mig_ctl_rollback(const char *bdf);
 /* Stop whatever dirty log runs on @bdf, through netlink (for clean-up). */
 int mig_dirty_kill(const char *bdf);
 

@@ -20,9 +20,13 @@
  *    until the VMM closes the device;
  *  - phase_*: mig-phase / mig-ack relay, seq, ESTALE, the events;
  *  - dirty_mark: marks exactly the given pages, refuses ranges outside;
+ *  - vfio_report_finer_than_the_log: a VFIO report at 4 KiB in windows
+ *    that split a 64 KiB log page loses no dirty page;
  *  - netns_events: events and operations work from another netns;
  *  - vmm_close_races_ioctls: the VMM closes the device while PAGES and
  *    STATE run on other threads: they finish, then get ENODEV;
+ *  - vmm_close_not_held_by_a_faulting_caller: a PAGES call stuck on a
+ *    fault in its caller's memory does not hold up the VMM's close;
  *  - unbind_after_vmm_close: the device goes while a dead control fd still
  *    holds it; its release still announces "abort".
  */
@@ -36,12 +40,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <linux/userfaultfd.h>
 #include <linux/vfio_mig.h>
 #include <linux/vfio_mig_ctl.h>
 
@@ -1130,6 +1136,58 @@ static int dirty_pages(struct mig_dirty *l, int *pages, int max)
 	return n;
 }
 
+/* VFIO DMA_LOGGING_REPORT of [@iova, @iova + @len) at 4 KiB into @bits. */
+static int vfio_report(struct vmm_dev *d, uint64_t iova, uint64_t len,
+		       uint64_t *bits)
+{
+	struct vfio_device_feature_dma_logging_report rep = {
+		.iova = iova, .length = len, .page_size = MIG_PAGE,
+		.bitmap = (uintptr_t)bits,
+	};
+
+	return mig_feature(d, VFIO_DEVICE_FEATURE_GET |
+			   VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &rep,
+			   sizeof(rep));
+}
+
+/*
+ * A VMM that logs at 64 KiB and reports at 4 KiB, in windows that split a
+ * 64 KiB log page (as iova_bitmap's chunks may): a write in the page's
+ * second half is reported by the window that holds it, not lost to the
+ * first window's clearing of the whole log page.
+ */
+TEST_F(ctl, vfio_report_finer_than_the_log)
+{
+	struct vfio_device_feature_dma_logging_range range = {
+		.iova = RAM_IOVA, .length = RAM_SIZE,
+	};
+	struct vfio_device_feature_dma_logging_control lc = {
+		.page_size = 0x10000, .num_ranges = 1,
+		.ranges = (uintptr_t)&range,
+	};
+	uint64_t r[2] = { RAM_IOVA + 0xa000, MIG_PAGE };	/* page 10 */
+	uint64_t lo = 0, hi = 0, all = 0;
+	int ret;
+
+	ret = mig_feature(&self->a.d, VFIO_DEVICE_FEATURE_SET |
+			  VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &lc,
+			  sizeof(lc));
+	if (ret == -ENOTTY || ret == -EOPNOTSUPP)
+		SKIP(return, "no VFIO DMA logging on this kernel (no iova_bitmap)");
+	ASSERT_EQ(0, ret) TH_LOG("DMA_LOGGING_START: %s", strerror(-ret));
+	ASSERT_EQ(0x10000u, lc.page_size);
+	ASSERT_EQ(0, vfio_report(&self->a.d, RAM_IOVA, RAM_SIZE, &all));
+	ret = nl_mark(&self->nl, self->bdf, r, 1);
+	ASSERT_EQ(0, ret) TH_LOG("dirty-mark: %s", self->nl.err);
+	ASSERT_EQ(0, vfio_report(&self->a.d, RAM_IOVA, 0x8000, &lo));
+	ASSERT_EQ(0, vfio_report(&self->a.d, RAM_IOVA + 0x8000, 0x8000, &hi));
+	/* each window gets its part of the dirty log page, in its own bits */
+	EXPECT_EQ(0xffull, lo);
+	EXPECT_EQ(0xffull, hi) TH_LOG("the page's second half was lost");
+	EXPECT_EQ(0, mig_feature(&self->a.d, VFIO_DEVICE_FEATURE_SET |
+				 VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL, 0));
+}
+
 TEST_F(ctl, dirty_mark)
 {
 	uint64_t r[6];
@@ -1251,6 +1309,93 @@ TEST_F(ctl, pages_wait_is_killable)
 	ret = ctl_pages(self->ctl, false, &iova, 1, data, NULL);
 	EXPECT_EQ(0, ret) TH_LOG("read: %s", strerror(-ret));
 	EXPECT_EQ(0, memcmp(data, mig_host(&self->a, iova), MIG_PAGE));
+}
+
+struct stuck_pages {
+	int fd;
+	uint64_t *iovas;	/* in a userfaultfd range: the call faults */
+	uint8_t *data;
+	int ret;
+};
+
+static void *stuck_pages_main(void *arg)
+{
+	struct stuck_pages *sp = arg;
+
+	sp->ret = ctl_pages(sp->fd, false, sp->iovas, 1, sp->data, NULL);
+	return NULL;
+}
+
+static void *close_main(void *arg)
+{
+	mig_side_close(arg);
+	return NULL;
+}
+
+/*
+ * A controller whose PAGES call faults on its own memory, for as long as
+ * it likes (userfaultfd), does not hold up the VMM's close of the device:
+ * the call touches the caller's memory outside the device's lock. Once
+ * the fault is resolved the call finds the device gone (ENODEV).
+ */
+TEST_F(ctl, vmm_close_not_held_by_a_faulting_caller)
+{
+	static uint8_t data[MIG_PAGE] __attribute__((aligned(MIG_PAGE)));
+	static uint64_t src[MIG_PAGE / 8] __attribute__((aligned(MIG_PAGE)));
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_copy cp = { 0 };
+	struct stuck_pages sp = { .data = data, .ret = 1 };
+	struct pollfd pf;
+	struct uffd_msg msg;
+	struct timespec until;
+	pthread_t tp, tc;
+	uint64_t t0, ms;
+	bool closed;
+	int uffd;
+
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		SKIP(return, "no userfaultfd: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	sp.iovas = mmap(NULL, MIG_PAGE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, sp.iovas);
+	reg.range.start = (uintptr_t)sp.iovas;
+	reg.range.len = MIG_PAGE;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	sp.fd = ctl_new(self->bdf);
+	ASSERT_LE(0, sp.fd);
+	ASSERT_EQ(0, pthread_create(&tp, NULL, stuck_pages_main, &sp));
+	/* the call is in the kernel, faulting on its IOVA list */
+	pf = (struct pollfd){ .fd = uffd, .events = POLLIN };
+	ASSERT_EQ(1, poll(&pf, 1, 5000));
+	ASSERT_EQ((ssize_t)sizeof(msg), read(uffd, &msg, sizeof(msg)));
+	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+
+	t0 = vmm_now_us();
+	ASSERT_EQ(0, pthread_create(&tc, NULL, close_main, &self->a));
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 3;
+	closed = !pthread_timedjoin_np(tc, NULL, &until);
+	ms = (vmm_now_us() - t0) / 1000;
+
+	/* resolve the fault: the list names one page of the guest's RAM */
+	src[0] = RAM_IOVA;
+	cp.dst = (uintptr_t)sp.iovas;
+	cp.src = (uintptr_t)src;
+	cp.len = MIG_PAGE;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_COPY, &cp));
+	if (!closed)
+		pthread_join(tc, NULL);
+	pthread_join(tp, NULL);
+	EXPECT_TRUE(closed) TH_LOG("the VMM's close waited for the caller's fault");
+	EXPECT_GT(2000, ms) TH_LOG("close took %llu ms", (unsigned long long)ms);
+	EXPECT_EQ(-ENODEV, sp.ret) TH_LOG("PAGES after the close: %s",
+					  strerror(-sp.ret));
+	close(sp.fd);
+	munmap(sp.iovas, MIG_PAGE);
+	close(uffd);
 }
 
 static int gen_cb(const struct nlmsghdr *h, void *priv)

@@ -313,18 +313,12 @@ static int b_resume(FIXTURE_DATA(early) *self, const void *p, size_t n)
 static void b_recover(struct __test_metadata *_metadata,
 		      FIXTURE_DATA(early) *self)
 {
-	struct vfio_mig_ctl_attach at = { .argsz = sizeof(at) };
 	uint32_t st;
-	int fd;
 
 	if (self->fd_b >= 0)
 		close(self->fd_b);
 	self->fd_b = -1;
-	fd = open(VFIO_MIG_CTL_DEVICE, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, fd);
-	snprintf(at.bdf, sizeof(at.bdf), "%.15s", self->b.d.bdf);
-	ASSERT_EQ(0, ioctl(fd, VFIO_MIG_CTL_ATTACH, &at));
-	close(fd);
+	ASSERT_EQ(0, mig_ctl_rollback(self->b.d.bdf));
 	ASSERT_EQ(0, mig_get_state(&self->b.d, &st));
 	ASSERT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
 }

@@ -326,19 +326,12 @@ static enum verdict resume(FIXTURE_DATA(hostile) *self, const uint8_t *p,
 	return v;
 }
 
-/* A migration controller that attaches and goes away rolls VF 2 back. */
+/* A migration controller that moves VF 2 and goes away rolls it back. */
 static int rollback(FIXTURE_DATA(hostile) *self)
 {
-	struct vfio_mig_ctl_attach a = { .argsz = sizeof(a) };
-	int fd = open(VFIO_MIG_CTL_DEVICE, O_RDWR | O_CLOEXEC), ret = 0;
 	uint32_t st;
+	int ret = mig_ctl_rollback(self->b.bdf);
 
-	if (fd < 0)
-		return -errno;
-	snprintf(a.bdf, sizeof(a.bdf), "%.15s", self->b.bdf);
-	if (ioctl(fd, VFIO_MIG_CTL_ATTACH, &a))
-		ret = -errno;
-	close(fd);
 	if (!ret)
 		ret = mig_get_state(&self->b, &st);
 	if (!ret && st != VFIO_DEVICE_STATE_RUNNING)
