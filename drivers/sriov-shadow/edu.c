@@ -240,10 +240,11 @@ static void run_dma(struct vmig_shadow *sh)
 	/* DMA held, or the caller killed: the start bit stays set */
 	if (ret == -EAGAIN || ret == -EINTR)
 		return;
-	if (ret)
+	/* EIO: the guest has bus mastering off, the transfer goes nowhere */
+	if (ret && ret != -EIO)
 		pr_warn_ratelimited("edu shadow: a transfer at guest IOVA %#llx failed: %d\n",
 				    ram, ret);
-	else if (!to_ram)
+	if (!ret && !to_ram)
 		m->buf_gen++;
 	m->dma_cmd &= ~EDU_CMD_RUN;
 	if (m->dma_cmd & EDU_CMD_IRQ)

@@ -507,9 +507,12 @@ void vmig_mig_rollback(struct vmig_device *mdev)
 	state_lock(mdev);
 	old = m->state;
 	/*
-	 * The stream is applied only on RESUMING -> STOP (vmig_migf_load()):
-	 * until then the device is as STOP left it, and dropping the fd
-	 * aborts the resume. Its writer then gets ENODEV.
+	 * The stream is applied on RESUMING -> STOP (vmig_migf_load()), but
+	 * for the early state a profile loads as its record arrives (edu:
+	 * its buffer, through its own transfer): dropping the fd aborts the
+	 * resume, and leaves the device as STOP left it plus that early
+	 * state, which no later stream can use (each early load forgets the
+	 * last). Its writer then gets ENODEV.
 	 */
 	if (m->state == VFIO_DEVICE_STATE_RESUMING) {
 		drop_fd(&m->resuming);

@@ -524,14 +524,17 @@ int vmig_migf_load(struct vmig_migf *migf)
 	mutex_unlock(&migf->lock);
 	if (ret)
 		goto out;
+	/* the register state's own identity and profile, before any use */
+	ret = vmig_check_compat(mdev, &res.snap->id, res.snap->profile, rep);
 	/* the source's shadow's state: served by ours, if we have one */
-	if (res.shadow && !vmig_shadow_engage_stream(mdev, res.snap, res.held,
-						     res.held_len))
+	if (!ret && res.shadow &&
+	    !vmig_shadow_engage_stream(mdev, res.snap, res.held, res.held_len))
 		goto out;
 	/* early state a profile loaded counts for this stream only */
-	ret = __vmig_snapshot_replay(mdev, res.snap, rep,
-				     VMIG_SNAP_COMPLETE |
-				     (res.early ? VMIG_SNAP_EARLY : 0));
+	if (!ret)
+		ret = __vmig_snapshot_replay(mdev, res.snap, rep,
+					     VMIG_SNAP_COMPLETE |
+					     (res.early ? VMIG_SNAP_EARLY : 0));
 	if (!ret && rep->nr_errors)
 		ret = -EIO;
 	if (ret && rep->nr_errors)

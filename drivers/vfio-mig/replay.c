@@ -111,7 +111,7 @@ static int replay_registers(struct vmig_device *dst,
 
 	lockdep_assert_held(&dst->mig.state_mutex);
 	plan = kvcalloc((size_t)s->nr_regfile + s->nr_tail + 1, sizeof(*plan),
-			GFP_KERNEL);
+			GFP_KERNEL_ACCOUNT);
 	if (!plan)
 		return -ENOMEM;
 	/* the register file up to the tail's window, then the tail */

@@ -306,10 +306,26 @@ static int shadow_dma_fn(void *arg)
 }
 
 /*
+ * Does the guest let its device master the bus? The bit is not
+ * virtualized by vfio-pci: the device's own command register has it.
+ * Without it the device's DMA and its MSI (a memory write) go nowhere,
+ * and neither may the model's.
+ */
+static bool guest_masters(struct vmig_device *mdev)
+{
+	u16 cmd;
+
+	if (pci_read_config_word(mdev->core.pdev, PCI_COMMAND, &cmd))
+		return false;
+	return cmd & PCI_COMMAND_MASTER;
+}
+
+/*
  * From a worker: vfio_dma_rw() reaches the VMM's memory from a kernel
  * thread, whoever (the VMM, a controller) made the access. The log is
  * marked after the write, so a report that cleared the pages before it
- * cannot hide it.
+ * cannot hide it; a write that failed part way may have changed some of
+ * them, so it is marked too. EIO: the guest turned bus mastering off.
  */
 int vmig_shadow_dma(struct vmig_shadow *sh, u64 iova, void *buf, size_t len,
 		    bool to_ram)
@@ -325,11 +341,13 @@ int vmig_shadow_dma(struct vmig_shadow *sh, u64 iova, void *buf, size_t len,
 		return -EAGAIN;
 	if (!len)
 		return 0;
+	if (!guest_masters(sh->mdev))
+		return -EIO;
 	ret = vmig_run_in_worker(shadow_dma_fn, &d);
-	if (ret)
-		return ret;
 	if (to_ram)
 		vmig_dirty_mark(sh->mdev, iova, len);
+	if (ret)
+		return ret;
 	atomic64_inc(&sh->dmas);
 	return 0;
 }
@@ -363,6 +381,9 @@ bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector)
 		vector = 0;
 	}
 	if (vector >= VMIG_SHADOW_VECTORS)
+		return false;
+	/* an MSI is a memory write of the device's: none without mastering */
+	if (type != VFIO_PCI_INTX_IRQ_INDEX && !guest_masters(sh->mdev))
 		return false;
 	mutex_lock(&sd->irq_lock);
 	ctx = sd->trigger[type][vector];
@@ -437,8 +458,8 @@ void vmig_shadow_set_irqs(struct vmig_device *mdev, void __user *uarg)
 #define SHADOW_CHUNK	64
 
 /*
- * One piece: the model's, or for the MSI-X table the device's (reads) and
- * nobody's (writes, dropped as vfio-pci drops them). Writes the model
+ * One piece: the model's, or for the MSI-X table nobody's (reads all
+ * ones and writes dropped, as vfio-pci's own BAR access does). Writes the model
  * serves are recorded as the trap path records what reaches the device,
  * so that the register file and log stay the guest's.
  */

@@ -181,8 +181,10 @@ void *vmig_shadow_priv(struct vmig_shadow *sh);
 struct device *vmig_shadow_device(struct vmig_shadow *sh);
 /*
  * Move @len bytes between guest IOVA @iova and @buf (@to_ram: into guest
- * memory, which the DMA dirty log then has marked). 0 or -errno; -EAGAIN
- * while the device's DMA is held (the @unhold op comes later).
+ * memory, which the DMA dirty log then has marked, also when the write
+ * failed part way). 0 or -errno; -EAGAIN while the device's DMA is held
+ * (the @unhold op comes later); -EIO while the guest has bus mastering
+ * off (the transfer goes nowhere, as the device's would).
  */
 int vmig_shadow_dma(struct vmig_shadow *sh, u64 iova, void *buf, size_t len,
 		    bool to_ram);
@@ -197,7 +199,8 @@ int vmig_shadow_peek(struct vmig_shadow *sh, u64 iova, void *buf,
 /*
  * Signal interrupt @vector to the VMM, through the eventfd it gave for the
  * device's enabled interrupt type (MSI-X or MSI vector @vector, or INTx).
- * False if the VMM gave none.
+ * False if the VMM gave none, or for an MSI while the guest has bus
+ * mastering off (a device's MSI is a memory write).
  */
 bool vmig_shadow_irq(struct vmig_shadow *sh, unsigned int vector);
 

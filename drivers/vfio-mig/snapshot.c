@@ -500,7 +500,7 @@ static int get_regs(const u8 *p, u32 len, struct vmig_reg_value **out,
 
 	if (len % sizeof(*r) || n > max)
 		return -EINVAL;
-	*out = kvcalloc(max(n, 1U), sizeof(**out), GFP_KERNEL);
+	*out = kvcalloc(max(n, 1U), sizeof(**out), GFP_KERNEL_ACCOUNT);
 	if (!*out)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
@@ -523,7 +523,8 @@ static int get_tail(const u8 *p, u32 len, struct vmig_snapshot *s)
 
 	if (len % sizeof(*l) || n > VMIG_REGLOG_MAX)
 		return -EINVAL;
-	s->tail = kvcalloc(max(n, 1U), sizeof(*s->tail), GFP_KERNEL);
+	s->tail = kvcalloc(max(n, 1U), sizeof(*s->tail),
+			   GFP_KERNEL_ACCOUNT);
 	if (!s->tail)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
@@ -591,7 +592,7 @@ static int get_devstate(const u8 *p, u32 len, struct vmig_snapshot *s)
 {
 	if (len > VMIG_SNAP_MAX_DEVSTATE)
 		return -EINVAL;
-	s->devstate = kvmalloc(max(len, 1U), GFP_KERNEL);
+	s->devstate = kvmalloc(max(len, 1U), GFP_KERNEL_ACCOUNT);
 	if (!s->devstate)
 		return -ENOMEM;
 	memcpy(s->devstate, p, len);

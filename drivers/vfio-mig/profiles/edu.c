@@ -429,8 +429,7 @@ static u64 pick_scratch(struct vmig_device *mdev, u64 hint)
 	iova = READ_ONCE(priv(mdev)->scratch);
 	if (iova)
 		return iova;
-	if (hint && hint + PAGE_SIZE - 1 <= EDU_DMA_MASK &&
-	    scratch_mapped(mdev, hint))
+	if (scratch_ok(hint) && scratch_mapped(mdev, hint))
 		return hint;
 	for (i = 0; !vmig_dirty_range(mdev, i, &r); i++) {
 		iova = max_t(u64, PAGE_ALIGN(r.iova), PAGE_SIZE);

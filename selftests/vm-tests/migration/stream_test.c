@@ -230,16 +230,7 @@ static enum verdict resume(FIXTURE_DATA(stream) *self, const uint8_t *p,
  */
 static int rollback_by_controller(FIXTURE_DATA(stream) *self)
 {
-	struct vfio_mig_ctl_attach a = { .argsz = sizeof(a) };
-	int fd = open(VFIO_MIG_CTL_DEVICE, O_RDWR | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	snprintf(a.bdf, sizeof(a.bdf), "%.15s", self->b.d.bdf);
-	if (ioctl(fd, VFIO_MIG_CTL_ATTACH, &a))
-		ret = -errno;
-	close(fd);
-	return ret;
+	return mig_ctl_rollback(self->b.d.bdf);
 }
 
 /*
@@ -1122,6 +1113,33 @@ TEST_F_TIMEOUT(stream, shadow_record_refused, 180)
 				 cases[i].what, cases[i].why, cases[i].err);
 	}
 	close(kfd);
+
+	/*
+	 * The register state naming another profile than the header and
+	 * the device ("edu" made "xdu", its record's CRC made anew): B's
+	 * shadow does not take it, the load refuses it.
+	 */
+	memset(&sw, 0, sizeof(sw));
+	sw.version = htole32(VMIG_STREAM_SHADOW_VERSION);
+	len = with_shadow(self, m, end, &sw, sizeof(sw), 1);
+	{
+		uint8_t *rec = m + self->l.off[state], *pl = rec + REC_HDR;
+		uint32_t plen = mig_get32(rec + 4), k;
+
+		for (k = 0; k + 3 <= plen && memcmp(pl + k, "edu", 3); k++)
+			;
+		ASSERT_GT(plen, k + 2) TH_LOG("no profile name in REG_STATE");
+		pl[k] = 'x';
+		mig_put32(rec + 8, mig_crc32(pl, plen));
+	}
+	ASSERT_EQ(AT_STOP, resume(self, m, len, &err))
+		TH_LOG("a register state of another profile: %s",
+		       strerror(err));
+	ASSERT_EQ(0, genl_open(&nl, "vfio_mig"));
+	ASSERT_EQ(0, lm_shadow_get(&nl, self->b.d.bdf, &sh));
+	EXPECT_FALSE(sh.engaged) TH_LOG("B's shadow took another profile's state");
+	genl_close(&nl);
+	ASSERT_EQ(0, recover(self, &i));
 
 	/* well-formed: B's shadow serves A's state, then B's device has it */
 	memset(&sw, 0, sizeof(sw));

@@ -37,6 +37,9 @@
  *  - unbind_during_engage: an unbind of A while its engage runs waits for
  *    the engage, which completes, then for the VMM to close A, as any
  *    unbind of an open device does;
+ *  - model_dma_at_its_edges: a model write into RAM that fails part way
+ *    has its page in the dirty log; with bus mastering off the model's
+ *    transfer goes nowhere;
  *  - refusals: not open, trap mode none, engaged twice, engage during a
  *    migration, a stream taken in over an engaged shadow, no guest page
  *    for the buffer; each with its reason.
@@ -971,6 +974,64 @@ static bool buffer_is(FIXTURE_DATA(sh) *self, uint8_t seed, uint32_t len)
 	if (edu_dma(&self->e, true, RAM_IOVA + 0x30000, 0, len, false, 3000))
 		return false;
 	return pattern_len(ram, seed, len) == len;
+}
+
+/* The pages of A's RAM a read of the dirty log holds; -1 on error. */
+static int dirty_has(struct mig_dirty *l, uint64_t iova)
+{
+	static uint64_t bits[(RAM_SIZE / MIG_PAGE + 63) / 64];
+	uint64_t pg = (iova - RAM_IOVA) / MIG_PAGE;
+
+	memset(bits, 0, sizeof(bits));
+	if (mig_dirty_report(l, bits))
+		return -1;
+	return !!(bits[pg / 64] & (1ull << (pg % 64)));
+}
+
+/*
+ * The model's DMA at its edges. A transfer into RAM that runs off the
+ * end of the guest's mappings writes what it can and fails: the page it
+ * wrote is in the dirty log all the same. With bus mastering off the
+ * model's transfer goes nowhere, as the device's would.
+ */
+TEST_F_TIMEOUT(sh, model_dma_at_its_edges, 60)
+{
+	uint64_t last = RAM_IOVA + RAM_SIZE - 0x400;
+	uint8_t *ram = mig_host(&self->a, last);
+	uint8_t *to = mig_host(&self->a, RAM_IOVA + 0x30000);
+	struct mig_dirty log;
+	int ret;
+
+	fill_buffer(_metadata, self, 0x5a, 0x800);
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_ATTACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
+	ret = mig_dirty_start(&log, &self->a.d, RAM_IOVA, RAM_SIZE, false);
+	ASSERT_EQ(0, ret) TH_LOG("dirty log: %s", log.err);
+	ASSERT_EQ(0, dirty_has(&log, last));	/* emptied */
+
+	memset(ram, 0, 0x400);
+	/* 0x400 bytes mapped, 0x400 past the end */
+	ASSERT_EQ(0, edu_dma(&self->e, true, last, 0, 0x800, false, 3000));
+	/* the part that was mapped was written (so the case is real) ... */
+	EXPECT_EQ(0x400u, pattern_len(ram, 0x5a, 0x400));
+	/* ... and is in the log */
+	EXPECT_EQ(1, dirty_has(&log, last))
+		TH_LOG("a partly failed model write left its page clean");
+
+	memset(to, 0, 0x100);
+	ASSERT_EQ(0, vmm_command_update(&self->a.d, 0, 0x4));	/* MASTER */
+	ASSERT_EQ(0, edu_dma(&self->e, true, RAM_IOVA + 0x30000, 0, 0x100,
+			     false, 3000));
+	ASSERT_EQ(0, vmm_enable_bus_master(&self->a.d));
+	EXPECT_EQ(0u, pattern_len(to, 0x5a, 0x100))
+		TH_LOG("the model wrote guest memory with bus mastering off");
+	/* on again, the same transfer lands */
+	ASSERT_EQ(0, edu_dma(&self->e, true, RAM_IOVA + 0x30000, 0, 0x100,
+			     false, 3000));
+	EXPECT_EQ(0x100u, pattern_len(to, 0x5a, 0x100));
+	mig_dirty_stop(&log);
+	ASSERT_EQ(0, lm_shadow_cmd(&self->nl, VFIO_MIG_CMD_SHADOW_DETACH,
+				self->bdf)) TH_LOG("%s", self->nl.err);
 }
 
 /*
