@@ -657,9 +657,21 @@ static void peer_identity(struct wire_conn *c, gnutls_session_t s, bool psk)
 	gnutls_x509_crt_deinit(crt);
 }
 
+/*
+ * What a session's handshake checks in the peer's certificate. GnuTLS
+ * keeps a pointer to it (gnutls_session_set_verify_cert2(): "must remain
+ * valid for the lifetime of the session"): allocated with the session,
+ * freed with it in tls_end(), never on a stack.
+ */
+struct tls_verify {
+	gnutls_typed_vdata_st v[2];
+	char name[256];		/* the server's name the client expects */
+};
+
 int tls_start(struct wire_conn *c, struct tls_ctx *x, const char *peer_name,
 	      long long deadline)
 {
+	struct tls_verify *vd;
 	gnutls_session_t s;
 	int ret;
 
@@ -683,25 +695,35 @@ int tls_start(struct wire_conn *c, struct tls_ctx *x, const char *peer_name,
 		 * purposes too): a server certificate of the shared CA does not
 		 * make a source, nor a client certificate a target.
 		 */
+		if (peer_name && strlen(peer_name) >= sizeof(vd->name)) {
+			snprintf(c->err, sizeof(c->err),
+				 "TLS: the peer's name is too long");
+			return -EINVAL;
+		}
+		vd = calloc(1, sizeof(*vd));
+		if (!vd) {
+			snprintf(c->err, sizeof(c->err), "TLS: out of memory");
+			return -ENOMEM;
+		}
+		free(c->tls_verify);
+		c->tls_verify = vd;
 		if (x->server) {
-			gnutls_typed_vdata_st v[] = {
-				{ GNUTLS_DT_KEY_PURPOSE_OID,
-				  (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT, 0 },
-			};
-
+			vd->v[0].type = GNUTLS_DT_KEY_PURPOSE_OID;
+			vd->v[0].data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT;
 			gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
-			gnutls_session_set_verify_cert2(s, v, 1, 0);
+			gnutls_session_set_verify_cert2(s, vd->v, 1, 0);
 		} else {
 			/* the server must be @peer_name, as its certificate says */
-			gnutls_typed_vdata_st v[] = {
-				{ GNUTLS_DT_DNS_HOSTNAME,
-				  (unsigned char *)peer_name, 0 },
-				{ GNUTLS_DT_KEY_PURPOSE_OID,
-				  (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER, 0 },
-			};
+			unsigned int n = 0;
 
-			gnutls_session_set_verify_cert2(s, peer_name ? v : v + 1,
-							peer_name ? 2 : 1, 0);
+			if (peer_name) {
+				strcpy(vd->name, peer_name);
+				vd->v[n].type = GNUTLS_DT_DNS_HOSTNAME;
+				vd->v[n++].data = (unsigned char *)vd->name;
+			}
+			vd->v[n].type = GNUTLS_DT_KEY_PURPOSE_OID;
+			vd->v[n++].data = (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER;
+			gnutls_session_set_verify_cert2(s, vd->v, n, 0);
 			if (peer_name && !strchr(peer_name, ':') &&
 			    strspn(peer_name, "0123456789.") != strlen(peer_name))
 				gnutls_server_name_set(s, GNUTLS_NAME_DNS, peer_name,
@@ -814,6 +836,8 @@ void tls_end(struct wire_conn *c)
 	if (c->tls)
 		gnutls_deinit(c->tls);
 	c->tls = NULL;
+	free(c->tls_verify);	/* after the session that points into it */
+	c->tls_verify = NULL;
 	free(c->tls_stage);
 	c->tls_stage = NULL;
 }

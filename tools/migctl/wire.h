@@ -303,6 +303,7 @@ struct wire_conn {
 	uint64_t tx_records;		/* records sent (an upper bound) */
 	uint64_t tx_record_limit;	/* under this key; 0: none */
 	uint8_t *tls_stage;		/* one record being sent */
+	void *tls_verify;		/* what the handshake checks (tls.c) */
 	uint8_t tls_rhdr[5];		/* the record GnuTLS is reading */
 	unsigned int tls_rhdr_got;
 	size_t tls_rbody;
