@@ -53,7 +53,8 @@ int migctl_parse_u64(const char *s, uint64_t *v)
 {
 	char *end;
 
-	if (!*s || *s == '-')
+	/* a digit first: strtoull() would take spaces and a sign */
+	if (*s < '0' || *s > '9')
 		return -1;
 	errno = 0;
 	*v = strtoull(s, &end, 0);

@@ -102,10 +102,12 @@ void lm_ev_double(struct lm_out *o, const char *key, double v)
 
 int lm_parse_rate(const char *s, uint64_t *v)
 {
-	char *end;
+	unsigned int shift = 0;
 	unsigned long long n;
+	char *end;
 
-	if (!*s || *s == '-')
+	/* a digit first: strtoull() would take spaces and a sign */
+	if (*s < '0' || *s > '9')
 		return -1;
 	errno = 0;
 	n = strtoull(s, &end, 10);
@@ -115,22 +117,23 @@ int lm_parse_rate(const char *s, uint64_t *v)
 	case 0:
 		break;
 	case 'K': case 'k':
-		n <<= 10;
+		shift = 10;
 		end++;
 		break;
 	case 'M': case 'm':
-		n <<= 20;
+		shift = 20;
 		end++;
 		break;
 	case 'G': case 'g':
-		n <<= 30;
+		shift = 30;
 		end++;
 		break;
 	default:
 		return -1;
 	}
-	if (*end || !n)
+	if (*end || !n || n > UINT64_MAX >> shift)
 		return -1;
+	n <<= shift;
 	*v = n;
 	return 0;
 }

@@ -166,6 +166,12 @@ static int trusted_file(const char *path, char *err, size_t errlen)
 		    path, (unsigned int)(st.st_mode & 07777));
 		return -EPERM;
 	}
+	/* its owner can change it too, whatever its mode */
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		ERR("%s: owned by uid %u, not by this user or root: whoever owns it chooses whom migctl trusts",
+		    path, (unsigned int)st.st_uid);
+		return -EPERM;
+	}
 	return 0;
 }
 
@@ -614,6 +620,19 @@ static void ktls_enable(struct wire_conn *c, gnutls_session_t s)
 }
 
 /*
+ * The peer's name as the operator reads it, in a terminal or a log: its
+ * certificate's DN (GnuTLS escapes RFC 4514's specials, not control
+ * bytes) or PSK identity may hold escape sequences; those bytes become
+ * '?'.
+ */
+void tls_printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+/*
  * Records a connection may send under its key (0: no limit). The
  * environment may lower it (MIGCTL_TLS_RECORD_LIMIT, for the tests).
  */
@@ -646,6 +665,7 @@ static void peer_identity(struct wire_conn *c, gnutls_session_t s, bool psk)
 		const char *id = gnutls_psk_server_get_username(s);
 
 		snprintf(c->peer_id, sizeof(c->peer_id), "%s", id ? id : "");
+		tls_printable(c->peer_id);
 		return;
 	}
 	certs = gnutls_certificate_get_peers(s, &n);
@@ -655,6 +675,7 @@ static void peer_identity(struct wire_conn *c, gnutls_session_t s, bool psk)
 	    gnutls_x509_crt_get_dn(crt, c->peer_id, &len) < 0)
 		c->peer_id[0] = 0;
 	gnutls_x509_crt_deinit(crt);
+	tls_printable(c->peer_id);
 }
 
 /*

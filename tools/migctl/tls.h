@@ -72,4 +72,7 @@ ssize_t tls_recv(struct wire_conn *c, void *p, size_t len);
 /* Does GnuTLS hold decrypted bytes not yet received? */
 bool tls_readable(struct wire_conn *c);
 
+/* Control bytes of a peer's name made '?' (in place). */
+void tls_printable(char *s);
+
 #endif

@@ -480,6 +480,17 @@ TEST(rates_parse)
 	EXPECT_EQ(-1, lm_parse_rate("5X", &v));
 	EXPECT_EQ(-1, lm_parse_rate("5MB", &v));
 	EXPECT_EQ(-1, lm_parse_rate("", &v));
+	/* no sign or space strtoull() would skip, no wrap in the suffix */
+	EXPECT_EQ(-1, lm_parse_rate(" -5", &v));
+	EXPECT_EQ(-1, lm_parse_rate(" 5", &v));
+	EXPECT_EQ(-1, lm_parse_rate("+5", &v));
+	EXPECT_EQ(-1, lm_parse_rate("17179869185G", &v));
+	EXPECT_EQ(0, lm_parse_rate("17179869183G", &v));
+	EXPECT_EQ(17179869183ull << 30, v);
+	EXPECT_EQ(-1, migctl_parse_u64(" -1", &v));
+	EXPECT_EQ(-1, migctl_parse_u64("+1", &v));
+	EXPECT_EQ(0, migctl_parse_u64("0x1000", &v));
+	EXPECT_EQ(0x1000u, v);
 }
 
 TEST(migrate_precopy_ok)

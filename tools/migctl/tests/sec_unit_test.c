@@ -982,4 +982,39 @@ TEST(credentials_errors_are_clear)
 	unlink(path);
 }
 
+/*
+ * The CA whose owner is another user (mode 0644 notwithstanding) is
+ * refused: its owner could choose whom migctl trusts.
+ */
+TEST(ca_owned_by_another_user_refused)
+{
+	struct tls_opts o = { .server = true };
+	char dir[64], cmd[256], err[512], ca[128];
+	struct tls_ctx *x;
+
+	if (geteuid())
+		SKIP(return, "needs root to give the CA to another user");
+	snprintf(dir, sizeof(dir), "/tmp/migctl-creds-%d", getpid());
+	snprintf(cmd, sizeof(cmd), "rm -rf %s && cp -a creds/x509 %s", dir, dir);
+	ASSERT_EQ(0, system(cmd));
+	o.creds_dir = dir;
+	ASSERT_EQ(0, tls_ctx_new(&x, &o, err, sizeof(err))) TH_LOG("%s", err);
+	tls_ctx_free(x);
+	snprintf(ca, sizeof(ca), "%s/ca-cert.pem", dir);
+	ASSERT_EQ(0, chown(ca, 65534, 65534));
+	EXPECT_EQ(-EPERM, tls_ctx_new(&x, &o, err, sizeof(err)));
+	EXPECT_NE(NULL, strstr(err, "owned by uid 65534")) TH_LOG("%s", err);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	system(cmd);
+}
+
+/* A peer's name reaches the operator without its control bytes. */
+TEST(peer_name_printable)
+{
+	char s[] = "CN=evil\x1b[2J\x1b]0;pwned\x07x,O=\x7fok \xc3\xa9";
+
+	tls_printable(s);
+	EXPECT_STREQ("CN=evil?[2J?]0;pwned?x,O=?ok \xc3\xa9", s);
+}
+
 TEST_HARNESS_MAIN
