@@ -1355,4 +1355,45 @@ TEST_F(needs, mutated_records)
 	TH_LOG("%u of 20000 mutated pairs accepted", ok);
 }
 
+/*
+ * CC's page size changed while enabled: the device keeps the enable's
+ * (QEMU), so the model would walk PRP lists unlike it: it says it can no
+ * longer vouch for the device (the save refuses), until a reset.
+ */
+TEST_F(model, cc_page_size_changed_while_enabled)
+{
+	struct fake *f = self->f;
+	uint32_t cc = 0x460001;
+
+	EXPECT_EQ(0, f->c.untracked);
+	nvmp_reg_write(&f->c, NVMP_REG_CC, cc | 4 << 7, 4);	/* MPS 4 */
+	EXPECT_EQ(NVMP_UT_CC, f->c.untracked & NVMP_UT_CC);
+	/* a shutdown notification alone changes none of them */
+	nvmp_reg_write(&f->c, NVMP_REG_CC, 0, 4);
+	EXPECT_EQ(0, f->c.untracked);
+	nvmp_reg_write(&f->c, NVMP_REG_CC, cc, 4);
+	nvmp_reg_write(&f->c, NVMP_REG_CC, cc | 1 << 14, 4);	/* SHN */
+	EXPECT_EQ(0, f->c.untracked);
+}
+
+/*
+ * ASQ and ACQ written in parts as QEMU's controller takes them: a 2-byte
+ * write at the register replaces its low 2 bytes (a 1-byte one too: its
+ * smallest access is 2 bytes), the upper half at +4 its upper 4.
+ */
+TEST(admin_queue_registers_in_parts)
+{
+	struct fake *f = fake_new();
+
+	nvmp_reg_write(&f->c, NVMP_REG_ASQ, 0x00a00000, 4);
+	nvmp_reg_write(&f->c, NVMP_REG_ASQ, 0x1000, 2);
+	EXPECT_EQ(0x00a01000ull, f->c.asq);
+	nvmp_reg_write(&f->c, NVMP_REG_ASQ + 4, 0x1, 4);
+	EXPECT_EQ(0x100a01000ull, f->c.asq);
+	nvmp_reg_write(&f->c, NVMP_REG_ACQ, 0x12345678deadbeefull, 8);
+	nvmp_reg_write(&f->c, NVMP_REG_ACQ, 0x21, 1);
+	EXPECT_EQ(0x12345678dead0021ull, f->c.acq);
+	fake_free(f);
+}
+
 TEST_HARNESS_MAIN

@@ -528,6 +528,18 @@ static void enable(struct nvmp_ctrl *c)
 	sq->live = 1;
 }
 
+/*
+ * A write of @width bytes at the start of a 64-bit register, as QEMU's
+ * controller takes it: those bytes (at least 2, its smallest access),
+ * the others kept.
+ */
+static u64 merge_low(u64 old, u64 val, u8 width)
+{
+	u64 mask = width >= 8 ? ~0ull : (1ull << (8 * max_t(u8, width, 2))) - 1;
+
+	return (old & ~mask) | (val & mask);
+}
+
 void nvmp_reg_write(struct nvmp_ctrl *c, u32 off, u64 val, u8 width)
 {
 	u32 v = (u32)val;
@@ -547,6 +559,16 @@ void nvmp_reg_write(struct nvmp_ctrl *c, u32 off, u64 val, u8 width)
 			c->cc = v;
 			reset_queues(c);
 		} else {
+			/*
+			 * The page size and entry sizes are the enable's for
+			 * the device (QEMU reads them then): a change while
+			 * enabled would make the model walk PRPs unlike it.
+			 */
+			if ((c->cc & NVMP_CC_EN) &&
+			    (NVMP_CC_MPS(v) != NVMP_CC_MPS(c->cc) ||
+			     NVMP_CC_IOSQES(v) != NVMP_CC_IOSQES(c->cc) ||
+			     NVMP_CC_IOCQES(v) != NVMP_CC_IOCQES(c->cc)))
+				c->untracked |= NVMP_UT_CC;
 			c->cc = v;
 		}
 		break;
@@ -554,13 +576,13 @@ void nvmp_reg_write(struct nvmp_ctrl *c, u32 off, u64 val, u8 width)
 		c->aqa = v;
 		break;
 	case NVMP_REG_ASQ:
-		c->asq = width == 8 ? val : (c->asq & ~0xffffffffull) | v;
+		c->asq = merge_low(c->asq, val, width);
 		break;
 	case NVMP_REG_ASQ + 4:
 		c->asq = (c->asq & 0xffffffffull) | ((u64)v << 32);
 		break;
 	case NVMP_REG_ACQ:
-		c->acq = width == 8 ? val : (c->acq & ~0xffffffffull) | v;
+		c->acq = merge_low(c->acq, val, width);
 		break;
 	case NVMP_REG_ACQ + 4:
 		c->acq = (c->acq & 0xffffffffull) | ((u64)v << 32);

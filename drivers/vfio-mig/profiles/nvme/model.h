@@ -106,6 +106,7 @@ enum nvmp_feat {
 #define NVMP_UT_AER		0x0800	/* more than NVMP_MAX_AER AERs */
 #define NVMP_UT_TRACK		0x1000	/* the in-flight store overflowed */
 #define NVMP_UT_ADMIN		0x2000	/* an admin command not modelled */
+#define NVMP_UT_CC		0x4000	/* CC's MPS, entry sizes changed */
 
 /*
  * How the model reaches guest memory. @read: copy @len bytes at guest IOVA

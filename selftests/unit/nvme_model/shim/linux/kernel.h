@@ -9,4 +9,5 @@
 
 #define U16_MAX		0xffff
 #define min_t(t, a, b)	((t)(a) < (t)(b) ? (t)(a) : (t)(b))
+#define max_t(t, a, b)	((t)(a) > (t)(b) ? (t)(a) : (t)(b))
 #endif
