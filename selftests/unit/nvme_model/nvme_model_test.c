@@ -661,6 +661,37 @@ TEST_F(model, metadata_marked_where_it_lands)
 	EXPECT_FALSE(is_dirty(f, DATA_IOVA + 0xc0000));	/* MPTR unused */
 }
 
+/*
+ * PSDT 10b: MPTR holds the address of one SGL descriptor, which says where
+ * the metadata lands; the descriptor itself is only read.
+ */
+TEST_F(model, metadata_sgl_marked_where_it_lands)
+{
+	struct fake *f = self->f;
+	struct sgl_desc *md = at(f, LIST_IOVA);
+	struct sim_sqe rd = read_cmd(2, 0, 8, 0, 0);
+
+	ASSERT_EQ(0, identify_ns_md(f, 2, 9, 64, false));
+	clear_dirty(f);
+	rd.cdw0 |= 2 << 14;	/* PSDT: SGL, MPTR an SGL descriptor */
+	rd.prp1 = DATA_IOVA;	/* SGL1: a data block of 4 KiB */
+	rd.prp2 = 4096;
+	rd.mptr = LIST_IOVA;
+	md->addr = DATA_IOVA + 0x40000;
+	md->len = 512;
+	md->type = 0x00;
+	ASSERT_EQ(0, submit(f, 1, &rd, true));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x40000));
+	EXPECT_FALSE(is_dirty(f, LIST_IOVA));
+	EXPECT_EQ(0, f->c.untracked);
+
+	/* a descriptor type the model does not follow */
+	md->type = 0x50;
+	ASSERT_EQ(0, submit(f, 1, &rd, true));
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_SGL);
+}
+
 /* A controller reset drops its AERs: the model's count starts again. */
 TEST_F(model, reset_drops_aers)
 {
@@ -1039,6 +1070,177 @@ TEST_F(model, remark_matches_a_reference)
 		}
 	}
 	EXPECT_EQ(0, f->c.untracked);
+}
+
+/*
+ * A guest may reuse a command id once its completion is posted, before it
+ * releases that completion (a driver that frees the id as it reads the
+ * completion and writes the head doorbell later): releasing the old
+ * completion ends nothing of the new command, whatever the old one was.
+ */
+TEST_F(model, cid_reused_before_release)
+{
+	struct fake *f = self->f;
+	struct sim_sqe a = read_cmd(1, 0, 8, DATA_IOVA, 0);
+	struct sim_sqe b = read_cmd(1, 0, 8, DATA_IOVA + 0x10000, 0);
+	struct sim_sqe w = read_cmd(1, 0, 8, DATA_IOVA + 0x20000, 0);
+	uint16_t x;
+
+	ASSERT_EQ(0, submit(f, 1, &a, true));
+	x = last_cid(f);
+	complete(f, 1, 1, x, 0, 0);
+	b.cdw0 |= (uint32_t)x << 16;
+	ASSERT_EQ(0, submit(f, 1, &b, true));
+	ASSERT_EQ(0, release(f, 1));	/* a's completion only */
+	EXPECT_EQ(1, f->c.trk.live);
+	clear_dirty(f);
+	nvmp_remark(&f->c);
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x10000));
+	EXPECT_FALSE(is_dirty(f, DATA_IOVA));
+	complete(f, 1, 1, x, 0, 0);
+	ASSERT_EQ(0, release(f, 1));
+	EXPECT_EQ(0, f->c.trk.live);
+
+	/* the old command a Write, which the store never kept */
+	w.cdw0 = 0x01;
+	ASSERT_EQ(0, submit(f, 1, &w, true));
+	x = last_cid(f);
+	complete(f, 1, 1, x, 0, 0);
+	b.cdw0 = 0x02 | (uint32_t)x << 16;
+	ASSERT_EQ(0, submit(f, 1, &b, true));
+	ASSERT_EQ(0, release(f, 1));
+	EXPECT_EQ(1, f->c.trk.live);
+	clear_dirty(f);
+	nvmp_remark(&f->c);
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x10000));
+	complete(f, 1, 1, x, 0, 0);
+	ASSERT_EQ(0, release(f, 1));
+	EXPECT_EQ(0, f->c.trk.live);
+	EXPECT_EQ(0, f->c.untracked);
+}
+
+/* ... and a command the store lost stays lost until its own release. */
+TEST_F(model, cid_reused_before_release_lost)
+{
+	struct fake *f = self->f;
+	uint64_t *list = at(f, LIST_IOVA);
+	struct sim_sqe small = read_cmd(1, 0, 1, DATA_IOVA, 0);
+	struct sim_sqe big = read_cmd(1, 0, 128, DATA_IOVA, LIST_IOVA);
+	unsigned int i;
+	uint16_t x;
+
+	nvmp_track_init(&f->c, f->ranges, 4, f->recs, 256, f->hash);
+	for (i = 0; i < 16; i++)
+		list[i] = DATA_IOVA + 0x100000 + i * 2 * PS;
+	ASSERT_EQ(0, submit(f, 1, &small, true));	/* kept */
+	x = last_cid(f);
+	complete(f, 1, 1, x, 0, 0);
+	big.cdw0 |= (uint32_t)x << 16;
+	ASSERT_EQ(0, submit(f, 1, &big, true));		/* lost */
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_TRACK);
+	ASSERT_EQ(0, release(f, 1));	/* small's completion */
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_TRACK);
+	complete(f, 1, 1, x, 0, 0);
+	ASSERT_EQ(0, release(f, 1));
+	EXPECT_FALSE(f->c.untracked & NVMP_UT_TRACK);
+}
+
+/*
+ * Random Reads and Writes, completed in random order and released in
+ * batches later, their ids reused as soon as their completions are
+ * posted: every Read not completed is marked at each report, and nothing
+ * is marked but Reads not released.
+ */
+TEST_F(model, remark_with_ids_reused_before_release)
+{
+	struct fake *f = self->f;
+	struct {
+		uint16_t cid;
+		uint64_t page, seq;
+		bool read, posted;
+	} ref[IO_DEPTH];
+	uint64_t seed = 7, seq = 0;
+	unsigned int i, j, n = 0, rounds, reused = 0, busy_ids;
+
+	nvmp_track_init(&f->c, f->ranges, 256, f->recs, 128, f->hash);
+	for (rounds = 0; rounds < 4000; rounds++) {
+		unsigned int op;
+
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		op = seed % 8;
+		for (i = 0, busy_ids = 0; i < n; i++)
+			busy_ids += !ref[i].posted;
+		if (op < 4 && n < IO_DEPTH - 2 && busy_ids < 16) {
+			uint64_t page = DATA_IOVA + ((seed >> 8) % 256) * PS;
+			struct sim_sqe s = read_cmd(1, 0, 8, page, 0);
+			uint16_t cid;
+			bool busy;
+
+			s.cdw0 = (seed >> 20) & 1 ? 0x02 : 0x01;
+			/* 24 ids: unique among the (< 16) commands not completed */
+			do {
+				cid = 1 + (seed >> 24) % 24;
+				seed += 1ull << 24;
+				busy = false;
+				for (j = 0; j < n; j++)
+					busy |= ref[j].cid == cid &&
+						!ref[j].posted;
+			} while (busy);
+			for (j = 0; j < n; j++)
+				reused += ref[j].cid == cid;
+			s.cdw0 |= (uint32_t)cid << 16;
+			ASSERT_EQ(0, submit(f, 1, &s, true));
+			ref[n].cid = cid;
+			ref[n].page = page;
+			ref[n].read = (s.cdw0 & 0xff) == 0x02;
+			ref[n].posted = false;
+			ref[n].seq = seq++;
+			n++;
+		} else if (op < 7) {
+			/* a random one; every 4th time the oldest */
+			for (i = 0, j = n; i < n; i++)
+				if (!ref[i].posted &&
+				    (j == n || ((seed & 0x300) ?
+						(seed >> (i % 32)) & 1 :
+						ref[i].seq < ref[j].seq)))
+					j = i;
+			if (j == n)
+				continue;
+			complete(f, 1, 1, ref[j].cid, 0, 0);
+			ref[j].posted = true;
+		} else {
+			ASSERT_EQ(0, release(f, 1));
+			for (j = 0; j < n;)
+				if (ref[j].posted)
+					ref[j] = ref[--n];
+				else
+					j++;
+		}
+		ASSERT_EQ(0, f->c.untracked) TH_LOG("round %u", rounds);
+		clear_dirty(f);
+		nvmp_remark(&f->c);
+		for (i = 0; i < 256; i++) {
+			uint64_t page = DATA_IOVA + i * PS;
+			bool must = false, may = false;
+
+			for (j = 0; j < n; j++) {
+				if (!ref[j].read || ref[j].page != page)
+					continue;
+				may = true;
+				must |= !ref[j].posted;
+			}
+			if (must)
+				ASSERT_TRUE(is_dirty(f, page))
+					TH_LOG("round %u: page %u of a Read in flight not marked",
+					       rounds, i);
+			if (!may)
+				ASSERT_FALSE(is_dirty(f, page))
+					TH_LOG("round %u: page %u marked", rounds, i);
+		}
+	}
+	EXPECT_LT(100, reused);
 }
 
 /* ---- the compatibility check (profiles/nvme/needs.c) ---- */

@@ -121,7 +121,7 @@ static void munlock(struct nvmp_ctrl *c)
 }
 
 static void trk_add(struct nvmp_ctrl *c, u64 iova, u64 len);
-static void trk_open(struct nvmp_ctrl *c, u16 sqid, u16 cid);
+static void trk_open(struct nvmp_ctrl *c, u16 sqid, u16 cid, u64 after);
 static void trk_close(struct nvmp_ctrl *c);
 
 /* Under the model lock: the staged ranges of @w's command into the store. */
@@ -129,7 +129,7 @@ static void stage_flush(struct nvmp_ctrl *c, u16 qid, struct nvmp_qctx *w)
 {
 	u16 i;
 
-	trk_open(c, qid, w->cid);
+	trk_open(c, qid, w->cid, w->after);
 	for (i = 0; c->trk.cur && i < w->n_stage; i++)
 		trk_add(c, w->stage[i].iova, w->stage[i].len);
 	w->n_stage = 0;
@@ -175,12 +175,16 @@ static void dirty(struct nvmp_ctrl *c, u16 qid, u64 iova, u64 len)
 	w->stage[w->n_stage++] = (struct nvmp_range){ iova, len };
 }
 
-/* Queue pair @qid starts decoding command @cid. */
-static void cmd_begin(struct nvmp_ctrl *c, u16 qid, u16 cid)
+/*
+ * Queue pair @qid starts decoding command @cid; its CQ showed completions
+ * posted up to @after when it was handed over (cq_seen()).
+ */
+static void cmd_begin(struct nvmp_ctrl *c, u16 qid, u16 cid, u64 after)
 {
 	struct nvmp_qctx *w = &c->q[qid];
 
 	w->cid = cid;
+	w->after = after;
 	w->n_stage = 0;
 	w->locked = 0;
 	w->track = !!c->trk.rec;
@@ -190,12 +194,15 @@ static void cmd_begin(struct nvmp_ctrl *c, u16 qid, u16 cid)
 static void cmd_end(struct nvmp_ctrl *c, u16 qid)
 {
 	struct nvmp_qctx *w = &c->q[qid];
+	struct nvmp_cq *cq;
 
 	if (!w->locked)
 		mlock(c);
 	if (w->track && !w->locked)
 		stage_flush(c, qid, w);
 	trk_close(c);
+	cq = &c->cq[c->sq[qid].cqid];
+	cq->seen = max_t(u64, cq->seen, w->after);
 	c->dirty_calls += w->dirty_calls;
 	w->dirty_calls = 0;
 	w->track = 0;
@@ -276,15 +283,19 @@ static void trk_trim(struct nvmp_track *t)
 		    t->rec[t->c_tail & (t->nr_rec - 1)].first;
 }
 
-/* The store cannot keep command @cid of SQ @sqid (under the model lock). */
-static void trk_lost(struct nvmp_ctrl *c, u16 sqid, u16 cid)
+/*
+ * The store cannot keep command @cid of SQ @sqid, handed over when its CQ
+ * showed @after (under the model lock).
+ */
+static void trk_lost(struct nvmp_ctrl *c, u16 sqid, u16 cid, u64 after)
 {
 	struct nvmp_track *t = &c->trk;
 	u32 i;
 
 	c->untracked |= NVMP_UT_TRACK;
 	for (i = 0; i < t->nr_lost; i++)	/* each range it drops */
-		if (t->lost[i].sqid == sqid && t->lost[i].cid == cid)
+		if (t->lost[i].sqid == sqid && t->lost[i].cid == cid &&
+		    t->lost[i].after == after)
 			return;
 	if (t->nr_lost == NVMP_MAX_LOST) {
 		t->lost_reported = true;
@@ -292,20 +303,23 @@ static void trk_lost(struct nvmp_ctrl *c, u16 sqid, u16 cid)
 	}
 	t->lost[t->nr_lost].sqid = sqid;
 	t->lost[t->nr_lost].cid = cid;
+	t->lost[t->nr_lost].after = after;
 	t->nr_lost++;
 }
 
 /*
- * Its completion released (under the model lock): when the last lost
- * command goes with no remark since, NVMP_UT_TRACK goes too.
+ * Its completion, at position @pos of its CQ, released (under the model
+ * lock): when the last lost command goes with no remark since,
+ * NVMP_UT_TRACK goes too.
  */
-static void trk_lost_end(struct nvmp_ctrl *c, u16 sqid, u16 cid)
+static void trk_lost_end(struct nvmp_ctrl *c, u16 sqid, u16 cid, u64 pos)
 {
 	struct nvmp_track *t = &c->trk;
 	u32 i;
 
 	for (i = 0; i < t->nr_lost; i++) {
-		if (t->lost[i].sqid != sqid || t->lost[i].cid != cid)
+		if (t->lost[i].sqid != sqid || t->lost[i].cid != cid ||
+		    pos < t->lost[i].after)
 			continue;
 		t->lost[i] = t->lost[--t->nr_lost];
 		break;
@@ -314,7 +328,13 @@ static void trk_lost_end(struct nvmp_ctrl *c, u16 sqid, u16 cid)
 		c->untracked &= ~NVMP_UT_TRACK;
 }
 
-static void trk_end(struct nvmp_ctrl *c, u16 sqid, u16 cid)
+/*
+ * Command @cid of SQ @sqid is done (under the model lock): its completion
+ * at position @pos of its CQ was released, or (@pos U64_MAX) the command
+ * cannot run any more. A completion older than the record is another
+ * command's with the same id (model.h).
+ */
+static void trk_end(struct nvmp_ctrl *c, u16 sqid, u16 cid, u64 pos)
 {
 	struct nvmp_track *t = &c->trk;
 	u32 *h;
@@ -322,7 +342,7 @@ static void trk_end(struct nvmp_ctrl *c, u16 sqid, u16 cid)
 	if (!t->rec || !t->live)
 		return;
 	h = trk_find(t, sqid, cid);
-	if (!h || !*h)
+	if (!h || !*h || pos < t->rec[*h - 1].after)
 		return;
 	t->rec[*h - 1].live = 0;
 	t->live--;
@@ -330,7 +350,8 @@ static void trk_end(struct nvmp_ctrl *c, u16 sqid, u16 cid)
 	trk_trim(t);
 }
 
-static void trk_open(struct nvmp_ctrl *c, u16 sqid, u16 cid)
+/* @after: its CQ's completions posted before it was handed over */
+static void trk_open(struct nvmp_ctrl *c, u16 sqid, u16 cid, u64 after)
 {
 	struct nvmp_track *t = &c->trk;
 	struct nvmp_rec *r;
@@ -338,13 +359,14 @@ static void trk_open(struct nvmp_ctrl *c, u16 sqid, u16 cid)
 	if (!t->rec)
 		return;
 	/* a command id reused while in flight: the old one is done */
-	trk_end(c, sqid, cid);
+	trk_end(c, sqid, cid, U64_MAX);
 	if (t->c_head - t->c_tail == t->nr_rec) {
-		trk_lost(c, sqid, cid);
+		trk_lost(c, sqid, cid, after);
 		return;
 	}
 	r = &t->rec[t->c_head & (t->nr_rec - 1)];
 	r->first = t->r_head;
+	r->after = after;
 	r->n = 0;
 	r->sqid = sqid;
 	r->cid = cid;
@@ -365,7 +387,7 @@ static void trk_add(struct nvmp_ctrl *c, u64 iova, u64 len)
 		}
 	}
 	if (t->r_head - t->r_tail == t->nr_r || t->cur->n == U16_MAX) {
-		trk_lost(c, t->cur->sqid, t->cur->cid);
+		trk_lost(c, t->cur->sqid, t->cur->cid, t->cur->after);
 		return;
 	}
 	t->r[t->r_head & (t->nr_r - 1)] = (struct nvmp_range){ iova, len };
@@ -391,7 +413,7 @@ static void trk_close(struct nvmp_ctrl *c)
 	if (!h) {
 		t->r_head = r->first;
 		r->live = 0;
-		trk_lost(c, r->sqid, r->cid);
+		trk_lost(c, r->sqid, r->cid, r->after);
 		return;
 	}
 	*h = (t->c_head & (t->nr_rec - 1)) + 1;
@@ -423,7 +445,7 @@ static void trk_drop_sq(struct nvmp_ctrl *c, u16 qid)
 		struct nvmp_rec *r = &t->rec[i & (t->nr_rec - 1)];
 
 		if (r->live && r->sqid == qid)
-			trk_end(c, r->sqid, r->cid);
+			trk_end(c, r->sqid, r->cid, U64_MAX);
 	}
 }
 
@@ -720,6 +742,25 @@ static int dirty_dptr(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s,
 			 len);
 }
 
+/*
+ * The separate metadata buffer of a command, @len bytes: at MPTR, or with
+ * PSDT 10b described by the one SGL descriptor MPTR points at (NVMe 1.4
+ * 4.2), walked as the data's SGL is.
+ */
+static void dirty_mptr(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s,
+		       u64 len)
+{
+	struct nvmp_sgl d;
+
+	if (SQE_PSDT(s) != 2) {
+		dirty(c, qid, le64_to_cpu(s->mptr), len);
+		return;
+	}
+	if (gread(c, qid, le64_to_cpu(s->mptr), &d, sizeof(d)))
+		return;
+	dirty_sgl(c, qid, &d, len);
+}
+
 static const struct nvmp_ns *ns_find(const struct nvmp_ctrl *c, u32 nsid)
 {
 	unsigned int i;
@@ -941,24 +982,59 @@ static bool admin_harmless(u8 opc)
 }
 
 /*
+ * How far CQ @cq's completions are posted, from position @from (not
+ * before the guest's head) to @end (at most what was handed over before
+ * this command): while the entries' phase tags say posted. The lock is
+ * not held; cmd_end() keeps the result in @seen, so that each entry is
+ * read once while it stays posted. A CQ the model cannot read stops the
+ * walk (NVMP_UT_MEMORY for pair @qid's call).
+ */
+static u64 cq_seen(struct nvmp_ctrl *c, u16 qid, const struct nvmp_cq *cq,
+		   u64 from, u64 end)
+{
+	struct nvmp_cqe e[8];
+	u64 p = from;
+
+	while (p < end) {
+		u32 slot = p % cq->size, k, i;
+		u8 phase = !((p / cq->size) & 1);
+
+		k = min_t(u64, end - p, cq->size - slot);
+		k = min_t(u32, k, ARRAY_SIZE(e));
+		if (gread(c, qid, cq->base + (u64)slot * NVMP_CQE_SIZE, e,
+			  k * NVMP_CQE_SIZE))
+			break;
+		for (i = 0; i < k && (le16_to_cpu(e[i].status) & 1) == phase;)
+			i++;
+		p += i;
+		if (i < k)
+			break;
+	}
+	return p;
+}
+
+/*
  * One command handed over on SQ @qid. The CQ slot count (@issued) is shared
  * with the other SQs of the CQ: under the model lock.
  */
 static void decode(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s)
 {
 	struct nvmp_cq *cq = &c->cq[c->sq[qid].cqid];
-	u64 len, md = 0, slot;
+	u64 len, md = 0, slot, from, end;
 
 	if (!cq->live)	/* the device has nowhere to complete it */
 		return;
 	mlock(c);
 	c->cmds++;
 	slot = cq->base + (cq->issued % cq->size) * NVMP_CQE_SIZE;
+	from = max_t(u64, cq->seen, cq->consumed);
+	end = min_t(u64, cq->issued, cq->consumed + cq->size);
 	cq->issued++;
 	munlock(c);
 	/* the slot its completion will land in */
 	dirty(c, qid, slot, NVMP_CQE_SIZE);
-	cmd_begin(c, qid, SQE_CID(s));
+	/* what its CQ shows posted before the device has it (model.h) */
+	cmd_begin(c, qid, SQE_CID(s), cq_seen(c, qid, cq, from, end));
 	if (qid == 0) {
 		u8 opc = SQE_OPC(s);
 
@@ -972,8 +1048,7 @@ static void decode(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s)
 	}
 	dirty_dptr(c, qid, s, len);
 	if (md)
-		dirty(c, qid, le64_to_cpu(s->mptr),
-		      min_t(u64, md, c->max_xfer));
+		dirty_mptr(c, qid, s, min_t(u64, md, c->max_xfer));
 	cmd_end(c, qid);
 }
 
@@ -1251,10 +1326,17 @@ static int cq_release(struct nvmp_ctrl *c, u16 qid, u32 head)
 			break;
 		mlock(c);
 		for (i = 0; i < k; i++) {
-			trk_end(c, le16_to_cpu(e[i].sq_id), le16_to_cpu(e[i].cid));
-			if (c->trk.nr_lost)
-				trk_lost_end(c, le16_to_cpu(e[i].sq_id),
-					     le16_to_cpu(e[i].cid));
+			u16 sqid = le16_to_cpu(e[i].sq_id);
+			u16 cid = le16_to_cpu(e[i].cid);
+
+			/* a completion naming an SQ of another CQ ends nothing */
+			if (sqid < NVMP_MAX_QID && c->sq[sqid].live &&
+			    c->sq[sqid].cqid == qid) {
+				trk_end(c, sqid, cid, cq->consumed + i);
+				if (c->trk.nr_lost)
+					trk_lost_end(c, sqid, cid,
+						     cq->consumed + i);
+			}
 			if (qid == 0)
 				admin_done(c, &e[i]);
 		}

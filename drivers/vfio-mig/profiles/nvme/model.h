@@ -36,10 +36,11 @@
  * nvmp_cq q's head and consumed count, nvmp_qctx q), read-only while
  * device-wide calls are excluded (registers, namespaces, which queues are
  * live and where), or taken under the model lock: the in-flight store,
- * the CQ slot counter (@issued: SQs may share a CQ), @untracked and the
- * counters. The lock is never held across a read of guest memory except
- * while a command with more than NVMP_STAGE discontiguous ranges is
- * decoded (its ranges must be contiguous in the store).
+ * the CQ slot counter (@issued: SQs may share a CQ) and how far its
+ * completions were seen posted (@seen), @untracked and the counters. The
+ * lock is never held across a read of guest memory except while a
+ * command with more than NVMP_STAGE discontiguous ranges is decoded (its
+ * ranges must be contiguous in the store).
  */
 #ifndef _VMIG_NVME_MODEL_H
 #define _VMIG_NVME_MODEL_H
@@ -130,6 +131,15 @@ struct nvmp_env {
  * device may write after it. Every command that may write guest data
  * keeps its ranges here until the guest releases its completion, and
  * nvmp_remark() marks them all again at each report.
+ *
+ * A guest may reuse a command id once the command completed, before it
+ * releases that completion (a driver that frees the id as it reads the
+ * completion and writes the head doorbell later). The release of the old
+ * completion must not end the new command's record: each record keeps the
+ * position on its CQ (@after) up to which the guest's CQ showed posted
+ * completions when the command was handed over. Those were posted before
+ * the device had the command, so none of them is its own; a released
+ * completion before @after belongs to an older command with the same id.
  */
 struct nvmp_range {
 	u64 iova;
@@ -138,6 +148,7 @@ struct nvmp_range {
 
 struct nvmp_rec {
 	u64 first;	/* index of its first range (monotonic) */
+	u64 after;	/* its CQ's completions before this one are older */
 	u16 n;		/* ranges */
 	u16 sqid;
 	u16 cid;
@@ -169,7 +180,7 @@ struct nvmp_track {
 	 * (and never overflowed), every write of theirs is in the log,
 	 * marked at submission: the model is exact again.
 	 */
-	struct { u16 sqid, cid; } lost[NVMP_MAX_LOST];
+	struct { u64 after; u16 sqid, cid; } lost[NVMP_MAX_LOST];
 	u32 nr_lost;
 	bool lost_reported;	/* or the set overflowed: sticky */
 };
@@ -189,6 +200,7 @@ struct nvmp_qctx {
 	struct nvmp_range stage[NVMP_STAGE];
 	u16 n_stage;
 	u16 cid;		/* the command being decoded */
+	u64 after;		/* its CQ's posted entries before it */
 	u8 track;		/* its ranges go to the store */
 	u8 locked;		/* it spilled: the model lock is held */
 	u32 ut;			/* NVMP_UT_* seen, for @untracked */
@@ -214,6 +226,7 @@ struct nvmp_cq {
 	u8 ien;		/* interrupts enabled */
 	u64 issued;	/* commands handed to the device that complete here */
 	u64 consumed;	/* entries the guest released (head doorbells) */
+	u64 seen;	/* entries before it seen posted (model lock) */
 };
 
 /* An admin command whose effect applies when it completes successfully. */

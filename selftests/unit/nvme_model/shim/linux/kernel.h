@@ -8,6 +8,8 @@
 #define __printf(a, b)	__attribute__((format(printf, a, b)))
 
 #define U16_MAX		0xffff
+#define U64_MAX		(~0ULL)
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define min_t(t, a, b)	((t)(a) < (t)(b) ? (t)(a) : (t)(b))
 #define max_t(t, a, b)	((t)(a) > (t)(b) ? (t)(a) : (t)(b))
 #endif
