@@ -12,6 +12,8 @@
 # DIR/rogue: the same names under another CA (an impostor, for the tests).
 # DIR/swapped: DIR/x509's certificates in each other's roles (the server's
 # as client-*, the client's as server-*: wrong key purposes).
+# DIR/cn-only: DIR/x509 with a client certificate that names
+# vmig-source-cn in its CN alone (no subjectAltName).
 # DIR/keys.psk: "vmig-source:HEX" (32 random bytes); DIR/wrong.psk: the
 # same identity with another key.
 # For tests only: real deployments get their certificates from their own
@@ -21,7 +23,7 @@ set -euo pipefail
 
 DIR=$1
 # .complete-N: the layout's version (a newer one makes the set afresh)
-[ -f "$DIR/.complete-2" ] && exit 0
+[ -f "$DIR/.complete-3" ] && exit 0
 command -v certtool > /dev/null || {
 	echo "tls-creds: certtool missing (gnutls-bin; scripts/deps.sh)" >&2
 	exit 1
@@ -68,7 +70,15 @@ pki() {
 	signing_key
 	expiration_days = 3650
 	EOT
-	for who in server client; do
+	# a client named by its CN alone: no subjectAltName, client use only
+	cat > "$T/cn-client.tmpl" <<-EOT
+	cn = "vmig-source-cn"
+	tls_www_client
+	encryption_key
+	signing_key
+	expiration_days = 3650
+	EOT
+	for who in server client cn-client; do
 		certtool --generate-privkey --key-type=ecdsa \
 			--outfile "$out/$who-key.pem" 2>/dev/null
 		certtool --generate-certificate --load-privkey "$out/$who-key.pem" \
@@ -88,7 +98,14 @@ for f in cert key; do
 	cp -a "$DIR/x509/server-$f.pem" "$DIR/swapped/client-$f.pem"
 	cp -a "$DIR/x509/client-$f.pem" "$DIR/swapped/server-$f.pem"
 done
+mkdir -p "$DIR/cn-only"
+cp -a "$DIR/x509/ca-cert.pem" "$DIR/cn-only/"
+for f in cert key; do
+	mv "$DIR/x509/cn-client-$f.pem" "$DIR/cn-only/client-$f.pem"
+	cp -a "$DIR/x509/server-$f.pem" "$DIR/cn-only/server-$f.pem"
+done
+rm -f "$DIR/rogue"/cn-client-*.pem
 printf 'vmig-source:%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$DIR/keys.psk"
 printf 'vmig-source:%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$DIR/wrong.psk"
 chmod 0600 "$DIR"/*.psk
-touch "$DIR/.complete-2"
+touch "$DIR/.complete-3"

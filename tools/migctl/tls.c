@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -823,6 +824,46 @@ int tls_start(struct wire_conn *c, struct tls_ctx *x, const char *peer_name,
 	return 0;
 }
 
+/*
+ * Does certificate @crt name host @name: a dNSName or IP address in its
+ * subjectAltName, or, when it has no dNSName, its one CN (RFC 6125
+ * 6.4.4)? GnuTLS's check leaves the CN out for a certificate whose key
+ * purposes do not include a server's, which a source's client
+ * certificate need not have: the CN is compared here.
+ */
+static bool crt_names(gnutls_x509_crt_t crt, const char *name)
+{
+	char buf[256];
+	size_t sz;
+	int i, ret;
+
+	if (gnutls_x509_crt_check_hostname2(crt, name,
+					    GNUTLS_VERIFY_DO_NOT_ALLOW_WILDCARDS))
+		return true;
+	for (i = 0;; i++) {
+		sz = sizeof(buf);
+		ret = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &sz,
+							   NULL);
+		if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+			break;
+		/* a dNSName, or one this cannot read: no CN fallback */
+		if (ret == GNUTLS_SAN_DNSNAME || ret < 0)
+			return false;
+	}
+	sz = sizeof(buf);
+	if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
+					  0, buf, &sz) < 0 ||
+	    sz != strlen(buf))
+		return false;
+	/* two CNs: which one names the host is not clear */
+	sz = 0;
+	if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 1,
+					  0, NULL, &sz) !=
+	    GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+		return false;
+	return !strcasecmp(buf, name);
+}
+
 bool tls_peer_allowed(struct wire_conn *c, const char *const *allow,
 		      unsigned int n)
 {
@@ -846,8 +887,7 @@ bool tls_peer_allowed(struct wire_conn *c, const char *const *allow,
 	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0)
 		for (i = 0; i < n && !ok; i++)
 			ok = !strcmp(allow[i], c->peer_id) ||
-			     gnutls_x509_crt_check_hostname2(crt, allow[i],
-					GNUTLS_VERIFY_DO_NOT_ALLOW_WILDCARDS);
+			     crt_names(crt, allow[i]);
 	gnutls_x509_crt_deinit(crt);
 	return ok;
 }

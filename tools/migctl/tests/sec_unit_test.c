@@ -335,6 +335,39 @@ TEST(tls_allow_peer_by_certificate_name)
 	insecure_free(&t);
 }
 
+/*
+ * A source whose client certificate names it by its CN alone (no
+ * subjectAltName, no server key purpose) is admitted by that name, and
+ * by nothing that merely starts like it.
+ */
+TEST(tls_allow_peer_by_cn_alone)
+{
+	static struct side s, t;
+	static const char *const names[][2] = {
+		{ "vmig-source-cn", "ok" }, { "VMIG-SOURCE-CN", "ok" },
+		{ "vmig-source-c", "refused" }, { "vmig-source", "refused" },
+	};
+	unsigned int i;
+
+	for (i = 0; i < 4; i++) {
+		bool ok = !strcmp(names[i][1], "ok");
+
+		side_init(&s, "0000:00:03.0", false);
+		side_init(&t, "0000:00:05.0", true);
+		secure(&s, &t, "cn-only", "x509", NULL, NULL);
+		t.o.allow_peer = &names[i][0];
+		t.o.n_allow_peer = 1;
+		migrate(&s, &t);
+		EXPECT_EQ(ok ? 0 : LM_EXIT_NOT_SERVED, t.code)
+			TH_LOG("--allow-peer %s: %s", names[i][0], t.log);
+		EXPECT_EQ(ok ? 0 : LM_EXIT_FAILED, s.code) TH_LOG("%s", s.log);
+		if (!ok)
+			EXPECT_TARGET_UNTOUCHED(t);
+		insecure_free(&s);
+		insecure_free(&t);
+	}
+}
+
 TEST(allow_dev_refuses_other_devices)
 {
 	static struct side s, t;
