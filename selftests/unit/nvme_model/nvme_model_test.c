@@ -1243,6 +1243,57 @@ TEST_F(model, remark_with_ids_reused_before_release)
 	EXPECT_LT(100, reused);
 }
 
+/*
+ * A guest that rings a new SQ's tail after its creation completed, before
+ * it releases that completion (a driver woken by the completion, its
+ * interrupt handler not done yet): the device fetches from the queue, so
+ * the model applies the posted creation and decodes the tail. The later
+ * release applies nothing again, not even to a command that reused the
+ * creation's id meanwhile.
+ */
+TEST_F(model, sq_rung_before_its_creation_is_released)
+{
+	struct fake *f = self->f;
+	struct sim_sqe cq = { .cdw0 = 0x05, .prp1 = CQ1_IOVA + 0x8000,
+			      .cdw10 = (uint32_t)(IO_DEPTH - 1) << 16 | 2,
+			      .cdw11 = 2 << 16 | 0x3 };
+	struct sim_sqe sq = { .cdw0 = 0x01, .prp1 = SQ1_IOVA + 0x1000,
+			      .cdw10 = (uint32_t)(IO_DEPTH - 1) << 16 | 2,
+			      .cdw11 = 2 << 16 | 0x1 };
+	struct sim_sqe again = sq;
+	struct sim_sqe rd = read_cmd(1, 0, 8, DATA_IOVA + 0x30000, 0);
+	uint64_t bad = f->c.bad_doorbells, cmds;
+	uint16_t x;
+
+	ASSERT_EQ(0, submit(f, 0, &cq, true));
+	complete(f, 0, 0, last_cid(f), 0, 0);
+	ASSERT_EQ(0, submit(f, 0, &sq, true));
+	x = last_cid(f);
+	complete(f, 0, 0, x, 0, 0);
+	f->depth[2] = IO_DEPTH;
+	f->sq_base[2] = SQ1_IOVA + 0x1000;
+	f->cq_base[2] = CQ1_IOVA + 0x8000;
+	/* neither completion released: SQ 2's tail */
+	ASSERT_EQ(0, submit(f, 2, &rd, true));
+	EXPECT_EQ(bad, f->c.bad_doorbells);
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x30000));
+	EXPECT_EQ(1, f->c.trk.live);
+	/* the creation's id reused for another creation of SQ 2 */
+	again.cdw0 = 0x01 | (uint32_t)x << 16;
+	ASSERT_EQ(0, submit(f, 0, &again, true));
+	ASSERT_EQ(0, release(f, 0));
+	EXPECT_TRUE(nvmp_sq_creating(&f->c, 2))
+		TH_LOG("the old completion's release took the new command");
+	/* SQ 2 kept its position: the next tail decodes one command */
+	cmds = f->c.cmds;
+	rd.cdw0 &= 0xffff;
+	rd.prp1 = DATA_IOVA + 0x50000;
+	ASSERT_EQ(0, submit(f, 2, &rd, true));
+	EXPECT_EQ(cmds + 1, f->c.cmds);
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x50000));
+	EXPECT_EQ(0, f->c.untracked);
+}
+
 /* ---- the compatibility check (profiles/nvme/needs.c) ---- */
 
 /*

@@ -19,6 +19,7 @@
  */
 #include <linux/errno.h>
 #include <linux/kernel.h>
+#include <linux/sched.h>
 #include <linux/string.h>
 #include <linux/types.h>
 #include <asm/byteorder.h>
@@ -527,6 +528,7 @@ static void reset_queues(struct nvmp_ctrl *c)
 	c->iv_cfg_set = 0;
 	c->nr_ns = 0;
 	c->nr_aer = 0;		/* the controller drops its AERs too */
+	c->admin_settled = 0;
 	c->untracked = 0;
 	c->enabled = 0;
 	trk_reset(&c->trk);
@@ -915,6 +917,12 @@ bool nvmp_sq_creating(const struct nvmp_ctrl *c, u16 qid)
 	return false;
 }
 
+/* Does the model follow SQ @qid (a tail rung there is decoded)? */
+bool nvmp_sq_follows(const struct nvmp_ctrl *c, u16 qid)
+{
+	return qid < NVMP_MAX_QID && c->sq[qid].live;
+}
+
 static void aer_add(struct nvmp_ctrl *c, u16 cid)
 {
 	if (c->nr_aer == NVMP_MAX_AER) {
@@ -1076,6 +1084,8 @@ void nvmp_forward(struct nvmp_ctrl *c, u16 qid)
 			decode(c, qid, (const struct nvmp_sqe *)
 			       (buf + i * NVMP_SQE_SIZE));
 		sq->fwd = (sq->fwd + n) % sq->size;
+		/* a tail can hand over a queue of 8 MiB Reads: millions of marks */
+		cond_resched();
 	}
 	ut_fold(c, qid);
 }
@@ -1337,7 +1347,8 @@ static int cq_release(struct nvmp_ctrl *c, u16 qid, u32 head)
 					trk_lost_end(c, sqid, cid,
 						     cq->consumed + i);
 			}
-			if (qid == 0)
+			/* one a settle applied when it was posted: done */
+			if (qid == 0 && cq->consumed + i >= c->admin_settled)
 				admin_done(c, &e[i]);
 		}
 		munlock(c);
@@ -1390,6 +1401,16 @@ int nvmp_doorbell(struct nvmp_ctrl *c, u32 off, u32 val, bool forward)
 		return cq_release(c, qid, val);
 	}
 	sq = &c->sq[qid];
+	/*
+	 * A tail rung on an SQ whose creation completed before the guest
+	 * released that completion (a driver woken by the completion rings
+	 * the new queue before its interrupt handler writes the admin CQ's
+	 * head): the device fetches from it, so the model applies the admin
+	 * completions posted so far, the creation among them, and decodes
+	 * the tail (device-wide, model.h).
+	 */
+	if (!sq->live && qid && nvmp_sq_creating(c, qid))
+		nvmp_settle(c);
 	if (!sq->live || val >= sq->size)
 		return bad_doorbell(c, 0);
 	sq->tail = val;
@@ -1420,16 +1441,20 @@ static u64 cq_posted(struct nvmp_ctrl *c, u16 q, bool settle, u64 *aers)
 			break;
 		if ((le16_to_cpu(e.status) & 1) != phase)
 			break;
-		posted++;
 		for (i = 0; q == 0 && aers && i < c->nr_aer; i++)
 			*aers += c->aer_cid[i] == le16_to_cpu(e.cid);
-		if (q == 0 && settle)
+		if (q == 0 && settle &&
+		    cq->consumed + posted >= c->admin_settled)
 			admin_done(c, &e);
+		posted++;
 		if (++slot == cq->size) {
 			slot = 0;
 			phase ^= 1;
 		}
 	}
+	if (q == 0 && settle)
+		c->admin_settled = max_t(u64, c->admin_settled,
+					 cq->consumed + posted);
 	return posted;
 }
 

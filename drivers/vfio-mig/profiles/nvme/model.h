@@ -31,7 +31,9 @@
  *  - a doorbell of queue pair q >= 1 (SQ q tail or CQ q head,
  *    nvmp_doorbell_queue() says which) may run concurrently with
  *    doorbells of other queue pairs q' >= 1, never with one of the same
- *    pair (the caller keeps a lock per queue pair).
+ *    pair (the caller keeps a lock per queue pair); but a tail doorbell
+ *    of an SQ the model does not follow (nvmp_sq_follows() false) is
+ *    device-wide: it may apply admin completions (nvmp_doorbell()).
  * What such a doorbell touches is either its queue pair's own (nvmp_sq q,
  * nvmp_cq q's head and consumed count, nvmp_qctx q), read-only while
  * device-wide calls are excluded (registers, namespaces, which queues are
@@ -264,6 +266,12 @@ struct nvmp_ctrl {
 	struct nvmp_cq cq[NVMP_MAX_QID];
 	struct nvmp_pending pending[NVMP_MAX_PENDING];
 	u32 pending_seq;
+	/*
+	 * Admin CQ entries before this position were applied when posted
+	 * (nvmp_settle(), or a tail rung on an SQ whose creation the guest
+	 * had not released): their release applies nothing again.
+	 */
+	u64 admin_settled;
 
 	u32 feat[NVMP_FEAT_NR];
 	u32 feat_set;		/* bit per enum nvmp_feat: set by the guest */
@@ -301,7 +309,8 @@ void nvmp_reg_write(struct nvmp_ctrl *c, u32 off, u64 val, u8 width);
  * tail to it are decoded (dirty ranges reported) and the caller then hands
  * the tail to the device. A CQ head doorbell releases entries (admin
  * completions are applied). Returns 0, or -EINVAL for a doorbell the device
- * ignores too (queue not created, value past its size).
+ * ignores too (queue not created, value past its size). May sleep: it
+ * reads guest memory and reschedules between batches of entries.
  */
 int nvmp_doorbell(struct nvmp_ctrl *c, u32 off, u32 val, bool forward);
 /*
@@ -343,5 +352,6 @@ void nvmp_remark(struct nvmp_ctrl *c);
 u32 nvmp_db_offset(const struct nvmp_ctrl *c, u16 qid, bool cq);
 /* Is a Create I/O SQ @qid pending (submitted, completion not released)? */
 bool nvmp_sq_creating(const struct nvmp_ctrl *c, u16 qid);
+bool nvmp_sq_follows(const struct nvmp_ctrl *c, u16 qid);
 
 #endif /* _VMIG_NVME_MODEL_H */

@@ -271,6 +271,15 @@ static int nvme_queue_of(struct vmig_device *mdev,
 	if (w->bar != 0 || w->width != 4 || !n->ready)
 		return -1;
 	q = nvmp_doorbell_queue(&n->c, w->offset);
+	/*
+	 * The tail of an SQ the model does not follow may need the admin
+	 * queue's completions (nvmp_doorbell()): device-wide. Which SQs it
+	 * follows changes only device-wide, so it holds until the write is
+	 * done under the read lock.
+	 */
+	if (q && w->offset == nvmp_db_offset(&n->c, q, false) &&
+	    !nvmp_sq_follows(&n->c, q))
+		return -1;
 	return q ? q : -1;
 }
 

@@ -342,6 +342,9 @@ void nvmp_load(struct nvmp_ctrl *c, const struct nvmp_state *st)
 			cq->head = head;
 			cq->consumed = n - (tail + size - head) % size;
 			cq->issued = n + (q ? 0 : c->nr_aer);
+			/* the source's save applied what was posted */
+			if (!q)
+				c->admin_settled = n;
 		}
 	}
 }
