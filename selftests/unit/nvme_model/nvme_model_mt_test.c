@@ -471,4 +471,70 @@ TEST_F(mt, concurrent_queues_match_one_thread)
 	EXPECT_EQ(0, page_diff(a, b));
 }
 
+/*
+ * Two SQs on one CQ: SQ NQ + 1 (on CQ 1, its doorbells pair NQ + 1's)
+ * hands over Writes while CQ 1's head doorbell (pair 1's) releases them.
+ * Handing over reads how far CQ 1 was released, which pair 1 writes
+ * (model.h: single-copy accesses; make tsan sees a plain one).
+ */
+#define SHARED_SQ	(NQ + 1)
+#define SHARED_SQ_IOVA	(MEM_BASE + 0x8000)
+#define SHARED_CMDS	4000
+
+static void *shared_tails(void *arg)
+{
+	struct fake *f = arg;
+	uint16_t tail = 0;
+	unsigned int i;
+
+	for (i = 0; i < SHARED_CMDS; i++) {
+		struct sim_sqe s = {
+			.cdw0 = 0x01 | (uint32_t)(i % DEPTH + 1) << 16,
+			.nsid = 1, .prp1 = DATA_IOVA(1),
+		};
+
+		memcpy(at(f, SHARED_SQ_IOVA + tail * 64ull), &s, sizeof(s));
+		tail = (tail + 1) % DEPTH;
+		if (nvmp_doorbell(&f->c, nvmp_db_offset(&f->c, SHARED_SQ,
+							false), tail, true))
+			return (void *)1;
+	}
+	return NULL;
+}
+
+TEST(shared_cq_released_while_handed_over)
+{
+	struct fake *f = fake_new(true);
+	struct sim_sqe s = { .cdw0 = 0x01, .prp1 = SHARED_SQ_IOVA,
+			     .cdw10 = (uint32_t)(DEPTH - 1) << 16 | SHARED_SQ,
+			     .cdw11 = 1u << 16 | 0x1 };
+	uint16_t tail = 2 * NQ + 1, head = 0;
+	unsigned int released = 0, spins = 0;
+	pthread_t th;
+	void *ret;
+
+	ASSERT_NE(NULL, f);
+	ASSERT_EQ(0, admin(f, &s, &tail, 2 * NQ + 2));
+	ASSERT_TRUE(f->c.sq[SHARED_SQ].live);
+	ASSERT_EQ(0, pthread_create(&th, NULL, shared_tails, f));
+	while (released < SHARED_CMDS && spins < 100000000) {
+		uint16_t next = (head + 1) % DEPTH;
+
+		if (nvmp_doorbell(&f->c, nvmp_db_offset(&f->c, 1, true), next,
+				  true)) {
+			spins++;	/* nothing handed over to release yet */
+			continue;
+		}
+		head = next;
+		released++;
+	}
+	pthread_join(th, &ret);
+	EXPECT_EQ(NULL, ret);
+	EXPECT_EQ(SHARED_CMDS, released);
+	EXPECT_EQ(SHARED_CMDS, f->c.cq[1].issued);
+	EXPECT_EQ(SHARED_CMDS, f->c.cq[1].consumed);
+	EXPECT_EQ(0, f->c.untracked);
+	fake_free(f);
+}
+
 TEST_HARNESS_MAIN

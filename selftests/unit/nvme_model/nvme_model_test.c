@@ -1294,6 +1294,91 @@ TEST_F(model, sq_rung_before_its_creation_is_released)
 	EXPECT_EQ(0, f->c.untracked);
 }
 
+/* A completion that names an SQ of another CQ ends nothing. */
+TEST_F(model, completion_naming_an_sq_of_another_cq)
+{
+	struct fake *f = self->f;
+	struct sim_sqe rd = read_cmd(1, 0, 8, DATA_IOVA + 0x30000, 0);
+	struct sim_sqe wr = read_cmd(1, 0, 8, DATA_IOVA + 0x40000, 0);
+	uint16_t x;
+
+	ASSERT_EQ(0, create_pair(f, 2, IO_DEPTH, SQ1_IOVA + 0x1000,
+				 CQ1_IOVA + 0x8000));
+	ASSERT_EQ(0, submit(f, 1, &rd, true));
+	x = last_cid(f);
+	wr.cdw0 = 0x01;
+	ASSERT_EQ(0, submit(f, 2, &wr, true));
+	/* the slot of SQ 2's Write on CQ 2 holds one naming SQ 1's Read */
+	complete(f, 2, 1, x, 0, 0);
+	ASSERT_EQ(0, release(f, 2));
+	EXPECT_EQ(1, f->c.trk.live);
+	clear_dirty(f);
+	nvmp_remark(&f->c);
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x30000));
+	complete(f, 1, 1, x, 0, 0);
+	ASSERT_EQ(0, release(f, 1));
+	EXPECT_EQ(0, f->c.trk.live);
+}
+
+/*
+ * A settle applies each posted admin completion once: a second one (a
+ * save tried again) leaves the completion it applied alone, even when a
+ * newer command reused its id, and so does the id check of pending
+ * admin commands.
+ */
+TEST_F(model, settle_applies_a_completion_once)
+{
+	struct fake *f = self->f;
+	struct sim_sqe cq = { .cdw0 = 0x05 | 0x55u << 16,
+			      .prp1 = CQ1_IOVA + 0x8000,
+			      .cdw10 = (uint32_t)(IO_DEPTH - 1) << 16 | 2,
+			      .cdw11 = 2 << 16 | 0x3 };
+	struct sim_sqe sq = { .cdw0 = 0x01 | 0x55u << 16,
+			      .prp1 = SQ1_IOVA + 0x1000,
+			      .cdw10 = (uint32_t)(IO_DEPTH - 1) << 16 | 2,
+			      .cdw11 = 2 << 16 | 0x1 };
+	struct sim_sqe sq3 = sq;
+
+	ASSERT_EQ(0, submit(f, 0, &cq, true));
+	complete(f, 0, 0, 0x55, 0, 0);		/* posted, not released */
+	nvmp_settle(&f->c);
+	EXPECT_TRUE(f->c.cq[2].live);
+	ASSERT_EQ(0, submit(f, 0, &sq, true));	/* the id reused */
+	nvmp_settle(&f->c);
+	EXPECT_FALSE(f->c.sq[2].live)
+		TH_LOG("the CQ's completion applied again, to the SQ");
+	EXPECT_TRUE(nvmp_sq_creating(&f->c, 2));
+	/* the id again, while that command is in flight: untracked */
+	sq3.cdw10 = (uint32_t)(IO_DEPTH - 1) << 16 | 3;
+	ASSERT_EQ(0, submit(f, 0, &sq3, true));
+	EXPECT_TRUE(f->c.untracked & NVMP_UT_ADMIN);
+}
+
+/*
+ * The target takes what the source's save applied as applied: the guest
+ * reuses its AER's id before releasing the AER's completion (as Linux
+ * does), and that release leaves the new AER waiting.
+ */
+TEST_F(model, target_release_of_a_settled_aer)
+{
+	struct fake *f = self->f;
+	struct nvmp_state *st = calloc(1, sizeof(*st));
+	struct sim_sqe aer = { .cdw0 = 0x0c | 0x66u << 16 };
+
+	ASSERT_NE(NULL, st);
+	ASSERT_EQ(0, submit(f, 0, &aer, true));
+	complete(f, 0, 0, 0x66, 0, 0);		/* an event, not released */
+	ASSERT_EQ(0, nvmp_save(&f->c, st));
+	nvmp_load(&f->c, st);
+	EXPECT_EQ(0, f->c.nr_aer);
+	ASSERT_EQ(0, submit(f, 0, &aer, true));
+	EXPECT_EQ(1, f->c.nr_aer);
+	ASSERT_EQ(0, release(f, 0));
+	EXPECT_EQ(1, f->c.nr_aer) TH_LOG("the old completion took the new AER");
+	EXPECT_EQ(0, nvmp_outstanding(&f->c));
+	free(st);
+}
+
 /* ---- the compatibility check (profiles/nvme/needs.c) ---- */
 
 /*

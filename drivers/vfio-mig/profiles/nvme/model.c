@@ -18,6 +18,7 @@
  * guest releases their successful completion (CQ 0 head doorbell).
  */
 #include <linux/errno.h>
+#include <linux/compiler.h>
 #include <linux/kernel.h>
 #include <linux/sched.h>
 #include <linux/string.h>
@@ -178,7 +179,7 @@ static void dirty(struct nvmp_ctrl *c, u16 qid, u64 iova, u64 len)
 
 /*
  * Queue pair @qid starts decoding command @cid; its CQ showed completions
- * posted up to @after when it was handed over (cq_seen()).
+ * posted up to @after when it was handed over (sq_after()).
  */
 static void cmd_begin(struct nvmp_ctrl *c, u16 qid, u16 cid, u64 after)
 {
@@ -857,7 +858,9 @@ static u32 posted_with_cid(struct nvmp_ctrl *c, u16 cid)
 			  sizeof(e)) ||
 		    (le16_to_cpu(e.status) & 1) != phase)
 			break;
-		n += le16_to_cpu(e.cid) == cid;
+		/* a settled one's command is no longer pending */
+		n += le16_to_cpu(e.cid) == cid &&
+		     cq->consumed + i >= c->admin_settled;
 		if (++slot == cq->size) {
 			slot = 0;
 			phase ^= 1;
@@ -992,10 +995,10 @@ static bool admin_harmless(u8 opc)
 /*
  * How far CQ @cq's completions are posted, from position @from (not
  * before the guest's head) to @end (at most what was handed over before
- * this command): while the entries' phase tags say posted. The lock is
- * not held; cmd_end() keeps the result in @seen, so that each entry is
- * read once while it stays posted. A CQ the model cannot read stops the
- * walk (NVMP_UT_MEMORY for pair @qid's call).
+ * the commands being decoded): while the entries' phase tags say posted.
+ * The lock is not held; cmd_end() keeps the result in @seen, so that each
+ * entry is read once while it stays posted. A CQ the model cannot read
+ * stops the walk (NVMP_UT_MEMORY for pair @qid's call).
  */
 static u64 cq_seen(struct nvmp_ctrl *c, u16 qid, const struct nvmp_cq *cq,
 		   u64 from, u64 end)
@@ -1022,27 +1025,47 @@ static u64 cq_seen(struct nvmp_ctrl *c, u16 qid, const struct nvmp_cq *cq,
 }
 
 /*
- * One command handed over on SQ @qid. The CQ slot count (@issued) is shared
- * with the other SQs of the CQ: under the model lock.
+ * How far SQ @qid's CQ shows completions posted now, before the device has
+ * the commands a tail hands over (model.h, struct nvmp_range): those
+ * completions are older than each of them. @issued and @seen are shared
+ * with the other SQs of the CQ, @consumed is written by the CQ's own
+ * doorbell: the walk starts from a snapshot and reads guest memory
+ * without the model lock.
  */
-static void decode(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s)
+static u64 sq_after(struct nvmp_ctrl *c, u16 qid)
 {
 	struct nvmp_cq *cq = &c->cq[c->sq[qid].cqid];
-	u64 len, md = 0, slot, from, end;
+	u64 from, end, consumed;
+
+	mlock(c);
+	consumed = READ_ONCE(cq->consumed);
+	from = max_t(u64, cq->seen, consumed);
+	end = min_t(u64, cq->issued, consumed + cq->size);
+	munlock(c);
+	return cq_seen(c, qid, cq, from, end);
+}
+
+/*
+ * One command handed over on SQ @qid; its CQ showed completions posted up
+ * to @after (sq_after()). The CQ slot count (@issued) is shared with the
+ * other SQs of the CQ: under the model lock.
+ */
+static void decode(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s,
+		   u64 after)
+{
+	struct nvmp_cq *cq = &c->cq[c->sq[qid].cqid];
+	u64 len, md = 0, slot;
 
 	if (!cq->live)	/* the device has nowhere to complete it */
 		return;
 	mlock(c);
 	c->cmds++;
 	slot = cq->base + (cq->issued % cq->size) * NVMP_CQE_SIZE;
-	from = max_t(u64, cq->seen, cq->consumed);
-	end = min_t(u64, cq->issued, cq->consumed + cq->size);
 	cq->issued++;
 	munlock(c);
 	/* the slot its completion will land in */
 	dirty(c, qid, slot, NVMP_CQE_SIZE);
-	/* what its CQ shows posted before the device has it (model.h) */
-	cmd_begin(c, qid, SQE_CID(s), cq_seen(c, qid, cq, from, end));
+	cmd_begin(c, qid, SQE_CID(s), after);
 	if (qid == 0) {
 		u8 opc = SQE_OPC(s);
 
@@ -1063,12 +1086,16 @@ static void decode(struct nvmp_ctrl *c, u16 qid, const struct nvmp_sqe *s)
 void nvmp_forward(struct nvmp_ctrl *c, u16 qid)
 {
 	struct nvmp_sq *sq;
+	u64 after = 0;
 	u8 *buf;
 
 	if (qid >= NVMP_MAX_QID)
 		return;
 	sq = &c->sq[qid];
 	buf = c->q[qid].ent;
+	/* one walk for the whole tail: the guest saw what it reuses before */
+	if (sq->live && sq->fwd != sq->tail && c->cq[sq->cqid].live)
+		after = sq_after(c, qid);
 	while (sq->live && sq->fwd != sq->tail) {
 		u32 n = (sq->tail > sq->fwd ? sq->tail : sq->size) - sq->fwd;
 		u32 i;
@@ -1082,7 +1109,7 @@ void nvmp_forward(struct nvmp_ctrl *c, u16 qid)
 		}
 		for (i = 0; i < n; i++)
 			decode(c, qid, (const struct nvmp_sqe *)
-			       (buf + i * NVMP_SQE_SIZE));
+			       (buf + i * NVMP_SQE_SIZE), after);
 		sq->fwd = (sq->fwd + n) % sq->size;
 		/* a tail can hand over a queue of 8 MiB Reads: millions of marks */
 		cond_resched();
@@ -1353,9 +1380,11 @@ static int cq_release(struct nvmp_ctrl *c, u16 qid, u32 head)
 		}
 		munlock(c);
 		cq->head = (cq->head + k) % cq->size;
-		cq->consumed += k;
+		/* read by the doorbells of other SQs on this CQ (decode()) */
+		WRITE_ONCE(cq->consumed, cq->consumed + k);
 	}
-	cq->consumed += (head + cq->size - cq->head) % cq->size;
+	WRITE_ONCE(cq->consumed,
+		   cq->consumed + (head + cq->size - cq->head) % cq->size);
 	cq->head = head;
 	ut_fold(c, qid);
 	return 0;
@@ -1421,10 +1450,10 @@ int nvmp_doorbell(struct nvmp_ctrl *c, u32 off, u32 val, bool forward)
 
 /*
  * Walk the completions the device posted on CQ @q that the guest has not
- * released (phase bit as expected), at most what was handed over; for the
- * admin CQ, @settle applies each one (nvmp_settle()). Returns how many.
+ * released (phase bit as expected), at most what was handed over. Returns
+ * how many; @aers counts the admin CQ's that complete an AER.
  */
-static u64 cq_posted(struct nvmp_ctrl *c, u16 q, bool settle, u64 *aers)
+static u64 cq_posted(struct nvmp_ctrl *c, u16 q, u64 *aers)
 {
 	struct nvmp_cq *cq = &c->cq[q];
 	u64 unreleased = min_t(u64, cq->issued - cq->consumed, cq->size);
@@ -1443,18 +1472,12 @@ static u64 cq_posted(struct nvmp_ctrl *c, u16 q, bool settle, u64 *aers)
 			break;
 		for (i = 0; q == 0 && aers && i < c->nr_aer; i++)
 			*aers += c->aer_cid[i] == le16_to_cpu(e.cid);
-		if (q == 0 && settle &&
-		    cq->consumed + posted >= c->admin_settled)
-			admin_done(c, &e);
 		posted++;
 		if (++slot == cq->size) {
 			slot = 0;
 			phase ^= 1;
 		}
 	}
-	if (q == 0 && settle)
-		c->admin_settled = max_t(u64, c->admin_settled,
-					 cq->consumed + posted);
 	return posted;
 }
 
@@ -1469,7 +1492,7 @@ u64 nvmp_outstanding(struct nvmp_ctrl *c)
 
 		if (!cq->live)
 			continue;
-		posted = cq_posted(c, q, false, &aers_posted);
+		posted = cq_posted(c, q, &aers_posted);
 		owed = cq->issued - cq->consumed - posted;
 		/* AERs waiting for an event do not count */
 		if (q == 0 && aers_posted < c->nr_aer)
@@ -1480,9 +1503,38 @@ u64 nvmp_outstanding(struct nvmp_ctrl *c)
 	return total;
 }
 
+/*
+ * Apply the admin completions posted and not applied yet: from the first
+ * not settled (@admin_settled, not before the guest's head) while the
+ * phase tags say posted, at most what was handed over. Each is applied
+ * once, here or at its release (cq_release()).
+ */
 void nvmp_settle(struct nvmp_ctrl *c)
 {
-	if (c->cq[0].live)
-		cq_posted(c, 0, true, NULL);
+	struct nvmp_cq *cq = &c->cq[0];
+	struct nvmp_cqe e[8];
+	u64 p, end;
+
+	if (!cq->live)
+		return;
+	p = max_t(u64, cq->consumed, c->admin_settled);
+	end = min_t(u64, cq->issued, cq->consumed + cq->size);
+	while (p < end) {
+		u32 slot = p % cq->size, k, i;
+		u8 phase = !((p / cq->size) & 1);
+
+		k = min_t(u64, end - p, cq->size - slot);
+		k = min_t(u32, k, ARRAY_SIZE(e));
+		if (gread(c, 0, cq->base + (u64)slot * NVMP_CQE_SIZE, e,
+			  k * NVMP_CQE_SIZE))
+			break;
+		for (i = 0; i < k && (le16_to_cpu(e[i].status) & 1) == phase;
+		     i++)
+			admin_done(c, &e[i]);
+		p += i;
+		if (i < k)
+			break;
+	}
+	c->admin_settled = p;
 	ut_fold(c, 0);
 }

@@ -291,6 +291,7 @@ void nvmp_load(struct nvmp_ctrl *c, const struct nvmp_state *st)
 	memset(c->sq, 0, sizeof(c->sq));
 	memset(c->cq, 0, sizeof(c->cq));
 	memset(c->pending, 0, sizeof(c->pending));
+	c->admin_settled = 0;
 	/* nothing in flight on the target yet */
 	nvmp_track_init(c, c->trk.r, c->trk.nr_r, c->trk.rec, c->trk.nr_rec,
 			c->trk.hash);
