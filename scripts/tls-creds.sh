@@ -12,8 +12,10 @@
 # DIR/rogue: the same names under another CA (an impostor, for the tests).
 # DIR/swapped: DIR/x509's certificates in each other's roles (the server's
 # as client-*, the client's as server-*: wrong key purposes).
-# DIR/cn-only: DIR/x509 with a client certificate that names
-# vmig-source-cn in its CN alone (no subjectAltName).
+# DIR/peer-cn, -san, -ip, -wild, -comma: DIR/x509 with a client certificate
+# named otherwise: CN vmig-source-cn and no subjectAltName; CN
+# vmig-cn-other and DNS vmig-san; CN 10.0.0.5 and IP 10.0.0.9; CN
+# *.vmig-test; CN "vmig,a" (for --allow-peer's tests).
 # DIR/keys.psk: "vmig-source:HEX" (32 random bytes); DIR/wrong.psk: the
 # same identity with another key.
 # For tests only: real deployments get their certificates from their own
@@ -23,7 +25,7 @@ set -euo pipefail
 
 DIR=$1
 # .complete-N: the layout's version (a newer one makes the set afresh)
-[ -f "$DIR/.complete-3" ] && exit 0
+[ -f "$DIR/.complete-4" ] && exit 0
 command -v certtool > /dev/null || {
 	echo "tls-creds: certtool missing (gnutls-bin; scripts/deps.sh)" >&2
 	exit 1
@@ -70,15 +72,19 @@ pki() {
 	signing_key
 	expiration_days = 3650
 	EOT
-	# a client named by its CN alone: no subjectAltName, client use only
-	cat > "$T/cn-client.tmpl" <<-EOT
-	cn = "vmig-source-cn"
-	tls_www_client
-	encryption_key
-	signing_key
-	expiration_days = 3650
-	EOT
-	for who in server client cn-client; do
+	# clients named in other ways (DIR/peer-*, below): client use only
+	variant() {
+		local v=$1
+		shift
+		printf '%s\n' "$@" tls_www_client encryption_key signing_key \
+			"expiration_days = 3650" > "$T/peer-$v.tmpl"
+	}
+	variant cn 'cn = "vmig-source-cn"'
+	variant san 'cn = "vmig-cn-other"' 'dns_name = "vmig-san"'
+	variant ip 'cn = "10.0.0.5"' 'ip_address = "10.0.0.9"'
+	variant wild 'cn = "*.vmig-test"'
+	variant comma 'cn = "vmig,a"'
+	for who in server client peer-cn peer-san peer-ip peer-wild peer-comma; do
 		certtool --generate-privkey --key-type=ecdsa \
 			--outfile "$out/$who-key.pem" 2>/dev/null
 		certtool --generate-certificate --load-privkey "$out/$who-key.pem" \
@@ -98,14 +104,17 @@ for f in cert key; do
 	cp -a "$DIR/x509/server-$f.pem" "$DIR/swapped/client-$f.pem"
 	cp -a "$DIR/x509/client-$f.pem" "$DIR/swapped/server-$f.pem"
 done
-mkdir -p "$DIR/cn-only"
-cp -a "$DIR/x509/ca-cert.pem" "$DIR/cn-only/"
-for f in cert key; do
-	mv "$DIR/x509/cn-client-$f.pem" "$DIR/cn-only/client-$f.pem"
-	cp -a "$DIR/x509/server-$f.pem" "$DIR/cn-only/server-$f.pem"
+# DIR/peer-*: DIR/x509 with the source's certificate of each variant
+for v in cn san ip wild comma; do
+	mkdir -p "$DIR/peer-$v"
+	cp -a "$DIR/x509/ca-cert.pem" "$DIR/peer-$v/"
+	for f in cert key; do
+		mv "$DIR/x509/peer-$v-$f.pem" "$DIR/peer-$v/client-$f.pem"
+		cp -a "$DIR/x509/server-$f.pem" "$DIR/peer-$v/server-$f.pem"
+	done
+	rm -f "$DIR/rogue/peer-$v-"*.pem
 done
-rm -f "$DIR/rogue"/cn-client-*.pem
 printf 'vmig-source:%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$DIR/keys.psk"
 printf 'vmig-source:%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$DIR/wrong.psk"
 chmod 0600 "$DIR"/*.psk
-touch "$DIR/.complete-3"
+touch "$DIR/.complete-4"

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <linux/tls.h>
@@ -824,15 +825,31 @@ int tls_start(struct wire_conn *c, struct tls_ctx *x, const char *peer_name,
 	return 0;
 }
 
+/* A DNS host name as written: ASCII letters, digits, hyphens and dots. */
+static bool dns_name(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
+			return false;
+	return true;
+}
+
 /*
  * Does certificate @crt name host @name: a dNSName or IP address in its
- * subjectAltName, or, when it has no dNSName, its one CN (RFC 6125
- * 6.4.4)? GnuTLS's check leaves the CN out for a certificate whose key
- * purposes do not include a server's, which a source's client
- * certificate need not have: the CN is compared here.
+ * subjectAltName or, when it has neither, its one CN (RFC 6125 6.4.4)?
+ * GnuTLS's check leaves the CN out for a certificate whose key purposes
+ * do not include a server's, which a source's client certificate need
+ * not have: the CN is compared here, as GnuTLS would for a server. Only a
+ * host name is taken from it: not an IP address (those match the
+ * iPAddress SAN alone), not a wildcard, not a name with characters that
+ * the DN's string form escapes.
  */
 static bool crt_names(gnutls_x509_crt_t crt, const char *name)
 {
+	unsigned char addr[sizeof(struct in6_addr)];
 	char buf[256];
 	size_t sz;
 	int i, ret;
@@ -840,20 +857,24 @@ static bool crt_names(gnutls_x509_crt_t crt, const char *name)
 	if (gnutls_x509_crt_check_hostname2(crt, name,
 					    GNUTLS_VERIFY_DO_NOT_ALLOW_WILDCARDS))
 		return true;
+	if (!dns_name(name) || inet_pton(AF_INET, name, addr) == 1 ||
+	    inet_pton(AF_INET6, name, addr) == 1)
+		return false;
 	for (i = 0;; i++) {
 		sz = sizeof(buf);
 		ret = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &sz,
 							   NULL);
 		if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
 			break;
-		/* a dNSName, or one this cannot read: no CN fallback */
-		if (ret == GNUTLS_SAN_DNSNAME || ret < 0)
+		/* names of its own, or one this cannot read: no CN */
+		if (ret == GNUTLS_SAN_DNSNAME || ret == GNUTLS_SAN_IPADDRESS ||
+		    ret < 0)
 			return false;
 	}
 	sz = sizeof(buf);
 	if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
 					  0, buf, &sz) < 0 ||
-	    sz != strlen(buf))
+	    sz != strlen(buf) || !dns_name(buf))
 		return false;
 	/* two CNs: which one names the host is not clear */
 	sz = 0;

@@ -336,32 +336,51 @@ TEST(tls_allow_peer_by_certificate_name)
 }
 
 /*
- * A source whose client certificate names it by its CN alone (no
- * subjectAltName, no server key purpose) is admitted by that name, and
- * by nothing that merely starts like it.
+ * --allow-peer against client certificates named in other ways
+ * (scripts/tls-creds.sh, DIR/peer-*): a CN counts only when the
+ * certificate has no DNS or IP name of its own, and only as a host name.
  */
-TEST(tls_allow_peer_by_cn_alone)
+TEST(tls_allow_peer_names)
 {
 	static struct side s, t;
-	static const char *const names[][2] = {
-		{ "vmig-source-cn", "ok" }, { "VMIG-SOURCE-CN", "ok" },
-		{ "vmig-source-c", "refused" }, { "vmig-source", "refused" },
+	static const struct {
+		const char *creds, *allow;
+		bool ok;
+	} c[] = {
+		/* CN vmig-source-cn, no subjectAltName */
+		{ "peer-cn", "vmig-source-cn", true },
+		{ "peer-cn", "VMIG-SOURCE-CN", true },
+		{ "peer-cn", "vmig-source-c", false },
+		{ "peer-cn", "vmig-source", false },
+		/* CN vmig-cn-other, DNS vmig-san: the CN does not count */
+		{ "peer-san", "vmig-san", true },
+		{ "peer-san", "vmig-cn-other", false },
+		{ "peer-san", "CN=vmig-cn-other", true },	/* the whole DN */
+		/* CN 10.0.0.5, IP 10.0.0.9: an address matches the IP only */
+		{ "peer-ip", "10.0.0.9", true },
+		{ "peer-ip", "10.0.0.5", false },
+		/* CN *.vmig-test: no wildcard, nor the literal */
+		{ "peer-wild", "a.vmig-test", false },
+		{ "peer-wild", "*.vmig-test", false },
+		/* CN "vmig,a": not a host name, escaped or not */
+		{ "peer-comma", "vmig,a", false },
+		{ "peer-comma", "vmig\\,a", false },
 	};
 	unsigned int i;
 
-	for (i = 0; i < 4; i++) {
-		bool ok = !strcmp(names[i][1], "ok");
-
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		side_init(&s, "0000:00:03.0", false);
 		side_init(&t, "0000:00:05.0", true);
-		secure(&s, &t, "cn-only", "x509", NULL, NULL);
-		t.o.allow_peer = &names[i][0];
+		secure(&s, &t, c[i].creds, "x509", NULL, NULL);
+		t.o.allow_peer = &c[i].allow;
 		t.o.n_allow_peer = 1;
 		migrate(&s, &t);
-		EXPECT_EQ(ok ? 0 : LM_EXIT_NOT_SERVED, t.code)
-			TH_LOG("--allow-peer %s: %s", names[i][0], t.log);
-		EXPECT_EQ(ok ? 0 : LM_EXIT_FAILED, s.code) TH_LOG("%s", s.log);
-		if (!ok)
+		EXPECT_EQ(c[i].ok ? 0 : LM_EXIT_NOT_SERVED, t.code)
+			TH_LOG("%s, --allow-peer %s: %s", c[i].creds,
+			       c[i].allow, t.log);
+		EXPECT_EQ(c[i].ok ? 0 : LM_EXIT_FAILED, s.code)
+			TH_LOG("%s", s.log);
+		if (!c[i].ok)
 			EXPECT_TARGET_UNTOUCHED(t);
 		insecure_free(&s);
 		insecure_free(&t);
