@@ -326,6 +326,7 @@ static int sq_submit(struct nvme_queue *q, struct nvme_req *r,
 		return -EBUSY;
 	}
 	cmd->cid = r->cid;
+	q->reused_early += r->unreleased;
 	memcpy(&q->sq[q->sq_tail], cmd, sizeof(*cmd));
 	cpu_wrote(c, q->sq_iova + q->sq_tail * sizeof(*cmd), sizeof(*cmd));
 	r->busy = true;
@@ -338,11 +339,26 @@ static int sq_submit(struct nvme_queue *q, struct nvme_req *r,
 	return 0;
 }
 
+/* Release what was reaped: the CQ head doorbell. */
+static void cq_release(struct nvme_queue *q)
+{
+	unsigned int i;
+
+	if (q->head_rung == q->cq_head)
+		return;
+	nvme_wr32(q->c, cq_doorbell(q->c, q->qid), q->cq_head);
+	q->head_rung = q->cq_head;
+	for (i = 0; q->reqs && i < q->depth; i++)
+		q->reqs[i].unreleased = false;
+}
+
 int nvme_io_poll(struct nvme_queue *q, struct nvme_req **done, int max)
 {
 	struct nvme_ctrl *c = q->c;
 	int n = 0, i;
 
+	if (q->late_head)
+		cq_release(q);	/* the last poll's batch */
 	for (i = 0; i < q->depth; i++) {
 		volatile struct nvme_cqe *v = &q->cq[q->cq_head];
 		struct nvme_cqe e;
@@ -375,6 +391,7 @@ int nvme_io_poll(struct nvme_queue *q, struct nvme_req **done, int max)
 		r->result = e.result;
 		r->busy = false;
 		r->done = true;
+		r->unreleased = true;
 		q->inflight--;
 		q->completed++;
 		if (done)
@@ -385,8 +402,8 @@ int nvme_io_poll(struct nvme_queue *q, struct nvme_req **done, int max)
 			q->phase ^= 1;
 		}
 	}
-	if (n)
-		nvme_wr32(c, cq_doorbell(c, q->qid), q->cq_head);
+	if (n && !q->late_head)
+		cq_release(q);
 	return n;
 }
 

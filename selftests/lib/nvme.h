@@ -138,6 +138,7 @@ struct nvme_req {
 	uint64_t *prp_list;	/* one page (host view) */
 	uint64_t prp_list_iova;
 	int nr_prps;		/* PRP entries the last command used (1, 2, 3+) */
+	bool unreleased;	/* reaped; its CQE not released yet */
 	uint16_t status;	/* CQE status field (phase bit cleared) */
 	uint32_t result;	/* CQE dword 0 */
 	uint64_t submit_us;
@@ -156,6 +157,16 @@ struct nvme_queue {
 	uint16_t cq_head;
 	uint8_t phase;
 	int vector;		/* MSI-X vector of the CQ, -1: polled */
+	/*
+	 * @late_head: nvme_io_poll() writes the CQ head doorbell for what it
+	 * reaped at the start of the next poll, as a driver that frees
+	 * command ids as it reads completions and writes the head after a
+	 * batch: an id can be reused before its old completion is released
+	 * (@reused_early counts those submissions).
+	 */
+	bool late_head;
+	uint16_t head_rung;	/* the CQ head doorbell's last value */
+	unsigned long reused_early;
 	unsigned int inflight;
 	struct nvme_req *reqs;	/* depth slots; slot i has cid i */
 	unsigned long submitted, completed, irqs;

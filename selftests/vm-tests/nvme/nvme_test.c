@@ -772,6 +772,32 @@ TEST_F_TIMEOUT(mig, dirty_log_holds_every_device_write, 120)
 	EXPECT_EQ(0, cmp.missed);
 }
 
+/*
+ * The same, with the driver freeing command ids as it reads completions
+ * and writing the CQ head doorbell at its next poll: ids are reused before
+ * the old completions are released, and those releases must not end the
+ * new commands' records in the profile's model.
+ */
+TEST_F_TIMEOUT(mig, dirty_log_holds_writes_of_ids_reused_before_release, 120)
+{
+	struct nvme_ctrl *c = &self->vf.c;
+	unsigned long reused = 0;
+	struct nvme_dw_cmp cmp;
+	int i;
+
+	ASSERT_EQ(0, nvme_create_io_queues(c, 2, QDEPTH, false))
+		TH_LOG("%s", c->why);
+	for (i = 0; i < c->nr_ioq; i++)
+		c->ioq[i].late_head = true;
+	dirty_run(_metadata, &self->vf, 12288, 300, 0x78, &cmp);
+	for (i = 0; i < c->nr_ioq; i++)
+		reused += c->ioq[i].reused_early;
+	TH_LOG("%lu commands reused an id before its completion was released",
+	       reused);
+	EXPECT_LT(100, reused);
+	EXPECT_EQ(0, cmp.missed);
+}
+
 static unsigned long tainted(void)
 {
 	char buf[32] = "";
