@@ -841,32 +841,78 @@ static u64 admin_to_host_len(struct nvmp_ctrl *c, const struct nvmp_sqe *s)
 	}
 }
 
+typedef void (*cq_walk_fn)(struct nvmp_ctrl *c, u64 pos,
+			   const struct nvmp_cqe *e, void *arg);
+
+/*
+ * Walk CQ @cq's completions from position @from (not before the guest's
+ * head) to @end (at most what was handed over) while their phase tags say
+ * the device posted them, calling @each (if any) with each one and its
+ * position. Returns the position where the walk stopped. Guest memory is
+ * read in batches for pair @qid's call; an unreadable CQ stops the walk
+ * (NVMP_UT_MEMORY). The caller says what may change meanwhile.
+ */
+static u64 cq_walk(struct nvmp_ctrl *c, u16 qid, const struct nvmp_cq *cq,
+		   u64 from, u64 end, cq_walk_fn each, void *arg)
+{
+	struct nvmp_cqe e[8];
+	u64 p = from;
+
+	while (p < end) {
+		u32 slot = p % cq->size, k, i;
+		u8 phase = !((p / cq->size) & 1);
+
+		k = min_t(u64, end - p, cq->size - slot);
+		k = min_t(u32, k, ARRAY_SIZE(e));
+		if (gread(c, qid, cq->base + (u64)slot * NVMP_CQE_SIZE, e,
+			  k * NVMP_CQE_SIZE))
+			break;
+		for (i = 0; i < k && (le16_to_cpu(e[i].status) & 1) == phase;
+		     i++)
+			if (each)
+				each(c, p + i, &e[i], arg);
+		p += i;
+		if (i < k)
+			break;
+	}
+	return p;
+}
+
+/* The completions the guest has not released that the device posted. */
+static u64 cq_walk_posted(struct nvmp_ctrl *c, u16 q, cq_walk_fn each,
+			  void *arg)
+{
+	const struct nvmp_cq *cq = &c->cq[q];
+
+	return cq_walk(c, 0, cq, cq->consumed,
+		       min_t(u64, cq->issued, cq->consumed + cq->size), each,
+		       arg) - cq->consumed;
+}
+
+struct cid_count {
+	u16 cid;
+	u32 n;
+};
+
+static void count_cid(struct nvmp_ctrl *c, u64 pos, const struct nvmp_cqe *e,
+		      void *arg)
+{
+	struct cid_count *k = arg;
+
+	/* a settled one's command is no longer pending */
+	k->n += le16_to_cpu(e->cid) == k->cid && pos >= c->admin_settled;
+}
+
 /*
  * Completions on the admin CQ that the device posted and the guest has not
- * released, with command id @cid (guest memory, as cq_posted() walks it).
+ * released, with command id @cid, not applied by a settle yet.
  */
 static u32 posted_with_cid(struct nvmp_ctrl *c, u16 cid)
 {
-	struct nvmp_cq *cq = &c->cq[0];
-	u64 unreleased = min_t(u64, cq->issued - cq->consumed, cq->size), i;
-	u8 phase = !((cq->consumed / cq->size) & 1);
-	u32 slot = cq->head, n = 0;
-	struct nvmp_cqe e;
+	struct cid_count k = { .cid = cid };
 
-	for (i = 0; i < unreleased; i++) {
-		if (gread(c, 0, cq->base + (u64)slot * NVMP_CQE_SIZE, &e,
-			  sizeof(e)) ||
-		    (le16_to_cpu(e.status) & 1) != phase)
-			break;
-		/* a settled one's command is no longer pending */
-		n += le16_to_cpu(e.cid) == cid &&
-		     cq->consumed + i >= c->admin_settled;
-		if (++slot == cq->size) {
-			slot = 0;
-			phase ^= 1;
-		}
-	}
-	return n;
+	cq_walk_posted(c, 0, count_cid, &k);
+	return k.n;
 }
 
 /*
@@ -993,44 +1039,13 @@ static bool admin_harmless(u8 opc)
 }
 
 /*
- * How far CQ @cq's completions are posted, from position @from (not
- * before the guest's head) to @end (at most what was handed over before
- * the commands being decoded): while the entries' phase tags say posted.
- * The lock is not held; cmd_end() keeps the result in @seen, so that each
- * entry is read once while it stays posted. A CQ the model cannot read
- * stops the walk (NVMP_UT_MEMORY for pair @qid's call).
- */
-static u64 cq_seen(struct nvmp_ctrl *c, u16 qid, const struct nvmp_cq *cq,
-		   u64 from, u64 end)
-{
-	struct nvmp_cqe e[8];
-	u64 p = from;
-
-	while (p < end) {
-		u32 slot = p % cq->size, k, i;
-		u8 phase = !((p / cq->size) & 1);
-
-		k = min_t(u64, end - p, cq->size - slot);
-		k = min_t(u32, k, ARRAY_SIZE(e));
-		if (gread(c, qid, cq->base + (u64)slot * NVMP_CQE_SIZE, e,
-			  k * NVMP_CQE_SIZE))
-			break;
-		for (i = 0; i < k && (le16_to_cpu(e[i].status) & 1) == phase;)
-			i++;
-		p += i;
-		if (i < k)
-			break;
-	}
-	return p;
-}
-
-/*
  * How far SQ @qid's CQ shows completions posted now, before the device has
  * the commands a tail hands over (model.h, struct nvmp_range): those
  * completions are older than each of them. @issued and @seen are shared
  * with the other SQs of the CQ, @consumed is written by the CQ's own
  * doorbell: the walk starts from a snapshot and reads guest memory
- * without the model lock.
+ * without the model lock. cmd_end() keeps the result in @seen, so that
+ * each entry is read once while it stays posted.
  */
 static u64 sq_after(struct nvmp_ctrl *c, u16 qid)
 {
@@ -1042,7 +1057,7 @@ static u64 sq_after(struct nvmp_ctrl *c, u16 qid)
 	from = max_t(u64, cq->seen, consumed);
 	end = min_t(u64, cq->issued, consumed + cq->size);
 	munlock(c);
-	return cq_seen(c, qid, cq, from, end);
+	return cq_walk(c, qid, cq, from, end, NULL, NULL);
 }
 
 /*
@@ -1448,37 +1463,14 @@ int nvmp_doorbell(struct nvmp_ctrl *c, u32 off, u32 val, bool forward)
 	return 0;
 }
 
-/*
- * Walk the completions the device posted on CQ @q that the guest has not
- * released (phase bit as expected), at most what was handed over. Returns
- * how many; @aers counts the admin CQ's that complete an AER.
- */
-static u64 cq_posted(struct nvmp_ctrl *c, u16 q, u64 *aers)
+static void count_aers(struct nvmp_ctrl *c, u64 pos, const struct nvmp_cqe *e,
+		       void *arg)
 {
-	struct nvmp_cq *cq = &c->cq[q];
-	u64 unreleased = min_t(u64, cq->issued - cq->consumed, cq->size);
-	u64 posted = 0;
-	u32 slot = cq->head;
-	u8 phase = !((cq->consumed / cq->size) & 1);
+	u64 *aers = arg;
 	unsigned int i;
 
-	while (posted < unreleased) {
-		struct nvmp_cqe e;
-
-		if (gread(c, 0, cq->base + (u64)slot * NVMP_CQE_SIZE, &e,
-			  sizeof(e)))
-			break;
-		if ((le16_to_cpu(e.status) & 1) != phase)
-			break;
-		for (i = 0; q == 0 && aers && i < c->nr_aer; i++)
-			*aers += c->aer_cid[i] == le16_to_cpu(e.cid);
-		posted++;
-		if (++slot == cq->size) {
-			slot = 0;
-			phase ^= 1;
-		}
-	}
-	return posted;
+	for (i = 0; i < c->nr_aer; i++)
+		*aers += c->aer_cid[i] == le16_to_cpu(e->cid);
 }
 
 u64 nvmp_outstanding(struct nvmp_ctrl *c)
@@ -1492,7 +1484,9 @@ u64 nvmp_outstanding(struct nvmp_ctrl *c)
 
 		if (!cq->live)
 			continue;
-		posted = cq_posted(c, q, &aers_posted);
+		/* AERs among the admin CQ's posted ones */
+		posted = cq_walk_posted(c, q, q ? NULL : count_aers,
+					&aers_posted);
 		owed = cq->issued - cq->consumed - posted;
 		/* AERs waiting for an event do not count */
 		if (q == 0 && aers_posted < c->nr_aer)
@@ -1501,6 +1495,12 @@ u64 nvmp_outstanding(struct nvmp_ctrl *c)
 	}
 	ut_fold(c, 0);
 	return total;
+}
+
+static void settle_one(struct nvmp_ctrl *c, u64 pos, const struct nvmp_cqe *e,
+		       void *arg)
+{
+	admin_done(c, e);
 }
 
 /*
@@ -1512,29 +1512,13 @@ u64 nvmp_outstanding(struct nvmp_ctrl *c)
 void nvmp_settle(struct nvmp_ctrl *c)
 {
 	struct nvmp_cq *cq = &c->cq[0];
-	struct nvmp_cqe e[8];
-	u64 p, end;
 
 	if (!cq->live)
 		return;
-	p = max_t(u64, cq->consumed, c->admin_settled);
-	end = min_t(u64, cq->issued, cq->consumed + cq->size);
-	while (p < end) {
-		u32 slot = p % cq->size, k, i;
-		u8 phase = !((p / cq->size) & 1);
-
-		k = min_t(u64, end - p, cq->size - slot);
-		k = min_t(u32, k, ARRAY_SIZE(e));
-		if (gread(c, 0, cq->base + (u64)slot * NVMP_CQE_SIZE, e,
-			  k * NVMP_CQE_SIZE))
-			break;
-		for (i = 0; i < k && (le16_to_cpu(e[i].status) & 1) == phase;
-		     i++)
-			admin_done(c, &e[i]);
-		p += i;
-		if (i < k)
-			break;
-	}
-	c->admin_settled = p;
+	c->admin_settled = cq_walk(c, 0, cq,
+				   max_t(u64, cq->consumed, c->admin_settled),
+				   min_t(u64, cq->issued,
+					 cq->consumed + cq->size),
+				   settle_one, NULL);
 	ut_fold(c, 0);
 }
