@@ -37,6 +37,7 @@
 #include "lm.h"
 #include "profile.h"
 #include "shadow.h"
+#include "stage.h"
 #include "vfio_mig.h"
 
 #define CTL_PAGE_SIZE	SZ_4K
@@ -683,6 +684,7 @@ static long ctl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	case VFIO_MIG_CTL_PAGES:
 	case VFIO_MIG_CTL_COMMIT:
 	case VFIO_MIG_CTL_PREPARE:
+	case VFIO_MIG_CTL_STAGE_FD:
 		break;
 	default:
 		return -ENOTTY;
@@ -699,6 +701,8 @@ static long ctl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		return ctl_pages(ctl_file(c), mdev, uarg);
 	case VFIO_MIG_CTL_STATE:
 		return ctl_state(c, mdev, uarg);
+	case VFIO_MIG_CTL_STAGE_FD:
+		return vmig_stage_fd(filp, c, mdev, uarg);
 	default:
 		return ctl_prepare(c, mdev, uarg);
 	}

@@ -2,7 +2,8 @@
 /*
  * migctl's hashes.
  *
- * mh_hash64(): 64-bit, non-cryptographic: the frame checksum of the wire
+ * mh_hash64(): 64-bit, non-cryptographic (include/vfio-mig/mh_hash.h, which
+ * the kernel's page staging shares): the frame checksum of the wire
  * protocol (word at a time, four independent lanes of xor, rotate and
  * multiply, then an avalanche). It detects corruption; it is invertible,
  * so anyone can build two inputs with one value. TLS authenticates the
@@ -19,7 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MH_SEED_PAGE	0x7667696d70616765ull	/* "vmigpage" */
+#include "../../include/vfio-mig/mh_hash.h"
+
+#define MH_SEED_PAGE	VMIG_MH_SEED_PAGE	/* "vmigpage" */
 #define MH_SEED_FRAME	0x7667696d6672616dull	/* "vmigfram" */
 
 uint64_t mh_hash64(const void *p, size_t len, uint64_t seed);

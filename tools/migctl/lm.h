@@ -56,6 +56,17 @@ typedef void (*lm_dirty_fn)(void *arg, uint64_t iova, uint64_t len,
 			    uint64_t page_size, const uint64_t *bits,
 			    size_t nbits);
 
+/* One VFIO_MIG_CTL_STAGE: @count <= WIRE_BATCH pages. */
+struct lm_stage {
+	const uint64_t *iovas;
+	uint64_t *hashes;		/* in: what the target holds (0: unknown); out */
+	uint8_t *kinds;			/* out: VFIO_MIG_CTL_STAGE_* */
+	uint64_t *sums;			/* out: the data pages' block hashes; NULL: none */
+	const unsigned char *key;	/* MH_KEY_BYTES */
+	uint32_t count;
+	uint32_t ndata;			/* out */
+};
+
 struct lm_dev_ops {
 	/* Identity of @bdf (netlink dev-get, sysfs); @open: a VMM has it. */
 	int (*ident)(struct lm_dev *d, const char *bdf, struct mig_ident *id,
@@ -70,6 +81,13 @@ struct lm_dev_ops {
 	/* VFIO_MIG_CTL_PAGES, @count <= WIRE_BATCH. */
 	int (*pages)(struct lm_dev *d, bool write, const uint64_t *iovas,
 		     uint32_t count, void *buf);
+	/*
+	 * VFIO_MIG_CTL_STAGE_FD: a staging fd, or -errno (the pages then go
+	 * through @pages). NULL: the backend has none.
+	 */
+	int (*stage_fd)(struct lm_dev *d);
+	/* VFIO_MIG_CTL_STAGE on the staging fd @fd. */
+	int (*stage)(struct lm_dev *d, int fd, struct lm_stage *st);
 	int (*commit)(struct lm_dev *d, bool stopped);
 	/*
 	 * VFIO_MIG_CTL_PREPARE, in PRE_COPY: DMA held, the device's slow
@@ -207,6 +225,7 @@ struct lm_opts {
 	uint64_t bandwidth;		/* bytes/s, 0: unlimited */
 	bool force_switchover;
 	bool via_shadow;		/* migrate --via-shadow */
+	bool copy_pages;		/* migrate --copy-pages: not staged */
 	uint32_t timeout_ms, vmm_timeout_ms;
 	/* the channel's security (tls.h) */
 	struct tls_ctx *tls;		/* NULL: --insecure, plain TCP */

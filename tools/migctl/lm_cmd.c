@@ -176,7 +176,7 @@ enum {
 	O_TO = 256, O_TARGET_DEV, O_DOWNTIME, O_MAX_ROUNDS, O_BANDWIDTH,
 	O_ON_MAX, O_TIMEOUT, O_VMM_TIMEOUT, O_PORT, O_ADDRESS, O_ONCE,
 	O_TLS_CREDS, O_PSK_FILE, O_PSK_ID, O_TLS_NAME, O_INSECURE,
-	O_ALLOW_PEER, O_ALLOW_DEV, O_TLS_CIPHER, O_VIA_SHADOW,
+	O_ALLOW_PEER, O_ALLOW_DEV, O_TLS_CIPHER, O_VIA_SHADOW, O_COPY_PAGES,
 };
 
 /* Options both commands take, and what they lead to. */
@@ -406,6 +406,7 @@ int migctl_migrate(struct json_out *js, int argc, char **argv)
 		{ "insecure", no_argument, NULL, O_INSECURE },
 		{ "tls-cipher", required_argument, NULL, O_TLS_CIPHER },
 		{ "via-shadow", no_argument, NULL, O_VIA_SHADOW },
+		{ "copy-pages", no_argument, NULL, O_COPY_PAGES },
 		{}
 	};
 	struct lm_out out = { .js = js, .role = "source", .text = stdout };
@@ -441,6 +442,9 @@ int migctl_migrate(struct json_out *js, int argc, char **argv)
 			break;
 		case O_VIA_SHADOW:
 			o.via_shadow = true;
+			break;
+		case O_COPY_PAGES:
+			o.copy_pages = true;
 			break;
 		case O_DOWNTIME:
 			if (parse_u32(optarg, &o.downtime_ms, 1))

@@ -586,6 +586,46 @@ static int k_pages(struct lm_dev *d, bool write, const uint64_t *iovas,
 	return 0;
 }
 
+static int k_stage_fd(struct lm_dev *d)
+{
+	struct kdev *k = K(d);
+	struct vfio_mig_ctl_stage_fd sf = { .argsz = sizeof(sf) };
+
+	if (ioctl(k->ctl, VFIO_MIG_CTL_STAGE_FD, &sf)) {
+		int e = errno;
+
+		ERRF(d, "%s: staging fd: %s%s", k->bdf, strerror(e),
+		     e == ENOTTY ? " (a vfio-mig module without page staging)" : "");
+		return -e;
+	}
+	return sf.fd;
+}
+
+static int k_stage(struct lm_dev *d, int fd, struct lm_stage *st)
+{
+	struct kdev *k = K(d);
+	struct vfio_mig_ctl_stage sa = {
+		.argsz = sizeof(sa),
+		.flags = st->sums ? VFIO_MIG_CTL_STAGE_SUMS : 0,
+		.count = st->count,
+		.iovas = (uintptr_t)st->iovas, .hashes = (uintptr_t)st->hashes,
+		.kinds = (uintptr_t)st->kinds, .sums = (uintptr_t)st->sums,
+	};
+
+	memcpy(sa.key, st->key, sizeof(sa.key));
+	if (ioctl(fd, VFIO_MIG_CTL_STAGE, &sa)) {
+		int e = errno;
+
+		ERRF(d, "%s: staging %u guest pages from IOVA 0x%" PRIx64 ": %s%s",
+		     k->bdf, st->count, st->iovas[0], strerror(e),
+		     e == EFAULT ? " (a page not mapped for the device)" :
+		     e == EOPNOTSUPP ? " (the device is bound through iommufd: vfio-mig reaches guest pages through a type1 container only)" : "");
+		return -e;
+	}
+	st->ndata = sa.ndata;
+	return 0;
+}
+
 static int k_commit(struct lm_dev *d, bool stopped)
 {
 	struct kdev *k = K(d);
@@ -910,6 +950,8 @@ static const struct lm_dev_ops kernel_ops = {
 	.stream_read = k_stream_read,
 	.stream_write = k_stream_write,
 	.pages = k_pages,
+	.stage_fd = k_stage_fd,
+	.stage = k_stage,
 	.commit = k_commit,
 	.prepare = k_prepare,
 	.phase = k_phase,

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <linux/vfio_mig.h>
+#include <linux/vfio_mig_ctl.h>
 
 #include "hash.h"
 #include "lm.h"
@@ -53,6 +54,13 @@ struct src {
 	uint8_t *buf;				/* device stream bytes */
 	uint64_t *list;				/* a round's page indices */
 	struct pipe *pipe;
+	/*
+	 * Pages go from copies the kernel staged (VFIO_MIG_CTL_STAGE) to the
+	 * socket, not through migctl's buffers; @staged_why: why not, when
+	 * staging was tried and failed
+	 */
+	bool pages_staged;
+	char staged_why[384];
 	bool precopy;				/* some device in PRE_COPY */
 	bool attached, committed, peer_aborted;
 	uint32_t round;
@@ -359,6 +367,8 @@ struct slot {
 	struct iovec iov[WIRE_BATCH + 1];
 	uint32_t niov, nd;
 	uint64_t len, sum;
+	int sfd;			/* its staging fd, -1: none */
+	uint64_t tail;			/* data bytes staged there */
 	bool ready;
 };
 
@@ -388,6 +398,35 @@ static bool page_is_zero(const uint8_t *pg)
 }
 
 /*
+ * @sl's descriptor block and checksum, its @nd descriptors in @desc and
+ * the block hashes of its @ndata data pages in @h (none with the link's
+ * sum_off).
+ */
+static void slot_meta(struct src *s, struct slot *sl, const uint64_t *desc,
+		      uint32_t nd, const uint64_t *h, uint32_t ndata)
+{
+	uint64_t sum = 0;
+	uint32_t i;
+
+	s->r_sent += ndata;
+	sl->nd = nd;
+	if (!nd)
+		return;
+	wire_pages_meta(sl->meta, s->round, desc, nd);
+	sl->iov[0].iov_base = sl->meta;
+	sl->iov[0].iov_len = WIRE_PAGE;
+	sl->len = WIRE_PAGE + (uint64_t)ndata * WIRE_PAGE;
+	if (!s->c.sum_off) {
+		sum = wire_sum_begin(sl->len);
+		sum = wire_sum_add(sum, mh_hash64(sl->meta, WIRE_PAGE,
+						  MH_SEED_PAGE));
+		for (i = 0; i < ndata; i++)
+			sum = wire_sum_add(sum, h[i]);
+	}
+	sl->sum = sum;
+}
+
+/*
  * Read, hash and classify one batch into @sl. The content hash (keyed)
  * says whether the target holds the page; the checksum's block hash is
  * not taken when the link makes no checksum (wire_conn.sum_off). 0 or
@@ -397,7 +436,7 @@ static int fill_slot(struct src *s, struct slot *sl, const uint64_t *idx,
 		     uint32_t n)
 {
 	uint64_t iovas[WIRE_BATCH], desc[WIRE_BATCH], h[WIRE_BATCH];
-	uint64_t t0 = lm_now_us(), t1, sum;
+	uint64_t t0 = lm_now_us(), t1;
 	bool no_sum = s->c.sum_off;
 	uint32_t i, nd = 0, ndata = 0;
 	int ret;
@@ -410,6 +449,7 @@ static int fill_slot(struct src *s, struct slot *sl, const uint64_t *idx,
 	t1 = lm_now_us();
 	s->t_read += t1 - t0;
 	sl->niov = 1;
+	sl->tail = 0;
 	for (i = 0; i < n; i++) {
 		uint8_t *pg = sl->buf + (size_t)i * WIRE_PAGE;
 		uint64_t hv = no_sum ? 0 : mh_hash64(pg, WIRE_PAGE, MH_SEED_PAGE);
@@ -434,24 +474,59 @@ static int fill_slot(struct src *s, struct slot *sl, const uint64_t *idx,
 		sl->iov[sl->niov].iov_base = pg;
 		sl->iov[sl->niov++].iov_len = WIRE_PAGE;
 	}
-	s->r_sent += ndata;
-	sl->nd = nd;
-	if (nd) {
-		wire_pages_meta(sl->meta, s->round, desc, nd);
-		sl->iov[0].iov_base = sl->meta;
-		sl->iov[0].iov_len = WIRE_PAGE;
-		sl->len = WIRE_PAGE + (uint64_t)ndata * WIRE_PAGE;
-		sum = 0;
-		if (!no_sum) {
-			sum = wire_sum_begin(sl->len);
-			sum = wire_sum_add(sum, mh_hash64(sl->meta, WIRE_PAGE,
-							  MH_SEED_PAGE));
-			for (i = 0; i < ndata; i++)
-				sum = wire_sum_add(sum, h[i]);
-		}
-		sl->sum = sum;
-	}
+	slot_meta(s, sl, desc, nd, h, ndata);
 	s->t_hash += lm_now_us() - t1;
+	return 0;
+}
+
+/*
+ * The same through the kernel (VFIO_MIG_CTL_STAGE): it copies the pages
+ * into pages of its own, hashes and classifies them as fill_slot() does;
+ * the data pages go from there to the socket (wire_sendv_fd()). The
+ * kernel's copy and hashes are one step: read_ms holds both.
+ */
+static int stage_slot(struct src *s, struct slot *sl, const uint64_t *idx,
+		      uint32_t n)
+{
+	uint64_t iovas[WIRE_BATCH], desc[WIRE_BATCH], h[WIRE_BATCH];
+	uint64_t hashes[WIRE_BATCH];
+	uint8_t kinds[WIRE_BATCH];
+	struct lm_stage st = {
+		.iovas = iovas, .hashes = hashes, .kinds = kinds,
+		.sums = s->c.sum_off ? NULL : h, .key = s->hkey.k, .count = n,
+	};
+	uint64_t t0 = lm_now_us();
+	uint32_t i, nd = 0;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		iovas[i] = index_iova(s, idx[i]);
+		hashes[i] = s->held[idx[i]];
+	}
+	ret = s->d->ops->stage(s->d, sl->sfd, &st);
+	if (ret)
+		return ret;
+	s->t_read += lm_now_us() - t0;
+	if (st.ndata > n)
+		return -EIO;
+	for (i = 0; i < n; i++) {
+		switch (kinds[i]) {
+		case VFIO_MIG_CTL_STAGE_UNCHANGED:
+			s->r_unch++;
+			continue;
+		case VFIO_MIG_CTL_STAGE_ZERO:
+			desc[nd++] = iovas[i] | WIRE_PG_ZERO;
+			s->r_zero++;
+			break;
+		default:
+			desc[nd++] = iovas[i] | WIRE_PG_DATA;
+			break;
+		}
+		s->held[idx[i]] = hashes[i];
+	}
+	sl->niov = 1;
+	sl->tail = (uint64_t)st.ndata * WIRE_PAGE;
+	slot_meta(s, sl, desc, nd, h, st.ndata);
 	return 0;
 }
 
@@ -475,7 +550,8 @@ static void *reader(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		if (quit)
 			break;
-		ret = fill_slot(p->s, sl, p->list + first, n);
+		ret = sl->sfd >= 0 ? stage_slot(p->s, sl, p->list + first, n) :
+				     fill_slot(p->s, sl, p->list + first, n);
 		pthread_mutex_lock(&p->lock);
 		if (ret)
 			p->err = ret;
@@ -486,6 +562,44 @@ static void *reader(void *arg)
 		pthread_mutex_unlock(&p->lock);
 	}
 	return NULL;
+}
+
+static void close_stage_fds(struct src *s)
+{
+	int b;
+
+	for (b = 0; b < LM_SLOTS; b++) {
+		if (s->pipe->slot[b].sfd >= 0)
+			close(s->pipe->slot[b].sfd);
+		s->pipe->slot[b].sfd = -1;
+	}
+}
+
+/*
+ * Give each slot a staging fd, when pages go through the kernel's
+ * staging (the first time decides: a module or link without it sends
+ * every round's pages through migctl's buffers, and says why).
+ */
+static void open_stage_fds(struct src *s)
+{
+	struct pipe *p = s->pipe;
+	int b, fd;
+
+	for (b = 0; b < LM_SLOTS; b++)
+		p->slot[b].sfd = -1;
+	if (!s->pages_staged)
+		return;
+	for (b = 0; b < LM_SLOTS; b++) {
+		fd = s->d->ops->stage_fd(s->d);
+		if (fd < 0) {
+			snprintf(s->staged_why, sizeof(s->staged_why), "%s",
+				 s->d->err);
+			s->pages_staged = false;
+			close_stage_fds(s);
+			return;
+		}
+		p->slot[b].sfd = fd;
+	}
 }
 
 /* Send every pending page, clearing the bitmap. */
@@ -510,12 +624,14 @@ static int send_pending(struct src *s)
 	p->s = s;
 	p->list = s->list;
 	p->n = n;
+	open_stage_fds(s);
 	p->quit = false;
 	p->err = 0;
 	p->done = 0;
 	for (b = 0; b < LM_SLOTS; b++)
 		p->slot[b].ready = false;
 	if (pthread_create(&th, NULL, reader, p)) {
+		close_stage_fds(s);
 		failf(s, "cannot start the page reader thread");
 		return -ENOMEM;
 	}
@@ -535,8 +651,9 @@ static int send_pending(struct src *s)
 		if (sl->nd) {
 			uint64_t t0 = lm_now_us();
 
-			ret = wire_sendv(&s->c, WIRE_PAGES, sl->iov, sl->niov,
-					 sl->sum);
+			ret = wire_sendv_fd(&s->c, WIRE_PAGES, sl->iov,
+					    sl->niov, sl->sum, sl->sfd,
+					    sl->tail);
 			s->t_send += lm_now_us() - t0;
 			if (ret) {
 				send_failed(s, "sending pages");
@@ -559,6 +676,7 @@ static int send_pending(struct src *s)
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	pthread_join(th, NULL);
+	close_stage_fds(s);
 	return ret;
 }
 
@@ -1159,6 +1277,13 @@ static int rounds(struct src *s)
 	int ret;
 
 	s->stage = "rounds";
+	s->pages_staged = !s->o->copy_pages && s->d->ops->stage_fd &&
+			  s->d->ops->stage && (!s->c.tls || s->c.ktls_tx);
+	if (!s->o->copy_pages && !s->pages_staged)
+		snprintf(s->staged_why, sizeof(s->staged_why), "%s",
+			 s->c.tls && !s->c.ktls_tx ?
+			 "TLS records are made by GnuTLS here, not by the kernel (no kTLS)" :
+			 "the backend stages no pages");
 	/*
 	 * 6.2+: PRE_COPY streams the register log while the device runs
 	 * (with --via-shadow too: the engage comes in PRE_COPY, and the
@@ -1702,6 +1827,9 @@ static void summary(struct src *s, const char *result, int code)
 	json_bool(s->out->js, "via_shadow", s->engaged);
 	json_u64(s->out->js, "shadow_engage_us", s->shadow_us);
 	json_u64(s->out->js, "shadow_engage_ns", s->shadow_ns);
+	json_bool(s->out->js, "pages_staged", s->pages_staged);
+	if (s->staged_why[0])
+		json_str(s->out->js, "pages_staged_why", s->staged_why);
 	json_u64(s->out->js, "read_ms", s->t_read / 1000);
 	json_u64(s->out->js, "hash_ms", s->t_hash / 1000);
 	json_u64(s->out->js, "send_ms", s->t_send / 1000);
@@ -1804,8 +1932,10 @@ int lm_source_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 	s->pipe = calloc(1, sizeof(*s->pipe));
 	if (s->pipe)
 		s->pipe->mem = wire_huge_alloc((size_t)LM_SLOTS * SLOT_BYTES);
-	for (i = 0; s->pipe && s->pipe->mem && i < LM_SLOTS; i++)
+	for (i = 0; s->pipe && s->pipe->mem && i < LM_SLOTS; i++) {
 		s->pipe->slot[i].buf = s->pipe->mem + (size_t)i * SLOT_BYTES;
+		s->pipe->slot[i].sfd = -1;
+	}
 	if (!s->buf || !s->pipe || !s->pipe->mem ||
 	    wire_conn_init(&s->c, fd, o->timeout_ms, stop)) {
 		close(fd);

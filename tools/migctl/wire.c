@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -762,7 +764,7 @@ static bool past_record_limit(struct wire_conn *c, const struct msghdr *mh)
 }
 
 /* One non-blocking send: bytes sent, or -errno (-EAGAIN: wait). */
-static ssize_t io_send(struct wire_conn *c, struct msghdr *mh)
+static ssize_t io_send(struct wire_conn *c, struct msghdr *mh, int more)
 {
 	ssize_t w;
 
@@ -774,7 +776,7 @@ static ssize_t io_send(struct wire_conn *c, struct msghdr *mh)
 			c->tx_records++;
 		return w;
 	}
-	w = sendmsg(c->fd, mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	w = sendmsg(c->fd, mh, MSG_NOSIGNAL | MSG_DONTWAIT | more);
 	if (w > 0)
 		c->tx_records += ((uint64_t)w + TLS_REC_MAX - 1) / TLS_REC_MAX;
 	return w < 0 ? -errno : w;
@@ -810,13 +812,70 @@ static int sock_err(struct wire_conn *c, const char *what, int e)
 	return -e;
 }
 
-int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,
-	       int niov, uint64_t sum)
+/*
+ * The tail of a frame: @len bytes of @fd from offset 0, by sendfile(), so
+ * that pages the kernel staged go to the socket without a copy through
+ * migctl (kTLS encrypts them on their way). The socket is made
+ * non-blocking for it (every other call here passes MSG_DONTWAIT).
+ */
+static int send_file_tail(struct wire_conn *c, int fd, size_t len,
+			  long long deadline)
+{
+	int fl = fcntl(c->fd, F_GETFL), ret = 0;
+	off_t off = 0;
+	ssize_t w;
+
+	if (fl < 0 || (!(fl & O_NONBLOCK) &&
+		       fcntl(c->fd, F_SETFL, fl | O_NONBLOCK)))
+		return sock_err(c, "send", errno);
+	while ((size_t)off < len) {
+		struct iovec v = { .iov_len = len - off };
+		struct msghdr mh = { .msg_iov = &v, .msg_iovlen = 1 };
+
+		if (past_record_limit(c, &mh)) {
+			ret = -EKEYEXPIRED;
+			break;
+		}
+		w = sendfile(c->fd, fd, &off, len - off);
+		if (w > 0) {
+			c->tx_bytes += w;
+			c->tx_records += ((uint64_t)w + TLS_REC_MAX - 1) /
+					 TLS_REC_MAX;
+			continue;
+		}
+		if (!w) {
+			/* the staged pages ended early: a bug, not the peer */
+			c->broken = true;
+			snprintf(c->err, sizeof(c->err),
+				 "send: the staged pages ended %zu bytes early",
+				 len - (size_t)off);
+			ret = -EIO;
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN) {
+			ret = sock_err(c, "send", errno);
+			break;
+		}
+		ret = wait_fd(c, POLLOUT, deadline, c->timeout_ms);
+		if (ret) {
+			c->broken = true;
+			break;
+		}
+	}
+	if (!(fl & O_NONBLOCK))
+		fcntl(c->fd, F_SETFL, fl);
+	return ret;
+}
+
+int wire_sendv_fd(struct wire_conn *c, uint16_t type, const struct iovec *iov,
+		  int niov, uint64_t sum, int fd, size_t fd_len)
 {
 	struct iovec v[WIRE_BATCH + 4];
 	uint8_t hdr[WIRE_HDR_LEN];
 	long long deadline;
-	size_t len = 0, total;
+	size_t len = fd_len, total;
 	struct msghdr mh = {};
 	int i, n = 0, ret;
 	ssize_t w;
@@ -825,6 +884,8 @@ int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,
 		return -EPIPE;
 	if (niov > (int)WIRE_BATCH + 3)
 		return -E2BIG;
+	if (fd_len && c->tls && !c->ktls_tx)
+		return -EOPNOTSUPP;	/* GnuTLS encrypts what migctl holds */
 	for (i = 0; i < niov; i++)
 		len += iov[i].iov_len;
 	wire_hdr_encode(hdr, type, len, c->tx_seq, sum);
@@ -833,13 +894,13 @@ int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,
 	for (i = 0; i < niov; i++)
 		if (iov[i].iov_len)
 			v[n++] = iov[i];
-	total = len + sizeof(hdr);
+	total = len - fd_len + sizeof(hdr);
 	mh.msg_iov = v;
 	mh.msg_iovlen = n;
 	/* the whole frame within the timeout, however the peer reads it */
 	deadline = c->timeout_ms > 0 ? wire_now_ms() + c->timeout_ms : 0;
 	while (total) {
-		w = io_send(c, &mh);
+		w = io_send(c, &mh, fd_len ? MSG_MORE : 0);
 		if (w < 0) {
 			if (w == -EINTR)
 				continue;
@@ -868,8 +929,19 @@ int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,
 			}
 		}
 	}
+	if (fd_len) {
+		ret = send_file_tail(c, fd, fd_len, deadline);
+		if (ret)
+			return ret;
+	}
 	c->tx_seq++;
 	return 0;
+}
+
+int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,
+	       int niov, uint64_t sum)
+{
+	return wire_sendv_fd(c, type, iov, niov, sum, -1, 0);
 }
 
 int wire_send(struct wire_conn *c, uint16_t type, const void *p, size_t len)

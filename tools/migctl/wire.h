@@ -336,6 +336,13 @@ void wire_conn_free(struct wire_conn *c);
  */
 int wire_sendv(struct wire_conn *c, uint16_t type, const struct iovec *iov,
 	       int niov, uint64_t sum);
+/*
+ * The same, the payload's last @fd_len bytes read from @fd at offsets 0
+ * to @fd_len by sendfile() (a staging fd): not on a GnuTLS link without
+ * kTLS (-EOPNOTSUPP).
+ */
+int wire_sendv_fd(struct wire_conn *c, uint16_t type, const struct iovec *iov,
+		  int niov, uint64_t sum, int fd, size_t fd_len);
 int wire_send(struct wire_conn *c, uint16_t type, const void *p, size_t len);
 /*
  * Receive one frame, skipping unknown optional types (WIRE_SKIP_MAX in

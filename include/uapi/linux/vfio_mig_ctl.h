@@ -196,4 +196,73 @@ struct vfio_mig_ctl_prepare {
 
 #define VFIO_MIG_CTL_PREPARE	_IO(VFIO_MIG_CTL_TYPE, 4)
 
+/**
+ * VFIO_MIG_CTL_STAGE_FD - a staging fd: guest pages copied once, into pages
+ * the kernel holds, and sent from there without a copy through the caller
+ *
+ * Returns a new fd (O_CLOEXEC) in @fd. VFIO_MIG_CTL_STAGE on it reads
+ * guest pages, hashes and classifies them; the pages it found to be data
+ * are then read from the fd in order: by splice() or sendfile() to a
+ * socket without a copy (the socket's buffers hold the staged pages, which
+ * the guest cannot change), or by read(). The fd reads as a file of the
+ * staged pages' bytes: read() and sendfile() without an offset start
+ * where the last stage left the file position (0), pread() and
+ * sendfile() with one at the offset given. The fd holds a reference on
+ * this control fd: closing the control fd rolls the device back only once
+ * its staging fds are closed too. Each holds at most
+ * VFIO_MIG_CTL_PAGES_MAX pages.
+ *
+ * Errors: EINVAL flags; EOPNOTSUPP the kernel's page size is not 4096;
+ * EMFILE, ENOMEM.
+ */
+struct vfio_mig_ctl_stage_fd {
+	__u32 argsz;
+	__u32 flags;
+	__s32 fd;	/* out */
+	__u32 reserved;	/* 0 */
+};
+
+#define VFIO_MIG_CTL_STAGE_FD	_IO(VFIO_MIG_CTL_TYPE, 5)
+
+/**
+ * VFIO_MIG_CTL_STAGE - on a staging fd: read, hash and classify guest pages
+ *
+ * @count pages of 4096 bytes at the page-aligned IOVAs of @iovas
+ * (__u64[@count], at most VFIO_MIG_CTL_PAGES_MAX) are copied from the
+ * guest, as VFIO_MIG_CTL_PAGES reads them, into pages the kernel
+ * allocates. For each, its SipHash-2-4 under @key (the 16 key bytes as
+ * libsodium's crypto_shorthash_siphash24() takes them; a hash of 0 is
+ * taken as 1) is compared with @hashes[i] (__u64[@count]; in: the hash
+ * of what the stream's reader holds for the page, 0 for unknown) and the
+ * page gets a kind in @kinds[i] (__u8[@count]):
+ * VFIO_MIG_CTL_STAGE_UNCHANGED (equal), else VFIO_MIG_CTL_STAGE_ZERO (all
+ * zero bytes), else VFIO_MIG_CTL_STAGE_DATA. @hashes[i] is set to the
+ * page's hash (out). The data pages replace what the fd held, in order;
+ * @ndata says how many, and reading the fd starts at the first. With
+ * VFIO_MIG_CTL_STAGE_SUMS, @sums[k] (__u64[@count]) gets the block hash
+ * of the k-th data page (the wire checksum's, <vfio-mig/mh_hash.h>).
+ *
+ * Errors: those of VFIO_MIG_CTL_PAGES, with nothing staged and @hashes
+ * unchanged (any EFAULT but a bad @iovas also leaves nothing staged);
+ * ENOMEM.
+ */
+struct vfio_mig_ctl_stage {
+	__u32 argsz;
+	__u32 flags;
+#define VFIO_MIG_CTL_STAGE_SUMS		(1 << 0)
+	__u32 count;
+	__u32 ndata;	/* out */
+	__aligned_u64 iovas;
+	__aligned_u64 hashes;
+	__aligned_u64 kinds;
+	__aligned_u64 sums;
+	__u8 key[16];
+};
+
+#define VFIO_MIG_CTL_STAGE_UNCHANGED	0
+#define VFIO_MIG_CTL_STAGE_ZERO		1
+#define VFIO_MIG_CTL_STAGE_DATA		2
+
+#define VFIO_MIG_CTL_STAGE	_IO(VFIO_MIG_CTL_TYPE, 6)
+
 #endif /* _UAPI_LINUX_VFIO_MIG_CTL_H */

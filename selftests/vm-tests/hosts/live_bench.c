@@ -29,6 +29,11 @@
  *   page_stream_ratio: N       (page streaming / tcp with the VMMs running;
  *                               target >= 0.8)
  *   page_stream_ratio_idle: N  (page streaming / tcp_idle)
+ *   page_stream_mib_per_s_copy, page_stream_ratio_copy: N (the same
+ *                               migration again with --copy-pages: the
+ *                               pages through migctl's buffers, as before
+ *                               the kernel staged them; its ratio against
+ *                               the tcp figure of its own setup)
  *
  * and where the downtime went (migctl's summary, medians):
  *
@@ -153,9 +158,13 @@ struct run {
 	double dt_shadow, dt_device_shadow;
 	/* and as a VM of two devices */
 	double dt_2dev, dt_device_2dev;
+	/* pages staged in the kernel (migctl's pages_staged) */
+	bool staged;
+	/* and with --copy-pages: page streaming / its own run's tcp */
+	double stream_copy, ratio_copy;
 };
 
-enum mode { INSECURE, TLS, VIA_SHADOW, TWO_DEV };
+enum mode { INSECURE, TLS, VIA_SHADOW, TWO_DEV, COPY_PAGES };
 
 /* tcp_bench --ktls's names, and the "secured" event's */
 static const char *const cipher_arg[] = {
@@ -166,7 +175,7 @@ static const char *const cipher_event[] = {
 };
 #define NR_CIPHERS	3
 static const char *const mode_name[] = { "insecure", "tls", "via shadow",
-					 "two devices" };
+					 "two devices", "copy pages" };
 /* TWO_DEV: the NVMe VFs that join edu A and edu B */
 static const char *vf_a, *vf_b;
 
@@ -301,7 +310,7 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 	char seedarg[32], obj[4096], buf[8192], sec_obj[4096];
 	char srcs[64], dsts[64];
 	bool tls = mode == TLS, shadow = mode == VIA_SHADOW;
-	bool two = mode == TWO_DEV;
+	bool two = mode == TWO_DEV, copy = mode == COPY_PAGES;
 	pid_t va = -1, vb = -1, ls;
 	int i, ret = -1;
 
@@ -358,7 +367,7 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 			"127.0.0.1:" LM_PORT, "--target-dev", dsts,
 			tls ? "--tls-creds" : "--insecure",
 			tls ? CREDS : shadow ? "--via-shadow" :
-			two ? "--on-max-rounds" : NULL,
+			two ? "--on-max-rounds" : copy ? "--copy-pages" : NULL,
 			two ? "switchover" : NULL, NULL })) {
 		fprintf(stderr, "live_bench: cannot run migctl\n");
 		wait_or_kill(ls, 5);
@@ -387,6 +396,12 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 	 */
 	if (mode == INSECURE && !strstr(obj, "\"early\":true")) {
 		fprintf(stderr, "live_bench: the device state did not move before the stop: %s\n",
+			obj);
+		goto out;
+	}
+	r->staged = strstr(obj, "\"pages_staged\":true");
+	if (copy && r->staged) {
+		fprintf(stderr, "live_bench: --copy-pages staged pages: %s\n",
 			obj);
 		goto out;
 	}
@@ -586,12 +601,19 @@ int main(void)
 	}
 
 	for (i = 0; i < RUNS; i++) {
-		struct run tr, sr;
+		struct run tr, sr, cr;
 
 		if (one_run(t.edu[0], t.edu[1], 0x5eed + i, INSECURE,
 			    &runs[n]) ||
+		    one_run(t.edu[0], t.edu[1], 0x5eed + i, COPY_PAGES, &cr) ||
 		    one_run(t.edu[0], t.edu[1], 0x5eed + i, TLS, &tr))
 			continue;
+		runs[n].stream_copy = cr.stream;
+		runs[n].ratio_copy = cr.ratio;
+		printf("# run %d: pages %s; staged %.1f MiB/s (ratio %.3f), copied %.1f MiB/s (ratio %.3f); tls %s\n",
+		       i + 1, runs[n].staged ? "staged" : "copied (not staged)",
+		       runs[n].stream, runs[n].ratio, cr.stream, cr.ratio,
+		       tr.staged ? "staged" : "copied");
 		runs[n].stream_tls = tr.stream;
 		runs[n].ratio_tls = tr.stream / runs[n].stream;
 		runs[n].handshake_ms = tr.handshake_ms;
@@ -637,6 +659,8 @@ int main(void)
 	printf("page_stream_mib_per_s: %.1f\n", MEDIAN(stream));
 	printf("page_stream_ratio: %.3f\n", MEDIAN(ratio));
 	printf("page_stream_ratio_idle: %.3f\n", MEDIAN(ratio_idle));
+	printf("page_stream_mib_per_s_copy: %.1f\n", MEDIAN(stream_copy));
+	printf("page_stream_ratio_copy: %.3f\n", MEDIAN(ratio_copy));
 	printf("page_stream_mib_per_s_tls: %.1f\n", MEDIAN(stream_tls));
 	printf("page_stream_ratio_tls: %.3f\n", MEDIAN(ratio_tls));
 	printf("tls_handshake_ms: %.1f\n", MEDIAN(handshake_ms));

@@ -9,6 +9,11 @@
  *    a second ATTACH, bad flags, ioctls before ATTACH;
  *  - pages_*: reads equal the VMM's RAM, writes change it; misaligned,
  *    too many, unmapped IOVAs and bad sizes refused with the uAPI's errnos;
+ *  - staged_pages_*: a staging fd's pages are the guest's as PAGES reads
+ *    them, byte for byte, at the stage's time, sent by sendfile() over
+ *    TCP and read; the kinds, keyed hashes and block hashes are migctl's
+ *    own (libsodium's SipHash-2-4, tools/migctl/hash.c); errors leave
+ *    nothing staged;
  *  - state_*: the state set through the control fd is the VMM's; illegal
  *    states refused; a STOP_COPY data fd from it resumes edu B;
  *  - vmm_close_*: the VMM closes the device: every ioctl fails with ENODEV;
@@ -41,6 +46,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -50,8 +56,11 @@
 #include <linux/userfaultfd.h>
 #include <linux/vfio_mig.h>
 #include <linux/vfio_mig_ctl.h>
+#include <net/if.h>
+#include <netinet/in.h>
 
 #include "kselftest_harness.h"
+#include "hash.h"
 #include "edu.h"
 #include "genl.h"
 #include "lmvmm.h"
@@ -596,6 +605,229 @@ TEST_F(ctl, pages_rw)
 	EXPECT_EQ(0, count);
 	pattern(want, 12, 1);
 	EXPECT_EQ(0, memcmp(want, mig_host(&self->a, iovas[3]), MIG_PAGE));
+}
+
+/* ---- staging fds ---- */
+
+static int stage_fd(int ctl)
+{
+	struct vfio_mig_ctl_stage_fd sf = { .argsz = sizeof(sf) };
+
+	return ioctl(ctl, VFIO_MIG_CTL_STAGE_FD, &sf) ? -errno : sf.fd;
+}
+
+static int stage(int fd, const uint64_t *iovas, uint32_t n, uint64_t *hashes,
+		 uint8_t *kinds, uint64_t *sums, const struct mh_key *key,
+		 uint32_t *ndata)
+{
+	struct vfio_mig_ctl_stage sa = {
+		.argsz = sizeof(sa),
+		.flags = sums ? VFIO_MIG_CTL_STAGE_SUMS : 0,
+		.count = n,
+		.iovas = (uintptr_t)iovas, .hashes = (uintptr_t)hashes,
+		.kinds = (uintptr_t)kinds, .sums = (uintptr_t)sums,
+	};
+
+	memcpy(sa.key, key->k, sizeof(sa.key));
+	if (ioctl(fd, VFIO_MIG_CTL_STAGE, &sa))
+		return -errno;
+	*ndata = sa.ndata;
+	return 0;
+}
+
+/* The loopback interface up (the test bed's init leaves it down). */
+static int lo_up(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr))
+		ret = -errno;
+	ifr.ifr_flags |= IFF_UP;
+	if (!ret && ioctl(fd, SIOCSIFFLAGS, &ifr))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* A connected TCP pair over loopback: @fds[0] sends, @fds[1] receives. */
+static int tcp_pair(int fds[2])
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (lo_up())
+		return -errno;
+	fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0 || fds[0] < 0 || bind(l, (struct sockaddr *)&a, len) ||
+	    listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len) ||
+	    connect(fds[0], (struct sockaddr *)&a, len))
+		return -errno;
+	fds[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	close(l);
+	return fds[1] < 0 ? -errno : 0;
+}
+
+/* Send @len bytes of @fd from @off by sendfile() over @s[0]; read at @s[1]. */
+static int send_and_read(int fd, off_t off, size_t len, const int s[2],
+			 uint8_t *out)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (len) {
+		r = sendfile(s[0], fd, &off, len);
+		if (r <= 0)
+			return r ? -errno : -EIO;
+		len -= r;
+		while (r > 0) {
+			ssize_t g = recv(s[1], out + got, r, 0);
+
+			if (g <= 0)
+				return -EIO;
+			got += g;
+			r -= g;
+		}
+	}
+	return 0;
+}
+
+TEST_F(ctl, staged_pages_as_read_and_hashed)
+{
+	static uint8_t want[VFIO_MIG_CTL_PAGES_MAX * MIG_PAGE];
+	static uint8_t got[VFIO_MIG_CTL_PAGES_MAX * MIG_PAGE];
+	uint64_t iovas[VFIO_MIG_CTL_PAGES_MAX], hashes[VFIO_MIG_CTL_PAGES_MAX];
+	uint64_t sums[VFIO_MIG_CTL_PAGES_MAX], h;
+	uint8_t kinds[VFIO_MIG_CTL_PAGES_MAX];
+	uint32_t i, nd = 0, k, n = VFIO_MIG_CTL_PAGES_MAX;
+	struct mh_key key;
+	int sfd, socks[2], ret;
+
+	ASSERT_EQ(0, mh_key_new(&key));
+	for (i = 0; i < RAM_PAGES; i++)
+		pattern(mig_host(&self->a, RAM_IOVA + i * MIG_PAGE), i, 3);
+	/* pages 10 to 19 zero; page 30 zero but for its last byte */
+	memset(mig_host(&self->a, RAM_IOVA + 10 * MIG_PAGE), 0, 10 * MIG_PAGE);
+	memset(mig_host(&self->a, RAM_IOVA + 30 * MIG_PAGE), 0, MIG_PAGE - 1);
+	*(uint8_t *)mig_host(&self->a, RAM_IOVA + 31 * MIG_PAGE - 1) = 1;
+
+	/* before ATTACH: no staging fd */
+	self->ctl = ctl_open();
+	ASSERT_LE(0, self->ctl);
+	EXPECT_EQ(-ENOTCONN, stage_fd(self->ctl));
+	ASSERT_EQ(0, ctl_attach(self->ctl, self->bdf));
+	sfd = stage_fd(self->ctl);
+	ASSERT_LE(0, sfd) TH_LOG("staging fd: %s", strerror(-sfd));
+
+	/*
+	 * Every page, in an order that breaks the runs: backwards in pairs.
+	 * The reader holds page 40 as it is and page 41 as it was before.
+	 */
+	for (i = 0; i < n; i++)
+		iovas[i] = RAM_IOVA + (uint64_t)(i ^ 1) * MIG_PAGE;
+	ASSERT_EQ(0, ctl_pages(self->ctl, false, iovas, n, want, NULL));
+	for (i = 0; i < n; i++)
+		hashes[i] = 0;
+	h = mh_keyed64(&key, mig_host(&self->a, RAM_IOVA + 40 * MIG_PAGE),
+		       MIG_PAGE);
+	hashes[41] = h ? h : 1;		/* iovas[41] is page 40 */
+	hashes[40] = hashes[41] ^ 1;	/* page 41: another content */
+	ret = stage(sfd, iovas, n, hashes, kinds, sums, &key, &nd);
+	ASSERT_EQ(0, ret) TH_LOG("stage: %s", strerror(-ret));
+
+	/* the guest changes its pages: the staged ones do not */
+	for (i = 0; i < RAM_PAGES; i++)
+		pattern(mig_host(&self->a, RAM_IOVA + i * MIG_PAGE), i, 4);
+
+	for (i = 0, k = 0; i < n; i++) {
+		uint32_t pg = i ^ 1;
+		const uint8_t *p = want + (size_t)i * MIG_PAGE;
+		bool zero = pg >= 10 && pg < 20;
+
+		h = mh_keyed64(&key, p, MIG_PAGE);
+		EXPECT_EQ(h ? h : 1, hashes[i]) TH_LOG("page %u's hash", pg);
+		if (pg == 40) {
+			EXPECT_EQ(VFIO_MIG_CTL_STAGE_UNCHANGED, kinds[i]);
+			continue;
+		}
+		EXPECT_EQ(zero ? VFIO_MIG_CTL_STAGE_ZERO :
+			  VFIO_MIG_CTL_STAGE_DATA, kinds[i])
+			TH_LOG("page %u's kind", pg);
+		if (zero)
+			continue;
+		EXPECT_EQ(mh_hash64(p, MIG_PAGE, MH_SEED_PAGE), sums[k])
+			TH_LOG("page %u's block hash", pg);
+		memmove(want + (size_t)k * MIG_PAGE, p, MIG_PAGE);
+		k++;
+	}
+	EXPECT_EQ(k, nd);
+	EXPECT_EQ(n - 11, nd);
+
+	/* read() from the start, then sendfile() over TCP, at offsets */
+	memset(got, 0, sizeof(got));
+	EXPECT_EQ((ssize_t)nd * MIG_PAGE, read(sfd, got, sizeof(got)));
+	EXPECT_EQ(0, memcmp(want, got, (size_t)nd * MIG_PAGE));
+	EXPECT_EQ(0, read(sfd, got, MIG_PAGE));
+	ASSERT_EQ(0, tcp_pair(socks));
+	memset(got, 0, sizeof(got));
+	ret = send_and_read(sfd, 0, (size_t)nd * MIG_PAGE, socks, got);
+	EXPECT_EQ(0, ret) TH_LOG("sendfile: %s", strerror(-ret));
+	EXPECT_EQ(0, memcmp(want, got, (size_t)nd * MIG_PAGE));
+	ret = send_and_read(sfd, 3 * MIG_PAGE + 100, 5000, socks, got);
+	EXPECT_EQ(0, ret);
+	EXPECT_EQ(0, memcmp(want + 3 * MIG_PAGE + 100, got, 5000));
+	/* past the end: nothing */
+	{
+		off_t off = (off_t)nd * MIG_PAGE;
+
+		EXPECT_EQ(0, sendfile(socks[0], sfd, &off, MIG_PAGE));
+	}
+
+	/* a new stage replaces the pages and the file position */
+	iovas[0] = RAM_IOVA + 2 * MIG_PAGE;
+	hashes[0] = 0;
+	ASSERT_EQ(0, stage(sfd, iovas, 1, hashes, kinds, NULL, &key, &nd));
+	EXPECT_EQ(1, nd);
+	EXPECT_EQ(MIG_PAGE, read(sfd, got, sizeof(got)));
+	EXPECT_EQ(0, memcmp(got, mig_host(&self->a, iovas[0]), MIG_PAGE));
+
+	/* errors: nothing staged, hashes as they were */
+	iovas[1] = RAM_IOVA + RAM_SIZE + 16 * MIG_PAGE;	/* not mapped */
+	hashes[0] = hashes[1] = 7;
+	EXPECT_EQ(-EFAULT, stage(sfd, iovas, 2, hashes, kinds, NULL, &key,
+				 &nd));
+	EXPECT_EQ(7, hashes[0]);
+	EXPECT_EQ(0, pread(sfd, got, MIG_PAGE, 0));
+	iovas[1] = RAM_IOVA + 512;
+	EXPECT_EQ(-EINVAL, stage(sfd, iovas, 2, hashes, kinds, NULL, &key,
+				 &nd));
+	EXPECT_EQ(-E2BIG, stage(sfd, iovas, n + 1, hashes, kinds, NULL, &key,
+				&nd));
+	{
+		struct vfio_mig_ctl_stage sa = { .argsz = sizeof(sa),
+						 .flags = 2 };
+		struct vfio_mig_ctl_stage_fd sf = { .argsz = sizeof(sf),
+						    .reserved = 1 };
+
+		EXPECT_EQ(-1, ioctl(sfd, VFIO_MIG_CTL_STAGE, &sa));
+		EXPECT_EQ(EINVAL, errno);
+		EXPECT_EQ(-1, ioctl(self->ctl, VFIO_MIG_CTL_STAGE_FD, &sf));
+		EXPECT_EQ(EINVAL, errno);
+		EXPECT_EQ(-1, ioctl(sfd, VFIO_MIG_CTL_PAGES, &sa));
+		EXPECT_EQ(ENOTTY, errno);
+	}
+	/* once the VMM closed the device: ENODEV */
+	mig_side_close(&self->a);
+	iovas[1] = RAM_IOVA;
+	EXPECT_EQ(-ENODEV, stage(sfd, iovas, 2, hashes, kinds, NULL, &key,
+				 &nd));
+	close(socks[0]);
+	close(socks[1]);
+	close(sfd);
 }
 
 /*

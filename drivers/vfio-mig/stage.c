@@ -1,0 +1,478 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-mig: staging fds (VFIO_MIG_CTL_STAGE_FD, VFIO_MIG_CTL_STAGE in
+ * include/uapi/linux/vfio_mig_ctl.h): guest pages copied once into pages
+ * the kernel allocates, hashed and classified there, and handed to a
+ * socket by splice() or sendfile() without another copy
+ * (Documentation/live-migration.rst, "Page streaming throughput").
+ *
+ * The staged pages are the kernel's own, not the guest's: what a socket
+ * sends is what was hashed, whatever the guest writes meanwhile, and no
+ * guest page is pinned or referenced past the copy (type1's dirty scope
+ * stays as it is, lm_pin.c). A page handed to a pipe gets a reference of
+ * its own, which the pipe or the socket drops once it is sent.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/gfp.h>
+#include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/pipe_fs_i.h>
+#include <linux/siphash.h>
+#include <linux/slab.h>
+#include <linux/splice.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+#include <linux/uio.h>
+#include <vfio-mig/compat.h>
+#include <vfio-mig/mh_hash.h>
+#include <uapi/linux/vfio_mig_ctl.h>
+
+#include "ctl.h"
+#include "profile.h"
+#include "stage.h"
+#include "vfio_mig.h"
+
+#define STAGE_PAGE		SZ_4K
+#define STAGE_MAX		VFIO_MIG_CTL_PAGES_MAX
+/* The largest block allocated at once: a full staging (1 MiB). */
+#define STAGE_MAX_ORDER		ilog2(STAGE_MAX)
+/* Pages handed to a pipe per splice_to_pipe() call. */
+#define STAGE_SPD		16
+
+/**
+ * struct vmig_stage - one staging fd
+ * @ctl_filp: the control fd it came from, referenced: its attachment is
+ *	what a stage checks, and it stays allocated while this fd is open
+ * @c: @ctl_filp's control state
+ * @mdev: the device @c attached (set before this fd existed)
+ * @lock: serialises VFIO_MIG_CTL_STAGE, read() and splice() on this fd,
+ *	and protects everything below. Taken before the device's ctl.rwsem;
+ *	a stage holds that for read only while it copies from the guest
+ *	(in a worker it waits for), never while it touches the caller's
+ *	memory.
+ * @iovas: a stage's IOVAs (STAGE_MAX); allocated with the fd
+ * @hashes: a stage's hashes, in and out (STAGE_MAX)
+ * @sums: the block hashes of its data pages (STAGE_MAX)
+ * @kinds: a stage's kinds (STAGE_MAX)
+ * @buf: a stage's pages, STAGE_MAX slots; the first @nr are the staged
+ *	data pages, one reference each
+ * @nr: data pages staged: the fd reads as a file of @nr * 4096 bytes,
+ *	at the offset read() or splice() is given (sendfile() then resumes
+ *	where a socket took less than it was offered)
+ */
+struct vmig_stage {
+	struct file *ctl_filp;
+	struct vmig_ctl *c;
+	struct vmig_device *mdev;
+	struct mutex lock;	/* see above */
+	u64 *iovas;
+	u64 *hashes;
+	u64 *sums;
+	u8 *kinds;
+	struct page **buf;
+	u32 nr;
+};
+
+/* What a stage's worker copies: @count guest pages into @pages. */
+struct stage_copy {
+	struct vmig_device *mdev;
+	const u64 *iovas;
+	struct page **pages;
+	u32 count;
+};
+
+static void stage_put(struct page **pages, u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		put_page(pages[i]);
+}
+
+/*
+ * @n pages into @pages, in blocks as large as the allocator gives without
+ * effort (each split into pages of their own), so that a run of IOVAs is
+ * copied by a few vfio_dma_rw() calls. 0 or -ENOMEM (none kept).
+ */
+static int stage_alloc(struct page **pages, u32 n)
+{
+	struct page *pg;
+	u32 i, k, order;
+
+	for (i = 0; i < n; i += 1U << order) {
+		order = min_t(u32, ilog2(n - i), STAGE_MAX_ORDER);
+		pg = NULL;
+		while (order && !pg) {
+			pg = alloc_pages(GFP_KERNEL | __GFP_NOWARN |
+					 __GFP_NORETRY, order);
+			if (!pg)
+				order--;
+		}
+		if (!pg)
+			pg = alloc_page(GFP_KERNEL);
+		if (!pg) {
+			stage_put(pages, i);
+			return -ENOMEM;
+		}
+		if (order)
+			split_page(pg, order);
+		for (k = 0; k < 1U << order; k++)
+			pages[i + k] = pg + k;
+	}
+	return 0;
+}
+
+/*
+ * In a kernel worker, as VFIO_MIG_CTL_PAGES's copies: each run of pages
+ * contiguous both in IOVA and in memory is one vfio_dma_rw().
+ */
+static int stage_copy_rw(void *arg)
+{
+	struct stage_copy *sc = arg;
+	u8 *first;
+	u32 i, n;
+	int ret;
+
+	for (i = 0; i < sc->count; i += n) {
+		first = page_address(sc->pages[i]);
+		for (n = 1; i + n < sc->count; n++)
+			if (sc->iovas[i + n] != sc->iovas[i] + (u64)n * STAGE_PAGE ||
+			    page_address(sc->pages[i + n]) !=
+			    first + (size_t)n * STAGE_PAGE)
+				break;
+		ret = vfio_dma_rw(&sc->mdev->core.vdev, sc->iovas[i], first,
+				  (size_t)n * STAGE_PAGE, false);
+		/* type1 says EINVAL for an IOVA it has no mapping for */
+		if (ret)
+			return ret == -EINVAL ? -EFAULT : ret;
+	}
+	return 0;
+}
+
+/* The guest's part of a stage: under the device's ctl.rwsem, attached. */
+static int stage_copy(struct vmig_stage *st, struct stage_copy *sc)
+{
+	struct vmig_device *mdev = st->mdev;
+	int ret;
+
+	down_read(&mdev->ctl.rwsem);
+	if (mdev->ctl.ctl != st->c) {
+		ret = -ENODEV;
+	} else if (vmig_iommufd_bound(&mdev->core.vdev)) {
+		dev_warn_ratelimited(&mdev->core.pdev->dev,
+				     "guest pages cannot be reached: the device is bound through iommufd, vfio-mig needs a type1 container\n");
+		ret = -EOPNOTSUPP;
+	} else {
+		ret = vmig_run_in_worker(stage_copy_rw, sc);
+	}
+	up_read(&mdev->ctl.rwsem);
+	return ret;
+}
+
+/*
+ * Hash and classify the @count copied pages in @st->buf; keep the data
+ * pages at the front, in order, and drop the others. Returns how many
+ * were data.
+ */
+static u32 stage_classify(struct vmig_stage *st, u32 count,
+			  const siphash_key_t *key, bool sums)
+{
+	u32 i, nd = 0;
+	u64 h;
+
+	for (i = 0; i < count; i++) {
+		struct page *pg = st->buf[i];
+		const void *p = page_address(pg);
+
+		h = siphash(p, STAGE_PAGE, key) ?: 1;
+		if (h == st->hashes[i]) {
+			st->kinds[i] = VFIO_MIG_CTL_STAGE_UNCHANGED;
+			put_page(pg);
+		} else if (!memchr_inv(p, 0, STAGE_PAGE)) {
+			st->kinds[i] = VFIO_MIG_CTL_STAGE_ZERO;
+			put_page(pg);
+		} else {
+			st->kinds[i] = VFIO_MIG_CTL_STAGE_DATA;
+			if (sums)
+				st->sums[nd] = vmig_mh_hash64(p, STAGE_PAGE,
+							      VMIG_MH_SEED_PAGE);
+			st->buf[nd++] = pg;
+		}
+		st->hashes[i] = h;
+		cond_resched();
+	}
+	return nd;
+}
+
+/* Drop what @st holds; under @st->lock. */
+static void stage_drop(struct vmig_stage *st)
+{
+	stage_put(st->buf, st->nr);
+	st->nr = 0;
+}
+
+static long stage_stage(struct file *filp, void __user *uarg)
+{
+	struct vmig_stage *st = filp->private_data;
+	unsigned long minsz = offsetofend(struct vfio_mig_ctl_stage, key);
+	struct vfio_mig_ctl_stage sa;
+	struct stage_copy sc = { .mdev = st->mdev };
+	siphash_key_t key;
+	__le64 kb[2];
+	u32 i, nd;
+	long ret;
+
+	if (copy_from_user(&sa, uarg, minsz))
+		return -EFAULT;
+	if (sa.argsz < minsz || sa.flags & ~VFIO_MIG_CTL_STAGE_SUMS)
+		return -EINVAL;
+	if (sa.count > STAGE_MAX)
+		return -E2BIG;
+	memcpy(kb, sa.key, sizeof(kb));
+	key.key[0] = le64_to_cpu(kb[0]);
+	key.key[1] = le64_to_cpu(kb[1]);
+
+	mutex_lock(&st->lock);
+	stage_drop(st);
+	ret = -EFAULT;
+	if (copy_from_user(st->iovas, u64_to_user_ptr(sa.iovas),
+			   sa.count * sizeof(*st->iovas)) ||
+	    copy_from_user(st->hashes, u64_to_user_ptr(sa.hashes),
+			   sa.count * sizeof(*st->hashes)))
+		goto out;
+	ret = -EINVAL;
+	/* nothing is read if any IOVA is misaligned */
+	for (i = 0; i < sa.count; i++)
+		if (!IS_ALIGNED(st->iovas[i], STAGE_PAGE))
+			goto out;
+	ret = stage_alloc(st->buf, sa.count);
+	if (ret)
+		goto out;
+	sc.iovas = st->iovas;
+	sc.pages = st->buf;
+	sc.count = sa.count;
+	ret = stage_copy(st, &sc);
+	if (ret) {
+		stage_put(st->buf, sa.count);
+		goto out;
+	}
+	nd = stage_classify(st, sa.count, &key,
+			    sa.flags & VFIO_MIG_CTL_STAGE_SUMS);
+	st->nr = nd;
+	filp->f_pos = 0;
+	sa.ndata = nd;
+	if (copy_to_user(u64_to_user_ptr(sa.hashes), st->hashes,
+			 sa.count * sizeof(*st->hashes)) ||
+	    copy_to_user(u64_to_user_ptr(sa.kinds), st->kinds, sa.count) ||
+	    (sa.flags & VFIO_MIG_CTL_STAGE_SUMS &&
+	     copy_to_user(u64_to_user_ptr(sa.sums), st->sums,
+			  nd * sizeof(*st->sums))) ||
+	    copy_to_user(uarg, &sa, minsz)) {
+		stage_drop(st);
+		ret = -EFAULT;
+	}
+out:
+	mutex_unlock(&st->lock);
+	return ret;
+}
+
+static long stage_ioctl(struct file *filp, unsigned int cmd,
+			unsigned long arg)
+{
+	if (cmd != VFIO_MIG_CTL_STAGE)
+		return -ENOTTY;
+	return stage_stage(filp, (void __user *)arg);
+}
+
+/* Bytes staged; under @st->lock. */
+static u64 stage_size(const struct vmig_stage *st)
+{
+	return (u64)st->nr * STAGE_PAGE;
+}
+
+static ssize_t stage_read_iter(struct kiocb *iocb, struct iov_iter *to)
+{
+	struct vmig_stage *st = iocb->ki_filp->private_data;
+	size_t off, n, got;
+	ssize_t done = 0;
+	loff_t pos = iocb->ki_pos;
+
+	if (pos < 0)
+		return -EINVAL;
+	mutex_lock(&st->lock);
+	while (iov_iter_count(to) && pos < stage_size(st)) {
+		off = pos % STAGE_PAGE;
+		n = min_t(u64, STAGE_PAGE - off, iov_iter_count(to));
+		got = copy_page_to_iter(st->buf[pos / STAGE_PAGE], off, n, to);
+		pos += got;
+		done += got;
+		if (got < n) {
+			if (!done)
+				done = -EFAULT;
+			break;
+		}
+	}
+	mutex_unlock(&st->lock);
+	if (done > 0)
+		iocb->ki_pos = pos;
+	return done;
+}
+
+static void stage_spd_release(struct splice_pipe_desc *spd, unsigned int i)
+{
+	put_page(spd->pages[i]);
+}
+
+/*
+ * The staged pages from *@ppos on into @pipe, each with a reference of
+ * its own that the pipe (or the socket it is spliced to) drops: nothing
+ * is copied.
+ */
+static ssize_t stage_splice_read(struct file *in, loff_t *ppos,
+				 struct pipe_inode_info *pipe, size_t len,
+				 unsigned int flags)
+{
+	struct vmig_stage *st = in->private_data;
+	struct page *pages[STAGE_SPD];
+	struct partial_page partial[STAGE_SPD];
+	struct splice_pipe_desc spd = {
+		.pages = pages,
+		.partial = partial,
+		.nr_pages_max = STAGE_SPD,
+		.ops = &nosteal_pipe_buf_ops,
+		.spd_release = stage_spd_release,
+	};
+	loff_t pos = *ppos, at;
+	size_t want, off, n;
+	ssize_t ret, done = 0;
+
+	if (pos < 0)
+		return -EINVAL;
+	mutex_lock(&st->lock);
+	while (len && pos < stage_size(st)) {
+		want = 0;
+		at = pos;
+		for (spd.nr_pages = 0; spd.nr_pages < STAGE_SPD && want < len &&
+		     at < stage_size(st); spd.nr_pages++) {
+			off = at % STAGE_PAGE;
+			n = min_t(size_t, STAGE_PAGE - off, len - want);
+			pages[spd.nr_pages] = st->buf[at / STAGE_PAGE];
+			get_page(pages[spd.nr_pages]);
+			partial[spd.nr_pages].offset = off;
+			partial[spd.nr_pages].len = n;
+			partial[spd.nr_pages].private = 0;
+			want += n;
+			at += n;
+		}
+		ret = splice_to_pipe(pipe, &spd);
+		if (ret <= 0) {
+			if (!done)
+				done = ret;
+			break;
+		}
+		pos += ret;
+		done += ret;
+		len -= ret;
+		if (ret < want)
+			break;
+	}
+	mutex_unlock(&st->lock);
+	if (done > 0)
+		*ppos = pos;
+	return done;
+}
+
+static void stage_free_arrays(struct vmig_stage *st)
+{
+	kfree(st->buf);
+	kfree(st->kinds);
+	kfree(st->sums);
+	kfree(st->hashes);
+	kfree(st->iovas);
+}
+
+static int stage_release(struct inode *inode, struct file *filp)
+{
+	struct vmig_stage *st = filp->private_data;
+
+	stage_drop(st);
+	mutex_destroy(&st->lock);
+	stage_free_arrays(st);
+	fput(st->ctl_filp);
+	kfree(st);
+	return 0;
+}
+
+static const struct file_operations stage_fops = {
+	.owner		= THIS_MODULE,
+	.release	= stage_release,
+	.read_iter	= stage_read_iter,
+	.splice_read	= stage_splice_read,
+	.unlocked_ioctl	= stage_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.llseek		= noop_llseek,
+};
+
+/* VFIO_MIG_CTL_STAGE_FD on the attached control fd @ctl_filp. */
+long vmig_stage_fd(struct file *ctl_filp, struct vmig_ctl *c,
+		   struct vmig_device *mdev, void __user *uarg)
+{
+	unsigned long minsz = offsetofend(struct vfio_mig_ctl_stage_fd,
+					  reserved);
+	struct vfio_mig_ctl_stage_fd sf;
+	struct vmig_stage *st;
+	struct file *filp;
+	int fd;
+
+	if (copy_from_user(&sf, uarg, minsz))
+		return -EFAULT;
+	if (sf.argsz < minsz || sf.flags || sf.reserved)
+		return -EINVAL;
+	if (STAGE_PAGE != PAGE_SIZE || IS_ENABLED(CONFIG_HIGHMEM))
+		return -EOPNOTSUPP;
+	st = kzalloc(sizeof(*st), GFP_KERNEL);
+	if (!st)
+		return -ENOMEM;
+	st->iovas = kcalloc(STAGE_MAX, sizeof(*st->iovas), GFP_KERNEL);
+	st->hashes = kcalloc(STAGE_MAX, sizeof(*st->hashes), GFP_KERNEL);
+	st->sums = kcalloc(STAGE_MAX, sizeof(*st->sums), GFP_KERNEL);
+	st->kinds = kcalloc(STAGE_MAX, sizeof(*st->kinds), GFP_KERNEL);
+	st->buf = kcalloc(STAGE_MAX, sizeof(*st->buf), GFP_KERNEL);
+	fd = -ENOMEM;
+	if (!st->iovas || !st->hashes || !st->sums || !st->kinds || !st->buf)
+		goto fail;
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0)
+		goto fail;
+	mutex_init(&st->lock);
+	st->ctl_filp = get_file(ctl_filp);
+	st->c = c;
+	st->mdev = mdev;
+	filp = anon_inode_getfile("[vfio-mig-stage]", &stage_fops, st,
+				  O_RDWR);
+	if (IS_ERR(filp)) {
+		fput(st->ctl_filp);
+		mutex_destroy(&st->lock);
+		put_unused_fd(fd);
+		fd = PTR_ERR(filp);
+		goto fail;
+	}
+	/* read at an offset: pread(), and sendfile() given one */
+	filp->f_mode |= FMODE_PREAD;
+	sf.fd = fd;
+	if (copy_to_user(uarg, &sf, minsz)) {
+		put_unused_fd(fd);
+		fput(filp);	/* stage_release() frees @st */
+		return -EFAULT;
+	}
+	fd_install(fd, filp);
+	return 0;
+fail:
+	stage_free_arrays(st);
+	kfree(st);
+	return fd;
+}
