@@ -432,7 +432,7 @@ long vmig_stage_fd(struct file *ctl_filp, struct vmig_ctl *c,
 		return -EFAULT;
 	if (sf.argsz < minsz || sf.flags || sf.reserved)
 		return -EINVAL;
-	if (STAGE_PAGE != PAGE_SIZE || IS_ENABLED(CONFIG_HIGHMEM))
+	if (IS_ENABLED(CONFIG_HIGHMEM) || PAGE_SIZE != STAGE_PAGE)
 		return -EOPNOTSUPP;
 	st = kzalloc(sizeof(*st), GFP_KERNEL);
 	if (!st)

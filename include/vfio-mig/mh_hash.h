@@ -75,6 +75,82 @@ static inline __u64 vmig_mh_hash64(const void *p, __kernel_size_t len, __u64 see
 	return vmig_mh_mix(h);
 }
 
+/*
+ * The same hash over bytes that come in pieces (the target's kernel takes
+ * a page's hash as its bytes pass through a pipe): init, then update with
+ * the pieces in order, then final; equal to vmig_mh_hash64() over the
+ * whole.
+ */
+struct vmig_mh_stream {
+	__u64 a, b, c, d;
+	__u64 len;
+	unsigned char carry[32];
+	__u32 nc;
+};
+
+static inline void vmig_mh_stream_init(struct vmig_mh_stream *st, __u64 seed)
+{
+	st->a = seed ^ MH_K1;
+	st->b = seed + MH_K2;
+	st->c = mh_rotl(seed, 17) ^ MH_K3;
+	st->d = seed - MH_K4;
+	st->len = 0;
+	st->nc = 0;
+}
+
+static inline void vmig_mh_stream_block(struct vmig_mh_stream *st,
+					const unsigned char *s)
+{
+	st->a = mh_lane(st->a, mh_load64(s));
+	st->b = mh_lane(st->b, mh_load64(s + 8));
+	st->c = mh_lane(st->c, mh_load64(s + 16));
+	st->d = mh_lane(st->d, mh_load64(s + 24));
+}
+
+static inline void vmig_mh_stream_update(struct vmig_mh_stream *st,
+					 const void *p, __kernel_size_t n)
+{
+	const unsigned char *s = p;
+	__kernel_size_t k;
+
+	st->len += n;
+	if (st->nc) {
+		k = 32 - st->nc < n ? 32 - st->nc : n;
+		__builtin_memcpy(st->carry + st->nc, s, k);
+		st->nc += k;
+		s += k;
+		n -= k;
+		if (st->nc < 32)
+			return;
+		vmig_mh_stream_block(st, st->carry);
+		st->nc = 0;
+	}
+	for (; n >= 32; s += 32, n -= 32)
+		vmig_mh_stream_block(st, s);
+	__builtin_memcpy(st->carry, s, n);
+	st->nc = n;
+}
+
+static inline __u64 vmig_mh_stream_final(struct vmig_mh_stream *st)
+{
+	const unsigned char *s = st->carry;
+	__u64 a = st->a, b = st->b, h;
+	__u32 n = st->nc;
+
+	for (; n >= 8; s += 8, n -= 8)
+		a = mh_lane(a, mh_load64(s));
+	if (n) {
+		unsigned char last[8] = { 0 };
+
+		__builtin_memcpy(last, s, n);
+		b = mh_lane(b, mh_load64(last) ^ (__u64)n << 56);
+	}
+	h = mh_rotl(a, 1) + mh_rotl(b, 7) + mh_rotl(st->c, 12) +
+	    mh_rotl(st->d, 18);
+	h ^= st->len * MH_K1;
+	return vmig_mh_mix(h);
+}
+
 /* The seed of a page's block hash (a frame payload's 4 KiB blocks). */
 #define VMIG_MH_SEED_PAGE	0x7667696d70616765ull	/* "vmigpage" */
 

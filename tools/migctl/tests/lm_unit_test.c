@@ -83,6 +83,36 @@ TEST(hash_distribution)
 	EXPECT_LT(ones > 131072 ? ones - 131072 : 131072 - ones, 2622u);
 }
 
+/*
+ * The kernel's streaming form (include/vfio-mig/mh_hash.h), fed in random
+ * pieces as a pipe hands them over, equals the one-shot hash for every
+ * length, pages included.
+ */
+TEST(hash_stream_equals_one_shot)
+{
+	static uint8_t buf[8192];
+	unsigned int i, len, off, n, trial;
+	struct vmig_mh_stream st;
+
+	srandom(7);
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = random();
+	for (trial = 0; trial < 2000; trial++) {
+		len = trial < 100 ? trial : trial % 3 ? 4096 :
+		      random() % sizeof(buf);
+		vmig_mh_stream_init(&st, MH_SEED_PAGE);
+		for (off = 0; off < len; off += n) {
+			n = random() % (trial % 5 ? 700 : 40) + 1;
+			if (n > len - off)
+				n = len - off;
+			vmig_mh_stream_update(&st, buf + off, n);
+		}
+		ASSERT_EQ(mh_hash64(buf, len, MH_SEED_PAGE),
+			  vmig_mh_stream_final(&st))
+			TH_LOG("length %u, trial %u", len, trial);
+	}
+}
+
 /* ---- frames ---- */
 
 static size_t frame(uint8_t *out, uint16_t type, const void *p, uint32_t len,
