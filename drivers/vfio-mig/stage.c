@@ -6,6 +6,11 @@
  * socket by splice() or sendfile() without another copy
  * (Documentation/live-migration.rst, "Page streaming throughput").
  *
+ * The other way (VFIO_MIG_CTL_LAND): the fd is armed with IOVAs, and the
+ * bytes written to it (splice() from a socket, through a pipe:
+ * iter_file_splice_write() hands the pipe's pages over as one bvec
+ * iterator) are copied once, from those pages into the guest's.
+ *
  * The staged pages are the kernel's own, not the guest's: what a socket
  * sends is what was hashed, whatever the guest writes meanwhile, and no
  * guest page is pinned or referenced past the copy (type1's dirty scope
@@ -42,6 +47,8 @@
 #define STAGE_MAX_ORDER		ilog2(STAGE_MAX)
 /* Pages handed to a pipe per splice_to_pipe() call. */
 #define STAGE_SPD		16
+/* A write() from user memory lands through this much kernel memory. */
+#define STAGE_BOUNCE		SZ_64K
 
 /**
  * struct vmig_stage - one staging fd
@@ -60,9 +67,20 @@
  * @kinds: a stage's kinds (STAGE_MAX)
  * @buf: a stage's pages, STAGE_MAX slots; the first @nr are the staged
  *	data pages, one reference each
+ * @pool: pages of earlier stages, one reference each (some also held by
+ *	a socket still)
+ * @npool: pages in @pool; @nr + @npool <= STAGE_MAX
  * @nr: data pages staged: the fd reads as a file of @nr * 4096 bytes,
  *	at the offset read() or splice() is given (sendfile() then resumes
  *	where a socket took less than it was offered)
+ * @landing: armed by VFIO_MIG_CTL_LAND: writes land at @iovas
+ * @land_sums: the landed pages' block hashes are taken, into @sums
+ * @land_count: pages armed
+ * @landed: bytes landed since
+ * @hs: the block hash of the page being landed
+ * @bounce: for writes from the caller's memory (write(), not splice()),
+ *	which the worker cannot reach; STAGE_BOUNCE bytes, allocated by the
+ *	first such write
  */
 struct vmig_stage {
 	struct file *ctl_filp;
@@ -75,6 +93,14 @@ struct vmig_stage {
 	u8 *kinds;
 	struct page **buf;
 	u32 nr;
+	struct page **pool;
+	u32 npool;
+	bool landing;
+	bool land_sums;
+	u32 land_count;
+	u64 landed;
+	struct vmig_mh_stream hs;
+	void *bounce;
 };
 
 /* What a stage's worker copies: @count guest pages into @pages. */
@@ -191,10 +217,10 @@ static u32 stage_classify(struct vmig_stage *st, u32 count,
 		h = siphash(p, STAGE_PAGE, key) ?: 1;
 		if (h == st->hashes[i]) {
 			st->kinds[i] = VFIO_MIG_CTL_STAGE_UNCHANGED;
-			put_page(pg);
+			st->pool[st->npool++] = pg;
 		} else if (!memchr_inv(p, 0, STAGE_PAGE)) {
 			st->kinds[i] = VFIO_MIG_CTL_STAGE_ZERO;
-			put_page(pg);
+			st->pool[st->npool++] = pg;
 		} else {
 			st->kinds[i] = VFIO_MIG_CTL_STAGE_DATA;
 			if (sums)
@@ -208,11 +234,49 @@ static u32 stage_classify(struct vmig_stage *st, u32 count,
 	return nd;
 }
 
-/* Drop what @st holds; under @st->lock. */
+/*
+ * Drop what @st staged or is armed for; under @st->lock. The staged pages
+ * go back to the pool: the next stage writes those a socket no longer
+ * holds, without a new allocation (which the kernel zeroes first where
+ * init_on_alloc is on, Debian's default: a second pass over each page).
+ */
 static void stage_drop(struct vmig_stage *st)
 {
-	stage_put(st->buf, st->nr);
+	memcpy(st->pool + st->npool, st->buf, st->nr * sizeof(*st->buf));
+	st->npool += st->nr;
 	st->nr = 0;
+	st->landing = false;
+}
+
+/*
+ * @n pages into @st->buf for a stage: first the pool's that nothing but
+ * @st holds any more (in the pool's order, which keeps blocks together),
+ * then new ones. Under @st->lock, after stage_drop(). 0 or -ENOMEM (the
+ * pages taken are back in the pool).
+ */
+static int stage_get(struct vmig_stage *st, u32 n)
+{
+	struct page *pg;
+	u32 k, got = 0;
+	int ret;
+
+	for (k = 0; k < st->npool && got < n; k++) {
+		pg = st->pool[k];
+		if (page_ref_count(pg) == 1)
+			st->buf[got++] = pg;
+		else
+			put_page(pg);	/* the socket's reference frees it */
+	}
+	st->npool -= k;
+	memmove(st->pool, st->pool + k, st->npool * sizeof(*st->pool));
+	if (got == n)
+		return 0;
+	ret = stage_alloc(st->buf + got, n - got);
+	if (ret) {
+		memcpy(st->pool + st->npool, st->buf, got * sizeof(*st->buf));
+		st->npool += got;
+	}
+	return ret;
 }
 
 static long stage_stage(struct file *filp, void __user *uarg)
@@ -249,7 +313,7 @@ static long stage_stage(struct file *filp, void __user *uarg)
 	for (i = 0; i < sa.count; i++)
 		if (!IS_ALIGNED(st->iovas[i], STAGE_PAGE))
 			goto out;
-	ret = stage_alloc(st->buf, sa.count);
+	ret = stage_get(st, sa.count);
 	if (ret)
 		goto out;
 	sc.iovas = st->iovas;
@@ -257,7 +321,8 @@ static long stage_stage(struct file *filp, void __user *uarg)
 	sc.count = sa.count;
 	ret = stage_copy(st, &sc);
 	if (ret) {
-		stage_put(st->buf, sa.count);
+		st->nr = sa.count;	/* back to the pool, none staged */
+		stage_drop(st);
 		goto out;
 	}
 	nd = stage_classify(st, sa.count, &key,
@@ -280,12 +345,260 @@ out:
 	return ret;
 }
 
+/* ---- landing: bytes written to the fd go into guest pages ---- */
+
+static long stage_land(struct vmig_stage *st, void __user *uarg)
+{
+	unsigned long minsz = offsetofend(struct vfio_mig_ctl_land, iovas);
+	struct vfio_mig_ctl_land la;
+	long ret = 0;
+	u32 i;
+
+	if (copy_from_user(&la, uarg, minsz))
+		return -EFAULT;
+	if (la.argsz < minsz || la.flags & ~VFIO_MIG_CTL_LAND_SUMS ||
+	    la.reserved)
+		return -EINVAL;
+	if (la.count > STAGE_MAX)
+		return -E2BIG;
+	mutex_lock(&st->lock);
+	stage_drop(st);
+	if (copy_from_user(st->iovas, u64_to_user_ptr(la.iovas),
+			   la.count * sizeof(*st->iovas))) {
+		ret = -EFAULT;
+		goto out;
+	}
+	for (i = 0; i < la.count; i++) {
+		if (!IS_ALIGNED(st->iovas[i], STAGE_PAGE)) {
+			ret = -EINVAL;
+			goto out;
+		}
+	}
+	st->land_count = la.count;
+	st->landed = 0;
+	st->land_sums = la.flags & VFIO_MIG_CTL_LAND_SUMS;
+	vmig_mh_stream_init(&st->hs, VMIG_MH_SEED_PAGE);
+	st->landing = true;
+out:
+	mutex_unlock(&st->lock);
+	return ret;
+}
+
+static long stage_landed(struct vmig_stage *st, void __user *uarg)
+{
+	unsigned long minsz = offsetofend(struct vfio_mig_ctl_landed, sums);
+	struct vfio_mig_ctl_landed ld;
+	long ret = 0;
+
+	if (copy_from_user(&ld, uarg, minsz))
+		return -EFAULT;
+	if (ld.argsz < minsz || ld.flags)
+		return -EINVAL;
+	mutex_lock(&st->lock);
+	if (!st->landing) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ld.bytes = st->landed;
+	if (st->land_sums && ld.sums &&
+	    copy_to_user(u64_to_user_ptr(ld.sums), st->sums,
+			 st->landed / STAGE_PAGE * sizeof(*st->sums))) {
+		ret = -EFAULT;
+		goto out;
+	}
+	if (copy_to_user(uarg, &ld, minsz))
+		ret = -EFAULT;
+out:
+	mutex_unlock(&st->lock);
+	return ret;
+}
+
+/* The bytes at the iterator's position, contiguous in memory: how many. */
+static const u8 *stage_iter_run(const struct iov_iter *it, size_t max,
+				size_t *len)
+{
+	const struct bio_vec *bv;
+	const u8 *p, *end;
+	size_t n;
+
+	if (!iov_iter_is_bvec(it)) {
+		n = it->kvec->iov_len - it->iov_offset;
+		*len = min(n, max);
+		return (const u8 *)it->kvec->iov_base + it->iov_offset;
+	}
+	bv = it->bvec;
+	p = (const u8 *)page_address(bv->bv_page) + bv->bv_offset +
+	    it->iov_offset;
+	end = p + min_t(size_t, bv->bv_len - it->iov_offset, max);
+	/* the next pieces may go on where this one ends (pages of a block) */
+	while ((size_t)(end - p) < max && ++bv < it->bvec + it->nr_segs &&
+	       (const u8 *)page_address(bv->bv_page) + bv->bv_offset == end)
+		end += min_t(size_t, bv->bv_len, max - (end - p));
+	*len = end - p;
+	return p;
+}
+
+/* What a landing's worker writes: @len bytes of @from at @st->landed on. */
+struct stage_landing {
+	struct vmig_stage *st;
+	struct iov_iter *from;
+	size_t len;
+	size_t done;
+};
+
+static void stage_land_hash(struct vmig_stage *st, const u8 *p, size_t n)
+{
+	size_t k;
+
+	while (n) {
+		k = min_t(size_t, n, STAGE_PAGE - st->landed % STAGE_PAGE);
+		vmig_mh_stream_update(&st->hs, p, k);
+		p += k;
+		n -= k;
+		st->landed += k;
+		if (!(st->landed % STAGE_PAGE)) {
+			st->sums[st->landed / STAGE_PAGE - 1] =
+				vmig_mh_stream_final(&st->hs);
+			vmig_mh_stream_init(&st->hs, VMIG_MH_SEED_PAGE);
+		}
+	}
+}
+
+/*
+ * In a kernel worker, as VFIO_MIG_CTL_PAGES's writes: each piece that is
+ * contiguous both in the source and in IOVA is one vfio_dma_rw().
+ */
+static int stage_land_rw(void *arg)
+{
+	struct stage_landing *l = arg;
+	struct vmig_stage *st = l->st;
+	size_t n, run, off;
+	const u8 *src;
+	u64 iova;
+	u32 pg;
+	int ret;
+
+	while (l->done < l->len) {
+		pg = st->landed / STAGE_PAGE;
+		off = st->landed % STAGE_PAGE;
+		iova = st->iovas[pg] + off;
+		/* guest bytes contiguous from here */
+		for (run = STAGE_PAGE - off; pg + 1 < st->land_count &&
+		     st->iovas[pg + 1] == st->iovas[pg] + STAGE_PAGE; pg++)
+			run += STAGE_PAGE;
+		src = stage_iter_run(l->from, min(run, l->len - l->done), &n);
+		ret = vfio_dma_rw(&st->mdev->core.vdev, iova, (void *)src, n,
+				  true);
+		if (ret)
+			return ret == -EINVAL ? -EFAULT : ret;
+		if (st->land_sums)
+			stage_land_hash(st, src, n);
+		else
+			st->landed += n;
+		iov_iter_advance(l->from, n);
+		l->done += n;
+		cond_resched();
+	}
+	return 0;
+}
+
+/*
+ * The guest's part of a landing, under the device's ctl.rwsem, attached:
+ * @len bytes of @from (kernel memory: a bvec or a kvec). The bytes
+ * landed, or -errno when none did.
+ */
+static ssize_t stage_land_device(struct vmig_stage *st, struct iov_iter *from,
+				 size_t len)
+{
+	struct vmig_device *mdev = st->mdev;
+	struct stage_landing l = { .st = st, .from = from, .len = len };
+	u32 first = st->landed / STAGE_PAGE;
+	u32 last = (st->landed + len - 1) / STAGE_PAGE;
+	u64 bad;
+	int ret;
+
+	down_read(&mdev->ctl.rwsem);
+	if (mdev->ctl.ctl != st->c) {
+		ret = -ENODEV;
+	} else if (vmig_iommufd_bound(&mdev->core.vdev)) {
+		ret = -EOPNOTSUPP;
+	} else if (!vmig_ram_contains(mdev, st->iovas + first,
+				      last - first + 1, &bad)) {
+		dev_warn_ratelimited(&mdev->core.pdev->dev,
+				     "page write at IOVA %#llx refused: outside the RAM the VMM named\n",
+				     bad);
+		ret = -EACCES;
+	} else {
+		ret = vmig_run_in_worker(stage_land_rw, &l);
+	}
+	up_read(&mdev->ctl.rwsem);
+	return l.done ? l.done : ret;
+}
+
+static ssize_t stage_write_iter(struct kiocb *iocb, struct iov_iter *from)
+{
+	struct vmig_stage *st = iocb->ki_filp->private_data;
+	struct iov_iter kit;
+	struct kvec kv;
+	size_t len, n;
+	ssize_t ret, done = 0;
+
+	mutex_lock(&st->lock);
+	if (!st->landing) {
+		ret = -EINVAL;
+		goto out;
+	}
+	len = min_t(u64, iov_iter_count(from),
+		    (u64)st->land_count * STAGE_PAGE - st->landed);
+	if (!len) {
+		ret = iov_iter_count(from) ? -ENOSPC : 0;
+		goto out;
+	}
+	if (iov_iter_is_bvec(from) || iov_iter_is_kvec(from)) {
+		ret = stage_land_device(st, from, len);
+		goto out;
+	}
+	/* the caller's memory: through the bounce buffer, piece by piece */
+	if (!st->bounce)
+		st->bounce = kvmalloc(STAGE_BOUNCE, GFP_KERNEL);
+	ret = -ENOMEM;
+	while (st->bounce && done < len) {
+		n = min_t(size_t, len - done, STAGE_BOUNCE);
+		if (copy_from_iter(st->bounce, n, from) != n) {
+			ret = -EFAULT;
+			break;
+		}
+		kv.iov_base = st->bounce;
+		kv.iov_len = n;
+		iov_iter_kvec(&kit, ITER_SOURCE, &kv, 1, n);
+		ret = stage_land_device(st, &kit, n);
+		if (ret > 0)
+			done += ret;
+		if (ret != n) {
+			/* what did not land goes back to the caller */
+			iov_iter_revert(from, n - max_t(ssize_t, ret, 0));
+			break;
+		}
+	}
+	ret = done ? done : ret;
+out:
+	mutex_unlock(&st->lock);
+	return ret;
+}
+
 static long stage_ioctl(struct file *filp, unsigned int cmd,
 			unsigned long arg)
 {
-	if (cmd != VFIO_MIG_CTL_STAGE)
+	switch (cmd) {
+	case VFIO_MIG_CTL_STAGE:
+		return stage_stage(filp, (void __user *)arg);
+	case VFIO_MIG_CTL_LAND:
+		return stage_land(filp->private_data, (void __user *)arg);
+	case VFIO_MIG_CTL_LANDED:
+		return stage_landed(filp->private_data, (void __user *)arg);
+	default:
 		return -ENOTTY;
-	return stage_stage(filp, (void __user *)arg);
+	}
 }
 
 /* Bytes staged; under @st->lock. */
@@ -388,6 +701,7 @@ static ssize_t stage_splice_read(struct file *in, loff_t *ppos,
 
 static void stage_free_arrays(struct vmig_stage *st)
 {
+	kfree(st->pool);
 	kfree(st->buf);
 	kfree(st->kinds);
 	kfree(st->sums);
@@ -400,7 +714,9 @@ static int stage_release(struct inode *inode, struct file *filp)
 	struct vmig_stage *st = filp->private_data;
 
 	stage_drop(st);
+	stage_put(st->pool, st->npool);
 	mutex_destroy(&st->lock);
+	kvfree(st->bounce);
 	stage_free_arrays(st);
 	fput(st->ctl_filp);
 	kfree(st);
@@ -412,6 +728,8 @@ static const struct file_operations stage_fops = {
 	.release	= stage_release,
 	.read_iter	= stage_read_iter,
 	.splice_read	= stage_splice_read,
+	.write_iter	= stage_write_iter,
+	.splice_write	= iter_file_splice_write,
 	.unlocked_ioctl	= stage_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 	.llseek		= noop_llseek,
@@ -442,8 +760,10 @@ long vmig_stage_fd(struct file *ctl_filp, struct vmig_ctl *c,
 	st->sums = kcalloc(STAGE_MAX, sizeof(*st->sums), GFP_KERNEL);
 	st->kinds = kcalloc(STAGE_MAX, sizeof(*st->kinds), GFP_KERNEL);
 	st->buf = kcalloc(STAGE_MAX, sizeof(*st->buf), GFP_KERNEL);
+	st->pool = kcalloc(STAGE_MAX, sizeof(*st->pool), GFP_KERNEL);
 	fd = -ENOMEM;
-	if (!st->iovas || !st->hashes || !st->sums || !st->kinds || !st->buf)
+	if (!st->iovas || !st->hashes || !st->sums || !st->kinds ||
+	    !st->buf || !st->pool)
 		goto fail;
 	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0)

@@ -88,6 +88,16 @@ struct lm_dev_ops {
 	int (*stage_fd)(struct lm_dev *d);
 	/* VFIO_MIG_CTL_STAGE on the staging fd @fd. */
 	int (*stage)(struct lm_dev *d, int fd, struct lm_stage *st);
+	/*
+	 * VFIO_MIG_CTL_LAND on the staging fd @fd: the next @count pages
+	 * written to it land at @iovas (@sums: their block hashes taken);
+	 * then VFIO_MIG_CTL_LANDED: the bytes landed and, with @sums, their
+	 * hashes. NULL: the backend has none (pages go through @pages).
+	 */
+	int (*land)(struct lm_dev *d, int fd, const uint64_t *iovas,
+		    uint32_t count, bool sums);
+	int (*landed)(struct lm_dev *d, int fd, uint64_t *bytes,
+		      uint64_t *sums);
 	int (*commit)(struct lm_dev *d, bool stopped);
 	/*
 	 * VFIO_MIG_CTL_PREPARE, in PRE_COPY: DMA held, the device's slow

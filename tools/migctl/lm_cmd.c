@@ -694,6 +694,7 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 		{ "insecure", no_argument, NULL, O_INSECURE },
 		{ "allow-peer", required_argument, NULL, O_ALLOW_PEER },
 		{ "allow-dev", required_argument, NULL, O_ALLOW_DEV },
+		{ "copy-pages", no_argument, NULL, O_COPY_PAGES },
 		{ "tls-cipher", required_argument, NULL, O_TLS_CIPHER },
 		{}
 	};
@@ -724,6 +725,9 @@ int migctl_listen(struct json_out *js, int argc, char **argv)
 			break;
 		case O_ADDRESS:
 			o.address = optarg;
+			break;
+		case O_COPY_PAGES:
+			o.copy_pages = true;
 			break;
 		case O_ONCE:
 			o.once = true;

@@ -8,7 +8,9 @@
  * rolls the device back). Documentation/live-migration.rst.
  */
 #define _GNU_SOURCE
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -20,6 +22,7 @@
 
 #include <linux/vfio_mig.h>
 
+#include "hash.h"
 #include "lm.h"
 #include "migctl.h"
 
@@ -61,6 +64,15 @@ struct dst {
 	uint64_t t_vmm;		/* of t_run: the VMMs' start acks */
 	uint64_t t_drain;	/* FINAL: the pages still queued, written */
 	uint8_t *zeros;		/* WIRE_BATCH zero pages, the zero records' source */
+	/*
+	 * PAGES frames' data pages land straight from the socket in guest
+	 * pages: spliced through @land_pipe into the staging fd @land_fd
+	 * (VFIO_MIG_CTL_LAND); @landed_why: why not, when that was not
+	 * possible
+	 */
+	bool pages_landed;
+	int land_fd, land_pipe[2];
+	char landed_why[384];
 	/*
 	 * The page writer thread and the main thread both write through
 	 * d (pages, stream): dev_lock serializes those calls and the reading
@@ -512,6 +524,146 @@ static int write_pages(struct dst *t, const uint8_t *payload, uint32_t length,
 }
 
 /*
+ * One PAGES frame whose data pages are still on the socket (wire_recv_head):
+ * its descriptors checked, the staging fd armed with the data pages' IOVAs,
+ * the data spliced into it, the checksum taken from the kernel's block
+ * hashes, then the zero pages written. 0, or -errno (the peer told, or
+ * the link failed).
+ */
+static int land_pages(struct dst *t, struct wire_msg *m)
+{
+	uint64_t data[WIRE_BATCH], zero[WIRE_BATCH], sums[WIRE_BATCH];
+	uint64_t dsc, sum, bytes = 0, t0 = lm_now_us();
+	bool check = !t->c.sum_unchecked;
+	uint32_t i, nd = 0, nz = 0;
+	struct wire_pages v;
+	char err[400] = "";
+	int ret;
+
+	wire_pages_view(m->p, &v);
+	for (i = 0; i < v.count; i++) {
+		dsc = wire_get64(v.desc + 8 * i);
+		if (!in_ranges(t, dsc & ~(uint64_t)WIRE_PG_KIND_MASK))
+			return abort_peer(t, "target: page 0x%" PRIx64
+					  " outside the announced RAM ranges",
+					  dsc & ~(uint64_t)WIRE_PG_KIND_MASK);
+		if ((dsc & WIRE_PG_KIND_MASK) == WIRE_PG_ZERO)
+			zero[nz++] = dsc & ~(uint64_t)WIRE_PG_KIND_MASK;
+		else
+			data[nd++] = dsc & ~(uint64_t)WIRE_PG_KIND_MASK;
+	}
+	pthread_mutex_lock(&t->dev_lock);
+	ret = t->d->ops->land(t->d, t->land_fd, data, nd, check);
+	if (ret) {
+		snprintf(err, sizeof(err), "target: %.300s", t->d->err);
+		goto out;
+	}
+	ret = wire_splice_rest(&t->c, m, t->land_pipe, t->land_fd, err,
+			       sizeof(err));
+	if (ret) {
+		if (err[0]) {
+			snprintf(t->err, sizeof(t->err), "%s", err);
+			snprintf(err, sizeof(err),
+				 "target: writing guest pages: %.300s", t->err);
+		}
+		goto out;
+	}
+	ret = t->d->ops->landed(t->d, t->land_fd, &bytes, check ? sums : NULL);
+	if (!ret && bytes != (uint64_t)nd * WIRE_PAGE)
+		ret = -EIO;
+	if (ret) {
+		snprintf(err, sizeof(err),
+			 "target: %" PRIu64 " of %u data pages' bytes landed: %.300s",
+			 bytes, nd * WIRE_PAGE, t->d->err);
+		goto out;
+	}
+	if (check) {
+		sum = wire_sum_begin(m->h.length);
+		sum = wire_sum_add(sum, mh_hash64(m->p, WIRE_PAGE,
+						  MH_SEED_PAGE));
+		for (i = 0; i < nd; i++)
+			sum = wire_sum_add(sum, sums[i]);
+		if (sum != m->h.sum) {
+			t->c.broken = true;
+			snprintf(t->c.err, sizeof(t->c.err),
+				 "PAGES frame payload checksum mismatch (corrupted stream)");
+			ret = -EPROTO;
+			goto out;
+		}
+	}
+	if (nz) {
+		ret = t->d->ops->pages(t->d, true, zero, nz, t->zeros);
+		if (ret)
+			snprintf(err, sizeof(err), "target: %.300s", t->d->err);
+	}
+out:
+	pthread_mutex_unlock(&t->dev_lock);
+	if (ret && !err[0]) {
+		/* the link's: as a failed receive */
+		failf(t, "receiving: %s", t->c.err);
+		return ret;
+	}
+	if (ret)
+		return abort_peer(t, "%s", err);
+	t->t_write += lm_now_us() - t0;
+	t->pages += nd;
+	t->zero_pages += nz;
+	t->round_pages += nd + nz;
+	t->round_bytes += m->h.length + WIRE_HDR_LEN;
+	return 0;
+}
+
+/*
+ * Land PAGES frames when the link and the kernel allow it: a plain TCP
+ * link (TLS records are read by recv(), which decrypts), a module with
+ * staging fds, and not --copy-pages. Otherwise the frames are received
+ * into migctl's buffers and written with PAGES, as always.
+ */
+static void land_setup(struct dst *t)
+{
+	int sz = WIRE_BATCH * WIRE_PAGE;
+
+	t->land_fd = t->land_pipe[0] = t->land_pipe[1] = -1;
+	if (t->o->copy_pages)
+		return;
+	if (t->c.tls || !t->d->ops->stage_fd || !t->d->ops->land ||
+	    !t->d->ops->landed) {
+		snprintf(t->landed_why, sizeof(t->landed_why), "%s",
+			 t->c.tls ? "a TLS link: records are decrypted by recv()" :
+			 "the backend lands no pages");
+		return;
+	}
+	t->land_fd = t->d->ops->stage_fd(t->d);
+	if (t->land_fd < 0) {
+		snprintf(t->landed_why, sizeof(t->landed_why), "%s",
+			 t->d->err);
+		return;
+	}
+	if (pipe2(t->land_pipe, O_CLOEXEC)) {
+		snprintf(t->landed_why, sizeof(t->landed_why), "pipe: %s",
+			 strerror(errno));
+		close(t->land_fd);
+		t->land_fd = -1;
+		return;
+	}
+	/* a frame's data in one go where the pipe may grow so far */
+	fcntl(t->land_pipe[1], F_SETPIPE_SZ, sz);
+	t->pages_landed = true;
+}
+
+static void land_close(struct dst *t)
+{
+	int i;
+
+	if (t->land_fd >= 0)
+		close(t->land_fd);
+	for (i = 0; i < 2; i++)
+		if (t->land_pipe[i] >= 0)
+			close(t->land_pipe[i]);
+	t->land_fd = t->land_pipe[0] = t->land_pipe[1] = -1;
+}
+
+/*
  * The writer thread: PAGES payloads are written through the kernel while
  * the main thread receives the next frames. The connection's receive
  * buffer is swapped with a free one of the pool, so nothing is copied.
@@ -738,9 +890,11 @@ static int receive(struct dst *t)
 		failf(t, "out of memory for the page writer");
 		return -ENOMEM;
 	}
+	land_setup(t);
 	ret = receive_frames(t, w);
 	wq_stop(w);
 	free(w);
+	land_close(t);
 	return ret;
 }
 
@@ -765,7 +919,9 @@ static int receive_frames(struct dst *t, struct wq *w)
 	for (;;) {
 		uint64_t t0 = lm_now_us();
 
-		ret = wire_recv(&t->c, &m, t->recv_timeout);
+		ret = t->pages_landed ?
+		      wire_recv_head(&t->c, &m, t->recv_timeout) :
+		      wire_recv(&t->c, &m, t->recv_timeout);
 		t->t_recv += lm_now_us() - t0;
 		if (ret) {
 			failf(t, "receiving: %s", t->c.err);
@@ -777,7 +933,7 @@ static int receive_frames(struct dst *t, struct wq *w)
 		}
 		switch (m.h.type) {
 		case WIRE_PAGES:
-			ret = queue_pages(t, w, &m);
+			ret = m.rest ? land_pages(t, &m) : queue_pages(t, w, &m);
 			break;
 		case WIRE_STREAM:
 			/*
@@ -990,6 +1146,9 @@ static void summary(struct dst *t, const char *result, int code)
 	json_u64(t->out->js, "pages_written", t->pages);
 	json_u64(t->out->js, "zero_pages", t->zero_pages);
 	json_u64(t->out->js, "stream_bytes", t->stream_bytes);
+	json_bool(t->out->js, "pages_landed", t->pages_landed);
+	if (t->landed_why[0])
+		json_str(t->out->js, "pages_landed_why", t->landed_why);
 	json_u64(t->out->js, "write_ms", t->t_write / 1000);
 	json_u64(t->out->js, "recv_ms", t->t_recv / 1000);
 	json_u64(t->out->js, "drain_ms", t->t_drain / 1000);

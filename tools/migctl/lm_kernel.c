@@ -626,6 +626,43 @@ static int k_stage(struct lm_dev *d, int fd, struct lm_stage *st)
 	return 0;
 }
 
+static int k_land(struct lm_dev *d, int fd, const uint64_t *iovas,
+		  uint32_t count, bool sums)
+{
+	struct kdev *k = K(d);
+	struct vfio_mig_ctl_land la = {
+		.argsz = sizeof(la),
+		.flags = sums ? VFIO_MIG_CTL_LAND_SUMS : 0,
+		.count = count, .iovas = (uintptr_t)iovas,
+	};
+
+	if (ioctl(fd, VFIO_MIG_CTL_LAND, &la)) {
+		int e = errno;
+
+		ERRF(d, "%s: arming the staging fd for %u guest pages: %s",
+		     k->bdf, count, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static int k_landed(struct lm_dev *d, int fd, uint64_t *bytes, uint64_t *sums)
+{
+	struct kdev *k = K(d);
+	struct vfio_mig_ctl_landed ld = {
+		.argsz = sizeof(ld), .sums = (uintptr_t)sums,
+	};
+
+	if (ioctl(fd, VFIO_MIG_CTL_LANDED, &ld)) {
+		int e = errno;
+
+		ERRF(d, "%s: the pages landed: %s", k->bdf, strerror(e));
+		return -e;
+	}
+	*bytes = ld.bytes;
+	return 0;
+}
+
 static int k_commit(struct lm_dev *d, bool stopped)
 {
 	struct kdev *k = K(d);
@@ -952,6 +989,8 @@ static const struct lm_dev_ops kernel_ops = {
 	.pages = k_pages,
 	.stage_fd = k_stage_fd,
 	.stage = k_stage,
+	.land = k_land,
+	.landed = k_landed,
 	.commit = k_commit,
 	.prepare = k_prepare,
 	.phase = k_phase,

@@ -991,7 +991,8 @@ static int read_full(struct wire_conn *c, uint8_t *p, size_t len,
 	return 0;
 }
 
-int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
+static int recv_frame(struct wire_conn *c, struct wire_msg *m, int timeout_ms,
+		      bool pages_head)
 {
 	uint8_t hdr[WIRE_HDR_LEN];
 	long long deadline, hdr_deadline;
@@ -1029,12 +1030,19 @@ int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
 			if (deadline > hdr_deadline + timeout_ms)
 				deadline = hdr_deadline + timeout_ms;
 		}
-		ret = read_full(c, c->rx, m->h.length, deadline, timeout_ms,
-				false);
+		/* a PAGES frame's data pages stay on the socket: m->rest */
+		m->rest = 0;
+		if (pages_head && m->h.type == WIRE_PAGES &&
+		    m->h.length >= WIRE_PAGE)
+			m->rest = m->h.length - WIRE_PAGE;
+		m->deadline = deadline;
+		m->timeout_ms = timeout_ms;
+		ret = read_full(c, c->rx, m->h.length - m->rest, deadline,
+				timeout_ms, false);
 		if (ret)
 			return ret;
 		c->rx_seq++;
-		ret = c->sum_unchecked ?
+		ret = c->sum_unchecked || m->rest ?
 		      wire_payload_layout(&m->h, c->rx, c->err, sizeof(c->err)) :
 		      wire_payload_check(&m->h, c->rx, c->err, sizeof(c->err));
 		if (ret) {
@@ -1053,6 +1061,71 @@ int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
 			return -EPROTO;
 		}
 	}
+}
+
+int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
+{
+	return recv_frame(c, m, timeout_ms, false);
+}
+
+int wire_recv_head(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
+{
+	if (c->tls)
+		return -EOPNOTSUPP;
+	return recv_frame(c, m, timeout_ms, true);
+}
+
+int wire_splice_rest(struct wire_conn *c, struct wire_msg *m,
+		     const int pfd[2], int sink, char *err, size_t errlen)
+{
+	size_t inpipe = 0;
+	ssize_t r;
+	int ret;
+
+	while (m->rest || inpipe) {
+		if (m->rest) {
+			r = splice(c->fd, NULL, pfd[1], NULL, m->rest,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (r > 0) {
+				m->rest -= r;
+				inpipe += r;
+				c->rx_bytes += r;
+			} else if (!r) {
+				c->broken = true;
+				snprintf(c->err, sizeof(c->err),
+					 "the peer closed the connection in the middle of a frame");
+				return -ECONNRESET;
+			} else if (errno == EINTR) {
+				continue;
+			} else if (errno != EAGAIN) {
+				return sock_err(c, "receive", errno);
+			} else if (!inpipe) {
+				ret = wait_fd(c, POLLIN, m->deadline,
+					      m->timeout_ms);
+				if (ret) {
+					if (ret != -EINTR)
+						c->broken = true;
+					return ret;
+				}
+				continue;
+			}
+		}
+		while (inpipe) {
+			r = splice(pfd[0], NULL, sink, NULL, inpipe,
+				   SPLICE_F_MOVE);
+			if (r > 0) {
+				inpipe -= r;
+				continue;
+			}
+			if (r < 0 && errno == EINTR)
+				continue;
+			/* the caller gives up (and may still send ABORT) */
+			snprintf(err, errlen, "%s",
+				 r ? strerror(errno) : "the sink took nothing");
+			return r ? -errno : -EIO;
+		}
+	}
+	return 0;
 }
 
 bool wire_readable(struct wire_conn *c)

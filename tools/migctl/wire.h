@@ -318,6 +318,10 @@ struct wire_conn {
 struct wire_msg {
 	struct wire_hdr h;
 	const uint8_t *p;		/* into conn->rx */
+	/* wire_recv_head(): the payload bytes still on the socket, and by when */
+	uint32_t rest;
+	long long deadline;
+	int timeout_ms;
 };
 
 /* CLOCK_MONOTONIC in ms: the clock of every deadline here. */
@@ -355,6 +359,22 @@ int wire_send(struct wire_conn *c, uint16_t type, const void *p, size_t len);
  * another -errno from the socket; c->err says what.
  */
 int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms);
+/*
+ * As wire_recv() on a link without TLS, but of a PAGES frame only the
+ * descriptor block is read (its layout checked, not the checksum, which
+ * covers the data pages still to come): m->rest bytes follow, for
+ * wire_splice_rest(). -EOPNOTSUPP on a TLS link.
+ */
+int wire_recv_head(struct wire_conn *c, struct wire_msg *m, int timeout_ms);
+/*
+ * The m->rest bytes of the frame wire_recv_head() returned, from the
+ * socket through the pipe @pfd (read end non-blocking or not; empty) into
+ * @sink (a staging fd armed by VFIO_MIG_CTL_LAND) without a copy through
+ * migctl, within the frame's deadline. 0, or -errno: c->err says why for
+ * the socket's errors, @err for the sink's.
+ */
+int wire_splice_rest(struct wire_conn *c, struct wire_msg *m,
+		     const int pfd[2], int sink, char *err, size_t errlen);
 /* Is a frame (or EOF) waiting? Does not block. */
 bool wire_readable(struct wire_conn *c);
 

@@ -198,7 +198,8 @@ struct vfio_mig_ctl_prepare {
 
 /**
  * VFIO_MIG_CTL_STAGE_FD - a staging fd: guest pages copied once, into pages
- * the kernel holds, and sent from there without a copy through the caller
+ * the kernel holds, and sent from there without a copy through the caller;
+ * or received into guest pages straight from a pipe (VFIO_MIG_CTL_LAND)
  *
  * Returns a new fd (O_CLOEXEC) in @fd. VFIO_MIG_CTL_STAGE on it reads
  * guest pages, hashes and classifies them; the pages it found to be data
@@ -264,5 +265,53 @@ struct vfio_mig_ctl_stage {
 #define VFIO_MIG_CTL_STAGE_DATA		2
 
 #define VFIO_MIG_CTL_STAGE	_IO(VFIO_MIG_CTL_TYPE, 6)
+
+/**
+ * VFIO_MIG_CTL_LAND - on a staging fd: where the bytes written next land
+ *
+ * Arms the fd to write @count pages of 4096 bytes at the page-aligned
+ * IOVAs of @iovas (__u64[@count], at most VFIO_MIG_CTL_PAGES_MAX), in
+ * order: the bytes then written to the fd, by write() or, without a copy
+ * through the caller, by splice() from a pipe (a socket's data spliced
+ * into it), land in those guest pages, byte k at @iovas[k / 4096] +
+ * k % 4096, as VFIO_MIG_CTL_PAGES writes them (only into the RAM the VMM
+ * named, once it did: EACCES). A write beyond the @count pages fails with
+ * ENOSPC; a write to an fd not armed, with EINVAL. Whatever the fd staged
+ * or armed before is dropped. With VFIO_MIG_CTL_LAND_SUMS the kernel
+ * takes each page's block hash (<vfio-mig/mh_hash.h>) from the bytes as
+ * they pass: VFIO_MIG_CTL_LANDED returns them.
+ *
+ * Errors: EINVAL a misaligned IOVA, unknown flags; E2BIG too many pages;
+ * EFAULT.
+ */
+struct vfio_mig_ctl_land {
+	__u32 argsz;
+	__u32 flags;
+#define VFIO_MIG_CTL_LAND_SUMS		(1 << 0)
+	__u32 count;
+	__u32 reserved;	/* 0 */
+	__aligned_u64 iovas;
+};
+
+#define VFIO_MIG_CTL_LAND	_IO(VFIO_MIG_CTL_TYPE, 7)
+
+/**
+ * VFIO_MIG_CTL_LANDED - on a staging fd: what landed since the last
+ * VFIO_MIG_CTL_LAND
+ *
+ * @bytes (out): the bytes written into guest pages; with
+ * VFIO_MIG_CTL_LAND_SUMS and a non-zero @sums, @sums[i] (__u64, one per
+ * page wholly landed: @bytes / 4096 of them) gets page i's block hash.
+ *
+ * Errors: EINVAL flags, or the fd is not armed; EFAULT.
+ */
+struct vfio_mig_ctl_landed {
+	__u32 argsz;
+	__u32 flags;
+	__aligned_u64 bytes;
+	__aligned_u64 sums;
+};
+
+#define VFIO_MIG_CTL_LANDED	_IO(VFIO_MIG_CTL_TYPE, 8)
 
 #endif /* _UAPI_LINUX_VFIO_MIG_CTL_H */

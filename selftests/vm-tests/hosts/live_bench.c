@@ -30,10 +30,11 @@
  *                               target >= 0.8)
  *   page_stream_ratio_idle: N  (page streaming / tcp_idle)
  *   page_stream_mib_per_s_copy, page_stream_ratio_copy: N (the same
- *                               migration again with --copy-pages: the
- *                               pages through migctl's buffers, as before
- *                               the kernel staged them; its ratio against
- *                               the tcp figure of its own setup)
+ *                               migration again with --copy-pages on both
+ *                               sides: the pages through migctl's buffers,
+ *                               as before the kernel staged and landed
+ *                               them; its ratio against the tcp figure of
+ *                               its own setup)
  *
  * and where the downtime went (migctl's summary, medians):
  *
@@ -158,8 +159,8 @@ struct run {
 	double dt_shadow, dt_device_shadow;
 	/* and as a VM of two devices */
 	double dt_2dev, dt_device_2dev;
-	/* pages staged in the kernel (migctl's pages_staged) */
-	bool staged;
+	/* pages staged in the kernel, landed by it (migctl's pages_staged, pages_landed) */
+	bool staged, landed;
 	/* and with --copy-pages: page streaming / its own run's tcp */
 	double stream_copy, ratio_copy;
 };
@@ -356,7 +357,8 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 	ls = spawn_logged((char *[]){ migctl, "-j", "listen", "--address",
 				      "127.0.0.1", "--port", LM_PORT, "--once",
 				      tls ? "--tls-creds" : "--insecure",
-				      tls ? CREDS : NULL, NULL }, LOG_L);
+				      tls ? CREDS : copy ? "--copy-pages" : NULL,
+				      NULL }, LOG_L);
 	if (ls < 0 || wait_text_or_ready(ls, LOG_L, "\"listening\"")) {
 		fprintf(stderr, "live_bench: migctl listen did not listen: %s\n",
 			read_log(LOG_L, buf, sizeof(buf)));
@@ -471,6 +473,15 @@ static int one_run(const char *a, const char *b, unsigned int seed,
 		r->ratio_tls_raw = r->tcp_ktls > 0 ? r->stream / r->tcp_ktls : -1;
 	}
 	/* the target's side of the load: pages still queued, the kernel's */
+	r->landed = false;
+	if (!json_object_with(read_log(LOG_L, buf, sizeof(buf)), "event",
+			      "summary", sec_obj, sizeof(sec_obj)))
+		r->landed = strstr(sec_obj, "\"pages_landed\":true");
+	if (copy && r->landed) {
+		fprintf(stderr, "live_bench: listen --copy-pages landed pages: %s\n",
+			sec_obj);
+		goto out;
+	}
 	if (!json_object_with(read_log(LOG_L, buf, sizeof(buf)), "event",
 			      "summary", sec_obj, sizeof(sec_obj)))
 		printf("# target (%s): drain %.0f ms, kernel load %.0f ms, start %.0f ms\n",
@@ -610,8 +621,9 @@ int main(void)
 			continue;
 		runs[n].stream_copy = cr.stream;
 		runs[n].ratio_copy = cr.ratio;
-		printf("# run %d: pages %s; staged %.1f MiB/s (ratio %.3f), copied %.1f MiB/s (ratio %.3f); tls %s\n",
+		printf("# run %d: pages %s and %s; %.1f MiB/s (ratio %.3f), with --copy-pages %.1f MiB/s (ratio %.3f); tls: %s\n",
 		       i + 1, runs[n].staged ? "staged" : "copied (not staged)",
+		       runs[n].landed ? "landed" : "written (not landed)",
 		       runs[n].stream, runs[n].ratio, cr.stream, cr.ratio,
 		       tr.staged ? "staged" : "copied");
 		runs[n].stream_tls = tr.stream;

@@ -8,6 +8,10 @@
  * namespaces: `migctl -j listen --once` in hostb, `migctl -j migrate` in
  * hosta.
  *
+ *  - migrate_insecure_pages_staged_and_landed, migrate_insecure_copy_pages:
+ *    the same on a plain link, the pages staged by the source's kernel and
+ *    landed by the target's from the socket; and through migctl's buffers
+ *    (--copy-pages on both sides);
  *  - migrate_under_load: the migration succeeds while the guest runs;
  *    the target's RAM digest equals the source's at the switchover, the
  *    device registers are the same, the guest goes on on the target with
@@ -947,6 +951,28 @@ static void check_secured(struct __test_metadata *_metadata)
 	}
 }
 
+/*
+ * Which way the pages went: staged by the source's kernel and sent from
+ * there (pages_staged), landed by the target's from the socket
+ * (pages_landed), as each side's summary says.
+ */
+static void check_page_path(struct __test_metadata *_metadata, bool staged,
+			    bool landed)
+{
+	char sum[4096];
+	bool v = !staged;
+
+	slurp(SRC_LOG, buf, sizeof(buf));
+	ASSERT_EQ(1, events_of(buf, "summary", "source", sum, sizeof(sum)));
+	EXPECT_EQ(0, json_get_bool(sum, "pages_staged", &v)) TH_LOG("%s", sum);
+	EXPECT_EQ(staged, v) TH_LOG("%s", sum);
+	slurp(DST_LOG, buf, sizeof(buf));
+	ASSERT_EQ(1, events_of(buf, "summary", "target", sum, sizeof(sum)));
+	v = !landed;
+	EXPECT_EQ(0, json_get_bool(sum, "pages_landed", &v)) TH_LOG("%s", sum);
+	EXPECT_EQ(landed, v) TH_LOG("%s", sum);
+}
+
 TEST_F_TIMEOUT(live, migrate_under_load, 150)
 {
 	/* RAM full of data: pages move as data, not as zero records */
@@ -959,6 +985,43 @@ TEST_F_TIMEOUT(live, migrate_under_load, 150)
 	start_migrate(_metadata, self, NULL);
 	check_migrated(_metadata, self, 0, true);
 	check_secured(_metadata);
+	/* kTLS takes staged pages; the target reads TLS records by recv() */
+	check_page_path(_metadata, !access("/sys/module/tls", F_OK), false);
+}
+
+/*
+ * A plain link: the source's pages staged in its kernel and sent by
+ * sendfile(), the target's spliced from the socket into guest memory;
+ * then again with --copy-pages on both sides, through migctl's buffers.
+ * Both verified as every migration is (RAM, registers, the guest's
+ * progress), so the two paths carry the same pages.
+ */
+TEST_F_TIMEOUT(live, migrate_insecure_pages_staged_and_landed, 150)
+{
+	const char *const insecure[] = { "--insecure", NULL };
+
+	start_source_vmm(_metadata, self, (const char *const[]){ "--fill",
+								 NULL });
+	start_target_vmm(_metadata, self);
+	start_listen(_metadata, self, insecure);
+	usleep(500000);
+	start_migrate(_metadata, self, insecure);
+	check_migrated(_metadata, self, 0, true);
+	check_page_path(_metadata, true, true);
+}
+
+TEST_F_TIMEOUT(live, migrate_insecure_copy_pages, 150)
+{
+	const char *const copy[] = { "--insecure", "--copy-pages", NULL };
+
+	start_source_vmm(_metadata, self, (const char *const[]){ "--fill",
+								 NULL });
+	start_target_vmm(_metadata, self);
+	start_listen(_metadata, self, copy);
+	usleep(500000);
+	start_migrate(_metadata, self, copy);
+	check_migrated(_metadata, self, 0, true);
+	check_page_path(_metadata, false, false);
 }
 
 /*

@@ -830,6 +830,157 @@ TEST_F(ctl, staged_pages_as_read_and_hashed)
 	close(sfd);
 }
 
+static int land(int fd, const uint64_t *iovas, uint32_t n, bool sums)
+{
+	struct vfio_mig_ctl_land la = {
+		.argsz = sizeof(la),
+		.flags = sums ? VFIO_MIG_CTL_LAND_SUMS : 0,
+		.count = n, .iovas = (uintptr_t)iovas,
+	};
+
+	return ioctl(fd, VFIO_MIG_CTL_LAND, &la) ? -errno : 0;
+}
+
+static int landed(int fd, uint64_t *bytes, uint64_t *sums)
+{
+	struct vfio_mig_ctl_landed ld = { .argsz = sizeof(ld),
+					  .sums = (uintptr_t)sums };
+
+	if (ioctl(fd, VFIO_MIG_CTL_LANDED, &ld))
+		return -errno;
+	*bytes = ld.bytes;
+	return 0;
+}
+
+/* @len bytes from socket @sock through a pipe into @fd; 0 or -errno. */
+static int splice_in(int sock, int fd, size_t len)
+{
+	int pfd[2], ret = 0;
+	ssize_t r, w;
+
+	if (pipe2(pfd, O_CLOEXEC))
+		return -errno;
+	while (len && !ret) {
+		r = splice(sock, NULL, pfd[1], NULL, len, SPLICE_F_MOVE);
+		if (r <= 0) {
+			ret = r ? -errno : -EIO;
+			break;
+		}
+		len -= r;
+		while (r > 0) {
+			w = splice(pfd[0], NULL, fd, NULL, r, SPLICE_F_MOVE);
+			if (w <= 0) {
+				ret = w ? -errno : -EIO;
+				break;
+			}
+			r -= w;
+		}
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	return ret;
+}
+
+TEST_F(ctl, landed_pages_as_written)
+{
+	static uint8_t data[VFIO_MIG_CTL_PAGES_MAX * MIG_PAGE];
+	uint64_t iovas[VFIO_MIG_CTL_PAGES_MAX], sums[VFIO_MIG_CTL_PAGES_MAX];
+	uint64_t bytes = 0;
+	uint32_t i, n = 64;
+	uint8_t want[MIG_PAGE];
+	int sfd, socks[2], ret;
+
+	for (i = 0; i < RAM_PAGES; i++)
+		pattern(mig_host(&self->a, RAM_IOVA + i * MIG_PAGE), i, 5);
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	sfd = stage_fd(self->ctl);
+	ASSERT_LE(0, sfd);
+
+	/* unarmed: nothing lands */
+	EXPECT_EQ(-1, write(sfd, data, MIG_PAGE));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-EINVAL, landed(sfd, &bytes, NULL));
+
+	/* runs of IOVAs and single pages, out of order: pages 100-131, then 7, 50-80 */
+	for (i = 0; i < n; i++)
+		iovas[i] = RAM_IOVA + (i < 32 ? 100 + i : i == 32 ? 7 : 18 + i) *
+			   (uint64_t)MIG_PAGE;
+	for (i = 0; i < n; i++)
+		pattern(data + (size_t)i * MIG_PAGE, i, 66);
+
+	/* from a TCP socket through a pipe, with the block hashes */
+	ASSERT_EQ(0, land(sfd, iovas, n, true));
+	ASSERT_EQ(0, tcp_pair(socks));
+	ASSERT_EQ((ssize_t)n * MIG_PAGE,
+		  send(socks[0], data, (size_t)n * MIG_PAGE, 0));
+	ret = splice_in(socks[1], sfd, (size_t)n * MIG_PAGE);
+	ASSERT_EQ(0, ret) TH_LOG("splice: %s", strerror(-ret));
+	ASSERT_EQ(0, landed(sfd, &bytes, sums));
+	EXPECT_EQ((uint64_t)n * MIG_PAGE, bytes);
+	for (i = 0; i < n; i++) {
+		EXPECT_EQ(0, memcmp(data + (size_t)i * MIG_PAGE,
+				    mig_host(&self->a, iovas[i]), MIG_PAGE))
+			TH_LOG("page %u did not land", i);
+		EXPECT_EQ(mh_hash64(data + (size_t)i * MIG_PAGE, MIG_PAGE,
+				    MH_SEED_PAGE), sums[i])
+			TH_LOG("page %u's block hash", i);
+	}
+	pattern(want, 99, 5);	/* and nothing around them */
+	EXPECT_EQ(0, memcmp(want, mig_host(&self->a, RAM_IOVA + 99 * MIG_PAGE),
+			    MIG_PAGE));
+	/* past the armed pages */
+	EXPECT_EQ(-1, write(sfd, data, 1));
+	EXPECT_EQ(ENOSPC, errno);
+
+	/* by write(), in odd pieces, from the caller's memory */
+	for (i = 0; i < 3; i++)
+		pattern(data + (size_t)i * MIG_PAGE, i, 67);
+	ASSERT_EQ(0, land(sfd, iovas + 40, 3, true));
+	EXPECT_EQ(1000, write(sfd, data, 1000));
+	EXPECT_EQ(3 * MIG_PAGE - 1000, write(sfd, data + 1000,
+					      3 * MIG_PAGE));
+	ASSERT_EQ(0, landed(sfd, &bytes, sums));
+	EXPECT_EQ(3 * MIG_PAGE, bytes);
+	for (i = 0; i < 3; i++) {
+		EXPECT_EQ(0, memcmp(data + (size_t)i * MIG_PAGE,
+				    mig_host(&self->a, iovas[40 + i]), MIG_PAGE));
+		EXPECT_EQ(mh_hash64(data + (size_t)i * MIG_PAGE, MIG_PAGE,
+				    MH_SEED_PAGE), sums[i]);
+	}
+
+	/* an IOVA not mapped: the pages before it land, the write stops */
+	iovas[0] = RAM_IOVA + 3 * MIG_PAGE;
+	iovas[1] = RAM_IOVA + RAM_SIZE + 16 * MIG_PAGE;
+	ASSERT_EQ(0, land(sfd, iovas, 2, false));
+	EXPECT_EQ(MIG_PAGE, write(sfd, data, 2 * MIG_PAGE));
+	EXPECT_EQ(-1, write(sfd, data, MIG_PAGE));
+	EXPECT_EQ(EFAULT, errno);
+	ASSERT_EQ(0, landed(sfd, &bytes, NULL));
+	EXPECT_EQ(MIG_PAGE, bytes);
+
+	/* bad arguments */
+	iovas[1] = RAM_IOVA + 100;
+	EXPECT_EQ(-EINVAL, land(sfd, iovas, 2, false));
+	EXPECT_EQ(-E2BIG, land(sfd, iovas, VFIO_MIG_CTL_PAGES_MAX + 1, false));
+	{
+		struct vfio_mig_ctl_land la = { .argsz = sizeof(la),
+						.flags = 2 };
+
+		EXPECT_EQ(-1, ioctl(sfd, VFIO_MIG_CTL_LAND, &la));
+		EXPECT_EQ(EINVAL, errno);
+	}
+	/* once the VMM closed the device */
+	iovas[1] = RAM_IOVA;
+	ASSERT_EQ(0, land(sfd, iovas, 2, false));
+	mig_side_close(&self->a);
+	EXPECT_EQ(-1, write(sfd, data, MIG_PAGE));
+	EXPECT_EQ(ENODEV, errno);
+	close(socks[0]);
+	close(socks[1]);
+	close(sfd);
+}
+
 /*
  * The RAM the VMM names in its ack of prepare bounds the controller's page
  * writes until the next phase: a P2P window it mapped is not written.
