@@ -133,13 +133,14 @@ static int stage_alloc(struct page **pages, u32 n)
 		order = min_t(u32, ilog2(n - i), STAGE_MAX_ORDER);
 		pg = NULL;
 		while (order && !pg) {
-			pg = alloc_pages(GFP_KERNEL | __GFP_NOWARN |
-					 __GFP_NORETRY, order);
+			/* no reclaim nor compaction for a block */
+			pg = alloc_pages((GFP_KERNEL_ACCOUNT | __GFP_NOWARN) &
+					 ~__GFP_DIRECT_RECLAIM, order);
 			if (!pg)
 				order--;
 		}
 		if (!pg)
-			pg = alloc_page(GFP_KERNEL);
+			pg = alloc_page(GFP_KERNEL_ACCOUNT);
 		if (!pg) {
 			stage_put(pages, i);
 			return -ENOMEM;
@@ -328,7 +329,6 @@ static long stage_stage(struct file *filp, void __user *uarg)
 	nd = stage_classify(st, sa.count, &key,
 			    sa.flags & VFIO_MIG_CTL_STAGE_SUMS);
 	st->nr = nd;
-	filp->f_pos = 0;
 	sa.ndata = nd;
 	if (copy_to_user(u64_to_user_ptr(sa.hashes), st->hashes,
 			 sa.count * sizeof(*st->hashes)) ||
@@ -426,6 +426,7 @@ static const u8 *stage_iter_run(const struct iov_iter *it, size_t max,
 		*len = min(n, max);
 		return (const u8 *)it->kvec->iov_base + it->iov_offset;
 	}
+	/* no HIGHMEM (vmig_stage_fd()): a bvec's bytes are in the direct map */
 	bv = it->bvec;
 	p = (const u8 *)page_address(bv->bv_page) + bv->bv_offset +
 	    it->iov_offset;
@@ -560,7 +561,7 @@ static ssize_t stage_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	}
 	/* the caller's memory: through the bounce buffer, piece by piece */
 	if (!st->bounce)
-		st->bounce = kvmalloc(STAGE_BOUNCE, GFP_KERNEL);
+		st->bounce = kvmalloc(STAGE_BOUNCE, GFP_KERNEL_ACCOUNT);
 	ret = -ENOMEM;
 	while (st->bounce && done < len) {
 		n = min_t(size_t, len - done, STAGE_BOUNCE);
@@ -723,6 +724,13 @@ static int stage_release(struct inode *inode, struct file *filp)
 	return 0;
 }
 
+/* Positions are bytes of the current stage; there is no end to seek to. */
+static loff_t stage_llseek(struct file *filp, loff_t off, int whence)
+{
+	return no_seek_end_llseek_size(filp, off, whence,
+				       (loff_t)STAGE_MAX * STAGE_PAGE);
+}
+
 static const struct file_operations stage_fops = {
 	.owner		= THIS_MODULE,
 	.release	= stage_release,
@@ -732,7 +740,7 @@ static const struct file_operations stage_fops = {
 	.splice_write	= iter_file_splice_write,
 	.unlocked_ioctl	= stage_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
-	.llseek		= noop_llseek,
+	.llseek		= stage_llseek,
 };
 
 /* VFIO_MIG_CTL_STAGE_FD on the attached control fd @ctl_filp. */
@@ -752,15 +760,15 @@ long vmig_stage_fd(struct file *ctl_filp, struct vmig_ctl *c,
 		return -EINVAL;
 	if (IS_ENABLED(CONFIG_HIGHMEM) || PAGE_SIZE != STAGE_PAGE)
 		return -EOPNOTSUPP;
-	st = kzalloc(sizeof(*st), GFP_KERNEL);
+	st = kzalloc(sizeof(*st), GFP_KERNEL_ACCOUNT);
 	if (!st)
 		return -ENOMEM;
-	st->iovas = kcalloc(STAGE_MAX, sizeof(*st->iovas), GFP_KERNEL);
-	st->hashes = kcalloc(STAGE_MAX, sizeof(*st->hashes), GFP_KERNEL);
-	st->sums = kcalloc(STAGE_MAX, sizeof(*st->sums), GFP_KERNEL);
-	st->kinds = kcalloc(STAGE_MAX, sizeof(*st->kinds), GFP_KERNEL);
-	st->buf = kcalloc(STAGE_MAX, sizeof(*st->buf), GFP_KERNEL);
-	st->pool = kcalloc(STAGE_MAX, sizeof(*st->pool), GFP_KERNEL);
+	st->iovas = kcalloc(STAGE_MAX, sizeof(*st->iovas), GFP_KERNEL_ACCOUNT);
+	st->hashes = kcalloc(STAGE_MAX, sizeof(*st->hashes), GFP_KERNEL_ACCOUNT);
+	st->sums = kcalloc(STAGE_MAX, sizeof(*st->sums), GFP_KERNEL_ACCOUNT);
+	st->kinds = kcalloc(STAGE_MAX, sizeof(*st->kinds), GFP_KERNEL_ACCOUNT);
+	st->buf = kcalloc(STAGE_MAX, sizeof(*st->buf), GFP_KERNEL_ACCOUNT);
+	st->pool = kcalloc(STAGE_MAX, sizeof(*st->pool), GFP_KERNEL_ACCOUNT);
 	fd = -ENOMEM;
 	if (!st->iovas || !st->hashes || !st->sums || !st->kinds ||
 	    !st->buf || !st->pool)

@@ -14,10 +14,10 @@
 #include <linux/types.h>
 #include <asm/byteorder.h>
 
-#define MH_K1	0x9e3779b97f4a7c15ull
-#define MH_K2	0xbf58476d1ce4e5b9ull
-#define MH_K3	0x94d049bb133111ebull
-#define MH_K4	0xd6e8feb86659fd93ull
+#define VMIG_MH_K1	0x9e3779b97f4a7c15ull
+#define VMIG_MH_K2	0xbf58476d1ce4e5b9ull
+#define VMIG_MH_K3	0x94d049bb133111ebull
+#define VMIG_MH_K4	0xd6e8feb86659fd93ull
 
 static inline __u64 mh_rotl(__u64 x, int r)
 {
@@ -34,16 +34,16 @@ static inline __u64 mh_load64(const unsigned char *p)
 
 static inline __u64 mh_lane(__u64 h, __u64 w)
 {
-	return mh_rotl(h ^ w, 29) * MH_K3;
+	return mh_rotl(h ^ w, 29) * VMIG_MH_K3;
 }
 
 /* The final avalanche (also what combines block hashes into a checksum). */
 static inline __u64 vmig_mh_mix(__u64 h)
 {
 	h ^= h >> 31;
-	h *= MH_K2;
+	h *= VMIG_MH_K2;
 	h ^= h >> 29;
-	h *= MH_K4;
+	h *= VMIG_MH_K4;
 	h ^= h >> 32;
 	return h;
 }
@@ -51,8 +51,8 @@ static inline __u64 vmig_mh_mix(__u64 h)
 static inline __u64 vmig_mh_hash64(const void *p, __kernel_size_t len, __u64 seed)
 {
 	const unsigned char *s = p;
-	__u64 a = seed ^ MH_K1, b = seed + MH_K2, c = mh_rotl(seed, 17) ^ MH_K3,
-	      d = seed - MH_K4, h, tail = 0;
+	__u64 a = seed ^ VMIG_MH_K1, b = seed + VMIG_MH_K2, c = mh_rotl(seed, 17) ^ VMIG_MH_K3,
+	      d = seed - VMIG_MH_K4, h, tail = 0;
 	__kernel_size_t n = len;
 
 	for (; n >= 32; s += 32, n -= 32) {
@@ -71,7 +71,7 @@ static inline __u64 vmig_mh_hash64(const void *p, __kernel_size_t len, __u64 see
 		b = mh_lane(b, tail ^ (__u64)n << 56);
 	}
 	h = mh_rotl(a, 1) + mh_rotl(b, 7) + mh_rotl(c, 12) + mh_rotl(d, 18);
-	h ^= (__u64)len * MH_K1;
+	h ^= (__u64)len * VMIG_MH_K1;
 	return vmig_mh_mix(h);
 }
 
@@ -90,10 +90,10 @@ struct vmig_mh_stream {
 
 static inline void vmig_mh_stream_init(struct vmig_mh_stream *st, __u64 seed)
 {
-	st->a = seed ^ MH_K1;
-	st->b = seed + MH_K2;
-	st->c = mh_rotl(seed, 17) ^ MH_K3;
-	st->d = seed - MH_K4;
+	st->a = seed ^ VMIG_MH_K1;
+	st->b = seed + VMIG_MH_K2;
+	st->c = mh_rotl(seed, 17) ^ VMIG_MH_K3;
+	st->d = seed - VMIG_MH_K4;
 	st->len = 0;
 	st->nc = 0;
 }
@@ -147,7 +147,7 @@ static inline __u64 vmig_mh_stream_final(struct vmig_mh_stream *st)
 	}
 	h = mh_rotl(a, 1) + mh_rotl(b, 7) + mh_rotl(st->c, 12) +
 	    mh_rotl(st->d, 18);
-	h ^= st->len * MH_K1;
+	h ^= st->len * VMIG_MH_K1;
 	return vmig_mh_mix(h);
 }
 

@@ -8,7 +8,6 @@
  * rolls the device back). Documentation/live-migration.rst.
  */
 #define _GNU_SOURCE
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -603,8 +602,12 @@ out:
 		failf(t, "receiving: %s", t->c.err);
 		return ret;
 	}
-	if (ret)
-		return abort_peer(t, "%s", err);
+	if (ret) {
+		ret = abort_peer(t, "%s", err);
+		/* the frame's rest may still be on the socket: nothing follows */
+		t->c.broken = true;
+		return ret;
+	}
 	t->t_write += lm_now_us() - t0;
 	t->pages += nd;
 	t->zero_pages += nz;
@@ -933,7 +936,10 @@ static int receive_frames(struct dst *t, struct wq *w)
 		}
 		switch (m.h.type) {
 		case WIRE_PAGES:
-			ret = m.rest ? land_pages(t, &m) : queue_pages(t, w, &m);
+			/* in order: what the writer holds goes first */
+			ret = !m.rest ? queue_pages(t, w, &m) : drain(t, w);
+			if (m.rest && !ret)
+				ret = land_pages(t, &m);
 			break;
 		case WIRE_STREAM:
 			/*

@@ -360,6 +360,15 @@ static void rate_limit(struct src *s, uint64_t bytes)
  */
 #define LM_SLOTS	3
 #define SLOT_BYTES	((size_t)WIRE_BATCH * WIRE_PAGE)
+/*
+ * Staging fds, used in turn by the batches: a batch's pages stay with the
+ * socket until the peer has them, and a fd's pages are reused without a
+ * new allocation (which the kernel zeroes first, init_on_alloc) only once
+ * the socket let go of them. LM_STAGE_FDS MiB of pages in turn outlast the
+ * 4 MiB socket buffers at each end. At most LM_SLOTS batches are in
+ * the pipeline, so a fd is never staged while its pages are being sent.
+ */
+#define LM_STAGE_FDS	12
 
 struct slot {
 	uint8_t *buf;			/* WIRE_BATCH pages */
@@ -367,7 +376,7 @@ struct slot {
 	struct iovec iov[WIRE_BATCH + 1];
 	uint32_t niov, nd;
 	uint64_t len, sum;
-	int sfd;			/* its staging fd, -1: none */
+	int sfd;			/* its batch's staging fd, -1: none */
 	uint64_t tail;			/* data bytes staged there */
 	bool ready;
 };
@@ -383,6 +392,9 @@ struct pipe {
 	bool quit;			/* the sender gave up */
 	int err;			/* the reader's error */
 	uint64_t done;			/* batches the reader produced */
+	int sfd[LM_STAGE_FDS];		/* staging fds */
+	unsigned int nsfd;
+	uint64_t turn;			/* the reader's: batches staged */
 };
 
 /* All zeros? Stops at the first word that is not (most pages: the first). */
@@ -507,9 +519,15 @@ static int stage_slot(struct src *s, struct slot *sl, const uint64_t *idx,
 	if (ret)
 		return ret;
 	s->t_read += lm_now_us() - t0;
-	if (st.ndata > n)
+	for (i = 0, nd = 0; i < n; i++)
+		nd += kinds[i] == VFIO_MIG_CTL_STAGE_DATA;
+	if (st.ndata != nd) {
+		snprintf(s->d->err, sizeof(s->d->err),
+			 "staging: the kernel staged %u data pages, its kinds say %u",
+			 st.ndata, nd);
 		return -EIO;
-	for (i = 0; i < n; i++) {
+	}
+	for (i = 0, nd = 0; i < n; i++) {
 		switch (kinds[i]) {
 		case VFIO_MIG_CTL_STAGE_UNCHANGED:
 			s->r_unch++;
@@ -550,6 +568,7 @@ static void *reader(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		if (quit)
 			break;
+		sl->sfd = p->nsfd ? p->sfd[p->turn++ % p->nsfd] : -1;
 		ret = sl->sfd >= 0 ? stage_slot(p->s, sl, p->list + first, n) :
 				     fill_slot(p->s, sl, p->list + first, n);
 		pthread_mutex_lock(&p->lock);
@@ -564,32 +583,29 @@ static void *reader(void *arg)
 	return NULL;
 }
 
+/*
+ * Close the staging fds: before the control fd goes (their reference on
+ * it would hold up the kernel's rollback) and at the end.
+ */
 static void close_stage_fds(struct src *s)
 {
-	int b;
+	struct pipe *p = s->pipe;
 
-	for (b = 0; b < LM_SLOTS; b++) {
-		if (s->pipe->slot[b].sfd >= 0)
-			close(s->pipe->slot[b].sfd);
-		s->pipe->slot[b].sfd = -1;
-	}
+	while (p && p->nsfd)
+		close(p->sfd[--p->nsfd]);
 }
 
 /*
- * Give each slot a staging fd, when pages go through the kernel's
- * staging (the first time decides: a module or link without it sends
- * every round's pages through migctl's buffers, and says why).
+ * The staging fds, once, when pages go through the kernel's staging (the
+ * first time decides: a module without it sends every round's pages
+ * through migctl's buffers, and says why).
  */
 static void open_stage_fds(struct src *s)
 {
 	struct pipe *p = s->pipe;
-	int b, fd;
+	int fd;
 
-	for (b = 0; b < LM_SLOTS; b++)
-		p->slot[b].sfd = -1;
-	if (!s->pages_staged)
-		return;
-	for (b = 0; b < LM_SLOTS; b++) {
+	while (s->pages_staged && p->nsfd < LM_STAGE_FDS) {
 		fd = s->d->ops->stage_fd(s->d);
 		if (fd < 0) {
 			snprintf(s->staged_why, sizeof(s->staged_why), "%s",
@@ -598,7 +614,7 @@ static void open_stage_fds(struct src *s)
 			close_stage_fds(s);
 			return;
 		}
-		p->slot[b].sfd = fd;
+		p->sfd[p->nsfd++] = fd;
 	}
 }
 
@@ -631,7 +647,6 @@ static int send_pending(struct src *s)
 	for (b = 0; b < LM_SLOTS; b++)
 		p->slot[b].ready = false;
 	if (pthread_create(&th, NULL, reader, p)) {
-		close_stage_fds(s);
 		failf(s, "cannot start the page reader thread");
 		return -ENOMEM;
 	}
@@ -676,7 +691,6 @@ static int send_pending(struct src *s)
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	pthread_join(th, NULL);
-	close_stage_fds(s);
 	return ret;
 }
 
@@ -1720,6 +1734,7 @@ static int rollback(struct src *s)
 		s->c.timeout_ms = 1000;
 		wire_send(&s->c, WIRE_ABORT, p, wire_enc_abort(p, &a));
 	}
+	close_stage_fds(s);
 	if (!s->attached)
 		return LM_EXIT_FAILED;
 	for (v = s->dv; v < s->dv + s->ndev; v++) {
@@ -1990,6 +2005,7 @@ int lm_source_run(const struct lm_opts *o, struct lm_dev *d, int fd,
 				code);
 		}
 	}
+	close_stage_fds(s);
 	for (i = 0; i < (int)s->ndev; i++)
 		d[i].ops->detach(&d[i]);
 	wire_conn_free(&s->c);

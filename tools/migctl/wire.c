@@ -662,7 +662,7 @@ void *wire_huge_alloc(size_t len)
 int wire_conn_init(struct wire_conn *c, int fd, int timeout_ms,
 		   volatile sig_atomic_t *stop)
 {
-	int sz = 4 << 20, one = 1;
+	int sz = 4 << 20, one = 1, fl;
 
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
@@ -681,6 +681,18 @@ int wire_conn_init(struct wire_conn *c, int fd, int timeout_ms,
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/*
+	 * Non-blocking: every send and receive here waits in poll() with its
+	 * deadline; sendfile() and splice() take the socket's flag, not a
+	 * per-call one, for the socket's side of their transfer.
+	 */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK)) {
+		fl = errno;
+		free(c->rx);	/* the caller closes @fd */
+		c->rx = NULL;
+		return -fl;
+	}
 	return 0;
 }
 
@@ -815,19 +827,15 @@ static int sock_err(struct wire_conn *c, const char *what, int e)
 /*
  * The tail of a frame: @len bytes of @fd from offset 0, by sendfile(), so
  * that pages the kernel staged go to the socket without a copy through
- * migctl (kTLS encrypts them on their way). The socket is made
- * non-blocking for it (every other call here passes MSG_DONTWAIT).
+ * migctl (kTLS encrypts them on their way).
  */
 static int send_file_tail(struct wire_conn *c, int fd, size_t len,
 			  long long deadline)
 {
-	int fl = fcntl(c->fd, F_GETFL), ret = 0;
 	off_t off = 0;
 	ssize_t w;
+	int ret = 0;
 
-	if (fl < 0 || (!(fl & O_NONBLOCK) &&
-		       fcntl(c->fd, F_SETFL, fl | O_NONBLOCK)))
-		return sock_err(c, "send", errno);
 	while ((size_t)off < len) {
 		struct iovec v = { .iov_len = len - off };
 		struct msghdr mh = { .msg_iov = &v, .msg_iovlen = 1 };
@@ -864,8 +872,6 @@ static int send_file_tail(struct wire_conn *c, int fd, size_t len,
 			break;
 		}
 	}
-	if (!(fl & O_NONBLOCK))
-		fcntl(c->fd, F_SETFL, fl);
 	return ret;
 }
 

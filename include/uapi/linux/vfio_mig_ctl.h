@@ -206,15 +206,16 @@ struct vfio_mig_ctl_prepare {
  * are then read from the fd in order: by splice() or sendfile() to a
  * socket without a copy (the socket's buffers hold the staged pages, which
  * the guest cannot change), or by read(). The fd reads as a file of the
- * staged pages' bytes: read() and sendfile() without an offset start
- * where the last stage left the file position (0), pread() and
- * sendfile() with one at the offset given. The fd holds a reference on
+ * staged pages' bytes, at the offset given (pread(), sendfile() with an
+ * offset) or at the file position, which a stage leaves where it was
+ * (lseek() it to 0 first). The fd holds a reference on
  * this control fd: closing the control fd rolls the device back only once
  * its staging fds are closed too. Each holds at most
  * VFIO_MIG_CTL_PAGES_MAX pages.
  *
- * Errors: EINVAL flags; EOPNOTSUPP the kernel's page size is not 4096;
- * EMFILE, ENOMEM.
+ * Errors: ENOTCONN this control fd is not attached; EINVAL flags or
+ * @reserved; EOPNOTSUPP the kernel's page size is not 4096, or it has
+ * HIGHMEM; EMFILE, ENOMEM.
  */
 struct vfio_mig_ctl_stage_fd {
 	__u32 argsz;
@@ -243,9 +244,9 @@ struct vfio_mig_ctl_stage_fd {
  * VFIO_MIG_CTL_STAGE_SUMS, @sums[k] (__u64[@count]) gets the block hash
  * of the k-th data page (the wire checksum's, <vfio-mig/mh_hash.h>).
  *
- * Errors: those of VFIO_MIG_CTL_PAGES, with nothing staged and @hashes
- * unchanged (any EFAULT but a bad @iovas also leaves nothing staged);
- * ENOMEM.
+ * Errors: those of VFIO_MIG_CTL_PAGES, and ENOMEM. After any error the
+ * fd holds no staged pages, and @hashes is as it was unless the error is
+ * EFAULT.
  */
 struct vfio_mig_ctl_stage {
 	__u32 argsz;

@@ -787,13 +787,52 @@ TEST_F(ctl, staged_pages_as_read_and_hashed)
 		EXPECT_EQ(0, sendfile(socks[0], sfd, &off, MIG_PAGE));
 	}
 
-	/* a new stage replaces the pages and the file position */
+	/* a new stage replaces the pages; read() goes on at the position */
 	iovas[0] = RAM_IOVA + 2 * MIG_PAGE;
 	hashes[0] = 0;
 	ASSERT_EQ(0, stage(sfd, iovas, 1, hashes, kinds, NULL, &key, &nd));
 	EXPECT_EQ(1, nd);
+	EXPECT_EQ(0, read(sfd, got, sizeof(got)));
+	EXPECT_EQ(0, lseek(sfd, 0, SEEK_SET));
 	EXPECT_EQ(MIG_PAGE, read(sfd, got, sizeof(got)));
 	EXPECT_EQ(0, memcmp(got, mig_host(&self->a, iovas[0]), MIG_PAGE));
+
+	/*
+	 * Pages a pipe still holds are not rewritten by the next stage, which
+	 * takes others: the pipe reads what was staged when it got them.
+	 */
+	{
+		int pfd[2];
+		loff_t off = 0;
+
+		ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
+		for (i = 0; i < 4; i++) {
+			iovas[i] = RAM_IOVA + (60 + i) * (uint64_t)MIG_PAGE;
+			hashes[i] = 0;
+		}
+		ASSERT_EQ(0, ctl_pages(self->ctl, false, iovas, 4, want, NULL));
+		ASSERT_EQ(0, stage(sfd, iovas, 4, hashes, kinds, NULL, &key,
+				   &nd));
+		ASSERT_EQ(4, nd);
+		EXPECT_EQ(4 * MIG_PAGE, splice(sfd, &off, pfd[1], NULL,
+					       4 * MIG_PAGE, 0));
+		for (i = 0; i < 4; i++)
+			pattern(mig_host(&self->a, iovas[i]), i, 9);
+		for (i = 0; i < 4; i++)
+			hashes[i] = 0;
+		ASSERT_EQ(0, stage(sfd, iovas, 4, hashes, kinds, NULL, &key,
+				   &nd));
+		EXPECT_EQ(4 * MIG_PAGE, read(pfd[0], got, 4 * MIG_PAGE));
+		EXPECT_EQ(0, memcmp(want, got, 4 * MIG_PAGE))
+			TH_LOG("a page the pipe held was staged over");
+		EXPECT_EQ(4 * MIG_PAGE, pread(sfd, got, 4 * MIG_PAGE, 0));
+		for (i = 0; i < 4; i++)
+			EXPECT_EQ(0, memcmp(got + i * MIG_PAGE,
+					    mig_host(&self->a, iovas[i]),
+					    MIG_PAGE));
+		close(pfd[0]);
+		close(pfd[1]);
+	}
 
 	/* errors: nothing staged, hashes as they were */
 	iovas[1] = RAM_IOVA + RAM_SIZE + 16 * MIG_PAGE;	/* not mapped */

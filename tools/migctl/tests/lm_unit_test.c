@@ -11,12 +11,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -114,6 +116,91 @@ TEST(hash_stream_equals_one_shot)
 }
 
 /* ---- frames ---- */
+
+/* A connected TCP pair over loopback (TCP's splice waits as its file says). */
+static int tcp_pair(int sv[2])
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ret = -1;
+
+	sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l >= 0 && sv[0] >= 0 && !bind(l, (struct sockaddr *)&a, len) &&
+	    !listen(l, 1) && !getsockname(l, (struct sockaddr *)&a, &len) &&
+	    !connect(sv[0], (struct sockaddr *)&a, len)) {
+		sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		ret = sv[1] < 0 ? -1 : 0;
+	}
+	if (l >= 0)
+		close(l);
+	return ret;
+}
+
+/*
+ * A PAGES frame's data spliced from the socket into a sink, as the target
+ * lands pages: whole, then from a peer that stalls in the middle of the
+ * data, which must end at the frame's deadline, not hang (TCP's splice
+ * blocks unless the socket itself is non-blocking).
+ */
+TEST(pages_spliced_in_and_a_stall_mid_frame_times_out)
+{
+	static uint8_t frame_buf[WIRE_HDR_LEN + 3 * WIRE_PAGE], got[2 * WIRE_PAGE];
+	uint8_t *meta = frame_buf + WIRE_HDR_LEN, *data = meta + WIRE_PAGE;
+	uint64_t desc[3] = { 0x100000 | WIRE_PG_DATA, 0x200000 | WIRE_PG_ZERO,
+			     0x300000 | WIRE_PG_DATA };
+	struct wire_conn a, b;
+	struct wire_msg m;
+	long long t0;
+	char err[256];
+	int sv[2], pfd[2], sink;
+	unsigned int i;
+
+	ASSERT_EQ(0, tcp_pair(sv));
+	ASSERT_EQ(0, wire_conn_init(&a, sv[0], 2000, NULL));
+	ASSERT_EQ(0, wire_conn_init(&b, sv[1], 300, NULL));
+	ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
+	sink = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	ASSERT_LE(0, sink);
+	wire_pages_meta(meta, 1, desc, 3);
+	for (i = 0; i < 2 * WIRE_PAGE; i++)
+		data[i] = i * 7 + 3;
+	for (i = 0; i < 2; i++) {
+		wire_hdr_encode(frame_buf, WIRE_PAGES, 3 * WIRE_PAGE, i,
+				wire_sum(meta, 3 * WIRE_PAGE));
+		/* all of it, then all but the last 100 bytes */
+		ASSERT_EQ((ssize_t)(sizeof(frame_buf) - (i ? 100 : 0)),
+			  write(sv[0], frame_buf, sizeof(frame_buf) - (i ? 100 : 0)));
+		ASSERT_EQ(0, wire_recv_head(&b, &m, 0)) TH_LOG("%s", b.err);
+		EXPECT_EQ(WIRE_PAGES, m.h.type);
+		EXPECT_EQ(2 * WIRE_PAGE, m.rest);
+		EXPECT_EQ(0, memcmp(m.p, meta, WIRE_PAGE));
+		t0 = wire_now_ms();
+		if (!i) {
+			ASSERT_EQ(0, wire_splice_rest(&b, &m, pfd, sink, err,
+						      sizeof(err)))
+				TH_LOG("%s / %s", b.err, err);
+			EXPECT_EQ(0, m.rest);
+			ASSERT_EQ((ssize_t)sizeof(got),
+				  pread(sink, got, sizeof(got), 0));
+			EXPECT_EQ(0, memcmp(got, data, sizeof(got)));
+			ASSERT_EQ(0, ftruncate(sink, 0));
+			lseek(sink, 0, SEEK_SET);
+			continue;
+		}
+		EXPECT_EQ(-ETIMEDOUT, wire_splice_rest(&b, &m, pfd, sink, err,
+						       sizeof(err)))
+			TH_LOG("%s / %s", b.err, err);
+		EXPECT_GT(wire_now_ms() - t0, 250);
+		EXPECT_LT(wire_now_ms() - t0, 1500);
+		EXPECT_EQ(100, m.rest);
+	}
+	close(sink);
+	close(pfd[0]);
+	close(pfd[1]);
+	wire_conn_free(&a);
+	wire_conn_free(&b);
+}
 
 static size_t frame(uint8_t *out, uint16_t type, const void *p, uint32_t len,
 		    uint32_t seq)
