@@ -280,6 +280,23 @@ static int stage_get(struct vmig_stage *st, u32 n)
 	return ret;
 }
 
+/*
+ * A call's @n IOVAs from the caller into @st->iovas; under @st->lock. 0,
+ * -EFAULT, or -EINVAL if any is misaligned (then nothing moves).
+ */
+static int stage_iovas(struct vmig_stage *st, u64 uptr, u32 n)
+{
+	u32 i;
+
+	if (copy_from_user(st->iovas, u64_to_user_ptr(uptr),
+			   n * sizeof(*st->iovas)))
+		return -EFAULT;
+	for (i = 0; i < n; i++)
+		if (!IS_ALIGNED(st->iovas[i], STAGE_PAGE))
+			return -EINVAL;
+	return 0;
+}
+
 static long stage_stage(struct file *filp, void __user *uarg)
 {
 	struct vmig_stage *st = filp->private_data;
@@ -288,8 +305,8 @@ static long stage_stage(struct file *filp, void __user *uarg)
 	struct stage_copy sc = { .mdev = st->mdev };
 	siphash_key_t key;
 	__le64 kb[2];
-	u32 i, nd;
 	long ret;
+	u32 nd;
 
 	if (copy_from_user(&sa, uarg, minsz))
 		return -EFAULT;
@@ -303,17 +320,13 @@ static long stage_stage(struct file *filp, void __user *uarg)
 
 	mutex_lock(&st->lock);
 	stage_drop(st);
+	ret = stage_iovas(st, sa.iovas, sa.count);
+	if (ret)
+		goto out;
 	ret = -EFAULT;
-	if (copy_from_user(st->iovas, u64_to_user_ptr(sa.iovas),
-			   sa.count * sizeof(*st->iovas)) ||
-	    copy_from_user(st->hashes, u64_to_user_ptr(sa.hashes),
+	if (copy_from_user(st->hashes, u64_to_user_ptr(sa.hashes),
 			   sa.count * sizeof(*st->hashes)))
 		goto out;
-	ret = -EINVAL;
-	/* nothing is read if any IOVA is misaligned */
-	for (i = 0; i < sa.count; i++)
-		if (!IS_ALIGNED(st->iovas[i], STAGE_PAGE))
-			goto out;
 	ret = stage_get(st, sa.count);
 	if (ret)
 		goto out;
@@ -351,8 +364,7 @@ static long stage_land(struct vmig_stage *st, void __user *uarg)
 {
 	unsigned long minsz = offsetofend(struct vfio_mig_ctl_land, iovas);
 	struct vfio_mig_ctl_land la;
-	long ret = 0;
-	u32 i;
+	long ret;
 
 	if (copy_from_user(&la, uarg, minsz))
 		return -EFAULT;
@@ -363,17 +375,9 @@ static long stage_land(struct vmig_stage *st, void __user *uarg)
 		return -E2BIG;
 	mutex_lock(&st->lock);
 	stage_drop(st);
-	if (copy_from_user(st->iovas, u64_to_user_ptr(la.iovas),
-			   la.count * sizeof(*st->iovas))) {
-		ret = -EFAULT;
+	ret = stage_iovas(st, la.iovas, la.count);
+	if (ret)
 		goto out;
-	}
-	for (i = 0; i < la.count; i++) {
-		if (!IS_ALIGNED(st->iovas[i], STAGE_PAGE)) {
-			ret = -EINVAL;
-			goto out;
-		}
-	}
 	st->land_count = la.count;
 	st->landed = 0;
 	st->land_sums = la.flags & VFIO_MIG_CTL_LAND_SUMS;

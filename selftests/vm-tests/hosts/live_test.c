@@ -996,31 +996,30 @@ TEST_F_TIMEOUT(live, migrate_under_load, 150)
  * Both verified as every migration is (RAM, registers, the guest's
  * progress), so the two paths carry the same pages.
  */
-TEST_F_TIMEOUT(live, migrate_insecure_pages_staged_and_landed, 150)
+/* A verified migration of a busy guest on a plain link, with @extra. */
+static void migrate_plain(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(live) *self, const char *const extra[])
 {
-	const char *const insecure[] = { "--insecure", NULL };
-
 	start_source_vmm(_metadata, self, (const char *const[]){ "--fill",
 								 NULL });
 	start_target_vmm(_metadata, self);
-	start_listen(_metadata, self, insecure);
+	start_listen(_metadata, self, extra);
 	usleep(500000);
-	start_migrate(_metadata, self, insecure);
+	start_migrate(_metadata, self, extra);
 	check_migrated(_metadata, self, 0, true);
+}
+
+TEST_F_TIMEOUT(live, migrate_insecure_pages_staged_and_landed, 150)
+{
+	migrate_plain(_metadata, self,
+		      (const char *const[]){ "--insecure", NULL });
 	check_page_path(_metadata, true, true);
 }
 
 TEST_F_TIMEOUT(live, migrate_insecure_copy_pages, 150)
 {
-	const char *const copy[] = { "--insecure", "--copy-pages", NULL };
-
-	start_source_vmm(_metadata, self, (const char *const[]){ "--fill",
-								 NULL });
-	start_target_vmm(_metadata, self);
-	start_listen(_metadata, self, copy);
-	usleep(500000);
-	start_migrate(_metadata, self, copy);
-	check_migrated(_metadata, self, 0, true);
+	migrate_plain(_metadata, self, (const char *const[]){
+		"--insecure", "--copy-pages", NULL });
 	check_page_path(_metadata, false, false);
 }
 
