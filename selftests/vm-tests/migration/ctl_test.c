@@ -799,39 +799,42 @@ TEST_F(ctl, staged_pages_as_read_and_hashed)
 
 	/*
 	 * Pages a pipe still holds are not rewritten by the next stage, which
-	 * takes others: the pipe reads what was staged when it got them.
+	 * takes others: the pipe reads what was staged when it got them. A
+	 * new staging fd, whose only pages are those the pipe holds.
 	 */
 	{
-		int pfd[2];
+		int pfd[2], sfd2 = stage_fd(self->ctl);
 		loff_t off = 0;
 
+		ASSERT_LE(0, sfd2);
 		ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
 		for (i = 0; i < 4; i++) {
 			iovas[i] = RAM_IOVA + (60 + i) * (uint64_t)MIG_PAGE;
 			hashes[i] = 0;
 		}
 		ASSERT_EQ(0, ctl_pages(self->ctl, false, iovas, 4, want, NULL));
-		ASSERT_EQ(0, stage(sfd, iovas, 4, hashes, kinds, NULL, &key,
+		ASSERT_EQ(0, stage(sfd2, iovas, 4, hashes, kinds, NULL, &key,
 				   &nd));
 		ASSERT_EQ(4, nd);
-		EXPECT_EQ(4 * MIG_PAGE, splice(sfd, &off, pfd[1], NULL,
+		EXPECT_EQ(4 * MIG_PAGE, splice(sfd2, &off, pfd[1], NULL,
 					       4 * MIG_PAGE, 0));
 		for (i = 0; i < 4; i++)
 			pattern(mig_host(&self->a, iovas[i]), i, 9);
 		for (i = 0; i < 4; i++)
 			hashes[i] = 0;
-		ASSERT_EQ(0, stage(sfd, iovas, 4, hashes, kinds, NULL, &key,
+		ASSERT_EQ(0, stage(sfd2, iovas, 4, hashes, kinds, NULL, &key,
 				   &nd));
 		EXPECT_EQ(4 * MIG_PAGE, read(pfd[0], got, 4 * MIG_PAGE));
 		EXPECT_EQ(0, memcmp(want, got, 4 * MIG_PAGE))
 			TH_LOG("a page the pipe held was staged over");
-		EXPECT_EQ(4 * MIG_PAGE, pread(sfd, got, 4 * MIG_PAGE, 0));
+		EXPECT_EQ(4 * MIG_PAGE, pread(sfd2, got, 4 * MIG_PAGE, 0));
 		for (i = 0; i < 4; i++)
 			EXPECT_EQ(0, memcmp(got + i * MIG_PAGE,
 					    mig_host(&self->a, iovas[i]),
 					    MIG_PAGE));
 		close(pfd[0]);
 		close(pfd[1]);
+		close(sfd2);
 	}
 
 	/* errors: nothing staged, hashes as they were */
