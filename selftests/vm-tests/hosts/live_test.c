@@ -973,17 +973,26 @@ static void check_page_path(struct __test_metadata *_metadata, bool staged,
 	EXPECT_EQ(landed, v) TH_LOG("%s", sum);
 }
 
-TEST_F_TIMEOUT(live, migrate_under_load, 150)
+/*
+ * A verified migration of a guest that runs a while first, its RAM full of
+ * data (pages move as data, not as zero records); @extra as both migctls
+ * take it (NULL: X.509).
+ */
+static void migrate_busy(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(live) *self, const char *const extra[])
 {
-	/* RAM full of data: pages move as data, not as zero records */
 	start_source_vmm(_metadata, self, (const char *const[]){ "--fill",
 								 NULL });
 	start_target_vmm(_metadata, self);
-	start_listen(_metadata, self, NULL);
-	/* the guest runs a while before it moves */
+	start_listen(_metadata, self, extra);
 	usleep(500000);
-	start_migrate(_metadata, self, NULL);
+	start_migrate(_metadata, self, extra);
 	check_migrated(_metadata, self, 0, true);
+}
+
+TEST_F_TIMEOUT(live, migrate_under_load, 150)
+{
+	migrate_busy(_metadata, self, NULL);
 	check_secured(_metadata);
 	/* kTLS takes staged pages; the target reads TLS records by recv() */
 	check_page_path(_metadata, !access("/sys/module/tls", F_OK), false);
@@ -996,29 +1005,16 @@ TEST_F_TIMEOUT(live, migrate_under_load, 150)
  * Both verified as every migration is (RAM, registers, the guest's
  * progress), so the two paths carry the same pages.
  */
-/* A verified migration of a busy guest on a plain link, with @extra. */
-static void migrate_plain(struct __test_metadata *_metadata,
-			  FIXTURE_DATA(live) *self, const char *const extra[])
-{
-	start_source_vmm(_metadata, self, (const char *const[]){ "--fill",
-								 NULL });
-	start_target_vmm(_metadata, self);
-	start_listen(_metadata, self, extra);
-	usleep(500000);
-	start_migrate(_metadata, self, extra);
-	check_migrated(_metadata, self, 0, true);
-}
-
 TEST_F_TIMEOUT(live, migrate_insecure_pages_staged_and_landed, 150)
 {
-	migrate_plain(_metadata, self,
-		      (const char *const[]){ "--insecure", NULL });
+	migrate_busy(_metadata, self,
+		     (const char *const[]){ "--insecure", NULL });
 	check_page_path(_metadata, true, true);
 }
 
 TEST_F_TIMEOUT(live, migrate_insecure_copy_pages, 150)
 {
-	migrate_plain(_metadata, self, (const char *const[]){
+	migrate_busy(_metadata, self, (const char *const[]){
 		"--insecure", "--copy-pages", NULL });
 	check_page_path(_metadata, false, false);
 }
