@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Test bed discovery and module handling shared by the VM selftests. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -65,4 +70,48 @@ int tb_module_refcnt(const char *name)
 	snprintf(path, sizeof(path), "/sys/module/%s/refcnt", name);
 	ret = vmm_sysfs_read(path, buf, sizeof(buf));
 	return ret ? ret : atoi(buf);
+}
+
+int tb_lo_up(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr)) {
+		ret = -errno;
+	} else if (!(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr))
+			ret = -errno;
+	}
+	close(fd);
+	return ret;
+}
+
+int tb_tcp_pair(int fds[2])
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int l, ret = tb_lo_up();
+
+	fds[0] = fds[1] = -1;
+	if (ret)
+		return ret;
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0 || fds[0] < 0 || bind(l, (struct sockaddr *)&a, len) ||
+	    listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len) ||
+	    connect(fds[0], (struct sockaddr *)&a, len) ||
+	    (fds[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0) {
+		ret = -errno;
+		if (fds[0] >= 0)
+			close(fds[0]);
+		fds[0] = -1;
+	}
+	if (l >= 0)
+		close(l);
+	return ret;
 }

@@ -26,5 +26,12 @@ int tb_module_unload(const char *name);
 bool tb_module_loaded(const char *name);
 /* Module reference count from /sys/module/NAME/refcnt, or -errno. */
 int tb_module_refcnt(const char *name);
+/* The loopback interface up (the guest's init leaves it down): 0 or -errno. */
+int tb_lo_up(void);
+/*
+ * A connected TCP pair over loopback (brought up first), close-on-exec:
+ * @fds[0] connected, @fds[1] accepted. 0, or -errno (nothing left open).
+ */
+int tb_tcp_pair(int fds[2]);
 
 #endif

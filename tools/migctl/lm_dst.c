@@ -618,9 +618,11 @@ out:
 
 /*
  * Land PAGES frames when the link and the kernel allow it: a plain TCP
- * link (TLS records are read by recv(), which decrypts), a module with
- * staging fds, and not --copy-pages. Otherwise the frames are received
- * into migctl's buffers and written with PAGES, as always.
+ * link, or a TLS link whose records the kernel decrypts (kTLS receive:
+ * splice() takes each record's plaintext), a module with staging fds, and
+ * not --copy-pages. Otherwise (GnuTLS decrypting in migctl, above all)
+ * the frames are received into migctl's buffers and written with PAGES,
+ * as always.
  */
 static void land_setup(struct dst *t)
 {
@@ -629,10 +631,14 @@ static void land_setup(struct dst *t)
 	t->land_fd = t->land_pipe[0] = t->land_pipe[1] = -1;
 	if (t->o->copy_pages)
 		return;
-	if (t->c.tls || !t->d->ops->stage_fd || !t->d->ops->land ||
-	    !t->d->ops->landed) {
+	if (t->c.tls && !t->c.ktls_rx) {
+		snprintf(t->landed_why, sizeof(t->landed_why),
+			 "TLS records decrypted by GnuTLS in migctl (kTLS receive: %s)",
+			 t->c.ktls_why[0] ? t->c.ktls_why : "off");
+		return;
+	}
+	if (!t->d->ops->stage_fd || !t->d->ops->land || !t->d->ops->landed) {
 		snprintf(t->landed_why, sizeof(t->landed_why), "%s",
-			 t->c.tls ? "a TLS link: records are decrypted by recv()" :
 			 "the backend lands no pages");
 		return;
 	}

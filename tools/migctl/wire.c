@@ -794,6 +794,24 @@ static ssize_t io_send(struct wire_conn *c, struct msghdr *mh, int more)
 	return w < 0 ? -errno : w;
 }
 
+/*
+ * A kTLS receive failed with @e: a record the kernel could not decrypt
+ * (EBADMSG), or an alert or other control record, which recv() without a
+ * control buffer refuses with EIO and splice() with EINVAL (@splice).
+ * -EPROTO with c->err set, or 0: another error, the caller's to report.
+ */
+static int ktls_rx_refused(struct wire_conn *c, int e, bool splice)
+{
+	if (!c->ktls_rx ||
+	    (e != EBADMSG && e != EIO && !(splice && e == EINVAL)))
+		return 0;
+	c->broken = true;
+	snprintf(c->err, sizeof(c->err), "%s", e == EBADMSG ?
+		 "TLS receive: a record failed authentication (tampering?)" :
+		 "TLS receive: the peer sent a TLS alert or control record");
+	return -EPROTO;
+}
+
 /* One non-blocking receive: bytes, 0 at the end, or -errno (-EAGAIN: wait). */
 static ssize_t io_recv(struct wire_conn *c, void *p, size_t len)
 {
@@ -802,14 +820,8 @@ static ssize_t io_recv(struct wire_conn *c, void *p, size_t len)
 	if (c->tls && !c->ktls_rx)
 		return tls_recv(c, p, len);
 	r = recv(c->fd, p, len, MSG_DONTWAIT);
-	if (r < 0 && c->ktls_rx && (errno == EIO || errno == EBADMSG)) {
-		/* the kernel met a record it could not decrypt, or an alert */
-		c->broken = true;
-		snprintf(c->err, sizeof(c->err), errno == EBADMSG ?
-			 "TLS receive: a record failed authentication (tampering?)" :
-			 "TLS receive: the peer sent a TLS alert or control record");
+	if (r < 0 && ktls_rx_refused(c, errno, false))
 		return -EPROTO;
-	}
 	return r < 0 ? -errno : r;
 }
 
@@ -1076,7 +1088,7 @@ int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
 
 int wire_recv_head(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
 {
-	if (c->tls)
+	if (c->tls && !c->ktls_rx)
 		return -EOPNOTSUPP;
 	return recv_frame(c, m, timeout_ms, true);
 }
@@ -1103,6 +1115,8 @@ int wire_splice_rest(struct wire_conn *c, struct wire_msg *m,
 				return -ECONNRESET;
 			} else if (errno == EINTR) {
 				continue;
+			} else if (ktls_rx_refused(c, errno, true)) {
+				return -EPROTO;
 			} else if (errno != EAGAIN) {
 				return sock_err(c, "receive", errno);
 			} else if (!inpipe) {

@@ -360,18 +360,21 @@ int wire_send(struct wire_conn *c, uint16_t type, const void *p, size_t len);
  */
 int wire_recv(struct wire_conn *c, struct wire_msg *m, int timeout_ms);
 /*
- * As wire_recv() on a link without TLS, but of a PAGES frame only the
- * descriptor block is read (its layout checked, not the checksum, which
- * covers the data pages still to come): m->rest bytes follow, for
- * wire_splice_rest(). -EOPNOTSUPP on a TLS link.
+ * As wire_recv() on a link whose records the kernel reads (plain TCP, or
+ * kTLS receive), but of a PAGES frame only the descriptor block is read
+ * (its layout checked, not the checksum, which covers the data pages still
+ * to come): m->rest bytes follow, for wire_splice_rest(). -EOPNOTSUPP on
+ * a TLS link that GnuTLS decrypts in migctl.
  */
 int wire_recv_head(struct wire_conn *c, struct wire_msg *m, int timeout_ms);
 /*
  * The m->rest bytes of the frame wire_recv_head() returned, from the
  * socket through the pipe @pfd (read end non-blocking or not; empty) into
  * @sink (a staging fd armed by VFIO_MIG_CTL_LAND) without a copy through
- * migctl, within the frame's deadline. 0, or -errno: c->err says why for
- * the socket's errors, @err for the sink's.
+ * migctl, within the frame's deadline. On kTLS the kernel decrypts each
+ * record as it splices it: a record that fails authentication, or an
+ * alert or other control record, is -EPROTO. 0, or -errno: c->err says
+ * why for the socket's errors, @err for the sink's.
  */
 int wire_splice_rest(struct wire_conn *c, struct wire_msg *m,
 		     const int pfd[2], int sink, char *err, size_t errlen);

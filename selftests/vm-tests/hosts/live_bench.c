@@ -120,7 +120,6 @@
  * time went.
  */
 #define _GNU_SOURCE
-#include <net/if.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/ioctl.h>
@@ -233,25 +232,6 @@ static double json_f(const char *obj, const char *key)
 	snprintf(pat, sizeof(pat), "\"%s\":", key);
 	p = strstr(obj, pat);
 	return p ? strtod(p + strlen(pat), NULL) : -1;
-}
-
-/* The loopback up (the guest's init leaves it down): 0 or -errno. */
-static int lo_up(void)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr)) {
-		ret = -errno;
-	} else if (!(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(fd, SIOCSIFFLAGS, &ifr))
-			ret = -errno;
-	}
-	close(fd);
-	return ret;
 }
 
 /*
@@ -604,7 +584,7 @@ int main(void)
 	} else {
 		printf("# no NVMe VFs under vfio-mig: no two-device migration\n");
 	}
-	i = lo_up();
+	i = tb_lo_up();
 	if (i) {
 		printf("live_bench: cannot bring the loopback up: %s\n",
 		       strerror(-i));
@@ -621,11 +601,12 @@ int main(void)
 			continue;
 		runs[n].stream_copy = cr.stream;
 		runs[n].ratio_copy = cr.ratio;
-		printf("# run %d: pages %s and %s; %.1f MiB/s (ratio %.3f), with --copy-pages %.1f MiB/s (ratio %.3f); tls: %s\n",
+		printf("# run %d: pages %s and %s; %.1f MiB/s (ratio %.3f), with --copy-pages %.1f MiB/s (ratio %.3f); tls: %s and %s\n",
 		       i + 1, runs[n].staged ? "staged" : "copied (not staged)",
 		       runs[n].landed ? "landed" : "written (not landed)",
 		       runs[n].stream, runs[n].ratio, cr.stream, cr.ratio,
-		       tr.staged ? "staged" : "copied");
+		       tr.staged ? "staged" : "copied",
+		       tr.landed ? "landed" : "written");
 		runs[n].stream_tls = tr.stream;
 		runs[n].ratio_tls = tr.stream / runs[n].stream;
 		runs[n].handshake_ms = tr.handshake_ms;

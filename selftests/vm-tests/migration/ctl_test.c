@@ -56,8 +56,6 @@
 #include <linux/userfaultfd.h>
 #include <linux/vfio_mig.h>
 #include <linux/vfio_mig_ctl.h>
-#include <net/if.h>
-#include <netinet/in.h>
 
 #include "kselftest_harness.h"
 #include "hash.h"
@@ -635,43 +633,6 @@ static int stage(int fd, const uint64_t *iovas, uint32_t n, uint64_t *hashes,
 	return 0;
 }
 
-/* The loopback interface up (the test bed's init leaves it down). */
-static int lo_up(void)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr))
-		ret = -errno;
-	ifr.ifr_flags |= IFF_UP;
-	if (!ret && ioctl(fd, SIOCSIFFLAGS, &ifr))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-/* A connected TCP pair over loopback: @fds[0] sends, @fds[1] receives. */
-static int tcp_pair(int fds[2])
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (lo_up())
-		return -errno;
-	fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l < 0 || fds[0] < 0 || bind(l, (struct sockaddr *)&a, len) ||
-	    listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len) ||
-	    connect(fds[0], (struct sockaddr *)&a, len))
-		return -errno;
-	fds[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	close(l);
-	return fds[1] < 0 ? -errno : 0;
-}
-
 /* Send @len bytes of @fd from @off by sendfile() over @s[0]; read at @s[1]. */
 static int send_and_read(int fd, off_t off, size_t len, const int s[2],
 			 uint8_t *out)
@@ -772,7 +733,7 @@ TEST_F(ctl, staged_pages_as_read_and_hashed)
 	EXPECT_EQ((ssize_t)nd * MIG_PAGE, read(sfd, got, sizeof(got)));
 	EXPECT_EQ(0, memcmp(want, got, (size_t)nd * MIG_PAGE));
 	EXPECT_EQ(0, read(sfd, got, MIG_PAGE));
-	ASSERT_EQ(0, tcp_pair(socks));
+	ASSERT_EQ(0, tb_tcp_pair(socks));
 	memset(got, 0, sizeof(got));
 	ret = send_and_read(sfd, 0, (size_t)nd * MIG_PAGE, socks, got);
 	EXPECT_EQ(0, ret) TH_LOG("sendfile: %s", strerror(-ret));
@@ -953,7 +914,7 @@ TEST_F(ctl, landed_pages_as_written)
 
 	/* from a TCP socket through a pipe, with the block hashes */
 	ASSERT_EQ(0, land(sfd, iovas, n, true));
-	ASSERT_EQ(0, tcp_pair(socks));
+	ASSERT_EQ(0, tb_tcp_pair(socks));
 	ASSERT_EQ((ssize_t)n * MIG_PAGE,
 		  send(socks[0], data, (size_t)n * MIG_PAGE, 0));
 	ret = splice_in(socks[1], sfd, (size_t)n * MIG_PAGE);

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * migctl's wire code (tools/migctl/wire.c, linked in) on the guest's kTLS,
+ * which the build machine's kernel may lack: a PAGES frame whose data
+ * pages the kernel decrypts as splice() takes them from the socket, and
+ * the records it must refuse on the way.
+ *
+ * The link's two ends get fixed AES-128-GCM keys (TLS 1.3 records) by
+ * setsockopt(), without a handshake: what is tested is what happens after
+ * one. The records a test sends are made by kTLS itself on a second
+ * connection and read there as ciphertext, so that a test can tamper with
+ * them, or put an alert between them, before they reach the receiving end.
+ *
+ * Dynamically linked, against GnuTLS and libsodium as migctl is (the
+ * guest's image holds migctl's libraries).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "testbed.h"
+#include "wire.h"
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+
+/* One direction of a test link's kTLS, under a fixed key: 0, or -errno. */
+static int ktls_set(int fd, int dir)
+{
+	struct tls12_crypto_info_aes_gcm_128 ci = {
+		.info = { .version = TLS_1_3_VERSION,
+			  .cipher_type = TLS_CIPHER_AES_GCM_128 },
+	};
+
+	memset(ci.key, 0x5a, sizeof(ci.key));
+	memset(ci.iv, 0x11, sizeof(ci.iv));
+	memset(ci.salt, 0x22, sizeof(ci.salt));
+	if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) ||
+	    setsockopt(fd, SOL_TLS, dir, &ci, sizeof(ci)))
+		return -errno;
+	return 0;
+}
+
+/* What one record carries: @len bytes of @p, or an alert (@p NULL). */
+struct piece {
+	const uint8_t *p;
+	size_t len;
+};
+
+/*
+ * The TLS records kTLS makes of @pc (one record each: one sendmsg()
+ * without MSG_MORE each), as ciphertext in @out: its length, or -1 with
+ * @why set.
+ */
+static ssize_t ktls_records(const struct piece *pc, unsigned int n,
+			    uint8_t *out, size_t cap, char why[128])
+{
+	static const uint8_t alert[2] = { 2, 10 };	/* fatal, unexpected */
+	char cbuf[CMSG_SPACE(1)] = { 0 };
+	struct msghdr mh = { 0 };
+	struct cmsghdr *cm;
+	struct iovec iov;
+	unsigned int i;
+	size_t got = 0;
+	int e[2];
+	ssize_t r = -1;
+
+	if (tb_tcp_pair(e)) {
+		snprintf(why, 128, "no TCP over loopback: %m");
+		return -1;
+	}
+	r = ktls_set(e[0], TLS_TX);
+	if (r) {
+		snprintf(why, 128, "TLS_TX: %s", strerror(-r));
+		r = -1;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		iov.iov_base = (void *)(pc[i].p ? pc[i].p : alert);
+		iov.iov_len = pc[i].p ? pc[i].len : sizeof(alert);
+		mh = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1 };
+		if (!pc[i].p) {
+			mh.msg_control = cbuf;
+			mh.msg_controllen = sizeof(cbuf);
+			cm = CMSG_FIRSTHDR(&mh);
+			cm->cmsg_level = SOL_TLS;
+			cm->cmsg_type = TLS_SET_RECORD_TYPE;
+			cm->cmsg_len = CMSG_LEN(1);
+			*CMSG_DATA(cm) = 21;	/* alert */
+		}
+		r = sendmsg(e[0], &mh, 0);
+		if (r != (ssize_t)iov.iov_len) {
+			snprintf(why, 128, "record %u: sendmsg %zd: %m", i, r);
+			r = -1;
+			goto out;
+		}
+	}
+	shutdown(e[0], SHUT_WR);
+	while (got < cap && (r = read(e[1], out + got, cap - got)) > 0)
+		got += r;
+	if (!r) {
+		r = got;
+	} else {
+		snprintf(why, 128, "reading the records: %zd: %m", r);
+		r = -1;
+	}
+out:
+	close(e[0]);
+	close(e[1]);
+	return r;
+}
+
+/*
+ * A PAGES frame on a kTLS link lands as on plain TCP: its head by recv(),
+ * its data pages spliced from the socket into the sink, the kernel
+ * decrypting each record as splice() takes it (the data in two records,
+ * split inside a page). A record that fails authentication, and an alert
+ * between the data's records, are refused (-EPROTO, c->err says which,
+ * the link broken), and nothing from them or after them reaches the sink.
+ * A TLS link that GnuTLS decrypts in migctl does not splice at all.
+ */
+TEST(ktls_pages_spliced_in_and_bad_records_refused)
+{
+	static uint8_t frame[WIRE_HDR_LEN + 3 * WIRE_PAGE], got[2 * WIRE_PAGE];
+	static uint8_t ct[4 * WIRE_PAGE];
+	uint8_t *meta = frame + WIRE_HDR_LEN, *data = meta + WIRE_PAGE;
+	const uint64_t desc[3] = { 0x100000 | WIRE_PG_DATA,
+				   0x200000 | WIRE_PG_ZERO,
+				   0x300000 | WIRE_PG_DATA };
+	const char *const why[3] = { NULL, "failed authentication",
+				     "TLS alert" };
+	struct piece pc[4] = {
+		{ frame, WIRE_HDR_LEN + WIRE_PAGE },
+		{ data, 5000 },
+		{ data + 5000, 2 * WIRE_PAGE - 5000 },
+	};
+	int sv[2], pfd[2], sink, c, gnutls_session;
+	struct wire_conn b;
+	struct wire_msg m;
+	struct stat st;
+	char err[256];
+	unsigned int i;
+	ssize_t n;
+
+	wire_pages_meta(meta, 1, desc, 3);
+	for (i = 0; i < 2 * WIRE_PAGE; i++)
+		data[i] = i * 13 + 5;
+	wire_hdr_encode(frame, WIRE_PAGES, 3 * WIRE_PAGE, 0,
+			wire_sum(meta, 3 * WIRE_PAGE));
+	for (c = 0; c < 3; c++) {
+		if (c == 2) {
+			/* an alert between the data's two records */
+			pc[3] = pc[2];
+			pc[2] = (struct piece){ NULL, 0 };
+		}
+		n = ktls_records(pc, c == 2 ? 4 : 3, ct, sizeof(ct), err);
+		ASSERT_LT(0, n) TH_LOG("kTLS made no records: %s", err);
+		if (c == 1)
+			ct[n - 20] ^= 0x40;	/* inside the last record */
+		ASSERT_EQ(0, tb_tcp_pair(sv));
+		ASSERT_EQ(0, ktls_set(sv[1], TLS_RX));
+		ASSERT_EQ(n, write(sv[0], ct, n));
+		ASSERT_EQ(0, wire_conn_init(&b, sv[1], 2000, NULL));
+		/* a TLS link (no GnuTLS call is made on it here) */
+		b.tls = &gnutls_session;
+		b.sum_unchecked = true;
+		EXPECT_EQ(-EOPNOTSUPP, wire_recv_head(&b, &m, 0));
+		b.ktls_rx = true;
+		ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
+		sink = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		ASSERT_LE(0, sink);
+		ASSERT_EQ(0, wire_recv_head(&b, &m, 0)) TH_LOG("%s", b.err);
+		EXPECT_EQ(WIRE_PAGES, m.h.type);
+		EXPECT_EQ(2 * WIRE_PAGE, m.rest);
+		EXPECT_EQ(0, memcmp(m.p, meta, WIRE_PAGE));
+		err[0] = 0;
+		if (!c) {
+			ASSERT_EQ(0, wire_splice_rest(&b, &m, pfd, sink, err,
+						      sizeof(err)))
+				TH_LOG("%s / %s", b.err, err);
+			EXPECT_EQ(0, m.rest);
+			ASSERT_EQ((ssize_t)sizeof(got),
+				  pread(sink, got, sizeof(got), 0));
+			EXPECT_EQ(0, memcmp(got, data, sizeof(got)));
+		} else {
+			EXPECT_EQ(-EPROTO, wire_splice_rest(&b, &m, pfd, sink,
+							    err, sizeof(err)))
+				TH_LOG("%s / %s", b.err, err);
+			EXPECT_NE(NULL, strstr(b.err, why[c])) TH_LOG("%s", b.err);
+			EXPECT_TRUE(b.broken);
+			/* the first data record landed, nothing after it */
+			ASSERT_EQ(0, fstat(sink, &st));
+			EXPECT_EQ(5000, st.st_size);
+			ASSERT_EQ(5000, pread(sink, got, sizeof(got), 0));
+			EXPECT_EQ(0, memcmp(got, data, 5000));
+		}
+		TH_LOG("case %d: %s", c, c ? b.err : "landed");
+		b.tls = NULL;
+		close(sink);
+		close(pfd[0]);
+		close(pfd[1]);
+		close(sv[0]);
+		wire_conn_free(&b);
+	}
+}
+
+TEST_HARNESS_MAIN
