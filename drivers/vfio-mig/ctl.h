@@ -6,6 +6,7 @@
 #ifndef _VFIO_MIG_CTL_H
 #define _VFIO_MIG_CTL_H
 
+#include <linux/atomic.h>
 #include <linux/mutex.h>
 #include <linux/rwsem.h>
 #include <linux/types.h>
@@ -36,6 +37,9 @@ struct vmig_device;
  *	ctl.phase_lock, read under either ctl.phase_lock or ctl.rwsem held
  *	for write (release)
  * @bdf: the device's address, for the events sent after it is gone
+ * @nr_stage: staging fds open on this fd (stage.c), at most
+ *	VFIO_MIG_CTL_STAGE_FDS_MAX; atomic, no lock (each staging fd holds
+ *	a reference on this fd's file, so this outlives them)
  */
 struct vmig_ctl {
 	struct mutex attach_lock;	/* see above */
@@ -44,6 +48,7 @@ struct vmig_ctl {
 	bool committed;
 	u32 last_phase;
 	char bdf[16];
+	atomic_t nr_stage;
 };
 
 /**

@@ -723,6 +723,7 @@ static int stage_release(struct inode *inode, struct file *filp)
 	mutex_destroy(&st->lock);
 	kvfree(st->bounce);
 	stage_free_arrays(st);
+	atomic_dec(&st->c->nr_stage);
 	fput(st->ctl_filp);
 	kfree(st);
 	return 0;
@@ -764,9 +765,16 @@ long vmig_stage_fd(struct file *ctl_filp, struct vmig_ctl *c,
 		return -EINVAL;
 	if (IS_ENABLED(CONFIG_HIGHMEM) || PAGE_SIZE != STAGE_PAGE)
 		return -EOPNOTSUPP;
+	/* each holds up to 1 MiB of pages: a bounded number per control fd */
+	if (atomic_inc_return(&c->nr_stage) > VFIO_MIG_CTL_STAGE_FDS_MAX) {
+		atomic_dec(&c->nr_stage);
+		return -ENOSPC;
+	}
 	st = kzalloc(sizeof(*st), GFP_KERNEL_ACCOUNT);
-	if (!st)
+	if (!st) {
+		atomic_dec(&c->nr_stage);
 		return -ENOMEM;
+	}
 	st->iovas = kcalloc(STAGE_MAX, sizeof(*st->iovas), GFP_KERNEL_ACCOUNT);
 	st->hashes = kcalloc(STAGE_MAX, sizeof(*st->hashes), GFP_KERNEL_ACCOUNT);
 	st->sums = kcalloc(STAGE_MAX, sizeof(*st->sums), GFP_KERNEL_ACCOUNT);
@@ -806,5 +814,6 @@ long vmig_stage_fd(struct file *ctl_filp, struct vmig_ctl *c,
 fail:
 	stage_free_arrays(st);
 	kfree(st);
+	atomic_dec(&c->nr_stage);
 	return fd;
 }

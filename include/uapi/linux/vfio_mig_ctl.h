@@ -211,11 +211,13 @@ struct vfio_mig_ctl_prepare {
  * (lseek() it to 0 first). The fd holds a reference on
  * this control fd: closing the control fd rolls the device back only once
  * its staging fds are closed too. Each holds at most
- * VFIO_MIG_CTL_PAGES_MAX pages.
+ * VFIO_MIG_CTL_PAGES_MAX pages, and a control fd has at most
+ * VFIO_MIG_CTL_STAGE_FDS_MAX staging fds open at a time.
  *
  * Errors: ENOTCONN this control fd is not attached; EINVAL flags or
  * @reserved; EOPNOTSUPP the kernel's page size is not 4096, or it has
- * HIGHMEM; EMFILE, ENOMEM.
+ * HIGHMEM; ENOSPC VFIO_MIG_CTL_STAGE_FDS_MAX staging fds of this control
+ * fd are open; EMFILE, ENOMEM.
  */
 struct vfio_mig_ctl_stage_fd {
 	__u32 argsz;
@@ -225,6 +227,7 @@ struct vfio_mig_ctl_stage_fd {
 };
 
 #define VFIO_MIG_CTL_STAGE_FD	_IO(VFIO_MIG_CTL_TYPE, 5)
+#define VFIO_MIG_CTL_STAGE_FDS_MAX	32
 
 /**
  * VFIO_MIG_CTL_STAGE - on a staging fd: read, hash and classify guest pages

@@ -884,6 +884,35 @@ static int splice_in(int sock, int fd, size_t len)
 	return ret;
 }
 
+/*
+ * A control fd has at most VFIO_MIG_CTL_STAGE_FDS_MAX staging fds open
+ * (ENOSPC past that); closing one makes room for one, and closing all of
+ * them gives the whole count back, each time.
+ */
+TEST_F(ctl, staging_fds_bounded)
+{
+	int fds[VFIO_MIG_CTL_STAGE_FDS_MAX], round, i;
+
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < VFIO_MIG_CTL_STAGE_FDS_MAX; i++) {
+			fds[i] = stage_fd(self->ctl);
+			ASSERT_LE(0, fds[i]) TH_LOG("round %d, fd %d: %s",
+						    round, i, strerror(-fds[i]));
+		}
+		EXPECT_EQ(-ENOSPC, stage_fd(self->ctl));
+		EXPECT_EQ(-ENOSPC, stage_fd(self->ctl));
+		close(fds[7]);
+		fds[7] = stage_fd(self->ctl);
+		EXPECT_LE(0, fds[7]);
+		EXPECT_EQ(-ENOSPC, stage_fd(self->ctl));
+		for (i = 0; i < VFIO_MIG_CTL_STAGE_FDS_MAX; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
+}
+
 TEST_F(ctl, landed_pages_as_written)
 {
 	static uint8_t data[VFIO_MIG_CTL_PAGES_MAX * MIG_PAGE];
