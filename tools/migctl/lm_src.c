@@ -61,6 +61,11 @@ struct src {
 	 */
 	bool pages_staged;
 	char staged_why[384];
+	/*
+	 * batches the kernel could not stage for want of memory (ENOMEM),
+	 * read through migctl's buffers instead (the reader thread's)
+	 */
+	uint64_t stage_enomem;
 	bool precopy;				/* some device in PRE_COPY */
 	bool attached, committed, peer_aborted;
 	uint32_t round;
@@ -571,6 +576,16 @@ static void *reader(void *arg)
 		sl->sfd = p->nsfd ? p->sfd[p->turn++ % p->nsfd] : -1;
 		ret = sl->sfd >= 0 ? stage_slot(p->s, sl, p->list + first, n) :
 				     fill_slot(p->s, sl, p->list + first, n);
+		/*
+		 * The kernel short of memory for a batch's copies: the fd holds
+		 * nothing and the held hashes are as they were, so the batch
+		 * goes the old way, through migctl's buffers.
+		 */
+		if (ret == -ENOMEM && sl->sfd >= 0) {
+			p->s->stage_enomem++;
+			sl->sfd = -1;
+			ret = fill_slot(p->s, sl, p->list + first, n);
+		}
 		pthread_mutex_lock(&p->lock);
 		if (ret)
 			p->err = ret;
@@ -1845,6 +1860,7 @@ static void summary(struct src *s, const char *result, int code)
 	json_bool(s->out->js, "pages_staged", s->pages_staged);
 	if (s->staged_why[0])
 		json_str(s->out->js, "pages_staged_why", s->staged_why);
+	json_u64(s->out->js, "stage_enomem_batches", s->stage_enomem);
 	json_u64(s->out->js, "read_ms", s->t_read / 1000);
 	json_u64(s->out->js, "hash_ms", s->t_hash / 1000);
 	json_u64(s->out->js, "send_ms", s->t_send / 1000);

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../hash.h"
@@ -22,6 +24,7 @@
 #include "../wire.h"
 
 #include <linux/vfio_mig.h>
+#include <linux/vfio_mig_ctl.h>
 
 static inline void edu_ident(struct mig_ident *id, const char *bdf)
 {
@@ -110,6 +113,17 @@ struct fake {
 	int engage_nphases, engage_clears;	/* phases, dirty clears before */
 	uint32_t engage_state, release_state;	/* the device's, then */
 	int prepares;			/* f_prepare() calls */
+	/*
+	 * staging (fake_ops_staging): stages made, every Nth of them short of
+	 * memory (ENOMEM), the Nth failing with EIO (0: never); the target's
+	 * armed landing fd (one at a time, as migctl uses one)
+	 */
+	int stages, stage_enomem_every, stage_eio_at;
+	int land_fd;
+	uint64_t land_iovas[WIRE_BATCH];
+	uint32_t land_count;
+	bool land_sums;
+	uint64_t pages_staged, pages_landed;
 };
 
 static inline struct fake *F(struct lm_dev *d)
@@ -240,6 +254,130 @@ static inline int f_pages(struct lm_dev *d, bool write, const uint64_t *iovas,
 			memcpy((uint8_t *)buf + i * WIRE_PAGE,
 			       f->ram + (a - FAKE_IOVA), WIRE_PAGE);
 	}
+	return 0;
+}
+
+/*
+ * Staging as the kernel does it (VFIO_MIG_CTL_STAGE_FD and friends), on a
+ * memfd: a stage writes its data pages at the start of the fd, a landing
+ * takes what was written to the fd since it was armed into guest RAM when
+ * LANDED asks (the kernel lands as the bytes come; nothing here tells the
+ * difference).
+ */
+static inline int f_stage_fd(struct lm_dev *d)
+{
+	int fd = memfd_create("fake-stage", MFD_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(d->err, sizeof(d->err), "memfd: %s", strerror(errno));
+		return -errno;
+	}
+	return fd;
+}
+
+static inline bool f_iova_ok(uint64_t a)
+{
+	return !(a % WIRE_PAGE) && a >= FAKE_IOVA &&
+	       a < FAKE_IOVA + FAKE_PAGES * WIRE_PAGE;
+}
+
+static inline int f_stage(struct lm_dev *d, int fd, struct lm_stage *st)
+{
+	struct fake *f = F(d);
+	struct mh_key key;
+	uint32_t i, nd = 0;
+	int n = ++f->stages;
+
+	if ((f->stage_enomem_every && !(n % f->stage_enomem_every)) ||
+	    f->stage_eio_at == n) {
+		snprintf(d->err, sizeof(d->err), "staging %u guest pages: %s",
+			 st->count, strerror(f->stage_eio_at == n ? EIO : ENOMEM));
+		ftruncate(fd, 0);
+		return f->stage_eio_at == n ? -EIO : -ENOMEM;
+	}
+	if (st->count > WIRE_BATCH)
+		return -E2BIG;
+	memcpy(key.k, st->key, sizeof(key.k));
+	for (i = 0; i < st->count; i++) {
+		const uint8_t *pg;
+		uint64_t h;
+		size_t k;
+
+		if (!f_iova_ok(st->iovas[i])) {
+			snprintf(d->err, sizeof(d->err), "IOVA 0x%llx not mapped",
+				 (unsigned long long)st->iovas[i]);
+			ftruncate(fd, 0);
+			return -EFAULT;
+		}
+		pg = f->ram + (st->iovas[i] - FAKE_IOVA);
+		f->pages_read++;
+		h = mh_keyed64(&key, pg, WIRE_PAGE);
+		h = h ? h : 1;
+		for (k = 0; k < WIRE_PAGE && !pg[k]; k++)
+			;
+		if (h == st->hashes[i]) {
+			st->kinds[i] = VFIO_MIG_CTL_STAGE_UNCHANGED;
+		} else if (k == WIRE_PAGE) {
+			st->kinds[i] = VFIO_MIG_CTL_STAGE_ZERO;
+		} else {
+			st->kinds[i] = VFIO_MIG_CTL_STAGE_DATA;
+			if (pwrite(fd, pg, WIRE_PAGE, (off_t)nd * WIRE_PAGE) !=
+			    WIRE_PAGE)
+				return -EIO;
+			if (st->sums)
+				st->sums[nd] = mh_hash64(pg, WIRE_PAGE,
+							 MH_SEED_PAGE);
+			nd++;
+		}
+		st->hashes[i] = h;
+	}
+	st->ndata = nd;
+	f->pages_staged += nd;
+	return ftruncate(fd, (off_t)nd * WIRE_PAGE) ? -errno : 0;
+}
+
+static inline int f_land(struct lm_dev *d, int fd, const uint64_t *iovas,
+			 uint32_t count, bool sums)
+{
+	struct fake *f = F(d);
+	uint32_t i;
+
+	for (i = 0; i < count; i++)
+		if (!f_iova_ok(iovas[i]) || iovas[i] == f->bad_iova) {
+			snprintf(d->err, sizeof(d->err), "landing at IOVA 0x%llx: outside the named RAM",
+				 (unsigned long long)iovas[i]);
+			return -EACCES;
+		}
+	if (ftruncate(fd, 0) || lseek(fd, 0, SEEK_SET))
+		return -errno;
+	f->land_fd = fd;
+	memcpy(f->land_iovas, iovas, count * sizeof(*iovas));
+	f->land_count = count;
+	f->land_sums = sums;
+	return 0;
+}
+
+static inline int f_landed(struct lm_dev *d, int fd, uint64_t *bytes,
+			   uint64_t *sums)
+{
+	struct fake *f = F(d);
+	struct stat sb;
+	uint32_t i;
+
+	if (fd != f->land_fd || fstat(fd, &sb))
+		return -EINVAL;
+	*bytes = sb.st_size;
+	for (i = 0; i < f->land_count && (i + 1) * WIRE_PAGE <= (uint64_t)sb.st_size; i++) {
+		uint8_t *pg = f->ram + (f->land_iovas[i] - FAKE_IOVA);
+
+		if (pread(fd, pg, WIRE_PAGE, (off_t)i * WIRE_PAGE) != WIRE_PAGE)
+			return -EIO;
+		if (sums && f->land_sums)
+			sums[i] = mh_hash64(pg, WIRE_PAGE, MH_SEED_PAGE);
+		f->pages_written++;
+		f->pages_landed++;
+	}
+	f->land_count = 0;
 	return 0;
 }
 
@@ -461,6 +599,18 @@ static const struct lm_dev_ops __attribute__((unused)) fake_ops = {
 	.phase = f_phase, .dirty = f_dirty, .detach = f_detach,
 	.release = f_release, .compat = f_compat, .needs = f_needs,
 	.shadow = f_shadow, .prepare = f_prepare,
+};
+
+/* The same with the kernel's page staging and landing. */
+static const struct lm_dev_ops __attribute__((unused)) fake_ops_staging = {
+	.ident = f_ident, .attach = f_attach, .set_state = f_set_state,
+	.get_state = f_get_state, .stream_read = f_stream_read,
+	.stream_write = f_stream_write, .pages = f_pages, .commit = f_commit,
+	.phase = f_phase, .dirty = f_dirty, .detach = f_detach,
+	.release = f_release, .compat = f_compat, .needs = f_needs,
+	.shadow = f_shadow, .prepare = f_prepare,
+	.stage_fd = f_stage_fd, .stage = f_stage, .land = f_land,
+	.landed = f_landed,
 };
 
 struct side {

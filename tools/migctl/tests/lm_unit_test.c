@@ -972,6 +972,97 @@ TEST(migrate_no_precopy_and_unchanged_pages)
 	side_free(&t);
 }
 
+/*
+ * Pages staged by "the kernel" and sent from the staging fds by
+ * sendfile(), and landed by it from the socket through a pipe (the fake's
+ * staging on memfds): what arrives equals the source's RAM, every page
+ * staged as data landed once, and both summaries say which way the pages
+ * went.
+ */
+TEST(migrate_staged_and_landed)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.d.ops = &fake_ops_staging;
+	t.d.ops = &fake_ops_staging;
+	s.f.dirty_start = 300;
+	s.f.dirty_step = 100;
+	s.o.downtime_ms = 1;	/* rounds until nothing is dirty */
+	migrate(&s, &t);
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	EXPECT_EQ(sizeof(s.f.stream), t.f.rx_len);
+	EXPECT_LT(0, s.f.stages);
+	EXPECT_LT(0u, s.f.pages_staged);
+	EXPECT_EQ(s.f.pages_staged, t.f.pages_landed);
+	EXPECT_TRUE(has(&s, "\"pages_staged\":true"));
+	EXPECT_TRUE(has(&s, "\"stage_enomem_batches\":0"));
+	EXPECT_TRUE(has(&t, "\"pages_landed\":true"));
+	side_free(&s);
+	side_free(&t);
+}
+
+/*
+ * The kernel short of memory for some batches' copies (ENOMEM, every
+ * second stage): those batches go through migctl's buffers, the migration
+ * goes on and is exact, and the summary counts them.
+ */
+TEST(migrate_staging_short_of_memory_falls_back)
+{
+	static struct side s, t;
+	char want[64];
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.d.ops = &fake_ops_staging;
+	t.d.ops = &fake_ops_staging;
+	s.f.stage_enomem_every = 2;
+	s.f.dirty_start = 300;
+	s.f.dirty_step = 100;
+	s.o.downtime_ms = 1;
+	migrate(&s, &t);
+	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
+	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
+	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	EXPECT_LE(4, s.f.stages);
+	snprintf(want, sizeof(want), "\"stage_enomem_batches\":%d,",
+		 s.f.stages / 2);
+	EXPECT_TRUE(has(&s, want)) TH_LOG("want %s: %s", want, s.log);
+	EXPECT_TRUE(has(&s, "\"pages_staged\":true"));
+	side_free(&s);
+	side_free(&t);
+}
+
+/*
+ * Any other staging error fails the migration: the source rolls back and
+ * runs on, the target never starts.
+ */
+TEST(migrate_staging_error_rolls_back)
+{
+	static struct side s, t;
+	int i;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	s.d.ops = &fake_ops_staging;
+	t.d.ops = &fake_ops_staging;
+	s.f.stage_eio_at = 2;
+	migrate(&s, &t);
+	EXPECT_NE(0, s.code);
+	EXPECT_NE(0, t.code);
+	EXPECT_TRUE(has(&s, "Input/output error")) TH_LOG("%s", s.log);
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_FALSE(s.f.committed);
+	EXPECT_FALSE(t.f.committed);
+	for (i = 0; i < t.f.nphases; i++)
+		EXPECT_NE(VFIO_MIG_MIG_PHASE_START, t.f.phases[i]);
+	side_free(&s);
+	side_free(&t);
+}
+
 TEST(migrate_bandwidth_paces_pages)
 {
 	static struct side s, t;
