@@ -139,8 +139,13 @@ static int stage_alloc(struct page **pages, u32 n)
 			if (!pg)
 				order--;
 		}
+		/*
+		 * a page with reclaim, but ENOMEM rather than the OOM killer
+		 * (the caller can send the batch another way)
+		 */
 		if (!pg)
-			pg = alloc_page(GFP_KERNEL_ACCOUNT);
+			pg = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL |
+					__GFP_NOWARN);
 		if (!pg) {
 			stage_put(pages, i);
 			return -ENOMEM;
@@ -766,10 +771,8 @@ long vmig_stage_fd(struct file *ctl_filp, struct vmig_ctl *c,
 	if (IS_ENABLED(CONFIG_HIGHMEM) || PAGE_SIZE != STAGE_PAGE)
 		return -EOPNOTSUPP;
 	/* each holds up to 1 MiB of pages: a bounded number per control fd */
-	if (atomic_inc_return(&c->nr_stage) > VFIO_MIG_CTL_STAGE_FDS_MAX) {
-		atomic_dec(&c->nr_stage);
+	if (!atomic_add_unless(&c->nr_stage, 1, VFIO_MIG_CTL_STAGE_FDS_MAX))
 		return -ENOSPC;
-	}
 	st = kzalloc(sizeof(*st), GFP_KERNEL_ACCOUNT);
 	if (!st) {
 		atomic_dec(&c->nr_stage);

@@ -399,6 +399,7 @@ struct pipe {
 	uint64_t done;			/* batches the reader produced */
 	int sfd[LM_STAGE_FDS];		/* staging fds */
 	unsigned int nsfd;
+	bool stage_off;			/* the round's staging met ENOMEM */
 	uint64_t turn;			/* the reader's: batches staged */
 };
 
@@ -573,16 +574,19 @@ static void *reader(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		if (quit)
 			break;
-		sl->sfd = p->nsfd ? p->sfd[p->turn++ % p->nsfd] : -1;
+		sl->sfd = p->nsfd && !p->stage_off ?
+			  p->sfd[p->turn++ % p->nsfd] : -1;
 		ret = sl->sfd >= 0 ? stage_slot(p->s, sl, p->list + first, n) :
 				     fill_slot(p->s, sl, p->list + first, n);
 		/*
 		 * The kernel short of memory for a batch's copies: the fd holds
 		 * nothing and the held hashes are as they were, so the batch
-		 * goes the old way, through migctl's buffers.
+		 * goes the old way, through migctl's buffers, and so does the
+		 * rest of the round (staging is tried again the next).
 		 */
 		if (ret == -ENOMEM && sl->sfd >= 0) {
 			p->s->stage_enomem++;
+			p->stage_off = true;
 			sl->sfd = -1;
 			ret = fill_slot(p->s, sl, p->list + first, n);
 		}
@@ -656,6 +660,7 @@ static int send_pending(struct src *s)
 	p->list = s->list;
 	p->n = n;
 	open_stage_fds(s);
+	p->stage_off = false;
 	p->quit = false;
 	p->err = 0;
 	p->done = 0;

@@ -795,20 +795,20 @@ static ssize_t io_send(struct wire_conn *c, struct msghdr *mh, int more)
 }
 
 /*
- * A kTLS receive failed with @e: a record the kernel could not decrypt
- * (EBADMSG), or an alert or other control record, which recv() without a
- * control buffer refuses with EIO and splice() with EINVAL (@splice).
+ * A kTLS receive failed with @e: a record the kernel could not decrypt or
+ * whose header is too short (EBADMSG), an alert or other control record,
+ * which recv() without a control buffer refuses with EIO and splice()
+ * (@splice) with EINVAL, as it does a record header of another version.
  * -EPROTO with c->err set, or 0: another error, the caller's to report.
  */
 static int ktls_rx_refused(struct wire_conn *c, int e, bool splice)
 {
-	if (!c->ktls_rx ||
-	    (e != EBADMSG && e != EIO && !(splice && e == EINVAL)))
+	if (!c->ktls_rx || (e != EBADMSG && e != (splice ? EINVAL : EIO)))
 		return 0;
 	c->broken = true;
 	snprintf(c->err, sizeof(c->err), "%s", e == EBADMSG ?
-		 "TLS receive: a record failed authentication (tampering?)" :
-		 "TLS receive: the peer sent a TLS alert or control record");
+		 "TLS receive: a record failed authentication or was malformed (tampering?)" :
+		 "TLS receive: the peer sent a TLS alert, another control record or a malformed one");
 	return -EPROTO;
 }
 

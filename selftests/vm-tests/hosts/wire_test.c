@@ -119,50 +119,72 @@ out:
 	return r;
 }
 
-/*
- * A PAGES frame on a kTLS link lands as on plain TCP: its head by recv(),
- * its data pages spliced from the socket into the sink, the kernel
- * decrypting each record as splice() takes it (the data in two records,
- * split inside a page). A record that fails authentication, and an alert
- * between the data's records, are refused (-EPROTO, c->err says which,
- * the link broken), and nothing from them or after them reaches the sink.
- * A TLS link that GnuTLS decrypts in migctl does not splice at all.
- */
-TEST(ktls_pages_spliced_in_and_bad_records_refused)
+#define HEAD	(WIRE_HDR_LEN + WIRE_PAGE)	/* a PAGES frame's header, descriptors */
+#define FRAME	(HEAD + 2 * WIRE_PAGE)		/* ... and its two data pages */
+
+/* Frame @k (0, 1) at @f: two data pages and a zero page, its data @k's own. */
+static void make_frame(uint8_t *f, unsigned int k)
 {
-	static uint8_t frame[WIRE_HDR_LEN + 3 * WIRE_PAGE], got[2 * WIRE_PAGE];
-	static uint8_t ct[4 * WIRE_PAGE];
-	uint8_t *meta = frame + WIRE_HDR_LEN, *data = meta + WIRE_PAGE;
 	const uint64_t desc[3] = { 0x100000 | WIRE_PG_DATA,
 				   0x200000 | WIRE_PG_ZERO,
 				   0x300000 | WIRE_PG_DATA };
+	unsigned int i;
+
+	wire_pages_meta(f + WIRE_HDR_LEN, 1, desc, 3);
+	for (i = 0; i < 2 * WIRE_PAGE; i++)
+		f[HEAD + i] = i * (13 + 2 * k) + 5;
+	wire_hdr_encode(f, WIRE_PAGES, 3 * WIRE_PAGE, k,
+			wire_sum(f + WIRE_HDR_LEN, 3 * WIRE_PAGE));
+}
+
+/*
+ * PAGES frames on a kTLS link land as on plain TCP: each head by recv(),
+ * the data pages spliced from the socket into the sink, the kernel
+ * decrypting each record as splice() takes it. As a source sends them
+ * (the head with MSG_MORE, the data after it), records do not end where
+ * frames do: the first record holds the first head and some of its data
+ * (splice() takes the rest of a record recv() began), the second the rest
+ * of that data, the next frame's head and the start of its data (recv()
+ * then reads on in a record splice() began).
+ *
+ * A record that fails authentication, and an alert between a frame's
+ * records, are refused (-EPROTO, c->err says which, the link broken), and
+ * nothing from them or after them reaches the sink. A TLS link that
+ * GnuTLS decrypts in migctl does not splice at all.
+ */
+TEST(ktls_pages_spliced_in_and_bad_records_refused)
+{
+	static uint8_t stream[2 * FRAME], got[2 * WIRE_PAGE];
+	static uint8_t ct[8 * WIRE_PAGE];
 	const char *const why[3] = { NULL, "failed authentication",
 				     "TLS alert" };
-	struct piece pc[4] = {
-		{ frame, WIRE_HDR_LEN + WIRE_PAGE },
-		{ data, 5000 },
-		{ data + 5000, 2 * WIRE_PAGE - 5000 },
+	const struct piece good[3] = {
+		{ stream, HEAD + 1000 },
+		{ stream + HEAD + 1000, FRAME - 900 },
+		{ stream + FRAME + HEAD + 100, 2 * WIRE_PAGE - 100 },
 	};
-	int sv[2], pfd[2], sink, c, gnutls_session;
+	struct piece bad[4] = {
+		{ stream, HEAD + 1000 },
+		{ stream + HEAD + 1000, 4000 },
+		{ stream + HEAD + 5000, 2 * WIRE_PAGE - 5000 },
+	};
+	int sv[2], pfd[2], sink, c, k, gnutls_session;
 	struct wire_conn b;
 	struct wire_msg m;
 	struct stat st;
 	char err[256];
-	unsigned int i;
 	ssize_t n;
 
-	wire_pages_meta(meta, 1, desc, 3);
-	for (i = 0; i < 2 * WIRE_PAGE; i++)
-		data[i] = i * 13 + 5;
-	wire_hdr_encode(frame, WIRE_PAGES, 3 * WIRE_PAGE, 0,
-			wire_sum(meta, 3 * WIRE_PAGE));
+	make_frame(stream, 0);
+	make_frame(stream + FRAME, 1);
 	for (c = 0; c < 3; c++) {
 		if (c == 2) {
-			/* an alert between the data's two records */
-			pc[3] = pc[2];
-			pc[2] = (struct piece){ NULL, 0 };
+			/* an alert between the data's last two records */
+			bad[3] = bad[2];
+			bad[2] = (struct piece){ NULL, 0 };
 		}
-		n = ktls_records(pc, c == 2 ? 4 : 3, ct, sizeof(ct), err);
+		n = ktls_records(c ? bad : good, c == 2 ? 4 : 3, ct,
+				 sizeof(ct), err);
 		ASSERT_LT(0, n) TH_LOG("kTLS made no records: %s", err);
 		if (c == 1)
 			ct[n - 20] ^= 0x40;	/* inside the last record */
@@ -178,32 +200,39 @@ TEST(ktls_pages_spliced_in_and_bad_records_refused)
 		ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
 		sink = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		ASSERT_LE(0, sink);
-		ASSERT_EQ(0, wire_recv_head(&b, &m, 0)) TH_LOG("%s", b.err);
-		EXPECT_EQ(WIRE_PAGES, m.h.type);
-		EXPECT_EQ(2 * WIRE_PAGE, m.rest);
-		EXPECT_EQ(0, memcmp(m.p, meta, WIRE_PAGE));
-		err[0] = 0;
-		if (!c) {
+		for (k = 0; k < (c ? 1 : 2); k++) {
+			const uint8_t *f = stream + k * FRAME;
+
+			ASSERT_EQ(0, wire_recv_head(&b, &m, 0))
+				TH_LOG("frame %d: %s", k, b.err);
+			EXPECT_EQ(WIRE_PAGES, m.h.type);
+			EXPECT_EQ(2 * WIRE_PAGE, m.rest);
+			EXPECT_EQ(0, memcmp(m.p, f + WIRE_HDR_LEN, WIRE_PAGE));
+			err[0] = 0;
+			if (c)
+				break;
 			ASSERT_EQ(0, wire_splice_rest(&b, &m, pfd, sink, err,
 						      sizeof(err)))
-				TH_LOG("%s / %s", b.err, err);
+				TH_LOG("frame %d: %s / %s", k, b.err, err);
 			EXPECT_EQ(0, m.rest);
 			ASSERT_EQ((ssize_t)sizeof(got),
-				  pread(sink, got, sizeof(got), 0));
-			EXPECT_EQ(0, memcmp(got, data, sizeof(got)));
-		} else {
+				  pread(sink, got, sizeof(got), k * sizeof(got)));
+			EXPECT_EQ(0, memcmp(got, f + HEAD, sizeof(got)))
+				TH_LOG("frame %d's data", k);
+		}
+		if (c) {
 			EXPECT_EQ(-EPROTO, wire_splice_rest(&b, &m, pfd, sink,
 							    err, sizeof(err)))
 				TH_LOG("%s / %s", b.err, err);
 			EXPECT_NE(NULL, strstr(b.err, why[c])) TH_LOG("%s", b.err);
 			EXPECT_TRUE(b.broken);
-			/* the first data record landed, nothing after it */
+			/* the data's first two records landed, nothing after */
 			ASSERT_EQ(0, fstat(sink, &st));
 			EXPECT_EQ(5000, st.st_size);
 			ASSERT_EQ(5000, pread(sink, got, sizeof(got), 0));
-			EXPECT_EQ(0, memcmp(got, data, 5000));
+			EXPECT_EQ(0, memcmp(got, stream + HEAD, 5000));
 		}
-		TH_LOG("case %d: %s", c, c ? b.err : "landed");
+		TH_LOG("case %d: %s", c, c ? b.err : "two frames landed");
 		b.tls = NULL;
 		close(sink);
 		close(pfd[0]);

@@ -298,6 +298,9 @@ static inline int f_stage(struct lm_dev *d, int fd, struct lm_stage *st)
 	if (st->count > WIRE_BATCH)
 		return -E2BIG;
 	memcpy(key.k, st->key, sizeof(key.k));
+	/* new pages: a socket may still hold the last stage's (as the kernel) */
+	if (ftruncate(fd, 0))
+		return -errno;
 	for (i = 0; i < st->count; i++) {
 		const uint8_t *pg;
 		uint64_t h;

@@ -999,7 +999,7 @@ TEST(migrate_staged_and_landed)
 	EXPECT_LT(0u, s.f.pages_staged);
 	EXPECT_EQ(s.f.pages_staged, t.f.pages_landed);
 	EXPECT_TRUE(has(&s, "\"pages_staged\":true"));
-	EXPECT_TRUE(has(&s, "\"stage_enomem_batches\":0"));
+	EXPECT_TRUE(has(&s, "\"stage_enomem_batches\":0,"));
 	EXPECT_TRUE(has(&t, "\"pages_landed\":true"));
 	side_free(&s);
 	side_free(&t);
@@ -1007,8 +1007,9 @@ TEST(migrate_staged_and_landed)
 
 /*
  * The kernel short of memory for some batches' copies (ENOMEM, every
- * second stage): those batches go through migctl's buffers, the migration
- * goes on and is exact, and the summary counts them.
+ * second stage): those batches, and the rest of their round, go through
+ * migctl's buffers; the next round stages again; the migration goes on
+ * and is exact, and the summary counts the batches that failed.
  */
 TEST(migrate_staging_short_of_memory_falls_back)
 {
@@ -1027,7 +1028,8 @@ TEST(migrate_staging_short_of_memory_falls_back)
 	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
 	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
 	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
-	EXPECT_LE(4, s.f.stages);
+	/* one stage failed in the first round, a later round staged again */
+	EXPECT_LE(3, s.f.stages);
 	snprintf(want, sizeof(want), "\"stage_enomem_batches\":%d,",
 		 s.f.stages / 2);
 	EXPECT_TRUE(has(&s, want)) TH_LOG("want %s: %s", want, s.log);
