@@ -752,6 +752,31 @@ static int wait_fd(struct wire_conn *c, short events, long long deadline,
 }
 
 /*
+ * Wait to receive. 6.1's kTLS has no poll of its own: its socket polls
+ * readable as soon as part of a record is in, and a read then finds
+ * nothing (EAGAIN) until the rest has come; so does GnuTLS's record layer
+ * with part of a record read. @woke_us: 0, or the last wait returned and
+ * the read after it found nothing: the record is on its way, and this
+ * wait lets it come first (50 us, twice as long each time again, at most
+ * 1 ms) rather than spinning on a CPU the sender may need. The caller
+ * sets @woke_us to 0 when a read gets bytes.
+ */
+static int wait_rx(struct wire_conn *c, unsigned int *woke_us,
+		   long long deadline, int tmo)
+{
+	struct timespec ts = { 0, 1000L * *woke_us };
+	int ret;
+
+	if (*woke_us)
+		nanosleep(&ts, NULL);
+	ret = wait_fd(c, POLLIN, deadline, tmo);
+	if (ret)
+		return ret;
+	*woke_us = !*woke_us ? 50 : *woke_us < 1000 ? 2 * *woke_us : 1000;
+	return 0;
+}
+
+/*
  * Would sending @mh pass the records the connection's key may encrypt?
  * A send makes at most one record per TLS_REC_MAX bytes (kTLS closes its
  * record at the end of each sendmsg without MSG_MORE; GnuTLS sends one).
@@ -974,6 +999,7 @@ int wire_send(struct wire_conn *c, uint16_t type, const void *p, size_t len)
 static int read_full(struct wire_conn *c, uint8_t *p, size_t len,
 		     long long deadline, int tmo, bool frame_start)
 {
+	unsigned int woke_us = 0;
 	size_t got = 0;
 	ssize_t r;
 	int ret;
@@ -983,6 +1009,7 @@ static int read_full(struct wire_conn *c, uint8_t *p, size_t len,
 		if (r > 0) {
 			got += r;
 			c->rx_bytes += r;
+			woke_us = 0;
 			continue;
 		}
 		if (!r) {
@@ -999,7 +1026,7 @@ static int read_full(struct wire_conn *c, uint8_t *p, size_t len,
 			return r;
 		if (r != -EAGAIN)
 			return sock_err(c, "receive", -r);
-		ret = wait_fd(c, POLLIN, deadline, tmo);
+		ret = wait_rx(c, &woke_us, deadline, tmo);
 		if (ret) {
 			if (ret != -EINTR)
 				c->broken = true;
@@ -1096,6 +1123,7 @@ int wire_recv_head(struct wire_conn *c, struct wire_msg *m, int timeout_ms)
 int wire_splice_rest(struct wire_conn *c, struct wire_msg *m,
 		     const int pfd[2], int sink, char *err, size_t errlen)
 {
+	unsigned int woke_us = 0;
 	size_t inpipe = 0;
 	ssize_t r;
 	int ret;
@@ -1108,6 +1136,7 @@ int wire_splice_rest(struct wire_conn *c, struct wire_msg *m,
 				m->rest -= r;
 				inpipe += r;
 				c->rx_bytes += r;
+				woke_us = 0;
 			} else if (!r) {
 				c->broken = true;
 				snprintf(c->err, sizeof(c->err),
@@ -1120,7 +1149,7 @@ int wire_splice_rest(struct wire_conn *c, struct wire_msg *m,
 			} else if (errno != EAGAIN) {
 				return sock_err(c, "receive", errno);
 			} else if (!inpipe) {
-				ret = wait_fd(c, POLLIN, m->deadline,
+				ret = wait_rx(c, &woke_us, m->deadline,
 					      m->timeout_ms);
 				if (ret) {
 					if (ret != -EINTR)

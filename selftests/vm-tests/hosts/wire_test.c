@@ -18,11 +18,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <linux/tls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -237,6 +239,91 @@ TEST(ktls_pages_spliced_in_and_bad_records_refused)
 		close(sink);
 		close(pfd[0]);
 		close(pfd[1]);
+		close(sv[0]);
+		wire_conn_free(&b);
+	}
+}
+
+static double thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+struct later {
+	int fd;
+	const uint8_t *p;
+	size_t len;
+	unsigned int ms;
+};
+
+static void *write_later(void *arg)
+{
+	struct later *l = arg;
+
+	usleep(l->ms * 1000);
+	if (write(l->fd, l->p, l->len) != (ssize_t)l->len)
+		return (void *)1;
+	return NULL;
+}
+
+/*
+ * Half a record in the socket: the receiver waits for the rest without
+ * spinning (6.1's kTLS polls readable while a record is still arriving,
+ * and the read then finds nothing): a 300 ms wait that times out costs
+ * the waiting thread well under 300 ms of CPU. And the rest, written
+ * 150 ms later, is read as soon as it comes.
+ */
+TEST(ktls_partial_record_waited_for_without_spinning)
+{
+	static uint8_t frame[FRAME], ct[4 * WIRE_PAGE];
+	const struct piece head[1] = { { frame, HEAD } };
+	struct later l;
+	struct wire_conn b;
+	struct wire_msg m;
+	double cpu, wall;
+	int sv[2], round, gnutls_session;
+	pthread_t th;
+	char err[128];
+	ssize_t n;
+	void *thr;
+
+	make_frame(frame, 0);
+	n = ktls_records(head, 1, ct, sizeof(ct), err);
+	ASSERT_LT(0, n) TH_LOG("kTLS made no records: %s", err);
+	for (round = 0; round < 2; round++) {
+		ASSERT_EQ(0, tb_tcp_pair(sv));
+		ASSERT_EQ(0, ktls_set(sv[1], TLS_RX));
+		ASSERT_EQ(n / 2, write(sv[0], ct, n / 2));
+		ASSERT_EQ(0, wire_conn_init(&b, sv[1], 2000, NULL));
+		b.tls = &gnutls_session;
+		b.ktls_rx = true;
+		b.sum_unchecked = true;
+		wall = wire_now_ms();
+		cpu = thread_cpu_ms();
+		if (!round) {
+			EXPECT_EQ(-ETIMEDOUT, wire_recv_head(&b, &m, 300));
+			cpu = thread_cpu_ms() - cpu;
+			wall = wire_now_ms() - wall;
+			TH_LOG("a 300 ms wait on half a record: %.0f ms, %.1f ms of CPU",
+			       wall, cpu);
+			EXPECT_LE(280, wall);
+			EXPECT_GT(100, cpu);
+		} else {
+			l = (struct later){ sv[0], ct + n / 2, n - n / 2, 150 };
+			ASSERT_EQ(0, pthread_create(&th, NULL, write_later, &l));
+			EXPECT_EQ(0, wire_recv_head(&b, &m, 0)) TH_LOG("%s", b.err);
+			wall = wire_now_ms() - wall;
+			ASSERT_EQ(0, pthread_join(th, &thr));
+			EXPECT_EQ(NULL, thr);
+			EXPECT_EQ(0, memcmp(m.p, frame + WIRE_HDR_LEN, WIRE_PAGE));
+			TH_LOG("the rest written after 150 ms: read after %.0f ms",
+			       wall);
+			EXPECT_GT(400, wall);
+		}
+		b.tls = NULL;
 		close(sv[0]);
 		wire_conn_free(&b);
 	}
