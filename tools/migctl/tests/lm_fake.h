@@ -595,23 +595,21 @@ static inline int f_prepare(struct lm_dev *d)
 	return F(d)->prepare_ret;
 }
 
+#define FAKE_OPS							\
+	.ident = f_ident, .attach = f_attach, .set_state = f_set_state,	\
+	.get_state = f_get_state, .stream_read = f_stream_read,		\
+	.stream_write = f_stream_write, .pages = f_pages, .commit = f_commit, \
+	.phase = f_phase, .dirty = f_dirty, .detach = f_detach,		\
+	.release = f_release, .compat = f_compat, .needs = f_needs,	\
+	.shadow = f_shadow, .prepare = f_prepare
+
 static const struct lm_dev_ops __attribute__((unused)) fake_ops = {
-	.ident = f_ident, .attach = f_attach, .set_state = f_set_state,
-	.get_state = f_get_state, .stream_read = f_stream_read,
-	.stream_write = f_stream_write, .pages = f_pages, .commit = f_commit,
-	.phase = f_phase, .dirty = f_dirty, .detach = f_detach,
-	.release = f_release, .compat = f_compat, .needs = f_needs,
-	.shadow = f_shadow, .prepare = f_prepare,
+	FAKE_OPS,
 };
 
 /* The same with the kernel's page staging and landing. */
 static const struct lm_dev_ops __attribute__((unused)) fake_ops_staging = {
-	.ident = f_ident, .attach = f_attach, .set_state = f_set_state,
-	.get_state = f_get_state, .stream_read = f_stream_read,
-	.stream_write = f_stream_write, .pages = f_pages, .commit = f_commit,
-	.phase = f_phase, .dirty = f_dirty, .detach = f_detach,
-	.release = f_release, .compat = f_compat, .needs = f_needs,
-	.shadow = f_shadow, .prepare = f_prepare,
+	FAKE_OPS,
 	.stage_fd = f_stage_fd, .stage = f_stage, .land = f_land,
 	.landed = f_landed,
 };

@@ -973,34 +973,45 @@ TEST(migrate_no_precopy_and_unchanged_pages)
 }
 
 /*
- * Pages staged by "the kernel" and sent from the staging fds by
- * sendfile(), and landed by it from the socket through a pipe (the fake's
- * staging on memfds): what arrives equals the source's RAM, every page
- * staged as data landed once, and both summaries say which way the pages
- * went.
+ * A migration of rounds (300 pages dirty, then 100 fewer each round) with
+ * "the kernel" staging the source's pages and landing the target's (the
+ * fake's staging on memfds), every @enomem_every-th stage short of memory
+ * (0: none): both sides succeed and the target's RAM is the source's.
+ */
+static void staged_migration(struct __test_metadata *_metadata,
+			     struct side *s, struct side *t, int enomem_every)
+{
+	side_init(s, "0000:00:03.0", false);
+	side_init(t, "0000:00:05.0", true);
+	s->d.ops = &fake_ops_staging;
+	t->d.ops = &fake_ops_staging;
+	s->f.stage_enomem_every = enomem_every;
+	s->f.dirty_start = 300;
+	s->f.dirty_step = 100;
+	s->o.downtime_ms = 1;	/* rounds until nothing is dirty */
+	migrate(s, t);
+	EXPECT_EQ(0, s->code) TH_LOG("%s", s->log);
+	EXPECT_EQ(0, t->code) TH_LOG("%s", t->log);
+	EXPECT_EQ(0, memcmp(s->f.ram, t->f.ram, FAKE_PAGES * WIRE_PAGE));
+	EXPECT_EQ(sizeof(s->f.stream), t->f.rx_len);
+	EXPECT_TRUE(has(s, "\"pages_staged\":true"));
+	EXPECT_TRUE(has(t, "\"pages_landed\":true"));
+}
+
+/*
+ * Pages staged and sent from the staging fds by sendfile(), and landed
+ * from the socket through a pipe: every page staged as data landed once,
+ * and both summaries say which way the pages went.
  */
 TEST(migrate_staged_and_landed)
 {
 	static struct side s, t;
 
-	side_init(&s, "0000:00:03.0", false);
-	side_init(&t, "0000:00:05.0", true);
-	s.d.ops = &fake_ops_staging;
-	t.d.ops = &fake_ops_staging;
-	s.f.dirty_start = 300;
-	s.f.dirty_step = 100;
-	s.o.downtime_ms = 1;	/* rounds until nothing is dirty */
-	migrate(&s, &t);
-	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
-	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
-	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
-	EXPECT_EQ(sizeof(s.f.stream), t.f.rx_len);
+	staged_migration(_metadata, &s, &t, 0);
 	EXPECT_LT(0, s.f.stages);
 	EXPECT_LT(0u, s.f.pages_staged);
 	EXPECT_EQ(s.f.pages_staged, t.f.pages_landed);
-	EXPECT_TRUE(has(&s, "\"pages_staged\":true"));
 	EXPECT_TRUE(has(&s, "\"stage_enomem_batches\":0,"));
-	EXPECT_TRUE(has(&t, "\"pages_landed\":true"));
 	side_free(&s);
 	side_free(&t);
 }
@@ -1016,24 +1027,12 @@ TEST(migrate_staging_short_of_memory_falls_back)
 	static struct side s, t;
 	char want[64];
 
-	side_init(&s, "0000:00:03.0", false);
-	side_init(&t, "0000:00:05.0", true);
-	s.d.ops = &fake_ops_staging;
-	t.d.ops = &fake_ops_staging;
-	s.f.stage_enomem_every = 2;
-	s.f.dirty_start = 300;
-	s.f.dirty_step = 100;
-	s.o.downtime_ms = 1;
-	migrate(&s, &t);
-	EXPECT_EQ(0, s.code) TH_LOG("%s", s.log);
-	EXPECT_EQ(0, t.code) TH_LOG("%s", t.log);
-	EXPECT_EQ(0, memcmp(s.f.ram, t.f.ram, FAKE_PAGES * WIRE_PAGE));
+	staged_migration(_metadata, &s, &t, 2);
 	/* one stage failed in the first round, a later round staged again */
 	EXPECT_LE(3, s.f.stages);
 	snprintf(want, sizeof(want), "\"stage_enomem_batches\":%d,",
 		 s.f.stages / 2);
 	EXPECT_TRUE(has(&s, want)) TH_LOG("want %s: %s", want, s.log);
-	EXPECT_TRUE(has(&s, "\"pages_staged\":true"));
 	side_free(&s);
 	side_free(&t);
 }
