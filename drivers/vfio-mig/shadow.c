@@ -153,9 +153,13 @@ static const struct vmig_shadow_ops *ops_get(const char *profile)
 
 	mutex_lock(&shadow_ops_lock);
 	i = ops_slot(profile);
-	/* not a module still in its init, which may yet fail */
+	/*
+	 * Not a module still in its init, which may yet fail and be freed
+	 * whatever its count (module_is_live() is true while COMING too).
+	 */
 	if (i >= 0 && (!shadow_ops[i]->owner ||
-		       module_is_live(shadow_ops[i]->owner)) &&
+		       READ_ONCE(shadow_ops[i]->owner->state) ==
+		       MODULE_STATE_LIVE) &&
 	    try_module_get(shadow_ops[i]->owner))
 		ops = shadow_ops[i];
 	mutex_unlock(&shadow_ops_lock);

@@ -760,6 +760,56 @@ TEST_F(model, admin_data_dirty)
 	EXPECT_TRUE(is_dirty(f, ACQ_IOVA));
 }
 
+/*
+ * Get Features of a feature the model does not know to answer in the
+ * completion (FDP Events, a vendor's): its buffer is marked, all a command
+ * can move; those that answer in dword 0 mark nothing.
+ */
+TEST_F(model, get_features_with_a_buffer_marked)
+{
+	struct fake *f = self->f;
+	static const uint8_t buffered[] = { 0x03, 0x0c, 0x0e, 0x13, 0x16,
+					    0x1e, 0x7e, 0x81, 0xc0, 0xff };
+	static const uint8_t in_dw0[] = { 0x01, 0x07, 0x0b, 0x0f, 0x1d, 0x83 };
+	struct sim_sqe gf = { .cdw0 = 0x0a, .prp1 = DATA_IOVA + 0x30000 };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(buffered); i++) {
+		clear_dirty(f);
+		gf.cdw10 = buffered[i];
+		ASSERT_EQ(0, admin(f, &gf, 0, 0));
+		EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x30000))
+			TH_LOG("Get Features %#x: its buffer unmarked",
+			       buffered[i]);
+	}
+	for (i = 0; i < sizeof(in_dw0); i++) {
+		clear_dirty(f);
+		gf.cdw10 = in_dw0[i];
+		ASSERT_EQ(0, admin(f, &gf, 0, 0));
+		EXPECT_FALSE(is_dirty(f, DATA_IOVA + 0x30000))
+			TH_LOG("Get Features %#x answers in dword 0",
+			       in_dw0[i]);
+	}
+}
+
+/*
+ * A Read of a namespace the model has not (or no longer) identified: the
+ * largest blocks, and separate metadata wherever MPTR points, as the
+ * namespace may have it.
+ */
+TEST_F(model, unidentified_namespace_metadata_marked)
+{
+	struct fake *f = self->f;
+	struct sim_sqe rd;
+
+	rd = read_cmd(7, 0, 1, DATA_IOVA, 0);
+	rd.mptr = DATA_IOVA + 0x40000;
+	ASSERT_EQ(0, submit(f, 1, &rd, true));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x40000))
+		TH_LOG("the metadata of an unidentified namespace unmarked");
+}
+
 TEST_F(model, reset_forgets_queues)
 {
 	struct nvmp_ctrl *c = &self->f->c;

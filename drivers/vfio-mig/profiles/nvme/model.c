@@ -787,8 +787,16 @@ static u64 io_to_host_len(struct nvmp_ctrl *c, const struct nvmp_sqe *s,
 	case IO_READ:
 		nlb = (le32_to_cpu(s->cdw12) & 0xffff) + 1ull;
 		ns = ns_find(c, le32_to_cpu(s->nsid));
-		if (!ns)	/* never identified: the largest blocks */
+		if (!ns) {
+			/*
+			 * Never identified (or forgotten at a reset, before
+			 * the driver identifies it again): the largest blocks,
+			 * and separate metadata as large wherever MPTR points.
+			 */
+			if (s->mptr)
+				*md_len = nlb << 16;
 			return nlb << 16;
+		}
 		/* extended LBAs: each block's metadata follows its data */
 		if (ns->ext)
 			return nlb * ((1ull << ns->lba_shift) + ns->ms);
@@ -802,21 +810,40 @@ static u64 io_to_host_len(struct nvmp_ctrl *c, const struct nvmp_sqe *s,
 	}
 }
 
-/* Bytes of data Get Features returns for @fid (in a buffer). */
-static u32 feat_data_len(u8 fid)
+/*
+ * Bytes of data Get Features returns for @fid in a buffer: 0 for the
+ * features whose value is all in the completion (NVMe 2.1, Figure 385),
+ * the buffer's size for those that return one, and for any other
+ * (a newer feature, a vendor's) all a command can move.
+ */
+static u64 feat_data_len(const struct nvmp_ctrl *c, u8 fid)
 {
 	switch (fid) {
-	case 0x03:		/* LBA Range Type */
-	case 0x0d:		/* Host Memory Buffer attributes */
-		return 4096;
+	case 0x01 ... 0x02:	/* Arbitration, Power Management */
+	case 0x04 ... 0x0b:	/* Temperature Threshold .. Async Event Config */
+	case 0x0f ... 0x12:	/* Keep Alive .. Read Recovery Level */
+	case 0x14 ... 0x15:	/* Predictable Latency Window, LBA Status */
+	case 0x17 ... 0x1a:	/* Sanitize Config .. Spinup Control */
+	case 0x1d:		/* Flexible Data Placement */
+	case 0x80:		/* Software Progress Marker */
+	case 0x82 ... 0x84:	/* Reservation Mask, Persistence; Write Protect */
+		return 0;
 	case 0x0c:		/* Autonomous Power State Transition */
 		return 256;
 	case 0x0e:		/* Timestamp */
 		return 8;
+	case 0x13:		/* Predictable Latency Mode Config */
 	case 0x16:		/* Host Behavior Support */
 		return 512;
+	case 0x81:		/* Host Identifier */
+		return 16;
+	case 0x03:		/* LBA Range Type */
+	case 0x0d:		/* Host Memory Buffer attributes */
+	case 0x1e:		/* FDP Events */
+	case 0x7d ... 0x7f:	/* Controller and Namespace Metadata */
+		return 4096;
 	default:
-		return 0;	/* the value is in the completion */
+		return c->max_xfer;
 	}
 }
 
@@ -832,7 +859,7 @@ static u64 admin_to_host_len(struct nvmp_ctrl *c, const struct nvmp_sqe *s)
 		       ((le32_to_cpu(s->cdw11) & 0xffff) << 16);
 		return ((u64)numd + 1) * 4;
 	case ADM_GET_FEAT:
-		return feat_data_len(le32_to_cpu(s->cdw10) & 0xff);
+		return feat_data_len(c, le32_to_cpu(s->cdw10) & 0xff);
 	case ADM_CREATE_SQ:
 	case ADM_CREATE_CQ:
 		return 0;	/* PRP1 is the queue, not data */
