@@ -27,6 +27,11 @@
  * call waits this long in its queue before it runs (0, the default: not
  * at all); for tests of a caller killed while it waits.
  *
+ * /sys/kernel/debug/vfio-mig/reset_delay_ms: the work that applies a
+ * device reset the PCI core made outside VFIO_DEVICE_RESET (lm.c) waits
+ * this long before it runs (0, the default: not at all); for tests of a
+ * guest that writes the device before it runs.
+ *
  * /sys/kernel/debug/vfio-mig/queue_doorbells: Y (the default) lets the
  * doorbells of a profile's queues run concurrently (lm_dma.c); N sends
  * them through the device-wide path, for measurements.
@@ -334,6 +339,8 @@ void vmig_debugfs_init(void)
 			   &vmig_worker_delay_ms);
 	debugfs_create_bool("queue_doorbells", 0600, vmig_dbg_root,
 			    &vmig_queue_doorbells);
+	debugfs_create_u32("reset_delay_ms", 0600, vmig_dbg_root,
+			   &vmig_reset_delay_ms);
 }
 
 void vmig_debugfs_exit(void)

@@ -83,12 +83,36 @@ const char *vmig_mig_state_name(enum vfio_device_mig_state state)
 	return state_names[state];
 }
 
+/* Reset the profile's model, if @all or a reset it has not seen says so. */
+static void dma_reset(struct vmig_device *mdev, bool all)
+{
+	struct vmig_mig *m = &mdev->mig;
+	bool pending;
+
+	lockdep_assert_held_write(&m->dma.lock);
+	spin_lock(&m->reset_lock);
+	pending = m->dma_reset;
+	m->dma_reset = false;
+	spin_unlock(&m->reset_lock);
+	if ((pending || all) && mdev->profile->ops &&
+	    mdev->profile->ops->reset)
+		mdev->profile->ops->reset(mdev);
+}
+
+void vmig_mig_dma_reset(struct vmig_device *mdev)
+{
+	dma_reset(mdev, false);
+}
+
 /*
  * Back to RUNNING, nothing held, no data fd; under state_mutex. Returns
  * whether the state changed. A source committed in STOP stays in STOP
- * with DMA held: whatever reset the device, it must not run again.
+ * with DMA held: whatever reset the device, it must not run again. The
+ * profile's model is reset if @close, else only if the reset that brought
+ * us here has not reached it yet (a trapped write may have applied it
+ * first, and the guest may have configured the device again since).
  */
-static bool reset_locked(struct vmig_device *mdev)
+static bool reset_locked(struct vmig_device *mdev, bool close)
 {
 	struct vmig_mig *m = &mdev->mig;
 	struct vmig_dma_hold *h = &m->dma;
@@ -103,8 +127,7 @@ static bool reset_locked(struct vmig_device *mdev)
 	down_write(&h->lock);
 	h->held = m->stay_stopped;
 	m->prepared = false;
-	if (mdev->profile->ops && mdev->profile->ops->reset)
-		mdev->profile->ops->reset(mdev);
+	dma_reset(mdev, close);
 	vmig_pin_drop(mdev, 0, 0);
 	up_write(&h->lock);
 	vmig_shadow_mig_reset(mdev, m->stay_stopped);
@@ -124,7 +147,7 @@ static void apply_reset(struct vmig_device *mdev)
 	pending = m->deferred_reset;
 	m->deferred_reset = false;
 	spin_unlock(&m->reset_lock);
-	if (pending && reset_locked(mdev))
+	if (pending && reset_locked(mdev, false))
 		vmig_nl_notify(mdev, VFIO_MIG_CMD_MIG_STATE_NTF);
 }
 
@@ -164,14 +187,18 @@ void vmig_mig_close(struct vmig_device *mdev)
 {
 	state_lock(mdev);
 	mdev->mig.stay_stopped = false;
-	if (reset_locked(mdev))
+	if (reset_locked(mdev, true))
 		vmig_nl_notify(mdev, VFIO_MIG_CMD_MIG_STATE_NTF);
 	state_unlock(mdev);
 }
 
+/* debugfs TEST INTERFACE (vfio-mig/reset_delay_ms): delay @reset_work */
+unsigned int vmig_reset_delay_ms;
+
 static void reset_work(struct work_struct *work)
 {
-	struct vmig_device *mdev = container_of(work, struct vmig_device,
+	struct vmig_device *mdev = container_of(to_delayed_work(work),
+						struct vmig_device,
 						mig.reset_work);
 
 	state_lock(mdev);
@@ -203,7 +230,7 @@ void vmig_mig_init(struct vmig_device *mdev)
 	spin_lock_init(&m->reset_lock);
 	init_rwsem(&m->dma.lock);
 	vmig_pin_init(&m->dma);
-	INIT_WORK(&m->reset_work, reset_work);
+	INIT_DELAYED_WORK(&m->reset_work, reset_work);
 	m->state = VFIO_DEVICE_STATE_RUNNING;
 	/*
 	 * The profile at probe is the most specific one that fits the device
@@ -254,12 +281,12 @@ static bool mig_offered(struct vmig_device *mdev)
 
 void vmig_mig_reset_sync(struct vmig_device *mdev)
 {
-	flush_work(&mdev->mig.reset_work);
+	flush_delayed_work(&mdev->mig.reset_work);
 }
 
 void vmig_mig_exit(struct vmig_device *mdev)
 {
-	cancel_work_sync(&mdev->mig.reset_work);
+	cancel_delayed_work_sync(&mdev->mig.reset_work);
 }
 
 /*
@@ -279,8 +306,10 @@ static void vmig_reset_done(struct pci_dev *pdev)
 	vmig_shadow_device_reset(to_vmig(&core->vdev));
 	spin_lock(&m->reset_lock);
 	m->deferred_reset = true;
+	WRITE_ONCE(m->dma_reset, true);
 	spin_unlock(&m->reset_lock);
-	schedule_work(&m->reset_work);
+	schedule_delayed_work(&m->reset_work,
+			      msecs_to_jiffies(READ_ONCE(vmig_reset_delay_ms)));
 }
 
 /*

@@ -149,10 +149,15 @@ struct vmig_dma_hold {
  *	PRE_COPY, from a prepare in RUNNING through RUNNING_P2P and STOP to
  *	STOP_COPY), or NULL
  * @resuming: data fd of RESUMING, or NULL
- * @reset_lock: protects @deferred_reset
+ * @reset_lock: protects @deferred_reset and @dma_reset
  * @deferred_reset: a device reset arrived and is not applied yet; applied
  *	under @state_mutex by @reset_work or by whoever takes the mutex
  *	first (see lm.c)
+ * @dma_reset: the same reset, for the profile's model of the device: applied
+ *	under @dma.lock for write by whoever takes it first, @reset_work or
+ *	a trapped write to the DMA engine (vmig_mig_dma_reset()), so that a
+ *	guest that writes the device after its reset finds the model reset
+ *	too, however late @reset_work runs
  * @reset_work: applies @deferred_reset
  * @stay_stopped: a controller committed the source in STOP
  *	(VFIO_MIG_CTL_COMMIT_STOPPED): no arc leaves STOP, from either fd,
@@ -173,7 +178,8 @@ struct vmig_mig {
 	struct vmig_migf *resuming;
 	spinlock_t reset_lock;		/* see above */
 	bool deferred_reset;
-	struct work_struct reset_work;
+	bool dma_reset;
+	struct delayed_work reset_work;
 	bool stay_stopped;
 	struct vmig_dma_hold dma;
 	bool prepared;
@@ -262,6 +268,13 @@ void vmig_mig_unlock(struct vmig_device *mdev);
 void vmig_mig_close(struct vmig_device *mdev);
 /* After VFIO_DEVICE_RESET: wait until the reset is applied. */
 void vmig_mig_reset_sync(struct vmig_device *mdev);
+/* debugfs TEST INTERFACE (vfio-mig/reset_delay_ms): delay the reset work */
+extern unsigned int vmig_reset_delay_ms;
+/*
+ * Under mig.dma.lock for write: apply a device reset the profile's model
+ * has not seen yet (struct vmig_mig @dma_reset).
+ */
+void vmig_mig_dma_reset(struct vmig_device *mdev);
 /* remove: no reset work may run any more. */
 void vmig_mig_exit(struct vmig_device *mdev);
 /*

@@ -230,7 +230,9 @@ ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
 	int ret = 0;
 	u8 w;
 
+	/* a reset the model has not seen yet: the device-wide path applies it */
 	if (h->nr_q && READ_ONCE(vmig_queue_doorbells) &&
+	    !READ_ONCE(mdev->mig.dma_reset) &&
 	    count <= sizeof(u64) && vmig_piece_width(off, count) == count) {
 		if (user_piece(kbuf, buf, count))
 			return -EFAULT;
@@ -242,6 +244,13 @@ ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
 		ret = 0;
 	}
 	down_write(&h->lock);
+	/*
+	 * A device reset the model has not seen: before this write, which
+	 * came after it. (Held writes wait for the reset's work, which drops
+	 * them with the rest of what was held.)
+	 */
+	if (!h->held)
+		vmig_mig_dma_reset(mdev);
 	while (done < count && !ret) {
 		n = min_t(size_t, count - done, sizeof(kbuf));
 		/* a single piece is decoded from the bytes copied above */
