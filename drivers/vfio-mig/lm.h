@@ -332,15 +332,17 @@ const char *vmig_mig_state_name(enum vfio_device_mig_state state);
  * (to measure what the queue path buys); Y by default.
  */
 extern bool vmig_queue_doorbells;
-/* The trap path's write to the profile's doorbell block. */
-ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
-			    size_t count, loff_t *ppos);
 /*
- * The trap path's read of the doorbell block while DMA is held: what the
- * profile's held_read op says, else the device's answer.
+ * The trap path's write to the profile's doorbell block, and its read of
+ * that block while DMA is held (what the profile's held_read op says, else
+ * the device's answer): @count bytes (at most VMIG_TRAP_CHUNK) at file
+ * position @fpos, from or into the trap path's copy of the VMM's buffer,
+ * with the device's access lock held for read. Returns bytes or -errno.
  */
-ssize_t vmig_doorbell_read(struct vmig_device *mdev, char __user *buf,
-			   size_t count, loff_t *ppos);
+ssize_t vmig_doorbell_write(struct vmig_device *mdev, const u8 *buf,
+			    size_t count, loff_t fpos);
+ssize_t vmig_doorbell_read(struct vmig_device *mdev, u8 *buf, size_t count,
+			   loff_t fpos);
 /* Does [off, off + count) of BAR @bar touch the doorbell block? */
 static inline bool vmig_doorbell_hit(const struct vmig_doorbell *db, u8 bar,
 				     u64 off, size_t count)

@@ -160,28 +160,6 @@ int vmig_dma_replay(struct vmig_device *mdev, const struct vmig_held_write *w,
 	return ret;
 }
 
-#define DOORBELL_CHUNK	64
-
-/*
- * The bytes of a one-piece write: a copy of constant size, as a doorbell
- * write comes several times per command and a copy of variable size pays
- * the hardened usercopy checks.
- */
-static int user_piece(u8 *kbuf, const char __user *buf, size_t count)
-{
-	switch (count) {
-	case 1:
-		return copy_from_user(kbuf, buf, 1) ? -EFAULT : 0;
-	case 2:
-		return copy_from_user(kbuf, buf, 2) ? -EFAULT : 0;
-	case 4:
-		return copy_from_user(kbuf, buf, 4) ? -EFAULT : 0;
-	case 8:
-		return copy_from_user(kbuf, buf, 8) ? -EFAULT : 0;
-	}
-	return -EINVAL;
-}
-
 /*
  * A write of one piece that the profile maps to one of its queues: under
  * h->lock for read and that queue's mutex. Returns 1 when the write is
@@ -212,21 +190,19 @@ static int queue_piece(struct vmig_device *mdev, u8 bar, u64 off, u8 w,
 }
 
 /*
- * A trapped write that touches the profile's DMA engine. The user's bytes
- * are copied once and the pieces written from that copy, so that what is
- * decoded, held, logged and written is one value. A write of one piece
- * that the profile maps to a queue takes the queue's path; any other
- * write is device-wide, all its pieces under h->lock for write.
+ * A trapped write that touches the profile's DMA engine, from the trap
+ * path's copy of the VMM's bytes, so that what is decoded, held, logged
+ * and written is one value. A write of one piece that the profile maps to
+ * a queue takes the queue's path; any other write is device-wide, all its
+ * pieces under h->lock for write.
  */
-ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
-			    size_t count, loff_t *ppos)
+ssize_t vmig_doorbell_write(struct vmig_device *mdev, const u8 *buf,
+			    size_t count, loff_t fpos)
 {
 	struct vmig_dma_hold *h = &mdev->mig.dma;
-	u8 bar = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
-	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
-	u8 kbuf[DOORBELL_CHUNK];
-	size_t done = 0, pos, n;
-	bool have = false;
+	u8 bar = VFIO_PCI_OFFSET_TO_INDEX(fpos);
+	u64 off = fpos & VFIO_PCI_OFFSET_MASK;
+	size_t pos;
 	int ret = 0;
 	u8 w;
 
@@ -234,13 +210,10 @@ ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
 	if (h->nr_q && READ_ONCE(vmig_queue_doorbells) &&
 	    !READ_ONCE(mdev->mig.dma_reset) &&
 	    count <= sizeof(u64) && vmig_piece_width(off, count) == count) {
-		if (user_piece(kbuf, buf, count))
-			return -EFAULT;
-		have = true;
 		ret = queue_piece(mdev, bar, off, count,
-				  vmig_piece_value(kbuf, count));
+				  vmig_piece_value(buf, count));
 		if (ret <= 0)
-			goto out;
+			return ret ? ret : count;
 		ret = 0;
 	}
 	down_write(&h->lock);
@@ -251,67 +224,44 @@ ssize_t vmig_doorbell_write(struct vmig_device *mdev, const char __user *buf,
 	 */
 	if (!h->held)
 		vmig_mig_dma_reset(mdev);
-	while (done < count && !ret) {
-		n = min_t(size_t, count - done, sizeof(kbuf));
-		/* a single piece is decoded from the bytes copied above */
-		if (!have && copy_from_user(kbuf, buf + done, n)) {
-			ret = -EFAULT;
+	for (pos = 0; pos < count; pos += w) {
+		w = vmig_piece_width(off + pos, count - pos);
+		ret = doorbell_piece(mdev, bar, off + pos, w,
+				     vmig_piece_value(buf + pos, w));
+		if (ret)
 			break;
-		}
-		for (pos = 0; pos < n; pos += w) {
-			w = vmig_piece_width(off + done + pos, n - pos);
-			ret = doorbell_piece(mdev, bar, off + done + pos, w,
-					     vmig_piece_value(kbuf + pos, w));
-			if (ret)
-				break;
-		}
-		done += pos;
 	}
 	up_write(&h->lock);
-out:
-	if (!ret && have)
-		done = count;
-	if (!done)
-		return ret;
-	*ppos += done;
-	return done;
+	return pos ? pos : ret;
 }
 
-ssize_t vmig_doorbell_read(struct vmig_device *mdev, char __user *buf,
-			   size_t count, loff_t *ppos)
+ssize_t vmig_doorbell_read(struct vmig_device *mdev, u8 *buf, size_t count,
+			   loff_t fpos)
 {
 	const struct vmig_profile *p = mdev->profile;
 	struct vmig_dma_hold *h = &mdev->mig.dma;
-	u8 bar = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
-	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
-	bool mine = false;
+	u8 bar = VFIO_PCI_OFFSET_TO_INDEX(fpos);
+	u64 off = fpos & VFIO_PCI_OFFSET_MASK;
+	ssize_t ret = count;
 	__le64 le;
 	u64 v;
 
-	if (p->dma && p->dma->held_read && count <= sizeof(v)) {
-		down_write(&h->lock);
-		mine = p->dma->held_read(mdev, bar, off, count, &v);
-		/*
-		 * Not the profile's to answer: the device's, read before
-		 * the profile can program the engine for its own transfer
-		 * (which it does only after taking this lock to say so).
-		 */
-		if (!mine) {
-			ssize_t ret = vfio_pci_core_read(&mdev->core.vdev,
-							 buf, count, ppos);
-
-			up_write(&h->lock);
-			return ret;
-		}
-		up_write(&h->lock);
+	if (!p->dma || !p->dma->held_read || count > sizeof(v))
+		return vmig_trapped_read(mdev, buf, count, fpos);
+	down_write(&h->lock);
+	/*
+	 * Not the profile's to answer: the device's, read before the profile
+	 * can program the engine for its own transfer (which it does only
+	 * after taking this lock to say so).
+	 */
+	if (p->dma->held_read(mdev, bar, off, count, &v)) {
+		le = cpu_to_le64(v);
+		memcpy(buf, &le, count);
+	} else {
+		ret = vmig_trapped_read(mdev, buf, count, fpos);
 	}
-	if (!mine)
-		return vfio_pci_core_read(&mdev->core.vdev, buf, count, ppos);
-	le = cpu_to_le64(v);
-	if (copy_to_user(buf, &le, count))
-		return -EFAULT;
-	*ppos += count;
-	return count;
+	up_write(&h->lock);
+	return ret;
 }
 
 int vmig_dma_open(struct vmig_device *mdev)

@@ -459,8 +459,6 @@ void vmig_shadow_set_irqs(struct vmig_device *mdev, void __user *uarg)
 
 /* ---- the access path ---- */
 
-#define SHADOW_CHUNK	64
-
 /*
  * One piece: the model's, or for the MSI-X table nobody's (reads all
  * ones and writes dropped, as vfio-pci's own BAR access does). Writes the model
@@ -495,59 +493,42 @@ static void shadow_piece(struct vmig_shadow *sh, u8 bar, u64 at, u8 w,
 /*
  * Split as the trap paths split: naturally aligned pieces of at most 4
  * bytes. (An aligned 8-byte read that 6.12's vfio-pci takes in one goes
- * out on x86 as two 4-byte reads, low half first: ioread64_lo_hi.)
+ * out on x86 as two 4-byte reads, low half first: ioread64_lo_hi.) @p is
+ * the trap path's copy of the VMM's bytes (at most VMIG_TRAP_CHUNK).
  */
-static ssize_t shadow_rw(struct vmig_device *mdev, char __user *rbuf,
-			 const char __user *wbuf, size_t count, loff_t *ppos)
+static ssize_t shadow_rw(struct vmig_device *mdev, u8 *p, size_t count,
+			 loff_t fpos, bool write)
 {
-	bool write = wbuf;
 	struct vmig_shadow *sh = mdev->shadow.sh;
 	struct pci_dev *pdev = mdev->core.pdev;
-	u8 bar = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
-	u64 off = *ppos & VFIO_PCI_OFFSET_MASK, end;
-	size_t done = 0, pos, n, w;
-	u8 kbuf[SHADOW_CHUNK];
+	u8 bar = VFIO_PCI_OFFSET_TO_INDEX(fpos);
+	u64 off = fpos & VFIO_PCI_OFFSET_MASK, end;
+	size_t pos, w;
 
 	end = pci_resource_len(pdev, bar);
 	if (!pci_resource_start(pdev, bar) || off >= end)
 		return -EINVAL;
 	count = min_t(u64, count, end - off);
-	while (done < count) {
-		if (done && fatal_signal_pending(current))
-			break;
-		n = min(count - done, sizeof(kbuf));
-		if (write && copy_from_user(kbuf, wbuf + done, n))
-			break;
-		mutex_lock(&sh->lock);
-		sync_reset(sh);
-		for (pos = 0; pos < n; pos += w) {
-			w = vmig_piece_width(off + done + pos, count - done - pos);
-			if (pos + w > n)	/* split as the whole access is */
-				break;
-			shadow_piece(sh, bar, off + done + pos, w, kbuf + pos,
-				     write);
-		}
-		mutex_unlock(&sh->lock);
-		if (!write && copy_to_user(rbuf + done, kbuf, pos))
-			break;
-		done += pos;
+	mutex_lock(&sh->lock);
+	sync_reset(sh);
+	for (pos = 0; pos < count; pos += w) {
+		w = vmig_piece_width(off + pos, count - pos);
+		shadow_piece(sh, bar, off + pos, w, p + pos, write);
 	}
-	if (!done)
-		return -EFAULT;
-	*ppos += done;
-	return done;
+	mutex_unlock(&sh->lock);
+	return count;
 }
 
-ssize_t vmig_shadow_read(struct vmig_device *mdev, char __user *buf,
-			 size_t count, loff_t *ppos)
+ssize_t vmig_shadow_read(struct vmig_device *mdev, u8 *buf, size_t count,
+			 loff_t pos)
 {
-	return shadow_rw(mdev, buf, NULL, count, ppos);
+	return shadow_rw(mdev, buf, count, pos, false);
 }
 
-ssize_t vmig_shadow_write(struct vmig_device *mdev, const char __user *buf,
-			  size_t count, loff_t *ppos)
+ssize_t vmig_shadow_write(struct vmig_device *mdev, const u8 *buf,
+			  size_t count, loff_t pos)
 {
-	return shadow_rw(mdev, NULL, buf, count, ppos);
+	return shadow_rw(mdev, (u8 *)buf, count, pos, true);
 }
 
 /* ---- engage and hand-back ---- */

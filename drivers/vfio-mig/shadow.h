@@ -327,12 +327,14 @@ void vmig_shadow_mig_reset(struct vmig_device *mdev, bool stay_stopped);
 
 /*
  * The access paths (trap.c): a BAR access the engaged shadow serves, with
- * the device's access lock held for read. Returns bytes or -errno.
+ * the device's access lock held for read: @count bytes (at most
+ * VMIG_TRAP_CHUNK) at file position @pos, from or into the trap path's
+ * copy of the VMM's buffer. Returns bytes or -errno.
  */
-ssize_t vmig_shadow_read(struct vmig_device *mdev, char __user *buf,
-			 size_t count, loff_t *ppos);
-ssize_t vmig_shadow_write(struct vmig_device *mdev, const char __user *buf,
-			  size_t count, loff_t *ppos);
+ssize_t vmig_shadow_read(struct vmig_device *mdev, u8 *buf, size_t count,
+			 loff_t pos);
+ssize_t vmig_shadow_write(struct vmig_device *mdev, const u8 *buf,
+			  size_t count, loff_t pos);
 /* VFIO_DEVICE_SET_IRQS went through: remember its eventfds. */
 void vmig_shadow_set_irqs(struct vmig_device *mdev, void __user *uarg);
 /*

@@ -143,45 +143,9 @@ static bool vmm_may_access(struct vmig_device *mdev, loff_t pos)
 	       vmm_memory_enabled(&mdev->core);
 }
 
-/*
- * In trap modes sparse and all every BAR access holds the device's access
- * lock for read, so that engaging or handing back a shadow (shadow.c)
- * finds none in flight; while a shadow is engaged, it serves them.
- */
-ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
-		  loff_t *ppos)
-{
-	struct vmig_device *mdev = to_vmig(vdev);
-	ssize_t ret;
-
-	if (!is_bar(VFIO_PCI_OFFSET_TO_INDEX(*ppos)) ||
-	    READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
-		return vfio_pci_core_read(vdev, buf, count, ppos);
-	percpu_down_read(&mdev->shadow.sem);
-	if (unlikely(mdev->shadow.sh)) {
-		ret = vmm_may_access(mdev, *ppos) ?
-		      vmig_shadow_read(mdev, buf, count, ppos) : -EIO;
-	} else if (unlikely((READ_ONCE(mdev->mig.dma.held) ||
-			     READ_ONCE(mdev->mig.dma.answers)) &&
-			    vmig_doorbell_hit(mdev->profile->doorbell,
-					      VFIO_PCI_OFFSET_TO_INDEX(*ppos),
-					      *ppos & VFIO_PCI_OFFSET_MASK,
-					      count) &&
-			    vmm_may_access(mdev, *ppos))) {
-		/* a start held while the guest runs reads as running */
-		this_cpu_inc(*mdev->trapped_reads);
-		ret = vmig_doorbell_read(mdev, buf, count, ppos);
-	} else {
-		this_cpu_inc(*mdev->trapped_reads);
-		ret = vfio_pci_core_read(vdev, buf, count, ppos);
-	}
-	percpu_up_read(&mdev->shadow.sem);
-	return ret;
-}
-
-/* One piece of a VMM's write, as vfio-pci would issue it. */
-static int vmm_write_piece(struct vfio_pci_core_device *core, bool mem,
-			   void __iomem *io, u8 w, u64 v)
+/* One piece of a VMM's access, as vfio-pci would issue it. */
+static int vmm_piece(struct vfio_pci_core_device *core, bool mem,
+		     void __iomem *io, u8 w, u64 *v, bool write)
 {
 	if (mem) {
 		down_read(&core->memory_lock);
@@ -190,39 +154,43 @@ static int vmm_write_piece(struct vfio_pci_core_device *core, bool mem,
 			return -EIO;
 		}
 	}
-	if (w == 4)
-		iowrite32(v, io);
+	if (write && w == 4)
+		iowrite32(*v, io);
+	else if (write && w == 2)
+		iowrite16(*v, io);
+	else if (write)
+		iowrite8(*v, io);
+	else if (w == 4)
+		*v = ioread32(io);
 	else if (w == 2)
-		iowrite16(v, io);
+		*v = ioread16(io);
 	else
-		iowrite8(v, io);
+		*v = ioread8(io);
 	if (mem)
 		up_read(&core->memory_lock);
 	return 0;
 }
 
-#define TRAP_CHUNK	64
-
 /*
- * A trapped BAR write. The user's bytes are copied once, and the pieces
- * that reach the device are written from that copy and recorded with the
- * same values: vfio_pci_core_write() would fetch the buffer again, and a
- * VMM thread changing it in between would make the log lie. Otherwise as
- * vfio-pci: the write is clipped to the BAR, split into naturally aligned
- * pieces of at most 4 bytes, refused (-EIO) while the VMM has memory
- * decoding off, and what falls in the MSI-X table is dropped.
+ * A trapped BAR access that reaches the device, from or into the trap
+ * path's copy of the VMM's bytes: a write is written and recorded from
+ * that one copy (vfio_pci_core_write() would fetch the user's buffer
+ * again, and a VMM thread changing it in between would make the log lie).
+ * Otherwise as vfio-pci: the access is clipped to the BAR, split into
+ * naturally aligned pieces of at most 4 bytes, refused (-EIO) while the
+ * VMM has memory decoding off; in the MSI-X table writes are dropped and
+ * reads return all ones.
  */
-static ssize_t trapped_write(struct vmig_device *mdev, const char __user *buf,
-			     size_t count, loff_t *ppos)
+static ssize_t trapped_rw(struct vmig_device *mdev, u8 *buf, size_t count,
+			  loff_t fpos, bool write)
 {
 	struct vfio_pci_core_device *core = &mdev->core;
 	struct pci_dev *pdev = core->pdev;
-	u8 bar = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
-	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
+	u8 bar = VFIO_PCI_OFFSET_TO_INDEX(fpos);
+	u64 off = fpos & VFIO_PCI_OFFSET_MASK;
 	u64 xs = U64_MAX, xe = U64_MAX, end, at, v;
 	void __iomem *io = mdev->bar_va[bar];
-	size_t done = 0, pos, n, fill, w;
-	u8 kbuf[TRAP_CHUNK];
+	size_t pos, fill, w;
 	int ret = 0;
 	bool mem;
 
@@ -237,38 +205,148 @@ static ssize_t trapped_write(struct vmig_device *mdev, const char __user *buf,
 	}
 	if (pm_runtime_resume_and_get(&pdev->dev))
 		return -EIO;
-	while (done < count && !ret) {
-		n = min(count - done, sizeof(kbuf));
-		if (copy_from_user(kbuf, buf + done, n)) {
+	for (pos = 0; pos < count; pos += w) {
+		at = off + pos;
+		fill = count - pos;
+		if (at >= xs && at < xe) {	/* vfio-pci's behaviour */
+			w = min_t(u64, fill, xe - at);
+			if (!write)
+				memset(buf + pos, 0xff, w);
+			continue;
+		}
+		if (at < xs)
+			fill = min_t(u64, fill, xs - at);
+		w = vmig_piece_width(at, fill);
+		v = write ? vmig_piece_value(buf + pos, w) : 0;
+		ret = vmm_piece(core, mem, io + at, w, &v, write);
+		if (ret)
+			break;
+		if (!write) {
+			__le64 le = cpu_to_le64(v);
+
+			memcpy(buf + pos, &le, w);
+		} else if (vmig_record_write(&mdev->rs, bar, at, w, v)) {
+			vmig_nl_notify_overflow(mdev);
+		}
+	}
+	pm_runtime_put(&pdev->dev);
+	return pos ? pos : ret;
+}
+
+ssize_t vmig_trapped_read(struct vmig_device *mdev, u8 *buf, size_t count,
+			  loff_t pos)
+{
+	return trapped_rw(mdev, buf, count, pos, false);
+}
+
+/*
+ * One chunk of a trapped access, under the device's access lock; @first:
+ * the access's first (a read the device serves is counted once).
+ */
+static ssize_t trap_chunk(struct vmig_device *mdev, u8 *buf, size_t n,
+			  loff_t pos, bool write, bool first)
+{
+	const struct vmig_profile *p = mdev->profile;
+	unsigned int index = VFIO_PCI_OFFSET_TO_INDEX(pos);
+	u64 off = pos & VFIO_PCI_OFFSET_MASK;
+
+	if (unlikely(mdev->shadow.sh)) {
+		if (!vmm_may_access(mdev, pos))
+			return -EIO;
+		return write ? vmig_shadow_write(mdev, buf, n, pos) :
+			       vmig_shadow_read(mdev, buf, n, pos);
+	}
+	if (!write && first)
+		this_cpu_inc(*mdev->trapped_reads);
+	if (!vmig_doorbell_hit(p->doorbell, index, off, n))
+		return trapped_rw(mdev, buf, n, pos, write);
+	/* The DMA engine's registers: held in P2P, fed to the dirty log. */
+	if (write)
+		return vmig_doorbell_write(mdev, buf, n, pos);
+	/* a start held while the guest runs reads as running */
+	if ((READ_ONCE(mdev->mig.dma.held) ||
+	     READ_ONCE(mdev->mig.dma.answers)) && vmm_may_access(mdev, pos))
+		return vmig_doorbell_read(mdev, buf, n, pos);
+	return trapped_rw(mdev, buf, n, pos, false);
+}
+
+/*
+ * The VMM's bytes for a write, outside any lock: a copy of constant size
+ * for a single register (a doorbell write comes several times per command,
+ * and a copy of variable size pays the hardened usercopy checks).
+ */
+static int vmm_bytes(u8 *kbuf, const char __user *buf, size_t n)
+{
+	switch (n) {
+	case 1:
+		return copy_from_user(kbuf, buf, 1) ? -EFAULT : 0;
+	case 2:
+		return copy_from_user(kbuf, buf, 2) ? -EFAULT : 0;
+	case 4:
+		return copy_from_user(kbuf, buf, 4) ? -EFAULT : 0;
+	case 8:
+		return copy_from_user(kbuf, buf, 8) ? -EFAULT : 0;
+	}
+	return copy_from_user(kbuf, buf, n) ? -EFAULT : 0;
+}
+
+/*
+ * In trap modes sparse and all every BAR access holds the device's access
+ * lock for read, so that engaging or handing back a shadow (shadow.c)
+ * finds none in flight; while a shadow is engaged, it serves them. The
+ * VMM's buffer is copied in before the lock and out after it, in chunks
+ * (VMIG_TRAP_CHUNK): a VMM whose buffer faults slowly (userfaultfd, FUSE)
+ * holds nothing while it does, as vfio-pci copies outside its
+ * memory_lock.
+ */
+static ssize_t trap_rw(struct vmig_device *mdev, char __user *rbuf,
+		       const char __user *wbuf, size_t count, loff_t *ppos)
+{
+	bool write = wbuf;
+	u8 kbuf[VMIG_TRAP_CHUNK];
+	loff_t pos = *ppos;
+	size_t done = 0, n;
+	ssize_t ret = 0;
+
+	while (done < count) {
+		if (done && fatal_signal_pending(current))
+			break;
+		/* chunks end 4-byte aligned: pieces split as the whole's */
+		n = min_t(size_t, count - done,
+			  sizeof(kbuf) - (pos & 3));
+		if (write && vmm_bytes(kbuf, wbuf + done, n)) {
 			ret = -EFAULT;
 			break;
 		}
-		for (pos = 0; pos < n; pos += w) {
-			at = off + done + pos;
-			fill = count - done - pos;
-			if (at >= xs && at < xe) {	/* dropped by vfio-pci */
-				w = min_t(u64, fill, xe - at);
-				continue;
-			}
-			if (at < xs)
-				fill = min_t(u64, fill, xs - at);
-			w = vmig_piece_width(at, fill);
-			if (pos + w > n)	/* split as the whole write is */
-				break;
-			v = vmig_piece_value(kbuf + pos, w);
-			ret = vmm_write_piece(core, mem, io + at, w, v);
-			if (ret)
-				break;
-			if (vmig_record_write(&mdev->rs, bar, at, w, v))
-				vmig_nl_notify_overflow(mdev);
+		percpu_down_read(&mdev->shadow.sem);
+		ret = trap_chunk(mdev, kbuf, n, pos, write, !done);
+		percpu_up_read(&mdev->shadow.sem);
+		if (ret <= 0)
+			break;
+		if (!write && copy_to_user(rbuf + done, kbuf, ret)) {
+			ret = -EFAULT;
+			break;
 		}
-		done += pos;
+		done += ret;
+		pos += ret;
+		if (ret < n)	/* the end of the BAR */
+			break;
 	}
-	pm_runtime_put(&pdev->dev);
 	if (!done)
 		return ret;
-	*ppos += done;
+	*ppos = pos;
 	return done;
+}
+
+ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
+		  loff_t *ppos)
+{
+	struct vmig_device *mdev = to_vmig(vdev);
+
+	if (!is_bar(VFIO_PCI_OFFSET_TO_INDEX(*ppos)) ||
+	    READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
+		return vfio_pci_core_read(vdev, buf, count, ppos);
+	return trap_rw(mdev, buf, NULL, count, ppos);
 }
 
 ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
@@ -290,19 +368,7 @@ ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
 	}
 	if (!is_bar(index) || READ_ONCE(mdev->trap_mode) == VMIG_TRAP_NONE)
 		return vfio_pci_core_write(vdev, buf, count, ppos);
-	percpu_down_read(&mdev->shadow.sem);
-	if (unlikely(mdev->shadow.sh))
-		ret = vmm_may_access(mdev, *ppos) ?
-		      vmig_shadow_write(mdev, buf, count, ppos) : -EIO;
-	/* The DMA engine's registers: held in P2P, fed to the dirty log. */
-	else if (unlikely(vmig_doorbell_hit(mdev->profile->doorbell, index,
-					    *ppos & VFIO_PCI_OFFSET_MASK,
-					    count)))
-		ret = vmig_doorbell_write(mdev, buf, count, ppos);
-	else
-		ret = trapped_write(mdev, buf, count, ppos);
-	percpu_up_read(&mdev->shadow.sem);
-	return ret;
+	return trap_rw(mdev, NULL, buf, count, ppos);
 }
 
 int vmig_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)

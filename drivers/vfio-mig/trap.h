@@ -45,6 +45,20 @@ ssize_t vmig_read(struct vfio_device *vdev, char __user *buf, size_t count,
 		  loff_t *ppos);
 ssize_t vmig_write(struct vfio_device *vdev, const char __user *buf,
 		   size_t count, loff_t *ppos);
+/*
+ * In trap modes sparse and all, a BAR access of the VMM is copied in or out
+ * by the trap path, outside the device's locks, in pieces of at most
+ * VMIG_TRAP_CHUNK bytes that end on a 4-byte boundary (or the access's
+ * end), so that each is split into pieces as the whole access is.
+ */
+#define VMIG_TRAP_CHUNK	64
+/*
+ * A trapped BAR read that reaches the device, into @buf (at most
+ * VMIG_TRAP_CHUNK bytes), as vfio-pci would issue it; the device's access
+ * lock held for read.
+ */
+ssize_t vmig_trapped_read(struct vmig_device *mdev, u8 *buf, size_t count,
+			  loff_t pos);
 int vmig_mmap(struct vfio_device *vdev, struct vm_area_struct *vma);
 long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		unsigned long arg);

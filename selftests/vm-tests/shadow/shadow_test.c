@@ -53,15 +53,23 @@
  *    (ctl-fd) is handed back when that fd goes uncommitted; one for no
  *    controller stays; ctl-fds that are no controller of the device are
  *    refused.
+ *  - engage_waits_for_no_vmm_buffer: a VMM read and write whose buffers
+ *    fault until the test resolves them (userfaultfd) hold nothing the
+ *    engage needs: it completes meanwhile, and the write, which comes
+ *    after it, is the model's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/userfaultfd.h>
 #include <linux/vfio_mig.h>
 #include <linux/vfio_mig_ctl.h>
 
@@ -791,6 +799,106 @@ static void *engage_thread(void *arg)
 	}
 	e->done = 1;
 	return NULL;
+}
+
+/* A VMM access of 4 bytes at @pos whose buffer faults until resolved. */
+struct slow_access {
+	int fd;
+	uint64_t pos;
+	void *buf;
+	bool write;
+	ssize_t ret;
+};
+
+static void *slow_access_thread(void *arg)
+{
+	struct slow_access *a = arg;
+
+	a->ret = a->write ? pwrite(a->fd, a->buf, 4, a->pos) :
+			    pread(a->fd, a->buf, 4, a->pos);
+	if (a->ret < 0)
+		a->ret = -errno;
+	return NULL;
+}
+
+/* The next page fault on @uffd within @ms, consumed: 0 or -ETIMEDOUT. */
+static int uffd_next_fault(int uffd, int ms)
+{
+	struct pollfd p = { .fd = uffd, .events = POLLIN };
+	struct uffd_msg msg;
+
+	if (poll(&p, 1, ms) != 1 || read(uffd, &msg, sizeof(msg)) != sizeof(msg))
+		return -ETIMEDOUT;
+	return msg.event == UFFD_EVENT_PAGEFAULT ? 0 : -EINVAL;
+}
+
+/*
+ * The kernel copies a VMM's buffer outside the locks an engage takes: a
+ * read and a write whose buffers fault for as long as the test likes (as
+ * a VMM's userfaultfd or FUSE mapping may) do not stall the engage, nor
+ * migctl with it, uninterruptibly.
+ */
+TEST_F_TIMEOUT(sh, engage_waits_for_no_vmm_buffer, 60)
+{
+	const uint64_t pos = self->a.d.regions[0].offset + EDU_REG_LIVENESS;
+	struct uffdio_api api = { .api = UFFD_API };
+	struct engager e = { .bdf = self->bdf };
+	long page = sysconf(_SC_PAGESIZE);
+	struct uffdio_register reg = { 0 };
+	struct uffdio_zeropage zp = { 0 };
+	struct slow_access acc[2];
+	pthread_t th[2], et;
+	uint32_t v = 0;
+	uint8_t *mem;
+	int uffd, i;
+	uint64_t t;
+	bool done;
+
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		SKIP(return, "userfaultfd: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	mem = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	reg.range.start = (uintptr_t)mem;
+	reg.range.len = 2 * page;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	for (i = 0; i < 2; i++) {
+		acc[i] = (struct slow_access){
+			.fd = self->a.d.fd, .pos = pos, .buf = mem + i * page,
+			.write = i == 1,
+		};
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, slow_access_thread,
+					    &acc[i]));
+		ASSERT_EQ(0, uffd_next_fault(uffd, 5000))
+			TH_LOG("the %s never touched its buffer",
+			       i ? "write" : "read");
+	}
+	ASSERT_EQ(0, pthread_create(&et, NULL, engage_thread, &e));
+	for (t = vmm_now_us(); !e.done && vmm_now_us() - t < 5000000;)
+		usleep(10000);
+	done = e.done;
+	/* the buffers come in (zeros): both accesses go on */
+	for (i = 0; i < 2; i++) {
+		zp.range.start = (uintptr_t)(mem + i * page);
+		zp.range.len = page;
+		EXPECT_EQ(0, ioctl(uffd, UFFDIO_ZEROPAGE, &zp));
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	pthread_join(et, NULL);
+	EXPECT_TRUE(done)
+		TH_LOG("the engage waited 5 s for VMM accesses blocked on their buffers");
+	EXPECT_EQ(0, e.ret) TH_LOG("engage: %s", e.err);
+	EXPECT_EQ(4, acc[0].ret);
+	EXPECT_EQ(4, acc[1].ret);
+	/* the write (of zero) reached the model: liveness reads its inverse */
+	EXPECT_EQ(4, pread(self->a.d.fd, &v, 4, pos));
+	EXPECT_EQ(0xffffffffu, v);
+	munmap(mem, 2 * page);
+	close(uffd);
 }
 
 TEST_F_TIMEOUT(sh, engage_leaves_other_devices_alone, 60)
