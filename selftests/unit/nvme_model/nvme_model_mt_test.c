@@ -171,6 +171,7 @@ static struct fake *fake_new(bool locked)
 	}
 	/* namespace 1: 512-byte blocks, no metadata */
 	id = at(f, ID_IOVA);
+	id[2] = 1;		/* NSZE: 65536 blocks */
 	id[128 + 2] = 9;
 	memset(&s, 0, sizeof(s));
 	s.cdw0 = 0x06;

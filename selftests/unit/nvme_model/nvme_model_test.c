@@ -810,6 +810,59 @@ TEST_F(model, unidentified_namespace_metadata_marked)
 		TH_LOG("the metadata of an unidentified namespace unmarked");
 }
 
+/*
+ * Identify data whose PRP1 starts 64 bytes before its page's end: the rest,
+ * the LBA formats with it, is where PRP2 points, not in the next IOVA page
+ * (which holds a smaller format here, as stale memory may).
+ */
+TEST_F(model, identify_data_through_prp2)
+{
+	struct fake *f = self->f;
+	const uint64_t prp1 = ID_IOVA + PS - 64, prp2 = MEM_BASE + 0x8000;
+	struct sim_sqe id = { .cdw0 = 0x06, .nsid = 4, .prp1 = prp1,
+			      .prp2 = prp2 };
+	uint8_t *first = at(f, prp1), *rest = at(f, prp2);
+	struct sim_sqe rd;
+
+	memset(at(f, ID_IOVA), 0, 2 * PS);
+	memset(rest, 0, PS);
+	memcpy(first, &(uint64_t){ NSZE }, 8);
+	first[25] = 1;			/* NLBAF: two formats */
+	first[26] = 1;			/* FLBAS: format 1 */
+	rest[128 + 4 - 64 + 2] = 12;	/* format 1: 4 KiB blocks */
+	first[128 + 4 + 2] = 9;		/* the next IOVA page: not the data */
+	ASSERT_EQ(0, admin(f, &id, 0, 0));
+	clear_dirty(f);
+	rd = read_cmd(4, 0, 2, DATA_IOVA, DATA_IOVA + PS);
+	ASSERT_EQ(0, submit(f, 1, &rd, true));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + PS))
+		TH_LOG("two 4 KiB blocks marked as two 512-byte ones");
+}
+
+/*
+ * Identify data the guest's driver freed (zeroed here) before it released
+ * the completion is no namespace's: the namespace is forgotten, and marked
+ * at its largest, rather than taken as 512-byte blocks without metadata.
+ */
+TEST_F(model, identify_data_gone_leaves_the_namespace_unknown)
+{
+	struct fake *f = self->f;
+	struct sim_sqe id = { .cdw0 = 0x06, .nsid = 5, .prp1 = ID_IOVA };
+	struct sim_sqe rd;
+
+	ASSERT_EQ(0, identify_ns_md(f, 5, 9, 8, false));
+	memset(at(f, ID_IOVA), 0, PS);
+	ASSERT_EQ(0, admin(f, &id, 0, 0));
+	clear_dirty(f);
+	rd = read_cmd(5, 0, 1, DATA_IOVA, 0);
+	rd.mptr = DATA_IOVA + 0x40000;
+	ASSERT_EQ(0, submit(f, 1, &rd, true));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x40000));
+	EXPECT_TRUE(is_dirty(f, DATA_IOVA + 0x40000 + PS))
+		TH_LOG("the namespace's metadata marked as 8 bytes a block");
+}
+
 TEST_F(model, reset_forgets_queues)
 {
 	struct nvmp_ctrl *c = &self->f->c;

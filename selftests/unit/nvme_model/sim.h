@@ -125,8 +125,10 @@ static inline int sim_admin(struct sim *s, const struct sim_sqe *c,
 		if (!id)
 			return 0x4;
 		memset(id, 0, 4096);
-		if ((c->cdw10 & 0xff) == 0 && c->nsid == 1)
+		if ((c->cdw10 & 0xff) == 0 && c->nsid == 1) {
+			id[2] = 1;	/* NSZE: 65536 blocks */
 			id[128 + 2] = 9;
+		}
 		return 0;
 	case 0x09:	/* Set Features */
 		if ((c->cdw10 & 0xff) == 0x07) {

@@ -979,6 +979,7 @@ static void pending_add(struct nvmp_ctrl *c, const struct nvmp_sqe *s)
 	p->cdw10 = le32_to_cpu(s->cdw10);
 	p->cdw11 = le32_to_cpu(s->cdw11);
 	p->prp1 = le64_to_cpu(s->prp1);
+	p->prp2 = le64_to_cpu(s->prp2);
 }
 
 bool nvmp_sq_creating(const struct nvmp_ctrl *c, u16 qid)
@@ -1272,25 +1273,66 @@ static void set_feature(struct nvmp_ctrl *c, const struct nvmp_pending *p,
 }
 
 /*
- * Identify Namespace data: NSZE (byte 0), FLBAS (byte 26) and LBA formats
- * (byte 128).
+ * @len bytes at @off of an Identify's 4 KiB of data, where the device wrote
+ * them: from PRP1 (with its offset) to the end of its page, then PRP2.
+ */
+static int id_read(struct nvmp_ctrl *c, const struct nvmp_pending *p,
+		   u32 off, void *buf, u32 len)
+{
+	u32 psz = page_size(c), first = psz - (p->prp1 & (psz - 1)), n = 0;
+
+	if (off < first) {
+		n = min_t(u32, len, first - off);
+		if (gread(c, 0, p->prp1 + off, buf, n))
+			return -EFAULT;
+	}
+	if (n < len && gread(c, 0, p->prp2 + (off + n - first),
+			     (u8 *)buf + n, len - n))
+		return -EFAULT;
+	return 0;
+}
+
+static void ns_forget(struct nvmp_ctrl *c, u32 nsid)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->nr_ns; i++)
+		if (c->ns[i].nsid == nsid) {
+			c->ns[i] = c->ns[--c->nr_ns];
+			return;
+		}
+}
+
+/*
+ * Identify Namespace data: NSZE (byte 0), NLBAF (byte 25), FLBAS (byte
+ * 26) and LBA formats (byte 128). Read when the guest releases the
+ * completion, which may be after its driver parsed and freed the buffer:
+ * data that is not a namespace's (NSZE 0, a format index past NLBAF, LBADS
+ * outside 9 to 16: a zeroed or reused buffer) leaves the namespace
+ * unknown, marked at its largest, rather than guessed.
  */
 static void identify_done(struct nvmp_ctrl *c, const struct nvmp_pending *p)
 {
 	struct nvmp_ns *ns = NULL;
 	u32 nsid = p->nsid;
-	u8 flbas, fmt[4];
-	__le64 nsze;
-	unsigned int i;
+	u8 hdr[27], fmt[4];
+	unsigned int i, idx;
+	__le64 le;
+	u64 nsze;
 
 	if ((p->cdw10 & 0xff) != 0x00 || !nsid || nsid == 0xffffffff)
 		return;
-	if (gread(c, 0, p->prp1, &nsze, 8) ||
-	    gread(c, 0, p->prp1 + 26, &flbas, 1))
+	if (id_read(c, p, 0, hdr, sizeof(hdr)))
 		return;
-	if (gread(c, 0, p->prp1 + 128 + 4 * ((flbas & 0xf) |
-					  ((flbas >> 1) & 0x30)), fmt, 4))
+	idx = (hdr[26] & 0xf) | ((hdr[26] >> 1) & 0x30);
+	memcpy(&le, hdr, sizeof(le));
+	nsze = le64_to_cpu(le);
+	if (!nsze || hdr[25] > 63 || idx > hdr[25] ||
+	    id_read(c, p, 128 + 4 * idx, fmt, sizeof(fmt)) ||
+	    fmt[2] < 9 || fmt[2] > 16) {
+		ns_forget(c, nsid);
 		return;
+	}
 	for (i = 0; i < c->nr_ns; i++)
 		if (c->ns[i].nsid == nsid)
 			ns = &c->ns[i];
@@ -1302,12 +1344,11 @@ static void identify_done(struct nvmp_ctrl *c, const struct nvmp_pending *p)
 		ns = &c->ns[c->nr_ns++];
 		ns->nsid = nsid;
 	}
-	/* LBADS below 9 is not a valid format: keep the largest guess */
-	ns->lba_shift = fmt[2] >= 9 && fmt[2] <= 16 ? fmt[2] : 16;
+	ns->lba_shift = fmt[2];
 	/* metadata in a separate buffer unless FLBAS bit 4 (extended) */
 	ns->ms = fmt[0] | (fmt[1] << 8);
-	ns->ext = ns->ms && (flbas & 0x10);
-	ns->nsze = le64_to_cpu(nsze);
+	ns->ext = ns->ms && (hdr[26] & 0x10);
+	ns->nsze = nsze;
 }
 
 static void admin_done(struct nvmp_ctrl *c, const struct nvmp_cqe *e)

@@ -239,7 +239,7 @@ struct nvmp_pending {
 	u32 seq;	/* submission order: a reused id completes oldest first */
 	u32 nsid;
 	u32 cdw10, cdw11;
-	u64 prp1;
+	u64 prp1, prp2;
 };
 
 struct nvmp_ns {
