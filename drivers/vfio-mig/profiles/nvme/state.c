@@ -241,10 +241,15 @@ int nvmp_state_check(const struct nvmp_state *st,
 	for (i = 0; i < NVMP_FEAT_NR; i++)
 		if (!(le32_to_cpu(st->feat_set) & BIT(i)) && st->feat[i])
 			return bad(why, "value of a feature not set");
+	/*
+	 * The pairs granted may be more than the model follows (QEMU grants
+	 * all it has, whatever the driver asks): the queues created are
+	 * checked below, and against the target's resources by the
+	 * compatibility check. 65536 (0xffff, zero-based) is no count.
+	 */
 	if (le32_to_cpu(st->feat_set) & BIT(NVMP_FEAT_NQ)) {
 		nq = le32_to_cpu(st->feat[NVMP_FEAT_NQ]);
-		if ((nq & 0xffff) + 1 > lim->nr_ioq ||
-		    (nq >> 16) + 1 > lim->nr_ioq)
+		if ((nq & 0xffff) == 0xffff || (nq >> 16) == 0xffff)
 			return bad(why, "number of queues");
 	}
 	for (i = 0; i < NVMP_MAX_VEC; i++) {
