@@ -6,14 +6,17 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+#include <linux/userfaultfd.h>
 
 #include "edu.h"
 #include "testbed.h"
@@ -114,4 +117,44 @@ int tb_tcp_pair(int fds[2])
 	if (l >= 0)
 		close(l);
 	return ret;
+}
+
+int tb_uffd_region(size_t len, void **mem)
+{
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_api api = { .api = UFFD_API };
+	int uffd, ret;
+
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		return -errno;
+	*mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (*mem == MAP_FAILED) {
+		ret = -errno;
+		close(uffd);
+		return ret;
+	}
+	reg.range.start = (uintptr_t)*mem;
+	reg.range.len = len;
+	if (ioctl(uffd, UFFDIO_API, &api) || ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		ret = -errno;
+		munmap(*mem, len);
+		close(uffd);
+		return ret;
+	}
+	return uffd;
+}
+
+int tb_uffd_next_fault(int uffd, int ms)
+{
+	struct pollfd p = { .fd = uffd, .events = POLLIN };
+	struct uffd_msg msg;
+	int n = poll(&p, 1, ms);
+
+	if (n < 0)
+		return -errno;
+	if (!n || read(uffd, &msg, sizeof(msg)) != sizeof(msg))
+		return -ETIMEDOUT;
+	return msg.event == UFFD_EVENT_PAGEFAULT ? 0 : -EINVAL;
 }

@@ -33,5 +33,13 @@ int tb_lo_up(void);
  * @fds[0] connected, @fds[1] accepted. 0, or -errno (nothing left open).
  */
 int tb_tcp_pair(int fds[2]);
+/*
+ * @len bytes of anonymous memory at *@mem whose pages fault until the
+ * caller resolves them (a userfaultfd in missing mode, non-blocking):
+ * returns the userfaultfd, or -errno (nothing left open).
+ */
+int tb_uffd_region(size_t len, void **mem);
+/* The next page fault on @uffd within @ms, consumed: 0 or -errno. */
+int tb_uffd_next_fault(int uffd, int ms);
 
 #endif

@@ -1757,36 +1757,24 @@ TEST_F(ctl, vmm_close_not_held_by_a_faulting_caller)
 {
 	static uint8_t data[MIG_PAGE] __attribute__((aligned(MIG_PAGE)));
 	static uint64_t src[MIG_PAGE / 8] __attribute__((aligned(MIG_PAGE)));
-	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
 	struct uffdio_copy cp = { 0 };
 	struct stuck_pages sp = { .data = data, .ret = 1 };
-	struct pollfd pf;
-	struct uffd_msg msg;
 	struct timespec until;
 	pthread_t tp, tc;
 	uint64_t t0, ms;
 	bool closed;
+	void *mem;
 	int uffd;
 
-	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	uffd = tb_uffd_region(MIG_PAGE, &mem);
 	if (uffd < 0)
-		SKIP(return, "no userfaultfd: %s", strerror(errno));
-	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
-	sp.iovas = mmap(NULL, MIG_PAGE, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, sp.iovas);
-	reg.range.start = (uintptr_t)sp.iovas;
-	reg.range.len = MIG_PAGE;
-	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+		SKIP(return, "no userfaultfd: %s", strerror(-uffd));
+	sp.iovas = mem;
 	sp.fd = ctl_new(self->bdf);
 	ASSERT_LE(0, sp.fd);
 	ASSERT_EQ(0, pthread_create(&tp, NULL, stuck_pages_main, &sp));
 	/* the call is in the kernel, faulting on its IOVA list */
-	pf = (struct pollfd){ .fd = uffd, .events = POLLIN };
-	ASSERT_EQ(1, poll(&pf, 1, 5000));
-	ASSERT_EQ((ssize_t)sizeof(msg), read(uffd, &msg, sizeof(msg)));
-	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+	ASSERT_EQ(0, tb_uffd_next_fault(uffd, 5000));
 
 	t0 = vmm_now_us();
 	ASSERT_EQ(0, pthread_create(&tc, NULL, close_main, &self->a));

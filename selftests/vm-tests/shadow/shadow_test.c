@@ -61,14 +61,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <linux/userfaultfd.h>
 #include <linux/vfio_mig.h>
 #include <linux/vfio_mig_ctl.h>
@@ -821,17 +819,6 @@ static void *slow_access_thread(void *arg)
 	return NULL;
 }
 
-/* The next page fault on @uffd within @ms, consumed: 0 or -ETIMEDOUT. */
-static int uffd_next_fault(int uffd, int ms)
-{
-	struct pollfd p = { .fd = uffd, .events = POLLIN };
-	struct uffd_msg msg;
-
-	if (poll(&p, 1, ms) != 1 || read(uffd, &msg, sizeof(msg)) != sizeof(msg))
-		return -ETIMEDOUT;
-	return msg.event == UFFD_EVENT_PAGEFAULT ? 0 : -EINVAL;
-}
-
 /*
  * The kernel copies a VMM's buffer outside the locks an engage takes: a
  * read and a write whose buffers fault for as long as the test likes (as
@@ -841,10 +828,8 @@ static int uffd_next_fault(int uffd, int ms)
 TEST_F_TIMEOUT(sh, engage_waits_for_no_vmm_buffer, 60)
 {
 	const uint64_t pos = self->a.d.regions[0].offset + EDU_REG_LIVENESS;
-	struct uffdio_api api = { .api = UFFD_API };
 	struct engager e = { .bdf = self->bdf };
 	long page = sysconf(_SC_PAGESIZE);
-	struct uffdio_register reg = { 0 };
 	struct uffdio_zeropage zp = { 0 };
 	struct slow_access acc[2];
 	pthread_t th[2], et;
@@ -852,19 +837,13 @@ TEST_F_TIMEOUT(sh, engage_waits_for_no_vmm_buffer, 60)
 	uint8_t *mem;
 	int uffd, i;
 	uint64_t t;
+	void *m;
 	bool done;
 
-	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	uffd = tb_uffd_region(2 * page, &m);
+	mem = m;
 	if (uffd < 0)
-		SKIP(return, "userfaultfd: %s", strerror(errno));
-	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
-	mem = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, mem);
-	reg.range.start = (uintptr_t)mem;
-	reg.range.len = 2 * page;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+		SKIP(return, "userfaultfd: %s", strerror(-uffd));
 	for (i = 0; i < 2; i++) {
 		acc[i] = (struct slow_access){
 			.fd = self->a.d.fd, .pos = pos, .buf = mem + i * page,
@@ -872,7 +851,7 @@ TEST_F_TIMEOUT(sh, engage_waits_for_no_vmm_buffer, 60)
 		};
 		ASSERT_EQ(0, pthread_create(&th[i], NULL, slow_access_thread,
 					    &acc[i]));
-		ASSERT_EQ(0, uffd_next_fault(uffd, 5000))
+		ASSERT_EQ(0, tb_uffd_next_fault(uffd, 5000))
 			TH_LOG("the %s never touched its buffer",
 			       i ? "write" : "read");
 	}
