@@ -90,9 +90,12 @@ static void dma_reset(struct vmig_device *mdev, bool all)
 	bool pending;
 
 	lockdep_assert_held_write(&m->dma.lock);
+	/* the trap path's common case: nothing to apply, no lock */
+	if (!all && !READ_ONCE(m->dma_reset))
+		return;
 	spin_lock(&m->reset_lock);
 	pending = m->dma_reset;
-	m->dma_reset = false;
+	WRITE_ONCE(m->dma_reset, false);
 	spin_unlock(&m->reset_lock);
 	if ((pending || all) && mdev->profile->ops &&
 	    mdev->profile->ops->reset)

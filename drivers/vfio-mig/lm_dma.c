@@ -194,7 +194,8 @@ static int queue_piece(struct vmig_device *mdev, u8 bar, u64 off, u8 w,
  * path's copy of the VMM's bytes, so that what is decoded, held, logged
  * and written is one value. A write of one piece that the profile maps to
  * a queue takes the queue's path; any other write is device-wide, all its
- * pieces under h->lock for write.
+ * pieces under h->lock for write. (The trap path hands over a longer
+ * write in chunks, each taken as a write of its own.)
  */
 ssize_t vmig_doorbell_write(struct vmig_device *mdev, const u8 *buf,
 			    size_t count, loff_t fpos)
@@ -249,6 +250,8 @@ ssize_t vmig_doorbell_read(struct vmig_device *mdev, u8 *buf, size_t count,
 	if (!p->dma || !p->dma->held_read || count > sizeof(v))
 		return vmig_trapped_read(mdev, buf, count, fpos);
 	down_write(&h->lock);
+	if (!h->held)	/* as for a write (vmig_doorbell_write()) */
+		vmig_mig_dma_reset(mdev);
 	/*
 	 * Not the profile's to answer: the device's, read before the profile
 	 * can program the engine for its own transfer (which it does only

@@ -466,8 +466,9 @@ void vmig_shadow_set_irqs(struct vmig_device *mdev, void __user *uarg)
  * so that the register file and log stay the guest's.
  */
 static void shadow_piece(struct vmig_shadow *sh, u8 bar, u64 at, u8 w,
-			 u8 *p, bool write)
+			 const u8 *in, u8 *out)
 {
+	bool write = in;
 	struct vmig_device *mdev = sh->mdev;
 	u64 v = 0;
 
@@ -475,7 +476,7 @@ static void shadow_piece(struct vmig_shadow *sh, u8 bar, u64 at, u8 w,
 		if (!write && vmig_bar_read(mdev, bar, at, w, &v))
 			v = ~0ULL;
 	} else if (write) {
-		v = vmig_piece_value(p, w);
+		v = vmig_piece_value(in, w);
 		sh->ops->write(sh, bar, at, w, v);
 		atomic64_inc(&sh->writes);
 		if (vmig_record_write(&mdev->rs, bar, at, w, v))
@@ -486,7 +487,7 @@ static void shadow_piece(struct vmig_shadow *sh, u8 bar, u64 at, u8 w,
 	}
 	if (!write) {
 		v = (__force u64)cpu_to_le64(v);
-		memcpy(p, &v, w);
+		memcpy(out, &v, w);
 	}
 }
 
@@ -496,8 +497,8 @@ static void shadow_piece(struct vmig_shadow *sh, u8 bar, u64 at, u8 w,
  * out on x86 as two 4-byte reads, low half first: ioread64_lo_hi.) @p is
  * the trap path's copy of the VMM's bytes (at most VMIG_TRAP_CHUNK).
  */
-static ssize_t shadow_rw(struct vmig_device *mdev, u8 *p, size_t count,
-			 loff_t fpos, bool write)
+static ssize_t shadow_rw(struct vmig_device *mdev, const u8 *in, u8 *out,
+			 size_t count, loff_t fpos)
 {
 	struct vmig_shadow *sh = mdev->shadow.sh;
 	struct pci_dev *pdev = mdev->core.pdev;
@@ -513,7 +514,8 @@ static ssize_t shadow_rw(struct vmig_device *mdev, u8 *p, size_t count,
 	sync_reset(sh);
 	for (pos = 0; pos < count; pos += w) {
 		w = vmig_piece_width(off + pos, count - pos);
-		shadow_piece(sh, bar, off + pos, w, p + pos, write);
+		shadow_piece(sh, bar, off + pos, w, in ? in + pos : NULL,
+			     out ? out + pos : NULL);
 	}
 	mutex_unlock(&sh->lock);
 	return count;
@@ -522,13 +524,13 @@ static ssize_t shadow_rw(struct vmig_device *mdev, u8 *p, size_t count,
 ssize_t vmig_shadow_read(struct vmig_device *mdev, u8 *buf, size_t count,
 			 loff_t pos)
 {
-	return shadow_rw(mdev, buf, count, pos, false);
+	return shadow_rw(mdev, NULL, buf, count, pos);
 }
 
 ssize_t vmig_shadow_write(struct vmig_device *mdev, const u8 *buf,
 			  size_t count, loff_t pos)
 {
-	return shadow_rw(mdev, (u8 *)buf, count, pos, true);
+	return shadow_rw(mdev, buf, NULL, count, pos);
 }
 
 /* ---- engage and hand-back ---- */

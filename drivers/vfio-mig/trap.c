@@ -2,9 +2,10 @@
 /*
  * vfio-mig: BAR trapping.
  *
- * In trap modes sparse and all, BAR accesses through the device fd go
- * through vfio_pci_core's own read/write path and every completed write is
- * recorded (reglog.c, regfile.c). Mode all hides the BAR mmap; mode sparse
+ * In trap modes sparse and all, BAR accesses through the device fd take
+ * vfio-mig's own path (the VMM's bytes copied in and out outside the
+ * device's locks, then vfio-pci's checks and pieces, trapped_rw()), and
+ * every completed write is recorded (reglog.c, regfile.c). Mode all hides the BAR mmap; mode sparse
  * carves the profile's trapped pages out of it with the sparse-mmap
  * capability and refuses to mmap them (and refuses ioeventfds on them,
  * which would bypass the log). Mode none is vfio-pci.
@@ -179,7 +180,9 @@ static int vmm_piece(struct vfio_pci_core_device *core, bool mem,
  * Otherwise as vfio-pci: the access is clipped to the BAR, split into
  * naturally aligned pieces of at most 4 bytes, refused (-EIO) while the
  * VMM has memory decoding off; in the MSI-X table writes are dropped and
- * reads return all ones.
+ * reads return all ones. A write that fails part way returns what it
+ * wrote (those pieces reached the device); a read fails whole, as
+ * vfio-pci's does.
  */
 static ssize_t trapped_rw(struct vmig_device *mdev, u8 *buf, size_t count,
 			  loff_t fpos, bool write)
@@ -230,7 +233,7 @@ static ssize_t trapped_rw(struct vmig_device *mdev, u8 *buf, size_t count,
 		}
 	}
 	pm_runtime_put(&pdev->dev);
-	return pos ? pos : ret;
+	return pos && (write || !ret) ? pos : ret;
 }
 
 ssize_t vmig_trapped_read(struct vmig_device *mdev, u8 *buf, size_t count,
@@ -275,7 +278,7 @@ static ssize_t trap_chunk(struct vmig_device *mdev, u8 *buf, size_t n,
  * for a single register (a doorbell write comes several times per command,
  * and a copy of variable size pays the hardened usercopy checks).
  */
-static int vmm_bytes(u8 *kbuf, const char __user *buf, size_t n)
+static int vmm_bytes_in(u8 *kbuf, const char __user *buf, size_t n)
 {
 	switch (n) {
 	case 1:
@@ -288,6 +291,22 @@ static int vmm_bytes(u8 *kbuf, const char __user *buf, size_t n)
 		return copy_from_user(kbuf, buf, 8) ? -EFAULT : 0;
 	}
 	return copy_from_user(kbuf, buf, n) ? -EFAULT : 0;
+}
+
+/* The same for a read's bytes, after the lock. */
+static int vmm_bytes_out(char __user *buf, const u8 *kbuf, size_t n)
+{
+	switch (n) {
+	case 1:
+		return copy_to_user(buf, kbuf, 1) ? -EFAULT : 0;
+	case 2:
+		return copy_to_user(buf, kbuf, 2) ? -EFAULT : 0;
+	case 4:
+		return copy_to_user(buf, kbuf, 4) ? -EFAULT : 0;
+	case 8:
+		return copy_to_user(buf, kbuf, 8) ? -EFAULT : 0;
+	}
+	return copy_to_user(buf, kbuf, n) ? -EFAULT : 0;
 }
 
 /*
@@ -314,7 +333,7 @@ static ssize_t trap_rw(struct vmig_device *mdev, char __user *rbuf,
 		/* chunks end 4-byte aligned: pieces split as the whole's */
 		n = min_t(size_t, count - done,
 			  sizeof(kbuf) - (pos & 3));
-		if (write && vmm_bytes(kbuf, wbuf + done, n)) {
+		if (write && vmm_bytes_in(kbuf, wbuf + done, n)) {
 			ret = -EFAULT;
 			break;
 		}
@@ -323,7 +342,7 @@ static ssize_t trap_rw(struct vmig_device *mdev, char __user *rbuf,
 		percpu_up_read(&mdev->shadow.sem);
 		if (ret <= 0)
 			break;
-		if (!write && copy_to_user(rbuf + done, kbuf, ret)) {
+		if (!write && vmm_bytes_out(rbuf + done, kbuf, ret)) {
 			ret = -EFAULT;
 			break;
 		}
@@ -332,7 +351,7 @@ static ssize_t trap_rw(struct vmig_device *mdev, char __user *rbuf,
 		if (ret < n)	/* the end of the BAR */
 			break;
 	}
-	if (!done)
+	if (!done || (!write && ret < 0))
 		return ret;
 	*ppos = pos;
 	return done;

@@ -103,7 +103,8 @@ struct vmig_profile;
  * 13. leaves, nothing is taken under them:
  *	vmig_dma_hold.pin_lock	(spinlock; from ->dma_unmap, the unpin
  *				work item and under vmig_dma_hold.lock)
- *	vmig_mig.reset_lock	(spinlock; from reset_done, under memory_lock)
+ *	vmig_mig.reset_lock	(spinlock; from reset_done, under memory_lock;
+ *				under the state mutex and vmig_dma_hold.lock)
  *	vmig_regstate.lock	(bit spinlock, regstate.h; the trap write
  *				path, under memory_lock or the DMA hold lock)
  *	vmig_shadow_dev.irq_lock (shadow.h; under vmig_shadow.lock, the

@@ -786,6 +786,10 @@ TEST_F(model, get_features_with_a_buffer_marked)
 			TH_LOG("Get Features %#x: %s", fid[i][0], fid[i][1] ?
 			       "its buffer unmarked" :
 			       "marked, its value is in dword 0");
+		/* PRP2 0: a page, not a list the model would walk */
+		EXPECT_EQ(0, f->c.untracked)
+			TH_LOG("Get Features %#x: untracked %#x", fid[i][0],
+			       f->c.untracked);
 	}
 }
 

@@ -832,6 +832,7 @@ TEST_F_TIMEOUT(sh, engage_waits_for_no_vmm_buffer, 60)
 	long page = sysconf(_SC_PAGESIZE);
 	struct uffdio_zeropage zp = { 0 };
 	struct slow_access acc[2];
+	struct lm_shadow s0 = { 0 }, s1;
 	pthread_t th[2], et;
 	uint32_t v = 0;
 	uint8_t *mem;
@@ -859,6 +860,8 @@ TEST_F_TIMEOUT(sh, engage_waits_for_no_vmm_buffer, 60)
 	for (t = vmm_now_us(); !e.done && vmm_now_us() - t < 5000000;)
 		usleep(10000);
 	done = e.done;
+	if (done)
+		EXPECT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s0));
 	/* the buffers come in (zeros): both accesses go on */
 	for (i = 0; i < 2; i++) {
 		zp.range.start = (uintptr_t)(mem + i * page);
@@ -873,7 +876,9 @@ TEST_F_TIMEOUT(sh, engage_waits_for_no_vmm_buffer, 60)
 	EXPECT_EQ(0, e.ret) TH_LOG("engage: %s", e.err);
 	EXPECT_EQ(4, acc[0].ret);
 	EXPECT_EQ(4, acc[1].ret);
-	/* the write (of zero) reached the model: liveness reads its inverse */
+	/* the write, which came after the engage, was the model's */
+	ASSERT_EQ(0, lm_shadow_get(&self->nl, self->bdf, &s1));
+	EXPECT_EQ(s0.writes + 1, s1.writes);
 	EXPECT_EQ(4, pread(self->a.d.fd, &v, 4, pos));
 	EXPECT_EQ(0xffffffffu, v);
 	munmap(mem, 2 * page);

@@ -813,10 +813,11 @@ static u64 io_to_host_len(struct nvmp_ctrl *c, const struct nvmp_sqe *s,
 /*
  * Bytes of data Get Features returns for @fid in a buffer: 0 for the
  * features whose value is all in the completion (NVMe 2.1, Figure 385),
- * the buffer's size for those that return one, and for any other
- * (a newer feature, a vendor's) all a command can move.
+ * the buffer's size for those that return one, and for any other (a newer
+ * feature, a vendor's) 4 KiB, the most any feature's data structure takes
+ * (and never a PRP list: PRP2 of a feature without data is often 0).
  */
-static u64 feat_data_len(const struct nvmp_ctrl *c, u8 fid)
+static u64 feat_data_len(u8 fid)
 {
 	switch (fid) {
 	case 0x01 ... 0x02:	/* Arbitration, Power Management */
@@ -841,9 +842,8 @@ static u64 feat_data_len(const struct nvmp_ctrl *c, u8 fid)
 	case 0x0d:		/* Host Memory Buffer attributes */
 	case 0x1e:		/* FDP Events */
 	case 0x7d ... 0x7f:	/* Controller and Namespace Metadata */
-		return 4096;
 	default:
-		return c->max_xfer;
+		return 4096;
 	}
 }
 
@@ -859,7 +859,7 @@ static u64 admin_to_host_len(struct nvmp_ctrl *c, const struct nvmp_sqe *s)
 		       ((le32_to_cpu(s->cdw11) & 0xffff) << 16);
 		return ((u64)numd + 1) * 4;
 	case ADM_GET_FEAT:
-		return feat_data_len(c, le32_to_cpu(s->cdw10) & 0xff);
+		return feat_data_len(le32_to_cpu(s->cdw10) & 0xff);
 	case ADM_CREATE_SQ:
 	case ADM_CREATE_CQ:
 		return 0;	/* PRP1 is the queue, not data */
