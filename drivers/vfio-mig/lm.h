@@ -195,17 +195,26 @@ struct vmig_chunk {
 
 struct vmig_stream_rx;
 
+/* The most of a write to a resuming fd copied in at a time. */
+#define VMIG_MIGF_BOUNCE	(64 * 1024)
+
 /**
  * struct vmig_migf - a migration data fd
  * @filp: its file
  * @mdev: the device; valid while !@disabled under @lock, or while the
  *	device's state_mutex is held (only an arc disables the fd)
+ * @io_lock: serialises the fd's read() and write() calls, which touch
+ *	their caller's memory only with @lock dropped (a buffer that faults
+ *	for ever holds up its own fd, never a close or an arc, which take
+ *	@lock); taken before @lock, never by an arc
+ * @bounce: resuming: @io_lock's copy of the caller's bytes (VMIG_MIGF_BOUNCE)
  * @lock: protects every field below. Lock order: state_mutex, @lock,
  *	the dirty log's lock, the DMA hold lock
  * @disabled: the device dropped the fd (arc out of the session, close,
  *	reset): read and write fail with -ENODEV
  * @saving: a saving fd (else resuming)
- * @chunks: saving: queued bytes, oldest first
+ * @chunks: saving: queued bytes, oldest first (a reader takes the oldest
+ *	off while it copies it out, and puts back what it did not copy)
  * @queued: saving: bytes in @chunks not yet read
  * @initial: saving: of @queued, bytes of the initial PRE_COPY data
  * @precopy: saving: the device is in a PRE_COPY state
@@ -223,6 +232,8 @@ struct vmig_stream_rx;
 struct vmig_migf {
 	struct file *filp;
 	struct vmig_device *mdev;
+	struct mutex io_lock;	/* see above */
+	u8 *bounce;
 	struct mutex lock;	/* see above */
 	bool disabled;
 	bool saving;

@@ -80,6 +80,8 @@ static int vmig_migf_release(struct inode *inode, struct file *filp)
 	disable(migf);
 	cancel_delayed_work_sync(&migf->poll_work);
 	mutex_destroy(&migf->lock);
+	mutex_destroy(&migf->io_lock);
+	kvfree(migf->bounce);
 	kfree(migf);
 	return 0;
 }
@@ -109,6 +111,8 @@ static ssize_t save_read(struct file *filp, char __user *buf, size_t len,
 
 	if (pos)
 		return -ESPIPE;
+	if (mutex_lock_killable(&migf->io_lock))
+		return -EINTR;
 	mutex_lock(&migf->lock);
 	if (migf->disabled) {
 		done = -ENODEV;
@@ -124,8 +128,20 @@ static ssize_t save_read(struct file *filp, char __user *buf, size_t len,
 							struct vmig_chunk,
 							node);
 		size_t n = min(len, c->len - c->pos);
+		bool fault;
 
-		if (copy_to_user(buf + done, c->data + c->pos, n)) {
+		/* ours while the caller's memory is touched without @lock */
+		list_del(&c->node);
+		mutex_unlock(&migf->lock);
+		fault = copy_to_user(buf + done, c->data + c->pos, n);
+		mutex_lock(&migf->lock);
+		if (migf->disabled) {	/* the queue went while we copied */
+			kvfree(c);
+			done = -ENODEV;
+			goto out;
+		}
+		if (fault) {
+			list_add(&c->node, &migf->chunks);
 			done = done ?: -EFAULT;
 			goto out;
 		}
@@ -135,16 +151,17 @@ static ssize_t save_read(struct file *filp, char __user *buf, size_t len,
 		migf->queued -= n;
 		migf->initial -= min(migf->initial, n);
 		migf->bytes += n;
-		if (c->pos == c->len) {
-			list_del(&c->node);
+		if (c->pos == c->len)
 			kvfree(c);
-		}
+		else
+			list_add(&c->node, &migf->chunks);
 	}
 	/* nothing now, more may come: the PRE_COPY end of stream */
 	if (!done && !migf->final)
 		done = -ENOMSG;
 out:
 	mutex_unlock(&migf->lock);
+	mutex_unlock(&migf->io_lock);
 	return done;
 }
 
@@ -242,24 +259,50 @@ static const struct file_operations save_fops = {
 	.release = vmig_migf_release,
 };
 
+/*
+ * The caller's bytes are copied in with only @io_lock held, a piece of at
+ * most VMIG_MIGF_BOUNCE at a time, then parsed under @lock.
+ */
 static ssize_t resume_write(struct file *filp, const char __user *buf,
 			    size_t len, loff_t *pos)
 {
 	struct vmig_migf *migf = filp->private_data;
-	ssize_t ret;
+	ssize_t ret = 0, done = 0;
+	size_t n;
 
 	if (pos)
 		return -ESPIPE;
-	mutex_lock(&migf->lock);
-	if (migf->disabled) {
-		ret = -ENODEV;
-	} else {
-		ret = vmig_stream_rx_write(migf->rx, migf->mdev, buf, len);
-		if (ret > 0)
-			migf->bytes += ret;
+	if (mutex_lock_killable(&migf->io_lock))
+		return -EINTR;
+	if (len && !migf->bounce)
+		migf->bounce = kvmalloc(VMIG_MIGF_BOUNCE, GFP_KERNEL_ACCOUNT);
+	if (len && !migf->bounce)
+		ret = -ENOMEM;
+	while (!ret && done < len) {
+		if (done && fatal_signal_pending(current))
+			break;
+		n = min_t(size_t, len - done, VMIG_MIGF_BOUNCE);
+		if (copy_from_user(migf->bounce, buf + done, n)) {
+			ret = -EFAULT;
+			break;
+		}
+		mutex_lock(&migf->lock);
+		if (migf->disabled) {
+			ret = -ENODEV;
+		} else {
+			ret = vmig_stream_rx_write(migf->rx, migf->mdev,
+						   migf->bounce, n);
+			if (ret > 0)
+				migf->bytes += ret;
+		}
+		mutex_unlock(&migf->lock);
+		if (ret > 0) {
+			done += ret;
+			ret = 0;
+		}
 	}
-	mutex_unlock(&migf->lock);
-	return ret;
+	mutex_unlock(&migf->io_lock);
+	return done ?: ret;
 }
 
 static const struct file_operations resume_fops = {
@@ -279,6 +322,7 @@ static struct vmig_migf *migf_open(struct vmig_device *mdev,
 	if (!migf)
 		return ERR_PTR(-ENOMEM);
 	mutex_init(&migf->lock);
+	mutex_init(&migf->io_lock);
 	INIT_LIST_HEAD(&migf->chunks);
 	init_waitqueue_head(&migf->poll_wait);
 	INIT_DELAYED_WORK(&migf->poll_work, poll_work);
@@ -286,6 +330,7 @@ static struct vmig_migf *migf_open(struct vmig_device *mdev,
 	filp = anon_inode_getfile("vfio_mig", fops, migf, flags);
 	if (IS_ERR(filp)) {
 		mutex_destroy(&migf->lock);
+		mutex_destroy(&migf->io_lock);
 		kfree(migf);
 		return ERR_CAST(filp);
 	}

@@ -665,22 +665,19 @@ static int take_payload(struct vmig_stream_rx *rx, struct vmig_device *mdev)
 }
 
 /* Copy up to what the current unit still needs; returns bytes taken. */
-static ssize_t fill(u8 *dst, u32 *have, u32 need, const char __user *buf,
-		    size_t len)
+static size_t fill(u8 *dst, u32 *have, u32 need, const u8 *buf, size_t len)
 {
 	size_t n = min_t(size_t, need - *have, len);
 
-	if (copy_from_user(dst + *have, buf, n))
-		return -EFAULT;
+	memcpy(dst + *have, buf, n);
 	*have += n;
 	return n;
 }
 
 static ssize_t rx_write(struct vmig_stream_rx *rx, struct vmig_device *mdev,
-			const char __user *buf, size_t len)
+			const u8 *buf, size_t len)
 {
-	size_t done = 0;
-	ssize_t n;
+	size_t done = 0, n;
 	u32 need;
 	int ret;
 
@@ -691,8 +688,6 @@ static ssize_t rx_write(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 			need = rx->have < 16 ? 16 : rx->hdr_len;
 			n = fill(rx->hdr, &rx->have, need, buf + done,
 				 len - done);
-			if (n < 0)
-				return n;
 			done += n;
 			if (rx->have < need)
 				break;
@@ -706,8 +701,6 @@ static ssize_t rx_write(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 			need = sizeof(rx->rec);
 			n = fill((u8 *)&rx->rec, &rx->have, need, buf + done,
 				 len - done);
-			if (n < 0)
-				return n;
 			done += n;
 			if (rx->have < need)
 				break;
@@ -727,8 +720,6 @@ static ssize_t rx_write(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 		}
 		need = le32_to_cpu(rx->rec.len);
 		n = fill(rx->payload, &rx->have, need, buf + done, len - done);
-		if (n < 0)
-			return n;
 		done += n;
 		if (rx->have < need)
 			break;
@@ -743,7 +734,7 @@ static ssize_t rx_write(struct vmig_stream_rx *rx, struct vmig_device *mdev,
 }
 
 ssize_t vmig_stream_rx_write(struct vmig_stream_rx *rx,
-			     struct vmig_device *mdev, const char __user *buf,
+			     struct vmig_device *mdev, const u8 *buf,
 			     size_t len)
 {
 	ssize_t ret;

@@ -40,9 +40,12 @@ struct vmig_stream_result {
 
 struct vmig_stream_rx *vmig_stream_rx_alloc(void);
 void vmig_stream_rx_free(struct vmig_stream_rx *rx);
-/* Bytes consumed (all of them) or the stream's first error, which sticks. */
+/*
+ * Bytes consumed (all of them) or the stream's first error, which sticks;
+ * @buf is the kernel's copy of the writer's bytes.
+ */
 ssize_t vmig_stream_rx_write(struct vmig_stream_rx *rx,
-			     struct vmig_device *mdev, const char __user *buf,
+			     struct vmig_device *mdev, const u8 *buf,
 			     size_t len);
 /* The stream is complete: hand over what it carries (res->snap is ours). */
 int vmig_stream_rx_finish(struct vmig_stream_rx *rx, struct vmig_device *mdev,

@@ -32,6 +32,8 @@
  *    STATE run on other threads: they finish, then get ENODEV;
  *  - vmm_close_not_held_by_a_faulting_caller: a PAGES call stuck on a
  *    fault in its caller's memory does not hold up the VMM's close;
+ *  - vmm_close_not_held_by_a_faulting_data_fd_read, ..._write: nor does a
+ *    read or write of a controller's data fd stuck so;
  *  - unbind_after_vmm_close: the device goes while a dead control fd still
  *    holds it; its release still announces "abort".
  */
@@ -1799,6 +1801,85 @@ TEST_F(ctl, vmm_close_not_held_by_a_faulting_caller)
 	close(sp.fd);
 	munmap(sp.iovas, MIG_PAGE);
 	close(uffd);
+}
+
+/* A read or write of a data fd whose buffer faults until resolved. */
+struct stuck_io {
+	int fd;
+	void *buf;
+	bool write;
+	ssize_t ret;
+};
+
+static void *stuck_io_main(void *arg)
+{
+	struct stuck_io *io = arg;
+
+	io->ret = io->write ? write(io->fd, io->buf, MIG_PAGE) :
+			      read(io->fd, io->buf, MIG_PAGE);
+	if (io->ret < 0)
+		io->ret = -errno;
+	return NULL;
+}
+
+/*
+ * A controller that reads (@state STOP_COPY) or writes (RESUMING) the data
+ * fd it got into or from memory that faults for as long as it likes does
+ * not hold up the VMM's close: the fd touches its caller's memory outside
+ * the lock a close takes. Once the fault is resolved the call finds the
+ * fd dropped (ENODEV).
+ */
+static void data_fd_stuck(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(ctl) *self, uint32_t state)
+{
+	struct stuck_io io = { .write = state == VFIO_DEVICE_STATE_RESUMING };
+	struct uffdio_zeropage zp = { 0 };
+	struct timespec until;
+	pthread_t tio, tc;
+	uint64_t t0, ms;
+	bool closed;
+	int uffd;
+
+	uffd = tb_uffd_region(MIG_PAGE, &io.buf);
+	if (uffd < 0)
+		SKIP(return, "no userfaultfd: %s", strerror(-uffd));
+	self->ctl = ctl_new(self->bdf);
+	ASSERT_LE(0, self->ctl);
+	ASSERT_EQ(0, ctl_set(self->ctl, state, &self->data_fd));
+	ASSERT_LE(0, self->data_fd);
+	io.fd = self->data_fd;
+	ASSERT_EQ(0, pthread_create(&tio, NULL, stuck_io_main, &io));
+	ASSERT_EQ(0, tb_uffd_next_fault(uffd, 5000));
+
+	t0 = vmm_now_us();
+	ASSERT_EQ(0, pthread_create(&tc, NULL, close_main, &self->a));
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 3;
+	closed = !pthread_timedjoin_np(tc, NULL, &until);
+	ms = (vmm_now_us() - t0) / 1000;
+
+	zp.range.start = (uintptr_t)io.buf;
+	zp.range.len = MIG_PAGE;
+	EXPECT_EQ(0, ioctl(uffd, UFFDIO_ZEROPAGE, &zp));
+	if (!closed)
+		pthread_join(tc, NULL);
+	pthread_join(tio, NULL);
+	EXPECT_TRUE(closed) TH_LOG("the VMM's close waited for the caller's fault");
+	EXPECT_GT(2000, ms) TH_LOG("close took %llu ms", (unsigned long long)ms);
+	EXPECT_EQ(-ENODEV, io.ret) TH_LOG("%s after the close: %zd",
+					  io.write ? "write" : "read", io.ret);
+	munmap(io.buf, MIG_PAGE);
+	close(uffd);
+}
+
+TEST_F(ctl, vmm_close_not_held_by_a_faulting_data_fd_read)
+{
+	data_fd_stuck(_metadata, self, VFIO_DEVICE_STATE_STOP_COPY);
+}
+
+TEST_F(ctl, vmm_close_not_held_by_a_faulting_data_fd_write)
+{
+	data_fd_stuck(_metadata, self, VFIO_DEVICE_STATE_RESUMING);
 }
 
 static int gen_cb(const struct nlmsghdr *h, void *priv)
