@@ -1750,6 +1750,34 @@ static void *close_main(void *arg)
 }
 
 /*
+ * Once the caller's fault is resolved: the close thread @tc (unless it was
+ * @closed) and the caller's @caller joined; the close did not wait.
+ */
+static void close_did_not_wait(struct __test_metadata *_metadata,
+			       bool closed, pthread_t tc, pthread_t caller,
+			       uint64_t ms)
+{
+	if (!closed)
+		pthread_join(tc, NULL);
+	pthread_join(caller, NULL);
+	EXPECT_TRUE(closed) TH_LOG("the VMM's close waited for the caller's fault");
+	EXPECT_GT(2000, ms) TH_LOG("close took %llu ms", (unsigned long long)ms);
+}
+
+/* Join @th if it ends within 3 s; *@ms: since @t0 (vmm_now_us()). */
+static bool joined_within_3s(pthread_t th, uint64_t t0, uint64_t *ms)
+{
+	struct timespec until;
+	bool joined;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 3;
+	joined = !pthread_timedjoin_np(th, NULL, &until);
+	*ms = (vmm_now_us() - t0) / 1000;
+	return joined;
+}
+
+/*
  * A controller whose PAGES call faults on its own memory, for as long as
  * it likes (userfaultfd), does not hold up the VMM's close of the device:
  * the call touches the caller's memory outside the device's lock. Once
@@ -1761,7 +1789,6 @@ TEST_F(ctl, vmm_close_not_held_by_a_faulting_caller)
 	static uint64_t src[MIG_PAGE / 8] __attribute__((aligned(MIG_PAGE)));
 	struct uffdio_copy cp = { 0 };
 	struct stuck_pages sp = { .data = data, .ret = 1 };
-	struct timespec until;
 	pthread_t tp, tc;
 	uint64_t t0, ms;
 	bool closed;
@@ -1780,10 +1807,7 @@ TEST_F(ctl, vmm_close_not_held_by_a_faulting_caller)
 
 	t0 = vmm_now_us();
 	ASSERT_EQ(0, pthread_create(&tc, NULL, close_main, &self->a));
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 3;
-	closed = !pthread_timedjoin_np(tc, NULL, &until);
-	ms = (vmm_now_us() - t0) / 1000;
+	closed = joined_within_3s(tc, t0, &ms);
 
 	/* resolve the fault: the list names one page of the guest's RAM */
 	src[0] = RAM_IOVA;
@@ -1791,11 +1815,7 @@ TEST_F(ctl, vmm_close_not_held_by_a_faulting_caller)
 	cp.src = (uintptr_t)src;
 	cp.len = MIG_PAGE;
 	ASSERT_EQ(0, ioctl(uffd, UFFDIO_COPY, &cp));
-	if (!closed)
-		pthread_join(tc, NULL);
-	pthread_join(tp, NULL);
-	EXPECT_TRUE(closed) TH_LOG("the VMM's close waited for the caller's fault");
-	EXPECT_GT(2000, ms) TH_LOG("close took %llu ms", (unsigned long long)ms);
+	close_did_not_wait(_metadata, closed, tc, tp, ms);
 	EXPECT_EQ(-ENODEV, sp.ret) TH_LOG("PAGES after the close: %s",
 					  strerror(-sp.ret));
 	close(sp.fd);
@@ -1834,7 +1854,6 @@ static void data_fd_stuck(struct __test_metadata *_metadata,
 {
 	struct stuck_io io = { .write = state == VFIO_DEVICE_STATE_RESUMING };
 	struct uffdio_zeropage zp = { 0 };
-	struct timespec until;
 	pthread_t tio, tc;
 	uint64_t t0, ms;
 	bool closed;
@@ -1853,19 +1872,12 @@ static void data_fd_stuck(struct __test_metadata *_metadata,
 
 	t0 = vmm_now_us();
 	ASSERT_EQ(0, pthread_create(&tc, NULL, close_main, &self->a));
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 3;
-	closed = !pthread_timedjoin_np(tc, NULL, &until);
-	ms = (vmm_now_us() - t0) / 1000;
+	closed = joined_within_3s(tc, t0, &ms);
 
 	zp.range.start = (uintptr_t)io.buf;
 	zp.range.len = MIG_PAGE;
 	EXPECT_EQ(0, ioctl(uffd, UFFDIO_ZEROPAGE, &zp));
-	if (!closed)
-		pthread_join(tc, NULL);
-	pthread_join(tio, NULL);
-	EXPECT_TRUE(closed) TH_LOG("the VMM's close waited for the caller's fault");
-	EXPECT_GT(2000, ms) TH_LOG("close took %llu ms", (unsigned long long)ms);
+	close_did_not_wait(_metadata, closed, tc, tio, ms);
 	EXPECT_EQ(-ENODEV, io.ret) TH_LOG("%s after the close: %zd",
 					  io.write ? "write" : "read", io.ret);
 	munmap(io.buf, MIG_PAGE);
