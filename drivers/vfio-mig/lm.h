@@ -215,7 +215,8 @@ struct vmig_stream_rx;
  * @saving: a saving fd (else resuming)
  * @chunks: saving: queued bytes, oldest first (a reader takes the oldest
  *	off while it copies it out, and puts back what it did not copy)
- * @queued: saving: bytes in @chunks not yet read
+ * @queued: saving: bytes in @chunks not yet read, with the rest of a chunk
+ *	a reader has taken off to copy out
  * @initial: saving: of @queued, bytes of the initial PRE_COPY data
  * @precopy: saving: the device is in a PRE_COPY state
  * @final: saving: the complete state is queued; EOF after @chunks

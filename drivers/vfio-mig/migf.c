@@ -137,7 +137,7 @@ static ssize_t save_read(struct file *filp, char __user *buf, size_t len,
 		mutex_lock(&migf->lock);
 		if (migf->disabled) {	/* the queue went while we copied */
 			kvfree(c);
-			done = -ENODEV;
+			done = done ?: -ENODEV;
 			goto out;
 		}
 		if (fault) {
@@ -274,9 +274,18 @@ static ssize_t resume_write(struct file *filp, const char __user *buf,
 		return -ESPIPE;
 	if (mutex_lock_killable(&migf->io_lock))
 		return -EINTR;
-	if (len && !migf->bounce)
+	/* a dropped fd, a stream already refused, an empty write: as before */
+	if (!len || READ_ONCE(migf->disabled)) {
+		mutex_lock(&migf->lock);
+		ret = migf->disabled ? -ENODEV :
+		      vmig_stream_rx_write(migf->rx, migf->mdev, NULL, 0);
+		mutex_unlock(&migf->lock);
+		mutex_unlock(&migf->io_lock);
+		return ret;
+	}
+	if (!migf->bounce)
 		migf->bounce = kvmalloc(VMIG_MIGF_BOUNCE, GFP_KERNEL_ACCOUNT);
-	if (len && !migf->bounce)
+	if (!migf->bounce)
 		ret = -ENOMEM;
 	while (!ret && done < len) {
 		if (done && fatal_signal_pending(current))

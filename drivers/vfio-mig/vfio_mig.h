@@ -46,6 +46,10 @@ struct vmig_profile;
  * only locks above it; locks on one level, and 1 and 2, are never held
  * together. The kdoc of each lock's struct says more.
  *
+ *  0. vmig_migf.io_lock		read() and write() of one migration data fd
+ *				(lm.h): taken with no lock held; under it
+ *				only vmig_migf.lock, and the caller's own
+ *				page faults; no arc or close takes it
  *  1. vmig_dbg.lock		debugfs commands of one device (debugfs.h)
  *  2. vmig_ctl.attach_lock	VFIO_MIG_CTL_ATTACH on one control fd (ctl.h)
  *  3. vmig_devices_lock	keeps listed devices bound, or a use of the
