@@ -104,7 +104,9 @@ static void dma_reset(struct vmig_device *mdev, bool all)
 
 void vmig_mig_dma_reset(struct vmig_device *mdev)
 {
-	dma_reset(mdev, false);
+	/* held writes wait for the reset's work, which drops what was held */
+	if (!mdev->mig.dma.held)
+		dma_reset(mdev, false);
 }
 
 /*

@@ -284,7 +284,8 @@ void vmig_mig_reset_sync(struct vmig_device *mdev);
 extern unsigned int vmig_reset_delay_ms;
 /*
  * Under mig.dma.lock for write: apply a device reset the profile's model
- * has not seen yet (struct vmig_mig @dma_reset).
+ * has not seen yet (struct vmig_mig @dma_reset), unless DMA is held (the
+ * reset's work applies it then, with the rest).
  */
 void vmig_mig_dma_reset(struct vmig_device *mdev);
 /* remove: no reset work may run any more. */

@@ -218,13 +218,8 @@ ssize_t vmig_doorbell_write(struct vmig_device *mdev, const u8 *buf,
 		ret = 0;
 	}
 	down_write(&h->lock);
-	/*
-	 * A device reset the model has not seen: before this write, which
-	 * came after it. (Held writes wait for the reset's work, which drops
-	 * them with the rest of what was held.)
-	 */
-	if (!h->held)
-		vmig_mig_dma_reset(mdev);
+	/* a device reset the model has not seen: before this write */
+	vmig_mig_dma_reset(mdev);
 	for (pos = 0; pos < count; pos += w) {
 		w = vmig_piece_width(off + pos, count - pos);
 		ret = doorbell_piece(mdev, bar, off + pos, w,
@@ -250,8 +245,7 @@ ssize_t vmig_doorbell_read(struct vmig_device *mdev, u8 *buf, size_t count,
 	if (!p->dma || !p->dma->held_read || count > sizeof(v))
 		return vmig_trapped_read(mdev, buf, count, fpos);
 	down_write(&h->lock);
-	if (!h->held)	/* as for a write (vmig_doorbell_write()) */
-		vmig_mig_dma_reset(mdev);
+	vmig_mig_dma_reset(mdev);	/* as for a write */
 	/*
 	 * Not the profile's to answer: the device's, read before the profile
 	 * can program the engine for its own transfer (which it does only

@@ -259,6 +259,24 @@ static const struct file_operations save_fops = {
 	.release = vmig_migf_release,
 };
 
+/* Parse @n bytes of @migf->bounce (under @io_lock): as many, or -errno. */
+static ssize_t resume_take(struct vmig_migf *migf, size_t n)
+{
+	ssize_t ret;
+
+	mutex_lock(&migf->lock);
+	if (migf->disabled) {
+		ret = -ENODEV;
+	} else {
+		ret = vmig_stream_rx_write(migf->rx, migf->mdev, migf->bounce,
+					   n);
+		if (ret > 0)
+			migf->bytes += ret;
+	}
+	mutex_unlock(&migf->lock);
+	return ret;
+}
+
 /*
  * The caller's bytes are copied in with only @io_lock held, a piece of at
  * most VMIG_MIGF_BOUNCE at a time, then parsed under @lock.
@@ -276,10 +294,7 @@ static ssize_t resume_write(struct file *filp, const char __user *buf,
 		return -EINTR;
 	/* a dropped fd, a stream already refused, an empty write: as before */
 	if (!len || READ_ONCE(migf->disabled)) {
-		mutex_lock(&migf->lock);
-		ret = migf->disabled ? -ENODEV :
-		      vmig_stream_rx_write(migf->rx, migf->mdev, NULL, 0);
-		mutex_unlock(&migf->lock);
+		ret = resume_take(migf, 0);
 		mutex_unlock(&migf->io_lock);
 		return ret;
 	}
@@ -295,16 +310,7 @@ static ssize_t resume_write(struct file *filp, const char __user *buf,
 			ret = -EFAULT;
 			break;
 		}
-		mutex_lock(&migf->lock);
-		if (migf->disabled) {
-			ret = -ENODEV;
-		} else {
-			ret = vmig_stream_rx_write(migf->rx, migf->mdev,
-						   migf->bounce, n);
-			if (ret > 0)
-				migf->bytes += ret;
-		}
-		mutex_unlock(&migf->lock);
+		ret = resume_take(migf, n);
 		if (ret > 0) {
 			done += ret;
 			ret = 0;

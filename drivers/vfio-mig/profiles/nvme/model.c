@@ -1294,13 +1294,10 @@ static int id_read(struct nvmp_ctrl *c, const struct nvmp_pending *p,
 
 static void ns_forget(struct nvmp_ctrl *c, u32 nsid)
 {
-	unsigned int i;
+	const struct nvmp_ns *ns = ns_find(c, nsid);
 
-	for (i = 0; i < c->nr_ns; i++)
-		if (c->ns[i].nsid == nsid) {
-			c->ns[i] = c->ns[--c->nr_ns];
-			return;
-		}
+	if (ns)
+		c->ns[ns - c->ns] = c->ns[--c->nr_ns];
 }
 
 /*
