@@ -5,10 +5,11 @@
  * In trap modes sparse and all, BAR accesses through the device fd take
  * vfio-mig's own path (the VMM's bytes copied in and out outside the
  * device's locks, then vfio-pci's checks and pieces, trapped_rw()), and
- * every completed write is recorded (reglog.c, regfile.c). Mode all hides the BAR mmap; mode sparse
- * carves the profile's trapped pages out of it with the sparse-mmap
- * capability and refuses to mmap them (and refuses ioeventfds on them,
- * which would bypass the log). Mode none is vfio-pci.
+ * every completed write is recorded (reglog.c, regfile.c). Mode all
+ * hides the BAR mmap; mode sparse carves the profile's trapped pages out
+ * of it with the sparse-mmap capability and refuses to mmap them (and
+ * refuses ioeventfds on them, which would bypass the log). Mode none is
+ * vfio-pci.
  *
  * The mode is chosen while no VMM has the device open: the hot paths read
  * it without a lock because it cannot change while they run.
