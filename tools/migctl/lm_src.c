@@ -1643,6 +1643,36 @@ static int switchover(struct src *s)
 	return ret;
 }
 
+/*
+ * Between READY and COMMIT the target sends nothing: a frame now, or the
+ * end of the link, says it gave up (an ABORT: a signal, its VMM) or is
+ * gone. The devices are stopped but not committed: 0 to go on, or -errno
+ * to roll back rather than commit a VM the target no longer holds. What
+ * is left of the window is the commit call and COMMIT's flight.
+ */
+static int target_still_ready(struct src *s)
+{
+	struct wire_abort a;
+	struct wire_msg m;
+
+	if (stopped(s))
+		return -EINTR;
+	if (!wire_readable(&s->c))
+		return 0;
+	if (wire_recv(&s->c, &m, 200)) {
+		failf(s, "the target left after READY: %s", s->c.err);
+		return -ECONNRESET;
+	}
+	if (m.h.type == WIRE_ABORT && !wire_dec_abort(m.p, m.h.length, &a)) {
+		s->peer_aborted = true;
+		failf(s, "the target aborted after READY: %s", a.reason);
+		return -ECONNABORTED;
+	}
+	failf(s, "protocol error: got %s from the target after READY",
+	      wire_type_name(m.h.type));
+	return -EPROTO;
+}
+
 /* The commit point and after. Returns the exit code. */
 static int commit(struct src *s)
 {
@@ -1658,6 +1688,8 @@ static int commit(struct src *s)
 		if (ret)
 			return -1;
 	}
+	if (target_still_ready(s))
+		return -1;
 	/*
 	 * The commit point is the first device's commit. The target holds
 	 * every device's state, loaded, and runs the VM: a later device

@@ -1887,6 +1887,73 @@ TEST(migrate_garbage_peer)
 	side_free(&s);
 }
 
+/*
+ * A target that answers every frame as a target does, but whose READY is
+ * followed at once by an ABORT (its migctl interrupted while it waited for
+ * COMMIT), both in one write: the source finds the ABORT before its commit
+ * point and rolls back instead of committing a VM the target let go.
+ */
+static void *abort_after_ready_peer(void *arg)
+{
+	static uint8_t p[WIRE_ACCEPT_MAX_LEN], f[2 * WIRE_HDR_LEN + 512];
+	struct wire_abort a = { .code = EINTR };
+	uint64_t v[2] = { 0, 0 };
+	int fd = *(int *)arg;
+	struct mig_ident id;
+	struct wire_conn c;
+	struct wire_msg m;
+	size_t n, k;
+
+	if (wire_conn_init(&c, fd, 3000, NULL))
+		return NULL;
+	while (!wire_recv(&c, &m, 0)) {
+		if (m.h.type == WIRE_HELLO) {
+			edu_ident(&id, "0000:00:05.0");
+			id.precopy = false;
+			wire_send(&c, WIRE_ACCEPT, p, wire_enc_accept(p, &id, 1));
+		} else if (m.h.type == WIRE_RANGES) {
+			wire_send(&c, WIRE_RANGES_OK, NULL, 0);
+		} else if (m.h.type == WIRE_ROUND_END) {
+			wire_send(&c, WIRE_ROUND_ACK, m.p, 8);
+		} else if (m.h.type == WIRE_FINAL) {
+			n = wire_enc_u64s(f + WIRE_HDR_LEN, v, 2);
+			wire_hdr_encode(f, WIRE_READY, n, c.tx_seq,
+					wire_sum(f + WIRE_HDR_LEN, n));
+			n += WIRE_HDR_LEN;
+			snprintf(a.reason, sizeof(a.reason),
+				 "target: interrupted by a signal");
+			k = wire_enc_abort(f + n + WIRE_HDR_LEN, &a);
+			wire_hdr_encode(f + n, WIRE_ABORT, k, c.tx_seq + 1,
+					wire_sum(f + n + WIRE_HDR_LEN, k));
+			relay_write(fd, f, n + WIRE_HDR_LEN + k);
+			break;
+		}
+	}
+	wire_conn_free(&c);
+	return NULL;
+}
+
+TEST(migrate_target_aborts_after_ready)
+{
+	static struct side s;
+	pthread_t th;
+	int sv[2];
+
+	side_init(&s, "0000:00:03.0", false);
+	s.f.precopy_ok = false;
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	pthread_create(&th, NULL, abort_after_ready_peer, &sv[1]);
+	s.code = lm_source_run(&s.o, &s.d, sv[0], &s.out, &s.stop);
+	pthread_join(th, NULL);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code) TH_LOG("%s", s.log);
+	EXPECT_TRUE(has(&s, "the target aborted after READY: target: interrupted by a signal"))
+		TH_LOG("%s", s.log);
+	/* not committed: the source device runs again, its VM resumed */
+	EXPECT_FALSE(s.f.committed_stopped);
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	side_free(&s);
+}
+
 /* ---- a VM's devices in one migration (wire 1.4) ---- */
 
 TEST(wire_hello_and_accept_of_several_devices)
