@@ -1247,6 +1247,13 @@ static int do_round(struct src *s)
 	ret = expect(s, WIRE_ROUND_ACK, 0, &m);
 	if (ret)
 		return ret;
+	/* an ack of another round would pass for this one's (the early state's) */
+	if (wire_dec_u64s(m.p, m.h.length, u, 1) || u[0] != s->round) {
+		failf(s, "protocol error: the target acknowledged %s, not round %u",
+		      m.h.length < 8 ? "a malformed round" : "another round",
+		      s->round);
+		return -EPROTO;
+	}
 	s->t_ack += lm_now_us() - t_end;
 	s->r_us = lm_now_us() - t0;
 	if (!s->rtt_us || lm_now_us() - t_end < s->rtt_us)

@@ -1954,6 +1954,39 @@ TEST(migrate_target_aborts_after_ready)
 	side_free(&s);
 }
 
+/*
+ * An ack of round 7 before the target's ack of round 1: the source takes
+ * no ack of another round for the one it waits on (the early state's ack
+ * is the switchover acknowledgement), and rolls back.
+ */
+static uint32_t stale_ack(uint16_t type, int to, uint32_t seq)
+{
+	uint8_t f[WIRE_HDR_LEN + 8];
+
+	if (type != WIRE_ROUND_ACK || seq > 2)
+		return 0;
+	wire_put64(f + WIRE_HDR_LEN, 7);
+	wire_hdr_encode(f, WIRE_ROUND_ACK, 8, seq, wire_sum(f + WIRE_HDR_LEN, 8));
+	return relay_write(to, f, sizeof(f));
+}
+
+TEST(migrate_ack_of_another_round_refused)
+{
+	static struct side s, t;
+
+	side_init(&s, "0000:00:03.0", false);
+	side_init(&t, "0000:00:05.0", true);
+	migrate_relayed_inject(&s, &t, NULL, stale_ack);
+	EXPECT_EQ(LM_EXIT_FAILED, s.code) TH_LOG("%s", s.log);
+	EXPECT_TRUE(has(&s, "the target acknowledged another round, not round 1"))
+		TH_LOG("%s", s.log);
+	EXPECT_FALSE(s.f.committed_stopped);
+	EXPECT_EQ(LM_ST_RUNNING, s.f.state);
+	EXPECT_FALSE(t.f.committed);
+	side_free(&s);
+	side_free(&t);
+}
+
 /* ---- a VM's devices in one migration (wire 1.4) ---- */
 
 TEST(wire_hello_and_accept_of_several_devices)
