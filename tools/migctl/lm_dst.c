@@ -907,8 +907,44 @@ static int receive(struct dst *t)
 	return ret;
 }
 
+/*
+ * The frames' order (live-migration.rst, "Order"): rounds until the
+ * source's SWITCHOVER, which comes once; then pages, the stop-copy state
+ * and FINAL. A STREAM's kind says which side of it the source is on.
+ * 0, or the abort's code for a frame out of place.
+ */
+static int in_order(struct dst *t, const struct wire_msg *m, bool switched)
+{
+	uint32_t kind;
+
+	switch (m->h.type) {
+	case WIRE_STREAM:
+		kind = wire_get32(m->p);
+		if (kind != WIRE_STREAM_PRECOPY && kind != WIRE_STREAM_STOPCOPY)
+			return abort_peer(t, "target: protocol error: STREAM of unknown kind %u",
+					  kind);
+		if ((kind == WIRE_STREAM_STOPCOPY) != switched)
+			return abort_peer(t, "target: protocol error: %s state %s SWITCHOVER",
+					  switched ? "pre-copy" : "stop-copy",
+					  switched ? "after" : "before");
+		return 0;
+	case WIRE_ROUND_END:
+	case WIRE_SWITCHOVER:
+		if (switched)
+			return abort_peer(t, "target: protocol error: %s after SWITCHOVER",
+					  wire_type_name(m->h.type));
+		return 0;
+	case WIRE_FINAL:
+		if (!switched)
+			return abort_peer(t, "target: protocol error: FINAL before SWITCHOVER");
+		return 0;
+	}
+	return 0;
+}
+
 static int receive_frames(struct dst *t, struct wq *w)
 {
+	bool switched = false;
 	struct wire_abort a;
 	struct wire_msg m;
 	uint64_t v[3];
@@ -940,6 +976,9 @@ static int receive_frames(struct dst *t, struct wq *w)
 			failf(t, "interrupted by a signal");
 			return -EINTR;
 		}
+		ret = in_order(t, &m, switched);
+		if (ret)
+			return ret;
 		switch (m.h.type) {
 		case WIRE_PAGES:
 			/* in order: what the writer holds goes first */
@@ -971,6 +1010,7 @@ static int receive_frames(struct dst *t, struct wq *w)
 				failf(t, "sending ROUND_ACK: %s", t->c.err);
 			break;
 		case WIRE_SWITCHOVER:
+			switched = true;
 			t->stage = "switchover";
 			t->t_switch = lm_now_us();
 			break;

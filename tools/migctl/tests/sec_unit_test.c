@@ -489,6 +489,16 @@ static uint64_t against(struct side *t, struct script *p)
 /* The device index honest_session()'s STREAM frame names (1.4). */
 static uint32_t script_stream_dev;
 
+/* How honest_session() orders its end (SCRIPT_HONEST: as a source does). */
+enum {
+	SCRIPT_HONEST,
+	SCRIPT_NO_SWITCHOVER,		/* FINAL without SWITCHOVER */
+	SCRIPT_STATE_BEFORE_SWITCHOVER,	/* the stop-copy state, then SWITCHOVER */
+	SCRIPT_STREAM_KIND_7,		/* a STREAM of no known kind */
+	SCRIPT_ROUND_AFTER_SWITCHOVER,	/* a ROUND_END after SWITCHOVER */
+};
+static int script_order;
+
 /* An honest plain session's source frames, up to COMMIT. */
 static size_t honest_session(uint8_t *out, size_t *hello_end,
 			     size_t *ranges_end)
@@ -527,13 +537,27 @@ static size_t honest_session(uint8_t *out, size_t *hello_end,
 	v[2] = 5;
 	len = wire_enc_u64s(pl, v, 3);
 	FRAME(WIRE_ROUND_END, pl, len);
-	FRAME(WIRE_SWITCHOVER, pl, 0);
+	if (script_order == SCRIPT_HONEST || script_order == SCRIPT_STREAM_KIND_7)
+		FRAME(WIRE_SWITCHOVER, pl, 0);
+	if (script_order == SCRIPT_ROUND_AFTER_SWITCHOVER) {
+		FRAME(WIRE_SWITCHOVER, pl, 0);
+		v[0] = 2;
+		v[2] = 0;
+		len = wire_enc_u64s(pl, v, 3);
+		FRAME(WIRE_ROUND_END, pl, len);
+	}
 	/* the device state: what script_src's stream holds */
-	wire_put32(pl, WIRE_STREAM_STOPCOPY);
+	wire_put32(pl, script_order == SCRIPT_STREAM_KIND_7 ? 7 :
+		   WIRE_STREAM_STOPCOPY);
 	wire_put32(pl + 4, script_stream_dev);
 	for (i = 0; i < FAKE_STREAM; i++)
 		pl[8 + i] = i * 31 + 7;
-	FRAME(WIRE_STREAM, pl, 8 + FAKE_STREAM);
+	if (script_order != SCRIPT_NO_SWITCHOVER)
+		FRAME(WIRE_STREAM, pl, 8 + FAKE_STREAM);
+	if (script_order == SCRIPT_STATE_BEFORE_SWITCHOVER)
+		FRAME(WIRE_SWITCHOVER, pl, 0);
+	v[0] = 1;
+	v[2] = 5;
 	v[1] = FAKE_STREAM;
 	len = wire_enc_u64s(pl, v, 3);
 	FRAME(WIRE_FINAL, pl, len);
@@ -581,6 +605,55 @@ TEST(hostile_stream_for_another_device)
 	EXPECT_FALSE(t.f.committed);
 	EXPECT_EQ(LM_ST_RUNNING, t.f.state);
 	side_free(&t);
+}
+
+/*
+ * Frames out of the protocol's order, each refused before the target
+ * loads or commits anything: FINAL without SWITCHOVER (the source never
+ * said its VM was paused; no state either), the stop-copy state before
+ * it, a STREAM of no known kind, a round after it.
+ */
+static void out_of_order(struct __test_metadata *_metadata, int order,
+			 const char *why)
+{
+	static uint8_t buf[WIRE_PAGE * 10];
+	static struct side t;
+	struct script p = { .buf = buf };
+	size_t he, re;
+
+	side_init(&t, "0000:00:05.0", true);
+	script_order = order;
+	p.len = honest_session(buf, &he, &re);
+	script_order = SCRIPT_HONEST;
+	against(&t, &p);
+	EXPECT_EQ(LM_EXIT_FAILED, t.code) TH_LOG("%s", t.log);
+	EXPECT_TRUE(has(&t, why)) TH_LOG("%s", t.log);
+	EXPECT_FALSE(t.f.committed);
+	side_free(&t);
+}
+
+TEST(hostile_final_without_switchover)
+{
+	out_of_order(_metadata, SCRIPT_NO_SWITCHOVER,
+		     "FINAL before SWITCHOVER");
+}
+
+TEST(hostile_state_before_switchover)
+{
+	out_of_order(_metadata, SCRIPT_STATE_BEFORE_SWITCHOVER,
+		     "stop-copy state before SWITCHOVER");
+}
+
+TEST(hostile_stream_of_unknown_kind)
+{
+	out_of_order(_metadata, SCRIPT_STREAM_KIND_7,
+		     "STREAM of unknown kind 7");
+}
+
+TEST(hostile_round_after_switchover)
+{
+	out_of_order(_metadata, SCRIPT_ROUND_AFTER_SWITCHOVER,
+		     "ROUND_END after SWITCHOVER");
 }
 
 /*
