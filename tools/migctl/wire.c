@@ -287,12 +287,21 @@ int wire_payload_layout(const struct wire_hdr *h, const uint8_t *p,
 
 /* ---- message bodies ---- */
 
+/*
+ * @s in @n bytes as get_str() takes it: cut to fit, zero padded, each byte
+ * that is not printable ASCII (a peer's UTF-8 name, a control character
+ * in a message) sent as '?'.
+ */
 static void put_str(uint8_t *p, const char *s, size_t n)
 {
-	size_t l = strnlen(s, n - 1);
+	size_t l = strnlen(s, n - 1), i;
 
 	memset(p, 0, n);
-	memcpy(p, s, l);
+	for (i = 0; i < l; i++) {
+		uint8_t b = s[i];
+
+		p[i] = b < 0x20 || b > 0x7e ? '?' : b;
+	}
 }
 
 /* A NUL-terminated printable string in @n bytes, zero padded. */

@@ -374,6 +374,14 @@ TEST(frame_payload_rejections)
 		q[2] = 0x1b;
 		EXPECT_EQ(-EPROTO, wire_dec_refuse(q, sizeof(q), &r2));
 		EXPECT_EQ(-EPROTO, wire_dec_refuse(q, 10, &r2));
+		/*
+		 * what is sent is always taken: a peer's UTF-8 name (a TLS
+		 * identity) or a control character goes as '?'
+		 */
+		snprintf(r.source, sizeof(r.source), "h\xc3\xb4te\x1b");
+		wire_enc_refuse(q, &r);
+		EXPECT_EQ(0, wire_dec_refuse(q, sizeof(q), &r2));
+		EXPECT_STREQ("h??te?", r2.source);
 	}
 }
 
