@@ -77,8 +77,10 @@ struct vmig_ctl {
  *	@nr_ram ranges, 4 KiB aligned), or NULL; the control fd writes pages
  *	into it only. Kept only while a controller is attached (the ack
  *	holds @rwsem for read); dropped at the next announcement, and when
- *	the fd or the device goes. The PAGES ioctl reads it under
- *	@phase_lock, with @rwsem held for read and its fd's pages_lock.
+ *	the fd or the device goes. Read under @phase_lock with @rwsem held
+ *	for read (vmig_ram_contains()): by the PAGES ioctl, which holds its
+ *	fd's pages_lock too, and by a landing staging fd, which holds its
+ *	own lock (stage.c).
  * @nr_ram: entries in @ram
  */
 struct vmig_ctl_dev {

@@ -56,11 +56,14 @@
  *	what a stage checks, and it stays allocated while this fd is open
  * @c: @ctl_filp's control state
  * @mdev: the device @c attached (set before this fd existed)
- * @lock: serialises VFIO_MIG_CTL_STAGE, read() and splice() on this fd,
- *	and protects everything below. Taken before the device's ctl.rwsem;
- *	a stage holds that for read only while it copies from the guest
- *	(in a worker it waits for), never while it touches the caller's
- *	memory.
+ * @lock: serialises every call on this fd (VFIO_MIG_CTL_STAGE, _LAND,
+ *	_LANDED, read(), write() and splice() both ways), and protects
+ *	everything below. Taken with no driver lock held, but under the
+ *	pipe's mutex in a splice(); under it, the device's ctl.rwsem (then
+ *	ctl.phase_lock), which a call holds for read only while it copies
+ *	from or to the guest (in a worker it waits for, which holds type1's
+ *	iommu->lock), never while it touches the caller's memory. No arc,
+ *	close or detach takes it (vfio_mig.h, level 0).
  * @iovas: a stage's IOVAs (STAGE_MAX); allocated with the fd
  * @hashes: a stage's hashes, in and out (STAGE_MAX)
  * @sums: the block hashes of its data pages (STAGE_MAX)
@@ -133,9 +136,12 @@ static int stage_alloc(struct page **pages, u32 n)
 		order = min_t(u32, ilog2(n - i), STAGE_MAX_ORDER);
 		pg = NULL;
 		while (order && !pg) {
-			/* no reclaim nor compaction for a block */
+			/*
+			 * no reclaim nor compaction for a block, direct or
+			 * woken (kswapd, kcompactd): pages will do
+			 */
 			pg = alloc_pages((GFP_KERNEL_ACCOUNT | __GFP_NOWARN) &
-					 ~__GFP_DIRECT_RECLAIM, order);
+					 ~__GFP_RECLAIM, order);
 			if (!pg)
 				order--;
 		}
@@ -254,6 +260,15 @@ static void stage_drop(struct vmig_stage *st)
 	st->landing = false;
 }
 
+/* A call refused for its arguments leaves the fd empty too, as the uAPI says. */
+static long stage_refuse(struct vmig_stage *st, long err)
+{
+	mutex_lock(&st->lock);
+	stage_drop(st);
+	mutex_unlock(&st->lock);
+	return err;
+}
+
 /*
  * @n pages into @st->buf for a stage: first the pool's that nothing but
  * @st holds any more (in the pool's order, which keeps blocks together),
@@ -314,11 +329,11 @@ static long stage_stage(struct file *filp, void __user *uarg)
 	u32 nd;
 
 	if (copy_from_user(&sa, uarg, minsz))
-		return -EFAULT;
+		return stage_refuse(st, -EFAULT);
 	if (sa.argsz < minsz || sa.flags & ~VFIO_MIG_CTL_STAGE_SUMS)
-		return -EINVAL;
+		return stage_refuse(st, -EINVAL);
 	if (sa.count > STAGE_MAX)
-		return -E2BIG;
+		return stage_refuse(st, -E2BIG);
 	memcpy(kb, sa.key, sizeof(kb));
 	key.key[0] = le64_to_cpu(kb[0]);
 	key.key[1] = le64_to_cpu(kb[1]);
@@ -372,12 +387,12 @@ static long stage_land(struct vmig_stage *st, void __user *uarg)
 	long ret;
 
 	if (copy_from_user(&la, uarg, minsz))
-		return -EFAULT;
+		return stage_refuse(st, -EFAULT);
 	if (la.argsz < minsz || la.flags & ~VFIO_MIG_CTL_LAND_SUMS ||
 	    la.reserved)
-		return -EINVAL;
+		return stage_refuse(st, -EINVAL);
 	if (la.count > STAGE_MAX)
-		return -E2BIG;
+		return stage_refuse(st, -E2BIG);
 	mutex_lock(&st->lock);
 	stage_drop(st);
 	ret = stage_iovas(st, la.iovas, la.count);

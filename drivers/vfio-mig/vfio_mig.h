@@ -50,17 +50,24 @@ struct vmig_profile;
  *				(lm.h): taken with no lock held; under it
  *				only vmig_migf.lock, and the caller's own
  *				page faults; no arc or close takes it
+ *     vmig_stage.lock		one staging fd (stage.c): taken with no
+ *				driver lock held, but under the foreign
+ *				[pipe->mutex] of a splice(); under it
+ *				ctl_dev.rwsem (read), then phase_lock, the
+ *				caller's own page faults, and waits for a
+ *				worker that holds [type1: iommu->lock]; no
+ *				arc, close or detach takes it
  *  1. vmig_dbg.lock		debugfs commands of one device (debugfs.h)
  *  2. vmig_ctl.attach_lock	VFIO_MIG_CTL_ATTACH on one control fd (ctl.h)
  *  3. vmig_devices_lock	keeps listed devices bound, or a use of the
  *				device taken under it does (below)
  *  4. [vfio core: dev_set->lock]  open_device and close_device run under
  *				it (vmig_dev_set_lock())
- *  5. vmig_ctl_dev.rwsem	the attached control fd (ctl.h); close_device
+ *  5. ctl_file.pages_lock	VFIO_MIG_CTL_PAGES of one control fd (ctl.c);
+ *				taken with no lock held, rwsem under it
+ *  6. vmig_ctl_dev.rwsem	the attached control fd (ctl.h); close_device
  *				takes it under dev_set->lock, and so does a
  *				shadow engage for a controller (for read)
- *  6. ctl_file.pages_lock	VFIO_MIG_CTL_PAGES of one control fd (ctl.c);
- *				under rwsem
  *  7. vmig_ctl_dev.phase_lock	the pending phase (ctl.h); under rwsem (and
  *				pages_lock), never together with state_mutex
  *  8. vmig_mig.state_mutex	the migration state machine (lm.h); close_device

@@ -281,9 +281,10 @@ struct vfio_mig_ctl_stage {
  * k % 4096, as VFIO_MIG_CTL_PAGES writes them (only into the RAM the VMM
  * named, once it did: EACCES). A write beyond the @count pages fails with
  * ENOSPC; a write to an fd not armed, with EINVAL. Whatever the fd staged
- * or armed before is dropped. With VFIO_MIG_CTL_LAND_SUMS the kernel
- * takes each page's block hash (<vfio-mig/mh_hash.h>) from the bytes as
- * they pass: VFIO_MIG_CTL_LANDED returns them.
+ * or armed before is dropped, whether or not the call succeeds. With
+ * VFIO_MIG_CTL_LAND_SUMS the kernel takes each page's block hash
+ * (<vfio-mig/mh_hash.h>) from the bytes as they pass: VFIO_MIG_CTL_LANDED
+ * returns them.
  *
  * Errors: EINVAL a misaligned IOVA, unknown flags; E2BIG too many pages;
  * EFAULT.

@@ -812,6 +812,31 @@ TEST_F(ctl, staged_pages_as_read_and_hashed)
 				 &nd));
 	EXPECT_EQ(-E2BIG, stage(sfd, iovas, n + 1, hashes, kinds, NULL, &key,
 				&nd));
+	/* arguments refused drop what the fd held, as any error does */
+	iovas[0] = RAM_IOVA + MIG_PAGE;
+	iovas[1] = RAM_IOVA + 2 * MIG_PAGE;
+	memset(mig_host(&self->a, iovas[0]), 0x5a, MIG_PAGE);
+	memset(mig_host(&self->a, iovas[1]), 0xa5, MIG_PAGE);
+	hashes[0] = hashes[1] = 0;
+	ASSERT_EQ(0, stage(sfd, iovas, 2, hashes, kinds, NULL, &key, &nd));
+	ASSERT_EQ(2, nd);
+	EXPECT_EQ(MIG_PAGE, pread(sfd, got, MIG_PAGE, 0));
+	EXPECT_EQ(-E2BIG, stage(sfd, iovas, n + 1, hashes, kinds, NULL, &key,
+				&nd));
+	EXPECT_EQ(0, pread(sfd, got, MIG_PAGE, 0))
+		TH_LOG("a stage refused for its count left the earlier pages");
+	hashes[0] = hashes[1] = 0;
+	ASSERT_EQ(0, stage(sfd, iovas, 2, hashes, kinds, NULL, &key, &nd));
+	ASSERT_EQ(2, nd);
+	{
+		struct vfio_mig_ctl_stage sa = { .argsz = sizeof(sa),
+						 .flags = 2 };
+
+		EXPECT_EQ(-1, ioctl(sfd, VFIO_MIG_CTL_STAGE, &sa));
+		EXPECT_EQ(EINVAL, errno);
+		EXPECT_EQ(0, pread(sfd, got, MIG_PAGE, 0))
+			TH_LOG("a stage refused for its flags left the earlier pages");
+	}
 	{
 		struct vfio_mig_ctl_stage sa = { .argsz = sizeof(sa),
 						 .flags = 2 };
@@ -997,6 +1022,13 @@ TEST_F(ctl, landed_pages_as_written)
 	iovas[1] = RAM_IOVA + 100;
 	EXPECT_EQ(-EINVAL, land(sfd, iovas, 2, false));
 	EXPECT_EQ(-E2BIG, land(sfd, iovas, VFIO_MIG_CTL_PAGES_MAX + 1, false));
+	/* arguments refused disarm the fd, as any landing call does */
+	iovas[1] = RAM_IOVA;
+	ASSERT_EQ(0, land(sfd, iovas, 2, false));
+	EXPECT_EQ(-E2BIG, land(sfd, iovas, VFIO_MIG_CTL_PAGES_MAX + 1, false));
+	EXPECT_EQ(-1, write(sfd, data, 1))
+		TH_LOG("a landing refused for its count left the fd armed");
+	EXPECT_EQ(EINVAL, errno);
 	{
 		struct vfio_mig_ctl_land la = { .argsz = sizeof(la),
 						.flags = 2 };
