@@ -13,8 +13,9 @@
  * guest finds the computing and start bits clear at its next read. A
  * transfer moves bytes between the model's buffer and guest memory with
  * vmig_shadow_dma() (which marks what it writes in the DMA dirty log); one
- * outside the buffer's reach (the last byte included, as QEMU 7.2 refuses
- * it) is not made, and only clears the start bit. While the device's DMA
+ * the device would not make (edu_dma_fits(): outside the buffer's reach,
+ * its last byte included, or of no bytes) is not made, and only clears
+ * the start bit. While the device's DMA
  * is held (P2P states of a migration), a transfer keeps its start bit set
  * and starts when DMA may go again, on this host or on the target.
  * Interrupts go to the VMM's eventfd for the enabled type: vector 0 of
@@ -226,8 +227,7 @@ static void run_dma(struct vmig_shadow *sh)
 	u64 cnt = m->dma_cnt;
 	int ret;
 
-	if (dev < EDU_BUF_ADDR || cnt > EDU_BUF_DMA ||
-	    dev - EDU_BUF_ADDR > EDU_BUF_DMA - cnt) {
+	if (!edu_dma_fits(dev, cnt)) {
 		pr_warn_ratelimited("edu shadow: a transfer of %llu bytes at buffer address %#llx is outside the buffer: not made\n",
 				    cnt, dev);
 		m->dma_cmd &= ~EDU_CMD_RUN;

@@ -1146,8 +1146,8 @@ static int edu_restore(struct vmig_profile_ctx *ctx)
  * For dirty tracking: command @cmd with the start and to-RAM bits makes the
  * device write [dst, dst + count) of guest IOVA, from the address
  * registers as the device holds them now. The count is the guest's: the
- * device moves at most its buffer (a larger count fails the transfer), so
- * no more is marked.
+ * device moves at most its buffer (a larger count is not passed to it,
+ * edu_issue()), so no more is marked.
  */
 static bool edu_dma_decode(struct vmig_device *mdev, u32 cmd,
 			   struct vmig_dma_range *r)
@@ -1199,14 +1199,25 @@ static int edu_quiesce(struct vmig_device *mdev, unsigned int ms)
 /*
  * A start reaches the device: its guest range is declared to the dirty
  * log first, and remembered until the engine reads idle. A start whose
- * pages cannot be pinned is dropped (logged, not written).
+ * pages cannot be pinned is dropped (logged, not written); one the device
+ * would not make (edu_dma_fits()) is dropped unlogged: it changes nothing
+ * there, and would stop the VM on QEMU 7.2.
  */
 static enum vmig_db_verdict edu_issue(struct vmig_device *mdev,
 				      const struct vmig_held_write *w)
 {
+	bool to_ram = w->value & EDU_CMD_TO_RAM;
 	struct edu_priv *e = priv(mdev);
 	struct vmig_dma_range r;
+	u64 dev, cnt;
 
+	if (!rd(mdev, to_ram ? EDU_DMA_SRC : EDU_DMA_DST, 8, &dev) &&
+	    !rd(mdev, EDU_DMA_COUNT, 8, &cnt) && !edu_dma_fits(dev, cnt)) {
+		dev_warn_ratelimited(&mdev->core.pdev->dev,
+				     "edu: a transfer of %llu bytes at buffer address %#llx is outside the buffer: not made\n",
+				     cnt, dev);
+		return VMIG_DB_DROP;
+	}
 	if (edu_dma_decode(mdev, w->value, &r) && r.to_ram) {
 		if (vmig_dma_start(mdev, &r))
 			return VMIG_DB_HOLD;

@@ -41,6 +41,19 @@
 #define EDU_FACT_MAX		34	/* n! mod 2^32 is 0 from here on */
 
 /*
+ * Whether the device makes a transfer of @cnt bytes at buffer address
+ * @dev (its source to RAM, its destination from RAM). QEMU 7.2 aborts
+ * itself, the whole VM, on one it does not (hw_error()): outside the
+ * buffer, touching its last byte, or of no bytes. So the profile does not
+ * pass such a start to the device, and the shadow's model does not make it.
+ */
+static inline bool edu_dma_fits(u64 dev, u64 cnt)
+{
+	return cnt && cnt <= EDU_BUF_DMA && dev >= EDU_BUF_ADDR &&
+	       dev - EDU_BUF_ADDR <= EDU_BUF_DMA - cnt;
+}
+
+/*
  * The device state blob; the profile's version follows it. 2: the
  * borrowed page travels in it (1 had it in the stream's record header).
  * 3: @cmd and @early_id.
