@@ -141,8 +141,11 @@ static const struct vmig_trap_range edu_trap[] = {
  *	transfer
  * @test_stall_quiesce: tests (debugfs "stall-quiesce"): the next wait for
  *	the engine to read idle (edu_quiesce() with a bound: a DMA hold)
- *	times out as if it never did. Both hooks are disarmed at close and
- *	reset
+ *	times out as if it never did
+ * @test_stall_save: tests (debugfs "stall-save"): the next save of the
+ *	buffer gives up on its transfer as soon as it starts it, as if the
+ *	engine had not read idle in time. The three hooks are disarmed at
+ *	close and reset
  * @own_transfers: transfers the profile ran itself (saves, restores,
  *	early states), for the debugfs counters: what a stop or a load cost
  * @test_peer_fail: tests (debugfs "peer-stop-fail"): the next link peer
@@ -174,6 +177,7 @@ struct edu_priv {
 	u64 loaded_id;
 	bool test_stall;
 	bool test_stall_quiesce;
+	bool test_stall_save;
 	atomic64_t own_transfers;
 	bool test_peer_fail;
 	atomic_t test_peer_stops;
@@ -243,9 +247,9 @@ static int wait_idle(struct vmig_device *mdev)
 				      EDU_STATUS_COMPUTING, 1000);
 }
 
-/* One transfer; @cmd holds the direction and interrupt bits. */
-static int run_dma(struct vmig_device *mdev, u64 cmd, u64 src, u64 dst,
-		   u64 count)
+/* Start one transfer; @cmd holds the direction and interrupt bits. */
+static int start_dma(struct vmig_device *mdev, u64 cmd, u64 src, u64 dst,
+		     u64 count)
 {
 	int ret;
 
@@ -256,11 +260,17 @@ static int run_dma(struct vmig_device *mdev, u64 cmd, u64 src, u64 dst,
 		ret = wr(mdev, EDU_DMA_COUNT, 8, count);
 	if (!ret)
 		ret = wr(mdev, EDU_DMA_CMD, 8, cmd | EDU_CMD_RUN);
-	if (!ret) {
+	if (!ret)
 		atomic64_inc(&priv(mdev)->own_transfers);
-		ret = wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, 3000);
-	}
 	return ret;
+}
+
+/* One transfer, to its end: -ETIMEDOUT if the engine is still busy. */
+static int run_dma(struct vmig_device *mdev, u64 cmd, u64 src, u64 dst,
+		   u64 count)
+{
+	return start_dma(mdev, cmd, src, dst, count) ?:
+	       wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, 3000);
 }
 
 /* Physical config space around the profile's own DMA: see step 1. */
@@ -369,8 +379,13 @@ static int move_buffer(struct vmig_device *mdev, u64 scratch,
 	if (ret)
 		goto out;
 	if (to_ram) {
-		ret = run_dma(mdev, EDU_CMD_TO_RAM, EDU_BUF_ADDR, scratch,
-			      EDU_BUF_DMA);
+		if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) &&
+		    xchg(&priv(mdev)->test_stall_save, false))
+			ret = start_dma(mdev, EDU_CMD_TO_RAM, EDU_BUF_ADDR,
+					scratch, EDU_BUF_DMA) ?: -ETIMEDOUT;
+		else
+			ret = run_dma(mdev, EDU_CMD_TO_RAM, EDU_BUF_ADDR,
+				      scratch, EDU_BUF_DMA);
 		if (!ret)
 			ret = guest_rw(mdev, scratch, st->buf, EDU_BUF_DMA,
 				       false);
@@ -380,6 +395,18 @@ static int move_buffer(struct vmig_device *mdev, u64 scratch,
 		if (!ret)
 			ret = run_dma(mdev, 0, scratch, EDU_BUF_ADDR,
 				      EDU_BUF_DMA);
+	}
+	/*
+	 * A transfer that did not end in its time may end yet: into the
+	 * page once it is put back, or from it. The page goes back once the
+	 * engine reads idle (a late end is a plain failure). One that never
+	 * ends keeps the page: -ETIMEDOUT, the caller counts it written by
+	 * a transfer in flight.
+	 */
+	if (ret == -ETIMEDOUT) {
+		if (wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, 3000))
+			goto out;
+		ret = -EIO;
 	}
 	ret2 = guest_rw(mdev, scratch, saved, PAGE_SIZE, true);
 	if (!ret)
@@ -538,6 +565,67 @@ static u64 guest_view(struct vmig_device *mdev, u32 flags,
 	return id;
 }
 
+/* The engine's registers the guest wrote while the profile had it. */
+static void eng_put(u8 *eng, u32 off, u64 v)
+{
+	__le64 le = cpu_to_le64(v);
+
+	memcpy(&eng[off - EDU_DMA_SRC], &le, 8);
+}
+
+static u64 eng_get(const u8 *eng, u32 off)
+{
+	__le64 le;
+
+	memcpy(&le, &eng[off - EDU_DMA_SRC], 8);
+	return le64_to_cpu(le);
+}
+
+/*
+ * The profile's transfer at @scratch has not ended: the page counts as
+ * written by a transfer in flight until the engine reads idle
+ * (edu_inflight()). Under dma.lock.
+ */
+static void scratch_in_flight(struct vmig_device *mdev, u64 scratch)
+{
+	struct edu_priv *e = priv(mdev);
+
+	lockdep_assert_held_write(&mdev->mig.dma.lock);
+	e->inflight = (struct vmig_dma_range){
+		.iova = scratch, .len = PAGE_SIZE, .to_ram = true,
+	};
+	e->inflight_valid = true;
+}
+
+/*
+ * A save's transfer that never ended: the engine ignores what is written
+ * to it meanwhile, so it keeps the profile's addresses and command bits
+ * until it reads idle, when it takes the guest's @d back (give_back(),
+ * from edu_quiesce() or edu_unquiesce()); the guest reads its own
+ * meanwhile, as after an early save that did not end. The page counts as
+ * written.
+ */
+static void engine_stuck(struct vmig_device *mdev, const struct dma_regs *d,
+			 u64 scratch)
+{
+	struct edu_priv *e = priv(mdev);
+
+	down_write(&mdev->mig.dma.lock);
+	eng_put(e->eng, EDU_DMA_SRC, d->src);
+	eng_put(e->eng, EDU_DMA_DST, d->dst);
+	eng_put(e->eng, EDU_DMA_COUNT, d->count);
+	if (!e->shown_valid)
+		e->shown_cmd = d->cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ);
+	set_shown(mdev, true);
+	e->borrowed = true;
+	scratch_in_flight(mdev, scratch);
+	up_write(&mdev->mig.dma.lock);
+	vmig_dirty_mark(mdev, scratch, PAGE_SIZE);
+	pci_warn(mdev->core.pdev,
+		 "edu: the device did not end the save's transfer at IOVA %#llx: the page is the device's until it does\n",
+		 scratch);
+}
+
 /*
  * Save, on the source, with the device stopped: the buffer through the
  * scratch page, then the source's DMA registers and interrupt status as
@@ -586,17 +674,25 @@ static int edu_save_work(void *arg)
 		ret = move_buffer(mdev, scratch, st, true);
 		if (!ret)
 			st->flags = cpu_to_le32(EDU_STATE_BUF | EDU_STATE_CMD);
-		/* the device's bits back, also when the buffer was not read */
-		ret2 = fix_cmd(mdev, scratch,
-			       d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ),
-			       ret ? NULL : &st->buf[0]);
-		if (!ret2)
-			clear_shown(mdev);
-		ret = ret ?: ret2;
-		if (!ret)
-			ret = write_dma_addrs(mdev, &d);
-		if (!ret && !(irq & EDU_IRQ_DMA))
-			ret = wr(mdev, EDU_IRQ_ACK, 4, EDU_IRQ_DMA);
+		if (ret == -ETIMEDOUT) {
+			/* the busy engine would ignore the guest's values */
+			engine_stuck(mdev, &d, scratch);
+		} else {
+			/* the device's bits and addresses back, also on failure */
+			ret2 = fix_cmd(mdev, scratch,
+				       d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ),
+				       ret ? NULL : &st->buf[0]);
+			if (!ret2)
+				clear_shown(mdev);
+			ret = ret ?: ret2;
+			ret2 = write_dma_addrs(mdev, &d);
+			ret = ret ?: ret2;
+		}
+		/* fix_cmd's transfer may have raised the DMA interrupt */
+		if (!(irq & EDU_IRQ_DMA)) {
+			ret2 = wr(mdev, EDU_IRQ_ACK, 4, EDU_IRQ_DMA);
+			ret = ret ?: ret2;
+		}
 		unquiet(mdev, &q);
 	}
 	return ret;
@@ -627,21 +723,6 @@ struct edu_early {
 	struct edu_state *st;
 	u64 id;
 };
-
-static void eng_put(u8 *eng, u32 off, u64 v)
-{
-	__le64 le = cpu_to_le64(v);
-
-	memcpy(&eng[off - EDU_DMA_SRC], &le, 8);
-}
-
-static u64 eng_get(const u8 *eng, u32 off)
-{
-	__le64 le;
-
-	memcpy(&le, &eng[off - EDU_DMA_SRC], 8);
-	return le64_to_cpu(le);
-}
 
 /* The guest's device must master the bus: else its DMA goes nowhere. */
 static bool masters(struct vmig_device *mdev)
@@ -725,10 +806,7 @@ static int edu_early_save_work(void *arg)
 	if ((IS_ENABLED(CONFIG_VFIO_MIG_TESTS) && xchg(&e->test_stall, false)) ||
 	    (ret && wait_idle(mdev))) {
 		down_write(&mdev->mig.dma.lock);
-		e->inflight = (struct vmig_dma_range){
-			.iova = x->scratch, .len = PAGE_SIZE, .to_ram = true,
-		};
-		e->inflight_valid = true;
+		scratch_in_flight(mdev, x->scratch);
 		up_write(&mdev->mig.dma.lock);
 		vmig_dirty_mark(mdev, x->scratch, PAGE_SIZE);
 		return -ETIMEDOUT;
@@ -1359,6 +1437,7 @@ static void edu_reset(struct vmig_device *mdev)
 	/* a test hook left armed (its test failed first) ends with the VMM */
 	WRITE_ONCE(e->test_stall, false);
 	WRITE_ONCE(e->test_stall_quiesce, false);
+	WRITE_ONCE(e->test_stall_save, false);
 	WRITE_ONCE(e->test_peer_fail, false);
 }
 
@@ -1436,8 +1515,9 @@ static void edu_park(struct vmig_device *mdev)
 
 /*
  * debugfs TEST INTERFACE: "scratch IOVA", the guest page to borrow; in
- * test builds "stall-early", "stall-quiesce" and "peer-stop-fail", see
- * edu_priv.test_stall, test_stall_quiesce and test_peer_fail.
+ * test builds "stall-early", "stall-quiesce", "stall-save" and
+ * "peer-stop-fail", see edu_priv.test_stall, test_stall_quiesce,
+ * test_stall_save and test_peer_fail.
  */
 static int edu_ctl(struct vmig_device *mdev, const char *cmd)
 {
@@ -1451,6 +1531,10 @@ static int edu_ctl(struct vmig_device *mdev, const char *cmd)
 	if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) &&
 	    !strcmp(cmd, "stall-quiesce")) {
 		WRITE_ONCE(priv(mdev)->test_stall_quiesce, true);
+		return 0;
+	}
+	if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) && !strcmp(cmd, "stall-save")) {
+		WRITE_ONCE(priv(mdev)->test_stall_save, true);
 		return 0;
 	}
 	if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) &&

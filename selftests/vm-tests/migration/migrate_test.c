@@ -1021,6 +1021,48 @@ TEST_F_TIMEOUT(mig, out_of_buffer_starts_not_made, 60)
 	EXPECT_EQ(0, round_trip(&self->ea, &self->a, self->seed));
 }
 
+/*
+ * A save whose own transfer ends after the profile gave up waiting for it
+ * (test hook "stall-save": it gives up at once): the guest page the save
+ * borrowed (none named: IOVA 1 MiB, the guest's own) is put back only
+ * once the transfer ended, and the engine gets the guest's addresses
+ * back, though the stop fails. Before, the late transfer landed over the
+ * page put back, and the guest read the profile's addresses.
+ */
+TEST_F_TIMEOUT(mig, save_transfer_ending_late, 60)
+{
+	uint8_t *page = mig_host(&self->a, RAM_IOVA);
+	struct edu_regs r;
+	unsigned int k;
+	uint32_t st;
+	int ret;
+
+	memset(page, 0x3c, MIG_PAGE);
+	edu_wr64(&self->ea, EDU_REG_DMA_SRC, EDU_BUF_ADDR + 8);
+	edu_wr64(&self->ea, EDU_REG_DMA_DST, RAM_IOVA + 0x30000);
+	edu_wr64(&self->ea, EDU_REG_DMA_COUNT, 64);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "stall-save"));
+	ret = mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
+			    &self->fd_a);
+	EXPECT_NE(0, ret) TH_LOG("the save did not see its transfer end late");
+	ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
+	ASSERT_EQ(VFIO_DEVICE_STATE_STOP, st);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	usleep(300 * 1000);	/* three times what a transfer takes */
+	for (k = 0; k < MIG_PAGE && page[k] == 0x3c; k++)
+		;
+	EXPECT_EQ(MIG_PAGE, k)
+		TH_LOG("the page the save borrowed changed after it went back (byte %u)",
+		       k);
+	edu_regs_read(&self->ea, &r);
+	EXPECT_EQ(EDU_BUF_ADDR + 8, r.dma_src);
+	EXPECT_EQ(RAM_IOVA + 0x30000, r.dma_dst);
+	EXPECT_EQ(64, r.dma_count);
+	EXPECT_EQ(0, round_trip(&self->ea, &self->a, self->seed));
+}
+
 TEST_F_TIMEOUT(mig, p2p_held_dma_migrates, 120)
 {
 	struct mig_buf stream = {};
