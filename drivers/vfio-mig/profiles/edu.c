@@ -239,12 +239,17 @@ static int wait_clear(struct vmig_device *mdev, u32 off, u8 width, u64 bit,
 	return wait_bit(mdev, off, width, bit, false, ms);
 }
 
+/* The DMA engine ends its transfer (a factorial may go on). */
+static int engine_idle(struct vmig_device *mdev)
+{
+	return wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, 3000);
+}
+
+/* The engine and the factorial both end: what a capture needs. */
 static int wait_idle(struct vmig_device *mdev)
 {
-	int ret = wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, 3000);
-
-	return ret ? ret : wait_clear(mdev, EDU_STATUS, 4,
-				      EDU_STATUS_COMPUTING, 1000);
+	return engine_idle(mdev) ?: wait_clear(mdev, EDU_STATUS, 4,
+					       EDU_STATUS_COMPUTING, 1000);
 }
 
 /* Start one transfer; @cmd holds the direction and interrupt bits. */
@@ -804,17 +809,14 @@ static int edu_early_save_work(void *arg)
 	 * written by a transfer in flight until then (edu_inflight()).
 	 */
 	if ((IS_ENABLED(CONFIG_VFIO_MIG_TESTS) && xchg(&e->test_stall, false)) ||
-	    (ret && wait_idle(mdev))) {
+	    ret == -ETIMEDOUT) {
 		down_write(&mdev->mig.dma.lock);
 		scratch_in_flight(mdev, x->scratch);
 		up_write(&mdev->mig.dma.lock);
 		vmig_dirty_mark(mdev, x->scratch, PAGE_SIZE);
 		return -ETIMEDOUT;
 	}
-	/* it did end: a plain failure, DMA released as usual */
-	if (ret == -ETIMEDOUT)
-		ret = -EIO;
-
+	/* it did end (move_buffer() waits for a late end): DMA released */
 	down_write(&mdev->mig.dma.lock);
 	ret2 = give_back(mdev);
 	ret = ret ?: ret2;
@@ -1401,7 +1403,7 @@ static void edu_unquiesce(struct vmig_device *mdev, bool issue)
 	 * on the profile's addresses: the starts are dropped, and said so.
 	 */
 	if (e->borrowed) {
-		ret = wait_idle(mdev) ?: give_back(mdev);
+		ret = engine_idle(mdev) ?: give_back(mdev);
 		if (ret) {
 			pci_warn(mdev->core.pdev,
 				 "%u held DMA starts dropped: the device did not end the profile's transfer (%d)\n",

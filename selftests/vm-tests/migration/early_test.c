@@ -848,6 +848,48 @@ TEST_F_TIMEOUT(early, timed_out_save_keeps_dma_held, 120)
 	mig_buf_free(&fin);
 }
 
+/*
+ * As timed_out_save_keeps_dma_held's way back to RUNNING, with the guest
+ * computing a factorial of seconds meanwhile: the registers are given
+ * back once the engine reads idle, whatever the factorial does (it is not
+ * DMA), and the kept start runs. Before, the way back waited for the
+ * factorial too, gave up after a second, dropped the kept start and left
+ * the guest the profile's addresses.
+ */
+TEST_F_TIMEOUT(early, timed_out_save_given_back_beside_a_factorial, 120)
+{
+	uint64_t in = RAM_IOVA + 0x20000, out = RAM_IOVA + 0x21000;
+	struct edu_regs now;
+	uint8_t data[300];
+	int ret, ms;
+
+	a_to_precopy(_metadata, self);
+	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "stall-early"));
+	ret = prepare(self, 0);
+	ASSERT_EQ(-ETIMEDOUT, ret) TH_LOG("prepare: %s", strerror(-ret));
+	start_kept(_metadata, self, in, 40, data, sizeof(data));
+	memcpy(self->wl.buf + 40, data, sizeof(data));
+	/* about 3 s of QEMU's multiplications */
+	edu_wr(&self->ea, EDU_REG_FACTORIAL, 0xc0000000u);
+	usleep(TICK_MS * 1000);
+	EXPECT_TRUE(edu_rd(&self->ea, EDU_REG_STATUS) & EDU_STATUS_COMPUTING)
+		TH_LOG("the factorial ended too soon to tell");
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	ASSERT_EQ(0, edu_dma_wait(&self->ea, 3000));
+	edu_regs_read(&self->ea, &now);
+	EXPECT_EQ(in, now.dma_src) TH_LOG("the guest has the profile's source");
+	EXPECT_EQ((uint64_t)EDU_BUF_ADDR + 40, now.dma_dst);
+	EXPECT_EQ(sizeof(data), now.dma_count);
+	ASSERT_EQ(0, edu_wl_to_ram(&self->wl, out, 40, sizeof(data)));
+	EXPECT_EQ(0, self->wl.errors) TH_LOG("%s", self->wl.why);
+	/* the next test's holds must not meet it */
+	for (ms = 0; ms < 60000 &&
+	     edu_rd(&self->ea, EDU_REG_STATUS) & EDU_STATUS_COMPUTING; ms += 100)
+		usleep(100 * 1000);
+	EXPECT_GT(60000, ms);
+}
+
 /* PROFILE_EARLY records in @s */
 static int count_early(const uint8_t *s, size_t len)
 {
