@@ -14,8 +14,8 @@
  * transfer moves bytes between the model's buffer and guest memory with
  * vmig_shadow_dma() (which marks what it writes in the DMA dirty log); one
  * the device would not make (edu_dma_fits(): outside the buffer's reach,
- * its last byte included, or of no bytes) is not made, and only clears
- * the start bit. While the device's DMA
+ * its last byte included, or of no bytes) is not made, and the command
+ * register keeps what it held before that start. While the device's DMA
  * is held (P2P states of a migration), a transfer keeps its start bit set
  * and starts when DMA may go again, on this host or on the target.
  * Interrupts go to the VMM's eventfd for the enabled type: vector 0 of
@@ -230,7 +230,8 @@ static void run_dma(struct vmig_shadow *sh)
 	if (!edu_dma_fits(dev, cnt)) {
 		pr_warn_ratelimited("edu shadow: a transfer of %llu bytes at buffer address %#llx is outside the buffer: not made\n",
 				    cnt, dev);
-		m->dma_cmd &= ~EDU_CMD_RUN;
+		/* as the profile drops it: the device's command stays */
+		m->dma_cmd = m->cmd_before;
 		return;
 	}
 	if (m->buf_state != EDU_BUF_HAVE)	/* the start bit stays set */

@@ -138,10 +138,12 @@ static int stage_alloc(struct page **pages, u32 n)
 		while (order && !pg) {
 			/*
 			 * no reclaim nor compaction for a block, direct or
-			 * woken (kswapd, kcompactd): pages will do
+			 * woken (kswapd, kcompactd), nor reserves: pages
+			 * will do
 			 */
-			pg = alloc_pages((GFP_KERNEL_ACCOUNT | __GFP_NOWARN) &
-					 ~__GFP_RECLAIM, order);
+			pg = alloc_pages((GFP_KERNEL_ACCOUNT | __GFP_NOWARN |
+					  __GFP_NOMEMALLOC) & ~__GFP_RECLAIM,
+					 order);
 			if (!pg)
 				order--;
 		}

@@ -1667,7 +1667,8 @@ static int target_still_ready(struct src *s)
 	if (!wire_readable(&s->c))
 		return 0;
 	if (wire_recv(&s->c, &m, 200)) {
-		failf(s, "the target left after READY: %s", s->c.err);
+		failf(s, "the target sent no whole frame after READY (it sends none there): %s",
+		      s->c.err);
 		return -ECONNRESET;
 	}
 	if (m.h.type == WIRE_ABORT && !wire_dec_abort(m.p, m.h.length, &a)) {

@@ -49,7 +49,9 @@
  * lets the device transfer through it, and writes the saved contents back.
  * The guarantee: guest memory is unchanged once save or restore returns,
  * provided nothing else (a running vCPU, another device) touches that page
- * meanwhile, i.e. the VM is stopped or the VMM reserved the page.
+ * meanwhile, i.e. the VM is stopped or the VMM reserved the page; or, if
+ * the device never ends a save's transfer, once it does: the page is put
+ * back then (edu_priv.stuck_copy).
  * The buffer's last byte is beyond the device's DMA reach (QEMU 7.2 stops
  * the VM on a transfer that touches it), so no one can have written it: it
  * is always zero and is not moved.
@@ -123,8 +125,13 @@ static const struct vmig_trap_range edu_trap[] = {
  * @scratch: the guest page to borrow (debugfs "scratch IOVA"; 0: in a
  *	migration, look for one)
  * @borrowed: the profile's own transfer runs on the source with the guest
- *	running (early_save): the engine's address and count registers the
- *	guest writes and reads are @eng, not the device's
+ *	running (early_save), or one that did not end still may (a save):
+ *	the engine's address and count registers the guest writes and reads
+ *	are @eng, not the device's, until give_back()
+ * @stuck_copy: while @borrowed, the contents of the page at @stuck_iova
+ *	that a save's transfer which never ended may still write: put back
+ *	by give_back() once the engine reads idle (kmalloc'd; NULL: none)
+ * @stuck_iova: see @stuck_copy
  * @eng: the guest's view of DMA_SRC, DMA_DST and DMA_COUNT while
  *	@borrowed, little-endian bytes from EDU_DMA_SRC
  * @shown_cmd: while @shown_valid, the command register's direction and
@@ -142,9 +149,10 @@ static const struct vmig_trap_range edu_trap[] = {
  * @test_stall_quiesce: tests (debugfs "stall-quiesce"): the next wait for
  *	the engine to read idle (edu_quiesce() with a bound: a DMA hold)
  *	times out as if it never did
- * @test_stall_save: tests (debugfs "stall-save"): the next save of the
+ * @test_stall_save: tests (debugfs "stall-save", 1): the next save of the
  *	buffer gives up on its transfer as soon as it starts it, as if the
- *	engine had not read idle in time. The three hooks are disarmed at
+ *	engine had not read idle in time; ("stall-save-stuck", 2) and gives
+ *	up its wait for a late end too. The three hooks are disarmed at
  *	close and reset
  * @own_transfers: transfers the profile ran itself (saves, restores,
  *	early states), for the debugfs counters: what a stop or a load cost
@@ -157,7 +165,8 @@ static const struct vmig_trap_range edu_trap[] = {
  * @test_peer_engaged: tests: such calls made while a shadow served the
  *	guest
  *
- * @held, @nr_held, @inflight*, @borrowed, @eng, @shown_* and the ids are
+ * @held, @nr_held, @inflight*, @borrowed, @stuck_*, @eng, @shown_* and
+ * the ids are
  * under mig.dma.lock (the DMA and reset ops run under it); @scratch and
  * the test hooks are written under dev_set->lock (the hooks also cleared
  * by the reset op) and read with READ_ONCE (the hooks taken with xchg());
@@ -170,6 +179,8 @@ struct edu_priv {
 	bool inflight_valid;
 	u64 scratch;
 	bool borrowed;
+	void *stuck_copy;
+	u64 stuck_iova;
 	u8 eng[EDU_DMA_CMD - EDU_DMA_SRC];
 	u64 shown_cmd;
 	bool shown_valid;
@@ -177,7 +188,7 @@ struct edu_priv {
 	u64 loaded_id;
 	bool test_stall;
 	bool test_stall_quiesce;
-	bool test_stall_save;
+	int test_stall_save;
 	atomic64_t own_transfers;
 	bool test_peer_fail;
 	atomic_t test_peer_stops;
@@ -367,16 +378,24 @@ static int fix_cmd(struct vmig_device *mdev, u64 scratch, u64 want,
 		if (!ret)
 			ret = run_dma(mdev, want, scratch, EDU_BUF_ADDR, 1);
 	}
+	/* a transfer that failed may end yet: the byte goes back after it */
+	if (ret)
+		engine_idle(mdev);
 	ret2 = guest_rw(mdev, scratch, &saved, 1, true);
 	return ret ? ret : ret2;
 }
 
-/* Move the buffer between the device and @st through the scratch page. */
+/*
+ * Move the buffer between the device and @st through the scratch page.
+ * -ETIMEDOUT: the device did not end the transfer; to RAM, it may still
+ * write the page, whose saved contents are then the caller's (*@stuck) to
+ * put back once it ends.
+ */
 static int move_buffer(struct vmig_device *mdev, u64 scratch,
-		       struct edu_state *st, bool to_ram)
+		       struct edu_state *st, bool to_ram, void **stuck)
 {
 	void *saved = kmalloc(PAGE_SIZE, GFP_KERNEL);
-	int ret, ret2;
+	int ret, ret2, stall = 0;
 
 	if (!saved)
 		return -ENOMEM;
@@ -384,8 +403,9 @@ static int move_buffer(struct vmig_device *mdev, u64 scratch,
 	if (ret)
 		goto out;
 	if (to_ram) {
-		if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) &&
-		    xchg(&priv(mdev)->test_stall_save, false))
+		if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS))
+			stall = xchg(&priv(mdev)->test_stall_save, 0);
+		if (stall)
 			ret = start_dma(mdev, EDU_CMD_TO_RAM, EDU_BUF_ADDR,
 					scratch, EDU_BUF_DMA) ?: -ETIMEDOUT;
 		else
@@ -402,17 +422,23 @@ static int move_buffer(struct vmig_device *mdev, u64 scratch,
 				      EDU_BUF_DMA);
 	}
 	/*
-	 * A transfer that did not end in its time may end yet: into the
-	 * page once it is put back, or from it. The page goes back once the
-	 * engine reads idle (a late end is a plain failure). One that never
-	 * ends keeps the page: -ETIMEDOUT, the caller counts it written by
-	 * a transfer in flight.
+	 * A transfer that failed may not have ended (a timeout, or a read of
+	 * the engine that failed), and end yet: into the page once it is put
+	 * back, or from it. The page goes back once the engine reads idle (a
+	 * late end is a plain failure). To RAM, one that never ends keeps
+	 * the page for the caller to put back later.
 	 */
-	if (ret == -ETIMEDOUT) {
-		if (wait_clear(mdev, EDU_DMA_CMD, 8, EDU_CMD_RUN, 3000))
-			goto out;
-		ret = -EIO;
+	if (ret && (stall == 2 || engine_idle(mdev))) {
+		if (to_ram) {
+			*stuck = saved;
+			return -ETIMEDOUT;
+		}
+		ret2 = guest_rw(mdev, scratch, saved, PAGE_SIZE, true);
+		kfree(saved);
+		return -ETIMEDOUT;
 	}
+	if (ret == -ETIMEDOUT)
+		ret = -EIO;
 	ret2 = guest_rw(mdev, scratch, saved, PAGE_SIZE, true);
 	if (!ret)
 		ret = ret2;
@@ -586,6 +612,53 @@ static u64 eng_get(const u8 *eng, u32 off)
 	return le64_to_cpu(le);
 }
 
+struct page_back {
+	struct vmig_device *mdev;
+	u64 iova;
+	void *copy;
+};
+
+static int page_back_fn(void *arg)
+{
+	struct page_back *p = arg;
+
+	return guest_rw(p->mdev, p->iova, p->copy, PAGE_SIZE, true);
+}
+
+/*
+ * The engine reads idle: its address registers back to the guest's
+ * values, and the page a save's stuck transfer kept put back (from a
+ * worker: the caller may be a controller, whose mm is not the VMM's).
+ * Under dma.lock.
+ */
+static int give_back(struct vmig_device *mdev)
+{
+	struct edu_priv *e = priv(mdev);
+	struct page_back p = { .mdev = mdev, .iova = e->stuck_iova,
+			       .copy = e->stuck_copy };
+	struct dma_regs d = {};
+	int ret;
+
+	lockdep_assert_held_write(&mdev->mig.dma.lock);
+	if (!e->borrowed)
+		return 0;
+	d.src = eng_get(e->eng, EDU_DMA_SRC);
+	d.dst = eng_get(e->eng, EDU_DMA_DST);
+	d.count = eng_get(e->eng, EDU_DMA_COUNT);
+	e->borrowed = false;
+	if (p.copy) {
+		e->stuck_copy = NULL;
+		ret = vmig_run_in_worker(page_back_fn, &p);
+		if (ret)
+			pci_warn(mdev->core.pdev,
+				 "edu: the guest page at IOVA %#llx a late transfer wrote was not put back: %d\n",
+				 p.iova, ret);
+		kfree(p.copy);
+		vmig_dirty_mark(mdev, p.iova, PAGE_SIZE);
+	}
+	return write_dma_addrs(mdev, &d);
+}
+
 /*
  * The profile's transfer at @scratch has not ended: the page counts as
  * written by a transfer in flight until the engine reads idle
@@ -605,13 +678,13 @@ static void scratch_in_flight(struct vmig_device *mdev, u64 scratch)
 /*
  * A save's transfer that never ended: the engine ignores what is written
  * to it meanwhile, so it keeps the profile's addresses and command bits
- * until it reads idle, when it takes the guest's @d back (give_back(),
- * from edu_quiesce() or edu_unquiesce()); the guest reads its own
- * meanwhile, as after an early save that did not end. The page counts as
- * written.
+ * until it reads idle, when it takes the guest's @d back and the page's
+ * contents @copy go back (give_back(), from edu_quiesce() or
+ * edu_unquiesce()); the guest reads its own registers meanwhile, as after
+ * an early save that did not end. The page counts as written.
  */
 static void engine_stuck(struct vmig_device *mdev, const struct dma_regs *d,
-			 u64 scratch)
+			 u64 scratch, void *copy)
 {
 	struct edu_priv *e = priv(mdev);
 
@@ -623,6 +696,9 @@ static void engine_stuck(struct vmig_device *mdev, const struct dma_regs *d,
 		e->shown_cmd = d->cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ);
 	set_shown(mdev, true);
 	e->borrowed = true;
+	kfree(e->stuck_copy);
+	e->stuck_copy = copy;
+	e->stuck_iova = scratch;
 	scratch_in_flight(mdev, scratch);
 	up_write(&mdev->mig.dma.lock);
 	vmig_dirty_mark(mdev, scratch, PAGE_SIZE);
@@ -646,6 +722,7 @@ static int edu_save_work(void *arg)
 	struct edu_state *st = ctx->state;
 	struct edu_quiet q;
 	struct dma_regs d;
+	void *copy = NULL;
 	int ret, ret2;
 
 	if (!scratch_ok(scratch) && ctx->flags & VMIG_SNAP_COMPLETE) {
@@ -654,6 +731,12 @@ static int edu_save_work(void *arg)
 		return -ENXIO;
 	}
 	ret = wait_idle(mdev);
+	/* a save or early save that timed out before: the engine is idle now */
+	if (!ret && READ_ONCE(priv(mdev)->borrowed)) {
+		down_write(&mdev->mig.dma.lock);
+		ret = give_back(mdev);
+		up_write(&mdev->mig.dma.lock);
+	}
 	if (!ret)
 		ret = read_dma_regs(mdev, &d);
 	if (!ret)
@@ -676,12 +759,12 @@ static int edu_save_work(void *arg)
 	}
 	if (scratch_ok(scratch)) {
 		quiet(mdev, &q);
-		ret = move_buffer(mdev, scratch, st, true);
+		ret = move_buffer(mdev, scratch, st, true, &copy);
 		if (!ret)
 			st->flags = cpu_to_le32(EDU_STATE_BUF | EDU_STATE_CMD);
 		if (ret == -ETIMEDOUT) {
 			/* the busy engine would ignore the guest's values */
-			engine_stuck(mdev, &d, scratch);
+			engine_stuck(mdev, &d, scratch, copy);
 		} else {
 			/* the device's bits and addresses back, also on failure */
 			ret2 = fix_cmd(mdev, scratch,
@@ -739,22 +822,6 @@ static bool masters(struct vmig_device *mdev)
 	       (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
 }
 
-/* The engine's address registers back to the guest's values. */
-static int give_back(struct vmig_device *mdev)
-{
-	struct edu_priv *e = priv(mdev);
-	struct dma_regs d = {};
-
-	lockdep_assert_held_write(&mdev->mig.dma.lock);
-	if (!e->borrowed)
-		return 0;
-	d.src = eng_get(e->eng, EDU_DMA_SRC);
-	d.dst = eng_get(e->eng, EDU_DMA_DST);
-	d.count = eng_get(e->eng, EDU_DMA_COUNT);
-	e->borrowed = false;
-	return write_dma_addrs(mdev, &d);
-}
-
 /*
  * Can early state move now? A page the VMM named to borrow (on both
  * sides); on the source, a device that masters the bus, else its DMA
@@ -778,6 +845,7 @@ static int edu_early_save_work(void *arg)
 	struct edu_early *x = arg;
 	struct vmig_device *mdev = x->mdev;
 	struct edu_priv *e = priv(mdev);
+	void *copy = NULL;
 	struct dma_regs d;
 	int ret, ret2;
 
@@ -800,7 +868,7 @@ static int edu_early_save_work(void *arg)
 	if (ret)
 		return ret;
 
-	ret = move_buffer(mdev, x->scratch, x->st, true);
+	ret = move_buffer(mdev, x->scratch, x->st, true, &copy);
 	/*
 	 * A transfer that did not end must not meet the guest's: the
 	 * engine ignores what is written to it meanwhile. Its registers
@@ -812,6 +880,10 @@ static int edu_early_save_work(void *arg)
 	    ret == -ETIMEDOUT) {
 		down_write(&mdev->mig.dma.lock);
 		scratch_in_flight(mdev, x->scratch);
+		/* the VMM's reserved page: put back once the engine is idle */
+		kfree(e->stuck_copy);
+		e->stuck_copy = copy;
+		e->stuck_iova = x->scratch;
 		up_write(&mdev->mig.dma.lock);
 		vmig_dirty_mark(mdev, x->scratch, PAGE_SIZE);
 		return -ETIMEDOUT;
@@ -868,7 +940,7 @@ static int edu_early_load_work(void *arg)
 	if (ret)
 		return ret;
 	quiet(mdev, &q);
-	ret = move_buffer(mdev, x->scratch, x->st, false);
+	ret = move_buffer(mdev, x->scratch, x->st, false, NULL);
 	if (!ret)
 		ret = fix_cmd(mdev, x->scratch, le32_to_cpu(x->st->cmd),
 			      &x->st->buf[0]);
@@ -1021,7 +1093,7 @@ static void restore_buffer_and_cmd(struct vmig_profile_ctx *ctx, u64 scratch,
 		vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
 				  EDU_ITEM_BUFFER, 0, -ENXIO);
 	} else {
-		ret = move_buffer(mdev, scratch, st, false);
+		ret = move_buffer(mdev, scratch, st, false, NULL);
 		if (ret) {
 			vmig_report_error(ctx->report, VMIG_BAR_DEVSTATE,
 					  EDU_ITEM_BUFFER, 0, ret);
@@ -1433,13 +1505,16 @@ static void edu_reset(struct vmig_device *mdev)
 	e->nr_held = 0;
 	e->inflight_valid = false;
 	e->borrowed = false;
+	/* a stuck transfer's page: the VMM's to restore after a reset */
+	kfree(e->stuck_copy);
+	e->stuck_copy = NULL;
 	set_shown(mdev, false);
 	e->early_id = 0;
 	e->loaded_id = 0;
 	/* a test hook left armed (its test failed first) ends with the VMM */
 	WRITE_ONCE(e->test_stall, false);
 	WRITE_ONCE(e->test_stall_quiesce, false);
-	WRITE_ONCE(e->test_stall_save, false);
+	WRITE_ONCE(e->test_stall_save, 0);
 	WRITE_ONCE(e->test_peer_fail, false);
 }
 
@@ -1517,9 +1592,9 @@ static void edu_park(struct vmig_device *mdev)
 
 /*
  * debugfs TEST INTERFACE: "scratch IOVA", the guest page to borrow; in
- * test builds "stall-early", "stall-quiesce", "stall-save" and
- * "peer-stop-fail", see edu_priv.test_stall, test_stall_quiesce,
- * test_stall_save and test_peer_fail.
+ * test builds "stall-early", "stall-quiesce", "stall-save",
+ * "stall-save-stuck" and "peer-stop-fail", see edu_priv.test_stall,
+ * test_stall_quiesce, test_stall_save and test_peer_fail.
  */
 static int edu_ctl(struct vmig_device *mdev, const char *cmd)
 {
@@ -1536,7 +1611,12 @@ static int edu_ctl(struct vmig_device *mdev, const char *cmd)
 		return 0;
 	}
 	if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) && !strcmp(cmd, "stall-save")) {
-		WRITE_ONCE(priv(mdev)->test_stall_save, true);
+		WRITE_ONCE(priv(mdev)->test_stall_save, 1);
+		return 0;
+	}
+	if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) &&
+	    !strcmp(cmd, "stall-save-stuck")) {
+		WRITE_ONCE(priv(mdev)->test_stall_save, 2);
 		return 0;
 	}
 	if (IS_ENABLED(CONFIG_VFIO_MIG_TESTS) &&

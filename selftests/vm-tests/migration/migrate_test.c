@@ -1011,7 +1011,7 @@ TEST_F_TIMEOUT(mig, out_of_buffer_starts_not_made, 60)
 		edu_wr64(&self->ea, EDU_REG_DMA_COUNT, bad[i].count);
 		edu_wr64(&self->ea, EDU_REG_DMA_CMD, EDU_DMA_START |
 			 (bad[i].to_ram ? EDU_DMA_TO_RAM : 0));
-		usleep(100 * 1000);	/* ten times what a transfer takes */
+		usleep(300 * 1000);	/* three times what a transfer takes */
 		EXPECT_EQ(0, edu_rd(&self->ea, EDU_REG_DMA_CMD) & EDU_DMA_START)
 			TH_LOG("start %u reached the device", i);
 		for (k = 0; k < 2 * MIG_PAGE && ram[k] == 0x77; k++)
@@ -1055,6 +1055,51 @@ TEST_F_TIMEOUT(mig, save_transfer_ending_late, 60)
 		;
 	EXPECT_EQ(MIG_PAGE, k)
 		TH_LOG("the page the save borrowed changed after it went back (byte %u)",
+		       k);
+	edu_regs_read(&self->ea, &r);
+	EXPECT_EQ(EDU_BUF_ADDR + 8, r.dma_src);
+	EXPECT_EQ(RAM_IOVA + 0x30000, r.dma_dst);
+	EXPECT_EQ(64, r.dma_count);
+	EXPECT_EQ(0, round_trip(&self->ea, &self->a, self->seed));
+}
+
+/*
+ * As save_transfer_ending_late, but the save also gives up its wait for
+ * the late end (test hook "stall-save-stuck": a transfer that never
+ * ends, as far as the save can tell): the stop fails with ETIMEDOUT, and
+ * the page's saved contents go back once the engine is seen idle, on the
+ * way back to RUNNING, over what the transfer wrote; the guest's
+ * addresses go back with them. The page counts as dirty.
+ */
+TEST_F_TIMEOUT(mig, save_transfer_never_ending, 60)
+{
+	uint8_t *page = mig_host(&self->a, RAM_IOVA);
+	struct edu_regs r;
+	unsigned int k;
+	uint32_t st;
+	int ret;
+
+	memset(page, 0x3c, MIG_PAGE);
+	edu_wr64(&self->ea, EDU_REG_DMA_SRC, EDU_BUF_ADDR + 8);
+	edu_wr64(&self->ea, EDU_REG_DMA_DST, RAM_IOVA + 0x30000);
+	edu_wr64(&self->ea, EDU_REG_DMA_COUNT, 64);
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "stall-save-stuck"));
+	ret = mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
+			    &self->fd_a);
+	EXPECT_EQ(-ETIMEDOUT, ret) TH_LOG("the stop: %s", strerror(-ret));
+	ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
+	ASSERT_EQ(VFIO_DEVICE_STATE_STOP, st);
+	/* the guest reads its own addresses meanwhile */
+	edu_regs_read(&self->ea, &r);
+	EXPECT_EQ(EDU_BUF_ADDR + 8, r.dma_src);
+	usleep(300 * 1000);	/* the transfer has written the page by now */
+	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+	for (k = 0; k < MIG_PAGE && page[k] == 0x3c; k++)
+		;
+	EXPECT_EQ(MIG_PAGE, k)
+		TH_LOG("the page the save borrowed was not put back (byte %u)",
 		       k);
 	edu_regs_read(&self->ea, &r);
 	EXPECT_EQ(EDU_BUF_ADDR + 8, r.dma_src);

@@ -496,6 +496,8 @@ enum {
 	SCRIPT_STATE_BEFORE_SWITCHOVER,	/* the stop-copy state, then SWITCHOVER */
 	SCRIPT_STREAM_KIND_7,		/* a STREAM of no known kind */
 	SCRIPT_ROUND_AFTER_SWITCHOVER,	/* a ROUND_END after SWITCHOVER */
+	SCRIPT_TWO_SWITCHOVERS,		/* SWITCHOVER twice */
+	SCRIPT_PRECOPY_AFTER_SWITCHOVER, /* pre-copy state after SWITCHOVER */
 };
 static int script_order;
 
@@ -537,8 +539,14 @@ static size_t honest_session(uint8_t *out, size_t *hello_end,
 	v[2] = 5;
 	len = wire_enc_u64s(pl, v, 3);
 	FRAME(WIRE_ROUND_END, pl, len);
-	if (script_order == SCRIPT_HONEST || script_order == SCRIPT_STREAM_KIND_7)
+	if (script_order == SCRIPT_HONEST ||
+	    script_order == SCRIPT_STREAM_KIND_7 ||
+	    script_order == SCRIPT_PRECOPY_AFTER_SWITCHOVER)
 		FRAME(WIRE_SWITCHOVER, pl, 0);
+	if (script_order == SCRIPT_TWO_SWITCHOVERS) {
+		FRAME(WIRE_SWITCHOVER, pl, 0);
+		FRAME(WIRE_SWITCHOVER, pl, 0);
+	}
 	if (script_order == SCRIPT_ROUND_AFTER_SWITCHOVER) {
 		FRAME(WIRE_SWITCHOVER, pl, 0);
 		v[0] = 2;
@@ -548,7 +556,8 @@ static size_t honest_session(uint8_t *out, size_t *hello_end,
 	}
 	/* the device state: what script_src's stream holds */
 	wire_put32(pl, script_order == SCRIPT_STREAM_KIND_7 ? 7 :
-		   WIRE_STREAM_STOPCOPY);
+		   script_order == SCRIPT_PRECOPY_AFTER_SWITCHOVER ?
+		   WIRE_STREAM_PRECOPY : WIRE_STREAM_STOPCOPY);
 	wire_put32(pl + 4, script_stream_dev);
 	for (i = 0; i < FAKE_STREAM; i++)
 		pl[8 + i] = i * 31 + 7;
@@ -611,7 +620,8 @@ TEST(hostile_stream_for_another_device)
  * Frames out of the protocol's order, each refused before the target
  * loads or commits anything: FINAL without SWITCHOVER (the source never
  * said its VM was paused; no state either), the stop-copy state before
- * it, a STREAM of no known kind, a round after it.
+ * it, a STREAM of no known kind, a round, a second SWITCHOVER or
+ * pre-copy state after it.
  */
 static void out_of_order(struct __test_metadata *_metadata, int order,
 			 const char *why)
@@ -654,6 +664,18 @@ TEST(hostile_round_after_switchover)
 {
 	out_of_order(_metadata, SCRIPT_ROUND_AFTER_SWITCHOVER,
 		     "ROUND_END after SWITCHOVER");
+}
+
+TEST(hostile_two_switchovers)
+{
+	out_of_order(_metadata, SCRIPT_TWO_SWITCHOVERS,
+		     "SWITCHOVER after SWITCHOVER");
+}
+
+TEST(hostile_precopy_state_after_switchover)
+{
+	out_of_order(_metadata, SCRIPT_PRECOPY_AFTER_SWITCHOVER,
+		     "pre-copy state after SWITCHOVER");
 }
 
 /*
