@@ -83,7 +83,12 @@ const char *vmig_mig_state_name(enum vfio_device_mig_state state)
 	return state_names[state];
 }
 
-/* Reset the profile's model, if @all or a reset it has not seen says so. */
+/*
+ * Reset the profile's model, if @all or a reset it has not seen says so,
+ * and unpin what its transfers had pinned: those from before the reset.
+ * A transfer started since (the guest's driver outran the reset's work)
+ * keeps its pins.
+ */
 static void dma_reset(struct vmig_device *mdev, bool all)
 {
 	struct vmig_mig *m = &mdev->mig;
@@ -97,9 +102,11 @@ static void dma_reset(struct vmig_device *mdev, bool all)
 	pending = m->dma_reset;
 	WRITE_ONCE(m->dma_reset, false);
 	spin_unlock(&m->reset_lock);
-	if ((pending || all) && mdev->profile->ops &&
-	    mdev->profile->ops->reset)
+	if (!pending && !all)
+		return;
+	if (mdev->profile->ops && mdev->profile->ops->reset)
 		mdev->profile->ops->reset(mdev);
+	vmig_pin_drop(mdev, 0, 0);
 }
 
 void vmig_mig_dma_reset(struct vmig_device *mdev)
@@ -107,6 +114,11 @@ void vmig_mig_dma_reset(struct vmig_device *mdev)
 	/* held writes wait for the reset's work, which drops what was held */
 	if (!mdev->mig.dma.held)
 		dma_reset(mdev, false);
+}
+
+void vmig_mig_dma_reset_release(struct vmig_device *mdev)
+{
+	dma_reset(mdev, false);
 }
 
 /*
@@ -133,7 +145,6 @@ static bool reset_locked(struct vmig_device *mdev, bool close)
 	h->held = m->stay_stopped;
 	m->prepared = false;
 	dma_reset(mdev, close);
-	vmig_pin_drop(mdev, 0, 0);
 	up_write(&h->lock);
 	vmig_shadow_mig_reset(mdev, m->stay_stopped);
 	if (m->stay_stopped || m->state == VFIO_DEVICE_STATE_RUNNING)

@@ -288,6 +288,11 @@ extern unsigned int vmig_reset_delay_ms;
  * reset's work applies it then, with the rest).
  */
 void vmig_mig_dma_reset(struct vmig_device *mdev);
+/*
+ * The same as DMA is released (vmig_dma_release()), before the held
+ * starts are issued: a reset since the hold drops them.
+ */
+void vmig_mig_dma_reset_release(struct vmig_device *mdev);
 /* remove: no reset work may run any more. */
 void vmig_mig_exit(struct vmig_device *mdev);
 /*

@@ -334,6 +334,8 @@ void vmig_dma_release(struct vmig_device *mdev, bool do_issue)
 	struct vmig_dma_hold *h = &mdev->mig.dma;
 
 	down_write(&h->lock);
+	/* a reset since the hold: its starts were the old device's, dropped */
+	vmig_mig_dma_reset_release(mdev);
 	if (p->ops && p->ops->unquiesce)
 		p->ops->unquiesce(mdev, do_issue);
 	h->held = false;

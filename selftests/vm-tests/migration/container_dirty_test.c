@@ -245,4 +245,41 @@ TEST_F(cdirty, unmap_releases_pinned_pages)
 	EXPECT_EQ(256, i);
 }
 
+#define RESET_DELAY	"/sys/kernel/debug/vfio-mig/reset_delay_ms"
+
+/*
+ * A reset whose work runs late (debugfs reset_delay_ms; "reset-done": the
+ * PCI core's calls around a reset), after a transfer the guest started
+ * since: the transfer's page stays pinned, so the container reports it
+ * until the transfer is seen to end, also when the device writes it after
+ * a report. Before, the reset's work unpinned it, and the next report
+ * lost it.
+ */
+TEST_F(cdirty, late_reset_work_keeps_a_new_transfer_pinned)
+{
+	uint64_t iova = RAM_IOVA + 0x9000, want[WORDS] = {};
+	int c = self->a.d.container, ret, i;
+
+	if (!variant->exact)
+		SKIP(return, "trap mode none: every page, always");
+	set_page(want, iova, 256);
+	ASSERT_EQ(0, tracking(c, true));
+	ASSERT_LT(0, report(c, self->bm));
+	ASSERT_EQ(0, vmm_sysfs_write(RESET_DELAY, "50"));
+	ret = rs_ctl(self->t.edu[0], "reset-done");
+	/* the delay is taken when the work is queued: back to none now */
+	ASSERT_EQ(0, vmm_sysfs_write(RESET_DELAY, "0"));
+	ASSERT_EQ(0, ret) TH_LOG("reset-done: %s", strerror(-ret));
+	ASSERT_EQ(0, edu_dma_start(&self->e, true, iova, 0, 256, false));
+	usleep(70 * 1000);	/* the reset's work ran; the device's tick is 100 ms */
+	ASSERT_LT(0, report(c, self->bm));
+	ASSERT_EQ(0, edu_dma_wait(&self->e, 3000));
+	ASSERT_LT(0, report(c, self->bm))
+		TH_LOG("the transfer's page was unpinned before it ended");
+	for (i = 0; i < WORDS && !(want[i] & ~self->bm[i]); i++)
+		;
+	EXPECT_EQ(WORDS, i);
+	ASSERT_EQ(0, tracking(c, false));
+}
+
 TEST_HARNESS_MAIN
