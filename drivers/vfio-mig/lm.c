@@ -319,6 +319,13 @@ static void vmig_reset_done(struct pci_dev *pdev)
 	if (!core)
 		return;
 	m = &to_vmig(&core->vdev)->mig;
+	/*
+	 * Whichever reset it was (VFIO_DEVICE_RESET, a hot reset, an FLR
+	 * through config space, sysfs): the registers written before it are
+	 * gone. Recorded here, under the core's memory_lock where vfio-pci
+	 * resets, so no trapped write falls between the reset and its marker.
+	 */
+	vmig_record_reset(&to_vmig(&core->vdev)->rs);
 	vmig_shadow_device_reset(to_vmig(&core->vdev));
 	spin_lock(&m->reset_lock);
 	m->deferred_reset = true;

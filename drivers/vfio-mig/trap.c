@@ -586,10 +586,9 @@ long vmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 	} else {
 		ret = vfio_pci_core_ioctl(vdev, cmd, arg);
 	}
-	if (!ret && cmd == VFIO_DEVICE_RESET) {
-		vmig_record_reset(&mdev->rs);
+	/* the reset's marker is in the log already (reset_done) */
+	if (!ret && cmd == VFIO_DEVICE_RESET)
 		vmig_mig_reset_sync(mdev);
-	}
 	/* the eventfds a shadow signals */
 	if (!ret && cmd == VFIO_DEVICE_SET_IRQS)
 		vmig_shadow_set_irqs(mdev, (void __user *)arg);

@@ -119,6 +119,48 @@ TEST_F(generic, log_records_and_replay_compacts)
 	EXPECT_EQ(10, nl);
 }
 
+/*
+ * Any reset of the device clears the register file and logs a marker,
+ * not only VFIO_DEVICE_RESET: here the PCI core's calls around a reset
+ * (the debugfs test command "reset-done"), as a hot reset, an FLR through
+ * config space or sysfs make them. A snapshot taken after it carries
+ * nothing from before, so a replay writes none of it.
+ */
+TEST_F(generic, any_reset_clears_the_register_file)
+{
+	struct rs_side *a = &self->a;
+	char res[1024], path[256], line[256];
+	unsigned long long seq = 0, ts, val;
+	unsigned int bar = 0, off, w = 1;
+	long long seq0;
+	FILE *f;
+
+	open_pair(_metadata, self, "generic");
+	writes(a, 4, 0x7000);
+	EXPECT_EQ(2, rs_counter(a->bdf, "regfile_entries"));
+	seq0 = rs_counter(a->bdf, "log_next_seq");
+	ASSERT_EQ(0, rs_ctl(a->bdf, "reset-done"));
+	EXPECT_EQ(0, rs_counter(a->bdf, "regfile_entries"))
+		TH_LOG("the register file kept what the reset wiped");
+	EXPECT_EQ(seq0 + 1, rs_counter(a->bdf, "log_next_seq"));
+	/* the last entry is the marker: BAR 0xff, width 0 */
+	snprintf(path, sizeof(path), "/sys/kernel/debug/vfio-mig/%s/reglog",
+		 a->bdf);
+	f = fopen(path, "r");
+	ASSERT_NE(NULL, f);
+	while (fgets(line, sizeof(line), f))
+		sscanf(line, "%llu %llu %u %x %u %llx", &seq, &ts, &bar, &off,
+		       &w, &val);
+	fclose(f);
+	EXPECT_EQ(seq0, (long long)seq);
+	EXPECT_EQ(0xff, bar);
+	EXPECT_EQ(0, w);
+	ASSERT_EQ(0, rs_ctl(a->bdf, "take"));
+	ASSERT_EQ(0, rs_result(a->bdf, res, sizeof(res)));
+	EXPECT_EQ(0, rs_key(res, "regfile", -1)) TH_LOG("%s", res);
+	EXPECT_EQ(0, rs_key(res, "tail", -1)) TH_LOG("%s", res);
+}
+
 TEST_F(generic, log_overflow_replays_regfile_alone)
 {
 	struct rs_side *a = &self->a, *b = &self->b;
