@@ -32,6 +32,10 @@
  * this long before it runs (0, the default: not at all); for tests of a
  * guest that writes the device before it runs.
  *
+ * /sys/kernel/debug/vfio-mig/unmap_grace_ms: how long a DMA start into IOVA
+ * the VMM just unmapped waits before its pages are pinned (lm_pin.c; 20,
+ * the default; at most 5000 is used); for tests that it waits.
+ *
  * /sys/kernel/debug/vfio-mig/queue_doorbells: Y (the default) lets the
  * doorbells of a profile's queues run concurrently (lm_dma.c); N sends
  * them through the device-wide path, for measurements.
@@ -341,6 +345,8 @@ void vmig_debugfs_init(void)
 			    &vmig_queue_doorbells);
 	debugfs_create_u32("reset_delay_ms", 0600, vmig_dbg_root,
 			   &vmig_reset_delay_ms);
+	debugfs_create_u32("unmap_grace_ms", 0600, vmig_dbg_root,
+			   &vmig_unmap_grace_ms);
 }
 
 void vmig_debugfs_exit(void)

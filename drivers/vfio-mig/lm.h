@@ -97,7 +97,8 @@ enum vmig_group_alone {
  *	the first transfer after open)
  * @scoped: a page was pinned: type1 reports this group's pinned pages
  *	only, from then on (never cleared: fail closed)
- * @unmap_iova: the VMM's last unmap of IOVA we had pinned (->dma_unmap) ...
+ * @unmap_iova: the VMM's unmaps (->dma_unmap) whose grace runs, merged
+ *	into one range ...
  * @unmap_len: ... its length (0: none) ...
  * @unmap_until: ... and until when a start into it waits (jiffies)
  * @pinning_iova: the pages a transfer is being pinned for (@lock held) ...
@@ -282,6 +283,12 @@ void vmig_mig_close(struct vmig_device *mdev);
 void vmig_mig_reset_sync(struct vmig_device *mdev);
 /* debugfs TEST INTERFACE (vfio-mig/reset_delay_ms): delay the reset work */
 extern unsigned int vmig_reset_delay_ms;
+/*
+ * debugfs TEST INTERFACE (vfio-mig/unmap_grace_ms): how long a start into
+ * IOVA the VMM just unmapped waits before it pins there (lm_pin.c; 20 by
+ * default, at most 5000)
+ */
+extern unsigned int vmig_unmap_grace_ms;
 /*
  * Under mig.dma.lock for write: apply a device reset the profile's model
  * has not seen yet (struct vmig_mig @dma_reset), unless DMA is held (the

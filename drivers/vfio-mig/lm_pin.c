@@ -58,6 +58,11 @@
 #include "vfio_mig.h"
 
 #define VMIG_UNMAP_GRACE_MS	20
+/* A start waits out at most this many graces, then is dropped. */
+#define VMIG_UNMAP_WAITS	4
+
+/* debugfs TEST INTERFACE (vfio-mig/unmap_grace_ms): the grace, longer */
+unsigned int vmig_unmap_grace_ms = VMIG_UNMAP_GRACE_MS;
 
 static int count_dev(struct device *dev, void *data)
 {
@@ -192,24 +197,26 @@ static bool engine_idle(struct vmig_device *mdev)
  * type1 retries an unmap while pages of it are pinned, and BUGs after ten
  * tries: after our ->dma_unmap unpinned them it takes its lock back at
  * once, so a start into [@first, @last] waits out the short time it needs
- * (VMIG_UNMAP_GRACE_MS) before it pins there again. The range may be
- * mapped anew meanwhile; the start then waits for nothing longer.
+ * (the unmap's grace, VMIG_UNMAP_GRACE_MS) before it pins there again.
+ * The range may be mapped anew meanwhile; the start then waits for
+ * nothing longer. Jiffies a start into it must still wait (0: none);
+ * under @pin_lock, which also ends an expired grace. Starts elsewhere
+ * leave a grace alone.
  */
-static void wait_unmap(struct vmig_dma_hold *h, u64 first, u64 last)
+static long unmap_grace_left(struct vmig_dma_hold *h, u64 first, u64 last)
 {
-	long left = 0;
+	long left;
 
-	spin_lock(&h->pin_lock);
-	if (h->unmap_len) {
-		left = (long)(h->unmap_until - jiffies);
-		if (!overlaps(first, last - first + PAGE_SIZE,
-			      h->unmap_iova, h->unmap_len))
-			left = 0;
+	lockdep_assert_held(&h->pin_lock);
+	if (!h->unmap_len)
+		return 0;
+	left = (long)(h->unmap_until - jiffies);
+	if (left <= 0) {
 		h->unmap_len = 0;
+		return 0;
 	}
-	spin_unlock(&h->pin_lock);
-	if (left > 0)
-		schedule_timeout_uninterruptible(left);
+	return overlaps(first, last - first + PAGE_SIZE, h->unmap_iova,
+			h->unmap_len) ? left : 0;
 }
 
 /* Give back what this transfer pinned and ->dma_unmap did not take. */
@@ -242,10 +249,12 @@ int vmig_pin_transfer(struct vmig_device *mdev, const struct vmig_dma_range *r)
 	struct vmig_dma_hold *h = &mdev->mig.dma;
 	u64 own[VMIG_MAX_PINNED];
 	u64 first, last, at;
+	unsigned int waits;
 	struct page *page;
 	bool hit = false;
 	u32 nr = 0;
 	int ret = 1;
+	long left;
 	u64 n;
 
 	lockdep_assert_held_write(&h->lock);
@@ -263,15 +272,27 @@ int vmig_pin_transfer(struct vmig_device *mdev, const struct vmig_dma_range *r)
 	last = round_down(r->iova + r->len - 1, PAGE_SIZE);
 	if (last < first)
 		return h->scoped ? -EINVAL : 0;
-	wait_unmap(h, first, last);
 	/* 64 bits: a profile's length may come from a 64-bit register */
 	n = (last - first) / PAGE_SIZE + 1;
-	spin_lock(&h->pin_lock);
+	/*
+	 * No grace of an unmap left, and from then on (the same hold of
+	 * pin_lock) ->dma_unmap of any of these pages sets pinning_hit. A
+	 * VMM that keeps unmapping there does not hold the start for ever.
+	 */
+	for (waits = 0;; waits++) {
+		spin_lock(&h->pin_lock);
+		left = unmap_grace_left(h, first, last);
+		if (!left)
+			break;
+		spin_unlock(&h->pin_lock);
+		if (waits == VMIG_UNMAP_WAITS)
+			return h->scoped ? -EBUSY : 0;
+		schedule_timeout_uninterruptible(left);
+	}
 	if (n > VMIG_MAX_PINNED - h->nr_pinned) {
 		spin_unlock(&h->pin_lock);
 		return h->scoped ? -E2BIG : 0;
 	}
-	/* ->dma_unmap of any of these pages from now on sets pinning_hit */
 	h->pinning_iova = first;
 	h->pinning_len = last - first + PAGE_SIZE;
 	h->pinning_hit = false;
@@ -338,9 +359,19 @@ void vmig_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
 	u32 n, gen = 0;
 
 	spin_lock(&h->pin_lock);
-	h->unmap_iova = iova;
-	h->unmap_len = length ?: 1;
-	h->unmap_until = jiffies + msecs_to_jiffies(VMIG_UNMAP_GRACE_MS) + 1;
+	/* one record: an earlier unmap's grace still running is kept in it */
+	if (h->unmap_len && time_before(jiffies, h->unmap_until)) {
+		u64 end = max(h->unmap_iova + h->unmap_len - 1,
+			      iova + (length ?: 1) - 1);
+
+		h->unmap_iova = min(h->unmap_iova, iova);
+		h->unmap_len = end - h->unmap_iova + 1 ?: U64_MAX;
+	} else {
+		h->unmap_iova = iova;
+		h->unmap_len = length ?: 1;
+	}
+	h->unmap_until = jiffies + 1 +
+		msecs_to_jiffies(min(READ_ONCE(vmig_unmap_grace_ms), 5000U));
 	if (h->pinning_len &&
 	    overlaps(h->pinning_iova, h->pinning_len, iova, h->unmap_len)) {
 		h->pinning_hit = true;

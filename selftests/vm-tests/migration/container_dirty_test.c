@@ -282,4 +282,45 @@ TEST_F(cdirty, late_reset_work_keeps_a_new_transfer_pinned)
 	ASSERT_EQ(0, tracking(c, false));
 }
 
+#define UNMAP_GRACE	"/sys/kernel/debug/vfio-mig/unmap_grace_ms"
+
+/*
+ * A start into RAM the VMM just unmapped (and mapped again) waits out the
+ * unmap's grace before it pins there (type1 retries an unmap while pages
+ * of it are pinned, and BUGs after ten tries), also when a start into
+ * other RAM came between. Before, that other start ended the grace, and
+ * the start into the unmapped range pinned at once. The grace is
+ * stretched to 1.5 s here, so that the wait shows.
+ */
+TEST_F(cdirty, unmap_grace_outlasts_other_starts)
+{
+	struct vmm_ram r2 = { .memfd = -1 };
+	uint64_t t0, ms;
+	int ret;
+
+	if (!variant->exact)
+		SKIP(return, "trap mode none: nothing is pinned");
+	ASSERT_EQ(0, vmm_ram_alloc(&r2, 64 << 10, RAM_IOVA + 2 * RAM_SIZE));
+	ASSERT_EQ(0, vmm_dma_map(&self->a.d, &r2));
+	/* a page of RAM pinned: its unmap takes it, and starts a grace */
+	ASSERT_EQ(0, edu_dma(&self->e, true, RAM_IOVA + 0x9000, 0, 256, false,
+			     3000));
+	ASSERT_EQ(0, vmm_sysfs_write(UNMAP_GRACE, "1500"));
+	ret = vmm_dma_unmap(&self->a.d, &self->a.ram);
+	/* the grace is taken at the unmap: back to the default now */
+	ASSERT_EQ(0, vmm_sysfs_write(UNMAP_GRACE, "20"));
+	ASSERT_EQ(0, ret) TH_LOG("unmap: %s", strerror(-ret));
+	t0 = now_ms();
+	ASSERT_EQ(0, vmm_dma_map(&self->a.d, &self->a.ram));
+	ASSERT_EQ(0, edu_dma(&self->e, true, RAM_IOVA + 2 * RAM_SIZE, 0, 256,
+			     false, 3000));
+	ASSERT_EQ(0, edu_dma(&self->e, true, RAM_IOVA + 0x9000, 0, 256, false,
+			     5000));
+	ms = now_ms() - t0;
+	EXPECT_LE(1200u, ms)
+		TH_LOG("the start into the unmapped RAM ran after %llu ms, in its grace",
+		       (unsigned long long)ms);
+	vmm_ram_release(&self->a.d, &r2);
+}
+
 TEST_HARNESS_MAIN
