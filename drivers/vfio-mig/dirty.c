@@ -351,7 +351,8 @@ int vmig_dirty_range(struct vmig_device *mdev, u32 idx, struct dt_range *r)
 	return ret;
 }
 
-int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size, u32 *gen)
+int vmig_dirty_page_size(struct vmig_device *mdev, bool vfio_only,
+			 u64 *page_size, u32 *gen)
 {
 	struct vmig_dirty *d = &mdev->dirty;
 	struct dt_log *log;
@@ -359,7 +360,7 @@ int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size, u32 *gen)
 
 	mutex_lock(&d->lock);
 	log = rcu_dereference_protected(d->log, lockdep_is_held(&d->lock));
-	if (log) {
+	if (log && (d->vfio_owned || !vfio_only)) {
 		*page_size = dt_log_page_size(log);
 		*gen = d->gen;
 		ret = 0;

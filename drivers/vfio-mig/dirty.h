@@ -81,8 +81,13 @@ int vmig_dirty_mark_ranges(struct vmig_device *mdev,
 			   u32 *bad);
 /* Logged range @idx of the running log; -ENOENT past the last or none. */
 int vmig_dirty_range(struct vmig_device *mdev, u32 idx, struct dt_range *r);
-/* Page size and generation of the running log; -ENOENT when none runs. */
-int vmig_dirty_page_size(struct vmig_device *mdev, u64 *page_size, u32 *gen);
+/*
+ * Page size and generation of the running log; -ENOENT when none runs (or,
+ * if @vfio_only, none that VFIO DMA logging started: a VMM reads no log but
+ * its own, and a report with the generation fails once that log stops).
+ */
+int vmig_dirty_page_size(struct vmig_device *mdev, bool vfio_only,
+			 u64 *page_size, u32 *gen);
 /*
  * Report the dirty runs of [iova, iova + len) to @sink (in order), and
  * clear them if @clear. -EAGAIN if the running log's page size or

@@ -89,7 +89,8 @@ static int vmig_dma_log_read_and_clear(struct vfio_device *vdev,
 
 	if (!length)
 		return 0;
-	ret = vmig_dirty_page_size(mdev, &ps, &gen);
+	/* the log this VMM started: not one netlink started since */
+	ret = vmig_dirty_page_size(mdev, true, &ps, &gen);
 	if (ret)
 		return -EINVAL;
 	return vmig_dirty_report(mdev, iova, length, true, ps, gen,

@@ -864,7 +864,7 @@ int vfio_mig_nl_dirty_get_dumpit(struct sk_buff *skb,
 		ret = PTR_ERR(mdev);
 		goto unlock;
 	}
-	ret = vmig_dirty_page_size(mdev, &ps, &gen);
+	ret = vmig_dirty_page_size(mdev, false, &ps, &gen);
 	if (ret)
 		goto unlock;
 	if (!ctx->gen_known) {

@@ -1108,6 +1108,38 @@ TEST_F_TIMEOUT(mig, save_transfer_never_ending, 60)
 	EXPECT_EQ(0, round_trip(&self->ea, &self->a, self->seed));
 }
 
+/*
+ * A VMM's VFIO DMA logging report reads the log it started, no other: once
+ * an admin stopped that log through netlink and started another, the
+ * VMM's report fails instead of reading (and clearing) the admin's log,
+ * whose ranges and start are not the VMM's: the pages dirtied between
+ * the two logs would be lost to it without a word.
+ */
+TEST_F_TIMEOUT(mig, vfio_report_reads_only_the_vmm_log, 60)
+{
+	size_t words = mig_bitmap_words(RAM_SIZE);
+	uint64_t *bits = calloc(words, 8);
+	struct mig_dirty admin = { .nl.fd = -1 };
+
+	ASSERT_NE(NULL, bits);
+	ASSERT_EQ(0, mig_dirty_start(&self->log, &self->a.d, RAM_IOVA,
+				     RAM_SIZE, false))
+		TH_LOG("%s", self->log.err);
+	if (self->log.via != MIG_DIRTY_VFIO) {
+		free(bits);
+		SKIP(return, "no VFIO DMA logging on this kernel");
+	}
+	EXPECT_EQ(0, mig_dirty_report(&self->log, bits));
+	ASSERT_EQ(0, mig_dirty_kill(self->t.edu[0]));
+	ASSERT_EQ(0, mig_dirty_start(&admin, &self->a.d, RAM_IOVA, RAM_SIZE,
+				     true))
+		TH_LOG("%s", admin.err);
+	EXPECT_NE(0, mig_dirty_report(&self->log, bits))
+		TH_LOG("the VMM's report read the log netlink started");
+	EXPECT_EQ(0, mig_dirty_stop(&admin));
+	free(bits);
+}
+
 TEST_F_TIMEOUT(mig, p2p_held_dma_migrates, 120)
 {
 	struct mig_buf stream = {};
