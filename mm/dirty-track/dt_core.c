@@ -27,11 +27,13 @@
 #include <linux/minmax.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
+#include <linux/overflow.h>
 #include <linux/percpu.h>
 #include <linux/prefetch.h>
 #include <linux/preempt.h>
 #include <linux/irqflags.h>
 #include <linux/rcupdate.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <linux/uaccess.h>
@@ -235,7 +237,12 @@ struct dt_log *dt_log_create(const struct dt_range *ranges, u32 nr_ranges,
 		r->base = nchunks << DT_CHUNK_SHIFT;
 		pages += np;
 		nchunks += DIV_ROUND_UP(np, DT_CHUNK_PAGES);
-		log->logged_bytes += r->last - r->start + 1;
+		/* saturated: a log of the whole 2^64 space has U64_MAX */
+		if (check_add_overflow(log->logged_bytes,
+				       r->last - r->start + 1,
+				       &log->logged_bytes) ||
+		    r->last - r->start + 1 == 0)
+			log->logged_bytes = U64_MAX;
 	}
 	/* Cannot trigger given the page limit; keeps allocations bounded. */
 	if (WARN_ON_ONCE(nchunks > DT_MAX_CHUNKS))
@@ -666,7 +673,8 @@ static void dt_prealloc_fn(struct dt_log *log, u64 g, u64 n, void *arg)
 		if (!chunk || !dt_get_block(log, chunk, b, p->gfp))
 			p->ret = -ENOMEM;
 		g = (g | (DT_BLOCK_PAGES - 1)) + 1;
-		cond_resched();
+		if (gfpflags_allow_blocking(p->gfp))
+			cond_resched();
 	}
 }
 
@@ -1141,7 +1149,8 @@ static void dt_remark_fn(struct dt_log *log, u64 g, u64 n, void *arg)
  * lost.
  *
  * Context: process context, may fault and sleep.
- * Return: 0, or -EFAULT.
+ * Return: 0, -EFAULT, or -EINTR (the caller was killed: the rest of the
+ *	window is left in the log).
  */
 int dt_read_and_clear_user(struct dt_log *log, u64 iova, u64 length,
 			   u64 __user *bitmap, struct dt_report *rep)
@@ -1176,6 +1185,13 @@ int dt_read_and_clear_user(struct dt_log *log, u64 iova, u64 length,
 	while (done < npages) {
 		u64 n = min_t(u64, npages - done, DT_UBITS);
 		u64 bytes = DIV_ROUND_UP(n, 64) * sizeof(u64);
+
+		/* the caller's length sets the loop: a kill ends it */
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		cond_resched();
 
 		u.base = base + (done << log->shift);
 		u.nbits = n;

@@ -471,6 +471,28 @@ static void run_sink(void *priv, uint64_t iova, uint64_t len)
 	r->n++;
 }
 
+/*
+ * A log of the whole 2^64 space (one range to U64_MAX, widened to whole
+ * pages of 2^63 or 2^40 bytes): its logged bytes saturate at U64_MAX
+ * rather than wrap to 0.
+ */
+TEST(logged_bytes_of_the_whole_space_saturate)
+{
+	struct dt_range r = { 0, U64_MAX };
+	unsigned int shift[] = { 63, 40 };
+	struct dt_stats st;
+	struct dt_log *log;
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		log = dt_log_create(&r, 1, 1ULL << shift[i]);
+		ASSERT_FALSE(IS_ERR(log));
+		dt_log_get_stats(log, &st);
+		EXPECT_EQ(U64_MAX, st.logged_bytes) TH_LOG("page 2^%u", shift[i]);
+		dt_log_destroy(log);
+	}
+}
+
 TEST(log_of_64_tib)
 {
 	struct runs runs;

@@ -100,6 +100,10 @@ static inline bool test_and_set_bit(unsigned long nr, unsigned long *addr)
 #define irqs_disabled()		0
 #define synchronize_rcu()	do { } while (0)
 #define cond_resched()		do { } while (0)
+#define fatal_signal_pending(t)	0
+#define current			NULL
+#define gfpflags_allow_blocking(gfp)	(!((gfp) & GFP_NOWAIT))
+#define check_add_overflow(a, b, d)	__builtin_add_overflow(a, b, d)
 
 /* ---- errors ---- */
 #define MAX_ERRNO	4095
