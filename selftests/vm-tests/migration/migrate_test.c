@@ -1022,14 +1022,13 @@ TEST_F_TIMEOUT(mig, out_of_buffer_starts_not_made, 60)
 }
 
 /*
- * A save whose own transfer ends after the profile gave up waiting for it
- * (test hook "stall-save": it gives up at once): the guest page the save
- * borrowed (none named: IOVA 1 MiB, the guest's own) is put back only
- * once the transfer ended, and the engine gets the guest's addresses
- * back, though the stop fails. Before, the late transfer landed over the
- * page put back, and the guest read the profile's addresses.
+ * A stop of A whose save stalls as test hook @hook says, its engine and
+ * the page the save borrows (none named: IOVA 1 MiB, the guest's own)
+ * holding the guest's values; then, the stop failed and A back in
+ * RUNNING, the page and the engine are the guest's again.
  */
-TEST_F_TIMEOUT(mig, save_transfer_ending_late, 60)
+static void stalled_save(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(mig) *self, const char *hook, int want)
 {
 	uint8_t *page = mig_host(&self->a, RAM_IOVA);
 	struct edu_regs r;
@@ -1042,19 +1041,22 @@ TEST_F_TIMEOUT(mig, save_transfer_ending_late, 60)
 	edu_wr64(&self->ea, EDU_REG_DMA_DST, RAM_IOVA + 0x30000);
 	edu_wr64(&self->ea, EDU_REG_DMA_COUNT, 64);
 	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP, NULL));
-	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "stall-save"));
+	ASSERT_EQ(0, rs_ctl(self->t.edu[0], hook));
 	ret = mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
 			    &self->fd_a);
-	EXPECT_NE(0, ret) TH_LOG("the save did not see its transfer end late");
+	EXPECT_EQ(want, ret) TH_LOG("the stop: %s", strerror(-ret));
 	ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
 	ASSERT_EQ(VFIO_DEVICE_STATE_STOP, st);
+	/* the guest reads its own source meanwhile */
+	edu_regs_read(&self->ea, &r);
+	EXPECT_EQ(EDU_BUF_ADDR + 8, r.dma_src);
+	usleep(300 * 1000);	/* three times what a transfer takes */
 	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
 				   NULL));
-	usleep(300 * 1000);	/* three times what a transfer takes */
 	for (k = 0; k < MIG_PAGE && page[k] == 0x3c; k++)
 		;
 	EXPECT_EQ(MIG_PAGE, k)
-		TH_LOG("the page the save borrowed changed after it went back (byte %u)",
+		TH_LOG("the page the save borrowed is not the guest's (byte %u)",
 		       k);
 	edu_regs_read(&self->ea, &r);
 	EXPECT_EQ(EDU_BUF_ADDR + 8, r.dma_src);
@@ -1064,48 +1066,28 @@ TEST_F_TIMEOUT(mig, save_transfer_ending_late, 60)
 }
 
 /*
+ * A save whose own transfer ends after the profile gave up waiting for it
+ * (test hook "stall-save": it gives up at once): the page goes back only
+ * once the transfer ended, and the engine gets the guest's addresses
+ * back, though the stop fails (EIO). Before, the late transfer landed
+ * over the page put back, and the guest read the profile's addresses.
+ */
+TEST_F_TIMEOUT(mig, save_transfer_ending_late, 60)
+{
+	stalled_save(_metadata, self, "stall-save", -EIO);
+}
+
+/*
  * As save_transfer_ending_late, but the save also gives up its wait for
  * the late end (test hook "stall-save-stuck": a transfer that never
- * ends, as far as the save can tell): the stop fails with ETIMEDOUT, and
- * the page's saved contents go back once the engine is seen idle, on the
- * way back to RUNNING, over what the transfer wrote; the guest's
- * addresses go back with them. The page counts as dirty.
+ * ends, as far as the save can tell): the stop fails with ETIMEDOUT, the
+ * guest reads its own addresses meanwhile, and the page's saved contents
+ * go back once the engine is seen idle, on the way back to RUNNING, over
+ * what the transfer wrote; the guest's addresses go back with them.
  */
 TEST_F_TIMEOUT(mig, save_transfer_never_ending, 60)
 {
-	uint8_t *page = mig_host(&self->a, RAM_IOVA);
-	struct edu_regs r;
-	unsigned int k;
-	uint32_t st;
-	int ret;
-
-	memset(page, 0x3c, MIG_PAGE);
-	edu_wr64(&self->ea, EDU_REG_DMA_SRC, EDU_BUF_ADDR + 8);
-	edu_wr64(&self->ea, EDU_REG_DMA_DST, RAM_IOVA + 0x30000);
-	edu_wr64(&self->ea, EDU_REG_DMA_COUNT, 64);
-	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP, NULL));
-	ASSERT_EQ(0, rs_ctl(self->t.edu[0], "stall-save-stuck"));
-	ret = mig_set_state(&self->a.d, VFIO_DEVICE_STATE_STOP_COPY,
-			    &self->fd_a);
-	EXPECT_EQ(-ETIMEDOUT, ret) TH_LOG("the stop: %s", strerror(-ret));
-	ASSERT_EQ(0, mig_get_state(&self->a.d, &st));
-	ASSERT_EQ(VFIO_DEVICE_STATE_STOP, st);
-	/* the guest reads its own addresses meanwhile */
-	edu_regs_read(&self->ea, &r);
-	EXPECT_EQ(EDU_BUF_ADDR + 8, r.dma_src);
-	usleep(300 * 1000);	/* the transfer has written the page by now */
-	ASSERT_EQ(0, mig_set_state(&self->a.d, VFIO_DEVICE_STATE_RUNNING,
-				   NULL));
-	for (k = 0; k < MIG_PAGE && page[k] == 0x3c; k++)
-		;
-	EXPECT_EQ(MIG_PAGE, k)
-		TH_LOG("the page the save borrowed was not put back (byte %u)",
-		       k);
-	edu_regs_read(&self->ea, &r);
-	EXPECT_EQ(EDU_BUF_ADDR + 8, r.dma_src);
-	EXPECT_EQ(RAM_IOVA + 0x30000, r.dma_dst);
-	EXPECT_EQ(64, r.dma_count);
-	EXPECT_EQ(0, round_trip(&self->ea, &self->a, self->seed));
+	stalled_save(_metadata, self, "stall-save-stuck", -ETIMEDOUT);
 }
 
 /*
