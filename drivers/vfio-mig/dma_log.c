@@ -91,10 +91,11 @@ static int vmig_dma_log_read_and_clear(struct vfio_device *vdev,
 		return 0;
 	/* the log this VMM started: not one netlink started since */
 	ret = vmig_dirty_page_size(mdev, true, &ps, &gen);
-	if (ret)
-		return -EINVAL;
-	return vmig_dirty_report(mdev, iova, length, true, ps, gen,
-				 bitmap_sink, &w);
+	if (!ret)
+		ret = vmig_dirty_report(mdev, iova, length, true, ps, gen,
+					bitmap_sink, &w);
+	/* stopped or restarted meanwhile: the VMM's log is gone all the same */
+	return ret == -ENOENT || ret == -EAGAIN ? -EINVAL : ret;
 }
 
 const struct vfio_log_ops vmig_dma_log_ops = {

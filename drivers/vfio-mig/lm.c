@@ -84,10 +84,12 @@ const char *vmig_mig_state_name(enum vfio_device_mig_state state)
 }
 
 /*
- * Reset the profile's model, if @all or a reset it has not seen says so,
- * and unpin what its transfers had pinned: those from before the reset.
- * A transfer started since (the guest's driver outran the reset's work)
- * keeps its pins.
+ * Reset the profile's model, if @all (close) or a reset it has not seen
+ * says so. Pages pinned for transfers stay pinned through a reset (a
+ * stale pin only reports its page again) until the engine is seen idle,
+ * or the close: a reset's flag may be consumed after a transfer that
+ * started since (reset_done cannot take the hold lock), whose pages must
+ * stay pinned.
  */
 static void dma_reset(struct vmig_device *mdev, bool all)
 {
@@ -106,7 +108,8 @@ static void dma_reset(struct vmig_device *mdev, bool all)
 		return;
 	if (mdev->profile->ops && mdev->profile->ops->reset)
 		mdev->profile->ops->reset(mdev);
-	vmig_pin_drop(mdev, 0, 0);
+	if (all)
+		vmig_pin_drop(mdev, 0, 0);
 }
 
 void vmig_mig_dma_reset(struct vmig_device *mdev)

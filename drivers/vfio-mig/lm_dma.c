@@ -97,11 +97,12 @@ static int __doorbell_piece(struct vmig_device *mdev, u8 bar, u64 at, u8 w,
 			break;
 		}
 	}
-	ret = vmig_bar_write(mdev, bar, at, w, v);
+	/* recorded under memory_lock, before a reset can come between */
+	ret = record ? vmig_bar_write_recorded(mdev, bar, at, w, v) :
+		       vmig_bar_write(mdev, bar, at, w, v);
 	if (ret == -EPERM)	/* the MSI-X table: vfio-pci drops it too */
 		return 0;
-	if (ret)
-		return ret;
+	return ret;
 record:
 	if (record && vmig_record_write(&mdev->rs, bar, at, w, v))
 		vmig_nl_notify_overflow(mdev);

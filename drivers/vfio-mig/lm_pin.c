@@ -15,8 +15,8 @@
  * all), and the device is alone in its IOMMU group, the pages of each
  * transfer are pinned before the start command reaches the device and
  * unpinned once the engine reads idle (at the next start, the P2P
- * quiesce, or a report of our own log) or at reset, close, or the VMM's
- * unmap of them: every page the device writes is then in the container's
+ * quiesce, or a report of our own log), at close, or at the VMM's unmap
+ * of them (a reset leaves them: a stale pin only over-reports): every page the device writes is then in the container's
  * next report, and no other page of the group is. The first pin switches
  * the group's scope, for good; before any transfer the device has written
  * nothing, so the reports before it only over-report. After it, a start
@@ -355,30 +355,32 @@ void vmig_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
 {
 	struct vmig_device *mdev = to_vmig(vdev);
 	struct vmig_dma_hold *h = &mdev->mig.dma;
+	unsigned long grace = msecs_to_jiffies(min(READ_ONCE(vmig_unmap_grace_ms),
+						   5000U)) + 1;
+	u64 len = length ?: 1;
 	bool hit = false;
 	u32 n, gen = 0;
 
 	spin_lock(&h->pin_lock);
 	/* one record: an earlier unmap's grace still running is kept in it */
 	if (h->unmap_len && time_before(jiffies, h->unmap_until)) {
-		u64 end = max(h->unmap_iova + h->unmap_len - 1,
-			      iova + (length ?: 1) - 1);
+		u64 end = max(h->unmap_iova + h->unmap_len - 1, iova + len - 1);
 
 		h->unmap_iova = min(h->unmap_iova, iova);
 		h->unmap_len = end - h->unmap_iova + 1 ?: U64_MAX;
 	} else {
 		h->unmap_iova = iova;
-		h->unmap_len = length ?: 1;
+		h->unmap_len = len;
 	}
-	h->unmap_until = jiffies + 1 +
-		msecs_to_jiffies(min(READ_ONCE(vmig_unmap_grace_ms), 5000U));
+	h->unmap_until = jiffies + grace;
+	/* this unmap's own range, not the merged one (that is the grace's) */
 	if (h->pinning_len &&
-	    overlaps(h->pinning_iova, h->pinning_len, iova, h->unmap_len)) {
+	    overlaps(h->pinning_iova, h->pinning_len, iova, len)) {
 		h->pinning_hit = true;
 		hit = true;
 		gen = h->pinning_gen;
 	}
-	n = take_pinned(h, iova, h->unmap_len, h->unpin_q + h->nr_unpin_q,
+	n = take_pinned(h, iova, len, h->unpin_q + h->nr_unpin_q,
 			VMIG_MAX_PINNED - h->nr_unpin_q);
 	h->nr_unpin_q += n;
 	h->in_transit += n;
@@ -387,4 +389,9 @@ void vmig_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
 		schedule_work(&h->unpin_work);
 	wait_event_timeout(h->pin_wq, unmap_settled(h, hit, gen),
 			   msecs_to_jiffies(VMIG_UNMAP_GRACE_MS));
+	/* the grace runs from when type1 gets the range back: now */
+	spin_lock(&h->pin_lock);
+	if (h->unmap_len && time_before(h->unmap_until, jiffies + grace))
+		h->unmap_until = jiffies + grace;
+	spin_unlock(&h->pin_lock);
 }

@@ -146,9 +146,18 @@ static bool vmm_may_access(struct vmig_device *mdev, loff_t pos)
 }
 
 /* One piece of a VMM's access, as vfio-pci would issue it. */
-static int vmm_piece(struct vfio_pci_core_device *core, bool mem,
-		     void __iomem *io, u8 w, u64 *v, bool write)
+/*
+ * One piece of the VMM's access; a write is recorded before memory_lock
+ * goes, so that a reset (which takes it for write and records its marker
+ * under it, vmig_reset_done()) never falls between the write and its
+ * record. *@overflow: the record overflowed the log.
+ */
+static int vmm_piece(struct vmig_device *mdev, bool mem, u8 bar, u64 at,
+		     u8 w, u64 *v, bool write, bool *overflow)
 {
+	struct vfio_pci_core_device *core = &mdev->core;
+	void __iomem *io = mdev->bar_va[bar] + at;
+
 	if (mem) {
 		down_read(&core->memory_lock);
 		if (!vmm_memory_enabled(core)) {
@@ -168,6 +177,8 @@ static int vmm_piece(struct vfio_pci_core_device *core, bool mem,
 		*v = ioread16(io);
 	else
 		*v = ioread8(io);
+	if (write)
+		*overflow = vmig_record_write(&mdev->rs, bar, at, w, *v);
 	if (mem)
 		up_read(&core->memory_lock);
 	return 0;
@@ -194,9 +205,9 @@ static ssize_t trapped_rw(struct vmig_device *mdev, u8 *buf, size_t count,
 	u64 off = fpos & VFIO_PCI_OFFSET_MASK;
 	u64 xs = U64_MAX, xe = U64_MAX, end, at, v;
 	void __iomem *io = mdev->bar_va[bar];
+	bool mem, overflow = false;
 	size_t pos, fill, w;
 	int ret = 0;
-	bool mem;
 
 	end = pci_resource_len(pdev, bar);
 	if (!pci_resource_start(pdev, bar) || !io || off >= end)
@@ -222,15 +233,16 @@ static ssize_t trapped_rw(struct vmig_device *mdev, u8 *buf, size_t count,
 			fill = min_t(u64, fill, xs - at);
 		w = vmig_piece_width(at, fill);
 		v = write ? vmig_piece_value(buf + pos, w) : 0;
-		ret = vmm_piece(core, mem, io + at, w, &v, write);
+		ret = vmm_piece(mdev, mem, bar, at, w, &v, write, &overflow);
 		if (ret)
 			break;
 		if (!write) {
 			__le64 le = cpu_to_le64(v);
 
 			memcpy(buf + pos, &le, w);
-		} else if (vmig_record_write(&mdev->rs, bar, at, w, v)) {
+		} else if (overflow) {
 			vmig_nl_notify_overflow(mdev);
+			overflow = false;
 		}
 	}
 	pm_runtime_put(&pdev->dev);
@@ -644,8 +656,9 @@ static bool decode_on(struct vfio_pci_core_device *core, bool mem)
 }
 
 static int bar_access(struct vmig_device *mdev, u8 bar, u32 off, u8 width,
-		      u64 *val, bool write)
+		      u64 *val, bool write, bool record)
 {
+	bool overflow = false;
 	struct vfio_pci_core_device *core = &mdev->core;
 	struct pci_dev *pdev = core->pdev;
 	void __iomem *io;
@@ -699,8 +712,13 @@ static int bar_access(struct vmig_device *mdev, u8 bar, u32 off, u8 width,
 	default:
 		ret = -EINVAL;
 	}
+	/* under memory_lock, as vmm_piece() records the VMM's own writes */
+	if (!ret && record)
+		overflow = vmig_record_write(&mdev->rs, bar, off, width, *val);
 out:
 	up_read(&core->memory_lock);
+	if (overflow)
+		vmig_nl_notify_overflow(mdev);
 	return ret;
 }
 
@@ -770,13 +788,19 @@ void vmig_decode_close(struct vmig_device *mdev, u16 opened)
 int vmig_bar_read(struct vmig_device *mdev, u8 bar, u32 off, u8 width,
 		  u64 *val)
 {
-	return bar_access(mdev, bar, off, width, val, false);
+	return bar_access(mdev, bar, off, width, val, false, false);
 }
 
 int vmig_bar_write(struct vmig_device *mdev, u8 bar, u32 off, u8 width,
 		   u64 val)
 {
-	return bar_access(mdev, bar, off, width, &val, true);
+	return bar_access(mdev, bar, off, width, &val, true, false);
+}
+
+int vmig_bar_write_recorded(struct vmig_device *mdev, u8 bar, u32 off,
+			    u8 width, u64 val)
+{
+	return bar_access(mdev, bar, off, width, &val, true, true);
 }
 
 /* ---- sysfs: /sys/bus/pci/devices/BDF/vfio_mig/{trap_mode,profile,migration} ---- */

@@ -100,6 +100,9 @@ int vmig_bar_read(struct vmig_device *mdev, u8 bar, u32 off, u8 width,
 		  u64 *val);
 int vmig_bar_write(struct vmig_device *mdev, u8 bar, u32 off, u8 width,
 		   u64 val);
+/* The same, and recorded in the write log under memory_lock (a trapped write). */
+int vmig_bar_write_recorded(struct vmig_device *mdev, u8 bar, u32 off,
+			    u8 width, u64 val);
 void vmig_bars_map(struct vmig_device *mdev);
 void vmig_bars_unmap(struct vmig_device *mdev);
 /*

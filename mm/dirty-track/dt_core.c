@@ -1149,8 +1149,9 @@ static void dt_remark_fn(struct dt_log *log, u64 g, u64 n, void *arg)
  * lost.
  *
  * Context: process context, may fault and sleep.
- * Return: 0, -EFAULT, or -EINTR (the caller was killed: the rest of the
- *	window is left in the log).
+ * Return: 0, -EFAULT, or -EINTR (the caller was killed: the batches
+ *	already copied out are taken from the log, the rest of the window is
+ *	left in it).
  */
 int dt_read_and_clear_user(struct dt_log *log, u64 iova, u64 length,
 			   u64 __user *bitmap, struct dt_report *rep)

@@ -11,7 +11,7 @@
  *  - in trap modes sparse and all, after transfers into RAM (some across a
  *    page boundary) and from RAM, exactly the pages written are reported;
  *    the next report holds at most the last transfer's pages (pinned until
- *    the next start, the P2P quiesce, reset or close);
+ *    the next start, the P2P quiesce or close);
  *  - in trap mode none the driver sees no transfer: every page, always;
  *  - the VMM unmaps RAM whose pages are pinned (type1 BUGs if they stay
  *    pinned through its retries), also while transfers start on other
@@ -251,9 +251,8 @@ TEST_F(cdirty, unmap_releases_pinned_pages)
  * A reset whose work runs late (debugfs reset_delay_ms; "reset-done": the
  * PCI core's calls around a reset), after a transfer the guest started
  * since: the transfer's page stays pinned, so the container reports it
- * until the transfer is seen to end, also when the device writes it after
- * a report. Before, the reset's work unpinned it, and the next report
- * lost it.
+ * until the transfer is seen to end, in the report after the work too.
+ * Before, the reset's work unpinned it, and that report lost it.
  */
 TEST_F(cdirty, late_reset_work_keeps_a_new_transfer_pinned)
 {
@@ -271,7 +270,7 @@ TEST_F(cdirty, late_reset_work_keeps_a_new_transfer_pinned)
 	ASSERT_EQ(0, vmm_sysfs_write(RESET_DELAY, "0"));
 	ASSERT_EQ(0, ret) TH_LOG("reset-done: %s", strerror(-ret));
 	ASSERT_EQ(0, edu_dma_start(&self->e, true, iova, 0, 256, false));
-	usleep(70 * 1000);	/* the reset's work ran; the device's tick is 100 ms */
+	usleep(400 * 1000);	/* the reset's work (at 50 ms) ran */
 	ASSERT_LT(0, report(c, self->bm));
 	ASSERT_EQ(0, edu_dma_wait(&self->e, 3000));
 	ASSERT_LT(0, report(c, self->bm))
