@@ -16,8 +16,9 @@
  * transfer are pinned before the start command reaches the device and
  * unpinned once the engine reads idle (at the next start, the P2P
  * quiesce, or a report of our own log), at close, or at the VMM's unmap
- * of them (a reset leaves them: a stale pin only over-reports): every page the device writes is then in the container's
- * next report, and no other page of the group is. The first pin switches
+ * of them (a reset leaves them: a stale pin only over-reports): every
+ * page the device writes is then in the container's next report, and no
+ * other page of the group is. The first pin switches
  * the group's scope, for good; before any transfer the device has written
  * nothing, so the reports before it only over-report. After it, a start
  * whose pages cannot all be pinned does not reach the device (fail
