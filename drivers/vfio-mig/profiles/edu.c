@@ -433,7 +433,7 @@ static int move_buffer(struct vmig_device *mdev, u64 scratch,
 			*stuck = saved;
 			return -ETIMEDOUT;
 		}
-		ret2 = guest_rw(mdev, scratch, saved, PAGE_SIZE, true);
+		guest_rw(mdev, scratch, saved, PAGE_SIZE, true);
 		kfree(saved);
 		return -ETIMEDOUT;
 	}
@@ -660,19 +660,45 @@ static int give_back(struct vmig_device *mdev)
 }
 
 /*
- * The profile's transfer at @scratch has not ended: the page counts as
- * written by a transfer in flight until the engine reads idle
- * (edu_inflight()). Under dma.lock.
+ * The engine is the profile's from now on: the guest's address and count
+ * registers @d are kept aside (and answered from), and its command bits
+ * shown, until give_back(). Under dma.lock.
  */
-static void scratch_in_flight(struct vmig_device *mdev, u64 scratch)
+static void lend_engine(struct vmig_device *mdev, const struct dma_regs *d)
 {
 	struct edu_priv *e = priv(mdev);
 
 	lockdep_assert_held_write(&mdev->mig.dma.lock);
+	eng_put(e->eng, EDU_DMA_SRC, d->src);
+	eng_put(e->eng, EDU_DMA_DST, d->dst);
+	eng_put(e->eng, EDU_DMA_COUNT, d->count);
+	if (!e->shown_valid)
+		e->shown_cmd = d->cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ);
+	set_shown(mdev, true);
+	e->borrowed = true;
+}
+
+/*
+ * The profile's transfer at @scratch has not ended: the page counts as
+ * written by a transfer in flight until the engine reads idle
+ * (edu_inflight()), and its saved contents @copy (or NULL) go back then
+ * (give_back()). Takes dma.lock.
+ */
+static void scratch_in_flight(struct vmig_device *mdev, u64 scratch,
+			      void *copy)
+{
+	struct edu_priv *e = priv(mdev);
+
+	down_write(&mdev->mig.dma.lock);
 	e->inflight = (struct vmig_dma_range){
 		.iova = scratch, .len = PAGE_SIZE, .to_ram = true,
 	};
 	e->inflight_valid = true;
+	kfree(e->stuck_copy);
+	e->stuck_copy = copy;
+	e->stuck_iova = scratch;
+	up_write(&mdev->mig.dma.lock);
+	vmig_dirty_mark(mdev, scratch, PAGE_SIZE);
 }
 
 /*
@@ -686,22 +712,10 @@ static void scratch_in_flight(struct vmig_device *mdev, u64 scratch)
 static void engine_stuck(struct vmig_device *mdev, const struct dma_regs *d,
 			 u64 scratch, void *copy)
 {
-	struct edu_priv *e = priv(mdev);
-
 	down_write(&mdev->mig.dma.lock);
-	eng_put(e->eng, EDU_DMA_SRC, d->src);
-	eng_put(e->eng, EDU_DMA_DST, d->dst);
-	eng_put(e->eng, EDU_DMA_COUNT, d->count);
-	if (!e->shown_valid)
-		e->shown_cmd = d->cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ);
-	set_shown(mdev, true);
-	e->borrowed = true;
-	kfree(e->stuck_copy);
-	e->stuck_copy = copy;
-	e->stuck_iova = scratch;
-	scratch_in_flight(mdev, scratch);
+	lend_engine(mdev, d);
 	up_write(&mdev->mig.dma.lock);
-	vmig_dirty_mark(mdev, scratch, PAGE_SIZE);
+	scratch_in_flight(mdev, scratch, copy);
 	pci_warn(mdev->core.pdev,
 		 "edu: the device did not end the save's transfer at IOVA %#llx: the page is the device's until it does\n",
 		 scratch);
@@ -855,15 +869,8 @@ static int edu_early_save_work(void *arg)
 	      masters(mdev) ? read_dma_regs(mdev, &d) : -EAGAIN;
 	if (!ret && d.cmd & EDU_CMD_RUN)	/* DMA is held: cannot be */
 		ret = -EBUSY;
-	if (!ret) {
-		eng_put(e->eng, EDU_DMA_SRC, d.src);
-		eng_put(e->eng, EDU_DMA_DST, d.dst);
-		eng_put(e->eng, EDU_DMA_COUNT, d.count);
-		if (!e->shown_valid)
-			e->shown_cmd = d.cmd & (EDU_CMD_TO_RAM | EDU_CMD_IRQ);
-		set_shown(mdev, true);
-		e->borrowed = true;
-	}
+	if (!ret)
+		lend_engine(mdev, &d);
 	up_write(&mdev->mig.dma.lock);
 	if (ret)
 		return ret;
@@ -878,14 +885,8 @@ static int edu_early_save_work(void *arg)
 	 */
 	if ((IS_ENABLED(CONFIG_VFIO_MIG_TESTS) && xchg(&e->test_stall, false)) ||
 	    ret == -ETIMEDOUT) {
-		down_write(&mdev->mig.dma.lock);
-		scratch_in_flight(mdev, x->scratch);
 		/* the VMM's reserved page: put back once the engine is idle */
-		kfree(e->stuck_copy);
-		e->stuck_copy = copy;
-		e->stuck_iova = x->scratch;
-		up_write(&mdev->mig.dma.lock);
-		vmig_dirty_mark(mdev, x->scratch, PAGE_SIZE);
+		scratch_in_flight(mdev, x->scratch, copy);
 		return -ETIMEDOUT;
 	}
 	/* it did end (move_buffer() waits for a late end): DMA released */
